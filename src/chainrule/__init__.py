@@ -1,0 +1,29 @@
+"""chainrule: exact gradients of plain NumPy code, and the chain rule shown line by line.
+
+Example
+-------
+>>> import numpy, chainrule as cr
+>>> W = cr.tensor([[0.5], [-1.0]], requires_grad=True)
+>>> X = cr.tensor([[1.0, 2.0]])
+>>> err = ((X.dot(W) - 1.0) ** 2).mean()
+>>> err.backward()
+>>> W.grad
+array([[-5.],
+       [-10.]])
+"""
+
+from __future__ import annotations
+
+from . import rules as _rules  # noqa: F401  (completes the gradient table)
+from .gradcheck import GradCheckReport, GradientCheckError, check_grads
+from .rules import defvjp, defvjp_argnum
+from .tensor import (Tensor, TracerBoolError, enable_grad, is_grad_enabled, no_grad, tensor)
+from .transforms import grad, value_and_grad
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Tensor", "tensor", "no_grad", "enable_grad", "is_grad_enabled", "TracerBoolError",
+    "grad", "value_and_grad", "check_grads", "GradCheckReport", "GradientCheckError",
+    "defvjp", "defvjp_argnum", "__version__",
+]

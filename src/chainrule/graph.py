@@ -1,0 +1,169 @@
+"""The recorded graph and the backward walk.
+
+Every recorded value is a :class:`Node`: its data, the primitive that made it, the inputs it was
+made from (``args``: tensors and constants as given) and the raw input values (``vals``: the
+arrays the primitive actually saw, kept so that later functional updates of an input cannot
+change what the rule reads).  Leaves have no primitive.  Nodes are numbered as they are made, so
+"newest first" is a reverse topological order and the walk needs no recursive sort.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, Iterable
+
+import numpy
+
+__all__ = ["Node", "backward_pass", "ancestors"]
+
+_counter = itertools.count()
+
+
+class Node:
+    """A value in the recorded graph (``chainrule.Tensor`` is the one concrete kind)."""
+
+    __slots__ = ("_data", "grad", "requires_grad", "_prim", "_args", "_vals", "_kw", "_seq",
+                 "_name", "_used", "__weakref__")
+
+    _data: Any
+    grad: Any
+    requires_grad: bool
+
+
+def _freed(node: Node) -> RuntimeError:
+    return RuntimeError(
+        f"backward() reached the result of {node._prim.name!r} after an earlier backward() "
+        "freed that part of the graph; pass retain_graph=True to the first backward() to "
+        "call it again, or run the forward pass again")
+
+
+def _reachable(root: Node, stop: frozenset[Node] | set[Node]) -> list[Node]:
+    """The nodes that require grad and that ``root`` depends on, newest (last recorded) first.
+
+    The walk does not go past a node in ``stop``.
+    """
+    order = [root]
+    seen = {root}
+    i = 0
+    while i < len(order):
+        node = order[i]
+        i += 1
+        if node._prim is None or node in stop:
+            continue
+        args = node._args
+        if args is None:
+            raise _freed(node)
+        for a in args:
+            if isinstance(a, Node) and a.requires_grad and a not in seen:
+                seen.add(a)
+                order.append(a)
+    order.sort(key=_seq_of, reverse=True)
+    return order
+
+
+def _seq_of(node: Node) -> int:
+    return node._seq
+
+
+def _relevant(order: list[Node], targets: frozenset[Node] | set[Node]) -> set[Node]:
+    """The nodes of ``order`` that depend on a target (the only ones worth differentiating)."""
+    rel = set()
+    for node in reversed(order):           # oldest first: parents before children
+        if node in targets:
+            rel.add(node)
+        elif node._prim is not None and any(a in rel for a in node._args
+                                            if isinstance(a, Node)):
+            rel.add(node)
+    return rel
+
+
+def sum_to(g: Any, shape: tuple[int, ...]) -> Any:
+    """Sum a broadcast gradient back to ``shape`` (works on arrays and on tensors)."""
+    lead = g.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, n in enumerate(shape) if n == 1 and g.shape[lead + i] != 1)
+    if axes:
+        g = g.sum(axis=axes[0] if len(axes) == 1 else axes)
+    return g if g.shape == shape else g.reshape(shape)
+
+
+def backward_pass(root: Node, seed: Any, targets: Iterable[Node] | None = None,
+                  create_graph: bool = False, retain_graph: bool = False) -> dict[Node, Any]:
+    """Propagate ``seed`` from ``root`` back through the graph.
+
+    With ``targets``, return ``{target: gradient}`` for the targets ``root`` depends on, and
+    differentiate nothing that does not lead to one.  Without, add each leaf's gradient into its
+    ``.grad``.  With ``create_graph`` the rules run on the recorded tensors themselves, so the
+    gradients are recorded too and can be differentiated again.
+    """
+    stop = frozenset(targets) if targets is not None else frozenset()
+    order = _reachable(root, stop)
+    relevant = _relevant(order, stop) if targets is not None else None
+    grads: dict[Node, Any] = {root: seed}
+    found: dict[Node, Any] = {}
+    free = not (retain_graph or create_graph)
+    stored: set[int] = set()
+    for node in order:
+        g = grads.pop(node, None)
+        if g is None:
+            continue
+        prim = node._prim
+        if prim is None or node in stop:
+            if targets is not None:
+                found[node] = g
+            else:
+                _accumulate(node, g, create_graph, stored)
+            continue
+        if create_graph:
+            vals, out = node._args, node
+        else:
+            vals, out = node._vals, node._data
+        kw = node._kw
+        for i, a in enumerate(node._args):
+            if not (isinstance(a, Node) and a.requires_grad):
+                continue
+            if relevant is not None and a not in relevant:
+                continue
+            rule = prim.vjp(i)
+            if rule is None:
+                continue
+            gi = rule(g, out, *vals, **kw)
+            data = a._data
+            if gi.shape != data.shape:
+                gi = sum_to(gi, data.shape)
+            if gi.dtype != data.dtype:
+                gi = gi.astype(data.dtype)
+            prev = grads.get(a)
+            grads[a] = gi if prev is None else prev + gi
+        if free:
+            node._args = node._vals = None
+    return found
+
+
+def _accumulate(leaf: Node, g: Any, create_graph: bool, stored: set[int]) -> None:
+    """Add ``g`` into ``leaf.grad``, never leaving two leaves sharing one writable array."""
+    if leaf.grad is not None:
+        leaf.grad = leaf.grad + g
+        return
+    if not create_graph and (type(g) is not numpy.ndarray or g.base is not None
+                             or not g.flags.writeable or id(g) in stored):
+        g = numpy.array(g)
+    stored.add(id(g))
+    leaf.grad = g
+
+
+def ancestors(roots: Iterable[Node]) -> list[Node]:
+    """Every node the ``roots`` were computed from (constants' nodes included), oldest first."""
+    order: list[Node] = []
+    seen: set[Node] = set()
+    stack = list(roots)
+    while stack:
+        node = stack.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        order.append(node)
+        if node._prim is not None and node._args is not None:
+            stack.extend(a for a in node._args if isinstance(a, Node))
+    order.sort(key=_seq_of)
+    return order

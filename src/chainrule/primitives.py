@@ -1,0 +1,902 @@
+"""Primitives: the vocabulary of recorded operations, and the registries that map NumPy onto them.
+
+A :class:`Primitive` is one NumPy operation that chainrule records: its name, the NumPy function
+that computes it, and (filled in by :mod:`chainrule.rules`) one vector-Jacobian rule per input.
+
+NumPy calls reach chainrule through two doors, and this module owns the maps behind both:
+
+* ``UFUNCS`` maps a ufunc (``numpy.multiply``) to its primitive.
+* ``FUNCTIONS`` maps a NumPy function (``numpy.sum``) to a *binder*: a function with NumPy's own
+  signature that returns ``(primitive, inputs, params)``.  Inputs are the positional values that
+  may carry gradients; params are static (axes, shapes, flags).
+* ``COMPOSITES`` maps a NumPy function to NumPy code that builds it from other primitives
+  (``vstack`` is ``concatenate`` of ``atleast_2d``), so it needs no rule of its own.
+* ``NONDIFF_UFUNCS`` / ``NONDIFF_FUNCTIONS``: operations whose results carry no gradient
+  (comparisons, ``floor``, ``argmax``, …).  They are computed on the data and come back as plain
+  arrays, except while tracing, when they are recorded so that the trace stays complete.
+
+Nothing here knows about tensors; ``tensor.py`` does the dispatching.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from typing import Any, Callable
+
+import numpy
+
+__all__ = ["Primitive", "UFUNCS", "FUNCTIONS", "COMPOSITES", "NONDIFF_UFUNCS",
+           "NONDIFF_FUNCTIONS", "UFUNC_METHODS", "normalize_axis"]
+
+
+class Primitive:
+    """One recorded operation: a name, a NumPy implementation, and its gradient rules.
+
+    ``vjps`` holds one rule per input (``None``: no gradient flows to that input), or
+    ``vjp_argnum`` one rule for any input (used by operations with a variable number of inputs).
+    A rule is called as ``rule(g, out, *inputs, **params)``; ``vjp_argnum`` rules receive the
+    input's index first.  ``kink`` optionally maps the inputs to the discrete branch the
+    operation took (``x >= y`` for ``maximum``), which is how the gradient checker recognises
+    points where a finite difference straddles a kink.
+    """
+
+    __slots__ = ("name", "fun", "vjps", "vjp_argnum", "kink", "nondiff", "__weakref__")
+
+    def __init__(self, name: str, fun: Callable[..., Any], nondiff: bool = False) -> None:
+        self.name = name
+        self.fun = fun
+        self.vjps: tuple[Callable[..., Any] | None, ...] = ()
+        self.vjp_argnum: Callable[..., Any] | None = None
+        self.kink: Callable[..., Any] | None = None
+        self.nondiff = nondiff
+
+    def __call__(self, *args: Any, **params: Any) -> Any:
+        """Apply the primitive: on plain arrays it computes; on tensors it also records.
+
+        Any argument whose type defines ``__chainrule_apply__`` takes over, the way NumPy hands
+        a call to ``__array_function__``; this is how rules call chainrule's own primitives.
+        """
+        for a in args:
+            apply = getattr(type(a), "__chainrule_apply__", None)
+            if apply is not None:
+                return apply(self, args, params)
+        return self.fun(*args, **params)
+
+    def vjp(self, argnum: int) -> Callable[..., Any] | None:
+        """Return the rule for input ``argnum`` (bound to the index for variadic rules)."""
+        if self.vjp_argnum is not None:
+            rule = self.vjp_argnum
+            return lambda g, out, *args, **kw: rule(argnum, g, out, *args, **kw)
+        return self.vjps[argnum] if argnum < len(self.vjps) else None
+
+    def __repr__(self) -> str:
+        return f"<primitive {self.name}>"
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers for binders
+# ---------------------------------------------------------------------------------------------
+
+def normalize_axis(axis: Any, ndim: int, fname: str) -> int | tuple[int, ...] | None:
+    """Return ``axis`` as None, a non-negative int, or a sorted tuple of them."""
+    if axis is None:
+        return None
+    if isinstance(axis, (tuple, list)):
+        out = tuple(sorted(_one_axis(a, ndim, fname) for a in axis))
+        if len(set(out)) != len(out):
+            raise ValueError(f"{fname}: repeated axis in {axis!r}")
+        return out
+    return _one_axis(axis, ndim, fname)
+
+
+def _one_axis(axis: Any, ndim: int, fname: str) -> int:
+    try:
+        a = operator.index(axis)
+    except TypeError:
+        raise TypeError(f"{fname}: axis must be an integer or a tuple of integers, "
+                        f"got {axis!r}") from None
+    if not -ndim <= a < max(ndim, 1):
+        raise numpy.exceptions.AxisError(a, ndim, f"{fname}")
+    return a % ndim if ndim else 0
+
+
+def _ndim(x: Any) -> int:
+    return numpy.ndim(x.data if hasattr(x, "_prim") else x)
+
+
+def _shape(x: Any) -> tuple[int, ...]:
+    return tuple(numpy.shape(x.data if hasattr(x, "_prim") else x))
+
+
+def _no_out(fname: str, out: Any) -> None:
+    if out is not None:
+        raise TypeError(f"{fname}: out= is not supported on chainrule tensors (a write into an "
+                        f"existing array cannot be recorded); write `y = numpy.{fname}(...)` "
+                        "and use the result instead")
+
+
+_NoValue = numpy._NoValue  # type: ignore[attr-defined]
+
+# ---------------------------------------------------------------------------------------------
+# Ufuncs
+# ---------------------------------------------------------------------------------------------
+
+UFUNCS: dict[numpy.ufunc, Primitive] = {}
+
+
+def _ufunc(uf: numpy.ufunc, name: str | None = None) -> Primitive:
+    prim = Primitive(name or uf.__name__, uf)
+    UFUNCS[uf] = prim
+    return prim
+
+
+add = _ufunc(numpy.add)
+subtract = _ufunc(numpy.subtract)
+multiply = _ufunc(numpy.multiply)
+divide = _ufunc(numpy.divide)          # numpy.true_divide is the same ufunc object
+negative = _ufunc(numpy.negative)
+positive = _ufunc(numpy.positive)
+power = _ufunc(numpy.power)
+float_power = _ufunc(numpy.float_power)
+square = _ufunc(numpy.square)
+sqrt = _ufunc(numpy.sqrt)
+cbrt = _ufunc(numpy.cbrt)
+reciprocal = _ufunc(numpy.reciprocal)
+exp = _ufunc(numpy.exp)
+exp2 = _ufunc(numpy.exp2)
+expm1 = _ufunc(numpy.expm1)
+log = _ufunc(numpy.log)
+log2 = _ufunc(numpy.log2)
+log10 = _ufunc(numpy.log10)
+log1p = _ufunc(numpy.log1p)
+logaddexp = _ufunc(numpy.logaddexp)
+logaddexp2 = _ufunc(numpy.logaddexp2)
+sin = _ufunc(numpy.sin)
+cos = _ufunc(numpy.cos)
+tan = _ufunc(numpy.tan)
+arcsin = _ufunc(numpy.arcsin)
+arccos = _ufunc(numpy.arccos)
+arctan = _ufunc(numpy.arctan)
+arctan2 = _ufunc(numpy.arctan2)
+sinh = _ufunc(numpy.sinh)
+cosh = _ufunc(numpy.cosh)
+tanh = _ufunc(numpy.tanh)
+arcsinh = _ufunc(numpy.arcsinh)
+arccosh = _ufunc(numpy.arccosh)
+arctanh = _ufunc(numpy.arctanh)
+absolute = _ufunc(numpy.absolute)
+fabs = _ufunc(numpy.fabs)
+maximum = _ufunc(numpy.maximum)
+minimum = _ufunc(numpy.minimum)
+fmax = _ufunc(numpy.fmax)
+fmin = _ufunc(numpy.fmin)
+hypot = _ufunc(numpy.hypot)
+matmul = _ufunc(numpy.matmul)
+remainder = _ufunc(numpy.remainder)
+fmod = _ufunc(numpy.fmod)
+deg2rad = _ufunc(numpy.deg2rad)
+rad2deg = _ufunc(numpy.rad2deg)
+copysign = _ufunc(numpy.copysign)
+
+# Results of these carry no gradient: booleans, integers, and piecewise-constant functions.
+NONDIFF_UFUNCS: dict[numpy.ufunc, Primitive] = {
+    uf: Primitive(uf.__name__, uf, nondiff=True) for uf in (
+        numpy.greater, numpy.greater_equal, numpy.less, numpy.less_equal, numpy.equal,
+        numpy.not_equal, numpy.logical_and, numpy.logical_or, numpy.logical_xor,
+        numpy.logical_not, numpy.isnan, numpy.isinf, numpy.isfinite, numpy.signbit,
+        numpy.floor, numpy.ceil, numpy.trunc, numpy.rint, numpy.sign, numpy.floor_divide,
+        numpy.bitwise_and, numpy.bitwise_or, numpy.bitwise_xor, numpy.invert,
+        numpy.left_shift, numpy.right_shift, numpy.heaviside, numpy.spacing,
+    )
+}
+
+# ufunc.reduce / .accumulate on a tensor, mapped onto the function primitives below.
+UFUNC_METHODS: dict[tuple[numpy.ufunc, str], Callable[..., Any]] = {}
+
+# ---------------------------------------------------------------------------------------------
+# Functions
+# ---------------------------------------------------------------------------------------------
+
+Binder = Callable[..., "tuple[Primitive, tuple[Any, ...], dict[str, Any]]"]
+FUNCTIONS: dict[Callable[..., Any], Binder] = {}
+COMPOSITES: dict[Callable[..., Any], Callable[..., Any]] = {}
+NONDIFF_FUNCTIONS: dict[Callable[..., Any], Primitive] = {}
+
+
+def _binds(*funcs: Callable[..., Any]) -> Callable[[Binder], Binder]:
+    def register(binder: Binder) -> Binder:
+        for f in funcs:
+            FUNCTIONS[f] = binder
+        return binder
+    return register
+
+
+def _composite(*funcs: Callable[..., Any]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def register(impl: Callable[..., Any]) -> Callable[..., Any]:
+        for f in funcs:
+            COMPOSITES[f] = impl
+        return impl
+    return register
+
+
+for _f in (numpy.argmax, numpy.argmin, numpy.argsort, numpy.argwhere, numpy.nonzero,
+           numpy.flatnonzero, numpy.count_nonzero, numpy.isclose, numpy.allclose,
+           numpy.array_equal, numpy.all, numpy.any, numpy.searchsorted, numpy.zeros_like,
+           numpy.ones_like, numpy.empty_like, numpy.full_like, numpy.digitize,
+           numpy.bincount, numpy.unique, numpy.round, numpy.around, numpy.isreal,
+           numpy.iscomplex, numpy.result_type, numpy.can_cast, numpy.may_share_memory,
+           numpy.shares_memory, numpy.argpartition, numpy.lexsort, numpy.histogram,
+           numpy.tril_indices_from, numpy.triu_indices_from, numpy.diag_indices_from):
+    NONDIFF_FUNCTIONS[_f] = Primitive(_f.__name__, _f, nondiff=True)
+
+
+# --- reductions --------------------------------------------------------------------------------
+
+def _reduction(name: str, fun: Callable[..., Any]) -> Primitive:
+    return Primitive(name, fun)
+
+
+sum_ = _reduction("sum", lambda x, axis=None, keepdims=False: numpy.add.reduce(
+    x, axis=axis, keepdims=keepdims))
+mean = _reduction("mean", numpy.mean)
+prod = _reduction("prod", lambda x, axis=None, keepdims=False: numpy.multiply.reduce(
+    x, axis=axis, keepdims=keepdims))
+amax = _reduction("max", numpy.amax)
+amin = _reduction("min", numpy.amin)
+var = _reduction("var", numpy.var)
+std = _reduction("std", numpy.std)
+
+
+def _reduce_binder(prim: Primitive, fname: str) -> Binder:
+    def bind(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
+             keepdims: bool = False, initial: Any = _NoValue, where: Any = _NoValue
+             ) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+        _no_out(fname, out)
+        if initial is not _NoValue or where is not _NoValue:
+            raise TypeError(f"numpy.{fname}: initial= and where= are not supported on "
+                            "chainrule tensors; mask the input first (numpy.where)")
+        if dtype is not None:
+            a = a.astype(dtype)
+        return prim, (a,), {"axis": normalize_axis(axis, _ndim(a), fname),
+                            "keepdims": bool(keepdims)}
+    return bind
+
+
+FUNCTIONS[numpy.sum] = _reduce_binder(sum_, "sum")
+FUNCTIONS[numpy.prod] = _reduce_binder(prod, "prod")
+FUNCTIONS[numpy.max] = FUNCTIONS[numpy.amax] = _reduce_binder(amax, "max")
+FUNCTIONS[numpy.min] = FUNCTIONS[numpy.amin] = _reduce_binder(amin, "min")
+UFUNC_METHODS[numpy.add, "reduce"] = numpy.sum
+UFUNC_METHODS[numpy.multiply, "reduce"] = numpy.prod
+UFUNC_METHODS[numpy.maximum, "reduce"] = numpy.max
+UFUNC_METHODS[numpy.minimum, "reduce"] = numpy.min
+
+
+@_binds(numpy.mean)
+def _mean(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, keepdims: bool = False,
+          *, where: Any = _NoValue) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+    _no_out("mean", out)
+    if where is not _NoValue:
+        raise TypeError("numpy.mean: where= is not supported on chainrule tensors")
+    if dtype is not None:
+        a = a.astype(dtype)
+    return mean, (a,), {"axis": normalize_axis(axis, _ndim(a), "mean"),
+                        "keepdims": bool(keepdims)}
+
+
+def _moment_binder(prim: Primitive, fname: str) -> Binder:
+    def bind(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, ddof: float = 0,
+             keepdims: bool = False, *, where: Any = _NoValue, mean: Any = _NoValue,
+             correction: Any = _NoValue) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+        _no_out(fname, out)
+        if where is not _NoValue or mean is not _NoValue:
+            raise TypeError(f"numpy.{fname}: where= and mean= are not supported on chainrule "
+                            "tensors")
+        if correction is not _NoValue:
+            ddof = correction
+        if dtype is not None:
+            a = a.astype(dtype)
+        return prim, (a,), {"axis": normalize_axis(axis, _ndim(a), fname), "ddof": ddof,
+                            "keepdims": bool(keepdims)}
+    return bind
+
+
+FUNCTIONS[numpy.var] = _moment_binder(var, "var")
+FUNCTIONS[numpy.std] = _moment_binder(std, "std")
+
+cumsum = Primitive("cumsum", numpy.cumsum)
+cumprod = Primitive("cumprod", numpy.cumprod)
+
+
+def _cumulative_binder(prim: Primitive, fname: str) -> Binder:
+    def bind(a: Any, axis: Any = None, dtype: Any = None, out: Any = None
+             ) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+        _no_out(fname, out)
+        if dtype is not None:
+            a = a.astype(dtype)
+        if axis is None:
+            a = ravel_like(a)
+            axis = 0
+        return prim, (a,), {"axis": normalize_axis(axis, _ndim(a), fname)}
+    return bind
+
+
+FUNCTIONS[numpy.cumsum] = _cumulative_binder(cumsum, "cumsum")
+FUNCTIONS[numpy.cumprod] = _cumulative_binder(cumprod, "cumprod")
+UFUNC_METHODS[numpy.add, "accumulate"] = lambda a, axis=0, dtype=None, out=None: numpy.cumsum(
+    a, axis=axis, dtype=dtype, out=out)
+UFUNC_METHODS[numpy.multiply, "accumulate"] = (
+    lambda a, axis=0, dtype=None, out=None: numpy.cumprod(a, axis=axis, dtype=dtype, out=out))
+
+
+def ravel_like(a: Any) -> Any:
+    """``a.reshape(-1)`` written so that it works on arrays and tensors alike."""
+    return numpy.reshape(a, (-1,))
+
+
+norm = Primitive("linalg.norm", numpy.linalg.norm)
+
+
+@_binds(numpy.linalg.norm)
+def _norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False
+          ) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+    nd = _ndim(x)
+    ax = normalize_axis(axis, nd, "linalg.norm")
+    vector = (ax is None and nd == 1) or isinstance(ax, int) or (
+        isinstance(ax, tuple) and len(ax) == 1)
+    if isinstance(ax, tuple) and len(ax) == 1:
+        ax = ax[0]
+    if vector:
+        if ord is not None and not isinstance(ord, (int, float)):
+            raise TypeError(f"numpy.linalg.norm: ord={ord!r} is not a vector norm")
+    elif ord not in (None, "fro"):
+        raise TypeError(f"numpy.linalg.norm: only the Frobenius norm (ord=None or 'fro') has a "
+                        f"gradient rule for matrices, got ord={ord!r}; compute other matrix "
+                        "norms from numpy.linalg.svd outside the graph or write them from "
+                        "differentiable operations")
+    if nd == 0:
+        raise ValueError("numpy.linalg.norm: needs at least a 1-d input")
+    return norm, (x,), {"ord": ord, "axis": ax, "keepdims": bool(keepdims)}
+
+
+# --- linear algebra ------------------------------------------------------------------------------
+
+dot = Primitive("dot", numpy.dot)
+vdot = Primitive("vdot", numpy.vdot)
+inner = Primitive("inner", numpy.inner)
+outer = Primitive("outer", numpy.outer)
+tensordot = Primitive("tensordot", numpy.tensordot)
+einsum = Primitive("einsum", lambda *ops, subscripts, optimize=False: numpy.einsum(
+    subscripts, *ops, optimize=optimize))
+trace = Primitive("trace", numpy.trace)
+diagonal = Primitive("diagonal", numpy.diagonal)
+
+
+@_binds(numpy.dot)
+def _dot(a: Any, b: Any, out: Any = None) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+    _no_out("dot", out)
+    return dot, (a, b), {}
+
+
+@_binds(numpy.vdot)
+def _vdot(a: Any, b: Any) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+    return vdot, (a, b), {}
+
+
+@_binds(numpy.inner)
+def _inner(a: Any, b: Any) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+    return inner, (a, b), {}
+
+
+@_binds(numpy.outer)
+def _outer(a: Any, b: Any, out: Any = None) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+    _no_out("outer", out)
+    return outer, (a, b), {}
+
+
+def tensordot_axes(axes: Any, nda: int, ndb: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Normalise ``tensordot``'s ``axes`` argument to two tuples of non-negative axes."""
+    if isinstance(axes, int):
+        return tuple(range(nda - axes, nda)), tuple(range(axes))
+    a_axes, b_axes = axes
+    a_axes = (a_axes,) if isinstance(a_axes, int) else tuple(a_axes)
+    b_axes = (b_axes,) if isinstance(b_axes, int) else tuple(b_axes)
+    if len(a_axes) != len(b_axes):
+        raise ValueError(f"tensordot: axes {axes!r} pair up unequal numbers of axes")
+    return (tuple(_one_axis(a, nda, "tensordot") for a in a_axes),
+            tuple(_one_axis(b, ndb, "tensordot") for b in b_axes))
+
+
+@_binds(numpy.tensordot)
+def _tensordot(a: Any, b: Any, axes: Any = 2) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+    return tensordot, (a, b), {"axes": tensordot_axes(axes, _ndim(a), _ndim(b))}
+
+
+@_binds(numpy.einsum)
+def _einsum(*operands: Any, out: Any = None, optimize: Any = False, **kwargs: Any
+            ) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+    _no_out("einsum", out)
+    if kwargs:
+        raise TypeError(f"numpy.einsum: {sorted(kwargs)} are not supported on chainrule tensors")
+    if not operands or not isinstance(operands[0], str):
+        raise TypeError("numpy.einsum: chainrule supports the subscripts-string form, "
+                        "e.g. numpy.einsum('ij,jk->ik', a, b)")
+    subscripts = explicit_einsum(operands[0], [_ndim(o) for o in operands[1:]])
+    return einsum, tuple(operands[1:]), {"subscripts": subscripts, "optimize": optimize}
+
+
+def explicit_einsum(spec: str, ndims: list[int]) -> str:
+    """Rewrite an einsum spec with '->' and without '...', so rules can read it letter by letter."""
+    spec = spec.replace(" ", "")
+    ins, arrow, outs = spec.partition("->")
+    terms = ins.split(",")
+    if len(terms) != len(ndims):
+        raise ValueError(f"einsum: {spec!r} names {len(terms)} operands, got {len(ndims)}")
+    used = set(spec) - set(",.->")
+    free = iter(c for c in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ" if c not in used)
+    n_ell = max((nd - len(t.replace("...", "")) for t, nd in zip(terms, ndims) if "..." in t),
+                default=0)
+    ell = "".join(next(free) for _ in range(n_ell))
+    new_terms = []
+    for t, nd in zip(terms, ndims):
+        if "..." in t:
+            k = nd - len(t.replace("...", ""))
+            t = t.replace("...", ell[n_ell - k:])
+        if len(t) != nd:
+            raise ValueError(f"einsum: term {t!r} of {spec!r} does not match an operand with "
+                             f"{nd} dimensions")
+        new_terms.append(t)
+    if arrow:
+        out = outs.replace("...", ell)
+    else:
+        counts: dict[str, int] = {}
+        for c in "".join(new_terms):
+            counts[c] = counts.get(c, 0) + 1
+        out = ell + "".join(sorted(c for c, n in counts.items() if n == 1 and c not in ell))
+    return ",".join(new_terms) + "->" + out
+
+
+@_binds(numpy.trace)
+def _trace(a: Any, offset: int = 0, axis1: int = 0, axis2: int = 1, dtype: Any = None,
+           out: Any = None) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+    _no_out("trace", out)
+    nd = _ndim(a)
+    return trace, (a,), {"offset": int(offset), "axis1": _one_axis(axis1, nd, "trace"),
+                         "axis2": _one_axis(axis2, nd, "trace")}
+
+
+@_binds(numpy.diagonal)
+def _diagonal(a: Any, offset: int = 0, axis1: int = 0, axis2: int = 1
+              ) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+    nd = _ndim(a)
+    return diagonal, (a,), {"offset": int(offset), "axis1": _one_axis(axis1, nd, "diagonal"),
+                            "axis2": _one_axis(axis2, nd, "diagonal")}
+
+
+# --- shape manipulation --------------------------------------------------------------------------
+
+reshape = Primitive("reshape", numpy.reshape)
+transpose = Primitive("transpose", numpy.transpose)
+swapaxes = Primitive("swapaxes", numpy.swapaxes)
+moveaxis = Primitive("moveaxis", numpy.moveaxis)
+broadcast_to = Primitive("broadcast_to", numpy.broadcast_to)
+concatenate = Primitive("concatenate", lambda *xs, axis=0: numpy.concatenate(xs, axis=axis))
+stack = Primitive("stack", lambda *xs, axis=0: numpy.stack(xs, axis=axis))
+flip = Primitive("flip", numpy.flip)
+roll = Primitive("roll", numpy.roll)
+tile = Primitive("tile", numpy.tile)
+repeat = Primitive("repeat", numpy.repeat)
+pad = Primitive("pad", numpy.pad)
+take = Primitive("take", numpy.take)
+take_along_axis = Primitive("take_along_axis", numpy.take_along_axis)
+sort = Primitive("sort", numpy.sort)
+triu = Primitive("triu", numpy.triu)
+tril = Primitive("tril", numpy.tril)
+where = Primitive("where", numpy.where)
+clip = Primitive("clip", numpy.clip)
+getitem = Primitive("getitem", operator.getitem)
+astype = Primitive("astype", lambda x, dtype: x.astype(dtype))
+copy = Primitive("copy", numpy.copy)
+# Marks where a differentiated argument enters a function (``grad`` of ``grad``): no work.
+identity = Primitive("identity", lambda x: x)
+
+
+def _scatter_add(g: Any, index: Any, shape: tuple[int, ...], unique: bool) -> Any:
+    out = numpy.zeros(shape, dtype=g.dtype)
+    if unique:
+        out[index] = g
+    else:
+        numpy.add.at(out, index, g)
+    return out
+
+
+# The gradient of indexing: ``g`` added into zeros of ``shape`` at ``index``.  ``unique`` says
+# that no position repeats (basic indices: ints and slices; permutations), so that a plain
+# assignment is exact; other advanced indices accumulate with ``numpy.add.at``.
+scatter_add = Primitive("scatter_add", _scatter_add)
+
+
+def _check_shape(shape: Any, fname: str) -> tuple[int, ...]:
+    try:
+        return (operator.index(shape),)
+    except TypeError:
+        try:
+            return tuple(operator.index(s) for s in shape)
+        except TypeError:
+            raise TypeError(f"{fname}: shape must be an int or a sequence of ints, "
+                            f"got {shape!r}") from None
+
+
+@_binds(numpy.reshape)
+def _reshape(a: Any, shape: Any = None, order: str = "C", *, newshape: Any = None,
+             copy: Any = None) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+    if order != "C":
+        raise TypeError("numpy.reshape: only order='C' is supported on chainrule tensors")
+    shape = newshape if shape is None else shape
+    return reshape, (a,), {"shape": resolve_shape(_shape(a), _check_shape(shape, "reshape"))}
+
+
+def resolve_shape(old: tuple[int, ...], new: tuple[int, ...]) -> tuple[int, ...]:
+    """Return ``new`` with its -1 filled in, or raise NumPy's error for an impossible reshape."""
+    size = math.prod(old)
+    if -1 in new:
+        known = math.prod(n for n in new if n != -1)
+        if new.count(-1) == 1 and known and size % known == 0:
+            new = tuple(size // known if n == -1 else n for n in new)
+    if math.prod(new) != size or any(n < 0 for n in new):
+        raise ValueError(f"reshape: cannot reshape an array of size {size} (shape {old}) "
+                         f"into shape {new}")
+    return new
+
+
+@_binds(numpy.ravel)
+def _ravel(a: Any, order: str = "C") -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+    return _reshape(a, (-1,), order)
+
+
+@_binds(numpy.squeeze)
+def _squeeze(a: Any, axis: Any = None) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+    shape = _shape(a)
+    ax = normalize_axis(axis, len(shape), "squeeze")
+    axes = (ax,) if isinstance(ax, int) else ax
+    if axes is None:
+        new = tuple(n for n in shape if n != 1)
+    else:
+        for i in axes:
+            if shape[i] != 1:
+                raise ValueError(f"squeeze: cannot select axis {i} of shape {shape}: its "
+                                 "size is not 1")
+        new = tuple(n for i, n in enumerate(shape) if i not in axes)
+    return reshape, (a,), {"shape": new}
+
+
+@_binds(numpy.expand_dims)
+def _expand_dims(a: Any, axis: Any) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+    shape = _shape(a)
+    axes = normalize_axis(axis, len(shape) + (len(axis) if isinstance(axis, (tuple, list))
+                                               else 1), "expand_dims")
+    new = list(shape)
+    for ax in (axes,) if isinstance(axes, int) else axes:
+        new.insert(ax, 1)
+    return reshape, (a,), {"shape": tuple(new)}
+
+
+def _atleast(nd: int) -> Callable[..., Any]:
+    def bind(*arys: Any) -> Any:
+        outs = []
+        for a in arys:
+            shape = _shape(a)
+            if len(shape) >= nd:
+                outs.append(a)
+                continue
+            if nd == 1:
+                new: tuple[int, ...] = (1,)
+            elif nd == 2:
+                new = (1,) * (2 - len(shape)) + shape
+            else:
+                new = {0: (1, 1, 1), 1: (1,) + shape + (1,), 2: shape + (1,)}[len(shape)]
+            outs.append(numpy.reshape(a, new))
+        return outs[0] if len(outs) == 1 else tuple(outs)
+    return bind
+
+
+COMPOSITES[numpy.atleast_1d] = _atleast(1)
+COMPOSITES[numpy.atleast_2d] = _atleast(2)
+COMPOSITES[numpy.atleast_3d] = _atleast(3)
+
+
+@_binds(numpy.transpose)
+def _transpose(a: Any, axes: Any = None) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+    nd = _ndim(a)
+    if axes is None:
+        axes = tuple(range(nd))[::-1]
+    axes = tuple(_one_axis(x, nd, "transpose") for x in axes)
+    if sorted(axes) != list(range(nd)):
+        raise ValueError(f"transpose: axes {axes} are not a permutation of {nd} axes")
+    return transpose, (a,), {"axes": axes}
+
+
+@_binds(numpy.swapaxes)
+def _swapaxes(a: Any, axis1: int, axis2: int) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+    nd = _ndim(a)
+    return swapaxes, (a,), {"axis1": _one_axis(axis1, nd, "swapaxes"),
+                            "axis2": _one_axis(axis2, nd, "swapaxes")}
+
+
+@_binds(numpy.moveaxis)
+def _moveaxis(a: Any, source: Any, destination: Any
+              ) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+    return moveaxis, (a,), {"source": source, "destination": destination}
+
+
+@_binds(numpy.broadcast_to)
+def _broadcast_to(array: Any, shape: Any, subok: bool = False
+                  ) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+    return broadcast_to, (array,), {"shape": _check_shape(shape, "broadcast_to")}
+
+
+@_binds(numpy.concatenate)
+def _concatenate(arrays: Any, axis: Any = 0, out: Any = None, *, dtype: Any = None,
+                 casting: str = "same_kind") -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+    _no_out("concatenate", out)
+    arrays = tuple(arrays)
+    if not arrays:
+        raise ValueError("concatenate: need at least one array to concatenate")
+    if axis is None:
+        arrays = tuple(ravel_like(a) for a in arrays)
+        axis = 0
+    if dtype is not None:
+        arrays = tuple(a.astype(dtype) for a in arrays)
+    return concatenate, arrays, {"axis": _one_axis(axis, _ndim(arrays[0]), "concatenate")}
+
+
+@_binds(numpy.stack)
+def _stack(arrays: Any, axis: int = 0, out: Any = None, *, dtype: Any = None,
+           casting: str = "same_kind") -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+    _no_out("stack", out)
+    arrays = tuple(arrays)
+    if not arrays:
+        raise ValueError("stack: need at least one array to stack")
+    if dtype is not None:
+        arrays = tuple(a.astype(dtype) for a in arrays)
+    return stack, arrays, {"axis": _one_axis(axis, _ndim(arrays[0]) + 1, "stack")}
+
+
+@_composite(numpy.vstack)
+def _vstack(tup: Any, *, dtype: Any = None, casting: str = "same_kind") -> Any:
+    return numpy.concatenate([numpy.atleast_2d(a) for a in tup], axis=0, dtype=dtype)
+
+
+@_composite(numpy.hstack)
+def _hstack(tup: Any, *, dtype: Any = None, casting: str = "same_kind") -> Any:
+    arrs = [numpy.atleast_1d(a) for a in tup]
+    return numpy.concatenate(arrs, axis=0 if arrs and numpy.ndim(arrs[0]) == 1 else 1,
+                             dtype=dtype)
+
+
+@_composite(numpy.dstack)
+def _dstack(tup: Any) -> Any:
+    return numpy.concatenate([numpy.atleast_3d(a) for a in tup], axis=2)
+
+
+@_composite(numpy.column_stack)
+def _column_stack(tup: Any) -> Any:
+    return numpy.concatenate([a if numpy.ndim(a) >= 2 else numpy.reshape(a, (-1, 1))
+                              for a in tup], axis=1)
+
+
+def _split_points(n: int, sections: Any, fname: str, even: bool) -> list[int]:
+    if isinstance(sections, int) or numpy.ndim(sections) == 0:
+        k = operator.index(sections)
+        if k <= 0:
+            raise ValueError(f"{fname}: number of sections must be larger than 0")
+        if even and n % k:
+            raise ValueError(f"{fname}: array split does not result in an equal division "
+                             f"({n} into {k})")
+        q, r = divmod(n, k)
+        sizes = [q + 1] * r + [q] * (k - r)
+        return [sum(sizes[:i]) for i in range(k + 1)]
+    cuts = [min(max(int(c) if c >= 0 else n + int(c), 0), n) for c in sections]
+    return [0] + cuts + [n]
+
+
+def _splitter(fname: str, even: bool) -> Callable[..., Any]:
+    def split(ary: Any, indices_or_sections: Any, axis: int = 0) -> list[Any]:
+        shape = _shape(ary)
+        ax = _one_axis(axis, len(shape), fname)
+        pts = _split_points(shape[ax], indices_or_sections, fname, even)
+        lead = (slice(None),) * ax
+        return [ary[lead + (slice(a, max(a, b)),)] for a, b in zip(pts[:-1], pts[1:])]
+    return split
+
+
+COMPOSITES[numpy.split] = _splitter("split", True)
+COMPOSITES[numpy.array_split] = _splitter("array_split", False)
+
+
+@_binds(numpy.flip)
+def _flip(m: Any, axis: Any = None) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+    return flip, (m,), {"axis": normalize_axis(axis, _ndim(m), "flip")}
+
+
+@_composite(numpy.fliplr)
+def _fliplr(m: Any) -> Any:
+    return numpy.flip(m, axis=1)
+
+
+@_composite(numpy.flipud)
+def _flipud(m: Any) -> Any:
+    return numpy.flip(m, axis=0)
+
+
+@_binds(numpy.roll)
+def _roll(a: Any, shift: Any, axis: Any = None) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+    return roll, (a,), {"shift": shift, "axis": axis}
+
+
+@_binds(numpy.tile)
+def _tile(A: Any, reps: Any) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+    reps = _check_shape(reps, "tile")
+    return tile, (A,), {"reps": reps}
+
+
+@_binds(numpy.repeat)
+def _repeat(a: Any, repeats: Any, axis: Any = None
+            ) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+    if axis is None:
+        a = ravel_like(a)
+        axis = 0
+    reps = repeats.data if hasattr(repeats, "_prim") else repeats
+    reps = int(reps) if numpy.ndim(reps) == 0 else tuple(int(r) for r in numpy.ravel(reps))
+    return repeat, (a,), {"repeats": reps, "axis": _one_axis(axis, _ndim(a), "repeat")}
+
+
+@_binds(numpy.pad)
+def _pad(array: Any, pad_width: Any, mode: str = "constant", **kwargs: Any
+         ) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+    if mode != "constant":
+        raise TypeError(f"numpy.pad: mode={mode!r} has no gradient rule; only "
+                        "mode='constant' is supported on chainrule tensors")
+    nd = _ndim(array)
+    width = tuple(tuple(int(w) for w in row) for row in numpy.broadcast_to(
+        numpy.asarray(pad_width, dtype=int), (nd, 2)))
+    cv = kwargs.pop("constant_values", 0)
+    if kwargs:
+        raise TypeError(f"numpy.pad: unexpected arguments {sorted(kwargs)}")
+    if numpy.ndim(cv) != 0:
+        raise TypeError("numpy.pad: chainrule supports one scalar constant_values")
+    return pad, (array,), {"pad_width": width, "constant_values": cv}
+
+
+def _plain_index(ix: Any) -> Any:
+    """Indices are never differentiated: unwrap tensors used as indices."""
+    return ix.data if hasattr(ix, "_prim") else ix
+
+
+@_binds(numpy.take)
+def _take(a: Any, indices: Any, axis: Any = None, out: Any = None, mode: str = "raise"
+          ) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+    _no_out("take", out)
+    if mode != "raise":
+        raise TypeError("numpy.take: only mode='raise' is supported on chainrule tensors")
+    if axis is None:
+        a = ravel_like(a)
+        axis = 0
+    return take, (a,), {"indices": _plain_index(indices),
+                        "axis": _one_axis(axis, _ndim(a), "take")}
+
+
+@_binds(numpy.take_along_axis)
+def _take_along_axis(arr: Any, indices: Any, axis: Any = -1
+                     ) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+    if axis is None:
+        arr = ravel_like(arr)
+        axis = 0
+    return take_along_axis, (arr,), {"indices": _plain_index(indices),
+                                     "axis": _one_axis(axis, _ndim(arr), "take_along_axis")}
+
+
+@_binds(numpy.sort)
+def _sort(a: Any, axis: Any = -1, kind: Any = None, order: Any = None, *, stable: Any = None
+          ) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+    if axis is None:
+        a = ravel_like(a)
+        axis = 0
+    return sort, (a,), {"axis": _one_axis(axis, _ndim(a), "sort"), "kind": "stable"}
+
+
+@_binds(numpy.triu)
+def _triu(m: Any, k: int = 0) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+    return triu, (m,), {"k": int(k)}
+
+
+@_binds(numpy.tril)
+def _tril(m: Any, k: int = 0) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+    return tril, (m,), {"k": int(k)}
+
+
+@_binds(numpy.where)
+def _where(condition: Any, x: Any = _NoValue, y: Any = _NoValue
+           ) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+    if x is _NoValue or y is _NoValue:
+        raise TypeError("numpy.where with one argument returns indices; call it on "
+                        "tensor.data (indices carry no gradient)")
+    return where, (condition, x, y), {}
+
+
+@_binds(numpy.clip)
+def _clip(a: Any, a_min: Any = _NoValue, a_max: Any = _NoValue, out: Any = None, *,
+          min: Any = _NoValue, max: Any = _NoValue, **kwargs: Any
+          ) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+    _no_out("clip", out)
+    lo = a_min if a_min is not _NoValue else (None if min is _NoValue else min)
+    hi = a_max if a_max is not _NoValue else (None if max is _NoValue else max)
+    if lo is None and hi is None:
+        raise ValueError("numpy.clip: give at least one of a_min and a_max")
+    return clip, (a, lo, hi), {}
+
+
+@_binds(numpy.copy)
+def _copy(a: Any, order: str = "K", subok: bool = False
+          ) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+    return copy, (a,), {}
+
+
+# Functions NumPy defines in terms of the above, given here so each needs no rule of its own.
+
+@_composite(numpy.average)
+def _average(a: Any, axis: Any = None, weights: Any = None, returned: bool = False, *,
+             keepdims: bool = False) -> Any:
+    if weights is None:
+        avg = numpy.mean(a, axis=axis, keepdims=keepdims)
+        if returned:
+            raise TypeError("numpy.average: returned=True is not supported on chainrule tensors")
+        return avg
+    if numpy.shape(weights) != numpy.shape(a):
+        raise TypeError("numpy.average: weights must have the shape of a on chainrule tensors")
+    num = numpy.sum(a * weights, axis=axis, keepdims=keepdims)
+    return num / numpy.sum(weights, axis=axis, keepdims=keepdims)
+
+
+@_composite(numpy.diag)
+def _diag(v: Any, k: int = 0) -> Any:
+    if numpy.ndim(v) == 2:
+        return numpy.diagonal(v, offset=k)
+    if numpy.ndim(v) != 1:
+        raise ValueError("numpy.diag: input must be 1-d or 2-d")
+    n = numpy.shape(v)[0] + abs(k)
+    padded = numpy.pad(v, (0, abs(k)))
+    mask = numpy.eye(n, k=k)
+    if k >= 0:
+        return numpy.reshape(padded, (n, 1)) * mask
+    return numpy.reshape(padded, (1, n)) * mask
+
+
+@_composite(numpy.cross)
+def _cross(a: Any, b: Any, axisa: int = -1, axisb: int = -1, axisc: int = -1,
+           axis: Any = None) -> Any:
+    if axis is not None or axisa != -1 or axisb != -1 or axisc != -1:
+        raise TypeError("numpy.cross: only the default axes are supported on chainrule tensors")
+    a0, a1, a2 = (a[..., i] for i in range(3))
+    b0, b1, b2 = (b[..., i] for i in range(3))
+    return numpy.stack([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0], axis=-1)
+
+
+@_composite(numpy.linalg.multi_dot)
+def _multi_dot(arrays: Any, *, out: Any = None) -> Any:
+    _no_out("linalg.multi_dot", out)
+    result = arrays[0]
+    for m in arrays[1:]:
+        result = numpy.dot(result, m)
+    return result
+
+
+@_composite(numpy.ptp)
+def _ptp(a: Any, axis: Any = None, out: Any = None, keepdims: bool = False) -> Any:
+    _no_out("ptp", out)
+    return numpy.max(a, axis=axis, keepdims=keepdims) - numpy.min(a, axis=axis, keepdims=keepdims)
+
+
+LOG2 = math.log(2.0)
+LOG10 = math.log(10.0)

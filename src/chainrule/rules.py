@@ -1,0 +1,550 @@
+"""THE gradient table: one vector-Jacobian rule per primitive input, written once, in NumPy.
+
+A rule is called as ``rule(g, out, *inputs, **params)``: ``g`` is the gradient arriving at the
+primitive's output, ``out`` the output itself, ``inputs`` what the primitive was applied to.
+It returns the gradient for one input, possibly still in the broadcast shape of ``out``; the
+backward walk (:mod:`chainrule.graph`) sums it back to the input's shape and casts it to the
+input's dtype, so no rule unbroadcasts.
+
+Rules use only operators, ``.T``, ``.shape``, ``.ndim``, ``.sum``, ``.reshape`` and NumPy
+functions that are themselves primitives.  That is what lets one rule serve every reading of it:
+on arrays it computes the gradient; on recording tensors it records the backward pass (gradients
+of gradients, ``explain``, ``jit``).
+
+Conventions where a function has no derivative
+----------------------------------------------
+* ``maximum(x, y)`` / ``minimum`` / ``fmax`` / ``fmin``: at a tie the whole gradient goes to the
+  **first** argument (TensorFlow's documented choice).  So ``numpy.maximum(0, Z)`` — ReLU as the
+  seed writes it — differentiates as ``(Z > 0)``, exactly PyTorch's ``relu``.  HIPS autograd and
+  JAX split ties in half and give 0.5 at ``Z == 0``; we do not, because the ReLU derivative
+  that users write by hand, and PyTorch, use 0 there.  (``numpy.maximum(Z, 0)`` gives 1 at 0.)
+* ``abs``/``fabs``: 0 at 0 (``sign(0) = 0``), as PyTorch.
+* ``clip(x, lo, hi)``: gradient 1 for ``lo <= x <= hi`` (bounds included), as PyTorch's ``clamp``.
+* ``max``/``min`` reductions and ``linalg.norm(ord=inf)``: ties share the gradient equally, as
+  PyTorch's ``amax`` and JAX.
+* ``sort``: the gradient follows the stable sorting permutation.
+* ``linalg.norm`` (2-norm / Frobenius): gradient 0 at the zero vector (a subgradient).
+* ``power(x, y)`` with respect to ``y`` at ``x == 0``: 0, as PyTorch.
+
+dtypes: rules never introduce float64 constants (NumPy scalars would upcast float32 under
+NEP 50); gradients come back in their input's dtype.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import numpy
+
+from . import primitives as P
+from .primitives import Primitive
+
+__all__ = ["defvjp", "defvjp_argnum"]
+
+Rule = Callable[..., Any]
+
+
+def defvjp(prim: Primitive, *rules: Rule | None, kink: Callable[..., Any] | None = None) -> None:
+    """Give ``prim`` one gradient rule per input (``None``: no gradient flows to that input).
+
+    Example
+    -------
+    >>> defvjp(P.exp, lambda g, out, x: g * out)    # doctest: +SKIP
+    """
+    prim.vjps = rules
+    prim.vjp_argnum = None
+    prim.kink = kink
+
+
+def defvjp_argnum(prim: Primitive, rule: Rule, kink: Callable[..., Any] | None = None) -> None:
+    """Give ``prim`` one rule for every input: ``rule(argnum, g, out, *inputs, **params)``."""
+    prim.vjps = ()
+    prim.vjp_argnum = rule
+    prim.kink = kink
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared helpers (NumPy code, so they too work on arrays and on tensors)
+# ---------------------------------------------------------------------------------------------
+
+def _keep(v: Any, axis: Any, keepdims: bool) -> Any:
+    """Re-insert reduced axes into a reduction's output so it broadcasts against its input."""
+    if keepdims or axis is None:
+        return v
+    return numpy.expand_dims(v, axis)
+
+
+def _unreduce(g: Any, shape: tuple[int, ...], axis: Any, keepdims: bool) -> Any:
+    return numpy.broadcast_to(_keep(g, axis, keepdims), shape)
+
+
+def _count(shape: tuple[int, ...], axis: Any) -> int:
+    if axis is None:
+        return math.prod(shape)
+    return math.prod(shape[a] for a in ((axis,) if isinstance(axis, int) else axis))
+
+
+def _mT(x: Any) -> Any:
+    return x.T if x.ndim == 2 else numpy.swapaxes(x, -1, -2)
+
+
+def _inverse(perm: tuple[int, ...]) -> tuple[int, ...]:
+    inv = [0] * len(perm)
+    for i, p in enumerate(perm):
+        inv[p] = i
+    return tuple(inv)
+
+
+def _permute(x: Any, perm: tuple[int, ...]) -> Any:
+    return x if perm == tuple(range(len(perm))) else numpy.transpose(x, perm)
+
+
+# ---------------------------------------------------------------------------------------------
+# Arithmetic
+# ---------------------------------------------------------------------------------------------
+
+defvjp(P.add, lambda g, out, x, y: g,
+              lambda g, out, x, y: g)
+defvjp(P.subtract, lambda g, out, x, y: g,
+                   lambda g, out, x, y: -g)
+defvjp(P.multiply, lambda g, out, x, y: g * y,
+                   lambda g, out, x, y: g * x)
+defvjp(P.divide, lambda g, out, x, y: g / y,
+                 lambda g, out, x, y: -g * out / y)
+defvjp(P.negative, lambda g, out, x: -g)
+defvjp(P.positive, lambda g, out, x: g)
+
+
+def _power_dx(g: Any, out: Any, x: Any, y: Any) -> Any:
+    if isinstance(y, (int, float)) and y == 2:
+        return g * (2 * x)
+    return g * (y * x ** (y - 1))
+
+
+def _power_dy(g: Any, out: Any, x: Any, y: Any) -> Any:
+    # d/dy x**y = x**y log x; at x == 0 the limit (for y > 0) is 0, as in PyTorch.
+    return g * (out * numpy.log(numpy.where(x == 0, 1, x)))
+
+
+defvjp(P.power, _power_dx, _power_dy)
+defvjp(P.float_power,
+       lambda g, out, x, y: g * (y * numpy.float_power(x, y - 1)),
+       lambda g, out, x, y: g * (out * numpy.log(numpy.where(x == 0, 1, x))))
+defvjp(P.square, lambda g, out, x: g * (2 * x))
+defvjp(P.sqrt, lambda g, out, x: g / (2 * out))
+defvjp(P.cbrt, lambda g, out, x: g / (3 * out ** 2))
+defvjp(P.reciprocal, lambda g, out, x: -g * out ** 2)
+defvjp(P.remainder, lambda g, out, x, y: g,
+                    lambda g, out, x, y: -g * numpy.floor_divide(x, y),
+       kink=lambda x, y: numpy.floor_divide(x, y))
+defvjp(P.fmod, lambda g, out, x, y: g,
+               lambda g, out, x, y: -g * numpy.trunc(x / y),
+       kink=lambda x, y: numpy.trunc(x / y))
+defvjp(P.deg2rad, lambda g, out, x: g * (math.pi / 180))
+defvjp(P.rad2deg, lambda g, out, x: g * (180 / math.pi))
+
+# ---------------------------------------------------------------------------------------------
+# Exponentials and logarithms
+# ---------------------------------------------------------------------------------------------
+
+defvjp(P.exp, lambda g, out, x: g * out)
+defvjp(P.exp2, lambda g, out, x: g * (out * P.LOG2))
+defvjp(P.expm1, lambda g, out, x: g * (out + 1))
+defvjp(P.log, lambda g, out, x: g / x)
+defvjp(P.log2, lambda g, out, x: g / (x * P.LOG2))
+defvjp(P.log10, lambda g, out, x: g / (x * P.LOG10))
+defvjp(P.log1p, lambda g, out, x: g / (1 + x))
+defvjp(P.logaddexp, lambda g, out, x, y: g * numpy.exp(x - out),
+                    lambda g, out, x, y: g * numpy.exp(y - out))
+defvjp(P.logaddexp2, lambda g, out, x, y: g * numpy.exp2(x - out),
+                     lambda g, out, x, y: g * numpy.exp2(y - out))
+
+# ---------------------------------------------------------------------------------------------
+# Trigonometric and hyperbolic
+# ---------------------------------------------------------------------------------------------
+
+defvjp(P.sin, lambda g, out, x: g * numpy.cos(x))
+defvjp(P.cos, lambda g, out, x: -g * numpy.sin(x))
+defvjp(P.tan, lambda g, out, x: g * (1 + out ** 2))
+defvjp(P.arcsin, lambda g, out, x: g / numpy.sqrt(1 - x ** 2))
+defvjp(P.arccos, lambda g, out, x: -g / numpy.sqrt(1 - x ** 2))
+defvjp(P.arctan, lambda g, out, x: g / (1 + x ** 2))
+defvjp(P.arctan2, lambda g, out, y, x: g * x / (x ** 2 + y ** 2),
+                  lambda g, out, y, x: -g * y / (x ** 2 + y ** 2))
+defvjp(P.sinh, lambda g, out, x: g * numpy.cosh(x))
+defvjp(P.cosh, lambda g, out, x: g * numpy.sinh(x))
+defvjp(P.tanh, lambda g, out, x: g * (1 - out ** 2))
+defvjp(P.arcsinh, lambda g, out, x: g / numpy.sqrt(x ** 2 + 1))
+defvjp(P.arccosh, lambda g, out, x: g / numpy.sqrt(x ** 2 - 1))
+defvjp(P.arctanh, lambda g, out, x: g / (1 - x ** 2))
+defvjp(P.hypot, lambda g, out, x, y: g * x / out,
+                lambda g, out, x, y: g * y / out)
+
+# ---------------------------------------------------------------------------------------------
+# Piecewise functions (the conventions at their kinks are in the module docstring)
+# ---------------------------------------------------------------------------------------------
+
+defvjp(P.absolute, lambda g, out, x: g * numpy.sign(x), kink=lambda x: numpy.sign(x))
+defvjp(P.fabs, lambda g, out, x: g * numpy.sign(x), kink=lambda x: numpy.sign(x))
+defvjp(P.copysign, lambda g, out, x, y: g * (numpy.sign(x) * numpy.sign(out)), None,
+       kink=lambda x, y: numpy.sign(x) * numpy.sign(y))
+# Ties go to the first argument: maximum(0, Z) differentiates as (Z > 0).
+defvjp(P.maximum, lambda g, out, x, y: g * (x >= y),
+                  lambda g, out, x, y: g * (y > x),
+       kink=lambda x, y: x >= y)
+defvjp(P.minimum, lambda g, out, x, y: g * (x <= y),
+                  lambda g, out, x, y: g * (y < x),
+       kink=lambda x, y: x <= y)
+# fmax/fmin ignore NaN: the gradient goes to the argument that was returned.
+defvjp(P.fmax, lambda g, out, x, y: g * ((x >= y) | numpy.isnan(y)),
+               lambda g, out, x, y: g * ((y > x) | numpy.isnan(x)),
+       kink=lambda x, y: x >= y)
+defvjp(P.fmin, lambda g, out, x, y: g * ((x <= y) | numpy.isnan(y)),
+               lambda g, out, x, y: g * ((y < x) | numpy.isnan(x)),
+       kink=lambda x, y: x <= y)
+
+
+def _clip_dx(g: Any, out: Any, x: Any, lo: Any, hi: Any) -> Any:
+    # Bounds included, as PyTorch's clamp: the gradient passes at x == lo and x == hi.
+    if lo is None:
+        return g * (x <= hi)
+    if hi is None:
+        return g * (x >= lo)
+    return g * ((x >= lo) & (x <= hi))
+
+
+def _clip_kink(x: Any, lo: Any, hi: Any) -> Any:
+    below = numpy.zeros(numpy.shape(x), bool) if lo is None else x < lo
+    above = numpy.zeros(numpy.shape(x), bool) if hi is None else x > hi
+    return below.astype(numpy.int8) - above.astype(numpy.int8)
+
+
+defvjp(P.clip, _clip_dx,
+       lambda g, out, x, lo, hi: g * (x < lo),
+       lambda g, out, x, lo, hi: g * (x > hi),
+       kink=_clip_kink)
+defvjp(P.where, None,
+       lambda g, out, c, x, y: numpy.where(c, g, 0),
+       lambda g, out, c, x, y: numpy.where(c, 0, g))
+
+# ---------------------------------------------------------------------------------------------
+# Products
+# ---------------------------------------------------------------------------------------------
+
+
+def _matmul_da(g: Any, out: Any, a: Any, b: Any) -> Any:
+    if b.ndim == 1:
+        return g * b if a.ndim == 1 else numpy.expand_dims(g, -1) * b
+    if a.ndim == 1:
+        return (numpy.expand_dims(g, -2) @ _mT(b))[..., 0, :]
+    return g @ _mT(b)
+
+
+def _matmul_db(g: Any, out: Any, a: Any, b: Any) -> Any:
+    if a.ndim == 1:
+        return g * a if b.ndim == 1 else numpy.expand_dims(a, -1) * numpy.expand_dims(g, -2)
+    if b.ndim == 1:
+        return (_mT(a) @ numpy.expand_dims(g, -1))[..., 0]
+    return _mT(a) @ g
+
+
+defvjp(P.matmul, _matmul_da, _matmul_db)
+
+
+def _tensordot_da(g: Any, out: Any, a: Any, b: Any, axes: Any) -> Any:
+    a_ax, b_ax = axes
+    a_free = [i for i in range(a.ndim) if i not in a_ax]
+    b_free = [i for i in range(b.ndim) if i not in b_ax]
+    fa = len(a_free)
+    ga = numpy.tensordot(g, b, axes=(list(range(fa, fa + len(b_free))), b_free))
+    return _permute(ga, _inverse(tuple(a_free) + tuple(a_ax)))
+
+
+def _tensordot_db(g: Any, out: Any, a: Any, b: Any, axes: Any) -> Any:
+    a_ax, b_ax = axes
+    a_free = [i for i in range(a.ndim) if i not in a_ax]
+    b_free = [i for i in range(b.ndim) if i not in b_ax]
+    gb = numpy.tensordot(a, g, axes=(a_free, list(range(len(a_free)))))
+    return _permute(gb, _inverse(tuple(b_ax) + tuple(b_free)))
+
+
+defvjp(P.tensordot, _tensordot_da, _tensordot_db)
+
+
+def _dot_axes(a: Any, b: Any) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    return (a.ndim - 1,), (max(b.ndim - 2, 0),)
+
+
+def _dot_da(g: Any, out: Any, a: Any, b: Any) -> Any:
+    if a.ndim == 0 or b.ndim == 0:
+        return g * b
+    if a.ndim <= 2 and b.ndim <= 2:
+        return _matmul_da(g, out, a, b)
+    return _tensordot_da(g, out, a, b, _dot_axes(a, b))
+
+
+def _dot_db(g: Any, out: Any, a: Any, b: Any) -> Any:
+    if a.ndim == 0 or b.ndim == 0:
+        return g * a
+    if a.ndim <= 2 and b.ndim <= 2:
+        return _matmul_db(g, out, a, b)
+    return _tensordot_db(g, out, a, b, _dot_axes(a, b))
+
+
+defvjp(P.dot, _dot_da, _dot_db)
+
+
+def _inner_axes(a: Any, b: Any) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    return (a.ndim - 1,), (b.ndim - 1,)
+
+
+defvjp(P.inner,
+       lambda g, out, a, b: g * b if a.ndim == 0 or b.ndim == 0
+       else _tensordot_da(g, out, a, b, _inner_axes(a, b)),
+       lambda g, out, a, b: g * a if a.ndim == 0 or b.ndim == 0
+       else _tensordot_db(g, out, a, b, _inner_axes(a, b)))
+defvjp(P.vdot, lambda g, out, a, b: g * numpy.reshape(b, a.shape),
+               lambda g, out, a, b: g * numpy.reshape(a, b.shape))
+defvjp(P.outer,
+       lambda g, out, a, b: numpy.reshape(g @ numpy.reshape(b, (-1,)), a.shape),
+       lambda g, out, a, b: numpy.reshape(numpy.reshape(a, (-1,)) @ g, b.shape))
+
+
+def _einsum_vjp(argnum: int, g: Any, out: Any, *ops: Any, subscripts: str, optimize: Any) -> Any:
+    ins, out_sub = subscripts.split("->")
+    terms = ins.split(",")
+    target = terms[argnum]
+    others = [(t, op) for j, (t, op) in enumerate(zip(terms, ops)) if j != argnum]
+    have = set(out_sub).union(*(t for t, _ in others))
+    unused = iter(c for c in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                  if c not in subscripts)
+    extra: list[tuple[str, Any]] = []
+    new_target = ""
+    seen: set[str] = set()
+    for c, n in zip(target, ops[argnum].shape):
+        if c in seen:               # a repeated index (a diagonal): spread g along it with eye
+            d = next(unused)
+            extra.append((c + d, numpy.eye(n, dtype=g.dtype)))
+            new_target += d
+            continue
+        seen.add(c)
+        new_target += c
+        if c not in have:           # summed over in this operand only: broadcast with ones
+            extra.append((c, numpy.ones(n, dtype=g.dtype)))
+            have.add(c)
+    spec = ",".join([out_sub] + [t for t, _ in others] + [t for t, _ in extra]) + "->" + new_target
+    return numpy.einsum(spec, g, *(op for _, op in others), *(e for _, e in extra),
+                        optimize=optimize)
+
+
+defvjp_argnum(P.einsum, _einsum_vjp)
+
+
+def _trace_vjp(g: Any, out: Any, x: Any, offset: int, axis1: int, axis2: int) -> Any:
+    eye = numpy.eye(x.shape[axis1], x.shape[axis2], k=offset, dtype=g.dtype)
+    if x.ndim == 2:
+        return g * eye if axis1 < axis2 else g * eye.T
+    gx = numpy.expand_dims(g, (-2, -1)) * eye
+    return numpy.moveaxis(gx, (-2, -1), (axis1, axis2))
+
+
+def _diagonal_vjp(g: Any, out: Any, x: Any, offset: int, axis1: int, axis2: int) -> Any:
+    n, m = x.shape[axis1], x.shape[axis2]
+    eye = numpy.eye(n, m, k=offset, dtype=g.dtype)
+    d = g.shape[-1]
+    lead = ((0, 0),) * (g.ndim - 1)
+    if offset >= 0:     # element (r, r + offset) is out[..., r]
+        gx = numpy.expand_dims(numpy.pad(g, lead + ((0, n - d),)), -1) * eye
+    else:               # element (c - offset, c) is out[..., c]
+        gx = numpy.expand_dims(numpy.pad(g, lead + ((0, m - d),)), -2) * eye
+    if (axis1, axis2) == (x.ndim - 2, x.ndim - 1):
+        return gx
+    return numpy.moveaxis(gx, (-2, -1), (axis1, axis2))
+
+
+defvjp(P.trace, _trace_vjp)
+defvjp(P.diagonal, _diagonal_vjp)
+
+# ---------------------------------------------------------------------------------------------
+# Reductions
+# ---------------------------------------------------------------------------------------------
+
+defvjp(P.sum_, lambda g, out, x, axis, keepdims: _unreduce(g, x.shape, axis, keepdims))
+defvjp(P.mean, lambda g, out, x, axis, keepdims: _unreduce(
+    g / _count(x.shape, axis), x.shape, axis, keepdims))
+
+
+def _extreme_vjp(g: Any, out: Any, x: Any, axis: Any, keepdims: bool) -> Any:
+    # Ties share the gradient equally (PyTorch's amax, JAX).
+    hit = x == _keep(out, axis, keepdims)
+    share = hit / numpy.sum(hit, axis=axis, keepdims=True)
+    return _unreduce(g, x.shape, axis, keepdims) * share
+
+
+def _extreme_kink(fun: Callable[..., Any]) -> Callable[..., Any]:
+    return lambda x, axis, keepdims: x == fun(x, axis=axis, keepdims=True)
+
+
+defvjp(P.amax, _extreme_vjp, kink=_extreme_kink(numpy.amax))
+defvjp(P.amin, _extreme_vjp, kink=_extreme_kink(numpy.amin))
+
+
+def _reduced_last(x: Any, axis: Any) -> tuple[Any, tuple[int, ...], tuple[int, ...]]:
+    """Move the reduced axes of ``x`` to the end and merge them into one."""
+    axes = tuple(range(x.ndim)) if axis is None else ((axis,) if isinstance(axis, int) else axis)
+    rest = tuple(i for i in range(x.ndim) if i not in axes)
+    perm = rest + axes
+    xt = _permute(x, perm)
+    lead = tuple(x.shape[i] for i in rest)
+    return numpy.reshape(xt, lead + (-1,)), perm, lead
+
+
+def _prod_vjp(g: Any, out: Any, x: Any, axis: Any, keepdims: bool) -> Any:
+    # The product of all the other elements, from exclusive cumulative products taken from the
+    # left and from the right: exact when some elements are zero (no division by x).
+    xt, perm, lead = _reduced_last(x, axis)
+    ones = numpy.ones(lead + (1,), dtype=x.dtype)
+    left = numpy.concatenate([ones, numpy.cumprod(xt, axis=-1)[..., :-1]], axis=-1)
+    right = numpy.flip(numpy.concatenate(
+        [ones, numpy.cumprod(numpy.flip(xt, axis=-1), axis=-1)[..., :-1]], axis=-1), axis=-1)
+    gx = numpy.reshape(g, lead + (1,)) * (left * right)
+    moved = tuple(x.shape[i] for i in perm)
+    return _permute(numpy.reshape(gx, moved), _inverse(perm))
+
+
+defvjp(P.prod, _prod_vjp)
+
+
+def _var_vjp(g: Any, out: Any, x: Any, axis: Any, ddof: float, keepdims: bool) -> Any:
+    centred = x - numpy.mean(x, axis=axis, keepdims=True)
+    return _unreduce(g, x.shape, axis, keepdims) * centred * (2 / (_count(x.shape, axis) - ddof))
+
+
+def _std_vjp(g: Any, out: Any, x: Any, axis: Any, ddof: float, keepdims: bool) -> Any:
+    centred = x - numpy.mean(x, axis=axis, keepdims=True)
+    scale = g / (out * (_count(x.shape, axis) - ddof))
+    return _unreduce(scale, x.shape, axis, keepdims) * centred
+
+
+defvjp(P.var, _var_vjp)
+defvjp(P.std, _std_vjp)
+defvjp(P.cumsum, lambda g, out, x, axis: numpy.flip(
+    numpy.cumsum(numpy.flip(g, axis), axis=axis), axis))
+
+
+def _cumprod_vjp(g: Any, out: Any, x: Any, axis: int) -> Any:
+    # d out[j] / d x[i] = prod_{k <= j, k != i} x[k] for j >= i.  Built as an n-by-n table of
+    # cumulative products with x[i] replaced by 1 in row i: exact with zeros, O(n^2) memory.
+    n = x.shape[axis]
+    xm = numpy.moveaxis(x, axis, -1)
+    gm = numpy.moveaxis(g, axis, -1)
+    table = numpy.cumprod(numpy.where(numpy.eye(n, dtype=bool), 1, numpy.expand_dims(xm, -2)),
+                          axis=-1)
+    gx = numpy.sum(numpy.triu(table * numpy.expand_dims(gm, -2)), axis=-1)
+    return numpy.moveaxis(gx, -1, axis)
+
+
+defvjp(P.cumprod, _cumprod_vjp)
+
+
+def _norm_vjp(g: Any, out: Any, x: Any, ord: Any, axis: Any, keepdims: bool) -> Any:
+    ge = _keep(g, axis, keepdims)
+    oe = _keep(out, axis, keepdims)
+    if ord is None or ord == "fro" or ord == 2:
+        return ge * x / numpy.where(oe == 0, 1, oe)
+    if ord == 1:
+        return ge * numpy.sign(x)
+    if ord in (math.inf, -math.inf):
+        hit = numpy.abs(x) == oe
+        return ge * numpy.sign(x) * (hit / numpy.sum(hit, axis=axis, keepdims=True))
+    if ord == 0:
+        return ge * 0 * x
+    return ge * x * numpy.abs(x) ** (ord - 2) / oe ** (ord - 1)
+
+
+def _norm_kink(x: Any, ord: Any, axis: Any, keepdims: bool) -> Any:
+    if ord in (math.inf, -math.inf):
+        a = numpy.abs(x)
+        return a == (numpy.amax if ord > 0 else numpy.amin)(a, axis=axis, keepdims=True)
+    return numpy.sign(x) if ord == 1 else numpy.zeros(numpy.shape(x), bool)
+
+
+defvjp(P.norm, _norm_vjp, kink=_norm_kink)
+
+# ---------------------------------------------------------------------------------------------
+# Shapes, joins and selections
+# ---------------------------------------------------------------------------------------------
+
+defvjp(P.reshape, lambda g, out, x, shape: numpy.reshape(g, x.shape))
+defvjp(P.transpose, lambda g, out, x, axes: _permute(g, _inverse(axes)))
+defvjp(P.swapaxes, lambda g, out, x, axis1, axis2: numpy.swapaxes(g, axis1, axis2))
+defvjp(P.moveaxis, lambda g, out, x, source, destination: numpy.moveaxis(g, destination, source))
+defvjp(P.broadcast_to, lambda g, out, x, shape: g)     # the walk sums it back to x's shape
+defvjp(P.astype, lambda g, out, x, dtype: g)           # the walk casts it back to x's dtype
+defvjp(P.copy, lambda g, out, x: g)
+defvjp(P.identity, lambda g, out, x: g)
+
+
+def _concatenate_vjp(argnum: int, g: Any, out: Any, *xs: Any, axis: int) -> Any:
+    start = sum(x.shape[axis] for x in xs[:argnum])
+    return g[(slice(None),) * axis + (slice(start, start + xs[argnum].shape[axis]),)]
+
+
+defvjp_argnum(P.concatenate, _concatenate_vjp)
+defvjp_argnum(P.stack, lambda argnum, g, out, *xs, axis: g[(slice(None),) * axis + (argnum,)])
+defvjp(P.flip, lambda g, out, x, axis: numpy.flip(g, axis))
+defvjp(P.roll, lambda g, out, x, shift, axis: numpy.roll(
+    g, tuple(-s for s in shift) if isinstance(shift, (tuple, list)) else -shift, axis))
+
+
+def _tile_vjp(g: Any, out: Any, x: Any, reps: tuple[int, ...]) -> Any:
+    d = max(len(reps), x.ndim)
+    shape = (1,) * (d - x.ndim) + x.shape
+    reps = (1,) * (d - len(reps)) + reps
+    blocks = numpy.reshape(g, tuple(v for pair in zip(reps, shape) for v in pair))
+    return numpy.reshape(numpy.sum(blocks, axis=tuple(range(0, 2 * d, 2))), x.shape)
+
+
+def _repeat_vjp(g: Any, out: Any, x: Any, repeats: Any, axis: int) -> Any:
+    n = x.shape[axis]
+    if isinstance(repeats, int):
+        split = g.shape[:axis] + (n, repeats) + g.shape[axis + 1:]
+        return numpy.sum(numpy.reshape(g, split), axis=axis + 1)
+    index = (slice(None),) * axis + (numpy.repeat(numpy.arange(n), repeats),)
+    return P.scatter_add(g, index, x.shape, False)
+
+
+defvjp(P.tile, _tile_vjp)
+defvjp(P.repeat, _repeat_vjp)
+defvjp(P.pad, lambda g, out, x, pad_width, constant_values: g[tuple(
+    slice(lo, n - hi) for (lo, hi), n in zip(pad_width, g.shape))])
+defvjp(P.triu, lambda g, out, x, k: numpy.triu(g, k))
+defvjp(P.tril, lambda g, out, x, k: numpy.tril(g, k))
+
+
+def _is_basic(index: Any) -> bool:
+    items = index if isinstance(index, tuple) else (index,)
+    return all(isinstance(i, (int, slice)) or i is None or i is Ellipsis
+               or (isinstance(i, numpy.integer)) for i in items)
+
+
+defvjp(P.getitem, lambda g, out, x, index: P.scatter_add(g, index, x.shape, _is_basic(index)))
+defvjp(P.scatter_add, lambda g, out, h, index, shape, unique: g[index])
+defvjp(P.take, lambda g, out, x, indices, axis: P.scatter_add(
+    g, (slice(None),) * axis + (indices,), x.shape, False))
+
+
+def _along(indices: Any, axis: int, shape: tuple[int, ...]) -> tuple[Any, ...]:
+    """The full fancy index that ``take_along_axis(x, indices, axis)`` reads from ``x``."""
+    nd = len(shape)
+    return tuple(indices if d == axis else
+                 numpy.arange(shape[d]).reshape((1,) * d + (-1,) + (1,) * (nd - d - 1))
+                 for d in range(nd))
+
+
+defvjp(P.take_along_axis, lambda g, out, x, indices, axis: P.scatter_add(
+    g, _along(indices, axis, g.shape), x.shape, False))
+defvjp(P.sort, lambda g, out, x, axis, kind: P.scatter_add(
+    g, _along(numpy.argsort(x, axis=axis, kind="stable"), axis, g.shape), x.shape, True),
+    kink=lambda x, axis, kind: numpy.argsort(x, axis=axis, kind="stable"))

@@ -1,0 +1,706 @@
+"""``Tensor``: a NumPy array that records what is done to it.
+
+NumPy hands every ufunc call on a tensor to ``__array_ufunc__`` and every NumPy function call to
+``__array_function__``; both look the operation up in the registries of
+:mod:`chainrule.primitives` and apply the primitive.  Operators and methods go to the same
+primitives directly, without a detour through NumPy's dispatch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from typing import Any, Callable, Iterator
+
+import numpy
+
+from . import primitives as P
+from .graph import Node, _counter, backward_pass
+
+__all__ = ["Tensor", "tensor", "no_grad", "enable_grad", "is_grad_enabled", "TracerBoolError"]
+
+_new = object.__new__
+_EMPTY: dict[str, Any] = {}
+
+
+class _State(threading.local):
+    """Per-thread switches: is recording on, and is a trace (``explain``/``jit``) running."""
+
+    enabled = True
+    tracing = False
+
+
+_state = _State()
+
+
+class TracerBoolError(TypeError):
+    """A traced value was used where Python needs a concrete bool, int or float."""
+
+
+def is_grad_enabled() -> bool:
+    """Return whether operations on tensors are being recorded in this thread."""
+    return _state.enabled
+
+
+@contextlib.contextmanager
+def no_grad() -> Iterator[None]:
+    """Context manager: operations inside are not recorded (evaluation, parameter updates).
+
+    Example
+    -------
+    >>> import chainrule as cr
+    >>> w = cr.tensor([1.0, 2.0], requires_grad=True)
+    >>> with cr.no_grad():
+    ...     y = w * 2
+    >>> y.requires_grad
+    False
+    """
+    previous = _state.enabled
+    _state.enabled = False
+    try:
+        yield
+    finally:
+        _state.enabled = previous
+
+
+@contextlib.contextmanager
+def enable_grad() -> Iterator[None]:
+    """Context manager: turn recording back on inside a ``no_grad`` block."""
+    previous = _state.enabled
+    _state.enabled = True
+    try:
+        yield
+    finally:
+        _state.enabled = previous
+
+
+@contextlib.contextmanager
+def tracing() -> Iterator[None]:
+    """Record every operation, differentiable or not (used by ``explain`` and ``jit``)."""
+    previous = _state.tracing
+    _state.tracing = True
+    try:
+        yield
+    finally:
+        _state.tracing = previous
+
+
+# ---------------------------------------------------------------------------------------------
+# Applying primitives
+# ---------------------------------------------------------------------------------------------
+
+def _describe(v: Any) -> str:
+    if isinstance(v, (numpy.ndarray, numpy.generic)):
+        return f"array{tuple(v.shape)} {v.dtype}"
+    return repr(v) if isinstance(v, (int, float, bool, type(None))) else type(v).__name__
+
+
+def _op_error(e: Exception, prim: P.Primitive, vals: Any) -> Exception:
+    where = ", ".join(_describe(v) for v in vals)
+    msg = f"numpy.{prim.name} failed on ({where}): {e}"
+    if type(e) in (ValueError, TypeError, IndexError):
+        return type(e)(msg)
+    if hasattr(e, "add_note"):
+        e.add_note(f"while chainrule applied numpy.{prim.name} to ({where})")
+    return e
+
+
+def _apply(prim: P.Primitive, args: tuple[Any, ...], kw: dict[str, Any]) -> Tensor:
+    """Compute ``prim`` on the data of ``args`` and record it when a gradient may flow."""
+    vals = []
+    rg = False
+    for a in args:
+        if isinstance(a, Tensor):
+            vals.append(a._data)
+            if a.requires_grad:
+                rg = True
+        else:
+            vals.append(a)
+    try:
+        out = prim.fun(*vals, **kw)
+    except (ValueError, TypeError, IndexError) as e:
+        raise _op_error(e, prim, vals) from e
+    t = _new(Tensor)
+    t._data = out
+    t.grad = None
+    t._name = None
+    t._used = False
+    state = _state
+    if (rg and state.enabled) or state.tracing:
+        t.requires_grad = rg and state.enabled and not prim.nondiff
+        t._prim = prim
+        t._args = args
+        t._vals = tuple(vals)
+        t._kw = kw
+        t._seq = next(_counter)
+        for a in args:
+            if isinstance(a, Tensor):
+                a._used = True
+    else:
+        t.requires_grad = False
+        t._prim = t._args = t._vals = t._kw = None
+        t._seq = 0
+    return t
+
+
+def _leaf(data: Any, requires_grad: bool) -> Tensor:
+    t = _new(Tensor)
+    t._data = data
+    t.grad = None
+    t.requires_grad = requires_grad
+    t._prim = t._args = t._vals = t._kw = t._name = None
+    t._used = False
+    t._seq = next(_counter)
+    return t
+
+
+def _unwrap(x: Any) -> Any:
+    """Replace tensors by their data, inside lists, tuples and dicts too."""
+    if isinstance(x, Tensor):
+        return x._data
+    if isinstance(x, (list, tuple)):
+        return type(x)(_unwrap(v) for v in x) if type(x) in (list, tuple) else x
+    if isinstance(x, dict):
+        return {k: _unwrap(v) for k, v in x.items()}
+    return x
+
+
+def _needs_grad(x: Any) -> bool:
+    if isinstance(x, Tensor):
+        return x.requires_grad and _state.enabled
+    if isinstance(x, (list, tuple)):
+        return any(_needs_grad(v) for v in x)
+    if isinstance(x, dict):
+        return any(_needs_grad(v) for v in x.values())
+    return False
+
+
+def _nondiff(prim: P.Primitive, args: tuple[Any, ...], kw: dict[str, Any]) -> Any:
+    """Operations without gradient: plain results, recorded only while tracing."""
+    if _state.tracing and all(not isinstance(v, (list, tuple, dict)) for v in args):
+        return _apply(prim, args, kw)
+    return prim.fun(*_unwrap(args), **_unwrap(kw))
+
+
+def _unsupported(name: str, args: Any, kwargs: Any, call: Callable[..., Any]) -> Any:
+    if _needs_grad(args) or _needs_grad(kwargs):
+        raise TypeError(
+            f"numpy.{name} has no gradient rule in chainrule, and it was called on a tensor "
+            "that requires grad. If its result needs no gradient, call it on t.detach() (or "
+            "inside chainrule.no_grad()); otherwise give it a rule with chainrule.defvjp, or "
+            "write it from supported NumPy functions")
+    return call(*_unwrap(args), **_unwrap(kwargs))
+
+
+def _binary(prim: P.Primitive, a: Any, b: Any) -> Any:
+    return _apply(prim, (a, b), _EMPTY)
+
+
+def _compare(uf: numpy.ufunc, a: Any, b: Any) -> Any:
+    if _state.tracing:
+        return _apply(P.NONDIFF_UFUNCS[uf], (a, b), _EMPTY)
+    return uf(a._data if isinstance(a, Tensor) else a, b._data if isinstance(b, Tensor) else b)
+
+
+def _index(ix: Any) -> Any:
+    if isinstance(ix, Tensor):
+        return ix._data
+    if isinstance(ix, tuple):
+        return tuple(i._data if isinstance(i, Tensor) else i for i in ix)
+    if isinstance(ix, list):
+        return numpy.asarray(_unwrap(ix))
+    return ix
+
+
+_SETITEM = P.Primitive("setitem", lambda x, v, index: _assign(x, v, index))
+
+
+def _assign(x: Any, v: Any, index: Any) -> Any:
+    y = numpy.array(x, copy=True)
+    y[index] = v
+    return y
+
+
+# ---------------------------------------------------------------------------------------------
+# The tensor
+# ---------------------------------------------------------------------------------------------
+
+class Tensor(Node):
+    """A NumPy array whose operations are recorded for differentiation.
+
+    Make one with :func:`chainrule.tensor`. NumPy functions, ufuncs, operators and the common
+    ndarray methods accept it and return tensors; ``backward()`` fills ``.grad`` of every leaf
+    with ``requires_grad=True``.
+
+    Example
+    -------
+    >>> import numpy, chainrule as cr
+    >>> w = cr.tensor([1.0, -2.0], requires_grad=True)
+    >>> y = numpy.maximum(0, w * 3).sum()
+    >>> y.backward()
+    >>> w.grad
+    array([3., 0.])
+    """
+
+    __slots__ = ()
+    __hash__ = object.__hash__
+    __array_priority__ = 1000.0
+
+    # --- the NumPy protocols ----------------------------------------------------------------
+
+    def __array_ufunc__(self, ufunc: numpy.ufunc, method: str, *inputs: Any, **kwargs: Any
+                        ) -> Any:
+        if method != "__call__":
+            f = P.UFUNC_METHODS.get((ufunc, method))
+            if f is None:
+                return _unsupported(f"{ufunc.__name__}.{method}", inputs, kwargs,
+                                    getattr(ufunc, method))
+            return f(*inputs, **kwargs)
+        if kwargs:
+            kwargs = dict(kwargs)
+            out = kwargs.pop("out", None)
+            if out is not None and any(o is not None for o in out):
+                raise TypeError(f"numpy.{ufunc.__name__}: out= is not supported with chainrule "
+                                "tensors (a write into an existing array cannot be recorded); "
+                                "use the returned value instead")
+            dtype = kwargs.pop("dtype", None)
+            if dtype is not None:
+                inputs = tuple(i.astype(dtype) if isinstance(i, Tensor) else i for i in inputs)
+            if kwargs:
+                raise TypeError(f"numpy.{ufunc.__name__}: {sorted(kwargs)} are not supported "
+                                "on chainrule tensors; use numpy.where to mask instead")
+        prim = P.UFUNCS.get(ufunc)
+        if prim is not None:
+            return _apply(prim, inputs, _EMPTY)
+        nd = P.NONDIFF_UFUNCS.get(ufunc)
+        if nd is not None:
+            return _nondiff(nd, inputs, _EMPTY)
+        return _unsupported(ufunc.__name__, inputs, {}, ufunc)
+
+    def __array_function__(self, func: Callable[..., Any], types: Any, args: Any,
+                           kwargs: Any) -> Any:
+        binder = P.FUNCTIONS.get(func)
+        if binder is not None:
+            prim, inputs, params = binder(*args, **kwargs)
+            return _apply(prim, inputs, params)
+        composite = P.COMPOSITES.get(func)
+        if composite is not None:
+            return composite(*args, **kwargs)
+        nd = P.NONDIFF_FUNCTIONS.get(func)
+        if nd is not None:
+            if kwargs:
+                return func(*_unwrap(args), **_unwrap(kwargs))
+            return _nondiff(nd, tuple(args), _EMPTY)
+        if func in _METADATA:
+            return func(*_unwrap(args), **_unwrap(kwargs))
+        name = getattr(func, "__name__", repr(func))
+        return _unsupported(name, args, kwargs, func)
+
+    @classmethod
+    def __chainrule_apply__(cls, prim: P.Primitive, args: tuple[Any, ...],
+                            params: dict[str, Any]) -> Tensor:
+        return _apply(prim, args, params)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> numpy.ndarray:
+        if _state.tracing:
+            raise TracerBoolError(
+                "a traced tensor was converted to a plain NumPy array; inside chainrule.jit "
+                "or chainrule.explain that would freeze today's values into the recording. "
+                "Keep the computation in NumPy functions and operators on tensors")
+        if self.requires_grad and _state.enabled:
+            raise TypeError(
+                "a chainrule tensor that requires grad was converted to a plain NumPy array, "
+                "which would drop it from the gradient. This usually means an ndarray *method* "
+                "got the tensor as its argument, e.g. X.dot(W) with X a plain array: make X a "
+                "tensor too (chainrule.tensor(X)), or write X @ W or numpy.dot(X, W). For the "
+                "values alone use t.detach() or t.numpy()")
+        data = numpy.asarray(self._data)
+        return data if dtype is None else data.astype(dtype, copy=False)
+
+    # --- basic attributes -------------------------------------------------------------------
+
+    @property
+    def data(self) -> Any:
+        """The underlying NumPy array. Writing into it is not recorded (as in PyTorch)."""
+        return self._data
+
+    @data.setter
+    def data(self, value: Any) -> None:
+        self._data = numpy.asarray(value)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._data.shape  # type: ignore[no-any-return]
+
+    @property
+    def dtype(self) -> numpy.dtype[Any]:
+        return self._data.dtype  # type: ignore[no-any-return]
+
+    @property
+    def ndim(self) -> int:
+        return self._data.ndim  # type: ignore[no-any-return]
+
+    @property
+    def size(self) -> int:
+        return self._data.size  # type: ignore[no-any-return]
+
+    @property
+    def T(self) -> Tensor:
+        nd = self._data.ndim
+        return _apply(P.transpose, (self,), {"axes": tuple(range(nd))[::-1]})
+
+    @property
+    def mT(self) -> Tensor:
+        return numpy.swapaxes(self, -1, -2)  # type: ignore[no-any-return]
+
+    @property
+    def name(self) -> str | None:
+        """The name ``explain`` prints for this value (set it to choose one)."""
+        return self._name  # type: ignore[no-any-return]
+
+    @name.setter
+    def name(self, value: str | None) -> None:
+        self._name = value
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._prim is None
+
+    def __len__(self) -> int:
+        if self._data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return len(self._data)
+
+    def __iter__(self) -> Iterator[Tensor]:
+        for i in range(len(self)):
+            yield self[i]
+
+    def __repr__(self) -> str:
+        body = numpy.array2string(numpy.asarray(self._data), separator=", ", prefix="tensor(")
+        extra = ", requires_grad=True" if self.requires_grad else ""
+        if self._data.dtype != numpy.float64 and self._data.dtype.kind == "f":
+            extra = f", dtype={self._data.dtype}" + extra
+        return f"tensor({body}{extra})"
+
+    def _concrete(self, what: str) -> Any:
+        if _state.tracing:
+            raise TracerBoolError(
+                f"{what} of a traced tensor: Python control flow cannot depend on values inside "
+                "chainrule.jit or chainrule.explain (the recording follows one path). Use "
+                "numpy.where for value-dependent choices, or mark the argument as static")
+        return self._data
+
+    def __bool__(self) -> bool:
+        return bool(self._concrete("bool()"))
+
+    def __float__(self) -> float:
+        return float(self._concrete("float()"))
+
+    def __int__(self) -> int:
+        return int(self._concrete("int()"))
+
+    def __index__(self) -> int:
+        return self._concrete("index").__index__()  # type: ignore[no-any-return]
+
+    def item(self) -> Any:
+        """The value of a one-element tensor as a Python scalar."""
+        return self._concrete("item()").item()
+
+    def tolist(self) -> Any:
+        return numpy.asarray(self._concrete("tolist()")).tolist()
+
+    def numpy(self) -> numpy.ndarray:
+        """The values as a NumPy array (no gradient)."""
+        return numpy.asarray(self._data)
+
+    def detach(self) -> Tensor:
+        """A tensor with the same values, cut off from the graph (shares memory)."""
+        return _leaf(self._data, False)
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        """Set ``requires_grad`` on a leaf in place and return it."""
+        if not self.is_leaf:
+            raise RuntimeError("requires_grad_() works on leaves only; use t.detach() first")
+        if requires_grad:
+            _check_float(self._data, "requires_grad_")
+        self.requires_grad = requires_grad
+        return self
+
+    def zero_grad(self) -> None:
+        """Forget the accumulated gradient."""
+        self.grad = None
+
+    # --- backward ---------------------------------------------------------------------------
+
+    def backward(self, gradient: Any = None, retain_graph: bool = False,
+                 create_graph: bool = False) -> None:
+        """Add d(self)/d(leaf) into ``.grad`` of every leaf that requires grad.
+
+        ``gradient`` is the gradient of some final scalar with respect to ``self`` (needed when
+        ``self`` is not a scalar).  The graph is freed afterwards unless ``retain_graph``;
+        ``create_graph`` records the backward pass so it can be differentiated again.
+
+        Example
+        -------
+        >>> import chainrule as cr
+        >>> x = cr.tensor(3.0, requires_grad=True)
+        >>> (x ** 2).backward()
+        >>> float(x.grad)
+        6.0
+        """
+        if not self.requires_grad:
+            raise RuntimeError(
+                "backward() on a tensor that does not require grad: nothing it was computed "
+                "from has requires_grad=True (or it was computed under no_grad()). Make the "
+                "parameters with chainrule.tensor(..., requires_grad=True)")
+        data = self._data
+        if gradient is None:
+            if data.size != 1:
+                raise RuntimeError(
+                    f"backward() without `gradient` needs a scalar, but this tensor has shape "
+                    f"{data.shape}. Reduce it first (t.sum(), t.mean()) or pass gradient= an "
+                    "array of that shape")
+            seed: Any = numpy.ones(data.shape, dtype=data.dtype)
+        else:
+            g = gradient._data if isinstance(gradient, Tensor) else numpy.asarray(gradient)
+            if g.shape != data.shape:
+                raise ValueError(f"backward(): gradient has shape {g.shape}, but the tensor "
+                                 f"has shape {data.shape}; they must match")
+            seed = numpy.array(g, dtype=data.dtype)
+            if create_graph and isinstance(gradient, Tensor):
+                seed = gradient
+        if create_graph and not isinstance(seed, Tensor):
+            seed = _leaf(seed, False)
+        if self._prim is None:
+            self.grad = seed if self.grad is None else self.grad + seed
+            return
+        with enable_grad() if create_graph else contextlib.nullcontext():
+            backward_pass(self, seed, None, create_graph, retain_graph)
+
+    # --- operators --------------------------------------------------------------------------
+
+    def __add__(self, o: Any) -> Tensor: return _apply(P.add, (self, o), _EMPTY)
+    def __radd__(self, o: Any) -> Tensor: return _apply(P.add, (o, self), _EMPTY)
+    def __sub__(self, o: Any) -> Tensor: return _apply(P.subtract, (self, o), _EMPTY)
+    def __rsub__(self, o: Any) -> Tensor: return _apply(P.subtract, (o, self), _EMPTY)
+    def __mul__(self, o: Any) -> Tensor: return _apply(P.multiply, (self, o), _EMPTY)
+    def __rmul__(self, o: Any) -> Tensor: return _apply(P.multiply, (o, self), _EMPTY)
+    def __truediv__(self, o: Any) -> Tensor: return _apply(P.divide, (self, o), _EMPTY)
+    def __rtruediv__(self, o: Any) -> Tensor: return _apply(P.divide, (o, self), _EMPTY)
+    def __pow__(self, o: Any) -> Tensor: return _apply(P.power, (self, o), _EMPTY)
+    def __rpow__(self, o: Any) -> Tensor: return _apply(P.power, (o, self), _EMPTY)
+    def __matmul__(self, o: Any) -> Tensor: return _apply(P.matmul, (self, o), _EMPTY)
+    def __rmatmul__(self, o: Any) -> Tensor: return _apply(P.matmul, (o, self), _EMPTY)
+    def __mod__(self, o: Any) -> Tensor: return _apply(P.remainder, (self, o), _EMPTY)
+    def __rmod__(self, o: Any) -> Tensor: return _apply(P.remainder, (o, self), _EMPTY)
+    def __neg__(self) -> Tensor: return _apply(P.negative, (self,), _EMPTY)
+    def __pos__(self) -> Tensor: return _apply(P.positive, (self,), _EMPTY)
+    def __abs__(self) -> Tensor: return _apply(P.absolute, (self,), _EMPTY)
+
+    def __floordiv__(self, o: Any) -> Any: return _compare(numpy.floor_divide, self, o)
+    def __rfloordiv__(self, o: Any) -> Any: return _compare(numpy.floor_divide, o, self)
+    def __lt__(self, o: Any) -> Any: return _compare(numpy.less, self, o)
+    def __le__(self, o: Any) -> Any: return _compare(numpy.less_equal, self, o)
+    def __gt__(self, o: Any) -> Any: return _compare(numpy.greater, self, o)
+    def __ge__(self, o: Any) -> Any: return _compare(numpy.greater_equal, self, o)
+    def __eq__(self, o: Any) -> Any: return _compare(numpy.equal, self, o)  # type: ignore
+    def __ne__(self, o: Any) -> Any: return _compare(numpy.not_equal, self, o)  # type: ignore
+    def __and__(self, o: Any) -> Any: return _compare(numpy.logical_and, self, o)
+    def __rand__(self, o: Any) -> Any: return _compare(numpy.logical_and, o, self)
+    def __or__(self, o: Any) -> Any: return _compare(numpy.logical_or, self, o)
+    def __ror__(self, o: Any) -> Any: return _compare(numpy.logical_or, o, self)
+    def __xor__(self, o: Any) -> Any: return _compare(numpy.logical_xor, self, o)
+    def __rxor__(self, o: Any) -> Any: return _compare(numpy.logical_xor, o, self)
+
+    def __invert__(self) -> Any:
+        if _state.tracing:
+            return _apply(P.NONDIFF_UFUNCS[numpy.invert], (self,), _EMPTY)
+        return ~self._data
+
+    # --- indexing ---------------------------------------------------------------------------
+
+    def __getitem__(self, index: Any) -> Tensor:
+        return _apply(P.getitem, (self,), {"index": _index(index)})
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        """``t[index] = value``, recorded as a functional update (``t`` is a new value after)."""
+        if self.requires_grad and self._prim is None:
+            raise RuntimeError(
+                "in-place assignment into a leaf tensor that requires grad: its gradient would "
+                "no longer be about the values you created. Assign into a copy (u = t.copy(); "
+                "u[...] = v) or update the data under chainrule.no_grad()")
+        if self._used:
+            raise RuntimeError(
+                "in-place assignment into a tensor that recorded operations have already read: "
+                "their gradients would be computed from the overwritten values. Assign into a "
+                "copy first (u = t.copy(); u[...] = v) and use u afterwards")
+        if self._prim is None and not self.requires_grad and not (
+                isinstance(value, Tensor) and value.requires_grad and _state.enabled):
+            if not _state.tracing:           # a constant stays a constant
+                self._data = _assign(self._data, _unwrap(value), _index(index))
+                return
+        before = _new(Tensor)
+        for slot in Node.__slots__[:-1]:
+            object.__setattr__(before, slot, getattr(self, slot))
+        after = _apply(_SETITEM, (before, value), {"index": _index(index)})
+        for slot in Node.__slots__[:-1]:
+            if slot not in ("grad", "_name"):
+                object.__setattr__(self, slot, getattr(after, slot))
+
+    # --- methods (each goes straight to the primitive behind the NumPy function) ---------------
+
+    def sum(self, axis: Any = None, dtype: Any = None, out: Any = None, keepdims: bool = False,
+            **kw: Any) -> Tensor:
+        return _apply(*P.FUNCTIONS[numpy.sum](self, axis, dtype, out, keepdims, **kw))
+
+    def mean(self, axis: Any = None, dtype: Any = None, out: Any = None,
+             keepdims: bool = False, **kw: Any) -> Tensor:
+        return _apply(*P.FUNCTIONS[numpy.mean](self, axis, dtype, out, keepdims, **kw))
+
+    def prod(self, axis: Any = None, dtype: Any = None, out: Any = None,
+             keepdims: bool = False, **kw: Any) -> Tensor:
+        return _apply(*P.FUNCTIONS[numpy.prod](self, axis, dtype, out, keepdims, **kw))
+
+    def max(self, axis: Any = None, out: Any = None, keepdims: bool = False, **kw: Any
+            ) -> Tensor:
+        return _apply(*P.FUNCTIONS[numpy.max](self, axis, None, out, keepdims, **kw))
+
+    def min(self, axis: Any = None, out: Any = None, keepdims: bool = False, **kw: Any
+            ) -> Tensor:
+        return _apply(*P.FUNCTIONS[numpy.min](self, axis, None, out, keepdims, **kw))
+
+    def var(self, axis: Any = None, dtype: Any = None, out: Any = None, ddof: float = 0,
+            keepdims: bool = False, **kw: Any) -> Tensor:
+        return _apply(*P.FUNCTIONS[numpy.var](self, axis, dtype, out, ddof, keepdims, **kw))
+
+    def std(self, axis: Any = None, dtype: Any = None, out: Any = None, ddof: float = 0,
+            keepdims: bool = False, **kw: Any) -> Tensor:
+        return _apply(*P.FUNCTIONS[numpy.std](self, axis, dtype, out, ddof, keepdims, **kw))
+
+    def cumsum(self, axis: Any = None, dtype: Any = None, out: Any = None) -> Tensor:
+        return _apply(*P.FUNCTIONS[numpy.cumsum](self, axis, dtype, out))
+
+    def cumprod(self, axis: Any = None, dtype: Any = None, out: Any = None) -> Tensor:
+        return _apply(*P.FUNCTIONS[numpy.cumprod](self, axis, dtype, out))
+
+    def dot(self, b: Any, out: Any = None) -> Tensor:
+        return _apply(*P.FUNCTIONS[numpy.dot](self, b, out))
+
+    def reshape(self, *shape: Any, order: str = "C") -> Tensor:
+        if len(shape) == 1:
+            shape = shape[0]
+        return _apply(*P.FUNCTIONS[numpy.reshape](self, shape, order))
+
+    def ravel(self, order: str = "C") -> Tensor:
+        return _apply(*P.FUNCTIONS[numpy.ravel](self, order))
+
+    def flatten(self, order: str = "C") -> Tensor:
+        return _apply(*P.FUNCTIONS[numpy.ravel](self, order))
+
+    def squeeze(self, axis: Any = None) -> Tensor:
+        return _apply(*P.FUNCTIONS[numpy.squeeze](self, axis))
+
+    def transpose(self, *axes: Any) -> Tensor:
+        if len(axes) == 1 and (axes[0] is None or isinstance(axes[0], (tuple, list))):
+            axes = axes[0]
+        return _apply(*P.FUNCTIONS[numpy.transpose](self, axes or None))
+
+    def swapaxes(self, axis1: int, axis2: int) -> Tensor:
+        return _apply(*P.FUNCTIONS[numpy.swapaxes](self, axis1, axis2))
+
+    def repeat(self, repeats: Any, axis: Any = None) -> Tensor:
+        return _apply(*P.FUNCTIONS[numpy.repeat](self, repeats, axis))
+
+    def take(self, indices: Any, axis: Any = None, out: Any = None, mode: str = "raise"
+             ) -> Tensor:
+        return _apply(*P.FUNCTIONS[numpy.take](self, indices, axis, out, mode))
+
+    def clip(self, min: Any = None, max: Any = None, out: Any = None, **kw: Any) -> Tensor:
+        return _apply(*P.FUNCTIONS[numpy.clip](self, min, max, out, **kw))
+
+    def diagonal(self, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Tensor:
+        return _apply(*P.FUNCTIONS[numpy.diagonal](self, offset, axis1, axis2))
+
+    def trace(self, offset: int = 0, axis1: int = 0, axis2: int = 1, dtype: Any = None,
+              out: Any = None) -> Tensor:
+        return _apply(*P.FUNCTIONS[numpy.trace](self, offset, axis1, axis2, dtype, out))
+
+    def copy(self, order: str = "K") -> Tensor:
+        return _apply(P.copy, (self,), _EMPTY)
+
+    def astype(self, dtype: Any, copy: bool = True) -> Tensor:
+        dt = numpy.dtype(dtype)
+        if dt.kind not in "fc":       # integer or boolean values carry no gradient
+            return _nondiff(P.astype, (self,), {"dtype": dt})
+        if dt == self._data.dtype and not copy:
+            return self
+        return _apply(P.astype, (self,), {"dtype": dt})
+
+    def argmax(self, axis: Any = None, **kw: Any) -> Any:
+        return numpy.argmax(self, axis=axis, **kw)
+
+    def argmin(self, axis: Any = None, **kw: Any) -> Any:
+        return numpy.argmin(self, axis=axis, **kw)
+
+    def argsort(self, axis: int = -1, kind: Any = None) -> Any:
+        return numpy.argsort(self, axis=axis, kind=kind)
+
+    def all(self, axis: Any = None, **kw: Any) -> Any:
+        return numpy.all(self, axis=axis, **kw)
+
+    def any(self, axis: Any = None, **kw: Any) -> Any:
+        return numpy.any(self, axis=axis, **kw)
+
+    def round(self, decimals: int = 0) -> Any:
+        return numpy.round(self, decimals)
+
+    def nonzero(self) -> Any:
+        return numpy.nonzero(self)
+
+
+_METADATA = {numpy.shape, numpy.ndim, numpy.size, numpy.iscomplexobj, numpy.isrealobj,
+             numpy.isscalar} | ({numpy.size} if hasattr(numpy, "size") else set())
+
+
+def _check_float(arr: numpy.ndarray, where: str) -> None:
+    if arr.dtype.kind != "f":
+        kind = {"i": "integer", "u": "unsigned integer", "b": "boolean",
+                "c": "complex"}.get(arr.dtype.kind, str(arr.dtype))
+        raise TypeError(
+            f"{where}: requires_grad=True needs floating-point data, got {kind} dtype "
+            f"{arr.dtype}. Gradients are defined for real floating-point values: pass "
+            "dtype=float (or write 1.0 instead of 1)")
+
+
+def tensor(data: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
+    """Make a :class:`Tensor` from array-like ``data`` (the values are copied).
+
+    Parameters
+    ----------
+    data : array_like
+        Numbers, nested lists, or a NumPy array.
+    requires_grad : bool
+        Whether ``backward()`` should compute this tensor's gradient (floating point only).
+    dtype : dtype, optional
+        NumPy dtype of the values; by default NumPy's choice for ``data``.
+
+    Example
+    -------
+    >>> import chainrule as cr
+    >>> w = cr.tensor([[1.0, 2.0]], requires_grad=True)
+    >>> w.shape
+    (1, 2)
+    """
+    if isinstance(data, Tensor):
+        data = data._data
+    try:
+        arr = numpy.array(data, dtype=dtype, copy=True)
+    except (ValueError, TypeError) as e:
+        raise TypeError(f"chainrule.tensor: cannot make an array from this data ({e}). Nested "
+                        "lists must be rectangular and hold numbers") from None
+    if arr.dtype == object or arr.dtype.kind in "OSUV":
+        raise TypeError(f"chainrule.tensor: data of dtype {arr.dtype} is not numeric; "
+                        "give numbers (nested lists must be rectangular)")
+    if requires_grad:
+        _check_float(arr, "chainrule.tensor")
+    return _leaf(arr, bool(requires_grad))
