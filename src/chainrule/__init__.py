@@ -8,7 +8,7 @@ Example
 >>> err = ((X.dot(W) - 1.0) ** 2).mean()
 >>> err.backward()
 >>> W.grad
-array([[-5.],
+array([[ -5.],
        [-10.]])
 """
 

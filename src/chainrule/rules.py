@@ -258,7 +258,9 @@ def _tensordot_da(g: Any, out: Any, a: Any, b: Any, axes: Any) -> Any:
     b_free = [i for i in range(b.ndim) if i not in b_ax]
     fa = len(a_free)
     ga = numpy.tensordot(g, b, axes=(list(range(fa, fa + len(b_free))), b_free))
-    return _permute(ga, _inverse(tuple(a_free) + tuple(a_ax)))
+    # ga's axes: a's free axes, then b's contracted axes in b's order (each pairs with an a axis)
+    paired = tuple(a_ax[b_ax.index(j)] for j in sorted(b_ax))
+    return _permute(ga, _inverse(tuple(a_free) + paired))
 
 
 def _tensordot_db(g: Any, out: Any, a: Any, b: Any, axes: Any) -> Any:
@@ -266,7 +268,9 @@ def _tensordot_db(g: Any, out: Any, a: Any, b: Any, axes: Any) -> Any:
     a_free = [i for i in range(a.ndim) if i not in a_ax]
     b_free = [i for i in range(b.ndim) if i not in b_ax]
     gb = numpy.tensordot(a, g, axes=(a_free, list(range(len(a_free)))))
-    return _permute(gb, _inverse(tuple(b_ax) + tuple(b_free)))
+    # gb's axes: a's contracted axes in a's order (each pairs with a b axis), then b's free axes
+    paired = tuple(b_ax[a_ax.index(i)] for i in sorted(a_ax))
+    return _permute(gb, _inverse(paired + tuple(b_free)))
 
 
 defvjp(P.tensordot, _tensordot_da, _tensordot_db)

@@ -1,0 +1,259 @@
+"""The op list: every NumPy function with a gradient rule, with inputs from its domain.
+
+Shared by the finite-difference tests (test_rules.py) and, later, by explain/jit tests.
+Each case is ``(id, function, inputs)``; inputs are float64 arrays drawn away from kinks and
+singularities, so that a central difference is a fair referee.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy
+
+rng = numpy.random.default_rng(1234)
+
+
+def normal(*shape: int) -> numpy.ndarray:
+    return rng.standard_normal(shape)
+
+
+def positive(*shape: int, lo: float = 0.5, hi: float = 2.0) -> numpy.ndarray:
+    return rng.uniform(lo, hi, shape)
+
+
+def signed(*shape: int, lo: float = 0.3, hi: float = 2.0) -> numpy.ndarray:
+    """Values whose magnitude is in [lo, hi], of either sign (away from 0)."""
+    return rng.uniform(lo, hi, shape) * rng.choice([-1.0, 1.0], shape)
+
+
+def distinct(*shape: int) -> numpy.ndarray:
+    """Well-separated values (no ties), for max/min/sort."""
+    n = int(numpy.prod(shape)) if shape else 1
+    return (rng.permutation(n) * 0.37 - n * 0.15).reshape(shape)
+
+
+def unit(*shape: int) -> numpy.ndarray:
+    return rng.uniform(-0.8, 0.8, shape)
+
+
+@dataclass
+class Case:
+    id: str
+    fun: Callable[..., Any]
+    inputs: list[numpy.ndarray]
+
+
+np = numpy
+
+# Broadcasting pairs for binary functions: equal shapes, trailing, both sides, scalar.
+PAIRS = [((3, 4), (3, 4)), ((3, 4), (4,)), ((2, 1, 4), (3, 1)), ((), (3,))]
+
+
+def _binary(name: str, fun: Callable[..., Any], gen_x: Callable[..., Any],
+            gen_y: Callable[..., Any]) -> list[Case]:
+    return [Case(f"{name}-{sx}-{sy}", fun, [gen_x(*sx), gen_y(*sy)]) for sx, sy in PAIRS]
+
+
+CASES: list[Case] = []
+CASES += _binary("add", np.add, normal, normal)
+CASES += _binary("subtract", np.subtract, normal, normal)
+CASES += _binary("multiply", np.multiply, normal, normal)
+CASES += _binary("divide", np.divide, normal, signed)
+CASES += _binary("true_divide", np.true_divide, normal, signed)
+CASES += _binary("power", np.power, positive, normal)
+CASES += _binary("float_power", np.float_power, positive, normal)
+CASES += _binary("logaddexp", np.logaddexp, normal, normal)
+CASES += _binary("arctan2", np.arctan2, signed, signed)
+CASES += _binary("hypot", np.hypot, signed, signed)
+CASES += _binary("maximum", np.maximum, lambda *s: distinct(*s), lambda *s: distinct(*s) + 0.1)
+CASES += _binary("minimum", np.minimum, lambda *s: distinct(*s), lambda *s: distinct(*s) + 0.1)
+CASES += _binary("fmax", np.fmax, lambda *s: distinct(*s), lambda *s: distinct(*s) + 0.1)
+CASES += _binary("fmin", np.fmin, lambda *s: distinct(*s), lambda *s: distinct(*s) + 0.1)
+
+UNARY = [
+    ("negative", np.negative, normal), ("positive", np.positive, normal),
+    ("square", np.square, normal), ("sqrt", np.sqrt, positive), ("cbrt", np.cbrt, signed),
+    ("reciprocal", np.reciprocal, signed), ("exp", np.exp, normal), ("exp2", np.exp2, normal),
+    ("expm1", np.expm1, normal), ("log", np.log, positive), ("log2", np.log2, positive),
+    ("log10", np.log10, positive), ("log1p", np.log1p, positive),
+    ("sin", np.sin, normal), ("cos", np.cos, normal), ("tan", np.tan, unit),
+    ("arcsin", np.arcsin, unit), ("arccos", np.arccos, unit), ("arctan", np.arctan, normal),
+    ("sinh", np.sinh, normal), ("cosh", np.cosh, normal), ("tanh", np.tanh, normal),
+    ("arcsinh", np.arcsinh, normal), ("arccosh", lambda x: np.arccosh(x), lambda *s: positive(
+        *s, lo=1.2, hi=3.0)),
+    ("arctanh", np.arctanh, unit), ("abs", np.abs, signed), ("absolute", np.absolute, signed),
+    ("fabs", np.fabs, signed), ("abs-operator", lambda x: abs(x), signed),
+    ("pow-operator", lambda x: x ** 3, normal), ("rpow-operator", lambda x: 2.0 ** x, normal),
+    ("square-via-power", lambda x: x ** 2, normal),
+    ("relu-seed-form", lambda x: np.maximum(0, x), signed),
+    ("relu-other-order", lambda x: np.maximum(x, 0.0), signed),
+]
+for name, fun, gen in UNARY:
+    CASES.append(Case(f"{name}-(3,4)", fun, [gen(3, 4)]))
+    CASES.append(Case(f"{name}-()", fun, [gen()]))
+
+CASES += [
+    Case("clip-both", lambda x: np.clip(x, -0.5, 0.7), [distinct(3, 4) / 7 + 0.013]),
+    Case("clip-lower", lambda x: np.clip(x, -0.5, None), [distinct(3, 4) / 7 + 0.013]),
+    Case("clip-array-bounds", lambda x, lo, hi: np.clip(x, lo, hi),
+         [distinct(3, 4) / 7 + 0.013, np.full(4, -0.4), np.full((3, 1), 0.6)]),
+    Case("clip-method", lambda x: x.clip(-0.5, 0.7), [distinct(3, 4) / 7 + 0.013]),
+    Case("where", lambda x, y: np.where(np.arange(4) % 2 == 0, x, y), [normal(3, 4), normal(4)]),
+    Case("where-tensor-cond", lambda x: np.where(x > 0, x ** 2, -x), [signed(3, 4)]),
+    # products
+    Case("dot-2d-2d", np.dot, [normal(3, 4), normal(4, 5)]),
+    Case("dot-1d-2d", np.dot, [normal(4), normal(4, 5)]),
+    Case("dot-2d-1d", np.dot, [normal(3, 4), normal(4)]),
+    Case("dot-1d-1d", np.dot, [normal(4), normal(4)]),
+    Case("dot-scalar", np.dot, [normal(), normal(3, 2)]),
+    Case("dot-3d-2d", np.dot, [normal(2, 3, 4), normal(4, 5)]),
+    Case("dot-3d-3d", np.dot, [normal(2, 3, 4), normal(2, 4, 3)]),
+    Case("dot-method", lambda a, b: a.dot(b), [normal(3, 4), normal(4, 2)]),
+    Case("matmul-2d", np.matmul, [normal(3, 4), normal(4, 5)]),
+    Case("matmul-batched-broadcast", np.matmul, [normal(2, 1, 3, 4), normal(3, 4, 2)]),
+    Case("matmul-1d-3d", np.matmul, [normal(4), normal(2, 4, 3)]),
+    Case("matmul-3d-1d", np.matmul, [normal(2, 3, 4), normal(4)]),
+    Case("matmul-1d-1d", np.matmul, [normal(4), normal(4)]),
+    Case("matmul-operator", lambda a, b: a @ b, [normal(3, 4), normal(4, 2)]),
+    Case("vdot", np.vdot, [normal(3, 4), normal(12)]),
+    Case("inner-2d", np.inner, [normal(3, 4), normal(2, 4)]),
+    Case("inner-1d", np.inner, [normal(4), normal(4)]),
+    Case("outer", np.outer, [normal(3), normal(2, 2)]),
+    Case("tensordot-int", lambda a, b: np.tensordot(a, b, axes=2),
+         [normal(2, 3, 4), normal(3, 4, 2)]),
+    Case("tensordot-pairs", lambda a, b: np.tensordot(a, b, axes=([0, 2], [2, 1])),
+         [normal(2, 3, 4), normal(3, 4, 2)]),
+    Case("tensordot-crossed", lambda a, b: np.tensordot(a, b, axes=([2, 0], [1, 2])),
+         [normal(2, 3, 4), normal(3, 4, 2)]),
+    Case("einsum-matmul", lambda a, b: np.einsum("ij,jk->ik", a, b), [normal(3, 4), normal(4, 2)]),
+    Case("einsum-implicit", lambda a, b: np.einsum("ij,jk", a, b), [normal(3, 4), normal(4, 2)]),
+    Case("einsum-batch-ellipsis", lambda a, b: np.einsum("...ij,...jk->...ik", a, b),
+         [normal(2, 3, 4), normal(2, 4, 2)]),
+    Case("einsum-trace", lambda a: np.einsum("ii->", a), [normal(3, 3)]),
+    Case("einsum-diag", lambda a: np.einsum("ii->i", a), [normal(3, 3)]),
+    Case("einsum-sum-only", lambda a, b: np.einsum("ij,k->k", a, b), [normal(3, 4), normal(2)]),
+    Case("einsum-three", lambda a, b, c: np.einsum("ij,jk,kl->il", a, b, c),
+         [normal(2, 3), normal(3, 4), normal(4, 2)]),
+    # reductions
+    Case("sum-all", np.sum, [normal(3, 4)]),
+    Case("sum-axis0", lambda x: np.sum(x, axis=0), [normal(3, 4)]),
+    Case("sum-axis-neg-keepdims", lambda x: x.sum(axis=-1, keepdims=True), [normal(2, 3, 4)]),
+    Case("sum-axes-tuple", lambda x: x.sum(axis=(0, 2)), [normal(2, 3, 4)]),
+    Case("mean-all", np.mean, [normal(3, 4)]),
+    Case("mean-axis", lambda x: x.mean(axis=1), [normal(3, 4)]),
+    Case("mean-keepdims", lambda x: np.mean(x, axis=(0, 1), keepdims=True), [normal(2, 3, 4)]),
+    Case("prod-all", np.prod, [signed(2, 3)]),
+    Case("prod-axis", lambda x: np.prod(x, axis=1), [signed(3, 4)]),
+    Case("prod-with-zero", lambda x: np.prod(x * np.array([1.0, 0.0, 1.0, 1.0]), axis=1),
+         [signed(3, 4)]),
+    Case("prod-axes-keepdims", lambda x: x.prod(axis=(0, 2), keepdims=True), [signed(2, 3, 2)]),
+    Case("max-all", np.max, [distinct(3, 4)]),
+    Case("amax-axis", lambda x: np.amax(x, axis=0), [distinct(3, 4)]),
+    Case("max-method-keepdims", lambda x: x.max(axis=1, keepdims=True), [distinct(3, 4)]),
+    Case("min-all", np.min, [distinct(3, 4)]),
+    Case("amin-axis", lambda x: np.amin(x, axis=1), [distinct(3, 4)]),
+    Case("var-all", np.var, [normal(3, 4)]),
+    Case("var-axis-ddof", lambda x: np.var(x, axis=0, ddof=1), [normal(3, 4)]),
+    Case("std-all", np.std, [normal(3, 4)]),
+    Case("std-axis-keepdims", lambda x: x.std(axis=1, keepdims=True), [normal(3, 4)]),
+    Case("cumsum-flat", np.cumsum, [normal(3, 4)]),
+    Case("cumsum-axis", lambda x: np.cumsum(x, axis=1), [normal(3, 4)]),
+    Case("cumprod-axis", lambda x: np.cumprod(x, axis=1), [signed(3, 4)]),
+    Case("cumprod-with-zero", lambda x: np.cumprod(x * np.array([[1.0], [0.0], [1.0]]), axis=0),
+         [signed(3, 2)]),
+    Case("cumprod-flat", np.cumprod, [signed(2, 3)]),
+    Case("norm-vector", np.linalg.norm, [normal(5)]),
+    Case("norm-frobenius", np.linalg.norm, [normal(3, 4)]),
+    Case("norm-axis", lambda x: np.linalg.norm(x, axis=1), [normal(3, 4)]),
+    Case("norm-ord1", lambda x: np.linalg.norm(x, ord=1), [signed(5)]),
+    Case("norm-ord3-keepdims", lambda x: np.linalg.norm(x, ord=3, axis=0, keepdims=True),
+         [signed(3, 4)]),
+    Case("norm-inf", lambda x: np.linalg.norm(x, ord=np.inf), [distinct(5)]),
+    Case("trace", np.trace, [normal(3, 4)]),
+    Case("trace-offset", lambda x: np.trace(x, offset=1), [normal(3, 4)]),
+    Case("trace-3d-axes", lambda x: np.trace(x, axis1=0, axis2=2), [normal(3, 2, 3)]),
+    Case("diagonal", np.diagonal, [normal(3, 4)]),
+    Case("diagonal-offset-neg", lambda x: np.diagonal(x, offset=-1), [normal(4, 3)]),
+    Case("diagonal-offset-pos", lambda x: np.diagonal(x, offset=2), [normal(3, 4)]),
+    Case("diagonal-3d", lambda x: np.diagonal(x, axis1=1, axis2=2), [normal(2, 3, 3)]),
+    Case("diagonal-3d-axes02", lambda x: np.diagonal(x, axis1=2, axis2=0), [normal(3, 2, 4)]),
+    Case("diag-2d", np.diag, [normal(3, 3)]),
+    Case("diag-1d", lambda v: np.diag(v, k=1), [normal(3)]),
+    # shapes
+    Case("reshape", lambda x: np.reshape(x, (2, 6)), [normal(3, 4)]),
+    Case("reshape-method-varargs", lambda x: x.reshape(4, -1), [normal(3, 4)]),
+    Case("ravel", np.ravel, [normal(3, 4)]),
+    Case("flatten", lambda x: x.flatten(), [normal(3, 4)]),
+    Case("transpose", np.transpose, [normal(2, 3, 4)]),
+    Case("transpose-axes", lambda x: np.transpose(x, (1, 2, 0)), [normal(2, 3, 4)]),
+    Case("T", lambda x: x.T, [normal(3, 4)]),
+    Case("swapaxes", lambda x: np.swapaxes(x, 0, 2), [normal(2, 3, 4)]),
+    Case("moveaxis", lambda x: np.moveaxis(x, 0, -1), [normal(2, 3, 4)]),
+    Case("squeeze", np.squeeze, [normal(3, 1, 4, 1)]),
+    Case("squeeze-axis", lambda x: np.squeeze(x, axis=1), [normal(3, 1, 4)]),
+    Case("expand_dims", lambda x: np.expand_dims(x, (0, 2)), [normal(3, 4)]),
+    Case("broadcast_to", lambda x: np.broadcast_to(x, (2, 3, 4)), [normal(3, 1)]),
+    Case("concatenate", lambda a, b: np.concatenate([a, b], axis=1), [normal(3, 2), normal(3, 4)]),
+    Case("concatenate-none", lambda a, b: np.concatenate([a, b], axis=None),
+         [normal(3, 2), normal(4)]),
+    Case("stack", lambda a, b: np.stack([a, b], axis=1), [normal(3, 2), normal(3, 2)]),
+    Case("vstack", lambda a, b: np.vstack([a, b]), [normal(4), normal(2, 4)]),
+    Case("hstack", lambda a, b: np.hstack([a, b]), [normal(3, 1), normal(3, 2)]),
+    Case("hstack-1d", lambda a, b: np.hstack([a, b]), [normal(3), normal(2)]),
+    Case("split", lambda x: np.split(x, 3, axis=1)[1] * np.split(x, 3, axis=1)[2],
+         [normal(2, 6)]),
+    Case("array_split", lambda x: sum(p.sum() ** 2 for p in np.array_split(x, 3)),
+         [normal(7)]),
+    Case("split-indices", lambda x: np.split(x, [1, 3])[1], [normal(5, 2)]),
+    Case("flip", lambda x: np.flip(x, axis=0), [normal(3, 4)]),
+    Case("flip-all", np.flip, [normal(3, 4)]),
+    Case("fliplr", np.fliplr, [normal(3, 4)]),
+    Case("roll", lambda x: np.roll(x, 2, axis=1), [normal(3, 4)]),
+    Case("roll-flat", lambda x: np.roll(x, -5), [normal(3, 4)]),
+    Case("roll-tuple", lambda x: np.roll(x, (1, 2), axis=(0, 1)), [normal(3, 4)]),
+    Case("tile", lambda x: np.tile(x, (2, 3)), [normal(3, 2)]),
+    Case("tile-more-dims", lambda x: np.tile(x, (2, 1, 2)), [normal(3)]),
+    Case("repeat-int", lambda x: np.repeat(x, 3, axis=0), [normal(2, 3)]),
+    Case("repeat-flat", lambda x: np.repeat(x, 2), [normal(2, 3)]),
+    Case("repeat-counts", lambda x: np.repeat(x, [1, 0, 3], axis=1), [normal(2, 3)]),
+    Case("pad", lambda x: np.pad(x, ((1, 2), (0, 3))), [normal(3, 4)]),
+    Case("pad-constant-value", lambda x: np.pad(x, 1, constant_values=2.5), [normal(3, 4)]),
+    Case("take", lambda x: np.take(x, [2, 0, 2], axis=1), [normal(3, 4)]),
+    Case("take-flat", lambda x: np.take(x, [5, 5, 1]), [normal(3, 4)]),
+    Case("take_along_axis", lambda x: np.take_along_axis(
+        x, np.array([[0, 2], [1, 1], [3, 0]]), axis=1), [normal(3, 4)]),
+    Case("sort", lambda x: np.sort(x, axis=1) * np.arange(1.0, 5.0), [distinct(3, 4)]),
+    Case("sort-flat", lambda x: np.sort(x, axis=None) * np.arange(1.0, 13.0), [distinct(3, 4)]),
+    Case("triu", lambda x: np.triu(x, 1), [normal(4, 4)]),
+    Case("tril", np.tril, [normal(3, 4)]),
+    Case("atleast_1d", lambda x: np.atleast_1d(x) * np.arange(1.0, 3.0), [normal()]),
+    Case("atleast_2d", lambda x: np.atleast_2d(x) * np.ones((2, 1)), [normal(3)]),
+    Case("getitem-basic", lambda x: x[1:, ::2], [normal(3, 4)]),
+    Case("getitem-int", lambda x: x[1], [normal(3, 4)]),
+    Case("getitem-newaxis-ellipsis", lambda x: x[..., None, 1], [normal(2, 3, 4)]),
+    Case("getitem-advanced-repeat", lambda x: x[[0, 2, 0, 0]], [normal(3, 4)]),
+    Case("getitem-advanced-2d", lambda x: x[[0, 1, 1], [3, 3, 0]], [normal(3, 4)]),
+    Case("getitem-mask", lambda x: x[np.array([True, False, True])], [normal(3, 4)]),
+    Case("getitem-tensor-mask", lambda x: x[x > 0], [signed(3, 4)]),
+    Case("iterate-rows", lambda x: sum(row * (i + 1.0) for i, row in enumerate(x)),
+         [normal(3, 4)]),
+    Case("copy", lambda x: np.copy(x) * x, [normal(3)]),
+    Case("astype-float32-roundtrip", lambda x: x.astype(np.float64) * 2.0, [normal(3)]),
+    # composites NumPy builds from the above
+    Case("average-weights", lambda x, w: np.average(x, axis=0, weights=w),
+         [normal(3, 4), positive(3, 4)]),
+    Case("cross", np.cross, [normal(2, 3), normal(2, 3)]),
+    Case("multi_dot", lambda a, b, c: np.linalg.multi_dot([a, b, c]),
+         [normal(2, 3), normal(3, 4), normal(4, 2)]),
+    Case("ptp", lambda x: np.ptp(x, axis=1), [distinct(3, 4)]),
+    Case("remainder", lambda x: np.remainder(x, 0.7), [positive(3, 4) + 0.03]),
+    Case("softmax-composite", lambda z: np.exp(z - z.max(axis=1, keepdims=True)) / np.exp(
+        z - z.max(axis=1, keepdims=True)).sum(axis=1, keepdims=True), [distinct(3, 4) / 5]),
+]
+
+# The functions whose gradient is zero almost everywhere: they return plain (no-gradient)
+# arrays on tensors, and are listed here so the tests can check that.
+NO_GRADIENT = [np.sign, np.floor, np.ceil, np.round, np.rint, np.trunc, np.argmax, np.argmin,
+               np.argsort, np.isnan, np.greater]

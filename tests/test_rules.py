@@ -1,0 +1,117 @@
+"""Every gradient rule against central finite differences in float64, first and second order."""
+
+from __future__ import annotations
+
+import numpy
+import pytest
+
+import chainrule as cr
+from op_cases import CASES, NO_GRADIENT
+
+SMOOTH_FIRST_ONLY: set[str] = set()
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_first_order(case):
+    report = cr.check_grads(case.fun, *case.inputs, order=1)
+    assert report.passed
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.id not in SMOOTH_FIRST_ONLY],
+                         ids=[c.id for c in CASES if c.id not in SMOOTH_FIRST_ONLY])
+def test_second_order(case):
+    report = cr.check_grads(case.fun, *case.inputs, order=2)
+    assert report.passed
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_gradient_shape_and_dtype_follow_the_input(case):
+    args = [a.astype(numpy.float32) for a in case.inputs]
+    scalar = lambda *a: case.fun(*a).sum()  # noqa: E731
+    grads = cr.grad(scalar, argnums=tuple(range(len(args))))(*args)
+    for a, g in zip(args, grads):
+        assert isinstance(g, numpy.ndarray)
+        assert g.shape == a.shape
+        assert g.dtype == numpy.float32
+
+
+def test_backward_and_grad_agree():
+    rng = numpy.random.default_rng(0)
+    x = rng.standard_normal((3, 4))
+    w = rng.standard_normal((4, 2))
+    f = lambda x, w: numpy.tanh(x @ w).sum()  # noqa: E731
+    t_w = cr.tensor(w, requires_grad=True)
+    f(cr.tensor(x), t_w).backward()
+    numpy.testing.assert_allclose(t_w.grad, cr.grad(f, argnums=1)(x, w), rtol=1e-14)
+
+
+@pytest.mark.parametrize("fun", NO_GRADIENT, ids=lambda f: f.__name__)
+def test_piecewise_constant_functions_return_plain_arrays(fun):
+    t = cr.tensor([[0.3, -1.2], [2.5, 0.7]], requires_grad=True)
+    out = fun(t, t) if fun is numpy.greater else fun(t)
+    assert not isinstance(out, cr.Tensor)
+    expected = fun(t.data, t.data) if fun is numpy.greater else fun(t.data)
+    numpy.testing.assert_array_equal(out, expected)
+
+
+def test_sign_has_zero_gradient():
+    g = cr.grad(lambda x: (numpy.sign(x) * x).sum())(numpy.array([-2.0, 3.0]))
+    # d/dx sign(x) * x = sign(x) (sign itself contributes nothing)
+    numpy.testing.assert_array_equal(g, [-1.0, 1.0])
+
+
+def test_repeated_advanced_indices_accumulate():
+    g = cr.grad(lambda x: x[[0, 0, 2, 0]].sum())(numpy.zeros(3))
+    numpy.testing.assert_array_equal(g, [3.0, 0.0, 1.0])
+
+
+def test_relu_convention_at_zero_matches_pytorch():
+    z = numpy.array([-1.0, 0.0, 2.0])
+    numpy.testing.assert_array_equal(cr.grad(lambda z: numpy.maximum(0, z).sum())(z),
+                                     [0.0, 0.0, 1.0])
+
+
+def test_ties_in_maximum_go_to_the_first_argument():
+    x = numpy.array([1.0, 2.0])
+    y = numpy.array([1.0, 3.0])
+    gx, gy = cr.grad(lambda x, y: numpy.maximum(x, y).sum(), argnums=(0, 1))(x, y)
+    numpy.testing.assert_array_equal(gx, [1.0, 0.0])
+    numpy.testing.assert_array_equal(gy, [0.0, 1.0])
+    # maximum(x, x) is x: the gradient must be exactly 1, never 0 or 2.
+    numpy.testing.assert_array_equal(cr.grad(lambda x: numpy.maximum(x, x).sum())(x), [1, 1])
+
+
+def test_ties_in_max_share_the_gradient():
+    g = cr.grad(lambda x: numpy.max(x))(numpy.array([3.0, 1.0, 3.0]))
+    numpy.testing.assert_array_equal(g, [0.5, 0.0, 0.5])
+
+
+def test_abs_and_clip_conventions():
+    numpy.testing.assert_array_equal(cr.grad(lambda x: numpy.abs(x).sum())(numpy.zeros(2)),
+                                     [0.0, 0.0])
+    g = cr.grad(lambda x: numpy.clip(x, -1.0, 1.0).sum())(numpy.array([-1.0, 0.0, 1.0, 2.0]))
+    numpy.testing.assert_array_equal(g, [1.0, 1.0, 1.0, 0.0])
+
+
+def test_norm_gradient_at_zero_is_zero():
+    numpy.testing.assert_array_equal(cr.grad(numpy.linalg.norm)(numpy.zeros(3)), numpy.zeros(3))
+
+
+def test_kink_is_named_when_a_check_straddles_it():
+    with pytest.raises(cr.GradientCheckError) as info:
+        cr.check_grads(lambda z: numpy.maximum(0, z).sum(), numpy.array([0.0, 1.0]))
+    text = str(info.value)
+    assert "z[0]" in text and "kink of numpy.maximum" in text
+
+
+def test_a_wrong_rule_is_caught_by_the_checker():
+    from chainrule import primitives as P
+
+    saved = P.sin.vjps
+    try:
+        cr.defvjp(P.sin, lambda g, out, x: g * numpy.sin(x))    # deliberately wrong
+        with pytest.raises(cr.GradientCheckError) as info:
+            cr.check_grads(lambda x: numpy.sin(x).sum(), numpy.array([0.3, 1.1]))
+        assert "x[0]" in str(info.value) or "x[1]" in str(info.value)
+    finally:
+        P.sin.vjps = saved
