@@ -241,6 +241,12 @@ CASES += [
          [normal(3, 4)]),
     Case("copy", lambda x: np.copy(x) * x, [normal(3)]),
     Case("astype-float32-roundtrip", lambda x: x.astype(np.float64) * 2.0, [normal(3)]),
+    Case("sliding_window_view-2d", lambda x: np.lib.stride_tricks.sliding_window_view(
+        x, (2, 3)) * np.arange(6.0).reshape(2, 3), [normal(4, 5)]),
+    Case("sliding_window_view-axis", lambda x: np.lib.stride_tricks.sliding_window_view(
+        x, 2, axis=-1).max(axis=-1), [distinct(2, 3, 4)]),
+    Case("sliding_window_view-repeated-axis", lambda x: np.lib.stride_tricks.sliding_window_view(
+        x, (2, 2), axis=(1, 1)), [normal(2, 5)]),
     # composites NumPy builds from the above
     Case("average-weights", lambda x, w: np.average(x, axis=0, weights=w),
          [normal(3, 4), positive(3, 4)]),

@@ -715,6 +715,29 @@ COMPOSITES[numpy.split] = _splitter("split", True)
 COMPOSITES[numpy.array_split] = _splitter("array_split", False)
 
 
+sliding_window_view = Primitive("sliding_window_view",
+                                numpy.lib.stride_tricks.sliding_window_view)
+
+
+@_binds(numpy.lib.stride_tricks.sliding_window_view)
+def _sliding_window_view(x: Any, window_shape: Any, axis: Any = None, *, subok: bool = False,
+                         writeable: bool = False
+                         ) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+    if writeable:
+        raise TypeError("sliding_window_view: writeable=True is not supported on tensors")
+    nd = _ndim(x)
+    window = _check_shape(window_shape, "sliding_window_view")
+    if axis is None:
+        axes = tuple(range(nd))
+    else:
+        axes = tuple(_one_axis(a, nd, "sliding_window_view") for a in (
+            (axis,) if isinstance(axis, int) else axis))
+    if len(axes) != len(window):
+        raise ValueError(f"sliding_window_view: window_shape {window} and axis {axis!r} "
+                         "must have the same length")
+    return sliding_window_view, (x,), {"window_shape": window, "axis": axes}
+
+
 @_binds(numpy.flip)
 def _flip(m: Any, axis: Any = None) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
     return flip, (m,), {"axis": normalize_axis(axis, _ndim(m), "flip")}

@@ -523,6 +523,22 @@ defvjp(P.tile, _tile_vjp)
 defvjp(P.repeat, _repeat_vjp)
 defvjp(P.pad, lambda g, out, x, pad_width, constant_values: g[tuple(
     slice(lo, n - hi) for (lo, hi), n in zip(pad_width, g.shape))])
+def _windows_vjp(g: Any, out: Any, x: Any, window_shape: tuple[int, ...],
+                 axis: tuple[int, ...]) -> Any:
+    # Each window offset k reads x[..., k : k + n_out, ...] along its axis; the gradient adds
+    # g's slice for that offset back there (a loop over the window, never over the data).
+    total = None
+    for offsets in numpy.ndindex(*window_shape):
+        part = g[(Ellipsis,) + offsets]
+        width = [(0, 0)] * x.ndim
+        for ax, off, w in zip(axis, offsets, window_shape):
+            width[ax] = (width[ax][0] + off, width[ax][1] + w - 1 - off)
+        part = numpy.pad(part, tuple(width))
+        total = part if total is None else total + part
+    return total
+
+
+defvjp(P.sliding_window_view, _windows_vjp)
 defvjp(P.triu, lambda g, out, x, k: numpy.triu(g, k))
 defvjp(P.tril, lambda g, out, x, k: numpy.tril(g, k))
 
