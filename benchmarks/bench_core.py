@@ -188,8 +188,7 @@ def mlp_forward(X: Any, y: Any, W1: Any, W2: Any, W3: Any, b1: Any, b2: Any, b3:
     Z3 = A2 @ W3 + b3
     S = Z3 - Z3.max(axis=1, keepdims=True)
     logp = S - numpy.log(numpy.exp(S).sum(axis=1, keepdims=True))
-    # the labels' log-probabilities, i.e. logp[numpy.arange(n), y]
-    return -numpy.take_along_axis(logp, y.reshape(n, 1), axis=1).mean()
+    return -logp[numpy.arange(n), y].mean()
 
 
 def mlp_workload(batch: int = 128) -> dict[str, Any]:
@@ -255,33 +254,58 @@ def cross_check(w: dict[str, Any], steps: dict[str, Callable[[], Any]]) -> None:
                                           err_msg=f"{w['name']}/{kind}: grad {i}")
 
 
+def _minflt() -> int:
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return 0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
 def time_steps(steps: dict[str, Callable[[], Any]], budget_s: float, warmup: int
                ) -> dict[str, dict[str, float]]:
-    """Median time per step (seconds) of each variant, blocks interleaved."""
+    """Time per step (seconds) of each variant: median over blocks, in steady state.
+
+    The variants take turns, one block of consecutive steps each (so that drift in clock speed
+    or load hits all of them alike), and each block starts with a few untimed steps: the first
+    steps after a switch pay for the previous variant's different memory layout (glibc gives
+    big freed blocks back to the kernel and the next allocation page-faults them in again),
+    which a training loop running one variant does not.  Minor page faults per timed step are
+    reported too, so that such effects stay visible.
+    """
     for f in steps.values():
         for _ in range(warmup):
             f()
-    # block size: about 5 ms of work for the slowest variant
     per = {}
     for k, f in steps.items():
         t0 = time.perf_counter()
         for _ in range(3):
             f()
         per[k] = (time.perf_counter() - t0) / 3
-    block = max(1, int(0.005 / max(per.values())))
-    n_blocks = max(5, int(budget_s / (sum(per.values()) * block)))
+    # block size: about 20 ms of work for the slowest variant
+    block = max(3, int(0.020 / max(per.values())))
+    settle = max(2, block // 10)
+    n_blocks = max(5, int(budget_s / (sum(per.values()) * (block + settle))))
     samples: dict[str, list[float]] = {k: [] for k in steps}
+    faults = dict.fromkeys(steps, 0)
     perf = time.perf_counter
     for _ in range(n_blocks):
         for k, f in steps.items():
+            for _ in range(settle):
+                f()
+            f0 = _minflt()
             t0 = perf()
             for _ in range(block):
                 f()
-            samples[k].append((perf() - t0) / block)
-    return {k: {"median": statistics.median(v), "min": min(v),
-                "q1": statistics.quantiles(v, n=4)[0] if len(v) >= 2 else v[0],
-                "q3": statistics.quantiles(v, n=4)[2] if len(v) >= 2 else v[0],
-                "steps": block * len(v)} for k, v in samples.items()}
+            t1 = perf()
+            faults[k] += _minflt() - f0
+            samples[k].append((t1 - t0) / block)
+    out = {}
+    for k, v in samples.items():
+        q = statistics.quantiles(v, n=4)
+        out[k] = {"median": statistics.median(v), "q1": q[0], "q3": q[2],
+                  "steps": block * len(v), "faults": faults[k] / (block * len(v))}
+    return out
 
 
 def fmt(seconds: float) -> str:
@@ -316,7 +340,8 @@ def main(argv: list[str] | None = None) -> int:
             rows.append((w["title"], k, r, r["median"] / base))
 
     print()
-    head = f"{'workload':32} {'variant':11} {'median/step':>12} {'IQR':>23} {'x numpy':>8} {'steps':>7}"
+    head = (f"{'workload':36} {'variant':11} {'median/step':>12} {'IQR (blocks)':>23} "
+            f"{'x numpy':>8} {'steps':>7} {'faults/step':>11}")
     print(head)
     print("-" * len(head))
     last = None
@@ -324,7 +349,8 @@ def main(argv: list[str] | None = None) -> int:
         shown = title if title != last else ""
         last = title
         iqr = f"{fmt(r['q1']).strip()}..{fmt(r['q3']).strip()}"
-        print(f"{shown:32} {k:11} {fmt(r['median']):>12} {iqr:>23} {ratio:7.2f}x {r['steps']:7d}")
+        print(f"{shown:36} {k:11} {fmt(r['median']):>12} {iqr:>23} {ratio:7.2f}x "
+              f"{r['steps']:7d} {r['faults']:11.1f}")
     print()
     print("targets: seed eager <= 3x numpy (later <= 2x); mlp784 eager <= 1.10x numpy")
     return 0

@@ -255,6 +255,6 @@ def _finite_difference(f: Callable[..., Any], args: list[Any], argnum: int, leaf
             new_leaves[leaf] = moved
             call = list(args)
             call[argnum] = unflatten(td, new_leaves)
-            values.append(float(numpy.asarray(_unwrap(f(*call)))))
+            values.append(float(numpy.asarray(_unwrap(f(*call))).reshape(())))
         out[idx] = (values[0] - values[1]) / (2 * step)
     return out

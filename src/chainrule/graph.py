@@ -14,7 +14,7 @@ from typing import Any, Iterable
 
 import numpy
 
-__all__ = ["Node", "backward_pass", "ancestors"]
+__all__ = ["Node", "Step", "backward_pass", "ancestors", "sum_to"]
 
 _counter = itertools.count()
 
@@ -88,13 +88,15 @@ def sum_to(g: Any, shape: tuple[int, ...]) -> Any:
 
 
 def backward_pass(root: Node, seed: Any, targets: Iterable[Node] | None = None,
-                  create_graph: bool = False, retain_graph: bool = False) -> dict[Node, Any]:
+                  create_graph: bool = False, retain_graph: bool = False,
+                  log: list[Step] | None = None) -> dict[Node, Any]:
     """Propagate ``seed`` from ``root`` back through the graph.
 
     With ``targets``, return ``{target: gradient}`` for the targets ``root`` depends on, and
     differentiate nothing that does not lead to one.  Without, add each leaf's gradient into its
     ``.grad``.  With ``create_graph`` the rules run on the recorded tensors themselves, so the
-    gradients are recorded too and can be differentiated again.
+    gradients are recorded too and can be differentiated again.  ``log``, if given, receives
+    one :class:`Step` per chain-rule term (what ``explain`` prints).
     """
     stop = frozenset(targets) if targets is not None else frozenset()
     order = _reachable(root, stop)
@@ -107,6 +109,8 @@ def backward_pass(root: Node, seed: Any, targets: Iterable[Node] | None = None,
         g = grads.pop(node, None)
         if g is None:
             continue
+        if log is not None:
+            log.append(Step(node, g))
         prim = node._prim
         if prim is None or node in stop:
             if targets is not None:
@@ -129,15 +133,30 @@ def backward_pass(root: Node, seed: Any, targets: Iterable[Node] | None = None,
                 continue
             gi = rule(g, out, *vals, **kw)
             data = a._data
+            raw = gi
             if gi.shape != data.shape:
                 gi = sum_to(gi, data.shape)
             if gi.dtype != data.dtype:
                 gi = gi.astype(data.dtype)
             prev = grads.get(a)
             grads[a] = gi if prev is None else prev + gi
+            if log is not None:
+                log[-1].terms.append((i, a, raw, gi))
         if free:
             node._args = node._vals = None
     return found
+
+
+class Step:
+    """One node's turn in the backward walk: its total gradient and what it passed on."""
+
+    __slots__ = ("node", "grad", "terms")
+
+    def __init__(self, node: Node, grad: Any) -> None:
+        self.node = node
+        self.grad = grad
+        # (input index, input node, the rule's result, that result summed to the input's shape)
+        self.terms: list[tuple[int, Node, Any, Any]] = []
 
 
 def _accumulate(leaf: Node, g: Any, create_graph: bool, stored: set[int]) -> None:

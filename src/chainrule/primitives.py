@@ -498,6 +498,16 @@ clip = Primitive("clip", numpy.clip)
 getitem = Primitive("getitem", lambda x, index: x[index])
 astype = Primitive("astype", lambda x, dtype: x.astype(dtype))
 copy = Primitive("copy", numpy.copy)
+
+
+def _assign(x: Any, v: Any, index: Any) -> Any:
+    y = numpy.array(x, copy=True)
+    y[index] = v
+    return y
+
+
+# ``t[index] = v`` recorded as a functional update: a new array, ``x`` itself untouched.
+setitem = Primitive("setitem", _assign)
 # Marks where a differentiated argument enters a function (``grad`` of ``grad``): no work.
 identity = Primitive("identity", lambda x: x)
 
@@ -515,6 +525,22 @@ def _scatter_add(g: Any, index: Any, shape: tuple[int, ...], unique: bool) -> An
 # that no position repeats (basic indices: ints and slices; permutations), so that a plain
 # assignment is exact; other advanced indices accumulate with ``numpy.add.at``.
 scatter_add = Primitive("scatter_add", _scatter_add)
+
+
+def _by_sort(v: Any, x: Any, axis: int) -> Any:
+    return numpy.take_along_axis(v, numpy.argsort(x, axis=axis, kind="stable"), axis=axis)
+
+
+def _undo_sort(v: Any, x: Any, axis: int) -> Any:
+    out = numpy.empty_like(v)
+    numpy.put_along_axis(out, numpy.argsort(x, axis=axis, kind="stable"), v, axis=axis)
+    return out
+
+
+# ``v`` put in the order that sorting ``x`` along ``axis`` would give, and back again: the
+# gradient of ``sort`` (kept as primitives so no traced index array is ever needed).
+sort_permute = Primitive("sort_permute", _by_sort)
+sort_unpermute = Primitive("sort_unpermute", _undo_sort)
 
 
 def _check_shape(shape: Any, fname: str) -> tuple[int, ...]:

@@ -40,7 +40,7 @@ import numpy
 from . import primitives as P
 from .primitives import Primitive
 
-__all__ = ["defvjp", "defvjp_argnum"]
+__all__ = ["defvjp", "defvjp_argnum", "Size"]
 
 Rule = Callable[..., Any]
 
@@ -77,6 +77,27 @@ def _keep(v: Any, axis: Any, keepdims: bool) -> Any:
 
 def _unreduce(g: Any, shape: tuple[int, ...], axis: Any, keepdims: bool) -> Any:
     return numpy.broadcast_to(_keep(g, axis, keepdims), shape)
+
+
+class Size(int):
+    """A count of elements that remembers what it counts (so ``explain`` can print ``Y.size``).
+
+    ``of`` is the tensor whose elements (along ``axis``, or all of them) were counted.  Rules
+    make one only when recording (on arrays they use a plain int), and recording hands NumPy
+    ``int(size)``, because NumPy treats int subclasses as strongly typed (float64).
+    """
+
+    of: Any
+    axis: Any
+
+    def __new__(cls, value: int, of: Any = None, axis: Any = None) -> Size:
+        obj = super().__new__(cls, value)
+        obj.of = of
+        obj.axis = axis
+        return obj
+
+    def __reduce__(self) -> Any:
+        return (int, (int(self),))
 
 
 def _count(shape: tuple[int, ...], axis: Any) -> int:
@@ -375,8 +396,13 @@ defvjp(P.diagonal, _diagonal_vjp)
 # ---------------------------------------------------------------------------------------------
 
 defvjp(P.sum_, lambda g, out, x, axis, keepdims: _unreduce(g, x.shape, axis, keepdims))
+def _size(x: Any, axis: Any) -> int:
+    n = _count(x.shape, axis)
+    return n if isinstance(x, numpy.ndarray) else Size(n, x, axis)
+
+
 defvjp(P.mean, lambda g, out, x, axis, keepdims: _unreduce(
-    g / _count(x.shape, axis), x.shape, axis, keepdims))
+    g / _size(x, axis), x.shape, axis, keepdims))
 
 
 def _extreme_vjp(g: Any, out: Any, x: Any, axis: Any, keepdims: bool) -> Any:
@@ -550,6 +576,8 @@ def _is_basic(index: Any) -> bool:
 
 
 defvjp(P.getitem, lambda g, out, x, index: P.scatter_add(g, index, x.shape, _is_basic(index)))
+defvjp(P.setitem, lambda g, out, x, v, index: P.setitem(g, 0, index=index),
+                  lambda g, out, x, v, index: g[index])
 defvjp(P.scatter_add, lambda g, out, h, index, shape, unique: g[index])
 defvjp(P.take, lambda g, out, x, indices, axis: P.scatter_add(
     g, (slice(None),) * axis + (indices,), x.shape, False))
@@ -565,6 +593,7 @@ def _along(indices: Any, axis: int, shape: tuple[int, ...]) -> tuple[Any, ...]:
 
 defvjp(P.take_along_axis, lambda g, out, x, indices, axis: P.scatter_add(
     g, _along(indices, axis, g.shape), x.shape, False))
-defvjp(P.sort, lambda g, out, x, axis, kind: P.scatter_add(
-    g, _along(numpy.argsort(x, axis=axis, kind="stable"), axis, g.shape), x.shape, True),
-    kink=lambda x, axis, kind: numpy.argsort(x, axis=axis, kind="stable"))
+defvjp(P.sort, lambda g, out, x, axis, kind: P.sort_unpermute(g, x, axis),
+       kink=lambda x, axis, kind: numpy.argsort(x, axis=axis, kind="stable"))
+defvjp(P.sort_permute, lambda g, out, v, x, axis: P.sort_unpermute(g, x, axis), None)
+defvjp(P.sort_unpermute, lambda g, out, v, x, axis: P.sort_permute(g, x, axis), None)

@@ -16,6 +16,7 @@ import numpy
 
 from . import primitives as P
 from .graph import Node, _counter, backward_pass
+from .rules import Size
 
 __all__ = ["Tensor", "tensor", "no_grad", "enable_grad", "is_grad_enabled", "TracerBoolError"]
 
@@ -114,6 +115,8 @@ def _apply(prim: P.Primitive, args: tuple[Any, ...], kw: dict[str, Any]) -> Tens
             vals.append(a._data)
             if a.requires_grad:
                 rg = True
+        elif type(a) is Size:
+            vals.append(int(a))
         else:
             vals.append(a)
     try:
@@ -212,13 +215,7 @@ def _index(ix: Any) -> Any:
     return ix
 
 
-_SETITEM = P.Primitive("setitem", lambda x, v, index: _assign(x, v, index))
-
-
-def _assign(x: Any, v: Any, index: Any) -> Any:
-    y = numpy.array(x, copy=True)
-    y[index] = v
-    return y
+_assign = P._assign
 
 
 # ---------------------------------------------------------------------------------------------
@@ -294,6 +291,9 @@ class Tensor(Node):
         if func in _METADATA:
             return func(*_unwrap(args), **_unwrap(kwargs))
         name = getattr(func, "__name__", repr(func))
+        module = getattr(func, "__module__", "") or ""
+        if module.startswith("numpy.") and not module.startswith("numpy._"):
+            name = f"{module[6:]}.{name}"
         return _unsupported(name, args, kwargs, func)
 
     @classmethod
@@ -524,25 +524,26 @@ class Tensor(Node):
 
     def __setitem__(self, index: Any, value: Any) -> None:
         """``t[index] = value``, recorded as a functional update (``t`` is a new value after)."""
-        if self.requires_grad and self._prim is None:
+        if self.requires_grad and self._prim is None and _state.enabled:
             raise RuntimeError(
                 "in-place assignment into a leaf tensor that requires grad: its gradient would "
                 "no longer be about the values you created. Assign into a copy (u = t.copy(); "
                 "u[...] = v) or update the data under chainrule.no_grad()")
-        if self._used:
+        if self._used and (_state.enabled or _state.tracing):
             raise RuntimeError(
                 "in-place assignment into a tensor that recorded operations have already read: "
                 "their gradients would be computed from the overwritten values. Assign into a "
                 "copy first (u = t.copy(); u[...] = v) and use u afterwards")
-        if self._prim is None and not self.requires_grad and not (
-                isinstance(value, Tensor) and value.requires_grad and _state.enabled):
-            if not _state.tracing:           # a constant stays a constant
-                self._data = _assign(self._data, _unwrap(value), _index(index))
-                return
+        recording = (self.requires_grad or (isinstance(value, Tensor) and value.requires_grad)) \
+            and _state.enabled
+        if self._prim is None and not recording and not _state.tracing:
+            # a constant stays a constant; under no_grad() a parameter is updated in place
+            self._data = _assign(self._data, _unwrap(value), _index(index))
+            return
         before = _new(Tensor)
         for slot in Node.__slots__[:-1]:
             object.__setattr__(before, slot, getattr(self, slot))
-        after = _apply(_SETITEM, (before, value), {"index": _index(index)})
+        after = _apply(P.setitem, (before, value), {"index": _index(index)})
         for slot in Node.__slots__[:-1]:
             if slot not in ("grad", "_name"):
                 object.__setattr__(self, slot, getattr(after, slot))

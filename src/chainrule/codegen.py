@@ -1,0 +1,161 @@
+"""Programs written out as straight-line NumPy source, one statement per named value.
+
+A value becomes a statement when it has a name, is read more than once, is an output, or needs
+statements rather than an expression (scatters); anything else is written inline into the one
+expression that reads it, with parentheses exactly where precedence needs them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import keyword
+import re
+from typing import Any
+
+import numpy
+
+from . import primitives as P
+from .ir import CONST, INPUT, Program, Value
+from .notation import ATOM, STATEMENTS, UNARY, Form, Literals, math_form, source_form
+from .rules import Size
+
+__all__ = ["Line", "Writer", "identifier"]
+
+
+def identifier(text: str) -> str:
+    """A Python identifier made from a display name (``W[0]`` -> ``W_0``)."""
+    name = re.sub(r"\W+", "_", text).strip("_") or "v"
+    if name[0].isdigit() or keyword.iskeyword(name):
+        name = "v_" + name
+    return name
+
+
+@dataclasses.dataclass
+class Line:
+    """One value's statement(s): ``name = expr`` (or several lines for a scatter)."""
+
+    value: Value
+    name: str
+    expr: str
+    code: list[str]
+
+    @property
+    def phase(self) -> str:
+        return self.value.phase
+
+
+_SMALL = {P.add, P.subtract, P.multiply, P.divide, P.negative, P.power} | {
+    P.NONDIFF_UFUNCS[u] for u in (numpy.greater, numpy.greater_equal, numpy.less,
+                                  numpy.less_equal, numpy.equal, numpy.not_equal)}
+_ELEMENTWISE = {P.add, P.subtract, P.multiply, P.divide, P.power, P.negative, P.maximum,
+                P.minimum}
+
+
+class Writer:
+    """Writes a program's values as source (``style='python'``) or mathematics (``'math'``,
+    ``'latex'``), with ``names`` for the values that must be named."""
+
+    def __init__(self, prog: Program, names: dict[int, str], lit: Literals | None = None,
+                 inline: bool = True, refs: dict[int, str] | None = None,
+                 repeat_small: bool = False) -> None:
+        self.prog = prog
+        self.lit = lit or Literals()
+        self.uses = prog.uses()
+        self.out_ids = {o.id for o in prog.outputs}
+        self.names = dict(names)
+        self.refs = refs or {}          # how inputs are referred to (``W[0]``)
+        self.inline = inline
+        self.repeat_small = repeat_small
+        taken = set(self.names.values()) | set(self.refs.values())
+        counter = 0
+        for v in prog.values:
+            if v.id in self.names or v.op in (INPUT, CONST):
+                continue
+            if self._needs_statement(v):
+                counter += 1
+                while f"t{counter}" in taken:
+                    counter += 1
+                self.names[v.id] = f"t{counter}"
+                taken.add(f"t{counter}")
+
+    def _needs_statement(self, v: Value) -> bool:
+        if not self.inline:
+            return True
+        if v.id in self.out_ids or (v.prim is not None and v.prim in STATEMENTS):
+            return True
+        if self.uses.get(v.id, 0) == 1:
+            return False
+        # For people, a one-operation expression of named values reads better repeated
+        # (``Y - T`` twice) than as a temporary; generated code never repeats work.
+        return not (self.repeat_small and v.prim in _SMALL and all(
+            not isinstance(a, Value) or a.op in (INPUT, CONST) or a.id in self.names
+            for a in v.args))
+
+    def is_statement(self, v: Value) -> bool:
+        return v.op not in (INPUT, CONST) and v.id in self.names
+
+    # --- expressions --------------------------------------------------------------------------
+
+    def ref(self, x: Any, style: str = "python") -> tuple[str, int]:
+        """The text of an argument and its precedence."""
+        if isinstance(x, Value):
+            if x.op == INPUT:
+                return self.refs.get(x.id, self.names.get(x.id, f"v{x.id}")), ATOM
+            if x.op == CONST:
+                return self.const(x.const)
+            if x.id in self.names:
+                return self.names[x.id], ATOM
+            return self.expr(x, style)
+        if isinstance(x, Size):
+            return self.size(x), ATOM
+        return self.const(x)
+
+    def const(self, c: Any) -> tuple[str, int]:
+        text = self.lit(c)
+        return text, UNARY if text.startswith("-") else ATOM
+
+    def size(self, s: Size) -> str:
+        """``Y.size`` for the count a mean divided by, when a named value has that shape."""
+        v = s.of
+        while isinstance(v, Value) and v.id not in self.names and v.op != INPUT \
+                and v.prim in _ELEMENTWISE:
+            nxt = [a for a in v.args if isinstance(a, Value) and a.shape == v.shape]
+            if not nxt:
+                break
+            v = nxt[0]
+        if isinstance(v, Value) and (v.id in self.names or v.op == INPUT) and s.axis is None:
+            name = self.ref(v)[0]
+            return f"{name}.size"
+        return str(int(s))
+
+    def expr(self, v: Value, style: str = "python") -> tuple[str, int]:
+        assert v.prim is not None
+        form = source_form(v.prim) if style == "python" else math_form(v.prim)
+        texts = [self._wrap(a, form, i, style) for i, a in enumerate(v.args)]
+        if style == "python":
+            return form.fmt(texts, v.kw, self.lit), form.prec
+        return form.fmt(texts, v.kw, style == "latex"), form.prec
+
+    def _wrap(self, a: Any, form: Form, i: int, style: str) -> str:
+        text, prec = self.ref(a, style)
+        return f"({text})" if prec < form.slot(i) else text
+
+    # --- statements ---------------------------------------------------------------------------
+
+    def lines(self) -> list[Line]:
+        out = []
+        for v in self.prog.values:
+            if not self.is_statement(v):
+                continue
+            name = self.names[v.id]
+            maker = STATEMENTS.get(v.prim) if v.prim is not None else None
+            if maker is not None:
+                texts = [self.ref(a)[0] for a in v.args]
+                kw = dict(v.kw, __dtype__=numpy.dtype(v.dtype))
+                code = maker(name, texts, kw, self.lit, list(v.args))
+                out.append(Line(v, name, "; ".join(code[1:]) if len(code) > 1 else code[0],
+                                code))
+                continue
+            text, _ = self.expr(v)
+            out.append(Line(v, name, text, [f"{name} = {text}"]))
+        return out

@@ -1,0 +1,425 @@
+"""``explain``: the backward pass of any recorded NumPy function, written out in its own names.
+
+The derivation is not a second implementation: it is the recorded result of running the very
+gradient rules that ``backward()`` runs (on recording tensors instead of arrays), tidied by the
+program passes of :mod:`chainrule.ir` and written by :mod:`chainrule.codegen`.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from typing import Any, Callable
+
+import numpy
+
+from . import primitives as P
+from .codegen import Line, Writer, identifier
+from .graph import Node
+from .ir import CONST, INPUT, Program, Value, build, cse, dce, prettify, simplify
+from .notation import Literals
+from .tensor import Tensor
+from .trace import Recording, record
+
+__all__ = ["explain", "Explanation"]
+
+
+def explain(fun: Callable[..., Any], *args: Any, wrt: Any = None, **kwargs: Any) -> Explanation:
+    """Record ``fun(*args, **kwargs)`` once and explain its backward pass.
+
+    Parameters
+    ----------
+    fun : callable
+        Plain NumPy code returning a scalar (a non-scalar result is summed first).
+    *args
+        Its arguments (arrays, numbers, nested lists/tuples/dicts of arrays).
+    wrt : str, int or sequence of them, optional
+        The parameters to differentiate with respect to (default: every floating-point array
+        argument).
+
+    Returns
+    -------
+    Explanation
+        ``str()`` gives the forward and backward passes line by line with shapes;
+        ``.why()`` the chain-rule step behind each backward line; ``.to_python()`` standalone
+        NumPy code; ``.to_latex()``, ``.to_markdown()``, ``.to_dot()``.
+
+    Example
+    -------
+    >>> import numpy, chainrule as cr
+    >>> def loss(w, x):
+    ...     h = numpy.tanh(x @ w)
+    ...     return (h ** 2).sum()
+    >>> e = cr.explain(loss, numpy.ones((3, 2)), numpy.ones((4, 3)), wrt="w")
+    >>> print(e.backward_lines()[-1])
+    dw = x.T @ dh * (1 - h ** 2)
+    """
+    return Explanation(record(fun, args, kwargs, wrt=wrt))
+
+
+class Explanation:
+    """The recorded forward and backward passes of one call, ready to be read or exported."""
+
+    def __init__(self, rec: Recording) -> None:
+        self.recording = rec
+        self.program, self._by_node = _named_program(rec)
+        self.grad_names = [_grad_name(rec.input_names[j]) for j in rec.wrt]
+        refs = {v.id: rec.input_names[i] for i, v in enumerate(self.program.inputs)}
+        names = {v.id: v.name for v in self.program.values if v.name and v.op != INPUT}
+        for out, name in zip(self.program.outputs, self._output_names()):
+            if out.op != INPUT and out.id not in names:
+                names[out.id] = name
+        self.writer = Writer(self.program, names, Literals(), refs=refs, repeat_small=True)
+        self.lines = self.writer.lines()
+        self.notes = _notes(self)
+
+    # --- pieces -------------------------------------------------------------------------------
+
+    @property
+    def output_name(self) -> str:
+        out = self.recording.output
+        return self.recording.names.get(out, "out") if isinstance(out, Node) else "out"
+
+    def _output_names(self) -> list[str]:
+        return [self.output_name] + self.grad_names
+
+    def _node_value(self, node: Any) -> Any:
+        v = self._by_node.get(node)
+        return self.program.resolve(v) if v is not None else None
+
+    def forward_lines(self) -> list[str]:
+        """``name = expression`` for every forward statement."""
+        return [line for ln in self.lines if ln.phase == "forward" for line in ln.code]
+
+    def backward_lines(self) -> list[str]:
+        """``dname = expression`` for every backward statement, last operation first."""
+        out = [line for ln in self.lines if ln.phase == "backward" for line in ln.code]
+        for name, v in zip(self.grad_names, self.program.outputs[1:]):
+            text = self._value_text(v)
+            if text != name:
+                out.append(f"{name} = {text}")
+        return out
+
+    def _value_text(self, v: Value) -> str:
+        return self.writer.ref(v)[0]
+
+    def _shaped(self, lines: list[Line], phase: str) -> list[tuple[str, str]]:
+        rows = []
+        for ln in lines:
+            if ln.phase != phase:
+                continue
+            shape = f"{tuple(ln.value.shape)}"
+            for i, code in enumerate(ln.code):
+                rows.append((code, shape if i == len(ln.code) - 1 else ""))
+        if phase == "backward":
+            for name, v in zip(self.grad_names, self.program.outputs[1:]):
+                text = self._value_text(v)
+                if text != name:
+                    rows.append((f"{name} = {text}", f"{tuple(v.shape)}"))
+        return rows
+
+    # --- text ---------------------------------------------------------------------------------
+
+    def __str__(self) -> str:
+        rec = self.recording
+        width = max([len(c) for c, _ in self._shaped(self.lines, "forward")
+                     + self._shaped(self.lines, "backward")] + [20]) + 2
+        head = [f"{rec.fun_name}: d{self.output_name}/d({', '.join(rec.input_names[j] for j in rec.wrt)})"]
+        head.append("inputs: " + ", ".join(
+            f"{n} {tuple(numpy.shape(t._data))} {t._data.dtype}"
+            for n, t in zip(rec.input_names, rec.inputs)))
+        out = head + ["", "Forward pass"]
+        out += [f"  {c:<{width}}# {s}" if s else f"  {c}" for c, s in
+                self._shaped(self.lines, "forward")]
+        out += ["", f"Backward pass (the chain rule, from {self.output_name} back to the inputs)"]
+        out += [f"  {c:<{width}}# {s}" if s else f"  {c}" for c, s in
+                self._shaped(self.lines, "backward")]
+        if self.notes:
+            out += ["", "Notes"] + [f"  - {n}" for n in self.notes]
+        return "\n".join(out)
+
+    def __repr__(self) -> str:
+        return f"<Explanation of {self.recording.fun_name}: {len(self.lines)} statements>"
+
+    def why(self) -> str:
+        """Each backward line with the chain-rule step it comes from."""
+        rec = self.recording
+        contributions: dict[Node, list[tuple[Node, Any, Any]]] = {}
+        adjoint_of: dict[int, Node] = {}
+        for step in rec.steps:
+            v = self._node_value(step.grad)
+            if isinstance(v, Value) and (step.node in rec.names) and id(v) not in adjoint_of:
+                adjoint_of[id(v)] = step.node
+            for _, a, raw, fin in step.terms:
+                contributions.setdefault(a, []).append((step.node, raw, fin))
+        lines = [f"Why each backward line holds (∂ means the derivative of {self.output_name})",
+                 ""]
+        for ln in self.lines:
+            if ln.phase != "backward":
+                continue
+            node = adjoint_of.get(id(ln.value))
+            lines.append(f"{ln.code[-1] if len(ln.code) == 1 else '; '.join(ln.code)}"
+                         f"   # {tuple(ln.value.shape)}")
+            if node is not None and node is not rec.output:
+                for consumer, raw, fin in contributions.get(node, []):
+                    lines.extend("    " + t for t in self._term(rec.names[node], consumer,
+                                                                 raw, fin, ln.value))
+            lines.append("")
+        lines += [f"Note: {n}" for n in self.notes]
+        return "\n".join(lines).rstrip() + "\n"
+
+    def _term(self, name: str, consumer: Node, raw: Any, fin: Any, line_value: Value
+              ) -> list[str]:
+        rec = self.recording
+        out = self.output_name
+        cv = self._by_node.get(consumer)
+        cname = rec.names.get(consumer)
+        cexpr = self.writer.expr(cv, "math")[0] if cv is not None and cv.prim is not None \
+            else "?"
+        label = cname if cname else f"({cexpr})"
+        text = [f"∂{out}/∂{name} ∋ ∂{out}/∂{label} · ∂{label}/∂{name}"
+                + (f",  {cname} = {cexpr}" if cname else "")]
+        rv = self._node_value(raw) if isinstance(raw, Node) else None
+        if isinstance(rv, Value):
+            shown = (self.writer.expr(rv, "math")[0] if rv.prim is not None and (
+                rv is line_value or not self.writer.is_statement(rv))
+                else self.writer.ref(rv, "math")[0])
+            text.append(f"    = {shown}")
+        if tuple(numpy.shape(raw._data if isinstance(raw, Tensor) else raw)) != tuple(
+                numpy.shape(fin._data if isinstance(fin, Tensor) else fin)):
+            text.append(f"    then summed back to {name}'s shape "
+                        f"{tuple(numpy.shape(fin._data))}: {name} was broadcast to "
+                        f"{tuple(numpy.shape(raw._data))} in {label}")
+        prim = consumer._prim
+        if prim in (P.maximum, P.minimum, P.fmax, P.fmin):
+            text.append(f"    kink convention: at a tie the gradient goes to the first argument, "
+                        f"so maximum(0, {name}) passes nothing where {name} == 0 (PyTorch's ReLU)")
+        elif prim in (P.absolute, P.fabs):
+            text.append(f"    |x| has derivative sign(x), taken as 0 at {name} == 0")
+        return text
+
+    # --- exports ------------------------------------------------------------------------------
+
+    def to_python(self, name: str = "backward") -> str:
+        """Source of a standalone function (NumPy only) returning the value and the gradients."""
+        rec = self.recording
+        hoisted: list[str] = []
+
+        def hoist(a: numpy.ndarray) -> str:
+            cname = f"_C{len(hoisted)}"
+            body = repr(a.tolist()).replace("inf", "numpy.inf").replace("nan", "numpy.nan")
+            hoisted.append(f"{cname} = numpy.array({body}, dtype=numpy.{a.dtype.name})")
+            return cname
+
+        self.writer.lit = Literals(hoist=hoist)
+        try:
+            body_lines = [c for ln in self.lines for c in ln.code]
+            tail = [f"{n} = {self._value_text(v)}"
+                    for n, v in zip(self.grad_names, self.program.outputs[1:])
+                    if self._value_text(v) != n]
+            out_text = self._value_text(self.program.outputs[0])
+        finally:
+            self.writer.lit = Literals()
+        params = []
+        for i, p in enumerate(rec.params):
+            params.append(f"{p}={rec.static[i]!r}" if i in rec.static else p)
+        checks = []
+        for n, t in zip(rec.input_names, rec.inputs):
+            shape, dtype = tuple(numpy.shape(t._data)), numpy.asarray(t._data).dtype
+            checks.append(f"    assert numpy.shape({n}) == {shape} and numpy.asarray({n}).dtype "
+                          f"== numpy.{dtype.name}, \\\n        \"{n}: this code was derived for "
+                          f"shape {shape} {dtype.name}; derive it again for other inputs\"")
+        grads = ", ".join(f"{rec.input_names[j]!r}: {g}" for j, g in zip(rec.wrt, self.grad_names))
+        doc = (f'    """Value of {rec.fun_name} and its gradients, written out by chainrule.\n\n'
+               "    Derived for the shapes and dtypes asserted below and for the path Python's\n"
+               "    control flow took on the recorded inputs.\n    \"\"\"")
+        src = ["import numpy", ""] + hoisted + ([""] if hoisted else []) + [
+            "", f"def {name}({', '.join(params)}):", doc] + checks + [
+            f"    {c}" for c in body_lines + tail] + [
+            f"    return {out_text}, {{{grads}}}", ""]
+        return "\n".join(src)
+
+    def to_markdown(self) -> str:
+        """Forward and backward passes as Markdown (code blocks and notes)."""
+        fwd = "\n".join(c for c, _ in self._shaped(self.lines, "forward"))
+        bwd = "\n".join(f"{c:<40}# {s}" if s else c
+                        for c, s in self._shaped(self.lines, "backward"))
+        parts = [f"**{self.recording.fun_name}**: gradients of `{self.output_name}`",
+                 "", "Forward pass", "", "```python", fwd, "```", "",
+                 "Backward pass (chain rule)", "", "```python", bwd, "```"]
+        if self.notes:
+            parts += [""] + [f"- {n}" for n in self.notes]
+        return "\n".join(parts) + "\n"
+
+    _repr_markdown_ = to_markdown
+
+    def to_latex(self) -> str:
+        """The backward pass as a LaTeX ``align*`` environment."""
+        rows = []
+        for ln in self.lines:
+            if ln.phase != "backward" or ln.value.prim is None:
+                continue
+            lhs = _latex_name(ln.name)
+            rhs = self.writer.expr(ln.value, "latex")[0]
+            rows.append(f"{lhs} &= {_latex_names(rhs, self)}")
+        return "\\begin{align*}\n" + " \\\\\n".join(rows) + "\n\\end{align*}\n"
+
+    def to_dot(self) -> str:
+        """The recorded graph as Graphviz DOT text (forward blue, backward red)."""
+        lines = ["digraph chainrule {", "  rankdir=LR;", "  node [shape=box, fontsize=10];"]
+        ids = {}
+        for v in self.program.values:
+            label = self.writer.names.get(v.id) or self.writer.refs.get(v.id)
+            what = v.op if not isinstance(v.op, P.Primitive) else v.op.name
+            if v.op == CONST:
+                what = "const"
+            text = f"{label}\\n{what} {tuple(v.shape)}" if label else f"{what} {tuple(v.shape)}"
+            color = "steelblue" if v.phase == "forward" else "firebrick"
+            ids[v.id] = f"v{v.id}"
+            lines.append(f'  v{v.id} [label="{html.escape(text)}", color={color}];')
+        for v in self.program.values:
+            for a in v.args:
+                if isinstance(a, Value) and a.id in ids:
+                    lines.append(f"  v{a.id} -> v{v.id};")
+        lines.append("}")
+        return "\n".join(lines) + "\n"
+
+
+def _data(rec: Recording, name: str) -> Any:
+    for node, n in rec.names.items():
+        if n == name:
+            return node._data
+    return numpy.zeros(())
+
+
+def _latex_name(name: str) -> str:
+    import re
+    m = re.fullmatch(r"(d?)([A-Za-z]+)_?(\d*)", name)
+    if not m:
+        return r"\mathit{" + name.replace("_", r"\_") + "}"
+    d, base, sub = m.groups()
+    core = base + (f"_{{{sub}}}" if sub else "")
+    return (r"\mathrm{d}" if d else "") + core
+
+
+def _latex_names(text: str, ex: Explanation) -> str:
+    import re
+    return re.sub(r"\b(d?[A-Za-z]+_?\d*)\b", lambda m: _latex_name(m.group(1))
+                  if m.group(1) in set(ex.writer.names.values()) | set(ex.writer.refs.values())
+                  else m.group(1), text)
+
+
+def _grad_name(input_name: str) -> str:
+    return "d" + identifier(input_name)
+
+
+def _named_program(rec: Recording) -> tuple[Program, dict[Node, Value]]:
+    prog = build(rec)
+    by_node = {v.node: v for v in prog.values if v.node is not None}
+    for node, name in rec.names.items():
+        v = by_node.get(node)
+        if v is not None and v.op != INPUT:
+            v.name = identifier(name)
+    for step in rec.steps:
+        node = step.node
+        if node in rec.names and node is not rec.output:
+            v = by_node.get(step.grad)
+            if v is not None and v.name is None and v.op != INPUT:
+                v.name = "d" + identifier(rec.names[node])
+    for j, g in zip(rec.wrt, rec.grads):
+        v = by_node.get(g)
+        if v is not None and v.name is None and v.op != INPUT:
+            v.name = _grad_name(rec.input_names[j])
+    prog = simplify(prog, keep_sizes=True)
+    prog = prettify(cse(prog))
+    prog = dce(prog)
+    return prog, by_node
+
+
+def _notes(ex: Explanation) -> list[str]:
+    rec = ex.recording
+    notes = ["Recorded for these inputs: Python control flow (if/for on values) followed the "
+             "path they took; the exported code asserts the shapes and dtypes it was derived "
+             "for."]
+    if rec.summed_output:
+        notes.append(f"{ex.output_name} is not a scalar: the backward pass is that of its sum.")
+    for node in (v.node for v in ex.program.values if v.node is not None):
+        if node._prim is P.mean and node._kw.get("axis") is None:
+            notes.extend(_mean_note(ex, node))
+        notes.extend(_kink_notes(node, rec))
+    return notes
+
+
+def _mean_note(ex: Explanation, node: Node) -> list[str]:
+    """The seed's trap: a mean over all elements is not a mean over the batch."""
+    arg = node._args[0]
+    x = arg._data if isinstance(arg, Node) else None
+    if x is None or numpy.ndim(x) < 2:
+        return []
+    n, rows = int(numpy.size(x)), int(numpy.shape(x)[0])
+    k = n // max(rows, 1)
+    rec = ex.recording
+    batch = next((name for name, t in zip(rec.input_names, rec.inputs)
+                  if numpy.ndim(t._data) >= 1 and numpy.shape(t._data)[0] == rows), None)
+    length = f"len({batch})" if batch else "len(...)"
+    v = ex._by_node.get(arg)
+    size = ex.writer.size(_SizeOf(n, v)) if v is not None else str(n)
+    what = ex.recording.names.get(node, "the result")
+    text = (f"{what} averages over all {n} elements of an array of shape {tuple(x.shape)}, "
+            f"so its gradient carries 1/{size} (e.g. dY = 2 * (Y - T) / Y.size for a "
+            f"squared error). ")
+    if k == 1:
+        text += (f"Here 1/{size} equals 1/{length} = 1/{rows} only because each row has one "
+                 f"element (one output column); with k columns, dividing by {length} alone "
+                 "would make every gradient k times too large.")
+    else:
+        text += (f"Dividing by {length} = {rows} alone would make every gradient {k} times "
+                 "too large.")
+    return [text]
+
+
+def _SizeOf(n: int, v: Any) -> Any:
+    from .rules import Size
+    return Size(n, v, None)
+
+
+def _kink_notes(node: Node, rec: Recording) -> list[str]:
+    prim = node._prim
+    if prim is None or node._vals is None:
+        return []
+    name = rec.names.get(node, prim.name)
+    vals = node._vals
+    if prim in (P.maximum, P.minimum, P.fmax, P.fmin):
+        ties = numpy.argwhere(numpy.broadcast_to(numpy.asarray(vals[0]) == numpy.asarray(vals[1]),
+                                                 numpy.shape(node._data)))
+        if len(ties):
+            where = ", ".join(str(tuple(int(i) for i in t)) for t in ties[:5])
+            return [f"{name} = {prim.name}(...) is exactly at its kink (a tie) at {where}: the "
+                    "gradient there went to the first argument (for ReLU maximum(0, Z): 0)."]
+    if prim in (P.absolute, P.fabs):
+        zeros = numpy.argwhere(numpy.asarray(vals[0]) == 0)
+        if len(zeros):
+            return [f"{name} = abs(...) has an input exactly 0 at "
+                    f"{', '.join(str(tuple(int(i) for i in t)) for t in zeros[:5])}: "
+                    "its gradient there is taken as 0."]
+    if prim in (P.amax, P.amin):
+        x = numpy.asarray(vals[0])
+        hit = x == prim.fun(x, axis=node._kw.get("axis"), keepdims=True)
+        counts = hit.sum(axis=node._kw.get("axis"))
+        if numpy.any(counts > 1):
+            return [f"{name} = {prim.name}(...) has tied extreme values: the gradient is shared "
+                    "equally among them."]
+    if prim is P.clip:
+        x, lo, hi = (numpy.asarray(v) if v is not None else None for v in vals)
+        on = numpy.zeros(x.shape, bool)
+        if lo is not None:
+            on |= x == lo
+        if hi is not None:
+            on |= x == hi
+        if on.any():
+            return [f"{name} = clip(...) has inputs exactly on a bound: the gradient passes "
+                    "there (bounds included, as PyTorch's clamp)."]
+    return []
+
+
+

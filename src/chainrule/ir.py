@@ -1,0 +1,347 @@
+"""A recorded computation as a straight-line program, and the passes that tidy it.
+
+:func:`build` turns a :class:`~chainrule.trace.Recording` into a :class:`Program`: values in
+recording order, each an input, a constant, or a primitive applied to earlier values.  The passes
+rewrite it without changing what it computes:
+
+* exact passes (``simplify``, ``cse``, ``dce``) drop identities (``x * 1``, ``x / 1``,
+  reshapes and broadcasts to the same shape, ``astype`` to the same dtype), fold constants,
+  share repeated subexpressions (a ReLU mask computed once) and remove what no output needs;
+  ``jit`` runs only these, so its results equal the eager ones;
+* ``prettify`` (for people only) also moves scalar factors to the right and turns
+  ``a * (1 / N)`` into ``a / N``, so the seed's first backward line reads
+  ``dY = 2 * (Y - T) / Y.size``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable
+
+import numpy
+
+from . import primitives as P
+from .graph import Node, ancestors
+from .primitives import Primitive
+from .rules import Size
+from .trace import Recording
+
+__all__ = ["Value", "Program", "build"]
+
+INPUT = "input"
+CONST = "const"
+
+
+class Value:
+    """One value of a program: an input, a constant, or ``prim(*args, **kw)``."""
+
+    __slots__ = ("id", "op", "args", "kw", "shape", "dtype", "name", "const", "phase", "node")
+
+    def __init__(self, id: int, op: Any, args: list[Any], kw: dict[str, Any], shape: Any,
+                 dtype: Any, const: Any = None, phase: str = "forward",
+                 node: Node | None = None) -> None:
+        self.id = id
+        self.op = op
+        self.args = args
+        self.kw = kw
+        self.shape = shape
+        self.dtype = dtype
+        self.name: str | None = None
+        self.const = const
+        self.phase = phase
+        self.node = node
+
+    @property
+    def prim(self) -> Primitive | None:
+        return self.op if isinstance(self.op, Primitive) else None
+
+    def __repr__(self) -> str:
+        what = self.op.name if isinstance(self.op, Primitive) else self.op
+        return f"<v{self.id} {self.name or ''} {what} {self.shape}>"
+
+
+class Program:
+    """Values in execution order; ``outputs`` are what the program returns."""
+
+    def __init__(self, values: list[Value], inputs: list[Value], outputs: list[Value]) -> None:
+        self.values = values
+        self.inputs = inputs
+        self.outputs = outputs
+        self.replaced: dict[int, Any] = {}     # value id -> what the passes put in its place
+
+    def resolve(self, v: Any) -> Any:
+        """What ``v`` became after the passes (itself when it was kept)."""
+        while isinstance(v, Value) and v.id in self.replaced:
+            v = self.replaced[v.id]
+        return v
+
+    def uses(self) -> dict[int, int]:
+        """How many times each value is read (by values and as an output)."""
+        count: dict[int, int] = {}
+        for v in self.values:
+            for a in v.args:
+                if isinstance(a, Value):
+                    count[a.id] = count.get(a.id, 0) + 1
+        for o in self.outputs:
+            count[o.id] = count.get(o.id, 0) + 1
+        return count
+
+    def ops(self) -> list[Value]:
+        return [v for v in self.values if v.prim is not None]
+
+
+def _value_args(v: Value) -> Iterable[Value]:
+    for a in v.args:
+        if isinstance(a, Value):
+            yield a
+        elif isinstance(a, Size) and isinstance(a.of, Value):
+            yield a.of
+
+
+def _shape_dtype(data: Any) -> tuple[tuple[int, ...], numpy.dtype[Any]]:
+    arr = numpy.asarray(data)
+    return arr.shape, arr.dtype
+
+
+def build(rec: Recording, outputs: list[Any] | None = None) -> Program:
+    """Lower a recording to a program whose outputs are ``rec.output`` and ``rec.grads``."""
+    roots = outputs if outputs is not None else (
+        [rec.output] + [g for g in rec.grads if g is not None])
+    out_nodes = [r for r in roots if isinstance(r, Node)]
+    boundary = rec.output._seq if isinstance(rec.output, Node) else math.inf
+    values: list[Value] = []
+    by_node: dict[Node, Value] = {}
+    input_set = {t: i for i, t in enumerate(rec.inputs)}
+    inputs: list[Value | None] = [None] * len(rec.inputs)
+    for node in ancestors(out_nodes + list(rec.inputs)):
+        shape, dtype = _shape_dtype(node._data)
+        phase = "forward" if node._seq <= boundary else "backward"
+        if node in input_set:
+            v = Value(len(values), INPUT, [], {}, shape, dtype, phase="forward", node=node)
+            inputs[input_set[node]] = v
+        elif node._prim is None:
+            v = Value(len(values), CONST, [], {}, shape, dtype, const=node._data, phase=phase,
+                      node=node)
+        else:
+            args = [_lower_arg(a, by_node) for a in node._args]
+            v = Value(len(values), node._prim, args, dict(node._kw), shape, dtype, phase=phase,
+                      node=node)
+        by_node[node] = v
+        values.append(v)
+    outs = []
+    for r in roots:
+        if isinstance(r, Node):
+            outs.append(by_node[r])
+        else:
+            shape, dtype = _shape_dtype(r)
+            c = Value(len(values), CONST, [], {}, shape, dtype, const=numpy.asarray(r))
+            values.append(c)
+            outs.append(c)
+    prog = Program(values, [v for v in inputs if v is not None], outs)
+    for a in prog.values:
+        for i, x in enumerate(a.args):
+            if isinstance(x, Size) and isinstance(x.of, Node):
+                a.args[i] = Size(int(x), by_node.get(x.of, None), x.axis)
+    return prog
+
+
+def _lower_arg(a: Any, by_node: dict[Node, Value]) -> Any:
+    if isinstance(a, Node):
+        return by_node[a]
+    return a
+
+
+# ---------------------------------------------------------------------------------------------
+# Exact passes
+# ---------------------------------------------------------------------------------------------
+
+def is_const(x: Any, keep_sizes: bool = False) -> bool:
+    if isinstance(x, Value):
+        return x.op == CONST
+    if isinstance(x, Size):
+        return not keep_sizes
+    return isinstance(x, (int, float, numpy.ndarray, numpy.generic, bool)) or x is None
+
+
+def const_value(x: Any) -> Any:
+    if isinstance(x, Value):
+        return x.const
+    if isinstance(x, Size):
+        return int(x)
+    return x
+
+
+def _all_ones(x: Any) -> bool:
+    v = const_value(x)
+    if isinstance(x, Size):
+        return False
+    try:
+        arr = numpy.asarray(v)
+    except Exception:   # pragma: no cover - exotic constants
+        return False
+    return arr.dtype.kind in "fiub" and arr.size > 0 and bool(numpy.all(arr == 1))
+
+
+def _shape_of(x: Any) -> tuple[int, ...]:
+    return x.shape if isinstance(x, Value) else numpy.shape(const_value(x))
+
+
+def _dtype_of(x: Any) -> Any:
+    return x.dtype if isinstance(x, Value) else numpy.asarray(const_value(x)).dtype
+
+
+def _identity_of(v: Value) -> Any:
+    """If ``v`` computes one of its arguments unchanged (same shape and dtype), that argument."""
+    p = v.prim
+    a = v.args
+    same = lambda x: _shape_of(x) == v.shape and _dtype_of(x) == v.dtype  # noqa: E731
+    if p in (P.identity, P.copy, P.positive):
+        return a[0] if same(a[0]) else None
+    if p in (P.reshape, P.broadcast_to, P.astype):
+        return a[0] if same(a[0]) else None
+    if p is P.transpose and tuple(v.kw["axes"]) == tuple(range(len(v.shape))):
+        return a[0] if same(a[0]) else None
+    if p is P.multiply:
+        if _all_ones(a[1]) and same(a[0]):
+            return a[0]
+        if _all_ones(a[0]) and same(a[1]):
+            return a[1]
+    if p is P.divide and _all_ones(a[1]) and same(a[0]):
+        return a[0]
+    if p is P.power and _all_ones(a[1]) and same(a[0]):
+        return a[0]
+    return None
+
+
+def simplify(prog: Program, fold: bool = True, keep_sizes: bool = False) -> Program:
+    """Drop identity operations and (with ``fold``) evaluate operations on constants."""
+    replace = prog.replaced
+
+    def sub(x: Any) -> Any:
+        x = prog.resolve(x)
+        if isinstance(x, Size) and isinstance(x.of, Value):
+            return Size(int(x), sub(x.of), x.axis)
+        return x
+
+    kept = []
+    for v in prog.values:
+        v.args = [sub(a) for a in v.args]
+        if v.prim is not None:
+            same = _identity_of(v)
+            if same is not None:
+                replace[v.id] = same
+                if v.name and isinstance(same, Value) and same.name is None \
+                        and same.op not in (INPUT, CONST):
+                    same.name = v.name
+                continue
+            if fold and v.args and all(is_const(a, keep_sizes) for a in v.args) \
+                    and not v.prim.nondiff and v.prim is not P.scatter_add:
+                data = v.prim.fun(*(const_value(a) for a in v.args), **v.kw)
+                v.op, v.args, v.kw, v.const = CONST, [], {}, data
+        kept.append(v)
+    prog.values = kept
+    prog.outputs = [sub(o) for o in prog.outputs]
+    return dce(prog)
+
+
+def _key(x: Any) -> Any:
+    if isinstance(x, Value):
+        return ("v", x.id)
+    if isinstance(x, (numpy.ndarray, numpy.generic)):
+        arr = numpy.asarray(x)
+        return ("a", arr.dtype.str, arr.shape, arr.tobytes()) if arr.size <= 64 else ("id", id(x))
+    if isinstance(x, Size):
+        return ("size", int(x), _key(x.of), x.axis)
+    if isinstance(x, (tuple, list)):
+        return (type(x).__name__,) + tuple(_key(i) for i in x)
+    if isinstance(x, slice):
+        return ("slice", x.start, x.stop, x.step)
+    if isinstance(x, dict):
+        return ("dict",) + tuple((k, _key(v)) for k, v in sorted(x.items()))
+    if isinstance(x, float) and math.isnan(x):
+        return ("nan",)
+    return (type(x).__name__, x)
+
+
+def cse(prog: Program) -> Program:
+    """Compute each distinct ``prim(args, kw)`` once."""
+    seen: dict[Any, Value] = {}
+    replace = prog.replaced
+
+    def sub(x: Any) -> Any:
+        x = prog.resolve(x)
+        if isinstance(x, Size) and isinstance(x.of, Value):
+            return Size(int(x), prog.resolve(x.of), x.axis)
+        return x
+
+    kept = []
+    for v in prog.values:
+        v.args = [sub(a) for a in v.args]
+        if v.prim is not None:
+            key = (v.prim, tuple(_key(a) for a in v.args), _key(v.kw))
+            if key in seen:
+                replace[v.id] = seen[key]
+                if v.name and seen[key].name is None:
+                    seen[key].name = v.name
+                continue
+            seen[key] = v
+        kept.append(v)
+    prog.values = kept
+    prog.outputs = [sub(o) for o in prog.outputs]
+    return prog
+
+
+def dce(prog: Program) -> Program:
+    """Remove values that no output needs (inputs always stay)."""
+    live = {o.id for o in prog.outputs}
+    for v in reversed(prog.values):
+        if v.id in live:
+            live.update(a.id for a in _value_args(v))
+    prog.values = [v for v in prog.values if v.id in live or v.op == INPUT]
+    return prog
+
+
+def optimize(prog: Program) -> Program:
+    """The exact passes, in order (what ``jit`` runs)."""
+    return dce(cse(simplify(prog)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Readability (text only)
+# ---------------------------------------------------------------------------------------------
+
+def _scalar_const_expr(x: Any) -> bool:
+    """A value computed from constants and sizes only, with at most one element."""
+    if isinstance(x, Value):
+        if x.op == CONST:
+            return int(numpy.size(x.const)) == 1
+        if x.prim is None or x.prim.nondiff:
+            return False
+        return int(numpy.prod(x.shape)) == 1 and all(
+            _scalar_const_expr(a) for a in x.args if isinstance(a, Value))
+    return isinstance(x, (int, float, Size, numpy.generic))
+
+
+def _reciprocal(x: Any) -> bool:
+    """``1 / n`` with ``n`` a constant or a count."""
+    return isinstance(x, Value) and x.prim is P.divide and _all_ones(x.args[0]) \
+        and _scalar_const_expr(x.args[1])
+
+
+def prettify(prog: Program) -> Program:
+    """Rewrites that keep the mathematics but read better (not bitwise exact)."""
+    for v in prog.values:
+        if v.prim is P.multiply:
+            a, b = v.args
+            for i in (0, 1):
+                x = v.args[i]
+                other = v.args[1 - i]
+                if isinstance(x, Value) and x.prim is P.broadcast_to and _shape_of(other) == \
+                        v.shape and _scalar_const_expr(x.args[0]):
+                    v.args[i] = x.args[0]
+            a, b = v.args
+            if _reciprocal(a) and not _scalar_const_expr(b):
+                a, b = b, a
+            if _reciprocal(b):
+                v.op, v.args = P.divide, [a, b.args[1]]
+    return dce(prog)

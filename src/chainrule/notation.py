@@ -1,0 +1,358 @@
+"""How each primitive prints: as NumPy source (exported code, ``jit``) and as mathematics.
+
+A :class:`Form` is a function of the arguments' texts and the primitive's parameters, with the
+precedence of its result and the precedence each argument slot needs (so parentheses appear
+exactly where Python, or the reader, needs them).  Constants (arrays, slices, dtypes) are
+written by a :class:`Literals` object, which the exporter and ``jit`` configure differently.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Callable
+
+import numpy
+
+from . import primitives as P
+from .primitives import Primitive
+
+__all__ = ["Form", "Literals", "SOURCE", "MATH", "source_form", "math_form", "STATEMENTS"]
+
+ATOM, POWER, UNARY, PRODUCT, SUM, COMPARE = 100, 90, 80, 70, 60, 50
+
+
+class Form:
+    """``fmt(args, kw, lit) -> str`` with result precedence ``prec`` and per-slot needs."""
+
+    __slots__ = ("fmt", "prec", "slots")
+
+    def __init__(self, fmt: Callable[..., str], prec: int, slots: Any = 0) -> None:
+        self.fmt = fmt
+        self.prec = prec
+        self.slots = slots
+
+    def slot(self, i: int) -> int:
+        return self.slots[i] if isinstance(self.slots, tuple) and i < len(self.slots) \
+            else (self.slots if isinstance(self.slots, int) else 0)
+
+
+class Literals:
+    """Writes constants as Python source; large arrays go through ``hoist`` (a name)."""
+
+    def __init__(self, hoist: Callable[[numpy.ndarray], str] | None = None,
+                 inline_limit: int = 64) -> None:
+        self.hoist = hoist
+        self.inline_limit = inline_limit
+
+    def __call__(self, x: Any) -> str:
+        if isinstance(x, bool) or x is None:
+            return repr(x)
+        if isinstance(x, int):
+            return repr(int(x))
+        if isinstance(x, float):
+            return _float(x)
+        if isinstance(x, numpy.dtype) or (isinstance(x, type) and issubclass(x, numpy.generic)):
+            return f"numpy.{numpy.dtype(x).name}"
+        if isinstance(x, slice):
+            return f"slice({self(x.start)}, {self(x.stop)}, {self(x.step)})"
+        if x is Ellipsis:
+            return "..."
+        if isinstance(x, str):
+            return repr(x)
+        if isinstance(x, tuple):
+            inner = ", ".join(self(i) for i in x)
+            return f"({inner},)" if len(x) == 1 else f"({inner})"
+        if isinstance(x, list):
+            return "[" + ", ".join(self(i) for i in x) + "]"
+        if isinstance(x, (numpy.ndarray, numpy.generic)):
+            return self.array(numpy.asarray(x))
+        return repr(x)
+
+    def array(self, a: numpy.ndarray) -> str:
+        if a.ndim == 0 and a.dtype.kind == "f" and a.dtype == numpy.float64:
+            return _float(float(a))
+        if a.ndim == 0 and a.dtype.kind in "iub" and a.dtype in (numpy.int64, numpy.bool_):
+            return repr(a.item())
+        if a.size > self.inline_limit and self.hoist is not None:
+            return self.hoist(a)
+        if a.size and numpy.all(a == a.flat[0]) and a.size > 1 and a.dtype.kind in "fiub" \
+                and not (a.dtype.kind == "f" and math.isnan(a.flat[0])):
+            return f"numpy.full({a.shape}, {self(a.flat[0].item())}, dtype=numpy.{a.dtype.name})"
+        body = repr(a.tolist()).replace("inf", "numpy.inf").replace("nan", "numpy.nan")
+        return f"numpy.array({body}, dtype=numpy.{a.dtype.name})"
+
+    def index(self, ix: Any) -> str:
+        items = ix if isinstance(ix, tuple) else (ix,)
+        parts = []
+        for i in items:
+            if isinstance(i, slice):
+                s = ("" if i.start is None else self(i.start)) + ":" + (
+                    "" if i.stop is None else self(i.stop))
+                if i.step is not None:
+                    s += ":" + self(i.step)
+                parts.append(s)
+            else:
+                parts.append(self(i))
+        if isinstance(ix, tuple) and len(ix) == 1:
+            return parts[0] + ","
+        return ", ".join(parts) if parts else "()"
+
+
+def _float(x: float) -> str:
+    if math.isinf(x):
+        return "numpy.inf" if x > 0 else "-numpy.inf"
+    if math.isnan(x):
+        return "numpy.nan"
+    return repr(float(x))
+
+
+def _kw(kw: dict[str, Any], lit: Literals, defaults: dict[str, Any], order: list[str],
+        positional: tuple[str, ...] = ()) -> str:
+    parts = []
+    for k in order:
+        if k not in kw:
+            continue
+        v = kw[k]
+        if k in defaults and _same(v, defaults[k]):
+            continue
+        parts.append(lit(v) if k in positional else f"{k}={lit(v)}")
+    return ", ".join(parts)
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b) and type(a) is type(b)
+    except Exception:   # pragma: no cover - arrays compared with scalars
+        return False
+
+
+def _join(*parts: str) -> str:
+    return ", ".join(p for p in parts if p)
+
+
+# ---------------------------------------------------------------------------------------------
+# Source forms
+# ---------------------------------------------------------------------------------------------
+
+def infix(op: str, prec: int, right_assoc: bool = False) -> Form:
+    slots = (prec + 1, prec) if right_assoc else (prec, prec + 1)
+    return Form(lambda a, kw, lit: f"{a[0]} {op} {a[1]}", prec, slots)
+
+
+def prefix(op: str) -> Form:
+    return Form(lambda a, kw, lit: f"{op}{a[0]}", UNARY, (UNARY,))
+
+
+def call(path: str, order: list[str] | None = None, defaults: dict[str, Any] | None = None,
+         positional: tuple[str, ...] = ()) -> Form:
+    return Form(lambda a, kw, lit: f"{path}({_join(', '.join(a), _kw(kw, lit, defaults or {}, order or list(kw), positional))})",  # noqa: E501
+                ATOM, 0)
+
+
+def method(name: str, order: list[str] | None = None, defaults: dict[str, Any] | None = None,
+           positional: tuple[str, ...] = ()) -> Form:
+    return Form(lambda a, kw, lit: f"{a[0]}.{name}({_join(', '.join(a[1:]), _kw(kw, lit, defaults or {}, order or list(kw), positional))})",  # noqa: E501
+                ATOM, (ATOM, 0, 0, 0))
+
+
+REDUCE = {"axis": None, "keepdims": False}
+
+SOURCE: dict[Primitive, Form] = {
+    P.add: infix("+", SUM), P.subtract: infix("-", SUM), P.multiply: infix("*", PRODUCT),
+    P.divide: infix("/", PRODUCT), P.matmul: infix("@", PRODUCT),
+    P.remainder: infix("%", PRODUCT), P.power: infix("**", POWER, right_assoc=True),
+    P.negative: prefix("-"), P.positive: prefix("+"),
+    P.dot: method("dot"),
+    P.sum_: method("sum", ["axis", "keepdims"], REDUCE),
+    P.mean: method("mean", ["axis", "keepdims"], REDUCE),
+    P.prod: method("prod", ["axis", "keepdims"], REDUCE),
+    P.amax: method("max", ["axis", "keepdims"], REDUCE),
+    P.amin: method("min", ["axis", "keepdims"], REDUCE),
+    P.var: method("var", ["axis", "ddof", "keepdims"], {**REDUCE, "ddof": 0}),
+    P.std: method("std", ["axis", "ddof", "keepdims"], {**REDUCE, "ddof": 0}),
+    P.reshape: method("reshape", ["shape"], positional=("shape",)),
+    P.astype: method("astype", ["dtype"], positional=("dtype",)),
+    P.copy: method("copy"),
+    P.identity: Form(lambda a, kw, lit: a[0], ATOM, ATOM),
+    P.getitem: Form(lambda a, kw, lit: f"{a[0]}[{lit.index(kw['index'])}]", ATOM, (ATOM,)),
+    P.cumsum: call("numpy.cumsum", ["axis"]), P.cumprod: call("numpy.cumprod", ["axis"]),
+    P.norm: call("numpy.linalg.norm", ["ord", "axis", "keepdims"],
+                 {"ord": None, "axis": None, "keepdims": False}),
+    P.tensordot: call("numpy.tensordot", ["axes"]),
+    P.einsum: Form(lambda a, kw, lit: f"numpy.einsum({kw['subscripts']!r}, {', '.join(a)})",
+                   ATOM, 0),
+    P.trace: call("numpy.trace", ["offset", "axis1", "axis2"],
+                  {"offset": 0, "axis1": 0, "axis2": 1}),
+    P.diagonal: call("numpy.diagonal", ["offset", "axis1", "axis2"],
+                     {"offset": 0, "axis1": 0, "axis2": 1}),
+    P.swapaxes: call("numpy.swapaxes", ["axis1", "axis2"], positional=("axis1", "axis2")),
+    P.moveaxis: call("numpy.moveaxis", ["source", "destination"],
+                     positional=("source", "destination")),
+    P.broadcast_to: call("numpy.broadcast_to", ["shape"], positional=("shape",)),
+    P.concatenate: Form(lambda a, kw, lit: f"numpy.concatenate([{', '.join(a)}], "
+                        f"axis={kw['axis']})", ATOM, 0),
+    P.stack: Form(lambda a, kw, lit: f"numpy.stack([{', '.join(a)}], axis={kw['axis']})",
+                  ATOM, 0),
+    P.flip: call("numpy.flip", ["axis"], {"axis": None}),
+    P.roll: call("numpy.roll", ["shift", "axis"], {"axis": None}, positional=("shift",)),
+    P.tile: call("numpy.tile", ["reps"], positional=("reps",)),
+    P.repeat: call("numpy.repeat", ["repeats", "axis"], positional=("repeats",)),
+    P.pad: call("numpy.pad", ["pad_width", "constant_values"], {"constant_values": 0},
+                positional=("pad_width",)),
+    P.take: call("numpy.take", ["indices", "axis"], positional=("indices",)),
+    P.take_along_axis: call("numpy.take_along_axis", ["indices", "axis"],
+                            positional=("indices",)),
+    P.sort: call("numpy.sort", ["axis", "kind"]),
+    P.triu: call("numpy.triu", ["k"], {"k": 0}), P.tril: call("numpy.tril", ["k"], {"k": 0}),
+    P.where: call("numpy.where"), P.clip: call("numpy.clip"),
+    P.sliding_window_view: call("numpy.lib.stride_tricks.sliding_window_view",
+                                ["window_shape", "axis"], positional=("window_shape",)),
+    P.sort_permute: Form(lambda a, kw, lit: (
+        f"numpy.take_along_axis({a[0]}, numpy.argsort({a[1]}, axis={kw['axis']}, "
+        f"kind='stable'), axis={kw['axis']})"), ATOM, 0),
+}
+
+_TRANSPOSE_ALL = method("T")
+
+
+def _transpose(a: list[str], kw: dict[str, Any], lit: Literals) -> str:
+    axes = tuple(kw["axes"])
+    if axes == tuple(range(len(axes)))[::-1]:
+        return f"{a[0]}.T"
+    return f"{a[0]}.transpose({lit(axes)})"
+
+
+SOURCE[P.transpose] = Form(_transpose, ATOM, (ATOM,))
+
+for _uf, _op in ((numpy.greater, ">"), (numpy.greater_equal, ">="), (numpy.less, "<"),
+                 (numpy.less_equal, "<="), (numpy.equal, "=="), (numpy.not_equal, "!=")):
+    SOURCE[P.NONDIFF_UFUNCS[_uf]] = infix(_op, COMPARE)
+SOURCE[P.NONDIFF_UFUNCS[numpy.floor_divide]] = infix("//", PRODUCT)
+SOURCE[P.NONDIFF_UFUNCS[numpy.invert]] = prefix("~")
+
+# Values that need statements, not expressions: (name, args, kw, lit) -> lines.
+STATEMENTS: dict[Primitive, Callable[..., list[str]]] = {}
+
+
+def _scatter_lines(name: str, a: list[str], kw: dict[str, Any], lit: Literals,
+                   raw: list[Any]) -> list[str]:
+    g, index, shape, unique = raw
+    dtype = kw["__dtype__"]
+    lines = [f"{name} = numpy.zeros({lit(tuple(shape))}, dtype=numpy.{dtype.name})"]
+    if unique:
+        lines.append(f"{name}[{lit.index(index)}] = {a[0]}")
+    else:
+        lines.append(f"numpy.add.at({name}, {lit(index)}, {a[0]})")
+    return lines
+
+
+def _setitem_lines(name: str, a: list[str], kw: dict[str, Any], lit: Literals,
+                   raw: list[Any]) -> list[str]:
+    return [f"{name} = numpy.array({a[0]}, copy=True)", f"{name}[{lit.index(kw['index'])}] = {a[1]}"]
+
+
+def _unsort_lines(name: str, a: list[str], kw: dict[str, Any], lit: Literals,
+                  raw: list[Any]) -> list[str]:
+    ax = kw["axis"]
+    return [f"{name} = numpy.empty_like({a[0]})",
+            f"numpy.put_along_axis({name}, numpy.argsort({a[1]}, axis={ax}, kind='stable'), "
+            f"{a[0]}, axis={ax})"]
+
+
+STATEMENTS[P.scatter_add] = _scatter_lines
+STATEMENTS[P.sort_unpermute] = _unsort_lines
+STATEMENTS[P.setitem] = _setitem_lines
+
+
+def source_form(prim: Primitive) -> Form:
+    """The source form of ``prim`` (a NumPy call by name when none is registered)."""
+    form = SOURCE.get(prim)
+    if form is not None:
+        return form
+    return call(f"numpy.{prim.name}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Mathematical forms (for ``why``): unicode text, or LaTeX
+# ---------------------------------------------------------------------------------------------
+
+SYMBOLS = {
+    "times": ("⊙", r"\odot"), "matmul": ("·", r"\cdot"), "T": ("ᵀ", r"^{\top}"),
+    "ind": ("𝟙", r"\mathbb{1}"), "sum": ("Σ", r"\sum"), "minus": ("−", "-"),
+    "le": ("≤", r"\le"), "ge": ("≥", r"\ge"), "ne": ("≠", r"\ne"),
+}
+
+
+def sym(key: str, latex: bool) -> str:
+    return SYMBOLS[key][1 if latex else 0]
+
+
+def mform(fmt: Callable[[list[str], dict[str, Any], bool], str], prec: int, slots: Any = 0
+          ) -> Form:
+    return Form(fmt, prec, slots)
+
+
+def _minfix(key_or_op: str, prec: int) -> Form:
+    def fmt(a: list[str], kw: dict[str, Any], latex: bool) -> str:
+        op = sym(key_or_op, latex) if key_or_op in SYMBOLS else key_or_op
+        return f"{a[0]} {op} {a[1]}"
+    return Form(fmt, prec, (prec, prec + 1))
+
+
+def _mfun(name: str) -> Form:
+    def fmt(a: list[str], kw: dict[str, Any], latex: bool) -> str:
+        n = rf"\operatorname{{{name}}}" if latex else name
+        return f"{n}({', '.join(a)})"
+    return Form(fmt, ATOM, 0)
+
+
+def _axis_text(kw: dict[str, Any]) -> str:
+    ax = kw.get("axis")
+    return "" if ax is None else f"axis {ax}"
+
+
+def _msum(a: list[str], kw: dict[str, Any], latex: bool) -> str:
+    ax = _axis_text(kw)
+    if latex:
+        return (rf"\sum_{{\text{{{ax}}}}} {a[0]}" if ax else rf"\sum {a[0]}")
+    return f"Σ_{{{ax}}} {a[0]}" if ax else f"Σ {a[0]}"
+
+
+def _mindicator(op: str) -> Form:
+    def fmt(a: list[str], kw: dict[str, Any], latex: bool) -> str:
+        o = sym(op, latex) if op in SYMBOLS else op
+        return f"{sym('ind', latex)}[{a[0]} {o} {a[1]}]"
+    return Form(fmt, ATOM, (COMPARE + 1, COMPARE + 1))
+
+
+def _mtimes(a: list[str], kw: dict[str, Any], latex: bool) -> str:
+    scalar = any(_NUMBER.fullmatch(t) for t in a)
+    return f"{a[0]} {sym('matmul' if scalar else 'times', latex)} {a[1]}"
+
+
+_NUMBER = re.compile(r"-?\d+(\.\d*)?(e-?\d+)?")
+
+MATH: dict[Primitive, Form] = {
+    P.add: _minfix("+", SUM), P.subtract: _minfix("minus", SUM),
+    P.multiply: Form(_mtimes, PRODUCT, (PRODUCT, PRODUCT + 1)), P.divide: _minfix("/", PRODUCT),
+    P.matmul: _minfix("matmul", PRODUCT), P.dot: _minfix("matmul", PRODUCT),
+    P.power: Form(lambda a, kw, latex: f"{a[0]}^{{{a[1]}}}" if latex else f"{a[0]}^{a[1]}",
+                  POWER, (POWER + 1, ATOM)),
+    P.negative: Form(lambda a, kw, latex: f"{sym('minus', latex)}{a[0]}", UNARY, (UNARY,)),
+    P.transpose: Form(lambda a, kw, latex: f"{a[0]}{sym('T', latex)}", ATOM, (ATOM,)),
+    P.sum_: Form(_msum, SUM, (PRODUCT,)),
+    P.broadcast_to: Form(lambda a, kw, latex: a[0], ATOM, (ATOM,)),
+    P.reshape: Form(lambda a, kw, latex: a[0], ATOM, (ATOM,)),
+    P.identity: Form(lambda a, kw, latex: a[0], ATOM, (ATOM,)),
+    P.maximum: _mfun("max"), P.minimum: _mfun("min"),
+}
+for _uf, _op in ((numpy.greater, ">"), (numpy.greater_equal, "ge"), (numpy.less, "<"),
+                 (numpy.less_equal, "le"), (numpy.equal, "="), (numpy.not_equal, "ne")):
+    MATH[P.NONDIFF_UFUNCS[_uf]] = _mindicator(_op)
+
+
+def math_form(prim: Primitive) -> Form:
+    """The mathematical form of ``prim`` (its name as a function when none is registered)."""
+    form = MATH.get(prim)
+    return form if form is not None else _mfun(prim.name.split(".")[-1])
