@@ -15,6 +15,8 @@ array([[ -5.],
 from __future__ import annotations
 
 from . import rules as _rules  # noqa: F401  (completes the gradient table)
+from .explain import Explanation, explain
+from .jit import jit
 from .gradcheck import GradCheckReport, GradientCheckError, check_grads
 from .rules import defvjp, defvjp_argnum
 from .tensor import (Tensor, TracerBoolError, enable_grad, is_grad_enabled, no_grad, tensor)
@@ -25,5 +27,5 @@ __version__ = "0.1.0"
 __all__ = [
     "Tensor", "tensor", "no_grad", "enable_grad", "is_grad_enabled", "TracerBoolError",
     "grad", "value_and_grad", "check_grads", "GradCheckReport", "GradientCheckError",
-    "defvjp", "defvjp_argnum", "__version__",
+    "defvjp", "defvjp_argnum", "explain", "Explanation", "jit", "__version__",
 ]

@@ -21,6 +21,8 @@ from .rules import Size
 
 __all__ = ["Line", "Writer", "identifier"]
 
+_DOT_CALL = Form(lambda a, kw, lit: f"numpy.dot({a[0]}, {a[1]})", ATOM, 0)
+
 
 def identifier(text: str) -> str:
     """A Python identifier made from a display name (``W[0]`` -> ``W_0``)."""
@@ -131,6 +133,9 @@ class Writer:
     def expr(self, v: Value, style: str = "python") -> tuple[str, int]:
         assert v.prim is not None
         form = source_form(v.prim) if style == "python" else math_form(v.prim)
+        if v.prim is P.dot and style == "python" and not (
+                isinstance(v.args[0], Value) and len(v.args[0].shape) > 0):
+            form = _DOT_CALL
         texts = [self._wrap(a, form, i, style) for i, a in enumerate(v.args)]
         if style == "python":
             return form.fmt(texts, v.kw, self.lit), form.prec

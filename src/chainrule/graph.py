@@ -16,7 +16,7 @@ import numpy
 
 __all__ = ["Node", "Step", "backward_pass", "ancestors", "sum_to"]
 
-_counter = itertools.count()
+_counter = itertools.count(1)
 
 
 class Node:

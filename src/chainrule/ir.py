@@ -228,6 +228,10 @@ def simplify(prog: Program, fold: bool = True, keep_sizes: bool = False) -> Prog
         v.args = [sub(a) for a in v.args]
         if v.prim is not None:
             same = _identity_of(v)
+            if same is not None and not isinstance(same, Value):
+                v.op, v.args, v.kw, v.const = CONST, [], {}, numpy.asarray(const_value(same))
+                kept.append(v)
+                continue
             if same is not None:
                 replace[v.id] = same
                 if v.name and isinstance(same, Value) and same.name is None \

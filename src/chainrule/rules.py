@@ -593,7 +593,7 @@ def _along(indices: Any, axis: int, shape: tuple[int, ...]) -> tuple[Any, ...]:
 
 defvjp(P.take_along_axis, lambda g, out, x, indices, axis: P.scatter_add(
     g, _along(indices, axis, g.shape), x.shape, False))
-defvjp(P.sort, lambda g, out, x, axis, kind: P.sort_unpermute(g, x, axis),
+defvjp(P.sort, lambda g, out, x, axis, kind: P.sort_unpermute(g, x, axis=axis),
        kink=lambda x, axis, kind: numpy.argsort(x, axis=axis, kind="stable"))
-defvjp(P.sort_permute, lambda g, out, v, x, axis: P.sort_unpermute(g, x, axis), None)
-defvjp(P.sort_unpermute, lambda g, out, v, x, axis: P.sort_permute(g, x, axis), None)
+defvjp(P.sort_permute, lambda g, out, v, x, axis: P.sort_unpermute(g, x, axis=axis), None)
+defvjp(P.sort_unpermute, lambda g, out, v, x, axis: P.sort_permute(g, x, axis=axis), None)

@@ -29,6 +29,7 @@ class _State(threading.local):
 
     enabled = True
     tracing = False
+    strict = False       # jit: a traced value may never become a Python value or an index
 
 
 _state = _State()
@@ -206,6 +207,12 @@ def _compare(uf: numpy.ufunc, a: Any, b: Any) -> Any:
 
 
 def _index(ix: Any) -> Any:
+    if _state.strict and (isinstance(ix, Tensor) or (isinstance(ix, (tuple, list)) and any(
+            isinstance(i, Tensor) for i in ix))):
+        raise TracerBoolError(
+            "indexing with an array computed inside chainrule.jit: which elements are selected "
+            "would depend on values, and the compiled code would keep today's selection. Use "
+            "numpy.where(mask, x, 0) instead of x[mask], or index outside the jitted function")
     if isinstance(ix, Tensor):
         return ix._data
     if isinstance(ix, tuple):

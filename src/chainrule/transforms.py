@@ -45,8 +45,11 @@ def _constant(x: Any) -> Any:
 def _variable(x: Any, fname: str, where: str) -> tuple[Tensor, bool]:
     """A differentiated leaf, and whether it continues an outer recording (``grad(grad)``)."""
     if isinstance(x, Tensor):
-        if x.requires_grad and _state.enabled:
-            return _apply(P.identity, (x,), {}), True
+        if (x.requires_grad and _state.enabled) or _state.tracing:
+            # Continue the outer recording (grad of grad, or grad inside jit/explain).
+            v = _apply(P.identity, (x,), {})
+            v.requires_grad = True
+            return v, True
         _check_float(numpy.asarray(x._data), f"{fname}: argument {where}")
         return _leaf(x._data, True), False
     if isinstance(x, (bool, int, numpy.integer, numpy.bool_)) or (

@@ -1,0 +1,153 @@
+"""explain: the backward pass written out, and the exported code that reproduces it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import numpy
+import pytest
+
+import chainrule as cr
+from chainrule import seed
+from op_cases import CASES
+
+PARAMS = ["W1", "W2", "W3", "W4", "B1", "B2", "B3", "B4"]
+
+
+def seed_explanation():
+    return cr.explain(seed.forward, seed.X, seed.T, *seed.PARAMS.values(), wrt=PARAMS)
+
+
+def test_seed_backward_section_is_the_hand_derived_chain_rule():
+    # The derivation of shared/SEED.md, written by hand: layer by layer, in the user's names.
+    expected = [
+        "dY = 2 * (Y - T) / Y.size",
+        "dB4 = dY.sum(axis=0)",
+        "dA3 = dY @ W4.T",
+        "dW4 = A3.T @ dY",
+        "dZ3 = dA3 * (Z3 > 0)",
+        "dB3 = dZ3.sum(axis=0)",
+        "dA2 = dZ3 @ W3.T",
+        "dW3 = A2.T @ dZ3",
+        "dZ2 = dA2 * (Z2 > 0)",
+        "dB2 = dZ2.sum(axis=0)",
+        "dA1 = dZ2 @ W2.T",
+        "dW2 = A1.T @ dZ2",
+        "dZ1 = dA1 * (Z1 > 0)",
+        "dB1 = dZ1.sum(axis=0)",
+        "dW1 = X.T @ dZ1",
+    ]
+    assert seed_explanation().backward_lines() == expected
+
+
+def test_seed_forward_section_uses_the_users_names():
+    assert seed_explanation().forward_lines() == [
+        "Z1 = X.dot(W1) + B1", "A1 = numpy.maximum(0, Z1)",
+        "Z2 = A1.dot(W2) + B2", "A2 = numpy.maximum(0, Z2)",
+        "Z3 = A2.dot(W3) + B3", "A3 = numpy.maximum(0, Z3)",
+        "Y = A3.dot(W4) + B4", "err = ((Y - T) ** 2).mean()"]
+
+
+def test_text_shows_shapes_and_the_len_X_trap():
+    text = str(seed_explanation())
+    assert "dW1 = X.T @ dZ1" in text and "# (4, 6)" in text
+    assert "Y.size" in text and "len(X)" in text and "one output column" in text
+
+
+def test_why_writes_the_chain_rule_step_for_relu_and_bias():
+    why = seed_explanation().why()
+    assert "∂err/∂Z3 ∋ ∂err/∂A3 · ∂A3/∂Z3" in why
+    assert "dA3 ⊙ 𝟙[Z3 > 0]" in why
+    assert "summed back to B1's shape (6,)" in why
+    assert "A3ᵀ · dY" in why
+
+
+RUNNER = textwrap.dedent("""
+    import sys
+    sys.modules["chainrule"] = None          # chainrule cannot be imported here
+    import json, numpy
+    namespace = {}
+    exec(open(sys.argv[1]).read(), namespace)
+    data = numpy.load(sys.argv[2])
+    args = [data[f"a{i}"] for i in range(len(data.files))]
+    value, grads = namespace["backward"](*args)
+    numpy.savez(sys.argv[3], value=value, **grads)
+""")
+
+
+def test_exported_seed_code_runs_without_chainrule(tmp_path):
+    code = seed_explanation().to_python()
+    assert "chainrule" not in code.replace("written out by chainrule", "")
+    (tmp_path / "backward.py").write_text(code)
+    (tmp_path / "runner.py").write_text(RUNNER)
+    args = [seed.X, seed.T, *seed.PARAMS.values()]
+    numpy.savez(tmp_path / "in.npz", **{f"a{i}": a for i, a in enumerate(args)})
+    subprocess.run([sys.executable, str(tmp_path / "runner.py"), str(tmp_path / "backward.py"),
+                    str(tmp_path / "in.npz"), str(tmp_path / "out.npz")], check=True)
+    out = numpy.load(tmp_path / "out.npz")
+    expected = seed.hand_derived_gradients(seed.X, seed.T, **seed.PARAMS)
+    for name in PARAMS:
+        numpy.testing.assert_allclose(out[name], expected[name], rtol=1e-12, atol=0)
+    assert float(out["value"]) == seed.forward(seed.X, seed.T, **seed.PARAMS)
+
+
+def test_exported_code_guards_the_recorded_shapes():
+    namespace: dict = {}
+    exec(seed_explanation().to_python(), namespace)
+    with pytest.raises(AssertionError, match="derived for shape"):
+        namespace["backward"](numpy.ones((2, 4)), seed.T, *seed.PARAMS.values())
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_exported_code_reproduces_every_rule(case):
+    """For every function with a gradient rule: record it, export it, run it on new inputs."""
+    names = [f"x{i}" for i in range(len(case.inputs))]
+    fun = _named(case.fun, names)
+    explanation = cr.explain(fun, *case.inputs)
+    namespace: dict = {}
+    exec(explanation.to_python(), namespace)
+    rng = numpy.random.default_rng(7)
+    fresh = [x + 0.01 * rng.standard_normal(x.shape) if x.size else x for x in case.inputs]
+    value, grads = namespace["backward"](*fresh)
+    total = lambda *a: case.fun(*a).sum()  # noqa: E731
+    expected = cr.grad(total, argnums=tuple(range(len(fresh))))(*fresh)
+    numpy.testing.assert_allclose(value, case.fun(*fresh), rtol=1e-12, atol=1e-12)
+    for name, e in zip(names, expected):
+        numpy.testing.assert_allclose(grads[name], e, rtol=1e-10, atol=1e-12, err_msg=name)
+
+
+def _named(fun, names):
+    """``fun`` with parameters called x0, x1, ... (so the exported code has those names)."""
+    ns = {"f": fun}
+    exec(f"def g({', '.join(names)}):\n    return f({', '.join(names)})", ns)
+    return ns["g"]
+
+
+def test_names_can_be_given_explicitly():
+    def f(x):
+        h = x * 2.0
+        h.name = "doubled"
+        return (h ** 2).sum()
+
+    lines = cr.explain(f, numpy.ones(3)).backward_lines()
+    assert any(line.startswith("ddoubled = ") for line in lines)
+
+
+def test_an_exact_kink_is_pointed_out():
+    def relu_loss(z):
+        a = numpy.maximum(0, z)
+        return a.sum()
+
+    e = cr.explain(relu_loss, numpy.array([-1.0, 0.0, 2.0]))
+    assert any("exactly at its kink" in n and "(1,)" in n for n in e.notes)
+
+
+def test_formats_render():
+    e = seed_explanation()
+    assert e.to_latex().startswith("\\begin{align*}") and r"\mathbb{1}[Z_{3} > 0]" in e.to_latex()
+    assert e.to_markdown().count("```python") == 2
+    dot = e.to_dot()
+    assert dot.startswith("digraph") and "dW1" in dot and "->" in dot
+    assert e._repr_markdown_() == e.to_markdown()

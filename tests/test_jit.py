@@ -1,0 +1,100 @@
+"""jit: the generated straight-line code equals the eager path, and traces stay honest."""
+
+from __future__ import annotations
+
+import numpy
+import pytest
+
+import chainrule as cr
+from chainrule import seed
+from op_cases import CASES
+
+
+# Selecting elements by a mask computed from values cannot be compiled once for all values
+# (test_value_dependent_indexing_is_refused checks that it is refused).
+VALUE_DEPENDENT = {"getitem-tensor-mask"}
+JIT_CASES = [c for c in CASES if c.id not in VALUE_DEPENDENT]
+
+
+@pytest.mark.parametrize("case", JIT_CASES, ids=[c.id for c in JIT_CASES])
+def test_jit_equals_eager_for_every_rule(case):
+    n = len(case.inputs)
+    step = lambda *a: case.fun(*a).sum()  # noqa: E731
+    eager = cr.value_and_grad(step, argnums=tuple(range(n)))
+    compiled = cr.jit(eager)
+    rng = numpy.random.default_rng(3)
+    for trial in range(2):          # the second call runs the cached code on new values
+        args = [x + 0.01 * trial * rng.standard_normal(x.shape) for x in case.inputs]
+        v_e, g_e = eager(*args)
+        v_j, g_j = compiled(*args)
+        numpy.testing.assert_allclose(v_j, v_e, rtol=1e-13, atol=1e-13)
+        for a, b in zip(g_j, g_e):
+            assert a.shape == b.shape and a.dtype == b.dtype
+            numpy.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13)
+    assert len(compiled.cache) == 1
+
+
+def test_jit_seed_step_matches_the_hand_derived_gradients():
+    step = cr.jit(cr.grad(seed.forward, argnums=tuple(range(2, 10))))
+    grads = step(seed.X, seed.T, *seed.PARAMS.values())
+    expected = seed.hand_derived_gradients(seed.X, seed.T, **seed.PARAMS)
+    for g, name in zip(grads, seed.PARAMS):
+        numpy.testing.assert_allclose(g, expected[name], rtol=1e-12, atol=0)
+
+
+def test_generated_code_has_no_graph_bookkeeping_and_shares_the_relu_mask():
+    step = cr.jit(cr.grad(seed.forward, argnums=tuple(range(2, 10))))
+    src = step.source(seed.X, seed.T, *seed.PARAMS.values())
+    assert "chainrule" not in src and "Tensor" not in src
+    assert src.count("> 0") == 3          # one mask per ReLU layer
+    assert "* 1" not in src and ".reshape" not in src
+
+
+def test_a_new_signature_traces_again_and_the_cache_can_be_cleared():
+    f = cr.jit(lambda x: (x ** 2).sum())
+    assert f(numpy.ones(3)) == 3.0
+    assert f(numpy.ones(4)) == 4.0
+    assert f(numpy.ones(4, dtype=numpy.float32)).dtype == numpy.float32
+    assert f.cache_info()["signatures"] == 3
+    f.clear_cache()
+    assert f.cache_info()["signatures"] == 0
+
+
+def test_python_numbers_are_static_and_retrace_on_change():
+    f = cr.jit(lambda x, k: (x * k).sum())
+    assert f(numpy.ones(2), 2.0) == 4.0
+    assert f(numpy.ones(2), 3.0) == 6.0
+
+
+def test_value_dependent_control_flow_is_refused_not_frozen():
+    def f(x):
+        if x.sum() > 0:
+            return x * 2
+        return x * 3
+
+    with pytest.raises(cr.TracerBoolError, match="control flow"):
+        cr.jit(f)(numpy.ones(2))
+
+
+def test_value_dependent_indexing_is_refused():
+    with pytest.raises(cr.TracerBoolError, match="numpy.where"):
+        cr.jit(lambda x: x[x > 0].sum())(numpy.array([-1.0, 2.0]))
+
+
+def test_converting_a_traced_value_to_an_array_is_refused():
+    with pytest.raises(cr.TracerBoolError, match="freeze"):
+        cr.jit(lambda x: numpy.asarray(x) * 2)(numpy.ones(2))
+
+
+def test_static_argnums_and_pytrees():
+    def loss(params, x, scale):
+        return scale * ((x @ params["w"] + params["b"]) ** 2).sum()
+
+    f = cr.jit(cr.value_and_grad(loss), static_argnums=2)
+    params = {"w": numpy.ones((3, 2)), "b": numpy.zeros(2)}
+    x = numpy.arange(6.0).reshape(2, 3)
+    v, g = f(params, x, 0.5)
+    v2, g2 = cr.value_and_grad(loss)(params, x, 0.5)
+    assert v == v2
+    numpy.testing.assert_array_equal(g["w"], g2["w"])
+    numpy.testing.assert_array_equal(g["b"], g2["b"])
