@@ -15,6 +15,7 @@ array([[ -5.],
 from __future__ import annotations
 
 from . import rules as _rules  # noqa: F401  (completes the gradient table)
+from .check import BackwardCheck, check_backward
 from .explain import Explanation, explain
 from .jit import jit
 from .gradcheck import GradCheckReport, GradientCheckError, check_grads
@@ -27,5 +28,5 @@ __version__ = "0.1.0"
 __all__ = [
     "Tensor", "tensor", "no_grad", "enable_grad", "is_grad_enabled", "TracerBoolError",
     "grad", "value_and_grad", "check_grads", "GradCheckReport", "GradientCheckError",
-    "defvjp", "defvjp_argnum", "explain", "Explanation", "jit", "__version__",
+    "defvjp", "defvjp_argnum", "explain", "Explanation", "jit", "check_backward", "BackwardCheck", "__version__",
 ]

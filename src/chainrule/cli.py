@@ -44,13 +44,17 @@ def _demo(args: argparse.Namespace) -> int:
         passed, check_text = False, str(e.report)
 
     if args.json:
-        doc = {
+        doc: dict[str, Any] = {
             "forward": {k: v.data.tolist() for k, v in forward_values.items()},
             "error": float(err.data),
             "gradients": {f"dE/d{k}": {"shape": list(p.grad.shape), "value": p.grad.tolist()}
                           for k, p in params.items()},
             "gradient_check": {"passed": passed, "report": check_text},
         }
+        if args.explain:
+            ex = _seed_explanation()
+            doc["derivation"] = {"forward": ex.forward_lines(), "backward": ex.backward_lines(),
+                                 "why": ex.why(), "notes": ex.notes}
         print(json.dumps(doc, indent=2))
         return 0 if passed else 1
 
@@ -66,7 +70,117 @@ def _demo(args: argparse.Namespace) -> int:
         print(textwrap.indent(numpy.array2string(p.grad), "    "))
     print()
     print(check_text)
+    if args.explain:
+        ex = _seed_explanation()
+        print("\nThe derivation (chainrule explain), in the user's own names:\n")
+        print(ex)
+        print()
+        print(ex.why())
     return 0 if passed else 1
+
+
+def _seed_explanation() -> Any:
+    import chainrule as cr
+    from chainrule import seed
+
+    return cr.explain(seed.forward, seed.X, seed.T, *seed.PARAMS.values(),
+                      wrt=list(seed.PARAMS))
+
+
+def _load(target: str) -> tuple[Any, Any]:
+    """``FILE.py:FUNCTION`` -> (the module, the function)."""
+    import importlib.util
+    import pathlib
+
+    path, sep, name = target.rpartition(":")
+    if not sep or not path or not name:
+        raise SystemExit(f"chainrule: expected FILE.py:FUNCTION, got {target!r}")
+    file = pathlib.Path(path)
+    if not file.is_file():
+        raise SystemExit(f"chainrule: no such file: {file}")
+    spec = importlib.util.spec_from_file_location(file.stem, file)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"chainrule: cannot import {file}")
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(file.parent.resolve()))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.pop(0)
+    fun = getattr(module, name, None)
+    if not callable(fun):
+        raise SystemExit(f"chainrule: {file} has no function {name!r}")
+    return module, fun
+
+
+def _arguments(module: Any, fun: Any, specs: list[str]) -> tuple[Any, ...]:
+    """Values for ``fun``'s parameters: ``--args`` first, then module-level names."""
+    import inspect
+
+    given: dict[str, Any] = {}
+    namespace = {"numpy": numpy, "np": numpy, **vars(module)}
+    for spec in specs:
+        if spec.endswith(".npz"):
+            with numpy.load(spec, allow_pickle=False) as data:
+                given.update({k: data[k] for k in data.files})
+            continue
+        key, sep, expr = spec.partition("=")
+        if not sep:
+            raise SystemExit(f"chainrule: --args takes NAME=EXPRESSION or FILE.npz, got {spec!r}")
+        given[key.strip()] = eval(expr, namespace)  # noqa: S307 - the user's own expression
+    values = []
+    for p in inspect.signature(fun).parameters.values():
+        if p.name in given:
+            values.append(given[p.name])
+        elif hasattr(module, p.name):
+            values.append(getattr(module, p.name))
+        elif p.default is not inspect.Parameter.empty:
+            values.append(p.default)
+        else:
+            raise SystemExit(f"chainrule: no value for parameter {p.name!r} of "
+                             f"{fun.__name__}: define {p.name} at module level or pass "
+                             f"--args {p.name}=...")
+    return tuple(values)
+
+
+def _render(ex: Any, fmt: str, why: bool) -> str:
+    if fmt == "python":
+        return str(ex.to_python())
+    if fmt == "latex":
+        return str(ex.to_latex())
+    if fmt == "markdown":
+        return str(ex.to_markdown())
+    if fmt == "dot":
+        return str(ex.to_dot())
+    return str(ex) + ("\n\n" + ex.why() if why else "")
+
+
+def _explain(args: argparse.Namespace) -> int:
+    import chainrule as cr
+
+    module, fun = _load(args.target)
+    values = _arguments(module, fun, args.args)
+    wrt = [w.strip() for w in args.wrt.split(",")] if args.wrt else None
+    print(_render(cr.explain(fun, *values, wrt=wrt), args.format, args.why).rstrip())
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    import chainrule as cr
+
+    module, forward = _load(args.forward)
+    _, backward = _load(args.backward)
+    values = _arguments(module, forward, args.args)
+    theirs = backward(*values)
+    if not isinstance(theirs, dict):
+        import inspect
+        params = [p for p, v in zip(inspect.signature(forward).parameters, values)
+                  if numpy.asarray(v).dtype.kind == "f"]
+        wrt = [w.strip() for w in args.wrt.split(",")] if args.wrt else params
+        theirs = dict(zip(wrt, theirs))
+    report = cr.check_backward(forward, values, theirs, backward=backward)
+    print(report)
+    return 0 if report.passed else 1
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -76,7 +190,33 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="solve the seed network: forward values, all eight "
                           "gradients and a numerical check")
     demo.add_argument("--json", action="store_true", help="print the results as JSON")
+    demo.add_argument("--explain", action="store_true",
+                      help="also print the derivation: every backward line and why it holds")
     demo.set_defaults(run=_demo)
+
+    explain = sub.add_parser("explain", help="write out the backward pass of a function in "
+                             "your file, in its own variable names")
+    explain.add_argument("target", metavar="FILE.py:FUNCTION")
+    explain.add_argument("--args", action="append", default=[], metavar="NAME=EXPR|FILE.npz",
+                         help="argument values (default: module-level names like the "
+                         "parameters)")
+    explain.add_argument("--wrt", help="comma-separated parameters to differentiate "
+                         "(default: every floating-point array argument)")
+    explain.add_argument("--format", choices=["text", "python", "latex", "markdown", "dot"],
+                         default="text")
+    explain.add_argument("--why", action="store_true", help="add the chain-rule step of "
+                         "every backward line")
+    explain.set_defaults(run=_explain)
+
+    check = sub.add_parser("check", help="check a hand-written backward pass against the "
+                           "chain rule and name each wrong gradient")
+    check.add_argument("forward", metavar="FILE.py:FORWARD")
+    check.add_argument("backward", metavar="FILE.py:BACKWARD",
+                       help="returns a dict of gradients by parameter name (or a sequence "
+                       "in --wrt order)")
+    check.add_argument("--args", action="append", default=[], metavar="NAME=EXPR|FILE.npz")
+    check.add_argument("--wrt", help="the parameters a sequence of gradients refers to")
+    check.set_defaults(run=_check)
     return parser
 
 

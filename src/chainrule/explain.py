@@ -77,8 +77,12 @@ class Explanation:
 
     @property
     def output_name(self) -> str:
-        out = self.recording.output
-        return self.recording.names.get(out, "out") if isinstance(out, Node) else "out"
+        rec = self.recording
+        fallback = rec.fun_name if rec.fun_name.isidentifier() and rec.fun_name != "<lambda>" \
+            else "out"
+        if fallback in rec.names.values():
+            fallback = "out"
+        return rec.names.get(rec.output, fallback) if isinstance(rec.output, Node) else fallback
 
     def _output_names(self) -> list[str]:
         return [self.output_name] + self.grad_names

@@ -256,17 +256,22 @@ defvjp(P.where, None,
 
 def _matmul_da(g: Any, out: Any, a: Any, b: Any) -> Any:
     if b.ndim == 1:
-        return g * b if a.ndim == 1 else numpy.expand_dims(g, -1) * b
+        if a.ndim == 1:
+            return g * b
+        return numpy.outer(g, b) if a.ndim == 2 else numpy.expand_dims(g, -1) * b
     if a.ndim == 1:
-        return (numpy.expand_dims(g, -2) @ _mT(b))[..., 0, :]
+        return b @ g if b.ndim == 2 else (numpy.expand_dims(g, -2) @ _mT(b))[..., 0, :]
     return g @ _mT(b)
 
 
 def _matmul_db(g: Any, out: Any, a: Any, b: Any) -> Any:
     if a.ndim == 1:
-        return g * a if b.ndim == 1 else numpy.expand_dims(a, -1) * numpy.expand_dims(g, -2)
+        if b.ndim == 1:
+            return g * a
+        return numpy.outer(a, g) if b.ndim == 2 else \
+            numpy.expand_dims(a, -1) * numpy.expand_dims(g, -2)
     if b.ndim == 1:
-        return (_mT(a) @ numpy.expand_dims(g, -1))[..., 0]
+        return a.T @ g if a.ndim == 2 else (_mT(a) @ numpy.expand_dims(g, -1))[..., 0]
     return _mT(a) @ g
 
 

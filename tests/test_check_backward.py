@@ -1,0 +1,94 @@
+"""check_backward: a learner's hand-derived backward pass, checked and diagnosed."""
+
+from __future__ import annotations
+
+import numpy
+import pytest
+
+import chainrule as cr
+from chainrule import seed
+
+RNG = numpy.random.default_rng(11)
+X = RNG.standard_normal((4, 4))           # the seed network with a batch of 4 samples
+T = RNG.standard_normal((4, 1))
+ARGS = (X, T, *seed.PARAMS.values())
+
+
+def backward(X, T, W1, W2, W3, W4, B1, B2, B3, B4, mistake=None):
+    """The seed's backward pass by hand, with one optional planted mistake."""
+    Z1 = X @ W1 + B1
+    A1 = numpy.maximum(0, Z1)
+    Z2 = A1 @ W2 + B2
+    A2 = numpy.maximum(0, Z2)
+    Z3 = A2 @ W3 + B3
+    A3 = numpy.maximum(0, Z3)
+    Y = A3 @ W4 + B4
+    DY = 2 * (Y - T) if mistake == "missing 1/N" else 2 * (Y - T) / Y.size
+    DW4 = A3.T @ DY
+    DB4 = DY.sum(axis=0)
+    DZ3 = DY @ W4.T * (Z3 > 0)
+    DW3 = DZ3.T @ A2 if mistake == "transposed" else A2.T @ DZ3
+    DB3 = DZ3.sum(axis=0)
+    mask2 = (Z2 < 0) if mistake == "mask" else (Z2 > 0)
+    DZ2 = DZ3 @ W3.T * mask2
+    DW2 = A1.T @ DZ2
+    DB2 = DZ2 if mistake == "bias not summed" else DZ2.sum(axis=0)
+    DZ1 = DZ2 @ W2.T * (Z1 > 0)
+    DW1 = -(X.T @ DZ1) if mistake == "sign" else X.T @ DZ1
+    DB1 = DZ1.sum(axis=0)
+    return {"W1": DW1, "W2": DW2, "W3": DW3, "W4": DW4,
+            "B1": DB1, "B2": DB2, "B3": DB3, "B4": DB4}
+
+
+def test_the_correct_backward_pass_passes():
+    report = cr.check_backward(seed.forward, ARGS, backward(*ARGS))
+    assert report.passed and report.wrong == []
+    assert "all gradients are correct" in str(report)
+
+
+@pytest.mark.parametrize("mistake, first_wrong, words", [
+    ("missing 1/N", "W4", "missing 1/N"),
+    ("transposed", "W3", "transposed"),
+    ("bias not summed", "B2", "not summed over the batch"),
+    ("mask", "B2", "ReLU mask"),
+    ("sign", "W1", "wrong sign"),
+])
+def test_each_planted_mistake_is_named(mistake, first_wrong, words):
+    report = cr.check_backward(seed.forward, ARGS, backward(*ARGS, mistake=mistake))
+    assert not report.passed
+    by_name = {p.name: p for p in report.parameters}
+    assert words in by_name[first_wrong].diagnosis
+    assert report.wrong[0] in (first_wrong, "W2") if mistake == "mask" else True
+    text = str(report)
+    assert f"d{first_wrong}" in text and "correct:" in text
+
+
+def test_only_the_affected_gradients_are_flagged():
+    report = cr.check_backward(seed.forward, ARGS, backward(*ARGS, mistake="sign"))
+    assert report.wrong == ["W1"]
+    report = cr.check_backward(seed.forward, ARGS, backward(*ARGS, mistake="transposed"))
+    assert report.wrong == ["W3"]
+
+
+def test_their_source_line_is_shown_next_to_the_correct_one():
+    def their_backward(X, T, W1, W2, W3, W4, B1, B2, B3, B4):
+        return backward(X, T, W1, W2, W3, W4, B1, B2, B3, B4, mistake="sign")
+
+    report = cr.check_backward(seed.forward, ARGS, their_backward(*ARGS), backward=backward)
+    text = str(report)
+    assert "DW1 = -(X.T @ DZ1)" in text and "dW1 = X.T @ dZ1" in text
+
+
+def test_gradients_may_be_given_by_position_or_with_a_D_prefix():
+    grads = backward(*ARGS)
+    by_d = {f"D{k}": v for k, v in grads.items()}
+    assert cr.check_backward(seed.forward, ARGS, by_d).passed
+    positional = [grads[k] for k in ["W1", "W2", "W3", "W4", "B1", "B2", "B3", "B4"]]
+    Xt, Tt = cr.tensor(X), cr.tensor(T)     # data closed over must be tensors for X.dot(W)
+    assert cr.check_backward(lambda W1, W2, W3, W4, B1, B2, B3, B4: seed.forward(
+        Xt, Tt, W1, W2, W3, W4, B1, B2, B3, B4), tuple(seed.PARAMS.values()), positional).passed
+
+
+def test_unknown_gradient_names_are_refused():
+    with pytest.raises(TypeError, match="does not name a parameter"):
+        cr.check_backward(seed.forward, ARGS, {"W9": numpy.zeros(1)})
