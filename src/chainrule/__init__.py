@@ -19,14 +19,15 @@ from .check import BackwardCheck, check_backward
 from .explain import Explanation, explain
 from .jit import jit
 from .gradcheck import GradCheckReport, GradientCheckError, check_grads
+from .primitives import Primitive, primitive
 from .rules import defvjp, defvjp_argnum
 from .tensor import (Tensor, TracerBoolError, enable_grad, is_grad_enabled, no_grad, tensor)
-from .transforms import grad, value_and_grad
+from .transforms import grad, hessian, hvp, jacobian, jvp, value_and_grad, vjp
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Tensor", "tensor", "no_grad", "enable_grad", "is_grad_enabled", "TracerBoolError",
-    "grad", "value_and_grad", "check_grads", "GradCheckReport", "GradientCheckError",
-    "defvjp", "defvjp_argnum", "explain", "Explanation", "jit", "check_backward", "BackwardCheck", "__version__",
+    "grad", "value_and_grad", "vjp", "jvp", "jacobian", "hessian", "hvp", "check_grads", "GradCheckReport", "GradientCheckError",
+    "defvjp", "defvjp_argnum", "primitive", "Primitive", "explain", "Explanation", "jit", "check_backward", "BackwardCheck", "__version__",
 ]

@@ -237,7 +237,11 @@ class Explanation:
         doc = (f'    """Value of {rec.fun_name} and its gradients, written out by chainrule.\n\n'
                "    Derived for the shapes and dtypes asserted below and for the path Python's\n"
                "    control flow took on the recorded inputs.\n    \"\"\"")
-        src = ["import numpy", ""] + hoisted + ([""] if hoisted else []) + [
+        custom = sorted({v.prim.name for v in self.program.values
+                         if v.prim is not None and v.prim.custom})
+        needs = [f"# needs your own function{'s' if len(custom) > 1 else ''} "
+                 f"{', '.join(custom)} (chainrule.primitive) in scope", ""] if custom else []
+        src = ["import numpy", ""] + needs + hoisted + ([""] if hoisted else []) + [
             "", f"def {name}({', '.join(params)}):", doc] + checks + [
             f"    {c}" for c in body_lines + tail] + [
             f"    return {out_text}, {{{grads}}}", ""]

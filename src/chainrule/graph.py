@@ -103,7 +103,7 @@ def backward_pass(root: Node, seed: Any, targets: Iterable[Node] | None = None,
     relevant = _relevant(order, stop) if targets is not None else None
     grads: dict[Node, Any] = {root: seed}
     found: dict[Node, Any] = {}
-    free = not (retain_graph or create_graph)
+    free = targets is None and not (retain_graph or create_graph)
     stored: set[int] = set()
     for node in order:
         g = grads.pop(node, None)

@@ -174,6 +174,9 @@ def _compile(fun: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, A
     src = "\n".join([f"def {name}({', '.join(params)}):"] + [f"    {c}" for c in body]
                     + [f"    return ({', '.join(outs)}{',' if len(outs) == 1 else ''})", ""])
     namespace: dict[str, Any] = {"numpy": numpy, **consts}
+    for v in prog.values:
+        if v.prim is not None and v.prim.custom:
+            namespace[v.prim.name] = v.prim.fun
     code = compile(src, f"<chainrule.jit {name}>", "exec")
     exec(code, namespace)
     single = out_tree is None        # one array out: no tree to rebuild

@@ -270,7 +270,7 @@ def source_form(prim: Primitive) -> Form:
     form = SOURCE.get(prim)
     if form is not None:
         return form
-    return call(f"numpy.{prim.name}")
+    return call(prim.name if prim.custom else f"numpy.{prim.name}")
 
 
 # ---------------------------------------------------------------------------------------------

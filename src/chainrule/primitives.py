@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 import numpy
 
-__all__ = ["Primitive", "UFUNCS", "FUNCTIONS", "COMPOSITES", "NONDIFF_UFUNCS",
+__all__ = ["Primitive", "primitive", "UFUNCS", "FUNCTIONS", "COMPOSITES", "NONDIFF_UFUNCS",
            "NONDIFF_FUNCTIONS", "UFUNC_METHODS", "normalize_axis"]
 
 
@@ -41,11 +41,14 @@ class Primitive:
     points where a finite difference straddles a kink.
     """
 
-    __slots__ = ("name", "fun", "vjps", "vjp_argnum", "kink", "nondiff", "__weakref__")
+    __slots__ = ("name", "fun", "vjps", "vjp_argnum", "kink", "nondiff", "custom",
+                 "__weakref__")
 
-    def __init__(self, name: str, fun: Callable[..., Any], nondiff: bool = False) -> None:
+    def __init__(self, name: str, fun: Callable[..., Any], nondiff: bool = False,
+                 custom: bool = False) -> None:
         self.name = name
         self.fun = fun
+        self.custom = custom
         self.vjps: tuple[Callable[..., Any] | None, ...] = ()
         self.vjp_argnum: Callable[..., Any] | None = None
         self.kink: Callable[..., Any] | None = None
@@ -72,6 +75,24 @@ class Primitive:
 
     def __repr__(self) -> str:
         return f"<primitive {self.name}>"
+
+
+def primitive(fun: Callable[..., Any], name: str | None = None) -> Primitive:
+    """Make ``fun`` a primitive of its own: recorded as one operation, differentiated by the
+    rules you give it with :func:`chainrule.defvjp` (until then it has no gradient).
+
+    Example
+    -------
+    >>> import numpy, chainrule as cr
+    >>> softplus = cr.primitive(lambda x: numpy.logaddexp(0, x), name="softplus")
+    >>> cr.defvjp(softplus, lambda g, out, x: g / (1 + numpy.exp(-x)))
+    >>> float(cr.grad(lambda x: softplus(x))(0.0))
+    0.5
+    """
+    label = name or getattr(fun, "__name__", "custom")
+    if not label.isidentifier() or label == "<lambda>":
+        raise ValueError(f"primitive: give a name that is a Python identifier (got {label!r})")
+    return Primitive(label, fun, custom=True)
 
 
 # ---------------------------------------------------------------------------------------------

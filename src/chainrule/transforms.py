@@ -1,4 +1,4 @@
-"""Function transforms: ``grad`` and ``value_and_grad``.
+"""Function transforms: ``grad``, ``value_and_grad``, ``vjp``, ``jvp``, ``jacobian``, ``hessian``, ``hvp``.
 
 Each is written once for "differentiate these leaves"; :func:`_trace_call` lifts it to
 ``argnums`` and nested lists/tuples/dicts of arrays (pytrees).
@@ -17,7 +17,7 @@ from .graph import backward_pass
 from .pytree import flatten, leaf_paths, tree_map, unflatten
 from .tensor import Tensor, _apply, _check_float, _leaf, _state, enable_grad
 
-__all__ = ["grad", "value_and_grad"]
+__all__ = ["grad", "value_and_grad", "vjp", "jvp", "jacobian", "hessian", "hvp"]
 
 
 def _argnums(argnums: int | tuple[int, ...] | list[int], nargs: int, fname: str
@@ -205,3 +205,216 @@ def grad(fun: Callable[..., Any], argnums: int | tuple[int, ...] = 0,
         return (g, value[1]) if has_aux else g
 
     return wrapped
+
+
+# ---------------------------------------------------------------------------------------------
+# vjp, jvp, Jacobians, Hessians
+# ---------------------------------------------------------------------------------------------
+
+def _inner(out: Any, ct: Any) -> Any:
+    """sum(out * ct) over every leaf of two matching pytrees (a recorded scalar)."""
+    total: Any = 0.0
+    for o, c in zip(flatten(out)[0], flatten(ct)[0]):
+        total = total + (o * c).sum()
+    return total
+
+
+def vjp(fun: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[..., Any]]:
+    """Return ``fun(*primals)`` and a function mapping an output cotangent to input cotangents.
+
+    ``vjp_fun(ct)`` returns a tuple with one gradient per primal: ``ct`` pulled back through the
+    Jacobian (``ct @ J``).  It may be called many times.
+
+    Example
+    -------
+    >>> import numpy, chainrule as cr
+    >>> out, pull = cr.vjp(lambda x: x ** 2, numpy.array([1.0, 3.0]))
+    >>> pull(numpy.array([1.0, 10.0]))
+    (array([ 2., 60.]),)
+    """
+    nums = tuple(range(len(primals)))
+    with enable_grad():
+        out, variables, treedefs, nested = _trace_call(fun, primals, {}, nums, "vjp")
+    flat_vars = [v for vs in variables for v in vs]
+
+    def pullback(ct: Any) -> tuple[Any, ...]:
+        with enable_grad():
+            cts = [c if isinstance(c, Tensor) else _leaf(numpy.asarray(c), False)
+                   for c in flatten(ct)[0]]
+            for o, c in zip(flatten(out)[0], cts):
+                if numpy.shape(_plain(o)) != numpy.shape(c._data):
+                    raise ValueError(f"vjp: the cotangent has shape {numpy.shape(c._data)} but "
+                                     f"the output has shape {numpy.shape(_plain(o))}")
+            scalar = _inner(out, unflatten(flatten(ct)[1], cts))
+            inner_nested = nested or any(c.requires_grad for c in cts)
+            grads = _gradients(scalar, flat_vars, inner_nested, "vjp") if isinstance(
+                scalar, Tensor) else [numpy.zeros_like(v._data) for v in flat_vars]
+        it = iter(grads)
+        return tuple(unflatten(td, [next(it) for _ in vs]) for td, vs in zip(treedefs, variables))
+
+    return (out if nested else tree_map(_plain, out)), pullback
+
+
+def jvp(fun: Callable[..., Any], primals: tuple[Any, ...], tangents: tuple[Any, ...]
+        ) -> tuple[Any, Any]:
+    """Forward mode: ``fun(*primals)`` and its directional derivative along ``tangents``.
+
+    Derived from the reverse rules (no second rule per operation): ``u -> vjp(u)`` is linear in
+    the cotangent ``u``, and the gradient of ``<vjp(u), t>`` with respect to ``u`` is ``J t``.
+
+    Example
+    -------
+    >>> import numpy, chainrule as cr
+    >>> cr.jvp(numpy.sin, (numpy.array([0.0]),), (numpy.array([2.0]),))
+    (array([0.]), array([2.]))
+    """
+    primals, tangents = tuple(primals), tuple(tangents)
+    if len(primals) != len(tangents):
+        raise ValueError(f"jvp: {len(primals)} primals but {len(tangents)} tangents")
+    nums = tuple(range(len(primals)))
+    with enable_grad():
+        out, variables, _, nested = _trace_call(fun, primals, {}, nums, "jvp")
+        flat_vars = [v for vs in variables for v in vs]
+        out_leaves, out_tree = flatten(out)
+        us = [_leaf(numpy.zeros(numpy.shape(_plain(o)), dtype=_dtype(o)), True)
+              for o in out_leaves]
+        scalar = _inner(out, unflatten(out_tree, us))
+        if isinstance(scalar, Tensor) and scalar.requires_grad:
+            data = scalar._data
+            found = backward_pass(scalar, _leaf(numpy.ones(data.shape, data.dtype), False),
+                                  flat_vars, create_graph=True)
+        else:
+            found = {}
+        t_leaves = [t for tt in tangents for t in flatten(tt)[0]]
+        pairing: Any = 0.0
+        for v, t in zip(flat_vars, t_leaves):
+            g = found.get(v)
+            if g is not None:
+                pairing = pairing + (g * t).sum()
+        if isinstance(pairing, Tensor) and pairing.requires_grad:
+            data = pairing._data
+            tangent = backward_pass(pairing, numpy.ones(data.shape, data.dtype), us,
+                                    create_graph=nested)
+        else:
+            tangent = {}
+    outs = [tangent.get(u) if tangent.get(u) is not None else numpy.zeros_like(u._data)
+            for u in us]
+    result = unflatten(out_tree, [o if nested else _plain(o) for o in outs])
+    return (out if nested else tree_map(_plain, out)), result
+
+
+def _dtype(o: Any) -> Any:
+    return numpy.asarray(_plain(o)).dtype
+
+
+def jacobian(fun: Callable[..., Any], argnums: int | tuple[int, ...] = 0,
+             mode: str = "auto") -> Callable[..., Any]:
+    """Return a function computing the Jacobian of ``fun`` (shape ``out.shape + in.shape``).
+
+    ``mode`` is ``"reverse"`` (one vjp per output element), ``"forward"`` (one jvp per input
+    element), or ``"auto"``: reverse when the output has no more elements than the input.
+
+    Example
+    -------
+    >>> import numpy, chainrule as cr
+    >>> cr.jacobian(lambda x: x ** 2)(numpy.array([1.0, 2.0]))
+    array([[2., 0.],
+           [0., 4.]])
+    """
+    if mode not in ("auto", "reverse", "forward"):
+        raise ValueError(f"jacobian: mode must be 'auto', 'reverse' or 'forward', got {mode!r}")
+
+    @functools.wraps(fun)
+    def wrapped(*args: Any) -> Any:
+        nums = _argnums(argnums, len(args), "jacobian")
+        xs = [numpy.asarray(_plain(args[i])) for i in nums]
+        m = mode
+        if m == "auto":
+            out_size = numpy.size(_plain(fun(*args)))
+            m = "reverse" if out_size <= sum(x.size for x in xs) else "forward"
+        jacs = _jacobian_reverse(fun, args, nums) if m == "reverse" else \
+            _jacobian_forward(fun, args, nums)
+        return jacs[0] if isinstance(argnums, int) else tuple(jacs)
+
+    return wrapped
+
+
+def _partial(fun: Callable[..., Any], args: tuple[Any, ...], nums: tuple[int, ...]
+             ) -> Callable[..., Any]:
+    def f(*xs: Any) -> Any:
+        full = list(args)
+        for i, x in zip(nums, xs):
+            full[i] = x
+        return fun(*full)
+    return f
+
+
+def _jacobian_reverse(fun: Callable[..., Any], args: tuple[Any, ...], nums: tuple[int, ...]
+                      ) -> list[Any]:
+    out, pull = vjp(_partial(fun, args, nums), *(args[i] for i in nums))
+    shape = numpy.shape(_plain(out))
+    rows: list[list[Any]] = [[] for _ in nums]
+    for k in range(int(numpy.prod(shape))):
+        ct = numpy.zeros(shape, dtype=_dtype(out))
+        ct.flat[k] = 1
+        for r, g in zip(rows, pull(ct)):
+            r.append(g)
+    return [_stack(r, shape, numpy.shape(_plain(args[i]))) for r, i in zip(rows, nums)]
+
+
+def _jacobian_forward(fun: Callable[..., Any], args: tuple[Any, ...], nums: tuple[int, ...]
+                      ) -> list[Any]:
+    f = _partial(fun, args, nums)
+    primals = tuple(args[i] for i in nums)
+    jacs = []
+    out_shape: tuple[int, ...] = ()
+    for j, i in enumerate(nums):
+        x = args[i]
+        cols = []
+        for k in range(int(numpy.size(_plain(x)))):
+            tangents = [numpy.zeros(numpy.shape(_plain(p)), dtype=_dtype(p)) for p in primals]
+            tangents[j].flat[k] = 1
+            out, t = jvp(f, primals, tuple(tangents))
+            out_shape = numpy.shape(_plain(out))
+            cols.append(t)
+        in_shape = numpy.shape(_plain(x))
+        stacked = _stack(cols, in_shape, out_shape)
+        n_in = len(in_shape)
+        perm = tuple(range(n_in, n_in + len(out_shape))) + tuple(range(n_in))
+        jacs.append(numpy.transpose(stacked, perm))
+    return jacs
+
+
+def _stack(parts: list[Any], lead: tuple[int, ...], tail: tuple[int, ...]) -> Any:
+    stacked = numpy.stack(parts) if parts else numpy.zeros((0,) + tuple(tail))
+    return numpy.reshape(stacked, tuple(lead) + tuple(tail))
+
+
+def hessian(fun: Callable[..., Any], argnums: int | tuple[int, ...] = 0) -> Callable[..., Any]:
+    """Return a function computing the Hessian of scalar ``fun`` (reverse over reverse).
+
+    Example
+    -------
+    >>> import numpy, chainrule as cr
+    >>> cr.hessian(lambda x: (x ** 3).sum())(numpy.array([1.0, 2.0]))
+    array([[ 6.,  0.],
+           [ 0., 12.]])
+    """
+    return jacobian(grad(fun, argnums), argnums, mode="reverse")
+
+
+def hvp(fun: Callable[..., Any], primals: tuple[Any, ...], vectors: tuple[Any, ...]) -> Any:
+    """The Hessian of scalar ``fun`` at ``primals`` times ``vectors``, without forming it.
+
+    Returns one array per primal.
+
+    Example
+    -------
+    >>> import numpy, chainrule as cr
+    >>> cr.hvp(lambda x: (x ** 3).sum(), (numpy.array([1.0, 2.0]),), (numpy.ones(2),))
+    (array([ 6., 12.]),)
+    """
+    primals, vectors = tuple(primals), tuple(vectors)
+    nums = tuple(range(len(primals)))
+    g = grad(fun, argnums=nums)
+    return grad(lambda *xs: _inner(g(*xs), vectors), argnums=nums)(*primals)

@@ -1,0 +1,127 @@
+"""vjp, jvp, Jacobians, Hessians, higher derivatives and custom primitives."""
+
+from __future__ import annotations
+
+import math
+
+import numpy
+import pytest
+import scipy.special
+
+import chainrule as cr
+from op_cases import CASES
+
+rng = numpy.random.default_rng(21)
+
+
+def fd_hessian(f, x, h=1e-4):
+    """Central second differences in float64 (an independent referee)."""
+    n = x.size
+    H = numpy.zeros((n, n))
+    for i in range(n):
+        for j in range(n):
+            def at(di, dj):
+                y = x.copy().ravel()
+                y[i] += di
+                y[j] += dj
+                return f(y.reshape(x.shape))
+            H[i, j] = (at(h, h) - at(h, -h) - at(-h, h) + at(-h, -h)) / (4 * h * h)
+    return H.reshape(x.shape + x.shape)
+
+
+W1, W2 = rng.standard_normal((3, 4)), rng.standard_normal((4, 2))
+XB = rng.standard_normal((5, 3))
+
+
+def tanh_mlp(w):
+    return (numpy.tanh(numpy.tanh(XB @ w) @ W2) ** 2).mean()
+
+
+def softmax_ce(z):
+    labels = numpy.array([0, 2, 1])
+    shifted = z - z.max(axis=1, keepdims=True)
+    logp = shifted - numpy.log(numpy.exp(shifted).sum(axis=1, keepdims=True))
+    return -logp[numpy.arange(3), labels].mean()
+
+
+@pytest.mark.parametrize("f, x", [(tanh_mlp, W1), (softmax_ce, rng.standard_normal((3, 4)))],
+                         ids=["tanh-mlp", "softmax-cross-entropy"])
+def test_hessian_matches_finite_differences(f, x):
+    H = cr.hessian(f)(x)
+    ref = fd_hessian(f, x)
+    assert H.shape == x.shape + x.shape
+    numpy.testing.assert_allclose(H, ref, rtol=1e-6, atol=1e-6 * numpy.abs(ref).max())
+    numpy.testing.assert_allclose(H.reshape(x.size, -1), H.reshape(x.size, -1).T, atol=1e-12)
+
+
+def test_hvp_is_the_hessian_times_the_vector():
+    v = rng.standard_normal(W1.shape)
+    (hv,) = cr.hvp(tanh_mlp, (W1,), (v,))
+    H = cr.hessian(tanh_mlp)(W1).reshape(W1.size, W1.size)
+    numpy.testing.assert_allclose(hv.ravel(), H @ v.ravel(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("f, d3", [
+    (numpy.tanh, lambda x: -2 * (1 - numpy.tanh(x) ** 2) * (1 - 3 * numpy.tanh(x) ** 2)),
+    (lambda x: numpy.exp(x) * numpy.sin(x), lambda x: 2 * numpy.exp(x) * (
+        numpy.cos(x) - numpy.sin(x))),
+    (lambda x: x * x * numpy.sin(x) * numpy.cos(x),      # x^2 sin(2x) / 2, third derivative
+     lambda x: -4 * x * x * numpy.cos(2 * x) - 12 * x * numpy.sin(2 * x) + 6 * numpy.cos(2 * x)),
+], ids=["tanh", "exp-sin", "product-chain"])
+def test_third_derivatives_match_the_analytic_ones(f, d3):
+    third = cr.grad(cr.grad(cr.grad(f)))
+    for x in (-0.7, 0.3, 1.4):
+        assert float(third(x)) == pytest.approx(float(d3(x)), rel=1e-10, abs=1e-12)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_jvp_equals_the_jacobian_times_the_tangent(case):
+    tangents = tuple(rng.standard_normal(x.shape) for x in case.inputs)
+    out, t_out = cr.jvp(case.fun, tuple(case.inputs), tangents)
+    jacs = cr.jacobian(case.fun, argnums=tuple(range(len(case.inputs))), mode="reverse")(
+        *case.inputs)
+    expected = sum(numpy.tensordot(J, t, axes=t.ndim) if t.ndim else J * t
+                   for J, t in zip(jacs, tangents))
+    numpy.testing.assert_allclose(out, case.fun(*case.inputs), rtol=1e-13, atol=1e-13)
+    numpy.testing.assert_allclose(t_out, expected, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", CASES[::7], ids=[c.id for c in CASES[::7]])
+def test_forward_and_reverse_jacobians_agree(case):
+    nums = tuple(range(len(case.inputs)))
+    fwd = cr.jacobian(case.fun, argnums=nums, mode="forward")(*case.inputs)
+    rev = cr.jacobian(case.fun, argnums=nums, mode="reverse")(*case.inputs)
+    for a, b in zip(fwd, rev):
+        numpy.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_vjp_pulls_back_any_cotangent():
+    A = rng.standard_normal((3, 4))
+    out, pull = cr.vjp(lambda x: A @ x, rng.standard_normal(4))
+    ct = rng.standard_normal(3)
+    numpy.testing.assert_allclose(pull(ct)[0], A.T @ ct, rtol=1e-13)
+    numpy.testing.assert_allclose(pull(2 * ct)[0], 2 * A.T @ ct, rtol=1e-13)
+    with pytest.raises(ValueError, match="cotangent has shape"):
+        pull(numpy.ones(4))
+
+
+erf = cr.primitive(scipy.special.erf, name="erf")
+cr.defvjp(erf, lambda g, out, x: g * (2 / math.sqrt(math.pi)) * numpy.exp(-x ** 2))
+
+
+def test_custom_primitive_passes_second_order_checks_and_is_named_in_explain():
+    x = rng.uniform(-1.5, 1.5, (3, 2))
+    assert cr.check_grads(lambda x: erf(x * 1.3).sum(), x, order=2).passed
+
+    def model(x):
+        y = erf(x)
+        return (y ** 2).sum()
+
+    e = cr.explain(model, x)
+    assert "y = erf(x)" in e.forward_lines()
+    assert cr.jit(cr.grad(model))(x) == pytest.approx(cr.grad(model)(x), rel=1e-14)
+
+
+def test_jacobian_mode_is_checked():
+    with pytest.raises(ValueError, match="mode"):
+        cr.jacobian(numpy.sin, mode="sideways")
