@@ -9,6 +9,7 @@ change what the rule reads).  Leaves have no primitive.  Nodes are numbered as t
 
 from __future__ import annotations
 
+import heapq
 import itertools
 from typing import Any, Iterable
 
@@ -37,18 +38,23 @@ def _freed(node: Node) -> RuntimeError:
         "call it again, or run the forward pass again")
 
 
-def _reachable(root: Node, stop: frozenset[Node] | set[Node]) -> list[Node]:
+def _reachable(root: Node, stop: frozenset[Node] | set[Node]) -> tuple[list[Node], bool]:
     """The nodes that require grad and that ``root`` depends on, newest (last recorded) first.
 
-    The walk does not go past a node in ``stop``.
+    The walk does not go past a node in ``stop``.  The flag says whether a leaf that requires
+    grad but is not in ``stop`` was reached (then not every node leads to a target).
     """
     order = [root]
     seen = {root}
+    other_leaf = False
     i = 0
     while i < len(order):
         node = order[i]
         i += 1
-        if node._prim is None or node in stop:
+        if node in stop:
+            continue
+        if node._prim is None:
+            other_leaf = True
             continue
         args = node._args
         if args is None:
@@ -58,7 +64,7 @@ def _reachable(root: Node, stop: frozenset[Node] | set[Node]) -> list[Node]:
                 seen.add(a)
                 order.append(a)
     order.sort(key=_seq_of, reverse=True)
-    return order
+    return order, other_leaf
 
 
 def _seq_of(node: Node) -> int:
@@ -89,26 +95,35 @@ def sum_to(g: Any, shape: tuple[int, ...]) -> Any:
 
 def backward_pass(root: Node, seed: Any, targets: Iterable[Node] | None = None,
                   create_graph: bool = False, retain_graph: bool = False,
-                  log: list[Step] | None = None) -> dict[Node, Any]:
+                  log: list[Step] | None = None, prune: bool = False) -> dict[Node, Any]:
     """Propagate ``seed`` from ``root`` back through the graph.
 
-    With ``targets``, return ``{target: gradient}`` for the targets ``root`` depends on, and
-    differentiate nothing that does not lead to one.  Without, add each leaf's gradient into its
-    ``.grad``.  With ``create_graph`` the rules run on the recorded tensors themselves, so the
-    gradients are recorded too and can be differentiated again.  ``log``, if given, receives
-    one :class:`Step` per chain-rule term (what ``explain`` prints).
+    With ``targets``, return ``{target: gradient}`` for the targets ``root`` depends on (the
+    walk stops there); with ``prune`` also skip every node that leads to no target (worth it
+    when other leaves require grad, as in gradients of gradients).  Without targets, add each
+    leaf's gradient into its ``.grad``.  With ``create_graph`` the rules run on the recorded
+    tensors themselves, so the gradients are recorded too and can be differentiated again.
+    ``log``, if given, receives one :class:`Step` per node (what ``explain`` prints).
+
+    Nodes are visited newest first from a heap keyed by their recording number: every consumer
+    of a node was recorded after it, so its gradient is complete when it is popped; a node
+    enters the heap only when a gradient reaches it.
     """
     stop = frozenset(targets) if targets is not None else frozenset()
-    order = _reachable(root, stop)
-    relevant = _relevant(order, stop) if targets is not None else None
+    relevant = None
+    if prune and targets is not None:
+        order, other_leaf = _reachable(root, stop)
+        if other_leaf:
+            relevant = _relevant(order, stop)
     grads: dict[Node, Any] = {root: seed}
+    heap = [(-root._seq, root)]
     found: dict[Node, Any] = {}
     free = targets is None and not (retain_graph or create_graph)
     stored: set[int] = set()
-    for node in order:
-        g = grads.pop(node, None)
-        if g is None:
-            continue
+    pop, push = heapq.heappop, heapq.heappush
+    while heap:
+        node = pop(heap)[1]
+        g = grads.pop(node)
         if log is not None:
             log.append(Step(node, g))
         prim = node._prim
@@ -118,28 +133,40 @@ def backward_pass(root: Node, seed: Any, targets: Iterable[Node] | None = None,
             else:
                 _accumulate(node, g, create_graph, stored)
             continue
+        args = node._args
+        if args is None:
+            raise _freed(node)
         if create_graph:
-            vals, out = node._args, node
+            vals, out = args, node
         else:
             vals, out = node._vals, node._data
         kw = node._kw
-        for i, a in enumerate(node._args):
-            if not (isinstance(a, Node) and a.requires_grad):
+        rules = prim.vjps
+        variadic = prim.vjp_argnum
+        for i, a in enumerate(args):
+            if not isinstance(a, Node) or not a.requires_grad:
                 continue
             if relevant is not None and a not in relevant:
                 continue
-            rule = prim.vjp(i)
-            if rule is None:
-                continue
-            gi = rule(g, out, *vals, **kw)
+            if variadic is not None:
+                gi = variadic(i, g, out, *vals, **kw)
+            else:
+                rule = rules[i] if i < len(rules) else None
+                if rule is None:
+                    continue
+                gi = rule(g, out, *vals, **kw)
             data = a._data
             raw = gi
             if gi.shape != data.shape:
                 gi = sum_to(gi, data.shape)
-            if gi.dtype != data.dtype:
+            if gi.dtype is not data.dtype and gi.dtype != data.dtype:
                 gi = gi.astype(data.dtype)
             prev = grads.get(a)
-            grads[a] = gi if prev is None else prev + gi
+            if prev is None:
+                grads[a] = gi
+                push(heap, (-a._seq, a))
+            else:
+                grads[a] = prev + gi
             if log is not None:
                 log[-1].terms.append((i, a, raw, gi))
         if free:
@@ -165,7 +192,7 @@ def _accumulate(leaf: Node, g: Any, create_graph: bool, stored: set[int]) -> Non
         leaf.grad = leaf.grad + g
         return
     if not create_graph and (type(g) is not numpy.ndarray or g.base is not None
-                             or not g.flags.writeable or id(g) in stored):
+                             or id(g) in stored):
         g = numpy.array(g)
     stored.add(id(g))
     leaf.grad = g

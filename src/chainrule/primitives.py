@@ -260,7 +260,17 @@ def _reduction(name: str, fun: Callable[..., Any]) -> Primitive:
 
 sum_ = _reduction("sum", lambda x, axis=None, keepdims=False: numpy.add.reduce(
     x, axis=axis, keepdims=keepdims))
-mean = _reduction("mean", numpy.mean)
+def _mean_fun(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    # numpy.mean's own arithmetic (a sum, then one division) without its Python overhead
+    if getattr(x, "dtype", None) is None or x.dtype.kind != "f":
+        return numpy.mean(x, axis=axis, keepdims=keepdims)
+    total = numpy.add.reduce(x, axis=axis, keepdims=keepdims)
+    n = x.size if axis is None else math.prod(
+        x.shape[a] for a in ((axis,) if isinstance(axis, int) else axis))
+    return total / n if n else numpy.mean(x, axis=axis, keepdims=keepdims)
+
+
+mean = _reduction("mean", _mean_fun)
 prod = _reduction("prod", lambda x, axis=None, keepdims=False: numpy.multiply.reduce(
     x, axis=axis, keepdims=keepdims))
 amax = _reduction("max", numpy.amax)

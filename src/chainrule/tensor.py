@@ -134,7 +134,7 @@ def _apply(prim: P.Primitive, args: tuple[Any, ...], kw: dict[str, Any]) -> Tens
         t.requires_grad = rg and state.enabled and not prim.nondiff
         t._prim = prim
         t._args = args
-        t._vals = tuple(vals)
+        t._vals = vals
         t._kw = kw
         t._seq = next(_counter)
         for a in args:
@@ -481,8 +481,11 @@ class Tensor(Node):
         if self._prim is None:
             self.grad = seed if self.grad is None else self.grad + seed
             return
-        with enable_grad() if create_graph else contextlib.nullcontext():
-            backward_pass(self, seed, None, create_graph, retain_graph)
+        if not create_graph:
+            backward_pass(self, seed, None, False, retain_graph)
+            return
+        with enable_grad():
+            backward_pass(self, seed, None, True, retain_graph)
 
     # --- operators --------------------------------------------------------------------------
 
@@ -592,6 +595,8 @@ class Tensor(Node):
         return _apply(*P.FUNCTIONS[numpy.cumprod](self, axis, dtype, out))
 
     def dot(self, b: Any, out: Any = None) -> Tensor:
+        if out is None:
+            return _apply(P.dot, (self, b), _EMPTY)
         return _apply(*P.FUNCTIONS[numpy.dot](self, b, out))
 
     def reshape(self, *shape: Any, order: str = "C") -> Tensor:

@@ -172,7 +172,7 @@ def _gradients(out: Any, targets: list[Tensor], nested: bool, fname: str) -> lis
         data = out._data
         seed: Any = numpy.ones(data.shape, dtype=data.dtype)
         found = backward_pass(out, _leaf(seed, False) if nested else seed, targets,
-                              create_graph=nested)
+                              create_graph=nested, prune=nested)
     seen: set[int] = set()
     grads = []
     for t in targets:

@@ -1,0 +1,723 @@
+"""``fit``: mini-batch training with progress, validation, early stopping and checkpoints.
+
+>>> import numpy, chainrule as cr
+>>> from chainrule import nn
+>>> from chainrule.training import fit
+>>> rng = numpy.random.default_rng(0)
+>>> X = rng.standard_normal((200, 2)); y = (X[:, 0] + X[:, 1] > 0).astype(int)
+>>> model = nn.MLP([2, 16, 2], rng=0)
+>>> history = fit(model, X, y, epochs=20, lr=0.05, progress=None)
+>>> history.history["accuracy"][-1] > 0.95
+True
+
+Everything is deterministic for a given ``seed``: epoch ``e`` shuffles with
+``numpy.random.default_rng((seed, e))``, and a checkpoint holds every piece of state (model,
+optimizer, scheduler, early-stopping counters, history, dropout generators), so a run resumed
+from epoch k ends bit-for-bit where the uninterrupted run ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import sys
+import time
+from typing import Any, Callable, Iterator
+
+import numpy
+
+import chainrule as cr
+
+from . import nn, optim
+from .checkpoint import load, save
+from .data import batches, train_test_split
+from .nn import functional as F
+
+__all__ = ["fit", "Trainer", "History", "METRICS", "LOSSES", "blas_threads"]
+
+
+def _values(x: Any) -> numpy.ndarray:
+    return numpy.asarray(x.data) if isinstance(x, cr.Tensor) else numpy.asarray(x)
+
+
+# --- metrics -------------------------------------------------------------------------------
+
+def _labels(pred: numpy.ndarray) -> numpy.ndarray:
+    if pred.ndim >= 2 and pred.shape[1] > 1:
+        return numpy.argmax(pred, axis=1)
+    return (pred.reshape(len(pred)) > 0).astype(numpy.int64)      # one logit per sample
+
+
+def accuracy(pred: numpy.ndarray, y: numpy.ndarray) -> float:
+    """Fraction of correct labels: argmax of the outputs, or a logit > 0 for one output.
+
+    Example
+    -------
+    >>> import numpy
+    >>> from chainrule.training import accuracy
+    >>> accuracy(numpy.array([[0.1, 0.9], [0.8, 0.2]]), numpy.array([1, 1]))
+    0.5
+    """
+    return float(numpy.mean(_labels(pred) == numpy.asarray(y).reshape(len(pred))))
+
+
+def _err(pred: numpy.ndarray, y: numpy.ndarray) -> numpy.ndarray:
+    return pred.reshape(len(pred), -1) - numpy.asarray(y, dtype=float).reshape(len(pred), -1)
+
+
+def mse(pred: numpy.ndarray, y: numpy.ndarray) -> float:
+    """Mean squared error.
+
+    Example
+    -------
+    >>> import numpy
+    >>> from chainrule.training import mse
+    >>> mse(numpy.array([1.0, 3.0]), numpy.array([0.0, 0.0]))
+    5.0
+    """
+    return float(numpy.mean(_err(pred, y) ** 2))
+
+
+def rmse(pred: numpy.ndarray, y: numpy.ndarray) -> float:
+    """Root mean squared error."""
+    return math.sqrt(mse(pred, y))
+
+
+def mae(pred: numpy.ndarray, y: numpy.ndarray) -> float:
+    """Mean absolute error."""
+    return float(numpy.mean(numpy.abs(_err(pred, y))))
+
+
+def r2(pred: numpy.ndarray, y: numpy.ndarray) -> float:
+    """Coefficient of determination (1 is perfect; averaged over output columns).
+
+    Example
+    -------
+    >>> import numpy
+    >>> from chainrule.training import r2
+    >>> r2(numpy.array([1.0, 2.0, 3.0]), numpy.array([1.0, 2.0, 3.0]))
+    1.0
+    """
+    yy = numpy.asarray(y, dtype=float).reshape(len(pred), -1)
+    ss_res = numpy.sum(_err(pred, y) ** 2, axis=0)
+    ss_tot = numpy.sum((yy - yy.mean(axis=0)) ** 2, axis=0)
+    with numpy.errstate(divide="ignore", invalid="ignore"):
+        score = numpy.where(ss_tot > 0, 1 - ss_res / numpy.where(ss_tot > 0, ss_tot, 1.0),
+                            numpy.where(ss_res == 0, 1.0, 0.0))
+    return float(numpy.mean(score))
+
+
+METRICS: dict[str, Callable[[numpy.ndarray, numpy.ndarray], float]] = {
+    "accuracy": accuracy, "acc": accuracy, "mse": mse, "rmse": rmse, "mae": mae, "r2": r2}
+_HIGHER_IS_BETTER = {"accuracy", "acc", "r2"}
+
+# --- losses --------------------------------------------------------------------------------
+
+LOSSES: dict[str, Callable[..., Any]] = {
+    "cross_entropy": F.cross_entropy, "ce": F.cross_entropy, "nll": F.nll_loss,
+    "mse": F.mse_loss, "l1": F.l1_loss, "mae": F.l1_loss, "huber": F.huber_loss,
+    "smooth_l1": F.smooth_l1_loss, "bce_with_logits": F.binary_cross_entropy_with_logits,
+    "binary_cross_entropy_with_logits": F.binary_cross_entropy_with_logits,
+    "bce": F.binary_cross_entropy,
+}
+_CLASS_INDEX_LOSSES = {F.cross_entropy, F.nll_loss}
+
+
+def _resolve_loss(loss: Any, y: numpy.ndarray) -> tuple[Callable[..., Any], str]:
+    if loss is None:
+        loss = "cross_entropy" if y.dtype.kind in "iub" else "mse"
+    if isinstance(loss, str):
+        try:
+            return LOSSES[loss.lower()], loss.lower()
+        except KeyError:
+            raise ValueError(f"unknown loss {loss!r}; choose from {', '.join(sorted(LOSSES))} "
+                             "or pass a function loss(output, target)") from None
+    if callable(loss):
+        return loss, getattr(loss, "__name__", type(loss).__name__)
+    raise TypeError(f"loss must be a name or a callable, got {type(loss).__name__}")
+
+
+# --- history -------------------------------------------------------------------------------
+
+class History:
+    """Per-epoch logs of a :func:`fit` run (Keras-style).
+
+    ``history`` maps each name (``'loss'``, ``'accuracy'``, ``'val_loss'``, ``'lr'``, …) to a
+    list with one value per epoch; ``epoch`` lists the epoch indices (0-based);
+    ``best_epoch`` is the epoch with the best monitored value, ``stopped_epoch`` the epoch at
+    which early stopping ended the run (None if it did not).
+
+    Example
+    -------
+    >>> from chainrule.training import History
+    >>> h = History(); h.append(0, {"loss": 0.5}); h.append(1, {"loss": 0.25})
+    >>> h["loss"], h.epoch
+    ([0.5, 0.25], [0, 1])
+    """
+
+    def __init__(self) -> None:
+        self.history: dict[str, list[float]] = {}
+        self.epoch: list[int] = []
+        self.best_epoch: int | None = None
+        self.stopped_epoch: int | None = None
+        self.monitor: str | None = None
+        self.params: dict[str, Any] = {}
+
+    def append(self, epoch: int, logs: dict[str, float]) -> None:
+        self.epoch.append(int(epoch))
+        for k, v in logs.items():
+            self.history.setdefault(k, []).append(float(v))
+
+    def __getitem__(self, key: str) -> list[float]:
+        return self.history[key]
+
+    def __len__(self) -> int:
+        return len(self.epoch)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict (also what checkpoints store)."""
+        return {"history": {k: list(v) for k, v in self.history.items()},
+                "epoch": list(self.epoch), "best_epoch": self.best_epoch,
+                "stopped_epoch": self.stopped_epoch, "monitor": self.monitor,
+                "params": dict(self.params)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> History:
+        h = cls()
+        h.history = {k: [float(x) for x in v] for k, v in d["history"].items()}
+        h.epoch = [int(e) for e in d["epoch"]]
+        h.best_epoch, h.stopped_epoch = d.get("best_epoch"), d.get("stopped_epoch")
+        h.monitor = d.get("monitor")
+        h.params = dict(d.get("params") or {})
+        return h
+
+    def plot(self, path: str | os.PathLike[str] | None = None, title: str | None = None) -> Any:
+        """Draw the loss and metric curves (train and validation); save to ``path`` if given.
+
+        Needs matplotlib (``pip install chainrule[train]``); uses the Agg canvas directly, so
+        no display and no global pyplot state.  Returns the matplotlib ``Figure``.
+        """
+        try:
+            from matplotlib.backends.backend_agg import FigureCanvasAgg
+            from matplotlib.figure import Figure
+        except ImportError:
+            raise ImportError("History.plot needs matplotlib: pip install chainrule[train]") \
+                from None
+        names = [k for k in self.history if not k.startswith("val_") and k != "lr"]
+        panels = [n for n in names if n == "loss"] + [n for n in names if n != "loss"][:2]
+        fig = Figure(figsize=(5 * len(panels), 3.6), layout="constrained")
+        FigureCanvasAgg(fig)
+        epochs = [e + 1 for e in self.epoch]
+        for i, name in enumerate(panels):
+            ax = fig.add_subplot(1, len(panels), i + 1)
+            ax.plot(epochs, self.history[name], marker=".", label=f"train {name}")
+            if f"val_{name}" in self.history:
+                ax.plot(epochs, self.history[f"val_{name}"], marker=".",
+                        label=f"validation {name}")
+            if self.best_epoch is not None:
+                ax.axvline(self.best_epoch + 1, color="grey", linestyle=":", linewidth=1,
+                           label="best epoch")
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(name)
+            if name == "loss" and min(self.history[name]) > 0:
+                ax.set_yscale("log")
+            ax.grid(True, alpha=0.3)
+            ax.legend()
+        if title:
+            fig.suptitle(title)
+        if path is not None:
+            fig.savefig(os.fspath(path), dpi=110)
+        return fig
+
+    def __repr__(self) -> str:
+        last = ", ".join(f"{k}={v[-1]:.4g}" for k, v in self.history.items() if v)
+        return f"History(epochs={len(self.epoch)}{', ' + last if last else ''})"
+
+
+# --- progress ------------------------------------------------------------------------------
+
+def _fmt(logs: dict[str, float]) -> str:
+    return " - ".join(f"{k} {v:.4g}" if k == "lr" else f"{k} {v:.4f}" for k, v in logs.items())
+
+
+class _Progress:
+    """tqdm bars when installed (``'tqdm'``), one line per epoch (``'plain'``), or silence."""
+
+    def __init__(self, mode: Any, file: Any) -> None:
+        if mode in (None, False, "none", 0):
+            self.mode = "none"
+        elif mode in ("auto", True, 1):
+            try:
+                import tqdm  # noqa: F401
+                self.mode = "tqdm"
+            except ImportError:
+                self.mode = "plain"
+        elif mode in ("tqdm", "plain"):
+            self.mode = mode
+        else:
+            raise ValueError(f"progress must be 'auto', 'tqdm', 'plain' or None, got {mode!r}")
+        self.file = file
+        self.bar: Any = None
+
+    def start(self, epoch: int, epochs: int, n_batches: int) -> None:
+        self.t0 = time.perf_counter()
+        self.desc = f"Epoch {epoch + 1}/{epochs}"
+        if self.mode == "tqdm":
+            from tqdm.auto import tqdm
+            self.bar = tqdm(total=n_batches, desc=self.desc, unit="batch", leave=True,
+                            file=self.file or sys.stderr, dynamic_ncols=True)
+
+    def batch(self, loss: float) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix_str(f"loss {loss:.4f}", refresh=False)
+
+    def end(self, logs: dict[str, float]) -> None:
+        shown = {k: v for k, v in logs.items() if k != "lr"}
+        if self.bar is not None:
+            self.bar.set_postfix_str(_fmt(shown), refresh=True)
+            self.bar.close()
+            self.bar = None
+        elif self.mode == "plain":
+            dt = time.perf_counter() - self.t0
+            print(f"{self.desc}: {_fmt(shown)} ({dt:.1f}s)", file=self.file or sys.stdout,
+                  flush=True)
+
+    def note(self, text: str) -> None:
+        if self.mode != "none":
+            print(text, file=self.file or (sys.stderr if self.mode == "tqdm" else sys.stdout),
+                  flush=True)
+
+
+@contextlib.contextmanager
+def blas_threads(n: int | None) -> Iterator[None]:
+    """Limit the BLAS thread pool to ``n`` threads inside the block (needs threadpoolctl,
+    which scikit-learn installs; without it, or with ``n=None``, nothing changes).
+
+    Mini-batch matrices are small, and on a small or busy machine a multithreaded BLAS can be
+    many times slower than one thread on them.
+    """
+    if n is None:
+        yield
+        return
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield
+        return
+    with threadpool_limits(limits=int(n), user_api="blas"):
+        yield
+
+
+def _generators(model: nn.Module) -> dict[str, numpy.random.Generator]:
+    return {name: m.generator for name, m in model.named_modules()
+            if isinstance(getattr(m, "generator", None), numpy.random.Generator)}
+
+
+# --- the trainer ---------------------------------------------------------------------------
+
+class Trainer:
+    """Train and evaluate a module with a loss, an optimizer, metrics and a schedule.
+
+    Parameters
+    ----------
+    model : nn.Module
+    loss : name (``'cross_entropy'``, ``'mse'``, ``'bce_with_logits'``, ``'huber'``, ``'l1'``,
+        ``'nll'``, …) or a function ``loss(output, target)``; default: cross-entropy for
+        integer targets, mean squared error otherwise.  With a named elementwise loss a 1-D
+        target is matched to an (N, 1) output.
+    optimizer : an :class:`chainrule.optim.Optimizer` on ``model.parameters()``, a name
+        (``'adam'``, ``'sgd'``, …), a factory ``f(params)``, or None for Adam.
+    lr : learning rate when the optimizer is given by name or None (default: the optimizer's).
+    metrics : names (``'accuracy'``, ``'mse'``, ``'rmse'``, ``'mae'``, ``'r2'``) or functions
+        ``metric(outputs, targets) -> float``; default ``['accuracy']`` for classification
+        losses.
+    scheduler : an ``optim.LRScheduler`` on the optimizer, or a factory ``f(optimizer)``;
+        stepped once per epoch.
+    clip_grad_norm : clip the joint gradient norm to this value before every step.
+
+    Example
+    -------
+    >>> import numpy
+    >>> from chainrule import nn
+    >>> from chainrule.training import Trainer
+    >>> X = numpy.linspace(-1, 1, 64).reshape(-1, 1); y = 3 * X[:, 0]
+    >>> trainer = Trainer(nn.Linear(1, 1, rng=0), loss="mse", optimizer="sgd", lr=0.3)
+    >>> _ = trainer.fit(X, y, epochs=30, batch_size=16, progress=None)
+    >>> round(trainer.evaluate(X, y)["loss"], 6)
+    0.0
+    """
+
+    def __init__(self, model: nn.Module, loss: Any = None, optimizer: Any = None,
+                 lr: float | None = None, metrics: Any = None, scheduler: Any = None,
+                 clip_grad_norm: float | None = None) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"Trainer: model must be a chainrule.nn.Module, got "
+                            f"{type(model).__name__}")
+        if not list(model.parameters()):
+            raise ValueError("Trainer: the model has no parameters to train")
+        self.model = model
+        self._loss_spec = loss
+        if optimizer is None or isinstance(optimizer, str):
+            name = optimizer or "adam"
+            opts = {} if lr is None else {"lr": lr}
+            self.optimizer = optim.get_optimizer(name, model.parameters(), **opts)
+        elif isinstance(optimizer, optim.Optimizer):
+            if lr is not None:
+                raise ValueError("Trainer: pass lr to the optimizer you built, not to fit()")
+            self.optimizer = optimizer
+        elif callable(optimizer):
+            self.optimizer = optimizer(model.parameters())
+        else:
+            raise TypeError(f"optimizer must be an Optimizer, a name or a factory, got "
+                            f"{type(optimizer).__name__}")
+        if scheduler is not None and not isinstance(scheduler, optim.LRScheduler):
+            scheduler = scheduler(self.optimizer)
+        if scheduler is not None and scheduler.optimizer is not self.optimizer:
+            raise ValueError("Trainer: the scheduler must be built on the trainer's optimizer")
+        self.scheduler = scheduler
+        self.clip_grad_norm = clip_grad_norm
+        self._metrics_spec = metrics
+        self.loss_fn: Callable[..., Any] | None = None
+        self.loss_name = ""
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _setup(self, y: numpy.ndarray) -> None:
+        if self.loss_fn is None:
+            self.loss_fn, self.loss_name = _resolve_loss(self._loss_spec, y)
+        spec = self._metrics_spec
+        if spec is None:
+            spec = ["accuracy"] if self.loss_fn in _CLASS_INDEX_LOSSES or self.loss_fn is \
+                F.binary_cross_entropy_with_logits else []
+        if isinstance(spec, str) or callable(spec):
+            spec = [spec]
+        self.metrics: dict[str, Callable[..., float]] = {}
+        for m in spec:
+            if isinstance(m, str):
+                if m not in METRICS:
+                    raise ValueError(f"unknown metric {m!r}; choose from "
+                                     f"{', '.join(sorted(METRICS))} or pass a function")
+                self.metrics["accuracy" if m == "acc" else m] = METRICS[m]
+            elif callable(m):
+                self.metrics[getattr(m, "__name__", "metric")] = m
+            else:
+                raise TypeError(f"metrics must be names or functions, got {type(m).__name__}")
+
+    def _dtype(self) -> numpy.dtype[Any]:
+        return self.model.dtype or numpy.dtype(numpy.float64)
+
+    def _prepare(self, X: Any, y: Any) -> tuple[numpy.ndarray, numpy.ndarray]:
+        X = numpy.asarray(X.data if isinstance(X, cr.Tensor) else X)
+        y = numpy.asarray(y.data if isinstance(y, cr.Tensor) else y)
+        if X.dtype.kind not in "fiub":
+            raise TypeError(f"fit: X must be numeric, got dtype {X.dtype}")
+        if len(X) != len(y):
+            raise ValueError(f"fit: X has {len(X)} samples but y has {len(y)}")
+        if len(X) == 0:
+            raise ValueError("fit: no samples")
+        if not numpy.all(numpy.isfinite(X)):
+            raise ValueError("fit: X contains NaN or infinity")
+        X = X.astype(self._dtype(), copy=False)
+        assert self.loss_fn is not None
+        if self.loss_fn in _CLASS_INDEX_LOSSES and y.dtype.kind == "f" and y.ndim == 1:
+            if not numpy.all(y == numpy.round(y)):
+                raise ValueError("fit: a classification loss needs integer class labels")
+            y = y.astype(numpy.int64)
+        elif y.dtype.kind in "iub" and self.loss_fn not in _CLASS_INDEX_LOSSES and \
+                self._loss_is_named():
+            y = y.astype(self._dtype())
+        elif y.dtype.kind == "f":
+            y = y.astype(self._dtype(), copy=False)
+        return X, y
+
+    def _loss_is_named(self) -> bool:
+        return isinstance(self._loss_spec, str) or self._loss_spec is None
+
+    def _loss(self, out: Any, y: numpy.ndarray) -> Any:
+        assert self.loss_fn is not None
+        if self._loss_is_named() and self.loss_fn not in _CLASS_INDEX_LOSSES:
+            shape = numpy.shape(_values(out))
+            if y.ndim == len(shape) - 1 and shape[-1] == 1:
+                y = y.reshape(y.shape + (1,))
+        return self.loss_fn(out, y)
+
+    def _scores(self, pred: numpy.ndarray, y: numpy.ndarray, prefix: str = "") -> dict[str, float]:
+        return {prefix + k: float(f(pred, y)) for k, f in self.metrics.items()}
+
+    # --- evaluation -------------------------------------------------------------------------
+
+    def predict(self, X: Any, batch_size: int = 512) -> numpy.ndarray:
+        """Model outputs for ``X`` in evaluation mode, without recording (NumPy array).
+
+        Example
+        -------
+        >>> import numpy
+        >>> from chainrule import nn
+        >>> from chainrule.training import Trainer
+        >>> Trainer(nn.Linear(2, 3, rng=0)).predict(numpy.zeros((4, 2))).shape
+        (4, 3)
+        """
+        X = numpy.asarray(X.data if isinstance(X, cr.Tensor) else X).astype(self._dtype(),
+                                                                            copy=False)
+        was = self.model.training
+        self.model.eval()
+        outs = []
+        try:
+            with cr.no_grad():
+                for idx in batches(len(X), batch_size, shuffle=False):
+                    outs.append(_values(self.model(X[idx])))
+        finally:
+            self.model.train(was)
+        return numpy.concatenate(outs) if outs else numpy.empty((0,))
+
+    def evaluate(self, X: Any, y: Any, batch_size: int = 512) -> dict[str, float]:
+        """``{'loss': ..., metric: ...}`` on ``X, y`` in evaluation mode.
+
+        Example
+        -------
+        >>> import numpy
+        >>> from chainrule import nn
+        >>> from chainrule.training import Trainer
+        >>> t = Trainer(nn.Linear(2, 3, rng=0))
+        >>> sorted(t.evaluate(numpy.zeros((4, 2)), numpy.array([0, 1, 2, 0])))
+        ['accuracy', 'loss']
+        """
+        y0 = numpy.asarray(y.data if isinstance(y, cr.Tensor) else y)
+        self._setup(y0)
+        X, y = self._prepare(X, y0)
+        pred = self.predict(X, batch_size)
+        with cr.no_grad():
+            loss = float(_values(self._loss(pred, y)))
+        return {"loss": loss, **self._scores(pred, y)}
+
+    # --- training ---------------------------------------------------------------------------
+
+    def fit(self, X: Any, y: Any, *, epochs: int = 10, batch_size: int = 32,
+            validation_data: tuple[Any, Any] | None = None, validation_split: float = 0.0,
+            early_stopping: int | None = None, monitor: str | None = None,
+            min_delta: float = 0.0, restore_best: bool = True, seed: int = 0,
+            shuffle: bool = True, checkpoint_dir: str | os.PathLike[str] | None = None,
+            resume: bool = False, progress: Any = "auto", file: Any = None,
+            threads: int | None = None) -> History:
+        """Train for ``epochs`` passes over ``X, y``; return the :class:`History`.
+
+        Parameters
+        ----------
+        epochs, batch_size : passes over the data, and samples per step (last batch smaller).
+        validation_data : ``(X_val, y_val)`` evaluated after every epoch (``val_*`` logs).
+        validation_split : else hold out this fraction of ``X, y`` (stratified for integer
+            labels, from ``seed``).
+        early_stopping : stop after this many epochs without improvement of ``monitor``
+            (default ``'val_loss'``, or ``'loss'`` without validation) by more than
+            ``min_delta``; with ``restore_best`` the best epoch's weights are restored.
+        seed : shuffling seed; epoch ``e`` uses ``numpy.random.default_rng((seed, e))``.
+        checkpoint_dir : write ``last.ckpt`` (everything needed to resume) after every epoch
+            and ``best.ckpt`` (the model state) when the monitored value improves.
+        resume : continue from ``checkpoint_dir/last.ckpt`` if it exists (same data, seed
+            and batch size required); the result equals an uninterrupted run.
+        progress : ``'auto'`` (a tqdm bar per epoch when tqdm is installed, else one line per
+            epoch), ``'tqdm'``, ``'plain'`` or None; ``file`` is where it goes.
+        threads : limit BLAS threads while training (see :func:`blas_threads`).
+        """
+        if not isinstance(epochs, int) or epochs < 0:
+            raise ValueError(f"fit: epochs must be a non-negative int, got {epochs!r}")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"fit: batch_size must be a positive int, got {batch_size!r}")
+        y0 = numpy.asarray(y.data if isinstance(y, cr.Tensor) else y)
+        self._setup(y0)
+        X, y = self._prepare(X, y0)
+        if validation_data is not None and validation_split:
+            raise ValueError("fit: give validation_data or validation_split, not both")
+        if validation_split:
+            if not 0 < validation_split < 1:
+                raise ValueError(f"fit: validation_split must be in (0, 1), got "
+                                 f"{validation_split}")
+            X, Xv, y, yv = train_test_split(X, y, validation_split,
+                                            stratify=y.dtype.kind in "iu", seed=seed)
+            validation_data = (Xv, yv)
+        val = None
+        if validation_data is not None:
+            val = self._prepare(*validation_data)
+        monitor = monitor or ("val_loss" if val is not None else "loss")
+        base = monitor[4:] if monitor.startswith("val_") else monitor
+        higher = base in _HIGHER_IS_BETTER
+        known = {"loss", *self.metrics}
+        if base not in known or (monitor.startswith("val_") and val is None):
+            raise ValueError(f"fit: cannot monitor {monitor!r}; available: "
+                             f"{', '.join(sorted(known))}"
+                             + (" (and val_* with validation data)" if val is None else ""))
+
+        history = History()
+        history.monitor = monitor
+        history.params = {"epochs": epochs, "batch_size": batch_size, "seed": seed,
+                          "samples": int(len(X)), "loss": self.loss_name}
+        best = -math.inf if higher else math.inf
+        wait, start = 0, 0
+        best_state: dict[str, Any] | None = None
+        ckdir = None if checkpoint_dir is None else os.fspath(checkpoint_dir)
+        if resume and ckdir is None:
+            raise ValueError("fit: resume=True needs checkpoint_dir")
+        fingerprint = {"seed": seed, "batch_size": batch_size, "n_train": int(len(X)),
+                       "shuffle": shuffle}
+        if ckdir is not None:
+            os.makedirs(ckdir, exist_ok=True)
+            last = os.path.join(ckdir, "last.ckpt")
+            if resume and os.path.exists(last):
+                start, best, wait, best_state, history = self._restore(last, fingerprint)
+                if history.stopped_epoch is not None:
+                    start = epochs          # the run had already stopped early
+        bar = _Progress(progress, file)
+        if start > 0:
+            bar.note(f"resumed from {os.path.join(ckdir or '', 'last.ckpt')} after epoch "
+                     f"{start}")
+        with blas_threads(threads):
+            for epoch in range(start, epochs):
+                logs = self._train_epoch(X, y, epoch, epochs, batch_size, shuffle, seed, bar)
+                if val is not None:
+                    scores = self._evaluate_prepared(*val)
+                    logs.update({f"val_{k}": v for k, v in scores.items()})
+                logs["lr"] = float(self.optimizer.param_groups[0]["lr"])
+                bar.end(logs)
+                history.append(epoch, logs)
+                if self.scheduler is not None:
+                    self.scheduler.step()
+                current = logs[monitor]
+                improved = (current > best + min_delta) if higher else (
+                    current < best - min_delta)
+                if improved or history.best_epoch is None:
+                    best, wait = current, 0
+                    history.best_epoch = epoch
+                    if early_stopping is not None and restore_best:
+                        best_state = self.model.state_dict()
+                    if ckdir is not None:
+                        save({"format": "chainrule.fit.best", "epoch": epoch,
+                              "model": self.model.state_dict(), monitor: float(current)},
+                             os.path.join(ckdir, "best.ckpt"))
+                else:
+                    wait += 1
+                stop = early_stopping is not None and wait >= early_stopping
+                if stop:
+                    history.stopped_epoch = epoch
+                if ckdir is not None:
+                    self._checkpoint(os.path.join(ckdir, "last.ckpt"), epoch + 1, best, wait,
+                                     best_state, history, fingerprint)
+                if stop:
+                    bar.note(f"early stopping: no improvement of {monitor} for "
+                             f"{early_stopping} epochs; best epoch {history.best_epoch + 1} "
+                             f"({monitor} {best:.4f})")
+                    break
+        if early_stopping is not None and restore_best and best_state is not None:
+            self.model.load_state_dict(best_state)
+        return history
+
+    def _train_epoch(self, X: numpy.ndarray, y: numpy.ndarray, epoch: int, epochs: int,
+                     batch_size: int, shuffle: bool, seed: int, bar: _Progress
+                     ) -> dict[str, float]:
+        model, opt = self.model, self.optimizer
+        model.train()
+        rng = numpy.random.default_rng((seed, epoch))
+        n = len(X)
+        bar.start(epoch, epochs, -(-n // batch_size))
+        total = 0.0
+        outs = []
+        params = [p for g in opt.param_groups for p in g["params"]]
+        for b, idx in enumerate(batches(n, batch_size, shuffle, rng)):
+            opt.zero_grad()
+            out = model(X[idx])
+            loss = self._loss(out, y[idx])
+            if not (isinstance(loss, cr.Tensor) and loss.requires_grad):
+                raise RuntimeError("fit: the loss does not depend on any trainable parameter "
+                                   "(is the model's output computed from its parameters?)")
+            value = float(loss)
+            if not math.isfinite(value):
+                bar.end({"loss": value})
+                raise FloatingPointError(f"fit: the loss became {value} at epoch {epoch + 1}, "
+                                         f"batch {b + 1}; lower the learning rate or clip the "
+                                         "gradients (clip_grad_norm=...)")
+            loss.backward()
+            if self.clip_grad_norm is not None:
+                optim.clip_grad_norm_(params, self.clip_grad_norm)
+            opt.step()
+            total += value * len(idx)
+            if self.metrics:
+                outs.append((_values(out), idx))
+            bar.batch(total / min(n, (b + 1) * batch_size))
+        logs = {"loss": total / n}
+        if self.metrics and outs:
+            pred = numpy.concatenate([o for o, _ in outs])
+            order = numpy.concatenate([i for _, i in outs])
+            logs.update(self._scores(pred, y[order]))
+        return logs
+
+    def _evaluate_prepared(self, X: numpy.ndarray, y: numpy.ndarray) -> dict[str, float]:
+        pred = self.predict(X)
+        with cr.no_grad():
+            loss = float(_values(self._loss(pred, y)))
+        return {"loss": loss, **self._scores(pred, y)}
+
+    # --- checkpoints ------------------------------------------------------------------------
+
+    def _checkpoint(self, path: str, epochs_done: int, best: float, wait: int,
+                    best_state: dict[str, Any] | None, history: History,
+                    fingerprint: dict[str, Any]) -> None:
+        gens = {k: g.bit_generator.state for k, g in _generators(self.model).items()}
+        save({"format": "chainrule.fit", "epochs_done": epochs_done,
+              "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+              "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
+              "early_stopping": {"best": float(best), "wait": int(wait)},
+              "best_state": best_state, "history": json.dumps(history.to_dict()),
+              "generators": json.dumps(gens), "fit": fingerprint}, path)
+
+    def _restore(self, path: str, fingerprint: dict[str, Any]
+                 ) -> tuple[int, float, int, dict[str, Any] | None, History]:
+        state = load(path)
+        if not isinstance(state, dict) or state.get("format") != "chainrule.fit":
+            raise ValueError(f"{path}: not a training checkpoint written by fit()")
+        saved = state["fit"]
+        diff = [k for k in fingerprint if saved.get(k) != fingerprint[k]]
+        if diff:
+            raise ValueError(f"{path}: cannot resume: the run was started with "
+                             + ", ".join(f"{k}={saved.get(k)!r}" for k in diff)
+                             + " but now " + ", ".join(f"{k}={fingerprint[k]!r}" for k in diff)
+                             + "; use the same data and settings, or a new checkpoint_dir")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state["scheduler"] is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        gens = _generators(self.model)
+        for k, s in json.loads(state["generators"]).items():
+            if k in gens:
+                gens[k].bit_generator.state = s
+        history = History.from_dict(json.loads(state["history"]))
+        es = state["early_stopping"]
+        return (int(state["epochs_done"]), float(es["best"]), int(es["wait"]),
+                state["best_state"], history)
+
+
+def fit(model: nn.Module, X: Any, y: Any, *, loss: Any = None, optimizer: Any = None,
+        lr: float | None = None, metrics: Any = None, scheduler: Any = None,
+        clip_grad_norm: float | None = None, **kwargs: Any) -> History:
+    """Train ``model`` on ``X, y`` with mini-batches; return the :class:`History`.
+
+    ``loss``, ``optimizer``, ``lr``, ``metrics``, ``scheduler`` and ``clip_grad_norm`` are
+    :class:`Trainer`'s; every other keyword (``epochs``, ``batch_size``, ``validation_data``,
+    ``validation_split``, ``early_stopping``, ``seed``, ``checkpoint_dir``, ``resume``,
+    ``progress``, …) is :meth:`Trainer.fit`'s.
+
+    Example
+    -------
+    >>> import numpy
+    >>> from chainrule import nn
+    >>> from chainrule.training import fit
+    >>> X = numpy.linspace(-1, 1, 50).reshape(-1, 1); y = 2 * X[:, 0] + 1
+    >>> h = fit(nn.Linear(1, 1, rng=0), X, y, loss="mse", optimizer="sgd", lr=0.2,
+    ...         epochs=40, batch_size=10, progress=None)
+    >>> h["loss"][-1] < 1e-6
+    True
+    """
+    trainer = Trainer(model, loss=loss, optimizer=optimizer, lr=lr, metrics=metrics,
+                      scheduler=scheduler, clip_grad_norm=clip_grad_norm)
+    return trainer.fit(X, y, **kwargs)
