@@ -511,7 +511,19 @@ reshape = Primitive("reshape", numpy.reshape)
 transpose = Primitive("transpose", numpy.transpose)
 swapaxes = Primitive("swapaxes", numpy.swapaxes)
 moveaxis = Primitive("moveaxis", numpy.moveaxis)
-broadcast_to = Primitive("broadcast_to", numpy.broadcast_to)
+def _broadcast_to(x: Any, shape: tuple[int, ...]) -> Any:
+    # numpy.broadcast_to's values; a small copy is cheaper than its view machinery
+    x = numpy.asarray(x)
+    if x.shape == shape:
+        return x
+    if math.prod(shape) > 4096:
+        return numpy.broadcast_to(x, shape)
+    out = numpy.empty(shape, dtype=x.dtype)
+    numpy.copyto(out, x)
+    return out
+
+
+broadcast_to = Primitive("broadcast_to", _broadcast_to)
 concatenate = Primitive("concatenate", lambda *xs, axis=0: numpy.concatenate(xs, axis=axis))
 stack = Primitive("stack", lambda *xs, axis=0: numpy.stack(xs, axis=axis))
 flip = Primitive("flip", numpy.flip)

@@ -76,7 +76,7 @@ def _keep(v: Any, axis: Any, keepdims: bool) -> Any:
 
 
 def _unreduce(g: Any, shape: tuple[int, ...], axis: Any, keepdims: bool) -> Any:
-    return numpy.broadcast_to(_keep(g, axis, keepdims), shape)
+    return P.broadcast_to(_keep(g, axis, keepdims), shape=shape)
 
 
 class Size(int):
@@ -255,6 +255,8 @@ defvjp(P.where, None,
 
 
 def _matmul_da(g: Any, out: Any, a: Any, b: Any) -> Any:
+    if a.ndim == 2 and b.ndim == 2:
+        return g @ b.T
     if b.ndim == 1:
         if a.ndim == 1:
             return g * b
@@ -265,6 +267,8 @@ def _matmul_da(g: Any, out: Any, a: Any, b: Any) -> Any:
 
 
 def _matmul_db(g: Any, out: Any, a: Any, b: Any) -> Any:
+    if a.ndim == 2 and b.ndim == 2:
+        return a.T @ g
     if a.ndim == 1:
         if b.ndim == 1:
             return g * a
@@ -307,6 +311,8 @@ def _dot_axes(a: Any, b: Any) -> tuple[tuple[int, ...], tuple[int, ...]]:
 
 
 def _dot_da(g: Any, out: Any, a: Any, b: Any) -> Any:
+    if a.ndim == 2 and b.ndim == 2:         # the common case first
+        return g @ b.T
     if a.ndim == 0 or b.ndim == 0:
         return g * b
     if a.ndim <= 2 and b.ndim <= 2:
@@ -315,6 +321,8 @@ def _dot_da(g: Any, out: Any, a: Any, b: Any) -> Any:
 
 
 def _dot_db(g: Any, out: Any, a: Any, b: Any) -> Any:
+    if a.ndim == 2 and b.ndim == 2:
+        return a.T @ g
     if a.ndim == 0 or b.ndim == 0:
         return g * a
     if a.ndim <= 2 and b.ndim <= 2:

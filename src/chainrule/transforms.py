@@ -42,26 +42,28 @@ def _constant(x: Any) -> Any:
     return x
 
 
-def _variable(x: Any, fname: str, where: str) -> tuple[Tensor, bool]:
+def _variable(x: Any, fname: str, where: Callable[[], str]) -> tuple[Tensor, bool]:
     """A differentiated leaf, and whether it continues an outer recording (``grad(grad)``)."""
+    if type(x) is numpy.ndarray and x.dtype.kind == "f":       # the common case, first
+        return _leaf(x, True), False
     if isinstance(x, Tensor):
         if (x.requires_grad and _state.enabled) or _state.tracing:
             # Continue the outer recording (grad of grad, or grad inside jit/explain).
             v = _apply(P.identity, (x,), {})
             v.requires_grad = True
             return v, True
-        _check_float(numpy.asarray(x._data), f"{fname}: argument {where}")
+        _check_float(numpy.asarray(x._data), f"{fname}: argument {where()}")
         return _leaf(x._data, True), False
     if isinstance(x, (bool, int, numpy.integer, numpy.bool_)) or (
             isinstance(x, numpy.ndarray) and x.dtype.kind in "iub"):
-        raise TypeError(f"{fname}: argument {where} is an integer ({_kind(x)}); gradients need "
-                        "floating-point inputs: pass float values (3.0, not 3; "
+        raise TypeError(f"{fname}: argument {where()} is an integer ({_kind(x)}); gradients "
+                        "need floating-point inputs: pass float values (3.0, not 3; "
                         "numpy.asarray(x, dtype=float))")
     try:
         arr = numpy.asarray(x)
     except (ValueError, TypeError) as e:
-        raise TypeError(f"{fname}: argument {where} is not an array ({e})") from None
-    _check_float(arr, f"{fname}: argument {where}")
+        raise TypeError(f"{fname}: argument {where()} is not an array ({e})") from None
+    _check_float(arr, f"{fname}: argument {where()}")
     return _leaf(arr, True), False
 
 
@@ -73,17 +75,22 @@ def _trace_call(fun: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str
                 nums: tuple[int, ...], fname: str
                 ) -> tuple[Any, list[list[Tensor]], list[Any], bool]:
     """Call ``fun`` with the ``nums`` arguments made into variables (pytrees flattened)."""
-    new_args = [tree_map(_constant, a) for a in args]
+    new_args = [None if i in nums else _leaf(a, False) if type(a) is numpy.ndarray
+                else tree_map(_constant, a) for i, a in enumerate(args)]
     variables: list[list[Tensor]] = []
     treedefs = []
     nested = False
-    names = _param_names(fun, len(args))
     for i in nums:
-        leaves, td = flatten(args[i])
-        paths = leaf_paths(args[i])
+        a = args[i]
+        if type(a) is numpy.ndarray:
+            leaves, td, paths = [a], None, [""]
+        else:
+            leaves, td = flatten(a)
+            paths = leaf_paths(a)
         vs = []
         for leaf, path in zip(leaves, paths):
-            v, outer = _variable(leaf, fname, f"{names[i]}{path}")
+            v, outer = _variable(leaf, fname,
+                                 lambda i=i, path=path: f"{_param_names(fun, len(args))[i]}{path}")
             nested = nested or outer
             vs.append(v)
         variables.append(vs)
@@ -104,8 +111,7 @@ def _param_names(fun: Callable[..., Any], n: int) -> list[str]:
 
 def _owned(g: Any, seen: set[int]) -> Any:
     """A writable array of its own (gradients may alias each other or be broadcast views)."""
-    if type(g) is not numpy.ndarray or g.base is not None or not g.flags.writeable \
-            or id(g) in seen:
+    if type(g) is not numpy.ndarray or g.base is not None or id(g) in seen:
         g = numpy.array(g)
     seen.add(id(g))
     return g
