@@ -18,6 +18,7 @@ from . import rules as _rules  # noqa: F401  (completes the gradient table)
 from .check import BackwardCheck, check_backward
 from .explain import Explanation, explain
 from .jit import jit
+from .vmap import vmap
 from .gradcheck import GradCheckReport, GradientCheckError, check_grads
 from .primitives import Primitive, primitive
 from .rules import defvjp, defvjp_argnum
@@ -29,5 +30,5 @@ __version__ = "0.1.0"
 __all__ = [
     "Tensor", "tensor", "no_grad", "enable_grad", "is_grad_enabled", "TracerBoolError",
     "grad", "value_and_grad", "vjp", "jvp", "jacobian", "hessian", "hvp", "check_grads", "GradCheckReport", "GradientCheckError",
-    "defvjp", "defvjp_argnum", "primitive", "Primitive", "explain", "Explanation", "jit", "check_backward", "BackwardCheck", "__version__",
+    "defvjp", "defvjp_argnum", "primitive", "Primitive", "explain", "Explanation", "jit", "vmap", "check_backward", "BackwardCheck", "__version__",
 ]

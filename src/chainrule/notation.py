@@ -356,3 +356,99 @@ def math_form(prim: Primitive) -> Form:
     """The mathematical form of ``prim`` (its name as a function when none is registered)."""
     form = MATH.get(prim)
     return form if form is not None else _mfun(prim.name.split(".")[-1])
+
+
+# ---------------------------------------------------------------------------------------------
+# Numerically stable functions (chainrule.functions)
+# ---------------------------------------------------------------------------------------------
+# Each writes the very NumPy code its primitive runs (primitives.py, "numerically stable
+# functions"), so that exported code and jit compute the eager path's numbers and never
+# overflow.  The SOURCE forms are single expressions; the STATEMENTS below are what the writer
+# uses: they evaluate an argument that the code reads more than once only once (an expression
+# is first bound to the result's own name), and softmax/log_softmax reuse their exponentials.
+
+def _axis_arg(kw: dict[str, Any], lit: Literals) -> str:
+    return "" if kw.get("axis") is None else f", axis={lit(kw['axis'])}"
+
+
+def _keep_arg(kw: dict[str, Any]) -> str:
+    return ", keepdims=True" if kw.get("keepdims") else ""
+
+
+def _lse_text(x: str, kw: dict[str, Any], lit: Literals) -> str:
+    ax, keep = _axis_arg(kw, lit), _keep_arg(kw)
+    return (f"numpy.log(numpy.sum(numpy.exp({x} - numpy.nan_to_num(numpy.max({x}{ax}, "
+            f"keepdims=True))){ax}{keep})) + numpy.nan_to_num(numpy.max({x}{ax}{keep}))")
+
+
+def _softmax_text(x: str, kw: dict[str, Any], lit: Literals) -> str:
+    ax = _axis_arg(kw, lit)
+    e = f"numpy.exp({x} - numpy.max({x}{ax}, keepdims=True))"
+    return f"{e} / numpy.sum({e}{ax}, keepdims=True)"
+
+
+def _log_softmax_text(x: str, kw: dict[str, Any], lit: Literals) -> str:
+    ax = _axis_arg(kw, lit)
+    s = f"{x} - numpy.max({x}{ax}, keepdims=True)"
+    return f"{s} - numpy.log(numpy.sum(numpy.exp({s}){ax}, keepdims=True))"
+
+
+def _xlogy_text(x: str, y: str) -> str:
+    return f"numpy.where({x} == 0, 0, {x} * numpy.log(numpy.where({x} == 0, 1, {y})))"
+
+
+SOURCE[P.logsumexp] = Form(lambda a, kw, lit: _lse_text(a[0], kw, lit), SUM, (SUM + 1,))
+SOURCE[P.softmax] = Form(lambda a, kw, lit: _softmax_text(a[0], kw, lit), PRODUCT, (SUM + 1,))
+SOURCE[P.log_softmax] = Form(lambda a, kw, lit: _log_softmax_text(a[0], kw, lit), SUM,
+                             (SUM + 1,))
+SOURCE[P.sigmoid] = Form(lambda a, kw, lit: f"numpy.exp(-numpy.logaddexp(0, -{a[0]}))", ATOM,
+                         (POWER,))
+SOURCE[P.xlogy] = Form(lambda a, kw, lit: _xlogy_text(a[0], a[1]), ATOM, (PRODUCT + 1, 0))
+SOURCE[P.safe_norm] = Form(lambda a, kw, lit: (
+    f"numpy.hypot(numpy.hypot.reduce({a[0]}{_axis_arg(kw, lit)}{_keep_arg(kw)}), "
+    f"{lit(kw['eps'])})"), ATOM, 0)
+
+# Texts that are cheap and safe to repeat: names, W[0], params['b'], x.T, numbers.
+_CHEAP = re.compile(r"-?[\w.]+(\[[\w'\" ,:.-]*\])*")
+
+
+def _once(name: str, x: str) -> tuple[list[str], str]:
+    """Bind the argument text ``x`` to ``name`` first unless it is cheap to repeat."""
+    if _CHEAP.fullmatch(x):
+        return [], x
+    return [f"{name} = {x}"], name
+
+
+def _lse_lines(name: str, a: list[str], kw: dict[str, Any], lit: Literals,
+               raw: list[Any]) -> list[str]:
+    bind, x = _once(name, a[0])
+    return bind + [f"{name} = {_lse_text(x, kw, lit)}"]
+
+
+def _softmax_lines(name: str, a: list[str], kw: dict[str, Any], lit: Literals,
+                   raw: list[Any]) -> list[str]:
+    bind, x = _once(name, a[0])
+    ax = _axis_arg(kw, lit)
+    return bind + [f"{name} = numpy.exp({x} - numpy.max({x}{ax}, keepdims=True))",
+                   f"{name} = {name} / numpy.sum({name}{ax}, keepdims=True)"]
+
+
+def _log_softmax_lines(name: str, a: list[str], kw: dict[str, Any], lit: Literals,
+                       raw: list[Any]) -> list[str]:
+    bind, x = _once(name, a[0])
+    ax = _axis_arg(kw, lit)
+    return bind + [f"{name} = {x} - numpy.max({x}{ax}, keepdims=True)",
+                   f"{name} = {name} - numpy.log(numpy.sum(numpy.exp({name}){ax}, "
+                   "keepdims=True))"]
+
+
+def _xlogy_lines(name: str, a: list[str], kw: dict[str, Any], lit: Literals,
+                 raw: list[Any]) -> list[str]:
+    bind, x = _once(name, a[0])
+    return bind + [f"{name} = {_xlogy_text(x, a[1])}"]
+
+
+STATEMENTS[P.logsumexp] = _lse_lines
+STATEMENTS[P.softmax] = _softmax_lines
+STATEMENTS[P.log_softmax] = _log_softmax_lines
+STATEMENTS[P.xlogy] = _xlogy_lines

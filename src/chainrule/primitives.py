@@ -992,3 +992,54 @@ def _ptp(a: Any, axis: Any = None, out: Any = None, keepdims: bool = False) -> A
 
 LOG2 = math.log(2.0)
 LOG10 = math.log(10.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# --- numerically stable functions ---
+# ---------------------------------------------------------------------------------------------
+# The primitives behind :mod:`chainrule.functions` whose stable form is not a composition of
+# the primitives above (or whose composition would lose accuracy).  NumPy has no such functions,
+# so nothing dispatches to them: ``chainrule.functions`` calls them directly.  Each ``fun`` is
+# exactly the NumPy code that ``notation.py`` writes out for it, so ``jit`` and exported code
+# compute the same numbers as the eager path.  ``axis`` arrives normalised (``normalize_axis``).
+
+def _logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    # Shift by the maximum so exp never overflows; nan_to_num turns an infinite maximum into a
+    # finite one, so a slice of -inf gives -inf (not nan), as scipy.special.logsumexp.
+    shift = numpy.nan_to_num(numpy.max(x, axis=axis, keepdims=True))
+    return numpy.log(numpy.sum(numpy.exp(x - shift), axis=axis, keepdims=keepdims)) + \
+        numpy.nan_to_num(numpy.max(x, axis=axis, keepdims=keepdims))
+
+
+def _softmax(x: Any, axis: Any) -> Any:
+    e = numpy.exp(x - numpy.max(x, axis=axis, keepdims=True))
+    return e / numpy.sum(e, axis=axis, keepdims=True)
+
+
+def _log_softmax(x: Any, axis: Any) -> Any:
+    shifted = x - numpy.max(x, axis=axis, keepdims=True)
+    return shifted - numpy.log(numpy.sum(numpy.exp(shifted), axis=axis, keepdims=True))
+
+
+def _sigmoid(x: Any) -> Any:
+    # exp(-softplus(-x)): logaddexp never overflows, exp(-large) underflows quietly to 0.
+    return numpy.exp(-numpy.logaddexp(0, -x))
+
+
+def _xlogy(x: Any, y: Any) -> Any:
+    # x * log(y), and 0 wherever x == 0 (even where y == 0), as scipy.special.xlogy.
+    return numpy.where(x == 0, 0, x * numpy.log(numpy.where(x == 0, 1, y)))
+
+
+def _safe_norm(x: Any, axis: Any = None, keepdims: bool = False, eps: float = 1e-12) -> Any:
+    # sqrt(sum(x ** 2) + eps ** 2) without squaring: hypot never overflows or underflows
+    # early, so the norm of values near 1e300 is finite whenever the result is.
+    return numpy.hypot(numpy.hypot.reduce(x, axis=axis, keepdims=keepdims), eps)
+
+
+logsumexp = Primitive("logsumexp", _logsumexp)
+softmax = Primitive("softmax", _softmax)
+log_softmax = Primitive("log_softmax", _log_softmax)
+sigmoid = Primitive("sigmoid", _sigmoid)
+xlogy = Primitive("xlogy", _xlogy)
+safe_norm = Primitive("safe_norm", _safe_norm)

@@ -610,3 +610,28 @@ defvjp(P.sort, lambda g, out, x, axis, kind: P.sort_unpermute(g, x, axis=axis),
        kink=lambda x, axis, kind: numpy.argsort(x, axis=axis, kind="stable"))
 defvjp(P.sort_permute, lambda g, out, v, x, axis: P.sort_unpermute(g, x, axis=axis), None)
 defvjp(P.sort_unpermute, lambda g, out, v, x, axis: P.sort_permute(g, x, axis=axis), None)
+
+# ---------------------------------------------------------------------------------------------
+# Numerically stable functions (chainrule.functions)
+# ---------------------------------------------------------------------------------------------
+# Each rule is finite wherever its function's value is: it reads the (stable) output rather than
+# recomputing an overflowing intermediate.  Conventions:
+# * ``xlogy(x, y)`` is 0 wherever ``x == 0``, so d/dy is exactly 0 there (even at y == 0), and
+#   d/dx at ``x == 0, y <= 0`` is taken as 0 (the one-sided derivative is -inf at y == 0).
+#   Entropy ``-xlogy(p, p)`` then has gradient 0 where p underflowed to 0, which is its limit.
+# * ``logsumexp`` of a slice that is all -inf is -inf; its gradient there is nan (0/0), as in
+#   PyTorch and JAX.
+# * ``safe_norm`` is sqrt(|x|^2 + eps^2): smooth, gradient x / out, exactly 0 at x == 0.
+
+defvjp(P.logsumexp, lambda g, out, x, axis, keepdims: _keep(g, axis, keepdims) * numpy.exp(
+    x - _keep(out, axis, keepdims)))
+defvjp(P.softmax, lambda g, out, x, axis: out * (g - numpy.sum(g * out, axis=axis,
+                                                               keepdims=True)))
+defvjp(P.log_softmax, lambda g, out, x, axis: g - numpy.exp(out) * numpy.sum(
+    g, axis=axis, keepdims=True))
+defvjp(P.sigmoid, lambda g, out, x: g * (out * (1 - out)))
+defvjp(P.xlogy,
+       lambda g, out, x, y: g * numpy.log(numpy.where((x == 0) & (y <= 0), 1, y)),
+       lambda g, out, x, y: g * (x / numpy.where((x == 0) & (y == 0), 1, y)))
+defvjp(P.safe_norm, lambda g, out, x, axis, keepdims, eps: _keep(g, axis, keepdims) * x / _keep(
+    out, axis, keepdims))
