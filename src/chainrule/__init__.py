@@ -14,7 +14,10 @@ array([[ -5.],
 
 from __future__ import annotations
 
+import os as _os
+
 from . import rules as _rules  # noqa: F401  (completes the gradient table)
+from .anomaly import AnomalyError, detect_anomaly, set_detect_anomaly
 from .check import BackwardCheck, check_backward
 from .explain import Explanation, explain
 from .jit import jit
@@ -27,7 +30,11 @@ from .transforms import grad, hessian, hvp, jacobian, jvp, value_and_grad, vjp
 
 __version__ = "0.1.0"
 
+if _os.environ.get("CHAINRULE_DETECT_ANOMALY", "") not in ("", "0"):
+    set_detect_anomaly(True)
+
 __all__ = [
+    "detect_anomaly", "set_detect_anomaly", "AnomalyError",
     "Tensor", "tensor", "no_grad", "enable_grad", "is_grad_enabled", "TracerBoolError",
     "grad", "value_and_grad", "vjp", "jvp", "jacobian", "hessian", "hvp", "check_grads", "GradCheckReport", "GradientCheckError",
     "defvjp", "defvjp_argnum", "primitive", "Primitive", "explain", "Explanation", "jit", "vmap", "check_backward", "BackwardCheck", "__version__",

@@ -19,12 +19,16 @@ __all__ = ["Node", "Step", "backward_pass", "ancestors", "sum_to"]
 
 _counter = itertools.count(1)
 
+# Set by chainrule.detect_anomaly while it is on: called with (node, argnum, input, incoming
+# gradient, outgoing gradient) when a rule turns a finite gradient into NaN or inf.
+ANOMALY_REPORT: Any = None
+
 
 class Node:
     """A value in the recorded graph (``chainrule.Tensor`` is the one concrete kind)."""
 
     __slots__ = ("_data", "grad", "requires_grad", "_prim", "_args", "_vals", "_kw", "_seq",
-                 "_name", "_used", "__weakref__")
+                 "_name", "_used", "_site", "__weakref__")
 
     _data: Any
     grad: Any
@@ -120,6 +124,19 @@ def backward_pass(root: Node, seed: Any, targets: Iterable[Node] | None = None,
     found: dict[Node, Any] = {}
     free = targets is None and not (retain_graph or create_graph)
     stored: set[int] = set()
+    report = ANOMALY_REPORT
+    if report is not None:
+        with numpy.errstate(all="ignore"):      # the report says more than a warning
+            return _walk(heap, grads, found, stop, relevant, targets, create_graph, free,
+                         stored, log, report)
+    return _walk(heap, grads, found, stop, relevant, targets, create_graph, free, stored, log,
+                 None)
+
+
+def _walk(heap: list[Any], grads: dict[Node, Any], found: dict[Node, Any],
+          stop: frozenset[Node], relevant: set[Node] | None, targets: Any,
+          create_graph: bool, free: bool, stored: set[int], log: list[Step] | None,
+          report: Any) -> dict[Node, Any]:
     pop, push = heapq.heappop, heapq.heappush
     while heap:
         node = pop(heap)[1]
@@ -155,6 +172,8 @@ def backward_pass(root: Node, seed: Any, targets: Iterable[Node] | None = None,
                 if rule is None:
                     continue
                 gi = rule(g, out, *vals, **kw)
+            if report is not None and _nonfinite(gi) and not _nonfinite(g):
+                report(node, i, a, g, gi)
             data = a._data
             raw = gi
             if gi.shape != data.shape:
@@ -184,6 +203,11 @@ class Step:
         self.grad = grad
         # (input index, input node, the rule's result, that result summed to the input's shape)
         self.terms: list[tuple[int, Node, Any, Any]] = []
+
+
+def _nonfinite(x: Any) -> bool:
+    a = numpy.asarray(x._data if isinstance(x, Node) else x)
+    return a.dtype.kind in "fc" and not bool(numpy.isfinite(a).all())
 
 
 def _accumulate(leaf: Node, g: Any, create_graph: bool, stored: set[int]) -> None:

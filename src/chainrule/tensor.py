@@ -223,6 +223,8 @@ def _index(ix: Any) -> Any:
 
 
 _assign = P._assign
+_COPIED = ("_data", "grad", "requires_grad", "_prim", "_args", "_vals", "_kw", "_seq", "_name",
+           "_used")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -551,10 +553,10 @@ class Tensor(Node):
             self._data = _assign(self._data, _unwrap(value), _index(index))
             return
         before = _new(Tensor)
-        for slot in Node.__slots__[:-1]:
+        for slot in _COPIED:
             object.__setattr__(before, slot, getattr(self, slot))
         after = _apply(P.setitem, (before, value), {"index": _index(index)})
-        for slot in Node.__slots__[:-1]:
+        for slot in _COPIED:
             if slot not in ("grad", "_name"):
                 object.__setattr__(self, slot, getattr(after, slot))
 
