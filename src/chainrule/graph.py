@@ -87,13 +87,20 @@ def _relevant(order: list[Node], targets: frozenset[Node] | set[Node]) -> set[No
     return rel
 
 
+_SUM_AXES: dict[tuple[tuple[int, ...], tuple[int, ...]], Any] = {}
+
+
 def sum_to(g: Any, shape: tuple[int, ...]) -> Any:
     """Sum a broadcast gradient back to ``shape`` (works on arrays and on tensors)."""
-    lead = g.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(
-        lead + i for i, n in enumerate(shape) if n == 1 and g.shape[lead + i] != 1)
-    if axes:
-        g = g.sum(axis=axes[0] if len(axes) == 1 else axes)
+    key = (g.shape, shape)
+    axes = _SUM_AXES.get(key)
+    if axes is None:
+        lead = len(key[0]) - len(shape)
+        found = tuple(range(lead)) + tuple(
+            lead + i for i, n in enumerate(shape) if n == 1 and key[0][lead + i] != 1)
+        axes = _SUM_AXES[key] = (found[0] if len(found) == 1 else found) if found else None
+    if axes is not None:
+        g = g.sum(axis=axes)
     return g if g.shape == shape else g.reshape(shape)
 
 
