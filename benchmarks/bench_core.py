@@ -7,22 +7,26 @@ Two workloads, forward + backward of every parameter per step:
 * ``mlp784`` -- a 784-512-512-10 ReLU MLP, float32, batch 128, softmax cross-entropy with
   integer labels (mean over the batch), He initialisation from ``default_rng(0)``.
 
-Each is run three ways:
+Each is run these ways:
 
 * ``numpy``      hand-written forward + backward in plain NumPy (the reference, ratio 1.00);
 * ``eager``      the same forward in plain NumPy on chainrule tensors, then ``loss.backward()``
                  (the grads are reset with ``p.grad = None`` before every step);
-* ``functional`` ``chainrule.value_and_grad`` over all parameters.
+* ``functional`` ``chainrule.value_and_grad`` over all parameters;
+* ``jit``        (reference only, where ``chainrule.jit`` exists and accepts the workload) the
+                 same ``value_and_grad`` compiled to straight-line NumPy; ``--no-jit`` drops it.
 
 Before timing, chainrule's gradients are checked against the hand-written ones (rtol 1e-10 for
-float64, 1e-4 for float32).  Timing: ``time.perf_counter`` around blocks of steps, the three
-variants interleaved block by block (so drift in clock speed hits all of them alike); the
-figure reported is the median over blocks of the time per step.
+float64, 1e-4 for float32).  Timing: ``time.perf_counter`` around blocks of consecutive steps,
+the variants taking turns block by block (so drift in clock speed or load hits all alike), a
+few untimed steps before each block; reported: the median over blocks of the time per step,
+its ratio to ``numpy``, the interquartile range, the best block, and minor page faults per step.
 
 Run (from the repository root)::
 
-    PYTHONPATH=src python3 benchmarks/bench_core.py            # full run, about a minute
-    PYTHONPATH=src python3 benchmarks/bench_core.py --quick    # a few seconds
+    PYTHONPATH=src python3 benchmarks/bench_core.py            # full run, about 2 minutes
+    PYTHONPATH=src python3 benchmarks/bench_core.py --quick    # about 10 seconds
+    PYTHONPATH=src python3 benchmarks/bench_core.py --blas-threads 1   # steadier on 2 cores
 """
 
 from __future__ import annotations
@@ -212,7 +216,7 @@ def mlp_workload(batch: int = 128) -> dict[str, Any]:
 # The three ways of running a workload
 # ---------------------------------------------------------------------------------------------
 
-def make_steps(w: dict[str, Any]) -> dict[str, Callable[[], Any]]:
+def make_steps(w: dict[str, Any], with_jit: bool = False) -> dict[str, Callable[[], Any]]:
     inputs, params = w["inputs"], w["params"]
     hand, forward = w["numpy"], w["forward"]
     n_in = len(inputs)
@@ -238,12 +242,24 @@ def make_steps(w: dict[str, Any]) -> dict[str, Callable[[], Any]]:
         value, grads = vg(*inputs, *params)
         return value, list(grads)
 
-    return {"numpy": step_numpy, "eager": step_eager, "functional": step_functional}
+    steps = {"numpy": step_numpy, "eager": step_eager, "functional": step_functional}
+    if with_jit and hasattr(chainrule, "jit"):
+        # for reference: the same value_and_grad, traced once and compiled to plain NumPy
+        compiled = chainrule.jit(vg)
+
+        def step_jit() -> Any:
+            value, grads = compiled(*inputs, *params)
+            return value, list(grads)
+
+        steps["jit"] = step_jit
+    return steps
 
 
 def cross_check(w: dict[str, Any], steps: dict[str, Callable[[], Any]]) -> None:
     ref_loss, ref = steps["numpy"]()
-    for kind in ("eager", "functional"):
+    for kind in steps:
+        if kind == "numpy":
+            continue
         loss, grads = steps[kind]()
         loss = loss.item() if hasattr(loss, "item") else float(loss)
         numpy.testing.assert_allclose(loss, ref_loss, rtol=w["rtol"],
@@ -322,7 +338,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="short run (a few seconds)")
     ap.add_argument("--only", choices=("seed", "mlp784"), action="append",
                     help="run only this workload (repeatable)")
+    ap.add_argument("--no-jit", action="store_true",
+                    help="leave out the chainrule.jit reference row")
+    ap.add_argument("--blas-threads", type=int, default=None, metavar="N",
+                    help="limit BLAS to N threads (threadpoolctl, else environment + restart)")
     args = ap.parse_args(argv)
+    limiter = set_blas_threads(args.blas_threads) if args.blas_threads else None
     print_header()
 
     workloads = [seed_workload(), mlp_workload()]
@@ -333,10 +354,17 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = []
     for w in workloads:
-        steps = make_steps(w)
+        steps = make_steps(w, with_jit=not args.no_jit)
+        if "jit" in steps:
+            try:
+                steps["jit"]()
+            except Exception as e:  # noqa: BLE001 -- a reference row only
+                print(f"{w['name']}: jit row left out ({type(e).__name__}: "
+                      f"{str(e).splitlines()[0][:100]})")
+                del steps["jit"]
         cross_check(w, steps)
-        print(f"{w['name']}: gradients of eager and functional match hand-written NumPy "
-              f"(rtol {w['rtol']:g})")
+        print(f"{w['name']}: gradients of {', '.join(k for k in steps if k != 'numpy')} match "
+              f"hand-written NumPy (rtol {w['rtol']:g})")
         res = time_steps(steps, budget[w["name"]], warmup[w["name"]])
         base = res["numpy"]["median"]
         best = res["numpy"]["min"]
@@ -363,7 +391,23 @@ def main(argv: list[str] | None = None) -> int:
         print("NOTE: some interquartile ranges are wider than 15%: the machine was busy (other "
               "processes, CPU steal); compare the best-block columns, or run again.")
     print("targets: seed eager <= 3x numpy (later <= 2x); mlp784 eager <= 1.10x numpy")
+    del limiter
     return 0
+
+
+def set_blas_threads(n: int) -> Any:
+    """Limit the BLAS thread pool to ``n`` threads; returns what keeps the limit alive."""
+    try:
+        import threadpoolctl
+    except ImportError:
+        names = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+        if all(os.environ.get(k) == str(n) for k in names):
+            return None                         # already restarted with the limit
+        for k in names:
+            os.environ[k] = str(n)
+        # BLAS reads these when it is loaded, which has happened: start again with them
+        os.execv(sys.executable, [sys.executable, *sys.argv])
+    return threadpoolctl.threadpool_limits(n)
 
 
 if __name__ == "__main__":

@@ -145,6 +145,7 @@ def _walk(heap: list[Any], grads: dict[Node, Any], found: dict[Node, Any],
           create_graph: bool, free: bool, stored: set[int], log: list[Step] | None,
           report: Any) -> dict[Node, Any]:
     pop, push = heapq.heappop, heapq.heappush
+    plain = not create_graph and log is None     # plain arrays: nothing recorded or logged
     while heap:
         node = pop(heap)[1]
         g = grads.pop(node)
@@ -178,13 +179,16 @@ def _walk(heap: list[Any], grads: dict[Node, Any], found: dict[Node, Any],
                 rule = rules[i] if i < len(rules) else None
                 if rule is None:
                     continue
-                gi = rule(g, out, *vals, **kw)
+                gi = rule(g, out, *vals, **kw) if kw else rule(g, out, *vals)
             if report is not None and _nonfinite(gi) and not _nonfinite(g):
                 report(node, i, a, g, gi)
             data = a._data
             raw = gi
             if gi.shape != data.shape:
-                gi = sum_to(gi, data.shape)
+                if plain and gi.size == data.size:
+                    gi = gi.reshape(data.shape)     # only length-1 axes differ: nothing to sum
+                else:
+                    gi = sum_to(gi, data.shape)
             if gi.dtype is not data.dtype and gi.dtype != data.dtype:
                 gi = gi.astype(data.dtype)
             prev = grads.get(a)

@@ -261,8 +261,11 @@ def _reduction(name: str, fun: Callable[..., Any]) -> Primitive:
 sum_ = _reduction("sum", lambda x, axis=None, keepdims=False: numpy.add.reduce(
     x, axis=axis, keepdims=keepdims))
 def _mean_fun(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
-    # numpy.mean's own arithmetic (a sum, then one division) without its Python overhead
-    if getattr(x, "dtype", None) is None or x.dtype.kind != "f":
+    # numpy.mean's own arithmetic (a sum, then one division) without its Python overhead.
+    # float64 only: numpy.mean sums float16 in float32, and divides float16/float32 sums by
+    # an intp count (in float64); a Python int would be cast to the array's dtype (inf for
+    # float16 above 65504 elements, inexact for float32 above 2**24).
+    if type(x) is not numpy.ndarray or x.dtype is not _F64:
         return numpy.mean(x, axis=axis, keepdims=keepdims)
     total = numpy.add.reduce(x, axis=axis, keepdims=keepdims)
     n = x.size if axis is None else math.prod(
@@ -270,6 +273,7 @@ def _mean_fun(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     return total / n if n else numpy.mean(x, axis=axis, keepdims=keepdims)
 
 
+_F64 = numpy.dtype(numpy.float64)
 mean = _reduction("mean", _mean_fun)
 prod = _reduction("prod", lambda x, axis=None, keepdims=False: numpy.multiply.reduce(
     x, axis=axis, keepdims=keepdims))

@@ -109,19 +109,40 @@ def _op_error(e: Exception, prim: P.Primitive, vals: Any) -> Exception:
 
 def _apply(prim: P.Primitive, args: tuple[Any, ...], kw: dict[str, Any]) -> Tensor:
     """Compute ``prim`` on the data of ``args`` and record it when a gradient may flow."""
-    vals = []
-    rg = False
-    for a in args:
+    # One or two arguments are nearly every call: unrolled, they skip a list and a loop.
+    n = len(args)
+    if n == 2:
+        a, b = args
+        rg = False
         if isinstance(a, Tensor):
-            vals.append(a._data)
-            if a.requires_grad:
-                rg = True
-        elif type(a) is Size:
-            vals.append(int(a))
+            va = a._data
+            rg = a.requires_grad
         else:
-            vals.append(a)
+            va = int(a) if type(a) is Size else a
+        if isinstance(b, Tensor):
+            vb = b._data
+            rg = rg or b.requires_grad
+        else:
+            vb = int(b) if type(b) is Size else b
+        vals: Any = (va, vb)
+    elif n == 1 and isinstance(args[0], Tensor):
+        vals = (args[0]._data,)
+        rg = args[0].requires_grad
+    else:
+        rg = False
+        vals = []
+        for a in args:
+            if isinstance(a, Tensor):
+                vals.append(a._data)
+                if a.requires_grad:
+                    rg = True
+            elif type(a) is Size:
+                vals.append(int(a))
+            else:
+                vals.append(a)
+        vals = tuple(vals)
     try:
-        out = prim.fun(*vals, **kw)
+        out = prim.fun(*vals, **kw) if kw else prim.fun(*vals)
     except (ValueError, TypeError, IndexError) as e:
         raise _op_error(e, prim, vals) from e
     t = _new(Tensor)
@@ -130,8 +151,9 @@ def _apply(prim: P.Primitive, args: tuple[Any, ...], kw: dict[str, Any]) -> Tens
     t._name = None
     t._used = False
     state = _state
-    if (rg and state.enabled) or state.tracing:
-        t.requires_grad = rg and state.enabled and not prim.nondiff
+    enabled = state.enabled
+    if (rg and enabled) or state.tracing:
+        t.requires_grad = rg and enabled and not prim.nondiff
         t._prim = prim
         t._args = args
         t._vals = vals
@@ -564,10 +586,14 @@ class Tensor(Node):
 
     def sum(self, axis: Any = None, dtype: Any = None, out: Any = None, keepdims: bool = False,
             **kw: Any) -> Tensor:
+        if axis is None and dtype is None and out is None and not kw:     # binder skipped
+            return _apply(P.sum_, (self,), {"axis": None, "keepdims": bool(keepdims)})
         return _apply(*P.FUNCTIONS[numpy.sum](self, axis, dtype, out, keepdims, **kw))
 
     def mean(self, axis: Any = None, dtype: Any = None, out: Any = None,
              keepdims: bool = False, **kw: Any) -> Tensor:
+        if axis is None and dtype is None and out is None and not kw:     # binder skipped
+            return _apply(P.mean, (self,), {"axis": None, "keepdims": bool(keepdims)})
         return _apply(*P.FUNCTIONS[numpy.mean](self, axis, dtype, out, keepdims, **kw))
 
     def prod(self, axis: Any = None, dtype: Any = None, out: Any = None,
