@@ -151,3 +151,20 @@ def test_formats_render():
     dot = e.to_dot()
     assert dot.startswith("digraph") and "dW1" in dot and "->" in dot
     assert e._repr_markdown_() == e.to_markdown()
+
+
+def test_label_indexing_is_written_with_the_labels_name():
+    def ce(W, X, y):
+        z = X @ W
+        logp = z - numpy.log(numpy.exp(z).sum(axis=1, keepdims=True))
+        return -logp[numpy.arange(len(y)), y].mean()
+
+    rng = numpy.random.default_rng(4)
+    W, X, y = rng.standard_normal((4, 3)), rng.standard_normal((5, 4)), rng.integers(0, 3, 5)
+    e = cr.explain(ce, W, X, y, wrt="W")
+    assert any(", y]" in line for line in e.forward_lines())
+    namespace: dict = {}
+    exec(e.to_python(), namespace)
+    y2 = rng.integers(0, 3, 5)
+    _, grads = namespace["backward"](W, X, y2)
+    numpy.testing.assert_allclose(grads["W"], cr.grad(ce)(W, X, y2), rtol=1e-12)

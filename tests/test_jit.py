@@ -98,3 +98,24 @@ def test_static_argnums_and_pytrees():
     assert v == v2
     numpy.testing.assert_array_equal(g["w"], g2["w"])
     numpy.testing.assert_array_equal(g["b"], g2["b"])
+
+
+def cross_entropy(W, X, y):
+    z = X @ W
+    z = z - z.max(axis=1, keepdims=True)
+    logp = z - numpy.log(numpy.exp(z).sum(axis=1, keepdims=True))
+    return -logp[numpy.arange(len(y)), y].mean()
+
+
+def test_integer_labels_index_inside_jit_and_stay_variables():
+    rng = numpy.random.default_rng(2)
+    W, X = rng.standard_normal((4, 3)), rng.standard_normal((6, 4))
+    step = cr.jit(cr.value_and_grad(cross_entropy))
+    for _ in range(3):                      # new labels each call, one compiled signature
+        y = rng.integers(0, 3, 6)
+        v, g = step(W, X, y)
+        v_e, g_e = cr.value_and_grad(cross_entropy)(W, X, y)
+        assert v == pytest.approx(float(v_e), rel=1e-14)
+        numpy.testing.assert_allclose(g, g_e, rtol=1e-13)
+    assert step.cache_info()["signatures"] == 1
+    assert "a2]" in step.source(W, X, y)    # the labels are read at run time, not frozen

@@ -87,3 +87,16 @@ def test_no_builtin_primitive_falls_back_to_a_python_loop(monkeypatch):
         n = len(case.inputs)
         cr.vmap(cr.grad(lambda *a: case.fun(*a).sum(), argnums=tuple(range(n))))(*batch)
     assert looped == []
+
+
+def test_label_indexing_per_example_and_shared():
+    def nll(logp, y):
+        return -logp[y]
+
+    logp = rng.standard_normal((4, 3))
+    y = numpy.array([2, 0, 1, 1])
+    numpy.testing.assert_allclose(cr.vmap(nll)(logp, y), -logp[numpy.arange(4), y])
+    g = cr.vmap(cr.grad(nll))(logp, y)
+    expected = numpy.zeros((4, 3))
+    expected[numpy.arange(4), y] = -1
+    numpy.testing.assert_array_equal(g, expected)

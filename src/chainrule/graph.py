@@ -175,6 +175,8 @@ def _walk(heap: list[Any], grads: dict[Node, Any], found: dict[Node, Any],
                 continue
             if variadic is not None:
                 gi = variadic(i, g, out, *vals, **kw)
+                if gi is None:
+                    continue
             else:
                 rule = rules[i] if i < len(rules) else None
                 if rule is None:

@@ -231,6 +231,20 @@ for _uf, _op in ((numpy.greater, ">"), (numpy.greater_equal, ">="), (numpy.less,
 SOURCE[P.NONDIFF_UFUNCS[numpy.floor_divide]] = infix("//", PRODUCT)
 SOURCE[P.NONDIFF_UFUNCS[numpy.invert]] = prefix("~")
 
+def index_text(template: tuple[Any, ...], slots: list[str], lit: Literals) -> str:
+    """An index with slots written as the names of the arrays that fill them."""
+    parts = []
+    for i in template:
+        if isinstance(i, P.Slot):
+            parts.append(slots[i.k])
+        else:
+            parts.append(lit.index((i,)).rstrip(","))
+    return ", ".join(parts) + ("," if len(parts) == 1 else "")
+
+
+SOURCE[P.gather] = Form(lambda a, kw, lit: f"{a[0]}[{index_text(kw['template'], a[1:], lit)}]",
+                        ATOM, (ATOM,))
+
 # Values that need statements, not expressions: (name, args, kw, lit) -> lines.
 STATEMENTS: dict[Primitive, Callable[..., list[str]]] = {}
 
@@ -263,6 +277,16 @@ def _unsort_lines(name: str, a: list[str], kw: dict[str, Any], lit: Literals,
 STATEMENTS[P.scatter_add] = _scatter_lines
 STATEMENTS[P.sort_unpermute] = _unsort_lines
 STATEMENTS[P.setitem] = _setitem_lines
+
+
+def _scatter_dyn_lines(name: str, a: list[str], kw: dict[str, Any], lit: Literals,
+                       raw: list[Any]) -> list[str]:
+    dtype = kw["__dtype__"]
+    return [f"{name} = numpy.zeros({lit(tuple(kw['shape']))}, dtype=numpy.{dtype.name})",
+            f"numpy.add.at({name}, ({index_text(kw['template'], a[1:], lit)}), {a[0]})"]
+
+
+STATEMENTS[P.scatter] = _scatter_dyn_lines
 
 
 def source_form(prim: Primitive) -> Form:

@@ -590,6 +590,46 @@ sort_permute = Primitive("sort_permute", _by_sort)
 sort_unpermute = Primitive("sort_unpermute", _undo_sort)
 
 
+class Slot:
+    """Where a computed integer index array goes in an indexing template (``x[rows, y]``)."""
+
+    __slots__ = ("k",)
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+
+    def __eq__(self, other: Any) -> bool:
+        return isinstance(other, Slot) and other.k == self.k
+
+    def __hash__(self) -> int:
+        return hash(("slot", self.k))
+
+    def __repr__(self) -> str:
+        return f"Slot({self.k})"
+
+
+def fill_index(template: tuple[Any, ...], arrays: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The index ``template`` with its slots replaced by ``arrays``."""
+    return tuple(arrays[i.k] if isinstance(i, Slot) else i for i in template)
+
+
+def _gather(x: Any, *ix: Any, template: tuple[Any, ...]) -> Any:
+    return x[fill_index(template, ix)]
+
+
+def _scatter(g: Any, *ix: Any, template: tuple[Any, ...], shape: tuple[int, ...]) -> Any:
+    out = numpy.zeros(shape, dtype=numpy.asarray(g).dtype)
+    numpy.add.at(out, fill_index(template, ix), g)
+    return out
+
+
+# Indexing by integer arrays that are themselves computed (inputs of a traced function, like
+# the labels in ``logp[rows, y]``): the index arrays are inputs of the operation, so a trace
+# keeps them as variables instead of freezing today's values.
+gather = Primitive("gather", _gather)
+scatter = Primitive("scatter", _scatter)
+
+
 def _check_shape(shape: Any, fname: str) -> tuple[int, ...]:
     try:
         return (operator.index(shape),)

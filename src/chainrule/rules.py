@@ -613,6 +613,10 @@ defvjp(P.getitem, lambda g, out, x, index: P.scatter_add(g, index, x.shape, _is_
 defvjp(P.setitem, lambda g, out, x, v, index: P.setitem(g, 0, index=index),
                   lambda g, out, x, v, index: g[index])
 defvjp(P.scatter_add, lambda g, out, h, index, shape, unique: g[index])
+defvjp_argnum(P.gather, lambda argnum, g, out, x, *ix, template: P.scatter(
+    g, *ix, template=template, shape=x.shape) if argnum == 0 else None)
+defvjp_argnum(P.scatter, lambda argnum, g, out, h, *ix, template, shape: P.gather(
+    g, *ix, template=template) if argnum == 0 else None)
 defvjp(P.take, lambda g, out, x, indices, axis: P.scatter_add(
     g, (slice(None),) * axis + (indices,), x.shape, False))
 

@@ -228,9 +228,26 @@ def _compare(uf: numpy.ufunc, a: Any, b: Any) -> Any:
     return uf(a._data if isinstance(a, Tensor) else a, b._data if isinstance(b, Tensor) else b)
 
 
+def _dynamic_index(ix: Any) -> tuple[tuple[Any, ...], tuple[Any, ...]] | None:
+    """While tracing: an index holding integer tensors as (template with slots, tensors)."""
+    items = ix if isinstance(ix, tuple) else (ix,)
+    if not any(isinstance(i, Tensor) and i._data.dtype.kind in "iu" for i in items):
+        return None
+    template = []
+    arrays: list[Any] = []
+    for i in items:
+        if isinstance(i, Tensor) and i._data.dtype.kind in "iu":
+            template.append(P.Slot(len(arrays)))
+            arrays.append(i)
+        else:
+            template.append(i)
+    return tuple(template), tuple(arrays)
+
+
 def _index(ix: Any) -> Any:
     if _state.strict and (isinstance(ix, Tensor) or (isinstance(ix, (tuple, list)) and any(
             isinstance(i, Tensor) for i in ix))):
+        # integer index arrays became ``gather`` above; what is left selects by value
         raise TracerBoolError(
             "indexing with an array computed inside chainrule.jit: which elements are selected "
             "would depend on values, and the compiled code would keep today's selection. Use "
@@ -554,6 +571,11 @@ class Tensor(Node):
     # --- indexing ---------------------------------------------------------------------------
 
     def __getitem__(self, index: Any) -> Tensor:
+        if _state.tracing:
+            dynamic = _dynamic_index(index)
+            if dynamic is not None:
+                template, arrays = dynamic
+                return _apply(P.gather, (self,) + arrays, {"template": template})
         return _apply(P.getitem, (self,), {"index": _index(index)})
 
     def __setitem__(self, index: Any, value: Any) -> None:

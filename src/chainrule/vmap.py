@@ -392,6 +392,21 @@ def _argfun(prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str,
     return prim.fun(x, **kw)
 
 
+def _gather(prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any],
+            size: int) -> Any:
+    if any(flags[1:]):                  # per-example index arrays: one gather per example
+        return _loop(prim, vals, flags, kw, size)
+    return vals[0][_index_prefix(P.fill_index(kw["template"], tuple(vals[1:])))]
+
+
+def _scatter_dyn(prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any],
+                 size: int) -> Any:
+    if any(flags[1:]):
+        return _loop(prim, vals, flags, kw, size)
+    index = _index_prefix(P.fill_index(kw["template"], tuple(vals[1:])))
+    return P._scatter_add(numpy.asarray(vals[0]), index, (size,) + tuple(kw["shape"]), False)
+
+
 _ELEMENTWISE = {P.where, P.clip, P.astype, P.copy, P.identity}
 _RULES: dict[P.Primitive, Callable[..., Any]] = {
     P.sum_: _reduction, P.mean: _reduction, P.prod: _reduction, P.amax: _reduction,
@@ -409,7 +424,7 @@ _RULES: dict[P.Primitive, Callable[..., Any]] = {
     P.matmul: _product, P.outer: _outer, P.vdot: _vdot,
     P.sort_permute: _sort_pair, P.sort_unpermute: _sort_pair,
     P.take_along_axis: _take_along, P.take: _take, P.trace: _diag_like,
-    P.diagonal: _diag_like,
+    P.diagonal: _diag_like, P.gather: _gather, P.scatter: _scatter_dyn,
 }
 for _f in (numpy.argmax, numpy.argmin, numpy.argsort):
     _RULES[P.NONDIFF_FUNCTIONS[_f]] = _argfun
