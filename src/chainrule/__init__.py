@@ -20,13 +20,13 @@ from . import rules as _rules  # noqa: F401  (completes the gradient table)
 from .anomaly import AnomalyError, detect_anomaly, set_detect_anomaly
 from .check import BackwardCheck, check_backward
 from .explain import Explanation, explain
-from .jit import jit
-from .vmap import vmap
 from .gradcheck import GradCheckReport, GradientCheckError, check_grads
+from .jit import jit
 from .primitives import Primitive, primitive
 from .rules import defvjp, defvjp_argnum
-from .tensor import (Tensor, TracerBoolError, enable_grad, is_grad_enabled, no_grad, tensor)
+from .tensor import Tensor, TracerBoolError, enable_grad, is_grad_enabled, no_grad, tensor
 from .transforms import grad, hessian, hvp, jacobian, jvp, value_and_grad, vjp
+from .vmap import vmap
 
 __version__ = "0.1.0"
 
@@ -36,6 +36,8 @@ if _os.environ.get("CHAINRULE_DETECT_ANOMALY", "") not in ("", "0"):
 __all__ = [
     "detect_anomaly", "set_detect_anomaly", "AnomalyError",
     "Tensor", "tensor", "no_grad", "enable_grad", "is_grad_enabled", "TracerBoolError",
-    "grad", "value_and_grad", "vjp", "jvp", "jacobian", "hessian", "hvp", "check_grads", "GradCheckReport", "GradientCheckError",
-    "defvjp", "defvjp_argnum", "primitive", "Primitive", "explain", "Explanation", "jit", "vmap", "check_backward", "BackwardCheck", "__version__",
+    "grad", "value_and_grad", "vjp", "jvp", "jacobian", "hessian", "hvp",
+    "check_grads", "GradCheckReport", "GradientCheckError",
+    "defvjp", "defvjp_argnum", "primitive", "Primitive",
+    "explain", "Explanation", "jit", "vmap", "check_backward", "BackwardCheck", "__version__",
 ]

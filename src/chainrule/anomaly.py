@@ -8,16 +8,16 @@ It is process-wide. ``CHAINRULE_DETECT_ANOMALY=1`` in the environment switches i
 from __future__ import annotations
 
 import contextlib
+import importlib
 import linecache
 import os
 import re
 import sys
 import threading
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy
-
-import importlib
 
 from .primitives import Primitive
 

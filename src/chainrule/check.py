@@ -12,7 +12,8 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy
 
@@ -130,7 +131,8 @@ def check_backward(fun: Callable[..., Any], args: Any, their_grads: Any, *,
         ok = given.shape == ours.shape and numpy.allclose(given, ours, rtol=rtol, atol=atol)
         err = float(numpy.max(numpy.abs(given - ours))) if given.shape == ours.shape else \
             float("inf")
-        diagnosis = "" if ok else _diagnose(given, ours, args, set(rec.input_arg[k] for k in rec.wrt))
+        differentiated = {rec.input_arg[k] for k in rec.wrt}
+        diagnosis = "" if ok else _diagnose(given, ours, args, differentiated)
         results.append(ParameterCheck(name, ok, diagnosis, _our_line(ex, name),
                                       their_lines.get(name.lower()), err))
     results.sort(key=lambda r: order.get(r.name, 0))

@@ -6,7 +6,8 @@ import argparse
 import json
 import sys
 import textwrap
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy
 

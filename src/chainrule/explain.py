@@ -8,8 +8,8 @@ program passes of :mod:`chainrule.ir` and written by :mod:`chainrule.codegen`.
 from __future__ import annotations
 
 import html
-import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy
 
@@ -128,7 +128,8 @@ class Explanation:
         rec = self.recording
         width = max([len(c) for c, _ in self._shaped(self.lines, "forward")
                      + self._shaped(self.lines, "backward")] + [20]) + 2
-        head = [f"{rec.fun_name}: d{self.output_name}/d({', '.join(rec.input_names[j] for j in rec.wrt)})"]
+        wrt = ", ".join(rec.input_names[j] for j in rec.wrt)
+        head = [f"{rec.fun_name}: d{self.output_name}/d({wrt})"]
         head.append("inputs: " + ", ".join(
             f"{n} {tuple(numpy.shape(t._data))} {t._data.dtype}"
             for n, t in zip(rec.input_names, rec.inputs)))

@@ -16,7 +16,8 @@ rewrite it without changing what it computes:
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy
 

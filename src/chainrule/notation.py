@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy
 
@@ -263,7 +264,8 @@ def _scatter_lines(name: str, a: list[str], kw: dict[str, Any], lit: Literals,
 
 def _setitem_lines(name: str, a: list[str], kw: dict[str, Any], lit: Literals,
                    raw: list[Any]) -> list[str]:
-    return [f"{name} = numpy.array({a[0]}, copy=True)", f"{name}[{lit.index(kw['index'])}] = {a[1]}"]
+    return [f"{name} = numpy.array({a[0]}, copy=True)",
+            f"{name}[{lit.index(kw['index'])}] = {a[1]}"]
 
 
 def _unsort_lines(name: str, a: list[str], kw: dict[str, Any], lit: Literals,

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import math
 import operator
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy
 
@@ -867,7 +868,8 @@ def _flipud(m: Any) -> Any:
 
 
 @_binds(numpy.roll)
-def _roll(a: Any, shift: Any, axis: Any = None) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+def _roll(a: Any, shift: Any, axis: Any = None
+          ) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
     return roll, (a,), {"shift": shift, "axis": axis}
 
 

@@ -33,7 +33,8 @@ NEP 50); gradients come back in their input's dtype.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy
 

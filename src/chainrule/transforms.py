@@ -1,4 +1,5 @@
-"""Function transforms: ``grad``, ``value_and_grad``, ``vjp``, ``jvp``, ``jacobian``, ``hessian``, ``hvp``.
+"""Function transforms: ``grad``, ``value_and_grad``, ``vjp``, ``jvp``, ``jacobian``,
+``hessian`` and ``hvp``.
 
 Each is written once for "differentiate these leaves"; :func:`_trace_call` lifts it to
 ``argnums`` and nested lists/tuples/dicts of arrays (pytrees).
@@ -8,7 +9,8 @@ from __future__ import annotations
 
 import functools
 import operator
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy
 
