@@ -214,6 +214,40 @@ def _identity_of(v: Value) -> Any:
     return None
 
 
+_BINARY = {P.add, P.subtract, P.multiply, P.divide}
+
+
+def _implicit_broadcast(v: Value) -> None:
+    """``broadcast_to(a, s) * b`` -> ``a * b`` when NumPy's broadcasting gives the same shape."""
+    if v.prim not in _BINARY:
+        return
+    for i in (0, 1):
+        x = v.args[i]
+        if isinstance(x, Value) and x.prim is P.broadcast_to and isinstance(x.args[0], Value):
+            other = _shape_of(v.args[1 - i])
+            try:
+                shape = numpy.broadcast_shapes(_shape_of(x.args[0]), other)
+            except ValueError:
+                continue
+            if shape == tuple(v.shape):
+                v.args[i] = x.args[0]
+
+
+def _keepdims_sum(v: Value, uses: dict[int, int]) -> None:
+    """``x.sum(axis=k).reshape(kept shape)`` -> ``x.sum(axis=k, keepdims=True)``."""
+    if v.prim is not P.reshape:
+        return
+    s = v.args[0]
+    if not (isinstance(s, Value) and s.prim is P.sum_ and not s.kw.get("keepdims")
+            and s.kw.get("axis") is not None and uses.get(s.id, 0) == 1):
+        return
+    x = s.args[0]
+    axes = s.kw["axis"] if isinstance(s.kw["axis"], tuple) else (s.kw["axis"],)
+    kept = tuple(1 if i in axes else n for i, n in enumerate(_shape_of(x)))
+    if kept == tuple(v.shape):
+        v.op, v.args, v.kw = P.sum_, [x], {"axis": s.kw["axis"], "keepdims": True}
+
+
 def simplify(prog: Program, fold: bool = True, keep_sizes: bool = False) -> Program:
     """Drop identity operations and (with ``fold``) evaluate operations on constants."""
     replace = prog.replaced
@@ -225,9 +259,12 @@ def simplify(prog: Program, fold: bool = True, keep_sizes: bool = False) -> Prog
         return x
 
     kept = []
+    uses = prog.uses()
     for v in prog.values:
         v.args = [sub(a) for a in v.args]
         if v.prim is not None:
+            _implicit_broadcast(v)
+            _keepdims_sum(v, uses)
             same = _identity_of(v)
             if same is not None and not isinstance(same, Value):
                 v.op, v.args, v.kw, v.const = CONST, [], {}, numpy.asarray(const_value(same))
