@@ -263,3 +263,52 @@ CASES += [
 # arrays on tensors, and are listed here so the tests can check that.
 NO_GRADIENT = [np.sign, np.floor, np.ceil, np.round, np.rint, np.trunc, np.argmax, np.argmin,
                np.argsort, np.isnan, np.greater]
+
+# --- numerically stable functions (chainrule.functions) -----------------------------------------
+
+from chainrule import functions as F  # noqa: E402
+
+
+def _with_zero_row(x: numpy.ndarray) -> numpy.ndarray:
+    x = x.copy()
+    x[0] = 0.0
+    return x
+
+
+CASES += [
+    Case("F.logsumexp-all", F.logsumexp, [normal(3, 4)]),
+    Case("F.logsumexp-axis", lambda x: F.logsumexp(x, axis=1), [normal(3, 4)]),
+    Case("F.logsumexp-axes-keepdims", lambda x: F.logsumexp(x, axis=(0, 2), keepdims=True),
+         [normal(2, 3, 4)]),
+    Case("F.logsumexp-large", lambda x: F.logsumexp(x, axis=0), [normal(3, 4) * 1e3]),
+    Case("F.logsumexp-scalar", F.logsumexp, [normal()]),
+    Case("F.softmax", F.softmax, [normal(3, 4)]),
+    Case("F.softmax-axis0", lambda x: F.softmax(x, axis=0), [normal(3, 4)]),
+    Case("F.softmax-of-expression", lambda x, w: F.softmax(x @ w * 2.0), [normal(3, 4),
+                                                                        normal(4, 2)]),
+    Case("F.log_softmax", F.log_softmax, [normal(3, 4)]),
+    Case("F.log_softmax-axis-none", lambda x: F.log_softmax(x, axis=None), [normal(2, 3)]),
+    Case("F.log_softmax-3d-axis1", lambda x: F.log_softmax(x, axis=1), [normal(2, 3, 2)]),
+    Case("F.sigmoid", F.sigmoid, [normal(3, 4)]),
+    Case("F.sigmoid-scalar", F.sigmoid, [normal()]),
+    Case("F.sigmoid-of-expression", lambda x: F.sigmoid(-x * 3.0), [normal(3, 4)]),
+    Case("F.log_sigmoid", F.log_sigmoid, [normal(3, 4)]),
+    Case("F.softplus", F.softplus, [normal(3, 4)]),
+    Case("F.logit", F.logit, [positive(3, 4, lo=0.05, hi=0.95)]),
+    Case("F.xlogy", F.xlogy, [normal(3, 4), positive(3, 4)]),
+    Case("F.xlogy-broadcast", F.xlogy, [normal(3, 1), positive(4)]),
+    Case("F.xlogy-x-zero", F.xlogy, [_with_zero_row(normal(3, 4)), positive(3, 4)]),
+    Case("F.xlogy-of-expression", lambda x, y: F.xlogy(x * 2.0 - 1.0, y), [normal(3),
+                                                                          positive(3)]),
+    Case("F.entropy", lambda p: -F.xlogy(p, p).sum(axis=-1), [positive(3, 4, lo=0.05, hi=1.0)]),
+    Case("F.cross_entropy-labels", lambda z: F.cross_entropy_with_logits(
+        z, numpy.array([0, 3, 1])), [normal(3, 4)]),
+    Case("F.cross_entropy-probabilities", F.cross_entropy_with_logits,
+         [normal(3, 4), positive(3, 4, lo=0.05, hi=1.0)]),
+    Case("F.binary_cross_entropy", F.binary_cross_entropy_with_logits,
+         [normal(3, 4), positive(3, 4, lo=0.0, hi=1.0)]),
+    Case("F.safe_norm-all", F.safe_norm, [normal(5)]),
+    Case("F.safe_norm-axis-keepdims", lambda x: F.safe_norm(x, axis=1, keepdims=True),
+         [normal(3, 4)]),
+    Case("F.safe_norm-at-zero", lambda x: F.safe_norm(x, axis=0, eps=0.5), [numpy.zeros((3, 2))]),
+]

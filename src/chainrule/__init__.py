@@ -16,15 +16,18 @@ from __future__ import annotations
 
 import os as _os
 
+from . import data, functions, nn, optim
 from . import rules as _rules  # noqa: F401  (completes the gradient table)
 from .anomaly import AnomalyError, detect_anomaly, set_detect_anomaly
 from .check import BackwardCheck, check_backward
+from .checkpoint import CheckpointError, load, save
 from .explain import Explanation, explain
 from .gradcheck import GradCheckReport, GradientCheckError, check_grads
 from .jit import jit
 from .primitives import Primitive, primitive
 from .rules import defvjp, defvjp_argnum
 from .tensor import Tensor, TracerBoolError, enable_grad, is_grad_enabled, no_grad, tensor
+from .training import History, Trainer, fit
 from .transforms import grad, hessian, hvp, jacobian, jvp, value_and_grad, vjp
 from .vmap import vmap
 
@@ -39,5 +42,7 @@ __all__ = [
     "grad", "value_and_grad", "vjp", "jvp", "jacobian", "hessian", "hvp",
     "check_grads", "GradCheckReport", "GradientCheckError",
     "defvjp", "defvjp_argnum", "primitive", "Primitive",
-    "explain", "Explanation", "jit", "vmap", "check_backward", "BackwardCheck", "__version__",
+    "explain", "Explanation", "jit", "vmap", "check_backward", "BackwardCheck",
+    "functions", "nn", "optim", "data", "fit", "Trainer", "History", "save", "load",
+    "CheckpointError", "__version__",
 ]

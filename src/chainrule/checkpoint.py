@@ -44,11 +44,18 @@ _ARRAY_KINDS = "biufcUSMm"
 class CheckpointError(ValueError):
     """A file is not a valid chainrule checkpoint (truncated, corrupted, or foreign).
 
-    ``.path`` is the file, ``.reason`` what is wrong with it.
+    ``.path`` is the file, ``.reason`` what is wrong with it.  A subclass of ``ValueError``.
+
+    Example
+    -------
+    >>> from chainrule.checkpoint import CheckpointError
+    >>> str(CheckpointError("model.ckpt", "the file is empty"))
+    'model.ckpt: not a valid chainrule checkpoint: the file is empty'
     """
 
     def __init__(self, path: Any, reason: str) -> None:
-        self.path = os.fspath(path) if isinstance(path, (str, bytes, os.PathLike)) else str(path)
+        p = os.fspath(path) if isinstance(path, (str, bytes, os.PathLike)) else str(path)
+        self.path = p.decode(errors="replace") if isinstance(p, bytes) else p
         self.reason = reason
         super().__init__(f"{self.path}: not a valid chainrule checkpoint: {reason}")
 
@@ -130,7 +137,7 @@ def _digest(manifest: dict[str, Any], arrays: dict[str, numpy.ndarray]) -> str:
     for k in sorted(arrays):
         a = _contiguous(arrays[k])
         h.update(k.encode("utf-8") + b"\0" + a.dtype.str.encode() + repr(a.shape).encode())
-        h.update(a.reshape(-1).view(numpy.uint8) if a.size else b"")
+        h.update(a.reshape(-1).view(numpy.uint8).tobytes() if a.size else b"")
     return h.hexdigest()
 
 
@@ -174,7 +181,7 @@ def save(obj: Any, path: str | os.PathLike[str]) -> None:
                                dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
-            numpy.savez(f, **members)
+            numpy.savez(f, **members)  # type: ignore[arg-type]
             f.flush()
             os.fsync(f.fileno())
         mask = os.umask(0)
@@ -206,9 +213,9 @@ class _Bad(Exception):
 def _read_header(f: Any) -> tuple[tuple[int, ...], bool, numpy.dtype[Any]]:
     version = npformat.read_magic(f)
     if version == (1, 0):
-        return npformat.read_array_header_1_0(f)    # type: ignore[no-any-return]
+        return npformat.read_array_header_1_0(f)
     if version == (2, 0):
-        return npformat.read_array_header_2_0(f)    # type: ignore[no-any-return]
+        return npformat.read_array_header_2_0(f)
     raise _Bad(f"unsupported .npy version {version}")
 
 

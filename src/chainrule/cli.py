@@ -59,24 +59,24 @@ def _demo(args: argparse.Namespace) -> int:
         print(json.dumps(doc, indent=2))
         return 0 if passed else 1
 
-    numpy.set_printoptions(precision=6, suppress=True, linewidth=100)
-    print("chainrule demo: the 4-6-6-6-1 ReLU network of shared/SEED.md, one sample\n")
-    print("Forward pass (the user's code, run unchanged on chainrule tensors):")
-    for k, v in forward_values.items():
-        print(f"  {k:<3} {str(v.shape):<8} {v.data}")
-    print(f"\nerr = ((Y - T) ** 2).mean() = {float(err.data):.12g}\n")
-    print("Gradients from one call, err.backward():")
-    for k, p in params.items():
-        print(f"  dE/d{k:<3} shape {p.grad.shape}")
-        print(textwrap.indent(numpy.array2string(p.grad), "    "))
-    print()
-    print(check_text)
-    if args.explain:
-        ex = _seed_explanation()
-        print("\nThe derivation (chainrule explain), in the user's own names:\n")
-        print(ex)
+    with numpy.printoptions(precision=6, suppress=True, linewidth=100):
+        print("chainrule demo: the 4-6-6-6-1 ReLU network of shared/SEED.md, one sample\n")
+        print("Forward pass (the user's code, run unchanged on chainrule tensors):")
+        for k, v in forward_values.items():
+            print(f"  {k:<3} {str(v.shape):<8} {v.data}")
+        print(f"\nerr = ((Y - T) ** 2).mean() = {float(err.data):.12g}\n")
+        print("Gradients from one call, err.backward():")
+        for k, p in params.items():
+            print(f"  dE/d{k:<3} shape {p.grad.shape}")
+            print(textwrap.indent(numpy.array2string(p.grad), "    "))
         print()
-        print(ex.why())
+        print(check_text)
+        if args.explain:
+            ex = _seed_explanation()
+            print("\nThe derivation (chainrule explain), in the user's own names:\n")
+            print(ex)
+            print()
+            print(ex.why())
     return 0 if passed else 1
 
 
@@ -218,6 +218,9 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--args", action="append", default=[], metavar="NAME=EXPR|FILE.npz")
     check.add_argument("--wrt", help="the parameters a sequence of gradients refers to")
     check.set_defaults(run=_check)
+
+    from .train_cli import add_commands
+    add_commands(sub)
     return parser
 
 

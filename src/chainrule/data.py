@@ -16,7 +16,8 @@ import dataclasses
 import io
 import math
 import os
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy
 
@@ -28,7 +29,21 @@ _MISSING = {"", "na", "n/a", "nan", "null", "none", "?", "-", "--"}
 
 
 class DataError(ValueError):
-    """A data file cannot be used; the message names the file, line and column."""
+    """A data file cannot be used; the message names the file, line and column.
+
+    Example
+    -------
+    >>> import os, tempfile
+    >>> from chainrule.data import DataError, load_csv
+    >>> path = os.path.join(tempfile.mkdtemp(), "bad.csv")
+    >>> with open(path, "w") as f:
+    ...     _ = f.write("a,b\\n1,0\\nx,1\\n")
+    >>> try:
+    ...     load_csv(path)
+    ... except DataError as e:
+    ...     print(str(e).split(", ", 1)[1])
+    line 3, column 1 ('a'): 'x' is not a number; feature columns must be numeric
+    """
 
 
 @dataclasses.dataclass
@@ -38,6 +53,13 @@ class Dataset:
     ``task`` is ``'classification'`` (``y``: int codes 0..k-1, ``classes``: the original
     labels) or ``'regression'`` (``y``: float64).  ``image_shape`` is (H, W) for image data
     (digits: (8, 8)), else None.
+
+    Example
+    -------
+    >>> from chainrule.data import load_dataset
+    >>> ds = load_dataset("digits")
+    >>> ds.X.shape, ds.image_shape, ds.classes[:3].tolist()
+    ((1797, 64), (8, 8), [0, 1, 2])
     """
 
     X: numpy.ndarray
@@ -86,7 +108,7 @@ def load_dataset(name: str, target: str | int | None = None, task: str | None = 
     key = name.lower().replace("-", "_")
     if key in DATASETS and not os.path.exists(name):
         try:
-            from sklearn import datasets as skd
+            from sklearn import datasets as skd  # type: ignore[import-untyped]
         except ImportError:
             raise ImportError(f"the bundled data set {name!r} comes from scikit-learn: "
                               "pip install chainrule[train]") from None
@@ -165,10 +187,10 @@ def load_csv(path: str | os.PathLike[str], target: str | int | None = None,
     if not text.strip():
         raise DataError(f"{fname}: the file is empty")
     if delimiter is None:
-        first = text.lstrip().splitlines()[0]
+        head = text.lstrip().splitlines()[0]
         delimiter = ","
-        if "," not in first:
-            delimiter = ";" if ";" in first else ("\t" if "\t" in first else ",")
+        if "," not in head:
+            delimiter = ";" if ";" in head else ("\t" if "\t" in head else ",")
     rows: list[tuple[int, list[str]]] = []
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
     start = 1
@@ -182,12 +204,15 @@ def load_csv(path: str | os.PathLike[str], target: str | int | None = None,
     if not rows:
         raise DataError(f"{fname}: the file has no rows")
     first_line, first = rows[0]
+    has_header: bool
     if header is None:
         nonnum = [_number(v) is None or v.lower() in _MISSING for v in first]
-        header = all(nonnum) or (len(rows) > 1 and any(
+        has_header = all(nonnum) or (len(rows) > 1 and any(
             bad and i < len(rows[1][1]) and _number(rows[1][1][i]) is not None
             for i, bad in enumerate(nonnum)))
-    if header:
+    else:
+        has_header = bool(header)
+    if has_header:
         names = [v or f"column {i + 1}" for i, v in enumerate(first)]
         data = rows[1:]
     else:
@@ -366,7 +391,7 @@ class Standardizer:
     def transform(self, X: Any) -> numpy.ndarray:
         if self.mean is None or self.scale is None:
             raise RuntimeError("Standardizer: call fit() first")
-        return (numpy.asarray(X, dtype=numpy.float64) - self.mean) / self.scale
+        return numpy.asarray((numpy.asarray(X, dtype=numpy.float64) - self.mean) / self.scale)
 
     def fit_transform(self, X: Any) -> numpy.ndarray:
         return self.fit(X).transform(X)
@@ -382,8 +407,11 @@ class Standardizer:
 
 
 def batches(n: int, batch_size: int, shuffle: bool = True,
-            rng: numpy.random.Generator | None = None) -> Iterator[numpy.ndarray]:
+            rng: numpy.random.Generator | None = None, drop_last: bool = False
+            ) -> Iterator[numpy.ndarray]:
     """Index arrays of consecutive mini-batches of ``range(n)`` (the last may be smaller).
+
+    ``drop_last`` leaves out an incomplete last batch (unless it is the only one).
 
     Example
     -------
@@ -395,7 +423,8 @@ def batches(n: int, batch_size: int, shuffle: bool = True,
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     order = (rng or numpy.random.default_rng()).permutation(n) if shuffle else numpy.arange(n)
-    for i in range(0, n, batch_size):
+    stop = n - n % batch_size if drop_last and n >= batch_size else n
+    for i in range(0, stop, batch_size):
         yield order[i:i + batch_size]
 
 

@@ -107,7 +107,9 @@ def _kink_signature(fun: Callable[..., Any], args: list[Any], argnum: int) -> li
     """Which branch every kinked operation took (``maximum``: which side won, …)."""
     leaves, td = flatten(args[argnum])
     variables = [_leaf(numpy.asarray(v), True) for v in leaves]
-    call = list(args)
+    from .pytree import tree_map
+    from .transforms import _constant
+    call = [tree_map(_constant, a) for a in args]
     call[argnum] = unflatten(td, variables)
     with enable_grad():
         out = fun(*call)

@@ -21,7 +21,8 @@ array([ 0.8, -1.6])
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy
 
@@ -33,6 +34,7 @@ __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "clip_grad
 
 
 def _grad_array(p: cr.Tensor) -> numpy.ndarray | None:
+    """``p.grad`` as a NumPy array (None when there is none)."""
     g = p.grad
     if g is None:
         return None
@@ -44,7 +46,22 @@ def _grad_array(p: cr.Tensor) -> numpy.ndarray | None:
 class Optimizer:
     """Base class: parameter groups, per-parameter state, ``zero_grad``, ``state_dict``.
 
-    Subclasses define ``_update(p, grad, state, group)`` returning the new values of ``p``.
+    Subclasses define ``_update(x, grad, state, group)`` returning the new values of the
+    parameter (``x``: its current values; ``state``: its mutable per-parameter dict).
+
+    Example
+    -------
+    >>> import numpy, chainrule as cr
+    >>> from chainrule import optim
+    >>> class SignSGD(optim.Optimizer):
+    ...     def __init__(self, params, lr=0.01):
+    ...         super().__init__(params, {"lr": lr})
+    ...     def _update(self, x, grad, state, group):
+    ...         return x - group["lr"] * numpy.sign(grad)
+    >>> w = cr.tensor([1.0, 1.0], requires_grad=True)
+    >>> opt = SignSGD([w], lr=0.5)
+    >>> w.grad = numpy.array([3.0, -0.1]); opt.step(); w.data
+    array([0.5, 1.5])
     """
 
     def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
@@ -262,7 +279,7 @@ class SGD(Optimizer):
                 buf = mu * buf + (1 - group["dampening"]) * g
             state["momentum_buffer"] = buf
             g = g + mu * buf if group["nesterov"] else buf
-        return x - group["lr"] * g
+        return numpy.asarray(x - group["lr"] * g)
 
 
 class Adam(Optimizer):
@@ -316,7 +333,7 @@ class Adam(Optimizer):
         bc1 = 1 - b1 ** t
         bc2 = 1 - b2 ** t
         denom = numpy.sqrt(v) / math.sqrt(bc2) + eps
-        return x - (lr / bc1) * m / denom
+        return numpy.asarray(x - (lr / bc1) * m / denom)
 
 
 def _check_adam(name: str, betas: Any, eps: float) -> None:
@@ -403,8 +420,8 @@ class RMSprop(Optimizer):
         if mu > 0:
             b = mu * state["momentum_buffer"] + g / d
             state["momentum_buffer"] = b
-            return x - group["lr"] * b
-        return x - group["lr"] * g / d
+            return numpy.asarray(x - group["lr"] * b)
+        return numpy.asarray(x - group["lr"] * g / d)
 
 
 class Adagrad(Optimizer):
@@ -445,7 +462,7 @@ class Adagrad(Optimizer):
         clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
         s = state["sum"] + g * g
         state["sum"] = s
-        return x - clr * g / (numpy.sqrt(s) + group["eps"])
+        return numpy.asarray(x - clr * g / (numpy.sqrt(s) + group["eps"]))
 
 
 _OPTIMIZERS: dict[str, type[Optimizer]] = {
@@ -502,7 +519,7 @@ def clip_grad_norm_(parameters: Any, max_norm: float, norm_type: float = 2.0,
     params = _with_grads(parameters)
     if not params:
         return 0.0
-    grads = [_grad_array(p) for p in params]
+    grads = [numpy.asarray(_grad_array(p)) for p in params]
     norm_type = float(norm_type)
     if math.isinf(norm_type):
         total = max(float(numpy.max(numpy.abs(g))) if g.size else 0.0 for g in grads)
@@ -533,7 +550,7 @@ def clip_grad_value_(parameters: Any, clip_value: float) -> None:
     array([ 1. , -0.5])
     """
     for p in _with_grads(parameters):
-        p.grad = numpy.clip(_grad_array(p), -clip_value, clip_value)
+        p.grad = numpy.clip(numpy.asarray(_grad_array(p)), -clip_value, clip_value)
 
 
 # =============================================================================================
@@ -544,7 +561,19 @@ class LRScheduler:
     """Base class: sets each group's ``lr`` from a closed form of the epoch counter.
 
     As in PyTorch, constructing a scheduler applies epoch 0's rate, and ``step()`` (once per
-    epoch, after ``optimizer.step()``) advances it.
+    epoch, after ``optimizer.step()``) advances it.  Subclasses define ``lr_at(epoch)``.
+
+    Example
+    -------
+    >>> import chainrule as cr
+    >>> from chainrule import optim
+    >>> class Halving(optim.LRScheduler):
+    ...     def lr_at(self, epoch):
+    ...         return [b / 2 ** epoch for b in self.base_lrs]
+    >>> opt = optim.SGD([cr.tensor([1.0], requires_grad=True)], lr=1.0)
+    >>> sched = Halving(opt); sched.step(); sched.step()
+    >>> opt.param_groups[0]["lr"]
+    0.25
     """
 
     def __init__(self, optimizer: Optimizer, last_epoch: int = -1) -> None:

@@ -921,8 +921,10 @@ def _take(a: Any, indices: Any, axis: Any = None, out: Any = None, mode: str = "
     if axis is None:
         a = ravel_like(a)
         axis = 0
-    return take, (a,), {"indices": _plain_index(indices),
-                        "axis": _one_axis(axis, _ndim(a), "take")}
+    ax = _one_axis(axis, _ndim(a), "take")
+    if hasattr(indices, "_prim"):       # computed indices: keep them an input (see gather)
+        return gather, (a, indices), {"template": (slice(None),) * ax + (Slot(0),)}
+    return take, (a,), {"indices": _plain_index(indices), "axis": ax}
 
 
 @_binds(numpy.take_along_axis)
@@ -931,8 +933,14 @@ def _take_along_axis(arr: Any, indices: Any, axis: Any = -1
     if axis is None:
         arr = ravel_like(arr)
         axis = 0
-    return take_along_axis, (arr,), {"indices": _plain_index(indices),
-                                     "axis": _one_axis(axis, _ndim(arr), "take_along_axis")}
+    ax = _one_axis(axis, _ndim(arr), "take_along_axis")
+    if hasattr(indices, "_prim"):       # computed indices: keep them an input (see gather)
+        a_shape, i_shape = _shape(arr), _shape(indices)
+        nd = len(a_shape)
+        template = tuple(Slot(0) if d == ax else numpy.arange(max(a_shape[d], i_shape[d])).reshape(
+            (1,) * d + (-1,) + (1,) * (nd - d - 1)) for d in range(nd))
+        return gather, (arr, indices), {"template": template}
+    return take_along_axis, (arr,), {"indices": _plain_index(indices), "axis": ax}
 
 
 @_binds(numpy.sort)
@@ -1080,7 +1088,7 @@ def _xlogy(x: Any, y: Any) -> Any:
 def _safe_norm(x: Any, axis: Any = None, keepdims: bool = False, eps: float = 1e-12) -> Any:
     # sqrt(sum(x ** 2) + eps ** 2) without squaring: hypot never overflows or underflows
     # early, so the norm of values near 1e300 is finite whenever the result is.
-    return numpy.hypot(numpy.hypot.reduce(x, axis=axis, keepdims=keepdims), eps)
+    return numpy.hypot(numpy.hypot.reduce(x, axis=axis, keepdims=keepdims), eps)  # type: ignore[call-overload]
 
 
 logsumexp = Primitive("logsumexp", _logsumexp)

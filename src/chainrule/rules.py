@@ -184,10 +184,12 @@ defvjp(P.log, lambda g, out, x: g / x)
 defvjp(P.log2, lambda g, out, x: g / (x * P.LOG2))
 defvjp(P.log10, lambda g, out, x: g / (x * P.LOG10))
 defvjp(P.log1p, lambda g, out, x: g / (1 + x))
-defvjp(P.logaddexp, lambda g, out, x, y: g * numpy.exp(x - out),
-                    lambda g, out, x, y: g * numpy.exp(y - out))
-defvjp(P.logaddexp2, lambda g, out, x, y: g * numpy.exp2(x - out),
-                     lambda g, out, x, y: g * numpy.exp2(y - out))
+# d/dx log(e^x + e^y) = sigmoid(x - y): exact at any magnitude (exp(x - out) is not: out is
+# rounded, and at 1e300 the rounding error is as large as the answer).
+defvjp(P.logaddexp, lambda g, out, x, y: g * P.sigmoid(x - y),
+                    lambda g, out, x, y: g * P.sigmoid(y - x))
+defvjp(P.logaddexp2, lambda g, out, x, y: g * P.sigmoid((x - y) * P.LOG2),
+                     lambda g, out, x, y: g * P.sigmoid((y - x) * P.LOG2))
 
 # ---------------------------------------------------------------------------------------------
 # Trigonometric and hyperbolic
@@ -611,8 +613,19 @@ def _is_basic(index: Any) -> bool:
 
 
 defvjp(P.getitem, lambda g, out, x, index: P.scatter_add(g, index, x.shape, _is_basic(index)))
-defvjp(P.setitem, lambda g, out, x, v, index: P.setitem(g, 0, index=index),
-                  lambda g, out, x, v, index: g[index])
+def _setitem_dv(g: Any, out: Any, x: Any, v: Any, index: Any) -> Any:
+    # Where an advanced index repeats a position, NumPy keeps the last write: only that copy
+    # of the value reaches the output, so only it gets the gradient.
+    if _is_basic(index):
+        return g[index]
+    slots = numpy.full(x.shape, -1)
+    picked = numpy.zeros(x.shape, dtype=bool)[index]
+    order = numpy.arange(picked.size).reshape(picked.shape)
+    slots[index] = order
+    return g[index] * (slots[index] == order)
+
+
+defvjp(P.setitem, lambda g, out, x, v, index: P.setitem(g, 0, index=index), _setitem_dv)
 defvjp(P.scatter_add, lambda g, out, h, index, shape, unique: g[index])
 defvjp_argnum(P.gather, lambda argnum, g, out, x, *ix, template: P.scatter(
     g, *ix, template=template, shape=x.shape) if argnum == 0 else None)

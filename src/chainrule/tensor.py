@@ -30,6 +30,7 @@ class _State(threading.local):
 
     enabled = True
     tracing = False
+    depth = 0            # how many grad/vjp calls are running their function right now
     strict = False       # jit: a traced value may never become a Python value or an index
 
 

@@ -24,7 +24,8 @@ import math
 import os
 import sys
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy
 
@@ -46,7 +47,7 @@ def _values(x: Any) -> numpy.ndarray:
 
 def _labels(pred: numpy.ndarray) -> numpy.ndarray:
     if pred.ndim >= 2 and pred.shape[1] > 1:
-        return numpy.argmax(pred, axis=1)
+        return numpy.asarray(numpy.argmax(pred, axis=1))
     return (pred.reshape(len(pred)) > 0).astype(numpy.int64)      # one logit per sample
 
 
@@ -64,7 +65,8 @@ def accuracy(pred: numpy.ndarray, y: numpy.ndarray) -> float:
 
 
 def _err(pred: numpy.ndarray, y: numpy.ndarray) -> numpy.ndarray:
-    return pred.reshape(len(pred), -1) - numpy.asarray(y, dtype=float).reshape(len(pred), -1)
+    return numpy.asarray(pred.reshape(len(pred), -1)
+                         - numpy.asarray(y, dtype=float).reshape(len(pred), -1))
 
 
 def mse(pred: numpy.ndarray, y: numpy.ndarray) -> float:
@@ -216,7 +218,7 @@ class History:
             if f"val_{name}" in self.history:
                 ax.plot(epochs, self.history[f"val_{name}"], marker=".",
                         label=f"validation {name}")
-            if self.best_epoch is not None:
+            if self.best_epoch is not None and (self.monitor or "").startswith("val_"):
                 ax.axvline(self.best_epoch + 1, color="grey", linestyle=":", linewidth=1,
                            label="best epoch")
             ax.set_xlabel("epoch")
@@ -250,7 +252,7 @@ class _Progress:
             self.mode = "none"
         elif mode in ("auto", True, 1):
             try:
-                import tqdm  # noqa: F401
+                import tqdm  # type: ignore[import-untyped]  # noqa: F401
                 self.mode = "tqdm"
             except ImportError:
                 self.mode = "plain"
@@ -265,7 +267,7 @@ class _Progress:
         self.t0 = time.perf_counter()
         self.desc = f"Epoch {epoch + 1}/{epochs}"
         if self.mode == "tqdm":
-            from tqdm.auto import tqdm
+            from tqdm.auto import tqdm  # type: ignore[import-untyped]
             self.bar = tqdm(total=n_batches, desc=self.desc, unit="batch", leave=True,
                             file=self.file or sys.stderr, dynamic_ncols=True)
 
@@ -298,12 +300,20 @@ def blas_threads(n: int | None) -> Iterator[None]:
 
     Mini-batch matrices are small, and on a small or busy machine a multithreaded BLAS can be
     many times slower than one thread on them.
+
+    Example
+    -------
+    >>> import numpy
+    >>> from chainrule.training import blas_threads
+    >>> with blas_threads(1):
+    ...     float((numpy.ones((2, 2)) @ numpy.ones(2)).sum())
+    4.0
     """
     if n is None:
         yield
         return
     try:
-        from threadpoolctl import threadpool_limits
+        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
     except ImportError:
         yield
         return
@@ -501,7 +511,7 @@ class Trainer:
             min_delta: float = 0.0, restore_best: bool = True, seed: int = 0,
             shuffle: bool = True, checkpoint_dir: str | os.PathLike[str] | None = None,
             resume: bool = False, progress: Any = "auto", file: Any = None,
-            threads: int | None = None) -> History:
+            threads: int | None = None, drop_last: bool = False) -> History:
         """Train for ``epochs`` passes over ``X, y``; return the :class:`History`.
 
         Parameters
@@ -521,6 +531,8 @@ class Trainer:
         progress : ``'auto'`` (a tqdm bar per epoch when tqdm is installed, else one line per
             epoch), ``'tqdm'``, ``'plain'`` or None; ``file`` is where it goes.
         threads : limit BLAS threads while training (see :func:`blas_threads`).
+        drop_last : leave out each epoch's incomplete last batch (as PyTorch's ``DataLoader``;
+            useful with batch normalisation, which cannot train on a batch of one).
         """
         if not isinstance(epochs, int) or epochs < 0:
             raise ValueError(f"fit: epochs must be a non-negative int, got {epochs!r}")
@@ -561,7 +573,7 @@ class Trainer:
         if resume and ckdir is None:
             raise ValueError("fit: resume=True needs checkpoint_dir")
         fingerprint = {"seed": seed, "batch_size": batch_size, "n_train": int(len(X)),
-                       "shuffle": shuffle}
+                       "shuffle": shuffle, "drop_last": drop_last}
         if ckdir is not None:
             os.makedirs(ckdir, exist_ok=True)
             last = os.path.join(ckdir, "last.ckpt")
@@ -575,7 +587,8 @@ class Trainer:
                      f"{start}")
         with blas_threads(threads):
             for epoch in range(start, epochs):
-                logs = self._train_epoch(X, y, epoch, epochs, batch_size, shuffle, seed, bar)
+                logs = self._train_epoch(X, y, epoch, epochs, batch_size, shuffle, seed, bar,
+                                         drop_last)
                 if val is not None:
                     scores = self._evaluate_prepared(*val)
                     logs.update({f"val_{k}": v for k, v in scores.items()})
@@ -614,17 +627,18 @@ class Trainer:
         return history
 
     def _train_epoch(self, X: numpy.ndarray, y: numpy.ndarray, epoch: int, epochs: int,
-                     batch_size: int, shuffle: bool, seed: int, bar: _Progress
-                     ) -> dict[str, float]:
+                     batch_size: int, shuffle: bool, seed: int, bar: _Progress,
+                     drop_last: bool = False) -> dict[str, float]:
         model, opt = self.model, self.optimizer
         model.train()
         rng = numpy.random.default_rng((seed, epoch))
         n = len(X)
-        bar.start(epoch, epochs, -(-n // batch_size))
-        total = 0.0
+        n_batches = n // batch_size if drop_last and n >= batch_size else -(-n // batch_size)
+        bar.start(epoch, epochs, n_batches)
+        total, seen = 0.0, 0
         outs = []
         params = [p for g in opt.param_groups for p in g["params"]]
-        for b, idx in enumerate(batches(n, batch_size, shuffle, rng)):
+        for b, idx in enumerate(batches(n, batch_size, shuffle, rng, drop_last)):
             opt.zero_grad()
             out = model(X[idx])
             loss = self._loss(out, y[idx])
@@ -642,10 +656,11 @@ class Trainer:
                 optim.clip_grad_norm_(params, self.clip_grad_norm)
             opt.step()
             total += value * len(idx)
+            seen += len(idx)
             if self.metrics:
                 outs.append((_values(out), idx))
-            bar.batch(total / min(n, (b + 1) * batch_size))
-        logs = {"loss": total / n}
+            bar.batch(total / seen)
+        logs = {"loss": total / seen}
         if self.metrics and outs:
             pred = numpy.concatenate([o for o, _ in outs])
             order = numpy.concatenate([i for _, i in outs])

@@ -49,7 +49,7 @@ def _variable(x: Any, fname: str, where: Callable[[], str]) -> tuple[Tensor, boo
     if type(x) is numpy.ndarray and x.dtype.kind == "f":       # the common case, first
         return _leaf(x, True), False
     if isinstance(x, Tensor):
-        if (x.requires_grad and _state.enabled) or _state.tracing:
+        if (x.requires_grad and _state.enabled and _state.depth) or _state.tracing:
             # Continue the outer recording (grad of grad, or grad inside jit/explain).
             v = _apply(P.identity, (x,), {})
             v.requires_grad = True
@@ -98,7 +98,11 @@ def _trace_call(fun: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str
         variables.append(vs)
         treedefs.append(td)
         new_args[i] = unflatten(td, vs)
-    return fun(*new_args, **kwargs), variables, treedefs, nested
+    _state.depth += 1
+    try:
+        return fun(*new_args, **kwargs), variables, treedefs, nested
+    finally:
+        _state.depth -= 1
 
 
 def _param_names(fun: Callable[..., Any], n: int) -> list[str]:

@@ -408,7 +408,7 @@ def _scatter_dyn(prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict
     return P._scatter_add(numpy.asarray(vals[0]), index, (size,) + tuple(kw["shape"]), False)
 
 
-_ELEMENTWISE = {P.where, P.clip, P.astype, P.copy, P.identity}
+_ELEMENTWISE = {P.where, P.clip, P.astype, P.copy, P.identity, P.sigmoid, P.xlogy}
 _RULES: dict[P.Primitive, Callable[..., Any]] = {
     P.sum_: _reduction, P.mean: _reduction, P.prod: _reduction, P.amax: _reduction,
     P.amin: _reduction, P.var: _reduction, P.std: _reduction, P.norm: _reduction,
@@ -426,6 +426,9 @@ _RULES: dict[P.Primitive, Callable[..., Any]] = {
     P.sort_permute: _sort_pair, P.sort_unpermute: _sort_pair,
     P.take_along_axis: _take_along, P.take: _take, P.trace: _diag_like,
     P.diagonal: _diag_like, P.gather: _gather, P.scatter: _scatter_dyn,
+    # chainrule.functions: reductions and normalisations along example axes
+    P.logsumexp: _axis_rule("axis"), P.softmax: _axis_rule("axis"),
+    P.log_softmax: _axis_rule("axis"), P.safe_norm: _axis_rule("axis"),
 }
 for _f in (numpy.argmax, numpy.argmin, numpy.argsort):
     _RULES[P.NONDIFF_FUNCTIONS[_f]] = _argfun

@@ -22,13 +22,47 @@ True
 from __future__ import annotations
 
 from . import functional, init
-from .layers import (ELU, GELU, MLP, SELU, AvgPool2d, BatchNorm1d, BatchNorm2d, BCELoss,
-                     BCEWithLogitsLoss, Conv2d, CrossEntropyLoss, Dropout, Flatten, HuberLoss,
-                     Identity, L1Loss, LayerNorm, LeakyReLU, Linear, LogSoftmax, MaxPool2d,
-                     MSELoss, NLLLoss, ReLU, Sigmoid, SiLU, SmoothL1Loss, Softmax, Softplus,
-                     Tanh)
-from .module import (IncompatibleKeys, Module, ModuleDict, ModuleList, Parameter, Sequential,
-                     functional_call)
+from .layers import (
+                     ELU,
+                     GELU,
+                     MLP,
+                     SELU,
+                     AvgPool2d,
+                     BatchNorm1d,
+                     BatchNorm2d,
+                     BCELoss,
+                     BCEWithLogitsLoss,
+                     Conv2d,
+                     CrossEntropyLoss,
+                     Dropout,
+                     Flatten,
+                     HuberLoss,
+                     Identity,
+                     L1Loss,
+                     LayerNorm,
+                     LeakyReLU,
+                     Linear,
+                     LogSoftmax,
+                     MaxPool2d,
+                     MSELoss,
+                     NLLLoss,
+                     ReLU,
+                     Sigmoid,
+                     SiLU,
+                     SmoothL1Loss,
+                     Softmax,
+                     Softplus,
+                     Tanh,
+)
+from .module import (
+                     IncompatibleKeys,
+                     Module,
+                     ModuleDict,
+                     ModuleList,
+                     Parameter,
+                     Sequential,
+                     functional_call,
+)
 
 __all__ = [
     "functional", "init", "Module", "Sequential", "ModuleList", "ModuleDict", "Parameter",

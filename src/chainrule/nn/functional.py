@@ -531,7 +531,8 @@ def batch_norm(x: Any, running_mean: Any, running_var: Any, weight: Any = None,
         count = int(numpy.prod([_shape(x)[a] for a in axes]))
         if count <= 1:
             raise ValueError(f"batch_norm: expected more than 1 value per channel when "
-                             f"training, got input of shape {_shape(x)}")
+                             f"training, got input of shape {_shape(x)} (a last mini-batch "
+                             "of one sample? train with drop_last=True or another batch size)")
         mean = numpy.mean(x, axis=axes, keepdims=True)
         xc = x - mean
         var = numpy.mean(xc * xc, axis=axes, keepdims=True)
@@ -590,7 +591,7 @@ def one_hot(labels: Any, num_classes: int = -1, dtype: Any = numpy.float64) -> n
     n = int(y.max()) + 1 if num_classes < 0 else int(num_classes)
     if y.size and (y.min() < 0 or y.max() >= n):
         raise ValueError(f"one_hot: labels must lie in [0, {n}), got [{y.min()}, {y.max()}]")
-    return numpy.eye(n, dtype=dtype)[y]
+    return numpy.asarray(numpy.eye(n, dtype=dtype)[y])
 
 
 # =============================================================================================

@@ -51,7 +51,14 @@ def manual_seed(seed: int) -> numpy.random.Generator:
 
 
 def default_generator() -> numpy.random.Generator:
-    """The generator used when no ``rng`` is given."""
+    """The generator used when no ``rng`` is given.
+
+    Example
+    -------
+    >>> from chainrule.nn import init
+    >>> type(init.default_generator()).__name__
+    'Generator'
+    """
     return _default
 
 
@@ -95,7 +102,14 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
 
 
 def fan_in_and_fan_out(shape: tuple[int, ...]) -> tuple[int, int]:
-    """``(fan_in, fan_out)`` of a weight of ``shape`` = ``(out, in, *kernel)``."""
+    """``(fan_in, fan_out)`` of a weight of ``shape`` = ``(out, in, *kernel)``.
+
+    Example
+    -------
+    >>> from chainrule.nn import init
+    >>> init.fan_in_and_fan_out((16, 3, 5, 5))
+    (75, 400)
+    """
     shape = tuple(shape)
     if len(shape) < 2:
         raise ValueError(f"fan in and fan out need a weight with at least 2 dimensions, got "

@@ -9,7 +9,8 @@ Parameters are chainrule tensors with ``requires_grad=True``, initialised as PyT
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy
 
@@ -320,8 +321,10 @@ class _BatchNorm(Module):
     def reset_running_stats(self) -> None:
         """Running mean 0, running variance 1."""
         if self.track_running_stats:
-            self.running_mean = numpy.zeros_like(self.running_mean)
-            self.running_var = numpy.ones_like(self.running_var)
+            self.register_buffer("running_mean", numpy.zeros(self.num_features,
+                                                             dtype=self.running_mean.dtype))
+            self.register_buffer("running_var", numpy.ones(self.num_features,
+                                                           dtype=self.running_var.dtype))
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import contextlib
 from collections import OrderedDict
-from typing import Any, Callable, Iterator, NamedTuple
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
 
 import numpy
 
@@ -41,7 +42,14 @@ def Parameter(data: Any, dtype: Any = None) -> cr.Tensor:
 
 
 class IncompatibleKeys(NamedTuple):
-    """What :meth:`Module.load_state_dict` with ``strict=False`` could not match."""
+    """What :meth:`Module.load_state_dict` with ``strict=False`` could not match.
+
+    Example
+    -------
+    >>> from chainrule import nn
+    >>> nn.Linear(2, 2).load_state_dict({"weight": [[1.0, 0.0], [0.0, 1.0]]}, strict=False)
+    IncompatibleKeys(missing_keys=['bias'], unexpected_keys=[])
+    """
 
     missing_keys: list[str]
     unexpected_keys: list[str]

@@ -1,0 +1,283 @@
+"""In-place NumPy idioms on tensors: recorded with the right gradients, or refused loudly.
+
+Supported (recorded as functional updates, so gradients reach both the overwritten tensor and
+the written values; checked against central finite differences and hand-derived gradients):
+``u[idx] = v`` (slices, integers, masks, integer arrays, broadcast values), ``t += u`` and the
+other augmented operators (they rebind the name; the original tensor is untouched), and
+``out[i] = expr`` in a loop on a tensor.
+
+Refused with an error that says why and what to write instead: assigning into a leaf that
+requires grad, assigning into a tensor that recorded operations have already read (so also
+``out[i] += ...`` once ``out`` carries a gradient), and writing a tensor that requires grad
+into a plain NumPy array (``a += t``, ``a[1:] = t``).
+
+Also pinned here (see docs/guarantees.md): ``chainrule.tensor`` copies its input; an in-place
+write into ``t.data``, or into a plain array used as a constant, is outside the graph and is
+what ``backward()`` reads; rebinding ``t.data`` is safe.
+"""
+
+from __future__ import annotations
+
+import numpy
+import pytest
+
+import chainrule as cr
+
+rng = numpy.random.default_rng(11)
+C = rng.standard_normal((4, 3))
+
+
+def check(f, *args):
+    """Finite differences (chainrule.check_grads) agree with chainrule's gradient."""
+    assert cr.check_grads(f, *args, order=1).passed
+
+
+# ---------------------------------------------------------------------------------------------
+# t[idx] = value
+# ---------------------------------------------------------------------------------------------
+
+def test_slice_assignment_gradients_reach_the_tensor_and_the_values():
+    x, v = rng.standard_normal((4, 3)), rng.standard_normal((2, 3))
+
+    def f(x, v):
+        u = x * 1.0
+        u[1:3] = v
+        return (u ** 2 * C).sum()
+
+    check(f, x, v)
+    gx, gv = cr.grad(f, argnums=(0, 1))(x, v)
+    u = x.copy()
+    u[1:3] = v
+    expected_x = 2 * u * C
+    expected_x[1:3] = 0                       # overwritten: no influence on the result
+    numpy.testing.assert_allclose(gx, expected_x, rtol=1e-14)
+    numpy.testing.assert_allclose(gv, (2 * u * C)[1:3], rtol=1e-14)
+
+
+@pytest.mark.parametrize("index", [
+    (1,), (slice(None), 2), (numpy.array([0, 3]),), (numpy.array([0, 2]), numpy.array([1, 1])),
+    (Ellipsis, slice(0, 2)), (numpy.array([True, False, True, False]),),
+], ids=["int", "column", "rows", "points", "ellipsis", "row-mask"])
+def test_assignment_with_every_kind_of_index(index):
+    x = rng.standard_normal((4, 3))
+    v = rng.standard_normal(numpy.zeros((4, 3))[index].shape)
+
+    def f(x, v):
+        u = x.copy()
+        u[index] = v
+        return (numpy.sin(u) * C).sum()
+
+    check(f, x, v)
+
+
+def test_assigning_a_broadcast_value_sums_its_gradient():
+    x, s = rng.standard_normal((4, 3)), numpy.array(0.7)
+
+    def f(x, s):
+        u = x.copy()
+        u[:, 1] = s                           # one value written into four places
+        return (u * C).sum()
+
+    check(f, x, s)
+    assert float(cr.grad(f, argnums=1)(x, s)) == pytest.approx(C[:, 1].sum(), rel=1e-14)
+
+
+def test_mask_assignment_of_zero_is_a_relu():
+    x = rng.uniform(0.2, 2.0, (4, 3)) * rng.choice([-1.0, 1.0], (4, 3))
+
+    def f(x):
+        u = x * 1.0
+        u[u < 0] = 0                          # the mask is computed from values
+        return (u * C).sum()
+
+    check(f, x)
+    numpy.testing.assert_array_equal(cr.grad(f)(x), C * (x > 0))
+
+
+def test_mask_assignment_of_a_tensor():
+    x, v = rng.standard_normal((4, 3)), rng.standard_normal(5)
+    mask = numpy.zeros((4, 3), bool)
+    mask.flat[[0, 4, 5, 9, 11]] = True
+
+    def f(x, v):
+        u = x.copy()
+        u[mask] = v ** 2
+        return (u * C).sum()
+
+    check(f, x, v)
+    numpy.testing.assert_allclose(cr.grad(f, argnums=1)(x, v), 2 * v * C[mask], rtol=1e-14)
+
+
+def test_a_repeated_index_gives_gradient_only_to_the_value_that_lands():
+    x, v = numpy.array([1.0, 2.0, 3.0]), numpy.array([10.0, 20.0, 30.0])
+    w = numpy.array([1.0, 2.0, 3.0])
+
+    def f(x, v):
+        u = x.copy()
+        u[numpy.array([0, 0, 2])] = v         # NumPy: u[0] = v[1] (the last write wins)
+        return (u * w).sum()
+
+    assert f(x, v) == 20.0 * 1 + 2.0 * 2 + 30.0 * 3        # u = [v[1], x[1], v[2]]
+    numpy.testing.assert_array_equal(cr.grad(f, argnums=1)(x, v), [0.0, 1.0, 3.0])
+
+
+# ---------------------------------------------------------------------------------------------
+# augmented assignment
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("op", ["+=", "-=", "*=", "/=", "**=", "@="])
+def test_augmented_assignment_rebinds_and_leaves_the_original_alone(op):
+    x = rng.uniform(0.5, 2.0, (3, 3))
+    u = rng.uniform(0.5, 2.0, (3, 3))
+    namespace = {"numpy": numpy}
+    exec(f"def f(x, u):\n    t = x\n    t {op} u\n    return t", namespace)
+    f = namespace["f"]
+    xt = cr.tensor(x, requires_grad=True)
+    ut = cr.tensor(u, requires_grad=True)
+    t = f(xt, ut)
+    assert t is not xt
+    numpy.testing.assert_array_equal(xt.data, x)            # the original keeps its values
+    expected = f(x.copy(), u)                               # NumPy's own in-place result
+    numpy.testing.assert_allclose(t.data, expected, rtol=1e-15)
+    # (finite differences call f on plain arrays, which the operator would modify: copy them)
+    check(lambda x, u: (f(x.copy(), u) * C[:3]).sum(), x, u)
+
+
+def test_a_plain_array_cannot_be_updated_in_place_with_a_tensor_that_requires_grad():
+    a = numpy.zeros(3)
+    x = cr.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    with pytest.raises(TypeError, match="out= is not supported"):
+        a += x
+    numpy.testing.assert_array_equal(a, 0.0)
+    with pytest.raises(TypeError, match="drop it from the gradient"):
+        a[1:] = x[1:] * 2
+
+
+@pytest.mark.xfail(strict=True, reason="bug: NumPy stores a 0-d tensor into a plain array "
+                   "through float(), which does not refuse a tensor that requires grad "
+                   "(tensor.py), so the gradient is dropped silently")
+def test_a_scalar_tensor_written_into_a_plain_array_is_refused():
+    out = numpy.zeros(3)
+    x = cr.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    with pytest.raises(TypeError):
+        out[0] = x[0] * 2
+
+
+# ---------------------------------------------------------------------------------------------
+# out[i] = ... in a loop
+# ---------------------------------------------------------------------------------------------
+
+def test_filling_an_output_tensor_in_a_loop():
+    x, W = rng.standard_normal((4, 3)), rng.standard_normal((3, 3))
+
+    def f(x, W):
+        out = cr.tensor(numpy.zeros((4, 3)))       # a constant to write into
+        for i in range(4):
+            out[i] = numpy.tanh(x[i] @ W) * (i + 1.0)
+        return (out * C).sum()
+
+    check(f, x, W)
+    gx, gW = cr.grad(f, argnums=(0, 1))(x, W)
+    d = (1 - numpy.tanh(x @ W) ** 2) * numpy.arange(1.0, 5.0)[:, None] * C
+    numpy.testing.assert_allclose(gW, x.T @ d, rtol=1e-13)
+    numpy.testing.assert_allclose(gx, d @ W.T, rtol=1e-13)
+
+
+def test_accumulating_into_an_output_in_a_loop_is_refused_with_the_rewrite():
+    x = rng.standard_normal((4, 3))
+
+    def accumulate(x):
+        out = cr.tensor(numpy.zeros(3))
+        for i in range(4):
+            out[:] += x[i] ** 2       # reads out, then writes it: refused from the 2nd row
+        return out.sum()
+
+    with pytest.raises(RuntimeError, match="already read.*copy"):
+        cr.grad(accumulate)(x)
+
+    def rewritten(x):                 # what the message suggests: new values, not writes
+        rows = [x[i] ** 2 for i in range(4)]
+        return numpy.sum(numpy.stack(rows), axis=0).sum()
+
+    check(rewritten, x)
+    numpy.testing.assert_allclose(cr.grad(rewritten)(x), 2 * x, rtol=1e-15)
+
+
+def test_a_recurrence_written_into_its_own_output_is_refused():
+    x = rng.standard_normal(5)
+
+    def scan(x):
+        out = x * 1.0
+        for i in range(1, 5):
+            out[i] = out[i - 1] * 0.5 + x[i]
+        return out.sum()
+
+    with pytest.raises(RuntimeError, match="already read"):
+        cr.grad(scan)(x)
+
+
+# ---------------------------------------------------------------------------------------------
+# the refusals
+# ---------------------------------------------------------------------------------------------
+
+def test_assigning_into_a_leaf_that_requires_grad_is_refused_but_allowed_under_no_grad():
+    w = cr.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match="leaf tensor that requires grad"):
+        w[0] = 5.0
+    numpy.testing.assert_array_equal(w.data, [1.0, 2.0, 3.0])
+    with cr.no_grad():
+        w[0] = 5.0                                   # a parameter update: not recorded
+    numpy.testing.assert_array_equal(w.data, [5.0, 2.0, 3.0])
+    assert w.is_leaf and w.requires_grad
+    (w * w).sum().backward()
+    numpy.testing.assert_array_equal(w.grad, [10.0, 4.0, 6.0])
+
+
+def test_assigning_into_a_tensor_already_read_is_refused_and_changes_nothing():
+    x = cr.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    u = x * 1.0
+    y = (u * u).sum()                                # a recorded operation read u
+    with pytest.raises(RuntimeError, match="already read"):
+        u[0] = 10.0
+    numpy.testing.assert_array_equal(u.data, [1.0, 2.0, 3.0])
+    y.backward()
+    numpy.testing.assert_array_equal(x.grad, [2.0, 4.0, 6.0])
+
+
+# ---------------------------------------------------------------------------------------------
+# copy semantics (docs/guarantees.md)
+# ---------------------------------------------------------------------------------------------
+
+def test_tensor_copies_its_input():
+    a = numpy.array([1.0, 2.0])
+    w = cr.tensor([3.0, 4.0], requires_grad=True)
+    t = cr.tensor(a)
+    y = (w * t).sum()
+    a[0] = 100.0                                     # the original changes, the tensor not
+    y.backward()
+    numpy.testing.assert_array_equal(t.data, [1.0, 2.0])
+    numpy.testing.assert_array_equal(w.grad, [1.0, 2.0])
+
+
+def test_a_plain_array_constant_is_read_at_backward_time():
+    c = numpy.array([1.0, 2.0])
+    w = cr.tensor([3.0, 4.0], requires_grad=True)
+    y = (w * c).sum()                                # c is recorded by reference
+    c[0] = 100.0
+    y.backward()
+    numpy.testing.assert_array_equal(w.grad, [100.0, 2.0])
+
+
+def test_writing_into_data_is_outside_the_graph_and_rebinding_is_safe():
+    w = cr.tensor([3.0, 4.0], requires_grad=True)
+    x = cr.tensor([1.0, 2.0])
+    y = (w * x).sum()
+    x.data[0] = 100.0                                # in place: the recorded array changes
+    y.backward()
+    numpy.testing.assert_array_equal(w.grad, [100.0, 2.0])
+    w.grad = None
+    x = cr.tensor([1.0, 2.0])
+    y = (w * x).sum()
+    x.data = numpy.array([100.0, 100.0])             # rebinding: the recorded array stays
+    y.backward()
+    numpy.testing.assert_array_equal(w.grad, [1.0, 2.0])
