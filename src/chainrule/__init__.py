@@ -23,7 +23,7 @@ from .check import BackwardCheck, check_backward
 from .checkpoint import CheckpointError, load, save
 from .explain import Explanation, explain
 from .gradcheck import GradCheckReport, GradientCheckError, check_grads
-from .jit import jit
+from .jit import JitFallbackWarning, jit
 from .primitives import Primitive, primitive
 from .rules import defvjp, defvjp_argnum
 from .tensor import Tensor, TracerBoolError, enable_grad, is_grad_enabled, no_grad, tensor
@@ -42,7 +42,8 @@ __all__ = [
     "grad", "value_and_grad", "vjp", "jvp", "jacobian", "hessian", "hvp",
     "check_grads", "GradCheckReport", "GradientCheckError",
     "defvjp", "defvjp_argnum", "primitive", "Primitive",
-    "explain", "Explanation", "jit", "vmap", "check_backward", "BackwardCheck",
+    "explain", "Explanation", "jit", "JitFallbackWarning", "vmap",
+    "check_backward", "BackwardCheck",
     "functions", "nn", "optim", "data", "fit", "Trainer", "History", "save", "load",
     "CheckpointError", "__version__",
 ]

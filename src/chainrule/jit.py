@@ -44,17 +44,26 @@ _ids = itertools.count()
 BACKENDS = ("numpy", "numba", "auto")
 
 # backend="auto": Numba when the program's matrix products need at most this many
-# floating-point operations (2*m*k*n summed over dot/matmul/tensordot/inner/outer), NumPy above.
+# floating-point operations (2*m*k*n summed over dot/matmul/tensordot/inner/outer/vdot), NumPy
+# above.
 #
-# Measured on the development machine (2 cores, OpenBLAS, numpy 2.4, numba 0.68) with
-# benchmarks/bench_numba.py --crossover: value_and_grad of a 3-layer ReLU MLP with MSE loss,
-# in -> h -> h -> 1, float64 and float32, widths h in {6, 32, 128, 512} and batches 1...2048;
-# per-step time of the jit numba backend over the jit numpy backend (median of blocks).  Numba
-# wins by 3-6x while products are tiny (per-operation overhead dominates NumPy), by 1.2-2x up
-# to a few MFLOP, and stops winning between 2e7 and 5e7 FLOP per step, where the BLAS products
-# (the same OpenBLAS kernels on both sides) dominate and NumPy's SIMD transcendental and
-# reduction loops beat Numba's scalar ones.  The threshold is set inside that band.
-AUTO_NUMBA_MAX_FLOPS = 2.0e7
+# Measured on the development machine (2 cores, Skylake-X, OpenBLAS 0.3.31, numpy 2.4,
+# numba 0.68) with ``benchmarks/bench_numba.py --crossover``: value_and_grad of a ReLU MLP
+# 8 -> h -> h -> 1 with a mean squared error, float64 and float32, h in {6, 32, 128, 512},
+# batch in {1, 16, 128, 1024}; per-step time of the Numba backend over the NumPy backend
+# (median of blocks).  Ranges over both dtypes:
+#
+#     product FLOP per step        <= 1e6       ~1e7          ~1e8         2e8          1.6e9
+#     1 BLAS thread (interleaved)  0.12-0.52x   0.45-0.99x    0.83-0.86x   0.88-0.94x   0.94-1.06x
+#     2 BLAS threads (sequential)  0.14-0.68x   0.17-1.32x    0.90-1.01x   0.84-1.64x   0.54-1.07x
+#
+# Below ~1e7 NumPy's per-operation overhead dominates and Numba wins 2-8x.  From ~1e8 the
+# same OpenBLAS products dominate both (Numba's numpy.dot calls SciPy's OpenBLAS, a second
+# library with its own thread pool, which makes the 2-thread figures erratic), Numba's fused
+# elementwise loops save little, and its first compilation of such a program takes ~10 s
+# (cached on disk afterwards).  The 784-512-512-10 MLP of the benchmarks (batch 128, 4.1e8
+# FLOP) measures 0.99-1.09x.  So: Numba up to 1e8, where its advantage is gone.
+AUTO_NUMBA_MAX_FLOPS = 1.0e8
 
 
 class JitFallbackWarning(UserWarning):
@@ -77,6 +86,7 @@ class Compiled:
         self.n_ops = n_ops
         self.backend = backend
         self.fallback = fallback
+        self.raw: Callable[..., Any] | None = None   # numba: the kernel call without checks
 
     def __repr__(self) -> str:
         what = "Numba kernel" if self.backend == "numba" else "straight-line NumPy"
@@ -149,10 +159,20 @@ def jit(fun: Callable[..., Any], static_argnums: int | tuple[int, ...] = (),
     # raise TypeError for anything else: Tensors, scalars, lists); dtypes are then compared
     # (builtin dtypes are singletons, so the tuple comparison is by identity).
     fast: dict[Any, list[tuple[tuple[Any, ...], Compiled]]] = {}
+    # Numba: the kernel used last is simply called first.  It checks the shapes itself
+    # (ShapeMismatch) and Numba's dispatcher the dtypes and layouts (TypeError: it compiles
+    # nothing new), so a repeated call costs no key at all.
+    guard: list[Any] = [None]
 
     @functools.wraps(fun)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         if not kwargs and not statics:
+            g = guard[0]
+            if g is not None:
+                try:
+                    return g(*args)
+                except _GUARD_ERRORS:
+                    pass
             try:
                 shapes = tuple(map(_shape_of, args))
             except TypeError:
@@ -161,9 +181,11 @@ def jit(fun: Callable[..., Any], static_argnums: int | tuple[int, ...] = (),
                 dtypes = tuple(map(_dtype_of, args))
                 for dts, entry in fast.get(shapes, ()):
                     if dts == dtypes:
+                        guard[0] = entry.raw
                         return entry.fun(*args)
                 entry = _entry(args, kwargs)
                 fast.setdefault(shapes, []).append((dtypes, entry))
+                guard[0] = entry.raw
                 return entry.fun(*args)
         entry = _entry(args, kwargs)
         flat = [_plain(v) for i, a in enumerate(args) if i not in statics
@@ -188,14 +210,20 @@ def jit(fun: Callable[..., Any], static_argnums: int | tuple[int, ...] = (),
         return {"signatures": len(cache), "numpy": by.count("numpy"), "numba": by.count("numba")}
 
     wrapped.cache_info = cache_info  # type: ignore[attr-defined]
-    wrapped.clear_cache = lambda: (cache.clear(), fast.clear())  # type: ignore[attr-defined]
+    def clear_cache() -> None:
+        cache.clear()
+        fast.clear()
+        guard[0] = None
+
+    wrapped.clear_cache = clear_cache  # type: ignore[attr-defined]
     wrapped.source = source  # type: ignore[attr-defined]
     wrapped.cache = cache  # type: ignore[attr-defined]
     return wrapped
 
 
-_shape_of = numpy.ndarray.shape.__get__  # type: ignore[attr-defined]
-_dtype_of = numpy.ndarray.dtype.__get__  # type: ignore[attr-defined]
+_GUARD_ERRORS = (TypeError, numba_backend.ShapeMismatch)
+_shape_of = numpy.ndarray.shape.__get__
+_dtype_of = numpy.ndarray.dtype.__get__
 
 
 def _plain(v: Any) -> Any:
@@ -288,7 +316,7 @@ def _compile(fun: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, A
         # "auto" chose Numba itself: an operation it cannot express is no news; a failure to
         # compile what it should express is, so that one is reported either way.
         if backend == "numba" or op == "compile":
-            key = op or reason
+            key = op or reason or "?"
             if warned is None or key not in warned:
                 if warned is not None:
                     warned.add(key)
@@ -309,13 +337,19 @@ def _compile_numba(prog: Program, out_tree: Any, label: str, flat: list[Any]
         return None, f"Numba cannot compile `{e.op}` ({e.reason})", e.op
     try:
         with numba_backend.quiet():
-            run = numba_backend.build(gen, [tuple(v.shape) for v in prog.inputs],
+            raw = numba_backend.build(gen, [tuple(v.shape) for v in prog.inputs],
                                       lambda leaves, ns: _tree_text(out_tree, leaves, ns))
+            run = numba_backend.safe(raw)
             run(*flat)                     # compile now (or load from the disk cache)
+        # One specialisation only: other dtypes or layouts must not compile silently (this
+        # code was written for these dtypes); ``run`` copies odd layouts into this one.
+        raw.kernel.disable_compile()  # type: ignore[attr-defined]
     except numba_backend.compile_errors() as e:
         return None, ("Numba failed to compile the generated program ("
                       f"{numba_backend.describe_failure(e, gen.source)})"), "compile"
-    return Compiled(gen.source, run, out_tree, len(prog.ops()), "numba"), None, None
+    compiled = Compiled(gen.source, run, out_tree, len(prog.ops()), "numba")
+    compiled.raw = raw
+    return compiled, None, None
 
 
 def _compile_numpy(prog: Program, out_tree: Any, label: str,

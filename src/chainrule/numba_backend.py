@@ -51,7 +51,7 @@ from .ir import CONST, INPUT, Program, Value
 from .notation import ATOM, COMPARE, POWER, PRODUCT, SUM, UNARY, Literals
 from .rules import Size
 
-__all__ = ["Unsupported", "available", "require", "cache_dir", "generate", "build",
+__all__ = ["Unsupported", "ShapeMismatch", "available", "require", "cache_dir", "generate", "build",
            "INSTALL_HINT"]
 
 INSTALL_HINT = 'pip install "chainrule[fast]"'
@@ -59,6 +59,11 @@ INSTALL_HINT = 'pip install "chainrule[fast]"'
 # Constants with at most this many elements are written into the module (Numba freezes them
 # into the machine code); larger ones are passed as arguments.
 INLINE_CONST_LIMIT = 256
+
+
+class ShapeMismatch(Exception):
+    """Raised by a compiled kernel called with shapes other than those it was written for
+    (``jit`` then looks up, or traces, the right one)."""
 
 
 class Unsupported(Exception):
@@ -559,7 +564,7 @@ class NumbaWriter(Writer):
             if maker is not None:
                 if numpy.dtype(v.dtype).kind not in _OK_KINDS or \
                         numpy.dtype(v.dtype) == numpy.float16:
-                    raise Unsupported(v.prim.name, f"dtype {numpy.dtype(v.dtype)}")
+                    raise Unsupported(v.op.name, f"dtype {numpy.dtype(v.dtype)}")
                 lines, lay = maker(self, v, name)
                 self.lay[v.id] = "S" if v.shape == () else lay
                 out.extend(lines)
@@ -720,12 +725,14 @@ class NumbaWriter(Writer):
         shape = _shape(x)
         size = math.prod(shape)
         lin = numpy.asarray(fun(numpy.arange(size, dtype=numpy.intp).reshape(shape)))
+        if len(shape) == 0:                   # x is a scalar: itself, or an array of it
+            if lin.ndim == 0:
+                return self.text(x, ATOM), "S"
+            return f"numpy.full({lin.shape}, {self.text(x)})", "C"
         if lin.ndim == 0:
             return f"{self.flat(x)}[{int(lin)}]", "S"
         if lin.shape == shape and numpy.array_equal(lin.ravel(), numpy.arange(size)):
             return self.text(x, ATOM), self.layout(x)
-        if len(shape) == 0:
-            return f"numpy.full({lin.shape}, {self.text(x, ATOM)})", "C"
         k = self.const_array(numpy.ascontiguousarray(lin).ravel())
         r = f"{self.flat(x)}[{k}]"
         if lin.ndim != 1:
@@ -780,7 +787,7 @@ def _infix(w: NumbaWriter, v: Value) -> tuple[str, int, str]:
     if v.prim in (P.add, P.subtract, P.multiply) and all(
             _dtype(a).kind == "b" for a in v.args if isinstance(a, Value)) and \
             numpy.dtype(v.dtype).kind == "b":
-        raise Unsupported(v.prim.name, "arithmetic on booleans")  # type: ignore[union-attr]
+        raise Unsupported(v.op.name, "arithmetic on booleans")
     a = w.text(v.args[0], prec, ctx)
     b = w.text(v.args[1], prec + 1, ctx)
     return f"{a} {op} {b}", prec, "C"
@@ -839,8 +846,9 @@ def _where(w: NumbaWriter, v: Value) -> tuple[str, int, str]:
     c, x, y = v.args
     ctx = w.context(v, [x, y]) or v.dtype
     if v.shape == ():
+        # a conditional expression: the loosest binding there is, so readers parenthesise it
         return (f"{w.text(x, COMPARE + 1, ctx)} if {w.text(c, COMPARE + 1)} else "
-                f"{w.text(y, COMPARE + 1, ctx)}"), COMPARE - 1, "S"
+                f"{w.text(y, COMPARE + 1, ctx)}"), 1, "S"
     tc = w.text(c)
     if _shape(c) != v.shape:   # Numba's where broadcasts its values, not its condition
         tc = f"numpy.broadcast_to({tc}, {v.shape})" if _shape(c) != () else \
@@ -866,7 +874,8 @@ def _reduction(kind: str) -> Handler:
     def handler(w: NumbaWriter, v: Value) -> tuple[str, int, str]:
         kw = v.kw
         if set(kw) - {"axis", "keepdims", "ddof"}:
-            raise Unsupported(kind, f"keyword arguments {sorted(set(kw) - {'axis', 'keepdims', 'ddof'})}")
+            extra = sorted(set(kw) - {"axis", "keepdims", "ddof"})
+            raise Unsupported(kind, f"keyword arguments {extra}")
         text, lay = w.reduce(kind, v.args[0], kw.get("axis"), bool(kw.get("keepdims", False)),
                              v.dtype, int(kw.get("ddof", 0) or 0))
         return text, ATOM, lay
@@ -992,16 +1001,13 @@ def _matmul(w: NumbaWriter, v: Value) -> tuple[str, int, str]:
     batch = numpy.broadcast_shapes(a3[:-2], b3[:-2])
     nb = math.prod(batch)
 
-    def operand(x: Any, full: tuple[int, ...], mat: tuple[int, int]) -> str:
+    def operand(x: Any, full: tuple[int, ...], mat: tuple[int, ...]) -> str:
         t = w.to_dtype(w.text(x, ATOM), _dtype(x), v.dtype, False)
-        if _shape(x) != full:
-            t = f"{t}.reshape({full})" if w.layout(x) == "C" else \
-                f"numpy.ascontiguousarray({t}).reshape({full})"
+        if _shape(x) != full or w.layout(x) != "C":
+            t = f"{w.contig(x) if t == w.text(x, ATOM) else t}.reshape({full})"
         target = batch + mat
         if full != target:
             t = f"numpy.ascontiguousarray(numpy.broadcast_to({t}, {target}))"
-        elif w.layout(x) != "C":
-            t = f"numpy.ascontiguousarray({t})"
         return f"{t}.reshape(({nb}, {mat[0]}, {mat[1]}))"
 
     r = f"{w.helper('_bmm')}({operand(a, a3, a3[-2:])}, {operand(b, b3, b3[-2:])})"
@@ -1018,8 +1024,8 @@ def _tensordot(w: NumbaWriter, v: Value) -> tuple[str, int, str]:
         ax_a, ax_b = list(range(len(sa) - n, len(sa))), list(range(n))
     else:
         ax_a, ax_b = axes
-        ax_a = [ax_a] if isinstance(ax_a, (int, numpy.integer)) else list(ax_a)
-        ax_b = [ax_b] if isinstance(ax_b, (int, numpy.integer)) else list(ax_b)
+        ax_a = [int(ax_a)] if isinstance(ax_a, (int, numpy.integer)) else list(ax_a)
+        ax_b = [int(ax_b)] if isinstance(ax_b, (int, numpy.integer)) else list(ax_b)
         ax_a = [int(d) % len(sa) for d in ax_a] if sa else []
         ax_b = [int(d) % len(sb) for d in ax_b] if sb else []
     if sa == () or sb == ():
@@ -1068,7 +1074,6 @@ def _einsum(w: NumbaWriter, v: Value) -> tuple[str, int, str]:
 def _trace(w: NumbaWriter, v: Value) -> tuple[str, int, str]:
     x = v.args[0]
     kw = v.kw
-    diag = _Expr("", (), v.dtype)
     text, lay = w.gather(x, lambda a: numpy.diagonal(a, kw.get("offset", 0),
                                                       kw.get("axis1", 0), kw.get("axis2", 1)))
     dshape = numpy.diagonal(numpy.empty(_shape(x)), kw.get("offset", 0), kw.get("axis1", 0),
@@ -1099,8 +1104,7 @@ def _transpose(w: NumbaWriter, v: Value) -> tuple[str, int, str]:
     if v.prim is P.transpose:
         perm = tuple(int(a) % nd for a in v.kw["axes"])
     else:
-        idx = numpy.arange(max(nd, 1)).reshape(_shape(x)) if False else None  # noqa: F841
-        probe = numpy.empty(tuple(range(2, 2 + nd)))
+        probe = numpy.empty(tuple(range(2, 2 + nd)))     # distinct sizes name the axes
         moved = v.prim.fun(probe, *(v.kw[k] for k in (("axis1", "axis2")  # type: ignore[union-attr]
                                                       if v.prim is P.swapaxes
                                                       else ("source", "destination"))))
@@ -1206,7 +1210,8 @@ def _sort(w: NumbaWriter, v: Value) -> tuple[str, int, str]:
 @_form(P.sort_permute)
 def _sort_permute(w: NumbaWriter, v: Value) -> tuple[str, int, str]:
     g, x = v.args
-    return _along_last(w, v, x, g, lambda x2, g2: f"{w.helper('_sort_permute_last')}({g2}, {x2})")
+    return _along_last(w, v, x, g,
+                       lambda x2, g2: f"{w.helper('_sort_permute_last')}({g2}, {x2})")
 
 
 def _along_last(w: NumbaWriter, v: Value, x: Any, g: Any,
@@ -1231,11 +1236,6 @@ def _along_last(w: NumbaWriter, v: Value, x: Any, g: Any,
     if ax == nd - 1:
         return r, ATOM, "C"
     return f"{r}.transpose({tuple(int(i) for i in numpy.argsort(perm))})", ATOM, "A"
-
-
-@_form(P.logsumexp, P.softmax, P.log_softmax, P.xlogy)
-def _statement_only(w: NumbaWriter, v: Value) -> tuple[str, int, str]:  # pragma: no cover
-    raise Unsupported(v.prim.name if v.prim else "?", "internal: written as statements")
 
 
 @_form(P.sigmoid)
@@ -1331,7 +1331,8 @@ def _scatter_into(w: NumbaWriter, name: str, base: str, lin: numpy.ndarray, g: A
         elif w.layout(g) != "C":
             gt = f"numpy.ascontiguousarray({gt})"
         call = f"{w.helper(f'_scatter_{kind}')}({name}, {k}, {gt}.ravel())"
-    return [f"{name} = {base}", call, f"{name} = {name}.reshape({shape})"]
+    last = f"{name} = {name}[0]" if shape == () else f"{name} = {name}.reshape({shape})"
+    return [f"{name} = {base}", call, last]
 
 
 @_lines(P.scatter_add)
@@ -1480,7 +1481,7 @@ class Generated:
         self.n_inputs = n_inputs
         self.arg_consts = arg_consts
         self.results = results
-        self.plan = plan                     # per output: ("kernel", i) / ("const", a) / ("input", i)
+        self.plan = plan            # per output: ("kernel", i), ("const", a) or ("input", i)
 
 
 def generate(prog: Program, label: str = "f") -> Generated:
@@ -1510,18 +1511,23 @@ def generate(prog: Program, label: str = "f") -> Generated:
             results.append(o)
             rets.append(w.ref(o)[0])
     # constants: small ones written into the module, large ones passed in
-    inline, passed = [], []
+    inline: list[int] = []
+    passed: list[int] = []
     for i, c in enumerate(w.consts):
         (inline if c.size <= INLINE_CONST_LIMIT else passed).append(i)
     kparams = params + [f"_k{i}" for i in passed]
-    prologue = [f"{p} = numpy.ascontiguousarray({p})" for p, v in zip(params, prog.inputs)
-                if v.shape != ()]
+    checks = [f"{p}.shape != {tuple(v.shape)}" for p, v in zip(params, prog.inputs)
+              if v.shape != ()]
+    prologue = []
+    for i in range(0, len(checks), 4):
+        prologue += [f"if {' or '.join(checks[i:i + 4])}:", "    raise ShapeMismatch()"]
     ret = f"({', '.join(rets)}{',' if len(rets) == 1 else ''})"
     kernel = "kernel"
     lines = ["# generated by chainrule.jit (backend='numba'); edits are overwritten",
              f"# program: {label}",
              "import numpy",
-             "from numba import njit", ""]
+             "from numba import njit",
+             "from chainrule.numba_backend import ShapeMismatch", ""]
     for i in inline:
         lines.append(f"_k{i} = {_array_text(w.consts[i])}")
     if inline:
@@ -1553,7 +1559,8 @@ def _writable_dir() -> str:
             return d
     except OSError:
         pass
-    d = os.path.join(tempfile.gettempdir(), f"chainrule-numba-{os.getuid() if hasattr(os, 'getuid') else 'u'}")
+    user = os.getuid() if hasattr(os, "getuid") else "user"
+    d = os.path.join(tempfile.gettempdir(), f"chainrule-numba-{user}")
     os.makedirs(d, exist_ok=True)
     return d
 
@@ -1629,6 +1636,22 @@ def build(gen: Generated, input_shapes: list[tuple[int, ...]],
     run = ns["run"]
     run.kernel = kernel
     return run  # type: ignore[no-any-return]
+
+
+def _behaved(a: Any) -> Any:
+    if type(a) is numpy.ndarray and a.ndim and not (a.flags.carray and a.dtype.isnative):
+        return numpy.array(a, order="C", dtype=a.dtype.newbyteorder("="))
+    return a
+
+
+def safe(run: Callable[..., Any]) -> Callable[..., Any]:
+    """``run`` for any arrays: non-contiguous, read-only or unaligned ones are copied first
+    (the kernel is compiled for C-contiguous, writable arrays only)."""
+    def call(*args: Any) -> Any:
+        return run(*map(_behaved, args))
+    call.kernel = run.kernel  # type: ignore[attr-defined]
+    call.raw = run  # type: ignore[attr-defined]
+    return call
 
 
 def compile_errors() -> tuple[type[BaseException], ...]:

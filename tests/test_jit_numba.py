@@ -1,0 +1,405 @@
+"""jit(backend="numba"): the NumPy backend's program, compiled by Numba, computes the same numbers.
+
+* Every function of the op list (op_cases.CASES) is either written for Numba or listed in
+  FALLBACK with the reason.  Today only ``einsum`` falls back (Numba has no numpy.einsum).
+* The gradients of every supported case equal the NumPy backend's to 1e-12 (float64).  Numba
+  compiles slowly, so the cases are compiled as a few combined programs (the sum of the cases'
+  losses: each case's gradient is untouched by the others), by two worker processes started
+  when this module's first test runs, with NUMBA_OPT=0 (LLVM's optimisation level changes no
+  result: no fast-math flags are used) and a temporary cache directory.
+* A program with an unsupported operation runs on NumPy with exactly one JitFallbackWarning.
+* A second process finds the compiled code in the disk cache: its first call is a fraction of
+  the cold compilation.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+
+import numpy
+import pytest
+
+numba = pytest.importorskip("numba")
+
+from op_cases import CASES  # noqa: E402
+
+import chainrule as cr  # noqa: E402
+from chainrule import numba_backend, seed  # noqa: E402
+
+jitmod = importlib.import_module("chainrule.jit")
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# Selecting by a mask computed from values cannot be compiled at all (test_jit.py).
+VALUE_DEPENDENT = {"getitem-tensor-mask"}
+
+# The cases that run on the NumPy backend instead, with the operation and why.
+FALLBACK = {
+    "einsum-matmul": ("einsum", "Numba has no numpy.einsum"),
+    "einsum-implicit": ("einsum", "Numba has no numpy.einsum"),
+    "einsum-batch-ellipsis": ("einsum", "Numba has no numpy.einsum"),
+    "einsum-trace": ("einsum", "Numba has no numpy.einsum"),
+    "einsum-diag": ("einsum", "Numba has no numpy.einsum"),
+    "einsum-sum-only": ("einsum", "Numba has no numpy.einsum"),
+    "einsum-three": ("einsum", "Numba has no numpy.einsum"),
+}
+
+JIT_CASES = [c for c in CASES if c.id not in VALUE_DEPENDENT]
+SUPPORTED = [c for c in JIT_CASES if c.id not in FALLBACK]
+N_GROUPS = 8              # compiled programs: even groups in one worker, odd in the other
+GROUPS = [SUPPORTED[i * len(SUPPORTED) // N_GROUPS:(i + 1) * len(SUPPORTED) // N_GROUPS]
+          for i in range(N_GROUPS)]
+EXTRA = ["mlp-float32"]           # a float32 network with integer labels (gather/scatter)
+
+
+def _loss(case):
+    # the square gives every rule a cotangent that is not a constant (so nothing is folded away)
+    return lambda *a: (case.fun(*a) ** 2).sum()
+
+
+def _group_step(group):
+    sizes = [len(c.inputs) for c in group]
+
+    def total(*xs):
+        out, k = 0.0, 0
+        for c, n in zip(group, sizes):
+            out = out + _loss(c)(*xs[k:k + n])
+            k += n
+        return out
+
+    return cr.value_and_grad(total, argnums=tuple(range(sum(sizes))))
+
+
+def _group_inputs(group, trial):
+    rng = numpy.random.default_rng(3 + trial)
+    return [x + 0.01 * trial * rng.standard_normal(x.shape) for c in group for x in c.inputs]
+
+
+def _mlp_f32():
+    rng = numpy.random.default_rng(0)
+    f32 = numpy.float32
+    X = rng.standard_normal((16, 8)).astype(f32)
+    y = rng.integers(0, 5, size=16)
+    W1 = (rng.standard_normal((8, 12)) * 0.4).astype(f32)
+    W2 = (rng.standard_normal((12, 5)) * 0.4).astype(f32)
+    b1 = numpy.full(12, 0.1, f32)
+
+    def loss(W1, b1, W2, X, y):
+        h = numpy.tanh(X @ W1 + b1)
+        z = numpy.maximum(h, 0.5 * h) @ W2
+        z = z - z.max(axis=1, keepdims=True)
+        logp = z - numpy.log(numpy.exp(z).sum(axis=1, keepdims=True))
+        return -logp[numpy.arange(len(y)), y].mean() + 1e-3 * (W1 * W1).sum()
+
+    return cr.value_and_grad(loss, argnums=(0, 1, 2)), [W1, b1, W2, X, y]
+
+
+def _program(name):
+    """(value_and_grad function, list of input lists for two trials) of one program."""
+    if name == "mlp-float32":
+        step, args = _mlp_f32()
+        rng = numpy.random.default_rng(5)
+        other = [a + (0.01 * rng.standard_normal(a.shape)).astype(a.dtype)
+                 if a.dtype.kind == "f" else a for a in args]
+        return step, [args, other]
+    group = GROUPS[int(name)]
+    return _group_step(group), [_group_inputs(group, 0), _group_inputs(group, 1)]
+
+
+def _leaves(out):
+    value, grads = out
+    return [value] + list(grads)
+
+
+# ---------------------------------------------------------------------------------------------
+# Workers (run as ``python test_jit_numba.py --worker OUT NAME...``)
+# ---------------------------------------------------------------------------------------------
+
+def _worker(out_path, names):
+    report = {}
+    arrays = {}
+    for name in names:
+        step, trials = _program(name)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            f = cr.jit(step, backend="numba")
+            t0 = time.perf_counter()
+            results = [_leaves(f(*args)) for args in trials]
+            seconds = time.perf_counter() - t0
+        report[name] = {"backends": sorted({c.backend for c in f.cache.values()}),
+                        "fallback": [c.fallback for c in f.cache.values() if c.fallback],
+                        "warnings": [str(w.message) for w in caught],
+                        "seconds": round(seconds, 2)}
+        for t, leaves in enumerate(results):
+            for i, leaf in enumerate(leaves):
+                arrays[f"{name}|{t}|{i}"] = numpy.asarray(leaf)
+    numpy.savez(out_path + ".npz", **arrays)
+    with open(out_path + ".json", "w") as fh:
+        json.dump(report, fh)
+
+
+class _Workers:
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="chainrule-numba-test-")
+        src = os.path.dirname(os.path.dirname(os.path.abspath(cr.__file__)))
+        env = dict(os.environ, CHAINRULE_CACHE_DIR=os.path.join(self.dir, "cache"),
+                   NUMBA_OPT="0",
+                   PYTHONPATH=os.pathsep.join([src, HERE, os.environ.get("PYTHONPATH", "")]))
+        halves = [[str(i) for i in range(0, N_GROUPS, 2)] + EXTRA,
+                  [str(i) for i in range(1, N_GROUPS, 2)]]
+        self.where = {}
+        self.procs = []
+        for k, names in enumerate(halves):
+            out = os.path.join(self.dir, f"worker{k}")
+            for n in names:
+                self.where[n] = (k, out)
+            self.procs.append(subprocess.Popen(
+                [sys.executable, os.path.abspath(__file__), "--worker", out, *names], env=env,
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        self.loaded = {}
+
+    def result(self, name):
+        k, out = self.where[name]
+        if k not in self.loaded:
+            log, _ = self.procs[k].communicate(timeout=600)
+            assert self.procs[k].returncode == 0, f"numba worker {k} failed:\n{log[-4000:]}"
+            with open(out + ".json") as fh:
+                report = json.load(fh)
+            self.loaded[k] = (report, dict(numpy.load(out + ".npz")))
+        report, arrays = self.loaded[k]
+        return report[name], [[arrays[f"{name}|{t}|{i}"] for i in range(_count(arrays, name, t))]
+                              for t in range(2)]
+
+    def close(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _count(arrays, name, t):
+    return sum(1 for k in arrays if k.startswith(f"{name}|{t}|"))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def workers():
+    w = _Workers()              # compiling in the background while the cheap tests run
+    yield w
+    w.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Which cases Numba takes
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("case", JIT_CASES, ids=[c.id for c in JIT_CASES])
+def test_every_case_is_written_for_numba_or_listed_as_a_fallback(case):
+    n = len(case.inputs)
+    step = cr.value_and_grad(_loss(case), argnums=tuple(range(n)))
+    prog, _ = jitmod._trace(step, tuple(case.inputs), {}, ())
+    if case.id in FALLBACK:
+        op, why = FALLBACK[case.id]
+        with pytest.raises(numba_backend.Unsupported) as info:
+            numba_backend.generate(prog)
+        assert info.value.op == op and why in info.value.reason
+    else:
+        source = numba_backend.generate(prog).source
+        assert "def kernel(" in source and "chainrule" in source
+
+
+# ---------------------------------------------------------------------------------------------
+# Same numbers
+# ---------------------------------------------------------------------------------------------
+
+def _compare(got, want, rtol, label):
+    assert len(got) == len(want), label
+    for i, (a, b) in enumerate(zip(got, want)):
+        b = numpy.asarray(b)
+        assert a.shape == b.shape and a.dtype == b.dtype, (
+            f"{label}, output {i}: {a.shape} {a.dtype} vs NumPy backend {b.shape} {b.dtype}")
+        scale = float(numpy.max(numpy.abs(b))) if b.size else 1.0
+        numpy.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * max(scale, 1.0),
+                                      err_msg=f"{label}, output {i}")
+
+
+def _which(group, i):
+    """The case whose input the i-th gradient belongs to (output 0 is the value)."""
+    if i == 0:
+        return "the value"
+    k = i - 1
+    for c in group:
+        if k < len(c.inputs):
+            return f"case {c.id}, gradient {k}"
+        k -= len(c.inputs)
+    return "?"  # pragma: no cover
+
+
+@pytest.mark.parametrize("g", range(N_GROUPS),
+                         ids=[f"{grp[0].id}..{grp[-1].id}" for grp in GROUPS])
+def test_numba_gradients_equal_the_numpy_backend(workers, g):
+    report, got = workers.result(str(g))
+    assert report["backends"] == ["numba"], report
+    assert not report["warnings"], report["warnings"]
+    step, trials = _program(str(g))
+    reference = cr.jit(step)                 # the NumPy backend
+    for t, args in enumerate(trials):       # the second trial runs the cached kernel
+        want = _leaves(reference(*args))
+        assert len(got[t]) == len(want)
+        for i, (a, b) in enumerate(zip(got[t], want)):
+            _compare([a], [b], 1e-12, f"trial {t}, {_which(GROUPS[g], i)}")
+
+
+def test_float32_network_with_integer_labels(workers):
+    report, got = workers.result("mlp-float32")
+    assert report["backends"] == ["numba"] and not report["warnings"], report
+    step, trials = _program("mlp-float32")
+    reference = cr.jit(step)
+    for t, args in enumerate(trials):
+        want = _leaves(reference(*args))
+        assert all(numpy.asarray(w).dtype == numpy.float32 for w in want)
+        _compare(got[t], want, 2e-6, f"float32 trial {t}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Fallback, installation, auto
+# ---------------------------------------------------------------------------------------------
+
+def test_an_unsupported_operation_falls_back_with_one_warning():
+    def loss(a, b):
+        return (numpy.einsum("ij,jk->ik", a, b) ** 2).sum()
+
+    step = cr.value_and_grad(loss, argnums=(0, 1))
+    f = cr.jit(step, backend="numba")
+    rng = numpy.random.default_rng(0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        results = [f(rng.standard_normal((3, 4)), rng.standard_normal((4, 2)))
+                   for _ in range(3)]
+        results.append(f(rng.standard_normal((5, 4)), rng.standard_normal((4, 2))))
+    ours = [w for w in caught if issubclass(w.category, cr.JitFallbackWarning)]
+    assert len(ours) == 1 and len(caught) == 1, [str(w.message) for w in caught]
+    message = str(ours[0].message)
+    assert "einsum" in message and "NumPy backend" in message
+    assert issubclass(cr.JitFallbackWarning, UserWarning)
+    assert f.cache_info() == {"signatures": 2, "numpy": 2, "numba": 0}
+    entry = next(iter(f.cache.values()))
+    assert entry.backend == "numpy" and "einsum" in entry.fallback
+    rng = numpy.random.default_rng(0)
+    a, b = rng.standard_normal((3, 4)), rng.standard_normal((4, 2))
+    v, (da, db) = results[0]
+    v2, (da2, db2) = step(a, b)
+    assert v == v2
+    numpy.testing.assert_array_equal(da, da2)
+    numpy.testing.assert_array_equal(db, db2)
+
+
+def test_backend_numba_without_numba_says_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "numba", None)       # "import numba" now fails
+    with pytest.raises(ImportError, match=r'pip install "chainrule\[fast\]"'):
+        cr.jit(lambda x: x.sum(), backend="numba")
+    monkeypatch.setattr(numba_backend, "available", lambda: False)
+    f = cr.jit(cr.grad(lambda x: (x * x).sum()), backend="auto")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                      # quietly NumPy
+        numpy.testing.assert_array_equal(f(numpy.ones(3)), 2 * numpy.ones(3))
+    assert f.cache_info()["numpy"] == 1
+
+
+def test_unknown_backend_is_refused():
+    with pytest.raises(ValueError, match="backend"):
+        cr.jit(lambda x: x, backend="cuda")
+
+
+def test_auto_takes_numba_for_small_products_and_numpy_for_large_ones(tmp_path, monkeypatch):
+    monkeypatch.setenv("CHAINRULE_CACHE_DIR", str(tmp_path))
+    f = cr.jit(cr.value_and_grad(lambda w, x: ((x @ w) ** 2).sum()), backend="auto")
+    small = f(numpy.ones(3), numpy.ones((2, 3)))
+    assert f.cache_info()["numba"] == 1
+    # a 512 x 512 x 512 product (2.7e8 floating-point operations) is BLAS-bound: NumPy
+    n = 512
+    big = f(numpy.eye(n), numpy.ones((n, n)))
+    assert f.cache_info() == {"signatures": 2, "numpy": 1, "numba": 1}
+    assert jitmod.AUTO_NUMBA_MAX_FLOPS < 2 * n ** 3
+    numpy.testing.assert_allclose(small[1], [12.0] * 3)
+    numpy.testing.assert_allclose(big[0], n * n)
+
+
+def test_shapes_dtypes_and_layouts_reach_the_right_kernel(tmp_path, monkeypatch):
+    monkeypatch.setenv("CHAINRULE_CACHE_DIR", str(tmp_path))
+    f = cr.jit(cr.value_and_grad(lambda x: (x * x).sum() * 0.5), backend="numba")
+    v, g = f(numpy.arange(3.0))
+    assert v == 2.5 and g.tolist() == [0.0, 1.0, 2.0]
+    v, g = f(numpy.arange(4.0))                           # new shape: a second kernel
+    assert v == 7.0 and g.shape == (4,)
+    v, g = f(numpy.arange(3.0))                           # back to the first one
+    assert v == 2.5
+    v, g = f(numpy.arange(3.0, dtype=numpy.float32))      # new dtype: a third
+    assert g.dtype == numpy.float32 and v.dtype == numpy.float32 and v == 2.5
+    x = numpy.arange(6.0)[::2]                             # not contiguous: copied, same kernel
+    v, g = f(x)
+    assert v == 0.5 * (0 + 4 + 16) and g.tolist() == [0.0, 2.0, 4.0]
+    assert f.cache_info() == {"signatures": 3, "numpy": 0, "numba": 3}
+    with pytest.raises(TypeError):
+        f([1.0, 2.0])                                      # lists are not arrays
+
+
+# ---------------------------------------------------------------------------------------------
+# The disk cache, across processes
+# ---------------------------------------------------------------------------------------------
+
+FIRST_CALL = """
+import json, time, sys
+import numpy, numba                      # imported before the clock starts
+import chainrule as cr
+from chainrule import seed
+step = cr.jit(cr.value_and_grad(seed.forward, argnums=tuple(range(2, 10))), backend="numba")
+t0 = time.perf_counter()
+value, grads = step(seed.X, seed.T, *seed.PARAMS.values())
+first = time.perf_counter() - t0
+entry = next(iter(step.cache.values()))
+print(json.dumps({"first": first, "backend": entry.backend, "value": float(value),
+                  "dw1": grads[0].tolist()}))
+"""
+
+
+def test_a_second_process_reuses_the_disk_cache(tmp_path):
+    src = os.path.dirname(os.path.dirname(os.path.abspath(cr.__file__)))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_")}
+    env.update(CHAINRULE_CACHE_DIR=str(tmp_path),
+               PYTHONPATH=os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]))
+
+    def run():
+        out = subprocess.run([sys.executable, "-c", FIRST_CALL], env=env, capture_output=True,
+                             text=True, timeout=300)
+        assert out.returncode == 0, out.stderr[-3000:]
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    cold = run()
+    files = sorted(os.listdir(tmp_path))
+    assert any(f.startswith("cr_") and f.endswith(".py") for f in files), files
+    assert any(f.endswith(".nbi") for f in os.listdir(tmp_path / "__pycache__"))
+    warm = run()
+    assert cold["backend"] == warm["backend"] == "numba"
+    assert warm["value"] == cold["value"] and warm["dw1"] == cold["dw1"]
+    eager = cr.value_and_grad(seed.forward, argnums=2)(*_seed_args())[0]
+    assert math.isclose(cold["value"], float(eager), rel_tol=1e-12)
+    # the cold call compiles (seconds); the warm one loads the machine code
+    assert warm["first"] < 0.25 * cold["first"], (cold["first"], warm["first"])
+
+
+def _seed_args():
+    return (seed.X, seed.T, *seed.PARAMS.values())
+
+
+if __name__ == "__main__" and len(sys.argv) > 2 and sys.argv[1] == "--worker":
+    _worker(sys.argv[2], sys.argv[3:])
