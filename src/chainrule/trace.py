@@ -9,7 +9,6 @@ parameter names (``W[0]`` for pytree leaves), and its local variables when it re
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +18,7 @@ import numpy
 from .graph import Node, Step, backward_pass
 from .pytree import flatten, leaf_paths, unflatten
 from .tensor import Tensor, _leaf, enable_grad, tracing
+from .transforms import _param_names
 
 __all__ = ["Recording", "record"]
 
@@ -40,15 +40,6 @@ class Recording:
     steps: list[Step]                    # the backward walk, newest node first
     grads: list[Any]                     # d(output)/d(input) per ``wrt``, recorded tensors
     summed_output: bool                  # a non-scalar output was summed before differentiating
-
-
-def _param_names(fun: Callable[..., Any], n: int) -> list[str]:
-    try:
-        params = [p.name for p in inspect.signature(fun).parameters.values()
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    except (TypeError, ValueError):
-        params = []
-    return [params[i] if i < len(params) else f"arg{i}" for i in range(n)]
 
 
 def _is_array(x: Any) -> bool:

@@ -8,6 +8,7 @@ Each is written once for "differentiate these leaves"; :func:`_trace_call` lifts
 from __future__ import annotations
 
 import functools
+import inspect
 import operator
 from collections.abc import Callable
 from typing import Any
@@ -106,13 +107,13 @@ def _trace_call(fun: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str
 
 
 def _param_names(fun: Callable[..., Any], n: int) -> list[str]:
+    """The names of ``fun``'s first ``n`` positional parameters (``arg2`` where it has none)."""
     try:
-        import inspect
         params = [p.name for p in inspect.signature(fun).parameters.values()
                   if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     except (TypeError, ValueError):
         params = []
-    return [params[i] if i < len(params) else f"#{i}" for i in range(n)]
+    return [params[i] if i < len(params) else f"arg{i}" for i in range(n)]
 
 
 def _owned(g: Any, seen: set[int]) -> Any:
