@@ -26,6 +26,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 import chainrule as cr
 
+from .. import functions as _stable  # the stable primitives, one implementation
+
 __all__ = [
     # activations
     "relu", "leaky_relu", "elu", "selu", "gelu", "sigmoid", "log_sigmoid", "tanh", "softplus",
@@ -181,7 +183,7 @@ def sigmoid(x: Any) -> Any:
     >>> F.sigmoid(numpy.array([-1000.0, 0.0, 1000.0]))
     array([0. , 0.5, 1. ])
     """
-    return numpy.exp(-numpy.logaddexp(0, -x))
+    return _stable.sigmoid(x)
 
 
 def log_sigmoid(x: Any) -> Any:
@@ -194,7 +196,7 @@ def log_sigmoid(x: Any) -> Any:
     >>> F.log_sigmoid(numpy.array([-1000.0]))
     array([-1000.])
     """
-    return -numpy.logaddexp(0, -x)
+    return _stable.log_sigmoid(x)
 
 
 def tanh(x: Any) -> Any:
@@ -224,8 +226,8 @@ def softplus(x: Any, beta: float = 1.0) -> Any:
     array([1000.])
     """
     if beta == 1:
-        return numpy.logaddexp(0, x)
-    return numpy.logaddexp(0, x * beta) / beta
+        return _stable.softplus(x)
+    return _stable.softplus(x * beta) / beta
 
 
 def silu(x: Any) -> Any:
@@ -251,10 +253,7 @@ def logsumexp(x: Any, dim: int | tuple[int, ...] = -1, keepdim: bool = False) ->
     >>> float(F.logsumexp(numpy.array([1000.0, 1000.0])))   # 1000 + log 2
     1000.6931471805599
     """
-    m = numpy.max(_stop(x), axis=dim, keepdims=True)
-    m = numpy.where(numpy.isfinite(_arr(m)), m, 0.0)
-    out = numpy.log(numpy.sum(numpy.exp(x - m), axis=dim, keepdims=True)) + m
-    return out if keepdim else numpy.squeeze(out, axis=dim)
+    return _stable.logsumexp(x, axis=dim, keepdims=keepdim)
 
 
 def softmax(x: Any, dim: int = -1) -> Any:
@@ -267,9 +266,7 @@ def softmax(x: Any, dim: int = -1) -> Any:
     >>> F.softmax(numpy.array([[1000.0, 1000.0]]))
     array([[0.5, 0.5]])
     """
-    m = numpy.max(_stop(x), axis=dim, keepdims=True)
-    e = numpy.exp(x - m)
-    return e / numpy.sum(e, axis=dim, keepdims=True)
+    return _stable.softmax(x, axis=dim)
 
 
 def log_softmax(x: Any, dim: int = -1) -> Any:
@@ -282,9 +279,7 @@ def log_softmax(x: Any, dim: int = -1) -> Any:
     >>> F.log_softmax(numpy.array([[0.0, 2000.0]]))
     array([[-2000.,     0.]])
     """
-    m = numpy.max(_stop(x), axis=dim, keepdims=True)
-    shifted = x - m
-    return shifted - numpy.log(numpy.sum(numpy.exp(shifted), axis=dim, keepdims=True))
+    return _stable.log_softmax(x, axis=dim)
 
 
 # =============================================================================================
