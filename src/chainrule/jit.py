@@ -335,6 +335,7 @@ def _compile_numba(prog: Program, out_tree: Any, label: str, flat: list[Any]
         gen = numba_backend.generate(prog, label)
     except numba_backend.Unsupported as e:
         return None, f"Numba cannot compile `{e.op}` ({e.reason})", e.op
+    errors = numba_backend.compile_errors()         # imports numba
     try:
         with numba_backend.quiet():
             raw = numba_backend.build(gen, [tuple(v.shape) for v in prog.inputs],
@@ -344,7 +345,7 @@ def _compile_numba(prog: Program, out_tree: Any, label: str, flat: list[Any]
         # One specialisation only: other dtypes or layouts must not compile silently (this
         # code was written for these dtypes); ``run`` copies odd layouts into this one.
         raw.kernel.disable_compile()  # type: ignore[attr-defined]
-    except numba_backend.compile_errors() as e:
+    except errors as e:
         return None, ("Numba failed to compile the generated program ("
                       f"{numba_backend.describe_failure(e, gen.source)})"), "compile"
     compiled = Compiled(gen.source, run, out_tree, len(prog.ops()), "numba")

@@ -75,9 +75,24 @@ class Unsupported(Exception):
         self.reason = reason
 
 
+_AVAILABLE: list[bool] = []
+
+
 def available() -> bool:
-    """Whether Numba can be imported (without importing it)."""
-    return importlib.util.find_spec("numba") is not None
+    """Whether Numba is installed and imports (a Numba too old for this NumPy raises
+    ImportError on import: that counts as not available)."""
+    if not _AVAILABLE:
+        try:
+            found = importlib.util.find_spec("numba") is not None
+        except (ImportError, ValueError):
+            found = False
+        if found:
+            try:
+                import numba  # noqa: F401
+            except ImportError:
+                found = False
+        _AVAILABLE.append(found)
+    return _AVAILABLE[0]
 
 
 def require() -> Any:
@@ -677,6 +692,7 @@ class NumbaWriter(Writer):
 
     def matmul2(self, a: Any, b: Any, dtype: Any) -> str:
         """``numpy.dot`` of two 1-d/2-d operands (F-contiguous is fine for BLAS)."""
+        _need_scipy("dot")
         if numpy.dtype(dtype).kind != "f":
             raise Unsupported("dot", "matrix products of integers or booleans (Numba's "
                               "numpy.dot is for floats)")
@@ -696,6 +712,7 @@ class NumbaWriter(Writer):
         m = math.prod(sa[d] for d in free_a)
         k = math.prod(sa[d] for d in axes_a)
         n = math.prod(sb[d] for d in free_b)
+        _need_scipy("tensordot")
         ta = self._as2d(a, free_a + list(axes_a), (m, k))
         tb = self._as2d(b, list(axes_b) + free_b, (k, n))
         if numpy.dtype(dtype).kind != "f":
@@ -738,6 +755,12 @@ class NumbaWriter(Writer):
         if lin.ndim != 1:
             r = f"{r}.reshape({lin.shape})"
         return r, "C"
+
+
+def _need_scipy(op: str) -> None:
+    """Numba's numpy.dot calls SciPy's BLAS (scipy.linalg.cython_blas)."""
+    if importlib.util.find_spec("scipy") is None:
+        raise Unsupported(op, "Numba's numpy.dot needs SciPy's BLAS: pip install scipy")
 
 
 def _shape(x: Any) -> tuple[int, ...]:
@@ -930,6 +953,7 @@ def _norm(w: NumbaWriter, v: Value) -> tuple[str, int, str]:
     axes = _axes(axis, len(shape))
     if ord_ is None and axis is None:
         # NumPy: sqrt(dot(x.ravel(), x.ravel())) for any number of dimensions
+        _need_scipy("linalg.norm")
         f = w.flat(x)
         s = f"numpy.sqrt(numpy.dot({f}, {f}))"
         if keep:
@@ -1010,6 +1034,7 @@ def _matmul(w: NumbaWriter, v: Value) -> tuple[str, int, str]:
             t = f"numpy.ascontiguousarray(numpy.broadcast_to({t}, {target}))"
         return f"{t}.reshape(({nb}, {mat[0]}, {mat[1]}))"
 
+    _need_scipy("matmul")
     r = f"{w.helper('_bmm')}({operand(a, a3, a3[-2:])}, {operand(b, b3, b3[-2:])})"
     return f"{r}.reshape({v.shape})", ATOM, "C"
 
@@ -1062,6 +1087,7 @@ def _outer(w: NumbaWriter, v: Value) -> tuple[str, int, str]:
 @_form(P.vdot)
 def _vdot(w: NumbaWriter, v: Value) -> tuple[str, int, str]:
     a, b = v.args
+    _need_scipy("vdot")
     return f"numpy.dot({w.flat(a)}, {w.flat(b)})", ATOM, "S"
 
 
