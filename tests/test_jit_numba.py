@@ -55,7 +55,7 @@ FALLBACK = {
 
 JIT_CASES = [c for c in CASES if c.id not in VALUE_DEPENDENT]
 SUPPORTED = [c for c in JIT_CASES if c.id not in FALLBACK]
-N_GROUPS = 8              # compiled programs: even groups in one worker, odd in the other
+N_GROUPS = 16             # compiled programs: even groups in one worker, odd in the other
 GROUPS = [SUPPORTED[i * len(SUPPORTED) // N_GROUPS:(i + 1) * len(SUPPORTED) // N_GROUPS]
           for i in range(N_GROUPS)]
 EXTRA = ["mlp-float32"]           # a float32 network with integer labels (gather/scatter)
