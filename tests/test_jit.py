@@ -119,3 +119,28 @@ def test_integer_labels_index_inside_jit_and_stay_variables():
         numpy.testing.assert_allclose(g, g_e, rtol=1e-13)
     assert step.cache_info()["signatures"] == 1
     assert "a2]" in step.source(W, X, y)    # the labels are read at run time, not frozen
+
+
+def test_functions_without_gradient_are_traced_not_frozen():
+    f = cr.jit(lambda x: numpy.argmax(x, axis=1) * 1.0 + x.sum(axis=1))
+    x = numpy.array([[1.0, 2.0], [3.0, 0.0]])
+    f(x)
+    numpy.testing.assert_array_equal(f(-x), numpy.argmax(-x, axis=1) * 1.0 + (-x).sum(axis=1))
+
+
+def test_numpy_scalar_constants_keep_their_type():
+    g = lambda x: x * numpy.float64(2.0)  # noqa: E731
+    x = numpy.ones(3, numpy.float32)
+    assert cr.jit(g)(x).dtype == g(x).dtype == numpy.float64
+    h = lambda x: x * 2.0  # noqa: E731
+    assert cr.jit(h)(x).dtype == h(x).dtype == numpy.float32
+
+
+def test_tracing_under_a_running_profiler():
+    import cProfile
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        assert cr.jit(lambda x: (x * x).sum())(numpy.ones(3)) == 3.0
+    finally:
+        profiler.disable()

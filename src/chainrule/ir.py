@@ -279,6 +279,9 @@ def simplify(prog: Program, fold: bool = True, keep_sizes: bool = False) -> Prog
             if fold and v.args and all(is_const(a, keep_sizes) for a in v.args) \
                     and not v.prim.nondiff and v.prim is not P.scatter_add:
                 data = v.prim.fun(*(const_value(a) for a in v.args), **v.kw)
+                if all(type(a) in (int, float, bool, Size) for a in v.args) \
+                        and numpy.ndim(data) == 0:
+                    data = data.item()      # Python numbers in, a Python number out (weak type)
                 v.op, v.args, v.kw, v.const = CONST, [], {}, data
         kept.append(v)
     prog.values = kept

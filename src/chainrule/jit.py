@@ -209,12 +209,12 @@ def jit(fun: Callable[..., Any], static_argnums: int | tuple[int, ...] = (),
         by = [c.backend for c in cache.values()]
         return {"signatures": len(cache), "numpy": by.count("numpy"), "numba": by.count("numba")}
 
-    wrapped.cache_info = cache_info  # type: ignore[attr-defined]
     def clear_cache() -> None:
         cache.clear()
         fast.clear()
         guard[0] = None
 
+    wrapped.cache_info = cache_info  # type: ignore[attr-defined]
     wrapped.clear_cache = clear_cache  # type: ignore[attr-defined]
     wrapped.source = source  # type: ignore[attr-defined]
     wrapped.cache = cache  # type: ignore[attr-defined]

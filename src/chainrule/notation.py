@@ -49,6 +49,8 @@ class Literals:
     def __call__(self, x: Any) -> str:
         if isinstance(x, bool) or x is None:
             return repr(x)
+        if isinstance(x, numpy.floating):       # before float: numpy.float64 subclasses it
+            return self.array(numpy.asarray(x))
         if isinstance(x, int):
             return repr(int(x))
         if isinstance(x, float):
@@ -72,7 +74,8 @@ class Literals:
 
     def array(self, a: numpy.ndarray) -> str:
         if a.ndim == 0 and a.dtype.kind == "f" and a.dtype == numpy.float64:
-            return _float(float(a))
+            # a NumPy float64 keeps its type in NumPy's promotion (a Python float would not)
+            return f"numpy.float64({_float(float(a))})"
         if a.ndim == 0 and a.dtype.kind in "iub" and a.dtype in (numpy.int64, numpy.bool_):
             return repr(a.item())
         if a.size > self.inline_limit and self.hoist is not None:

@@ -334,10 +334,8 @@ class Tensor(Node):
         if composite is not None:
             return composite(*args, **kwargs)
         nd = P.NONDIFF_FUNCTIONS.get(func)
-        if nd is not None:
-            if kwargs:
-                return func(*_unwrap(args), **_unwrap(kwargs))
-            return _nondiff(nd, tuple(args), _EMPTY)
+        if nd is not None:      # recorded while tracing, so argmax & co. are never frozen
+            return _nondiff(nd, tuple(args), dict(kwargs) if kwargs else _EMPTY)
         if func in _METADATA:
             return func(*_unwrap(args), **_unwrap(kwargs))
         name = getattr(func, "__name__", repr(func))
