@@ -1270,13 +1270,10 @@ def _sigmoid(w: NumbaWriter, v: Value) -> tuple[str, int, str]:
     return f"numpy.exp(-numpy.logaddexp({w.typed(0, v.dtype)}, -{w.text(x, POWER)}))", ATOM, "C"
 
 
-@_form(P.gather)
-def _gather_dyn(w: NumbaWriter, v: Value) -> tuple[str, int, str]:
-    x = v.args[0]
-    arrays = v.args[1:]
-    template = v.kw["template"]
-    shape = _shape(x)
-    lead = []
+def _leading_index(template: Any, arrays: Any, op: str) -> tuple[list[Any], int, Any]:
+    """The integer index arrays at the front of ``template`` (slots or constants), how many,
+    and their broadcast shape; anything else after them must be a full slice."""
+    lead: list[Any] = []
     for item in template:
         if isinstance(item, P.Slot):
             lead.append(("slot", arrays[item.k]))
@@ -1288,10 +1285,19 @@ def _gather_dyn(w: NumbaWriter, v: Value) -> tuple[str, int, str]:
             break
     tail = template[len(lead):]
     if any(not (isinstance(t, slice) and t == slice(None)) for t in tail) or not lead:
-        raise Unsupported("gather", "index arrays mixed with slices, masks or new axes")
-    k = len(lead)
+        raise Unsupported(op, "index arrays mixed with slices, masks or new axes")
     bshape = numpy.broadcast_shapes(*(_shape(a) if kind == "slot" else a.shape
                                       for kind, a in lead))
+    return lead, len(lead), bshape
+
+
+@_form(P.gather)
+def _gather_dyn(w: NumbaWriter, v: Value) -> tuple[str, int, str]:
+    x = v.args[0]
+    arrays = v.args[1:]
+    template = v.kw["template"]
+    shape = _shape(x)
+    lead, k, bshape = _leading_index(template, arrays, "gather")
     rest = shape[k:]
     lin = _lin_text(w, lead, shape[:k], bshape)
     m = math.prod(rest)
@@ -1389,22 +1395,7 @@ def _scatter_dyn_lines(w: NumbaWriter, v: Value, name: str) -> tuple[list[str], 
     arrays = v.args[1:]
     template = v.kw["template"]
     shape = tuple(v.kw["shape"])
-    lead = []
-    for item in template:
-        if isinstance(item, P.Slot):
-            lead.append(("slot", arrays[item.k]))
-        elif isinstance(item, numpy.ndarray) and item.dtype.kind in "iu":
-            lead.append(("const", item))
-        elif isinstance(item, (int, numpy.integer)) and not isinstance(item, bool):
-            lead.append(("const", numpy.asarray(item)))
-        else:
-            break
-    tail = template[len(lead):]
-    if any(not (isinstance(t, slice) and t == slice(None)) for t in tail) or not lead:
-        raise Unsupported("scatter", "index arrays mixed with slices, masks or new axes")
-    k = len(lead)
-    bshape = numpy.broadcast_shapes(*(_shape(a) if kind == "slot" else a.shape
-                                      for kind, a in lead))
+    lead, k, bshape = _leading_index(template, arrays, "scatter")
     rest = shape[k:]
     m = math.prod(rest)
     n = math.prod(bshape)
