@@ -149,18 +149,47 @@ def test_a_plain_array_cannot_be_updated_in_place_with_a_tensor_that_requires_gr
     with pytest.raises(TypeError, match="out= is not supported"):
         a += x
     numpy.testing.assert_array_equal(a, 0.0)
-    with pytest.raises(TypeError, match="drop it from the gradient"):
+    with pytest.raises(TypeError, match="written into a plain NumPy array"):
         a[1:] = x[1:] * 2
 
 
-@pytest.mark.xfail(strict=True, reason="bug: NumPy stores a 0-d tensor into a plain array "
-                   "through float(), which does not refuse a tensor that requires grad "
-                   "(tensor.py), so the gradient is dropped silently")
-def test_a_scalar_tensor_written_into_a_plain_array_is_refused():
-    out = numpy.zeros(3)
+def _chain(exc):
+    while exc is not None:
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+@pytest.mark.parametrize("write", [
+    "out[0] = x[0] * 2",            # NumPy calls float(); it wraps our error in its own
+    "out[1] += x[0]",
+    "out[0:1] = x[0] * 2",          # NumPy calls __array__()
+    "out[[0, 2]] = x[1]",
+    "out[out > -1] = x[2]",
+])
+@pytest.mark.parametrize("dtype", [numpy.float64, numpy.float32])
+def test_a_tensor_written_into_a_plain_array_is_refused(write, dtype):
+    out = numpy.zeros(3, dtype)
     x = cr.tensor([1.0, 2.0, 3.0], requires_grad=True)
-    with pytest.raises(TypeError):
-        out[0] = x[0] * 2
+    with pytest.raises((TypeError, ValueError)) as info:
+        exec(write, {"out": out, "x": x})
+    messages = [str(e) for e in _chain(info.value)]
+    assert any("written into a plain NumPy array" in m for m in messages), messages
+    assert (out == 0).all()                  # nothing was stored
+
+
+def test_float_of_a_tensor_that_requires_grad_still_works():
+    x = cr.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    loss = (x ** 2).sum()
+    assert float(loss) == 14.0               # logging a loss
+    out = numpy.zeros(3)
+    out[0] = float(loss)                     # storing the value on purpose
+    out[1] = loss.detach()
+    out[2] = loss.item()
+    assert out.tolist() == [14.0, 14.0, 14.0]
+    with cr.no_grad():                       # nothing is recorded, nothing can be lost
+        out[0] = x[0]
+    assert out[0] == 1.0
+    assert complex(x[1]) == 2.0
 
 
 # ---------------------------------------------------------------------------------------------

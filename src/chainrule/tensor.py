@@ -9,6 +9,8 @@ primitives directly, without a detour through NumPy's dispatch.
 from __future__ import annotations
 
 import contextlib
+import opcode
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -272,6 +274,33 @@ _COPIED = ("_data", "grad", "requires_grad", "_prim", "_args", "_vals", "_kw", "
 # The tensor
 # ---------------------------------------------------------------------------------------------
 
+
+# NumPy stores a one-element tensor into a plain array (``out[i] = t``) by calling ``float(t)``,
+# exactly as ``float(loss)`` does, so the conversion alone cannot tell the two apart. The
+# instruction the calling Python frame is executing can: an item assignment is STORE_SUBSCR
+# (STORE_SLICE for ``out[a:b] = t`` from Python 3.12), an explicit ``float(t)`` is a call.
+_ITEM_ASSIGNMENT = frozenset(opcode.opmap[name] for name in ("STORE_SUBSCR", "STORE_SLICE")
+                             if name in opcode.opmap)
+
+
+def _called_from_item_assignment() -> bool:
+    try:
+        frame = sys._getframe(2)    # 0: this helper, 1: the Tensor method NumPy called, 2: caller
+    except ValueError:              # called with no Python code above (a C callback)
+        return False
+    code = frame.f_code.co_code
+    return 0 <= frame.f_lasti < len(code) and code[frame.f_lasti] in _ITEM_ASSIGNMENT
+
+
+def _written_into_array_error(t: Tensor) -> TypeError:
+    return TypeError(
+        f"a chainrule tensor that requires grad (shape {t.shape}, dtype {t.dtype}) was written "
+        "into a plain NumPy array with `array[index] = value`. NumPy would keep only its value "
+        "and the gradient through it would be lost. Make the array a tensor first "
+        "(`out = chainrule.tensor(numpy.zeros(n))`): writes into tensors are recorded. To store "
+        "the value alone on purpose, write `float(value)` or `value.detach()`")
+
+
 class Tensor(Node):
     """A NumPy array whose operations are recorded for differentiation.
 
@@ -356,6 +385,8 @@ class Tensor(Node):
                 "or chainrule.explain that would freeze today's values into the recording. "
                 "Keep the computation in NumPy functions and operators on tensors")
         if self.requires_grad and _state.enabled:
+            if _called_from_item_assignment():
+                raise _written_into_array_error(self)
             raise TypeError(
                 "a chainrule tensor that requires grad was converted to a plain NumPy array, "
                 "which would drop it from the gradient. This usually means an ndarray *method* "
@@ -442,7 +473,14 @@ class Tensor(Node):
         return bool(self._concrete("bool()"))
 
     def __float__(self) -> float:
+        if self.requires_grad and _state.enabled and _called_from_item_assignment():
+            raise _written_into_array_error(self)
         return float(self._concrete("float()"))
+
+    def __complex__(self) -> complex:
+        if self.requires_grad and _state.enabled and _called_from_item_assignment():
+            raise _written_into_array_error(self)
+        return complex(self._concrete("complex()"))
 
     def __int__(self) -> int:
         return int(self._concrete("int()"))
