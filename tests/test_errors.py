@@ -857,6 +857,49 @@ def test_broadcast_gradient_is_a_writable_array_of_its_own():
     numpy.testing.assert_array_equal(b.grad, 1.0)
 
 
+def test_a_reshaped_gradient_and_its_base_go_to_two_leaves_without_sharing_memory():
+    # B's gradient is a reshape of the same array W receives (broadcasting over a length-1 axis)
+    for w_first in (True, False):           # the walk reaches the newer leaf first
+        if w_first:
+            W, B = leaf(numpy.ones((1, 3))), leaf(numpy.ones(3))
+        else:
+            B, W = leaf(numpy.ones(3)), leaf(numpy.ones((1, 3)))
+        ((W + B) * 2.0).sum().backward()
+        numpy.testing.assert_array_equal(B.grad, [2.0, 2.0, 2.0])
+        _assert_independent(W.grad, B.grad)
+        _assert_independent(B.grad, W.grad)
+
+
+def test_slices_of_one_gradient_given_to_two_leaves_are_copies():
+    a, b = leaf([1.0, 2.0]), leaf([3.0])
+    (numpy.concatenate([a, b]) * numpy.array([1.0, 2.0, 3.0])).sum().backward()
+    numpy.testing.assert_array_equal(a.grad, [1.0, 2.0])
+    numpy.testing.assert_array_equal(b.grad, [3.0])
+    _assert_independent(a.grad, b.grad)
+    for g in (a.grad, b.grad):                # neither keeps the whole gradient alive
+        assert g.base is None or g.base.size == g.size
+
+
+def test_the_seed_of_backward_is_never_handed_out():
+    for shape in ((), (1,), (1, 1)):
+        x = leaf(numpy.full(shape, 2.0))
+        x.sum().backward()
+        x.grad[...] = 5.0                     # writable, and writing must not change the seed
+        y = leaf(numpy.full(shape, 2.0))
+        (y * 3.0).sum().backward()
+        numpy.testing.assert_array_equal(y.grad, numpy.full(shape, 3.0))
+        z = leaf(numpy.full(shape, 2.0))
+        z.backward(gradient=numpy.ones(shape)) if shape else z.backward()
+        z.grad[...] = 7.0
+        numpy.testing.assert_array_equal(leaf_sum_grad(shape), numpy.ones(shape))
+
+
+def leaf_sum_grad(shape):
+    w = leaf(numpy.zeros(shape))
+    w.sum().backward()
+    return w.grad
+
+
 def test_grad_results_never_alias():
     ga, gb = cr.grad(lambda a, b: (a + b).sum(), argnums=(0, 1))(numpy.ones(2), numpy.ones(2))
     _assert_independent(ga, gb)
@@ -938,3 +981,28 @@ def test_check_grads_order_two_agrees_and_detects_wrong_rule():
     with pytest.raises(cr.GradientCheckError):
         cr.check_grads(bad, numpy.array([0.3, 0.9]))
 
+
+
+def test_a_rule_that_fails_halfway_leaves_no_pending_gradient_behind():
+    # The walk keeps pending gradients on the nodes; an error must not leave any there for the
+    # next backward() through the same (retained) graph to add to.
+    calls = []
+
+    def flaky_rule(g, out, x):
+        calls.append(1)
+        if len(calls) == 1:
+            raise FloatingPointError("planted failure")
+        return g * 3.0
+
+    triple = cr.primitive(lambda x: x * 3.0, name="flaky_triple")
+    cr.defvjp(triple, flaky_rule)
+    x = leaf([1.0, 2.0])
+    h = x * 2.0                          # pending gradients wait on h and on u during the walk
+    u = numpy.sin(h)
+    loss = (triple(h) + u * 1.0).sum()
+    with pytest.raises(FloatingPointError, match="planted"):
+        loss.backward(retain_graph=True)
+    assert x.grad is None
+    loss.backward()
+    expected = 2.0 * (3.0 + numpy.cos(2.0 * numpy.array([1.0, 2.0])))
+    numpy.testing.assert_allclose(x.grad, expected, rtol=1e-14)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy
 
-__all__ = ["Node", "Step", "backward_pass", "ancestors", "sum_to"]
+__all__ = ["Node", "Step", "backward_pass", "ancestors", "sum_to", "passthrough"]
 
 _counter = itertools.count(1)
 
@@ -29,11 +29,19 @@ class Node:
     """A value in the recorded graph (``chainrule.Tensor`` is the one concrete kind)."""
 
     __slots__ = ("_data", "grad", "requires_grad", "_prim", "_args", "_vals", "_kw", "_seq",
-                 "_name", "_used", "_site", "__weakref__")
+                 "_name", "_used", "_site", "_pending", "__weakref__")
 
     _data: Any
     grad: Any
     requires_grad: bool
+
+
+def passthrough(g: Any, out: Any, *inputs: Any, **params: Any) -> Any:
+    """The rule of an input that reaches the output unchanged (either input of ``x + y``).
+
+    An ordinary rule everywhere; the eager walk recognises it and skips the call.
+    """
+    return g
 
 
 def _freed(node: Node) -> RuntimeError:
@@ -131,8 +139,10 @@ def backward_pass(root: Node, seed: Any, targets: Iterable[Node] | None = None,
     heap = [(-root._seq, root)]
     found: dict[Node, Any] = {}
     free = targets is None and not (retain_graph or create_graph)
-    stored: set[int] = set()
+    stored = {id(seed)}             # arrays a leaf holds; the seed may be shared (backward())
     report = ANOMALY_REPORT
+    if not create_graph and log is None and report is None and relevant is None:
+        return _walk_arrays(root, seed, stop, targets is not None, free)
     if report is not None:
         with numpy.errstate(all="ignore"):      # the report says more than a warning
             return _walk(heap, grads, found, stop, relevant, targets, create_graph, free,
@@ -205,6 +215,111 @@ def _walk(heap: list[Any], grads: dict[Node, Any], found: dict[Node, Any],
         if free:
             node._args = node._vals = None
     return found
+
+
+def _walk_arrays(root: Node, seed: Any, stop: frozenset[Node], to_targets: bool, free: bool
+                 ) -> dict[Node, Any]:
+    """:func:`_walk` for plain arrays with nothing logged or checked: the eager hot path.
+
+    The same walk with every option that does not apply taken out of the loop, and three
+    economies: a node's pending gradient waits in its ``_pending`` slot (None outside a walk)
+    instead of a dict; a leaf's (or target's)
+    gradient is added up where it arrives, so leaves never enter the heap; rules of one or two
+    inputs are called with positional arguments rather than ``*vals``.
+    """
+    found: dict[Node, Any] = {}
+    stored = {id(seed)}                 # arrays a leaf holds (and the seed, which may be shared)
+    if root._prim is None or root in stop:
+        _arrive(root, seed, found, to_targets, stored)
+        return found
+    pop, push = heapq.heappop, heapq.heappush
+    heap = [(-root._seq, root)]
+    root._pending = seed
+    try:
+        while heap:
+            node = pop(heap)[1]
+            g = node._pending
+            node._pending = None
+            vals = node._vals
+            if vals is None:
+                raise _freed(node)
+            prim = node._prim
+            out = node._data
+            kw = node._kw
+            nv = len(vals)
+            if nv == 2:
+                v0, v1 = vals
+            elif nv == 1:
+                v0 = vals[0]
+            variadic = prim.vjp_argnum
+            # (input, rule) pairs; inputs past the last rule get no gradient, as in _walk
+            edges = zip(node._args, prim.vjps) if variadic is None else enumerate(node._args)
+            for a, rule in edges:
+                if variadic is not None:
+                    a, rule = rule, a       # enumerate gave (index, input)
+                if rule is None or not isinstance(a, Node) or not a.requires_grad:
+                    continue
+                if rule is passthrough:
+                    gi = g
+                elif variadic is not None:
+                    gi = variadic(rule, g, out, *vals, **kw)
+                    if gi is None:
+                        continue
+                elif kw:
+                    gi = rule(g, out, *vals, **kw)
+                elif nv == 2:
+                    gi = rule(g, out, v0, v1)
+                elif nv == 1:
+                    gi = rule(g, out, v0)
+                else:
+                    gi = rule(g, out, *vals)
+                data = a._data
+                if gi.shape != data.shape:
+                    gi = gi.reshape(data.shape) if gi.size == data.size else sum_to(gi,
+                                                                                    data.shape)
+                if gi.dtype is not data.dtype and gi.dtype != data.dtype:
+                    gi = gi.astype(data.dtype)
+                if a._prim is None or a in stop:
+                    _arrive(a, gi, found, to_targets, stored)
+                    continue
+                prev = a._pending
+                if prev is None:
+                    a._pending = gi
+                    push(heap, (-a._seq, a))
+                else:
+                    a._pending = prev + gi
+            if free:
+                node._args = node._vals = None
+    except BaseException:
+        for _, node in heap:            # no pending gradient may outlive the walk
+            node._pending = None
+        raise
+    return found
+
+
+def _arrive(node: Node, g: Any, found: dict[Node, Any], to_targets: bool, stored: set[int]
+            ) -> None:
+    """A gradient reaches a leaf (added into ``.grad``) or a target (into ``found``)."""
+    if to_targets:
+        prev = found.get(node)
+        found[node] = g if prev is None else prev + g
+        return
+    if node.grad is not None:
+        node.grad = node.grad + g
+        return
+    # Keep the array unless another leaf (or the caller) holds its memory, or it is a
+    # read-only view (broadcast_to) or a view of a larger array.
+    ndarray = numpy.ndarray
+    base = g.base if type(g) is ndarray else g
+    if base is None:
+        if id(g) in stored:
+            g = numpy.array(g)
+    elif (type(g) is not ndarray or id(base) in stored or type(base) is not ndarray
+          or base.size != g.size or not g.flags.writeable):
+        g = numpy.array(g)
+        base = None
+    stored.add(id(g if base is None else base))
+    node.grad = g
 
 
 class Step:

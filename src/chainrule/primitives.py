@@ -398,7 +398,12 @@ def _norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False
 
 # --- linear algebra ------------------------------------------------------------------------------
 
-dot = Primitive("dot", numpy.dot)
+def _dot_fun(a: Any, b: Any) -> Any:
+    # ndarray.dot is numpy.dot without the __array_function__ dispatch (0.6 us less per call)
+    return a.dot(b) if type(a) is numpy.ndarray else numpy.dot(a, b)
+
+
+dot = Primitive("dot", _dot_fun)
 vdot = Primitive("vdot", numpy.vdot)
 inner = Primitive("inner", numpy.inner)
 outer = Primitive("outer", numpy.outer)

@@ -39,6 +39,7 @@ from typing import Any
 import numpy
 
 from . import primitives as P
+from .graph import passthrough
 from .primitives import Primitive
 
 __all__ = ["defvjp", "defvjp_argnum", "Size"]
@@ -133,16 +134,15 @@ def _permute(x: Any, perm: tuple[int, ...]) -> Any:
 # Arithmetic
 # ---------------------------------------------------------------------------------------------
 
-defvjp(P.add, lambda g, out, x, y: g,
-              lambda g, out, x, y: g)
-defvjp(P.subtract, lambda g, out, x, y: g,
+defvjp(P.add, passthrough, passthrough)
+defvjp(P.subtract, passthrough,
                    lambda g, out, x, y: -g)
 defvjp(P.multiply, lambda g, out, x, y: g * y,
                    lambda g, out, x, y: g * x)
 defvjp(P.divide, lambda g, out, x, y: g / y,
                  lambda g, out, x, y: -g * out / y)
 defvjp(P.negative, lambda g, out, x: -g)
-defvjp(P.positive, lambda g, out, x: g)
+defvjp(P.positive, passthrough)
 
 
 def _power_dx(g: Any, out: Any, x: Any, y: Any) -> Any:
@@ -164,10 +164,10 @@ defvjp(P.square, lambda g, out, x: g * (2 * x))
 defvjp(P.sqrt, lambda g, out, x: g / (2 * out))
 defvjp(P.cbrt, lambda g, out, x: g / (3 * out ** 2))
 defvjp(P.reciprocal, lambda g, out, x: -g * out ** 2)
-defvjp(P.remainder, lambda g, out, x, y: g,
+defvjp(P.remainder, passthrough,
                     lambda g, out, x, y: -g * numpy.floor_divide(x, y),
        kink=lambda x, y: numpy.floor_divide(x, y))
-defvjp(P.fmod, lambda g, out, x, y: g,
+defvjp(P.fmod, passthrough,
                lambda g, out, x, y: -g * numpy.trunc(x / y),
        kink=lambda x, y: numpy.trunc(x / y))
 defvjp(P.deg2rad, lambda g, out, x: g * (math.pi / 180))
@@ -331,7 +331,8 @@ def _dot_axes(a: Any, b: Any) -> tuple[tuple[int, ...], tuple[int, ...]]:
 
 
 def _dot_da(g: Any, out: Any, a: Any, b: Any) -> Any:
-    if _plain_2d(g, a, b):
+    nd = numpy.ndarray                  # _plain_2d, inlined: this is the hottest rule
+    if type(g) is nd and type(a) is nd and type(b) is nd and a.ndim == 2 and b.ndim == 2:
         return g.dot(b.T)
     if a.ndim == 2 and b.ndim == 2:         # the common case first
         return g @ b.T
@@ -343,7 +344,8 @@ def _dot_da(g: Any, out: Any, a: Any, b: Any) -> Any:
 
 
 def _dot_db(g: Any, out: Any, a: Any, b: Any) -> Any:
-    if _plain_2d(g, a, b):
+    nd = numpy.ndarray
+    if type(g) is nd and type(a) is nd and type(b) is nd and a.ndim == 2 and b.ndim == 2:
         return a.T.dot(g)
     if a.ndim == 2 and b.ndim == 2:
         return a.T @ g
@@ -547,10 +549,10 @@ defvjp(P.reshape, lambda g, out, x, shape: numpy.reshape(g, x.shape))
 defvjp(P.transpose, lambda g, out, x, axes: _permute(g, _inverse(axes)))
 defvjp(P.swapaxes, lambda g, out, x, axis1, axis2: numpy.swapaxes(g, axis1, axis2))
 defvjp(P.moveaxis, lambda g, out, x, source, destination: numpy.moveaxis(g, destination, source))
-defvjp(P.broadcast_to, lambda g, out, x, shape: g)     # the walk sums it back to x's shape
-defvjp(P.astype, lambda g, out, x, dtype: g)           # the walk casts it back to x's dtype
-defvjp(P.copy, lambda g, out, x: g)
-defvjp(P.identity, lambda g, out, x: g)
+defvjp(P.broadcast_to, passthrough)     # the walk sums it back to x's shape
+defvjp(P.astype, passthrough)           # the walk casts it back to x's dtype
+defvjp(P.copy, passthrough)
+defvjp(P.identity, passthrough)
 
 
 def _concatenate_vjp(argnum: int, g: Any, out: Any, *xs: Any, axis: int) -> Any:

@@ -115,23 +115,27 @@ def _apply(prim: P.Primitive, args: tuple[Any, ...], kw: dict[str, Any]) -> Tens
     """Compute ``prim`` on the data of ``args`` and record it when a gradient may flow."""
     # One or two arguments are nearly every call: unrolled, they skip a list and a loop.
     n = len(args)
+    ta = tb = None                          # the tensor arguments (marked as read if recorded)
     if n == 2:
         a, b = args
         rg = False
         if isinstance(a, Tensor):
+            ta = a
             va = a._data
             rg = a.requires_grad
         else:
             va = int(a) if type(a) is Size else a
         if isinstance(b, Tensor):
+            tb = b
             vb = b._data
             rg = rg or b.requires_grad
         else:
             vb = int(b) if type(b) is Size else b
         vals: Any = (va, vb)
     elif n == 1 and isinstance(args[0], Tensor):
-        vals = (args[0]._data,)
-        rg = args[0].requires_grad
+        ta = args[0]
+        vals = (ta._data,)
+        rg = ta.requires_grad
     else:
         rg = False
         vals = []
@@ -145,14 +149,19 @@ def _apply(prim: P.Primitive, args: tuple[Any, ...], kw: dict[str, Any]) -> Tens
             else:
                 vals.append(a)
         vals = tuple(vals)
+        n = 0                               # mark the inputs in a loop below
     try:
-        out = prim.fun(*vals, **kw) if kw else prim.fun(*vals)
+        if kw:
+            out = prim.fun(*vals, **kw)
+        elif n == 2:
+            out = prim.fun(va, vb)          # positional: cheaper than unpacking *vals
+        else:
+            out = prim.fun(*vals)
     except (ValueError, TypeError, IndexError) as e:
         raise _op_error(e, prim, vals) from e
     t = _new(Tensor)
     t._data = out
-    t.grad = None
-    t._name = None
+    t.grad = t._name = t._pending = None
     t._used = False
     state = _state
     enabled = state.enabled
@@ -163,9 +172,14 @@ def _apply(prim: P.Primitive, args: tuple[Any, ...], kw: dict[str, Any]) -> Tens
         t._vals = vals
         t._kw = kw
         t._seq = next(_counter)
-        for a in args:
-            if isinstance(a, Tensor):
-                a._used = True
+        if ta is not None:
+            ta._used = True
+        if tb is not None:
+            tb._used = True
+        if n == 0:
+            for a in args:
+                if isinstance(a, Tensor):
+                    a._used = True
     else:
         t.requires_grad = False
         t._prim = t._args = t._vals = t._kw = None
@@ -173,12 +187,29 @@ def _apply(prim: P.Primitive, args: tuple[Any, ...], kw: dict[str, Any]) -> Tens
     return t
 
 
+_ONES: dict[tuple[Any, Any], numpy.ndarray] = {}
+
+
+def _ones(data: Any) -> numpy.ndarray:
+    """A read-only one of ``data``'s (one-element) shape and dtype: the seed of ``backward()``.
+
+    Shared between calls, so it must never be handed out: the walk treats the seed as already
+    stored (a leaf that would receive it gets a copy).
+    """
+    key = (data.shape, data.dtype)
+    seed = _ONES.get(key)
+    if seed is None:
+        seed = _ONES[key] = numpy.ones(data.shape, dtype=data.dtype)
+        seed.flags.writeable = False
+    return seed
+
+
 def _leaf(data: Any, requires_grad: bool) -> Tensor:
     t = _new(Tensor)
     t._data = data
     t.grad = None
     t.requires_grad = requires_grad
-    t._prim = t._args = t._vals = t._kw = t._name = None
+    t._prim = t._args = t._vals = t._kw = t._name = t._pending = None
     t._used = False
     t._seq = next(_counter)
     return t
@@ -267,7 +298,7 @@ def _index(ix: Any) -> Any:
 
 _assign = P._assign
 _COPIED = ("_data", "grad", "requires_grad", "_prim", "_args", "_vals", "_kw", "_seq", "_name",
-           "_used")
+           "_used", "_pending")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -546,7 +577,7 @@ class Tensor(Node):
                     f"backward() without `gradient` needs a scalar, but this tensor has shape "
                     f"{data.shape}. Reduce it first (t.sum(), t.mean()) or pass gradient= an "
                     "array of that shape")
-            seed: Any = numpy.ones(data.shape, dtype=data.dtype)
+            seed: Any = _ones(data) if not create_graph else numpy.ones(data.shape, data.dtype)
         else:
             g = gradient._data if isinstance(gradient, Tensor) else numpy.asarray(gradient)
             if g.shape != data.shape:
@@ -558,7 +589,10 @@ class Tensor(Node):
         if create_graph and not isinstance(seed, Tensor):
             seed = _leaf(seed, False)
         if self._prim is None:
-            self.grad = seed if self.grad is None else self.grad + seed
+            if self.grad is not None:
+                self.grad = self.grad + seed
+            else:
+                self.grad = seed if create_graph else numpy.array(seed)
             return
         if not create_graph:
             backward_pass(self, seed, None, False, retain_graph)
