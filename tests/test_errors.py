@@ -18,7 +18,6 @@ import pytest
 
 import chainrule as cr
 
-
 # ---------------------------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------------------------
@@ -614,7 +613,7 @@ def test_no_grad_results_do_not_require_grad_and_recording_resumes():
 def test_no_grad_restores_state_after_exception():
     with pytest.raises(ZeroDivisionError):
         with cr.no_grad():
-            1 / 0
+            _ = 1 / 0
     assert cr.is_grad_enabled()
     assert (leaf([1.0]) * 2).requires_grad
 
@@ -889,7 +888,10 @@ def test_the_seed_of_backward_is_never_handed_out():
         (y * 3.0).sum().backward()
         numpy.testing.assert_array_equal(y.grad, numpy.full(shape, 3.0))
         z = leaf(numpy.full(shape, 2.0))
-        z.backward(gradient=numpy.ones(shape)) if shape else z.backward()
+        if shape:
+            z.backward(gradient=numpy.ones(shape))
+        else:
+            z.backward()
         z.grad[...] = 7.0
         numpy.testing.assert_array_equal(leaf_sum_grad(shape), numpy.ones(shape))
 

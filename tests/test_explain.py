@@ -8,10 +8,10 @@ import textwrap
 
 import numpy
 import pytest
+from op_cases import CASES
 
 import chainrule as cr
 from chainrule import seed
-from op_cases import CASES
 
 PARAMS = ["W1", "W2", "W3", "W4", "B1", "B2", "B3", "B4"]
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy
 import pytest
+from op_cases import CASES, NO_GRADIENT
 
 import chainrule as cr
-from op_cases import CASES, NO_GRADIENT
 
 SMOOTH_FIRST_ONLY: set[str] = set()
 

@@ -7,9 +7,9 @@ import math
 import numpy
 import pytest
 import scipy.special
+from op_cases import CASES
 
 import chainrule as cr
-from op_cases import CASES
 
 rng = numpy.random.default_rng(21)
 

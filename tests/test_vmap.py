@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy
 import pytest
+from op_cases import CASES
 
 import chainrule as cr
-from op_cases import CASES
 
 rng = numpy.random.default_rng(5)
 # Per-example functions whose selection depends on values cannot run as one batched program.

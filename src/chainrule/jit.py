@@ -30,9 +30,9 @@ import numpy
 
 from . import numba_backend
 from . import primitives as P
-from .codegen import Writer
-from .ir import CONST, Program, Value, build, optimize
+from .ir import Program, Value, build, optimize
 from .notation import Literals
+from .numpy_backend import FastWriter, aliases_input
 from .pytree import flatten
 from .tensor import Tensor, _state
 from .trace import record
@@ -365,13 +365,14 @@ def _compile_numpy(prog: Program, out_tree: Any, label: str,
     lit = Literals(hoist=hoist, inline_limit=0)
     params = [f"a{i}" for i in range(len(prog.inputs))]
     refs = {v.id: p for v, p in zip(prog.inputs, params)}
-    writer = Writer(prog, {}, lit, refs=refs)
+    writer = FastWriter(prog, {}, lit, refs=refs)
     body = [c for line in writer.lines() for c in line.code]
     outs = []
     for o in prog.outputs:
         text = writer.ref(o)[0]
-        outs.append(text if not (isinstance(o, Value) and o.op == CONST) else
-                    f"numpy.array({text})")
+        # an output must not be (a view of) the caller's array or a cached constant
+        outs.append(f"numpy.array({text})" if isinstance(o, Value) and aliases_input(o)
+                    else text)
     name = label
     namespace: dict[str, Any] = {"numpy": numpy, **consts}
     src = "\n".join([f"def {name}({', '.join(params)}):"] + [f"    {c}" for c in body]

@@ -1,0 +1,211 @@
+"""``jit``'s NumPy backend: the program written for speed rather than for reading.
+
+``explain`` writes ``dB1 = dZ1.sum(axis=0)`` and ``Z1 = X @ W1 + B1`` because people read it.
+Compiled code needs the same values with fewer and cheaper NumPy calls, so :class:`FastWriter`
+changes only the spelling, never the arithmetic:
+
+* a product of two matrices is ``A.dot(B)`` (the same BLAS call as ``A @ B``; about 0.5 us less
+  per call on small arrays, where the ufunc machinery of ``matmul`` dominates);
+* ``sum``, ``mean``, ``max`` and ``min`` call ``numpy.add.reduce`` (``maximum.reduce``...)
+  directly, skipping the Python layer of the ndarray methods (``mean`` only in float64, where
+  it is exactly what the eager path computes); a sum over axes that all have length 1 is a
+  reshape;
+* an elementwise ``+ - * /`` whose left operand is a temporary of the result's shape and dtype
+  (a fresh matrix product, say) writes into that temporary (``out=``) instead of allocating:
+  ``t1 = a0.dot(a2); numpy.add(t1, a5, out=t1)``, and so on down a chain
+  (``X.dot(W) + b - T``).  The temporary is private to the statement, so nothing else can
+  observe the write;
+* otherwise such an operation writes into a named temporary that it reads for the last time
+  (and of which no view exists): ``t7 = numpy.multiply(2, t5, out=t5)``.
+
+Every one of these produces the bits the readable spelling produces.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy
+
+from . import primitives as P
+from .codegen import Line, Writer
+from .ir import CONST, INPUT, Value
+from .notation import ATOM, PRODUCT
+
+__all__ = ["FastWriter", "aliases_input"]
+
+_F64 = numpy.dtype(numpy.float64)
+
+# Operations whose result is a new array when it has at least one dimension (never a view).
+_FRESH = set(P.UFUNCS.values()) | {P.dot, P.matmul}
+
+# Elementwise operations that can write into their left operand, and those that may swap
+# their operands to do so (IEEE addition and multiplication are commutative, bit for bit).
+_IN_PLACE = {P.add: "add", P.subtract: "subtract", P.multiply: "multiply", P.divide: "divide"}
+_COMMUTATIVE = {P.add, P.multiply}
+
+
+# Operations whose result never shares memory with their operands (new arrays, or NumPy scalars).
+_NEW_MEMORY = _FRESH | {P.sum_, P.mean, P.amax, P.amin, P.prod, P.var, P.std}
+
+
+def aliases_input(v: Any) -> bool:
+    """Whether value ``v`` may share memory with an input or constant of the program (through
+    views: reshapes, transposes, slices...).  Such an output is copied before it is returned."""
+    stack, seen = [v], set()
+    while stack:
+        x = stack.pop()
+        if not isinstance(x, Value) or x.id in seen:
+            continue
+        seen.add(x.id)
+        if x.op in (INPUT, CONST):
+            return True
+        if x.prim not in _NEW_MEMORY:
+            stack.extend(x.args)
+    return False
+
+
+def _shape(x: Any) -> tuple[int, ...] | None:
+    if isinstance(x, Value):
+        return tuple(x.shape) if x.shape is not None else None
+    return numpy.shape(x) if isinstance(x, numpy.ndarray) else None
+
+
+def _axes(axis: Any, ndim: int) -> tuple[int, ...]:
+    if axis is None:
+        return tuple(range(ndim))
+    return tuple(a % ndim for a in ((axis,) if isinstance(axis, int) else axis))
+
+
+class FastWriter(Writer):
+    """A :class:`~chainrule.codegen.Writer` for compiled code (see the module docstring)."""
+
+    def _atom(self, x: Any) -> str:
+        text, prec = self.ref(x)
+        return text if prec >= ATOM else f"({text})"
+
+    def expr(self, v: Value, style: str = "python") -> tuple[str, int]:
+        if style == "python":
+            fast = self._fast(v)
+            if fast is not None:
+                return fast
+        return super().expr(v, style)
+
+    def _fast(self, v: Value) -> tuple[str, int] | None:
+        prim = v.prim
+        if prim is P.matmul or prim is P.dot:
+            a, b = v.args
+            sa, sb = _shape(a), _shape(b)
+            if sa is not None and sb is not None and len(sa) == 2 and len(sb) == 2:
+                return f"{self._atom(a)}.dot({self.ref(b)[0]})", ATOM
+            return None
+        if prim is P.sum_ or prim is P.mean:
+            x = v.args[0]
+            shape = _shape(x)
+            if not shape or not isinstance(x, Value):     # 0-d values may be NumPy scalars
+                return None
+            axes = _axes(v.kw.get("axis"), len(shape))
+            keepdims = bool(v.kw.get("keepdims"))
+            n = math.prod(shape[a] for a in axes)
+            if prim is P.mean and (numpy.dtype(x.dtype) != _F64 or n == 0):
+                return None
+            if n == 1 and tuple(v.shape) and x.op not in (INPUT, CONST):
+                # nothing is added up: a reshape (a view of a temporary, never of an input)
+                return f"{self._atom(x)}.reshape({tuple(v.shape)!r})", ATOM
+            axis = v.kw.get("axis")
+            text = f"numpy.add.reduce({self.ref(x)[0]}, {axis!r}" + (
+                ", keepdims=True)" if keepdims else ")")
+            return (text, ATOM) if prim is P.sum_ or n == 1 else (f"{text} / {n}", PRODUCT)
+        if prim is P.amax or prim is P.amin:
+            x = v.args[0]
+            if not _shape(x) or not isinstance(x, Value) or set(v.kw) - {"axis", "keepdims"}:
+                return None
+            ufunc = "maximum" if prim is P.amax else "minimum"
+            return f"numpy.{ufunc}.reduce({self.ref(x)[0]}, {v.kw.get('axis')!r}" + (
+                ", keepdims=True)" if v.kw.get("keepdims") else ")"), ATOM
+        return None
+
+    # --- in-place updates of private temporaries ------------------------------------------------
+
+    def _views(self, v: Value) -> bool:
+        """Whether ``v``'s result may share memory with an operand (as written here)."""
+        if v.prim in (P.sum_, P.mean):
+            x = v.args[0]
+            shape = _shape(x)
+            return bool(shape) and math.prod(
+                shape[a] for a in _axes(v.kw.get("axis"), len(shape))) == 1
+        return v.prim not in _NEW_MEMORY
+
+    def _same_buffer(self, v: Value, x: Any) -> bool:
+        """``x`` is a new array (of its own) that could hold ``v``'s result."""
+        return (isinstance(x, Value) and x.op not in (INPUT, CONST) and x.prim in _FRESH
+                and len(x.shape) > 0 and tuple(x.shape) == tuple(v.shape)
+                and numpy.dtype(x.dtype) == numpy.dtype(v.dtype))
+
+    def _dies_here(self, x: Any, stmt: int) -> bool:
+        """``x`` is a named temporary read for the last time by statement ``stmt``, and no
+        value that shares its memory (a view of it) exists."""
+        return (isinstance(x, Value) and x.id in self.names and x.id not in self.out_ids
+                and self._last.get(x.id) == stmt and x.id not in self._viewed)
+
+    def _into(self, v: Value, name: str, stmt: int, reads: list[Value]) -> list[str] | None:
+        """Code that leaves ``v`` in ``name`` without allocating for ``v`` itself, or None.
+
+        Either the left operand is an unnamed temporary of this statement (computed first,
+        perhaps the same way, then updated in place), or an operand is a named temporary this
+        statement reads for the last time (its buffer takes the result).  Inside a chain the
+        later steps still read their operands after the write, so there the temporary must be
+        read exactly once by the whole statement (``reads``, with repetitions).
+        """
+        ufunc = _IN_PLACE.get(v.prim) if v.prim is not None else None
+        if ufunc is None or not v.shape or len(v.args) != 2:
+            return None
+        a, b = v.args
+        if not (self._same_buffer(v, a) and a.id not in self.names):
+            if v.prim in _COMMUTATIVE and self._same_buffer(v, b) and b.id not in self.names:
+                a, b = b, a
+            else:
+                a = None
+        if a is not None:
+            first = self._into(a, name, stmt, reads) or [f"{name} = {self.ref(a)[0]}"]
+            return first + [f"numpy.{ufunc}({name}, {self.ref(b)[0]}, out={name})"]
+        top = v is reads[-1]
+        for x in v.args:
+            if self._same_buffer(v, x) and self._dies_here(x, stmt) and (
+                    top or sum(r is x for r in reads) == 1):
+                texts = [self.ref(y)[0] for y in v.args]
+                return [f"{name} = numpy.{ufunc}({texts[0]}, {texts[1]}, out={self.names[x.id]})"]
+        return None
+
+    def _reads(self, v: Value) -> list[Value]:
+        """The named values (and inputs) statement ``v`` reads, through its inline parts."""
+        found, stack = [], list(v.args)
+        while stack:
+            x = stack.pop()
+            if not isinstance(x, Value) or x.op == CONST:
+                continue
+            if x.id in self.names or x.op == INPUT:
+                found.append(x)
+            else:
+                stack.extend(x.args)
+        return found
+
+    def lines(self) -> list[Line]:
+        base = super().lines()
+        self._last: dict[int, int] = {}
+        self._viewed: set[int] = set()
+        for stmt, line in enumerate(base):
+            for x in self._reads(line.value):
+                self._last[x.id] = stmt
+        for v in self.prog.values:
+            if v.prim is not None and self._views(v):
+                self._viewed.update(a.id for a in v.args if isinstance(a, Value))
+        out = []
+        for stmt, line in enumerate(base):
+            code = None
+            if len(line.code) == 1:
+                reads = self._reads(line.value) + [line.value]     # the statement's own value last
+                code = self._into(line.value, line.name, stmt, reads)
+            out.append(line if code is None else Line(line.value, line.name, line.expr, code))
+        return out
