@@ -213,3 +213,17 @@ def test_tracing_under_a_running_profiler():
         assert cr.jit(lambda x: (x * x).sum())(numpy.ones(3)) == 3.0
     finally:
         profiler.disable()
+
+
+def test_the_gradient_of_a_mean_keeps_its_constant_small():
+    # d mean(x**2)/dx = 2 x / n: the 1/n is one number spread by NumPy's broadcasting, never
+    # an array of x's shape stored with the compiled code (and read on every call)
+    f = cr.jit(cr.grad(lambda x: (x ** 2).mean()))
+    x = numpy.random.default_rng(0).standard_normal((200, 300)).astype(numpy.float32)
+    g = f(x)
+    assert g.dtype == numpy.float32
+    numpy.testing.assert_allclose(g, 2 * x / x.size, rtol=1e-6)
+    (entry,) = f.cache.values()
+    constants = [v for k, v in entry.fun.__globals__.items() if k.startswith("_c")]
+    assert constants and all(numpy.size(c) == 1 for c in constants), \
+        [numpy.shape(c) for c in constants]

@@ -223,7 +223,10 @@ def _implicit_broadcast(v: Value) -> None:
         return
     for i in (0, 1):
         x = v.args[i]
-        if isinstance(x, Value) and x.prim is P.broadcast_to and isinstance(x.args[0], Value):
+        # the operand must carry its own dtype (a Value or an array, not a weakly typed
+        # Python number), so that dropping the broadcast cannot change the result's dtype
+        if isinstance(x, Value) and x.prim is P.broadcast_to and isinstance(
+                x.args[0], (Value, numpy.ndarray, numpy.generic)):
             other = _shape_of(v.args[1 - i])
             try:
                 shape = numpy.broadcast_shapes(_shape_of(x.args[0]), other)
@@ -276,8 +279,11 @@ def simplify(prog: Program, fold: bool = True, keep_sizes: bool = False) -> Prog
                         and same.op not in (INPUT, CONST):
                     same.name = v.name
                 continue
+            # broadcast_to is not folded: a constant spread to a large shape would be stored
+            # (and read every call) at full size; NumPy's broadcasting spreads it for free
+            # (_implicit_broadcast drops the op where the consumer broadcasts anyway)
             if fold and v.args and all(is_const(a, keep_sizes) for a in v.args) \
-                    and not v.prim.nondiff and v.prim is not P.scatter_add:
+                    and not v.prim.nondiff and v.prim not in (P.scatter_add, P.broadcast_to):
                 data = v.prim.fun(*(const_value(a) for a in v.args), **v.kw)
                 if all(type(a) in (int, float, bool, Size) for a in v.args) \
                         and numpy.ndim(data) == 0:
