@@ -334,6 +334,18 @@ def test_auto_takes_numba_for_small_products_and_numpy_for_large_ones(tmp_path, 
     numpy.testing.assert_allclose(big[0], n * n)
 
 
+def test_a_float32_mean_of_many_elements_is_as_accurate_as_numpy(tmp_path, monkeypatch):
+    # one float32 accumulator along 524,288 squares drifts by ~2e-4 relative; NumPy's pairwise
+    # sum stays near 1e-7, and so must the kernel (it accumulates in float64)
+    monkeypatch.setenv("CHAINRULE_CACHE_DIR", str(tmp_path))
+    x = numpy.random.default_rng(0).standard_normal((512, 1024)).astype(numpy.float32)
+    exact = ((x.astype(numpy.float64) - 0.5) ** 2).mean()
+    for fun in (lambda x: ((x - 0.5) ** 2).mean(), lambda x: ((x - 0.5) ** 2).sum() / x.size):
+        got = cr.jit(fun, backend="numba")(x)
+        assert got.dtype == numpy.float32
+        assert abs(got / exact - 1) < 1e-6, got / exact - 1
+
+
 def test_shapes_dtypes_and_layouts_reach_the_right_kernel(tmp_path, monkeypatch):
     monkeypatch.setenv("CHAINRULE_CACHE_DIR", str(tmp_path))
     f = cr.jit(cr.value_and_grad(lambda x: (x * x).sum() * 0.5), backend="numba")
