@@ -303,23 +303,8 @@ def _arrive(node: Node, g: Any, found: dict[Node, Any], to_targets: bool, stored
     if to_targets:
         prev = found.get(node)
         found[node] = g if prev is None else prev + g
-        return
-    if node.grad is not None:
-        node.grad = node.grad + g
-        return
-    # Keep the array unless another leaf (or the caller) holds its memory, or it is a
-    # read-only view (broadcast_to) or a view of a larger array.
-    ndarray = numpy.ndarray
-    base = g.base if type(g) is ndarray else g
-    if base is None:
-        if id(g) in stored:
-            g = numpy.array(g)
-    elif (type(g) is not ndarray or id(base) in stored or type(base) is not ndarray
-          or base.size != g.size or not g.flags.writeable):
-        g = numpy.array(g)
-        base = None
-    stored.add(id(g if base is None else base))
-    node.grad = g
+    else:
+        _accumulate(node, g, False, stored)
 
 
 class Step:
@@ -340,14 +325,27 @@ def _nonfinite(x: Any) -> bool:
 
 
 def _accumulate(leaf: Node, g: Any, create_graph: bool, stored: set[int]) -> None:
-    """Add ``g`` into ``leaf.grad``, never leaving two leaves sharing one writable array."""
+    """Add ``g`` into ``leaf.grad``, never leaving two leaves sharing one writable array.
+
+    The array is kept unless another leaf (or the caller: ``stored`` starts with the seed) holds
+    its memory, or it is a read-only view (``broadcast_to``) or a view of a larger array.
+    """
     if leaf.grad is not None:
         leaf.grad = leaf.grad + g
         return
-    if not create_graph and (type(g) is not numpy.ndarray or g.base is not None
-                             or id(g) in stored):
+    if create_graph:                    # a recorded tensor: nothing writes into it
+        leaf.grad = g
+        return
+    ndarray = numpy.ndarray
+    base = g.base if type(g) is ndarray else g
+    if base is None:
+        if id(g) in stored:
+            g = numpy.array(g)
+    elif (type(g) is not ndarray or id(base) in stored or type(base) is not ndarray
+          or base.size != g.size or not g.flags.writeable):
         g = numpy.array(g)
-    stored.add(id(g))
+        base = None
+    stored.add(id(g if base is None else base))
     leaf.grad = g
 
 
