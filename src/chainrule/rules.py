@@ -445,10 +445,12 @@ defvjp(P.mean, lambda g, out, x, axis, keepdims: _unreduce(
 
 
 def _extreme_vjp(g: Any, out: Any, x: Any, axis: Any, keepdims: bool) -> Any:
-    # Ties share the gradient equally (PyTorch's amax, JAX).
+    # Ties share the gradient equally (PyTorch's amax, JAX).  The count of ties is taken in
+    # x's dtype, so a float32 gradient is computed in float32 (an integer count would turn the
+    # division into float64, then be cast back).
     hit = x == _keep(out, axis, keepdims)
-    share = hit / numpy.sum(hit, axis=axis, keepdims=True)
-    return _unreduce(g, x.shape, axis, keepdims) * share
+    ties = numpy.sum(hit, axis=axis, keepdims=True, dtype=x.dtype)
+    return _unreduce(g, x.shape, axis, keepdims) * hit / ties
 
 
 def _extreme_kink(fun: Callable[..., Any]) -> Callable[..., Any]:
