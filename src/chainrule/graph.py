@@ -113,6 +113,9 @@ def sum_to(g: Any, shape: tuple[int, ...]) -> Any:
     return g if g.shape == shape else g.reshape(shape)
 
 
+_NO_STOP: frozenset[Node] = frozenset()
+
+
 def backward_pass(root: Node, seed: Any, targets: Iterable[Node] | None = None,
                   create_graph: bool = False, retain_graph: bool = False,
                   log: list[Step] | None = None, prune: bool = False) -> dict[Node, Any]:
@@ -129,20 +132,20 @@ def backward_pass(root: Node, seed: Any, targets: Iterable[Node] | None = None,
     of a node was recorded after it, so its gradient is complete when it is popped; a node
     enters the heap only when a gradient reaches it.
     """
-    stop = frozenset(targets) if targets is not None else frozenset()
+    stop = frozenset(targets) if targets is not None else _NO_STOP
     relevant = None
     if prune and targets is not None:
         order, other_leaf = _reachable(root, stop)
         if other_leaf:
             relevant = _relevant(order, stop)
-    grads: dict[Node, Any] = {root: seed}
-    heap = [(-root._seq, root)]
-    found: dict[Node, Any] = {}
     free = targets is None and not (retain_graph or create_graph)
-    stored = {id(seed)}             # arrays a leaf holds; the seed may be shared (backward())
     report = ANOMALY_REPORT
     if not create_graph and log is None and report is None and relevant is None:
         return _walk_arrays(root, seed, stop, targets is not None, free)
+    grads: dict[Node, Any] = {root: seed}
+    heap = [(-root._seq, root)]
+    found: dict[Node, Any] = {}
+    stored = {id(seed)}             # arrays a leaf holds; the seed may be shared (backward())
     if report is not None:
         with numpy.errstate(all="ignore"):      # the report says more than a warning
             return _walk(heap, grads, found, stop, relevant, targets, create_graph, free,
@@ -230,7 +233,10 @@ def _walk_arrays(root: Node, seed: Any, stop: frozenset[Node], to_targets: bool,
     found: dict[Node, Any] = {}
     stored = {id(seed)}                 # arrays a leaf holds (and the seed, which may be shared)
     if root._prim is None or root in stop:
-        _arrive(root, seed, found, to_targets, stored)
+        if to_targets:
+            found[root] = seed
+        else:
+            _accumulate(root, seed, False, stored)
         return found
     pop, push = heapq.heappop, heapq.heappush
     heap = [(-root._seq, root)]
@@ -279,8 +285,12 @@ def _walk_arrays(root: Node, seed: Any, stop: frozenset[Node], to_targets: bool,
                                                                                     data.shape)
                 if gi.dtype is not data.dtype and gi.dtype != data.dtype:
                     gi = gi.astype(data.dtype)
-                if a._prim is None or a in stop:
-                    _arrive(a, gi, found, to_targets, stored)
+                if a._prim is None or a in stop:       # a leaf or a target: no further
+                    if not to_targets:
+                        _accumulate(a, gi, False, stored)
+                    else:
+                        prev = found.get(a)
+                        found[a] = gi if prev is None else prev + gi
                     continue
                 prev = a._pending
                 if prev is None:
@@ -295,16 +305,6 @@ def _walk_arrays(root: Node, seed: Any, stop: frozenset[Node], to_targets: bool,
             node._pending = None
         raise
     return found
-
-
-def _arrive(node: Node, g: Any, found: dict[Node, Any], to_targets: bool, stored: set[int]
-            ) -> None:
-    """A gradient reaches a leaf (added into ``.grad``) or a target (into ``found``)."""
-    if to_targets:
-        prev = found.get(node)
-        found[node] = g if prev is None else prev + g
-    else:
-        _accumulate(node, g, False, stored)
 
 
 class Step:
