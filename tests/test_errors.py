@@ -1008,3 +1008,17 @@ def test_a_rule_that_fails_halfway_leaves_no_pending_gradient_behind():
     loss.backward()
     expected = 2.0 * (3.0 + numpy.cos(2.0 * numpy.array([1.0, 2.0])))
     numpy.testing.assert_allclose(x.grad, expected, rtol=1e-14)
+
+
+def test_the_gradient_of_a_scalar_leaf_is_an_array_however_it_is_added_up():
+    # Two contributions to a 0-d leaf, and a second backward() adding to .grad: NumPy returns
+    # a scalar for 0-d + 0-d, but .grad stays an ndarray (so that in-place updates work)
+    x = leaf(2.0)
+    (x * x + x).backward()
+    assert type(x.grad) is numpy.ndarray and x.grad.shape == ()
+    numpy.testing.assert_array_equal(x.grad, 5.0)
+    (x * 3.0).backward()
+    assert type(x.grad) is numpy.ndarray
+    numpy.testing.assert_array_equal(x.grad, 8.0)
+    x.grad += 1.0
+    numpy.testing.assert_array_equal(x.grad, 9.0)

@@ -331,7 +331,10 @@ def _accumulate(leaf: Node, g: Any, create_graph: bool, stored: set[int]) -> Non
     its memory, or it is a read-only view (``broadcast_to``) or a view of a larger array.
     """
     if leaf.grad is not None:
-        leaf.grad = leaf.grad + g
+        total = leaf.grad + g
+        # NumPy returns a scalar for 0-d + 0-d; .grad is always an array (or a tensor)
+        leaf.grad = total if create_graph or type(total) is numpy.ndarray else \
+            numpy.asarray(total)
         return
     if create_graph:                    # a recorded tensor: nothing writes into it
         leaf.grad = g
