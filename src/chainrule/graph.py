@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy
 
-__all__ = ["Node", "Step", "backward_pass", "ancestors", "sum_to", "passthrough"]
+__all__ = ["Node", "Step", "backward_pass", "ancestors", "sum_to", "passthrough", "owned"]
 
 _counter = itertools.count(1)
 
@@ -336,9 +336,18 @@ def _accumulate(leaf: Node, g: Any, create_graph: bool, stored: set[int]) -> Non
         leaf.grad = total if create_graph or type(total) is numpy.ndarray else \
             numpy.asarray(total)
         return
-    if create_graph:                    # a recorded tensor: nothing writes into it
-        leaf.grad = g
-        return
+    leaf.grad = g if create_graph else owned(g, stored)   # a recorded tensor is never written
+
+
+def owned(g: Any, stored: set[int]) -> numpy.ndarray:
+    """``g`` as a writable array whose memory no array in ``stored`` shares (ids of arrays, or
+    of the arrays they view), which is then added to ``stored``.
+
+    ``g`` is kept when it can be: a new array, or a full-size writable view of one that nobody
+    else holds (a bias gradient reshaped from the incoming gradient).  Otherwise it is copied:
+    a NumPy scalar, a read-only view (``broadcast_to``), a view of a larger array, or memory
+    already handed out.
+    """
     ndarray = numpy.ndarray
     base = g.base if type(g) is ndarray else g
     if base is None:
@@ -349,7 +358,7 @@ def _accumulate(leaf: Node, g: Any, create_graph: bool, stored: set[int]) -> Non
         g = numpy.array(g)
         base = None
     stored.add(id(g if base is None else base))
-    leaf.grad = g
+    return g
 
 
 def ancestors(roots: Iterable[Node]) -> list[Node]:

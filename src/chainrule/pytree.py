@@ -33,6 +33,8 @@ def _flatten(tree: Any, leaves: list[Any]) -> TreeDef:
 
 def unflatten(treedef: TreeDef, leaves: list[Any]) -> Any:
     """Rebuild the tree that ``treedef`` describes from ``leaves``."""
+    if treedef is None:                 # a single array: the common case, kept cheap
+        return leaves[0]
     it = iter(leaves)
     return _unflatten(treedef, it)
 

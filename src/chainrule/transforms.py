@@ -16,7 +16,7 @@ from typing import Any
 import numpy
 
 from . import primitives as P
-from .graph import backward_pass
+from .graph import backward_pass, owned
 from .pytree import flatten, leaf_paths, tree_map, unflatten
 from .tensor import Tensor, _apply, _check_float, _leaf, _state, enable_grad
 
@@ -116,14 +116,6 @@ def _param_names(fun: Callable[..., Any], n: int) -> list[str]:
     return [params[i] if i < len(params) else f"arg{i}" for i in range(n)]
 
 
-def _owned(g: Any, seen: set[int]) -> Any:
-    """A writable array of its own (gradients may alias each other or be broadcast views)."""
-    if type(g) is not numpy.ndarray or g.base is not None or id(g) in seen:
-        g = numpy.array(g)
-    seen.add(id(g))
-    return g
-
-
 def _plain(x: Any) -> Any:
     return numpy.asarray(x._data) if isinstance(x, Tensor) else x
 
@@ -192,7 +184,7 @@ def _gradients(out: Any, targets: list[Tensor], nested: bool, fname: str) -> lis
         g = found.get(t)
         if g is None:
             g = numpy.zeros_like(t._data)
-        grads.append(g if nested else _owned(g, seen))
+        grads.append(g if nested else owned(g, seen))
     return grads
 
 
