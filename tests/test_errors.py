@@ -1022,3 +1022,27 @@ def test_the_gradient_of_a_scalar_leaf_is_an_array_however_it_is_added_up():
     numpy.testing.assert_array_equal(x.grad, 8.0)
     x.grad += 1.0
     numpy.testing.assert_array_equal(x.grad, 9.0)
+
+
+def test_no_grad_and_enable_grad_as_decorators_nest_and_restore():
+    w = leaf([1.0, 2.0])
+
+    @cr.no_grad()
+    def off(depth):
+        inner = off(depth - 1) if depth else None
+        return (w * 2).requires_grad, cr.is_grad_enabled(), inner
+
+    @cr.enable_grad()
+    def on():
+        return (w * 2).requires_grad
+
+    assert off(3)[:2] == (False, False)
+    assert cr.is_grad_enabled()
+    with cr.no_grad():
+        assert on() is True               # switched back on inside, off again after
+        assert not cr.is_grad_enabled()
+    assert cr.is_grad_enabled()
+    with pytest.raises(KeyError):
+        with cr.no_grad():
+            raise KeyError("inside")
+    assert cr.is_grad_enabled() and (w * 2).requires_grad
