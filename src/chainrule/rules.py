@@ -445,11 +445,14 @@ defvjp(P.mean, lambda g, out, x, axis, keepdims: _unreduce(
 
 
 def _extreme_vjp(g: Any, out: Any, x: Any, axis: Any, keepdims: bool) -> Any:
-    # Ties share the gradient equally (PyTorch's amax, JAX).  The count of ties is taken in
-    # x's dtype, so a float32 gradient is computed in float32 (an integer count would turn the
-    # division into float64, then be cast back).
+    # Ties share the gradient equally (PyTorch's amax, JAX).  Below float64 the count of ties
+    # is taken in x's dtype, so that a float32 gradient is computed in float32 (an integer
+    # count would turn the division into float64, then be cast back).
     hit = x == _keep(out, axis, keepdims)
-    ties = numpy.sum(hit, axis=axis, keepdims=True, dtype=x.dtype)
+    if x.dtype == numpy.float64:
+        ties = numpy.sum(hit, axis=axis, keepdims=True)
+    else:
+        ties = numpy.sum(hit, axis=axis, keepdims=True, dtype=x.dtype)
     return _unreduce(g, x.shape, axis, keepdims) * hit / ties
 
 
