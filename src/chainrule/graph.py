@@ -258,11 +258,13 @@ def _walk_arrays(root: Node, seed: Any, stop: frozenset[Node], to_targets: bool,
             elif nv == 1:
                 v0 = vals[0]
             variadic = prim.vjp_argnum
-            # (input, rule) pairs; inputs past the last rule get no gradient, as in _walk
-            edges = zip(node._args, prim.vjps) if variadic is None else enumerate(node._args)
+            # (input, rule) pairs, inputs past the last rule getting no gradient (as in _walk);
+            # for a variadic rule, (input, its index)
+            if variadic is None:
+                edges: Any = zip(node._args, prim.vjps)
+            else:
+                edges = ((a, i) for i, a in enumerate(node._args))
             for a, rule in edges:
-                if variadic is not None:
-                    a, rule = rule, a       # enumerate gave (index, input)
                 if rule is None or not isinstance(a, Node) or not a.requires_grad:
                     continue
                 if rule is passthrough:
