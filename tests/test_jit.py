@@ -227,3 +227,28 @@ def test_the_gradient_of_a_mean_keeps_its_constant_small():
     constants = [v for k, v in entry.fun.__globals__.items() if k.startswith("_c")]
     assert constants and all(numpy.size(c) == 1 for c in constants), \
         [numpy.shape(c) for c in constants]
+
+
+@pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64])
+def test_relu_and_its_mask_are_bit_identical_to_eager_at_special_values(dtype):
+    # jit spells maximum(0, Z) with a constant row of zeros and the mask product with dtype=;
+    # NaN, infinities and signed zeros must come out exactly as NumPy's own spelling gives
+    special = [-0.0, 0.0, numpy.nan, -numpy.inf, numpy.inf, -1.5, 2.5, 1e-30]
+    Z = numpy.array([special * 2] * 3, dtype=dtype)            # rows of 16 >= the row length
+    W = numpy.linspace(-1, 1, 16 * 4).reshape(16, 4).astype(dtype)
+
+    def f(Z, W):
+        A = numpy.maximum(0, Z)
+        B = numpy.minimum(Z, 1.0)
+        return (A @ W).sum() + (B @ W).sum()
+
+    step = cr.value_and_grad(f, argnums=(0, 1))
+    compiled = cr.jit(step)
+    with numpy.errstate(invalid="ignore"):
+        want = step(Z, W)
+        got = compiled(Z, W)
+    assert "numpy.maximum(_c" in compiled.source(Z, W)
+    for a, b in zip(numpy.atleast_1d(got[0]), numpy.atleast_1d(want[0])):
+        assert numpy.asarray(a).tobytes() == numpy.asarray(b).tobytes()
+    for a, b in zip(got[1], want[1]):
+        assert a.dtype == b.dtype and a.tobytes() == b.tobytes()

@@ -16,7 +16,9 @@ changes only the spelling, never the arithmetic:
   (``X.dot(W) + b - T``).  The temporary is private to the statement, so nothing else can
   observe the write;
 * otherwise such an operation writes into a named temporary that it reads for the last time
-  (and of which no view exists): ``t7 = numpy.multiply(2, t5, out=t5)``.
+  (and of which no view exists): ``t7 = numpy.multiply(2, t5, out=t5)``;
+* NumPy's faster loops are chosen where its dispatch would miss them: ``dtype=`` for a float
+  times a boolean mask, and a constant row instead of a scalar in ``maximum(0, Z)``.
 
 Every one of these produces the bits the readable spelling produces.
 """
@@ -30,7 +32,7 @@ import numpy
 
 from . import primitives as P
 from .codegen import Line, Writer
-from .ir import CONST, INPUT, Value
+from .ir import CONST, INPUT, Value, const_value, is_const
 from .notation import ATOM, PRODUCT
 
 __all__ = ["FastWriter", "aliases_input"]
@@ -44,6 +46,10 @@ _FRESH = set(P.UFUNCS.values()) | {P.dot, P.matmul}
 # their operands to do so (IEEE addition and multiplication are commutative, bit for bit).
 _IN_PLACE = {P.add: "add", P.subtract: "subtract", P.multiply: "multiply", P.divide: "divide"}
 _COMMUTATIVE = {P.add, P.multiply}
+
+# maximum(0, Z): the scalar becomes a row of this many elements or more (see _extreme).
+_EXTREMES = {P.maximum, P.minimum, P.fmax, P.fmin}
+_ROW = 8
 
 
 # Operations whose result never shares memory with their operands (new arrays, or NumPy scalars).
@@ -124,6 +130,8 @@ class FastWriter(Writer):
             text = f"numpy.add.reduce({self.ref(x)[0]}, {axis!r}" + (
                 ", keepdims=True)" if keepdims else ")")
             return (text, ATOM) if prim is P.sum_ or n == 1 else (f"{text} / {n}", PRODUCT)
+        if prim in _EXTREMES:
+            return self._extreme(v)
         if prim is P.amax or prim is P.amin:
             x = v.args[0]
             if not _shape(x) or not isinstance(x, Value) or set(v.kw) - {"axis", "keepdims"}:
@@ -132,6 +140,31 @@ class FastWriter(Writer):
             return f"numpy.{ufunc}.reduce({self.ref(x)[0]}, {v.kw.get('axis')!r}" + (
                 ", keepdims=True)" if v.kw.get("keepdims") else ")"), ATOM
         return None
+
+    def _extreme(self, v: Value) -> tuple[str, int] | None:
+        """``numpy.maximum(0, Z)`` as ``numpy.maximum(_c, Z)`` with ``_c`` a row of zeros.
+
+        NumPy's maximum/minimum have a vectorised loop only for operands that both advance
+        along the innermost axis; against a scalar it runs element by element (three times
+        slower on a 128 x 512 float32 array).  A constant row of the last axis's length
+        broadcasts along the other axes and keeps the fast loop; the values, NaNs and signed
+        zeros included, are the same.
+        """
+        consts = [const_value(x) if is_const(x) else None for x in v.args]
+        scalar = [c is not None and numpy.ndim(c) == 0 for c in consts]
+        if scalar.count(True) != 1:
+            return None
+        i = scalar.index(True)
+        other = v.args[1 - i]
+        if not isinstance(other, Value):
+            return None
+        shape = tuple(other.shape)
+        dt = numpy.dtype(v.dtype)
+        if not shape or shape[-1] < _ROW or dt.kind != "f" or numpy.dtype(other.dtype) != dt:
+            return None
+        row = self.const(numpy.full(shape[-1], consts[i], dtype=dt))[0]
+        texts = [row, self.ref(other)[0]] if i == 0 else [self.ref(other)[0], row]
+        return f"numpy.{v.prim.fun.__name__}({texts[0]}, {texts[1]})", ATOM
 
     # --- in-place updates of private temporaries ------------------------------------------------
 
@@ -174,16 +207,29 @@ class FastWriter(Writer):
                 a, b = b, a
             else:
                 a = None
+        loop = self._loop(v)
         if a is not None:
             first = self._into(a, name, stmt, reads) or [f"{name} = {self.ref(a)[0]}"]
-            return first + [f"numpy.{ufunc}({name}, {self.ref(b)[0]}, out={name})"]
+            return first + [f"numpy.{ufunc}({name}, {self.ref(b)[0]}, out={name}{loop})"]
         top = v is reads[-1]
         for x in v.args:
             if self._same_buffer(v, x) and self._dies_here(x, stmt) and (
                     top or sum(r is x for r in reads) == 1):
                 texts = [self.ref(y)[0] for y in v.args]
-                return [f"{name} = numpy.{ufunc}({texts[0]}, {texts[1]}, out={self.names[x.id]})"]
+                return [f"{name} = numpy.{ufunc}({texts[0]}, {texts[1]}, "
+                        f"out={self.names[x.id]}{loop})"]
         return None
+
+    @staticmethod
+    def _loop(v: Value) -> str:
+        """``, dtype=...`` for a float result with a boolean operand (a ReLU mask): NumPy then
+        runs its float loop directly (about 40% faster on a 128 x 512 float32 array than the
+        loop it picks for float x bool); the mask is cast to 0.0/1.0 either way."""
+        dt = numpy.dtype(v.dtype)
+        if dt.kind == "f" and any(isinstance(x, Value) and numpy.dtype(x.dtype) == numpy.bool_
+                                  for x in v.args):
+            return f", dtype=numpy.{dt.name}"
+        return ""
 
     def _reads(self, v: Value) -> list[Value]:
         """The named values (and inputs) statement ``v`` reads, through its inline parts."""
