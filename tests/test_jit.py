@@ -252,3 +252,11 @@ def test_relu_and_its_mask_are_bit_identical_to_eager_at_special_values(dtype):
         assert numpy.asarray(a).tobytes() == numpy.asarray(b).tobytes()
     for a, b in zip(got[1], want[1]):
         assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
+
+
+def test_a_sum_over_a_length_one_axis_of_a_view_of_an_input_is_not_a_view_of_it():
+    x = numpy.arange(3.0).reshape(3, 1)
+    for f in (lambda x: x.T.sum(axis=0), lambda x: x.sum(axis=1), lambda x: x[:, :1].sum(1)):
+        got = cr.jit(f)(x)
+        numpy.testing.assert_array_equal(got, [0.0, 1.0, 2.0])
+        assert not numpy.shares_memory(got, x)

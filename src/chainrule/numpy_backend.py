@@ -123,7 +123,7 @@ class FastWriter(Writer):
             n = math.prod(shape[a] for a in axes)
             if prim is P.mean and (numpy.dtype(x.dtype) != _F64 or n == 0):
                 return None
-            if n == 1 and tuple(v.shape) and x.op not in (INPUT, CONST):
+            if n == 1 and tuple(v.shape) and not aliases_input(x):
                 # nothing is added up: a reshape (a view of a temporary, never of an input)
                 return f"{self._atom(x)}.reshape({tuple(v.shape)!r})", ATOM
             axis = v.kw.get("axis")
