@@ -224,10 +224,10 @@ def _walk_arrays(root: Node, seed: Any, stop: frozenset[Node], to_targets: bool,
                  ) -> dict[Node, Any]:
     """:func:`_walk` for plain arrays with nothing logged or checked: the eager hot path.
 
-    The same walk with every option that does not apply taken out of the loop, and three
+    The same walk with every option that does not apply taken out of the loop, and four
     economies: a node's pending gradient waits in its ``_pending`` slot (None outside a walk)
-    instead of a dict; a leaf's (or target's)
-    gradient is added up where it arrives, so leaves never enter the heap; rules of one or two
+    instead of a dict; a leaf's (or target's) gradient is added up where it arrives, so
+    leaves never enter the heap; :func:`passthrough` rules are not called; rules of one or two
     inputs are called with positional arguments rather than ``*vals``.
     """
     found: dict[Node, Any] = {}
