@@ -260,3 +260,134 @@ def test_a_sum_over_a_length_one_axis_of_a_view_of_an_input_is_not_a_view_of_it(
         got = cr.jit(f)(x)
         numpy.testing.assert_array_equal(got, [0.0, 1.0, 2.0])
         assert not numpy.shares_memory(got, x)
+
+
+def _bits_equal(got, want):
+    got, want = numpy.asarray(got), numpy.asarray(want)
+    return got.dtype == want.dtype and got.shape == want.shape and got.tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64])
+def test_a_mean_is_bit_identical_to_numpys(dtype):
+    # jit writes mean as add.reduce(x) / n (float32 too): the bits of ndarray.mean, per axis
+    rng = numpy.random.default_rng(3)
+    x = (rng.standard_normal((7, 33, 5)) * 1e3).astype(dtype)
+    for axis in (None, 0, 1, 2, (0, 2)):
+        for keepdims in (False, True):
+            f = cr.jit(lambda x, axis=axis, keepdims=keepdims: x.mean(axis=axis,
+                                                                      keepdims=keepdims))
+            assert _bits_equal(f(x), x.mean(axis=axis, keepdims=keepdims)), (axis, keepdims)
+            assert "numpy.add.reduce" in f.source(x)
+
+
+def test_distinct_positions():
+    from chainrule.ir import Value, distinct_positions
+
+    labels = Value(0, "input", [], {}, (4,), numpy.dtype(numpy.int64))
+    rows = numpy.arange(4)
+    assert distinct_positions((rows, labels), (4, 10))
+    assert distinct_positions((rows[::-1].copy(), labels), (4, 10))       # any permutation
+    assert distinct_positions((slice(None), 2), (4, 10))                   # basic indices
+    assert distinct_positions((rows[:, None], numpy.zeros((4, 1), int)), (4, 10))
+    assert distinct_positions((labels, rows), (10, 4))                     # rows decide
+    assert not distinct_positions((labels,), (10, 4))                     # labels may repeat
+    assert not distinct_positions((numpy.array([0, 1, 1, 2]), labels), (4, 10))
+    assert not distinct_positions((numpy.array([0, 1, -4, 3]), labels), (4, 10))  # -4 is 0
+    # arange broadcast against a wider index: each row is reached several times
+    wide = Value(1, "input", [], {}, (4, 3), numpy.dtype(numpy.int64))
+    assert not distinct_positions((rows[:, None], wide), (4, 10))
+    assert not distinct_positions((numpy.array([True, False, True, True]),), (4,))
+
+
+def test_the_label_gather_gradient_is_an_assignment_and_bit_identical_to_eager():
+    # logp[arange(n), y]: positions never repeat, so jit assigns instead of numpy.add.at
+    rng = numpy.random.default_rng(4)
+    x = rng.standard_normal((6, 5)).astype(numpy.float32)
+    y = numpy.array([4, 0, 0, 3, 4, 1])
+
+    def loss(x, y):
+        return -x[numpy.arange(x.shape[0]), y].mean()
+
+    step = cr.value_and_grad(loss)
+    compiled = cr.jit(step)
+    got, want = compiled(x, y), step(x, y)
+    assert _bits_equal(got[0], want[0]) and _bits_equal(got[1], want[1])
+    want_g = numpy.zeros_like(x)
+    want_g[numpy.arange(6), y] = -1 / numpy.float32(6)
+    numpy.testing.assert_allclose(got[1], want_g, rtol=1e-7)
+    src = compiled.source(x, y)
+    assert "add.at" not in src and "] = " in src
+
+
+def test_a_scatter_whose_positions_repeat_still_accumulates():
+    x = numpy.arange(12.0).reshape(4, 3)
+    y = numpy.array([2, 2, 0, 2])
+
+    def loss(x, y):
+        return (x[y, 1] * numpy.array([1.0, 2.0, 3.0, 4.0])).sum()
+
+    g = cr.jit(cr.grad(loss))(x, y)
+    want = numpy.zeros_like(x)
+    numpy.add.at(want, (y, 1), [1.0, 2.0, 3.0, 4.0])
+    numpy.testing.assert_array_equal(g, want)
+    assert g[2, 1] == 7.0
+
+
+@pytest.mark.parametrize("index_is_input", [True, False])
+def test_a_unique_scatter_keeps_eagers_signed_zeros(index_is_input):
+    # numpy.add.at into zeros turns -0.0 into +0.0; jit's assignment must not keep the -0.0
+    x = numpy.arange(12.0).reshape(4, 3)
+    y = numpy.array([2, 0, 1, 2])
+    w = numpy.array([-0.0, 2.0, -0.0, -3.0])
+
+    def loss(x, w, y):
+        idx = y if index_is_input else numpy.array([2, 0, 1, 2])
+        return (x[numpy.arange(4), idx] * w).sum() + (x[numpy.arange(4), idx] * -0.0).sum()
+
+    step = cr.grad(loss, argnums=0)
+    got, want = cr.jit(step)(x, w, y), step(x, w, y)
+    assert _bits_equal(got, want)
+    assert not numpy.signbit(got[numpy.arange(4), y][0])      # -0.0 + -0.0 into +0.0
+
+
+def test_the_max_gradient_spreads_ties_with_the_same_bits_as_multiplying_first():
+    # the rule divides by the tie count before spreading; the result must be bit for bit
+    # g * hit / ties, special values included
+    x = numpy.array([[1.0, 3.0, 3.0, -2.0], [numpy.nan, 0.0, 1.0, 1.0],
+                     [-0.0, 0.0, -1.0, -5.0], [numpy.inf, numpy.inf, 2.0, 1.0],
+                     [2.0, 2.0, -1.0, 2.0]])
+    for g in ([1.0, -2.0, 0.5, -0.0, 5.0], [numpy.inf, -0.0, 0.0, numpy.nan, -0.0],
+              [3.0, 1e-300, -7, 1, 0.1]):
+        g = numpy.array(g)
+        x_t = cr.tensor(x, requires_grad=True)
+        with numpy.errstate(invalid="ignore", divide="ignore"):
+            (x_t.max(axis=1) * g).sum().backward()
+            m = x.max(axis=1, keepdims=True)
+            hit = x == m
+            want = g[:, None] * hit / hit.sum(axis=1, keepdims=True)
+        assert _bits_equal(x_t.grad, want), (g, x_t.grad, want)
+
+
+def test_large_temporaries_are_deleted_after_their_last_read_and_nothing_earlier():
+    # jit deletes a big temporary's name right after the statement that reads it last; a
+    # temporary read by many later statements (h) must live until the last of them
+    rng = numpy.random.default_rng(5)
+    x = rng.standard_normal((64, 96))
+    w = rng.standard_normal((96, 80)) * 0.1
+    v = rng.standard_normal((80, 80)) * 0.1
+
+    def f(x, w, v):
+        h = numpy.tanh(x @ w)               # 64 x 80 float64: 40 KiB
+        a = (h * 2.0).sum()
+        k = numpy.maximum(h @ v, 0)
+        b = (h ** 2).mean() + (k * h).sum()
+        c = h.T @ k
+        return a + b + numpy.exp(-c * c).sum()
+
+    step = cr.value_and_grad(f, argnums=(0, 1, 2))
+    compiled = cr.jit(step)
+    got, want = compiled(x, w, v), step(x, w, v)
+    assert _bits_equal(got[0], want[0])
+    for a, b in zip(got[1], want[1]):
+        assert _bits_equal(a, b)
+    assert "\n    del t" in compiled.source(x, w, v)

@@ -352,6 +352,46 @@ def dce(prog: Program) -> Program:
     return prog
 
 
+def distinct_positions(index: tuple[Any, ...], shape: tuple[int, ...]) -> bool:
+    """Whether indexing an array of ``shape`` with ``index`` provably reaches no position twice.
+
+    ``index`` has one entry per leading axis: an int, a slice, a constant integer array, or a
+    :class:`Value` (an integer array whose values are unknown until run time, like labels).
+    Slices and ints never repeat a position.  The advanced (array) entries broadcast together;
+    they reach distinct positions when one of them is a constant with the broadcast shape
+    itself and distinct values along its axis (``arange(n)`` in ``logp[arange(n), y]``).  A
+    scatter through such an index can assign instead of accumulating.
+    """
+    if len(index) > len(shape):
+        return False
+    arrays: list[tuple[int, Any]] = []
+    for axis, i in enumerate(index):
+        if isinstance(i, Value) and i.op == CONST:
+            i = i.const
+        if isinstance(i, slice) or (isinstance(i, (int, numpy.integer))
+                                    and not isinstance(i, bool)):
+            continue
+        kind = i.dtype.kind if isinstance(i, (Value, numpy.ndarray)) else None
+        if kind not in ("i", "u"):
+            return False        # booleans, None, Ellipsis, lists: not analysed
+        arrays.append((axis, i))
+    if not arrays:
+        return True
+    try:
+        full = numpy.broadcast_shapes(*(tuple(_shape_of(i)) for _, i in arrays))
+    except ValueError:
+        return False
+    for axis, i in arrays:
+        if isinstance(i, numpy.ndarray) and i.shape == full:
+            n = shape[axis]
+            if i.size and (i.min() < -n or i.max() >= n):
+                return False
+            wrapped = i % n if n else i
+            if numpy.unique(wrapped).size == i.size:
+                return True
+    return False
+
+
 def optimize(prog: Program) -> Program:
     """The exact passes, in order (what ``jit`` runs)."""
     return dce(cse(simplify(prog)))

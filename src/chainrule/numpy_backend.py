@@ -7,9 +7,9 @@ changes only the spelling, never the arithmetic:
 * a small product of two matrices is ``A.dot(B)`` (the same BLAS call as ``A @ B``; about
   0.5 us less per call, where the ufunc machinery of ``matmul`` dominates);
 * ``sum``, ``mean``, ``max`` and ``min`` call ``numpy.add.reduce`` (``maximum.reduce``...)
-  directly, skipping the Python layer of the ndarray methods (``mean`` only in float64, where
-  it is exactly what the eager path computes); a sum over axes that all have length 1 is a
-  reshape;
+  directly, skipping the Python layer of the ndarray methods (``mean`` in float64 and
+  float32, where ``add.reduce(x) / n`` is exactly what the eager path computes); a sum over
+  axes that all have length 1 is a reshape;
 * an elementwise ``+ - * /`` whose left operand is a temporary of the result's shape and dtype
   (a fresh matrix product, say) writes into that temporary (``out=``) instead of allocating:
   ``t1 = a0.dot(a2); numpy.add(t1, a5, out=t1)``, and so on down a chain
@@ -17,6 +17,10 @@ changes only the spelling, never the arithmetic:
   observe the write;
 * otherwise such an operation writes into a named temporary that it reads for the last time
   (and of which no view exists): ``t7 = numpy.multiply(2, t5, out=t5)``;
+* a scatter whose positions provably never repeat (``logp[arange(n), y]``'s gradient) is
+  an assignment, not ``numpy.add.at``;
+* a large temporary is deleted (``del t3``) right after its last read, so that its memory,
+  still in the CPU's caches, is what the next temporary gets;
 * NumPy's faster loops are chosen where its dispatch would miss them: ``dtype=`` for a float
   times a boolean mask, and a constant row instead of a scalar in ``maximum(0, Z)``.
 
@@ -32,12 +36,27 @@ import numpy
 
 from . import primitives as P
 from .codegen import Line, Writer
-from .ir import CONST, INPUT, Value, const_value, is_const
-from .notation import ATOM, PRODUCT
+from .ir import CONST, INPUT, Value, const_value, distinct_positions, is_const
+from .notation import ATOM, PRODUCT, index_text
+from .rules import Size
 
 __all__ = ["FastWriter", "aliases_input"]
 
 _F64 = numpy.dtype(numpy.float64)
+_F32 = numpy.dtype(numpy.float32)
+
+
+def _exact_mean(dtype: numpy.dtype[Any], n: int) -> bool:
+    """Whether ``numpy.add.reduce(x, axis) / n`` has the bits of ``x.mean(axis)``.
+
+    ``mean`` adds up with ``add.reduce`` in the array's own dtype (except float16, which it
+    accumulates in float32), then divides by the count.  In float64 that is the same
+    division.  In float32 ``mean`` divides by a NumPy integer, which NumPy does in float64
+    and rounds back to float32; a correctly rounded float64 quotient rounded again to float32
+    is the correctly rounded float32 quotient (53 >= 2 * 24 + 2 bits), which is what
+    ``/ n`` computes, as long as ``n`` itself is exact in float32.
+    """
+    return n > 0 and (dtype == _F64 or (dtype == _F32 and n <= 1 << 24))
 
 # Operations whose result is a new array when it has at least one dimension (never a view).
 _FRESH = set(P.UFUNCS.values()) | {P.dot, P.matmul}
@@ -54,6 +73,13 @@ _ROW = 8
 
 # Operations whose result never shares memory with their operands (new arrays, or NumPy scalars).
 _NEW_MEMORY = _FRESH | {P.sum_, P.mean, P.amax, P.amin, P.prod, P.var, P.std}
+
+
+def _has_negative_zero(c: Any) -> bool:
+    arr = numpy.asarray(c)
+    if arr.dtype.kind == "c":
+        return True                     # not analysed: the general spelling
+    return arr.dtype.kind == "f" and bool(numpy.any((arr == 0) & numpy.signbit(arr)))
 
 
 def aliases_input(v: Any) -> bool:
@@ -76,6 +102,10 @@ def aliases_input(v: Any) -> bool:
 # larger products ``A @ B`` measured 1-5% faster on the development machine (784-512-512-10
 # MLP, batch 128, float32: the whole step 1.2% faster), so the readable spelling stays.
 _SMALL_PRODUCT = 1 << 16
+
+
+# Temporaries of at least this many bytes are deleted after their last read (_frees_early).
+_FREE_EARLY = 1 << 15
 
 
 def _shape(x: Any) -> tuple[int, ...] | None:
@@ -121,7 +151,7 @@ class FastWriter(Writer):
             axes = _axes(v.kw.get("axis"), len(shape))
             keepdims = bool(v.kw.get("keepdims"))
             n = math.prod(shape[a] for a in axes)
-            if prim is P.mean and (numpy.dtype(x.dtype) != _F64 or n == 0):
+            if prim is P.mean and not _exact_mean(numpy.dtype(x.dtype), n):
                 return None
             if n == 1 and tuple(v.shape) and not aliases_input(x):
                 # nothing is added up: a reshape (a view of a temporary, never of an input)
@@ -244,6 +274,38 @@ class FastWriter(Writer):
                 stack.extend(x.args)
         return found
 
+    # --- scatters that provably hit each position once -------------------------------------------
+
+    def _scatter(self, v: Value, name: str) -> list[str] | None:
+        """``t[rows, y] = g`` instead of ``numpy.add.at(t, (rows, y), g)`` into zeros.
+
+        When :func:`~chainrule.ir.distinct_positions` proves that no position repeats, adding
+        into zeros is adding ``g`` to ``+0.0`` once per position: an assignment, except that
+        ``+0.0 + -0.0`` is ``+0.0``.  A constant ``g`` without negative zeros is assigned;
+        any other ``g`` is added in (``t[index] += g``: one gather, one add, one write, the
+        same sums ``add.at`` makes, without its per-element machinery).
+        """
+        if v.prim is P.scatter:
+            g, ix = v.args[0], v.args[1:]
+            template, shape = v.kw["template"], v.kw["shape"]
+            index = P.fill_index(template, tuple(ix))
+            text = index_text(template, [self.ref(x)[0] for x in ix], self.lit)
+        elif v.prim is P.scatter_add and not v.args[3]:
+            g, index, shape = v.args[0], v.args[1], v.args[2]
+            index = index if isinstance(index, tuple) else (index,)
+            text = self.lit.index(index)
+        else:
+            return None
+        if not distinct_positions(index, tuple(shape)):
+            return None
+        if isinstance(g, Value) and g.prim is P.broadcast_to and g.id not in self.names:
+            g = g.args[0]             # assignment broadcasts it to the indexed shape itself
+        c = const_value(g) if is_const(g) and not isinstance(g, Size) else None
+        op = "=" if c is not None and not _has_negative_zero(c) else "+="
+        dt = numpy.dtype(v.dtype)
+        return [f"{name} = numpy.zeros({self.lit(tuple(shape))}, dtype=numpy.{dt.name})",
+                f"{name}[{text}] {op} {self.ref(g)[0]}"]
+
     def lines(self) -> list[Line]:
         base = super().lines()
         self._last: dict[int, int] = {}
@@ -254,11 +316,32 @@ class FastWriter(Writer):
         for v in self.prog.values:
             if v.prim is not None and self._views(v):
                 self._viewed.update(a.id for a in v.args if isinstance(a, Value))
+        dying: dict[int, list[str]] = {}
+        for v in self.prog.values:
+            if self._last.get(v.id, len(base) - 1) < len(base) - 1 and self._frees_early(v):
+                dying.setdefault(self._last[v.id], []).append(self.names[v.id])
         out = []
         for stmt, line in enumerate(base):
-            code = None
-            if len(line.code) == 1:
+            code = self._scatter(line.value, line.name)
+            if code is None and len(line.code) == 1:
                 reads = self._reads(line.value) + [line.value]     # the statement's own value last
                 code = self._into(line.value, line.name, stmt, reads)
+            if stmt in dying:
+                code = (code or line.code) + [f"del {', '.join(dying[stmt])}"]
             out.append(line if code is None else Line(line.value, line.name, line.expr, code))
         return out
+
+    def _frees_early(self, v: Value) -> bool:
+        """Whether ``v``'s name is deleted right after the statement that reads it last.
+
+        The buffer then goes back to the allocator while it is still in the CPU's caches,
+        and the next temporary of that size reuses it (instead of memory that has to come
+        from RAM): 1% of the 784-512-512-10 MLP's step.  Small arrays gain nothing from it
+        and would pay for the statement.
+        """
+        return (v.id in self.names and v.op not in (INPUT, CONST) and v.id not in self.out_ids
+                and v.shape is not None and math.prod(v.shape) * numpy.dtype(v.dtype).itemsize
+                >= _FREE_EARLY)
+
+    def size(self, s: Size) -> str:
+        return str(int(s))             # never a name: names may be deleted once read

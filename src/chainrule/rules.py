@@ -453,7 +453,10 @@ def _extreme_vjp(g: Any, out: Any, x: Any, axis: Any, keepdims: bool) -> Any:
         ties = numpy.sum(hit, axis=axis, keepdims=True)
     else:
         ties = numpy.sum(hit, axis=axis, keepdims=True, dtype=x.dtype)
-    return _unreduce(g, x.shape, axis, keepdims) * hit / ties
+    # Dividing before spreading (one value per reduced slice, not per element) gives the same
+    # bits: where ``hit`` is 0 both orders give a zero of g's sign (or NaN where g is not
+    # finite or the slice had no maximum), where it is 1 both give ``g / ties``.
+    return _keep(g, axis, keepdims) / ties * hit
 
 
 def _extreme_kink(fun: Callable[..., Any]) -> Callable[..., Any]:
