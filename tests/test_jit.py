@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy
 import pytest
 from op_cases import CASES
@@ -391,3 +393,32 @@ def test_large_temporaries_are_deleted_after_their_last_read_and_nothing_earlier
     for a, b in zip(got[1], want[1]):
         assert _bits_equal(a, b)
     assert "\n    del t" in compiled.source(x, w, v)
+
+
+@pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64])
+def test_a_relu_overwrites_its_input_once_the_mask_is_taken(dtype):
+    # jit computes the backward mask Z > 0 right after Z, then lets maximum(0, Z) write into
+    # Z; values and gradients must be eager's, bit for bit, at NaN, infinities, signed zeros
+    special = [-0.0, 0.0, numpy.nan, -numpy.inf, numpy.inf, -1.5, 2.5, 1e-30]
+    X = numpy.array([special * 2] * 600, dtype=dtype)          # 600 x 16: 38-75 KiB
+    b = numpy.linspace(-0.0, 0.0, 16).astype(dtype)
+    W = numpy.linspace(-1, 1, 16 * 4).reshape(16, 4).astype(dtype)
+
+    def f(X, b, W):
+        Z = X + b
+        A = numpy.maximum(0, Z)
+        Y = A @ W
+        return numpy.where(numpy.isfinite(Y), Y, 0.0).sum()
+
+    step = cr.value_and_grad(f, argnums=(1, 2))
+    compiled = cr.jit(step)
+    with numpy.errstate(invalid="ignore"):
+        want = step(X, b, W)
+        got = compiled(X, b, W)
+    src = compiled.source(X, b, W)
+    if X.nbytes >= 1 << 15:
+        assert src.index(" > 0") < src.index("numpy.maximum(")
+        assert re.search(r"numpy\.maximum\(\w+, (t\d+), out=\1\)", src), src
+    assert _bits_equal(got[0], want[0])
+    for a, w in zip(got[1], want[1]):
+        assert _bits_equal(a, w)

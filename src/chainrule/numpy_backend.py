@@ -20,7 +20,9 @@ changes only the spelling, never the arithmetic:
 * a scatter whose positions provably never repeat (``logp[arange(n), y]``'s gradient) is
   an assignment, not ``numpy.add.at``;
 * a large temporary is deleted (``del t3``) right after its last read, so that its memory,
-  still in the CPU's caches, is what the next temporary gets;
+  still in the CPU's caches, is what the next temporary gets; a comparison that reads a large
+  temporary last is computed as soon as it can be (:func:`hoist_masks`: the ReLU mask right
+  after ``Z``, which ``maximum(0, Z)`` then overwrites);
 * NumPy's faster loops are chosen where its dispatch would miss them: ``dtype=`` for a float
   times a boolean mask, and a constant row instead of a scalar in ``maximum(0, Z)``.
 
@@ -36,11 +38,11 @@ import numpy
 
 from . import primitives as P
 from .codegen import Line, Writer
-from .ir import CONST, INPUT, Value, const_value, distinct_positions, is_const
+from .ir import CONST, INPUT, Program, Value, const_value, distinct_positions, is_const
 from .notation import ATOM, PRODUCT, index_text
 from .rules import Size
 
-__all__ = ["FastWriter", "aliases_input"]
+__all__ = ["FastWriter", "aliases_input", "hoist_masks"]
 
 _F64 = numpy.dtype(numpy.float64)
 _F32 = numpy.dtype(numpy.float32)
@@ -59,11 +61,13 @@ def _exact_mean(dtype: numpy.dtype[Any], n: int) -> bool:
     return n > 0 and (dtype == _F64 or (dtype == _F32 and n <= 1 << 24))
 
 # Operations whose result is a new array when it has at least one dimension (never a view).
-_FRESH = set(P.UFUNCS.values()) | {P.dot, P.matmul}
+_FRESH = set(P.UFUNCS.values()) | set(P.NONDIFF_UFUNCS.values()) | {P.dot, P.matmul}
 
 # Elementwise operations that can write into their left operand, and those that may swap
 # their operands to do so (IEEE addition and multiplication are commutative, bit for bit).
-_IN_PLACE = {P.add: "add", P.subtract: "subtract", P.multiply: "multiply", P.divide: "divide"}
+_IN_PLACE = {P.add: "add", P.subtract: "subtract", P.multiply: "multiply", P.divide: "divide",
+             P.maximum: "maximum", P.minimum: "minimum", P.fmax: "fmax", P.fmin: "fmin"}
+# (maximum is not among them: maximum(-0.0, +0.0) is its first operand, so order matters)
 _COMMUTATIVE = {P.add, P.multiply}
 
 # maximum(0, Z): the scalar becomes a row of this many elements or more (see _extreme).
@@ -108,6 +112,62 @@ _SMALL_PRODUCT = 1 << 16
 _FREE_EARLY = 1 << 15
 
 
+# Comparisons: a float array in, a boolean mask (a quarter or an eighth of its bytes) out.
+_MASKS = {P.NONDIFF_UFUNCS[u] for u in (numpy.greater, numpy.greater_equal, numpy.less,
+                                        numpy.less_equal, numpy.equal, numpy.not_equal)}
+
+
+def _nbytes(v: Value) -> int:
+    return math.prod(v.shape) * numpy.dtype(v.dtype).itemsize if v.shape is not None else 0
+
+
+def hoist_masks(prog: Program) -> tuple[Program, set[int]]:
+    """``prog`` with each comparison that reads a large temporary last moved up to just after
+    its operands exist.
+
+    The ReLU mask ``Z1 > 0`` of the backward pass is the last reader of ``Z1``; computed
+    right after ``Z1`` (while ``Z1`` is still in the caches), it frees ``Z1`` for
+    ``maximum(0, Z1)`` to overwrite (``out=``): the program keeps a boolean mask from the
+    forward to the backward pass instead of a float array, and allocates one array less per
+    layer.  Values are pure, so the order changes nothing else.  Returns the program and the
+    ids of the values moved (which must then be statements, not inline parts of their reader).
+    """
+    values = prog.values
+    pos = {v.id: i for i, v in enumerate(values)}
+    readers: dict[int, list[int]] = {}
+    for i, v in enumerate(values):
+        for a in v.args:
+            if isinstance(a, Value):
+                readers.setdefault(a.id, []).append(i)
+    outs = {o.id for o in prog.outputs}
+    after: dict[int, list[Value]] = {}
+    moved = set()
+    for i, c in enumerate(values):
+        if c.prim not in _MASKS:
+            continue
+        ops = [a for a in c.args if isinstance(a, Value) and a.op != CONST]
+        if not ops:
+            continue
+        h = max(pos[a.id] for a in ops)
+        frees = any(a.op != INPUT and a.id not in outs and _nbytes(a) >= _FREE_EARLY
+                    and _nbytes(a) > _nbytes(c)
+                    and max((r for r in readers[a.id] if r != i), default=h) < i
+                    for a in ops)
+        if frees and h + 1 < i:
+            after.setdefault(h, []).append(c)
+            moved.add(c.id)
+    if not moved:
+        return prog, moved
+    order = []
+    for i, v in enumerate(values):
+        if v.id not in moved:
+            order.append(v)
+        order.extend(after.get(i, ()))
+    out = Program(order, prog.inputs, prog.outputs)
+    out.replaced = prog.replaced
+    return out, moved
+
+
 def _shape(x: Any) -> tuple[int, ...] | None:
     if isinstance(x, Value):
         return tuple(x.shape) if x.shape is not None else None
@@ -122,6 +182,14 @@ def _axes(axis: Any, ndim: int) -> tuple[int, ...]:
 
 class FastWriter(Writer):
     """A :class:`~chainrule.codegen.Writer` for compiled code (see the module docstring)."""
+
+    def __init__(self, prog: Program, names: dict[int, str], lit: Any = None,
+                 refs: dict[int, str] | None = None) -> None:
+        prog, self._hoisted = hoist_masks(prog)
+        super().__init__(prog, names, lit, refs=refs)
+
+    def _needs_statement(self, v: Value) -> bool:
+        return v.id in self._hoisted or super()._needs_statement(v)
 
     def _atom(self, x: Any) -> str:
         text, prec = self.ref(x)
@@ -180,21 +248,35 @@ class FastWriter(Writer):
         broadcasts along the other axes and keeps the fast loop; the values, NaNs and signed
         zeros included, are the same.
         """
+        texts = self._operands(v)
+        if texts == [self.ref(x)[0] for x in v.args]:
+            return None
+        return f"numpy.{v.prim.fun.__name__}({texts[0]}, {texts[1]})", ATOM
+
+    def _operands(self, v: Value) -> list[str]:
+        """The operands' texts, with a scalar of maximum/minimum as a constant row."""
+        texts = [self.ref(x)[0] for x in v.args]
+        if v.prim not in _EXTREMES:
+            return texts
         consts = [const_value(x) if is_const(x) else None for x in v.args]
         scalar = [c is not None and numpy.ndim(c) == 0 for c in consts]
         if scalar.count(True) != 1:
-            return None
+            return texts
         i = scalar.index(True)
         other = v.args[1 - i]
         if not isinstance(other, Value):
-            return None
+            return texts
         shape = tuple(other.shape)
         dt = numpy.dtype(v.dtype)
         if not shape or shape[-1] < _ROW or dt.kind != "f" or numpy.dtype(other.dtype) != dt:
-            return None
-        row = self.const(numpy.full(shape[-1], consts[i], dtype=dt))[0]
-        texts = [row, self.ref(other)[0]] if i == 0 else [self.ref(other)[0], row]
-        return f"numpy.{v.prim.fun.__name__}({texts[0]}, {texts[1]})", ATOM
+            return texts
+        row = numpy.full(shape[-1], consts[i], dtype=dt)
+        rows = self.__dict__.setdefault("_rows", {})
+        key = (row.dtype.str, row.tobytes())
+        if key not in rows:
+            rows[key] = self.const(row)[0]
+        texts[i] = rows[key]
+        return texts
 
     # --- in-place updates of private temporaries ------------------------------------------------
 
@@ -232,20 +314,23 @@ class FastWriter(Writer):
         if ufunc is None or not v.shape or len(v.args) != 2:
             return None
         a, b = v.args
+        other = 1                       # which operand is not the buffer
         if not (self._same_buffer(v, a) and a.id not in self.names):
             if v.prim in _COMMUTATIVE and self._same_buffer(v, b) and b.id not in self.names:
-                a, b = b, a
+                a, other = b, 0
             else:
                 a = None
         loop = self._loop(v)
         if a is not None:
             first = self._into(a, name, stmt, reads) or [f"{name} = {self.ref(a)[0]}"]
-            return first + [f"numpy.{ufunc}({name}, {self.ref(b)[0]}, out={name}{loop})"]
+            return first + [f"numpy.{ufunc}({name}, {self._operands(v)[other]}, "
+                            f"out={name}{loop})"]
         top = v is reads[-1]
         for x in v.args:
             if self._same_buffer(v, x) and self._dies_here(x, stmt) and (
                     top or sum(r is x for r in reads) == 1):
-                texts = [self.ref(y)[0] for y in v.args]
+                texts = self._operands(v)
+                self._taken.add(x.id)          # its name now holds v's result: no del
                 return [f"{name} = numpy.{ufunc}({texts[0]}, {texts[1]}, "
                         f"out={self.names[x.id]}{loop})"]
         return None
@@ -316,18 +401,20 @@ class FastWriter(Writer):
         for v in self.prog.values:
             if v.prim is not None and self._views(v):
                 self._viewed.update(a.id for a in v.args if isinstance(a, Value))
-        dying: dict[int, list[str]] = {}
+        dying: dict[int, list[Value]] = {}
         for v in self.prog.values:
             if self._last.get(v.id, len(base) - 1) < len(base) - 1 and self._frees_early(v):
-                dying.setdefault(self._last[v.id], []).append(self.names[v.id])
+                dying.setdefault(self._last[v.id], []).append(v)
+        self._taken: set[int] = set()
         out = []
         for stmt, line in enumerate(base):
             code = self._scatter(line.value, line.name)
             if code is None and len(line.code) == 1:
                 reads = self._reads(line.value) + [line.value]     # the statement's own value last
                 code = self._into(line.value, line.name, stmt, reads)
-            if stmt in dying:
-                code = (code or line.code) + [f"del {', '.join(dying[stmt])}"]
+            gone = [self.names[v.id] for v in dying.get(stmt, ()) if v.id not in self._taken]
+            if gone:
+                code = (code or line.code) + [f"del {', '.join(gone)}"]
             out.append(line if code is None else Line(line.value, line.name, line.expr, code))
         return out
 
