@@ -7,8 +7,9 @@ singularities, so that a central difference is a fair referee.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy
 

@@ -1,4 +1,5 @@
-"""The seed problem (shared/SEED.md): the user's forward pass, unchanged, and its eight gradients."""
+"""The seed problem (shared/SEED.md): the user's forward pass, unchanged, and its eight
+gradients."""
 
 from __future__ import annotations
 

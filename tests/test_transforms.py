@@ -20,7 +20,7 @@ def fd_hessian(f, x, h=1e-4):
     H = numpy.zeros((n, n))
     for i in range(n):
         for j in range(n):
-            def at(di, dj):
+            def at(di, dj, i=i, j=j):
                 y = x.copy().ravel()
                 y[i] += di
                 y[j] += dj
