@@ -35,6 +35,13 @@ def distinct(*shape: int) -> numpy.ndarray:
     return (rng.permutation(n) * 0.37 - n * 0.15).reshape(shape)
 
 
+def well_conditioned(*shape: int) -> numpy.ndarray:
+    """Square matrices (``shape[-1]`` x ``shape[-1]``, stacked by ``shape[:-1]``) with singular
+    values well away from 0: an identity's multiple plus noise."""
+    n = shape[-1]
+    return rng.standard_normal(shape + (n,)) * 0.5 + 2.0 * numpy.eye(n)
+
+
 def unit(*shape: int) -> numpy.ndarray:
     return rng.uniform(-0.8, 0.8, shape)
 
@@ -173,6 +180,21 @@ CASES += [
          [signed(3, 4)]),
     Case("norm-inf", lambda x: np.linalg.norm(x, ord=np.inf), [distinct(5)]),
     Case("trace", np.trace, [normal(3, 4)]),
+    Case("linalg-inv", np.linalg.inv, [well_conditioned(3)]),
+    Case("linalg-inv-stack", np.linalg.inv, [well_conditioned(2, 3)]),
+    Case("linalg-solve-vector", np.linalg.solve, [well_conditioned(3), normal(3)]),
+    Case("linalg-solve-matrix", np.linalg.solve, [well_conditioned(3), normal(3, 2)]),
+    Case("linalg-solve-stack-vector", np.linalg.solve, [well_conditioned(2, 3), normal(3)]),
+    Case("linalg-solve-broadcast", np.linalg.solve, [well_conditioned(3), normal(2, 3, 2)]),
+    Case("linalg-det", np.linalg.det, [well_conditioned(3)]),
+    Case("linalg-det-stack", np.linalg.det, [well_conditioned(2, 3)]),
+    Case("linalg-slogdet", lambda a: np.linalg.slogdet(a)[1], [well_conditioned(3)]),
+    Case("linalg-slogdet-negative", lambda a: np.linalg.slogdet(a).logabsdet * 1.0,
+         [well_conditioned(3) * np.array([[-1.0], [1.0], [1.0]])]),
+    Case("diff", np.diff, [normal(3, 5)]),
+    Case("diff-n2-axis0", lambda x: np.diff(x, n=2, axis=0), [normal(4, 3)]),
+    Case("diff-prepend-append", lambda x, y: np.diff(x, prepend=0.5, append=y), [normal(3, 4),
+                                                                                  normal(3, 2)]),
     Case("trace-offset", lambda x: np.trace(x, offset=1), [normal(3, 4)]),
     Case("trace-3d-axes", lambda x: np.trace(x, axis1=0, axis2=2), [normal(3, 2, 3)]),
     Case("diagonal", np.diagonal, [normal(3, 4)]),

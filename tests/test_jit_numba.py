@@ -51,6 +51,12 @@ FALLBACK = {
     "einsum-diag": ("einsum", "Numba has no numpy.einsum"),
     "einsum-sum-only": ("einsum", "Numba has no numpy.einsum"),
     "einsum-three": ("einsum", "Numba has no numpy.einsum"),
+    **{case: (op, "no Numba form for this operation") for case, op in [
+        ("linalg-inv", "linalg.inv"), ("linalg-inv-stack", "linalg.inv"),
+        ("linalg-solve-vector", "linalg.solve"), ("linalg-solve-matrix", "linalg.solve"),
+        ("linalg-solve-stack-vector", "linalg.solve"), ("linalg-solve-broadcast", "linalg.solve"),
+        ("linalg-det", "linalg.det"), ("linalg-det-stack", "linalg.det"),
+        ("linalg-slogdet", "linalg.logabsdet"), ("linalg-slogdet-negative", "linalg.logabsdet")]},
 }
 
 JIT_CASES = [c for c in CASES if c.id not in VALUE_DEPENDENT]

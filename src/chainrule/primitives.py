@@ -994,7 +994,79 @@ def _copy(a: Any, order: str = "K", subok: bool = False
     return copy, (a,), {}
 
 
+# --- solving and inverting (stacks of square matrices, as numpy.linalg takes them) -------------
+
+inv = Primitive("linalg.inv", numpy.linalg.inv)
+solve = Primitive("linalg.solve", numpy.linalg.solve)
+det = Primitive("linalg.det", numpy.linalg.det)
+# slogdet's two results: log|det| (differentiable) and the sign (piecewise constant).
+logabsdet = Primitive("linalg.logabsdet", lambda a: numpy.linalg.slogdet(a)[1])
+detsign = Primitive("linalg.detsign", lambda a: numpy.linalg.slogdet(a)[0], nondiff=True)
+_SlogdetResult = type(numpy.linalg.slogdet(numpy.eye(1)))
+
+
+def _square_stack(a: Any, fname: str) -> None:
+    shape = _shape(a)
+    if len(shape) < 2 or shape[-1] != shape[-2]:
+        raise numpy.linalg.LinAlgError(
+            f"numpy.linalg.{fname}: needs a square matrix or a stack of them (shape "
+            f"(..., n, n)), got shape {shape}")
+
+
+@_binds(numpy.linalg.inv)
+def _inv(a: Any) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+    _square_stack(a, "inv")
+    return inv, (a,), {}
+
+
+@_binds(numpy.linalg.solve)
+def _solve(a: Any, b: Any) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+    _square_stack(a, "solve")
+    return solve, (a, b), {}
+
+
+@_binds(numpy.linalg.det)
+def _det(a: Any) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+    _square_stack(a, "det")
+    return det, (a,), {}
+
+
+@_composite(numpy.linalg.slogdet)
+def _slogdet(a: Any) -> Any:
+    _square_stack(a, "slogdet")
+    return _SlogdetResult(detsign(a), logabsdet(a))
+
+
 # Functions NumPy defines in terms of the above, given here so each needs no rule of its own.
+
+@_composite(numpy.diff)
+def _diff(a: Any, n: int = 1, axis: int = -1, prepend: Any = _NoValue,
+          append: Any = _NoValue) -> Any:
+    # NumPy's own steps: join prepend/append, then n times a[1:] - a[:-1] along the axis
+    if n < 0:
+        raise ValueError(f"numpy.diff: order must be non-negative, got n={n}")
+    nd = _ndim(a)
+    if nd == 0:
+        raise ValueError("numpy.diff: needs at least a 1-d input")
+    ax = normalize_axis(axis, nd, "diff")
+    parts = []
+    for extra in (prepend, append):
+        if extra is _NoValue:
+            parts.append(None)
+            continue
+        if _ndim(extra) == 0:
+            shape = list(_shape(a))
+            shape[ax] = 1
+            extra = numpy.broadcast_to(extra, tuple(shape))
+        parts.append(extra)
+    if parts[0] is not None or parts[1] is not None:
+        a = numpy.concatenate([x for x in (parts[0], a, parts[1]) if x is not None], axis=ax)
+    hi = (slice(None),) * ax + (slice(1, None),)
+    lo = (slice(None),) * ax + (slice(None, -1),)
+    for _ in range(n):
+        a = a[hi] - a[lo]
+    return a
+
 
 @_composite(numpy.average)
 def _average(a: Any, axis: Any = None, weights: Any = None, returned: bool = False, *,

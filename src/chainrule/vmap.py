@@ -408,6 +408,25 @@ def _scatter_dyn(prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict
     return P._scatter_add(numpy.asarray(vals[0]), index, (size,) + tuple(kw["shape"]), False)
 
 
+def _stacked(prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any],
+             size: int) -> Any:
+    """numpy.linalg functions of one stack of matrices: the batch is one more stack axis."""
+    return prim.fun(vals[0], **kw)
+
+
+def _solve(prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any],
+           size: int) -> Any:
+    a, b = (numpy.asarray(v) for v in vals)
+    fa, fb = flags
+    ra = _ex_ndim(a, fa) - 2                     # stack axes of one example's a
+    if _ex_ndim(b, fb) == 1:                     # one example's b is a vector: a column
+        b = b.reshape((size,) + (1,) * ra + (b.shape[-1], 1)) if fb else b[:, None]
+        a = _align(a, fa, ra + 2, size)
+        return numpy.linalg.solve(a, b)[..., 0]
+    rank = max(ra, _ex_ndim(b, fb) - 2) + 2
+    return numpy.linalg.solve(_align(a, fa, rank, size), _align(b, fb, rank, size))
+
+
 _ELEMENTWISE = {P.where, P.clip, P.astype, P.copy, P.identity, P.sigmoid, P.xlogy}
 _RULES: dict[P.Primitive, Callable[..., Any]] = {
     P.sum_: _reduction, P.mean: _reduction, P.prod: _reduction, P.amax: _reduction,
@@ -426,6 +445,8 @@ _RULES: dict[P.Primitive, Callable[..., Any]] = {
     P.sort_permute: _sort_pair, P.sort_unpermute: _sort_pair,
     P.take_along_axis: _take_along, P.take: _take, P.trace: _diag_like,
     P.diagonal: _diag_like, P.gather: _gather, P.scatter: _scatter_dyn,
+    P.inv: _stacked, P.det: _stacked, P.logabsdet: _stacked, P.detsign: _stacked,
+    P.solve: _solve,
     # chainrule.functions: reductions and normalisations along example axes
     P.logsumexp: _axis_rule("axis"), P.softmax: _axis_rule("axis"),
     P.log_softmax: _axis_rule("axis"), P.safe_norm: _axis_rule("axis"),
