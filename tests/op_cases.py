@@ -46,6 +46,11 @@ def unit(*shape: int) -> numpy.ndarray:
     return rng.uniform(-0.8, 0.8, shape)
 
 
+# Adding this puts NaNs into an input where the nan-functions must skip them (0 elsewhere).
+NAN34 = numpy.zeros((3, 4))
+NAN34[0, 1] = NAN34[2, 3] = numpy.nan
+
+
 @dataclass
 class Case:
     id: str
@@ -191,6 +196,18 @@ CASES += [
     Case("linalg-slogdet", lambda a: np.linalg.slogdet(a)[1], [well_conditioned(3)]),
     Case("linalg-slogdet-negative", lambda a: np.linalg.slogdet(a).logabsdet * 1.0,
          [well_conditioned(3) * np.array([[-1.0], [1.0], [1.0]])]),
+    Case("nansum", lambda x: np.nansum(x + NAN34), [normal(3, 4)]),
+    Case("nansum-axis-keepdims", lambda x: np.nansum(x + NAN34, axis=1, keepdims=True),
+         [normal(3, 4)]),
+    Case("nanmean", lambda x: np.nanmean(x + NAN34), [normal(3, 4)]),
+    Case("nanmean-axis", lambda x: np.nanmean(x + NAN34, axis=0), [normal(3, 4)]),
+    Case("nanmax-axis", lambda x: np.nanmax(x + NAN34, axis=1), [distinct(3, 4)]),
+    Case("nanmin", lambda x: np.nanmin(x + NAN34), [distinct(3, 4)]),
+    Case("nanprod-axis", lambda x: np.nanprod(x + NAN34, axis=0), [signed(3, 4)]),
+    Case("nanvar", lambda x: np.nanvar(x + NAN34), [normal(3, 4)]),
+    Case("nanvar-ddof-axis", lambda x: np.nanvar(x + NAN34, axis=1, ddof=1), [normal(3, 4)]),
+    Case("nanstd-keepdims", lambda x: np.nanstd(x + NAN34, axis=0, keepdims=True),
+         [normal(3, 4)]),
     Case("diff", np.diff, [normal(3, 5)]),
     Case("diff-n2-axis0", lambda x: np.diff(x, n=2, axis=0), [normal(4, 3)]),
     Case("diff-prepend-append", lambda x, y: np.diff(x, prepend=0.5, append=y), [normal(3, 4),

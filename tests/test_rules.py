@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy
 import pytest
 from op_cases import CASES, NO_GRADIENT
@@ -115,3 +117,27 @@ def test_a_wrong_rule_is_caught_by_the_checker():
         assert "x[0]" in str(info.value) or "x[1]" in str(info.value)
     finally:
         P.sin.vjps = saved
+
+
+@pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64])
+@pytest.mark.parametrize("fname", ["nansum", "nanmean", "nanmax", "nanmin", "nanprod", "nanvar",
+                                   "nanstd"])
+def test_nan_functions_give_numpys_values_and_no_gradient_to_nans(fname, dtype):
+    # values bit for bit as NumPy's nanfunctions (an all-NaN row included), and the gradient
+    # of each NaN entry is 0, of the others finite
+    f = getattr(numpy, fname)
+    x = numpy.random.default_rng(7).uniform(0.5, 2.0, (4, 5)).astype(dtype)
+    x[0, 1] = x[2, 4] = numpy.nan
+    x[3] = numpy.nan
+    for axis in (None, 0, 1):
+        for keepdims in (False, True):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                want = f(x, axis=axis, keepdims=keepdims)
+                t = cr.tensor(x, requires_grad=True)
+                got = f(t, axis=axis, keepdims=keepdims)
+                numpy.where(numpy.isnan(got.data), 0.0, got).sum().backward()
+            assert got.dtype == want.dtype and got.shape == numpy.shape(want)
+            assert numpy.asarray(got.data).tobytes() == numpy.asarray(want).tobytes(), (axis, got)
+            assert numpy.all(t.grad[numpy.isnan(x)] == 0)
+            assert numpy.all(numpy.isfinite(t.grad))

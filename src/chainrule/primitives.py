@@ -1039,6 +1039,113 @@ def _slogdet(a: Any) -> Any:
 
 # Functions NumPy defines in terms of the above, given here so each needs no rule of its own.
 
+# The NaN-ignoring reductions, as NumPy's nanfunctions compute them: NaNs replaced by the
+# reduction's identity (no gradient reaches them), counts of the others as plain integers.
+
+def _nan_args(fname: str, out: Any, extra: dict[str, Any]) -> None:
+    _no_out(fname, out)
+    for k, v in extra.items():
+        if v is not _NoValue and v is not None:
+            raise TypeError(f"numpy.{fname}: {k}= is not supported on chainrule tensors")
+
+
+def _isnan(a: Any) -> Any:
+    return numpy.isnan(a) if numpy.dtype(_dtype(a)).kind in "fc" else None
+
+
+def _dtype(a: Any) -> Any:
+    return (a.data if hasattr(a, "_prim") else numpy.asarray(a)).dtype
+
+
+def _per_count(total: Any, cnt: Any) -> Any:
+    # NumPy divides by the integer count in float64 and casts back (_divide_by_count)
+    with numpy.errstate(invalid="ignore", divide="ignore"):
+        q = total / cnt
+    return q if _dtype(q) == _dtype(total) else q.astype(_dtype(total))
+
+
+@_composite(numpy.nansum)
+def _nansum(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, keepdims: bool = False,
+            initial: Any = _NoValue, where: Any = _NoValue) -> Any:
+    _nan_args("nansum", out, {"initial": initial, "where": where})
+    mask = _isnan(a)
+    arr = a if mask is None else numpy.where(mask, 0, a)
+    return numpy.sum(arr, axis=axis, dtype=dtype, keepdims=keepdims)
+
+
+@_composite(numpy.nanprod)
+def _nanprod(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
+             keepdims: bool = False, initial: Any = _NoValue, where: Any = _NoValue) -> Any:
+    _nan_args("nanprod", out, {"initial": initial, "where": where})
+    mask = _isnan(a)
+    arr = a if mask is None else numpy.where(mask, 1, a)
+    return numpy.prod(arr, axis=axis, dtype=dtype, keepdims=keepdims)
+
+
+@_composite(numpy.nanmean)
+def _nanmean(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
+             keepdims: bool = False, *, where: Any = _NoValue) -> Any:
+    _nan_args("nanmean", out, {"where": where, "dtype": dtype})
+    mask = _isnan(a)
+    if mask is None:
+        return numpy.mean(a, axis=axis, keepdims=keepdims)
+    cnt = numpy.sum(~mask, axis=axis, dtype=numpy.intp, keepdims=keepdims)
+    tot = numpy.sum(numpy.where(mask, 0, a), axis=axis, keepdims=keepdims)
+    return _per_count(tot, cnt)
+
+
+def _nan_extreme(fname: str, reduce: Callable[..., Any], fill: float, a: Any, axis: Any,
+                 keepdims: bool) -> Any:
+    mask = _isnan(a)
+    if mask is None:
+        return reduce(a, axis=axis, keepdims=keepdims)
+    best = reduce(numpy.where(mask, fill, a), axis=axis, keepdims=keepdims)
+    empty = numpy.all(mask, axis=axis, keepdims=keepdims)       # an all-NaN slice gives NaN
+    return numpy.where(empty, numpy.nan, best)     # no branch on values: jit traces this too
+
+
+@_composite(numpy.nanmax)
+def _nanmax(a: Any, axis: Any = None, out: Any = None, keepdims: bool = False,
+            initial: Any = _NoValue, where: Any = _NoValue) -> Any:
+    _nan_args("nanmax", out, {"initial": initial, "where": where})
+    return _nan_extreme("nanmax", numpy.max, -numpy.inf, a, axis, keepdims)
+
+
+@_composite(numpy.nanmin)
+def _nanmin(a: Any, axis: Any = None, out: Any = None, keepdims: bool = False,
+            initial: Any = _NoValue, where: Any = _NoValue) -> Any:
+    _nan_args("nanmin", out, {"initial": initial, "where": where})
+    return _nan_extreme("nanmin", numpy.min, numpy.inf, a, axis, keepdims)
+
+
+@_composite(numpy.nanvar)
+def _nanvar(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, ddof: float = 0,
+            keepdims: bool = False, *, where: Any = _NoValue, mean: Any = _NoValue,
+            correction: Any = _NoValue) -> Any:
+    _nan_args("nanvar", out, {"where": where, "dtype": dtype, "mean": mean,
+                              "correction": correction})
+    mask = _isnan(a)
+    if mask is None:
+        return numpy.var(a, axis=axis, ddof=ddof, keepdims=keepdims)
+    # NumPy's steps: the mean of the others, squared deviations with NaNs as 0, / (count - ddof)
+    cnt = numpy.sum(~mask, axis=axis, dtype=numpy.intp, keepdims=True)
+    arr = numpy.where(mask, 0, a)
+    avg = _per_count(numpy.sum(arr, axis=axis, keepdims=True), cnt)
+    dev = numpy.where(mask, 0, arr - avg)
+    var = numpy.sum(dev * dev, axis=axis, keepdims=keepdims)
+    dof = (cnt if keepdims else numpy.squeeze(cnt, axis=axis)) - ddof
+    var = _per_count(var, dof)
+    return numpy.where(dof <= 0, numpy.nan, var)
+
+
+@_composite(numpy.nanstd)
+def _nanstd(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, ddof: float = 0,
+            keepdims: bool = False, *, where: Any = _NoValue, mean: Any = _NoValue,
+            correction: Any = _NoValue) -> Any:
+    return numpy.sqrt(_nanvar(a, axis, dtype, out, ddof, keepdims, where=where, mean=mean,
+                              correction=correction))
+
+
 @_composite(numpy.diff)
 def _diff(a: Any, n: int = 1, axis: int = -1, prepend: Any = _NoValue,
           append: Any = _NoValue) -> Any:

@@ -453,3 +453,17 @@ _RULES: dict[P.Primitive, Callable[..., Any]] = {
 }
 for _f in (numpy.argmax, numpy.argmin, numpy.argsort):
     _RULES[P.NONDIFF_FUNCTIONS[_f]] = _argfun
+
+
+def _logical_reduction(prim: P.Primitive, vals: list[Any], flags: list[bool],
+                       kw: dict[str, Any], size: int) -> Any:
+    """numpy.all / numpy.any with the axis given by keyword (as chainrule's own code calls
+    them); any other spelling runs example by example."""
+    if len(vals) != 1 or set(kw) - {"axis", "keepdims"}:
+        return _loop(prim, vals, flags, kw, size)
+    kw.setdefault("axis", None)
+    return _reduction(prim, vals, flags, kw, size)
+
+
+for _f in (numpy.all, numpy.any):
+    _RULES[P.NONDIFF_FUNCTIONS[_f]] = _logical_reduction
