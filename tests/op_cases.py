@@ -49,6 +49,8 @@ def unit(*shape: int) -> numpy.ndarray:
 # Adding this puts NaNs into an input where the nan-functions must skip them (0 elsewhere).
 NAN34 = numpy.zeros((3, 4))
 NAN34[0, 1] = NAN34[2, 3] = numpy.nan
+INF34 = numpy.zeros((3, 4))
+INF34[1, 0], INF34[1, 2] = numpy.inf, -numpy.inf
 
 
 @dataclass
@@ -208,6 +210,36 @@ CASES += [
     Case("nanvar-ddof-axis", lambda x: np.nanvar(x + NAN34, axis=1, ddof=1), [normal(3, 4)]),
     Case("nanstd-keepdims", lambda x: np.nanstd(x + NAN34, axis=0, keepdims=True),
          [normal(3, 4)]),
+    Case("sinc", np.sinc, [signed(3, 4)]),
+    Case("nan_to_num", lambda x: np.nan_to_num(x + NAN34 + INF34, posinf=5.0, neginf=-5.0),
+         [normal(3, 4)]),
+    Case("rot90", np.rot90, [normal(3, 4)]),
+    Case("rot90-k3-axes", lambda x: np.rot90(x, 3, axes=(2, 0)), [normal(2, 3, 4)]),
+    Case("append", np.append, [normal(3, 4), normal(5)]),
+    Case("append-axis", lambda x, y: np.append(x, y, axis=0), [normal(3, 4), normal(2, 4)]),
+    Case("delete", lambda x: np.delete(x, [0, 2], axis=1), [normal(3, 4)]),
+    Case("ediff1d", lambda x: np.ediff1d(x, to_begin=np.array([1.0])), [normal(3, 4)]),
+    Case("trapezoid", np.trapezoid, [normal(3, 5)]),
+    Case("trapezoid-x-axis0", lambda y, x: np.trapezoid(y, x, axis=0), [normal(4, 3),
+                                                                         normal(4)]),
+    Case("polyval", np.polyval, [normal(4), normal(3, 2)]),
+    Case("meshgrid", lambda a, b: np.stack(np.meshgrid(a, b)), [normal(4), normal(3)]),
+    Case("meshgrid-ij-sparse", lambda a, b: sum(np.meshgrid(a, b, indexing="ij", sparse=True)),
+         [normal(4), normal(3)]),
+    Case("broadcast_arrays", lambda a, b: np.stack(np.broadcast_arrays(a, b)),
+         [normal(3, 4), normal(4)]),
+    Case("kron", np.kron, [normal(2, 3), normal(3, 2)]),
+    Case("kron-1d-2d", np.kron, [normal(3), normal(2, 2)]),
+    Case("matrix_power", lambda a: np.linalg.matrix_power(a, 5), [well_conditioned(3) * 0.5]),
+    Case("matrix_power-negative", lambda a: np.linalg.matrix_power(a, -2), [well_conditioned(3)]),
+    Case("median", np.median, [distinct(3, 4)]),
+    Case("median-axis-odd", lambda x: np.median(x, axis=0), [distinct(3, 4)]),
+    Case("median-axis-even-keepdims", lambda x: np.median(x, axis=1, keepdims=True),
+         [distinct(3, 4)]),
+    Case("cov", np.cov, [normal(3, 5)]),
+    Case("cov-y-rowvar-bias", lambda x, y: np.cov(x, y, rowvar=False, bias=True),
+         [normal(5, 2), normal(5, 3)]),
+    Case("corrcoef", np.corrcoef, [normal(3, 5)]),
     Case("diff", np.diff, [normal(3, 5)]),
     Case("diff-n2-axis0", lambda x: np.diff(x, n=2, axis=0), [normal(4, 3)]),
     Case("diff-prepend-append", lambda x, y: np.diff(x, prepend=0.5, append=y), [normal(3, 4),

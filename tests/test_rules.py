@@ -141,3 +141,82 @@ def test_nan_functions_give_numpys_values_and_no_gradient_to_nans(fname, dtype):
             assert numpy.asarray(got.data).tobytes() == numpy.asarray(want).tobytes(), (axis, got)
             assert numpy.all(t.grad[numpy.isnan(x)] == 0)
             assert numpy.all(numpy.isfinite(t.grad))
+
+
+# NumPy functions chainrule writes as compositions of its primitives: the values must be NumPy's
+# own, bit for bit (dtype and shape too), tuples of results included.
+_r = numpy.random.default_rng(0)
+x = _r.standard_normal((4, 5))
+v = _r.standard_normal(5)
+x3 = _r.standard_normal((3, 4, 5))
+A = _r.standard_normal((3, 3)) * 0.4 + numpy.eye(3)
+COMPOSITIONS = [
+    ("sinc", lambda t: numpy.sinc(t), [numpy.array([0.0, 0.5, -1.5, 2.0, 1e-30])]),
+    (
+        "nan_to_num",
+        lambda t: numpy.nan_to_num(t),
+        [numpy.array([numpy.nan, numpy.inf, -numpy.inf, 1.0])],
+    ),
+    (
+        "nan_to_num-args",
+        lambda t: numpy.nan_to_num(t, nan=2.0, posinf=9.0, neginf=-9.0),
+        [numpy.array([numpy.nan, numpy.inf, -numpy.inf, 1.0], numpy.float32)],
+    ),
+    ("rot90", lambda t: numpy.rot90(t), [x]),
+    ("rot90-k2", lambda t: numpy.rot90(t, 2), [x]),
+    ("rot90-k3-axes", lambda t: numpy.rot90(t, 3, axes=(2, 0)), [x3]),
+    ("rot90-neg", lambda t: numpy.rot90(t, -1), [x]),
+    ("append", lambda t, u: numpy.append(t, u), [x, v]),
+    ("append-axis", lambda t, u: numpy.append(t, u[None], axis=0), [x, v]),
+    ("delete", lambda t: numpy.delete(t, [0, 2], axis=1), [x]),
+    ("delete-flat", lambda t: numpy.delete(t, slice(1, 7, 2)), [x]),
+    ("delete-int", lambda t: numpy.delete(t, -1, 0), [x]),
+    ("ediff1d", lambda t: numpy.ediff1d(t, to_begin=[1.0], to_end=numpy.array([2.0, 3.0])), [x]),
+    ("ediff1d-plain", numpy.ediff1d, [x]),
+    ("trapezoid", numpy.trapezoid, [x]),
+    ("trapezoid-x", lambda t, u: numpy.trapezoid(t, u), [x, numpy.cumsum(numpy.abs(v))]),
+    ("trapezoid-dx-axis0", lambda t: numpy.trapezoid(t, dx=0.1, axis=0), [x]),
+    ("polyval", numpy.polyval, [v, x]),
+    ("polyval-scalar", lambda p: numpy.polyval(p, 1.7), [v]),
+    ("meshgrid", lambda a, b: numpy.meshgrid(a, b), [v, v[:3]]),
+    ("meshgrid-ij", lambda a, b, c: numpy.meshgrid(a, b, c, indexing="ij"), [v, v[:3], v[:2]]),
+    ("meshgrid-sparse", lambda a, b: numpy.meshgrid(a, b, sparse=True), [v, v[:3]]),
+    ("broadcast_arrays", lambda a, b: numpy.broadcast_arrays(a, b), [x, v]),
+    ("kron", numpy.kron, [x[:2, :3], x[:3, :2]]),
+    ("kron-1d", numpy.kron, [v, v[:3]]),
+    ("kron-mixed", numpy.kron, [v[:3], x[:2, :2]]),
+    ("kron-3d", numpy.kron, [x3[:2, :2, :2], x[:2, :3]]),
+    ("matrix_power", lambda a: numpy.linalg.matrix_power(a, 5), [A]),
+    ("matrix_power-neg", lambda a: numpy.linalg.matrix_power(a, -3), [A]),
+    ("matrix_power-0", lambda a: numpy.linalg.matrix_power(a, 0), [A]),
+    ("matrix_power-7", lambda a: numpy.linalg.matrix_power(a, 7), [A]),
+    ("median", numpy.median, [x]),
+    ("median-axis", lambda t: numpy.median(t, axis=1), [x]),
+    ("median-even-keep", lambda t: numpy.median(t, axis=0, keepdims=True), [x]),
+    ("median-nan", lambda t: numpy.median(t, axis=1), [numpy.where(x > 1.2, numpy.nan, x)]),
+    ("cov", numpy.cov, [x]),
+    ("cov-y-rowvar", lambda a, b: numpy.cov(a, b, rowvar=False), [x, x[:, :2]]),
+    ("cov-bias", lambda a: numpy.cov(a, bias=True), [x]),
+    ("cov-1d", numpy.cov, [v]),
+    ("cov-ddof", lambda a: numpy.cov(a, ddof=0), [x]),
+    ("cov-f32", numpy.cov, [x.astype(numpy.float32)]),
+    ("corrcoef", numpy.corrcoef, [x]),
+    ("corrcoef-rowvar", lambda a: numpy.corrcoef(a, rowvar=False), [x]),
+    ("corrcoef-1d", lambda a, b: numpy.corrcoef(a, b), [v, v[::-1].copy()]),
+]
+
+
+@pytest.mark.parametrize("name, f, inputs", COMPOSITIONS, ids=[c[0] for c in COMPOSITIONS])
+def test_compositions_give_numpys_values_bit_for_bit(name, f, inputs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        want = f(*inputs)
+        got = f(*[cr.tensor(i, requires_grad=True) for i in inputs])
+    want = list(want) if isinstance(want, (tuple, list)) else [want]
+    got = list(got) if isinstance(got, (tuple, list)) else [got]
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        g = numpy.asarray(g.data if isinstance(g, cr.Tensor) else g)
+        w = numpy.asarray(w)
+        assert (g.dtype, g.shape) == (w.dtype, w.shape)
+        assert g.tobytes() == w.tobytes(), (g, w)

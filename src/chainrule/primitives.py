@@ -1146,6 +1146,233 @@ def _nanstd(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, ddof: 
                               correction=correction))
 
 
+@_composite(numpy.sinc)
+def _sinc(x: Any) -> Any:
+    y = numpy.pi * numpy.where(x == 0, 1.0e-20, x)        # NumPy's own formula
+    return numpy.sin(y) / y
+
+
+@_composite(numpy.nan_to_num)
+def _nan_to_num(x: Any, copy: bool = True, nan: float = 0.0, posinf: Any = None,
+                neginf: Any = None) -> Any:
+    dt = numpy.dtype(_dtype(x))
+    if dt.kind != "f":
+        return x if dt.kind in "iub" else _unsupported_complex("nan_to_num")
+    info = numpy.finfo(dt)
+    big = info.max if posinf is None else posinf
+    small = info.min if neginf is None else neginf
+    y = numpy.where(numpy.isnan(x), nan, x)
+    inf = numpy.isinf(x)
+    return numpy.where(inf & (x > 0), big, numpy.where(inf & (x < 0), small, y))
+
+
+def _unsupported_complex(fname: str) -> Any:
+    raise TypeError(f"numpy.{fname}: complex tensors are not supported")
+
+
+@_composite(numpy.rot90)
+def _rot90(m: Any, k: int = 1, axes: tuple[int, int] = (0, 1)) -> Any:
+    nd = _ndim(m)
+    if len(axes) != 2 or nd < 2:
+        raise ValueError("numpy.rot90: needs two axes of an array of at least 2 dimensions")
+    a0, a1 = (_one_axis(a, nd, "rot90") for a in axes)
+    if a0 == a1:
+        raise ValueError("numpy.rot90: the axes must be different")
+    k %= 4
+    if k == 0:
+        return m[...]
+    if k == 2:
+        return numpy.flip(numpy.flip(m, a0), a1)
+    perm = list(range(nd))
+    perm[a0], perm[a1] = perm[a1], perm[a0]
+    if k == 1:
+        return numpy.transpose(numpy.flip(m, a1), perm)
+    return numpy.flip(numpy.transpose(m, perm), a1)
+
+
+@_composite(numpy.append)
+def _append(arr: Any, values: Any, axis: Any = None) -> Any:
+    if axis is None:
+        return numpy.concatenate([numpy.ravel(arr), numpy.ravel(values)], axis=0)
+    return numpy.concatenate([arr, values], axis=axis)
+
+
+@_composite(numpy.delete)
+def _delete(arr: Any, obj: Any, axis: Any = None) -> Any:
+    if axis is None:
+        arr, axis = numpy.ravel(arr), 0
+    ax = _one_axis(axis, _ndim(arr), "delete")
+    keep = numpy.ones(_shape(arr)[ax], dtype=bool)
+    keep[obj] = False
+    return numpy.take(arr, numpy.flatnonzero(keep), axis=ax)
+
+
+@_composite(numpy.ediff1d)
+def _ediff1d(ary: Any, to_end: Any = None, to_begin: Any = None) -> Any:
+    flat = numpy.ravel(ary)
+    parts = [flat[1:] - flat[:-1]]
+    if to_begin is not None:
+        parts.insert(0, numpy.ravel(to_begin))
+    if to_end is not None:
+        parts.append(numpy.ravel(to_end))
+    return numpy.concatenate(parts, axis=0) if len(parts) > 1 else parts[0]
+
+
+@_composite(numpy.trapezoid)
+def _trapezoid(y: Any, x: Any = None, dx: float = 1.0, axis: int = -1) -> Any:
+    nd = _ndim(y)
+    ax = _one_axis(axis, nd, "trapezoid")
+    if x is None:
+        d = dx
+    elif _ndim(x) == 1:
+        d = numpy.diff(x)
+        d = numpy.reshape(d, tuple(_shape(d)[0] if i == ax else 1 for i in range(nd)))
+    else:
+        d = numpy.diff(x, axis=ax)
+    hi = (slice(None),) * ax + (slice(1, None),)
+    lo = (slice(None),) * ax + (slice(None, -1),)
+    return numpy.sum(d * (y[hi] + y[lo]) / 2.0, axis=ax)
+
+
+@_composite(numpy.polyval)
+def _polyval(p: Any, x: Any) -> Any:
+    # Horner's scheme, as NumPy evaluates it from y = zeros_like(x) (0 * x: the same values)
+    n = _shape(p)[0]
+    if n == 0:
+        return numpy.zeros_like(x)
+    y = 0 * x + p[0]
+    for i in range(1, n):
+        y = y * x + p[i]
+    return y
+
+
+@_composite(numpy.broadcast_arrays)
+def _broadcast_arrays(*args: Any, subok: bool = False) -> Any:
+    shape = numpy.broadcast_shapes(*(_shape(a) for a in args))
+    return tuple(numpy.broadcast_to(a, shape) for a in args)
+
+
+@_composite(numpy.meshgrid)
+def _meshgrid(*xi: Any, copy: bool = True, sparse: bool = False, indexing: str = "xy") -> Any:
+    if indexing not in ("xy", "ij"):
+        raise ValueError("numpy.meshgrid: indexing must be 'xy' or 'ij'")
+    nd = len(xi)
+    one = (1,) * nd
+    out = [numpy.reshape(x, one[:i] + (-1,) + one[i + 1:]) for i, x in enumerate(xi)]
+    if indexing == "xy" and nd > 1:
+        out[0] = numpy.reshape(out[0], (1, -1) + one[2:])
+        out[1] = numpy.reshape(out[1], (-1, 1) + one[2:])
+    if not sparse:
+        out = list(_broadcast_arrays(*out))
+    return tuple(numpy.copy(x) if copy else x for x in out)
+
+
+@_composite(numpy.kron)
+def _kron(a: Any, b: Any) -> Any:
+    na, nb = _ndim(a), _ndim(b)
+    if na == 0 or nb == 0:
+        return numpy.multiply(a, b)
+    nd = max(na, nb)
+    sa = (1,) * (nd - na) + _shape(a)
+    sb = (1,) * (nd - nb) + _shape(b)
+    pa = numpy.reshape(a, tuple(v for n in sa for v in (n, 1)))
+    pb = numpy.reshape(b, tuple(v for n in sb for v in (1, n)))
+    return numpy.reshape(pa * pb, tuple(x * y for x, y in zip(sa, sb)))
+
+
+@_composite(numpy.linalg.matrix_power)
+def _matrix_power(a: Any, n: int) -> Any:
+    _square_stack(a, "matrix_power")
+    if not isinstance(n, (int, numpy.integer)):
+        raise TypeError("numpy.linalg.matrix_power: the exponent must be an integer")
+    if n == 0:
+        return numpy.broadcast_to(numpy.eye(_shape(a)[-1], dtype=_dtype(a)), _shape(a)).copy()
+    if n < 0:
+        a, n = numpy.linalg.inv(a), -n
+    if n == 1:
+        return a[...]
+    if n == 2:
+        return a @ a
+    if n == 3:
+        return (a @ a) @ a
+    # NumPy's binary decomposition, so the products (and their rounding) are the same
+    z = result = None
+    while n > 0:
+        z = a if z is None else z @ z
+        n, bit = divmod(n, 2)
+        if bit:
+            result = z if result is None else result @ z
+    return result
+
+
+@_composite(numpy.median)
+def _median(a: Any, axis: Any = None, out: Any = None, overwrite_input: bool = False,
+            keepdims: bool = False) -> Any:
+    _no_out("median", out)
+    if axis is None:
+        a, axis = numpy.ravel(a), 0
+    elif not isinstance(axis, (int, numpy.integer)):
+        raise TypeError("numpy.median: one axis (or None) on chainrule tensors")
+    nd = _ndim(a)
+    ax = _one_axis(axis, nd, "median")
+    n = _shape(a)[ax]
+    if n == 0:
+        raise ValueError("numpy.median: an empty axis has no median")
+    part = numpy.sort(a, axis=ax)
+    mid = slice(n // 2, n // 2 + 1) if n % 2 else slice(n // 2 - 1, n // 2 + 1)
+    rout = numpy.mean(part[(slice(None),) * ax + (mid,)], axis=ax, keepdims=keepdims)
+    if numpy.dtype(_dtype(a)).kind in "fc":
+        # a NaN anywhere in the slice gives NaN, as in NumPy (sorting puts NaNs last)
+        last = part[(slice(None),) * ax + (slice(n - 1, n),)]
+        nan = numpy.isnan(last if keepdims else numpy.squeeze(last, axis=ax))
+        rout = numpy.where(nan, numpy.nan, rout)
+    return rout
+
+
+@_composite(numpy.cov)
+def _cov(m: Any, y: Any = None, rowvar: bool = True, bias: bool = False, ddof: Any = None,
+         fweights: Any = None, aweights: Any = None, *, dtype: Any = None) -> Any:
+    if fweights is not None or aweights is not None:
+        raise TypeError("numpy.cov: fweights= and aweights= are not supported on chainrule "
+                        "tensors")
+    if ddof is not None and ddof != int(ddof):
+        raise ValueError("numpy.cov: ddof must be an integer")
+    dt = numpy.dtype(dtype) if dtype is not None else numpy.result_type(_dtype(m), numpy.float64)
+    X = _at_least_rows(m, dt, rowvar)
+    if y is not None:
+        X = numpy.concatenate([X, _at_least_rows(y, dt, rowvar)], axis=0)
+    if ddof is None:
+        ddof = 0 if bias else 1
+    fact = _shape(X)[1] - ddof
+    if fact <= 0:
+        fact = 0.0
+    X = X - numpy.mean(X, axis=1)[:, None]
+    c = numpy.dot(X, X.T) * numpy.true_divide(1, fact)
+    return numpy.squeeze(c)
+
+
+def _at_least_rows(m: Any, dt: Any, rowvar: bool) -> Any:
+    X = m if numpy.dtype(_dtype(m)) == dt else m.astype(dt)
+    if _ndim(X) == 0:
+        X = numpy.reshape(X, (1, 1))
+    elif _ndim(X) == 1:
+        X = numpy.reshape(X, (1, -1))
+    elif _ndim(X) > 2:
+        raise ValueError("numpy.cov: m has more than 2 dimensions")
+    return X.T if not rowvar and _shape(X)[0] != 1 else X
+
+
+@_composite(numpy.corrcoef)
+def _corrcoef(x: Any, y: Any = None, rowvar: bool = True, *, dtype: Any = None) -> Any:
+    c = _cov(x, y, rowvar, dtype=dtype)
+    if _ndim(c) == 0:
+        return c / c
+    d = numpy.sqrt(numpy.diagonal(c))
+    c = c / d[:, None]
+    c = c / d[None, :]
+    return numpy.clip(c, -1, 1)
+
+
 @_composite(numpy.diff)
 def _diff(a: Any, n: int = 1, axis: int = -1, prepend: Any = _NoValue,
           append: Any = _NoValue) -> Any:
