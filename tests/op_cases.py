@@ -42,6 +42,12 @@ def well_conditioned(*shape: int) -> numpy.ndarray:
     return rng.standard_normal(shape + (n,)) * 0.5 + 2.0 * numpy.eye(n)
 
 
+def spd(*shape: int) -> numpy.ndarray:
+    """Symmetric positive-definite matrices (stacked by ``shape[:-1]``)."""
+    m = well_conditioned(*shape)
+    return m @ numpy.swapaxes(m, -1, -2)
+
+
 def unit(*shape: int) -> numpy.ndarray:
     return rng.uniform(-0.8, 0.8, shape)
 
@@ -193,6 +199,10 @@ CASES += [
     Case("linalg-solve-matrix", np.linalg.solve, [well_conditioned(3), normal(3, 2)]),
     Case("linalg-solve-stack-vector", np.linalg.solve, [well_conditioned(2, 3), normal(3)]),
     Case("linalg-solve-broadcast", np.linalg.solve, [well_conditioned(3), normal(2, 3, 2)]),
+    Case("linalg-cholesky", np.linalg.cholesky, [spd(3)]),
+    Case("linalg-cholesky-stack", np.linalg.cholesky, [spd(2, 3)]),
+    Case("linalg-cholesky-upper-ignored", lambda a: np.linalg.cholesky(a + np.triu(a, 1)),
+         [spd(3)]),
     Case("linalg-det", np.linalg.det, [well_conditioned(3)]),
     Case("linalg-det-stack", np.linalg.det, [well_conditioned(2, 3)]),
     Case("linalg-slogdet", lambda a: np.linalg.slogdet(a)[1], [well_conditioned(3)]),

@@ -57,7 +57,9 @@ FALLBACK = {
         ("linalg-solve-stack-vector", "linalg.solve"), ("linalg-solve-broadcast", "linalg.solve"),
         ("linalg-det", "linalg.det"), ("linalg-det-stack", "linalg.det"),
         ("linalg-slogdet", "linalg.logabsdet"), ("linalg-slogdet-negative", "linalg.logabsdet"),
-        ("nanmax-axis", "all"), ("nanmin", "all"), ("matrix_power-negative", "linalg.inv")]},
+        ("linalg-cholesky", "linalg.cholesky"), ("linalg-cholesky-stack", "linalg.cholesky"),
+        ("linalg-cholesky-upper-ignored", "linalg.cholesky"), ("nanmax-axis", "all"),
+        ("nanmin", "all"), ("matrix_power-negative", "linalg.inv")]},
 }
 
 JIT_CASES = [c for c in CASES if c.id not in VALUE_DEPENDENT]

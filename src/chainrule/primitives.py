@@ -1031,6 +1031,19 @@ def _det(a: Any) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
     return det, (a,), {}
 
 
+cholesky = Primitive("linalg.cholesky", numpy.linalg.cholesky)
+
+
+@_binds(numpy.linalg.cholesky)
+def _cholesky(a: Any, /, *, upper: bool = False
+              ) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+    _square_stack(a, "cholesky")
+    if upper:
+        raise TypeError("numpy.linalg.cholesky: upper=True is not supported on chainrule "
+                        "tensors; take the transpose of the lower factor")
+    return cholesky, (a,), {}
+
+
 @_composite(numpy.linalg.slogdet)
 def _slogdet(a: Any) -> Any:
     _square_stack(a, "slogdet")

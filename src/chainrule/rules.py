@@ -450,6 +450,20 @@ def _solve_vjp_b(g: Any, out: Any, a: Any, b: Any) -> Any:
     return numpy.linalg.solve(_mT(a), g)
 
 
+def _cholesky_vjp(g: Any, out: Any, a: Any) -> Any:
+    # A = L L^T.  With Phi(X) = tril(X) with its diagonal halved, the gradient with respect to
+    # a symmetric dA is S = L^-T Phi(L^T tril(g)) L^-1 (Murray 2016).  NumPy reads only the
+    # lower triangle of A, so entry (i, j), i > j, stands for both (i, j) and (j, i):
+    # dA = tril(S + S^T) - diag(S), and 0 above the diagonal.
+    n = numpy.shape(out)[-1]
+    half = numpy.tril(numpy.ones((n, n))) - 0.5 * numpy.eye(n)
+    phi = (_mT(out) @ numpy.tril(g)) * half
+    x = numpy.linalg.solve(_mT(out), phi)                       # L^-T Phi
+    s = _mT(numpy.linalg.solve(_mT(out), _mT(x)))               # (L^-T Phi) L^-1
+    return numpy.tril(s + _mT(s)) - s * numpy.eye(n)
+
+
+defvjp(P.cholesky, _cholesky_vjp)
 defvjp(P.inv, lambda g, out, a: -(_mT(out) @ g @ _mT(out)))
 defvjp(P.solve, _solve_vjp_a, _solve_vjp_b)
 defvjp(P.det, lambda g, out, a: (g * out)[..., None, None] * _mT(numpy.linalg.inv(a)))
