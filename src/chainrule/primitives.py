@@ -1077,22 +1077,19 @@ def _per_count(total: Any, cnt: Any) -> Any:
     return q if _dtype(q) == _dtype(total) else q.astype(_dtype(total))
 
 
-@_composite(numpy.nansum)
-def _nansum(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, keepdims: bool = False,
-            initial: Any = _NoValue, where: Any = _NoValue) -> Any:
-    _nan_args("nansum", out, {"initial": initial, "where": where})
-    mask = _isnan(a)
-    arr = a if mask is None else numpy.where(mask, 0, a)
-    return numpy.sum(arr, axis=axis, dtype=dtype, keepdims=keepdims)
-
-
-@_composite(numpy.nanprod)
-def _nanprod(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
+def _nan_fold(fname: str, reduce: Callable[..., Any], identity: int) -> Callable[..., Any]:
+    """numpy.nansum / nanprod: the reduction with each NaN replaced by its identity."""
+    def fold(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
              keepdims: bool = False, initial: Any = _NoValue, where: Any = _NoValue) -> Any:
-    _nan_args("nanprod", out, {"initial": initial, "where": where})
-    mask = _isnan(a)
-    arr = a if mask is None else numpy.where(mask, 1, a)
-    return numpy.prod(arr, axis=axis, dtype=dtype, keepdims=keepdims)
+        _nan_args(fname, out, {"initial": initial, "where": where})
+        mask = _isnan(a)
+        arr = a if mask is None else numpy.where(mask, identity, a)
+        return reduce(arr, axis=axis, dtype=dtype, keepdims=keepdims)
+    return fold
+
+
+COMPOSITES[numpy.nansum] = _nan_fold("nansum", numpy.sum, 0)
+COMPOSITES[numpy.nanprod] = _nan_fold("nanprod", numpy.prod, 1)
 
 
 @_composite(numpy.nanmean)
