@@ -168,3 +168,29 @@ def test_label_indexing_is_written_with_the_labels_name():
     y2 = rng.integers(0, 3, 5)
     _, grads = namespace["backward"](W, X, y2)
     numpy.testing.assert_allclose(grads["W"], cr.grad(ce)(W, X, y2), rtol=1e-12)
+
+
+def test_the_cross_entropy_gradient_reads_as_people_write_it():
+    # logp[arange(n), y]: its gradient is written as an update at (rows, labels), not as
+    # numpy.add.at, and the exported code gives eager's gradient for other labels too
+    rng = numpy.random.default_rng(3)
+    Z, y = rng.standard_normal((5, 3)), numpy.array([0, 2, 1, 2, 2])
+
+    def loss(Z, y):
+        S = Z - Z.max(axis=1, keepdims=True)
+        logp = S - numpy.log(numpy.exp(S).sum(axis=1, keepdims=True))
+        return -logp[numpy.arange(Z.shape[0]), y].mean()
+
+    explanation = cr.explain(loss, Z, y)
+    text = str(explanation)
+    assert "dlogp[numpy.arange(5), y] " in text and "add.at" not in text
+    namespace: dict = {}
+    exec(explanation.to_python(), namespace)
+    y2 = numpy.array([1, 1, 1, 0, 2])
+    value, grads = namespace["backward"](Z, y2)
+    want = cr.grad(loss)(Z, y2)
+    numpy.testing.assert_allclose(grads["Z"], want, rtol=1e-12)
+    soft = numpy.exp(Z - Z.max(1, keepdims=True))
+    soft /= soft.sum(1, keepdims=True)
+    soft[numpy.arange(5), y2] -= 1                 # the hand-derived softmax - onehot
+    numpy.testing.assert_allclose(grads["Z"], soft / 5, rtol=1e-12, atol=1e-15)

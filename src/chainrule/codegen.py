@@ -15,13 +15,20 @@ from typing import Any
 import numpy
 
 from . import primitives as P
-from .ir import CONST, INPUT, Program, Value
-from .notation import ATOM, STATEMENTS, UNARY, Form, Literals, math_form, source_form
+from .ir import CONST, INPUT, Program, Value, const_value, distinct_positions, is_const
+from .notation import ATOM, STATEMENTS, UNARY, Form, Literals, index_text, math_form, source_form
 from .rules import Size
 
 __all__ = ["Line", "Writer", "identifier"]
 
 _DOT_CALL = Form(lambda a, kw, lit: f"numpy.dot({a[0]}, {a[1]})", ATOM, 0)
+
+
+def _has_negative_zero(c: Any) -> bool:
+    arr = numpy.asarray(c)
+    if arr.dtype.kind == "c":
+        return True                     # not analysed: the general spelling
+    return arr.dtype.kind == "f" and bool(numpy.any((arr == 0) & numpy.signbit(arr)))
 
 
 def identifier(text: str) -> str:
@@ -147,12 +154,49 @@ class Writer:
 
     # --- statements ---------------------------------------------------------------------------
 
+    # --- scatters that provably hit each position once -------------------------------------------
+
+    def _scatter(self, v: Value, name: str) -> list[str] | None:
+        """``t[rows, y] = g`` instead of ``numpy.add.at(t, (rows, y), g)`` into zeros (it reads
+        better, and runs faster).
+
+        When :func:`~chainrule.ir.distinct_positions` proves that no position repeats, adding
+        into zeros is adding ``g`` to ``+0.0`` once per position: an assignment, except that
+        ``+0.0 + -0.0`` is ``+0.0``.  A constant ``g`` without negative zeros is assigned;
+        any other ``g`` is added in (``t[index] += g``: one gather, one add, one write, the
+        same sums ``add.at`` makes, without its per-element machinery).
+        """
+        if v.prim is P.scatter:
+            g, ix = v.args[0], v.args[1:]
+            template, shape = v.kw["template"], v.kw["shape"]
+            index = P.fill_index(template, tuple(ix))
+            text = index_text(template, [self.ref(x)[0] for x in ix], self.lit)
+        elif v.prim is P.scatter_add and not v.args[3]:
+            g, index, shape = v.args[0], v.args[1], v.args[2]
+            index = index if isinstance(index, tuple) else (index,)
+            text = self.lit.index(index)
+        else:
+            return None
+        if not distinct_positions(index, tuple(shape)):
+            return None
+        if isinstance(g, Value) and g.prim is P.broadcast_to and g.id not in self.names:
+            g = g.args[0]             # assignment broadcasts it to the indexed shape itself
+        c = const_value(g) if is_const(g) and not isinstance(g, Size) else None
+        op = "=" if c is not None and not _has_negative_zero(c) else "+="
+        dt = numpy.dtype(v.dtype)
+        return [f"{name} = numpy.zeros({self.lit(tuple(shape))}, dtype=numpy.{dt.name})",
+                f"{name}[{text}] {op} {self.ref(g)[0]}"]
+
     def lines(self) -> list[Line]:
         out = []
         for v in self.prog.values:
             if not self.is_statement(v):
                 continue
             name = self.names[v.id]
+            code = self._scatter(v, name) if v.prim is not None else None
+            if code is not None:
+                out.append(Line(v, name, "; ".join(code[1:]), code))
+                continue
             maker = STATEMENTS.get(v.prim) if v.prim is not None else None
             if maker is not None:
                 texts = [self.ref(a)[0] for a in v.args]

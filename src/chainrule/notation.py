@@ -78,6 +78,9 @@ class Literals:
             return f"numpy.float64({_float(float(a))})"
         if a.ndim == 0 and a.dtype.kind in "iub" and a.dtype in (numpy.int64, numpy.bool_):
             return repr(a.item())
+        if self.inline_limit > 0 and a.ndim == 1 and a.size > 1 and a.dtype == numpy.intp \
+                and numpy.array_equal(a, numpy.arange(a.size)):
+            return f"numpy.arange({a.size})"          # rows = numpy.arange(n), as people write it
         if a.size > self.inline_limit and self.hoist is not None:
             return self.hoist(a)
         if a.size and numpy.all(a == a.flat[0]) and a.size > 1 and a.dtype.kind in "fiub" \

@@ -17,8 +17,6 @@ changes only the spelling, never the arithmetic:
   observe the write;
 * otherwise such an operation writes into a named temporary that it reads for the last time
   (and of which no view exists): ``t7 = numpy.multiply(2, t5, out=t5)``;
-* a scatter whose positions provably never repeat (``logp[arange(n), y]``'s gradient) is
-  an assignment, not ``numpy.add.at``;
 * a large temporary is deleted (``del t3``) right after its last read, so that its memory,
   still in the CPU's caches, is what the next temporary gets; a comparison that reads a large
   temporary last is computed as soon as it can be (:func:`hoist_masks`: the ReLU mask right
@@ -38,8 +36,8 @@ import numpy
 
 from . import primitives as P
 from .codegen import Line, Writer
-from .ir import CONST, INPUT, Program, Value, const_value, distinct_positions, is_const
-from .notation import ATOM, PRODUCT, index_text
+from .ir import CONST, INPUT, Program, Value, const_value, is_const
+from .notation import ATOM, PRODUCT
 from .rules import Size
 
 __all__ = ["FastWriter", "aliases_input", "hoist_masks"]
@@ -77,13 +75,6 @@ _ROW = 8
 
 # Operations whose result never shares memory with their operands (new arrays, or NumPy scalars).
 _NEW_MEMORY = _FRESH | {P.sum_, P.mean, P.amax, P.amin, P.prod, P.var, P.std}
-
-
-def _has_negative_zero(c: Any) -> bool:
-    arr = numpy.asarray(c)
-    if arr.dtype.kind == "c":
-        return True                     # not analysed: the general spelling
-    return arr.dtype.kind == "f" and bool(numpy.any((arr == 0) & numpy.signbit(arr)))
 
 
 def aliases_input(v: Any) -> bool:
@@ -359,38 +350,6 @@ class FastWriter(Writer):
                 stack.extend(x.args)
         return found
 
-    # --- scatters that provably hit each position once -------------------------------------------
-
-    def _scatter(self, v: Value, name: str) -> list[str] | None:
-        """``t[rows, y] = g`` instead of ``numpy.add.at(t, (rows, y), g)`` into zeros.
-
-        When :func:`~chainrule.ir.distinct_positions` proves that no position repeats, adding
-        into zeros is adding ``g`` to ``+0.0`` once per position: an assignment, except that
-        ``+0.0 + -0.0`` is ``+0.0``.  A constant ``g`` without negative zeros is assigned;
-        any other ``g`` is added in (``t[index] += g``: one gather, one add, one write, the
-        same sums ``add.at`` makes, without its per-element machinery).
-        """
-        if v.prim is P.scatter:
-            g, ix = v.args[0], v.args[1:]
-            template, shape = v.kw["template"], v.kw["shape"]
-            index = P.fill_index(template, tuple(ix))
-            text = index_text(template, [self.ref(x)[0] for x in ix], self.lit)
-        elif v.prim is P.scatter_add and not v.args[3]:
-            g, index, shape = v.args[0], v.args[1], v.args[2]
-            index = index if isinstance(index, tuple) else (index,)
-            text = self.lit.index(index)
-        else:
-            return None
-        if not distinct_positions(index, tuple(shape)):
-            return None
-        if isinstance(g, Value) and g.prim is P.broadcast_to and g.id not in self.names:
-            g = g.args[0]             # assignment broadcasts it to the indexed shape itself
-        c = const_value(g) if is_const(g) and not isinstance(g, Size) else None
-        op = "=" if c is not None and not _has_negative_zero(c) else "+="
-        dt = numpy.dtype(v.dtype)
-        return [f"{name} = numpy.zeros({self.lit(tuple(shape))}, dtype=numpy.{dt.name})",
-                f"{name}[{text}] {op} {self.ref(g)[0]}"]
-
     def lines(self) -> list[Line]:
         base = super().lines()
         self._last: dict[int, int] = {}
@@ -408,8 +367,8 @@ class FastWriter(Writer):
         self._taken: set[int] = set()
         out = []
         for stmt, line in enumerate(base):
-            code = self._scatter(line.value, line.name)
-            if code is None and len(line.code) == 1:
+            code = None
+            if len(line.code) == 1:
                 reads = self._reads(line.value) + [line.value]     # the statement's own value last
                 code = self._into(line.value, line.name, stmt, reads)
             gone = [self.names[v.id] for v in dying.get(stmt, ()) if v.id not in self._taken]
