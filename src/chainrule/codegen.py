@@ -154,8 +154,6 @@ class Writer:
 
     # --- statements ---------------------------------------------------------------------------
 
-    # --- scatters that provably hit each position once -------------------------------------------
-
     def _scatter(self, v: Value, name: str) -> list[str] | None:
         """``t[rows, y] = g`` instead of ``numpy.add.at(t, (rows, y), g)`` into zeros (it reads
         better, and runs faster).

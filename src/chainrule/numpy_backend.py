@@ -58,6 +58,7 @@ def _exact_mean(dtype: numpy.dtype[Any], n: int) -> bool:
     """
     return n > 0 and (dtype == _F64 or (dtype == _F32 and n <= 1 << 24))
 
+
 # Operations whose result is a new array when it has at least one dimension (never a view).
 _FRESH = set(P.UFUNCS.values()) | set(P.NONDIFF_UFUNCS.values()) | {P.dot, P.matmul}
 
@@ -65,7 +66,7 @@ _FRESH = set(P.UFUNCS.values()) | set(P.NONDIFF_UFUNCS.values()) | {P.dot, P.mat
 # their operands to do so (IEEE addition and multiplication are commutative, bit for bit).
 _IN_PLACE = {P.add: "add", P.subtract: "subtract", P.multiply: "multiply", P.divide: "divide",
              P.maximum: "maximum", P.minimum: "minimum", P.fmax: "fmax", P.fmin: "fmin"}
-# (maximum is not among them: maximum(-0.0, +0.0) is its first operand, so order matters)
+# maximum/minimum are never swapped: maximum(-0.0, +0.0) is its first operand.
 _COMMUTATIVE = {P.add, P.multiply}
 
 # maximum(0, Z): the scalar becomes a row of this many elements or more (see _extreme).
