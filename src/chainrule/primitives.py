@@ -1339,6 +1339,80 @@ def _median(a: Any, axis: Any = None, out: Any = None, overwrite_input: bool = F
     return rout
 
 
+def _quantile_linear(fname: str, a: Any, q: numpy.ndarray, weak: bool, axis: Any,
+                     method: str, keepdims: bool) -> Any:
+    """NumPy's quantile with method="linear", step by step, on a sort (which has a gradient):
+    the two neighbouring order statistics and NumPy's own two-sided interpolation formula."""
+    if method != "linear":
+        raise TypeError(f"numpy.{fname}: only method='linear' (the default) is supported on "
+                        "chainrule tensors")
+    if q.ndim > 1:
+        raise ValueError(f"numpy.{fname}: q must be a scalar or 1d")
+    if not (numpy.all(q >= 0) and numpy.all(q <= 1)):
+        what = "percentiles must be in [0, 100]" if fname == "percentile" else \
+            "quantiles must be in [0, 1]"
+        raise ValueError(f"numpy.{fname}: {what}")
+    nd = _ndim(a)
+    if axis is None:
+        arr, kept = numpy.ravel(a), (1,) * nd
+    else:
+        if not isinstance(axis, (int, numpy.integer)):
+            raise TypeError(f"numpy.{fname}: one axis (or None) on chainrule tensors")
+        ax = _one_axis(axis, nd, fname)
+        arr = numpy.moveaxis(a, ax, 0) if ax else a
+        kept = _shape(a)[:ax] + (1,) + _shape(a)[ax + 1:]
+    n = _shape(arr)[0]
+    if n == 0:
+        raise ValueError(f"numpy.{fname}: an empty axis has no quantile")
+    srt = numpy.sort(arr, axis=0)
+    vi = numpy.asarray((n - 1) * q)
+    prev = numpy.floor(vi)
+    nxt = prev + 1
+    prev = numpy.where(vi >= n - 1, -1, numpy.where(vi < 0, 0, prev)).astype(numpy.intp)
+    nxt = numpy.where(vi >= n - 1, -1, numpy.where(vi < 0, 0, nxt)).astype(numpy.intp)
+    lo, hi = srt[prev], srt[nxt]
+    gamma = numpy.asarray(vi - prev, dtype=vi.dtype)
+    diff = hi - lo
+    if weak:
+        t = float(gamma)
+        res = hi - diff * (1 - t) if t >= 0.5 else lo + diff * t
+    else:
+        t = gamma.reshape(gamma.shape + (1,) * (_ndim(srt) - 1))
+        res = numpy.where(t >= 0.5, hi - diff * (1 - t), lo + diff * t)
+    if numpy.dtype(_dtype(a)).kind == "f":         # a slice with a NaN gives NaN (sorted last)
+        res = numpy.where(numpy.isnan(srt[-1]), numpy.nan, res)
+    return numpy.reshape(res, q.shape + kept) if keepdims else res
+
+
+def _quantile_args(fname: str, q: Any, out: Any, overwrite_input: bool, weights: Any,
+                   interpolation: Any) -> None:
+    _no_out(fname, out)
+    if weights is not None or interpolation is not None:
+        raise TypeError(f"numpy.{fname}: weights= and interpolation= are not supported on "
+                        "chainrule tensors")
+    if hasattr(q, "_prim"):
+        raise TypeError(f"numpy.{fname}: q must be plain numbers (no gradient flows to q)")
+
+
+@_composite(numpy.quantile)
+def _quantile(a: Any, q: Any, axis: Any = None, out: Any = None, overwrite_input: bool = False,
+              method: str = "linear", keepdims: bool = False, *, weights: Any = None,
+              interpolation: Any = None) -> Any:
+    _quantile_args("quantile", q, out, overwrite_input, weights, interpolation)
+    weak = type(q) in (int, float)
+    return _quantile_linear("quantile", a, numpy.asanyarray(q), weak, axis, method, keepdims)
+
+
+@_composite(numpy.percentile)
+def _percentile(a: Any, q: Any, axis: Any = None, out: Any = None,
+                overwrite_input: bool = False, method: str = "linear", keepdims: bool = False,
+                *, weights: Any = None, interpolation: Any = None) -> Any:
+    _quantile_args("percentile", q, out, overwrite_input, weights, interpolation)
+    weak = type(q) in (int, float)
+    q = numpy.true_divide(q, 100, out=...)
+    return _quantile_linear("percentile", a, q, weak, axis, method, keepdims)
+
+
 @_composite(numpy.cov)
 def _cov(m: Any, y: Any = None, rowvar: bool = True, bias: bool = False, ddof: Any = None,
          fweights: Any = None, aweights: Any = None, *, dtype: Any = None) -> Any:
