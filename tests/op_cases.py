@@ -48,6 +48,14 @@ def spd(*shape: int) -> numpy.ndarray:
     return m @ numpy.swapaxes(m, -1, -2)
 
 
+def symmetric(*shape: int) -> numpy.ndarray:
+    """Symmetric matrices with well-separated eigenvalues (stacked by ``shape[:-1]``)."""
+    n = shape[-1]
+    q, _ = numpy.linalg.qr(rng.standard_normal(shape + (n,)))
+    w = numpy.arange(1.0, n + 1) * 1.5 - n + rng.uniform(-0.2, 0.2, shape)
+    return (q * w[..., None, :]) @ numpy.swapaxes(q, -1, -2)
+
+
 def unit(*shape: int) -> numpy.ndarray:
     return rng.uniform(-0.8, 0.8, shape)
 
@@ -203,6 +211,12 @@ CASES += [
     Case("linalg-cholesky-stack", np.linalg.cholesky, [spd(2, 3)]),
     Case("linalg-cholesky-upper-ignored", lambda a: np.linalg.cholesky(a + np.triu(a, 1)),
          [spd(3)]),
+    Case("linalg-eigvalsh", np.linalg.eigvalsh, [symmetric(4)]),
+    Case("linalg-eigh-values", lambda a: np.linalg.eigh(a).eigenvalues, [symmetric(2, 3)]),
+    # eigenvectors are defined up to sign: a function of their squares is well defined
+    Case("linalg-eigh-vectors", lambda a: np.linalg.eigh(a)[1] ** 2, [symmetric(4)]),
+    Case("linalg-eigh-upper-ignored", lambda a: np.linalg.eigh(a + np.triu(a, 1))[1] ** 2,
+         [symmetric(3)]),
     Case("linalg-det", np.linalg.det, [well_conditioned(3)]),
     Case("linalg-det-stack", np.linalg.det, [well_conditioned(2, 3)]),
     Case("linalg-slogdet", lambda a: np.linalg.slogdet(a)[1], [well_conditioned(3)]),

@@ -59,6 +59,9 @@ FALLBACK = {
         ("linalg-slogdet", "linalg.logabsdet"), ("linalg-slogdet-negative", "linalg.logabsdet"),
         ("linalg-cholesky", "linalg.cholesky"), ("linalg-cholesky-stack", "linalg.cholesky"),
         ("linalg-cholesky-upper-ignored", "linalg.cholesky"), ("nanmax-axis", "all"),
+        ("linalg-eigvalsh", "linalg.eigvalsh"), ("linalg-eigh-values", "linalg.eigh.eigenvalues"),
+        ("linalg-eigh-vectors", "linalg.eigh.eigenvectors"),
+        ("linalg-eigh-upper-ignored", "linalg.eigh.eigenvectors"),
         ("nanmin", "all"), ("matrix_power-negative", "linalg.inv")]},
 }
 

@@ -191,6 +191,8 @@ SOURCE: dict[Primitive, Form] = {
                    ATOM, 0),
     P.logabsdet: Form(lambda a, kw, lit: f"numpy.linalg.slogdet({a[0]})[1]", ATOM, 0),
     P.detsign: Form(lambda a, kw, lit: f"numpy.linalg.slogdet({a[0]})[0]", ATOM, 0),
+    P.eighvals: Form(lambda a, kw, lit: f"numpy.linalg.eigh({a[0]})[0]", ATOM, 0),
+    P.eigvecsh: Form(lambda a, kw, lit: f"numpy.linalg.eigh({a[0]})[1]", ATOM, 0),
     P.trace: call("numpy.trace", ["offset", "axis1", "axis2"],
                   {"offset": 0, "axis1": 0, "axis2": 1}),
     P.diagonal: call("numpy.diagonal", ["offset", "axis1", "axis2"],

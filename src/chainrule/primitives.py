@@ -1044,6 +1044,34 @@ def _cholesky(a: Any, /, *, upper: bool = False
     return cholesky, (a,), {}
 
 
+# eigh's two results as two primitives (each rule needs the other result, which it asks for by
+# calling the other primitive, so higher derivatives stay exact).  eigvalsh is a third: LAPACK
+# computes eigenvalues alone differently, so its last bits differ from eigh's.
+eigvalsh = Primitive("linalg.eigvalsh", numpy.linalg.eigvalsh)
+eighvals = Primitive("linalg.eigh.eigenvalues", lambda a: numpy.linalg.eigh(a)[0])
+eigvecsh = Primitive("linalg.eigh.eigenvectors", lambda a: numpy.linalg.eigh(a)[1])
+_EighResult = type(numpy.linalg.eigh(numpy.eye(1)))
+
+
+def _lower_only(a: Any, fname: str, uplo: str) -> None:
+    _square_stack(a, fname)
+    if uplo != "L":
+        raise TypeError(f"numpy.linalg.{fname}: only UPLO='L' (the default) is supported on "
+                        "chainrule tensors; pass the transpose for the upper triangle")
+
+
+@_composite(numpy.linalg.eigvalsh)
+def _eigvalsh(a: Any, UPLO: str = "L") -> Any:      # noqa: N803 (NumPy's name)
+    _lower_only(a, "eigvalsh", UPLO)
+    return eigvalsh(a)
+
+
+@_composite(numpy.linalg.eigh)
+def _eigh(a: Any, UPLO: str = "L") -> Any:          # noqa: N803 (NumPy's name)
+    _lower_only(a, "eigh", UPLO)
+    return _EighResult(eighvals(a), eigvecsh(a))
+
+
 @_composite(numpy.linalg.slogdet)
 def _slogdet(a: Any) -> Any:
     _square_stack(a, "slogdet")

@@ -450,20 +450,46 @@ def _solve_vjp_b(g: Any, out: Any, a: Any, b: Any) -> Any:
     return numpy.linalg.solve(_mT(a), g)
 
 
+def _lower_triangle(s: Any) -> Any:
+    """The gradient of a function that reads only the lower triangle of a symmetric A (as
+    NumPy's cholesky and eigh do), from S, its gradient for symmetric perturbations: entry
+    (i, j), i > j, stands for both (i, j) and (j, i); nothing above the diagonal is read."""
+    n = numpy.shape(s)[-1]
+    return numpy.tril(s + _mT(s)) - s * numpy.eye(n)
+
+
 def _cholesky_vjp(g: Any, out: Any, a: Any) -> Any:
     # A = L L^T.  With Phi(X) = tril(X) with its diagonal halved, the gradient with respect to
-    # a symmetric dA is S = L^-T Phi(L^T tril(g)) L^-1 (Murray 2016).  NumPy reads only the
-    # lower triangle of A, so entry (i, j), i > j, stands for both (i, j) and (j, i):
-    # dA = tril(S + S^T) - diag(S), and 0 above the diagonal.
+    # a symmetric dA is S = L^-T Phi(L^T tril(g)) L^-1 (Murray 2016).
     n = numpy.shape(out)[-1]
     half = numpy.tril(numpy.ones((n, n))) - 0.5 * numpy.eye(n)
     phi = (_mT(out) @ numpy.tril(g)) * half
     x = numpy.linalg.solve(_mT(out), phi)                       # L^-T Phi
     s = _mT(numpy.linalg.solve(_mT(out), _mT(x)))               # (L^-T Phi) L^-1
-    return numpy.tril(s + _mT(s)) - s * numpy.eye(n)
+    return _lower_triangle(s)
+
+
+def _eigvalsh_vjp(g: Any, out: Any, a: Any) -> Any:
+    # A = V diag(w) V^T: dw_k = v_k^T dA v_k, so S = V diag(g) V^T
+    v = P.eigvecsh(a)
+    return _lower_triangle((v * g[..., None, :]) @ _mT(v))
+
+
+def _eigvecsh_vjp(g: Any, out: Any, a: Any) -> Any:
+    # dV = V (F * (V^T dA V)) with F_ij = 1 / (w_j - w_i) off the diagonal, 0 on it, so
+    # S = V (F * (V^T g)) V^T.  Repeated eigenvalues have no such derivative (F is infinite).
+    w = P.eighvals(a)
+    n = numpy.shape(out)[-1]
+    eye = numpy.eye(n)
+    f = (1 - eye) / (w[..., None, :] - w[..., :, None] + eye)
+    return _lower_triangle(out @ (f * (_mT(out) @ g)) @ _mT(out))
 
 
 defvjp(P.cholesky, _cholesky_vjp)
+defvjp(P.eigvalsh, _eigvalsh_vjp)
+defvjp(P.eighvals, _eigvalsh_vjp)
+defvjp(P.eigvecsh, _eigvecsh_vjp)
+
 defvjp(P.inv, lambda g, out, a: -(_mT(out) @ g @ _mT(out)))
 defvjp(P.solve, _solve_vjp_a, _solve_vjp_b)
 defvjp(P.det, lambda g, out, a: (g * out)[..., None, None] * _mT(numpy.linalg.inv(a)))

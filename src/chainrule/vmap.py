@@ -445,7 +445,8 @@ _RULES: dict[P.Primitive, Callable[..., Any]] = {
     P.sort_permute: _sort_pair, P.sort_unpermute: _sort_pair,
     P.take_along_axis: _take_along, P.take: _take, P.trace: _diag_like,
     P.diagonal: _diag_like, P.gather: _gather, P.scatter: _scatter_dyn,
-    P.inv: _stacked, P.cholesky: _stacked, P.det: _stacked, P.logabsdet: _stacked,
+    P.inv: _stacked, P.cholesky: _stacked, P.eigvalsh: _stacked, P.eighvals: _stacked,
+    P.eigvecsh: _stacked, P.det: _stacked, P.logabsdet: _stacked,
     P.detsign: _stacked, P.solve: _solve,
     # chainrule.functions: reductions and normalisations along example axes
     P.logsumexp: _axis_rule("axis"), P.softmax: _axis_rule("axis"),
