@@ -1132,7 +1132,7 @@ def _nanmean(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
     return _per_count(tot, cnt)
 
 
-def _nan_extreme(fname: str, reduce: Callable[..., Any], fill: float, a: Any, axis: Any,
+def _nan_extreme(reduce: Callable[..., Any], fill: float, a: Any, axis: Any,
                  keepdims: bool) -> Any:
     mask = _isnan(a)
     if mask is None:
@@ -1146,14 +1146,14 @@ def _nan_extreme(fname: str, reduce: Callable[..., Any], fill: float, a: Any, ax
 def _nanmax(a: Any, axis: Any = None, out: Any = None, keepdims: bool = False,
             initial: Any = _NoValue, where: Any = _NoValue) -> Any:
     _nan_args("nanmax", out, {"initial": initial, "where": where})
-    return _nan_extreme("nanmax", numpy.max, -numpy.inf, a, axis, keepdims)
+    return _nan_extreme(numpy.max, -numpy.inf, a, axis, keepdims)
 
 
 @_composite(numpy.nanmin)
 def _nanmin(a: Any, axis: Any = None, out: Any = None, keepdims: bool = False,
             initial: Any = _NoValue, where: Any = _NoValue) -> Any:
     _nan_args("nanmin", out, {"initial": initial, "where": where})
-    return _nan_extreme("nanmin", numpy.min, numpy.inf, a, axis, keepdims)
+    return _nan_extreme(numpy.min, numpy.inf, a, axis, keepdims)
 
 
 @_composite(numpy.nanvar)
@@ -1195,17 +1195,15 @@ def _nan_to_num(x: Any, copy: bool = True, nan: float = 0.0, posinf: Any = None,
                 neginf: Any = None) -> Any:
     dt = numpy.dtype(_dtype(x))
     if dt.kind != "f":
-        return x if dt.kind in "iub" else _unsupported_complex("nan_to_num")
+        if dt.kind == "c":
+            raise TypeError("numpy.nan_to_num: complex tensors are not supported")
+        return x
     info = numpy.finfo(dt)
     big = info.max if posinf is None else posinf
     small = info.min if neginf is None else neginf
     y = numpy.where(numpy.isnan(x), nan, x)
     inf = numpy.isinf(x)
     return numpy.where(inf & (x > 0), big, numpy.where(inf & (x < 0), small, y))
-
-
-def _unsupported_complex(fname: str) -> Any:
-    raise TypeError(f"numpy.{fname}: complex tensors are not supported")
 
 
 @_composite(numpy.rot90)
@@ -1412,7 +1410,7 @@ def _quantile_linear(fname: str, a: Any, q: numpy.ndarray, weak: bool, axis: Any
     return numpy.reshape(res, q.shape + kept) if keepdims else res
 
 
-def _quantile_args(fname: str, q: Any, out: Any, overwrite_input: bool, weights: Any,
+def _quantile_args(fname: str, q: Any, out: Any, weights: Any,
                    interpolation: Any) -> None:
     _no_out(fname, out)
     if weights is not None or interpolation is not None:
@@ -1426,7 +1424,7 @@ def _quantile_args(fname: str, q: Any, out: Any, overwrite_input: bool, weights:
 def _quantile(a: Any, q: Any, axis: Any = None, out: Any = None, overwrite_input: bool = False,
               method: str = "linear", keepdims: bool = False, *, weights: Any = None,
               interpolation: Any = None) -> Any:
-    _quantile_args("quantile", q, out, overwrite_input, weights, interpolation)
+    _quantile_args("quantile", q, out, weights, interpolation)
     weak = type(q) in (int, float)
     return _quantile_linear("quantile", a, numpy.asanyarray(q), weak, axis, method, keepdims)
 
@@ -1435,7 +1433,7 @@ def _quantile(a: Any, q: Any, axis: Any = None, out: Any = None, overwrite_input
 def _percentile(a: Any, q: Any, axis: Any = None, out: Any = None,
                 overwrite_input: bool = False, method: str = "linear", keepdims: bool = False,
                 *, weights: Any = None, interpolation: Any = None) -> Any:
-    _quantile_args("percentile", q, out, overwrite_input, weights, interpolation)
+    _quantile_args("percentile", q, out, weights, interpolation)
     weak = type(q) in (int, float)
     q = numpy.true_divide(q, 100, out=...)
     return _quantile_linear("percentile", a, q, weak, axis, method, keepdims)

@@ -428,6 +428,7 @@ def _diagonal_vjp(g: Any, out: Any, x: Any, offset: int, axis1: int, axis2: int)
 
 
 defvjp(P.trace, _trace_vjp)
+defvjp(P.diagonal, _diagonal_vjp)
 
 
 # --- solving and inverting: X = A^-1 B, d(det A) = det A * A^-T, d(log|det A|) = A^-T ---------
@@ -436,18 +437,19 @@ def _mT(x: Any) -> Any:
     return numpy.swapaxes(x, -1, -2)
 
 
-def _solve_vjp_a(g: Any, out: Any, a: Any, b: Any) -> Any:
-    # dA = -(A^-T g) X^T, X = out; b a vector (NumPy 2: only when b.ndim == 1) is a column
-    if numpy.ndim(b) == 1:
-        gb = numpy.linalg.solve(_mT(a), g[..., None])
-        return -(gb @ out[..., None, :])
-    return -(numpy.linalg.solve(_mT(a), g) @ _mT(out))
-
-
 def _solve_vjp_b(g: Any, out: Any, a: Any, b: Any) -> Any:
+    # dB = A^-T g; b a vector (NumPy 2: only when b.ndim == 1) is solved as a column
     if numpy.ndim(b) == 1:
         return numpy.linalg.solve(_mT(a), g[..., None])[..., 0]
     return numpy.linalg.solve(_mT(a), g)
+
+
+def _solve_vjp_a(g: Any, out: Any, a: Any, b: Any) -> Any:
+    # dA = -dB X^T, X = out
+    gb = _solve_vjp_b(g, out, a, b)
+    if numpy.ndim(b) == 1:
+        return -(gb[..., :, None] * out[..., None, :])
+    return -(gb @ _mT(out))
 
 
 def _lower_triangle(s: Any) -> Any:
@@ -494,7 +496,6 @@ defvjp(P.inv, lambda g, out, a: -(_mT(out) @ g @ _mT(out)))
 defvjp(P.solve, _solve_vjp_a, _solve_vjp_b)
 defvjp(P.det, lambda g, out, a: (g * out)[..., None, None] * _mT(numpy.linalg.inv(a)))
 defvjp(P.logabsdet, lambda g, out, a: g[..., None, None] * _mT(numpy.linalg.inv(a)))
-defvjp(P.diagonal, _diagonal_vjp)
 
 # ---------------------------------------------------------------------------------------------
 # Reductions
