@@ -54,7 +54,7 @@ sys.path.insert(0, HERE)
 
 import bench_core  # noqa: E402  (the hand-written workloads)
 
-jitmod = sys.modules["chainrule.jit"]
+jitmod = sys.modules["chainrule.readers.jit"]
 
 # ---------------------------------------------------------------------------------------------
 # Workloads

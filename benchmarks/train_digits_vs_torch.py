@@ -7,7 +7,7 @@ and PNG):
     chainrule train --dataset digits              # MLP 64-128-128-10 (default)
     chainrule train --dataset digits --model cnn  # Conv2d + MaxPool2d
 
-(run here as ``python -m chainrule.train_cli train ...``, the same code).  Both use sklearn's
+(run here as ``python -m chainrule.cli.train train ...``, the same code).  Both use sklearn's
 digits with a stratified 80/20 split (seed 0), train statistics for standardisation, AdamW
 (lr 2e-3, weight decay 0.05), a cosine schedule over 40 epochs and batches of 32.
 
@@ -16,7 +16,7 @@ weights are copied from chainrule's freshly built model (``train_cli.build_model
 mini-batches come in the same order (``default_rng((seed, epoch))``, last partial batch
 dropped), and AdamW, the cosine schedule, batch norm and dropout have the same settings; only
 the dropout masks differ (each library draws its own).  Everything is float64 and runs on one
-thread in both (mini-batch matrices are small; see ``chainrule.training.blas_threads``).
+thread in both (mini-batch matrices are small; see ``chainrule.train.trainer.blas_threads``).
 
 The script checks the acceptance criteria and exits non-zero if one fails:
   * the MLP reaches >= 97 % test accuracy and the CNN >= 98 %, each within 30 s;
@@ -42,11 +42,11 @@ import numpy
 
 from chainrule import nn
 from chainrule.data import Standardizer, batches, load_dataset, train_test_split
-from chainrule.train_cli import build_model
+from chainrule.cli.train import build_model
 
 
 def run_cli(model: str, epochs: int, out: str) -> tuple[dict, float, str]:
-    cmd = [sys.executable, "-m", "chainrule.train_cli", "train", "--dataset", "digits",
+    cmd = [sys.executable, "-m", "chainrule.cli.train", "train", "--dataset", "digits",
            "--out", out, "--no-progress"]
     if model != "mlp":
         cmd += ["--model", model]

@@ -12,7 +12,7 @@ import numpy
 import pytest
 
 from chainrule import nn, optim
-from chainrule.checkpoint import CheckpointError, load, save
+from chainrule.train.checkpoint import CheckpointError, load, save
 
 
 def same(a, b):

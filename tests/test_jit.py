@@ -283,7 +283,7 @@ def test_a_mean_is_bit_identical_to_numpys(dtype):
 
 
 def test_distinct_positions():
-    from chainrule.ir import Value, distinct_positions
+    from chainrule.program.ir import Value, distinct_positions
 
     labels = Value(0, "input", [], {}, (4,), numpy.dtype(numpy.int64))
     rows = numpy.arange(4)

@@ -33,9 +33,10 @@ numba = pytest.importorskip("numba")
 from op_cases import CASES  # noqa: E402
 
 import chainrule as cr  # noqa: E402
-from chainrule import numba_backend, seed  # noqa: E402
+from chainrule import seed  # noqa: E402
+from chainrule.readers import numba_backend  # noqa: E402
 
-jitmod = importlib.import_module("chainrule.jit")
+jitmod = importlib.import_module("chainrule.readers.jit")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

@@ -556,10 +556,10 @@ def test_initialisers_bounds_spread_and_reproducibility():
 # Documentation
 # =============================================================================================
 
-DOC_MODULES = ["chainrule.nn", "chainrule.nn.module", "chainrule.nn.layers",
-               "chainrule.nn.functional", "chainrule.nn.init", "chainrule.optim",
-               "chainrule.training", "chainrule.checkpoint", "chainrule.data",
-               "chainrule.sklearn", "chainrule.train_cli"]
+DOC_MODULES = ["chainrule.train.nn", "chainrule.train.nn.module", "chainrule.train.nn.layers",
+               "chainrule.train.nn.functional", "chainrule.train.nn.init", "chainrule.train.optim",
+               "chainrule.train.trainer", "chainrule.train.checkpoint", "chainrule.train.data",
+               "chainrule.train.sklearn", "chainrule.cli.train"]
 
 
 @pytest.mark.parametrize("name", DOC_MODULES)

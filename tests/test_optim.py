@@ -16,7 +16,7 @@ import pytest
 
 import chainrule as cr
 from chainrule import nn, optim
-from chainrule.checkpoint import load, save
+from chainrule.train.checkpoint import load, save
 
 X0 = [1.0, -2.0]
 G1 = numpy.array([0.5, -1.0])

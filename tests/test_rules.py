@@ -107,7 +107,7 @@ def test_kink_is_named_when_a_check_straddles_it():
 
 
 def test_a_wrong_rule_is_caught_by_the_checker():
-    from chainrule import primitives as P
+    from chainrule.engine import primitives as P
 
     saved = P.sin.vjps
     try:

@@ -37,6 +37,7 @@ def test_without_scikit_learn_the_import_error_says_what_to_install(monkeypatch)
     for name in [m for m in sys.modules if m == "sklearn" or m.startswith("sklearn.")]:
         monkeypatch.setitem(sys.modules, name, None)
     monkeypatch.delitem(sys.modules, "chainrule.sklearn")
+    monkeypatch.delitem(sys.modules, "chainrule.train.sklearn")
     with pytest.raises(ImportError, match=r"pip install chainrule\[train\]"):
         importlib.import_module("chainrule.sklearn")
     from chainrule.data import load_dataset

@@ -10,9 +10,9 @@ import sys
 import numpy
 import pytest
 
-from chainrule.checkpoint import load
+from chainrule.train.checkpoint import load
 from chainrule.data import DataError, load_csv
-from chainrule.train_cli import add_commands, build_model
+from chainrule.cli.train import add_commands, build_model
 
 
 def run(argv):

@@ -1,4 +1,4 @@
-"""chainrule.training.fit / Trainer: learning, determinism, resume, early stopping, progress,
+"""chainrule.train.trainer.fit / Trainer: learning, determinism, resume, early stopping, progress,
 and a reduced digits run (the full 30-second run is benchmarks/train_digits_vs_torch.py)."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import numpy
 import pytest
 
 from chainrule import nn, optim
-from chainrule.checkpoint import load
+from chainrule.train.checkpoint import load
 from chainrule.data import Standardizer, load_dataset, train_test_split
-from chainrule.training import History, Trainer, accuracy, fit, r2
+from chainrule.train.trainer import History, Trainer, accuracy, fit, r2
 
 
 def blobs(n=240, seed=0):

@@ -76,7 +76,7 @@ def test_bad_batches_are_explained():
 
 def test_no_builtin_primitive_falls_back_to_a_python_loop(monkeypatch):
     import sys
-    module = sys.modules["chainrule.vmap"]
+    module = sys.modules["chainrule.program.vmap"]
     looped = []
     original = module._loop
     monkeypatch.setattr(module, "_loop", lambda prim, *a: looped.append(prim.name) or

@@ -16,20 +16,32 @@ from __future__ import annotations
 
 import os as _os
 
-from . import data, functions, nn, optim
-from . import rules as _rules  # noqa: F401  (completes the gradient table)
-from .anomaly import AnomalyError, detect_anomaly, set_detect_anomaly
-from .check import BackwardCheck, check_backward
-from .checkpoint import CheckpointError, load, save
-from .explain import Explanation, explain
-from .gradcheck import GradCheckReport, GradientCheckError, check_grads
-from .jit import JitFallbackWarning, jit
-from .primitives import Primitive, primitive
-from .rules import defvjp, defvjp_argnum
-from .tensor import Tensor, TracerBoolError, enable_grad, is_grad_enabled, no_grad, tensor
-from .training import History, Trainer, fit
-from .transforms import grad, hessian, hvp, jacobian, jvp, value_and_grad, vjp
-from .vmap import vmap
+from chainrule import _moved
+from chainrule.engine import rules as _rules  # noqa: F401  (completes the gradient table)
+from chainrule.engine.anomaly import AnomalyError, detect_anomaly, set_detect_anomaly
+from chainrule.engine.gradcheck import GradCheckReport, GradientCheckError, check_grads
+from chainrule.engine.primitives import Primitive, primitive
+from chainrule.engine.rules import defvjp, defvjp_argnum
+from chainrule.engine.tensor import (
+    Tensor,
+    TracerBoolError,
+    enable_grad,
+    is_grad_enabled,
+    no_grad,
+    tensor,
+)
+from chainrule.engine.transforms import grad, hessian, hvp, jacobian, jvp, value_and_grad, vjp
+from chainrule.program.vmap import vmap
+from chainrule.readers.check import BackwardCheck, check_backward
+from chainrule.readers.explain import Explanation, explain
+from chainrule.readers.jit import JitFallbackWarning, jit
+
+# The training layer is built on the names above, so it comes last.
+from chainrule import data, functions, nn, optim  # noqa: E402,I001  (public modules)
+from chainrule.train.checkpoint import CheckpointError, load, save
+from chainrule.train.trainer import History, Trainer, fit
+
+_moved.install()
 
 __version__ = "0.1.0"
 

@@ -1,4 +1,4 @@
-"""The example that started chainrule (shared/SEED.md): a 4-6-6-6-1 ReLU network, one sample.
+"""The example that started chainrule (docs/seed.md): a 4-6-6-6-1 ReLU network, one sample.
 
 The numbers are the user's own; ``forward`` is their forward pass, line for line.
 """
@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy
 
-__all__ = ["X", "T", "PARAMS", "forward", "hand_derived_gradients"]
+__all__ = ["X", "T", "W1", "W2", "W3", "W4", "B1", "B2", "B3", "B4", "PARAMS", "forward",
+           "hand_derived_gradients"]
 
 X = numpy.array([[-1.086, 0.997, 0.283, -1.506]])
 T = numpy.array([[-0.579]])

@@ -3,7 +3,7 @@
 A rule is called as ``rule(g, out, *inputs, **params)``: ``g`` is the gradient arriving at the
 primitive's output, ``out`` the output itself, ``inputs`` what the primitive was applied to.
 It returns the gradient for one input, possibly still in the broadcast shape of ``out``; the
-backward walk (:mod:`chainrule.graph`) sums it back to the input's shape and casts it to the
+backward walk (:mod:`chainrule.engine.graph`) sums it back to the input's shape and casts it to the
 input's dtype, so no rule unbroadcasts.
 
 Rules use only operators, ``.T``, ``.shape``, ``.ndim``, ``.sum``, ``.reshape`` and NumPy

@@ -2,7 +2,7 @@
 
 ``jit`` records a function once per signature and runs the exact program passes (``ir.py``);
 this module writes *that* program — same values, same order, same inlining as the NumPy
-backend's :class:`~chainrule.codegen.Writer` — as source that ``numba.njit`` accepts, and
+backend's :class:`~chainrule.program.codegen.Writer` — as source that ``numba.njit`` accepts, and
 compiles it.  No gradient rule and no tracing lives here: only how each primitive is spelled
 for Numba.  Most spellings are the NumPy ones; the others are:
 
@@ -45,11 +45,11 @@ from typing import Any
 
 import numpy
 
-from . import primitives as P
-from .codegen import Writer
-from .ir import CONST, INPUT, Program, Value
-from .notation import ATOM, COMPARE, POWER, PRODUCT, SUM, UNARY, Literals
-from .rules import Size
+from chainrule.engine import primitives as P
+from chainrule.program.codegen import Writer
+from chainrule.program.ir import CONST, INPUT, Program, Value
+from chainrule.program.notation import ATOM, COMPARE, POWER, PRODUCT, SUM, UNARY, Literals
+from chainrule.engine.rules import Size
 
 __all__ = ["Unsupported", "ShapeMismatch", "available", "require", "cache_dir", "generate", "build",
            "INSTALL_HINT"]
@@ -1563,7 +1563,7 @@ def generate(prog: Program, label: str = "f") -> Generated:
              f"# program: {label}",
              "import numpy",
              "from numba import njit",
-             "from chainrule.numba_backend import ShapeMismatch", ""]
+             "from chainrule.readers.numba_backend import ShapeMismatch", ""]
     for i in inline:
         lines.append(f"_k{i} = {_array_text(w.consts[i])}")
     if inline:

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy
 
-from . import primitives as P
-from .primitives import Primitive
+from chainrule.engine import primitives as P
+from chainrule.engine.primitives import Primitive
 
 __all__ = ["Form", "Literals", "SOURCE", "MATH", "source_form", "math_form", "STATEMENTS"]
 

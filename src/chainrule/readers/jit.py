@@ -29,13 +29,13 @@ from typing import Any
 import numpy
 
 from . import numba_backend
-from . import primitives as P
-from .ir import Program, Value, build, optimize
-from .notation import Literals
+from chainrule.engine import primitives as P
+from chainrule.program.ir import Program, Value, build, optimize
+from chainrule.program.notation import Literals
 from .numpy_backend import FastWriter, aliases_input
-from .pytree import flatten
-from .tensor import Tensor, _state
-from .trace import record
+from chainrule.engine.pytree import flatten
+from chainrule.engine.tensor import Tensor, _state
+from chainrule.program.trace import record
 
 __all__ = ["jit", "Compiled", "JitFallbackWarning", "AUTO_NUMBA_MAX_FLOPS"]
 

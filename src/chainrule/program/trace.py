@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy
 
-from .graph import Node, Step, backward_pass
-from .pytree import flatten, leaf_paths, unflatten
-from .tensor import Tensor, _leaf, enable_grad, tracing
-from .transforms import _param_names
+from chainrule.engine.graph import Node, Step, backward_pass
+from chainrule.engine.pytree import flatten, leaf_paths, unflatten
+from chainrule.engine.tensor import Tensor, _leaf, enable_grad, tracing
+from chainrule.engine.transforms import _param_names
 
 __all__ = ["Recording", "record"]
 
@@ -170,7 +170,7 @@ def _name_locals(captured: dict[str, Any], names: dict[Node, str]) -> None:
 
 
 def _name_explicit(output: Any, names: dict[Node, str]) -> None:
-    from .graph import ancestors
+    from chainrule.engine.graph import ancestors
     roots = [v for v in flatten(output)[0] if isinstance(v, Tensor)]
     for node in ancestors(roots):
         if node._name:

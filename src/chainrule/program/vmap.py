@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy
 
-from . import primitives as P
+from chainrule.engine import primitives as P
 from .ir import CONST, INPUT, Program, Value, build, optimize
-from .pytree import flatten, unflatten
-from .tensor import Tensor
+from chainrule.engine.pytree import flatten, unflatten
+from chainrule.engine.tensor import Tensor
 from .trace import record
 
 __all__ = ["vmap"]

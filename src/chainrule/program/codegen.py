@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy
 
-from . import primitives as P
+from chainrule.engine import primitives as P
 from .ir import CONST, INPUT, Program, Value, const_value, distinct_positions, is_const
 from .notation import ATOM, STATEMENTS, UNARY, Form, Literals, index_text, math_form, source_form
-from .rules import Size
+from chainrule.engine.rules import Size
 
 __all__ = ["Line", "Writer", "identifier"]
 
@@ -158,7 +158,7 @@ class Writer:
         """``t[rows, y] = g`` instead of ``numpy.add.at(t, (rows, y), g)`` into zeros (it reads
         better, and runs faster).
 
-        When :func:`~chainrule.ir.distinct_positions` proves that no position repeats, adding
+        When :func:`~chainrule.program.ir.distinct_positions` proves that no position repeats, adding
         into zeros is adding ``g`` to ``+0.0`` once per position: an assignment, except that
         ``+0.0 + -0.0`` is ``+0.0``.  A constant ``g`` without negative zeros is assigned;
         any other ``g`` is added in (``t[index] += g``: one gather, one add, one write, the

@@ -2,7 +2,7 @@
 
 The derivation is not a second implementation: it is the recorded result of running the very
 gradient rules that ``backward()`` runs (on recording tensors instead of arrays), tidied by the
-program passes of :mod:`chainrule.ir` and written by :mod:`chainrule.codegen`.
+program passes of :mod:`chainrule.program.ir` and written by :mod:`chainrule.program.codegen`.
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ from typing import Any
 
 import numpy
 
-from . import primitives as P
-from .codegen import Line, Writer, identifier
-from .graph import Node
-from .ir import CONST, INPUT, Program, Value, build, cse, dce, prettify, simplify
-from .notation import Literals
-from .tensor import Tensor
-from .trace import Recording, record
+from chainrule.engine import primitives as P
+from chainrule.program.codegen import Line, Writer, identifier
+from chainrule.engine.graph import Node
+from chainrule.program.ir import CONST, INPUT, Program, Value, build, cse, dce, prettify, simplify
+from chainrule.program.notation import Literals
+from chainrule.engine.tensor import Tensor
+from chainrule.program.trace import Recording, record
 
 __all__ = ["explain", "Explanation"]
 
@@ -388,7 +388,7 @@ def _mean_note(ex: Explanation, node: Node) -> list[str]:
 
 
 def _SizeOf(n: int, v: Any) -> Any:
-    from .rules import Size
+    from chainrule.engine.rules import Size
     return Size(n, v, None)
 
 

@@ -2,7 +2,7 @@
 
 >>> import numpy, chainrule as cr
 >>> from chainrule import nn
->>> from chainrule.training import fit
+>>> from chainrule.train.trainer import fit
 >>> rng = numpy.random.default_rng(0)
 >>> X = rng.standard_normal((200, 2)); y = (X[:, 0] + X[:, 1] > 0).astype(int)
 >>> model = nn.MLP([2, 16, 2], rng=0)
@@ -57,7 +57,7 @@ def accuracy(pred: numpy.ndarray, y: numpy.ndarray) -> float:
     Example
     -------
     >>> import numpy
-    >>> from chainrule.training import accuracy
+    >>> from chainrule.train.trainer import accuracy
     >>> accuracy(numpy.array([[0.1, 0.9], [0.8, 0.2]]), numpy.array([1, 1]))
     0.5
     """
@@ -75,7 +75,7 @@ def mse(pred: numpy.ndarray, y: numpy.ndarray) -> float:
     Example
     -------
     >>> import numpy
-    >>> from chainrule.training import mse
+    >>> from chainrule.train.trainer import mse
     >>> mse(numpy.array([1.0, 3.0]), numpy.array([0.0, 0.0]))
     5.0
     """
@@ -98,7 +98,7 @@ def r2(pred: numpy.ndarray, y: numpy.ndarray) -> float:
     Example
     -------
     >>> import numpy
-    >>> from chainrule.training import r2
+    >>> from chainrule.train.trainer import r2
     >>> r2(numpy.array([1.0, 2.0, 3.0]), numpy.array([1.0, 2.0, 3.0]))
     1.0
     """
@@ -153,7 +153,7 @@ class History:
 
     Example
     -------
-    >>> from chainrule.training import History
+    >>> from chainrule.train.trainer import History
     >>> h = History(); h.append(0, {"loss": 0.5}); h.append(1, {"loss": 0.25})
     >>> h["loss"], h.epoch
     ([0.5, 0.25], [0, 1])
@@ -304,7 +304,7 @@ def blas_threads(n: int | None) -> Iterator[None]:
     Example
     -------
     >>> import numpy
-    >>> from chainrule.training import blas_threads
+    >>> from chainrule.train.trainer import blas_threads
     >>> with blas_threads(1):
     ...     float((numpy.ones((2, 2)) @ numpy.ones(2)).sum())
     4.0
@@ -352,7 +352,7 @@ class Trainer:
     -------
     >>> import numpy
     >>> from chainrule import nn
-    >>> from chainrule.training import Trainer
+    >>> from chainrule.train.trainer import Trainer
     >>> X = numpy.linspace(-1, 1, 64).reshape(-1, 1); y = 3 * X[:, 0]
     >>> trainer = Trainer(nn.Linear(1, 1, rng=0), loss="mse", optimizer="sgd", lr=0.3)
     >>> _ = trainer.fit(X, y, epochs=30, batch_size=16, progress=None)
@@ -466,7 +466,7 @@ class Trainer:
         -------
         >>> import numpy
         >>> from chainrule import nn
-        >>> from chainrule.training import Trainer
+        >>> from chainrule.train.trainer import Trainer
         >>> Trainer(nn.Linear(2, 3, rng=0)).predict(numpy.zeros((4, 2))).shape
         (4, 3)
         """
@@ -490,7 +490,7 @@ class Trainer:
         -------
         >>> import numpy
         >>> from chainrule import nn
-        >>> from chainrule.training import Trainer
+        >>> from chainrule.train.trainer import Trainer
         >>> t = Trainer(nn.Linear(2, 3, rng=0))
         >>> sorted(t.evaluate(numpy.zeros((4, 2)), numpy.array([0, 1, 2, 0])))
         ['accuracy', 'loss']
@@ -726,7 +726,7 @@ def fit(model: nn.Module, X: Any, y: Any, *, loss: Any = None, optimizer: Any = 
     -------
     >>> import numpy
     >>> from chainrule import nn
-    >>> from chainrule.training import fit
+    >>> from chainrule.train.trainer import fit
     >>> X = numpy.linspace(-1, 1, 50).reshape(-1, 1); y = 2 * X[:, 0] + 1
     >>> h = fit(nn.Linear(1, 1, rng=0), X, y, loss="mse", optimizer="sgd", lr=0.2,
     ...         epochs=40, batch_size=10, progress=None)

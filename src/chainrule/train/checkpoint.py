@@ -48,7 +48,7 @@ class CheckpointError(ValueError):
 
     Example
     -------
-    >>> from chainrule.checkpoint import CheckpointError
+    >>> from chainrule.train.checkpoint import CheckpointError
     >>> str(CheckpointError("model.ckpt", "the file is empty"))
     'model.ckpt: not a valid chainrule checkpoint: the file is empty'
     """
@@ -156,7 +156,7 @@ def save(obj: Any, path: str | os.PathLike[str]) -> None:
     Example
     -------
     >>> import os, tempfile, numpy, chainrule as cr
-    >>> from chainrule.checkpoint import save, load
+    >>> from chainrule.train.checkpoint import save, load
     >>> path = os.path.join(tempfile.mkdtemp(), "model.ckpt")
     >>> save({"weights": {"w": numpy.arange(3.0)}, "epoch": 4, "lr": 0.1}, path)
     >>> state = load(path)
@@ -359,7 +359,7 @@ def load(path: str | os.PathLike[str]) -> Any:
     Example
     -------
     >>> import os, tempfile, chainrule as cr
-    >>> from chainrule.checkpoint import load, CheckpointError
+    >>> from chainrule.train.checkpoint import load, CheckpointError
     >>> bad = os.path.join(tempfile.mkdtemp(), "bad.ckpt")
     >>> with open(bad, "wb") as f:
     ...     _ = f.write(b"not a checkpoint")

@@ -2,7 +2,7 @@
 
 NumPy hands every ufunc call on a tensor to ``__array_ufunc__`` and every NumPy function call to
 ``__array_function__``; both look the operation up in the registries of
-:mod:`chainrule.primitives` and apply the primitive.  Operators and methods go to the same
+:mod:`chainrule.engine.primitives` and apply the primitive.  Operators and methods go to the same
 primitives directly, without a detour through NumPy's dispatch.
 """
 

@@ -219,7 +219,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--wrt", help="the parameters a sequence of gradients refers to")
     check.set_defaults(run=_check)
 
-    from .train_cli import add_commands
+    from .train import add_commands
     add_commands(sub)
     return parser
 

@@ -1,6 +1,6 @@
 """A recorded computation as a straight-line program, and the passes that tidy it.
 
-:func:`build` turns a :class:`~chainrule.trace.Recording` into a :class:`Program`: values in
+:func:`build` turns a :class:`~chainrule.program.trace.Recording` into a :class:`Program`: values in
 recording order, each an input, a constant, or a primitive applied to earlier values.  The passes
 rewrite it without changing what it computes:
 
@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy
 
-from . import primitives as P
-from .graph import Node, ancestors
-from .primitives import Primitive
-from .rules import Size
+from chainrule.engine import primitives as P
+from chainrule.engine.graph import Node, ancestors
+from chainrule.engine.primitives import Primitive
+from chainrule.engine.rules import Size
 from .trace import Recording
 
 __all__ = ["Value", "Program", "build"]

@@ -1,7 +1,7 @@
 """Primitives: the vocabulary of recorded operations, and the registries that map NumPy onto them.
 
 A :class:`Primitive` is one NumPy operation that chainrule records: its name, the NumPy function
-that computes it, and (filled in by :mod:`chainrule.rules`) one vector-Jacobian rule per input.
+that computes it, and (filled in by :mod:`chainrule.engine.rules`) one vector-Jacobian rule per input.
 
 NumPy calls reach chainrule through two doors, and this module owns the maps behind both:
 

@@ -1,7 +1,7 @@
 """``chainrule train`` and ``chainrule evaluate``: train a model on a data set from the shell.
 
 ``add_commands(subparsers)`` adds both subcommands to an ``argparse`` sub-parser object (the
-``chainrule`` command line calls it); ``python -m chainrule.train_cli train ...`` runs them
+``chainrule`` command line calls it); ``python -m chainrule.cli.train train ...`` runs them
 on their own.
 
 ``train`` loads a bundled data set (``digits``, ``iris``, ``wine``, ``breast_cancer``,
@@ -31,10 +31,10 @@ from typing import Any
 
 import numpy
 
-from . import nn, optim
-from .checkpoint import CheckpointError, load, save
-from .data import DATASETS, DataError, Dataset, Standardizer, load_dataset, train_test_split
-from .training import Trainer, blas_threads
+from chainrule.train import nn, optim
+from chainrule.train.checkpoint import CheckpointError, load, save
+from chainrule.train.data import DATASETS, DataError, Dataset, Standardizer, load_dataset, train_test_split
+from chainrule.train.trainer import Trainer, blas_threads
 
 __all__ = ["add_commands", "build_model", "main", "run_train", "run_evaluate"]
 
@@ -47,7 +47,7 @@ def parse_model(spec: str) -> tuple[str, list[int]]:
 
     Example
     -------
-    >>> from chainrule.train_cli import parse_model
+    >>> from chainrule.cli.train import parse_model
     >>> parse_model("mlp:64,64"), parse_model("cnn"), parse_model("linear")
     (('mlp', [64, 64]), ('cnn', [16, 32, 64]), ('linear', []))
     """
@@ -89,7 +89,7 @@ def build_model(spec: str, n_features: int, n_outputs: int,
 
     Example
     -------
-    >>> from chainrule.train_cli import build_model
+    >>> from chainrule.cli.train import build_model
     >>> build_model("cnn", 64, 10, image_shape=(8, 8)).num_parameters()
     13802
     """
@@ -145,7 +145,7 @@ def _test_metrics(trainer: Trainer, A: numpy.ndarray, y: numpy.ndarray, task: st
                   y_scale: Standardizer | None) -> dict[str, Any]:
     out = trainer.predict(A)
     if task == "classification":
-        from .nn.functional import cross_entropy
+        from chainrule.train.nn.functional import cross_entropy
         pred = out.argmax(axis=1)
         return {"accuracy": float(numpy.mean(pred == y)), "correct": int(numpy.sum(pred == y)),
                 "n": int(len(y)), "loss": float(cross_entropy(out, y))}
@@ -174,7 +174,7 @@ def run_train(args: argparse.Namespace) -> int:
     Example
     -------
     >>> import argparse, io, contextlib, tempfile
-    >>> from chainrule.train_cli import add_commands
+    >>> from chainrule.cli.train import add_commands
     >>> parser = argparse.ArgumentParser(prog="chainrule")
     >>> add_commands(parser.add_subparsers(dest="command"))
     >>> args = parser.parse_args(["train", "--dataset", "iris", "--epochs", "3",
@@ -287,7 +287,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     Example
     -------
     >>> import contextlib, io, tempfile
-    >>> from chainrule.train_cli import main
+    >>> from chainrule.cli.train import main
     >>> out = tempfile.mkdtemp()
     >>> with contextlib.redirect_stdout(io.StringIO()):
     ...     code = main(["train", "--dataset", "wine", "--epochs", "3", "--no-progress",
@@ -372,7 +372,7 @@ def add_commands(subparsers: Any) -> None:
     Example
     -------
     >>> import argparse
-    >>> from chainrule.train_cli import add_commands
+    >>> from chainrule.cli.train import add_commands
     >>> parser = argparse.ArgumentParser(prog="chainrule")
     >>> add_commands(parser.add_subparsers(dest="command"))
     >>> parser.parse_args(["train", "--dataset", "iris"]).model
@@ -434,11 +434,11 @@ def add_commands(subparsers: Any) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``train``/``evaluate`` from ``argv`` (for ``python -m chainrule.train_cli``).
+    """Run ``train``/``evaluate`` from ``argv`` (for ``python -m chainrule.cli.train``).
 
     Example
     -------
-    >>> from chainrule.train_cli import main
+    >>> from chainrule.cli.train import main
     >>> main([])   # doctest: +ELLIPSIS
     usage: chainrule [-h] COMMAND ...
     ...

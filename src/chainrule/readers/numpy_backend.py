@@ -34,11 +34,11 @@ from typing import Any
 
 import numpy
 
-from . import primitives as P
-from .codegen import Line, Writer
-from .ir import CONST, INPUT, Program, Value, const_value, is_const
-from .notation import ATOM, PRODUCT
-from .rules import Size
+from chainrule.engine import primitives as P
+from chainrule.program.codegen import Line, Writer
+from chainrule.program.ir import CONST, INPUT, Program, Value, const_value, is_const
+from chainrule.program.notation import ATOM, PRODUCT
+from chainrule.engine.rules import Size
 
 __all__ = ["FastWriter", "aliases_input", "hoist_masks"]
 
@@ -173,7 +173,7 @@ def _axes(axis: Any, ndim: int) -> tuple[int, ...]:
 
 
 class FastWriter(Writer):
-    """A :class:`~chainrule.codegen.Writer` for compiled code (see the module docstring)."""
+    """A :class:`~chainrule.program.codegen.Writer` for compiled code (see the module docstring)."""
 
     def __init__(self, prog: Program, names: dict[int, str], lit: Any = None,
                  refs: dict[int, str] | None = None) -> None:

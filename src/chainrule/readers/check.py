@@ -18,9 +18,9 @@ from typing import Any
 import numpy
 
 from .explain import Explanation
-from .gradcheck import _finite_difference
-from .pytree import flatten
-from .trace import record
+from chainrule.engine.gradcheck import _finite_difference
+from chainrule.engine.pytree import flatten
+from chainrule.program.trace import record
 
 __all__ = ["check_backward", "BackwardCheck", "ParameterCheck"]
 

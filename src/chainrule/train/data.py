@@ -1,0 +1,465 @@
+"""Data for training: bundled data sets, CSV loading, splits, scaling and mini-batches.
+
+* :func:`load_dataset` -- scikit-learn's bundled data sets by name (``digits``, ``iris``,
+  ``wine``, ``breast_cancer``, ``diabetes``; no download), or a CSV file by path;
+* :func:`load_csv` -- a numeric CSV file with strict, located errors (:class:`DataError` names
+  the file, line and column of the first problem);
+* :func:`train_test_split` -- a seeded (stratified) split in plain NumPy;
+* :class:`Standardizer` -- per-feature (or global) standardisation with a state dict;
+* :func:`batches` / :class:`DataLoader` -- shuffled mini-batches from a seeded generator.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import math
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import numpy
+
+__all__ = ["Dataset", "DataError", "load_dataset", "load_csv", "train_test_split",
+           "Standardizer", "batches", "DataLoader", "encode_labels", "DATASETS"]
+
+DATASETS = ("digits", "iris", "wine", "breast_cancer", "diabetes")
+_MISSING = {"", "na", "n/a", "nan", "null", "none", "?", "-", "--"}
+
+
+class DataError(ValueError):
+    """A data file cannot be used; the message names the file, line and column.
+
+    Example
+    -------
+    >>> import os, tempfile
+    >>> from chainrule.data import DataError, load_csv
+    >>> path = os.path.join(tempfile.mkdtemp(), "bad.csv")
+    >>> with open(path, "w") as f:
+    ...     _ = f.write("a,b\\n1,0\\nx,1\\n")
+    >>> try:
+    ...     load_csv(path)
+    ... except DataError as e:
+    ...     print(str(e).split(", ", 1)[1])
+    line 3, column 1 ('a'): 'x' is not a number; feature columns must be numeric
+    """
+
+
+@dataclasses.dataclass
+class Dataset:
+    """Features ``X`` (float64, (n, d)), targets ``y`` and what they mean.
+
+    ``task`` is ``'classification'`` (``y``: int codes 0..k-1, ``classes``: the original
+    labels) or ``'regression'`` (``y``: float64).  ``image_shape`` is (H, W) for image data
+    (digits: (8, 8)), else None.
+
+    Example
+    -------
+    >>> from chainrule.data import load_dataset
+    >>> ds = load_dataset("digits")
+    >>> ds.X.shape, ds.image_shape, ds.classes[:3].tolist()
+    ((1797, 64), (8, 8), [0, 1, 2])
+    """
+
+    X: numpy.ndarray
+    y: numpy.ndarray
+    task: str
+    name: str
+    feature_names: list[str]
+    target_name: str = "target"
+    classes: numpy.ndarray | None = None
+    image_shape: tuple[int, int] | None = None
+
+    @property
+    def n_classes(self) -> int:
+        return 0 if self.classes is None else len(self.classes)
+
+
+def encode_labels(y: Any) -> tuple[numpy.ndarray, numpy.ndarray]:
+    """Labels as integer codes 0..k-1 and the sorted distinct labels.
+
+    Example
+    -------
+    >>> from chainrule.data import encode_labels
+    >>> encode_labels(["b", "a", "b"])
+    (array([1, 0, 1]), array(['a', 'b'], dtype='<U1'))
+    """
+    classes, codes = numpy.unique(numpy.asarray(y), return_inverse=True)
+    return codes.reshape(-1).astype(numpy.int64), classes
+
+
+def load_dataset(name: str, target: str | int | None = None, task: str | None = None
+                 ) -> Dataset:
+    """A bundled scikit-learn data set by name, or a CSV file by path.
+
+    Named sets need scikit-learn (``pip install chainrule[train]``) but no download:
+    ``digits`` (1797 8x8 images, 10 classes), ``iris``, ``wine``, ``breast_cancer``
+    (classification) and ``diabetes`` (regression).  Anything else is read with
+    :func:`load_csv` (``target``/``task`` are passed on).
+
+    Example
+    -------
+    >>> from chainrule.data import load_dataset
+    >>> ds = load_dataset("iris")
+    >>> ds.X.shape, ds.task, ds.n_classes
+    ((150, 4), 'classification', 3)
+    """
+    key = name.lower().replace("-", "_")
+    if key in DATASETS and not os.path.exists(name):
+        try:
+            from sklearn import datasets as skd  # type: ignore[import-untyped]
+        except ImportError:
+            raise ImportError(f"the bundled data set {name!r} comes from scikit-learn: "
+                              "pip install chainrule[train]") from None
+        loader = getattr(skd, f"load_{key}")
+        bunch = loader()
+        X = numpy.asarray(bunch.data, dtype=numpy.float64)
+        feature_names = [str(f) for f in getattr(bunch, "feature_names",
+                                                 [f"x{i}" for i in range(X.shape[1])])]
+        if key == "diabetes":
+            return Dataset(X, numpy.asarray(bunch.target, dtype=numpy.float64), "regression",
+                           key, feature_names, "target")
+        y = numpy.asarray(bunch.target, dtype=numpy.int64)
+        names = getattr(bunch, "target_names", None)
+        classes = numpy.asarray(names) if names is not None and len(names) == y.max() + 1 \
+            else numpy.unique(y)
+        return Dataset(X, y, "classification", key, feature_names, "target", classes,
+                       (8, 8) if key == "digits" else None)
+    if not os.path.exists(name):
+        raise FileNotFoundError(f"no such data set or file: {name!r} (named data sets: "
+                                f"{', '.join(DATASETS)})")
+    return load_csv(name, target=target, task=task)
+
+
+def _number(s: str) -> float | None:
+    try:
+        return float(s)
+    except ValueError:
+        return None
+
+
+def load_csv(path: str | os.PathLike[str], target: str | int | None = None,
+             task: str | None = None, delimiter: str | None = None,
+             header: bool | None = None) -> Dataset:
+    """Read a numeric CSV file: one sample per row, the target in the last column.
+
+    Parameters
+    ----------
+    path : path of the file (UTF-8; a byte-order mark is ignored).
+    target : the target column's header name or index (negative counts from the end);
+        default the last column.
+    task : ``'classification'`` or ``'regression'``; by default classification when the
+        target is text, or integers with at most 20 distinct values, else regression.
+    delimiter : default ``','`` (``';'`` or a tab when the first line has those and no comma).
+    header : whether the first row holds column names; by default detected (a first row with
+        text where the next row has numbers).
+
+    Raises
+    ------
+    DataError
+        Naming the file, line and column: an empty file, fewer than 2 data rows, a row with
+        the wrong number of fields, a missing value (empty, NA, NaN, ?), text or a non-finite
+        number in a feature column, an unknown target column.
+
+    Example
+    -------
+    >>> import os, tempfile
+    >>> from chainrule.data import load_csv
+    >>> path = os.path.join(tempfile.mkdtemp(), "toy.csv")
+    >>> with open(path, "w") as f:
+    ...     _ = f.write("a,b,label\\n1,2,yes\\n3,4,no\\n5,6,yes\\n")
+    >>> ds = load_csv(path)
+    >>> ds.X.tolist(), ds.y.tolist(), ds.classes.tolist()
+    ([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], [1, 0, 1], ['no', 'yes'])
+    """
+    fname = os.fspath(path)
+    try:
+        with open(fname, "rb") as f:
+            raw = f.read()
+    except IsADirectoryError:
+        raise DataError(f"{fname}: is a directory, not a CSV file") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise DataError(f"{fname}, line {line}: not valid UTF-8 text (byte {e.start})") from None
+    if not text.strip():
+        raise DataError(f"{fname}: the file is empty")
+    if delimiter is None:
+        head = text.lstrip().splitlines()[0]
+        delimiter = ","
+        if "," not in head:
+            delimiter = ";" if ";" in head else ("\t" if "\t" in head else ",")
+    rows: list[tuple[int, list[str]]] = []
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    start = 1
+    try:
+        for fields in reader:
+            if fields and any(f.strip() for f in fields):
+                rows.append((start, [f.strip() for f in fields]))
+            start = reader.line_num + 1
+    except csv.Error as e:
+        raise DataError(f"{fname}, line {reader.line_num}: malformed CSV ({e})") from None
+    if not rows:
+        raise DataError(f"{fname}: the file has no rows")
+    first_line, first = rows[0]
+    has_header: bool
+    if header is None:
+        nonnum = [_number(v) is None or v.lower() in _MISSING for v in first]
+        has_header = all(nonnum) or (len(rows) > 1 and any(
+            bad and i < len(rows[1][1]) and _number(rows[1][1][i]) is not None
+            for i, bad in enumerate(nonnum)))
+    else:
+        has_header = bool(header)
+    if has_header:
+        names = [v or f"column {i + 1}" for i, v in enumerate(first)]
+        data = rows[1:]
+    else:
+        names = [f"column {i + 1}" for i in range(len(first))]
+        data = rows
+    ncol = len(names)
+    if ncol < 2:
+        raise DataError(f"{fname}, line {first_line}: found {ncol} column; need at least one "
+                        "feature column and a target column (is the delimiter "
+                        f"{delimiter!r} right?)")
+    if not data:
+        raise DataError(f"{fname}: no data rows (only a header on line {first_line})")
+    if len(data) < 2:
+        raise DataError(f"{fname}, line {data[0][0]}: only one data row; training needs at "
+                        "least 2")
+    for line, fields in data:
+        if len(fields) != ncol:
+            raise DataError(f"{fname}, line {line}: {len(fields)} fields, expected {ncol} "
+                            f"(as on line {first_line})")
+    # target column
+    if target is None:
+        t = ncol - 1
+    elif isinstance(target, (int, numpy.integer)) and not isinstance(target, bool):
+        if not -ncol <= int(target) < ncol:
+            raise DataError(f"{fname}: target column index {target} is out of range for "
+                            f"{ncol} columns")
+        t = int(target) % ncol
+    else:
+        if str(target) in names:
+            t = names.index(str(target))
+        elif str(target).lstrip("-").isdigit() and -ncol <= int(str(target)) < ncol:
+            t = int(str(target)) % ncol
+        else:
+            raise DataError(f"{fname}: no column named {target!r}; the columns are "
+                            f"{', '.join(names)}")
+    feats = [i for i in range(ncol) if i != t]
+    X = numpy.empty((len(data), len(feats)))
+    raw_target: list[str] = []
+    for r, (line, fields) in enumerate(data):
+        for j, i in enumerate(feats):
+            v = fields[i]
+            where = f"{fname}, line {line}, column {i + 1} ({names[i]!r})"
+            if v.lower() in _MISSING:
+                raise DataError(f"{where}: missing value {v!r}; remove or fill the row")
+            x = _number(v)
+            if x is None:
+                raise DataError(f"{where}: {v!r} is not a number; feature columns must be "
+                                "numeric")
+            if not math.isfinite(x):
+                raise DataError(f"{where}: non-finite value {v!r}")
+            X[r, j] = x
+        v = fields[t]
+        if v.lower() in _MISSING:
+            raise DataError(f"{fname}, line {line}, column {t + 1} ({names[t]!r}): missing "
+                            f"target value {v!r}")
+        raw_target.append(v)
+    nums = [_number(v) for v in raw_target]
+    numeric = all(n is not None and math.isfinite(n) for n in nums)
+    if task is None:
+        if not numeric:
+            task = "classification"
+        else:
+            vals = numpy.array(nums, dtype=float)
+            integral = bool(numpy.all(vals == numpy.round(vals)))
+            task = "classification" if integral and len(numpy.unique(vals)) <= 20 else \
+                "regression"
+    if task not in ("classification", "regression"):
+        raise ValueError(f"task must be 'classification' or 'regression', got {task!r}")
+    feature_names = [names[i] for i in feats]
+    name = os.path.basename(fname)
+    if task == "regression":
+        if not numeric:
+            bad = next(i for i, n in enumerate(nums) if n is None or not math.isfinite(n))
+            raise DataError(f"{fname}, line {data[bad][0]}, column {t + 1} ({names[t]!r}): "
+                            f"{raw_target[bad]!r} is not a number; a regression target must "
+                            "be numeric")
+        return Dataset(X, numpy.array(nums, dtype=numpy.float64), "regression", name,
+                       feature_names, names[t])
+    labels: Any = numpy.array(nums, dtype=float) if numeric else numpy.array(raw_target)
+    if numeric and numpy.all(labels == numpy.round(labels)):
+        labels = labels.astype(numpy.int64)
+    codes, classes = encode_labels(labels)
+    if len(classes) < 2:
+        raise DataError(f"{fname}: the target column {names[t]!r} has a single class "
+                        f"({classes[0]!r}); classification needs at least 2")
+    return Dataset(X, codes, "classification", name, feature_names, names[t], classes)
+
+
+def train_test_split(X: Any, y: Any, test_size: float = 0.2, stratify: bool = True,
+                     seed: int = 0) -> tuple[numpy.ndarray, ...]:
+    """Split ``X, y`` into train and test parts: ``X_train, X_test, y_train, y_test``.
+
+    ``ceil(test_size * n)`` samples go to the test part.  With ``stratify`` (for integer class
+    labels) every class keeps its proportion as closely as possible (largest remainders) and
+    keeps at least one training sample.  Deterministic for a given ``seed``.
+
+    Example
+    -------
+    >>> import numpy
+    >>> from chainrule.data import train_test_split
+    >>> X, y = numpy.arange(20.0).reshape(10, 2), numpy.array([0] * 5 + [1] * 5)
+    >>> Xtr, Xte, ytr, yte = train_test_split(X, y, 0.2, seed=0)
+    >>> len(ytr), sorted(yte.tolist())
+    (8, [0, 1])
+    """
+    X, y = numpy.asarray(X), numpy.asarray(y)
+    n = len(X)
+    if len(y) != n:
+        raise ValueError(f"train_test_split: X has {n} samples, y has {len(y)}")
+    if not 0 < test_size < 1:
+        raise ValueError(f"train_test_split: test_size must be in (0, 1), got {test_size}")
+    n_test = math.ceil(test_size * n)
+    if n_test >= n:
+        raise ValueError(f"train_test_split: {n} samples are too few for test_size "
+                         f"{test_size}")
+    rng = numpy.random.default_rng(seed)
+    if stratify and y.dtype.kind in "iub":
+        classes, codes = numpy.unique(y, return_inverse=True)
+        codes = codes.reshape(-1)
+        counts = numpy.bincount(codes, minlength=len(classes))
+        exact = counts * n_test / n
+        take = numpy.minimum(numpy.floor(exact).astype(int), counts - 1)
+        take = numpy.maximum(take, 0)
+        order = numpy.argsort(-(exact - take), kind="stable")
+        short = n_test - int(take.sum())
+        for c in order:
+            if short <= 0:
+                break
+            if take[c] < counts[c] - 1:
+                take[c] += 1
+                short -= 1
+        test = []
+        for c in range(len(classes)):
+            idx = numpy.flatnonzero(codes == c)
+            test.append(rng.permutation(idx)[:take[c]])
+        test_idx = numpy.sort(numpy.concatenate(test))
+    else:
+        test_idx = numpy.sort(rng.permutation(n)[:n_test])
+    mask = numpy.zeros(n, dtype=bool)
+    mask[test_idx] = True
+    train_idx = rng.permutation(numpy.flatnonzero(~mask))
+    test_idx = rng.permutation(test_idx)
+    return X[train_idx], X[test_idx], y[train_idx], y[test_idx]
+
+
+class Standardizer:
+    """Subtract the training mean and divide by the training standard deviation.
+
+    ``per_feature=False`` uses one mean and deviation for all features (images).  A feature
+    that is constant in the training data is only centred (scale 1), as scikit-learn's
+    ``StandardScaler`` does.
+
+    Example
+    -------
+    >>> import numpy
+    >>> from chainrule.data import Standardizer
+    >>> s = Standardizer().fit(numpy.array([[0.0, 5.0], [2.0, 5.0]]))
+    >>> s.transform(numpy.array([[1.0, 6.0]]))
+    array([[0., 1.]])
+    """
+
+    def __init__(self, per_feature: bool = True) -> None:
+        self.per_feature = per_feature
+        self.mean: numpy.ndarray | None = None
+        self.scale: numpy.ndarray | None = None
+
+    def fit(self, X: Any) -> Standardizer:
+        X = numpy.asarray(X, dtype=numpy.float64)
+        axis = 0 if self.per_feature else None
+        self.mean = numpy.asarray(X.mean(axis=axis))
+        std = numpy.asarray(X.std(axis=axis))
+        self.scale = numpy.where(std > 1e-12 * numpy.maximum(1.0, numpy.abs(self.mean)),
+                                 std, 1.0)
+        return self
+
+    def transform(self, X: Any) -> numpy.ndarray:
+        if self.mean is None or self.scale is None:
+            raise RuntimeError("Standardizer: call fit() first")
+        return numpy.asarray((numpy.asarray(X, dtype=numpy.float64) - self.mean) / self.scale)
+
+    def fit_transform(self, X: Any) -> numpy.ndarray:
+        return self.fit(X).transform(X)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"per_feature": self.per_feature, "mean": self.mean, "scale": self.scale}
+
+    def load_state_dict(self, state: dict[str, Any]) -> Standardizer:
+        self.per_feature = bool(state["per_feature"])
+        self.mean = numpy.asarray(state["mean"])
+        self.scale = numpy.asarray(state["scale"])
+        return self
+
+
+def batches(n: int, batch_size: int, shuffle: bool = True,
+            rng: numpy.random.Generator | None = None, drop_last: bool = False
+            ) -> Iterator[numpy.ndarray]:
+    """Index arrays of consecutive mini-batches of ``range(n)`` (the last may be smaller).
+
+    ``drop_last`` leaves out an incomplete last batch (unless it is the only one).
+
+    Example
+    -------
+    >>> import numpy
+    >>> from chainrule.data import batches
+    >>> [b.tolist() for b in batches(5, 2, shuffle=False)]
+    [[0, 1], [2, 3], [4]]
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    order = (rng or numpy.random.default_rng()).permutation(n) if shuffle else numpy.arange(n)
+    stop = n - n % batch_size if drop_last and n >= batch_size else n
+    for i in range(0, stop, batch_size):
+        yield order[i:i + batch_size]
+
+
+class DataLoader:
+    """Mini-batches ``(X[idx], y[idx])``, reshuffled every epoch from a seeded generator.
+
+    Epoch ``e`` (counted by iterations over the loader, or set with :meth:`set_epoch`) uses
+    ``numpy.random.default_rng((seed, e))``, so any epoch's order can be reproduced alone.
+
+    Example
+    -------
+    >>> import numpy
+    >>> from chainrule.data import DataLoader
+    >>> loader = DataLoader(numpy.arange(6.0), numpy.arange(6), batch_size=4, seed=0)
+    >>> [len(xb) for xb, yb in loader]
+    [4, 2]
+    """
+
+    def __init__(self, X: Any, y: Any = None, batch_size: int = 32, shuffle: bool = True,
+                 seed: int = 0) -> None:
+        self.X = numpy.asarray(X)
+        self.y = None if y is None else numpy.asarray(y)
+        if self.y is not None and len(self.y) != len(self.X):
+            raise ValueError(f"DataLoader: X has {len(self.X)} samples, y has {len(self.y)}")
+        self.batch_size, self.shuffle, self.seed = int(batch_size), shuffle, int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return -(-len(self.X) // self.batch_size)
+
+    def __iter__(self) -> Iterator[Any]:
+        rng = numpy.random.default_rng((self.seed, self.epoch))
+        self.epoch += 1
+        for idx in batches(len(self.X), self.batch_size, self.shuffle, rng):
+            yield (self.X[idx], self.y[idx]) if self.y is not None else self.X[idx]
