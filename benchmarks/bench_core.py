@@ -66,7 +66,8 @@ def blas_info() -> list[str]:
             lines.append(
                 f"threadpool: {pool.get('internal_api')} {pool.get('version')} "
                 f"threads={pool.get('num_threads')} arch={pool.get('architecture')} "
-                f"({os.path.basename(str(pool.get('filepath')))})")
+                f"({os.path.basename(str(pool.get('filepath')))})"
+            )
     try:
         cfg = numpy.show_config(mode="dicts")  # numpy >= 1.26
         deps = cfg.get("Build Dependencies", {})
@@ -80,14 +81,19 @@ def blas_info() -> list[str]:
 
 
 def print_header() -> None:
-    print(f"python {platform.python_version()}  numpy {numpy.__version__}  "
-          f"chainrule {chainrule.__version__}")
+    print(
+        f"python {platform.python_version()}  numpy {numpy.__version__}  "
+        f"chainrule {chainrule.__version__}"
+    )
     load = ""
     if hasattr(os, "getloadavg"):
         load = "  load average: " + " ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"machine: {platform.machine()}  os.cpu_count()={os.cpu_count()}{load}")
-    env = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS",
-                                     "OMP_NUM_THREADS", "MKL_NUM_THREADS") if k in os.environ}
+    env = {
+        k: os.environ[k]
+        for k in ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+        if k in os.environ
+    }
     print("env: " + (", ".join(f"{k}={v}" for k, v in env.items()) or "(no BLAS variables set)"))
     for line in blas_info():
         print(line)
@@ -101,8 +107,9 @@ def print_header() -> None:
 SEED_NAMES = ("W1", "W2", "W3", "W4", "B1", "B2", "B3", "B4")
 
 
-def seed_numpy(X: Any, T: Any, W1: Any, W2: Any, W3: Any, W4: Any,
-               B1: Any, B2: Any, B3: Any, B4: Any) -> tuple[Any, list[Any]]:
+def seed_numpy(
+    X: Any, T: Any, W1: Any, W2: Any, W3: Any, W4: Any, B1: Any, B2: Any, B3: Any, B4: Any
+) -> tuple[Any, list[Any]]:
     """Hand-written forward + backward; returns (loss, [dW1, dW2, dW3, dW4, dB1..dB4])."""
     Z1 = X @ W1 + B1
     A1 = numpy.maximum(Z1, 0.0)
@@ -128,8 +135,9 @@ def seed_numpy(X: Any, T: Any, W1: Any, W2: Any, W3: Any, W4: Any,
     return loss, [DW1, DW2, DW3, DW4, DB1, DB2, DB3, DB4]
 
 
-def seed_forward(X: Any, T: Any, W1: Any, W2: Any, W3: Any, W4: Any,
-                 B1: Any, B2: Any, B3: Any, B4: Any) -> Any:
+def seed_forward(
+    X: Any, T: Any, W1: Any, W2: Any, W3: Any, W4: Any, B1: Any, B2: Any, B3: Any, B4: Any
+) -> Any:
     """The user's forward pass (SEED.md), line for line."""
     W = [W1, W2, W3, W4]
     B = [B1, B2, B3, B4]
@@ -146,17 +154,26 @@ def seed_forward(X: Any, T: Any, W1: Any, W2: Any, W3: Any, W4: Any,
 
 def seed_workload() -> dict[str, Any]:
     params = [seed_data.PARAMS[n].copy() for n in SEED_NAMES]
-    return {"name": "seed", "title": "seed 4-6-6-6-1, batch 1, f64",
-            "inputs": (seed_data.X.copy(), seed_data.T.copy()), "params": params,
-            "numpy": seed_numpy, "forward": seed_forward, "rtol": 1e-10, "atol": 1e-14}
+    return {
+        "name": "seed",
+        "title": "seed 4-6-6-6-1, batch 1, f64",
+        "inputs": (seed_data.X.copy(), seed_data.T.copy()),
+        "params": params,
+        "numpy": seed_numpy,
+        "forward": seed_forward,
+        "rtol": 1e-10,
+        "atol": 1e-14,
+    }
 
 
 # ---------------------------------------------------------------------------------------------
 # Workload 2: 784-512-512-10 MLP, batch 128, float32, softmax cross-entropy
 # ---------------------------------------------------------------------------------------------
 
-def mlp_numpy(X: Any, y: Any, W1: Any, W2: Any, W3: Any, b1: Any, b2: Any, b3: Any
-              ) -> tuple[Any, list[Any]]:
+
+def mlp_numpy(
+    X: Any, y: Any, W1: Any, W2: Any, W3: Any, b1: Any, b2: Any, b3: Any
+) -> tuple[Any, list[Any]]:
     """Hand-written forward + backward; returns (loss, [dW1, dW2, dW3, db1, db2, db3])."""
     n = X.shape[0]
     rows = numpy.arange(n)
@@ -165,14 +182,14 @@ def mlp_numpy(X: Any, y: Any, W1: Any, W2: Any, W3: Any, b1: Any, b2: Any, b3: A
     Z2 = A1 @ W2 + b2
     A2 = numpy.maximum(Z2, 0)
     Z3 = A2 @ W3 + b3
-    S = Z3 - Z3.max(axis=1, keepdims=True)          # stable log-softmax
+    S = Z3 - Z3.max(axis=1, keepdims=True)  # stable log-softmax
     E = numpy.exp(S)
     SE = E.sum(axis=1, keepdims=True)
     logp = S - numpy.log(SE)
     loss = -logp[rows, y].mean()
-    D3 = E / SE                                      # softmax
+    D3 = E / SE  # softmax
     D3[rows, y] -= 1
-    D3 /= n                                          # int divisor: stays float32
+    D3 /= n  # int divisor: stays float32
     dW3 = A2.T @ D3
     db3 = D3.sum(axis=0)
     D2 = D3 @ W3.T
@@ -203,19 +220,29 @@ def mlp_workload(batch: int = 128) -> dict[str, Any]:
     rng = numpy.random.default_rng(0)
     f32 = numpy.float32
     sizes = (784, 512, 512, 10)
-    Ws = [(rng.standard_normal((a, b)) * numpy.sqrt(2.0 / a)).astype(f32)
-          for a, b in zip(sizes[:-1], sizes[1:])]
+    Ws = [
+        (rng.standard_normal((a, b)) * numpy.sqrt(2.0 / a)).astype(f32)
+        for a, b in zip(sizes[:-1], sizes[1:])
+    ]
     bs = [numpy.zeros(b, dtype=f32) for b in sizes[1:]]
     X = rng.standard_normal((batch, sizes[0])).astype(f32)
     y = rng.integers(0, sizes[-1], size=batch)
-    return {"name": "mlp784", "title": f"mlp 784-512-512-10, batch {batch}, f32",
-            "inputs": (X, y), "params": Ws + bs,
-            "numpy": mlp_numpy, "forward": mlp_forward, "rtol": 1e-4, "atol": 1e-6}
+    return {
+        "name": "mlp784",
+        "title": f"mlp 784-512-512-10, batch {batch}, f32",
+        "inputs": (X, y),
+        "params": Ws + bs,
+        "numpy": mlp_numpy,
+        "forward": mlp_forward,
+        "rtol": 1e-4,
+        "atol": 1e-6,
+    }
 
 
 # ---------------------------------------------------------------------------------------------
 # The three ways of running a workload
 # ---------------------------------------------------------------------------------------------
+
 
 def make_steps(w: dict[str, Any], with_jit: bool = False) -> dict[str, Callable[[], Any]]:
     inputs, params = w["inputs"], w["params"]
@@ -263,15 +290,18 @@ def cross_check(w: dict[str, Any], steps: dict[str, Callable[[], Any]]) -> None:
             continue
         loss, grads = steps[kind]()
         loss = loss.item() if hasattr(loss, "item") else float(loss)
-        numpy.testing.assert_allclose(loss, ref_loss, rtol=w["rtol"],
-                                      err_msg=f"{w['name']}/{kind}: loss")
+        numpy.testing.assert_allclose(
+            loss, ref_loss, rtol=w["rtol"], err_msg=f"{w['name']}/{kind}: loss"
+        )
         assert len(grads) == len(ref)
         for i, (g, r) in enumerate(zip(grads, ref)):
             assert isinstance(g, numpy.ndarray), f"{w['name']}/{kind}: grad {i} is {type(g)}"
             assert g.shape == r.shape and g.dtype == r.dtype, (
-                f"{w['name']}/{kind}: grad {i}: {g.shape} {g.dtype} vs {r.shape} {r.dtype}")
-            numpy.testing.assert_allclose(g, r, rtol=w["rtol"], atol=w["atol"],
-                                          err_msg=f"{w['name']}/{kind}: grad {i}")
+                f"{w['name']}/{kind}: grad {i}: {g.shape} {g.dtype} vs {r.shape} {r.dtype}"
+            )
+            numpy.testing.assert_allclose(
+                g, r, rtol=w["rtol"], atol=w["atol"], err_msg=f"{w['name']}/{kind}: grad {i}"
+            )
 
 
 def _minflt() -> int:
@@ -282,8 +312,9 @@ def _minflt() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
-def time_steps(steps: dict[str, Callable[[], Any]], budget_s: float, warmup: int
-               ) -> dict[str, dict[str, float]]:
+def time_steps(
+    steps: dict[str, Callable[[], Any]], budget_s: float, warmup: int
+) -> dict[str, dict[str, float]]:
     """Time per step (seconds) of each variant: median over blocks, in steady state.
 
     The variants take turns, one block of consecutive steps each (so that drift in clock speed
@@ -323,8 +354,14 @@ def time_steps(steps: dict[str, Callable[[], Any]], budget_s: float, warmup: int
     out = {}
     for k, v in samples.items():
         q = statistics.quantiles(v, n=4)
-        out[k] = {"median": statistics.median(v), "min": min(v), "q1": q[0], "q3": q[2],
-                  "steps": block * len(v), "faults": faults[k] / (block * len(v))}
+        out[k] = {
+            "median": statistics.median(v),
+            "min": min(v),
+            "q1": q[0],
+            "q3": q[2],
+            "steps": block * len(v),
+            "faults": faults[k] / (block * len(v)),
+        }
     return out
 
 
@@ -337,12 +374,22 @@ def fmt(seconds: float) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="short run (a few seconds)")
-    ap.add_argument("--only", choices=("seed", "mlp784"), action="append",
-                    help="run only this workload (repeatable)")
-    ap.add_argument("--no-jit", action="store_true",
-                    help="leave out the chainrule.jit reference row")
-    ap.add_argument("--blas-threads", type=int, default=None, metavar="N",
-                    help="limit BLAS to N threads (threadpoolctl, else environment + restart)")
+    ap.add_argument(
+        "--only",
+        choices=("seed", "mlp784"),
+        action="append",
+        help="run only this workload (repeatable)",
+    )
+    ap.add_argument(
+        "--no-jit", action="store_true", help="leave out the chainrule.jit reference row"
+    )
+    ap.add_argument(
+        "--blas-threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="limit BLAS to N threads (threadpoolctl, else environment + restart)",
+    )
     args = ap.parse_args(argv)
     limiter = set_blas_threads(args.blas_threads) if args.blas_threads else None
     print_header()
@@ -360,12 +407,16 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 steps["jit"]()
             except Exception as e:  # noqa: BLE001 -- a reference row only
-                print(f"{w['name']}: jit row left out ({type(e).__name__}: "
-                      f"{str(e).splitlines()[0][:100]})")
+                print(
+                    f"{w['name']}: jit row left out ({type(e).__name__}: "
+                    f"{str(e).splitlines()[0][:100]})"
+                )
                 del steps["jit"]
         cross_check(w, steps)
-        print(f"{w['name']}: gradients of {', '.join(k for k in steps if k != 'numpy')} match "
-              f"hand-written NumPy (rtol {w['rtol']:g})")
+        print(
+            f"{w['name']}: gradients of {', '.join(k for k in steps if k != 'numpy')} match "
+            f"hand-written NumPy (rtol {w['rtol']:g})"
+        )
         res = time_steps(steps, budget[w["name"]], warmup[w["name"]])
         base = res["numpy"]["median"]
         best = res["numpy"]["min"]
@@ -373,9 +424,11 @@ def main(argv: list[str] | None = None) -> int:
             rows.append((w["title"], k, r, r["median"] / base, r["min"] / best))
 
     print()
-    head = (f"{'workload':36} {'variant':11} {'median/step':>12} {'x numpy':>8} "
-            f"{'IQR (blocks)':>23} {'best block':>11} {'x numpy':>8} {'steps':>7} "
-            f"{'faults/step':>11}")
+    head = (
+        f"{'workload':36} {'variant':11} {'median/step':>12} {'x numpy':>8} "
+        f"{'IQR (blocks)':>23} {'best block':>11} {'x numpy':>8} {'steps':>7} "
+        f"{'faults/step':>11}"
+    )
     print(head)
     print("-" * len(head))
     last = None
@@ -385,12 +438,16 @@ def main(argv: list[str] | None = None) -> int:
         last = title
         iqr = f"{fmt(r['q1']).strip()}..{fmt(r['q3']).strip()}"
         noisy = noisy or r["q3"] > 1.15 * r["q1"]
-        print(f"{shown:36} {k:11} {fmt(r['median']):>12} {ratio:7.2f}x {iqr:>23} "
-              f"{fmt(r['min']):>11} {best_ratio:7.2f}x {r['steps']:7d} {r['faults']:11.1f}")
+        print(
+            f"{shown:36} {k:11} {fmt(r['median']):>12} {ratio:7.2f}x {iqr:>23} "
+            f"{fmt(r['min']):>11} {best_ratio:7.2f}x {r['steps']:7d} {r['faults']:11.1f}"
+        )
     print()
     if noisy:
-        print("NOTE: some interquartile ranges are wider than 15%: the machine was busy (other "
-              "processes, CPU steal); compare the best-block columns, or run again.")
+        print(
+            "NOTE: some interquartile ranges are wider than 15%: the machine was busy (other "
+            "processes, CPU steal); compare the best-block columns, or run again."
+        )
     print("targets: seed eager <= 3x numpy (later <= 2x); mlp784 eager <= 1.10x numpy")
     del limiter
     return 0
@@ -403,7 +460,7 @@ def set_blas_threads(n: int) -> Any:
     except ImportError:
         names = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
         if all(os.environ.get(k) == str(n) for k in names):
-            return None                         # already restarted with the limit
+            return None  # already restarted with the limit
         for k in names:
             os.environ[k] = str(n)
         # BLAS reads these when it is loaded, which has happened: start again with them

@@ -67,8 +67,11 @@ def workload(name: str) -> dict[str, Any]:
     if name == "seed256":
         w = bench_core.seed_workload()
         rng = numpy.random.default_rng(0)
-        w.update(name="seed256", title="seed 4-6-6-6-1, batch 256, f64",
-                 inputs=(rng.standard_normal((256, 4)), rng.standard_normal((256, 1))))
+        w.update(
+            name="seed256",
+            title="seed 4-6-6-6-1, batch 256, f64",
+            inputs=(rng.standard_normal((256, 4)), rng.standard_normal((256, 1))),
+        )
         return w
     if name == "mlp784":
         return bench_core.mlp_workload()
@@ -80,8 +83,7 @@ WORKLOADS = ("seed", "seed256", "mlp784")
 
 def jit_step(w: dict[str, Any], backend: str) -> Callable[[], Any]:
     n_in = len(w["inputs"])
-    vg = chainrule.value_and_grad(w["forward"],
-                                  argnums=tuple(range(n_in, n_in + len(w["params"]))))
+    vg = chainrule.value_and_grad(w["forward"], argnums=tuple(range(n_in, n_in + len(w["params"]))))
     f = chainrule.jit(vg, backend=backend)
     args = (*w["inputs"], *w["params"])
 
@@ -103,16 +105,27 @@ def jax_step(w: dict[str, Any]) -> Callable[[], Any] | None:
     jax.config.update("jax_enable_x64", True)
 
     if w["name"].startswith("seed"):
-        def forward(X: Any, T: Any, W1: Any, W2: Any, W3: Any, W4: Any,
-                    B1: Any, B2: Any, B3: Any, B4: Any) -> Any:
+
+        def forward(
+            X: Any, T: Any, W1: Any, W2: Any, W3: Any, W4: Any, B1: Any, B2: Any, B3: Any, B4: Any
+        ) -> Any:
             A1 = jnp.maximum(0, X @ W1 + B1)
             A2 = jnp.maximum(0, A1 @ W2 + B2)
             A3 = jnp.maximum(0, A2 @ W3 + B3)
             Y = A3 @ W4 + B4
             return ((Y - T) ** 2).mean()
     else:
-        def forward(X: Any, y: Any, W1: Any, W2: Any, W3: Any,  # type: ignore[misc]
-                    b1: Any, b2: Any, b3: Any) -> Any:
+
+        def forward(
+            X: Any,
+            y: Any,
+            W1: Any,
+            W2: Any,
+            W3: Any,  # type: ignore[misc]
+            b1: Any,
+            b2: Any,
+            b3: Any,
+        ) -> Any:
             A1 = jnp.maximum(0, X @ W1 + b1)
             A2 = jnp.maximum(0, A1 @ W2 + b2)
             Z3 = A2 @ W3 + b3
@@ -121,8 +134,7 @@ def jax_step(w: dict[str, Any]) -> Callable[[], Any] | None:
             return -jnp.take_along_axis(logp, y[:, None], axis=1).mean()
 
     n_in = len(w["inputs"])
-    f = jax.jit(jax.value_and_grad(forward,
-                                   argnums=tuple(range(n_in, n_in + len(w["params"])))))
+    f = jax.jit(jax.value_and_grad(forward, argnums=tuple(range(n_in, n_in + len(w["params"])))))
     args = [jnp.asarray(a) for a in (*w["inputs"], *w["params"])]
 
     def step() -> Any:
@@ -137,6 +149,7 @@ def jax_step(w: dict[str, Any]) -> Callable[[], Any] | None:
 # ---------------------------------------------------------------------------------------------
 # First call in a fresh process
 # ---------------------------------------------------------------------------------------------
+
 
 def first_call_here(name: str, backend: str) -> dict[str, Any]:
     """Run in a child process: the time of the first jitted step (tracing + compiling or
@@ -154,10 +167,19 @@ def first_call_here(name: str, backend: str) -> dict[str, Any]:
 
 def first_call(name: str, backend: str, cache: str) -> dict[str, Any]:
     env = dict(os.environ, CHAINRULE_CACHE_DIR=cache)
-    env["PYTHONPATH"] = os.pathsep.join([os.path.dirname(os.path.dirname(
-        os.path.abspath(chainrule.__file__))), env.get("PYTHONPATH", "")])
-    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--first-call", name,
-                          backend], env=env, capture_output=True, text=True, timeout=900)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [
+            os.path.dirname(os.path.dirname(os.path.abspath(chainrule.__file__))),
+            env.get("PYTHONPATH", ""),
+        ]
+    )
+    out = subprocess.run(
+        [sys.executable, os.path.abspath(__file__), "--first-call", name, backend],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-2000:])
     return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
@@ -167,24 +189,29 @@ def first_call(name: str, backend: str, cache: str) -> dict[str, Any]:
 # Steady state
 # ---------------------------------------------------------------------------------------------
 
+
 def cross_check(w: dict[str, Any], steps: dict[str, Callable[[], Any]]) -> None:
     ref_loss, ref = steps["numpy"]()
     for kind, f in steps.items():
         if kind == "numpy":
             continue
         loss, grads = f()
-        numpy.testing.assert_allclose(float(loss), ref_loss, rtol=w["rtol"],
-                                      err_msg=f"{w['name']}/{kind}: loss")
+        numpy.testing.assert_allclose(
+            float(loss), ref_loss, rtol=w["rtol"], err_msg=f"{w['name']}/{kind}: loss"
+        )
         for i, (g, r) in enumerate(zip(grads, ref)):
             g = numpy.asarray(g)
             assert g.shape == r.shape and g.dtype == r.dtype, (
-                f"{w['name']}/{kind}: grad {i}: {g.shape} {g.dtype} vs {r.shape} {r.dtype}")
-            numpy.testing.assert_allclose(g, r, rtol=w["rtol"], atol=w["atol"],
-                                          err_msg=f"{w['name']}/{kind}: grad {i}")
+                f"{w['name']}/{kind}: grad {i}: {g.shape} {g.dtype} vs {r.shape} {r.dtype}"
+            )
+            numpy.testing.assert_allclose(
+                g, r, rtol=w["rtol"], atol=w["atol"], err_msg=f"{w['name']}/{kind}: grad {i}"
+            )
 
 
-def time_steps(steps: dict[str, Callable[[], Any]], budget_s: float,
-               sequential: bool = False) -> dict[str, dict[str, float]]:
+def time_steps(
+    steps: dict[str, Callable[[], Any]], budget_s: float, sequential: bool = False
+) -> dict[str, dict[str, float]]:
     """Median over blocks of the time per step.  Interleaved (default): the variants take
     turns block by block, so drift in clock speed or load hits all alike.  ``sequential``: all
     blocks of one variant, then the next, after a pause: with multi-threaded BLAS, NumPy's and
@@ -198,7 +225,7 @@ def time_steps(steps: dict[str, Callable[[], Any]], budget_s: float,
         for _ in range(5):
             f()
         per[k] = (time.perf_counter() - t0) / 5
-    block = max(3, int(0.020 / max(per.values())))      # ~20 ms of the slowest variant
+    block = max(3, int(0.020 / max(per.values())))  # ~20 ms of the slowest variant
     settle = max(2, block // 10)
     n_blocks = max(7, int(budget_s / (sum(per.values()) * (block + settle))))
     samples: dict[str, list[float]] = {k: [] for k in steps}
@@ -219,9 +246,15 @@ def time_steps(steps: dict[str, Callable[[], Any]], budget_s: float,
             for _ in range(block):
                 f()
             samples[k].append((perf() - t0) / block)
-    return {k: {"median": statistics.median(v), "min": min(v),
-                "q1": statistics.quantiles(v, n=4)[0], "q3": statistics.quantiles(v, n=4)[2]}
-            for k, v in samples.items()}
+    return {
+        k: {
+            "median": statistics.median(v),
+            "min": min(v),
+            "q1": statistics.quantiles(v, n=4)[0],
+            "q3": statistics.quantiles(v, n=4)[2],
+        }
+        for k, v in samples.items()
+    }
 
 
 def fmt(s: float) -> str:
@@ -236,23 +269,26 @@ def fmt(s: float) -> str:
 # The auto crossover
 # ---------------------------------------------------------------------------------------------
 
+
 def crossover(budget: float, sequential: bool = False) -> None:
     """Numba over NumPy backend for ReLU MLPs in -> h -> h -> 1 (MSE) across sizes."""
     print("jit numba / jit numpy, per step (median of blocks); 2*m*k*n FLOP of the products")
-    print(f"{'dtype':8} {'width':>6} {'batch':>6} {'MFLOP':>10} {'numpy':>11} {'numba':>11} "
-          f"{'ratio':>7}")
+    print(
+        f"{'dtype':8} {'width':>6} {'batch':>6} {'MFLOP':>10} {'numpy':>11} {'numba':>11} "
+        f"{'ratio':>7}"
+    )
     rng = numpy.random.default_rng(0)
     for dtype in (numpy.float64, numpy.float32):
         for h in (6, 32, 128, 512):
             for batch in (1, 16, 128, 1024):
-                ws = [rng.standard_normal(s).astype(dtype) * 0.3
-                      for s in ((8, h), (h, h), (h, 1))]
+                ws = [rng.standard_normal(s).astype(dtype) * 0.3 for s in ((8, h), (h, h), (h, 1))]
                 bs = [numpy.zeros(s, dtype) for s in (h, h, 1)]
                 X = rng.standard_normal((batch, 8)).astype(dtype)
                 T = rng.standard_normal((batch, 1)).astype(dtype)
 
-                def forward(X: Any, T: Any, W1: Any, W2: Any, W3: Any, b1: Any, b2: Any,
-                            b3: Any) -> Any:
+                def forward(
+                    X: Any, T: Any, W1: Any, W2: Any, W3: Any, b1: Any, b2: Any, b3: Any
+                ) -> Any:
                     A1 = numpy.maximum(0, X @ W1 + b1)
                     A2 = numpy.maximum(0, A1 @ W2 + b2)
                     return (((A2 @ W3 + b3) - T) ** 2).mean()
@@ -264,37 +300,56 @@ def crossover(budget: float, sequential: bool = False) -> None:
                 fb(*args)
                 prog, _ = jitmod._trace(vg, args, {}, ())
                 flops = jitmod.matmul_flops(prog)
-                res = time_steps({"numpy": lambda f=fn, a=args: f(*a),
-                                  "numba": lambda f=fb, a=args: f(*a)}, budget, sequential)
+                res = time_steps(
+                    {"numpy": lambda f=fn, a=args: f(*a), "numba": lambda f=fb, a=args: f(*a)},
+                    budget,
+                    sequential,
+                )
                 a, b = res["numpy"]["median"], res["numba"]["median"]
-                print(f"{numpy.dtype(dtype).name:8} {h:6d} {batch:6d} {flops / 1e6:10.3f} "
-                      f"{fmt(a):>11} {fmt(b):>11} {b / a:6.2f}x", flush=True)
+                print(
+                    f"{numpy.dtype(dtype).name:8} {h:6d} {batch:6d} {flops / 1e6:10.3f} "
+                    f"{fmt(a):>11} {fmt(b):>11} {b / a:6.2f}x",
+                    flush=True,
+                )
     print(f"\nchainrule.jit.AUTO_NUMBA_MAX_FLOPS = {jitmod.AUTO_NUMBA_MAX_FLOPS:.3g}")
 
 
 # ---------------------------------------------------------------------------------------------
 
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="shorter timing, no warm first call")
     ap.add_argument("--only", choices=WORKLOADS, action="append", help="run only this workload")
-    ap.add_argument("--blas-threads", type=int, default=None, metavar="N",
-                    help="limit BLAS to N threads (threadpoolctl, else environment + restart)")
+    ap.add_argument(
+        "--blas-threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="limit BLAS to N threads (threadpoolctl, else environment + restart)",
+    )
     ap.add_argument("--no-jax", action="store_true", help="leave out the JAX row")
-    ap.add_argument("--no-first-call", action="store_true",
-                    help="skip the first-call measurements (fresh processes)")
+    ap.add_argument(
+        "--no-first-call",
+        action="store_true",
+        help="skip the first-call measurements (fresh processes)",
+    )
     ap.add_argument("--crossover", action="store_true", help="measure the auto crossover")
-    ap.add_argument("--sequential", action="store_true",
-                    help="time the variants one after the other, not in alternating blocks "
-                         "(fairer with multi-threaded BLAS: see time_steps)")
-    ap.add_argument("--first-call", nargs=2, metavar=("WORKLOAD", "BACKEND"),
-                    help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--sequential",
+        action="store_true",
+        help="time the variants one after the other, not in alternating blocks "
+        "(fairer with multi-threaded BLAS: see time_steps)",
+    )
+    ap.add_argument(
+        "--first-call", nargs=2, metavar=("WORKLOAD", "BACKEND"), help=argparse.SUPPRESS
+    )
     args = ap.parse_args(argv)
     if args.first_call:
         print(json.dumps(first_call_here(*args.first_call)))
         return 0
     if args.blas_threads:
-        try:        # Numba's numpy.dot calls SciPy's BLAS: load it, so that the limit covers it
+        try:  # Numba's numpy.dot calls SciPy's BLAS: load it, so that the limit covers it
             import scipy.linalg.cython_blas  # noqa: F401
         except ImportError:
             pass
@@ -302,12 +357,14 @@ def main(argv: list[str] | None = None) -> int:
     bench_core.print_header()
     try:
         import numba
+
         print(f"numba {numba.__version__}", end="")
     except ImportError:
         print("numba: not installed (jit-numba rows left out)", end="")
         numba = None
     try:
         import jax
+
         print(f"  jax {jax.__version__}" if not args.no_jax else "")
     except ImportError:
         print("  jax: not installed")
@@ -317,18 +374,22 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     names = args.only or list(WORKLOADS)
-    budget = {"seed": 2.0, "seed256": 3.0, "mlp784": 6.0} if args.quick else \
-        {"seed": 8.0, "seed256": 10.0, "mlp784": 25.0}
+    budget = (
+        {"seed": 2.0, "seed256": 3.0, "mlp784": 6.0}
+        if args.quick
+        else {"seed": 8.0, "seed256": 10.0, "mlp784": 25.0}
+    )
     rows = []
     for name in names:
         w = workload(name)
         steps: dict[str, Callable[[], Any]] = {
-            "numpy": lambda w=w: w["numpy"](*w["inputs"], *w["params"])}
+            "numpy": lambda w=w: w["numpy"](*w["inputs"], *w["params"])
+        }
         first: dict[str, str] = {}
         backends = ["numpy", "numba", "auto"] if numba is not None else ["numpy", "auto"]
         with tempfile.TemporaryDirectory(prefix="chainrule-bench-") as tmp:
             for backend in backends:
-                cache = os.path.join(tmp, backend)       # each backend's cold start is cold
+                cache = os.path.join(tmp, backend)  # each backend's cold start is cold
                 if not args.no_first_call:
                     cold = first_call(name, backend, cache)
                     text = fmt(cold["first"]).strip()
@@ -338,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
                     first[f"jit-{backend}"] = text
                 os.environ["CHAINRULE_CACHE_DIR"] = cache
                 steps[f"jit-{backend}"] = jit_step(w, backend)
-                steps[f"jit-{backend}"]()           # compiled (or loaded) before timing
+                steps[f"jit-{backend}"]()  # compiled (or loaded) before timing
             auto = next(iter(steps["jit-auto"].jitted.cache.values())).backend  # type: ignore
             if not args.no_jax:
                 js = jax_step(w)
@@ -348,28 +409,38 @@ def main(argv: list[str] | None = None) -> int:
                     first["jax"] = fmt(time.perf_counter() - t0).strip() + " (in process)"
                     steps["jax"] = js
             cross_check(w, steps)
-            print(f"{name}: {', '.join(k for k in steps if k != 'numpy')} match hand-written "
-                  f"NumPy (rtol {w['rtol']:g}); auto chose {auto}", flush=True)
+            print(
+                f"{name}: {', '.join(k for k in steps if k != 'numpy')} match hand-written "
+                f"NumPy (rtol {w['rtol']:g}); auto chose {auto}",
+                flush=True,
+            )
             res = time_steps(steps, budget[name], args.sequential)
         base, best = res["numpy"]["median"], res["numpy"]["min"]
         for k, r in res.items():
             label = f"jit-auto ({auto})" if k == "jit-auto" else k
-            rows.append((w["title"], label, first.get(k, ""), r, r["median"] / base,
-                         r["min"] / best))
+            rows.append(
+                (w["title"], label, first.get(k, ""), r, r["median"] / base, r["min"] / best)
+            )
 
     print()
-    head = (f"{'workload':34} {'variant':18} {'median/step':>11} {'x numpy':>8} "
-            f"{'best block':>10} {'x numpy':>8}   first call")
+    head = (
+        f"{'workload':34} {'variant':18} {'median/step':>11} {'x numpy':>8} "
+        f"{'best block':>10} {'x numpy':>8}   first call"
+    )
     print(head)
     print("-" * (len(head) + 20))
     last = None
     for title, k, fc, r, ratio, bratio in rows:
-        print(f"{title if title != last else '':34} {k:18} {fmt(r['median']):>11} "
-              f"{ratio:7.2f}x {fmt(r['min']):>10} {bratio:7.2f}x   {fc}")
+        print(
+            f"{title if title != last else '':34} {k:18} {fmt(r['median']):>11} "
+            f"{ratio:7.2f}x {fmt(r['min']):>10} {bratio:7.2f}x   {fc}"
+        )
         last = title
     print()
-    print("targets: seed jit-numba <= 0.25x numpy; seed256 jit-numba <= 0.5x; "
-          "mlp784 jit-auto <= 0.95x")
+    print(
+        "targets: seed jit-numba <= 0.25x numpy; seed256 jit-numba <= 0.5x; "
+        "mlp784 jit-auto <= 0.95x"
+    )
     del limiter
     return 0
 

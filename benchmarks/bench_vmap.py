@@ -74,8 +74,9 @@ def main() -> None:
     got = per_example(params, X, y)
     ref = loop()
     for k in params:
-        numpy.testing.assert_allclose(got[k], numpy.stack([r[k] for r in ref]), rtol=2e-4,
-                                      atol=1e-6)
+        numpy.testing.assert_allclose(
+            got[k], numpy.stack([r[k] for r in ref]), rtol=2e-4, atol=1e-6
+        )
     print(f"per-example gradients match a loop of grad calls ({len(X)} examples)")
     # The floor: only writing 128 gradients' worth of float32 into new memory (as vmap must,
     # since it returns them), and into memory that is already mapped (a lower bound nothing
@@ -89,9 +90,13 @@ def main() -> None:
     def write_reused():
         kept.fill(1.0)
 
-    variants = {"batched": lambda: batched(params, X, y),
-                "vmap": lambda: per_example(params, X, y), "loop": loop,
-                "write new": write_fresh, "write again": write_reused}
+    variants = {
+        "batched": lambda: batched(params, X, y),
+        "vmap": lambda: per_example(params, X, y),
+        "loop": loop,
+        "write new": write_fresh,
+        "write again": write_reused,
+    }
     best = {k: float("inf") for k in variants}
     for _ in range(args.rounds):
         for name, f in variants.items():

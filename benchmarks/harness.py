@@ -75,14 +75,30 @@ SRC = os.path.normpath(os.path.join(HERE, "..", "src"))
 # ---------------------------------------------------------------------------------------------
 
 WORKLOADS: dict[str, dict[str, Any]] = {
-    "seed": {"title": "seed 4-6-6-6-1, batch 1, f64", "short": "seed (b1, f64)",
-             "loss": "mse", "dtype": "float64"},
-    "seed256": {"title": "seed 4-6-6-6-1, batch 256, f64", "short": "seed256 (b256, f64)",
-                "loss": "mse", "dtype": "float64"},
-    "mlp784": {"title": "mlp 784-512-512-10, batch 128, f32, CE", "short": "mlp784 (b128, f32)",
-               "loss": "xent", "dtype": "float32"},
-    "mlp1024": {"title": "mlp 1024-2048-2048-1024, batch 512, f32, MSE",
-                "short": "mlp1024 (b512, f32)", "loss": "mse", "dtype": "float32"},
+    "seed": {
+        "title": "seed 4-6-6-6-1, batch 1, f64",
+        "short": "seed (b1, f64)",
+        "loss": "mse",
+        "dtype": "float64",
+    },
+    "seed256": {
+        "title": "seed 4-6-6-6-1, batch 256, f64",
+        "short": "seed256 (b256, f64)",
+        "loss": "mse",
+        "dtype": "float64",
+    },
+    "mlp784": {
+        "title": "mlp 784-512-512-10, batch 128, f32, CE",
+        "short": "mlp784 (b128, f32)",
+        "loss": "xent",
+        "dtype": "float32",
+    },
+    "mlp1024": {
+        "title": "mlp 1024-2048-2048-1024, batch 512, f32, MSE",
+        "short": "mlp1024 (b512, f32)",
+        "loss": "mse",
+        "dtype": "float32",
+    },
 }
 RTOL = {"float64": 1e-10, "float32": 1e-4}
 # atol for the gradient check, as a fraction of the largest |reference gradient| element: a
@@ -119,8 +135,10 @@ def build_data(name: str) -> dict[str, numpy.ndarray]:
         rng = numpy.random.default_rng(0)
         f32 = numpy.float32
         sizes = (1024, 2048, 2048, 1024)
-        Ws = [(rng.standard_normal((a, b)) * numpy.sqrt(2.0 / a)).astype(f32)
-              for a, b in zip(sizes[:-1], sizes[1:])]
+        Ws = [
+            (rng.standard_normal((a, b)) * numpy.sqrt(2.0 / a)).astype(f32)
+            for a, b in zip(sizes[:-1], sizes[1:])
+        ]
         bs = [numpy.zeros(b, dtype=f32) for b in sizes[1:]]
         X = rng.standard_normal((512, sizes[0])).astype(f32)
         T = rng.standard_normal((512, sizes[-1])).astype(f32)
@@ -143,8 +161,10 @@ def unpack(data: Any) -> tuple[numpy.ndarray, numpy.ndarray, list[numpy.ndarray]
 
 # hand-written NumPy and chainrule forward passes: bench_core's for seed/mlp784, these for mlp1024
 
-def mse_numpy(X: Any, T: Any, W1: Any, W2: Any, W3: Any, b1: Any, b2: Any, b3: Any
-              ) -> tuple[Any, list[Any]]:
+
+def mse_numpy(
+    X: Any, T: Any, W1: Any, W2: Any, W3: Any, b1: Any, b2: Any, b3: Any
+) -> tuple[Any, list[Any]]:
     """Hand-written forward + backward of the 3-layer MSE MLP (in-place where safe)."""
     Z1 = X @ W1 + b1
     A1 = numpy.maximum(Z1, 0)
@@ -154,7 +174,7 @@ def mse_numpy(X: Any, T: Any, W1: Any, W2: Any, W3: Any, b1: Any, b2: Any, b3: A
     R = Y - T
     loss = (R * R).mean()
     D3 = R
-    D3 *= 2.0 / R.size                               # python float: stays float32
+    D3 *= 2.0 / R.size  # python float: stays float32
     dW3 = A2.T @ D3
     db3 = D3.sum(axis=0)
     D2 = D3 @ W3.T
@@ -178,8 +198,7 @@ def mse_forward(X: Any, T: Any, W1: Any, W2: Any, W3: Any, b1: Any, b2: Any, b3:
     return ((Y - T) ** 2).mean()
 
 
-def mlp_forward_take(X: Any, y: Any, W1: Any, W2: Any, W3: Any, b1: Any, b2: Any, b3: Any
-                     ) -> Any:
+def mlp_forward_take(X: Any, y: Any, W1: Any, W2: Any, W3: Any, b1: Any, b2: Any, b3: Any) -> Any:
     """bench_core.mlp_forward with the label gather written as take_along_axis."""
     Z1 = X @ W1 + b1
     A1 = numpy.maximum(0, Z1)
@@ -191,8 +210,7 @@ def mlp_forward_take(X: Any, y: Any, W1: Any, W2: Any, W3: Any, b1: Any, b2: Any
     return -numpy.take_along_axis(logp, y[:, None], axis=1).mean()
 
 
-def mlp_forward_onehot(X: Any, y: Any, W1: Any, W2: Any, W3: Any, b1: Any, b2: Any, b3: Any
-                       ) -> Any:
+def mlp_forward_onehot(X: Any, y: Any, W1: Any, W2: Any, W3: Any, b1: Any, b2: Any, b3: Any) -> Any:
     """bench_core.mlp_forward with the label gather written as a one-hot mask."""
     n = X.shape[0]
     Z1 = X @ W1 + b1
@@ -205,8 +223,9 @@ def mlp_forward_onehot(X: Any, y: Any, W1: Any, W2: Any, W3: Any, b1: Any, b2: A
     return -(logp * (y[:, None] == numpy.arange(Z3.shape[1]))).sum() / n
 
 
-def chainrule_forwards(name: str) -> tuple[Callable[..., Any], Callable[..., Any],
-                                            list[tuple[str, Callable[..., Any]]]]:
+def chainrule_forwards(
+    name: str,
+) -> tuple[Callable[..., Any], Callable[..., Any], list[tuple[str, Callable[..., Any]]]]:
     """(hand-written numpy step, forward, jit fallbacks [(description, forward)])."""
     sys.path.insert(0, HERE)
     import bench_core  # noqa: PLC0415
@@ -214,11 +233,20 @@ def chainrule_forwards(name: str) -> tuple[Callable[..., Any], Callable[..., Any
     if name in ("seed", "seed256"):
         return bench_core.seed_numpy, bench_core.seed_forward, []
     if name == "mlp784":
-        return bench_core.mlp_numpy, bench_core.mlp_forward, [
-            ("take_along_axis(logp, y[:, None], axis=1) instead of logp[arange(n), y]",
-             mlp_forward_take),
-            ("a one-hot mask (y[:, None] == arange(10)) instead of logp[arange(n), y]",
-             mlp_forward_onehot)]
+        return (
+            bench_core.mlp_numpy,
+            bench_core.mlp_forward,
+            [
+                (
+                    "take_along_axis(logp, y[:, None], axis=1) instead of logp[arange(n), y]",
+                    mlp_forward_take,
+                ),
+                (
+                    "a one-hot mask (y[:, None] == arange(10)) instead of logp[arange(n), y]",
+                    mlp_forward_onehot,
+                ),
+            ],
+        )
     return mse_numpy, mse_forward, []
 
 
@@ -252,8 +280,8 @@ class Impl:
         self.to_numpy: Callable[[Any], tuple[float, list[numpy.ndarray]]] = _plain_to_numpy
         self.version = ""
         self.threads = ""
-        self.describe: Callable[[], str] | None = None     # after the first call: a note
-        self.release: Callable[[], None] = lambda: None     # drop gradients the library holds
+        self.describe: Callable[[], str] | None = None  # after the first call: a note
+        self.release: Callable[[], None] = lambda: None  # drop gradients the library holds
 
 
 def _plain_to_numpy(result: Any) -> tuple[float, list[numpy.ndarray]]:
@@ -318,12 +346,12 @@ def _impl_chainrule_jit(name: str, data: Any, **jit_kwargs: Any) -> Impl:
     im = Impl()
     for note, fwd in [("", forward), *fallbacks]:
         try:
-            compiled = chainrule.jit(chainrule.value_and_grad(fwd, argnums=argnums),
-                                     **jit_kwargs)
+            compiled = chainrule.jit(chainrule.value_and_grad(fwd, argnums=argnums), **jit_kwargs)
         except TypeError as e:
             if jit_kwargs and "backend" in str(e):
-                raise Skip("chainrule.jit does not accept backend=\"numba\" (yet): "
-                           f"{type(e).__name__}: {e}") from None
+                raise Skip(
+                    f'chainrule.jit does not accept backend="numba" (yet): {type(e).__name__}: {e}'
+                ) from None
             raise
 
         def step(compiled: Any = compiled) -> Any:
@@ -332,6 +360,7 @@ def _impl_chainrule_jit(name: str, data: Any, **jit_kwargs: Any) -> Impl:
 
         im.candidates.append((note, step))
         if jit_kwargs.get("backend") == "numba" and not fallbacks:
+
             def describe(compiled: Any = compiled) -> str:
                 info = compiled.cache_info() if hasattr(compiled, "cache_info") else {}
                 if info.get("numba", 1) == 0:
@@ -368,7 +397,7 @@ def impl_torch(name: str, data: Any) -> Impl:
     X, T, params = unpack(data)
     xent = WORKLOADS[name]["loss"] == "xent"
     Xt = torch.from_numpy(X)
-    Tt = torch.from_numpy(T)                    # labels: int64 from numpy, as cross_entropy wants
+    Tt = torch.from_numpy(T)  # labels: int64 from numpy, as cross_entropy wants
     P = [torch.from_numpy(p.copy()).requires_grad_() for p in params]
     k = len(P) // 2
     Ws, bs = P[:k], P[k:]
@@ -378,7 +407,7 @@ def impl_torch(name: str, data: Any) -> Impl:
             p.grad = None
         A = Xt
         for i in range(k):
-            A = torch.addmm(bs[i], A, Ws[i])     # what nn.Linear runs: bias fused into the GEMM
+            A = torch.addmm(bs[i], A, Ws[i])  # what nn.Linear runs: bias fused into the GEMM
             if i < k - 1:
                 A = torch.relu(A)
         loss = F.cross_entropy(A, Tt) if xent else F.mse_loss(A, Tt)
@@ -539,8 +568,14 @@ def impl_mygrad(name: str, data: Any) -> Impl:
 
 
 BUILDERS: dict[str, Callable[[str, Any], Impl]] = {
-    "numpy": impl_numpy, "eager": impl_eager, "jit": impl_jit, "jit-numba": impl_jit_numba,
-    "torch": impl_torch, "jax": impl_jax, "autograd": impl_autograd, "mygrad": impl_mygrad,
+    "numpy": impl_numpy,
+    "eager": impl_eager,
+    "jit": impl_jit,
+    "jit-numba": impl_jit_numba,
+    "torch": impl_torch,
+    "jax": impl_jax,
+    "autograd": impl_autograd,
+    "mygrad": impl_mygrad,
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -587,7 +622,7 @@ def step_memory(step: Callable[[], Any], release: Callable[[], None]) -> dict[st
     """
     import resource  # noqa: PLC0415
 
-    scale = 1024 if sys.platform == "darwin" else 1        # ru_maxrss: bytes there, KiB here
+    scale = 1024 if sys.platform == "darwin" else 1  # ru_maxrss: bytes there, KiB here
     release()
     gc.collect()
     _malloc_trim()
@@ -601,8 +636,10 @@ def step_memory(step: Callable[[], Any], release: Callable[[], None]) -> dict[st
     if base is not None:
         result = step()
         peak = _status_kb("VmHWM") or 0
-        method = ("VmHWM after the step - VmRSS before it (high-water mark reset through "
-                  "/proc/self/clear_refs)")
+        method = (
+            "VmHWM after the step - VmRSS before it (high-water mark reset through "
+            "/proc/self/clear_refs)"
+        )
     else:
         base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // scale
         result = step()
@@ -614,7 +651,7 @@ def step_memory(step: Callable[[], Any], release: Callable[[], None]) -> dict[st
 
 def worker(impl: str, workload: str, data_path: str, npz_path: str) -> int:
     out = sys.stdout
-    sys.stdout = sys.stderr          # stray prints of libraries must not reach the protocol
+    sys.stdout = sys.stderr  # stray prints of libraries must not reach the protocol
 
     def send(**msg: Any) -> None:
         out.write("@@ " + json.dumps(msg) + "\n")
@@ -629,11 +666,14 @@ def worker(impl: str, workload: str, data_path: str, npz_path: str) -> int:
         send(status="skip", reason=str(e))
         return 0
     except Exception as e:  # noqa: BLE001 -- reported by the harness
-        send(status="error", reason=f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"
-             if str(e) else type(e).__name__)
+        send(
+            status="error",
+            reason=f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"
+            if str(e)
+            else type(e).__name__,
+        )
         raise
-    send(status="loaded", load_s=time.perf_counter() - t0, version=im.version,
-         threads=im.threads)
+    send(status="loaded", load_s=time.perf_counter() - t0, version=im.version, threads=im.threads)
     step: Callable[[], Any] | None = None
     for line in sys.stdin:
         cmd = line.split()
@@ -662,12 +702,18 @@ def worker(impl: str, workload: str, data_path: str, npz_path: str) -> int:
             if step is None:
                 send(status="error", reason="; ".join(failures))
                 return 1
-            warned = sorted({f"{w.category.__name__}: {str(w.message).splitlines()[0][:160]}"
-                             for w in caught if "Fallback" in w.category.__name__})
+            warned = sorted(
+                {
+                    f"{w.category.__name__}: {str(w.message).splitlines()[0][:160]}"
+                    for w in caught
+                    if "Fallback" in w.category.__name__
+                }
+            )
             described = im.describe() if im.describe else ""
             loss, grads = im.to_numpy(first)
-            numpy.savez(npz_path, loss=numpy.asarray(loss),
-                        **{f"g{i}": g for i, g in enumerate(grads)})
+            numpy.savez(
+                npz_path, loss=numpy.asarray(loss), **{f"g{i}": g for i, g in enumerate(grads)}
+            )
             del first, grads
             # warm-up: at least min_warm steps and warmup_s seconds
             n_warm = 0
@@ -688,9 +734,16 @@ def worker(impl: str, workload: str, data_path: str, npz_path: str) -> int:
                     step()
                     n_est += 1
                 est = (time.perf_counter() - t1) / n_est
-            send(status="ready", first_s=first_s, note=note, failed_formulations=failures,
-                 warmup_steps=n_warm, est_s=est, mem=mem,
-                 warnings=[*warned, *([described] if described else [])])
+            send(
+                status="ready",
+                first_s=first_s,
+                note=note,
+                failed_formulations=failures,
+                warmup_steps=n_warm,
+                est_s=est,
+                mem=mem,
+                warnings=[*warned, *([described] if described else [])],
+            )
         elif cmd[0] == "block":
             assert step is not None
             n, settle = int(cmd[1]), int(cmd[2])
@@ -716,17 +769,31 @@ def worker(impl: str, workload: str, data_path: str, npz_path: str) -> int:
 
 
 class Worker:
-    def __init__(self, impl: str, workload: str, data_path: str, tmp: str,
-                 env: dict[str, str]) -> None:
+    def __init__(
+        self, impl: str, workload: str, data_path: str, tmp: str, env: dict[str, str]
+    ) -> None:
         self.impl, self.workload, self.data_path = impl, workload, data_path
         self.npz = os.path.join(tmp, f"grads-{workload}-{impl}.npz")
         self.stderr_path = os.path.join(tmp, f"stderr-{workload}-{impl}.txt")
         self._stderr = open(self.stderr_path, "w")  # noqa: SIM115 -- closed in close()
         self.proc = subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), "--worker", impl, workload,
-             data_path, self.npz],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True,
-            bufsize=1, env=env, cwd=os.path.dirname(HERE))
+            [
+                sys.executable,
+                os.path.abspath(__file__),
+                "--worker",
+                impl,
+                workload,
+                data_path,
+                self.npz,
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
+            bufsize=1,
+            env=env,
+            cwd=os.path.dirname(HERE),
+        )
         self.lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -752,8 +819,10 @@ class Worker:
             return {"status": "error", "reason": f"no answer within {timeout:.0f} s (killed)"}
         if line is None:
             self.proc.wait()
-            return {"status": "error", "reason": f"worker exited (code {self.proc.returncode}): "
-                                                 + self.stderr_tail()}
+            return {
+                "status": "error",
+                "reason": f"worker exited (code {self.proc.returncode}): " + self.stderr_tail(),
+            }
         msg: dict[str, Any] = json.loads(line)
         return msg
 
@@ -783,8 +852,10 @@ class Worker:
         self._stderr.close()
 
 
-STEADY_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(32 * 2**20),     # glibc's largest allowed value
-                 "MALLOC_TRIM_THRESHOLD_": str(256 * 2**20)}
+STEADY_MALLOC = {
+    "MALLOC_MMAP_THRESHOLD_": str(32 * 2**20),  # glibc's largest allowed value
+    "MALLOC_TRIM_THRESHOLD_": str(256 * 2**20),
+}
 
 
 def worker_env(threads: int, malloc: str = "steady") -> dict[str, str]:
@@ -795,20 +866,28 @@ def worker_env(threads: int, malloc: str = "steady") -> dict[str, str]:
         for k, v in STEADY_MALLOC.items():
             env.setdefault(k, v)
     env["PYTHONPATH"] = SRC + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
-              "NUMBA_NUM_THREADS", "VECLIB_MAXIMUM_THREADS"):
+    for k in (
+        "OPENBLAS_NUM_THREADS",
+        "OMP_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "NUMBA_NUM_THREADS",
+        "VECLIB_MAXIMUM_THREADS",
+    ):
         env[k] = str(threads)
     env["HARNESS_THREADS"] = str(threads)
     eigen = "false" if threads == 1 else "true"
-    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + f" --xla_cpu_multi_thread_eigen={eigen}"
-                        f" intra_op_parallelism_threads={threads}").strip()
+    env["XLA_FLAGS"] = (
+        env.get("XLA_FLAGS", "") + f" --xla_cpu_multi_thread_eigen={eigen}"
+        f" intra_op_parallelism_threads={threads}"
+    ).strip()
     env.setdefault("JAX_PLATFORMS", "cpu")
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     return env
 
 
-def compare(got_loss: float, got: list[numpy.ndarray], ref_loss: float,
-            ref: list[numpy.ndarray], dtype: str) -> tuple[bool, str]:
+def compare(
+    got_loss: float, got: list[numpy.ndarray], ref_loss: float, ref: list[numpy.ndarray], dtype: str
+) -> tuple[bool, str]:
     """Loss and gradients against a reference: count, shapes, dtypes, values (rtol, and an atol
     of ATOL_REL times the largest reference element).  Returns (ok, what differs / how close)."""
     rtol = RTOL[dtype]
@@ -816,8 +895,10 @@ def compare(got_loss: float, got: list[numpy.ndarray], ref_loss: float,
         return False, f"{len(got)} gradients, expected {len(ref)}"
     problems = []
     if not numpy.isclose(got_loss, ref_loss, rtol=rtol, atol=0):
-        problems.append(f"loss {got_loss!r}, expected {ref_loss!r} "
-                        f"(relative error {abs(got_loss - ref_loss) / abs(ref_loss):.1e})")
+        problems.append(
+            f"loss {got_loss!r}, expected {ref_loss!r} "
+            f"(relative error {abs(got_loss - ref_loss) / abs(ref_loss):.1e})"
+        )
     worst = 0.0
     for i, (a, b) in enumerate(zip(got, ref)):
         if a.shape != b.shape:
@@ -833,8 +914,10 @@ def compare(got_loss: float, got: list[numpy.ndarray], ref_loss: float,
         e = float(err.max()) if err.size else 0.0
         if e > 1.0:
             j = numpy.unravel_index(int(err.argmax()), err.shape)
-            problems.append(f"gradient {i} {b.shape}: {int((err > 1).sum())} elements differ, "
-                            f"e.g. {tuple(map(int, j))}: {a[j]!r}, expected {b[j]!r}")
+            problems.append(
+                f"gradient {i} {b.shape}: {int((err > 1).sum())} elements differ, "
+                f"e.g. {tuple(map(int, j))}: {a[j]!r}, expected {b[j]!r}"
+            )
         else:
             worst = max(worst, e)
     if problems:
@@ -845,9 +928,14 @@ def compare(got_loss: float, got: list[numpy.ndarray], ref_loss: float,
     return True, f"max |err| / tol = {worst:.2g}"
 
 
-def reference64(X: numpy.ndarray, T: numpy.ndarray, params: list[numpy.ndarray], loss: str,
-                flips: dict[int, list[int]] | None = None, dtype: Any = numpy.float64
-                ) -> tuple[float, list[numpy.ndarray], list[numpy.ndarray]]:
+def reference64(
+    X: numpy.ndarray,
+    T: numpy.ndarray,
+    params: list[numpy.ndarray],
+    loss: str,
+    flips: dict[int, list[int]] | None = None,
+    dtype: Any = numpy.float64,
+) -> tuple[float, list[numpy.ndarray], list[numpy.ndarray]]:
     """Hand-written forward + backward of the MLP in ``dtype``, optionally with the ReLU masks
     of the given hidden units flipped ({layer: [flat indices]}); returns (loss, grads, the
     hidden pre-activations)."""
@@ -891,12 +979,13 @@ def reference64(X: numpy.ndarray, T: numpy.ndarray, params: list[numpy.ndarray],
     return value, gW + gb, zs
 
 
-MAX_AMBIGUOUS = 6          # ReLU units near the kink that the check tries on both sides
+MAX_AMBIGUOUS = 6  # ReLU units near the kink that the check tries on both sides
 MAX_COMBINATIONS = 64
 
 
-def check_grads(dtype: str, loss: str, data_path: str, ref_path: str, path: str
-                ) -> tuple[bool, str]:
+def check_grads(
+    dtype: str, loss: str, data_path: str, ref_path: str, path: str
+) -> tuple[bool, str]:
     """A worker's first-step loss and gradients against the hand-written NumPy ones.
 
     If they differ, the cause may be a ReLU pre-activation that lies within rounding of 0: two
@@ -917,34 +1006,48 @@ def check_grads(dtype: str, loss: str, data_path: str, ref_path: str, path: str
         ref_loss = float(r["loss"])
         ref = [r[f"g{i}"] for i in range(sum(1 for k in r.files if k.startswith("g")))]
     ok, detail = compare(got_loss, got, ref_loss, ref, dtype)
-    if ok or detail.startswith("loss") or len(got) != len(ref) or any(
-            a.shape != b.shape or a.dtype != b.dtype for a, b in zip(got, ref)):
-        return ok, detail       # a ReLU unit near its kink cannot explain these
+    if (
+        ok
+        or detail.startswith("loss")
+        or len(got) != len(ref)
+        or any(a.shape != b.shape or a.dtype != b.dtype for a, b in zip(got, ref))
+    ):
+        return ok, detail  # a ReLU unit near its kink cannot explain these
     with numpy.load(data_path) as f:
         X, T, params = unpack({k: f[k] for k in f.files})
     value64, g64, z64 = reference64(X, T, params, loss)
     ok, detail64 = compare(got_loss, got, value64, g64, dtype)
     if ok:
-        return True, (f"{detail64} against the exact (float64) gradient; the {dtype} reference "
-                      f"differs from it at a ReLU kink (strict check: {detail})")
+        return True, (
+            f"{detail64} against the exact (float64) gradient; the {dtype} reference "
+            f"differs from it at a ReLU kink (strict check: {detail})"
+        )
     _, _, zd = reference64(X, T, params, loss, dtype=numpy.dtype(dtype))
     k = len(params) // 2
     rtol = RTOL[dtype]
     ambiguous: list[tuple[int, int]] = []
     for layer, (a, b) in enumerate(zip(zd, z64)):
-        delta = max(8 * float(numpy.abs(a - b).max()),
-                    4 * float(numpy.finfo(dtype).eps) * float(numpy.abs(b).max()))
+        delta = max(
+            8 * float(numpy.abs(a - b).max()),
+            4 * float(numpy.finfo(dtype).eps) * float(numpy.abs(b).max()),
+        )
         near = numpy.flatnonzero(numpy.abs(b) <= delta)
         # a flip of unit (row, j) changes the bias gradient of column j by the unit's delta:
         # only units in columns whose bias gradient disagrees can explain a mismatch
         db, ref_db = got[k + layer], g64[k + layer]
         atol = ATOL_REL[dtype] * float(numpy.abs(ref_db).max())
-        bad_cols = set(numpy.flatnonzero(numpy.abs(db - ref_db) > atol + rtol * numpy.abs(ref_db))
-                       .tolist()) if db.shape == ref_db.shape else set()
+        bad_cols = (
+            set(
+                numpy.flatnonzero(numpy.abs(db - ref_db) > atol + rtol * numpy.abs(ref_db)).tolist()
+            )
+            if db.shape == ref_db.shape
+            else set()
+        )
         ambiguous += [(layer, int(j)) for j in near if int(j) % b.shape[1] in bad_cols]
     if not ambiguous or len(ambiguous) > MAX_AMBIGUOUS:
-        return False, detail + (f" ({len(ambiguous)} ReLU pre-activations near 0 could explain "
-                                "it)" if ambiguous else "")
+        return False, detail + (
+            f" ({len(ambiguous)} ReLU pre-activations near 0 could explain it)" if ambiguous else ""
+        )
     tried = 0
     for size in range(1, len(ambiguous) + 1):
         for subset in itertools.combinations(ambiguous, size):
@@ -957,11 +1060,15 @@ def check_grads(dtype: str, loss: str, data_path: str, ref_path: str, path: str
             value, grads, _ = reference64(X, T, params, loss, flips)
             ok2, detail2 = compare(got_loss, got, value, grads, dtype)
             if ok2:
-                return True, (f"{detail2} against the exact gradient with {size} ReLU "
-                              f"pre-activation(s) within {dtype} rounding of 0 on the other side "
-                              f"of the kink from the reference (strict check: {detail})")
-    return False, detail + (f" (also tried {tried} ways of resolving {len(ambiguous)} ReLU "
-                            "pre-activations within rounding of 0)")
+                return True, (
+                    f"{detail2} against the exact gradient with {size} ReLU "
+                    f"pre-activation(s) within {dtype} rounding of 0 on the other side "
+                    f"of the kink from the reference (strict check: {detail})"
+                )
+    return False, detail + (
+        f" (also tried {tried} ways of resolving {len(ambiguous)} ReLU "
+        "pre-activations within rounding of 0)"
+    )
 
 
 def cpu_model() -> str:
@@ -1004,10 +1111,18 @@ def chainrule_version() -> str:
         sys.path.remove(SRC)
     repo = os.path.dirname(HERE)
     with contextlib.suppress(OSError, subprocess.SubprocessError):
-        head = subprocess.run(["git", "-C", repo, "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", repo, "status", "--porcelain", "--", "src"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        head = subprocess.run(
+            ["git", "-C", repo, "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", repo, "status", "--porcelain", "--", "src"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         if head:
             v += f" (git {head}{', uncommitted changes in src/' if dirty else ''})"
     return v
@@ -1020,11 +1135,15 @@ def machine_lines(threads: int, malloc: str) -> list[str]:
     with contextlib.suppress(OSError, ValueError, IndexError):
         with open("/proc/meminfo") as f:
             mem = f", {int(f.readline().split()[1]) / 2**20:.0f} GiB RAM"
-    lines = [f"machine: {cpu_model()}, {n} logical cores ({aff} usable){mem}, "
-             f"{platform.system()} {platform.release()} {platform.machine()}"]
-    lines.append(f"python {platform.python_version()}, numpy {numpy.__version__} "
-                 f"(BLAS: {blas_name()}), {threads} BLAS/compute thread(s) per process, "
-                 f"glibc malloc {malloc}")
+    lines = [
+        f"machine: {cpu_model()}, {n} logical cores ({aff} usable){mem}, "
+        f"{platform.system()} {platform.release()} {platform.machine()}"
+    ]
+    lines.append(
+        f"python {platform.python_version()}, numpy {numpy.__version__} "
+        f"(BLAS: {blas_name()}), {threads} BLAS/compute thread(s) per process, "
+        f"glibc malloc {malloc}"
+    )
     peers = [f"chainrule {chainrule_version()}"]
     for dist in ("torch", "jax", "jaxlib", "autograd", "mygrad", "numba"):
         v = dist_version(dist)
@@ -1049,16 +1168,19 @@ def fmt_kb(kb: float) -> str:
     return f"{kb / 1024:.1f} MiB"
 
 
-def spawn_workers(name: str, impls: list[str], tmp: str, env: dict[str, str]
-                  ) -> dict[str, Worker]:
+def spawn_workers(name: str, impls: list[str], tmp: str, env: dict[str, str]) -> dict[str, Worker]:
     """Write the workload's data and start its workers (they import and build concurrently)."""
     data_path = os.path.join(tmp, f"data-{name}.npz")
     numpy.savez(data_path, **build_data(name))
     return {k: Worker(k, name, data_path, tmp, env) for k in impls}
 
 
-def run_workload(name: str, workers: dict[str, Worker], args: argparse.Namespace,
-                 when_loaded: Callable[[], None] = lambda: None) -> dict[str, dict[str, Any]]:
+def run_workload(
+    name: str,
+    workers: dict[str, Worker],
+    args: argparse.Namespace,
+    when_loaded: Callable[[], None] = lambda: None,
+) -> dict[str, dict[str, Any]]:
     """Time one workload with its spawned workers; returns {impl: result dict}."""
     spec = WORKLOADS[name]
     print(f"== {name}: {spec['title']}", flush=True)
@@ -1071,23 +1193,33 @@ def run_workload(name: str, workers: dict[str, Worker], args: argparse.Namespace
             res[k] = {"status": msg["status"], "reason": msg.get("reason", "")}
             w.close()
         else:
-            res[k] = {"status": "loaded", "load_s": msg["load_s"], "version": msg["version"],
-                      "threads": msg["threads"]}
+            res[k] = {
+                "status": "loaded",
+                "load_s": msg["load_s"],
+                "version": msg["version"],
+                "threads": msg["threads"],
+            }
     when_loaded()
     live = {k: w for k, w in workers.items() if res[k]["status"] == "loaded"}
     warm = WARMUP_S_QUICK if args.quick else WARMUP_S
     min_warm = 1 if args.quick else 2
-    for k, w in list(live.items()):         # one at a time: first call, check file, memory
+    for k, w in list(live.items()):  # one at a time: first call, check file, memory
         msg = w.ask(f"init {warm} {min_warm}", timeout=600)
         if msg["status"] != "ready":
             res[k] = {**res[k], "status": "error", "reason": msg.get("reason", "")}
             w.close()
             del live[k]
             continue
-        res[k].update(status="ready", first_s=msg["first_s"], note=msg["note"],
-                      failed_formulations=msg["failed_formulations"], est_s=msg["est_s"],
-                      mem=msg["mem"], warmup_steps=msg["warmup_steps"],
-                      warnings=msg.get("warnings", []))
+        res[k].update(
+            status="ready",
+            first_s=msg["first_s"],
+            note=msg["note"],
+            failed_formulations=msg["failed_formulations"],
+            est_s=msg["est_s"],
+            mem=msg["mem"],
+            warmup_steps=msg["warmup_steps"],
+            warnings=msg.get("warnings", []),
+        )
     if "numpy" not in live:
         print(f"   hand-written NumPy failed: {res['numpy'].get('reason')}", flush=True)
         for w in live.values():
@@ -1096,12 +1228,15 @@ def run_workload(name: str, workers: dict[str, Worker], args: argparse.Namespace
     for k in list(live):
         if k == "numpy":
             continue
-        ok, detail = check_grads(spec["dtype"], spec["loss"], data_path, workers["numpy"].npz,
-                                 workers[k].npz)
+        ok, detail = check_grads(
+            spec["dtype"], spec["loss"], data_path, workers["numpy"].npz, workers[k].npz
+        )
         res[k]["check"] = detail
         if not ok:
-            print(f"   !!! GRADIENT MISMATCH: {IMPLS[k]} on {name}: {detail} -- row excluded",
-                  flush=True)
+            print(
+                f"   !!! GRADIENT MISMATCH: {IMPLS[k]} on {name}: {detail} -- row excluded",
+                flush=True,
+            )
             res[k]["status"] = "mismatch"
             res[k]["reason"] = detail
             live[k].close()
@@ -1138,15 +1273,25 @@ def run_workload(name: str, workers: dict[str, Worker], args: argparse.Namespace
     for k in live:
         v = samples[k]
         q = statistics.quantiles(v, n=4) if len(v) > 1 else [v[0], v[0], v[0]]
-        res[k].update(status="ok", median=statistics.median(v), best=min(v), q1=q[0], q3=q[2],
-                      blocks=len(v), block=plan[k][0],
-                      faults=faults[k] / (plan[k][0] * len(v)), cpu_per_wall=cpu[k] / wall[k])
+        res[k].update(
+            status="ok",
+            median=statistics.median(v),
+            best=min(v),
+            q1=q[0],
+            q3=q[2],
+            blocks=len(v),
+            block=plan[k][0],
+            faults=faults[k] / (plan[k][0] * len(v)),
+            cpu_per_wall=cpu[k] / wall[k],
+        )
     base = res["numpy"]["median"]
     for k in live:
         res[k]["ratio"] = res[k]["median"] / base
         res[k]["best_ratio"] = res[k]["best"] / res["numpy"]["best"]
-    print(f"   {len(live)} rows timed, {n_rounds} rounds, "
-          f"{time.perf_counter() - t_start:.0f} s", flush=True)
+    print(
+        f"   {len(live)} rows timed, {n_rounds} rounds, {time.perf_counter() - t_start:.0f} s",
+        flush=True,
+    )
     return res
 
 
@@ -1155,8 +1300,11 @@ def cell_time(r: dict[str, Any], notes: list[str], key: str) -> str:
     if st == "ok":
         mark = ""
         if r.get("note"):
-            mark = note_mark(notes, f"{key}: traced with {r['note']} (the original "
-                             "formulation failed: " + "; ".join(r["failed_formulations"]) + ")")
+            mark = note_mark(
+                notes,
+                f"{key}: traced with {r['note']} (the original "
+                "formulation failed: " + "; ".join(r["failed_formulations"]) + ")",
+            )
         for w in r.get("warnings", []):
             mark += note_mark(notes, f"{key}: {w}")
         return f"{r['ratio']:.2f}x ({fmt_time(r['median'])}){mark}"
@@ -1175,15 +1323,16 @@ def note_mark(notes: list[str], text: str) -> str:
     return f" [{notes.index(text) + 1}]"
 
 
-def print_tables(results: dict[str, dict[str, dict[str, Any]]], impls: list[str],
-                 markdown: bool) -> None:
+def print_tables(
+    results: dict[str, dict[str, dict[str, Any]]], impls: list[str], markdown: bool
+) -> None:
     wls = list(results)
     notes: list[str] = []
 
-    def table(title: str, rows: list[tuple[str, list[str]]],
-              marks: dict[str, str] | None = None) -> None:
-        heads = ["implementation"] + [WORKLOADS[w]["short"] + (marks or {}).get(w, "")
-                                      for w in wls]
+    def table(
+        title: str, rows: list[tuple[str, list[str]]], marks: dict[str, str] | None = None
+    ) -> None:
+        heads = ["implementation"] + [WORKLOADS[w]["short"] + (marks or {}).get(w, "") for w in wls]
         print()
         print(f"**{title}**" if markdown else title)
         print()
@@ -1196,28 +1345,43 @@ def print_tables(results: dict[str, dict[str, dict[str, Any]]], impls: list[str]
             widths = [max(len(heads[0]), *(len(r[0]) for r in rows))]
             for j in range(len(wls)):
                 widths.append(max(len(heads[j + 1]), *(len(r[1][j]) for r in rows)))
-            print("  ".join(h.ljust(widths[0]) if i == 0 else h.rjust(widths[i])
-                            for i, h in enumerate(heads)))
+            print(
+                "  ".join(
+                    h.ljust(widths[0]) if i == 0 else h.rjust(widths[i])
+                    for i, h in enumerate(heads)
+                )
+            )
             print("-" * (sum(widths) + 2 * len(wls)))
             for label, cells in rows:
-                print("  ".join([label.ljust(widths[0])]
-                                + [c.rjust(widths[i + 1]) for i, c in enumerate(cells)]))
+                print(
+                    "  ".join(
+                        [label.ljust(widths[0])]
+                        + [c.rjust(widths[i + 1]) for i, c in enumerate(cells)]
+                    )
+                )
 
     def res(w: str, k: str) -> dict[str, Any]:
         return results[w].get(k, {"status": "absent"})
 
-    rows = [(IMPLS[k], [cell_time(res(w, k), notes, f"{IMPLS[k]} / {w}") for w in wls])
-            for k in impls]
+    rows = [
+        (IMPLS[k], [cell_time(res(w, k), notes, f"{IMPLS[k]} / {w}") for w in wls]) for k in impls
+    ]
     busy = {}
     for w in wls:
         shares = [r["cpu_per_wall"] for r in results[w].values() if r.get("status") == "ok"]
         if shares and min(shares) < 0.9:
             busy[w] = note_mark(
-                notes, f"{w}: the machine was busy: the timed workers got {min(shares):.2f}-"
+                notes,
+                f"{w}: the machine was busy: the timed workers got {min(shares):.2f}-"
                 f"{max(shares):.2f} of a CPU (CPU time / wall time); medians include the "
-                "waiting, the best-block table is the steadier figure")
-    table("Time per step (forward + backward of every parameter), median, as a ratio to "
-          "hand-written NumPy (absolute time in parentheses; lower is better)", rows, busy)
+                "waiting, the best-block table is the steadier figure",
+            )
+    table(
+        "Time per step (forward + backward of every parameter), median, as a ratio to "
+        "hand-written NumPy (absolute time in parentheses; lower is better)",
+        rows,
+        busy,
+    )
 
     best_rows = []
     for k in impls:
@@ -1226,16 +1390,22 @@ def print_tables(results: dict[str, dict[str, dict[str, Any]]], impls: list[str]
             r = res(w, k)
             cells.append(f"{r['best_ratio']:.2f}x" if r.get("status") == "ok" else "-")
         best_rows.append((IMPLS[k], cells))
-    table("Best block as a ratio to hand-written NumPy's best block (steadier than the median "
-          "when other processes share the machine)", best_rows)
+    table(
+        "Best block as a ratio to hand-written NumPy's best block (steadier than the median "
+        "when other processes share the machine)",
+        best_rows,
+    )
 
     mem_rows = []
     for k in impls:
         cells = []
         for w in wls:
             r = res(w, k)
-            cells.append(fmt_kb(r["mem"]["delta_kb"]) if r.get("status") in ("ok", "mismatch")
-                         and "mem" in r else "-")
+            cells.append(
+                fmt_kb(r["mem"]["delta_kb"])
+                if r.get("status") in ("ok", "mismatch") and "mem" in r
+                else "-"
+            )
         mem_rows.append((IMPLS[k], cells))
     table("Peak memory of one step (resident memory the step adds to its process)", mem_rows)
 
@@ -1260,12 +1430,15 @@ def print_tables(results: dict[str, dict[str, dict[str, Any]]], impls: list[str]
             print(f"[{i}] {n}" + ("  " if markdown else ""))
 
 
-def print_details(results: dict[str, dict[str, dict[str, Any]]], impls: list[str],
-                  threads: int = 1) -> None:
+def print_details(
+    results: dict[str, dict[str, dict[str, Any]]], impls: list[str], threads: int = 1
+) -> None:
     print()
-    print("Details: median/step, IQR over blocks, best block (and its ratio), blocks x steps, "
-          "minor page faults per timed step, CPU time / wall time in the timed blocks (about 1 "
-          "with one thread), first call, load time, gradient check")
+    print(
+        "Details: median/step, IQR over blocks, best block (and its ratio), blocks x steps, "
+        "minor page faults per timed step, CPU time / wall time in the timed blocks (about 1 "
+        "with one thread), first call, load time, gradient check"
+    )
     noisy = []
     for w, rs in results.items():
         print(f"  {w}: {WORKLOADS[w]['title']}")
@@ -1278,12 +1451,14 @@ def print_details(results: dict[str, dict[str, dict[str, Any]]], impls: list[str
                 continue
             if r["q3"] > 1.15 * r["q1"]:
                 noisy.append(f"{w}/{k}")
-            print(f"    {k:10} {fmt_time(r['median']):>10}  IQR {fmt_time(r['q1'])}.."
-                  f"{fmt_time(r['q3'])}  best {fmt_time(r['best'])} ({r['best_ratio']:.2f}x)  "
-                  f"{r['blocks']}x{r['block']}  faults {r['faults']:.1f}  "
-                  f"cpu/wall {r['cpu_per_wall']:.2f}  "
-                  f"first {fmt_time(r['first_s'])}  load {r['load_s']:.2f} s  "
-                  f"{r.get('check', 'reference')}")
+            print(
+                f"    {k:10} {fmt_time(r['median']):>10}  IQR {fmt_time(r['q1'])}.."
+                f"{fmt_time(r['q3'])}  best {fmt_time(r['best'])} ({r['best_ratio']:.2f}x)  "
+                f"{r['blocks']}x{r['block']}  faults {r['faults']:.1f}  "
+                f"cpu/wall {r['cpu_per_wall']:.2f}  "
+                f"first {fmt_time(r['first_s'])}  load {r['load_s']:.2f} s  "
+                f"{r.get('check', 'reference')}"
+            )
     thread_info: dict[str, str] = {}
     methods = set()
     for rs in results.values():
@@ -1296,14 +1471,21 @@ def print_details(results: dict[str, dict[str, dict[str, Any]]], impls: list[str
     for m in sorted(methods):
         print(f"  memory method: {m}")
     if noisy:
-        print("NOTE: interquartile range wider than 15% for " + ", ".join(noisy) + ": the "
-              "machine was busy (other processes, CPU steal); compare best blocks or run again.")
-    multi = [f"{w}/{k} ({r['cpu_per_wall']:.2f})" for w, rs in results.items()
-             for k, r in rs.items()
-             if r.get("status") == "ok" and r["cpu_per_wall"] > 1.15 * threads]
+        print(
+            "NOTE: interquartile range wider than 15% for " + ", ".join(noisy) + ": the "
+            "machine was busy (other processes, CPU steal); compare best blocks or run again."
+        )
+    multi = [
+        f"{w}/{k} ({r['cpu_per_wall']:.2f})"
+        for w, rs in results.items()
+        for k, r in rs.items()
+        if r.get("status") == "ok" and r["cpu_per_wall"] > 1.15 * threads
+    ]
     if multi:
-        print(f"NOTE: more CPU time than {threads} x wall time (more threads computing than "
-              "--blas-threads) in " + ", ".join(multi))
+        print(
+            f"NOTE: more CPU time than {threads} x wall time (more threads computing than "
+            "--blas-threads) in " + ", ".join(multi)
+        )
 
 
 def parse_list(values: list[str] | None, allowed: list[str], what: str) -> list[str]:
@@ -1325,30 +1507,58 @@ def parse_list(values: list[str] | None, allowed: list[str], what: str) -> list[
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description="Time chainrule against hand-written NumPy, PyTorch, JAX, autograd and "
-                    "MyGrad (one process per implementation and workload).")
+        "MyGrad (one process per implementation and workload)."
+    )
     ap.add_argument("--quick", action="store_true", help="short smoke-test run (< 1 minute)")
-    ap.add_argument("--workloads", action="append", metavar="LIST",
-                    help=f"comma-separated subset of {','.join(WORKLOADS)} (default: all)")
-    ap.add_argument("--impls", action="append", metavar="LIST",
-                    help=f"comma-separated subset of {','.join(IMPLS)} (default: all; "
-                         "numpy, the reference, always runs)")
+    ap.add_argument(
+        "--workloads",
+        action="append",
+        metavar="LIST",
+        help=f"comma-separated subset of {','.join(WORKLOADS)} (default: all)",
+    )
+    ap.add_argument(
+        "--impls",
+        action="append",
+        metavar="LIST",
+        help=f"comma-separated subset of {','.join(IMPLS)} (default: all; "
+        "numpy, the reference, always runs)",
+    )
     ap.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
-    ap.add_argument("--blas-threads", type=int, default=1, metavar="N",
-                    help="BLAS / compute threads in every worker (default 1)")
-    ap.add_argument("--time-scale", type=float, default=1.0, metavar="F",
-                    help="multiply the timing budgets by F (default 1)")
-    ap.add_argument("--malloc", choices=("steady", "default"), default="steady",
-                    help="steady (default): workers run with MALLOC_MMAP_THRESHOLD_=32 MiB and "
-                         "MALLOC_TRIM_THRESHOLD_=256 MiB, so glibc keeps freed blocks instead "
-                         "of unmapping them and faulting them in again next step (which can "
-                         "cost any row 10%% on mlp784, by chance); default: glibc as it is")
-    ap.add_argument("--numba-cache", choices=("cold", "user"), default=None,
-                    help="cold: an empty CHAINRULE_CACHE_DIR, so the first call of the "
-                         "jit (numba) row includes compiling (default of a full run); user: "
-                         "the cache as found (default with --quick, fast after one run)")
+    ap.add_argument(
+        "--blas-threads",
+        type=int,
+        default=1,
+        metavar="N",
+        help="BLAS / compute threads in every worker (default 1)",
+    )
+    ap.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        metavar="F",
+        help="multiply the timing budgets by F (default 1)",
+    )
+    ap.add_argument(
+        "--malloc",
+        choices=("steady", "default"),
+        default="steady",
+        help="steady (default): workers run with MALLOC_MMAP_THRESHOLD_=32 MiB and "
+        "MALLOC_TRIM_THRESHOLD_=256 MiB, so glibc keeps freed blocks instead "
+        "of unmapping them and faulting them in again next step (which can "
+        "cost any row 10%% on mlp784, by chance); default: glibc as it is",
+    )
+    ap.add_argument(
+        "--numba-cache",
+        choices=("cold", "user"),
+        default=None,
+        help="cold: an empty CHAINRULE_CACHE_DIR, so the first call of the "
+        "jit (numba) row includes compiling (default of a full run); user: "
+        "the cache as found (default with --quick, fast after one run)",
+    )
     ap.add_argument("--json", metavar="PATH", help="also write all results to PATH as JSON")
-    ap.add_argument("--worker", nargs=4, metavar=("IMPL", "WORKLOAD", "DATA", "NPZ"),
-                    help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--worker", nargs=4, metavar=("IMPL", "WORKLOAD", "DATA", "NPZ"), help=argparse.SUPPRESS
+    )
     args = ap.parse_args(argv)
     if args.worker:
         return worker(*args.worker)
@@ -1368,9 +1578,11 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="chainrule-harness-") as tmp:
         if numba_cache == "cold":
             env["CHAINRULE_CACHE_DIR"] = os.path.join(tmp, "numba-cache")
-        print(f"numba cache: {numba_cache} ("
-              f"{env.get('CHAINRULE_CACHE_DIR', 'CHAINRULE_CACHE_DIR or ~/.cache/chainrule')})\n",
-              flush=True)
+        print(
+            f"numba cache: {numba_cache} ("
+            f"{env.get('CHAINRULE_CACHE_DIR', 'CHAINRULE_CACHE_DIR or ~/.cache/chainrule')})\n",
+            flush=True,
+        )
         spawned = {wls[0]: spawn_workers(wls[0], impls, tmp, env)}
         for i, w in enumerate(wls):
             nxt = wls[i + 1] if i + 1 < len(wls) else None
@@ -1395,8 +1607,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\ntotal {time.perf_counter() - t0:.0f} s{load}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"machine": header, "threads": args.blas_threads, "quick": args.quick,
-                       "results": results}, f, indent=1, default=str)
+            json.dump(
+                {
+                    "machine": header,
+                    "threads": args.blas_threads,
+                    "quick": args.quick,
+                    "results": results,
+                },
+                f,
+                indent=1,
+                default=str,
+            )
     return 0
 
 

@@ -41,13 +41,22 @@ import time
 import numpy
 
 from chainrule import nn
-from chainrule.data import Standardizer, batches, load_dataset, train_test_split
 from chainrule.cli.train import build_model
+from chainrule.data import Standardizer, batches, load_dataset, train_test_split
 
 
 def run_cli(model: str, epochs: int, out: str) -> tuple[dict, float, str]:
-    cmd = [sys.executable, "-m", "chainrule.cli.train", "train", "--dataset", "digits",
-           "--out", out, "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "chainrule.cli.train",
+        "train",
+        "--dataset",
+        "digits",
+        "--out",
+        out,
+        "--no-progress",
+    ]
     if model != "mlp":
         cmd += ["--model", model]
     if epochs != 40:
@@ -80,8 +89,14 @@ def to_torch(module: nn.Module):  # type: ignore[no-untyped-def]
             tm = torch.nn.Linear(m.in_features, m.out_features, dtype=torch.float64)
             tm.weight.data, tm.bias.data = t(m.weight.data), t(m.bias.data)
         elif isinstance(m, nn.Conv2d):
-            tm = torch.nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride,
-                                 m.padding, dtype=torch.float64)
+            tm = torch.nn.Conv2d(
+                m.in_channels,
+                m.out_channels,
+                m.kernel_size,
+                m.stride,
+                m.padding,
+                dtype=torch.float64,
+            )
             tm.weight.data, tm.bias.data = t(m.weight.data), t(m.bias.data)
         elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
             cls = torch.nn.BatchNorm1d if isinstance(m, nn.BatchNorm1d) else torch.nn.BatchNorm2d
@@ -104,6 +119,7 @@ def to_torch(module: nn.Module):  # type: ignore[no-untyped-def]
 
 def train_torch(kind: str, epochs: int, seed: int = 0) -> tuple[float, float]:
     import torch
+
     torch.manual_seed(seed)
     ds = load_dataset("digits")
     Xtr, Xte, ytr, yte = train_test_split(ds.X, ds.y, 0.2, stratify=True, seed=seed)
@@ -142,8 +158,10 @@ def main() -> int:
     except ImportError:
         sys.exit("this benchmark needs PyTorch: pip install torch")
     torch.set_num_threads(1)
-    print(f"numpy {numpy.__version__}, torch {torch.__version__}, {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"numpy {numpy.__version__}, torch {torch.__version__}, {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
     ok = True
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -156,16 +174,22 @@ def main() -> int:
                 ok &= acc >= target and wall <= 30.0
             ok &= abs(acc - t_acc) <= 0.01 + 1e-12
     print()
-    print(f"{'model':<5} {'chainrule acc':>13} {'train s':>8} {'cli wall s':>10} "
-          f"{'torch acc':>10} {'torch s':>8} {'diff (points)':>14}")
+    print(
+        f"{'model':<5} {'chainrule acc':>13} {'train s':>8} {'cli wall s':>10} "
+        f"{'torch acc':>10} {'torch s':>8} {'diff (points)':>14}"
+    )
     for kind, _cmd, acc, train_s, wall, t_acc, t_time in rows:
-        print(f"{kind:<5} {acc:>13.2%} {train_s:>8.1f} {wall:>10.1f} {t_acc:>10.2%} "
-              f"{t_time:>8.1f} {100 * (acc - t_acc):>+14.2f}")
+        print(
+            f"{kind:<5} {acc:>13.2%} {train_s:>8.1f} {wall:>10.1f} {t_acc:>10.2%} "
+            f"{t_time:>8.1f} {100 * (acc - t_acc):>+14.2f}"
+        )
     print()
     for kind, cmd, *_ in rows:
         print(f"  {kind}: {cmd}")
-    print("\nacceptance (MLP >= 97 %, CNN >= 98 %, each <= 30 s; torch within 1 point): "
-          + ("PASS" if ok else "FAIL"))
+    print(
+        "\nacceptance (MLP >= 97 %, CNN >= 98 %, each <= 30 s; torch within 1 point): "
+        + ("PASS" if ok else "FAIL")
+    )
     return 0 if ok else 1
 
 

@@ -80,8 +80,9 @@ np = numpy
 PAIRS = [((3, 4), (3, 4)), ((3, 4), (4,)), ((2, 1, 4), (3, 1)), ((), (3,))]
 
 
-def _binary(name: str, fun: Callable[..., Any], gen_x: Callable[..., Any],
-            gen_y: Callable[..., Any]) -> list[Case]:
+def _binary(
+    name: str, fun: Callable[..., Any], gen_x: Callable[..., Any], gen_y: Callable[..., Any]
+) -> list[Case]:
     return [Case(f"{name}-{sx}-{sy}", fun, [gen_x(*sx), gen_y(*sy)]) for sx, sy in PAIRS]
 
 
@@ -102,20 +103,38 @@ CASES += _binary("fmax", np.fmax, lambda *s: distinct(*s), lambda *s: distinct(*
 CASES += _binary("fmin", np.fmin, lambda *s: distinct(*s), lambda *s: distinct(*s) + 0.1)
 
 UNARY = [
-    ("negative", np.negative, normal), ("positive", np.positive, normal),
-    ("square", np.square, normal), ("sqrt", np.sqrt, positive), ("cbrt", np.cbrt, signed),
-    ("reciprocal", np.reciprocal, signed), ("exp", np.exp, normal), ("exp2", np.exp2, normal),
-    ("expm1", np.expm1, normal), ("log", np.log, positive), ("log2", np.log2, positive),
-    ("log10", np.log10, positive), ("log1p", np.log1p, positive),
-    ("sin", np.sin, normal), ("cos", np.cos, normal), ("tan", np.tan, unit),
-    ("arcsin", np.arcsin, unit), ("arccos", np.arccos, unit), ("arctan", np.arctan, normal),
-    ("sinh", np.sinh, normal), ("cosh", np.cosh, normal), ("tanh", np.tanh, normal),
-    ("arcsinh", np.arcsinh, normal), ("arccosh", lambda x: np.arccosh(x), lambda *s: positive(
-        *s, lo=1.2, hi=3.0)),
-    ("arctanh", np.arctanh, unit), ("abs", np.abs, signed), ("absolute", np.absolute, signed),
-    ("fabs", np.fabs, signed), ("abs-operator", lambda x: abs(x), signed),
-    ("pow-operator", lambda x: x ** 3, normal), ("rpow-operator", lambda x: 2.0 ** x, normal),
-    ("square-via-power", lambda x: x ** 2, normal),
+    ("negative", np.negative, normal),
+    ("positive", np.positive, normal),
+    ("square", np.square, normal),
+    ("sqrt", np.sqrt, positive),
+    ("cbrt", np.cbrt, signed),
+    ("reciprocal", np.reciprocal, signed),
+    ("exp", np.exp, normal),
+    ("exp2", np.exp2, normal),
+    ("expm1", np.expm1, normal),
+    ("log", np.log, positive),
+    ("log2", np.log2, positive),
+    ("log10", np.log10, positive),
+    ("log1p", np.log1p, positive),
+    ("sin", np.sin, normal),
+    ("cos", np.cos, normal),
+    ("tan", np.tan, unit),
+    ("arcsin", np.arcsin, unit),
+    ("arccos", np.arccos, unit),
+    ("arctan", np.arctan, normal),
+    ("sinh", np.sinh, normal),
+    ("cosh", np.cosh, normal),
+    ("tanh", np.tanh, normal),
+    ("arcsinh", np.arcsinh, normal),
+    ("arccosh", lambda x: np.arccosh(x), lambda *s: positive(*s, lo=1.2, hi=3.0)),
+    ("arctanh", np.arctanh, unit),
+    ("abs", np.abs, signed),
+    ("absolute", np.absolute, signed),
+    ("fabs", np.fabs, signed),
+    ("abs-operator", lambda x: abs(x), signed),
+    ("pow-operator", lambda x: x**3, normal),
+    ("rpow-operator", lambda x: 2.0**x, normal),
+    ("square-via-power", lambda x: x**2, normal),
     ("relu-seed-form", lambda x: np.maximum(0, x), signed),
     ("relu-other-order", lambda x: np.maximum(x, 0.0), signed),
 ]
@@ -126,11 +145,14 @@ for name, fun, gen in UNARY:
 CASES += [
     Case("clip-both", lambda x: np.clip(x, -0.5, 0.7), [distinct(3, 4) / 7 + 0.013]),
     Case("clip-lower", lambda x: np.clip(x, -0.5, None), [distinct(3, 4) / 7 + 0.013]),
-    Case("clip-array-bounds", lambda x, lo, hi: np.clip(x, lo, hi),
-         [distinct(3, 4) / 7 + 0.013, np.full(4, -0.4), np.full((3, 1), 0.6)]),
+    Case(
+        "clip-array-bounds",
+        lambda x, lo, hi: np.clip(x, lo, hi),
+        [distinct(3, 4) / 7 + 0.013, np.full(4, -0.4), np.full((3, 1), 0.6)],
+    ),
     Case("clip-method", lambda x: x.clip(-0.5, 0.7), [distinct(3, 4) / 7 + 0.013]),
     Case("where", lambda x, y: np.where(np.arange(4) % 2 == 0, x, y), [normal(3, 4), normal(4)]),
-    Case("where-tensor-cond", lambda x: np.where(x > 0, x ** 2, -x), [signed(3, 4)]),
+    Case("where-tensor-cond", lambda x: np.where(x > 0, x**2, -x), [signed(3, 4)]),
     # products
     Case("dot-2d-2d", np.dot, [normal(3, 4), normal(4, 5)]),
     Case("dot-1d-2d", np.dot, [normal(4), normal(4, 5)]),
@@ -150,21 +172,34 @@ CASES += [
     Case("inner-2d", np.inner, [normal(3, 4), normal(2, 4)]),
     Case("inner-1d", np.inner, [normal(4), normal(4)]),
     Case("outer", np.outer, [normal(3), normal(2, 2)]),
-    Case("tensordot-int", lambda a, b: np.tensordot(a, b, axes=2),
-         [normal(2, 3, 4), normal(3, 4, 2)]),
-    Case("tensordot-pairs", lambda a, b: np.tensordot(a, b, axes=([0, 2], [2, 1])),
-         [normal(2, 3, 4), normal(3, 4, 2)]),
-    Case("tensordot-crossed", lambda a, b: np.tensordot(a, b, axes=([2, 0], [1, 2])),
-         [normal(2, 3, 4), normal(3, 4, 2)]),
+    Case(
+        "tensordot-int", lambda a, b: np.tensordot(a, b, axes=2), [normal(2, 3, 4), normal(3, 4, 2)]
+    ),
+    Case(
+        "tensordot-pairs",
+        lambda a, b: np.tensordot(a, b, axes=([0, 2], [2, 1])),
+        [normal(2, 3, 4), normal(3, 4, 2)],
+    ),
+    Case(
+        "tensordot-crossed",
+        lambda a, b: np.tensordot(a, b, axes=([2, 0], [1, 2])),
+        [normal(2, 3, 4), normal(3, 4, 2)],
+    ),
     Case("einsum-matmul", lambda a, b: np.einsum("ij,jk->ik", a, b), [normal(3, 4), normal(4, 2)]),
     Case("einsum-implicit", lambda a, b: np.einsum("ij,jk", a, b), [normal(3, 4), normal(4, 2)]),
-    Case("einsum-batch-ellipsis", lambda a, b: np.einsum("...ij,...jk->...ik", a, b),
-         [normal(2, 3, 4), normal(2, 4, 2)]),
+    Case(
+        "einsum-batch-ellipsis",
+        lambda a, b: np.einsum("...ij,...jk->...ik", a, b),
+        [normal(2, 3, 4), normal(2, 4, 2)],
+    ),
     Case("einsum-trace", lambda a: np.einsum("ii->", a), [normal(3, 3)]),
     Case("einsum-diag", lambda a: np.einsum("ii->i", a), [normal(3, 3)]),
     Case("einsum-sum-only", lambda a, b: np.einsum("ij,k->k", a, b), [normal(3, 4), normal(2)]),
-    Case("einsum-three", lambda a, b, c: np.einsum("ij,jk,kl->il", a, b, c),
-         [normal(2, 3), normal(3, 4), normal(4, 2)]),
+    Case(
+        "einsum-three",
+        lambda a, b, c: np.einsum("ij,jk,kl->il", a, b, c),
+        [normal(2, 3), normal(3, 4), normal(4, 2)],
+    ),
     # reductions
     Case("sum-all", np.sum, [normal(3, 4)]),
     Case("sum-axis0", lambda x: np.sum(x, axis=0), [normal(3, 4)]),
@@ -175,8 +210,11 @@ CASES += [
     Case("mean-keepdims", lambda x: np.mean(x, axis=(0, 1), keepdims=True), [normal(2, 3, 4)]),
     Case("prod-all", np.prod, [signed(2, 3)]),
     Case("prod-axis", lambda x: np.prod(x, axis=1), [signed(3, 4)]),
-    Case("prod-with-zero", lambda x: np.prod(x * np.array([1.0, 0.0, 1.0, 1.0]), axis=1),
-         [signed(3, 4)]),
+    Case(
+        "prod-with-zero",
+        lambda x: np.prod(x * np.array([1.0, 0.0, 1.0, 1.0]), axis=1),
+        [signed(3, 4)],
+    ),
     Case("prod-axes-keepdims", lambda x: x.prod(axis=(0, 2), keepdims=True), [signed(2, 3, 2)]),
     Case("max-all", np.max, [distinct(3, 4)]),
     Case("amax-axis", lambda x: np.amax(x, axis=0), [distinct(3, 4)]),
@@ -190,15 +228,21 @@ CASES += [
     Case("cumsum-flat", np.cumsum, [normal(3, 4)]),
     Case("cumsum-axis", lambda x: np.cumsum(x, axis=1), [normal(3, 4)]),
     Case("cumprod-axis", lambda x: np.cumprod(x, axis=1), [signed(3, 4)]),
-    Case("cumprod-with-zero", lambda x: np.cumprod(x * np.array([[1.0], [0.0], [1.0]]), axis=0),
-         [signed(3, 2)]),
+    Case(
+        "cumprod-with-zero",
+        lambda x: np.cumprod(x * np.array([[1.0], [0.0], [1.0]]), axis=0),
+        [signed(3, 2)],
+    ),
     Case("cumprod-flat", np.cumprod, [signed(2, 3)]),
     Case("norm-vector", np.linalg.norm, [normal(5)]),
     Case("norm-frobenius", np.linalg.norm, [normal(3, 4)]),
     Case("norm-axis", lambda x: np.linalg.norm(x, axis=1), [normal(3, 4)]),
     Case("norm-ord1", lambda x: np.linalg.norm(x, ord=1), [signed(5)]),
-    Case("norm-ord3-keepdims", lambda x: np.linalg.norm(x, ord=3, axis=0, keepdims=True),
-         [signed(3, 4)]),
+    Case(
+        "norm-ord3-keepdims",
+        lambda x: np.linalg.norm(x, ord=3, axis=0, keepdims=True),
+        [signed(3, 4)],
+    ),
     Case("norm-inf", lambda x: np.linalg.norm(x, ord=np.inf), [distinct(5)]),
     Case("trace", np.trace, [normal(3, 4)]),
     Case("linalg-inv", np.linalg.inv, [well_conditioned(3)]),
@@ -209,22 +253,32 @@ CASES += [
     Case("linalg-solve-broadcast", np.linalg.solve, [well_conditioned(3), normal(2, 3, 2)]),
     Case("linalg-cholesky", np.linalg.cholesky, [spd(3)]),
     Case("linalg-cholesky-stack", np.linalg.cholesky, [spd(2, 3)]),
-    Case("linalg-cholesky-upper-ignored", lambda a: np.linalg.cholesky(a + np.triu(a, 1)),
-         [spd(3)]),
+    Case(
+        "linalg-cholesky-upper-ignored", lambda a: np.linalg.cholesky(a + np.triu(a, 1)), [spd(3)]
+    ),
     Case("linalg-eigvalsh", np.linalg.eigvalsh, [symmetric(4)]),
     Case("linalg-eigh-values", lambda a: np.linalg.eigh(a).eigenvalues, [symmetric(2, 3)]),
     # eigenvectors are defined up to sign: a function of their squares is well defined
     Case("linalg-eigh-vectors", lambda a: np.linalg.eigh(a)[1] ** 2, [symmetric(4)]),
-    Case("linalg-eigh-upper-ignored", lambda a: np.linalg.eigh(a + np.triu(a, 1))[1] ** 2,
-         [symmetric(3)]),
+    Case(
+        "linalg-eigh-upper-ignored",
+        lambda a: np.linalg.eigh(a + np.triu(a, 1))[1] ** 2,
+        [symmetric(3)],
+    ),
     Case("linalg-det", np.linalg.det, [well_conditioned(3)]),
     Case("linalg-det-stack", np.linalg.det, [well_conditioned(2, 3)]),
     Case("linalg-slogdet", lambda a: np.linalg.slogdet(a)[1], [well_conditioned(3)]),
-    Case("linalg-slogdet-negative", lambda a: np.linalg.slogdet(a).logabsdet * 1.0,
-         [well_conditioned(3) * np.array([[-1.0], [1.0], [1.0]])]),
+    Case(
+        "linalg-slogdet-negative",
+        lambda a: np.linalg.slogdet(a).logabsdet * 1.0,
+        [well_conditioned(3) * np.array([[-1.0], [1.0], [1.0]])],
+    ),
     Case("nansum", lambda x: np.nansum(x + NAN34), [normal(3, 4)]),
-    Case("nansum-axis-keepdims", lambda x: np.nansum(x + NAN34, axis=1, keepdims=True),
-         [normal(3, 4)]),
+    Case(
+        "nansum-axis-keepdims",
+        lambda x: np.nansum(x + NAN34, axis=1, keepdims=True),
+        [normal(3, 4)],
+    ),
     Case("nanmean", lambda x: np.nanmean(x + NAN34), [normal(3, 4)]),
     Case("nanmean-axis", lambda x: np.nanmean(x + NAN34, axis=0), [normal(3, 4)]),
     Case("nanmax-axis", lambda x: np.nanmax(x + NAN34, axis=1), [distinct(3, 4)]),
@@ -232,11 +286,13 @@ CASES += [
     Case("nanprod-axis", lambda x: np.nanprod(x + NAN34, axis=0), [signed(3, 4)]),
     Case("nanvar", lambda x: np.nanvar(x + NAN34), [normal(3, 4)]),
     Case("nanvar-ddof-axis", lambda x: np.nanvar(x + NAN34, axis=1, ddof=1), [normal(3, 4)]),
-    Case("nanstd-keepdims", lambda x: np.nanstd(x + NAN34, axis=0, keepdims=True),
-         [normal(3, 4)]),
+    Case("nanstd-keepdims", lambda x: np.nanstd(x + NAN34, axis=0, keepdims=True), [normal(3, 4)]),
     Case("sinc", np.sinc, [signed(3, 4)]),
-    Case("nan_to_num", lambda x: np.nan_to_num(x + NAN34 + INF34, posinf=5.0, neginf=-5.0),
-         [normal(3, 4)]),
+    Case(
+        "nan_to_num",
+        lambda x: np.nan_to_num(x + NAN34 + INF34, posinf=5.0, neginf=-5.0),
+        [normal(3, 4)],
+    ),
     Case("rot90", np.rot90, [normal(3, 4)]),
     Case("rot90-k3-axes", lambda x: np.rot90(x, 3, axes=(2, 0)), [normal(2, 3, 4)]),
     Case("append", np.append, [normal(3, 4), normal(5)]),
@@ -244,35 +300,53 @@ CASES += [
     Case("delete", lambda x: np.delete(x, [0, 2], axis=1), [normal(3, 4)]),
     Case("ediff1d", lambda x: np.ediff1d(x, to_begin=np.array([1.0])), [normal(3, 4)]),
     Case("trapezoid", np.trapezoid, [normal(3, 5)]),
-    Case("trapezoid-x-axis0", lambda y, x: np.trapezoid(y, x, axis=0), [normal(4, 3),
-                                                                         normal(4)]),
+    Case("trapezoid-x-axis0", lambda y, x: np.trapezoid(y, x, axis=0), [normal(4, 3), normal(4)]),
     Case("polyval", np.polyval, [normal(4), normal(3, 2)]),
     Case("meshgrid", lambda a, b: np.stack(np.meshgrid(a, b)), [normal(4), normal(3)]),
-    Case("meshgrid-ij-sparse", lambda a, b: sum(np.meshgrid(a, b, indexing="ij", sparse=True)),
-         [normal(4), normal(3)]),
-    Case("broadcast_arrays", lambda a, b: np.stack(np.broadcast_arrays(a, b)),
-         [normal(3, 4), normal(4)]),
+    Case(
+        "meshgrid-ij-sparse",
+        lambda a, b: sum(np.meshgrid(a, b, indexing="ij", sparse=True)),
+        [normal(4), normal(3)],
+    ),
+    Case(
+        "broadcast_arrays",
+        lambda a, b: np.stack(np.broadcast_arrays(a, b)),
+        [normal(3, 4), normal(4)],
+    ),
     Case("kron", np.kron, [normal(2, 3), normal(3, 2)]),
     Case("kron-1d-2d", np.kron, [normal(3), normal(2, 2)]),
     Case("matrix_power", lambda a: np.linalg.matrix_power(a, 5), [well_conditioned(3) * 0.5]),
     Case("matrix_power-negative", lambda a: np.linalg.matrix_power(a, -2), [well_conditioned(3)]),
     Case("median", np.median, [distinct(3, 4)]),
     Case("median-axis-odd", lambda x: np.median(x, axis=0), [distinct(3, 4)]),
-    Case("median-axis-even-keepdims", lambda x: np.median(x, axis=1, keepdims=True),
-         [distinct(3, 4)]),
+    Case(
+        "median-axis-even-keepdims", lambda x: np.median(x, axis=1, keepdims=True), [distinct(3, 4)]
+    ),
     Case("quantile", lambda x: np.quantile(x, 0.3), [distinct(3, 4)]),
-    Case("quantile-array-axis", lambda x: np.quantile(x, np.array([0.1, 0.5, 0.8]), axis=1),
-         [distinct(3, 5)]),
-    Case("percentile-keepdims", lambda x: np.percentile(x, 70, axis=0, keepdims=True),
-         [distinct(4, 3)]),
+    Case(
+        "quantile-array-axis",
+        lambda x: np.quantile(x, np.array([0.1, 0.5, 0.8]), axis=1),
+        [distinct(3, 5)],
+    ),
+    Case(
+        "percentile-keepdims",
+        lambda x: np.percentile(x, 70, axis=0, keepdims=True),
+        [distinct(4, 3)],
+    ),
     Case("cov", np.cov, [normal(3, 5)]),
-    Case("cov-y-rowvar-bias", lambda x, y: np.cov(x, y, rowvar=False, bias=True),
-         [normal(5, 2), normal(5, 3)]),
+    Case(
+        "cov-y-rowvar-bias",
+        lambda x, y: np.cov(x, y, rowvar=False, bias=True),
+        [normal(5, 2), normal(5, 3)],
+    ),
     Case("corrcoef", np.corrcoef, [normal(3, 5)]),
     Case("diff", np.diff, [normal(3, 5)]),
     Case("diff-n2-axis0", lambda x: np.diff(x, n=2, axis=0), [normal(4, 3)]),
-    Case("diff-prepend-append", lambda x, y: np.diff(x, prepend=0.5, append=y), [normal(3, 4),
-                                                                                  normal(3, 2)]),
+    Case(
+        "diff-prepend-append",
+        lambda x, y: np.diff(x, prepend=0.5, append=y),
+        [normal(3, 4), normal(3, 2)],
+    ),
     Case("trace-offset", lambda x: np.trace(x, offset=1), [normal(3, 4)]),
     Case("trace-3d-axes", lambda x: np.trace(x, axis1=0, axis2=2), [normal(3, 2, 3)]),
     Case("diagonal", np.diagonal, [normal(3, 4)]),
@@ -297,16 +371,17 @@ CASES += [
     Case("expand_dims", lambda x: np.expand_dims(x, (0, 2)), [normal(3, 4)]),
     Case("broadcast_to", lambda x: np.broadcast_to(x, (2, 3, 4)), [normal(3, 1)]),
     Case("concatenate", lambda a, b: np.concatenate([a, b], axis=1), [normal(3, 2), normal(3, 4)]),
-    Case("concatenate-none", lambda a, b: np.concatenate([a, b], axis=None),
-         [normal(3, 2), normal(4)]),
+    Case(
+        "concatenate-none",
+        lambda a, b: np.concatenate([a, b], axis=None),
+        [normal(3, 2), normal(4)],
+    ),
     Case("stack", lambda a, b: np.stack([a, b], axis=1), [normal(3, 2), normal(3, 2)]),
     Case("vstack", lambda a, b: np.vstack([a, b]), [normal(4), normal(2, 4)]),
     Case("hstack", lambda a, b: np.hstack([a, b]), [normal(3, 1), normal(3, 2)]),
     Case("hstack-1d", lambda a, b: np.hstack([a, b]), [normal(3), normal(2)]),
-    Case("split", lambda x: np.split(x, 3, axis=1)[1] * np.split(x, 3, axis=1)[2],
-         [normal(2, 6)]),
-    Case("array_split", lambda x: sum(p.sum() ** 2 for p in np.array_split(x, 3)),
-         [normal(7)]),
+    Case("split", lambda x: np.split(x, 3, axis=1)[1] * np.split(x, 3, axis=1)[2], [normal(2, 6)]),
+    Case("array_split", lambda x: sum(p.sum() ** 2 for p in np.array_split(x, 3)), [normal(7)]),
     Case("split-indices", lambda x: np.split(x, [1, 3])[1], [normal(5, 2)]),
     Case("flip", lambda x: np.flip(x, axis=0), [normal(3, 4)]),
     Case("flip-all", np.flip, [normal(3, 4)]),
@@ -323,8 +398,11 @@ CASES += [
     Case("pad-constant-value", lambda x: np.pad(x, 1, constant_values=2.5), [normal(3, 4)]),
     Case("take", lambda x: np.take(x, [2, 0, 2], axis=1), [normal(3, 4)]),
     Case("take-flat", lambda x: np.take(x, [5, 5, 1]), [normal(3, 4)]),
-    Case("take_along_axis", lambda x: np.take_along_axis(
-        x, np.array([[0, 2], [1, 1], [3, 0]]), axis=1), [normal(3, 4)]),
+    Case(
+        "take_along_axis",
+        lambda x: np.take_along_axis(x, np.array([[0, 2], [1, 1], [3, 0]]), axis=1),
+        [normal(3, 4)],
+    ),
     Case("sort", lambda x: np.sort(x, axis=1) * np.arange(1.0, 5.0), [distinct(3, 4)]),
     Case("sort-flat", lambda x: np.sort(x, axis=None) * np.arange(1.0, 13.0), [distinct(3, 4)]),
     Case("triu", lambda x: np.triu(x, 1), [normal(4, 4)]),
@@ -338,32 +416,65 @@ CASES += [
     Case("getitem-advanced-2d", lambda x: x[[0, 1, 1], [3, 3, 0]], [normal(3, 4)]),
     Case("getitem-mask", lambda x: x[np.array([True, False, True])], [normal(3, 4)]),
     Case("getitem-tensor-mask", lambda x: x[x > 0], [signed(3, 4)]),
-    Case("iterate-rows", lambda x: sum(row * (i + 1.0) for i, row in enumerate(x)),
-         [normal(3, 4)]),
+    Case("iterate-rows", lambda x: sum(row * (i + 1.0) for i, row in enumerate(x)), [normal(3, 4)]),
     Case("copy", lambda x: np.copy(x) * x, [normal(3)]),
     Case("astype-float32-roundtrip", lambda x: x.astype(np.float64) * 2.0, [normal(3)]),
-    Case("sliding_window_view-2d", lambda x: np.lib.stride_tricks.sliding_window_view(
-        x, (2, 3)) * np.arange(6.0).reshape(2, 3), [normal(4, 5)]),
-    Case("sliding_window_view-axis", lambda x: np.lib.stride_tricks.sliding_window_view(
-        x, 2, axis=-1).max(axis=-1), [distinct(2, 3, 4)]),
-    Case("sliding_window_view-repeated-axis", lambda x: np.lib.stride_tricks.sliding_window_view(
-        x, (2, 2), axis=(1, 1)), [normal(2, 5)]),
+    Case(
+        "sliding_window_view-2d",
+        lambda x: (
+            np.lib.stride_tricks.sliding_window_view(x, (2, 3)) * np.arange(6.0).reshape(2, 3)
+        ),
+        [normal(4, 5)],
+    ),
+    Case(
+        "sliding_window_view-axis",
+        lambda x: np.lib.stride_tricks.sliding_window_view(x, 2, axis=-1).max(axis=-1),
+        [distinct(2, 3, 4)],
+    ),
+    Case(
+        "sliding_window_view-repeated-axis",
+        lambda x: np.lib.stride_tricks.sliding_window_view(x, (2, 2), axis=(1, 1)),
+        [normal(2, 5)],
+    ),
     # composites NumPy builds from the above
-    Case("average-weights", lambda x, w: np.average(x, axis=0, weights=w),
-         [normal(3, 4), positive(3, 4)]),
+    Case(
+        "average-weights",
+        lambda x, w: np.average(x, axis=0, weights=w),
+        [normal(3, 4), positive(3, 4)],
+    ),
     Case("cross", np.cross, [normal(2, 3), normal(2, 3)]),
-    Case("multi_dot", lambda a, b, c: np.linalg.multi_dot([a, b, c]),
-         [normal(2, 3), normal(3, 4), normal(4, 2)]),
+    Case(
+        "multi_dot",
+        lambda a, b, c: np.linalg.multi_dot([a, b, c]),
+        [normal(2, 3), normal(3, 4), normal(4, 2)],
+    ),
     Case("ptp", lambda x: np.ptp(x, axis=1), [distinct(3, 4)]),
     Case("remainder", lambda x: np.remainder(x, 0.7), [positive(3, 4) + 0.03]),
-    Case("softmax-composite", lambda z: np.exp(z - z.max(axis=1, keepdims=True)) / np.exp(
-        z - z.max(axis=1, keepdims=True)).sum(axis=1, keepdims=True), [distinct(3, 4) / 5]),
+    Case(
+        "softmax-composite",
+        lambda z: (
+            np.exp(z - z.max(axis=1, keepdims=True))
+            / np.exp(z - z.max(axis=1, keepdims=True)).sum(axis=1, keepdims=True)
+        ),
+        [distinct(3, 4) / 5],
+    ),
 ]
 
 # The functions whose gradient is zero almost everywhere: they return plain (no-gradient)
 # arrays on tensors, and are listed here so the tests can check that.
-NO_GRADIENT = [np.sign, np.floor, np.ceil, np.round, np.rint, np.trunc, np.argmax, np.argmin,
-               np.argsort, np.isnan, np.greater]
+NO_GRADIENT = [
+    np.sign,
+    np.floor,
+    np.ceil,
+    np.round,
+    np.rint,
+    np.trunc,
+    np.argmax,
+    np.argmin,
+    np.argsort,
+    np.isnan,
+    np.greater,
+]
 
 # --- numerically stable functions (chainrule.functions) -----------------------------------------
 
@@ -379,14 +490,18 @@ def _with_zero_row(x: numpy.ndarray) -> numpy.ndarray:
 CASES += [
     Case("F.logsumexp-all", F.logsumexp, [normal(3, 4)]),
     Case("F.logsumexp-axis", lambda x: F.logsumexp(x, axis=1), [normal(3, 4)]),
-    Case("F.logsumexp-axes-keepdims", lambda x: F.logsumexp(x, axis=(0, 2), keepdims=True),
-         [normal(2, 3, 4)]),
+    Case(
+        "F.logsumexp-axes-keepdims",
+        lambda x: F.logsumexp(x, axis=(0, 2), keepdims=True),
+        [normal(2, 3, 4)],
+    ),
     Case("F.logsumexp-large", lambda x: F.logsumexp(x, axis=0), [normal(3, 4) * 1e3]),
     Case("F.logsumexp-scalar", F.logsumexp, [normal()]),
     Case("F.softmax", F.softmax, [normal(3, 4)]),
     Case("F.softmax-axis0", lambda x: F.softmax(x, axis=0), [normal(3, 4)]),
-    Case("F.softmax-of-expression", lambda x, w: F.softmax(x @ w * 2.0), [normal(3, 4),
-                                                                        normal(4, 2)]),
+    Case(
+        "F.softmax-of-expression", lambda x, w: F.softmax(x @ w * 2.0), [normal(3, 4), normal(4, 2)]
+    ),
     Case("F.log_softmax", F.log_softmax, [normal(3, 4)]),
     Case("F.log_softmax-axis-none", lambda x: F.log_softmax(x, axis=None), [normal(2, 3)]),
     Case("F.log_softmax-3d-axis1", lambda x: F.log_softmax(x, axis=1), [normal(2, 3, 2)]),
@@ -399,17 +514,26 @@ CASES += [
     Case("F.xlogy", F.xlogy, [normal(3, 4), positive(3, 4)]),
     Case("F.xlogy-broadcast", F.xlogy, [normal(3, 1), positive(4)]),
     Case("F.xlogy-x-zero", F.xlogy, [_with_zero_row(normal(3, 4)), positive(3, 4)]),
-    Case("F.xlogy-of-expression", lambda x, y: F.xlogy(x * 2.0 - 1.0, y), [normal(3),
-                                                                          positive(3)]),
+    Case("F.xlogy-of-expression", lambda x, y: F.xlogy(x * 2.0 - 1.0, y), [normal(3), positive(3)]),
     Case("F.entropy", lambda p: -F.xlogy(p, p).sum(axis=-1), [positive(3, 4, lo=0.05, hi=1.0)]),
-    Case("F.cross_entropy-labels", lambda z: F.cross_entropy_with_logits(
-        z, numpy.array([0, 3, 1])), [normal(3, 4)]),
-    Case("F.cross_entropy-probabilities", F.cross_entropy_with_logits,
-         [normal(3, 4), positive(3, 4, lo=0.05, hi=1.0)]),
-    Case("F.binary_cross_entropy", F.binary_cross_entropy_with_logits,
-         [normal(3, 4), positive(3, 4, lo=0.0, hi=1.0)]),
+    Case(
+        "F.cross_entropy-labels",
+        lambda z: F.cross_entropy_with_logits(z, numpy.array([0, 3, 1])),
+        [normal(3, 4)],
+    ),
+    Case(
+        "F.cross_entropy-probabilities",
+        F.cross_entropy_with_logits,
+        [normal(3, 4), positive(3, 4, lo=0.05, hi=1.0)],
+    ),
+    Case(
+        "F.binary_cross_entropy",
+        F.binary_cross_entropy_with_logits,
+        [normal(3, 4), positive(3, 4, lo=0.0, hi=1.0)],
+    ),
     Case("F.safe_norm-all", F.safe_norm, [normal(5)]),
-    Case("F.safe_norm-axis-keepdims", lambda x: F.safe_norm(x, axis=1, keepdims=True),
-         [normal(3, 4)]),
+    Case(
+        "F.safe_norm-axis-keepdims", lambda x: F.safe_norm(x, axis=1, keepdims=True), [normal(3, 4)]
+    ),
     Case("F.safe_norm-at-zero", lambda x: F.safe_norm(x, axis=0, eps=0.5), [numpy.zeros((3, 2))]),
 ]

@@ -9,7 +9,7 @@ import chainrule as cr
 from chainrule import seed
 
 RNG = numpy.random.default_rng(11)
-X = RNG.standard_normal((4, 4))           # the seed network with a batch of 4 samples
+X = RNG.standard_normal((4, 4))  # the seed network with a batch of 4 samples
 T = RNG.standard_normal((4, 1))
 ARGS = (X, T, *seed.PARAMS.values())
 
@@ -36,8 +36,7 @@ def backward(X, T, W1, W2, W3, W4, B1, B2, B3, B4, mistake=None):
     DZ1 = DZ2 @ W2.T * (Z1 > 0)
     DW1 = -(X.T @ DZ1) if mistake == "sign" else X.T @ DZ1
     DB1 = DZ1.sum(axis=0)
-    return {"W1": DW1, "W2": DW2, "W3": DW3, "W4": DW4,
-            "B1": DB1, "B2": DB2, "B3": DB3, "B4": DB4}
+    return {"W1": DW1, "W2": DW2, "W3": DW3, "W4": DW4, "B1": DB1, "B2": DB2, "B3": DB3, "B4": DB4}
 
 
 def test_the_correct_backward_pass_passes():
@@ -46,13 +45,16 @@ def test_the_correct_backward_pass_passes():
     assert "all gradients are correct" in str(report)
 
 
-@pytest.mark.parametrize("mistake, first_wrong, words", [
-    ("missing 1/N", "W4", "missing 1/N"),
-    ("transposed", "W3", "transposed"),
-    ("bias not summed", "B2", "not summed over the batch"),
-    ("mask", "B2", "ReLU mask"),
-    ("sign", "W1", "wrong sign"),
-])
+@pytest.mark.parametrize(
+    "mistake, first_wrong, words",
+    [
+        ("missing 1/N", "W4", "missing 1/N"),
+        ("transposed", "W3", "transposed"),
+        ("bias not summed", "B2", "not summed over the batch"),
+        ("mask", "B2", "ReLU mask"),
+        ("sign", "W1", "wrong sign"),
+    ],
+)
 def test_each_planted_mistake_is_named(mistake, first_wrong, words):
     report = cr.check_backward(seed.forward, ARGS, backward(*ARGS, mistake=mistake))
     assert not report.passed
@@ -84,9 +86,12 @@ def test_gradients_may_be_given_by_position_or_with_a_D_prefix():
     by_d = {f"D{k}": v for k, v in grads.items()}
     assert cr.check_backward(seed.forward, ARGS, by_d).passed
     positional = [grads[k] for k in ["W1", "W2", "W3", "W4", "B1", "B2", "B3", "B4"]]
-    Xt, Tt = cr.tensor(X), cr.tensor(T)     # data closed over must be tensors for X.dot(W)
-    assert cr.check_backward(lambda W1, W2, W3, W4, B1, B2, B3, B4: seed.forward(
-        Xt, Tt, W1, W2, W3, W4, B1, B2, B3, B4), tuple(seed.PARAMS.values()), positional).passed
+    Xt, Tt = cr.tensor(X), cr.tensor(T)  # data closed over must be tensors for X.dot(W)
+    assert cr.check_backward(
+        lambda W1, W2, W3, W4, B1, B2, B3, B4: seed.forward(Xt, Tt, W1, W2, W3, W4, B1, B2, B3, B4),
+        tuple(seed.PARAMS.values()),
+        positional,
+    ).passed
 
 
 def test_unknown_gradient_names_are_refused():

@@ -36,10 +36,15 @@ def rich_object():
     rng = numpy.random.default_rng(0)
     strided = numpy.arange(24.0).reshape(4, 6)[::2, ::3]
     return {
-        "floats": {str(dt): rng.standard_normal((3, 2)).astype(dt)
-                   for dt in ("float16", "float32", "float64", "longdouble")},
-        "ints": [numpy.array([-(2 ** 63), 2 ** 63 - 1]), numpy.arange(5, dtype=numpy.uint8),
-                 numpy.array([2 ** 64 - 1], dtype=numpy.uint64)],
+        "floats": {
+            str(dt): rng.standard_normal((3, 2)).astype(dt)
+            for dt in ("float16", "float32", "float64", "longdouble")
+        },
+        "ints": [
+            numpy.array([-(2**63), 2**63 - 1]),
+            numpy.arange(5, dtype=numpy.uint8),
+            numpy.array([2**64 - 1], dtype=numpy.uint64),
+        ],
         "special": numpy.array([numpy.nan, -numpy.inf, numpy.inf, -0.0, 5e-324]),
         "complex": numpy.array([1 + 2j, -0.5j]),
         "bools": numpy.array([[True, False]]),
@@ -49,7 +54,7 @@ def rich_object():
         "strided": strided,
         "fortran": numpy.asfortranarray(numpy.arange(6.0).reshape(2, 3)),
         "numpy_scalars": (numpy.float32(1.5), numpy.int16(-3), numpy.bool_(True)),
-        "python": [0.1, -0.0, float("nan"), float("inf"), 10 ** 30, -7, True, None, "text", ""],
+        "python": [0.1, -0.0, float("nan"), float("inf"), 10**30, -7, True, None, "text", ""],
         7: {"int keys": "kept as ints", -1: [1, (2, [3])]},
         "weird/key name": numpy.ones(1),
         "weird_key_name": numpy.zeros(1),
@@ -62,8 +67,7 @@ def test_round_trip_is_bit_exact(tmp_path):
     save(obj, path)
     back = load(path)
     assert same(back, obj)
-    assert back["fortran"].flags.c_contiguous and numpy.array_equal(back["fortran"],
-                                                                    obj["fortran"])
+    assert back["fortran"].flags.c_contiguous and numpy.array_equal(back["fortran"], obj["fortran"])
     assert isinstance(back["numpy_scalars"][0], numpy.float32)
     # an ordinary .npz: NumPy reads it without pickle
     with numpy.load(path, allow_pickle=False) as npz:
@@ -92,7 +96,7 @@ def test_model_and_optimizer_state_round_trip(tmp_path):
 def test_save_is_atomic_and_leaves_no_temporary_files(tmp_path, monkeypatch):
     path = tmp_path / "model.ckpt"
     save({"v": numpy.arange(3)}, path)
-    save({"v": numpy.arange(4)}, path)                     # replaces the file
+    save({"v": numpy.arange(4)}, path)  # replaces the file
     assert load(path)["v"].tolist() == [0, 1, 2, 3]
     assert os.listdir(tmp_path) == ["model.ckpt"]
 
@@ -103,16 +107,19 @@ def test_save_is_atomic_and_leaves_no_temporary_files(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         save({"v": numpy.arange(9)}, path)
     monkeypatch.undo()
-    assert load(path)["v"].tolist() == [0, 1, 2, 3]        # the old checkpoint is intact
+    assert load(path)["v"].tolist() == [0, 1, 2, 3]  # the old checkpoint is intact
     assert os.listdir(tmp_path) == ["model.ckpt"]
 
 
-@pytest.mark.parametrize("obj,what", [
-    ({"a": numpy.array([object()], dtype=object)}, "dtype object"),
-    ({"a": {1, 2}}, "set"),
-    ({(1, 2): 3}, "dict keys"),
-    ({"a": lambda: 0}, "function"),
-])
+@pytest.mark.parametrize(
+    "obj,what",
+    [
+        ({"a": numpy.array([object()], dtype=object)}, "dtype object"),
+        ({"a": {1, 2}}, "set"),
+        ({(1, 2): 3}, "dict keys"),
+        ({"a": lambda: 0}, "function"),
+    ],
+)
 def test_unsavable_objects_raise_and_write_nothing(tmp_path, obj, what):
     with pytest.raises(TypeError, match=what):
         save(obj, tmp_path / "x.ckpt")
@@ -151,8 +158,7 @@ def _rewrite_manifest(src, dst, change):
         members = {k: npz[k] for k in npz.files}
     manifest = json.loads(members["__chainrule_manifest__"].tobytes())
     change(manifest, members)
-    members["__chainrule_manifest__"] = numpy.frombuffer(json.dumps(manifest).encode(),
-                                                         numpy.uint8)
+    members["__chainrule_manifest__"] = numpy.frombuffer(json.dumps(manifest).encode(), numpy.uint8)
     with open(dst, "wb") as f:
         numpy.savez(f, **members)
 
@@ -183,8 +189,15 @@ def test_fuzz_truncation_and_bit_flips_never_crash_or_mislead(tmp_path):
     and last 64 bytes): load() either raises CheckpointError or returns the exact original."""
     model = nn.MLP([3, 4, 2], rng=0)
     opt = optim.Adam(model.parameters())
-    obj = {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": 3, "lr": 0.1,
-           "name": "run", "scalar": numpy.float32(1.5), "history": (0.5, 0.25)}
+    obj = {
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "epoch": 3,
+        "lr": 0.1,
+        "name": "run",
+        "scalar": numpy.float32(1.5),
+        "history": (0.5, 0.25),
+    }
     path = tmp_path / "orig.ckpt"
     save(obj, path)
     raw = path.read_bytes()

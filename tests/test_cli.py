@@ -43,11 +43,16 @@ def model(tmp_path):
     return path
 
 
-@pytest.mark.parametrize("fmt, marker", [("text", "dresid = 2 * resid / resid.size"),
-                                         ("python", "def backward(w, x, y):"),
-                                         ("latex", r"\begin{align*}"),
-                                         ("markdown", "```python"),
-                                         ("dot", "digraph")])
+@pytest.mark.parametrize(
+    "fmt, marker",
+    [
+        ("text", "dresid = 2 * resid / resid.size"),
+        ("python", "def backward(w, x, y):"),
+        ("latex", r"\begin{align*}"),
+        ("markdown", "```python"),
+        ("dot", "digraph"),
+    ],
+)
 def test_explain_a_users_file_in_every_format(model, capsys, fmt, marker):
     assert main(["explain", f"{model}:loss", "--wrt", "w", "--format", fmt]) == 0
     assert marker in capsys.readouterr().out
@@ -61,14 +66,15 @@ def test_explain_python_output_computes_the_gradient(model, capsys, tmp_path):
     x, y, w = rng.standard_normal((5, 3)), rng.standard_normal(5), rng.standard_normal(3)
     value, grads = namespace["backward"](w, x, y)
     pred = numpy.tanh(x @ w)
-    expected = x.T @ (2 * (pred - y) / 5 * (1 - pred ** 2))   # by hand
+    expected = x.T @ (2 * (pred - y) / 5 * (1 - pred**2))  # by hand
     numpy.testing.assert_allclose(grads["w"], expected, rtol=1e-12)
     assert value == pytest.approx(((pred - y) ** 2).mean(), rel=1e-15)
 
 
 def test_explain_why_and_args_override(model, capsys):
-    assert main(["explain", f"{model}:loss", "--wrt", "w", "--why",
-                 "--args", "w=numpy.zeros(3)"]) == 0
+    assert (
+        main(["explain", f"{model}:loss", "--wrt", "w", "--why", "--args", "w=numpy.zeros(3)"]) == 0
+    )
     out = capsys.readouterr().out
     assert "∂loss/∂resid" in out
 
@@ -103,6 +109,10 @@ def test_demo_json_with_explain(capsys):
 
 
 def test_console_script_runs_as_a_module():
-    result = subprocess.run([sys.executable, "-m", "chainrule", "demo", "--json"],
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "chainrule", "demo", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert json.loads(result.stdout)["gradient_check"]["passed"] is True

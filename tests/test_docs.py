@@ -14,8 +14,15 @@ import chainrule
 from chainrule import seed
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-MODULES = ["chainrule", "chainrule.engine.tensor", "chainrule.engine.transforms", "chainrule.engine.gradcheck",
-           "chainrule.engine.rules", "chainrule.engine.graph", "chainrule.engine.pytree"]
+MODULES = [
+    "chainrule",
+    "chainrule.engine.tensor",
+    "chainrule.engine.transforms",
+    "chainrule.engine.gradcheck",
+    "chainrule.engine.rules",
+    "chainrule.engine.graph",
+    "chainrule.engine.pytree",
+]
 
 
 def test_readme_example_runs_and_its_gradient_is_the_hand_derived_one():

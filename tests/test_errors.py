@@ -22,6 +22,7 @@ import chainrule as cr
 # helpers
 # ---------------------------------------------------------------------------------------------
 
+
 def numeric_grad(f, x, h=1e-6):
     """Float64 central finite difference of scalar ``f`` (plain NumPy) at array ``x``."""
     x = numpy.array(x, dtype=numpy.float64)
@@ -52,15 +53,27 @@ def leaf(values, dtype=numpy.float64):
 # ---------------------------------------------------------------------------------------------
 
 UNSUPPORTED = [
-    pytest.param(numpy.linalg.eigvals, [[2.0, 1.0], [1.0, 3.0]], "eigvals",
-                 "numpy.linalg.eigvals", id="linalg.eigvals"),
-    pytest.param(numpy.linalg.pinv, [[2.0, 1.0], [1.0, 3.0]], "pinv", "numpy.linalg.pinv",
-                 id="linalg.pinv"),
+    pytest.param(
+        numpy.linalg.eigvals,
+        [[2.0, 1.0], [1.0, 3.0]],
+        "eigvals",
+        "numpy.linalg.eigvals",
+        id="linalg.eigvals",
+    ),
+    pytest.param(
+        numpy.linalg.pinv, [[2.0, 1.0], [1.0, 3.0]], "pinv", "numpy.linalg.pinv", id="linalg.pinv"
+    ),
     pytest.param(numpy.fft.fft, [1.0, 2.0, 3.0, 4.0], "fft", "numpy.fft.fft", id="fft.fft"),
-    pytest.param(lambda t: numpy.interp(t, [0.0, 1.0, 2.0], [1.0, 3.0, 2.0]), [0.25, 0.5, 1.5],
-                 "interp", "numpy.interp", id="interp"),
-    pytest.param(lambda t: numpy.add.outer(t, t), [1.0, 2.0], "add.outer", "numpy.add.outer",
-                 id="add.outer"),
+    pytest.param(
+        lambda t: numpy.interp(t, [0.0, 1.0, 2.0], [1.0, 3.0, 2.0]),
+        [0.25, 0.5, 1.5],
+        "interp",
+        "numpy.interp",
+        id="interp",
+    ),
+    pytest.param(
+        lambda t: numpy.add.outer(t, t), [1.0, 2.0], "add.outer", "numpy.add.outer", id="add.outer"
+    ),
 ]
 
 
@@ -70,8 +83,15 @@ def test_unsupported_function_on_requires_grad_tensor_raises(func, values, name,
     with pytest.raises(TypeError) as excinfo:
         func(t)
     # what (the function), why (no gradient rule), how to fix (.detach(), no_grad, defvjp)
-    assert_message(excinfo, rf"\b{re.escape(name)}\b", r"no gradient rule", r"requires grad",
-                   r"\.detach\(\)", r"no_grad", r"defvjp")
+    assert_message(
+        excinfo,
+        rf"\b{re.escape(name)}\b",
+        r"no gradient rule",
+        r"requires grad",
+        r"\.detach\(\)",
+        r"no_grad",
+        r"defvjp",
+    )
 
 
 @pytest.mark.parametrize("func, values, name, qualname", UNSUPPORTED)
@@ -106,6 +126,7 @@ def test_unsupported_function_inside_no_grad_works():
 # Conversions to plain arrays, and ndarray methods given a tensor
 # ---------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("convert", [numpy.asarray, numpy.array], ids=["asarray", "array"])
 def test_converting_requires_grad_tensor_to_ndarray_raises(convert):
     t = leaf([1.0, 2.0])
@@ -128,33 +149,44 @@ def test_ndarray_dot_method_with_tensor_argument_raises_and_says_what_to_write()
     W = leaf([[0.5], [-1.0]])
     with pytest.raises(TypeError) as excinfo:
         X.dot(W)
-    assert_message(excinfo, r"X\.dot\(W\)", r"chainrule\.tensor\(X\)", r"X @ W",
-                   r"numpy\.dot\(X, W\)")
+    assert_message(
+        excinfo, r"X\.dot\(W\)", r"chainrule\.tensor\(X\)", r"X @ W", r"numpy\.dot\(X, W\)"
+    )
 
 
-@pytest.mark.parametrize("product", [lambda X, W: X @ W, lambda X, W: numpy.dot(X, W),
-                                     lambda X, W: cr.tensor(X).dot(W)],
-                         ids=["matmul-operator", "numpy.dot", "tensor-method"])
+@pytest.mark.parametrize(
+    "product",
+    [lambda X, W: X @ W, lambda X, W: numpy.dot(X, W), lambda X, W: cr.tensor(X).dot(W)],
+    ids=["matmul-operator", "numpy.dot", "tensor-method"],
+)
 def test_the_suggested_products_work_and_differentiate(product):
     X = numpy.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
     Wv = numpy.array([[0.5], [-1.0]])
     W = leaf(Wv)
     loss = ((product(X, W) - 1.0) ** 2).sum()
     loss.backward()
-    expected = 2 * X.T @ (X @ Wv - 1.0)            # d/dW ||XW - 1||^2
+    expected = 2 * X.T @ (X @ Wv - 1.0)  # d/dW ||XW - 1||^2
     numpy.testing.assert_allclose(W.grad, expected, rtol=1e-12)
     numpy.testing.assert_allclose(
-        W.grad, numeric_grad(lambda w: ((X @ w - 1.0) ** 2).sum(), Wv), rtol=1e-6)
+        W.grad, numeric_grad(lambda w: ((X @ w - 1.0) ** 2).sum(), Wv), rtol=1e-6
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # requires_grad on integer / boolean data
 # ---------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("data, kind", [([1, 2, 3], "integer"), (numpy.arange(3), "integer"),
-                                        ([True, False], "boolean"),
-                                        (numpy.array([1, 2], dtype=numpy.uint8), "integer"),
-                                        (numpy.array([1 + 2j]), "complex")])
+
+@pytest.mark.parametrize(
+    "data, kind",
+    [
+        ([1, 2, 3], "integer"),
+        (numpy.arange(3), "integer"),
+        ([True, False], "boolean"),
+        (numpy.array([1, 2], dtype=numpy.uint8), "integer"),
+        (numpy.array([1 + 2j]), "complex"),
+    ],
+)
 def test_requires_grad_on_non_float_data_raises(data, kind):
     with pytest.raises(TypeError) as excinfo:
         cr.tensor(data, requires_grad=True)
@@ -167,11 +199,15 @@ def test_non_float_data_without_requires_grad_is_fine():
     assert cr.tensor([1, 2], requires_grad=True, dtype=float).dtype == numpy.float64
 
 
-@pytest.mark.parametrize("x", [3, numpy.int64(3), numpy.array([1, 2]), True],
-                         ids=["int", "numpy.int64", "int-array", "bool"])
+@pytest.mark.parametrize(
+    "x",
+    [3, numpy.int64(3), numpy.array([1, 2]), True],
+    ids=["int", "numpy.int64", "int-array", "bool"],
+)
 def test_grad_of_integer_argument_raises(x):
     def f(x):
         return (x * 2.0).sum()
+
     with pytest.raises(TypeError) as excinfo:
         cr.grad(f)(x)
     # which argument (by its parameter name), what is wrong, how to fix it
@@ -181,19 +217,21 @@ def test_grad_of_integer_argument_raises(x):
 def test_grad_of_integer_leaf_inside_pytree_names_the_leaf():
     def f(p):
         return p["w"].sum() + p["n"]
+
     with pytest.raises(TypeError) as excinfo:
         cr.grad(f)({"w": numpy.ones(2), "n": numpy.array([1, 2])})
     assert_message(excinfo, r"\['n'\]", r"integer", r"float")
 
 
 def test_grad_with_integer_non_differentiated_argument_is_fine():
-    g = cr.grad(lambda x, n: (x ** n).sum())(numpy.array([1.0, 2.0]), 3)
+    g = cr.grad(lambda x, n: (x**n).sum())(numpy.array([1.0, 2.0]), 3)
     numpy.testing.assert_allclose(g, [3.0, 12.0], rtol=1e-12)
 
 
 # ---------------------------------------------------------------------------------------------
 # backward() misuse
 # ---------------------------------------------------------------------------------------------
+
 
 def test_backward_on_non_scalar_without_gradient_raises():
     x = leaf([1.0, 2.0, 3.0])
@@ -205,25 +243,25 @@ def test_backward_on_non_scalar_without_gradient_raises():
 
 def test_backward_on_non_scalar_with_gradient_works():
     x = leaf([1.0, 2.0, 3.0])
-    (x ** 2).backward(gradient=numpy.array([1.0, 10.0, 100.0]))
+    (x**2).backward(gradient=numpy.array([1.0, 10.0, 100.0]))
     numpy.testing.assert_allclose(x.grad, [2.0, 40.0, 600.0])
 
 
 def test_second_backward_through_freed_graph_raises():
     x = leaf([1.0, 2.0])
-    y = (x ** 2).sum()
+    y = (x**2).sum()
     y.backward()
     with pytest.raises(RuntimeError) as excinfo:
         y.backward()
     assert_message(excinfo, r"freed", r"retain_graph=True")
-    numpy.testing.assert_allclose(x.grad, [2.0, 4.0])      # the first pass is unchanged
+    numpy.testing.assert_allclose(x.grad, [2.0, 4.0])  # the first pass is unchanged
 
 
 def test_backward_through_a_freed_shared_subgraph_raises():
     x = leaf([1.0, 2.0])
     h = x * 2
     h.sum().backward()
-    y2 = (h * 3).sum()           # a new root, but it reaches h, whose graph is freed
+    y2 = (h * 3).sum()  # a new root, but it reaches h, whose graph is freed
     with pytest.raises(RuntimeError) as excinfo:
         y2.backward()
     assert_message(excinfo, r"freed", r"retain_graph=True", r"multiply")
@@ -268,18 +306,27 @@ def test_backward_on_result_computed_under_no_grad_raises():
 # out= into a tensor
 # ---------------------------------------------------------------------------------------------
 
+
 def test_ufunc_out_into_tensor_raises():
     a = leaf([1.0, 2.0])
     b = cr.tensor([3.0, 4.0])
     t = cr.tensor([0.0, 0.0])
-    for call in (lambda: numpy.add(a, b, out=t), lambda: numpy.add(a, b, out=(t,)),
-                 lambda: numpy.multiply(numpy.ones(2), numpy.ones(2), out=t),
-                 lambda: numpy.exp(a, out=numpy.empty(2))):
+    for call in (
+        lambda: numpy.add(a, b, out=t),
+        lambda: numpy.add(a, b, out=(t,)),
+        lambda: numpy.multiply(numpy.ones(2), numpy.ones(2), out=t),
+        lambda: numpy.exp(a, out=numpy.empty(2)),
+    ):
         with pytest.raises(TypeError) as excinfo:
             call()
-        assert_message(excinfo, r"numpy\.(add|multiply|exp)", r"out=", r"not supported",
-                       r"returned value|result")
-    numpy.testing.assert_array_equal(t.data, [0.0, 0.0])    # nothing was written
+        assert_message(
+            excinfo,
+            r"numpy\.(add|multiply|exp)",
+            r"out=",
+            r"not supported",
+            r"returned value|result",
+        )
+    numpy.testing.assert_array_equal(t.data, [0.0, 0.0])  # nothing was written
 
 
 @pytest.mark.parametrize("fname", ["sum", "mean", "prod", "max", "cumsum"])
@@ -296,6 +343,7 @@ def test_function_out_into_array_or_tensor_raises(fname):
 # ---------------------------------------------------------------------------------------------
 # In-place assignment
 # ---------------------------------------------------------------------------------------------
+
 
 def test_setitem_on_requires_grad_leaf_raises_and_leaves_it_unchanged():
     t = leaf([1.0, 2.0, 3.0])
@@ -314,14 +362,14 @@ def test_setitem_on_leaf_under_no_grad_follows_the_message_advice():
         t[0] = 5.0
     numpy.testing.assert_array_equal(t.data, [5.0, 2.0, 3.0])
     assert t.is_leaf and t.requires_grad
-    (t ** 2).sum().backward()
+    (t**2).sum().backward()
     numpy.testing.assert_allclose(t.grad, [10.0, 4.0, 6.0])
 
 
 def test_setitem_on_tensor_already_read_raises_and_keeps_earlier_gradients():
     t = leaf([1.0, 2.0, 3.0])
     u = t * 1.0
-    v = (u * u).sum()           # reads u
+    v = (u * u).sum()  # reads u
     with pytest.raises(RuntimeError) as excinfo:
         u[0] = 5.0
     assert_message(excinfo, r"in-place", r"already read", r"copy")
@@ -338,13 +386,13 @@ def test_setitem_on_fresh_intermediate_is_recorded():
     u = t * 1
     u[0] = 5 * w
     numpy.testing.assert_array_equal(u.data, [10.0, 2.0, 3.0])
-    loss = (u ** 2).sum()
+    loss = (u**2).sum()
     loss.backward()
 
     def plain(tt, ww):
         uu = tt * 1
         uu[0] = 5 * ww
-        return (uu ** 2).sum()
+        return (uu**2).sum()
 
     # hand formula: u = [5w, t1, t2]; dL/dt = [0, 2 t1, 2 t2], dL/dw = 2 * 5w * 5 = 50 w
     assert t.grad is not None and w.grad is not None
@@ -374,9 +422,9 @@ def test_setitem_into_constant_tensor_records_the_value():
     c = cr.tensor([1.0, 1.0, 1.0])
     c[1] = w * 3
     assert c.requires_grad
-    (c ** 2).sum().backward()
+    (c**2).sum().backward()
     assert w.grad is not None
-    numpy.testing.assert_allclose(w.grad, 2 * 6.0 * 3)      # d/dw (3w)^2 = 18 w
+    numpy.testing.assert_allclose(w.grad, 2 * 6.0 * 3)  # d/dw (3w)^2 = 18 w
 
 
 def test_copy_then_setitem_as_the_message_suggests():
@@ -394,14 +442,14 @@ def test_augmented_assignment_rebinds_and_keeps_the_old_graph():
     t = leaf(tv)
     original = t
     u = t * 2
-    v = t * 3                 # recorded before the rebinding, reads the original t
-    t += u                    # t is now a new tensor t + u; the leaf is untouched
+    v = t * 3  # recorded before the rebinding, reads the original t
+    t += u  # t is now a new tensor t + u; the leaf is untouched
     assert t is not original
     assert original.is_leaf and original.requires_grad
     numpy.testing.assert_array_equal(original.data, tv)
     numpy.testing.assert_array_equal(t.data, 3 * tv)
     (t * t).sum().backward(retain_graph=True)
-    numpy.testing.assert_allclose(original.grad, 18 * tv)     # d/dx (3x)^2
+    numpy.testing.assert_allclose(original.grad, 18 * tv)  # d/dx (3x)^2
     original.grad = None
     v.sum().backward()
     numpy.testing.assert_allclose(original.grad, [3.0, 3.0, 3.0])
@@ -416,7 +464,7 @@ def test_augmented_assignment_on_intermediate_keeps_old_value_and_graph():
     numpy.testing.assert_array_equal(old.data, [2.0, 4.0])
     numpy.testing.assert_array_equal(a.data, [3.0, 10.0])
     a.sum().backward(retain_graph=True)
-    numpy.testing.assert_allclose(x.grad, 4 * numpy.array([1.0, 2.0]) + 1)   # d/dx (2x+1)x
+    numpy.testing.assert_allclose(x.grad, 4 * numpy.array([1.0, 2.0]) + 1)  # d/dx (2x+1)x
     x.grad = None
     old.sum().backward()
     numpy.testing.assert_allclose(x.grad, [2.0, 2.0])
@@ -426,12 +474,13 @@ def test_augmented_assignment_on_intermediate_keeps_old_value_and_graph():
 # Mutation safety
 # ---------------------------------------------------------------------------------------------
 
+
 def test_tensor_copies_its_input():
     arr = numpy.array([1.0, 2.0, 3.0])
     x = cr.tensor(arr, requires_grad=True)
     arr[:] = 100.0
     numpy.testing.assert_array_equal(x.data, [1.0, 2.0, 3.0])
-    (x ** 2).sum().backward()
+    (x**2).sum().backward()
     numpy.testing.assert_allclose(x.grad, [2.0, 4.0, 6.0])
 
 
@@ -463,6 +512,7 @@ def test_backward_gradient_argument_is_copied():
 # NaN and inf
 # ---------------------------------------------------------------------------------------------
 
+
 def test_log_of_zero_gives_minus_inf_with_numpy_warning():
     xv = numpy.array([0.0, 1.0, 2.0])
     x = leaf(xv)
@@ -474,7 +524,7 @@ def test_log_of_zero_gives_minus_inf_with_numpy_warning():
     assert y.data[0] == -numpy.inf
     with numpy.errstate(divide="ignore", invalid="ignore"):
         y.sum().backward()
-    numpy.testing.assert_array_equal(x.grad, [numpy.inf, 1.0, 0.5])   # 1/x
+    numpy.testing.assert_array_equal(x.grad, [numpy.inf, 1.0, 0.5])  # 1/x
 
 
 def test_sqrt_of_negative_gives_nan_with_numpy_warning():
@@ -535,18 +585,22 @@ def test_engine_keeps_working_after_nan_and_inf():
 # Bad data for chainrule.tensor
 # ---------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("data, pattern", [
-    ([[1.0, 2.0], [3.0]], r"rectangular"),
-    ([[1.0], [2.0, 3.0], []], r"rectangular"),
-    (numpy.array([1.0, "a"], dtype=object), r"object"),
-    (numpy.array([1.0, 2.0], dtype=object), r"object"),
-    (None, r"object|not numeric"),
-    ("abc", r"not numeric"),
-    (["a", "b"], r"not numeric"),
-    (b"ab", r"not numeric"),
-    ([[1.0, 2.0], ["a", 3.0]], r"not numeric"),
-    ({"a": 1.0}, r"object|not numeric"),
-])
+
+@pytest.mark.parametrize(
+    "data, pattern",
+    [
+        ([[1.0, 2.0], [3.0]], r"rectangular"),
+        ([[1.0], [2.0, 3.0], []], r"rectangular"),
+        (numpy.array([1.0, "a"], dtype=object), r"object"),
+        (numpy.array([1.0, 2.0], dtype=object), r"object"),
+        (None, r"object|not numeric"),
+        ("abc", r"not numeric"),
+        (["a", "b"], r"not numeric"),
+        (b"ab", r"not numeric"),
+        ([[1.0, 2.0], ["a", 3.0]], r"not numeric"),
+        ({"a": 1.0}, r"object|not numeric"),
+    ],
+)
 def test_tensor_of_bad_data_raises_clear_type_error(data, pattern):
     for rg in (False, True):
         with pytest.raises(TypeError) as excinfo:
@@ -558,19 +612,23 @@ def test_tensor_of_bad_data_raises_clear_type_error(data, pattern):
 # Mismatched shapes
 # ---------------------------------------------------------------------------------------------
 
+
 def _numpy_message(func, *args):
     with pytest.raises(ValueError) as excinfo:
         func(*args)
     return str(excinfo.value).strip()
 
 
-@pytest.mark.parametrize("call, func, name", [
-    (lambda a, b: a + b, numpy.add, "add"),
-    (lambda a, b: numpy.add(a, b), numpy.add, "add"),
-    (lambda a, b: a * b, numpy.multiply, "multiply"),
-    (lambda a, b: numpy.subtract(a, b), numpy.subtract, "subtract"),
-    (lambda a, b: a @ b, numpy.matmul, "matmul"),
-])
+@pytest.mark.parametrize(
+    "call, func, name",
+    [
+        (lambda a, b: a + b, numpy.add, "add"),
+        (lambda a, b: numpy.add(a, b), numpy.add, "add"),
+        (lambda a, b: a * b, numpy.multiply, "multiply"),
+        (lambda a, b: numpy.subtract(a, b), numpy.subtract, "subtract"),
+        (lambda a, b: a @ b, numpy.matmul, "matmul"),
+    ],
+)
 def test_mismatched_shapes_raise_value_error_with_numpy_message(call, func, name):
     a = cr.tensor(numpy.ones((2, 3)), requires_grad=True)
     b = cr.tensor(numpy.ones(4))
@@ -593,6 +651,7 @@ def test_mismatched_shapes_with_plain_array_on_the_left():
 # ---------------------------------------------------------------------------------------------
 # no_grad
 # ---------------------------------------------------------------------------------------------
+
 
 def test_no_grad_results_do_not_require_grad_and_recording_resumes():
     x = leaf([1.0, 2.0])
@@ -632,7 +691,7 @@ def test_no_grad_is_thread_local():
                 assert checked.wait(10)
                 results["worker_enabled"] = cr.is_grad_enabled()
                 results["worker"] = (x * 2).requires_grad
-        except BaseException as e:      # pragma: no cover - reported below
+        except BaseException as e:  # pragma: no cover - reported below
             results["error"] = e
             inside.set()
 
@@ -648,8 +707,7 @@ def test_no_grad_is_thread_local():
         checked.set()
         th.join(10)
     assert "error" not in results, results.get("error")
-    assert results == {"main_enabled": True, "main": True, "worker_enabled": False,
-                       "worker": False}
+    assert results == {"main_enabled": True, "main": True, "worker_enabled": False, "worker": False}
     y.backward()
     numpy.testing.assert_allclose(x.grad, [5.0, 5.0])
 
@@ -672,6 +730,7 @@ def test_new_threads_start_with_grad_enabled_even_from_inside_no_grad():
 # dtypes
 # ---------------------------------------------------------------------------------------------
 
+
 def test_float32_stays_float32_with_python_float_constants():
     xv = numpy.array([0.5, 1.0, 2.0], dtype=numpy.float32)
     x = cr.tensor(xv, requires_grad=True)
@@ -682,16 +741,25 @@ def test_float32_stays_float32_with_python_float_constants():
     loss.backward()
     assert x.grad.dtype == numpy.float32 and x.grad.shape == (3,)
     x64 = xv.astype(numpy.float64)
-    expected = ((x64 * 0.5 + 1.5) * 1.0 - 3.0 / x64 ** 2 - 0.1 * numpy.exp(0.1 * x64) + 2) / 3
+    expected = ((x64 * 0.5 + 1.5) * 1.0 - 3.0 / x64**2 - 0.1 * numpy.exp(0.1 * x64) + 2) / 3
     numpy.testing.assert_allclose(x.grad, expected, rtol=1e-5)
 
 
-@pytest.mark.parametrize("f", [
-    lambda x: (x * 0.1).var(), lambda x: (x / 3.0).std(), lambda x: numpy.linalg.norm(x * 2.0),
-    lambda x: numpy.tanh(x * 0.3).prod(), lambda x: numpy.arctan2(x, 2.0).sum(),
-    lambda x: numpy.hypot(x, 0.5).sum(), lambda x: numpy.logaddexp(x, 1.0).max(),
-    lambda x: (2.0 ** x).sum(), lambda x: numpy.sqrt(x + 1.0).mean(),
-], ids=["var", "std", "norm", "tanh-prod", "arctan2", "hypot", "logaddexp-max", "rpow", "sqrt"])
+@pytest.mark.parametrize(
+    "f",
+    [
+        lambda x: (x * 0.1).var(),
+        lambda x: (x / 3.0).std(),
+        lambda x: numpy.linalg.norm(x * 2.0),
+        lambda x: numpy.tanh(x * 0.3).prod(),
+        lambda x: numpy.arctan2(x, 2.0).sum(),
+        lambda x: numpy.hypot(x, 0.5).sum(),
+        lambda x: numpy.logaddexp(x, 1.0).max(),
+        lambda x: (2.0**x).sum(),
+        lambda x: numpy.sqrt(x + 1.0).mean(),
+    ],
+    ids=["var", "std", "norm", "tanh-prod", "arctan2", "hypot", "logaddexp-max", "rpow", "sqrt"],
+)
 @pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64])
 def test_gradient_dtype_matches_input_dtype(f, dtype):
     xv = numpy.array([0.25, 0.75, 1.5], dtype=dtype)
@@ -703,7 +771,7 @@ def test_gradient_dtype_matches_input_dtype(f, dtype):
     g = cr.grad(f)(xv)
     assert type(g) is numpy.ndarray and g.dtype == dtype and g.shape == xv.shape
 
-    expected = numeric_grad(f, xv.astype(numpy.float64))     # f on plain float64 arrays
+    expected = numeric_grad(f, xv.astype(numpy.float64))  # f on plain float64 arrays
     tol = 1e-3 if dtype == numpy.float32 else 1e-6
     numpy.testing.assert_allclose(g, expected, rtol=tol, atol=tol)
 
@@ -725,14 +793,16 @@ Pair = namedtuple("Pair", "a b")
 
 
 def test_grad_returns_the_pytree_structure_of_the_argument():
-    params = {"w": numpy.array([1.0, 2.0]),
-              "layers": [numpy.array([[0.5]]), (numpy.array(3.0), 1.5)],
-              "z": {"inner": numpy.array([-1.0, 0.0, 1.0])}}
+    params = {
+        "w": numpy.array([1.0, 2.0]),
+        "layers": [numpy.array([[0.5]]), (numpy.array(3.0), 1.5)],
+        "z": {"inner": numpy.array([-1.0, 0.0, 1.0])},
+    }
 
     def f(p):
         w = p["w"]
         m, (s, c) = p["layers"]
-        return ((w * s).sum() + (m ** 2).sum() * c + (p["z"]["inner"] ** 3).sum())
+        return (w * s).sum() + (m**2).sum() * c + (p["z"]["inner"] ** 3).sum()
 
     g = cr.grad(f)(params)
     assert type(g) is dict and list(g) == ["w", "layers", "z"]
@@ -741,19 +811,21 @@ def test_grad_returns_the_pytree_structure_of_the_argument():
     assert type(g["z"]) is dict and list(g["z"]) == ["inner"]
     numpy.testing.assert_allclose(g["w"], [3.0, 3.0])
     numpy.testing.assert_allclose(g["layers"][0], [[2 * 0.5 * 1.5]])
-    numpy.testing.assert_allclose(g["layers"][1][0], 3.0)         # sum(w)
-    numpy.testing.assert_allclose(g["layers"][1][1], 0.25)        # m^2
+    numpy.testing.assert_allclose(g["layers"][1][0], 3.0)  # sum(w)
+    numpy.testing.assert_allclose(g["layers"][1][1], 0.25)  # m^2
     numpy.testing.assert_allclose(g["z"]["inner"], [3.0, 0.0, 3.0])
-    for got, arg in [(g["w"], params["w"]), (g["layers"][0], params["layers"][0]),
-                     (g["layers"][1][0], params["layers"][1][0]),
-                     (g["z"]["inner"], params["z"]["inner"])]:
+    for got, arg in [
+        (g["w"], params["w"]),
+        (g["layers"][0], params["layers"][0]),
+        (g["layers"][1][0], params["layers"][1][0]),
+        (g["z"]["inner"], params["z"]["inner"]),
+    ]:
         assert isinstance(got, numpy.ndarray) and not isinstance(got, cr.Tensor)
         assert got.shape == arg.shape and got.dtype == arg.dtype
 
 
 def test_grad_keeps_namedtuples():
-    g = cr.grad(lambda p: (p.a * p.b).sum())(Pair(numpy.array([1.0, 2.0]),
-                                                   numpy.array([3.0, 4.0])))
+    g = cr.grad(lambda p: (p.a * p.b).sum())(Pair(numpy.array([1.0, 2.0]), numpy.array([3.0, 4.0])))
     assert type(g) is Pair
     numpy.testing.assert_allclose(g.a, [3.0, 4.0])
     numpy.testing.assert_allclose(g.b, [1.0, 2.0])
@@ -791,14 +863,14 @@ def test_grad_has_aux():
     x = numpy.array([1.0, -2.0])
 
     def f(x):
-        y = x ** 2
+        y = x**2
         return y.sum(), {"y": y, "label": "sq"}
 
     g, aux = cr.grad(f, has_aux=True)(x)
     numpy.testing.assert_allclose(g, 2 * x)
     assert set(aux) == {"y", "label"} and aux["label"] == "sq"
     assert isinstance(aux["y"], numpy.ndarray) and not isinstance(aux["y"], cr.Tensor)
-    numpy.testing.assert_allclose(aux["y"], x ** 2)
+    numpy.testing.assert_allclose(aux["y"], x**2)
 
     (value, aux2), g2 = cr.value_and_grad(f, has_aux=True)(x)
     numpy.testing.assert_allclose(value, 5.0)
@@ -807,25 +879,25 @@ def test_grad_has_aux():
 
 def test_grad_has_aux_without_pair_raises():
     with pytest.raises(TypeError) as excinfo:
-        cr.grad(lambda x: (x ** 2).sum(), has_aux=True)(numpy.ones(2))
+        cr.grad(lambda x: (x**2).sum(), has_aux=True)(numpy.ones(2))
     assert_message(excinfo, r"has_aux", r"pair")
 
 
 def test_grad_of_non_scalar_function_raises():
     with pytest.raises(TypeError) as excinfo:
-        cr.grad(lambda x: x ** 2)(numpy.ones(3))
+        cr.grad(lambda x: x**2)(numpy.ones(3))
     assert_message(excinfo, r"scalar", r"\(3,\)", r"sum|mean")
 
 
 def test_gradient_of_unused_argument_is_zeros_of_its_shape():
-    g = cr.grad(lambda a, b: (a ** 2).sum(), argnums=(0, 1))(numpy.ones(2), numpy.ones((2, 3)))
+    g = cr.grad(lambda a, b: (a**2).sum(), argnums=(0, 1))(numpy.ones(2), numpy.ones((2, 3)))
     numpy.testing.assert_array_equal(g[1], numpy.zeros((2, 3)))
 
 
 def _assert_independent(g1, g2):
     assert not numpy.shares_memory(g1, g2)
     before = g2.copy()
-    g1[...] = 123.0            # must be writable and must not change the other
+    g1[...] = 123.0  # must be writable and must not change the other
     numpy.testing.assert_array_equal(g2, before)
 
 
@@ -852,14 +924,14 @@ def test_broadcast_gradient_is_a_writable_array_of_its_own():
     a = leaf([1.0, 2.0, 3.0])
     b = leaf(0.5)
     (a.sum() + b).backward()
-    a.grad[0] = 7.0                            # a broadcast view would be read-only
+    a.grad[0] = 7.0  # a broadcast view would be read-only
     numpy.testing.assert_array_equal(a.grad, [7.0, 1.0, 1.0])
     numpy.testing.assert_array_equal(b.grad, 1.0)
 
 
 def test_a_reshaped_gradient_and_its_base_go_to_two_leaves_without_sharing_memory():
     # B's gradient is a reshape of the same array W receives (broadcasting over a length-1 axis)
-    for w_first in (True, False):           # the walk reaches the newer leaf first
+    for w_first in (True, False):  # the walk reaches the newer leaf first
         if w_first:
             W, B = leaf(numpy.ones((1, 3))), leaf(numpy.ones(3))
         else:
@@ -876,7 +948,7 @@ def test_slices_of_one_gradient_given_to_two_leaves_are_copies():
     numpy.testing.assert_array_equal(a.grad, [1.0, 2.0])
     numpy.testing.assert_array_equal(b.grad, [3.0])
     _assert_independent(a.grad, b.grad)
-    for g in (a.grad, b.grad):                # neither keeps the whole gradient alive
+    for g in (a.grad, b.grad):  # neither keeps the whole gradient alive
         assert g.base is None or g.base.size == g.size
 
 
@@ -884,7 +956,7 @@ def test_the_seed_of_backward_is_never_handed_out():
     for shape in ((), (1,), (1, 1)):
         x = leaf(numpy.full(shape, 2.0))
         x.sum().backward()
-        x.grad[...] = 5.0                     # writable, and writing must not change the seed
+        x.grad[...] = 5.0  # writable, and writing must not change the seed
         y = leaf(numpy.full(shape, 2.0))
         (y * 3.0).sum().backward()
         numpy.testing.assert_array_equal(y.grad, numpy.full(shape, 3.0))
@@ -907,7 +979,8 @@ def test_grad_results_never_alias():
     ga, gb = cr.grad(lambda a, b: (a + b).sum(), argnums=(0, 1))(numpy.ones(2), numpy.ones(2))
     _assert_independent(ga, gb)
     g = cr.grad(lambda p: (p["x"] - p["y"]).sum() + p["x"].sum())(
-        {"x": numpy.ones(3), "y": numpy.ones(3)})
+        {"x": numpy.ones(3), "y": numpy.ones(3)}
+    )
     _assert_independent(g["x"], g["y"])
     numpy.testing.assert_array_equal(g["y"], -numpy.ones(3))
 
@@ -916,13 +989,18 @@ def test_grad_results_never_alias():
 # Higher derivatives
 # ---------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("f, d2", [
-    (lambda x: x ** 3, lambda x: 6 * x),
-    (numpy.sin, lambda x: -numpy.sin(x)),
-    (lambda x: numpy.exp(x) * numpy.sin(x), lambda x: 2 * numpy.exp(x) * numpy.cos(x)),
-    (lambda x: numpy.log(x) * x, lambda x: 1 / x),
-    (lambda x: 1.0 / (1.0 + x ** 2), lambda x: (6 * x ** 2 - 2) / (1 + x ** 2) ** 3),
-], ids=["cube", "sin", "exp-sin", "xlogx", "lorentz"])
+
+@pytest.mark.parametrize(
+    "f, d2",
+    [
+        (lambda x: x**3, lambda x: 6 * x),
+        (numpy.sin, lambda x: -numpy.sin(x)),
+        (lambda x: numpy.exp(x) * numpy.sin(x), lambda x: 2 * numpy.exp(x) * numpy.cos(x)),
+        (lambda x: numpy.log(x) * x, lambda x: 1 / x),
+        (lambda x: 1.0 / (1.0 + x**2), lambda x: (6 * x**2 - 2) / (1 + x**2) ** 3),
+    ],
+    ids=["cube", "sin", "exp-sin", "xlogx", "lorentz"],
+)
 @pytest.mark.parametrize("x", [0.7, 1.3, 2.0])
 def test_grad_of_grad_matches_analytic_second_derivative(f, d2, x):
     got = cr.grad(cr.grad(f))(x)
@@ -930,7 +1008,7 @@ def test_grad_of_grad_matches_analytic_second_derivative(f, d2, x):
 
 
 def test_third_derivative():
-    numpy.testing.assert_allclose(cr.grad(cr.grad(cr.grad(lambda x: x ** 3)))(1.7), 6.0)
+    numpy.testing.assert_allclose(cr.grad(cr.grad(cr.grad(lambda x: x**3)))(1.7), 6.0)
     numpy.testing.assert_allclose(cr.grad(cr.grad(cr.grad(numpy.sin)))(0.4), -math.cos(0.4))
 
 
@@ -954,13 +1032,13 @@ def test_grad_of_grad_with_vector_input_gives_hessian_vector_product():
 def test_backward_create_graph_then_differentiate_grad_again():
     xv = numpy.array([0.5, -1.0, 2.0])
     x = leaf(xv)
-    (x ** 3).sum().backward(create_graph=True)
+    (x**3).sum().backward(create_graph=True)
     gx = x.grad
     assert isinstance(gx, cr.Tensor) and gx.requires_grad
-    numpy.testing.assert_allclose(gx.data, 3 * xv ** 2)
+    numpy.testing.assert_allclose(gx.data, 3 * xv**2)
     x.grad = None
-    (gx * gx).sum().backward()                   # d/dx sum(9 x^4) = 36 x^3
-    numpy.testing.assert_allclose(x.grad, 36 * xv ** 3, rtol=1e-12)
+    (gx * gx).sum().backward()  # d/dx sum(9 x^4) = 36 x^3
+    numpy.testing.assert_allclose(x.grad, 36 * xv**3, rtol=1e-12)
 
 
 def test_backward_create_graph_scalar_exp_sin():
@@ -979,11 +1057,14 @@ def test_check_grads_order_two_agrees_and_detects_wrong_rule():
 
     # a deliberately wrong function: its "gradient" disagrees with finite differences
     def bad(x):
-        return (x * numpy.sin(x.detach())).sum() if isinstance(x, cr.Tensor) else \
-            (x * numpy.sin(x)).sum()
+        return (
+            (x * numpy.sin(x.detach())).sum()
+            if isinstance(x, cr.Tensor)
+            else (x * numpy.sin(x)).sum()
+        )
+
     with pytest.raises(cr.GradientCheckError):
         cr.check_grads(bad, numpy.array([0.3, 0.9]))
-
 
 
 def test_a_rule_that_fails_halfway_leaves_no_pending_gradient_behind():
@@ -1000,7 +1081,7 @@ def test_a_rule_that_fails_halfway_leaves_no_pending_gradient_behind():
     triple = cr.primitive(lambda x: x * 3.0, name="flaky_triple")
     cr.defvjp(triple, flaky_rule)
     x = leaf([1.0, 2.0])
-    h = x * 2.0                          # pending gradients wait on h and on u during the walk
+    h = x * 2.0  # pending gradients wait on h and on u during the walk
     u = numpy.sin(h)
     loss = (triple(h) + u * 1.0).sum()
     with pytest.raises(FloatingPointError, match="planted"):
@@ -1040,7 +1121,7 @@ def test_no_grad_and_enable_grad_as_decorators_nest_and_restore():
     assert off(3)[:2] == (False, False)
     assert cr.is_grad_enabled()
     with cr.no_grad():
-        assert on() is True               # switched back on inside, off again after
+        assert on() is True  # switched back on inside, off again after
         assert not cr.is_grad_enabled()
     assert cr.is_grad_enabled()
     with pytest.raises(KeyError):

@@ -44,10 +44,15 @@ def test_seed_backward_section_is_the_hand_derived_chain_rule():
 
 def test_seed_forward_section_uses_the_users_names():
     assert seed_explanation().forward_lines() == [
-        "Z1 = X.dot(W1) + B1", "A1 = numpy.maximum(0, Z1)",
-        "Z2 = A1.dot(W2) + B2", "A2 = numpy.maximum(0, Z2)",
-        "Z3 = A2.dot(W3) + B3", "A3 = numpy.maximum(0, Z3)",
-        "Y = A3.dot(W4) + B4", "err = ((Y - T) ** 2).mean()"]
+        "Z1 = X.dot(W1) + B1",
+        "A1 = numpy.maximum(0, Z1)",
+        "Z2 = A1.dot(W2) + B2",
+        "A2 = numpy.maximum(0, Z2)",
+        "Z3 = A2.dot(W3) + B3",
+        "A3 = numpy.maximum(0, Z3)",
+        "Y = A3.dot(W4) + B4",
+        "err = ((Y - T) ** 2).mean()",
+    ]
 
 
 def test_text_shows_shapes_and_the_len_X_trap():
@@ -84,8 +89,16 @@ def test_exported_seed_code_runs_without_chainrule(tmp_path):
     (tmp_path / "runner.py").write_text(RUNNER)
     args = [seed.X, seed.T, *seed.PARAMS.values()]
     numpy.savez(tmp_path / "in.npz", **{f"a{i}": a for i, a in enumerate(args)})
-    subprocess.run([sys.executable, str(tmp_path / "runner.py"), str(tmp_path / "backward.py"),
-                    str(tmp_path / "in.npz"), str(tmp_path / "out.npz")], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            str(tmp_path / "runner.py"),
+            str(tmp_path / "backward.py"),
+            str(tmp_path / "in.npz"),
+            str(tmp_path / "out.npz"),
+        ],
+        check=True,
+    )
     out = numpy.load(tmp_path / "out.npz")
     expected = seed.hand_derived_gradients(seed.X, seed.T, **seed.PARAMS)
     for name in PARAMS:
@@ -129,7 +142,7 @@ def test_names_can_be_given_explicitly():
     def f(x):
         h = x * 2.0
         h.name = "doubled"
-        return (h ** 2).sum()
+        return (h**2).sum()
 
     lines = cr.explain(f, numpy.ones(3)).backward_lines()
     assert any(line.startswith("ddoubled = ") for line in lines)
@@ -192,5 +205,5 @@ def test_the_cross_entropy_gradient_reads_as_people_write_it():
     numpy.testing.assert_allclose(grads["Z"], want, rtol=1e-12)
     soft = numpy.exp(Z - Z.max(1, keepdims=True))
     soft /= soft.sum(1, keepdims=True)
-    soft[numpy.arange(5), y2] -= 1                 # the hand-derived softmax - onehot
+    soft[numpy.arange(5), y2] -= 1  # the hand-derived softmax - onehot
     numpy.testing.assert_allclose(grads["Z"], soft / 5, rtol=1e-12, atol=1e-15)

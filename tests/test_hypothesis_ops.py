@@ -46,13 +46,20 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     try:
         import hypothesis.extra._patching  # noqa: F401
-    except ImportError:                     # pragma: no cover - libcst/black not installed
+    except ImportError:  # pragma: no cover - libcst/black not installed
         pass
 
 EXAMPLES = int(os.environ.get("CHAINRULE_HYPOTHESIS_EXAMPLES", "5"))
-SETTINGS = settings(max_examples=EXAMPLES, deadline=None, print_blob=True,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                           HealthCheck.filter_too_much])
+SETTINGS = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.filter_too_much,
+    ],
+)
 MAX_DELTA = 0.05
 
 
@@ -60,7 +67,7 @@ def perturb(x: numpy.ndarray, delta: float, u: numpy.ndarray) -> numpy.ndarray:
     """Each element times ``1 + delta * u``, or divided by it where that leaves x's range."""
     factor = 1.0 + delta * u
     y = numpy.array(x * factor, dtype=numpy.float64)
-    if x.size <= 1:       # no range to keep to: the op_cases domains have 5% to spare
+    if x.size <= 1:  # no range to keep to: the op_cases domains have 5% to spare
         return y
     lo, hi = x.min(), x.max()
     outside = (y < lo) | (y > hi)
@@ -78,9 +85,9 @@ def test_perturb_keeps_sign_range_and_order():
         assert numpy.all(numpy.sign(y) == numpy.sign(x))
         assert y.min() >= x.min() and y.max() <= x.max()
         assert numpy.all(numpy.abs(y - x) <= MAX_DELTA * numpy.abs(x) * 1.0000001)
-    d = numpy.arange(12) * 0.37 - 1.8        # op_cases.distinct(3, 4): 0.37 apart
+    d = numpy.arange(12) * 0.37 - 1.8  # op_cases.distinct(3, 4): 0.37 apart
     y = perturb(d, MAX_DELTA, numpy.where(numpy.arange(12) % 2 == 0, 1.0, -1.0))
-    assert numpy.all(numpy.diff(y) > 0.1)    # the worst case: neighbours pushed together
+    assert numpy.all(numpy.diff(y) > 0.1)  # the worst case: neighbours pushed together
 
 
 @st.composite
@@ -100,6 +107,7 @@ def _projected(fun, direction):
         out = fun(*args)
         d = direction.astype(numpy.asarray(getattr(out, "data", out)).dtype)
         return (out * d).sum()
+
     return scalar
 
 
@@ -110,9 +118,10 @@ def test_gradients_match_finite_differences(case, data):
     dtype, inputs, order = data.draw(draws(case))
     inputs64 = [x.astype(numpy.float64) for x in inputs]
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)   # the shape probe may overflow nothing
-        out_shape = numpy.shape(numpy.asarray(getattr(case.fun(*inputs64), "data",
-                                                      case.fun(*inputs64))))
+        warnings.simplefilter("ignore", RuntimeWarning)  # the shape probe may overflow nothing
+        out_shape = numpy.shape(
+            numpy.asarray(getattr(case.fun(*inputs64), "data", case.fun(*inputs64)))
+        )
     direction = numpy.random.default_rng(len(case.id)).standard_normal(out_shape)
     scalar = _projected(case.fun, direction)
     try:
@@ -121,7 +130,7 @@ def test_gradients_match_finite_differences(case, data):
         mismatches = [m for a in e.report.arguments for m in a.mismatches]
         if mismatches and all(m.kinks for m in mismatches):
             event("rejected: the finite difference straddles a kink")
-            reject()                 # the step straddles a kink: no derivative to compare
+            reject()  # the step straddles a kink: no derivative to compare
         raise
     if dtype is numpy.float32:
         nums = tuple(range(len(inputs)))

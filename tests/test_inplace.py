@@ -36,28 +36,37 @@ def check(f, *args):
 # t[idx] = value
 # ---------------------------------------------------------------------------------------------
 
+
 def test_slice_assignment_gradients_reach_the_tensor_and_the_values():
     x, v = rng.standard_normal((4, 3)), rng.standard_normal((2, 3))
 
     def f(x, v):
         u = x * 1.0
         u[1:3] = v
-        return (u ** 2 * C).sum()
+        return (u**2 * C).sum()
 
     check(f, x, v)
     gx, gv = cr.grad(f, argnums=(0, 1))(x, v)
     u = x.copy()
     u[1:3] = v
     expected_x = 2 * u * C
-    expected_x[1:3] = 0                       # overwritten: no influence on the result
+    expected_x[1:3] = 0  # overwritten: no influence on the result
     numpy.testing.assert_allclose(gx, expected_x, rtol=1e-14)
     numpy.testing.assert_allclose(gv, (2 * u * C)[1:3], rtol=1e-14)
 
 
-@pytest.mark.parametrize("index", [
-    (1,), (slice(None), 2), (numpy.array([0, 3]),), (numpy.array([0, 2]), numpy.array([1, 1])),
-    (Ellipsis, slice(0, 2)), (numpy.array([True, False, True, False]),),
-], ids=["int", "column", "rows", "points", "ellipsis", "row-mask"])
+@pytest.mark.parametrize(
+    "index",
+    [
+        (1,),
+        (slice(None), 2),
+        (numpy.array([0, 3]),),
+        (numpy.array([0, 2]), numpy.array([1, 1])),
+        (Ellipsis, slice(0, 2)),
+        (numpy.array([True, False, True, False]),),
+    ],
+    ids=["int", "column", "rows", "points", "ellipsis", "row-mask"],
+)
 def test_assignment_with_every_kind_of_index(index):
     x = rng.standard_normal((4, 3))
     v = rng.standard_normal(numpy.zeros((4, 3))[index].shape)
@@ -75,7 +84,7 @@ def test_assigning_a_broadcast_value_sums_its_gradient():
 
     def f(x, s):
         u = x.copy()
-        u[:, 1] = s                           # one value written into four places
+        u[:, 1] = s  # one value written into four places
         return (u * C).sum()
 
     check(f, x, s)
@@ -87,7 +96,7 @@ def test_mask_assignment_of_zero_is_a_relu():
 
     def f(x):
         u = x * 1.0
-        u[u < 0] = 0                          # the mask is computed from values
+        u[u < 0] = 0  # the mask is computed from values
         return (u * C).sum()
 
     check(f, x)
@@ -101,7 +110,7 @@ def test_mask_assignment_of_a_tensor():
 
     def f(x, v):
         u = x.copy()
-        u[mask] = v ** 2
+        u[mask] = v**2
         return (u * C).sum()
 
     check(f, x, v)
@@ -114,16 +123,17 @@ def test_a_repeated_index_gives_gradient_only_to_the_value_that_lands():
 
     def f(x, v):
         u = x.copy()
-        u[numpy.array([0, 0, 2])] = v         # NumPy: u[0] = v[1] (the last write wins)
+        u[numpy.array([0, 0, 2])] = v  # NumPy: u[0] = v[1] (the last write wins)
         return (u * w).sum()
 
-    assert f(x, v) == 20.0 * 1 + 2.0 * 2 + 30.0 * 3        # u = [v[1], x[1], v[2]]
+    assert f(x, v) == 20.0 * 1 + 2.0 * 2 + 30.0 * 3  # u = [v[1], x[1], v[2]]
     numpy.testing.assert_array_equal(cr.grad(f, argnums=1)(x, v), [0.0, 1.0, 3.0])
 
 
 # ---------------------------------------------------------------------------------------------
 # augmented assignment
 # ---------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("op", ["+=", "-=", "*=", "/=", "**=", "@="])
 def test_augmented_assignment_rebinds_and_leaves_the_original_alone(op):
@@ -136,8 +146,8 @@ def test_augmented_assignment_rebinds_and_leaves_the_original_alone(op):
     ut = cr.tensor(u, requires_grad=True)
     t = f(xt, ut)
     assert t is not xt
-    numpy.testing.assert_array_equal(xt.data, x)            # the original keeps its values
-    expected = f(x.copy(), u)                               # NumPy's own in-place result
+    numpy.testing.assert_array_equal(xt.data, x)  # the original keeps its values
+    expected = f(x.copy(), u)  # NumPy's own in-place result
     numpy.testing.assert_allclose(t.data, expected, rtol=1e-15)
     # (finite differences call f on plain arrays, which the operator would modify: copy them)
     check(lambda x, u: (f(x.copy(), u) * C[:3]).sum(), x, u)
@@ -159,13 +169,16 @@ def _chain(exc):
         exc = exc.__cause__ or exc.__context__
 
 
-@pytest.mark.parametrize("write", [
-    "out[0] = x[0] * 2",            # NumPy calls float(); it wraps our error in its own
-    "out[1] += x[0]",
-    "out[0:1] = x[0] * 2",          # NumPy calls __array__()
-    "out[[0, 2]] = x[1]",
-    "out[out > -1] = x[2]",
-])
+@pytest.mark.parametrize(
+    "write",
+    [
+        "out[0] = x[0] * 2",  # NumPy calls float(); it wraps our error in its own
+        "out[1] += x[0]",
+        "out[0:1] = x[0] * 2",  # NumPy calls __array__()
+        "out[[0, 2]] = x[1]",
+        "out[out > -1] = x[2]",
+    ],
+)
 @pytest.mark.parametrize("dtype", [numpy.float64, numpy.float32])
 def test_a_tensor_written_into_a_plain_array_is_refused(write, dtype):
     out = numpy.zeros(3, dtype)
@@ -174,19 +187,19 @@ def test_a_tensor_written_into_a_plain_array_is_refused(write, dtype):
         exec(write, {"out": out, "x": x})
     messages = [str(e) for e in _chain(info.value)]
     assert any("written into a plain NumPy array" in m for m in messages), messages
-    assert (out == 0).all()                  # nothing was stored
+    assert (out == 0).all()  # nothing was stored
 
 
 def test_float_of_a_tensor_that_requires_grad_still_works():
     x = cr.tensor([1.0, 2.0, 3.0], requires_grad=True)
-    loss = (x ** 2).sum()
-    assert float(loss) == 14.0               # logging a loss
+    loss = (x**2).sum()
+    assert float(loss) == 14.0  # logging a loss
     out = numpy.zeros(3)
-    out[0] = float(loss)                     # storing the value on purpose
+    out[0] = float(loss)  # storing the value on purpose
     out[1] = loss.detach()
     out[2] = loss.item()
     assert out.tolist() == [14.0, 14.0, 14.0]
-    with cr.no_grad():                       # nothing is recorded, nothing can be lost
+    with cr.no_grad():  # nothing is recorded, nothing can be lost
         out[0] = x[0]
     assert out[0] == 1.0
     assert complex(x[1]) == 2.0
@@ -196,11 +209,12 @@ def test_float_of_a_tensor_that_requires_grad_still_works():
 # out[i] = ... in a loop
 # ---------------------------------------------------------------------------------------------
 
+
 def test_filling_an_output_tensor_in_a_loop():
     x, W = rng.standard_normal((4, 3)), rng.standard_normal((3, 3))
 
     def f(x, W):
-        out = cr.tensor(numpy.zeros((4, 3)))       # a constant to write into
+        out = cr.tensor(numpy.zeros((4, 3)))  # a constant to write into
         for i in range(4):
             out[i] = numpy.tanh(x[i] @ W) * (i + 1.0)
         return (out * C).sum()
@@ -218,13 +232,13 @@ def test_accumulating_into_an_output_in_a_loop_is_refused_with_the_rewrite():
     def accumulate(x):
         out = cr.tensor(numpy.zeros(3))
         for i in range(4):
-            out[:] += x[i] ** 2       # reads out, then writes it: refused from the 2nd row
+            out[:] += x[i] ** 2  # reads out, then writes it: refused from the 2nd row
         return out.sum()
 
     with pytest.raises(RuntimeError, match="already read.*copy"):
         cr.grad(accumulate)(x)
 
-    def rewritten(x):                 # what the message suggests: new values, not writes
+    def rewritten(x):  # what the message suggests: new values, not writes
         rows = [x[i] ** 2 for i in range(4)]
         return numpy.sum(numpy.stack(rows), axis=0).sum()
 
@@ -249,13 +263,14 @@ def test_a_recurrence_written_into_its_own_output_is_refused():
 # the refusals
 # ---------------------------------------------------------------------------------------------
 
+
 def test_assigning_into_a_leaf_that_requires_grad_is_refused_but_allowed_under_no_grad():
     w = cr.tensor([1.0, 2.0, 3.0], requires_grad=True)
     with pytest.raises(RuntimeError, match="leaf tensor that requires grad"):
         w[0] = 5.0
     numpy.testing.assert_array_equal(w.data, [1.0, 2.0, 3.0])
     with cr.no_grad():
-        w[0] = 5.0                                   # a parameter update: not recorded
+        w[0] = 5.0  # a parameter update: not recorded
     numpy.testing.assert_array_equal(w.data, [5.0, 2.0, 3.0])
     assert w.is_leaf and w.requires_grad
     (w * w).sum().backward()
@@ -265,7 +280,7 @@ def test_assigning_into_a_leaf_that_requires_grad_is_refused_but_allowed_under_n
 def test_assigning_into_a_tensor_already_read_is_refused_and_changes_nothing():
     x = cr.tensor([1.0, 2.0, 3.0], requires_grad=True)
     u = x * 1.0
-    y = (u * u).sum()                                # a recorded operation read u
+    y = (u * u).sum()  # a recorded operation read u
     with pytest.raises(RuntimeError, match="already read"):
         u[0] = 10.0
     numpy.testing.assert_array_equal(u.data, [1.0, 2.0, 3.0])
@@ -277,12 +292,13 @@ def test_assigning_into_a_tensor_already_read_is_refused_and_changes_nothing():
 # copy semantics (docs/guarantees.md)
 # ---------------------------------------------------------------------------------------------
 
+
 def test_tensor_copies_its_input():
     a = numpy.array([1.0, 2.0])
     w = cr.tensor([3.0, 4.0], requires_grad=True)
     t = cr.tensor(a)
     y = (w * t).sum()
-    a[0] = 100.0                                     # the original changes, the tensor not
+    a[0] = 100.0  # the original changes, the tensor not
     y.backward()
     numpy.testing.assert_array_equal(t.data, [1.0, 2.0])
     numpy.testing.assert_array_equal(w.grad, [1.0, 2.0])
@@ -291,7 +307,7 @@ def test_tensor_copies_its_input():
 def test_a_plain_array_constant_is_read_at_backward_time():
     c = numpy.array([1.0, 2.0])
     w = cr.tensor([3.0, 4.0], requires_grad=True)
-    y = (w * c).sum()                                # c is recorded by reference
+    y = (w * c).sum()  # c is recorded by reference
     c[0] = 100.0
     y.backward()
     numpy.testing.assert_array_equal(w.grad, [100.0, 2.0])
@@ -301,12 +317,12 @@ def test_writing_into_data_is_outside_the_graph_and_rebinding_is_safe():
     w = cr.tensor([3.0, 4.0], requires_grad=True)
     x = cr.tensor([1.0, 2.0])
     y = (w * x).sum()
-    x.data[0] = 100.0                                # in place: the recorded array changes
+    x.data[0] = 100.0  # in place: the recorded array changes
     y.backward()
     numpy.testing.assert_array_equal(w.grad, [100.0, 2.0])
     w.grad = None
     x = cr.tensor([1.0, 2.0])
     y = (w * x).sum()
-    x.data = numpy.array([100.0, 100.0])             # rebinding: the recorded array stays
+    x.data = numpy.array([100.0, 100.0])  # rebinding: the recorded array stays
     y.backward()
     numpy.testing.assert_array_equal(w.grad, [1.0, 2.0])

@@ -24,12 +24,12 @@ def test_jit_equals_eager_for_every_rule(case):
     eager = cr.value_and_grad(step, argnums=tuple(range(n)))
     compiled = cr.jit(eager)
     rng = numpy.random.default_rng(3)
-    for trial in range(2):          # the second call runs the cached code on new values
+    for trial in range(2):  # the second call runs the cached code on new values
         args = [x + 0.01 * trial * rng.standard_normal(x.shape) for x in case.inputs]
         v_e, g_e = eager(*args)
         kept = [numpy.array(x, copy=True) for x in args]
         v_j, g_j = compiled(*args)
-        for x, k in zip(args, kept):        # the compiled code writes only its own temporaries
+        for x, k in zip(args, kept):  # the compiled code writes only its own temporaries
             numpy.testing.assert_array_equal(x, k)
         numpy.testing.assert_allclose(v_j, v_e, rtol=1e-13, atol=1e-13)
         for a, b in zip(g_j, g_e):
@@ -43,7 +43,7 @@ def test_jit_equals_eager_for_every_rule(case):
 # temporary read for the last time takes a later result), which single-rule programs never
 # exercise.  The square gives every rule a cotangent that is not a constant.
 GROUP_SIZE = 16
-GROUPS = [JIT_CASES[i:i + GROUP_SIZE] for i in range(0, len(JIT_CASES), GROUP_SIZE)]
+GROUPS = [JIT_CASES[i : i + GROUP_SIZE] for i in range(0, len(JIT_CASES), GROUP_SIZE)]
 
 
 @pytest.mark.parametrize("group", GROUPS, ids=[f"{g[0].id}..{g[-1].id}" for g in GROUPS])
@@ -53,7 +53,7 @@ def test_jit_equals_eager_on_programs_of_many_rules(group):
     def total(*xs):
         out, k = 0.0, 0
         for c, n in zip(group, sizes):
-            out = out + (c.fun(*xs[k:k + n]) ** 2).sum()
+            out = out + (c.fun(*xs[k : k + n]) ** 2).sum()
             k += n
         return out
 
@@ -86,8 +86,8 @@ def test_a_temporary_that_has_a_view_or_is_returned_keeps_its_buffer():
 
     def viewed(x):
         u = numpy.exp(x)
-        v = u.reshape(-1)              # a view of u, read after u's last direct use
-        w = u * 3.0                    # a statement of its own (read twice below)
+        v = u.reshape(-1)  # a view of u, read after u's last direct use
+        w = u * 3.0  # a statement of its own (read twice below)
         return w.sum() + w.max() + (v * v).sum() + v.sum()
 
     want = (3 * u + u * u + u).sum() + 3 * u.max()
@@ -95,7 +95,7 @@ def test_a_temporary_that_has_a_view_or_is_returned_keeps_its_buffer():
 
     def returned(x):
         u = numpy.exp(x)
-        return u, u * 3.0              # u is an output: its buffer must not take u * 3
+        return u, u * 3.0  # u is an output: its buffer must not take u * 3
 
     got_u, got_3u = cr.jit(returned)(x)
     numpy.testing.assert_allclose(got_u, u, rtol=1e-15)
@@ -114,15 +114,15 @@ def test_generated_code_has_no_graph_bookkeeping_and_shares_the_relu_mask():
     step = cr.jit(cr.grad(seed.forward, argnums=tuple(range(2, 10))))
     src = step.source(seed.X, seed.T, *seed.PARAMS.values())
     assert "chainrule" not in src and "Tensor" not in src
-    assert src.count("> 0") == 3          # one mask per ReLU layer
+    assert src.count("> 0") == 3  # one mask per ReLU layer
     assert "* 1" not in src
     # batch 1: the bias gradients sum over an axis of length 1, which is a reshape, not a sum
     assert ".sum(" not in src and "add.reduce(" not in src
-    assert src.count(".reshape(") == 4      # dB1..dB4 (shapes (6,) x 3 and (1,))
+    assert src.count(".reshape(") == 4  # dB1..dB4 (shapes (6,) x 3 and (1,))
 
 
 def test_a_new_signature_traces_again_and_the_cache_can_be_cleared():
-    f = cr.jit(lambda x: (x ** 2).sum())
+    f = cr.jit(lambda x: (x**2).sum())
     assert f(numpy.ones(3)) == 3.0
     assert f(numpy.ones(4)) == 4.0
     assert f(numpy.ones(4, dtype=numpy.float32)).dtype == numpy.float32
@@ -182,14 +182,14 @@ def test_integer_labels_index_inside_jit_and_stay_variables():
     rng = numpy.random.default_rng(2)
     W, X = rng.standard_normal((4, 3)), rng.standard_normal((6, 4))
     step = cr.jit(cr.value_and_grad(cross_entropy))
-    for _ in range(3):                      # new labels each call, one compiled signature
+    for _ in range(3):  # new labels each call, one compiled signature
         y = rng.integers(0, 3, 6)
         v, g = step(W, X, y)
         v_e, g_e = cr.value_and_grad(cross_entropy)(W, X, y)
         assert v == pytest.approx(float(v_e), rel=1e-14)
         numpy.testing.assert_allclose(g, g_e, rtol=1e-13)
     assert step.cache_info()["signatures"] == 1
-    assert "a2]" in step.source(W, X, y)    # the labels are read at run time, not frozen
+    assert "a2]" in step.source(W, X, y)  # the labels are read at run time, not frozen
 
 
 def test_functions_without_gradient_are_traced_not_frozen():
@@ -209,6 +209,7 @@ def test_numpy_scalar_constants_keep_their_type():
 
 def test_tracing_under_a_running_profiler():
     import cProfile
+
     profiler = cProfile.Profile()
     profiler.enable()
     try:
@@ -220,15 +221,16 @@ def test_tracing_under_a_running_profiler():
 def test_the_gradient_of_a_mean_keeps_its_constant_small():
     # d mean(x**2)/dx = 2 x / n: the 1/n is one number spread by NumPy's broadcasting, never
     # an array of x's shape stored with the compiled code (and read on every call)
-    f = cr.jit(cr.grad(lambda x: (x ** 2).mean()))
+    f = cr.jit(cr.grad(lambda x: (x**2).mean()))
     x = numpy.random.default_rng(0).standard_normal((200, 300)).astype(numpy.float32)
     g = f(x)
     assert g.dtype == numpy.float32
     numpy.testing.assert_allclose(g, 2 * x / x.size, rtol=1e-6)
     (entry,) = f.cache.values()
     constants = [v for k, v in entry.fun.__globals__.items() if k.startswith("_c")]
-    assert constants and all(numpy.size(c) == 1 for c in constants), \
-        [numpy.shape(c) for c in constants]
+    assert constants and all(numpy.size(c) == 1 for c in constants), [
+        numpy.shape(c) for c in constants
+    ]
 
 
 @pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64])
@@ -236,7 +238,7 @@ def test_relu_and_its_mask_are_bit_identical_to_eager_at_special_values(dtype):
     # jit spells maximum(0, Z) with a constant row of zeros and the mask product with dtype=;
     # NaN, infinities and signed zeros must come out exactly as NumPy's own spelling gives
     special = [-0.0, 0.0, numpy.nan, -numpy.inf, numpy.inf, -1.5, 2.5, 1e-30]
-    Z = numpy.array([special * 2] * 3, dtype=dtype)            # rows of 16 >= the row length
+    Z = numpy.array([special * 2] * 3, dtype=dtype)  # rows of 16 >= the row length
     W = numpy.linspace(-1, 1, 16 * 4).reshape(16, 4).astype(dtype)
 
     def f(Z, W):
@@ -276,8 +278,7 @@ def test_a_mean_is_bit_identical_to_numpys(dtype):
     x = (rng.standard_normal((7, 33, 5)) * 1e3).astype(dtype)
     for axis in (None, 0, 1, 2, (0, 2)):
         for keepdims in (False, True):
-            f = cr.jit(lambda x, axis=axis, keepdims=keepdims: x.mean(axis=axis,
-                                                                      keepdims=keepdims))
+            f = cr.jit(lambda x, axis=axis, keepdims=keepdims: x.mean(axis=axis, keepdims=keepdims))
             assert _bits_equal(f(x), x.mean(axis=axis, keepdims=keepdims)), (axis, keepdims)
             assert "numpy.add.reduce" in f.source(x)
 
@@ -288,11 +289,11 @@ def test_distinct_positions():
     labels = Value(0, "input", [], {}, (4,), numpy.dtype(numpy.int64))
     rows = numpy.arange(4)
     assert distinct_positions((rows, labels), (4, 10))
-    assert distinct_positions((rows[::-1].copy(), labels), (4, 10))       # any permutation
-    assert distinct_positions((slice(None), 2), (4, 10))                   # basic indices
+    assert distinct_positions((rows[::-1].copy(), labels), (4, 10))  # any permutation
+    assert distinct_positions((slice(None), 2), (4, 10))  # basic indices
     assert distinct_positions((rows[:, None], numpy.zeros((4, 1), int)), (4, 10))
-    assert distinct_positions((labels, rows), (10, 4))                     # rows decide
-    assert not distinct_positions((labels,), (10, 4))                     # labels may repeat
+    assert distinct_positions((labels, rows), (10, 4))  # rows decide
+    assert not distinct_positions((labels,), (10, 4))  # labels may repeat
     assert not distinct_positions((numpy.array([0, 1, 1, 2]), labels), (4, 10))
     assert not distinct_positions((numpy.array([0, 1, -4, 3]), labels), (4, 10))  # -4 is 0
     # arange broadcast against a wider index: each row is reached several times
@@ -349,17 +350,26 @@ def test_a_unique_scatter_keeps_eagers_signed_zeros(index_is_input):
     step = cr.grad(loss, argnums=0)
     got, want = cr.jit(step)(x, w, y), step(x, w, y)
     assert _bits_equal(got, want)
-    assert not numpy.signbit(got[numpy.arange(4), y][0])      # -0.0 + -0.0 into +0.0
+    assert not numpy.signbit(got[numpy.arange(4), y][0])  # -0.0 + -0.0 into +0.0
 
 
 def test_the_max_gradient_spreads_ties_with_the_same_bits_as_multiplying_first():
     # the rule divides by the tie count before spreading; the result must be bit for bit
     # g * hit / ties, special values included
-    x = numpy.array([[1.0, 3.0, 3.0, -2.0], [numpy.nan, 0.0, 1.0, 1.0],
-                     [-0.0, 0.0, -1.0, -5.0], [numpy.inf, numpy.inf, 2.0, 1.0],
-                     [2.0, 2.0, -1.0, 2.0]])
-    for g in ([1.0, -2.0, 0.5, -0.0, 5.0], [numpy.inf, -0.0, 0.0, numpy.nan, -0.0],
-              [3.0, 1e-300, -7, 1, 0.1]):
+    x = numpy.array(
+        [
+            [1.0, 3.0, 3.0, -2.0],
+            [numpy.nan, 0.0, 1.0, 1.0],
+            [-0.0, 0.0, -1.0, -5.0],
+            [numpy.inf, numpy.inf, 2.0, 1.0],
+            [2.0, 2.0, -1.0, 2.0],
+        ]
+    )
+    for g in (
+        [1.0, -2.0, 0.5, -0.0, 5.0],
+        [numpy.inf, -0.0, 0.0, numpy.nan, -0.0],
+        [3.0, 1e-300, -7, 1, 0.1],
+    ):
         g = numpy.array(g)
         x_t = cr.tensor(x, requires_grad=True)
         with numpy.errstate(invalid="ignore", divide="ignore"):
@@ -379,10 +389,10 @@ def test_large_temporaries_are_deleted_after_their_last_read_and_nothing_earlier
     v = rng.standard_normal((80, 80)) * 0.1
 
     def f(x, w, v):
-        h = numpy.tanh(x @ w)               # 64 x 80 float64: 40 KiB
+        h = numpy.tanh(x @ w)  # 64 x 80 float64: 40 KiB
         a = (h * 2.0).sum()
         k = numpy.maximum(h @ v, 0)
-        b = (h ** 2).mean() + (k * h).sum()
+        b = (h**2).mean() + (k * h).sum()
         c = h.T @ k
         return a + b + numpy.exp(-c * c).sum()
 
@@ -400,7 +410,7 @@ def test_a_relu_overwrites_its_input_once_the_mask_is_taken(dtype):
     # jit computes the backward mask Z > 0 right after Z, then lets maximum(0, Z) write into
     # Z; values and gradients must be eager's, bit for bit, at NaN, infinities, signed zeros
     special = [-0.0, 0.0, numpy.nan, -numpy.inf, numpy.inf, -1.5, 2.5, 1e-30]
-    X = numpy.array([special * 2] * 600, dtype=dtype)          # 600 x 16: 38-75 KiB
+    X = numpy.array([special * 2] * 600, dtype=dtype)  # 600 x 16: 38-75 KiB
     b = numpy.linspace(-0.0, 0.0, 16).astype(dtype)
     W = numpy.linspace(-1, 1, 16 * 4).reshape(16, 4).astype(dtype)
 

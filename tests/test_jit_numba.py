@@ -52,26 +52,41 @@ FALLBACK = {
     "einsum-diag": ("einsum", "Numba has no numpy.einsum"),
     "einsum-sum-only": ("einsum", "Numba has no numpy.einsum"),
     "einsum-three": ("einsum", "Numba has no numpy.einsum"),
-    **{case: (op, "no Numba form for this operation") for case, op in [
-        ("linalg-inv", "linalg.inv"), ("linalg-inv-stack", "linalg.inv"),
-        ("linalg-solve-vector", "linalg.solve"), ("linalg-solve-matrix", "linalg.solve"),
-        ("linalg-solve-stack-vector", "linalg.solve"), ("linalg-solve-broadcast", "linalg.solve"),
-        ("linalg-det", "linalg.det"), ("linalg-det-stack", "linalg.det"),
-        ("linalg-slogdet", "linalg.logabsdet"), ("linalg-slogdet-negative", "linalg.logabsdet"),
-        ("linalg-cholesky", "linalg.cholesky"), ("linalg-cholesky-stack", "linalg.cholesky"),
-        ("linalg-cholesky-upper-ignored", "linalg.cholesky"), ("nanmax-axis", "all"),
-        ("linalg-eigvalsh", "linalg.eigvalsh"), ("linalg-eigh-values", "linalg.eigh.eigenvalues"),
-        ("linalg-eigh-vectors", "linalg.eigh.eigenvectors"),
-        ("linalg-eigh-upper-ignored", "linalg.eigh.eigenvectors"),
-        ("nanmin", "all"), ("matrix_power-negative", "linalg.inv")]},
+    **{
+        case: (op, "no Numba form for this operation")
+        for case, op in [
+            ("linalg-inv", "linalg.inv"),
+            ("linalg-inv-stack", "linalg.inv"),
+            ("linalg-solve-vector", "linalg.solve"),
+            ("linalg-solve-matrix", "linalg.solve"),
+            ("linalg-solve-stack-vector", "linalg.solve"),
+            ("linalg-solve-broadcast", "linalg.solve"),
+            ("linalg-det", "linalg.det"),
+            ("linalg-det-stack", "linalg.det"),
+            ("linalg-slogdet", "linalg.logabsdet"),
+            ("linalg-slogdet-negative", "linalg.logabsdet"),
+            ("linalg-cholesky", "linalg.cholesky"),
+            ("linalg-cholesky-stack", "linalg.cholesky"),
+            ("linalg-cholesky-upper-ignored", "linalg.cholesky"),
+            ("nanmax-axis", "all"),
+            ("linalg-eigvalsh", "linalg.eigvalsh"),
+            ("linalg-eigh-values", "linalg.eigh.eigenvalues"),
+            ("linalg-eigh-vectors", "linalg.eigh.eigenvectors"),
+            ("linalg-eigh-upper-ignored", "linalg.eigh.eigenvectors"),
+            ("nanmin", "all"),
+            ("matrix_power-negative", "linalg.inv"),
+        ]
+    },
 }
 
 JIT_CASES = [c for c in CASES if c.id not in VALUE_DEPENDENT]
 SUPPORTED = [c for c in JIT_CASES if c.id not in FALLBACK]
-N_GROUPS = 16             # compiled programs: even groups in one worker, odd in the other
-GROUPS = [SUPPORTED[i * len(SUPPORTED) // N_GROUPS:(i + 1) * len(SUPPORTED) // N_GROUPS]
-          for i in range(N_GROUPS)]
-EXTRA = ["mlp-float32"]           # a float32 network with integer labels (gather/scatter)
+N_GROUPS = 16  # compiled programs: even groups in one worker, odd in the other
+GROUPS = [
+    SUPPORTED[i * len(SUPPORTED) // N_GROUPS : (i + 1) * len(SUPPORTED) // N_GROUPS]
+    for i in range(N_GROUPS)
+]
+EXTRA = ["mlp-float32"]  # a float32 network with integer labels (gather/scatter)
 
 
 def _loss(case):
@@ -85,7 +100,7 @@ def _group_step(group):
     def total(*xs):
         out, k = 0.0, 0
         for c, n in zip(group, sizes):
-            out = out + _loss(c)(*xs[k:k + n])
+            out = out + _loss(c)(*xs[k : k + n])
             k += n
         return out
 
@@ -121,8 +136,10 @@ def _program(name):
     if name == "mlp-float32":
         step, args = _mlp_f32()
         rng = numpy.random.default_rng(5)
-        other = [a + (0.01 * rng.standard_normal(a.shape)).astype(a.dtype)
-                 if a.dtype.kind == "f" else a for a in args]
+        other = [
+            a + (0.01 * rng.standard_normal(a.shape)).astype(a.dtype) if a.dtype.kind == "f" else a
+            for a in args
+        ]
         return step, [args, other]
     group = GROUPS[int(name)]
     return _group_step(group), [_group_inputs(group, 0), _group_inputs(group, 1)]
@@ -137,6 +154,7 @@ def _leaves(out):
 # Workers (run as ``python test_jit_numba.py --worker OUT NAME...``)
 # ---------------------------------------------------------------------------------------------
 
+
 def _worker(out_path, names):
     report = {}
     arrays = {}
@@ -148,10 +166,12 @@ def _worker(out_path, names):
             t0 = time.perf_counter()
             results = [_leaves(f(*args)) for args in trials]
             seconds = time.perf_counter() - t0
-        report[name] = {"backends": sorted({c.backend for c in f.cache.values()}),
-                        "fallback": [c.fallback for c in f.cache.values() if c.fallback],
-                        "warnings": [str(w.message) for w in caught],
-                        "seconds": round(seconds, 2)}
+        report[name] = {
+            "backends": sorted({c.backend for c in f.cache.values()}),
+            "fallback": [c.fallback for c in f.cache.values() if c.fallback],
+            "warnings": [str(w.message) for w in caught],
+            "seconds": round(seconds, 2),
+        }
         for t, leaves in enumerate(results):
             for i, leaf in enumerate(leaves):
                 arrays[f"{name}|{t}|{i}"] = numpy.asarray(leaf)
@@ -164,20 +184,31 @@ class _Workers:
     def __init__(self):
         self.dir = tempfile.mkdtemp(prefix="chainrule-numba-test-")
         src = os.path.dirname(os.path.dirname(os.path.abspath(cr.__file__)))
-        env = dict(os.environ, CHAINRULE_CACHE_DIR=os.path.join(self.dir, "cache"),
-                   NUMBA_OPT="0",
-                   PYTHONPATH=os.pathsep.join([src, HERE, os.environ.get("PYTHONPATH", "")]))
-        halves = [[str(i) for i in range(0, N_GROUPS, 2)] + EXTRA,
-                  [str(i) for i in range(1, N_GROUPS, 2)]]
+        env = dict(
+            os.environ,
+            CHAINRULE_CACHE_DIR=os.path.join(self.dir, "cache"),
+            NUMBA_OPT="0",
+            PYTHONPATH=os.pathsep.join([src, HERE, os.environ.get("PYTHONPATH", "")]),
+        )
+        halves = [
+            [str(i) for i in range(0, N_GROUPS, 2)] + EXTRA,
+            [str(i) for i in range(1, N_GROUPS, 2)],
+        ]
         self.where = {}
         self.procs = []
         for k, names in enumerate(halves):
             out = os.path.join(self.dir, f"worker{k}")
             for n in names:
                 self.where[n] = (k, out)
-            self.procs.append(subprocess.Popen(
-                [sys.executable, os.path.abspath(__file__), "--worker", out, *names], env=env,
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+            self.procs.append(
+                subprocess.Popen(
+                    [sys.executable, os.path.abspath(__file__), "--worker", out, *names],
+                    env=env,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                )
+            )
         self.loaded = {}
 
     def result(self, name):
@@ -189,8 +220,9 @@ class _Workers:
                 report = json.load(fh)
             self.loaded[k] = (report, dict(numpy.load(out + ".npz")))
         report, arrays = self.loaded[k]
-        return report[name], [[arrays[f"{name}|{t}|{i}"] for i in range(_count(arrays, name, t))]
-                              for t in range(2)]
+        return report[name], [
+            [arrays[f"{name}|{t}|{i}"] for i in range(_count(arrays, name, t))] for t in range(2)
+        ]
 
     def close(self):
         for p in self.procs:
@@ -206,7 +238,7 @@ def _count(arrays, name, t):
 
 @pytest.fixture(scope="module", autouse=True)
 def workers():
-    w = _Workers()              # compiling in the background while the cheap tests run
+    w = _Workers()  # compiling in the background while the cheap tests run
     yield w
     w.close()
 
@@ -214,6 +246,7 @@ def workers():
 # ---------------------------------------------------------------------------------------------
 # Which cases Numba takes
 # ---------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("case", JIT_CASES, ids=[c.id for c in JIT_CASES])
 def test_every_case_is_written_for_numba_or_listed_as_a_fallback(case):
@@ -234,15 +267,18 @@ def test_every_case_is_written_for_numba_or_listed_as_a_fallback(case):
 # Same numbers
 # ---------------------------------------------------------------------------------------------
 
+
 def _compare(got, want, rtol, label):
     assert len(got) == len(want), label
     for i, (a, b) in enumerate(zip(got, want)):
         b = numpy.asarray(b)
         assert a.shape == b.shape and a.dtype == b.dtype, (
-            f"{label}, output {i}: {a.shape} {a.dtype} vs NumPy backend {b.shape} {b.dtype}")
+            f"{label}, output {i}: {a.shape} {a.dtype} vs NumPy backend {b.shape} {b.dtype}"
+        )
         scale = float(numpy.max(numpy.abs(b))) if b.size else 1.0
-        numpy.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * max(scale, 1.0),
-                                      err_msg=f"{label}, output {i}")
+        numpy.testing.assert_allclose(
+            a, b, rtol=rtol, atol=rtol * max(scale, 1.0), err_msg=f"{label}, output {i}"
+        )
 
 
 def _which(group, i):
@@ -257,15 +293,14 @@ def _which(group, i):
     return "?"  # pragma: no cover
 
 
-@pytest.mark.parametrize("g", range(N_GROUPS),
-                         ids=[f"{grp[0].id}..{grp[-1].id}" for grp in GROUPS])
+@pytest.mark.parametrize("g", range(N_GROUPS), ids=[f"{grp[0].id}..{grp[-1].id}" for grp in GROUPS])
 def test_numba_gradients_equal_the_numpy_backend(workers, g):
     report, got = workers.result(str(g))
     assert report["backends"] == ["numba"], report
     assert not report["warnings"], report["warnings"]
     step, trials = _program(str(g))
-    reference = cr.jit(step)                 # the NumPy backend
-    for t, args in enumerate(trials):       # the second trial runs the cached kernel
+    reference = cr.jit(step)  # the NumPy backend
+    for t, args in enumerate(trials):  # the second trial runs the cached kernel
         want = _leaves(reference(*args))
         assert len(got[t]) == len(want)
         for i, (a, b) in enumerate(zip(got[t], want)):
@@ -287,6 +322,7 @@ def test_float32_network_with_integer_labels(workers):
 # Fallback, installation, auto
 # ---------------------------------------------------------------------------------------------
 
+
 def test_an_unsupported_operation_falls_back_with_one_warning():
     def loss(a, b):
         return (numpy.einsum("ij,jk->ik", a, b) ** 2).sum()
@@ -296,8 +332,7 @@ def test_an_unsupported_operation_falls_back_with_one_warning():
     rng = numpy.random.default_rng(0)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        results = [f(rng.standard_normal((3, 4)), rng.standard_normal((4, 2)))
-                   for _ in range(3)]
+        results = [f(rng.standard_normal((3, 4)), rng.standard_normal((4, 2))) for _ in range(3)]
         results.append(f(rng.standard_normal((5, 4)), rng.standard_normal((4, 2))))
     ours = [w for w in caught if issubclass(w.category, cr.JitFallbackWarning)]
     assert len(ours) == 1 and len(caught) == 1, [str(w.message) for w in caught]
@@ -317,13 +352,13 @@ def test_an_unsupported_operation_falls_back_with_one_warning():
 
 
 def test_backend_numba_without_numba_says_how_to_install(monkeypatch):
-    monkeypatch.setitem(sys.modules, "numba", None)       # "import numba" now fails
+    monkeypatch.setitem(sys.modules, "numba", None)  # "import numba" now fails
     with pytest.raises(ImportError, match=r'pip install "chainrule\[fast\]"'):
         cr.jit(lambda x: x.sum(), backend="numba")
     monkeypatch.setattr(numba_backend, "available", lambda: False)
     f = cr.jit(cr.grad(lambda x: (x * x).sum()), backend="auto")
     with warnings.catch_warnings():
-        warnings.simplefilter("error")                      # quietly NumPy
+        warnings.simplefilter("error")  # quietly NumPy
         numpy.testing.assert_array_equal(f(numpy.ones(3)), 2 * numpy.ones(3))
     assert f.cache_info()["numpy"] == 1
 
@@ -342,7 +377,7 @@ def test_auto_takes_numba_for_small_products_and_numpy_for_large_ones(tmp_path, 
     n = 512
     big = f(numpy.eye(n), numpy.ones((n, n)))
     assert f.cache_info() == {"signatures": 2, "numpy": 1, "numba": 1}
-    assert jitmod.AUTO_NUMBA_MAX_FLOPS < 2 * n ** 3
+    assert jitmod.AUTO_NUMBA_MAX_FLOPS < 2 * n**3
     numpy.testing.assert_allclose(small[1], [12.0] * 3)
     numpy.testing.assert_allclose(big[0], n * n)
 
@@ -364,18 +399,18 @@ def test_shapes_dtypes_and_layouts_reach_the_right_kernel(tmp_path, monkeypatch)
     f = cr.jit(cr.value_and_grad(lambda x: (x * x).sum() * 0.5), backend="numba")
     v, g = f(numpy.arange(3.0))
     assert v == 2.5 and g.tolist() == [0.0, 1.0, 2.0]
-    v, g = f(numpy.arange(4.0))                           # new shape: a second kernel
+    v, g = f(numpy.arange(4.0))  # new shape: a second kernel
     assert v == 7.0 and g.shape == (4,)
-    v, g = f(numpy.arange(3.0))                           # back to the first one
+    v, g = f(numpy.arange(3.0))  # back to the first one
     assert v == 2.5
-    v, g = f(numpy.arange(3.0, dtype=numpy.float32))      # new dtype: a third
+    v, g = f(numpy.arange(3.0, dtype=numpy.float32))  # new dtype: a third
     assert g.dtype == numpy.float32 and v.dtype == numpy.float32 and v == 2.5
-    x = numpy.arange(6.0)[::2]                             # not contiguous: copied, same kernel
+    x = numpy.arange(6.0)[::2]  # not contiguous: copied, same kernel
     v, g = f(x)
     assert v == 0.5 * (0 + 4 + 16) and g.tolist() == [0.0, 2.0, 4.0]
     assert f.cache_info() == {"signatures": 3, "numpy": 0, "numba": 3}
     with pytest.raises(TypeError):
-        f([1.0, 2.0])                                      # lists are not arrays
+        f([1.0, 2.0])  # lists are not arrays
 
 
 # ---------------------------------------------------------------------------------------------
@@ -400,12 +435,15 @@ print(json.dumps({"first": first, "backend": entry.backend, "value": float(value
 def test_a_second_process_reuses_the_disk_cache(tmp_path):
     src = os.path.dirname(os.path.dirname(os.path.abspath(cr.__file__)))
     env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_")}
-    env.update(CHAINRULE_CACHE_DIR=str(tmp_path),
-               PYTHONPATH=os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]))
+    env.update(
+        CHAINRULE_CACHE_DIR=str(tmp_path),
+        PYTHONPATH=os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]),
+    )
 
     def run():
-        out = subprocess.run([sys.executable, "-c", FIRST_CALL], env=env, capture_output=True,
-                             text=True, timeout=300)
+        out = subprocess.run(
+            [sys.executable, "-c", FIRST_CALL], env=env, capture_output=True, text=True, timeout=300
+        )
         assert out.returncode == 0, out.stderr[-3000:]
         return json.loads(out.stdout.strip().splitlines()[-1])
 

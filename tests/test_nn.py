@@ -30,11 +30,20 @@ def check_module(module, *inputs, **kw):
 # Module API
 # =============================================================================================
 
+
 def test_mlp_parameter_names_shapes_and_tensors():
     mlp = nn.MLP([4, 6, 6, 6, 1], rng=0)
     names = [n for n, _ in mlp.named_parameters()]
-    assert names == ["layers.0.weight", "layers.0.bias", "layers.2.weight", "layers.2.bias",
-                     "layers.4.weight", "layers.4.bias", "layers.6.weight", "layers.6.bias"]
+    assert names == [
+        "layers.0.weight",
+        "layers.0.bias",
+        "layers.2.weight",
+        "layers.2.bias",
+        "layers.4.weight",
+        "layers.4.bias",
+        "layers.6.weight",
+        "layers.6.bias",
+    ]
     shapes = [p.shape for p in mlp.parameters()]
     assert shapes == [(6, 4), (6,), (6, 6), (6,), (6, 6), (6,), (1, 6), (1,)]
     assert all(isinstance(p, cr.Tensor) and p.requires_grad for p in mlp.parameters())
@@ -65,21 +74,23 @@ def test_mlp_reproduces_the_hand_derived_seed_gradients():
     F.mse_loss(mlp(seed.X), seed.T).backward()
     expected = seed.hand_derived_gradients(seed.X, seed.T, **seed.PARAMS)
     for i, k in enumerate(("1", "2", "3", "4")):
-        numpy.testing.assert_allclose(mlp.layers[2 * i].weight.grad, expected[f"W{k}"].T,
-                                      rtol=1e-12, atol=1e-15)
-        numpy.testing.assert_allclose(mlp.layers[2 * i].bias.grad,
-                                      expected[f"B{k}"].reshape(-1), rtol=1e-12, atol=1e-15)
+        numpy.testing.assert_allclose(
+            mlp.layers[2 * i].weight.grad, expected[f"W{k}"].T, rtol=1e-12, atol=1e-15
+        )
+        numpy.testing.assert_allclose(
+            mlp.layers[2 * i].bias.grad, expected[f"B{k}"].reshape(-1), rtol=1e-12, atol=1e-15
+        )
 
 
 def test_state_dict_is_a_copy_and_round_trips():
     a, b = nn.MLP([3, 5, 2], rng=1), nn.MLP([3, 5, 2], rng=2)
     sd = a.state_dict()
-    sd["layers.0.weight"][...] = 99.0                       # must not touch the model
+    sd["layers.0.weight"][...] = 99.0  # must not touch the model
     assert not (a.layers[0].weight.data == 99.0).any()
     weight_object = b.layers[0].weight
     result = b.load_state_dict(a.state_dict())
     assert result.missing_keys == [] and result.unexpected_keys == []
-    assert b.layers[0].weight is weight_object              # same tensor, new values
+    assert b.layers[0].weight is weight_object  # same tensor, new values
     x = RNG.standard_normal((4, 3))
     numpy.testing.assert_array_equal(a(x).data, b(x).data)
     kept = b.state_dict(keep_vars=True)
@@ -120,7 +131,8 @@ def test_train_eval_repr_and_containers():
         "    (3): Dropout(p=0.5)\n"
         "    (4): Linear(in_features=8, out_features=3, bias=True)\n"
         "  )\n"
-        ")")
+        ")"
+    )
     assert all(x.training for x in m.modules())
     m.eval()
     assert not any(x.training for x in m.modules())
@@ -149,8 +161,7 @@ def test_shared_parameters_listed_once_and_custom_modules():
     t = Tied()
     names = [n for n, _ in t.named_parameters()]
     assert names == ["scale", "a.weight", "a.bias", "b.bias"]
-    assert sorted(t.state_dict()) == ["a.bias", "a.weight", "b.bias", "b.weight", "scale",
-                                      "steps"]
+    assert sorted(t.state_dict()) == ["a.bias", "a.weight", "b.bias", "b.weight", "scale", "steps"]
     with pytest.raises(TypeError, match="parameter 'scale'"):
         t.scale = numpy.ones(1)
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
@@ -182,7 +193,8 @@ def test_functional_call_matches_backward_and_restores_parameters():
     x, y = RNG.standard_normal((5, 3)), numpy.array([0, 1, 1, 0, 1])
     F.cross_entropy(model(x), y).backward()
     grads = cr.grad(lambda p: F.cross_entropy(nn.functional_call(model, p, x), y))(
-        model.state_dict())
+        model.state_dict()
+    )
     assert sorted(grads) == sorted(model.state_dict())
     for name, p in model.named_parameters():
         numpy.testing.assert_allclose(grads[name], p.grad, rtol=1e-12)
@@ -214,19 +226,20 @@ def test_functional_call_matches_backward_and_restores_parameters():
 # Layers: gradients (check_grads, float64) and forward values from independent code
 # =============================================================================================
 
+
 def conv2d_loops(x, w, b, stride, pad):
     """Direct definition: out[n, o, i, j] = sum_{c,u,v} xpad[n, c, i*s+u, j*s+v] w[o, c, u, v]."""
     n, c, h, wd = x.shape
     o, _, kh, kw = w.shape
     xp = numpy.zeros((n, c, h + 2 * pad, wd + 2 * pad))
-    xp[:, :, pad:pad + h, pad:pad + wd] = x
+    xp[:, :, pad : pad + h, pad : pad + wd] = x
     ho, wo = (h + 2 * pad - kh) // stride + 1, (wd + 2 * pad - kw) // stride + 1
     out = numpy.zeros((n, o, ho, wo))
     for a in range(n):
         for q in range(o):
             for i in range(ho):
                 for j in range(wo):
-                    patch = xp[a, :, i * stride:i * stride + kh, j * stride:j * stride + kw]
+                    patch = xp[a, :, i * stride : i * stride + kh, j * stride : j * stride + kw]
                     out[a, q, i, j] = (patch * w[q]).sum() + (0 if b is None else b[q])
     return out
 
@@ -245,7 +258,7 @@ def test_conv2d_same_padding_unbatched_and_errors():
     assert conv(numpy.zeros((1, 2, 5, 5))).shape == (1, 3, 5, 5)
     assert conv(numpy.zeros((2, 5, 5))).shape == (3, 5, 5)
     check_module(conv, RNG.standard_normal((2, 2, 4, 5)))
-    check_module(conv, RNG.standard_normal((2, 4, 5)))                 # unbatched
+    check_module(conv, RNG.standard_normal((2, 4, 5)))  # unbatched
     cr.check_grads(nn.Identity(), RNG.standard_normal(3))
     with pytest.raises(ValueError, match="4 channels .* expects 2"):
         nn.Conv2d(2, 3, 3)(numpy.zeros((1, 4, 5, 5)))
@@ -255,15 +268,27 @@ def test_conv2d_same_padding_unbatched_and_errors():
 
 @pytest.mark.parametrize("k,s,p", [(2, None, 0), (3, 2, 1), (2, 1, 0)])
 def test_max_pool_forward_equals_the_definition_and_gradients_check(k, s, p):
-    x = RNG.permutation(2 * 3 * 5 * 6).reshape(2, 3, 5, 6) / 7.0    # distinct values: no ties
+    x = RNG.permutation(2 * 3 * 5 * 6).reshape(2, 3, 5, 6) / 7.0  # distinct values: no ties
     pool = nn.MaxPool2d(k, s, p)
     stride = k if s is None else s
     xp = numpy.full((2, 3, 5 + 2 * p, 6 + 2 * p), -numpy.inf)
-    xp[:, :, p:p + 5, p:p + 6] = x
+    xp[:, :, p : p + 5, p : p + 6] = x
     ho, wo = (5 + 2 * p - k) // stride + 1, (6 + 2 * p - k) // stride + 1
-    expected = numpy.array([[[[xp[n, c, i * stride:i * stride + k, j * stride:j * stride + k].max()
-                               for j in range(wo)] for i in range(ho)] for c in range(3)]
-                            for n in range(2)])
+    expected = numpy.array(
+        [
+            [
+                [
+                    [
+                        xp[n, c, i * stride : i * stride + k, j * stride : j * stride + k].max()
+                        for j in range(wo)
+                    ]
+                    for i in range(ho)
+                ]
+                for c in range(3)
+            ]
+            for n in range(2)
+        ]
+    )
     numpy.testing.assert_array_equal(pool(x), expected)
     cr.check_grads(pool, x)
     avg = nn.AvgPool2d(k, s, p)
@@ -302,13 +327,19 @@ def test_batchnorm_train_eval_running_statistics_and_gradients():
     numpy.testing.assert_allclose(bn.running_var, [0.5 * 1 + 0.5 * 4, 0.5 * 1 + 0.5 * 300])
     bn.eval()
     # (x - running mean) / sqrt(running var + eps)
-    x = numpy.array([[1.5, 10.0], [1.5 + 2.5 ** 0.5, 10.0 + 150.5 ** 0.5]])
+    x = numpy.array([[1.5, 10.0], [1.5 + 2.5**0.5, 10.0 + 150.5**0.5]])
     expected = [[0.0, 0.0], [1 / (1 + 1e-5 / 2.5) ** 0.5, 1 / (1 + 1e-5 / 150.5) ** 0.5]]
     numpy.testing.assert_allclose(bn(x).data, expected, rtol=1e-12, atol=1e-12)
     bn.train()
-    bn.load_state_dict({"weight": numpy.array([1.5, -0.5]), "bias": numpy.array([0.2, 0.1]),
-                        "running_mean": numpy.zeros(2), "running_var": numpy.ones(2)})
-    check_module(bn, RNG.standard_normal((5, 2)))                  # training mode
+    bn.load_state_dict(
+        {
+            "weight": numpy.array([1.5, -0.5]),
+            "bias": numpy.array([0.2, 0.1]),
+            "running_mean": numpy.zeros(2),
+            "running_var": numpy.ones(2),
+        }
+    )
+    check_module(bn, RNG.standard_normal((5, 2)))  # training mode
     bn.eval()
     state = {k: numpy.array(v) for k, v in bn.state_dict().items()}
     state["running_var"] = numpy.array([0.5, 2.0])
@@ -327,23 +358,34 @@ def test_dropout_mask_scale_reproducibility_eval_identity_and_gradient():
     y = d(x)
     assert set(numpy.unique(y).tolist()) == {0.0, 1.0 / 0.75}
     assert abs((y == 0).mean() - 0.25) < 0.02
-    numpy.testing.assert_array_equal(nn.Dropout(0.25, rng=7)(x), y)     # same seed, same mask
-    assert not numpy.array_equal(d(x), y)                             # a new mask each call
+    numpy.testing.assert_array_equal(nn.Dropout(0.25, rng=7)(x), y)  # same seed, same mask
+    assert not numpy.array_equal(d(x), y)  # a new mask each call
     d.eval()
     assert d(x) is x
     assert numpy.array_equal(nn.Dropout(1.0)(x), numpy.zeros_like(x))
     d.train()
 
     def f(x):
-        d.generator = numpy.random.default_rng(3)                    # a fixed mask per call
+        d.generator = numpy.random.default_rng(3)  # a fixed mask per call
         return d(x)
 
     cr.check_grads(f, RNG.standard_normal((4, 5)))
 
 
-ACTIVATIONS = [nn.ReLU(), nn.LeakyReLU(0.2), nn.ELU(0.7), nn.SELU(), nn.GELU(), nn.GELU("tanh"),
-               nn.Sigmoid(), nn.Tanh(), nn.Softplus(2.0), nn.SiLU(), nn.Softmax(dim=1),
-               nn.LogSoftmax(dim=0)]
+ACTIVATIONS = [
+    nn.ReLU(),
+    nn.LeakyReLU(0.2),
+    nn.ELU(0.7),
+    nn.SELU(),
+    nn.GELU(),
+    nn.GELU("tanh"),
+    nn.Sigmoid(),
+    nn.Tanh(),
+    nn.Softplus(2.0),
+    nn.SiLU(),
+    nn.Softmax(dim=1),
+    nn.LogSoftmax(dim=0),
+]
 
 
 @pytest.mark.parametrize("act", ACTIVATIONS, ids=lambda a: repr(a))
@@ -357,12 +399,15 @@ def test_activation_values_and_conventions_at_zero():
     numpy.testing.assert_array_equal(F.relu(x), [0, 0, 3])
     numpy.testing.assert_allclose(F.leaky_relu(x, 0.1), [-0.2, 0, 3])
     numpy.testing.assert_allclose(F.elu(x, 2.0), [2 * (math.exp(-2) - 1), 0, 3])
-    numpy.testing.assert_allclose(F.sigmoid(x),
-                                  [1 / (1 + math.exp(2)), 0.5, 1 / (1 + math.exp(-3))])
-    numpy.testing.assert_allclose(F.softplus(x), [math.log1p(math.exp(-2)), math.log(2),
-                                                  math.log1p(math.exp(3))])
-    numpy.testing.assert_allclose(F.softmax(numpy.log(numpy.array([1.0, 2.0, 5.0]))),
-                                  [0.125, 0.25, 0.625])
+    numpy.testing.assert_allclose(
+        F.sigmoid(x), [1 / (1 + math.exp(2)), 0.5, 1 / (1 + math.exp(-3))]
+    )
+    numpy.testing.assert_allclose(
+        F.softplus(x), [math.log1p(math.exp(-2)), math.log(2), math.log1p(math.exp(3))]
+    )
+    numpy.testing.assert_allclose(
+        F.softmax(numpy.log(numpy.array([1.0, 2.0, 5.0]))), [0.125, 0.25, 0.625]
+    )
     # derivatives at exactly 0 (PyTorch's conventions)
     derivative = lambda f: float(cr.grad(lambda t: f(t).sum())(numpy.array([0.0]))[0])  # noqa
     assert derivative(F.relu) == 0.0
@@ -376,16 +421,25 @@ def test_gelu_matches_math_erf():
     xs = numpy.linspace(-6, 6, 241)
     exact = numpy.array([0.5 * v * (1 + math.erf(v / math.sqrt(2))) for v in xs])
     assert numpy.max(numpy.abs(F.gelu(xs) - exact)) < 2e-7
-    tanh = [0.5 * v * (1 + math.tanh(math.sqrt(2 / math.pi) * (v + 0.044715 * v ** 3)))
-            for v in xs]
+    tanh = [0.5 * v * (1 + math.tanh(math.sqrt(2 / math.pi) * (v + 0.044715 * v**3))) for v in xs]
     numpy.testing.assert_allclose(F.gelu(xs, "tanh"), tanh, rtol=1e-13, atol=1e-15)
 
 
 def test_activations_are_finite_and_warning_free_for_huge_inputs():
     # pytest runs with filterwarnings=error, so an overflow in exp would fail here
     x = cr.tensor([-1e4, -800.0, 0.0, 800.0, 1e4], requires_grad=True)
-    for f in (F.sigmoid, F.log_sigmoid, F.softplus, F.elu, F.selu, F.silu, F.gelu,
-              lambda t: F.softmax(t, 0), lambda t: F.log_softmax(t, 0), F.tanh):
+    for f in (
+        F.sigmoid,
+        F.log_sigmoid,
+        F.softplus,
+        F.elu,
+        F.selu,
+        F.silu,
+        F.gelu,
+        lambda t: F.softmax(t, 0),
+        lambda t: F.log_softmax(t, 0),
+        F.tanh,
+    ):
         x.grad = None
         y = f(x)
         (y * numpy.arange(5.0)).sum().backward()
@@ -399,6 +453,7 @@ def test_activations_are_finite_and_warning_free_for_huge_inputs():
 # Losses
 # =============================================================================================
 
+
 def test_loss_values_derived_by_hand():
     # mse/l1: errors (1, -3) -> squares 1, 9; absolutes 1, 3
     p, t = numpy.array([1.0, -1.0]), numpy.array([0.0, 2.0])
@@ -408,40 +463,52 @@ def test_loss_values_derived_by_hand():
     numpy.testing.assert_array_equal(F.l1_loss(p, t, reduction="none"), [1.0, 3.0])
     # huber, delta 1: |d| = 0.5 -> 0.5*0.25 = 0.125; |d| = 3 -> 1*(3 - 0.5) = 2.5
     numpy.testing.assert_array_equal(
-        F.huber_loss(numpy.array([0.5, -3.0]), numpy.zeros(2), reduction="none"), [0.125, 2.5])
+        F.huber_loss(numpy.array([0.5, -3.0]), numpy.zeros(2), reduction="none"), [0.125, 2.5]
+    )
     # smooth L1, beta 2: |d| = 1 -> 0.5*1/2 = 0.25; |d| = 3 -> 3 - 1 = 2
     numpy.testing.assert_array_equal(
-        F.smooth_l1_loss(numpy.array([1.0, 3.0]), numpy.zeros(2), "none", beta=2.0), [0.25, 2.0])
+        F.smooth_l1_loss(numpy.array([1.0, 3.0]), numpy.zeros(2), "none", beta=2.0), [0.25, 2.0]
+    )
     # cross-entropy: logits log(1), log(2), log(3) are probabilities 1/6, 2/6, 3/6
     logits = numpy.log(numpy.array([[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]]))
     assert float(F.cross_entropy(logits, numpy.array([2, 0]))) == pytest.approx(
-        (math.log(2) + math.log(6)) / 2, rel=1e-14)
+        (math.log(2) + math.log(6)) / 2, rel=1e-14
+    )
     # class weights (0.5, 1, 2): weighted sum / sum of the targets' weights
     w = numpy.array([0.5, 1.0, 2.0])
     assert float(F.cross_entropy(logits, numpy.array([2, 0]), weight=w)) == pytest.approx(
-        (2 * math.log(2) + 0.5 * math.log(6)) / 2.5, rel=1e-14)
+        (2 * math.log(2) + 0.5 * math.log(6)) / 2.5, rel=1e-14
+    )
     # ignore_index drops the second sample
     assert float(F.cross_entropy(logits, numpy.array([2, -100]))) == pytest.approx(
-        math.log(2), rel=1e-14)
+        math.log(2), rel=1e-14
+    )
     # label smoothing 0.3 with 3 classes: (1 - 0.3) * nll + 0.3/3 * sum_c (-log p_c)
     smooth = 0.7 * math.log(2) + 0.1 * (math.log(6) + math.log(3) + math.log(2))
-    assert float(F.cross_entropy(logits[:1], numpy.array([2]), label_smoothing=0.3)) == \
-        pytest.approx(smooth, rel=1e-14)
+    assert float(
+        F.cross_entropy(logits[:1], numpy.array([2]), label_smoothing=0.3)
+    ) == pytest.approx(smooth, rel=1e-14)
     # probability targets (0.5, 0.5, 0): -(0.5 log 1/6 + 0.5 log 1/3)
     probs = numpy.array([[0.5, 0.5, 0.0]])
     assert float(F.cross_entropy(logits[:1], probs)) == pytest.approx(
-        0.5 * math.log(6) + 0.5 * math.log(3), rel=1e-14)
+        0.5 * math.log(6) + 0.5 * math.log(3), rel=1e-14
+    )
     # nll on log-probabilities
-    assert float(F.nll_loss(numpy.log(numpy.array([[0.25, 0.75]])), numpy.array([1]))) == \
-        pytest.approx(-math.log(0.75), rel=1e-14)
+    assert float(
+        F.nll_loss(numpy.log(numpy.array([[0.25, 0.75]])), numpy.array([1]))
+    ) == pytest.approx(-math.log(0.75), rel=1e-14)
     # binary cross-entropy on logits: x = 0 gives log 2; pos_weight 3 triples the positive term
-    assert float(F.binary_cross_entropy_with_logits(numpy.zeros(1), numpy.ones(1))) == \
-        pytest.approx(math.log(2), rel=1e-15)
-    assert float(F.binary_cross_entropy_with_logits(
-        numpy.zeros(1), numpy.ones(1), pos_weight=numpy.array([3.0]))) == pytest.approx(
-        3 * math.log(2), rel=1e-15)
-    assert float(F.binary_cross_entropy(numpy.array([0.8]), numpy.array([1.0]))) == \
-        pytest.approx(-math.log(0.8), rel=1e-14)
+    assert float(
+        F.binary_cross_entropy_with_logits(numpy.zeros(1), numpy.ones(1))
+    ) == pytest.approx(math.log(2), rel=1e-15)
+    assert float(
+        F.binary_cross_entropy_with_logits(
+            numpy.zeros(1), numpy.ones(1), pos_weight=numpy.array([3.0])
+        )
+    ) == pytest.approx(3 * math.log(2), rel=1e-15)
+    assert float(F.binary_cross_entropy(numpy.array([0.8]), numpy.array([1.0]))) == pytest.approx(
+        -math.log(0.8), rel=1e-14
+    )
 
 
 def test_losses_are_exact_for_huge_logits():
@@ -471,13 +538,23 @@ LOSS_CASES = {
     "huber": (lambda a, t: F.huber_loss(a, t, delta=0.5), (3, 4), "float"),
     "smooth_l1": (lambda a, t: F.smooth_l1_loss(a, t, beta=0.5), (3, 4), "float"),
     "cross_entropy": (F.cross_entropy, (5, 4), "index"),
-    "cross_entropy_weight_smooth": (lambda a, t: F.cross_entropy(
-        a, t, weight=numpy.array([0.5, 1.0, 2.0, 1.5]), label_smoothing=0.2), (5, 4), "index"),
+    "cross_entropy_weight_smooth": (
+        lambda a, t: F.cross_entropy(
+            a, t, weight=numpy.array([0.5, 1.0, 2.0, 1.5]), label_smoothing=0.2
+        ),
+        (5, 4),
+        "index",
+    ),
     "cross_entropy_probs": (F.cross_entropy, (5, 4), "probs"),
     "cross_entropy_3d": (F.cross_entropy, (2, 4, 3), "index3d"),
     "nll": (lambda a, t: F.nll_loss(F.log_softmax(a, 1), t, reduction="sum"), (5, 4), "index"),
-    "bce_with_logits": (lambda a, t: F.binary_cross_entropy_with_logits(
-        a, t, pos_weight=numpy.array([1.0, 2.0, 0.5, 3.0])), (3, 4), "binary"),
+    "bce_with_logits": (
+        lambda a, t: F.binary_cross_entropy_with_logits(
+            a, t, pos_weight=numpy.array([1.0, 2.0, 0.5, 3.0])
+        ),
+        (3, 4),
+        "binary",
+    ),
     "bce": (lambda a, t: F.binary_cross_entropy(F.sigmoid(a), t), (3, 4), "binary"),
 }
 
@@ -487,8 +564,8 @@ def test_loss_gradients(name):
     f, shape, kind = LOSS_CASES[name]
     x = RNG.standard_normal(shape) * 2
     if kind == "float":
-        t = x + RNG.choice([-1.5, -0.3, 0.2, 2.0], size=shape)       # away from the kinks
-        cr.check_grads(f, x, t)                                        # both arguments
+        t = x + RNG.choice([-1.5, -0.3, 0.2, 2.0], size=shape)  # away from the kinks
+        cr.check_grads(f, x, t)  # both arguments
     elif kind == "index":
         labels = RNG.integers(0, shape[1], shape[0])
         cr.check_grads(lambda a: f(a, labels), x)
@@ -523,8 +600,10 @@ def test_loss_modules_and_errors():
 # Initialisers
 # =============================================================================================
 
+
 def test_initialisers_bounds_spread_and_reproducibility():
     from chainrule.nn import init
+
     assert init.calculate_gain("relu") == math.sqrt(2)
     assert init.calculate_gain("tanh") == 5 / 3
     assert init.calculate_gain("leaky_relu", 0.2) == math.sqrt(2 / 1.04)
@@ -539,8 +618,9 @@ def test_initialisers_bounds_spread_and_reproducibility():
     assert numpy.abs(w).max() <= math.sqrt(6 / 500)
     w = init.xavier_normal((300, 200), gain=2.0, rng=0)
     assert abs(w.std() - 2 * math.sqrt(2 / 500)) < 0.02 * 2 * math.sqrt(2 / 500)
-    numpy.testing.assert_array_equal(init.he_uniform((3, 4), rng=5),
-                                     init.kaiming_uniform((3, 4), rng=5))
+    numpy.testing.assert_array_equal(
+        init.he_uniform((3, 4), rng=5), init.kaiming_uniform((3, 4), rng=5)
+    )
     g = numpy.random.default_rng(9)
     p = nn.Parameter(numpy.empty((4, 6), dtype=numpy.float32))
     assert init.xavier_uniform_(p, generator=g) is p and p.dtype == numpy.float32
@@ -556,16 +636,26 @@ def test_initialisers_bounds_spread_and_reproducibility():
 # Documentation
 # =============================================================================================
 
-DOC_MODULES = ["chainrule.train.nn", "chainrule.train.nn.module", "chainrule.train.nn.layers",
-               "chainrule.train.nn.functional", "chainrule.train.nn.init", "chainrule.train.optim",
-               "chainrule.train.trainer", "chainrule.train.checkpoint", "chainrule.train.data",
-               "chainrule.train.sklearn", "chainrule.cli.train"]
+DOC_MODULES = [
+    "chainrule.train.nn",
+    "chainrule.train.nn.module",
+    "chainrule.train.nn.layers",
+    "chainrule.train.nn.functional",
+    "chainrule.train.nn.init",
+    "chainrule.train.optim",
+    "chainrule.train.trainer",
+    "chainrule.train.checkpoint",
+    "chainrule.train.data",
+    "chainrule.train.sklearn",
+    "chainrule.cli.train",
+]
 
 
 @pytest.mark.parametrize("name", DOC_MODULES)
 def test_docstring_examples_run_and_every_public_name_has_one(name):
     import doctest
     import importlib
+
     module = importlib.import_module(name)
     # NumPy's default print options (another test may have changed the global ones)
     with numpy.printoptions(precision=8, suppress=False, linewidth=75, threshold=1000):
@@ -574,5 +664,6 @@ def test_docstring_examples_run_and_every_public_name_has_one(name):
     for public in getattr(module, "__all__", []):
         obj = getattr(module, public)
         if callable(obj) and getattr(obj, "__module__", "").startswith("chainrule"):
-            assert obj.__doc__ and "Example" in obj.__doc__, \
+            assert obj.__doc__ and "Example" in obj.__doc__, (
                 f"{name}.{public} has no docstring example"
+            )

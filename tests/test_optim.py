@@ -40,13 +40,14 @@ def close(actual, expected, rtol=1e-12):
 
 def test_sgd_plain():
     (x1, x2), _, _ = two_steps(lambda p: optim.SGD(p, lr=0.1))
-    close(x1, [1 - 0.05, -2 + 0.1])                    # x - 0.1 g1
-    close(x2, [0.95 - 0.1, -1.9 - 0.2])                # x - 0.1 g2
+    close(x1, [1 - 0.05, -2 + 0.1])  # x - 0.1 g1
+    close(x2, [0.95 - 0.1, -1.9 - 0.2])  # x - 0.1 g2
 
 
 def test_sgd_momentum_dampening_weight_decay():
-    (x1, x2), opt, p = two_steps(lambda p: optim.SGD(p, lr=0.1, momentum=0.9, dampening=0.1,
-                                                     weight_decay=0.01))
+    (x1, x2), opt, p = two_steps(
+        lambda p: optim.SGD(p, lr=0.1, momentum=0.9, dampening=0.1, weight_decay=0.01)
+    )
     # step 1: g = g1 + 0.01 x0 = [0.51, -1.02]; buffer = g (no dampening on the first step)
     #         x1 = x0 - 0.1 * [0.51, -1.02] = [0.949, -1.898]
     close(x1, [0.949, -1.898])
@@ -65,7 +66,7 @@ def test_sgd_nesterov_and_maximize():
     close(x1, [0.905, -1.81])
     close(x2, [0.6745, -2.109])
     (x1, _), _, _ = two_steps(lambda p: optim.SGD(p, lr=0.1, maximize=True))
-    close(x1, [1.05, -2.1])                            # x + 0.1 g1
+    close(x1, [1.05, -2.1])  # x + 0.1 g1
 
 
 def test_adam():
@@ -81,8 +82,10 @@ def test_adam():
     assert state["step"] == 2
     close(state["exp_avg"], [0.145, 0.11])
     close(state["exp_avg_sq"], [0.00124975, 0.004999])
-    denom = [math.sqrt(0.00124975) / math.sqrt(0.001999) + 1e-8,
-             math.sqrt(0.004999) / math.sqrt(0.001999) + 1e-8]
+    denom = [
+        math.sqrt(0.00124975) / math.sqrt(0.001999) + 1e-8,
+        math.sqrt(0.004999) / math.sqrt(0.001999) + 1e-8,
+    ]
     close(x2, [x1[0] - 0.1 / 0.19 * 0.145 / denom[0], x1[1] - 0.1 / 0.19 * 0.11 / denom[1]])
 
 
@@ -92,9 +95,12 @@ def test_adam_coupled_weight_decay_and_amsgrad():
     close(x1, [1 - 0.07 / (0.7 + 1e-8) * 1.0, -2 + 0.14 / (1.4 + 1e-8)])
     # AMSGrad: a gradient 2 then 0; v = [0.004], then 0.999 * 0.004 = 0.003996 < 0.004,
     # so the denominator keeps sqrt(0.004 / 0.001999); m = 0.9 * 0.2 = 0.18
-    (_, x2), opt, p = two_steps(lambda p: optim.Adam(p, lr=0.1, amsgrad=True), x0=[0.0],
-                                grads=(numpy.array([2.0]), numpy.array([0.0])))
-    x1 = 0 - 0.2 / (2 + 1e-8)                    # step 1: m = 0.2, v = 0.004 -> sqrt(v/0.001) = 2
+    (_, x2), opt, p = two_steps(
+        lambda p: optim.Adam(p, lr=0.1, amsgrad=True),
+        x0=[0.0],
+        grads=(numpy.array([2.0]), numpy.array([0.0])),
+    )
+    x1 = 0 - 0.2 / (2 + 1e-8)  # step 1: m = 0.2, v = 0.004 -> sqrt(v/0.001) = 2
     close(opt.state[p]["max_exp_avg_sq"], [0.004])
     close(x2, [x1 - 0.1 / 0.19 * 0.18 / (math.sqrt(0.004 / 0.001999) + 1e-8)])
 
@@ -103,10 +109,14 @@ def test_adamw_decoupled_weight_decay():
     (x1, x2), _, _ = two_steps(lambda p: optim.AdamW(p, lr=0.1, weight_decay=0.5))
     # step 1: x0 * (1 - 0.1 * 0.5) = [0.95, -1.9], then the Adam step of test_adam
     close(x1, [0.95 - 0.05 / (0.5 + 1e-8), -1.9 + 0.1 / (1 + 1e-8)])
-    denom = [math.sqrt(0.00124975) / math.sqrt(0.001999) + 1e-8,
-             math.sqrt(0.004999) / math.sqrt(0.001999) + 1e-8]
-    close(x2, [x1[0] * 0.95 - 0.1 / 0.19 * 0.145 / denom[0],
-               x1[1] * 0.95 - 0.1 / 0.19 * 0.11 / denom[1]])
+    denom = [
+        math.sqrt(0.00124975) / math.sqrt(0.001999) + 1e-8,
+        math.sqrt(0.004999) / math.sqrt(0.001999) + 1e-8,
+    ]
+    close(
+        x2,
+        [x1[0] * 0.95 - 0.1 / 0.19 * 0.145 / denom[0], x1[1] * 0.95 - 0.1 / 0.19 * 0.11 / denom[1]],
+    )
     assert optim.AdamW([cr.tensor([1.0], requires_grad=True)]).defaults["weight_decay"] == 0.01
 
 
@@ -116,14 +126,22 @@ def test_rmsprop():
     close(x1, [1 - 0.01 * 0.5 / (0.05 + 1e-8), -2 + 0.01 * 1 / (0.1 + 1e-8)])
     # step 2: s = 0.99 [0.0025, 0.01] + 0.01 [1, 4] = [0.012475, 0.0499]
     close(opt.state[p]["square_avg"], [0.012475, 0.0499])
-    close(x2, [x1[0] - 0.01 * 1 / (math.sqrt(0.012475) + 1e-8),
-               x1[1] - 0.01 * 2 / (math.sqrt(0.0499) + 1e-8)])
+    close(
+        x2,
+        [
+            x1[0] - 0.01 * 1 / (math.sqrt(0.012475) + 1e-8),
+            x1[1] - 0.01 * 2 / (math.sqrt(0.0499) + 1e-8),
+        ],
+    )
 
 
 def test_rmsprop_centered_with_momentum_and_weight_decay():
-    (x1,), opt, p = two_steps(lambda p: optim.RMSprop(p, lr=0.01, alpha=0.9, momentum=0.5,
-                                                      centered=True, weight_decay=0.1),
-                              grads=(G1,))
+    (x1,), opt, p = two_steps(
+        lambda p: optim.RMSprop(
+            p, lr=0.01, alpha=0.9, momentum=0.5, centered=True, weight_decay=0.1
+        ),
+        grads=(G1,),
+    )
     # g = g1 + 0.1 x0 = [0.6, -1.2]; s = 0.1 g^2 = [0.036, 0.144]; a = 0.1 g = [0.06, -0.12]
     # d = sqrt(s - a^2) + eps = sqrt([0.0324, 0.1296]) + eps = [0.18, 0.36] + eps
     # buffer = g / d = [0.6 / 0.18, -1.2 / 0.36]; x1 = x0 - 0.01 buffer
@@ -132,22 +150,31 @@ def test_rmsprop_centered_with_momentum_and_weight_decay():
 
 
 def test_adagrad():
-    (x1, x2), opt, p = two_steps(lambda p: optim.Adagrad(p, lr=0.1, lr_decay=0.5,
-                                                         initial_accumulator_value=0.1))
+    (x1, x2), opt, p = two_steps(
+        lambda p: optim.Adagrad(p, lr=0.1, lr_decay=0.5, initial_accumulator_value=0.1)
+    )
     # step 1: clr = 0.1; sum = 0.1 + g1^2 = [0.35, 1.1]
     close(x1, [1 - 0.1 * 0.5 / (math.sqrt(0.35) + 1e-10), -2 + 0.1 / (math.sqrt(1.1) + 1e-10)])
     # step 2: clr = 0.1 / (1 + 1 * 0.5); sum = [1.35, 5.1]
     close(opt.state[p]["sum"], [1.35, 5.1])
     clr = 0.1 / 1.5
-    close(x2, [x1[0] - clr * 1 / (math.sqrt(1.35) + 1e-10),
-               x1[1] - clr * 2 / (math.sqrt(5.1) + 1e-10)])
+    close(
+        x2,
+        [x1[0] - clr * 1 / (math.sqrt(1.35) + 1e-10), x1[1] - clr * 2 / (math.sqrt(5.1) + 1e-10)],
+    )
 
 
 def test_defaults_follow_pytorch():
     p = [cr.tensor([1.0], requires_grad=True)]
     assert optim.SGD(p).defaults["lr"] == 1e-3
-    assert optim.Adam(p).defaults == {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8,
-                                      "weight_decay": 0.0, "amsgrad": False, "maximize": False}
+    assert optim.Adam(p).defaults == {
+        "lr": 1e-3,
+        "betas": (0.9, 0.999),
+        "eps": 1e-8,
+        "weight_decay": 0.0,
+        "amsgrad": False,
+        "maximize": False,
+    }
     assert optim.RMSprop(p).defaults["lr"] == 1e-2 and optim.RMSprop(p).defaults["alpha"] == 0.99
     assert optim.Adagrad(p).defaults["eps"] == 1e-10
 
@@ -157,7 +184,7 @@ def test_param_groups_skip_missing_grads_zero_grad_and_errors():
     b = cr.tensor([1.0], requires_grad=True)
     c = cr.tensor([1.0], requires_grad=True)
     opt = optim.SGD([{"params": [a]}, {"params": [b, c], "lr": 1.0}], lr=0.1)
-    a.grad, b.grad = numpy.array([1.0]), numpy.array([1.0])        # c has no gradient
+    a.grad, b.grad = numpy.array([1.0]), numpy.array([1.0])  # c has no gradient
     opt.step()
     close(a.data, [0.9])
     close(b.data, [0.0])
@@ -165,7 +192,7 @@ def test_param_groups_skip_missing_grads_zero_grad_and_errors():
     opt.zero_grad()
     assert a.grad is None and b.grad is None
     a.grad = numpy.array([5.0])
-    opt.zero_grad(set_to_none=False)                  # PyTorch: zeros where a gradient was
+    opt.zero_grad(set_to_none=False)  # PyTorch: zeros where a gradient was
     assert a.grad is not None and not a.grad.any() and b.grad is None
     with pytest.raises(ValueError, match="empty parameter list"):
         optim.Adam([])
@@ -196,13 +223,17 @@ def test_step_closure_and_float32_parameters_stay_float32():
     assert w.dtype == numpy.float32
 
 
-@pytest.mark.parametrize("make", [
-    lambda p: optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True),
-    lambda p: optim.Adam(p, lr=0.05, amsgrad=True),
-    lambda p: optim.AdamW(p, lr=0.05),
-    lambda p: optim.RMSprop(p, lr=0.01, momentum=0.5, centered=True),
-    lambda p: optim.Adagrad(p, lr=0.1),
-], ids=["sgd", "adam", "adamw", "rmsprop", "adagrad"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda p: optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True),
+        lambda p: optim.Adam(p, lr=0.05, amsgrad=True),
+        lambda p: optim.AdamW(p, lr=0.05),
+        lambda p: optim.RMSprop(p, lr=0.01, momentum=0.5, centered=True),
+        lambda p: optim.Adagrad(p, lr=0.1),
+    ],
+    ids=["sgd", "adam", "adamw", "rmsprop", "adagrad"],
+)
 def test_state_dict_round_trip_through_a_checkpoint_continues_identically(make, tmp_path):
     rng = numpy.random.default_rng(0)
     grads = [rng.standard_normal((2, 3)) for _ in range(6)]
@@ -221,7 +252,7 @@ def test_state_dict_round_trip_through_a_checkpoint_continues_identically(make, 
         a.grad, b.grad = g, g.copy()
         oa.step()
         ob.step()
-    numpy.testing.assert_array_equal(a.data, b.data)            # bit for bit
+    numpy.testing.assert_array_equal(a.data, b.data)  # bit for bit
 
 
 def test_load_state_dict_mismatch_is_a_clear_error():
@@ -236,13 +267,13 @@ def test_clip_grad_norm_and_value():
     b = cr.tensor([0.0], requires_grad=True)
     a.grad, b.grad = numpy.array([3.0, 4.0]), numpy.array([12.0])
     total = optim.clip_grad_norm_([a, b], 6.5)
-    assert total == 13.0                                 # sqrt(9 + 16 + 144)
+    assert total == 13.0  # sqrt(9 + 16 + 144)
     coef = 6.5 / (13.0 + 1e-6)
     close(a.grad, [3 * coef, 4 * coef])
     close(b.grad, [12 * coef])
     a.grad, b.grad = numpy.array([3.0, -4.0]), numpy.array([1.0])
     assert optim.clip_grad_norm_([a, b], 100.0) == pytest.approx(math.sqrt(26))
-    close(a.grad, [3.0, -4.0])                           # under the limit: untouched
+    close(a.grad, [3.0, -4.0])  # under the limit: untouched
     assert optim.clip_grad_norm_([a, b], 2.0, norm_type=float("inf")) == 4.0
     close(a.grad, [3 * 2 / (4 + 1e-6), -4 * 2 / (4 + 1e-6)])
     a.grad = numpy.array([numpy.inf, 0.0])
@@ -268,14 +299,14 @@ def test_schedules():
     o = opt()
     assert _lrs(optim.StepLR(o, 3, 0.5), o, 7) == [1, 1, 1, 0.5, 0.5, 0.5, 0.25]
     o = opt()
-    assert _lrs(optim.MultiStepLR(o, [2, 4], 0.1), o, 5) == pytest.approx(
-        [1, 1, 0.1, 0.1, 0.01])
+    assert _lrs(optim.MultiStepLR(o, [2, 4], 0.1), o, 5) == pytest.approx([1, 1, 0.1, 0.1, 0.01])
     o = opt()
     assert _lrs(optim.ExponentialLR(o, 0.5), o, 3) == [1, 0.5, 0.25]
     # cosine, T_max 4, eta_min 0.2: 0.2 + 0.8 (1 + cos(pi e / 4)) / 2
     o = opt()
     assert _lrs(optim.CosineAnnealingLR(o, 4, eta_min=0.2), o, 5) == pytest.approx(
-        [1.0, 0.2 + 0.4 * (1 + math.sqrt(0.5)), 0.6, 0.2 + 0.4 * (1 - math.sqrt(0.5)), 0.2])
+        [1.0, 0.2 + 0.4 * (1 + math.sqrt(0.5)), 0.6, 0.2 + 0.4 * (1 - math.sqrt(0.5)), 0.2]
+    )
     o = opt()
     assert _lrs(optim.LinearLR(o, start_factor=0.5, total_iters=2), o, 4) == [0.5, 0.75, 1, 1]
     # warm-up 0.25 -> 1 over 3 epochs, then StepLR(2, 0.1) counted from the end of warm-up
@@ -303,10 +334,13 @@ def test_scheduler_state_dict_resumes_the_sequence():
 
 def test_optimizers_minimise_a_quadratic():
     target = numpy.array([3.0, -1.0, 0.5])
-    for make in (lambda p: optim.SGD(p, lr=0.1, momentum=0.9),
-                 lambda p: optim.Adam(p, lr=0.1), lambda p: optim.RMSprop(p, lr=0.01),
-                 lambda p: optim.Adagrad(p, lr=0.5), lambda p: optim.AdamW(p, lr=0.1,
-                                                                         weight_decay=0.0)):
+    for make in (
+        lambda p: optim.SGD(p, lr=0.1, momentum=0.9),
+        lambda p: optim.Adam(p, lr=0.1),
+        lambda p: optim.RMSprop(p, lr=0.01),
+        lambda p: optim.Adagrad(p, lr=0.5),
+        lambda p: optim.AdamW(p, lr=0.1, weight_decay=0.0),
+    ):
         w = cr.tensor(numpy.zeros(3), requires_grad=True)
         opt = make([w])
         for _ in range(500):

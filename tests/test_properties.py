@@ -29,13 +29,12 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     try:
         import hypothesis.extra._patching  # noqa: F401
-    except ImportError:                     # pragma: no cover - libcst/black not installed
+    except ImportError:  # pragma: no cover - libcst/black not installed
         pass
 
-SETTINGS = settings(max_examples=30, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-H = 1e-6          # relative step of the central difference
+H = 1e-6  # relative step of the central difference
 RTOL = 1e-5
 ATOL = 1e-6
 
@@ -43,6 +42,7 @@ ATOL = 1e-6
 # ---------------------------------------------------------------------------------------------
 # reference: finite differences on plain NumPy
 # ---------------------------------------------------------------------------------------------
+
 
 def _direction(shape, seed=0):
     return numpy.random.default_rng(seed).standard_normal(shape)
@@ -67,8 +67,9 @@ def numeric_grads(f, args, direction):
                 m = a.copy()
                 m[idx] += sign * step
                 moved[i] = m
-                vals.append(float(_project(numpy.asarray(f(*moved), dtype=numpy.float64),
-                                           direction)))
+                vals.append(
+                    float(_project(numpy.asarray(f(*moved), dtype=numpy.float64), direction))
+                )
             g[idx] = (vals[0] - vals[1]) / (2 * step)
         grads.append(g)
     return grads
@@ -77,12 +78,18 @@ def numeric_grads(f, args, direction):
 def check(f, *args, dtype=numpy.float64, rtol=RTOL, atol=ATOL):
     """chainrule's gradient of f at args equals the finite difference; shapes and dtypes kept."""
     typed = [numpy.asarray(a).astype(dtype) for a in args]
-    args64 = [a.astype(numpy.float64) for a in typed]      # the very values chainrule sees
+    args64 = [a.astype(numpy.float64) for a in typed]  # the very values chainrule sees
     out = numpy.asarray(f(*args64))
     direction = _direction(out.shape)
     expected = numeric_grads(f, args64, direction)
-    scale = max(1.0, float(numpy.max(numpy.abs(numpy.concatenate(
-        [e.ravel() for e in expected] + [numpy.zeros(1)])))))
+    scale = max(
+        1.0,
+        float(
+            numpy.max(
+                numpy.abs(numpy.concatenate([e.ravel() for e in expected] + [numpy.zeros(1)]))
+            )
+        ),
+    )
 
     dir_t = direction.astype(dtype)
 
@@ -120,14 +127,16 @@ DTYPES = st.sampled_from([numpy.float64, numpy.float32])
 
 
 def values(shape, lo=-2.0, hi=2.0):
-    return hnp.arrays(numpy.float64, shape,
-                      elements=st.floats(lo, hi, allow_nan=False, allow_infinity=False))
+    return hnp.arrays(
+        numpy.float64, shape, elements=st.floats(lo, hi, allow_nan=False, allow_infinity=False)
+    )
 
 
 def away_from_zero(shape, lo=0.5, hi=2.0):
     """Magnitudes in [lo, hi] with random signs."""
     return st.tuples(values(shape, lo, hi), hnp.arrays(numpy.bool_, shape)).map(
-        lambda p: numpy.where(p[1], -p[0], p[0]))
+        lambda p: numpy.where(p[1], -p[0], p[0])
+    )
 
 
 @st.composite
@@ -138,13 +147,12 @@ def distinct(draw, shapes, scale=0.25, offset=-2.0):
     vals = perm * scale + offset
     out, start = [], 0
     for s, n in zip(shapes, sizes):
-        out.append(vals[start:start + n].reshape(s))
+        out.append(vals[start : start + n].reshape(s))
         start += n
     return out
 
 
-two_shapes = hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3,
-                                               max_side=3)
+two_shapes = hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3, max_side=3)
 shapes = hnp.array_shapes(min_dims=0, max_dims=4, min_side=1, max_side=3)
 nonscalar_shapes = hnp.array_shapes(min_dims=1, max_dims=4, min_side=1, max_side=3)
 
@@ -159,8 +167,11 @@ def axis_arg(draw, ndim, allow_empty=True):
         return None
     if kind == "int":
         return draw(st.integers(-ndim, ndim - 1))
-    axes = draw(st.lists(st.integers(0, ndim - 1), unique=True,
-                         min_size=0 if allow_empty else 1, max_size=ndim))
+    axes = draw(
+        st.lists(
+            st.integers(0, ndim - 1), unique=True, min_size=0 if allow_empty else 1, max_size=ndim
+        )
+    )
     return tuple(a - ndim if draw(st.booleans()) else a for a in axes)
 
 
@@ -232,14 +243,17 @@ def test_binary_op_with_constant_operand(name, data):
     as_float = data.draw(st.booleans()) and y.ndim == 0
     c = float(y) if as_float else y
     if tensor_first:
+
         def f(a):
             return op(a, c)
+
         check(f, x)
     else:
         cx = float(x) if as_float and x.ndim == 0 else x
 
         def f(b):
             return op(cx, b)
+
         check(f, y)
 
 
@@ -265,13 +279,14 @@ def test_reduction_gradient(name, data, dtype, use_method):
         assume(_count(shape, axis) - ddof >= 1 and _count(shape, axis) >= 2)
         kw["ddof"] = ddof
     if name in ("max", "min", "std", "var"):
-        (x,) = data.draw(distinct([shape]))                    # no ties, never constant
+        (x,) = data.draw(distinct([shape]))  # no ties, never constant
     elif name == "prod":
-        x = data.draw(values(shape, -1.5, 1.5))                # zeros allowed: prod is smooth
+        x = data.draw(values(shape, -1.5, 1.5))  # zeros allowed: prod is smooth
     else:
         x = data.draw(values(shape))
 
     if use_method:
+
         def f(a):
             return getattr(a, name)(**kw)
     else:
@@ -279,6 +294,7 @@ def test_reduction_gradient(name, data, dtype, use_method):
 
         def f(a):
             return func(a, **kw)
+
     check(f, x, dtype=dtype)
 
 
@@ -297,6 +313,7 @@ def test_prod_with_zeros_is_exact(data):
 # shape operations
 # ---------------------------------------------------------------------------------------------
 
+
 def _divisor_shapes(size, max_dims=4):
     """All shapes of up to max_dims dims whose product is size."""
     out = [()] if size == 1 else []
@@ -310,6 +327,7 @@ def _divisor_shapes(size, max_dims=4):
                 if rest // d == 1:
                     out.append(shape)
                 rec(shape, rest // d)
+
     rec((), size)
     return out
 
@@ -322,13 +340,16 @@ def test_reshape_gradient(data, dtype, use_method):
     new = data.draw(st.sampled_from(_divisor_shapes(math.prod(shape))))
     if new and data.draw(st.booleans()):
         i = data.draw(st.integers(0, len(new) - 1))
-        new = new[:i] + (-1,) + new[i + 1:]
+        new = new[:i] + (-1,) + new[i + 1 :]
     if use_method:
+
         def f(a):
             return a.reshape(new)
     else:
+
         def f(a):
             return numpy.reshape(a, new)
+
     check(f, x, dtype=dtype)
 
 
@@ -337,22 +358,30 @@ def test_reshape_gradient(data, dtype, use_method):
 def test_transpose_gradient(data, dtype):
     how = data.draw(st.sampled_from(["perm", "none", "T", "method"]))
     # explicit permutations get >= 3 axes, so that most are not their own inverse
-    shape = data.draw(hnp.array_shapes(min_dims=3 if how in ("perm", "method") else 0,
-                                       max_dims=4, min_side=1, max_side=3))
+    shape = data.draw(
+        hnp.array_shapes(
+            min_dims=3 if how in ("perm", "method") else 0, max_dims=4, min_side=1, max_side=3
+        )
+    )
     x = data.draw(values(shape))
     perm = tuple(data.draw(st.permutations(range(len(shape)))))
     if how == "perm":
+
         def f(a):
             return numpy.transpose(a, perm)
     elif how == "none":
+
         def f(a):
             return numpy.transpose(a)
     elif how == "T":
+
         def f(a):
             return a.T
     else:
+
         def f(a):
             return a.transpose(perm)
+
     check(f, x, dtype=dtype)
 
 
@@ -388,8 +417,9 @@ def test_roll_gradient(data, dtype):
         shift, axis = data.draw(st.integers(-5, 5)), data.draw(st.integers(-n, n - 1))
     else:
         axis = tuple(data.draw(st.lists(st.integers(-n, n - 1), min_size=1, max_size=3)))
-        shift = tuple(data.draw(st.lists(st.integers(-5, 5), min_size=len(axis),
-                                         max_size=len(axis))))
+        shift = tuple(
+            data.draw(st.lists(st.integers(-5, 5), min_size=len(axis), max_size=len(axis)))
+        )
     x = data.draw(values(shape))
     check(lambda a: numpy.roll(a, shift, axis=axis), x, dtype=dtype)
 
@@ -404,8 +434,9 @@ def test_expand_dims_gradient(data, dtype):
     else:
         k = data.draw(st.integers(1, 2))
         out_nd = n + k
-        axis = tuple(data.draw(st.lists(st.integers(0, out_nd - 1), unique=True,
-                                        min_size=k, max_size=k)))
+        axis = tuple(
+            data.draw(st.lists(st.integers(0, out_nd - 1), unique=True, min_size=k, max_size=k))
+        )
     x = data.draw(values(shape))
     check(lambda a: numpy.expand_dims(a, axis), x, dtype=dtype)
 
@@ -422,11 +453,14 @@ def test_squeeze_gradient(data, dtype, use_method):
         axis = None
     x = data.draw(values(shape))
     if use_method:
+
         def f(a):
             return a.squeeze(axis)
     else:
+
         def f(a):
             return numpy.squeeze(a, axis=axis)
+
     check(f, x, dtype=dtype)
 
 
@@ -465,17 +499,21 @@ def test_repeat_gradient(data, dtype, use_method):
         repeats = data.draw(st.lists(st.integers(0, 3), min_size=length, max_size=length))
     x = data.draw(values(shape))
     if use_method:
+
         def f(a):
             return a.repeat(repeats, axis=axis)
     else:
+
         def f(a):
             return numpy.repeat(a, repeats, axis=axis)
+
     check(f, x, dtype=dtype)
 
 
 # ---------------------------------------------------------------------------------------------
 # compositions and chainrule.check_grads
 # ---------------------------------------------------------------------------------------------
+
 
 @SETTINGS
 @given(data=st.data())

@@ -33,9 +33,10 @@ rng = numpy.random.default_rng(5)
 # (a) the graph is freed after backward() unless retained
 # ---------------------------------------------------------------------------------------------
 
+
 def _forward(w, x):
-    h = numpy.tanh(x @ w)                     # an intermediate tensor we keep a weakref to
-    return h, (h ** 2).sum()
+    h = numpy.tanh(x @ w)  # an intermediate tensor we keep a weakref to
+    return h, (h**2).sum()
 
 
 def test_backward_frees_the_graph():
@@ -44,7 +45,7 @@ def test_backward_frees_the_graph():
     h, loss = _forward(w, x)
     node, array = weakref.ref(h), weakref.ref(h.data)
     del h
-    assert node() is not None                 # the graph holds it until backward
+    assert node() is not None  # the graph holds it until backward
     loss.backward()
     assert node() is None and array() is None, "backward() kept the intermediate alive"
     assert w.grad is not None
@@ -61,10 +62,10 @@ def test_the_graph_is_freed_by_reference_counting_alone():
         node = weakref.ref(h)
         del h
         loss.backward()
-        assert node() is None                 # no reference cycle needed the collector
+        assert node() is None  # no reference cycle needed the collector
         h, loss = _forward(w, cr.tensor(rng.standard_normal((4, 3))))
         node = weakref.ref(h)
-        del h, loss                           # a graph never differentiated: dropped too
+        del h, loss  # a graph never differentiated: dropped too
         assert node() is None
     finally:
         gc.enable()
@@ -79,9 +80,9 @@ def test_retain_graph_keeps_it_until_the_result_is_dropped():
     loss.backward(retain_graph=True)
     assert node() is not None
     first = w.grad.copy()
-    loss.backward()                           # allowed: the graph was retained
+    loss.backward()  # allowed: the graph was retained
     numpy.testing.assert_allclose(w.grad, 2 * first, rtol=1e-15)
-    assert node() is None                     # freed by the second (non-retaining) backward
+    assert node() is None  # freed by the second (non-retaining) backward
     h, loss = _forward(w, x)
     node = weakref.ref(h)
     del h
@@ -97,7 +98,7 @@ def test_nothing_recorded_inside_grad_outlives_it():
     def f(w):
         h = numpy.sin(w) * 3.0
         kept.append(weakref.ref(h))
-        return (h ** 2).sum()
+        return (h**2).sum()
 
     g = cr.grad(f)(numpy.ones(5))
     numpy.testing.assert_allclose(g, 18 * numpy.sin(1.0) * numpy.cos(1.0) * numpy.ones(5))
@@ -109,14 +110,17 @@ def test_nothing_recorded_inside_grad_outlives_it():
 # (b) training does not leak
 # ---------------------------------------------------------------------------------------------
 
+
 def test_ten_thousand_sgd_steps_do_not_grow_memory():
     X = rng.standard_normal((8, 4))
     T = numpy.sin(X.sum(axis=1, keepdims=True))
     Xt, Tt = cr.tensor(X), cr.tensor(T)
-    params = [cr.tensor(rng.standard_normal((4, 8)) * 0.5, requires_grad=True),
-              cr.tensor(numpy.zeros(8), requires_grad=True),
-              cr.tensor(rng.standard_normal((8, 1)) * 0.5, requires_grad=True),
-              cr.tensor(numpy.zeros(1), requires_grad=True)]
+    params = [
+        cr.tensor(rng.standard_normal((4, 8)) * 0.5, requires_grad=True),
+        cr.tensor(numpy.zeros(8), requires_grad=True),
+        cr.tensor(rng.standard_normal((8, 1)) * 0.5, requires_grad=True),
+        cr.tensor(numpy.zeros(1), requires_grad=True),
+    ]
     lr = 0.05
 
     def step():
@@ -131,10 +135,10 @@ def test_ten_thousand_sgd_steps_do_not_grow_memory():
         return float(loss.data)
 
     first = step()
-    for _ in range(200):                      # warm-up: caches, free lists, interned objects
+    for _ in range(200):  # warm-up: caches, free lists, interned objects
         step()
     gc.collect()
-    tracemalloc.start()                       # from here on every allocation is traced
+    tracemalloc.start()  # from here on every allocation is traced
     try:
         before = tracemalloc.get_traced_memory()[0]
         for _ in range(10_000):
@@ -147,12 +151,13 @@ def test_ten_thousand_sgd_steps_do_not_grow_memory():
     # little else (measured: ~3 KiB).  Keeping only each step's loss tensor would be ~370 bytes
     # a step (3.6 MiB in all); keeping each step's graph ~6 KiB a step (57 MiB).
     assert after - before < 1 << 20, f"grew by {(after - before) / 1024:.0f} KiB"
-    assert last < first                       # and it did train
+    assert last < first  # and it did train
 
 
 # ---------------------------------------------------------------------------------------------
 # (c) threads
 # ---------------------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def fine_switching():
@@ -170,8 +175,9 @@ def _run_threads(*targets):
         def run():
             try:
                 fun()
-            except BaseException as e:          # noqa: BLE001 - reported by the main thread
+            except BaseException as e:  # noqa: BLE001 - reported by the main thread
                 errors.append(e)
+
         return run
 
     threads = [threading.Thread(target=guard(t)) for t in targets]
@@ -190,19 +196,19 @@ def test_two_threads_compute_different_gradients_at_once(fine_switching):
     Xa, Wa = rng.standard_normal((5, 3)), rng.standard_normal((3, 2))
     Xb, wb = rng.standard_normal((6, 4)), rng.standard_normal(4)
     # analytic gradients, computed here with plain NumPy
-    expected_a = Xa.T @ (1 - numpy.tanh(Xa @ Wa) ** 2)            # d sum(tanh(X W)) / dW
-    expected_b = Xb.T @ (2 * (Xb @ wb) * numpy.exp(-(Xb @ wb) ** 2) * -1) / 6
+    expected_a = Xa.T @ (1 - numpy.tanh(Xa @ Wa) ** 2)  # d sum(tanh(X W)) / dW
+    expected_b = Xb.T @ (2 * (Xb @ wb) * numpy.exp(-((Xb @ wb) ** 2)) * -1) / 6
     results: dict[str, list] = {"a": [], "b": []}
 
     def thread_a():
         for _ in range(n):
             barrier.wait()
             W = cr.tensor(Wa, requires_grad=True)
-            numpy.tanh(cr.tensor(Xa) @ W).sum().backward()           # tensor API
+            numpy.tanh(cr.tensor(Xa) @ W).sum().backward()  # tensor API
             results["a"].append(W.grad)
 
     def thread_b():
-        f = cr.grad(lambda w: numpy.exp(-(Xb @ w) ** 2).mean())       # functional API
+        f = cr.grad(lambda w: numpy.exp(-((Xb @ w) ** 2)).mean())  # functional API
         for _ in range(n):
             barrier.wait()
             results["b"].append(f(wb))
@@ -224,7 +230,7 @@ def test_no_grad_in_one_thread_does_not_affect_the_other(fine_switching):
         w = cr.tensor(x, requires_grad=True)
         for _ in range(n):
             with cr.no_grad():
-                barrier.wait()                # the other thread records while we are inside
+                barrier.wait()  # the other thread records while we are inside
                 y = w * 2.0
                 seen["quiet"].append((y.requires_grad, cr.is_grad_enabled()))
                 barrier.wait()
@@ -244,7 +250,7 @@ def test_no_grad_in_one_thread_does_not_affect_the_other(fine_switching):
     assert seen["recording"] == [(True, True)] * n
     for g in seen["grads"]:
         numpy.testing.assert_allclose(g, numpy.cos(x) * x + numpy.sin(x), rtol=1e-14)
-    assert cr.is_grad_enabled()               # the main thread was never switched off
+    assert cr.is_grad_enabled()  # the main thread was never switched off
 
 
 # ---------------------------------------------------------------------------------------------
@@ -277,7 +283,12 @@ def test_gradients_are_bit_identical_across_runs_threads_and_processes():
     thread.join()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     for seed in ("0", "12345"):
-        out = subprocess.run([sys.executable, "-c", DETERMINISM], capture_output=True,
-                             text=True, check=True, env=dict(env, PYTHONHASHSEED=seed))
+        out = subprocess.run(
+            [sys.executable, "-c", DETERMINISM],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=dict(env, PYTHONHASHSEED=seed),
+        )
         printed.append(out.stdout.strip())
     assert len(printed) == 5 and len(set(printed)) == 1

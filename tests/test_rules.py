@@ -19,8 +19,11 @@ def test_first_order(case):
     assert report.passed
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if c.id not in SMOOTH_FIRST_ONLY],
-                         ids=[c.id for c in CASES if c.id not in SMOOTH_FIRST_ONLY])
+@pytest.mark.parametrize(
+    "case",
+    [c for c in CASES if c.id not in SMOOTH_FIRST_ONLY],
+    ids=[c.id for c in CASES if c.id not in SMOOTH_FIRST_ONLY],
+)
 def test_second_order(case):
     report = cr.check_grads(case.fun, *case.inputs, order=2)
     assert report.passed
@@ -69,8 +72,9 @@ def test_repeated_advanced_indices_accumulate():
 
 def test_relu_convention_at_zero_matches_pytorch():
     z = numpy.array([-1.0, 0.0, 2.0])
-    numpy.testing.assert_array_equal(cr.grad(lambda z: numpy.maximum(0, z).sum())(z),
-                                     [0.0, 0.0, 1.0])
+    numpy.testing.assert_array_equal(
+        cr.grad(lambda z: numpy.maximum(0, z).sum())(z), [0.0, 0.0, 1.0]
+    )
 
 
 def test_ties_in_maximum_go_to_the_first_argument():
@@ -89,8 +93,9 @@ def test_ties_in_max_share_the_gradient():
 
 
 def test_abs_and_clip_conventions():
-    numpy.testing.assert_array_equal(cr.grad(lambda x: numpy.abs(x).sum())(numpy.zeros(2)),
-                                     [0.0, 0.0])
+    numpy.testing.assert_array_equal(
+        cr.grad(lambda x: numpy.abs(x).sum())(numpy.zeros(2)), [0.0, 0.0]
+    )
     g = cr.grad(lambda x: numpy.clip(x, -1.0, 1.0).sum())(numpy.array([-1.0, 0.0, 1.0, 2.0]))
     numpy.testing.assert_array_equal(g, [1.0, 1.0, 1.0, 0.0])
 
@@ -111,7 +116,7 @@ def test_a_wrong_rule_is_caught_by_the_checker():
 
     saved = P.sin.vjps
     try:
-        cr.defvjp(P.sin, lambda g, out, x: g * numpy.sin(x))    # deliberately wrong
+        cr.defvjp(P.sin, lambda g, out, x: g * numpy.sin(x))  # deliberately wrong
         with pytest.raises(cr.GradientCheckError) as info:
             cr.check_grads(lambda x: numpy.sin(x).sum(), numpy.array([0.3, 1.1]))
         assert "x[0]" in str(info.value) or "x[1]" in str(info.value)
@@ -120,8 +125,9 @@ def test_a_wrong_rule_is_caught_by_the_checker():
 
 
 @pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64])
-@pytest.mark.parametrize("fname", ["nansum", "nanmean", "nanmax", "nanmin", "nanprod", "nanvar",
-                                   "nanstd"])
+@pytest.mark.parametrize(
+    "fname", ["nansum", "nanmean", "nanmax", "nanmin", "nanprod", "nanvar", "nanstd"]
+)
 def test_nan_functions_give_numpys_values_and_no_gradient_to_nans(fname, dtype):
     # values bit for bit as NumPy's nanfunctions (an all-NaN row included), and the gradient
     # of each NaN entry is 0, of the others finite
@@ -199,14 +205,23 @@ COMPOSITIONS = [
     ("eigvalsh", numpy.linalg.eigvalsh, [A + A.T]),
     ("quantile", lambda t: numpy.quantile(t, 0.3), [x]),
     ("quantile-q1", lambda t: numpy.quantile(t, 1.0, axis=0), [x]),
-    ("quantile-array-keepdims", lambda t: numpy.quantile(t, numpy.array([0.1, 0.5, 0.9]), axis=1,
-                                                         keepdims=True), [x]),
+    (
+        "quantile-array-keepdims",
+        lambda t: numpy.quantile(t, numpy.array([0.1, 0.5, 0.9]), axis=1, keepdims=True),
+        [x],
+    ),
     ("quantile-f32-2/3", lambda t: numpy.quantile(t, 2 / 3, axis=1), [x.astype(numpy.float32)]),
-    ("quantile-nan", lambda t: numpy.quantile(t, 0.5, axis=1),
-     [numpy.where(x > 1.2, numpy.nan, x)]),
+    (
+        "quantile-nan",
+        lambda t: numpy.quantile(t, 0.5, axis=1),
+        [numpy.where(x > 1.2, numpy.nan, x)],
+    ),
     ("percentile", lambda t: numpy.percentile(t, 30, axis=0), [x]),
-    ("percentile-array-f32", lambda t: numpy.percentile(t, numpy.array([10, 50, 95.5])),
-     [x.astype(numpy.float32)]),
+    (
+        "percentile-array-f32",
+        lambda t: numpy.percentile(t, numpy.array([10, 50, 95.5])),
+        [x.astype(numpy.float32)],
+    ),
     ("cov", numpy.cov, [x]),
     ("cov-y-rowvar", lambda a, b: numpy.cov(a, b, rowvar=False), [x, x[:, :2]]),
     ("cov-bias", lambda a: numpy.cov(a, bias=True), [x]),

@@ -18,8 +18,7 @@ NAMES = ["W1", "W2", "W3", "W4", "B1", "B2", "B3", "B4"]
 def _run_users_forward_pass():
     X = cr.tensor(seed.X)
     T = cr.tensor(seed.T)
-    W1, W2, W3, W4, B1, B2, B3, B4 = (cr.tensor(seed.PARAMS[k], requires_grad=True)
-                                      for k in NAMES)
+    W1, W2, W3, W4, B1, B2, B3, B4 = (cr.tensor(seed.PARAMS[k], requires_grad=True) for k in NAMES)
     # --- the user's code, verbatim ---
     W = [W1, W2, W3, W4]
     B = [B1, B2, B3, B4]
@@ -41,8 +40,9 @@ def test_backward_gives_all_eight_gradients_equal_to_the_hand_derived_chain_rule
     expected = seed.hand_derived_gradients(seed.X, seed.T, **seed.PARAMS)
     for name in NAMES:
         assert params[name].grad.shape == params[name].shape
-        numpy.testing.assert_allclose(params[name].grad, expected[name], rtol=1e-12, atol=0,
-                                      err_msg=name)
+        numpy.testing.assert_allclose(
+            params[name].grad, expected[name], rtol=1e-12, atol=0, err_msg=name
+        )
 
 
 def test_the_error_value_matches_plain_numpy():
@@ -51,16 +51,18 @@ def test_the_error_value_matches_plain_numpy():
 
 
 def test_functional_grad_on_plain_arrays_gives_the_same_gradients():
-    grads = cr.grad(seed.forward, argnums=tuple(range(2, 10)))(seed.X, seed.T,
-                                                              *seed.PARAMS.values())
+    grads = cr.grad(seed.forward, argnums=tuple(range(2, 10)))(
+        seed.X, seed.T, *seed.PARAMS.values()
+    )
     expected = seed.hand_derived_gradients(seed.X, seed.T, **seed.PARAMS)
     for name, g in zip(NAMES, grads):
         numpy.testing.assert_allclose(g, expected[name], rtol=1e-12, atol=0, err_msg=name)
 
 
 def test_numerical_check_parameter_by_parameter():
-    report = cr.check_grads(seed.forward, seed.X, seed.T, *seed.PARAMS.values(),
-                            argnums=tuple(range(2, 10)))
+    report = cr.check_grads(
+        seed.forward, seed.X, seed.T, *seed.PARAMS.values(), argnums=tuple(range(2, 10))
+    )
     assert [a.name for a in report.arguments] == NAMES
 
 
@@ -96,7 +98,8 @@ def test_demo_json_holds_the_same_numbers(capsys):
     doc = json.loads(capsys.readouterr().out)
     expected = seed.hand_derived_gradients(seed.X, seed.T, **seed.PARAMS)
     for name in NAMES:
-        numpy.testing.assert_allclose(doc["gradients"][f"dE/d{name}"]["value"], expected[name],
-                                      rtol=1e-12)
+        numpy.testing.assert_allclose(
+            doc["gradients"][f"dE/d{name}"]["value"], expected[name], rtol=1e-12
+        )
     assert doc["error"] == pytest.approx(seed.forward(seed.X, seed.T, **seed.PARAMS), rel=1e-15)
     assert doc["gradient_check"]["passed"] is True

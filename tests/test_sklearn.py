@@ -24,8 +24,9 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from chainrule.sklearn import MLPClassifier, MLPRegressor
 
 
-@parametrize_with_checks([MLPClassifier(max_iter=50, random_state=0),
-                          MLPRegressor(max_iter=50, random_state=0)])
+@parametrize_with_checks(
+    [MLPClassifier(max_iter=50, random_state=0), MLPRegressor(max_iter=50, random_state=0)]
+)
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_scikit_learn_estimator_checks(estimator, check):
     check(estimator)
@@ -34,6 +35,7 @@ def test_scikit_learn_estimator_checks(estimator, check):
 def test_without_scikit_learn_the_import_error_says_what_to_install(monkeypatch):
     import importlib
     import sys
+
     for name in [m for m in sys.modules if m == "sklearn" or m.startswith("sklearn.")]:
         monkeypatch.setitem(sys.modules, name, None)
     monkeypatch.delitem(sys.modules, "chainrule.sklearn")
@@ -41,6 +43,7 @@ def test_without_scikit_learn_the_import_error_says_what_to_install(monkeypatch)
     with pytest.raises(ImportError, match=r"pip install chainrule\[train\]"):
         importlib.import_module("chainrule.sklearn")
     from chainrule.data import load_dataset
+
     with pytest.raises(ImportError, match=r"pip install chainrule\[train\]"):
         load_dataset("iris")
 
@@ -49,7 +52,7 @@ def test_classifier_on_iris_probabilities_classes_and_attributes():
     X, y = load_iris(return_X_y=True)
     names = numpy.array(["setosa", "versicolor", "virginica"])[y]
     clf = MLPClassifier((32,), learning_rate_init=0.01, max_iter=300, random_state=0)
-    clf.fit(X, names)                                       # converges: no warning
+    clf.fit(X, names)  # converges: no warning
     assert clf.score(X, names) > 0.95
     assert clf.classes_.tolist() == ["setosa", "versicolor", "virginica"]
     assert clf.n_features_in_ == 4
@@ -68,7 +71,7 @@ def test_partial_fit_needs_classes_first_and_then_learns():
     clf = MLPClassifier((16,), learning_rate_init=0.05, random_state=0)
     with pytest.raises(ValueError, match="classes must be passed"):
         clf.partial_fit(X, y)
-    clf.partial_fit(X[:50], y[:50], classes=[0, 1, 2])     # only class 0 in this batch
+    clf.partial_fit(X[:50], y[:50], classes=[0, 1, 2])  # only class 0 in this batch
     for _ in range(30):
         clf.partial_fit(X, y)
     assert clf.n_iter_ == 31 and clf.score(X, y) > 0.9
@@ -78,14 +81,16 @@ def test_partial_fit_needs_classes_first_and_then_learns():
 
 def test_regressor_pipeline_cross_validation_and_multi_output():
     X, y = load_diabetes(return_X_y=True)
-    pipe = make_pipeline(StandardScaler(), MLPRegressor((32,), learning_rate_init=0.01,
-                                                        max_iter=200, random_state=0))
-    with pytest.warns(ConvergenceWarning):                  # sklearn's behaviour at max_iter
+    pipe = make_pipeline(
+        StandardScaler(), MLPRegressor((32,), learning_rate_init=0.01, max_iter=200, random_state=0)
+    )
+    with pytest.warns(ConvergenceWarning):  # sklearn's behaviour at max_iter
         scores = cross_val_score(pipe, X, y / 100, cv=3)
     assert scores.mean() > 0.3
     Y = numpy.column_stack([X[:, 0] + X[:, 1], X[:, 2] - X[:, 3]]) * 10
-    reg = MLPRegressor((16,), learning_rate_init=0.02, max_iter=300, tol=0,
-                       n_iter_no_change=300, random_state=0)
+    reg = MLPRegressor(
+        (16,), learning_rate_init=0.02, max_iter=300, tol=0, n_iter_no_change=300, random_state=0
+    )
     with pytest.warns(ConvergenceWarning):
         reg.fit(X, Y)
     assert reg.predict(X).shape == (len(X), 2) and reg.score(X, Y) > 0.95
@@ -93,8 +98,14 @@ def test_regressor_pipeline_cross_validation_and_multi_output():
 
 def test_early_stopping_warm_start_params_and_errors():
     X, y = load_iris(return_X_y=True)
-    clf = MLPClassifier((16,), early_stopping=True, learning_rate_init=0.05, max_iter=500,
-                        n_iter_no_change=5, random_state=0).fit(X, y)
+    clf = MLPClassifier(
+        (16,),
+        early_stopping=True,
+        learning_rate_init=0.05,
+        max_iter=500,
+        n_iter_no_change=5,
+        random_state=0,
+    ).fit(X, y)
     assert clf.n_iter_ < 500 and len(clf.validation_scores_) == clf.n_iter_
     assert clf.best_validation_score_ == max(clf.validation_scores_)
     assert clf.get_params()["hidden_layer_sizes"] == (16,)

@@ -43,9 +43,11 @@ def tol(dtype, scale=0.0):
 
 def weighted_grad(f, x, w=None, argnum=0, *more):
     """Gradient of sum(f(x) * w): a generic direction, so that e.g. softmax's is not zero."""
+
     def scalar(*args):
         out = f(*args)
         return out.sum() if w is None else (out * w).sum()
+
     return cr.grad(scalar, argnums=argnum)(x, *more)
 
 
@@ -62,6 +64,7 @@ def as64(x):
 # the inputs are extreme: the textbook formulas fail on them
 # ---------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("dtype, scale", EXTREMES, ids=IDS)
 def test_the_naive_formulas_fail_at_these_magnitudes(dtype, scale):
     x = (PATTERN * scale).astype(dtype)
@@ -70,8 +73,11 @@ def test_the_naive_formulas_fail_at_these_magnitudes(dtype, scale):
         naive_lse = numpy.log(numpy.sum(numpy.exp(x)))
         naive_softmax = numpy.exp(x) / numpy.exp(x).sum(axis=-1, keepdims=True)
         naive_sigmoid_grad = cr.grad(lambda x: (1 / (1 + numpy.exp(-x))).sum())(x)
-        naive_norm = numpy.sqrt(numpy.sum(x.astype(dtype) ** 2)) if dtype == numpy.float64 \
+        naive_norm = (
+            numpy.sqrt(numpy.sum(x.astype(dtype) ** 2))
+            if dtype == numpy.float64
             else numpy.sqrt(numpy.sum((x * numpy.float32(1e15)) ** 2))
+        )
     assert numpy.isinf(naive_lse)
     assert not numpy.all(numpy.isfinite(naive_softmax))
     assert not numpy.all(numpy.isfinite(naive_sigmoid_grad))
@@ -81,6 +87,7 @@ def test_the_naive_formulas_fail_at_these_magnitudes(dtype, scale):
 # ---------------------------------------------------------------------------------------------
 # logsumexp, softmax, log_softmax
 # ---------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("dtype, scale", EXTREMES, ids=IDS)
 @pytest.mark.parametrize("axis", [None, 1, 0])
@@ -121,9 +128,11 @@ def test_softmax_and_log_softmax(dtype, scale):
     w64 = as64(w)
     wmax = float(numpy.abs(w64).sum(axis=-1).max())
     numpy.testing.assert_allclose(
-        gs, s_ref * (w64 - (w64 * s_ref).sum(axis=-1, keepdims=True)), **tol(dtype, wmax))
+        gs, s_ref * (w64 - (w64 * s_ref).sum(axis=-1, keepdims=True)), **tol(dtype, wmax)
+    )
     numpy.testing.assert_allclose(
-        gls, w64 - s_ref * w64.sum(axis=-1, keepdims=True), **tol(dtype, wmax))
+        gls, w64 - s_ref * w64.sum(axis=-1, keepdims=True), **tol(dtype, wmax)
+    )
 
 
 @pytest.mark.parametrize("dtype, scale", EXTREMES, ids=IDS)
@@ -134,15 +143,20 @@ def test_second_derivatives_stay_finite(dtype, scale):
     assert H.dtype == dtype
     assert_finite(H)
     numpy.testing.assert_allclose(H, numpy.diag(s) - numpy.outer(s, s), **tol(dtype, 1.0))
-    for f in (lambda x: (F.softmax(x) * x).sum(), lambda x: F.log_softmax(x)[0],
-              lambda x: F.sigmoid(x).sum(), lambda x: F.log_sigmoid(x).sum(),
-              lambda x: F.softplus(x).sum(), lambda x: F.safe_norm(x)):
+    for f in (
+        lambda x: (F.softmax(x) * x).sum(),
+        lambda x: F.log_softmax(x)[0],
+        lambda x: F.sigmoid(x).sum(),
+        lambda x: F.log_sigmoid(x).sum(),
+        lambda x: F.softplus(x).sum(),
+        lambda x: F.safe_norm(x),
+    ):
         assert_finite(cr.hessian(f)(x))
 
 
 def test_logsumexp_of_an_all_minus_inf_slice_is_minus_inf():
     x = numpy.array([[-numpy.inf, -numpy.inf], [0.0, -numpy.inf]])
-    with numpy.errstate(divide="ignore"):        # log(0), as NumPy and SciPy
+    with numpy.errstate(divide="ignore"):  # log(0), as NumPy and SciPy
         value = F.logsumexp(x, axis=1)
     numpy.testing.assert_array_equal(value, [-numpy.inf, 0.0])
     numpy.testing.assert_array_equal(value, sp.logsumexp(x, axis=1))
@@ -161,6 +175,7 @@ def test_softmax_with_masked_entries():
 # ---------------------------------------------------------------------------------------------
 # sigmoid, log_sigmoid, softplus, logit
 # ---------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("dtype, scale", EXTREMES, ids=IDS)
 def test_sigmoid_family(dtype, scale):
@@ -188,7 +203,8 @@ def test_softplus_and_log_sigmoid_against_mpmath(x):
     softplus = float(mpmath.log1p(mpmath.exp(x)))
     assert float(F.softplus(numpy.float64(x))) == pytest.approx(softplus, rel=4e-16, abs=0)
     assert float(F.log_sigmoid(numpy.float64(x))) == pytest.approx(
-        float(-mpmath.log1p(mpmath.exp(-x))), rel=4e-16, abs=0)
+        float(-mpmath.log1p(mpmath.exp(-x))), rel=4e-16, abs=0
+    )
 
 
 def test_sigmoid_relative_accuracy():
@@ -203,10 +219,14 @@ def test_sigmoid_relative_accuracy():
         assert numpy.all(err <= bound[keep])
 
 
-@pytest.mark.parametrize("dtype, p", [
-    (numpy.float64, [1e-300, 1e-20, 0.5, 1 - 2.0 ** -53]),
-    (numpy.float32, [1e-30, 1e-7, 0.5, 1 - 2.0 ** -24]),
-], ids=["float64", "float32"])
+@pytest.mark.parametrize(
+    "dtype, p",
+    [
+        (numpy.float64, [1e-300, 1e-20, 0.5, 1 - 2.0**-53]),
+        (numpy.float32, [1e-30, 1e-7, 0.5, 1 - 2.0**-24]),
+    ],
+    ids=["float64", "float32"],
+)
 def test_logit_near_0_and_1(dtype, p):
     p = numpy.array(p, dtype=dtype)
     value = F.logit(p)
@@ -219,13 +239,17 @@ def test_logit_near_0_and_1(dtype, p):
     p64 = as64(p)
     numpy.testing.assert_allclose(g, 1 / p64 + 1 / (1 - p64), **tol(dtype))
     # logit inverts sigmoid
-    numpy.testing.assert_allclose(as64(F.sigmoid(F.logit(numpy.array([0.2, 0.7], dtype)))),
-                                  [0.2, 0.7], rtol=10 * numpy.finfo(dtype).eps)
+    numpy.testing.assert_allclose(
+        as64(F.sigmoid(F.logit(numpy.array([0.2, 0.7], dtype)))),
+        [0.2, 0.7],
+        rtol=10 * numpy.finfo(dtype).eps,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # xlogy and entropy
 # ---------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("dtype, scale", EXTREMES, ids=IDS)
 def test_xlogy_at_extremes(dtype, scale):
@@ -267,7 +291,7 @@ def test_entropy_of_an_underflowed_softmax_has_a_finite_gradient():
     p = sp.softmax(z)
     logp = sp.log_softmax(z)
     h = -(p * logp)[:2].sum()
-    expected = -p * (logp + h)          # dH/dz_i = -p_i (log p_i + H)
+    expected = -p * (logp + h)  # dH/dz_i = -p_i (log p_i + H)
     numpy.testing.assert_allclose(g, expected, rtol=1e-14, atol=1e-300)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -278,6 +302,7 @@ def test_entropy_of_an_underflowed_softmax_has_a_finite_gradient():
 # ---------------------------------------------------------------------------------------------
 # cross-entropies
 # ---------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("dtype, scale", EXTREMES, ids=IDS)
 def test_cross_entropy_with_integer_labels(dtype, scale):
@@ -310,8 +335,7 @@ def test_cross_entropy_with_probabilities(dtype, scale):
     assert_finite(gz, gt)
     s = sp.softmax(as64(z), axis=-1)
     t64 = as64(t)
-    numpy.testing.assert_allclose(gz, (s * t64.sum(axis=1, keepdims=True) - t64) / 3,
-                                  **tol(dtype))
+    numpy.testing.assert_allclose(gz, (s * t64.sum(axis=1, keepdims=True) - t64) / 3, **tol(dtype))
     numpy.testing.assert_allclose(gt, -ls / 3, **tol(dtype))
 
 
@@ -356,7 +380,8 @@ def test_binary_cross_entropy_keeps_a_small_loss_exactly():
     # softplus(x) - x * t would round to a few ulps of 30 (3.6e-15 each).
     x, t = numpy.array([30.0]), numpy.array([1.0])
     assert float(F.binary_cross_entropy_with_logits(x, t)) == pytest.approx(
-        float(mpmath.log1p(mpmath.exp(-30))), rel=1e-15)
+        float(mpmath.log1p(mpmath.exp(-30))), rel=1e-15
+    )
 
 
 def test_binary_cross_entropy_casts_integer_targets_to_the_logits_dtype():
@@ -370,24 +395,32 @@ def test_binary_cross_entropy_casts_integer_targets_to_the_logits_dtype():
 # safe_norm
 # ---------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("dtype, scale", [(numpy.float32, 1e4), (numpy.float32, 1e30),
-                                          (numpy.float64, 1e300), (numpy.float64, 1e-300)],
-                         ids=["float32-1e4", "float32-1e30", "float64-1e300", "float64-1e-300"])
+
+@pytest.mark.parametrize(
+    "dtype, scale",
+    [(numpy.float32, 1e4), (numpy.float32, 1e30), (numpy.float64, 1e300), (numpy.float64, 1e-300)],
+    ids=["float32-1e4", "float32-1e30", "float64-1e300", "float64-1e-300"],
+)
 def test_safe_norm_at_extremes(dtype, scale):
     x = (numpy.array([[3.0, -4.0, 0.0], [1.0, 1.0, 1.0]]) * scale).astype(dtype)
-    eps = 1e-320 if scale < 1 else 1e-12       # eps far below the norms checked here
+    eps = 1e-320 if scale < 1 else 1e-12  # eps far below the norms checked here
     value = F.safe_norm(x, axis=1, eps=eps)
     assert value.dtype == dtype
     assert_finite(value)
-    ref = numpy.array([float(mpmath.sqrt(sum(mpmath.mpf(float(v)) ** 2 for v in row)
-                                         + mpmath.mpf(eps) ** 2)) for row in x])
+    ref = numpy.array(
+        [
+            float(mpmath.sqrt(sum(mpmath.mpf(float(v)) ** 2 for v in row) + mpmath.mpf(eps) ** 2))
+            for row in x
+        ]
+    )
     numpy.testing.assert_allclose(as64(value), ref, rtol=8 * numpy.finfo(dtype).eps)
     w = numpy.array([0.5, -2.0], dtype=dtype)
     g = weighted_grad(lambda x: F.safe_norm(x, axis=1, eps=eps), x, w)
     assert g.dtype == dtype
     assert_finite(g)
-    numpy.testing.assert_allclose(g, as64(x) / ref[:, None] * as64(w)[:, None],
-                                  rtol=8 * numpy.finfo(dtype).eps)
+    numpy.testing.assert_allclose(
+        g, as64(x) / ref[:, None] * as64(w)[:, None], rtol=8 * numpy.finfo(dtype).eps
+    )
 
 
 def test_safe_norm_at_zero_has_zero_gradient_and_the_analytic_hessian():
@@ -396,8 +429,9 @@ def test_safe_norm_at_zero_has_zero_gradient_and_the_analytic_hessian():
     assert float(F.safe_norm(x, eps=eps)) == eps
     numpy.testing.assert_array_equal(cr.grad(lambda x: F.safe_norm(x, eps=eps))(x), 0.0)
     # d2/dx2 sqrt(|x|^2 + eps^2) at 0 is I / eps
-    numpy.testing.assert_allclose(cr.hessian(lambda x: F.safe_norm(x, eps=eps))(x),
-                                  numpy.eye(3) / eps, rtol=1e-14)
+    numpy.testing.assert_allclose(
+        cr.hessian(lambda x: F.safe_norm(x, eps=eps))(x), numpy.eye(3) / eps, rtol=1e-14
+    )
     with pytest.raises(ValueError, match="eps"):
         F.safe_norm(x, eps=0.0)
 
@@ -441,8 +475,15 @@ def test_jit_and_exported_code_are_as_stable_as_the_eager_path(name, dtype, scal
 
 def test_docstring_examples():
     # NumPy's default print options (another test may have changed the global ones)
-    with numpy.printoptions(precision=8, suppress=False, linewidth=75, threshold=1000,
-                            floatmode="maxprec", sign="-", legacy=False):
+    with numpy.printoptions(
+        precision=8,
+        suppress=False,
+        linewidth=75,
+        threshold=1000,
+        floatmode="maxprec",
+        sign="-",
+        legacy=False,
+    ):
         result = doctest.testmod(stable_impl, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 20 and result.failed == 0
 
@@ -460,4 +501,4 @@ def test_cross_entropy_labels_stay_variables_in_jit():
         ls = sp.log_softmax(z, axis=-1)
         assert value == pytest.approx(-ls[numpy.arange(2), labels].mean(), rel=1e-14)
         numpy.testing.assert_allclose(g, (numpy.exp(ls) - numpy.eye(3)[labels]) / 2, rtol=1e-14)
-    assert len(step.cache) == 1                  # one trace served every set of labels
+    assert len(step.cache) == 1  # one trace served every set of labels

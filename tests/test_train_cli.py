@@ -10,9 +10,9 @@ import sys
 import numpy
 import pytest
 
-from chainrule.train.checkpoint import load
-from chainrule.data import DataError, load_csv
 from chainrule.cli.train import add_commands, build_model
+from chainrule.data import DataError, load_csv
+from chainrule.train.checkpoint import load
 
 
 def run(argv):
@@ -24,13 +24,19 @@ def run(argv):
 
 def test_train_and_evaluate_iris(tmp_path, capsys):
     out = tmp_path / "iris"
-    assert run(["train", "--dataset", "iris", "--epochs", "15", "--out", str(out),
-                "--no-progress"]) == 0
+    assert (
+        run(["train", "--dataset", "iris", "--epochs", "15", "--out", str(out), "--no-progress"])
+        == 0
+    )
     text = capsys.readouterr().out
     assert "data: iris: 150 samples, 4 features, 3 classes; train 120 / test 30" in text
     assert "test accuracy" in text and "curve.png" in text
-    assert sorted(p.name for p in out.iterdir()) == ["checkpoints", "curve.png", "metrics.json",
-                                                    "model.ckpt"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "checkpoints",
+        "curve.png",
+        "metrics.json",
+        "model.ckpt",
+    ]
     assert (out / "curve.png").read_bytes()[:4] == b"\x89PNG"
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["test"]["n"] == 30 and metrics["test"]["accuracy"] >= 0.9
@@ -45,12 +51,40 @@ def test_train_and_evaluate_iris(tmp_path, capsys):
 
 
 def test_digits_mlp_and_cnn_reduced(tmp_path, capsys):
-    assert run(["train", "--dataset", "digits", "--epochs", "6", "--out",
-                str(tmp_path / "mlp"), "--no-progress"]) == 0
+    assert (
+        run(
+            [
+                "train",
+                "--dataset",
+                "digits",
+                "--epochs",
+                "6",
+                "--out",
+                str(tmp_path / "mlp"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     mlp = json.loads((tmp_path / "mlp" / "metrics.json").read_text())["test"]
     assert mlp["n"] == 360 and mlp["accuracy"] >= 0.95
-    assert run(["train", "--dataset", "digits", "--model", "cnn:8,16,32", "--epochs", "3",
-                "--out", str(tmp_path / "cnn"), "--no-progress"]) == 0
+    assert (
+        run(
+            [
+                "train",
+                "--dataset",
+                "digits",
+                "--model",
+                "cnn:8,16,32",
+                "--epochs",
+                "3",
+                "--out",
+                str(tmp_path / "cnn"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     cnn = json.loads((tmp_path / "cnn" / "metrics.json").read_text())["test"]
     assert cnn["accuracy"] >= 0.9
     text = capsys.readouterr().out
@@ -58,12 +92,28 @@ def test_digits_mlp_and_cnn_reduced(tmp_path, capsys):
 
 
 def test_regression_dataset_and_progress_output(tmp_path, capsys):
-    assert run(["train", "--dataset", "diabetes", "--epochs", "8", "--out", str(tmp_path),
-                "--progress", "plain", "--model", "mlp:32"]) == 0
+    assert (
+        run(
+            [
+                "train",
+                "--dataset",
+                "diabetes",
+                "--epochs",
+                "8",
+                "--out",
+                str(tmp_path),
+                "--progress",
+                "plain",
+                "--model",
+                "mlp:32",
+            ]
+        )
+        == 0
+    )
     captured = capsys.readouterr().out
     assert "Epoch 1/8: loss" in captured and "rmse" in captured
     test = json.loads((tmp_path / "metrics.json").read_text())["test"]
-    assert test["r2"] > 0.2 and test["rmse"] < 70       # target in [25, 346]; std about 77
+    assert test["r2"] > 0.2 and test["rmse"] < 70  # target in [25, 346]; std about 77
     assert run(["evaluate", str(tmp_path)]) == 0
     assert "test rmse" in capsys.readouterr().out
 
@@ -79,13 +129,20 @@ def test_resume_continues_to_the_same_model(tmp_path):
     for k in a:
         numpy.testing.assert_array_equal(a[k], c[k])
     # interrupted: only the per-epoch checkpoint of epoch 2 exists, then --resume
-    assert run(base + ["--epochs", "4", "--out", str(tmp_path / "d"), "--schedule",
-                       "constant"]) == 0
+    assert (
+        run(base + ["--epochs", "4", "--out", str(tmp_path / "d"), "--schedule", "constant"]) == 0
+    )
     full = load(tmp_path / "d" / "model.ckpt")["model"]
-    assert run(base + ["--epochs", "2", "--out", str(tmp_path / "e"), "--schedule",
-                       "constant"]) == 0
-    assert run(base + ["--epochs", "4", "--out", str(tmp_path / "e"), "--schedule",
-                       "constant", "--resume"]) == 0
+    assert (
+        run(base + ["--epochs", "2", "--out", str(tmp_path / "e"), "--schedule", "constant"]) == 0
+    )
+    assert (
+        run(
+            base
+            + ["--epochs", "4", "--out", str(tmp_path / "e"), "--schedule", "constant", "--resume"]
+        )
+        == 0
+    )
     resumed = load(tmp_path / "e" / "model.ckpt")["model"]
     for k in full:
         numpy.testing.assert_array_equal(full[k], resumed[k])
@@ -94,7 +151,7 @@ def test_resume_continues_to_the_same_model(tmp_path):
 def test_csv_training_with_text_labels_and_a_named_target(tmp_path, capsys):
     rng = numpy.random.default_rng(0)
     X = rng.standard_normal((200, 2))
-    X = X[numpy.abs(X[:, 0] + X[:, 1]) > 0.5][:90]           # a margin around the boundary
+    X = X[numpy.abs(X[:, 0] + X[:, 1]) > 0.5][:90]  # a margin around the boundary
     label = numpy.where(X[:, 0] + X[:, 1] > 0, "high", "low")
     path = tmp_path / "points.csv"
     with open(path, "w") as f:
@@ -102,8 +159,27 @@ def test_csv_training_with_text_labels_and_a_named_target(tmp_path, capsys):
         for (a, b), k in zip(X, label):
             f.write(f"{k},{a:.6f},{b:.6f}\n")
     out = tmp_path / "run"
-    assert run(["train", "--dataset", str(path), "--target", "kind", "--epochs", "30",
-                "--batch-size", "16", "--out", str(out), "--no-progress", "--model", "mlp:16"]) == 0
+    assert (
+        run(
+            [
+                "train",
+                "--dataset",
+                str(path),
+                "--target",
+                "kind",
+                "--epochs",
+                "30",
+                "--batch-size",
+                "16",
+                "--out",
+                str(out),
+                "--no-progress",
+                "--model",
+                "mlp:16",
+            ]
+        )
+        == 0
+    )
     assert json.loads((out / "metrics.json").read_text())["test"]["accuracy"] >= 0.9
     capsys.readouterr()
     assert run(["evaluate", str(out), "--data", str(path)]) == 0
@@ -134,15 +210,28 @@ def test_bad_csv_files_get_a_clear_error_naming_file_line_and_column(tmp_path, c
     with pytest.raises(DataError) as e:
         load_csv(path)
     assert str(path) in str(e.value) and message in str(e.value)
-    assert run(["train", "--dataset", str(path), "--out", str(tmp_path / "o"),
-                "--epochs", "1", "--no-progress"]) == 1
+    assert (
+        run(
+            [
+                "train",
+                "--dataset",
+                str(path),
+                "--out",
+                str(tmp_path / "o"),
+                "--epochs",
+                "1",
+                "--no-progress",
+            ]
+        )
+        == 1
+    )
     err = capsys.readouterr().err
     assert err.startswith("chainrule train: error: ") and message in err
 
 
 def test_csv_header_detection_delimiters_and_targets(tmp_path):
     path = tmp_path / "semi.csv"
-    path.write_text("\ufeff1.5;2;7.25\n2.5;1;8.5\n3;0;9.75\n")      # BOM, ';', no header
+    path.write_text("\ufeff1.5;2;7.25\n2.5;1;8.5\n3;0;9.75\n")  # BOM, ';', no header
     ds = load_csv(path)
     assert ds.feature_names == ["column 1", "column 2"] and ds.task == "regression"
     numpy.testing.assert_array_equal(ds.y, [7.25, 8.5, 9.75])
@@ -172,13 +261,18 @@ def test_other_errors_exit_with_a_message(tmp_path, capsys):
 
 def test_curve_is_skipped_with_a_note_without_matplotlib(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    assert run(["train", "--dataset", "iris", "--epochs", "2", "--out", str(tmp_path),
-                "--no-progress"]) == 0
+    assert (
+        run(
+            ["train", "--dataset", "iris", "--epochs", "2", "--out", str(tmp_path), "--no-progress"]
+        )
+        == 0
+    )
     assert "curve.png skipped: matplotlib is not installed" in capsys.readouterr().out
     assert not (tmp_path / "curve.png").exists()
 
 
 def test_build_model_shapes():
     assert build_model("cnn", 64, 10, image_shape=(8, 8)).num_parameters() == (
-        (16 * 9 + 16) + 2 * 16 + (32 * 16 * 9 + 32) + 2 * 32 + (128 * 64 + 64) + (64 * 10 + 10))
+        (16 * 9 + 16) + 2 * 16 + (32 * 16 * 9 + 32) + 2 * 32 + (128 * 64 + 64) + (64 * 10 + 10)
+    )
     assert build_model("linear", 5, 2).weight.shape == (2, 5)

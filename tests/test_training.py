@@ -11,8 +11,8 @@ import numpy
 import pytest
 
 from chainrule import nn, optim
-from chainrule.train.checkpoint import load
 from chainrule.data import Standardizer, load_dataset, train_test_split
+from chainrule.train.checkpoint import load
 from chainrule.train.trainer import History, Trainer, accuracy, fit, r2
 
 
@@ -30,19 +30,18 @@ def weights(model):
 def test_fit_learns_a_separable_problem_and_reports_history():
     X, y = blobs()
     model = nn.MLP([2, 16, 3], rng=0)
-    h = fit(model, X, y, epochs=15, batch_size=16, lr=0.02, validation_split=0.25,
-            progress=None)
+    h = fit(model, X, y, epochs=15, batch_size=16, lr=0.02, validation_split=0.25, progress=None)
     assert isinstance(h, History) and len(h) == 15 and h.epoch == list(range(15))
     assert set(h.history) == {"loss", "accuracy", "val_loss", "val_accuracy", "lr"}
     assert h["loss"][-1] < h["loss"][0] / 3
     assert h["val_accuracy"][-1] >= 0.95
-    assert h.params["samples"] == 180                       # 25 % held out, stratified
+    assert h.params["samples"] == 180  # 25 % held out, stratified
 
 
 def test_metrics_are_computed_correctly():
     pred = numpy.array([[2.0, 1.0], [0.0, 3.0], [5.0, -1.0]])
     assert accuracy(pred, numpy.array([0, 1, 1])) == 2 / 3
-    assert accuracy(numpy.array([[-1.0], [2.0]]), numpy.array([0, 1])) == 1.0   # one logit
+    assert accuracy(numpy.array([[-1.0], [2.0]]), numpy.array([0, 1])) == 1.0  # one logit
     # r2 = 1 - SS_res / SS_tot = 1 - (0.25 + 0.25 + 0) / 2 for y = 1, 2, 3
     assert r2(numpy.array([1.5, 1.5, 3.0]), numpy.array([1.0, 2.0, 3.0])) == 0.75
 
@@ -51,8 +50,9 @@ def test_regression_matches_a_one_column_output_to_a_1d_target():
     rng = numpy.random.default_rng(0)
     X = rng.standard_normal((128, 3))
     y = X @ numpy.array([1.0, -2.0, 0.5]) + 0.3
-    trainer = Trainer(nn.Linear(3, 1, rng=0), loss="mse", optimizer="sgd", lr=0.1,
-                      metrics=["mae", "r2"])
+    trainer = Trainer(
+        nn.Linear(3, 1, rng=0), loss="mse", optimizer="sgd", lr=0.1, metrics=["mae", "r2"]
+    )
     h = trainer.fit(X, y, epochs=30, batch_size=16, progress=None)
     assert h["r2"][-1] > 0.999
     assert trainer.evaluate(X, y)["loss"] < 1e-6
@@ -77,15 +77,27 @@ def _resumable_run(ckdir, epochs, resume):
     model = nn.MLP([2, 8, 8, 3], dropout=0.3, norm="batch", rng=0)
     opt = optim.AdamW(model.parameters(), lr=0.01)
     sched = optim.LinearWarmup(opt, 2, after=optim.CosineAnnealingLR(opt, 4))
-    h = fit(model, X, y, optimizer=opt, scheduler=sched, epochs=epochs, batch_size=32,
-            validation_split=0.2, early_stopping=50, seed=5, checkpoint_dir=ckdir,
-            resume=resume, progress=None)
+    h = fit(
+        model,
+        X,
+        y,
+        optimizer=opt,
+        scheduler=sched,
+        epochs=epochs,
+        batch_size=32,
+        validation_split=0.2,
+        early_stopping=50,
+        seed=5,
+        checkpoint_dir=ckdir,
+        resume=resume,
+        progress=None,
+    )
     return model, opt, h
 
 
 def test_resume_from_a_checkpoint_equals_the_uninterrupted_run(tmp_path):
     full, full_opt, full_h = _resumable_run(tmp_path / "full", 6, False)
-    _resumable_run(tmp_path / "part", 3, False)                  # "interrupted" after epoch 3
+    _resumable_run(tmp_path / "part", 3, False)  # "interrupted" after epoch 3
     assert load(tmp_path / "part" / "last.ckpt")["epochs_done"] == 3
     part, part_opt, part_h = _resumable_run(tmp_path / "part", 6, True)
     for k, v in full.state_dict().items():
@@ -101,19 +113,35 @@ def test_resume_from_a_checkpoint_equals_the_uninterrupted_run(tmp_path):
     # resuming with different settings is refused with an explanation
     X, y = blobs(seed=3)
     with pytest.raises(ValueError, match="batch_size=32 but now batch_size=16"):
-        fit(nn.MLP([2, 8, 8, 3], dropout=0.3, norm="batch", rng=0), X, y, epochs=6,
-            batch_size=16, validation_split=0.2, seed=5, checkpoint_dir=tmp_path / "part",
-            resume=True, progress=None)
+        fit(
+            nn.MLP([2, 8, 8, 3], dropout=0.3, norm="batch", rng=0),
+            X,
+            y,
+            epochs=6,
+            batch_size=16,
+            validation_split=0.2,
+            seed=5,
+            checkpoint_dir=tmp_path / "part",
+            resume=True,
+            progress=None,
+        )
 
 
 def test_early_stopping_stops_and_restores_the_best_weights(tmp_path):
     X, y = blobs(seed=1)
     X_val, y_val = blobs(n=60, seed=2)
-    y_val = (y_val + 1) % 3                                 # unlearnable: val loss rises
+    y_val = (y_val + 1) % 3  # unlearnable: val loss rises
     model = nn.MLP([2, 16, 3], rng=0)
     trainer = Trainer(model, lr=0.05)
-    h = trainer.fit(X, y, epochs=40, validation_data=(X_val, y_val), early_stopping=3,
-                    checkpoint_dir=tmp_path, progress=None)
+    h = trainer.fit(
+        X,
+        y,
+        epochs=40,
+        validation_data=(X_val, y_val),
+        early_stopping=3,
+        checkpoint_dir=tmp_path,
+        progress=None,
+    )
     assert h.stopped_epoch is not None and h.stopped_epoch < 39
     assert h.stopped_epoch == h.best_epoch + 3
     assert len(h) == h.stopped_epoch + 1
@@ -127,8 +155,7 @@ def test_early_stopping_stops_and_restores_the_best_weights(tmp_path):
 def test_progress_plain_lines_and_tqdm_bars():
     X, y = blobs(n=64)
     out = io.StringIO()
-    fit(nn.MLP([2, 4, 3], rng=0), X, y, epochs=3, validation_split=0.25, progress="plain",
-        file=out)
+    fit(nn.MLP([2, 4, 3], rng=0), X, y, epochs=3, validation_split=0.25, progress="plain", file=out)
     lines = out.getvalue().splitlines()
     assert len(lines) == 3
     assert lines[0].startswith("Epoch 1/3: loss ")
@@ -159,8 +186,14 @@ def test_errors_are_clear():
     with pytest.raises(ValueError, match="unknown loss"):
         fit(model, X, y, loss="hinge", progress=None)
     with pytest.raises(FloatingPointError, match="lower the learning rate"):
-        fit(nn.Linear(2, 1, rng=0), X, y.astype(float),
-            loss=lambda out, t: (out * numpy.nan).sum(), epochs=5, progress=None)
+        fit(
+            nn.Linear(2, 1, rng=0),
+            X,
+            y.astype(float),
+            loss=lambda out, t: (out * numpy.nan).sum(),
+            epochs=5,
+            progress=None,
+        )
 
 
 def test_history_plot_writes_a_png(tmp_path):
@@ -199,9 +232,16 @@ def test_reduced_digits_cnn_learns():
     A = sc.transform(Xtr).reshape(-1, 1, 8, 8)
     B = sc.transform(Xte).reshape(-1, 1, 8, 8)
     g = numpy.random.default_rng(0)
-    model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1, rng=g), nn.ReLU(), nn.MaxPool2d(2),
-                          nn.Conv2d(8, 16, 3, padding=1, rng=g), nn.ReLU(), nn.MaxPool2d(2),
-                          nn.Flatten(), nn.Linear(64, 10, rng=g))
+    model = nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1, rng=g),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(8, 16, 3, padding=1, rng=g),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(64, 10, rng=g),
+    )
     trainer = Trainer(model, lr=5e-3)
     trainer.fit(A, ytr, epochs=4, batch_size=32, progress=None, threads=1)
     assert trainer.evaluate(B, yte)["accuracy"] >= 0.85
@@ -210,6 +250,7 @@ def test_reduced_digits_cnn_learns():
 def test_the_python_examples_in_docs_training_md_run(capsys):
     import pathlib
     import re
+
     text = (pathlib.Path(__file__).resolve().parents[1] / "docs" / "training.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", text, re.S)
     assert len(blocks) >= 5

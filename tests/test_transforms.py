@@ -20,11 +20,13 @@ def fd_hessian(f, x, h=1e-4):
     H = numpy.zeros((n, n))
     for i in range(n):
         for j in range(n):
+
             def at(di, dj, i=i, j=j):
                 y = x.copy().ravel()
                 y[i] += di
                 y[j] += dj
                 return f(y.reshape(x.shape))
+
             H[i, j] = (at(h, h) - at(h, -h) - at(-h, h) + at(-h, -h)) / (4 * h * h)
     return H.reshape(x.shape + x.shape)
 
@@ -44,8 +46,11 @@ def softmax_ce(z):
     return -logp[numpy.arange(3), labels].mean()
 
 
-@pytest.mark.parametrize("f, x", [(tanh_mlp, W1), (softmax_ce, rng.standard_normal((3, 4)))],
-                         ids=["tanh-mlp", "softmax-cross-entropy"])
+@pytest.mark.parametrize(
+    "f, x",
+    [(tanh_mlp, W1), (softmax_ce, rng.standard_normal((3, 4)))],
+    ids=["tanh-mlp", "softmax-cross-entropy"],
+)
 def test_hessian_matches_finite_differences(f, x):
     H = cr.hessian(f)(x)
     ref = fd_hessian(f, x)
@@ -61,13 +66,23 @@ def test_hvp_is_the_hessian_times_the_vector():
     numpy.testing.assert_allclose(hv.ravel(), H @ v.ravel(), rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("f, d3", [
-    (numpy.tanh, lambda x: -2 * (1 - numpy.tanh(x) ** 2) * (1 - 3 * numpy.tanh(x) ** 2)),
-    (lambda x: numpy.exp(x) * numpy.sin(x), lambda x: 2 * numpy.exp(x) * (
-        numpy.cos(x) - numpy.sin(x))),
-    (lambda x: x * x * numpy.sin(x) * numpy.cos(x),      # x^2 sin(2x) / 2, third derivative
-     lambda x: -4 * x * x * numpy.cos(2 * x) - 12 * x * numpy.sin(2 * x) + 6 * numpy.cos(2 * x)),
-], ids=["tanh", "exp-sin", "product-chain"])
+@pytest.mark.parametrize(
+    "f, d3",
+    [
+        (numpy.tanh, lambda x: -2 * (1 - numpy.tanh(x) ** 2) * (1 - 3 * numpy.tanh(x) ** 2)),
+        (
+            lambda x: numpy.exp(x) * numpy.sin(x),
+            lambda x: 2 * numpy.exp(x) * (numpy.cos(x) - numpy.sin(x)),
+        ),
+        (
+            lambda x: x * x * numpy.sin(x) * numpy.cos(x),  # x^2 sin(2x) / 2, third derivative
+            lambda x: (
+                -4 * x * x * numpy.cos(2 * x) - 12 * x * numpy.sin(2 * x) + 6 * numpy.cos(2 * x)
+            ),
+        ),
+    ],
+    ids=["tanh", "exp-sin", "product-chain"],
+)
 def test_third_derivatives_match_the_analytic_ones(f, d3):
     third = cr.grad(cr.grad(cr.grad(f)))
     for x in (-0.7, 0.3, 1.4):
@@ -79,9 +94,11 @@ def test_jvp_equals_the_jacobian_times_the_tangent(case):
     tangents = tuple(rng.standard_normal(x.shape) for x in case.inputs)
     out, t_out = cr.jvp(case.fun, tuple(case.inputs), tangents)
     jacs = cr.jacobian(case.fun, argnums=tuple(range(len(case.inputs))), mode="reverse")(
-        *case.inputs)
-    expected = sum(numpy.tensordot(J, t, axes=t.ndim) if t.ndim else J * t
-                   for J, t in zip(jacs, tangents))
+        *case.inputs
+    )
+    expected = sum(
+        numpy.tensordot(J, t, axes=t.ndim) if t.ndim else J * t for J, t in zip(jacs, tangents)
+    )
     numpy.testing.assert_allclose(out, case.fun(*case.inputs), rtol=1e-13, atol=1e-13)
     numpy.testing.assert_allclose(t_out, expected, rtol=1e-9, atol=1e-12)
 
@@ -106,7 +123,7 @@ def test_vjp_pulls_back_any_cotangent():
 
 
 erf = cr.primitive(scipy.special.erf, name="erf")
-cr.defvjp(erf, lambda g, out, x: g * (2 / math.sqrt(math.pi)) * numpy.exp(-x ** 2))
+cr.defvjp(erf, lambda g, out, x: g * (2 / math.sqrt(math.pi)) * numpy.exp(-(x**2)))
 
 
 def test_custom_primitive_passes_second_order_checks_and_is_named_in_explain():
@@ -115,7 +132,7 @@ def test_custom_primitive_passes_second_order_checks_and_is_named_in_explain():
 
     def model(x):
         y = erf(x)
-        return (y ** 2).sum()
+        return (y**2).sum()
 
     e = cr.explain(model, x)
     assert "y = erf(x)" in e.forward_lines()

@@ -38,8 +38,12 @@ def test_per_example_gradients_for_every_rule(case):
 
 
 def test_per_example_gradients_of_an_mlp_with_unbatched_parameters():
-    params = {"W1": rng.standard_normal((4, 8)), "b1": rng.standard_normal(8),
-              "W2": rng.standard_normal((8, 3)), "b2": rng.standard_normal(3)}
+    params = {
+        "W1": rng.standard_normal((4, 8)),
+        "b1": rng.standard_normal(8),
+        "W2": rng.standard_normal((8, 3)),
+        "b2": rng.standard_normal(3),
+    }
     X = rng.standard_normal((6, 4))
     Y = rng.integers(0, 3, 6)
 
@@ -76,11 +80,13 @@ def test_bad_batches_are_explained():
 
 def test_no_builtin_primitive_falls_back_to_a_python_loop(monkeypatch):
     import sys
+
     module = sys.modules["chainrule.program.vmap"]
     looped = []
     original = module._loop
-    monkeypatch.setattr(module, "_loop", lambda prim, *a: looped.append(prim.name) or
-                        original(prim, *a))
+    monkeypatch.setattr(
+        module, "_loop", lambda prim, *a: looped.append(prim.name) or original(prim, *a)
+    )
     for case in VMAP_CASES:
         batch = [numpy.stack([x, x]) for x in case.inputs]
         cr.vmap(case.fun)(*batch)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os as _os
 
-from chainrule import _moved
+from chainrule import _moved, data, functions, nn, optim  # the public modules
 from chainrule.engine import rules as _rules  # noqa: F401  (completes the gradient table)
 from chainrule.engine.anomaly import AnomalyError, detect_anomaly, set_detect_anomaly
 from chainrule.engine.gradcheck import GradCheckReport, GradientCheckError, check_grads
@@ -35,9 +35,6 @@ from chainrule.program.vmap import vmap
 from chainrule.readers.check import BackwardCheck, check_backward
 from chainrule.readers.explain import Explanation, explain
 from chainrule.readers.jit import JitFallbackWarning, jit
-
-# The training layer is built on the names above, so it comes last.
-from chainrule import data, functions, nn, optim  # noqa: E402,I001  (public modules)
 from chainrule.train.checkpoint import CheckpointError, load, save
 from chainrule.train.trainer import History, Trainer, fit
 
@@ -49,13 +46,45 @@ if _os.environ.get("CHAINRULE_DETECT_ANOMALY", "") not in ("", "0"):
     set_detect_anomaly(True)
 
 __all__ = [
-    "detect_anomaly", "set_detect_anomaly", "AnomalyError",
-    "Tensor", "tensor", "no_grad", "enable_grad", "is_grad_enabled", "TracerBoolError",
-    "grad", "value_and_grad", "vjp", "jvp", "jacobian", "hessian", "hvp",
-    "check_grads", "GradCheckReport", "GradientCheckError",
-    "defvjp", "defvjp_argnum", "primitive", "Primitive",
-    "explain", "Explanation", "jit", "JitFallbackWarning", "vmap",
-    "check_backward", "BackwardCheck",
-    "functions", "nn", "optim", "data", "fit", "Trainer", "History", "save", "load",
-    "CheckpointError", "__version__",
+    "detect_anomaly",
+    "set_detect_anomaly",
+    "AnomalyError",
+    "Tensor",
+    "tensor",
+    "no_grad",
+    "enable_grad",
+    "is_grad_enabled",
+    "TracerBoolError",
+    "grad",
+    "value_and_grad",
+    "vjp",
+    "jvp",
+    "jacobian",
+    "hessian",
+    "hvp",
+    "check_grads",
+    "GradCheckReport",
+    "GradientCheckError",
+    "defvjp",
+    "defvjp_argnum",
+    "primitive",
+    "Primitive",
+    "explain",
+    "Explanation",
+    "jit",
+    "JitFallbackWarning",
+    "vmap",
+    "check_backward",
+    "BackwardCheck",
+    "functions",
+    "nn",
+    "optim",
+    "data",
+    "fit",
+    "Trainer",
+    "History",
+    "save",
+    "load",
+    "CheckpointError",
+    "__version__",
 ]

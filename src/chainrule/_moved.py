@@ -3,8 +3,8 @@
 ``import chainrule.rules`` still works and gives :mod:`chainrule.engine.rules` itself (the same
 module object, not a copy), with a :class:`DeprecationWarning` that names the new path. The old
 modules whose names are now public functions (``chainrule.explain``, ``chainrule.jit``,
-``chainrule.tensor``, ``chainrule.vmap``) cannot come back as modules without hiding those functions, so importing them
-raises an :class:`ImportError` that names the new path.
+``chainrule.tensor``, ``chainrule.vmap``) cannot come back as modules without hiding those
+functions, so importing them raises an :class:`ImportError` that names the new path.
 """
 
 from __future__ import annotations
@@ -64,16 +64,24 @@ class _Alias(importlib.abc.Loader):
 class _MovedFinder(importlib.abc.MetaPathFinder):
     """Finds the old flat paths (and nothing else)."""
 
-    def find_spec(self, fullname: str, path: Sequence[str] | None = None,
-                  target: types.ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
+    def find_spec(
+        self,
+        fullname: str,
+        path: Sequence[str] | None = None,
+        target: types.ModuleType | None = None,
+    ) -> importlib.machinery.ModuleSpec | None:
         if fullname in SHADOWED:
-            raise ImportError(f"{fullname} is now {SHADOWED[fullname]}: import it from there "
-                              f"({fullname} is the public function)", name=fullname)
+            raise ImportError(
+                f"{fullname} is now {SHADOWED[fullname]}: import it from there "
+                f"({fullname} is the public function)",
+                name=fullname,
+            )
         new = MOVED.get(fullname)
         if new is None:
             return None
-        warnings.warn(f"{fullname} is now {new}: import it from there", DeprecationWarning,
-                      stacklevel=2)
+        warnings.warn(
+            f"{fullname} is now {new}: import it from there", DeprecationWarning, stacklevel=2
+        )
         return importlib.machinery.ModuleSpec(fullname, _Alias(new))
 
 

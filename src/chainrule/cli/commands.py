@@ -38,8 +38,9 @@ def _demo(args: argparse.Namespace) -> int:
 
     forward_values = {"Z1": Z1, "A1": A1, "Z2": Z2, "A2": A2, "Z3": Z3, "A3": A3, "Y": Y}
     try:
-        report = cr.check_grads(seed.forward, seed.X, seed.T, *seed.PARAMS.values(),
-                                argnums=tuple(range(2, 10)))
+        report = cr.check_grads(
+            seed.forward, seed.X, seed.T, *seed.PARAMS.values(), argnums=tuple(range(2, 10))
+        )
         passed, check_text = True, str(report)
     except cr.GradientCheckError as e:
         passed, check_text = False, str(e.report)
@@ -48,14 +49,20 @@ def _demo(args: argparse.Namespace) -> int:
         doc: dict[str, Any] = {
             "forward": {k: v.data.tolist() for k, v in forward_values.items()},
             "error": float(err.data),
-            "gradients": {f"dE/d{k}": {"shape": list(p.grad.shape), "value": p.grad.tolist()}
-                          for k, p in params.items()},
+            "gradients": {
+                f"dE/d{k}": {"shape": list(p.grad.shape), "value": p.grad.tolist()}
+                for k, p in params.items()
+            },
             "gradient_check": {"passed": passed, "report": check_text},
         }
         if args.explain:
             ex = _seed_explanation()
-            doc["derivation"] = {"forward": ex.forward_lines(), "backward": ex.backward_lines(),
-                                 "why": ex.why(), "notes": ex.notes}
+            doc["derivation"] = {
+                "forward": ex.forward_lines(),
+                "backward": ex.backward_lines(),
+                "why": ex.why(),
+                "notes": ex.notes,
+            }
         print(json.dumps(doc, indent=2))
         return 0 if passed else 1
 
@@ -84,8 +91,7 @@ def _seed_explanation() -> Any:
     import chainrule as cr
     from chainrule import seed
 
-    return cr.explain(seed.forward, seed.X, seed.T, *seed.PARAMS.values(),
-                      wrt=list(seed.PARAMS))
+    return cr.explain(seed.forward, seed.X, seed.T, *seed.PARAMS.values(), wrt=list(seed.PARAMS))
 
 
 def _load(target: str) -> tuple[Any, Any]:
@@ -138,9 +144,11 @@ def _arguments(module: Any, fun: Any, specs: list[str]) -> tuple[Any, ...]:
         elif p.default is not inspect.Parameter.empty:
             values.append(p.default)
         else:
-            raise SystemExit(f"chainrule: no value for parameter {p.name!r} of "
-                             f"{fun.__name__}: define {p.name} at module level or pass "
-                             f"--args {p.name}=...")
+            raise SystemExit(
+                f"chainrule: no value for parameter {p.name!r} of "
+                f"{fun.__name__}: define {p.name} at module level or pass "
+                f"--args {p.name}=..."
+            )
     return tuple(values)
 
 
@@ -175,8 +183,12 @@ def _check(args: argparse.Namespace) -> int:
     theirs = backward(*values)
     if not isinstance(theirs, dict):
         import inspect
-        params = [p for p, v in zip(inspect.signature(forward).parameters, values)
-                  if numpy.asarray(v).dtype.kind == "f"]
+
+        params = [
+            p
+            for p, v in zip(inspect.signature(forward).parameters, values)
+            if numpy.asarray(v).dtype.kind == "f"
+        ]
         wrt = [w.strip() for w in args.wrt.split(",")] if args.wrt else params
         theirs = dict(zip(wrt, theirs))
     report = cr.check_backward(forward, values, theirs, backward=backward)
@@ -186,40 +198,63 @@ def _check(args: argparse.Namespace) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="chainrule", description="Exact gradients of plain NumPy code, shown step by step.")
+        prog="chainrule", description="Exact gradients of plain NumPy code, shown step by step."
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    demo = sub.add_parser("demo", help="solve the seed network: forward values, all eight "
-                          "gradients and a numerical check")
+    demo = sub.add_parser(
+        "demo",
+        help="solve the seed network: forward values, all eight gradients and a numerical check",
+    )
     demo.add_argument("--json", action="store_true", help="print the results as JSON")
-    demo.add_argument("--explain", action="store_true",
-                      help="also print the derivation: every backward line and why it holds")
+    demo.add_argument(
+        "--explain",
+        action="store_true",
+        help="also print the derivation: every backward line and why it holds",
+    )
     demo.set_defaults(run=_demo)
 
-    explain = sub.add_parser("explain", help="write out the backward pass of a function in "
-                             "your file, in its own variable names")
+    explain = sub.add_parser(
+        "explain",
+        help="write out the backward pass of a function in your file, in its own variable names",
+    )
     explain.add_argument("target", metavar="FILE.py:FUNCTION")
-    explain.add_argument("--args", action="append", default=[], metavar="NAME=EXPR|FILE.npz",
-                         help="argument values (default: module-level names like the "
-                         "parameters)")
-    explain.add_argument("--wrt", help="comma-separated parameters to differentiate "
-                         "(default: every floating-point array argument)")
-    explain.add_argument("--format", choices=["text", "python", "latex", "markdown", "dot"],
-                         default="text")
-    explain.add_argument("--why", action="store_true", help="add the chain-rule step of "
-                         "every backward line")
+    explain.add_argument(
+        "--args",
+        action="append",
+        default=[],
+        metavar="NAME=EXPR|FILE.npz",
+        help="argument values (default: module-level names like the parameters)",
+    )
+    explain.add_argument(
+        "--wrt",
+        help="comma-separated parameters to differentiate "
+        "(default: every floating-point array argument)",
+    )
+    explain.add_argument(
+        "--format", choices=["text", "python", "latex", "markdown", "dot"], default="text"
+    )
+    explain.add_argument(
+        "--why", action="store_true", help="add the chain-rule step of every backward line"
+    )
     explain.set_defaults(run=_explain)
 
-    check = sub.add_parser("check", help="check a hand-written backward pass against the "
-                           "chain rule and name each wrong gradient")
+    check = sub.add_parser(
+        "check",
+        help="check a hand-written backward pass against the "
+        "chain rule and name each wrong gradient",
+    )
     check.add_argument("forward", metavar="FILE.py:FORWARD")
-    check.add_argument("backward", metavar="FILE.py:BACKWARD",
-                       help="returns a dict of gradients by parameter name (or a sequence "
-                       "in --wrt order)")
+    check.add_argument(
+        "backward",
+        metavar="FILE.py:BACKWARD",
+        help="returns a dict of gradients by parameter name (or a sequence in --wrt order)",
+    )
     check.add_argument("--args", action="append", default=[], metavar="NAME=EXPR|FILE.npz")
     check.add_argument("--wrt", help="the parameters a sequence of gradients refers to")
     check.set_defaults(run=_check)
 
     from .train import add_commands
+
     add_commands(sub)
     return parser
 

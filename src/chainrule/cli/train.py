@@ -33,7 +33,14 @@ import numpy
 
 from chainrule.train import nn, optim
 from chainrule.train.checkpoint import CheckpointError, load, save
-from chainrule.train.data import DATASETS, DataError, Dataset, Standardizer, load_dataset, train_test_split
+from chainrule.train.data import (
+    DATASETS,
+    DataError,
+    Dataset,
+    Standardizer,
+    load_dataset,
+    train_test_split,
+)
 from chainrule.train.trainer import Trainer, blas_threads
 
 __all__ = ["add_commands", "build_model", "main", "run_train", "run_evaluate"]
@@ -54,8 +61,10 @@ def parse_model(spec: str) -> tuple[str, list[int]]:
     kind, _, rest = spec.partition(":")
     kind = kind.strip().lower()
     if kind not in ("mlp", "cnn", "linear"):
-        raise ValueError(f"--model: unknown model {spec!r}; use mlp:H1,H2,... (hidden sizes), "
-                         "cnn[:C1,C2,F] (digits only) or linear")
+        raise ValueError(
+            f"--model: unknown model {spec!r}; use mlp:H1,H2,... (hidden sizes), "
+            "cnn[:C1,C2,F] (digits only) or linear"
+        )
     try:
         sizes = [int(s) for s in rest.split(",") if s.strip()] if rest else []
     except ValueError:
@@ -67,17 +76,25 @@ def parse_model(spec: str) -> tuple[str, list[int]]:
     if kind == "cnn":
         sizes = sizes or [16, 32, 64]
         if len(sizes) != 3:
-            raise ValueError(f"--model: {spec!r}: cnn takes three sizes, cnn:C1,C2,F (two conv "
-                             "layers' channels and the dense layer's width)")
+            raise ValueError(
+                f"--model: {spec!r}: cnn takes three sizes, cnn:C1,C2,F (two conv "
+                "layers' channels and the dense layer's width)"
+            )
     if kind == "linear" and sizes:
         raise ValueError("--model: linear takes no sizes")
     return kind, sizes
 
 
-def build_model(spec: str, n_features: int, n_outputs: int,
-                image_shape: tuple[int, int] | None = None, dropout: float | None = None,
-                norm: str | None = "batch", seed: int = 0,
-                dtype: Any = numpy.float64) -> nn.Module:
+def build_model(
+    spec: str,
+    n_features: int,
+    n_outputs: int,
+    image_shape: tuple[int, int] | None = None,
+    dropout: float | None = None,
+    norm: str | None = "batch",
+    seed: int = 0,
+    dtype: Any = numpy.float64,
+) -> nn.Module:
     """The model that ``chainrule train --model SPEC`` trains.
 
     * ``mlp:H1,H2,...`` -- ``nn.MLP([n_features, H1, H2, ..., n_outputs])`` with ReLU, the
@@ -99,8 +116,9 @@ def build_model(spec: str, n_features: int, n_outputs: int,
     if kind == "linear":
         return nn.Linear(n_features, n_outputs, rng=g, dtype=dtype)
     if kind == "mlp":
-        return nn.MLP([n_features, *sizes, n_outputs], "relu", dropout=p, norm=norm, rng=g,
-                      dtype=dtype)
+        return nn.MLP(
+            [n_features, *sizes, n_outputs], "relu", dropout=p, norm=norm, rng=g, dtype=dtype
+        )
     if image_shape is None:
         raise ValueError("--model cnn needs image data: use --dataset digits (8x8 images)")
     h, w = image_shape
@@ -117,8 +135,11 @@ def build_model(spec: str, n_features: int, n_outputs: int,
     head: list[nn.Module] = [nn.Flatten()]
     if p:
         head.append(nn.Dropout(p, rng=g.spawn(1)[0]))
-    head += [nn.Linear(c2 * (h // 4) * (w // 4), f, rng=g, dtype=dtype), nn.ReLU(),
-             nn.Linear(f, n_outputs, rng=g, dtype=dtype)]
+    head += [
+        nn.Linear(c2 * (h // 4) * (w // 4), f, rng=g, dtype=dtype),
+        nn.ReLU(),
+        nn.Linear(f, n_outputs, rng=g, dtype=dtype),
+    ]
     return nn.Sequential(*block(1, c1), *block(c1, c2), *head)
 
 
@@ -128,8 +149,9 @@ def _fingerprint(X: numpy.ndarray, y: numpy.ndarray) -> str:
     return h.hexdigest()
 
 
-def _inputs(X: numpy.ndarray, scaler: Standardizer, kind: str,
-            image_shape: Any, dtype: Any) -> numpy.ndarray:
+def _inputs(
+    X: numpy.ndarray, scaler: Standardizer, kind: str, image_shape: Any, dtype: Any
+) -> numpy.ndarray:
     A = scaler.transform(X).astype(dtype)
     if kind == "cnn":
         A = A.reshape((len(A), 1) + tuple(image_shape))
@@ -137,35 +159,44 @@ def _inputs(X: numpy.ndarray, scaler: Standardizer, kind: str,
 
 
 def _split(ds: Dataset, test_size: float, seed: int) -> tuple[numpy.ndarray, ...]:
-    return train_test_split(ds.X, ds.y, test_size, stratify=ds.task == "classification",
-                            seed=seed)
+    return train_test_split(ds.X, ds.y, test_size, stratify=ds.task == "classification", seed=seed)
 
 
-def _test_metrics(trainer: Trainer, A: numpy.ndarray, y: numpy.ndarray, task: str,
-                  y_scale: Standardizer | None) -> dict[str, Any]:
+def _test_metrics(
+    trainer: Trainer, A: numpy.ndarray, y: numpy.ndarray, task: str, y_scale: Standardizer | None
+) -> dict[str, Any]:
     out = trainer.predict(A)
     if task == "classification":
         from chainrule.train.nn.functional import cross_entropy
+
         pred = out.argmax(axis=1)
-        return {"accuracy": float(numpy.mean(pred == y)), "correct": int(numpy.sum(pred == y)),
-                "n": int(len(y)), "loss": float(cross_entropy(out, y))}
+        return {
+            "accuracy": float(numpy.mean(pred == y)),
+            "correct": int(numpy.sum(pred == y)),
+            "n": int(len(y)),
+            "loss": float(cross_entropy(out, y)),
+        }
     assert y_scale is not None and y_scale.scale is not None and y_scale.mean is not None
     scale, mean = numpy.ravel(y_scale.scale)[0], numpy.ravel(y_scale.mean)[0]
     pred = out.reshape(len(out)) * scale + mean
     err = pred - y
     ss_tot = float(numpy.sum((y - y.mean()) ** 2))
-    return {"mse": float(numpy.mean(err ** 2)), "rmse": float(numpy.sqrt(numpy.mean(err ** 2))),
-            "mae": float(numpy.mean(numpy.abs(err))),
-            "r2": float(1 - numpy.sum(err ** 2) / ss_tot) if ss_tot > 0 else 0.0,
-            "n": int(len(y))}
+    return {
+        "mse": float(numpy.mean(err**2)),
+        "rmse": float(numpy.sqrt(numpy.mean(err**2))),
+        "mae": float(numpy.mean(numpy.abs(err))),
+        "r2": float(1 - numpy.sum(err**2) / ss_tot) if ss_tot > 0 else 0.0,
+        "n": int(len(y)),
+    }
 
 
 def _describe_test(m: dict[str, Any], task: str) -> str:
     if task == "classification":
-        return (f"test accuracy {m['accuracy']:.4f} ({m['correct']}/{m['n']}), "
-                f"test loss {m['loss']:.4f}")
-    return (f"test rmse {m['rmse']:.4g}, mae {m['mae']:.4g}, r2 {m['r2']:.4f} "
-            f"({m['n']} samples)")
+        return (
+            f"test accuracy {m['accuracy']:.4f} ({m['correct']}/{m['n']}), "
+            f"test loss {m['loss']:.4f}"
+        )
+    return f"test rmse {m['rmse']:.4g}, mae {m['mae']:.4g}, r2 {m['r2']:.4f} ({m['n']} samples)"
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -202,59 +233,108 @@ def run_train(args: argparse.Namespace) -> int:
         n_out, loss, metrics = 1, "mse", ["rmse", "r2"]
         y_scale = Standardizer().fit(ytr.reshape(-1, 1))
         target = y_scale.transform(ytr.reshape(-1, 1)).reshape(-1)
-    model = build_model(args.model, ds.X.shape[1], n_out, ds.image_shape, args.dropout, norm,
-                        args.seed, dtype)
-    opt = optim.get_optimizer(args.optimizer, model.parameters(), lr=args.lr,
-                              weight_decay=args.weight_decay)
-    sched = optim.CosineAnnealingLR(opt, T_max=max(args.epochs, 1)) if args.schedule == \
-        "cosine" else None
-    what = (f"{ds.n_classes} classes" if ds.task == "classification" else "regression")
-    print(f"data: {ds.name}: {len(ds.X)} samples, {ds.X.shape[1]} features, {what}; "
-          f"train {len(Xtr)} / test {len(Xte)} "
-          f"({'stratified ' if ds.task == 'classification' else ''}split, seed {args.seed})")
-    print(f"model: {args.model} = {_summary(model)}, {model.num_parameters():,} parameters; "
-          f"{type(opt).__name__}(lr={args.lr}), {args.schedule} schedule, "
-          f"{args.epochs} epochs, batch {args.batch_size}")
+    model = build_model(
+        args.model, ds.X.shape[1], n_out, ds.image_shape, args.dropout, norm, args.seed, dtype
+    )
+    opt = optim.get_optimizer(
+        args.optimizer, model.parameters(), lr=args.lr, weight_decay=args.weight_decay
+    )
+    sched = (
+        optim.CosineAnnealingLR(opt, T_max=max(args.epochs, 1))
+        if args.schedule == "cosine"
+        else None
+    )
+    what = f"{ds.n_classes} classes" if ds.task == "classification" else "regression"
+    print(
+        f"data: {ds.name}: {len(ds.X)} samples, {ds.X.shape[1]} features, {what}; "
+        f"train {len(Xtr)} / test {len(Xte)} "
+        f"({'stratified ' if ds.task == 'classification' else ''}split, seed {args.seed})"
+    )
+    print(
+        f"model: {args.model} = {_summary(model)}, {model.num_parameters():,} parameters; "
+        f"{type(opt).__name__}(lr={args.lr}), {args.schedule} schedule, "
+        f"{args.epochs} epochs, batch {args.batch_size}"
+    )
     sys.stdout.flush()
     out = os.fspath(args.out or os.path.join("runs", os.path.splitext(ds.name)[0]))
     os.makedirs(out, exist_ok=True)
     trainer = Trainer(model, loss=loss, optimizer=opt, metrics=metrics, scheduler=sched)
     progress = None if args.no_progress else args.progress
-    history = trainer.fit(A, target, epochs=args.epochs, batch_size=args.batch_size,
-                          validation_split=args.val_split, early_stopping=args.early_stopping,
-                          seed=args.seed, checkpoint_dir=os.path.join(out, "checkpoints"),
-                          resume=args.resume, progress=progress, threads=args.threads,
-                          drop_last=True)
+    history = trainer.fit(
+        A,
+        target,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        validation_split=args.val_split,
+        early_stopping=args.early_stopping,
+        seed=args.seed,
+        checkpoint_dir=os.path.join(out, "checkpoints"),
+        resume=args.resume,
+        progress=progress,
+        threads=args.threads,
+        drop_last=True,
+    )
     train_time = time.perf_counter() - t0
     test = _test_metrics(trainer, B, yte, ds.task, y_scale)
-    config = {"dataset": ds.name if ds.name in DATASETS else os.path.abspath(args.dataset),
-              "target": None if args.target is None else str(args.target), "task": ds.task,
-              "model": args.model, "dropout": args.dropout, "norm": args.norm,
-              "seed": args.seed, "test_size": args.test_size, "dtype": dtype.name,
-              "n_features": int(ds.X.shape[1]), "n_outputs": int(n_out),
-              "image_shape": None if ds.image_shape is None else list(ds.image_shape),
-              "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
-              "optimizer": args.optimizer, "weight_decay": args.weight_decay,
-              "schedule": args.schedule}
-    save({"format": "chainrule.train", "version": 1, "config": config,
-          "model": model.state_dict(), "scaler": scaler.state_dict(),
-          "target_scaler": None if y_scale is None else y_scale.state_dict(),
-          "classes": ds.classes, "data_sha256": _fingerprint(ds.X, ds.y)},
-         os.path.join(out, "model.ckpt"))
+    config = {
+        "dataset": ds.name if ds.name in DATASETS else os.path.abspath(args.dataset),
+        "target": None if args.target is None else str(args.target),
+        "task": ds.task,
+        "model": args.model,
+        "dropout": args.dropout,
+        "norm": args.norm,
+        "seed": args.seed,
+        "test_size": args.test_size,
+        "dtype": dtype.name,
+        "n_features": int(ds.X.shape[1]),
+        "n_outputs": int(n_out),
+        "image_shape": None if ds.image_shape is None else list(ds.image_shape),
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "optimizer": args.optimizer,
+        "weight_decay": args.weight_decay,
+        "schedule": args.schedule,
+    }
+    save(
+        {
+            "format": "chainrule.train",
+            "version": 1,
+            "config": config,
+            "model": model.state_dict(),
+            "scaler": scaler.state_dict(),
+            "target_scaler": None if y_scale is None else y_scale.state_dict(),
+            "classes": ds.classes,
+            "data_sha256": _fingerprint(ds.X, ds.y),
+        },
+        os.path.join(out, "model.ckpt"),
+    )
     last = {k: v[-1] for k, v in history.history.items()}
-    report = {"dataset": config["dataset"], "model": args.model, "task": ds.task,
-              "test": test, "final_epoch": last, "epochs_run": len(history),
-              "best_epoch": history.best_epoch, "train_seconds": round(train_time, 3),
-              "history": history.to_dict()}
+    report = {
+        "dataset": config["dataset"],
+        "model": args.model,
+        "task": ds.task,
+        "test": test,
+        "final_epoch": last,
+        "epochs_run": len(history),
+        "best_epoch": history.best_epoch,
+        "train_seconds": round(train_time, 3),
+        "history": history.to_dict(),
+    }
     with open(os.path.join(out, "metrics.json"), "w") as f:
         json.dump(report, f, indent=2)
     written = ["model.ckpt", "metrics.json"]
     try:
         fig = history.plot(title=f"chainrule train --dataset {ds.name} --model {args.model}")
         if ds.task == "classification" and len(fig.axes) > 1:
-            ax = fig.axes[1]                        # the accuracy panel: mark the test result
-            ax.axhline(test["accuracy"], color="C2", linestyle="--", linewidth=1,
-                       label=f"test accuracy {test['accuracy']:.4f}")
+            ax = fig.axes[1]  # the accuracy panel: mark the test result
+            ax.axhline(
+                test["accuracy"],
+                color="C2",
+                linestyle="--",
+                linewidth=1,
+                label=f"test accuracy {test['accuracy']:.4f}",
+            )
             ax.legend()
         fig.savefig(os.path.join(out, "curve.png"), dpi=110)
         written.append("curve.png")
@@ -269,11 +349,15 @@ def run_train(args: argparse.Namespace) -> int:
 
 def _summary(model: nn.Module) -> str:
     if isinstance(model, nn.MLP):
-        extra = [type(m).__name__ for m in model.layers if isinstance(
-            m, (nn.BatchNorm1d, nn.LayerNorm))][:1]
+        extra = [
+            type(m).__name__ for m in model.layers if isinstance(m, (nn.BatchNorm1d, nn.LayerNorm))
+        ][:1]
         drops = [m.p for m in model.layers if isinstance(m, nn.Dropout)][:1]
-        parts = ["-".join(map(str, model.sizes)) + " ReLU MLP"] + extra + [
-            f"dropout {d}" for d in drops]
+        parts = (
+            ["-".join(map(str, model.sizes)) + " ReLU MLP"]
+            + extra
+            + [f"dropout {d}" for d in drops]
+        )
         return ", ".join(parts)
     if isinstance(model, nn.Linear):
         return f"Linear({model.in_features}, {model.out_features})"
@@ -299,8 +383,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     """
     path = os.path.join(args.dir, "model.ckpt")
     if not os.path.exists(path):
-        raise FileNotFoundError(f"{path} does not exist; train first: chainrule train "
-                                f"--dataset NAME --out {args.dir}")
+        raise FileNotFoundError(
+            f"{path} does not exist; train first: chainrule train --dataset NAME --out {args.dir}"
+        )
     state = load(path)
     if not isinstance(state, dict) or state.get("format") != "chainrule.train":
         raise CheckpointError(path, "not a model written by `chainrule train`")
@@ -313,14 +398,21 @@ def run_evaluate(args: argparse.Namespace) -> int:
     else:
         ds = load_dataset(cfg["dataset"], target=cfg["target"], task=cfg["task"])
         if _fingerprint(ds.X, ds.y) != state["data_sha256"]:
-            print(f"note: {cfg['dataset']} changed since training; the test split is drawn "
-                  "from the new contents", file=sys.stderr)
+            print(
+                f"note: {cfg['dataset']} changed since training; the test split is drawn "
+                "from the new contents",
+                file=sys.stderr,
+            )
         _, Xte, _, yte = _split(ds, cfg["test_size"], cfg["seed"])
-        where = (f"{ds.name}, test split ({len(Xte)} samples, test_size {cfg['test_size']}, "
-                 f"seed {cfg['seed']})")
+        where = (
+            f"{ds.name}, test split ({len(Xte)} samples, test_size {cfg['test_size']}, "
+            f"seed {cfg['seed']})"
+        )
     if ds.X.shape[1] != cfg["n_features"]:
-        raise DataError(f"{args.data or cfg['dataset']}: {ds.X.shape[1]} features, but the "
-                        f"model was trained on {cfg['n_features']}")
+        raise DataError(
+            f"{args.data or cfg['dataset']}: {ds.X.shape[1]} features, but the "
+            f"model was trained on {cfg['n_features']}"
+        )
     classes = state["classes"]
     if cfg["task"] == "classification" and args.data is not None:
         # map the file's labels onto the training classes
@@ -334,16 +426,28 @@ def run_evaluate(args: argparse.Namespace) -> int:
     dtype = numpy.dtype(cfg["dtype"])
     image_shape = None if cfg["image_shape"] is None else tuple(cfg["image_shape"])
     norm = None if cfg["norm"] == "none" else cfg["norm"]
-    model = build_model(cfg["model"], cfg["n_features"], cfg["n_outputs"], image_shape,
-                        cfg["dropout"], norm, cfg["seed"], dtype)
+    model = build_model(
+        cfg["model"],
+        cfg["n_features"],
+        cfg["n_outputs"],
+        image_shape,
+        cfg["dropout"],
+        norm,
+        cfg["seed"],
+        dtype,
+    )
     model.load_state_dict(state["model"])
     scaler = Standardizer().load_state_dict(state["scaler"])
-    y_scale = None if state["target_scaler"] is None else Standardizer().load_state_dict(
-        state["target_scaler"])
+    y_scale = (
+        None
+        if state["target_scaler"] is None
+        else Standardizer().load_state_dict(state["target_scaler"])
+    )
     trainer = Trainer(model)
     with blas_threads(args.threads):
-        test = _test_metrics(trainer, _inputs(Xte, scaler, kind, image_shape, dtype), yte,
-                             cfg["task"], y_scale)
+        test = _test_metrics(
+            trainer, _inputs(Xte, scaler, kind, image_shape, dtype), yte, cfg["task"], y_scale
+        )
     if args.json:
         print(json.dumps({"checkpoint": path, "data": where, "test": test}, indent=2))
     else:
@@ -360,6 +464,7 @@ def _errors(fn: Any) -> Any:
         except (DataError, CheckpointError, FileNotFoundError, ValueError, ImportError) as e:
             print(f"chainrule {args.command}: error: {e}", file=sys.stderr)
             return 1
+
     run.__doc__ = fn.__doc__
     return run
 
@@ -379,55 +484,96 @@ def add_commands(subparsers: Any) -> None:
     'mlp:128,128'
     """
     t = subparsers.add_parser(
-        "train", help="train a model on a bundled data set or a CSV file",
+        "train",
+        help="train a model on a bundled data set or a CSV file",
         description="Train an MLP (or a small CNN on digits) with AdamW and a cosine "
-                    "schedule; write the model, test metrics and training curves to --out.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    t.add_argument("--dataset", required=True, metavar="NAME|PATH.csv",
-                   help=f"one of {', '.join(DATASETS)} (scikit-learn's bundled data), or a "
-                        "CSV file whose last column is the target")
+        "schedule; write the model, test metrics and training curves to --out.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    t.add_argument(
+        "--dataset",
+        required=True,
+        metavar="NAME|PATH.csv",
+        help=f"one of {', '.join(DATASETS)} (scikit-learn's bundled data), or a "
+        "CSV file whose last column is the target",
+    )
     t.add_argument("--target", default=None, help="CSV: the target column (name or index)")
-    t.add_argument("--task", choices=["classification", "regression"], default=None,
-                   help="CSV: override the detected task")
-    t.add_argument("--model", default=DEFAULT_MODEL,
-                   help="mlp:H1,H2,... (hidden sizes), cnn[:C1,C2,F] (digits), or linear")
+    t.add_argument(
+        "--task",
+        choices=["classification", "regression"],
+        default=None,
+        help="CSV: override the detected task",
+    )
+    t.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        help="mlp:H1,H2,... (hidden sizes), cnn[:C1,C2,F] (digits), or linear",
+    )
     t.add_argument("--epochs", type=int, default=40)
     t.add_argument("--batch-size", type=int, default=32)
     t.add_argument("--lr", type=float, default=2e-3, help="learning rate")
-    t.add_argument("--optimizer", choices=["adamw", "adam", "sgd", "rmsprop", "adagrad"],
-                   default="adamw")
+    t.add_argument(
+        "--optimizer", choices=["adamw", "adam", "sgd", "rmsprop", "adagrad"], default="adamw"
+    )
     t.add_argument("--weight-decay", type=float, default=0.05)
     t.add_argument("--schedule", choices=["cosine", "constant"], default="cosine")
-    t.add_argument("--dropout", type=float, default=None,
-                   help="dropout probability (default: 0.2 for mlp, 0.3 for cnn)")
-    t.add_argument("--norm", choices=["batch", "layer", "none"], default="batch",
-                   help="normalisation layers (cnn: batch or none)")
+    t.add_argument(
+        "--dropout",
+        type=float,
+        default=None,
+        help="dropout probability (default: 0.2 for mlp, 0.3 for cnn)",
+    )
+    t.add_argument(
+        "--norm",
+        choices=["batch", "layer", "none"],
+        default="batch",
+        help="normalisation layers (cnn: batch or none)",
+    )
     t.add_argument("--test-size", type=float, default=0.2)
-    t.add_argument("--val-split", type=float, default=0.0,
-                   help="hold out this fraction of the training data for validation")
-    t.add_argument("--early-stopping", type=int, default=None, metavar="PATIENCE",
-                   help="stop after PATIENCE epochs without improvement (use with "
-                        "--val-split)")
+    t.add_argument(
+        "--val-split",
+        type=float,
+        default=0.0,
+        help="hold out this fraction of the training data for validation",
+    )
+    t.add_argument(
+        "--early-stopping",
+        type=int,
+        default=None,
+        metavar="PATIENCE",
+        help="stop after PATIENCE epochs without improvement (use with --val-split)",
+    )
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--dtype", choices=["float64", "float32"], default="float64")
-    t.add_argument("--threads", type=int, default=1,
-                   help="BLAS threads (small matrices: 1 is usually fastest)")
-    t.add_argument("--out", default=None, metavar="DIR",
-                   help="output directory (default runs/<dataset>)")
-    t.add_argument("--resume", action="store_true",
-                   help="continue from DIR/checkpoints/last.ckpt")
-    t.add_argument("--progress", choices=["auto", "tqdm", "plain"], default="auto",
-                   help="progress display (auto: tqdm when installed)")
+    t.add_argument(
+        "--threads", type=int, default=1, help="BLAS threads (small matrices: 1 is usually fastest)"
+    )
+    t.add_argument(
+        "--out", default=None, metavar="DIR", help="output directory (default runs/<dataset>)"
+    )
+    t.add_argument("--resume", action="store_true", help="continue from DIR/checkpoints/last.ckpt")
+    t.add_argument(
+        "--progress",
+        choices=["auto", "tqdm", "plain"],
+        default="auto",
+        help="progress display (auto: tqdm when installed)",
+    )
     t.add_argument("--no-progress", action="store_true", help="no progress display")
     t.set_defaults(run=_errors(run_train), command="train")
 
     e = subparsers.add_parser(
-        "evaluate", help="report test metrics of a model written by `chainrule train`",
+        "evaluate",
+        help="report test metrics of a model written by `chainrule train`",
         description="Rebuild the model in DIR/model.ckpt, recreate its test split (or read "
-                    "--data) and report the test metrics.")
+        "--data) and report the test metrics.",
+    )
     e.add_argument("dir", metavar="DIR", help="the --out directory of `chainrule train`")
-    e.add_argument("--data", default=None, metavar="PATH.csv",
-                   help="evaluate on every row of this file instead of the test split")
+    e.add_argument(
+        "--data",
+        default=None,
+        metavar="PATH.csv",
+        help="evaluate on every row of this file instead of the test split",
+    )
     e.add_argument("--json", action="store_true", help="print the results as JSON")
     e.add_argument("--threads", type=int, default=1)
     e.set_defaults(run=_errors(run_evaluate), command="evaluate")

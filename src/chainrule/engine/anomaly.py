@@ -42,8 +42,11 @@ def _user_frame() -> Any:
     frame = sys._getframe(2)
     while frame is not None:
         path = os.path.abspath(frame.f_code.co_filename)
-        if not (path.startswith(_PACKAGE_DIR) or path.startswith(_NUMPY_DIR)
-                or path.startswith("<frozen")):
+        if not (
+            path.startswith(_PACKAGE_DIR)
+            or path.startswith(_NUMPY_DIR)
+            or path.startswith("<frozen")
+        ):
             return frame
         frame = frame.f_back
     return None
@@ -62,10 +65,11 @@ def _stats(x: Any) -> str:
     if a.dtype.kind not in "fc" or a.size == 0:
         return f"shape {a.shape} {a.dtype}"
     finite = a[numpy.isfinite(a)]
-    rng = (f"min {finite.min():.4g}, max {finite.max():.4g}" if finite.size else
-           "no finite values")
-    return (f"shape {a.shape} {a.dtype}, {rng}, any NaN: {bool(numpy.isnan(a).any())}, "
-            f"any inf: {bool(numpy.isinf(a).any())}")
+    rng = f"min {finite.min():.4g}, max {finite.max():.4g}" if finite.size else "no finite values"
+    return (
+        f"shape {a.shape} {a.dtype}, {rng}, any NaN: {bool(numpy.isnan(a).any())}, "
+        f"any inf: {bool(numpy.isinf(a).any())}"
+    )
 
 
 def _names_in(frame: Any) -> dict[int, str]:
@@ -91,11 +95,13 @@ def _checked_apply(prim: Primitive, args: tuple[Any, ...], kw: dict[str, Any]) -
         inputs = "\n".join(
             f"    input {i}{' (' + local[id(a)] + ')' if id(a) in local else ''}: "
             f"{_stats(a._data if isinstance(a, tensor.Tensor) else a)}"
-            for i, a in enumerate(args))
+            for i, a in enumerate(args)
+        )
         raise AnomalyError(
             f"numpy.{prim.name} produced {'NaN' if numpy.isnan(out._data).any() else 'inf'}"
             f"{' in ' + name if name else ''} (shape {numpy.shape(out._data)})\n"
-            f"  at {file}:{line}\n    {text}\n  its inputs:\n{inputs}")
+            f"  at {file}:{line}\n    {text}\n  its inputs:\n{inputs}"
+        )
     return out
 
 
@@ -107,7 +113,8 @@ def _report_gradient(node: Any, argnum: int, parent: Any, g_in: Any, g_out: Any)
         f"{'NaN' if numpy.isnan(numpy.asarray(g_out)).any() else 'inf'} for its input "
         f"{argnum} (shape {numpy.shape(parent._data)})\n  recorded at {file}:{line}\n    {text}\n"
         f"  the incoming gradient: {_stats(g_in)}\n"
-        f"  that input's value: {_stats(parent._data)}")
+        f"  that input's value: {_stats(parent._data)}"
+    )
 
 
 def set_detect_anomaly(on: bool) -> None:

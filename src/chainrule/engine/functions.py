@@ -34,9 +34,19 @@ import numpy
 from . import primitives as P
 from .tensor import Tensor
 
-__all__ = ["logsumexp", "softmax", "log_softmax", "sigmoid", "log_sigmoid", "softplus", "logit",
-           "xlogy", "cross_entropy_with_logits", "binary_cross_entropy_with_logits",
-           "safe_norm"]
+__all__ = [
+    "logsumexp",
+    "softmax",
+    "log_softmax",
+    "sigmoid",
+    "log_sigmoid",
+    "softplus",
+    "logit",
+    "xlogy",
+    "cross_entropy_with_logits",
+    "binary_cross_entropy_with_logits",
+    "safe_norm",
+]
 
 
 def _arg(x: Any) -> Any:
@@ -79,8 +89,9 @@ def logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     array([10000.693,     0.   ], dtype=float32)
     """
     x = _arg(x)
-    return P.logsumexp(x, axis=P.normalize_axis(axis, P._ndim(x), "logsumexp"),
-                       keepdims=bool(keepdims))
+    return P.logsumexp(
+        x, axis=P.normalize_axis(axis, P._ndim(x), "logsumexp"), keepdims=bool(keepdims)
+    )
 
 
 def softmax(x: Any, axis: Any = -1) -> Any:
@@ -284,23 +295,31 @@ def cross_entropy_with_logits(logits: Any, labels: Any) -> Any:
     q = log_softmax(logits, axis=-1)
     if values.dtype.kind in "iu":
         if values.shape != shape[:-1]:
-            raise ValueError(f"cross_entropy_with_logits: integer labels must have shape "
-                             f"{shape[:-1]} (logits without the class axis), got "
-                             f"{values.shape}")
+            raise ValueError(
+                f"cross_entropy_with_logits: integer labels must have shape "
+                f"{shape[:-1]} (logits without the class axis), got "
+                f"{values.shape}"
+            )
         n_classes = shape[-1]
         if values.size and (values.min() < 0 or values.max() >= n_classes):
-            raise ValueError(f"cross_entropy_with_logits: class indices must be in "
-                             f"[0, {n_classes}), got values from {values.min()} to "
-                             f"{values.max()}")
+            raise ValueError(
+                f"cross_entropy_with_logits: class indices must be in "
+                f"[0, {n_classes}), got values from {values.min()} to "
+                f"{values.max()}"
+            )
         hit = labels[..., None] == numpy.arange(n_classes)
         return -numpy.where(hit, q, 0).sum(axis=-1).mean()
     if values.dtype.kind != "f":
-        raise TypeError(f"cross_entropy_with_logits: labels must be integer class indices or "
-                        f"floating-point probabilities, got dtype {values.dtype}")
+        raise TypeError(
+            f"cross_entropy_with_logits: labels must be integer class indices or "
+            f"floating-point probabilities, got dtype {values.dtype}"
+        )
     if values.shape != shape:
-        raise ValueError(f"cross_entropy_with_logits: probability labels must have the shape "
-                         f"of logits {shape}, got {values.shape}; for class indices pass an "
-                         "integer array")
+        raise ValueError(
+            f"cross_entropy_with_logits: probability labels must have the shape "
+            f"of logits {shape}, got {values.shape}; for class indices pass an "
+            "integer array"
+        )
     return -(labels * q).sum(axis=-1).mean()
 
 
@@ -338,7 +357,8 @@ def binary_cross_entropy_with_logits(logits: Any, targets: Any) -> Any:
     if kind in "iub":
         dtype = numpy.asarray(_values(x)).dtype
         t = (t if isinstance(t, Tensor) else numpy.asarray(t)).astype(
-            dtype if dtype.kind == "f" else numpy.float64)
+            dtype if dtype.kind == "f" else numpy.float64
+        )
     return (t * numpy.logaddexp(0, -x) + (1 - t) * numpy.logaddexp(0, x)).mean()
 
 
@@ -372,9 +392,10 @@ def safe_norm(x: Any, axis: Any = None, keepdims: bool = False, eps: float = 1e-
     """
     eps = float(eps)
     if not eps > 0:
-        raise ValueError(f"safe_norm: eps must be > 0 (it keeps the gradient finite at 0), "
-                         f"got {eps}")
+        raise ValueError(
+            f"safe_norm: eps must be > 0 (it keeps the gradient finite at 0), got {eps}"
+        )
     x = _arg(x)
-    return P.safe_norm(x, axis=P.normalize_axis(axis, P._ndim(x), "safe_norm"),
-                       keepdims=bool(keepdims), eps=eps)
-
+    return P.safe_norm(
+        x, axis=P.normalize_axis(axis, P._ndim(x), "safe_norm"), keepdims=bool(keepdims), eps=eps
+    )

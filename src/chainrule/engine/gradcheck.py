@@ -65,23 +65,31 @@ class GradCheckReport:
         return all(a.passed for a in self.arguments)
 
     def __str__(self) -> str:
-        head = (f"gradient check (order {self.order}, central differences in float64, "
-                f"eps={self.eps:g}, rtol={self.rtol:g}, atol={self.atol:g}): "
-                + ("passed" if self.passed else "FAILED"))
+        head = (
+            f"gradient check (order {self.order}, central differences in float64, "
+            f"eps={self.eps:g}, rtol={self.rtol:g}, atol={self.atol:g}): "
+            + ("passed" if self.passed else "FAILED")
+        )
         lines = [head]
         for a in self.arguments:
             verdict = "ok" if a.passed else f"{a.bad_count} element(s) disagree"
-            lines.append(f"  {a.name:<14} shape {str(a.shape):<10} max abs err "
-                         f"{a.max_abs_error:.2e}  max rel err {a.max_rel_error:.2e}  {verdict}")
+            lines.append(
+                f"  {a.name:<14} shape {str(a.shape):<10} max abs err "
+                f"{a.max_abs_error:.2e}  max rel err {a.max_rel_error:.2e}  {verdict}"
+            )
             for m in a.mismatches:
-                lines.append(f"      {a.name}{list(m.index)}: chainrule {m.analytic:.10g}, "
-                             f"finite difference {m.numeric:.10g}")
+                lines.append(
+                    f"      {a.name}{list(m.index)}: chainrule {m.analytic:.10g}, "
+                    f"finite difference {m.numeric:.10g}"
+                )
                 for k in m.kinks:
                     lines.append(f"        note: {k}")
         if any(m.kinks for a in self.arguments for m in a.mismatches):
-            lines.append("  A finite difference that straddles a kink measures neither side's "
-                         "derivative; the disagreement there is expected. Move the point away "
-                         "from the kink or lower eps.")
+            lines.append(
+                "  A finite difference that straddles a kink measures neither side's "
+                "derivative; the disagreement there is expected. Move the point away "
+                "from the kink or lower eps."
+            )
         return "\n".join(lines)
 
 
@@ -92,8 +100,9 @@ def _as_float64(x: Any) -> Any:
     return arr.astype(numpy.float64) if arr.dtype.kind == "f" else x
 
 
-def _scalarize(fun: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-               seed: int) -> Callable[..., Any]:
+def _scalarize(
+    fun: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], seed: int
+) -> Callable[..., Any]:
     """Make ``fun`` scalar: a non-scalar output is projected on a fixed random direction."""
     probe = fun(*args, **kwargs)
     probe = probe._data if isinstance(probe, Tensor) else probe
@@ -109,6 +118,7 @@ def _kink_signature(fun: Callable[..., Any], args: list[Any], argnum: int) -> li
     variables = [_leaf(numpy.asarray(v), True) for v in leaves]
     from .pytree import tree_map
     from .transforms import _constant
+
     call = [tree_map(_constant, a) for a in args]
     call[argnum] = unflatten(td, variables)
     with enable_grad():
@@ -123,8 +133,14 @@ def _kink_signature(fun: Callable[..., Any], args: list[Any], argnum: int) -> li
     return sig
 
 
-def _kinks_crossed(fun: Callable[..., Any], args: list[Any], argnum: int, leaf: int,
-                   index: tuple[int, ...], h: float) -> list[str]:
+def _kinks_crossed(
+    fun: Callable[..., Any],
+    args: list[Any],
+    argnum: int,
+    leaf: int,
+    index: tuple[int, ...],
+    h: float,
+) -> list[str]:
     notes = []
     sides = []
     for sign in (1, -1):
@@ -136,15 +152,25 @@ def _kinks_crossed(fun: Callable[..., Any], args: list[Any], argnum: int, leaf: 
         sides.append(_kink_signature(fun, call, argnum))
     for (name, a), (_, b) in zip(*sides):
         if numpy.shape(a) != numpy.shape(b) or not numpy.array_equal(a, b):
-            notes.append(f"the step ±{h:.1e} crosses a kink of numpy.{name} (the branch it "
-                         "takes differs on the two sides)")
+            notes.append(
+                f"the step ±{h:.1e} crosses a kink of numpy.{name} (the branch it "
+                "takes differs on the two sides)"
+            )
     return notes
 
 
-def check_grads(fun: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] | None = None,
-                eps: float | None = None, rtol: float = 1e-5, atol: float = 1e-7,
-                order: int = 1, max_reported: int = 5, seed: int = 0,
-                **kwargs: Any) -> GradCheckReport:
+def check_grads(
+    fun: Callable[..., Any],
+    *args: Any,
+    argnums: int | tuple[int, ...] | None = None,
+    eps: float | None = None,
+    rtol: float = 1e-5,
+    atol: float = 1e-7,
+    order: int = 1,
+    max_reported: int = 5,
+    seed: int = 0,
+    **kwargs: Any,
+) -> GradCheckReport:
     """Compare chainrule's gradients of ``fun`` with central finite differences.
 
     Every floating-point argument (or those in ``argnums``) is checked element by element, in
@@ -165,8 +191,11 @@ def check_grads(fun: Callable[..., Any], *args: Any, argnums: int | tuple[int, .
     """
     args64 = [_tree64(a) for a in args]
     if argnums is None:
-        nums = tuple(i for i, a in enumerate(args64)
-                     if flatten(a)[0] and all(_is_float(v) for v in flatten(a)[0]))
+        nums = tuple(
+            i
+            for i, a in enumerate(args64)
+            if flatten(a)[0] and all(_is_float(v) for v in flatten(a)[0])
+        )
     else:
         nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
     if not nums:
@@ -189,9 +218,17 @@ def check_grads(fun: Callable[..., Any], *args: Any, argnums: int | tuple[int, .
                     total = total + (gl * dl).sum()
             return total
 
-        inner = check_grads(projected, *args64, argnums=nums, eps=eps,
-                            rtol=rtol * 10, atol=atol * 10, order=order - 1,
-                            max_reported=max_reported, seed=seed + 2)
+        inner = check_grads(
+            projected,
+            *args64,
+            argnums=nums,
+            eps=eps,
+            rtol=rtol * 10,
+            atol=atol * 10,
+            order=order - 1,
+            max_reported=max_reported,
+            seed=seed + 2,
+        )
         report = GradCheckReport(inner.arguments, order, h, rtol, atol)
     if not report.passed:
         raise GradientCheckError(report)
@@ -207,9 +244,16 @@ def _tree64(a: Any) -> Any:
     return unflatten(td, [_as_float64(v) for v in leaves])
 
 
-def _check_first_order(f: Callable[..., Any], args: list[Any], nums: tuple[int, ...],
-                       names: list[str], h: float, rtol: float, atol: float,
-                       max_reported: int) -> list[ArgumentCheck]:
+def _check_first_order(
+    f: Callable[..., Any],
+    args: list[Any],
+    nums: tuple[int, ...],
+    names: list[str],
+    h: float,
+    rtol: float,
+    atol: float,
+    max_reported: int,
+) -> list[ArgumentCheck]:
     analytic = grad(f, argnums=nums)(*args)
     results = []
     for argnum, g_tree in zip(nums, analytic):
@@ -228,14 +272,31 @@ def _check_first_order(f: Callable[..., Any], args: list[Any], nums: tuple[int, 
                 if not bad.ravel()[flat]:
                     break
                 idx = tuple(int(i) for i in numpy.unravel_index(flat, numpy.shape(x)))
-                mismatches.append(Mismatch(
-                    idx, float(ga.ravel()[flat]), float(numeric.ravel()[flat]),
-                    _kinks_crossed(f, args, argnum, li, idx, h * max(1.0, abs(
-                        float(numpy.asarray(x).ravel()[flat]))))))
-            results.append(ArgumentCheck(
-                names[argnum] + path, tuple(numpy.shape(x)),
-                float(numpy.nanmax(err, initial=0.0)), float(numpy.nanmax(rel, initial=0.0)),
-                mismatches, int(bad.sum())))
+                mismatches.append(
+                    Mismatch(
+                        idx,
+                        float(ga.ravel()[flat]),
+                        float(numeric.ravel()[flat]),
+                        _kinks_crossed(
+                            f,
+                            args,
+                            argnum,
+                            li,
+                            idx,
+                            h * max(1.0, abs(float(numpy.asarray(x).ravel()[flat]))),
+                        ),
+                    )
+                )
+            results.append(
+                ArgumentCheck(
+                    names[argnum] + path,
+                    tuple(numpy.shape(x)),
+                    float(numpy.nanmax(err, initial=0.0)),
+                    float(numpy.nanmax(rel, initial=0.0)),
+                    mismatches,
+                    int(bad.sum()),
+                )
+            )
     return results
 
 
@@ -243,8 +304,9 @@ def _unwrap(x: Any) -> Any:
     return x._data if isinstance(x, Tensor) else x
 
 
-def _finite_difference(f: Callable[..., Any], args: list[Any], argnum: int, leaf: int,
-                       h: float) -> numpy.ndarray:
+def _finite_difference(
+    f: Callable[..., Any], args: list[Any], argnum: int, leaf: int, h: float
+) -> numpy.ndarray:
     leaves, td = flatten(args[argnum])
     base = numpy.array(leaves[leaf], dtype=numpy.float64)
     out = numpy.zeros(base.shape)

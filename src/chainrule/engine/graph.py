@@ -28,8 +28,21 @@ ANOMALY_REPORT: Any = None
 class Node:
     """A value in the recorded graph (``chainrule.Tensor`` is the one concrete kind)."""
 
-    __slots__ = ("_data", "grad", "requires_grad", "_prim", "_args", "_vals", "_kw", "_seq",
-                 "_name", "_used", "_site", "_pending", "__weakref__")
+    __slots__ = (
+        "_data",
+        "grad",
+        "requires_grad",
+        "_prim",
+        "_args",
+        "_vals",
+        "_kw",
+        "_seq",
+        "_name",
+        "_used",
+        "_site",
+        "_pending",
+        "__weakref__",
+    )
 
     _data: Any
     grad: Any
@@ -48,7 +61,8 @@ def _freed(node: Node) -> RuntimeError:
     return RuntimeError(
         f"backward() reached the result of {node._prim.name!r} after an earlier backward() "
         "freed that part of the graph; pass retain_graph=True to the first backward() to "
-        "call it again, or run the forward pass again")
+        "call it again, or run the forward pass again"
+    )
 
 
 def _reachable(root: Node, stop: frozenset[Node] | set[Node]) -> tuple[list[Node], bool]:
@@ -87,11 +101,10 @@ def _seq_of(node: Node) -> int:
 def _relevant(order: list[Node], targets: frozenset[Node] | set[Node]) -> set[Node]:
     """The nodes of ``order`` that depend on a target (the only ones worth differentiating)."""
     rel = set()
-    for node in reversed(order):           # oldest first: parents before children
+    for node in reversed(order):  # oldest first: parents before children
         if node in targets:
             rel.add(node)
-        elif node._prim is not None and any(a in rel for a in node._args
-                                            if isinstance(a, Node)):
+        elif node._prim is not None and any(a in rel for a in node._args if isinstance(a, Node)):
             rel.add(node)
     return rel
 
@@ -106,7 +119,8 @@ def sum_to(g: Any, shape: tuple[int, ...]) -> Any:
     if axes is None:
         lead = len(key[0]) - len(shape)
         found = tuple(range(lead)) + tuple(
-            lead + i for i, n in enumerate(shape) if n == 1 and key[0][lead + i] != 1)
+            lead + i for i, n in enumerate(shape) if n == 1 and key[0][lead + i] != 1
+        )
         axes = _SUM_AXES[key] = (found[0] if len(found) == 1 else found) if found else None
     if axes is not None:
         g = g.sum(axis=axes)
@@ -116,9 +130,15 @@ def sum_to(g: Any, shape: tuple[int, ...]) -> Any:
 _NO_STOP: frozenset[Node] = frozenset()
 
 
-def backward_pass(root: Node, seed: Any, targets: Iterable[Node] | None = None,
-                  create_graph: bool = False, retain_graph: bool = False,
-                  log: list[Step] | None = None, prune: bool = False) -> dict[Node, Any]:
+def backward_pass(
+    root: Node,
+    seed: Any,
+    targets: Iterable[Node] | None = None,
+    create_graph: bool = False,
+    retain_graph: bool = False,
+    log: list[Step] | None = None,
+    prune: bool = False,
+) -> dict[Node, Any]:
     """Propagate ``seed`` from ``root`` back through the graph.
 
     With ``targets``, return ``{target: gradient}`` for the targets ``root`` depends on (the
@@ -145,21 +165,30 @@ def backward_pass(root: Node, seed: Any, targets: Iterable[Node] | None = None,
     grads: dict[Node, Any] = {root: seed}
     heap = [(-root._seq, root)]
     found: dict[Node, Any] = {}
-    stored = {id(seed)}             # arrays a leaf holds; the seed may be shared (backward())
+    stored = {id(seed)}  # arrays a leaf holds; the seed may be shared (backward())
     if report is not None:
-        with numpy.errstate(all="ignore"):      # the report says more than a warning
-            return _walk(heap, grads, found, stop, relevant, targets, create_graph, free,
-                         stored, log, report)
-    return _walk(heap, grads, found, stop, relevant, targets, create_graph, free, stored, log,
-                 None)
+        with numpy.errstate(all="ignore"):  # the report says more than a warning
+            return _walk(
+                heap, grads, found, stop, relevant, targets, create_graph, free, stored, log, report
+            )
+    return _walk(heap, grads, found, stop, relevant, targets, create_graph, free, stored, log, None)
 
 
-def _walk(heap: list[Any], grads: dict[Node, Any], found: dict[Node, Any],
-          stop: frozenset[Node], relevant: set[Node] | None, targets: Any,
-          create_graph: bool, free: bool, stored: set[int], log: list[Step] | None,
-          report: Any) -> dict[Node, Any]:
+def _walk(
+    heap: list[Any],
+    grads: dict[Node, Any],
+    found: dict[Node, Any],
+    stop: frozenset[Node],
+    relevant: set[Node] | None,
+    targets: Any,
+    create_graph: bool,
+    free: bool,
+    stored: set[int],
+    log: list[Step] | None,
+    report: Any,
+) -> dict[Node, Any]:
     pop, push = heapq.heappop, heapq.heappush
-    plain = not create_graph and log is None     # plain arrays: nothing recorded or logged
+    plain = not create_graph and log is None  # plain arrays: nothing recorded or logged
     while heap:
         node = pop(heap)[1]
         g = grads.pop(node)
@@ -202,7 +231,7 @@ def _walk(heap: list[Any], grads: dict[Node, Any], found: dict[Node, Any],
             raw = gi
             if gi.shape != data.shape:
                 if plain and gi.size == data.size:
-                    gi = gi.reshape(data.shape)     # only length-1 axes differ: nothing to sum
+                    gi = gi.reshape(data.shape)  # only length-1 axes differ: nothing to sum
                 else:
                     gi = sum_to(gi, data.shape)
             if gi.dtype is not data.dtype and gi.dtype != data.dtype:
@@ -220,8 +249,9 @@ def _walk(heap: list[Any], grads: dict[Node, Any], found: dict[Node, Any],
     return found
 
 
-def _walk_arrays(root: Node, seed: Any, stop: frozenset[Node], to_targets: bool, free: bool
-                 ) -> dict[Node, Any]:
+def _walk_arrays(
+    root: Node, seed: Any, stop: frozenset[Node], to_targets: bool, free: bool
+) -> dict[Node, Any]:
     """:func:`_walk` for plain arrays with nothing logged or checked: the eager hot path.
 
     The same walk with every option that does not apply taken out of the loop, and four
@@ -231,7 +261,7 @@ def _walk_arrays(root: Node, seed: Any, stop: frozenset[Node], to_targets: bool,
     inputs are called with positional arguments rather than ``*vals``.
     """
     found: dict[Node, Any] = {}
-    stored = {id(seed)}                 # arrays a leaf holds (and the seed, which may be shared)
+    stored = {id(seed)}  # arrays a leaf holds (and the seed, which may be shared)
     if root._prim is None or root in stop:
         if to_targets:
             found[root] = seed
@@ -283,11 +313,10 @@ def _walk_arrays(root: Node, seed: Any, stop: frozenset[Node], to_targets: bool,
                     gi = rule(g, out, *vals)
                 data = a._data
                 if gi.shape != data.shape:
-                    gi = gi.reshape(data.shape) if gi.size == data.size else sum_to(gi,
-                                                                                    data.shape)
+                    gi = gi.reshape(data.shape) if gi.size == data.size else sum_to(gi, data.shape)
                 if gi.dtype is not data.dtype and gi.dtype != data.dtype:
                     gi = gi.astype(data.dtype)
-                if a._prim is None or a in stop:       # a leaf or a target: no further
+                if a._prim is None or a in stop:  # a leaf or a target: no further
                     if not to_targets:
                         _accumulate(a, gi, False, stored)
                     else:
@@ -303,7 +332,7 @@ def _walk_arrays(root: Node, seed: Any, stop: frozenset[Node], to_targets: bool,
             if free:
                 node._args = node._vals = None
     except BaseException:
-        for _, node in heap:            # no pending gradient may outlive the walk
+        for _, node in heap:  # no pending gradient may outlive the walk
             node._pending = None
         raise
     return found
@@ -335,10 +364,9 @@ def _accumulate(leaf: Node, g: Any, create_graph: bool, stored: set[int]) -> Non
     if leaf.grad is not None:
         total = leaf.grad + g
         # NumPy returns a scalar for 0-d + 0-d; .grad is always an array (or a tensor)
-        leaf.grad = total if create_graph or type(total) is numpy.ndarray else \
-            numpy.asarray(total)
+        leaf.grad = total if create_graph or type(total) is numpy.ndarray else numpy.asarray(total)
         return
-    leaf.grad = g if create_graph else owned(g, stored)   # a recorded tensor is never written
+    leaf.grad = g if create_graph else owned(g, stored)  # a recorded tensor is never written
 
 
 def owned(g: Any, stored: set[int]) -> numpy.ndarray:
@@ -355,8 +383,13 @@ def owned(g: Any, stored: set[int]) -> numpy.ndarray:
     if base is None:
         if id(g) in stored:
             g = numpy.array(g)
-    elif (type(g) is not ndarray or id(base) in stored or type(base) is not ndarray
-          or base.size != g.size or not g.flags.writeable):
+    elif (
+        type(g) is not ndarray
+        or id(base) in stored
+        or type(base) is not ndarray
+        or base.size != g.size
+        or not g.flags.writeable
+    ):
         g = numpy.array(g)
         base = None
     stored.add(id(g if base is None else base))

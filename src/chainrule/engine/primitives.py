@@ -1,7 +1,8 @@
 """Primitives: the vocabulary of recorded operations, and the registries that map NumPy onto them.
 
 A :class:`Primitive` is one NumPy operation that chainrule records: its name, the NumPy function
-that computes it, and (filled in by :mod:`chainrule.engine.rules`) one vector-Jacobian rule per input.
+that computes it, and (filled in by :mod:`chainrule.engine.rules`) one vector-Jacobian rule per
+input.
 
 NumPy calls reach chainrule through two doors, and this module owns the maps behind both:
 
@@ -27,8 +28,17 @@ from typing import Any
 
 import numpy
 
-__all__ = ["Primitive", "primitive", "UFUNCS", "FUNCTIONS", "COMPOSITES", "NONDIFF_UFUNCS",
-           "NONDIFF_FUNCTIONS", "UFUNC_METHODS", "normalize_axis"]
+__all__ = [
+    "Primitive",
+    "primitive",
+    "UFUNCS",
+    "FUNCTIONS",
+    "COMPOSITES",
+    "NONDIFF_UFUNCS",
+    "NONDIFF_FUNCTIONS",
+    "UFUNC_METHODS",
+    "normalize_axis",
+]
 
 
 class Primitive:
@@ -42,11 +52,11 @@ class Primitive:
     points where a finite difference straddles a kink.
     """
 
-    __slots__ = ("name", "fun", "vjps", "vjp_argnum", "kink", "nondiff", "custom",
-                 "__weakref__")
+    __slots__ = ("name", "fun", "vjps", "vjp_argnum", "kink", "nondiff", "custom", "__weakref__")
 
-    def __init__(self, name: str, fun: Callable[..., Any], nondiff: bool = False,
-                 custom: bool = False) -> None:
+    def __init__(
+        self, name: str, fun: Callable[..., Any], nondiff: bool = False, custom: bool = False
+    ) -> None:
         self.name = name
         self.fun = fun
         self.custom = custom
@@ -100,6 +110,7 @@ def primitive(fun: Callable[..., Any], name: str | None = None) -> Primitive:
 # Helpers for binders
 # ---------------------------------------------------------------------------------------------
 
+
 def normalize_axis(axis: Any, ndim: int, fname: str) -> int | tuple[int, ...] | None:
     """Return ``axis`` as None, a non-negative int, or a sorted tuple of them."""
     if axis is None:
@@ -116,8 +127,9 @@ def _one_axis(axis: Any, ndim: int, fname: str) -> int:
     try:
         a = operator.index(axis)
     except TypeError:
-        raise TypeError(f"{fname}: axis must be an integer or a tuple of integers, "
-                        f"got {axis!r}") from None
+        raise TypeError(
+            f"{fname}: axis must be an integer or a tuple of integers, got {axis!r}"
+        ) from None
     if not -ndim <= a < max(ndim, 1):
         raise numpy.exceptions.AxisError(a, ndim, f"{fname}")
     return a % ndim if ndim else 0
@@ -133,9 +145,11 @@ def _shape(x: Any) -> tuple[int, ...]:
 
 def _no_out(fname: str, out: Any) -> None:
     if out is not None:
-        raise TypeError(f"{fname}: out= is not supported on chainrule tensors (a write into an "
-                        f"existing array cannot be recorded); write `y = numpy.{fname}(...)` "
-                        "and use the result instead")
+        raise TypeError(
+            f"{fname}: out= is not supported on chainrule tensors (a write into an "
+            f"existing array cannot be recorded); write `y = numpy.{fname}(...)` "
+            "and use the result instead"
+        )
 
 
 _NoValue = numpy._NoValue  # type: ignore[attr-defined]
@@ -156,7 +170,7 @@ def _ufunc(uf: numpy.ufunc, name: str | None = None) -> Primitive:
 add = _ufunc(numpy.add)
 subtract = _ufunc(numpy.subtract)
 multiply = _ufunc(numpy.multiply)
-divide = _ufunc(numpy.divide)          # numpy.true_divide is the same ufunc object
+divide = _ufunc(numpy.divide)  # numpy.true_divide is the same ufunc object
 negative = _ufunc(numpy.negative)
 positive = _ufunc(numpy.positive)
 power = _ufunc(numpy.power)
@@ -203,13 +217,36 @@ copysign = _ufunc(numpy.copysign)
 
 # Results of these carry no gradient: booleans, integers, and piecewise-constant functions.
 NONDIFF_UFUNCS: dict[numpy.ufunc, Primitive] = {
-    uf: Primitive(uf.__name__, uf, nondiff=True) for uf in (
-        numpy.greater, numpy.greater_equal, numpy.less, numpy.less_equal, numpy.equal,
-        numpy.not_equal, numpy.logical_and, numpy.logical_or, numpy.logical_xor,
-        numpy.logical_not, numpy.isnan, numpy.isinf, numpy.isfinite, numpy.signbit,
-        numpy.floor, numpy.ceil, numpy.trunc, numpy.rint, numpy.sign, numpy.floor_divide,
-        numpy.bitwise_and, numpy.bitwise_or, numpy.bitwise_xor, numpy.invert,
-        numpy.left_shift, numpy.right_shift, numpy.heaviside, numpy.spacing,
+    uf: Primitive(uf.__name__, uf, nondiff=True)
+    for uf in (
+        numpy.greater,
+        numpy.greater_equal,
+        numpy.less,
+        numpy.less_equal,
+        numpy.equal,
+        numpy.not_equal,
+        numpy.logical_and,
+        numpy.logical_or,
+        numpy.logical_xor,
+        numpy.logical_not,
+        numpy.isnan,
+        numpy.isinf,
+        numpy.isfinite,
+        numpy.signbit,
+        numpy.floor,
+        numpy.ceil,
+        numpy.trunc,
+        numpy.rint,
+        numpy.sign,
+        numpy.floor_divide,
+        numpy.bitwise_and,
+        numpy.bitwise_or,
+        numpy.bitwise_xor,
+        numpy.invert,
+        numpy.left_shift,
+        numpy.right_shift,
+        numpy.heaviside,
+        numpy.spacing,
     )
 }
 
@@ -231,6 +268,7 @@ def _binds(*funcs: Callable[..., Any]) -> Callable[[Binder], Binder]:
         for f in funcs:
             FUNCTIONS[f] = binder
         return binder
+
     return register
 
 
@@ -239,28 +277,61 @@ def _composite(*funcs: Callable[..., Any]) -> Callable[[Callable[..., Any]], Cal
         for f in funcs:
             COMPOSITES[f] = impl
         return impl
+
     return register
 
 
-for _f in (numpy.argmax, numpy.argmin, numpy.argsort, numpy.argwhere, numpy.nonzero,
-           numpy.flatnonzero, numpy.count_nonzero, numpy.isclose, numpy.allclose,
-           numpy.array_equal, numpy.all, numpy.any, numpy.searchsorted, numpy.zeros_like,
-           numpy.ones_like, numpy.empty_like, numpy.full_like, numpy.digitize,
-           numpy.bincount, numpy.unique, numpy.round, numpy.around, numpy.isreal,
-           numpy.iscomplex, numpy.result_type, numpy.can_cast, numpy.may_share_memory,
-           numpy.shares_memory, numpy.argpartition, numpy.lexsort, numpy.histogram,
-           numpy.tril_indices_from, numpy.triu_indices_from, numpy.diag_indices_from):
+for _f in (
+    numpy.argmax,
+    numpy.argmin,
+    numpy.argsort,
+    numpy.argwhere,
+    numpy.nonzero,
+    numpy.flatnonzero,
+    numpy.count_nonzero,
+    numpy.isclose,
+    numpy.allclose,
+    numpy.array_equal,
+    numpy.all,
+    numpy.any,
+    numpy.searchsorted,
+    numpy.zeros_like,
+    numpy.ones_like,
+    numpy.empty_like,
+    numpy.full_like,
+    numpy.digitize,
+    numpy.bincount,
+    numpy.unique,
+    numpy.round,
+    numpy.around,
+    numpy.isreal,
+    numpy.iscomplex,
+    numpy.result_type,
+    numpy.can_cast,
+    numpy.may_share_memory,
+    numpy.shares_memory,
+    numpy.argpartition,
+    numpy.lexsort,
+    numpy.histogram,
+    numpy.tril_indices_from,
+    numpy.triu_indices_from,
+    numpy.diag_indices_from,
+):
     NONDIFF_FUNCTIONS[_f] = Primitive(_f.__name__, _f, nondiff=True)
 
 
 # --- reductions --------------------------------------------------------------------------------
 
+
 def _reduction(name: str, fun: Callable[..., Any]) -> Primitive:
     return Primitive(name, fun)
 
 
-sum_ = _reduction("sum", lambda x, axis=None, keepdims=False: numpy.add.reduce(
-    x, axis=axis, keepdims=keepdims))
+sum_ = _reduction(
+    "sum", lambda x, axis=None, keepdims=False: numpy.add.reduce(x, axis=axis, keepdims=keepdims)
+)
+
+
 def _mean_fun(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     # numpy.mean's own arithmetic (a sum, then one division) without its Python overhead.
     # float64 only: numpy.mean sums float16 in float32, and divides float16/float32 sums by
@@ -269,15 +340,20 @@ def _mean_fun(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     if type(x) is not numpy.ndarray or x.dtype is not _F64:
         return numpy.mean(x, axis=axis, keepdims=keepdims)
     total = numpy.add.reduce(x, axis=axis, keepdims=keepdims)
-    n = x.size if axis is None else math.prod(
-        x.shape[a] for a in ((axis,) if isinstance(axis, int) else axis))
+    n = (
+        x.size
+        if axis is None
+        else math.prod(x.shape[a] for a in ((axis,) if isinstance(axis, int) else axis))
+    )
     return total / n if n else numpy.mean(x, axis=axis, keepdims=keepdims)
 
 
 _F64 = numpy.dtype(numpy.float64)
 mean = _reduction("mean", _mean_fun)
-prod = _reduction("prod", lambda x, axis=None, keepdims=False: numpy.multiply.reduce(
-    x, axis=axis, keepdims=keepdims))
+prod = _reduction(
+    "prod",
+    lambda x, axis=None, keepdims=False: numpy.multiply.reduce(x, axis=axis, keepdims=keepdims),
+)
 amax = _reduction("max", numpy.amax)
 amin = _reduction("min", numpy.amin)
 var = _reduction("var", numpy.var)
@@ -285,17 +361,29 @@ std = _reduction("std", numpy.std)
 
 
 def _reduce_binder(prim: Primitive, fname: str) -> Binder:
-    def bind(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
-             keepdims: bool = False, initial: Any = _NoValue, where: Any = _NoValue
-             ) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+    def bind(
+        a: Any,
+        axis: Any = None,
+        dtype: Any = None,
+        out: Any = None,
+        keepdims: bool = False,
+        initial: Any = _NoValue,
+        where: Any = _NoValue,
+    ) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
         _no_out(fname, out)
         if initial is not _NoValue or where is not _NoValue:
-            raise TypeError(f"numpy.{fname}: initial= and where= are not supported on "
-                            "chainrule tensors; mask the input first (numpy.where)")
+            raise TypeError(
+                f"numpy.{fname}: initial= and where= are not supported on "
+                "chainrule tensors; mask the input first (numpy.where)"
+            )
         if dtype is not None:
             a = a.astype(dtype)
-        return prim, (a,), {"axis": normalize_axis(axis, _ndim(a), fname),
-                            "keepdims": bool(keepdims)}
+        return (
+            prim,
+            (a,),
+            {"axis": normalize_axis(axis, _ndim(a), fname), "keepdims": bool(keepdims)},
+        )
+
     return bind
 
 
@@ -310,31 +398,55 @@ UFUNC_METHODS[numpy.minimum, "reduce"] = numpy.min
 
 
 @_binds(numpy.mean)
-def _mean(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, keepdims: bool = False,
-          *, where: Any = _NoValue) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+def _mean(
+    a: Any,
+    axis: Any = None,
+    dtype: Any = None,
+    out: Any = None,
+    keepdims: bool = False,
+    *,
+    where: Any = _NoValue,
+) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
     _no_out("mean", out)
     if where is not _NoValue:
         raise TypeError("numpy.mean: where= is not supported on chainrule tensors")
     if dtype is not None:
         a = a.astype(dtype)
-    return mean, (a,), {"axis": normalize_axis(axis, _ndim(a), "mean"),
-                        "keepdims": bool(keepdims)}
+    return mean, (a,), {"axis": normalize_axis(axis, _ndim(a), "mean"), "keepdims": bool(keepdims)}
 
 
 def _moment_binder(prim: Primitive, fname: str) -> Binder:
-    def bind(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, ddof: float = 0,
-             keepdims: bool = False, *, where: Any = _NoValue, mean: Any = _NoValue,
-             correction: Any = _NoValue) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+    def bind(
+        a: Any,
+        axis: Any = None,
+        dtype: Any = None,
+        out: Any = None,
+        ddof: float = 0,
+        keepdims: bool = False,
+        *,
+        where: Any = _NoValue,
+        mean: Any = _NoValue,
+        correction: Any = _NoValue,
+    ) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
         _no_out(fname, out)
         if where is not _NoValue or mean is not _NoValue:
-            raise TypeError(f"numpy.{fname}: where= and mean= are not supported on chainrule "
-                            "tensors")
+            raise TypeError(
+                f"numpy.{fname}: where= and mean= are not supported on chainrule tensors"
+            )
         if correction is not _NoValue:
             ddof = correction
         if dtype is not None:
             a = a.astype(dtype)
-        return prim, (a,), {"axis": normalize_axis(axis, _ndim(a), fname), "ddof": ddof,
-                            "keepdims": bool(keepdims)}
+        return (
+            prim,
+            (a,),
+            {
+                "axis": normalize_axis(axis, _ndim(a), fname),
+                "ddof": ddof,
+                "keepdims": bool(keepdims),
+            },
+        )
+
     return bind
 
 
@@ -346,8 +458,9 @@ cumprod = Primitive("cumprod", numpy.cumprod)
 
 
 def _cumulative_binder(prim: Primitive, fname: str) -> Binder:
-    def bind(a: Any, axis: Any = None, dtype: Any = None, out: Any = None
-             ) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+    def bind(
+        a: Any, axis: Any = None, dtype: Any = None, out: Any = None
+    ) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
         _no_out(fname, out)
         if dtype is not None:
             a = a.astype(dtype)
@@ -355,15 +468,18 @@ def _cumulative_binder(prim: Primitive, fname: str) -> Binder:
             a = ravel_like(a)
             axis = 0
         return prim, (a,), {"axis": normalize_axis(axis, _ndim(a), fname)}
+
     return bind
 
 
 FUNCTIONS[numpy.cumsum] = _cumulative_binder(cumsum, "cumsum")
 FUNCTIONS[numpy.cumprod] = _cumulative_binder(cumprod, "cumprod")
 UFUNC_METHODS[numpy.add, "accumulate"] = lambda a, axis=0, dtype=None, out=None: numpy.cumsum(
-    a, axis=axis, dtype=dtype, out=out)
-UFUNC_METHODS[numpy.multiply, "accumulate"] = (
-    lambda a, axis=0, dtype=None, out=None: numpy.cumprod(a, axis=axis, dtype=dtype, out=out))
+    a, axis=axis, dtype=dtype, out=out
+)
+UFUNC_METHODS[numpy.multiply, "accumulate"] = lambda a, axis=0, dtype=None, out=None: numpy.cumprod(
+    a, axis=axis, dtype=dtype, out=out
+)
 
 
 def ravel_like(a: Any) -> Any:
@@ -375,28 +491,33 @@ norm = Primitive("linalg.norm", numpy.linalg.norm)
 
 
 @_binds(numpy.linalg.norm)
-def _norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False
-          ) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+def _norm(
+    x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False
+) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
     nd = _ndim(x)
     ax = normalize_axis(axis, nd, "linalg.norm")
-    vector = (ax is None and nd == 1) or isinstance(ax, int) or (
-        isinstance(ax, tuple) and len(ax) == 1)
+    vector = (
+        (ax is None and nd == 1) or isinstance(ax, int) or (isinstance(ax, tuple) and len(ax) == 1)
+    )
     if isinstance(ax, tuple) and len(ax) == 1:
         ax = ax[0]
     if vector:
         if ord is not None and not isinstance(ord, (int, float)):
             raise TypeError(f"numpy.linalg.norm: ord={ord!r} is not a vector norm")
     elif ord not in (None, "fro"):
-        raise TypeError(f"numpy.linalg.norm: only the Frobenius norm (ord=None or 'fro') has a "
-                        f"gradient rule for matrices, got ord={ord!r}; compute other matrix "
-                        "norms from numpy.linalg.svd outside the graph or write them from "
-                        "differentiable operations")
+        raise TypeError(
+            f"numpy.linalg.norm: only the Frobenius norm (ord=None or 'fro') has a "
+            f"gradient rule for matrices, got ord={ord!r}; compute other matrix "
+            "norms from numpy.linalg.svd outside the graph or write them from "
+            "differentiable operations"
+        )
     if nd == 0:
         raise ValueError("numpy.linalg.norm: needs at least a 1-d input")
     return norm, (x,), {"ord": ord, "axis": ax, "keepdims": bool(keepdims)}
 
 
 # --- linear algebra ------------------------------------------------------------------------------
+
 
 def _dot_fun(a: Any, b: Any) -> Any:
     # ndarray.dot is numpy.dot without the __array_function__ dispatch (0.6 us less per call)
@@ -408,8 +529,10 @@ vdot = Primitive("vdot", numpy.vdot)
 inner = Primitive("inner", numpy.inner)
 outer = Primitive("outer", numpy.outer)
 tensordot = Primitive("tensordot", numpy.tensordot)
-einsum = Primitive("einsum", lambda *ops, subscripts, optimize=False: numpy.einsum(
-    subscripts, *ops, optimize=optimize))
+einsum = Primitive(
+    "einsum",
+    lambda *ops, subscripts, optimize=False: numpy.einsum(subscripts, *ops, optimize=optimize),
+)
 trace = Primitive("trace", numpy.trace)
 diagonal = Primitive("diagonal", numpy.diagonal)
 
@@ -445,8 +568,10 @@ def tensordot_axes(axes: Any, nda: int, ndb: int) -> tuple[tuple[int, ...], tupl
     b_axes = (b_axes,) if isinstance(b_axes, int) else tuple(b_axes)
     if len(a_axes) != len(b_axes):
         raise ValueError(f"tensordot: axes {axes!r} pair up unequal numbers of axes")
-    return (tuple(_one_axis(a, nda, "tensordot") for a in a_axes),
-            tuple(_one_axis(b, ndb, "tensordot") for b in b_axes))
+    return (
+        tuple(_one_axis(a, nda, "tensordot") for a in a_axes),
+        tuple(_one_axis(b, ndb, "tensordot") for b in b_axes),
+    )
 
 
 @_binds(numpy.tensordot)
@@ -455,14 +580,17 @@ def _tensordot(a: Any, b: Any, axes: Any = 2) -> tuple[Primitive, tuple[Any, ...
 
 
 @_binds(numpy.einsum)
-def _einsum(*operands: Any, out: Any = None, optimize: Any = False, **kwargs: Any
-            ) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+def _einsum(
+    *operands: Any, out: Any = None, optimize: Any = False, **kwargs: Any
+) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
     _no_out("einsum", out)
     if kwargs:
         raise TypeError(f"numpy.einsum: {sorted(kwargs)} are not supported on chainrule tensors")
     if not operands or not isinstance(operands[0], str):
-        raise TypeError("numpy.einsum: chainrule supports the subscripts-string form, "
-                        "e.g. numpy.einsum('ij,jk->ik', a, b)")
+        raise TypeError(
+            "numpy.einsum: chainrule supports the subscripts-string form, "
+            "e.g. numpy.einsum('ij,jk->ik', a, b)"
+        )
     subscripts = explicit_einsum(operands[0], [_ndim(o) for o in operands[1:]])
     return einsum, tuple(operands[1:]), {"subscripts": subscripts, "optimize": optimize}
 
@@ -476,17 +604,19 @@ def explicit_einsum(spec: str, ndims: list[int]) -> str:
         raise ValueError(f"einsum: {spec!r} names {len(terms)} operands, got {len(ndims)}")
     used = set(spec) - set(",.->")
     free = iter(c for c in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ" if c not in used)
-    n_ell = max((nd - len(t.replace("...", "")) for t, nd in zip(terms, ndims) if "..." in t),
-                default=0)
+    n_ell = max(
+        (nd - len(t.replace("...", "")) for t, nd in zip(terms, ndims) if "..." in t), default=0
+    )
     ell = "".join(next(free) for _ in range(n_ell))
     new_terms = []
     for t, nd in zip(terms, ndims):
         if "..." in t:
             k = nd - len(t.replace("...", ""))
-            t = t.replace("...", ell[n_ell - k:])
+            t = t.replace("...", ell[n_ell - k :])
         if len(t) != nd:
-            raise ValueError(f"einsum: term {t!r} of {spec!r} does not match an operand with "
-                             f"{nd} dimensions")
+            raise ValueError(
+                f"einsum: term {t!r} of {spec!r} does not match an operand with {nd} dimensions"
+            )
         new_terms.append(t)
     if arrow:
         out = outs.replace("...", ell)
@@ -499,20 +629,36 @@ def explicit_einsum(spec: str, ndims: list[int]) -> str:
 
 
 @_binds(numpy.trace)
-def _trace(a: Any, offset: int = 0, axis1: int = 0, axis2: int = 1, dtype: Any = None,
-           out: Any = None) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+def _trace(
+    a: Any, offset: int = 0, axis1: int = 0, axis2: int = 1, dtype: Any = None, out: Any = None
+) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
     _no_out("trace", out)
     nd = _ndim(a)
-    return trace, (a,), {"offset": int(offset), "axis1": _one_axis(axis1, nd, "trace"),
-                         "axis2": _one_axis(axis2, nd, "trace")}
+    return (
+        trace,
+        (a,),
+        {
+            "offset": int(offset),
+            "axis1": _one_axis(axis1, nd, "trace"),
+            "axis2": _one_axis(axis2, nd, "trace"),
+        },
+    )
 
 
 @_binds(numpy.diagonal)
-def _diagonal(a: Any, offset: int = 0, axis1: int = 0, axis2: int = 1
-              ) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+def _diagonal(
+    a: Any, offset: int = 0, axis1: int = 0, axis2: int = 1
+) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
     nd = _ndim(a)
-    return diagonal, (a,), {"offset": int(offset), "axis1": _one_axis(axis1, nd, "diagonal"),
-                            "axis2": _one_axis(axis2, nd, "diagonal")}
+    return (
+        diagonal,
+        (a,),
+        {
+            "offset": int(offset),
+            "axis1": _one_axis(axis1, nd, "diagonal"),
+            "axis2": _one_axis(axis2, nd, "diagonal"),
+        },
+    )
 
 
 # --- shape manipulation --------------------------------------------------------------------------
@@ -521,6 +667,8 @@ reshape = Primitive("reshape", numpy.reshape)
 transpose = Primitive("transpose", numpy.transpose)
 swapaxes = Primitive("swapaxes", numpy.swapaxes)
 moveaxis = Primitive("moveaxis", numpy.moveaxis)
+
+
 def _broadcast_to(x: Any, shape: tuple[int, ...]) -> Any:
     # numpy.broadcast_to's values; a small copy is cheaper than its view machinery
     x = numpy.asarray(x)
@@ -643,13 +791,15 @@ def _check_shape(shape: Any, fname: str) -> tuple[int, ...]:
         try:
             return tuple(operator.index(s) for s in shape)
         except TypeError:
-            raise TypeError(f"{fname}: shape must be an int or a sequence of ints, "
-                            f"got {shape!r}") from None
+            raise TypeError(
+                f"{fname}: shape must be an int or a sequence of ints, got {shape!r}"
+            ) from None
 
 
 @_binds(numpy.reshape)
-def _reshape(a: Any, shape: Any = None, order: str = "C", *, newshape: Any = None,
-             copy: Any = None) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+def _reshape(
+    a: Any, shape: Any = None, order: str = "C", *, newshape: Any = None, copy: Any = None
+) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
     if order != "C":
         raise TypeError("numpy.reshape: only order='C' is supported on chainrule tensors")
     shape = newshape if shape is None else shape
@@ -664,8 +814,9 @@ def resolve_shape(old: tuple[int, ...], new: tuple[int, ...]) -> tuple[int, ...]
         if new.count(-1) == 1 and known and size % known == 0:
             new = tuple(size // known if n == -1 else n for n in new)
     if math.prod(new) != size or any(n < 0 for n in new):
-        raise ValueError(f"reshape: cannot reshape an array of size {size} (shape {old}) "
-                         f"into shape {new}")
+        raise ValueError(
+            f"reshape: cannot reshape an array of size {size} (shape {old}) into shape {new}"
+        )
     return new
 
 
@@ -684,8 +835,9 @@ def _squeeze(a: Any, axis: Any = None) -> tuple[Primitive, tuple[Any, ...], dict
     else:
         for i in axes:
             if shape[i] != 1:
-                raise ValueError(f"squeeze: cannot select axis {i} of shape {shape}: its "
-                                 "size is not 1")
+                raise ValueError(
+                    f"squeeze: cannot select axis {i} of shape {shape}: its size is not 1"
+                )
         new = tuple(n for i, n in enumerate(shape) if i not in axes)
     return reshape, (a,), {"shape": new}
 
@@ -693,8 +845,9 @@ def _squeeze(a: Any, axis: Any = None) -> tuple[Primitive, tuple[Any, ...], dict
 @_binds(numpy.expand_dims)
 def _expand_dims(a: Any, axis: Any) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
     shape = _shape(a)
-    axes = normalize_axis(axis, len(shape) + (len(axis) if isinstance(axis, (tuple, list))
-                                               else 1), "expand_dims")
+    axes = normalize_axis(
+        axis, len(shape) + (len(axis) if isinstance(axis, (tuple, list)) else 1), "expand_dims"
+    )
     new = list(shape)
     for ax in (axes,) if isinstance(axes, int) else axes:
         new.insert(ax, 1)
@@ -717,6 +870,7 @@ def _atleast(nd: int) -> Callable[..., Any]:
                 new = {0: (1, 1, 1), 1: (1,) + shape + (1,), 2: shape + (1,)}[len(shape)]
             outs.append(numpy.reshape(a, new))
         return outs[0] if len(outs) == 1 else tuple(outs)
+
     return bind
 
 
@@ -739,25 +893,31 @@ def _transpose(a: Any, axes: Any = None) -> tuple[Primitive, tuple[Any, ...], di
 @_binds(numpy.swapaxes)
 def _swapaxes(a: Any, axis1: int, axis2: int) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
     nd = _ndim(a)
-    return swapaxes, (a,), {"axis1": _one_axis(axis1, nd, "swapaxes"),
-                            "axis2": _one_axis(axis2, nd, "swapaxes")}
+    return (
+        swapaxes,
+        (a,),
+        {"axis1": _one_axis(axis1, nd, "swapaxes"), "axis2": _one_axis(axis2, nd, "swapaxes")},
+    )
 
 
 @_binds(numpy.moveaxis)
-def _moveaxis(a: Any, source: Any, destination: Any
-              ) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+def _moveaxis(
+    a: Any, source: Any, destination: Any
+) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
     return moveaxis, (a,), {"source": source, "destination": destination}
 
 
 @_binds(numpy.broadcast_to)
-def _broadcast_to(array: Any, shape: Any, subok: bool = False
-                  ) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+def _broadcast_to(
+    array: Any, shape: Any, subok: bool = False
+) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
     return broadcast_to, (array,), {"shape": _check_shape(shape, "broadcast_to")}
 
 
 @_binds(numpy.concatenate)
-def _concatenate(arrays: Any, axis: Any = 0, out: Any = None, *, dtype: Any = None,
-                 casting: str = "same_kind") -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+def _concatenate(
+    arrays: Any, axis: Any = 0, out: Any = None, *, dtype: Any = None, casting: str = "same_kind"
+) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
     _no_out("concatenate", out)
     arrays = tuple(arrays)
     if not arrays:
@@ -771,8 +931,9 @@ def _concatenate(arrays: Any, axis: Any = 0, out: Any = None, *, dtype: Any = No
 
 
 @_binds(numpy.stack)
-def _stack(arrays: Any, axis: int = 0, out: Any = None, *, dtype: Any = None,
-           casting: str = "same_kind") -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+def _stack(
+    arrays: Any, axis: int = 0, out: Any = None, *, dtype: Any = None, casting: str = "same_kind"
+) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
     _no_out("stack", out)
     arrays = tuple(arrays)
     if not arrays:
@@ -790,8 +951,7 @@ def _vstack(tup: Any, *, dtype: Any = None, casting: str = "same_kind") -> Any:
 @_composite(numpy.hstack)
 def _hstack(tup: Any, *, dtype: Any = None, casting: str = "same_kind") -> Any:
     arrs = [numpy.atleast_1d(a) for a in tup]
-    return numpy.concatenate(arrs, axis=0 if arrs and numpy.ndim(arrs[0]) == 1 else 1,
-                             dtype=dtype)
+    return numpy.concatenate(arrs, axis=0 if arrs and numpy.ndim(arrs[0]) == 1 else 1, dtype=dtype)
 
 
 @_composite(numpy.dstack)
@@ -801,8 +961,9 @@ def _dstack(tup: Any) -> Any:
 
 @_composite(numpy.column_stack)
 def _column_stack(tup: Any) -> Any:
-    return numpy.concatenate([a if numpy.ndim(a) >= 2 else numpy.reshape(a, (-1, 1))
-                              for a in tup], axis=1)
+    return numpy.concatenate(
+        [a if numpy.ndim(a) >= 2 else numpy.reshape(a, (-1, 1)) for a in tup], axis=1
+    )
 
 
 def _split_points(n: int, sections: Any, fname: str, even: bool) -> list[int]:
@@ -811,8 +972,9 @@ def _split_points(n: int, sections: Any, fname: str, even: bool) -> list[int]:
         if k <= 0:
             raise ValueError(f"{fname}: number of sections must be larger than 0")
         if even and n % k:
-            raise ValueError(f"{fname}: array split does not result in an equal division "
-                             f"({n} into {k})")
+            raise ValueError(
+                f"{fname}: array split does not result in an equal division ({n} into {k})"
+            )
         q, r = divmod(n, k)
         sizes = [q + 1] * r + [q] * (k - r)
         return [sum(sizes[:i]) for i in range(k + 1)]
@@ -827,6 +989,7 @@ def _splitter(fname: str, even: bool) -> Callable[..., Any]:
         pts = _split_points(shape[ax], indices_or_sections, fname, even)
         lead = (slice(None),) * ax
         return [ary[lead + (slice(a, max(a, b)),)] for a, b in zip(pts[:-1], pts[1:])]
+
     return split
 
 
@@ -834,14 +997,13 @@ COMPOSITES[numpy.split] = _splitter("split", True)
 COMPOSITES[numpy.array_split] = _splitter("array_split", False)
 
 
-sliding_window_view = Primitive("sliding_window_view",
-                                numpy.lib.stride_tricks.sliding_window_view)
+sliding_window_view = Primitive("sliding_window_view", numpy.lib.stride_tricks.sliding_window_view)
 
 
 @_binds(numpy.lib.stride_tricks.sliding_window_view)
-def _sliding_window_view(x: Any, window_shape: Any, axis: Any = None, *, subok: bool = False,
-                         writeable: bool = False
-                         ) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+def _sliding_window_view(
+    x: Any, window_shape: Any, axis: Any = None, *, subok: bool = False, writeable: bool = False
+) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
     if writeable:
         raise TypeError("sliding_window_view: writeable=True is not supported on tensors")
     nd = _ndim(x)
@@ -849,11 +1011,15 @@ def _sliding_window_view(x: Any, window_shape: Any, axis: Any = None, *, subok: 
     if axis is None:
         axes = tuple(range(nd))
     else:
-        axes = tuple(_one_axis(a, nd, "sliding_window_view") for a in (
-            (axis,) if isinstance(axis, int) else axis))
+        axes = tuple(
+            _one_axis(a, nd, "sliding_window_view")
+            for a in ((axis,) if isinstance(axis, int) else axis)
+        )
     if len(axes) != len(window):
-        raise ValueError(f"sliding_window_view: window_shape {window} and axis {axis!r} "
-                         "must have the same length")
+        raise ValueError(
+            f"sliding_window_view: window_shape {window} and axis {axis!r} "
+            "must have the same length"
+        )
     return sliding_window_view, (x,), {"window_shape": window, "axis": axes}
 
 
@@ -873,8 +1039,9 @@ def _flipud(m: Any) -> Any:
 
 
 @_binds(numpy.roll)
-def _roll(a: Any, shift: Any, axis: Any = None
-          ) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+def _roll(
+    a: Any, shift: Any, axis: Any = None
+) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
     return roll, (a,), {"shift": shift, "axis": axis}
 
 
@@ -885,8 +1052,9 @@ def _tile(A: Any, reps: Any) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]
 
 
 @_binds(numpy.repeat)
-def _repeat(a: Any, repeats: Any, axis: Any = None
-            ) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+def _repeat(
+    a: Any, repeats: Any, axis: Any = None
+) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
     if axis is None:
         a = ravel_like(a)
         axis = 0
@@ -896,14 +1064,19 @@ def _repeat(a: Any, repeats: Any, axis: Any = None
 
 
 @_binds(numpy.pad)
-def _pad(array: Any, pad_width: Any, mode: str = "constant", **kwargs: Any
-         ) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+def _pad(
+    array: Any, pad_width: Any, mode: str = "constant", **kwargs: Any
+) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
     if mode != "constant":
-        raise TypeError(f"numpy.pad: mode={mode!r} has no gradient rule; only "
-                        "mode='constant' is supported on chainrule tensors")
+        raise TypeError(
+            f"numpy.pad: mode={mode!r} has no gradient rule; only "
+            "mode='constant' is supported on chainrule tensors"
+        )
     nd = _ndim(array)
-    width = tuple(tuple(int(w) for w in row) for row in numpy.broadcast_to(
-        numpy.asarray(pad_width, dtype=int), (nd, 2)))
+    width = tuple(
+        tuple(int(w) for w in row)
+        for row in numpy.broadcast_to(numpy.asarray(pad_width, dtype=int), (nd, 2))
+    )
     cv = kwargs.pop("constant_values", 0)
     if kwargs:
         raise TypeError(f"numpy.pad: unexpected arguments {sorted(kwargs)}")
@@ -918,8 +1091,9 @@ def _plain_index(ix: Any) -> Any:
 
 
 @_binds(numpy.take)
-def _take(a: Any, indices: Any, axis: Any = None, out: Any = None, mode: str = "raise"
-          ) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+def _take(
+    a: Any, indices: Any, axis: Any = None, out: Any = None, mode: str = "raise"
+) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
     _no_out("take", out)
     if mode != "raise":
         raise TypeError("numpy.take: only mode='raise' is supported on chainrule tensors")
@@ -927,30 +1101,38 @@ def _take(a: Any, indices: Any, axis: Any = None, out: Any = None, mode: str = "
         a = ravel_like(a)
         axis = 0
     ax = _one_axis(axis, _ndim(a), "take")
-    if hasattr(indices, "_prim"):       # computed indices: keep them an input (see gather)
+    if hasattr(indices, "_prim"):  # computed indices: keep them an input (see gather)
         return gather, (a, indices), {"template": (slice(None),) * ax + (Slot(0),)}
     return take, (a,), {"indices": _plain_index(indices), "axis": ax}
 
 
 @_binds(numpy.take_along_axis)
-def _take_along_axis(arr: Any, indices: Any, axis: Any = -1
-                     ) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+def _take_along_axis(
+    arr: Any, indices: Any, axis: Any = -1
+) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
     if axis is None:
         arr = ravel_like(arr)
         axis = 0
     ax = _one_axis(axis, _ndim(arr), "take_along_axis")
-    if hasattr(indices, "_prim"):       # computed indices: keep them an input (see gather)
+    if hasattr(indices, "_prim"):  # computed indices: keep them an input (see gather)
         a_shape, i_shape = _shape(arr), _shape(indices)
         nd = len(a_shape)
-        template = tuple(Slot(0) if d == ax else numpy.arange(max(a_shape[d], i_shape[d])).reshape(
-            (1,) * d + (-1,) + (1,) * (nd - d - 1)) for d in range(nd))
+        template = tuple(
+            Slot(0)
+            if d == ax
+            else numpy.arange(max(a_shape[d], i_shape[d])).reshape(
+                (1,) * d + (-1,) + (1,) * (nd - d - 1)
+            )
+            for d in range(nd)
+        )
         return gather, (arr, indices), {"template": template}
     return take_along_axis, (arr,), {"indices": _plain_index(indices), "axis": ax}
 
 
 @_binds(numpy.sort)
-def _sort(a: Any, axis: Any = -1, kind: Any = None, order: Any = None, *, stable: Any = None
-          ) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+def _sort(
+    a: Any, axis: Any = -1, kind: Any = None, order: Any = None, *, stable: Any = None
+) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
     if axis is None:
         a = ravel_like(a)
         axis = 0
@@ -968,18 +1150,28 @@ def _tril(m: Any, k: int = 0) -> tuple[Primitive, tuple[Any, ...], dict[str, Any
 
 
 @_binds(numpy.where)
-def _where(condition: Any, x: Any = _NoValue, y: Any = _NoValue
-           ) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+def _where(
+    condition: Any, x: Any = _NoValue, y: Any = _NoValue
+) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
     if x is _NoValue or y is _NoValue:
-        raise TypeError("numpy.where with one argument returns indices; call it on "
-                        "tensor.data (indices carry no gradient)")
+        raise TypeError(
+            "numpy.where with one argument returns indices; call it on "
+            "tensor.data (indices carry no gradient)"
+        )
     return where, (condition, x, y), {}
 
 
 @_binds(numpy.clip)
-def _clip(a: Any, a_min: Any = _NoValue, a_max: Any = _NoValue, out: Any = None, *,
-          min: Any = _NoValue, max: Any = _NoValue, **kwargs: Any
-          ) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+def _clip(
+    a: Any,
+    a_min: Any = _NoValue,
+    a_max: Any = _NoValue,
+    out: Any = None,
+    *,
+    min: Any = _NoValue,
+    max: Any = _NoValue,
+    **kwargs: Any,
+) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
     _no_out("clip", out)
     lo = a_min if a_min is not _NoValue else (None if min is _NoValue else min)
     hi = a_max if a_max is not _NoValue else (None if max is _NoValue else max)
@@ -989,8 +1181,9 @@ def _clip(a: Any, a_min: Any = _NoValue, a_max: Any = _NoValue, out: Any = None,
 
 
 @_binds(numpy.copy)
-def _copy(a: Any, order: str = "K", subok: bool = False
-          ) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+def _copy(
+    a: Any, order: str = "K", subok: bool = False
+) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
     return copy, (a,), {}
 
 
@@ -1010,7 +1203,8 @@ def _square_stack(a: Any, fname: str) -> None:
     if len(shape) < 2 or shape[-1] != shape[-2]:
         raise numpy.linalg.LinAlgError(
             f"numpy.linalg.{fname}: needs a square matrix or a stack of them (shape "
-            f"(..., n, n)), got shape {shape}")
+            f"(..., n, n)), got shape {shape}"
+        )
 
 
 @_binds(numpy.linalg.inv)
@@ -1035,12 +1229,15 @@ cholesky = Primitive("linalg.cholesky", numpy.linalg.cholesky)
 
 
 @_binds(numpy.linalg.cholesky)
-def _cholesky(a: Any, /, *, upper: bool = False
-              ) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+def _cholesky(
+    a: Any, /, *, upper: bool = False
+) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
     _square_stack(a, "cholesky")
     if upper:
-        raise TypeError("numpy.linalg.cholesky: upper=True is not supported on chainrule "
-                        "tensors; take the transpose of the lower factor")
+        raise TypeError(
+            "numpy.linalg.cholesky: upper=True is not supported on chainrule "
+            "tensors; take the transpose of the lower factor"
+        )
     return cholesky, (a,), {}
 
 
@@ -1056,18 +1253,20 @@ _EighResult = type(numpy.linalg.eigh(numpy.eye(1)))
 def _lower_only(a: Any, fname: str, uplo: str) -> None:
     _square_stack(a, fname)
     if uplo != "L":
-        raise TypeError(f"numpy.linalg.{fname}: only UPLO='L' (the default) is supported on "
-                        "chainrule tensors; pass the transpose for the upper triangle")
+        raise TypeError(
+            f"numpy.linalg.{fname}: only UPLO='L' (the default) is supported on "
+            "chainrule tensors; pass the transpose for the upper triangle"
+        )
 
 
 @_composite(numpy.linalg.eigvalsh)
-def _eigvalsh(a: Any, UPLO: str = "L") -> Any:      # noqa: N803 (NumPy's name)
+def _eigvalsh(a: Any, UPLO: str = "L") -> Any:  # noqa: N803 (NumPy's name)
     _lower_only(a, "eigvalsh", UPLO)
     return eigvalsh(a)
 
 
 @_composite(numpy.linalg.eigh)
-def _eigh(a: Any, UPLO: str = "L") -> Any:          # noqa: N803 (NumPy's name)
+def _eigh(a: Any, UPLO: str = "L") -> Any:  # noqa: N803 (NumPy's name)
     _lower_only(a, "eigh", UPLO)
     return _EighResult(eighvals(a), eigvecsh(a))
 
@@ -1082,6 +1281,7 @@ def _slogdet(a: Any) -> Any:
 
 # The NaN-ignoring reductions, as NumPy's nanfunctions compute them: NaNs replaced by the
 # reduction's identity (no gradient reaches them), counts of the others as plain integers.
+
 
 def _nan_args(fname: str, out: Any, extra: dict[str, Any]) -> None:
     _no_out(fname, out)
@@ -1107,12 +1307,21 @@ def _per_count(total: Any, cnt: Any) -> Any:
 
 def _nan_fold(fname: str, reduce: Callable[..., Any], identity: int) -> Callable[..., Any]:
     """numpy.nansum / nanprod: the reduction with each NaN replaced by its identity."""
-    def fold(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
-             keepdims: bool = False, initial: Any = _NoValue, where: Any = _NoValue) -> Any:
+
+    def fold(
+        a: Any,
+        axis: Any = None,
+        dtype: Any = None,
+        out: Any = None,
+        keepdims: bool = False,
+        initial: Any = _NoValue,
+        where: Any = _NoValue,
+    ) -> Any:
         _nan_args(fname, out, {"initial": initial, "where": where})
         mask = _isnan(a)
         arr = a if mask is None else numpy.where(mask, identity, a)
         return reduce(arr, axis=axis, dtype=dtype, keepdims=keepdims)
+
     return fold
 
 
@@ -1121,8 +1330,15 @@ COMPOSITES[numpy.nanprod] = _nan_fold("nanprod", numpy.prod, 1)
 
 
 @_composite(numpy.nanmean)
-def _nanmean(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
-             keepdims: bool = False, *, where: Any = _NoValue) -> Any:
+def _nanmean(
+    a: Any,
+    axis: Any = None,
+    dtype: Any = None,
+    out: Any = None,
+    keepdims: bool = False,
+    *,
+    where: Any = _NoValue,
+) -> Any:
     _nan_args("nanmean", out, {"where": where, "dtype": dtype})
     mask = _isnan(a)
     if mask is None:
@@ -1132,36 +1348,57 @@ def _nanmean(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
     return _per_count(tot, cnt)
 
 
-def _nan_extreme(reduce: Callable[..., Any], fill: float, a: Any, axis: Any,
-                 keepdims: bool) -> Any:
+def _nan_extreme(reduce: Callable[..., Any], fill: float, a: Any, axis: Any, keepdims: bool) -> Any:
     mask = _isnan(a)
     if mask is None:
         return reduce(a, axis=axis, keepdims=keepdims)
     best = reduce(numpy.where(mask, fill, a), axis=axis, keepdims=keepdims)
-    empty = numpy.all(mask, axis=axis, keepdims=keepdims)       # an all-NaN slice gives NaN
-    return numpy.where(empty, numpy.nan, best)     # no branch on values: jit traces this too
+    empty = numpy.all(mask, axis=axis, keepdims=keepdims)  # an all-NaN slice gives NaN
+    return numpy.where(empty, numpy.nan, best)  # no branch on values: jit traces this too
 
 
 @_composite(numpy.nanmax)
-def _nanmax(a: Any, axis: Any = None, out: Any = None, keepdims: bool = False,
-            initial: Any = _NoValue, where: Any = _NoValue) -> Any:
+def _nanmax(
+    a: Any,
+    axis: Any = None,
+    out: Any = None,
+    keepdims: bool = False,
+    initial: Any = _NoValue,
+    where: Any = _NoValue,
+) -> Any:
     _nan_args("nanmax", out, {"initial": initial, "where": where})
     return _nan_extreme(numpy.max, -numpy.inf, a, axis, keepdims)
 
 
 @_composite(numpy.nanmin)
-def _nanmin(a: Any, axis: Any = None, out: Any = None, keepdims: bool = False,
-            initial: Any = _NoValue, where: Any = _NoValue) -> Any:
+def _nanmin(
+    a: Any,
+    axis: Any = None,
+    out: Any = None,
+    keepdims: bool = False,
+    initial: Any = _NoValue,
+    where: Any = _NoValue,
+) -> Any:
     _nan_args("nanmin", out, {"initial": initial, "where": where})
     return _nan_extreme(numpy.min, numpy.inf, a, axis, keepdims)
 
 
 @_composite(numpy.nanvar)
-def _nanvar(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, ddof: float = 0,
-            keepdims: bool = False, *, where: Any = _NoValue, mean: Any = _NoValue,
-            correction: Any = _NoValue) -> Any:
-    _nan_args("nanvar", out, {"where": where, "dtype": dtype, "mean": mean,
-                              "correction": correction})
+def _nanvar(
+    a: Any,
+    axis: Any = None,
+    dtype: Any = None,
+    out: Any = None,
+    ddof: float = 0,
+    keepdims: bool = False,
+    *,
+    where: Any = _NoValue,
+    mean: Any = _NoValue,
+    correction: Any = _NoValue,
+) -> Any:
+    _nan_args(
+        "nanvar", out, {"where": where, "dtype": dtype, "mean": mean, "correction": correction}
+    )
     mask = _isnan(a)
     if mask is None:
         return numpy.var(a, axis=axis, ddof=ddof, keepdims=keepdims)
@@ -1177,22 +1414,33 @@ def _nanvar(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, ddof: 
 
 
 @_composite(numpy.nanstd)
-def _nanstd(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, ddof: float = 0,
-            keepdims: bool = False, *, where: Any = _NoValue, mean: Any = _NoValue,
-            correction: Any = _NoValue) -> Any:
-    return numpy.sqrt(_nanvar(a, axis, dtype, out, ddof, keepdims, where=where, mean=mean,
-                              correction=correction))
+def _nanstd(
+    a: Any,
+    axis: Any = None,
+    dtype: Any = None,
+    out: Any = None,
+    ddof: float = 0,
+    keepdims: bool = False,
+    *,
+    where: Any = _NoValue,
+    mean: Any = _NoValue,
+    correction: Any = _NoValue,
+) -> Any:
+    return numpy.sqrt(
+        _nanvar(a, axis, dtype, out, ddof, keepdims, where=where, mean=mean, correction=correction)
+    )
 
 
 @_composite(numpy.sinc)
 def _sinc(x: Any) -> Any:
-    y = numpy.pi * numpy.where(x == 0, 1.0e-20, x)        # NumPy's own formula
+    y = numpy.pi * numpy.where(x == 0, 1.0e-20, x)  # NumPy's own formula
     return numpy.sin(y) / y
 
 
 @_composite(numpy.nan_to_num)
-def _nan_to_num(x: Any, copy: bool = True, nan: float = 0.0, posinf: Any = None,
-                neginf: Any = None) -> Any:
+def _nan_to_num(
+    x: Any, copy: bool = True, nan: float = 0.0, posinf: Any = None, neginf: Any = None
+) -> Any:
     dt = numpy.dtype(_dtype(x))
     if dt.kind != "f":
         if dt.kind == "c":
@@ -1294,7 +1542,7 @@ def _meshgrid(*xi: Any, copy: bool = True, sparse: bool = False, indexing: str =
         raise ValueError("numpy.meshgrid: indexing must be 'xy' or 'ij'")
     nd = len(xi)
     one = (1,) * nd
-    out = [numpy.reshape(x, one[:i] + (-1,) + one[i + 1:]) for i, x in enumerate(xi)]
+    out = [numpy.reshape(x, one[:i] + (-1,) + one[i + 1 :]) for i, x in enumerate(xi)]
     if indexing == "xy" and nd > 1:
         out[0] = numpy.reshape(out[0], (1, -1) + one[2:])
         out[1] = numpy.reshape(out[1], (-1, 1) + one[2:])
@@ -1342,8 +1590,9 @@ def _matrix_power(a: Any, n: int) -> Any:
 
 
 @_composite(numpy.median)
-def _median(a: Any, axis: Any = None, out: Any = None, overwrite_input: bool = False,
-            keepdims: bool = False) -> Any:
+def _median(
+    a: Any, axis: Any = None, out: Any = None, overwrite_input: bool = False, keepdims: bool = False
+) -> Any:
     _no_out("median", out)
     if axis is None:
         a, axis = numpy.ravel(a), 0
@@ -1365,18 +1614,23 @@ def _median(a: Any, axis: Any = None, out: Any = None, overwrite_input: bool = F
     return rout
 
 
-def _quantile_linear(fname: str, a: Any, q: numpy.ndarray, weak: bool, axis: Any,
-                     method: str, keepdims: bool) -> Any:
+def _quantile_linear(
+    fname: str, a: Any, q: numpy.ndarray, weak: bool, axis: Any, method: str, keepdims: bool
+) -> Any:
     """NumPy's quantile with method="linear", step by step, on a sort (which has a gradient):
     the two neighbouring order statistics and NumPy's own two-sided interpolation formula."""
     if method != "linear":
-        raise TypeError(f"numpy.{fname}: only method='linear' (the default) is supported on "
-                        "chainrule tensors")
+        raise TypeError(
+            f"numpy.{fname}: only method='linear' (the default) is supported on chainrule tensors"
+        )
     if q.ndim > 1:
         raise ValueError(f"numpy.{fname}: q must be a scalar or 1d")
     if not (numpy.all(q >= 0) and numpy.all(q <= 1)):
-        what = "percentiles must be in [0, 100]" if fname == "percentile" else \
-            "quantiles must be in [0, 1]"
+        what = (
+            "percentiles must be in [0, 100]"
+            if fname == "percentile"
+            else "quantiles must be in [0, 1]"
+        )
         raise ValueError(f"numpy.{fname}: {what}")
     nd = _ndim(a)
     if axis is None:
@@ -1386,7 +1640,7 @@ def _quantile_linear(fname: str, a: Any, q: numpy.ndarray, weak: bool, axis: Any
             raise TypeError(f"numpy.{fname}: one axis (or None) on chainrule tensors")
         ax = _one_axis(axis, nd, fname)
         arr = numpy.moveaxis(a, ax, 0) if ax else a
-        kept = _shape(a)[:ax] + (1,) + _shape(a)[ax + 1:]
+        kept = _shape(a)[:ax] + (1,) + _shape(a)[ax + 1 :]
     n = _shape(arr)[0]
     if n == 0:
         raise ValueError(f"numpy.{fname}: an empty axis has no quantile")
@@ -1405,34 +1659,52 @@ def _quantile_linear(fname: str, a: Any, q: numpy.ndarray, weak: bool, axis: Any
     else:
         t = gamma.reshape(gamma.shape + (1,) * (_ndim(srt) - 1))
         res = numpy.where(t >= 0.5, hi - diff * (1 - t), lo + diff * t)
-    if numpy.dtype(_dtype(a)).kind == "f":         # a slice with a NaN gives NaN (sorted last)
+    if numpy.dtype(_dtype(a)).kind == "f":  # a slice with a NaN gives NaN (sorted last)
         res = numpy.where(numpy.isnan(srt[-1]), numpy.nan, res)
     return numpy.reshape(res, q.shape + kept) if keepdims else res
 
 
-def _quantile_args(fname: str, q: Any, out: Any, weights: Any,
-                   interpolation: Any) -> None:
+def _quantile_args(fname: str, q: Any, out: Any, weights: Any, interpolation: Any) -> None:
     _no_out(fname, out)
     if weights is not None or interpolation is not None:
-        raise TypeError(f"numpy.{fname}: weights= and interpolation= are not supported on "
-                        "chainrule tensors")
+        raise TypeError(
+            f"numpy.{fname}: weights= and interpolation= are not supported on chainrule tensors"
+        )
     if hasattr(q, "_prim"):
         raise TypeError(f"numpy.{fname}: q must be plain numbers (no gradient flows to q)")
 
 
 @_composite(numpy.quantile)
-def _quantile(a: Any, q: Any, axis: Any = None, out: Any = None, overwrite_input: bool = False,
-              method: str = "linear", keepdims: bool = False, *, weights: Any = None,
-              interpolation: Any = None) -> Any:
+def _quantile(
+    a: Any,
+    q: Any,
+    axis: Any = None,
+    out: Any = None,
+    overwrite_input: bool = False,
+    method: str = "linear",
+    keepdims: bool = False,
+    *,
+    weights: Any = None,
+    interpolation: Any = None,
+) -> Any:
     _quantile_args("quantile", q, out, weights, interpolation)
     weak = type(q) in (int, float)
     return _quantile_linear("quantile", a, numpy.asanyarray(q), weak, axis, method, keepdims)
 
 
 @_composite(numpy.percentile)
-def _percentile(a: Any, q: Any, axis: Any = None, out: Any = None,
-                overwrite_input: bool = False, method: str = "linear", keepdims: bool = False,
-                *, weights: Any = None, interpolation: Any = None) -> Any:
+def _percentile(
+    a: Any,
+    q: Any,
+    axis: Any = None,
+    out: Any = None,
+    overwrite_input: bool = False,
+    method: str = "linear",
+    keepdims: bool = False,
+    *,
+    weights: Any = None,
+    interpolation: Any = None,
+) -> Any:
     _quantile_args("percentile", q, out, weights, interpolation)
     weak = type(q) in (int, float)
     q = numpy.true_divide(q, 100, out=...)
@@ -1440,11 +1712,19 @@ def _percentile(a: Any, q: Any, axis: Any = None, out: Any = None,
 
 
 @_composite(numpy.cov)
-def _cov(m: Any, y: Any = None, rowvar: bool = True, bias: bool = False, ddof: Any = None,
-         fweights: Any = None, aweights: Any = None, *, dtype: Any = None) -> Any:
+def _cov(
+    m: Any,
+    y: Any = None,
+    rowvar: bool = True,
+    bias: bool = False,
+    ddof: Any = None,
+    fweights: Any = None,
+    aweights: Any = None,
+    *,
+    dtype: Any = None,
+) -> Any:
     if fweights is not None or aweights is not None:
-        raise TypeError("numpy.cov: fweights= and aweights= are not supported on chainrule "
-                        "tensors")
+        raise TypeError("numpy.cov: fweights= and aweights= are not supported on chainrule tensors")
     if ddof is not None and ddof != int(ddof):
         raise ValueError("numpy.cov: ddof must be an integer")
     dt = numpy.dtype(dtype) if dtype is not None else numpy.result_type(_dtype(m), numpy.float64)
@@ -1484,8 +1764,9 @@ def _corrcoef(x: Any, y: Any = None, rowvar: bool = True, *, dtype: Any = None) 
 
 
 @_composite(numpy.diff)
-def _diff(a: Any, n: int = 1, axis: int = -1, prepend: Any = _NoValue,
-          append: Any = _NoValue) -> Any:
+def _diff(
+    a: Any, n: int = 1, axis: int = -1, prepend: Any = _NoValue, append: Any = _NoValue
+) -> Any:
     # NumPy's own steps: join prepend/append, then n times a[1:] - a[:-1] along the axis
     if n < 0:
         raise ValueError(f"numpy.diff: order must be non-negative, got n={n}")
@@ -1513,8 +1794,9 @@ def _diff(a: Any, n: int = 1, axis: int = -1, prepend: Any = _NoValue,
 
 
 @_composite(numpy.average)
-def _average(a: Any, axis: Any = None, weights: Any = None, returned: bool = False, *,
-             keepdims: bool = False) -> Any:
+def _average(
+    a: Any, axis: Any = None, weights: Any = None, returned: bool = False, *, keepdims: bool = False
+) -> Any:
     if weights is None:
         avg = numpy.mean(a, axis=axis, keepdims=keepdims)
         if returned:
@@ -1541,8 +1823,9 @@ def _diag(v: Any, k: int = 0) -> Any:
 
 
 @_composite(numpy.cross)
-def _cross(a: Any, b: Any, axisa: int = -1, axisb: int = -1, axisc: int = -1,
-           axis: Any = None) -> Any:
+def _cross(
+    a: Any, b: Any, axisa: int = -1, axisb: int = -1, axisc: int = -1, axis: Any = None
+) -> Any:
     if axis is not None or axisa != -1 or axisb != -1 or axisc != -1:
         raise TypeError("numpy.cross: only the default axes are supported on chainrule tensors")
     a0, a1, a2 = (a[..., i] for i in range(3))
@@ -1578,12 +1861,14 @@ LOG10 = math.log(10.0)
 # exactly the NumPy code that ``notation.py`` writes out for it, so ``jit`` and exported code
 # compute the same numbers as the eager path.  ``axis`` arrives normalised (``normalize_axis``).
 
+
 def _logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     # Shift by the maximum so exp never overflows; nan_to_num turns an infinite maximum into a
     # finite one, so a slice of -inf gives -inf (not nan), as scipy.special.logsumexp.
     shift = numpy.nan_to_num(numpy.max(x, axis=axis, keepdims=True))
-    return numpy.log(numpy.sum(numpy.exp(x - shift), axis=axis, keepdims=keepdims)) + \
-        numpy.nan_to_num(numpy.max(x, axis=axis, keepdims=keepdims))
+    return numpy.log(
+        numpy.sum(numpy.exp(x - shift), axis=axis, keepdims=keepdims)
+    ) + numpy.nan_to_num(numpy.max(x, axis=axis, keepdims=keepdims))
 
 
 def _softmax(x: Any, axis: Any) -> Any:

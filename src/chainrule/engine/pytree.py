@@ -20,7 +20,7 @@ def flatten(tree: Any) -> tuple[list[Any], TreeDef]:
 def _flatten(tree: Any, leaves: list[Any]) -> TreeDef:
     if type(tree) in (list, tuple):
         return (type(tree), None, [_flatten(v, leaves) for v in tree])
-    if isinstance(tree, tuple) and hasattr(tree, "_fields"):          # namedtuple
+    if isinstance(tree, tuple) and hasattr(tree, "_fields"):  # namedtuple
         return (type(tree), None, [_flatten(v, leaves) for v in tree])
     if type(tree) is dict:
         keys = list(tree)
@@ -33,7 +33,7 @@ def _flatten(tree: Any, leaves: list[Any]) -> TreeDef:
 
 def unflatten(treedef: TreeDef, leaves: list[Any]) -> Any:
     """Rebuild the tree that ``treedef`` describes from ``leaves``."""
-    if treedef is None:                 # a single array: the common case, kept cheap
+    if treedef is None:  # a single array: the common case, kept cheap
         return leaves[0]
     it = iter(leaves)
     return _unflatten(treedef, it)
@@ -50,7 +50,7 @@ def _unflatten(td: TreeDef, it: Any) -> Any:
         return dict(zip(keys, values))
     if kind in (list, tuple):
         return kind(values)
-    return kind(*values)                                              # namedtuple
+    return kind(*values)  # namedtuple
 
 
 def tree_map(fun: Callable[[Any], Any], tree: Any) -> Any:

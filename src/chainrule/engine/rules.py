@@ -84,7 +84,7 @@ def _keep(v: Any, axis: Any, keepdims: bool) -> Any:
 
 def _unreduce(g: Any, shape: tuple[int, ...], axis: Any, keepdims: bool) -> Any:
     if isinstance(g, _PLAIN) and g.size == math.prod(shape):
-        return g.reshape(shape)         # plain arrays, only length-1 axes reduced: no spreading
+        return g.reshape(shape)  # plain arrays, only length-1 axes reduced: no spreading
     return P.broadcast_to(_keep(g, axis, keepdims), shape=shape)
 
 
@@ -130,6 +130,8 @@ def _permute(x: Any, perm: tuple[int, ...]) -> Any:
     return x if perm == tuple(range(len(perm))) else numpy.transpose(x, perm)
 
 
+# The table below is laid out by hand: one rule per argument, aligned, reads best as a table.
+# fmt: off
 # ---------------------------------------------------------------------------------------------
 # Arithmetic
 # ---------------------------------------------------------------------------------------------
@@ -754,3 +756,4 @@ defvjp(P.xlogy,
        lambda g, out, x, y: g * (x / numpy.where((x == 0) & (y == 0), 1, y)))
 defvjp(P.safe_norm, lambda g, out, x, axis, keepdims, eps: _keep(g, axis, keepdims) * x / _keep(
     out, axis, keepdims))
+# fmt: on

@@ -32,8 +32,8 @@ class _State(threading.local):
 
     enabled = True
     tracing = False
-    depth = 0            # how many grad/vjp calls are running their function right now
-    strict = False       # jit: a traced value may never become a Python value or an index
+    depth = 0  # how many grad/vjp calls are running their function right now
+    strict = False  # jit: a traced value may never become a Python value or an index
 
 
 _state = _State()
@@ -61,7 +61,7 @@ class _GradMode(contextlib.ContextDecorator):
         self._enabled = enabled
         self._previous = True
 
-    def _recreate_cm(self) -> _GradMode:          # a fresh one per decorated call (re-entrant)
+    def _recreate_cm(self) -> _GradMode:  # a fresh one per decorated call (re-entrant)
         return _GradMode(self._enabled)
 
     def __enter__(self) -> None:
@@ -109,6 +109,7 @@ def tracing() -> Iterator[None]:
 # Applying primitives
 # ---------------------------------------------------------------------------------------------
 
+
 def _describe(v: Any) -> str:
     if isinstance(v, (numpy.ndarray, numpy.generic)):
         return f"array{tuple(v.shape)} {v.dtype}"
@@ -129,7 +130,7 @@ def _apply(prim: P.Primitive, args: tuple[Any, ...], kw: dict[str, Any]) -> Tens
     """Compute ``prim`` on the data of ``args`` and record it when a gradient may flow."""
     # One or two arguments are nearly every call: unrolled, they skip a list and a loop.
     n = len(args)
-    ta = tb = None                          # the tensor arguments (marked as read if recorded)
+    ta = tb = None  # the tensor arguments (marked as read if recorded)
     if n == 2:
         a, b = args
         rg = False
@@ -163,12 +164,12 @@ def _apply(prim: P.Primitive, args: tuple[Any, ...], kw: dict[str, Any]) -> Tens
             else:
                 vals.append(a)
         vals = tuple(vals)
-        n = 0                               # mark the inputs in a loop below
+        n = 0  # mark the inputs in a loop below
     try:
         if kw:
             out = prim.fun(*vals, **kw)
         elif n == 2:
-            out = prim.fun(va, vb)          # positional: cheaper than unpacking *vals
+            out = prim.fun(va, vb)  # positional: cheaper than unpacking *vals
         else:
             out = prim.fun(*vals)
     except (ValueError, TypeError, IndexError) as e:
@@ -263,7 +264,8 @@ def _unsupported(name: str, args: Any, kwargs: Any, call: Callable[..., Any]) ->
             f"numpy.{name} has no gradient rule in chainrule, and it was called on a tensor "
             "that requires grad. If its result needs no gradient, call it on t.detach() (or "
             "inside chainrule.no_grad()); otherwise give it a rule with chainrule.defvjp, or "
-            "write it from supported NumPy functions")
+            "write it from supported NumPy functions"
+        )
     return call(*_unwrap(args), **_unwrap(kwargs))
 
 
@@ -294,13 +296,16 @@ def _dynamic_index(ix: Any) -> tuple[tuple[Any, ...], tuple[Any, ...]] | None:
 
 
 def _index(ix: Any) -> Any:
-    if _state.strict and (isinstance(ix, Tensor) or (isinstance(ix, (tuple, list)) and any(
-            isinstance(i, Tensor) for i in ix))):
+    if _state.strict and (
+        isinstance(ix, Tensor)
+        or (isinstance(ix, (tuple, list)) and any(isinstance(i, Tensor) for i in ix))
+    ):
         # integer index arrays became ``gather`` above; what is left selects by value
         raise TracerBoolError(
             "indexing with an array computed inside chainrule.jit: which elements are selected "
             "would depend on values, and the compiled code would keep today's selection. Use "
-            "numpy.where(mask, x, 0) instead of x[mask], or index outside the jitted function")
+            "numpy.where(mask, x, 0) instead of x[mask], or index outside the jitted function"
+        )
     if isinstance(ix, Tensor):
         return ix._data
     if isinstance(ix, tuple):
@@ -311,8 +316,19 @@ def _index(ix: Any) -> Any:
 
 
 _assign = P._assign
-_COPIED = ("_data", "grad", "requires_grad", "_prim", "_args", "_vals", "_kw", "_seq", "_name",
-           "_used", "_pending")
+_COPIED = (
+    "_data",
+    "grad",
+    "requires_grad",
+    "_prim",
+    "_args",
+    "_vals",
+    "_kw",
+    "_seq",
+    "_name",
+    "_used",
+    "_pending",
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -324,14 +340,15 @@ _COPIED = ("_data", "grad", "requires_grad", "_prim", "_args", "_vals", "_kw", "
 # exactly as ``float(loss)`` does, so the conversion alone cannot tell the two apart. The
 # instruction the calling Python frame is executing can: an item assignment is STORE_SUBSCR
 # (STORE_SLICE for ``out[a:b] = t`` from Python 3.12), an explicit ``float(t)`` is a call.
-_ITEM_ASSIGNMENT = frozenset(opcode.opmap[name] for name in ("STORE_SUBSCR", "STORE_SLICE")
-                             if name in opcode.opmap)
+_ITEM_ASSIGNMENT = frozenset(
+    opcode.opmap[name] for name in ("STORE_SUBSCR", "STORE_SLICE") if name in opcode.opmap
+)
 
 
 def _called_from_item_assignment() -> bool:
     try:
-        frame = sys._getframe(2)    # 0: this helper, 1: the Tensor method NumPy called, 2: caller
-    except ValueError:              # called with no Python code above (a C callback)
+        frame = sys._getframe(2)  # 0: this helper, 1: the Tensor method NumPy called, 2: caller
+    except ValueError:  # called with no Python code above (a C callback)
         return False
     code = frame.f_code.co_code
     return 0 <= frame.f_lasti < len(code) and code[frame.f_lasti] in _ITEM_ASSIGNMENT
@@ -343,7 +360,8 @@ def _written_into_array_error(t: Tensor) -> TypeError:
         "into a plain NumPy array with `array[index] = value`. NumPy would keep only its value "
         "and the gradient through it would be lost. Make the array a tensor first "
         "(`out = chainrule.tensor(numpy.zeros(n))`): writes into tensors are recorded. To store "
-        "the value alone on purpose, write `float(value)` or `value.detach()`")
+        "the value alone on purpose, write `float(value)` or `value.detach()`"
+    )
 
 
 class Tensor(Node):
@@ -369,27 +387,31 @@ class Tensor(Node):
 
     # --- the NumPy protocols ----------------------------------------------------------------
 
-    def __array_ufunc__(self, ufunc: numpy.ufunc, method: str, *inputs: Any, **kwargs: Any
-                        ) -> Any:
+    def __array_ufunc__(self, ufunc: numpy.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
         if method != "__call__":
             f = P.UFUNC_METHODS.get((ufunc, method))
             if f is None:
-                return _unsupported(f"{ufunc.__name__}.{method}", inputs, kwargs,
-                                    getattr(ufunc, method))
+                return _unsupported(
+                    f"{ufunc.__name__}.{method}", inputs, kwargs, getattr(ufunc, method)
+                )
             return f(*inputs, **kwargs)
         if kwargs:
             kwargs = dict(kwargs)
             out = kwargs.pop("out", None)
             if out is not None and any(o is not None for o in out):
-                raise TypeError(f"numpy.{ufunc.__name__}: out= is not supported with chainrule "
-                                "tensors (a write into an existing array cannot be recorded); "
-                                "use the returned value instead")
+                raise TypeError(
+                    f"numpy.{ufunc.__name__}: out= is not supported with chainrule "
+                    "tensors (a write into an existing array cannot be recorded); "
+                    "use the returned value instead"
+                )
             dtype = kwargs.pop("dtype", None)
             if dtype is not None:
                 inputs = tuple(i.astype(dtype) if isinstance(i, Tensor) else i for i in inputs)
             if kwargs:
-                raise TypeError(f"numpy.{ufunc.__name__}: {sorted(kwargs)} are not supported "
-                                "on chainrule tensors; use numpy.where to mask instead")
+                raise TypeError(
+                    f"numpy.{ufunc.__name__}: {sorted(kwargs)} are not supported "
+                    "on chainrule tensors; use numpy.where to mask instead"
+                )
         prim = P.UFUNCS.get(ufunc)
         if prim is not None:
             return _apply(prim, inputs, _EMPTY)
@@ -398,8 +420,9 @@ class Tensor(Node):
             return _nondiff(nd, inputs, _EMPTY)
         return _unsupported(ufunc.__name__, inputs, {}, ufunc)
 
-    def __array_function__(self, func: Callable[..., Any], types: Any, args: Any,
-                           kwargs: Any) -> Any:
+    def __array_function__(
+        self, func: Callable[..., Any], types: Any, args: Any, kwargs: Any
+    ) -> Any:
         binder = P.FUNCTIONS.get(func)
         if binder is not None:
             prim, inputs, params = binder(*args, **kwargs)
@@ -408,7 +431,7 @@ class Tensor(Node):
         if composite is not None:
             return composite(*args, **kwargs)
         nd = P.NONDIFF_FUNCTIONS.get(func)
-        if nd is not None:      # recorded while tracing, so argmax & co. are never frozen
+        if nd is not None:  # recorded while tracing, so argmax & co. are never frozen
             return _nondiff(nd, tuple(args), dict(kwargs) if kwargs else _EMPTY)
         if func in _METADATA:
             return func(*_unwrap(args), **_unwrap(kwargs))
@@ -419,8 +442,9 @@ class Tensor(Node):
         return _unsupported(name, args, kwargs, func)
 
     @classmethod
-    def __chainrule_apply__(cls, prim: P.Primitive, args: tuple[Any, ...],
-                            params: dict[str, Any]) -> Tensor:
+    def __chainrule_apply__(
+        cls, prim: P.Primitive, args: tuple[Any, ...], params: dict[str, Any]
+    ) -> Tensor:
         return _apply(prim, args, params)
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> numpy.ndarray:
@@ -428,7 +452,8 @@ class Tensor(Node):
             raise TracerBoolError(
                 "a traced tensor was converted to a plain NumPy array; inside chainrule.jit "
                 "or chainrule.explain that would freeze today's values into the recording. "
-                "Keep the computation in NumPy functions and operators on tensors")
+                "Keep the computation in NumPy functions and operators on tensors"
+            )
         if self.requires_grad and _state.enabled:
             if _called_from_item_assignment():
                 raise _written_into_array_error(self)
@@ -437,7 +462,8 @@ class Tensor(Node):
                 "which would drop it from the gradient. This usually means an ndarray *method* "
                 "got the tensor as its argument, e.g. X.dot(W) with X a plain array: make X a "
                 "tensor too (chainrule.tensor(X)), or write X @ W or numpy.dot(X, W). For the "
-                "values alone use t.detach() or t.numpy()")
+                "values alone use t.detach() or t.numpy()"
+            )
         data = numpy.asarray(self._data)
         return data if dtype is None else data.astype(dtype, copy=False)
 
@@ -511,7 +537,8 @@ class Tensor(Node):
             raise TracerBoolError(
                 f"{what} of a traced tensor: Python control flow cannot depend on values inside "
                 "chainrule.jit or chainrule.explain (the recording follows one path). Use "
-                "numpy.where for value-dependent choices, or mark the argument as static")
+                "numpy.where for value-dependent choices, or mark the argument as static"
+            )
         return self._data
 
     def __bool__(self) -> bool:
@@ -563,8 +590,9 @@ class Tensor(Node):
 
     # --- backward ---------------------------------------------------------------------------
 
-    def backward(self, gradient: Any = None, retain_graph: bool = False,
-                 create_graph: bool = False) -> None:
+    def backward(
+        self, gradient: Any = None, retain_graph: bool = False, create_graph: bool = False
+    ) -> None:
         """Add d(self)/d(leaf) into ``.grad`` of every leaf that requires grad.
 
         ``gradient`` is the gradient of some final scalar with respect to ``self`` (needed when
@@ -583,20 +611,24 @@ class Tensor(Node):
             raise RuntimeError(
                 "backward() on a tensor that does not require grad: nothing it was computed "
                 "from has requires_grad=True (or it was computed under no_grad()). Make the "
-                "parameters with chainrule.tensor(..., requires_grad=True)")
+                "parameters with chainrule.tensor(..., requires_grad=True)"
+            )
         data = self._data
         if gradient is None:
             if data.size != 1:
                 raise RuntimeError(
                     f"backward() without `gradient` needs a scalar, but this tensor has shape "
                     f"{data.shape}. Reduce it first (t.sum(), t.mean()) or pass gradient= an "
-                    "array of that shape")
+                    "array of that shape"
+                )
             seed: Any = _ones(data) if not create_graph else numpy.ones(data.shape, data.dtype)
         else:
             g = gradient._data if isinstance(gradient, Tensor) else numpy.asarray(gradient)
             if g.shape != data.shape:
-                raise ValueError(f"backward(): gradient has shape {g.shape}, but the tensor "
-                                 f"has shape {data.shape}; they must match")
+                raise ValueError(
+                    f"backward(): gradient has shape {g.shape}, but the tensor "
+                    f"has shape {data.shape}; they must match"
+                )
             seed = numpy.array(g, dtype=data.dtype)
             if create_graph and isinstance(gradient, Tensor):
                 seed = gradient
@@ -616,38 +648,100 @@ class Tensor(Node):
 
     # --- operators --------------------------------------------------------------------------
 
-    def __add__(self, o: Any) -> Tensor: return _apply(P.add, (self, o), _EMPTY)
-    def __radd__(self, o: Any) -> Tensor: return _apply(P.add, (o, self), _EMPTY)
-    def __sub__(self, o: Any) -> Tensor: return _apply(P.subtract, (self, o), _EMPTY)
-    def __rsub__(self, o: Any) -> Tensor: return _apply(P.subtract, (o, self), _EMPTY)
-    def __mul__(self, o: Any) -> Tensor: return _apply(P.multiply, (self, o), _EMPTY)
-    def __rmul__(self, o: Any) -> Tensor: return _apply(P.multiply, (o, self), _EMPTY)
-    def __truediv__(self, o: Any) -> Tensor: return _apply(P.divide, (self, o), _EMPTY)
-    def __rtruediv__(self, o: Any) -> Tensor: return _apply(P.divide, (o, self), _EMPTY)
-    def __pow__(self, o: Any) -> Tensor: return _apply(P.power, (self, o), _EMPTY)
-    def __rpow__(self, o: Any) -> Tensor: return _apply(P.power, (o, self), _EMPTY)
-    def __matmul__(self, o: Any) -> Tensor: return _apply(P.matmul, (self, o), _EMPTY)
-    def __rmatmul__(self, o: Any) -> Tensor: return _apply(P.matmul, (o, self), _EMPTY)
-    def __mod__(self, o: Any) -> Tensor: return _apply(P.remainder, (self, o), _EMPTY)
-    def __rmod__(self, o: Any) -> Tensor: return _apply(P.remainder, (o, self), _EMPTY)
-    def __neg__(self) -> Tensor: return _apply(P.negative, (self,), _EMPTY)
-    def __pos__(self) -> Tensor: return _apply(P.positive, (self,), _EMPTY)
-    def __abs__(self) -> Tensor: return _apply(P.absolute, (self,), _EMPTY)
+    def __add__(self, o: Any) -> Tensor:
+        return _apply(P.add, (self, o), _EMPTY)
 
-    def __floordiv__(self, o: Any) -> Any: return _compare(numpy.floor_divide, self, o)
-    def __rfloordiv__(self, o: Any) -> Any: return _compare(numpy.floor_divide, o, self)
-    def __lt__(self, o: Any) -> Any: return _compare(numpy.less, self, o)
-    def __le__(self, o: Any) -> Any: return _compare(numpy.less_equal, self, o)
-    def __gt__(self, o: Any) -> Any: return _compare(numpy.greater, self, o)
-    def __ge__(self, o: Any) -> Any: return _compare(numpy.greater_equal, self, o)
-    def __eq__(self, o: Any) -> Any: return _compare(numpy.equal, self, o)  # type: ignore
-    def __ne__(self, o: Any) -> Any: return _compare(numpy.not_equal, self, o)  # type: ignore
-    def __and__(self, o: Any) -> Any: return _compare(numpy.logical_and, self, o)
-    def __rand__(self, o: Any) -> Any: return _compare(numpy.logical_and, o, self)
-    def __or__(self, o: Any) -> Any: return _compare(numpy.logical_or, self, o)
-    def __ror__(self, o: Any) -> Any: return _compare(numpy.logical_or, o, self)
-    def __xor__(self, o: Any) -> Any: return _compare(numpy.logical_xor, self, o)
-    def __rxor__(self, o: Any) -> Any: return _compare(numpy.logical_xor, o, self)
+    def __radd__(self, o: Any) -> Tensor:
+        return _apply(P.add, (o, self), _EMPTY)
+
+    def __sub__(self, o: Any) -> Tensor:
+        return _apply(P.subtract, (self, o), _EMPTY)
+
+    def __rsub__(self, o: Any) -> Tensor:
+        return _apply(P.subtract, (o, self), _EMPTY)
+
+    def __mul__(self, o: Any) -> Tensor:
+        return _apply(P.multiply, (self, o), _EMPTY)
+
+    def __rmul__(self, o: Any) -> Tensor:
+        return _apply(P.multiply, (o, self), _EMPTY)
+
+    def __truediv__(self, o: Any) -> Tensor:
+        return _apply(P.divide, (self, o), _EMPTY)
+
+    def __rtruediv__(self, o: Any) -> Tensor:
+        return _apply(P.divide, (o, self), _EMPTY)
+
+    def __pow__(self, o: Any) -> Tensor:
+        return _apply(P.power, (self, o), _EMPTY)
+
+    def __rpow__(self, o: Any) -> Tensor:
+        return _apply(P.power, (o, self), _EMPTY)
+
+    def __matmul__(self, o: Any) -> Tensor:
+        return _apply(P.matmul, (self, o), _EMPTY)
+
+    def __rmatmul__(self, o: Any) -> Tensor:
+        return _apply(P.matmul, (o, self), _EMPTY)
+
+    def __mod__(self, o: Any) -> Tensor:
+        return _apply(P.remainder, (self, o), _EMPTY)
+
+    def __rmod__(self, o: Any) -> Tensor:
+        return _apply(P.remainder, (o, self), _EMPTY)
+
+    def __neg__(self) -> Tensor:
+        return _apply(P.negative, (self,), _EMPTY)
+
+    def __pos__(self) -> Tensor:
+        return _apply(P.positive, (self,), _EMPTY)
+
+    def __abs__(self) -> Tensor:
+        return _apply(P.absolute, (self,), _EMPTY)
+
+    def __floordiv__(self, o: Any) -> Any:
+        return _compare(numpy.floor_divide, self, o)
+
+    def __rfloordiv__(self, o: Any) -> Any:
+        return _compare(numpy.floor_divide, o, self)
+
+    def __lt__(self, o: Any) -> Any:
+        return _compare(numpy.less, self, o)
+
+    def __le__(self, o: Any) -> Any:
+        return _compare(numpy.less_equal, self, o)
+
+    def __gt__(self, o: Any) -> Any:
+        return _compare(numpy.greater, self, o)
+
+    def __ge__(self, o: Any) -> Any:
+        return _compare(numpy.greater_equal, self, o)
+
+    def __eq__(self, o: Any) -> Any:
+        return _compare(numpy.equal, self, o)  # type: ignore
+
+    def __ne__(self, o: Any) -> Any:
+        return _compare(numpy.not_equal, self, o)  # type: ignore
+
+    def __and__(self, o: Any) -> Any:
+        return _compare(numpy.logical_and, self, o)
+
+    def __rand__(self, o: Any) -> Any:
+        return _compare(numpy.logical_and, o, self)
+
+    def __or__(self, o: Any) -> Any:
+        return _compare(numpy.logical_or, self, o)
+
+    def __ror__(self, o: Any) -> Any:
+        return _compare(numpy.logical_or, o, self)
+
+    def __xor__(self, o: Any) -> Any:
+        return _compare(numpy.logical_xor, self, o)
+
+    def __rxor__(self, o: Any) -> Any:
+        return _compare(numpy.logical_xor, o, self)
+
+    # fmt: on
 
     def __invert__(self) -> Any:
         if _state.tracing:
@@ -670,14 +764,17 @@ class Tensor(Node):
             raise RuntimeError(
                 "in-place assignment into a leaf tensor that requires grad: its gradient would "
                 "no longer be about the values you created. Assign into a copy (u = t.copy(); "
-                "u[...] = v) or update the data under chainrule.no_grad()")
+                "u[...] = v) or update the data under chainrule.no_grad()"
+            )
         if self._used and (_state.enabled or _state.tracing):
             raise RuntimeError(
                 "in-place assignment into a tensor that recorded operations have already read: "
                 "their gradients would be computed from the overwritten values. Assign into a "
-                "copy first (u = t.copy(); u[...] = v) and use u afterwards")
-        recording = (self.requires_grad or (isinstance(value, Tensor) and value.requires_grad)) \
-            and _state.enabled
+                "copy first (u = t.copy(); u[...] = v) and use u afterwards"
+            )
+        recording = (
+            self.requires_grad or (isinstance(value, Tensor) and value.requires_grad)
+        ) and _state.enabled
         if self._prim is None and not recording and not _state.tracing:
             # a constant stays a constant; under no_grad() a parameter is updated in place
             self._data = _assign(self._data, _unwrap(value), _index(index))
@@ -692,36 +789,66 @@ class Tensor(Node):
 
     # --- methods (each goes straight to the primitive behind the NumPy function) ---------------
 
-    def sum(self, axis: Any = None, dtype: Any = None, out: Any = None, keepdims: bool = False,
-            **kw: Any) -> Tensor:
-        if axis is None and dtype is None and out is None and not kw:     # binder skipped
+    def sum(
+        self,
+        axis: Any = None,
+        dtype: Any = None,
+        out: Any = None,
+        keepdims: bool = False,
+        **kw: Any,
+    ) -> Tensor:
+        if axis is None and dtype is None and out is None and not kw:  # binder skipped
             return _apply(P.sum_, (self,), {"axis": None, "keepdims": bool(keepdims)})
         return _apply(*P.FUNCTIONS[numpy.sum](self, axis, dtype, out, keepdims, **kw))
 
-    def mean(self, axis: Any = None, dtype: Any = None, out: Any = None,
-             keepdims: bool = False, **kw: Any) -> Tensor:
-        if axis is None and dtype is None and out is None and not kw:     # binder skipped
+    def mean(
+        self,
+        axis: Any = None,
+        dtype: Any = None,
+        out: Any = None,
+        keepdims: bool = False,
+        **kw: Any,
+    ) -> Tensor:
+        if axis is None and dtype is None and out is None and not kw:  # binder skipped
             return _apply(P.mean, (self,), {"axis": None, "keepdims": bool(keepdims)})
         return _apply(*P.FUNCTIONS[numpy.mean](self, axis, dtype, out, keepdims, **kw))
 
-    def prod(self, axis: Any = None, dtype: Any = None, out: Any = None,
-             keepdims: bool = False, **kw: Any) -> Tensor:
+    def prod(
+        self,
+        axis: Any = None,
+        dtype: Any = None,
+        out: Any = None,
+        keepdims: bool = False,
+        **kw: Any,
+    ) -> Tensor:
         return _apply(*P.FUNCTIONS[numpy.prod](self, axis, dtype, out, keepdims, **kw))
 
-    def max(self, axis: Any = None, out: Any = None, keepdims: bool = False, **kw: Any
-            ) -> Tensor:
+    def max(self, axis: Any = None, out: Any = None, keepdims: bool = False, **kw: Any) -> Tensor:
         return _apply(*P.FUNCTIONS[numpy.max](self, axis, None, out, keepdims, **kw))
 
-    def min(self, axis: Any = None, out: Any = None, keepdims: bool = False, **kw: Any
-            ) -> Tensor:
+    def min(self, axis: Any = None, out: Any = None, keepdims: bool = False, **kw: Any) -> Tensor:
         return _apply(*P.FUNCTIONS[numpy.min](self, axis, None, out, keepdims, **kw))
 
-    def var(self, axis: Any = None, dtype: Any = None, out: Any = None, ddof: float = 0,
-            keepdims: bool = False, **kw: Any) -> Tensor:
+    def var(
+        self,
+        axis: Any = None,
+        dtype: Any = None,
+        out: Any = None,
+        ddof: float = 0,
+        keepdims: bool = False,
+        **kw: Any,
+    ) -> Tensor:
         return _apply(*P.FUNCTIONS[numpy.var](self, axis, dtype, out, ddof, keepdims, **kw))
 
-    def std(self, axis: Any = None, dtype: Any = None, out: Any = None, ddof: float = 0,
-            keepdims: bool = False, **kw: Any) -> Tensor:
+    def std(
+        self,
+        axis: Any = None,
+        dtype: Any = None,
+        out: Any = None,
+        ddof: float = 0,
+        keepdims: bool = False,
+        **kw: Any,
+    ) -> Tensor:
         return _apply(*P.FUNCTIONS[numpy.std](self, axis, dtype, out, ddof, keepdims, **kw))
 
     def cumsum(self, axis: Any = None, dtype: Any = None, out: Any = None) -> Tensor:
@@ -760,8 +887,7 @@ class Tensor(Node):
     def repeat(self, repeats: Any, axis: Any = None) -> Tensor:
         return _apply(*P.FUNCTIONS[numpy.repeat](self, repeats, axis))
 
-    def take(self, indices: Any, axis: Any = None, out: Any = None, mode: str = "raise"
-             ) -> Tensor:
+    def take(self, indices: Any, axis: Any = None, out: Any = None, mode: str = "raise") -> Tensor:
         return _apply(*P.FUNCTIONS[numpy.take](self, indices, axis, out, mode))
 
     def clip(self, min: Any = None, max: Any = None, out: Any = None, **kw: Any) -> Tensor:
@@ -770,8 +896,9 @@ class Tensor(Node):
     def diagonal(self, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Tensor:
         return _apply(*P.FUNCTIONS[numpy.diagonal](self, offset, axis1, axis2))
 
-    def trace(self, offset: int = 0, axis1: int = 0, axis2: int = 1, dtype: Any = None,
-              out: Any = None) -> Tensor:
+    def trace(
+        self, offset: int = 0, axis1: int = 0, axis2: int = 1, dtype: Any = None, out: Any = None
+    ) -> Tensor:
         return _apply(*P.FUNCTIONS[numpy.trace](self, offset, axis1, axis2, dtype, out))
 
     def copy(self, order: str = "K") -> Tensor:
@@ -779,7 +906,7 @@ class Tensor(Node):
 
     def astype(self, dtype: Any, copy: bool = True) -> Tensor:
         dt = numpy.dtype(dtype)
-        if dt.kind not in "fc":       # integer or boolean values carry no gradient
+        if dt.kind not in "fc":  # integer or boolean values carry no gradient
             return _nondiff(P.astype, (self,), {"dtype": dt})
         if dt == self._data.dtype and not copy:
             return self
@@ -807,18 +934,26 @@ class Tensor(Node):
         return numpy.nonzero(self)
 
 
-_METADATA = {numpy.shape, numpy.ndim, numpy.size, numpy.iscomplexobj, numpy.isrealobj,
-             numpy.isscalar} | ({numpy.size} if hasattr(numpy, "size") else set())
+_METADATA = {
+    numpy.shape,
+    numpy.ndim,
+    numpy.size,
+    numpy.iscomplexobj,
+    numpy.isrealobj,
+    numpy.isscalar,
+} | ({numpy.size} if hasattr(numpy, "size") else set())
 
 
 def _check_float(arr: numpy.ndarray, where: str) -> None:
     if arr.dtype.kind != "f":
-        kind = {"i": "integer", "u": "unsigned integer", "b": "boolean",
-                "c": "complex"}.get(arr.dtype.kind, str(arr.dtype))
+        kind = {"i": "integer", "u": "unsigned integer", "b": "boolean", "c": "complex"}.get(
+            arr.dtype.kind, str(arr.dtype)
+        )
         raise TypeError(
             f"{where}: requires_grad=True needs floating-point data, got {kind} dtype "
             f"{arr.dtype}. Gradients are defined for real floating-point values: pass "
-            "dtype=float (or write 1.0 instead of 1)")
+            "dtype=float (or write 1.0 instead of 1)"
+        )
 
 
 def tensor(data: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
@@ -845,11 +980,15 @@ def tensor(data: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
     try:
         arr = numpy.array(data, dtype=dtype, copy=True)
     except (ValueError, TypeError) as e:
-        raise TypeError(f"chainrule.tensor: cannot make an array from this data ({e}). Nested "
-                        "lists must be rectangular and hold numbers") from None
+        raise TypeError(
+            f"chainrule.tensor: cannot make an array from this data ({e}). Nested "
+            "lists must be rectangular and hold numbers"
+        ) from None
     if arr.dtype == object or arr.dtype.kind in "OSUV":
-        raise TypeError(f"chainrule.tensor: data of dtype {arr.dtype} is not numeric; "
-                        "give numbers (nested lists must be rectangular)")
+        raise TypeError(
+            f"chainrule.tensor: data of dtype {arr.dtype} is not numeric; "
+            "give numbers (nested lists must be rectangular)"
+        )
     if requires_grad:
         _check_float(arr, "chainrule.tensor")
     return _leaf(arr, bool(requires_grad))

@@ -23,18 +23,20 @@ from .tensor import Tensor, _apply, _check_float, _leaf, _state, enable_grad
 __all__ = ["grad", "value_and_grad", "vjp", "jvp", "jacobian", "hessian", "hvp"]
 
 
-def _argnums(argnums: int | tuple[int, ...] | list[int], nargs: int, fname: str
-             ) -> tuple[int, ...]:
+def _argnums(argnums: int | tuple[int, ...] | list[int], nargs: int, fname: str) -> tuple[int, ...]:
     nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
     for n in nums:
         try:
             operator.index(n)
         except TypeError:
-            raise TypeError(f"{fname}: argnums must be an int or a tuple of ints, "
-                            f"got {argnums!r}") from None
+            raise TypeError(
+                f"{fname}: argnums must be an int or a tuple of ints, got {argnums!r}"
+            ) from None
         if not -nargs <= n < nargs:
-            raise ValueError(f"{fname}: argnums={argnums!r} but the function was called with "
-                             f"{nargs} positional argument(s)")
+            raise ValueError(
+                f"{fname}: argnums={argnums!r} but the function was called with "
+                f"{nargs} positional argument(s)"
+            )
     return tuple(n % nargs for n in nums)
 
 
@@ -47,7 +49,7 @@ def _constant(x: Any) -> Any:
 
 def _variable(x: Any, fname: str, where: Callable[[], str]) -> tuple[Tensor, bool]:
     """A differentiated leaf, and whether it continues an outer recording (``grad(grad)``)."""
-    if type(x) is numpy.ndarray and x.dtype.kind == "f":       # the common case, first
+    if type(x) is numpy.ndarray and x.dtype.kind == "f":  # the common case, first
         return _leaf(x, True), False
     if isinstance(x, Tensor):
         if (x.requires_grad and _state.enabled and _state.depth) or _state.tracing:
@@ -58,10 +60,13 @@ def _variable(x: Any, fname: str, where: Callable[[], str]) -> tuple[Tensor, boo
         _check_float(numpy.asarray(x._data), f"{fname}: argument {where()}")
         return _leaf(x._data, True), False
     if isinstance(x, (bool, int, numpy.integer, numpy.bool_)) or (
-            isinstance(x, numpy.ndarray) and x.dtype.kind in "iub"):
-        raise TypeError(f"{fname}: argument {where()} is an integer ({_kind(x)}); gradients "
-                        "need floating-point inputs: pass float values (3.0, not 3; "
-                        "numpy.asarray(x, dtype=float))")
+        isinstance(x, numpy.ndarray) and x.dtype.kind in "iub"
+    ):
+        raise TypeError(
+            f"{fname}: argument {where()} is an integer ({_kind(x)}); gradients "
+            "need floating-point inputs: pass float values (3.0, not 3; "
+            "numpy.asarray(x, dtype=float))"
+        )
     try:
         arr = numpy.asarray(x)
     except (ValueError, TypeError) as e:
@@ -74,12 +79,22 @@ def _kind(x: Any) -> str:
     return f"dtype {x.dtype}" if hasattr(x, "dtype") else type(x).__name__
 
 
-def _trace_call(fun: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-                nums: tuple[int, ...], fname: str
-                ) -> tuple[Any, list[list[Tensor]], list[Any], bool]:
+def _trace_call(
+    fun: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    nums: tuple[int, ...],
+    fname: str,
+) -> tuple[Any, list[list[Tensor]], list[Any], bool]:
     """Call ``fun`` with the ``nums`` arguments made into variables (pytrees flattened)."""
-    new_args = [None if i in nums else _leaf(a, False) if type(a) is numpy.ndarray
-                else tree_map(_constant, a) for i, a in enumerate(args)]
+    new_args = [
+        None
+        if i in nums
+        else _leaf(a, False)
+        if type(a) is numpy.ndarray
+        else tree_map(_constant, a)
+        for i, a in enumerate(args)
+    ]
     variables: list[list[Tensor]] = []
     treedefs = []
     nested = False
@@ -92,8 +107,9 @@ def _trace_call(fun: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str
             paths = leaf_paths(a)
         vs = []
         for leaf, path in zip(leaves, paths):
-            v, outer = _variable(leaf, fname,
-                                 lambda i=i, path=path: f"{_param_names(fun, len(args))[i]}{path}")
+            v, outer = _variable(
+                leaf, fname, lambda i=i, path=path: f"{_param_names(fun, len(args))[i]}{path}"
+            )
             nested = nested or outer
             vs.append(v)
         variables.append(vs)
@@ -109,8 +125,11 @@ def _trace_call(fun: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str
 def _param_names(fun: Callable[..., Any], n: int) -> list[str]:
     """The names of ``fun``'s first ``n`` positional parameters (``arg2`` where it has none)."""
     try:
-        params = [p.name for p in inspect.signature(fun).parameters.values()
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        params = [
+            p.name
+            for p in inspect.signature(fun).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
     except (TypeError, ValueError):
         params = []
     return [params[i] if i < len(params) else f"arg{i}" for i in range(n)]
@@ -120,8 +139,9 @@ def _plain(x: Any) -> Any:
     return numpy.asarray(x._data) if isinstance(x, Tensor) else x
 
 
-def value_and_grad(fun: Callable[..., Any], argnums: int | tuple[int, ...] = 0,
-                   has_aux: bool = False) -> Callable[..., Any]:
+def value_and_grad(
+    fun: Callable[..., Any], argnums: int | tuple[int, ...] = 0, has_aux: bool = False
+) -> Callable[..., Any]:
     """Return a function computing ``fun``'s value and its gradient with respect to ``argnums``.
 
     ``fun`` takes arrays, floats or nested lists/tuples/dicts of them and returns a scalar
@@ -162,22 +182,24 @@ def _split_aux(result: Any, has_aux: bool, fname: str) -> tuple[Any, Any]:
     if not has_aux:
         return result, None
     if not (isinstance(result, tuple) and len(result) == 2):
-        raise TypeError(f"{fname}: has_aux=True needs the function to return a pair "
-                        "(scalar, aux)")
+        raise TypeError(f"{fname}: has_aux=True needs the function to return a pair (scalar, aux)")
     return result[0], result[1]
 
 
 def _gradients(out: Any, targets: list[Tensor], nested: bool, fname: str) -> list[Any]:
     size = out._data.size if isinstance(out, Tensor) else numpy.size(out)
     if size != 1:
-        raise TypeError(f"{fname}: the function must return a scalar, got an output of shape "
-                        f"{numpy.shape(_plain(out))}; reduce it (sum, mean) or use a Jacobian")
+        raise TypeError(
+            f"{fname}: the function must return a scalar, got an output of shape "
+            f"{numpy.shape(_plain(out))}; reduce it (sum, mean) or use a Jacobian"
+        )
     found: dict[Any, Any] = {}
     if isinstance(out, Tensor) and out.requires_grad:
         data = out._data
         seed: Any = numpy.ones(data.shape, dtype=data.dtype)
-        found = backward_pass(out, _leaf(seed, False) if nested else seed, targets,
-                              create_graph=nested, prune=nested)
+        found = backward_pass(
+            out, _leaf(seed, False) if nested else seed, targets, create_graph=nested, prune=nested
+        )
     seen: set[int] = set()
     grads = []
     for t in targets:
@@ -188,8 +210,9 @@ def _gradients(out: Any, targets: list[Tensor], nested: bool, fname: str) -> lis
     return grads
 
 
-def grad(fun: Callable[..., Any], argnums: int | tuple[int, ...] = 0,
-         has_aux: bool = False) -> Callable[..., Any]:
+def grad(
+    fun: Callable[..., Any], argnums: int | tuple[int, ...] = 0, has_aux: bool = False
+) -> Callable[..., Any]:
     """Return a function computing the gradient of scalar-valued ``fun``.
 
     Same arguments as :func:`value_and_grad`; returns only the gradient (and ``aux`` with
@@ -215,6 +238,7 @@ def grad(fun: Callable[..., Any], argnums: int | tuple[int, ...] = 0,
 # ---------------------------------------------------------------------------------------------
 # vjp, jvp, Jacobians, Hessians
 # ---------------------------------------------------------------------------------------------
+
 
 def _inner(out: Any, ct: Any) -> Any:
     """sum(out * ct) over every leaf of two matching pytrees (a recorded scalar)."""
@@ -244,24 +268,32 @@ def vjp(fun: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[..., Any]
 
     def pullback(ct: Any) -> tuple[Any, ...]:
         with enable_grad():
-            cts = [c if isinstance(c, Tensor) else _leaf(numpy.asarray(c), False)
-                   for c in flatten(ct)[0]]
+            cts = [
+                c if isinstance(c, Tensor) else _leaf(numpy.asarray(c), False)
+                for c in flatten(ct)[0]
+            ]
             for o, c in zip(flatten(out)[0], cts):
                 if numpy.shape(_plain(o)) != numpy.shape(c._data):
-                    raise ValueError(f"vjp: the cotangent has shape {numpy.shape(c._data)} but "
-                                     f"the output has shape {numpy.shape(_plain(o))}")
+                    raise ValueError(
+                        f"vjp: the cotangent has shape {numpy.shape(c._data)} but "
+                        f"the output has shape {numpy.shape(_plain(o))}"
+                    )
             scalar = _inner(out, unflatten(flatten(ct)[1], cts))
             inner_nested = nested or any(c.requires_grad for c in cts)
-            grads = _gradients(scalar, flat_vars, inner_nested, "vjp") if isinstance(
-                scalar, Tensor) else [numpy.zeros_like(v._data) for v in flat_vars]
+            grads = (
+                _gradients(scalar, flat_vars, inner_nested, "vjp")
+                if isinstance(scalar, Tensor)
+                else [numpy.zeros_like(v._data) for v in flat_vars]
+            )
         it = iter(grads)
         return tuple(unflatten(td, [next(it) for _ in vs]) for td, vs in zip(treedefs, variables))
 
     return (out if nested else tree_map(_plain, out)), pullback
 
 
-def jvp(fun: Callable[..., Any], primals: tuple[Any, ...], tangents: tuple[Any, ...]
-        ) -> tuple[Any, Any]:
+def jvp(
+    fun: Callable[..., Any], primals: tuple[Any, ...], tangents: tuple[Any, ...]
+) -> tuple[Any, Any]:
     """Forward mode: ``fun(*primals)`` and its directional derivative along ``tangents``.
 
     Derived from the reverse rules (no second rule per operation): ``u -> vjp(u)`` is linear in
@@ -281,13 +313,16 @@ def jvp(fun: Callable[..., Any], primals: tuple[Any, ...], tangents: tuple[Any, 
         out, variables, _, nested = _trace_call(fun, primals, {}, nums, "jvp")
         flat_vars = [v for vs in variables for v in vs]
         out_leaves, out_tree = flatten(out)
-        us = [_leaf(numpy.zeros(numpy.shape(_plain(o)), dtype=_dtype(o)), True)
-              for o in out_leaves]
+        us = [_leaf(numpy.zeros(numpy.shape(_plain(o)), dtype=_dtype(o)), True) for o in out_leaves]
         scalar = _inner(out, unflatten(out_tree, us))
         if isinstance(scalar, Tensor) and scalar.requires_grad:
             data = scalar._data
-            found = backward_pass(scalar, _leaf(numpy.ones(data.shape, data.dtype), False),
-                                  flat_vars, create_graph=True)
+            found = backward_pass(
+                scalar,
+                _leaf(numpy.ones(data.shape, data.dtype), False),
+                flat_vars,
+                create_graph=True,
+            )
         else:
             found = {}
         t_leaves = [t for tt in tangents for t in flatten(tt)[0]]
@@ -298,12 +333,12 @@ def jvp(fun: Callable[..., Any], primals: tuple[Any, ...], tangents: tuple[Any, 
                 pairing = pairing + (g * t).sum()
         if isinstance(pairing, Tensor) and pairing.requires_grad:
             data = pairing._data
-            tangent = backward_pass(pairing, numpy.ones(data.shape, data.dtype), us,
-                                    create_graph=nested)
+            tangent = backward_pass(
+                pairing, numpy.ones(data.shape, data.dtype), us, create_graph=nested
+            )
         else:
             tangent = {}
-    outs = [tangent.get(u) if tangent.get(u) is not None else numpy.zeros_like(u._data)
-            for u in us]
+    outs = [tangent.get(u) if tangent.get(u) is not None else numpy.zeros_like(u._data) for u in us]
     result = unflatten(out_tree, [o if nested else _plain(o) for o in outs])
     return (out if nested else tree_map(_plain, out)), result
 
@@ -312,8 +347,9 @@ def _dtype(o: Any) -> Any:
     return numpy.asarray(_plain(o)).dtype
 
 
-def jacobian(fun: Callable[..., Any], argnums: int | tuple[int, ...] = 0,
-             mode: str = "auto") -> Callable[..., Any]:
+def jacobian(
+    fun: Callable[..., Any], argnums: int | tuple[int, ...] = 0, mode: str = "auto"
+) -> Callable[..., Any]:
     """Return a function computing the Jacobian of ``fun`` (shape ``out.shape + in.shape``).
 
     ``mode`` is ``"reverse"`` (one vjp per output element), ``"forward"`` (one jvp per input
@@ -337,25 +373,31 @@ def jacobian(fun: Callable[..., Any], argnums: int | tuple[int, ...] = 0,
         if m == "auto":
             out_size = numpy.size(_plain(fun(*args)))
             m = "reverse" if out_size <= sum(x.size for x in xs) else "forward"
-        jacs = _jacobian_reverse(fun, args, nums) if m == "reverse" else \
-            _jacobian_forward(fun, args, nums)
+        jacs = (
+            _jacobian_reverse(fun, args, nums)
+            if m == "reverse"
+            else _jacobian_forward(fun, args, nums)
+        )
         return jacs[0] if isinstance(argnums, int) else tuple(jacs)
 
     return wrapped
 
 
-def _partial(fun: Callable[..., Any], args: tuple[Any, ...], nums: tuple[int, ...]
-             ) -> Callable[..., Any]:
+def _partial(
+    fun: Callable[..., Any], args: tuple[Any, ...], nums: tuple[int, ...]
+) -> Callable[..., Any]:
     def f(*xs: Any) -> Any:
         full = list(args)
         for i, x in zip(nums, xs):
             full[i] = x
         return fun(*full)
+
     return f
 
 
-def _jacobian_reverse(fun: Callable[..., Any], args: tuple[Any, ...], nums: tuple[int, ...]
-                      ) -> list[Any]:
+def _jacobian_reverse(
+    fun: Callable[..., Any], args: tuple[Any, ...], nums: tuple[int, ...]
+) -> list[Any]:
     out, pull = vjp(_partial(fun, args, nums), *(args[i] for i in nums))
     shape = numpy.shape(_plain(out))
     rows: list[list[Any]] = [[] for _ in nums]
@@ -367,8 +409,9 @@ def _jacobian_reverse(fun: Callable[..., Any], args: tuple[Any, ...], nums: tupl
     return [_stack(r, shape, numpy.shape(_plain(args[i]))) for r, i in zip(rows, nums)]
 
 
-def _jacobian_forward(fun: Callable[..., Any], args: tuple[Any, ...], nums: tuple[int, ...]
-                      ) -> list[Any]:
+def _jacobian_forward(
+    fun: Callable[..., Any], args: tuple[Any, ...], nums: tuple[int, ...]
+) -> list[Any]:
     f = _partial(fun, args, nums)
     primals = tuple(args[i] for i in nums)
     jacs = []

@@ -3,4 +3,7 @@
 from chainrule.train.nn import *  # noqa: F403
 from chainrule.train.nn import __all__ as __all__
 
-from chainrule.nn import functional, init  # noqa: E402,I001  (the public submodules)
+# isort: split
+# The public submodules, bound after the star import (which would bind the implementation's).
+from chainrule.nn import functional as functional
+from chainrule.nn import init as init

@@ -15,9 +15,10 @@ from typing import Any
 import numpy
 
 from chainrule.engine import primitives as P
+from chainrule.engine.rules import Size
+
 from .ir import CONST, INPUT, Program, Value, const_value, distinct_positions, is_const
 from .notation import ATOM, STATEMENTS, UNARY, Form, Literals, index_text, math_form, source_form
-from chainrule.engine.rules import Size
 
 __all__ = ["Line", "Writer", "identifier"]
 
@@ -27,7 +28,7 @@ _DOT_CALL = Form(lambda a, kw, lit: f"numpy.dot({a[0]}, {a[1]})", ATOM, 0)
 def _has_negative_zero(c: Any) -> bool:
     arr = numpy.asarray(c)
     if arr.dtype.kind == "c":
-        return True                     # not analysed: the general spelling
+        return True  # not analysed: the general spelling
     return arr.dtype.kind == "f" and bool(numpy.any((arr == 0) & numpy.signbit(arr)))
 
 
@@ -54,25 +55,38 @@ class Line:
 
 
 _SMALL = {P.add, P.subtract, P.multiply, P.divide, P.negative, P.power} | {
-    P.NONDIFF_UFUNCS[u] for u in (numpy.greater, numpy.greater_equal, numpy.less,
-                                  numpy.less_equal, numpy.equal, numpy.not_equal)}
-_ELEMENTWISE = {P.add, P.subtract, P.multiply, P.divide, P.power, P.negative, P.maximum,
-                P.minimum}
+    P.NONDIFF_UFUNCS[u]
+    for u in (
+        numpy.greater,
+        numpy.greater_equal,
+        numpy.less,
+        numpy.less_equal,
+        numpy.equal,
+        numpy.not_equal,
+    )
+}
+_ELEMENTWISE = {P.add, P.subtract, P.multiply, P.divide, P.power, P.negative, P.maximum, P.minimum}
 
 
 class Writer:
     """Writes a program's values as source (``style='python'``) or mathematics (``'math'``,
     ``'latex'``), with ``names`` for the values that must be named."""
 
-    def __init__(self, prog: Program, names: dict[int, str], lit: Literals | None = None,
-                 inline: bool = True, refs: dict[int, str] | None = None,
-                 repeat_small: bool = False) -> None:
+    def __init__(
+        self,
+        prog: Program,
+        names: dict[int, str],
+        lit: Literals | None = None,
+        inline: bool = True,
+        refs: dict[int, str] | None = None,
+        repeat_small: bool = False,
+    ) -> None:
         self.prog = prog
         self.lit = lit or Literals()
         self.uses = prog.uses()
         self.out_ids = {o.id for o in prog.outputs}
         self.names = dict(names)
-        self.refs = refs or {}          # how inputs are referred to (``W[0]``)
+        self.refs = refs or {}  # how inputs are referred to (``W[0]``)
         self.inline = inline
         self.repeat_small = repeat_small
         taken = set(self.names.values()) | set(self.refs.values())
@@ -96,9 +110,14 @@ class Writer:
             return False
         # For people, a one-operation expression of named values reads better repeated
         # (``Y - T`` twice) than as a temporary; generated code never repeats work.
-        return not (self.repeat_small and v.prim in _SMALL and all(
-            not isinstance(a, Value) or a.op in (INPUT, CONST) or a.id in self.names
-            for a in v.args))
+        return not (
+            self.repeat_small
+            and v.prim in _SMALL
+            and all(
+                not isinstance(a, Value) or a.op in (INPUT, CONST) or a.id in self.names
+                for a in v.args
+            )
+        )
 
     def is_statement(self, v: Value) -> bool:
         return v.op not in (INPUT, CONST) and v.id in self.names
@@ -126,8 +145,12 @@ class Writer:
     def size(self, s: Size) -> str:
         """``Y.size`` for the count a mean divided by, when a named value has that shape."""
         v = s.of
-        while isinstance(v, Value) and v.id not in self.names and v.op != INPUT \
-                and v.prim in _ELEMENTWISE:
+        while (
+            isinstance(v, Value)
+            and v.id not in self.names
+            and v.op != INPUT
+            and v.prim in _ELEMENTWISE
+        ):
             nxt = [a for a in v.args if isinstance(a, Value) and a.shape == v.shape]
             if not nxt:
                 break
@@ -140,8 +163,11 @@ class Writer:
     def expr(self, v: Value, style: str = "python") -> tuple[str, int]:
         assert v.prim is not None
         form = source_form(v.prim) if style == "python" else math_form(v.prim)
-        if v.prim is P.dot and style == "python" and not (
-                isinstance(v.args[0], Value) and len(v.args[0].shape) > 0):
+        if (
+            v.prim is P.dot
+            and style == "python"
+            and not (isinstance(v.args[0], Value) and len(v.args[0].shape) > 0)
+        ):
             form = _DOT_CALL
         texts = [self._wrap(a, form, i, style) for i, a in enumerate(v.args)]
         if style == "python":
@@ -158,8 +184,8 @@ class Writer:
         """``t[rows, y] = g`` instead of ``numpy.add.at(t, (rows, y), g)`` into zeros (it reads
         better, and runs faster).
 
-        When :func:`~chainrule.program.ir.distinct_positions` proves that no position repeats, adding
-        into zeros is adding ``g`` to ``+0.0`` once per position: an assignment, except that
+        When :func:`~chainrule.program.ir.distinct_positions` proves that no position repeats,
+        adding into zeros is adding ``g`` to ``+0.0`` once per position: an assignment, except that
         ``+0.0 + -0.0`` is ``+0.0``.  A constant ``g`` without negative zeros is assigned;
         any other ``g`` is added in (``t[index] += g``: one gather, one add, one write, the
         same sums ``add.at`` makes, without its per-element machinery).
@@ -178,12 +204,14 @@ class Writer:
         if not distinct_positions(index, tuple(shape)):
             return None
         if isinstance(g, Value) and g.prim is P.broadcast_to and g.id not in self.names:
-            g = g.args[0]             # assignment broadcasts it to the indexed shape itself
+            g = g.args[0]  # assignment broadcasts it to the indexed shape itself
         c = const_value(g) if is_const(g) and not isinstance(g, Size) else None
         op = "=" if c is not None and not _has_negative_zero(c) else "+="
         dt = numpy.dtype(v.dtype)
-        return [f"{name} = numpy.zeros({self.lit(tuple(shape))}, dtype=numpy.{dt.name})",
-                f"{name}[{text}] {op} {self.ref(g)[0]}"]
+        return [
+            f"{name} = numpy.zeros({self.lit(tuple(shape))}, dtype=numpy.{dt.name})",
+            f"{name}[{text}] {op} {self.ref(g)[0]}",
+        ]
 
     def lines(self) -> list[Line]:
         out = []
@@ -200,8 +228,7 @@ class Writer:
                 texts = [self.ref(a)[0] for a in v.args]
                 kw = dict(v.kw, __dtype__=numpy.dtype(v.dtype))
                 code = maker(name, texts, kw, self.lit, list(v.args))
-                out.append(Line(v, name, "; ".join(code[1:]) if len(code) > 1 else code[0],
-                                code))
+                out.append(Line(v, name, "; ".join(code[1:]) if len(code) > 1 else code[0], code))
                 continue
             text, _ = self.expr(v)
             out.append(Line(v, name, text, [f"{name} = {text}"]))

@@ -25,6 +25,7 @@ from chainrule.engine import primitives as P
 from chainrule.engine.graph import Node, ancestors
 from chainrule.engine.primitives import Primitive
 from chainrule.engine.rules import Size
+
 from .trace import Recording
 
 __all__ = ["Value", "Program", "build"]
@@ -38,9 +39,18 @@ class Value:
 
     __slots__ = ("id", "op", "args", "kw", "shape", "dtype", "name", "const", "phase", "node")
 
-    def __init__(self, id: int, op: Any, args: list[Any], kw: dict[str, Any], shape: Any,
-                 dtype: Any, const: Any = None, phase: str = "forward",
-                 node: Node | None = None) -> None:
+    def __init__(
+        self,
+        id: int,
+        op: Any,
+        args: list[Any],
+        kw: dict[str, Any],
+        shape: Any,
+        dtype: Any,
+        const: Any = None,
+        phase: str = "forward",
+        node: Node | None = None,
+    ) -> None:
         self.id = id
         self.op = op
         self.args = args
@@ -68,7 +78,7 @@ class Program:
         self.values = values
         self.inputs = inputs
         self.outputs = outputs
-        self.replaced: dict[int, Any] = {}     # value id -> what the passes put in its place
+        self.replaced: dict[int, Any] = {}  # value id -> what the passes put in its place
 
     def resolve(self, v: Any) -> Any:
         """What ``v`` became after the passes (itself when it was kept)."""
@@ -106,8 +116,9 @@ def _shape_dtype(data: Any) -> tuple[tuple[int, ...], numpy.dtype[Any]]:
 
 def build(rec: Recording, outputs: list[Any] | None = None) -> Program:
     """Lower a recording to a program whose outputs are ``rec.output`` and ``rec.grads``."""
-    roots = outputs if outputs is not None else (
-        [rec.output] + [g for g in rec.grads if g is not None])
+    roots = (
+        outputs if outputs is not None else ([rec.output] + [g for g in rec.grads if g is not None])
+    )
     out_nodes = [r for r in roots if isinstance(r, Node)]
     boundary = rec.output._seq if isinstance(rec.output, Node) else math.inf
     values: list[Value] = []
@@ -121,12 +132,14 @@ def build(rec: Recording, outputs: list[Any] | None = None) -> Program:
             v = Value(len(values), INPUT, [], {}, shape, dtype, phase="forward", node=node)
             inputs[input_set[node]] = v
         elif node._prim is None:
-            v = Value(len(values), CONST, [], {}, shape, dtype, const=node._data, phase=phase,
-                      node=node)
+            v = Value(
+                len(values), CONST, [], {}, shape, dtype, const=node._data, phase=phase, node=node
+            )
         else:
             args = [_lower_arg(a, by_node) for a in node._args]
-            v = Value(len(values), node._prim, args, dict(node._kw), shape, dtype, phase=phase,
-                      node=node)
+            v = Value(
+                len(values), node._prim, args, dict(node._kw), shape, dtype, phase=phase, node=node
+            )
         by_node[node] = v
         values.append(v)
     outs = []
@@ -156,6 +169,7 @@ def _lower_arg(a: Any, by_node: dict[Node, Value]) -> Any:
 # Exact passes
 # ---------------------------------------------------------------------------------------------
 
+
 def is_const(x: Any, keep_sizes: bool = False) -> bool:
     if isinstance(x, Value):
         return x.op == CONST
@@ -178,7 +192,7 @@ def _all_ones(x: Any) -> bool:
         return False
     try:
         arr = numpy.asarray(v)
-    except Exception:   # pragma: no cover - exotic constants
+    except Exception:  # pragma: no cover - exotic constants
         return False
     return arr.dtype.kind in "fiub" and arr.size > 0 and bool(numpy.all(arr == 1))
 
@@ -225,8 +239,11 @@ def _implicit_broadcast(v: Value) -> None:
         x = v.args[i]
         # the operand must carry its own dtype (a Value or an array, not a weakly typed
         # Python number), so that dropping the broadcast cannot change the result's dtype
-        if isinstance(x, Value) and x.prim is P.broadcast_to and isinstance(
-                x.args[0], (Value, numpy.ndarray, numpy.generic)):
+        if (
+            isinstance(x, Value)
+            and x.prim is P.broadcast_to
+            and isinstance(x.args[0], (Value, numpy.ndarray, numpy.generic))
+        ):
             other = _shape_of(v.args[1 - i])
             try:
                 shape = numpy.broadcast_shapes(_shape_of(x.args[0]), other)
@@ -241,8 +258,13 @@ def _keepdims_sum(v: Value, uses: dict[int, int]) -> None:
     if v.prim is not P.reshape:
         return
     s = v.args[0]
-    if not (isinstance(s, Value) and s.prim is P.sum_ and not s.kw.get("keepdims")
-            and s.kw.get("axis") is not None and uses.get(s.id, 0) == 1):
+    if not (
+        isinstance(s, Value)
+        and s.prim is P.sum_
+        and not s.kw.get("keepdims")
+        and s.kw.get("axis") is not None
+        and uses.get(s.id, 0) == 1
+    ):
         return
     x = s.args[0]
     axes = s.kw["axis"] if isinstance(s.kw["axis"], tuple) else (s.kw["axis"],)
@@ -275,19 +297,30 @@ def simplify(prog: Program, fold: bool = True, keep_sizes: bool = False) -> Prog
                 continue
             if same is not None:
                 replace[v.id] = same
-                if v.name and isinstance(same, Value) and same.name is None \
-                        and same.op not in (INPUT, CONST):
+                if (
+                    v.name
+                    and isinstance(same, Value)
+                    and same.name is None
+                    and same.op not in (INPUT, CONST)
+                ):
                     same.name = v.name
                 continue
             # broadcast_to is not folded: a constant spread to a large shape would be stored
             # (and read every call) at full size; NumPy's broadcasting spreads it for free
             # (_implicit_broadcast drops the op where the consumer broadcasts anyway)
-            if fold and v.args and all(is_const(a, keep_sizes) for a in v.args) \
-                    and not v.prim.nondiff and v.prim not in (P.scatter_add, P.broadcast_to):
+            if (
+                fold
+                and v.args
+                and all(is_const(a, keep_sizes) for a in v.args)
+                and not v.prim.nondiff
+                and v.prim not in (P.scatter_add, P.broadcast_to)
+            ):
                 data = v.prim.fun(*(const_value(a) for a in v.args), **v.kw)
-                if all(type(a) in (int, float, bool, Size) for a in v.args) \
-                        and numpy.ndim(data) == 0:
-                    data = data.item()      # Python numbers in, a Python number out (weak type)
+                if (
+                    all(type(a) in (int, float, bool, Size) for a in v.args)
+                    and numpy.ndim(data) == 0
+                ):
+                    data = data.item()  # Python numbers in, a Python number out (weak type)
                 v.op, v.args, v.kw, v.const = CONST, [], {}, data
         kept.append(v)
     prog.values = kept
@@ -368,12 +401,13 @@ def distinct_positions(index: tuple[Any, ...], shape: tuple[int, ...]) -> bool:
     for axis, i in enumerate(index):
         if isinstance(i, Value) and i.op == CONST:
             i = i.const
-        if isinstance(i, slice) or (isinstance(i, (int, numpy.integer))
-                                    and not isinstance(i, bool)):
+        if isinstance(i, slice) or (
+            isinstance(i, (int, numpy.integer)) and not isinstance(i, bool)
+        ):
             continue
         kind = i.dtype.kind if isinstance(i, (Value, numpy.ndarray)) else None
         if kind not in ("i", "u"):
-            return False        # booleans, None, Ellipsis, lists: not analysed
+            return False  # booleans, None, Ellipsis, lists: not analysed
         arrays.append((axis, i))
     if not arrays:
         return True
@@ -401,6 +435,7 @@ def optimize(prog: Program) -> Program:
 # Readability (text only)
 # ---------------------------------------------------------------------------------------------
 
+
 def _scalar_const_expr(x: Any) -> bool:
     """A value computed from constants and sizes only, with at most one element."""
     if isinstance(x, Value):
@@ -409,14 +444,19 @@ def _scalar_const_expr(x: Any) -> bool:
         if x.prim is None or x.prim.nondiff:
             return False
         return int(numpy.prod(x.shape)) == 1 and all(
-            _scalar_const_expr(a) for a in x.args if isinstance(a, Value))
+            _scalar_const_expr(a) for a in x.args if isinstance(a, Value)
+        )
     return isinstance(x, (int, float, Size, numpy.generic))
 
 
 def _reciprocal(x: Any) -> bool:
     """``1 / n`` with ``n`` a constant or a count."""
-    return isinstance(x, Value) and x.prim is P.divide and _all_ones(x.args[0]) \
+    return (
+        isinstance(x, Value)
+        and x.prim is P.divide
+        and _all_ones(x.args[0])
         and _scalar_const_expr(x.args[1])
+    )
 
 
 def prettify(prog: Program) -> Program:
@@ -427,8 +467,12 @@ def prettify(prog: Program) -> Program:
             for i in (0, 1):
                 x = v.args[i]
                 other = v.args[1 - i]
-                if isinstance(x, Value) and x.prim is P.broadcast_to and _shape_of(other) == \
-                        v.shape and _scalar_const_expr(x.args[0]):
+                if (
+                    isinstance(x, Value)
+                    and x.prim is P.broadcast_to
+                    and _shape_of(other) == v.shape
+                    and _scalar_const_expr(x.args[0])
+                ):
                     v.args[i] = x.args[0]
             a, b = v.args
             if _reciprocal(a) and not _scalar_const_expr(b):

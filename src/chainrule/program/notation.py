@@ -34,22 +34,26 @@ class Form:
         self.slots = slots
 
     def slot(self, i: int) -> int:
-        return self.slots[i] if isinstance(self.slots, tuple) and i < len(self.slots) \
+        return (
+            self.slots[i]
+            if isinstance(self.slots, tuple) and i < len(self.slots)
             else (self.slots if isinstance(self.slots, int) else 0)
+        )
 
 
 class Literals:
     """Writes constants as Python source; large arrays go through ``hoist`` (a name)."""
 
-    def __init__(self, hoist: Callable[[numpy.ndarray], str] | None = None,
-                 inline_limit: int = 64) -> None:
+    def __init__(
+        self, hoist: Callable[[numpy.ndarray], str] | None = None, inline_limit: int = 64
+    ) -> None:
         self.hoist = hoist
         self.inline_limit = inline_limit
 
     def __call__(self, x: Any) -> str:
         if isinstance(x, bool) or x is None:
             return repr(x)
-        if isinstance(x, numpy.floating):       # before float: numpy.float64 subclasses it
+        if isinstance(x, numpy.floating):  # before float: numpy.float64 subclasses it
             return self.array(numpy.asarray(x))
         if isinstance(x, int):
             return repr(int(x))
@@ -78,13 +82,23 @@ class Literals:
             return f"numpy.float64({_float(float(a))})"
         if a.ndim == 0 and a.dtype.kind in "iub" and a.dtype in (numpy.int64, numpy.bool_):
             return repr(a.item())
-        if self.inline_limit > 0 and a.ndim == 1 and a.size > 1 and a.dtype == numpy.intp \
-                and numpy.array_equal(a, numpy.arange(a.size)):
-            return f"numpy.arange({a.size})"          # rows = numpy.arange(n), as people write it
+        if (
+            self.inline_limit > 0
+            and a.ndim == 1
+            and a.size > 1
+            and a.dtype == numpy.intp
+            and numpy.array_equal(a, numpy.arange(a.size))
+        ):
+            return f"numpy.arange({a.size})"  # rows = numpy.arange(n), as people write it
         if a.size > self.inline_limit and self.hoist is not None:
             return self.hoist(a)
-        if a.size and numpy.all(a == a.flat[0]) and a.size > 1 and a.dtype.kind in "fiub" \
-                and not (a.dtype.kind == "f" and math.isnan(a.flat[0])):
+        if (
+            a.size
+            and numpy.all(a == a.flat[0])
+            and a.size > 1
+            and a.dtype.kind in "fiub"
+            and not (a.dtype.kind == "f" and math.isnan(a.flat[0]))
+        ):
             return f"numpy.full({a.shape}, {self(a.flat[0].item())}, dtype=numpy.{a.dtype.name})"
         body = repr(a.tolist()).replace("inf", "numpy.inf").replace("nan", "numpy.nan")
         return f"numpy.array({body}, dtype=numpy.{a.dtype.name})"
@@ -94,8 +108,11 @@ class Literals:
         parts = []
         for i in items:
             if isinstance(i, slice):
-                s = ("" if i.start is None else self(i.start)) + ":" + (
-                    "" if i.stop is None else self(i.stop))
+                s = (
+                    ("" if i.start is None else self(i.start))
+                    + ":"
+                    + ("" if i.stop is None else self(i.stop))
+                )
                 if i.step is not None:
                     s += ":" + self(i.step)
                 parts.append(s)
@@ -114,8 +131,13 @@ def _float(x: float) -> str:
     return repr(float(x))
 
 
-def _kw(kw: dict[str, Any], lit: Literals, defaults: dict[str, Any], order: list[str],
-        positional: tuple[str, ...] = ()) -> str:
+def _kw(
+    kw: dict[str, Any],
+    lit: Literals,
+    defaults: dict[str, Any],
+    order: list[str],
+    positional: tuple[str, ...] = (),
+) -> str:
     parts = []
     for k in order:
         if k not in kw:
@@ -130,7 +152,7 @@ def _kw(kw: dict[str, Any], lit: Literals, defaults: dict[str, Any], order: list
 def _same(a: Any, b: Any) -> bool:
     try:
         return bool(a == b) and type(a) is type(b)
-    except Exception:   # pragma: no cover - arrays compared with scalars
+    except Exception:  # pragma: no cover - arrays compared with scalars
         return False
 
 
@@ -142,6 +164,7 @@ def _join(*parts: str) -> str:
 # Source forms
 # ---------------------------------------------------------------------------------------------
 
+
 def infix(op: str, prec: int, right_assoc: bool = False) -> Form:
     slots = (prec + 1, prec) if right_assoc else (prec, prec + 1)
     return Form(lambda a, kw, lit: f"{a[0]} {op} {a[1]}", prec, slots)
@@ -151,25 +174,44 @@ def prefix(op: str) -> Form:
     return Form(lambda a, kw, lit: f"{op}{a[0]}", UNARY, (UNARY,))
 
 
-def call(path: str, order: list[str] | None = None, defaults: dict[str, Any] | None = None,
-         positional: tuple[str, ...] = ()) -> Form:
-    return Form(lambda a, kw, lit: f"{path}({_join(', '.join(a), _kw(kw, lit, defaults or {}, order or list(kw), positional))})",  # noqa: E501
-                ATOM, 0)
+def call(
+    path: str,
+    order: list[str] | None = None,
+    defaults: dict[str, Any] | None = None,
+    positional: tuple[str, ...] = (),
+) -> Form:
+    def form(a: list[str], kw: dict[str, Any], lit: Literals) -> str:
+        keywords = _kw(kw, lit, defaults or {}, order or list(kw), positional)
+        return f"{path}({_join(', '.join(a), keywords)})"
+
+    return Form(form, ATOM, 0)
 
 
-def method(name: str, order: list[str] | None = None, defaults: dict[str, Any] | None = None,
-           positional: tuple[str, ...] = ()) -> Form:
-    return Form(lambda a, kw, lit: f"{a[0]}.{name}({_join(', '.join(a[1:]), _kw(kw, lit, defaults or {}, order or list(kw), positional))})",  # noqa: E501
-                ATOM, (ATOM, 0, 0, 0))
+def method(
+    name: str,
+    order: list[str] | None = None,
+    defaults: dict[str, Any] | None = None,
+    positional: tuple[str, ...] = (),
+) -> Form:
+    def form(a: list[str], kw: dict[str, Any], lit: Literals) -> str:
+        keywords = _kw(kw, lit, defaults or {}, order or list(kw), positional)
+        return f"{a[0]}.{name}({_join(', '.join(a[1:]), keywords)})"
+
+    return Form(form, ATOM, (ATOM, 0, 0, 0))
 
 
 REDUCE = {"axis": None, "keepdims": False}
 
 SOURCE: dict[Primitive, Form] = {
-    P.add: infix("+", SUM), P.subtract: infix("-", SUM), P.multiply: infix("*", PRODUCT),
-    P.divide: infix("/", PRODUCT), P.matmul: infix("@", PRODUCT),
-    P.remainder: infix("%", PRODUCT), P.power: infix("**", POWER, right_assoc=True),
-    P.negative: prefix("-"), P.positive: prefix("+"),
+    P.add: infix("+", SUM),
+    P.subtract: infix("-", SUM),
+    P.multiply: infix("*", PRODUCT),
+    P.divide: infix("/", PRODUCT),
+    P.matmul: infix("@", PRODUCT),
+    P.remainder: infix("%", PRODUCT),
+    P.power: infix("**", POWER, right_assoc=True),
+    P.negative: prefix("-"),
+    P.positive: prefix("+"),
     P.dot: method("dot"),
     P.sum_: method("sum", ["axis", "keepdims"], REDUCE),
     P.mean: method("mean", ["axis", "keepdims"], REDUCE),
@@ -183,45 +225,66 @@ SOURCE: dict[Primitive, Form] = {
     P.copy: method("copy"),
     P.identity: Form(lambda a, kw, lit: a[0], ATOM, ATOM),
     P.getitem: Form(lambda a, kw, lit: f"{a[0]}[{lit.index(kw['index'])}]", ATOM, (ATOM,)),
-    P.cumsum: call("numpy.cumsum", ["axis"]), P.cumprod: call("numpy.cumprod", ["axis"]),
-    P.norm: call("numpy.linalg.norm", ["ord", "axis", "keepdims"],
-                 {"ord": None, "axis": None, "keepdims": False}),
+    P.cumsum: call("numpy.cumsum", ["axis"]),
+    P.cumprod: call("numpy.cumprod", ["axis"]),
+    P.norm: call(
+        "numpy.linalg.norm",
+        ["ord", "axis", "keepdims"],
+        {"ord": None, "axis": None, "keepdims": False},
+    ),
     P.tensordot: call("numpy.tensordot", ["axes"]),
-    P.einsum: Form(lambda a, kw, lit: f"numpy.einsum({kw['subscripts']!r}, {', '.join(a)})",
-                   ATOM, 0),
+    P.einsum: Form(
+        lambda a, kw, lit: f"numpy.einsum({kw['subscripts']!r}, {', '.join(a)})", ATOM, 0
+    ),
     P.logabsdet: Form(lambda a, kw, lit: f"numpy.linalg.slogdet({a[0]})[1]", ATOM, 0),
     P.detsign: Form(lambda a, kw, lit: f"numpy.linalg.slogdet({a[0]})[0]", ATOM, 0),
     P.eighvals: Form(lambda a, kw, lit: f"numpy.linalg.eigh({a[0]})[0]", ATOM, 0),
     P.eigvecsh: Form(lambda a, kw, lit: f"numpy.linalg.eigh({a[0]})[1]", ATOM, 0),
-    P.trace: call("numpy.trace", ["offset", "axis1", "axis2"],
-                  {"offset": 0, "axis1": 0, "axis2": 1}),
-    P.diagonal: call("numpy.diagonal", ["offset", "axis1", "axis2"],
-                     {"offset": 0, "axis1": 0, "axis2": 1}),
+    P.trace: call(
+        "numpy.trace", ["offset", "axis1", "axis2"], {"offset": 0, "axis1": 0, "axis2": 1}
+    ),
+    P.diagonal: call(
+        "numpy.diagonal", ["offset", "axis1", "axis2"], {"offset": 0, "axis1": 0, "axis2": 1}
+    ),
     P.swapaxes: call("numpy.swapaxes", ["axis1", "axis2"], positional=("axis1", "axis2")),
-    P.moveaxis: call("numpy.moveaxis", ["source", "destination"],
-                     positional=("source", "destination")),
+    P.moveaxis: call(
+        "numpy.moveaxis", ["source", "destination"], positional=("source", "destination")
+    ),
     P.broadcast_to: call("numpy.broadcast_to", ["shape"], positional=("shape",)),
-    P.concatenate: Form(lambda a, kw, lit: f"numpy.concatenate([{', '.join(a)}], "
-                        f"axis={kw['axis']})", ATOM, 0),
-    P.stack: Form(lambda a, kw, lit: f"numpy.stack([{', '.join(a)}], axis={kw['axis']})",
-                  ATOM, 0),
+    P.concatenate: Form(
+        lambda a, kw, lit: f"numpy.concatenate([{', '.join(a)}], axis={kw['axis']})", ATOM, 0
+    ),
+    P.stack: Form(lambda a, kw, lit: f"numpy.stack([{', '.join(a)}], axis={kw['axis']})", ATOM, 0),
     P.flip: call("numpy.flip", ["axis"], {"axis": None}),
     P.roll: call("numpy.roll", ["shift", "axis"], {"axis": None}, positional=("shift",)),
     P.tile: call("numpy.tile", ["reps"], positional=("reps",)),
     P.repeat: call("numpy.repeat", ["repeats", "axis"], positional=("repeats",)),
-    P.pad: call("numpy.pad", ["pad_width", "constant_values"], {"constant_values": 0},
-                positional=("pad_width",)),
+    P.pad: call(
+        "numpy.pad",
+        ["pad_width", "constant_values"],
+        {"constant_values": 0},
+        positional=("pad_width",),
+    ),
     P.take: call("numpy.take", ["indices", "axis"], positional=("indices",)),
-    P.take_along_axis: call("numpy.take_along_axis", ["indices", "axis"],
-                            positional=("indices",)),
+    P.take_along_axis: call("numpy.take_along_axis", ["indices", "axis"], positional=("indices",)),
     P.sort: call("numpy.sort", ["axis", "kind"]),
-    P.triu: call("numpy.triu", ["k"], {"k": 0}), P.tril: call("numpy.tril", ["k"], {"k": 0}),
-    P.where: call("numpy.where"), P.clip: call("numpy.clip"),
-    P.sliding_window_view: call("numpy.lib.stride_tricks.sliding_window_view",
-                                ["window_shape", "axis"], positional=("window_shape",)),
-    P.sort_permute: Form(lambda a, kw, lit: (
-        f"numpy.take_along_axis({a[0]}, numpy.argsort({a[1]}, axis={kw['axis']}, "
-        f"kind='stable'), axis={kw['axis']})"), ATOM, 0),
+    P.triu: call("numpy.triu", ["k"], {"k": 0}),
+    P.tril: call("numpy.tril", ["k"], {"k": 0}),
+    P.where: call("numpy.where"),
+    P.clip: call("numpy.clip"),
+    P.sliding_window_view: call(
+        "numpy.lib.stride_tricks.sliding_window_view",
+        ["window_shape", "axis"],
+        positional=("window_shape",),
+    ),
+    P.sort_permute: Form(
+        lambda a, kw, lit: (
+            f"numpy.take_along_axis({a[0]}, numpy.argsort({a[1]}, axis={kw['axis']}, "
+            f"kind='stable'), axis={kw['axis']})"
+        ),
+        ATOM,
+        0,
+    ),
 }
 
 _TRANSPOSE_ALL = method("T")
@@ -236,11 +299,18 @@ def _transpose(a: list[str], kw: dict[str, Any], lit: Literals) -> str:
 
 SOURCE[P.transpose] = Form(_transpose, ATOM, (ATOM,))
 
-for _uf, _op in ((numpy.greater, ">"), (numpy.greater_equal, ">="), (numpy.less, "<"),
-                 (numpy.less_equal, "<="), (numpy.equal, "=="), (numpy.not_equal, "!=")):
+for _uf, _op in (
+    (numpy.greater, ">"),
+    (numpy.greater_equal, ">="),
+    (numpy.less, "<"),
+    (numpy.less_equal, "<="),
+    (numpy.equal, "=="),
+    (numpy.not_equal, "!="),
+):
     SOURCE[P.NONDIFF_UFUNCS[_uf]] = infix(_op, COMPARE)
 SOURCE[P.NONDIFF_UFUNCS[numpy.floor_divide]] = infix("//", PRODUCT)
 SOURCE[P.NONDIFF_UFUNCS[numpy.invert]] = prefix("~")
+
 
 def index_text(template: tuple[Any, ...], slots: list[str], lit: Literals) -> str:
     """An index with slots written as the names of the arrays that fill them."""
@@ -253,15 +323,17 @@ def index_text(template: tuple[Any, ...], slots: list[str], lit: Literals) -> st
     return ", ".join(parts) + ("," if len(parts) == 1 else "")
 
 
-SOURCE[P.gather] = Form(lambda a, kw, lit: f"{a[0]}[{index_text(kw['template'], a[1:], lit)}]",
-                        ATOM, (ATOM,))
+SOURCE[P.gather] = Form(
+    lambda a, kw, lit: f"{a[0]}[{index_text(kw['template'], a[1:], lit)}]", ATOM, (ATOM,)
+)
 
 # Values that need statements, not expressions: (name, args, kw, lit) -> lines.
 STATEMENTS: dict[Primitive, Callable[..., list[str]]] = {}
 
 
-def _scatter_lines(name: str, a: list[str], kw: dict[str, Any], lit: Literals,
-                   raw: list[Any]) -> list[str]:
+def _scatter_lines(
+    name: str, a: list[str], kw: dict[str, Any], lit: Literals, raw: list[Any]
+) -> list[str]:
     g, index, shape, unique = raw
     dtype = kw["__dtype__"]
     lines = [f"{name} = numpy.zeros({lit(tuple(shape))}, dtype=numpy.{dtype.name})"]
@@ -272,18 +344,24 @@ def _scatter_lines(name: str, a: list[str], kw: dict[str, Any], lit: Literals,
     return lines
 
 
-def _setitem_lines(name: str, a: list[str], kw: dict[str, Any], lit: Literals,
-                   raw: list[Any]) -> list[str]:
-    return [f"{name} = numpy.array({a[0]}, copy=True)",
-            f"{name}[{lit.index(kw['index'])}] = {a[1]}"]
+def _setitem_lines(
+    name: str, a: list[str], kw: dict[str, Any], lit: Literals, raw: list[Any]
+) -> list[str]:
+    return [
+        f"{name} = numpy.array({a[0]}, copy=True)",
+        f"{name}[{lit.index(kw['index'])}] = {a[1]}",
+    ]
 
 
-def _unsort_lines(name: str, a: list[str], kw: dict[str, Any], lit: Literals,
-                  raw: list[Any]) -> list[str]:
+def _unsort_lines(
+    name: str, a: list[str], kw: dict[str, Any], lit: Literals, raw: list[Any]
+) -> list[str]:
     ax = kw["axis"]
-    return [f"{name} = numpy.empty_like({a[0]})",
-            f"numpy.put_along_axis({name}, numpy.argsort({a[1]}, axis={ax}, kind='stable'), "
-            f"{a[0]}, axis={ax})"]
+    return [
+        f"{name} = numpy.empty_like({a[0]})",
+        f"numpy.put_along_axis({name}, numpy.argsort({a[1]}, axis={ax}, kind='stable'), "
+        f"{a[0]}, axis={ax})",
+    ]
 
 
 STATEMENTS[P.scatter_add] = _scatter_lines
@@ -291,11 +369,14 @@ STATEMENTS[P.sort_unpermute] = _unsort_lines
 STATEMENTS[P.setitem] = _setitem_lines
 
 
-def _scatter_dyn_lines(name: str, a: list[str], kw: dict[str, Any], lit: Literals,
-                       raw: list[Any]) -> list[str]:
+def _scatter_dyn_lines(
+    name: str, a: list[str], kw: dict[str, Any], lit: Literals, raw: list[Any]
+) -> list[str]:
     dtype = kw["__dtype__"]
-    return [f"{name} = numpy.zeros({lit(tuple(kw['shape']))}, dtype=numpy.{dtype.name})",
-            f"numpy.add.at({name}, ({index_text(kw['template'], a[1:], lit)}), {a[0]})"]
+    return [
+        f"{name} = numpy.zeros({lit(tuple(kw['shape']))}, dtype=numpy.{dtype.name})",
+        f"numpy.add.at({name}, ({index_text(kw['template'], a[1:], lit)}), {a[0]})",
+    ]
 
 
 STATEMENTS[P.scatter] = _scatter_dyn_lines
@@ -314,9 +395,15 @@ def source_form(prim: Primitive) -> Form:
 # ---------------------------------------------------------------------------------------------
 
 SYMBOLS = {
-    "times": ("⊙", r"\odot"), "matmul": ("·", r"\cdot"), "T": ("ᵀ", r"^{\top}"),
-    "ind": ("𝟙", r"\mathbb{1}"), "sum": ("Σ", r"\sum"), "minus": ("−", "-"),
-    "le": ("≤", r"\le"), "ge": ("≥", r"\ge"), "ne": ("≠", r"\ne"),
+    "times": ("⊙", r"\odot"),
+    "matmul": ("·", r"\cdot"),
+    "T": ("ᵀ", r"^{\top}"),
+    "ind": ("𝟙", r"\mathbb{1}"),
+    "sum": ("Σ", r"\sum"),
+    "minus": ("−", "-"),
+    "le": ("≤", r"\le"),
+    "ge": ("≥", r"\ge"),
+    "ne": ("≠", r"\ne"),
 }
 
 
@@ -324,8 +411,7 @@ def sym(key: str, latex: bool) -> str:
     return SYMBOLS[key][1 if latex else 0]
 
 
-def mform(fmt: Callable[[list[str], dict[str, Any], bool], str], prec: int, slots: Any = 0
-          ) -> Form:
+def mform(fmt: Callable[[list[str], dict[str, Any], bool], str], prec: int, slots: Any = 0) -> Form:
     return Form(fmt, prec, slots)
 
 
@@ -333,6 +419,7 @@ def _minfix(key_or_op: str, prec: int) -> Form:
     def fmt(a: list[str], kw: dict[str, Any], latex: bool) -> str:
         op = sym(key_or_op, latex) if key_or_op in SYMBOLS else key_or_op
         return f"{a[0]} {op} {a[1]}"
+
     return Form(fmt, prec, (prec, prec + 1))
 
 
@@ -340,6 +427,7 @@ def _mfun(name: str) -> Form:
     def fmt(a: list[str], kw: dict[str, Any], latex: bool) -> str:
         n = rf"\operatorname{{{name}}}" if latex else name
         return f"{n}({', '.join(a)})"
+
     return Form(fmt, ATOM, 0)
 
 
@@ -351,7 +439,7 @@ def _axis_text(kw: dict[str, Any]) -> str:
 def _msum(a: list[str], kw: dict[str, Any], latex: bool) -> str:
     ax = _axis_text(kw)
     if latex:
-        return (rf"\sum_{{\text{{{ax}}}}} {a[0]}" if ax else rf"\sum {a[0]}")
+        return rf"\sum_{{\text{{{ax}}}}} {a[0]}" if ax else rf"\sum {a[0]}"
     return f"Σ_{{{ax}}} {a[0]}" if ax else f"Σ {a[0]}"
 
 
@@ -359,6 +447,7 @@ def _mindicator(op: str) -> Form:
     def fmt(a: list[str], kw: dict[str, Any], latex: bool) -> str:
         o = sym(op, latex) if op in SYMBOLS else op
         return f"{sym('ind', latex)}[{a[0]} {o} {a[1]}]"
+
     return Form(fmt, ATOM, (COMPARE + 1, COMPARE + 1))
 
 
@@ -370,21 +459,34 @@ def _mtimes(a: list[str], kw: dict[str, Any], latex: bool) -> str:
 _NUMBER = re.compile(r"-?\d+(\.\d*)?(e-?\d+)?")
 
 MATH: dict[Primitive, Form] = {
-    P.add: _minfix("+", SUM), P.subtract: _minfix("minus", SUM),
-    P.multiply: Form(_mtimes, PRODUCT, (PRODUCT, PRODUCT + 1)), P.divide: _minfix("/", PRODUCT),
-    P.matmul: _minfix("matmul", PRODUCT), P.dot: _minfix("matmul", PRODUCT),
-    P.power: Form(lambda a, kw, latex: f"{a[0]}^{{{a[1]}}}" if latex else f"{a[0]}^{a[1]}",
-                  POWER, (POWER + 1, ATOM)),
+    P.add: _minfix("+", SUM),
+    P.subtract: _minfix("minus", SUM),
+    P.multiply: Form(_mtimes, PRODUCT, (PRODUCT, PRODUCT + 1)),
+    P.divide: _minfix("/", PRODUCT),
+    P.matmul: _minfix("matmul", PRODUCT),
+    P.dot: _minfix("matmul", PRODUCT),
+    P.power: Form(
+        lambda a, kw, latex: f"{a[0]}^{{{a[1]}}}" if latex else f"{a[0]}^{a[1]}",
+        POWER,
+        (POWER + 1, ATOM),
+    ),
     P.negative: Form(lambda a, kw, latex: f"{sym('minus', latex)}{a[0]}", UNARY, (UNARY,)),
     P.transpose: Form(lambda a, kw, latex: f"{a[0]}{sym('T', latex)}", ATOM, (ATOM,)),
     P.sum_: Form(_msum, SUM, (PRODUCT,)),
     P.broadcast_to: Form(lambda a, kw, latex: a[0], ATOM, (ATOM,)),
     P.reshape: Form(lambda a, kw, latex: a[0], ATOM, (ATOM,)),
     P.identity: Form(lambda a, kw, latex: a[0], ATOM, (ATOM,)),
-    P.maximum: _mfun("max"), P.minimum: _mfun("min"),
+    P.maximum: _mfun("max"),
+    P.minimum: _mfun("min"),
 }
-for _uf, _op in ((numpy.greater, ">"), (numpy.greater_equal, "ge"), (numpy.less, "<"),
-                 (numpy.less_equal, "le"), (numpy.equal, "="), (numpy.not_equal, "ne")):
+for _uf, _op in (
+    (numpy.greater, ">"),
+    (numpy.greater_equal, "ge"),
+    (numpy.less, "<"),
+    (numpy.less_equal, "le"),
+    (numpy.equal, "="),
+    (numpy.not_equal, "ne"),
+):
     MATH[P.NONDIFF_UFUNCS[_uf]] = _mindicator(_op)
 
 
@@ -403,6 +505,7 @@ def math_form(prim: Primitive) -> Form:
 # uses: they evaluate an argument that the code reads more than once only once (an expression
 # is first bound to the result's own name), and softmax/log_softmax reuse their exponentials.
 
+
 def _axis_arg(kw: dict[str, Any], lit: Literals) -> str:
     return "" if kw.get("axis") is None else f", axis={lit(kw['axis'])}"
 
@@ -413,8 +516,10 @@ def _keep_arg(kw: dict[str, Any]) -> str:
 
 def _lse_text(x: str, kw: dict[str, Any], lit: Literals) -> str:
     ax, keep = _axis_arg(kw, lit), _keep_arg(kw)
-    return (f"numpy.log(numpy.sum(numpy.exp({x} - numpy.nan_to_num(numpy.max({x}{ax}, "
-            f"keepdims=True))){ax}{keep})) + numpy.nan_to_num(numpy.max({x}{ax}{keep}))")
+    return (
+        f"numpy.log(numpy.sum(numpy.exp({x} - numpy.nan_to_num(numpy.max({x}{ax}, "
+        f"keepdims=True))){ax}{keep})) + numpy.nan_to_num(numpy.max({x}{ax}{keep}))"
+    )
 
 
 def _softmax_text(x: str, kw: dict[str, Any], lit: Literals) -> str:
@@ -435,14 +540,19 @@ def _xlogy_text(x: str, y: str) -> str:
 
 SOURCE[P.logsumexp] = Form(lambda a, kw, lit: _lse_text(a[0], kw, lit), SUM, (SUM + 1,))
 SOURCE[P.softmax] = Form(lambda a, kw, lit: _softmax_text(a[0], kw, lit), PRODUCT, (SUM + 1,))
-SOURCE[P.log_softmax] = Form(lambda a, kw, lit: _log_softmax_text(a[0], kw, lit), SUM,
-                             (SUM + 1,))
-SOURCE[P.sigmoid] = Form(lambda a, kw, lit: f"numpy.exp(-numpy.logaddexp(0, -{a[0]}))", ATOM,
-                         (POWER,))
+SOURCE[P.log_softmax] = Form(lambda a, kw, lit: _log_softmax_text(a[0], kw, lit), SUM, (SUM + 1,))
+SOURCE[P.sigmoid] = Form(
+    lambda a, kw, lit: f"numpy.exp(-numpy.logaddexp(0, -{a[0]}))", ATOM, (POWER,)
+)
 SOURCE[P.xlogy] = Form(lambda a, kw, lit: _xlogy_text(a[0], a[1]), ATOM, (PRODUCT + 1, 0))
-SOURCE[P.safe_norm] = Form(lambda a, kw, lit: (
-    f"numpy.hypot(numpy.hypot.reduce({a[0]}{_axis_arg(kw, lit)}{_keep_arg(kw)}), "
-    f"{lit(kw['eps'])})"), ATOM, 0)
+SOURCE[P.safe_norm] = Form(
+    lambda a, kw, lit: (
+        f"numpy.hypot(numpy.hypot.reduce({a[0]}{_axis_arg(kw, lit)}{_keep_arg(kw)}), "
+        f"{lit(kw['eps'])})"
+    ),
+    ATOM,
+    0,
+)
 
 # Texts that are cheap and safe to repeat: names, W[0], params['b'], x.T, numbers.
 _CHEAP = re.compile(r"-?[\w.]+(\[[\w'\" ,:.-]*\])*")
@@ -455,31 +565,38 @@ def _once(name: str, x: str) -> tuple[list[str], str]:
     return [f"{name} = {x}"], name
 
 
-def _lse_lines(name: str, a: list[str], kw: dict[str, Any], lit: Literals,
-               raw: list[Any]) -> list[str]:
+def _lse_lines(
+    name: str, a: list[str], kw: dict[str, Any], lit: Literals, raw: list[Any]
+) -> list[str]:
     bind, x = _once(name, a[0])
     return bind + [f"{name} = {_lse_text(x, kw, lit)}"]
 
 
-def _softmax_lines(name: str, a: list[str], kw: dict[str, Any], lit: Literals,
-                   raw: list[Any]) -> list[str]:
+def _softmax_lines(
+    name: str, a: list[str], kw: dict[str, Any], lit: Literals, raw: list[Any]
+) -> list[str]:
     bind, x = _once(name, a[0])
     ax = _axis_arg(kw, lit)
-    return bind + [f"{name} = numpy.exp({x} - numpy.max({x}{ax}, keepdims=True))",
-                   f"{name} = {name} / numpy.sum({name}{ax}, keepdims=True)"]
+    return bind + [
+        f"{name} = numpy.exp({x} - numpy.max({x}{ax}, keepdims=True))",
+        f"{name} = {name} / numpy.sum({name}{ax}, keepdims=True)",
+    ]
 
 
-def _log_softmax_lines(name: str, a: list[str], kw: dict[str, Any], lit: Literals,
-                       raw: list[Any]) -> list[str]:
+def _log_softmax_lines(
+    name: str, a: list[str], kw: dict[str, Any], lit: Literals, raw: list[Any]
+) -> list[str]:
     bind, x = _once(name, a[0])
     ax = _axis_arg(kw, lit)
-    return bind + [f"{name} = {x} - numpy.max({x}{ax}, keepdims=True)",
-                   f"{name} = {name} - numpy.log(numpy.sum(numpy.exp({name}){ax}, "
-                   "keepdims=True))"]
+    return bind + [
+        f"{name} = {x} - numpy.max({x}{ax}, keepdims=True)",
+        f"{name} = {name} - numpy.log(numpy.sum(numpy.exp({name}){ax}, keepdims=True))",
+    ]
 
 
-def _xlogy_lines(name: str, a: list[str], kw: dict[str, Any], lit: Literals,
-                 raw: list[Any]) -> list[str]:
+def _xlogy_lines(
+    name: str, a: list[str], kw: dict[str, Any], lit: Literals, raw: list[Any]
+) -> list[str]:
     bind, x = _once(name, a[0])
     return bind + [f"{name} = {_xlogy_text(x, a[1])}"]
 

@@ -28,18 +28,18 @@ class Recording:
     """A function's forward and backward pass, recorded for one set of input shapes."""
 
     fun_name: str
-    params: list[str]                    # the function's positional parameter names
-    treedefs: list[Any]                  # per positional argument (None: a static argument)
-    static: dict[int, Any]               # positional arguments kept as Python values
-    inputs: list[Tensor]                 # every traced array leaf, in argument order
-    input_names: list[str]               # "X", "W[0]", "params['b']"
-    input_arg: list[int]                 # which positional argument each input belongs to
-    wrt: list[int]                       # indices into ``inputs`` that are differentiated
-    output: Any                          # the function's result (a tensor, or a pytree)
-    names: dict[Node, str]               # every named node, inputs included
-    steps: list[Step]                    # the backward walk, newest node first
-    grads: list[Any]                     # d(output)/d(input) per ``wrt``, recorded tensors
-    summed_output: bool                  # a non-scalar output was summed before differentiating
+    params: list[str]  # the function's positional parameter names
+    treedefs: list[Any]  # per positional argument (None: a static argument)
+    static: dict[int, Any]  # positional arguments kept as Python values
+    inputs: list[Tensor]  # every traced array leaf, in argument order
+    input_names: list[str]  # "X", "W[0]", "params['b']"
+    input_arg: list[int]  # which positional argument each input belongs to
+    wrt: list[int]  # indices into ``inputs`` that are differentiated
+    output: Any  # the function's result (a tensor, or a pytree)
+    names: dict[Node, str]  # every named node, inputs included
+    steps: list[Step]  # the backward walk, newest node first
+    grads: list[Any]  # d(output)/d(input) per ``wrt``, recorded tensors
+    summed_output: bool  # a non-scalar output was summed before differentiating
 
 
 def _is_array(x: Any) -> bool:
@@ -59,7 +59,7 @@ def _capture_locals(fun: Callable[..., Any]) -> tuple[Callable[..., Any], dict[s
 
     def run(*args: Any, **kwargs: Any) -> Any:
         previous = sys.getprofile()
-        if previous is not None:        # a profiler is running: keep it, name values t1, t2...
+        if previous is not None:  # a profiler is running: keep it, name values t1, t2...
             return fun(*args, **kwargs)
 
         def profiler(frame: Any, event: str, arg: Any) -> None:
@@ -75,9 +75,14 @@ def _capture_locals(fun: Callable[..., Any]) -> tuple[Callable[..., Any], dict[s
     return run, captured
 
 
-def record(fun: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any] | None = None,
-           wrt: Any = None, backward: bool = True, static_argnums: tuple[int, ...] = ()
-           ) -> Recording:
+def record(
+    fun: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any] | None = None,
+    wrt: Any = None,
+    backward: bool = True,
+    static_argnums: tuple[int, ...] = (),
+) -> Recording:
     """Run ``fun(*args, **kwargs)`` once on tensors, recording forward and backward passes.
 
     ``wrt`` selects the differentiated arguments by parameter name or position (default: every
@@ -104,8 +109,7 @@ def record(fun: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any
         traced = []
         for v, path in zip(leaves, leaf_paths(a)):
             data = numpy.asarray(v._data if isinstance(v, Tensor) else v)
-            differentiate = backward and data.dtype.kind == "f" and (
-                wanted is None or i in wanted)
+            differentiate = backward and data.dtype.kind == "f" and (wanted is None or i in wanted)
             t = _leaf(data, differentiate)
             if differentiate:
                 wrt_idx.append(len(inputs))
@@ -117,8 +121,10 @@ def record(fun: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any
     if wanted is not None:
         missing = wanted - {input_arg[j] for j in wrt_idx}
         if missing:
-            raise TypeError(f"wrt names {sorted(params[m] for m in missing)}, which are not "
-                            "floating-point array arguments of the function")
+            raise TypeError(
+                f"wrt names {sorted(params[m] for m in missing)}, which are not "
+                "floating-point array arguments of the function"
+            )
     names: dict[Node, str] = {t: n for t, n in zip(inputs, input_names)}
     run, captured = _capture_locals(fun)
     with tracing(), enable_grad():
@@ -130,9 +136,11 @@ def record(fun: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any
         summed = False
         if backward and wrt_idx:
             if not isinstance(output, Tensor):
-                raise TypeError(f"{getattr(fun, '__name__', 'the function')} must return one "
-                                "array to be differentiated; it returned "
-                                f"{type(output).__name__}")
+                raise TypeError(
+                    f"{getattr(fun, '__name__', 'the function')} must return one "
+                    "array to be differentiated; it returned "
+                    f"{type(output).__name__}"
+                )
             root = output
             if output._data.size != 1:
                 root, summed = output.sum(), True
@@ -140,8 +148,21 @@ def record(fun: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any
             targets = [inputs[j] for j in wrt_idx]
             found = backward_pass(root, seed, targets, create_graph=True, log=steps)
             grads = [found.get(t) for t in targets]
-    return Recording(getattr(fun, "__name__", "function"), params, treedefs, static, inputs,
-                     input_names, input_arg, wrt_idx, output, names, steps, grads, summed)
+    return Recording(
+        getattr(fun, "__name__", "function"),
+        params,
+        treedefs,
+        static,
+        inputs,
+        input_names,
+        input_arg,
+        wrt_idx,
+        output,
+        names,
+        steps,
+        grads,
+        summed,
+    )
 
 
 def _wanted(wrt: Any, params: list[str]) -> set[int] | None:
@@ -155,8 +176,9 @@ def _wanted(wrt: Any, params: list[str]) -> set[int] | None:
         elif w in params:
             out.add(params.index(w))
         else:
-            raise TypeError(f"wrt={w!r} is not a parameter of the function (it has "
-                            f"{', '.join(params)})")
+            raise TypeError(
+                f"wrt={w!r} is not a parameter of the function (it has {', '.join(params)})"
+            )
     return out
 
 
@@ -171,6 +193,7 @@ def _name_locals(captured: dict[str, Any], names: dict[Node, str]) -> None:
 
 def _name_explicit(output: Any, names: dict[Node, str]) -> None:
     from chainrule.engine.graph import ancestors
+
     roots = [v for v in flatten(output)[0] if isinstance(v, Tensor)]
     for node in ancestors(roots):
         if node._name:

@@ -18,9 +18,10 @@ from typing import Any
 import numpy
 
 from chainrule.engine import primitives as P
-from .ir import CONST, INPUT, Program, Value, build, optimize
 from chainrule.engine.pytree import flatten, unflatten
 from chainrule.engine.tensor import Tensor
+
+from .ir import CONST, INPUT, Program, Value, build, optimize
 from .trace import record
 
 __all__ = ["vmap"]
@@ -66,24 +67,27 @@ def vmap(fun: Callable[..., Any], in_axes: Any = 0, out_axes: int = 0) -> Callab
                 if size is None:
                     size = arr.shape[0]
                 elif arr.shape[0] != size:
-                    raise ValueError(f"vmap: batch sizes differ: {size} and {arr.shape[0]} "
-                                     f"(argument {i})")
+                    raise ValueError(
+                        f"vmap: batch sizes differ: {size} and {arr.shape[0]} (argument {i})"
+                    )
                 moved.append(arr)
             batched_args.append(moved)
             examples.append(unflatten(td, [m[0] for m in moved]))
             flags.append([True] * len(moved))
         if size is None:
             raise ValueError("vmap: no argument is mapped (every in_axes is None)")
-        key = tuple((tuple(numpy.shape(v)) if _is_array(v) else ("static", repr(v)), f)
-                    for ex, fl in zip(examples, flags) for v, f in zip(flatten(ex)[0], fl))
+        key = tuple(
+            (tuple(numpy.shape(v)) if _is_array(v) else ("static", repr(v)), f)
+            for ex, fl in zip(examples, flags)
+            for v, f in zip(flatten(ex)[0], fl)
+        )
         if key not in cache:
             rec = record(fun, tuple(examples), backward=False)
             leaves, tree = flatten(rec.output)
             cache[key] = (optimize(build(rec, outputs=leaves)), (tree, rec))
         prog, (tree, rec) = cache[key]
         env: dict[int, tuple[Any, bool]] = {}
-        values = iter(v for i, vs in enumerate(batched_args) if i not in rec.static
-                      for v in vs)
+        values = iter(v for i, vs in enumerate(batched_args) if i not in rec.static for v in vs)
         value_flags = iter(f for i, fs in enumerate(flags) if i not in rec.static for f in fs)
         for inp in prog.inputs:
             env[inp.id] = (_plain(next(values)), next(value_flags))
@@ -140,6 +144,7 @@ def _run(v: Value, env: dict[int, tuple[Any, bool]], size: int) -> tuple[Any, bo
 # Batching rules: the batch axis is always axis 0 of a batched value
 # ---------------------------------------------------------------------------------------------
 
+
 def _ex_ndim(x: Any, batched: bool) -> int:
     return numpy.ndim(x) - (1 if batched else 0)
 
@@ -157,17 +162,21 @@ def _full(x: Any, batched: bool, size: int) -> Any:
     return x if batched else numpy.broadcast_to(x, (size,) + x.shape)
 
 
-def _elementwise(prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any],
-                 size: int) -> Any:
+def _elementwise(
+    prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any], size: int
+) -> Any:
     rank = max((_ex_ndim(x, b) for x, b in zip(vals, flags) if x is not None), default=0)
-    return prim.fun(*(_align(x, b, rank, size) if x is not None else x
-                      for x, b in zip(vals, flags)), **kw)
+    return prim.fun(
+        *(_align(x, b, rank, size) if x is not None else x for x, b in zip(vals, flags)), **kw
+    )
 
 
-def _loop(prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any],
-          size: int) -> Any:
-    return numpy.stack([prim.fun(*(x[i] if b else x for x, b in zip(vals, flags)), **kw)
-                        for i in range(size)])
+def _loop(
+    prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any], size: int
+) -> Any:
+    return numpy.stack(
+        [prim.fun(*(x[i] if b else x for x, b in zip(vals, flags)), **kw) for i in range(size)]
+    )
 
 
 def _shift(axis: Any, ndim: int) -> Any:
@@ -180,18 +189,21 @@ def _shift(axis: Any, ndim: int) -> Any:
 
 
 def _axis_rule(*names: str) -> Callable[..., Any]:
-    def rule(prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any],
-             size: int) -> Any:
+    def rule(
+        prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any], size: int
+    ) -> Any:
         nd = _ex_ndim(vals[0], flags[0])
         for n in names:
             if n in kw:
                 kw[n] = _shift(kw[n], nd)
         return prim.fun(*(_full(x, b, size) for x, b in zip(vals, flags)), **kw)
+
     return rule
 
 
-def _reduction(prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any],
-               size: int) -> Any:
+def _reduction(
+    prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any], size: int
+) -> Any:
     nd = _ex_ndim(vals[0], True)
     kw["axis"] = _shift(kw.get("axis"), nd) if nd else ()
     if kw["axis"] == ():
@@ -199,24 +211,28 @@ def _reduction(prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[s
     return prim.fun(vals[0], **kw)
 
 
-def _reshape(prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any],
-             size: int) -> Any:
+def _reshape(
+    prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any], size: int
+) -> Any:
     return numpy.reshape(vals[0], (size,) + tuple(kw["shape"]))
 
 
-def _broadcast(prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any],
-               size: int) -> Any:
+def _broadcast(
+    prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any], size: int
+) -> Any:
     shape = tuple(kw["shape"])
     return numpy.broadcast_to(_align(vals[0], True, len(shape), size), (size,) + shape)
 
 
-def _transpose(prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any],
-               size: int) -> Any:
+def _transpose(
+    prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any], size: int
+) -> Any:
     return numpy.transpose(vals[0], (0,) + tuple(a + 1 for a in kw["axes"]))
 
 
-def _moveaxis(prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any],
-              size: int) -> Any:
+def _moveaxis(
+    prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any], size: int
+) -> Any:
     nd = _ex_ndim(vals[0], True)
     src, dst = kw["source"], kw["destination"]
     return numpy.moveaxis(vals[0], _shift(src, nd), _shift(dst, nd))
@@ -226,19 +242,22 @@ def _index_prefix(index: Any) -> Any:
     return (slice(None),) + (index if isinstance(index, tuple) else (index,))
 
 
-def _getitem(prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any],
-             size: int) -> Any:
+def _getitem(
+    prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any], size: int
+) -> Any:
     return vals[0][_index_prefix(kw["index"])]
 
 
-def _scatter(prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any],
-             size: int) -> Any:
+def _scatter(
+    prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any], size: int
+) -> Any:
     g, index, shape, unique = vals
     return P._scatter_add(numpy.asarray(g), _index_prefix(index), (size,) + tuple(shape), unique)
 
 
-def _setitem(prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any],
-             size: int) -> Any:
+def _setitem(
+    prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any], size: int
+) -> Any:
     x, v = vals
     out = numpy.array(_full(x, flags[0], size), copy=True)
     index = _index_prefix(kw["index"])
@@ -247,19 +266,23 @@ def _setitem(prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str
     return out
 
 
-def _joined(prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any],
-            size: int) -> Any:
+def _joined(
+    prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any], size: int
+) -> Any:
     return prim.fun(*(_full(x, b, size) for x, b in zip(vals, flags)), axis=kw["axis"] + 1)
 
 
-def _pad(prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any],
-         size: int) -> Any:
-    return numpy.pad(vals[0], ((0, 0),) + tuple(kw["pad_width"]),
-                     constant_values=kw["constant_values"])
+def _pad(
+    prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any], size: int
+) -> Any:
+    return numpy.pad(
+        vals[0], ((0, 0),) + tuple(kw["pad_width"]), constant_values=kw["constant_values"]
+    )
 
 
-def _tile(prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any],
-          size: int) -> Any:
+def _tile(
+    prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any], size: int
+) -> Any:
     x = vals[0]
     reps = tuple(kw["reps"])
     d = _ex_ndim(x, True)
@@ -267,8 +290,9 @@ def _tile(prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, A
     return numpy.tile(x, (1,) + (1,) * max(0, d - len(reps)) + reps)
 
 
-def _roll(prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any],
-          size: int) -> Any:
+def _roll(
+    prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any], size: int
+) -> Any:
     x = vals[0]
     if kw["axis"] is None:
         flat = numpy.roll(x.reshape(size, -1), kw["shift"], axis=1)
@@ -305,25 +329,26 @@ def _product_spec(prim: P.Primitive, shapes: list[tuple[int, ...]], kw: dict[str
                 a_ax, b_ax = (na - 1,), (max(nb - 2, 0),)
         letters = _letters(na + nb, "")
         a = list(letters[:na])
-        bl = list(letters[na:na + nb])
+        bl = list(letters[na : na + nb])
         for i, j in zip(a_ax, b_ax):
             bl[j] = a[i]
-        out = [c for i, c in enumerate(a) if i not in a_ax] + \
-              [c for j, c in enumerate(bl) if j not in b_ax]
+        out = [c for i, c in enumerate(a) if i not in a_ax] + [
+            c for j, c in enumerate(bl) if j not in b_ax
+        ]
         return "".join(a) + "," + "".join(bl) + "->" + "".join(out)
     raise AssertionError(f"no product spec for {prim.name}")  # pragma: no cover
 
 
-def _product(prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any],
-             size: int) -> Any:
+def _product(
+    prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any], size: int
+) -> Any:
     shapes = [tuple(numpy.shape(x)[1:] if b else numpy.shape(x)) for x, b in zip(vals, flags)]
     if prim is P.matmul:
         return _matmul(vals, flags, shapes, size)
     return _einsum_batched(_product_spec(prim, shapes, kw), list(vals), list(flags))
 
 
-def _matmul(vals: list[Any], flags: list[bool], shapes: list[tuple[int, ...]],
-            size: int) -> Any:
+def _matmul(vals: list[Any], flags: list[bool], shapes: list[tuple[int, ...]], size: int) -> Any:
     a, b = vals
     fa, fb = flags
     sa, sb = shapes
@@ -345,47 +370,55 @@ def _matmul(vals: list[Any], flags: list[bool], shapes: list[tuple[int, ...]],
     return out
 
 
-def _outer(prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any],
-           size: int) -> Any:
+def _outer(
+    prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any], size: int
+) -> Any:
     a, b = (_full(x, f, size).reshape(size, -1) for x, f in zip(vals, flags))
     return a[:, :, None] * b[:, None, :]
 
 
-def _vdot(prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any],
-          size: int) -> Any:
+def _vdot(
+    prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any], size: int
+) -> Any:
     a, b = (_full(x, f, size).reshape(size, -1) for x, f in zip(vals, flags))
     return numpy.einsum("zi,zi->z", a, b)
 
 
-def _sort_pair(prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any],
-               size: int) -> Any:
+def _sort_pair(
+    prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any], size: int
+) -> Any:
     v, x = (_full(x, f, size) for x, f in zip(vals, flags))
     return prim.fun(v, x, axis=_shift(kw["axis"], numpy.ndim(v) - 1))
 
 
-def _take_along(prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any],
-                size: int) -> Any:
+def _take_along(
+    prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any], size: int
+) -> Any:
     idx = numpy.asarray(kw["indices"])
     nd = _ex_ndim(vals[0], True)
-    return numpy.take_along_axis(vals[0], numpy.broadcast_to(idx, (size,) + idx.shape),
-                                 axis=_shift(kw["axis"], nd))
+    return numpy.take_along_axis(
+        vals[0], numpy.broadcast_to(idx, (size,) + idx.shape), axis=_shift(kw["axis"], nd)
+    )
 
 
-def _take(prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any],
-          size: int) -> Any:
+def _take(
+    prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any], size: int
+) -> Any:
     return numpy.take(vals[0], kw["indices"], axis=_shift(kw["axis"], _ex_ndim(vals[0], True)))
 
 
-def _diag_like(prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any],
-               size: int) -> Any:
+def _diag_like(
+    prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any], size: int
+) -> Any:
     nd = _ex_ndim(vals[0], True)
     kw["axis1"] = _shift(kw["axis1"], nd)
     kw["axis2"] = _shift(kw["axis2"], nd)
     return prim.fun(vals[0], **kw)
 
 
-def _argfun(prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any],
-            size: int) -> Any:
+def _argfun(
+    prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any], size: int
+) -> Any:
     x = vals[0]
     if kw.get("axis") is None and prim.fun in (numpy.argmax, numpy.argmin):
         return prim.fun(x.reshape(size, -1), axis=1)
@@ -393,33 +426,37 @@ def _argfun(prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str,
     return prim.fun(x, **kw)
 
 
-def _gather(prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any],
-            size: int) -> Any:
-    if any(flags[1:]):                  # per-example index arrays: one gather per example
+def _gather(
+    prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any], size: int
+) -> Any:
+    if any(flags[1:]):  # per-example index arrays: one gather per example
         return _loop(prim, vals, flags, kw, size)
     return vals[0][_index_prefix(P.fill_index(kw["template"], tuple(vals[1:])))]
 
 
-def _scatter_dyn(prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any],
-                 size: int) -> Any:
+def _scatter_dyn(
+    prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any], size: int
+) -> Any:
     if any(flags[1:]):
         return _loop(prim, vals, flags, kw, size)
     index = _index_prefix(P.fill_index(kw["template"], tuple(vals[1:])))
     return P._scatter_add(numpy.asarray(vals[0]), index, (size,) + tuple(kw["shape"]), False)
 
 
-def _stacked(prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any],
-             size: int) -> Any:
+def _stacked(
+    prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any], size: int
+) -> Any:
     """numpy.linalg functions of one stack of matrices: the batch is one more stack axis."""
     return prim.fun(vals[0], **kw)
 
 
-def _solve(prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any],
-           size: int) -> Any:
+def _solve(
+    prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any], size: int
+) -> Any:
     a, b = (numpy.asarray(v) for v in vals)
     fa, fb = flags
-    ra = _ex_ndim(a, fa) - 2                     # stack axes of one example's a
-    if _ex_ndim(b, fb) == 1:                     # one example's b is a vector: a column
+    ra = _ex_ndim(a, fa) - 2  # stack axes of one example's a
+    if _ex_ndim(b, fb) == 1:  # one example's b is a vector: a column
         b = b.reshape((size,) + (1,) * ra + (b.shape[-1], 1)) if fb else b[:, None]
         a = _align(a, fa, ra + 2, size)
         return numpy.linalg.solve(a, b)[..., 0]
@@ -429,35 +466,72 @@ def _solve(prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, 
 
 _ELEMENTWISE = {P.where, P.clip, P.astype, P.copy, P.identity, P.sigmoid, P.xlogy}
 _RULES: dict[P.Primitive, Callable[..., Any]] = {
-    P.sum_: _reduction, P.mean: _reduction, P.prod: _reduction, P.amax: _reduction,
-    P.amin: _reduction, P.var: _reduction, P.std: _reduction, P.norm: _reduction,
-    P.cumsum: _axis_rule("axis"), P.cumprod: _axis_rule("axis"), P.flip: _axis_rule("axis"),
-    P.sort: _axis_rule("axis"), P.repeat: _axis_rule("axis"),
+    P.sum_: _reduction,
+    P.mean: _reduction,
+    P.prod: _reduction,
+    P.amax: _reduction,
+    P.amin: _reduction,
+    P.var: _reduction,
+    P.std: _reduction,
+    P.norm: _reduction,
+    P.cumsum: _axis_rule("axis"),
+    P.cumprod: _axis_rule("axis"),
+    P.flip: _axis_rule("axis"),
+    P.sort: _axis_rule("axis"),
+    P.repeat: _axis_rule("axis"),
     P.swapaxes: _axis_rule("axis1", "axis2"),
     P.sliding_window_view: _axis_rule("axis"),
     P.triu: lambda prim, vals, flags, kw, size: prim.fun(vals[0], **kw),
     P.tril: lambda prim, vals, flags, kw, size: prim.fun(vals[0], **kw),
-    P.reshape: _reshape, P.broadcast_to: _broadcast, P.transpose: _transpose,
-    P.moveaxis: _moveaxis, P.getitem: _getitem, P.scatter_add: _scatter, P.setitem: _setitem,
-    P.concatenate: _joined, P.stack: _joined, P.pad: _pad, P.tile: _tile, P.roll: _roll,
-    P.dot: _product, P.tensordot: _product, P.inner: _product, P.einsum: _product,
-    P.matmul: _product, P.outer: _outer, P.vdot: _vdot,
-    P.sort_permute: _sort_pair, P.sort_unpermute: _sort_pair,
-    P.take_along_axis: _take_along, P.take: _take, P.trace: _diag_like,
-    P.diagonal: _diag_like, P.gather: _gather, P.scatter: _scatter_dyn,
-    P.inv: _stacked, P.cholesky: _stacked, P.eigvalsh: _stacked, P.eighvals: _stacked,
-    P.eigvecsh: _stacked, P.det: _stacked, P.logabsdet: _stacked,
-    P.detsign: _stacked, P.solve: _solve,
+    P.reshape: _reshape,
+    P.broadcast_to: _broadcast,
+    P.transpose: _transpose,
+    P.moveaxis: _moveaxis,
+    P.getitem: _getitem,
+    P.scatter_add: _scatter,
+    P.setitem: _setitem,
+    P.concatenate: _joined,
+    P.stack: _joined,
+    P.pad: _pad,
+    P.tile: _tile,
+    P.roll: _roll,
+    P.dot: _product,
+    P.tensordot: _product,
+    P.inner: _product,
+    P.einsum: _product,
+    P.matmul: _product,
+    P.outer: _outer,
+    P.vdot: _vdot,
+    P.sort_permute: _sort_pair,
+    P.sort_unpermute: _sort_pair,
+    P.take_along_axis: _take_along,
+    P.take: _take,
+    P.trace: _diag_like,
+    P.diagonal: _diag_like,
+    P.gather: _gather,
+    P.scatter: _scatter_dyn,
+    P.inv: _stacked,
+    P.cholesky: _stacked,
+    P.eigvalsh: _stacked,
+    P.eighvals: _stacked,
+    P.eigvecsh: _stacked,
+    P.det: _stacked,
+    P.logabsdet: _stacked,
+    P.detsign: _stacked,
+    P.solve: _solve,
     # chainrule.functions: reductions and normalisations along example axes
-    P.logsumexp: _axis_rule("axis"), P.softmax: _axis_rule("axis"),
-    P.log_softmax: _axis_rule("axis"), P.safe_norm: _axis_rule("axis"),
+    P.logsumexp: _axis_rule("axis"),
+    P.softmax: _axis_rule("axis"),
+    P.log_softmax: _axis_rule("axis"),
+    P.safe_norm: _axis_rule("axis"),
 }
 for _f in (numpy.argmax, numpy.argmin, numpy.argsort):
     _RULES[P.NONDIFF_FUNCTIONS[_f]] = _argfun
 
 
-def _logical_reduction(prim: P.Primitive, vals: list[Any], flags: list[bool],
-                       kw: dict[str, Any], size: int) -> Any:
+def _logical_reduction(
+    prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any], size: int
+) -> Any:
     """numpy.all / numpy.any with the axis given by keyword (as chainrule's own code calls
     them); any other spelling runs example by example."""
     if len(vals) != 1 or set(kw) - {"axis", "keepdims"}:

@@ -17,10 +17,11 @@ from typing import Any
 
 import numpy
 
-from .explain import Explanation
 from chainrule.engine.gradcheck import _finite_difference
 from chainrule.engine.pytree import flatten
 from chainrule.program.trace import record
+
+from .explain import Explanation
 
 __all__ = ["check_backward", "BackwardCheck", "ParameterCheck"]
 
@@ -32,8 +33,8 @@ class ParameterCheck:
     name: str
     correct: bool
     diagnosis: str
-    derivation: str                 # chainrule's line for this gradient
-    theirs: str | None              # their line, when their backward function was given
+    derivation: str  # chainrule's line for this gradient
+    theirs: str | None  # their line, when their backward function was given
     max_error: float
 
     def __str__(self) -> str:
@@ -63,20 +64,33 @@ class BackwardCheck:
         return [p.name for p in self.parameters if not p.correct]
 
     def __str__(self) -> str:
-        lines = ["check_backward: " + ("all gradients are correct" if self.passed else
-                                       f"{len(self.wrong)} of {len(self.parameters)} "
-                                       "gradients are wrong")]
+        lines = [
+            "check_backward: "
+            + (
+                "all gradients are correct"
+                if self.passed
+                else f"{len(self.wrong)} of {len(self.parameters)} gradients are wrong"
+            )
+        ]
         lines += ["  " + str(p).replace("\n", "\n  ") for p in self.parameters]
         if not self.passed:
             first = self.wrong[0]
-            lines.append(f"  Going backward from the output, d{first} is the first wrong "
-                         "gradient: look there first; later ones may only inherit its error.")
+            lines.append(
+                f"  Going backward from the output, d{first} is the first wrong "
+                "gradient: look there first; later ones may only inherit its error."
+            )
         return "\n".join(lines)
 
 
-def check_backward(fun: Callable[..., Any], args: Any, their_grads: Any, *,
-                   backward: Callable[..., Any] | None = None, rtol: float = 1e-6,
-                   atol: float = 1e-9) -> BackwardCheck:
+def check_backward(
+    fun: Callable[..., Any],
+    args: Any,
+    their_grads: Any,
+    *,
+    backward: Callable[..., Any] | None = None,
+    rtol: float = 1e-6,
+    atol: float = 1e-9,
+) -> BackwardCheck:
     """Check gradients derived by hand against chainrule's and finite differences.
 
     Parameters
@@ -110,8 +124,10 @@ def check_backward(fun: Callable[..., Any], args: Any, their_grads: Any, *,
     theirs = _normalise(their_grads, params)
     wrt = [p for p in params if p in theirs]
     if not wrt:
-        raise TypeError(f"check_backward: none of the given gradients {sorted(theirs)} names "
-                        f"a parameter of the function ({', '.join(params)})")
+        raise TypeError(
+            f"check_backward: none of the given gradients {sorted(theirs)} names "
+            f"a parameter of the function ({', '.join(params)})"
+        )
     ex = Explanation(record(fun, args, {}, wrt=wrt))
     rec = ex.recording
     order = _backward_order(ex)
@@ -121,20 +137,30 @@ def check_backward(fun: Callable[..., Any], args: Any, their_grads: Any, *,
         name = rec.input_names[j]
         argnum = rec.input_arg[j]
         ours = numpy.asarray(g._data) if g is not None else numpy.zeros_like(rec.inputs[j]._data)
-        numeric = _finite_difference(lambda *a: fun(*a), [numpy.asarray(a, dtype=float)
-                                                          if _is_float(a) else a for a in args],
-                                     argnum, 0, 1e-6)
-        if not numpy.allclose(ours, numeric, rtol=1e-4, atol=1e-6):   # pragma: no cover
-            raise AssertionError(f"chainrule's own gradient for {name} disagrees with finite "
-                                 "differences; please report this as a bug")
+        numeric = _finite_difference(
+            lambda *a: fun(*a),
+            [numpy.asarray(a, dtype=float) if _is_float(a) else a for a in args],
+            argnum,
+            0,
+            1e-6,
+        )
+        if not numpy.allclose(ours, numeric, rtol=1e-4, atol=1e-6):  # pragma: no cover
+            raise AssertionError(
+                f"chainrule's own gradient for {name} disagrees with finite "
+                "differences; please report this as a bug"
+            )
         given = numpy.asarray(theirs[name], dtype=float)
         ok = given.shape == ours.shape and numpy.allclose(given, ours, rtol=rtol, atol=atol)
-        err = float(numpy.max(numpy.abs(given - ours))) if given.shape == ours.shape else \
-            float("inf")
+        err = (
+            float(numpy.max(numpy.abs(given - ours))) if given.shape == ours.shape else float("inf")
+        )
         differentiated = {rec.input_arg[k] for k in rec.wrt}
         diagnosis = "" if ok else _diagnose(given, ours, args, differentiated)
-        results.append(ParameterCheck(name, ok, diagnosis, _our_line(ex, name),
-                                      their_lines.get(name.lower()), err))
+        results.append(
+            ParameterCheck(
+                name, ok, diagnosis, _our_line(ex, name), their_lines.get(name.lower()), err
+            )
+        )
     results.sort(key=lambda r: order.get(r.name, 0))
     return BackwardCheck(results, ex)
 
@@ -151,8 +177,10 @@ def _normalise(grads: Any, params: list[str]) -> dict[str, Any]:
             if key not in params and key[:1] in "dD" and key[1:] in params:
                 key = key[1:]
             if key not in params:
-                raise TypeError(f"check_backward: gradient {k!r} does not name a parameter "
-                                f"of the function ({', '.join(params)})")
+                raise TypeError(
+                    f"check_backward: gradient {k!r} does not name a parameter "
+                    f"of the function ({', '.join(params)})"
+                )
             out[key] = v
         return out
     return dict(zip(params, grads))
@@ -194,28 +222,41 @@ def _their_lines(backward: Callable[..., Any]) -> dict[str, str]:
     return found
 
 
-def _diagnose(theirs: numpy.ndarray, ours: numpy.ndarray, args: tuple[Any, ...],
-              differentiated: set[int]) -> str:
+def _diagnose(
+    theirs: numpy.ndarray, ours: numpy.ndarray, args: tuple[Any, ...], differentiated: set[int]
+) -> str:
     close = lambda a, b: a.shape == b.shape and numpy.allclose(a, b, rtol=1e-6, atol=1e-9)  # noqa: E731,E501
     batch = _batch_size([a for i, a in enumerate(args) if i not in differentiated])
     if theirs.shape != ours.shape:
         if theirs.T.shape == ours.shape and close(theirs.T, ours):
-            return ("transposed: this is the transpose of the gradient (e.g. dZ.T @ A "
-                    "instead of A.T @ dZ); the gradient has the parameter's shape "
-                    f"{ours.shape}")
+            return (
+                "transposed: this is the transpose of the gradient (e.g. dZ.T @ A "
+                "instead of A.T @ dZ); the gradient has the parameter's shape "
+                f"{ours.shape}"
+            )
         if theirs.ndim == ours.ndim + 1 and close(theirs.sum(axis=0), ours):
-            return (f"not summed over the batch: shape {theirs.shape} instead of "
-                    f"{ours.shape}. A bias is added to every row, so its gradient is the sum "
-                    "of the rows' gradients (.sum(axis=0))")
+            return (
+                f"not summed over the batch: shape {theirs.shape} instead of "
+                f"{ours.shape}. A bias is added to every row, so its gradient is the sum "
+                "of the rows' gradients (.sum(axis=0))"
+            )
         if theirs.ndim == ours.ndim + 1 and close(theirs.mean(axis=0), ours):
-            return (f"not reduced over the batch: shape {theirs.shape} instead of "
-                    f"{ours.shape}, and the right reduction here is the mean of the rows")
-        return f"wrong shape {theirs.shape}: the parameter (and its gradient) has shape " \
-               f"{ours.shape}"
-    if ours.ndim == 2 and ours.shape[0] == ours.shape[1] and close(theirs.T, ours) \
-            and not close(theirs, ours):
-        return ("transposed: this is the transpose of the gradient (e.g. dZ.T @ A instead "
-                "of A.T @ dZ)")
+            return (
+                f"not reduced over the batch: shape {theirs.shape} instead of "
+                f"{ours.shape}, and the right reduction here is the mean of the rows"
+            )
+        return (
+            f"wrong shape {theirs.shape}: the parameter (and its gradient) has shape {ours.shape}"
+        )
+    if (
+        ours.ndim == 2
+        and ours.shape[0] == ours.shape[1]
+        and close(theirs.T, ours)
+        and not close(theirs, ours)
+    ):
+        return (
+            "transposed: this is the transpose of the gradient (e.g. dZ.T @ A instead of A.T @ dZ)"
+        )
     if close(-theirs, ours):
         return "wrong sign: this is minus the gradient"
     denom = float(numpy.vdot(ours, ours))
@@ -223,26 +264,38 @@ def _diagnose(theirs: numpy.ndarray, ours: numpy.ndarray, args: tuple[Any, ...],
         c = float(numpy.vdot(theirs, ours)) / denom
         if abs(c) > 1e-12 and close(theirs, c * ours):
             if batch and numpy.isclose(c, batch):
-                return (f"{batch} times too large: a missing 1/N (N = {batch} samples). The "
-                        "error is a mean, so dE/dY = 2 * (Y - T) / Y.size")
+                return (
+                    f"{batch} times too large: a missing 1/N (N = {batch} samples). The "
+                    "error is a mean, so dE/dY = 2 * (Y - T) / Y.size"
+                )
             if batch and numpy.isclose(c, 1 / batch):
-                return (f"{batch} times too small: divided by N = {batch} once too often "
-                        "(a bias gradient is summed over the batch, not averaged, when dY "
-                        "already carries 1/N)")
+                return (
+                    f"{batch} times too small: divided by N = {batch} once too often "
+                    "(a bias gradient is summed over the batch, not averaged, when dY "
+                    "already carries 1/N)"
+                )
             return f"off by a constant factor of {c:.6g}"
-    zero_ours, zero_theirs = numpy.isclose(ours, 0, atol=1e-12), numpy.isclose(theirs, 0,
-                                                                               atol=1e-12)
+    zero_ours, zero_theirs = (
+        numpy.isclose(ours, 0, atol=1e-12),
+        numpy.isclose(theirs, 0, atol=1e-12),
+    )
     if (zero_ours != zero_theirs).any():
         flipped = numpy.mean((zero_ours != zero_theirs)[~(zero_ours & zero_theirs)])
         if flipped > 0.5:
-            return ("ReLU mask on the wrong side: your gradient is non-zero where it should "
-                    "be zero and the other way round (use (Z > 0), the derivative of "
-                    "max(0, Z), and the pre-activation Z of the same layer)")
-        return ("the pattern of zeros differs: check the ReLU masks (which Z, which side "
-                "of 0) in this layer or the ones after it")
-    return ("differs from the chain rule (max error "
-            f"{float(numpy.max(numpy.abs(theirs - ours))):.3g}); an earlier step may be "
-            "wrong")
+            return (
+                "ReLU mask on the wrong side: your gradient is non-zero where it should "
+                "be zero and the other way round (use (Z > 0), the derivative of "
+                "max(0, Z), and the pre-activation Z of the same layer)"
+            )
+        return (
+            "the pattern of zeros differs: check the ReLU masks (which Z, which side "
+            "of 0) in this layer or the ones after it"
+        )
+    return (
+        "differs from the chain rule (max error "
+        f"{float(numpy.max(numpy.abs(theirs - ours))):.3g}); an earlier step may be "
+        "wrong"
+    )
 
 
 def _batch_size(args: list[Any]) -> int | None:

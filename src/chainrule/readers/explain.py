@@ -14,11 +14,11 @@ from typing import Any
 import numpy
 
 from chainrule.engine import primitives as P
-from chainrule.program.codegen import Line, Writer, identifier
 from chainrule.engine.graph import Node
+from chainrule.engine.tensor import Tensor
+from chainrule.program.codegen import Line, Writer, identifier
 from chainrule.program.ir import CONST, INPUT, Program, Value, build, cse, dce, prettify, simplify
 from chainrule.program.notation import Literals
-from chainrule.engine.tensor import Tensor
 from chainrule.program.trace import Recording, record
 
 __all__ = ["explain", "Explanation"]
@@ -78,8 +78,9 @@ class Explanation:
     @property
     def output_name(self) -> str:
         rec = self.recording
-        fallback = rec.fun_name if rec.fun_name.isidentifier() and rec.fun_name != "<lambda>" \
-            else "out"
+        fallback = (
+            rec.fun_name if rec.fun_name.isidentifier() and rec.fun_name != "<lambda>" else "out"
+        )
         if fallback in rec.names.values():
             fallback = "out"
         return rec.names.get(rec.output, fallback) if isinstance(rec.output, Node) else fallback
@@ -126,19 +127,36 @@ class Explanation:
 
     def __str__(self) -> str:
         rec = self.recording
-        width = max([len(c) for c, _ in self._shaped(self.lines, "forward")
-                     + self._shaped(self.lines, "backward")] + [20]) + 2
+        width = (
+            max(
+                [
+                    len(c)
+                    for c, _ in self._shaped(self.lines, "forward")
+                    + self._shaped(self.lines, "backward")
+                ]
+                + [20]
+            )
+            + 2
+        )
         wrt = ", ".join(rec.input_names[j] for j in rec.wrt)
         head = [f"{rec.fun_name}: d{self.output_name}/d({wrt})"]
-        head.append("inputs: " + ", ".join(
-            f"{n} {tuple(numpy.shape(t._data))} {t._data.dtype}"
-            for n, t in zip(rec.input_names, rec.inputs)))
+        head.append(
+            "inputs: "
+            + ", ".join(
+                f"{n} {tuple(numpy.shape(t._data))} {t._data.dtype}"
+                for n, t in zip(rec.input_names, rec.inputs)
+            )
+        )
         out = head + ["", "Forward pass"]
-        out += [f"  {c:<{width}}# {s}" if s else f"  {c}" for c, s in
-                self._shaped(self.lines, "forward")]
+        out += [
+            f"  {c:<{width}}# {s}" if s else f"  {c}"
+            for c, s in self._shaped(self.lines, "forward")
+        ]
         out += ["", f"Backward pass (the chain rule, from {self.output_name} back to the inputs)"]
-        out += [f"  {c:<{width}}# {s}" if s else f"  {c}" for c, s in
-                self._shaped(self.lines, "backward")]
+        out += [
+            f"  {c:<{width}}# {s}" if s else f"  {c}"
+            for c, s in self._shaped(self.lines, "backward")
+        ]
         if self.notes:
             out += ["", "Notes"] + [f"  - {n}" for n in self.notes]
         return "\n".join(out)
@@ -157,48 +175,58 @@ class Explanation:
                 adjoint_of[id(v)] = step.node
             for _, a, raw, fin in step.terms:
                 contributions.setdefault(a, []).append((step.node, raw, fin))
-        lines = [f"Why each backward line holds (∂ means the derivative of {self.output_name})",
-                 ""]
+        lines = [f"Why each backward line holds (∂ means the derivative of {self.output_name})", ""]
         for ln in self.lines:
             if ln.phase != "backward":
                 continue
             node = adjoint_of.get(id(ln.value))
-            lines.append(f"{ln.code[-1] if len(ln.code) == 1 else '; '.join(ln.code)}"
-                         f"   # {tuple(ln.value.shape)}")
+            lines.append(
+                f"{ln.code[-1] if len(ln.code) == 1 else '; '.join(ln.code)}"
+                f"   # {tuple(ln.value.shape)}"
+            )
             if node is not None and node is not rec.output:
                 for consumer, raw, fin in contributions.get(node, []):
-                    lines.extend("    " + t for t in self._term(rec.names[node], consumer,
-                                                                 raw, fin, ln.value))
+                    lines.extend(
+                        "    " + t
+                        for t in self._term(rec.names[node], consumer, raw, fin, ln.value)
+                    )
             lines.append("")
         lines += [f"Note: {n}" for n in self.notes]
         return "\n".join(lines).rstrip() + "\n"
 
-    def _term(self, name: str, consumer: Node, raw: Any, fin: Any, line_value: Value
-              ) -> list[str]:
+    def _term(self, name: str, consumer: Node, raw: Any, fin: Any, line_value: Value) -> list[str]:
         rec = self.recording
         out = self.output_name
         cv = self._by_node.get(consumer)
         cname = rec.names.get(consumer)
-        cexpr = self.writer.expr(cv, "math")[0] if cv is not None and cv.prim is not None \
-            else "?"
+        cexpr = self.writer.expr(cv, "math")[0] if cv is not None and cv.prim is not None else "?"
         label = cname if cname else f"({cexpr})"
-        text = [f"∂{out}/∂{name} ∋ ∂{out}/∂{label} · ∂{label}/∂{name}"
-                + (f",  {cname} = {cexpr}" if cname else "")]
+        text = [
+            f"∂{out}/∂{name} ∋ ∂{out}/∂{label} · ∂{label}/∂{name}"
+            + (f",  {cname} = {cexpr}" if cname else "")
+        ]
         rv = self._node_value(raw) if isinstance(raw, Node) else None
         if isinstance(rv, Value):
-            shown = (self.writer.expr(rv, "math")[0] if rv.prim is not None and (
-                rv is line_value or not self.writer.is_statement(rv))
-                else self.writer.ref(rv, "math")[0])
+            shown = (
+                self.writer.expr(rv, "math")[0]
+                if rv.prim is not None and (rv is line_value or not self.writer.is_statement(rv))
+                else self.writer.ref(rv, "math")[0]
+            )
             text.append(f"    = {shown}")
         if tuple(numpy.shape(raw._data if isinstance(raw, Tensor) else raw)) != tuple(
-                numpy.shape(fin._data if isinstance(fin, Tensor) else fin)):
-            text.append(f"    then summed back to {name}'s shape "
-                        f"{tuple(numpy.shape(fin._data))}: {name} was broadcast to "
-                        f"{tuple(numpy.shape(raw._data))} in {label}")
+            numpy.shape(fin._data if isinstance(fin, Tensor) else fin)
+        ):
+            text.append(
+                f"    then summed back to {name}'s shape "
+                f"{tuple(numpy.shape(fin._data))}: {name} was broadcast to "
+                f"{tuple(numpy.shape(raw._data))} in {label}"
+            )
         prim = consumer._prim
         if prim in (P.maximum, P.minimum, P.fmax, P.fmin):
-            text.append(f"    kink convention: at a tie the gradient goes to the first argument, "
-                        f"so maximum(0, {name}) passes nothing where {name} == 0 (PyTorch's ReLU)")
+            text.append(
+                f"    kink convention: at a tie the gradient goes to the first argument, "
+                f"so maximum(0, {name}) passes nothing where {name} == 0 (PyTorch's ReLU)"
+            )
         elif prim in (P.absolute, P.fabs):
             text.append(f"    |x| has derivative sign(x), taken as 0 at {name} == 0")
         return text
@@ -219,9 +247,11 @@ class Explanation:
         self.writer.lit = Literals(hoist=hoist)
         try:
             body_lines = [c for ln in self.lines for c in ln.code]
-            tail = [f"{n} = {self._value_text(v)}"
-                    for n, v in zip(self.grad_names, self.program.outputs[1:])
-                    if self._value_text(v) != n]
+            tail = [
+                f"{n} = {self._value_text(v)}"
+                for n, v in zip(self.grad_names, self.program.outputs[1:])
+                if self._value_text(v) != n
+            ]
             out_text = self._value_text(self.program.outputs[0])
         finally:
             self.writer.lit = Literals()
@@ -231,31 +261,62 @@ class Explanation:
         checks = []
         for n, t in zip(rec.input_names, rec.inputs):
             shape, dtype = tuple(numpy.shape(t._data)), numpy.asarray(t._data).dtype
-            checks.append(f"    assert numpy.shape({n}) == {shape} and numpy.asarray({n}).dtype "
-                          f"== numpy.{dtype.name}, \\\n        \"{n}: this code was derived for "
-                          f"shape {shape} {dtype.name}; derive it again for other inputs\"")
+            checks.append(
+                f"    assert numpy.shape({n}) == {shape} and numpy.asarray({n}).dtype "
+                f'== numpy.{dtype.name}, \\\n        "{n}: this code was derived for '
+                f'shape {shape} {dtype.name}; derive it again for other inputs"'
+            )
         grads = ", ".join(f"{rec.input_names[j]!r}: {g}" for j, g in zip(rec.wrt, self.grad_names))
-        doc = (f'    """Value of {rec.fun_name} and its gradients, written out by chainrule.\n\n'
-               "    Derived for the shapes and dtypes asserted below and for the path Python's\n"
-               "    control flow took on the recorded inputs.\n    \"\"\"")
-        custom = sorted({v.prim.name for v in self.program.values
-                         if v.prim is not None and v.prim.custom})
-        needs = [f"# needs your own function{'s' if len(custom) > 1 else ''} "
-                 f"{', '.join(custom)} (chainrule.primitive) in scope", ""] if custom else []
-        src = ["import numpy", ""] + needs + hoisted + ([""] if hoisted else []) + [
-            "", f"def {name}({', '.join(params)}):", doc] + checks + [
-            f"    {c}" for c in body_lines + tail] + [
-            f"    return {out_text}, {{{grads}}}", ""]
+        doc = (
+            f'    """Value of {rec.fun_name} and its gradients, written out by chainrule.\n\n'
+            "    Derived for the shapes and dtypes asserted below and for the path Python's\n"
+            '    control flow took on the recorded inputs.\n    """'
+        )
+        custom = sorted(
+            {v.prim.name for v in self.program.values if v.prim is not None and v.prim.custom}
+        )
+        needs = (
+            [
+                f"# needs your own function{'s' if len(custom) > 1 else ''} "
+                f"{', '.join(custom)} (chainrule.primitive) in scope",
+                "",
+            ]
+            if custom
+            else []
+        )
+        src = (
+            ["import numpy", ""]
+            + needs
+            + hoisted
+            + ([""] if hoisted else [])
+            + ["", f"def {name}({', '.join(params)}):", doc]
+            + checks
+            + [f"    {c}" for c in body_lines + tail]
+            + [f"    return {out_text}, {{{grads}}}", ""]
+        )
         return "\n".join(src)
 
     def to_markdown(self) -> str:
         """Forward and backward passes as Markdown (code blocks and notes)."""
         fwd = "\n".join(c for c, _ in self._shaped(self.lines, "forward"))
-        bwd = "\n".join(f"{c:<40}# {s}" if s else c
-                        for c, s in self._shaped(self.lines, "backward"))
-        parts = [f"**{self.recording.fun_name}**: gradients of `{self.output_name}`",
-                 "", "Forward pass", "", "```python", fwd, "```", "",
-                 "Backward pass (chain rule)", "", "```python", bwd, "```"]
+        bwd = "\n".join(
+            f"{c:<40}# {s}" if s else c for c, s in self._shaped(self.lines, "backward")
+        )
+        parts = [
+            f"**{self.recording.fun_name}**: gradients of `{self.output_name}`",
+            "",
+            "Forward pass",
+            "",
+            "```python",
+            fwd,
+            "```",
+            "",
+            "Backward pass (chain rule)",
+            "",
+            "```python",
+            bwd,
+            "```",
+        ]
         if self.notes:
             parts += [""] + [f"- {n}" for n in self.notes]
         return "\n".join(parts) + "\n"
@@ -303,6 +364,7 @@ def _data(rec: Recording, name: str) -> Any:
 
 def _latex_name(name: str) -> str:
     import re
+
     m = re.fullmatch(r"(d?)([A-Za-z]+)_?(\d*)", name)
     if not m:
         return r"\mathit{" + name.replace("_", r"\_") + "}"
@@ -313,9 +375,16 @@ def _latex_name(name: str) -> str:
 
 def _latex_names(text: str, ex: Explanation) -> str:
     import re
-    return re.sub(r"\b(d?[A-Za-z]+_?\d*)\b", lambda m: _latex_name(m.group(1))
-                  if m.group(1) in set(ex.writer.names.values()) | set(ex.writer.refs.values())
-                  else m.group(1), text)
+
+    return re.sub(
+        r"\b(d?[A-Za-z]+_?\d*)\b",
+        lambda m: (
+            _latex_name(m.group(1))
+            if m.group(1) in set(ex.writer.names.values()) | set(ex.writer.refs.values())
+            else m.group(1)
+        ),
+        text,
+    )
 
 
 def _grad_name(input_name: str) -> str:
@@ -347,9 +416,11 @@ def _named_program(rec: Recording) -> tuple[Program, dict[Node, Value]]:
 
 def _notes(ex: Explanation) -> list[str]:
     rec = ex.recording
-    notes = ["Recorded for these inputs: Python control flow (if/for on values) followed the "
-             "path they took; the exported code asserts the shapes and dtypes it was derived "
-             "for."]
+    notes = [
+        "Recorded for these inputs: Python control flow (if/for on values) followed the "
+        "path they took; the exported code asserts the shapes and dtypes it was derived "
+        "for."
+    ]
     if rec.summed_output:
         notes.append(f"{ex.output_name} is not a scalar: the backward pass is that of its sum.")
     for node in (v.node for v in ex.program.values if v.node is not None):
@@ -368,27 +439,39 @@ def _mean_note(ex: Explanation, node: Node) -> list[str]:
     n, rows = int(numpy.size(x)), int(numpy.shape(x)[0])
     k = n // max(rows, 1)
     rec = ex.recording
-    batch = next((name for name, t in zip(rec.input_names, rec.inputs)
-                  if numpy.ndim(t._data) >= 1 and numpy.shape(t._data)[0] == rows), None)
+    batch = next(
+        (
+            name
+            for name, t in zip(rec.input_names, rec.inputs)
+            if numpy.ndim(t._data) >= 1 and numpy.shape(t._data)[0] == rows
+        ),
+        None,
+    )
     length = f"len({batch})" if batch else "len(...)"
     v = ex._by_node.get(arg)
     size = ex.writer.size(_SizeOf(n, v)) if v is not None else str(n)
     what = ex.recording.names.get(node, "the result")
-    text = (f"{what} averages over all {n} elements of an array of shape {tuple(x.shape)}, "
-            f"so its gradient carries 1/{size} (e.g. dY = 2 * (Y - T) / Y.size for a "
-            f"squared error). ")
+    text = (
+        f"{what} averages over all {n} elements of an array of shape {tuple(x.shape)}, "
+        f"so its gradient carries 1/{size} (e.g. dY = 2 * (Y - T) / Y.size for a "
+        f"squared error). "
+    )
     if k == 1:
-        text += (f"Here 1/{size} equals 1/{length} = 1/{rows} only because each row has one "
-                 f"element (one output column); with k columns, dividing by {length} alone "
-                 "would make every gradient k times too large.")
+        text += (
+            f"Here 1/{size} equals 1/{length} = 1/{rows} only because each row has one "
+            f"element (one output column); with k columns, dividing by {length} alone "
+            "would make every gradient k times too large."
+        )
     else:
-        text += (f"Dividing by {length} = {rows} alone would make every gradient {k} times "
-                 "too large.")
+        text += (
+            f"Dividing by {length} = {rows} alone would make every gradient {k} times too large."
+        )
     return [text]
 
 
 def _SizeOf(n: int, v: Any) -> Any:
     from chainrule.engine.rules import Size
+
     return Size(n, v, None)
 
 
@@ -399,25 +482,34 @@ def _kink_notes(node: Node, rec: Recording) -> list[str]:
     name = rec.names.get(node, prim.name)
     vals = node._vals
     if prim in (P.maximum, P.minimum, P.fmax, P.fmin):
-        ties = numpy.argwhere(numpy.broadcast_to(numpy.asarray(vals[0]) == numpy.asarray(vals[1]),
-                                                 numpy.shape(node._data)))
+        ties = numpy.argwhere(
+            numpy.broadcast_to(
+                numpy.asarray(vals[0]) == numpy.asarray(vals[1]), numpy.shape(node._data)
+            )
+        )
         if len(ties):
             where = ", ".join(str(tuple(int(i) for i in t)) for t in ties[:5])
-            return [f"{name} = {prim.name}(...) is exactly at its kink (a tie) at {where}: the "
-                    "gradient there went to the first argument (for ReLU maximum(0, Z): 0)."]
+            return [
+                f"{name} = {prim.name}(...) is exactly at its kink (a tie) at {where}: the "
+                "gradient there went to the first argument (for ReLU maximum(0, Z): 0)."
+            ]
     if prim in (P.absolute, P.fabs):
         zeros = numpy.argwhere(numpy.asarray(vals[0]) == 0)
         if len(zeros):
-            return [f"{name} = abs(...) has an input exactly 0 at "
-                    f"{', '.join(str(tuple(int(i) for i in t)) for t in zeros[:5])}: "
-                    "its gradient there is taken as 0."]
+            return [
+                f"{name} = abs(...) has an input exactly 0 at "
+                f"{', '.join(str(tuple(int(i) for i in t)) for t in zeros[:5])}: "
+                "its gradient there is taken as 0."
+            ]
     if prim in (P.amax, P.amin):
         x = numpy.asarray(vals[0])
         hit = x == prim.fun(x, axis=node._kw.get("axis"), keepdims=True)
         counts = hit.sum(axis=node._kw.get("axis"))
         if numpy.any(counts > 1):
-            return [f"{name} = {prim.name}(...) has tied extreme values: the gradient is shared "
-                    "equally among them."]
+            return [
+                f"{name} = {prim.name}(...) has tied extreme values: the gradient is shared "
+                "equally among them."
+            ]
     if prim is P.clip:
         x, lo, hi = (numpy.asarray(v) if v is not None else None for v in vals)
         on = numpy.zeros(x.shape, bool)
@@ -426,9 +518,8 @@ def _kink_notes(node: Node, rec: Recording) -> list[str]:
         if hi is not None:
             on |= x == hi
         if on.any():
-            return [f"{name} = clip(...) has inputs exactly on a bound: the gradient passes "
-                    "there (bounds included, as PyTorch's clamp)."]
+            return [
+                f"{name} = clip(...) has inputs exactly on a bound: the gradient passes "
+                "there (bounds included, as PyTorch's clamp)."
+            ]
     return []
-
-
-

@@ -28,14 +28,15 @@ from typing import Any
 
 import numpy
 
-from . import numba_backend
 from chainrule.engine import primitives as P
-from chainrule.program.ir import Program, Value, build, optimize
-from chainrule.program.notation import Literals
-from .numpy_backend import FastWriter, aliases_input
 from chainrule.engine.pytree import flatten
 from chainrule.engine.tensor import Tensor, _state
+from chainrule.program.ir import Program, Value, build, optimize
+from chainrule.program.notation import Literals
 from chainrule.program.trace import record
+
+from . import numba_backend
+from .numpy_backend import FastWriter, aliases_input
 
 __all__ = ["jit", "Compiled", "JitFallbackWarning", "AUTO_NUMBA_MAX_FLOPS"]
 
@@ -78,15 +79,22 @@ class Compiled:
     ``backend`` is the backend that runs it ("numpy" or "numba"); ``fallback`` says why a
     requested Numba compilation fell back to NumPy (None when it did not)."""
 
-    def __init__(self, source: str, fun: Callable[..., Any], out_tree: Any,
-                 n_ops: int, backend: str = "numpy", fallback: str | None = None) -> None:
+    def __init__(
+        self,
+        source: str,
+        fun: Callable[..., Any],
+        out_tree: Any,
+        n_ops: int,
+        backend: str = "numpy",
+        fallback: str | None = None,
+    ) -> None:
         self.source = source
         self.fun = fun
         self.out_tree = out_tree
         self.n_ops = n_ops
         self.backend = backend
         self.fallback = fallback
-        self.raw: Callable[..., Any] | None = None   # numba: the kernel call without checks
+        self.raw: Callable[..., Any] | None = None  # numba: the kernel call without checks
 
     def __repr__(self) -> str:
         what = "Numba kernel" if self.backend == "numba" else "straight-line NumPy"
@@ -102,12 +110,15 @@ def _leaf_key(x: Any) -> Any:
         return ((), x.dtype.str)
     if isinstance(x, (bool, int, float, complex, str)) or x is None:
         return ("static", type(x).__name__, x)
-    raise TypeError(f"jit: cannot use an argument of type {type(x).__name__}; pass arrays, "
-                    "numbers, or nested lists/tuples/dicts of them (or mark it static)")
+    raise TypeError(
+        f"jit: cannot use an argument of type {type(x).__name__}; pass arrays, "
+        "numbers, or nested lists/tuples/dicts of them (or mark it static)"
+    )
 
 
-def jit(fun: Callable[..., Any], static_argnums: int | tuple[int, ...] = (),
-        backend: str = "numpy") -> Callable[..., Any]:
+def jit(
+    fun: Callable[..., Any], static_argnums: int | tuple[int, ...] = (), backend: str = "numpy"
+) -> Callable[..., Any]:
     """Compile ``fun`` (plain NumPy code, or ``grad``/``value_and_grad`` of it) per signature.
 
     Arrays are traced; Python numbers and the arguments in ``static_argnums`` are constants of
@@ -131,13 +142,14 @@ def jit(fun: Callable[..., Any], static_argnums: int | tuple[int, ...] = (),
     (3,)
     """
     if backend not in BACKENDS:
-        raise ValueError(f"jit: backend must be one of {', '.join(map(repr, BACKENDS))}, "
-                         f"not {backend!r}")
+        raise ValueError(
+            f"jit: backend must be one of {', '.join(map(repr, BACKENDS))}, not {backend!r}"
+        )
     if backend == "numba":
-        numba_backend.require()             # says how to install it
+        numba_backend.require()  # says how to install it
     statics = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
     cache: dict[Any, Compiled] = {}
-    warned: set[str] = set()               # fallback reasons already reported
+    warned: set[str] = set()  # fallback reasons already reported
 
     def signature(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         parts = []
@@ -148,11 +160,17 @@ def jit(fun: Callable[..., Any], static_argnums: int | tuple[int, ...] = (),
             leaves, td = flatten(a)
             arrays = [isinstance(v, (numpy.ndarray, numpy.generic, Tensor)) for v in leaves]
             if any(arrays) and not all(arrays):
-                raise TypeError(f"jit: argument {i} mixes arrays with Python values; make them "
-                                "all arrays, or list the argument in static_argnums")
+                raise TypeError(
+                    f"jit: argument {i} mixes arrays with Python values; make them "
+                    "all arrays, or list the argument in static_argnums"
+                )
             parts.append((repr(td), tuple(_leaf_key(v) for v in leaves)))
-        kw = tuple(sorted((k, repr(flatten(v)[1]), tuple(_leaf_key(x) for x in flatten(v)[0]))
-                          for k, v in kwargs.items()))
+        kw = tuple(
+            sorted(
+                (k, repr(flatten(v)[1]), tuple(_leaf_key(x) for x in flatten(v)[0]))
+                for k, v in kwargs.items()
+            )
+        )
         return tuple(parts), kw
 
     # All arguments plain arrays: a cheaper key.  Shapes select the entry (the ndarray getters
@@ -188,8 +206,12 @@ def jit(fun: Callable[..., Any], static_argnums: int | tuple[int, ...] = (),
                 guard[0] = entry.raw
                 return entry.fun(*args)
         entry = _entry(args, kwargs)
-        flat = [_plain(v) for i, a in enumerate(args) if i not in statics
-                and _traced(a) for v in flatten(a)[0]]
+        flat = [
+            _plain(v)
+            for i, a in enumerate(args)
+            if i not in statics and _traced(a)
+            for v in flatten(a)[0]
+        ]
         return entry.fun(*flat)
 
     def _entry(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Compiled:
@@ -232,12 +254,14 @@ def _plain(v: Any) -> Any:
 
 def _traced(a: Any) -> bool:
     leaves = flatten(a)[0]
-    return bool(leaves) and all(isinstance(v, (numpy.ndarray, numpy.generic, Tensor))
-                                for v in leaves)
+    return bool(leaves) and all(
+        isinstance(v, (numpy.ndarray, numpy.generic, Tensor)) for v in leaves
+    )
 
 
-def _trace(fun: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-           statics: tuple[int, ...]) -> tuple[Program, Any]:
+def _trace(
+    fun: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], statics: tuple[int, ...]
+) -> tuple[Program, Any]:
     """Record ``fun`` on ``args`` and run the exact passes: the program every backend writes."""
     previous = _state.strict
     _state.strict = True
@@ -297,19 +321,31 @@ def matmul_flops(prog: Program) -> float:
     return total
 
 
-def _compile(fun: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-             statics: tuple[int, ...], backend: str = "numpy",
-             warned: set[str] | None = None) -> Compiled:
+def _compile(
+    fun: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    statics: tuple[int, ...],
+    backend: str = "numpy",
+    warned: set[str] | None = None,
+) -> Compiled:
     prog, out_tree = _trace(fun, args, kwargs, statics)
     label = _label(fun)
     want = backend
     if backend == "auto":
-        want = "numba" if (numba_backend.available()
-                           and matmul_flops(prog) <= AUTO_NUMBA_MAX_FLOPS) else "numpy"
+        want = (
+            "numba"
+            if (numba_backend.available() and matmul_flops(prog) <= AUTO_NUMBA_MAX_FLOPS)
+            else "numpy"
+        )
     reason = None
     if want == "numba":
-        flat = [_plain(v) for i, a in enumerate(args) if i not in statics
-                and _traced(a) for v in flatten(a)[0]]
+        flat = [
+            _plain(v)
+            for i, a in enumerate(args)
+            if i not in statics and _traced(a)
+            for v in flatten(a)[0]
+        ]
         compiled, reason, op = _compile_numba(prog, out_tree, label, flat)
         if compiled is not None:
             return compiled
@@ -324,37 +360,50 @@ def _compile(fun: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, A
                     f"chainrule.jit(backend={backend!r}): {reason}; "
                     f"{getattr(fun, '__name__', 'the function')} runs on the NumPy backend "
                     "for this signature (shown once per function and operation)",
-                    JitFallbackWarning, stacklevel=4)
+                    JitFallbackWarning,
+                    stacklevel=4,
+                )
     return _compile_numpy(prog, out_tree, label, reason)
 
 
-def _compile_numba(prog: Program, out_tree: Any, label: str, flat: list[Any]
-                   ) -> tuple[Compiled | None, str | None, str | None]:
+def _compile_numba(
+    prog: Program, out_tree: Any, label: str, flat: list[Any]
+) -> tuple[Compiled | None, str | None, str | None]:
     """The Numba kernel for ``prog``, or (None, why not, which operation)."""
     try:
         gen = numba_backend.generate(prog, label)
     except numba_backend.Unsupported as e:
         return None, f"Numba cannot compile `{e.op}` ({e.reason})", e.op
-    errors = numba_backend.compile_errors()         # imports numba
+    errors = numba_backend.compile_errors()  # imports numba
     try:
         with numba_backend.quiet():
-            raw = numba_backend.build(gen, [tuple(v.shape) for v in prog.inputs],
-                                      lambda leaves, ns: _tree_text(out_tree, leaves, ns))
+            raw = numba_backend.build(
+                gen,
+                [tuple(v.shape) for v in prog.inputs],
+                lambda leaves, ns: _tree_text(out_tree, leaves, ns),
+            )
             run = numba_backend.safe(raw)
-            run(*flat)                     # compile now (or load from the disk cache)
+            run(*flat)  # compile now (or load from the disk cache)
         # One specialisation only: other dtypes or layouts must not compile silently (this
         # code was written for these dtypes); ``run`` copies odd layouts into this one.
         raw.kernel.disable_compile()  # type: ignore[attr-defined]
     except errors as e:
-        return None, ("Numba failed to compile the generated program ("
-                      f"{numba_backend.describe_failure(e, gen.source)})"), "compile"
+        return (
+            None,
+            (
+                "Numba failed to compile the generated program ("
+                f"{numba_backend.describe_failure(e, gen.source)})"
+            ),
+            "compile",
+        )
     compiled = Compiled(gen.source, run, out_tree, len(prog.ops()), "numba")
     compiled.raw = raw
     return compiled, None, None
 
 
-def _compile_numpy(prog: Program, out_tree: Any, label: str,
-                   fallback: str | None = None) -> Compiled:
+def _compile_numpy(
+    prog: Program, out_tree: Any, label: str, fallback: str | None = None
+) -> Compiled:
     consts: dict[str, Any] = {}
 
     def hoist(a: numpy.ndarray) -> str:
@@ -371,12 +420,14 @@ def _compile_numpy(prog: Program, out_tree: Any, label: str,
     for o in prog.outputs:
         text = writer.ref(o)[0]
         # an output must not be (a view of) the caller's array or a cached constant
-        outs.append(f"numpy.array({text})" if isinstance(o, Value) and aliases_input(o)
-                    else text)
+        outs.append(f"numpy.array({text})" if isinstance(o, Value) and aliases_input(o) else text)
     name = label
     namespace: dict[str, Any] = {"numpy": numpy, **consts}
-    src = "\n".join([f"def {name}({', '.join(params)}):"] + [f"    {c}" for c in body]
-                    + [f"    return {_tree_text(out_tree, outs, namespace)}", ""])
+    src = "\n".join(
+        [f"def {name}({', '.join(params)}):"]
+        + [f"    {c}" for c in body]
+        + [f"    return {_tree_text(out_tree, outs, namespace)}", ""]
+    )
     for v in prog.values:
         if v.prim is not None and v.prim.custom:
             namespace[v.prim.name] = v.prim.fun

@@ -46,13 +46,21 @@ from typing import Any
 import numpy
 
 from chainrule.engine import primitives as P
+from chainrule.engine.rules import Size
 from chainrule.program.codegen import Writer
 from chainrule.program.ir import CONST, INPUT, Program, Value
 from chainrule.program.notation import ATOM, COMPARE, POWER, PRODUCT, SUM, UNARY, Literals
-from chainrule.engine.rules import Size
 
-__all__ = ["Unsupported", "ShapeMismatch", "available", "require", "cache_dir", "generate", "build",
-           "INSTALL_HINT"]
+__all__ = [
+    "Unsupported",
+    "ShapeMismatch",
+    "available",
+    "require",
+    "cache_dir",
+    "generate",
+    "build",
+    "INSTALL_HINT",
+]
 
 INSTALL_HINT = 'pip install "chainrule[fast]"'
 
@@ -103,7 +111,8 @@ def require() -> Any:
         raise ImportError(
             "chainrule.jit(backend='numba') needs Numba, which is an optional extra: "
             f"{INSTALL_HINT}  (or use backend='numpy', or backend='auto', which uses Numba "
-            "only when it is installed)") from e
+            "only when it is installed)"
+        ) from e
     return numba
 
 
@@ -367,12 +376,12 @@ def _wrap_index(i, n):
 }
 
 
-
 # ---------------------------------------------------------------------------------------------
 # Which NumPy ufuncs Numba implements (numba docs, "Supported NumPy features": ufuncs)
 # ---------------------------------------------------------------------------------------------
 
-NUMBA_UFUNCS = frozenset("""
+NUMBA_UFUNCS = frozenset(
+    """
 add subtract multiply divide true_divide logaddexp logaddexp2 floor_divide negative positive
 power float_power remainder mod fmod absolute fabs rint sign conjugate exp exp2 log log2 log10
 expm1 log1p sqrt square cbrt reciprocal sin cos tan arcsin arccos arctan arctan2 hypot sinh cosh
@@ -380,12 +389,24 @@ tanh arcsinh arccosh arctanh deg2rad rad2deg degrees radians greater greater_equ
 less_equal not_equal equal logical_and logical_or logical_xor logical_not maximum minimum fmax
 fmin isfinite isinf isnan signbit copysign nextafter ldexp floor ceil trunc spacing invert
 bitwise_and bitwise_or bitwise_xor left_shift right_shift
-""".split())
+""".split()
+)
 
-_INFIX = {P.add: ("+", SUM), P.subtract: ("-", SUM), P.multiply: ("*", PRODUCT),
-          P.divide: ("/", PRODUCT), P.remainder: ("%", PRODUCT)}
-for _uf, _op in ((numpy.greater, ">"), (numpy.greater_equal, ">="), (numpy.less, "<"),
-                 (numpy.less_equal, "<="), (numpy.equal, "=="), (numpy.not_equal, "!=")):
+_INFIX = {
+    P.add: ("+", SUM),
+    P.subtract: ("-", SUM),
+    P.multiply: ("*", PRODUCT),
+    P.divide: ("/", PRODUCT),
+    P.remainder: ("%", PRODUCT),
+}
+for _uf, _op in (
+    (numpy.greater, ">"),
+    (numpy.greater_equal, ">="),
+    (numpy.less, "<"),
+    (numpy.less_equal, "<="),
+    (numpy.equal, "=="),
+    (numpy.not_equal, "!="),
+):
     _INFIX[P.NONDIFF_UFUNCS[_uf]] = (_op, COMPARE)
 _INFIX[P.NONDIFF_UFUNCS[numpy.floor_divide]] = ("//", PRODUCT)
 
@@ -406,8 +427,13 @@ def _axes(axis: Any, ndim: int) -> tuple[int, ...]:
 
 def _is_basic(index: Any) -> bool:
     items = index if isinstance(index, tuple) else (index,)
-    return all(isinstance(i, (int, numpy.integer, slice)) and not isinstance(i, bool)
-               or i is None or i is Ellipsis for i in items)
+    return all(
+        isinstance(i, (int, numpy.integer, slice))
+        and not isinstance(i, bool)
+        or i is None
+        or i is Ellipsis
+        for i in items
+    )
 
 
 class _Lits(Literals):
@@ -430,14 +456,14 @@ class _Lits(Literals):
 class _Expr:
     """A text standing for an array that is not a program value (a sub-expression)."""
 
-    def __init__(self, text: str, shape: tuple[int, ...], dtype: Any, prec: int = 0,
-                 layout: str = "C") -> None:
+    def __init__(
+        self, text: str, shape: tuple[int, ...], dtype: Any, prec: int = 0, layout: str = "C"
+    ) -> None:
         self.text_ = text
         self.shape = shape
         self.dtype = numpy.dtype(dtype)
         self.prec = ATOM if text.isidentifier() else prec
         self.layout = layout
-
 
     def __repr__(self) -> str:
         return f"<expr {self.text_} {self.shape}>"
@@ -450,7 +476,7 @@ class NumbaWriter(Writer):
     def __init__(self, prog: Program, refs: dict[int, str]) -> None:
         self.consts: list[numpy.ndarray] = []
         self.helpers: set[str] = set()
-        self.lay: dict[int, str] = {}       # value id -> 'C', 'F', 'A' (any) or 'S' (scalar)
+        self.lay: dict[int, str] = {}  # value id -> 'C', 'F', 'A' (any) or 'S' (scalar)
         super().__init__(prog, {}, _Lits(hoist=self._hoist, inline_limit=0), refs=refs)
         for v in prog.values:
             if v.op == INPUT:
@@ -462,9 +488,12 @@ class NumbaWriter(Writer):
         a = numpy.ascontiguousarray(a)
         if a.dtype.kind not in _OK_KINDS or a.dtype == numpy.float16:
             raise Unsupported("constant", f"an array of dtype {a.dtype}")
-        for i, c in enumerate(self.consts):       # the same constant once
-            if c.dtype == a.dtype and c.shape == a.shape and (
-                    c is a or (c.size <= 4096 and numpy.array_equal(c, a, equal_nan=True))):
+        for i, c in enumerate(self.consts):  # the same constant once
+            if (
+                c.dtype == a.dtype
+                and c.shape == a.shape
+                and (c is a or (c.size <= 4096 and numpy.array_equal(c, a, equal_nan=True)))
+            ):
                 return f"_k{i}"
         self.consts.append(a)
         return f"_k{len(self.consts) - 1}"
@@ -497,7 +526,7 @@ class NumbaWriter(Writer):
             if x.op == CONST:
                 return "C"
             if x.id not in self.lay:
-                self.ref(x)                 # an inline value: writing it records its layout
+                self.ref(x)  # an inline value: writing it records its layout
             return self.lay.get(x.id, "A")
         return "S" if numpy.ndim(x) == 0 else "C"
 
@@ -506,8 +535,11 @@ class NumbaWriter(Writer):
     def _weak(self, x: Any) -> bool:
         """A Python number in the source (NumPy treats it as a 'weak' scalar)."""
         if isinstance(x, Value):
-            return x.op == CONST and numpy.ndim(x.const) == 0 and numpy.asarray(
-                x.const).dtype in (numpy.float64, numpy.int64, numpy.bool_)
+            return (
+                x.op == CONST
+                and numpy.ndim(x.const) == 0
+                and numpy.asarray(x.const).dtype in (numpy.float64, numpy.int64, numpy.bool_)
+            )
         if isinstance(x, (bool, int, float, Size)):
             return True
         if isinstance(x, numpy.ndarray) and x.ndim == 0:
@@ -516,8 +548,11 @@ class NumbaWriter(Writer):
 
     def context(self, v: Value, args: list[Any] | None = None) -> numpy.dtype[Any] | None:
         """The dtype a weak scalar among ``v``'s arguments is cast to (NEP 50)."""
-        strong = [a for a in (v.args if args is None else args)
-                  if isinstance(a, Value) and not self._weak(a)]
+        strong = [
+            a
+            for a in (v.args if args is None else args)
+            if isinstance(a, Value) and not self._weak(a)
+        ]
         if not strong:
             return None
         nonbool = [a.dtype for a in strong if numpy.dtype(a.dtype).kind != "b"]
@@ -531,16 +566,21 @@ class NumbaWriter(Writer):
         text, prec = self.ref(x)
         if ctx is not None and self._weak(x):
             ctx = numpy.dtype(ctx)
-            value = x.const.item() if isinstance(x, Value) else (
-                int(x) if isinstance(x, Size) else x)
+            value = (
+                x.const.item() if isinstance(x, Value) else (int(x) if isinstance(x, Size) else x)
+            )
             if isinstance(value, numpy.generic):
                 value = value.item()
             if ctx.kind == "f" and ctx != numpy.float64:
                 if ctx == numpy.float16:
                     raise Unsupported("float16", "Numba has no float16 arithmetic")
                 text, prec = f"numpy.{ctx.name}({text})", ATOM
-            elif ctx.kind in "iu" and ctx != numpy.int64 and isinstance(value, int) \
-                    and not isinstance(value, bool):
+            elif (
+                ctx.kind in "iu"
+                and ctx != numpy.int64
+                and isinstance(value, int)
+                and not isinstance(value, bool)
+            ):
                 text, prec = f"numpy.{ctx.name}({text})", ATOM
         return f"({text})" if prec < need else text
 
@@ -560,11 +600,15 @@ class NumbaWriter(Writer):
         prim = v.prim
         assert prim is not None
         if prim.custom:
-            raise Unsupported(prim.name, "a custom primitive (a Python function that Numba "
-                              "cannot call)")
+            raise Unsupported(
+                prim.name, "a custom primitive (a Python function that Numba cannot call)"
+            )
         if numpy.dtype(v.dtype).kind not in _OK_KINDS or numpy.dtype(v.dtype) == numpy.float16:
-            raise Unsupported(prim.name, f"dtype {numpy.dtype(v.dtype)} (Numba supports bool, "
-                              "integers, float32 and float64 here)")
+            raise Unsupported(
+                prim.name,
+                f"dtype {numpy.dtype(v.dtype)} (Numba supports bool, "
+                "integers, float32 and float64 here)",
+            )
         handler = _FORMS.get(prim)
         if handler is None:
             if prim.name in NUMBA_UFUNCS and isinstance(prim.fun, numpy.ufunc):
@@ -585,8 +629,10 @@ class NumbaWriter(Writer):
             name = self.names[v.id]
             maker = _LINES.get(v.prim) if v.prim is not None else None
             if maker is not None:
-                if numpy.dtype(v.dtype).kind not in _OK_KINDS or \
-                        numpy.dtype(v.dtype) == numpy.float16:
+                if (
+                    numpy.dtype(v.dtype).kind not in _OK_KINDS
+                    or numpy.dtype(v.dtype) == numpy.float16
+                ):
                     raise Unsupported(v.op.name, f"dtype {numpy.dtype(v.dtype)}")
                 lines, lay = maker(self, v, name)
                 self.lay[v.id] = "S" if v.shape == () else lay
@@ -603,8 +649,9 @@ class NumbaWriter(Writer):
             return text
         return f"{_dt(dst)}({text})" if scalar else f"{text}.astype({_dt(dst)})"
 
-    def reduce(self, kind: str, x: Any, axis: Any, keepdims: bool, out_dtype: Any,
-               ddof: int = 0) -> tuple[str, str]:
+    def reduce(
+        self, kind: str, x: Any, axis: Any, keepdims: bool, out_dtype: Any, ddof: int = 0
+    ) -> tuple[str, str]:
         """``kind`` in sum, prod, max, min, mean, var, std, hypot over ``axis`` of ``x``."""
         shape = _shape(x)
         xdt = _dtype(x)
@@ -612,18 +659,20 @@ class NumbaWriter(Writer):
         nd = len(shape)
         axes = _axes(axis, nd)
         kept = [d for d in range(nd) if d not in axes]
-        out_shape = tuple(1 if d in axes else shape[d] for d in range(nd)) if keepdims else \
-            tuple(shape[d] for d in kept)
+        out_shape = (
+            tuple(1 if d in axes else shape[d] for d in range(nd))
+            if keepdims
+            else tuple(shape[d] for d in kept)
+        )
         count = math.prod(shape[d] for d in axes)
-        if nd == 0:                                   # a scalar: the reduction is itself
+        if nd == 0:  # a scalar: the reduction is itself
             t = self.text(x, ATOM)
             if kind in ("var", "std"):
-                return f"{_dt(odt)}(0.0 / {max(1 - ddof, 0)})" if ddof else \
-                    f"{_dt(odt)}(0.0)", "S"
+                return f"{_dt(odt)}(0.0 / {max(1 - ddof, 0)})" if ddof else f"{_dt(odt)}(0.0)", "S"
             return self.to_dtype(t, xdt, odt, True), "S"
         zero = f"{_dt(odt)}(0)"
         acc = numpy.dtype(odt)
-        if not kept:                                  # over everything: a scalar
+        if not kept:  # over everything: a scalar
             t = self.text(x, ATOM)
             if kind in ("sum", "mean") and xdt.kind == "f" and xdt.itemsize < 8:
                 # NumPy sums float32 pairwise (error ~ log n); Numba's .sum() runs one float32
@@ -637,8 +686,7 @@ class NumbaWriter(Writer):
                     return f"numpy.full({out_shape}, {s})", "C"
                 return s, "S"
             if kind == "sum":
-                s = self.to_dtype(f"{t}.sum()", numpy.int64 if xdt.kind == "b" else xdt, odt,
-                                  True)
+                s = self.to_dtype(f"{t}.sum()", numpy.int64 if xdt.kind == "b" else xdt, odt, True)
             elif kind in ("prod", "max", "min"):
                 if xdt.kind == "b":
                     raise Unsupported(kind, "a reduction of booleans")
@@ -648,13 +696,17 @@ class NumbaWriter(Writer):
                 s = self.to_dtype(s, acc if xdt.kind == "f" else numpy.float64, odt, True)
             elif kind in ("var", "std"):
                 x2 = f"{self.flat(x)}.reshape((1, {count}))"
-                s = f"{self.helper('_rvar_last')}({x2}, {self.typed(count, acc)}, " \
+                s = (
+                    f"{self.helper('_rvar_last')}({x2}, {self.typed(count, acc)}, "
                     f"{self.typed(max(count - ddof, 0), acc)})[0]"
+                )
                 if kind == "std":
                     s = f"numpy.sqrt({s})"
             elif kind == "hypot":
-                s = f"{self.helper('_rhypot_last')}({self.flat(x)}.reshape((1, {count})), " \
+                s = (
+                    f"{self.helper('_rhypot_last')}({self.flat(x)}.reshape((1, {count})), "
                     f"{zero})[0]"
+                )
             else:  # pragma: no cover
                 raise Unsupported(kind, "unknown reduction")
             if keepdims:
@@ -685,10 +737,15 @@ class NumbaWriter(Writer):
                 r = f"({r} / {self.typed(count, acc if xdt.kind == 'f' else numpy.float64)})"
         elif kind in ("var", "std"):
             perm = tuple(kept) + tuple(axes)
-            src = self.contig(x) if trailing else \
-                f"numpy.ascontiguousarray({self.text(x, ATOM)}.transpose({perm}))"
-            r = f"{self.helper('_rvar_last')}({src}.reshape(({outer}, {count})), " \
+            src = (
+                self.contig(x)
+                if trailing
+                else f"numpy.ascontiguousarray({self.text(x, ATOM)}.transpose({perm}))"
+            )
+            r = (
+                f"{self.helper('_rvar_last')}({src}.reshape(({outer}, {count})), "
                 f"{self.typed(count, acc)}, {self.typed(max(count - ddof, 0), acc)})"
+            )
             if kind == "std":
                 r = f"numpy.sqrt({r})"
         else:  # pragma: no cover
@@ -713,18 +770,28 @@ class NumbaWriter(Writer):
         """``numpy.dot`` of two 1-d/2-d operands (F-contiguous is fine for BLAS)."""
         _need_scipy("dot")
         if numpy.dtype(dtype).kind != "f":
-            raise Unsupported("dot", "matrix products of integers or booleans (Numba's "
-                              "numpy.dot is for floats)")
+            raise Unsupported(
+                "dot", "matrix products of integers or booleans (Numba's numpy.dot is for floats)"
+            )
         ta = self.text(a, ATOM) if self.layout(a) in "CFS" else self.contig(a)
         tb = self.text(b, ATOM) if self.layout(b) in "CFS" else self.contig(b)
-        ta = self.to_dtype(ta, a.dtype if isinstance(a, Value) else numpy.asarray(a).dtype,
-                           dtype, False)
-        tb = self.to_dtype(tb, b.dtype if isinstance(b, Value) else numpy.asarray(b).dtype,
-                           dtype, False)
+        ta = self.to_dtype(
+            ta, a.dtype if isinstance(a, Value) else numpy.asarray(a).dtype, dtype, False
+        )
+        tb = self.to_dtype(
+            tb, b.dtype if isinstance(b, Value) else numpy.asarray(b).dtype, dtype, False
+        )
         return f"numpy.dot({ta}, {tb})"
 
-    def tensordot(self, a: Any, b: Any, axes_a: list[int], axes_b: list[int], dtype: Any,
-                  out_shape: tuple[int, ...]) -> str:
+    def tensordot(
+        self,
+        a: Any,
+        b: Any,
+        axes_a: list[int],
+        axes_b: list[int],
+        dtype: Any,
+        out_shape: tuple[int, ...],
+    ) -> str:
         sa, sb = _shape(a), _shape(b)
         free_a = [d for d in range(len(sa)) if d not in axes_a]
         free_b = [d for d in range(len(sb)) if d not in axes_b]
@@ -748,7 +815,7 @@ class NumbaWriter(Writer):
         if perm == list(range(nd)):
             src = self.contig(x)
         elif nd == 2 and perm == [1, 0] and self.layout(x) == "C":
-            return f"{self.text(x, ATOM)}.T"           # F-contiguous: BLAS reads it as is
+            return f"{self.text(x, ATOM)}.T"  # F-contiguous: BLAS reads it as is
         else:
             src = f"numpy.ascontiguousarray({self.text(x, ATOM)}.transpose({tuple(perm)}))"
         if nd == 2 and _shape(x) == shape2 and perm == [0, 1]:
@@ -761,7 +828,7 @@ class NumbaWriter(Writer):
         shape = _shape(x)
         size = math.prod(shape)
         lin = numpy.asarray(fun(numpy.arange(size, dtype=numpy.intp).reshape(shape)))
-        if len(shape) == 0:                   # x is a scalar: itself, or an array of it
+        if len(shape) == 0:  # x is a scalar: itself, or an array of it
             if lin.ndim == 0:
                 return self.text(x, ATOM), "S"
             return f"numpy.full({lin.shape}, {self.text(x)})", "C"
@@ -812,6 +879,7 @@ def _form(*prims: P.Primitive) -> Callable[[Handler], Handler]:
         for p in prims:
             _FORMS[p] = f
         return f
+
     return register
 
 
@@ -820,15 +888,17 @@ def _ufunc_call(w: NumbaWriter, v: Value) -> tuple[str, int, str]:
     args = ", ".join(w.text(a, 0, ctx) for a in v.args)
     if v.kw:
         raise Unsupported(v.prim.name if v.prim else "?", f"keyword arguments {sorted(v.kw)}")
-    return f"numpy.{v.prim.name}({args})", ATOM, "C"   # type: ignore[union-attr]
+    return f"numpy.{v.prim.name}({args})", ATOM, "C"  # type: ignore[union-attr]
 
 
 def _infix(w: NumbaWriter, v: Value) -> tuple[str, int, str]:
     op, prec = _INFIX[v.prim]  # type: ignore[index]
     ctx = w.context(v)
-    if v.prim in (P.add, P.subtract, P.multiply) and all(
-            _dtype(a).kind == "b" for a in v.args if isinstance(a, Value)) and \
-            numpy.dtype(v.dtype).kind == "b":
+    if (
+        v.prim in (P.add, P.subtract, P.multiply)
+        and all(_dtype(a).kind == "b" for a in v.args if isinstance(a, Value))
+        and numpy.dtype(v.dtype).kind == "b"
+    ):
         raise Unsupported(v.op.name, "arithmetic on booleans")
     a = w.text(v.args[0], prec, ctx)
     b = w.text(v.args[1], prec + 1, ctx)
@@ -889,12 +959,21 @@ def _where(w: NumbaWriter, v: Value) -> tuple[str, int, str]:
     ctx = w.context(v, [x, y]) or v.dtype
     if v.shape == ():
         # a conditional expression: the loosest binding there is, so readers parenthesise it
-        return (f"{w.text(x, COMPARE + 1, ctx)} if {w.text(c, COMPARE + 1)} else "
-                f"{w.text(y, COMPARE + 1, ctx)}"), 1, "S"
+        return (
+            (
+                f"{w.text(x, COMPARE + 1, ctx)} if {w.text(c, COMPARE + 1)} else "
+                f"{w.text(y, COMPARE + 1, ctx)}"
+            ),
+            1,
+            "S",
+        )
     tc = w.text(c)
-    if _shape(c) != v.shape:   # Numba's where broadcasts its values, not its condition
-        tc = f"numpy.broadcast_to({tc}, {v.shape})" if _shape(c) != () else \
-            f"numpy.full({v.shape}, {tc})"
+    if _shape(c) != v.shape:  # Numba's where broadcasts its values, not its condition
+        tc = (
+            f"numpy.broadcast_to({tc}, {v.shape})"
+            if _shape(c) != ()
+            else f"numpy.full({v.shape}, {tc})"
+        )
     return f"numpy.where({tc}, {w.text(x, 0, ctx)}, {w.text(y, 0, ctx)})", ATOM, "C"
 
 
@@ -912,15 +991,23 @@ def _clip(w: NumbaWriter, v: Value) -> tuple[str, int, str]:
 
 # --- reductions --------------------------------------------------------------------------------
 
+
 def _reduction(kind: str) -> Handler:
     def handler(w: NumbaWriter, v: Value) -> tuple[str, int, str]:
         kw = v.kw
         if set(kw) - {"axis", "keepdims", "ddof"}:
             extra = sorted(set(kw) - {"axis", "keepdims", "ddof"})
             raise Unsupported(kind, f"keyword arguments {extra}")
-        text, lay = w.reduce(kind, v.args[0], kw.get("axis"), bool(kw.get("keepdims", False)),
-                             v.dtype, int(kw.get("ddof", 0) or 0))
+        text, lay = w.reduce(
+            kind,
+            v.args[0],
+            kw.get("axis"),
+            bool(kw.get("keepdims", False)),
+            v.dtype,
+            int(kw.get("ddof", 0) or 0),
+        )
         return text, ATOM, lay
+
     return handler
 
 
@@ -947,14 +1034,20 @@ def _accumulate(kind: str) -> Handler:
         ax = int(axis) % nd
         perm = [d for d in range(nd) if d != ax] + [ax]
         moved = tuple(shape[d] for d in perm)
-        src = w.contig(x) if ax == nd - 1 else \
-            f"numpy.ascontiguousarray({w.text(x, ATOM)}.transpose({tuple(perm)}))"
-        r = (f"{w.helper(f'_cum{kind}_last')}({src}.reshape(({math.prod(moved[:-1])}, "
-             f"{shape[ax]})), {_dt(v.dtype)}(0)).reshape({moved})")
+        src = (
+            w.contig(x)
+            if ax == nd - 1
+            else f"numpy.ascontiguousarray({w.text(x, ATOM)}.transpose({tuple(perm)}))"
+        )
+        r = (
+            f"{w.helper(f'_cum{kind}_last')}({src}.reshape(({math.prod(moved[:-1])}, "
+            f"{shape[ax]})), {_dt(v.dtype)}(0)).reshape({moved})"
+        )
         if ax == nd - 1:
             return r, ATOM, "C"
         inv = tuple(int(i) for i in numpy.argsort(perm))
         return f"{r}.transpose({inv})", ATOM, "A"
+
     return handler
 
 
@@ -1007,17 +1100,16 @@ def _norm(w: NumbaWriter, v: Value) -> tuple[str, int, str]:
     return f"({r}) ** {w.typed_float(1.0 / p, ctx)}", POWER, lay
 
 
-
 @_form(P.safe_norm)
 def _safe_norm(w: NumbaWriter, v: Value) -> tuple[str, int, str]:
     x = v.args[0]
-    r, lay = w.reduce("hypot", x, v.kw.get("axis"), bool(v.kw.get("keepdims", False)),
-                      v.dtype)
+    r, lay = w.reduce("hypot", x, v.kw.get("axis"), bool(v.kw.get("keepdims", False)), v.dtype)
     eps = w.text(v.kw["eps"], 0, v.dtype)
     return f"numpy.hypot({r}, {eps})", ATOM, "C" if lay != "S" else "S"
 
 
 # --- products ------------------------------------------------------------------------------------
+
 
 @_form(P.dot)
 def _dot(w: NumbaWriter, v: Value) -> tuple[str, int, str]:
@@ -1119,10 +1211,12 @@ def _einsum(w: NumbaWriter, v: Value) -> tuple[str, int, str]:
 def _trace(w: NumbaWriter, v: Value) -> tuple[str, int, str]:
     x = v.args[0]
     kw = v.kw
-    text, lay = w.gather(x, lambda a: numpy.diagonal(a, kw.get("offset", 0),
-                                                      kw.get("axis1", 0), kw.get("axis2", 1)))
-    dshape = numpy.diagonal(numpy.empty(_shape(x)), kw.get("offset", 0), kw.get("axis1", 0),
-                            kw.get("axis2", 1)).shape
+    text, lay = w.gather(
+        x, lambda a: numpy.diagonal(a, kw.get("offset", 0), kw.get("axis1", 0), kw.get("axis2", 1))
+    )
+    dshape = numpy.diagonal(
+        numpy.empty(_shape(x)), kw.get("offset", 0), kw.get("axis1", 0), kw.get("axis2", 1)
+    ).shape
     diag = _Expr(text, dshape, _dtype(x))
     r, lay = w.reduce("sum", diag, len(dshape) - 1, False, v.dtype)
     return r, ATOM, lay
@@ -1130,13 +1224,17 @@ def _trace(w: NumbaWriter, v: Value) -> tuple[str, int, str]:
 
 # --- rearrangements ------------------------------------------------------------------------------
 
+
 @_form(P.reshape)
 def _reshape(w: NumbaWriter, v: Value) -> tuple[str, int, str]:
     x = v.args[0]
     shape = tuple(v.kw["shape"])
     if _shape(x) == ():
-        return (w.text(x, ATOM), ATOM, "S") if shape == () else \
-            (f"numpy.full({shape}, {w.text(x)})", ATOM, "C")
+        return (
+            (w.text(x, ATOM), ATOM, "S")
+            if shape == ()
+            else (f"numpy.full({shape}, {w.text(x)})", ATOM, "C")
+        )
     if shape == ():
         return f"{w.flat(x)}[0]", ATOM, "S"
     return f"{w.contig(x)}.reshape({shape})", ATOM, "C"
@@ -1149,10 +1247,18 @@ def _transpose(w: NumbaWriter, v: Value) -> tuple[str, int, str]:
     if v.prim is P.transpose:
         perm = tuple(int(a) % nd for a in v.kw["axes"])
     else:
-        probe = numpy.empty(tuple(range(2, 2 + nd)))     # distinct sizes name the axes
-        moved = v.prim.fun(probe, *(v.kw[k] for k in (("axis1", "axis2")  # type: ignore[union-attr]
-                                                      if v.prim is P.swapaxes
-                                                      else ("source", "destination"))))
+        probe = numpy.empty(tuple(range(2, 2 + nd)))  # distinct sizes name the axes
+        moved = v.prim.fun(
+            probe,
+            *(
+                v.kw[k]
+                for k in (
+                    ("axis1", "axis2")  # type: ignore[union-attr]
+                    if v.prim is P.swapaxes
+                    else ("source", "destination")
+                )
+            ),
+        )
         perm = tuple(int(s) - 2 for s in moved.shape)
     if nd <= 1 or perm == tuple(range(nd)):
         return w.text(x, ATOM), ATOM, w.layout(x)
@@ -1194,8 +1300,16 @@ def _rearrange(w: NumbaWriter, v: Value) -> tuple[str, int, str]:
     return text, ATOM, lay
 
 
-for _p in (P.flip, P.roll, P.tile, P.repeat, P.take, P.take_along_axis, P.diagonal,
-           P.sliding_window_view):
+for _p in (
+    P.flip,
+    P.roll,
+    P.tile,
+    P.repeat,
+    P.take,
+    P.take_along_axis,
+    P.diagonal,
+    P.sliding_window_view,
+):
     _FORMS[_p] = _rearrange
 
 
@@ -1219,8 +1333,14 @@ def _pad(w: NumbaWriter, v: Value) -> tuple[str, int, str]:
     cval = kw.pop("constant_values", 0)
     kw.pop("mode", None)
     size = math.prod(shape)
-    lin = numpy.pad(numpy.arange(1, size + 1).reshape(shape), *(
-        [kw.pop("pad_width")] if "pad_width" in kw else []), **kw) - 1
+    lin = (
+        numpy.pad(
+            numpy.arange(1, size + 1).reshape(shape),
+            *([kw.pop("pad_width")] if "pad_width" in kw else []),
+            **kw,
+        )
+        - 1
+    )
     if numpy.ndim(cval) != 0:
         raise Unsupported("pad", "per-axis constant values")
     mask = lin >= 0
@@ -1237,7 +1357,7 @@ def _tri(w: NumbaWriter, v: Value) -> tuple[str, int, str]:
     shape = _shape(x)
     k = int(v.kw.get("k", 0))
     if v.prim is P.triu:
-        mask = numpy.tri(shape[-2], shape[-1], k=k - 1, dtype=bool)   # NumPy's own triu
+        mask = numpy.tri(shape[-2], shape[-1], k=k - 1, dtype=bool)  # NumPy's own triu
     else:
         mask = ~numpy.tri(shape[-2], shape[-1], k=k, dtype=bool)
     m = w.const_array(mask)
@@ -1255,12 +1375,12 @@ def _sort(w: NumbaWriter, v: Value) -> tuple[str, int, str]:
 @_form(P.sort_permute)
 def _sort_permute(w: NumbaWriter, v: Value) -> tuple[str, int, str]:
     g, x = v.args
-    return _along_last(w, v, x, g,
-                       lambda x2, g2: f"{w.helper('_sort_permute_last')}({g2}, {x2})")
+    return _along_last(w, v, x, g, lambda x2, g2: f"{w.helper('_sort_permute_last')}({g2}, {x2})")
 
 
-def _along_last(w: NumbaWriter, v: Value, x: Any, g: Any,
-                body: Callable[[str, str], str]) -> tuple[str, int, str]:
+def _along_last(
+    w: NumbaWriter, v: Value, x: Any, g: Any, body: Callable[[str, str], str]
+) -> tuple[str, int, str]:
     shape = _shape(x)
     axis = v.kw.get("axis", -1)
     if axis is None:
@@ -1274,8 +1394,9 @@ def _along_last(w: NumbaWriter, v: Value, x: Any, g: Any,
     def prep(t: Any) -> str:
         if ax == nd - 1:
             return f"{w.contig(t)}.reshape({rows})"
-        return f"numpy.ascontiguousarray({w.text(t, ATOM)}.transpose({tuple(perm)}))" \
-               f".reshape({rows})"
+        return (
+            f"numpy.ascontiguousarray({w.text(t, ATOM)}.transpose({tuple(perm)})).reshape({rows})"
+        )
 
     r = f"{body(prep(x), prep(g) if g is not None else '')}.reshape({moved})"
     if ax == nd - 1:
@@ -1302,11 +1423,10 @@ def _leading_index(template: Any, arrays: Any, op: str) -> tuple[list[Any], int,
             lead.append(("const", numpy.asarray(item)))
         else:
             break
-    tail = template[len(lead):]
+    tail = template[len(lead) :]
     if any(not (isinstance(t, slice) and t == slice(None)) for t in tail) or not lead:
         raise Unsupported(op, "index arrays mixed with slices, masks or new axes")
-    bshape = numpy.broadcast_shapes(*(_shape(a) if kind == "slot" else a.shape
-                                      for kind, a in lead))
+    bshape = numpy.broadcast_shapes(*(_shape(a) if kind == "slot" else a.shape for kind, a in lead))
     return lead, len(lead), bshape
 
 
@@ -1327,8 +1447,9 @@ def _gather_dyn(w: NumbaWriter, v: Value) -> tuple[str, int, str]:
     return f"{r}.reshape({v.shape})", ATOM, "C"
 
 
-def _lin_text(w: NumbaWriter, lead: list[tuple[str, Any]], dims: tuple[int, ...],
-              bshape: tuple[int, ...]) -> str:
+def _lin_text(
+    w: NumbaWriter, lead: list[tuple[str, Any]], dims: tuple[int, ...], bshape: tuple[int, ...]
+) -> str:
     """Flat row positions of ``x[i0, i1, ...]`` over the leading ``dims``, shape ``bshape``."""
     terms = []
     stride = 1
@@ -1366,11 +1487,19 @@ def _lines(*prims: P.Primitive) -> Callable[[Lines], Lines]:
         for p in prims:
             _LINES[p] = f
         return f
+
     return register
 
 
-def _scatter_into(w: NumbaWriter, name: str, base: str, lin: numpy.ndarray, g: Any,
-                  unique: bool, shape: tuple[int, ...]) -> list[str]:
+def _scatter_into(
+    w: NumbaWriter,
+    name: str,
+    base: str,
+    lin: numpy.ndarray,
+    g: Any,
+    unique: bool,
+    shape: tuple[int, ...],
+) -> list[str]:
     k = w.const_array(numpy.ascontiguousarray(lin).ravel().astype(numpy.intp))
     kind = "set" if unique else "add"
     if _shape(g) == ():
@@ -1421,12 +1550,17 @@ def _scatter_dyn_lines(w: NumbaWriter, v: Value, name: str) -> tuple[list[str], 
     lin = _lin_text(w, lead, shape[:k], bshape)
     gt = w.text(g, ATOM)
     if _shape(g) != bshape + rest:
-        gt = f"numpy.broadcast_to({gt}, {bshape + rest})" if _shape(g) != () else \
-            f"numpy.full({bshape + rest}, {gt})"
+        gt = (
+            f"numpy.broadcast_to({gt}, {bshape + rest})"
+            if _shape(g) != ()
+            else f"numpy.full({bshape + rest}, {gt})"
+        )
     gt = f"numpy.ascontiguousarray({gt}).reshape(({n}, {m}))"
-    lines = [f"{name} = numpy.zeros(({math.prod(shape[:k])}, {m}), {_dt(v.dtype)})",
-             f"{w.helper('_add_rows')}({name}, {lin}, {gt})",
-             f"{name} = {name}.reshape({shape})"]
+    lines = [
+        f"{name} = numpy.zeros(({math.prod(shape[:k])}, {m}), {_dt(v.dtype)})",
+        f"{w.helper('_add_rows')}({name}, {lin}, {gt})",
+        f"{name} = {name}.reshape({shape})",
+    ]
     return lines, "C"
 
 
@@ -1434,7 +1568,8 @@ def _scatter_dyn_lines(w: NumbaWriter, v: Value, name: str) -> tuple[list[str], 
 def _unsort_lines(w: NumbaWriter, v: Value, name: str) -> tuple[list[str], str]:
     g, x = v.args
     text, _, lay = _along_last(
-        w, v, x, g, lambda x2, g2: f"{w.helper('_sort_unpermute_last')}({g2}, {x2})")
+        w, v, x, g, lambda x2, g2: f"{w.helper('_sort_unpermute_last')}({g2}, {x2})"
+    )
     return [f"{name} = {text}"], lay
 
 
@@ -1507,17 +1642,25 @@ def _xlogy_lines(w: NumbaWriter, v: Value, name: str) -> tuple[list[str], str]:
 # The module
 # ---------------------------------------------------------------------------------------------
 
+
 class Generated:
     """A program written for Numba: module text, the kernel's parameters and its constants."""
 
-    def __init__(self, source: str, kernel: str, n_inputs: int, arg_consts: list[numpy.ndarray],
-                 results: list[Value], plan: list[tuple[str, Any]]) -> None:
+    def __init__(
+        self,
+        source: str,
+        kernel: str,
+        n_inputs: int,
+        arg_consts: list[numpy.ndarray],
+        results: list[Value],
+        plan: list[tuple[str, Any]],
+    ) -> None:
         self.source = source
         self.kernel = kernel
         self.n_inputs = n_inputs
         self.arg_consts = arg_consts
         self.results = results
-        self.plan = plan            # per output: ("kernel", i), ("const", a) or ("input", i)
+        self.plan = plan  # per output: ("kernel", i), ("const", a) or ("input", i)
 
 
 def generate(prog: Program, label: str = "f") -> Generated:
@@ -1552,18 +1695,22 @@ def generate(prog: Program, label: str = "f") -> Generated:
     for i, c in enumerate(w.consts):
         (inline if c.size <= INLINE_CONST_LIMIT else passed).append(i)
     kparams = params + [f"_k{i}" for i in passed]
-    checks = [f"{p}.shape != {tuple(v.shape)}" for p, v in zip(params, prog.inputs)
-              if v.shape != ()]
+    checks = [
+        f"{p}.shape != {tuple(v.shape)}" for p, v in zip(params, prog.inputs) if v.shape != ()
+    ]
     prologue = []
     for i in range(0, len(checks), 4):
-        prologue += [f"if {' or '.join(checks[i:i + 4])}:", "    raise ShapeMismatch()"]
+        prologue += [f"if {' or '.join(checks[i : i + 4])}:", "    raise ShapeMismatch()"]
     ret = f"({', '.join(rets)}{',' if len(rets) == 1 else ''})"
     kernel = "kernel"
-    lines = ["# generated by chainrule.jit (backend='numba'); edits are overwritten",
-             f"# program: {label}",
-             "import numpy",
-             "from numba import njit",
-             "from chainrule.readers.numba_backend import ShapeMismatch", ""]
+    lines = [
+        "# generated by chainrule.jit (backend='numba'); edits are overwritten",
+        f"# program: {label}",
+        "import numpy",
+        "from numba import njit",
+        "from chainrule.readers.numba_backend import ShapeMismatch",
+        "",
+    ]
     for i in inline:
         lines.append(f"_k{i} = {_array_text(w.consts[i])}")
     if inline:
@@ -1574,8 +1721,9 @@ def generate(prog: Program, label: str = "f") -> Generated:
     lines.extend(f"    {c}" for c in prologue + body)
     lines.append(f"    return {ret}")
     lines.append("")
-    return Generated("\n".join(lines), kernel, len(params),
-                     [w.consts[i] for i in passed], results, plan)
+    return Generated(
+        "\n".join(lines), kernel, len(params), [w.consts[i] for i in passed], results, plan
+    )
 
 
 def _array_text(a: numpy.ndarray) -> str:
@@ -1586,6 +1734,7 @@ def _array_text(a: numpy.ndarray) -> str:
 # ---------------------------------------------------------------------------------------------
 # Writing, importing, compiling
 # ---------------------------------------------------------------------------------------------
+
 
 def _writable_dir() -> str:
     d = cache_dir()
@@ -1633,9 +1782,11 @@ def load_module(source: str) -> Any:
     return mod
 
 
-def build(gen: Generated, input_shapes: list[tuple[int, ...]],
-          assemble: Callable[[list[str], dict[str, Any]], str] | None = None
-          ) -> Callable[..., Any]:
+def build(
+    gen: Generated,
+    input_shapes: list[tuple[int, ...]],
+    assemble: Callable[[list[str], dict[str, Any]], str] | None = None,
+) -> Callable[..., Any]:
     """Import the generated module and return ``run(*inputs)``: a Python function that calls
     the compiled kernel, puts constants and pass-through inputs in place, and returns
     ``assemble(output texts, namespace)`` (default: a tuple of the outputs)."""
@@ -1652,8 +1803,13 @@ def build(gen: Generated, input_shapes: list[tuple[int, ...]],
     for j, (kind, what) in enumerate(gen.plan):
         if kind == "const":
             ns[f"_C{j}"] = what
-            outs.append(f"_C{j}.copy()" if isinstance(what, numpy.ndarray) and what.ndim else
-                        f"_C{j}[()]" if isinstance(what, numpy.ndarray) else f"_C{j}")
+            outs.append(
+                f"_C{j}.copy()"
+                if isinstance(what, numpy.ndarray) and what.ndim
+                else f"_C{j}[()]"
+                if isinstance(what, numpy.ndarray)
+                else f"_C{j}"
+            )
         elif kind == "input":
             outs.append(params[what])
         else:
@@ -1663,11 +1819,14 @@ def build(gen: Generated, input_shapes: list[tuple[int, ...]],
                 outs.append(f"_T{j}(_r[{what}])")
             else:
                 outs.append(f"_r[{what}]")
-    result = assemble(outs, ns) if assemble is not None else \
-        f"({', '.join(outs)}{',' if len(outs) == 1 else ''})"
-    src = (f"def run({', '.join(params)}):\n"
-           f"    _r = _kernel({', '.join(call)})\n"
-           f"    return {result}\n")
+    result = (
+        assemble(outs, ns)
+        if assemble is not None
+        else f"({', '.join(outs)}{',' if len(outs) == 1 else ''})"
+    )
+    src = (
+        f"def run({', '.join(params)}):\n    _r = _kernel({', '.join(call)})\n    return {result}\n"
+    )
     exec(compile(src, "<chainrule.jit numba glue>", "exec"), ns)
     run = ns["run"]
     run.kernel = kernel
@@ -1683,8 +1842,10 @@ def _behaved(a: Any) -> Any:
 def safe(run: Callable[..., Any]) -> Callable[..., Any]:
     """``run`` for any arrays: non-contiguous, read-only or unaligned ones are copied first
     (the kernel is compiled for C-contiguous, writable arrays only)."""
+
     def call(*args: Any) -> Any:
         return run(*map(_behaved, args))
+
     call.kernel = run.kernel  # type: ignore[attr-defined]
     call.raw = run  # type: ignore[attr-defined]
     return call
@@ -1693,8 +1854,17 @@ def safe(run: Callable[..., Any]) -> Callable[..., Any]:
 def compile_errors() -> tuple[type[BaseException], ...]:
     """What a failed Numba compilation raises (and what our own emitter might, at run time)."""
     import numba.core.errors as ne
-    return (ne.NumbaError, NotImplementedError, TypeError, ValueError, IndexError,
-            AttributeError, KeyError, AssertionError)
+
+    return (
+        ne.NumbaError,
+        NotImplementedError,
+        TypeError,
+        ValueError,
+        IndexError,
+        AttributeError,
+        KeyError,
+        AssertionError,
+    )
 
 
 def quiet() -> Any:
@@ -1706,6 +1876,7 @@ def quiet() -> Any:
             ctx.__enter__()
             try:
                 from numba.core.errors import NumbaWarning
+
                 warnings.simplefilter("ignore", NumbaWarning)
             except ImportError:  # pragma: no cover
                 pass
@@ -1720,8 +1891,10 @@ def describe_failure(err: BaseException, source: str) -> str:
     """The first lines of a Numba error, with the generated line it points at."""
     msg = str(err)
     lines = [ln.strip() for ln in msg.splitlines() if ln.strip()]
-    head = next((ln for ln in lines if not ln.startswith("Failed in")), lines[0] if lines
-                else type(err).__name__)
+    head = next(
+        (ln for ln in lines if not ln.startswith("Failed in")),
+        lines[0] if lines else type(err).__name__,
+    )
     m = re.findall(r"cr_[0-9a-f]+\.py\", line (\d+)", msg)
     where = ""
     if m:

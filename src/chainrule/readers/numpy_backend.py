@@ -35,10 +35,10 @@ from typing import Any
 import numpy
 
 from chainrule.engine import primitives as P
+from chainrule.engine.rules import Size
 from chainrule.program.codegen import Line, Writer
 from chainrule.program.ir import CONST, INPUT, Program, Value, const_value, is_const
 from chainrule.program.notation import ATOM, PRODUCT
-from chainrule.engine.rules import Size
 
 __all__ = ["FastWriter", "aliases_input", "hoist_masks"]
 
@@ -64,8 +64,16 @@ _FRESH = set(P.UFUNCS.values()) | set(P.NONDIFF_UFUNCS.values()) | {P.dot, P.mat
 
 # Elementwise operations that can write into their left operand, and those that may swap
 # their operands to do so (IEEE addition and multiplication are commutative, bit for bit).
-_IN_PLACE = {P.add: "add", P.subtract: "subtract", P.multiply: "multiply", P.divide: "divide",
-             P.maximum: "maximum", P.minimum: "minimum", P.fmax: "fmax", P.fmin: "fmin"}
+_IN_PLACE = {
+    P.add: "add",
+    P.subtract: "subtract",
+    P.multiply: "multiply",
+    P.divide: "divide",
+    P.maximum: "maximum",
+    P.minimum: "minimum",
+    P.fmax: "fmax",
+    P.fmin: "fmin",
+}
 # maximum/minimum are never swapped: maximum(-0.0, +0.0) is its first operand.
 _COMMUTATIVE = {P.add, P.multiply}
 
@@ -105,8 +113,17 @@ _FREE_EARLY = 1 << 15
 
 
 # Comparisons: a float array in, a boolean mask (a quarter or an eighth of its bytes) out.
-_MASKS = {P.NONDIFF_UFUNCS[u] for u in (numpy.greater, numpy.greater_equal, numpy.less,
-                                        numpy.less_equal, numpy.equal, numpy.not_equal)}
+_MASKS = {
+    P.NONDIFF_UFUNCS[u]
+    for u in (
+        numpy.greater,
+        numpy.greater_equal,
+        numpy.less,
+        numpy.less_equal,
+        numpy.equal,
+        numpy.not_equal,
+    )
+}
 
 
 def _nbytes(v: Value) -> int:
@@ -141,10 +158,14 @@ def hoist_masks(prog: Program) -> tuple[Program, set[int]]:
         if not ops:
             continue
         h = max(pos[a.id] for a in ops)
-        frees = any(a.op != INPUT and a.id not in outs and _nbytes(a) >= _FREE_EARLY
-                    and _nbytes(a) > _nbytes(c)
-                    and max((r for r in readers[a.id] if r != i), default=h) < i
-                    for a in ops)
+        frees = any(
+            a.op != INPUT
+            and a.id not in outs
+            and _nbytes(a) >= _FREE_EARLY
+            and _nbytes(a) > _nbytes(c)
+            and max((r for r in readers[a.id] if r != i), default=h) < i
+            for a in ops
+        )
         if frees and h + 1 < i:
             after.setdefault(h, []).append(c)
             moved.add(c.id)
@@ -175,8 +196,13 @@ def _axes(axis: Any, ndim: int) -> tuple[int, ...]:
 class FastWriter(Writer):
     """A :class:`~chainrule.program.codegen.Writer` for compiled code (see the module docstring)."""
 
-    def __init__(self, prog: Program, names: dict[int, str], lit: Any = None,
-                 refs: dict[int, str] | None = None) -> None:
+    def __init__(
+        self,
+        prog: Program,
+        names: dict[int, str],
+        lit: Any = None,
+        refs: dict[int, str] | None = None,
+    ) -> None:
         prog, self._hoisted = hoist_masks(prog)
         super().__init__(prog, names, lit, refs=refs)
 
@@ -199,14 +225,19 @@ class FastWriter(Writer):
         if prim is P.matmul or prim is P.dot:
             a, b = v.args
             sa, sb = _shape(a), _shape(b)
-            if sa is not None and sb is not None and len(sa) == 2 and len(sb) == 2 and \
-                    sa[0] * sa[1] * sb[1] <= _SMALL_PRODUCT:
+            if (
+                sa is not None
+                and sb is not None
+                and len(sa) == 2
+                and len(sb) == 2
+                and sa[0] * sa[1] * sb[1] <= _SMALL_PRODUCT
+            ):
                 return f"{self._atom(a)}.dot({self.ref(b)[0]})", ATOM
             return None
         if prim is P.sum_ or prim is P.mean:
             x = v.args[0]
             shape = _shape(x)
-            if not shape or not isinstance(x, Value):     # 0-d values may be NumPy scalars
+            if not shape or not isinstance(x, Value):  # 0-d values may be NumPy scalars
                 return None
             axes = _axes(v.kw.get("axis"), len(shape))
             keepdims = bool(v.kw.get("keepdims"))
@@ -218,7 +249,8 @@ class FastWriter(Writer):
                 return f"{self._atom(x)}.reshape({tuple(v.shape)!r})", ATOM
             axis = v.kw.get("axis")
             text = f"numpy.add.reduce({self.ref(x)[0]}, {axis!r}" + (
-                ", keepdims=True)" if keepdims else ")")
+                ", keepdims=True)" if keepdims else ")"
+            )
             return (text, ATOM) if prim is P.sum_ or n == 1 else (f"{text} / {n}", PRODUCT)
         if prim in _EXTREMES:
             return self._extreme(v)
@@ -228,7 +260,8 @@ class FastWriter(Writer):
                 return None
             ufunc = "maximum" if prim is P.amax else "minimum"
             return f"numpy.{ufunc}.reduce({self.ref(x)[0]}, {v.kw.get('axis')!r}" + (
-                ", keepdims=True)" if v.kw.get("keepdims") else ")"), ATOM
+                ", keepdims=True)" if v.kw.get("keepdims") else ")"
+            ), ATOM
         return None
 
     def _extreme(self, v: Value) -> tuple[str, int] | None:
@@ -277,21 +310,33 @@ class FastWriter(Writer):
         if v.prim in (P.sum_, P.mean):
             x = v.args[0]
             shape = _shape(x)
-            return bool(shape) and math.prod(
-                shape[a] for a in _axes(v.kw.get("axis"), len(shape))) == 1
+            return (
+                bool(shape)
+                and math.prod(shape[a] for a in _axes(v.kw.get("axis"), len(shape))) == 1
+            )
         return v.prim not in _NEW_MEMORY
 
     def _same_buffer(self, v: Value, x: Any) -> bool:
         """``x`` is a new array (of its own) that could hold ``v``'s result."""
-        return (isinstance(x, Value) and x.op not in (INPUT, CONST) and x.prim in _FRESH
-                and len(x.shape) > 0 and tuple(x.shape) == tuple(v.shape)
-                and numpy.dtype(x.dtype) == numpy.dtype(v.dtype))
+        return (
+            isinstance(x, Value)
+            and x.op not in (INPUT, CONST)
+            and x.prim in _FRESH
+            and len(x.shape) > 0
+            and tuple(x.shape) == tuple(v.shape)
+            and numpy.dtype(x.dtype) == numpy.dtype(v.dtype)
+        )
 
     def _dies_here(self, x: Any, stmt: int) -> bool:
         """``x`` is a named temporary read for the last time by statement ``stmt``, and no
         value that shares its memory (a view of it) exists."""
-        return (isinstance(x, Value) and x.id in self.names and x.id not in self.out_ids
-                and self._last.get(x.id) == stmt and x.id not in self._viewed)
+        return (
+            isinstance(x, Value)
+            and x.id in self.names
+            and x.id not in self.out_ids
+            and self._last.get(x.id) == stmt
+            and x.id not in self._viewed
+        )
 
     def _into(self, v: Value, name: str, stmt: int, reads: list[Value]) -> list[str] | None:
         """Code that leaves ``v`` in ``name`` without allocating for ``v`` itself, or None.
@@ -306,7 +351,7 @@ class FastWriter(Writer):
         if ufunc is None or not v.shape or len(v.args) != 2:
             return None
         a, b = v.args
-        other = 1                       # which operand is not the buffer
+        other = 1  # which operand is not the buffer
         if not (self._same_buffer(v, a) and a.id not in self.names):
             if v.prim in _COMMUTATIVE and self._same_buffer(v, b) and b.id not in self.names:
                 a, other = b, 0
@@ -315,16 +360,19 @@ class FastWriter(Writer):
         loop = self._loop(v)
         if a is not None:
             first = self._into(a, name, stmt, reads) or [f"{name} = {self.ref(a)[0]}"]
-            return first + [f"numpy.{ufunc}({name}, {self._operands(v)[other]}, "
-                            f"out={name}{loop})"]
+            return first + [f"numpy.{ufunc}({name}, {self._operands(v)[other]}, out={name}{loop})"]
         top = v is reads[-1]
         for x in v.args:
-            if self._same_buffer(v, x) and self._dies_here(x, stmt) and (
-                    top or sum(r is x for r in reads) == 1):
+            if (
+                self._same_buffer(v, x)
+                and self._dies_here(x, stmt)
+                and (top or sum(r is x for r in reads) == 1)
+            ):
                 texts = self._operands(v)
-                self._taken.add(x.id)          # its name now holds v's result: no del
-                return [f"{name} = numpy.{ufunc}({texts[0]}, {texts[1]}, "
-                        f"out={self.names[x.id]}{loop})"]
+                self._taken.add(x.id)  # its name now holds v's result: no del
+                return [
+                    f"{name} = numpy.{ufunc}({texts[0]}, {texts[1]}, out={self.names[x.id]}{loop})"
+                ]
         return None
 
     @staticmethod
@@ -333,8 +381,9 @@ class FastWriter(Writer):
         runs its float loop directly (about 40% faster on a 128 x 512 float32 array than the
         loop it picks for float x bool); the mask is cast to 0.0/1.0 either way."""
         dt = numpy.dtype(v.dtype)
-        if dt.kind == "f" and any(isinstance(x, Value) and numpy.dtype(x.dtype) == numpy.bool_
-                                  for x in v.args):
+        if dt.kind == "f" and any(
+            isinstance(x, Value) and numpy.dtype(x.dtype) == numpy.bool_ for x in v.args
+        ):
             return f", dtype=numpy.{dt.name}"
         return ""
 
@@ -370,7 +419,7 @@ class FastWriter(Writer):
         for stmt, line in enumerate(base):
             code = None
             if len(line.code) == 1:
-                reads = self._reads(line.value) + [line.value]     # the statement's own value last
+                reads = self._reads(line.value) + [line.value]  # the statement's own value last
                 code = self._into(line.value, line.name, stmt, reads)
             gone = [self.names[v.id] for v in dying.get(stmt, ()) if v.id not in self._taken]
             if gone:
@@ -386,9 +435,13 @@ class FastWriter(Writer):
         from RAM): 1% of the 784-512-512-10 MLP's step.  Small arrays gain nothing from it
         and would pay for the statement.
         """
-        return (v.id in self.names and v.op not in (INPUT, CONST) and v.id not in self.out_ids
-                and v.shape is not None and math.prod(v.shape) * numpy.dtype(v.dtype).itemsize
-                >= _FREE_EARLY)
+        return (
+            v.id in self.names
+            and v.op not in (INPUT, CONST)
+            and v.id not in self.out_ids
+            and v.shape is not None
+            and math.prod(v.shape) * numpy.dtype(v.dtype).itemsize >= _FREE_EARLY
+        )
 
     def size(self, s: Size) -> str:
-        return str(int(s))             # never a name: names may be deleted once read
+        return str(int(s))  # never a name: names may be deleted once read

@@ -62,8 +62,9 @@ class CheckpointError(ValueError):
 
 # --- encoding --------------------------------------------------------------------------------
 
+
 def _contiguous(a: numpy.ndarray) -> numpy.ndarray:
-    return a if a.flags.c_contiguous else numpy.array(a, order="C")   # keeps 0-d arrays 0-d
+    return a if a.flags.c_contiguous else numpy.array(a, order="C")  # keeps 0-d arrays 0-d
 
 
 def _safe(name: str) -> str:
@@ -85,9 +86,11 @@ class _Encoder:
 
     def array(self, a: numpy.ndarray, where: str) -> str:
         if a.dtype.kind not in _ARRAY_KINDS or a.dtype.fields is not None:
-            raise TypeError(f"chainrule.save: the array at {where or 'the top level'} has "
-                            f"dtype {a.dtype}, which cannot be saved without pickle; convert it "
-                            "to a numeric or string dtype")
+            raise TypeError(
+                f"chainrule.save: the array at {where or 'the top level'} has "
+                f"dtype {a.dtype}, which cannot be saved without pickle; convert it "
+                "to a numeric or string dtype"
+            )
         k = self.key(where)
         self.arrays[k] = _contiguous(a)
         return k
@@ -113,18 +116,25 @@ class _Encoder:
             items = []
             for k, v in obj.items():
                 if isinstance(k, bool) or not isinstance(k, (str, int)):
-                    raise TypeError(f"chainrule.save: dict keys must be str or int, got "
-                                    f"{type(k).__name__} {k!r} at {where or 'the top level'}")
+                    raise TypeError(
+                        f"chainrule.save: dict keys must be str or int, got "
+                        f"{type(k).__name__} {k!r} at {where or 'the top level'}"
+                    )
                 tag = "s" if isinstance(k, str) else "i"
                 items.append([tag, k, self.encode(v, f"{where}/{k}" if where else str(k))])
             return {"t": "dict", "v": items}
         if type(obj) in (list, tuple):
-            return {"t": type(obj).__name__,
-                    "v": [self.encode(v, f"{where}/{i}" if where else str(i))
-                          for i, v in enumerate(obj)]}
-        raise TypeError(f"chainrule.save: cannot save a {type(obj).__name__} (at "
-                        f"{where or 'the top level'}); checkpoints hold dicts, lists, tuples, "
-                        "arrays, numbers, strings and None")
+            return {
+                "t": type(obj).__name__,
+                "v": [
+                    self.encode(v, f"{where}/{i}" if where else str(i)) for i, v in enumerate(obj)
+                ],
+            }
+        raise TypeError(
+            f"chainrule.save: cannot save a {type(obj).__name__} (at "
+            f"{where or 'the top level'}); checkpoints hold dicts, lists, tuples, "
+            "arrays, numbers, strings and None"
+        )
 
 
 def _canonical(manifest: dict[str, Any]) -> bytes:
@@ -166,9 +176,12 @@ def save(obj: Any, path: str | os.PathLike[str]) -> None:
     enc = _Encoder()
     tree = enc.encode(obj, "")
     manifest: dict[str, Any] = {
-        "format": FORMAT, "version": VERSION, "tree": tree,
-        "arrays": {k: {"dtype": a.dtype.str, "shape": list(a.shape)}
-                   for k, a in enc.arrays.items()},
+        "format": FORMAT,
+        "version": VERSION,
+        "tree": tree,
+        "arrays": {
+            k: {"dtype": a.dtype.str, "shape": list(a.shape)} for k, a in enc.arrays.items()
+        },
     }
     manifest["sha256"] = _digest(manifest, enc.arrays)
     blob = json.dumps(manifest, sort_keys=True, ensure_ascii=True).encode()
@@ -177,8 +190,9 @@ def save(obj: Any, path: str | os.PathLike[str]) -> None:
 
     target = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(target))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(target) + ".", suffix=".tmp",
-                               dir=directory)
+    fd, tmp = tempfile.mkstemp(
+        prefix="." + os.path.basename(target) + ".", suffix=".tmp", dir=directory
+    )
     try:
         with os.fdopen(fd, "wb") as f:
             numpy.savez(f, **members)  # type: ignore[arg-type]
@@ -194,7 +208,7 @@ def save(obj: Any, path: str | os.PathLike[str]) -> None:
         except OSError:
             pass
         raise
-    try:                                    # make the rename itself durable (POSIX)
+    try:  # make the rename itself durable (POSIX)
         dfd = os.open(directory, os.O_RDONLY)
         try:
             os.fsync(dfd)
@@ -205,6 +219,7 @@ def save(obj: Any, path: str | os.PathLike[str]) -> None:
 
 
 # --- decoding --------------------------------------------------------------------------------
+
 
 class _Bad(Exception):
     """Internal: a specific reason the file is invalid."""
@@ -219,8 +234,7 @@ def _read_header(f: Any) -> tuple[tuple[int, ...], bool, numpy.dtype[Any]]:
     raise _Bad(f"unsupported .npy version {version}")
 
 
-def _read_member(zf: zipfile.ZipFile, name: str, dtype: str, shape: list[int]
-                 ) -> numpy.ndarray:
+def _read_member(zf: zipfile.ZipFile, name: str, dtype: str, shape: list[int]) -> numpy.ndarray:
     member = name + ".npy"
     try:
         info = zf.getinfo(member)
@@ -230,14 +244,18 @@ def _read_member(zf: zipfile.ZipFile, name: str, dtype: str, shape: list[int]
         hshape, fortran, hdtype = _read_header(f)
         header_len = f.tell()
     if hdtype.str != dtype or list(hshape) != list(shape) or hdtype.hasobject:
-        raise _Bad(f"the array '{name}' has dtype {hdtype.str} and shape {hshape} but the "
-                   f"manifest says {dtype} and {tuple(shape)}")
+        raise _Bad(
+            f"the array '{name}' has dtype {hdtype.str} and shape {hshape} but the "
+            f"manifest says {dtype} and {tuple(shape)}"
+        )
     nbytes = int(numpy.prod(hshape, dtype=object)) * hdtype.itemsize
     if header_len + nbytes != info.file_size:
-        raise _Bad(f"the array '{name}' should take {nbytes} bytes but its member holds "
-                   f"{info.file_size - header_len}")
+        raise _Bad(
+            f"the array '{name}' should take {nbytes} bytes but its member holds "
+            f"{info.file_size - header_len}"
+        )
     with zf.open(info) as f:
-        data = f.read()                     # zipfile checks the CRC-32 at the end
+        data = f.read()  # zipfile checks the CRC-32 at the end
     if len(data) != info.file_size:
         raise _Bad(f"the array '{name}' is truncated")
     arr = npformat.read_array(io.BytesIO(data), allow_pickle=False)
@@ -275,8 +293,11 @@ def _decode(node: Any, arrays: dict[str, numpy.ndarray], used: set[str]) -> Any:
     if t == "dict":
         out = {}
         for tag, k, v in node["v"]:
-            if (tag == "s" and not isinstance(k, str)) or (tag == "i" and (
-                    not isinstance(k, int) or isinstance(k, bool))) or tag not in ("s", "i"):
+            if (
+                (tag == "s" and not isinstance(k, str))
+                or (tag == "i" and (not isinstance(k, int) or isinstance(k, bool)))
+                or tag not in ("s", "i")
+            ):
                 raise _Bad("malformed dict key in the manifest")
             out[k] = _decode(v, arrays, used)
         return out
@@ -321,8 +342,10 @@ def _load(path: str) -> Any:
         if not isinstance(version, int) or version < 1:
             raise _Bad(f"invalid format version {version!r}")
         if version > VERSION:
-            raise _Bad(f"it was written in format version {version} by a newer chainrule; "
-                       f"this one reads up to version {VERSION}. Upgrade chainrule")
+            raise _Bad(
+                f"it was written in format version {version} by a newer chainrule; "
+                f"this one reads up to version {VERSION}. Upgrade chainrule"
+            )
         listed = manifest.get("arrays")
         if not isinstance(listed, dict):
             raise _Bad("the manifest has no array table")
@@ -330,8 +353,9 @@ def _load(path: str) -> Any:
         extra = sorted(set(names) - expected)
         if extra or len(names) != len(set(names)):
             raise _Bad(f"the archive has members the manifest does not list: {extra[:5]}")
-        arrays = {k: _read_member(zf, k, spec["dtype"], spec["shape"])
-                  for k, spec in listed.items()}
+        arrays = {
+            k: _read_member(zf, k, spec["dtype"], spec["shape"]) for k, spec in listed.items()
+        }
     if _digest(manifest, arrays) != manifest.get("sha256"):
         raise _Bad("checksum mismatch: the contents were changed or corrupted")
     used: set[str] = set()
@@ -376,5 +400,5 @@ def load(path: str | os.PathLike[str]) -> Any:
         raise CheckpointError(p, str(e)) from None
     except (FileNotFoundError, IsADirectoryError, PermissionError):
         raise
-    except Exception as e:          # anything a damaged archive can make zipfile/numpy raise
+    except Exception as e:  # anything a damaged archive can make zipfile/numpy raise
         raise CheckpointError(p, f"corrupted or truncated ({type(e).__name__}: {e})") from e

@@ -21,8 +21,18 @@ from typing import Any
 
 import numpy
 
-__all__ = ["Dataset", "DataError", "load_dataset", "load_csv", "train_test_split",
-           "Standardizer", "batches", "DataLoader", "encode_labels", "DATASETS"]
+__all__ = [
+    "Dataset",
+    "DataError",
+    "load_dataset",
+    "load_csv",
+    "train_test_split",
+    "Standardizer",
+    "batches",
+    "DataLoader",
+    "encode_labels",
+    "DATASETS",
+]
 
 DATASETS = ("digits", "iris", "wine", "breast_cancer", "diabetes")
 _MISSING = {"", "na", "n/a", "nan", "null", "none", "?", "-", "--"}
@@ -89,8 +99,7 @@ def encode_labels(y: Any) -> tuple[numpy.ndarray, numpy.ndarray]:
     return codes.reshape(-1).astype(numpy.int64), classes
 
 
-def load_dataset(name: str, target: str | int | None = None, task: str | None = None
-                 ) -> Dataset:
+def load_dataset(name: str, target: str | int | None = None, task: str | None = None) -> Dataset:
     """A bundled scikit-learn data set by name, or a CSV file by path.
 
     Named sets need scikit-learn (``pip install chainrule[train]``) but no download:
@@ -110,25 +119,46 @@ def load_dataset(name: str, target: str | int | None = None, task: str | None = 
         try:
             from sklearn import datasets as skd  # type: ignore[import-untyped]
         except ImportError:
-            raise ImportError(f"the bundled data set {name!r} comes from scikit-learn: "
-                              "pip install chainrule[train]") from None
+            raise ImportError(
+                f"the bundled data set {name!r} comes from scikit-learn: "
+                "pip install chainrule[train]"
+            ) from None
         loader = getattr(skd, f"load_{key}")
         bunch = loader()
         X = numpy.asarray(bunch.data, dtype=numpy.float64)
-        feature_names = [str(f) for f in getattr(bunch, "feature_names",
-                                                 [f"x{i}" for i in range(X.shape[1])])]
+        feature_names = [
+            str(f) for f in getattr(bunch, "feature_names", [f"x{i}" for i in range(X.shape[1])])
+        ]
         if key == "diabetes":
-            return Dataset(X, numpy.asarray(bunch.target, dtype=numpy.float64), "regression",
-                           key, feature_names, "target")
+            return Dataset(
+                X,
+                numpy.asarray(bunch.target, dtype=numpy.float64),
+                "regression",
+                key,
+                feature_names,
+                "target",
+            )
         y = numpy.asarray(bunch.target, dtype=numpy.int64)
         names = getattr(bunch, "target_names", None)
-        classes = numpy.asarray(names) if names is not None and len(names) == y.max() + 1 \
+        classes = (
+            numpy.asarray(names)
+            if names is not None and len(names) == y.max() + 1
             else numpy.unique(y)
-        return Dataset(X, y, "classification", key, feature_names, "target", classes,
-                       (8, 8) if key == "digits" else None)
+        )
+        return Dataset(
+            X,
+            y,
+            "classification",
+            key,
+            feature_names,
+            "target",
+            classes,
+            (8, 8) if key == "digits" else None,
+        )
     if not os.path.exists(name):
-        raise FileNotFoundError(f"no such data set or file: {name!r} (named data sets: "
-                                f"{', '.join(DATASETS)})")
+        raise FileNotFoundError(
+            f"no such data set or file: {name!r} (named data sets: {', '.join(DATASETS)})"
+        )
     return load_csv(name, target=target, task=task)
 
 
@@ -139,9 +169,13 @@ def _number(s: str) -> float | None:
         return None
 
 
-def load_csv(path: str | os.PathLike[str], target: str | int | None = None,
-             task: str | None = None, delimiter: str | None = None,
-             header: bool | None = None) -> Dataset:
+def load_csv(
+    path: str | os.PathLike[str],
+    target: str | int | None = None,
+    task: str | None = None,
+    delimiter: str | None = None,
+    header: bool | None = None,
+) -> Dataset:
     """Read a numeric CSV file: one sample per row, the target in the last column.
 
     Parameters
@@ -182,7 +216,7 @@ def load_csv(path: str | os.PathLike[str], target: str | int | None = None,
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        line = raw[:e.start].count(b"\n") + 1
+        line = raw[: e.start].count(b"\n") + 1
         raise DataError(f"{fname}, line {line}: not valid UTF-8 text (byte {e.start})") from None
     if not text.strip():
         raise DataError(f"{fname}: the file is empty")
@@ -207,9 +241,13 @@ def load_csv(path: str | os.PathLike[str], target: str | int | None = None,
     has_header: bool
     if header is None:
         nonnum = [_number(v) is None or v.lower() in _MISSING for v in first]
-        has_header = all(nonnum) or (len(rows) > 1 and any(
-            bad and i < len(rows[1][1]) and _number(rows[1][1][i]) is not None
-            for i, bad in enumerate(nonnum)))
+        has_header = all(nonnum) or (
+            len(rows) > 1
+            and any(
+                bad and i < len(rows[1][1]) and _number(rows[1][1][i]) is not None
+                for i, bad in enumerate(nonnum)
+            )
+        )
     else:
         has_header = bool(header)
     if has_header:
@@ -220,25 +258,29 @@ def load_csv(path: str | os.PathLike[str], target: str | int | None = None,
         data = rows
     ncol = len(names)
     if ncol < 2:
-        raise DataError(f"{fname}, line {first_line}: found {ncol} column; need at least one "
-                        "feature column and a target column (is the delimiter "
-                        f"{delimiter!r} right?)")
+        raise DataError(
+            f"{fname}, line {first_line}: found {ncol} column; need at least one "
+            "feature column and a target column (is the delimiter "
+            f"{delimiter!r} right?)"
+        )
     if not data:
         raise DataError(f"{fname}: no data rows (only a header on line {first_line})")
     if len(data) < 2:
-        raise DataError(f"{fname}, line {data[0][0]}: only one data row; training needs at "
-                        "least 2")
+        raise DataError(f"{fname}, line {data[0][0]}: only one data row; training needs at least 2")
     for line, fields in data:
         if len(fields) != ncol:
-            raise DataError(f"{fname}, line {line}: {len(fields)} fields, expected {ncol} "
-                            f"(as on line {first_line})")
+            raise DataError(
+                f"{fname}, line {line}: {len(fields)} fields, expected {ncol} "
+                f"(as on line {first_line})"
+            )
     # target column
     if target is None:
         t = ncol - 1
     elif isinstance(target, (int, numpy.integer)) and not isinstance(target, bool):
         if not -ncol <= int(target) < ncol:
-            raise DataError(f"{fname}: target column index {target} is out of range for "
-                            f"{ncol} columns")
+            raise DataError(
+                f"{fname}: target column index {target} is out of range for {ncol} columns"
+            )
         t = int(target) % ncol
     else:
         if str(target) in names:
@@ -246,8 +288,9 @@ def load_csv(path: str | os.PathLike[str], target: str | int | None = None,
         elif str(target).lstrip("-").isdigit() and -ncol <= int(str(target)) < ncol:
             t = int(str(target)) % ncol
         else:
-            raise DataError(f"{fname}: no column named {target!r}; the columns are "
-                            f"{', '.join(names)}")
+            raise DataError(
+                f"{fname}: no column named {target!r}; the columns are {', '.join(names)}"
+            )
     feats = [i for i in range(ncol) if i != t]
     X = numpy.empty((len(data), len(feats)))
     raw_target: list[str] = []
@@ -259,15 +302,15 @@ def load_csv(path: str | os.PathLike[str], target: str | int | None = None,
                 raise DataError(f"{where}: missing value {v!r}; remove or fill the row")
             x = _number(v)
             if x is None:
-                raise DataError(f"{where}: {v!r} is not a number; feature columns must be "
-                                "numeric")
+                raise DataError(f"{where}: {v!r} is not a number; feature columns must be numeric")
             if not math.isfinite(x):
                 raise DataError(f"{where}: non-finite value {v!r}")
             X[r, j] = x
         v = fields[t]
         if v.lower() in _MISSING:
-            raise DataError(f"{fname}, line {line}, column {t + 1} ({names[t]!r}): missing "
-                            f"target value {v!r}")
+            raise DataError(
+                f"{fname}, line {line}, column {t + 1} ({names[t]!r}): missing target value {v!r}"
+            )
         raw_target.append(v)
     nums = [_number(v) for v in raw_target]
     numeric = all(n is not None and math.isfinite(n) for n in nums)
@@ -277,8 +320,7 @@ def load_csv(path: str | os.PathLike[str], target: str | int | None = None,
         else:
             vals = numpy.array(nums, dtype=float)
             integral = bool(numpy.all(vals == numpy.round(vals)))
-            task = "classification" if integral and len(numpy.unique(vals)) <= 20 else \
-                "regression"
+            task = "classification" if integral and len(numpy.unique(vals)) <= 20 else "regression"
     if task not in ("classification", "regression"):
         raise ValueError(f"task must be 'classification' or 'regression', got {task!r}")
     feature_names = [names[i] for i in feats]
@@ -286,23 +328,29 @@ def load_csv(path: str | os.PathLike[str], target: str | int | None = None,
     if task == "regression":
         if not numeric:
             bad = next(i for i, n in enumerate(nums) if n is None or not math.isfinite(n))
-            raise DataError(f"{fname}, line {data[bad][0]}, column {t + 1} ({names[t]!r}): "
-                            f"{raw_target[bad]!r} is not a number; a regression target must "
-                            "be numeric")
-        return Dataset(X, numpy.array(nums, dtype=numpy.float64), "regression", name,
-                       feature_names, names[t])
+            raise DataError(
+                f"{fname}, line {data[bad][0]}, column {t + 1} ({names[t]!r}): "
+                f"{raw_target[bad]!r} is not a number; a regression target must "
+                "be numeric"
+            )
+        return Dataset(
+            X, numpy.array(nums, dtype=numpy.float64), "regression", name, feature_names, names[t]
+        )
     labels: Any = numpy.array(nums, dtype=float) if numeric else numpy.array(raw_target)
     if numeric and numpy.all(labels == numpy.round(labels)):
         labels = labels.astype(numpy.int64)
     codes, classes = encode_labels(labels)
     if len(classes) < 2:
-        raise DataError(f"{fname}: the target column {names[t]!r} has a single class "
-                        f"({classes[0]!r}); classification needs at least 2")
+        raise DataError(
+            f"{fname}: the target column {names[t]!r} has a single class "
+            f"({classes[0]!r}); classification needs at least 2"
+        )
     return Dataset(X, codes, "classification", name, feature_names, names[t], classes)
 
 
-def train_test_split(X: Any, y: Any, test_size: float = 0.2, stratify: bool = True,
-                     seed: int = 0) -> tuple[numpy.ndarray, ...]:
+def train_test_split(
+    X: Any, y: Any, test_size: float = 0.2, stratify: bool = True, seed: int = 0
+) -> tuple[numpy.ndarray, ...]:
     """Split ``X, y`` into train and test parts: ``X_train, X_test, y_train, y_test``.
 
     ``ceil(test_size * n)`` samples go to the test part.  With ``stratify`` (for integer class
@@ -326,8 +374,7 @@ def train_test_split(X: Any, y: Any, test_size: float = 0.2, stratify: bool = Tr
         raise ValueError(f"train_test_split: test_size must be in (0, 1), got {test_size}")
     n_test = math.ceil(test_size * n)
     if n_test >= n:
-        raise ValueError(f"train_test_split: {n} samples are too few for test_size "
-                         f"{test_size}")
+        raise ValueError(f"train_test_split: {n} samples are too few for test_size {test_size}")
     rng = numpy.random.default_rng(seed)
     if stratify and y.dtype.kind in "iub":
         classes, codes = numpy.unique(y, return_inverse=True)
@@ -347,7 +394,7 @@ def train_test_split(X: Any, y: Any, test_size: float = 0.2, stratify: bool = Tr
         test = []
         for c in range(len(classes)):
             idx = numpy.flatnonzero(codes == c)
-            test.append(rng.permutation(idx)[:take[c]])
+            test.append(rng.permutation(idx)[: take[c]])
         test_idx = numpy.sort(numpy.concatenate(test))
     else:
         test_idx = numpy.sort(rng.permutation(n)[:n_test])
@@ -384,8 +431,7 @@ class Standardizer:
         axis = 0 if self.per_feature else None
         self.mean = numpy.asarray(X.mean(axis=axis))
         std = numpy.asarray(X.std(axis=axis))
-        self.scale = numpy.where(std > 1e-12 * numpy.maximum(1.0, numpy.abs(self.mean)),
-                                 std, 1.0)
+        self.scale = numpy.where(std > 1e-12 * numpy.maximum(1.0, numpy.abs(self.mean)), std, 1.0)
         return self
 
     def transform(self, X: Any) -> numpy.ndarray:
@@ -406,9 +452,13 @@ class Standardizer:
         return self
 
 
-def batches(n: int, batch_size: int, shuffle: bool = True,
-            rng: numpy.random.Generator | None = None, drop_last: bool = False
-            ) -> Iterator[numpy.ndarray]:
+def batches(
+    n: int,
+    batch_size: int,
+    shuffle: bool = True,
+    rng: numpy.random.Generator | None = None,
+    drop_last: bool = False,
+) -> Iterator[numpy.ndarray]:
     """Index arrays of consecutive mini-batches of ``range(n)`` (the last may be smaller).
 
     ``drop_last`` leaves out an incomplete last batch (unless it is the only one).
@@ -425,7 +475,7 @@ def batches(n: int, batch_size: int, shuffle: bool = True,
     order = (rng or numpy.random.default_rng()).permutation(n) if shuffle else numpy.arange(n)
     stop = n - n % batch_size if drop_last and n >= batch_size else n
     for i in range(0, stop, batch_size):
-        yield order[i:i + batch_size]
+        yield order[i : i + batch_size]
 
 
 class DataLoader:
@@ -443,8 +493,9 @@ class DataLoader:
     [4, 2]
     """
 
-    def __init__(self, X: Any, y: Any = None, batch_size: int = 32, shuffle: bool = True,
-                 seed: int = 0) -> None:
+    def __init__(
+        self, X: Any, y: Any = None, batch_size: int = 32, shuffle: bool = True, seed: int = 0
+    ) -> None:
         self.X = numpy.asarray(X)
         self.y = None if y is None else numpy.asarray(y)
         if self.y is not None and len(self.y) != len(self.X):

@@ -28,9 +28,25 @@ import numpy
 
 import chainrule as cr
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "clip_grad_norm_",
-           "clip_grad_value_", "LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR",
-           "CosineAnnealingLR", "LinearLR", "LambdaLR", "LinearWarmup", "get_optimizer"]
+__all__ = [
+    "Optimizer",
+    "SGD",
+    "Adam",
+    "AdamW",
+    "RMSprop",
+    "Adagrad",
+    "clip_grad_norm_",
+    "clip_grad_value_",
+    "LRScheduler",
+    "StepLR",
+    "MultiStepLR",
+    "ExponentialLR",
+    "CosineAnnealingLR",
+    "LinearLR",
+    "LambdaLR",
+    "LinearWarmup",
+    "get_optimizer",
+]
 
 
 def _grad_array(p: cr.Tensor) -> numpy.ndarray | None:
@@ -69,8 +85,10 @@ class Optimizer:
         self.param_groups: list[dict[str, Any]] = []
         self.state: dict[cr.Tensor, dict[str, Any]] = {}
         if isinstance(params, cr.Tensor):
-            raise TypeError(f"{type(self).__name__}: params should be an iterable of tensors "
-                            "(e.g. model.parameters() or [w]), got a single tensor")
+            raise TypeError(
+                f"{type(self).__name__}: params should be an iterable of tensors "
+                "(e.g. model.parameters() or [w]), got a single tensor"
+            )
         if hasattr(params, "parameters") and callable(params.parameters):
             raise TypeError(f"{type(self).__name__}: got a module; pass model.parameters()")
         groups = list(params)
@@ -91,22 +109,30 @@ class Optimizer:
         seen = {id(p) for g in self.param_groups for p in g["params"]}
         for i, p in enumerate(params):
             if not isinstance(p, cr.Tensor):
-                raise TypeError(f"{type(self).__name__}: parameter {i} is a "
-                                f"{type(p).__name__}, not a chainrule tensor")
+                raise TypeError(
+                    f"{type(self).__name__}: parameter {i} is a "
+                    f"{type(p).__name__}, not a chainrule tensor"
+                )
             if not p.requires_grad:
-                raise ValueError(f"{type(self).__name__}: parameter {i} (shape {p.shape}) does "
-                                 "not require grad; optimize tensors made with "
-                                 "requires_grad=True")
+                raise ValueError(
+                    f"{type(self).__name__}: parameter {i} (shape {p.shape}) does "
+                    "not require grad; optimize tensors made with "
+                    "requires_grad=True"
+                )
             if numpy.asarray(p.data).dtype.kind != "f":
                 raise TypeError(f"{type(self).__name__}: parameter {i} is not floating point")
             if id(p) in seen:
-                raise ValueError(f"{type(self).__name__}: some parameters appear in more than "
-                                 "one parameter group (or twice in one)")
+                raise ValueError(
+                    f"{type(self).__name__}: some parameters appear in more than "
+                    "one parameter group (or twice in one)"
+                )
             seen.add(id(p))
         unknown = set(group) - set(self.defaults) - {"params", "initial_lr"}
         if unknown:
-            raise TypeError(f"{type(self).__name__}: unknown option(s) {sorted(unknown)}; "
-                            f"valid: {sorted(self.defaults)}")
+            raise TypeError(
+                f"{type(self).__name__}: unknown option(s) {sorted(unknown)}; "
+                f"valid: {sorted(self.defaults)}"
+            )
         full = {**self.defaults, **{k: v for k, v in group.items() if k != "params"}}
         self._validate(full)
         full["params"] = params
@@ -152,8 +178,9 @@ class Optimizer:
                     p.data = numpy.asarray(new, dtype=x.dtype)
         return loss
 
-    def _update(self, x: numpy.ndarray, grad: numpy.ndarray, state: dict[str, Any],
-                group: dict[str, Any]) -> numpy.ndarray:
+    def _update(
+        self, x: numpy.ndarray, grad: numpy.ndarray, state: dict[str, Any], group: dict[str, Any]
+    ) -> numpy.ndarray:
         raise NotImplementedError
 
     # --- state ------------------------------------------------------------------------------
@@ -175,9 +202,10 @@ class Optimizer:
         for g in self.param_groups:
             for p in g["params"]:
                 if p in self.state:
-                    state[index[id(p)]] = {k: (numpy.array(v, copy=True)
-                                               if isinstance(v, numpy.ndarray) else v)
-                                           for k, v in self.state[p].items()}
+                    state[index[id(p)]] = {
+                        k: (numpy.array(v, copy=True) if isinstance(v, numpy.ndarray) else v)
+                        for k, v in self.state[p].items()
+                    }
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -191,17 +219,22 @@ class Optimizer:
             saved_groups = state_dict["param_groups"]
             saved_state = state_dict["state"]
         except (KeyError, TypeError):
-            raise ValueError(f"{name}.load_state_dict: expected a dict with 'state' and "
-                             "'param_groups'") from None
+            raise ValueError(
+                f"{name}.load_state_dict: expected a dict with 'state' and 'param_groups'"
+            ) from None
         if len(saved_groups) != len(self.param_groups):
-            raise ValueError(f"{name}.load_state_dict: the state has {len(saved_groups)} "
-                             f"parameter group(s), this optimizer {len(self.param_groups)}")
+            raise ValueError(
+                f"{name}.load_state_dict: the state has {len(saved_groups)} "
+                f"parameter group(s), this optimizer {len(self.param_groups)}"
+            )
         mapping = {}
         for i, (sg, g) in enumerate(zip(saved_groups, self.param_groups)):
             if len(sg["params"]) != len(g["params"]):
-                raise ValueError(f"{name}.load_state_dict: group {i} has "
-                                 f"{len(sg['params'])} parameters in the state, "
-                                 f"{len(g['params'])} here")
+                raise ValueError(
+                    f"{name}.load_state_dict: group {i} has "
+                    f"{len(sg['params'])} parameters in the state, "
+                    f"{len(g['params'])} here"
+                )
             for k, p in zip(sg["params"], g["params"]):
                 mapping[int(k)] = p
         new_state: dict[cr.Tensor, dict[str, Any]] = {}
@@ -213,8 +246,10 @@ class Optimizer:
             for key, v in st.items():
                 if isinstance(v, numpy.ndarray) and v.ndim > 0:
                     if v.shape != p.shape:
-                        raise ValueError(f"{name}.load_state_dict: state '{key}' of parameter "
-                                         f"{k} has shape {v.shape}, the parameter {p.shape}")
+                        raise ValueError(
+                            f"{name}.load_state_dict: state '{key}' of parameter "
+                            f"{k} has shape {v.shape}, the parameter {p.shape}"
+                        )
                     v = numpy.array(v, dtype=p.dtype, copy=True)
                 elif isinstance(v, numpy.ndarray):
                     v = v.item()
@@ -256,19 +291,36 @@ class SGD(Optimizer):
     array([0.13])
     """
 
-    def __init__(self, params: Any, lr: float = 1e-3, momentum: float = 0.0,
-                 dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False,
-                 *, maximize: bool = False) -> None:
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1e-3,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+        *,
+        maximize: bool = False,
+    ) -> None:
         if momentum < 0:
             raise ValueError(f"SGD: invalid momentum {momentum}")
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("SGD: nesterov momentum requires a momentum and zero dampening")
-        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
-                                      weight_decay=weight_decay, nesterov=nesterov,
-                                      maximize=maximize))
+        super().__init__(
+            params,
+            dict(
+                lr=lr,
+                momentum=momentum,
+                dampening=dampening,
+                weight_decay=weight_decay,
+                nesterov=nesterov,
+                maximize=maximize,
+            ),
+        )
 
-    def _update(self, x: numpy.ndarray, grad: numpy.ndarray, state: dict[str, Any],
-                group: dict[str, Any]) -> numpy.ndarray:
+    def _update(
+        self, x: numpy.ndarray, grad: numpy.ndarray, state: dict[str, Any], group: dict[str, Any]
+    ) -> numpy.ndarray:
         g = grad + group["weight_decay"] * x if group["weight_decay"] else grad
         mu = group["momentum"]
         if mu:
@@ -300,18 +352,35 @@ class Adam(Optimizer):
     array([0.9])
     """
 
-    def __init__(self, params: Any, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False, *,
-                 maximize: bool = False) -> None:
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        amsgrad: bool = False,
+        *,
+        maximize: bool = False,
+    ) -> None:
         _check_adam(type(self).__name__, betas, eps)
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
-                                      weight_decay=weight_decay, amsgrad=amsgrad,
-                                      maximize=maximize))
+        super().__init__(
+            params,
+            dict(
+                lr=lr,
+                betas=tuple(betas),
+                eps=eps,
+                weight_decay=weight_decay,
+                amsgrad=amsgrad,
+                maximize=maximize,
+            ),
+        )
 
     _decoupled = False
 
-    def _update(self, x: numpy.ndarray, grad: numpy.ndarray, state: dict[str, Any],
-                group: dict[str, Any]) -> numpy.ndarray:
+    def _update(
+        self, x: numpy.ndarray, grad: numpy.ndarray, state: dict[str, Any], group: dict[str, Any]
+    ) -> numpy.ndarray:
         lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
         if not state:
             state["step"] = 0
@@ -330,8 +399,8 @@ class Adam(Optimizer):
         if group["amsgrad"]:
             v = numpy.maximum(state.get("max_exp_avg_sq", v), v)
             state["max_exp_avg_sq"] = v
-        bc1 = 1 - b1 ** t
-        bc2 = 1 - b2 ** t
+        bc1 = 1 - b1**t
+        bc2 = 1 - b2**t
         denom = numpy.sqrt(v) / math.sqrt(bc2) + eps
         return numpy.asarray(x - (lr / bc1) * m / denom)
 
@@ -362,9 +431,17 @@ class AdamW(Adam):
 
     _decoupled = True
 
-    def __init__(self, params: Any, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False, *,
-                 maximize: bool = False) -> None:
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        amsgrad: bool = False,
+        *,
+        maximize: bool = False,
+    ) -> None:
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize)
 
 
@@ -387,18 +464,38 @@ class RMSprop(Optimizer):
     array([0.9])
     """
 
-    def __init__(self, params: Any, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
-                 weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False, *,
-                 maximize: bool = False) -> None:
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1e-2,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        momentum: float = 0.0,
+        centered: bool = False,
+        *,
+        maximize: bool = False,
+    ) -> None:
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"RMSprop: invalid alpha {alpha}")
         if momentum < 0 or eps < 0:
             raise ValueError("RMSprop: momentum and eps must be non-negative")
-        super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
-                                      momentum=momentum, centered=centered, maximize=maximize))
+        super().__init__(
+            params,
+            dict(
+                lr=lr,
+                alpha=alpha,
+                eps=eps,
+                weight_decay=weight_decay,
+                momentum=momentum,
+                centered=centered,
+                maximize=maximize,
+            ),
+        )
 
-    def _update(self, x: numpy.ndarray, grad: numpy.ndarray, state: dict[str, Any],
-                group: dict[str, Any]) -> numpy.ndarray:
+    def _update(
+        self, x: numpy.ndarray, grad: numpy.ndarray, state: dict[str, Any], group: dict[str, Any]
+    ) -> numpy.ndarray:
         alpha, eps, wd, mu = group["alpha"], group["eps"], group["weight_decay"], group["momentum"]
         if not state:
             state["step"] = 0
@@ -442,18 +539,36 @@ class Adagrad(Optimizer):
     array([0.5])
     """
 
-    def __init__(self, params: Any, lr: float = 1e-2, lr_decay: float = 0.0,
-                 weight_decay: float = 0.0, initial_accumulator_value: float = 0.0,
-                 eps: float = 1e-10, *, maximize: bool = False) -> None:
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1e-2,
+        lr_decay: float = 0.0,
+        weight_decay: float = 0.0,
+        initial_accumulator_value: float = 0.0,
+        eps: float = 1e-10,
+        *,
+        maximize: bool = False,
+    ) -> None:
         if lr_decay < 0 or initial_accumulator_value < 0 or eps < 0:
-            raise ValueError("Adagrad: lr_decay, initial_accumulator_value and eps must be "
-                             "non-negative")
-        super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
-                                      initial_accumulator_value=initial_accumulator_value,
-                                      eps=eps, maximize=maximize))
+            raise ValueError(
+                "Adagrad: lr_decay, initial_accumulator_value and eps must be non-negative"
+            )
+        super().__init__(
+            params,
+            dict(
+                lr=lr,
+                lr_decay=lr_decay,
+                weight_decay=weight_decay,
+                initial_accumulator_value=initial_accumulator_value,
+                eps=eps,
+                maximize=maximize,
+            ),
+        )
 
-    def _update(self, x: numpy.ndarray, grad: numpy.ndarray, state: dict[str, Any],
-                group: dict[str, Any]) -> numpy.ndarray:
+    def _update(
+        self, x: numpy.ndarray, grad: numpy.ndarray, state: dict[str, Any], group: dict[str, Any]
+    ) -> numpy.ndarray:
         if not state:
             state["step"] = 0
             state["sum"] = numpy.full_like(x, group["initial_accumulator_value"])
@@ -466,7 +581,12 @@ class Adagrad(Optimizer):
 
 
 _OPTIMIZERS: dict[str, type[Optimizer]] = {
-    "sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagrad": Adagrad}
+    "sgd": SGD,
+    "adam": Adam,
+    "adamw": AdamW,
+    "rmsprop": RMSprop,
+    "adagrad": Adagrad,
+}
 
 
 def get_optimizer(name: str, params: Any, **options: Any) -> Optimizer:
@@ -482,8 +602,9 @@ def get_optimizer(name: str, params: Any, **options: Any) -> Optimizer:
     try:
         cls = _OPTIMIZERS[name.lower()]
     except KeyError:
-        raise ValueError(f"unknown optimizer {name!r}; choose from "
-                         f"{', '.join(sorted(_OPTIMIZERS))}") from None
+        raise ValueError(
+            f"unknown optimizer {name!r}; choose from {', '.join(sorted(_OPTIMIZERS))}"
+        ) from None
     return cls(params, **options)
 
 
@@ -491,14 +612,16 @@ def get_optimizer(name: str, params: Any, **options: Any) -> Optimizer:
 # Gradient clipping
 # =============================================================================================
 
+
 def _with_grads(parameters: Any) -> list[cr.Tensor]:
     if isinstance(parameters, cr.Tensor):
         parameters = [parameters]
     return [p for p in parameters if p.grad is not None]
 
 
-def clip_grad_norm_(parameters: Any, max_norm: float, norm_type: float = 2.0,
-                    error_if_nonfinite: bool = False) -> float:
+def clip_grad_norm_(
+    parameters: Any, max_norm: float, norm_type: float = 2.0, error_if_nonfinite: bool = False
+) -> float:
     """Scale all gradients together so their joint norm is at most ``max_norm``.
 
     The joint norm is the ``norm_type`` norm of all gradient elements (``inf`` allowed); the
@@ -527,9 +650,11 @@ def clip_grad_norm_(parameters: Any, max_norm: float, norm_type: float = 2.0,
         norms = [float(numpy.linalg.norm(g.ravel(), norm_type)) for g in grads]
         total = float(numpy.linalg.norm(numpy.array(norms), norm_type))
     if error_if_nonfinite and not math.isfinite(total):
-        raise RuntimeError(f"clip_grad_norm_: the total norm of order {norm_type} of the "
-                           "gradients is non-finite; set error_if_nonfinite=False to clip "
-                           "anyway")
+        raise RuntimeError(
+            f"clip_grad_norm_: the total norm of order {norm_type} of the "
+            "gradients is non-finite; set error_if_nonfinite=False to clip "
+            "anyway"
+        )
     coef = max_norm / (total + 1e-6)
     if coef < 1.0:
         for p, g in zip(params, grads):
@@ -557,6 +682,7 @@ def clip_grad_value_(parameters: Any, clip_value: float) -> None:
 # Learning-rate schedules
 # =============================================================================================
 
+
 class LRScheduler:
     """Base class: sets each group's ``lr`` from a closed form of the epoch counter.
 
@@ -578,15 +704,18 @@ class LRScheduler:
 
     def __init__(self, optimizer: Optimizer, last_epoch: int = -1) -> None:
         if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"{type(self).__name__}: expected an Optimizer, got "
-                            f"{type(optimizer).__name__}")
+            raise TypeError(
+                f"{type(self).__name__}: expected an Optimizer, got {type(optimizer).__name__}"
+            )
         self.optimizer = optimizer
         if last_epoch == -1:
             for g in optimizer.param_groups:
                 g.setdefault("initial_lr", g["lr"])
         elif any("initial_lr" not in g for g in optimizer.param_groups):
-            raise KeyError("param 'initial_lr' is not specified in param_groups when resuming "
-                           "an optimizer (last_epoch != -1)")
+            raise KeyError(
+                "param 'initial_lr' is not specified in param_groups when resuming "
+                "an optimizer (last_epoch != -1)"
+            )
         self.base_lrs = [g["initial_lr"] for g in optimizer.param_groups]
         self.last_epoch = last_epoch
         self._last_lr: list[float] = []
@@ -610,8 +739,11 @@ class LRScheduler:
 
     def state_dict(self) -> dict[str, Any]:
         """Everything but the optimizer (and callables)."""
-        return {k: v for k, v in self.__dict__.items()
-                if k not in ("optimizer",) and not callable(v) and not isinstance(v, LRScheduler)}
+        return {
+            k: v
+            for k, v in self.__dict__.items()
+            if k not in ("optimizer",) and not callable(v) and not isinstance(v, LRScheduler)
+        }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore the counter and options saved by :meth:`state_dict`."""
@@ -637,8 +769,9 @@ class StepLR(LRScheduler):
     [1.0, 1.0, 0.5, 0.5, 0.25]
     """
 
-    def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1,
-                 last_epoch: int = -1) -> None:
+    def __init__(
+        self, optimizer: Optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1
+    ) -> None:
         if step_size < 1:
             raise ValueError(f"StepLR: step_size must be positive, got {step_size}")
         self.step_size, self.gamma = int(step_size), float(gamma)
@@ -660,14 +793,19 @@ class MultiStepLR(LRScheduler):
     [0.010000000000000002]
     """
 
-    def __init__(self, optimizer: Optimizer, milestones: Iterable[int], gamma: float = 0.1,
-                 last_epoch: int = -1) -> None:
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        milestones: Iterable[int],
+        gamma: float = 0.1,
+        last_epoch: int = -1,
+    ) -> None:
         self.milestones, self.gamma = sorted(int(m) for m in milestones), float(gamma)
         super().__init__(optimizer, last_epoch)
 
     def lr_at(self, epoch: int) -> list[float]:
         k = sum(1 for m in self.milestones if m <= epoch)
-        return [b * self.gamma ** k for b in self.base_lrs]
+        return [b * self.gamma**k for b in self.base_lrs]
 
 
 class ExponentialLR(LRScheduler):
@@ -687,7 +825,7 @@ class ExponentialLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def lr_at(self, epoch: int) -> list[float]:
-        return [b * self.gamma ** epoch for b in self.base_lrs]
+        return [b * self.gamma**epoch for b in self.base_lrs]
 
 
 class CosineAnnealingLR(LRScheduler):
@@ -705,8 +843,9 @@ class CosineAnnealingLR(LRScheduler):
     [1.0, 0.853553, 0.5, 0.146447, 0.0]
     """
 
-    def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0,
-                 last_epoch: int = -1) -> None:
+    def __init__(
+        self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1
+    ) -> None:
         if T_max < 1:
             raise ValueError(f"CosineAnnealingLR: T_max must be positive, got {T_max}")
         self.T_max, self.eta_min = int(T_max), float(eta_min)
@@ -731,8 +870,14 @@ class LinearLR(LRScheduler):
     [0.25, 0.5, 0.75, 1.0, 1.0]
     """
 
-    def __init__(self, optimizer: Optimizer, start_factor: float = 1.0 / 3,
-                 end_factor: float = 1.0, total_iters: int = 5, last_epoch: int = -1) -> None:
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        start_factor: float = 1.0 / 3,
+        end_factor: float = 1.0,
+        total_iters: int = 5,
+        last_epoch: int = -1,
+    ) -> None:
         if not 0 < start_factor <= 1 or not 0 <= end_factor <= 1:
             raise ValueError("LinearLR: start_factor must be in (0, 1] and end_factor in [0, 1]")
         self.start_factor, self.end_factor = float(start_factor), float(end_factor)
@@ -741,8 +886,7 @@ class LinearLR(LRScheduler):
 
     def lr_at(self, epoch: int) -> list[float]:
         e = min(epoch, self.total_iters)
-        f = self.start_factor + (self.end_factor - self.start_factor) * e / max(
-            self.total_iters, 1)
+        f = self.start_factor + (self.end_factor - self.start_factor) * e / max(self.total_iters, 1)
         return [b * f for b in self.base_lrs]
 
 
@@ -760,8 +904,9 @@ class LambdaLR(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, lr_lambda: Any, last_epoch: int = -1) -> None:
         n = len(optimizer.param_groups)
-        self.lr_lambdas = list(lr_lambda) if isinstance(lr_lambda, (list, tuple)) else (
-            [lr_lambda] * n)
+        self.lr_lambdas = (
+            list(lr_lambda) if isinstance(lr_lambda, (list, tuple)) else ([lr_lambda] * n)
+        )
         if len(self.lr_lambdas) != n:
             raise ValueError(f"LambdaLR: {len(self.lr_lambdas)} functions for {n} groups")
         super().__init__(optimizer, last_epoch)
@@ -791,8 +936,14 @@ class LinearWarmup(LRScheduler):
     [0.5, 0.75, 1.0, 0.5, 0.0]
     """
 
-    def __init__(self, optimizer: Optimizer, warmup_epochs: int, start_factor: float = 0.1,
-                 after: LRScheduler | None = None, last_epoch: int = -1) -> None:
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        warmup_epochs: int,
+        start_factor: float = 0.1,
+        after: LRScheduler | None = None,
+        last_epoch: int = -1,
+    ) -> None:
         if warmup_epochs < 0:
             raise ValueError(f"LinearWarmup: warmup_epochs must be >= 0, got {warmup_epochs}")
         if not 0 <= start_factor <= 1:

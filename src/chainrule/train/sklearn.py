@@ -34,9 +34,8 @@ try:
     from sklearn.exceptions import ConvergenceWarning  # type: ignore[import-untyped]
     from sklearn.utils.multiclass import check_classification_targets, unique_labels  # type: ignore[import-untyped]
     from sklearn.utils.validation import check_is_fitted, column_or_1d  # type: ignore[import-untyped]
-except ImportError as e:                                    # pragma: no cover
-    raise ImportError("chainrule.sklearn needs scikit-learn: pip install chainrule[train]"
-                      ) from e
+except ImportError as e:  # pragma: no cover
+    raise ImportError("chainrule.sklearn needs scikit-learn: pip install chainrule[train]") from e
 
 import chainrule as cr
 
@@ -48,11 +47,10 @@ __all__ = ["MLPClassifier", "MLPRegressor"]
 _ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
 
 
-def _validate(est: Any, X: Any, y: Any = "no_validation", reset: bool = True,
-              **kw: Any) -> Any:
+def _validate(est: Any, X: Any, y: Any = "no_validation", reset: bool = True, **kw: Any) -> Any:
     try:
         from sklearn.utils.validation import validate_data
-    except ImportError:                                     # scikit-learn < 1.6
+    except ImportError:  # scikit-learn < 1.6
         return est._validate_data(X, y, reset=reset, **kw)
     return validate_data(est, X, y, reset=reset, **kw)
 
@@ -62,15 +60,30 @@ def _values(x: Any) -> numpy.ndarray:
 
 
 class _BaseMLP(BaseEstimator):  # type: ignore[misc]
-    def __init__(self, hidden_layer_sizes: Any = (100,), activation: str = "relu", *,
-                 solver: str = "adam", alpha: float = 0.0001, batch_size: Any = "auto",
-                 learning_rate_init: float = 0.001, max_iter: int = 200,
-                 shuffle: bool = True, random_state: Any = None, tol: float = 1e-4,
-                 verbose: bool = False, warm_start: bool = False, momentum: float = 0.9,
-                 nesterovs_momentum: bool = True, early_stopping: bool = False,
-                 validation_fraction: float = 0.1, beta_1: float = 0.9,
-                 beta_2: float = 0.999, epsilon: float = 1e-8,
-                 n_iter_no_change: int = 10) -> None:
+    def __init__(
+        self,
+        hidden_layer_sizes: Any = (100,),
+        activation: str = "relu",
+        *,
+        solver: str = "adam",
+        alpha: float = 0.0001,
+        batch_size: Any = "auto",
+        learning_rate_init: float = 0.001,
+        max_iter: int = 200,
+        shuffle: bool = True,
+        random_state: Any = None,
+        tol: float = 1e-4,
+        verbose: bool = False,
+        warm_start: bool = False,
+        momentum: float = 0.9,
+        nesterovs_momentum: bool = True,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-8,
+        n_iter_no_change: int = 10,
+    ) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -109,20 +122,25 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
         sizes = self.hidden_layer_sizes
         sizes = [sizes] if numpy.ndim(sizes) == 0 else list(sizes)
         if any(not isinstance(s, (int, numpy.integer)) or s <= 0 for s in sizes):
-            raise ValueError(f"hidden_layer_sizes must be positive ints, got "
-                             f"{self.hidden_layer_sizes!r}")
+            raise ValueError(
+                f"hidden_layer_sizes must be positive ints, got {self.hidden_layer_sizes!r}"
+            )
         if self.activation not in _ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got "
-                             f"{self.activation!r}")
+            raise ValueError(
+                f"activation must be one of {sorted(_ACTIVATIONS)}, got {self.activation!r}"
+            )
         if self.solver not in ("adam", "sgd"):
             raise ValueError(f"solver must be 'adam' or 'sgd', got {self.solver!r}")
         if self.max_iter < 1 or self.learning_rate_init <= 0 or self.alpha < 0:
-            raise ValueError("max_iter and learning_rate_init must be positive and alpha "
-                             "non-negative")
-        if self.batch_size != "auto" and (not isinstance(self.batch_size, (int, numpy.integer))
-                                          or self.batch_size < 1):
-            raise ValueError(f"batch_size must be 'auto' or a positive int, got "
-                             f"{self.batch_size!r}")
+            raise ValueError(
+                "max_iter and learning_rate_init must be positive and alpha non-negative"
+            )
+        if self.batch_size != "auto" and (
+            not isinstance(self.batch_size, (int, numpy.integer)) or self.batch_size < 1
+        ):
+            raise ValueError(
+                f"batch_size must be 'auto' or a positive int, got {self.batch_size!r}"
+            )
         if not 0 < self.validation_fraction < 1:
             raise ValueError("validation_fraction must be in (0, 1)")
         return [int(s) for s in sizes]
@@ -131,19 +149,27 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
 
     def _initialize(self, n_features: int, n_outputs: int, sizes: list[int]) -> None:
         from sklearn.utils import check_random_state  # type: ignore[import-untyped]
-        self._rng = numpy.random.default_rng(
-            check_random_state(self.random_state).randint(2 ** 31))
-        self.model_ = nn.MLP([n_features, *sizes, n_outputs], _ACTIVATIONS[self.activation],
-                             rng=self._rng)
+
+        self._rng = numpy.random.default_rng(check_random_state(self.random_state).randint(2**31))
+        self.model_ = nn.MLP(
+            [n_features, *sizes, n_outputs], _ACTIVATIONS[self.activation], rng=self._rng
+        )
         params = list(self.model_.parameters())
         self._optimizer: optim.Optimizer
         if self.solver == "adam":
-            self._optimizer = optim.Adam(params, lr=self.learning_rate_init,
-                                         betas=(self.beta_1, self.beta_2), eps=self.epsilon)
+            self._optimizer = optim.Adam(
+                params,
+                lr=self.learning_rate_init,
+                betas=(self.beta_1, self.beta_2),
+                eps=self.epsilon,
+            )
         else:
-            self._optimizer = optim.SGD(params, lr=self.learning_rate_init,
-                                        momentum=self.momentum,
-                                        nesterov=self.nesterovs_momentum and self.momentum > 0)
+            self._optimizer = optim.SGD(
+                params,
+                lr=self.learning_rate_init,
+                momentum=self.momentum,
+                nesterov=self.nesterovs_momentum and self.momentum > 0,
+            )
         self._weights = [m.weight for m in self.model_.modules() if isinstance(m, nn.Linear)]
         self.n_iter_ = 0
         self.t_ = 0
@@ -166,7 +192,7 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
         self.model_.train()
         total = 0.0
         for i in range(0, n, bs):
-            idx = order[i:i + bs]
+            idx = order[i : i + bs]
             self._optimizer.zero_grad()
             loss = self._loss(self.model_(X[idx]), t[idx])
             if self.alpha:
@@ -181,13 +207,22 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
     def _fit(self, X: Any, y: Any, incremental: bool, classes: Any = None) -> Any:
         sizes = self._check_params()
         first = not (incremental or self.warm_start) or not hasattr(self, "model_")
-        X, y = _validate(self, X, y, reset=first, dtype=numpy.float64,
-                         multi_output=isinstance(self, MLPRegressor), y_numeric=isinstance(
-                             self, MLPRegressor))
+        X, y = _validate(
+            self,
+            X,
+            y,
+            reset=first,
+            dtype=numpy.float64,
+            multi_output=isinstance(self, MLPRegressor),
+            y_numeric=isinstance(self, MLPRegressor),
+        )
         t = self._targets(y, first, classes)
         if first:
-            n_out = len(self.classes_) if isinstance(self, MLPClassifier) else (
-                1 if t.ndim == 1 else t.shape[1])
+            n_out = (
+                len(self.classes_)
+                if isinstance(self, MLPClassifier)
+                else (1 if t.ndim == 1 else t.shape[1])
+            )
             self._initialize(X.shape[1], n_out, sizes)
         if incremental:
             self.loss_ = self._epoch(X, t)
@@ -198,11 +233,21 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
         tv: Any = None
         if self.early_stopping:
             from sklearn.model_selection import train_test_split  # type: ignore[import-untyped]
-            strat = t if isinstance(self, MLPClassifier) and len(
-                numpy.unique(t)) > 1 and min(numpy.bincount(t)) >= 2 else None
-            X, Xv, t, tv = train_test_split(X, t, test_size=self.validation_fraction,
-                                            random_state=int(self._rng.integers(2 ** 31)),
-                                            stratify=strat)
+
+            strat = (
+                t
+                if isinstance(self, MLPClassifier)
+                and len(numpy.unique(t)) > 1
+                and min(numpy.bincount(t)) >= 2
+                else None
+            )
+            X, Xv, t, tv = train_test_split(
+                X,
+                t,
+                test_size=self.validation_fraction,
+                random_state=int(self._rng.integers(2**31)),
+                stratify=strat,
+            )
         best_state = None
         for _ in range(self.max_iter):
             self.loss_ = self._epoch(X, t)
@@ -231,9 +276,13 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
             if self._no_improvement > self.n_iter_no_change:
                 break
         else:
-            warnings.warn(f"{type(self).__name__}: the maximum number of iterations "
-                          f"({self.max_iter}) was reached and the optimization has not "
-                          "converged yet", ConvergenceWarning, stacklevel=3)
+            warnings.warn(
+                f"{type(self).__name__}: the maximum number of iterations "
+                f"({self.max_iter}) was reached and the optimization has not "
+                "converged yet",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
         if self.early_stopping and best_state is not None:
             self.model_.load_state_dict(best_state)
         return self
@@ -250,8 +299,7 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
     def intercepts_(self) -> list[numpy.ndarray]:
         """Bias vectors, one per layer."""
         check_is_fitted(self, "model_")
-        return [numpy.array(m.bias.data) for m in self.model_.modules()
-                if isinstance(m, nn.Linear)]
+        return [numpy.array(m.bias.data) for m in self.model_.modules() if isinstance(m, nn.Linear)]
 
     @property
     def n_layers_(self) -> int:
@@ -288,13 +336,18 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):  # type: ignore[misc]
             else:
                 self.classes_ = unique_labels(y)
             if len(self.classes_) < 2:
-                raise ValueError(f"MLPClassifier needs samples of at least 2 classes in the "
-                                 f"data, but the data contains only one class: "
-                                 f"{self.classes_[0]!r}")
+                raise ValueError(
+                    f"MLPClassifier needs samples of at least 2 classes in the "
+                    f"data, but the data contains only one class: "
+                    f"{self.classes_[0]!r}"
+                )
         elif classes is not None and not numpy.array_equal(
-                numpy.unique(numpy.asarray(classes)), self.classes_):
-            raise ValueError(f"`classes={classes!r}` is not the same as on the first call to "
-                             f"partial_fit ({self.classes_!r})")
+            numpy.unique(numpy.asarray(classes)), self.classes_
+        ):
+            raise ValueError(
+                f"`classes={classes!r}` is not the same as on the first call to "
+                f"partial_fit ({self.classes_!r})"
+            )
         unseen = numpy.setdiff1d(numpy.unique(y), self.classes_)
         if len(unseen):
             raise ValueError(f"y contains classes not seen before: {unseen.tolist()}")
@@ -360,7 +413,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):  # type: ignore[misc]
         tags.target_tags.multi_output = True
         return tags
 
-    def _more_tags(self) -> dict[str, Any]:                  # scikit-learn < 1.6
+    def _more_tags(self) -> dict[str, Any]:  # scikit-learn < 1.6
         return {"multioutput": True}
 
     def _targets(self, y: numpy.ndarray, first: bool, classes: Any = None) -> numpy.ndarray:
@@ -368,15 +421,17 @@ class MLPRegressor(RegressorMixin, _BaseMLP):  # type: ignore[misc]
         if y.ndim == 2 and y.shape[1] == 1:
             y = y[:, 0]
         if not first and (1 if y.ndim == 1 else y.shape[1]) != self.n_outputs_:
-            raise ValueError(f"y has {1 if y.ndim == 1 else y.shape[1]} outputs, the model "
-                             f"{self.n_outputs_}")
+            raise ValueError(
+                f"y has {1 if y.ndim == 1 else y.shape[1]} outputs, the model {self.n_outputs_}"
+            )
         return y
 
     def _loss(self, out: Any, t: numpy.ndarray) -> Any:
-        return 0.5 * F.mse_loss(out, t.reshape(len(t), -1))     # scikit-learn's squared loss
+        return 0.5 * F.mse_loss(out, t.reshape(len(t), -1))  # scikit-learn's squared loss
 
     def _val_score(self, X: numpy.ndarray, t: numpy.ndarray) -> float:
         from sklearn.metrics import r2_score  # type: ignore[import-untyped]
+
         return float(r2_score(t, self._forward(X).reshape(t.shape)))
 
     def fit(self, X: Any, y: Any) -> MLPRegressor:

@@ -45,10 +45,11 @@ def _values(x: Any) -> numpy.ndarray:
 
 # --- metrics -------------------------------------------------------------------------------
 
+
 def _labels(pred: numpy.ndarray) -> numpy.ndarray:
     if pred.ndim >= 2 and pred.shape[1] > 1:
         return numpy.asarray(numpy.argmax(pred, axis=1))
-    return (pred.reshape(len(pred)) > 0).astype(numpy.int64)      # one logit per sample
+    return (pred.reshape(len(pred)) > 0).astype(numpy.int64)  # one logit per sample
 
 
 def accuracy(pred: numpy.ndarray, y: numpy.ndarray) -> float:
@@ -65,8 +66,9 @@ def accuracy(pred: numpy.ndarray, y: numpy.ndarray) -> float:
 
 
 def _err(pred: numpy.ndarray, y: numpy.ndarray) -> numpy.ndarray:
-    return numpy.asarray(pred.reshape(len(pred), -1)
-                         - numpy.asarray(y, dtype=float).reshape(len(pred), -1))
+    return numpy.asarray(
+        pred.reshape(len(pred), -1) - numpy.asarray(y, dtype=float).reshape(len(pred), -1)
+    )
 
 
 def mse(pred: numpy.ndarray, y: numpy.ndarray) -> float:
@@ -106,21 +108,36 @@ def r2(pred: numpy.ndarray, y: numpy.ndarray) -> float:
     ss_res = numpy.sum(_err(pred, y) ** 2, axis=0)
     ss_tot = numpy.sum((yy - yy.mean(axis=0)) ** 2, axis=0)
     with numpy.errstate(divide="ignore", invalid="ignore"):
-        score = numpy.where(ss_tot > 0, 1 - ss_res / numpy.where(ss_tot > 0, ss_tot, 1.0),
-                            numpy.where(ss_res == 0, 1.0, 0.0))
+        score = numpy.where(
+            ss_tot > 0,
+            1 - ss_res / numpy.where(ss_tot > 0, ss_tot, 1.0),
+            numpy.where(ss_res == 0, 1.0, 0.0),
+        )
     return float(numpy.mean(score))
 
 
 METRICS: dict[str, Callable[[numpy.ndarray, numpy.ndarray], float]] = {
-    "accuracy": accuracy, "acc": accuracy, "mse": mse, "rmse": rmse, "mae": mae, "r2": r2}
+    "accuracy": accuracy,
+    "acc": accuracy,
+    "mse": mse,
+    "rmse": rmse,
+    "mae": mae,
+    "r2": r2,
+}
 _HIGHER_IS_BETTER = {"accuracy", "acc", "r2"}
 
 # --- losses --------------------------------------------------------------------------------
 
 LOSSES: dict[str, Callable[..., Any]] = {
-    "cross_entropy": F.cross_entropy, "ce": F.cross_entropy, "nll": F.nll_loss,
-    "mse": F.mse_loss, "l1": F.l1_loss, "mae": F.l1_loss, "huber": F.huber_loss,
-    "smooth_l1": F.smooth_l1_loss, "bce_with_logits": F.binary_cross_entropy_with_logits,
+    "cross_entropy": F.cross_entropy,
+    "ce": F.cross_entropy,
+    "nll": F.nll_loss,
+    "mse": F.mse_loss,
+    "l1": F.l1_loss,
+    "mae": F.l1_loss,
+    "huber": F.huber_loss,
+    "smooth_l1": F.smooth_l1_loss,
+    "bce_with_logits": F.binary_cross_entropy_with_logits,
     "binary_cross_entropy_with_logits": F.binary_cross_entropy_with_logits,
     "bce": F.binary_cross_entropy,
 }
@@ -134,14 +151,17 @@ def _resolve_loss(loss: Any, y: numpy.ndarray) -> tuple[Callable[..., Any], str]
         try:
             return LOSSES[loss.lower()], loss.lower()
         except KeyError:
-            raise ValueError(f"unknown loss {loss!r}; choose from {', '.join(sorted(LOSSES))} "
-                             "or pass a function loss(output, target)") from None
+            raise ValueError(
+                f"unknown loss {loss!r}; choose from {', '.join(sorted(LOSSES))} "
+                "or pass a function loss(output, target)"
+            ) from None
     if callable(loss):
         return loss, getattr(loss, "__name__", type(loss).__name__)
     raise TypeError(f"loss must be a name or a callable, got {type(loss).__name__}")
 
 
 # --- history -------------------------------------------------------------------------------
+
 
 class History:
     """Per-epoch logs of a :func:`fit` run (Keras-style).
@@ -180,10 +200,14 @@ class History:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict (also what checkpoints store)."""
-        return {"history": {k: list(v) for k, v in self.history.items()},
-                "epoch": list(self.epoch), "best_epoch": self.best_epoch,
-                "stopped_epoch": self.stopped_epoch, "monitor": self.monitor,
-                "params": dict(self.params)}
+        return {
+            "history": {k: list(v) for k, v in self.history.items()},
+            "epoch": list(self.epoch),
+            "best_epoch": self.best_epoch,
+            "stopped_epoch": self.stopped_epoch,
+            "monitor": self.monitor,
+            "params": dict(self.params),
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> History:
@@ -205,8 +229,9 @@ class History:
             from matplotlib.backends.backend_agg import FigureCanvasAgg
             from matplotlib.figure import Figure
         except ImportError:
-            raise ImportError("History.plot needs matplotlib: pip install chainrule[train]") \
-                from None
+            raise ImportError(
+                "History.plot needs matplotlib: pip install chainrule[train]"
+            ) from None
         names = [k for k in self.history if not k.startswith("val_") and k != "lr"]
         panels = [n for n in names if n == "loss"] + [n for n in names if n != "loss"][:2]
         fig = Figure(figsize=(5 * len(panels), 3.6), layout="constrained")
@@ -216,11 +241,15 @@ class History:
             ax = fig.add_subplot(1, len(panels), i + 1)
             ax.plot(epochs, self.history[name], marker=".", label=f"train {name}")
             if f"val_{name}" in self.history:
-                ax.plot(epochs, self.history[f"val_{name}"], marker=".",
-                        label=f"validation {name}")
+                ax.plot(epochs, self.history[f"val_{name}"], marker=".", label=f"validation {name}")
             if self.best_epoch is not None and (self.monitor or "").startswith("val_"):
-                ax.axvline(self.best_epoch + 1, color="grey", linestyle=":", linewidth=1,
-                           label="best epoch")
+                ax.axvline(
+                    self.best_epoch + 1,
+                    color="grey",
+                    linestyle=":",
+                    linewidth=1,
+                    label="best epoch",
+                )
             ax.set_xlabel("epoch")
             ax.set_ylabel(name)
             if name == "loss" and min(self.history[name]) > 0:
@@ -240,6 +269,7 @@ class History:
 
 # --- progress ------------------------------------------------------------------------------
 
+
 def _fmt(logs: dict[str, float]) -> str:
     return " - ".join(f"{k} {v:.4g}" if k == "lr" else f"{k} {v:.4f}" for k, v in logs.items())
 
@@ -253,6 +283,7 @@ class _Progress:
         elif mode in ("auto", True, 1):
             try:
                 import tqdm  # type: ignore[import-untyped]  # noqa: F401
+
                 self.mode = "tqdm"
             except ImportError:
                 self.mode = "plain"
@@ -268,8 +299,15 @@ class _Progress:
         self.desc = f"Epoch {epoch + 1}/{epochs}"
         if self.mode == "tqdm":
             from tqdm.auto import tqdm  # type: ignore[import-untyped]
-            self.bar = tqdm(total=n_batches, desc=self.desc, unit="batch", leave=True,
-                            file=self.file or sys.stderr, dynamic_ncols=True)
+
+            self.bar = tqdm(
+                total=n_batches,
+                desc=self.desc,
+                unit="batch",
+                leave=True,
+                file=self.file or sys.stderr,
+                dynamic_ncols=True,
+            )
 
     def batch(self, loss: float) -> None:
         if self.bar is not None:
@@ -284,13 +322,17 @@ class _Progress:
             self.bar = None
         elif self.mode == "plain":
             dt = time.perf_counter() - self.t0
-            print(f"{self.desc}: {_fmt(shown)} ({dt:.1f}s)", file=self.file or sys.stdout,
-                  flush=True)
+            print(
+                f"{self.desc}: {_fmt(shown)} ({dt:.1f}s)", file=self.file or sys.stdout, flush=True
+            )
 
     def note(self, text: str) -> None:
         if self.mode != "none":
-            print(text, file=self.file or (sys.stderr if self.mode == "tqdm" else sys.stdout),
-                  flush=True)
+            print(
+                text,
+                file=self.file or (sys.stderr if self.mode == "tqdm" else sys.stdout),
+                flush=True,
+            )
 
 
 @contextlib.contextmanager
@@ -322,11 +364,15 @@ def blas_threads(n: int | None) -> Iterator[None]:
 
 
 def _generators(model: nn.Module) -> dict[str, numpy.random.Generator]:
-    return {name: m.generator for name, m in model.named_modules()
-            if isinstance(getattr(m, "generator", None), numpy.random.Generator)}
+    return {
+        name: m.generator
+        for name, m in model.named_modules()
+        if isinstance(getattr(m, "generator", None), numpy.random.Generator)
+    }
 
 
 # --- the trainer ---------------------------------------------------------------------------
+
 
 class Trainer:
     """Train and evaluate a module with a loss, an optimizer, metrics and a schedule.
@@ -360,12 +406,20 @@ class Trainer:
     0.0
     """
 
-    def __init__(self, model: nn.Module, loss: Any = None, optimizer: Any = None,
-                 lr: float | None = None, metrics: Any = None, scheduler: Any = None,
-                 clip_grad_norm: float | None = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        loss: Any = None,
+        optimizer: Any = None,
+        lr: float | None = None,
+        metrics: Any = None,
+        scheduler: Any = None,
+        clip_grad_norm: float | None = None,
+    ) -> None:
         if not isinstance(model, nn.Module):
-            raise TypeError(f"Trainer: model must be a chainrule.nn.Module, got "
-                            f"{type(model).__name__}")
+            raise TypeError(
+                f"Trainer: model must be a chainrule.nn.Module, got {type(model).__name__}"
+            )
         if not list(model.parameters()):
             raise ValueError("Trainer: the model has no parameters to train")
         self.model = model
@@ -381,8 +435,10 @@ class Trainer:
         elif callable(optimizer):
             self.optimizer = optimizer(model.parameters())
         else:
-            raise TypeError(f"optimizer must be an Optimizer, a name or a factory, got "
-                            f"{type(optimizer).__name__}")
+            raise TypeError(
+                f"optimizer must be an Optimizer, a name or a factory, got "
+                f"{type(optimizer).__name__}"
+            )
         if scheduler is not None and not isinstance(scheduler, optim.LRScheduler):
             scheduler = scheduler(self.optimizer)
         if scheduler is not None and scheduler.optimizer is not self.optimizer:
@@ -400,16 +456,22 @@ class Trainer:
             self.loss_fn, self.loss_name = _resolve_loss(self._loss_spec, y)
         spec = self._metrics_spec
         if spec is None:
-            spec = ["accuracy"] if self.loss_fn in _CLASS_INDEX_LOSSES or self.loss_fn is \
-                F.binary_cross_entropy_with_logits else []
+            spec = (
+                ["accuracy"]
+                if self.loss_fn in _CLASS_INDEX_LOSSES
+                or self.loss_fn is F.binary_cross_entropy_with_logits
+                else []
+            )
         if isinstance(spec, str) or callable(spec):
             spec = [spec]
         self.metrics: dict[str, Callable[..., float]] = {}
         for m in spec:
             if isinstance(m, str):
                 if m not in METRICS:
-                    raise ValueError(f"unknown metric {m!r}; choose from "
-                                     f"{', '.join(sorted(METRICS))} or pass a function")
+                    raise ValueError(
+                        f"unknown metric {m!r}; choose from "
+                        f"{', '.join(sorted(METRICS))} or pass a function"
+                    )
                 self.metrics["accuracy" if m == "acc" else m] = METRICS[m]
             elif callable(m):
                 self.metrics[getattr(m, "__name__", "metric")] = m
@@ -436,8 +498,11 @@ class Trainer:
             if not numpy.all(y == numpy.round(y)):
                 raise ValueError("fit: a classification loss needs integer class labels")
             y = y.astype(numpy.int64)
-        elif y.dtype.kind in "iub" and self.loss_fn not in _CLASS_INDEX_LOSSES and \
-                self._loss_is_named():
+        elif (
+            y.dtype.kind in "iub"
+            and self.loss_fn not in _CLASS_INDEX_LOSSES
+            and self._loss_is_named()
+        ):
             y = y.astype(self._dtype())
         elif y.dtype.kind == "f":
             y = y.astype(self._dtype(), copy=False)
@@ -470,8 +535,9 @@ class Trainer:
         >>> Trainer(nn.Linear(2, 3, rng=0)).predict(numpy.zeros((4, 2))).shape
         (4, 3)
         """
-        X = numpy.asarray(X.data if isinstance(X, cr.Tensor) else X).astype(self._dtype(),
-                                                                            copy=False)
+        X = numpy.asarray(X.data if isinstance(X, cr.Tensor) else X).astype(
+            self._dtype(), copy=False
+        )
         was = self.model.training
         self.model.eval()
         outs = []
@@ -505,13 +571,28 @@ class Trainer:
 
     # --- training ---------------------------------------------------------------------------
 
-    def fit(self, X: Any, y: Any, *, epochs: int = 10, batch_size: int = 32,
-            validation_data: tuple[Any, Any] | None = None, validation_split: float = 0.0,
-            early_stopping: int | None = None, monitor: str | None = None,
-            min_delta: float = 0.0, restore_best: bool = True, seed: int = 0,
-            shuffle: bool = True, checkpoint_dir: str | os.PathLike[str] | None = None,
-            resume: bool = False, progress: Any = "auto", file: Any = None,
-            threads: int | None = None, drop_last: bool = False) -> History:
+    def fit(
+        self,
+        X: Any,
+        y: Any,
+        *,
+        epochs: int = 10,
+        batch_size: int = 32,
+        validation_data: tuple[Any, Any] | None = None,
+        validation_split: float = 0.0,
+        early_stopping: int | None = None,
+        monitor: str | None = None,
+        min_delta: float = 0.0,
+        restore_best: bool = True,
+        seed: int = 0,
+        shuffle: bool = True,
+        checkpoint_dir: str | os.PathLike[str] | None = None,
+        resume: bool = False,
+        progress: Any = "auto",
+        file: Any = None,
+        threads: int | None = None,
+        drop_last: bool = False,
+    ) -> History:
         """Train for ``epochs`` passes over ``X, y``; return the :class:`History`.
 
         Parameters
@@ -545,10 +626,10 @@ class Trainer:
             raise ValueError("fit: give validation_data or validation_split, not both")
         if validation_split:
             if not 0 < validation_split < 1:
-                raise ValueError(f"fit: validation_split must be in (0, 1), got "
-                                 f"{validation_split}")
-            X, Xv, y, yv = train_test_split(X, y, validation_split,
-                                            stratify=y.dtype.kind in "iu", seed=seed)
+                raise ValueError(f"fit: validation_split must be in (0, 1), got {validation_split}")
+            X, Xv, y, yv = train_test_split(
+                X, y, validation_split, stratify=y.dtype.kind in "iu", seed=seed
+            )
             validation_data = (Xv, yv)
         val = None
         if validation_data is not None:
@@ -558,37 +639,49 @@ class Trainer:
         higher = base in _HIGHER_IS_BETTER
         known = {"loss", *self.metrics}
         if base not in known or (monitor.startswith("val_") and val is None):
-            raise ValueError(f"fit: cannot monitor {monitor!r}; available: "
-                             f"{', '.join(sorted(known))}"
-                             + (" (and val_* with validation data)" if val is None else ""))
+            raise ValueError(
+                f"fit: cannot monitor {monitor!r}; available: "
+                f"{', '.join(sorted(known))}"
+                + (" (and val_* with validation data)" if val is None else "")
+            )
 
         history = History()
         history.monitor = monitor
-        history.params = {"epochs": epochs, "batch_size": batch_size, "seed": seed,
-                          "samples": int(len(X)), "loss": self.loss_name}
+        history.params = {
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "seed": seed,
+            "samples": int(len(X)),
+            "loss": self.loss_name,
+        }
         best = -math.inf if higher else math.inf
         wait, start = 0, 0
         best_state: dict[str, Any] | None = None
         ckdir = None if checkpoint_dir is None else os.fspath(checkpoint_dir)
         if resume and ckdir is None:
             raise ValueError("fit: resume=True needs checkpoint_dir")
-        fingerprint = {"seed": seed, "batch_size": batch_size, "n_train": int(len(X)),
-                       "shuffle": shuffle, "drop_last": drop_last}
+        fingerprint = {
+            "seed": seed,
+            "batch_size": batch_size,
+            "n_train": int(len(X)),
+            "shuffle": shuffle,
+            "drop_last": drop_last,
+        }
         if ckdir is not None:
             os.makedirs(ckdir, exist_ok=True)
             last = os.path.join(ckdir, "last.ckpt")
             if resume and os.path.exists(last):
                 start, best, wait, best_state, history = self._restore(last, fingerprint)
                 if history.stopped_epoch is not None:
-                    start = epochs          # the run had already stopped early
+                    start = epochs  # the run had already stopped early
         bar = _Progress(progress, file)
         if start > 0:
-            bar.note(f"resumed from {os.path.join(ckdir or '', 'last.ckpt')} after epoch "
-                     f"{start}")
+            bar.note(f"resumed from {os.path.join(ckdir or '', 'last.ckpt')} after epoch {start}")
         with blas_threads(threads):
             for epoch in range(start, epochs):
-                logs = self._train_epoch(X, y, epoch, epochs, batch_size, shuffle, seed, bar,
-                                         drop_last)
+                logs = self._train_epoch(
+                    X, y, epoch, epochs, batch_size, shuffle, seed, bar, drop_last
+                )
                 if val is not None:
                     scores = self._evaluate_prepared(*val)
                     logs.update({f"val_{k}": v for k, v in scores.items()})
@@ -598,37 +691,60 @@ class Trainer:
                 if self.scheduler is not None:
                     self.scheduler.step()
                 current = logs[monitor]
-                improved = (current > best + min_delta) if higher else (
-                    current < best - min_delta)
+                improved = (current > best + min_delta) if higher else (current < best - min_delta)
                 if improved or history.best_epoch is None:
                     best, wait = current, 0
                     history.best_epoch = epoch
                     if early_stopping is not None and restore_best:
                         best_state = self.model.state_dict()
                     if ckdir is not None:
-                        save({"format": "chainrule.fit.best", "epoch": epoch,
-                              "model": self.model.state_dict(), monitor: float(current)},
-                             os.path.join(ckdir, "best.ckpt"))
+                        save(
+                            {
+                                "format": "chainrule.fit.best",
+                                "epoch": epoch,
+                                "model": self.model.state_dict(),
+                                monitor: float(current),
+                            },
+                            os.path.join(ckdir, "best.ckpt"),
+                        )
                 else:
                     wait += 1
                 stop = early_stopping is not None and wait >= early_stopping
                 if stop:
                     history.stopped_epoch = epoch
                 if ckdir is not None:
-                    self._checkpoint(os.path.join(ckdir, "last.ckpt"), epoch + 1, best, wait,
-                                     best_state, history, fingerprint)
+                    self._checkpoint(
+                        os.path.join(ckdir, "last.ckpt"),
+                        epoch + 1,
+                        best,
+                        wait,
+                        best_state,
+                        history,
+                        fingerprint,
+                    )
                 if stop:
-                    bar.note(f"early stopping: no improvement of {monitor} for "
-                             f"{early_stopping} epochs; best epoch {history.best_epoch + 1} "
-                             f"({monitor} {best:.4f})")
+                    bar.note(
+                        f"early stopping: no improvement of {monitor} for "
+                        f"{early_stopping} epochs; best epoch {history.best_epoch + 1} "
+                        f"({monitor} {best:.4f})"
+                    )
                     break
         if early_stopping is not None and restore_best and best_state is not None:
             self.model.load_state_dict(best_state)
         return history
 
-    def _train_epoch(self, X: numpy.ndarray, y: numpy.ndarray, epoch: int, epochs: int,
-                     batch_size: int, shuffle: bool, seed: int, bar: _Progress,
-                     drop_last: bool = False) -> dict[str, float]:
+    def _train_epoch(
+        self,
+        X: numpy.ndarray,
+        y: numpy.ndarray,
+        epoch: int,
+        epochs: int,
+        batch_size: int,
+        shuffle: bool,
+        seed: int,
+        bar: _Progress,
+        drop_last: bool = False,
+    ) -> dict[str, float]:
         model, opt = self.model, self.optimizer
         model.train()
         rng = numpy.random.default_rng((seed, epoch))
@@ -643,14 +759,18 @@ class Trainer:
             out = model(X[idx])
             loss = self._loss(out, y[idx])
             if not (isinstance(loss, cr.Tensor) and loss.requires_grad):
-                raise RuntimeError("fit: the loss does not depend on any trainable parameter "
-                                   "(is the model's output computed from its parameters?)")
+                raise RuntimeError(
+                    "fit: the loss does not depend on any trainable parameter "
+                    "(is the model's output computed from its parameters?)"
+                )
             value = float(loss)
             if not math.isfinite(value):
                 bar.end({"loss": value})
-                raise FloatingPointError(f"fit: the loss became {value} at epoch {epoch + 1}, "
-                                         f"batch {b + 1}; lower the learning rate or clip the "
-                                         "gradients (clip_grad_norm=...)")
+                raise FloatingPointError(
+                    f"fit: the loss became {value} at epoch {epoch + 1}, "
+                    f"batch {b + 1}; lower the learning rate or clip the "
+                    "gradients (clip_grad_norm=...)"
+                )
             loss.backward()
             if self.clip_grad_norm is not None:
                 optim.clip_grad_norm_(params, self.clip_grad_norm)
@@ -675,29 +795,49 @@ class Trainer:
 
     # --- checkpoints ------------------------------------------------------------------------
 
-    def _checkpoint(self, path: str, epochs_done: int, best: float, wait: int,
-                    best_state: dict[str, Any] | None, history: History,
-                    fingerprint: dict[str, Any]) -> None:
+    def _checkpoint(
+        self,
+        path: str,
+        epochs_done: int,
+        best: float,
+        wait: int,
+        best_state: dict[str, Any] | None,
+        history: History,
+        fingerprint: dict[str, Any],
+    ) -> None:
         gens = {k: g.bit_generator.state for k, g in _generators(self.model).items()}
-        save({"format": "chainrule.fit", "epochs_done": epochs_done,
-              "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-              "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
-              "early_stopping": {"best": float(best), "wait": int(wait)},
-              "best_state": best_state, "history": json.dumps(history.to_dict()),
-              "generators": json.dumps(gens), "fit": fingerprint}, path)
+        save(
+            {
+                "format": "chainrule.fit",
+                "epochs_done": epochs_done,
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
+                "early_stopping": {"best": float(best), "wait": int(wait)},
+                "best_state": best_state,
+                "history": json.dumps(history.to_dict()),
+                "generators": json.dumps(gens),
+                "fit": fingerprint,
+            },
+            path,
+        )
 
-    def _restore(self, path: str, fingerprint: dict[str, Any]
-                 ) -> tuple[int, float, int, dict[str, Any] | None, History]:
+    def _restore(
+        self, path: str, fingerprint: dict[str, Any]
+    ) -> tuple[int, float, int, dict[str, Any] | None, History]:
         state = load(path)
         if not isinstance(state, dict) or state.get("format") != "chainrule.fit":
             raise ValueError(f"{path}: not a training checkpoint written by fit()")
         saved = state["fit"]
         diff = [k for k in fingerprint if saved.get(k) != fingerprint[k]]
         if diff:
-            raise ValueError(f"{path}: cannot resume: the run was started with "
-                             + ", ".join(f"{k}={saved.get(k)!r}" for k in diff)
-                             + " but now " + ", ".join(f"{k}={fingerprint[k]!r}" for k in diff)
-                             + "; use the same data and settings, or a new checkpoint_dir")
+            raise ValueError(
+                f"{path}: cannot resume: the run was started with "
+                + ", ".join(f"{k}={saved.get(k)!r}" for k in diff)
+                + " but now "
+                + ", ".join(f"{k}={fingerprint[k]!r}" for k in diff)
+                + "; use the same data and settings, or a new checkpoint_dir"
+            )
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and state["scheduler"] is not None:
@@ -708,13 +848,28 @@ class Trainer:
                 gens[k].bit_generator.state = s
         history = History.from_dict(json.loads(state["history"]))
         es = state["early_stopping"]
-        return (int(state["epochs_done"]), float(es["best"]), int(es["wait"]),
-                state["best_state"], history)
+        return (
+            int(state["epochs_done"]),
+            float(es["best"]),
+            int(es["wait"]),
+            state["best_state"],
+            history,
+        )
 
 
-def fit(model: nn.Module, X: Any, y: Any, *, loss: Any = None, optimizer: Any = None,
-        lr: float | None = None, metrics: Any = None, scheduler: Any = None,
-        clip_grad_norm: float | None = None, **kwargs: Any) -> History:
+def fit(
+    model: nn.Module,
+    X: Any,
+    y: Any,
+    *,
+    loss: Any = None,
+    optimizer: Any = None,
+    lr: float | None = None,
+    metrics: Any = None,
+    scheduler: Any = None,
+    clip_grad_norm: float | None = None,
+    **kwargs: Any,
+) -> History:
     """Train ``model`` on ``X, y`` with mini-batches; return the :class:`History`.
 
     ``loss``, ``optimizer``, ``lr``, ``metrics``, ``scheduler`` and ``clip_grad_norm`` are
@@ -733,6 +888,13 @@ def fit(model: nn.Module, X: Any, y: Any, *, loss: Any = None, optimizer: Any = 
     >>> h["loss"][-1] < 1e-6
     True
     """
-    trainer = Trainer(model, loss=loss, optimizer=optimizer, lr=lr, metrics=metrics,
-                      scheduler=scheduler, clip_grad_norm=clip_grad_norm)
+    trainer = Trainer(
+        model,
+        loss=loss,
+        optimizer=optimizer,
+        lr=lr,
+        metrics=metrics,
+        scheduler=scheduler,
+        clip_grad_norm=clip_grad_norm,
+    )
     return trainer.fit(X, y, **kwargs)

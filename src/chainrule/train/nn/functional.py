@@ -25,19 +25,43 @@ import numpy
 from numpy.lib.stride_tricks import sliding_window_view
 
 import chainrule as cr
-
 from chainrule import functions as _stable  # the stable primitives, one implementation
 
 __all__ = [
     # activations
-    "relu", "leaky_relu", "elu", "selu", "gelu", "sigmoid", "log_sigmoid", "tanh", "softplus",
-    "silu", "softmax", "log_softmax", "logsumexp", "erf",
+    "relu",
+    "leaky_relu",
+    "elu",
+    "selu",
+    "gelu",
+    "sigmoid",
+    "log_sigmoid",
+    "tanh",
+    "softplus",
+    "silu",
+    "softmax",
+    "log_softmax",
+    "logsumexp",
+    "erf",
     # layers
-    "linear", "conv2d", "max_pool2d", "avg_pool2d", "dropout", "layer_norm", "batch_norm",
-    "flatten", "one_hot",
+    "linear",
+    "conv2d",
+    "max_pool2d",
+    "avg_pool2d",
+    "dropout",
+    "layer_norm",
+    "batch_norm",
+    "flatten",
+    "one_hot",
     # losses
-    "mse_loss", "l1_loss", "huber_loss", "smooth_l1_loss", "cross_entropy", "nll_loss",
-    "binary_cross_entropy", "binary_cross_entropy_with_logits",
+    "mse_loss",
+    "l1_loss",
+    "huber_loss",
+    "smooth_l1_loss",
+    "cross_entropy",
+    "nll_loss",
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
 ]
 
 
@@ -65,6 +89,7 @@ def _dtype(x: Any) -> numpy.dtype[Any]:
 # =============================================================================================
 # Activations
 # =============================================================================================
+
 
 def relu(x: Any) -> Any:
     """max(0, x); the derivative at 0 is 0 (PyTorch).
@@ -123,8 +148,18 @@ def selu(x: Any) -> Any:
 
 
 # Numerical Recipes' erfc (Chebyshev fit): fractional error below 1.2e-7 everywhere.
-_ERFC = (-1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806, 0.27886807,
-         -1.13520398, 1.48851587, -0.82215223, 0.17087277)
+_ERFC = (
+    -1.26551223,
+    1.00002368,
+    0.37409196,
+    0.09678418,
+    -0.18628806,
+    0.27886807,
+    -1.13520398,
+    1.48851587,
+    -0.82215223,
+    0.17087277,
+)
 
 
 def _erfc_nonneg(z: Any) -> Any:
@@ -148,7 +183,7 @@ def erf(x: Any) -> Any:
     True
     """
     positive = _arr(x) >= 0
-    z = numpy.minimum(numpy.where(positive, x, -x), 10.0)   # erfc(10) < 1e-44
+    z = numpy.minimum(numpy.where(positive, x, -x), 10.0)  # erfc(10) < 1e-44
     e = _erfc_nonneg(z)
     return numpy.where(positive, 1.0 - e, e - 1.0)
 
@@ -167,7 +202,7 @@ def gelu(x: Any, approximate: str = "none") -> Any:
     0.841345
     """
     if approximate == "tanh":
-        return 0.5 * x * (1.0 + numpy.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
+        return 0.5 * x * (1.0 + numpy.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
     if approximate != "none":
         raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
     return 0.5 * x * (1.0 + erf(x * (1.0 / math.sqrt(2.0))))
@@ -286,6 +321,7 @@ def log_softmax(x: Any, dim: int = -1) -> Any:
 # Layer operations
 # =============================================================================================
 
+
 def linear(x: Any, weight: Any, bias: Any = None) -> Any:
     """``x @ weight.T + bias`` with ``weight`` of shape (out_features, in_features).
 
@@ -310,16 +346,18 @@ def _pair(v: Any, name: str) -> tuple[int, int]:
     return a, b
 
 
-def _conv_padding(padding: Any, kernel: tuple[int, int], stride: tuple[int, int]
-                  ) -> tuple[tuple[int, int], tuple[int, int]]:
+def _conv_padding(
+    padding: Any, kernel: tuple[int, int], stride: tuple[int, int]
+) -> tuple[tuple[int, int], tuple[int, int]]:
     if isinstance(padding, str):
         if padding == "valid":
             return (0, 0), (0, 0)
         if padding == "same":
             if stride != (1, 1):
-                raise ValueError("padding='same' is not supported for strided convolutions "
-                                 "(as in PyTorch)")
-            th, tw = kernel[0] - 1, kernel[1] - 1     # PyTorch: the extra row goes last
+                raise ValueError(
+                    "padding='same' is not supported for strided convolutions (as in PyTorch)"
+                )
+            th, tw = kernel[0] - 1, kernel[1] - 1  # PyTorch: the extra row goes last
             return (th // 2, th - th // 2), (tw // 2, tw - tw // 2)
         raise ValueError(f"padding must be an int, a pair, 'valid' or 'same', got {padding!r}")
     ph, pw = _pair(padding, "padding")
@@ -333,8 +371,9 @@ def _batched(x: Any, nd: int, name: str) -> tuple[Any, bool]:
     if d == nd - 1:
         return x[None], True
     if d != nd:
-        raise ValueError(f"{name}: expected a {nd}-D (batched) or {nd - 1}-D input, got shape "
-                         f"{_shape(x)}")
+        raise ValueError(
+            f"{name}: expected a {nd}-D (batched) or {nd - 1}-D input, got shape {_shape(x)}"
+        )
     return x, False
 
 
@@ -360,8 +399,10 @@ def conv2d(x: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any 
         raise ValueError(f"conv2d: weight must have shape (out, in, kh, kw), got {ws}")
     xs = _shape(x)
     if xs[1] != ws[1]:
-        raise ValueError(f"conv2d: input has {xs[1]} channels (shape {xs}) but the weight "
-                         f"expects {ws[1]} (weight shape {ws})")
+        raise ValueError(
+            f"conv2d: input has {xs[1]} channels (shape {xs}) but the weight "
+            f"expects {ws[1]} (weight shape {ws})"
+        )
     kernel = (ws[2], ws[3])
     sh, sw = _pair(stride, "stride")
     if sh < 1 or sw < 1:
@@ -371,37 +412,40 @@ def conv2d(x: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any 
         x = numpy.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
     h, w = xs[2] + pt + pb, xs[3] + pl + pr
     if h < kernel[0] or w < kernel[1]:
-        raise ValueError(f"conv2d: the (padded) input {h}x{w} is smaller than the kernel "
-                         f"{kernel[0]}x{kernel[1]}")
-    win = sliding_window_view(x, kernel, axis=(2, 3))           # N, C, H', W', kh, kw
+        raise ValueError(
+            f"conv2d: the (padded) input {h}x{w} is smaller than the kernel {kernel[0]}x{kernel[1]}"
+        )
+    win = sliding_window_view(x, kernel, axis=(2, 3))  # N, C, H', W', kh, kw
     if sh > 1 or sw > 1:
         win = win[:, :, ::sh, ::sw]
-    out = numpy.tensordot(win, weight, axes=([1, 4, 5], [1, 2, 3]))   # N, H', W', O
+    out = numpy.tensordot(win, weight, axes=([1, 4, 5], [1, 2, 3]))  # N, H', W', O
     if bias is not None:
         out = out + bias
     out = numpy.transpose(out, (0, 3, 1, 2))
     return out[0] if unbatched else out
 
 
-def _pool_windows(x: Any, kernel_size: Any, stride: Any, padding: Any, fill: float,
-                  name: str) -> tuple[Any, bool, bool]:
+def _pool_windows(
+    x: Any, kernel_size: Any, stride: Any, padding: Any, fill: float, name: str
+) -> tuple[Any, bool, bool]:
     """Windows of x (..., Ho, Wo, kh, kw), or a reshaped (..., Ho, kh, Wo, kw) when possible."""
     kh, kw = _pair(kernel_size, "kernel_size")
     sh, sw = (kh, kw) if stride is None else _pair(stride, "stride")
     ph, pw = _pair(padding, "padding")
     if ph > kh // 2 or pw > kw // 2:
-        raise ValueError(f"{name}: padding should be at most half the kernel size, got "
-                         f"padding={padding!r}, kernel_size={kernel_size!r}")
+        raise ValueError(
+            f"{name}: padding should be at most half the kernel size, got "
+            f"padding={padding!r}, kernel_size={kernel_size!r}"
+        )
     if ph or pw:
         x = numpy.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=fill)
     _, _, h, w = _shape(x)
     if h < kh or w < kw:
-        raise ValueError(f"{name}: the (padded) input {h}x{w} is smaller than the kernel "
-                         f"{kh}x{kw}")
+        raise ValueError(f"{name}: the (padded) input {h}x{w} is smaller than the kernel {kh}x{kw}")
     ho, wo = (h - kh) // sh + 1, (w - kw) // sw + 1
-    if (sh, sw) == (kh, kw):                     # non-overlapping: a reshape, no copy
+    if (sh, sw) == (kh, kw):  # non-overlapping: a reshape, no copy
         n, c = _shape(x)[:2]
-        x = x[:, :, :ho * kh, :wo * kw]
+        x = x[:, :, : ho * kh, : wo * kw]
         return numpy.reshape(x, (n, c, ho, kh, wo, kw)), True, bool(ph or pw)
     win = sliding_window_view(x, (kh, kw), axis=(2, 3))
     return win[:, :, ::sh, ::sw], False, bool(ph or pw)
@@ -465,12 +509,14 @@ def dropout(x: Any, p: float = 0.5, training: bool = True, rng: Any = None) -> A
     if p == 1.0:
         return x * 0.0
     from .init import as_generator
+
     keep = as_generator(rng).random(_shape(x)) >= p
     return x * (keep / (1.0 - p)).astype(_dtype(x))
 
 
-def layer_norm(x: Any, normalized_shape: Any, weight: Any = None, bias: Any = None,
-               eps: float = 1e-5) -> Any:
+def layer_norm(
+    x: Any, normalized_shape: Any, weight: Any = None, bias: Any = None, eps: float = 1e-5
+) -> Any:
     """Normalise over the last ``len(normalized_shape)`` axes (biased variance), then scale
     and shift.
 
@@ -482,11 +528,13 @@ def layer_norm(x: Any, normalized_shape: Any, weight: Any = None, bias: Any = No
     >>> numpy.round(y, 4)
     array([[-1.,  1.]])
     """
-    shape = (int(normalized_shape),) if numpy.ndim(normalized_shape) == 0 else tuple(
-        normalized_shape)
-    if _shape(x)[-len(shape):] != shape:
-        raise ValueError(f"layer_norm: input shape {_shape(x)} does not end with "
-                         f"normalized_shape {shape}")
+    shape = (
+        (int(normalized_shape),) if numpy.ndim(normalized_shape) == 0 else tuple(normalized_shape)
+    )
+    if _shape(x)[-len(shape) :] != shape:
+        raise ValueError(
+            f"layer_norm: input shape {_shape(x)} does not end with normalized_shape {shape}"
+        )
     axes = tuple(range(-len(shape), 0))
     xc = x - numpy.mean(x, axis=axes, keepdims=True)
     var = numpy.mean(xc * xc, axis=axes, keepdims=True)
@@ -498,9 +546,16 @@ def layer_norm(x: Any, normalized_shape: Any, weight: Any = None, bias: Any = No
     return y
 
 
-def batch_norm(x: Any, running_mean: Any, running_var: Any, weight: Any = None,
-               bias: Any = None, training: bool = False, momentum: float = 0.1,
-               eps: float = 1e-5) -> Any:
+def batch_norm(
+    x: Any,
+    running_mean: Any,
+    running_var: Any,
+    weight: Any = None,
+    bias: Any = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Any:
     """Batch normalisation over every axis but the channel axis 1.
 
     In training, normalises with the batch mean and biased batch variance and, when
@@ -525,15 +580,19 @@ def batch_norm(x: Any, running_mean: Any, running_var: Any, weight: Any = None,
     if training:
         count = int(numpy.prod([_shape(x)[a] for a in axes]))
         if count <= 1:
-            raise ValueError(f"batch_norm: expected more than 1 value per channel when "
-                             f"training, got input of shape {_shape(x)} (a last mini-batch "
-                             "of one sample? train with drop_last=True or another batch size)")
+            raise ValueError(
+                f"batch_norm: expected more than 1 value per channel when "
+                f"training, got input of shape {_shape(x)} (a last mini-batch "
+                "of one sample? train with drop_last=True or another batch size)"
+            )
         mean = numpy.mean(x, axis=axes, keepdims=True)
         xc = x - mean
         var = numpy.mean(xc * xc, axis=axes, keepdims=True)
         y = xc / numpy.sqrt(var + eps)
-        for run, stat, scale in ((running_mean, mean, 1.0),
-                                 (running_var, var, count / (count - 1))):
+        for run, stat, scale in (
+            (running_mean, mean, 1.0),
+            (running_var, var, count / (count - 1)),
+        ):
             if isinstance(run, numpy.ndarray):
                 batch = _arr(stat).reshape(-1) * scale
                 run *= 1 - momentum
@@ -542,7 +601,8 @@ def batch_norm(x: Any, running_mean: Any, running_var: Any, weight: Any = None,
         if running_mean is None or running_var is None:
             raise ValueError("batch_norm: evaluation needs running_mean and running_var")
         y = (x - numpy.reshape(running_mean, bshape)) / numpy.sqrt(
-            numpy.reshape(running_var, bshape) + eps)
+            numpy.reshape(running_var, bshape) + eps
+        )
     if weight is not None:
         y = y * numpy.reshape(weight, bshape)
     if bias is not None:
@@ -567,7 +627,7 @@ def flatten(x: Any, start_dim: int = 1, end_dim: int = -1) -> Any:
     s, e = start_dim % nd, end_dim % nd
     if s > e:
         raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
-    return numpy.reshape(x, shape[:s] + (-1,) + shape[e + 1:])
+    return numpy.reshape(x, shape[:s] + (-1,) + shape[e + 1 :])
 
 
 def one_hot(labels: Any, num_classes: int = -1, dtype: Any = numpy.float64) -> numpy.ndarray:
@@ -593,6 +653,7 @@ def one_hot(labels: Any, num_classes: int = -1, dtype: Any = numpy.float64) -> n
 # Losses
 # =============================================================================================
 
+
 def _reduce(loss: Any, reduction: str, name: str) -> Any:
     if reduction == "mean":
         return numpy.mean(loss)
@@ -611,8 +672,10 @@ def _same_shape(input: Any, target: Any, name: str) -> None:
             hint = " (reshape the target to (N, 1), or the input to (N,))"
         elif len(st) == len(si) + 1 and st[-1] == 1 and st[:-1] == si:
             hint = " (reshape the input to (N, 1), or the target to (N,))"
-        raise ValueError(f"{name}: input shape {si} and target shape {st} differ; they would "
-                         f"broadcast to a wrong loss{hint}")
+        raise ValueError(
+            f"{name}: input shape {si} and target shape {st} differ; they would "
+            f"broadcast to a wrong loss{hint}"
+        )
 
 
 def mse_loss(input: Any, target: Any, reduction: str = "mean") -> Any:
@@ -685,29 +748,40 @@ def smooth_l1_loss(input: Any, target: Any, reduction: str = "mean", beta: float
     return _reduce(loss, reduction, "smooth_l1_loss")
 
 
-def _class_targets(target: Any, input_shape: tuple[int, ...], name: str
-                   ) -> numpy.ndarray:
+def _class_targets(target: Any, input_shape: tuple[int, ...], name: str) -> numpy.ndarray:
     y = _arr(target)
     if y.dtype.kind not in "iu":
-        raise TypeError(f"{name}: class-index targets must be integers, got dtype {y.dtype} "
-                        f"with shape {y.shape} (input shape {input_shape}); use "
-                        "target.astype(int), or give class probabilities of the input's shape")
+        raise TypeError(
+            f"{name}: class-index targets must be integers, got dtype {y.dtype} "
+            f"with shape {y.shape} (input shape {input_shape}); use "
+            "target.astype(int), or give class probabilities of the input's shape"
+        )
     expected = input_shape[:1] + input_shape[2:] if len(input_shape) >= 2 else ()
     if y.shape != expected:
-        raise ValueError(f"{name}: input of shape {input_shape} needs class-index targets of "
-                         f"shape {expected}, got {y.shape}")
+        raise ValueError(
+            f"{name}: input of shape {input_shape} needs class-index targets of "
+            f"shape {expected}, got {y.shape}"
+        )
     return y
 
 
-def _nll(logp: Any, y: numpy.ndarray, weight: Any, ignore_index: int, reduction: str,
-         label_smoothing: float, name: str) -> Any:
+def _nll(
+    logp: Any,
+    y: numpy.ndarray,
+    weight: Any,
+    ignore_index: int,
+    reduction: str,
+    label_smoothing: float,
+    name: str,
+) -> Any:
     shape = _shape(logp)
     c = shape[1] if len(shape) >= 2 else shape[0]
     ignored = y == ignore_index
     bad = (~ignored) & ((y < 0) | (y >= c))
     if bad.any():
-        raise IndexError(f"{name}: target {int(y[bad].ravel()[0])} is out of bounds for "
-                         f"{c} classes")
+        raise IndexError(
+            f"{name}: target {int(y[bad].ravel()[0])} is out of bounds for {c} classes"
+        )
     safe = numpy.where(ignored, 0, y)
     last = numpy.moveaxis(logp, 1, -1) if len(shape) >= 2 else logp
     picked = numpy.take_along_axis(last, safe[..., None], axis=-1)[..., 0]
@@ -728,8 +802,9 @@ def _nll(logp: Any, y: numpy.ndarray, weight: Any, ignore_index: int, reduction:
     return _reduce(loss, reduction, name)
 
 
-def nll_loss(input: Any, target: Any, weight: Any = None, ignore_index: int = -100,
-             reduction: str = "mean") -> Any:
+def nll_loss(
+    input: Any, target: Any, weight: Any = None, ignore_index: int = -100, reduction: str = "mean"
+) -> Any:
     """Negative log-likelihood of class-index ``target`` under log-probabilities ``input``.
 
     ``input``: (N, C) (or (C,), or (N, C, d1, ...)); ``target``: integers of shape (N,)
@@ -748,8 +823,14 @@ def nll_loss(input: Any, target: Any, weight: Any = None, ignore_index: int = -1
     return _nll(input, y, weight, ignore_index, reduction, 0.0, "nll_loss")
 
 
-def cross_entropy(input: Any, target: Any, weight: Any = None, ignore_index: int = -100,
-                  reduction: str = "mean", label_smoothing: float = 0.0) -> Any:
+def cross_entropy(
+    input: Any,
+    target: Any,
+    weight: Any = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+) -> Any:
     """Cross-entropy between logits ``input`` and class indices or class probabilities.
 
     ``input``: unnormalised logits (N, C) (or (C,), or (N, C, d1, ...)), the class axis 1.
@@ -770,16 +851,17 @@ def cross_entropy(input: Any, target: Any, weight: Any = None, ignore_index: int
     if len(shape) == 0:
         raise ValueError("cross_entropy: input must have a class axis, got a scalar")
     if not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got "
-                         f"{label_smoothing}")
+        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
     dim = 1 if len(shape) >= 2 else 0
     logp = log_softmax(input, dim=dim)
     t = _arr(target)
     if t.dtype.kind == "f":
         if t.shape != shape:
-            raise ValueError(f"cross_entropy: floating-point targets are class probabilities "
-                             f"and must have the input's shape {shape}, got {t.shape}; for "
-                             "class indices pass integers (target.astype(int))")
+            raise ValueError(
+                f"cross_entropy: floating-point targets are class probabilities "
+                f"and must have the input's shape {shape}, got {t.shape}; for "
+                "class indices pass integers (target.astype(int))"
+            )
         c = shape[dim]
         probs = target
         if label_smoothing:
@@ -796,8 +878,9 @@ def cross_entropy(input: Any, target: Any, weight: Any = None, ignore_index: int
     return _nll(logp, y, weight, ignore_index, reduction, label_smoothing, "cross_entropy")
 
 
-def binary_cross_entropy_with_logits(input: Any, target: Any, weight: Any = None,
-                                     reduction: str = "mean", pos_weight: Any = None) -> Any:
+def binary_cross_entropy_with_logits(
+    input: Any, target: Any, weight: Any = None, reduction: str = "mean", pos_weight: Any = None
+) -> Any:
     """Binary cross-entropy on logits: ``(1 - t) x + (1 + (pos_weight - 1) t) softplus(-x)``.
 
     ``softplus(-x) = logaddexp(0, -x)`` keeps it finite for logits of any size.
@@ -823,8 +906,9 @@ def binary_cross_entropy_with_logits(input: Any, target: Any, weight: Any = None
 _LOG_FLOOR = math.exp(-100.0)
 
 
-def binary_cross_entropy(input: Any, target: Any, weight: Any = None,
-                         reduction: str = "mean") -> Any:
+def binary_cross_entropy(
+    input: Any, target: Any, weight: Any = None, reduction: str = "mean"
+) -> Any:
     """Binary cross-entropy on probabilities, each log clamped at -100 (PyTorch).
 
     Prefer :func:`binary_cross_entropy_with_logits` on logits: it is exact where this one
@@ -840,8 +924,10 @@ def binary_cross_entropy(input: Any, target: Any, weight: Any = None,
     _same_shape(input, target, "binary_cross_entropy")
     p = _arr(input)
     if p.size and (p.min() < 0 or p.max() > 1):
-        raise ValueError("binary_cross_entropy: input values must lie in [0, 1]; for logits "
-                         "use binary_cross_entropy_with_logits")
+        raise ValueError(
+            "binary_cross_entropy: input values must lie in [0, 1]; for logits "
+            "use binary_cross_entropy_with_logits"
+        )
     log_p = numpy.log(numpy.maximum(input, _LOG_FLOOR))
     log_q = numpy.log(numpy.maximum(1.0 - input, _LOG_FLOOR))
     loss = -(target * log_p + (1.0 - target) * log_q)

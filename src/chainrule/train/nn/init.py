@@ -23,13 +23,37 @@ import numpy
 
 import chainrule as cr
 
-__all__ = ["manual_seed", "default_generator", "calculate_gain", "fan_in_and_fan_out",
-           "kaiming_uniform", "kaiming_normal", "xavier_uniform", "xavier_normal",
-           "he_uniform", "he_normal", "glorot_uniform", "glorot_normal", "zeros", "ones",
-           "uniform", "normal",
-           "kaiming_uniform_", "kaiming_normal_", "xavier_uniform_", "xavier_normal_",
-           "he_uniform_", "he_normal_", "glorot_uniform_", "glorot_normal_", "zeros_", "ones_",
-           "constant_", "uniform_", "normal_"]
+__all__ = [
+    "manual_seed",
+    "default_generator",
+    "calculate_gain",
+    "fan_in_and_fan_out",
+    "kaiming_uniform",
+    "kaiming_normal",
+    "xavier_uniform",
+    "xavier_normal",
+    "he_uniform",
+    "he_normal",
+    "glorot_uniform",
+    "glorot_normal",
+    "zeros",
+    "ones",
+    "uniform",
+    "normal",
+    "kaiming_uniform_",
+    "kaiming_normal_",
+    "xavier_uniform_",
+    "xavier_normal_",
+    "he_uniform_",
+    "he_normal_",
+    "glorot_uniform_",
+    "glorot_normal_",
+    "zeros_",
+    "ones_",
+    "constant_",
+    "uniform_",
+    "normal_",
+]
 
 _default = numpy.random.default_rng(0)
 
@@ -70,8 +94,9 @@ def as_generator(rng: Any) -> numpy.random.Generator:
         return rng
     if isinstance(rng, (int, numpy.integer)) and not isinstance(rng, bool):
         return numpy.random.default_rng(int(rng))
-    raise TypeError(f"expected a numpy.random.Generator, an int seed or None, got "
-                    f"{type(rng).__name__}")
+    raise TypeError(
+        f"expected a numpy.random.Generator, an int seed or None, got {type(rng).__name__}"
+    )
 
 
 def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
@@ -95,7 +120,7 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
         return math.sqrt(2.0)
     if nonlinearity == "leaky_relu":
         slope = 0.01 if param is None else float(param)
-        return math.sqrt(2.0 / (1 + slope ** 2))
+        return math.sqrt(2.0 / (1 + slope**2))
     if nonlinearity == "selu":
         return 3.0 / 4
     raise ValueError(f"calculate_gain: unsupported nonlinearity {nonlinearity!r}")
@@ -112,8 +137,9 @@ def fan_in_and_fan_out(shape: tuple[int, ...]) -> tuple[int, int]:
     """
     shape = tuple(shape)
     if len(shape) < 2:
-        raise ValueError(f"fan in and fan out need a weight with at least 2 dimensions, got "
-                         f"shape {shape}")
+        raise ValueError(
+            f"fan in and fan out need a weight with at least 2 dimensions, got shape {shape}"
+        )
     receptive = int(numpy.prod(shape[2:])) if len(shape) > 2 else 1
     return shape[1] * receptive, shape[0] * receptive
 
@@ -131,8 +157,9 @@ def _shape(shape: Any) -> tuple[int, ...]:
     return (int(shape),) if numpy.ndim(shape) == 0 else tuple(int(s) for s in shape)
 
 
-def uniform(shape: Any, low: float = 0.0, high: float = 1.0, rng: Any = None,
-            dtype: Any = numpy.float64) -> numpy.ndarray:
+def uniform(
+    shape: Any, low: float = 0.0, high: float = 1.0, rng: Any = None, dtype: Any = numpy.float64
+) -> numpy.ndarray:
     """Values drawn from U(low, high).
 
     Example
@@ -145,8 +172,9 @@ def uniform(shape: Any, low: float = 0.0, high: float = 1.0, rng: Any = None,
     return as_generator(rng).uniform(low, high, _shape(shape)).astype(dtype)
 
 
-def normal(shape: Any, mean: float = 0.0, std: float = 1.0, rng: Any = None,
-           dtype: Any = numpy.float64) -> numpy.ndarray:
+def normal(
+    shape: Any, mean: float = 0.0, std: float = 1.0, rng: Any = None, dtype: Any = numpy.float64
+) -> numpy.ndarray:
     """Values drawn from N(mean, std**2).
 
     Example
@@ -182,9 +210,14 @@ def ones(shape: Any, dtype: Any = numpy.float64) -> numpy.ndarray:
     return numpy.ones(_shape(shape), dtype=dtype)
 
 
-def kaiming_uniform(shape: Any, a: float = 0.0, mode: str = "fan_in",
-                    nonlinearity: str = "leaky_relu", rng: Any = None,
-                    dtype: Any = numpy.float64) -> numpy.ndarray:
+def kaiming_uniform(
+    shape: Any,
+    a: float = 0.0,
+    mode: str = "fan_in",
+    nonlinearity: str = "leaky_relu",
+    rng: Any = None,
+    dtype: Any = numpy.float64,
+) -> numpy.ndarray:
     """He/Kaiming uniform: U(-b, b) with ``b = gain * sqrt(3 / fan)``.
 
     ``gain = calculate_gain(nonlinearity, a)``; with the defaults (leaky_relu, a=0) that is
@@ -202,9 +235,14 @@ def kaiming_uniform(shape: Any, a: float = 0.0, mode: str = "fan_in",
     return uniform(shape, -bound, bound, rng, dtype)
 
 
-def kaiming_normal(shape: Any, a: float = 0.0, mode: str = "fan_in",
-                   nonlinearity: str = "leaky_relu", rng: Any = None,
-                   dtype: Any = numpy.float64) -> numpy.ndarray:
+def kaiming_normal(
+    shape: Any,
+    a: float = 0.0,
+    mode: str = "fan_in",
+    nonlinearity: str = "leaky_relu",
+    rng: Any = None,
+    dtype: Any = numpy.float64,
+) -> numpy.ndarray:
     """He/Kaiming normal: N(0, std**2) with ``std = gain / sqrt(fan)``.
 
     Example
@@ -219,8 +257,9 @@ def kaiming_normal(shape: Any, a: float = 0.0, mode: str = "fan_in",
     return normal(shape, 0.0, std, rng, dtype)
 
 
-def xavier_uniform(shape: Any, gain: float = 1.0, rng: Any = None,
-                   dtype: Any = numpy.float64) -> numpy.ndarray:
+def xavier_uniform(
+    shape: Any, gain: float = 1.0, rng: Any = None, dtype: Any = numpy.float64
+) -> numpy.ndarray:
     """Glorot/Xavier uniform: U(-b, b) with ``b = gain * sqrt(6 / (fan_in + fan_out))``.
 
     Example
@@ -236,8 +275,9 @@ def xavier_uniform(shape: Any, gain: float = 1.0, rng: Any = None,
     return uniform(shape, -bound, bound, rng, dtype)
 
 
-def xavier_normal(shape: Any, gain: float = 1.0, rng: Any = None,
-                  dtype: Any = numpy.float64) -> numpy.ndarray:
+def xavier_normal(
+    shape: Any, gain: float = 1.0, rng: Any = None, dtype: Any = numpy.float64
+) -> numpy.ndarray:
     """Glorot/Xavier normal: N(0, std**2) with ``std = gain * sqrt(2 / (fan_in + fan_out))``.
 
     Example
@@ -259,6 +299,7 @@ glorot_normal = xavier_normal
 
 # --- in-place forms (PyTorch's names, with a trailing underscore) ------------------------------
 
+
 def _write(t: Any, values: numpy.ndarray) -> Any:
     if isinstance(t, cr.Tensor):
         with cr.no_grad():
@@ -274,8 +315,13 @@ def _dtype(t: Any) -> Any:
     return t.dtype
 
 
-def kaiming_uniform_(tensor: Any, a: float = 0.0, mode: str = "fan_in",
-                     nonlinearity: str = "leaky_relu", generator: Any = None) -> Any:
+def kaiming_uniform_(
+    tensor: Any,
+    a: float = 0.0,
+    mode: str = "fan_in",
+    nonlinearity: str = "leaky_relu",
+    generator: Any = None,
+) -> Any:
     """Overwrite ``tensor`` with :func:`kaiming_uniform` values; return it.
 
     Example
@@ -286,12 +332,18 @@ def kaiming_uniform_(tensor: Any, a: float = 0.0, mode: str = "fan_in",
     >>> nn.init.kaiming_uniform_(w, nonlinearity="relu", generator=0).shape
     (4, 3)
     """
-    return _write(tensor, kaiming_uniform(tensor.shape, a, mode, nonlinearity, generator,
-                                          _dtype(tensor)))
+    return _write(
+        tensor, kaiming_uniform(tensor.shape, a, mode, nonlinearity, generator, _dtype(tensor))
+    )
 
 
-def kaiming_normal_(tensor: Any, a: float = 0.0, mode: str = "fan_in",
-                    nonlinearity: str = "leaky_relu", generator: Any = None) -> Any:
+def kaiming_normal_(
+    tensor: Any,
+    a: float = 0.0,
+    mode: str = "fan_in",
+    nonlinearity: str = "leaky_relu",
+    generator: Any = None,
+) -> Any:
     """Overwrite ``tensor`` with :func:`kaiming_normal` values; return it.
 
     Example
@@ -301,8 +353,9 @@ def kaiming_normal_(tensor: Any, a: float = 0.0, mode: str = "fan_in",
     >>> nn.init.kaiming_normal_(nn.Parameter(numpy.empty((4, 3))), generator=0).shape
     (4, 3)
     """
-    return _write(tensor, kaiming_normal(tensor.shape, a, mode, nonlinearity, generator,
-                                         _dtype(tensor)))
+    return _write(
+        tensor, kaiming_normal(tensor.shape, a, mode, nonlinearity, generator, _dtype(tensor))
+    )
 
 
 def xavier_uniform_(tensor: Any, gain: float = 1.0, generator: Any = None) -> Any:

@@ -19,18 +19,42 @@ from . import init
 from .module import Module, Parameter, Sequential
 
 __all__ = [
-    "Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "Flatten", "Dropout", "LayerNorm",
-    "BatchNorm1d", "BatchNorm2d", "Identity",
-    "ReLU", "LeakyReLU", "ELU", "SELU", "GELU", "Sigmoid", "Tanh", "Softplus", "SiLU",
-    "Softmax", "LogSoftmax",
-    "MSELoss", "L1Loss", "HuberLoss", "SmoothL1Loss", "CrossEntropyLoss", "NLLLoss",
-    "BCELoss", "BCEWithLogitsLoss",
+    "Linear",
+    "Conv2d",
+    "MaxPool2d",
+    "AvgPool2d",
+    "Flatten",
+    "Dropout",
+    "LayerNorm",
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "Identity",
+    "ReLU",
+    "LeakyReLU",
+    "ELU",
+    "SELU",
+    "GELU",
+    "Sigmoid",
+    "Tanh",
+    "Softplus",
+    "SiLU",
+    "Softmax",
+    "LogSoftmax",
+    "MSELoss",
+    "L1Loss",
+    "HuberLoss",
+    "SmoothL1Loss",
+    "CrossEntropyLoss",
+    "NLLLoss",
+    "BCELoss",
+    "BCEWithLogitsLoss",
     "MLP",
 ]
 
 
-def _uniform_param(shape: tuple[int, ...], bound: float, rng: numpy.random.Generator,
-                   dtype: Any) -> Any:
+def _uniform_param(
+    shape: tuple[int, ...], bound: float, rng: numpy.random.Generator, dtype: Any
+) -> Any:
     return Parameter(init.uniform(shape, -bound, bound, rng, dtype))
 
 
@@ -54,8 +78,15 @@ class Linear(Module):
     ((2, 3), (5, 2))
     """
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, *,
-                 rng: Any = None, dtype: Any = numpy.float64) -> None:
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        *,
+        rng: Any = None,
+        dtype: Any = numpy.float64,
+    ) -> None:
         super().__init__()
         _check_positive("Linear", in_features=in_features, out_features=out_features)
         self.in_features = int(in_features)
@@ -71,13 +102,17 @@ class Linear(Module):
     def forward(self, x: Any) -> Any:
         shape = F._shape(x)
         if not shape or shape[-1] != self.in_features:
-            raise ValueError(f"Linear: expected input with last dimension {self.in_features}, "
-                             f"got shape {tuple(shape)}")
+            raise ValueError(
+                f"Linear: expected input with last dimension {self.in_features}, "
+                f"got shape {tuple(shape)}"
+            )
         return F.linear(x, self.weight, self.bias)
 
     def extra_repr(self) -> str:
-        return (f"in_features={self.in_features}, out_features={self.out_features}, "
-                f"bias={self.bias is not None}")
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"bias={self.bias is not None}"
+        )
 
 
 class Conv2d(Module):
@@ -98,24 +133,35 @@ class Conv2d(Module):
     (2, 4, 8, 8)
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any = 1,
-                 padding: Any = 0, bias: bool = True, *, rng: Any = None,
-                 dtype: Any = numpy.float64) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: Any,
+        stride: Any = 1,
+        padding: Any = 0,
+        bias: bool = True,
+        *,
+        rng: Any = None,
+        dtype: Any = numpy.float64,
+    ) -> None:
         super().__init__()
         _check_positive("Conv2d", in_channels=in_channels, out_channels=out_channels)
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.kernel_size = F._pair(kernel_size, "kernel_size")
         self.stride = F._pair(stride, "stride")
         if min(self.kernel_size) < 1 or min(self.stride) < 1:
-            raise ValueError(f"Conv2d: kernel_size and stride must be positive, got "
-                             f"{kernel_size!r}, {stride!r}")
+            raise ValueError(
+                f"Conv2d: kernel_size and stride must be positive, got {kernel_size!r}, {stride!r}"
+            )
         self.padding = padding if isinstance(padding, str) else F._pair(padding, "padding")
-        F._conv_padding(self.padding, self.kernel_size, self.stride)      # validate now
+        F._conv_padding(self.padding, self.kernel_size, self.stride)  # validate now
         g = init.as_generator(rng)
         fan_in = in_channels * self.kernel_size[0] * self.kernel_size[1]
         bound = 1.0 / math.sqrt(fan_in)
-        self.weight = _uniform_param((out_channels, in_channels) + self.kernel_size, bound, g,
-                                     dtype)
+        self.weight = _uniform_param(
+            (out_channels, in_channels) + self.kernel_size, bound, g, dtype
+        )
         if bias:
             self.bias = _uniform_param((out_channels,), bound, g, dtype)
         else:
@@ -126,8 +172,10 @@ class Conv2d(Module):
 
     def extra_repr(self) -> str:
         pad = repr(self.padding) if isinstance(self.padding, str) else str(self.padding)
-        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-             f"stride={self.stride}, padding={pad}")
+        s = (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, padding={pad}"
+        )
         return s if self.bias is not None else s + ", bias=False"
 
 
@@ -230,8 +278,9 @@ class Dropout(Module):
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"Dropout: p must be between 0 and 1, got {p}")
         self.p = float(p)
-        self.generator = (init.default_generator().spawn(1)[0] if rng is None
-                          else init.as_generator(rng))
+        self.generator = (
+            init.default_generator().spawn(1)[0] if rng is None else init.as_generator(rng)
+        )
 
     def forward(self, x: Any) -> Any:
         return F.dropout(x, self.p, self.training, self.generator)
@@ -254,11 +303,20 @@ class LayerNorm(Module):
     (2, 4)
     """
 
-    def __init__(self, normalized_shape: Any, eps: float = 1e-5,
-                 elementwise_affine: bool = True, *, dtype: Any = numpy.float64) -> None:
+    def __init__(
+        self,
+        normalized_shape: Any,
+        eps: float = 1e-5,
+        elementwise_affine: bool = True,
+        *,
+        dtype: Any = numpy.float64,
+    ) -> None:
         super().__init__()
-        shape = (int(normalized_shape),) if numpy.ndim(normalized_shape) == 0 else tuple(
-            int(s) for s in normalized_shape)
+        shape = (
+            (int(normalized_shape),)
+            if numpy.ndim(normalized_shape) == 0
+            else tuple(int(s) for s in normalized_shape)
+        )
         self.normalized_shape = shape
         self.eps = eps
         self.elementwise_affine = elementwise_affine
@@ -273,22 +331,32 @@ class LayerNorm(Module):
         return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
 
     def extra_repr(self) -> str:
-        return (f"{self.normalized_shape}, eps={self.eps}, "
-                f"elementwise_affine={self.elementwise_affine}")
+        return (
+            f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+        )
 
 
 class _BatchNorm(Module):
     _dims: tuple[int, ...] = ()
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1,
-                 affine: bool = True, track_running_stats: bool = True, *,
-                 dtype: Any = numpy.float64) -> None:
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        *,
+        dtype: Any = numpy.float64,
+    ) -> None:
         super().__init__()
         _check_positive(type(self).__name__, num_features=num_features)
         if not 0.0 <= momentum <= 1.0:
-            raise ValueError(f"{type(self).__name__}: momentum must be in [0, 1], got "
-                             f"{momentum!r} (momentum=None, a cumulative average, is not "
-                             "supported)")
+            raise ValueError(
+                f"{type(self).__name__}: momentum must be in [0, 1], got "
+                f"{momentum!r} (momentum=None, a cumulative average, is not "
+                "supported)"
+            )
         self.num_features = int(num_features)
         self.eps, self.momentum = eps, float(momentum)
         self.affine, self.track_running_stats = affine, track_running_stats
@@ -309,26 +377,41 @@ class _BatchNorm(Module):
         shape = F._shape(x)
         name = type(self).__name__
         if len(shape) not in self._dims:
-            raise ValueError(f"{name}: expected {' or '.join(f'{d}-D' for d in self._dims)} "
-                             f"input (N, C, ...), got shape {tuple(shape)}")
+            raise ValueError(
+                f"{name}: expected {' or '.join(f'{d}-D' for d in self._dims)} "
+                f"input (N, C, ...), got shape {tuple(shape)}"
+            )
         if shape[1] != self.num_features:
-            raise ValueError(f"{name}: expected {self.num_features} channels on axis 1, got "
-                             f"shape {tuple(shape)}")
+            raise ValueError(
+                f"{name}: expected {self.num_features} channels on axis 1, got shape {tuple(shape)}"
+            )
         use_batch = self.training or not self.track_running_stats
-        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                            use_batch, self.momentum, self.eps)
+        return F.batch_norm(
+            x,
+            self.running_mean,
+            self.running_var,
+            self.weight,
+            self.bias,
+            use_batch,
+            self.momentum,
+            self.eps,
+        )
 
     def reset_running_stats(self) -> None:
         """Running mean 0, running variance 1."""
         if self.track_running_stats:
-            self.register_buffer("running_mean", numpy.zeros(self.num_features,
-                                                             dtype=self.running_mean.dtype))
-            self.register_buffer("running_var", numpy.ones(self.num_features,
-                                                           dtype=self.running_var.dtype))
+            self.register_buffer(
+                "running_mean", numpy.zeros(self.num_features, dtype=self.running_mean.dtype)
+            )
+            self.register_buffer(
+                "running_var", numpy.ones(self.num_features, dtype=self.running_var.dtype)
+            )
 
     def extra_repr(self) -> str:
-        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-                f"affine={self.affine}, track_running_stats={self.track_running_stats}")
+        return (
+            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+            f"affine={self.affine}, track_running_stats={self.track_running_stats}"
+        )
 
 
 class BatchNorm1d(_BatchNorm):
@@ -368,6 +451,7 @@ class BatchNorm2d(_BatchNorm):
 
 
 # --- activation modules --------------------------------------------------------------------
+
 
 class ReLU(Module):
     """max(0, x) (derivative 0 at 0).
@@ -573,12 +657,15 @@ class LogSoftmax(Softmax):
 
 # --- loss modules --------------------------------------------------------------------------
 
+
 class _Loss(Module):
     def __init__(self, reduction: str = "mean") -> None:
         super().__init__()
         if reduction not in ("mean", "sum", "none"):
-            raise ValueError(f"{type(self).__name__}: reduction must be 'mean', 'sum' or "
-                             f"'none', got {reduction!r}")
+            raise ValueError(
+                f"{type(self).__name__}: reduction must be 'mean', 'sum' or "
+                f"'none', got {reduction!r}"
+            )
         self.reduction = reduction
 
     def extra_repr(self) -> str:
@@ -664,15 +751,21 @@ class CrossEntropyLoss(_Loss):
     1.386294
     """
 
-    def __init__(self, weight: Any = None, ignore_index: int = -100, reduction: str = "mean",
-                 label_smoothing: float = 0.0) -> None:
+    def __init__(
+        self,
+        weight: Any = None,
+        ignore_index: int = -100,
+        reduction: str = "mean",
+        label_smoothing: float = 0.0,
+    ) -> None:
         super().__init__(reduction)
         self.weight = None if weight is None else numpy.asarray(weight)
         self.ignore_index, self.label_smoothing = ignore_index, label_smoothing
 
     def forward(self, input: Any, target: Any) -> Any:
-        return F.cross_entropy(input, target, self.weight, self.ignore_index, self.reduction,
-                               self.label_smoothing)
+        return F.cross_entropy(
+            input, target, self.weight, self.ignore_index, self.reduction, self.label_smoothing
+        )
 
 
 class NLLLoss(_Loss):
@@ -686,8 +779,9 @@ class NLLLoss(_Loss):
     2.0
     """
 
-    def __init__(self, weight: Any = None, ignore_index: int = -100,
-                 reduction: str = "mean") -> None:
+    def __init__(
+        self, weight: Any = None, ignore_index: int = -100, reduction: str = "mean"
+    ) -> None:
         super().__init__(reduction)
         self.weight = None if weight is None else numpy.asarray(weight)
         self.ignore_index = ignore_index
@@ -726,23 +820,31 @@ class BCEWithLogitsLoss(_Loss):
     0.693147
     """
 
-    def __init__(self, weight: Any = None, reduction: str = "mean",
-                 pos_weight: Any = None) -> None:
+    def __init__(self, weight: Any = None, reduction: str = "mean", pos_weight: Any = None) -> None:
         super().__init__(reduction)
         self.weight = None if weight is None else numpy.asarray(weight)
         self.pos_weight = None if pos_weight is None else numpy.asarray(pos_weight)
 
     def forward(self, input: Any, target: Any) -> Any:
-        return F.binary_cross_entropy_with_logits(input, target, self.weight, self.reduction,
-                                                  self.pos_weight)
+        return F.binary_cross_entropy_with_logits(
+            input, target, self.weight, self.reduction, self.pos_weight
+        )
 
 
 # --- MLP -----------------------------------------------------------------------------------
 
 ACTIVATIONS: dict[str, Callable[[], Module]] = {
-    "relu": ReLU, "leaky_relu": LeakyReLU, "elu": ELU, "selu": SELU, "gelu": GELU,
-    "sigmoid": Sigmoid, "tanh": Tanh, "softplus": Softplus, "silu": SiLU,
-    "identity": Identity, "linear": Identity,
+    "relu": ReLU,
+    "leaky_relu": LeakyReLU,
+    "elu": ELU,
+    "selu": SELU,
+    "gelu": GELU,
+    "sigmoid": Sigmoid,
+    "tanh": Tanh,
+    "softplus": Softplus,
+    "silu": SiLU,
+    "identity": Identity,
+    "linear": Identity,
 }
 
 
@@ -751,11 +853,15 @@ def _activation(spec: Any) -> Module:
         try:
             return ACTIVATIONS[spec.lower()]()
         except KeyError:
-            raise ValueError(f"unknown activation {spec!r}; choose from "
-                             f"{', '.join(sorted(ACTIVATIONS))}, or pass a Module class") from None
+            raise ValueError(
+                f"unknown activation {spec!r}; choose from "
+                f"{', '.join(sorted(ACTIVATIONS))}, or pass a Module class"
+            ) from None
     if isinstance(spec, Module):
-        raise TypeError("pass an activation *class* or factory (nn.ReLU, not nn.ReLU()), so "
-                        "each layer gets its own instance")
+        raise TypeError(
+            "pass an activation *class* or factory (nn.ReLU, not nn.ReLU()), so "
+            "each layer gets its own instance"
+        )
     if callable(spec):
         m = spec()
         if not isinstance(m, Module):
@@ -784,14 +890,22 @@ class MLP(Module):
     ['layers.0.weight', 'layers.0.bias', 'layers.2.weight']
     """
 
-    def __init__(self, sizes: Any, activation: Any = "relu", *, dropout: float = 0.0,
-                 norm: str | None = None, output_activation: Any = None, bias: bool = True,
-                 rng: Any = None, dtype: Any = numpy.float64) -> None:
+    def __init__(
+        self,
+        sizes: Any,
+        activation: Any = "relu",
+        *,
+        dropout: float = 0.0,
+        norm: str | None = None,
+        output_activation: Any = None,
+        bias: bool = True,
+        rng: Any = None,
+        dtype: Any = numpy.float64,
+    ) -> None:
         super().__init__()
         sizes = [int(s) for s in sizes]
         if len(sizes) < 2:
-            raise ValueError(f"MLP: sizes needs at least an input and an output size, got "
-                             f"{sizes}")
+            raise ValueError(f"MLP: sizes needs at least an input and an output size, got {sizes}")
         if norm not in (None, "batch", "layer"):
             raise ValueError(f"MLP: norm must be None, 'batch' or 'layer', got {norm!r}")
         g = init.as_generator(rng)

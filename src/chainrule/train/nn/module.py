@@ -21,8 +21,15 @@ import numpy
 
 import chainrule as cr
 
-__all__ = ["Module", "Sequential", "ModuleList", "ModuleDict", "Parameter", "functional_call",
-           "IncompatibleKeys"]
+__all__ = [
+    "Module",
+    "Sequential",
+    "ModuleList",
+    "ModuleDict",
+    "Parameter",
+    "functional_call",
+    "IncompatibleKeys",
+]
 
 
 def Parameter(data: Any, dtype: Any = None) -> cr.Tensor:
@@ -106,8 +113,10 @@ class Module:
 
     def _check_init(self) -> None:
         if "_parameters" not in self.__dict__:
-            raise AttributeError(f"{type(self).__name__}: call super().__init__() before "
-                                 "assigning attributes in __init__")
+            raise AttributeError(
+                f"{type(self).__name__}: call super().__init__() before "
+                "assigning attributes in __init__"
+            )
 
     def __setattr__(self, name: str, value: Any) -> None:
         d = self.__dict__
@@ -121,16 +130,20 @@ class Module:
             d["_parameters"][name] = value
         elif "_parameters" in d and name in d["_parameters"]:
             if value is not None:
-                raise TypeError(f"cannot assign {type(value).__name__} to parameter '{name}' "
-                                "(a tensor with requires_grad=True or None is expected); to "
-                                "change its values write param.data = ...")
+                raise TypeError(
+                    f"cannot assign {type(value).__name__} to parameter '{name}' "
+                    "(a tensor with requires_grad=True or None is expected); to "
+                    "change its values write param.data = ..."
+                )
             d["_parameters"][name] = None
         elif "_buffers" in d and name in d["_buffers"]:
             d["_buffers"][name] = None if value is None else numpy.asarray(value)
         elif "_modules" in d and name in d["_modules"]:
             if value is not None:
-                raise TypeError(f"cannot assign {type(value).__name__} to child module "
-                                f"'{name}' (a Module or None is expected)")
+                raise TypeError(
+                    f"cannot assign {type(value).__name__} to child module "
+                    f"'{name}' (a Module or None is expected)"
+                )
             d["_modules"][name] = None
         else:
             object.__setattr__(self, name, value)
@@ -166,8 +179,10 @@ class Module:
         """Register ``param`` (a tensor with ``requires_grad=True``, or None) as ``name``."""
         self._check_init()
         if param is not None and not (isinstance(param, cr.Tensor) and param.requires_grad):
-            raise TypeError(f"register_parameter('{name}'): expected a chainrule tensor with "
-                            f"requires_grad=True (nn.Parameter(...)), got {type(param).__name__}")
+            raise TypeError(
+                f"register_parameter('{name}'): expected a chainrule tensor with "
+                f"requires_grad=True (nn.Parameter(...)), got {type(param).__name__}"
+            )
         self._forget(name)
         self.__dict__["_parameters"][name] = param
 
@@ -211,8 +226,9 @@ class Module:
         for _, m in self.named_children():
             yield m
 
-    def named_modules(self, prefix: str = "", _seen: set[int] | None = None
-                      ) -> Iterator[tuple[str, Module]]:
+    def named_modules(
+        self, prefix: str = "", _seen: set[int] | None = None
+    ) -> Iterator[tuple[str, Module]]:
         """This module and all below it, each once, as ``(dotted path, module)``."""
         seen = set() if _seen is None else _seen
         if id(self) in seen:
@@ -227,8 +243,9 @@ class Module:
         for _, m in self.named_modules():
             yield m
 
-    def named_parameters(self, prefix: str = "", recurse: bool = True
-                         ) -> Iterator[tuple[str, cr.Tensor]]:
+    def named_parameters(
+        self, prefix: str = "", recurse: bool = True
+    ) -> Iterator[tuple[str, cr.Tensor]]:
         """Parameters as ``(dotted path, tensor)``: ``('layers.0.weight', W)``, …
 
         A parameter shared by two modules is listed once (under its first path).
@@ -247,8 +264,9 @@ class Module:
         for _, p in self.named_parameters(recurse=recurse):
             yield p
 
-    def named_buffers(self, prefix: str = "", recurse: bool = True
-                      ) -> Iterator[tuple[str, numpy.ndarray]]:
+    def named_buffers(
+        self, prefix: str = "", recurse: bool = True
+    ) -> Iterator[tuple[str, numpy.ndarray]]:
         """Buffers as ``(dotted path, array)``."""
         mods = self.named_modules(prefix) if recurse else iter([(prefix, self)])
         for mp, m in mods:
@@ -374,8 +392,7 @@ class Module:
                     slots[base + name] = (m, name, "buffer")
         return slots
 
-    def load_state_dict(self, state_dict: dict[str, Any], strict: bool = True
-                        ) -> IncompatibleKeys:
+    def load_state_dict(self, state_dict: dict[str, Any], strict: bool = True) -> IncompatibleKeys:
         """Copy parameters and buffers from ``state_dict`` (values are copied and cast).
 
         The parameter tensors stay the same objects, so an optimizer built on them keeps
@@ -401,11 +418,13 @@ class Module:
         unexpected = [k for k in state_dict if k not in slots]
         problems = []
         if strict and unexpected:
-            problems.append("Unexpected key(s) in state_dict: "
-                            + ", ".join(f'"{k}"' for k in unexpected) + ".")
+            problems.append(
+                "Unexpected key(s) in state_dict: " + ", ".join(f'"{k}"' for k in unexpected) + "."
+            )
         if strict and missing:
-            problems.append("Missing key(s) in state_dict: "
-                            + ", ".join(f'"{k}"' for k in missing) + ".")
+            problems.append(
+                "Missing key(s) in state_dict: " + ", ".join(f'"{k}"' for k in missing) + "."
+            )
         staged = []
         for key, (m, name, kind) in slots.items():
             if key not in state_dict:
@@ -418,17 +437,21 @@ class Module:
                 problems.append(f"value for {key} is not an array: {e}")
                 continue
             if new.shape != cur.shape:
-                problems.append(f"size mismatch for {key}: copying a param with shape "
-                                f"{new.shape} from checkpoint, the shape in current model is "
-                                f"{cur.shape}.")
+                problems.append(
+                    f"size mismatch for {key}: copying a param with shape "
+                    f"{new.shape} from checkpoint, the shape in current model is "
+                    f"{cur.shape}."
+                )
                 continue
             if new.dtype.kind not in "fiub":
                 problems.append(f"value for {key} has non-numeric dtype {new.dtype}")
                 continue
             staged.append((m, name, kind, numpy.array(new, dtype=cur.dtype, copy=True)))
         if problems:
-            raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t"
-                               + "\n\t".join(problems))
+            raise RuntimeError(
+                f"Error(s) in loading state_dict for {type(self).__name__}:\n\t"
+                + "\n\t".join(problems)
+            )
         with cr.no_grad():
             for m, name, kind, value in staged:
                 if kind == "param":
@@ -485,8 +508,10 @@ def _resolve(model: Module, key: str) -> tuple[Module, str, str]:
 @contextlib.contextmanager
 def _swapped(model: Module, params: dict[str, Any]) -> Iterator[None]:
     if not isinstance(params, dict):
-        raise TypeError(f"functional_call: params must be a dict keyed like state_dict(), got "
-                        f"{type(params).__name__}")
+        raise TypeError(
+            f"functional_call: params must be a dict keyed like state_dict(), got "
+            f"{type(params).__name__}"
+        )
     saved = []
     try:
         for key, value in params.items():
@@ -494,8 +519,10 @@ def _swapped(model: Module, params: dict[str, Any]) -> Iterator[None]:
                 m, name, kind = _resolve(model, key)
             except KeyError:
                 valid = ", ".join(list(model._state_slots())[:8])
-                raise KeyError(f"functional_call: '{key}' is not a parameter or buffer of "
-                               f"{type(model).__name__} (valid keys: {valid}, ...)") from None
+                raise KeyError(
+                    f"functional_call: '{key}' is not a parameter or buffer of "
+                    f"{type(model).__name__} (valid keys: {valid}, ...)"
+                ) from None
             table = m._parameters if kind == "param" else m._buffers
             saved.append((table, name, table[name]))
             table[name] = value
@@ -554,8 +581,9 @@ class Sequential(Module):
         else:
             for i, m in enumerate(modules):
                 if not isinstance(m, Module):
-                    raise TypeError(f"Sequential: argument {i} is a {type(m).__name__}, "
-                                    "not a Module")
+                    raise TypeError(
+                        f"Sequential: argument {i} is a {type(m).__name__}, not a Module"
+                    )
                 self.add_module(str(i), m)
 
     def forward(self, x: Any) -> Any:
