@@ -1,9 +1,8 @@
 """Public path of :mod:`chainrule.train.nn`: layers, models, activations, losses, initialisers."""
 
+from chainrule.nn import functional, init
 from chainrule.train.nn import *  # noqa: F403
-from chainrule.train.nn import __all__ as __all__
+from chainrule.train.nn import __all__ as _implementation
 
-# isort: split
-# The public submodules, bound after the star import (which would bind the implementation's).
-from chainrule.nn import functional as functional
-from chainrule.nn import init as init
+__all__ = ["functional", "init"]
+__all__ += _implementation

@@ -65,8 +65,6 @@ from .module import (
 )
 
 __all__ = [
-    "functional",
-    "init",
     "Module",
     "Sequential",
     "ModuleList",
