@@ -21,8 +21,14 @@ SRC = pathlib.Path(chainrule.__file__).resolve().parent
 # library, which is built on them alone, and below the command line, which may use everything.
 LAYERS = ["engine", "program", "readers", "train", "cli"]
 API = LAYERS.index("train")
-PUBLIC_MODULES = {"chainrule.nn", "chainrule.optim", "chainrule.data", "chainrule.sklearn",
-                  "chainrule.functions", "chainrule.seed"}
+PUBLIC_MODULES = {
+    "chainrule.nn",
+    "chainrule.optim",
+    "chainrule.data",
+    "chainrule.sklearn",
+    "chainrule.functions",
+    "chainrule.seed",
+}
 
 
 def module_name(path: pathlib.Path) -> str:
@@ -62,8 +68,11 @@ def imports_of(text: str, name: str, is_package: bool = False) -> list[tuple[int
                 target = node.module or ""
             found.append((node.lineno, target))
             # `from chainrule import nn` imports the module chainrule.nn
-            found += [(node.lineno, f"{target}.{a.name}") for a in node.names
-                      if f"{target}.{a.name}" in PUBLIC_MODULES]
+            found += [
+                (node.lineno, f"{target}.{a.name}")
+                for a in node.names
+                if f"{target}.{a.name}" in PUBLIC_MODULES
+            ]
     return [(line, t) for line, t in found if t == "chainrule" or t.startswith("chainrule.")]
 
 
@@ -74,8 +83,16 @@ def test_the_tree_has_the_layer_folders_and_nothing_else_loose():
     folders = {p.name for p in SRC.iterdir() if p.is_dir() and p.name != "__pycache__"}
     assert folders == set(LAYERS) | {"nn"}
     loose = {p.name for p in SRC.glob("*.py")}
-    assert loose == {"__init__.py", "__main__.py", "_moved.py", "optim.py", "data.py",
-                     "sklearn.py", "functions.py", "seed.py"}
+    assert loose == {
+        "__init__.py",
+        "__main__.py",
+        "_moved.py",
+        "optim.py",
+        "data.py",
+        "sklearn.py",
+        "functions.py",
+        "seed.py",
+    }
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: module_name(p))
@@ -86,8 +103,11 @@ def test_imports_flow_down_the_layers(path):
         if me.startswith("chainrule.train"):
             # The training library is built on the public API only (it would work unchanged on
             # another engine with the same API): chainrule, its public modules, its own layer.
-            ok = (target == "chainrule" or target in PUBLIC_MODULES
-                  or target.split(".")[:2] == ["chainrule", "train"])
+            ok = (
+                target == "chainrule"
+                or target in PUBLIC_MODULES
+                or target.split(".")[:2] == ["chainrule", "train"]
+            )
         else:
             ok = layer(target) <= layer(me)
         if not ok:
@@ -96,7 +116,9 @@ def test_imports_flow_down_the_layers(path):
 
 
 def test_the_import_walker_sees_upward_and_relative_imports():
-    code = "def f():\n    from ..readers import jit\n    from . import rules\n    import chainrule\n"
+    code = (
+        "def f():\n    from ..readers import jit\n    from . import rules\n    import chainrule\n"
+    )
     found = imports_of(code, "chainrule.engine.graph")
     assert found == [(2, "chainrule.readers"), (3, "chainrule.engine"), (4, "chainrule")]
     assert [layer(t) for _, t in found] == [2, 0, API]
@@ -113,8 +135,10 @@ def definitions_twice(tree: ast.AST) -> list[str]:
             if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 continue
             decorators = [ast.unparse(d) for d in getattr(node, "decorator_list", [])]
-            if any(d.endswith((".setter", ".deleter", ".register")) or "overload" in d
-                   for d in decorators):
+            if any(
+                d.endswith((".setter", ".deleter", ".register")) or "overload" in d
+                for d in decorators
+            ):
                 continue
             if node.name in seen:
                 doubles.append(f"{node.name} (lines {seen[node.name]} and {node.lineno})")
@@ -130,7 +154,9 @@ def test_no_function_is_defined_twice(path):
 def test_the_redefinition_check_catches_one():
     code = "def f():\n    return 1\n\nx = f()\n\ndef f():\n    return 2\n"
     assert definitions_twice(ast.parse(code)) == ["f (lines 1 and 6)"]
-    setter = "class A:\n    @property\n    def v(self): ...\n    @v.setter\n    def v(self, x): ...\n"
+    setter = (
+        "class A:\n    @property\n    def v(self): ...\n    @v.setter\n    def v(self, x): ...\n"
+    )
     assert definitions_twice(ast.parse(setter)) == []
 
 
@@ -181,30 +207,36 @@ def test_public_modules_are_the_same_objects_however_reached():
     assert chainrule.nn.Linear is importlib.import_module("chainrule.train.nn.layers").Linear
 
 
-@pytest.mark.parametrize("old, new", [
-    ("chainrule.rules", "chainrule.engine.rules"),
-    ("chainrule.graph", "chainrule.engine.graph"),
-    ("chainrule.primitives", "chainrule.engine.primitives"),
-    ("chainrule.training", "chainrule.train.trainer"),
-    ("chainrule.checkpoint", "chainrule.train.checkpoint"),
-    ("chainrule.nn.layers", "chainrule.train.nn.layers"),
-    ("chainrule.train_cli", "chainrule.cli.train"),
-])
+@pytest.mark.parametrize(
+    "old, new",
+    [
+        ("chainrule.rules", "chainrule.engine.rules"),
+        ("chainrule.graph", "chainrule.engine.graph"),
+        ("chainrule.primitives", "chainrule.engine.primitives"),
+        ("chainrule.training", "chainrule.train.trainer"),
+        ("chainrule.checkpoint", "chainrule.train.checkpoint"),
+        ("chainrule.nn.layers", "chainrule.train.nn.layers"),
+        ("chainrule.train_cli", "chainrule.cli.train"),
+    ],
+)
 def test_an_old_module_path_gives_the_moved_module_and_names_its_new_path(old, new):
-    code = (f"import warnings, importlib; warnings.simplefilter('error')\n"
-            f"try:\n    importlib.import_module({old!r})\n"
-            f"except DeprecationWarning as w:\n    print(w)\n"
-            f"warnings.simplefilter('ignore')\n"
-            f"print(importlib.import_module({old!r}) is importlib.import_module({new!r}))\n"
-            f"import chainrule; print(callable(chainrule.tensor), callable(chainrule.jit))")
+    code = (
+        f"import warnings, importlib; warnings.simplefilter('error')\n"
+        f"try:\n    importlib.import_module({old!r})\n"
+        f"except DeprecationWarning as w:\n    print(w)\n"
+        f"warnings.simplefilter('ignore')\n"
+        f"print(importlib.import_module({old!r}) is importlib.import_module({new!r}))\n"
+        f"import chainrule; print(callable(chainrule.tensor), callable(chainrule.jit))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     lines = out.stdout.splitlines()
     assert lines[0] == f"{old} is now {new}: import it from there"
     assert lines[1:] == ["True", "True True"]
 
 
-@pytest.mark.parametrize("old", ["chainrule.explain", "chainrule.jit", "chainrule.tensor",
-                                 "chainrule.vmap"])
+@pytest.mark.parametrize(
+    "old", ["chainrule.explain", "chainrule.jit", "chainrule.tensor", "chainrule.vmap"]
+)
 def test_an_old_module_path_that_is_now_a_function_names_the_new_path(old):
     with pytest.raises(ImportError, match=rf"{old} is now chainrule\.\w+\.\w+"):
         importlib.import_module(old)

@@ -362,9 +362,13 @@ def _accumulate(leaf: Node, g: Any, create_graph: bool, stored: set[int]) -> Non
     its memory, or it is a read-only view (``broadcast_to``) or a view of a larger array.
     """
     if leaf.grad is not None:
+        # A recorded .grad (from backward(create_graph=True)) stays recorded, as in PyTorch:
+        # the new gradient is added to it out of place, so it can be differentiated again.
         total = leaf.grad + g
         # NumPy returns a scalar for 0-d + 0-d; .grad is always an array (or a tensor)
-        leaf.grad = total if create_graph or type(total) is numpy.ndarray else numpy.asarray(total)
+        if not (create_graph or type(total) is numpy.ndarray or isinstance(total, Node)):
+            total = numpy.asarray(total)
+        leaf.grad = total
         return
     leaf.grad = g if create_graph else owned(g, stored)  # a recorded tensor is never written
 

@@ -148,9 +148,15 @@ defvjp(P.positive, passthrough)
 
 
 def _power_dx(g: Any, out: Any, x: Any, y: Any) -> Any:
-    if isinstance(y, (int, float)) and y == 2:
-        return g * (2 * x)
-    return g * (y * x ** (y - 1))
+    # d/dx x**y = y * x**(y - 1); where y == 0 that is 0 everywhere, x == 0 included (x**0 is
+    # the constant 1), so the exponent there is replaced by 1 rather than computing 0 * 0**-1.
+    if isinstance(y, (int, float)):
+        if y == 2:
+            return g * (2 * x)
+        if y == 0:
+            return g * (0 * x)
+        return g * (y * x ** (y - 1))
+    return g * (y * x ** numpy.where(y == 0, 1, y - 1))
 
 
 def _power_dy(g: Any, out: Any, x: Any, y: Any) -> Any:
@@ -568,8 +574,11 @@ def _var_vjp(g: Any, out: Any, x: Any, axis: Any, ddof: float, keepdims: bool) -
 
 
 def _std_vjp(g: Any, out: Any, x: Any, axis: Any, ddof: float, keepdims: bool) -> Any:
+    # Where the spread is exactly 0 every deviation is 0 too, and the gradient is taken as 0:
+    # exact where std is constant (one element per slice), and the subgradient at the kink
+    # otherwise (as abs at 0), instead of 0/0.
     centred = x - numpy.mean(x, axis=axis, keepdims=True)
-    scale = g / (out * (_count(x.shape, axis) - ddof))
+    scale = g / (numpy.where(out == 0, numpy.inf, out) * (_count(x.shape, axis) - ddof))
     return _unreduce(scale, x.shape, axis, keepdims) * centred
 
 

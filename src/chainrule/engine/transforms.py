@@ -97,7 +97,11 @@ def _trace_call(
     ]
     variables: list[list[Tensor]] = []
     treedefs = []
-    nested = False
+    # Inside another transform's function (or a trace), the gradient must stay recorded: the
+    # outer level may be differentiating a value this function receives as a constant argument
+    # or closes over (grad(lambda x: grad(lambda y: x * y)(2.0))), and a plain array would cut
+    # it off. Each level still differentiates only its own variables (explicit targets).
+    nested = _state.depth > 0 or _state.tracing
     for i in nums:
         a = args[i]
         if type(a) is numpy.ndarray:
@@ -371,14 +375,16 @@ def jacobian(
         xs = [numpy.asarray(_plain(args[i])) for i in nums]
         m = mode
         if m == "auto":
-            out_size = numpy.size(_plain(fun(*args)))
+            out_size = sum(numpy.size(_plain(o)) for o in flatten(fun(*args))[0])
             m = "reverse" if out_size <= sum(x.size for x in xs) else "forward"
-        jacs = (
+        per_leaf, out_tree = (
             _jacobian_reverse(fun, args, nums)
             if m == "reverse"
             else _jacobian_forward(fun, args, nums)
         )
-        return jacs[0] if isinstance(argnums, int) else tuple(jacs)
+        # JAX's layout: the output's structure outside, one entry per argnum inside.
+        pick = (lambda js: js[0]) if isinstance(argnums, int) else tuple
+        return unflatten(out_tree, [pick(js) for js in per_leaf])
 
     return wrapped
 
@@ -397,40 +403,51 @@ def _partial(
 
 def _jacobian_reverse(
     fun: Callable[..., Any], args: tuple[Any, ...], nums: tuple[int, ...]
-) -> list[Any]:
+) -> tuple[list[list[Any]], Any]:
+    """One vjp per output element; ``[leaf][argnum]`` Jacobians and the output's structure."""
     out, pull = vjp(_partial(fun, args, nums), *(args[i] for i in nums))
-    shape = numpy.shape(_plain(out))
-    rows: list[list[Any]] = [[] for _ in nums]
-    for k in range(int(numpy.prod(shape))):
-        ct = numpy.zeros(shape, dtype=_dtype(out))
-        ct.flat[k] = 1
-        for r, g in zip(rows, pull(ct)):
-            r.append(g)
-    return [_stack(r, shape, numpy.shape(_plain(args[i]))) for r, i in zip(rows, nums)]
+    leaves, tree = flatten(out)
+    shapes = [numpy.shape(_plain(o)) for o in leaves]
+    zeros = [numpy.zeros(sh, dtype=_dtype(o)) for sh, o in zip(shapes, leaves)]
+    per_leaf = []
+    for n, shape in enumerate(shapes):
+        rows: list[list[Any]] = [[] for _ in nums]
+        for k in range(int(numpy.prod(shape))):
+            ct = list(zeros)
+            ct[n] = zeros[n].copy()
+            ct[n].flat[k] = 1
+            for r, g in zip(rows, pull(unflatten(tree, ct))):
+                r.append(g)
+        per_leaf.append(
+            [_stack(r, shape, numpy.shape(_plain(args[i]))) for r, i in zip(rows, nums)]
+        )
+    return per_leaf, tree
 
 
 def _jacobian_forward(
     fun: Callable[..., Any], args: tuple[Any, ...], nums: tuple[int, ...]
-) -> list[Any]:
+) -> tuple[list[list[Any]], Any]:
+    """One jvp per input element; ``[leaf][argnum]`` Jacobians and the output's structure."""
     f = _partial(fun, args, nums)
     primals = tuple(args[i] for i in nums)
-    jacs = []
-    out_shape: tuple[int, ...] = ()
+    out_leaves, tree = flatten(f(*primals))
+    out_shapes = [numpy.shape(_plain(o)) for o in out_leaves]
+    per_leaf: list[list[Any]] = [[] for _ in out_leaves]
     for j, i in enumerate(nums):
-        x = args[i]
-        cols = []
-        for k in range(int(numpy.size(_plain(x)))):
+        in_shape = numpy.shape(_plain(args[i]))
+        cols: list[list[Any]] = [[] for _ in out_leaves]
+        for k in range(int(numpy.size(_plain(args[i])))):
             tangents = [numpy.zeros(numpy.shape(_plain(p)), dtype=_dtype(p)) for p in primals]
             tangents[j].flat[k] = 1
-            out, t = jvp(f, primals, tuple(tangents))
-            out_shape = numpy.shape(_plain(out))
-            cols.append(t)
-        in_shape = numpy.shape(_plain(x))
-        stacked = _stack(cols, in_shape, out_shape)
+            _, t = jvp(f, primals, tuple(tangents))
+            for c, tl in zip(cols, flatten(t)[0]):
+                c.append(tl)
         n_in = len(in_shape)
-        perm = tuple(range(n_in, n_in + len(out_shape))) + tuple(range(n_in))
-        jacs.append(numpy.transpose(stacked, perm))
-    return jacs
+        for n, out_shape in enumerate(out_shapes):
+            stacked = _stack(cols[n], in_shape, out_shape)
+            perm = tuple(range(n_in, n_in + len(out_shape))) + tuple(range(n_in))
+            per_leaf[n].append(numpy.transpose(stacked, perm))
+    return per_leaf, tree
 
 
 def _stack(parts: list[Any], lead: tuple[int, ...], tail: tuple[int, ...]) -> Any:

@@ -6,6 +6,12 @@ is then run on the batch, each operation rewritten to carry a leading batch axis
 operations broadcast it, reductions and shape operations shift their axes by one, products
 become one ``einsum`` with a batch index.  Operations without such a rewrite fall back to a loop
 over the batch for that operation alone.
+
+Inside another transform (``grad`` of a function that calls ``vmap``), under ``jit`` or
+``explain``, or on tensors that require grad, the batch is instead run example by example on the
+recording tensors themselves, and the results stacked: slower, but every operation is recorded,
+so the outer level differentiates (or traces) through it exactly. The batched program runs on
+plain arrays and would cut that recording off.
 """
 
 from __future__ import annotations
@@ -18,8 +24,8 @@ from typing import Any
 import numpy
 
 from chainrule.engine import primitives as P
-from chainrule.engine.pytree import flatten, unflatten
-from chainrule.engine.tensor import Tensor
+from chainrule.engine.pytree import flatten, tree_map, unflatten
+from chainrule.engine.tensor import Tensor, _state
 
 from .ir import CONST, INPUT, Program, Value, build, optimize
 from .trace import record
@@ -76,6 +82,8 @@ def vmap(fun: Callable[..., Any], in_axes: Any = 0, out_axes: int = 0) -> Callab
             flags.append([True] * len(moved))
         if size is None:
             raise ValueError("vmap: no argument is mapped (every in_axes is None)")
+        if _state.depth or _state.tracing or _records(args):
+            return _looped(fun, args, axes, out_axes, size)
         key = tuple(
             (tuple(numpy.shape(v)) if _is_array(v) else ("static", repr(v)), f)
             for ex, fl in zip(examples, flags)
@@ -108,6 +116,27 @@ def vmap(fun: Callable[..., Any], in_axes: Any = 0, out_axes: int = 0) -> Callab
         return unflatten(tree, outs)
 
     return wrapped
+
+
+def _records(args: tuple[Any, ...]) -> bool:
+    return any(isinstance(leaf, Tensor) and leaf.requires_grad for leaf in flatten(args)[0])
+
+
+def _looped(
+    fun: Callable[..., Any], args: tuple[Any, ...], axes: Any, out_axes: int, size: int
+) -> Any:
+    """``fun`` on each example in turn, on the (recording) values themselves; outputs stacked."""
+
+    def example(a: Any, ax: Any, b: int) -> Any:
+        if ax is None:
+            return a
+        return tree_map(lambda leaf: numpy.moveaxis(leaf, ax, 0)[b], a)
+
+    results = [fun(*(example(a, ax, b) for a, ax in zip(args, axes))) for b in range(size)]
+    leaves = [flatten(r)[0] for r in results]
+    tree = flatten(results[0])[1]
+    stacked = [numpy.stack([ls[k] for ls in leaves], axis=out_axes) for k in range(len(leaves[0]))]
+    return unflatten(tree, stacked)
 
 
 def _is_array(v: Any) -> bool:

@@ -21,7 +21,8 @@ True
 
 from __future__ import annotations
 
-from . import functional, init
+from . import functional as functional
+from . import init as init
 from .layers import (
     ELU,
     GELU,
