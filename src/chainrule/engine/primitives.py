@@ -90,7 +90,9 @@ class Primitive:
 
 def primitive(fun: Callable[..., Any], name: str | None = None) -> Primitive:
     """Make ``fun`` a primitive of its own: recorded as one operation, differentiated by the
-    rules you give it with :func:`chainrule.defvjp` (until then it has no gradient).
+    rules you give it with :func:`chainrule.defvjp`. Until then, differentiating through it
+    raises an error that names it (never a silent zero); ``defvjp(p, None)`` says on purpose
+    that no gradient flows to an input.
 
     Example
     -------
@@ -103,7 +105,22 @@ def primitive(fun: Callable[..., Any], name: str | None = None) -> Primitive:
     label = name or getattr(fun, "__name__", "custom")
     if not label.isidentifier() or label == "<lambda>":
         raise ValueError(f"primitive: give a name that is a Python identifier (got {label!r})")
-    return Primitive(label, fun, custom=True)
+    prim = Primitive(label, fun, custom=True)
+    prim.vjp_argnum = _no_rule(label)
+    return prim
+
+
+def _no_rule(label: str) -> Callable[..., Any]:
+    """The rule of a custom primitive before ``defvjp``: differentiating through it is an error."""
+
+    def rule(argnum: int, *args: Any, **params: Any) -> Any:
+        raise TypeError(
+            f"primitive {label!r} has no gradient rule for its argument {argnum}, and a "
+            f"gradient reached it: give it rules with chainrule.defvjp({label}, ...), one per "
+            "argument (None for an argument that gets no gradient)"
+        )
+
+    return rule
 
 
 # ---------------------------------------------------------------------------------------------
@@ -537,9 +554,20 @@ trace = Primitive("trace", numpy.trace)
 diagonal = Primitive("diagonal", numpy.diagonal)
 
 
+def _scalar_as_array(a: Any, b: Any) -> tuple[Any, Any]:
+    scalar = (int, float, complex)
+    return (
+        numpy.asarray(a) if isinstance(a, scalar) else a,
+        numpy.asarray(b) if isinstance(b, scalar) else b,
+    )
+
+
 @_binds(numpy.dot)
 def _dot(a: Any, b: Any, out: Any = None) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
     _no_out("dot", out)
+    if isinstance(a, (int, float, complex)) or isinstance(b, (int, float, complex)):
+        # NumPy: dot with a scalar is multiply, the scalar taken as an array (not a weak scalar)
+        return multiply, _scalar_as_array(a, b), {}
     return dot, (a, b), {}
 
 
@@ -550,6 +578,8 @@ def _vdot(a: Any, b: Any) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
 
 @_binds(numpy.inner)
 def _inner(a: Any, b: Any) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+    if isinstance(a, (int, float, complex)) or isinstance(b, (int, float, complex)):
+        return multiply, _scalar_as_array(a, b), {}  # as NumPy does, like dot
     return inner, (a, b), {}
 
 

@@ -174,6 +174,8 @@ def _apply(prim: P.Primitive, args: tuple[Any, ...], kw: dict[str, Any]) -> Tens
             out = prim.fun(*vals)
     except (ValueError, TypeError, IndexError) as e:
         raise _op_error(e, prim, vals) from e
+    if type(out) is not numpy.ndarray and not isinstance(out, numpy.generic):
+        _check_result(out, prim, args)
     t = _new(Tensor)
     t._data = out
     t.grad = t._name = t._pending = None
@@ -200,6 +202,38 @@ def _apply(prim: P.Primitive, args: tuple[Any, ...], kw: dict[str, Any]) -> Tens
         t._prim = t._args = t._vals = t._kw = None
         t._seq = 0
     return t
+
+
+def _refuse_subclass(x: Any, where: str) -> None:
+    """Masked arrays and matrices change what NumPy's operations mean; refuse them loudly."""
+    if isinstance(x, numpy.ma.MaskedArray):
+        raise TypeError(
+            f"{where}: a masked array reached a chainrule tensor, and chainrule would compute "
+            "on the hidden values too. Fill the masked entries (numpy.ma.filled(a, value)) or "
+            "keep only the valid ones (a.compressed()), or use a weight array of 0s and 1s"
+        )
+    if isinstance(x, numpy.matrix):
+        raise TypeError(
+            f"{where}: a numpy.matrix reached a chainrule tensor, and chainrule follows "
+            "ndarray semantics (* is elementwise): convert it with numpy.asarray(m) and write "
+            "matrix products with @"
+        )
+
+
+def _check_result(out: Any, prim: P.Primitive, args: tuple[Any, ...]) -> None:
+    """A result that is neither an ndarray nor the array type of a tensor's data means another
+    library's type took the operation over, which would detach the tensor: refuse it."""
+    if isinstance(out, (numpy.ndarray, bool, int, float, complex)):
+        _refuse_subclass(out, f"numpy.{prim.name}")
+        return
+    if any(isinstance(a, Tensor) and type(a._data) is type(out) for a in args):
+        return  # the tensors' own array library (Dask, CuPy, ...)
+    kind = f"{type(out).__module__}.{type(out).__qualname__}"
+    raise TypeError(
+        f"numpy.{prim.name}: a {kind} operand took over the result of an operation on a "
+        "chainrule tensor, which would detach it from the gradient. Give chainrule its values "
+        "(numpy.asarray(x), or x.values / x.to_numpy()) and wrap the result afterwards"
+    )
 
 
 _ONES: dict[tuple[Any, Any], numpy.ndarray] = {}
@@ -858,7 +892,7 @@ class Tensor(Node):
         return _apply(*P.FUNCTIONS[numpy.cumprod](self, axis, dtype, out))
 
     def dot(self, b: Any, out: Any = None) -> Tensor:
-        if out is None:
+        if out is None and not isinstance(b, (int, float, complex)):
             return _apply(P.dot, (self, b), _EMPTY)
         return _apply(*P.FUNCTIONS[numpy.dot](self, b, out))
 
@@ -977,6 +1011,7 @@ def tensor(data: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
     """
     if isinstance(data, Tensor):
         data = data._data
+    _refuse_subclass(data, "chainrule.tensor")
     try:
         arr = numpy.array(data, dtype=dtype, copy=True)
     except (ValueError, TypeError) as e:

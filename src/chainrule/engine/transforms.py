@@ -18,7 +18,7 @@ import numpy
 from . import primitives as P
 from .graph import backward_pass, owned
 from .pytree import flatten, leaf_paths, tree_map, unflatten
-from .tensor import Tensor, _apply, _check_float, _leaf, _state, enable_grad
+from .tensor import Tensor, _apply, _check_float, _leaf, _refuse_subclass, _state, enable_grad
 
 __all__ = ["grad", "value_and_grad", "vjp", "jvp", "jacobian", "hessian", "hvp"]
 
@@ -51,6 +51,7 @@ def _variable(x: Any, fname: str, where: Callable[[], str]) -> tuple[Tensor, boo
     """A differentiated leaf, and whether it continues an outer recording (``grad(grad)``)."""
     if type(x) is numpy.ndarray and x.dtype.kind == "f":  # the common case, first
         return _leaf(x, True), False
+    _refuse_subclass(x, f"{fname}: argument {where()}")
     if isinstance(x, Tensor):
         if (x.requires_grad and _state.enabled and _state.depth) or _state.tracing:
             # Continue the outer recording (grad of grad, or grad inside jit/explain).
