@@ -699,7 +699,7 @@ swapaxes = Primitive("swapaxes", numpy.swapaxes)
 moveaxis = Primitive("moveaxis", numpy.moveaxis)
 
 
-def _broadcast_to(x: Any, shape: tuple[int, ...]) -> Any:
+def _broadcast_to_fun(x: Any, shape: tuple[int, ...]) -> Any:
     # numpy.broadcast_to's values; a small copy is cheaper than its view machinery
     x = numpy.asarray(x)
     if x.shape == shape:
@@ -711,7 +711,7 @@ def _broadcast_to(x: Any, shape: tuple[int, ...]) -> Any:
     return out
 
 
-broadcast_to = Primitive("broadcast_to", _broadcast_to)
+broadcast_to = Primitive("broadcast_to", _broadcast_to_fun)
 concatenate = Primitive("concatenate", lambda *xs, axis=0: numpy.concatenate(xs, axis=axis))
 stack = Primitive("stack", lambda *xs, axis=0: numpy.stack(xs, axis=axis))
 flip = Primitive("flip", numpy.flip)

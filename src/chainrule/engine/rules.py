@@ -115,10 +115,6 @@ def _count(shape: tuple[int, ...], axis: Any) -> int:
     return math.prod(shape[a] for a in ((axis,) if isinstance(axis, int) else axis))
 
 
-def _mT(x: Any) -> Any:
-    return x.T if x.ndim == 2 else numpy.swapaxes(x, -1, -2)
-
-
 def _inverse(perm: tuple[int, ...]) -> tuple[int, ...]:
     inv = [0] * len(perm)
     for i, p in enumerate(perm):
