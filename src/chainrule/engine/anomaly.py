@@ -8,7 +8,6 @@ It is process-wide. ``CHAINRULE_DETECT_ANOMALY=1`` in the environment switches i
 from __future__ import annotations
 
 import contextlib
-import importlib
 import linecache
 import os
 import re
@@ -19,15 +18,13 @@ from typing import Any
 
 import numpy
 
+from . import graph
+from . import tensor as tensor
 from .primitives import Primitive
-
-# the modules themselves (the package re-exports a function called ``tensor``)
-graph = importlib.import_module(f"{__package__}.graph")
-tensor = importlib.import_module(f"{__package__}.tensor")
 
 __all__ = ["detect_anomaly", "AnomalyError", "set_detect_anomaly"]
 
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # chainrule/
 _NUMPY_DIR = os.path.dirname(os.path.abspath(numpy.__file__))
 _original_apply = tensor._apply
 _lock = threading.Lock()
@@ -39,7 +36,7 @@ class AnomalyError(FloatingPointError):
 
 
 def _user_frame() -> Any:
-    frame = sys._getframe(2)
+    frame: Any = sys._getframe(2)
     while frame is not None:
         path = os.path.abspath(frame.f_code.co_filename)
         if not (
@@ -123,7 +120,7 @@ def set_detect_anomaly(on: bool) -> None:
     with _lock:
         _depth = max(0, _depth + (1 if on else -1))
         active = _depth > 0
-        tensor._apply = _checked_apply if active else _original_apply  # type: ignore[assignment]
+        tensor._apply = _checked_apply if active else _original_apply
         graph.ANOMALY_REPORT = _report_gradient if active else None
 
 

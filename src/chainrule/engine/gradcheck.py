@@ -129,7 +129,7 @@ def _kink_signature(fun: Callable[..., Any], args: list[Any], argnum: int) -> li
     for node in ancestors([out]):
         prim = node._prim
         if prim is not None and prim.kink is not None:
-            sig.append((prim.name, prim.kink(*node._vals, **node._kw)))
+            sig.append((prim.name, prim.kink(*node._vals or (), **node._kw or {})))
     return sig
 
 

@@ -12,9 +12,12 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy
+
+if TYPE_CHECKING:  # for the annotations only: primitives does not import graph either
+    from .primitives import Primitive
 
 __all__ = ["Node", "Step", "backward_pass", "ancestors", "sum_to", "passthrough", "owned"]
 
@@ -44,9 +47,18 @@ class Node:
         "__weakref__",
     )
 
-    _data: Any
-    grad: Any
+    _data: Any  # the array (NumPy's, or another library's through NumPy's protocols)
+    grad: Any  # the accumulated gradient: an array, or a recorded Node (create_graph)
     requires_grad: bool
+    _prim: Primitive | None  # the operation that made it; None for a leaf
+    _args: tuple[Any, ...] | None  # its inputs as given (Nodes among them); None once freed
+    _vals: tuple[Any, ...] | None  # the inputs' data, what the rules receive
+    _kw: dict[str, Any] | None  # the operation's parameters
+    _seq: int  # recording number: every consumer of a node has a larger one
+    _name: str | None  # a name for derivations (set explicitly or by the trace)
+    _used: bool  # whether an operation read it (in-place writes check this)
+    _site: Any  # where a checking recorder saw it made (detect_anomaly)
+    _pending: Any  # the gradient waiting for it during a walk (None outside a walk)
 
 
 def passthrough(g: Any, out: Any, *inputs: Any, **params: Any) -> Any:
@@ -58,10 +70,11 @@ def passthrough(g: Any, out: Any, *inputs: Any, **params: Any) -> Any:
 
 
 def _freed(node: Node) -> RuntimeError:
+    op = node._prim.name if node._prim is not None else "a leaf"
     return RuntimeError(
-        f"backward() reached the result of {node._prim.name!r} after an earlier backward() "
-        "freed that part of the graph; pass retain_graph=True to the first backward() to "
-        "call it again, or run the forward pass again"
+        f"backward() reached the result of {op!r} after an earlier backward() freed that part "
+        "of the graph; pass retain_graph=True to the first backward() to call it again, or run "
+        "the forward pass again"
     )
 
 
@@ -104,7 +117,9 @@ def _relevant(order: list[Node], targets: frozenset[Node] | set[Node]) -> set[No
     for node in reversed(order):  # oldest first: parents before children
         if node in targets:
             rel.add(node)
-        elif node._prim is not None and any(a in rel for a in node._args if isinstance(a, Node)):
+        elif node._prim is not None and any(
+            a in rel for a in node._args or () if isinstance(a, Node)
+        ):
             rel.add(node)
     return rel
 
@@ -279,9 +294,12 @@ def _walk_arrays(
             vals = node._vals
             if vals is None:
                 raise _freed(node)
-            prim = node._prim
+            # A node in the heap was made by an operation (leaves never enter it), so it has a
+            # primitive, arguments and parameters; typed locals say so without a runtime check.
+            prim: Primitive = node._prim  # type: ignore[assignment]
+            args: tuple[Any, ...] = node._args  # type: ignore[assignment]
             out = node._data
-            kw = node._kw
+            kw: dict[str, Any] = node._kw  # type: ignore[assignment]
             nv = len(vals)
             if nv == 2:
                 v0, v1 = vals
@@ -291,9 +309,9 @@ def _walk_arrays(
             # (input, rule) pairs, inputs past the last rule getting no gradient (as in _walk);
             # for a variadic rule, (input, its index)
             if variadic is None:
-                edges: Any = zip(node._args, prim.vjps)
+                edges: Any = zip(args, prim.vjps)
             else:
-                edges = ((a, i) for i, a in enumerate(node._args))
+                edges = ((a, i) for i, a in enumerate(args))
             for a, rule in edges:
                 if rule is None or not isinstance(a, Node) or not a.requires_grad:
                     continue
@@ -397,7 +415,7 @@ def owned(g: Any, stored: set[int]) -> numpy.ndarray:
         g = numpy.array(g)
         base = None
     stored.add(id(g if base is None else base))
-    return g
+    return cast(numpy.ndarray, g)
 
 
 def ancestors(roots: Iterable[Node]) -> list[Node]:

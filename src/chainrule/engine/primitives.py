@@ -102,7 +102,7 @@ def primitive(fun: Callable[..., Any], name: str | None = None) -> Primitive:
     >>> float(cr.grad(lambda x: softplus(x))(0.0))
     0.5
     """
-    label = name or getattr(fun, "__name__", "custom")
+    label: str = name or getattr(fun, "__name__", None) or "custom"
     if not label.isidentifier() or label == "<lambda>":
         raise ValueError(f"primitive: give a name that is a Python identifier (got {label!r})")
     prim = Primitive(label, fun, custom=True)
@@ -169,7 +169,7 @@ def _no_out(fname: str, out: Any) -> None:
         )
 
 
-_NoValue = numpy._NoValue  # type: ignore[attr-defined]
+_NoValue = numpy._NoValue
 
 # ---------------------------------------------------------------------------------------------
 # Ufuncs
@@ -356,7 +356,8 @@ def _mean_fun(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     # float16 above 65504 elements, inexact for float32 above 2**24).
     if type(x) is not numpy.ndarray or x.dtype is not _F64:
         return numpy.mean(x, axis=axis, keepdims=keepdims)
-    total = numpy.add.reduce(x, axis=axis, keepdims=keepdims)
+    # NumPy's stubs overload reduce on the literal value of keepdims; here it is a runtime bool
+    total = numpy.add.reduce(x, axis=axis, keepdims=keepdims)  # type: ignore[call-overload]
     n = (
         x.size
         if axis is None
@@ -879,7 +880,7 @@ def _expand_dims(a: Any, axis: Any) -> tuple[Primitive, tuple[Any, ...], dict[st
         axis, len(shape) + (len(axis) if isinstance(axis, (tuple, list)) else 1), "expand_dims"
     )
     new = list(shape)
-    for ax in (axes,) if isinstance(axes, int) else axes:
+    for ax in (axes,) if isinstance(axes, int) else axes or ():
         new.insert(ax, 1)
     return reshape, (a,), {"shape": tuple(new)}
 
@@ -1536,6 +1537,7 @@ def _ediff1d(ary: Any, to_end: Any = None, to_begin: Any = None) -> Any:
 def _trapezoid(y: Any, x: Any = None, dx: float = 1.0, axis: int = -1) -> Any:
     nd = _ndim(y)
     ax = _one_axis(axis, nd, "trapezoid")
+    d: Any
     if x is None:
         d = dx
     elif _ndim(x) == 1:
@@ -1683,6 +1685,7 @@ def _quantile_linear(
     lo, hi = srt[prev], srt[nxt]
     gamma = numpy.asarray(vi - prev, dtype=vi.dtype)
     diff = hi - lo
+    t: Any
     if weak:
         t = float(gamma)
         res = hi - diff * (1 - t) if t >= 0.5 else lo + diff * t
@@ -1803,8 +1806,8 @@ def _diff(
     nd = _ndim(a)
     if nd == 0:
         raise ValueError("numpy.diff: needs at least a 1-d input")
-    ax = normalize_axis(axis, nd, "diff")
-    parts = []
+    ax = _one_axis(axis, nd, "diff")
+    parts: list[Any] = []
     for extra in (prepend, append):
         if extra is _NoValue:
             parts.append(None)

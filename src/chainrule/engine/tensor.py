@@ -535,12 +535,12 @@ class Tensor(Node):
 
     @property
     def mT(self) -> Tensor:
-        return numpy.swapaxes(self, -1, -2)  # type: ignore[no-any-return]
+        return _apply(*P.FUNCTIONS[numpy.swapaxes](self, -1, -2))
 
     @property
     def name(self) -> str | None:
         """The name ``explain`` prints for this value (set it to choose one)."""
-        return self._name  # type: ignore[no-any-return]
+        return self._name
 
     @name.setter
     def name(self, value: str | None) -> None:
@@ -752,10 +752,10 @@ class Tensor(Node):
         return _compare(numpy.greater_equal, self, o)
 
     def __eq__(self, o: Any) -> Any:
-        return _compare(numpy.equal, self, o)  # type: ignore
+        return _compare(numpy.equal, self, o)
 
     def __ne__(self, o: Any) -> Any:
-        return _compare(numpy.not_equal, self, o)  # type: ignore
+        return _compare(numpy.not_equal, self, o)
 
     def __and__(self, o: Any) -> Any:
         return _compare(numpy.logical_and, self, o)
@@ -911,9 +911,10 @@ class Tensor(Node):
         return _apply(*P.FUNCTIONS[numpy.squeeze](self, axis))
 
     def transpose(self, *axes: Any) -> Tensor:
+        order: Any = axes
         if len(axes) == 1 and (axes[0] is None or isinstance(axes[0], (tuple, list))):
-            axes = axes[0]
-        return _apply(*P.FUNCTIONS[numpy.transpose](self, axes or None))
+            order = axes[0]
+        return _apply(*P.FUNCTIONS[numpy.transpose](self, order or None))
 
     def swapaxes(self, axis1: int, axis2: int) -> Tensor:
         return _apply(*P.FUNCTIONS[numpy.swapaxes](self, axis1, axis2))
@@ -938,7 +939,7 @@ class Tensor(Node):
     def copy(self, order: str = "K") -> Tensor:
         return _apply(P.copy, (self,), _EMPTY)
 
-    def astype(self, dtype: Any, copy: bool = True) -> Tensor:
+    def astype(self, dtype: Any, copy: bool = True) -> Any:  # integer dtypes: a plain array
         dt = numpy.dtype(dtype)
         if dt.kind not in "fc":  # integer or boolean values carry no gradient
             return _nondiff(P.astype, (self,), {"dtype": dt})

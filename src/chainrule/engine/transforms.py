@@ -112,9 +112,7 @@ def _trace_call(
             paths = leaf_paths(a)
         vs = []
         for leaf, path in zip(leaves, paths):
-            v, outer = _variable(
-                leaf, fname, lambda i=i, path=path: f"{_param_names(fun, len(args))[i]}{path}"
-            )
+            v, outer = _variable(leaf, fname, functools.partial(_where, fun, len(args), i, path))
             nested = nested or outer
             vs.append(v)
         variables.append(vs)
@@ -125,6 +123,11 @@ def _trace_call(
         return fun(*new_args, **kwargs), variables, treedefs, nested
     finally:
         _state.depth -= 1
+
+
+def _where(fun: Callable[..., Any], nargs: int, i: int, path: str) -> str:
+    """How an error names argument ``i`` (its parameter name) and the leaf ``path`` in it."""
+    return f"{_param_names(fun, nargs)[i]}{path}"
 
 
 def _param_names(fun: Callable[..., Any], n: int) -> list[str]:

@@ -123,7 +123,7 @@ def build(rec: Recording, outputs: list[Any] | None = None) -> Program:
     boundary = rec.output._seq if isinstance(rec.output, Node) else math.inf
     values: list[Value] = []
     by_node: dict[Node, Value] = {}
-    input_set = {t: i for i, t in enumerate(rec.inputs)}
+    input_set: dict[Node, int] = {t: i for i, t in enumerate(rec.inputs)}
     inputs: list[Value | None] = [None] * len(rec.inputs)
     for node in ancestors(out_nodes + list(rec.inputs)):
         shape, dtype = _shape_dtype(node._data)
@@ -136,9 +136,16 @@ def build(rec: Recording, outputs: list[Any] | None = None) -> Program:
                 len(values), CONST, [], {}, shape, dtype, const=node._data, phase=phase, node=node
             )
         else:
-            args = [_lower_arg(a, by_node) for a in node._args]
+            args = [_lower_arg(a, by_node) for a in node._args or ()]
             v = Value(
-                len(values), node._prim, args, dict(node._kw), shape, dtype, phase=phase, node=node
+                len(values),
+                node._prim,
+                args,
+                dict(node._kw or {}),
+                shape,
+                dtype,
+                phase=phase,
+                node=node,
             )
         by_node[node] = v
         values.append(v)
@@ -172,7 +179,7 @@ def _lower_arg(a: Any, by_node: dict[Node, Value]) -> Any:
 
 def is_const(x: Any, keep_sizes: bool = False) -> bool:
     if isinstance(x, Value):
-        return x.op == CONST
+        return bool(x.op == CONST)
     if isinstance(x, Size):
         return not keep_sizes
     return isinstance(x, (int, float, numpy.ndarray, numpy.generic, bool)) or x is None
@@ -209,7 +216,10 @@ def _identity_of(v: Value) -> Any:
     """If ``v`` computes one of its arguments unchanged (same shape and dtype), that argument."""
     p = v.prim
     a = v.args
-    same = lambda x: _shape_of(x) == v.shape and _dtype_of(x) == v.dtype  # noqa: E731
+
+    def same(x: Any) -> bool:
+        return bool(_shape_of(x) == v.shape and _dtype_of(x) == v.dtype)
+
     if p in (P.identity, P.copy, P.positive):
         return a[0] if same(a[0]) else None
     if p in (P.reshape, P.broadcast_to, P.astype):

@@ -554,8 +554,8 @@ _RULES: dict[P.Primitive, Callable[..., Any]] = {
     P.log_softmax: _axis_rule("axis"),
     P.safe_norm: _axis_rule("axis"),
 }
-for _f in (numpy.argmax, numpy.argmin, numpy.argsort):
-    _RULES[P.NONDIFF_FUNCTIONS[_f]] = _argfun
+for _arg in (numpy.argmax, numpy.argmin, numpy.argsort):
+    _RULES[P.NONDIFF_FUNCTIONS[_arg]] = _argfun
 
 
 def _logical_reduction(
@@ -569,5 +569,5 @@ def _logical_reduction(
     return _reduction(prim, vals, flags, kw, size)
 
 
-for _f in (numpy.all, numpy.any):
-    _RULES[P.NONDIFF_FUNCTIONS[_f]] = _logical_reduction
+for _logical in (numpy.all, numpy.any):
+    _RULES[P.NONDIFF_FUNCTIONS[_logical]] = _logical_reduction

@@ -225,7 +225,10 @@ def _their_lines(backward: Callable[..., Any]) -> dict[str, str]:
 def _diagnose(
     theirs: numpy.ndarray, ours: numpy.ndarray, args: tuple[Any, ...], differentiated: set[int]
 ) -> str:
-    close = lambda a, b: a.shape == b.shape and numpy.allclose(a, b, rtol=1e-6, atol=1e-9)  # noqa: E731,E501
+
+    def close(a: numpy.ndarray, b: numpy.ndarray) -> bool:
+        return a.shape == b.shape and bool(numpy.allclose(a, b, rtol=1e-6, atol=1e-9))
+
     batch = _batch_size([a for i, a in enumerate(args) if i not in differentiated])
     if theirs.shape != ours.shape:
         if theirs.T.shape == ours.shape and close(theirs.T, ours):

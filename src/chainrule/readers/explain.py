@@ -424,7 +424,7 @@ def _notes(ex: Explanation) -> list[str]:
     if rec.summed_output:
         notes.append(f"{ex.output_name} is not a scalar: the backward pass is that of its sum.")
     for node in (v.node for v in ex.program.values if v.node is not None):
-        if node._prim is P.mean and node._kw.get("axis") is None:
+        if node._prim is P.mean and (node._kw or {}).get("axis") is None:
             notes.extend(_mean_note(ex, node))
         notes.extend(_kink_notes(node, rec))
     return notes
@@ -432,7 +432,7 @@ def _notes(ex: Explanation) -> list[str]:
 
 def _mean_note(ex: Explanation, node: Node) -> list[str]:
     """The seed's trap: a mean over all elements is not a mean over the batch."""
-    arg = node._args[0]
+    arg = node._args[0] if node._args else None
     x = arg._data if isinstance(arg, Node) else None
     if x is None or numpy.ndim(x) < 2:
         return []
@@ -448,7 +448,7 @@ def _mean_note(ex: Explanation, node: Node) -> list[str]:
         None,
     )
     length = f"len({batch})" if batch else "len(...)"
-    v = ex._by_node.get(arg)
+    v = ex._by_node.get(arg) if isinstance(arg, Node) else None
     size = ex.writer.size(_SizeOf(n, v)) if v is not None else str(n)
     what = ex.recording.names.get(node, "the result")
     text = (
@@ -503,15 +503,17 @@ def _kink_notes(node: Node, rec: Recording) -> list[str]:
             ]
     if prim in (P.amax, P.amin):
         x = numpy.asarray(vals[0])
-        hit = x == prim.fun(x, axis=node._kw.get("axis"), keepdims=True)
-        counts = hit.sum(axis=node._kw.get("axis"))
+        axis = (node._kw or {}).get("axis")
+        hit = x == prim.fun(x, axis=axis, keepdims=True)
+        counts = hit.sum(axis=axis)
         if numpy.any(counts > 1):
             return [
                 f"{name} = {prim.name}(...) has tied extreme values: the gradient is shared "
                 "equally among them."
             ]
     if prim is P.clip:
-        x, lo, hi = (numpy.asarray(v) if v is not None else None for v in vals)
+        x = numpy.asarray(vals[0])
+        lo, hi = (numpy.asarray(v) if v is not None else None for v in vals[1:3])
         on = numpy.zeros(x.shape, bool)
         if lo is not None:
             on |= x == lo

@@ -1248,17 +1248,9 @@ def _transpose(w: NumbaWriter, v: Value) -> tuple[str, int, str]:
         perm = tuple(int(a) % nd for a in v.kw["axes"])
     else:
         probe = numpy.empty(tuple(range(2, 2 + nd)))  # distinct sizes name the axes
-        moved = v.prim.fun(
-            probe,
-            *(
-                v.kw[k]
-                for k in (
-                    ("axis1", "axis2")  # type: ignore[union-attr]
-                    if v.prim is P.swapaxes
-                    else ("source", "destination")
-                )
-            ),
-        )
+        names = ("axis1", "axis2") if v.prim is P.swapaxes else ("source", "destination")
+        fun = P.swapaxes.fun if v.prim is P.swapaxes else P.moveaxis.fun
+        moved = fun(probe, *(v.kw[k] for k in names))
         perm = tuple(int(s) - 2 for s in moved.shape)
     if nd <= 1 or perm == tuple(range(nd)):
         return w.text(x, ATOM), ATOM, w.layout(x)

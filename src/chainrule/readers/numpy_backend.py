@@ -276,6 +276,7 @@ class FastWriter(Writer):
         texts = self._operands(v)
         if texts == [self.ref(x)[0] for x in v.args]:
             return None
+        assert v.prim is not None  # an operation, not an input or a constant
         return f"numpy.{v.prim.fun.__name__}({texts[0]}, {texts[1]})", ATOM
 
     def _operands(self, v: Value) -> list[str]:
@@ -310,10 +311,10 @@ class FastWriter(Writer):
         if v.prim in (P.sum_, P.mean):
             x = v.args[0]
             shape = _shape(x)
-            return (
-                bool(shape)
-                and math.prod(shape[a] for a in _axes(v.kw.get("axis"), len(shape))) == 1
-            )
+            if not shape:
+                return False
+            sizes = [shape[a] for a in _axes(v.kw.get("axis"), len(shape))]
+            return math.prod(sizes) == 1
         return v.prim not in _NEW_MEMORY
 
     def _same_buffer(self, v: Value, x: Any) -> bool:
