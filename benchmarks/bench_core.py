@@ -2,7 +2,7 @@
 
 Two workloads, forward + backward of every parameter per step:
 
-* ``seed``   -- the 4-6-6-6-1 ReLU MLP of shared/SEED.md (batch 1, float64, mean squared
+* ``seed``   -- the 4-6-6-6-1 ReLU MLP of docs/seed.md (batch 1, float64, mean squared
   error), data from :mod:`chainrule.seed`.
 * ``mlp784`` -- a 784-512-512-10 ReLU MLP, float32, batch 128, softmax cross-entropy with
   integer labels (mean over the batch), He initialisation from ``default_rng(0)``.
@@ -138,7 +138,7 @@ def seed_numpy(
 def seed_forward(
     X: Any, T: Any, W1: Any, W2: Any, W3: Any, W4: Any, B1: Any, B2: Any, B3: Any, B4: Any
 ) -> Any:
-    """The user's forward pass (SEED.md), line for line."""
+    """The user's forward pass (docs/seed.md), line for line."""
     W = [W1, W2, W3, W4]
     B = [B1, B2, B3, B4]
     Z1 = X.dot(W[0]) + B[0]

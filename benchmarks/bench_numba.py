@@ -2,7 +2,7 @@
 
 Workloads (forward + backward of every parameter per step, as in bench_core.py):
 
-* ``seed``     the 4-6-6-6-1 ReLU MLP of shared/SEED.md, batch 1, float64, mean squared error;
+* ``seed``     the 4-6-6-6-1 ReLU MLP of docs/seed.md, batch 1, float64, mean squared error;
 * ``seed256``  the same weights, batch 256 (random X, T from ``default_rng(0)``), float64;
 * ``mlp784``   784-512-512-10 ReLU MLP, batch 128, float32, softmax cross-entropy with integer
                labels (bench_core.py's workload).

@@ -6,7 +6,7 @@ the peak memory of one step, and the first-call time of the compiled rows.
 
 Workloads (all ReLU MLPs; parameters ordered W1..Wk, b1..bk):
 
-* ``seed``    the 4-6-6-6-1 network of shared/SEED.md (data and weights from ``chainrule.seed``),
+* ``seed``    the 4-6-6-6-1 network of docs/seed.md (data and weights from ``chainrule.seed``),
               batch 1, float64, MSE (mean over all elements);
 * ``seed256`` the same network and weights, batch 256 (X, T from ``default_rng(0)``), float64;
 * ``mlp784``  784-512-512-10, float32, batch 128, softmax cross-entropy with integer labels (mean

@@ -21,7 +21,7 @@ def seed_explanation():
 
 
 def test_seed_backward_section_is_the_hand_derived_chain_rule():
-    # The derivation of shared/SEED.md, written by hand: layer by layer, in the user's names.
+    # The derivation of docs/seed.md, written by hand: layer by layer, in the user's names.
     expected = [
         "dY = 2 * (Y - T) / Y.size",
         "dB4 = dY.sum(axis=0)",

@@ -1,4 +1,4 @@
-"""The seed problem (shared/SEED.md): the user's forward pass, unchanged, and its eight
+"""The seed problem (docs/seed.md): the user's forward pass, unchanged, and its eight
 gradients."""
 
 from __future__ import annotations

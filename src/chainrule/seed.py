@@ -67,7 +67,14 @@ PARAMS = {"W1": W1, "W2": W2, "W3": W3, "W4": W4, "B1": B1, "B2": B2, "B3": B3, 
 def forward(
     X: Any, T: Any, W1: Any, W2: Any, W3: Any, W4: Any, B1: Any, B2: Any, B3: Any, B4: Any
 ) -> Any:
-    """The user's forward pass, unchanged; returns the mean squared error."""
+    """The user's forward pass, unchanged; returns the mean squared error.
+
+    Example
+    -------
+    >>> from chainrule import seed
+    >>> round(float(seed.forward(seed.X, seed.T, **seed.PARAMS)), 6)
+    5.778522
+    """
     W = [W1, W2, W3, W4]
     B = [B1, B2, B3, B4]
     Z1 = X.dot(W[0]) + B[0]
@@ -89,6 +96,13 @@ def hand_derived_gradients(
     ``err = mean((Y - T)**2)`` over all ``Y.size`` elements, so ``dE/dY = 2 (Y - T) / Y.size``;
     a bias added to every row gets the gradient summed over the batch; ReLU passes the gradient
     where its input is positive.
+
+    Example
+    -------
+    >>> from chainrule import seed
+    >>> grads = seed.hand_derived_gradients(seed.X, seed.T, **seed.PARAMS)
+    >>> {name: g.shape for name, g in grads.items() if name.startswith("W")}
+    {'W1': (4, 6), 'W2': (6, 6), 'W3': (6, 6), 'W4': (6, 1)}
     """
     Z1 = X @ W1 + B1
     A1 = numpy.maximum(0, Z1)

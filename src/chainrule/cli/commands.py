@@ -23,7 +23,7 @@ def _demo(args: argparse.Namespace) -> int:
     W1, W2, W3, W4 = (params[k] for k in ("W1", "W2", "W3", "W4"))
     B1, B2, B3, B4 = (params[k] for k in ("B1", "B2", "B3", "B4"))
 
-    # The user's forward pass, exactly as written in shared/SEED.md.
+    # The user's forward pass, exactly as written in docs/seed.md.
     W = [W1, W2, W3, W4]
     B = [B1, B2, B3, B4]
     Z1 = X.dot(W[0]) + B[0]
@@ -67,7 +67,7 @@ def _demo(args: argparse.Namespace) -> int:
         return 0 if passed else 1
 
     with numpy.printoptions(precision=6, suppress=True, linewidth=100):
-        print("chainrule demo: the 4-6-6-6-1 ReLU network of shared/SEED.md, one sample\n")
+        print("chainrule demo: the 4-6-6-6-1 ReLU network of docs/seed.md, one sample\n")
         print("Forward pass (the user's code, run unchanged on chainrule tensors):")
         for k, v in forward_values.items():
             print(f"  {k:<3} {str(v.shape):<8} {v.data}")

@@ -115,7 +115,21 @@ def _report_gradient(node: Any, argnum: int, parent: Any, g_in: Any, g_out: Any)
 
 
 def set_detect_anomaly(on: bool) -> None:
-    """Switch anomaly detection on or off for the whole process."""
+    """Switch anomaly detection on or off for the whole process (calls nest: each ``True``
+    needs its ``False``).
+
+    Example
+    -------
+    >>> import numpy, chainrule as cr
+    >>> cr.set_detect_anomaly(True)
+    >>> x = cr.tensor([0.0], requires_grad=True)
+    >>> try:
+    ...     numpy.sqrt(x).sum().backward()     # d sqrt(x)/dx is inf at 0
+    ... except cr.AnomalyError as e:
+    ...     print(str(e).splitlines()[0])
+    the gradient rule of numpy.sqrt turned a finite gradient into inf for its input 0 (shape (1,))
+    >>> cr.set_detect_anomaly(False)
+    """
     global _depth
     with _lock:
         _depth = max(0, _depth + (1 if on else -1))

@@ -52,7 +52,15 @@ class ArgumentCheck:
 
 @dataclasses.dataclass
 class GradCheckReport:
-    """Per-argument results of :func:`check_grads`; ``passed`` is True when all agree."""
+    """Per-argument results of :func:`check_grads`; ``passed`` is True when all agree.
+
+    Example
+    -------
+    >>> import numpy, chainrule as cr
+    >>> report = cr.check_grads(lambda x: (x ** 2).sum(), numpy.array([1.0, 2.0]))
+    >>> report.passed, report.order
+    (True, 1)
+    """
 
     arguments: list[ArgumentCheck]
     order: int

@@ -50,6 +50,13 @@ class Primitive:
     input's index first.  ``kink`` optionally maps the inputs to the discrete branch the
     operation took (``x >= y`` for ``maximum``), which is how the gradient checker recognises
     points where a finite difference straddles a kink.
+
+    Example
+    -------
+    >>> import numpy, chainrule as cr
+    >>> p = cr.primitive(numpy.cbrt, name="cube_root")
+    >>> p, p.name, p(numpy.array([8.0]))
+    (<primitive cube_root>, 'cube_root', array([2.]))
     """
 
     __slots__ = ("name", "fun", "vjps", "vjp_argnum", "kink", "nondiff", "custom", "__weakref__")

@@ -60,7 +60,18 @@ def defvjp(prim: Primitive, *rules: Rule | None, kink: Callable[..., Any] | None
 
 
 def defvjp_argnum(prim: Primitive, rule: Rule, kink: Callable[..., Any] | None = None) -> None:
-    """Give ``prim`` one rule for every input: ``rule(argnum, g, out, *inputs, **params)``."""
+    """Give ``prim`` one rule for every input: ``rule(argnum, g, out, *inputs, **params)``.
+
+    For operations with any number of inputs; returning ``None`` gives that input no gradient.
+
+    Example
+    -------
+    >>> import numpy, chainrule as cr
+    >>> total = cr.primitive(lambda *xs: sum(xs), name="total")
+    >>> cr.defvjp_argnum(total, lambda argnum, g, out, *xs: g)
+    >>> cr.grad(lambda a, b, c: total(a, b, c), argnums=(0, 2))(1.0, 2.0, 3.0)
+    (array(1.), array(1.))
+    """
     prim.vjps = ()
     prim.vjp_argnum = rule
     prim.kink = kink

@@ -44,7 +44,17 @@ class TracerBoolError(TypeError):
 
 
 def is_grad_enabled() -> bool:
-    """Return whether operations on tensors are being recorded in this thread."""
+    """Return whether operations on tensors are being recorded in this thread.
+
+    Example
+    -------
+    >>> import chainrule as cr
+    >>> cr.is_grad_enabled()
+    True
+    >>> with cr.no_grad():
+    ...     print(cr.is_grad_enabled())
+    False
+    """
     return _state.enabled
 
 
@@ -90,7 +100,18 @@ def no_grad() -> _GradMode:
 
 
 def enable_grad() -> _GradMode:
-    """Context manager: turn recording back on inside a ``no_grad`` block (also a decorator)."""
+    """Context manager: turn recording back on inside a ``no_grad`` block (also a decorator).
+
+    Example
+    -------
+    >>> import chainrule as cr
+    >>> w = cr.tensor([1.0], requires_grad=True)
+    >>> with cr.no_grad():
+    ...     with cr.enable_grad():
+    ...         y = w * 2
+    >>> y.requires_grad
+    True
+    """
     return _GradMode(True)
 
 

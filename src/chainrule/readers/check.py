@@ -50,7 +50,17 @@ class ParameterCheck:
 
 @dataclasses.dataclass
 class BackwardCheck:
-    """All verdicts, in backward order (the layer nearest the output first)."""
+    """All verdicts, in backward order (the layer nearest the output first).
+
+    Example
+    -------
+    >>> import numpy, chainrule as cr
+    >>> f = lambda w, x: ((x @ w) ** 2).sum()
+    >>> w, x = numpy.array([1.0, 2.0]), numpy.ones((3, 2))
+    >>> report = cr.check_backward(f, (w, x), {"w": 2 * x.T @ (x @ w)})
+    >>> report.passed, report.wrong
+    (True, [])
+    """
 
     parameters: list[ParameterCheck]
     explanation: Explanation
@@ -109,10 +119,14 @@ def check_backward(
     -------
     >>> import numpy, chainrule as cr
     >>> f = lambda w, x: ((x @ w) ** 2).mean()
-    >>> x, w = numpy.ones((4, 2)), numpy.array([1.0, -1.0])
+    >>> x, w = numpy.ones((4, 2)), numpy.array([1.0, 2.0])
     >>> report = cr.check_backward(f, (w, x), {"w": 2 * x.T @ (x @ w)})   # forgot 1/N
     >>> report.wrong
     ['w']
+    >>> print(str(report).splitlines()[1][:60])
+      WRONG dw: 4 times too large: a missing 1/N (N = 4 samples)
+    >>> cr.check_backward(f, (w, x), {"w": 2 * x.T @ (x @ w) / 4}).wrong    # fixed
+    []
     """
     params = list(inspect.signature(fun).parameters)
     if isinstance(args, dict):

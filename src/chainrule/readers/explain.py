@@ -52,13 +52,22 @@ def explain(fun: Callable[..., Any], *args: Any, wrt: Any = None, **kwargs: Any)
     ...     return (h ** 2).sum()
     >>> e = cr.explain(loss, numpy.ones((3, 2)), numpy.ones((4, 3)), wrt="w")
     >>> print(e.backward_lines()[-1])
-    dw = x.T @ dh * (1 - h ** 2)
+    dw = x.T @ (dh * (1 - h ** 2))
     """
     return Explanation(record(fun, args, kwargs, wrt=wrt))
 
 
 class Explanation:
-    """The recorded forward and backward passes of one call, ready to be read or exported."""
+    """The recorded forward and backward passes of one call, ready to be read or exported.
+
+    Example
+    -------
+    >>> import numpy, chainrule as cr
+    >>> f = lambda w, x: ((x @ w) ** 2).sum()
+    >>> e = cr.explain(f, numpy.ones(2), numpy.ones((3, 2)), wrt="w")
+    >>> e.backward_lines()
+    ['dw = x.T @ (2 * t1)']
+    """
 
     def __init__(self, rec: Recording) -> None:
         self.recording = rec
