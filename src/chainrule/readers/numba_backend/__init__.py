@@ -1,0 +1,71 @@
+"""The Numba backend of ``chainrule.jit``: the same straight-line program, compiled by Numba.
+
+``jit`` records a function once per signature and runs the exact program passes (``ir.py``);
+this package writes *that* program — same values, same order, same inlining as the NumPy
+backend's :class:`~chainrule.program.codegen.Writer` — as source that ``numba.njit`` accepts, and
+compiles it.  No gradient rule and no tracing lives here: only how each primitive is spelled
+for Numba.  Most spellings are the NumPy ones; the others are:
+
+* reductions over some axes, ``keepdims``, ``ddof``, ``cumsum``/``cumprod``/``sort`` along an
+  axis: small loops over a contiguous 2-D view (rows or columns), written once
+  (``helpers.py``), because Numba's ``sum`` takes one axis at most and its ``max``, ``mean``,
+  ``var``… none;
+* products: ``tensordot``, N-d ``dot``, ``inner`` become transpose + reshape + ``numpy.dot``
+  (what NumPy itself does), batched ``matmul`` a loop of ``numpy.dot``;
+* rearrangements (``flip``, ``roll``, ``tile``, ``repeat``, ``take``, ``take_along_axis``,
+  ``diagonal``, advanced indexing, ``pad``, ``sliding_window_view``…) and their gradients
+  (``scatter_add``, ``setitem``): shapes are static, so NumPy's own function is run once, at
+  compile time, on ``arange(size)``; the program gathers (or scatters) through the resulting
+  constant index array;
+* Python numbers next to float32 arrays are cast to float32 (NumPy's NEP 50 "weak scalar" rule,
+  which Numba does not follow), values of shape ``()`` are scalars.
+
+Anything else raises :class:`Unsupported` naming the operation; ``jit`` then falls back to the
+NumPy backend with one :class:`~chainrule.jit.JitFallbackWarning`.
+
+The generated module is written to ``$CHAINRULE_CACHE_DIR`` (default
+``~/.cache/chainrule/numba``) under the hash of its text, imported from there, and compiled with
+``njit(cache=True)``: Numba's own on-disk cache, keyed by that file, makes the compilation a
+once-per-machine cost.  Large constants are passed as arguments (not frozen into the machine
+code), small ones are written into the module text, so the hash covers everything compiled.
+
+The package, one job a module: ``common`` (errors, the ufuncs Numba has, small helpers),
+``writer`` (:class:`NumbaWriter`), ``forms`` and ``statements`` (each primitive's spelling),
+``helpers`` (the small ``njit`` functions a module may need), ``module`` (:func:`generate`) and
+``runtime`` (Numba itself: availability, the on-disk cache, compiling and running).
+"""
+
+from __future__ import annotations
+
+from .common import INLINE_CONST_LIMIT, ShapeMismatch, Unsupported
+from .module import Generated, generate
+from .runtime import (
+    INSTALL_HINT,
+    available,
+    build,
+    cache_dir,
+    compile_errors,
+    describe_failure,
+    load_module,
+    quiet,
+    require,
+    safe,
+)
+
+__all__ = [
+    "Unsupported",
+    "ShapeMismatch",
+    "available",
+    "require",
+    "cache_dir",
+    "generate",
+    "build",
+    "INSTALL_HINT",
+    "INLINE_CONST_LIMIT",
+    "Generated",
+    "compile_errors",
+    "describe_failure",
+    "load_module",
+    "quiet",
+    "safe",
+]

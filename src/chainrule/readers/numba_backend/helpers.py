@@ -1,0 +1,255 @@
+"""Small ``njit`` functions written into a generated module when its program uses them
+(reductions over some axes, sorts, scatters, batched products).
+"""
+
+from __future__ import annotations
+
+# ---------------------------------------------------------------------------------------------
+# Helpers written into a generated module when its program uses them
+# ---------------------------------------------------------------------------------------------
+
+_DECORATOR = "@njit(cache=True, nogil=True, error_model='numpy')"
+
+_HELPERS: dict[str, str] = {
+    # --- the sum of a float32/float16 array with a float64 accumulator
+    "_rsum_wide": """
+def _rsum_wide(x):
+    s = 0.0
+    for i in range(x.size):
+        s += x[i]
+    return s
+""",
+    # --- reductions of a C-contiguous 2-D array: over its rows' elements (``_last``, result
+    # per row) or over its rows (``_first``, result per column).  ``z`` is the typed zero of
+    # the result (float32 stays float32; bool sums to int64).
+    "_rsum_last": """
+def _rsum_last(x, z):
+    n, m = x.shape
+    out = numpy.full(n, z)
+    for i in range(n):
+        s = z
+        for j in range(m):
+            s += x[i, j]
+        out[i] = s
+    return out
+""",
+    "_rsum_first": """
+def _rsum_first(x, z):
+    n, m = x.shape
+    out = numpy.full(m, z)
+    for i in range(n):
+        for j in range(m):
+            out[j] += x[i, j]
+    return out
+""",
+    "_rprod_last": """
+def _rprod_last(x, z):
+    n, m = x.shape
+    out = numpy.full(n, z)
+    for i in range(n):
+        s = z + 1
+        for j in range(m):
+            s *= x[i, j]
+        out[i] = s
+    return out
+""",
+    "_rprod_first": """
+def _rprod_first(x, z):
+    n, m = x.shape
+    out = numpy.full(m, z + 1)
+    for i in range(n):
+        for j in range(m):
+            out[j] *= x[i, j]
+    return out
+""",
+    # max/min propagate NaN, as NumPy's do
+    "_rmax_last": """
+def _rmax_last(x, z):
+    n, m = x.shape
+    out = numpy.empty(n, x.dtype)
+    for i in range(n):
+        s = x[i, 0]
+        for j in range(1, m):
+            v = x[i, j]
+            if v > s or v != v:
+                s = v
+        out[i] = s
+    return out
+""",
+    "_rmax_first": """
+def _rmax_first(x, z):
+    n, m = x.shape
+    out = x[0].copy()
+    for i in range(1, n):
+        for j in range(m):
+            v = x[i, j]
+            if v > out[j] or v != v:
+                out[j] = v
+    return out
+""",
+    "_rmin_last": """
+def _rmin_last(x, z):
+    n, m = x.shape
+    out = numpy.empty(n, x.dtype)
+    for i in range(n):
+        s = x[i, 0]
+        for j in range(1, m):
+            v = x[i, j]
+            if v < s or v != v:
+                s = v
+        out[i] = s
+    return out
+""",
+    "_rmin_first": """
+def _rmin_first(x, z):
+    n, m = x.shape
+    out = x[0].copy()
+    for i in range(1, n):
+        for j in range(m):
+            v = x[i, j]
+            if v < out[j] or v != v:
+                out[j] = v
+    return out
+""",
+    "_rhypot_last": """
+def _rhypot_last(x, z):
+    n, m = x.shape
+    out = numpy.empty(n, x.dtype)
+    for i in range(n):
+        s = x[i, 0]
+        for j in range(1, m):
+            s = numpy.hypot(s, x[i, j])
+        out[i] = s
+    return out
+""",
+    # NumPy's _var: mean (sum / n), then the sum of squared deviations / (n - ddof)
+    "_rvar_last": """
+def _rvar_last(x, n_, d_):
+    n, m = x.shape
+    out = numpy.full(n, n_ - n_)
+    for i in range(n):
+        s = n_ - n_
+        for j in range(m):
+            s += x[i, j]
+        mu = s / n_
+        q = n_ - n_
+        for j in range(m):
+            d = x[i, j] - mu
+            q += d * d
+        out[i] = q / d_
+    return out
+""",
+    "_cumsum_last": """
+def _cumsum_last(x, z):
+    n, m = x.shape
+    out = numpy.full((n, m), z)
+    for i in range(n):
+        s = z
+        for j in range(m):
+            s += x[i, j]
+            out[i, j] = s
+    return out
+""",
+    "_cumprod_last": """
+def _cumprod_last(x, z):
+    n, m = x.shape
+    out = numpy.full((n, m), z)
+    for i in range(n):
+        s = z + 1
+        for j in range(m):
+            s *= x[i, j]
+            out[i, j] = s
+    return out
+""",
+    "_sort_last": """
+def _sort_last(x):
+    n, m = x.shape
+    out = numpy.empty((n, m), x.dtype)
+    for i in range(n):
+        out[i] = numpy.sort(x[i])
+    return out
+""",
+    "_sort_permute_last": """
+def _sort_permute_last(g, x):
+    n, m = x.shape
+    out = numpy.empty((n, m), g.dtype)
+    for i in range(n):
+        idx = numpy.argsort(x[i], kind='mergesort')
+        for j in range(m):
+            out[i, j] = g[i, idx[j]]
+    return out
+""",
+    "_sort_unpermute_last": """
+def _sort_unpermute_last(g, x):
+    n, m = x.shape
+    out = numpy.empty((n, m), g.dtype)
+    for i in range(n):
+        idx = numpy.argsort(x[i], kind='mergesort')
+        for j in range(m):
+            out[i, idx[j]] = g[i, j]
+    return out
+""",
+    # batched matrix product of C-contiguous (b, m, k) and (b, k, n)
+    "_bmm": """
+def _bmm(a, b):
+    nb = a.shape[0]
+    out = numpy.empty((nb, a.shape[1], b.shape[2]), a.dtype)
+    for i in range(nb):
+        out[i] = numpy.dot(a[i], b[i])
+    return out
+""",
+    # scatter through a flat index array: assignment (positions unique) or accumulation
+    "_scatter_set": """
+def _scatter_set(out, lin, g):
+    for j in range(lin.shape[0]):
+        out[lin[j]] = g[j]
+    return out
+""",
+    "_scatter_add": """
+def _scatter_add(out, lin, g):
+    for j in range(lin.shape[0]):
+        out[lin[j]] += g[j]
+    return out
+""",
+    "_scatter_set_s": """
+def _scatter_set_s(out, lin, g):
+    for j in range(lin.shape[0]):
+        out[lin[j]] = g
+    return out
+""",
+    "_scatter_add_s": """
+def _scatter_add_s(out, lin, g):
+    for j in range(lin.shape[0]):
+        out[lin[j]] += g
+    return out
+""",
+    # rows of a (rows, rest) table chosen by integer arrays computed at run time
+    "_take_rows": """
+def _take_rows(x, lin):
+    out = numpy.empty((lin.shape[0], x.shape[1]), x.dtype)
+    for j in range(lin.shape[0]):
+        out[j] = x[lin[j]]
+    return out
+""",
+    "_add_rows": """
+def _add_rows(out, lin, g):
+    for j in range(lin.shape[0]):
+        out[lin[j]] += g[j]
+    return out
+""",
+    # an integer index array -> non-negative positions, with NumPy's bounds check
+    "_wrap_index": """
+def _wrap_index(i, n):
+    out = numpy.empty(i.shape, numpy.intp)
+    fi = i.ravel()
+    fo = out.ravel()
+    for j in range(fi.shape[0]):
+        v = fi[j]
+        if v < 0:
+            v += n
+        if v < 0 or v >= n:
+            raise IndexError("index out of bounds")
+        fo[j] = v
+    return out
+""",
+}
