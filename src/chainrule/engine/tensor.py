@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy
 
+from . import binders as B
+from . import composites as C
 from . import primitives as P
 from .graph import Node, _counter, backward_pass
 from .rules import Size
@@ -478,11 +480,11 @@ class Tensor(Node):
     def __array_function__(
         self, func: Callable[..., Any], types: Any, args: Any, kwargs: Any
     ) -> Any:
-        binder = P.FUNCTIONS.get(func)
+        binder = B.FUNCTIONS.get(func)
         if binder is not None:
             prim, inputs, params = binder(*args, **kwargs)
             return _apply(prim, inputs, params)
-        composite = P.COMPOSITES.get(func)
+        composite = C.COMPOSITES.get(func)
         if composite is not None:
             return composite(*args, **kwargs)
         nd = P.NONDIFF_FUNCTIONS.get(func)
@@ -556,7 +558,7 @@ class Tensor(Node):
 
     @property
     def mT(self) -> Tensor:
-        return _apply(*P.FUNCTIONS[numpy.swapaxes](self, -1, -2))
+        return _apply(*B.FUNCTIONS[numpy.swapaxes](self, -1, -2))
 
     @property
     def name(self) -> str | None:
@@ -854,7 +856,7 @@ class Tensor(Node):
     ) -> Tensor:
         if axis is None and dtype is None and out is None and not kw:  # binder skipped
             return _apply(P.sum_, (self,), {"axis": None, "keepdims": bool(keepdims)})
-        return _apply(*P.FUNCTIONS[numpy.sum](self, axis, dtype, out, keepdims, **kw))
+        return _apply(*B.FUNCTIONS[numpy.sum](self, axis, dtype, out, keepdims, **kw))
 
     def mean(
         self,
@@ -866,7 +868,7 @@ class Tensor(Node):
     ) -> Tensor:
         if axis is None and dtype is None and out is None and not kw:  # binder skipped
             return _apply(P.mean, (self,), {"axis": None, "keepdims": bool(keepdims)})
-        return _apply(*P.FUNCTIONS[numpy.mean](self, axis, dtype, out, keepdims, **kw))
+        return _apply(*B.FUNCTIONS[numpy.mean](self, axis, dtype, out, keepdims, **kw))
 
     def prod(
         self,
@@ -876,13 +878,13 @@ class Tensor(Node):
         keepdims: bool = False,
         **kw: Any,
     ) -> Tensor:
-        return _apply(*P.FUNCTIONS[numpy.prod](self, axis, dtype, out, keepdims, **kw))
+        return _apply(*B.FUNCTIONS[numpy.prod](self, axis, dtype, out, keepdims, **kw))
 
     def max(self, axis: Any = None, out: Any = None, keepdims: bool = False, **kw: Any) -> Tensor:
-        return _apply(*P.FUNCTIONS[numpy.max](self, axis, None, out, keepdims, **kw))
+        return _apply(*B.FUNCTIONS[numpy.max](self, axis, None, out, keepdims, **kw))
 
     def min(self, axis: Any = None, out: Any = None, keepdims: bool = False, **kw: Any) -> Tensor:
-        return _apply(*P.FUNCTIONS[numpy.min](self, axis, None, out, keepdims, **kw))
+        return _apply(*B.FUNCTIONS[numpy.min](self, axis, None, out, keepdims, **kw))
 
     def var(
         self,
@@ -893,7 +895,7 @@ class Tensor(Node):
         keepdims: bool = False,
         **kw: Any,
     ) -> Tensor:
-        return _apply(*P.FUNCTIONS[numpy.var](self, axis, dtype, out, ddof, keepdims, **kw))
+        return _apply(*B.FUNCTIONS[numpy.var](self, axis, dtype, out, ddof, keepdims, **kw))
 
     def std(
         self,
@@ -904,58 +906,58 @@ class Tensor(Node):
         keepdims: bool = False,
         **kw: Any,
     ) -> Tensor:
-        return _apply(*P.FUNCTIONS[numpy.std](self, axis, dtype, out, ddof, keepdims, **kw))
+        return _apply(*B.FUNCTIONS[numpy.std](self, axis, dtype, out, ddof, keepdims, **kw))
 
     def cumsum(self, axis: Any = None, dtype: Any = None, out: Any = None) -> Tensor:
-        return _apply(*P.FUNCTIONS[numpy.cumsum](self, axis, dtype, out))
+        return _apply(*B.FUNCTIONS[numpy.cumsum](self, axis, dtype, out))
 
     def cumprod(self, axis: Any = None, dtype: Any = None, out: Any = None) -> Tensor:
-        return _apply(*P.FUNCTIONS[numpy.cumprod](self, axis, dtype, out))
+        return _apply(*B.FUNCTIONS[numpy.cumprod](self, axis, dtype, out))
 
     def dot(self, b: Any, out: Any = None) -> Tensor:
         if out is None and not isinstance(b, (int, float, complex)):
             return _apply(P.dot, (self, b), _EMPTY)
-        return _apply(*P.FUNCTIONS[numpy.dot](self, b, out))
+        return _apply(*B.FUNCTIONS[numpy.dot](self, b, out))
 
     def reshape(self, *shape: Any, order: str = "C") -> Tensor:
         if len(shape) == 1:
             shape = shape[0]
-        return _apply(*P.FUNCTIONS[numpy.reshape](self, shape, order))
+        return _apply(*B.FUNCTIONS[numpy.reshape](self, shape, order))
 
     def ravel(self, order: str = "C") -> Tensor:
-        return _apply(*P.FUNCTIONS[numpy.ravel](self, order))
+        return _apply(*B.FUNCTIONS[numpy.ravel](self, order))
 
     def flatten(self, order: str = "C") -> Tensor:
-        return _apply(*P.FUNCTIONS[numpy.ravel](self, order))
+        return _apply(*B.FUNCTIONS[numpy.ravel](self, order))
 
     def squeeze(self, axis: Any = None) -> Tensor:
-        return _apply(*P.FUNCTIONS[numpy.squeeze](self, axis))
+        return _apply(*B.FUNCTIONS[numpy.squeeze](self, axis))
 
     def transpose(self, *axes: Any) -> Tensor:
         order: Any = axes
         if len(axes) == 1 and (axes[0] is None or isinstance(axes[0], (tuple, list))):
             order = axes[0]
-        return _apply(*P.FUNCTIONS[numpy.transpose](self, order or None))
+        return _apply(*B.FUNCTIONS[numpy.transpose](self, order or None))
 
     def swapaxes(self, axis1: int, axis2: int) -> Tensor:
-        return _apply(*P.FUNCTIONS[numpy.swapaxes](self, axis1, axis2))
+        return _apply(*B.FUNCTIONS[numpy.swapaxes](self, axis1, axis2))
 
     def repeat(self, repeats: Any, axis: Any = None) -> Tensor:
-        return _apply(*P.FUNCTIONS[numpy.repeat](self, repeats, axis))
+        return _apply(*B.FUNCTIONS[numpy.repeat](self, repeats, axis))
 
     def take(self, indices: Any, axis: Any = None, out: Any = None, mode: str = "raise") -> Tensor:
-        return _apply(*P.FUNCTIONS[numpy.take](self, indices, axis, out, mode))
+        return _apply(*B.FUNCTIONS[numpy.take](self, indices, axis, out, mode))
 
     def clip(self, min: Any = None, max: Any = None, out: Any = None, **kw: Any) -> Tensor:
-        return _apply(*P.FUNCTIONS[numpy.clip](self, min, max, out, **kw))
+        return _apply(*B.FUNCTIONS[numpy.clip](self, min, max, out, **kw))
 
     def diagonal(self, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Tensor:
-        return _apply(*P.FUNCTIONS[numpy.diagonal](self, offset, axis1, axis2))
+        return _apply(*B.FUNCTIONS[numpy.diagonal](self, offset, axis1, axis2))
 
     def trace(
         self, offset: int = 0, axis1: int = 0, axis2: int = 1, dtype: Any = None, out: Any = None
     ) -> Tensor:
-        return _apply(*P.FUNCTIONS[numpy.trace](self, offset, axis1, axis2, dtype, out))
+        return _apply(*B.FUNCTIONS[numpy.trace](self, offset, axis1, axis2, dtype, out))
 
     def copy(self, order: str = "K") -> Tensor:
         return _apply(P.copy, (self,), _EMPTY)

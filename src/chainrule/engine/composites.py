@@ -1,0 +1,731 @@
+"""NumPy functions written as compositions of primitives (``nansum``, ``cov``, ``median``,
+``quantile``, ...): NumPy's own algorithm, step by step, on tensors, so the values are NumPy's
+bit for bit and the gradient follows from the primitives' rules.
+
+``COMPOSITES`` maps the NumPy function to its composition; a tensor's ``__array_function__``
+runs it when the function has no binder. The table is complete once this module is imported.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from typing import Any
+
+import numpy
+
+from .binders import _square_stack
+from .primitives import (
+    _EighResult,
+    _ndim,
+    _no_out,
+    _NoValue,
+    _one_axis,
+    _shape,
+    _SlogdetResult,
+    detsign,
+    eighvals,
+    eigvalsh,
+    eigvecsh,
+    logabsdet,
+)
+
+COMPOSITES: dict[Callable[..., Any], Callable[..., Any]] = {}
+
+
+def _composite(*funcs: Callable[..., Any]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def register(impl: Callable[..., Any]) -> Callable[..., Any]:
+        for f in funcs:
+            COMPOSITES[f] = impl
+        return impl
+
+    return register
+
+
+def _atleast(nd: int) -> Callable[..., Any]:
+    def bind(*arys: Any) -> Any:
+        outs = []
+        for a in arys:
+            shape = _shape(a)
+            if len(shape) >= nd:
+                outs.append(a)
+                continue
+            if nd == 1:
+                new: tuple[int, ...] = (1,)
+            elif nd == 2:
+                new = (1,) * (2 - len(shape)) + shape
+            else:
+                new = {0: (1, 1, 1), 1: (1,) + shape + (1,), 2: shape + (1,)}[len(shape)]
+            outs.append(numpy.reshape(a, new))
+        return outs[0] if len(outs) == 1 else tuple(outs)
+
+    return bind
+
+
+COMPOSITES[numpy.atleast_1d] = _atleast(1)
+COMPOSITES[numpy.atleast_2d] = _atleast(2)
+COMPOSITES[numpy.atleast_3d] = _atleast(3)
+
+
+@_composite(numpy.vstack)
+def _vstack(tup: Any, *, dtype: Any = None, casting: str = "same_kind") -> Any:
+    return numpy.concatenate([numpy.atleast_2d(a) for a in tup], axis=0, dtype=dtype)
+
+
+@_composite(numpy.hstack)
+def _hstack(tup: Any, *, dtype: Any = None, casting: str = "same_kind") -> Any:
+    arrs = [numpy.atleast_1d(a) for a in tup]
+    return numpy.concatenate(arrs, axis=0 if arrs and numpy.ndim(arrs[0]) == 1 else 1, dtype=dtype)
+
+
+@_composite(numpy.dstack)
+def _dstack(tup: Any) -> Any:
+    return numpy.concatenate([numpy.atleast_3d(a) for a in tup], axis=2)
+
+
+@_composite(numpy.column_stack)
+def _column_stack(tup: Any) -> Any:
+    return numpy.concatenate(
+        [a if numpy.ndim(a) >= 2 else numpy.reshape(a, (-1, 1)) for a in tup], axis=1
+    )
+
+
+def _split_points(n: int, sections: Any, fname: str, even: bool) -> list[int]:
+    if isinstance(sections, int) or numpy.ndim(sections) == 0:
+        k = operator.index(sections)
+        if k <= 0:
+            raise ValueError(f"{fname}: number of sections must be larger than 0")
+        if even and n % k:
+            raise ValueError(
+                f"{fname}: array split does not result in an equal division ({n} into {k})"
+            )
+        q, r = divmod(n, k)
+        sizes = [q + 1] * r + [q] * (k - r)
+        return [sum(sizes[:i]) for i in range(k + 1)]
+    cuts = [min(max(int(c) if c >= 0 else n + int(c), 0), n) for c in sections]
+    return [0] + cuts + [n]
+
+
+def _splitter(fname: str, even: bool) -> Callable[..., Any]:
+    def split(ary: Any, indices_or_sections: Any, axis: int = 0) -> list[Any]:
+        shape = _shape(ary)
+        ax = _one_axis(axis, len(shape), fname)
+        pts = _split_points(shape[ax], indices_or_sections, fname, even)
+        lead = (slice(None),) * ax
+        return [ary[lead + (slice(a, max(a, b)),)] for a, b in zip(pts[:-1], pts[1:])]
+
+    return split
+
+
+COMPOSITES[numpy.split] = _splitter("split", True)
+COMPOSITES[numpy.array_split] = _splitter("array_split", False)
+
+
+@_composite(numpy.fliplr)
+def _fliplr(m: Any) -> Any:
+    return numpy.flip(m, axis=1)
+
+
+@_composite(numpy.flipud)
+def _flipud(m: Any) -> Any:
+    return numpy.flip(m, axis=0)
+
+
+def _lower_only(a: Any, fname: str, uplo: str) -> None:
+    _square_stack(a, fname)
+    if uplo != "L":
+        raise TypeError(
+            f"numpy.linalg.{fname}: only UPLO='L' (the default) is supported on "
+            "chainrule tensors; pass the transpose for the upper triangle"
+        )
+
+
+@_composite(numpy.linalg.eigvalsh)
+def _eigvalsh(a: Any, UPLO: str = "L") -> Any:  # noqa: N803 (NumPy's name)
+    _lower_only(a, "eigvalsh", UPLO)
+    return eigvalsh(a)
+
+
+@_composite(numpy.linalg.eigh)
+def _eigh(a: Any, UPLO: str = "L") -> Any:  # noqa: N803 (NumPy's name)
+    _lower_only(a, "eigh", UPLO)
+    return _EighResult(eighvals(a), eigvecsh(a))
+
+
+@_composite(numpy.linalg.slogdet)
+def _slogdet(a: Any) -> Any:
+    _square_stack(a, "slogdet")
+    return _SlogdetResult(detsign(a), logabsdet(a))
+
+
+# Functions NumPy defines in terms of the above, given here so each needs no rule of its own.
+
+# The NaN-ignoring reductions, as NumPy's nanfunctions compute them: NaNs replaced by the
+# reduction's identity (no gradient reaches them), counts of the others as plain integers.
+
+
+def _nan_args(fname: str, out: Any, extra: dict[str, Any]) -> None:
+    _no_out(fname, out)
+    for k, v in extra.items():
+        if v is not _NoValue and v is not None:
+            raise TypeError(f"numpy.{fname}: {k}= is not supported on chainrule tensors")
+
+
+def _isnan(a: Any) -> Any:
+    return numpy.isnan(a) if numpy.dtype(_dtype(a)).kind in "fc" else None
+
+
+def _dtype(a: Any) -> Any:
+    return (a.data if hasattr(a, "_prim") else numpy.asarray(a)).dtype
+
+
+def _per_count(total: Any, cnt: Any) -> Any:
+    # NumPy divides by the integer count in float64 and casts back (_divide_by_count)
+    with numpy.errstate(invalid="ignore", divide="ignore"):
+        q = total / cnt
+    return q if _dtype(q) == _dtype(total) else q.astype(_dtype(total))
+
+
+def _nan_fold(fname: str, reduce: Callable[..., Any], identity: int) -> Callable[..., Any]:
+    """numpy.nansum / nanprod: the reduction with each NaN replaced by its identity."""
+
+    def fold(
+        a: Any,
+        axis: Any = None,
+        dtype: Any = None,
+        out: Any = None,
+        keepdims: bool = False,
+        initial: Any = _NoValue,
+        where: Any = _NoValue,
+    ) -> Any:
+        _nan_args(fname, out, {"initial": initial, "where": where})
+        mask = _isnan(a)
+        arr = a if mask is None else numpy.where(mask, identity, a)
+        return reduce(arr, axis=axis, dtype=dtype, keepdims=keepdims)
+
+    return fold
+
+
+COMPOSITES[numpy.nansum] = _nan_fold("nansum", numpy.sum, 0)
+COMPOSITES[numpy.nanprod] = _nan_fold("nanprod", numpy.prod, 1)
+
+
+@_composite(numpy.nanmean)
+def _nanmean(
+    a: Any,
+    axis: Any = None,
+    dtype: Any = None,
+    out: Any = None,
+    keepdims: bool = False,
+    *,
+    where: Any = _NoValue,
+) -> Any:
+    _nan_args("nanmean", out, {"where": where, "dtype": dtype})
+    mask = _isnan(a)
+    if mask is None:
+        return numpy.mean(a, axis=axis, keepdims=keepdims)
+    cnt = numpy.sum(~mask, axis=axis, dtype=numpy.intp, keepdims=keepdims)
+    tot = numpy.sum(numpy.where(mask, 0, a), axis=axis, keepdims=keepdims)
+    return _per_count(tot, cnt)
+
+
+def _nan_extreme(reduce: Callable[..., Any], fill: float, a: Any, axis: Any, keepdims: bool) -> Any:
+    mask = _isnan(a)
+    if mask is None:
+        return reduce(a, axis=axis, keepdims=keepdims)
+    best = reduce(numpy.where(mask, fill, a), axis=axis, keepdims=keepdims)
+    empty = numpy.all(mask, axis=axis, keepdims=keepdims)  # an all-NaN slice gives NaN
+    return numpy.where(empty, numpy.nan, best)  # no branch on values: jit traces this too
+
+
+@_composite(numpy.nanmax)
+def _nanmax(
+    a: Any,
+    axis: Any = None,
+    out: Any = None,
+    keepdims: bool = False,
+    initial: Any = _NoValue,
+    where: Any = _NoValue,
+) -> Any:
+    _nan_args("nanmax", out, {"initial": initial, "where": where})
+    return _nan_extreme(numpy.max, -numpy.inf, a, axis, keepdims)
+
+
+@_composite(numpy.nanmin)
+def _nanmin(
+    a: Any,
+    axis: Any = None,
+    out: Any = None,
+    keepdims: bool = False,
+    initial: Any = _NoValue,
+    where: Any = _NoValue,
+) -> Any:
+    _nan_args("nanmin", out, {"initial": initial, "where": where})
+    return _nan_extreme(numpy.min, numpy.inf, a, axis, keepdims)
+
+
+@_composite(numpy.nanvar)
+def _nanvar(
+    a: Any,
+    axis: Any = None,
+    dtype: Any = None,
+    out: Any = None,
+    ddof: float = 0,
+    keepdims: bool = False,
+    *,
+    where: Any = _NoValue,
+    mean: Any = _NoValue,
+    correction: Any = _NoValue,
+) -> Any:
+    _nan_args(
+        "nanvar", out, {"where": where, "dtype": dtype, "mean": mean, "correction": correction}
+    )
+    mask = _isnan(a)
+    if mask is None:
+        return numpy.var(a, axis=axis, ddof=ddof, keepdims=keepdims)
+    # NumPy's steps: the mean of the others, squared deviations with NaNs as 0, / (count - ddof)
+    cnt = numpy.sum(~mask, axis=axis, dtype=numpy.intp, keepdims=True)
+    arr = numpy.where(mask, 0, a)
+    avg = _per_count(numpy.sum(arr, axis=axis, keepdims=True), cnt)
+    dev = numpy.where(mask, 0, arr - avg)
+    var = numpy.sum(dev * dev, axis=axis, keepdims=keepdims)
+    dof = (cnt if keepdims else numpy.squeeze(cnt, axis=axis)) - ddof
+    var = _per_count(var, dof)
+    return numpy.where(dof <= 0, numpy.nan, var)
+
+
+@_composite(numpy.nanstd)
+def _nanstd(
+    a: Any,
+    axis: Any = None,
+    dtype: Any = None,
+    out: Any = None,
+    ddof: float = 0,
+    keepdims: bool = False,
+    *,
+    where: Any = _NoValue,
+    mean: Any = _NoValue,
+    correction: Any = _NoValue,
+) -> Any:
+    return numpy.sqrt(
+        _nanvar(a, axis, dtype, out, ddof, keepdims, where=where, mean=mean, correction=correction)
+    )
+
+
+@_composite(numpy.sinc)
+def _sinc(x: Any) -> Any:
+    y = numpy.pi * numpy.where(x == 0, 1.0e-20, x)  # NumPy's own formula
+    return numpy.sin(y) / y
+
+
+@_composite(numpy.nan_to_num)
+def _nan_to_num(
+    x: Any, copy: bool = True, nan: float = 0.0, posinf: Any = None, neginf: Any = None
+) -> Any:
+    dt = numpy.dtype(_dtype(x))
+    if dt.kind != "f":
+        if dt.kind == "c":
+            raise TypeError("numpy.nan_to_num: complex tensors are not supported")
+        return x
+    info = numpy.finfo(dt)
+    big = info.max if posinf is None else posinf
+    small = info.min if neginf is None else neginf
+    y = numpy.where(numpy.isnan(x), nan, x)
+    inf = numpy.isinf(x)
+    return numpy.where(inf & (x > 0), big, numpy.where(inf & (x < 0), small, y))
+
+
+@_composite(numpy.rot90)
+def _rot90(m: Any, k: int = 1, axes: tuple[int, int] = (0, 1)) -> Any:
+    nd = _ndim(m)
+    if len(axes) != 2 or nd < 2:
+        raise ValueError("numpy.rot90: needs two axes of an array of at least 2 dimensions")
+    a0, a1 = (_one_axis(a, nd, "rot90") for a in axes)
+    if a0 == a1:
+        raise ValueError("numpy.rot90: the axes must be different")
+    k %= 4
+    if k == 0:
+        return m[...]
+    if k == 2:
+        return numpy.flip(numpy.flip(m, a0), a1)
+    perm = list(range(nd))
+    perm[a0], perm[a1] = perm[a1], perm[a0]
+    if k == 1:
+        return numpy.transpose(numpy.flip(m, a1), perm)
+    return numpy.flip(numpy.transpose(m, perm), a1)
+
+
+@_composite(numpy.append)
+def _append(arr: Any, values: Any, axis: Any = None) -> Any:
+    if axis is None:
+        return numpy.concatenate([numpy.ravel(arr), numpy.ravel(values)], axis=0)
+    return numpy.concatenate([arr, values], axis=axis)
+
+
+@_composite(numpy.delete)
+def _delete(arr: Any, obj: Any, axis: Any = None) -> Any:
+    if axis is None:
+        arr, axis = numpy.ravel(arr), 0
+    ax = _one_axis(axis, _ndim(arr), "delete")
+    keep = numpy.ones(_shape(arr)[ax], dtype=bool)
+    keep[obj] = False
+    return numpy.take(arr, numpy.flatnonzero(keep), axis=ax)
+
+
+@_composite(numpy.ediff1d)
+def _ediff1d(ary: Any, to_end: Any = None, to_begin: Any = None) -> Any:
+    flat = numpy.ravel(ary)
+    parts = [flat[1:] - flat[:-1]]
+    if to_begin is not None:
+        parts.insert(0, numpy.ravel(to_begin))
+    if to_end is not None:
+        parts.append(numpy.ravel(to_end))
+    return numpy.concatenate(parts, axis=0) if len(parts) > 1 else parts[0]
+
+
+@_composite(numpy.trapezoid)
+def _trapezoid(y: Any, x: Any = None, dx: float = 1.0, axis: int = -1) -> Any:
+    nd = _ndim(y)
+    ax = _one_axis(axis, nd, "trapezoid")
+    d: Any
+    if x is None:
+        d = dx
+    elif _ndim(x) == 1:
+        d = numpy.diff(x)
+        d = numpy.reshape(d, tuple(_shape(d)[0] if i == ax else 1 for i in range(nd)))
+    else:
+        d = numpy.diff(x, axis=ax)
+    hi = (slice(None),) * ax + (slice(1, None),)
+    lo = (slice(None),) * ax + (slice(None, -1),)
+    return numpy.sum(d * (y[hi] + y[lo]) / 2.0, axis=ax)
+
+
+@_composite(numpy.polyval)
+def _polyval(p: Any, x: Any) -> Any:
+    # Horner's scheme, as NumPy evaluates it from y = zeros_like(x) (0 * x: the same values)
+    n = _shape(p)[0]
+    if n == 0:
+        return numpy.zeros_like(x)
+    y = 0 * x + p[0]
+    for i in range(1, n):
+        y = y * x + p[i]
+    return y
+
+
+@_composite(numpy.broadcast_arrays)
+def _broadcast_arrays(*args: Any, subok: bool = False) -> Any:
+    shape = numpy.broadcast_shapes(*(_shape(a) for a in args))
+    return tuple(numpy.broadcast_to(a, shape) for a in args)
+
+
+@_composite(numpy.meshgrid)
+def _meshgrid(*xi: Any, copy: bool = True, sparse: bool = False, indexing: str = "xy") -> Any:
+    if indexing not in ("xy", "ij"):
+        raise ValueError("numpy.meshgrid: indexing must be 'xy' or 'ij'")
+    nd = len(xi)
+    one = (1,) * nd
+    out = [numpy.reshape(x, one[:i] + (-1,) + one[i + 1 :]) for i, x in enumerate(xi)]
+    if indexing == "xy" and nd > 1:
+        out[0] = numpy.reshape(out[0], (1, -1) + one[2:])
+        out[1] = numpy.reshape(out[1], (-1, 1) + one[2:])
+    if not sparse:
+        out = list(_broadcast_arrays(*out))
+    return tuple(numpy.copy(x) if copy else x for x in out)
+
+
+@_composite(numpy.kron)
+def _kron(a: Any, b: Any) -> Any:
+    na, nb = _ndim(a), _ndim(b)
+    if na == 0 or nb == 0:
+        return numpy.multiply(a, b)
+    nd = max(na, nb)
+    sa = (1,) * (nd - na) + _shape(a)
+    sb = (1,) * (nd - nb) + _shape(b)
+    pa = numpy.reshape(a, tuple(v for n in sa for v in (n, 1)))
+    pb = numpy.reshape(b, tuple(v for n in sb for v in (1, n)))
+    return numpy.reshape(pa * pb, tuple(x * y for x, y in zip(sa, sb)))
+
+
+@_composite(numpy.linalg.matrix_power)
+def _matrix_power(a: Any, n: int) -> Any:
+    _square_stack(a, "matrix_power")
+    if not isinstance(n, (int, numpy.integer)):
+        raise TypeError("numpy.linalg.matrix_power: the exponent must be an integer")
+    if n == 0:
+        return numpy.broadcast_to(numpy.eye(_shape(a)[-1], dtype=_dtype(a)), _shape(a)).copy()
+    if n < 0:
+        a, n = numpy.linalg.inv(a), -n
+    if n == 1:
+        return a[...]
+    if n == 2:
+        return a @ a
+    if n == 3:
+        return (a @ a) @ a
+    # NumPy's binary decomposition, so the products (and their rounding) are the same
+    z = result = None
+    while n > 0:
+        z = a if z is None else z @ z
+        n, bit = divmod(n, 2)
+        if bit:
+            result = z if result is None else result @ z
+    return result
+
+
+@_composite(numpy.median)
+def _median(
+    a: Any, axis: Any = None, out: Any = None, overwrite_input: bool = False, keepdims: bool = False
+) -> Any:
+    _no_out("median", out)
+    if axis is None:
+        a, axis = numpy.ravel(a), 0
+    elif not isinstance(axis, (int, numpy.integer)):
+        raise TypeError("numpy.median: one axis (or None) on chainrule tensors")
+    nd = _ndim(a)
+    ax = _one_axis(axis, nd, "median")
+    n = _shape(a)[ax]
+    if n == 0:
+        raise ValueError("numpy.median: an empty axis has no median")
+    part = numpy.sort(a, axis=ax)
+    mid = slice(n // 2, n // 2 + 1) if n % 2 else slice(n // 2 - 1, n // 2 + 1)
+    rout = numpy.mean(part[(slice(None),) * ax + (mid,)], axis=ax, keepdims=keepdims)
+    if numpy.dtype(_dtype(a)).kind in "fc":
+        # a NaN anywhere in the slice gives NaN, as in NumPy (sorting puts NaNs last)
+        last = part[(slice(None),) * ax + (slice(n - 1, n),)]
+        nan = numpy.isnan(last if keepdims else numpy.squeeze(last, axis=ax))
+        rout = numpy.where(nan, numpy.nan, rout)
+    return rout
+
+
+def _quantile_linear(
+    fname: str, a: Any, q: numpy.ndarray, weak: bool, axis: Any, method: str, keepdims: bool
+) -> Any:
+    """NumPy's quantile with method="linear", step by step, on a sort (which has a gradient):
+    the two neighbouring order statistics and NumPy's own two-sided interpolation formula."""
+    if method != "linear":
+        raise TypeError(
+            f"numpy.{fname}: only method='linear' (the default) is supported on chainrule tensors"
+        )
+    if q.ndim > 1:
+        raise ValueError(f"numpy.{fname}: q must be a scalar or 1d")
+    if not (numpy.all(q >= 0) and numpy.all(q <= 1)):
+        what = (
+            "percentiles must be in [0, 100]"
+            if fname == "percentile"
+            else "quantiles must be in [0, 1]"
+        )
+        raise ValueError(f"numpy.{fname}: {what}")
+    nd = _ndim(a)
+    if axis is None:
+        arr, kept = numpy.ravel(a), (1,) * nd
+    else:
+        if not isinstance(axis, (int, numpy.integer)):
+            raise TypeError(f"numpy.{fname}: one axis (or None) on chainrule tensors")
+        ax = _one_axis(axis, nd, fname)
+        arr = numpy.moveaxis(a, ax, 0) if ax else a
+        kept = _shape(a)[:ax] + (1,) + _shape(a)[ax + 1 :]
+    n = _shape(arr)[0]
+    if n == 0:
+        raise ValueError(f"numpy.{fname}: an empty axis has no quantile")
+    srt = numpy.sort(arr, axis=0)
+    vi = numpy.asarray((n - 1) * q)
+    prev = numpy.floor(vi)
+    nxt = prev + 1
+    prev = numpy.where(vi >= n - 1, -1, numpy.where(vi < 0, 0, prev)).astype(numpy.intp)
+    nxt = numpy.where(vi >= n - 1, -1, numpy.where(vi < 0, 0, nxt)).astype(numpy.intp)
+    lo, hi = srt[prev], srt[nxt]
+    gamma = numpy.asarray(vi - prev, dtype=vi.dtype)
+    diff = hi - lo
+    t: Any
+    if weak:
+        t = float(gamma)
+        res = hi - diff * (1 - t) if t >= 0.5 else lo + diff * t
+    else:
+        t = gamma.reshape(gamma.shape + (1,) * (_ndim(srt) - 1))
+        res = numpy.where(t >= 0.5, hi - diff * (1 - t), lo + diff * t)
+    if numpy.dtype(_dtype(a)).kind == "f":  # a slice with a NaN gives NaN (sorted last)
+        res = numpy.where(numpy.isnan(srt[-1]), numpy.nan, res)
+    return numpy.reshape(res, q.shape + kept) if keepdims else res
+
+
+def _quantile_args(fname: str, q: Any, out: Any, weights: Any, interpolation: Any) -> None:
+    _no_out(fname, out)
+    if weights is not None or interpolation is not None:
+        raise TypeError(
+            f"numpy.{fname}: weights= and interpolation= are not supported on chainrule tensors"
+        )
+    if hasattr(q, "_prim"):
+        raise TypeError(f"numpy.{fname}: q must be plain numbers (no gradient flows to q)")
+
+
+@_composite(numpy.quantile)
+def _quantile(
+    a: Any,
+    q: Any,
+    axis: Any = None,
+    out: Any = None,
+    overwrite_input: bool = False,
+    method: str = "linear",
+    keepdims: bool = False,
+    *,
+    weights: Any = None,
+    interpolation: Any = None,
+) -> Any:
+    _quantile_args("quantile", q, out, weights, interpolation)
+    weak = type(q) in (int, float)
+    return _quantile_linear("quantile", a, numpy.asanyarray(q), weak, axis, method, keepdims)
+
+
+@_composite(numpy.percentile)
+def _percentile(
+    a: Any,
+    q: Any,
+    axis: Any = None,
+    out: Any = None,
+    overwrite_input: bool = False,
+    method: str = "linear",
+    keepdims: bool = False,
+    *,
+    weights: Any = None,
+    interpolation: Any = None,
+) -> Any:
+    _quantile_args("percentile", q, out, weights, interpolation)
+    weak = type(q) in (int, float)
+    q = numpy.true_divide(q, 100, out=...)
+    return _quantile_linear("percentile", a, q, weak, axis, method, keepdims)
+
+
+@_composite(numpy.cov)
+def _cov(
+    m: Any,
+    y: Any = None,
+    rowvar: bool = True,
+    bias: bool = False,
+    ddof: Any = None,
+    fweights: Any = None,
+    aweights: Any = None,
+    *,
+    dtype: Any = None,
+) -> Any:
+    if fweights is not None or aweights is not None:
+        raise TypeError("numpy.cov: fweights= and aweights= are not supported on chainrule tensors")
+    if ddof is not None and ddof != int(ddof):
+        raise ValueError("numpy.cov: ddof must be an integer")
+    dt = numpy.dtype(dtype) if dtype is not None else numpy.result_type(_dtype(m), numpy.float64)
+    X = _at_least_rows(m, dt, rowvar)
+    if y is not None:
+        X = numpy.concatenate([X, _at_least_rows(y, dt, rowvar)], axis=0)
+    if ddof is None:
+        ddof = 0 if bias else 1
+    fact = _shape(X)[1] - ddof
+    if fact <= 0:
+        fact = 0.0
+    X = X - numpy.mean(X, axis=1)[:, None]
+    c = numpy.dot(X, X.T) * numpy.true_divide(1, fact)
+    return numpy.squeeze(c)
+
+
+def _at_least_rows(m: Any, dt: Any, rowvar: bool) -> Any:
+    X = m if numpy.dtype(_dtype(m)) == dt else m.astype(dt)
+    if _ndim(X) == 0:
+        X = numpy.reshape(X, (1, 1))
+    elif _ndim(X) == 1:
+        X = numpy.reshape(X, (1, -1))
+    elif _ndim(X) > 2:
+        raise ValueError("numpy.cov: m has more than 2 dimensions")
+    return X.T if not rowvar and _shape(X)[0] != 1 else X
+
+
+@_composite(numpy.corrcoef)
+def _corrcoef(x: Any, y: Any = None, rowvar: bool = True, *, dtype: Any = None) -> Any:
+    c = _cov(x, y, rowvar, dtype=dtype)
+    if _ndim(c) == 0:
+        return c / c
+    d = numpy.sqrt(numpy.diagonal(c))
+    c = c / d[:, None]
+    c = c / d[None, :]
+    return numpy.clip(c, -1, 1)
+
+
+@_composite(numpy.diff)
+def _diff(
+    a: Any, n: int = 1, axis: int = -1, prepend: Any = _NoValue, append: Any = _NoValue
+) -> Any:
+    # NumPy's own steps: join prepend/append, then n times a[1:] - a[:-1] along the axis
+    if n < 0:
+        raise ValueError(f"numpy.diff: order must be non-negative, got n={n}")
+    nd = _ndim(a)
+    if nd == 0:
+        raise ValueError("numpy.diff: needs at least a 1-d input")
+    ax = _one_axis(axis, nd, "diff")
+    parts: list[Any] = []
+    for extra in (prepend, append):
+        if extra is _NoValue:
+            parts.append(None)
+            continue
+        if _ndim(extra) == 0:
+            shape = list(_shape(a))
+            shape[ax] = 1
+            extra = numpy.broadcast_to(extra, tuple(shape))
+        parts.append(extra)
+    if parts[0] is not None or parts[1] is not None:
+        a = numpy.concatenate([x for x in (parts[0], a, parts[1]) if x is not None], axis=ax)
+    hi = (slice(None),) * ax + (slice(1, None),)
+    lo = (slice(None),) * ax + (slice(None, -1),)
+    for _ in range(n):
+        a = a[hi] - a[lo]
+    return a
+
+
+@_composite(numpy.average)
+def _average(
+    a: Any, axis: Any = None, weights: Any = None, returned: bool = False, *, keepdims: bool = False
+) -> Any:
+    if weights is None:
+        avg = numpy.mean(a, axis=axis, keepdims=keepdims)
+        if returned:
+            raise TypeError("numpy.average: returned=True is not supported on chainrule tensors")
+        return avg
+    if numpy.shape(weights) != numpy.shape(a):
+        raise TypeError("numpy.average: weights must have the shape of a on chainrule tensors")
+    num = numpy.sum(a * weights, axis=axis, keepdims=keepdims)
+    return num / numpy.sum(weights, axis=axis, keepdims=keepdims)
+
+
+@_composite(numpy.diag)
+def _diag(v: Any, k: int = 0) -> Any:
+    if numpy.ndim(v) == 2:
+        return numpy.diagonal(v, offset=k)
+    if numpy.ndim(v) != 1:
+        raise ValueError("numpy.diag: input must be 1-d or 2-d")
+    n = numpy.shape(v)[0] + abs(k)
+    padded = numpy.pad(v, (0, abs(k)))
+    mask = numpy.eye(n, k=k)
+    if k >= 0:
+        return numpy.reshape(padded, (n, 1)) * mask
+    return numpy.reshape(padded, (1, n)) * mask
+
+
+@_composite(numpy.cross)
+def _cross(
+    a: Any, b: Any, axisa: int = -1, axisb: int = -1, axisc: int = -1, axis: Any = None
+) -> Any:
+    if axis is not None or axisa != -1 or axisb != -1 or axisc != -1:
+        raise TypeError("numpy.cross: only the default axes are supported on chainrule tensors")
+    a0, a1, a2 = (a[..., i] for i in range(3))
+    b0, b1, b2 = (b[..., i] for i in range(3))
+    return numpy.stack([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0], axis=-1)
+
+
+@_composite(numpy.linalg.multi_dot)
+def _multi_dot(arrays: Any, *, out: Any = None) -> Any:
+    _no_out("linalg.multi_dot", out)
+    result = arrays[0]
+    for m in arrays[1:]:
+        result = numpy.dot(result, m)
+    return result
+
+
+@_composite(numpy.ptp)
+def _ptp(a: Any, axis: Any = None, out: Any = None, keepdims: bool = False) -> Any:
+    _no_out("ptp", out)
+    return numpy.max(a, axis=axis, keepdims=keepdims) - numpy.min(a, axis=axis, keepdims=keepdims)
