@@ -71,3 +71,58 @@ class Wrapper:
 def test_a_foreign_wrapper_taking_over_a_result_is_an_error_not_a_detached_gradient():
     with pytest.raises(TypeError, match=r"Wrapper operand took over.*numpy\.asarray"):
         cr.grad(lambda x: (x * Wrapper(numpy.ones(3))).a.sum())(numpy.ones(3))
+
+
+def test_zeros_like_of_a_tensor_is_a_tensor_so_masked_writes_are_recorded():
+    x = numpy.array([0.3, -0.5, 1.2])
+
+    def f(x):
+        z = numpy.zeros_like(x)
+        m = x > 0
+        z[m] = numpy.exp(-x[m])
+        return z.sum()
+
+    numpy.testing.assert_allclose(cr.grad(f)(x), -numpy.exp(-x) * (x > 0))
+    for like in (numpy.zeros_like, numpy.ones_like, numpy.empty_like):
+        t = like(cr.tensor(x))
+        assert isinstance(t, cr.Tensor) and not t.requires_grad and t.shape == x.shape
+    # a fill value that is a tensor keeps its gradient
+    numpy.testing.assert_array_equal(
+        cr.grad(lambda x: numpy.full_like(x, x[0]).sum())(x), [3.0, 0.0, 0.0]
+    )
+
+
+@pytest.mark.parametrize("transform", ["eager", "jit", "explain"])
+def test_masked_assignment_of_a_constant_in_every_reader(transform):
+    def f(x):
+        h = x * 3
+        h[h < 0] = 0
+        return (h**2).sum()
+
+    for x in (numpy.array([0.3, -0.5, 1.2]), numpy.array([-0.3, 0.5, -1.2])):
+        expected = 18 * x * (x > 0)  # d/dx (3x)^2 where 3x > 0
+        if transform == "eager":
+            got = cr.grad(f)(x)
+        elif transform == "jit":
+            step = cr.jit(cr.grad(f))
+            step(-x)  # compiled at other inputs: the mask must follow the new ones
+            got = step(x)
+        else:
+            ns: dict = {}
+            exec(cr.explain(f, x).to_python(), ns)
+            got = [v for k, v in ns.items() if callable(v) and not k.startswith("_")][-1](x)[1]["x"]
+        numpy.testing.assert_allclose(got, expected, rtol=1e-15)
+
+
+def test_a_list_of_tensors_given_to_numpy_names_the_idiom_and_the_rewrite():
+    x = cr.tensor([1.0, 2.0], requires_grad=True)
+    for bad in (
+        lambda: numpy.array([x[0], x[1]]),
+        lambda: numpy.mean([x[0], x[1]]),
+        lambda: numpy.r_[x, x],
+    ):
+        with pytest.raises(TypeError, match=r"list of tensors.*numpy\.stack"):
+            bad()
+    # the rewrite the message gives
+    numpy.stack([x[0], x[1]]).mean().backward()
+    numpy.testing.assert_array_equal(x.grad, [0.5, 0.5])

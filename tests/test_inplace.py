@@ -153,11 +153,26 @@ def test_augmented_assignment_rebinds_and_leaves_the_original_alone(op):
     check(lambda x, u: (f(x.copy(), u) * C[:3]).sum(), x, u)
 
 
-def test_a_plain_array_cannot_be_updated_in_place_with_a_tensor_that_requires_grad():
+def test_a_plain_accumulator_updated_with_a_tensor_becomes_the_recorded_result():
+    # `a += x` with `a` a plain array: the name is rebound to the recorded sum (as for tensors),
+    # and the array's memory gets the new values for any other reference to it
+    a = numpy.ones(3)
+    other_reference = a
+    x = cr.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    a += x
+    assert isinstance(a, cr.Tensor)
+    numpy.testing.assert_array_equal(other_reference, [2.0, 3.0, 4.0])
+    a *= x  # a is a tensor now: an ordinary recorded update
+    (a * numpy.array([1.0, 10.0, 100.0])).sum().backward()
+    # d/dx [(1 + x) * x] = 1 + 2x, weighted
+    numpy.testing.assert_array_equal(x.grad, [3.0, 50.0, 700.0])
+
+
+def test_an_explicit_out_into_a_plain_array_is_refused():
     a = numpy.zeros(3)
     x = cr.tensor([1.0, 2.0, 3.0], requires_grad=True)
-    with pytest.raises(TypeError, match="out= is not supported"):
-        a += x
+    with pytest.raises(TypeError, match=r"out= is not supported.*y = numpy\.add"):
+        numpy.add(a, x, out=a)
     numpy.testing.assert_array_equal(a, 0.0)
     with pytest.raises(TypeError, match="written into a plain NumPy array"):
         a[1:] = x[1:] * 2
@@ -226,27 +241,22 @@ def test_filling_an_output_tensor_in_a_loop():
     numpy.testing.assert_allclose(gx, d @ W.T, rtol=1e-13)
 
 
-def test_accumulating_into_an_output_in_a_loop_is_refused_with_the_rewrite():
+def test_accumulating_into_an_output_in_a_loop():
+    # out[:] += v reads out and writes it back; every read of the old value feeds the write,
+    # so the read is rewired to the old value and the gradient is exact
     x = rng.standard_normal((4, 3))
 
     def accumulate(x):
         out = cr.tensor(numpy.zeros(3))
         for i in range(4):
-            out[:] += x[i] ** 2  # reads out, then writes it: refused from the 2nd row
+            out[:] += x[i] ** 2
         return out.sum()
 
-    with pytest.raises(RuntimeError, match="already read.*copy"):
-        cr.grad(accumulate)(x)
-
-    def rewritten(x):  # what the message suggests: new values, not writes
-        rows = [x[i] ** 2 for i in range(4)]
-        return numpy.sum(numpy.stack(rows), axis=0).sum()
-
-    check(rewritten, x)
-    numpy.testing.assert_allclose(cr.grad(rewritten)(x), 2 * x, rtol=1e-15)
+    check(accumulate, x)
+    numpy.testing.assert_allclose(cr.grad(accumulate)(x), 2 * x, rtol=1e-15)
 
 
-def test_a_recurrence_written_into_its_own_output_is_refused():
+def test_a_recurrence_written_into_its_own_output():
     x = rng.standard_normal(5)
 
     def scan(x):
@@ -255,8 +265,34 @@ def test_a_recurrence_written_into_its_own_output_is_refused():
             out[i] = out[i - 1] * 0.5 + x[i]
         return out.sum()
 
-    with pytest.raises(RuntimeError, match="already read"):
-        cr.grad(scan)(x)
+    # d sum / d x[j] = sum over i >= j of 0.5 ** (i - j)
+    expected = [sum(0.5**k for k in range(5 - j)) for j in range(5)]
+    numpy.testing.assert_allclose(cr.grad(scan)(x), expected, rtol=1e-15)
+    check(scan, x)
+
+
+def test_a_read_that_does_not_feed_the_write_still_refuses_it():
+    def f(x):
+        d = x * 2
+        s = d.sum()  # reads the old d, and is used after the write
+        d[0] = 5.0
+        return s + d.sum()
+
+    with pytest.raises(RuntimeError, match="already read.*copy"):
+        cr.grad(f)(numpy.array([1.0, 2.0]))
+
+
+def test_the_rnn_idiom_of_subtracting_one_at_the_target():
+    # dy = probabilities.copy(); dy[target] -= 1 (the softmax gradient of char-rnn and CS231n)
+    z = rng.standard_normal(5)
+
+    def loss_grad_dot(z):
+        p = numpy.exp(z) / numpy.exp(z).sum()
+        dy = numpy.copy(p)
+        dy[2] -= 1
+        return (dy * numpy.arange(5.0)).sum()
+
+    check(loss_grad_dot, z)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -56,7 +56,7 @@ class Node:
     _kw: dict[str, Any] | None  # the operation's parameters
     _seq: int  # recording number: every consumer of a node has a larger one
     _name: str | None  # a name for derivations (set explicitly or by the trace)
-    _used: bool  # whether an operation read it (in-place writes check this)
+    _used: int  # how many recorded operations read it (in-place writes check this)
     _site: Any  # where a checking recorder saw it made (detect_anomaly)
     _pending: Any  # the gradient waiting for it during a walk (None outside a walk)
 

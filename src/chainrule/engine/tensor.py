@@ -202,7 +202,7 @@ def _apply(prim: P.Primitive, args: tuple[Any, ...], kw: dict[str, Any]) -> Tens
     t = _new(Tensor)
     t._data = out
     t.grad = t._name = t._pending = None
-    t._used = False
+    t._used = 0
     state = _state
     enabled = state.enabled
     if (rg and enabled) or state.tracing:
@@ -213,18 +213,57 @@ def _apply(prim: P.Primitive, args: tuple[Any, ...], kw: dict[str, Any]) -> Tens
         t._kw = kw
         t._seq = next(_counter)
         if ta is not None:
-            ta._used = True
+            ta._used += 1
         if tb is not None:
-            tb._used = True
+            tb._used += 1
         if n == 0:
             for a in args:
                 if isinstance(a, Tensor):
-                    a._used = True
+                    a._used += 1
     else:
         t.requires_grad = False
         t._prim = t._args = t._vals = t._kw = None
         t._seq = 0
     return t
+
+
+def _readers_in(t: Tensor, roots: Any) -> list[Tensor]:
+    """The recorded operations that read ``t`` among the ancestors of ``roots`` (the value and
+    the index of an assignment into ``t``): ``d[i] -= v`` reads ``d[i]`` and writes it back, and
+    ``h[h < 0] = 0`` reads ``h`` in its own mask. Only nodes newer than ``t`` can have read it."""
+    seq = t._seq
+    stack = [r for r in flatten_tensors(roots) if r._seq > seq]
+    seen: set[int] = set()
+    found = []
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        args = node._args or ()
+        if any(a is t for a in args):
+            found.append(node)
+        stack.extend(a for a in args if isinstance(a, Tensor) and a._seq > seq)
+    return found
+
+
+def _is_mask_of(index: Any, t: Tensor) -> bool:
+    return (
+        isinstance(index, Tensor)
+        and index._data.dtype == numpy.bool_
+        and index._data.shape == t._data.shape
+    )
+
+
+def flatten_tensors(x: Any) -> list[Tensor]:
+    """The tensors in ``x``, inside tuples, lists and slices too (an index)."""
+    if isinstance(x, Tensor):
+        return [x]
+    if isinstance(x, (tuple, list)):
+        return [t for v in x for t in flatten_tensors(v)]
+    if isinstance(x, slice):
+        return flatten_tensors((x.start, x.stop, x.step))
+    return []
 
 
 def _refuse_subclass(x: Any, where: str) -> None:
@@ -282,7 +321,7 @@ def _leaf(data: Any, requires_grad: bool) -> Tensor:
     t.grad = None
     t.requires_grad = requires_grad
     t._prim = t._args = t._vals = t._kw = t._name = t._pending = None
-    t._used = False
+    t._used = 0
     t._seq = next(_counter)
     return t
 
@@ -411,6 +450,27 @@ def _called_from_item_assignment() -> bool:
     return 0 <= frame.f_lasti < len(code) and code[frame.f_lasti] in _ITEM_ASSIGNMENT
 
 
+# ``a += t`` with ``a`` a plain array: ndarray.__iadd__ calls numpy.add(a, t, out=a), which
+# reaches Tensor.__array_ufunc__, and returns whatever that returns. The calling frame is then
+# executing an in-place operator: BINARY_OP with an in-place argument (Python 3.11+; NumPy's
+# NB_INPLACE_* codes are 13 and up), or an INPLACE_* instruction before that.
+_BINARY_OP = opcode.opmap.get("BINARY_OP")
+_INPLACE_OPS = frozenset(code for name, code in opcode.opmap.items() if name.startswith("INPLACE_"))
+
+
+def _called_from_inplace_operator() -> bool:
+    try:
+        frame = sys._getframe(2)  # 0: this helper, 1: __array_ufunc__, 2: the caller
+    except ValueError:
+        return False
+    code, i = frame.f_code.co_code, frame.f_lasti
+    if not 0 <= i < len(code) - 1:
+        return False
+    if _BINARY_OP is not None and code[i] == _BINARY_OP:
+        return code[i + 1] >= 13
+    return code[i] in _INPLACE_OPS
+
+
 def _written_into_array_error(t: Tensor) -> TypeError:
     return TypeError(
         f"a chainrule tensor that requires grad (shape {t.shape}, dtype {t.dtype}) was written "
@@ -456,10 +516,24 @@ class Tensor(Node):
             kwargs = dict(kwargs)
             out = kwargs.pop("out", None)
             if out is not None and any(o is not None for o in out):
+                if (
+                    len(out) == 1
+                    and type(out[0]) is numpy.ndarray
+                    and inputs[0] is out[0]
+                    and _called_from_inplace_operator()
+                ):
+                    # `a += t` with `a` a plain array: the name is rebound to the recorded
+                    # result (as for `t += u`), computed from a copy of a's old values, and
+                    # a's memory gets the new values for any other reference to it.
+                    old = numpy.array(out[0])
+                    result = self.__array_ufunc__(ufunc, method, old, *inputs[1:], **kwargs)
+                    numpy.copyto(out[0], _unwrap(result), casting="same_kind")
+                    return result
                 raise TypeError(
                     f"numpy.{ufunc.__name__}: out= is not supported with chainrule "
                     "tensors (a write into an existing array cannot be recorded); "
-                    "use the returned value instead"
+                    "use the returned value instead: y = numpy."
+                    f"{ufunc.__name__}(...) rather than numpy.{ufunc.__name__}(..., out=y)"
                 )
             dtype = kwargs.pop("dtype", None)
             if dtype is not None:
@@ -492,6 +566,8 @@ class Tensor(Node):
             return _nondiff(nd, tuple(args), dict(kwargs) if kwargs else _EMPTY)
         if func in _METADATA:
             return func(*_unwrap(args), **_unwrap(kwargs))
+        if func in _LIKE:  # zeros_like(t) & co.: a constant tensor, so writes into it record
+            return _like(func, args, kwargs)
         name = getattr(func, "__name__", repr(func))
         module = getattr(func, "__module__", "") or ""
         if module.startswith("numpy.") and not module.startswith("numpy._"):
@@ -516,10 +592,13 @@ class Tensor(Node):
                 raise _written_into_array_error(self)
             raise TypeError(
                 "a chainrule tensor that requires grad was converted to a plain NumPy array, "
-                "which would drop it from the gradient. This usually means an ndarray *method* "
-                "got the tensor as its argument, e.g. X.dot(W) with X a plain array: make X a "
-                "tensor too (chainrule.tensor(X)), or write X @ W or numpy.dot(X, W). For the "
-                "values alone use t.detach() or t.numpy()"
+                "which would drop it from the gradient. Two idioms do this: (1) a Python list "
+                "of tensors given to NumPy (numpy.array([t1, t2]), numpy.r_[...], numpy.c_[...], "
+                "numpy.mean([a, b])): NumPy converts the list itself, so write numpy.stack([t1, "
+                "t2]) (or numpy.concatenate / numpy.column_stack) and apply the function to that; "
+                "(2) an ndarray *method* given the tensor, e.g. X.dot(W) with X a plain array: "
+                "make X a tensor too (chainrule.tensor(X)), or write X @ W or numpy.dot(X, W). "
+                "For the values alone use t.detach() or t.numpy()"
             )
         data = numpy.asarray(self._data)
         return data if dtype is None else data.astype(dtype, copy=False)
@@ -823,12 +902,15 @@ class Tensor(Node):
                 "no longer be about the values you created. Assign into a copy (u = t.copy(); "
                 "u[...] = v) or update the data under chainrule.no_grad()"
             )
+        readers: list[Tensor] = []
         if self._used and (_state.enabled or _state.tracing):
-            raise RuntimeError(
-                "in-place assignment into a tensor that recorded operations have already read: "
-                "their gradients would be computed from the overwritten values. Assign into a "
-                "copy first (u = t.copy(); u[...] = v) and use u afterwards"
-            )
+            readers = _readers_in(self, (value, index))
+            if len(readers) != self._used:
+                raise RuntimeError(
+                    "in-place assignment into a tensor that recorded operations have already "
+                    "read: their gradients would be computed from the overwritten values. "
+                    "Assign into a copy first (u = t.copy(); u[...] = v) and use u afterwards"
+                )
         recording = (
             self.requires_grad or (isinstance(value, Tensor) and value.requires_grad)
         ) and _state.enabled
@@ -839,7 +921,17 @@ class Tensor(Node):
         before = _new(Tensor)
         for slot in _COPIED:
             object.__setattr__(before, slot, getattr(self, slot))
-        after = _apply(P.setitem, (before, value), {"index": _index(index)})
+        for r in readers:  # every read of the old value now reads the snapshot of it
+            r._args = tuple(before if a is self else a for a in r._args or ())
+        before._used = len(readers)
+        if _state.tracing and _is_mask_of(index, self) and numpy.ndim(_unwrap(value)) == 0:
+            # h[h < 0] = 0 under jit/explain: the mask is a traced value, so the write is a
+            # where(), which the program can follow for any input (same values as the write)
+            after: Tensor = numpy.where(index, value, before)  # type: ignore[assignment]
+            if after.dtype != before.dtype:  # (NumPy's stubs type where() as an ndarray)
+                after = after.astype(before.dtype)
+        else:
+            after = _apply(P.setitem, (before, value), {"index": _index(index)})
         for slot in _COPIED:
             if slot not in ("grad", "_name"):
                 object.__setattr__(self, slot, getattr(after, slot))
@@ -990,6 +1082,22 @@ class Tensor(Node):
 
     def nonzero(self) -> Any:
         return numpy.nonzero(self)
+
+
+_LIKE = {numpy.zeros_like, numpy.ones_like, numpy.empty_like, numpy.full_like}
+
+
+def _like(func: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+    """``zeros_like(t)``, ``full_like(t, v)``, ...: a constant tensor of t's shape and dtype (so
+    that writes into it are recorded). A fill value that is itself a tensor stays in the graph:
+    ``full_like(t, v)`` is then ``ones_like(t) * v`` (the same values, -0.0 and NaN included)."""
+    fill = args[1] if len(args) > 1 else kwargs.get("fill_value")
+    if func is numpy.full_like and isinstance(fill, Tensor):
+        rest = {k: v for k, v in kwargs.items() if k != "fill_value"}
+        ones = _leaf(numpy.ones_like(_unwrap(args[0]), **_unwrap(rest)), False)
+        out = ones * fill
+        return out if out.dtype == ones.dtype else out.astype(ones.dtype)
+    return _leaf(func(*_unwrap(args), **_unwrap(kwargs)), False)
 
 
 _METADATA = {
