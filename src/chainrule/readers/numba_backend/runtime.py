@@ -8,6 +8,7 @@ import hashlib
 import importlib.util
 import os
 import re
+import stat
 import sys
 import tempfile
 import warnings
@@ -67,18 +68,50 @@ def cache_dir() -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def _writable_dir() -> str:
-    d = cache_dir()
+_PRIVATE: list[str] = []  # where this process caches when the cache directory is refused
+
+
+def _private_to_user(d: str) -> bool:
+    """Whether ``d`` is (or could be made) a directory that only this user can write into:
+    created with mode 0700, a real directory (not a link), owned by this user, and not
+    writable by group or others. Anything else could hold modules (and Numba's pickled
+    index files) planted by another user, which importing would run as this one."""
     try:
-        os.makedirs(d, exist_ok=True)
-        if os.access(d, os.W_OK):
-            return d
+        os.makedirs(d, mode=0o700, exist_ok=True)
+        st = os.lstat(d)
     except OSError:
-        pass
+        return False
+    if not stat.S_ISDIR(st.st_mode):
+        return False
+    if hasattr(os, "getuid") and st.st_uid != os.getuid():
+        return False
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return False
+    return os.access(d, os.W_OK | os.X_OK)
+
+
+def _writable_dir() -> str:
+    """The cache directory if it is private to this user; else (with one warning) this
+    user's one under the temporary directory if that is, or a fresh private directory for
+    this process (no cache shared between processes)."""
+    if _PRIVATE:
+        return _PRIVATE[0]
+    d = cache_dir()
+    if _private_to_user(d):
+        return d
     user = os.getuid() if hasattr(os, "getuid") else "user"
-    d = os.path.join(tempfile.gettempdir(), f"chainrule-numba-{user}")
-    os.makedirs(d, exist_ok=True)
-    return d
+    shared = os.path.join(tempfile.gettempdir(), f"chainrule-numba-{user}")
+    fallback = shared if _private_to_user(shared) else tempfile.mkdtemp(prefix="chainrule-")
+    warnings.warn(
+        f"chainrule.jit(backend='numba'): the cache directory {d} is not one only you can "
+        "write into (owned by another user, a link, or writable by others), so nothing is "
+        f"loaded from it; compiled kernels go to {fallback} instead. Set CHAINRULE_CACHE_DIR "
+        "to a directory of yours with mode 0700",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+    _PRIVATE.append(fallback)
+    return fallback
 
 
 def load_module(source: str) -> Any:
