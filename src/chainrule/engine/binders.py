@@ -544,7 +544,7 @@ def _repeat(
     if axis is None:
         a = ravel_like(a)
         axis = 0
-    reps = repeats.data if hasattr(repeats, "_prim") else repeats
+    reps = repeats._data if hasattr(repeats, "_prim") else repeats
     reps = int(reps) if numpy.ndim(reps) == 0 else tuple(int(r) for r in numpy.ravel(reps))
     return repeat, (a,), {"repeats": reps, "axis": _one_axis(axis, _ndim(a), "repeat")}
 
@@ -573,7 +573,7 @@ def _pad(
 
 def _plain_index(ix: Any) -> Any:
     """Indices are never differentiated: unwrap tensors used as indices."""
-    return ix.data if hasattr(ix, "_prim") else ix
+    return ix._data if hasattr(ix, "_prim") else ix
 
 
 @_binds(numpy.take)

@@ -176,7 +176,7 @@ def _isnan(a: Any) -> Any:
 
 
 def _dtype(a: Any) -> Any:
-    return (a.data if hasattr(a, "_prim") else numpy.asarray(a)).dtype
+    return (a._data if hasattr(a, "_prim") else numpy.asarray(a)).dtype
 
 
 def _per_count(total: Any, cnt: Any) -> Any:

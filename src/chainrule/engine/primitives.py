@@ -159,11 +159,11 @@ def _one_axis(axis: Any, ndim: int, fname: str) -> int:
 
 
 def _ndim(x: Any) -> int:
-    return numpy.ndim(x.data if hasattr(x, "_prim") else x)
+    return numpy.ndim(x._data if hasattr(x, "_prim") else x)
 
 
 def _shape(x: Any) -> tuple[int, ...]:
-    return tuple(numpy.shape(x.data if hasattr(x, "_prim") else x))
+    return tuple(numpy.shape(x._data if hasattr(x, "_prim") else x))
 
 
 def _no_out(fname: str, out: Any) -> None:
@@ -446,6 +446,9 @@ def _assign(x: Any, v: Any, index: Any) -> Any:
 setitem = Primitive("setitem", _assign)
 # Marks where a differentiated argument enters a function (``grad`` of ``grad``): no work.
 identity = Primitive("identity", lambda x: x)
+# ``t.detach()`` while tracing: the same values, no gradient (a recorded stop, so that jit and
+# explain follow new inputs instead of freezing today's values).
+stop_gradient = Primitive("stop_gradient", lambda x: x, nondiff=True)
 
 
 def _scatter_add(g: Any, index: Any, shape: tuple[int, ...], unique: bool) -> Any:

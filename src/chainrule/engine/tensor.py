@@ -34,6 +34,7 @@ class _State(threading.local):
 
     enabled = True
     tracing = False
+    trace_since = 0  # the first recording number of the trace's own values
     depth = 0  # how many grad/vjp calls are running their function right now
     strict = False  # jit: a traced value may never become a Python value or an index
 
@@ -118,14 +119,18 @@ def enable_grad() -> _GradMode:
 
 
 @contextlib.contextmanager
-def tracing() -> Iterator[None]:
-    """Record every operation, differentiable or not (used by ``explain`` and ``jit``)."""
-    previous = _state.tracing
+def tracing(since: int = 0) -> Iterator[None]:
+    """Record every operation, differentiable or not (used by ``explain`` and ``jit``).
+
+    Tensors numbered ``since`` or later (the trace's inputs and what is computed from them)
+    are traced values: reading their data would freeze it (``t.data`` raises)."""
+    previous = _state.tracing, _state.trace_since
     _state.tracing = True
+    _state.trace_since = since
     try:
         yield
     finally:
-        _state.tracing = previous
+        _state.tracing, _state.trace_since = previous
 
 
 # ---------------------------------------------------------------------------------------------
@@ -608,11 +613,20 @@ class Tensor(Node):
     @property
     def data(self) -> Any:
         """The underlying NumPy array. Writing into it is not recorded (as in PyTorch)."""
-        return self._data
+        return self._traced_read("t.data")
 
     @data.setter
     def data(self, value: Any) -> None:
         self._data = numpy.asarray(value)
+
+    def _traced_read(self, what: str) -> Any:
+        if _state.tracing and self._seq >= _state.trace_since:
+            raise TracerBoolError(
+                f"{what} of a traced tensor inside chainrule.jit or chainrule.explain would "
+                "freeze today's values into the compiled program. Use t.detach() for the values "
+                "without gradient (it is recorded), or compute with NumPy functions on the tensor"
+            )
+        return self._data
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -705,10 +719,16 @@ class Tensor(Node):
 
     def numpy(self) -> numpy.ndarray:
         """The values as a NumPy array (no gradient)."""
-        return numpy.asarray(self._data)
+        return numpy.asarray(self._traced_read("t.numpy()"))
 
     def detach(self) -> Tensor:
-        """A tensor with the same values, cut off from the graph (shares memory)."""
+        """A tensor with the same values, cut off from the graph (shares memory).
+
+        Inside ``jit`` and ``explain`` it is a recorded stop: the values follow new inputs and
+        no gradient flows through it.
+        """
+        if _state.tracing:
+            return _apply(P.stop_gradient, (self,), _EMPTY)
         return _leaf(self._data, False)
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:

@@ -220,7 +220,7 @@ def _identity_of(v: Value) -> Any:
     def same(x: Any) -> bool:
         return bool(_shape_of(x) == v.shape and _dtype_of(x) == v.dtype)
 
-    if p in (P.identity, P.copy, P.positive):
+    if p in (P.identity, P.stop_gradient, P.copy, P.positive):
         return a[0] if same(a[0]) else None
     if p in (P.reshape, P.broadcast_to, P.astype):
         return a[0] if same(a[0]) else None

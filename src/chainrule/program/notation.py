@@ -224,6 +224,7 @@ SOURCE: dict[Primitive, Form] = {
     P.astype: method("astype", ["dtype"], positional=("dtype",)),
     P.copy: method("copy"),
     P.identity: Form(lambda a, kw, lit: a[0], ATOM, ATOM),
+    P.stop_gradient: Form(lambda a, kw, lit: a[0], ATOM, ATOM),
     P.getitem: Form(lambda a, kw, lit: f"{a[0]}[{lit.index(kw['index'])}]", ATOM, (ATOM,)),
     P.cumsum: call("numpy.cumsum", ["axis"]),
     P.cumprod: call("numpy.cumprod", ["axis"]),
@@ -476,6 +477,7 @@ MATH: dict[Primitive, Form] = {
     P.broadcast_to: Form(lambda a, kw, latex: a[0], ATOM, (ATOM,)),
     P.reshape: Form(lambda a, kw, latex: a[0], ATOM, (ATOM,)),
     P.identity: Form(lambda a, kw, latex: a[0], ATOM, (ATOM,)),
+    P.stop_gradient: Form(lambda a, kw, latex: a[0], ATOM, (ATOM,)),
     P.maximum: _mfun("max"),
     P.minimum: _mfun("min"),
 }

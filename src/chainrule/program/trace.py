@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy
 
-from chainrule.engine.graph import Node, Step, backward_pass
+from chainrule.engine.graph import Node, Step, _counter, backward_pass
 from chainrule.engine.pytree import flatten, leaf_paths, unflatten
 from chainrule.engine.tensor import Tensor, _leaf, enable_grad, tracing
 from chainrule.engine.transforms import _param_names
@@ -127,7 +127,8 @@ def record(
             )
     names: dict[Node, str] = {t: n for t, n in zip(inputs, input_names)}
     run, captured = _capture_locals(fun)
-    with tracing(), enable_grad():
+    since = min((t._seq for t in inputs), default=0) or next(_counter)
+    with tracing(since), enable_grad():
         output = run(*call_args, **kwargs)
         _name_locals(captured, names)
         _name_explicit(output, names)

@@ -97,7 +97,7 @@ def _invert(w: NumbaWriter, v: Value) -> tuple[str, int, str]:
     return f"numpy.invert({w.text(x)})", ATOM, "C"
 
 
-@_form(P.identity)
+@_form(P.identity, P.stop_gradient)
 def _identity(w: NumbaWriter, v: Value) -> tuple[str, int, str]:
     return w.text(v.args[0], ATOM), ATOM, w.layout(v.args[0])
 

@@ -71,11 +71,27 @@ def _stop(x: Any) -> Any:
 
 
 def _arr(x: Any) -> numpy.ndarray:
+    """``x``'s values as an array: for constants (weights, statistics), never a traced value
+    (inside ``jit`` a tensor's ``.data`` raises rather than freeze today's values)."""
     return numpy.asarray(x.data) if isinstance(x, cr.Tensor) else numpy.asarray(x)
 
 
+def _known(x: Any) -> numpy.ndarray | None:
+    """``x``'s values where they are known now, for checks; None for a value being traced."""
+    try:
+        return _arr(x)
+    except cr.TracerBoolError:
+        return None
+
+
+def _val(x: Any) -> Any:
+    """``x`` itself if it is a tensor (so comparisons and indexing are recorded inside ``jit``
+    and ``explain``), else as an array."""
+    return x if isinstance(x, cr.Tensor) else numpy.asarray(x)
+
+
 def _shape(x: Any) -> tuple[int, ...]:
-    return tuple(numpy.shape(x.data if isinstance(x, cr.Tensor) else x))
+    return tuple(numpy.shape(x))
 
 
 def _ndim(x: Any) -> int:
@@ -83,7 +99,8 @@ def _ndim(x: Any) -> int:
 
 
 def _dtype(x: Any) -> numpy.dtype[Any]:
-    return _arr(x).dtype
+    dtype: numpy.dtype[Any] = numpy.dtype(_val(x).dtype)
+    return dtype
 
 
 # =============================================================================================
@@ -114,7 +131,7 @@ def leaky_relu(x: Any, negative_slope: float = 0.01) -> Any:
     >>> F.leaky_relu(numpy.array([-2.0, 3.0]), 0.1)
     array([-0.2,  3. ])
     """
-    return numpy.where(_arr(x) > 0, x, x * negative_slope)
+    return numpy.where(_val(x) > 0, x, x * negative_slope)
 
 
 def elu(x: Any, alpha: float = 1.0) -> Any:
@@ -127,7 +144,7 @@ def elu(x: Any, alpha: float = 1.0) -> Any:
     >>> F.elu(numpy.array([0.0, 1.0]))
     array([0., 1.])
     """
-    return numpy.where(_arr(x) > 0, x, alpha * numpy.expm1(numpy.minimum(x, 0)))
+    return numpy.where(_val(x) > 0, x, alpha * numpy.expm1(numpy.minimum(x, 0)))
 
 
 _SELU_ALPHA = 1.6732632423543772848170429916717
@@ -182,7 +199,7 @@ def erf(x: Any) -> Any:
     >>> abs(float(F.erf(numpy.array(0.5))) - math.erf(0.5)) < 1.2e-7
     True
     """
-    positive = _arr(x) >= 0
+    positive = _val(x) >= 0
     z = numpy.minimum(numpy.where(positive, x, -x), 10.0)  # erfc(10) < 1e-44
     e = _erfc_nonneg(z)
     return numpy.where(positive, 1.0 - e, e - 1.0)
@@ -722,7 +739,7 @@ def huber_loss(input: Any, target: Any, reduction: str = "mean", delta: float = 
     _same_shape(input, target, "huber_loss")
     d = input - target
     ad = numpy.abs(d)
-    loss = numpy.where(_arr(ad) < delta, 0.5 * d * d, delta * (ad - 0.5 * delta))
+    loss = numpy.where(ad < delta, 0.5 * d * d, delta * (ad - 0.5 * delta))
     return _reduce(loss, reduction, "huber_loss")
 
 
@@ -744,12 +761,12 @@ def smooth_l1_loss(input: Any, target: Any, reduction: str = "mean", beta: float
     _same_shape(input, target, "smooth_l1_loss")
     d = input - target
     ad = numpy.abs(d)
-    loss = numpy.where(_arr(ad) < beta, 0.5 * d * d / beta, ad - 0.5 * beta)
+    loss = numpy.where(ad < beta, 0.5 * d * d / beta, ad - 0.5 * beta)
     return _reduce(loss, reduction, "smooth_l1_loss")
 
 
-def _class_targets(target: Any, input_shape: tuple[int, ...], name: str) -> numpy.ndarray:
-    y = _arr(target)
+def _class_targets(target: Any, input_shape: tuple[int, ...], name: str) -> Any:
+    y = _val(target)
     if y.dtype.kind not in "iu":
         raise TypeError(
             f"{name}: class-index targets must be integers, got dtype {y.dtype} "
@@ -777,25 +794,30 @@ def _nll(
     shape = _shape(logp)
     c = shape[1] if len(shape) >= 2 else shape[0]
     ignored = y == ignore_index
-    bad = (~ignored) & ((y < 0) | (y >= c))
-    if bad.any():
-        raise IndexError(
-            f"{name}: target {int(y[bad].ravel()[0])} is out of bounds for {c} classes"
-        )
+    traced = isinstance(y, cr.Tensor)  # labels traced by jit/explain: checked when run
+    if not traced:
+        bad = (~ignored) & ((y < 0) | (y >= c))
+        if bad.any():
+            raise IndexError(
+                f"{name}: target {int(y[bad].ravel()[0])} is out of bounds for {c} classes"
+            )
     safe = numpy.where(ignored, 0, y)
     last = numpy.moveaxis(logp, 1, -1) if len(shape) >= 2 else logp
-    picked = numpy.take_along_axis(last, safe[..., None], axis=-1)[..., 0]
+    # logp[n, y[n]] (and over any further axes): an index that jit and explain can follow
+    picked = last[numpy.indices(_shape(safe), sparse=True) + (safe,)]
     w = None if weight is None else _arr(weight)
     if w is not None and w.shape != (c,):
         raise ValueError(f"{name}: weight must have shape ({c},), got {w.shape}")
     keep = (~ignored).astype(_dtype(logp))
-    wy = keep if w is None else keep * w[safe]
+    wy = keep if w is None else keep * (cr.tensor(w) if traced else w)[safe]
     loss = -picked * wy
     if label_smoothing:
         full = last if w is None else last * w
         smooth = -numpy.sum(full, axis=-1) * keep
         loss = (1.0 - label_smoothing) * loss + (label_smoothing / c) * smooth
     if reduction == "mean":
+        if traced:
+            return numpy.sum(loss) / numpy.sum(wy)
         total = float(wy.sum())
         with numpy.errstate(divide="ignore", invalid="ignore"):
             return numpy.sum(loss) / (total if total else numpy.nan)
@@ -854,7 +876,7 @@ def cross_entropy(
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
     dim = 1 if len(shape) >= 2 else 0
     logp = log_softmax(input, dim=dim)
-    t = _arr(target)
+    t = _val(target)
     if t.dtype.kind == "f":
         if t.shape != shape:
             raise ValueError(
@@ -922,8 +944,8 @@ def binary_cross_entropy(
     100.0
     """
     _same_shape(input, target, "binary_cross_entropy")
-    p = _arr(input)
-    if p.size and (p.min() < 0 or p.max() > 1):
+    p = _known(input)  # (inside jit the values are not known yet: checked eagerly only)
+    if p is not None and p.size and (p.min() < 0 or p.max() > 1):
         raise ValueError(
             "binary_cross_entropy: input values must lie in [0, 1]; for logits "
             "use binary_cross_entropy_with_logits"
