@@ -22,6 +22,11 @@ from .notation import ATOM, STATEMENTS, UNARY, Form, Literals, index_text, math_
 
 __all__ = ["Line", "Writer", "identifier"]
 
+# An expression nests at most this many inlined operations; a longer chain is cut into
+# statements (so a 100,000-step recurrence is written, compiled and read without recursion
+# limits, and stays readable).
+MAX_INLINE_DEPTH = 12
+
 _DOT_CALL = Form(lambda a, kw, lit: f"numpy.dot({a[0]}, {a[1]})", ATOM, 0)
 
 
@@ -91,15 +96,22 @@ class Writer:
         self.repeat_small = repeat_small
         taken = set(self.names.values()) | set(self.refs.values())
         counter = 0
+        depth: dict[int, int] = {}  # how deeply each inlined value nests its inlined arguments
         for v in prog.values:
             if v.id in self.names or v.op in (INPUT, CONST):
                 continue
-            if self._needs_statement(v):
+            if not self._needs_statement(v):
+                d = 1 + max((depth.get(a.id, 0) for a in v.args if isinstance(a, Value)), default=0)
+                if d <= MAX_INLINE_DEPTH:
+                    depth[v.id] = d
+                    continue
+            # a statement: named values, and long chains cut into readable (and, for Python's
+            # parser and the writers' recursion, bounded) pieces
+            counter += 1
+            while f"t{counter}" in taken:
                 counter += 1
-                while f"t{counter}" in taken:
-                    counter += 1
-                self.names[v.id] = f"t{counter}"
-                taken.add(f"t{counter}")
+            self.names[v.id] = f"t{counter}"
+            taken.add(f"t{counter}")
 
     def _needs_statement(self, v: Value) -> bool:
         if not self.inline:
