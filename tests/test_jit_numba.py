@@ -52,6 +52,8 @@ FALLBACK = {
     "einsum-diag": ("einsum", "Numba has no numpy.einsum"),
     "einsum-sum-only": ("einsum", "Numba has no numpy.einsum"),
     "einsum-three": ("einsum", "Numba has no numpy.einsum"),
+    "einsum-sublist": ("einsum", "Numba has no numpy.einsum"),
+    "i0": ("i0", "no Numba form for this operation"),
     **{
         case: (op, "no Numba form for this operation")
         for case, op in [

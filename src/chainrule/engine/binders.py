@@ -39,6 +39,7 @@ from .primitives import (
     einsum,
     flip,
     gather,
+    i0,
     inner,
     inv,
     mean,
@@ -242,6 +243,11 @@ def _dot(a: Any, b: Any, out: Any = None) -> tuple[Primitive, tuple[Any, ...], d
     return dot, (a, b), {}
 
 
+@_binds(numpy.i0)
+def _i0(x: Any) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+    return i0, (x,), {}
+
+
 @_binds(numpy.vdot)
 def _vdot(a: Any, b: Any) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
     return vdot, (a, b), {}
@@ -280,6 +286,24 @@ def _tensordot(a: Any, b: Any, axes: Any = 2) -> tuple[Primitive, tuple[Any, ...
     return tensordot, (a, b), {"axes": tensordot_axes(axes, _ndim(a), _ndim(b))}
 
 
+def _sublists_to_subscripts(operands: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``einsum(a, [0, 1], b, [1, 2], [0, 2])`` as ``einsum('ab,bc->ac', a, b)``."""
+    letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+    def spell(sub: Any) -> str:
+        try:
+            return "".join("..." if s is Ellipsis else letters[operator.index(s)] for s in sub)
+        except (TypeError, IndexError):
+            raise TypeError(
+                f"numpy.einsum: a sublist holds integers 0-51 or Ellipsis, got {sub!r}"
+            ) from None
+
+    ops = list(operands)
+    out = spell(ops.pop()) if len(ops) % 2 == 1 else None
+    spec = ",".join(spell(sub) for sub in ops[1::2]) + ("" if out is None else "->" + out)
+    return (spec, *ops[0::2])
+
+
 @_binds(numpy.einsum)
 def _einsum(
     *operands: Any, out: Any = None, optimize: Any = False, **kwargs: Any
@@ -287,11 +311,10 @@ def _einsum(
     _no_out("einsum", out)
     if kwargs:
         raise TypeError(f"numpy.einsum: {sorted(kwargs)} are not supported on chainrule tensors")
-    if not operands or not isinstance(operands[0], str):
-        raise TypeError(
-            "numpy.einsum: chainrule supports the subscripts-string form, "
-            "e.g. numpy.einsum('ij,jk->ik', a, b)"
-        )
+    if not operands:
+        raise TypeError("numpy.einsum: no operands")
+    if not isinstance(operands[0], str):
+        operands = _sublists_to_subscripts(operands)
     subscripts = explicit_einsum(operands[0], [_ndim(o) for o in operands[1:]])
     return einsum, tuple(operands[1:]), {"subscripts": subscripts, "optimize": optimize}
 

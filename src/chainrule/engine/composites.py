@@ -709,11 +709,19 @@ def _diag(v: Any, k: int = 0) -> Any:
 def _cross(
     a: Any, b: Any, axisa: int = -1, axisb: int = -1, axisc: int = -1, axis: Any = None
 ) -> Any:
-    if axis is not None or axisa != -1 or axisb != -1 or axisc != -1:
-        raise TypeError("numpy.cross: only the default axes are supported on chainrule tensors")
+    if axis is not None:
+        axisa = axisb = axisc = axis
+    a = numpy.moveaxis(a, axisa, -1) if axisa not in (-1, _ndim(a) - 1) else a
+    b = numpy.moveaxis(b, axisb, -1) if axisb not in (-1, _ndim(b) - 1) else b
+    if _shape(a)[-1] != 3 or _shape(b)[-1] != 3:
+        raise ValueError(
+            "numpy.cross: chainrule tensors need vectors of 3 components along the axis "
+            f"(got {_shape(a)[-1]} and {_shape(b)[-1]})"
+        )
     a0, a1, a2 = (a[..., i] for i in range(3))
     b0, b1, b2 = (b[..., i] for i in range(3))
-    return numpy.stack([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0], axis=-1)
+    c = numpy.stack([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0], axis=-1)
+    return c if axisc in (-1, _ndim(c) - 1) else numpy.moveaxis(c, -1, axisc)
 
 
 @_composite(numpy.linalg.multi_dot)
@@ -729,3 +737,290 @@ def _multi_dot(arrays: Any, *, out: Any = None) -> Any:
 def _ptp(a: Any, axis: Any = None, out: Any = None, keepdims: bool = False) -> Any:
     _no_out("ptp", out)
     return numpy.max(a, axis=axis, keepdims=keepdims) - numpy.min(a, axis=axis, keepdims=keepdims)
+
+
+# ---------------------------------------------------------------------------------------------
+# Splits, rearrangements and selections
+# ---------------------------------------------------------------------------------------------
+
+
+def _axis_split(fname: str, axis: int, least: int) -> Callable[..., Any]:
+    def split(ary: Any, indices_or_sections: Any) -> list[Any]:
+        nd = _ndim(ary)
+        if nd < least:
+            raise ValueError(f"numpy.{fname} only works on arrays of {least} or more dimensions")
+        ax = 0 if (fname == "hsplit" and nd == 1) else axis
+        parts: list[Any] = COMPOSITES[numpy.split](ary, indices_or_sections, axis=ax)
+        return parts
+
+    return split
+
+
+COMPOSITES[numpy.hsplit] = _axis_split("hsplit", 1, 1)
+COMPOSITES[numpy.vsplit] = _axis_split("vsplit", 0, 2)
+COMPOSITES[numpy.dsplit] = _axis_split("dsplit", 2, 3)
+
+
+@_composite(numpy.rollaxis)
+def _rollaxis(a: Any, axis: int, start: int = 0) -> Any:
+    # NumPy's rules: start may be ndim (roll to the end); axis is placed before start
+    n = _ndim(a)
+    axis = _one_axis(axis, n, "rollaxis")
+    if not -n <= start <= n:
+        raise numpy.exceptions.AxisError(start, n + 1, "rollaxis: start")
+    start = start + n if start < 0 else start
+    if axis < start:
+        start -= 1
+    if axis == start:
+        return a[...]
+    order = [i for i in range(n) if i != axis]
+    order.insert(start, axis)
+    return numpy.transpose(a, order)
+
+
+@_composite(numpy.select)
+def _select(condlist: Any, choicelist: Any, default: Any = 0) -> Any:
+    # the first true condition wins: applied last to first, each a where() over the rest
+    if len(condlist) != len(choicelist):
+        raise ValueError("numpy.select: list of cases must be same length as list of conditions")
+    if not condlist:
+        raise ValueError("numpy.select: select with an empty condition list is not possible")
+    dtype = numpy.result_type(*[_dtype_of(c) for c in choicelist], _dtype_of(default))
+    result = default
+    for cond, choice in zip(reversed(condlist), reversed(choicelist)):
+        result = numpy.where(cond, choice, result)
+    return result if _dtype_of(result) == dtype else result.astype(dtype)
+
+
+@_composite(numpy.partition)
+def _partition(
+    a: Any, kth: Any, axis: Any = -1, kind: str = "introselect", order: Any = None
+) -> Any:
+    # Every element before position kth is no larger and every one after no smaller: NumPy
+    # leaves their order unspecified, and the sorted array is such a partition (with sort's
+    # gradient, which jit and vmap follow for any input).
+    if order is not None:
+        raise TypeError("numpy.partition: order= is not supported on chainrule tensors")
+    return numpy.sort(a, axis=axis)
+
+
+@_composite(numpy.real_if_close)
+def _real_if_close(a: Any, tol: float = 100) -> Any:
+    if _dtype_of(a).kind == "c":
+        raise TypeError("numpy.real_if_close: complex tensors are not supported yet")
+    return a
+
+
+def _arrayish(x: Any) -> Any:
+    """A tensor as it is, anything else (a list, a number) as an array."""
+    return x if hasattr(x, "_prim") else numpy.asarray(x)
+
+
+def _dtype_of(x: Any) -> numpy.dtype[Any]:
+    dtype: numpy.dtype[Any] = numpy.dtype(_arrayish(x).dtype)
+    return dtype
+
+
+def _id_map(fun: Callable[..., Any], pieces: list[Any], fill: bool) -> Any:
+    """A pure rearrangement of ``pieces`` done by NumPy itself on element ids: ``fun`` run on
+    arrays of ids gives, for each output element, the element it comes from (id -1, where
+    ``fill``, a zero). The result gathers from the pieces flattened and joined."""
+    sizes = [int(numpy.prod(_shape(x))) for x in pieces]
+    starts = numpy.cumsum([1 if fill else 0] + sizes[:-1])
+    ids = [numpy.arange(n).reshape(_shape(x)) + s for x, n, s in zip(pieces, sizes, starts)]
+    where = numpy.asarray(fun(*ids)) - (1 if fill else 0)
+    flat = [numpy.ravel(x) for x in pieces]
+    if fill:
+        dtype = numpy.result_type(*[_dtype_of(x) for x in pieces])
+        flat = flat + [numpy.zeros(1, dtype=dtype)]
+        where = numpy.where(where < 0, sum(sizes), where)
+    joined = numpy.concatenate(flat) if len(flat) > 1 else flat[0]
+    return numpy.take(joined, where)
+
+
+@_composite(numpy.insert)
+def _insert(arr: Any, obj: Any, values: Any, axis: Any = None) -> Any:
+    # NumPy's own insert on ids decides every case of obj, values and axis; values take arr's
+    # dtype, as in NumPy
+    arr = _arrayish(arr)
+    dtype = _dtype_of(arr)
+    values = values.astype(dtype) if hasattr(values, "_prim") else numpy.asarray(values, dtype)
+    return _id_map(lambda a, v: numpy.insert(a, obj, v, axis=axis), [arr, values], False)
+
+
+@_composite(numpy.diagflat)
+def _diagflat(v: Any, k: int = 0) -> Any:
+    return _id_map(lambda ids: numpy.diagflat(ids, k), [v], True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sampling, differences, interpolation, convolution
+# ---------------------------------------------------------------------------------------------
+
+
+@_composite(numpy.linspace)
+def _linspace(
+    start: Any,
+    stop: Any,
+    num: int = 50,
+    endpoint: bool = True,
+    retstep: bool = False,
+    dtype: Any = None,
+    axis: int = 0,
+    *,
+    device: Any = None,
+) -> Any:
+    # NumPy's own steps: y = arange(num) * step + start, the last point set to stop exactly
+    num = operator.index(num)
+    if num < 0:
+        raise ValueError(f"numpy.linspace: number of samples, {num}, must be non-negative.")
+    if axis != 0 or device is not None:
+        raise TypeError("numpy.linspace: axis= and device= are not supported on chainrule tensors")
+    div = num - 1 if endpoint else num
+    delta = stop - start
+    nd = _ndim(delta)
+    y = numpy.arange(0, num, dtype=numpy.result_type(_dtype_of(delta), float))
+    y = y.reshape((-1,) + (1,) * nd)
+    step = delta / div if div > 0 else numpy.nan * delta
+    if div > 0:
+        y = y * step + start
+    else:
+        y = y * delta + start
+    if endpoint and num > 1:
+        y = numpy.concatenate([y[:-1], numpy.reshape(stop + 0 * y[-1], (1,) + _shape(y)[1:])])
+    if dtype is not None:
+        y = y.astype(dtype)
+    return (y, step) if retstep else y
+
+
+@_composite(numpy.gradient)
+def _gradient(f: Any, *varargs: Any, axis: Any = None, edge_order: int = 1) -> Any:
+    # NumPy's formulas for uniform spacing: second-order central differences inside,
+    # one-sided differences of the given order at the edges
+    nd = _ndim(f)
+    axes = (
+        list(range(nd))
+        if axis is None
+        else [_one_axis(a, nd, "gradient") for a in ((axis,) if isinstance(axis, int) else axis)]
+    )
+    if len(varargs) == 0:
+        dxs = [1.0] * len(axes)
+    elif len(varargs) == 1 and _ndim(varargs[0]) == 0:
+        dxs = [varargs[0]] * len(axes)
+    elif len(varargs) == len(axes) and all(_ndim(d) == 0 for d in varargs):
+        dxs = list(varargs)
+    else:
+        raise TypeError(
+            "numpy.gradient: chainrule tensors take scalar spacings only (one, or one per "
+            "axis); for coordinates, differentiate numpy.diff(f) / numpy.diff(x) instead"
+        )
+    if edge_order not in (1, 2):
+        raise ValueError("numpy.gradient: 'edge_order' greater than 2 not supported")
+    outs = []
+    for ax, dx in zip(axes, dxs):
+        n = _shape(f)[ax]
+        if n < edge_order + 1:
+            raise ValueError(
+                "numpy.gradient: shape of array too small to calculate a numerical gradient, "
+                "at least (edge_order + 1) elements are required."
+            )
+
+        def at(sl: Any, ax: int = ax) -> Any:
+            return f[(slice(None),) * ax + (sl,)]
+
+        inner = (at(slice(2, None)) - at(slice(None, -2))) / (2.0 * dx)
+        if edge_order == 1:
+            first = (at(slice(1, 2)) - at(slice(0, 1))) / dx
+            last = (at(slice(-1, None)) - at(slice(-2, -1))) / dx
+        else:
+            first = (
+                (-1.5 / dx) * at(slice(0, 1))
+                + (2.0 / dx) * at(slice(1, 2))
+                + (-0.5 / dx) * at(slice(2, 3))
+            )
+            last = (
+                (0.5 / dx) * at(slice(-3, -2))
+                + (-2.0 / dx) * at(slice(-2, -1))
+                + (1.5 / dx) * at(slice(-1, None))
+            )
+        outs.append(numpy.concatenate([first, inner, last], axis=ax))
+    return outs[0] if len(outs) == 1 else tuple(outs)
+
+
+@_composite(numpy.interp)
+def _interp(
+    x: Any, xp: Any, fp: Any, left: Any = None, right: Any = None, period: Any = None
+) -> Any:
+    # NumPy's formula: slope * (x - xp[j]) + fp[j] on the segment [xp[j], xp[j+1]), fp[j] at a
+    # knot, fp[0] (left) below and fp[-1] (right) above. xp is a constant.
+    if period is not None:
+        raise TypeError("numpy.interp: period= is not supported on chainrule tensors")
+    if hasattr(xp, "_prim") and xp.requires_grad:
+        raise TypeError("numpy.interp: the gradient with respect to xp is not supported")
+    knots = numpy.asarray(getattr(xp, "_data", xp), dtype=float)
+    fp = _arrayish(fp)
+    m = knots.shape[0]
+    if m == 0:
+        raise ValueError("numpy.interp: array of sample points is empty")
+    xv = numpy.asarray(getattr(x, "_data", x), dtype=float)
+    j = numpy.clip(numpy.searchsorted(knots, xv, side="right") - 1, 0, max(m - 2, 0))
+    if m == 1:
+        y = fp[0] + 0 * x
+    else:
+        x0, x1 = knots[j], knots[j + 1]
+        f0, f1 = fp[j], fp[j + 1]
+        slope = (f1 - f0) / (x1 - x0)
+        y = numpy.where(xv == x0, f0, slope * (x - x0) + f0)
+        y = numpy.where(xv == knots[-1], fp[-1] + 0 * x, y)
+    low = fp[0] if left is None else left
+    high = fp[-1] if right is None else right
+    y = numpy.where(xv < knots[0], low + 0 * x, y)
+    return numpy.where(xv > knots[-1], high + 0 * x, y)
+
+
+def _correlate_full(a: Any, v: Any) -> Any:
+    """sum_j a[k + j] v[j] at every overlap (NumPy's 'full' mode): sliding windows of the zero-
+    padded ``a`` times ``v``."""
+    m = _shape(v)[0]
+    padded = numpy.pad(a, (m - 1, m - 1))
+    windows = numpy.lib.stride_tricks.sliding_window_view(padded, m)
+    return windows @ v
+
+
+def _trim(full: Any, n: int, m: int, mode: str, fname: str) -> Any:
+    if mode == "full":
+        return full
+    if mode == "same":
+        size = max(n, m)
+        start = (n + m - 1 - size) // 2
+        return full[start : start + size]
+    if mode == "valid":
+        return full[min(n, m) - 1 : max(n, m)]
+    raise ValueError(f"numpy.{fname}: mode must be 'full', 'same' or 'valid', got {mode!r}")
+
+
+@_composite(numpy.correlate)
+def _correlate(a: Any, v: Any, mode: str = "valid") -> Any:
+    a, v = _arrayish(a), _arrayish(v)
+    if _ndim(a) != 1 or _ndim(v) != 1:
+        raise ValueError("numpy.correlate: object too deep for desired array")
+    n, m = _shape(a)[0], _shape(v)[0]
+    if n == 0 or m == 0:
+        raise ValueError("numpy.correlate: inputs cannot be empty")
+    if n >= m:
+        return _trim(_correlate_full(a, v), n, m, mode, "correlate")
+    # NumPy swaps the arguments (and reverses the result) when v is the longer one
+    return _trim(numpy.flip(_correlate_full(v, a)), n, m, mode, "correlate")
+
+
+@_composite(numpy.convolve)
+def _convolve(a: Any, v: Any, mode: str = "full") -> Any:
+    a, v = _arrayish(a), _arrayish(v)
+    if _ndim(a) != 1 or _ndim(v) != 1:
+        raise ValueError("numpy.convolve: object too deep for desired array")
+    n, m = _shape(a)[0], _shape(v)[0]
+    if n == 0 or m == 0:
+        raise ValueError("numpy.convolve: inputs cannot be empty")
+    if m > n:
+        a, v, n, m = v, a, m, n
+    return _trim(_correlate_full(a, numpy.flip(v)), n, m, mode, "convolve")

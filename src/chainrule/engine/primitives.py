@@ -236,6 +236,8 @@ remainder = _ufunc(numpy.remainder)
 fmod = _ufunc(numpy.fmod)
 deg2rad = _ufunc(numpy.deg2rad)
 rad2deg = _ufunc(numpy.rad2deg)
+UFUNCS[numpy.radians] = deg2rad  # other ufunc objects, the same computation (bit for bit)
+UFUNCS[numpy.degrees] = rad2deg
 copysign = _ufunc(numpy.copysign)
 
 # Results of these carry no gradient: booleans, integers, and piecewise-constant functions.
@@ -393,6 +395,7 @@ einsum = Primitive(
     lambda *ops, subscripts, optimize=False: numpy.einsum(subscripts, *ops, optimize=optimize),
 )
 trace = Primitive("trace", numpy.trace)
+i0 = Primitive("i0", numpy.i0)  # the modified Bessel function of the first kind, order 0
 diagonal = Primitive("diagonal", numpy.diagonal)
 
 

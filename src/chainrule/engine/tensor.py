@@ -295,6 +295,8 @@ def _check_result(out: Any, prim: P.Primitive, args: tuple[Any, ...]) -> None:
         return
     if any(isinstance(a, Tensor) and type(a._data) is type(out) for a in args):
         return  # the tensors' own array library (Dask, CuPy, ...)
+    if not any(hasattr(out, k) for k in ("__array_ufunc__", "__array_function__", "__array__")):
+        return  # not an array (a dtype, a tuple of them, ...)
     kind = f"{type(out).__module__}.{type(out).__qualname__}"
     raise TypeError(
         f"numpy.{prim.name}: a {kind} operand took over the result of an operation on a "

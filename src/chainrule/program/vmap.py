@@ -493,7 +493,17 @@ def _solve(
     return numpy.linalg.solve(_align(a, fa, rank, size), _align(b, fb, rank, size))
 
 
-_ELEMENTWISE = {P.where, P.clip, P.astype, P.copy, P.identity, P.stop_gradient, P.sigmoid, P.xlogy}
+_ELEMENTWISE = {
+    P.where,
+    P.clip,
+    P.astype,
+    P.copy,
+    P.identity,
+    P.stop_gradient,
+    P.sigmoid,
+    P.xlogy,
+    P.i0,
+}
 _RULES: dict[P.Primitive, Callable[..., Any]] = {
     P.sum_: _reduction,
     P.mean: _reduction,
