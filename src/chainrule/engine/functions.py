@@ -143,10 +143,9 @@ def log_softmax(x: Any, axis: Any = -1) -> Any:
 def sigmoid(x: Any) -> Any:
     """The logistic function ``1 / (1 + exp(-x))``, as ``exp(-logaddexp(0, -x))``.
 
-    Never overflows; the gradient rule is ``g * out * (1 - out)``, which is 0 (not nan) where
-    the value saturates.  Where ``1 - out`` rounds to 0 (``x`` above about 17 in float64, 9 in
-    float32) the gradient is 0 in place of a number smaller than the dtype's epsilon; use
-    :func:`log_sigmoid` for log-probabilities.  The relative error of the value is about
+    Never overflows; the gradient rule is ``g * out * sigmoid(-x)`` (``out * (1 - out)`` with
+    ``1 - out`` computed without cancellation), accurate to a few ulps on both sides and 0 (not
+    nan) only where the true value underflows; use :func:`log_sigmoid` for log-probabilities.  The relative error of the value is about
     ``(|x| + 1)`` ulps (the error of ``logaddexp``'s result, amplified by ``exp``).
 
     Parameters

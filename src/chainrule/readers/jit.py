@@ -108,7 +108,11 @@ def _leaf_key(x: Any) -> Any:
         return (x.shape, x.dtype.str)
     if isinstance(x, numpy.generic):
         return ((), x.dtype.str)
-    if isinstance(x, (bool, int, float, complex, str)) or x is None:
+    if isinstance(x, (float, complex)):
+        # by its text: 0.0 and -0.0 are different constants (arctan2, copysign, 1/x), and NaN
+        # equals itself here (a NaN argument would otherwise trace again at every call)
+        return ("static", type(x).__name__, repr(x))
+    if isinstance(x, (bool, int, str)) or x is None:
         return ("static", type(x).__name__, x)
     raise TypeError(
         f"jit: cannot use an argument of type {type(x).__name__}; pass arrays, "
