@@ -145,8 +145,9 @@ def sigmoid(x: Any) -> Any:
 
     Never overflows; the gradient rule is ``g * out * sigmoid(-x)`` (``out * (1 - out)`` with
     ``1 - out`` computed without cancellation), accurate to a few ulps on both sides and 0 (not
-    nan) only where the true value underflows; use :func:`log_sigmoid` for log-probabilities.  The relative error of the value is about
-    ``(|x| + 1)`` ulps (the error of ``logaddexp``'s result, amplified by ``exp``).
+    nan) only where the true value underflows; use :func:`log_sigmoid` for log-probabilities.
+    The relative error of the value is about ``(|x| + 1)`` ulps (the error of ``logaddexp``'s
+    result, amplified by ``exp``).
 
     Parameters
     ----------
