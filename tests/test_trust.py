@@ -34,3 +34,28 @@ def test_sigmoid_gradient_is_accurate_on_both_sides(x):
         s = 1 / (1 + mpmath.exp(-mpmath.mpf(x)))
         true = float(s * (1 - s))
     assert float(cr.grad(F.sigmoid)(x)) == pytest.approx(true, rel=1e-14, abs=0)
+
+
+def test_standardisation_keeps_a_huge_feature_instead_of_zeroing_it():
+    from chainrule.data import Standardizer
+
+    X = numpy.array([[1e300, 1.0], [-1e300, 2.0], [5e299, 3.0]])
+    Z = Standardizer().fit_transform(X)
+    # the same as standardising X / 1e300 (exact spread, computed without overflow)
+    small = X / numpy.array([1e300, 1.0])
+    expected = (small - small.mean(0)) / small.std(0)
+    numpy.testing.assert_allclose(Z, expected, rtol=1e-14)
+    # ordinary data: the same bits as the textbook formula
+    Y = numpy.random.default_rng(0).standard_normal((50, 4)) * 7 + 3
+    s = Standardizer().fit(Y)
+    assert numpy.array_equal(s.mean, Y.mean(0)) and numpy.array_equal(s.scale, Y.std(0))
+
+
+def test_huge_whole_number_labels_stay_distinct_classes(tmp_path):
+    from chainrule.data import load_csv
+
+    path = tmp_path / "big.csv"
+    path.write_text("a,b,label\n1,2,1e20\n3,4,2e20\n5,6,1e20\n7,8,2e20\n")
+    ds = load_csv(path, task="classification")
+    assert len(ds.classes) == 2 and sorted(ds.classes) == [1e20, 2e20]
+    numpy.testing.assert_array_equal(ds.y, [0, 1, 0, 1])

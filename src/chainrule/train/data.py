@@ -337,7 +337,13 @@ def load_csv(
             X, numpy.array(nums, dtype=numpy.float64), "regression", name, feature_names, names[t]
         )
     labels: Any = numpy.array(nums, dtype=float) if numeric else numpy.array(raw_target)
-    if numeric and numpy.all(labels == numpy.round(labels)):
+    # whole numbers become integer labels only where integers hold them exactly (1e20 and 2e20
+    # stay two float classes instead of overflowing into one)
+    if (
+        numeric
+        and numpy.all(labels == numpy.round(labels))
+        and numpy.all(numpy.abs(labels) < 2**53)
+    ):
         labels = labels.astype(numpy.int64)
     codes, classes = encode_labels(labels)
     if len(classes) < 2:
@@ -429,8 +435,15 @@ class Standardizer:
     def fit(self, X: Any) -> Standardizer:
         X = numpy.asarray(X, dtype=numpy.float64)
         axis = 0 if self.per_feature else None
-        self.mean = numpy.asarray(X.mean(axis=axis))
-        std = numpy.asarray(X.std(axis=axis))
+        # Scaled first by a power of two near each feature's largest magnitude, which is exact,
+        # so squares cannot overflow (a feature of 1e300 keeps its spread instead of becoming
+        # inf and zeroing the feature) and ordinary data gives the same bits as unscaled.
+        peak = numpy.max(numpy.abs(X), axis=axis) if X.size else numpy.float64(1.0)
+        ok = numpy.isfinite(peak) & (peak > 0)
+        power = numpy.ldexp(1.0, numpy.where(ok, numpy.frexp(numpy.where(ok, peak, 1.0))[1], 0))
+        scaled = X / power
+        self.mean = numpy.asarray(scaled.mean(axis=axis) * power)
+        std = numpy.asarray(scaled.std(axis=axis) * power)
         self.scale = numpy.where(std > 1e-12 * numpy.maximum(1.0, numpy.abs(self.mean)), std, 1.0)
         return self
 
