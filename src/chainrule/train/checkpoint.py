@@ -23,7 +23,7 @@ import io
 import json
 import os
 import re
-import tempfile
+import secrets
 import zipfile
 from typing import Any
 
@@ -56,8 +56,8 @@ class CheckpointError(ValueError):
     def __init__(self, path: Any, reason: str) -> None:
         p = os.fspath(path) if isinstance(path, (str, bytes, os.PathLike)) else str(path)
         self.path = p.decode(errors="replace") if isinstance(p, bytes) else p
-        self.reason = reason
-        super().__init__(f"{self.path}: not a valid chainrule checkpoint: {reason}")
+        self.reason = reason if len(reason) <= 300 else reason[:297] + "..."
+        super().__init__(f"{self.path}: not a valid chainrule checkpoint: {self.reason}")
 
 
 # --- encoding --------------------------------------------------------------------------------
@@ -68,7 +68,11 @@ def _contiguous(a: numpy.ndarray) -> numpy.ndarray:
 
 
 def _safe(name: str) -> str:
-    s = re.sub(r"[^A-Za-z0-9._/\-]", "_", name).strip("/") or "_"
+    """A member name from a path in the saved structure: letters, digits, ``_``, ``-`` and
+    single dots only (``layers/0/weight`` -> ``layers.0.weight``), so no ``..`` and no ``/``
+    ever reach the archive, whatever the dict keys were."""
+    s = re.sub(r"[^A-Za-z0-9_.\-]", "_", name.replace("/", "."))
+    s = re.sub(r"\.{2,}", ".", s).strip(".") or "_"
     return s[:180]
 
 
@@ -190,17 +194,18 @@ def save(obj: Any, path: str | os.PathLike[str]) -> None:
 
     target = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(target))
-    fd, tmp = tempfile.mkstemp(
-        prefix="." + os.path.basename(target) + ".", suffix=".tmp", dir=directory
+    _remove_stale_temporaries(directory, os.path.basename(target))
+    # Created like any new file (mode 0666 less the umask, applied by the system; the
+    # process-wide umask is never changed), under a name that says which process writes it.
+    tmp = os.path.join(
+        directory, f".{os.path.basename(target)}.{os.getpid()}.{secrets.token_hex(6)}.tmp"
     )
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             numpy.savez(f, **members)  # type: ignore[arg-type]
             f.flush()
             os.fsync(f.fileno())
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
         os.replace(tmp, target)
     except BaseException:
         try:
@@ -216,6 +221,34 @@ def save(obj: Any, path: str | os.PathLike[str]) -> None:
             os.close(dfd)
     except OSError:
         pass
+
+
+def _remove_stale_temporaries(directory: str, base: str) -> None:
+    """Delete the temporary files that a save of the same target left when its process died
+    (a save in progress in another live process is left alone)."""
+    pattern = re.compile(rf"^\.{re.escape(base)}\.(\d+)\.[0-9a-f]+\.tmp$")
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for name in names:
+        m = pattern.match(name)
+        if m is None or int(m.group(1)) == os.getpid() or _alive(int(m.group(1))):
+            continue
+        try:
+            os.unlink(os.path.join(directory, name))
+        except OSError:
+            pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError, OverflowError):
+        return True  # someone else's process (or not knowable): keep its file
+    return True
 
 
 # --- decoding --------------------------------------------------------------------------------
@@ -322,6 +355,17 @@ def _load(path: str) -> Any:
         raise _Bad(f"truncated or corrupted archive ({e})") from e
     with zf:
         names = zf.namelist()
+        size = os.path.getsize(path)
+        for member in zf.infolist():
+            # save writes stored (uncompressed) members only: a compressed one could declare
+            # gigabytes from a few bytes, so it is refused before anything is decompressed
+            if member.compress_type != zipfile.ZIP_STORED:
+                raise _Bad(f"the member {member.filename[:60]!r} is compressed")
+            if member.file_size != member.compress_size or member.file_size > size:
+                raise _Bad(
+                    f"the member {member.filename[:60]!r} declares {member.file_size} bytes "
+                    f"in a file of {size}"
+                )
         if _MANIFEST + ".npy" not in names:
             raise _Bad("no chainrule manifest in the archive (a plain .npz from elsewhere?)")
         info = zf.getinfo(_MANIFEST + ".npy")
@@ -352,7 +396,8 @@ def _load(path: str) -> Any:
         expected = {k + ".npy" for k in listed} | {_MANIFEST + ".npy"}
         extra = sorted(set(names) - expected)
         if extra or len(names) != len(set(names)):
-            raise _Bad(f"the archive has members the manifest does not list: {extra[:5]}")
+            shown = ", ".join(repr(e[:40]) for e in extra[:3])
+            raise _Bad(f"the archive has members the manifest does not list: {shown}")
         arrays = {
             k: _read_member(zf, k, spec["dtype"], spec["shape"]) for k, spec in listed.items()
         }
