@@ -59,3 +59,25 @@ def test_huge_whole_number_labels_stay_distinct_classes(tmp_path):
     ds = load_csv(path, task="classification")
     assert len(ds.classes) == 2 and sorted(ds.classes) == [1e20, 2e20]
     numpy.testing.assert_array_equal(ds.y, [0, 1, 0, 1])
+
+
+@pytest.mark.parametrize(
+    "f",
+    [lambda x: numpy.abs(x * 1j), lambda x: numpy.abs(x * (1 + 2j)) ** 2, lambda x: x * 1j],
+    ids=["abs-of-imaginary", "squared-modulus", "complex-output"],
+)
+def test_a_complex_intermediate_is_refused_not_cut_to_its_real_part(f):
+    # (true gradients: 1.0 and 20.0 at x = 2; the real part alone gave -1.0 and -12.0)
+    with pytest.raises(TypeError, match="complex intermediate.*real arithmetic"):
+        cr.grad(f)(2.0)
+
+
+def test_jit_reads_globals_at_tracing_time_as_documented():
+    # docs/guarantees.md: values read from outside the arguments are frozen at the first call
+    namespace = {"numpy": numpy, "SCALE": 2.0}
+    exec("def f(x):\n    return x * SCALE\n", namespace)
+    f = cr.jit(namespace["f"])
+    assert f(numpy.ones(1))[0] == 2.0
+    namespace["SCALE"] = 3.0
+    assert f(numpy.ones(1))[0] == 2.0  # frozen, as documented (and as in JAX)
+    assert cr.jit(namespace["f"])(numpy.ones(1))[0] == 3.0  # a new jit reads it again

@@ -69,6 +69,20 @@ def passthrough(g: Any, out: Any, *inputs: Any, **params: Any) -> Any:
     return g
 
 
+def _cast(gi: Any, data: Any, node: Node) -> Any:
+    """A gradient in its input's dtype. A complex gradient reaching a real value means a complex
+    intermediate, whose rules chainrule does not have yet: refused, never cut to its real part."""
+    if gi.dtype.kind == "c" and numpy.asarray(data).dtype.kind != "c":
+        op = node._prim.name if node._prim is not None else "?"
+        raise TypeError(
+            f"a complex intermediate reached the real input of numpy.{op}: chainrule does not "
+            "differentiate complex numbers yet, and taking the real part would give a wrong "
+            "gradient. Write the computation in real arithmetic (separate real and imaginary "
+            "parts), e.g. |x * (a + bj)|**2 as x**2 * (a**2 + b**2)"
+        )
+    return gi.astype(data.dtype)
+
+
 def _freed(node: Node) -> RuntimeError:
     op = node._prim.name if node._prim is not None else "a leaf"
     return RuntimeError(
@@ -250,7 +264,7 @@ def _walk(
                 else:
                     gi = sum_to(gi, data.shape)
             if gi.dtype is not data.dtype and gi.dtype != data.dtype:
-                gi = gi.astype(data.dtype)
+                gi = _cast(gi, data, node)
             prev = grads.get(a)
             if prev is None:
                 grads[a] = gi
@@ -333,7 +347,7 @@ def _walk_arrays(
                 if gi.shape != data.shape:
                     gi = gi.reshape(data.shape) if gi.size == data.size else sum_to(gi, data.shape)
                 if gi.dtype is not data.dtype and gi.dtype != data.dtype:
-                    gi = gi.astype(data.dtype)
+                    gi = _cast(gi, data, node)
                 if a._prim is None or a in stop:  # a leaf or a target: no further
                     if not to_targets:
                         _accumulate(a, gi, False, stored)
