@@ -260,14 +260,57 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit code.
+
+    A mistake in the input (a bad option value, an error in the user's file or function) is
+    one line on stderr and exit code 1, never a traceback; ``CHAINRULE_DEBUG=1`` shows it.
+
+    Example
+    -------
+    >>> from chainrule.cli import main
+    >>> main(["check", "no_such_file.py:f", "no_such_file.py:g"])
+    Traceback (most recent call last):
+    SystemExit: chainrule: no such file: no_such_file.py
+    """
     parser = _parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "run"):
         parser.print_help()
         return 2
-    result: Any = args.run(args)
-    return int(result)
+    return one_line_errors(args.command, lambda: int(args.run(args)))
+
+
+def one_line_errors(command: str, run: Any) -> int:
+    """``run()``, with any exception but an interrupt reported as one line (exit code 1)."""
+    import os
+    import traceback
+
+    try:
+        return int(run())
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as e:  # noqa: BLE001 - the command line's last resort
+        if os.environ.get("CHAINRULE_DEBUG", "") not in ("", "0"):
+            raise
+        where = ""
+        if isinstance(e, SyntaxError):
+            pass  # its message names the file and the line
+        else:
+            package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+            user = [
+                f
+                for f in traceback.extract_tb(e.__traceback__)
+                if not f.filename.startswith((package, os.path.dirname(numpy.__file__)))
+                and not f.filename.startswith("<frozen")
+            ]
+            if user:  # the last line of the user's own code that was running
+                f = user[-1]
+                where = f" (at {f.filename}:{f.lineno} in {f.name})"
+        message = " ".join(str(e).split()) or type(e).__name__
+        if len(message) > 300:
+            message = message[:297] + "..."
+        print(f"chainrule {command}: {type(e).__name__}: {message}{where}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

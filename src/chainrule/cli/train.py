@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import os
 import sys
 import time
@@ -257,6 +258,7 @@ def run_train(args: argparse.Namespace) -> int:
     )
     sys.stdout.flush()
     out = os.fspath(args.out or os.path.join("runs", os.path.splitext(ds.name)[0]))
+    _check_out(out)
     os.makedirs(out, exist_ok=True)
     trainer = Trainer(model, loss=loss, optimizer=opt, metrics=metrics, scheduler=sched)
     progress = None if args.no_progress else args.progress
@@ -457,6 +459,56 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _number(
+    kind: Any,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> Any:
+    """An argparse type: a finite number of ``kind`` within the bounds."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from None
+        bad = not math.isfinite(value)
+        bad = bad or (low is not None and (value <= low if low_open else value < low))
+        bad = bad or (high is not None and (value >= high if high_open else value > high))
+        if bad:
+            lo = "" if low is None else ("(" if low_open else "[") + f"{low}"
+            hi = "" if high is None else f"{high}" + (")" if high_open else "]")
+            span = f"in {lo}, {hi}" if lo and hi else (f">= {low}" if not low_open else f"> {low}")
+            raise argparse.ArgumentTypeError(f"{text} must be a finite number {span}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+POSITIVE_INT = _number(int, 1)
+NONNEGATIVE_INT = _number(int, 0)
+POSITIVE = _number(float, 0, low_open=True)
+NONNEGATIVE = _number(float, 0)
+FRACTION = _number(float, 0, 1, high_open=True)
+
+
+def _check_out(out: str) -> None:
+    """Fail before anything is written if ``out`` cannot be the output directory."""
+    if os.path.exists(out):
+        if not os.path.isdir(out):
+            raise ValueError(f"--out {out} is a file, not a directory")
+        if not os.access(out, os.W_OK | os.X_OK):
+            raise ValueError(f"--out {out}: the directory is not writable")
+        return
+    parent = os.path.dirname(os.path.abspath(out))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {out}: cannot create it ({parent} is not a writable directory)")
+
+
 def _errors(fn: Any) -> Any:
     def run(args: argparse.Namespace) -> int:
         try:
@@ -509,17 +561,17 @@ def add_commands(subparsers: Any) -> None:
         default=DEFAULT_MODEL,
         help="mlp:H1,H2,... (hidden sizes), cnn[:C1,C2,F] (digits), or linear",
     )
-    t.add_argument("--epochs", type=int, default=40)
-    t.add_argument("--batch-size", type=int, default=32)
-    t.add_argument("--lr", type=float, default=2e-3, help="learning rate")
+    t.add_argument("--epochs", type=POSITIVE_INT, default=40)
+    t.add_argument("--batch-size", type=POSITIVE_INT, default=32)
+    t.add_argument("--lr", type=POSITIVE, default=2e-3, help="learning rate")
     t.add_argument(
         "--optimizer", choices=["adamw", "adam", "sgd", "rmsprop", "adagrad"], default="adamw"
     )
-    t.add_argument("--weight-decay", type=float, default=0.05)
+    t.add_argument("--weight-decay", type=NONNEGATIVE, default=0.05)
     t.add_argument("--schedule", choices=["cosine", "constant"], default="cosine")
     t.add_argument(
         "--dropout",
-        type=float,
+        type=FRACTION,
         default=None,
         help="dropout probability (default: 0.2 for mlp, 0.3 for cnn)",
     )
@@ -529,16 +581,16 @@ def add_commands(subparsers: Any) -> None:
         default="batch",
         help="normalisation layers (cnn: batch or none)",
     )
-    t.add_argument("--test-size", type=float, default=0.2)
+    t.add_argument("--test-size", type=FRACTION, default=0.2)
     t.add_argument(
         "--val-split",
-        type=float,
+        type=FRACTION,
         default=0.0,
         help="hold out this fraction of the training data for validation",
     )
     t.add_argument(
         "--early-stopping",
-        type=int,
+        type=POSITIVE_INT,
         default=None,
         metavar="PATIENCE",
         help="stop after PATIENCE epochs without improvement (use with --val-split)",
@@ -546,7 +598,10 @@ def add_commands(subparsers: Any) -> None:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--dtype", choices=["float64", "float32"], default="float64")
     t.add_argument(
-        "--threads", type=int, default=1, help="BLAS threads (small matrices: 1 is usually fastest)"
+        "--threads",
+        type=POSITIVE_INT,
+        default=1,
+        help="BLAS threads (small matrices: 1 is usually fastest)",
     )
     t.add_argument(
         "--out", default=None, metavar="DIR", help="output directory (default runs/<dataset>)"
@@ -596,7 +651,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "run"):
         parser.print_help()
         return 2
-    return int(args.run(args))
+    from .commands import one_line_errors
+
+    return one_line_errors(args.command, lambda: int(args.run(args)))
 
 
 if __name__ == "__main__":
