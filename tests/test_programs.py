@@ -1,0 +1,289 @@
+"""Whole NumPy programs in the styles people publish (course solutions, textbook networks, a
+character-level RNN, word2vec), each with its own hand-written backward pass. The forward code
+runs unchanged on chainrule tensors, and chainrule's gradients equal the program's own.
+
+The programs are written here in those styles (not copied); each keeps the idioms that used to
+stop chainrule: `dy[target] -= 1`, `dscores[range(N), y] -= 1`, `numpy.zeros_like`, plain
+accumulators `dW += ...`, masks written in place, `numpy.hsplit` of gates, loops over time.
+"""
+
+from __future__ import annotations
+
+import numpy
+
+import chainrule as cr
+
+rng = numpy.random.default_rng(42)
+
+
+def close(got, want):
+    numpy.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+# --- a two-layer network, course style ---------------------------------------------------------
+
+
+def two_layer_loss(W1, b1, W2, b2, X, y, reg):
+    h = numpy.maximum(0, X.dot(W1) + b1)
+    scores = h.dot(W2) + b2
+    scores = scores - numpy.max(scores, axis=1, keepdims=True)
+    exp = numpy.exp(scores)
+    probs = exp / numpy.sum(exp, axis=1, keepdims=True)
+    N = X.shape[0]
+    loss = -numpy.sum(numpy.log(probs[numpy.arange(N), y])) / N
+    loss += 0.5 * reg * (numpy.sum(W1 * W1) + numpy.sum(W2 * W2))
+    return loss
+
+
+def two_layer_backward(W1, b1, W2, b2, X, y, reg):
+    h = numpy.maximum(0, X.dot(W1) + b1)
+    scores = h.dot(W2) + b2
+    scores -= numpy.max(scores, axis=1, keepdims=True)
+    probs = numpy.exp(scores) / numpy.sum(numpy.exp(scores), axis=1, keepdims=True)
+    N = X.shape[0]
+    dscores = probs.copy()
+    dscores[range(N), y] -= 1
+    dscores /= N
+    dW2 = h.T.dot(dscores) + reg * W2
+    db2 = numpy.sum(dscores, axis=0)
+    dh = dscores.dot(W2.T)
+    dh[h <= 0] = 0
+    dW1 = X.T.dot(dh) + reg * W1
+    db1 = numpy.sum(dh, axis=0)
+    return dW1, db1, dW2, db2
+
+
+def test_two_layer_network():
+    X, y = rng.standard_normal((6, 4)), numpy.array([0, 2, 1, 2, 0, 1])
+    params = [
+        rng.standard_normal((4, 5)) * 0.5,
+        rng.standard_normal(5) * 0.1,
+        rng.standard_normal((5, 3)) * 0.5,
+        rng.standard_normal(3) * 0.1,
+    ]
+    grads = cr.grad(two_layer_loss, argnums=(0, 1, 2, 3))(*params, X, y, 0.1)
+    for g, want in zip(grads, two_layer_backward(*params, X, y, 0.1)):
+        close(g, want)
+
+
+# --- a softmax classifier with loops (the "naive" solution) ------------------------------------
+
+
+def softmax_loss_naive(W, X, y, reg):
+    loss = 0.0
+    dW = numpy.zeros_like(W)
+    for i in range(X.shape[0]):
+        scores = X[i].dot(W)
+        scores -= numpy.max(scores)
+        p = numpy.exp(scores) / numpy.sum(numpy.exp(scores))
+        loss += -numpy.log(p[y[i]])
+        for j in range(W.shape[1]):
+            dW[:, j] += (p[j] - (j == y[i])) * X[i]
+    loss = loss / X.shape[0] + reg * numpy.sum(W * W)
+    dW = dW / X.shape[0] + 2 * reg * W
+    return loss, dW
+
+
+def test_softmax_loss_with_loops_and_accumulators():
+    # the function as written, returning (loss, its own dW): has_aux carries dW along. Its data
+    # are arguments, so `X[i].dot(W)` is a tensor's method (a plain X would convert W: refused)
+    W, X, y = rng.standard_normal((4, 3)) * 0.1, rng.standard_normal((5, 4)), rng.integers(0, 3, 5)
+    got, their_dW = cr.grad(softmax_loss_naive, has_aux=True)(W, X, y, 0.05)
+    close(got, softmax_loss_naive(W, X, y, 0.05)[1])
+    close(their_dW, got)
+
+
+# --- an SVM loss, vectorised -------------------------------------------------------------------
+
+
+def svm_loss_vectorized(W, X, y, reg):
+    N = X.shape[0]
+    scores = X.dot(W)
+    correct = scores[numpy.arange(N), y][:, None]
+    margins = numpy.maximum(0, scores - correct + 1.0)
+    margins[numpy.arange(N), y] = 0
+    loss = numpy.sum(margins) / N + reg * numpy.sum(W * W)
+    mask = (margins > 0).astype(float)
+    mask[numpy.arange(N), y] = -numpy.sum(mask, axis=1)
+    dW = X.T.dot(mask) / N + 2 * reg * W
+    return loss, dW
+
+
+def test_svm_loss_with_an_assignment_into_the_margins():
+    W, X, y = rng.standard_normal((4, 3)) * 0.3, rng.standard_normal((6, 4)), rng.integers(0, 3, 6)
+    got, their_dW = cr.grad(svm_loss_vectorized, has_aux=True)(W, X, y, 0.1)
+    close(got, svm_loss_vectorized(W, X, y, 0.1)[1])
+    close(their_dW, got)
+
+
+# --- a character-level RNN ---------------------------------------------------------------------
+
+
+def rnn_loss(Wxh, Whh, Why, bh, by, inputs, targets, hprev):
+    vocab = Wxh.shape[1]
+    hs = {-1: hprev}
+    loss = 0.0
+    for t in range(len(inputs)):
+        x = numpy.zeros((vocab, 1))
+        x[inputs[t]] = 1
+        hs[t] = numpy.tanh(numpy.dot(Wxh, x) + numpy.dot(Whh, hs[t - 1]) + bh)
+        ys = numpy.dot(Why, hs[t]) + by
+        ps = numpy.exp(ys) / numpy.sum(numpy.exp(ys))
+        loss += -numpy.log(ps[targets[t], 0])
+    return loss
+
+
+def rnn_backward(Wxh, Whh, Why, bh, by, inputs, targets, hprev):
+    vocab = Wxh.shape[1]
+    xs, hs, ps = {}, {-1: hprev}, {}
+    for t in range(len(inputs)):
+        xs[t] = numpy.zeros((vocab, 1))
+        xs[t][inputs[t]] = 1
+        hs[t] = numpy.tanh(numpy.dot(Wxh, xs[t]) + numpy.dot(Whh, hs[t - 1]) + bh)
+        ys = numpy.dot(Why, hs[t]) + by
+        ps[t] = numpy.exp(ys) / numpy.sum(numpy.exp(ys))
+    dWxh, dWhh, dWhy = numpy.zeros_like(Wxh), numpy.zeros_like(Whh), numpy.zeros_like(Why)
+    dbh, dby = numpy.zeros_like(bh), numpy.zeros_like(by)
+    dhnext = numpy.zeros_like(hs[0])
+    for t in reversed(range(len(inputs))):
+        dy = numpy.copy(ps[t])
+        dy[targets[t]] -= 1
+        dWhy += numpy.dot(dy, hs[t].T)
+        dby += dy
+        dh = numpy.dot(Why.T, dy) + dhnext
+        dhraw = (1 - hs[t] * hs[t]) * dh
+        dbh += dhraw
+        dWxh += numpy.dot(dhraw, xs[t].T)
+        dWhh += numpy.dot(dhraw, hs[t - 1].T)
+        dhnext = numpy.dot(Whh.T, dhraw)
+    return dWxh, dWhh, dWhy, dbh, dby
+
+
+def test_character_level_rnn():
+    vocab, hidden = 5, 4
+    params = [
+        rng.standard_normal((hidden, vocab)) * 0.1,
+        rng.standard_normal((hidden, hidden)) * 0.1,
+        rng.standard_normal((vocab, hidden)) * 0.1,
+        numpy.zeros((hidden, 1)),
+        numpy.zeros((vocab, 1)),
+    ]
+    inputs, targets = [0, 3, 1, 4, 2, 2], [3, 1, 4, 2, 2, 0]
+    hprev = rng.standard_normal((hidden, 1)) * 0.1
+    grads = cr.grad(rnn_loss, argnums=(0, 1, 2, 3, 4))(*params, inputs, targets, hprev)
+    for g, want in zip(grads, rnn_backward(*params, inputs, targets, hprev)):
+        close(g, want)
+
+
+def rnn_loss_backward_fused(Wxh, Whh, Why, bh, by, inputs, targets, hprev):
+    """The same RNN with its softmax gradient built in place (`dy[target] -= 1`) inside the
+    function being differentiated: a gradient-of-the-gradient check."""
+    vocab = Wxh.shape[1]
+    h = hprev
+    total = 0.0
+    for t in range(len(inputs)):
+        x = numpy.zeros((vocab, 1))
+        x[inputs[t]] = 1
+        h = numpy.tanh(numpy.dot(Wxh, x) + numpy.dot(Whh, h) + bh)
+        ys = numpy.dot(Why, h) + by
+        p = numpy.exp(ys) / numpy.sum(numpy.exp(ys))
+        dy = numpy.copy(p)
+        dy[targets[t]] -= 1
+        total = total + numpy.sum(dy * dy)
+    return total
+
+
+def test_the_in_place_softmax_gradient_is_itself_differentiable():
+    vocab, hidden = 4, 3
+    params = [
+        rng.standard_normal((hidden, vocab)) * 0.3,
+        rng.standard_normal((hidden, hidden)) * 0.3,
+        rng.standard_normal((vocab, hidden)) * 0.3,
+        numpy.zeros((hidden, 1)),
+        numpy.zeros((vocab, 1)),
+    ]
+    args = ([0, 2, 1], [2, 1, 3], rng.standard_normal((hidden, 1)) * 0.1)
+    f = lambda *p: rnn_loss_backward_fused(*p, *args)  # noqa: E731
+    assert cr.check_grads(f, *params).passed
+
+
+# --- an LSTM step with its gates split --------------------------------------------------------
+
+
+def lstm_loss(x, h0, c0, Wx, Wh, b):
+    T = x.shape[1]
+    h, c = h0, c0
+    total = 0.0
+    for t in range(T):
+        a = x[:, t].dot(Wx) + h.dot(Wh) + b
+        ai, af, ao, ag = numpy.hsplit(a, 4)
+        i, f, o = 1 / (1 + numpy.exp(-ai)), 1 / (1 + numpy.exp(-af)), 1 / (1 + numpy.exp(-ao))
+        g = numpy.tanh(ag)
+        c = f * c + i * g
+        h = o * numpy.tanh(c)
+        total = total + numpy.sum(h * h)
+    return total
+
+
+def test_lstm_with_hsplit_gates_against_finite_differences():
+    N, T, D, H = 2, 3, 3, 2
+    args = [
+        rng.standard_normal((N, T, D)),
+        rng.standard_normal((N, H)) * 0.1,
+        rng.standard_normal((N, H)) * 0.1,
+        rng.standard_normal((D, 4 * H)) * 0.3,
+        rng.standard_normal((H, 4 * H)) * 0.3,
+        rng.standard_normal(4 * H) * 0.1,
+    ]
+    assert cr.check_grads(lstm_loss, *args, order=2).passed
+
+
+# --- word2vec, skip-gram with negative sampling ------------------------------------------------
+
+
+def sigmoid(x):
+    return 1.0 / (1.0 + numpy.exp(-x))
+
+
+def neg_sampling_loss(center, outside, U, negatives):
+    s = sigmoid(numpy.dot(U[outside], center))
+    loss = -numpy.log(s)
+    for k in negatives:
+        loss = loss - numpy.log(sigmoid(-numpy.dot(U[k], center)))
+    return loss
+
+
+def neg_sampling_grads(center, outside, U, negatives):
+    s = sigmoid(numpy.dot(U[outside], center))
+    dcenter = (s - 1) * U[outside]
+    dU = numpy.zeros_like(U)
+    dU[outside] += (s - 1) * center
+    for k in negatives:
+        sk = sigmoid(-numpy.dot(U[k], center))
+        dcenter += (1 - sk) * U[k]
+        dU[k] += (1 - sk) * center
+    return dcenter, dU
+
+
+def test_word2vec_negative_sampling_with_repeated_negatives():
+    center, U = rng.standard_normal(4), rng.standard_normal((6, 4)) * 0.5
+    negatives = [1, 4, 1, 5]  # a word drawn twice: its gradient adds up
+    got = cr.grad(neg_sampling_loss, argnums=(0, 2))(center, 2, U, negatives)
+    for g, want in zip(got, neg_sampling_grads(center, 2, U, negatives)):
+        close(g, want)
+
+
+# --- the plain-array accumulator of a loop-style layer -----------------------------------------
+
+
+def affine_loop(x, w, b):
+    out = numpy.zeros((x.shape[0], w.shape[1]))
+    out = out + b  # rebinding: `out` becomes a recorded value
+    for i in range(x.shape[0]):
+        out[i] += x[i].dot(w)
+    return numpy.sum(out**2)
+
+
+def test_a_loop_that_accumulates_rows_into_its_output():
+    x, w, b = rng.standard_normal((3, 4)), rng.standard_normal((4, 2)), rng.standard_normal(2)
+    assert cr.check_grads(affine_loop, x, w, b).passed
