@@ -364,10 +364,10 @@ def _dot_da(g: Any, out: Any, a: Any, b: Any) -> Any:
     nd = numpy.ndarray                  # _plain_2d, inlined: this is the hottest rule
     if type(g) is nd and type(a) is nd and type(b) is nd and a.ndim == 2 and b.ndim == 2:
         return g.dot(b.T)
-    if a.ndim == 2 and b.ndim == 2:         # the common case first
-        return g @ b.T
-    if a.ndim == 0 or b.ndim == 0:
+    if numpy.ndim(a) == 0 or numpy.ndim(b) == 0:  # t.dot(2.0): a product with a scalar
         return g * b
+    if a.ndim == 2 and b.ndim == 2:
+        return g @ b.T
     if a.ndim <= 2 and b.ndim <= 2:
         return _matmul_da(g, out, a, b)
     return _tensordot_da(g, out, a, b, _dot_axes(a, b))
@@ -377,10 +377,10 @@ def _dot_db(g: Any, out: Any, a: Any, b: Any) -> Any:
     nd = numpy.ndarray
     if type(g) is nd and type(a) is nd and type(b) is nd and a.ndim == 2 and b.ndim == 2:
         return a.T.dot(g)
+    if numpy.ndim(a) == 0 or numpy.ndim(b) == 0:
+        return g * a
     if a.ndim == 2 and b.ndim == 2:
         return a.T @ g
-    if a.ndim == 0 or b.ndim == 0:
-        return g * a
     if a.ndim <= 2 and b.ndim <= 2:
         return _matmul_db(g, out, a, b)
     return _tensordot_db(g, out, a, b, _dot_axes(a, b))

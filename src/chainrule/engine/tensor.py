@@ -271,15 +271,21 @@ def flatten_tensors(x: Any) -> list[Tensor]:
     return []
 
 
+_MASKED = numpy.ma.MaskedArray
+_MATRIX = numpy.matrix
+
+
 def _refuse_subclass(x: Any, where: str) -> None:
     """Masked arrays and matrices change what NumPy's operations mean; refuse them loudly."""
-    if isinstance(x, numpy.ma.MaskedArray):
+    if type(x) is numpy.ndarray or not isinstance(x, numpy.ndarray):
+        return
+    if isinstance(x, _MASKED):
         raise TypeError(
             f"{where}: a masked array reached a chainrule tensor, and chainrule would compute "
             "on the hidden values too. Fill the masked entries (numpy.ma.filled(a, value)) or "
             "keep only the valid ones (a.compressed()), or use a weight array of 0s and 1s"
         )
-    if isinstance(x, numpy.matrix):
+    if isinstance(x, _MATRIX):
         raise TypeError(
             f"{where}: a numpy.matrix reached a chainrule tensor, and chainrule follows "
             "ndarray semantics (* is elementwise): convert it with numpy.asarray(m) and write "
@@ -1029,7 +1035,7 @@ class Tensor(Node):
         return _apply(*B.FUNCTIONS[numpy.cumprod](self, axis, dtype, out))
 
     def dot(self, b: Any, out: Any = None) -> Tensor:
-        if out is None and not isinstance(b, (int, float, complex)):
+        if out is None:
             return _apply(P.dot, (self, b), _EMPTY)
         return _apply(*B.FUNCTIONS[numpy.dot](self, b, out))
 
