@@ -9,7 +9,7 @@ as Python source and compiles it.  Later calls run only that code: no tensors, n
 Backends write the same program differently:
 
 * ``"numpy"`` (default): straight-line NumPy, ``compile``d by Python;
-* ``"numba"``: the same program as a ``numba.njit`` kernel (``numba_backend.py``): one compiled
+* ``"numba"``: the same program as a ``numba.njit`` kernel (``numba_backend``): one compiled
   function, cached on disk, no per-operation interpreter overhead.  A program with an operation
   Numba cannot express runs on the NumPy backend, with one :class:`JitFallbackWarning`;
 * ``"auto"``: Numba where it wins — programs whose matrix products are small (see
@@ -240,10 +240,10 @@ def jit(
         fast.clear()
         guard[0] = None
 
-    wrapped.cache_info = cache_info  # type: ignore[attr-defined]
-    wrapped.clear_cache = clear_cache  # type: ignore[attr-defined]
-    wrapped.source = source  # type: ignore[attr-defined]
-    wrapped.cache = cache  # type: ignore[attr-defined]
+    wrapped.cache_info = cache_info  # type: ignore[attr-defined]  # a function attribute
+    wrapped.clear_cache = clear_cache  # type: ignore[attr-defined]  # a function attribute
+    wrapped.source = source  # type: ignore[attr-defined]  # a function attribute
+    wrapped.cache = cache  # type: ignore[attr-defined]  # a function attribute
     return wrapped
 
 
@@ -390,7 +390,7 @@ def _compile_numba(
             run(*flat)  # compile now (or load from the disk cache)
         # One specialisation only: other dtypes or layouts must not compile silently (this
         # code was written for these dtypes); ``run`` copies odd layouts into this one.
-        raw.kernel.disable_compile()  # type: ignore[attr-defined]
+        raw.kernel.disable_compile()
     except errors as e:
         return (
             None,

@@ -49,15 +49,18 @@ def _form(*prims: P.Primitive) -> Callable[[Handler], Handler]:
 
 
 def _ufunc_call(w: NumbaWriter, v: Value) -> tuple[str, int, str]:
+    prim = v.prim
+    assert prim is not None  # forms are looked up by primitive
     ctx = w.context(v)
     args = ", ".join(w.text(a, 0, ctx) for a in v.args)
     if v.kw:
-        raise Unsupported(v.prim.name if v.prim else "?", f"keyword arguments {sorted(v.kw)}")
-    return f"numpy.{v.prim.name}({args})", ATOM, "C"  # type: ignore[union-attr]
+        raise Unsupported(prim.name, f"keyword arguments {sorted(v.kw)}")
+    return f"numpy.{prim.name}({args})", ATOM, "C"
 
 
 def _infix(w: NumbaWriter, v: Value) -> tuple[str, int, str]:
-    op, prec = _INFIX[v.prim]  # type: ignore[index]
+    assert v.prim is not None  # forms are looked up by primitive
+    op, prec = _INFIX[v.prim]
     ctx = w.context(v)
     if (
         v.prim in (P.add, P.subtract, P.multiply)

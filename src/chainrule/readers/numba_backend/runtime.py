@@ -13,7 +13,7 @@ import sys
 import tempfile
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import numpy
 
@@ -22,6 +22,14 @@ from .module import Generated
 INSTALL_HINT = 'pip install "chainrule[fast]"'
 
 _AVAILABLE: list[bool] = []
+
+
+class Runner(Protocol):
+    """What :func:`build` returns: ``run(*inputs)``, with the compiled kernel as ``run.kernel``."""
+
+    kernel: Any
+
+    def __call__(self, *args: Any) -> Any: ...
 
 
 def available() -> bool:
@@ -150,7 +158,7 @@ def build(
     gen: Generated,
     input_shapes: list[tuple[int, ...]],
     assemble: Callable[[list[str], dict[str, Any]], str] | None = None,
-) -> Callable[..., Any]:
+) -> Runner:
     """Import the generated module and return ``run(*inputs)``: a Python function that calls
     the compiled kernel, puts constants and pass-through inputs in place, and returns
     ``assemble(output texts, namespace)`` (default: a tuple of the outputs)."""
@@ -192,9 +200,9 @@ def build(
         f"def run({', '.join(params)}):\n    _r = _kernel({', '.join(call)})\n    return {result}\n"
     )
     exec(compile(src, "<chainrule.jit numba glue>", "exec"), ns)
-    run = ns["run"]
+    run: Runner = ns["run"]
     run.kernel = kernel
-    return run  # type: ignore[no-any-return]
+    return run
 
 
 def _behaved(a: Any) -> Any:
@@ -203,15 +211,15 @@ def _behaved(a: Any) -> Any:
     return a
 
 
-def safe(run: Callable[..., Any]) -> Callable[..., Any]:
+def safe(run: Runner) -> Callable[..., Any]:
     """``run`` for any arrays: non-contiguous, read-only or unaligned ones are copied first
     (the kernel is compiled for C-contiguous, writable arrays only)."""
 
     def call(*args: Any) -> Any:
         return run(*map(_behaved, args))
 
-    call.kernel = run.kernel  # type: ignore[attr-defined]
-    call.raw = run  # type: ignore[attr-defined]
+    call.kernel = run.kernel  # type: ignore[attr-defined]  # a function attribute
+    call.raw = run  # type: ignore[attr-defined]  # a function attribute
     return call
 
 
