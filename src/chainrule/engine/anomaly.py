@@ -32,7 +32,19 @@ _depth = 0
 
 
 class AnomalyError(FloatingPointError):
-    """A forward value or a gradient became NaN or infinite (raised by ``detect_anomaly``)."""
+    """A forward value or a gradient became NaN or infinite (raised by ``detect_anomaly``).
+
+    Example
+    -------
+    >>> import numpy, chainrule as cr
+    >>> w = cr.tensor([1.0, 0.0], requires_grad=True)
+    >>> with cr.detect_anomaly():
+    ...     try:
+    ...         numpy.log(w)
+    ...     except cr.AnomalyError as e:
+    ...         print(str(e).splitlines()[0])
+    numpy.log produced inf (shape (2,))
+    """
 
 
 def _user_frame() -> Any:

@@ -17,7 +17,21 @@ __all__ = ["check_grads", "GradientCheckError", "GradCheckReport"]
 
 
 class GradientCheckError(AssertionError):
-    """chainrule's gradient and the finite-difference estimate disagree; ``.report`` says where."""
+    """chainrule's gradient and the finite-difference estimate disagree; ``.report`` says where.
+
+    Example
+    -------
+    >>> import numpy, chainrule as cr
+    >>> square = cr.primitive(numpy.square, name="square_with_a_slip")
+    >>> cr.defvjp(square, lambda g, out, x: g * x)   # should be g * 2 * x
+    >>> try:
+    ...     cr.check_grads(lambda x: square(x).sum(), numpy.array([1.0, 2.0]))
+    ... except cr.GradientCheckError as e:
+    ...     print(e.report.passed)
+    ...     print(str(e).splitlines()[2].strip())
+    False
+    x[1]: chainrule 2, finite difference 4
+    """
 
     def __init__(self, report: GradCheckReport) -> None:
         super().__init__(str(report))

@@ -43,7 +43,18 @@ _state = _State()
 
 
 class TracerBoolError(TypeError):
-    """A traced value was used where Python needs a concrete bool, int or float."""
+    """A traced value was used where Python needs a concrete bool, int or float.
+
+    Example
+    -------
+    >>> import numpy, chainrule as cr
+    >>> absolute = cr.jit(lambda x: x if x.sum() > 0 else -x)   # a branch on a value
+    >>> try:
+    ...     absolute(numpy.ones(2))
+    ... except cr.TracerBoolError as e:
+    ...     print(str(e)[:60])
+    bool() of a traced tensor: Python control flow cannot depend
+    """
 
 
 def is_grad_enabled() -> bool:

@@ -69,7 +69,16 @@ AUTO_NUMBA_MAX_FLOPS = 1.0e8
 
 class JitFallbackWarning(UserWarning):
     """``chainrule.jit(backend="numba")`` could not compile a program with Numba and runs it
-    on the NumPy backend instead (the message names the operation and why)."""
+    on the NumPy backend instead (the message names the operation and why).
+
+    Example
+    -------
+    >>> import warnings, chainrule as cr
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("error", cr.JitFallbackWarning)   # a fallback now raises
+    ...     issubclass(cr.JitFallbackWarning, UserWarning)
+    True
+    """
 
 
 class Compiled:
