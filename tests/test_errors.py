@@ -116,6 +116,174 @@ def test_unsupported_function_inside_no_grad_works():
     numpy.testing.assert_allclose(out, [[0.6, -0.2], [-0.2, 0.4]], rtol=1e-12)
 
 
+# NumPy functions written as compositions: what they refuse, and NumPy's own errors
+REFUSED = [
+    pytest.param(
+        lambda t: numpy.vsplit(t, 2), (4,), ValueError, [r"vsplit", r"2 or more"], id="vsplit-1d"
+    ),
+    pytest.param(
+        lambda t: numpy.dsplit(t, 2), (2, 4), ValueError, [r"dsplit", r"3 or more"], id="dsplit-2d"
+    ),
+    pytest.param(
+        lambda t: numpy.hsplit(t, 1), (), ValueError, [r"hsplit", r"1 or more"], id="hsplit-0d"
+    ),
+    pytest.param(
+        lambda t: numpy.hsplit(t, 3), (2, 4), ValueError, [r"equal division"], id="hsplit-uneven"
+    ),
+    pytest.param(
+        lambda t: numpy.rollaxis(t, 0, 4),
+        (2, 3),
+        numpy.exceptions.AxisError,
+        [r"rollaxis"],
+        id="rollaxis-start",
+    ),
+    pytest.param(
+        lambda t: numpy.select([t], [t]),
+        (3,),
+        TypeError,
+        [r"select", r"boolean"],
+        id="select-float-cond",
+    ),
+    pytest.param(
+        lambda t: numpy.select([], [], t),
+        (3,),
+        ValueError,
+        [r"select", r"empty"],
+        id="select-empty",
+    ),
+    pytest.param(
+        lambda t: numpy.partition(t, 5), (3,), ValueError, [r"out of bounds"], id="partition-kth"
+    ),
+    pytest.param(
+        lambda t: numpy.real_if_close(t + 1j),
+        (3,),
+        TypeError,
+        [r"real_if_close", r"complex", r"numpy\.real|detach"],
+        id="real_if_close-complex",
+    ),
+    pytest.param(
+        lambda t: numpy.linspace(t, 1.0, 3, device="gpu"),
+        (),
+        TypeError,
+        [r"linspace", r"device"],
+        id="linspace-device",
+    ),
+    pytest.param(
+        lambda t: numpy.linspace(t, 1.0, -1),
+        (),
+        ValueError,
+        [r"linspace", r"non-negative"],
+        id="linspace-num",
+    ),
+    pytest.param(
+        lambda t: numpy.gradient(t, numpy.arange(4.0) ** 2),
+        (4,),
+        TypeError,
+        [r"gradient", r"scalar spacing", r"diff"],
+        id="gradient-coordinates",
+    ),
+    pytest.param(
+        lambda t: numpy.gradient(t, edge_order=3),
+        (4,),
+        ValueError,
+        [r"edge_order"],
+        id="gradient-edge-order",
+    ),
+    pytest.param(
+        lambda t: numpy.gradient(t, edge_order=2),
+        (2,),
+        ValueError,
+        [r"too small"],
+        id="gradient-too-short",
+    ),
+    pytest.param(
+        lambda t: numpy.cross(t, t),
+        (4, 2),
+        ValueError,
+        [r"cross", r"3 components"],
+        id="cross-2-vectors",
+    ),
+    pytest.param(
+        lambda t: numpy.einsum(t, [0, 52]),
+        (2, 2),
+        ValueError,
+        [r"einsum", r"valid range"],
+        id="einsum-sublist-range",
+    ),
+    pytest.param(
+        lambda t: numpy.einsum(t, [0, -1]),
+        (2, 2),
+        ValueError,
+        [r"einsum", r"valid range"],
+        id="einsum-sublist-negative",
+    ),
+    pytest.param(
+        lambda t: numpy.einsum(t, [0, True]),
+        (2, 2),
+        TypeError,
+        [r"einsum", r"integer or an ellipsis"],
+        id="einsum-sublist-bool",
+    ),
+    pytest.param(
+        lambda t: numpy.convolve(t, t, "bogus"),
+        (3,),
+        ValueError,
+        [r"mode", r"valid"],
+        id="convolve-mode",
+    ),
+    pytest.param(
+        lambda t: numpy.correlate(t, t, 3),
+        (3,),
+        ValueError,
+        [r"mode", r"0, 1, or 2"],
+        id="correlate-mode-int",
+    ),
+    pytest.param(
+        lambda t: numpy.convolve(t, t), (2, 2), ValueError, [r"convolve", r"deep"], id="convolve-2d"
+    ),
+    pytest.param(
+        lambda t: numpy.correlate(t, t[:0]),
+        (3,),
+        ValueError,
+        [r"correlate", r"empty"],
+        id="correlate-empty",
+    ),
+    pytest.param(
+        lambda t: numpy.interp(1.0, t, t), (3,), TypeError, [r"interp", r"xp"], id="interp-xp-grad"
+    ),
+    pytest.param(
+        lambda t: numpy.interp(t, [0.0, 1.0], t),
+        (3,),
+        ValueError,
+        [r"interp", r"same length"],
+        id="interp-length",
+    ),
+    pytest.param(
+        lambda t: numpy.interp(t, [0.0, 1.0], [1j, 2.0]),
+        (3,),
+        TypeError,
+        [r"interp", r"complex"],
+        id="interp-complex",
+    ),
+    pytest.param(
+        lambda t: numpy.interp(t, [0.0, 1.0], [1.0, 2.0], period=0),
+        (3,),
+        ValueError,
+        [r"period"],
+        id="interp-period-0",
+    ),
+]
+
+
+@pytest.mark.parametrize("func, shape, error, patterns", REFUSED)
+def test_compositions_refuse_what_they_do_not_support_and_what_numpy_refuses(
+    func, shape, error, patterns
+):
+    with pytest.raises(error) as excinfo:
+        func(leaf(numpy.ones(shape)))
+    assert_message(excinfo, *patterns)
+
+
 # ---------------------------------------------------------------------------------------------
 # Conversions to plain arrays, and ndarray methods given a tensor
 # ---------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 
 import numpy
 import pytest
@@ -432,3 +433,62 @@ def test_a_relu_overwrites_its_input_once_the_mask_is_taken(dtype):
     assert _bits_equal(got[0], want[0])
     for a, w in zip(got[1], want[1]):
         assert _bits_equal(a, w)
+
+
+# Compositions whose steps depend on values (which knot, which order, which condition): compiled
+# at one input and run at another far from it, value and gradient must be eager's there (the
+# op list's second call moves inputs by 0.01 only, which a frozen choice would survive).
+_XP = [0.0, 1.0, 2.5, 3.0]
+FOLLOWS_INPUTS = [
+    (
+        "interp",
+        lambda x, fp: numpy.interp(x, _XP, fp) ** 2,
+        (numpy.array([-0.5, 0.2, 1.3, 2.6, 3.5]), numpy.arange(4.0)),
+        (numpy.array([2.9, 3.7, 0.4, -1.0, 1.1]), numpy.arange(4.0) ** 2),
+    ),
+    (
+        "interp-xp-input-period",
+        lambda x, xp, fp: numpy.interp(x, xp, fp, period=3.0) ** 2,
+        (numpy.array([-0.5, 0.2, 1.3, 2.6]), numpy.array(_XP), numpy.arange(4.0)),
+        (numpy.array([2.9, 3.7, 0.4, 1.1]), numpy.array([0.3, 0.9, 2.0, 2.4]), -numpy.arange(4.0)),
+    ),
+    (
+        "partition",
+        lambda x: numpy.partition(x, [0, 2], axis=0) * numpy.arange(1.0, 6.0)[:, None],
+        (numpy.arange(15.0).reshape(5, 3),),
+        (-numpy.arange(15.0).reshape(5, 3) % 7,),
+    ),
+    (
+        "select",
+        lambda x, d: numpy.select([x > 0.5, x < -0.5], [x**2, 3 * x], d),
+        (numpy.array([1.0, -1.0, 0.0]), numpy.ones(3)),
+        (numpy.array([-1.0, 0.2, 2.0]), numpy.full(3, 2.0)),
+    ),
+    (
+        "linspace",
+        lambda a, b: numpy.linspace(a, b, 5, axis=-1) ** 2,
+        (numpy.zeros(2), numpy.array([1.0, 2.0])),
+        (numpy.array([3.0, 0.0]), numpy.array([-1.0, 5e-324])),
+    ),
+]
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize(
+    "name, f, first, second", FOLLOWS_INPUTS, ids=[c[0] for c in FOLLOWS_INPUTS]
+)
+def test_value_dependent_compositions_follow_their_inputs(name, f, first, second, backend):
+    if backend == "numba":
+        pytest.importorskip("numba")
+    eager = cr.value_and_grad(lambda *a: f(*a).sum(), argnums=0)
+    compiled = cr.jit(eager, backend=backend)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", cr.JitFallbackWarning)  # searchsorted, argpartition
+        compiled(*first)
+        got = compiled(*second)
+    want = eager(*second)
+    numpy.testing.assert_allclose(got[0], want[0], rtol=1e-13)
+    numpy.testing.assert_allclose(got[1], want[1], rtol=1e-13)
+    batch = [numpy.stack([a, b]) for a, b in zip(first, second)]
+    mapped = cr.vmap(f)(*batch)
+    numpy.testing.assert_allclose(mapped[1], f(*second), rtol=1e-13)

@@ -53,7 +53,10 @@ FALLBACK = {
     "einsum-sum-only": ("einsum", "Numba has no numpy.einsum"),
     "einsum-three": ("einsum", "Numba has no numpy.einsum"),
     "einsum-sublist": ("einsum", "Numba has no numpy.einsum"),
+    "einsum-sublist-three-implicit": ("einsum", "Numba has no numpy.einsum"),
+    "einsum-sublist-ellipsis": ("einsum", "Numba has no numpy.einsum"),
     "i0": ("i0", "no Numba form for this operation"),
+    "i0-()": ("i0", "no Numba form for this operation"),
     **{
         case: (op, "no Numba form for this operation")
         for case, op in [
@@ -77,6 +80,12 @@ FALLBACK = {
             ("linalg-eigh-upper-ignored", "linalg.eigh.eigenvectors"),
             ("nanmin", "all"),
             ("matrix_power-negative", "linalg.inv"),
+            ("partition", "argpartition"),
+            ("partition-kths-axis0", "argpartition"),
+            ("partition-flat", "argpartition"),
+            ("interp", "searchsorted"),
+            ("interp-left-right-2d", "searchsorted"),
+            ("interp-period", "searchsorted"),
         ]
     },
 }

@@ -260,6 +260,81 @@ COMPOSITIONS = [
     ("insert-many", lambda a: numpy.insert(a, [0, 2, 2], 7.0), [x]),
     ("diagflat", lambda a: numpy.diagflat(a, -1), [v]),
     ("hsplit", lambda a: numpy.hsplit(a, [1]), [x]),
+    ("vsplit", lambda a: numpy.vsplit(a, 2), [x]),
+    ("dsplit", lambda a: numpy.dsplit(a, [2, 4]), [x3]),
+    ("hsplit-3d", lambda a: numpy.hsplit(a, [1, -1]), [x3]),
+    ("rollaxis-negative", lambda a: numpy.rollaxis(a, -1, -2), [x3]),
+    ("rollaxis-to-end", lambda a: numpy.rollaxis(a, 0, 3), [x3]),
+    ("degrees-f32", numpy.degrees, [x.astype(numpy.float32)]),
+    ("radians-scalar", numpy.radians, [numpy.float64(37.5)]),
+    # Python numbers are weak in select's dtype (float32 stays float32), as in NumPy
+    ("select-weak-f32", lambda a: numpy.select([a > 0], [a], 1.5), [x.astype(numpy.float32)]),
+    ("select-scalar-choice", lambda a: numpy.select([a > 0, a < -1], [2, a]), [x]),
+    # partition: NumPy's own arrangement (argpartition + gather), not only a valid one
+    ("partition", lambda a: numpy.partition(a, 2), [x]),
+    ("partition-kths-axis0", lambda a: numpy.partition(a, [0, 2], axis=0), [x]),
+    ("partition-flat", lambda a: numpy.partition(a, -3, axis=None), [x]),
+    ("partition-ties", lambda a: numpy.partition(a, 4), [numpy.round(x)]),
+    ("real_if_close", numpy.real_if_close, [x]),
+    (
+        "linspace-f32-weak",
+        lambda a: numpy.linspace(a, 0.1, 9),
+        [v[:3].astype(numpy.float32)],
+    ),
+    ("linspace-axis", lambda a, b: numpy.linspace(a, b, 4, axis=-1), [v[:2], x[:3, :2]]),
+    ("linspace-retstep", lambda a, b: numpy.linspace(a, b, 6, retstep=True), [v[:3], v[2]]),
+    ("linspace-retstep-1", lambda a, b: numpy.linspace(a, b, 1, retstep=True), [v[:3], v[2]]),
+    ("linspace-int", lambda a, b: numpy.linspace(a, b, 5, dtype=int), [v[:3] * 9, v[2]]),
+    # a step that underflows to 0: NumPy's denormal branch, y / div * delta
+    (
+        "linspace-denormal",
+        lambda a, b: numpy.linspace(a, b, 4),
+        [numpy.zeros(2), numpy.array([5e-324, 0.7])],
+    ),
+    ("gradient-axes", lambda a: numpy.gradient(a, 0.5, 2.0, axis=(2, 0)), [x3]),
+    ("gradient-f32-edge2", lambda a: numpy.gradient(a, 0.3, edge_order=2), [x.astype("f4")]),
+    ("cross", numpy.cross, [x[:, :3], v[:3]]),
+    ("cross-axis", lambda a, b: numpy.cross(a, b, axis=0), [x[:3], x[1:4]]),
+    (
+        "einsum-sublist-three",
+        lambda a, b, c: numpy.einsum(a, [0, 1], b, [1, 2], c, [2], [0]),
+        [x, x.T.copy(), v[:4]],
+    ),
+    # convolve/correlate: kernels up to 11 long sum in NumPy's order, so every full overlap
+    # (all of 'valid') is NumPy's bit for bit; the ends ('same', 'full') and longer kernels are
+    # summed by BLAS in NumPy (test_convolve_and_correlate_agree_with_numpy_to_rounding)
+    ("convolve-valid", lambda a, b: numpy.convolve(a, b, "valid"), [x3.ravel(), v]),
+    ("correlate-valid", lambda a, b: numpy.correlate(a, b, 0), [x3.ravel(), x.ravel()[:11]]),
+    (
+        "correlate-valid-swapped-f32",
+        lambda a, b: numpy.correlate(a, b),
+        [v.astype(numpy.float32), x.ravel().astype(numpy.float32)],
+    ),
+    ("convolve-scalar", lambda a: numpy.convolve(a, 2.5), [v]),
+    (
+        "interp-special",
+        lambda a, fp: numpy.interp(a, [0.0, 1.0, 2.0, 3.0, 3.0], fp),
+        [
+            numpy.array([-numpy.inf, numpy.nan, 0.5, 1.0, 1.5, 2.5, 3.0, numpy.inf]),
+            numpy.array([numpy.inf, numpy.inf, 1.0, -numpy.inf, 2.0]),
+        ],
+    ),
+    (
+        "interp-f32-left-right",
+        lambda a, fp: numpy.interp(a, [0.0, 1.0, 2.5], fp, left=-9.0, right=9.0),
+        [numpy.array([-1.0, 0.3, 1.7, 3.0], numpy.float32), v[:3].astype(numpy.float32)],
+    ),
+    ("interp-one-knot", lambda a: numpy.interp(a, [1.0], [2.0]), [numpy.array([0.0, 1.0, 2.0])]),
+    (
+        "interp-period",
+        lambda a, fp: numpy.interp(a, [0.5, 1.5, 2.2, 3.0], fp, period=-3.0),
+        [numpy.array([-1.3, 0.2, 1.0, 2.6, 4.1, numpy.nan]), v[:4]],
+    ),
+    ("i0-f32", numpy.i0, [x.astype(numpy.float32)]),
+    ("trapezoid-x-2d", lambda a, b: numpy.trapezoid(a, b), [x, numpy.cumsum(numpy.abs(x), 1)]),
+    ("insert-slice", lambda a, b: numpy.insert(a, slice(0, 4, 2), b, axis=0), [x, x[:2]]),
+    ("insert-f32-values-f64", lambda a, b: numpy.insert(a, 3, b), [x.astype("f4"), v[:2]]),
+    ("diagflat-2d", lambda a: numpy.diagflat(a, 2), [x[:2, :2]]),
 ]
 
 
@@ -277,3 +352,38 @@ def test_compositions_give_numpys_values_bit_for_bit(name, f, inputs):
         w = numpy.asarray(w)
         assert (g.dtype, g.shape) == (w.dtype, w.shape)
         assert g.tobytes() == w.tobytes(), (g, w)
+
+
+def test_i0_rule_bessel_i1_matches_scipy():
+    # the i0 rule's I1 is NumPy code (a trapezoid rule on (1/pi) * int_0^pi exp(x cos t) cos t
+    # dt), not scipy's series: not bit for bit, relative error below 1e-14 for |x| <= 100
+    import scipy.special
+
+    from chainrule.engine.rules import _bessel_i1
+
+    tiny = numpy.geomspace(1e-300, 1.0, 200)
+    xs = numpy.concatenate([numpy.linspace(-100.0, 100.0, 2001), tiny, -tiny])
+    numpy.testing.assert_allclose(_bessel_i1(xs), scipy.special.i1(xs), rtol=1e-14, atol=0)
+    assert _bessel_i1(numpy.float64(0.0)) == 0.0
+    grid = xs[:2000].reshape(4, 5, 100)  # any shape, elementwise
+    numpy.testing.assert_allclose(_bessel_i1(grid), scipy.special.i1(grid), rtol=1e-14)
+
+
+@pytest.mark.parametrize("mode", ["full", "same", "valid"])
+@pytest.mark.parametrize("n, m", [(6, 3), (3, 6), (9, 10), (30, 11), (40, 12), (12, 40), (200, 64)])
+@pytest.mark.parametrize("dtype", [numpy.float64, numpy.float32])
+def test_convolve_and_correlate_agree_with_numpy_to_rounding(n, m, mode, dtype):
+    # Not bit for bit everywhere: NumPy sums the partial overlaps at the ends, and every
+    # overlap of a kernel longer than 11, with BLAS's dot, whose summation order is its own.
+    # The difference is a rounding error of the sum: within a few eps of sum |a_i| |v_j|.
+    rng = numpy.random.default_rng(n * 100 + m)
+    a, w = rng.standard_normal(n).astype(dtype), rng.standard_normal(m).astype(dtype)
+    for f in (numpy.convolve, numpy.correlate):
+        want = f(a, w, mode)
+        got = f(cr.tensor(a, requires_grad=True), w, mode).data
+        assert got.dtype == want.dtype and got.shape == want.shape
+        scale = f(numpy.abs(a).astype(float), numpy.abs(w).astype(float), mode)
+        assert numpy.all(numpy.abs(got - want) <= 4 * numpy.finfo(dtype).eps * scale)
+        if m <= 11 and n >= m:  # the full overlaps: NumPy's small_correlate order exactly
+            full = f(a, w, "valid")
+            assert f(cr.tensor(a), w, "valid").data.tobytes() == full.tobytes()

@@ -291,12 +291,27 @@ def _sublists_to_subscripts(operands: tuple[Any, ...]) -> tuple[Any, ...]:
     letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
     def spell(sub: Any) -> str:
-        try:
-            return "".join("..." if s is Ellipsis else letters[operator.index(s)] for s in sub)
-        except (TypeError, IndexError):
-            raise TypeError(
-                f"numpy.einsum: a sublist holds integers 0-51 or Ellipsis, got {sub!r}"
-            ) from None
+        chars = []
+        for s in sub:
+            if s is Ellipsis:
+                chars.append("...")
+                continue
+            try:
+                if isinstance(s, (bool, numpy.bool_)):
+                    raise TypeError
+                k = operator.index(s)
+            except TypeError:
+                raise TypeError(
+                    "numpy.einsum: each subscript must be either an integer or an ellipsis "
+                    f"(a sublist holds integers 0-51 or Ellipsis), got {sub!r}"
+                ) from None
+            if not 0 <= k < len(letters):
+                raise ValueError(
+                    f"numpy.einsum: subscript {k} in sublist {sub!r} is not within the valid "
+                    "range [0, 52)"
+                )
+            chars.append(letters[k])
+        return "".join(chars)
 
     ops = list(operands)
     out = spell(ops.pop()) if len(ops) % 2 == 1 else None

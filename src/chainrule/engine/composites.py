@@ -16,6 +16,7 @@ import numpy
 
 from .binders import _square_stack
 from .primitives import (
+    Slot,
     _EighResult,
     _ndim,
     _no_out,
@@ -27,6 +28,7 @@ from .primitives import (
     eighvals,
     eigvalsh,
     eigvecsh,
+    gather,
     logabsdet,
 )
 
@@ -780,12 +782,23 @@ def _rollaxis(a: Any, axis: int, start: int = 0) -> Any:
 
 @_composite(numpy.select)
 def _select(condlist: Any, choicelist: Any, default: Any = 0) -> Any:
-    # the first true condition wins: applied last to first, each a where() over the rest
+    # NumPy burns the choices onto the default from last to first, so the first true condition
+    # wins: the same as a where() per condition, applied last to first. Gradients reach the
+    # chosen choice and the default, never the conditions.
     if len(condlist) != len(choicelist):
         raise ValueError("numpy.select: list of cases must be same length as list of conditions")
     if not condlist:
         raise ValueError("numpy.select: select with an empty condition list is not possible")
-    dtype = numpy.result_type(*[_dtype_of(c) for c in choicelist], _dtype_of(default))
+    for i, cond in enumerate(condlist):
+        if _dtype_of(cond) != numpy.bool_:
+            raise TypeError(
+                f"numpy.select: invalid entry {i} in condlist: should be boolean ndarray"
+            )
+    # Python numbers stay weak in the result dtype, as in NumPy (NEP 50)
+    dtype = numpy.result_type(
+        *[c if type(c) in (int, float, complex) else _dtype_of(c) for c in choicelist],
+        default if type(default) in (int, float, complex) else _dtype_of(default),
+    )
     result = default
     for cond, choice in zip(reversed(condlist), reversed(choicelist)):
         result = numpy.where(cond, choice, result)
@@ -794,20 +807,24 @@ def _select(condlist: Any, choicelist: Any, default: Any = 0) -> Any:
 
 @_composite(numpy.partition)
 def _partition(
-    a: Any, kth: Any, axis: Any = -1, kind: str = "introselect", order: Any = None
+    a: Any, kth: Any, axis: Any = -1, kind: Any = "introselect", order: Any = None
 ) -> Any:
-    # Every element before position kth is no larger and every one after no smaller: NumPy
-    # leaves their order unspecified, and the sorted array is such a partition (with sort's
-    # gradient, which jit and vmap follow for any input).
+    # NumPy's own partition of the data (argpartition, which arranges the values exactly as
+    # numpy.partition does), then a gather: the gradient goes back to where each value came from
     if order is not None:
         raise TypeError("numpy.partition: order= is not supported on chainrule tensors")
-    return numpy.sort(a, axis=axis)
+    # kth as an array: a list argument would be computed outside a trace (frozen under jit)
+    idx = numpy.argpartition(a, numpy.asarray(kth), axis=axis, kind=kind)
+    return numpy.take_along_axis(a, idx, axis=axis)
 
 
 @_composite(numpy.real_if_close)
 def _real_if_close(a: Any, tol: float = 100) -> Any:
     if _dtype_of(a).kind == "c":
-        raise TypeError("numpy.real_if_close: complex tensors are not supported yet")
+        raise TypeError(
+            "numpy.real_if_close: complex tensors are not supported (chainrule differentiates "
+            "real values); call it on t.detach(), or pass the real part numpy.real(...)"
+        )
     return a
 
 
@@ -858,6 +875,11 @@ def _diagflat(v: Any, k: int = 0) -> Any:
 # ---------------------------------------------------------------------------------------------
 
 
+def _weak(x: Any) -> Any:
+    """What NumPy's promotion sees: a Python number stays weak (NEP 50), the rest its dtype."""
+    return x if type(x) in (int, float, complex) else _dtype_of(x)
+
+
 @_composite(numpy.linspace)
 def _linspace(
     start: Any,
@@ -870,25 +892,44 @@ def _linspace(
     *,
     device: Any = None,
 ) -> Any:
-    # NumPy's own steps: y = arange(num) * step + start, the last point set to stop exactly
+    # NumPy's own steps, on tensors: delta = stop - start in the result dtype,
+    # y = arange(num) * (delta / div) + start (or arange(num) / div * delta where a step is 0,
+    # NumPy's care for denormals), the last sample set to stop when endpoint
     num = operator.index(num)
     if num < 0:
         raise ValueError(f"numpy.linspace: number of samples, {num}, must be non-negative.")
-    if axis != 0 or device is not None:
-        raise TypeError("numpy.linspace: axis= and device= are not supported on chainrule tensors")
-    div = num - 1 if endpoint else num
+    if device not in (None, "cpu"):
+        raise TypeError(f"numpy.linspace: device={device!r} is not supported on chainrule tensors")
+    div = (num - 1) if endpoint else num
+    dt = numpy.result_type(_weak(start), _weak(stop))
+    if dt.kind not in "fc":
+        dt = numpy.result_type(dt, 0.0)
+    start, stop = (
+        v if type(v) in (int, float, complex) or _dtype_of(v) == dt else _arrayish(v).astype(dt)
+        for v in (start, stop)
+    )
     delta = stop - start
     nd = _ndim(delta)
-    y = numpy.arange(0, num, dtype=numpy.result_type(_dtype_of(delta), float))
-    y = y.reshape((-1,) + (1,) * nd)
-    step = delta / div if div > 0 else numpy.nan * delta
+    y: Any = numpy.arange(0, num, dtype=dt).reshape((-1,) + (1,) * nd)
+    step: Any
     if div > 0:
-        y = y * step + start
+        step = delta / div
+        # any(step == 0), spelled with operations that jit's Numba backend compiles
+        zero = numpy.max(numpy.where(step == 0, 1.0, 0.0)) > 0
+        y = numpy.where(zero, y / div * delta, y * step)
     else:
-        y = y * delta + start
+        step = numpy.nan
+        y = y * delta
+    y = y + start
     if endpoint and num > 1:
-        y = numpy.concatenate([y[:-1], numpy.reshape(stop + 0 * y[-1], (1,) + _shape(y)[1:])])
+        last = stop if hasattr(stop, "_prim") else numpy.asarray(stop, dtype=dt)
+        last = numpy.broadcast_to(last, _shape(y)[1:])
+        y = numpy.concatenate([y[:-1], numpy.reshape(last, (1,) + _shape(y)[1:])], axis=0)
+    if axis != 0:
+        y = numpy.moveaxis(y, 0, axis)
     if dtype is not None:
+        if numpy.issubdtype(dtype, numpy.integer):
+            y = numpy.floor(y)
         y = y.astype(dtype)
     return (y, step) if retstep else y
 
@@ -947,80 +988,156 @@ def _gradient(f: Any, *varargs: Any, axis: Any = None, edge_order: int = 1) -> A
     return outs[0] if len(outs) == 1 else tuple(outs)
 
 
+def _float64(x: Any) -> Any:
+    """``x`` as float64, as NumPy's compiled functions take it (a tensor through astype)."""
+    x = _arrayish(x)
+    if _dtype_of(x).kind == "c":
+        raise TypeError("complex values are not supported on chainrule tensors")
+    return x if _dtype_of(x) == numpy.float64 else x.astype(numpy.float64)
+
+
+def _take(a: Any, j: Any) -> Any:
+    """``numpy.take(a, j)`` of a 1-d ``a``; a computed (traced) ``j`` stays an input even when
+    ``a`` is a plain array (numpy.take dispatches on ``a`` alone)."""
+    if hasattr(j, "_prim") and not hasattr(a, "_prim"):
+        return gather(a, j, template=(Slot(0),))
+    return numpy.take(a, j)
+
+
 @_composite(numpy.interp)
 def _interp(
     x: Any, xp: Any, fp: Any, left: Any = None, right: Any = None, period: Any = None
 ) -> Any:
-    # NumPy's formula: slope * (x - xp[j]) + fp[j] on the segment [xp[j], xp[j+1]), fp[j] at a
-    # knot, fp[0] (left) below and fp[-1] (right) above. xp is a constant.
-    if period is not None:
-        raise TypeError("numpy.interp: period= is not supported on chainrule tensors")
+    # NumPy's compiled interp, case by case, in traced operations only (jit and vmap follow
+    # new x, xp and fp): NaN x gives x (with one knot: fp[0]); below xp[0] left (fp[0]), above
+    # xp[-1] right (fp[-1]); at xp[-1] fp[-1]; at a knot xp[j] fp[j]; else
+    # slope * (x - xp[j]) + fp[j] with xp[j] <= x < xp[j+1], and where that is NaN (infinite
+    # fp) the same from xp[j+1], then fp[j] if fp[j] == fp[j+1]. Differentiable in x and fp
+    # (and left/right); xp is a constant.
     if hasattr(xp, "_prim") and xp.requires_grad:
-        raise TypeError("numpy.interp: the gradient with respect to xp is not supported")
-    knots = numpy.asarray(getattr(xp, "_data", xp), dtype=float)
-    fp = _arrayish(fp)
-    m = knots.shape[0]
+        raise TypeError(
+            "numpy.interp: the gradient with respect to xp is not supported (pass xp detached)"
+        )
+    try:
+        x, xp, fp = _float64(x), _float64(xp), _float64(fp)
+    except TypeError:
+        raise TypeError(
+            "numpy.interp: complex values are not supported on chainrule tensors"
+        ) from None
+    if _ndim(xp) != 1 or _ndim(fp) != 1:
+        raise ValueError("numpy.interp: data points must be 1D sequences")
+    m = _shape(xp)[0]
     if m == 0:
         raise ValueError("numpy.interp: array of sample points is empty")
-    xv = numpy.asarray(getattr(x, "_data", x), dtype=float)
-    j = numpy.clip(numpy.searchsorted(knots, xv, side="right") - 1, 0, max(m - 2, 0))
+    if _shape(fp)[0] != m:
+        raise ValueError("numpy.interp: fp and xp are not of the same length.")
+    if period is not None:
+        # NumPy's periodic form: everything modulo period, xp sorted, one knot added each side
+        if period == 0:
+            raise ValueError("numpy.interp: period must be a non-zero value")
+        period = abs(period)
+        left = right = None
+        x, xp = x % period, xp % period
+        order = numpy.argsort(xp)
+        xp, fp = _take(xp, order), _take(fp, order)
+        xp = numpy.concatenate([xp[-1:] - period, xp, xp[0:1] + period])
+        fp = numpy.concatenate([fp[-1:], fp, fp[0:1]])
+        m += 2
     if m == 1:
-        y = fp[0] + 0 * x
+        y = numpy.broadcast_to(fp[0], _shape(x))
     else:
-        x0, x1 = knots[j], knots[j + 1]
-        f0, f1 = fp[j], fp[j + 1]
-        slope = (f1 - f0) / (x1 - x0)
-        y = numpy.where(xv == x0, f0, slope * (x - x0) + f0)
-        y = numpy.where(xv == knots[-1], fp[-1] + 0 * x, y)
-    low = fp[0] if left is None else left
-    high = fp[-1] if right is None else right
-    y = numpy.where(xv < knots[0], low + 0 * x, y)
-    return numpy.where(xv > knots[-1], high + 0 * x, y)
+        j = numpy.clip(numpy.searchsorted(xp, x, side="right") - 1, 0, m - 2)
+        x0, x1 = _take(xp, j), _take(xp, j + 1)
+        f0, f1 = _take(fp, j), _take(fp, j + 1)
+        # x1 == x0 only where j was clipped (x outside [xp[0], xp[-1]): replaced below)
+        dx = x1 - x0
+        slope = (f1 - f0) / numpy.where(dx == 0, 1.0, dx)
+        y = slope * (x - x0) + f0
+        back = slope * (x - x1) + f1
+        back = numpy.where(numpy.isnan(back) & (f0 == f1), f0, back)
+        y = numpy.where(numpy.isnan(y), back, y)
+        y = numpy.where(x == x0, f0, y)
+        y = numpy.where(x == xp[-1], fp[-1], y)
+    low = fp[0] if left is None else _float64(left)
+    high = fp[-1] if right is None else _float64(right)
+    y = numpy.where(x < xp[0], low, y)
+    y = numpy.where(x > xp[-1], high, y)
+    # NumPy's one-knot branch has no NaN case: NaN x gives fp[0] there
+    return y if m == 1 else numpy.where(numpy.isnan(x), x, y)
 
 
-def _correlate_full(a: Any, v: Any) -> Any:
-    """sum_j a[k + j] v[j] at every overlap (NumPy's 'full' mode): sliding windows of the zero-
-    padded ``a`` times ``v``."""
-    m = _shape(v)[0]
-    padded = numpy.pad(a, (m - 1, m - 1))
-    windows = numpy.lib.stride_tricks.sliding_window_view(padded, m)
-    return windows @ v
+_MODES = {"valid": 0, "same": 1, "full": 2}
 
 
-def _trim(full: Any, n: int, m: int, mode: str, fname: str) -> Any:
-    if mode == "full":
-        return full
-    if mode == "same":
-        size = max(n, m)
-        start = (n + m - 1 - size) // 2
-        return full[start : start + size]
-    if mode == "valid":
-        return full[min(n, m) - 1 : max(n, m)]
-    raise ValueError(f"numpy.{fname}: mode must be 'full', 'same' or 'valid', got {mode!r}")
+def _conv_mode(mode: Any) -> int:
+    """NumPy's mode: 'valid', 'same', 'full' or 0, 1, 2."""
+    if isinstance(mode, str):
+        if mode not in _MODES:
+            raise ValueError(f"mode must be one of 'valid', 'same', or 'full' (got {mode!r})")
+        return _MODES[mode]
+    if isinstance(mode, (bool, numpy.bool_)):
+        raise TypeError("convolve/correlate mode not understood")
+    k = operator.index(mode)
+    if k not in (0, 1, 2):
+        raise ValueError("integer convolve/correlate mode must be 0, 1, or 2")
+    return k
+
+
+def _conv_inputs(a: Any, v: Any, fname: str, ndmin: bool) -> tuple[Any, Any]:
+    a, v = _arrayish(a), _arrayish(v)
+    if ndmin:  # convolve takes numbers as 1-element sequences
+        a, v = (numpy.reshape(x, (1,)) if _ndim(x) == 0 else x for x in (a, v))
+    for x in (a, v):
+        if _ndim(x) != 1:
+            raise ValueError(
+                f"numpy.{fname}: object too {'deep' if _ndim(x) > 1 else 'small'} for desired "
+                "array (1-d sequences only)"
+            )
+        if _shape(x)[0] == 0:
+            raise ValueError(f"numpy.{fname}: inputs cannot be empty")
+        if _dtype_of(x).kind == "c":
+            raise TypeError(f"numpy.{fname}: complex tensors are not supported")
+    return a, v
+
+
+def _correlate_long(a: Any, v: Any, mode: int) -> Any:
+    """NumPy's correlation of ``a`` with a kernel ``v`` no longer than ``a``:
+    c[k] = sum_j a[k + j - pad] v[j] over the overlaps, ``pad`` zeros each side (m - 1 for
+    'full', m // 2 and m - 1 - m // 2 for 'same', none for 'valid').
+
+    Kernels of up to 11 values: the sum of the shifted products, in NumPy's order (its
+    small_correlate), so the full overlaps (all of 'valid') are NumPy's bit for bit; the partial
+    overlaps at the ends, which NumPy sums with BLAS's dot, agree to rounding. Longer kernels:
+    a product of sliding windows with ``v`` (NumPy's BLAS dot sums in an order of its own:
+    equal to rounding)."""
+    n, m = _shape(a)[0], _shape(v)[0]
+    left, right = ((0, 0), (m // 2, m - 1 - m // 2), (m - 1, m - 1))[mode]
+    if left or right:
+        a = numpy.pad(a, (left, right))
+    size = n - m + 1 + left + right
+    if m > 11:
+        windows = numpy.lib.stride_tricks.sliding_window_view(a, m)
+        return windows @ v
+    out = a[0:size] * v[0]
+    for j in range(1, m):
+        out = out + a[j : j + size] * v[j]
+    return out
 
 
 @_composite(numpy.correlate)
-def _correlate(a: Any, v: Any, mode: str = "valid") -> Any:
-    a, v = _arrayish(a), _arrayish(v)
-    if _ndim(a) != 1 or _ndim(v) != 1:
-        raise ValueError("numpy.correlate: object too deep for desired array")
-    n, m = _shape(a)[0], _shape(v)[0]
-    if n == 0 or m == 0:
-        raise ValueError("numpy.correlate: inputs cannot be empty")
-    if n >= m:
-        return _trim(_correlate_full(a, v), n, m, mode, "correlate")
-    # NumPy swaps the arguments (and reverses the result) when v is the longer one
-    return _trim(numpy.flip(_correlate_full(v, a)), n, m, mode, "correlate")
+def _correlate(a: Any, v: Any, mode: Any = "valid") -> Any:
+    k = _conv_mode(mode)
+    a, v = _conv_inputs(a, v, "correlate", False)
+    if _shape(a)[0] >= _shape(v)[0]:
+        return _correlate_long(a, v, k)
+    # NumPy swaps the arguments when v is the longer one, and reverses the result
+    return numpy.flip(_correlate_long(v, a, k))
 
 
 @_composite(numpy.convolve)
-def _convolve(a: Any, v: Any, mode: str = "full") -> Any:
-    a, v = _arrayish(a), _arrayish(v)
-    if _ndim(a) != 1 or _ndim(v) != 1:
-        raise ValueError("numpy.convolve: object too deep for desired array")
-    n, m = _shape(a)[0], _shape(v)[0]
-    if n == 0 or m == 0:
-        raise ValueError("numpy.convolve: inputs cannot be empty")
-    if m > n:
-        a, v, n, m = v, a, m, n
-    return _trim(_correlate_full(a, numpy.flip(v)), n, m, mode, "convolve")
+def _convolve(a: Any, v: Any, mode: Any = "full") -> Any:
+    k = _conv_mode(mode)
+    a, v = _conv_inputs(a, v, "convolve", True)
+    if _shape(v)[0] > _shape(a)[0]:
+        a, v = v, a
+    return _correlate_long(a, numpy.flip(v), k)

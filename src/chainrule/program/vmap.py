@@ -455,21 +455,52 @@ def _argfun(
     return prim.fun(x, **kw)
 
 
+def _batched_index(
+    template: tuple[Any, ...], vals: list[Any], flags: list[bool], size: int, batched: bool
+) -> tuple[Any, ...] | None:
+    """The index of a gather/scatter whose index arrays (some per example) are all advanced
+    (integer arrays and ints, no slices): one advanced index over the batch, with an arange
+    over the batch first when the indexed array is batched.  None for other templates."""
+    if not all(
+        isinstance(i, (P.Slot, numpy.ndarray, int, numpy.integer)) for i in template
+    ) or not all(isinstance(v, numpy.ndarray) for v in vals[1:]):
+        return None
+    rank = max(
+        (_ex_ndim(v, b) for v, b in zip(vals[1:], flags[1:])), default=0
+    )  # the example index's rank: constants broadcast from the right
+    rank = max([rank] + [numpy.ndim(i) for i in template if not isinstance(i, P.Slot)])
+    arrays = tuple(_align(v, b, rank, size) for v, b in zip(vals[1:], flags[1:]))
+    index = P.fill_index(template, arrays)
+    if batched:
+        index = (numpy.arange(size).reshape((size,) + (1,) * rank),) + index
+    return index
+
+
 def _gather(
     prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any], size: int
 ) -> Any:
-    if any(flags[1:]):  # per-example index arrays: one gather per example
-        return _loop(prim, vals, flags, kw, size)
+    if any(flags[1:]):  # per-example index arrays
+        index = _batched_index(kw["template"], vals, flags, size, flags[0])
+        if index is None:  # with slices: one gather per example
+            return _loop(prim, vals, flags, kw, size)
+        return numpy.asarray(vals[0])[index]
     return vals[0][_index_prefix(P.fill_index(kw["template"], tuple(vals[1:])))]
 
 
 def _scatter_dyn(
     prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any], size: int
 ) -> Any:
+    shape = (size,) + tuple(kw["shape"])
     if any(flags[1:]):
-        return _loop(prim, vals, flags, kw, size)
+        index = _batched_index(kw["template"], vals, flags, size, True)
+        if index is None:
+            return _loop(prim, vals, flags, kw, size)
+        g = numpy.asarray(vals[0])
+        out = numpy.zeros(shape, dtype=g.dtype)
+        numpy.add.at(out, index, _full(g, flags[0], size) if not flags[0] else g)
+        return out
     index = _index_prefix(P.fill_index(kw["template"], tuple(vals[1:])))
-    return P._scatter_add(numpy.asarray(vals[0]), index, (size,) + tuple(kw["shape"]), False)
+    return P._scatter_add(numpy.asarray(vals[0]), index, shape, False)
 
 
 def _stacked(
@@ -566,6 +597,35 @@ _RULES: dict[P.Primitive, Callable[..., Any]] = {
 }
 for _arg in (numpy.argmax, numpy.argmin, numpy.argsort):
     _RULES[P.NONDIFF_FUNCTIONS[_arg]] = _argfun
+
+
+def _argpartition(
+    prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any], size: int
+) -> Any:
+    """numpy.argpartition of batched data along the shifted axis (kth the same for all)."""
+    if any(flags[1:]):
+        return _loop(prim, vals, flags, kw, size)
+    x = vals[0]
+    if kw.get("axis", -1) is None:
+        x = x.reshape(size, -1)
+        kw["axis"] = 1
+    else:
+        kw["axis"] = _shift(kw.get("axis", -1), _ex_ndim(x, True))
+    return prim.fun(x, *vals[1:], **kw)
+
+
+def _searchsorted(
+    prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any], size: int
+) -> Any:
+    """numpy.searchsorted of batched values in one sorted array: elementwise in the values
+    (a batched sorted array, or a sorter, runs example by example)."""
+    if flags[0] or len(vals) != 2:
+        return _loop(prim, vals, flags, kw, size)
+    return prim.fun(vals[0], vals[1], **kw)
+
+
+_RULES[P.NONDIFF_FUNCTIONS[numpy.argpartition]] = _argpartition
+_RULES[P.NONDIFF_FUNCTIONS[numpy.searchsorted]] = _searchsorted
 
 
 def _logical_reduction(
