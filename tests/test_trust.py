@@ -81,3 +81,9 @@ def test_jit_reads_globals_at_tracing_time_as_documented():
     namespace["SCALE"] = 3.0
     assert f(numpy.ones(1))[0] == 2.0  # frozen, as documented (and as in JAX)
     assert cr.jit(namespace["f"])(numpy.ones(1))[0] == 3.0  # a new jit reads it again
+
+
+def test_a_function_without_gradient_given_a_list_is_refused_under_jit_not_frozen():
+    f = cr.jit(lambda t: numpy.argpartition(t, [0, 2]) * 1.0)
+    with pytest.raises(cr.TracerBoolError, match="argpartition.*frozen"):
+        f(numpy.array([3.0, 1.0, 2.0]))

@@ -373,8 +373,15 @@ def _needs_grad(x: Any) -> bool:
 
 def _nondiff(prim: P.Primitive, args: tuple[Any, ...], kw: dict[str, Any]) -> Any:
     """Operations without gradient: plain results, recorded only while tracing."""
-    if _state.tracing and all(not isinstance(v, (list, tuple, dict)) for v in args):
-        return _apply(prim, args, kw)
+    if _state.tracing:
+        if all(not isinstance(v, (list, tuple, dict)) for v in args):
+            return _apply(prim, args, kw)
+        if flatten_tensors(args):  # computing it now would freeze today's values
+            raise TracerBoolError(
+                f"numpy.{prim.name} with a list or tuple argument cannot be traced by "
+                "chainrule.jit or chainrule.explain: its result would be frozen. Pass arrays "
+                "(numpy.asarray of the list) or compute it outside the jitted function"
+            )
     return prim.fun(*_unwrap(args), **_unwrap(kw))
 
 
