@@ -346,7 +346,6 @@ def test_the_suggested_products_work_and_differentiate(product):
         (numpy.arange(3), "integer"),
         ([True, False], "boolean"),
         (numpy.array([1, 2], dtype=numpy.uint8), "integer"),
-        (numpy.array([1 + 2j]), "complex"),
     ],
 )
 def test_requires_grad_on_non_float_data_raises(data, kind):

@@ -40,6 +40,7 @@ from .primitives import (
     flip,
     gather,
     i0,
+    imag,
     inner,
     inv,
     mean,
@@ -50,6 +51,7 @@ from .primitives import (
     outer,
     pad,
     prod,
+    real,
     repeat,
     reshape,
     roll,
@@ -241,6 +243,16 @@ def _dot(a: Any, b: Any, out: Any = None) -> tuple[Primitive, tuple[Any, ...], d
         # NumPy: dot with a scalar is multiply, the scalar taken as an array (not a weak scalar)
         return multiply, _scalar_as_array(a, b), {}
     return dot, (a, b), {}
+
+
+@_binds(numpy.real)
+def _real(val: Any) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+    return real, (val,), {}
+
+
+@_binds(numpy.imag)
+def _imag(val: Any) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+    return imag, (val,), {}
 
 
 @_binds(numpy.i0)

@@ -30,6 +30,7 @@ from .primitives import (
     eigvecsh,
     gather,
     logabsdet,
+    logdet,
 )
 
 COMPOSITES: dict[Callable[..., Any], Callable[..., Any]] = {}
@@ -157,7 +158,18 @@ def _eigh(a: Any, UPLO: str = "L") -> Any:  # noqa: N803 (NumPy's name)
 @_composite(numpy.linalg.slogdet)
 def _slogdet(a: Any) -> Any:
     _square_stack(a, "slogdet")
+    if numpy.iscomplexobj(a):  # the sign moves with A: sign = exp(i Im log det A)
+        ld = logdet(a)
+        sign = numpy.where(detsign(a) == 0, 0, numpy.exp(1j * numpy.imag(ld)))
+        return _SlogdetResult(sign, numpy.real(ld))
     return _SlogdetResult(detsign(a), logabsdet(a))
+
+
+@_composite(numpy.angle)
+def _angle(z: Any, deg: bool = False) -> Any:
+    # NumPy's own definition: arctan2(Im z, Re z), in degrees on request
+    a = numpy.arctan2(numpy.imag(z), numpy.real(z))
+    return a * (180 / numpy.pi) if deg else a
 
 
 # Functions NumPy defines in terms of the above, given here so each needs no rule of its own.
@@ -290,7 +302,8 @@ def _nanvar(
     arr = numpy.where(mask, 0, a)
     avg = _per_count(numpy.sum(arr, axis=axis, keepdims=True), cnt)
     dev = numpy.where(mask, 0, arr - avg)
-    var = numpy.sum(dev * dev, axis=axis, keepdims=keepdims)
+    sq = numpy.real(dev * numpy.conj(dev)) if numpy.iscomplexobj(dev) else dev * dev
+    var = numpy.sum(sq, axis=axis, keepdims=keepdims)
     dof = (cnt if keepdims else numpy.squeeze(cnt, axis=axis)) - ddof
     var = _per_count(var, dof)
     return numpy.where(dof <= 0, numpy.nan, var)
@@ -325,9 +338,11 @@ def _nan_to_num(
     x: Any, copy: bool = True, nan: float = 0.0, posinf: Any = None, neginf: Any = None
 ) -> Any:
     dt = numpy.dtype(_dtype(x))
+    if dt.kind == "c":  # as NumPy: the real and the imaginary parts, each on its own
+        parts = (numpy.real(x), numpy.imag(x))
+        re, im = (_nan_to_num(p, copy, nan, posinf, neginf) for p in parts)
+        return re + 1j * im
     if dt.kind != "f":
-        if dt.kind == "c":
-            raise TypeError("numpy.nan_to_num: complex tensors are not supported")
         return x
     info = numpy.finfo(dt)
     big = info.max if posinf is None else posinf
@@ -622,7 +637,8 @@ def _cov(
     if fact <= 0:
         fact = 0.0
     X = X - numpy.mean(X, axis=1)[:, None]
-    c = numpy.dot(X, X.T) * numpy.true_divide(1, fact)
+    Xt = numpy.conj(X.T) if numpy.iscomplexobj(X) else X.T  # NumPy: X @ X^H
+    c = numpy.dot(X, Xt) * numpy.true_divide(1, fact)
     return numpy.squeeze(c)
 
 
@@ -642,9 +658,12 @@ def _corrcoef(x: Any, y: Any = None, rowvar: bool = True, *, dtype: Any = None) 
     c = _cov(x, y, rowvar, dtype=dtype)
     if _ndim(c) == 0:
         return c / c
-    d = numpy.sqrt(numpy.diagonal(c))
+    d = numpy.diagonal(c)
+    d = numpy.sqrt(numpy.real(d) if numpy.iscomplexobj(c) else d)
     c = c / d[:, None]
     c = c / d[None, :]
+    if numpy.iscomplexobj(c):  # NumPy clips the real and the imaginary parts separately
+        return numpy.clip(numpy.real(c), -1, 1) + 1j * numpy.clip(numpy.imag(c), -1, 1)
     return numpy.clip(c, -1, 1)
 
 

@@ -119,18 +119,25 @@ def _as_float64(x: Any) -> Any:
     if isinstance(x, Tensor):
         x = x._data
     arr = numpy.asarray(x)
+    if arr.dtype.kind == "c":
+        return arr.astype(numpy.complex128)
     return arr.astype(numpy.float64) if arr.dtype.kind == "f" else x
 
 
 def _scalarize(
     fun: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], seed: int
 ) -> Callable[..., Any]:
-    """Make ``fun`` scalar: a non-scalar output is projected on a fixed random direction."""
+    """Make ``fun`` scalar: a non-scalar output is projected on a fixed random direction, a
+    complex one on a complex direction, keeping the real part (the pairing of the rules)."""
     probe = fun(*args, **kwargs)
     probe = probe._data if isinstance(probe, Tensor) else probe
+    rng = numpy.random.default_rng(seed)
+    if numpy.iscomplexobj(probe):
+        d = rng.standard_normal(numpy.shape(probe)) + 1j * rng.standard_normal(numpy.shape(probe))
+        return lambda *a: numpy.real((fun(*a, **kwargs) * d).sum())
     if numpy.size(probe) == 1:
         return lambda *a: fun(*a, **kwargs)
-    direction = numpy.random.default_rng(seed).standard_normal(numpy.shape(probe))
+    direction = rng.standard_normal(numpy.shape(probe))
     return lambda *a: (fun(*a, **kwargs) * direction).sum()
 
 
@@ -167,7 +174,7 @@ def _kinks_crossed(
     sides = []
     for sign in (1, -1):
         leaves, td = flatten(args[argnum])
-        moved = [numpy.array(v, dtype=numpy.float64) for v in leaves]
+        moved = [numpy.array(v, dtype=_dtype64(v)) for v in leaves]
         moved[leaf][index] += sign * h
         call = list(args)
         call[argnum] = unflatten(td, moved)
@@ -231,13 +238,19 @@ def check_grads(
         rng = numpy.random.default_rng(seed + 1)
         g = grad(f, argnums=nums)
         shapes = [[numpy.shape(v) for v in flatten(args64[i])[0]] for i in nums]
-        dirs = [[rng.standard_normal(s) for s in ss] for ss in shapes]
+        dirs = [
+            [
+                rng.standard_normal(s) + (1j * rng.standard_normal(s) if _is_complex(v) else 0)
+                for s, v in zip(ss, flatten(args64[i])[0])
+            ]
+            for ss, i in zip(shapes, nums)
+        ]
 
         def projected(*a: Any) -> Any:
             total = 0.0
             for gi, di in zip(g(*a), dirs):
                 for gl, dl in zip(flatten(gi)[0], di):
-                    total = total + (gl * dl).sum()
+                    total = total + numpy.real((gl * dl).sum())
             return total
 
         inner = check_grads(
@@ -258,7 +271,15 @@ def check_grads(
 
 
 def _is_float(v: Any) -> bool:
-    return numpy.asarray(v).dtype.kind == "f"
+    return numpy.asarray(v).dtype.kind in "fc"
+
+
+def _is_complex(v: Any) -> bool:
+    return numpy.asarray(_unwrap(v)).dtype.kind == "c"
+
+
+def _dtype64(v: Any) -> Any:
+    return numpy.complex128 if _is_complex(v) else numpy.float64
 
 
 def _tree64(a: Any) -> Any:
@@ -283,7 +304,7 @@ def _check_first_order(
         g_leaves = flatten(g_tree)[0]
         for li, (path, x, ga) in enumerate(zip(leaf_paths(args[argnum]), leaves, g_leaves)):
             numeric = _finite_difference(f, args, argnum, li, h)
-            ga = numpy.asarray(_unwrap(ga), dtype=numpy.float64)
+            ga = numpy.asarray(_unwrap(ga), dtype=_dtype64(x))
             err = numpy.abs(ga - numeric)
             bad = err > atol + rtol * numpy.abs(numeric)
             bad |= numpy.isnan(ga) != numpy.isnan(numeric)
@@ -297,15 +318,15 @@ def _check_first_order(
                 mismatches.append(
                     Mismatch(
                         idx,
-                        float(ga.ravel()[flat]),
-                        float(numeric.ravel()[flat]),
+                        _number(ga.ravel()[flat]),
+                        _number(numeric.ravel()[flat]),
                         _kinks_crossed(
                             f,
                             args,
                             argnum,
                             li,
                             idx,
-                            h * max(1.0, abs(float(numpy.asarray(x).ravel()[flat]))),
+                            h * max(1.0, abs(complex(numpy.asarray(x).ravel()[flat]))),
                         ),
                     )
                 )
@@ -322,6 +343,10 @@ def _check_first_order(
     return results
 
 
+def _number(v: Any) -> Any:
+    return complex(v) if numpy.iscomplexobj(v) else float(v)
+
+
 def _unwrap(x: Any) -> Any:
     return x._data if isinstance(x, Tensor) else x
 
@@ -329,19 +354,23 @@ def _unwrap(x: Any) -> Any:
 def _finite_difference(
     f: Callable[..., Any], args: list[Any], argnum: int, leaf: int, h: float
 ) -> numpy.ndarray:
+    """Central differences; for a complex element, ``df/dx - i df/dy`` (the rules' convention)."""
     leaves, td = flatten(args[argnum])
-    base = numpy.array(leaves[leaf], dtype=numpy.float64)
-    out = numpy.zeros(base.shape)
+    dtype = _dtype64(leaves[leaf])
+    base = numpy.array(leaves[leaf], dtype=dtype)
+    out = numpy.zeros(base.shape, dtype=dtype)
+    units = (1, 1j) if dtype is numpy.complex128 else (1,)
     for idx in numpy.ndindex(base.shape):
-        step = h * max(1.0, abs(float(base[idx])))
-        values = []
-        for sign in (1, -1):
-            moved = base.copy()
-            moved[idx] += sign * step
-            new_leaves = list(leaves)
-            new_leaves[leaf] = moved
-            call = list(args)
-            call[argnum] = unflatten(td, new_leaves)
-            values.append(float(numpy.asarray(_unwrap(f(*call))).reshape(())))
-        out[idx] = (values[0] - values[1]) / (2 * step)
+        step = h * max(1.0, abs(complex(base[idx])))
+        for unit in units:
+            values = []
+            for sign in (1, -1):
+                moved = base.copy()
+                moved[idx] += sign * step * unit
+                new_leaves = list(leaves)
+                new_leaves[leaf] = moved
+                call = list(args)
+                call[argnum] = unflatten(td, new_leaves)
+                values.append(float(numpy.asarray(_unwrap(f(*call))).reshape(())))
+            out[idx] += (values[0] - values[1]) / (2 * step) * (1 if unit == 1 else -1j)
     return out

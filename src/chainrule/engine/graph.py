@@ -70,16 +70,13 @@ def passthrough(g: Any, out: Any, *inputs: Any, **params: Any) -> Any:
 
 
 def _cast(gi: Any, data: Any, node: Node) -> Any:
-    """A gradient in its input's dtype. A complex gradient reaching a real value means a complex
-    intermediate, whose rules chainrule does not have yet: refused, never cut to its real part."""
+    """A gradient in its input's dtype. A complex gradient reaching a real input becomes its
+    real part: under the convention of :mod:`chainrule.engine.rules` (autograd's and JAX's) the
+    gradient with respect to a real value is the real part of its cotangent."""
     if gi.dtype.kind == "c" and numpy.asarray(data).dtype.kind != "c":
-        op = node._prim.name if node._prim is not None else "?"
-        raise TypeError(
-            f"a complex intermediate reached the real input of numpy.{op}: chainrule does not "
-            "differentiate complex numbers yet, and taking the real part would give a wrong "
-            "gradient. Write the computation in real arithmetic (separate real and imaginary "
-            "parts), e.g. |x * (a + bj)|**2 as x**2 * (a**2 + b**2)"
-        )
+        gi = numpy.real(gi)
+        if gi.dtype == data.dtype:
+            return gi
     return gi.astype(data.dtype)
 
 

@@ -58,7 +58,17 @@ class Primitive:
     (<primitive cube_root>, 'cube_root', array([2.]))
     """
 
-    __slots__ = ("name", "fun", "vjps", "vjp_argnum", "kink", "nondiff", "custom", "__weakref__")
+    __slots__ = (
+        "name",
+        "fun",
+        "vjps",
+        "vjp_argnum",
+        "kink",
+        "nondiff",
+        "custom",
+        "complex_ready",
+        "__weakref__",
+    )
 
     def __init__(
         self, name: str, fun: Callable[..., Any], nondiff: bool = False, custom: bool = False
@@ -70,6 +80,9 @@ class Primitive:
         self.vjp_argnum: Callable[..., Any] | None = None
         self.kink: Callable[..., Any] | None = None
         self.nondiff = nondiff
+        # Whether the rules hold for complex values too (set by chainrule.engine.rules, which
+        # says which convention): recording a complex value through any other primitive raises.
+        self.complex_ready = custom
 
     def __call__(self, *args: Any, **params: Any) -> Any:
         """Apply the primitive: on plain arrays it computes; on tensors it also records.
@@ -239,6 +252,7 @@ rad2deg = _ufunc(numpy.rad2deg)
 UFUNCS[numpy.radians] = deg2rad  # other ufunc objects, the same computation (bit for bit)
 UFUNCS[numpy.degrees] = rad2deg
 copysign = _ufunc(numpy.copysign)
+conjugate = _ufunc(numpy.conjugate)  # numpy.conj is the same ufunc object
 
 # Results of these carry no gradient: booleans, integers, and piecewise-constant functions.
 NONDIFF_UFUNCS: dict[numpy.ufunc, Primitive] = {
@@ -375,6 +389,11 @@ UFUNC_METHODS[numpy.multiply, "accumulate"] = lambda a, axis=0, dtype=None, out=
 
 
 norm = Primitive("linalg.norm", numpy.linalg.norm)
+
+# --- complex parts -------------------------------------------------------------------------------
+
+real = Primitive("real", numpy.real)
+imag = Primitive("imag", numpy.imag)
 
 
 # --- linear algebra ------------------------------------------------------------------------------
@@ -536,6 +555,15 @@ det = Primitive("linalg.det", numpy.linalg.det)
 # slogdet's two results: log|det| (differentiable) and the sign (piecewise constant).
 logabsdet = Primitive("linalg.logabsdet", lambda a: numpy.linalg.slogdet(a)[1])
 detsign = Primitive("linalg.detsign", lambda a: numpy.linalg.slogdet(a)[0], nondiff=True)
+
+
+def _logdet_fun(a: Any) -> Any:
+    sign, logabs = numpy.linalg.slogdet(a)
+    return logabs + numpy.log(sign)
+
+
+# log det A of a complex A (slogdet's sign is not constant there: sign = exp(i Im log det A))
+logdet = Primitive("linalg.logdet", _logdet_fun)
 _SlogdetResult = type(numpy.linalg.slogdet(numpy.eye(1)))
 
 

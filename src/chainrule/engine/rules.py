@@ -26,6 +26,21 @@ Conventions where a function has no derivative
 * ``linalg.norm`` (2-norm / Frobenius): gradient 0 at the zero vector (a subgradient).
 * ``power(x, y)`` with respect to ``y`` at ``x == 0``: 0, as PyTorch.
 
+Complex numbers
+---------------
+chainrule follows HIPS autograd's and JAX's convention: a rule multiplies the incoming
+cotangent by the derivative **without conjugating** it, so the rules of holomorphic operations
+(``exp``, ``*``, ``@``, ``solve``, ...) are the real rules, unchanged, and a rule transposes
+(``.T``), never conjugate-transposes.  The pairing behind every rule is
+``<a, b> = Re(sum(a * b))``.  For a real-valued ``f`` of complex ``z = x + iy``, ``grad`` returns
+``df/dx - i df/dy`` (a descent step is ``z -= lr * conj(grad)``); a real input's gradient is the
+real part of the cotangent that reaches it.  Only the operations that are not holomorphic need
+rules of their own: ``abs`` (``conj(z) / |z|``, 0 at 0), ``conj``, ``real``, ``imag``, ``vdot``,
+``var``/``std`` and ``linalg.norm`` (through ``|z|``).  A primitive is marked ``complex_ready``
+below once its rule is right for complex values; recording a complex value through any other
+primitive raises (never a silently wrong gradient).  PyTorch's gradients are the conjugates of
+these.
+
 dtypes: rules never introduce float64 constants (NumPy scalars would upcast float32 under
 NEP 50); gradients come back in their input's dtype.
 """
@@ -84,6 +99,12 @@ def defvjp_argnum(prim: Primitive, rule: Rule, kink: Callable[..., Any] | None =
 # Fast paths in the rules below apply to plain NumPy values only; on tensors (create_graph,
 # explain, jit) the general NumPy code runs, so what gets recorded does not change.
 _PLAIN = (numpy.ndarray, numpy.generic)
+
+
+def _cj(x: Any) -> Any:
+    """``conj(x)`` for complex values; real values unchanged (no operation recorded)."""
+    dt = getattr(x, "dtype", None)
+    return numpy.conjugate(x) if dt is not None and dt.kind == "c" else x
 
 
 def _keep(v: Any, axis: Any, keepdims: bool) -> Any:
@@ -239,7 +260,10 @@ defvjp(P.sinh, lambda g, out, x: g * numpy.cosh(x))
 defvjp(P.cosh, lambda g, out, x: g * numpy.sinh(x))
 defvjp(P.tanh, lambda g, out, x: g * (1 - out ** 2))
 defvjp(P.arcsinh, lambda g, out, x: g / numpy.sqrt(x ** 2 + 1))
-defvjp(P.arccosh, lambda g, out, x: g / numpy.sqrt(x ** 2 - 1))
+# sqrt(x - 1) * sqrt(x + 1), not sqrt(x ** 2 - 1): equal for real x > 1, and the derivative of
+# NumPy's principal branch for complex x (the one-root form has the wrong sign where Re x < 0).
+defvjp(P.arccosh, lambda g, out, x: g / (numpy.sqrt(x - 1) * numpy.sqrt(x + 1))
+       if x.dtype.kind == "c" else g / numpy.sqrt(x ** 2 - 1))
 defvjp(P.arctanh, lambda g, out, x: g / (1 - x ** 2))
 defvjp(P.hypot, lambda g, out, x, y: g * x / out,
                 lambda g, out, x, y: g * y / out)
@@ -248,7 +272,13 @@ defvjp(P.hypot, lambda g, out, x, y: g * x / out,
 # Piecewise functions (the conventions at their kinks are in the module docstring)
 # ---------------------------------------------------------------------------------------------
 
-defvjp(P.absolute, lambda g, out, x: g * numpy.sign(x), kink=lambda x: numpy.sign(x))
+def _abs_vjp(g: Any, out: Any, x: Any) -> Any:
+    if x.dtype.kind == "c":  # |z| = sqrt(x^2 + y^2): d/dx - i d/dy = conj(z) / |z|, 0 at 0
+        return g * (numpy.conjugate(x) / numpy.where(out == 0, numpy.inf, out))
+    return g * numpy.sign(x)
+
+
+defvjp(P.absolute, _abs_vjp, kink=lambda x: numpy.sign(x))
 defvjp(P.fabs, lambda g, out, x: g * numpy.sign(x), kink=lambda x: numpy.sign(x))
 defvjp(P.copysign, lambda g, out, x, y: g * (numpy.sign(x) * numpy.sign(out)), None,
        kink=lambda x, y: numpy.sign(x) * numpy.sign(y))
@@ -400,8 +430,9 @@ defvjp(P.inner,
        else _tensordot_da(g, out, a, b, _inner_axes(a, b)),
        lambda g, out, a, b: g * a if a.ndim == 0 or b.ndim == 0
        else _tensordot_db(g, out, a, b, _inner_axes(a, b)))
-defvjp(P.vdot, lambda g, out, a, b: g * numpy.reshape(b, a.shape),
-               lambda g, out, a, b: g * numpy.reshape(a, b.shape))
+# vdot(a, b) = sum(conj(a) * b): conjugate-linear in a, so a's cotangent is conjugated.
+defvjp(P.vdot, lambda g, out, a, b: _cj(g * numpy.reshape(b, a.shape)),
+               lambda g, out, a, b: g * _cj(numpy.reshape(a, b.shape)))
 defvjp(P.outer,
        lambda g, out, a, b: numpy.reshape(g @ numpy.reshape(b, (-1,)), a.shape),
        lambda g, out, a, b: numpy.reshape(numpy.reshape(a, (-1,)) @ g, b.shape))
@@ -528,6 +559,8 @@ defvjp(P.inv, lambda g, out, a: -(_mT(out) @ g @ _mT(out)))
 defvjp(P.solve, _solve_vjp_a, _solve_vjp_b)
 defvjp(P.det, lambda g, out, a: (g * out)[..., None, None] * _mT(numpy.linalg.inv(a)))
 defvjp(P.logabsdet, lambda g, out, a: g[..., None, None] * _mT(numpy.linalg.inv(a)))
+# log det A for complex A (log|det| + i arg det): holomorphic, the same rule as log|det A|.
+defvjp(P.logdet, lambda g, out, a: g[..., None, None] * _mT(numpy.linalg.inv(a)))
 
 # ---------------------------------------------------------------------------------------------
 # Reductions
@@ -593,7 +626,7 @@ defvjp(P.prod, _prod_vjp)
 
 
 def _var_vjp(g: Any, out: Any, x: Any, axis: Any, ddof: float, keepdims: bool) -> Any:
-    centred = x - numpy.mean(x, axis=axis, keepdims=True)
+    centred = _cj(x - numpy.mean(x, axis=axis, keepdims=True))  # var(z) = mean |z - mean|^2
     return _unreduce(g, x.shape, axis, keepdims) * centred * (2 / (_count(x.shape, axis) - ddof))
 
 
@@ -601,7 +634,7 @@ def _std_vjp(g: Any, out: Any, x: Any, axis: Any, ddof: float, keepdims: bool) -
     # Where the spread is exactly 0 every deviation is 0 too, and the gradient is taken as 0:
     # exact where std is constant (one element per slice), and the subgradient at the kink
     # otherwise (as abs at 0), instead of 0/0.
-    centred = x - numpy.mean(x, axis=axis, keepdims=True)
+    centred = _cj(x - numpy.mean(x, axis=axis, keepdims=True))
     scale = g / (numpy.where(out == 0, numpy.inf, out) * (_count(x.shape, axis) - ddof))
     return _unreduce(scale, x.shape, axis, keepdims) * centred
 
@@ -627,19 +660,28 @@ def _cumprod_vjp(g: Any, out: Any, x: Any, axis: int) -> Any:
 defvjp(P.cumprod, _cumprod_vjp)
 
 
+def _unit(x: Any) -> Any:
+    """d|x|: sign(x) for real x, conj(x) / |x| for complex x (0 at 0 either way)."""
+    if x.dtype.kind == "c":
+        a = numpy.abs(x)
+        return numpy.conjugate(x) / numpy.where(a == 0, numpy.inf, a)
+    return numpy.sign(x)
+
+
 def _norm_vjp(g: Any, out: Any, x: Any, ord: Any, axis: Any, keepdims: bool) -> Any:
+    # Every norm is a function of |x|, so complex x enters through conj(x) (see _unit).
     ge = _keep(g, axis, keepdims)
     oe = _keep(out, axis, keepdims)
     if ord is None or ord == "fro" or ord == 2:
-        return ge * x / numpy.where(oe == 0, 1, oe)
+        return ge * _cj(x) / numpy.where(oe == 0, 1, oe)
     if ord == 1:
-        return ge * numpy.sign(x)
+        return ge * _unit(x)
     if ord in (math.inf, -math.inf):
         hit = numpy.abs(x) == oe
-        return ge * numpy.sign(x) * (hit / numpy.sum(hit, axis=axis, keepdims=True))
+        return ge * _unit(x) * (hit / numpy.sum(hit, axis=axis, keepdims=True))
     if ord == 0:
         return ge * 0 * x
-    return ge * x * numpy.abs(x) ** (ord - 2) / oe ** (ord - 1)
+    return ge * _cj(x) * numpy.abs(x) ** (ord - 2) / oe ** (ord - 1)
 
 
 def _norm_kink(x: Any, ord: Any, axis: Any, keepdims: bool) -> Any:
@@ -791,4 +833,30 @@ defvjp(P.xlogy,
        lambda g, out, x, y: g * (x / numpy.where((x == 0) & (y == 0), 1, y)))
 defvjp(P.safe_norm, lambda g, out, x, axis, keepdims, eps: _keep(g, axis, keepdims) * x / _keep(
     out, axis, keepdims))
+# ---------------------------------------------------------------------------------------------
+# Complex parts (the convention is in the module docstring)
+# ---------------------------------------------------------------------------------------------
+
+defvjp(P.conjugate, lambda g, out, x: _cj(g))
+defvjp(P.real, passthrough)     # Re z = x: cotangent g (a real input takes it as it is)
+defvjp(P.imag, lambda g, out, x: g * -1j if x.dtype.kind == "c" else g * 0)  # Im z = y
 # fmt: on
+
+# The rules that hold for complex values under the convention above (the others raise there):
+# the holomorphic operations, the selections and rearrangements (which only move values), and
+# the non-holomorphic ones written for it.
+for _prim in (
+    P.add, P.subtract, P.multiply, P.divide, P.negative, P.positive, P.power, P.float_power,
+    P.square, P.sqrt, P.reciprocal, P.exp, P.exp2, P.expm1, P.log, P.log2, P.log10, P.log1p,
+    P.sin, P.cos, P.tan, P.arcsin, P.arccos, P.arctan, P.sinh, P.cosh, P.tanh, P.arcsinh,
+    P.arccosh, P.arctanh, P.absolute, P.conjugate, P.real, P.imag,
+    P.maximum, P.minimum, P.fmax, P.fmin, P.clip, P.where,
+    P.matmul, P.tensordot, P.dot, P.inner, P.vdot, P.outer, P.einsum, P.trace, P.diagonal,
+    P.inv, P.solve, P.det, P.logabsdet, P.logdet,
+    P.sum_, P.mean, P.amax, P.amin, P.prod, P.var, P.std, P.cumsum, P.cumprod, P.norm,
+    P.reshape, P.transpose, P.swapaxes, P.moveaxis, P.broadcast_to, P.astype, P.copy,
+    P.identity, P.stop_gradient, P.concatenate, P.stack, P.flip, P.roll, P.tile, P.repeat,
+    P.pad, P.sliding_window_view, P.triu, P.tril, P.getitem, P.setitem, P.scatter_add,
+    P.gather, P.scatter, P.take, P.take_along_axis, P.sort, P.sort_permute, P.sort_unpermute,
+):  # fmt: skip
+    _prim.complex_ready = True

@@ -223,6 +223,8 @@ def _apply(prim: P.Primitive, args: tuple[Any, ...], kw: dict[str, Any]) -> Tens
     enabled = state.enabled
     if (rg and enabled) or state.tracing:
         t.requires_grad = rg and enabled and not prim.nondiff
+        if t.requires_grad and not prim.complex_ready:
+            _refuse_complex(prim, out, vals)
         t._prim = prim
         t._args = args
         t._vals = vals
@@ -241,6 +243,22 @@ def _apply(prim: P.Primitive, args: tuple[Any, ...], kw: dict[str, Any]) -> Tens
         t._prim = t._args = t._vals = t._kw = None
         t._seq = 0
     return t
+
+
+def _is_complex(v: Any) -> bool:
+    dt = getattr(v, "dtype", None)
+    return (dt is not None and dt.kind == "c") or type(v) is complex
+
+
+def _refuse_complex(prim: P.Primitive, out: Any, vals: Any) -> None:
+    """Complex values through a primitive whose rule is not written for them: refused."""
+    if _is_complex(out) or any(_is_complex(v) for v in vals):
+        raise TypeError(
+            f"numpy.{prim.name}: chainrule has no gradient rule for complex values of this "
+            "operation (the complex-ready ones are listed in docs/guarantees.md). Write it on "
+            "the real and imaginary parts (z.real, z.imag), or call it on z.detach() if no "
+            "gradient should flow through it"
+        )
 
 
 def _readers_in(t: Tensor, roots: Any) -> list[Tensor]:
@@ -373,6 +391,11 @@ def _needs_grad(x: Any) -> bool:
 
 def _nondiff(prim: P.Primitive, args: tuple[Any, ...], kw: dict[str, Any]) -> Any:
     """Operations without gradient: plain results, recorded only while tracing."""
+    if prim.name == "sign" and _needs_grad(args) and any(_is_complex(_unwrap(a)) for a in args):
+        raise TypeError(
+            "numpy.sign of complex values is z / |z|, which has a gradient (unlike the real "
+            "sign): write it as z / numpy.abs(z) (numpy.where(z == 0, 0, ...) at zero)"
+        )
     if _state.tracing:
         if all(not isinstance(v, (list, tuple, dict)) for v in args):
             return _apply(prim, args, kw)
@@ -671,6 +694,19 @@ class Tensor(Node):
         return self._data.size  # type: ignore[no-any-return]
 
     @property
+    def real(self) -> Tensor:
+        return _apply(P.real, (self,), _EMPTY)
+
+    @property
+    def imag(self) -> Tensor:
+        return _apply(P.imag, (self,), _EMPTY)
+
+    def conj(self) -> Tensor:
+        return _apply(P.conjugate, (self,), _EMPTY)
+
+    conjugate = conj
+
+    @property
     def T(self) -> Tensor:
         nd = self._data.ndim
         return _apply(P.transpose, (self,), {"axes": tuple(range(nd))[::-1]})
@@ -797,6 +833,8 @@ class Tensor(Node):
             )
         data = self._data
         if gradient is None:
+            if data.dtype.kind == "c":
+                raise RuntimeError(_complex_output("backward()", data.dtype))
             if data.size != 1:
                 raise RuntimeError(
                     f"backward() without `gradient` needs a scalar, but this tensor has shape "
@@ -1156,15 +1194,23 @@ _METADATA = {
 } | ({numpy.size} if hasattr(numpy, "size") else set())
 
 
+def _complex_output(fname: str, dtype: Any) -> str:
+    return (
+        f"{fname} needs a real-valued output, got a {dtype} one: a complex value has no single "
+        "gradient. Differentiate a real function of it (abs(z) ** 2, z.real), or pass the "
+        "output's cotangent explicitly (backward(gradient=...), chainrule.vjp)"
+    )
+
+
 def _check_float(arr: numpy.ndarray, where: str) -> None:
-    if arr.dtype.kind != "f":
-        kind = {"i": "integer", "u": "unsigned integer", "b": "boolean", "c": "complex"}.get(
+    if arr.dtype.kind not in "fc":
+        kind = {"i": "integer", "u": "unsigned integer", "b": "boolean"}.get(
             arr.dtype.kind, str(arr.dtype)
         )
         raise TypeError(
-            f"{where}: requires_grad=True needs floating-point data, got {kind} dtype "
-            f"{arr.dtype}. Gradients are defined for real floating-point values: pass "
-            "dtype=float (or write 1.0 instead of 1)"
+            f"{where}: requires_grad=True needs floating-point (or complex) data, got {kind} "
+            f"dtype {arr.dtype}. Gradients are defined for real and complex floating-point "
+            "values: pass dtype=float (or write 1.0 instead of 1)"
         )
 
 

@@ -18,7 +18,16 @@ import numpy
 from . import primitives as P
 from .graph import backward_pass, owned
 from .pytree import flatten, leaf_paths, tree_map, unflatten
-from .tensor import Tensor, _apply, _check_float, _leaf, _refuse_subclass, _state, enable_grad
+from .tensor import (
+    Tensor,
+    _apply,
+    _check_float,
+    _complex_output,
+    _leaf,
+    _refuse_subclass,
+    _state,
+    enable_grad,
+)
 
 __all__ = ["grad", "value_and_grad", "vjp", "jvp", "jacobian", "hessian", "hvp"]
 
@@ -202,6 +211,8 @@ def _gradients(out: Any, targets: list[Tensor], nested: bool, fname: str) -> lis
             f"{numpy.shape(_plain(out))}; reduce it (sum, mean) or use a Jacobian"
         )
     found: dict[Any, Any] = {}
+    if fname != "vjp" and numpy.iscomplexobj(_plain(out)):
+        raise TypeError(_complex_output(fname, numpy.asarray(_plain(out)).dtype))
     if isinstance(out, Tensor) and out.requires_grad:
         data = out._data
         seed: Any = numpy.ones(data.shape, dtype=data.dtype)
