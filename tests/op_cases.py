@@ -671,3 +671,47 @@ CASES += [
     ),
     Case("F.safe_norm-at-zero", lambda x: F.safe_norm(x, axis=0, eps=0.5), [numpy.zeros((3, 2))]),
 ]
+
+
+def _mixed(y: Any) -> Any:
+    """A real output from a complex one that reads both parts (so the check sees all of it)."""
+    return (y * (0.6 - 0.8j)).real
+
+
+fft = np.fft
+# Discrete Fourier transforms, each with NumPy's padding/truncation (n, s), axes and norms.
+CASES += [
+    Case("fft", lambda x: _mixed(fft.fft(x)), [normal(6)]),
+    Case("fft-n-pad-axis0-ortho", lambda x: _mixed(fft.fft(x, 7, 0, "ortho")), [normal(4, 3)]),
+    Case("fft-n-cut-forward", lambda x: _mixed(fft.fft(x, n=3, norm="forward")), [normal(2, 5)]),
+    Case("ifft", lambda x: _mixed(fft.ifft(x)), [normal(3, 5)]),
+    Case("ifft-n-pad", lambda x: _mixed(fft.ifft(x, n=8)), [normal(5)]),
+    Case("fft2", lambda x: _mixed(fft.fft2(x)), [normal(3, 4)]),
+    Case("ifft2-ortho", lambda x: _mixed(fft.ifft2(x, norm="ortho")), [normal(2, 3, 4)]),
+    Case("fftn-s-axes", lambda x: _mixed(fft.fftn(x, s=(5, 2), axes=(2, 0))), [normal(3, 2, 4)]),
+    Case("ifftn", lambda x: _mixed(fft.ifftn(x)), [normal(2, 3, 2)]),
+    Case("rfft", lambda x: _mixed(fft.rfft(x)), [normal(3, 6)]),
+    Case("rfft-n-odd-axis0", lambda x: _mixed(fft.rfft(x, 5, 0)), [normal(4, 2)]),
+    Case("rfft2-forward", lambda x: _mixed(fft.rfft2(x, norm="forward")), [normal(4, 4)]),
+    Case("rfftn-s", lambda x: _mixed(fft.rfftn(x, s=(3, 7), axes=(1, 2))), [normal(2, 4, 5)]),
+    Case("irfft", fft.irfft, [normal(2, 5)]),
+    Case("irfft-n-odd-ortho", lambda x: fft.irfft(x, 7, norm="ortho"), [normal(4)]),
+    Case("irfft-n-pad", lambda x: fft.irfft(x, n=12, axis=0), [normal(4, 3)]),
+    Case("irfft2", fft.irfft2, [normal(3, 4)]),
+    Case(
+        "irfftn-s-axes-forward",
+        lambda x: fft.irfftn(x, s=(4, 5), axes=(0, 2), norm="forward"),
+        [normal(3, 2, 4)],
+    ),
+    Case("hfft", fft.hfft, [normal(4)]),
+    Case("hfft-n-ortho", lambda x: fft.hfft(x, n=5, norm="ortho"), [normal(2, 4)]),
+    Case("ihfft", lambda x: _mixed(fft.ihfft(x)), [normal(7)]),
+    Case("fftshift", fft.fftshift, [normal(3, 5)]),
+    Case("ifftshift-axes", lambda x: fft.ifftshift(x, axes=1), [normal(3, 5)]),
+    Case("power-spectrum", lambda x: np.abs(fft.rfft(x)) ** 2, [normal(8)]),
+    Case(
+        "spectral-convolution",
+        lambda x, k: fft.irfft(fft.rfft(x) * fft.rfft(k), n=8),
+        [normal(2, 8), normal(8)],
+    ),
+]

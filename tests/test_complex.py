@@ -168,3 +168,131 @@ def test_backward_on_a_complex_output_needs_a_gradient():
         out.backward()
     (z * z).sum().real.backward()
     numpy.testing.assert_allclose(z.grad, [2 + 2j])
+
+
+def test_jacobian_of_complex_functions_follows_jax():
+    z = numpy.array([1 + 1j, 0.5 - 2j])
+    x = numpy.array([0.3, 0.7])
+    f = lambda z: numpy.exp(z) * z  # noqa: E731
+    want = numpy.diag((1 + z) * numpy.exp(z))  # f'(z), by hand
+    for mode in ("reverse", "forward"):
+        got = cr.jacobian(f, holomorphic=True, mode=mode)(z)
+        numpy.testing.assert_allclose(got, want, rtol=1e-13)
+    # real -> complex: the columns d out / dx
+    got = cr.jacobian(lambda x: numpy.exp(1j * x))(x)
+    numpy.testing.assert_allclose(got, numpy.diag(1j * numpy.exp(1j * x)), rtol=1e-13)
+    # complex -> real: rows in grad's convention
+    got = cr.jacobian(lambda z: numpy.abs(z) ** 2)(z)
+    numpy.testing.assert_allclose(got, numpy.diag(2 * numpy.conj(z)), rtol=1e-13)
+    with pytest.raises(TypeError, match="holomorphic=True"):
+        cr.jacobian(lambda z: z * numpy.conj(z))(z)
+    with pytest.raises(TypeError, match="mode='forward'"):
+        cr.jacobian(lambda x: x * 1j, mode="reverse")(x)
+
+
+def test_fft_gradients_keep_single_precision():
+    x = numpy.linspace(-1, 1, 8).astype(numpy.float32)
+    g = cr.grad(lambda x: (numpy.abs(numpy.fft.rfft(x)) ** 2).sum())(x)
+    assert g.dtype == numpy.float32
+    # Parseval for the real transform: sum |rfft x|^2 weights interior bins twice, so the
+    # gradient is 2 * (2N x - x0-bin - nyquist-bin terms); compare with float64 instead.
+    g64 = cr.grad(lambda x: (numpy.abs(numpy.fft.rfft(x)) ** 2).sum())(x.astype(numpy.float64))
+    numpy.testing.assert_allclose(g, g64, rtol=1e-5, atol=1e-5)
+    z = (x + 0.5j * x[::-1]).astype(numpy.complex64)
+    gz = cr.grad(lambda z: (numpy.abs(numpy.fft.fft(z)) ** 2).sum())(z)
+    # Parseval: sum |fft z|^2 = N sum |z|^2, whose gradient is 2 N conj(z)
+    assert gz.dtype == numpy.complex64
+    numpy.testing.assert_allclose(gz, 2 * 8 * numpy.conj(z), rtol=1e-5)
+
+
+def test_power_spectrum_loss_matches_a_hand_derivation():
+    # L = sum_k |X_k|^2 with X = fft(x) equals N sum |x|^2 (Parseval): dL/dx = 2 N x
+    x = numpy.random.default_rng(3).standard_normal(16)
+    g = cr.grad(lambda x: (numpy.abs(numpy.fft.fft(x)) ** 2).sum())(x)
+    numpy.testing.assert_allclose(g, 2 * 16 * x, rtol=1e-12)
+
+
+def test_spectral_convolution_equals_circular_convolution():
+    # irfft(rfft(x) rfft(k)) is the circular convolution: its gradient in x is the circular
+    # correlation of the cotangent with k, here checked against the same loss written directly.
+    rng = numpy.random.default_rng(4)
+    x, k, w = rng.standard_normal(8), rng.standard_normal(8), rng.standard_normal(8)
+
+    def spectral(x):
+        return (numpy.fft.irfft(numpy.fft.rfft(x) * numpy.fft.rfft(k), n=8) * w).sum()
+
+    def direct(x):
+        idx = (numpy.arange(8)[:, None] - numpy.arange(8)[None, :]) % 8
+        return ((x[idx] * k[None, :]).sum(axis=1) * w).sum()
+
+    assert spectral(x) == pytest.approx(direct(x))
+    numpy.testing.assert_allclose(cr.grad(spectral)(x), cr.grad(direct)(x), rtol=1e-12)
+
+
+def test_unitary_evolution_through_an_eigendecomposition():
+    # |<phi| exp(-i t H) |psi>|^2 with H = A + A^T, the exponential through eigh (no expm)
+    rng = numpy.random.default_rng(5)
+    psi = rng.standard_normal(3) + 1j * rng.standard_normal(3)
+    psi /= numpy.linalg.norm(psi)
+    phi = numpy.array([1.0, 0.0, 0.0], dtype=complex)
+
+    def fidelity(a, t):
+        h = a + a.T
+        w, v = numpy.linalg.eigh(h)
+        u = (v * numpy.exp(-1j * t * w)) @ v.T
+        return numpy.abs(numpy.vdot(phi, u @ psi)) ** 2
+
+    a = rng.standard_normal((3, 3))
+    cr.check_grads(fidelity, a, 0.7, order=1)
+    # and the value against the exponential series
+    h = a + a.T
+    u_series = numpy.eye(3, dtype=complex)
+    term = numpy.eye(3, dtype=complex)
+    for n in range(1, 60):
+        term = term @ (-1j * 0.7 * h) / n
+        u_series = u_series + term
+    assert float(fidelity(a, 0.7)) == pytest.approx(abs(numpy.vdot(phi, u_series @ psi)) ** 2)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_jit_of_a_complex_program_equals_eager(backend):
+    if backend == "numba":
+        pytest.importorskip("numba")
+
+    def loss(z, x):
+        y = numpy.fft.fft(z * numpy.exp(1j * x))
+        return (numpy.abs(y) ** 2).sum() + numpy.angle(z).sum() + numpy.var(z)
+
+    step = cr.value_and_grad(loss, argnums=(0, 1))
+    fast = cr.jit(step, backend=backend)
+    rng = numpy.random.default_rng(6)
+    for trial in range(2):
+        z = rng.standard_normal(5) + 1j * rng.standard_normal(5)
+        x = rng.standard_normal(5)
+        if backend == "numba" and trial == 0:  # one warning: it falls back to the NumPy backend
+            with pytest.warns(UserWarning, match="complex|fft|Numba"):
+                got = fast(z, x)
+        else:
+            got = fast(z, x)
+        want = step(z, x)
+        assert float(got[0]) == pytest.approx(float(want[0]), rel=1e-13)
+        for a, b in zip(got[1], want[1]):
+            assert a.dtype == b.dtype
+            numpy.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+def test_vmap_of_a_complex_function_equals_a_loop():
+    rng = numpy.random.default_rng(7)
+    zs = rng.standard_normal((4, 6)) + 1j * rng.standard_normal((4, 6))
+    f = cr.grad(lambda z: (numpy.abs(numpy.fft.fft(z) * numpy.conj(z)) ** 2).sum())
+    got = cr.vmap(f)(zs)
+    want = numpy.stack([f(z) for z in zs])
+    numpy.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_vmap_of_vdot_conjugates_its_first_argument():
+    rng = numpy.random.default_rng(8)
+    a = rng.standard_normal((3, 4)) + 1j * rng.standard_normal((3, 4))
+    b = rng.standard_normal((3, 4)) + 1j * rng.standard_normal((3, 4))
+    want = [numpy.sum(numpy.conj(x) * y) for x, y in zip(a, b)]
+    numpy.testing.assert_allclose(cr.vmap(numpy.vdot)(a, b), want, rtol=1e-13)

@@ -56,6 +56,19 @@ FALLBACK = {
     "einsum-sublist-three-implicit": ("einsum", "Numba has no numpy.einsum"),
     "einsum-sublist-ellipsis": ("einsum", "Numba has no numpy.einsum"),
     "i0": ("i0", "no Numba form for this operation"),
+    # numpy.fft and complex values: Numba has neither (the NumPy backend runs them)
+    **{
+        case: ("real", "no Numba form")
+        for case in "fft fft-n-pad-axis0-ortho fft-n-cut-forward ifft ifft-n-pad fft2 ifft2-ortho "
+        "fftn-s-axes ifftn rfft rfft-n-odd-axis0 rfft2-forward rfftn-s ihfft".split()
+    },
+    **{
+        case: ("fft.irfftn", "no Numba form")
+        for case in "irfft irfft-n-odd-ortho irfft-n-pad irfft2 irfftn-s-axes-forward hfft "
+        "hfft-n-ortho".split()
+    },
+    "power-spectrum": ("fft.rfftn", "dtype complex128"),
+    "spectral-convolution": ("fft.rfftn", "dtype complex128"),
     "i0-()": ("i0", "no Numba form for this operation"),
     **{
         case: (op, "no Numba form for this operation")

@@ -37,12 +37,15 @@ from .primitives import (
     diagonal,
     dot,
     einsum,
+    fftn,
     flip,
     gather,
     i0,
+    ifftn,
     imag,
     inner,
     inv,
+    irfftn,
     mean,
     moveaxis,
     multiply,
@@ -54,6 +57,7 @@ from .primitives import (
     real,
     repeat,
     reshape,
+    rfftn,
     roll,
     sliding_window_view,
     solve,
@@ -761,3 +765,110 @@ def _cholesky(
             "tensors; take the transpose of the lower factor"
         )
     return cholesky, (a,), {}
+
+
+# --- numpy.fft -----------------------------------------------------------------------------------
+
+_NORMS = ("backward", "ortho", "forward")
+
+
+def _fft_norm(norm: Any, fname: str) -> str:
+    norm = "backward" if norm is None else norm
+    if norm not in _NORMS:
+        raise ValueError(f"numpy.fft.{fname}: norm must be one of {_NORMS} or None, got {norm!r}")
+    return str(norm)
+
+
+def _fft_plan(
+    a: Any, s: Any, axes: Any, fname: str, default_axes: tuple[int, ...] | None
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """NumPy's (s, axes) of an n-dimensional transform, as non-negative axes and lengths."""
+    nd = _ndim(a)
+    shape = _shape(a)
+    if axes is None:
+        if s is not None:
+            axes = tuple(range(nd - len(s), nd))
+        elif default_axes is not None:
+            axes = default_axes
+        else:
+            axes = tuple(range(nd))
+    axes = tuple(_one_axis(ax, nd, f"fft.{fname}") for ax in axes)
+    if len(set(axes)) != len(axes):
+        raise ValueError(
+            f"numpy.fft.{fname}: repeated axes {axes} are not supported on chainrule tensors; "
+            "apply the transform twice"
+        )
+    if s is None:
+        s = tuple(shape[ax] for ax in axes)
+    s = tuple(shape[ax] if n is None or n == -1 else int(n) for n, ax in zip(s, axes))
+    if len(s) != len(axes):
+        raise ValueError(f"numpy.fft.{fname}: s and axes must have the same length")
+    if any(n < 1 for n in s):
+        raise ValueError(f"numpy.fft.{fname}: invalid number of data points {s}")
+    return s, axes
+
+
+def _fft_binder(prim: Primitive, fname: str, default_axes: tuple[int, ...] | None) -> Binder:
+    def bind(
+        a: Any, s: Any = None, axes: Any = None, norm: Any = None, out: Any = None
+    ) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+        _no_out(f"fft.{fname}", out)
+        s, axes = _fft_plan(a, s, axes, fname, default_axes)
+        return prim, (a,), {"s": s, "axes": axes, "norm": _fft_norm(norm, fname)}
+
+    return bind
+
+
+def _fft1_binder(prim: Primitive, fname: str) -> Binder:
+    def bind(
+        a: Any, n: Any = None, axis: int = -1, norm: Any = None, out: Any = None
+    ) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+        _no_out(f"fft.{fname}", out)
+        s, axes = _fft_plan(a, None if n is None else (n,), (axis,), fname, None)
+        return prim, (a,), {"s": s, "axes": axes, "norm": _fft_norm(norm, fname)}
+
+    return bind
+
+
+def _irfft_plan(
+    a: Any, s: Any, axes: Any, fname: str, default_axes: tuple[int, ...] | None
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """irfftn's lengths: the last axis defaults to 2 (m - 1), the others to their lengths."""
+    if s is None:
+        _, axes = _fft_plan(a, None, axes, fname, default_axes)
+        shape = _shape(a)
+        s = tuple(shape[ax] for ax in axes[:-1]) + (2 * (shape[axes[-1]] - 1),)
+    return _fft_plan(a, s, axes, fname, default_axes)
+
+
+def _irfft_binder(fname: str, default_axes: tuple[int, ...] | None) -> Binder:
+    def bind(
+        a: Any, s: Any = None, axes: Any = None, norm: Any = None, out: Any = None
+    ) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+        _no_out(f"fft.{fname}", out)
+        s, axes = _irfft_plan(a, s, axes, fname, default_axes)
+        return irfftn, (a,), {"s": s, "axes": axes, "norm": _fft_norm(norm, fname)}
+
+    return bind
+
+
+@_binds(numpy.fft.irfft)
+def _irfft(
+    a: Any, n: Any = None, axis: int = -1, norm: Any = None, out: Any = None
+) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+    _no_out("fft.irfft", out)
+    s, axes = _irfft_plan(a, None if n is None else (n,), (axis,), "irfft", None)
+    return irfftn, (a,), {"s": s, "axes": axes, "norm": _fft_norm(norm, "irfft")}
+
+
+FUNCTIONS[numpy.fft.fft] = _fft1_binder(fftn, "fft")
+FUNCTIONS[numpy.fft.ifft] = _fft1_binder(ifftn, "ifft")
+FUNCTIONS[numpy.fft.rfft] = _fft1_binder(rfftn, "rfft")
+FUNCTIONS[numpy.fft.fft2] = _fft_binder(fftn, "fft2", (-2, -1))
+FUNCTIONS[numpy.fft.ifft2] = _fft_binder(ifftn, "ifft2", (-2, -1))
+FUNCTIONS[numpy.fft.rfft2] = _fft_binder(rfftn, "rfft2", (-2, -1))
+FUNCTIONS[numpy.fft.fftn] = _fft_binder(fftn, "fftn", None)
+FUNCTIONS[numpy.fft.ifftn] = _fft_binder(ifftn, "ifftn", None)
+FUNCTIONS[numpy.fft.rfftn] = _fft_binder(rfftn, "rfftn", None)
+FUNCTIONS[numpy.fft.irfft2] = _irfft_binder("irfft2", (-2, -1))
+FUNCTIONS[numpy.fft.irfftn] = _irfft_binder("irfftn", None)

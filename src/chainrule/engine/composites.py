@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import numpy
 
@@ -1114,8 +1114,6 @@ def _conv_inputs(a: Any, v: Any, fname: str, ndmin: bool) -> tuple[Any, Any]:
             )
         if _shape(x)[0] == 0:
             raise ValueError(f"numpy.{fname}: inputs cannot be empty")
-        if _dtype_of(x).kind == "c":
-            raise TypeError(f"numpy.{fname}: complex tensors are not supported")
     return a, v
 
 
@@ -1147,6 +1145,8 @@ def _correlate_long(a: Any, v: Any, mode: int) -> Any:
 def _correlate(a: Any, v: Any, mode: Any = "valid") -> Any:
     k = _conv_mode(mode)
     a, v = _conv_inputs(a, v, "correlate", False)
+    if _dtype_of(v).kind == "c":  # NumPy: c[k] = sum_n a[n + k] conj(v[n])
+        v = numpy.conj(v)
     if _shape(a)[0] >= _shape(v)[0]:
         return _correlate_long(a, v, k)
     # NumPy swaps the arguments when v is the longer one, and reverses the result
@@ -1160,3 +1160,56 @@ def _convolve(a: Any, v: Any, mode: Any = "full") -> Any:
     if _shape(v)[0] > _shape(a)[0]:
         a, v = v, a
     return _correlate_long(a, numpy.flip(v), k)
+
+
+# --- numpy.fft: the Hermitian transforms and the shifts, as NumPy defines them ------------------
+
+_SWAP_NORM: dict[Any, Literal["backward", "ortho", "forward"]] = {
+    None: "forward",
+    "backward": "forward",
+    "ortho": "ortho",
+    "forward": "backward",
+}
+
+
+def _swapped(norm: Any, fname: str) -> Literal["backward", "ortho", "forward"]:
+    if norm not in _SWAP_NORM:
+        raise ValueError(
+            f"numpy.fft.{fname}: norm must be 'backward', 'ortho', 'forward' or None, got {norm!r}"
+        )
+    return _SWAP_NORM[norm]
+
+
+@_composite(numpy.fft.hfft)
+def _hfft(a: Any, n: Any = None, axis: int = -1, norm: Any = None, out: Any = None) -> Any:
+    _no_out("fft.hfft", out)
+    if n is None:
+        n = 2 * (_shape(a)[_one_axis(axis, _ndim(a), "fft.hfft")] - 1)
+    return numpy.fft.irfft(numpy.conj(a), n, axis, norm=_swapped(norm, "hfft"))
+
+
+@_composite(numpy.fft.ihfft)
+def _ihfft(a: Any, n: Any = None, axis: int = -1, norm: Any = None, out: Any = None) -> Any:
+    _no_out("fft.ihfft", out)
+    return numpy.conj(numpy.fft.rfft(a, n, axis, norm=_swapped(norm, "ihfft")))
+
+
+def _shift(x: Any, axes: Any, sign: int, fname: str) -> Any:
+    nd = _ndim(x)
+    if axes is None:
+        axes = tuple(range(nd))
+    elif isinstance(axes, int):
+        axes = (axes,)
+    axes = tuple(_one_axis(ax, nd, f"fft.{fname}") for ax in axes)
+    shape = _shape(x)
+    return numpy.roll(x, tuple(sign * (shape[ax] // 2) for ax in axes), axes)
+
+
+@_composite(numpy.fft.fftshift)
+def _fftshift(x: Any, axes: Any = None) -> Any:
+    return _shift(x, axes, 1, "fftshift")
+
+
+@_composite(numpy.fft.ifftshift)
+def _ifftshift(x: Any, axes: Any = None) -> Any:
+    return _shift(x, axes, -1, "ifftshift")

@@ -390,6 +390,16 @@ UFUNC_METHODS[numpy.multiply, "accumulate"] = lambda a, axis=0, dtype=None, out=
 
 norm = Primitive("linalg.norm", numpy.linalg.norm)
 
+# --- discrete Fourier transforms ----------------------------------------------------------------
+# Four primitives carry numpy.fft: every transform is one of them over some ``axes`` with lengths
+# ``s`` (NumPy's zero-padding or truncation) and a ``norm``; hfft/ihfft and the shifts are
+# compositions (chainrule.engine.composites).
+
+fftn = Primitive("fft.fftn", numpy.fft.fftn)
+ifftn = Primitive("fft.ifftn", numpy.fft.ifftn)
+rfftn = Primitive("fft.rfftn", numpy.fft.rfftn)
+irfftn = Primitive("fft.irfftn", numpy.fft.irfftn)
+
 # --- complex parts -------------------------------------------------------------------------------
 
 real = Primitive("real", numpy.real)

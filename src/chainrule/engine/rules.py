@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import numpy
 
@@ -834,6 +834,63 @@ defvjp(P.xlogy,
 defvjp(P.safe_norm, lambda g, out, x, axis, keepdims, eps: _keep(g, axis, keepdims) * x / _keep(
     out, axis, keepdims))
 # ---------------------------------------------------------------------------------------------
+# Discrete Fourier transforms.  A DFT matrix (scaled by any ``norm``) is symmetric, so under the
+# pairing Re(sum(a * b)) each transform's rule is the same transform of the cotangent; NumPy's
+# zero-padding or truncation to ``s`` transposes to truncation or zero-padding back.
+# ---------------------------------------------------------------------------------------------
+
+def _fit(g: Any, axes: tuple[int, ...], lengths: Any) -> Any:
+    """``g`` truncated or zero-padded along ``axes`` to ``lengths`` (NumPy's fitting to ``s``)."""
+    index = [slice(None)] * g.ndim
+    width = [(0, 0)] * g.ndim
+    cut = grow = False
+    for ax, n in zip(axes, lengths):
+        have = g.shape[ax]
+        if have > n:
+            index[ax], cut = slice(0, n), True
+        elif have < n:
+            width[ax], grow = (0, n - have), True
+    if cut:
+        g = g[tuple(index)]
+    return numpy.pad(g, tuple(width)) if grow else g
+
+
+def _back(x: Any, axes: tuple[int, ...]) -> list[int]:
+    return [x.shape[a] for a in axes]
+
+
+# irfft's scaling of n points, as the matching scaling of a forward transform
+_Norm = Literal["backward", "ortho", "forward"]
+_SWAP: dict[str, _Norm] = {"backward": "forward", "ortho": "ortho", "forward": "backward"}
+
+
+def _irfftn_vjp(g: Any, out: Any, y: Any, s: tuple[int, ...], axes: tuple[int, ...],
+                norm: Any) -> Any:
+    # The last axis: x = irfft(y) reads y[0] (and y[n/2] for even n) once and every other
+    # coefficient twice (itself and its conjugate mirror), so its transpose is the conjugated
+    # forward transform of g with weights 1, 2, ..., 2 (, 1); the other axes are ifft's.
+    n, last = s[-1], axes[-1]
+    half = numpy.conjugate(numpy.fft.rfft(g, axis=last, norm=_SWAP[norm]))
+    m = n // 2 + 1
+    w = numpy.full(m, 2, dtype=g.dtype)
+    w[0] = 1
+    if n % 2 == 0:
+        w[-1] = 1
+    gy = half * numpy.reshape(w, (m,) + (1,) * (g.ndim - 1 - last))
+    if len(axes) > 1:
+        gy = numpy.fft.ifftn(gy, axes=axes[:-1], norm=norm)
+    return _fit(gy, axes, _back(y, axes))
+
+
+defvjp(P.fftn, lambda g, out, x, s, axes, norm: _fit(
+    numpy.fft.fftn(g, axes=axes, norm=norm), axes, _back(x, axes)))
+defvjp(P.ifftn, lambda g, out, x, s, axes, norm: _fit(
+    numpy.fft.ifftn(g, axes=axes, norm=norm), axes, _back(x, axes)))
+defvjp(P.rfftn, lambda g, out, x, s, axes, norm: numpy.real(_fit(numpy.fft.fftn(
+    _fit(g, axes[-1:], s[-1:]), axes=axes, norm=norm), axes, _back(x, axes))))
+defvjp(P.irfftn, _irfftn_vjp)
+
+# ---------------------------------------------------------------------------------------------
 # Complex parts (the convention is in the module docstring)
 # ---------------------------------------------------------------------------------------------
 
@@ -852,7 +909,7 @@ for _prim in (
     P.arccosh, P.arctanh, P.absolute, P.conjugate, P.real, P.imag,
     P.maximum, P.minimum, P.fmax, P.fmin, P.clip, P.where,
     P.matmul, P.tensordot, P.dot, P.inner, P.vdot, P.outer, P.einsum, P.trace, P.diagonal,
-    P.inv, P.solve, P.det, P.logabsdet, P.logdet,
+    P.inv, P.solve, P.det, P.logabsdet, P.logdet, P.fftn, P.ifftn, P.rfftn, P.irfftn,
     P.sum_, P.mean, P.amax, P.amin, P.prod, P.var, P.std, P.cumsum, P.cumprod, P.norm,
     P.reshape, P.transpose, P.swapaxes, P.moveaxis, P.broadcast_to, P.astype, P.copy,
     P.identity, P.stop_gradient, P.concatenate, P.stack, P.flip, P.roll, P.tile, P.repeat,

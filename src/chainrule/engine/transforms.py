@@ -367,12 +367,20 @@ def _dtype(o: Any) -> Any:
 
 
 def jacobian(
-    fun: Callable[..., Any], argnums: int | tuple[int, ...] = 0, mode: str = "auto"
+    fun: Callable[..., Any],
+    argnums: int | tuple[int, ...] = 0,
+    mode: str = "auto",
+    holomorphic: bool = False,
 ) -> Callable[..., Any]:
     """Return a function computing the Jacobian of ``fun`` (shape ``out.shape + in.shape``).
 
     ``mode`` is ``"reverse"`` (one vjp per output element), ``"forward"`` (one jvp per input
     element), or ``"auto"``: reverse when the output has no more elements than the input.
+
+    Complex values (as JAX): a complex output of real inputs takes forward mode (the columns
+    ``d out / dx``); complex inputs with a real output take reverse mode (rows in ``grad``'s
+    convention, ``df/dx - i df/dy``); complex inputs and outputs need ``holomorphic=True``,
+    which promises that ``fun`` is holomorphic and gives its complex derivative ``f'(z)``.
 
     Example
     -------
@@ -389,9 +397,12 @@ def jacobian(
         nums = _argnums(argnums, len(args), "jacobian")
         xs = [numpy.asarray(_plain(args[i])) for i in nums]
         m = mode
+        probe = flatten(fun(*args))[0]
         if m == "auto":
-            out_size = sum(numpy.size(_plain(o)) for o in flatten(fun(*args))[0])
+            out_size = sum(numpy.size(_plain(o)) for o in probe)
             m = "reverse" if out_size <= sum(x.size for x in xs) else "forward"
+        if not holomorphic:
+            m = _complex_mode(m, mode, any(x.dtype.kind == "c" for x in xs), probe)
         per_leaf, out_tree = (
             _jacobian_reverse(fun, args, nums)
             if m == "reverse"
@@ -402,6 +413,27 @@ def jacobian(
         return unflatten(out_tree, [pick(js) for js in per_leaf])
 
     return wrapped
+
+
+def _complex_mode(m: str, asked: str, complex_in: bool, outs: list[Any]) -> str:
+    """The mode that is defined for these dtypes (see :func:`jacobian`), or a clear error."""
+    complex_out = any(numpy.iscomplexobj(_plain(o)) for o in outs)
+    if not (complex_in or complex_out):
+        return m
+    if complex_in and complex_out:
+        raise TypeError(
+            "jacobian: complex inputs and a complex output: pass holomorphic=True if the "
+            "function is holomorphic (then the result is f'(z)); otherwise differentiate its "
+            "real and imaginary parts separately"
+        )
+    want = "forward" if complex_out else "reverse"
+    if asked not in ("auto", want):
+        raise TypeError(
+            f"jacobian: mode={asked!r} is not defined for "
+            f"{'real inputs and a complex output' if complex_out else 'complex inputs'}; "
+            f"use mode={want!r} (or 'auto')"
+        )
+    return want
 
 
 def _partial(

@@ -288,6 +288,31 @@ SOURCE: dict[Primitive, Form] = {
     ),
 }
 
+
+def _fft_source(one: str, many: str) -> Form:
+    """numpy.fft calls as people write them: fft(x, n=, axis=) for one axis, fftn(x, s=, axes=)
+    for several, norm only when it is not the default."""
+
+    def form(a: list[str], kw: dict[str, Any], lit: Literals) -> str:
+        s, axes, norm = kw["s"], kw["axes"], kw["norm"]
+        tail = "" if norm == "backward" else f", norm={norm!r}"
+        if len(axes) == 1:
+            return f"numpy.fft.{one}({a[0]}, n={s[0]}, axis={axes[0]}{tail})"
+        return f"numpy.fft.{many}({a[0]}, s={lit(tuple(s))}, axes={lit(tuple(axes))}{tail})"
+
+    return Form(form, ATOM, 0)
+
+
+SOURCE[P.fftn] = _fft_source("fft", "fftn")
+SOURCE[P.ifftn] = _fft_source("ifft", "ifftn")
+SOURCE[P.rfftn] = _fft_source("rfft", "rfftn")
+SOURCE[P.irfftn] = _fft_source("irfft", "irfftn")
+SOURCE[P.logdet] = Form(
+    lambda a, kw, lit: f"(lambda sl: sl[1] + numpy.log(sl[0]))(numpy.linalg.slogdet({a[0]}))",
+    ATOM,
+    0,
+)
+
 _TRANSPOSE_ALL = method("T")
 
 
@@ -480,7 +505,27 @@ MATH: dict[Primitive, Form] = {
     P.stop_gradient: Form(lambda a, kw, latex: a[0], ATOM, (ATOM,)),
     P.maximum: _mfun("max"),
     P.minimum: _mfun("min"),
+    P.conjugate: Form(
+        lambda a, kw, latex: rf"\overline{{{a[0]}}}" if latex else f"conj({a[0]})", ATOM, 0
+    ),
+    P.real: _mfun("Re"),
+    P.imag: _mfun("Im"),
 }
+
+
+def _fourier(text: str, latex_text: str) -> Form:
+    """A discrete Fourier transform as 𝓕 (over the axes it transforms, when not all)."""
+
+    def fmt(a: list[str], kw: dict[str, Any], latex: bool) -> str:
+        return f"{latex_text if latex else text}({a[0]})"
+
+    return Form(fmt, ATOM, 0)
+
+
+MATH[P.fftn] = _fourier("𝓕", r"\mathcal{F}")
+MATH[P.ifftn] = _fourier("𝓕⁻¹", r"\mathcal{F}^{-1}")
+MATH[P.rfftn] = _fourier("𝓕ᵣ", r"\mathcal{F}_{r}")
+MATH[P.irfftn] = _fourier("𝓕ᵣ⁻¹", r"\mathcal{F}_{r}^{-1}")
 for _uf, _op in (
     (numpy.greater, ">"),
     (numpy.greater_equal, "ge"),

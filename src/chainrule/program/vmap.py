@@ -410,7 +410,7 @@ def _vdot(
     prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any], size: int
 ) -> Any:
     a, b = (_full(x, f, size).reshape(size, -1) for x, f in zip(vals, flags))
-    return numpy.einsum("zi,zi->z", a, b)
+    return numpy.einsum("zi,zi->z", numpy.conjugate(a) if numpy.iscomplexobj(a) else a, b)
 
 
 def _sort_pair(
@@ -534,6 +534,8 @@ _ELEMENTWISE = {
     P.sigmoid,
     P.xlogy,
     P.i0,
+    P.real,
+    P.imag,
 }
 _RULES: dict[P.Primitive, Callable[..., Any]] = {
     P.sum_: _reduction,
@@ -587,6 +589,11 @@ _RULES: dict[P.Primitive, Callable[..., Any]] = {
     P.eigvecsh: _stacked,
     P.det: _stacked,
     P.logabsdet: _stacked,
+    P.logdet: _stacked,
+    P.fftn: _axis_rule("axes"),
+    P.ifftn: _axis_rule("axes"),
+    P.rfftn: _axis_rule("axes"),
+    P.irfftn: _axis_rule("axes"),
     P.detsign: _stacked,
     P.solve: _solve,
     # chainrule.functions: reductions and normalisations along example axes
