@@ -19,6 +19,7 @@ import os as _os
 from chainrule import _moved, data, functions, nn, optim  # the public modules
 from chainrule.engine import rules as _rules  # noqa: F401  (completes the gradient table)
 from chainrule.engine.anomaly import AnomalyError, detect_anomaly, set_detect_anomaly
+from chainrule.engine.backends import to_host
 from chainrule.engine.gradcheck import GradCheckReport, GradientCheckError, check_grads
 from chainrule.engine.primitives import Primitive, primitive
 from chainrule.engine.rules import defvjp, defvjp_argnum
@@ -63,6 +64,7 @@ __all__ = [
     "hessian",
     "hvp",
     "check_grads",
+    "to_host",
     "GradCheckReport",
     "GradientCheckError",
     "defvjp",

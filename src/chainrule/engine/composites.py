@@ -24,6 +24,7 @@ from .primitives import (
     _one_axis,
     _shape,
     _SlogdetResult,
+    const_like,
     detsign,
     eighvals,
     eigvalsh,
@@ -31,6 +32,7 @@ from .primitives import (
     gather,
     logabsdet,
     logdet,
+    on_host,
 )
 
 COMPOSITES: dict[Callable[..., Any], Callable[..., Any]] = {}
@@ -469,7 +471,8 @@ def _matrix_power(a: Any, n: int) -> Any:
     if not isinstance(n, (int, numpy.integer)):
         raise TypeError("numpy.linalg.matrix_power: the exponent must be an integer")
     if n == 0:
-        return numpy.broadcast_to(numpy.eye(_shape(a)[-1], dtype=_dtype(a)), _shape(a)).copy()
+        eye = const_like(numpy.eye(_shape(a)[-1], dtype=_dtype(a)), a)
+        return numpy.broadcast_to(eye, _shape(a)).copy()
     if n < 0:
         a, n = numpy.linalg.inv(a), -n
     if n == 1:
@@ -720,7 +723,7 @@ def _diag(v: Any, k: int = 0) -> Any:
         raise ValueError("numpy.diag: input must be 1-d or 2-d")
     n = numpy.shape(v)[0] + abs(k)
     padded = numpy.pad(v, (0, abs(k)))
-    mask = numpy.eye(n, k=k)
+    mask = const_like(numpy.eye(n, k=k), v)
     if k >= 0:
         return numpy.reshape(padded, (n, 1)) * mask
     return numpy.reshape(padded, (1, n)) * mask
@@ -849,7 +852,7 @@ def _real_if_close(a: Any, tol: float = 100) -> Any:
 
 def _arrayish(x: Any) -> Any:
     """A tensor as it is, anything else (a list, a number) as an array."""
-    return x if hasattr(x, "_prim") else numpy.asarray(x)
+    return x if hasattr(x, "_prim") or not on_host(x) else numpy.asarray(x)
 
 
 def _dtype_of(x: Any) -> numpy.dtype[Any]:
@@ -868,7 +871,7 @@ def _id_map(fun: Callable[..., Any], pieces: list[Any], fill: bool) -> Any:
     flat = [numpy.ravel(x) for x in pieces]
     if fill:
         dtype = numpy.result_type(*[_dtype_of(x) for x in pieces])
-        flat = flat + [numpy.zeros(1, dtype=dtype)]
+        flat = flat + [const_like(numpy.zeros(1, dtype=dtype), *pieces)]
         where = numpy.where(where < 0, sum(sizes), where)
     joined = numpy.concatenate(flat) if len(flat) > 1 else flat[0]
     return numpy.take(joined, where)
@@ -929,7 +932,7 @@ def _linspace(
     )
     delta = stop - start
     nd = _ndim(delta)
-    y: Any = numpy.arange(0, num, dtype=dt).reshape((-1,) + (1,) * nd)
+    y: Any = const_like(numpy.arange(0, num, dtype=dt).reshape((-1,) + (1,) * nd), delta)
     step: Any
     if div > 0:
         step = delta / div
@@ -1039,6 +1042,8 @@ def _interp(
         )
     try:
         x, xp, fp = _float64(x), _float64(xp), _float64(fp)
+        if on_host(getattr(xp, "_data", xp)):  # a host list or array of knots joins x's library
+            xp = const_like(xp, x, fp)
     except TypeError:
         raise TypeError(
             "numpy.interp: complex values are not supported on chainrule tensors"

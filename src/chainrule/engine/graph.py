@@ -73,7 +73,7 @@ def _cast(gi: Any, data: Any, node: Node) -> Any:
     """A gradient in its input's dtype. A complex gradient reaching a real input becomes its
     real part: under the convention of :mod:`chainrule.engine.rules` (autograd's and JAX's) the
     gradient with respect to a real value is the real part of its cotangent."""
-    if gi.dtype.kind == "c" and numpy.asarray(data).dtype.kind != "c":
+    if gi.dtype.kind == "c" and data.dtype.kind != "c":
         gi = numpy.real(gi)
         if gi.dtype == data.dtype:
             return gi
@@ -395,7 +395,7 @@ def _accumulate(leaf: Node, g: Any, create_graph: bool, stored: set[int]) -> Non
         # the new gradient is added to it out of place, so it can be differentiated again.
         total = leaf.grad + g
         # NumPy returns a scalar for 0-d + 0-d; .grad is always an array (or a tensor)
-        if not (create_graph or type(total) is numpy.ndarray or isinstance(total, Node)):
+        if isinstance(total, numpy.generic):
             total = numpy.asarray(total)
         leaf.grad = total
         return
@@ -412,6 +412,12 @@ def owned(g: Any, stored: set[int]) -> numpy.ndarray:
     already handed out.
     """
     ndarray = numpy.ndarray
+    if type(g) is not ndarray and not isinstance(g, numpy.generic):
+        # another library's array (CuPy, Dask): kept on its device, copied there if shared
+        if id(g) in stored:
+            g = g.copy()
+        stored.add(id(g))
+        return cast(numpy.ndarray, g)
     base = g.base if type(g) is ndarray else g
     if base is None:
         if id(g) in stored:

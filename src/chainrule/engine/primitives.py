@@ -341,9 +341,21 @@ def _reduction(name: str, fun: Callable[..., Any]) -> Primitive:
     return Primitive(name, fun)
 
 
-sum_ = _reduction(
-    "sum", lambda x, axis=None, keepdims=False: numpy.add.reduce(x, axis=axis, keepdims=keepdims)
-)
+def _sum_fun(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    # numpy.add.reduce is numpy.sum without its Python overhead; other array libraries (Dask)
+    # implement numpy.sum but not the ufunc method
+    if type(x) is numpy.ndarray:
+        return numpy.add.reduce(x, axis=axis, keepdims=keepdims)  # type: ignore[call-overload]
+    return numpy.sum(x, axis=axis, keepdims=keepdims)
+
+
+def _prod_fun(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    if type(x) is numpy.ndarray:
+        return numpy.multiply.reduce(x, axis=axis, keepdims=keepdims)  # type: ignore[call-overload]
+    return numpy.prod(x, axis=axis, keepdims=keepdims)
+
+
+sum_ = _reduction("sum", _sum_fun)
 
 
 def _mean_fun(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
@@ -365,10 +377,7 @@ def _mean_fun(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
 
 _F64 = numpy.dtype(numpy.float64)
 mean = _reduction("mean", _mean_fun)
-prod = _reduction(
-    "prod",
-    lambda x, axis=None, keepdims=False: numpy.multiply.reduce(x, axis=axis, keepdims=keepdims),
-)
+prod = _reduction("prod", _prod_fun)
 amax = _reduction("max", numpy.amax)
 amin = _reduction("min", numpy.amin)
 var = _reduction("var", numpy.var)
@@ -436,9 +445,38 @@ swapaxes = Primitive("swapaxes", numpy.swapaxes)
 moveaxis = Primitive("moveaxis", numpy.moveaxis)
 
 
+def on_host(x: Any) -> bool:
+    """Whether ``x`` is NumPy's own (an ndarray, a NumPy scalar, a Python number)."""
+    return (
+        type(x) is numpy.ndarray
+        or not hasattr(type(x), "__array_function__")
+        or isinstance(x, numpy.generic)
+    )
+
+
+def zeros_like_backend(shape: tuple[int, ...], dtype: Any, ref: Any) -> Any:
+    """Zeros of ``shape`` in the array library of ``ref`` (NEP 35's ``like=``)."""
+    if on_host(ref):
+        return numpy.zeros(shape, dtype=dtype)
+    return numpy.zeros(shape, dtype=dtype, like=ref)
+
+
+def const_like(c: Any, *refs: Any) -> Any:
+    """A constant made with NumPy, moved to the array library of the values it meets (CuPy,
+    Dask, ...: NEP 35's ``like=``); with NumPy's own arrays it is kept as it is."""
+    for r in refs:
+        d = getattr(r, "_data", r)  # a tensor's array, or the array itself
+        if not on_host(d):
+            return numpy.asarray(c, like=d)
+    return c
+
+
 def _broadcast_to_fun(x: Any, shape: tuple[int, ...]) -> Any:
     # numpy.broadcast_to's values; a small copy is cheaper than its view machinery
-    x = numpy.asarray(x)
+    if type(x) is not numpy.ndarray:
+        if hasattr(type(x), "__array_function__") and hasattr(x, "shape"):
+            return numpy.broadcast_to(x, shape)  # another library's array stays its own
+        x = numpy.asarray(x)
     if x.shape == shape:
         return x
     if math.prod(shape) > 4096:
@@ -449,8 +487,19 @@ def _broadcast_to_fun(x: Any, shape: tuple[int, ...]) -> Any:
 
 
 broadcast_to = Primitive("broadcast_to", _broadcast_to_fun)
-concatenate = Primitive("concatenate", lambda *xs, axis=0: numpy.concatenate(xs, axis=axis))
-stack = Primitive("stack", lambda *xs, axis=0: numpy.stack(xs, axis=axis))
+
+
+def _joined(fun: Callable[..., Any]) -> Callable[..., Any]:
+    def join(*xs: Any, axis: int = 0) -> Any:
+        if not all(on_host(x) for x in xs):  # host pieces join another library's arrays there
+            xs = tuple(const_like(x, *xs) if on_host(x) else x for x in xs)
+        return fun(xs, axis=axis)
+
+    return join
+
+
+concatenate = Primitive("concatenate", _joined(numpy.concatenate))
+stack = Primitive("stack", _joined(numpy.stack))
 flip = Primitive("flip", numpy.flip)
 roll = Primitive("roll", numpy.roll)
 tile = Primitive("tile", numpy.tile)
@@ -469,7 +518,7 @@ copy = Primitive("copy", numpy.copy)
 
 
 def _assign(x: Any, v: Any, index: Any) -> Any:
-    y = numpy.array(x, copy=True)
+    y = numpy.array(x, copy=True) if on_host(x) else x.copy()
     y[index] = v
     return y
 
@@ -484,7 +533,7 @@ stop_gradient = Primitive("stop_gradient", lambda x: x, nondiff=True)
 
 
 def _scatter_add(g: Any, index: Any, shape: tuple[int, ...], unique: bool) -> Any:
-    out = numpy.zeros(shape, dtype=g.dtype)
+    out = zeros_like_backend(shape, g.dtype, g)
     if unique:
         out[index] = g
     else:

@@ -212,7 +212,8 @@ def _bessel_i1(x: Any) -> Any:
     c = numpy.cos(t)
     w = numpy.full(129, 1 / 128)
     w[0] = w[-1] = 1 / 256
-    return numpy.sum(numpy.expm1(numpy.expand_dims(x, -1) * c) * (c * w), axis=-1)
+    c, cw = P.const_like(c, x), P.const_like(c * w, x)
+    return numpy.sum(numpy.expm1(numpy.expand_dims(x, -1) * c) * cw, axis=-1)
 
 
 defvjp(P.i0, lambda g, out, x: g * _bessel_i1(x))  # d I0 / dx = I1
@@ -452,13 +453,13 @@ def _einsum_vjp(argnum: int, g: Any, out: Any, *ops: Any, subscripts: str, optim
     for c, n in zip(target, ops[argnum].shape):
         if c in seen:               # a repeated index (a diagonal): spread g along it with eye
             d = next(unused)
-            extra.append((c + d, numpy.eye(n, dtype=g.dtype)))
+            extra.append((c + d, P.const_like(numpy.eye(n, dtype=g.dtype), g)))
             new_target += d
             continue
         seen.add(c)
         new_target += c
         if c not in have:           # summed over in this operand only: broadcast with ones
-            extra.append((c, numpy.ones(n, dtype=g.dtype)))
+            extra.append((c, P.const_like(numpy.ones(n, dtype=g.dtype), g)))
             have.add(c)
     spec = ",".join([out_sub] + [t for t, _ in others] + [t for t, _ in extra]) + "->" + new_target
     return numpy.einsum(spec, g, *(op for _, op in others), *(e for _, e in extra),
@@ -469,7 +470,7 @@ defvjp_argnum(P.einsum, _einsum_vjp)
 
 
 def _trace_vjp(g: Any, out: Any, x: Any, offset: int, axis1: int, axis2: int) -> Any:
-    eye = numpy.eye(x.shape[axis1], x.shape[axis2], k=offset, dtype=g.dtype)
+    eye = P.const_like(numpy.eye(x.shape[axis1], x.shape[axis2], k=offset, dtype=g.dtype), g)
     if x.ndim == 2:
         return g * eye if axis1 < axis2 else g * eye.T
     gx = numpy.expand_dims(g, (-2, -1)) * eye
@@ -478,7 +479,7 @@ def _trace_vjp(g: Any, out: Any, x: Any, offset: int, axis1: int, axis2: int) ->
 
 def _diagonal_vjp(g: Any, out: Any, x: Any, offset: int, axis1: int, axis2: int) -> Any:
     n, m = x.shape[axis1], x.shape[axis2]
-    eye = numpy.eye(n, m, k=offset, dtype=g.dtype)
+    eye = P.const_like(numpy.eye(n, m, k=offset, dtype=g.dtype), g)
     d = g.shape[-1]
     lead = ((0, 0),) * (g.ndim - 1)
     if offset >= 0:     # element (r, r + offset) is out[..., r]
@@ -520,14 +521,14 @@ def _lower_triangle(s: Any) -> Any:
     NumPy's cholesky and eigh do), from S, its gradient for symmetric perturbations: entry
     (i, j), i > j, stands for both (i, j) and (j, i); nothing above the diagonal is read."""
     n = numpy.shape(s)[-1]
-    return numpy.tril(s + _mT(s)) - s * numpy.eye(n)
+    return numpy.tril(s + _mT(s)) - s * P.const_like(numpy.eye(n), s)
 
 
 def _cholesky_vjp(g: Any, out: Any, a: Any) -> Any:
     # A = L L^T.  With Phi(X) = tril(X) with its diagonal halved, the gradient with respect to
     # a symmetric dA is S = L^-T Phi(L^T tril(g)) L^-1 (Murray 2016).
     n = numpy.shape(out)[-1]
-    half = numpy.tril(numpy.ones((n, n))) - 0.5 * numpy.eye(n)
+    half = P.const_like(numpy.tril(numpy.ones((n, n))) - 0.5 * numpy.eye(n), g)
     phi = (_mT(out) @ numpy.tril(g)) * half
     x = numpy.linalg.solve(_mT(out), phi)                       # L^-T Phi
     s = _mT(numpy.linalg.solve(_mT(out), _mT(x)))               # (L^-T Phi) L^-1
@@ -545,7 +546,7 @@ def _eigvecsh_vjp(g: Any, out: Any, a: Any) -> Any:
     # S = V (F * (V^T g)) V^T.  Repeated eigenvalues have no such derivative (F is infinite).
     w = P.eighvals(a)
     n = numpy.shape(out)[-1]
-    eye = numpy.eye(n)
+    eye = P.const_like(numpy.eye(n), out)
     f = (1 - eye) / (w[..., None, :] - w[..., :, None] + eye)
     return _lower_triangle(out @ (f * (_mT(out) @ g)) @ _mT(out))
 
@@ -613,7 +614,7 @@ def _prod_vjp(g: Any, out: Any, x: Any, axis: Any, keepdims: bool) -> Any:
     # The product of all the other elements, from exclusive cumulative products taken from the
     # left and from the right: exact when some elements are zero (no division by x).
     xt, perm, lead = _reduced_last(x, axis)
-    ones = numpy.ones(lead + (1,), dtype=x.dtype)
+    ones = P.const_like(numpy.ones(lead + (1,), dtype=x.dtype), x)
     left = numpy.concatenate([ones, numpy.cumprod(xt, axis=-1)[..., :-1]], axis=-1)
     right = numpy.flip(numpy.concatenate(
         [ones, numpy.cumprod(numpy.flip(xt, axis=-1), axis=-1)[..., :-1]], axis=-1), axis=-1)
@@ -651,7 +652,8 @@ def _cumprod_vjp(g: Any, out: Any, x: Any, axis: int) -> Any:
     n = x.shape[axis]
     xm = numpy.moveaxis(x, axis, -1)
     gm = numpy.moveaxis(g, axis, -1)
-    table = numpy.cumprod(numpy.where(numpy.eye(n, dtype=bool), 1, numpy.expand_dims(xm, -2)),
+    table = numpy.cumprod(numpy.where(P.const_like(numpy.eye(n, dtype=bool), x), 1,
+                                      numpy.expand_dims(xm, -2)),
                           axis=-1)
     gx = numpy.sum(numpy.triu(table * numpy.expand_dims(gm, -2)), axis=-1)
     return numpy.moveaxis(gx, -1, axis)
@@ -876,6 +878,7 @@ def _irfftn_vjp(g: Any, out: Any, y: Any, s: tuple[int, ...], axes: tuple[int, .
     w[0] = 1
     if n % 2 == 0:
         w[-1] = 1
+    w = P.const_like(w, g)
     gy = half * numpy.reshape(w, (m,) + (1,) * (g.ndim - 1 - last))
     if len(axes) > 1:
         gy = numpy.fft.ifftn(gy, axes=axes[:-1], norm=norm)

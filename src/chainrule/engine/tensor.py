@@ -349,6 +349,8 @@ def _ones(data: Any) -> numpy.ndarray:
     Shared between calls, so it must never be handed out: the walk treats the seed as already
     stored (a leaf that would receive it gets a copy).
     """
+    if type(data) is not numpy.ndarray and _foreign(data):
+        return numpy.ones_like(data)
     key = (data.shape, data.dtype)
     seed = _ONES.get(key)
     if seed is None:
@@ -738,6 +740,9 @@ class Tensor(Node):
             yield self[i]
 
     def __repr__(self) -> str:
+        if _foreign(self._data):  # shown as its library shows it, never copied to the host
+            grad = ", requires_grad=True" if self.requires_grad else ""
+            return f"tensor({self._data!r}{grad})"
         body = numpy.array2string(numpy.asarray(self._data), separator=", ", prefix="tensor(")
         extra = ", requires_grad=True" if self.requires_grad else ""
         if self._data.dtype != numpy.float64 and self._data.dtype.kind == "f":
@@ -841,15 +846,17 @@ class Tensor(Node):
                     f"{data.shape}. Reduce it first (t.sum(), t.mean()) or pass gradient= an "
                     "array of that shape"
                 )
-            seed: Any = _ones(data) if not create_graph else numpy.ones(data.shape, data.dtype)
+            seed: Any = _ones(data) if not create_graph else numpy.ones_like(data)
         else:
-            g = gradient._data if isinstance(gradient, Tensor) else numpy.asarray(gradient)
+            g = gradient._data if isinstance(gradient, Tensor) else gradient
+            if not _foreign(g):
+                g = numpy.asarray(g)
             if g.shape != data.shape:
                 raise ValueError(
                     f"backward(): gradient has shape {g.shape}, but the tensor "
                     f"has shape {data.shape}; they must match"
                 )
-            seed = numpy.array(g, dtype=data.dtype)
+            seed = g.astype(data.dtype) if _foreign(g) else numpy.array(g, dtype=data.dtype)
             if create_graph and isinstance(gradient, Tensor):
                 seed = gradient
         if create_graph and not isinstance(seed, Tensor):
@@ -1194,6 +1201,19 @@ _METADATA = {
 } | ({numpy.size} if hasattr(numpy, "size") else set())
 
 
+def _foreign(x: Any) -> bool:
+    """Another array library's array (CuPy, Dask, ...): it implements NumPy's protocols and is
+    kept as it is (never converted to a host ndarray behind the user's back)."""
+    t = type(x)
+    return (
+        t is not numpy.ndarray
+        and not isinstance(x, (numpy.generic, Tensor))
+        and hasattr(t, "__array_function__")
+        and hasattr(x, "dtype")
+        and hasattr(x, "shape")
+    )
+
+
 def _complex_output(fname: str, dtype: Any) -> str:
     return (
         f"{fname} needs a real-valued output, got a {dtype} one: a complex value has no single "
@@ -1236,6 +1256,11 @@ def tensor(data: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
     if isinstance(data, Tensor):
         data = data._data
     _refuse_subclass(data, "chainrule.tensor")
+    if _foreign(data):  # another library's array stays its own, on its device (copied there)
+        foreign = data.astype(dtype) if dtype is not None else data.copy()
+        if requires_grad:
+            _check_float(foreign, "chainrule.tensor")
+        return _leaf(foreign, bool(requires_grad))
     try:
         arr = numpy.array(data, dtype=dtype, copy=True)
     except (ValueError, TypeError) as e:

@@ -23,6 +23,7 @@ from .tensor import (
     _apply,
     _check_float,
     _complex_output,
+    _foreign,
     _leaf,
     _refuse_subclass,
     _state,
@@ -53,6 +54,8 @@ def _constant(x: Any) -> Any:
     """Arrays among the non-differentiated arguments reach the function as tensors."""
     if isinstance(x, (numpy.ndarray, numpy.generic)) and not isinstance(x, numpy.bool_):
         return _leaf(x, False)
+    if _foreign(x):
+        return _leaf(x, False)
     return x
 
 
@@ -69,6 +72,9 @@ def _variable(x: Any, fname: str, where: Callable[[], str]) -> tuple[Tensor, boo
             return v, True
         _check_float(numpy.asarray(x._data), f"{fname}: argument {where()}")
         return _leaf(x._data, True), False
+    if _foreign(x):  # another library's array (CuPy, Dask): kept as it is, on its device
+        _check_float(x, f"{fname}: argument {where()}")
+        return _leaf(x, True), False
     if isinstance(x, (bool, int, numpy.integer, numpy.bool_)) or (
         isinstance(x, numpy.ndarray) and x.dtype.kind in "iub"
     ):
@@ -153,7 +159,9 @@ def _param_names(fun: Callable[..., Any], n: int) -> list[str]:
 
 
 def _plain(x: Any) -> Any:
-    return numpy.asarray(x._data) if isinstance(x, Tensor) else x
+    if not isinstance(x, Tensor):
+        return x
+    return x._data if _foreign(x._data) else numpy.asarray(x._data)
 
 
 def value_and_grad(
@@ -212,10 +220,10 @@ def _gradients(out: Any, targets: list[Tensor], nested: bool, fname: str) -> lis
         )
     found: dict[Any, Any] = {}
     if fname != "vjp" and numpy.iscomplexobj(_plain(out)):
-        raise TypeError(_complex_output(fname, numpy.asarray(_plain(out)).dtype))
+        raise TypeError(_complex_output(fname, _dtype(out)))
     if isinstance(out, Tensor) and out.requires_grad:
         data = out._data
-        seed: Any = numpy.ones(data.shape, dtype=data.dtype)
+        seed: Any = numpy.ones_like(data)
         found = backward_pass(
             out, _leaf(seed, False) if nested else seed, targets, create_graph=nested, prune=nested
         )
@@ -288,7 +296,7 @@ def vjp(fun: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[..., Any]
     def pullback(ct: Any) -> tuple[Any, ...]:
         with enable_grad():
             cts = [
-                c if isinstance(c, Tensor) else _leaf(numpy.asarray(c), False)
+                c if isinstance(c, Tensor) else _leaf(c if _foreign(c) else numpy.asarray(c), False)
                 for c in flatten(ct)[0]
             ]
             for o, c in zip(flatten(out)[0], cts):
@@ -332,13 +340,13 @@ def jvp(
         out, variables, _, nested = _trace_call(fun, primals, {}, nums, "jvp")
         flat_vars = [v for vs in variables for v in vs]
         out_leaves, out_tree = flatten(out)
-        us = [_leaf(numpy.zeros(numpy.shape(_plain(o)), dtype=_dtype(o)), True) for o in out_leaves]
+        us = [_leaf(numpy.zeros_like(_plain(o), dtype=_dtype(o)), True) for o in out_leaves]
         scalar = _inner(out, unflatten(out_tree, us))
         if isinstance(scalar, Tensor) and scalar.requires_grad:
             data = scalar._data
             found = backward_pass(
                 scalar,
-                _leaf(numpy.ones(data.shape, data.dtype), False),
+                _leaf(numpy.ones_like(data), False),
                 flat_vars,
                 create_graph=True,
             )
@@ -352,9 +360,7 @@ def jvp(
                 pairing = pairing + (g * t).sum()
         if isinstance(pairing, Tensor) and pairing.requires_grad:
             data = pairing._data
-            tangent = backward_pass(
-                pairing, numpy.ones(data.shape, data.dtype), us, create_graph=nested
-            )
+            tangent = backward_pass(pairing, numpy.ones_like(data), us, create_graph=nested)
         else:
             tangent = {}
     outs = [tangent.get(u) if tangent.get(u) is not None else numpy.zeros_like(u._data) for u in us]
@@ -363,7 +369,8 @@ def jvp(
 
 
 def _dtype(o: Any) -> Any:
-    return numpy.asarray(_plain(o)).dtype
+    p = _plain(o)
+    return p.dtype if _foreign(p) else numpy.asarray(p).dtype
 
 
 def jacobian(
