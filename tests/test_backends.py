@@ -181,3 +181,12 @@ def test_to_host_copies_every_backend_to_numpy():
     out = cr.to_host({"dask": da.ones(3, chunks=2), "numpy": numpy.zeros(2), "n": 1})
     assert type(out["dask"]) is numpy.ndarray and out["n"] == 1
     numpy.testing.assert_array_equal(out["dask"], numpy.ones(3))
+
+
+def test_an_operation_the_backend_lacks_names_the_operation_and_the_library():
+    da = pytest.importorskip("dask.array")
+    x = cr.tensor(da.from_array(numpy.arange(6.0), chunks=3), requires_grad=True)
+    # repeated positions need numpy.add.at in the backward pass, which Dask does not implement
+    y = x[numpy.array([0, 0, 2])].sum()
+    with pytest.raises(TypeError, match=r"scatter_add.*dask.*chainrule.to_host"):
+        y.backward()

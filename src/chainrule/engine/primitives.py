@@ -534,10 +534,21 @@ stop_gradient = Primitive("stop_gradient", lambda x: x, nondiff=True)
 
 def _scatter_add(g: Any, index: Any, shape: tuple[int, ...], unique: bool) -> Any:
     out = zeros_like_backend(shape, g.dtype, g)
-    if unique:
-        out[index] = g
-    else:
-        numpy.add.at(out, index, g)
+    try:
+        if unique:
+            out[index] = g
+        else:
+            numpy.add.at(out, index, g)
+    except (TypeError, ValueError, NotImplementedError) as e:
+        if on_host(g):
+            raise
+        lib = type(g).__module__.split(".")[0]
+        how = "" if unique else " with repeated or advanced indices, numpy.add.at"
+        raise TypeError(
+            f"numpy.scatter_add (the gradient of indexing{how}) "
+            f"is not supported by {lib} arrays ({e}). Index with basic slices, or compute this "
+            "part on NumPy arrays (chainrule.to_host)"
+        ) from None
     return out
 
 

@@ -158,6 +158,13 @@ def _describe(v: Any) -> str:
 def _op_error(e: Exception, prim: P.Primitive, vals: Any) -> Exception:
     where = ", ".join(_describe(v) for v in vals)
     msg = f"numpy.{prim.name} failed on ({where}): {e}"
+    libs = sorted({type(v).__module__.split(".")[0] for v in vals if _foreign(v)})
+    if libs:
+        msg += (
+            f". The array library ({', '.join(libs)}) may not implement this operation the way "
+            "chainrule uses it: compute this part on NumPy arrays (chainrule.to_host) or write "
+            "it with operations that library supports"
+        )
     if type(e) in (ValueError, TypeError, IndexError):
         return type(e)(msg)
     if hasattr(e, "add_note"):
