@@ -296,3 +296,14 @@ def test_vmap_of_vdot_conjugates_its_first_argument():
     b = rng.standard_normal((3, 4)) + 1j * rng.standard_normal((3, 4))
     want = [numpy.sum(numpy.conj(x) * y) for x, y in zip(a, b)]
     numpy.testing.assert_allclose(cr.vmap(numpy.vdot)(a, b), want, rtol=1e-13)
+
+
+def test_real_if_close_follows_numpy_and_refuses_to_be_traced():
+    z = numpy.array([1 + 1e-20j, 2 - 1e-18j])  # imaginary parts within 100 epsilons: real
+    w = numpy.array([1 + 1e-3j, 2.0 + 0j])  # not close: stays complex
+    assert numpy.real_if_close(cr.tensor(z)).dtype == numpy.float64
+    assert numpy.real_if_close(cr.tensor(w)).dtype == numpy.complex128
+    # Re z passes the cotangent on unchanged: d/dx - i d/dy of sum(Re z) is 1
+    numpy.testing.assert_array_equal(cr.grad(lambda z: numpy.real_if_close(z).sum())(z), [1, 1])
+    with pytest.raises(cr.TracerBoolError):  # which branch it takes depends on the values
+        cr.jit(cr.grad(lambda z: numpy.real_if_close(z).sum()))(z)

@@ -157,13 +157,6 @@ REFUSED = [
         lambda t: numpy.partition(t, 5), (3,), ValueError, [r"out of bounds"], id="partition-kth"
     ),
     pytest.param(
-        lambda t: numpy.real_if_close(t + 1j),
-        (3,),
-        TypeError,
-        [r"real_if_close", r"complex", r"numpy\.real|detach"],
-        id="real_if_close-complex",
-    ),
-    pytest.param(
         lambda t: numpy.linspace(t, 1.0, 3, device="gpu"),
         (),
         TypeError,

@@ -126,3 +126,30 @@ def test_a_list_of_tensors_given_to_numpy_names_the_idiom_and_the_rewrite():
     # the rewrite the message gives
     numpy.stack([x[0], x[1]]).mean().backward()
     numpy.testing.assert_array_equal(x.grad, [0.5, 0.5])
+
+
+def test_a_cast_to_integers_needs_no_gradient_and_is_allowed():
+    # numpy.int64(t) asks for integers: nothing differentiable is dropped, so it is not refused
+    # (indices computed from values, as in a one-hot or an embedding lookup)
+    def f(w):
+        idx = numpy.int64(w[:, -1])
+        return (w[:, :-1][idx] ** 2).sum()
+
+    w = numpy.array([[1.0, 2.0, 1.0], [3.0, 4.0, 0.0]])
+    g = cr.grad(f)(w)
+    # rows used: idx = [1, 0]; d/dw of w[1,:2]^2 + w[0,:2]^2 = 2 w on the first two columns
+    numpy.testing.assert_array_equal(g, [[2.0, 4.0, 0.0], [6.0, 8.0, 0.0]])
+    with pytest.raises(TypeError, match="dropped|drop it"):
+        cr.grad(lambda w: numpy.float64(numpy.asarray(w, dtype=float)).sum())(w)
+
+
+def test_check_grads_takes_functions_with_several_outputs():
+    # numpy.gradient along two axes returns a list; numpy.linalg.slogdet a named tuple
+    x = numpy.random.default_rng(2).standard_normal((4, 5))
+    assert cr.check_grads(lambda x: numpy.gradient(x), x, order=2).passed
+    a = numpy.eye(3) * 2 + 0.1 * x[:3, :3]
+    assert cr.check_grads(lambda a: numpy.linalg.slogdet(a), a).passed
+    with pytest.raises(cr.GradientCheckError):  # and it still catches a wrong rule there
+        bad = cr.primitive(lambda x: x * 3.0, name="triple_wrong")
+        cr.defvjp(bad, lambda g, out, x: g * 2.0)
+        cr.check_grads(lambda x: [bad(x), x], x)

@@ -842,11 +842,15 @@ def _partition(
 
 @_composite(numpy.real_if_close)
 def _real_if_close(a: Any, tol: float = 100) -> Any:
-    if _dtype_of(a).kind == "c":
-        raise TypeError(
-            "numpy.real_if_close: complex tensors are not supported (chainrule differentiates "
-            "real values); call it on t.detach(), or pass the real part numpy.real(...)"
-        )
+    dt = _dtype_of(a)
+    if dt.kind != "c":
+        return a
+    # NumPy's test: every imaginary part within tol machine epsilons (tol > 1) or tol of 0.
+    # Whether the result is real depends on the values, which a trace cannot follow: asked for
+    # on a traced tensor, that bool() of a traced value raises TracerBoolError.
+    limit = tol * numpy.finfo(dt).eps if tol > 1 else tol
+    if bool(numpy.all(numpy.abs(numpy.imag(a)) < limit)):
+        return numpy.real(a)
     return a
 
 

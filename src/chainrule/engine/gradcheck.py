@@ -130,8 +130,19 @@ def _scalarize(
     """Make ``fun`` scalar: a non-scalar output is projected on a fixed random direction, a
     complex one on a complex direction, keeping the real part (the pairing of the rules)."""
     probe = fun(*args, **kwargs)
-    probe = probe._data if isinstance(probe, Tensor) else probe
     rng = numpy.random.default_rng(seed)
+    if isinstance(probe, (list, tuple, dict)):  # several outputs: each on a direction of its own
+        leaves = [v._data if isinstance(v, Tensor) else v for v in flatten(probe)[0]]
+        dirs = [_direction(rng, v) for v in leaves]
+
+        def projected(*a: Any) -> Any:
+            total: Any = 0.0
+            for out, d in zip(flatten(fun(*a, **kwargs))[0], dirs):
+                total = total + numpy.real((out * d).sum())
+            return total
+
+        return projected
+    probe = probe._data if isinstance(probe, Tensor) else probe
     if numpy.iscomplexobj(probe):
         d = rng.standard_normal(numpy.shape(probe)) + 1j * rng.standard_normal(numpy.shape(probe))
         return lambda *a: numpy.real((fun(*a, **kwargs) * d).sum())
@@ -139,6 +150,12 @@ def _scalarize(
         return lambda *a: fun(*a, **kwargs)
     direction = rng.standard_normal(numpy.shape(probe))
     return lambda *a: (fun(*a, **kwargs) * direction).sum()
+
+
+def _direction(rng: Any, v: Any) -> Any:
+    shape = numpy.shape(v)
+    d = rng.standard_normal(shape)
+    return d + 1j * rng.standard_normal(shape) if numpy.iscomplexobj(v) else d
 
 
 def _kink_signature(fun: Callable[..., Any], args: list[Any], argnum: int) -> list[tuple[str, Any]]:

@@ -650,7 +650,8 @@ class Tensor(Node):
                 "or chainrule.explain that would freeze today's values into the recording. "
                 "Keep the computation in NumPy functions and operators on tensors"
             )
-        if self.requires_grad and _state.enabled:
+        if self.requires_grad and _state.enabled and not _integral(dtype):
+            # (a cast to integers or booleans, numpy.int64(t), has no gradient to drop)
             if _called_from_item_assignment():
                 raise _written_into_array_error(self)
             raise TypeError(
@@ -1206,6 +1207,10 @@ _METADATA = {
     numpy.isrealobj,
     numpy.isscalar,
 } | ({numpy.size} if hasattr(numpy, "size") else set())
+
+
+def _integral(dtype: Any) -> bool:
+    return dtype is not None and numpy.dtype(dtype).kind in "iub"
 
 
 def _foreign(x: Any) -> bool:
