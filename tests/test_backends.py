@@ -190,3 +190,17 @@ def test_an_operation_the_backend_lacks_names_the_operation_and_the_library():
     y = x[numpy.array([0, 0, 2])].sum()
     with pytest.raises(TypeError, match=r"scatter_add.*dask.*chainrule.to_host"):
         y.backward()
+
+
+def test_a_dask_constant_with_numpy_parameters_gives_a_lazy_gradient():
+    da = pytest.importorskip("dask.array")
+    x = rng.standard_normal((300, 4))
+    xc = da.from_array(x, chunks=(100, 4))
+    w = rng.standard_normal(4)
+
+    def loss(w, x):
+        return (numpy.tanh(x @ w) ** 2).mean()
+
+    g = cr.grad(lambda w: loss(w, xc))(w)  # the data is a closure constant, chunked
+    assert isinstance(g, da.Array)
+    numpy.testing.assert_allclose(cr.to_host(g), cr.grad(loss)(w, x), rtol=1e-12)

@@ -335,8 +335,10 @@ def _check_result(out: Any, prim: P.Primitive, args: tuple[Any, ...]) -> None:
     if isinstance(out, (numpy.ndarray, bool, int, float, complex)):
         _refuse_subclass(out, f"numpy.{prim.name}")
         return
-    if any(isinstance(a, Tensor) and type(a._data) is type(out) for a in args):
-        return  # the tensors' own array library (Dask, CuPy, ...)
+    if _foreign(out) and any(type(getattr(a, "_data", a)) is type(out) for a in args):
+        # the array library (NumPy's protocols in full: Dask, CuPy, ...) of the tensors or of
+        # constants among them; wrappers that take results over (xarray, pandas) are refused
+        return
     if not any(hasattr(out, k) for k in ("__array_ufunc__", "__array_function__", "__array__")):
         return  # not an array (a dtype, a tuple of them, ...)
     kind = f"{type(out).__module__}.{type(out).__qualname__}"
