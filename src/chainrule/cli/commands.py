@@ -37,6 +37,7 @@ def _demo(args: argparse.Namespace) -> int:
     err.backward()
 
     forward_values = {"Z1": Z1, "A1": A1, "Z2": Z2, "A2": A2, "Z3": Z3, "A3": A3, "Y": Y}
+    explain = args.explain or args.why
     try:
         report = cr.check_grads(
             seed.forward, seed.X, seed.T, *seed.PARAMS.values(), argnums=tuple(range(2, 10))
@@ -47,15 +48,15 @@ def _demo(args: argparse.Namespace) -> int:
 
     if args.json:
         doc: dict[str, Any] = {
-            "forward": {k: v.data.tolist() for k, v in forward_values.items()},
+            "forward": {k: _shown(v.data).tolist() for k, v in forward_values.items()},
             "error": float(err.data),
             "gradients": {
-                f"dE/d{k}": {"shape": list(p.grad.shape), "value": p.grad.tolist()}
+                f"dE/d{k}": {"shape": list(p.grad.shape), "value": _shown(p.grad).tolist()}
                 for k, p in params.items()
             },
             "gradient_check": {"passed": passed, "report": check_text},
         }
-        if args.explain:
+        if explain:
             ex = _seed_explanation()
             doc["derivation"] = {
                 "forward": ex.forward_lines(),
@@ -70,21 +71,26 @@ def _demo(args: argparse.Namespace) -> int:
         print("chainrule demo: the 4-6-6-6-1 ReLU network of docs/seed.md, one sample\n")
         print("Forward pass (the user's code, run unchanged on chainrule tensors):")
         for k, v in forward_values.items():
-            print(f"  {k:<3} {str(v.shape):<8} {v.data}")
+            print(f"  {k:<3} {str(v.shape):<8} {_shown(v.data)}")
         print(f"\nerr = ((Y - T) ** 2).mean() = {float(err.data):.12g}\n")
         print("Gradients from one call, err.backward():")
         for k, p in params.items():
             print(f"  dE/d{k:<3} shape {p.grad.shape}")
-            print(textwrap.indent(numpy.array2string(p.grad), "    "))
+            print(textwrap.indent(numpy.array2string(_shown(p.grad)), "    "))
         print()
         print(check_text)
-        if args.explain:
+        if explain:
             ex = _seed_explanation()
             print("\nThe derivation (chainrule explain), in the user's own names:\n")
             print(ex)
             print()
-            print(ex.why())
+            print(ex.why(notes=False))  # the notes were printed with the derivation
     return 0 if passed else 1
+
+
+def _shown(a: Any) -> Any:
+    """``a`` with negative zeros made positive: a learner reads ``-0.`` as another number."""
+    return numpy.asarray(a) + 0.0
 
 
 def _seed_explanation() -> Any:
@@ -161,7 +167,7 @@ def _render(ex: Any, fmt: str, why: bool) -> str:
         return str(ex.to_markdown())
     if fmt == "dot":
         return str(ex.to_dot())
-    return str(ex) + ("\n\n" + ex.why() if why else "")
+    return str(ex) + ("\n\n" + ex.why(notes=False) if why else "")
 
 
 def _explain(args: argparse.Namespace) -> int:
@@ -210,6 +216,11 @@ def _parser() -> argparse.ArgumentParser:
         "--explain",
         action="store_true",
         help="also print the derivation: every backward line and why it holds",
+    )
+    demo.add_argument(
+        "--why",
+        action="store_true",
+        help="print the derivation and the chain-rule step of every backward line (as --explain)",
     )
     demo.set_defaults(run=_demo)
 

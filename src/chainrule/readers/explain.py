@@ -18,7 +18,7 @@ from chainrule.engine.graph import Node
 from chainrule.engine.tensor import Tensor
 from chainrule.program.codegen import Line, Writer, identifier
 from chainrule.program.ir import CONST, INPUT, Program, Value, build, cse, dce, prettify, simplify
-from chainrule.program.notation import Literals
+from chainrule.program.notation import Literals, ReadableLiterals
 from chainrule.program.trace import Recording, record
 
 __all__ = ["explain", "Explanation"]
@@ -78,7 +78,8 @@ class Explanation:
         for out, name in zip(self.program.outputs, self._output_names()):
             if out.op != INPUT and out.id not in names:
                 names[out.id] = name
-        self.writer = Writer(self.program, names, Literals(), refs=refs, repeat_small=True)
+        self.literals = ReadableLiterals(rec.constants)
+        self.writer = Writer(self.program, names, self.literals, refs=refs, repeat_small=True)
         self.lines = self.writer.lines()
         self.notes = _notes(self)
 
@@ -136,17 +137,9 @@ class Explanation:
 
     def __str__(self) -> str:
         rec = self.recording
-        width = (
-            max(
-                [
-                    len(c)
-                    for c, _ in self._shaped(self.lines, "forward")
-                    + self._shaped(self.lines, "backward")
-                ]
-                + [20]
-            )
-            + 2
-        )
+        rows = self._shaped(self.lines, "forward") + self._shaped(self.lines, "backward")
+        # the table is as wide as its lines up to WRAP characters; a longer line is wrapped
+        width = max([len(c) for c, _ in rows if len(c) <= WRAP] + [20]) + 2
         wrt = ", ".join(rec.input_names[j] for j in rec.wrt)
         head = [f"{rec.fun_name}: d{self.output_name}/d({wrt})"]
         head.append(
@@ -157,15 +150,9 @@ class Explanation:
             )
         )
         out = head + ["", "Forward pass"]
-        out += [
-            f"  {c:<{width}}# {s}" if s else f"  {c}"
-            for c, s in self._shaped(self.lines, "forward")
-        ]
+        out += [r for c, s in self._shaped(self.lines, "forward") for r in _row(c, s, width)]
         out += ["", f"Backward pass (the chain rule, from {self.output_name} back to the inputs)"]
-        out += [
-            f"  {c:<{width}}# {s}" if s else f"  {c}"
-            for c, s in self._shaped(self.lines, "backward")
-        ]
+        out += [r for c, s in self._shaped(self.lines, "backward") for r in _row(c, s, width)]
         if self.notes:
             out += ["", "Notes"] + [f"  - {n}" for n in self.notes]
         return "\n".join(out)
@@ -173,8 +160,9 @@ class Explanation:
     def __repr__(self) -> str:
         return f"<Explanation of {self.recording.fun_name}: {len(self.lines)} statements>"
 
-    def why(self) -> str:
-        """Each backward line with the chain-rule step it comes from."""
+    def why(self, notes: bool = True) -> str:
+        """Each backward line with the chain-rule step it comes from (and the notes, unless
+        ``notes=False``: for printing it after ``str()``, which has them)."""
         rec = self.recording
         contributions: dict[Node, list[tuple[Node, Any, Any]]] = {}
         adjoint_of: dict[int, Node] = {}
@@ -200,7 +188,8 @@ class Explanation:
                         for t in self._term(rec.names[node], consumer, raw, fin, ln.value)
                     )
             lines.append("")
-        lines += [f"Note: {n}" for n in self.notes]
+        if notes:
+            lines += [f"Note: {n}" for n in self.notes]
         return "\n".join(lines).rstrip() + "\n"
 
     def _term(self, name: str, consumer: Node, raw: Any, fin: Any, line_value: Value) -> list[str]:
@@ -255,7 +244,8 @@ class Explanation:
 
         self.writer.lit = Literals(hoist=hoist)
         try:
-            body_lines = [c for ln in self.lines for c in ln.code]
+            # written again with exact literals (the text shows numbers as a reader writes them)
+            body_lines = [c for ln in self.writer.lines() for c in ln.code]
             tail = [
                 f"{n} = {self._value_text(v)}"
                 for n, v in zip(self.grad_names, self.program.outputs[1:])
@@ -263,7 +253,7 @@ class Explanation:
             ]
             out_text = self._value_text(self.program.outputs[0])
         finally:
-            self.writer.lit = Literals()
+            self.writer.lit = self.literals
         params = []
         for i, p in enumerate(rec.params):
             params.append(f"{p}={rec.static[i]!r}" if i in rec.static else p)
@@ -338,7 +328,9 @@ class Explanation:
         for ln in self.lines:
             if ln.phase != "backward" or ln.value.prim is None:
                 continue
-            lhs = _latex_name(ln.name)
+            lhs = _latex_name(
+                ln.name, set(self.writer.names.values()) | set(self.writer.refs.values())
+            )
             rhs = self.writer.expr(ln.value, "latex")[0]
             rows.append(f"{lhs} &= {_latex_names(rhs, self)}")
         return "\\begin{align*}\n" + " \\\\\n".join(rows) + "\n\\end{align*}\n"
@@ -364,6 +356,25 @@ class Explanation:
         return "\n".join(lines) + "\n"
 
 
+WRAP = 88  # longer lines are wrapped in the text table
+
+
+def _row(code: str, shape: str, width: int) -> list[str]:
+    """One table row, ``code  # shape``; a line longer than ``WRAP`` is wrapped at spaces, its
+    continuation indented, and the shape follows its last piece."""
+    if len(code) <= WRAP:
+        return [f"  {code:<{width}}# {shape}" if shape else f"  {code}"]
+    import textwrap
+
+    pieces = textwrap.wrap(
+        code, WRAP, subsequent_indent="    ", break_long_words=False, break_on_hyphens=False
+    )
+    last = pieces.pop()
+    rows = [f"  {p}" for p in pieces]
+    rows.append(f"  {last:<{width}}# {shape}" if shape else f"  {last}")
+    return rows
+
+
 def _data(rec: Recording, name: str) -> Any:
     for node, n in rec.names.items():
         if n == name:
@@ -371,25 +382,59 @@ def _data(rec: Recording, name: str) -> Any:
     return numpy.zeros(())
 
 
-def _latex_name(name: str) -> str:
+_GREEK = {
+    "alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa",
+    "lambda", "mu", "nu", "xi", "pi", "rho", "sigma", "tau", "upsilon", "phi", "chi", "psi",
+    "omega", "Gamma", "Delta", "Theta", "Lambda", "Xi", "Pi", "Sigma", "Upsilon", "Phi", "Psi",
+    "Omega",
+}  # fmt: skip
+
+
+def _latex_name(name: str, known: set[str] | None = None) -> str:
+    r"""A name as mathematics: ``dgamma`` -> ``\mathrm{d}\gamma`` (when ``gamma`` is a
+    name: a gradient), ``Xhat`` -> ``\hat{X}``, ``h_2`` -> ``h_{2}``, ``loss`` ->
+    ``\mathrm{loss}`` (several letters are one upright name, not a product of variables).
+
+    Example
+    -------
+    >>> print(_latex_name("dgamma", {"gamma"}), _latex_name("Xhat"), _latex_name("W_12"))
+    \mathrm{d}\gamma \hat{X} W_{12}
+    >>> print(_latex_name("dense"), _latex_name("LAM"))
+    \mathrm{dense} \mathrm{LAM}
+    """
     import re
 
-    m = re.fullmatch(r"(d?)([A-Za-z]+)_?(\d*)", name)
+    if name.startswith("d") and len(name) > 1 and known is not None and name[1:] in known:
+        return r"\mathrm{d}" + _latex_name(name[1:], known)
+    m = re.fullmatch(r"([A-Za-z]+?)_?(\d*)", name)
     if not m:
-        return r"\mathit{" + name.replace("_", r"\_") + "}"
-    d, base, sub = m.groups()
-    core = base + (f"_{{{sub}}}" if sub else "")
-    return (r"\mathrm{d}" if d else "") + core
+        return r"\mathrm{" + name.replace("_", r"\_") + "}"
+    base, sub = m.groups()
+    return _latex_base(base) + (f"_{{{sub}}}" if sub else "")
+
+
+def _latex_base(base: str) -> str:
+    if base in _GREEK:
+        return "\\" + base
+    if base.endswith("hat") and len(base) > 3:
+        return r"\hat{" + _latex_base(base[:-3]) + "}"
+    return base if len(base) == 1 else r"\mathrm{" + base + "}"
 
 
 def _latex_names(text: str, ex: Explanation) -> str:
     import re
 
+    known = set(ex.writer.names.values()) | set(ex.writer.refs.values())
+    text = re.sub(
+        r"\b([A-Za-z_]\w*)\.size\b",
+        lambda m: rf"\operatorname{{size}}({m.group(1)})",
+        text,
+    )
     return re.sub(
-        r"\b(d?[A-Za-z]+_?\d*)\b",
+        r"(?<!\\)\b([A-Za-z_]\w*)\b",
         lambda m: (
-            _latex_name(m.group(1))
-            if m.group(1) in set(ex.writer.names.values()) | set(ex.writer.refs.values())
+            _latex_name(m.group(1), known)
+            if m.group(1) in known or m.group(1) in ex.recording.constants.values()
             else m.group(1)
         ),
         text,
@@ -430,6 +475,13 @@ def _notes(ex: Explanation) -> list[str]:
         "path they took; the exported code asserts the shapes and dtypes it was derived "
         "for."
     ]
+    if rec.branches:
+        times = "once" if rec.branches == 1 else f"{rec.branches} times"
+        notes.append(
+            f"Python's control flow branched on a computed value {times} (an if or while on "
+            "an array): this derivation holds for the branch these inputs took; inputs that "
+            "take another branch have another derivation."
+        )
     if rec.summed_output:
         notes.append(f"{ex.output_name} is not a scalar: the backward pass is that of its sum.")
     for node in (v.node for v in ex.program.values if v.node is not None):

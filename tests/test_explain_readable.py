@@ -1,0 +1,175 @@
+"""explain as a reader sees it: names from the user's code, plain numbers, LaTeX, branches."""
+
+from __future__ import annotations
+
+import re
+
+import numpy
+
+import chainrule as cr
+from chainrule.cli import main
+
+LAM = 0.1
+RNG = numpy.random.default_rng(7)
+
+
+def dense(x, W, b):
+    Z = x @ W + b
+    return Z
+
+
+def relu(Z):
+    A = numpy.maximum(0, Z)
+    return A
+
+
+def two_layer(X, T, W1, b1, W2, b2):
+    H = relu(dense(X, W1, b1))
+    Y = dense(H, W2, b2)
+    return ((Y - T) ** 2).mean()
+
+
+def logreg(w, b, X, y):
+    z = X @ w + b
+    p = 1 / (1 + numpy.exp(-z))
+    return -numpy.mean(y * numpy.log(p) + (1 - y) * numpy.log(1 - p)) + LAM * numpy.sum(w**2)
+
+
+def rnn(Wx, Wh, X):
+    h = numpy.zeros((X.shape[1], Wh.shape[0]))
+    for t in range(X.shape[0]):
+        h = numpy.tanh(X[t] @ Wx + h @ Wh)
+    return (h**2).sum()
+
+
+def hinge(w, x):
+    margin = 1 - x @ w
+    if margin > 0:
+        loss = margin
+    else:
+        loss = 0 * margin
+    return loss
+
+
+def two_layer_args():
+    return (
+        RNG.normal(size=(6, 4)),
+        RNG.normal(size=(6, 2)),
+        RNG.normal(size=(4, 5)),
+        numpy.zeros(5),
+        RNG.normal(size=(5, 2)),
+        numpy.zeros(2),
+    )
+
+
+def generated(lines):
+    return [ln for ln in lines if re.search(r"\bt\d+\b", ln)]
+
+
+def test_values_made_in_helper_functions_are_named_from_the_helpers_locals():
+    e = cr.explain(two_layer, *two_layer_args(), wrt=["W1", "b1", "W2", "b2"])
+    assert "Z = X @ W1 + b1" in e.forward_lines()
+    assert "dZ = dH * (Z > 0)" in e.backward_lines()
+    assert "dW1 = X.T @ dZ" in e.backward_lines()
+    assert generated(e.forward_lines() + e.backward_lines()) == []
+
+
+def test_each_step_of_a_loop_is_named_after_its_variable():
+    Wx, Wh, X = RNG.normal(size=(3, 4)), RNG.normal(size=(4, 4)), RNG.normal(size=(3, 2, 3))
+    e = cr.explain(rnn, Wx, Wh, X, wrt=["Wx", "Wh"])
+    fwd = e.forward_lines()
+    assert any(ln.startswith("h_1 = numpy.tanh(") for ln in fwd)
+    assert any(ln.startswith("h_2 = numpy.tanh(") and "h_1 @ Wh" in ln for ln in fwd)
+    assert any(ln.startswith("h = numpy.tanh(") and "h_2 @ Wh" in ln for ln in fwd)
+
+
+def test_user_constants_by_name_and_numbers_as_plain_literals():
+    X, y = RNG.normal(size=(7, 3)), (RNG.random(7) > 0.5).astype(float)
+    e = cr.explain(logreg, RNG.normal(size=3), numpy.array(0.0), X, y, wrt=["w", "b"])
+    text = str(e)
+    assert "LAM * (w ** 2).sum()" in text
+    assert "dw = LAM * (2 * w) + X.T @ dz" in e.backward_lines()
+    assert "numpy.float64" not in text and "0.1" not in text
+    # the exported code stays exact: it matches grad
+    ns: dict = {}
+    exec(e.to_python(), ns)
+    w, b = RNG.normal(size=3), numpy.array(0.3)
+    _, grads = ns["backward"](w, b, X, y)
+    gw, gb = cr.grad(logreg, argnums=(0, 1))(w, b, X, y)
+    numpy.testing.assert_allclose(grads["w"], gw, rtol=1e-12, atol=1e-14)
+    numpy.testing.assert_allclose(grads["b"], gb, rtol=1e-12, atol=1e-14)
+
+
+def test_no_negative_zero_is_shown():
+    w, x = numpy.array([1.0, 2.0]), numpy.array([1.0, 1.0])  # margin = -2: the else branch
+    text = str(cr.explain(hinge, w, x, wrt="w"))
+    assert "-0" not in text and "dw = 0 * x" in text
+
+
+def test_branch_on_a_value_is_followed_and_said():
+    w, x = numpy.array([0.1, 0.2]), numpy.array([1.0, 1.0])  # margin = 0.7 > 0
+    e = cr.explain(hinge, w, x, wrt="w")
+    assert e.forward_lines() == ["margin = 1 - x @ w"]
+    assert e.backward_lines() == ["dw = -1 * x"]
+    assert any("branch these inputs took" in n for n in e.notes)
+
+
+def test_jit_still_refuses_a_branch_on_a_value():
+    w, x = numpy.array([0.1, 0.2]), numpy.array([1.0, 1.0])
+    try:
+        cr.jit(hinge)(w, x)
+    except cr.TracerBoolError:
+        pass
+    else:  # pragma: no cover
+        raise AssertionError("jit compiled one branch of an if on a value")
+
+
+def test_latex_names_are_upright_greek_and_hatted():
+    def layernorm(gamma, beta, X):
+        mu = X.mean(axis=1, keepdims=True)
+        Xhat = (X - mu) / numpy.sqrt(((X - mu) ** 2).mean(axis=1, keepdims=True) + 1e-5)
+        out = gamma * Xhat + beta
+        return (out**2).sum()
+
+    tex = cr.explain(
+        layernorm, RNG.normal(size=4), RNG.normal(size=4), RNG.normal(size=(3, 4)), wrt=["gamma"]
+    ).to_latex()
+    assert r"\mathrm{d}\gamma &=" in tex and r"\hat{X}" in tex and r"\mathrm{out}" in tex
+    assert "dgamma" not in tex and "gamma}" not in tex.replace(r"\gamma", "")
+
+
+def test_latex_writes_size_as_a_function_and_no_numpy_scalars():
+    X, y = RNG.normal(size=(7, 3)), (RNG.random(7) > 0.5).astype(float)
+    tex = cr.explain(logreg, RNG.normal(size=3), numpy.array(0.0), X, y, wrt="w").to_latex()
+    assert r"\operatorname{size}(y)" in tex and "y.size" not in tex
+    assert "float64" not in tex and r"\mathrm{LAM}" in tex
+
+
+def test_a_four_d_permutation_is_not_a_transpose_mark():
+    def f(K, X):
+        return (numpy.tensordot(X, K, axes=((1,), (0,))).transpose((0, 2, 3, 1)) ** 2).sum()
+
+    K, X = RNG.normal(size=(2, 3, 4, 5)), RNG.normal(size=(6, 2))
+    tex = cr.explain(f, K, X, wrt="K").to_latex()
+    assert r"^{\top}" not in tex and r"\operatorname{transpose}" in tex
+
+
+def test_long_lines_are_wrapped_not_padding_the_table():
+    def f(w, x):
+        return (
+            numpy.tanh(x * w) + numpy.sin(x * w) + numpy.cos(x * w) + numpy.exp(x * w) * x
+            + numpy.log1p(x * w * x * w) * numpy.arctan(x * w) + numpy.sinh(x * w / 3)
+        ).sum()  # fmt: skip
+
+    text = str(cr.explain(f, numpy.ones(3), numpy.ones(3), wrt="w"))
+    assert max(len(ln) for ln in text.splitlines() if not ln.startswith("  - ")) <= 120
+
+
+def test_demo_why_works_and_prints_notes_once(capsys):
+    assert main(["demo", "--explain", "--why"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("Recorded for these inputs") == 1
+    assert "∂err/∂W4" in out
+    assert not re.search(r"-0\.0*(?![0-9])", out)  # no negative zero
+    assert main(["demo", "--why"]) == 0
+    assert "∂err/∂W4" in capsys.readouterr().out
