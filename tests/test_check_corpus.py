@@ -623,3 +623,76 @@ def test_the_mistake_is_named_in_at_least_90_percent_of_the_cases():
         named.append(kinds == {kind})
     missed = [b[:2] for b, ok in zip(BUGS, named) if not ok]
     assert sum(named) >= 0.9 * len(BUGS), missed
+
+
+def mlp_backward_with_a_mask_bug(W1, b1, W2, b2, X, T):
+    Z1 = X @ W1 + b1
+    A1 = numpy.maximum(0, Z1)
+    Y = A1 @ W2 + b2
+    dY = 2 * (Y - T) / Y.size
+    dW2 = A1.T @ dY
+    db2 = dY.sum(axis=0)
+    dA1 = dY @ W2.T
+    dZ1 = dA1 * (Z1 < 0)
+    dW1 = X.T @ dZ1
+    db1 = dZ1.sum(axis=0)
+    return {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}
+
+
+def test_the_first_wrong_line_of_a_backward_function_is_named():
+    import inspect
+
+    grads = mlp_backward_with_a_mask_bug(*MLP_ARGS)
+    report = cr.check_backward(mlp, MLP_ARGS, grads, backward=mlp_backward_with_a_mask_bug)
+    source, first = inspect.getsourcelines(mlp_backward_with_a_mask_bug)
+    line = first + next(i for i, s in enumerate(source) if "dZ1 = dA1 * (Z1 < 0)" in s)
+    assert report.first_wrong_line is not None
+    assert f"line {line}, dZ1" in report.first_wrong_line
+    assert "yours:   dZ1 = dA1 * (Z1 < 0)" in report.first_wrong_line
+    assert "correct: dZ1 = dA1 * (Z1 > 0)" in report.first_wrong_line
+    assert report.first_wrong_line in str(report)
+
+
+CLI_MODEL = """
+import numpy
+from chainrule import seed
+X, T = seed.X, seed.T
+W1, W2, W3, W4, B1, B2, B3, B4 = seed.PARAMS.values()
+forward = seed.forward
+
+def backward(X, T, W1, W2, W3, W4, B1, B2, B3, B4):
+    Z1 = X.dot(W1) + B1
+    A1 = numpy.maximum(0, Z1)
+    Z2 = A1.dot(W2) + B2
+    A2 = numpy.maximum(0, Z2)
+    Z3 = A2.dot(W3) + B3
+    A3 = numpy.maximum(0, Z3)
+    Y = A3.dot(W4) + B4
+    dY = 2 * (Y - T) / Y.size
+    dW4 = A3.T @ dY
+    dZ3 = dY @ W4.T * (Z3 > 0)
+    dW3 = A2.T @ dZ3
+    dZ2 = dZ3 @ W3.T * (Z2 > 0)
+    dW2 = A1.T @ dZ2
+    dZ1 = dZ2 @ W2.T * (Z1 > 0)
+    dW1 = X.T @ dZ1
+    return {RETURN}
+"""
+
+
+@pytest.mark.parametrize(
+    "returned, how",
+    [
+        ("dW1, dW2, dW3, dW4, dZ1.sum(0), dZ2.sum(0), dZ3.sum(0), dY.sum(0)", "by shape"),
+        ("dW4, dW3, dW2, dW1", "by the names"),
+    ],
+)
+def test_cli_maps_a_returned_tuple_to_the_parameters_only(tmp_path, capsys, returned, how):
+    from chainrule.cli import main
+
+    (tmp_path / "model.py").write_text(CLI_MODEL.replace("{RETURN}", returned))
+    model = str(tmp_path / "model.py")
+    assert main(["check", f"{model}:forward", f"{model}:backward"]) == 0
+    out = capsys.readouterr().out
+    assert how in out and "all gradients are correct" in out
+    assert "-> X" not in out and "X," not in out.split("\n")[0]

@@ -182,24 +182,70 @@ def _explain(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     import chainrule as cr
+    from chainrule.readers.lines import run_traced
 
     module, forward = _load(args.forward)
     _, backward = _load(args.backward)
     values = _arguments(module, forward, args.args)
-    theirs = backward(*values)
+    theirs, bindings = run_traced(backward, values)
     if not isinstance(theirs, dict):
-        import inspect
-
-        params = [
-            p
-            for p, v in zip(inspect.signature(forward).parameters, values)
-            if numpy.asarray(v).dtype.kind == "f"
-        ]
-        wrt = [w.strip() for w in args.wrt.split(",")] if args.wrt else params
-        theirs = dict(zip(wrt, theirs))
+        theirs, how = _map_returned(forward, values, list(theirs), args.wrt, bindings)
+        print(f"chainrule check: your backward returned a sequence; {how}\n")
     report = cr.check_backward(forward, values, theirs, backward=backward)
     print(report)
     return 0 if report.passed else 1
+
+
+def _map_returned(
+    forward: Any, values: tuple[Any, ...], grads: list[Any], wrt: str | None, bindings: Any
+) -> tuple[dict[str, Any], str]:
+    """Which parameter each returned gradient belongs to: by ``--wrt``, by the names the
+    backward function gave them (``dW1`` -> ``W1``), or by shape in parameter order."""
+    import inspect
+
+    from chainrule.readers.lines import gradient_of
+
+    params = list(inspect.signature(forward).parameters)
+    floats = [p for p, v in zip(params, values) if numpy.asarray(v).dtype.kind == "f"]
+    shapes = dict(zip(params, (numpy.shape(v) for v in values)))
+    if wrt:
+        names = [w.strip() for w in wrt.split(",")]
+        if len(names) != len(grads):
+            raise SystemExit(
+                f"chainrule: --wrt names {len(names)} parameters but the backward returned "
+                f"{len(grads)} gradients"
+            )
+        return dict(zip(names, grads)), "matched by --wrt: " + ", ".join(names)
+    by_name = []
+    for g in grads:
+        bound = [b.name for b in bindings if b.value is g]
+        of = next(
+            (gradient_of(n, set(floats)) for n in reversed(bound) if gradient_of(n, set(floats))),
+            None,
+        )
+        by_name.append(of)
+    named = [n for n in by_name if n]
+    if len(named) == len(grads) and len(set(named)) == len(named):
+        pairs = ", ".join(
+            f"{next(b.name for b in reversed(bindings) if b.value is g)} -> {n}"
+            for g, n in zip(grads, named)
+        )
+        how = f"matched by the names in your backward function ({pairs})"
+        return dict(zip(named, grads)), how
+    taken: list[str] = []
+    for g in grads:
+        match = next((p for p in floats if p not in taken and shapes[p] == numpy.shape(g)), None)
+        if match is None:
+            raise SystemExit(
+                f"chainrule: gradient {len(taken) + 1} of the sequence your backward returned "
+                f"has shape {numpy.shape(g)}, which no remaining parameter of "
+                f"{forward.__name__} has; return a dict {{name: gradient}} or pass --wrt"
+            )
+        taken.append(match)
+    return (
+        dict(zip(taken, grads)),
+        "matched by shape, in parameter order: " + ", ".join(taken) + " (pass --wrt to choose)",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -24,6 +24,7 @@ from chainrule.program.trace import record
 
 from .diagnose import diagnose
 from .explain import Explanation
+from .lines import first_wrong_line, run_traced
 
 __all__ = ["check_backward", "BackwardCheck", "ParameterCheck"]
 
@@ -70,6 +71,7 @@ class BackwardCheck:
     parameters: list[ParameterCheck]
     explanation: Explanation
     notes: list[str] = dataclasses.field(default_factory=list)
+    first_wrong_line: str | None = None  # in their backward function, when it was given
 
     @property
     def passed(self) -> bool:
@@ -90,7 +92,9 @@ class BackwardCheck:
         ]
         lines += ["  " + str(p).replace("\n", "\n  ") for p in self.parameters]
         lines += [f"  Note: {n}" for n in self.notes]
-        if not self.passed:
+        if not self.passed and self.first_wrong_line:
+            lines.append("  " + self.first_wrong_line)
+        elif not self.passed:
             first = self.wrong[0]
             lines.append(
                 f"  Going backward from the output, d{first} is the first wrong "
@@ -207,7 +211,33 @@ def check_backward(
             )
         )
     results.sort(key=lambda r: order.get(r.name, 0))
-    return BackwardCheck(results, ex, notes)
+    report = BackwardCheck(results, ex, notes)
+    if backward is not None and not report.passed:
+        report.first_wrong_line = _first_wrong_line(backward, args, ex)
+    return report
+
+
+def _first_wrong_line(backward: Callable[..., Any], args: tuple[Any, ...], ex: Any) -> str | None:
+    """Run their backward function once and find its first line that differs, by name."""
+    from chainrule.engine.graph import Node
+
+    try:
+        _, bindings = run_traced(backward, args)
+    except Exception:  # noqa: BLE001 - their function may want other arguments: no line then
+        return None
+    rec = ex.recording
+    adjoints: dict[str, numpy.ndarray] = {}
+    for step in rec.steps:
+        name = rec.names.get(step.node)
+        if name is not None and name not in adjoints:
+            g = step.grad
+            adjoints[name] = numpy.asarray(g._data if isinstance(g, Node) else g)
+    correct = {}
+    for line in ex.backward_lines():
+        lhs, sep, rhs = line.partition(" = ")
+        if sep and lhs.startswith("d") and lhs[1:] in adjoints:
+            correct[lhs[1:]] = rhs
+    return first_wrong_line(bindings, adjoints, correct)
 
 
 def _tied_kinks(rec: Any) -> str:
