@@ -173,3 +173,27 @@ def test_demo_why_works_and_prints_notes_once(capsys):
     assert not re.search(r"-0\.0*(?![0-9])", out)  # no negative zero
     assert main(["demo", "--why"]) == 0
     assert "∂err/∂W4" in capsys.readouterr().out
+
+
+def test_jupyter_renders_explanations_and_reports_as_html():
+    import html
+
+    args = two_layer_args()
+    e = cr.explain(two_layer, *args, wrt=["W1", "b1", "W2", "b2"])
+    page = e._repr_html_()
+    assert page.startswith("<div>") and "<table" in page
+    for line in e.backward_lines():
+        assert html.escape(line) in page
+    assert "<details>" in page and "∂" in page
+    assert e._repr_latex_().startswith("\\begin{align*}")
+
+    grads = cr.grad(two_layer, argnums=(2, 3, 4, 5))(*args)
+    wrong = {"W1": -grads[0], "b1": grads[1], "W2": grads[2], "b2": grads[3]}
+    report = cr.check_backward(two_layer, args, wrong)
+    page = report._repr_html_()
+    assert "<table" in page and "WRONG" in page and ">sign<" in page
+    assert "ParameterCheck(" not in page
+
+    check = cr.check_grads(lambda x: (x**2).sum(), numpy.array([1.0, 2.0]))
+    page = check._repr_html_()
+    assert "<table" in page and "passed" in page and "ArgumentCheck(" not in page

@@ -10,6 +10,7 @@ derivation line.
 from __future__ import annotations
 
 import dataclasses
+import html
 import inspect
 import re
 from collections.abc import Callable
@@ -80,6 +81,38 @@ class BackwardCheck:
     @property
     def wrong(self) -> list[str]:
         return [p.name for p in self.parameters if not p.correct]
+
+    def _repr_html_(self) -> str:
+        """The verdicts as an HTML table for Jupyter (the mistakes and lines under it)."""
+        rows = []
+        for p in self.parameters:
+            color = "green" if p.correct else "firebrick"
+            mark = "ok" if p.correct else "WRONG"
+            detail = html.escape(p.diagnosis)
+            if not p.correct:
+                if p.theirs:
+                    detail += f"<br>yours: <code>{html.escape(p.theirs)}</code>"
+                detail += (
+                    "<br>correct: <code>"
+                    + "<br>".join(html.escape(x.strip()) for x in p.derivation.splitlines())
+                    + "</code>"
+                )
+            rows.append(
+                f'<tr><td style="color:{color}"><b>{mark}</b></td>'
+                f"<td><code>d{html.escape(p.name)}</code></td>"
+                f"<td>{html.escape(p.kind)}</td><td>{detail}</td></tr>"
+            )
+        tail = "".join(f"<p>{html.escape(n)}</p>" for n in self.notes)
+        if self.first_wrong_line:
+            tail += f"<pre>{html.escape(self.first_wrong_line)}</pre>"
+        return (
+            f"<div><p><b>{html.escape(str(self).splitlines()[0])}</b></p><table>"
+            "<tr><th></th><th>gradient</th><th>mistake</th><th>detail</th></tr>"
+            + "".join(rows)
+            + "</table>"
+            + tail
+            + "</div>"
+        )
 
     def __str__(self) -> str:
         lines = [

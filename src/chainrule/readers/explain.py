@@ -320,6 +320,35 @@ class Explanation:
             parts += [""] + [f"- {n}" for n in self.notes]
         return "\n".join(parts) + "\n"
 
+    def _repr_html_(self) -> str:
+        """Forward and backward passes as tables (code and shape), the notes, and why each
+        backward line holds folded under them: how Jupyter shows an explanation."""
+
+        def table(phase: str) -> str:
+            rows = "".join(
+                f"<tr><td><code>{html.escape(c)}</code></td><td>{html.escape(s)}</td></tr>"
+                for c, s in self._shaped(self.lines, phase)
+            )
+            return f'<table style="text-align:left">{rows}</table>'
+
+        rec = self.recording
+        wrt = ", ".join(rec.input_names[j] for j in rec.wrt)
+        notes = "".join(f"<li>{html.escape(n)}</li>" for n in self.notes)
+        return (
+            f"<div><p><b>{html.escape(rec.fun_name)}</b>: "
+            f"d{html.escape(self.output_name)}/d({html.escape(wrt)})</p>"
+            f"<p>Forward pass</p>{table('forward')}"
+            f"<p>Backward pass (the chain rule, from {html.escape(self.output_name)} back "
+            f"to the inputs)</p>{table('backward')}"
+            + (f"<ul>{notes}</ul>" if notes else "")
+            + "<details><summary>why each backward line holds</summary><pre>"
+            + html.escape(self.why(notes=False))
+            + "</pre></details></div>"
+        )
+
+    def _repr_latex_(self) -> str:
+        return self.to_latex()
+
     _repr_markdown_ = to_markdown
 
     def to_latex(self) -> str:
