@@ -197,3 +197,24 @@ def test_jupyter_renders_explanations_and_reports_as_html():
     check = cr.check_grads(lambda x: (x**2).sum(), numpy.array([1.0, 2.0]))
     page = check._repr_html_()
     assert "<table" in page and "passed" in page and "ArgumentCheck(" not in page
+
+
+def test_why_shows_the_index_form_of_the_seeds_product_and_defines_its_notation():
+    from chainrule import seed
+
+    e = cr.explain(seed.forward, seed.X, seed.T, *seed.PARAMS.values(), wrt=list(seed.PARAMS))
+    why = e.why()
+    assert "∂err/∂W4[i,j] = Σₙ A3[n,i] · dY[n,j]  ⇒  dW4 = A3ᵀ · dY" in why
+    assert "∂err/∂A3[n,i] = Σⱼ dY[n,j] · W4[i,j]  ⇒  dA3 = dY · W4ᵀ" in why
+    assert "∂err/∂B1[j] = Σₙ dZ1[n,j]" in why
+    head = why.split("\n\n")[0]
+    assert "∋" in head and "Σₙ" in head and "⊙" in head  # the notation, defined once
+    assert why.count("∋ t says") == 1
+    # one worked element, computed by hand from the seed's numbers: A3[0,0] * dY[0,0]
+    a3 = numpy.maximum(
+        0,
+        numpy.maximum(0, numpy.maximum(0, seed.X @ seed.W1 + seed.B1) @ seed.W2 + seed.B2) @ seed.W3
+        + seed.B3,
+    )
+    dy = 2 * (a3 @ seed.W4 + seed.B4 - seed.T)
+    assert f"dW4[0,0] = {a3[0, 0]:.4f} × {dy[0, 0]:.4f} = {a3[0, 0] * dy[0, 0]:.4f}" in why

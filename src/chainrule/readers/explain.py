@@ -164,15 +164,26 @@ class Explanation:
         """Each backward line with the chain-rule step it comes from (and the notes, unless
         ``notes=False``: for printing it after ``str()``, which has them)."""
         rec = self.recording
-        contributions: dict[Node, list[tuple[Node, Any, Any]]] = {}
+        contributions: dict[Node, list[tuple[Node, Any, Any, int, Any]]] = {}
         adjoint_of: dict[int, Node] = {}
         for step in rec.steps:
             v = self._node_value(step.grad)
-            if isinstance(v, Value) and (step.node in rec.names) and id(v) not in adjoint_of:
-                adjoint_of[id(v)] = step.node
-            for _, a, raw, fin in step.terms:
-                contributions.setdefault(a, []).append((step.node, raw, fin))
-        lines = [f"Why each backward line holds (∂ means the derivative of {self.output_name})", ""]
+            if isinstance(v, Value) and step.node in self._by_node:
+                # a named value first: dY is Y's gradient, though (Y - T) receives it too
+                held = adjoint_of.get(id(v))
+                if held is None or (step.node in rec.names and held not in rec.names):
+                    adjoint_of[id(v)] = step.node
+            for i, a, raw, fin in step.terms:
+                contributions.setdefault(a, []).append((step.node, raw, fin, i, step.grad))
+        out = self.output_name
+        lines = [
+            f"Why each backward line holds. Notation: ∂{out}/∂X is the gradient of {out} with "
+            f"respect to X (dX in the code); ∂{out}/∂X ∋ t says t is one term of it (X used in "
+            "several places gets one term per use, added up); · is the matrix product, ⊙ the "
+            "elementwise product, ᵀ the transpose, 𝟙[c] is 1 where c holds and 0 elsewhere, "
+            "Σₙ sums over the rows n (the samples).",
+            "",
+        ]
         for ln in self.lines:
             if ln.phase != "backward":
                 continue
@@ -182,15 +193,80 @@ class Explanation:
                 f"   # {tuple(ln.value.shape)}"
             )
             if node is not None and node is not rec.output:
-                for consumer, raw, fin in contributions.get(node, []):
+                name = rec.names.get(node) or self._label(node)
+                for consumer, raw, fin, i, g in contributions.get(node, []):
                     lines.extend(
                         "    " + t
-                        for t in self._term(rec.names[node], consumer, raw, fin, ln.value)
+                        for t in self._term(name, consumer, raw, fin, ln.value)
+                        + self._index_form(name, consumer, raw, fin, i, g)
                     )
             lines.append("")
         if notes:
             lines += [f"Note: {n}" for n in self.notes]
         return "\n".join(lines).rstrip() + "\n"
+
+    def _label(self, node: Node) -> str:
+        v = self._by_node.get(node)
+        if v is None or v.prim is None:
+            return "?"
+        return f"({self.writer.expr(v, 'math')[0]})"
+
+    def _grad_text(self, g: Any) -> str:
+        v = self._node_value(g) if isinstance(g, Node) else None
+        return self.writer.ref(v, "math")[0] if isinstance(v, Value) else "g"
+
+    def _index_form(
+        self, name: str, consumer: Node, raw: Any, fin: Any, i: int, g: Any
+    ) -> list[str]:
+        """Why a product's gradient is written the way it is: element by element, then as a
+        matrix product, with the shapes that force the order (and one worked element)."""
+        out = self.output_name
+        prim = consumer._prim
+        args = consumer._args or ()
+        shape = tuple(numpy.shape(fin._data if isinstance(fin, Tensor) else fin))
+        gshape = tuple(numpy.shape(g._data if isinstance(g, Tensor) else g))
+        if prim in (P.matmul, P.dot) and len(args) == 2:
+            a, w = args
+            if not (numpy.ndim(a._data) == 2 and numpy.ndim(w._data) == 2):
+                return []
+            an = self.recording.names.get(a) or self._label(a)
+            wn = self.recording.names.get(w) or self._label(w)
+            gn = self._grad_text(g)
+            gd = numpy.asarray(g._data if isinstance(g, Tensor) else g)
+            if i == 1:
+                text = [
+                    f"    index form: ∂{out}/∂{wn}[i,j] = Σₙ {an}[n,i] · {gn}[n,j]  "
+                    f"⇒  d{identifier(wn)} = {an}ᵀ · {gn}",
+                    f"    shapes: {an}ᵀ is {tuple(reversed(numpy.shape(a._data)))} and {gn} is "
+                    f"{gshape}, so {an}ᵀ · {gn} is {shape}, the shape of {wn}; the sum over n "
+                    f"pairs row n of {an} with row n of {gn}, which is what putting {an}ᵀ on "
+                    "the left does",
+                ]
+                ad = numpy.asarray(a._data)
+                terms = [(float(ad[n, 0]), float(gd[n, 0])) for n in range(ad.shape[0])]
+                total = sum(x * y for x, y in terms)
+                shown = " + ".join(f"{_num(x)} × {_num(y)}" for x, y in terms[:3])
+                if len(terms) > 3:
+                    shown += f" + … ({len(terms)} terms)"
+                text.append(f"    e.g. d{identifier(wn)}[0,0] = {shown} = {_num(total)}")
+                return text
+            if i == 0:
+                return [
+                    f"    index form: ∂{out}/∂{an}[n,i] = Σⱼ {gn}[n,j] · {wn}[i,j]  "
+                    f"⇒  d{identifier(an)} = {gn} · {wn}ᵀ",
+                    f"    shapes: {gn} is {gshape} and {wn}ᵀ is "
+                    f"{tuple(reversed(numpy.shape(w._data)))}, so {gn} · {wn}ᵀ is {shape}, "
+                    f"the shape of {an}",
+                ]
+        rshape = tuple(numpy.shape(raw._data if isinstance(raw, Tensor) else raw))
+        if len(rshape) == 2 and len(shape) == 1 and shape == rshape[1:]:
+            gn = self._grad_text(g)
+            return [
+                f"    index form: ∂{out}/∂{name}[j] = Σₙ {gn}[n,j]: {name}[j] is added to every "
+                f"row n, so each row's gradient counts once  ⇒  d{identifier(name)} = "
+                f"{gn}.sum(axis=0)"
+            ]
+        return []
 
     def _term(self, name: str, consumer: Node, raw: Any, fin: Any, line_value: Value) -> list[str]:
         rec = self.recording
@@ -383,6 +459,12 @@ class Explanation:
                     lines.append(f"  v{a.id} -> v{v.id};")
         lines.append("}")
         return "\n".join(lines) + "\n"
+
+
+def _num(x: float) -> str:
+    """A number for a worked example: four decimals, and never ``-0``."""
+    text = f"{x:.4f}"
+    return "0.0000" if text == "-0.0000" else text
 
 
 WRAP = 88  # longer lines are wrapped in the text table
