@@ -144,20 +144,38 @@ class ReadableLiterals(Literals):
     ('-1', '0', 'LAM', 'LAM')
     """
 
-    def __init__(self, named: dict[float, str] | None = None, inline_limit: int = 64) -> None:
+    def __init__(
+        self,
+        named: dict[float, str] | None = None,
+        inline_limit: int = 64,
+        arrays: dict[int, tuple[str, Any]] | None = None,
+    ) -> None:
         super().__init__(None, inline_limit)
         self.named = dict(named or {})
+        self.arrays = dict(arrays or {})  # id(array) -> (the user's name, the array)
 
-    def __call__(self, x: Any) -> str:
+    def _scalar_or_super(self, x: Any) -> str:
         if isinstance(x, (float, numpy.floating)) or (
             isinstance(x, numpy.ndarray) and x.ndim == 0 and x.dtype.kind == "f"
         ):
             return self.number(float(x))
         return super().__call__(x)
 
+    def __call__(self, x: Any) -> str:
+        held = self.arrays.get(id(x)) if isinstance(x, numpy.ndarray) else None
+        if held is not None and held[1] is x:
+            return held[0]
+        return self._scalar_or_super(x)
+
     def array(self, a: numpy.ndarray) -> str:
+        held = self.arrays.get(id(a))
+        if held is not None and held[1] is a:
+            return held[0]
         if a.ndim == 0 and a.dtype.kind == "f":
             return self.number(float(a))
+        for name, b in self.arrays.values():  # a folded transpose of the user's array
+            if a.ndim == 2 and b.ndim == 2 and a.dtype == b.dtype and numpy.array_equal(a, b.T):
+                return f"{name}.T"
         return super().array(a)
 
     def number(self, x: float) -> str:

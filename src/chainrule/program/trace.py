@@ -42,6 +42,7 @@ class Recording:
     summed_output: bool  # a non-scalar output was summed before differentiating
     branches: int = 0  # how many times Python's control flow branched on a traced value
     constants: dict[float, str] = dataclasses.field(default_factory=dict)  # 0.1 -> "LAM"
+    arrays: dict[int, tuple[str, Any]] = dataclasses.field(default_factory=dict)  # by id()
 
 
 def _is_array(x: Any) -> bool:
@@ -61,6 +62,9 @@ class _Seen:
     bound: list[tuple[str, Any]] = dataclasses.field(default_factory=list)
     constants: dict[float, str] = dataclasses.field(default_factory=dict)  # LAM = 0.1
     ambiguous: set[float] = dataclasses.field(default_factory=set)
+    # plain arrays the code held in a local or read from a global (data that is not an
+    # argument, h = numpy.zeros(...)), by identity: (name, the array, kept alive)
+    arrays: dict[int, tuple[str, Any]] = dataclasses.field(default_factory=dict)
 
 
 _TRIVIAL = {0.0, 1.0, -1.0, 2.0, 0.5}
@@ -91,6 +95,8 @@ def _capture_locals(fun: Callable[..., Any]) -> tuple[Callable[..., Any], _Seen]
         local = frame.f_locals
         names += [(n, local.get(n)) for n in frame.f_code.co_freevars]
         for n, v in names:
+            if isinstance(v, numpy.ndarray) and not n.startswith("_"):
+                seen.arrays.setdefault(id(v), (n, v))
             if isinstance(v, (float, numpy.floating)) and not n.startswith("_"):
                 x = float(v)
                 if x in _TRIVIAL or x != x:
@@ -101,6 +107,8 @@ def _capture_locals(fun: Callable[..., Any]) -> tuple[Callable[..., Any], _Seen]
 
     def note_locals(frame: Any) -> None:
         for name, value in frame.f_locals.items():
+            if isinstance(value, numpy.ndarray) and not name.startswith("_"):
+                seen.arrays.setdefault(id(value), (name, value))
             if isinstance(value, Tensor) and id(value) not in known and not name.startswith("_"):
                 known.add(id(value))
                 seen.bound.append((name, value))
@@ -226,6 +234,7 @@ def record(
         summed,
         branches,
         {x: n for x, n in seen.constants.items() if x not in seen.ambiguous},
+        seen.arrays,
     )
 
 

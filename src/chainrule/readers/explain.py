@@ -8,6 +8,7 @@ program passes of :mod:`chainrule.program.ir` and written by :mod:`chainrule.pro
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -78,8 +79,13 @@ class Explanation:
         for out, name in zip(self.program.outputs, self._output_names()):
             if out.op != INPUT and out.id not in names:
                 names[out.id] = name
-        self.literals = ReadableLiterals(rec.constants)
+        self.literals = ReadableLiterals(rec.constants, arrays=_array_names(rec, names, refs))
         self.writer = Writer(self.program, names, self.literals, refs=refs, repeat_small=True)
+        extra = _describe_generated(self, names, refs)
+        if extra:  # the values that got t1, t2, ... named after what they are, written again
+            self.writer = Writer(
+                self.program, {**names, **extra}, self.literals, refs=refs, repeat_small=True
+            )
         self.lines = self.writer.lines()
         self.notes = _notes(self)
 
@@ -541,6 +547,12 @@ def _latex_names(text: str, ex: Explanation) -> str:
         lambda m: rf"\operatorname{{size}}({m.group(1)})",
         text,
     )
+    text = re.sub(r"\blen\(", r"\\operatorname{len}(", text)
+    text = re.sub(
+        r"\b([A-Za-z_]\w*)\.shape\[(\d+)\]",
+        lambda m: rf"\operatorname{{shape}}({m.group(1)})_{{{m.group(2)}}}",
+        text,
+    )
     return re.sub(
         r"(?<!\\)\b([A-Za-z_]\w*)\b",
         lambda m: (
@@ -639,6 +651,170 @@ def _mean_note(ex: Explanation, node: Node) -> list[str]:
             f"Dividing by {length} = {rows} alone would make every gradient {k} times too large."
         )
     return [text]
+
+
+def _array_names(
+    rec: Recording, names: dict[int, str], refs: dict[int, str]
+) -> dict[int, tuple[str, Any]]:
+    """The user's plain arrays by their names, renamed where a traced value has the name
+    (``h = numpy.zeros(...)`` before a loop rebinds ``h``: ``h_0``)."""
+    taken = set(names.values()) | set(refs.values()) | set(rec.names.values())
+    out = {}
+    for key, (name, a) in rec.arrays.items():
+        if numpy.ndim(a) == 0:
+            continue
+        shown = name
+        k = 0
+        while shown in taken:
+            shown = f"{name}_{k}"
+            k += 1
+        out[key] = (shown, a)
+    return out
+
+
+_GENERATED = re.compile(r"t\d+")
+_REDUCTIONS = {P.sum_: "sum", P.mean: "mean", P.amax: "max", P.amin: "min", P.var: "var",
+               P.std: "std", P.prod: "prod"}  # fmt: skip
+_UNARY = {P.exp: "exp", P.log: "log", P.sqrt: "sqrt", P.tanh: "tanh", P.sigmoid: "sigmoid",
+          P.absolute: "abs", P.square: "sq", P.log1p: "log1p", P.expm1: "expm1"}  # fmt: skip
+
+
+def _describe_generated(
+    ex: Explanation, names: dict[int, str], refs: dict[int, str]
+) -> dict[int, str]:
+    """Names for the statements the writer would call ``t1``, ``t2``, ...: a gradient after
+    the value it is the gradient of (``dz_h``, the forward value named too), a forward value
+    after what it computes (``E_sum``, ``exp_neg_z``, ``sqrt_var``, ``P_y``) or, fed only to
+    an activation ``h``, as its pre-activation ``z_h``."""
+    writer, prog, rec = ex.writer, ex.program, ex.recording
+    generated = [
+        v
+        for v in prog.values
+        if v.id not in names and _GENERATED.fullmatch(writer.names.get(v.id, ""))
+    ]
+    if not generated:
+        return {}
+    by_id = {v.id: v for v in prog.values}
+    consumers: dict[int, list[Value]] = {}
+    for v in prog.values:
+        for a in v.args:
+            if isinstance(a, Value):
+                consumers.setdefault(a.id, []).append(v)
+    adjoint: dict[int, Value] = {}  # backward value id -> the forward value it is the gradient of
+    grads_of: dict[int, set[int]] = {}
+    for step in rec.steps:
+        g = ex._node_value(step.grad)
+        u = ex._node_value(step.node)
+        if isinstance(g, Value) and isinstance(u, Value):
+            grads_of.setdefault(u.id, set()).add(g.id)
+            adjoint.setdefault(g.id, u)
+    # one forward value (two recorded computations shared after CSE) with two different
+    # gradients: each is only a part of it, so neither may be called by its name
+    adjoint = {g: u for g, u in adjoint.items() if len(grads_of.get(u.id, ())) == 1}
+    part_of: dict[int, tuple[Value, Value]] = {}  # a term's value -> (input, consumer)
+    for step in rec.steps:
+        c = ex._node_value(step.node)
+        for _, a, raw, fin in step.terms:
+            av = ex._node_value(a)
+            for t in (raw, fin):
+                tv = ex._node_value(t)
+                if isinstance(tv, Value) and isinstance(av, Value) and isinstance(c, Value):
+                    part_of.setdefault(tv.id, (av, c))
+    taken = set(names.values()) | set(refs.values()) | set(writer.names.values())
+    extra: dict[int, str] = {}
+
+    def known(v: Any) -> str | None:
+        if not isinstance(v, Value):
+            return None
+        return extra.get(v.id) or names.get(v.id) or refs.get(v.id)
+
+    def describe(v: Value, depth: int = 0) -> str | None:
+        got = known(v)
+        if got is not None:
+            return identifier(got)
+        if depth > 2 or v.prim is None:
+            return None
+        args = [a for a in v.args if isinstance(a, Value)]
+        first = describe(args[0], depth + 1) if args else None
+        if v.prim in _REDUCTIONS and first:
+            return f"{first}_{_REDUCTIONS[v.prim]}"
+        if v.prim in _UNARY and first:
+            return f"{_UNARY[v.prim]}_{first}"
+        if v.prim is P.negative and first:
+            return f"neg_{first}"
+        if v.prim is P.transpose and first:
+            return f"{first}_T"
+        if v.prim is P.gather and first:
+            picked = [
+                p
+                for p in (describe(a, depth + 1) for a in args[1:])
+                if p and not p.startswith("arange")
+            ]
+            return f"{first}_{'_'.join(picked)}" if picked else f"{first}_picked"
+        uses = [u for u in consumers.get(v.id, []) if u.phase == "forward"]
+        if (
+            v.prim in (P.add, P.subtract)
+            and first
+            and all(not isinstance(a, Value) or a.op == CONST for a in v.args[1:])
+        ):
+            return first  # var + 1e-05 reads as var
+        if v.prim is P.subtract and first and len(args) == 2:
+            second = describe(args[1], depth + 1)
+            if second:
+                return f"{first}_minus_{second}"
+        if len(uses) == 1 and uses[0].prim in {P.maximum, P.tanh, P.sigmoid, P.exp} | set(_UNARY):
+            c = known(uses[0])
+            if c:
+                return f"z_{identifier(c)}"
+        if v.prim in (P.add, P.subtract) and first and len(uses) == 1:
+            c = known(uses[0])
+            if c:
+                return f"z_{identifier(c)}"
+        return None
+
+    def downstream(c: Value) -> str | None:
+        """The first named value ``c`` flows into (``var`` for ``(X - mu) ** 2``)."""
+        for _ in range(4):
+            uses = [u for u in consumers.get(c.id, []) if u.phase == "forward"]
+            if len(uses) != 1:
+                return None
+            c = uses[0]
+            if known(c):
+                return known(c)
+        return None
+
+    def unique(base: str) -> str:
+        name, k = base, 1
+        while name in taken:
+            k += 1
+            name = f"{base}_{k}"
+        taken.add(name)
+        return name
+
+    del by_id
+    for v in generated:
+        if v.id in extra:
+            continue
+        u = adjoint.get(v.id)
+        if v.phase == "backward" and u is not None:
+            base = known(u) or describe(u)
+            if base is None:
+                continue
+            if known(u) is None:
+                extra[u.id] = unique(base)  # the forward value is shown under that name too
+                base = extra[u.id]
+            extra[v.id] = unique("d" + identifier(base))
+            continue
+        if v.phase == "backward" and v.id in part_of:
+            a, c = part_of[v.id]
+            an, cn = known(a) or describe(a), known(c) or describe(c) or downstream(c)
+            if an and cn:
+                extra[v.id] = unique(f"d{identifier(an)}_from_{identifier(cn)}")
+            continue
+        base = describe(v)
+        if base is not None and len(base) <= 24:
+            extra[v.id] = unique(base)
+    return extra
 
 
 def _SizeOf(n: int, v: Any) -> Any:
