@@ -46,7 +46,7 @@ def model(tmp_path):
 @pytest.mark.parametrize(
     "fmt, marker",
     [
-        ("text", "dresid = 2 * resid / resid.size"),
+        ("text", "dresid = 2 * resid / len(resid)"),
         ("python", "def backward(w, x, y):"),
         ("latex", r"\begin{align*}"),
         ("markdown", "```python"),

@@ -37,6 +37,7 @@ def _demo(args: argparse.Namespace) -> int:
     err.backward()
 
     forward_values = {"Z1": Z1, "A1": A1, "Z2": Z2, "A2": A2, "Z3": Z3, "A3": A3, "Y": Y}
+    explain = args.explain or args.why
     try:
         report = cr.check_grads(
             seed.forward, seed.X, seed.T, *seed.PARAMS.values(), argnums=tuple(range(2, 10))
@@ -47,15 +48,15 @@ def _demo(args: argparse.Namespace) -> int:
 
     if args.json:
         doc: dict[str, Any] = {
-            "forward": {k: v.data.tolist() for k, v in forward_values.items()},
+            "forward": {k: _shown(v.data).tolist() for k, v in forward_values.items()},
             "error": float(err.data),
             "gradients": {
-                f"dE/d{k}": {"shape": list(p.grad.shape), "value": p.grad.tolist()}
+                f"dE/d{k}": {"shape": list(p.grad.shape), "value": _shown(p.grad).tolist()}
                 for k, p in params.items()
             },
             "gradient_check": {"passed": passed, "report": check_text},
         }
-        if args.explain:
+        if explain:
             ex = _seed_explanation()
             doc["derivation"] = {
                 "forward": ex.forward_lines(),
@@ -70,21 +71,26 @@ def _demo(args: argparse.Namespace) -> int:
         print("chainrule demo: the 4-6-6-6-1 ReLU network of docs/seed.md, one sample\n")
         print("Forward pass (the user's code, run unchanged on chainrule tensors):")
         for k, v in forward_values.items():
-            print(f"  {k:<3} {str(v.shape):<8} {v.data}")
+            print(f"  {k:<3} {str(v.shape):<8} {_shown(v.data)}")
         print(f"\nerr = ((Y - T) ** 2).mean() = {float(err.data):.12g}\n")
         print("Gradients from one call, err.backward():")
         for k, p in params.items():
             print(f"  dE/d{k:<3} shape {p.grad.shape}")
-            print(textwrap.indent(numpy.array2string(p.grad), "    "))
+            print(textwrap.indent(numpy.array2string(_shown(p.grad)), "    "))
         print()
         print(check_text)
-        if args.explain:
+        if explain:
             ex = _seed_explanation()
             print("\nThe derivation (chainrule explain), in the user's own names:\n")
             print(ex)
             print()
-            print(ex.why())
+            print(ex.why(notes=False))  # the notes were printed with the derivation
     return 0 if passed else 1
+
+
+def _shown(a: Any) -> Any:
+    """``a`` with negative zeros made positive: a learner reads ``-0.`` as another number."""
+    return numpy.asarray(a) + 0.0
 
 
 def _seed_explanation() -> Any:
@@ -161,7 +167,7 @@ def _render(ex: Any, fmt: str, why: bool) -> str:
         return str(ex.to_markdown())
     if fmt == "dot":
         return str(ex.to_dot())
-    return str(ex) + ("\n\n" + ex.why() if why else "")
+    return str(ex) + ("\n\n" + ex.why(notes=False) if why else "")
 
 
 def _explain(args: argparse.Namespace) -> int:
@@ -176,24 +182,70 @@ def _explain(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     import chainrule as cr
+    from chainrule.readers.lines import run_traced
 
     module, forward = _load(args.forward)
     _, backward = _load(args.backward)
     values = _arguments(module, forward, args.args)
-    theirs = backward(*values)
+    theirs, bindings = run_traced(backward, values)
     if not isinstance(theirs, dict):
-        import inspect
-
-        params = [
-            p
-            for p, v in zip(inspect.signature(forward).parameters, values)
-            if numpy.asarray(v).dtype.kind == "f"
-        ]
-        wrt = [w.strip() for w in args.wrt.split(",")] if args.wrt else params
-        theirs = dict(zip(wrt, theirs))
+        theirs, how = _map_returned(forward, values, list(theirs), args.wrt, bindings)
+        print(f"chainrule check: your backward returned a sequence; {how}\n")
     report = cr.check_backward(forward, values, theirs, backward=backward)
     print(report)
     return 0 if report.passed else 1
+
+
+def _map_returned(
+    forward: Any, values: tuple[Any, ...], grads: list[Any], wrt: str | None, bindings: Any
+) -> tuple[dict[str, Any], str]:
+    """Which parameter each returned gradient belongs to: by ``--wrt``, by the names the
+    backward function gave them (``dW1`` -> ``W1``), or by shape in parameter order."""
+    import inspect
+
+    from chainrule.readers.lines import gradient_of
+
+    params = list(inspect.signature(forward).parameters)
+    floats = [p for p, v in zip(params, values) if numpy.asarray(v).dtype.kind == "f"]
+    shapes = dict(zip(params, (numpy.shape(v) for v in values)))
+    if wrt:
+        names = [w.strip() for w in wrt.split(",")]
+        if len(names) != len(grads):
+            raise SystemExit(
+                f"chainrule: --wrt names {len(names)} parameters but the backward returned "
+                f"{len(grads)} gradients"
+            )
+        return dict(zip(names, grads)), "matched by --wrt: " + ", ".join(names)
+    by_name = []
+    for g in grads:
+        bound = [b.name for b in bindings if b.value is g]
+        of = next(
+            (gradient_of(n, set(floats)) for n in reversed(bound) if gradient_of(n, set(floats))),
+            None,
+        )
+        by_name.append(of)
+    named = [n for n in by_name if n]
+    if len(named) == len(grads) and len(set(named)) == len(named):
+        pairs = ", ".join(
+            f"{next(b.name for b in reversed(bindings) if b.value is g)} -> {n}"
+            for g, n in zip(grads, named)
+        )
+        how = f"matched by the names in your backward function ({pairs})"
+        return dict(zip(named, grads)), how
+    taken: list[str] = []
+    for g in grads:
+        match = next((p for p in floats if p not in taken and shapes[p] == numpy.shape(g)), None)
+        if match is None:
+            raise SystemExit(
+                f"chainrule: gradient {len(taken) + 1} of the sequence your backward returned "
+                f"has shape {numpy.shape(g)}, which no remaining parameter of "
+                f"{forward.__name__} has; return a dict {{name: gradient}} or pass --wrt"
+            )
+        taken.append(match)
+    return (
+        dict(zip(taken, grads)),
+        "matched by shape, in parameter order: " + ", ".join(taken) + " (pass --wrt to choose)",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -210,6 +262,11 @@ def _parser() -> argparse.ArgumentParser:
         "--explain",
         action="store_true",
         help="also print the derivation: every backward line and why it holds",
+    )
+    demo.add_argument(
+        "--why",
+        action="store_true",
+        help="print the derivation and the chain-rule step of every backward line (as --explain)",
     )
     demo.set_defaults(run=_demo)
 

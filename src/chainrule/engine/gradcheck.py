@@ -86,6 +86,33 @@ class GradCheckReport:
     def passed(self) -> bool:
         return all(a.passed for a in self.arguments)
 
+    def _repr_html_(self) -> str:
+        """A table for Jupyter: one row per argument, the disagreements listed under it."""
+        import html
+
+        rows = []
+        for a in self.arguments:
+            verdict = "ok" if a.passed else f"{a.bad_count} element(s) disagree"
+            color = "green" if a.passed else "firebrick"
+            rows.append(
+                f"<tr><td><code>{html.escape(a.name)}</code></td><td>{a.shape}</td>"
+                f"<td>{a.max_abs_error:.2e}</td><td>{a.max_rel_error:.2e}</td>"
+                f'<td style="color:{color}">{verdict}</td></tr>'
+            )
+        head = html.escape(str(self).splitlines()[0])
+        return (
+            f"<div><p><b>{head}</b></p><table><tr><th>argument</th><th>shape</th>"
+            "<th>max abs err</th><th>max rel err</th><th></th></tr>"
+            + "".join(rows)
+            + "</table>"
+            + (
+                "<pre>" + html.escape("\n".join(str(self).splitlines()[1:])) + "</pre>"
+                if not self.passed
+                else ""
+            )
+            + "</div>"
+        )
+
     def __str__(self) -> str:
         head = (
             f"gradient check (order {self.order}, central differences in float64, "

@@ -37,6 +37,7 @@ class _State(threading.local):
     trace_since = 0  # the first recording number of the trace's own values
     depth = 0  # how many grad/vjp calls are running their function right now
     strict = False  # jit: a traced value may never become a Python value or an index
+    branches = 0  # explain: how many times Python branched on a traced value (bool())
 
 
 _state = _State()
@@ -769,6 +770,11 @@ class Tensor(Node):
         return self._data
 
     def __bool__(self) -> bool:
+        if _state.tracing and not _state.strict and self._data.size == 1:
+            # explain follows Python's control flow on these inputs' values (and says so);
+            # jit (strict) cannot, since its program must hold for any values
+            _state.branches += 1
+            return bool(self._data)
         return bool(self._concrete("bool()"))
 
     def __float__(self) -> float:

@@ -59,7 +59,8 @@ class Line:
         return self.value.phase
 
 
-_SMALL = {P.add, P.subtract, P.multiply, P.divide, P.negative, P.power} | {
+# one operation of named values: repeated rather than named (``W.T``, ``X[0]`` too)
+_SMALL = {P.add, P.subtract, P.multiply, P.divide, P.negative, P.power, P.transpose, P.getitem} | {
     P.NONDIFF_UFUNCS[u]
     for u in (
         numpy.greater,
@@ -71,6 +72,7 @@ _SMALL = {P.add, P.subtract, P.multiply, P.divide, P.negative, P.power} | {
     )
 }
 _ELEMENTWISE = {P.add, P.subtract, P.multiply, P.divide, P.power, P.negative, P.maximum, P.minimum}
+_ELEMENTWISE |= {P.exp, P.log, P.sqrt, P.tanh, P.absolute, P.square, P.log1p, P.expm1, P.sigmoid}
 
 
 class Writer:
@@ -169,7 +171,18 @@ class Writer:
             v = nxt[0]
         if isinstance(v, Value) and (v.id in self.names or v.op == INPUT) and s.axis is None:
             name = self.ref(v)[0]
+            if self.repeat_small and len(v.shape) == 1:
+                return f"len({name})"  # for people (explain): a vector's count is its length
             return f"{name}.size"
+        if (
+            self.repeat_small
+            and isinstance(v, Value)
+            and (v.id in self.names or v.op == INPUT)
+            and isinstance(s.axis, int)
+            and -len(v.shape) <= s.axis < len(v.shape)
+        ):
+            # explain: the count a mean along an axis divided by, as the shape it came from
+            return f"{self.ref(v)[0]}.shape[{s.axis % len(v.shape)}]"
         return str(int(s))
 
     def expr(self, v: Value, style: str = "python") -> tuple[str, int]:

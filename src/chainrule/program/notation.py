@@ -18,7 +18,16 @@ import numpy
 from chainrule.engine import primitives as P
 from chainrule.engine.primitives import Primitive
 
-__all__ = ["Form", "Literals", "SOURCE", "MATH", "source_form", "math_form", "STATEMENTS"]
+__all__ = [
+    "Form",
+    "Literals",
+    "ReadableLiterals",
+    "SOURCE",
+    "MATH",
+    "source_form",
+    "math_form",
+    "STATEMENTS",
+]
 
 ATOM, POWER, UNARY, PRODUCT, SUM, COMPARE = 100, 90, 80, 70, 60, 50
 
@@ -121,6 +130,64 @@ class Literals:
         if isinstance(ix, tuple) and len(ix) == 1:
             return parts[0] + ","
         return ", ".join(parts) if parts else "()"
+
+
+class ReadableLiterals(Literals):
+    """Constants as a reader writes them (``explain``'s text, never exported code): scalars as
+    plain numbers (``-1`` rather than ``numpy.float64(-1.0)``, no negative zero), and numbers
+    the user named (``LAM = 0.1`` at module level or in a closure) by their name.
+
+    Example
+    -------
+    >>> lit = ReadableLiterals({0.1: "LAM"})
+    >>> lit(numpy.float64(-1.0)), lit(numpy.float64(-0.0)), lit(0.1), lit(numpy.float64(0.1))
+    ('-1', '0', 'LAM', 'LAM')
+    """
+
+    def __init__(
+        self,
+        named: dict[float, str] | None = None,
+        inline_limit: int = 64,
+        arrays: dict[int, tuple[str, Any]] | None = None,
+    ) -> None:
+        super().__init__(None, inline_limit)
+        self.named = dict(named or {})
+        self.arrays = dict(arrays or {})  # id(array) -> (the user's name, the array)
+
+    def _scalar_or_super(self, x: Any) -> str:
+        if isinstance(x, (float, numpy.floating)) or (
+            isinstance(x, numpy.ndarray) and x.ndim == 0 and x.dtype.kind == "f"
+        ):
+            return self.number(float(x))
+        return super().__call__(x)
+
+    def __call__(self, x: Any) -> str:
+        held = self.arrays.get(id(x)) if isinstance(x, numpy.ndarray) else None
+        if held is not None and held[1] is x:
+            return held[0]
+        return self._scalar_or_super(x)
+
+    def array(self, a: numpy.ndarray) -> str:
+        held = self.arrays.get(id(a))
+        if held is not None and held[1] is a:
+            return held[0]
+        if a.ndim == 0 and a.dtype.kind == "f":
+            return self.number(float(a))
+        for name, b in self.arrays.values():  # a folded transpose of the user's array
+            if a.ndim == 2 and b.ndim == 2 and a.dtype == b.dtype and numpy.array_equal(a, b.T):
+                return f"{name}.T"
+        return super().array(a)
+
+    def number(self, x: float) -> str:
+        if x in self.named:
+            return self.named[x]
+        if -x in self.named and x != 0:
+            return "-" + self.named[-x]
+        if x == 0:
+            return "0"  # never -0: a learner reads it as another number
+        if math.isfinite(x) and x == int(x) and abs(x) < 1e15:
+            return str(int(x))
+        return _float(x)
 
 
 def _float(x: float) -> str:
@@ -482,6 +549,15 @@ def _mtimes(a: list[str], kw: dict[str, Any], latex: bool) -> str:
     return f"{a[0]} {sym('matmul' if scalar else 'times', latex)} {a[1]}"
 
 
+def _mtranspose(a: list[str], kw: dict[str, Any], latex: bool) -> str:
+    """``Aᵀ`` for a matrix; any other permutation of axes is written as the permutation."""
+    axes = tuple(kw.get("axes") or ())
+    if axes == (1, 0):
+        return f"{a[0]}{sym('T', latex)}"
+    name = r"\operatorname{transpose}" if latex else "transpose"
+    return f"{name}({a[0]}, {axes})"
+
+
 _NUMBER = re.compile(r"-?\d+(\.\d*)?(e-?\d+)?")
 
 MATH: dict[Primitive, Form] = {
@@ -497,7 +573,7 @@ MATH: dict[Primitive, Form] = {
         (POWER + 1, ATOM),
     ),
     P.negative: Form(lambda a, kw, latex: f"{sym('minus', latex)}{a[0]}", UNARY, (UNARY,)),
-    P.transpose: Form(lambda a, kw, latex: f"{a[0]}{sym('T', latex)}", ATOM, (ATOM,)),
+    P.transpose: Form(_mtranspose, ATOM, (ATOM,)),
     P.sum_: Form(_msum, SUM, (PRODUCT,)),
     P.broadcast_to: Form(lambda a, kw, latex: a[0], ATOM, (ATOM,)),
     P.reshape: Form(lambda a, kw, latex: a[0], ATOM, (ATOM,)),

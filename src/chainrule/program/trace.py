@@ -17,7 +17,7 @@ import numpy
 
 from chainrule.engine.graph import Node, Step, _counter, backward_pass
 from chainrule.engine.pytree import flatten, leaf_paths, unflatten
-from chainrule.engine.tensor import Tensor, _leaf, enable_grad, tracing
+from chainrule.engine.tensor import Tensor, _leaf, _state, enable_grad, tracing
 from chainrule.engine.transforms import _param_names
 
 __all__ = ["Recording", "record"]
@@ -40,6 +40,9 @@ class Recording:
     steps: list[Step]  # the backward walk, newest node first
     grads: list[Any]  # d(output)/d(input) per ``wrt``, recorded tensors
     summed_output: bool  # a non-scalar output was summed before differentiating
+    branches: int = 0  # how many times Python's control flow branched on a traced value
+    constants: dict[float, str] = dataclasses.field(default_factory=dict)  # 0.1 -> "LAM"
+    arrays: dict[int, tuple[str, Any]] = dataclasses.field(default_factory=dict)  # by id()
 
 
 def _is_array(x: Any) -> bool:
@@ -50,29 +53,93 @@ def _leaf_name(param: str, path: str) -> str:
     return param + path
 
 
-def _capture_locals(fun: Callable[..., Any]) -> tuple[Callable[..., Any], dict[str, Any]]:
-    """Wrap ``fun`` so that its local variables at return are kept (no source parsing)."""
+@dataclasses.dataclass
+class _Seen:
+    """What the user's code bound while it ran: read from its frames, never from its source."""
+
+    final: dict[str, Any] = dataclasses.field(default_factory=dict)  # fun's locals at return
+    # (local name, tensor) in the order they were first bound, fun's and its helpers' frames
+    bound: list[tuple[str, Any]] = dataclasses.field(default_factory=list)
+    constants: dict[float, str] = dataclasses.field(default_factory=dict)  # LAM = 0.1
+    ambiguous: set[float] = dataclasses.field(default_factory=set)
+    # plain arrays the code held in a local or read from a global (data that is not an
+    # argument, h = numpy.zeros(...)), by identity: (name, the array, kept alive)
+    arrays: dict[int, tuple[str, Any]] = dataclasses.field(default_factory=dict)
+
+
+_TRIVIAL = {0.0, 1.0, -1.0, 2.0, 0.5}
+
+
+def _library_dirs() -> tuple[str, ...]:
+    import os
+    import sysconfig
+
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    dirs = [here, os.path.dirname(numpy.__file__), sysconfig.get_paths()["stdlib"]]
+    return tuple(os.path.join(d, "") for d in dirs)
+
+
+def _capture_locals(fun: Callable[..., Any]) -> tuple[Callable[..., Any], _Seen]:
+    """Wrap ``fun`` so that the names its code (and the helper functions it calls) binds are
+    kept: every tensor a local variable held, in order (``h`` in a loop: each one), the locals
+    at return, and the numbers named by module globals or closure variables it reads."""
     code = getattr(fun, "__code__", None)
-    captured: dict[str, Any] = {}
+    seen = _Seen()
     if code is None:
-        return fun, captured
+        return fun, seen
+    library = _library_dirs()
+    known: set[int] = set()
+
+    def note_constants(frame: Any) -> None:
+        names = [(n, frame.f_globals.get(n)) for n in frame.f_code.co_names]
+        local = frame.f_locals
+        names += [(n, local.get(n)) for n in frame.f_code.co_freevars]
+        for n, v in names:
+            if isinstance(v, numpy.ndarray) and not n.startswith("_"):
+                seen.arrays.setdefault(id(v), (n, v))
+            if isinstance(v, (float, numpy.floating)) and not n.startswith("_"):
+                x = float(v)
+                if x in _TRIVIAL or x != x:
+                    continue
+                if seen.constants.get(x, n) != n:
+                    seen.ambiguous.add(x)
+                seen.constants.setdefault(x, n)
+
+    def note_locals(frame: Any) -> None:
+        for name, value in frame.f_locals.items():
+            if isinstance(value, numpy.ndarray) and not name.startswith("_"):
+                seen.arrays.setdefault(id(value), (name, value))
+            if isinstance(value, Tensor) and id(value) not in known and not name.startswith("_"):
+                known.add(id(value))
+                seen.bound.append((name, value))
+
+    def local_tracer(frame: Any, event: str, arg: Any) -> Any:
+        if event in ("line", "return"):
+            note_locals(frame)
+            if event == "return" and frame.f_code is code and not seen.final:
+                seen.final.update(frame.f_locals)
+        return local_tracer
+
+    def tracer(frame: Any, event: str, arg: Any) -> Any:
+        if event != "call":
+            return None
+        c = frame.f_code
+        if c is not code and (c.co_filename.startswith(library) or c.co_filename[:1] == "<"):
+            return None  # library code: NumPy, chainrule, the standard library
+        note_constants(frame)
+        return local_tracer
 
     def run(*args: Any, **kwargs: Any) -> Any:
-        previous = sys.getprofile()
-        if previous is not None:  # a profiler is running: keep it, name values t1, t2...
+        if sys.gettrace() is not None or sys.getprofile() is not None:
+            # a debugger, coverage or a profiler is running: keep it, name values t1, t2...
             return fun(*args, **kwargs)
-
-        def profiler(frame: Any, event: str, arg: Any) -> None:
-            if event == "return" and frame.f_code is code and not captured:
-                captured.update(frame.f_locals)
-
-        sys.setprofile(profiler)
+        sys.settrace(tracer)
         try:
             return fun(*args, **kwargs)
         finally:
-            sys.setprofile(previous)
+            sys.settrace(None)
 
-    return run, captured
+    return run, seen
 
 
 def record(
@@ -126,11 +193,13 @@ def record(
                 "floating-point array arguments of the function"
             )
     names: dict[Node, str] = {t: n for t, n in zip(inputs, input_names)}
-    run, captured = _capture_locals(fun)
+    run, seen = _capture_locals(fun)
     since = min((t._seq for t in inputs), default=0) or next(_counter)
+    branches_before = _state.branches
     with tracing(since), enable_grad():
         output = run(*call_args, **kwargs)
-        _name_locals(captured, names)
+        branches = _state.branches - branches_before
+        _name_locals(seen, names)
         _name_explicit(output, names)
         steps: list[Step] = []
         grads: list[Any] = []
@@ -163,6 +232,9 @@ def record(
         steps,
         grads,
         summed,
+        branches,
+        {x: n for x, n in seen.constants.items() if x not in seen.ambiguous},
+        seen.arrays,
     )
 
 
@@ -183,10 +255,26 @@ def _wanted(wrt: Any, params: list[str]) -> set[int] | None:
     return out
 
 
-def _name_locals(captured: dict[str, Any], names: dict[Node, str]) -> None:
-    for name, value in captured.items():
+def _name_locals(seen: _Seen, names: dict[Node, str]) -> None:
+    """The function's locals at return keep their own names; every other tensor a local
+    variable of it or of its helpers held is named after that variable, numbered where the
+    name is taken (``h_1``, ``h_2`` for the ``h`` of each step of a loop)."""
+    for name, value in seen.final.items():
         if isinstance(value, Tensor) and value not in names and not name.startswith("_"):
             names[value] = name
+    taken = set(names.values())
+    count: dict[str, int] = {}
+    for name, value in seen.bound:
+        if value in names or value._prim is None:
+            continue
+        if name in taken:
+            k = count.get(name, 0) + 1
+            while f"{name}_{k}" in taken:
+                k += 1
+            count[name] = k
+            name = f"{name}_{k}"
+        names[value] = name
+        taken.add(name)
     for node in list(names):
         if node._name:
             names[node] = node._name

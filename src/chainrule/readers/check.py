@@ -10,6 +10,7 @@ derivation line.
 from __future__ import annotations
 
 import dataclasses
+import html
 import inspect
 import re
 from collections.abc import Callable
@@ -17,11 +18,14 @@ from typing import Any
 
 import numpy
 
+from chainrule.engine import primitives as P
 from chainrule.engine.gradcheck import _finite_difference
 from chainrule.engine.pytree import flatten
 from chainrule.program.trace import record
 
+from .diagnose import diagnose
 from .explain import Explanation
+from .lines import first_wrong_line, run_traced
 
 __all__ = ["check_backward", "BackwardCheck", "ParameterCheck"]
 
@@ -36,10 +40,13 @@ class ParameterCheck:
     derivation: str  # chainrule's line for this gradient
     theirs: str | None  # their line, when their backward function was given
     max_error: float
+    kind: str = ""  # the mistake's name (chainrule.readers.diagnose.KINDS), "" when right
 
     def __str__(self) -> str:
         mark = "ok   " if self.correct else "WRONG"
         text = f"{mark} d{self.name}"
+        if self.correct and self.diagnosis:
+            text += f": right; {self.diagnosis}"
         if not self.correct:
             text += f": {self.diagnosis}"
             if self.theirs:
@@ -64,6 +71,8 @@ class BackwardCheck:
 
     parameters: list[ParameterCheck]
     explanation: Explanation
+    notes: list[str] = dataclasses.field(default_factory=list)
+    first_wrong_line: str | None = None  # in their backward function, when it was given
 
     @property
     def passed(self) -> bool:
@@ -72,6 +81,38 @@ class BackwardCheck:
     @property
     def wrong(self) -> list[str]:
         return [p.name for p in self.parameters if not p.correct]
+
+    def _repr_html_(self) -> str:
+        """The verdicts as an HTML table for Jupyter (the mistakes and lines under it)."""
+        rows = []
+        for p in self.parameters:
+            color = "green" if p.correct else "firebrick"
+            mark = "ok" if p.correct else "WRONG"
+            detail = html.escape(p.diagnosis)
+            if not p.correct:
+                if p.theirs:
+                    detail += f"<br>yours: <code>{html.escape(p.theirs)}</code>"
+                detail += (
+                    "<br>correct: <code>"
+                    + "<br>".join(html.escape(x.strip()) for x in p.derivation.splitlines())
+                    + "</code>"
+                )
+            rows.append(
+                f'<tr><td style="color:{color}"><b>{mark}</b></td>'
+                f"<td><code>d{html.escape(p.name)}</code></td>"
+                f"<td>{html.escape(p.kind)}</td><td>{detail}</td></tr>"
+            )
+        tail = "".join(f"<p>{html.escape(n)}</p>" for n in self.notes)
+        if self.first_wrong_line:
+            tail += f"<pre>{html.escape(self.first_wrong_line)}</pre>"
+        return (
+            f"<div><p><b>{html.escape(str(self).splitlines()[0])}</b></p><table>"
+            "<tr><th></th><th>gradient</th><th>mistake</th><th>detail</th></tr>"
+            + "".join(rows)
+            + "</table>"
+            + tail
+            + "</div>"
+        )
 
     def __str__(self) -> str:
         lines = [
@@ -83,7 +124,10 @@ class BackwardCheck:
             )
         ]
         lines += ["  " + str(p).replace("\n", "\n  ") for p in self.parameters]
-        if not self.passed:
+        lines += [f"  Note: {n}" for n in self.notes]
+        if not self.passed and self.first_wrong_line:
+            lines.append("  " + self.first_wrong_line)
+        elif not self.passed:
             first = self.wrong[0]
             lines.append(
                 f"  Going backward from the output, d{first} is the first wrong "
@@ -124,7 +168,7 @@ def check_backward(
     >>> report.wrong
     ['w']
     >>> print(str(report).splitlines()[1][:60])
-      WRONG dw: 4 times too large: a missing 1/N (N = 4 samples)
+      WRONG dw: 4 times too large: a missing 1/N (N = Y.size = 4
     >>> cr.check_backward(f, (w, x), {"w": 2 * x.T @ (x @ w) / 4}).wrong    # fixed
     []
     """
@@ -146,7 +190,10 @@ def check_backward(
     rec = ex.recording
     order = _backward_order(ex)
     their_lines = _their_lines(backward) if backward is not None else {}
-    results = []
+    ours_all: dict[str, numpy.ndarray] = {}
+    given_all: dict[str, numpy.ndarray] = {}
+    notes: list[str] = []
+    tied = _tied_kinks(rec)
     for j, g in zip(rec.wrt, rec.grads):
         name = rec.input_names[j]
         argnum = rec.input_arg[j]
@@ -158,25 +205,108 @@ def check_backward(
             0,
             1e-6,
         )
-        if not numpy.allclose(ours, numeric, rtol=1e-4, atol=1e-6):  # pragma: no cover
-            raise AssertionError(
-                f"chainrule's own gradient for {name} disagrees with finite "
-                "differences; please report this as a bug"
+        if not numpy.allclose(ours, numeric, rtol=1e-4, atol=1e-6):
+            if not tied:  # pragma: no cover - chainrule's own gradient would be wrong
+                raise AssertionError(
+                    f"chainrule's own gradient for {name} disagrees with finite "
+                    "differences; please report this as a bug"
+                )
+            notes.append(
+                f"d{name}: finite differences straddle a kink tied exactly here ({tied}); "
+                "at a tie the derivative is a convention (chainrule's: the ReLU passes "
+                "nothing where its input is exactly 0, as PyTorch), not a number finite "
+                "differences can confirm"
             )
-        given = numpy.asarray(theirs[name], dtype=float)
-        ok = given.shape == ours.shape and numpy.allclose(given, ours, rtol=rtol, atol=atol)
+        ours_all[name] = ours
+        given_all[name] = numpy.asarray(theirs[name], dtype=float)
+    differentiated = {rec.input_arg[k] for k in rec.wrt}
+    batch = _batch_size([a for i, a in enumerate(args) if i not in differentiated])
+    findings = diagnose(rec, given_all, ours_all, batch, _mean_over(rec))
+    results = []
+    for name, ours in ours_all.items():
+        given = given_all[name]
+        finding = findings.get(name)
+        ok = finding is None or finding.convention
         err = (
-            float(numpy.max(numpy.abs(given - ours))) if given.shape == ours.shape else float("inf")
+            float(numpy.max(numpy.abs(given - ours), initial=0.0))
+            if given.shape == ours.shape
+            else float("inf")
         )
-        differentiated = {rec.input_arg[k] for k in rec.wrt}
-        diagnosis = "" if ok else _diagnose(given, ours, args, differentiated)
         results.append(
             ParameterCheck(
-                name, ok, diagnosis, _our_line(ex, name), their_lines.get(name.lower()), err
+                name,
+                ok,
+                finding.text if finding is not None else "",
+                _our_line(ex, name),
+                their_lines.get(name.lower()),
+                err,
+                finding.kind if finding is not None else "",
             )
         )
     results.sort(key=lambda r: order.get(r.name, 0))
-    return BackwardCheck(results, ex)
+    report = BackwardCheck(results, ex, notes)
+    if backward is not None and not report.passed:
+        report.first_wrong_line = _first_wrong_line(backward, args, ex)
+    return report
+
+
+def _first_wrong_line(backward: Callable[..., Any], args: tuple[Any, ...], ex: Any) -> str | None:
+    """Run their backward function once and find its first line that differs, by name."""
+    from chainrule.engine.graph import Node
+
+    try:
+        _, bindings = run_traced(backward, args)
+    except Exception:  # noqa: BLE001 - their function may want other arguments: no line then
+        return None
+    rec = ex.recording
+    adjoints: dict[str, numpy.ndarray] = {}
+    for step in rec.steps:
+        name = rec.names.get(step.node)
+        if name is not None and name not in adjoints:
+            g = step.grad
+            adjoints[name] = numpy.asarray(g._data if isinstance(g, Node) else g)
+    correct = {}
+    for line in ex.backward_lines():
+        lhs, sep, rhs = line.partition(" = ")
+        if sep and lhs.startswith("d") and lhs[1:] in adjoints:
+            correct[lhs[1:]] = rhs
+    return first_wrong_line(bindings, adjoints, correct)
+
+
+def _tied_kinks(rec: Any) -> str:
+    """Where a ReLU (maximum/minimum) has its two inputs exactly equal, as text ('' if none)."""
+    seen = []
+    for node in _recorded_nodes(rec):
+        if node._prim in (P.maximum, P.minimum) and node._vals is not None:
+            a, b = (numpy.asarray(v) for v in node._vals[:2])
+            if numpy.any(numpy.broadcast_to(a == b, numpy.shape(node._data))):
+                seen.append(rec.names.get(node, node._prim.name))
+    return ", ".join(dict.fromkeys(seen))
+
+
+def _recorded_nodes(rec: Any) -> list[Any]:
+    from chainrule.engine.graph import Node
+
+    out, stack, ids = [], [rec.output], set()
+    while stack:
+        n = stack.pop()
+        if not isinstance(n, Node) or id(n) in ids:
+            continue
+        ids.add(id(n))
+        out.append(n)
+        stack.extend(n._args or ())
+    return out
+
+
+def _mean_over(rec: Any) -> tuple[int, int] | None:
+    """(size, rows) of the array a mean over all elements averages, if the loss has one."""
+    for node in _recorded_nodes(rec):
+        if node._prim is P.mean and (node._kw or {}).get("axis") is None and node._args:
+            x = node._args[0]
+            shape = numpy.shape(x._data if hasattr(x, "_data") else x)
+            if len(shape) >= 1:
+                return int(numpy.prod(shape)), int(shape[0])
+    return None
 
 
 def _is_float(a: Any) -> bool:
@@ -234,85 +364,6 @@ def _their_lines(backward: Callable[..., Any]) -> dict[str, str]:
         if m:
             found[m.group(1).lower()] = line.strip()
     return found
-
-
-def _diagnose(
-    theirs: numpy.ndarray, ours: numpy.ndarray, args: tuple[Any, ...], differentiated: set[int]
-) -> str:
-
-    def close(a: numpy.ndarray, b: numpy.ndarray) -> bool:
-        return a.shape == b.shape and bool(numpy.allclose(a, b, rtol=1e-6, atol=1e-9))
-
-    batch = _batch_size([a for i, a in enumerate(args) if i not in differentiated])
-    if theirs.shape != ours.shape:
-        if theirs.T.shape == ours.shape and close(theirs.T, ours):
-            return (
-                "transposed: this is the transpose of the gradient (e.g. dZ.T @ A "
-                "instead of A.T @ dZ); the gradient has the parameter's shape "
-                f"{ours.shape}"
-            )
-        if theirs.ndim == ours.ndim + 1 and close(theirs.sum(axis=0), ours):
-            return (
-                f"not summed over the batch: shape {theirs.shape} instead of "
-                f"{ours.shape}. A bias is added to every row, so its gradient is the sum "
-                "of the rows' gradients (.sum(axis=0))"
-            )
-        if theirs.ndim == ours.ndim + 1 and close(theirs.mean(axis=0), ours):
-            return (
-                f"not reduced over the batch: shape {theirs.shape} instead of "
-                f"{ours.shape}, and the right reduction here is the mean of the rows"
-            )
-        return (
-            f"wrong shape {theirs.shape}: the parameter (and its gradient) has shape {ours.shape}"
-        )
-    if (
-        ours.ndim == 2
-        and ours.shape[0] == ours.shape[1]
-        and close(theirs.T, ours)
-        and not close(theirs, ours)
-    ):
-        return (
-            "transposed: this is the transpose of the gradient (e.g. dZ.T @ A instead of A.T @ dZ)"
-        )
-    if close(-theirs, ours):
-        return "wrong sign: this is minus the gradient"
-    denom = float(numpy.vdot(ours, ours))
-    if denom > 0:
-        c = float(numpy.vdot(theirs, ours)) / denom
-        if abs(c) > 1e-12 and close(theirs, c * ours):
-            if batch and numpy.isclose(c, batch):
-                return (
-                    f"{batch} times too large: a missing 1/N (N = {batch} samples). The "
-                    "error is a mean, so dE/dY = 2 * (Y - T) / Y.size"
-                )
-            if batch and numpy.isclose(c, 1 / batch):
-                return (
-                    f"{batch} times too small: divided by N = {batch} once too often "
-                    "(a bias gradient is summed over the batch, not averaged, when dY "
-                    "already carries 1/N)"
-                )
-            return f"off by a constant factor of {c:.6g}"
-    zero_ours, zero_theirs = (
-        numpy.isclose(ours, 0, atol=1e-12),
-        numpy.isclose(theirs, 0, atol=1e-12),
-    )
-    if (zero_ours != zero_theirs).any():
-        flipped = numpy.mean((zero_ours != zero_theirs)[~(zero_ours & zero_theirs)])
-        if flipped > 0.5:
-            return (
-                "ReLU mask on the wrong side: your gradient is non-zero where it should "
-                "be zero and the other way round (use (Z > 0), the derivative of "
-                "max(0, Z), and the pre-activation Z of the same layer)"
-            )
-        return (
-            "the pattern of zeros differs: check the ReLU masks (which Z, which side "
-            "of 0) in this layer or the ones after it"
-        )
-    return (
-        "differs from the chain rule (max error "
-        f"{float(numpy.max(numpy.abs(theirs - ours))):.3g}); an earlier step may be "
-        "wrong"
-    )
 
 
 def _batch_size(args: list[Any]) -> int | None:

@@ -8,6 +8,7 @@ program passes of :mod:`chainrule.program.ir` and written by :mod:`chainrule.pro
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -18,7 +19,7 @@ from chainrule.engine.graph import Node
 from chainrule.engine.tensor import Tensor
 from chainrule.program.codegen import Line, Writer, identifier
 from chainrule.program.ir import CONST, INPUT, Program, Value, build, cse, dce, prettify, simplify
-from chainrule.program.notation import Literals
+from chainrule.program.notation import Literals, ReadableLiterals
 from chainrule.program.trace import Recording, record
 
 __all__ = ["explain", "Explanation"]
@@ -78,7 +79,13 @@ class Explanation:
         for out, name in zip(self.program.outputs, self._output_names()):
             if out.op != INPUT and out.id not in names:
                 names[out.id] = name
-        self.writer = Writer(self.program, names, Literals(), refs=refs, repeat_small=True)
+        self.literals = ReadableLiterals(rec.constants, arrays=_array_names(rec, names, refs))
+        self.writer = Writer(self.program, names, self.literals, refs=refs, repeat_small=True)
+        extra = _describe_generated(self, names, refs)
+        if extra:  # the values that got t1, t2, ... named after what they are, written again
+            self.writer = Writer(
+                self.program, {**names, **extra}, self.literals, refs=refs, repeat_small=True
+            )
         self.lines = self.writer.lines()
         self.notes = _notes(self)
 
@@ -136,17 +143,9 @@ class Explanation:
 
     def __str__(self) -> str:
         rec = self.recording
-        width = (
-            max(
-                [
-                    len(c)
-                    for c, _ in self._shaped(self.lines, "forward")
-                    + self._shaped(self.lines, "backward")
-                ]
-                + [20]
-            )
-            + 2
-        )
+        rows = self._shaped(self.lines, "forward") + self._shaped(self.lines, "backward")
+        # the table is as wide as its lines up to WRAP characters; a longer line is wrapped
+        width = max([len(c) for c, _ in rows if len(c) <= WRAP] + [20]) + 2
         wrt = ", ".join(rec.input_names[j] for j in rec.wrt)
         head = [f"{rec.fun_name}: d{self.output_name}/d({wrt})"]
         head.append(
@@ -157,15 +156,9 @@ class Explanation:
             )
         )
         out = head + ["", "Forward pass"]
-        out += [
-            f"  {c:<{width}}# {s}" if s else f"  {c}"
-            for c, s in self._shaped(self.lines, "forward")
-        ]
+        out += [r for c, s in self._shaped(self.lines, "forward") for r in _row(c, s, width)]
         out += ["", f"Backward pass (the chain rule, from {self.output_name} back to the inputs)"]
-        out += [
-            f"  {c:<{width}}# {s}" if s else f"  {c}"
-            for c, s in self._shaped(self.lines, "backward")
-        ]
+        out += [r for c, s in self._shaped(self.lines, "backward") for r in _row(c, s, width)]
         if self.notes:
             out += ["", "Notes"] + [f"  - {n}" for n in self.notes]
         return "\n".join(out)
@@ -173,18 +166,30 @@ class Explanation:
     def __repr__(self) -> str:
         return f"<Explanation of {self.recording.fun_name}: {len(self.lines)} statements>"
 
-    def why(self) -> str:
-        """Each backward line with the chain-rule step it comes from."""
+    def why(self, notes: bool = True) -> str:
+        """Each backward line with the chain-rule step it comes from (and the notes, unless
+        ``notes=False``: for printing it after ``str()``, which has them)."""
         rec = self.recording
-        contributions: dict[Node, list[tuple[Node, Any, Any]]] = {}
+        contributions: dict[Node, list[tuple[Node, Any, Any, int, Any]]] = {}
         adjoint_of: dict[int, Node] = {}
         for step in rec.steps:
             v = self._node_value(step.grad)
-            if isinstance(v, Value) and (step.node in rec.names) and id(v) not in adjoint_of:
-                adjoint_of[id(v)] = step.node
-            for _, a, raw, fin in step.terms:
-                contributions.setdefault(a, []).append((step.node, raw, fin))
-        lines = [f"Why each backward line holds (∂ means the derivative of {self.output_name})", ""]
+            if isinstance(v, Value) and step.node in self._by_node:
+                # a named value first: dY is Y's gradient, though (Y - T) receives it too
+                held = adjoint_of.get(id(v))
+                if held is None or (step.node in rec.names and held not in rec.names):
+                    adjoint_of[id(v)] = step.node
+            for i, a, raw, fin in step.terms:
+                contributions.setdefault(a, []).append((step.node, raw, fin, i, step.grad))
+        out = self.output_name
+        lines = [
+            f"Why each backward line holds. Notation: ∂{out}/∂X is the gradient of {out} with "
+            f"respect to X (dX in the code); ∂{out}/∂X ∋ t says t is one term of it (X used in "
+            "several places gets one term per use, added up); · is the matrix product, ⊙ the "
+            "elementwise product, ᵀ the transpose, 𝟙[c] is 1 where c holds and 0 elsewhere, "
+            "Σₙ sums over the rows n (the samples).",
+            "",
+        ]
         for ln in self.lines:
             if ln.phase != "backward":
                 continue
@@ -194,14 +199,80 @@ class Explanation:
                 f"   # {tuple(ln.value.shape)}"
             )
             if node is not None and node is not rec.output:
-                for consumer, raw, fin in contributions.get(node, []):
+                name = rec.names.get(node) or self._label(node)
+                for consumer, raw, fin, i, g in contributions.get(node, []):
                     lines.extend(
                         "    " + t
-                        for t in self._term(rec.names[node], consumer, raw, fin, ln.value)
+                        for t in self._term(name, consumer, raw, fin, ln.value)
+                        + self._index_form(name, consumer, raw, fin, i, g)
                     )
             lines.append("")
-        lines += [f"Note: {n}" for n in self.notes]
+        if notes:
+            lines += [f"Note: {n}" for n in self.notes]
         return "\n".join(lines).rstrip() + "\n"
+
+    def _label(self, node: Node) -> str:
+        v = self._by_node.get(node)
+        if v is None or v.prim is None:
+            return "?"
+        return f"({self.writer.expr(v, 'math')[0]})"
+
+    def _grad_text(self, g: Any) -> str:
+        v = self._node_value(g) if isinstance(g, Node) else None
+        return self.writer.ref(v, "math")[0] if isinstance(v, Value) else "g"
+
+    def _index_form(
+        self, name: str, consumer: Node, raw: Any, fin: Any, i: int, g: Any
+    ) -> list[str]:
+        """Why a product's gradient is written the way it is: element by element, then as a
+        matrix product, with the shapes that force the order (and one worked element)."""
+        out = self.output_name
+        prim = consumer._prim
+        args = consumer._args or ()
+        shape = tuple(numpy.shape(fin._data if isinstance(fin, Tensor) else fin))
+        gshape = tuple(numpy.shape(g._data if isinstance(g, Tensor) else g))
+        if prim in (P.matmul, P.dot) and len(args) == 2:
+            a, w = args
+            if not (numpy.ndim(a._data) == 2 and numpy.ndim(w._data) == 2):
+                return []
+            an = self.recording.names.get(a) or self._label(a)
+            wn = self.recording.names.get(w) or self._label(w)
+            gn = self._grad_text(g)
+            gd = numpy.asarray(g._data if isinstance(g, Tensor) else g)
+            if i == 1:
+                text = [
+                    f"    index form: ∂{out}/∂{wn}[i,j] = Σₙ {an}[n,i] · {gn}[n,j]  "
+                    f"⇒  d{identifier(wn)} = {an}ᵀ · {gn}",
+                    f"    shapes: {an}ᵀ is {tuple(reversed(numpy.shape(a._data)))} and {gn} is "
+                    f"{gshape}, so {an}ᵀ · {gn} is {shape}, the shape of {wn}; the sum over n "
+                    f"pairs row n of {an} with row n of {gn}, which is what putting {an}ᵀ on "
+                    "the left does",
+                ]
+                ad = numpy.asarray(a._data)
+                terms = [(float(ad[n, 0]), float(gd[n, 0])) for n in range(ad.shape[0])]
+                total = sum(x * y for x, y in terms)
+                shown = " + ".join(f"{_num(x)} × {_num(y)}" for x, y in terms[:3])
+                if len(terms) > 3:
+                    shown += f" + … ({len(terms)} terms)"
+                text.append(f"    e.g. d{identifier(wn)}[0,0] = {shown} = {_num(total)}")
+                return text
+            if i == 0:
+                return [
+                    f"    index form: ∂{out}/∂{an}[n,i] = Σⱼ {gn}[n,j] · {wn}[i,j]  "
+                    f"⇒  d{identifier(an)} = {gn} · {wn}ᵀ",
+                    f"    shapes: {gn} is {gshape} and {wn}ᵀ is "
+                    f"{tuple(reversed(numpy.shape(w._data)))}, so {gn} · {wn}ᵀ is {shape}, "
+                    f"the shape of {an}",
+                ]
+        rshape = tuple(numpy.shape(raw._data if isinstance(raw, Tensor) else raw))
+        if len(rshape) == 2 and len(shape) == 1 and shape == rshape[1:]:
+            gn = self._grad_text(g)
+            return [
+                f"    index form: ∂{out}/∂{name}[j] = Σₙ {gn}[n,j]: {name}[j] is added to every "
+                f"row n, so each row's gradient counts once  ⇒  d{identifier(name)} = "
+                f"{gn}.sum(axis=0)"
+            ]
+        return []
 
     def _term(self, name: str, consumer: Node, raw: Any, fin: Any, line_value: Value) -> list[str]:
         rec = self.recording
@@ -255,7 +326,8 @@ class Explanation:
 
         self.writer.lit = Literals(hoist=hoist)
         try:
-            body_lines = [c for ln in self.lines for c in ln.code]
+            # written again with exact literals (the text shows numbers as a reader writes them)
+            body_lines = [c for ln in self.writer.lines() for c in ln.code]
             tail = [
                 f"{n} = {self._value_text(v)}"
                 for n, v in zip(self.grad_names, self.program.outputs[1:])
@@ -263,7 +335,7 @@ class Explanation:
             ]
             out_text = self._value_text(self.program.outputs[0])
         finally:
-            self.writer.lit = Literals()
+            self.writer.lit = self.literals
         params = []
         for i, p in enumerate(rec.params):
             params.append(f"{p}={rec.static[i]!r}" if i in rec.static else p)
@@ -330,6 +402,35 @@ class Explanation:
             parts += [""] + [f"- {n}" for n in self.notes]
         return "\n".join(parts) + "\n"
 
+    def _repr_html_(self) -> str:
+        """Forward and backward passes as tables (code and shape), the notes, and why each
+        backward line holds folded under them: how Jupyter shows an explanation."""
+
+        def table(phase: str) -> str:
+            rows = "".join(
+                f"<tr><td><code>{html.escape(c)}</code></td><td>{html.escape(s)}</td></tr>"
+                for c, s in self._shaped(self.lines, phase)
+            )
+            return f'<table style="text-align:left">{rows}</table>'
+
+        rec = self.recording
+        wrt = ", ".join(rec.input_names[j] for j in rec.wrt)
+        notes = "".join(f"<li>{html.escape(n)}</li>" for n in self.notes)
+        return (
+            f"<div><p><b>{html.escape(rec.fun_name)}</b>: "
+            f"d{html.escape(self.output_name)}/d({html.escape(wrt)})</p>"
+            f"<p>Forward pass</p>{table('forward')}"
+            f"<p>Backward pass (the chain rule, from {html.escape(self.output_name)} back "
+            f"to the inputs)</p>{table('backward')}"
+            + (f"<ul>{notes}</ul>" if notes else "")
+            + "<details><summary>why each backward line holds</summary><pre>"
+            + html.escape(self.why(notes=False))
+            + "</pre></details></div>"
+        )
+
+    def _repr_latex_(self) -> str:
+        return self.to_latex()
+
     _repr_markdown_ = to_markdown
 
     def to_latex(self) -> str:
@@ -338,7 +439,9 @@ class Explanation:
         for ln in self.lines:
             if ln.phase != "backward" or ln.value.prim is None:
                 continue
-            lhs = _latex_name(ln.name)
+            lhs = _latex_name(
+                ln.name, set(self.writer.names.values()) | set(self.writer.refs.values())
+            )
             rhs = self.writer.expr(ln.value, "latex")[0]
             rows.append(f"{lhs} &= {_latex_names(rhs, self)}")
         return "\\begin{align*}\n" + " \\\\\n".join(rows) + "\n\\end{align*}\n"
@@ -364,6 +467,31 @@ class Explanation:
         return "\n".join(lines) + "\n"
 
 
+def _num(x: float) -> str:
+    """A number for a worked example: four decimals, and never ``-0``."""
+    text = f"{x:.4f}"
+    return "0.0000" if text == "-0.0000" else text
+
+
+WRAP = 88  # longer lines are wrapped in the text table
+
+
+def _row(code: str, shape: str, width: int) -> list[str]:
+    """One table row, ``code  # shape``; a line longer than ``WRAP`` is wrapped at spaces, its
+    continuation indented, and the shape follows its last piece."""
+    if len(code) <= WRAP:
+        return [f"  {code:<{width}}# {shape}" if shape else f"  {code}"]
+    import textwrap
+
+    pieces = textwrap.wrap(
+        code, WRAP, subsequent_indent="    ", break_long_words=False, break_on_hyphens=False
+    )
+    last = pieces.pop()
+    rows = [f"  {p}" for p in pieces]
+    rows.append(f"  {last:<{width}}# {shape}" if shape else f"  {last}")
+    return rows
+
+
 def _data(rec: Recording, name: str) -> Any:
     for node, n in rec.names.items():
         if n == name:
@@ -371,25 +499,65 @@ def _data(rec: Recording, name: str) -> Any:
     return numpy.zeros(())
 
 
-def _latex_name(name: str) -> str:
+_GREEK = {
+    "alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa",
+    "lambda", "mu", "nu", "xi", "pi", "rho", "sigma", "tau", "upsilon", "phi", "chi", "psi",
+    "omega", "Gamma", "Delta", "Theta", "Lambda", "Xi", "Pi", "Sigma", "Upsilon", "Phi", "Psi",
+    "Omega",
+}  # fmt: skip
+
+
+def _latex_name(name: str, known: set[str] | None = None) -> str:
+    r"""A name as mathematics: ``dgamma`` -> ``\mathrm{d}\gamma`` (when ``gamma`` is a
+    name: a gradient), ``Xhat`` -> ``\hat{X}``, ``h_2`` -> ``h_{2}``, ``loss`` ->
+    ``\mathrm{loss}`` (several letters are one upright name, not a product of variables).
+
+    Example
+    -------
+    >>> print(_latex_name("dgamma", {"gamma"}), _latex_name("Xhat"), _latex_name("W_12"))
+    \mathrm{d}\gamma \hat{X} W_{12}
+    >>> print(_latex_name("dense"), _latex_name("LAM"))
+    \mathrm{dense} \mathrm{LAM}
+    """
     import re
 
-    m = re.fullmatch(r"(d?)([A-Za-z]+)_?(\d*)", name)
+    if name.startswith("d") and len(name) > 1 and known is not None and name[1:] in known:
+        return r"\mathrm{d}" + _latex_name(name[1:], known)
+    m = re.fullmatch(r"([A-Za-z]+?)_?(\d*)", name)
     if not m:
-        return r"\mathit{" + name.replace("_", r"\_") + "}"
-    d, base, sub = m.groups()
-    core = base + (f"_{{{sub}}}" if sub else "")
-    return (r"\mathrm{d}" if d else "") + core
+        return r"\mathrm{" + name.replace("_", r"\_") + "}"
+    base, sub = m.groups()
+    return _latex_base(base) + (f"_{{{sub}}}" if sub else "")
+
+
+def _latex_base(base: str) -> str:
+    if base in _GREEK:
+        return "\\" + base
+    if base.endswith("hat") and len(base) > 3:
+        return r"\hat{" + _latex_base(base[:-3]) + "}"
+    return base if len(base) == 1 else r"\mathrm{" + base + "}"
 
 
 def _latex_names(text: str, ex: Explanation) -> str:
     import re
 
+    known = set(ex.writer.names.values()) | set(ex.writer.refs.values())
+    text = re.sub(
+        r"\b([A-Za-z_]\w*)\.size\b",
+        lambda m: rf"\operatorname{{size}}({m.group(1)})",
+        text,
+    )
+    text = re.sub(r"\blen\(", r"\\operatorname{len}(", text)
+    text = re.sub(
+        r"\b([A-Za-z_]\w*)\.shape\[(\d+)\]",
+        lambda m: rf"\operatorname{{shape}}({m.group(1)})_{{{m.group(2)}}}",
+        text,
+    )
     return re.sub(
-        r"\b(d?[A-Za-z]+_?\d*)\b",
+        r"(?<!\\)\b([A-Za-z_]\w*)\b",
         lambda m: (
-            _latex_name(m.group(1))
-            if m.group(1) in set(ex.writer.names.values()) | set(ex.writer.refs.values())
+            _latex_name(m.group(1), known)
+            if m.group(1) in known or m.group(1) in ex.recording.constants.values()
             else m.group(1)
         ),
         text,
@@ -430,6 +598,13 @@ def _notes(ex: Explanation) -> list[str]:
         "path they took; the exported code asserts the shapes and dtypes it was derived "
         "for."
     ]
+    if rec.branches:
+        times = "once" if rec.branches == 1 else f"{rec.branches} times"
+        notes.append(
+            f"Python's control flow branched on a computed value {times} (an if or while on "
+            "an array): this derivation holds for the branch these inputs took; inputs that "
+            "take another branch have another derivation."
+        )
     if rec.summed_output:
         notes.append(f"{ex.output_name} is not a scalar: the backward pass is that of its sum.")
     for node in (v.node for v in ex.program.values if v.node is not None):
@@ -476,6 +651,170 @@ def _mean_note(ex: Explanation, node: Node) -> list[str]:
             f"Dividing by {length} = {rows} alone would make every gradient {k} times too large."
         )
     return [text]
+
+
+def _array_names(
+    rec: Recording, names: dict[int, str], refs: dict[int, str]
+) -> dict[int, tuple[str, Any]]:
+    """The user's plain arrays by their names, renamed where a traced value has the name
+    (``h = numpy.zeros(...)`` before a loop rebinds ``h``: ``h_0``)."""
+    taken = set(names.values()) | set(refs.values()) | set(rec.names.values())
+    out = {}
+    for key, (name, a) in rec.arrays.items():
+        if numpy.ndim(a) == 0:
+            continue
+        shown = name
+        k = 0
+        while shown in taken:
+            shown = f"{name}_{k}"
+            k += 1
+        out[key] = (shown, a)
+    return out
+
+
+_GENERATED = re.compile(r"t\d+")
+_REDUCTIONS = {P.sum_: "sum", P.mean: "mean", P.amax: "max", P.amin: "min", P.var: "var",
+               P.std: "std", P.prod: "prod"}  # fmt: skip
+_UNARY = {P.exp: "exp", P.log: "log", P.sqrt: "sqrt", P.tanh: "tanh", P.sigmoid: "sigmoid",
+          P.absolute: "abs", P.square: "sq", P.log1p: "log1p", P.expm1: "expm1"}  # fmt: skip
+
+
+def _describe_generated(
+    ex: Explanation, names: dict[int, str], refs: dict[int, str]
+) -> dict[int, str]:
+    """Names for the statements the writer would call ``t1``, ``t2``, ...: a gradient after
+    the value it is the gradient of (``dz_h``, the forward value named too), a forward value
+    after what it computes (``E_sum``, ``exp_neg_z``, ``sqrt_var``, ``P_y``) or, fed only to
+    an activation ``h``, as its pre-activation ``z_h``."""
+    writer, prog, rec = ex.writer, ex.program, ex.recording
+    generated = [
+        v
+        for v in prog.values
+        if v.id not in names and _GENERATED.fullmatch(writer.names.get(v.id, ""))
+    ]
+    if not generated:
+        return {}
+    by_id = {v.id: v for v in prog.values}
+    consumers: dict[int, list[Value]] = {}
+    for v in prog.values:
+        for a in v.args:
+            if isinstance(a, Value):
+                consumers.setdefault(a.id, []).append(v)
+    adjoint: dict[int, Value] = {}  # backward value id -> the forward value it is the gradient of
+    grads_of: dict[int, set[int]] = {}
+    for step in rec.steps:
+        g = ex._node_value(step.grad)
+        u = ex._node_value(step.node)
+        if isinstance(g, Value) and isinstance(u, Value):
+            grads_of.setdefault(u.id, set()).add(g.id)
+            adjoint.setdefault(g.id, u)
+    # one forward value (two recorded computations shared after CSE) with two different
+    # gradients: each is only a part of it, so neither may be called by its name
+    adjoint = {g: u for g, u in adjoint.items() if len(grads_of.get(u.id, ())) == 1}
+    part_of: dict[int, tuple[Value, Value]] = {}  # a term's value -> (input, consumer)
+    for step in rec.steps:
+        c = ex._node_value(step.node)
+        for _, a, raw, fin in step.terms:
+            av = ex._node_value(a)
+            for t in (raw, fin):
+                tv = ex._node_value(t)
+                if isinstance(tv, Value) and isinstance(av, Value) and isinstance(c, Value):
+                    part_of.setdefault(tv.id, (av, c))
+    taken = set(names.values()) | set(refs.values()) | set(writer.names.values())
+    extra: dict[int, str] = {}
+
+    def known(v: Any) -> str | None:
+        if not isinstance(v, Value):
+            return None
+        return extra.get(v.id) or names.get(v.id) or refs.get(v.id)
+
+    def describe(v: Value, depth: int = 0) -> str | None:
+        got = known(v)
+        if got is not None:
+            return identifier(got)
+        if depth > 2 or v.prim is None:
+            return None
+        args = [a for a in v.args if isinstance(a, Value)]
+        first = describe(args[0], depth + 1) if args else None
+        if v.prim in _REDUCTIONS and first:
+            return f"{first}_{_REDUCTIONS[v.prim]}"
+        if v.prim in _UNARY and first:
+            return f"{_UNARY[v.prim]}_{first}"
+        if v.prim is P.negative and first:
+            return f"neg_{first}"
+        if v.prim is P.transpose and first:
+            return f"{first}_T"
+        if v.prim is P.gather and first:
+            picked = [
+                p
+                for p in (describe(a, depth + 1) for a in args[1:])
+                if p and not p.startswith("arange")
+            ]
+            return f"{first}_{'_'.join(picked)}" if picked else f"{first}_picked"
+        uses = [u for u in consumers.get(v.id, []) if u.phase == "forward"]
+        if (
+            v.prim in (P.add, P.subtract)
+            and first
+            and all(not isinstance(a, Value) or a.op == CONST for a in v.args[1:])
+        ):
+            return first  # var + 1e-05 reads as var
+        if v.prim is P.subtract and first and len(args) == 2:
+            second = describe(args[1], depth + 1)
+            if second:
+                return f"{first}_minus_{second}"
+        if len(uses) == 1 and uses[0].prim in {P.maximum, P.tanh, P.sigmoid, P.exp} | set(_UNARY):
+            c = known(uses[0])
+            if c:
+                return f"z_{identifier(c)}"
+        if v.prim in (P.add, P.subtract) and first and len(uses) == 1:
+            c = known(uses[0])
+            if c:
+                return f"z_{identifier(c)}"
+        return None
+
+    def downstream(c: Value) -> str | None:
+        """The first named value ``c`` flows into (``var`` for ``(X - mu) ** 2``)."""
+        for _ in range(4):
+            uses = [u for u in consumers.get(c.id, []) if u.phase == "forward"]
+            if len(uses) != 1:
+                return None
+            c = uses[0]
+            if known(c):
+                return known(c)
+        return None
+
+    def unique(base: str) -> str:
+        name, k = base, 1
+        while name in taken:
+            k += 1
+            name = f"{base}_{k}"
+        taken.add(name)
+        return name
+
+    del by_id
+    for v in generated:
+        if v.id in extra:
+            continue
+        u = adjoint.get(v.id)
+        if v.phase == "backward" and u is not None:
+            base = known(u) or describe(u)
+            if base is None:
+                continue
+            if known(u) is None:
+                extra[u.id] = unique(base)  # the forward value is shown under that name too
+                base = extra[u.id]
+            extra[v.id] = unique("d" + identifier(base))
+            continue
+        if v.phase == "backward" and v.id in part_of:
+            a, c = part_of[v.id]
+            an, cn = known(a) or describe(a), known(c) or describe(c) or downstream(c)
+            if an and cn:
+                extra[v.id] = unique(f"d{identifier(an)}_from_{identifier(cn)}")
+            continue
+        base = describe(v)
+        if base is not None and len(base) <= 24:
+            extra[v.id] = unique(base)
+    return extra
 
 
 def _SizeOf(n: int, v: Any) -> Any:

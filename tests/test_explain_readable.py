@@ -1,0 +1,230 @@
+"""explain as a reader sees it: names from the user's code, plain numbers, LaTeX, branches."""
+
+from __future__ import annotations
+
+import re
+
+import numpy
+
+import chainrule as cr
+from chainrule.cli import main
+
+LAM = 0.1
+RNG = numpy.random.default_rng(7)
+
+
+def dense(x, W, b):
+    Z = x @ W + b
+    return Z
+
+
+def relu(Z):
+    A = numpy.maximum(0, Z)
+    return A
+
+
+def two_layer(X, T, W1, b1, W2, b2):
+    H = relu(dense(X, W1, b1))
+    Y = dense(H, W2, b2)
+    return ((Y - T) ** 2).mean()
+
+
+def logreg(w, b, X, y):
+    z = X @ w + b
+    p = 1 / (1 + numpy.exp(-z))
+    return -numpy.mean(y * numpy.log(p) + (1 - y) * numpy.log(1 - p)) + LAM * numpy.sum(w**2)
+
+
+def rnn(Wx, Wh, X):
+    h = numpy.zeros((X.shape[1], Wh.shape[0]))
+    for t in range(X.shape[0]):
+        h = numpy.tanh(X[t] @ Wx + h @ Wh)
+    return (h**2).sum()
+
+
+def hinge(w, x):
+    margin = 1 - x @ w
+    if margin > 0:
+        loss = margin
+    else:
+        loss = 0 * margin
+    return loss
+
+
+def two_layer_args():
+    return (
+        RNG.normal(size=(6, 4)),
+        RNG.normal(size=(6, 2)),
+        RNG.normal(size=(4, 5)),
+        numpy.zeros(5),
+        RNG.normal(size=(5, 2)),
+        numpy.zeros(2),
+    )
+
+
+def generated(lines):
+    return [ln for ln in lines if re.search(r"\bt\d+\b", ln)]
+
+
+def test_values_made_in_helper_functions_are_named_from_the_helpers_locals():
+    e = cr.explain(two_layer, *two_layer_args(), wrt=["W1", "b1", "W2", "b2"])
+    assert "Z = X @ W1 + b1" in e.forward_lines()
+    assert "dZ = dH * (Z > 0)" in e.backward_lines()
+    assert "dW1 = X.T @ dZ" in e.backward_lines()
+    assert generated(e.forward_lines() + e.backward_lines()) == []
+
+
+def test_each_step_of_a_loop_is_named_after_its_variable():
+    Wx, Wh, X = RNG.normal(size=(3, 4)), RNG.normal(size=(4, 4)), RNG.normal(size=(3, 2, 3))
+    e = cr.explain(rnn, Wx, Wh, X, wrt=["Wx", "Wh"])
+    assert e.forward_lines()[:6] == [
+        "z_h_1 = X[0] @ Wx + h_0 @ Wh",  # h_0: the user's h = numpy.zeros(...), by name
+        "h_1 = numpy.tanh(z_h_1)",
+        "z_h_2 = X[1] @ Wx + h_1 @ Wh",
+        "h_2 = numpy.tanh(z_h_2)",
+        "z_h = X[2] @ Wx + h_2 @ Wh",
+        "h = numpy.tanh(z_h)",
+    ]
+    back = e.backward_lines()
+    assert "dz_h = dh * (1 - h ** 2)" in back and "dh_2 = dz_h @ Wh.T" in back
+    assert "dWx = X[2].T @ dz_h + X[1].T @ dz_h_2 + X[0].T @ dz_h_1" in back
+    assert generated(e.forward_lines() + back) == []
+
+
+def test_user_constants_by_name_and_numbers_as_plain_literals():
+    X, y = RNG.normal(size=(7, 3)), (RNG.random(7) > 0.5).astype(float)
+    e = cr.explain(logreg, RNG.normal(size=3), numpy.array(0.0), X, y, wrt=["w", "b"])
+    text = str(e)
+    assert "LAM * (w ** 2).sum()" in text
+    assert "dw = LAM * (2 * w) + X.T @ dz" in e.backward_lines()
+    assert "numpy.float64" not in text and "0.1" not in text
+    # the exported code stays exact: it matches grad
+    ns: dict = {}
+    exec(e.to_python(), ns)
+    w, b = RNG.normal(size=3), numpy.array(0.3)
+    _, grads = ns["backward"](w, b, X, y)
+    gw, gb = cr.grad(logreg, argnums=(0, 1))(w, b, X, y)
+    numpy.testing.assert_allclose(grads["w"], gw, rtol=1e-12, atol=1e-14)
+    numpy.testing.assert_allclose(grads["b"], gb, rtol=1e-12, atol=1e-14)
+
+
+def test_no_negative_zero_is_shown():
+    w, x = numpy.array([1.0, 2.0]), numpy.array([1.0, 1.0])  # margin = -2: the else branch
+    text = str(cr.explain(hinge, w, x, wrt="w"))
+    assert "-0" not in text and "dw = 0 * x" in text
+
+
+def test_branch_on_a_value_is_followed_and_said():
+    w, x = numpy.array([0.1, 0.2]), numpy.array([1.0, 1.0])  # margin = 0.7 > 0
+    e = cr.explain(hinge, w, x, wrt="w")
+    assert e.forward_lines() == ["margin = 1 - x @ w"]
+    assert e.backward_lines() == ["dw = -1 * x"]
+    assert any("branch these inputs took" in n for n in e.notes)
+
+
+def test_jit_still_refuses_a_branch_on_a_value():
+    w, x = numpy.array([0.1, 0.2]), numpy.array([1.0, 1.0])
+    try:
+        cr.jit(hinge)(w, x)
+    except cr.TracerBoolError:
+        pass
+    else:  # pragma: no cover
+        raise AssertionError("jit compiled one branch of an if on a value")
+
+
+def test_latex_names_are_upright_greek_and_hatted():
+    def layernorm(gamma, beta, X):
+        mu = X.mean(axis=1, keepdims=True)
+        Xhat = (X - mu) / numpy.sqrt(((X - mu) ** 2).mean(axis=1, keepdims=True) + 1e-5)
+        out = gamma * Xhat + beta
+        return (out**2).sum()
+
+    tex = cr.explain(
+        layernorm, RNG.normal(size=4), RNG.normal(size=4), RNG.normal(size=(3, 4)), wrt=["gamma"]
+    ).to_latex()
+    assert r"\mathrm{d}\gamma &=" in tex and r"\hat{X}" in tex and r"\mathrm{out}" in tex
+    assert "dgamma" not in tex and "gamma}" not in tex.replace(r"\gamma", "")
+
+
+def test_latex_writes_size_as_a_function_and_no_numpy_scalars():
+    X, y = RNG.normal(size=(7, 3)), (RNG.random(7) > 0.5).astype(float)
+    tex = cr.explain(logreg, RNG.normal(size=3), numpy.array(0.0), X, y, wrt="w").to_latex()
+    assert r"\operatorname{len}(y)" in tex and "len(y)" not in tex.replace(
+        r"\operatorname{len}(y)", ""
+    )
+    assert "float64" not in tex and r"\mathrm{LAM}" in tex
+
+
+def test_a_four_d_permutation_is_not_a_transpose_mark():
+    def f(K, X):
+        return (numpy.tensordot(X, K, axes=((1,), (0,))).transpose((0, 2, 3, 1)) ** 2).sum()
+
+    K, X = RNG.normal(size=(2, 3, 4, 5)), RNG.normal(size=(6, 2))
+    tex = cr.explain(f, K, X, wrt="K").to_latex()
+    assert r"^{\top}" not in tex and r"\operatorname{transpose}" in tex
+
+
+def test_long_lines_are_wrapped_not_padding_the_table():
+    def f(w, x):
+        return (
+            numpy.tanh(x * w) + numpy.sin(x * w) + numpy.cos(x * w) + numpy.exp(x * w) * x
+            + numpy.log1p(x * w * x * w) * numpy.arctan(x * w) + numpy.sinh(x * w / 3)
+        ).sum()  # fmt: skip
+
+    text = str(cr.explain(f, numpy.ones(3), numpy.ones(3), wrt="w"))
+    assert max(len(ln) for ln in text.splitlines() if not ln.startswith("  - ")) <= 120
+
+
+def test_demo_why_works_and_prints_notes_once(capsys):
+    assert main(["demo", "--explain", "--why"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("Recorded for these inputs") == 1
+    assert "∂err/∂W4" in out
+    assert not re.search(r"-0\.0*(?![0-9])", out)  # no negative zero
+    assert main(["demo", "--why"]) == 0
+    assert "∂err/∂W4" in capsys.readouterr().out
+
+
+def test_jupyter_renders_explanations_and_reports_as_html():
+    import html
+
+    args = two_layer_args()
+    e = cr.explain(two_layer, *args, wrt=["W1", "b1", "W2", "b2"])
+    page = e._repr_html_()
+    assert page.startswith("<div>") and "<table" in page
+    for line in e.backward_lines():
+        assert html.escape(line) in page
+    assert "<details>" in page and "∂" in page
+    assert e._repr_latex_().startswith("\\begin{align*}")
+
+    grads = cr.grad(two_layer, argnums=(2, 3, 4, 5))(*args)
+    wrong = {"W1": -grads[0], "b1": grads[1], "W2": grads[2], "b2": grads[3]}
+    report = cr.check_backward(two_layer, args, wrong)
+    page = report._repr_html_()
+    assert "<table" in page and "WRONG" in page and ">sign<" in page
+    assert "ParameterCheck(" not in page
+
+    check = cr.check_grads(lambda x: (x**2).sum(), numpy.array([1.0, 2.0]))
+    page = check._repr_html_()
+    assert "<table" in page and "passed" in page and "ArgumentCheck(" not in page
+
+
+def test_why_shows_the_index_form_of_the_seeds_product_and_defines_its_notation():
+    from chainrule import seed
+
+    e = cr.explain(seed.forward, seed.X, seed.T, *seed.PARAMS.values(), wrt=list(seed.PARAMS))
+    why = e.why()
+    assert "∂err/∂W4[i,j] = Σₙ A3[n,i] · dY[n,j]  ⇒  dW4 = A3ᵀ · dY" in why
+    assert "∂err/∂A3[n,i] = Σⱼ dY[n,j] · W4[i,j]  ⇒  dA3 = dY · W4ᵀ" in why
+    assert "∂err/∂B1[j] = Σₙ dZ1[n,j]" in why
+    head = why.split("\n\n")[0]
+    assert "∋" in head and "Σₙ" in head and "⊙" in head  # the notation, defined once
+    assert why.count("∋ t says") == 1
+    # one worked element, computed by hand from the seed's numbers: A3[0,0] * dY[0,0]
+    a3 = numpy.maximum(
+        0,
+        numpy.maximum(0, numpy.maximum(0, seed.X @ seed.W1 + seed.B1) @ seed.W2 + seed.B2) @ seed.W3
+        + seed.B3,
+    )
+    dy = 2 * (a3 @ seed.W4 + seed.B4 - seed.T)
+    assert f"dW4[0,0] = {a3[0, 0]:.4f} × {dy[0, 0]:.4f} = {a3[0, 0] * dy[0, 0]:.4f}" in why
