@@ -422,6 +422,11 @@ class Trainer:
             )
         if not list(model.parameters()):
             raise ValueError("Trainer: the model has no parameters to train")
+        if not any(p.requires_grad for p in model.parameters()):
+            raise ValueError(
+                "Trainer: every parameter of the model is frozen (requires_grad=False); "
+                "unfreeze some with module.requires_grad_(True)"
+            )
         self.model = model
         self._loss_spec = loss
         if optimizer is None or isinstance(optimizer, str):
