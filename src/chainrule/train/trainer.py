@@ -32,8 +32,10 @@ import numpy
 import chainrule as cr
 
 from . import nn, optim
+from .callbacks import CallbackList, EarlyStopping, ModelCheckpoint
 from .checkpoint import load, save
 from .data import batches, train_test_split
+from .lr_scheduler import OneCycleLR, ReduceLROnPlateau
 from .nn import functional as F
 
 __all__ = ["fit", "Trainer", "History", "METRICS", "LOSSES", "blas_threads"]
@@ -390,8 +392,10 @@ class Trainer:
     metrics : names (``'accuracy'``, ``'mse'``, ``'rmse'``, ``'mae'``, ``'r2'``) or functions
         ``metric(outputs, targets) -> float``; default ``['accuracy']`` for classification
         losses.
-    scheduler : an ``optim.LRScheduler`` on the optimizer, or a factory ``f(optimizer)``;
-        stepped once per epoch.
+    scheduler : a scheduler on the optimizer (``optim.lr_scheduler.*``), or a factory
+        ``f(optimizer)``.  ``ReduceLROnPlateau`` steps after each epoch with the monitored
+        value; ``OneCycleLR`` after each mini-batch; the others after each epoch.
+    scheduler_interval : ``'epoch'`` or ``'batch'`` to override when a scheduler steps.
     clip_grad_norm : clip the joint gradient norm to this value before every step.
 
     Example
@@ -415,6 +419,7 @@ class Trainer:
         metrics: Any = None,
         scheduler: Any = None,
         clip_grad_norm: float | None = None,
+        scheduler_interval: str | None = None,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(
@@ -444,11 +449,30 @@ class Trainer:
                 f"optimizer must be an Optimizer, a name or a factory, got "
                 f"{type(optimizer).__name__}"
             )
-        if scheduler is not None and not isinstance(scheduler, optim.LRScheduler):
+        if scheduler is not None and not isinstance(
+            scheduler, (optim.LRScheduler, ReduceLROnPlateau)
+        ):
+            if not callable(scheduler):
+                raise TypeError(
+                    "Trainer: scheduler must be a scheduler on the optimizer or a factory "
+                    f"f(optimizer), got {type(scheduler).__name__}"
+                )
             scheduler = scheduler(self.optimizer)
-        if scheduler is not None and scheduler.optimizer is not self.optimizer:
+        if scheduler is not None and getattr(scheduler, "optimizer", None) is not self.optimizer:
             raise ValueError("Trainer: the scheduler must be built on the trainer's optimizer")
         self.scheduler = scheduler
+        if scheduler_interval is None:
+            scheduler_interval = "batch" if isinstance(scheduler, OneCycleLR) else "epoch"
+        if scheduler_interval not in ("epoch", "batch"):
+            raise ValueError(
+                "Trainer: scheduler_interval must be 'epoch' or 'batch', "
+                f"got {scheduler_interval!r}"
+            )
+        if isinstance(scheduler, ReduceLROnPlateau) and scheduler_interval == "batch":
+            raise ValueError("Trainer: ReduceLROnPlateau steps per epoch, on the monitored value")
+        self.scheduler_interval = scheduler_interval
+        self.history = History()
+        self.stop_training = False
         self.clip_grad_norm = clip_grad_norm
         self._metrics_spec = metrics
         self.loss_fn: Callable[..., Any] | None = None
@@ -597,6 +621,8 @@ class Trainer:
         file: Any = None,
         threads: int | None = None,
         drop_last: bool = False,
+        callbacks: Any = None,
+        verbose: int | None = None,
     ) -> History:
         """Train for ``epochs`` passes over ``X, y``; return the :class:`History`.
 
@@ -619,7 +645,16 @@ class Trainer:
         threads : limit BLAS threads while training (see :func:`blas_threads`).
         drop_last : leave out each epoch's incomplete last batch (as PyTorch's ``DataLoader``;
             useful with batch normalisation, which cannot train on a batch of one).
+        callbacks : :class:`~chainrule.train.callbacks.Callback` objects (``EarlyStopping``,
+            ``ModelCheckpoint``, ``CSVLogger``, ``TensorBoard``, your own), called in order;
+            ``early_stopping`` and ``checkpoint_dir`` add theirs after them.
+        verbose : Keras' switch, overriding ``progress``: 0 silent, 1 a progress bar per
+            epoch, 2 one line per epoch.
         """
+        if verbose is not None:
+            if verbose not in (0, 1, 2):
+                raise ValueError(f"fit: verbose must be 0, 1 or 2, got {verbose!r}")
+            progress = {0: None, 1: "auto", 2: "plain"}[int(verbose)]
         if not isinstance(epochs, int) or epochs < 0:
             raise ValueError(f"fit: epochs must be a non-negative int, got {epochs!r}")
         if not isinstance(batch_size, int) or batch_size < 1:
@@ -660,11 +695,30 @@ class Trainer:
             "loss": self.loss_name,
         }
         best = -math.inf if higher else math.inf
-        wait, start = 0, 0
-        best_state: dict[str, Any] | None = None
+        start = 0
         ckdir = None if checkpoint_dir is None else os.fspath(checkpoint_dir)
         if resume and ckdir is None:
             raise ValueError("fit: resume=True needs checkpoint_dir")
+        cbs = CallbackList(callbacks)
+        if early_stopping is not None:
+            cbs.callbacks.append(
+                EarlyStopping(
+                    monitor,
+                    patience=early_stopping,
+                    min_delta=min_delta,
+                    mode="max" if higher else "min",
+                    restore_best_weights=restore_best,
+                )
+            )
+        if ckdir is not None:
+            cbs.callbacks.append(
+                ModelCheckpoint(
+                    os.path.join(ckdir, "best.ckpt"),
+                    monitor=monitor,
+                    save_best_only=True,
+                    mode="max" if higher else "min",
+                )
+            )
         fingerprint = {
             "seed": seed,
             "batch_size": batch_size,
@@ -672,20 +726,26 @@ class Trainer:
             "shuffle": shuffle,
             "drop_last": drop_last,
         }
+        self.stop_training = False
         if ckdir is not None:
             os.makedirs(ckdir, exist_ok=True)
             last = os.path.join(ckdir, "last.ckpt")
             if resume and os.path.exists(last):
-                start, best, wait, best_state, history = self._restore(last, fingerprint)
+                start, best, history = self._restore(last, fingerprint, cbs)
                 if history.stopped_epoch is not None:
                     start = epochs  # the run had already stopped early
+        self.history = history
         bar = _Progress(progress, file)
+        self._bar = bar
         if start > 0:
             bar.note(f"resumed from {os.path.join(ckdir or '', 'last.ckpt')} after epoch {start}")
+        cbs.set_trainer(self)
         with blas_threads(threads):
+            cbs.on_train_begin({})
             for epoch in range(start, epochs):
+                cbs.on_epoch_begin(epoch, {})
                 logs = self._train_epoch(
-                    X, y, epoch, epochs, batch_size, shuffle, seed, bar, drop_last
+                    X, y, epoch, epochs, batch_size, shuffle, seed, bar, drop_last, cbs
                 )
                 if val is not None:
                     scores = self._evaluate_prepared(*val)
@@ -693,50 +753,33 @@ class Trainer:
                 logs["lr"] = float(self.optimizer.param_groups[0]["lr"])
                 bar.end(logs)
                 history.append(epoch, logs)
-                if self.scheduler is not None:
-                    self.scheduler.step()
                 current = logs[monitor]
+                if self.scheduler is not None and self.scheduler_interval == "epoch":
+                    if isinstance(self.scheduler, ReduceLROnPlateau):
+                        self.scheduler.step(current)
+                    else:
+                        self.scheduler.step()
                 improved = (current > best + min_delta) if higher else (current < best - min_delta)
                 if improved or history.best_epoch is None:
-                    best, wait = current, 0
+                    best = current
                     history.best_epoch = epoch
-                    if early_stopping is not None and restore_best:
-                        best_state = self.model.state_dict()
-                    if ckdir is not None:
-                        save(
-                            {
-                                "format": "chainrule.fit.best",
-                                "epoch": epoch,
-                                "model": self.model.state_dict(),
-                                monitor: float(current),
-                            },
-                            os.path.join(ckdir, "best.ckpt"),
-                        )
-                else:
-                    wait += 1
-                stop = early_stopping is not None and wait >= early_stopping
-                if stop:
-                    history.stopped_epoch = epoch
+                cbs.on_epoch_end(epoch, dict(logs))
                 if ckdir is not None:
                     self._checkpoint(
-                        os.path.join(ckdir, "last.ckpt"),
-                        epoch + 1,
-                        best,
-                        wait,
-                        best_state,
-                        history,
-                        fingerprint,
+                        os.path.join(ckdir, "last.ckpt"), epoch + 1, best, cbs, history, fingerprint
                     )
-                if stop:
-                    bar.note(
-                        f"early stopping: no improvement of {monitor} for "
-                        f"{early_stopping} epochs; best epoch {history.best_epoch + 1} "
-                        f"({monitor} {best:.4f})"
-                    )
+                if self.stop_training:
+                    if history.stopped_epoch is None:
+                        history.stopped_epoch = epoch
                     break
-        if early_stopping is not None and restore_best and best_state is not None:
-            self.model.load_state_dict(best_state)
+            cbs.on_train_end({})
         return history
+
+    def note(self, text: str) -> None:
+        """Print a message the way progress is shown (nothing with ``verbose=0``)."""
+        bar = getattr(self, "_bar", None)
+        if bar is not None:
+            bar.note(text)
 
     def _train_epoch(
         self,
@@ -749,6 +792,7 @@ class Trainer:
         seed: int,
         bar: _Progress,
         drop_last: bool = False,
+        cbs: CallbackList | None = None,
     ) -> dict[str, float]:
         model, opt = self.model, self.optimizer
         model.train()
@@ -759,7 +803,9 @@ class Trainer:
         total, seen = 0.0, 0
         outs = []
         params = [p for g in opt.param_groups for p in g["params"]]
+        cbs = cbs or CallbackList()
         for b, idx in enumerate(batches(n, batch_size, shuffle, rng, drop_last)):
+            cbs.on_batch_begin(b, {"size": len(idx)})
             opt.zero_grad()
             out = model(X[idx])
             loss = self._loss(out, y[idx])
@@ -780,8 +826,11 @@ class Trainer:
             if self.clip_grad_norm is not None:
                 optim.clip_grad_norm_(params, self.clip_grad_norm)
             opt.step()
+            if self.scheduler is not None and self.scheduler_interval == "batch":
+                self.scheduler.step()
             total += value * len(idx)
             seen += len(idx)
+            cbs.on_batch_end(b, {"loss": value, "size": len(idx)})
             if self.metrics:
                 outs.append((_values(out), idx))
             bar.batch(total / seen)
@@ -805,8 +854,7 @@ class Trainer:
         path: str,
         epochs_done: int,
         best: float,
-        wait: int,
-        best_state: dict[str, Any] | None,
+        cbs: CallbackList,
         history: History,
         fingerprint: dict[str, Any],
     ) -> None:
@@ -818,8 +866,8 @@ class Trainer:
                 "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
-                "early_stopping": {"best": float(best), "wait": int(wait)},
-                "best_state": best_state,
+                "best": float(best),
+                "callbacks": cbs.state_dict(),
                 "history": json.dumps(history.to_dict()),
                 "generators": json.dumps(gens),
                 "fit": fingerprint,
@@ -828,11 +876,16 @@ class Trainer:
         )
 
     def _restore(
-        self, path: str, fingerprint: dict[str, Any]
-    ) -> tuple[int, float, int, dict[str, Any] | None, History]:
+        self, path: str, fingerprint: dict[str, Any], cbs: CallbackList
+    ) -> tuple[int, float, History]:
         state = load(path)
         if not isinstance(state, dict) or state.get("format") != "chainrule.fit":
             raise ValueError(f"{path}: not a training checkpoint written by fit()")
+        if "callbacks" not in state:
+            raise ValueError(
+                f"{path}: written by an older chainrule whose early-stopping state cannot be "
+                "resumed; start a new run (or use a new checkpoint_dir)"
+            )
         saved = state["fit"]
         diff = [k for k in fingerprint if saved.get(k) != fingerprint[k]]
         if diff:
@@ -851,15 +904,9 @@ class Trainer:
         for k, s in json.loads(state["generators"]).items():
             if k in gens:
                 gens[k].bit_generator.state = s
+        cbs.load_state_dict(state["callbacks"])
         history = History.from_dict(json.loads(state["history"]))
-        es = state["early_stopping"]
-        return (
-            int(state["epochs_done"]),
-            float(es["best"]),
-            int(es["wait"]),
-            state["best_state"],
-            history,
-        )
+        return int(state["epochs_done"]), float(state["best"]), history
 
 
 def fit(
