@@ -37,6 +37,16 @@ from .checkpoint import load, save
 from .data import batches, train_test_split
 from .lr_scheduler import OneCycleLR, ReduceLROnPlateau
 from .nn import functional as F
+from .targets import (
+    FITTING_LOSS,
+    accuracy,
+    binary_accuracy,
+    class_sample_weights,
+    encode_labels,
+    is_text,
+    loss_kind,
+    per_sample_loss,
+)
 
 __all__ = ["fit", "Trainer", "History", "METRICS", "LOSSES", "blas_threads"]
 
@@ -46,25 +56,6 @@ def _values(x: Any) -> numpy.ndarray:
 
 
 # --- metrics -------------------------------------------------------------------------------
-
-
-def _labels(pred: numpy.ndarray) -> numpy.ndarray:
-    if pred.ndim >= 2 and pred.shape[1] > 1:
-        return numpy.asarray(numpy.argmax(pred, axis=1))
-    return (pred.reshape(len(pred)) > 0).astype(numpy.int64)  # one logit per sample
-
-
-def accuracy(pred: numpy.ndarray, y: numpy.ndarray) -> float:
-    """Fraction of correct labels: argmax of the outputs, or a logit > 0 for one output.
-
-    Example
-    -------
-    >>> import numpy
-    >>> from chainrule.train.trainer import accuracy
-    >>> accuracy(numpy.array([[0.1, 0.9], [0.8, 0.2]]), numpy.array([1, 1]))
-    0.5
-    """
-    return float(numpy.mean(_labels(pred) == numpy.asarray(y).reshape(len(pred))))
 
 
 def _err(pred: numpy.ndarray, y: numpy.ndarray) -> numpy.ndarray:
@@ -143,12 +134,11 @@ LOSSES: dict[str, Callable[..., Any]] = {
     "binary_cross_entropy_with_logits": F.binary_cross_entropy_with_logits,
     "bce": F.binary_cross_entropy,
 }
-_CLASS_INDEX_LOSSES = {F.cross_entropy, F.nll_loss}
 
 
 def _resolve_loss(loss: Any, y: numpy.ndarray) -> tuple[Callable[..., Any], str]:
     if loss is None:
-        loss = "cross_entropy" if y.dtype.kind in "iub" else "mse"
+        loss = "cross_entropy" if y.dtype.kind in "iub" or is_text(y) else "mse"
     if isinstance(loss, str):
         try:
             return LOSSES[loss.lower()], loss.lower()
@@ -477,20 +467,19 @@ class Trainer:
         self._metrics_spec = metrics
         self.loss_fn: Callable[..., Any] | None = None
         self.loss_name = ""
+        self.loss_kind = "custom"
+        self.classes_: numpy.ndarray | None = None
 
     # --- helpers ----------------------------------------------------------------------------
 
     def _setup(self, y: numpy.ndarray) -> None:
         if self.loss_fn is None:
             self.loss_fn, self.loss_name = _resolve_loss(self._loss_spec, y)
+            self.loss_kind = loss_kind(self.loss_fn)
+        kind = self.loss_kind
         spec = self._metrics_spec
         if spec is None:
-            spec = (
-                ["accuracy"]
-                if self.loss_fn in _CLASS_INDEX_LOSSES
-                or self.loss_fn is F.binary_cross_entropy_with_logits
-                else []
-            )
+            spec = ["accuracy"] if kind in ("class", "binary_logits", "binary_prob") else []
         if isinstance(spec, str) or callable(spec):
             spec = [spec]
         self.metrics: dict[str, Callable[..., float]] = {}
@@ -501,7 +490,10 @@ class Trainer:
                         f"unknown metric {m!r}; choose from "
                         f"{', '.join(sorted(METRICS))} or pass a function"
                     )
-                self.metrics["accuracy" if m == "acc" else m] = METRICS[m]
+                fn = METRICS[m]
+                if fn is accuracy and kind in ("binary_logits", "binary_prob"):
+                    fn = binary_accuracy(0.0 if kind == "binary_logits" else 0.5)
+                self.metrics["accuracy" if m == "acc" else m] = fn
             elif callable(m):
                 self.metrics[getattr(m, "__name__", "metric")] = m
             else:
@@ -522,31 +514,105 @@ class Trainer:
         if not numpy.all(numpy.isfinite(X)):
             raise ValueError("fit: X contains NaN or infinity")
         X = X.astype(self._dtype(), copy=False)
-        assert self.loss_fn is not None
-        if self.loss_fn in _CLASS_INDEX_LOSSES and y.dtype.kind == "f" and y.ndim == 1:
-            if not numpy.all(y == numpy.round(y)):
-                raise ValueError("fit: a classification loss needs integer class labels")
-            y = y.astype(numpy.int64)
-        elif (
-            y.dtype.kind in "iub"
-            and self.loss_fn not in _CLASS_INDEX_LOSSES
-            and self._loss_is_named()
-        ):
-            y = y.astype(self._dtype())
-        elif y.dtype.kind == "f":
-            y = y.astype(self._dtype(), copy=False)
-        return X, y
+        return X, self._targets(y)
 
-    def _loss_is_named(self) -> bool:
-        return isinstance(self._loss_spec, str) or self._loss_spec is None
+    def _targets(self, y: numpy.ndarray) -> numpy.ndarray:
+        """The targets in the form the loss takes, or a one-line error naming the loss that
+        fits them."""
+        kind, name = self.loss_kind, self.loss_name
+        if is_text(y):
+            if kind not in ("class", "custom"):
+                raise ValueError(
+                    f"fit: y holds text labels (e.g. {str(y.ravel()[0])!r}) but loss {name!r} "
+                    f"needs numbers; for class labels use {FITTING_LOSS['labels']}"
+                )
+            y, self.classes_ = encode_labels(y, self.classes_)
+            return y
+        if y.dtype.kind not in "fiub":
+            raise TypeError(f"fit: y must be numbers or text labels, got dtype {y.dtype}")
+        if y.dtype.kind == "f" and not numpy.all(numpy.isfinite(y)):
+            raise ValueError("fit: y contains NaN or infinity")
+        if kind == "class":
+            if y.ndim == 1:
+                if y.dtype.kind == "f":
+                    if not numpy.all(y == numpy.round(y)):
+                        raise ValueError(
+                            f"fit: loss {name!r} needs class labels, but y holds fractional "
+                            f"numbers (e.g. {y[y != numpy.round(y)][0]}); for regression use "
+                            f"{FITTING_LOSS['numbers']}"
+                        )
+                return y.astype(numpy.int64)
+            if y.ndim == 2:  # one-hot rows or class probabilities
+                if numpy.any(y < 0) or not numpy.allclose(y.sum(axis=1), 1.0):
+                    raise ValueError(
+                        f"fit: loss {name!r} takes 2-D targets only as one-hot rows or class "
+                        f"probabilities (rows of non-negative numbers summing to 1); for "
+                        f"several labels per sample use {FITTING_LOSS['multilabel']}"
+                    )
+                return y.astype(self._dtype())
+            return y.astype(numpy.int64) if y.dtype.kind in "iub" else y
+        if kind == "custom":
+            return y.astype(self._dtype(), copy=False) if y.dtype.kind == "f" else y
+        if kind in ("binary_logits", "binary_prob") and numpy.any((y < 0) | (y > 1)):
+            raise ValueError(
+                f"fit: loss {name!r} needs 0/1 targets (or probabilities), but y holds "
+                f"values outside [0, 1] (e.g. {y[(y < 0) | (y > 1)][0]}); for several classes "
+                f"use {FITTING_LOSS['labels']}"
+            )
+        return y.astype(self._dtype())
 
-    def _loss(self, out: Any, y: numpy.ndarray) -> Any:
+    def _loss(self, out: Any, y: numpy.ndarray, weight: numpy.ndarray | None = None) -> Any:
         assert self.loss_fn is not None
-        if self._loss_is_named() and self.loss_fn not in _CLASS_INDEX_LOSSES:
+        kind = self.loss_kind
+        if kind in ("elementwise", "binary_logits", "binary_prob"):
             shape = numpy.shape(_values(out))
             if y.ndim == len(shape) - 1 and shape[-1] == 1:
                 y = y.reshape(y.shape + (1,))
-        return self.loss_fn(out, y)
+            if tuple(y.shape) != tuple(shape):
+                hint = (
+                    f"for class labels use {FITTING_LOSS['labels']}"
+                    if len(shape) == 2 and shape[1] > 1 and y.ndim == 1
+                    else "make the model output one value per target value"
+                )
+                raise ValueError(
+                    f"fit: loss {self.loss_name!r} compares the model's outputs of shape "
+                    f"{shape} with targets of shape {tuple(y.shape)}; {hint}"
+                )
+        if weight is None:
+            return self.loss_fn(out, y)
+        each = per_sample_loss(self.loss_fn, kind, out, y)
+        # a batch whose weights are all zero contributes a zero loss (and gradient)
+        return numpy.sum(each * weight) / max(float(numpy.sum(weight)), 1e-300)
+
+    def _weights(
+        self, sample_weight: Any, class_weight: Any, y: numpy.ndarray
+    ) -> numpy.ndarray | None:
+        """One weight per sample from ``sample_weight`` times ``class_weight`` (None: none)."""
+        w = None
+        if sample_weight is not None:
+            w = numpy.asarray(_values(sample_weight), dtype=float).reshape(-1)
+            if w.shape != (len(y),):
+                raise ValueError(
+                    f"fit: sample_weight must have one weight per sample ({len(y)}), got "
+                    f"shape {numpy.shape(sample_weight)}"
+                )
+            if not numpy.all(numpy.isfinite(w)) or numpy.any(w < 0):
+                raise ValueError("fit: sample_weight must be finite and non-negative")
+        if class_weight is not None:
+            if self.classes_ is not None and isinstance(class_weight, dict):
+                index = {str(c): i for i, c in enumerate(self.classes_.tolist())}
+                unknown = [k for k in class_weight if str(k) not in index]
+                if unknown:
+                    raise ValueError(
+                        f"fit: class_weight names {unknown[0]!r}, not among the labels "
+                        f"{self.classes_.tolist()[:10]}"
+                    )
+                class_weight = {index[str(k)]: v for k, v in class_weight.items()}
+            cw = class_sample_weights(class_weight, y)
+            w = cw if w is None else w * cw
+        if w is not None:
+            w = w.astype(self._dtype())
+        return w
 
     def _scores(self, pred: numpy.ndarray, y: numpy.ndarray, prefix: str = "") -> dict[str, float]:
         return {prefix + k: float(f(pred, y)) for k, f in self.metrics.items()}
@@ -623,6 +689,8 @@ class Trainer:
         drop_last: bool = False,
         callbacks: Any = None,
         verbose: int | None = None,
+        sample_weight: Any = None,
+        class_weight: Any = None,
     ) -> History:
         """Train for ``epochs`` passes over ``X, y``; return the :class:`History`.
 
@@ -650,6 +718,16 @@ class Trainer:
             ``early_stopping`` and ``checkpoint_dir`` add theirs after them.
         verbose : Keras' switch, overriding ``progress``: 0 silent, 1 a progress bar per
             epoch, 2 one line per epoch.
+        sample_weight : one non-negative weight per sample; each mini-batch's loss becomes
+            ``sum(w_i * loss_i) / sum(w_i)`` (PyTorch's weighted mean).
+        class_weight : ``{label: weight}`` (Keras) or ``'balanced'`` (scikit-learn's
+            ``n / (n_classes * count)``), multiplied into the sample weights.
+
+        Targets: integer labels, text labels (encoded in sorted order; ``trainer.classes_``),
+        one-hot rows or class probabilities for cross-entropy; 0/1 columns for the binary
+        losses (one or several labels per sample, with element-wise accuracy); numbers for
+        the regression losses.  A target that does not fit the loss raises an error that
+        names the loss that fits.
         """
         if verbose is not None:
             if verbose not in (0, 1, 2):
@@ -662,14 +740,17 @@ class Trainer:
         y0 = numpy.asarray(y.data if isinstance(y, cr.Tensor) else y)
         self._setup(y0)
         X, y = self._prepare(X, y0)
+        w = self._weights(sample_weight, class_weight, y)
         if validation_data is not None and validation_split:
             raise ValueError("fit: give validation_data or validation_split, not both")
         if validation_split:
             if not 0 < validation_split < 1:
                 raise ValueError(f"fit: validation_split must be in (0, 1), got {validation_split}")
-            X, Xv, y, yv = train_test_split(
-                X, y, validation_split, stratify=y.dtype.kind in "iu", seed=seed
+            itr, iv, y, yv = train_test_split(
+                numpy.arange(len(X)), y, validation_split, stratify=y.dtype.kind in "iu", seed=seed
             )
+            X, Xv = X[itr], X[iv]
+            w = None if w is None else w[itr]
             validation_data = (Xv, yv)
         val = None
         if validation_data is not None:
@@ -745,7 +826,7 @@ class Trainer:
             for epoch in range(start, epochs):
                 cbs.on_epoch_begin(epoch, {})
                 logs = self._train_epoch(
-                    X, y, epoch, epochs, batch_size, shuffle, seed, bar, drop_last, cbs
+                    X, y, epoch, epochs, batch_size, shuffle, seed, bar, drop_last, cbs, w
                 )
                 if val is not None:
                     scores = self._evaluate_prepared(*val)
@@ -793,6 +874,7 @@ class Trainer:
         bar: _Progress,
         drop_last: bool = False,
         cbs: CallbackList | None = None,
+        w: numpy.ndarray | None = None,
     ) -> dict[str, float]:
         model, opt = self.model, self.optimizer
         model.train()
@@ -808,7 +890,7 @@ class Trainer:
             cbs.on_batch_begin(b, {"size": len(idx)})
             opt.zero_grad()
             out = model(X[idx])
-            loss = self._loss(out, y[idx])
+            loss = self._loss(out, y[idx], None if w is None else w[idx])
             if not (isinstance(loss, cr.Tensor) and loss.requires_grad):
                 raise RuntimeError(
                     "fit: the loss does not depend on any trainable parameter "
