@@ -34,7 +34,7 @@ import chainrule as cr
 from . import nn, optim
 from .callbacks import CallbackList, EarlyStopping, ModelCheckpoint
 from .checkpoint import load, save
-from .data import batches, train_test_split
+from .data import batches, holdout_split
 from .lr_scheduler import OneCycleLR, ReduceLROnPlateau
 from .nn import functional as F
 from .targets import (
@@ -746,7 +746,7 @@ class Trainer:
         if validation_split:
             if not 0 < validation_split < 1:
                 raise ValueError(f"fit: validation_split must be in (0, 1), got {validation_split}")
-            itr, iv, y, yv = train_test_split(
+            itr, iv, y, yv = holdout_split(
                 numpy.arange(len(X)), y, validation_split, stratify=y.dtype.kind in "iu", seed=seed
             )
             X, Xv = X[itr], X[iv]
