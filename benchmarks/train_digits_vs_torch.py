@@ -42,7 +42,7 @@ import numpy
 
 from chainrule import nn
 from chainrule.cli.train import build_model
-from chainrule.data import Standardizer, batches, load_dataset, train_test_split
+from chainrule.data import Standardizer, batches, holdout_split, load_dataset
 
 
 def run_cli(model: str, epochs: int, out: str) -> tuple[dict, float, str]:
@@ -122,7 +122,7 @@ def train_torch(kind: str, epochs: int, seed: int = 0) -> tuple[float, float]:
 
     torch.manual_seed(seed)
     ds = load_dataset("digits")
-    Xtr, Xte, ytr, yte = train_test_split(ds.X, ds.y, 0.2, stratify=True, seed=seed)
+    Xtr, Xte, ytr, yte = holdout_split(ds.X, ds.y, 0.2, stratify=True, seed=seed)
     scaler = Standardizer(per_feature=kind == "mlp").fit(Xtr)
     A, B = scaler.transform(Xtr), scaler.transform(Xte)
     if kind != "mlp":

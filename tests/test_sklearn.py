@@ -25,7 +25,12 @@ from chainrule.sklearn import MLPClassifier, MLPRegressor
 
 
 @parametrize_with_checks(
-    [MLPClassifier(max_iter=50, random_state=0), MLPRegressor(max_iter=50, random_state=0)]
+    [
+        MLPClassifier(max_iter=50, random_state=0),
+        MLPRegressor(max_iter=50, random_state=0),
+        MLPClassifier(solver="lbfgs", max_iter=50, random_state=0),
+        MLPRegressor(solver="lbfgs", max_iter=50, random_state=0),
+    ]
 )
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_scikit_learn_estimator_checks(estimator, check):

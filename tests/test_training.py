@@ -11,7 +11,7 @@ import numpy
 import pytest
 
 from chainrule import nn, optim
-from chainrule.data import Standardizer, load_dataset, train_test_split
+from chainrule.data import Standardizer, holdout_split, load_dataset
 from chainrule.train.checkpoint import load
 from chainrule.train.trainer import History, Trainer, accuracy, fit, r2
 
@@ -210,7 +210,7 @@ def test_history_plot_writes_a_png(tmp_path):
 
 def _digits():
     ds = load_dataset("digits")
-    return train_test_split(ds.X, ds.y, 0.2, stratify=True, seed=0)
+    return holdout_split(ds.X, ds.y, 0.2, stratify=True, seed=0)
 
 
 def test_reduced_digits_mlp_learns():

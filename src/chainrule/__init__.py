@@ -36,6 +36,7 @@ from chainrule.program.vmap import vmap
 from chainrule.readers.check import BackwardCheck, check_backward
 from chainrule.readers.explain import Explanation, explain
 from chainrule.readers.jit import JitFallbackWarning, jit
+from chainrule.train import callbacks as callbacks
 from chainrule.train.checkpoint import CheckpointError, load, save
 from chainrule.train.trainer import History, Trainer, fit
 
@@ -83,6 +84,7 @@ __all__ = [
     "optim",
     "data",
     "fit",
+    "callbacks",
     "Trainer",
     "History",
     "save",

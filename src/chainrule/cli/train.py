@@ -39,8 +39,8 @@ from chainrule.train.data import (
     DataError,
     Dataset,
     Standardizer,
+    holdout_split,
     load_dataset,
-    train_test_split,
 )
 from chainrule.train.trainer import Trainer, blas_threads
 
@@ -160,7 +160,7 @@ def _inputs(
 
 
 def _split(ds: Dataset, test_size: float, seed: int) -> tuple[numpy.ndarray, ...]:
-    return train_test_split(ds.X, ds.y, test_size, stratify=ds.task == "classification", seed=seed)
+    return holdout_split(ds.X, ds.y, test_size, stratify=ds.task == "classification", seed=seed)
 
 
 def _test_metrics(

@@ -4,7 +4,9 @@
   ``wine``, ``breast_cancer``, ``diabetes``; no download), or a CSV file by path;
 * :func:`load_csv` -- a numeric CSV file with strict, located errors (:class:`DataError` names
   the file, line and column of the first problem);
-* :func:`train_test_split` -- a seeded (stratified) split in plain NumPy;
+* :func:`train_test_split` -- scikit-learn's split (same signature and meaning) in plain NumPy;
+* :func:`holdout_split` -- the seeded (stratified) split that ``fit(validation_split=...)``
+  uses;
 * :class:`Standardizer` -- per-feature (or global) standardisation with a state dict;
 * :func:`batches` / :class:`DataLoader` -- shuffled mini-batches from a seeded generator.
 """
@@ -27,6 +29,7 @@ __all__ = [
     "load_dataset",
     "load_csv",
     "train_test_split",
+    "holdout_split",
     "Standardizer",
     "batches",
     "DataLoader",
@@ -354,7 +357,7 @@ def load_csv(
     return Dataset(X, codes, "classification", name, feature_names, names[t], classes)
 
 
-def train_test_split(
+def holdout_split(
     X: Any, y: Any, test_size: float = 0.2, stratify: bool = True, seed: int = 0
 ) -> tuple[numpy.ndarray, ...]:
     """Split ``X, y`` into train and test parts: ``X_train, X_test, y_train, y_test``.
@@ -366,21 +369,21 @@ def train_test_split(
     Example
     -------
     >>> import numpy
-    >>> from chainrule.data import train_test_split
+    >>> from chainrule.data import holdout_split
     >>> X, y = numpy.arange(20.0).reshape(10, 2), numpy.array([0] * 5 + [1] * 5)
-    >>> Xtr, Xte, ytr, yte = train_test_split(X, y, 0.2, seed=0)
+    >>> Xtr, Xte, ytr, yte = holdout_split(X, y, 0.2, seed=0)
     >>> len(ytr), sorted(yte.tolist())
     (8, [0, 1])
     """
     X, y = numpy.asarray(X), numpy.asarray(y)
     n = len(X)
     if len(y) != n:
-        raise ValueError(f"train_test_split: X has {n} samples, y has {len(y)}")
+        raise ValueError(f"holdout_split: X has {n} samples, y has {len(y)}")
     if not 0 < test_size < 1:
-        raise ValueError(f"train_test_split: test_size must be in (0, 1), got {test_size}")
+        raise ValueError(f"holdout_split: test_size must be in (0, 1), got {test_size}")
     n_test = math.ceil(test_size * n)
     if n_test >= n:
-        raise ValueError(f"train_test_split: {n} samples are too few for test_size {test_size}")
+        raise ValueError(f"holdout_split: {n} samples are too few for test_size {test_size}")
     rng = numpy.random.default_rng(seed)
     if stratify and y.dtype.kind in "iub":
         classes, codes = numpy.unique(y, return_inverse=True)
@@ -409,6 +412,173 @@ def train_test_split(
     train_idx = rng.permutation(numpy.flatnonzero(~mask))
     test_idx = rng.permutation(test_idx)
     return X[train_idx], X[test_idx], y[train_idx], y[test_idx]
+
+
+def _sizes(n: int, test_size: Any, train_size: Any) -> tuple[int, int]:
+    """scikit-learn's rule: fractions of ``n`` (test rounded up, train down) or counts."""
+
+    def count(v: Any, name: str, up: bool) -> int | None:
+        if v is None:
+            return None
+        if isinstance(v, (bool, numpy.bool_)) or not isinstance(v, (int, float, numpy.number)):
+            raise TypeError(f"train_test_split: {name} must be a float or an int, got {v!r}")
+        if isinstance(v, (float, numpy.floating)):
+            if not 0 < v < 1:
+                raise ValueError(
+                    f"train_test_split: {name}={v} should be a float in (0, 1) or an int"
+                )
+            return math.ceil(v * n) if up else math.floor(v * n)
+        if not 0 < v < n:
+            raise ValueError(
+                f"train_test_split: {name}={v} should be in (0, {n}) samples, or a fraction"
+            )
+        return int(v)
+
+    if test_size is None and train_size is None:
+        test_size = 0.25
+    n_test, n_train = count(test_size, "test_size", True), count(train_size, "train_size", False)
+    if n_test is None:
+        n_test = n - (n_train or 0)
+    if n_train is None:
+        n_train = n - n_test
+    if n_train + n_test > n:
+        raise ValueError(
+            f"train_test_split: train ({n_train}) and test ({n_test}) samples add up to more "
+            f"than the {n} samples given"
+        )
+    if n_train <= 0 or n_test <= 0:
+        raise ValueError(
+            f"train_test_split: with {n} samples, test_size={test_size} and "
+            f"train_size={train_size} leave an empty train or test set"
+        )
+    return n_train, n_test
+
+
+def _allocate(counts: numpy.ndarray, total: int) -> numpy.ndarray:
+    """Split ``total`` among classes in proportion to ``counts`` (largest remainders)."""
+    exact = numpy.asarray(counts * total / counts.sum(), dtype=float)
+    take: numpy.ndarray = numpy.floor(exact).astype(int)
+    for c in numpy.argsort(-(exact - take), kind="stable")[: total - int(take.sum())]:
+        take[c] += 1
+    return take
+
+
+def train_test_split(
+    *arrays: Any,
+    test_size: Any = None,
+    train_size: Any = None,
+    random_state: Any = None,
+    shuffle: bool = True,
+    stratify: Any = None,
+    **unknown: Any,
+) -> list[Any]:
+    """Split arrays into random train and test subsets, with scikit-learn's signature and
+    meaning, in plain NumPy: ``X_train, X_test, y_train, y_test = train_test_split(X, y, ...)``.
+
+    ``test_size`` / ``train_size``: a fraction (the test part rounded up, the train part down)
+    or a number of samples; by default a quarter of the samples is the test part.
+    ``random_state``: an int (reproducible), a ``numpy.random.Generator``, or None (fresh
+    entropy).  ``shuffle=False`` takes the first samples for training.  ``stratify``: an array
+    of class labels whose proportions both parts keep (every class needs two samples).  The
+    parts are drawn with NumPy's generator, so they are not the very subsets that
+    scikit-learn's function picks for the same ``random_state``.  For the seeded split that
+    ``fit(validation_split=...)`` uses, see :func:`holdout_split`.
+
+    Example
+    -------
+    >>> import numpy
+    >>> from chainrule.data import train_test_split
+    >>> X, y = numpy.arange(20.0).reshape(10, 2), numpy.array([0] * 5 + [1] * 5)
+    >>> Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.2, random_state=0, stratify=y)
+    >>> Xtr.shape, sorted(yte.tolist())
+    ((8, 2), [0, 1])
+    """
+    if unknown:
+        hint = (
+            "; for the old seeded split use chainrule.data.holdout_split(X, y, test_size, "
+            "seed=...), or here random_state=..."
+            if "seed" in unknown
+            else ""
+        )
+        raise TypeError(
+            f"train_test_split() got unexpected keyword argument(s) {sorted(unknown)} "
+            f"(it follows scikit-learn: test_size, train_size, random_state, shuffle, "
+            f"stratify){hint}"
+        )
+    if not arrays:
+        raise ValueError("train_test_split: at least one array is required")
+    for i, a in enumerate(arrays):
+        if numpy.ndim(a) == 0:
+            raise TypeError(
+                f"train_test_split: argument {i} is the scalar {a!r}, not an array; give the "
+                "size by keyword (test_size=...), as scikit-learn does, or use "
+                "chainrule.data.holdout_split(X, y, test_size, seed=...)"
+            )
+    n = len(arrays[0])
+    lengths = [len(a) for a in arrays]
+    if any(m != n for m in lengths):
+        raise ValueError(
+            f"train_test_split: the arrays have different numbers of samples: {lengths}"
+        )
+    if isinstance(stratify, (bool, numpy.bool_)):
+        raise TypeError(
+            "train_test_split: stratify takes the class labels (stratify=y), as in "
+            "scikit-learn, not True/False"
+        )
+    n_train, n_test = _sizes(n, test_size, train_size)
+    if isinstance(random_state, numpy.random.Generator):
+        rng = random_state
+    elif isinstance(random_state, numpy.random.RandomState):
+        rng = numpy.random.default_rng(random_state.randint(2**31))
+    else:
+        rng = numpy.random.default_rng(random_state)
+    if not shuffle:
+        if stratify is not None:
+            raise ValueError("train_test_split: stratified splitting needs shuffle=True")
+        train_idx, test_idx = numpy.arange(n_train), numpy.arange(n_train, n_train + n_test)
+    elif stratify is not None:
+        labels = numpy.asarray(stratify)
+        if len(labels) != n:
+            raise ValueError(f"train_test_split: stratify has {len(labels)} labels for {n} samples")
+        rows = labels.reshape(n, -1)
+        _, codes = numpy.unique(rows, axis=0, return_inverse=True)
+        codes = codes.reshape(-1)
+        counts = numpy.bincount(codes)
+        if counts.min() < 2:
+            raise ValueError(
+                "train_test_split: the least populated class in stratify has only 1 member; "
+                "every class needs at least 2 to be in both parts"
+            )
+        if n_test < len(counts) or n_train < len(counts):
+            raise ValueError(
+                f"train_test_split: train ({n_train}) and test ({n_test}) parts must each hold "
+                f"at least one sample of each of the {len(counts)} classes"
+            )
+        take_test = _allocate(counts, n_test)
+        take_train = numpy.minimum(_allocate(counts, n_train), counts - take_test)
+        short = n_train - int(take_train.sum())
+        for c in numpy.argsort(-(counts - take_test - take_train), kind="stable"):
+            extra = min(short, int(counts[c] - take_test[c] - take_train[c]))
+            take_train[c] += extra
+            short -= extra
+        train_parts, test_parts = [], []
+        for c in range(len(counts)):
+            idx = rng.permutation(numpy.flatnonzero(codes == c))
+            test_parts.append(idx[: take_test[c]])
+            train_parts.append(idx[take_test[c] : take_test[c] + take_train[c]])
+        train_idx = rng.permutation(numpy.concatenate(train_parts))
+        test_idx = rng.permutation(numpy.concatenate(test_parts))
+    else:
+        order = rng.permutation(n)
+        test_idx, train_idx = order[:n_test], order[n_test : n_test + n_train]
+    out: list[Any] = []
+    for a in arrays:
+        if isinstance(a, list):
+            out += [[a[i] for i in train_idx], [a[i] for i in test_idx]]
+        else:
+            arr = numpy.asarray(a.data if hasattr(a, "requires_grad") else a)
+            out += [arr[train_idx], arr[test_idx]]
+    return out
 
 
 class Standardizer:

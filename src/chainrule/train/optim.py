@@ -1,10 +1,11 @@
 """Optimizers, gradient clipping and learning-rate schedules (PyTorch's ``torch.optim``).
 
-Each optimizer takes an iterable of parameters (chainrule tensors with ``requires_grad=True``,
-e.g. ``model.parameters()``) or a list of parameter-group dicts with their own options, reads
-each parameter's ``.grad`` (skipping parameters whose ``.grad`` is None) and updates
-``param.data`` outside the graph.  Update rules, defaults and ``state_dict`` layout follow
-PyTorch; each class's docstring gives its rule.
+Each optimizer takes an iterable of parameters (chainrule tensors, e.g. ``model.parameters()``)
+or a list of parameter-group dicts with their own options, reads each parameter's ``.grad``
+and updates ``param.data`` outside the graph.  As in PyTorch, a parameter without a gradient
+is skipped: a frozen one (``requires_grad=False``, e.g. after ``layer.requires_grad_(False)``)
+or one the loss did not reach keeps its values and its optimizer state.  Update rules,
+defaults and ``state_dict`` layout follow PyTorch; each class's docstring gives its rule.
 
 Example
 -------
@@ -112,12 +113,6 @@ class Optimizer:
                 raise TypeError(
                     f"{type(self).__name__}: parameter {i} is a "
                     f"{type(p).__name__}, not a chainrule tensor"
-                )
-            if not p.requires_grad:
-                raise ValueError(
-                    f"{type(self).__name__}: parameter {i} (shape {p.shape}) does "
-                    "not require grad; optimize tensors made with "
-                    "requires_grad=True"
                 )
             if numpy.asarray(p.data).dtype.kind != "f":
                 raise TypeError(f"{type(self).__name__}: parameter {i} is not floating point")

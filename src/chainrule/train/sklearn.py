@@ -2,12 +2,16 @@
 
 They follow scikit-learn's estimator interface and the parameter names of
 ``sklearn.neural_network.MLPClassifier``/``MLPRegressor`` (``hidden_layer_sizes``,
-``activation``, ``solver``, ``alpha``, ``batch_size``, ``learning_rate_init``, ``max_iter``,
-``tol``, ``n_iter_no_change``, ``early_stopping``, ``validation_fraction``, ``warm_start``,
-``random_state``, …), so they drop into pipelines, grid searches and cross-validation.  The
-network is a :class:`chainrule.nn.MLP` (``model_``), trained with chainrule's optimizers; the
-loss is cross-entropy (classification) or half the squared error (regression, as
-scikit-learn), plus ``alpha / 2 * sum(W**2) / batch_size`` on the weights.
+``activation``, ``solver``, ``alpha``, ``batch_size``, ``learning_rate``,
+``learning_rate_init``, ``power_t``, ``max_iter``, ``max_fun``, ``tol``, ``n_iter_no_change``,
+``early_stopping``, ``validation_fraction``, ``warm_start``, ``random_state``, …) with their
+meaning, and ``fit(X, y, sample_weight=...)``, so they drop into pipelines, grid searches and
+cross-validation.  The network is a :class:`chainrule.nn.MLP` (``model_``), trained with
+chainrule's optimizers (``'adam'``, ``'sgd'``) or with SciPy's L-BFGS-B on the gradients from
+:func:`chainrule.value_and_grad` (``'lbfgs'``, which needs SciPy); the loss is cross-entropy
+(classification; binary log-loss per label for a multilabel indicator ``y``) or half the
+squared error (regression), averaged with the sample weights, plus ``alpha / 2 * sum(W**2) /
+sum(sample weights of the batch)`` on the weights, as scikit-learn.
 
 Needs scikit-learn: ``pip install chainrule[train]``.
 
@@ -32,8 +36,17 @@ import numpy
 try:
     from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin  # type: ignore[import-untyped]
     from sklearn.exceptions import ConvergenceWarning  # type: ignore[import-untyped]
-    from sklearn.utils.multiclass import check_classification_targets, unique_labels  # type: ignore[import-untyped]
-    from sklearn.utils.validation import check_is_fitted, column_or_1d  # type: ignore[import-untyped]
+    from sklearn.utils.metaestimators import available_if  # type: ignore[import-untyped]
+    from sklearn.utils.multiclass import (  # type: ignore[import-untyped]
+        check_classification_targets,
+        type_of_target,
+        unique_labels,
+    )
+    from sklearn.utils.validation import (  # type: ignore[import-untyped]
+        _check_sample_weight,
+        check_is_fitted,
+        column_or_1d,
+    )
 except ImportError as e:  # pragma: no cover
     raise ImportError("chainrule.sklearn needs scikit-learn: pip install chainrule[train]") from e
 
@@ -59,6 +72,16 @@ def _values(x: Any) -> numpy.ndarray:
     return numpy.asarray(x.data) if isinstance(x, cr.Tensor) else numpy.asarray(x)
 
 
+def _stochastic(est: Any) -> bool:
+    """``partial_fit`` exists only for the stochastic solvers (scikit-learn's rule)."""
+    if est.solver not in ("sgd", "adam"):
+        raise AttributeError(
+            f"partial_fit is only available for stochastic optimizers. {est.solver} is not "
+            "stochastic."
+        )
+    return True
+
+
 class _BaseMLP(BaseEstimator):  # type: ignore[misc]
     def __init__(
         self,
@@ -68,7 +91,9 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
         solver: str = "adam",
         alpha: float = 0.0001,
         batch_size: Any = "auto",
+        learning_rate: str = "constant",
         learning_rate_init: float = 0.001,
+        power_t: float = 0.5,
         max_iter: int = 200,
         shuffle: bool = True,
         random_state: Any = None,
@@ -83,13 +108,16 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
         beta_2: float = 0.999,
         epsilon: float = 1e-8,
         n_iter_no_change: int = 10,
+        max_fun: int = 15000,
     ) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
         self.alpha = alpha
         self.batch_size = batch_size
+        self.learning_rate = learning_rate
         self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
         self.max_iter = max_iter
         self.shuffle = shuffle
         self.random_state = random_state
@@ -104,14 +132,23 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
         self.beta_2 = beta_2
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
 
     # --- subclass hooks ---------------------------------------------------------------------
 
     def _targets(self, y: numpy.ndarray, first: bool, classes: Any = None) -> numpy.ndarray:
         raise NotImplementedError
 
-    def _loss(self, out: Any, t: numpy.ndarray) -> Any:
+    def _each(self, out: Any, t: numpy.ndarray) -> Any:
+        """The loss of each sample, shape (n,)."""
         raise NotImplementedError
+
+    def _loss(self, out: Any, t: numpy.ndarray, w: numpy.ndarray | None = None) -> Any:
+        """The (sample-weighted) mean loss, scikit-learn's ``numpy.average``."""
+        each = self._each(out, t)
+        if w is None:
+            return numpy.mean(each)
+        return numpy.sum(each * w) / max(float(w.sum()), 1e-300)
 
     def _val_score(self, X: numpy.ndarray, t: numpy.ndarray) -> float:
         raise NotImplementedError
@@ -129,8 +166,17 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
             raise ValueError(
                 f"activation must be one of {sorted(_ACTIVATIONS)}, got {self.activation!r}"
             )
-        if self.solver not in ("adam", "sgd"):
-            raise ValueError(f"solver must be 'adam' or 'sgd', got {self.solver!r}")
+        if self.solver not in ("adam", "sgd", "lbfgs"):
+            raise ValueError(f"solver must be 'lbfgs', 'sgd' or 'adam', got {self.solver!r}")
+        if self.learning_rate not in ("constant", "invscaling", "adaptive"):
+            raise ValueError(
+                "learning_rate must be 'constant', 'invscaling' or 'adaptive', got "
+                f"{self.learning_rate!r}"
+            )
+        if not self.power_t >= 0:
+            raise ValueError(f"power_t must be >= 0, got {self.power_t!r}")
+        if not isinstance(self.max_fun, (int, numpy.integer)) or self.max_fun < 1:
+            raise ValueError(f"max_fun must be a positive int, got {self.max_fun!r}")
         if self.max_iter < 1 or self.learning_rate_init <= 0 or self.alpha < 0:
             raise ValueError(
                 "max_iter and learning_rate_init must be positive and alpha non-negative"
@@ -163,7 +209,7 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
                 betas=(self.beta_1, self.beta_2),
                 eps=self.epsilon,
             )
-        else:
+        else:  # 'sgd' (and 'lbfgs', which steps through scipy, not this optimizer)
             self._optimizer = optim.SGD(
                 params,
                 lr=self.learning_rate_init,
@@ -185,7 +231,7 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
         with cr.no_grad():
             return _values(self.model_(X))
 
-    def _epoch(self, X: numpy.ndarray, t: numpy.ndarray) -> float:
+    def _epoch(self, X: numpy.ndarray, t: numpy.ndarray, sw: numpy.ndarray | None = None) -> float:
         n = len(X)
         bs = min(200, n) if self.batch_size == "auto" else min(int(self.batch_size), n)
         order = self._rng.permutation(n) if self.shuffle else numpy.arange(n)
@@ -194,17 +240,82 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
         for i in range(0, n, bs):
             idx = order[i : i + bs]
             self._optimizer.zero_grad()
-            loss = self._loss(self.model_(X[idx]), t[idx])
-            if self.alpha:
-                penalty = sum(((w * w).sum() for w in self._weights), 0.0)
-                loss = loss + (0.5 * self.alpha / len(idx)) * penalty
+            wb = None if sw is None else sw[idx]
+            loss = self._loss(self.model_(X[idx]), t[idx], wb) + self._penalty(
+                self._weights, len(idx) if wb is None else float(wb.sum())
+            )
             loss.backward()
             self._optimizer.step()
             total += float(loss) * len(idx)
         self.t_ += n
+        if self.solver == "sgd" and self.learning_rate == "invscaling":
+            for g in self._optimizer.param_groups:  # scikit-learn's rule, after each epoch
+                g["lr"] = self.learning_rate_init / (self.t_ + 1) ** self.power_t
         return total / n
 
-    def _fit(self, X: Any, y: Any, incremental: bool, classes: Any = None) -> Any:
+    def _penalty(self, weights: list[Any], sw_sum: float) -> Any:
+        if not self.alpha:
+            return 0.0
+        return (0.5 * self.alpha / max(sw_sum, 1e-300)) * sum(((w * w).sum() for w in weights), 0.0)
+
+    def _fit_lbfgs(self, X: numpy.ndarray, t: numpy.ndarray, sw: numpy.ndarray | None) -> None:
+        try:
+            from scipy.optimize import minimize  # type: ignore[import-untyped]
+        except ImportError:
+            raise ImportError(
+                f"{type(self).__name__}(solver='lbfgs') runs SciPy's L-BFGS-B, and SciPy is "
+                "not installed: pip install scipy, or use solver='adam' or 'sgd'"
+            ) from None
+        names = [k for k, _ in self.model_.named_parameters()]
+        shapes = [p.shape for _, p in self.model_.named_parameters()]
+        sizes = [int(numpy.prod(s)) for s in shapes]
+        weight_names = [k for k in names if k.endswith("weight")]
+        sw_sum = float(len(X)) if sw is None else float(sw.sum())
+        self.model_.train()
+
+        def objective(params: dict[str, Any]) -> Any:
+            out = nn.functional_call(self.model_, params, X)
+            return self._loss(out, t, sw) + self._penalty([params[k] for k in weight_names], sw_sum)
+
+        value_and_grad = cr.value_and_grad(objective)
+
+        def unpack(flat: numpy.ndarray) -> dict[str, numpy.ndarray]:
+            parts = numpy.split(flat, numpy.cumsum(sizes)[:-1])
+            return {k: v.reshape(s) for k, v, s in zip(names, parts, shapes)}
+
+        def fun(flat: numpy.ndarray) -> tuple[float, numpy.ndarray]:
+            value, grads = value_and_grad(unpack(flat))
+            g = numpy.concatenate([_values(grads[k]).ravel() for k in names])
+            return float(_values(value)), g
+
+        x0 = numpy.concatenate([_values(p).ravel() for _, p in self.model_.named_parameters()])
+        res = minimize(
+            fun,
+            x0,
+            method="L-BFGS-B",
+            jac=True,
+            options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol},
+        )
+        self.model_.load_state_dict(unpack(numpy.asarray(res.x, dtype=float)), strict=False)
+        self.n_iter_ = min(int(res.nit), self.max_iter)
+        self.loss_ = float(res.fun)
+        self.loss_curve_ = [self.loss_]
+        if res.status != 0:
+            warnings.warn(
+                f"{type(self).__name__}: lbfgs failed to converge after {self.n_iter_} "
+                f"iterations ({res.message}); increase max_iter or max_fun, or scale the data",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
+
+    def _fit(
+        self,
+        X: Any,
+        y: Any,
+        incremental: bool,
+        classes: Any = None,
+        sample_weight: Any = None,
+    ) -> Any:
         sizes = self._check_params()
         first = not (incremental or self.warm_start) or not hasattr(self, "model_")
         X, y = _validate(
@@ -213,9 +324,12 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
             y,
             reset=first,
             dtype=numpy.float64,
-            multi_output=isinstance(self, MLPRegressor),
+            multi_output=True,
             y_numeric=isinstance(self, MLPRegressor),
         )
+        sw = None
+        if sample_weight is not None:
+            sw = _check_sample_weight(sample_weight, X, dtype=numpy.float64)
         t = self._targets(y, first, classes)
         if first:
             n_out = (
@@ -224,8 +338,16 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
                 else (1 if t.ndim == 1 else t.shape[1])
             )
             self._initialize(X.shape[1], n_out, sizes)
+        if self.solver == "lbfgs":
+            if incremental:
+                raise ValueError(
+                    "partial_fit is only available for stochastic optimizers; "
+                    "solver='lbfgs' is not stochastic"
+                )
+            self._fit_lbfgs(X, t, sw)
+            return self
         if incremental:
-            self.loss_ = self._epoch(X, t)
+            self.loss_ = self._epoch(X, t, sw)
             self.loss_curve_.append(self.loss_)
             self.n_iter_ += 1
             return self
@@ -237,20 +359,24 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
             strat = (
                 t
                 if isinstance(self, MLPClassifier)
+                and t.ndim == 1
                 and len(numpy.unique(t)) > 1
                 and min(numpy.bincount(t)) >= 2
                 else None
             )
-            X, Xv, t, tv = train_test_split(
+            parts = train_test_split(
                 X,
                 t,
+                *([] if sw is None else [sw]),
                 test_size=self.validation_fraction,
                 random_state=int(self._rng.integers(2**31)),
                 stratify=strat,
             )
+            X, Xv, t, tv = parts[:4]
+            sw = None if sw is None else parts[4]
         best_state = None
         for _ in range(self.max_iter):
-            self.loss_ = self._epoch(X, t)
+            self.loss_ = self._epoch(X, t, sw)
             self.loss_curve_.append(self.loss_)
             self.n_iter_ += 1
             if self.verbose:
@@ -274,7 +400,13 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
                 if self.loss_ < self.best_loss_:
                     self.best_loss_ = self.loss_
             if self._no_improvement > self.n_iter_no_change:
-                break
+                lr = self._optimizer.param_groups[0]["lr"]
+                if self.solver == "sgd" and self.learning_rate == "adaptive" and lr > 1e-6:
+                    for g in self._optimizer.param_groups:  # scikit-learn: divide by 5, go on
+                        g["lr"] = g["lr"] / 5.0
+                    self._no_improvement = 0
+                else:
+                    break
         else:
             warnings.warn(
                 f"{type(self).__name__}: the maximum number of iterations "
@@ -327,7 +459,24 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):  # type: ignore[misc]
     (['b', 'a'], ['a', 'b'])
     """
 
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+    def _more_tags(self) -> dict[str, Any]:  # scikit-learn < 1.6
+        return {"multilabel": True}
+
     def _targets(self, y: numpy.ndarray, first: bool, classes: Any = None) -> numpy.ndarray:
+        y = numpy.asarray(y)
+        if y.ndim == 2 and y.shape[1] > 1:
+            return self._multilabel_targets(y, first)
+        if not first and getattr(self, "multilabel_", False):
+            raise ValueError(
+                f"y has shape {y.shape}, but the model was fitted on a multilabel indicator "
+                f"matrix of {len(getattr(self, 'classes_', []))} columns"
+            )
+        self.multilabel_ = False
         y = column_or_1d(y, warn=True)
         check_classification_targets(y)
         if first:
@@ -353,41 +502,79 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):  # type: ignore[misc]
             raise ValueError(f"y contains classes not seen before: {unseen.tolist()}")
         return numpy.searchsorted(self.classes_, y).astype(numpy.int64)
 
-    def _loss(self, out: Any, t: numpy.ndarray) -> Any:
-        return F.cross_entropy(out, t)
+    def _multilabel_targets(self, y: numpy.ndarray, first: bool) -> numpy.ndarray:
+        if type_of_target(y) != "multilabel-indicator":
+            raise ValueError(
+                f"MLPClassifier: a 2-D y must be a multilabel indicator matrix of 0/1 (one "
+                f"column per label), got {type_of_target(y)!r} targets of shape {y.shape}"
+            )
+        if first:
+            self.classes_ = numpy.arange(y.shape[1])
+            self.multilabel_ = True
+        elif not getattr(self, "multilabel_", False) or y.shape[1] != len(self.classes_):
+            raise ValueError(
+                f"y has shape {y.shape}, but the model was fitted on "
+                + (
+                    f"{len(self.classes_)} labels"
+                    if getattr(self, "multilabel_", False)
+                    else "one label per sample"
+                )
+            )
+        return numpy.asarray(y, dtype=numpy.float64)
+
+    def _each(self, out: Any, t: numpy.ndarray) -> Any:
+        if t.ndim == 2:  # multilabel: scikit-learn's binary log-loss, summed over the labels
+            return F.binary_cross_entropy_with_logits(out, t, reduction="none").sum(axis=1)
+        return F.cross_entropy(out, t, reduction="none")
 
     def _val_score(self, X: numpy.ndarray, t: numpy.ndarray) -> float:
-        return float(numpy.mean(self._forward(X).argmax(axis=1) == t))
+        out = self._forward(X)
+        if t.ndim == 2:  # subset accuracy, as scikit-learn's score
+            return float(numpy.mean(numpy.all((out > 0) == (t > 0.5), axis=1)))
+        return float(numpy.mean(out.argmax(axis=1) == t))
 
-    def fit(self, X: Any, y: Any) -> MLPClassifier:
-        """Train on ``X`` (n_samples, n_features) and labels ``y`` for up to ``max_iter``
-        epochs; return self."""
-        self._fit(X, y, incremental=False)
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> MLPClassifier:
+        """Train on ``X`` (n_samples, n_features) and labels ``y`` (or a multilabel indicator
+        matrix) for up to ``max_iter`` epochs, each sample's loss weighted by
+        ``sample_weight``; return self."""
+        self._fit(X, y, incremental=False, sample_weight=sample_weight)
         return self
 
-    def partial_fit(self, X: Any, y: Any, classes: Any = None) -> MLPClassifier:
-        """One epoch over ``X, y``; ``classes`` (all labels) is required on the first call."""
-        if not hasattr(self, "model_") and classes is None:
+    @available_if(_stochastic)  # type: ignore[untyped-decorator]
+    def partial_fit(
+        self, X: Any, y: Any, classes: Any = None, *, sample_weight: Any = None
+    ) -> MLPClassifier:
+        """One epoch over ``X, y``; ``classes`` (all labels) is required on the first call
+        (for a multilabel indicator ``y`` it may be omitted)."""
+        multilabel = numpy.ndim(y) == 2 and numpy.shape(y)[1] > 1
+        if not hasattr(self, "model_") and classes is None and not multilabel:
             raise ValueError("classes must be passed on the first call to partial_fit")
-        self._fit(X, y, incremental=True, classes=classes)
+        self._fit(X, y, incremental=True, classes=classes, sample_weight=sample_weight)
         return self
 
     def predict_proba(self, X: Any) -> numpy.ndarray:
-        """Class probabilities, shape (n_samples, n_classes), columns in ``classes_`` order."""
+        """Class probabilities, shape (n_samples, n_classes), columns in ``classes_`` order
+        (multilabel: each label's own probability)."""
         check_is_fitted(self, "model_")
         X = _validate(self, X, reset=False, dtype=numpy.float64)
+        if getattr(self, "multilabel_", False):
+            return numpy.asarray(F.sigmoid(self._forward(X)))
         return numpy.asarray(F.softmax(self._forward(X), dim=1))
 
     def predict_log_proba(self, X: Any) -> numpy.ndarray:
         """Log class probabilities (finite even where a probability underflows)."""
         check_is_fitted(self, "model_")
         X = _validate(self, X, reset=False, dtype=numpy.float64)
+        if getattr(self, "multilabel_", False):
+            return numpy.asarray(F.log_sigmoid(self._forward(X)))
         return numpy.asarray(F.log_softmax(self._forward(X), dim=1))
 
     def predict(self, X: Any) -> numpy.ndarray:
-        """The most probable class of each sample."""
+        """The most probable class of each sample (multilabel: a 0/1 indicator matrix)."""
         check_is_fitted(self, "model_")
         X = _validate(self, X, reset=False, dtype=numpy.float64)
+        if getattr(self, "multilabel_", False):
+            return (self._forward(X) > 0).astype(numpy.int64)
         return self.classes_[numpy.argmax(self._forward(X), axis=1)]  # type: ignore[no-any-return]
 
 
@@ -426,23 +613,26 @@ class MLPRegressor(RegressorMixin, _BaseMLP):  # type: ignore[misc]
             )
         return y
 
-    def _loss(self, out: Any, t: numpy.ndarray) -> Any:
-        return 0.5 * F.mse_loss(out, t.reshape(len(t), -1))  # scikit-learn's squared loss
+    def _each(self, out: Any, t: numpy.ndarray) -> Any:
+        # scikit-learn's squared loss: half the squared error, averaged over the outputs
+        d = F.mse_loss(out, t.reshape(len(t), -1), reduction="none")
+        return 0.5 * numpy.mean(d, axis=1)
 
     def _val_score(self, X: numpy.ndarray, t: numpy.ndarray) -> float:
         from sklearn.metrics import r2_score  # type: ignore[import-untyped]
 
         return float(r2_score(t, self._forward(X).reshape(t.shape)))
 
-    def fit(self, X: Any, y: Any) -> MLPRegressor:
-        """Train on ``X`` (n_samples, n_features) and ``y`` for up to ``max_iter`` epochs;
-        return self."""
-        self._fit(X, y, incremental=False)
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> MLPRegressor:
+        """Train on ``X`` (n_samples, n_features) and ``y`` for up to ``max_iter`` epochs,
+        each sample's loss weighted by ``sample_weight``; return self."""
+        self._fit(X, y, incremental=False, sample_weight=sample_weight)
         return self
 
-    def partial_fit(self, X: Any, y: Any) -> MLPRegressor:
+    @available_if(_stochastic)  # type: ignore[untyped-decorator]
+    def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> MLPRegressor:
         """One epoch over ``X, y``."""
-        self._fit(X, y, incremental=True)
+        self._fit(X, y, incremental=True, sample_weight=sample_weight)
         return self
 
     def predict(self, X: Any) -> numpy.ndarray:

@@ -32,9 +32,21 @@ import numpy
 import chainrule as cr
 
 from . import nn, optim
+from .callbacks import CallbackList, EarlyStopping, ModelCheckpoint
 from .checkpoint import load, save
-from .data import batches, train_test_split
+from .data import batches, holdout_split
+from .lr_scheduler import OneCycleLR, ReduceLROnPlateau
 from .nn import functional as F
+from .targets import (
+    FITTING_LOSS,
+    accuracy,
+    binary_accuracy,
+    class_sample_weights,
+    encode_labels,
+    is_text,
+    loss_kind,
+    per_sample_loss,
+)
 
 __all__ = ["fit", "Trainer", "History", "METRICS", "LOSSES", "blas_threads"]
 
@@ -44,25 +56,6 @@ def _values(x: Any) -> numpy.ndarray:
 
 
 # --- metrics -------------------------------------------------------------------------------
-
-
-def _labels(pred: numpy.ndarray) -> numpy.ndarray:
-    if pred.ndim >= 2 and pred.shape[1] > 1:
-        return numpy.asarray(numpy.argmax(pred, axis=1))
-    return (pred.reshape(len(pred)) > 0).astype(numpy.int64)  # one logit per sample
-
-
-def accuracy(pred: numpy.ndarray, y: numpy.ndarray) -> float:
-    """Fraction of correct labels: argmax of the outputs, or a logit > 0 for one output.
-
-    Example
-    -------
-    >>> import numpy
-    >>> from chainrule.train.trainer import accuracy
-    >>> accuracy(numpy.array([[0.1, 0.9], [0.8, 0.2]]), numpy.array([1, 1]))
-    0.5
-    """
-    return float(numpy.mean(_labels(pred) == numpy.asarray(y).reshape(len(pred))))
 
 
 def _err(pred: numpy.ndarray, y: numpy.ndarray) -> numpy.ndarray:
@@ -141,12 +134,11 @@ LOSSES: dict[str, Callable[..., Any]] = {
     "binary_cross_entropy_with_logits": F.binary_cross_entropy_with_logits,
     "bce": F.binary_cross_entropy,
 }
-_CLASS_INDEX_LOSSES = {F.cross_entropy, F.nll_loss}
 
 
 def _resolve_loss(loss: Any, y: numpy.ndarray) -> tuple[Callable[..., Any], str]:
     if loss is None:
-        loss = "cross_entropy" if y.dtype.kind in "iub" else "mse"
+        loss = "cross_entropy" if y.dtype.kind in "iub" or is_text(y) else "mse"
     if isinstance(loss, str):
         try:
             return LOSSES[loss.lower()], loss.lower()
@@ -390,8 +382,10 @@ class Trainer:
     metrics : names (``'accuracy'``, ``'mse'``, ``'rmse'``, ``'mae'``, ``'r2'``) or functions
         ``metric(outputs, targets) -> float``; default ``['accuracy']`` for classification
         losses.
-    scheduler : an ``optim.LRScheduler`` on the optimizer, or a factory ``f(optimizer)``;
-        stepped once per epoch.
+    scheduler : a scheduler on the optimizer (``optim.lr_scheduler.*``), or a factory
+        ``f(optimizer)``.  ``ReduceLROnPlateau`` steps after each epoch with the monitored
+        value; ``OneCycleLR`` after each mini-batch; the others after each epoch.
+    scheduler_interval : ``'epoch'`` or ``'batch'`` to override when a scheduler steps.
     clip_grad_norm : clip the joint gradient norm to this value before every step.
 
     Example
@@ -415,6 +409,7 @@ class Trainer:
         metrics: Any = None,
         scheduler: Any = None,
         clip_grad_norm: float | None = None,
+        scheduler_interval: str | None = None,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(
@@ -422,6 +417,11 @@ class Trainer:
             )
         if not list(model.parameters()):
             raise ValueError("Trainer: the model has no parameters to train")
+        if not any(p.requires_grad for p in model.parameters()):
+            raise ValueError(
+                "Trainer: every parameter of the model is frozen (requires_grad=False); "
+                "unfreeze some with module.requires_grad_(True)"
+            )
         self.model = model
         self._loss_spec = loss
         if optimizer is None or isinstance(optimizer, str):
@@ -439,29 +439,47 @@ class Trainer:
                 f"optimizer must be an Optimizer, a name or a factory, got "
                 f"{type(optimizer).__name__}"
             )
-        if scheduler is not None and not isinstance(scheduler, optim.LRScheduler):
+        if scheduler is not None and not isinstance(
+            scheduler, (optim.LRScheduler, ReduceLROnPlateau)
+        ):
+            if not callable(scheduler):
+                raise TypeError(
+                    "Trainer: scheduler must be a scheduler on the optimizer or a factory "
+                    f"f(optimizer), got {type(scheduler).__name__}"
+                )
             scheduler = scheduler(self.optimizer)
-        if scheduler is not None and scheduler.optimizer is not self.optimizer:
+        if scheduler is not None and getattr(scheduler, "optimizer", None) is not self.optimizer:
             raise ValueError("Trainer: the scheduler must be built on the trainer's optimizer")
         self.scheduler = scheduler
+        if scheduler_interval is None:
+            scheduler_interval = "batch" if isinstance(scheduler, OneCycleLR) else "epoch"
+        if scheduler_interval not in ("epoch", "batch"):
+            raise ValueError(
+                "Trainer: scheduler_interval must be 'epoch' or 'batch', "
+                f"got {scheduler_interval!r}"
+            )
+        if isinstance(scheduler, ReduceLROnPlateau) and scheduler_interval == "batch":
+            raise ValueError("Trainer: ReduceLROnPlateau steps per epoch, on the monitored value")
+        self.scheduler_interval = scheduler_interval
+        self.history = History()
+        self.stop_training = False
         self.clip_grad_norm = clip_grad_norm
         self._metrics_spec = metrics
         self.loss_fn: Callable[..., Any] | None = None
         self.loss_name = ""
+        self.loss_kind = "custom"
+        self.classes_: numpy.ndarray | None = None
 
     # --- helpers ----------------------------------------------------------------------------
 
     def _setup(self, y: numpy.ndarray) -> None:
         if self.loss_fn is None:
             self.loss_fn, self.loss_name = _resolve_loss(self._loss_spec, y)
+            self.loss_kind = loss_kind(self.loss_fn)
+        kind = self.loss_kind
         spec = self._metrics_spec
         if spec is None:
-            spec = (
-                ["accuracy"]
-                if self.loss_fn in _CLASS_INDEX_LOSSES
-                or self.loss_fn is F.binary_cross_entropy_with_logits
-                else []
-            )
+            spec = ["accuracy"] if kind in ("class", "binary_logits", "binary_prob") else []
         if isinstance(spec, str) or callable(spec):
             spec = [spec]
         self.metrics: dict[str, Callable[..., float]] = {}
@@ -472,7 +490,10 @@ class Trainer:
                         f"unknown metric {m!r}; choose from "
                         f"{', '.join(sorted(METRICS))} or pass a function"
                     )
-                self.metrics["accuracy" if m == "acc" else m] = METRICS[m]
+                fn = METRICS[m]
+                if fn is accuracy and kind in ("binary_logits", "binary_prob"):
+                    fn = binary_accuracy(0.0 if kind == "binary_logits" else 0.5)
+                self.metrics["accuracy" if m == "acc" else m] = fn
             elif callable(m):
                 self.metrics[getattr(m, "__name__", "metric")] = m
             else:
@@ -493,31 +514,105 @@ class Trainer:
         if not numpy.all(numpy.isfinite(X)):
             raise ValueError("fit: X contains NaN or infinity")
         X = X.astype(self._dtype(), copy=False)
-        assert self.loss_fn is not None
-        if self.loss_fn in _CLASS_INDEX_LOSSES and y.dtype.kind == "f" and y.ndim == 1:
-            if not numpy.all(y == numpy.round(y)):
-                raise ValueError("fit: a classification loss needs integer class labels")
-            y = y.astype(numpy.int64)
-        elif (
-            y.dtype.kind in "iub"
-            and self.loss_fn not in _CLASS_INDEX_LOSSES
-            and self._loss_is_named()
-        ):
-            y = y.astype(self._dtype())
-        elif y.dtype.kind == "f":
-            y = y.astype(self._dtype(), copy=False)
-        return X, y
+        return X, self._targets(y)
 
-    def _loss_is_named(self) -> bool:
-        return isinstance(self._loss_spec, str) or self._loss_spec is None
+    def _targets(self, y: numpy.ndarray) -> numpy.ndarray:
+        """The targets in the form the loss takes, or a one-line error naming the loss that
+        fits them."""
+        kind, name = self.loss_kind, self.loss_name
+        if is_text(y):
+            if kind not in ("class", "custom"):
+                raise ValueError(
+                    f"fit: y holds text labels (e.g. {str(y.ravel()[0])!r}) but loss {name!r} "
+                    f"needs numbers; for class labels use {FITTING_LOSS['labels']}"
+                )
+            y, self.classes_ = encode_labels(y, self.classes_)
+            return y
+        if y.dtype.kind not in "fiub":
+            raise TypeError(f"fit: y must be numbers or text labels, got dtype {y.dtype}")
+        if y.dtype.kind == "f" and not numpy.all(numpy.isfinite(y)):
+            raise ValueError("fit: y contains NaN or infinity")
+        if kind == "class":
+            if y.ndim == 1:
+                if y.dtype.kind == "f":
+                    if not numpy.all(y == numpy.round(y)):
+                        raise ValueError(
+                            f"fit: loss {name!r} needs class labels, but y holds fractional "
+                            f"numbers (e.g. {y[y != numpy.round(y)][0]}); for regression use "
+                            f"{FITTING_LOSS['numbers']}"
+                        )
+                return y.astype(numpy.int64)
+            if y.ndim == 2:  # one-hot rows or class probabilities
+                if numpy.any(y < 0) or not numpy.allclose(y.sum(axis=1), 1.0):
+                    raise ValueError(
+                        f"fit: loss {name!r} takes 2-D targets only as one-hot rows or class "
+                        f"probabilities (rows of non-negative numbers summing to 1); for "
+                        f"several labels per sample use {FITTING_LOSS['multilabel']}"
+                    )
+                return y.astype(self._dtype())
+            return y.astype(numpy.int64) if y.dtype.kind in "iub" else y
+        if kind == "custom":
+            return y.astype(self._dtype(), copy=False) if y.dtype.kind == "f" else y
+        if kind in ("binary_logits", "binary_prob") and numpy.any((y < 0) | (y > 1)):
+            raise ValueError(
+                f"fit: loss {name!r} needs 0/1 targets (or probabilities), but y holds "
+                f"values outside [0, 1] (e.g. {y[(y < 0) | (y > 1)][0]}); for several classes "
+                f"use {FITTING_LOSS['labels']}"
+            )
+        return y.astype(self._dtype())
 
-    def _loss(self, out: Any, y: numpy.ndarray) -> Any:
+    def _loss(self, out: Any, y: numpy.ndarray, weight: numpy.ndarray | None = None) -> Any:
         assert self.loss_fn is not None
-        if self._loss_is_named() and self.loss_fn not in _CLASS_INDEX_LOSSES:
+        kind = self.loss_kind
+        if kind in ("elementwise", "binary_logits", "binary_prob"):
             shape = numpy.shape(_values(out))
             if y.ndim == len(shape) - 1 and shape[-1] == 1:
                 y = y.reshape(y.shape + (1,))
-        return self.loss_fn(out, y)
+            if tuple(y.shape) != tuple(shape):
+                hint = (
+                    f"for class labels use {FITTING_LOSS['labels']}"
+                    if len(shape) == 2 and shape[1] > 1 and y.ndim == 1
+                    else "make the model output one value per target value"
+                )
+                raise ValueError(
+                    f"fit: loss {self.loss_name!r} compares the model's outputs of shape "
+                    f"{shape} with targets of shape {tuple(y.shape)}; {hint}"
+                )
+        if weight is None:
+            return self.loss_fn(out, y)
+        each = per_sample_loss(self.loss_fn, kind, out, y)
+        # a batch whose weights are all zero contributes a zero loss (and gradient)
+        return numpy.sum(each * weight) / max(float(numpy.sum(weight)), 1e-300)
+
+    def _weights(
+        self, sample_weight: Any, class_weight: Any, y: numpy.ndarray
+    ) -> numpy.ndarray | None:
+        """One weight per sample from ``sample_weight`` times ``class_weight`` (None: none)."""
+        w = None
+        if sample_weight is not None:
+            w = numpy.asarray(_values(sample_weight), dtype=float).reshape(-1)
+            if w.shape != (len(y),):
+                raise ValueError(
+                    f"fit: sample_weight must have one weight per sample ({len(y)}), got "
+                    f"shape {numpy.shape(sample_weight)}"
+                )
+            if not numpy.all(numpy.isfinite(w)) or numpy.any(w < 0):
+                raise ValueError("fit: sample_weight must be finite and non-negative")
+        if class_weight is not None:
+            if self.classes_ is not None and isinstance(class_weight, dict):
+                index = {str(c): i for i, c in enumerate(self.classes_.tolist())}
+                unknown = [k for k in class_weight if str(k) not in index]
+                if unknown:
+                    raise ValueError(
+                        f"fit: class_weight names {unknown[0]!r}, not among the labels "
+                        f"{self.classes_.tolist()[:10]}"
+                    )
+                class_weight = {index[str(k)]: v for k, v in class_weight.items()}
+            cw = class_sample_weights(class_weight, y)
+            w = cw if w is None else w * cw
+        if w is not None:
+            w = w.astype(self._dtype())
+        return w
 
     def _scores(self, pred: numpy.ndarray, y: numpy.ndarray, prefix: str = "") -> dict[str, float]:
         return {prefix + k: float(f(pred, y)) for k, f in self.metrics.items()}
@@ -592,6 +687,10 @@ class Trainer:
         file: Any = None,
         threads: int | None = None,
         drop_last: bool = False,
+        callbacks: Any = None,
+        verbose: int | None = None,
+        sample_weight: Any = None,
+        class_weight: Any = None,
     ) -> History:
         """Train for ``epochs`` passes over ``X, y``; return the :class:`History`.
 
@@ -614,7 +713,26 @@ class Trainer:
         threads : limit BLAS threads while training (see :func:`blas_threads`).
         drop_last : leave out each epoch's incomplete last batch (as PyTorch's ``DataLoader``;
             useful with batch normalisation, which cannot train on a batch of one).
+        callbacks : :class:`~chainrule.train.callbacks.Callback` objects (``EarlyStopping``,
+            ``ModelCheckpoint``, ``CSVLogger``, ``TensorBoard``, your own), called in order;
+            ``early_stopping`` and ``checkpoint_dir`` add theirs after them.
+        verbose : Keras' switch, overriding ``progress``: 0 silent, 1 a progress bar per
+            epoch, 2 one line per epoch.
+        sample_weight : one non-negative weight per sample; each mini-batch's loss becomes
+            ``sum(w_i * loss_i) / sum(w_i)`` (PyTorch's weighted mean).
+        class_weight : ``{label: weight}`` (Keras) or ``'balanced'`` (scikit-learn's
+            ``n / (n_classes * count)``), multiplied into the sample weights.
+
+        Targets: integer labels, text labels (encoded in sorted order; ``trainer.classes_``),
+        one-hot rows or class probabilities for cross-entropy; 0/1 columns for the binary
+        losses (one or several labels per sample, with element-wise accuracy); numbers for
+        the regression losses.  A target that does not fit the loss raises an error that
+        names the loss that fits.
         """
+        if verbose is not None:
+            if verbose not in (0, 1, 2):
+                raise ValueError(f"fit: verbose must be 0, 1 or 2, got {verbose!r}")
+            progress = {0: None, 1: "auto", 2: "plain"}[int(verbose)]
         if not isinstance(epochs, int) or epochs < 0:
             raise ValueError(f"fit: epochs must be a non-negative int, got {epochs!r}")
         if not isinstance(batch_size, int) or batch_size < 1:
@@ -622,14 +740,17 @@ class Trainer:
         y0 = numpy.asarray(y.data if isinstance(y, cr.Tensor) else y)
         self._setup(y0)
         X, y = self._prepare(X, y0)
+        w = self._weights(sample_weight, class_weight, y)
         if validation_data is not None and validation_split:
             raise ValueError("fit: give validation_data or validation_split, not both")
         if validation_split:
             if not 0 < validation_split < 1:
                 raise ValueError(f"fit: validation_split must be in (0, 1), got {validation_split}")
-            X, Xv, y, yv = train_test_split(
-                X, y, validation_split, stratify=y.dtype.kind in "iu", seed=seed
+            itr, iv, y, yv = holdout_split(
+                numpy.arange(len(X)), y, validation_split, stratify=y.dtype.kind in "iu", seed=seed
             )
+            X, Xv = X[itr], X[iv]
+            w = None if w is None else w[itr]
             validation_data = (Xv, yv)
         val = None
         if validation_data is not None:
@@ -655,11 +776,30 @@ class Trainer:
             "loss": self.loss_name,
         }
         best = -math.inf if higher else math.inf
-        wait, start = 0, 0
-        best_state: dict[str, Any] | None = None
+        start = 0
         ckdir = None if checkpoint_dir is None else os.fspath(checkpoint_dir)
         if resume and ckdir is None:
             raise ValueError("fit: resume=True needs checkpoint_dir")
+        cbs = CallbackList(callbacks)
+        if early_stopping is not None:
+            cbs.callbacks.append(
+                EarlyStopping(
+                    monitor,
+                    patience=early_stopping,
+                    min_delta=min_delta,
+                    mode="max" if higher else "min",
+                    restore_best_weights=restore_best,
+                )
+            )
+        if ckdir is not None:
+            cbs.callbacks.append(
+                ModelCheckpoint(
+                    os.path.join(ckdir, "best.ckpt"),
+                    monitor=monitor,
+                    save_best_only=True,
+                    mode="max" if higher else "min",
+                )
+            )
         fingerprint = {
             "seed": seed,
             "batch_size": batch_size,
@@ -667,20 +807,26 @@ class Trainer:
             "shuffle": shuffle,
             "drop_last": drop_last,
         }
+        self.stop_training = False
         if ckdir is not None:
             os.makedirs(ckdir, exist_ok=True)
             last = os.path.join(ckdir, "last.ckpt")
             if resume and os.path.exists(last):
-                start, best, wait, best_state, history = self._restore(last, fingerprint)
+                start, best, history = self._restore(last, fingerprint, cbs)
                 if history.stopped_epoch is not None:
                     start = epochs  # the run had already stopped early
+        self.history = history
         bar = _Progress(progress, file)
+        self._bar = bar
         if start > 0:
             bar.note(f"resumed from {os.path.join(ckdir or '', 'last.ckpt')} after epoch {start}")
+        cbs.set_trainer(self)
         with blas_threads(threads):
+            cbs.on_train_begin({})
             for epoch in range(start, epochs):
+                cbs.on_epoch_begin(epoch, {})
                 logs = self._train_epoch(
-                    X, y, epoch, epochs, batch_size, shuffle, seed, bar, drop_last
+                    X, y, epoch, epochs, batch_size, shuffle, seed, bar, drop_last, cbs, w
                 )
                 if val is not None:
                     scores = self._evaluate_prepared(*val)
@@ -688,50 +834,33 @@ class Trainer:
                 logs["lr"] = float(self.optimizer.param_groups[0]["lr"])
                 bar.end(logs)
                 history.append(epoch, logs)
-                if self.scheduler is not None:
-                    self.scheduler.step()
                 current = logs[monitor]
+                if self.scheduler is not None and self.scheduler_interval == "epoch":
+                    if isinstance(self.scheduler, ReduceLROnPlateau):
+                        self.scheduler.step(current)
+                    else:
+                        self.scheduler.step()
                 improved = (current > best + min_delta) if higher else (current < best - min_delta)
                 if improved or history.best_epoch is None:
-                    best, wait = current, 0
+                    best = current
                     history.best_epoch = epoch
-                    if early_stopping is not None and restore_best:
-                        best_state = self.model.state_dict()
-                    if ckdir is not None:
-                        save(
-                            {
-                                "format": "chainrule.fit.best",
-                                "epoch": epoch,
-                                "model": self.model.state_dict(),
-                                monitor: float(current),
-                            },
-                            os.path.join(ckdir, "best.ckpt"),
-                        )
-                else:
-                    wait += 1
-                stop = early_stopping is not None and wait >= early_stopping
-                if stop:
-                    history.stopped_epoch = epoch
+                cbs.on_epoch_end(epoch, dict(logs))
                 if ckdir is not None:
                     self._checkpoint(
-                        os.path.join(ckdir, "last.ckpt"),
-                        epoch + 1,
-                        best,
-                        wait,
-                        best_state,
-                        history,
-                        fingerprint,
+                        os.path.join(ckdir, "last.ckpt"), epoch + 1, best, cbs, history, fingerprint
                     )
-                if stop:
-                    bar.note(
-                        f"early stopping: no improvement of {monitor} for "
-                        f"{early_stopping} epochs; best epoch {history.best_epoch + 1} "
-                        f"({monitor} {best:.4f})"
-                    )
+                if self.stop_training:
+                    if history.stopped_epoch is None:
+                        history.stopped_epoch = epoch
                     break
-        if early_stopping is not None and restore_best and best_state is not None:
-            self.model.load_state_dict(best_state)
+            cbs.on_train_end({})
         return history
+
+    def note(self, text: str) -> None:
+        """Print a message the way progress is shown (nothing with ``verbose=0``)."""
+        bar = getattr(self, "_bar", None)
+        if bar is not None:
+            bar.note(text)
 
     def _train_epoch(
         self,
@@ -744,6 +873,8 @@ class Trainer:
         seed: int,
         bar: _Progress,
         drop_last: bool = False,
+        cbs: CallbackList | None = None,
+        w: numpy.ndarray | None = None,
     ) -> dict[str, float]:
         model, opt = self.model, self.optimizer
         model.train()
@@ -754,10 +885,12 @@ class Trainer:
         total, seen = 0.0, 0
         outs = []
         params = [p for g in opt.param_groups for p in g["params"]]
+        cbs = cbs or CallbackList()
         for b, idx in enumerate(batches(n, batch_size, shuffle, rng, drop_last)):
+            cbs.on_batch_begin(b, {"size": len(idx)})
             opt.zero_grad()
             out = model(X[idx])
-            loss = self._loss(out, y[idx])
+            loss = self._loss(out, y[idx], None if w is None else w[idx])
             if not (isinstance(loss, cr.Tensor) and loss.requires_grad):
                 raise RuntimeError(
                     "fit: the loss does not depend on any trainable parameter "
@@ -775,8 +908,11 @@ class Trainer:
             if self.clip_grad_norm is not None:
                 optim.clip_grad_norm_(params, self.clip_grad_norm)
             opt.step()
+            if self.scheduler is not None and self.scheduler_interval == "batch":
+                self.scheduler.step()
             total += value * len(idx)
             seen += len(idx)
+            cbs.on_batch_end(b, {"loss": value, "size": len(idx)})
             if self.metrics:
                 outs.append((_values(out), idx))
             bar.batch(total / seen)
@@ -800,8 +936,7 @@ class Trainer:
         path: str,
         epochs_done: int,
         best: float,
-        wait: int,
-        best_state: dict[str, Any] | None,
+        cbs: CallbackList,
         history: History,
         fingerprint: dict[str, Any],
     ) -> None:
@@ -813,8 +948,8 @@ class Trainer:
                 "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
-                "early_stopping": {"best": float(best), "wait": int(wait)},
-                "best_state": best_state,
+                "best": float(best),
+                "callbacks": cbs.state_dict(),
                 "history": json.dumps(history.to_dict()),
                 "generators": json.dumps(gens),
                 "fit": fingerprint,
@@ -823,11 +958,16 @@ class Trainer:
         )
 
     def _restore(
-        self, path: str, fingerprint: dict[str, Any]
-    ) -> tuple[int, float, int, dict[str, Any] | None, History]:
+        self, path: str, fingerprint: dict[str, Any], cbs: CallbackList
+    ) -> tuple[int, float, History]:
         state = load(path)
         if not isinstance(state, dict) or state.get("format") != "chainrule.fit":
             raise ValueError(f"{path}: not a training checkpoint written by fit()")
+        if "callbacks" not in state:
+            raise ValueError(
+                f"{path}: written by an older chainrule whose early-stopping state cannot be "
+                "resumed; start a new run (or use a new checkpoint_dir)"
+            )
         saved = state["fit"]
         diff = [k for k in fingerprint if saved.get(k) != fingerprint[k]]
         if diff:
@@ -846,15 +986,9 @@ class Trainer:
         for k, s in json.loads(state["generators"]).items():
             if k in gens:
                 gens[k].bit_generator.state = s
+        cbs.load_state_dict(state["callbacks"])
         history = History.from_dict(json.loads(state["history"]))
-        es = state["early_stopping"]
-        return (
-            int(state["epochs_done"]),
-            float(es["best"]),
-            int(es["wait"]),
-            state["best_state"],
-            history,
-        )
+        return int(state["epochs_done"]), float(state["best"]), history
 
 
 def fit(
