@@ -204,3 +204,26 @@ def test_a_dask_constant_with_numpy_parameters_gives_a_lazy_gradient():
     g = cr.grad(lambda w: loss(w, xc))(w)  # the data is a closure constant, chunked
     assert isinstance(g, da.Array)
     numpy.testing.assert_allclose(cr.to_host(g), cr.grad(loss)(w, x), rtol=1e-12)
+
+
+@pytest.mark.parametrize("make", ["SGD", "Adam", "RMSprop", "Adagrad"])
+def test_optimizers_update_device_parameters_in_place_of_numpys(make):
+    params, x, y = _mlp_data()
+
+    def run(ps, x, y):
+        ts = [cr.tensor(p, requires_grad=True) for p in ps]
+        kw = {"momentum": 0.9} if make == "SGD" else {}
+        opt = getattr(cr.optim, make)(ts, lr=0.01, **kw)
+        for _ in range(3):
+            opt.zero_grad()
+            _mlp_loss(*ts, x, y).backward()
+            opt.step()
+        return [t.data for t in ts]
+
+    want = run(params, x, y)
+    before = DeviceArray.transfers
+    got = run([device(p) for p in params], device(x), device(y))
+    assert DeviceArray.transfers == before
+    for g, w in zip(got, want):
+        assert isinstance(g, DeviceArray)
+        numpy.testing.assert_allclose(g.get(), w, rtol=1e-12, atol=1e-12)

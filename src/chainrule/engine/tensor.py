@@ -679,7 +679,7 @@ class Tensor(Node):
 
     @data.setter
     def data(self, value: Any) -> None:
-        self._data = numpy.asarray(value)
+        self._data = value if _foreign(value) else numpy.asarray(value)
 
     def _traced_read(self, what: str) -> Any:
         if _state.tracing and self._seq >= _state.trace_since:

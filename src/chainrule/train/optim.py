@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 import numpy
 
@@ -57,7 +57,17 @@ def _grad_array(p: cr.Tensor) -> numpy.ndarray | None:
         return None
     if isinstance(g, cr.Tensor):
         g = g.data
-    return numpy.asarray(g)
+    return _arr(g)
+
+
+def _arr(x: Any, dtype: Any = None) -> numpy.ndarray:
+    """``x`` as an array of its own library: NumPy's, or CuPy's, Dask's, ... kept as they are
+    (an optimizer never copies a parameter to the host)."""
+    t = type(x)
+    if t is not numpy.ndarray and hasattr(t, "__array_function__") and hasattr(x, "dtype"):
+        if not isinstance(x, numpy.generic):
+            return cast(numpy.ndarray, x if dtype is None or x.dtype == dtype else x.astype(dtype))
+    return numpy.asarray(x, dtype=dtype)
 
 
 class Optimizer:
@@ -114,7 +124,7 @@ class Optimizer:
                     f"{type(self).__name__}: parameter {i} is a "
                     f"{type(p).__name__}, not a chainrule tensor"
                 )
-            if numpy.asarray(p.data).dtype.kind != "f":
+            if p.dtype.kind != "f":
                 raise TypeError(f"{type(self).__name__}: parameter {i} is not floating point")
             if id(p) in seen:
                 raise ValueError(
@@ -168,9 +178,9 @@ class Optimizer:
                     if group.get("maximize"):
                         grad = -grad
                     state = self.state.setdefault(p, {})
-                    x = numpy.asarray(p.data)
+                    x = _arr(p.data)
                     new = self._update(x, grad, state, group)
-                    p.data = numpy.asarray(new, dtype=x.dtype)
+                    p.data = _arr(new, x.dtype)
         return loss
 
     def _update(
@@ -321,12 +331,12 @@ class SGD(Optimizer):
         if mu:
             buf = state.get("momentum_buffer")
             if buf is None:
-                buf = numpy.array(g, copy=True)
+                buf = _arr(g).copy()
             else:
                 buf = mu * buf + (1 - group["dampening"]) * g
             state["momentum_buffer"] = buf
             g = g + mu * buf if group["nesterov"] else buf
-        return numpy.asarray(x - group["lr"] * g)
+        return _arr(x - group["lr"] * g)
 
 
 class Adam(Optimizer):
@@ -397,7 +407,7 @@ class Adam(Optimizer):
         bc1 = 1 - b1**t
         bc2 = 1 - b2**t
         denom = numpy.sqrt(v) / math.sqrt(bc2) + eps
-        return numpy.asarray(x - (lr / bc1) * m / denom)
+        return _arr(x - (lr / bc1) * m / denom)
 
 
 def _check_adam(name: str, betas: Any, eps: float) -> None:
@@ -512,8 +522,8 @@ class RMSprop(Optimizer):
         if mu > 0:
             b = mu * state["momentum_buffer"] + g / d
             state["momentum_buffer"] = b
-            return numpy.asarray(x - group["lr"] * b)
-        return numpy.asarray(x - group["lr"] * g / d)
+            return _arr(x - group["lr"] * b)
+        return _arr(x - group["lr"] * g / d)
 
 
 class Adagrad(Optimizer):
@@ -572,7 +582,7 @@ class Adagrad(Optimizer):
         clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
         s = state["sum"] + g * g
         state["sum"] = s
-        return numpy.asarray(x - clr * g / (numpy.sqrt(s) + group["eps"]))
+        return _arr(x - clr * g / (numpy.sqrt(s) + group["eps"]))
 
 
 _OPTIMIZERS: dict[str, type[Optimizer]] = {
@@ -637,7 +647,7 @@ def clip_grad_norm_(
     params = _with_grads(parameters)
     if not params:
         return 0.0
-    grads = [numpy.asarray(_grad_array(p)) for p in params]
+    grads = [_arr(_grad_array(p)) for p in params]
     norm_type = float(norm_type)
     if math.isinf(norm_type):
         total = max(float(numpy.max(numpy.abs(g))) if g.size else 0.0 for g in grads)
@@ -670,7 +680,7 @@ def clip_grad_value_(parameters: Any, clip_value: float) -> None:
     array([ 1. , -0.5])
     """
     for p in _with_grads(parameters):
-        p.grad = numpy.clip(numpy.asarray(_grad_array(p)), -clip_value, clip_value)
+        p.grad = numpy.clip(_arr(_grad_array(p)), -clip_value, clip_value)
 
 
 # =============================================================================================
