@@ -182,6 +182,15 @@ class DeviceArray:
     def max(self, *args: Any, **kwargs: Any) -> DeviceArray:
         return DeviceArray(self._a.max(*args, **kwargs))
 
+    def any(self, *args: Any, **kwargs: Any) -> DeviceArray:
+        return DeviceArray(self._a.any(*args, **kwargs))
+
+    def all(self, *args: Any, **kwargs: Any) -> DeviceArray:
+        return DeviceArray(self._a.all(*args, **kwargs))
+
+    def min(self, *args: Any, **kwargs: Any) -> DeviceArray:
+        return DeviceArray(self._a.min(*args, **kwargs))
+
     def dot(self, other: Any) -> DeviceArray:
         return DeviceArray(self._a.dot(_unwrap(other)))
 

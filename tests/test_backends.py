@@ -227,3 +227,30 @@ def test_optimizers_update_device_parameters_in_place_of_numpys(make):
     for g, w in zip(got, want):
         assert isinstance(g, DeviceArray)
         numpy.testing.assert_allclose(g.get(), w, rtol=1e-12, atol=1e-12)
+
+
+def test_a_module_moves_to_the_device_and_trains_there():
+    from chainrule.nn import functional as F
+
+    def build():
+        return cr.nn.Sequential(cr.nn.Linear(5, 8), cr.nn.ReLU(), cr.nn.Linear(8, 3))
+
+    x = rng.standard_normal((16, 5))
+    labels = numpy.arange(16) % 3
+    host, dev = build(), build()
+    for a, b in zip(host.parameters(), dev.parameters()):  # same start, whatever the seeding
+        b.data = a.data.copy()
+    dev.to(device)
+    assert all(isinstance(p.data, DeviceArray) for p in dev.parameters())
+    before = DeviceArray.transfers
+    for model, data, target in ((host, x, labels), (dev, device(x), device(labels))):
+        opt = cr.optim.Adam(model.parameters(), lr=0.01)
+        for _ in range(3):
+            opt.zero_grad()
+            F.cross_entropy(model(data), target).backward()
+            opt.step()
+    assert DeviceArray.transfers == before
+    for a, b in zip(host.parameters(), dev.parameters()):
+        numpy.testing.assert_allclose(b.data.get(), a.data, rtol=1e-12, atol=1e-12)
+    dev.to(cr.to_host)
+    assert all(type(p.data) is numpy.ndarray for p in dev.parameters())

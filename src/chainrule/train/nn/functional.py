@@ -19,7 +19,7 @@ one of them.  Both are valid subgradients; with real-valued data ties are rare.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, cast
 
 import numpy
 from numpy.lib.stride_tricks import sliding_window_view
@@ -73,7 +73,16 @@ def _stop(x: Any) -> Any:
 def _arr(x: Any) -> numpy.ndarray:
     """``x``'s values as an array: for constants (weights, statistics), never a traced value
     (inside ``jit`` a tensor's ``.data`` raises rather than freeze today's values)."""
-    return numpy.asarray(x.data) if isinstance(x, cr.Tensor) else numpy.asarray(x)
+    return cast(numpy.ndarray, _own(x.data) if isinstance(x, cr.Tensor) else _own(x))
+
+
+def _own(x: Any) -> Any:
+    """An array of another library (CuPy, Dask) as it is; anything else as a NumPy array."""
+    t = type(x)
+    if t is not numpy.ndarray and hasattr(t, "__array_function__") and hasattr(x, "dtype"):
+        if not isinstance(x, numpy.generic):
+            return x
+    return numpy.asarray(x)
 
 
 def _known(x: Any) -> numpy.ndarray | None:
@@ -87,7 +96,7 @@ def _known(x: Any) -> numpy.ndarray | None:
 def _val(x: Any) -> Any:
     """``x`` itself if it is a tensor (so comparisons and indexing are recorded inside ``jit``
     and ``explain``), else as an array."""
-    return x if isinstance(x, cr.Tensor) else numpy.asarray(x)
+    return x if isinstance(x, cr.Tensor) else _own(x)
 
 
 def _shape(x: Any) -> tuple[int, ...]:
@@ -818,9 +827,9 @@ def _nll(
     if reduction == "mean":
         if traced:
             return numpy.sum(loss) / numpy.sum(wy)
-        total = float(wy.sum())
+        # every target ignored: 0 / 0 = nan, as PyTorch (no float(): no copy from a device)
         with numpy.errstate(divide="ignore", invalid="ignore"):
-            return numpy.sum(loss) / (total if total else numpy.nan)
+            return numpy.sum(loss) / numpy.sum(wy)
     return _reduce(loss, reduction, name)
 
 

@@ -321,20 +321,32 @@ class Module:
             p.requires_grad = requires_grad
         return self
 
-    def to(self, dtype: Any) -> Module:
-        """Convert every floating-point parameter and buffer to ``dtype``; return self."""
-        dt = numpy.dtype(dtype)
-        if dt.kind != "f":
-            raise TypeError(f"Module.to: {dt} is not a floating-point dtype")
+    def to(self, target: Any) -> Module:
+        """Convert every floating-point parameter and buffer to a dtype, or move every array to
+        another array library with a function (PyTorch's ``.to(device)``); return self.
+
+        ``model.to(numpy.float32)``; ``model.to(cupy.asarray)`` (to the GPU);
+        ``model.to(numpy.asarray)`` or ``model.to(chainrule.to_host)`` (back to NumPy).
+        """
+        is_dtype = isinstance(target, (str, numpy.dtype)) or (
+            isinstance(target, type) and issubclass(target, (numpy.generic, float))
+        )
+        if not is_dtype and callable(target):
+            move = target
+        else:
+            dt = numpy.dtype(target)
+            if dt.kind != "f":
+                raise TypeError(f"Module.to: {dt} is not a floating-point dtype")
+            move = lambda a: a.astype(dt) if a.dtype.kind == "f" else a  # noqa: E731
         for m in self.modules():
             for p in m._parameters.values():
                 if p is not None:
-                    p.data = numpy.asarray(p.data).astype(dt)
+                    p.data = move(p.data)
                     if p.grad is not None:
-                        p.grad = numpy.asarray(p.grad).astype(dt)
+                        p.grad = move(p.grad)
             for k, b in m._buffers.items():
-                if b is not None and b.dtype.kind == "f":
-                    m._buffers[k] = b.astype(dt)
+                if b is not None and getattr(b, "dtype", None) is not None:
+                    m._buffers[k] = move(b)
         return self
 
     def float(self) -> Module:
