@@ -254,3 +254,9 @@ def test_a_module_moves_to_the_device_and_trains_there():
         numpy.testing.assert_allclose(b.data.get(), a.data, rtol=1e-12, atol=1e-12)
     dev.to(cr.to_host)
     assert all(type(p.data) is numpy.ndarray for p in dev.parameters())
+
+
+def test_jit_refuses_other_array_libraries_with_the_way_out():
+    f = cr.jit(cr.grad(lambda w: (numpy.tanh(w) ** 2).sum()))
+    with pytest.raises(TypeError, match=r"standin array.*without jit"):
+        f(device(numpy.ones(3)))

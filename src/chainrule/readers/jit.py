@@ -123,6 +123,13 @@ def _leaf_key(x: Any) -> Any:
         return ("static", type(x).__name__, repr(x))
     if isinstance(x, (bool, int, str)) or x is None:
         return ("static", type(x).__name__, x)
+    if hasattr(type(x), "__array_function__") and hasattr(x, "dtype"):
+        lib = type(x).__module__.split(".")[0]
+        raise TypeError(
+            f"jit: an argument is a {lib} array ({type(x).__name__}); jit compiles for NumPy "
+            "arrays only. Call the function without jit: chainrule's eager gradients keep "
+            f"{lib} arrays in their library"
+        )
     raise TypeError(
         f"jit: cannot use an argument of type {type(x).__name__}; pass arrays, "
         "numbers, or nested lists/tuples/dicts of them (or mark it static)"
