@@ -307,3 +307,18 @@ def test_real_if_close_follows_numpy_and_refuses_to_be_traced():
     numpy.testing.assert_array_equal(cr.grad(lambda z: numpy.real_if_close(z).sum())(z), [1, 1])
     with pytest.raises(cr.TracerBoolError):  # which branch it takes depends on the values
         cr.jit(cr.grad(lambda z: numpy.real_if_close(z).sum()))(z)
+
+
+def test_explain_derives_complex_inputs_and_its_code_matches_grad():
+    def f(z, x):
+        y = numpy.fft.fft(z * numpy.exp(1j * x))
+        return (numpy.abs(y) ** 2).sum() + numpy.angle(z).sum() + numpy.var(z)
+
+    z = numpy.array([1 + 2j, 0.5 - 1j, -0.3 + 0.2j])
+    x = numpy.array([0.1, 0.2, 0.3])
+    namespace: dict = {}
+    exec(cr.explain(f, z, x).to_python(), namespace)
+    _, grads = namespace["backward"](z, x)
+    want = cr.grad(f, argnums=(0, 1))(z, x)
+    numpy.testing.assert_allclose(grads["z"], want[0], rtol=1e-12)
+    numpy.testing.assert_allclose(grads["x"], want[1], rtol=1e-12)

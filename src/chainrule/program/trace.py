@@ -176,7 +176,7 @@ def record(
         traced = []
         for v, path in zip(leaves, leaf_paths(a)):
             data = numpy.asarray(v._data if isinstance(v, Tensor) else v)
-            differentiate = backward and data.dtype.kind == "f" and (wanted is None or i in wanted)
+            differentiate = backward and data.dtype.kind in "fc" and (wanted is None or i in wanted)
             t = _leaf(data, differentiate)
             if differentiate:
                 wrt_idx.append(len(inputs))
