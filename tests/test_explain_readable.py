@@ -228,3 +228,100 @@ def test_why_shows_the_index_form_of_the_seeds_product_and_defines_its_notation(
     )
     dy = 2 * (a3 @ seed.W4 + seed.B4 - seed.T)
     assert f"dW4[0,0] = {a3[0, 0]:.4f} × {dy[0, 0]:.4f} = {a3[0, 0] * dy[0, 0]:.4f}" in why
+
+
+def softmax_ce(W, b, X, y):
+    Z = X @ W + b
+    Z = Z - Z.max(axis=1, keepdims=True)
+    E = numpy.exp(Z)
+    P = E / E.sum(axis=1, keepdims=True)
+    return -numpy.log(P[numpy.arange(len(y)), y]).mean()
+
+
+def sigmoid_mlp(W1, W2, X, T):
+    Z = X @ W1
+    A = 1 / (1 + numpy.exp(-Z))
+    Y = A @ W2
+    return ((Y - T) ** 2).sum()
+
+
+def tanh_mlp(W1, W2, X, T):
+    H = numpy.tanh(X @ W1)
+    Y = H @ W2
+    return 0.5 * ((Y - T) ** 2).sum()
+
+
+def test_softmax_cross_entropy_reads_as_p_minus_onehot_over_n():
+    W, b = RNG.normal(size=(4, 3)), numpy.zeros(3)
+    X, y = RNG.normal(size=(10, 4)), RNG.integers(0, 3, size=10)
+    e = cr.explain(softmax_ce, W, b, X, y, wrt=["W", "b"])
+    assert e.backward_lines() == [
+        "dZ_1 = (P - numpy.eye(P.shape[1])[y]) / len(y)",
+        "db = dZ_1.sum(axis=0)",
+        "dW = X.T @ dZ_1",
+    ]
+    assert "P_y = P[numpy.arange(10), y]" in e.forward_lines()
+    assert any("max subtracted for stability is exactly zero" in n for n in e.notes)
+    assert generated(e.forward_lines() + e.backward_lines()) == []
+    ns: dict = {}
+    exec(e.to_python(), ns)  # the exported code still runs the recorded steps, exactly
+    _, grads = ns["backward"](W, b, X, y)
+    gW, gb = cr.grad(softmax_ce, argnums=(0, 1))(W, b, X, y)
+    numpy.testing.assert_allclose(grads["W"], gW, rtol=1e-12, atol=1e-15)
+    numpy.testing.assert_allclose(grads["b"], gb, rtol=1e-12, atol=1e-15)
+    # independently: the textbook formula itself, by hand
+    Z = X @ W + b
+    P = numpy.exp(Z - Z.max(1, keepdims=True))
+    P /= P.sum(1, keepdims=True)
+    numpy.testing.assert_allclose(gW, X.T @ (P - numpy.eye(3)[y]) / 10, rtol=1e-10)
+
+
+def test_logistic_regression_reads_as_p_minus_y_over_n():
+    X, y = RNG.normal(size=(9, 3)), (RNG.random(9) > 0.5).astype(float)
+    e = cr.explain(logreg, RNG.normal(size=3), numpy.array(0.2), X, y, wrt=["w", "b"])
+    back = e.backward_lines()
+    assert back[0] == "dz = (p - y) / len(y)"
+    assert "dw = LAM * (2 * w) + X.T @ dz" in back
+    assert generated(e.forward_lines() + back) == []
+
+
+def test_sigmoid_and_tanh_derivatives_read_as_textbooks_write_them():
+    X, T = RNG.normal(size=(5, 3)), RNG.normal(size=(5, 2))
+    W1, W2 = RNG.normal(size=(3, 4)), RNG.normal(size=(4, 2))
+    e = cr.explain(sigmoid_mlp, W1, W2, X, T, wrt=["W1", "W2"])
+    assert "dZ = dA * A * (1 - A)" in e.backward_lines()
+    e = cr.explain(tanh_mlp, W1, W2, X, T, wrt=["W1", "W2"])
+    assert e.backward_lines() == [
+        "dY = Y - T",  # 0.5 * (2 * (Y - T)), simplified and checked in numbers
+        "dH = dY @ W2.T",
+        "dW2 = H.T @ dY",
+        "dW1 = X.T @ (dH * (1 - H ** 2))",
+    ]
+
+
+def test_residual_and_layernorm_read_in_the_users_names():
+    def residual(Wa, Wb, X):
+        H = numpy.maximum(0, X @ Wa)
+        out = X + H @ Wb
+        return (out**2).mean()
+
+    def layernorm(gamma, beta, X):
+        mu = X.mean(axis=1, keepdims=True)
+        var = ((X - mu) ** 2).mean(axis=1, keepdims=True)
+        Xhat = (X - mu) / numpy.sqrt(var + 1e-5)
+        out = gamma * Xhat + beta
+        return (out**2).sum()
+
+    X = RNG.normal(size=(5, 4))
+    e = cr.explain(residual, RNG.normal(size=(4, 4)), RNG.normal(size=(4, 4)), X, wrt=["Wa", "Wb"])
+    assert e.backward_lines() == [
+        "dout = 2 * out / out.size",
+        "dH = dout @ Wb.T",
+        "dWb = H.T @ dout",
+        "dWa = X.T @ (dH * (z_H > 0))",
+    ]
+    e = cr.explain(layernorm, RNG.normal(size=4), RNG.normal(size=4), X)
+    back = e.backward_lines()
+    assert "dXhat = dout * gamma" in back and "dgamma = (dout * Xhat).sum(axis=0)" in back
+    assert "dX = dXhat / sqrt_var + dX_minus_mu_from_var + dmu / X.shape[1]" in back
+    assert generated(e.forward_lines() + back) == []

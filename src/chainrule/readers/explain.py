@@ -22,6 +22,8 @@ from chainrule.program.ir import CONST, INPUT, Program, Value, build, cse, dce, 
 from chainrule.program.notation import Literals, ReadableLiterals
 from chainrule.program.trace import Recording, record
 
+from .readable import readable_lines
+
 __all__ = ["explain", "Explanation"]
 
 
@@ -86,8 +88,11 @@ class Explanation:
             self.writer = Writer(
                 self.program, {**names, **extra}, self.literals, refs=refs, repeat_small=True
             )
-        self.lines = self.writer.lines()
-        self.notes = _notes(self)
+        self.lines, simplified = readable_lines(self, self.writer.lines())
+        self.notes = _notes(self) + [
+            "Written in textbook form (each checked to equal the recorded chain rule on these "
+            "inputs; to_python() keeps the recorded steps): " + "; ".join(simplified)
+        ] * bool(simplified)
 
     # --- pieces -------------------------------------------------------------------------------
 
@@ -442,7 +447,10 @@ class Explanation:
             lhs = _latex_name(
                 ln.name, set(self.writer.names.values()) | set(self.writer.refs.values())
             )
-            rhs = self.writer.expr(ln.value, "latex")[0]
+            if len(ln.code) == 1 and ln.expr != self.writer.expr(ln.value)[0]:
+                rhs = _python_to_latex(ln.expr)  # a textbook form of the readability pass
+            else:
+                rhs = self.writer.expr(ln.value, "latex")[0]
             rows.append(f"{lhs} &= {_latex_names(rhs, self)}")
         return "\\begin{align*}\n" + " \\\\\n".join(rows) + "\n\\end{align*}\n"
 
@@ -562,6 +570,22 @@ def _latex_names(text: str, ex: Explanation) -> str:
         ),
         text,
     )
+
+
+def _python_to_latex(text: str) -> str:
+    """A textbook form (simple NumPy arithmetic) as LaTeX.
+
+    Example
+    -------
+    >>> print(_python_to_latex("(P - numpy.eye(P.shape[1])[y]) / len(y)"))
+    (P - \\operatorname{onehot}(y)) / len(y)
+    >>> print(_python_to_latex("dA * A * (1 - A ** 2)"))
+    dA \\odot A \\odot (1 - A^{2})
+    """
+    text = re.sub(r"numpy\.eye\([\w.\[\]]+\)\[(\w+)\]", r"\\operatorname{onehot}(\1)", text)
+    text = re.sub(r"\b(\w+)\.T\b", r"\1^{\\top}", text)
+    text = re.sub(r" \*\* (\w+)", r"^{\1}", text)
+    return text.replace(" @ ", r" \cdot ").replace(" * ", r" \odot ")
 
 
 def _grad_name(input_name: str) -> str:

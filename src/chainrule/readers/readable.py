@@ -1,0 +1,230 @@
+"""The readability pass of ``explain``: textbook forms, each checked in numbers before it is shown.
+
+The derivation ``explain`` prints is the recorded chain rule, step by step; a textbook writes
+some of its steps in closed form (``dZ = (P - onehot) / N``, ``dz = (p - y) / N``,
+``dZ = dA * A * (1 - A)``).  For every backward statement this pass proposes such forms from a
+small library of identities, instantiated with the derivation's own named values, and keeps one
+only if *evaluating it on the traced values gives the statement's value* (to rounding).  Terms
+that are zero at every element (the gradient through a softmax's max shift) are dropped the same
+way.  Statements no longer read by anything shown are then left out.  Nothing here touches the
+exported code or ``jit``: ``to_python()`` writes the recorded steps, exactly.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy
+
+from chainrule.engine import primitives as P
+from chainrule.program.codegen import Line
+from chainrule.program.ir import CONST, INPUT, Value
+from chainrule.program.notation import PRODUCT, SUM
+
+__all__ = ["readable_lines"]
+
+
+def _data(v: Value, ex: Any) -> Any:
+    if v.op == INPUT:
+        i = ex.program.inputs.index(v)
+        return ex.recording.inputs[i]._data
+    if v.op == CONST:
+        return v.const
+    return None if v.node is None else v.node._data
+
+
+def _same(a: Any, b: Any) -> bool:
+    a, b = numpy.asarray(a), numpy.asarray(b)
+    if a.shape != b.shape or a.dtype.kind not in "fiub" or b.dtype.kind not in "fiub":
+        return False
+    scale = float(numpy.max(numpy.abs(b), initial=0.0)) or 1.0
+    return bool(numpy.allclose(a, b, rtol=1e-9, atol=1e-12 * scale))
+
+
+def _namespace(ex: Any) -> dict[str, Any]:
+    ns: dict[str, Any] = {"numpy": numpy}
+    w = ex.writer
+    for v in ex.program.values:
+        name = w.refs.get(v.id) if v.op == INPUT else w.names.get(v.id)
+        d = _data(v, ex)
+        if name and d is not None and name.isidentifier():
+            ns[name] = numpy.asarray(d)
+    for x, name in ex.recording.constants.items():
+        ns.setdefault(name, x)
+    for name, a in ex.literals.arrays.values():
+        ns.setdefault(name, a)
+    return ns
+
+
+def _check(text: str, ns: dict[str, Any], want: Any) -> bool:
+    try:
+        with numpy.errstate(all="ignore"):
+            got = eval(text, {"__builtins__": {"len": len}}, ns)  # noqa: S307 - our own text
+    except Exception:  # noqa: BLE001 - a candidate that does not evaluate is not shown
+        return False
+    return _same(got, want)
+
+
+def _sum_terms(v: Value, w: Any) -> list[tuple[int, Value]]:
+    """``v`` as a sum of terms (sign, value) through unnamed additions."""
+    if v.prim in (P.add, P.subtract) and len(v.args) == 2:
+        out = []
+        for k, a in enumerate(v.args):
+            sign = -1 if (v.prim is P.subtract and k == 1) else 1
+            if isinstance(a, Value) and a.prim in (P.add, P.subtract) and a.id not in w.names:
+                out += [(s * sign, t) for s, t in _sum_terms(a, w)]
+            elif isinstance(a, Value):
+                out.append((sign, a))
+            else:
+                return [(1, v)]
+        return out
+    return [(1, v)]
+
+
+def _candidates(ln: Line, ex: Any, named: dict[str, Value]) -> list[tuple[str, str]]:
+    """(text, note) textbook forms for the backward statement ``ln``."""
+    v, w = ln.value, ex.writer
+    shape = tuple(v.shape)
+    out: list[tuple[str, str]] = []
+    data_inputs = [
+        (w.refs[x.id], x)
+        for k, x in enumerate(ex.program.inputs)
+        if k not in ex.recording.wrt and x.id in w.refs
+    ]
+    forward = [(n, x) for n, x in named.items() if x.phase == "forward" and x.op != INPUT]
+    for pn, p in forward:
+        if tuple(p.shape) != shape or len(shape) != 2:
+            continue
+        pd = numpy.asarray(_data(p, ex))
+        if not (pd.min() >= 0 and numpy.allclose(pd.sum(axis=1), 1)):
+            continue
+        for yn, y in data_inputs:
+            if numpy.asarray(_data(y, ex)).dtype.kind in "iu" and tuple(y.shape) == shape[:1]:
+                out.append(
+                    (
+                        f"({pn} - numpy.eye({pn}.shape[1])[{yn}]) / len({yn})",
+                        f"softmax and cross-entropy together: d/dZ of the mean of "
+                        f"-log {pn}[n, {yn}[n]] is ({pn} - onehot({yn})) / N; the gradient "
+                        f"through a max subtracted for stability is exactly zero (a softmax "
+                        "does not change when a row is shifted by a constant)",
+                    )
+                )
+    for an, a in forward:
+        if tuple(a.shape) != shape:
+            continue
+        for tn, t in data_inputs:
+            if tuple(t.shape) != shape:
+                continue
+            n = f"len({tn})" if len(shape) == 1 else f"{tn}.size"
+            out += [
+                (f"({an} - {tn}) / {n}", f"the cross-entropy of {an} = sigmoid(z) gives dz = "
+                 f"({an} - {tn}) / N"),
+                (f"({an} - {tn}) / ({an} * (1 - {an})) / {n}", ""),
+                (f"2 * ({an} - {tn}) / {n}", ""),
+                (f"{an} - {tn}", ""),
+            ]  # fmt: skip
+    for an, a in forward:
+        da = f"d{an}"
+        if tuple(a.shape) != shape or da not in named:
+            continue
+        out += [
+            (f"{da} * {an} * (1 - {an})", f"the sigmoid's derivative: {an} * (1 - {an})"),
+            (f"{da} * (1 - {an} ** 2)", f"tanh's derivative: 1 - {an} ** 2"),
+            (f"{da} * {an}", ""),
+        ]  # fmt: skip
+    return out
+
+
+def readable_lines(ex: Any, lines: list[Line]) -> tuple[list[Line], list[str]]:
+    """The backward statements in textbook form where one is verified, and the notes saying
+    what was simplified; statements nothing shown reads any more are left out."""
+    w = ex.writer
+    named: dict[str, Value] = {}
+    for v in ex.program.values:
+        n = w.refs.get(v.id) if v.op == INPUT else w.names.get(v.id)
+        if n:
+            named[n] = v
+    ns = _namespace(ex)
+    notes: list[str] = []
+    out: list[Line] = []
+    for ln in lines:
+        if ln.phase != "backward" or len(ln.code) != 1:
+            out.append(ln)
+            continue
+        want = _data(ln.value, ex)
+        if want is None or not numpy.any(want):  # all zero: any form would match
+            out.append(ln)
+            continue
+        if numpy.unique(numpy.asarray(want)).size < min(3, numpy.size(want)):
+            out.append(ln)
+            continue
+        best, note = ln.expr, ""
+        for text, why in _candidates(ln, ex, named):  # the library's order is its preference
+            if len(text) < len(best) and _check(text, ns, want):
+                best, note = text, why
+                break
+        terms = _sum_terms(ln.value, w)
+        if len(terms) > 1 and best == ln.expr:
+            kept = []
+            dropped = []
+            for sign, t in terms:
+                td = _data(t, ex)
+                if (
+                    td is not None
+                    and t.op != CONST
+                    and _through_max(t)  # zero for every input, not only for these
+                    and _same(td, numpy.zeros_like(td))
+                ):
+                    dropped.append(t)
+                else:
+                    kept.append((sign, t))
+            if dropped and kept:
+                text = " + ".join(("-" if s < 0 else "") + _term(w, t, s) for s, t in kept)
+                text = text.replace("+ -", "- ")
+                if _check(text, ns, want):
+                    best = text
+                    note = (
+                        f"in {ln.name}, the gradient through a max subtracted for stability "
+                        "is left out: it is exactly zero (up to rounding), since a softmax "
+                        "does not change when a row is shifted by a constant"
+                    )
+        if best != ln.expr:
+            notes.append(f"{ln.name} = {best}: {note}" if note else f"{ln.name} = {best}")
+            ln = Line(ln.value, ln.name, best, [f"{ln.name} = {best}"])
+        out.append(ln)
+    return _prune(out, ex), [n for n in notes if n]
+
+
+def _term(w: Any, t: Value, sign: int) -> str:
+    text, prec = w.ref(t)
+    need = PRODUCT if sign < 0 else SUM + 1
+    return f"({text})" if prec < need else text
+
+
+def _through_max(v: Value, depth: int = 0) -> bool:
+    if depth > 6 or not isinstance(v, Value):
+        return False
+    if v.prim in (P.amax, P.amin):
+        return True
+    return any(_through_max(a, depth + 1) for a in v.args if isinstance(a, Value))
+
+
+def _prune(lines: list[Line], ex: Any) -> list[Line]:
+    """Leave out backward statements that nothing shown reads (and that are no gradient of an
+    input)."""
+    keep_names = set(ex.grad_names)
+    while True:
+        reads: set[str] = set()
+        for ln in lines:
+            for c in ln.code:
+                found = re.findall(r"[A-Za-z_]\w*", c)
+                reads |= {n for n in found if n != ln.name}
+        drop = [
+            ln
+            for ln in lines
+            if ln.phase == "backward" and ln.name not in keep_names and ln.name not in reads
+        ]
+        if not drop:
+            return lines
+        lines = [ln for ln in lines if ln not in drop]
