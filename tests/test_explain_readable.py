@@ -325,3 +325,28 @@ def test_residual_and_layernorm_read_in_the_users_names():
     assert "dXhat = dout * gamma" in back and "dgamma = (dout * Xhat).sum(axis=0)" in back
     assert "dX = dXhat / sqrt_var + dX_minus_mu_from_var + dmu / X.shape[1]" in back
     assert generated(e.forward_lines() + back) == []
+
+
+def test_conv2d_is_explained_as_a_convolution():
+    def conv(K, X):
+        Z = cr.nn.functional.conv2d(X, K)
+        return (Z**2).sum()
+
+    K, X = RNG.normal(size=(2, 3, 3, 3)), RNG.normal(size=(2, 3, 6, 5))
+    e = cr.explain(conv, K, X)
+    assert e.forward_lines()[0] == "Z = conv2d(X, K)"
+    back = e.backward_lines()
+    assert "dK = correlate(X, dZ)" in back and "dX = conv_transpose(dZ, K)" in back
+    assert "sliding_window" not in str(e) and "tensordot" not in "\n".join(back)
+    assert any("stride 1, no padding" in n for n in e.notes)
+    # independently: dK by explicit loops over the definition of a convolution
+    Z = numpy.zeros((2, 2, 4, 3))
+    for o, i, j in numpy.ndindex(2, 4, 3):
+        Z[:, o, i, j] = (X[:, :, i : i + 3, j : j + 3] * K[o]).sum(axis=(1, 2, 3))
+    dK = numpy.zeros_like(K)
+    for o, c, p, q in numpy.ndindex(*K.shape):
+        dK[o, c, p, q] = (X[:, c, p : p + 4, q : q + 3] * 2 * Z[:, o]).sum()
+    ns: dict = {}
+    exec(e.to_python(), ns)  # the exported code keeps the recorded steps and is exact
+    numpy.testing.assert_allclose(ns["backward"](K, X)[1]["K"], dK, rtol=1e-10)
+    assert "sliding_window_view" in e.to_python()

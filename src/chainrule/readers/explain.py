@@ -82,19 +82,36 @@ class Explanation:
             if out.op != INPUT and out.id not in names:
                 names[out.id] = name
         self.literals = ReadableLiterals(rec.constants, arrays=_array_names(rec, names, refs))
+        # an array constant the user did not name is shown as C0, C1, ... (a note says what
+        # it is), never as a long literal; the exported code writes it out
+        self.constants: list[numpy.ndarray] = []
+        self.literals.hoist = self._display_constant
+        self.literals.inline_limit = 8
         self.writer = Writer(self.program, names, self.literals, refs=refs, repeat_small=True)
         extra = _describe_generated(self, names, refs)
         if extra:  # the values that got t1, t2, ... named after what they are, written again
             self.writer = Writer(
                 self.program, {**names, **extra}, self.literals, refs=refs, repeat_small=True
             )
-        self.lines, simplified = readable_lines(self, self.writer.lines())
-        self.notes = _notes(self) + [
-            "Written in textbook form (each checked to equal the recorded chain rule on these "
-            "inputs; to_python() keeps the recorded steps): " + "; ".join(simplified)
-        ] * bool(simplified)
+        self.lines, simplified, why_forms = readable_lines(self, self.writer.lines())
+        self.notes = (
+            _notes(self)
+            + [
+                "Written in textbook form, each checked to equal the recorded chain rule on "
+                "these inputs (to_python() keeps the recorded steps): " + "; ".join(simplified)
+            ]
+            * bool(simplified)
+            + why_forms
+        )
 
     # --- pieces -------------------------------------------------------------------------------
+
+    def _display_constant(self, a: numpy.ndarray) -> str:
+        for k, b in enumerate(self.constants):
+            if b is a or (b.shape == a.shape and b.dtype == a.dtype and numpy.array_equal(a, b)):
+                return f"C{k}"
+        self.constants.append(a)
+        return f"C{len(self.constants) - 1}"
 
     @property
     def output_name(self) -> str:
@@ -618,6 +635,11 @@ def _named_program(rec: Recording) -> tuple[Program, dict[Node, Value]]:
 def _notes(ex: Explanation) -> list[str]:
     rec = ex.recording
     notes = [
+        f"C{k} is a constant {a.dtype} array of shape {a.shape} that the function computed or "
+        "read (not an argument); to_python() writes its values out"
+        for k, a in enumerate(ex.constants)
+    ]
+    notes += [
         "Recorded for these inputs: Python control flow (if/for on values) followed the "
         "path they took; the exported code asserts the shapes and dtypes it was derived "
         "for."

@@ -25,6 +25,37 @@ from chainrule.program.notation import PRODUCT, SUM
 __all__ = ["readable_lines"]
 
 
+def _conv2d(X: Any, K: Any) -> Any:
+    """``Z[n,o,i,j] = Σ_c,p,q X[n,c,i+p,j+q] · K[o,c,p,q]`` (stride 1, no padding), the
+    cross-correlation deep-learning libraries call convolution: how ``explain`` names it."""
+    win = numpy.lib.stride_tricks.sliding_window_view(X, K.shape[2:], axis=(2, 3))
+    return numpy.einsum("nchwpq,ocpq->nohw", win, K)
+
+
+def _correlate(X: Any, dZ: Any) -> Any:
+    """``dK[o,c,p,q] = Σ_n,i,j X[n,c,i+p,j+q] · dZ[n,o,i,j]``: a convolution's kernel gradient."""
+    win = numpy.lib.stride_tricks.sliding_window_view(X, dZ.shape[2:], axis=(2, 3))
+    return numpy.einsum("ncpqij,noij->ocpq", win, dZ)
+
+
+def _conv_transpose(dZ: Any, K: Any) -> Any:
+    """``dX``: ``dZ`` padded by the kernel size - 1 and correlated with the flipped kernel."""
+    kh, kw = K.shape[2:]
+    padded = numpy.pad(dZ, ((0, 0), (0, 0), (kh - 1, kh - 1), (kw - 1, kw - 1)))
+    win = numpy.lib.stride_tricks.sliding_window_view(padded, (kh, kw), axis=(2, 3))
+    return numpy.einsum("nohwpq,ocpq->nchw", win, K[:, :, ::-1, ::-1])
+
+
+_CONV_NOTE = (
+    "conv2d(X, K) is the cross-correlation deep-learning libraries call convolution, "
+    "Z[n,o,i,j] = Σ_c,p,q X[n,c,i+p,j+q] · K[o,c,p,q] (stride 1, no padding: the output is "
+    "the input size - the kernel size + 1 per axis); its gradients are dK = correlate(X, dZ), "
+    "dK[o,c,p,q] = Σ_n,i,j X[n,c,i+p,j+q] · dZ[n,o,i,j], and dX = conv_transpose(dZ, K) (dZ "
+    "padded by the kernel size - 1, correlated with the flipped kernel). The recorded steps "
+    "(sliding windows and a tensordot) are what to_python() writes"
+)
+
+
 def _data(v: Value, ex: Any) -> Any:
     if v.op == INPUT:
         i = ex.program.inputs.index(v)
@@ -43,7 +74,12 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def _namespace(ex: Any) -> dict[str, Any]:
-    ns: dict[str, Any] = {"numpy": numpy}
+    ns: dict[str, Any] = {
+        "numpy": numpy,
+        "conv2d": _conv2d,
+        "correlate": _correlate,
+        "conv_transpose": _conv_transpose,
+    }
     w = ex.writer
     for v in ex.program.values:
         name = w.refs.get(v.id) if v.op == INPUT else w.names.get(v.id)
@@ -93,6 +129,14 @@ def _candidates(ln: Line, ex: Any, named: dict[str, Value]) -> list[tuple[str, s
         if k not in ex.recording.wrt and x.id in w.refs
     ]
     forward = [(n, x) for n, x in named.items() if x.phase == "forward" and x.op != INPUT]
+    if len(shape) == 4:  # a convolution, written as one
+        four = [n for n, x in named.items() if len(x.shape) == 4]
+        for an, bn in ((p, q) for p in four for q in four if p != q):
+            if v.phase == "forward":
+                out.append((f"conv2d({an}, {bn})", _CONV_NOTE))
+            else:
+                out.append((f"correlate({an}, {bn})", _CONV_NOTE))
+                out.append((f"conv_transpose({an}, {bn})", _CONV_NOTE))
     for pn, p in forward:
         if tuple(p.shape) != shape or len(shape) != 2:
             continue
@@ -136,9 +180,9 @@ def _candidates(ln: Line, ex: Any, named: dict[str, Value]) -> list[tuple[str, s
     return out
 
 
-def readable_lines(ex: Any, lines: list[Line]) -> tuple[list[Line], list[str]]:
-    """The backward statements in textbook form where one is verified, and the notes saying
-    what was simplified; statements nothing shown reads any more are left out."""
+def readable_lines(ex: Any, lines: list[Line]) -> tuple[list[Line], list[str], list[str]]:
+    """The statements in textbook form where one is verified, the lines rewritten and the
+    notes explaining the forms; statements nothing shown reads any more are left out."""
     w = ex.writer
     named: dict[str, Value] = {}
     for v in ex.program.values:
@@ -147,9 +191,10 @@ def readable_lines(ex: Any, lines: list[Line]) -> tuple[list[Line], list[str]]:
             named[n] = v
     ns = _namespace(ex)
     notes: list[str] = []
+    shown: list[str] = []
     out: list[Line] = []
     for ln in lines:
-        if ln.phase != "backward" or len(ln.code) != 1:
+        if len(ln.code) != 1 or (ln.phase != "backward" and len(ln.value.shape) != 4):
             out.append(ln)
             continue
         want = _data(ln.value, ex)
@@ -190,10 +235,12 @@ def readable_lines(ex: Any, lines: list[Line]) -> tuple[list[Line], list[str]]:
                         "does not change when a row is shifted by a constant"
                     )
         if best != ln.expr:
-            notes.append(f"{ln.name} = {best}: {note}" if note else f"{ln.name} = {best}")
+            shown.append(f"{ln.name} = {best}")
+            if note and note not in notes:
+                notes.append(note)
             ln = Line(ln.value, ln.name, best, [f"{ln.name} = {best}"])
         out.append(ln)
-    return _prune(out, ex), [n for n in notes if n]
+    return _prune(out, ex), shown, notes
 
 
 def _term(w: Any, t: Value, sign: int) -> str:
@@ -213,7 +260,8 @@ def _through_max(v: Value, depth: int = 0) -> bool:
 def _prune(lines: list[Line], ex: Any) -> list[Line]:
     """Leave out backward statements that nothing shown reads (and that are no gradient of an
     input)."""
-    keep_names = set(ex.grad_names)
+    keep_names = set(ex.grad_names) | {ex.output_name}
+    out_id = ex.program.outputs[0].id
     while True:
         reads: set[str] = set()
         for ln in lines:
@@ -223,7 +271,9 @@ def _prune(lines: list[Line], ex: Any) -> list[Line]:
         drop = [
             ln
             for ln in lines
-            if ln.phase == "backward" and ln.name not in keep_names and ln.name not in reads
+            if ln.name not in keep_names
+            and ln.name not in reads
+            and (ln.phase == "backward" or ln.value.id != out_id)
         ]
         if not drop:
             return lines
