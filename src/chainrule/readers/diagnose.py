@@ -521,6 +521,17 @@ def diagnose(
     """A finding for every given gradient that differs from ``ours`` (by parameter name).
 
     ``mean_over`` is ``(size, rows)`` of the array a mean-over-everything loss averages.
+
+    Example
+    -------
+    >>> import numpy
+    >>> from chainrule.program.trace import record
+    >>> f = lambda w, x: ((x @ w) ** 2).mean()
+    >>> w, x = numpy.array([1.0, 2.0]), numpy.ones((4, 2))
+    >>> ours = {"w": 2 * x.T @ (x @ w) / 4}
+    >>> found = diagnose(record(f, (w, x), wrt="w"), {"w": -ours["w"]}, ours, 4, (4, 4))
+    >>> found["w"].kind
+    'sign'
     """
     wrong = {n for n in theirs if not (_close(theirs[n], ours[n]))}
     if not wrong:

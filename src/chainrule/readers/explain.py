@@ -69,7 +69,7 @@ class Explanation:
     >>> f = lambda w, x: ((x @ w) ** 2).sum()
     >>> e = cr.explain(f, numpy.ones(2), numpy.ones((3, 2)), wrt="w")
     >>> e.backward_lines()
-    ['dw = x.T @ (2 * t1)']
+    ['dw = x.T @ (2 * xw)']
     """
 
     def __init__(self, rec: Recording) -> None:
@@ -816,6 +816,10 @@ def _describe_generated(
             c = known(uses[0])
             if c:
                 return f"z_{identifier(c)}"
+        if v.prim in (P.matmul, P.dot) and first and len(args) == 2:
+            second = describe(args[1], depth + 1)
+            if second and len(first) + len(second) <= 6:
+                return f"{first}{second}"  # X @ w reads as Xw
         return None
 
     def downstream(c: Value) -> str | None:

@@ -24,6 +24,9 @@ from chainrule.program.notation import PRODUCT, SUM
 
 __all__ = ["readable_lines"]
 
+MAX_LINES = 400  # longer derivations are shown as recorded (the check costs per statement)
+MAX_TRIES = 64  # candidate forms evaluated per statement
+
 
 def _conv2d(X: Any, K: Any) -> Any:
     """``Z[n,o,i,j] = Σ_c,p,q X[n,c,i+p,j+q] · K[o,c,p,q]`` (stride 1, no padding), the
@@ -182,8 +185,21 @@ def _candidates(ln: Line, ex: Any, named: dict[str, Value]) -> list[tuple[str, s
 
 def readable_lines(ex: Any, lines: list[Line]) -> tuple[list[Line], list[str], list[str]]:
     """The statements in textbook form where one is verified, the lines rewritten and the
-    notes explaining the forms; statements nothing shown reads any more are left out."""
+    notes explaining the forms; statements nothing shown reads any more are left out.
+
+    Example
+    -------
+    >>> import numpy, chainrule as cr
+    >>> def loss(w, X, y):
+    ...     p = 1 / (1 + numpy.exp(-(X @ w)))
+    ...     return -numpy.mean(y * numpy.log(p) + (1 - y) * numpy.log(1 - p))
+    >>> X, y = numpy.array([[1.0, 2.0], [0.5, -1.0], [2.0, 0.0]]), numpy.array([1.0, 0.0, 1.0])
+    >>> cr.explain(loss, numpy.array([0.1, -0.2]), X, y, wrt="w").backward_lines()[0]
+    'dp = (p - y) / (p * (1 - p)) / len(y)'
+    """
     w = ex.writer
+    if len(lines) > MAX_LINES:  # a long unrolled chain: the recorded steps, as they are
+        return lines, [], []
     named: dict[str, Value] = {}
     for v in ex.program.values:
         n = w.refs.get(v.id) if v.op == INPUT else w.names.get(v.id)
@@ -205,7 +221,7 @@ def readable_lines(ex: Any, lines: list[Line]) -> tuple[list[Line], list[str], l
             out.append(ln)
             continue
         best, note = ln.expr, ""
-        for text, why in _candidates(ln, ex, named):  # the library's order is its preference
+        for text, why in _candidates(ln, ex, named)[:MAX_TRIES]:  # in order of preference
             if len(text) < len(best) and _check(text, ns, want):
                 best, note = text, why
                 break
