@@ -350,3 +350,18 @@ def test_conv2d_is_explained_as_a_convolution():
     exec(e.to_python(), ns)  # the exported code keeps the recorded steps and is exact
     numpy.testing.assert_allclose(ns["backward"](K, X)[1]["K"], dK, rtol=1e-10)
     assert "sliding_window_view" in e.to_python()
+
+
+class TanhNet:
+    def loss(self, W1, W2, X, T):
+        self.Z1 = X @ W1
+        self.A1 = numpy.tanh(self.Z1)
+        self.Y = self.A1 @ W2
+        return ((self.Y - T) ** 2).mean()
+
+
+def test_values_kept_on_self_by_a_model_class_are_named_after_their_attributes():
+    args = (RNG.normal(size=(3, 4)), RNG.normal(size=(4, 2)), RNG.normal(size=(5, 3)))
+    e = cr.explain(TanhNet().loss, *args, RNG.normal(size=(5, 2)), wrt=["W1", "W2"])
+    assert e.forward_lines()[:3] == ["Z1 = X @ W1", "A1 = numpy.tanh(Z1)", "Y = A1 @ W2"]
+    assert "dZ1 = dA1 * (1 - A1 ** 2)" in e.backward_lines()

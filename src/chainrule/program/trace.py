@@ -106,7 +106,13 @@ def _capture_locals(fun: Callable[..., Any]) -> tuple[Callable[..., Any], _Seen]
                 seen.constants.setdefault(x, n)
 
     def note_locals(frame: Any) -> None:
-        for name, value in frame.f_locals.items():
+        local = frame.f_locals
+        items = list(local.items())
+        owner = local.get("self")
+        if owner is not None and isinstance(getattr(owner, "__dict__", None), dict):
+            # a model written as a class keeps its values on self (self.h, self.cache)
+            items += [(k, v) for k, v in vars(owner).items() if isinstance(v, Tensor)]
+        for name, value in items:
             if isinstance(value, numpy.ndarray) and not name.startswith("_"):
                 seen.arrays.setdefault(id(value), (name, value))
             if isinstance(value, Tensor) and id(value) not in known and not name.startswith("_"):
