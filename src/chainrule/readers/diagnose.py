@@ -44,6 +44,7 @@ KINDS = {
     "relu-mask-layer": "the ReLU mask of another layer",
     "relu-mask-from-A": "multiplied by the activation A instead of the 0/1 mask",
     "relu-mask-missing": "the ReLU mask is missing",
+    "relu-mask": "the ReLU mask is wrong in another way",
     "activation-derivative": "the derivative of the activation (sigmoid/tanh) is written wrongly",
     "softmax-missing": "the softmax is missing (logits used where probabilities belong)",
     "onehot-missing": "the one-hot targets are not subtracted",
@@ -550,7 +551,49 @@ def diagnose(
         pass
     for n in sorted(wrong):
         out[n] = _single(n, theirs, ours, batch, mean_over, rec)
+    unknown = {n for n, f in out.items() if f.kind == "unknown"}
+    if unknown and unknown == wrong:
+        where = _localise(G, wrong)
+        if where is not None:
+            return {n: where for n in wrong}
     return out
+
+
+def _localise(G: Graph, wrong: set[str]) -> Finding | None:
+    """Where a mistake no variant reproduces enters: the activation whose input feeds exactly
+    the wrong gradients (everything below it wrong, everything above it right)."""
+    index = {id(t): G.rec.input_names[j] for j, t in zip(G.rec.wrt, G.params)}
+
+    def below(n: Node) -> set[str]:
+        found, stack, seen = set(), [n], set()
+        while stack:
+            m = stack.pop()
+            if not isinstance(m, Node) or id(m) in seen:
+                continue
+            seen.add(id(m))
+            if id(m) in index:
+                found.add(index[id(m)])
+            stack.extend(m._args or ())
+        return found
+
+    if len(wrong) < 2:  # one wrong gradient: its own line may be the mistake as well
+        return None
+    for a, z, kind, _ in _activations(G):
+        if below(z) == wrong:
+            an, zn = G.name(a), G.name(z)
+            if kind == "relu":
+                return Finding(
+                    "relu-mask",
+                    f"the ReLU mask is wrong: every gradient computed from d{zn} is wrong and "
+                    f"every one before it is right, so look at d{zn} = d{an} * ({zn} > 0)",
+                )
+            right = f"1 - {an} ** 2" if kind == "tanh" else f"{an} * (1 - {an})"
+            return Finding(
+                "activation-derivative",
+                f"the {kind} derivative looks wrong: every gradient computed from d{zn} is "
+                f"wrong and every one before it is right; d{zn} = d{an} * ({right})",
+            )
+    return None
 
 
 def _single(
