@@ -708,3 +708,12 @@ def test_a_mistake_no_variant_reproduces_is_located_at_its_activation():
     assert set(report.wrong) == {"W1", "b1"}
     assert {p.kind for p in report.parameters if not p.correct} == {"relu-mask"}
     assert "dZ1 = dA1 * (Z1 > 0)" in str(report)
+
+
+def test_a_wrong_scalar_gradient_is_not_called_a_constant_factor():
+    w, b, X, y = LOGREG_ARGS
+    given = dict(logreg_backward(*LOGREG_ARGS), b=numpy.array(0.123))
+    report = cr.check_backward(logreg, LOGREG_ARGS, given)
+    assert report.wrong == ["b"]
+    text = str(report)
+    assert "constant factor" not in text and "0.123" in text

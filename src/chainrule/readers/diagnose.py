@@ -627,7 +627,15 @@ def _single(
     if denom > 0:
         c = float(numpy.vdot(theirs, ours)) / denom
         if abs(c) > 1e-12 and _close(theirs, c * ours):
-            return _scale_finding(c, batch, mean_over)
+            found = _scale_finding(c, batch, mean_over)
+            if found.kind != "scale" or ours.size > 1:
+                return found
+            # one number: any wrong value is "a factor" of the right one, which says nothing
+            return Finding(
+                "unknown",
+                f"d{name} is {float(theirs.ravel()[0]):.6g} where the chain rule gives "
+                f"{float(ours.ravel()[0]):.6g}; compare it line by line with the derivation",
+            )
     return Finding(
         "unknown",
         "differs from the chain rule (max error "
