@@ -365,3 +365,35 @@ def test_values_kept_on_self_by_a_model_class_are_named_after_their_attributes()
     e = cr.explain(TanhNet().loss, *args, RNG.normal(size=(5, 2)), wrt=["W1", "W2"])
     assert e.forward_lines()[:3] == ["Z1 = X @ W1", "A1 = numpy.tanh(Z1)", "Y = A1 @ W2"]
     assert "dZ1 = dA1 * (1 - A1 ** 2)" in e.backward_lines()
+
+
+def sigmoid(x):
+    return 1 / (1 + numpy.exp(-x))
+
+
+def affine(x, w, b):
+    out = x @ w + b
+    cache = (x, w, b)
+    return out, cache
+
+
+def helpers_net(W1, b1, W2, X, y):
+    h, _ = affine(X, W1, b1)
+    p = sigmoid(h @ W2)
+    return -numpy.mean(y * numpy.log(p) + (1 - y) * numpy.log(1 - p))
+
+
+def test_the_callers_names_win_and_a_returned_value_is_named_after_its_helper():
+    X, y = RNG.normal(size=(6, 3)), (RNG.random(6) > 0.5).astype(float)
+    W1, b1, W2 = RNG.normal(size=(3, 4)), RNG.normal(size=4), RNG.normal(size=4)
+    e = cr.explain(helpers_net, W1, b1, W2, X, y, wrt=["W1", "b1", "W2"])
+    fwd = e.forward_lines()
+    assert fwd[0] == "h = X @ W1 + b1"  # the caller's h, not the helper's out
+    assert any(ln.startswith("p = 1 / (1 + ") for ln in fwd)
+
+    def unnamed(W2, X, y):
+        return -numpy.mean(y * numpy.log(sigmoid(X @ W2)))
+
+    e = cr.explain(unnamed, RNG.normal(size=3), X, y, wrt="W2")
+    assert any(ln.startswith("sigmoid = 1 / (1 + ") for ln in e.forward_lines())
+    assert generated(e.forward_lines() + e.backward_lines()) == []

@@ -65,6 +65,7 @@ class _Seen:
     # plain arrays the code held in a local or read from a global (data that is not an
     # argument, h = numpy.zeros(...)), by identity: (name, the array, kept alive)
     arrays: dict[int, tuple[str, Any]] = dataclasses.field(default_factory=dict)
+    returned: list[tuple[str, Any]] = dataclasses.field(default_factory=list)  # (helper, value)
 
 
 _TRIVIAL = {0.0, 1.0, -1.0, 2.0, 0.5}
@@ -122,8 +123,10 @@ def _capture_locals(fun: Callable[..., Any]) -> tuple[Callable[..., Any], _Seen]
     def local_tracer(frame: Any, event: str, arg: Any) -> Any:
         if event in ("line", "return"):
             note_locals(frame)
-            if event == "return" and frame.f_code is code and not seen.final:
-                seen.final.update(frame.f_locals)
+        if event == "return" and frame.f_code is code and not seen.final:
+            seen.final.update(frame.f_locals)
+        if event == "return" and frame.f_code is not code and isinstance(arg, Tensor):
+            seen.returned.append((frame.f_code.co_name, arg))  # sigmoid(x) -> "sigmoid"
         return local_tracer
 
     def tracer(frame: Any, event: str, arg: Any) -> Any:
@@ -279,6 +282,15 @@ def _name_locals(seen: _Seen, names: dict[Node, str]) -> None:
                 k += 1
             count[name] = k
             name = f"{name}_{k}"
+        names[value] = name
+        taken.add(name)
+    for helper, value in seen.returned:  # what a helper returned, if nothing named it
+        if value in names or value._prim is None or not helper.isidentifier():
+            continue
+        name, k = helper, 1
+        while name in taken:
+            k += 1
+            name = f"{helper}_{k}"
         names[value] = name
         taken.add(name)
     for node in list(names):

@@ -157,6 +157,23 @@ def _candidates(ln: Line, ex: Any, named: dict[str, Value]) -> list[tuple[str, s
                         "does not change when a row is shifted by a constant)",
                     )
                 )
+    for ln_, lp in forward:  # log-softmax: rows of exp(L) sum to 1
+        if tuple(lp.shape) != shape or len(shape) != 2:
+            continue
+        with numpy.errstate(all="ignore"):
+            ld = numpy.exp(numpy.asarray(_data(lp, ex), dtype=float))
+        if not numpy.allclose(ld.sum(axis=1), 1):
+            continue
+        for yn, y in data_inputs:
+            if numpy.asarray(_data(y, ex)).dtype.kind in "iu" and tuple(y.shape) == shape[:1]:
+                out.append(
+                    (
+                        f"(numpy.exp({ln_}) - numpy.eye({ln_}.shape[1])[{yn}]) / len({yn})",
+                        f"log-softmax and the negative log-likelihood together: the gradient "
+                        f"of the scores is (softmax - onehot({yn})) / N, softmax = "
+                        f"exp({ln_})",
+                    )
+                )
     for an, a in forward:
         if tuple(a.shape) != shape:
             continue
