@@ -262,6 +262,9 @@ def test_softmax_cross_entropy_reads_as_p_minus_onehot_over_n():
     ]
     assert "P_y = P[numpy.arange(10), y]" in e.forward_lines()
     assert any("max subtracted for stability is exactly zero" in n for n in e.notes)
+    why = e.why()
+    assert "textbook form: softmax and cross-entropy together" in why
+    assert "dP" not in why and "dE" not in why  # no step that is no longer shown
     assert generated(e.forward_lines() + e.backward_lines()) == []
     ns: dict = {}
     exec(e.to_python(), ns)  # the exported code still runs the recorded steps, exactly

@@ -93,6 +93,7 @@ class Explanation:
             self.writer = Writer(
                 self.program, {**names, **extra}, self.literals, refs=refs, repeat_small=True
             )
+        self.rewritten: dict[str, str] = {}  # line name -> why its textbook form holds
         self.lines, simplified, why_forms = readable_lines(self, self.writer.lines())
         self.notes = (
             _notes(self)
@@ -220,7 +221,12 @@ class Explanation:
                 f"{ln.code[-1] if len(ln.code) == 1 else '; '.join(ln.code)}"
                 f"   # {tuple(ln.value.shape)}"
             )
-            if node is not None and node is not rec.output:
+            if ln.name in self.rewritten:
+                lines.append(
+                    f"    textbook form: {self.rewritten[ln.name]}; checked to equal the "
+                    "recorded chain rule on these inputs (to_python() has the recorded steps)"
+                )
+            elif node is not None and node is not rec.output:
                 name = rec.names.get(node) or self._label(node)
                 for consumer, raw, fin, i, g in contributions.get(node, []):
                     lines.extend(

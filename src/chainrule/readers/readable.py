@@ -268,6 +268,7 @@ def readable_lines(ex: Any, lines: list[Line]) -> tuple[list[Line], list[str], l
                         "does not change when a row is shifted by a constant"
                     )
         if best != ln.expr:
+            ex.rewritten[ln.name] = note or "a shorter form of the same value"
             shown.append(f"{ln.name} = {best}")
             if note and note not in notes:
                 notes.append(note)
