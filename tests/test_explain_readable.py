@@ -400,3 +400,16 @@ def test_the_callers_names_win_and_a_returned_value_is_named_after_its_helper():
     e = cr.explain(unnamed, RNG.normal(size=3), X, y, wrt="W2")
     assert any(ln.startswith("sigmoid = 1 / (1 + ") for ln in e.forward_lines())
     assert generated(e.forward_lines() + e.backward_lines()) == []
+
+
+def test_a_form_that_matches_only_by_coincidence_is_not_shown():
+    def loss(w, x, y):
+        pred = numpy.tanh(x @ w)
+        resid = pred - y
+        return (resid**2).mean()
+
+    # at w = 0, pred = 0 and resid = -y: (resid - y) / len(y) equals 2 * resid / len(resid)
+    # here, and nowhere else; the form must also hold at a second, nearby point
+    x, y = RNG.normal(size=(5, 3)), numpy.arange(1.0, 6.0)
+    e = cr.explain(loss, numpy.zeros(3), x, y, wrt="w")
+    assert e.backward_lines()[0] == "dresid = 2 * resid / len(resid)"

@@ -96,6 +96,47 @@ def _namespace(ex: Any) -> dict[str, Any]:
     return ns
 
 
+def _elsewhere(ex: Any, base: dict[str, Any]) -> dict[str, Any] | None:
+    """Every named value of the recorded program at a second, nearby point (the inputs'
+    floats perturbed by a few percent), from the exact exported code: a form must hold there
+    too, so that one that only matched by coincidence (w = 0) is not shown."""
+    from chainrule.engine.pytree import unflatten
+
+    rec = ex.recording
+    lines = ex.to_python(name="_at").rstrip().split("\n")
+    for i in range(len(lines) - 1, -1, -1):
+        if lines[i].startswith("    return "):
+            lines[i] = "    return locals()"
+            break
+    rng = numpy.random.default_rng(20240517)
+    leaves = []
+    for t in rec.inputs:
+        d = numpy.asarray(t._data)
+        if d.dtype.kind == "f":
+            noise = rng.standard_normal(d.shape)
+            d = (d * (1 + 0.05 * noise) + 0.05 * rng.standard_normal(d.shape)).astype(d.dtype)
+        leaves.append(d)
+    args = []
+    for i in range(len(rec.params)):
+        if i in rec.static:
+            args.append(rec.static[i])
+        else:
+            mine = [leaves[j] for j in range(len(leaves)) if rec.input_arg[j] == i]
+            args.append(unflatten(rec.treedefs[i], mine))
+    ns: dict[str, Any] = {}
+    try:
+        with numpy.errstate(all="ignore"):
+            exec("\n".join(lines), ns)  # noqa: S102 - the exported code of the user's function
+            values = ns["_at"](*args)
+    except Exception:  # noqa: BLE001 - no second point: no form is shown
+        return None
+    out = {k: v for k, v in base.items() if not isinstance(v, numpy.ndarray)}
+    out.update({name: base[name] for name in ex.recording.constants.values() if name in base})
+    out.update({name: a for name, a in ex.literals.arrays.values()})
+    out.update(values)
+    return out
+
+
 def _check(text: str, ns: dict[str, Any], want: Any) -> bool:
     try:
         with numpy.errstate(all="ignore"):
@@ -182,8 +223,8 @@ def _candidates(ln: Line, ex: Any, named: dict[str, Value]) -> list[tuple[str, s
                 continue
             n = f"len({tn})" if len(shape) == 1 else f"{tn}.size"
             out += [
-                (f"({an} - {tn}) / {n}", f"the cross-entropy of {an} = sigmoid(z) gives dz = "
-                 f"({an} - {tn}) / N"),
+                (f"({an} - {tn}) / {n}", f"({an} - {tn}) / N: the gradient of a mean "
+                 "cross-entropy at the logits of a sigmoid, in closed form"),
                 (f"({an} - {tn}) / ({an} * (1 - {an})) / {n}", ""),
                 (f"2 * ({an} - {tn}) / {n}", ""),
                 (f"{an} - {tn}", ""),
@@ -223,6 +264,9 @@ def readable_lines(ex: Any, lines: list[Line]) -> tuple[list[Line], list[str], l
         if n:
             named[n] = v
     ns = _namespace(ex)
+    there = _elsewhere(ex, ns)
+    if there is None:
+        return lines, [], []
     notes: list[str] = []
     shown: list[str] = []
     out: list[Line] = []
@@ -238,8 +282,16 @@ def readable_lines(ex: Any, lines: list[Line]) -> tuple[list[Line], list[str], l
             out.append(ln)
             continue
         best, note = ln.expr, ""
+        want_there = there.get(ln.name)
+        if want_there is None:
+            out.append(ln)
+            continue
+
+        def holds(text: str, want: Any = want, want_there: Any = want_there) -> bool:
+            return _check(text, ns, want) and _check(text, there, want_there)
+
         for text, why in _candidates(ln, ex, named)[:MAX_TRIES]:  # in order of preference
-            if len(text) < len(best) and _check(text, ns, want):
+            if len(text) < len(best) and holds(text):
                 best, note = text, why
                 break
         terms = _sum_terms(ln.value, w)
@@ -260,7 +312,7 @@ def readable_lines(ex: Any, lines: list[Line]) -> tuple[list[Line], list[str], l
             if dropped and kept:
                 text = " + ".join(("-" if s < 0 else "") + _term(w, t, s) for s, t in kept)
                 text = text.replace("+ -", "- ")
-                if _check(text, ns, want):
+                if holds(text):
                     best = text
                     note = (
                         f"in {ln.name}, the gradient through a max subtracted for stability "
