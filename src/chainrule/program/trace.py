@@ -121,12 +121,15 @@ def _capture_locals(fun: Callable[..., Any]) -> tuple[Callable[..., Any], _Seen]
                 seen.bound.append((name, value))
 
     def local_tracer(frame: Any, event: str, arg: Any) -> Any:
-        if event in ("line", "return"):
-            note_locals(frame)
-        if event == "return" and frame.f_code is code and not seen.final:
-            seen.final.update(frame.f_locals)
-        if event == "return" and frame.f_code is not code and isinstance(arg, Tensor):
-            seen.returned.append((frame.f_code.co_name, arg))  # sigmoid(x) -> "sigmoid"
+        try:
+            if event in ("line", "return"):
+                note_locals(frame)
+            if event == "return" and frame.f_code is code and not seen.final:
+                seen.final.update(frame.f_locals)
+            if event == "return" and frame.f_code is not code and isinstance(arg, Tensor):
+                seen.returned.append((frame.f_code.co_name, arg))  # sigmoid(x) -> "sigmoid"
+        except Exception:  # noqa: BLE001, S110 - names are a courtesy; the user's code runs on
+            pass
         return local_tracer
 
     def tracer(frame: Any, event: str, arg: Any) -> Any:
@@ -135,7 +138,10 @@ def _capture_locals(fun: Callable[..., Any]) -> tuple[Callable[..., Any], _Seen]
         c = frame.f_code
         if c is not code and (c.co_filename.startswith(library) or c.co_filename[:1] == "<"):
             return None  # library code: NumPy, chainrule, the standard library
-        note_constants(frame)
+        try:
+            note_constants(frame)
+        except Exception:  # noqa: BLE001, S110 - names are a courtesy; the user's code runs on
+            pass
         return local_tracer
 
     def run(*args: Any, **kwargs: Any) -> Any:

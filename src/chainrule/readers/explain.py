@@ -88,13 +88,20 @@ class Explanation:
         self.literals.hoist = self._display_constant
         self.literals.inline_limit = 8
         self.writer = Writer(self.program, names, self.literals, refs=refs, repeat_small=True)
-        extra = _describe_generated(self, names, refs)
+        try:
+            extra = _describe_generated(self, names, refs)
+        except Exception:  # noqa: BLE001 - naming is a courtesy: t1, t2 rather than a crash
+            extra = {}
         if extra:  # the values that got t1, t2, ... named after what they are, written again
             self.writer = Writer(
                 self.program, {**names, **extra}, self.literals, refs=refs, repeat_small=True
             )
         self.rewritten: dict[str, str] = {}  # line name -> why its textbook form holds
-        self.lines, simplified, why_forms = readable_lines(self, self.writer.lines())
+        try:
+            self.lines, simplified, why_forms = readable_lines(self, self.writer.lines())
+        except Exception:  # noqa: BLE001 - the recorded steps, as they are, rather than a crash
+            self.rewritten = {}
+            self.lines, simplified, why_forms = self.writer.lines(), [], []
         self.notes = (
             _notes(self)
             + [
