@@ -55,15 +55,18 @@ from .layers import (
     Softplus,
     Tanh,
 )
+from .layers_more import AdaptiveAvgPool2d, Conv1d, Embedding, GroupNorm, KLDivLoss
 from .module import (
     IncompatibleKeys,
     Module,
     ModuleDict,
     ModuleList,
     Parameter,
+    RemovableHandle,
     Sequential,
     functional_call,
 )
+from .recurrent import GRU, LSTM
 
 __all__ = [
     "Module",
@@ -103,4 +106,12 @@ __all__ = [
     "NLLLoss",
     "BCELoss",
     "BCEWithLogitsLoss",
+    "RemovableHandle",
+    "Embedding",
+    "Conv1d",
+    "GroupNorm",
+    "AdaptiveAvgPool2d",
+    "KLDivLoss",
+    "LSTM",
+    "GRU",
 ]

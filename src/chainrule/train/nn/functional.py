@@ -956,3 +956,16 @@ def binary_cross_entropy(
     if weight is not None:
         loss = loss * weight
     return _reduce(loss, reduction, "binary_cross_entropy")
+
+
+# PyTorch's further functions live in their own module and are part of this namespace
+from .functional_more import (  # noqa: E402
+    adaptive_avg_pool2d,
+    conv1d,
+    embedding,
+    group_norm,
+    kl_div,
+    pad,
+)
+
+__all__ += ["pad", "embedding", "conv1d", "group_norm", "adaptive_avg_pool2d", "kl_div"]
