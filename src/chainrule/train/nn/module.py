@@ -640,7 +640,7 @@ class Sequential(Module):
     """Modules applied one after the other; children are named ``'0'``, ``'1'``, …
 
     Also accepts an ``OrderedDict`` of named modules.  Supports ``len``, iteration, indexing
-    (a slice gives a ``Sequential``) and ``append``.
+    (a slice gives a ``Sequential``), assignment by index (a new head) and ``append``.
 
     Example
     -------
@@ -683,6 +683,20 @@ class Sequential(Module):
         if isinstance(i, slice):
             return Sequential(OrderedDict(items[i]))
         return items[i][1]
+
+    def __setitem__(self, i: int, module: Module) -> None:
+        """Replace the ``i``-th module (``model[-1] = nn.Linear(...)``: a new head), keeping
+        its name and place, as PyTorch."""
+        if not isinstance(module, Module):
+            raise TypeError(f"Sequential: cannot assign a {type(module).__name__}, not a Module")
+        names = list(self._modules)
+        try:
+            name = names[i]
+        except (IndexError, TypeError):
+            raise IndexError(
+                f"Sequential: index {i!r} is out of range for {len(names)} modules"
+            ) from None
+        self._modules[name] = module
 
     def append(self, module: Module) -> Sequential:
         """Add ``module`` at the end; return self."""
