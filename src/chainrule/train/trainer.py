@@ -19,6 +19,8 @@ from epoch k ends bit-for-bit where the uninterrupted run ends.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
+import io
 import json
 import math
 import os
@@ -252,11 +254,50 @@ class History:
             fig.suptitle(title)
         if path is not None:
             fig.savefig(os.fspath(path), dpi=110)
+        # Jupyter shows the figure inline, without %matplotlib inline or pyplot's global state
+        fig._repr_png_ = lambda: _png(fig)  # type: ignore[attr-defined]
         return fig
+
+    def _repr_png_(self) -> bytes | None:
+        """The curves as PNG for Jupyter (None without matplotlib or epochs)."""
+        if not self.epoch:
+            return None
+        try:
+            return _png(self.plot())
+        except ImportError:
+            return None
+
+    def _repr_html_(self) -> str:
+        """A table of the last epoch's values (and the best epoch's) for Jupyter."""
+        if not self.epoch:
+            return "<p>History (no epochs)</p>"
+        names = list(self.history)
+        rows = [("last", len(self.epoch) - 1)]
+        if self.best_epoch is not None and self.best_epoch in self.epoch:
+            rows.append((f"best ({self.monitor})", self.epoch.index(self.best_epoch)))
+        head = "".join(f"<th>{n}</th>" for n in names)
+        body = "".join(
+            f"<tr><td>{label}</td><td>{self.epoch[i] + 1}</td>"
+            + "".join(f"<td>{self.history[n][i]:.4g}</td>" for n in names)
+            + "</tr>"
+            for label, i in rows
+        )
+        note = (
+            f"<p>stopped early after epoch {self.stopped_epoch + 1}</p>"
+            if self.stopped_epoch is not None
+            else ""
+        )
+        return f"<table><tr><th></th><th>epoch</th>{head}</tr>{body}</table>{note}"
 
     def __repr__(self) -> str:
         last = ", ".join(f"{k}={v[-1]:.4g}" for k, v in self.history.items() if v)
         return f"History(epochs={len(self.epoch)}{', ' + last if last else ''})"
+
+
+def _png(fig: Any) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    return buf.getvalue()
 
 
 # --- progress ------------------------------------------------------------------------------
@@ -290,9 +331,12 @@ class _Progress:
         self.t0 = time.perf_counter()
         self.desc = f"Epoch {epoch + 1}/{epochs}"
         if self.mode == "tqdm":
-            from tqdm.auto import tqdm  # type: ignore[import-untyped]
-
-            self.bar = tqdm(
+            # notebook widgets need ipywidgets; without it tqdm.auto warns "IProgress not found"
+            if importlib.util.find_spec("ipywidgets") is not None:
+                from tqdm.auto import tqdm as bar  # type: ignore[import-untyped]
+            else:
+                from tqdm import tqdm as bar
+            self.bar = bar(
                 total=n_batches,
                 desc=self.desc,
                 unit="batch",
