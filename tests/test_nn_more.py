@@ -382,3 +382,48 @@ def test_summary_lists_layers_shapes_and_frozen_parameters():
         f"Trainable params: {n_lstm:,}",
         "Frozen params: 40",
     ]
+
+
+# --- Conv2d dilation and groups ----------------------------------------------------------------
+
+
+def conv2d_loops(x, w, b, stride, pad, dil, groups):
+    n, c, h, wd = x.shape
+    o, cg, kh, kw = w.shape
+    xp = numpy.zeros((n, c, h + 2 * pad, wd + 2 * pad))
+    xp[:, :, pad : pad + h, pad : pad + wd] = x
+    ho = (h + 2 * pad - dil * (kh - 1) - 1) // stride + 1
+    wo = (wd + 2 * pad - dil * (kw - 1) - 1) // stride + 1
+    out = numpy.zeros((n, o, ho, wo))
+    og = o // groups
+    for q in range(o):
+        g = q // og
+        for i in range(ho):
+            for j in range(wo):
+                for u in range(kh):
+                    for v in range(kw):
+                        patch = xp[
+                            :, g * cg : (g + 1) * cg, i * stride + u * dil, j * stride + v * dil
+                        ]
+                        out[:, q, i, j] += patch @ w[q, :, u, v]
+        out[:, q] += b[q]
+    return out
+
+
+@pytest.mark.parametrize(
+    ("stride", "pad", "dil", "groups"), [(1, 0, 2, 1), (2, 1, 1, 2), (1, 2, 2, 4)]
+)
+def test_conv2d_dilation_and_groups_equal_the_definition_and_gradients_check(
+    stride, pad, dil, groups
+):
+    conv = nn.Conv2d(4, 8, 3, stride=stride, padding=pad, dilation=dil, groups=groups, rng=0)
+    assert conv.weight.shape == (8, 4 // groups, 3, 3)
+    x = r(2, 4, 7, 8)
+    expected = conv2d_loops(x, conv.weight.data, conv.bias.data, stride, pad, dil, groups)
+    numpy.testing.assert_allclose(conv(x).data, expected, rtol=1e-12, atol=1e-12)
+    check_module(conv, r(1, 4, 6, 6))
+    jit_follows(conv, r(1, 4, 6, 6), r(1, 4, 6, 6))
+    same = nn.Conv2d(4, 4, 3, padding="same", dilation=2, groups=4, rng=0)  # depthwise
+    assert same(x).shape == (2, 4, 7, 8)
+    with pytest.raises(ValueError, match="divisible by groups"):
+        nn.Conv2d(3, 4, 3, groups=2)
