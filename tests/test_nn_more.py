@@ -427,3 +427,99 @@ def test_conv2d_dilation_and_groups_equal_the_definition_and_gradients_check(
     assert same(x).shape == (2, 4, 7, 8)
     with pytest.raises(ValueError, match="divisible by groups"):
         nn.Conv2d(3, 4, 3, groups=2)
+
+
+# --- MultiheadAttention, TransformerEncoderLayer ----------------------------------------------
+
+
+def mha_loops(mha, q, k, v, blocked=None):
+    """Per batch and head, with SciPy's softmax: (N, L, E) inputs, batch first."""
+    e, h = mha.embed_dim, mha.num_heads
+    d = e // h
+    W, b = mha.in_proj_weight.data, mha.in_proj_bias.data
+    Wo, bo = mha.out_proj.weight.data, mha.out_proj.bias.data
+    n, length, _ = q.shape
+    s = k.shape[1]
+    out = numpy.zeros((n, length, e))
+    weights = numpy.zeros((n, length, s))
+    for a in range(n):
+        Q, K, V = (
+            q[a] @ W[:e].T + b[:e],
+            k[a] @ W[e : 2 * e].T + b[e : 2 * e],
+            v[a] @ W[2 * e :].T + b[2 * e :],
+        )
+        cat = []
+        for j in range(h):
+            sl = slice(j * d, (j + 1) * d)
+            sc = Q[:, sl] @ K[:, sl].T / math.sqrt(d)
+            if blocked is not None:
+                sc = numpy.where(blocked[a], -numpy.inf, sc)
+            p = scipy.special.softmax(sc, axis=1)
+            weights[a] += p / h
+            cat.append(p @ V[:, sl])
+        out[a] = numpy.hstack(cat) @ Wo.T + bo
+    return out, weights
+
+
+def test_multihead_attention_equals_per_head_loops_with_masks_and_layouts():
+    mha = nn.MultiheadAttention(6, 3, batch_first=True, rng=0)
+    mha.in_proj_bias.data = r(18)
+    mha.out_proj.bias.data = r(6)
+    q, k, v = r(2, 4, 6), r(2, 5, 6), r(2, 5, 6)
+    out, w = mha(q, k, v)
+    eo, ew = mha_loops(mha, q, k, v)
+    numpy.testing.assert_allclose(out.data, eo, rtol=1e-12, atol=1e-12)
+    numpy.testing.assert_allclose(w.data, ew, rtol=1e-12, atol=1e-12)
+    pad = numpy.array([[False] * 4 + [True], [False, True, False, False, False]])
+    causal = numpy.triu(numpy.ones((4, 5), dtype=bool), k=1)
+    out, w = mha(q, k, v, key_padding_mask=pad, attn_mask=causal)
+    blocked = causal[None] | pad[:, None, :]
+    eo, ew = mha_loops(mha, q, k, v, blocked)
+    numpy.testing.assert_allclose(out.data, eo, rtol=1e-12, atol=1e-12)
+    assert (w.data[blocked] == 0).all()
+    # sequence-first layout and unbatched input give the same numbers
+    seq = nn.MultiheadAttention(6, 3, rng=0)
+    seq.load_state_dict(mha.state_dict())
+    o2, _ = seq(*(numpy.transpose(t, (1, 0, 2)) for t in (q, k, v)))
+    numpy.testing.assert_allclose(numpy.transpose(o2.data, (1, 0, 2)), mha(q, k, v)[0].data)
+    numpy.testing.assert_allclose(mha(q[0], k[0], v[0])[0].data, mha(q, k, v)[0].data[0])
+    heads = mha(q, k, v, average_attn_weights=False)[1]
+    assert heads.shape == (2, 3, 4, 5)
+    assert mha(q, k, v, need_weights=False)[1] is None
+    with pytest.raises(ValueError, match="divisible by num_heads"):
+        nn.MultiheadAttention(6, 4)
+
+
+def test_attention_gradients_check_and_jit():
+    mha = nn.MultiheadAttention(4, 2, rng=0)
+    mha.in_proj_bias.data = r(12)
+    x = r(3, 2, 4)
+    f = lambda p, t: nn.functional_call(
+        mha, p, t, t, t, attn_mask=nn.MultiheadAttention.causal_mask(3)
+    )[0]  # noqa: E731
+    cr.check_grads(f, params_of(mha), x)
+    layer = nn.TransformerEncoderLayer(4, 2, dim_feedforward=6, dropout=0.0, rng=0)
+    check_module(layer, r(3, 2, 4))
+    jit_follows(layer, r(3, 2, 4), r(3, 2, 4))
+    pre = nn.TransformerEncoderLayer(
+        4,
+        2,
+        dim_feedforward=6,
+        dropout=0.0,
+        norm_first=True,
+        activation="gelu",
+        batch_first=True,
+        rng=0,
+    )
+    check_module(pre, r(2, 3, 4))
+
+
+def test_transformer_encoder_layer_composes_pytorchs_blocks():
+    layer = nn.TransformerEncoderLayer(4, 2, dim_feedforward=8, dropout=0.0, rng=0)
+    layer.eval()
+    x = r(5, 2, 4)
+    sa = layer.self_attn(x, x, x)[0].data
+    h = layer.norm1(x + sa).data
+    ff = layer.linear2(numpy.maximum(layer.linear1(h).data, 0)).data
+    numpy.testing.assert_allclose(layer(x).data, layer.norm2(h + ff).data, rtol=1e-12)
+    assert layer.linear1.weight.shape == (8, 4) and layer.self_attn.in_proj_weight.shape == (12, 4)

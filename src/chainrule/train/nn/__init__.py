@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from . import functional as functional
 from . import init as init
+from .attention import MultiheadAttention, TransformerEncoderLayer
 from .layers import (
     ELU,
     GELU,
@@ -114,4 +115,6 @@ __all__ = [
     "KLDivLoss",
     "LSTM",
     "GRU",
+    "MultiheadAttention",
+    "TransformerEncoderLayer",
 ]
