@@ -39,6 +39,7 @@ from .checkpoint import load, save
 from .data import batches, holdout_split
 from .lr_scheduler import OneCycleLR, ReduceLROnPlateau
 from .nn import functional as F
+from .nn.layers_more import Embedding
 from .targets import (
     FITTING_LOSS,
     accuracy,
@@ -596,15 +597,21 @@ class Trainer:
             return xs
         return self._inputs_one(X, "X")
 
-    def _inputs_one(self, X: Any, name: str) -> numpy.ndarray:
-        X = numpy.asarray(X.data if isinstance(X, cr.Tensor) else X)
+    def _inputs_one(self, X0: Any, name: str) -> numpy.ndarray:
+        X: numpy.ndarray = numpy.asarray(_values(X0))
         if X.dtype.kind not in "fiub":
             raise TypeError(f"fit: {name} must be numeric, got dtype {X.dtype}")
         if X.ndim == 0:
             raise ValueError(f"fit: {name} must hold one row per sample, got a scalar")
+        if X.dtype.kind in "iu" and self._takes_indices():
+            return X  # token ids for an Embedding stay integers
         if not numpy.all(numpy.isfinite(X)):
             raise ValueError(f"fit: {name} contains NaN or infinity")
         return numpy.asarray(X, dtype=self._dtype())
+
+    def _takes_indices(self) -> bool:
+        """Whether the model looks up integer inputs (it holds an ``nn.Embedding``)."""
+        return any(isinstance(m, Embedding) for m in self.model.modules())
 
     def _prepare(self, X: Any, y: Any) -> tuple[Any, numpy.ndarray]:
         X = self._inputs(X)
@@ -641,6 +648,13 @@ class Trainer:
                             f"{FITTING_LOSS['numbers']}"
                         )
                 return y.astype(numpy.int64)
+            one_hot = (
+                y.ndim == 2
+                and bool(numpy.all((y == 0) | (y == 1)))
+                and bool(numpy.all(y.sum(axis=1) == 1))
+            )
+            if y.ndim >= 2 and y.dtype.kind in "iu" and not one_hot:
+                return y.astype(numpy.int64)  # a class per position: (N, d1, ...) sequences
             if y.ndim == 2:  # one-hot rows or class probabilities
                 if numpy.any(y < 0) or not numpy.allclose(y.sum(axis=1), 1.0):
                     raise ValueError(
