@@ -199,3 +199,17 @@ def test_the_fine_tuning_script_runs_and_each_piece_does_its_job(tmp_path, with_
     if with_tensorboard:
         files = list((tmp_path / "tb" / "validation").iterdir())
         assert files and files[0].name.startswith("events.out.tfevents")
+
+
+def test_half_precision_training_is_refused_with_the_way_out():
+    model = nn.Linear(2, 2, rng=0).to(numpy.float16)
+    with pytest.raises(ValueError, match=r"'weight' is float16.*model.float\(\)"):
+        Trainer(model)
+    h = fit(
+        nn.Linear(2, 2, rng=0).float(),
+        *blobs(20)[:1],
+        numpy.array([0, 1] * 10),
+        verbose=0,
+        epochs=1,
+    )
+    assert len(h) == 1  # float32 trains

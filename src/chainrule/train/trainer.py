@@ -502,6 +502,14 @@ class Trainer:
             )
         if not list(model.parameters()):
             raise ValueError("Trainer: the model has no parameters to train")
+        half = [n for n, p in model.named_parameters() if numpy.dtype(p.dtype).itemsize < 4]
+        if half:
+            raise ValueError(
+                f"Trainer: parameter {half[0]!r} is {model.dtype}; training in half precision "
+                "needs loss scaling and float32 master weights, which fit does not do (the "
+                "loss would underflow or overflow within a few steps); train in float32 "
+                "(model.float()) and convert afterwards (model.to(numpy.float16))"
+            )
         if not any(p.requires_grad for p in model.parameters()):
             raise ValueError(
                 "Trainer: every parameter of the model is frozen (requires_grad=False); "
