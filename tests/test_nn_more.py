@@ -523,3 +523,63 @@ def test_transformer_encoder_layer_composes_pytorchs_blocks():
     ff = layer.linear2(numpy.maximum(layer.linear1(h).data, 0)).data
     numpy.testing.assert_allclose(layer(x).data, layer.norm2(h + ff).data, rtol=1e-12)
     assert layer.linear1.weight.shape == (8, 4) and layer.self_attn.in_proj_weight.shape == (12, 4)
+
+
+# --- ConvTranspose2d ----------------------------------------------------------------------------
+
+
+def conv_transpose_loops(x, w, b, stride, pad, out_pad, groups, dil):
+    """Each input pixel scatters its kernel: out[o, i s + u d - p, j s + v d - p] += x w."""
+    n, cin, h, wd = x.shape
+    _, cog, kh, kw = w.shape
+    ho = (h - 1) * stride - 2 * pad + dil * (kh - 1) + out_pad + 1
+    wo = (wd - 1) * stride - 2 * pad + dil * (kw - 1) + out_pad + 1
+    full = numpy.zeros((n, cog * groups, ho + 2 * pad + stride, wo + 2 * pad + stride))
+    cg = cin // groups
+    for c in range(cin):
+        g = c // cg
+        for o in range(cog):
+            for i in range(h):
+                for j in range(wd):
+                    for u in range(kh):
+                        for v in range(kw):
+                            full[:, g * cog + o, i * stride + u * dil, j * stride + v * dil] += (
+                                x[:, c, i, j] * w[c, o, u, v]
+                            )
+    return full[:, :, pad : pad + ho, pad : pad + wo] + b[None, :, None, None]
+
+
+@pytest.mark.parametrize(
+    ("stride", "pad", "out_pad", "groups", "dil"),
+    [(1, 0, 0, 1, 1), (2, 1, 1, 1, 1), (2, 0, 1, 2, 1), (3, 2, 0, 1, 2)],
+)
+def test_conv_transpose2d_equals_the_scatter_definition_and_gradients_check(
+    stride, pad, out_pad, groups, dil
+):
+    up = nn.ConvTranspose2d(
+        4,
+        6,
+        3,
+        stride=stride,
+        padding=pad,
+        output_padding=out_pad,
+        groups=groups,
+        dilation=dil,
+        rng=0,
+    )
+    assert up.weight.shape == (4, 6 // groups, 3, 3)
+    x = r(2, 4, 3, 4)
+    expected = conv_transpose_loops(
+        x, up.weight.data, up.bias.data, stride, pad, out_pad, groups, dil
+    )
+    numpy.testing.assert_allclose(up(x).data, expected, rtol=1e-12, atol=1e-12)
+    check_module(up, r(1, 4, 3, 3))
+    jit_follows(up, r(1, 4, 3, 3), r(1, 4, 3, 3))
+
+
+def test_conv_transpose2d_is_the_adjoint_of_conv2d():
+    # <conv2d(x, w), y> == <x, conv_transpose2d(y, w)> for the same weight, stride, padding
+    x, w, y = r(2, 3, 7, 7), r(5, 3, 3, 3), r(2, 5, 4, 4)
+    lhs = float((F.conv2d(x, w, stride=2, padding=1) * y).sum())
+    rhs = float((x * F.conv_transpose2d(y, w, stride=2, padding=1)).sum())
+    assert lhs == pytest.approx(rhs, rel=1e-12)

@@ -56,7 +56,14 @@ from .layers import (
     Softplus,
     Tanh,
 )
-from .layers_more import AdaptiveAvgPool2d, Conv1d, Embedding, GroupNorm, KLDivLoss
+from .layers_more import (
+    AdaptiveAvgPool2d,
+    Conv1d,
+    ConvTranspose2d,
+    Embedding,
+    GroupNorm,
+    KLDivLoss,
+)
 from .module import (
     IncompatibleKeys,
     Module,
@@ -117,4 +124,5 @@ __all__ = [
     "GRU",
     "MultiheadAttention",
     "TransformerEncoderLayer",
+    "ConvTranspose2d",
 ]

@@ -989,10 +989,19 @@ def binary_cross_entropy(
 from .functional_more import (  # noqa: E402
     adaptive_avg_pool2d,
     conv1d,
+    conv_transpose2d,
     embedding,
     group_norm,
     kl_div,
     pad,
 )
 
-__all__ += ["pad", "embedding", "conv1d", "group_norm", "adaptive_avg_pool2d", "kl_div"]
+__all__ += [
+    "pad",
+    "embedding",
+    "conv1d",
+    "group_norm",
+    "adaptive_avg_pool2d",
+    "kl_div",
+    "conv_transpose2d",
+]

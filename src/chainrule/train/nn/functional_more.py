@@ -22,7 +22,15 @@ import numpy
 
 import chainrule as cr
 
-__all__ = ["pad", "embedding", "conv1d", "group_norm", "adaptive_avg_pool2d", "kl_div"]
+__all__ = [
+    "pad",
+    "embedding",
+    "conv1d",
+    "group_norm",
+    "adaptive_avg_pool2d",
+    "kl_div",
+    "conv_transpose2d",
+]
 
 _MODES = {"constant": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 
@@ -294,3 +302,73 @@ def kl_div(input: Any, target: Any, reduction: str = "mean", log_target: bool = 
     raise ValueError(
         f"kl_div: reduction must be 'batchmean', 'sum', 'mean' or 'none', got {reduction!r}"
     )
+
+
+def _stretch(x: Any, stride: int, axis: int) -> Any:
+    """Insert ``stride - 1`` zeros between neighbours along ``axis`` (no trailing zeros)."""
+    if stride == 1:
+        return x
+    shape = _shape(x)
+    moved = numpy.moveaxis(x, axis, -1)
+    zeros = numpy.zeros(_shape(moved) + (stride - 1,), dtype=_dtype(x))
+    both = numpy.concatenate([numpy.expand_dims(moved, -1), zeros], axis=-1)
+    flat = numpy.reshape(both, _shape(moved)[:-1] + (shape[axis] * stride,))
+    flat = numpy.take(flat, numpy.arange(shape[axis] * stride - (stride - 1)), axis=-1)
+    return numpy.moveaxis(flat, -1, axis)
+
+
+def conv_transpose2d(
+    input: Any,
+    weight: Any,
+    bias: Any = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    output_padding: Any = 0,
+    groups: int = 1,
+    dilation: Any = 1,
+) -> Any:
+    """Transposed 2-D convolution (the gradient of ``conv2d`` with respect to its input),
+    PyTorch's ``F.conv_transpose2d``: ``weight`` (in_channels, out_channels / groups, kh, kw);
+    output size ``(H - 1) * stride - 2 * padding + dilation * (kh - 1) + output_padding + 1``.
+    Computed as a convolution of the zero-stretched, padded input with the flipped kernel.
+
+    Example
+    -------
+    >>> import numpy
+    >>> from chainrule.nn import functional as F
+    >>> F.conv_transpose2d(numpy.ones((1, 1, 2, 2)), numpy.ones((1, 1, 2, 2)), stride=2)[0, 0]
+    array([[1., 1., 1., 1.],
+           [1., 1., 1., 1.],
+           [1., 1., 1., 1.],
+           [1., 1., 1., 1.]])
+    """
+    from .functional import _pair, conv2d
+
+    x = input
+    unbatched = len(_shape(x)) == 3
+    if unbatched:
+        x = numpy.expand_dims(x, 0)
+    xs, ws = _shape(x), _shape(weight)
+    if len(xs) != 4 or len(ws) != 4 or xs[1] != ws[0] or ws[0] % groups:
+        raise ValueError(
+            f"conv_transpose2d: expected input (N, C_in, H, W) and weight (C_in, C_out/groups, "
+            f"kh, kw) with C_in divisible by groups={groups}, got {xs} and {ws}"
+        )
+    (sh, sw), (ph, pw) = _pair(stride, "stride"), _pair(padding, "padding")
+    (oh, ow), (dh, dw) = _pair(output_padding, "output_padding"), _pair(dilation, "dilation")
+    if oh >= max(sh, dh) or ow >= max(sw, dw):
+        raise ValueError(
+            "conv_transpose2d: output_padding must be smaller than stride or dilation, "
+            f"got {output_padding!r}"
+        )
+    kh, kw = ws[2], ws[3]
+    eh, ew = dh * (kh - 1) - ph, dw * (kw - 1) - pw  # padding of the stretched input
+    x = _stretch(_stretch(x, sh, 2), sw, 3)
+    x = pad(x, (ew, ew + ow, eh, eh + oh))  # negative sizes crop
+    cin, cog = ws[0], ws[1]
+    w = numpy.reshape(weight, (groups, cin // groups, cog, kh, kw))
+    w = numpy.transpose(w, (0, 2, 1, 3, 4))
+    w = numpy.reshape(w, (groups * cog, cin // groups, kh, kw))
+    w = numpy.flip(w, axis=(2, 3))
+    out = conv2d(x, w, bias, 1, 0, (dh, dw), groups)
+    return out[0] if unbatched else out

@@ -22,7 +22,14 @@ from . import init
 from .layers import _check_positive, _Loss, _uniform_param
 from .module import Module, Parameter
 
-__all__ = ["Embedding", "Conv1d", "GroupNorm", "AdaptiveAvgPool2d", "KLDivLoss"]
+__all__ = [
+    "Embedding",
+    "Conv1d",
+    "ConvTranspose2d",
+    "GroupNorm",
+    "AdaptiveAvgPool2d",
+    "KLDivLoss",
+]
 
 
 class Embedding(Module):
@@ -153,6 +160,86 @@ class Conv1d(Module):
         if self.bias is None:
             s += ", bias=False"
         return s
+
+
+class ConvTranspose2d(Module):
+    """Transposed 2-D convolution, PyTorch's ``ConvTranspose2d``: weight (in_channels,
+    out_channels / groups, kh, kw) and bias U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with ``fan_in =
+    out_channels / groups * kh * kw`` (PyTorch's convention for this layer); ``stride``,
+    ``padding``, ``output_padding``, ``groups``, ``dilation``.
+
+    Example
+    -------
+    >>> import numpy
+    >>> from chainrule import nn
+    >>> up = nn.ConvTranspose2d(4, 2, 3, stride=2, padding=1, output_padding=1, rng=0)
+    >>> up(numpy.zeros((1, 4, 5, 5))).shape        # doubles the size
+    (1, 2, 10, 10)
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: Any,
+        stride: Any = 1,
+        padding: Any = 0,
+        output_padding: Any = 0,
+        groups: int = 1,
+        bias: bool = True,
+        dilation: Any = 1,
+        *,
+        rng: Any = None,
+        dtype: Any = numpy.float64,
+    ) -> None:
+        super().__init__()
+        _check_positive(
+            "ConvTranspose2d", in_channels=in_channels, out_channels=out_channels, groups=groups
+        )
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(
+                f"ConvTranspose2d: in_channels ({in_channels}) and out_channels "
+                f"({out_channels}) must be divisible by groups ({groups})"
+            )
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.kernel_size = F._pair(kernel_size, "kernel_size")
+        self.stride, self.padding = F._pair(stride, "stride"), F._pair(padding, "padding")
+        self.output_padding = F._pair(output_padding, "output_padding")
+        self.dilation, self.groups = F._pair(dilation, "dilation"), int(groups)
+        g = init.as_generator(rng)
+        bound = 1.0 / math.sqrt(out_channels // groups * self.kernel_size[0] * self.kernel_size[1])
+        self.weight = _uniform_param(
+            (in_channels, out_channels // groups) + self.kernel_size, bound, g, dtype
+        )
+        if bias:
+            self.bias = _uniform_param((out_channels,), bound, g, dtype)
+        else:
+            self.register_parameter("bias", None)
+
+    def forward(self, x: Any) -> Any:
+        return F.conv_transpose2d(
+            x,
+            self.weight,
+            self.bias,
+            self.stride,
+            self.padding,
+            self.output_padding,
+            self.groups,
+            self.dilation,
+        )
+
+    def extra_repr(self) -> str:
+        s = (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, padding={self.padding}"
+        )
+        if self.output_padding != (0, 0):
+            s += f", output_padding={self.output_padding}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        return s if self.bias is not None else s + ", bias=False"
 
 
 class GroupNorm(Module):
