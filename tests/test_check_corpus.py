@@ -696,3 +696,24 @@ def test_cli_maps_a_returned_tuple_to_the_parameters_only(tmp_path, capsys, retu
     out = capsys.readouterr().out
     assert how in out and "all gradients are correct" in out
     assert "-> X" not in out and "X," not in out.split("\n")[0]
+
+
+def test_a_mistake_no_variant_reproduces_is_located_at_its_activation():
+    W1, b1, W2, b2, X, T = MLP_ARGS
+    Z1 = X @ W1 + b1
+    Y = numpy.maximum(0, Z1) @ W2 + b2
+    dZ1 = (2 * (Y - T) / Y.size @ W2.T) * (Z1 > 0.3)  # an odd threshold: no listed mistake
+    given = dict(mlp_backward(*MLP_ARGS), W1=X.T @ dZ1, b1=dZ1.sum(axis=0))
+    report = cr.check_backward(mlp, MLP_ARGS, given)
+    assert set(report.wrong) == {"W1", "b1"}
+    assert {p.kind for p in report.parameters if not p.correct} == {"relu-mask"}
+    assert "dZ1 = dA1 * (Z1 > 0)" in str(report)
+
+
+def test_a_wrong_scalar_gradient_is_not_called_a_constant_factor():
+    w, b, X, y = LOGREG_ARGS
+    given = dict(logreg_backward(*LOGREG_ARGS), b=numpy.array(0.123))
+    report = cr.check_backward(logreg, LOGREG_ARGS, given)
+    assert report.wrong == ["b"]
+    text = str(report)
+    assert "constant factor" not in text and "0.123" in text

@@ -228,3 +228,188 @@ def test_why_shows_the_index_form_of_the_seeds_product_and_defines_its_notation(
     )
     dy = 2 * (a3 @ seed.W4 + seed.B4 - seed.T)
     assert f"dW4[0,0] = {a3[0, 0]:.4f} × {dy[0, 0]:.4f} = {a3[0, 0] * dy[0, 0]:.4f}" in why
+
+
+def softmax_ce(W, b, X, y):
+    Z = X @ W + b
+    Z = Z - Z.max(axis=1, keepdims=True)
+    E = numpy.exp(Z)
+    P = E / E.sum(axis=1, keepdims=True)
+    return -numpy.log(P[numpy.arange(len(y)), y]).mean()
+
+
+def sigmoid_mlp(W1, W2, X, T):
+    Z = X @ W1
+    A = 1 / (1 + numpy.exp(-Z))
+    Y = A @ W2
+    return ((Y - T) ** 2).sum()
+
+
+def tanh_mlp(W1, W2, X, T):
+    H = numpy.tanh(X @ W1)
+    Y = H @ W2
+    return 0.5 * ((Y - T) ** 2).sum()
+
+
+def test_softmax_cross_entropy_reads_as_p_minus_onehot_over_n():
+    W, b = RNG.normal(size=(4, 3)), numpy.zeros(3)
+    X, y = RNG.normal(size=(10, 4)), RNG.integers(0, 3, size=10)
+    e = cr.explain(softmax_ce, W, b, X, y, wrt=["W", "b"])
+    assert e.backward_lines() == [
+        "dZ_1 = (P - numpy.eye(P.shape[1])[y]) / len(y)",
+        "db = dZ_1.sum(axis=0)",
+        "dW = X.T @ dZ_1",
+    ]
+    assert "P_y = P[numpy.arange(10), y]" in e.forward_lines()
+    assert any("max subtracted for stability is exactly zero" in n for n in e.notes)
+    why = e.why()
+    assert "textbook form: softmax and cross-entropy together" in why
+    assert "dP" not in why and "dE" not in why  # no step that is no longer shown
+    assert generated(e.forward_lines() + e.backward_lines()) == []
+    ns: dict = {}
+    exec(e.to_python(), ns)  # the exported code still runs the recorded steps, exactly
+    _, grads = ns["backward"](W, b, X, y)
+    gW, gb = cr.grad(softmax_ce, argnums=(0, 1))(W, b, X, y)
+    numpy.testing.assert_allclose(grads["W"], gW, rtol=1e-12, atol=1e-15)
+    numpy.testing.assert_allclose(grads["b"], gb, rtol=1e-12, atol=1e-15)
+    # independently: the textbook formula itself, by hand
+    Z = X @ W + b
+    P = numpy.exp(Z - Z.max(1, keepdims=True))
+    P /= P.sum(1, keepdims=True)
+    numpy.testing.assert_allclose(gW, X.T @ (P - numpy.eye(3)[y]) / 10, rtol=1e-10)
+
+
+def test_logistic_regression_reads_as_p_minus_y_over_n():
+    X, y = RNG.normal(size=(9, 3)), (RNG.random(9) > 0.5).astype(float)
+    e = cr.explain(logreg, RNG.normal(size=3), numpy.array(0.2), X, y, wrt=["w", "b"])
+    back = e.backward_lines()
+    assert back[0] == "dz = (p - y) / len(y)"
+    assert "dw = LAM * (2 * w) + X.T @ dz" in back
+    assert generated(e.forward_lines() + back) == []
+
+
+def test_sigmoid_and_tanh_derivatives_read_as_textbooks_write_them():
+    X, T = RNG.normal(size=(5, 3)), RNG.normal(size=(5, 2))
+    W1, W2 = RNG.normal(size=(3, 4)), RNG.normal(size=(4, 2))
+    e = cr.explain(sigmoid_mlp, W1, W2, X, T, wrt=["W1", "W2"])
+    assert "dZ = dA * A * (1 - A)" in e.backward_lines()
+    e = cr.explain(tanh_mlp, W1, W2, X, T, wrt=["W1", "W2"])
+    assert e.backward_lines() == [
+        "dY = Y - T",  # 0.5 * (2 * (Y - T)), simplified and checked in numbers
+        "dH = dY @ W2.T",
+        "dW2 = H.T @ dY",
+        "dW1 = X.T @ (dH * (1 - H ** 2))",
+    ]
+
+
+def test_residual_and_layernorm_read_in_the_users_names():
+    def residual(Wa, Wb, X):
+        H = numpy.maximum(0, X @ Wa)
+        out = X + H @ Wb
+        return (out**2).mean()
+
+    def layernorm(gamma, beta, X):
+        mu = X.mean(axis=1, keepdims=True)
+        var = ((X - mu) ** 2).mean(axis=1, keepdims=True)
+        Xhat = (X - mu) / numpy.sqrt(var + 1e-5)
+        out = gamma * Xhat + beta
+        return (out**2).sum()
+
+    X = RNG.normal(size=(5, 4))
+    e = cr.explain(residual, RNG.normal(size=(4, 4)), RNG.normal(size=(4, 4)), X, wrt=["Wa", "Wb"])
+    assert e.backward_lines() == [
+        "dout = 2 * out / out.size",
+        "dH = dout @ Wb.T",
+        "dWb = H.T @ dout",
+        "dWa = X.T @ (dH * (z_H > 0))",
+    ]
+    e = cr.explain(layernorm, RNG.normal(size=4), RNG.normal(size=4), X)
+    back = e.backward_lines()
+    assert "dXhat = dout * gamma" in back and "dgamma = (dout * Xhat).sum(axis=0)" in back
+    assert "dX = dXhat / sqrt_var + dX_minus_mu_from_var + dmu / X.shape[1]" in back
+    assert generated(e.forward_lines() + back) == []
+
+
+def test_conv2d_is_explained_as_a_convolution():
+    def conv(K, X):
+        Z = cr.nn.functional.conv2d(X, K)
+        return (Z**2).sum()
+
+    K, X = RNG.normal(size=(2, 3, 3, 3)), RNG.normal(size=(2, 3, 6, 5))
+    e = cr.explain(conv, K, X)
+    assert e.forward_lines()[0] == "Z = conv2d(X, K)"
+    back = e.backward_lines()
+    assert "dK = correlate(X, dZ)" in back and "dX = conv_transpose(dZ, K)" in back
+    assert "sliding_window" not in str(e) and "tensordot" not in "\n".join(back)
+    assert any("stride 1, no padding" in n for n in e.notes)
+    # independently: dK by explicit loops over the definition of a convolution
+    Z = numpy.zeros((2, 2, 4, 3))
+    for o, i, j in numpy.ndindex(2, 4, 3):
+        Z[:, o, i, j] = (X[:, :, i : i + 3, j : j + 3] * K[o]).sum(axis=(1, 2, 3))
+    dK = numpy.zeros_like(K)
+    for o, c, p, q in numpy.ndindex(*K.shape):
+        dK[o, c, p, q] = (X[:, c, p : p + 4, q : q + 3] * 2 * Z[:, o]).sum()
+    ns: dict = {}
+    exec(e.to_python(), ns)  # the exported code keeps the recorded steps and is exact
+    numpy.testing.assert_allclose(ns["backward"](K, X)[1]["K"], dK, rtol=1e-10)
+    assert "sliding_window_view" in e.to_python()
+
+
+class TanhNet:
+    def loss(self, W1, W2, X, T):
+        self.Z1 = X @ W1
+        self.A1 = numpy.tanh(self.Z1)
+        self.Y = self.A1 @ W2
+        return ((self.Y - T) ** 2).mean()
+
+
+def test_values_kept_on_self_by_a_model_class_are_named_after_their_attributes():
+    args = (RNG.normal(size=(3, 4)), RNG.normal(size=(4, 2)), RNG.normal(size=(5, 3)))
+    e = cr.explain(TanhNet().loss, *args, RNG.normal(size=(5, 2)), wrt=["W1", "W2"])
+    assert e.forward_lines()[:3] == ["Z1 = X @ W1", "A1 = numpy.tanh(Z1)", "Y = A1 @ W2"]
+    assert "dZ1 = dA1 * (1 - A1 ** 2)" in e.backward_lines()
+
+
+def sigmoid(x):
+    return 1 / (1 + numpy.exp(-x))
+
+
+def affine(x, w, b):
+    out = x @ w + b
+    cache = (x, w, b)
+    return out, cache
+
+
+def helpers_net(W1, b1, W2, X, y):
+    h, _ = affine(X, W1, b1)
+    p = sigmoid(h @ W2)
+    return -numpy.mean(y * numpy.log(p) + (1 - y) * numpy.log(1 - p))
+
+
+def test_the_callers_names_win_and_a_returned_value_is_named_after_its_helper():
+    X, y = RNG.normal(size=(6, 3)), (RNG.random(6) > 0.5).astype(float)
+    W1, b1, W2 = RNG.normal(size=(3, 4)), RNG.normal(size=4), RNG.normal(size=4)
+    e = cr.explain(helpers_net, W1, b1, W2, X, y, wrt=["W1", "b1", "W2"])
+    fwd = e.forward_lines()
+    assert fwd[0] == "h = X @ W1 + b1"  # the caller's h, not the helper's out
+    assert any(ln.startswith("p = 1 / (1 + ") for ln in fwd)
+
+    def unnamed(W2, X, y):
+        return -numpy.mean(y * numpy.log(sigmoid(X @ W2)))
+
+    e = cr.explain(unnamed, RNG.normal(size=3), X, y, wrt="W2")
+    assert any(ln.startswith("sigmoid = 1 / (1 + ") for ln in e.forward_lines())
+    assert generated(e.forward_lines() + e.backward_lines()) == []
+
+
+def test_a_form_that_matches_only_by_coincidence_is_not_shown():
+    def loss(w, x, y):
+        pred = numpy.tanh(x @ w)
+        resid = pred - y
+        return (resid**2).mean()
+
+    # at w = 0, pred = 0 and resid = -y: (resid - y) / len(y) equals 2 * resid / len(resid)
+    # here, and nowhere else; the form must also hold at a second, nearby point
+    x, y = RNG.normal(size=(5, 3)), numpy.arange(1.0, 6.0)
+    e = cr.explain(loss, numpy.zeros(3), x, y, wrt="w")
+    assert e.backward_lines()[0] == "dresid = 2 * resid / len(resid)"

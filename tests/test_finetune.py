@@ -3,6 +3,9 @@ by fit/Trainer, schedulers and checkpoints, as in PyTorch."""
 
 from __future__ import annotations
 
+import csv
+import math
+
 import numpy
 import pytest
 
@@ -109,3 +112,104 @@ def test_a_fully_frozen_model_is_refused_clearly():
     model = nn.Linear(2, 2, rng=0).requires_grad_(False)
     with pytest.raises(ValueError, match="every parameter of the model is frozen"):
         Trainer(model)
+
+
+# --- the fine-tuning script as a PyTorch user writes it ----------------------------------------
+
+
+def finetune_script(workdir, with_tensorboard):
+    """Pre-train, then fine-tune: freeze the first layer, a new head, ReduceLROnPlateau, CSV
+    (and TensorBoard) logs, early stopping, the best checkpoint."""
+    from chainrule import callbacks
+
+    rng = numpy.random.default_rng(0)
+    X = rng.standard_normal((400, 2))
+    y_old = (X[:, 0] > 0).astype(int)
+    y_new = numpy.where(X[:, 1] > 1, 2, (X[:, 0] * X[:, 1] > 0).astype(int))  # 3 classes
+
+    cr.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, 64), nn.Tanh(), nn.Linear(64, 2))
+    cr.fit(model, X, y_old, epochs=5, lr=1e-2, verbose=0)  # "pre-training"
+
+    for p in model[0].parameters():  # freeze the feature layer
+        p.requires_grad = False
+    model[2] = nn.Linear(64, 3)  # a new head for the new task
+    opt = optim.Adam(model.parameters(), lr=3e-2)
+    sched = optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.5, patience=2)
+    cbs = [
+        callbacks.EarlyStopping(monitor="val_loss", patience=6, restore_best_weights=True),
+        callbacks.ModelCheckpoint(workdir / "best.ckpt", monitor="val_loss", save_best_only=True),
+        callbacks.CSVLogger(workdir / "log.csv"),
+    ]
+    if with_tensorboard:
+        cbs.append(callbacks.TensorBoard(workdir / "tb"))
+    history = cr.fit(
+        model,
+        X,
+        y_new,
+        optimizer=opt,
+        scheduler=sched,
+        epochs=200,
+        batch_size=32,
+        validation_split=0.25,
+        callbacks=cbs,
+        verbose=0,
+    )
+    return model, history, X, y_new
+
+
+@pytest.mark.parametrize("with_tensorboard", [False, True], ids=["csv", "csv+tensorboard"])
+def test_the_fine_tuning_script_runs_and_each_piece_does_its_job(tmp_path, with_tensorboard):
+    if with_tensorboard:
+        pytest.importorskip("tensorboardX")
+    cr.manual_seed(0)
+    initial = nn.Sequential(nn.Linear(2, 64), nn.Tanh(), nn.Linear(64, 2))
+    model, h, X, y = finetune_script(tmp_path, with_tensorboard)
+    # the frozen layer kept its pre-trained values (the pre-training did change them)
+    assert not numpy.array_equal(model[0].weight.data, initial[0].weight.data)
+    cr.manual_seed(0)
+    pre = nn.Sequential(nn.Linear(2, 64), nn.Tanh(), nn.Linear(64, 2))
+    cr.fit(pre, X, (X[:, 0] > 0).astype(int), epochs=5, lr=1e-2, verbose=0)
+    numpy.testing.assert_array_equal(model[0].weight.data, pre[0].weight.data)
+    # the new head learned the new task
+    assert h["val_accuracy"][h.best_epoch] > 0.8
+    # ReduceLROnPlateau: replaying PyTorch's rule on the logged val_loss gives the logged rates
+    lr, best, bad, expected = 3e-2, math.inf, 0, []
+    for v in h["val_loss"]:
+        expected.append(lr)
+        if v < best * (1 - 1e-4):
+            best, bad = v, 0
+        else:
+            bad += 1
+        if bad > 2:
+            lr, bad = lr * 0.5, 0
+    assert h["lr"] == pytest.approx(expected, rel=1e-12) and min(h["lr"]) < 3e-2
+    # early stopping ended the run 6 epochs after the best one and restored it
+    best_epoch = int(numpy.argmin(h["val_loss"]))
+    assert h.stopped_epoch == best_epoch + 6 == len(h) - 1 < 199
+    state = cr.load(tmp_path / "best.ckpt")
+    assert state["epoch"] == best_epoch
+    for k, v in model.state_dict().items():
+        numpy.testing.assert_array_equal(v, state["model"][k])
+    # the CSV log has one row per epoch with the history's values
+    with open(tmp_path / "log.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == len(h)
+    assert [float(r["val_loss"]) for r in rows] == h["val_loss"]
+    if with_tensorboard:
+        files = list((tmp_path / "tb" / "validation").iterdir())
+        assert files and files[0].name.startswith("events.out.tfevents")
+
+
+def test_half_precision_training_is_refused_with_the_way_out():
+    model = nn.Linear(2, 2, rng=0).to(numpy.float16)
+    with pytest.raises(ValueError, match=r"'weight' is float16.*model.float\(\)"):
+        Trainer(model)
+    h = fit(
+        nn.Linear(2, 2, rng=0).float(),
+        *blobs(20)[:1],
+        numpy.array([0, 1] * 10),
+        verbose=0,
+        epochs=1,
+    )
+    assert len(h) == 1  # float32 trains

@@ -38,6 +38,7 @@ from chainrule.readers.explain import Explanation, explain
 from chainrule.readers.jit import JitFallbackWarning, jit
 from chainrule.train import callbacks as callbacks
 from chainrule.train.checkpoint import CheckpointError, load, save
+from chainrule.train.nn.init import manual_seed
 from chainrule.train.trainer import History, Trainer, fit
 
 _moved.install()
@@ -85,6 +86,7 @@ __all__ = [
     "data",
     "fit",
     "callbacks",
+    "manual_seed",
     "Trainer",
     "History",
     "save",

@@ -60,7 +60,17 @@ class Line:
 
 
 # one operation of named values: repeated rather than named (``W.T``, ``X[0]`` too)
-_SMALL = {P.add, P.subtract, P.multiply, P.divide, P.negative, P.power, P.transpose, P.getitem} | {
+_SMALL = {
+    P.add,
+    P.subtract,
+    P.multiply,
+    P.divide,
+    P.negative,
+    P.power,
+    P.transpose,
+    P.getitem,
+    P.reshape,
+} | {
     P.NONDIFF_UFUNCS[u]
     for u in (
         numpy.greater,

@@ -65,6 +65,7 @@ class _Seen:
     # plain arrays the code held in a local or read from a global (data that is not an
     # argument, h = numpy.zeros(...)), by identity: (name, the array, kept alive)
     arrays: dict[int, tuple[str, Any]] = dataclasses.field(default_factory=dict)
+    returned: list[tuple[str, Any]] = dataclasses.field(default_factory=list)  # (helper, value)
 
 
 _TRIVIAL = {0.0, 1.0, -1.0, 2.0, 0.5}
@@ -106,7 +107,13 @@ def _capture_locals(fun: Callable[..., Any]) -> tuple[Callable[..., Any], _Seen]
                 seen.constants.setdefault(x, n)
 
     def note_locals(frame: Any) -> None:
-        for name, value in frame.f_locals.items():
+        local = frame.f_locals
+        items = list(local.items())
+        owner = local.get("self")
+        if owner is not None and isinstance(getattr(owner, "__dict__", None), dict):
+            # a model written as a class keeps its values on self (self.h, self.cache)
+            items += [(k, v) for k, v in vars(owner).items() if isinstance(v, Tensor)]
+        for name, value in items:
             if isinstance(value, numpy.ndarray) and not name.startswith("_"):
                 seen.arrays.setdefault(id(value), (name, value))
             if isinstance(value, Tensor) and id(value) not in known and not name.startswith("_"):
@@ -114,10 +121,15 @@ def _capture_locals(fun: Callable[..., Any]) -> tuple[Callable[..., Any], _Seen]
                 seen.bound.append((name, value))
 
     def local_tracer(frame: Any, event: str, arg: Any) -> Any:
-        if event in ("line", "return"):
-            note_locals(frame)
+        try:
+            if event in ("line", "return"):
+                note_locals(frame)
             if event == "return" and frame.f_code is code and not seen.final:
                 seen.final.update(frame.f_locals)
+            if event == "return" and frame.f_code is not code and isinstance(arg, Tensor):
+                seen.returned.append((frame.f_code.co_name, arg))  # sigmoid(x) -> "sigmoid"
+        except Exception:  # noqa: BLE001, S110 - names are a courtesy; the user's code runs on
+            pass
         return local_tracer
 
     def tracer(frame: Any, event: str, arg: Any) -> Any:
@@ -126,7 +138,10 @@ def _capture_locals(fun: Callable[..., Any]) -> tuple[Callable[..., Any], _Seen]
         c = frame.f_code
         if c is not code and (c.co_filename.startswith(library) or c.co_filename[:1] == "<"):
             return None  # library code: NumPy, chainrule, the standard library
-        note_constants(frame)
+        try:
+            note_constants(frame)
+        except Exception:  # noqa: BLE001, S110 - names are a courtesy; the user's code runs on
+            pass
         return local_tracer
 
     def run(*args: Any, **kwargs: Any) -> Any:
@@ -273,6 +288,15 @@ def _name_locals(seen: _Seen, names: dict[Node, str]) -> None:
                 k += 1
             count[name] = k
             name = f"{name}_{k}"
+        names[value] = name
+        taken.add(name)
+    for helper, value in seen.returned:  # what a helper returned, if nothing named it
+        if value in names or value._prim is None or not helper.isidentifier():
+            continue
+        name, k = helper, 1
+        while name in taken:
+            k += 1
+            name = f"{helper}_{k}"
         names[value] = name
         taken.add(name)
     for node in list(names):

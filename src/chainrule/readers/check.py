@@ -49,7 +49,9 @@ class ParameterCheck:
             text += f": right; {self.diagnosis}"
         if not self.correct:
             text += f": {self.diagnosis}"
-            if self.theirs:
+            if self.theirs and self.theirs.replace(" ", "") != self.derivation.split("\n")[
+                -1
+            ].strip().replace(" ", ""):  # the same text: the mistake is in what it reads
                 text += f"\n        yours:   {self.theirs}"
             text += f"\n        correct: {self.derivation}"
         return text

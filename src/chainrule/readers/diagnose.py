@@ -44,6 +44,7 @@ KINDS = {
     "relu-mask-layer": "the ReLU mask of another layer",
     "relu-mask-from-A": "multiplied by the activation A instead of the 0/1 mask",
     "relu-mask-missing": "the ReLU mask is missing",
+    "relu-mask": "the ReLU mask is wrong in another way",
     "activation-derivative": "the derivative of the activation (sigmoid/tanh) is written wrongly",
     "softmax-missing": "the softmax is missing (logits used where probabilities belong)",
     "onehot-missing": "the one-hot targets are not subtracted",
@@ -521,25 +522,87 @@ def diagnose(
     """A finding for every given gradient that differs from ``ours`` (by parameter name).
 
     ``mean_over`` is ``(size, rows)`` of the array a mean-over-everything loss averages.
+
+    Example
+    -------
+    >>> import numpy
+    >>> from chainrule.program.trace import record
+    >>> f = lambda w, x: ((x @ w) ** 2).mean()
+    >>> w, x = numpy.array([1.0, 2.0]), numpy.ones((4, 2))
+    >>> ours = {"w": 2 * x.T @ (x @ w) / 4}
+    >>> found = diagnose(record(f, (w, x), wrt="w"), {"w": -ours["w"]}, ours, 4, (4, 4))
+    >>> found["w"].kind
+    'sign'
     """
     wrong = {n for n in theirs if not (_close(theirs[n], ours[n]))}
     if not wrong:
         return {}
-    G = Graph(rec)
     out: dict[str, Finding] = {}
-    # one mistake that explains every given gradient at once
+    G = None
+    # one mistake that explains every given gradient at once; a hypothesis that cannot be
+    # run (a rule that refuses these arrays) is skipped: naming a mistake never crashes
     try:
-        for finding, make in variants(G, batch, mean_over):
-            got = make()
-            if all(_close(theirs[n], got[n]) for n in theirs) and any(
-                not _close(got[n], ours[n]) for n in wrong
-            ):
-                return {n: finding for n in wrong}
-    except (ValueError, TypeError, FloatingPointError):  # pragma: no cover - a rule refused
+        G = Graph(rec)
+        with numpy.errstate(all="ignore"):
+            for finding, make in variants(G, batch, mean_over):
+                got = make()
+                if all(_close(theirs[n], got[n]) for n in theirs) and any(
+                    not _close(got[n], ours[n]) for n in wrong
+                ):
+                    return {n: finding for n in wrong}
+    except Exception:  # noqa: BLE001  # pragma: no cover - see above
         pass
     for n in sorted(wrong):
-        out[n] = _single(n, theirs, ours, batch, mean_over, rec)
+        try:
+            out[n] = _single(n, theirs, ours, batch, mean_over, rec)
+        except Exception:  # noqa: BLE001  # pragma: no cover - see above
+            out[n] = Finding("unknown", "differs from the chain rule")
+    unknown = {n for n, f in out.items() if f.kind == "unknown"}
+    if unknown and unknown == wrong and G is not None:
+        try:
+            where = _localise(G, wrong)
+        except Exception:  # noqa: BLE001  # pragma: no cover - see above
+            where = None
+        if where is not None:
+            return {n: where for n in wrong}
     return out
+
+
+def _localise(G: Graph, wrong: set[str]) -> Finding | None:
+    """Where a mistake no variant reproduces enters: the activation whose input feeds exactly
+    the wrong gradients (everything below it wrong, everything above it right)."""
+    index = {id(t): G.rec.input_names[j] for j, t in zip(G.rec.wrt, G.params)}
+
+    def below(n: Node) -> set[str]:
+        found, stack, seen = set(), [n], set()
+        while stack:
+            m = stack.pop()
+            if not isinstance(m, Node) or id(m) in seen:
+                continue
+            seen.add(id(m))
+            if id(m) in index:
+                found.add(index[id(m)])
+            stack.extend(m._args or ())
+        return found
+
+    if len(wrong) < 2:  # one wrong gradient: its own line may be the mistake as well
+        return None
+    for a, z, kind, _ in _activations(G):
+        if below(z) == wrong:
+            an, zn = G.name(a), G.name(z)
+            if kind == "relu":
+                return Finding(
+                    "relu-mask",
+                    f"the ReLU mask is wrong: every gradient computed from d{zn} is wrong and "
+                    f"every one before it is right, so look at d{zn} = d{an} * ({zn} > 0)",
+                )
+            right = f"1 - {an} ** 2" if kind == "tanh" else f"{an} * (1 - {an})"
+            return Finding(
+                "activation-derivative",
+                f"the {kind} derivative looks wrong: every gradient computed from d{zn} is "
+                f"wrong and every one before it is right; d{zn} = d{an} * ({right})",
+            )
+    return None
 
 
 def _single(
@@ -573,7 +636,15 @@ def _single(
     if denom > 0:
         c = float(numpy.vdot(theirs, ours)) / denom
         if abs(c) > 1e-12 and _close(theirs, c * ours):
-            return _scale_finding(c, batch, mean_over)
+            found = _scale_finding(c, batch, mean_over)
+            if found.kind != "scale" or ours.size > 1:
+                return found
+            # one number: any wrong value is "a factor" of the right one, which says nothing
+            return Finding(
+                "unknown",
+                f"d{name} is {float(theirs.ravel()[0]):.6g} where the chain rule gives "
+                f"{float(ours.ravel()[0]):.6g}; compare it line by line with the derivation",
+            )
     return Finding(
         "unknown",
         "differs from the chain rule (max error "

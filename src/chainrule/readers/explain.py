@@ -22,6 +22,8 @@ from chainrule.program.ir import CONST, INPUT, Program, Value, build, cse, dce, 
 from chainrule.program.notation import Literals, ReadableLiterals
 from chainrule.program.trace import Recording, record
 
+from .readable import readable_lines
+
 __all__ = ["explain", "Explanation"]
 
 
@@ -67,7 +69,7 @@ class Explanation:
     >>> f = lambda w, x: ((x @ w) ** 2).sum()
     >>> e = cr.explain(f, numpy.ones(2), numpy.ones((3, 2)), wrt="w")
     >>> e.backward_lines()
-    ['dw = x.T @ (2 * t1)']
+    ['dw = x.T @ (2 * xw)']
     """
 
     def __init__(self, rec: Recording) -> None:
@@ -80,16 +82,44 @@ class Explanation:
             if out.op != INPUT and out.id not in names:
                 names[out.id] = name
         self.literals = ReadableLiterals(rec.constants, arrays=_array_names(rec, names, refs))
+        # an array constant the user did not name is shown as C0, C1, ... (a note says what
+        # it is), never as a long literal; the exported code writes it out
+        self.constants: list[numpy.ndarray] = []
+        self.literals.hoist = self._display_constant
+        self.literals.inline_limit = 8
         self.writer = Writer(self.program, names, self.literals, refs=refs, repeat_small=True)
-        extra = _describe_generated(self, names, refs)
+        try:
+            extra = _describe_generated(self, names, refs)
+        except Exception:  # noqa: BLE001 - naming is a courtesy: t1, t2 rather than a crash
+            extra = {}
         if extra:  # the values that got t1, t2, ... named after what they are, written again
             self.writer = Writer(
                 self.program, {**names, **extra}, self.literals, refs=refs, repeat_small=True
             )
-        self.lines = self.writer.lines()
-        self.notes = _notes(self)
+        self.rewritten: dict[str, str] = {}  # line name -> why its textbook form holds
+        try:
+            self.lines, simplified, why_forms = readable_lines(self, self.writer.lines())
+        except Exception:  # noqa: BLE001 - the recorded steps, as they are, rather than a crash
+            self.rewritten = {}
+            self.lines, simplified, why_forms = self.writer.lines(), [], []
+        self.notes = (
+            _notes(self)
+            + [
+                "Written in textbook form, each checked to equal the recorded chain rule on "
+                "these inputs (to_python() keeps the recorded steps): " + "; ".join(simplified)
+            ]
+            * bool(simplified)
+            + why_forms
+        )
 
     # --- pieces -------------------------------------------------------------------------------
+
+    def _display_constant(self, a: numpy.ndarray) -> str:
+        for k, b in enumerate(self.constants):
+            if b is a or (b.shape == a.shape and b.dtype == a.dtype and numpy.array_equal(a, b)):
+                return f"C{k}"
+        self.constants.append(a)
+        return f"C{len(self.constants) - 1}"
 
     @property
     def output_name(self) -> str:
@@ -198,7 +228,12 @@ class Explanation:
                 f"{ln.code[-1] if len(ln.code) == 1 else '; '.join(ln.code)}"
                 f"   # {tuple(ln.value.shape)}"
             )
-            if node is not None and node is not rec.output:
+            if ln.name in self.rewritten:
+                lines.append(
+                    f"    textbook form: {self.rewritten[ln.name]}; checked to equal the "
+                    "recorded chain rule on these inputs (to_python() has the recorded steps)"
+                )
+            elif node is not None and node is not rec.output:
                 name = rec.names.get(node) or self._label(node)
                 for consumer, raw, fin, i, g in contributions.get(node, []):
                     lines.extend(
@@ -442,7 +477,10 @@ class Explanation:
             lhs = _latex_name(
                 ln.name, set(self.writer.names.values()) | set(self.writer.refs.values())
             )
-            rhs = self.writer.expr(ln.value, "latex")[0]
+            if len(ln.code) == 1 and ln.expr != self.writer.expr(ln.value)[0]:
+                rhs = _python_to_latex(ln.expr)  # a textbook form of the readability pass
+            else:
+                rhs = self.writer.expr(ln.value, "latex")[0]
             rows.append(f"{lhs} &= {_latex_names(rhs, self)}")
         return "\\begin{align*}\n" + " \\\\\n".join(rows) + "\n\\end{align*}\n"
 
@@ -564,6 +602,22 @@ def _latex_names(text: str, ex: Explanation) -> str:
     )
 
 
+def _python_to_latex(text: str) -> str:
+    """A textbook form (simple NumPy arithmetic) as LaTeX.
+
+    Example
+    -------
+    >>> print(_python_to_latex("(P - numpy.eye(P.shape[1])[y]) / len(y)"))
+    (P - \\operatorname{onehot}(y)) / len(y)
+    >>> print(_python_to_latex("dA * A * (1 - A ** 2)"))
+    dA \\odot A \\odot (1 - A^{2})
+    """
+    text = re.sub(r"numpy\.eye\([\w.\[\]]+\)\[(\w+)\]", r"\\operatorname{onehot}(\1)", text)
+    text = re.sub(r"\b(\w+)\.T\b", r"\1^{\\top}", text)
+    text = re.sub(r" \*\* (\w+)", r"^{\1}", text)
+    return text.replace(" @ ", r" \cdot ").replace(" * ", r" \odot ")
+
+
 def _grad_name(input_name: str) -> str:
     return "d" + identifier(input_name)
 
@@ -594,6 +648,11 @@ def _named_program(rec: Recording) -> tuple[Program, dict[Node, Value]]:
 def _notes(ex: Explanation) -> list[str]:
     rec = ex.recording
     notes = [
+        f"C{k} is a constant {a.dtype} array of shape {a.shape} that the function computed or "
+        "read (not an argument); to_python() writes its values out"
+        for k, a in enumerate(ex.constants)
+    ]
+    notes += [
         "Recorded for these inputs: Python control flow (if/for on values) followed the "
         "path they took; the exported code asserts the shapes and dtypes it was derived "
         "for."
@@ -770,6 +829,10 @@ def _describe_generated(
             c = known(uses[0])
             if c:
                 return f"z_{identifier(c)}"
+        if v.prim in (P.matmul, P.dot) and first and len(args) == 2:
+            second = describe(args[1], depth + 1)
+            if second and len(first) + len(second) <= 6:
+                return f"{first}{second}"  # X @ w reads as Xw
         return None
 
     def downstream(c: Value) -> str | None:

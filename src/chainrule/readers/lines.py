@@ -31,7 +31,19 @@ class Binding:
 
 
 def run_traced(fun: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, list[Binding]]:
-    """``fun(*args)`` and the arrays its frame bound to local names, in order."""
+    """``fun(*args)`` and the arrays its frame bound to local names, in order.
+
+    Example
+    -------
+    >>> import numpy
+    >>> def backward(x):
+    ...     dy = 2 * x
+    ...     dx = dy * 3
+    ...     return dx
+    >>> _, bound = run_traced(backward, (numpy.ones(2),))
+    >>> [(b.name, b.text) for b in bound]
+    [('x', 'def backward(x):'), ('dy', 'dy = 2 * x'), ('dx', 'dx = dy * 3')]
+    """
     code = getattr(fun, "__code__", None)
     found: list[Binding] = []
     if code is None or sys.gettrace() is not None or sys.getprofile() is not None:
@@ -93,7 +105,17 @@ def gradient_of(name: str, names: set[str]) -> str | None:
 def first_wrong_line(
     bindings: list[Binding], adjoints: dict[str, numpy.ndarray], correct: dict[str, str]
 ) -> str | None:
-    """The first bound gradient whose value differs from the chain rule's, as text."""
+    """The first bound gradient whose value differs from the chain rule's, as text.
+
+    Example
+    -------
+    >>> import numpy
+    >>> bound = [Binding("dY", numpy.ones(2), 7, "dY = Y - T")]
+    >>> print(first_wrong_line(bound, {"Y": 2 * numpy.ones(2)}, {"Y": "2 * (Y - T)"}))
+    First line of yours that differs from the chain rule: line 7, dY (max error 1)
+          yours:   dY = Y - T
+          correct: dY = 2 * (Y - T)
+    """
     for b in bindings:
         of = gradient_of(b.name, set(adjoints))
         if of is None:
@@ -110,8 +132,8 @@ def first_wrong_line(
             else f"max error {float(numpy.max(numpy.abs(b.value - ours))):.3g}"
         )
         text = (
-            f"The first line of your backward pass whose value differs from the chain rule: "
-            f"line {b.lineno}, {b.name} ({how})\n"
+            f"First line of yours that differs from the chain rule: line {b.lineno}, "
+            f"{b.name} ({how})\n"
             f"      yours:   {b.text}"
         )
         if right:

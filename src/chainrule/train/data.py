@@ -83,6 +83,7 @@ class Dataset:
     target_name: str = "target"
     classes: numpy.ndarray | None = None
     image_shape: tuple[int, int] | None = None
+    categories: dict[str, list[str]] | None = None
 
     @property
     def n_classes(self) -> int:
@@ -172,14 +173,35 @@ def _number(s: str) -> float | None:
         return None
 
 
+def _text_columns(
+    data: list[tuple[int, list[str]]],
+    feats: list[int],
+    categories: dict[str, list[str]] | None,
+    names: list[str],
+) -> list[int]:
+    """Feature columns whose every present value is text (or named in ``categories``)."""
+    out = []
+    for i in feats:
+        if categories is not None and names[i] in categories:
+            out.append(i)
+            continue
+        present = [fs[i] for _, fs in data if fs[i].lower() not in _MISSING]
+        if present and all(_number(v) is None for v in present):
+            out.append(i)
+    return out
+
+
 def load_csv(
     path: str | os.PathLike[str],
     target: str | int | None = None,
     task: str | None = None,
     delimiter: str | None = None,
     header: bool | None = None,
+    categorical: str = "error",
+    missing: str = "error",
+    categories: dict[str, list[str]] | None = None,
 ) -> Dataset:
-    """Read a numeric CSV file: one sample per row, the target in the last column.
+    """Read a CSV file: one sample per row, the target in the last column.
 
     Parameters
     ----------
@@ -191,6 +213,14 @@ def load_csv(
     delimiter : default ``','`` (``';'`` or a tab when the first line has those and no comma).
     header : whether the first row holds column names; by default detected (a first row with
         text where the next row has numbers).
+    categorical : ``'error'`` (default: a feature column of text is an error that names it)
+        or ``'onehot'``: a column whose every value is text becomes one 0/1 column per
+        category (sorted; named ``'column=value'``; ``Dataset.categories`` records them).  A
+        column mixing numbers and text is always an error (a typo, not a category).
+    missing : ``'error'`` (default), ``'drop'`` (leave out rows with a missing feature) or
+        ``'mean'`` (numeric columns: the column's mean; one-hot columns: all zeros).
+    categories : the ``Dataset.categories`` of the training file, to encode new data the same
+        way (a category not seen there is an error).
 
     Raises
     ------
@@ -295,14 +325,52 @@ def load_csv(
                 f"{fname}: no column named {target!r}; the columns are {', '.join(names)}"
             )
     feats = [i for i in range(ncol) if i != t]
+    if categorical not in ("error", "onehot"):
+        raise ValueError(f"categorical must be 'error' or 'onehot', got {categorical!r}")
+    if missing not in ("error", "drop", "mean"):
+        raise ValueError(f"missing must be 'error', 'drop' or 'mean', got {missing!r}")
+    if missing == "drop":
+        data = [(ln, fs) for ln, fs in data if not any(fs[i].lower() in _MISSING for i in feats)]
+        if len(data) < 2:
+            raise DataError(f"{fname}: fewer than 2 rows left after dropping missing values")
+    text_cols = _text_columns(data, feats, categories, names)
+    if text_cols and categorical == "error" and categories is None:
+        i = text_cols[0]
+        example = next(fs[i] for _, fs in data if fs[i].lower() not in _MISSING)
+        raise DataError(
+            f"{fname}, column {i + 1} ({names[i]!r}): holds text (e.g. {example!r}); load it "
+            "one-hot encoded with categorical='onehot', or remove the column"
+        )
+    cats: dict[str, list[str]] = dict(categories or {})
+    for i in text_cols:
+        if names[i] not in cats:
+            cats[names[i]] = sorted({fs[i] for _, fs in data if fs[i].lower() not in _MISSING})
     X = numpy.empty((len(data), len(feats)))
+    X_cat: dict[int, numpy.ndarray] = {
+        i: numpy.zeros((len(data), len(cats[names[i]]))) for i in text_cols
+    }
+    missing_at: list[tuple[int, int]] = []
     raw_target: list[str] = []
     for r, (line, fields) in enumerate(data):
         for j, i in enumerate(feats):
             v = fields[i]
             where = f"{fname}, line {line}, column {i + 1} ({names[i]!r})"
             if v.lower() in _MISSING:
-                raise DataError(f"{where}: missing value {v!r}; remove or fill the row")
+                if missing == "error":
+                    raise DataError(
+                        f"{where}: missing value {v!r}; remove or fill the row, or load with "
+                        "missing='drop' or missing='mean'"
+                    )
+                missing_at.append((r, j))
+                continue
+            if i in X_cat:
+                known = cats[names[i]]
+                if v not in known:
+                    raise DataError(
+                        f"{where}: category {v!r} is not among the training categories {known[:10]}"
+                    )
+                X_cat[i][r, known.index(v)] = 1.0
+                continue
             x = _number(v)
             if x is None:
                 raise DataError(f"{where}: {v!r} is not a number; feature columns must be numeric")
@@ -326,7 +394,24 @@ def load_csv(
             task = "classification" if integral and len(numpy.unique(vals)) <= 20 else "regression"
     if task not in ("classification", "regression"):
         raise ValueError(f"task must be 'classification' or 'regression', got {task!r}")
+    for j in sorted({j for _, j in missing_at}):  # missing='mean': numeric columns
+        if feats[j] in X_cat:
+            continue
+        rows_j = [r for r, jj in missing_at if jj == j]
+        present = numpy.setdiff1d(numpy.arange(len(data)), rows_j)
+        X[rows_j, j] = X[present, j].mean() if len(present) else 0.0
     feature_names = [names[i] for i in feats]
+    if X_cat:  # replace each text column by its one-hot columns, in place
+        blocks, feature_names = [], []
+        for j, i in enumerate(feats):
+            if i in X_cat:
+                blocks.append(X_cat[i])
+                feature_names += [f"{names[i]}={c}" for c in cats[names[i]]]
+            else:
+                blocks.append(X[:, j : j + 1])
+                feature_names.append(names[i])
+        X = numpy.hstack(blocks)
+    used = {names[i]: cats[names[i]] for i in text_cols} or None
     name = os.path.basename(fname)
     if task == "regression":
         if not numeric:
@@ -337,7 +422,13 @@ def load_csv(
                 "be numeric"
             )
         return Dataset(
-            X, numpy.array(nums, dtype=numpy.float64), "regression", name, feature_names, names[t]
+            X,
+            numpy.array(nums, dtype=numpy.float64),
+            "regression",
+            name,
+            feature_names,
+            names[t],
+            categories=used,
         )
     labels: Any = numpy.array(nums, dtype=float) if numeric else numpy.array(raw_target)
     # whole numbers become integer labels only where integers hold them exactly (1e20 and 2e20
@@ -354,7 +445,9 @@ def load_csv(
             f"{fname}: the target column {names[t]!r} has a single class "
             f"({classes[0]!r}); classification needs at least 2"
         )
-    return Dataset(X, codes, "classification", name, feature_names, names[t], classes)
+    return Dataset(
+        X, codes, "classification", name, feature_names, names[t], classes, categories=used
+    )
 
 
 def holdout_split(

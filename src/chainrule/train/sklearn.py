@@ -447,8 +447,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):  # type: ignore[misc]
     ``fit``, ``partial_fit`` (``classes`` on the first call), ``predict``, ``predict_proba``,
     ``predict_log_proba``, ``score`` and ``get_params``/``set_params``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import numpy
     >>> from chainrule.sklearn import MLPClassifier
     >>> X = numpy.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]] * 10)
@@ -585,8 +585,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):  # type: ignore[misc]
     targets (2-D ``y``) are supported.  Supports ``fit``, ``partial_fit``, ``predict``,
     ``score`` (R²) and ``get_params``/``set_params``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import numpy
     >>> from chainrule.sklearn import MLPRegressor
     >>> X = numpy.linspace(-1, 1, 80).reshape(-1, 1); y = 2 * X[:, 0] - 1

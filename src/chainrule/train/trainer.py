@@ -19,6 +19,8 @@ from epoch k ends bit-for-bit where the uninterrupted run ends.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
+import io
 import json
 import math
 import os
@@ -37,6 +39,7 @@ from .checkpoint import load, save
 from .data import batches, holdout_split
 from .lr_scheduler import OneCycleLR, ReduceLROnPlateau
 from .nn import functional as F
+from .nn.layers_more import Embedding
 from .targets import (
     FITTING_LOSS,
     accuracy,
@@ -53,6 +56,46 @@ __all__ = ["fit", "Trainer", "History", "METRICS", "LOSSES", "blas_threads"]
 
 def _values(x: Any) -> numpy.ndarray:
     return numpy.asarray(x.data) if isinstance(x, cr.Tensor) else numpy.asarray(x)
+
+
+def _is_multi(X: Any) -> bool:
+    """Several inputs: a tuple of arrays, or a list whose items are all arrays (Keras)."""
+    if isinstance(X, tuple):
+        return True
+    return (
+        isinstance(X, list)
+        and len(X) > 1
+        and all(isinstance(a, (numpy.ndarray, cr.Tensor)) for a in X)
+    )
+
+
+def _take(X: Any, idx: Any) -> Any:
+    return tuple(x[idx] for x in X) if isinstance(X, tuple) else X[idx]
+
+
+def _apply(model: nn.Module, xb: Any) -> Any:
+    return model(*xb) if isinstance(xb, tuple) else model(xb)
+
+
+def _count(X: Any) -> int:
+    return len(X[0]) if isinstance(X, tuple) else len(X)
+
+
+def _concat(parts: list[Any]) -> Any:
+    if parts and isinstance(parts[0], tuple):
+        return tuple(
+            numpy.concatenate([_values(p[i]) for p in parts]) for i in range(len(parts[0]))
+        )
+    return numpy.concatenate([_values(p) for p in parts])
+
+
+def _is_loader(X: Any, y: Any) -> bool:
+    """Batches from an iterable (a DataLoader, a list of (x, y) pairs), not arrays."""
+    if y is not None or isinstance(X, (numpy.ndarray, cr.Tensor, tuple)):
+        return False
+    if isinstance(X, list):
+        return bool(X) and all(isinstance(b, tuple) for b in X)
+    return hasattr(X, "__iter__")
 
 
 # --- metrics -------------------------------------------------------------------------------
@@ -252,11 +295,50 @@ class History:
             fig.suptitle(title)
         if path is not None:
             fig.savefig(os.fspath(path), dpi=110)
+        # Jupyter shows the figure inline, without %matplotlib inline or pyplot's global state
+        fig._repr_png_ = lambda: _png(fig)  # type: ignore[attr-defined]
         return fig
+
+    def _repr_png_(self) -> bytes | None:
+        """The curves as PNG for Jupyter (None without matplotlib or epochs)."""
+        if not self.epoch:
+            return None
+        try:
+            return _png(self.plot())
+        except ImportError:
+            return None
+
+    def _repr_html_(self) -> str:
+        """A table of the last epoch's values (and the best epoch's) for Jupyter."""
+        if not self.epoch:
+            return "<p>History (no epochs)</p>"
+        names = list(self.history)
+        rows = [("last", len(self.epoch) - 1)]
+        if self.best_epoch is not None and self.best_epoch in self.epoch:
+            rows.append((f"best ({self.monitor})", self.epoch.index(self.best_epoch)))
+        head = "".join(f"<th>{n}</th>" for n in names)
+        body = "".join(
+            f"<tr><td>{label}</td><td>{self.epoch[i] + 1}</td>"
+            + "".join(f"<td>{self.history[n][i]:.4g}</td>" for n in names)
+            + "</tr>"
+            for label, i in rows
+        )
+        note = (
+            f"<p>stopped early after epoch {self.stopped_epoch + 1}</p>"
+            if self.stopped_epoch is not None
+            else ""
+        )
+        return f"<table><tr><th></th><th>epoch</th>{head}</tr>{body}</table>{note}"
 
     def __repr__(self) -> str:
         last = ", ".join(f"{k}={v[-1]:.4g}" for k, v in self.history.items() if v)
         return f"History(epochs={len(self.epoch)}{', ' + last if last else ''})"
+
+
+def _png(fig: Any) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    return buf.getvalue()
 
 
 # --- progress ------------------------------------------------------------------------------
@@ -286,13 +368,16 @@ class _Progress:
         self.file = file
         self.bar: Any = None
 
-    def start(self, epoch: int, epochs: int, n_batches: int) -> None:
+    def start(self, epoch: int, epochs: int, n_batches: int | None) -> None:
         self.t0 = time.perf_counter()
         self.desc = f"Epoch {epoch + 1}/{epochs}"
         if self.mode == "tqdm":
-            from tqdm.auto import tqdm  # type: ignore[import-untyped]
-
-            self.bar = tqdm(
+            # notebook widgets need ipywidgets; without it tqdm.auto warns "IProgress not found"
+            if importlib.util.find_spec("ipywidgets") is not None:
+                from tqdm.auto import tqdm as bar  # type: ignore[import-untyped]
+            else:
+                from tqdm import tqdm as bar
+            self.bar = bar(
                 total=n_batches,
                 desc=self.desc,
                 unit="batch",
@@ -417,6 +502,14 @@ class Trainer:
             )
         if not list(model.parameters()):
             raise ValueError("Trainer: the model has no parameters to train")
+        half = [n for n, p in model.named_parameters() if numpy.dtype(p.dtype).itemsize < 4]
+        if half:
+            raise ValueError(
+                f"Trainer: parameter {half[0]!r} is {model.dtype}; training in half precision "
+                "needs loss scaling and float32 master weights, which fit does not do (the "
+                "loss would underflow or overflow within a few steps); train in float32 "
+                "(model.float()) and convert afterwards (model.to(numpy.float16))"
+            )
         if not any(p.requires_grad for p in model.parameters()):
             raise ValueError(
                 "Trainer: every parameter of the model is frozen (requires_grad=False); "
@@ -502,18 +595,39 @@ class Trainer:
     def _dtype(self) -> numpy.dtype[Any]:
         return self.model.dtype or numpy.dtype(numpy.float64)
 
-    def _prepare(self, X: Any, y: Any) -> tuple[numpy.ndarray, numpy.ndarray]:
-        X = numpy.asarray(X.data if isinstance(X, cr.Tensor) else X)
-        y = numpy.asarray(y.data if isinstance(y, cr.Tensor) else y)
+    def _inputs(self, X: Any) -> Any:
+        """``X`` as a float array of the model's dtype, or a tuple of them for several inputs."""
+        if _is_multi(X):
+            xs = tuple(self._inputs_one(x, f"X[{i}]") for i, x in enumerate(X))
+            lengths = [len(x) for x in xs]
+            if len(set(lengths)) > 1:
+                raise ValueError(f"fit: the inputs have different numbers of samples: {lengths}")
+            return xs
+        return self._inputs_one(X, "X")
+
+    def _inputs_one(self, X0: Any, name: str) -> numpy.ndarray:
+        X: numpy.ndarray = numpy.asarray(_values(X0))
         if X.dtype.kind not in "fiub":
-            raise TypeError(f"fit: X must be numeric, got dtype {X.dtype}")
-        if len(X) != len(y):
-            raise ValueError(f"fit: X has {len(X)} samples but y has {len(y)}")
-        if len(X) == 0:
-            raise ValueError("fit: no samples")
+            raise TypeError(f"fit: {name} must be numeric, got dtype {X.dtype}")
+        if X.ndim == 0:
+            raise ValueError(f"fit: {name} must hold one row per sample, got a scalar")
+        if X.dtype.kind in "iu" and self._takes_indices():
+            return X  # token ids for an Embedding stay integers
         if not numpy.all(numpy.isfinite(X)):
-            raise ValueError("fit: X contains NaN or infinity")
-        X = X.astype(self._dtype(), copy=False)
+            raise ValueError(f"fit: {name} contains NaN or infinity")
+        return numpy.asarray(X, dtype=self._dtype())
+
+    def _takes_indices(self) -> bool:
+        """Whether the model looks up integer inputs (it holds an ``nn.Embedding``)."""
+        return any(isinstance(m, Embedding) for m in self.model.modules())
+
+    def _prepare(self, X: Any, y: Any) -> tuple[Any, numpy.ndarray]:
+        X = self._inputs(X)
+        y = numpy.asarray(y.data if isinstance(y, cr.Tensor) else y)
+        if _count(X) != len(y):
+            raise ValueError(f"fit: X has {_count(X)} samples but y has {len(y)}")
+        if len(y) == 0:
+            raise ValueError("fit: no samples")
         return X, self._targets(y)
 
     def _targets(self, y: numpy.ndarray) -> numpy.ndarray:
@@ -542,6 +656,13 @@ class Trainer:
                             f"{FITTING_LOSS['numbers']}"
                         )
                 return y.astype(numpy.int64)
+            one_hot = (
+                y.ndim == 2
+                and bool(numpy.all((y == 0) | (y == 1)))
+                and bool(numpy.all(y.sum(axis=1) == 1))
+            )
+            if y.ndim >= 2 and y.dtype.kind in "iu" and not one_hot:
+                return y.astype(numpy.int64)  # a class per position: (N, d1, ...) sequences
             if y.ndim == 2:  # one-hot rows or class probabilities
                 if numpy.any(y < 0) or not numpy.allclose(y.sum(axis=1), 1.0):
                     raise ValueError(
@@ -630,16 +751,14 @@ class Trainer:
         >>> Trainer(nn.Linear(2, 3, rng=0)).predict(numpy.zeros((4, 2))).shape
         (4, 3)
         """
-        X = numpy.asarray(X.data if isinstance(X, cr.Tensor) else X).astype(
-            self._dtype(), copy=False
-        )
+        X = self._inputs(X)
         was = self.model.training
         self.model.eval()
         outs = []
         try:
             with cr.no_grad():
-                for idx in batches(len(X), batch_size, shuffle=False):
-                    outs.append(_values(self.model(X[idx])))
+                for idx in batches(_count(X), batch_size, shuffle=False):
+                    outs.append(_values(_apply(self.model, _take(X, idx))))
         finally:
             self.model.train(was)
         return numpy.concatenate(outs) if outs else numpy.empty((0,))
@@ -669,7 +788,7 @@ class Trainer:
     def fit(
         self,
         X: Any,
-        y: Any,
+        y: Any = None,
         *,
         epochs: int = 10,
         batch_size: int = 32,
@@ -696,6 +815,11 @@ class Trainer:
 
         Parameters
         ----------
+        X, y : inputs and targets: ``X`` an array, or a tuple (or list) of arrays for a model
+            with several inputs (``model(*X)``); or, with ``y`` left out, batches from a
+            ``DataLoader`` or any re-iterable of ``(x, y)`` / ``(x, y, sample_weight)`` pairs
+            (``set_epoch(epoch)`` is called on it when it has one, so resuming repeats the
+            order; ``batch_size``, ``shuffle`` and ``seed`` are then the loader's business).
         epochs, batch_size : passes over the data, and samples per step (last batch smaller).
         validation_data : ``(X_val, y_val)`` evaluated after every epoch (``val_*`` logs).
         validation_split : else hold out this fraction of ``X, y`` (stratified for integer
@@ -737,23 +861,61 @@ class Trainer:
             raise ValueError(f"fit: epochs must be a non-negative int, got {epochs!r}")
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"fit: batch_size must be a positive int, got {batch_size!r}")
-        y0 = numpy.asarray(y.data if isinstance(y, cr.Tensor) else y)
-        self._setup(y0)
-        X, y = self._prepare(X, y0)
-        w = self._weights(sample_weight, class_weight, y)
+        loader = None
+        if _is_loader(X, y):
+            loader = X
+            if iter(loader) is loader:
+                raise TypeError(
+                    "fit: X is an iterator, which one epoch would use up; pass something that "
+                    "can be iterated again every epoch (a DataLoader, a list of batches)"
+                )
+            if validation_split or sample_weight is not None or class_weight is not None:
+                raise ValueError(
+                    "fit: with batches from a loader, give validation_data instead of "
+                    "validation_split, and weights as a third item of each batch"
+                )
+            first = self._unbatch(next(iter(loader)))
+            y0 = numpy.asarray(_values(first[1]))
+            if is_text(y0):
+                raise ValueError(
+                    "fit: text labels from a loader: one batch does not show every class; "
+                    "encode them first (classes, y = numpy.unique(y, return_inverse=True))"
+                )
+            self._setup(y0)
+            X, y = None, self._targets(y0)  # X and y come from the loader every epoch
+            w = None
+        else:
+            if y is None:
+                raise TypeError(
+                    "fit: y is missing; give targets, or batches of (x, y) from a DataLoader"
+                )
+            y0 = numpy.asarray(y.data if isinstance(y, cr.Tensor) else y)
+            self._setup(y0)
+            X, y = self._prepare(X, y0)
+            w = self._weights(sample_weight, class_weight, y)
         if validation_data is not None and validation_split:
             raise ValueError("fit: give validation_data or validation_split, not both")
         if validation_split:
             if not 0 < validation_split < 1:
                 raise ValueError(f"fit: validation_split must be in (0, 1), got {validation_split}")
             itr, iv, y, yv = holdout_split(
-                numpy.arange(len(X)), y, validation_split, stratify=y.dtype.kind in "iu", seed=seed
+                numpy.arange(_count(X)),
+                y,
+                validation_split,
+                stratify=y.dtype.kind in "iu",
+                seed=seed,
             )
-            X, Xv = X[itr], X[iv]
+            X, Xv = _take(X, itr), _take(X, iv)
             w = None if w is None else w[itr]
             validation_data = (Xv, yv)
         val = None
         if validation_data is not None:
+            if _is_loader(validation_data, None):
+                pairs = [self._unbatch(b) for b in validation_data]
+                validation_data = (
+                    _concat([p[0] for p in pairs]),
+                    numpy.concatenate([_values(p[1]) for p in pairs]),
+                )
             val = self._prepare(*validation_data)
         monitor = monitor or ("val_loss" if val is not None else "loss")
         base = monitor[4:] if monitor.startswith("val_") else monitor
@@ -772,7 +934,7 @@ class Trainer:
             "epochs": epochs,
             "batch_size": batch_size,
             "seed": seed,
-            "samples": int(len(X)),
+            "samples": -1 if loader is not None else int(_count(X)),
             "loss": self.loss_name,
         }
         best = -math.inf if higher else math.inf
@@ -803,7 +965,7 @@ class Trainer:
         fingerprint = {
             "seed": seed,
             "batch_size": batch_size,
-            "n_train": int(len(X)),
+            "n_train": -1 if loader is not None else int(_count(X)),
             "shuffle": shuffle,
             "drop_last": drop_last,
         }
@@ -825,9 +987,18 @@ class Trainer:
             cbs.on_train_begin({})
             for epoch in range(start, epochs):
                 cbs.on_epoch_begin(epoch, {})
-                logs = self._train_epoch(
-                    X, y, epoch, epochs, batch_size, shuffle, seed, bar, drop_last, cbs, w
-                )
+                source: Iterator[tuple[Any, Any, Any]]
+                n_batches: int | None
+                if loader is not None:
+                    if hasattr(loader, "set_epoch"):  # the same order on resume
+                        loader.set_epoch(epoch)
+                    source = (self._unbatch(b) for b in loader)
+                    n_batches = len(loader) if hasattr(loader, "__len__") else None
+                else:
+                    source, n_batches = self._array_batches(
+                        X, y, w, epoch, batch_size, shuffle, seed, drop_last
+                    )
+                logs = self._train_epoch(source, n_batches, epoch, epochs, bar, cbs)
                 if val is not None:
                     scores = self._evaluate_prepared(*val)
                     logs.update({f"val_{k}": v for k, v in scores.items()})
@@ -862,35 +1033,65 @@ class Trainer:
         if bar is not None:
             bar.note(text)
 
-    def _train_epoch(
+    def _unbatch(self, item: Any) -> tuple[Any, Any, Any]:
+        """``(x, y)`` or ``(x, y, sample_weight)`` from a loader; ``x`` may be a tuple."""
+        if not isinstance(item, (tuple, list)) or len(item) not in (2, 3):
+            raise TypeError(
+                "fit: each batch from the loader must be (x, y) or (x, y, sample_weight), "
+                f"got a {type(item).__name__}"
+                + (f" of {len(item)} items" if isinstance(item, (tuple, list)) else "")
+            )
+        xb = tuple(item[0]) if isinstance(item[0], list) and _is_multi(item[0]) else item[0]
+        return xb, item[1], (item[2] if len(item) == 3 else None)
+
+    def _array_batches(
         self,
-        X: numpy.ndarray,
+        X: Any,
         y: numpy.ndarray,
+        w: numpy.ndarray | None,
         epoch: int,
-        epochs: int,
         batch_size: int,
         shuffle: bool,
         seed: int,
+        drop_last: bool,
+    ) -> tuple[Iterator[tuple[Any, Any, Any]], int]:
+        rng = numpy.random.default_rng((seed, epoch))
+        n = _count(X)
+        n_batches = n // batch_size if drop_last and n >= batch_size else -(-n // batch_size)
+        source = (
+            (_take(X, idx), y[idx], None if w is None else w[idx])
+            for idx in batches(n, batch_size, shuffle, rng, drop_last)
+        )
+        return source, n_batches
+
+    def _train_epoch(
+        self,
+        source: Any,
+        n_batches: int | None,
+        epoch: int,
+        epochs: int,
         bar: _Progress,
-        drop_last: bool = False,
         cbs: CallbackList | None = None,
-        w: numpy.ndarray | None = None,
     ) -> dict[str, float]:
         model, opt = self.model, self.optimizer
         model.train()
-        rng = numpy.random.default_rng((seed, epoch))
-        n = len(X)
-        n_batches = n // batch_size if drop_last and n >= batch_size else -(-n // batch_size)
         bar.start(epoch, epochs, n_batches)
         total, seen = 0.0, 0
-        outs = []
+        outs: list[tuple[numpy.ndarray, numpy.ndarray]] = []
         params = [p for g in opt.param_groups for p in g["params"]]
         cbs = cbs or CallbackList()
-        for b, idx in enumerate(batches(n, batch_size, shuffle, rng, drop_last)):
-            cbs.on_batch_begin(b, {"size": len(idx)})
+        for b, (xb, yb, wb) in enumerate(source):
+            xb = self._inputs(xb)
+            yb = self._targets(numpy.asarray(_values(yb)))
+            size = len(yb)
+            if _count(xb) != size:
+                raise ValueError(f"fit: batch {b + 1} has {_count(xb)} inputs but {size} targets")
+            if wb is not None:
+                wb = self._weights(wb, None, yb)
+            cbs.on_batch_begin(b, {"size": size})
             opt.zero_grad()
-            out = model(X[idx])
-            loss = self._loss(out, y[idx], None if w is None else w[idx])
+            out = _apply(model, xb)
+            loss = self._loss(out, yb, wb)
             if not (isinstance(loss, cr.Tensor) and loss.requires_grad):
                 raise RuntimeError(
                     "fit: the loss does not depend on any trainable parameter "
@@ -910,17 +1111,18 @@ class Trainer:
             opt.step()
             if self.scheduler is not None and self.scheduler_interval == "batch":
                 self.scheduler.step()
-            total += value * len(idx)
-            seen += len(idx)
-            cbs.on_batch_end(b, {"loss": value, "size": len(idx)})
+            total += value * size
+            seen += size
+            cbs.on_batch_end(b, {"loss": value, "size": size})
             if self.metrics:
-                outs.append((_values(out), idx))
+                outs.append((_values(out), yb))
             bar.batch(total / seen)
+        if seen == 0:
+            raise ValueError(f"fit: epoch {epoch + 1} had no batches (an empty loader?)")
         logs = {"loss": total / seen}
         if self.metrics and outs:
             pred = numpy.concatenate([o for o, _ in outs])
-            order = numpy.concatenate([i for _, i in outs])
-            logs.update(self._scores(pred, y[order]))
+            logs.update(self._scores(pred, numpy.concatenate([t for _, t in outs])))
         return logs
 
     def _evaluate_prepared(self, X: numpy.ndarray, y: numpy.ndarray) -> dict[str, float]:
@@ -994,7 +1196,7 @@ class Trainer:
 def fit(
     model: nn.Module,
     X: Any,
-    y: Any,
+    y: Any = None,
     *,
     loss: Any = None,
     optimizer: Any = None,

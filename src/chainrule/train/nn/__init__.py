@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from . import functional as functional
 from . import init as init
+from .attention import MultiheadAttention, TransformerEncoderLayer
 from .layers import (
     ELU,
     GELU,
@@ -55,15 +56,25 @@ from .layers import (
     Softplus,
     Tanh,
 )
+from .layers_more import (
+    AdaptiveAvgPool2d,
+    Conv1d,
+    ConvTranspose2d,
+    Embedding,
+    GroupNorm,
+    KLDivLoss,
+)
 from .module import (
     IncompatibleKeys,
     Module,
     ModuleDict,
     ModuleList,
     Parameter,
+    RemovableHandle,
     Sequential,
     functional_call,
 )
+from .recurrent import GRU, LSTM
 
 __all__ = [
     "Module",
@@ -103,4 +114,15 @@ __all__ = [
     "NLLLoss",
     "BCELoss",
     "BCEWithLogitsLoss",
+    "RemovableHandle",
+    "Embedding",
+    "Conv1d",
+    "GroupNorm",
+    "AdaptiveAvgPool2d",
+    "KLDivLoss",
+    "LSTM",
+    "GRU",
+    "MultiheadAttention",
+    "TransformerEncoderLayer",
+    "ConvTranspose2d",
 ]

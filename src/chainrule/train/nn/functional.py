@@ -403,12 +403,22 @@ def _batched(x: Any, nd: int, name: str) -> tuple[Any, bool]:
     return x, False
 
 
-def conv2d(x: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any = 0) -> Any:
-    """2-D cross-correlation on NCHW input (PyTorch's ``conv2d``, no dilation or groups).
+def conv2d(
+    x: Any,
+    weight: Any,
+    bias: Any = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    groups: int = 1,
+) -> Any:
+    """2-D cross-correlation on NCHW input (PyTorch's ``conv2d``).
 
-    ``weight`` has shape (out_channels, in_channels, kh, kw).  Implemented as
-    ``sliding_window_view`` + ``tensordot``: no Python loop over pixels.  Output size per axis:
-    ``(size + 2 * padding - kernel) // stride + 1``.
+    ``weight`` has shape (out_channels, in_channels / groups, kh, kw).  ``dilation`` spaces the
+    kernel taps; ``groups`` splits the channels into independent groups (``groups =
+    in_channels``: depthwise).  Implemented as ``sliding_window_view`` + ``tensordot`` (an
+    ``einsum`` over the groups): no Python loop over pixels.  Output size per axis:
+    ``(size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1``.
 
     Example
     -------
@@ -424,12 +434,20 @@ def conv2d(x: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any 
     if len(ws) != 4:
         raise ValueError(f"conv2d: weight must have shape (out, in, kh, kw), got {ws}")
     xs = _shape(x)
-    if xs[1] != ws[1]:
+    if not isinstance(groups, int) or groups < 1 or xs[1] % groups or ws[0] % groups:
+        raise ValueError(
+            f"conv2d: groups={groups!r} must be a positive int dividing the input's {xs[1]} "
+            f"channels and the weight's {ws[0]} output channels"
+        )
+    if xs[1] != ws[1] * groups:
         raise ValueError(
             f"conv2d: input has {xs[1]} channels (shape {xs}) but the weight "
-            f"expects {ws[1]} (weight shape {ws})"
+            f"expects {ws[1] * groups} (weight shape {ws}, groups={groups})"
         )
-    kernel = (ws[2], ws[3])
+    dh, dw = _pair(dilation, "dilation")
+    if dh < 1 or dw < 1:
+        raise ValueError(f"conv2d: dilation must be positive, got {dilation!r}")
+    kernel = (dh * (ws[2] - 1) + 1, dw * (ws[3] - 1) + 1)  # the dilated kernel's extent
     sh, sw = _pair(stride, "stride")
     if sh < 1 or sw < 1:
         raise ValueError(f"conv2d: stride must be positive, got {stride!r}")
@@ -444,7 +462,16 @@ def conv2d(x: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any 
     win = sliding_window_view(x, kernel, axis=(2, 3))  # N, C, H', W', kh, kw
     if sh > 1 or sw > 1:
         win = win[:, :, ::sh, ::sw]
-    out = numpy.tensordot(win, weight, axes=([1, 4, 5], [1, 2, 3]))  # N, H', W', O
+    if dh > 1 or dw > 1:
+        win = win[:, :, :, :, ::dh, ::dw]
+    if groups == 1:
+        out = numpy.tensordot(win, weight, axes=([1, 4, 5], [1, 2, 3]))  # N, H', W', O
+    else:
+        n, _, ho, wo = _shape(win)[:4]
+        win = numpy.reshape(win, (n, groups, ws[1], ho, wo, ws[2], ws[3]))
+        wg = numpy.reshape(weight, (groups, ws[0] // groups, ws[1], ws[2], ws[3]))
+        out = numpy.einsum("ngchwij,gocij->nhwgo", win, wg)
+        out = numpy.reshape(out, (n, ho, wo, ws[0]))
     if bias is not None:
         out = out + bias
     out = numpy.transpose(out, (0, 3, 1, 2))
@@ -965,3 +992,25 @@ def binary_cross_entropy(
     if weight is not None:
         loss = loss * weight
     return _reduce(loss, reduction, "binary_cross_entropy")
+
+
+# PyTorch's further functions live in their own module and are part of this namespace
+from .functional_more import (  # noqa: E402
+    adaptive_avg_pool2d,
+    conv1d,
+    conv_transpose2d,
+    embedding,
+    group_norm,
+    kl_div,
+    pad,
+)
+
+__all__ += [
+    "pad",
+    "embedding",
+    "conv1d",
+    "group_norm",
+    "adaptive_avg_pool2d",
+    "kl_div",
+    "conv_transpose2d",
+]

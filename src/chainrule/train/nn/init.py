@@ -53,6 +53,10 @@ __all__ = [
     "constant_",
     "uniform_",
     "normal_",
+    "trunc_normal",
+    "orthogonal",
+    "trunc_normal_",
+    "orthogonal_",
 ]
 
 _default = numpy.random.default_rng(0)
@@ -453,3 +457,108 @@ def normal_(tensor: Any, mean: float = 0.0, std: float = 1.0, generator: Any = N
     (2,)
     """
     return _write(tensor, normal(tensor.shape, mean, std, generator, _dtype(tensor)))
+
+
+def trunc_normal(
+    shape: Any,
+    mean: float = 0.0,
+    std: float = 1.0,
+    a: float = -2.0,
+    b: float = 2.0,
+    rng: Any = None,
+    dtype: Any = numpy.float64,
+) -> numpy.ndarray:
+    """N(mean, std**2) values conditioned to lie in ``[a, b]`` (absolute bounds, as PyTorch's
+    ``trunc_normal_``), drawn by rejection, so the distribution is exactly the truncated one.
+
+    Example
+    -------
+    >>> from chainrule.nn import init
+    >>> v = init.trunc_normal((1000,), std=1.0, a=-0.5, b=0.5, rng=0)
+    >>> bool(v.min() >= -0.5 and v.max() <= 0.5)
+    True
+    """
+    if not a < b:
+        raise ValueError(f"trunc_normal: need a < b, got a={a}, b={b}")
+    if std <= 0:
+        raise ValueError(f"trunc_normal: std must be positive, got {std}")
+    g = as_generator(rng)
+    shape = _shape(shape)
+    out = g.normal(mean, std, shape)
+    bad = (out < a) | (out > b)
+    tries = 0
+    while bad.any():
+        tries += 1
+        if tries > 10000:
+            raise ValueError(
+                f"trunc_normal: [a, b] = [{a}, {b}] holds almost no mass of N({mean}, {std}**2)"
+            )
+        out[bad] = g.normal(mean, std, int(bad.sum()))
+        bad = (out < a) | (out > b)
+    return numpy.asarray(out, dtype=dtype)
+
+
+def orthogonal(
+    shape: Any, gain: float = 1.0, rng: Any = None, dtype: Any = numpy.float64
+) -> numpy.ndarray:
+    """A (semi-)orthogonal matrix (PyTorch's ``orthogonal_``): the rows of ``shape[0]`` by
+    ``prod(shape[1:])`` are orthonormal (or the columns, whichever are fewer), times ``gain``;
+    from the QR decomposition of a Gaussian matrix with the signs of R's diagonal, so it is
+    uniformly (Haar) distributed.
+
+    Example
+    -------
+    >>> import numpy
+    >>> from chainrule.nn import init
+    >>> q = init.orthogonal((3, 5), rng=0)
+    >>> bool(numpy.allclose(q @ q.T, numpy.eye(3)))
+    True
+    """
+    shape = _shape(shape)
+    if len(shape) < 2:
+        raise ValueError(f"orthogonal: needs at least 2 dimensions, got shape {shape}")
+    rows = shape[0]
+    cols = int(numpy.prod(shape[1:]))
+    flat = as_generator(rng).normal(0.0, 1.0, (rows, cols))
+    if rows < cols:
+        flat = flat.T
+    q, r = numpy.linalg.qr(flat)
+    q = q * numpy.sign(numpy.diag(r))
+    if rows < cols:
+        q = q.T
+    return (gain * q).reshape(shape).astype(dtype)
+
+
+def trunc_normal_(
+    tensor: Any,
+    mean: float = 0.0,
+    std: float = 1.0,
+    a: float = -2.0,
+    b: float = 2.0,
+    generator: Any = None,
+) -> Any:
+    """Overwrite ``tensor`` with :func:`trunc_normal` values; return it.
+
+    Example
+    -------
+    >>> import numpy
+    >>> from chainrule import nn
+    >>> w = nn.init.trunc_normal_(nn.Parameter(numpy.zeros((2, 3))), std=0.02, generator=0)
+    >>> bool(abs(w.data).max() <= 2.0)
+    True
+    """
+    return _write(tensor, trunc_normal(tensor.shape, mean, std, a, b, generator, _dtype(tensor)))
+
+
+def orthogonal_(tensor: Any, gain: float = 1.0, generator: Any = None) -> Any:
+    """Overwrite ``tensor`` with :func:`orthogonal` values; return it.
+
+    Example
+    -------
+    >>> import numpy
+    >>> from chainrule import nn
+    >>> w = nn.init.orthogonal_(nn.Parameter(numpy.zeros((4, 4))), generator=0)
+    >>> bool(numpy.allclose(w.data.T @ w.data, numpy.eye(4)))
+    True
+    """
+    return _write(tensor, orthogonal(tensor.shape, gain, generator, _dtype(tensor)))

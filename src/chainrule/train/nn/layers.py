@@ -118,9 +118,10 @@ class Linear(Module):
 class Conv2d(Module):
     """2-D convolution (cross-correlation) on NCHW input, as PyTorch's ``Conv2d``.
 
-    weight (out_channels, in_channels, kh, kw), bias (out_channels,).  ``padding``: an int, a
-    pair, ``'valid'`` or ``'same'`` (stride 1).  Computed with ``sliding_window_view`` and
-    ``tensordot`` (no Python loop over pixels).
+    weight (out_channels, in_channels / groups, kh, kw), bias (out_channels,).  ``padding``: an
+    int, a pair, ``'valid'`` or ``'same'`` (stride 1); ``dilation`` and ``groups`` as PyTorch
+    (PyTorch's argument order, so ``bias`` comes after them).  Computed with
+    ``sliding_window_view`` and ``tensordot`` (no Python loop over pixels).
 
     Example
     -------
@@ -140,13 +141,24 @@ class Conv2d(Module):
         kernel_size: Any,
         stride: Any = 1,
         padding: Any = 0,
+        dilation: Any = 1,
+        groups: int = 1,
         bias: bool = True,
         *,
         rng: Any = None,
         dtype: Any = numpy.float64,
     ) -> None:
         super().__init__()
-        _check_positive("Conv2d", in_channels=in_channels, out_channels=out_channels)
+        _check_positive("Conv2d", in_channels=in_channels, out_channels=out_channels, groups=groups)
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(
+                f"Conv2d: in_channels ({in_channels}) and out_channels ({out_channels}) must "
+                f"be divisible by groups ({groups})"
+            )
+        self.dilation = F._pair(dilation, "dilation")
+        self.groups = int(groups)
+        if min(self.dilation) < 1:
+            raise ValueError(f"Conv2d: dilation must be positive, got {dilation!r}")
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.kernel_size = F._pair(kernel_size, "kernel_size")
         self.stride = F._pair(stride, "stride")
@@ -157,10 +169,10 @@ class Conv2d(Module):
         self.padding = padding if isinstance(padding, str) else F._pair(padding, "padding")
         F._conv_padding(self.padding, self.kernel_size, self.stride)  # validate now
         g = init.as_generator(rng)
-        fan_in = in_channels * self.kernel_size[0] * self.kernel_size[1]
+        fan_in = in_channels // groups * self.kernel_size[0] * self.kernel_size[1]
         bound = 1.0 / math.sqrt(fan_in)
         self.weight = _uniform_param(
-            (out_channels, in_channels) + self.kernel_size, bound, g, dtype
+            (out_channels, in_channels // groups) + self.kernel_size, bound, g, dtype
         )
         if bias:
             self.bias = _uniform_param((out_channels,), bound, g, dtype)
@@ -168,7 +180,9 @@ class Conv2d(Module):
             self.register_parameter("bias", None)
 
     def forward(self, x: Any) -> Any:
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
+        return F.conv2d(
+            x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups
+        )
 
     def extra_repr(self) -> str:
         pad = repr(self.padding) if isinstance(self.padding, str) else str(self.padding)
@@ -176,6 +190,10 @@ class Conv2d(Module):
             f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
             f"stride={self.stride}, padding={pad}"
         )
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
         return s if self.bias is not None else s + ", bias=False"
 
 

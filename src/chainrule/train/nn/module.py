@@ -29,6 +29,7 @@ __all__ = [
     "Parameter",
     "functional_call",
     "IncompatibleKeys",
+    "RemovableHandle",
 ]
 
 
@@ -46,6 +47,24 @@ def Parameter(data: Any, dtype: Any = None) -> cr.Tensor:
     (True, (3,))
     """
     return cr.tensor(data, requires_grad=True, dtype=dtype)
+
+
+class RemovableHandle:
+    """What ``register_forward_hook`` returns: ``remove()`` takes the hook away again.
+
+    Example
+    -------
+    >>> from chainrule import nn
+    >>> h = nn.Identity().register_forward_hook(lambda m, a, out: None)
+    >>> h.remove(); h.remove()        # removing twice is harmless
+    """
+
+    def __init__(self, hooks: dict[int, Any], key: int) -> None:
+        self._hooks, self._key = hooks, key
+
+    def remove(self) -> None:
+        """Unregister the hook."""
+        self._hooks.pop(self._key, None)
 
 
 class IncompatibleKeys(NamedTuple):
@@ -211,7 +230,68 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.forward(*args, **kwargs)
+        pre = self.__dict__.get("_forward_pre_hooks")
+        if pre:
+            for hook in list(pre.values()):
+                result = hook(self, args)
+                if result is not None:
+                    args = result if isinstance(result, tuple) else (result,)
+        out = self.forward(*args, **kwargs)
+        post = self.__dict__.get("_forward_hooks")
+        if post:
+            for hook in list(post.values()):
+                result = hook(self, args, out)
+                if result is not None:
+                    out = result
+        return out
+
+    def _add_hook(self, table: str, hook: Callable[..., Any]) -> RemovableHandle:
+        if not callable(hook):
+            raise TypeError(f"{table[1:-1]}: the hook must be callable, got {type(hook).__name__}")
+        hooks = self.__dict__.setdefault(table, OrderedDict())
+        key = max(hooks, default=-1) + 1
+        hooks[key] = hook
+        return RemovableHandle(hooks, key)
+
+    def register_forward_pre_hook(self, hook: Callable[..., Any]) -> RemovableHandle:
+        """Call ``hook(module, args)`` before every ``forward``; a non-None result replaces the
+        positional arguments (PyTorch's rule).  Returns a handle whose ``remove()`` undoes it.
+
+        Example
+        -------
+        >>> import numpy
+        >>> from chainrule import nn
+        >>> layer = nn.Identity()
+        >>> handle = layer.register_forward_pre_hook(lambda m, args: (args[0] * 2,))
+        >>> layer(numpy.ones(2)), handle.remove(), layer(numpy.ones(2))
+        (array([2., 2.]), None, array([1., 1.]))
+        """
+        return self._add_hook("_forward_pre_hooks", hook)
+
+    def register_forward_hook(self, hook: Callable[..., Any]) -> RemovableHandle:
+        """Call ``hook(module, args, output)`` after every ``forward``; a non-None result
+        replaces the output (PyTorch's rule).  Returns a handle whose ``remove()`` undoes it.
+
+        Example
+        -------
+        >>> import numpy
+        >>> from chainrule import nn
+        >>> shapes = []
+        >>> model = nn.MLP([3, 4, 2], rng=0)
+        >>> h = model.layers[0].register_forward_hook(lambda m, a, out: shapes.append(out.shape))
+        >>> _ = model(numpy.ones((5, 3))); h.remove(); shapes
+        [(5, 4)]
+        """
+        return self._add_hook("_forward_hooks", hook)
+
+    def summary(self, *inputs: Any) -> str:
+        """A table of the layers: name, type, output shape (when example ``inputs`` are
+        given; the model runs once in evaluation mode, without recording) and parameter counts,
+        with the totals of trainable and frozen parameters.  See
+        :func:`chainrule.train.nn.summary.summary`."""
+        from .summary import summary
+
+        return summary(self, *inputs)
 
     # --- traversal --------------------------------------------------------------------------
 
@@ -572,7 +652,7 @@ class Sequential(Module):
     """Modules applied one after the other; children are named ``'0'``, ``'1'``, …
 
     Also accepts an ``OrderedDict`` of named modules.  Supports ``len``, iteration, indexing
-    (a slice gives a ``Sequential``) and ``append``.
+    (a slice gives a ``Sequential``), assignment by index (a new head) and ``append``.
 
     Example
     -------
@@ -615,6 +695,20 @@ class Sequential(Module):
         if isinstance(i, slice):
             return Sequential(OrderedDict(items[i]))
         return items[i][1]
+
+    def __setitem__(self, i: int, module: Module) -> None:
+        """Replace the ``i``-th module (``model[-1] = nn.Linear(...)``: a new head), keeping
+        its name and place, as PyTorch."""
+        if not isinstance(module, Module):
+            raise TypeError(f"Sequential: cannot assign a {type(module).__name__}, not a Module")
+        names = list(self._modules)
+        try:
+            name = names[i]
+        except (IndexError, TypeError):
+            raise IndexError(
+                f"Sequential: index {i!r} is out of range for {len(names)} modules"
+            ) from None
+        self._modules[name] = module
 
     def append(self, module: Module) -> Sequential:
         """Add ``module`` at the end; return self."""

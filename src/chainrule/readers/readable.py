@@ -1,0 +1,366 @@
+"""The readability pass of ``explain``: textbook forms, each checked in numbers before it is shown.
+
+The derivation ``explain`` prints is the recorded chain rule, step by step; a textbook writes
+some of its steps in closed form (``dZ = (P - onehot) / N``, ``dz = (p - y) / N``,
+``dZ = dA * A * (1 - A)``).  For every backward statement this pass proposes such forms from a
+small library of identities, instantiated with the derivation's own named values, and keeps one
+only if *evaluating it on the traced values gives the statement's value* (to rounding).  Terms
+that are zero at every element (the gradient through a softmax's max shift) are dropped the same
+way.  Statements no longer read by anything shown are then left out.  Nothing here touches the
+exported code or ``jit``: ``to_python()`` writes the recorded steps, exactly.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy
+
+from chainrule.engine import primitives as P
+from chainrule.program.codegen import Line
+from chainrule.program.ir import CONST, INPUT, Value
+from chainrule.program.notation import PRODUCT, SUM
+
+__all__ = ["readable_lines"]
+
+MAX_LINES = 400  # longer derivations are shown as recorded (the check costs per statement)
+MAX_TRIES = 64  # candidate forms evaluated per statement
+
+
+def _conv2d(X: Any, K: Any) -> Any:
+    """``Z[n,o,i,j] = Σ_c,p,q X[n,c,i+p,j+q] · K[o,c,p,q]`` (stride 1, no padding), the
+    cross-correlation deep-learning libraries call convolution: how ``explain`` names it."""
+    win = numpy.lib.stride_tricks.sliding_window_view(X, K.shape[2:], axis=(2, 3))
+    return numpy.einsum("nchwpq,ocpq->nohw", win, K)
+
+
+def _correlate(X: Any, dZ: Any) -> Any:
+    """``dK[o,c,p,q] = Σ_n,i,j X[n,c,i+p,j+q] · dZ[n,o,i,j]``: a convolution's kernel gradient."""
+    win = numpy.lib.stride_tricks.sliding_window_view(X, dZ.shape[2:], axis=(2, 3))
+    return numpy.einsum("ncpqij,noij->ocpq", win, dZ)
+
+
+def _conv_transpose(dZ: Any, K: Any) -> Any:
+    """``dX``: ``dZ`` padded by the kernel size - 1 and correlated with the flipped kernel."""
+    kh, kw = K.shape[2:]
+    padded = numpy.pad(dZ, ((0, 0), (0, 0), (kh - 1, kh - 1), (kw - 1, kw - 1)))
+    win = numpy.lib.stride_tricks.sliding_window_view(padded, (kh, kw), axis=(2, 3))
+    return numpy.einsum("nohwpq,ocpq->nchw", win, K[:, :, ::-1, ::-1])
+
+
+_CONV_NOTE = (
+    "conv2d(X, K) is the cross-correlation deep-learning libraries call convolution, "
+    "Z[n,o,i,j] = Σ_c,p,q X[n,c,i+p,j+q] · K[o,c,p,q] (stride 1, no padding: the output is "
+    "the input size - the kernel size + 1 per axis); its gradients are dK = correlate(X, dZ), "
+    "dK[o,c,p,q] = Σ_n,i,j X[n,c,i+p,j+q] · dZ[n,o,i,j], and dX = conv_transpose(dZ, K) (dZ "
+    "padded by the kernel size - 1, correlated with the flipped kernel). The recorded steps "
+    "(sliding windows and a tensordot) are what to_python() writes"
+)
+
+
+def _data(v: Value, ex: Any) -> Any:
+    if v.op == INPUT:
+        i = ex.program.inputs.index(v)
+        return ex.recording.inputs[i]._data
+    if v.op == CONST:
+        return v.const
+    return None if v.node is None else v.node._data
+
+
+def _same(a: Any, b: Any) -> bool:
+    a, b = numpy.asarray(a), numpy.asarray(b)
+    if a.shape != b.shape or a.dtype.kind not in "fiub" or b.dtype.kind not in "fiub":
+        return False
+    scale = float(numpy.max(numpy.abs(b), initial=0.0)) or 1.0
+    return bool(numpy.allclose(a, b, rtol=1e-9, atol=1e-12 * scale))
+
+
+def _namespace(ex: Any) -> dict[str, Any]:
+    ns: dict[str, Any] = {
+        "numpy": numpy,
+        "conv2d": _conv2d,
+        "correlate": _correlate,
+        "conv_transpose": _conv_transpose,
+    }
+    w = ex.writer
+    for v in ex.program.values:
+        name = w.refs.get(v.id) if v.op == INPUT else w.names.get(v.id)
+        d = _data(v, ex)
+        if name and d is not None and name.isidentifier():
+            ns[name] = numpy.asarray(d)
+    for x, name in ex.recording.constants.items():
+        ns.setdefault(name, x)
+    for name, a in ex.literals.arrays.values():
+        ns.setdefault(name, a)
+    return ns
+
+
+def _elsewhere(ex: Any, base: dict[str, Any]) -> dict[str, Any] | None:
+    """Every named value of the recorded program at a second, nearby point (the inputs'
+    floats perturbed by a few percent), from the exact exported code: a form must hold there
+    too, so that one that only matched by coincidence (w = 0) is not shown."""
+    from chainrule.engine.pytree import unflatten
+
+    rec = ex.recording
+    lines = ex.to_python(name="_at").rstrip().split("\n")
+    for i in range(len(lines) - 1, -1, -1):
+        if lines[i].startswith("    return "):
+            lines[i] = "    return locals()"
+            break
+    rng = numpy.random.default_rng(20240517)
+    leaves = []
+    for t in rec.inputs:
+        d = numpy.asarray(t._data)
+        if d.dtype.kind == "f":
+            noise = rng.standard_normal(d.shape)
+            d = (d * (1 + 0.05 * noise) + 0.05 * rng.standard_normal(d.shape)).astype(d.dtype)
+        leaves.append(d)
+    args = []
+    for i in range(len(rec.params)):
+        if i in rec.static:
+            args.append(rec.static[i])
+        else:
+            mine = [leaves[j] for j in range(len(leaves)) if rec.input_arg[j] == i]
+            args.append(unflatten(rec.treedefs[i], mine))
+    ns: dict[str, Any] = {}
+    try:
+        with numpy.errstate(all="ignore"):
+            exec("\n".join(lines), ns)  # noqa: S102 - the exported code of the user's function
+            values = ns["_at"](*args)
+    except Exception:  # noqa: BLE001 - no second point: no form is shown
+        return None
+    out = {k: v for k, v in base.items() if not isinstance(v, numpy.ndarray)}
+    out.update({name: base[name] for name in ex.recording.constants.values() if name in base})
+    out.update({name: a for name, a in ex.literals.arrays.values()})
+    out.update(values)
+    return out
+
+
+def _check(text: str, ns: dict[str, Any], want: Any) -> bool:
+    try:
+        with numpy.errstate(all="ignore"):
+            got = eval(text, {"__builtins__": {"len": len}}, ns)  # noqa: S307 - our own text
+    except Exception:  # noqa: BLE001 - a candidate that does not evaluate is not shown
+        return False
+    return _same(got, want)
+
+
+def _sum_terms(v: Value, w: Any) -> list[tuple[int, Value]]:
+    """``v`` as a sum of terms (sign, value) through unnamed additions."""
+    if v.prim in (P.add, P.subtract) and len(v.args) == 2:
+        out = []
+        for k, a in enumerate(v.args):
+            sign = -1 if (v.prim is P.subtract and k == 1) else 1
+            if isinstance(a, Value) and a.prim in (P.add, P.subtract) and a.id not in w.names:
+                out += [(s * sign, t) for s, t in _sum_terms(a, w)]
+            elif isinstance(a, Value):
+                out.append((sign, a))
+            else:
+                return [(1, v)]
+        return out
+    return [(1, v)]
+
+
+def _candidates(ln: Line, ex: Any, named: dict[str, Value]) -> list[tuple[str, str]]:
+    """(text, note) textbook forms for the backward statement ``ln``."""
+    v, w = ln.value, ex.writer
+    shape = tuple(v.shape)
+    out: list[tuple[str, str]] = []
+    data_inputs = [
+        (w.refs[x.id], x)
+        for k, x in enumerate(ex.program.inputs)
+        if k not in ex.recording.wrt and x.id in w.refs
+    ]
+    forward = [(n, x) for n, x in named.items() if x.phase == "forward" and x.op != INPUT]
+    if len(shape) == 4:  # a convolution, written as one
+        four = [n for n, x in named.items() if len(x.shape) == 4]
+        for an, bn in ((p, q) for p in four for q in four if p != q):
+            if v.phase == "forward":
+                out.append((f"conv2d({an}, {bn})", _CONV_NOTE))
+            else:
+                out.append((f"correlate({an}, {bn})", _CONV_NOTE))
+                out.append((f"conv_transpose({an}, {bn})", _CONV_NOTE))
+    for pn, p in forward:
+        if tuple(p.shape) != shape or len(shape) != 2:
+            continue
+        pd = numpy.asarray(_data(p, ex))
+        if not (pd.min() >= 0 and numpy.allclose(pd.sum(axis=1), 1)):
+            continue
+        for yn, y in data_inputs:
+            if numpy.asarray(_data(y, ex)).dtype.kind in "iu" and tuple(y.shape) == shape[:1]:
+                out.append(
+                    (
+                        f"({pn} - numpy.eye({pn}.shape[1])[{yn}]) / len({yn})",
+                        f"softmax and cross-entropy together: d/dZ of the mean of "
+                        f"-log {pn}[n, {yn}[n]] is ({pn} - onehot({yn})) / N; the gradient "
+                        f"through a max subtracted for stability is exactly zero (a softmax "
+                        "does not change when a row is shifted by a constant)",
+                    )
+                )
+    for ln_, lp in forward:  # log-softmax: rows of exp(L) sum to 1
+        if tuple(lp.shape) != shape or len(shape) != 2:
+            continue
+        with numpy.errstate(all="ignore"):
+            ld = numpy.exp(numpy.asarray(_data(lp, ex), dtype=float))
+        if not numpy.allclose(ld.sum(axis=1), 1):
+            continue
+        for yn, y in data_inputs:
+            if numpy.asarray(_data(y, ex)).dtype.kind in "iu" and tuple(y.shape) == shape[:1]:
+                out.append(
+                    (
+                        f"(numpy.exp({ln_}) - numpy.eye({ln_}.shape[1])[{yn}]) / len({yn})",
+                        f"log-softmax and the negative log-likelihood together: the gradient "
+                        f"of the scores is (softmax - onehot({yn})) / N, softmax = "
+                        f"exp({ln_})",
+                    )
+                )
+    for an, a in forward:
+        if tuple(a.shape) != shape:
+            continue
+        for tn, t in data_inputs:
+            if tuple(t.shape) != shape:
+                continue
+            n = f"len({tn})" if len(shape) == 1 else f"{tn}.size"
+            out += [
+                (f"({an} - {tn}) / {n}", f"({an} - {tn}) / N: the gradient of a mean "
+                 "cross-entropy at the logits of a sigmoid, in closed form"),
+                (f"({an} - {tn}) / ({an} * (1 - {an})) / {n}", ""),
+                (f"2 * ({an} - {tn}) / {n}", ""),
+                (f"{an} - {tn}", ""),
+            ]  # fmt: skip
+    for an, a in forward:
+        da = f"d{an}"
+        if tuple(a.shape) != shape or da not in named:
+            continue
+        out += [
+            (f"{da} * {an} * (1 - {an})", f"the sigmoid's derivative: {an} * (1 - {an})"),
+            (f"{da} * (1 - {an} ** 2)", f"tanh's derivative: 1 - {an} ** 2"),
+            (f"{da} * {an}", ""),
+        ]  # fmt: skip
+    return out
+
+
+def readable_lines(ex: Any, lines: list[Line]) -> tuple[list[Line], list[str], list[str]]:
+    """The statements in textbook form where one is verified, the lines rewritten and the
+    notes explaining the forms; statements nothing shown reads any more are left out.
+
+    Example
+    -------
+    >>> import numpy, chainrule as cr
+    >>> def loss(w, X, y):
+    ...     p = 1 / (1 + numpy.exp(-(X @ w)))
+    ...     return -numpy.mean(y * numpy.log(p) + (1 - y) * numpy.log(1 - p))
+    >>> X, y = numpy.array([[1.0, 2.0], [0.5, -1.0], [2.0, 0.0]]), numpy.array([1.0, 0.0, 1.0])
+    >>> cr.explain(loss, numpy.array([0.1, -0.2]), X, y, wrt="w").backward_lines()[0]
+    'dp = (p - y) / (p * (1 - p)) / len(y)'
+    """
+    w = ex.writer
+    if len(lines) > MAX_LINES:  # a long unrolled chain: the recorded steps, as they are
+        return lines, [], []
+    named: dict[str, Value] = {}
+    for v in ex.program.values:
+        n = w.refs.get(v.id) if v.op == INPUT else w.names.get(v.id)
+        if n:
+            named[n] = v
+    ns = _namespace(ex)
+    there = _elsewhere(ex, ns)
+    if there is None:
+        return lines, [], []
+    notes: list[str] = []
+    shown: list[str] = []
+    out: list[Line] = []
+    for ln in lines:
+        if len(ln.code) != 1 or (ln.phase != "backward" and len(ln.value.shape) != 4):
+            out.append(ln)
+            continue
+        want = _data(ln.value, ex)
+        if want is None or not numpy.any(want):  # all zero: any form would match
+            out.append(ln)
+            continue
+        if numpy.unique(numpy.asarray(want)).size < min(3, numpy.size(want)):
+            out.append(ln)
+            continue
+        best, note = ln.expr, ""
+        want_there = there.get(ln.name)
+        if want_there is None:
+            out.append(ln)
+            continue
+
+        def holds(text: str, want: Any = want, want_there: Any = want_there) -> bool:
+            return _check(text, ns, want) and _check(text, there, want_there)
+
+        for text, why in _candidates(ln, ex, named)[:MAX_TRIES]:  # in order of preference
+            if len(text) < len(best) and holds(text):
+                best, note = text, why
+                break
+        terms = _sum_terms(ln.value, w)
+        if len(terms) > 1 and best == ln.expr:
+            kept = []
+            dropped = []
+            for sign, t in terms:
+                td = _data(t, ex)
+                if (
+                    td is not None
+                    and t.op != CONST
+                    and _through_max(t)  # zero for every input, not only for these
+                    and _same(td, numpy.zeros_like(td))
+                ):
+                    dropped.append(t)
+                else:
+                    kept.append((sign, t))
+            if dropped and kept:
+                text = " + ".join(("-" if s < 0 else "") + _term(w, t, s) for s, t in kept)
+                text = text.replace("+ -", "- ")
+                if holds(text):
+                    best = text
+                    note = (
+                        f"in {ln.name}, the gradient through a max subtracted for stability "
+                        "is left out: it is exactly zero (up to rounding), since a softmax "
+                        "does not change when a row is shifted by a constant"
+                    )
+        if best != ln.expr:
+            ex.rewritten[ln.name] = note or "a shorter form of the same value"
+            shown.append(f"{ln.name} = {best}")
+            if note and note not in notes:
+                notes.append(note)
+            ln = Line(ln.value, ln.name, best, [f"{ln.name} = {best}"])
+        out.append(ln)
+    return _prune(out, ex), shown, notes
+
+
+def _term(w: Any, t: Value, sign: int) -> str:
+    text, prec = w.ref(t)
+    need = PRODUCT if sign < 0 else SUM + 1
+    return f"({text})" if prec < need else text
+
+
+def _through_max(v: Value, depth: int = 0) -> bool:
+    if depth > 6 or not isinstance(v, Value):
+        return False
+    if v.prim in (P.amax, P.amin):
+        return True
+    return any(_through_max(a, depth + 1) for a in v.args if isinstance(a, Value))
+
+
+def _prune(lines: list[Line], ex: Any) -> list[Line]:
+    """Leave out backward statements that nothing shown reads (and that are no gradient of an
+    input)."""
+    keep_names = set(ex.grad_names) | {ex.output_name}
+    out_id = ex.program.outputs[0].id
+    while True:
+        reads: set[str] = set()
+        for ln in lines:
+            for c in ln.code:
+                found = re.findall(r"[A-Za-z_]\w*", c)
+                reads |= {n for n in found if n != ln.name}
+        drop = [
+            ln
+            for ln in lines
+            if ln.name not in keep_names
+            and ln.name not in reads
+            and (ln.phase == "backward" or ln.value.id != out_id)
+        ]
+        if not drop:
+            return lines
+        lines = [ln for ln in lines if ln not in drop]

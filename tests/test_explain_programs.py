@@ -1,0 +1,261 @@
+"""explain on programs written the way textbooks and courses write them: names and line lengths.
+
+Eleven small programs in the style of public NumPy teaching code (helper functions, a class-free
+two-layer net, a softmax classifier, logistic regression with an L2 constant, a tanh RNN,
+LayerNorm, BatchNorm, a residual block, a branch on a value, conv2d, a CS231n-style net with
+(out, cache) helpers and word2vec with negative sampling).  The issue asks that at most 10% of
+derivation lines use generated names (t1, t2, ...) and that no line exceeds 200 characters.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+import chainrule as cr
+
+rng = np.random.default_rng(0)
+LAM = 0.1
+
+
+# --- 2-layer net with helper functions
+def dense(x, W, b):
+    Z = x @ W + b
+    return Z
+
+
+def relu(Z):
+    A = np.maximum(0, Z)
+    return A
+
+
+X2 = rng.normal(size=(8, 4))
+T2 = rng.normal(size=(8, 3))
+W1 = rng.normal(size=(4, 5))
+b1 = np.zeros(5)
+W2 = rng.normal(size=(5, 3))
+b2 = np.zeros(3)
+
+
+def two_layer(X, T, W1, b1, W2, b2):
+    H = relu(dense(X, W1, b1))
+    Y = dense(H, W2, b2)
+    loss = ((Y - T) ** 2).mean()
+    return loss
+
+
+# --- softmax classifier
+Xs = rng.normal(size=(10, 4))
+ys = rng.integers(0, 3, size=10)
+Ws = rng.normal(size=(4, 3))
+bs = np.zeros(3)
+
+
+def softmax_ce(W, b, X, y):
+    Z = X @ W + b
+    Z = Z - Z.max(axis=1, keepdims=True)
+    E = np.exp(Z)
+    P = E / E.sum(axis=1, keepdims=True)
+    loss = -np.log(P[np.arange(len(y)), y]).mean()
+    return loss
+
+
+# --- logistic regression with L2
+Xl = rng.normal(size=(12, 3))
+yl = (rng.random(12) > 0.5).astype(float)
+wl = rng.normal(size=3)
+bl = np.array(0.0)
+
+
+def logreg(w, b, X, y):
+    z = X @ w + b
+    p = 1 / (1 + np.exp(-z))
+    loss = -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)) + LAM * np.sum(w**2)
+    return loss
+
+
+# --- tanh RNN
+Xr = rng.normal(size=(4, 2, 3))
+Wx = rng.normal(size=(3, 5)) * 0.5
+Wh = rng.normal(size=(5, 5)) * 0.5
+Wy = rng.normal(size=(5, 1))
+Tr = rng.normal(size=(2, 1))
+
+
+def rnn(Wx, Wh, Wy, X, T):
+    h = np.zeros((X.shape[1], Wh.shape[0]))
+    for t in range(X.shape[0]):
+        h = np.tanh(X[t] @ Wx + h @ Wh)
+    y = h @ Wy
+    loss = 0.5 * np.sum((y - T) ** 2)
+    return loss
+
+
+# --- LayerNorm
+Xn = rng.normal(size=(4, 6))
+gamma = rng.normal(size=6)
+beta = rng.normal(size=6)
+
+
+def layernorm(gamma, beta, X):
+    mu = X.mean(axis=1, keepdims=True)
+    var = ((X - mu) ** 2).mean(axis=1, keepdims=True)
+    Xhat = (X - mu) / np.sqrt(var + 1e-5)
+    out = gamma * Xhat + beta
+    loss = (out**2).sum()
+    return loss
+
+
+# --- residual block
+Xb = rng.normal(size=(5, 4))
+Wa = rng.normal(size=(4, 4))
+Wb = rng.normal(size=(4, 4))
+
+
+def residual(Wa, Wb, X):
+    H = np.maximum(0, X @ Wa)
+    out = X + H @ Wb
+    loss = (out**2).mean()
+    return loss
+
+
+# --- hinge with branch
+def hinge(w, x, y):
+    margin = 1 - y * (x @ w)
+    if margin > 0:
+        loss = margin
+    else:
+        loss = 0 * margin
+    return loss
+
+
+wh = rng.normal(size=3)
+xh = rng.normal(size=3)
+yh = 1.0
+
+
+def conv(K, X):
+    Z = cr.nn.functional.conv2d(X, K)
+    loss = (Z**2).sum()
+    return loss
+
+
+Xc = rng.normal(size=(1, 1, 5, 5))
+Kc = rng.normal(size=(2, 1, 3, 3))
+
+CASES_A = {
+    "two_layer": (two_layer, (X2, T2, W1, b1, W2, b2), ["W1", "b1", "W2", "b2"]),
+    "softmax_ce": (softmax_ce, (Ws, bs, Xs, ys), ["W", "b"]),
+    "logreg": (logreg, (wl, bl, Xl, yl), ["w", "b"]),
+    "rnn": (rnn, (Wx, Wh, Wy, Xr, Tr), ["Wx", "Wh", "Wy"]),
+    "layernorm": (layernorm, (gamma, beta, Xn), ["gamma", "beta", "X"]),
+    "residual": (residual, (Wa, Wb, Xb), ["Wa", "Wb"]),
+    "hinge": (hinge, (wh, xh, yh), ["w"]),
+    "conv": (conv, (Kc, Xc), ["K"]),
+}
+
+
+def affine_forward(x, w, b):
+    out = x.reshape(x.shape[0], -1) @ w + b
+    cache = (x, w, b)
+    return out, cache
+
+
+def relu_forward(x):
+    out = np.maximum(0, x)
+    return out, x
+
+
+def softmax_loss(x, y):
+    shifted = x - np.max(x, axis=1, keepdims=True)
+    Z = np.sum(np.exp(shifted), axis=1, keepdims=True)
+    log_probs = shifted - np.log(Z)
+    N = x.shape[0]
+    loss = -np.sum(log_probs[np.arange(N), y]) / N
+    return loss
+
+
+def two_layer_net(params, X, y, reg=0.01):
+    h, _ = affine_forward(X, params["W1"], params["b1"])
+    a, _ = relu_forward(h)
+    scores, _ = affine_forward(a, params["W2"], params["b2"])
+    loss = softmax_loss(scores, y)
+    loss += 0.5 * reg * (np.sum(params["W1"] ** 2) + np.sum(params["W2"] ** 2))
+    return loss
+
+
+P2 = {
+    "W1": rng.normal(size=(6, 5)) * 0.1,
+    "b1": np.zeros(5),
+    "W2": rng.normal(size=(5, 3)) * 0.1,
+    "b2": np.zeros(3),
+}
+X2 = rng.normal(size=(7, 2, 3))
+y2 = rng.integers(0, 3, size=7)
+
+
+def sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def word2vec(W_in, W_out, center, context, negatives):
+    v = W_in[center]
+    u_pos = W_out[context]
+    u_neg = W_out[negatives]
+    pos = np.log(sigmoid(np.sum(v * u_pos, axis=1)))
+    neg = np.sum(np.log(sigmoid(-np.einsum("bd,bkd->bk", v, u_neg))), axis=1)
+    return -np.mean(pos + neg)
+
+
+Win = rng.normal(size=(20, 4)) * 0.1
+Wout = rng.normal(size=(20, 4)) * 0.1
+center = rng.integers(0, 20, size=6)
+context = rng.integers(0, 20, size=6)
+negs = rng.integers(0, 20, size=(6, 3))
+
+
+def batchnorm(gamma, beta, x, t, eps=1e-5):
+    mu = x.mean(axis=0)
+    xmu = x - mu
+    var = (xmu**2).mean(axis=0)
+    ivar = 1 / np.sqrt(var + eps)
+    xhat = xmu * ivar
+    out = gamma * xhat + beta
+    return ((out - t) ** 2).sum()
+
+
+CASES_B = {
+    "cs231n": (two_layer_net, (P2, X2, y2), ["params"]),
+    "word2vec": (word2vec, (Win, Wout, center, context, negs), ["W_in", "W_out"]),
+    "batchnorm": (
+        batchnorm,
+        (rng.normal(size=4), rng.normal(size=4), rng.normal(size=(8, 4)), rng.normal(size=(8, 4))),
+        ["gamma", "beta", "x"],
+    ),
+}
+
+CASES = {**CASES_A, **CASES_B}
+
+
+def _lines(name):
+    fun, args, wrt = CASES[name]
+    e = cr.explain(fun, *args, wrt=wrt)
+    return e, e.forward_lines() + e.backward_lines()
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_no_line_is_longer_than_200_characters(name):
+    e, lines = _lines(name)
+    assert max(len(ln) for ln in lines) <= 200
+    assert max(len(ln) for ln in str(e).splitlines() if not ln.startswith("  - ")) <= 200
+
+
+def test_at_most_a_tenth_of_the_derivation_lines_use_generated_names():
+    total = generated = 0
+    for name in CASES:
+        _, lines = _lines(name)
+        total += len(lines)
+        generated += sum(bool(re.search(r"\bt\d+\b", ln)) for ln in lines)
+    assert generated <= 0.1 * total, (generated, total)
