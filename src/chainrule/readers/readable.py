@@ -326,7 +326,26 @@ def readable_lines(ex: Any, lines: list[Line]) -> tuple[list[Line], list[str], l
                 notes.append(note)
             ln = Line(ln.value, ln.name, best, [f"{ln.name} = {best}"])
         out.append(ln)
-    return _prune(out, ex), shown, notes
+    return [_counted(ln, ns) for ln in _prune(out, ex)], shown, notes
+
+
+_ROWS = re.compile(r"numpy\.arange\((\d+)\), ([A-Za-z_]\w*)\]")
+
+
+def _counted(ln: Line, ns: dict[str, Any]) -> Line:
+    """``P[numpy.arange(10), y]`` as people write it: ``P[numpy.arange(len(y)), y]`` (when
+    ``y`` has that length: the count is where it came from)."""
+
+    def fix(m: re.Match[str]) -> str:
+        y = ns.get(m.group(2))
+        if y is not None and numpy.ndim(y) == 1 and len(y) == int(m.group(1)):
+            return f"numpy.arange(len({m.group(2)})), {m.group(2)}]"
+        return m.group(0)
+
+    code = [_ROWS.sub(fix, c) for c in ln.code]
+    if code == ln.code:
+        return ln
+    return Line(ln.value, ln.name, _ROWS.sub(fix, ln.expr), code)
 
 
 def _term(w: Any, t: Value, sign: int) -> str:
