@@ -1,6 +1,7 @@
 """docs/from_gradient_to_model.ipynb executes from top to bottom without an error or a warning
-(nbclient, when it and ipykernel are installed), and its outputs show the History's curves as
-an inline PNG and its table as HTML."""
+(nbclient, when it and ipykernel are installed; a warning in a cell shows as a stderr output,
+which fails the test), and its outputs show the History's curves as an inline PNG and its
+table as HTML."""
 
 from __future__ import annotations
 
@@ -19,7 +20,6 @@ def test_the_docs_notebook_runs_and_shows_its_plots_and_reports(monkeypatch):
     pytest.importorskip("ipykernel")
     path = os.pathsep.join(p for p in [str(SRC), os.environ.get("PYTHONPATH", "")] if p)
     monkeypatch.setenv("PYTHONPATH", path)
-    monkeypatch.setenv("PYTHONWARNINGS", "error")
     nb = nbformat.read(NOTEBOOK, as_version=4)
     nbclient.NotebookClient(nb, timeout=300, kernel_name="python3").execute()
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
