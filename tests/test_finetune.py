@@ -213,3 +213,31 @@ def test_half_precision_training_is_refused_with_the_way_out():
         epochs=1,
     )
     assert len(h) == 1  # float32 trains
+
+
+def test_a_pytorch_style_manual_loop_with_a_frozen_layer_and_a_per_batch_schedule():
+    from chainrule.data import DataLoader
+    from chainrule.nn import functional as F
+
+    X, y = blobs(120)
+    loader = DataLoader(X, y, batch_size=16, seed=0)
+    model = nn.Sequential(nn.Linear(2, 16, rng=0), nn.ReLU(), nn.Linear(16, 3, rng=1))
+    model[0].requires_grad_(False)
+    frozen = model[0].weight.data.copy()
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    sched = optim.lr_scheduler.OneCycleLR(opt, max_lr=0.5, epochs=3, steps_per_epoch=len(loader))
+    losses = []
+    for _ in range(3):
+        total = 0.0
+        for xb, yb in loader:
+            opt.zero_grad()
+            loss = F.cross_entropy(model(xb), yb)
+            loss.backward()
+            optim.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            total += float(loss) * len(yb)
+        losses.append(total / len(y))
+    numpy.testing.assert_array_equal(model[0].weight.data, frozen)
+    assert model[0].weight.grad is None and losses[-1] < losses[0] / 2
+    assert sched.last_epoch == 3 * len(loader)
