@@ -715,3 +715,58 @@ CASES += [
         [normal(2, 8), normal(8)],
     ),
 ]
+
+
+def _svd(*shape: int) -> numpy.ndarray:
+    """Matrices with well-separated singular values (1, 2, 3, ...), stacked by shape[:-2]."""
+    m, n = shape[-2:]
+    k = min(m, n)
+    u, _ = numpy.linalg.qr(rng.standard_normal(shape[:-2] + (m, k)))
+    v, _ = numpy.linalg.qr(rng.standard_normal(shape[:-2] + (n, k)))
+    s = numpy.arange(1.0, k + 1) + rng.uniform(-0.1, 0.1, shape[:-2] + (k,))
+    return (u * s[..., None, :]) @ numpy.swapaxes(v, -1, -2)
+
+
+la = np.linalg
+_W3 = numpy.array([1.0, -2.0, 0.5])  # weights that make a function of singular vectors unequal
+# The SVD (gauge-invariant functions of the vectors: squares), the pseudo-inverse, least
+# squares, eigh of the upper triangle, matrix norms and the tensor solvers.
+CASES += [
+    Case("svd-s", lambda a: la.svd(a, compute_uv=False), [_svd(4, 3)]),
+    Case("svd-s-wide-stack", lambda a: la.svd(a)[1], [_svd(2, 3, 5)]),
+    Case(
+        "svd-reconstruct",
+        lambda a: (lambda u, s, vh: (u * s) @ vh)(*la.svd(a, False)),
+        [_svd(4, 3)],
+    ),
+    Case("svd-u-squared", lambda a: la.svd(a, full_matrices=False)[0] ** 2 * _W3, [_svd(5, 3)]),
+    Case(
+        "svd-vh-squared-wide",
+        lambda a: la.svd(a, full_matrices=False)[2] ** 2 * _W3[:, None],
+        [_svd(3, 4)],
+    ),
+    Case("svd-square-full", lambda a: la.svd(a)[0] ** 2 @ la.svd(a)[2] ** 2, [_svd(3, 3)]),
+    Case("pinv-tall", la.pinv, [_svd(4, 3)]),
+    Case("pinv-wide-stack", la.pinv, [_svd(2, 2, 4)]),
+    Case("lstsq-vector", lambda a, b: la.lstsq(a, b, rcond=None)[0], [_svd(5, 3), normal(5)]),
+    Case("lstsq-matrix", lambda a, b: la.lstsq(a, b, rcond=None)[0], [_svd(4, 2), normal(4, 3)]),
+    Case("lstsq-residuals", lambda a, b: la.lstsq(a, b, rcond=None)[1], [_svd(5, 2), normal(5)]),
+    Case("lstsq-singular-values", lambda a: la.lstsq(a, np.ones(4), rcond=None)[3], [_svd(4, 3)]),
+    Case("eigh-upper", lambda a: la.eigh(a, UPLO="U")[0], [symmetric(3)]),
+    Case("eigh-upper-vectors", lambda a: la.eigh(a, UPLO="U")[1] ** 2 * _W3, [symmetric(3)]),
+    Case("eigvalsh-upper", lambda a: la.eigvalsh(a, UPLO="U"), [symmetric(2, 3)]),
+    Case("norm-nuc", lambda a: la.norm(a, "nuc"), [_svd(3, 4)]),
+    Case("norm-2", lambda a: la.norm(a, 2), [_svd(4, 3)]),
+    Case("norm-minus-2", lambda a: la.norm(a, -2), [_svd(3, 3)]),
+    Case(
+        "norm-1-axes-keepdims",
+        lambda a: la.norm(a, 1, axis=(2, 0), keepdims=True),
+        [signed(3, 2, 4)],
+    ),
+    Case("norm-inf", lambda a: la.norm(a, np.inf), [distinct(3, 4)]),
+    Case("norm-minus-1", lambda a: la.norm(a, -1), [distinct(3, 4)]),
+    Case("tensorinv", lambda a: la.tensorinv(a, ind=2), [well_conditioned(6).reshape(2, 3, 6)]),
+    Case("tensorsolve", la.tensorsolve, [well_conditioned(6).reshape(6, 2, 3), normal(6)]),
+]
+if hasattr(la, "svdvals"):
+    CASES.append(Case("svdvals", la.svdvals, [_svd(3, 4)]))

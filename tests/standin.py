@@ -154,6 +154,10 @@ class DeviceArray:
         DeviceArray.transfers += 1
         return float(self._a)
 
+    def __int__(self) -> int:  # a synchronising read of one number, as CuPy's int()
+        DeviceArray.transfers += 1
+        return int(self._a)
+
     def __bool__(self) -> bool:
         return bool(self._a)
 

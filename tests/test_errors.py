@@ -61,7 +61,11 @@ UNSUPPORTED = [
         id="linalg.eigvals",
     ),
     pytest.param(
-        numpy.linalg.pinv, [[2.0, 1.0], [1.0, 3.0]], "pinv", "numpy.linalg.pinv", id="linalg.pinv"
+        numpy.linalg.eigvals,
+        [[2.0, 1.0], [1.0, 3.0]],
+        "eigvals",
+        "numpy.linalg.eigvals",
+        id="eigvals",
     ),
     pytest.param(
         numpy.sort_complex, [1.0, 3.0, 2.0], "sort_complex", "numpy.sort_complex", id="sort_complex"
@@ -113,9 +117,9 @@ def test_unsupported_function_without_grad_returns_plain_result(func, values, na
 def test_unsupported_function_inside_no_grad_works():
     t = leaf([[2.0, 1.0], [1.0, 3.0]])
     with cr.no_grad():
-        out = numpy.linalg.pinv(t)
+        out = numpy.linalg.eigvals(t)
     assert not isinstance(out, cr.Tensor)
-    numpy.testing.assert_allclose(out, [[0.6, -0.2], [-0.2, 0.4]], rtol=1e-12)
+    numpy.testing.assert_allclose(sorted(out.real), sorted([2.5 - 5**0.5 / 2, 2.5 + 5**0.5 / 2]))
 
 
 # NumPy functions written as compositions: what they refuse, and NumPy's own errors

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import numpy
 
-from .binders import _square_stack
+from .binders import _norm, _square_stack
 from .primitives import (
     Slot,
     _EighResult,
@@ -24,6 +24,7 @@ from .primitives import (
     _one_axis,
     _shape,
     _SlogdetResult,
+    _SVDResult,
     const_like,
     detsign,
     eighvals,
@@ -32,7 +33,12 @@ from .primitives import (
     gather,
     logabsdet,
     logdet,
+    lstsq_x,
     on_host,
+    pinv,
+    svd_s,
+    svd_u,
+    svd_vh,
 )
 
 COMPOSITES: dict[Callable[..., Any], Callable[..., Any]] = {}
@@ -145,16 +151,110 @@ def _lower_only(a: Any, fname: str, uplo: str) -> None:
         )
 
 
+def _uplo(a: Any, fname: str, uplo: str) -> dict[str, str]:
+    _square_stack(a, fname)
+    if uplo not in ("L", "U"):
+        raise ValueError(f"numpy.linalg.{fname}: UPLO must be 'L' or 'U', got {uplo!r}")
+    return {} if uplo == "L" else {"UPLO": "U"}
+
+
 @_composite(numpy.linalg.eigvalsh)
 def _eigvalsh(a: Any, UPLO: str = "L") -> Any:  # noqa: N803 (NumPy's name)
-    _lower_only(a, "eigvalsh", UPLO)
-    return eigvalsh(a)
+    return eigvalsh(a, **_uplo(a, "eigvalsh", UPLO))
 
 
 @_composite(numpy.linalg.eigh)
 def _eigh(a: Any, UPLO: str = "L") -> Any:  # noqa: N803 (NumPy's name)
-    _lower_only(a, "eigh", UPLO)
-    return _EighResult(eighvals(a), eigvecsh(a))
+    kw = _uplo(a, "eigh", UPLO)
+    return _EighResult(eighvals(a, **kw), eigvecsh(a, **kw))
+
+
+@_composite(numpy.linalg.svd)
+def _svd(
+    a: Any, full_matrices: bool = True, compute_uv: bool = True, hermitian: bool = False
+) -> Any:
+    if _ndim(a) < 2:
+        raise numpy.linalg.LinAlgError(
+            f"numpy.linalg.svd: needs a matrix or a stack of them, got shape {_shape(a)}"
+        )
+    if not compute_uv:
+        return svd_s(a)
+    full = bool(full_matrices)
+    return _SVDResult(svd_u(a, full=full), svd_s(a), svd_vh(a, full=full))
+
+
+if hasattr(numpy.linalg, "svdvals"):  # NumPy 2
+
+    @_composite(numpy.linalg.svdvals)
+    def _svdvals(x: Any, /) -> Any:
+        return numpy.linalg.svd(x, compute_uv=False)
+
+
+@_composite(numpy.linalg.pinv)
+def _pinv(a: Any, rcond: Any = None, hermitian: bool = False, *, rtol: Any = _NoValue) -> Any:
+    if rtol is not _NoValue and rtol is not None:
+        rcond = rtol
+    if _ndim(a) < 2:
+        raise numpy.linalg.LinAlgError(f"numpy.linalg.pinv: needs a matrix, got {_shape(a)}")
+    return pinv(a, rcond=rcond)
+
+
+@_composite(numpy.linalg.lstsq)
+def _lstsq(a: Any, b: Any, rcond: Any = None) -> Any:
+    # NumPy's four results: the solution (differentiable in a and b, through the
+    # pseudo-inverse), the residual sums of squares (from the solution, when m > n and the rank
+    # is n; else empty), the rank (an integer) and the singular values of a (differentiable).
+    if _ndim(a) != 2:
+        raise numpy.linalg.LinAlgError("numpy.linalg.lstsq: a must be two-dimensional")
+    x = lstsq_x(a, b, rcond=rcond)
+    m, n = _shape(a)
+    rank = numpy.linalg.matrix_rank(a)
+    try:
+        full_rank = m > n and bool(rank == n)  # explain follows it (noted); jit cannot
+    except TypeError as e:  # a traced rank (jit): the residuals' shape would follow its value
+        if type(e).__name__ != "TracerBoolError":
+            raise
+        raise type(e)(
+            "numpy.linalg.lstsq inside chainrule.jit or vmap: its residuals exist only when "
+            "the rank is full, which depends on the values. Write the solution as "
+            "numpy.linalg.pinv(a) @ b (or numpy.linalg.solve(a.T @ a, a.T @ b)) and the "
+            "residuals from it"
+        ) from None
+    if full_rank:
+        r = b - a @ x
+        residuals = numpy.sum(r * r, axis=0)
+        if _ndim(b) == 1:
+            residuals = numpy.reshape(residuals, (1,))
+    else:
+        residuals = numpy.zeros((0,), dtype=_dtype(a))
+    return x, residuals, rank, svd_s(a)
+
+
+@_composite(numpy.linalg.tensorinv)
+def _tensorinv(a: Any, ind: int = 2) -> Any:
+    # NumPy's own steps: the first ind axes against the rest, as one square matrix
+    shape = _shape(a)
+    if ind <= 0:
+        raise ValueError("numpy.linalg.tensorinv: ind must be a positive integer")
+    rows = int(numpy.prod(shape[:ind]))
+    inv = numpy.linalg.inv(numpy.reshape(a, (rows, -1)))
+    return numpy.reshape(inv, shape[ind:] + shape[:ind])
+
+
+@_composite(numpy.linalg.tensorsolve)
+def _tensorsolve(a: Any, b: Any, axes: Any = None) -> Any:
+    # NumPy's own steps: the axes moved to the end, a as a square matrix, one solve
+    an = _ndim(a)
+    if axes is not None:
+        allaxes = list(range(an))
+        for k in axes:
+            allaxes.remove(k)
+            allaxes.insert(an, k)
+        a = numpy.transpose(a, allaxes)
+    oldshape = _shape(a)[-(an - _ndim(b)) :]
+    prod = int(numpy.prod(oldshape))
+    x = numpy.linalg.solve(numpy.reshape(a, (-1, prod)), numpy.reshape(b, (-1,)))
+    return numpy.reshape(x, oldshape)
 
 
 @_composite(numpy.linalg.slogdet)
@@ -1222,3 +1322,38 @@ def _fftshift(x: Any, axes: Any = None) -> Any:
 @_composite(numpy.fft.ifftshift)
 def _ifftshift(x: Any, axes: Any = None) -> Any:
     return _shift(x, axes, -1, "ifftshift")
+
+
+_MATRIX_ORDS = (2, -2, "nuc", 1, -1, numpy.inf, -numpy.inf)
+
+
+@_composite(numpy.linalg.norm)
+def _linalg_norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> Any:
+    nd = _ndim(x)
+    matrix = (axis is None and nd == 2 and ord is not None) or (
+        isinstance(axis, (tuple, list)) and len(axis) == 2
+    )
+    if not (matrix and ord in _MATRIX_ORDS and ord is not None):
+        prim, args, params = _norm(x, ord, axis, keepdims)
+        return prim(*args, **params)
+    # NumPy's matrix norms, from the singular values or from column and row sums of |x|
+    if nd < 2:
+        raise ValueError("numpy.linalg.norm: a matrix norm needs a 2-d input")
+    r, c = (_one_axis(a, nd, "linalg.norm") for a in (axis or (-2, -1)))
+    if r == c:
+        raise ValueError("numpy.linalg.norm: duplicate axes given")
+    if ord in (2, -2, "nuc"):
+        s = numpy.linalg.svd(numpy.moveaxis(x, (r, c), (-2, -1)), compute_uv=False)
+        out = (
+            numpy.sum(s, axis=-1)
+            if ord == "nuc"
+            else (numpy.max(s, axis=-1) if ord == 2 else numpy.min(s, axis=-1))
+        )
+    else:
+        inner, outer = (r, c) if ord in (1, -1) else (c, r)
+        sums = numpy.sum(numpy.abs(x), axis=inner)
+        outer -= 1 if outer > inner else 0
+        out = numpy.max(sums, axis=outer) if ord > 0 else numpy.min(sums, axis=outer)
+    if keepdims:
+        out = numpy.expand_dims(out, tuple(sorted((r, c))))
+    return out

@@ -330,6 +330,7 @@ for _f in (
     numpy.tril_indices_from,
     numpy.triu_indices_from,
     numpy.diag_indices_from,
+    numpy.linalg.matrix_rank,
 ):
     NONDIFF_FUNCTIONS[_f] = Primitive(_f.__name__, _f, nondiff=True)
 
@@ -644,9 +645,22 @@ cholesky = Primitive("linalg.cholesky", numpy.linalg.cholesky)
 # calling the other primitive, so higher derivatives stay exact).  eigvalsh is a third: LAPACK
 # computes eigenvalues alone differently, so its last bits differ from eigh's.
 eigvalsh = Primitive("linalg.eigvalsh", numpy.linalg.eigvalsh)
-eighvals = Primitive("linalg.eigh.eigenvalues", lambda a: numpy.linalg.eigh(a)[0])
-eigvecsh = Primitive("linalg.eigh.eigenvectors", lambda a: numpy.linalg.eigh(a)[1])
+eighvals = Primitive("linalg.eigh.eigenvalues", lambda a, UPLO="L": numpy.linalg.eigh(a, UPLO)[0])
+eigvecsh = Primitive("linalg.eigh.eigenvectors", lambda a, UPLO="L": numpy.linalg.eigh(a, UPLO)[1])
 _EighResult = type(numpy.linalg.eigh(numpy.eye(1)))
+
+
+# The thin SVD A = U diag(S) Vh as three primitives (each rule asks for the other factors by
+# calling their primitives, as eigh's do, so higher derivatives stay exact). ``full`` is
+# numpy.linalg.svd's full_matrices; only square or thin factors have a gradient.
+svd_u = Primitive("linalg.svd.U", lambda a, full=False: numpy.linalg.svd(a, full_matrices=full)[0])
+svd_s = Primitive("linalg.svd.S", lambda a: numpy.linalg.svd(a, compute_uv=False))
+svd_vh = Primitive(
+    "linalg.svd.Vh", lambda a, full=False: numpy.linalg.svd(a, full_matrices=full)[2]
+)
+_SVDResult = type(numpy.linalg.svd(numpy.eye(1)))
+pinv = Primitive("linalg.pinv", lambda a, rcond: numpy.linalg.pinv(a, rcond=rcond))
+lstsq_x = Primitive("linalg.lstsq.x", lambda a, b, rcond: numpy.linalg.lstsq(a, b, rcond=rcond)[0])
 
 
 LOG2 = math.log(2.0)

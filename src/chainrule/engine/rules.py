@@ -516,12 +516,15 @@ def _solve_vjp_a(g: Any, out: Any, a: Any, b: Any) -> Any:
     return -(gb @ _mT(out))
 
 
-def _lower_triangle(s: Any) -> Any:
+def _lower_triangle(s: Any, uplo: str = "L") -> Any:
     """The gradient of a function that reads only the lower triangle of a symmetric A (as
-    NumPy's cholesky and eigh do), from S, its gradient for symmetric perturbations: entry
-    (i, j), i > j, stands for both (i, j) and (j, i); nothing above the diagonal is read."""
+    NumPy's cholesky and eigh do; the upper one with UPLO='U'), from S, its gradient for
+    symmetric perturbations: entry (i, j), i > j, stands for both (i, j) and (j, i); nothing
+    on the other side of the diagonal is read."""
     n = numpy.shape(s)[-1]
-    return numpy.tril(s + _mT(s)) - s * P.const_like(numpy.eye(n), s)
+    both = s + _mT(s)
+    half = numpy.triu(both) if uplo == "U" else numpy.tril(both)
+    return half - s * P.const_like(numpy.eye(n), s)
 
 
 def _cholesky_vjp(g: Any, out: Any, a: Any) -> Any:
@@ -535,26 +538,94 @@ def _cholesky_vjp(g: Any, out: Any, a: Any) -> Any:
     return _lower_triangle(s)
 
 
-def _eigvalsh_vjp(g: Any, out: Any, a: Any) -> Any:
+def _eigvalsh_vjp(g: Any, out: Any, a: Any, UPLO: str = "L") -> Any:  # noqa: N803
     # A = V diag(w) V^T: dw_k = v_k^T dA v_k, so S = V diag(g) V^T
-    v = P.eigvecsh(a)
-    return _lower_triangle((v * g[..., None, :]) @ _mT(v))
+    v = P.eigvecsh(a, UPLO=UPLO)
+    return _lower_triangle((v * g[..., None, :]) @ _mT(v), UPLO)
 
 
-def _eigvecsh_vjp(g: Any, out: Any, a: Any) -> Any:
+def _eigvecsh_vjp(g: Any, out: Any, a: Any, UPLO: str = "L") -> Any:  # noqa: N803
     # dV = V (F * (V^T dA V)) with F_ij = 1 / (w_j - w_i) off the diagonal, 0 on it, so
     # S = V (F * (V^T g)) V^T.  Repeated eigenvalues have no such derivative (F is infinite).
-    w = P.eighvals(a)
+    w = P.eighvals(a, UPLO=UPLO)
     n = numpy.shape(out)[-1]
     eye = P.const_like(numpy.eye(n), out)
     f = (1 - eye) / (w[..., None, :] - w[..., :, None] + eye)
-    return _lower_triangle(out @ (f * (_mT(out) @ g)) @ _mT(out))
+    return _lower_triangle(out @ (f * (_mT(out) @ g)) @ _mT(out), UPLO)
 
 
 defvjp(P.cholesky, _cholesky_vjp)
 defvjp(P.eigvalsh, _eigvalsh_vjp)
 defvjp(P.eighvals, _eigvalsh_vjp)
 defvjp(P.eigvecsh, _eigvecsh_vjp)
+
+# --- the SVD, the pseudo-inverse and least squares (real matrices; Townsend 2016, Golub &
+# Pereyra 1973). A = U diag(S) Vh, thin; F_ij = 1 / (s_j^2 - s_i^2) off the diagonal, which
+# is infinite where singular values repeat: there U and Vh have no derivative (as in PyTorch
+# and JAX; S always has one). The loss must not depend on the signs of singular vectors.
+
+
+def _svd_f(s: Any) -> Any:
+    s2 = s * s
+    eye = P.const_like(numpy.eye(numpy.shape(s)[-1]), s)
+    return (1 - eye) / (s2[..., None, :] - s2[..., :, None] + eye)
+
+
+def _thin_only(a: Any, u_or_vh: Any, which: str) -> None:
+    k = min(numpy.shape(a)[-2:])
+    if numpy.shape(u_or_vh)[-1 if which == "U" else -2] != k:
+        raise TypeError(
+            f"numpy.linalg.svd: {which} of a non-square matrix with full_matrices=True has no "
+            "gradient (its extra singular vectors are not unique); pass full_matrices=False"
+        )
+
+
+def _svd_u_vjp(g: Any, out: Any, a: Any, full: bool = False) -> Any:
+    _thin_only(a, out, "U")
+    s, vh = P.svd_s(a), P.svd_vh(a, full=False)
+    utg = _mT(out) @ g
+    j = _svd_f(s) * (utg - _mT(utg))
+    inner = (g - out @ utg) / s[..., None, :]           # (I - U U^T) gU S^-1
+    return out @ (j * s[..., None, :]) @ vh + inner @ vh
+
+
+def _svd_vh_vjp(g: Any, out: Any, a: Any, full: bool = False) -> Any:
+    _thin_only(a, out, "Vh")
+    s, u = P.svd_s(a), P.svd_u(a, full=False)
+    vtg = out @ _mT(g)                                  # V^T gV, with gV = g^T
+    k = _svd_f(s) * (vtg - _mT(vtg))
+    inner = (g - (g @ _mT(out)) @ out) / s[..., :, None]  # S^-1 gV^T (I - V V^T)
+    return u @ (s[..., :, None] * k) @ out + u @ inner
+
+
+defvjp(P.svd_s, lambda g, out, a: (P.svd_u(a) * g[..., None, :]) @ P.svd_vh(a))
+defvjp(P.svd_u, _svd_u_vjp)
+defvjp(P.svd_vh, _svd_vh_vjp)
+
+
+def _pinv_vjp_from(g: Any, p: Any, a: Any) -> Any:
+    # dA+ = -A+ dA A+ + A+ A+^T dA^T (I - A A+) + (I - A+ A) dA^T A+^T A+, transposed
+    pt, gt = _mT(p), _mT(g)
+    x = pt @ (p @ gt)
+    return -(pt @ g @ pt) + (gt - a @ (p @ gt)) @ (p @ pt) + (x - (x @ p) @ a)
+
+
+def _lstsq_pinv(a: Any, rcond: Any) -> Any:
+    return P.pinv(a, rcond=rcond)
+
+
+def _lstsq_da(g: Any, out: Any, a: Any, b: Any, rcond: Any) -> Any:
+    p = _lstsq_pinv(a, rcond)                           # x = A+ b
+    gp = numpy.outer(g, b) if numpy.ndim(b) == 1 else g @ _mT(b)
+    return _pinv_vjp_from(gp, p, a)
+
+
+def _lstsq_db(g: Any, out: Any, a: Any, b: Any, rcond: Any) -> Any:
+    return _mT(_lstsq_pinv(a, rcond)) @ g
+
+
+defvjp(P.pinv, lambda g, out, a, rcond: _pinv_vjp_from(g, out, a))
+defvjp(P.lstsq_x, _lstsq_da, _lstsq_db)
 
 defvjp(P.inv, lambda g, out, a: -(_mT(out) @ g @ _mT(out)))
 defvjp(P.solve, _solve_vjp_a, _solve_vjp_b)

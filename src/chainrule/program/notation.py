@@ -232,6 +232,10 @@ def _join(*parts: str) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
+def _uplo(kw: dict[str, Any]) -> str:
+    return f", UPLO={kw['UPLO']!r}" if kw.get("UPLO", "L") != "L" else ""
+
+
 def infix(op: str, prec: int, right_assoc: bool = False) -> Form:
     slots = (prec + 1, prec) if right_assoc else (prec, prec + 1)
     return Form(lambda a, kw, lit: f"{a[0]} {op} {a[1]}", prec, slots)
@@ -306,8 +310,24 @@ SOURCE: dict[Primitive, Form] = {
     ),
     P.logabsdet: Form(lambda a, kw, lit: f"numpy.linalg.slogdet({a[0]})[1]", ATOM, 0),
     P.detsign: Form(lambda a, kw, lit: f"numpy.linalg.slogdet({a[0]})[0]", ATOM, 0),
-    P.eighvals: Form(lambda a, kw, lit: f"numpy.linalg.eigh({a[0]})[0]", ATOM, 0),
-    P.eigvecsh: Form(lambda a, kw, lit: f"numpy.linalg.eigh({a[0]})[1]", ATOM, 0),
+    P.eighvals: Form(lambda a, kw, lit: f"numpy.linalg.eigh({a[0]}{_uplo(kw)})[0]", ATOM, 0),
+    P.eigvecsh: Form(lambda a, kw, lit: f"numpy.linalg.eigh({a[0]}{_uplo(kw)})[1]", ATOM, 0),
+    P.svd_u: Form(
+        lambda a, kw, lit: f"numpy.linalg.svd({a[0]}, full_matrices={kw.get('full', False)})[0]",
+        ATOM,
+        0,
+    ),
+    P.svd_s: Form(lambda a, kw, lit: f"numpy.linalg.svd({a[0]}, compute_uv=False)", ATOM, 0),
+    P.svd_vh: Form(
+        lambda a, kw, lit: f"numpy.linalg.svd({a[0]}, full_matrices={kw.get('full', False)})[2]",
+        ATOM,
+        0,
+    ),
+    P.lstsq_x: Form(
+        lambda a, kw, lit: f"numpy.linalg.lstsq({a[0]}, {a[1]}, rcond={lit(kw['rcond'])})[0]",
+        ATOM,
+        0,
+    ),
     P.trace: call(
         "numpy.trace", ["offset", "axis1", "axis2"], {"offset": 0, "axis1": 0, "axis2": 1}
     ),

@@ -438,7 +438,7 @@ class TensorBoard(Callback):
     @staticmethod
     def _writer_class() -> Any:
         try:
-            from tensorboardX import SummaryWriter  # type: ignore[import-not-found]
+            from tensorboardX import SummaryWriter
         except ImportError:
             raise ImportError(
                 "the TensorBoard callback writes event files with tensorboardX, which is not "
