@@ -770,3 +770,15 @@ CASES += [
 ]
 if hasattr(la, "svdvals"):
     CASES.append(Case("svdvals", la.svdvals, [_svd(3, 4)]))
+CASES += [
+    Case("qr-r-tall", lambda a: la.qr(a)[1], [_svd(5, 3)]),
+    Case("qr-q-tall", lambda a: la.qr(a)[0], [_svd(5, 3)]),
+    Case("qr-square-product", lambda a: (lambda q, r: q * r)(*la.qr(a)), [_svd(3, 3)]),
+    Case(
+        "qr-wide-stack",
+        lambda a: (lambda q, r: q.sum(-1, keepdims=True) * r)(*la.qr(a)),
+        [_svd(2, 3, 5)],
+    ),
+    Case("qr-mode-r", lambda a: la.qr(a, mode="r"), [_svd(4, 3)]),
+    Case("qr-complete-r", lambda a: la.qr(a, mode="complete")[1], [_svd(4, 2)]),
+]

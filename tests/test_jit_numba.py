@@ -91,6 +91,12 @@ FALLBACK = {
             ("tensorinv", "linalg.inv"),
             ("tensorsolve", "linalg.solve"),
             ("svdvals", "linalg.svd.S"),
+            ("qr-r-tall", "linalg.qr.R"),
+            ("qr-q-tall", "linalg.qr.Q"),
+            ("qr-square-product", "linalg.qr.Q"),
+            ("qr-wide-stack", "linalg.qr.Q"),
+            ("qr-mode-r", "linalg.qr.R"),
+            ("qr-complete-r", "linalg.qr.R"),
         ]
     },
     "spectral-convolution": ("fft.rfftn", "dtype complex128"),

@@ -124,3 +124,19 @@ def test_complex_svd_is_refused_not_differentiated_with_real_rules():
     z = rng.standard_normal((3, 3)) + 1j * rng.standard_normal((3, 3))
     with pytest.raises(TypeError, match="complex"):
         cr.grad(lambda z: numpy.linalg.svd(z, compute_uv=False).sum())(z)
+
+
+def test_qr_least_squares_matches_the_normal_equations():
+    # x = R^-1 Q^T b, the QR route to least squares, differentiates as the normal equations
+    a, b = rng.standard_normal((7, 3)), rng.standard_normal(7)
+
+    def via_qr(a):
+        q, r = numpy.linalg.qr(a)
+        return (numpy.linalg.solve(r, q.T @ b) ** 2).sum()
+
+    def via_normal(a):
+        return (numpy.linalg.solve(a.T @ a, a.T @ b) ** 2).sum()
+
+    numpy.testing.assert_allclose(cr.grad(via_qr)(a), cr.grad(via_normal)(a), rtol=1e-9)
+    with pytest.raises(TypeError, match="mode='reduced'"):
+        cr.grad(lambda a: numpy.linalg.qr(a, mode="complete")[0].sum())(a)

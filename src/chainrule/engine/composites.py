@@ -22,6 +22,7 @@ from .primitives import (
     _no_out,
     _NoValue,
     _one_axis,
+    _QRResult,
     _shape,
     _SlogdetResult,
     _SVDResult,
@@ -36,6 +37,8 @@ from .primitives import (
     lstsq_x,
     on_host,
     pinv,
+    qr_q,
+    qr_r,
     svd_s,
     svd_u,
     svd_vh,
@@ -188,6 +191,20 @@ if hasattr(numpy.linalg, "svdvals"):  # NumPy 2
     @_composite(numpy.linalg.svdvals)
     def _svdvals(x: Any, /) -> Any:
         return numpy.linalg.svd(x, compute_uv=False)
+
+
+@_composite(numpy.linalg.qr)
+def _qr(a: Any, mode: str = "reduced") -> Any:
+    if _ndim(a) < 2:
+        raise numpy.linalg.LinAlgError(f"numpy.linalg.qr: needs a matrix, got {_shape(a)}")
+    if mode == "r":
+        return qr_r(a)
+    if mode not in ("reduced", "complete"):
+        raise TypeError(
+            f"numpy.linalg.qr: mode={mode!r} has no gradient rule; use 'reduced', 'complete' or 'r'"
+        )
+    kw = {} if mode == "reduced" else {"mode": mode}
+    return _QRResult(qr_q(a, **kw), qr_r(a, **kw))
 
 
 @_composite(numpy.linalg.pinv)

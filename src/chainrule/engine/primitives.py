@@ -659,6 +659,10 @@ svd_vh = Primitive(
     "linalg.svd.Vh", lambda a, full=False: numpy.linalg.svd(a, full_matrices=full)[2]
 )
 _SVDResult = type(numpy.linalg.svd(numpy.eye(1)))
+# A = Q R (numpy.linalg.qr's 'reduced' and 'complete' modes) as two primitives, as the SVD
+qr_q = Primitive("linalg.qr.Q", lambda a, mode="reduced": numpy.linalg.qr(a, mode=mode)[0])
+qr_r = Primitive("linalg.qr.R", lambda a, mode="reduced": numpy.linalg.qr(a, mode=mode)[1])
+_QRResult = type(numpy.linalg.qr(numpy.eye(1)))
 pinv = Primitive("linalg.pinv", lambda a, rcond: numpy.linalg.pinv(a, rcond=rcond))
 lstsq_x = Primitive("linalg.lstsq.x", lambda a, b, rcond: numpy.linalg.lstsq(a, b, rcond=rcond)[0])
 

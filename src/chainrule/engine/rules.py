@@ -603,6 +603,42 @@ defvjp(P.svd_u, _svd_u_vjp)
 defvjp(P.svd_vh, _svd_vh_vjp)
 
 
+def _qr_square(gq: Any, gr: Any, q: Any, r: Any) -> Any:
+    # A = Q R with R square: gA = (gQ + Q copyltu(M)) R^-T, M = R gR^T - gQ^T Q, where
+    # copyltu copies the lower triangle onto the upper one
+    m = -(_mT(gq) @ q) if gr is None else r @ _mT(gr) - (0 if gq is None else _mT(gq) @ q)
+    b = q @ (numpy.tril(m) + _mT(numpy.tril(m, -1)))
+    if gq is not None:
+        b = gq + b
+    return _mT(numpy.linalg.solve(r, _mT(b)))
+
+
+def _qr_vjp(gq: Any, gr: Any, a: Any, mode: str) -> Any:
+    q, r = P.qr_q(a), P.qr_r(a)  # the reduced factors: all the formulas need
+    rows, cols = numpy.shape(a)[-2:]
+    if mode == "complete" and rows > cols and gq is not None:
+        raise TypeError(
+            "numpy.linalg.qr: Q of a tall matrix in mode='complete' has no gradient (its extra "
+            "columns are not unique); use mode='reduced'"
+        )
+    if rows >= cols:  # (mode='complete' pads R with zero rows: constants, no gradient)
+        gr = None if gr is None else gr[..., :cols, :]
+        return _qr_square(gq, gr, q, r)
+    # wide: A = [X | Y] with X = Q U square, Y = Q V, R = [U | V]
+    gu = None if gr is None else gr[..., :, :rows]
+    gv = None if gr is None else gr[..., :, rows:]
+    y = a[..., :, rows:]
+    if gv is not None:
+        gq = y @ _mT(gv) if gq is None else gq + y @ _mT(gv)
+    gx = _qr_square(gq, gu, q, r[..., :, :rows])
+    gy = q @ gv if gv is not None else 0 * y
+    return numpy.concatenate([gx, gy], axis=-1)
+
+
+defvjp(P.qr_q, lambda g, out, a, mode="reduced": _qr_vjp(g, None, a, mode))
+defvjp(P.qr_r, lambda g, out, a, mode="reduced": _qr_vjp(None, g, a, mode))
+
+
 def _pinv_vjp_from(g: Any, p: Any, a: Any) -> Any:
     # dA+ = -A+ dA A+ + A+ A+^T dA^T (I - A A+) + (I - A+ A) dA^T A+^T A+, transposed
     pt, gt = _mT(p), _mT(g)

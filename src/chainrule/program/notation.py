@@ -232,6 +232,10 @@ def _join(*parts: str) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
+def _qr_mode(kw: dict[str, Any]) -> str:
+    return f", mode={kw['mode']!r}" if kw.get("mode", "reduced") != "reduced" else ""
+
+
 def _uplo(kw: dict[str, Any]) -> str:
     return f", UPLO={kw['UPLO']!r}" if kw.get("UPLO", "L") != "L" else ""
 
@@ -317,6 +321,8 @@ SOURCE: dict[Primitive, Form] = {
         ATOM,
         0,
     ),
+    P.qr_q: Form(lambda a, kw, lit: f"numpy.linalg.qr({a[0]}{_qr_mode(kw)})[0]", ATOM, 0),
+    P.qr_r: Form(lambda a, kw, lit: f"numpy.linalg.qr({a[0]}{_qr_mode(kw)})[1]", ATOM, 0),
     P.svd_s: Form(lambda a, kw, lit: f"numpy.linalg.svd({a[0]}, compute_uv=False)", ATOM, 0),
     P.svd_vh: Form(
         lambda a, kw, lit: f"numpy.linalg.svd({a[0]}, full_matrices={kw.get('full', False)})[2]",

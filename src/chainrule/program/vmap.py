@@ -591,6 +591,8 @@ _RULES: dict[P.Primitive, Callable[..., Any]] = {
     P.svd_s: _stacked,
     P.svd_vh: _stacked,
     P.pinv: _stacked,
+    P.qr_q: _stacked,
+    P.qr_r: _stacked,
     P.det: _stacked,
     P.logabsdet: _stacked,
     P.logdet: _stacked,
