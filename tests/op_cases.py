@@ -782,3 +782,14 @@ CASES += [
     Case("qr-mode-r", lambda a: la.qr(a, mode="r"), [_svd(4, 3)]),
     Case("qr-complete-r", lambda a: la.qr(a, mode="complete")[1], [_svd(4, 2)]),
 ]
+# Symmetric functions of a general matrix's eigenvalues (their order is LAPACK's, arbitrary).
+# Their second derivative needs the eigenvectors' rule, which raises: first order only.
+FIRST_ORDER_ONLY = {"eigvals-power-sum", "eig-abs-sum"}
+CASES += [
+    Case(
+        "eigvals-power-sum",
+        lambda a: (la.eigvals(a) ** 3).sum(axis=-1).real,
+        [well_conditioned(2, 3)],
+    ),
+    Case("eig-abs-sum", lambda a: numpy.abs(la.eig(a)[0]).sum(), [well_conditioned(3)]),
+]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy
 import pytest
-from op_cases import CASES
+from op_cases import CASES, FIRST_ORDER_ONLY
 
 import chainrule as cr
 
@@ -40,7 +40,7 @@ def test_every_rule_on_complex_inputs_is_right_or_refused(case):
     any other must raise rather than differentiate (never a silently wrong gradient)."""
     zs = COMPLEX_INPUTS[case.id]
     try:
-        report = cr.check_grads(case.fun, *zs, order=2)
+        report = cr.check_grads(case.fun, *zs, order=1 if case.id in FIRST_ORDER_ONLY else 2)
     except cr.GradientCheckError:
         raise
     except (TypeError, ValueError, numpy.linalg.LinAlgError, numpy.exceptions.ComplexWarning) as e:

@@ -36,7 +36,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, reject, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from op_cases import CASES
+from op_cases import CASES, FIRST_ORDER_ONLY
 
 import chainrule as cr
 
@@ -98,7 +98,7 @@ def draws(draw, case):
     for x in case.inputs:
         u = draw(hnp.arrays(numpy.float64, x.shape, elements=st.floats(-1.0, 1.0)))
         inputs.append(perturb(numpy.asarray(x, dtype=numpy.float64), delta, u).astype(dtype))
-    order = draw(st.sampled_from([1, 2]))
+    order = 1 if case.id in FIRST_ORDER_ONLY else draw(st.sampled_from([1, 2]))
     return dtype, inputs, order
 
 

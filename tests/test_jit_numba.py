@@ -70,6 +70,8 @@ FALLBACK = {
         "hfft-n-ortho".split()
     },
     "power-spectrum": ("fft.rfftn", "dtype complex128"),
+    "eigvals-power-sum": ("linalg.eigvals", "dtype complex128"),
+    "eig-abs-sum": ("linalg.eigvals", "dtype complex128"),
     # the SVD family, pinv, eigh and the tensor solvers: LAPACK calls Numba does not make here
     **{
         case: (op, "no Numba form")

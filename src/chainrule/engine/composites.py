@@ -18,6 +18,7 @@ from .binders import _norm, _square_stack
 from .primitives import (
     Slot,
     _EighResult,
+    _EigResult,
     _ndim,
     _no_out,
     _NoValue,
@@ -29,7 +30,9 @@ from .primitives import (
     const_like,
     detsign,
     eighvals,
+    eigvals,
     eigvalsh,
+    eigvecs,
     eigvecsh,
     gather,
     logabsdet,
@@ -191,6 +194,18 @@ if hasattr(numpy.linalg, "svdvals"):  # NumPy 2
     @_composite(numpy.linalg.svdvals)
     def _svdvals(x: Any, /) -> Any:
         return numpy.linalg.svd(x, compute_uv=False)
+
+
+@_composite(numpy.linalg.eigvals)
+def _eigvals(a: Any) -> Any:
+    _square_stack(a, "eigvals")
+    return eigvals(a)
+
+
+@_composite(numpy.linalg.eig)
+def _eig(a: Any) -> Any:
+    _square_stack(a, "eig")
+    return _EigResult(eigvals(a), eigvecs(a))
 
 
 @_composite(numpy.linalg.qr)

@@ -663,6 +663,10 @@ _SVDResult = type(numpy.linalg.svd(numpy.eye(1)))
 qr_q = Primitive("linalg.qr.Q", lambda a, mode="reduced": numpy.linalg.qr(a, mode=mode)[0])
 qr_r = Primitive("linalg.qr.R", lambda a, mode="reduced": numpy.linalg.qr(a, mode=mode)[1])
 _QRResult = type(numpy.linalg.qr(numpy.eye(1)))
+# the eigenvalues of a general matrix (complex); eig's vectors have no rule yet
+eigvals = Primitive("linalg.eigvals", numpy.linalg.eigvals)
+eigvecs = Primitive("linalg.eig.eigenvectors", lambda a: numpy.linalg.eig(a)[1])
+_EigResult = type(numpy.linalg.eig(numpy.eye(1)))
 pinv = Primitive("linalg.pinv", lambda a, rcond: numpy.linalg.pinv(a, rcond=rcond))
 lstsq_x = Primitive("linalg.lstsq.x", lambda a, b, rcond: numpy.linalg.lstsq(a, b, rcond=rcond)[0])
 

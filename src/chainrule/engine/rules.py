@@ -635,6 +635,23 @@ def _qr_vjp(gq: Any, gr: Any, a: Any, mode: str) -> Any:
     return numpy.concatenate([gx, gy], axis=-1)
 
 
+def _eigvals_vjp(g: Any, out: Any, a: Any) -> Any:
+    # A = V diag(w) V^-1: dw_k = (V^-1 dA V)_kk, holomorphic, so gA = V^-T diag(g) V^T
+    # (distinct eigenvalues; a repeated one has no derivative)
+    v = P.eigvecs(a)
+    return _mT(numpy.linalg.inv(v)) @ (g[..., :, None] * _mT(v))
+
+
+def _eigvecs_vjp(g: Any, out: Any, a: Any) -> Any:
+    raise TypeError(
+        "numpy.linalg.eig: the eigenvectors of a general matrix have no gradient rule in "
+        "chainrule yet (their scale and phase are not unique); differentiate the eigenvalues, "
+        "or use numpy.linalg.eigh for a symmetric matrix"
+    )
+
+
+defvjp(P.eigvals, _eigvals_vjp)
+defvjp(P.eigvecs, _eigvecs_vjp)
 defvjp(P.qr_q, lambda g, out, a, mode="reduced": _qr_vjp(g, None, a, mode))
 defvjp(P.qr_r, lambda g, out, a, mode="reduced": _qr_vjp(None, g, a, mode))
 
@@ -1020,6 +1037,7 @@ for _prim in (
     P.maximum, P.minimum, P.fmax, P.fmin, P.clip, P.where,
     P.matmul, P.tensordot, P.dot, P.inner, P.vdot, P.outer, P.einsum, P.trace, P.diagonal,
     P.inv, P.solve, P.det, P.logabsdet, P.logdet, P.fftn, P.ifftn, P.rfftn, P.irfftn,
+    P.eigvals, P.eigvecs,
     P.sum_, P.mean, P.amax, P.amin, P.prod, P.var, P.std, P.cumsum, P.cumprod, P.norm,
     P.reshape, P.transpose, P.swapaxes, P.moveaxis, P.broadcast_to, P.astype, P.copy,
     P.identity, P.stop_gradient, P.concatenate, P.stack, P.flip, P.roll, P.tile, P.repeat,

@@ -592,6 +592,8 @@ _RULES: dict[P.Primitive, Callable[..., Any]] = {
     P.svd_vh: _stacked,
     P.pinv: _stacked,
     P.qr_q: _stacked,
+    P.eigvals: _stacked,
+    P.eigvecs: _stacked,
     P.qr_r: _stacked,
     P.det: _stacked,
     P.logabsdet: _stacked,
