@@ -28,6 +28,7 @@ PUBLIC_MODULES = {
     "chainrule.sklearn",
     "chainrule.functions",
     "chainrule.seed",
+    "chainrule.distributed",
 }
 
 
@@ -92,6 +93,7 @@ def test_the_tree_has_the_layer_folders_and_nothing_else_loose():
         "sklearn.py",
         "functions.py",
         "seed.py",
+        "distributed.py",
     }
 
 
