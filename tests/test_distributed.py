@@ -132,3 +132,48 @@ def test_without_mpiexec_the_world_is_one_process():
 
     assert dist.world_size() == 1 and dist.rank() == 0
     numpy.testing.assert_array_equal(dist.shard(5), numpy.arange(5))
+
+
+TRAINER = """
+rng = numpy.random.default_rng(2)
+X = rng.standard_normal((50, 5))
+y = rng.integers(0, 3, 50)
+cr.manual_seed(0)
+model = cr.nn.Sequential(cr.nn.Linear(5, 12), cr.nn.Tanh(), cr.nn.Linear(12, 3))
+trainer = cr.Trainer(model, loss="cross_entropy", optimizer=cr.optim.Adam(model.parameters(),
+                     lr=0.01), metrics=["accuracy"])
+hist = trainer.fit(X, y, epochs=4, batch_size=16, seed=3, verbose=0, distributed=DIST,
+                   checkpoint_dir="ck")
+if dist.rank() == 0:
+    import json
+    out = {"loss": hist.history["loss"], "acc": hist.history["accuracy"],
+           "params": [p.data.tolist() for p in model.parameters()]}
+    open(f"result-{DIST}.json", "w").write(json.dumps(out))
+"""
+
+
+def test_trainer_fit_distributed_equals_one_process(tmp_path):
+    two = _run(tmp_path, "DIST = True\n" + TRAINER)
+    assert two.returncode == 0, two.stderr
+    one = _run(tmp_path, "DIST = False\n" + TRAINER, n=1)
+    assert one.returncode == 0, one.stderr
+    a = json.loads((tmp_path / "result-True.json").read_text())
+    b = json.loads((tmp_path / "result-False.json").read_text())
+    numpy.testing.assert_allclose(a["loss"], b["loss"], rtol=1e-12)
+    assert a["acc"] == b["acc"]
+    for p, q in zip(a["params"], b["params"]):
+        numpy.testing.assert_allclose(p, q, rtol=1e-12, atol=1e-12)
+    assert (tmp_path / "ck" / "last.ckpt").exists()  # written by process 0
+
+
+def test_the_command_line_trains_data_parallel_and_writes_once(tmp_path):
+    out = tmp_path / "run"
+    cmd = [MPIEXEC, "-host", "127.0.0.1", "-iface", "lo", "-n", "2", sys.executable, "-m",
+           "chainrule", "train", "--dataset", "iris", "--epochs", "3", "--no-progress",
+           "--out", str(out), "--distributed"]  # fmt: skip
+    env = {**__import__("os").environ, "PYTHONPATH": str(SRC)}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("test accuracy") == 1  # one process speaks
+    report = json.loads((out / "metrics.json").read_text())
+    assert report["epochs_run"] == 3 and (out / "checkpoints" / "last.ckpt").exists()

@@ -217,6 +217,13 @@ def run_train(args: argparse.Namespace) -> int:
     0
     """
     t0 = time.perf_counter()
+    lead = True  # the process that prints and writes (all of them without --distributed)
+    if getattr(args, "distributed", False):
+        from chainrule import distributed
+
+        lead = distributed.rank() == 0
+        if not lead:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (for the rest of this process)
     ds = load_dataset(args.dataset, target=args.target, task=args.task)
     kind, _ = parse_model(args.model)
     if kind == "cnn" and ds.image_shape is None:
@@ -275,7 +282,10 @@ def run_train(args: argparse.Namespace) -> int:
         progress=progress,
         threads=args.threads,
         drop_last=True,
+        distributed=getattr(args, "distributed", False),
     )
+    if not lead:
+        return 0
     train_time = time.perf_counter() - t0
     test = _test_metrics(trainer, B, yte, ds.task, y_scale)
     config = {
@@ -607,6 +617,11 @@ def add_commands(subparsers: Any) -> None:
         "--out", default=None, metavar="DIR", help="output directory (default runs/<dataset>)"
     )
     t.add_argument("--resume", action="store_true", help="continue from DIR/checkpoints/last.ckpt")
+    t.add_argument(
+        "--distributed",
+        action="store_true",
+        help="data-parallel over MPI: run as mpiexec -n N chainrule train ... --distributed",
+    )
     t.add_argument(
         "--progress",
         choices=["auto", "tqdm", "plain"],

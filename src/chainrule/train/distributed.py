@@ -22,6 +22,7 @@ __all__ = [
     "world_size",
     "barrier",
     "broadcast_parameters",
+    "broadcast_buffers",
     "allreduce_gradients",
     "shard",
     "fit",
@@ -102,6 +103,25 @@ def broadcast_parameters(params_or_module: Any, root: int = 0) -> None:
         data = numpy.ascontiguousarray(p.data)
         comm.Bcast(data, root=root)
         p.data = data
+
+
+def broadcast_buffers(module: Any, root: int = 0) -> None:
+    """Give every process the buffers (batch-norm running statistics, ...) of process ``root``,
+    in place, as PyTorch's DistributedDataParallel does at every step.
+
+    Example
+    -------
+    >>> import chainrule as cr, chainrule.distributed as dist
+    >>> dist.broadcast_buffers(cr.nn.BatchNorm1d(3))   # a no-op in a world of one
+    """
+    comm = _comm()
+    for m in module.modules():
+        for k, b in list(m._buffers.items()):
+            if isinstance(b, numpy.ndarray) and b.dtype.kind in "fiu":
+                data = numpy.ascontiguousarray(b)
+                comm.Bcast(data, root=root)
+                if data is not b:
+                    m._buffers[k] = data
 
 
 def _buckets(grads: list[numpy.ndarray], limit: int) -> Iterator[list[int]]:

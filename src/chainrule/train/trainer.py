@@ -29,7 +29,7 @@ import numpy
 import chainrule as cr
 
 from . import nn, optim
-from .callbacks import CallbackList, EarlyStopping, ModelCheckpoint
+from .callbacks import CallbackList, CSVLogger, EarlyStopping, ModelCheckpoint, TensorBoard
 from .checkpoint import load, save
 from .data import batches, holdout_split
 from .lr_scheduler import OneCycleLR, ReduceLROnPlateau
@@ -561,6 +561,7 @@ class Trainer:
         verbose: int | None = None,
         sample_weight: Any = None,
         class_weight: Any = None,
+        distributed: bool = False,
     ) -> History:
         """Train for ``epochs`` passes over ``X, y``; return the :class:`History`.
 
@@ -597,6 +598,11 @@ class Trainer:
             ``sum(w_i * loss_i) / sum(w_i)`` (PyTorch's weighted mean).
         class_weight : ``{label: weight}`` (Keras) or ``'balanced'`` (scikit-learn's
             ``n / (n_classes * count)``), multiplied into the sample weights.
+        distributed : data-parallel training over MPI (run under ``mpiexec -n N``; see
+            :mod:`chainrule.distributed`): process 0's parameters are broadcast, every batch
+            is split between the processes and their gradients summed, so the result equals
+            one process's training to rounding; only process 0 shows progress and writes
+            checkpoints and callbacks' files.
 
         Targets: integer labels, text labels (encoded in sorted order; ``trainer.classes_``),
         one-hot rows or class probabilities for cross-entropy; 0/1 columns for the binary
@@ -608,6 +614,16 @@ class Trainer:
             if verbose not in (0, 1, 2):
                 raise ValueError(f"fit: verbose must be 0, 1 or 2, got {verbose!r}")
             progress = {0: None, 1: "auto", 2: "plain"}[int(verbose)]
+        self._dist: Any = None
+        if distributed:
+            from . import distributed as dist
+
+            self._dist = dist
+            dist.broadcast_parameters(self.model)
+            if dist.rank() != 0:  # one voice and one writer: process 0
+                progress = None
+                writers = (CSVLogger, TensorBoard, ModelCheckpoint)
+                callbacks = [c for c in callbacks or [] if not isinstance(c, writers)]
         if not isinstance(epochs, int) or epochs < 0:
             raise ValueError(f"fit: epochs must be a non-negative int, got {epochs!r}")
         if not isinstance(batch_size, int) or batch_size < 1:
@@ -704,7 +720,8 @@ class Trainer:
                     restore_best_weights=restore_best,
                 )
             )
-        if ckdir is not None:
+        writer = self._dist is None or self._dist.rank() == 0
+        if ckdir is not None and writer:
             cbs.callbacks.append(
                 ModelCheckpoint(
                     os.path.join(ckdir, "best.ckpt"),
@@ -750,6 +767,8 @@ class Trainer:
                         X, y, w, epoch, batch_size, shuffle, seed, drop_last
                     )
                 logs = self._train_epoch(source, n_batches, epoch, epochs, bar, cbs)
+                if self._dist is not None:  # one set of running statistics, process 0's
+                    self._dist.broadcast_buffers(self.model)
                 if val is not None:
                     scores = self._evaluate_prepared(*val)
                     logs.update({f"val_{k}": v for k, v in scores.items()})
@@ -767,7 +786,7 @@ class Trainer:
                     best = current
                     history.best_epoch = epoch
                 cbs.on_epoch_end(epoch, dict(logs))
-                if ckdir is not None:
+                if ckdir is not None and writer:
                     self._checkpoint(
                         os.path.join(ckdir, "last.ckpt"), epoch + 1, best, cbs, history, fingerprint
                     )
@@ -841,14 +860,24 @@ class Trainer:
                 wb = self._weights(wb, None, yb)
             cbs.on_batch_begin(b, {"size": size})
             opt.zero_grad()
+            dist = getattr(self, "_dist", None)
+            if dist is not None:  # this process's part of the batch, its loss scaled by share
+                mine = dist.shard(size)
+                share = len(mine) / size if wb is None else float(wb[mine].sum() / wb.sum())
+                xb, yb_all, yb = _take(xb, mine), yb, yb[mine]
+                wb = None if wb is None else wb[mine]
             out = _apply(model, xb)
-            loss = self._loss(out, yb, wb)
+            loss = self._loss(out, yb, wb) if len(yb) else None
+            if dist is not None:
+                loss = 0.0 * sum(p.sum() for p in params) if loss is None else loss * share
             if not (isinstance(loss, cr.Tensor) and loss.requires_grad):
                 raise RuntimeError(
                     "fit: the loss does not depend on any trainable parameter "
                     "(is the model's output computed from its parameters?)"
                 )
             value = float(loss)
+            if dist is not None:  # the whole batch's loss, the same on every process
+                value = float(dist._comm().allreduce(value))
             if not math.isfinite(value):
                 bar.end({"loss": value})
                 raise FloatingPointError(
@@ -857,6 +886,8 @@ class Trainer:
                     "gradients (clip_grad_norm=...)"
                 )
             loss.backward()
+            if dist is not None:
+                dist.allreduce_gradients(params)
             if self.clip_grad_norm is not None:
                 optim.clip_grad_norm_(params, self.clip_grad_norm)
             opt.step()
@@ -866,7 +897,11 @@ class Trainer:
             seen += size
             cbs.on_batch_end(b, {"loss": value, "size": size})
             if self.metrics:
-                outs.append((_values(out), yb))
+                if dist is not None:  # every process scores the whole batch
+                    parts = dist._comm().allgather(numpy.asarray(_values(out)))
+                    outs.append((numpy.concatenate(parts), yb_all))
+                else:
+                    outs.append((_values(out), yb))
             bar.batch(total / seen)
         if seen == 0:
             raise ValueError(f"fit: epoch {epoch + 1} had no batches (an empty loader?)")
