@@ -770,6 +770,19 @@ CASES += [
 ]
 if hasattr(la, "svdvals"):
     CASES.append(Case("svdvals", la.svdvals, [_svd(3, 4)]))
+if hasattr(la, "matrix_norm"):
+    CASES.append(Case("matrix_norm-fro", la.matrix_norm, [normal(2, 3, 4)]))
+    CASES.append(
+        Case("matrix_norm-nuc", lambda x: la.matrix_norm(x, ord="nuc", keepdims=True), [_svd(3, 4)])
+    )
+    CASES.append(Case("vector_norm-all", la.vector_norm, [normal(3, 4)]))
+    CASES.append(
+        Case(
+            "vector_norm-axes",
+            lambda x: la.vector_norm(x, axis=(0, 2), ord=3, keepdims=True),
+            [normal(2, 3, 4)],
+        )
+    )
 CASES += [
     Case("qr-r-tall", lambda a: la.qr(a)[1], [_svd(5, 3)]),
     Case("qr-q-tall", lambda a: la.qr(a)[0], [_svd(5, 3)]),

@@ -140,3 +140,18 @@ def test_qr_least_squares_matches_the_normal_equations():
     numpy.testing.assert_allclose(cr.grad(via_qr)(a), cr.grad(via_normal)(a), rtol=1e-9)
     with pytest.raises(TypeError, match="mode='reduced'"):
         cr.grad(lambda a: numpy.linalg.qr(a, mode="complete")[0].sum())(a)
+
+
+@pytest.mark.skipif(not hasattr(numpy.linalg, "vector_norm"), reason="NumPy 2")
+def test_vector_norm_over_several_axes_equals_the_norm_of_the_flattened_axes():
+    x = rng.standard_normal((2, 3, 4))
+    t = cr.tensor(x)
+    got = numpy.linalg.vector_norm(t, axis=(0, 2), ord=3, keepdims=True)
+    want = numpy.linalg.vector_norm(x, axis=(0, 2), ord=3, keepdims=True)
+    numpy.testing.assert_allclose(numpy.asarray(got), want, rtol=1e-12)
+    # d/dx sum_j (sum_{i,k} |x_ijk|^3)^(1/3) = sign(x) x^2 / norm_j^2 (hand derivation)
+    g = cr.grad(lambda y: numpy.linalg.vector_norm(y, axis=(0, 2), ord=3).sum())(x)
+    norm = (numpy.abs(x) ** 3).sum(axis=(0, 2), keepdims=True) ** (1 / 3)
+    numpy.testing.assert_allclose(numpy.asarray(g), numpy.sign(x) * x**2 / norm**2, rtol=1e-10)
+    with pytest.raises(numpy.exceptions.AxisError, match="vector_norm"):
+        numpy.linalg.vector_norm(t, axis=3)

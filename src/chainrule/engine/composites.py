@@ -196,6 +196,38 @@ if hasattr(numpy.linalg, "svdvals"):  # NumPy 2
         return numpy.linalg.svd(x, compute_uv=False)
 
 
+if hasattr(numpy.linalg, "matrix_norm"):  # NumPy 2 (the array API's names)
+
+    @_composite(numpy.linalg.matrix_norm)
+    def _matrix_norm(x: Any, /, *, keepdims: bool = False, ord: Any = "fro") -> Any:
+        if _ndim(x) < 2:
+            raise numpy.linalg.LinAlgError(
+                f"numpy.linalg.matrix_norm: needs a matrix or a stack of them, got {_shape(x)}"
+            )
+        return numpy.linalg.norm(x, ord=ord, axis=(-2, -1), keepdims=keepdims)
+
+    @_composite(numpy.linalg.vector_norm)
+    def _vector_norm(x: Any, /, *, axis: Any = None, keepdims: bool = False, ord: Any = 2) -> Any:
+        nd = _ndim(x)
+        axes = tuple(range(nd)) if axis is None else (axis,) if isinstance(axis, int) else axis
+        axes = tuple(sorted({a % nd if -nd <= a < nd else a for a in axes}))
+        if any(not 0 <= a < nd for a in axes):
+            raise numpy.exceptions.AxisError(
+                f"numpy.linalg.vector_norm: axis {axis!r} out of range for shape {_shape(x)}"
+            )
+        rest = tuple(a for a in range(nd) if a not in axes)
+        shape = _shape(x)
+        # the norm's axes moved last and flattened into one: a vector norm over one axis
+        flat = numpy.reshape(
+            numpy.transpose(x, rest + axes),
+            tuple(shape[a] for a in rest) + (-1,),
+        )
+        out = numpy.linalg.norm(flat, ord=ord, axis=-1)
+        if keepdims:
+            out = numpy.reshape(out, tuple(1 if a in axes else shape[a] for a in range(nd)))
+        return out
+
+
 @_composite(numpy.linalg.eigvals)
 def _eigvals(a: Any) -> Any:
     _square_stack(a, "eigvals")
