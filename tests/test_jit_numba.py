@@ -93,6 +93,7 @@ FALLBACK = {
             ("tensorinv", "linalg.inv"),
             ("tensorsolve", "linalg.solve"),
             ("svdvals", "linalg.svd.S"),
+            ("matrix_norm-nuc", "linalg.svd.S"),
             ("qr-r-tall", "linalg.qr.R"),
             ("qr-q-tall", "linalg.qr.Q"),
             ("qr-square-product", "linalg.qr.Q"),

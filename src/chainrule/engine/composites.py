@@ -148,15 +148,6 @@ def _flipud(m: Any) -> Any:
     return numpy.flip(m, axis=0)
 
 
-def _lower_only(a: Any, fname: str, uplo: str) -> None:
-    _square_stack(a, fname)
-    if uplo != "L":
-        raise TypeError(
-            f"numpy.linalg.{fname}: only UPLO='L' (the default) is supported on "
-            "chainrule tensors; pass the transpose for the upper triangle"
-        )
-
-
 def _uplo(a: Any, fname: str, uplo: str) -> dict[str, str]:
     _square_stack(a, fname)
     if uplo not in ("L", "U"):
