@@ -413,3 +413,17 @@ def test_a_form_that_matches_only_by_coincidence_is_not_shown():
     x, y = RNG.normal(size=(5, 3)), numpy.arange(1.0, 6.0)
     e = cr.explain(loss, numpy.zeros(3), x, y, wrt="w")
     assert e.backward_lines()[0] == "dresid = 2 * resid / len(resid)"
+
+
+def test_latex_a_named_scalar_times_an_array_is_cdot_never_odot():
+    X, y = RNG.normal(size=(7, 3)), (RNG.random(7) > 0.5).astype(float)
+    tex = cr.explain(logreg, RNG.normal(size=3), numpy.array(0.0), X, y, wrt="w").to_latex()
+    dw = next(line for line in tex.splitlines() if line.startswith(r"\mathrm{d}w &="))
+    assert r"\mathrm{LAM} \cdot (2 \cdot w)" in dw and r"\odot" not in dw
+    # a number times an array is a plain product, an array times an array stays elementwise
+
+    def f(A, B):
+        return ((A * B) ** 2).sum()
+
+    e = cr.explain(f, RNG.normal(size=3), RNG.normal(size=3), wrt="A")
+    assert r"\mathrm{d}A &= 2 \cdot (A \odot B) \odot B" in e.to_latex()

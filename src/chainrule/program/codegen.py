@@ -18,7 +18,17 @@ from chainrule.engine import primitives as P
 from chainrule.engine.rules import Size
 
 from .ir import CONST, INPUT, Program, Value, const_value, distinct_positions, is_const
-from .notation import ATOM, STATEMENTS, UNARY, Form, Literals, index_text, math_form, source_form
+from .notation import (
+    ATOM,
+    STATEMENTS,
+    UNARY,
+    Form,
+    Literals,
+    index_text,
+    math_form,
+    source_form,
+    sym,
+)
 
 __all__ = ["Line", "Writer", "identifier"]
 
@@ -207,6 +217,10 @@ class Writer:
         texts = [self._wrap(a, form, i, style) for i, a in enumerate(v.args)]
         if style == "python":
             return form.fmt(texts, v.kw, self.lit), form.prec
+        if v.prim is P.multiply and any(
+            not isinstance(a, Value) or len(a.shape) == 0 for a in v.args
+        ):  # a scalar (a number, the user's LAM) times an array: ·, never the elementwise ⊙
+            return f"{texts[0]} {sym('matmul', style == 'latex')} {texts[1]}", form.prec
         return form.fmt(texts, v.kw, style == "latex"), form.prec
 
     def _wrap(self, a: Any, form: Form, i: int, style: str) -> str:

@@ -478,7 +478,8 @@ class Explanation:
                 ln.name, set(self.writer.names.values()) | set(self.writer.refs.values())
             )
             if len(ln.code) == 1 and ln.expr != self.writer.expr(ln.value)[0]:
-                rhs = _python_to_latex(ln.expr)  # a textbook form of the readability pass
+                scalars = set(self.recording.constants.values())
+                rhs = _python_to_latex(ln.expr, scalars)  # a textbook form of the readability pass
             else:
                 rhs = self.writer.expr(ln.value, "latex")[0]
             rows.append(f"{lhs} &= {_latex_names(rhs, self)}")
@@ -602,8 +603,11 @@ def _latex_names(text: str, ex: Explanation) -> str:
     )
 
 
-def _python_to_latex(text: str) -> str:
+def _python_to_latex(text: str, scalars: set[str] | frozenset[str] = frozenset()) -> str:
     """A textbook form (simple NumPy arithmetic) as LaTeX.
+
+    A product whose left factor is a number or a named scalar constant (``scalars``, e.g. the
+    user's ``LAM``) is written ``\\cdot``; ``\\odot`` (elementwise) is kept for array factors.
 
     Example
     -------
@@ -611,10 +615,14 @@ def _python_to_latex(text: str) -> str:
     (P - \\operatorname{onehot}(y)) / len(y)
     >>> print(_python_to_latex("dA * A * (1 - A ** 2)"))
     dA \\odot A \\odot (1 - A^{2})
+    >>> print(_python_to_latex("X.T @ dZ + 2 * LAM * W", {"LAM"}))
+    X^{\\top} \\cdot dZ + 2 \\cdot LAM \\cdot W
     """
     text = re.sub(r"numpy\.eye\([\w.\[\]]+\)\[(\w+)\]", r"\\operatorname{onehot}(\1)", text)
     text = re.sub(r"\b(\w+)\.T\b", r"\1^{\\top}", text)
     text = re.sub(r" \*\* (\w+)", r"^{\1}", text)
+    scalar = r"\d+(?:\.\d+)?" + "".join(f"|{re.escape(n)}" for n in sorted(scalars))
+    text = re.sub(rf"(?<![\w.)\]])({scalar}) \* ", r"\1 \\cdot ", text)
     return text.replace(" @ ", r" \cdot ").replace(" * ", r" \odot ")
 
 
