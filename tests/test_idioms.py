@@ -153,3 +153,23 @@ def test_check_grads_takes_functions_with_several_outputs():
         bad = cr.primitive(lambda x: x * 3.0, name="triple_wrong")
         cr.defvjp(bad, lambda g, out, x: g * 2.0)
         cr.check_grads(lambda x: [bad(x), x], x)
+
+
+def test_out_into_a_tensor_is_a_recorded_write():
+    # numpy.clip(d, -5, 5, out=d), the gradient clipping of many hand-written RNNs, and a ufunc
+    # with out= a tensor: the result is written into it as t[...] = result
+    x = cr.tensor([-3.0, 0.5, 7.0], requires_grad=True)
+    d = x * 2.0
+    r = numpy.clip(d, -5, 5, out=d)
+    assert r is d
+    numpy.testing.assert_array_equal(d.data, [-5.0, 1.0, 5.0])
+    d.sum().backward()
+    numpy.testing.assert_array_equal(x.grad, [0.0, 2.0, 0.0])  # clipped entries pass nothing
+    y = cr.tensor([1.0, 2.0], requires_grad=True)
+    e = y * 1.0
+    numpy.add(e, 3.0, out=e)
+    (e * e).sum().backward()
+    numpy.testing.assert_allclose(y.grad, 2 * (numpy.array([1.0, 2.0]) + 3.0))
+    f = y * 1.0
+    with pytest.raises(RuntimeError, match="already read"):  # f read twice, then overwritten
+        numpy.multiply(f, f, out=f)

@@ -269,6 +269,16 @@ def _refuse_complex(prim: P.Primitive, out: Any, vals: Any) -> None:
         )
 
 
+def _write_into(target: Tensor, result: Any, fname: str) -> Tensor:
+    if numpy.shape(_unwrap(result)) != target.shape:
+        raise ValueError(
+            f"{fname}: out= has shape {target.shape} but the result has shape "
+            f"{numpy.shape(_unwrap(result))}"
+        )
+    target[...] = result
+    return target
+
+
 def _readers_in(t: Tensor, roots: Any) -> list[Tensor]:
     """The recorded operations that read ``t`` among the ancestors of ``roots`` (the value and
     the index of an assignment into ``t``): ``d[i] -= v`` reads ``d[i]`` and writes it back, and
@@ -595,6 +605,11 @@ class Tensor(Node):
                     result = self.__array_ufunc__(ufunc, method, old, *inputs[1:], **kwargs)
                     numpy.copyto(out[0], _unwrap(result), casting="same_kind")
                     return result
+                if len(out) == 1 and isinstance(out[0], Tensor):
+                    # out= a tensor: the result written into it as a recorded in-place update
+                    # (t[...] = result, with the same rules as any write into a tensor)
+                    result = self.__array_ufunc__(ufunc, method, *inputs, **kwargs)
+                    return _write_into(out[0], result, f"numpy.{ufunc.__name__}")
                 raise TypeError(
                     f"numpy.{ufunc.__name__}: out= is not supported with chainrule "
                     "tensors (a write into an existing array cannot be recorded); "
@@ -620,6 +635,10 @@ class Tensor(Node):
     def __array_function__(
         self, func: Callable[..., Any], types: Any, args: Any, kwargs: Any
     ) -> Any:
+        target = kwargs.get("out") if kwargs else None
+        if isinstance(target, Tensor):  # numpy.clip(t, lo, hi, out=t) & co.: a recorded write
+            rest = {k: v for k, v in kwargs.items() if k != "out"}
+            return _write_into(target, func(*args, **rest), f"numpy.{func.__name__}")
         binder = B.FUNCTIONS.get(func)
         if binder is not None:
             prim, inputs, params = binder(*args, **kwargs)
