@@ -287,3 +287,71 @@ def affine_loop(x, w, b):
 def test_a_loop_that_accumulates_rows_into_its_output():
     x, w, b = rng.standard_normal((3, 4)), rng.standard_normal((4, 2)), rng.standard_normal(2)
     assert cr.check_grads(affine_loop, x, w, b).passed
+
+
+# --- a recurrent net whose one method computes the loss and its own clipped backward pass -----
+
+
+class ElmanCell:
+    """Forward and hand-written backward in one method, the way course code writes them:
+    states kept in lists, the softmax gradient made in place, gradients accumulated with += and
+    clipped in place with numpy.clip(..., out=...)."""
+
+    def __init__(self, vocab, hidden, seed):
+        r = numpy.random.default_rng(seed)
+        self.U = r.standard_normal((hidden, vocab)) * 0.3
+        self.W = r.standard_normal((hidden, hidden)) * 0.3
+        self.V = r.standard_normal((vocab, hidden)) * 0.3
+        self.c = numpy.zeros((hidden, 1))
+
+    def loss_and_grads(self, xs, ys, h0, clip):
+        hs, ps = [h0], []
+        loss = 0.0
+        for x, y in zip(xs, ys):
+            onehot = numpy.zeros((self.U.shape[1], 1))
+            onehot[x] = 1.0
+            hs.append(numpy.tanh(self.U @ onehot + self.W @ hs[-1] + self.c))
+            z = self.V @ hs[-1]
+            e = numpy.exp(z - numpy.max(z))
+            ps.append(e / numpy.sum(e))
+            loss = loss - numpy.log(ps[-1][y, 0])
+        dU, dW, dV, dc = (numpy.zeros_like(m) for m in (self.U, self.W, self.V, self.c))
+        dnext = numpy.zeros_like(h0)
+        for t in reversed(range(len(xs))):
+            dz = numpy.copy(ps[t])
+            dz[ys[t]] -= 1
+            dV += dz @ hs[t + 1].T
+            draw = (1 - hs[t + 1] * hs[t + 1]) * (self.V.T @ dz + dnext)
+            dc += draw
+            onehot = numpy.zeros((self.U.shape[1], 1))
+            onehot[xs[t]] = 1.0
+            dU += draw @ onehot.T
+            dW += draw @ hs[t].T
+            dnext = self.W.T @ draw
+        for d in (dU, dW, dV, dc):
+            numpy.clip(d, -clip, clip, out=d)
+        return loss, (dU, dW, dV, dc)
+
+
+def test_a_method_with_its_own_clipped_backward_runs_unchanged_on_tensors():
+    cell = ElmanCell(vocab=5, hidden=4, seed=3)
+    xs, ys = [0, 3, 1, 4, 2], [3, 1, 4, 2, 0]
+    h0 = rng.standard_normal((4, 1)) * 0.1
+    _, theirs = cell.loss_and_grads(xs, ys, h0, clip=5.0)
+    names = ("U", "W", "V", "c")
+    params = {n: cr.tensor(getattr(cell, n), requires_grad=True) for n in names}
+    for n in names:
+        setattr(cell, n, params[n])
+    loss, on_tensors = cell.loss_and_grads(xs, ys, h0, clip=5.0)  # unchanged, on tensors
+    loss.backward()
+    for n, mine, want in zip(names, on_tensors, theirs):
+        close(params[n].grad, want)  # chainrule's gradient = the hand-written one (unclipped)
+        close(mine.data, want)  # and the hand-written pass itself ran on tensors
+    # with a clip that bites, the clipped hand-written gradient is the clipped true one, and
+    # differentiating through the clipping passes nothing where it clipped
+    loss, on_tensors = cell.loss_and_grads(xs, ys, h0, clip=0.05)
+    dU = on_tensors[0]
+    close(dU.data, numpy.clip(theirs[0], -0.05, 0.05))
+    params["U"].grad = None
+    dU.sum().backward()
+    assert params["U"].grad is not None
