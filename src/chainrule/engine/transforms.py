@@ -25,6 +25,7 @@ from .tensor import (
     _complex_output,
     _foreign,
     _leaf,
+    _ones,
     _refuse_subclass,
     _state,
     enable_grad,
@@ -112,7 +113,7 @@ def _trace_call(
         for i, a in enumerate(args)
     ]
     variables: list[list[Tensor]] = []
-    treedefs = []
+    treedefs: list[Any] = []
     # Inside another transform's function (or a trace), the gradient must stay recorded: the
     # outer level may be differentiating a value this function receives as a constant argument
     # or closes over (grad(lambda x: grad(lambda y: x * y)(2.0))), and a plain array would cut
@@ -120,6 +121,12 @@ def _trace_call(
     nested = _state.depth > 0 or _state.tracing
     for i in nums:
         a = args[i]
+        if type(a) is numpy.ndarray and a.dtype.kind == "f":  # the common case, first
+            v = _leaf(a, True)
+            variables.append([v])
+            treedefs.append(None)
+            new_args[i] = v
+            continue
         if type(a) is numpy.ndarray:
             leaves, td, paths = [a], None, [""]
         else:
@@ -185,9 +192,13 @@ def value_and_grad(
     """
     fname = "value_and_grad"
 
+    known: dict[int, tuple[int, ...]] = {}  # argnums for each number of arguments seen
+
     @functools.wraps(fun)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
-        nums = _argnums(argnums, len(args), fname)
+        nums = known.get(len(args))
+        if nums is None:
+            nums = known[len(args)] = _argnums(argnums, len(args), fname)
         with enable_grad():
             result, variables, treedefs, nested = _trace_call(fun, args, kwargs, nums, fname)
             out, aux = _split_aux(result, has_aux, fname)
@@ -219,11 +230,13 @@ def _gradients(out: Any, targets: list[Tensor], nested: bool, fname: str) -> lis
             f"{numpy.shape(_plain(out))}; reduce it (sum, mean) or use a Jacobian"
         )
     found: dict[Any, Any] = {}
-    if fname != "vjp" and numpy.iscomplexobj(_plain(out)):
+    if fname != "vjp" and (
+        out._data.dtype.kind == "c" if isinstance(out, Tensor) else numpy.iscomplexobj(out)
+    ):
         raise TypeError(_complex_output(fname, _dtype(out)))
     if isinstance(out, Tensor) and out.requires_grad:
         data = out._data
-        seed: Any = numpy.ones_like(data)
+        seed: Any = numpy.ones_like(data) if nested else _ones(data)  # cached, read-only
         found = backward_pass(
             out, _leaf(seed, False) if nested else seed, targets, create_graph=nested, prune=nested
         )
