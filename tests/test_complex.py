@@ -322,3 +322,14 @@ def test_explain_derives_complex_inputs_and_its_code_matches_grad():
     want = cr.grad(f, argnums=(0, 1))(z, x)
     numpy.testing.assert_allclose(grads["z"], want[0], rtol=1e-12)
     numpy.testing.assert_allclose(grads["x"], want[1], rtol=1e-12)
+
+
+def test_a_custom_primitive_takes_complex_values_only_when_declared():
+    plain = cr.primitive(lambda x: x * 2.0, name="double_real_only")
+    cr.defvjp(plain, lambda g, out, x: g * 2.0)
+    with pytest.raises(TypeError, match="complex_ready=True"):
+        cr.grad(lambda z: numpy.abs(plain(z)))(1 + 1j)
+    ready = cr.primitive(lambda x: x * 2.0, name="double_complex")
+    cr.defvjp(ready, lambda g, out, x: g * 2.0, complex_ready=True)
+    # |2z|^2 = 4 |z|^2: d/dx - i d/dy = 8 conj(z)
+    assert complex(cr.grad(lambda z: numpy.abs(ready(z)) ** 2)(1 + 1j)) == pytest.approx(8 - 8j)

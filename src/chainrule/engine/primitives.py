@@ -81,8 +81,9 @@ class Primitive:
         self.kink: Callable[..., Any] | None = None
         self.nondiff = nondiff
         # Whether the rules hold for complex values too (set by chainrule.engine.rules, which
-        # says which convention): recording a complex value through any other primitive raises.
-        self.complex_ready = custom
+        # says which convention, or by defvjp(..., complex_ready=True) for a custom primitive):
+        # recording a complex value through any other primitive raises.
+        self.complex_ready = False
 
     def __call__(self, *args: Any, **params: Any) -> Any:
         """Apply the primitive: on plain arrays it computes; on tensors it also records.

@@ -62,8 +62,16 @@ __all__ = ["defvjp", "defvjp_argnum", "Size"]
 Rule = Callable[..., Any]
 
 
-def defvjp(prim: Primitive, *rules: Rule | None, kink: Callable[..., Any] | None = None) -> None:
+def defvjp(
+    prim: Primitive,
+    *rules: Rule | None,
+    kink: Callable[..., Any] | None = None,
+    complex_ready: bool = False,
+) -> None:
     """Give ``prim`` one gradient rule per input (``None``: no gradient flows to that input).
+
+    ``complex_ready=True`` says the rules also hold for complex values under chainrule's
+    convention (module docstring); without it a complex value reaching ``prim`` raises.
 
     Example
     -------
@@ -72,9 +80,16 @@ def defvjp(prim: Primitive, *rules: Rule | None, kink: Callable[..., Any] | None
     prim.vjps = rules
     prim.vjp_argnum = None
     prim.kink = kink
+    if complex_ready:
+        prim.complex_ready = True
 
 
-def defvjp_argnum(prim: Primitive, rule: Rule, kink: Callable[..., Any] | None = None) -> None:
+def defvjp_argnum(
+    prim: Primitive,
+    rule: Rule,
+    kink: Callable[..., Any] | None = None,
+    complex_ready: bool = False,
+) -> None:
     """Give ``prim`` one rule for every input: ``rule(argnum, g, out, *inputs, **params)``.
 
     For operations with any number of inputs; returning ``None`` gives that input no gradient.
@@ -90,6 +105,8 @@ def defvjp_argnum(prim: Primitive, rule: Rule, kink: Callable[..., Any] | None =
     prim.vjps = ()
     prim.vjp_argnum = rule
     prim.kink = kink
+    if complex_ready:
+        prim.complex_ready = True
 
 
 # ---------------------------------------------------------------------------------------------

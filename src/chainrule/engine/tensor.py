@@ -261,6 +261,12 @@ def _is_complex(v: Any) -> bool:
 def _refuse_complex(prim: P.Primitive, out: Any, vals: Any) -> None:
     """Complex values through a primitive whose rule is not written for them: refused."""
     if _is_complex(out) or any(_is_complex(v) for v in vals):
+        if prim.custom:
+            raise TypeError(
+                f"primitive {prim.name!r} received a complex value, and its rules were not "
+                "declared to hold for complex values: if they do under chainrule's convention "
+                "(no conjugation for holomorphic functions), pass complex_ready=True to defvjp"
+            )
         raise TypeError(
             f"numpy.{prim.name}: chainrule has no gradient rule for complex values of this "
             "operation (the complex-ready ones are listed in docs/guarantees.md). Write it on "
@@ -411,9 +417,12 @@ def _needs_grad(x: Any) -> bool:
     return False
 
 
+_SIGN = P.NONDIFF_UFUNCS[numpy.sign]  # nondiff for real values only
+
+
 def _nondiff(prim: P.Primitive, args: tuple[Any, ...], kw: dict[str, Any]) -> Any:
     """Operations without gradient: plain results, recorded only while tracing."""
-    if prim.name == "sign" and _needs_grad(args) and any(_is_complex(_unwrap(a)) for a in args):
+    if prim is _SIGN and _needs_grad(args) and any(_is_complex(_unwrap(a)) for a in args):
         raise TypeError(
             "numpy.sign of complex values is z / |z|, which has a gradient (unlike the real "
             "sign): write it as z / numpy.abs(z) (numpy.where(z == 0, 0, ...) at zero)"
@@ -1243,11 +1252,9 @@ def _integral(dtype: Any) -> bool:
 def _foreign(x: Any) -> bool:
     """Another array library's array (CuPy, Dask, ...): it implements NumPy's protocols and is
     kept as it is (never converted to a host ndarray behind the user's back)."""
-    t = type(x)
     return (
-        t is not numpy.ndarray
-        and not isinstance(x, (numpy.generic, Tensor))
-        and hasattr(t, "__array_function__")
+        not P.on_host(x)
+        and not isinstance(x, Tensor)
         and hasattr(x, "dtype")
         and hasattr(x, "shape")
     )
