@@ -680,18 +680,14 @@ def _pinv_vjp_from(g: Any, p: Any, a: Any) -> Any:
     return -(pt @ g @ pt) + (gt - a @ (p @ gt)) @ (p @ pt) + (x - (x @ p) @ a)
 
 
-def _lstsq_pinv(a: Any, rcond: Any) -> Any:
-    return P.pinv(a, rcond=rcond)
-
-
 def _lstsq_da(g: Any, out: Any, a: Any, b: Any, rcond: Any) -> Any:
-    p = _lstsq_pinv(a, rcond)                           # x = A+ b
+    p = P.pinv(a, rcond=rcond)                          # x = A+ b
     gp = numpy.outer(g, b) if numpy.ndim(b) == 1 else g @ _mT(b)
     return _pinv_vjp_from(gp, p, a)
 
 
 def _lstsq_db(g: Any, out: Any, a: Any, b: Any, rcond: Any) -> Any:
-    return _mT(_lstsq_pinv(a, rcond)) @ g
+    return _mT(P.pinv(a, rcond=rcond)) @ g
 
 
 defvjp(P.pinv, lambda g, out, a, rcond: _pinv_vjp_from(g, out, a))
@@ -700,9 +696,13 @@ defvjp(P.lstsq_x, _lstsq_da, _lstsq_db)
 defvjp(P.inv, lambda g, out, a: -(_mT(out) @ g @ _mT(out)))
 defvjp(P.solve, _solve_vjp_a, _solve_vjp_b)
 defvjp(P.det, lambda g, out, a: (g * out)[..., None, None] * _mT(numpy.linalg.inv(a)))
-defvjp(P.logabsdet, lambda g, out, a: g[..., None, None] * _mT(numpy.linalg.inv(a)))
-# log det A for complex A (log|det| + i arg det): holomorphic, the same rule as log|det A|.
-defvjp(P.logdet, lambda g, out, a: g[..., None, None] * _mT(numpy.linalg.inv(a)))
+def _logdet_vjp(g: Any, out: Any, a: Any) -> Any:
+    return g[..., None, None] * _mT(numpy.linalg.inv(a))
+
+
+# log|det A|, and log det A of a complex A (log|det| + i arg det, holomorphic): one rule
+defvjp(P.logabsdet, _logdet_vjp)
+defvjp(P.logdet, _logdet_vjp)
 
 # ---------------------------------------------------------------------------------------------
 # Reductions
