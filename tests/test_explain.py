@@ -209,3 +209,17 @@ def test_the_cross_entropy_gradient_reads_as_people_write_it():
     soft /= soft.sum(1, keepdims=True)
     soft[numpy.arange(5), y2] -= 1  # the hand-derived softmax - onehot
     numpy.testing.assert_allclose(grads["Z"], soft / 5, rtol=1e-12, atol=1e-15)
+
+
+def test_a_function_of_python_floats_alone_is_differentiated_in_them():
+    # as grad does: d/dx (x^2 y) = 2xy = 6, d/dy = x^2 = 2.25 at (1.5, 2.0)
+    e = cr.explain(lambda x, y: x**2 * y, 1.5, 2.0)
+    ns: dict = {}
+    exec(e.to_python(), ns)
+    _, grads = [v for k, v in ns.items() if callable(v) and not k.startswith("_")][-1](1.5, 2.0)
+    numpy.testing.assert_allclose([grads["x"], grads["y"]], [6.0, 2.25])
+    # with an array argument present, a Python number stays a constant (unless wrt names it)
+    e2 = cr.explain(lambda x, w: (x * w**2).sum(), 1.5, numpy.ones(2))
+    assert "dx" not in e2.to_python() and "dw" in e2.to_python()
+    e3 = cr.explain(lambda x, w: (x * w**2).sum(), 1.5, numpy.ones(2), wrt="x")
+    assert "dx" in e3.to_python()

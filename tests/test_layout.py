@@ -29,6 +29,7 @@ PUBLIC_MODULES = {
     "chainrule.functions",
     "chainrule.seed",
     "chainrule.distributed",
+    "chainrule.numpy",
 }
 
 
@@ -94,6 +95,7 @@ def test_the_tree_has_the_layer_folders_and_nothing_else_loose():
         "functions.py",
         "seed.py",
         "distributed.py",
+        "numpy.py",
     }
 
 

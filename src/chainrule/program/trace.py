@@ -49,6 +49,11 @@ def _is_array(x: Any) -> bool:
     return isinstance(x, (numpy.ndarray, numpy.generic, Tensor)) and not isinstance(x, str)
 
 
+def _holds_float_array(arg: Any) -> bool:
+    leaves, _ = flatten(arg)
+    return any(_is_array(v) and numpy.asarray(v).dtype.kind in "fc" for v in leaves)
+
+
 def _leaf_name(param: str, path: str) -> str:
     return param + path
 
@@ -168,11 +173,18 @@ def record(
     """Run ``fun(*args, **kwargs)`` once on tensors, recording forward and backward passes.
 
     ``wrt`` selects the differentiated arguments by parameter name or position (default: every
-    floating-point array argument).  Python numbers and ``static_argnums`` stay constants.
+    floating-point array argument).  Python numbers and ``static_argnums`` stay constants, except
+    Python floats named by ``wrt`` or, with no ``wrt``, when no argument holds a floating-point
+    array (a function of numbers alone is differentiated in them, as ``grad`` does).
     """
     kwargs = kwargs or {}
     params = _param_names(fun, len(args))
     wanted = _wanted(wrt, params)
+    floats_too = (
+        backward
+        and not static_argnums
+        and (wanted is not None or not any(_holds_float_array(a) for a in args))
+    )
     inputs: list[Tensor] = []
     input_names: list[str] = []
     input_arg: list[int] = []
@@ -182,6 +194,8 @@ def record(
     call_args: list[Any] = []
     for i, a in enumerate(args):
         leaves, td = flatten(a)
+        if floats_too and isinstance(a, float) and (wanted is None or i in wanted):
+            leaves = [numpy.float64(a)]
         if i in static_argnums or not leaves or not all(_is_array(v) for v in leaves):
             static[i] = a
             treedefs.append(None)
