@@ -6,10 +6,12 @@ the written values; checked against central finite differences and hand-derived 
 other augmented operators (they rebind the name; the original tensor is untouched), and
 ``out[i] = expr`` in a loop on a tensor.
 
-Refused with an error that says why and what to write instead: assigning into a leaf that
-requires grad, assigning into a tensor that recorded operations have already read (so also
-``out[i] += ...`` once ``out`` carries a gradient), and writing a tensor that requires grad
-into a plain NumPy array (``a += t``, ``a[1:] = t``).
+A write into a tensor that recorded operations have already read moves those reads onto a
+snapshot of the old value, when the write can find them all (in the written value's graph or
+in the calling functions' variables); refused with an error that says why and what to write
+instead: assigning into a leaf that requires grad, assigning into a tensor read by an operation
+the write cannot find, and writing a tensor that requires grad into a plain NumPy array
+(``a += t``, ``a[1:] = t``).
 
 Also pinned here (see docs/guarantees.md): ``chainrule.tensor`` copies its input; an in-place
 write into ``t.data``, or into a plain array used as a constant, is outside the graph and is
@@ -17,6 +19,8 @@ what ``backward()`` reads; rebinding ``t.data`` is safe.
 """
 
 from __future__ import annotations
+
+import types
 
 import numpy
 import pytest
@@ -271,12 +275,39 @@ def test_a_recurrence_written_into_its_own_output():
     check(scan, x)
 
 
-def test_a_read_that_does_not_feed_the_write_still_refuses_it():
+def test_a_read_held_in_a_variable_keeps_the_old_value_after_the_write():
+    # s = sum(2x) is read before d[0] = 5; after it d = [5, 2 x1]: f = 2 x0 + 2 x1 + 5 + 2 x1
     def f(x):
         d = x * 2
         s = d.sum()  # reads the old d, and is used after the write
         d[0] = 5.0
         return s + d.sum()
+
+    numpy.testing.assert_allclose(cr.grad(f)(numpy.array([1.0, 2.0])), [2.0, 4.0])
+    check(f, numpy.array([1.0, 2.0]))
+
+    # the SVM idiom of course code: the loss reads the margins, then the margins are reused as
+    # the backward pass's mask (scores[scores > 0] = 1). loss = sum(max(0, s - s_y + 1)) / N.
+    def svm(W, X, y):
+        scores = X @ W
+        correct = scores[numpy.arange(len(y)), y]
+        scores = scores - correct.reshape(-1, 1) + 1.0
+        scores[scores <= 0] = 0
+        scores[numpy.arange(len(y)), y] = 0
+        loss = numpy.sum(scores) / len(y)
+        scores[scores > 0] = 1  # the hand-written backward starts here, reusing the buffer
+        return loss + 0.0 * scores.sum()
+
+    X, y = rng.standard_normal((6, 3)), numpy.array([0, 2, 1, 1, 0, 2])
+    check(lambda W: svm(W, X, y), rng.standard_normal((3, 3)))
+
+
+def test_a_read_the_write_cannot_see_still_refuses_it():
+    def f(x):
+        d = x * 2
+        (d * 3).sum()  # read, and the result dropped: it cannot be found, so it still counts
+        d[0] = 5.0
+        return d.sum()
 
     with pytest.raises(RuntimeError, match="already read.*copy"):
         cr.grad(f)(numpy.array([1.0, 2.0]))
@@ -316,9 +347,10 @@ def test_assigning_into_a_leaf_that_requires_grad_is_refused_but_allowed_under_n
 def test_assigning_into_a_tensor_already_read_is_refused_and_changes_nothing():
     x = cr.tensor([1.0, 2.0, 3.0], requires_grad=True)
     u = x * 1.0
-    y = (u * u).sum()  # a recorded operation read u
+    kept = types.SimpleNamespace(y=(u * u).sum())  # read u; kept where the write cannot look
     with pytest.raises(RuntimeError, match="already read"):
         u[0] = 10.0
+    y = kept.y
     numpy.testing.assert_array_equal(u.data, [1.0, 2.0, 3.0])
     y.backward()
     numpy.testing.assert_array_equal(x.grad, [2.0, 4.0, 6.0])

@@ -12,6 +12,7 @@ import contextlib
 import opcode
 import sys
 import threading
+import types
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -292,16 +293,36 @@ def _readers_in(t: Tensor, roots: Any) -> list[Tensor]:
     seq = t._seq
     stack = [r for r in flatten_tensors(roots) if r._seq > seq]
     seen: set[int] = set()
-    found = []
+    found: list[Tensor] = []
     while stack:
         node = stack.pop()
         if id(node) in seen:
             continue
         seen.add(id(node))
         args = node._args or ()
-        if any(a is t for a in args):
-            found.append(node)
+        found.extend(node for a in args if a is t)  # once per read: t * t reads t twice
         stack.extend(a for a in args if isinstance(a, Tensor) and a._seq > seq)
+    return found
+
+
+def _callers_values(depth: int = 64) -> list[Any]:
+    """The local variables of the calling frames (tuples, lists and dict values opened): where
+    the operations that read a tensor before ``t[i] = v`` are held (``loss = numpy.sum(s)``
+    before ``s[s > 0] = 1``), so that the write can move them to the value they read."""
+    found: list[Any] = []
+
+    def add(v: Any, level: int) -> None:
+        if isinstance(v, Tensor):
+            found.append(v)
+        elif level and isinstance(v, (tuple, list, dict)) and len(v) <= 4096:
+            for item in v.values() if isinstance(v, dict) else v:
+                add(item, level - 1)
+
+    frame: types.FrameType | None = sys._getframe(2)
+    while frame is not None and depth:
+        for v in frame.f_locals.values():
+            add(v, 2)
+        frame, depth = frame.f_back, depth - 1
     return found
 
 
@@ -1041,6 +1062,8 @@ class Tensor(Node):
         readers: list[Tensor] = []
         if self._used and (_state.enabled or _state.tracing):
             readers = _readers_in(self, (value, index))
+            if len(readers) != self._used:  # a reader kept elsewhere: the callers' variables
+                readers = _readers_in(self, (value, index, _callers_values()))
             if len(readers) != self._used:
                 raise RuntimeError(
                     "in-place assignment into a tensor that recorded operations have already "
@@ -1057,7 +1080,7 @@ class Tensor(Node):
         before = _new(Tensor)
         for slot in _COPIED:
             object.__setattr__(before, slot, getattr(self, slot))
-        for r in readers:  # every read of the old value now reads the snapshot of it
+        for r in set(readers):  # every read of the old value now reads the snapshot of it
             r._args = tuple(before if a is self else a for a in r._args or ())
         before._used = len(readers)
         if _state.tracing and _is_mask_of(index, self) and numpy.ndim(_unwrap(value)) == 0:
