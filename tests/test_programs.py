@@ -355,3 +355,123 @@ def test_a_method_with_its_own_clipped_backward_runs_unchanged_on_tensors():
     params["U"].grad = None
     dU.sum().backward()
     assert params["U"].grad is not None
+
+
+# --- an SVM that reuses its margin buffer as the backward mask (read, then overwritten) ---------
+
+
+def svm_loss_reusing_the_buffer(W, X, y, reg):
+    N = X.shape[0]
+    s = X.dot(W)
+    s = s - s[numpy.arange(N), y].reshape(-1, 1) + 1.0
+    s[s <= 0] = 0
+    s[numpy.arange(N), y] = 0
+    loss = numpy.sum(s) / N + reg * numpy.sum(W * W)
+    s[s > 0] = 1  # the loss has read s; the backward pass now reuses it as the 0/1 mask
+    s[numpy.arange(N), y] = -numpy.sum(s, axis=1)
+    dW = X.T.dot(s) / N + 2 * reg * W
+    return loss, dW
+
+
+def test_svm_that_overwrites_what_its_loss_read():
+    W, X, y = rng.standard_normal((4, 3)) * 0.3, rng.standard_normal((6, 4)), rng.integers(0, 3, 6)
+    Wt = cr.tensor(W, requires_grad=True)
+    loss, their_dW = svm_loss_reusing_the_buffer(Wt, cr.tensor(X), y, 0.1)
+    loss.backward()
+    # the program's own gradient (computed on the same tensors) and central differences agree
+    close(Wt.grad, their_dW.detach().numpy())
+    cr.check_grads(lambda W: svm_loss_reusing_the_buffer(W, cr.tensor(X), y, 0.1)[0], W)
+
+
+# --- layer objects that keep their own state (a textbook's forward/backward classes) -----------
+
+
+class Affine:
+    def __init__(self, W, b):
+        self.W, self.b = W, b
+
+    def forward(self, x):
+        self.shape = x.shape
+        self.x = x.reshape(x.shape[0], -1)
+        return numpy.dot(self.x, self.W) + self.b
+
+    def backward(self, dout):
+        self.dW = numpy.dot(self.x.T, dout)
+        self.db = numpy.sum(dout, axis=0)
+        return numpy.dot(dout, self.W.T).reshape(*self.shape)
+
+
+class Relu:
+    def forward(self, x):
+        self.mask = x <= 0
+        out = x.copy()
+        out[self.mask] = 0  # a mask written into a copy of the input
+        return out
+
+    def backward(self, dout):
+        dout = dout.copy()
+        dout[self.mask] = 0
+        return dout
+
+
+class SoftmaxWithLoss:
+    def forward(self, x, t):
+        self.t = t
+        z = x - numpy.max(x, axis=-1, keepdims=True)
+        self.y = numpy.exp(z) / numpy.sum(numpy.exp(z), axis=-1, keepdims=True)
+        n = self.y.shape[0]
+        return -numpy.sum(numpy.log(self.y[numpy.arange(n), t])) / n
+
+    def backward(self):
+        n = self.t.shape[0]
+        dx = self.y.copy()
+        dx[numpy.arange(n), self.t] -= 1
+        return dx / n
+
+
+def test_layer_objects_with_their_own_state_run_unchanged():
+    W1, b1 = rng.standard_normal((6, 5)) * 0.5, rng.standard_normal(5) * 0.1
+    W2, b2 = rng.standard_normal((5, 3)) * 0.5, numpy.zeros(3)
+    x, t = rng.standard_normal((4, 2, 3)), numpy.array([0, 2, 1, 1])
+    params = [cr.tensor(p, requires_grad=True) for p in (W1, b1, W2, b2)]
+    layers = [Affine(params[0], params[1]), Relu(), Affine(params[2], params[3])]
+    head = SoftmaxWithLoss()
+    h = x
+    for layer in layers:
+        h = layer.forward(h)
+    loss = head.forward(h, t)
+    loss.backward()
+    # the program's own backward, run on plain arrays
+    plain = [Affine(W1, b1), Relu(), Affine(W2, b2)]
+    h = x
+    for layer in plain:
+        h = layer.forward(h)
+    head.forward(h, t)
+    d = head.backward()
+    for layer in reversed(plain):
+        d = layer.backward(d)
+    for got, want in zip(params, (plain[0].dW, plain[0].db, plain[2].dW, plain[2].db)):
+        close(got.grad, want)
+
+
+# --- what NumPy gives no hook for: a tensor written into a plain buffer -------------------------
+
+
+def test_a_tensor_written_into_a_plain_buffer_names_the_rewrite():
+    def rnn_forward(x, h0, Wx, Wh):
+        N, T, _ = x.shape
+        h = numpy.zeros((N, T, h0.shape[1]))  # a plain NumPy buffer
+        prev = h0
+        for t in range(T):
+            prev = numpy.tanh(x[:, t, :] @ Wx + prev @ Wh)
+            h[:, t, :] = prev
+        return h
+
+    x, h0 = rng.standard_normal((2, 3, 4)), rng.standard_normal((2, 5))
+    Wx, Wh = rng.standard_normal((4, 5)), rng.standard_normal((5, 5))
+    try:
+        cr.grad(lambda Wx: rnn_forward(x, h0, Wx, Wh).sum())(Wx)
+    except TypeError as e:
+        assert "written into a plain NumPy array" in str(e) and "chainrule.tensor(" in str(e)
+    else:
+        raise AssertionError("a silent write of a tensor into a plain array")
