@@ -4,6 +4,7 @@ functions that are accurate (not only finite) on both sides."""
 from __future__ import annotations
 
 import math
+import warnings
 
 import mpmath
 import numpy
@@ -92,3 +93,17 @@ def test_a_function_without_gradient_given_a_list_is_refused_under_jit_not_froze
     f = cr.jit(lambda t: numpy.argpartition(t, [0, 2]) * 1.0)
     with pytest.raises(cr.TracerBoolError, match="argpartition.*frozen"):
         f(numpy.array([3.0, 1.0, 2.0]))
+
+
+def test_a_plain_output_warns_that_every_gradient_is_zero():
+    # float() on the way drops the gradient: the true derivative of sum(w^2) is 2w = [2, 4]
+    with pytest.warns(UserWarning, match=r"grad: the function returned a plain float.*float\(t\)"):
+        g = cr.grad(lambda w: float(numpy.sum(w**2)))(numpy.array([1.0, 2.0]))
+    numpy.testing.assert_array_equal(g, [0.0, 0.0])
+    with pytest.warns(UserWarning, match="value_and_grad: the function returned a plain"):
+        cr.value_and_grad(lambda x: 3.0)(1.0)
+    # a constant derivative inside another transform, or a recorded constant, is not warned about
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert float(cr.grad(cr.grad(lambda x: 2 * x))(1.0)) == 0.0
+        numpy.testing.assert_array_equal(cr.grad(lambda x: (x * 0).sum())(numpy.ones(2)), [0, 0])

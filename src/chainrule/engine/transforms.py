@@ -8,8 +8,11 @@ Each is written once for "differentiate these leaves"; :func:`_trace_call` lifts
 from __future__ import annotations
 
 import functools
+import warnings
 import inspect
 import operator
+import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -190,8 +193,12 @@ def value_and_grad(
     >>> float(value), dw
     (9.0, array([6., 6.]))
     """
-    fname = "value_and_grad"
+    return _value_and_grad(fun, argnums, has_aux, "value_and_grad")
 
+
+def _value_and_grad(
+    fun: Callable[..., Any], argnums: int | tuple[int, ...], has_aux: bool, fname: str
+) -> Callable[..., Any]:
     known: dict[int, tuple[int, ...]] = {}  # argnums for each number of arguments seen
 
     @functools.wraps(fun)
@@ -222,6 +229,17 @@ def _split_aux(result: Any, has_aux: bool, fname: str) -> tuple[Any, Any]:
     return result[0], result[1]
 
 
+def _outside_chainrule() -> int:
+    """The ``stacklevel`` of a warning that points at the first frame outside chainrule."""
+    level, frame = 1, sys._getframe(1)
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_HERE):
+        level, frame = level + 1, frame.f_back
+    return level
+
+
+_HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
 def _gradients(out: Any, targets: list[Tensor], nested: bool, fname: str) -> list[Any]:
     size = out._data.size if isinstance(out, Tensor) else numpy.size(out)
     if size != 1:
@@ -234,6 +252,14 @@ def _gradients(out: Any, targets: list[Tensor], nested: bool, fname: str) -> lis
         out._data.dtype.kind == "c" if isinstance(out, Tensor) else numpy.iscomplexobj(out)
     ):
         raise TypeError(_complex_output(fname, _dtype(out)))
+    if not isinstance(out, Tensor) and not nested:
+        warnings.warn(
+            f"{fname}: the function returned a plain {type(out).__name__}, not a tensor computed "
+            "from the differentiated arguments, so every gradient is zero. If it depends on them, "
+            "a conversion dropped the gradient: float(t) or t.item() on the way, or a tensor "
+            "written into a plain NumPy array (make that buffer a tensor)",
+            stacklevel=_outside_chainrule(),
+        )
     if isinstance(out, Tensor) and out.requires_grad:
         data = out._data
         seed: Any = numpy.ones_like(data) if nested else _ones(data)  # cached, read-only
@@ -265,7 +291,7 @@ def grad(
     >>> float(d2(2.0))
     12.0
     """
-    vg = value_and_grad(fun, argnums, has_aux)
+    vg = _value_and_grad(fun, argnums, has_aux, "grad")
 
     @functools.wraps(fun)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
