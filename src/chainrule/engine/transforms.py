@@ -8,11 +8,11 @@ Each is written once for "differentiate these leaves"; :func:`_trace_call` lifts
 from __future__ import annotations
 
 import functools
-import warnings
 import inspect
 import operator
 import os
 import sys
+import warnings
 from collections.abc import Callable
 from typing import Any
 
