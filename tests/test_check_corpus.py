@@ -477,6 +477,152 @@ TIED_ARGS = (
     RNG.normal(size=(5, 1)),
 )
 
+
+# --- 13. a tanh layer and a sigmoid output with binary cross-entropy -----------------------------
+
+
+def bce_net(W1, b1, w2, b2, X, y):
+    H = numpy.tanh(X @ W1 + b1)
+    p = sigmoid(H @ w2 + b2)
+    return -numpy.mean(y * numpy.log(p) + (1 - y) * numpy.log(1 - p))
+
+
+def bce_backward(W1, b1, w2, b2, X, y, bug=None):
+    H = numpy.tanh(X @ W1 + b1)
+    p = sigmoid(H @ w2 + b2)
+    dz = (p - y) / len(y)
+    if bug == "sign":
+        dz = (y - p) / len(y)
+    dw2, db2 = H.T @ dz, dz.sum()
+    dZ = numpy.outer(dz, w2) * (1 - H**2)
+    if bug == "activation-derivative":
+        dZ = numpy.outer(dz, w2) * (1 - H)
+    dW1, db1 = X.T @ dZ, dZ.sum(axis=0)
+    if bug == "bias-wrong-axis":
+        db1 = dZ.sum(axis=1)
+    return {"W1": dW1, "b1": db1, "w2": dw2, "b2": db2}
+
+
+BCE_ARGS = (
+    RNG.normal(size=(3, 4)),
+    RNG.normal(size=4) * 0.1,
+    RNG.normal(size=4),
+    numpy.array(0.1),
+    RNG.normal(size=(8, 3)),
+    (RNG.random(8) > 0.5).astype(float),
+)
+
+
+# --- 14. softmax regression with the max shift and an L2 penalty --------------------------------
+
+SMREG_LAM = 0.05
+
+
+def smreg(W, X, y):
+    Z = X @ W
+    Z = Z - Z.max(axis=1, keepdims=True)
+    P = numpy.exp(Z) / numpy.exp(Z).sum(axis=1, keepdims=True)
+    return -numpy.log(P[numpy.arange(len(y)), y]).mean() + SMREG_LAM * numpy.sum(W * W)
+
+
+def smreg_backward(W, X, y, bug=None):
+    Z = X @ W
+    Z = Z - Z.max(axis=1, keepdims=True)
+    P = numpy.exp(Z) / numpy.exp(Z).sum(axis=1, keepdims=True)
+    D = P.copy()
+    D[numpy.arange(len(y)), y] -= 1
+    if bug == "onehot-missing":
+        D = P.copy()
+    dW = X.T @ (D / len(y)) + 2 * SMREG_LAM * W
+    if bug == "regulariser-missing":
+        dW = X.T @ (D / len(y))
+    return {"W": dW}
+
+
+SMREG_ARGS = (RNG.normal(size=(4, 3)), RNG.normal(size=(10, 4)), RNG.integers(0, 3, 10))
+
+
+# --- 15. a leaky-ReLU network with a mean squared error -----------------------------------------
+
+
+def leaky(V1, c1, V2, X, T):
+    Z = X @ V1 + c1
+    A = numpy.where(Z > 0, Z, 0.1 * Z)
+    return ((A @ V2 - T) ** 2).mean()
+
+
+def leaky_backward(V1, c1, V2, X, T, bug=None):
+    Z = X @ V1 + c1
+    A = numpy.where(Z > 0, Z, 0.1 * Z)
+    Y = A @ V2
+    dY = 2 * (Y - T) / Y.size
+    dV2 = A.T @ dY
+    dZ = (dY @ V2.T) * numpy.where(Z > 0, 1.0, 0.1)
+    if bug == "activation-derivative":
+        dZ = (dY @ V2.T) * (Z > 0)
+    dV1, dc1 = X.T @ dZ, dZ.sum(axis=0)
+    if bug == "keepdims":
+        dc1 = dZ.sum(axis=0, keepdims=True)
+    return {"V1": dV1, "c1": dc1, "V2": dV2}
+
+
+LEAKY_ARGS = (
+    RNG.normal(size=(3, 5)),
+    RNG.normal(size=5) * 0.1,
+    RNG.normal(size=(5, 2)),
+    RNG.normal(size=(6, 3)),
+    RNG.normal(size=(6, 2)),
+)
+
+
+# --- 16. linear regression with an L1 penalty ---------------------------------------------------
+
+
+def lasso(w, b, X, y):
+    r = X @ w + b - y
+    return 0.5 * numpy.mean(r**2) + 0.1 * numpy.sum(numpy.abs(w))
+
+
+def lasso_backward(w, b, X, y, bug=None):
+    r = X @ w + b - y
+    dw, db = X.T @ r / len(y) + 0.1 * numpy.sign(w), r.mean()
+    if bug == "regulariser-missing":
+        dw = X.T @ r / len(y)
+    if bug == "extra-1/N":
+        db = r.mean() / len(y)
+    return {"w": dw, "b": db}
+
+
+LASSO_ARGS = (RNG.normal(size=4), numpy.array(0.3), RNG.normal(size=(9, 4)), RNG.normal(size=9))
+
+
+# --- 17. a gated unit: out = sigmoid(X Wz) * tanh(X Wh) ----------------------------------------
+
+
+def gated(Wz, Wh, X, T):
+    out = sigmoid(X @ Wz) * numpy.tanh(X @ Wh)
+    return 0.5 * numpy.sum((out - T) ** 2)
+
+
+def gated_backward(Wz, Wh, X, T, bug=None):
+    z, h = sigmoid(X @ Wz), numpy.tanh(X @ Wh)
+    d = z * h - T
+    dz, dh = d * h, d * z
+    if bug == "product-swapped":
+        dz, dh = d * z, d * h
+    dWz = X.T @ (dz * z * (1 - z))
+    if bug == "activation-derivative":
+        dWz = X.T @ (dz * z)
+    return {"Wz": dWz, "Wh": X.T @ (dh * (1 - h**2))}
+
+
+GATED_ARGS = (
+    RNG.normal(size=(3, 4)),
+    RNG.normal(size=(3, 4)),
+    RNG.normal(size=(5, 3)),
+    RNG.normal(size=(5, 4)),
+)
+
 MODELS = {
     "mlp": (mlp, mlp_backward, MLP_ARGS, 4),
     "deep": (deep, deep_backward, DEEP_ARGS, 4),
@@ -490,6 +636,11 @@ MODELS = {
     "rnn": (rnn, rnn_backward, RNN_ARGS, 2),
     "linreg": (linreg, linreg_backward, LINREG_ARGS, 2),
     "tied": (tied, tied_backward, TIED_ARGS, 4),
+    "bce": (bce_net, bce_backward, BCE_ARGS, 4),
+    "smreg": (smreg, smreg_backward, SMREG_ARGS, 1),
+    "leaky": (leaky, leaky_backward, LEAKY_ARGS, 3),
+    "lasso": (lasso, lasso_backward, LASSO_ARGS, 2),
+    "gated": (gated, gated_backward, GATED_ARGS, 2),
 }
 
 # (model, planted mistake, the kind check_backward must name)
@@ -536,6 +687,17 @@ BUGS = [
     ("linreg", "keepdims", "keepdims"),
     ("linreg", "bias-wrong-axis", "bias-wrong-axis"),
     ("tied", "sign", "sign"),
+    ("bce", "sign", "sign"),
+    ("bce", "activation-derivative", "activation-derivative"),
+    ("bce", "bias-wrong-axis", "bias-wrong-axis"),
+    ("smreg", "onehot-missing", "onehot-missing"),
+    ("smreg", "regulariser-missing", "regulariser-missing"),
+    ("leaky", "activation-derivative", "activation-derivative"),
+    ("leaky", "keepdims", "keepdims"),
+    ("lasso", "regulariser-missing", "regulariser-missing"),
+    ("lasso", "extra-1/N", "extra-1/N"),
+    ("gated", "product-swapped", "swapped"),
+    ("gated", "activation-derivative", "activation-derivative"),
 ]
 
 # correct backward passes: every model's, and the tie taken the other way (a convention)

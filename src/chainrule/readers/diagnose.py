@@ -82,6 +82,8 @@ class Hooks:
     # named value a -> (its input z, local(g, a, z) -> the gradient sent to z instead)
     jump: dict[int, tuple[Node, Callable[..., Any]]] = dataclasses.field(default_factory=dict)
     scale: dict[int, float] = dataclasses.field(default_factory=dict)  # gradient at a value * c
+    replace: dict[int, Any] = dataclasses.field(default_factory=dict)  # gradient at a value := v
+    swap: frozenset[int] = frozenset()  # products x * y whose factors are sent the wrong way
 
 
 def walk(root: Node, targets: Sequence[Node], hooks: Hooks) -> dict[Node, Any]:
@@ -105,6 +107,8 @@ def walk(root: Node, targets: Sequence[Node], hooks: Hooks) -> dict[Node, Any]:
     while heap:
         node = heapq.heappop(heap)[2]
         g = grads.pop(node)
+        if id(node) in hooks.replace:
+            g = hooks.replace[id(node)]
         if id(node) in hooks.scale:
             g = g * hooks.scale[id(node)]
         if node._prim is None or node in stop:
@@ -116,6 +120,10 @@ def walk(root: Node, targets: Sequence[Node], hooks: Hooks) -> dict[Node, Any]:
             continue
         prim, vals, kw = node._prim, node._vals, node._kw or {}
         if vals is None:
+            continue
+        if id(node) in hooks.swap:  # d(x * y) sent as dx = g * x, dy = g * y
+            for a in node._args or ():
+                send(a, g * numpy.asarray(a._data))
             continue
         for i, a in enumerate(node._args or ()):
             if not isinstance(a, Node) or not a.requires_grad or (id(node), i) in hooks.cut:
@@ -251,16 +259,30 @@ def _activations(G: Graph) -> Iterator[tuple[Node, Node, str, Any]]:
         av, zv = numpy.asarray(a._data, float), numpy.asarray(z._data, float)
         if _close(d, (zv > 0).astype(float)) and _close(av, numpy.maximum(zv, 0)):
             yield a, z, "relu", d
+        elif _leaky_slope(d, zv, av) is not None:
+            yield a, z, "leaky", d
         elif _close(d, 1 - av**2):
             yield a, z, "tanh", d
         elif _close(d, av * (1 - av)):
             yield a, z, "sigmoid", d
 
 
+def _leaky_slope(d: Any, zv: Any, av: Any) -> float | None:
+    """The slope ``alpha`` of a leaky ReLU ``a = where(z > 0, z, alpha * z)``, or None."""
+    d = numpy.asarray(d, float)
+    neg = zv <= 0
+    if not neg.any() or neg.all() or not _close(d[~neg], numpy.ones(int((~neg).sum()))):
+        return None
+    alpha = float(d[neg].flat[0])
+    if not 0 < abs(alpha) < 1 or not _close(d[neg], numpy.full(int(neg.sum()), alpha)):
+        return None
+    return alpha if _close(av, numpy.where(neg, alpha * zv, zv)) else None
+
+
 def _activation_variants(G: Graph) -> Iterator[Variant]:
     acts = list(_activations(G))
     relu_inputs = [z for _, z, k, _ in acts if k == "relu"]
-    for a, z, kind, _ in acts:
+    for a, z, kind, _ in acts:  # (_ is the true local derivative)
         an, zn = G.name(a), G.name(z)
         av, zv = numpy.asarray(a._data, float), numpy.asarray(z._data, float)
 
@@ -313,6 +335,24 @@ def _activation_variants(G: Graph) -> Iterator[Variant]:
                     ),
                     jump((numpy.asarray(other._data) > 0).astype(float)),
                 )
+        elif kind == "leaky":
+            alpha = _leaky_slope(_, zv, av) or 0.0
+            right = f"d{zn} = d{an} * where({zn} > 0, 1, {alpha:g})"
+            derivative = "activation-derivative"
+            wrong_ones = (
+                (f"({zn} > 0): the negative slope {alpha:g} is missing", zv > 0, derivative),
+                ("nothing: the derivative is left out", numpy.ones_like(zv), derivative),
+                (f"where({zn} > 0, {alpha:g}, 1): the sides swapped",
+                 numpy.where(zv > 0, alpha, 1.0), "relu-mask-side"),
+                (f"{an}: the activation instead of its derivative", av, "relu-mask-from-A"),
+            )  # fmt: skip
+            for text, local, k in wrong_ones:
+                yield (
+                    Finding(
+                        k, f"the leaky ReLU's derivative is wrong: {right}; yours matches {text}"
+                    ),
+                    jump(numpy.asarray(local, float)),
+                )
         else:
             right = f"1 - {an} ** 2" if kind == "tanh" else f"{an} * (1 - {an})"
             wrong = {
@@ -340,11 +380,31 @@ def _activation_variants(G: Graph) -> Iterator[Variant]:
                 )
 
 
+def _logits(G: Graph) -> Iterator[tuple[Node, str]]:
+    """Named 2-D values, and the logits before a max shift (Z = Z - Z.max(axis=1, ...)): a
+    hand-written gradient of softmax + cross-entropy is written for those, without the shift."""
+    for z in G.nodes:
+        if numpy.ndim(z._data) != 2 or not z.requires_grad:
+            continue
+        if z in G.names:
+            yield z, G.name(z)
+        args = z._args or ()
+        if z._prim is P.subtract and len(args) == 2:
+            z0: Node = args[0]
+            m: Node = args[1]
+            if (
+                isinstance(z0, Node)
+                and isinstance(m, Node)
+                and m._prim is P.amax
+                and (m._args or (None,))[0] is z0
+                and z0 not in G.names
+            ):
+                yield z0, G.name(z) if z in G.names else G.name(z0)
+
+
 def _softmax_variants(G: Graph) -> Iterator[Variant]:
     """Softmax + cross-entropy: dZ = (P - onehot) / N; the probabilities or the one-hot missing."""
-    for z in G.nodes:
-        if z not in G.names or numpy.ndim(z._data) != 2 or not z.requires_grad:
-            continue
+    for z, zn in _logits(G):
         sub = walk(G.root, [z], Hooks()).get(z)
         if sub is None:
             continue
@@ -359,10 +419,10 @@ def _softmax_variants(G: Graph) -> Iterator[Variant]:
         ):
             continue
         onehot = numpy.round(onehot)
-        zn = G.name(z)
 
         def replace(new: Any, z: Node = z) -> Callable[[], dict[str, Any]]:
-            return lambda: G.grads(Hooks(jump={id(G.root): (z, lambda g: g * new)}))
+            # only the gradient reaching z changes: a penalty's path to the weights is kept
+            return lambda: G.grads(Hooks(replace={id(z): new}))
 
         right = f"d{zn} = (P - onehot) / N with P = softmax({zn})"
         yield (
@@ -380,6 +440,32 @@ def _softmax_variants(G: Graph) -> Iterator[Variant]:
             Finding("onehot-missing", f"the one-hot targets are not subtracted: {right}"),
             replace(p / n),
         )
+
+
+def _product_variants(G: Graph) -> Iterator[Variant]:
+    """d(x * y): dx = d * y and dy = d * x, with the two factors swapped."""
+    for c in G.nodes:
+        args = c._args or ()
+        if c._prim is not P.multiply or len(args) != 2 or not c.requires_grad:
+            continue
+        x, y = args
+        if not (
+            isinstance(x, Node) and isinstance(y, Node) and x.requires_grad and y.requires_grad
+        ):
+            continue
+        if x is y or numpy.shape(x._data) != numpy.shape(y._data):
+            continue
+        cn, xn, yn = G.name(c), G.name(x), G.name(y)
+        f = Finding(
+            "swapped",
+            f"the factors of the product {cn} = {xn} * {yn} are swapped in its derivative: "
+            f"d{xn} = d{cn} * {yn} and d{yn} = d{cn} * {xn}",
+        )
+        yield f, _swapping(G, c)
+
+
+def _swapping(G: Graph, c: Node) -> Callable[[], dict[str, Any]]:
+    return lambda: G.grads(Hooks(swap=frozenset({id(c)})))
 
 
 def _cutting(G: Graph, edges: list[tuple[Node, int]]) -> Callable[[], dict[str, Any]]:
@@ -503,6 +589,7 @@ def variants(
 ) -> Iterator[Variant]:
     yield from _activation_variants(G)
     yield from _softmax_variants(G)
+    yield from _product_variants(G)
     yield from _path_variants(G)
     yield from _scale_variants(G, batch, mean_over)
 
