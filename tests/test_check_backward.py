@@ -97,3 +97,44 @@ def test_gradients_may_be_given_by_position_or_with_a_D_prefix():
 def test_unknown_gradient_names_are_refused():
     with pytest.raises(TypeError, match="does not name a parameter"):
         cr.check_backward(seed.forward, ARGS, {"W9": numpy.zeros(1)})
+
+
+def test_gradients_given_as_one_array_or_out_of_order_are_matched_by_shape():
+    rng = numpy.random.default_rng(5)
+    X, T, W = rng.normal(size=(6, 3)), rng.normal(size=(6, 2)), rng.normal(size=(3, 2))
+
+    def data_first(X, T, W):
+        return ((X @ W - T) ** 2).mean()
+
+    right = 2 * X.T @ (X @ W - T) / T.size  # d/dW mean((XW - T)^2), by hand
+    assert cr.check_backward(data_first, (X, T, W), right).passed  # one bare array
+    assert cr.check_backward(data_first, (X, T, W), (right,)).passed  # a tuple, out of order
+    report = cr.check_backward(data_first, (X, T, W), right * T.size)
+    assert report.wrong == ["W"] and report.parameters[0].kind == "missing-1/N"
+
+
+def test_an_inline_relu_tie_is_a_convention_and_a_dict_argument_is_explained():
+    rng = numpy.random.default_rng(6)
+    X = numpy.vstack([numpy.zeros((1, 3)), rng.normal(size=(4, 3))])  # a zero row: Z ties at 0
+    W1, b1, W2, T = (
+        rng.normal(size=(3, 4)),
+        numpy.zeros(4),
+        rng.normal(size=(4, 1)),
+        rng.normal(size=(5, 1)),
+    )
+
+    def net(W1, b1, W2, X, T):
+        return ((numpy.maximum(0, X @ W1 + b1) @ W2 - T) ** 2).mean()  # the activation unnamed
+
+    Z = X @ W1 + b1
+    dY = 2 * (numpy.maximum(0, Z) @ W2 - T) / T.size
+    dZ = (dY @ W2.T) * (Z >= 0)  # the tie taken the other way
+    grads = {"W1": X.T @ dZ, "b1": dZ.sum(0), "W2": numpy.maximum(0, Z).T @ dY}
+    report = cr.check_backward(net, (W1, b1, W2, X, T), grads)
+    assert report.passed and any(p.kind == "tie-convention" for p in report.parameters)
+
+    def with_dict(P, X, T):
+        return ((X @ P["W"] - T) ** 2).sum()
+
+    with pytest.raises(TypeError, match="key of the dict argument 'P'.*function of the arrays"):
+        cr.check_backward(with_dict, ({"W": W1[:, :1]}, X, T), {"W": W1[:, :1]})

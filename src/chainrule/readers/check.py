@@ -181,7 +181,7 @@ def check_backward(
             raise TypeError(f"check_backward: no value for parameter(s) {missing}")
         args = tuple(args[p] for p in params)
     args = tuple(args)
-    theirs = _normalise(their_grads, params)
+    theirs = _normalise(their_grads, params, args)
     wrt = [p for p in params if p in theirs]
     if not wrt:
         raise TypeError(
@@ -315,7 +315,9 @@ def _is_float(a: Any) -> bool:
     return numpy.asarray(a).dtype.kind == "f"
 
 
-def _normalise(grads: Any, params: list[str]) -> dict[str, Any]:
+def _normalise(grads: Any, params: list[str], args: tuple[Any, ...] = ()) -> dict[str, Any]:
+    if isinstance(grads, numpy.ndarray) or numpy.isscalar(grads):
+        grads = [grads]  # one gradient: not a sequence of them
     if isinstance(grads, dict):
         out = {}
         for k, v in grads.items():
@@ -323,13 +325,36 @@ def _normalise(grads: Any, params: list[str]) -> dict[str, Any]:
             if key not in params and key[:1] in "dD" and key[1:] in params:
                 key = key[1:]
             if key not in params:
+                holders = [p for p, a in zip(params, args) if isinstance(a, dict) and key in a]
+                hint = (
+                    f"; {k!r} is a key of the dict argument {holders[0]!r}: check_backward "
+                    "compares the gradients of array arguments, so pass a function of the "
+                    f"arrays, e.g. lambda {', '.join(args[params.index(holders[0])])}, ...: "
+                    f"fun({{...}}, ...)"
+                    if holders
+                    else ""
+                )
                 raise TypeError(
                     f"check_backward: gradient {k!r} does not name a parameter "
-                    f"of the function ({', '.join(params)})"
+                    f"of the function ({', '.join(params)}){hint}"
                 )
             out[key] = v
         return out
-    return dict(zip(params, grads))
+    grads = list(grads)
+    in_order = dict(zip(params, grads))
+    if not args or all(
+        numpy.shape(g) == numpy.shape(a) for g, a in zip(grads, args) if g is not None
+    ):
+        return in_order
+    # in order they do not fit: match each gradient to the one float argument of its shape
+    floats = [(p, numpy.shape(a)) for p, a in zip(params, args) if _is_float(a)]
+    by_shape: dict[str, Any] = {}
+    for g in grads:
+        fits = [p for p, shape in floats if shape == numpy.shape(g) and p not in by_shape]
+        if len(fits) != 1:
+            return in_order
+        by_shape[fits[0]] = g
+    return by_shape
 
 
 def _backward_order(ex: Explanation) -> dict[str, int]:

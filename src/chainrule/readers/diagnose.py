@@ -244,11 +244,14 @@ class Graph:
 Variant = tuple[Finding, Callable[[], dict[str, Any]]]
 
 
+_ACTIVATIONS = (P.maximum, P.tanh, P.where, P.sigmoid)
+
+
 def _activations(G: Graph) -> Iterator[tuple[Node, Node, str, Any]]:
     """(a, z, kind of activation, its true derivative) for each named a = f(z) elementwise."""
     for a in G.nodes:
-        if a not in G.names or a is G.root:
-            continue
+        if a is G.root or (a not in G.names and a._prim not in _ACTIVATIONS):
+            continue  # (an unnamed activation too: numpy.maximum(0, X @ W1 + b1) inline)
         z = G.elementwise_input(a)
         if z is None:
             continue
