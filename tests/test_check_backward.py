@@ -138,3 +138,36 @@ def test_an_inline_relu_tie_is_a_convention_and_a_dict_argument_is_explained():
 
     with pytest.raises(TypeError, match="key of the dict argument 'P'.*function of the arrays"):
         cr.check_backward(with_dict, ({"W": W1[:, :1]}, X, T), {"W": W1[:, :1]})
+
+
+def _sig(z):
+    return 1 / (1 + numpy.exp(-z))
+
+
+def bce_net(W1, w2, X, y):
+    H = numpy.tanh(X @ W1)
+    p = _sig(H @ w2)
+    return -numpy.mean(y * numpy.log(p) + (1 - y) * numpy.log(1 - p))
+
+
+def bce_backward_with_dz_and_dZ(W1, w2, X, y):
+    H = numpy.tanh(X @ W1)
+    p = _sig(H @ w2)
+    dz = (p - y) / len(y)  # the logit's gradient (z inside _sig)
+    dw2 = H.T @ dz
+    dZ = numpy.outer(dz, w2) * (1 - H)  # the mistake: tanh' is 1 - H ** 2
+    dW1 = X.T @ dZ
+    return dW1, dw2
+
+
+def test_a_gradient_named_like_another_but_for_case_is_not_paired_with_it():
+    rng = numpy.random.default_rng(8)
+    args = (rng.normal(size=(3, 4)), rng.normal(size=4), rng.normal(size=(8, 3)), rng.random(8))
+    report = cr.check_backward(
+        bce_net, args, bce_backward_with_dz_and_dZ(*args), backward=bce_backward_with_dz_and_dZ
+    )
+    assert report.wrong == ["W1"]
+    # dz (right) must not be compared with dZ: the first line that differs is a W1 line
+    assert report.first_wrong_line is not None and "dz" not in report.first_wrong_line.split(",")[1]
+    assert "dW1" in report.first_wrong_line or "dZ" in report.first_wrong_line
+    assert "shape (8, 4) where" not in report.first_wrong_line

@@ -83,7 +83,7 @@ def run_traced(fun: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, lis
 _PREFIXES = re.compile(r"^(?:d_?|D_?|grad_?|delta_?)(?P<n>\w+)$|^(?P<m>\w+?)_?grad$")
 
 
-def gradient_of(name: str, names: set[str]) -> str | None:
+def gradient_of(name: str, names: set[str], exact: bool = False) -> str | None:
     """The forward name a local gradient variable refers to (``dZ2``, ``DZ2``, ``grad_W``,
     ``W_grad`` -> ``Z2``, ``W``), if it is one of ``names``.
 
@@ -98,6 +98,8 @@ def gradient_of(name: str, names: set[str]) -> str | None:
     base = m.group("n") or m.group("m")
     if base in names:
         return base
+    if exact:
+        return None
     lower = {n.lower(): n for n in names}
     return lower.get(base.lower())
 
@@ -116,11 +118,17 @@ def first_wrong_line(
           yours:   dY = Y - T
           correct: dY = 2 * (Y - T)
     """
+    names = set(adjoints)
+    exact = {of for b in bindings if (of := gradient_of(b.name, names, exact=True)) is not None}
     for b in bindings:
-        of = gradient_of(b.name, set(adjoints))
+        of = gradient_of(b.name, names)
         if of is None:
             continue
         ours = adjoints[of]
+        if of not in (gradient_of(b.name, names, exact=True),) and (
+            of in exact or b.value.shape != numpy.shape(ours)
+        ):
+            continue  # dZ matched to z only by case, while dz is there too (or does not fit)
         if b.value.shape == numpy.shape(ours) and numpy.allclose(
             b.value, ours, rtol=1e-6, atol=1e-9
         ):
