@@ -796,8 +796,7 @@ CASES += [
     Case("qr-complete-r", lambda a: la.qr(a, mode="complete")[1], [_svd(4, 2)]),
 ]
 # Symmetric functions of a general matrix's eigenvalues (their order is LAPACK's, arbitrary).
-# Their second derivative needs the eigenvectors' rule, which raises: first order only.
-FIRST_ORDER_ONLY = {"eigvals-power-sum", "eig-abs-sum"}
+FIRST_ORDER_ONLY: set[str] = set()
 CASES += [
     Case(
         "eigvals-power-sum",
@@ -805,4 +804,75 @@ CASES += [
         [well_conditioned(2, 3)],
     ),
     Case("eig-abs-sum", lambda a: numpy.abs(la.eig(a)[0]).sum(), [well_conditioned(3)]),
+]
+
+
+def _sq(x: Any) -> Any:
+    """|x|^2 elementwise, written so that it is also the square of a real x: a function of
+    singular vectors or eigenvectors that does not depend on their signs or complex phases."""
+    return (x * np.conj(x)).real
+
+
+def _h(x: Any) -> Any:
+    return np.conj(np.swapaxes(x, -1, -2))
+
+
+# Phase-invariant functions of singular vectors and eigenvectors (their signs, and for complex
+# matrices their phases, are LAPACK's convention): test_complex.py runs these with complex
+# matrices too, where the squares of the cases above are refused (they depend on the phases).
+CASES += [
+    Case("svd-u-modulus", lambda a: _sq(la.svd(a, full_matrices=False)[0]) * _W3, [_svd(5, 3)]),
+    Case(
+        "svd-vh-modulus-wide",
+        lambda a: _sq(la.svd(a, full_matrices=False)[2]) * _W3[:, None],
+        [_svd(3, 4)],
+    ),
+    Case("svd-polar-factor", lambda a: (lambda u, s, vh: u @ vh)(*la.svd(a)), [_svd(3, 3)]),
+    Case(
+        "svd-projector-stack",
+        lambda a: (lambda u, s, vh: u[..., :, :2] @ _h(u[..., :, :2]))(*la.svd(a, False)),
+        [_svd(2, 4, 3)],
+    ),
+    Case(
+        "svd-low-rank-stack",
+        lambda a: (lambda u, s, vh: (u[..., :1] * s[..., None, :1]) @ vh[..., :1, :])(
+            *la.svd(a, full_matrices=False)
+        ),
+        [_svd(2, 3, 4)],
+    ),
+    Case("eigh-vectors-modulus", lambda a: _sq(la.eigh(a)[1]) * _W3, [symmetric(3)]),
+    Case(
+        "eigh-upper-projector",
+        lambda a: (lambda w, v: (v * w[..., None, :]) @ _h(v) + v[..., :1] @ _h(v[..., :1]))(
+            *la.eigh(a, UPLO="U")
+        ),
+        [symmetric(2, 3)],
+    ),
+    Case("eig-vectors-modulus", lambda a: _sq(la.eig(a)[1]) * _W3, [well_conditioned(3)]),
+    Case("eig-vectors-stack", lambda a: _sq(la.eig(a)[1]), [well_conditioned(2, 3)]),
+    Case("eig-values-stack", lambda a: _mixed(la.eig(a)[0]), [well_conditioned(2, 3)]),
+    Case("eigvals-stack", lambda a: _mixed(la.eigvals(a) ** 2), [well_conditioned(2, 3)]),
+    Case("cholesky-solve", lambda a, b: la.solve(la.cholesky(a), b), [spd(3), normal(3, 2)]),
+    Case(
+        "qr-complete-square",
+        lambda a: (lambda q, r: q @ r @ r)(*la.qr(a, "complete")),
+        [_svd(3, 3)],
+    ),
+    Case("matrix_power-stack", lambda a: la.matrix_power(a, 3), [well_conditioned(2, 3) * 0.5]),
+    Case("multi_dot-two", lambda a, b: la.multi_dot([a, b]), [normal(3, 4), normal(4, 2)]),
+    Case(
+        "norm-nuc-axes",
+        lambda a: la.norm(a, "nuc", axis=(2, 0)),
+        [numpy.moveaxis(_svd(2, 3, 3), 0, 1)],
+    ),
+    Case("pinv-square", la.pinv, [_svd(3, 3)]),
+    Case(
+        "inv-of-solve",
+        lambda a, b: la.inv(la.solve(a, b)),
+        [well_conditioned(3), well_conditioned(3)],
+    ),
+    Case("cond", la.cond, [_svd(3, 4)]),
+    Case("cond-fro-stack", lambda a: la.cond(a, "fro"), [well_conditioned(2, 3)]),
+    Case("slogdet-stack", lambda a: la.slogdet(a)[1], [well_conditioned(2, 3)]),
+    Case("det-stack-product", lambda a: la.det(a) * la.det(_h(a)), [well_conditioned(2, 3)]),
 ]

@@ -120,10 +120,215 @@ def test_matrix_rank_is_an_integer_without_gradient():
     assert int(r) == 3 and not isinstance(r, cr.Tensor)
 
 
-def test_complex_svd_is_refused_not_differentiated_with_real_rules():
-    z = rng.standard_normal((3, 3)) + 1j * rng.standard_normal((3, 3))
-    with pytest.raises(TypeError, match="complex"):
-        cr.grad(lambda z: numpy.linalg.svd(z, compute_uv=False).sum())(z)
+def _c(*shape):
+    return rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
+
+
+def test_complex_nuclear_and_spectral_norms_follow_their_closed_forms():
+    # ||A||_* = Re tr(U^H A V) at fixed U, V: the gradient (d/dx - i d/dy) is conj(U Vh);
+    # ||A||_2 = s_1: conj(u_1 vh_1)
+    a = _c(4, 3)
+    u, _, vh = numpy.linalg.svd(a, full_matrices=False)
+    numpy.testing.assert_allclose(
+        cr.grad(lambda a: numpy.linalg.norm(a, "nuc"))(a), numpy.conj(u @ vh), rtol=1e-10
+    )
+    numpy.testing.assert_allclose(
+        cr.grad(lambda a: numpy.linalg.norm(a, 2))(a),
+        numpy.conj(numpy.outer(u[:, 0], vh[0])),
+        rtol=1e-10,
+        atol=1e-12,
+    )
+
+
+@pytest.mark.parametrize("full_matrices", [True, False])
+def test_complex_low_rank_approximation_follows_eckart_young(full_matrices):
+    # |A - s1 u1 vh1|_F^2 = |A|_F^2 - s1^2; d/dx - i d/dy of |a|^2 is 2 conj(a), of s1^2 is
+    # 2 s1 conj(u1 vh1): the gradient is 2 conj(A - s1 u1 vh1)
+    a = _c(3, 3) if full_matrices else _c(5, 3)
+
+    def error(a):
+        u, s, vh = numpy.linalg.svd(a, full_matrices=full_matrices)
+        approx = s[0] * numpy.outer(u[:, 0], vh[0])
+        return (numpy.abs(a - approx) ** 2).sum()
+
+    u, s, vh = numpy.linalg.svd(a, full_matrices=False)
+    assert float(error(a)) == pytest.approx((s[1:] ** 2).sum())
+    want = 2 * numpy.conj(a - s[0] * numpy.outer(u[:, 0], vh[0]))
+    numpy.testing.assert_allclose(cr.grad(error)(a), want, rtol=1e-9, atol=1e-12)
+    assert cr.check_grads(error, a, order=2).passed
+
+
+def test_complex_stacked_svd_values_and_svdvals():
+    a = _c(2, 3, 4)
+    f = getattr(numpy.linalg, "svdvals", lambda x: numpy.linalg.svd(x, compute_uv=False))
+    assert cr.check_grads(lambda a: f(a) ** 2, a, order=2).passed
+    # sum of squared singular values is |A|_F^2: gradient 2 conj(A)
+    g = cr.grad(lambda a: (numpy.linalg.svd(a, compute_uv=False) ** 2).sum())(a)
+    numpy.testing.assert_allclose(g, 2 * numpy.conj(a), rtol=1e-10)
+
+
+def test_a_loss_that_depends_on_the_phase_of_complex_vectors_is_refused():
+    # u -> u e^{it}, vh -> e^{-it} vh leaves A unchanged: sum(Re u) is not a function of A
+    a = _c(3, 3)
+    h = a + a.conj().T
+    gauge_dependent = [
+        lambda a: numpy.linalg.svd(a)[0].real.sum(),
+        lambda a: numpy.linalg.svd(a, full_matrices=False)[2].imag.sum(),
+        lambda a: (numpy.linalg.svd(a)[0] @ numpy.linalg.svd(a)[2].T).real.sum(),
+        lambda a: numpy.linalg.eigh(a)[1].real.sum(),
+        lambda a: numpy.linalg.eig(a)[1].real.sum(),
+    ]
+    for f in gauge_dependent:
+        with pytest.raises(ValueError, match="phases of the complex vectors"):
+            cr.grad(f)(h)
+    # phase-invariant functions of the same vectors are differentiated (and right)
+    invariant = [
+        lambda a: (lambda u, s, vh: (u @ vh).real.sum())(*numpy.linalg.svd(a)),
+        lambda a: (numpy.abs(numpy.linalg.svd(a)[0]) ** 2 * numpy.arange(3.0)).sum(),
+        lambda a: (numpy.abs(numpy.linalg.eigh(a)[1][0]) ** 2 * numpy.arange(3.0)).sum(),
+        lambda a: (numpy.abs(numpy.linalg.eig(a)[1]) ** 2 * numpy.arange(3.0)).sum(),
+    ]
+    for f in invariant:
+        assert cr.check_grads(f, a, order=2).passed
+
+
+def test_full_singular_vectors_of_a_complex_rectangular_matrix_are_refused():
+    with pytest.raises(TypeError, match="full_matrices=False"):
+        cr.grad(lambda a: (numpy.abs(numpy.linalg.svd(a)[0]) ** 2).sum())(_c(4, 2))
+
+
+def test_complex_least_squares_through_lstsq_and_pinv_agree_with_the_normal_equations():
+    a, b = _c(6, 3), _c(6)
+
+    def fit(solve):
+        def loss(a, b):
+            x = solve(a, b)
+            return (numpy.abs(a @ x - b) ** 2).sum() + (numpy.abs(x) ** 2).sum()
+
+        return loss
+
+    def normal(a, b):  # x = (A^H A)^-1 A^H b
+        ah = a.conj().T
+        return numpy.linalg.solve(ah @ a, ah @ b)
+
+    want = cr.grad(fit(normal), argnums=(0, 1))(a, b)
+    for solve in (lambda a, b: numpy.linalg.lstsq(a, b, rcond=None)[0],
+                  lambda a, b: numpy.linalg.pinv(a) @ b):  # fmt: skip
+        got = cr.grad(fit(solve), argnums=(0, 1))(a, b)
+        for g, w in zip(got, want):
+            numpy.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-12)
+    # NumPy's residuals of a complex fit are real sums of |r|^2
+    res = numpy.linalg.lstsq(cr.tensor(a), cr.tensor(b), rcond=None)[1]
+    numpy.testing.assert_allclose(res.data, numpy.linalg.lstsq(a, b, rcond=None)[1], rtol=1e-12)
+    assert res.dtype == numpy.float64
+    assert cr.check_grads(lambda a, b: numpy.linalg.lstsq(a, b, rcond=None)[1], a, b).passed
+
+
+def test_unitary_evolution_of_a_complex_hermitian_matrix_through_eigh():
+    # |<phi| exp(-i H t) |psi>|^2 with exp(-i H t) = V diag(exp(-i w t)) V^H, H Hermitian and
+    # complex (read from its lower triangle, as NumPy does): against finite differences, and
+    # the value against the exponential series
+    psi = _c(3)
+    psi /= numpy.linalg.norm(psi)
+    phi = numpy.array([1.0, 0.0, 0.0], dtype=complex)
+
+    def fidelity(h, t):
+        w, v = numpy.linalg.eigh(h)
+        u = (v * numpy.exp(-1j * t * w)) @ v.conj().T
+        return numpy.abs(numpy.vdot(phi, u @ psi)) ** 2
+
+    a = _c(3, 3)
+    h = a + a.conj().T
+    assert cr.check_grads(fidelity, h, 0.7, order=2).passed
+    series, term = numpy.eye(3, dtype=complex), numpy.eye(3, dtype=complex)
+    for n in range(1, 60):
+        term = term @ (-1j * 0.7 * h) / n
+        series = series + term
+    assert float(fidelity(h, 0.7)) == pytest.approx(abs(numpy.vdot(phi, series @ psi)) ** 2)
+    # only the lower triangle is read: zero gradient above the diagonal, a real diagonal
+    g = cr.grad(fidelity)(h, 0.7)
+    assert numpy.all(numpy.triu(g, 1) == 0) and numpy.all(numpy.diag(g).imag == 0)
+
+
+def test_eig_eigenvectors_of_real_and_complex_matrices():
+    # NumPy's eigenvectors have unit 2-norm; a phase-invariant function of them differentiates
+    for a in (rng.standard_normal((4, 4)), _c(2, 3, 3)):
+        f = lambda a: (
+            numpy.abs(numpy.linalg.eig(a)[1]) ** 2 * numpy.arange(1.0, 4.0)[:, None]
+        ).sum()  # noqa: E731
+        if a.ndim == 2:
+            f = lambda a: (
+                (numpy.abs(numpy.linalg.eig(a)[1][:3]) ** 2).sum(axis=0) @ numpy.arange(4.0)
+            )  # noqa: E731
+        assert cr.check_grads(f, a, order=2).passed
+
+
+def test_eigenvalues_keep_their_order_on_large_matrices():
+    # LAPACK orders eigenvalues computed alone (eigvals) and with vectors (eig) differently on
+    # large matrices; sum(w^2) = tr(A^2), whose gradient is 2 A^T, must not mix them up
+    a = numpy.random.default_rng(0).standard_normal((200, 200))
+    for f in (numpy.linalg.eigvals, lambda a: numpy.linalg.eig(a)[0]):
+        g = cr.grad(lambda a, f=f: (f(a) ** 2).real.sum())(a)
+        numpy.testing.assert_allclose(g, 2 * a.T, atol=1e-9)
+    w, v = numpy.linalg.eig(cr.tensor(a))  # eig's pair belongs together
+    numpy.testing.assert_allclose(a @ v.data, v.data * w.data, atol=1e-10)
+
+
+@pytest.mark.parametrize(
+    "name, f, make",
+    [
+        ("svd", lambda a: (lambda u, s, vh: (u * s) @ vh)(*numpy.linalg.svd(a, False)), (4, 3)),
+        ("nuc", lambda a: numpy.linalg.norm(a, "nuc"), (3, 4)),
+        ("pinv", numpy.linalg.pinv, (4, 3)),
+        (
+            "eigh",
+            lambda a: numpy.abs(numpy.linalg.eigh(a)[1]) ** 2 + numpy.linalg.eigh(a)[0],
+            (3, 3),
+        ),
+        ("eig", lambda a: numpy.abs(numpy.linalg.eig(a)[1]) ** 2, (3, 3)),
+        ("qr", lambda a: (lambda q, r: q @ r @ r)(*numpy.linalg.qr(a)), (3, 3)),
+        ("cholesky", lambda a: numpy.linalg.cholesky(a @ a.conj().T + 3 * numpy.eye(3)), (3, 3)),
+        ("inv", numpy.linalg.inv, (3, 3)),
+        ("slogdet", lambda a: numpy.linalg.slogdet(a)[1], (3, 3)),
+    ],
+)
+def test_single_precision_complex_gradients_keep_their_dtype_and_agree(name, f, make):
+    a = _c(*make) + 2 * numpy.eye(*make)
+    loss = lambda a: (numpy.abs(f(a)) ** 2).sum()  # noqa: E731
+    g64 = cr.grad(loss)(a.astype(numpy.complex64))
+    g128 = cr.grad(loss)(a)
+    assert g64.dtype == numpy.complex64
+    numpy.testing.assert_allclose(g64, g128, rtol=2e-3, atol=2e-3 * numpy.abs(g128).max())
+    x = a.real.astype(numpy.float32)
+    g32 = cr.grad(loss)(x)
+    assert g32.dtype == numpy.float32
+    numpy.testing.assert_allclose(
+        g32, cr.grad(loss)(x.astype(float)), rtol=2e-3, atol=2e-3 * numpy.abs(g32).max()
+    )
+
+
+def test_jit_and_vmap_of_complex_linear_algebra_equal_eager():
+    def loss(a):
+        u, s, vh = numpy.linalg.svd(a, full_matrices=False)
+        w, v = numpy.linalg.eigh(a @ a.conj().T)
+        q, r = numpy.linalg.qr(a)
+        return (
+            (s**2).sum()
+            + numpy.abs(u @ vh).sum()
+            + (w * numpy.abs(v[0]) ** 2).sum()
+            + numpy.abs(r).sum()
+        )
+
+    step = cr.value_and_grad(loss)
+    fast = cr.jit(step)
+    for _ in range(2):
+        a = _c(4, 3)
+        got, want = fast(a), step(a)
+        assert float(got[0]) == pytest.approx(float(want[0]), rel=1e-12)
+        numpy.testing.assert_allclose(got[1], want[1], rtol=1e-10)
+    batch = _c(3, 4, 3)
+    g = cr.grad(loss)
+    numpy.testing.assert_allclose(cr.vmap(g)(batch), numpy.stack([g(x) for x in batch]), rtol=1e-10)
 
 
 def test_qr_least_squares_matches_the_normal_equations():

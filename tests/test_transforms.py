@@ -147,7 +147,19 @@ def test_jacobian_mode_is_checked():
         cr.jacobian(numpy.sin, mode="sideways")
 
 
-def test_forward_mode_through_eig_says_what_is_missing():
+def test_forward_mode_through_eig_follows_the_eigenvalue_derivative():
+    # d lambda_k = (V^-1 dA V)_kk (first-order perturbation theory), here against a central
+    # difference along the tangent as well; forward mode needs the eigenvectors' rule
     a = numpy.array([[2.0, 1.0], [0.5, 3.0]])
-    with pytest.raises(TypeError, match="eigenvectors of a general matrix"):
-        cr.jvp(lambda a: numpy.linalg.eigvals(a).real, (a,), (numpy.ones((2, 2)),))
+    d = numpy.array([[0.3, -1.0], [0.7, 0.2]])
+    w, v = numpy.linalg.eig(a)
+    order = numpy.argsort(w)
+    _, jv = cr.jvp(lambda a: numpy.sort(numpy.linalg.eigvals(a).real), (a,), (d,))
+    want = numpy.diag(numpy.linalg.inv(v) @ d @ v).real[order]
+    numpy.testing.assert_allclose(jv, want, rtol=1e-10)
+    h = 1e-6
+    fd = (
+        numpy.sort(numpy.linalg.eigvals(a + h * d).real)
+        - numpy.sort(numpy.linalg.eigvals(a - h * d).real)
+    ) / (2 * h)
+    numpy.testing.assert_allclose(jv, fd, rtol=1e-6)

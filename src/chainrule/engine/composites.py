@@ -34,6 +34,7 @@ from .primitives import (
     eigvalsh,
     eigvecs,
     eigvecsh,
+    eigw,
     gather,
     logabsdet,
     logdet,
@@ -177,7 +178,8 @@ def _svd(
     if not compute_uv:
         return svd_s(a)
     full = bool(full_matrices)
-    return _SVDResult(svd_u(a, full=full), svd_s(a), svd_vh(a, full=full))
+    u = svd_u(a, full=full)
+    return _SVDResult(u, svd_s(a), svd_vh(a, u, full=full))
 
 
 if hasattr(numpy.linalg, "svdvals"):  # NumPy 2
@@ -228,7 +230,7 @@ def _eigvals(a: Any) -> Any:
 @_composite(numpy.linalg.eig)
 def _eig(a: Any) -> Any:
     _square_stack(a, "eig")
-    return _EigResult(eigvals(a), eigvecs(a))
+    return _EigResult(eigw(a), eigvecs(a))
 
 
 @_composite(numpy.linalg.qr)
@@ -277,7 +279,8 @@ def _lstsq(a: Any, b: Any, rcond: Any = None) -> Any:
         ) from None
     if full_rank:
         r = b - a @ x
-        residuals = numpy.sum(r * r, axis=0)
+        sq = numpy.real(r * numpy.conj(r)) if numpy.iscomplexobj(r) else r * r  # NumPy: |r|^2
+        residuals = numpy.sum(sq, axis=0)
         if _ndim(b) == 1:
             residuals = numpy.reshape(residuals, (1,))
     else:
@@ -1412,3 +1415,19 @@ def _linalg_norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = Fal
     if keepdims:
         out = numpy.expand_dims(out, tuple(sorted((r, c))))
     return out
+
+
+@_composite(numpy.linalg.cond)
+def _cond(x: Any, p: Any = None) -> Any:
+    # NumPy's own steps: the ratio of extreme singular values for p in (None, 2, -2), else
+    # norm(x) * norm(inv(x)) (a singular matrix then raises LinAlgError where NumPy returns inf)
+    if _ndim(x) < 2:
+        raise numpy.linalg.LinAlgError(
+            f"numpy.linalg.cond: needs a matrix or a stack of them, got shape {_shape(x)}"
+        )
+    if p is None or p == 2 or p == -2:
+        s = numpy.linalg.svd(x, compute_uv=False)
+        return s[..., -1] / s[..., 0] if p == -2 else s[..., 0] / s[..., -1]
+    _square_stack(x, "cond")
+    inv = numpy.linalg.inv(x)
+    return numpy.linalg.norm(x, p, axis=(-2, -1)) * numpy.linalg.norm(inv, p, axis=(-2, -1))

@@ -656,16 +656,22 @@ _EighResult = type(numpy.linalg.eigh(numpy.eye(1)))
 # numpy.linalg.svd's full_matrices; only square or thin factors have a gradient.
 svd_u = Primitive("linalg.svd.U", lambda a, full=False: numpy.linalg.svd(a, full_matrices=full)[0])
 svd_s = Primitive("linalg.svd.S", lambda a: numpy.linalg.svd(a, compute_uv=False))
+# Vh also takes U, which it does not read: the phase of each singular pair is shared by U and
+# V, and through this edge the cotangent of Vh tells U's rule its part of that phase, so that
+# the rule can check that the loss does not depend on it (chainrule.engine.rules).
 svd_vh = Primitive(
-    "linalg.svd.Vh", lambda a, full=False: numpy.linalg.svd(a, full_matrices=full)[2]
+    "linalg.svd.Vh", lambda a, u=None, full=False: numpy.linalg.svd(a, full_matrices=full)[2]
 )
 _SVDResult = type(numpy.linalg.svd(numpy.eye(1)))
 # A = Q R (numpy.linalg.qr's 'reduced' and 'complete' modes) as two primitives, as the SVD
 qr_q = Primitive("linalg.qr.Q", lambda a, mode="reduced": numpy.linalg.qr(a, mode=mode)[0])
 qr_r = Primitive("linalg.qr.R", lambda a, mode="reduced": numpy.linalg.qr(a, mode=mode)[1])
 _QRResult = type(numpy.linalg.qr(numpy.eye(1)))
-# the eigenvalues of a general matrix (complex); eig's vectors have no rule yet
+# the eigenvalues of a general matrix (complex), alone and as eig's two results (LAPACK orders
+# the eigenvalues it computes alone differently from eig's for larger matrices, so eig's pair
+# comes from one call)
 eigvals = Primitive("linalg.eigvals", numpy.linalg.eigvals)
+eigw = Primitive("linalg.eig.eigenvalues", lambda a: numpy.linalg.eig(a)[0])
 eigvecs = Primitive("linalg.eig.eigenvectors", lambda a: numpy.linalg.eig(a)[1])
 _EigResult = type(numpy.linalg.eig(numpy.eye(1)))
 pinv = Primitive("linalg.pinv", lambda a, rcond: numpy.linalg.pinv(a, rcond=rcond))

@@ -36,10 +36,13 @@ cotangent by the derivative **without conjugating** it, so the rules of holomorp
 ``df/dx - i df/dy`` (a descent step is ``z -= lr * conj(grad)``); a real input's gradient is the
 real part of the cotangent that reaches it.  Only the operations that are not holomorphic need
 rules of their own: ``abs`` (``conj(z) / |z|``, 0 at 0), ``conj``, ``real``, ``imag``, ``vdot``,
-``var``/``std`` and ``linalg.norm`` (through ``|z|``).  A primitive is marked ``complex_ready``
-below once its rule is right for complex values; recording a complex value through any other
-primitive raises (never a silently wrong gradient).  PyTorch's gradients are the conjugates of
-these.
+``var``/``std``, ``linalg.norm`` (through ``|z|``) and the factorizations (SVD, ``eigh``, ``eig``'s
+vectors, ``cholesky``, ``qr``, ``pinv``), whose ``A^T`` are ``A^H``: each is the adjoint-convention
+rule (PyTorch's) conjugated.  A loss that depends on the phases of complex singular vectors or
+eigenvectors (LAPACK's convention) has no gradient and raises.  A primitive is marked
+``complex_ready`` below once its rule is right for complex values; recording a complex value
+through any other primitive raises (never a silently wrong gradient).  PyTorch's gradients are
+the conjugates of these.
 
 dtypes: rules never introduce float64 constants (NumPy scalars would upcast float32 under
 NEP 50); gradients come back in their input's dtype.
@@ -537,11 +540,44 @@ def _lower_triangle(s: Any, uplo: str = "L") -> Any:
     """The gradient of a function that reads only the lower triangle of a symmetric A (as
     NumPy's cholesky and eigh do; the upper one with UPLO='U'), from S, its gradient for
     symmetric perturbations: entry (i, j), i > j, stands for both (i, j) and (j, i); nothing
-    on the other side of the diagonal is read."""
+    on the other side of the diagonal is read.  A Hermitian A is read the same way: entry
+    (i, j) stands for (i, j) and, conjugated, (j, i), so S^T becomes S^H, and LAPACK reads
+    only the real part of the diagonal, whose gradient is therefore real."""
     n = numpy.shape(s)[-1]
+    eye = P.const_like(numpy.eye(n), s)
+    if s.dtype.kind == "c":
+        both = s + numpy.conjugate(_mT(s))
+        half = numpy.triu(both) if uplo == "U" else numpy.tril(both)
+        return half - numpy.real(s) * eye
     both = s + _mT(s)
     half = numpy.triu(both) if uplo == "U" else numpy.tril(both)
-    return half - s * P.const_like(numpy.eye(n), s)
+    return half - s * eye
+
+
+def _phase_tol(dtype: Any) -> float:
+    return 100 * math.sqrt(float(numpy.finfo(dtype).eps))
+
+
+def _phase_free(g: Any, v: Any, where: str) -> None:
+    """Refuse, loudly, a loss that depends on the phases of complex unit vectors (the columns
+    of ``v``: eigenvectors, singular vectors), which LAPACK fixes by an arbitrary convention, so
+    that the loss has no derivative.  Invariance under v_j -> v_j e^{i t} means
+    Im(sum_i g_ij v_ij) = 0 for every column j, up to rounding: relative to the column of g,
+    and at least sqrt(eps) (a cotangent that is itself rounding noise, as where a loss is
+    stationary in v, is not mistaken for a dependence; PyTorch uses 1e-2).  Checked on plain
+    arrays (the eager path), where it costs one product; a recorded backward pass is not."""
+    if not (isinstance(g, _PLAIN) and isinstance(v, _PLAIN)) or v.dtype.kind != "c":
+        return
+    drift = numpy.abs(numpy.imag(numpy.sum(numpy.multiply(g, v), axis=-2)))
+    scale = numpy.sqrt(numpy.sum(numpy.abs(g) ** 2, axis=-2))
+    floor = math.sqrt(float(numpy.finfo(v.dtype).eps))
+    if numpy.any(drift > numpy.maximum(_phase_tol(v.dtype) * scale, floor)):
+        raise ValueError(
+            f"{where}: the loss depends on the phases of the complex vectors (each is defined "
+            "only up to a factor e^(i t), which LAPACK chooses by convention), so it has no "
+            "gradient. Differentiate a phase-invariant function of them instead: |v|**2, "
+            "v @ v.conj().T, u @ vh, or the eigenvalues / singular values"
+        )
 
 
 def _cholesky_vjp(g: Any, out: Any, a: Any) -> Any:
@@ -550,25 +586,29 @@ def _cholesky_vjp(g: Any, out: Any, a: Any) -> Any:
     n = numpy.shape(out)[-1]
     half = P.const_like(numpy.tril(numpy.ones((n, n))) - 0.5 * numpy.eye(n), g)
     phi = (_mT(out) @ numpy.tril(g)) * half
+    # A complex A = L L^H: the same with L^-1 conjugated, S = L^-T Phi(L^T tril(g)) conj(L)^-1
     x = numpy.linalg.solve(_mT(out), phi)                       # L^-T Phi
-    s = _mT(numpy.linalg.solve(_mT(out), _mT(x)))               # (L^-T Phi) L^-1
+    s = _mT(numpy.linalg.solve(_cj(_mT(out)), _mT(x)))          # (L^-T Phi) conj(L)^-1
     return _lower_triangle(s)
 
 
 def _eigvalsh_vjp(g: Any, out: Any, a: Any, UPLO: str = "L") -> Any:  # noqa: N803
-    # A = V diag(w) V^T: dw_k = v_k^T dA v_k, so S = V diag(g) V^T
+    # A = V diag(w) V^T: dw_k = v_k^T dA v_k, so S = V diag(g) V^T (complex: conj(V) diag(g) V^T)
     v = P.eigvecsh(a, UPLO=UPLO)
-    return _lower_triangle((v * g[..., None, :]) @ _mT(v), UPLO)
+    return _lower_triangle((_cj(v) * g[..., None, :]) @ _mT(v), UPLO)
 
 
 def _eigvecsh_vjp(g: Any, out: Any, a: Any, UPLO: str = "L") -> Any:  # noqa: N803
     # dV = V (F * (V^T dA V)) with F_ij = 1 / (w_j - w_i) off the diagonal, 0 on it, so
     # S = V (F * (V^T g)) V^T.  Repeated eigenvalues have no such derivative (F is infinite).
+    # Hermitian A (dV = V (F * (V^H dA V)), the phase of each v_k held): S = conj(V) (F *
+    # (V^T g)) V^T, for a loss that does not depend on those phases.
+    _phase_free(g, out, "numpy.linalg.eigh (eigenvectors)")
     w = P.eighvals(a, UPLO=UPLO)
     n = numpy.shape(out)[-1]
-    eye = P.const_like(numpy.eye(n), out)
+    eye = P.const_like(numpy.eye(n), w)
     f = (1 - eye) / (w[..., None, :] - w[..., :, None] + eye)
-    return _lower_triangle(out @ (f * (_mT(out) @ g)) @ _mT(out), UPLO)
+    return _lower_triangle(_cj(out) @ (f * (_mT(out) @ g)) @ _mT(out), UPLO)
 
 
 defvjp(P.cholesky, _cholesky_vjp)
@@ -598,33 +638,71 @@ def _thin_only(a: Any, u_or_vh: Any, which: str) -> None:
 
 
 def _svd_u_vjp(g: Any, out: Any, a: Any, full: bool = False) -> Any:
+    # Complex A = U S V^H (Townsend's derivation with ^T -> ^H; autograd's and JAX's
+    # convention conjugates the adjoint's result): with J = U^T g,
+    # gA = conj(U) [(F * (J - J^H)) S + i Im diag(J) / S] conj(Vh) + (g - conj(U) J) S^-1 conj(Vh).
+    # g includes what Vh's rule sent back through its edge to U (-i conj(U) Im diag(Vh gVh^T)),
+    # so Im diag(J) is the loss's derivative along the phase of each singular pair: zero for a
+    # loss with a gradient (checked on the eager path), and the diagonal term then vanishes.
     _thin_only(a, out, "U")
-    s, vh = P.svd_s(a), P.svd_vh(a, full=False)
+    _phase_free(g, out, "numpy.linalg.svd (singular vectors)")
+    s = P.svd_s(a)
+    vh = P.svd_vh(a, out, full=False)
+    uc, vhc = _cj(out), _cj(vh)
     utg = _mT(out) @ g
-    j = _svd_f(s) * (utg - _mT(utg))
-    inner = (g - out @ utg) / s[..., None, :]           # (I - U U^T) gU S^-1
-    return out @ (j * s[..., None, :]) @ vh + inner @ vh
+    j = _svd_f(s) * (utg - _cj(_mT(utg)))
+    core = j * s[..., None, :]
+    if utg.dtype.kind == "c":
+        eye = P.const_like(numpy.eye(numpy.shape(s)[-1]), s)
+        core = core + 1j * (numpy.imag(utg) * eye) / s[..., None, :]
+    inner = (g - uc @ utg) / s[..., None, :]           # (I - U U^H) gU S^-1
+    return uc @ core @ vhc + inner @ vhc
 
 
-def _svd_vh_vjp(g: Any, out: Any, a: Any, full: bool = False) -> Any:
+def _svd_vh_vjp(argnum: int, g: Any, out: Any, a: Any, u: Any, full: bool = False) -> Any:
+    # With K = Vh g^T: gA = conj(U) [S (F * (conj(K) - K^T)) + i Im diag(K) / S] conj(Vh)
+    #                       + conj(U) S^-1 g (I - Vh^T conj(Vh))
+    # (the phase term as if V alone held each pair's phase); to U it sends -i conj(U) Im diag(K),
+    # which moves that term's derivative along the phases to U's rule (see _svd_u_vjp).
     _thin_only(a, out, "Vh")
-    s, u = P.svd_s(a), P.svd_u(a, full=False)
-    vtg = out @ _mT(g)                                  # V^T gV, with gV = g^T
-    k = _svd_f(s) * (vtg - _mT(vtg))
-    inner = (g - (g @ _mT(out)) @ out) / s[..., :, None]  # S^-1 gV^T (I - V V^T)
-    return u @ (s[..., :, None] * k) @ out + u @ inner
+    vtg = out @ _mT(g)                                  # V^H gV, with gV = g^T
+    if argnum == 1:
+        if vtg.dtype.kind != "c":
+            return None
+        phase = numpy.imag(numpy.diagonal(vtg, axis1=-2, axis2=-1))
+        return _cj(u) * (-1j * phase)[..., None, :]
+    s = P.svd_s(a)
+    uc, vhc = _cj(u), _cj(out)
+    core = s[..., :, None] * (_svd_f(s) * (_cj(vtg) - _mT(vtg)))
+    if vtg.dtype.kind == "c":
+        eye = P.const_like(numpy.eye(numpy.shape(s)[-1]), s)
+        core = core + 1j * (numpy.imag(vtg) * eye) / s[..., :, None]
+    inner = (g - (g @ _mT(out)) @ vhc) / s[..., :, None]  # S^-1 gV^T (I - V V^H)
+    return uc @ core @ vhc + uc @ inner
 
 
-defvjp(P.svd_s, lambda g, out, a: (P.svd_u(a) * g[..., None, :]) @ P.svd_vh(a))
+def _svd_s_vjp(g: Any, out: Any, a: Any) -> Any:
+    u = P.svd_u(a)
+    return (_cj(u) * g[..., None, :]) @ _cj(P.svd_vh(a, u))
+
+
+defvjp(P.svd_s, _svd_s_vjp)
 defvjp(P.svd_u, _svd_u_vjp)
-defvjp(P.svd_vh, _svd_vh_vjp)
+defvjp_argnum(P.svd_vh, _svd_vh_vjp)
 
 
 def _qr_square(gq: Any, gr: Any, q: Any, r: Any) -> Any:
     # A = Q R with R square: gA = (gQ + Q copyltu(M)) R^-T, M = R gR^T - gQ^T Q, where
     # copyltu copies the lower triangle onto the upper one
+    # copyltu(M) = tril(M, -1) + tril(M, -1)^H + Re diag(M); complex A (R's diagonal real, as
+    # LAPACK makes it): gA = (gQ + conj(Q copyltu(M))) R^-T, the adjoint's rule conjugated
     m = -(_mT(gq) @ q) if gr is None else r @ _mT(gr) - (0 if gq is None else _mT(gq) @ q)
-    b = q @ (numpy.tril(m) + _mT(numpy.tril(m, -1)))
+    if m.dtype.kind == "c":
+        low = numpy.tril(m, -1)
+        eye = P.const_like(numpy.eye(numpy.shape(m)[-1]), r)
+        b = numpy.conjugate(q @ (low + numpy.conjugate(_mT(low)) + numpy.real(m) * eye))
+    else:
+        b = q @ (numpy.tril(m) + _mT(numpy.tril(m, -1)))
     if gq is not None:
         b = gq + b
     return _mT(numpy.linalg.solve(r, _mT(b)))
@@ -645,29 +723,45 @@ def _qr_vjp(gq: Any, gr: Any, a: Any, mode: str) -> Any:
     gu = None if gr is None else gr[..., :, :rows]
     gv = None if gr is None else gr[..., :, rows:]
     y = a[..., :, rows:]
-    if gv is not None:
-        gq = y @ _mT(gv) if gq is None else gq + y @ _mT(gv)
+    if gv is not None:  # V = Q^H Y
+        gq = _cj(y @ _mT(gv)) if gq is None else gq + _cj(y @ _mT(gv))
     gx = _qr_square(gq, gu, q, r[..., :, :rows])
-    gy = q @ gv if gv is not None else 0 * y
+    gy = _cj(q) @ gv if gv is not None else 0 * y
     return numpy.concatenate([gx, gy], axis=-1)
 
 
-def _eigvals_vjp(g: Any, out: Any, a: Any) -> Any:
+def _eig_from(g: Any, v: Any) -> Any:
     # A = V diag(w) V^-1: dw_k = (V^-1 dA V)_kk, holomorphic, so gA = V^-T diag(g) V^T
     # (distinct eigenvalues; a repeated one has no derivative)
-    v = P.eigvecs(a)
     return _mT(numpy.linalg.inv(v)) @ (g[..., :, None] * _mT(v))
 
 
+def _eigvals_vjp(g: Any, out: Any, a: Any) -> Any:
+    # LAPACK orders eigenvalues computed without vectors differently from eig's for larger
+    # matrices: each eigenvector is matched to its eigenvalue (the nearest of eig's values)
+    w, v = P.eigw(a), P.eigvecs(a)
+    near = numpy.argmin(numpy.abs(out[..., :, None] - w[..., None, :]), axis=-1)
+    index = numpy.broadcast_to(near[..., None, :], numpy.shape(v))
+    return _eig_from(g, numpy.take_along_axis(v, index, axis=-1))
+
+
 def _eigvecs_vjp(g: Any, out: Any, a: Any) -> Any:
-    raise TypeError(
-        "numpy.linalg.eig: the eigenvectors of a general matrix have no gradient rule in "
-        "chainrule yet (their scale and phase are not unique); differentiate the eigenvalues, "
-        "or use numpy.linalg.eigh for a symmetric matrix"
-    )
+    # eig's unit eigenvectors (JAX's rule): dV = V (F * (V^-1 dA V)) - V Re diag(V^H dV), with
+    # F_ij = 1 / (w_j - w_i) off the diagonal, so gA = V^-T (F * (V^T g')) V^T where
+    # g' = g - conj(V) Re(sum(g * V, axis=-2)) takes out what would change their length.  The
+    # phase of each (complex) eigenvector is LAPACK's convention: only a loss that does not
+    # depend on it has a gradient (checked on the eager path); repeated eigenvalues have none.
+    _phase_free(g, out, "numpy.linalg.eig (eigenvectors)")
+    w = P.eigw(a)
+    n = numpy.shape(out)[-1]
+    eye = P.const_like(numpy.eye(n), w)
+    f = (1 - eye) / (w[..., None, :] - w[..., :, None] + eye)
+    gn = g - _cj(out) * numpy.real(numpy.sum(g * out, axis=-2, keepdims=True))
+    return _mT(numpy.linalg.inv(out)) @ (f * (_mT(out) @ gn)) @ _mT(out)
 
 
 defvjp(P.eigvals, _eigvals_vjp)
+defvjp(P.eigw, lambda g, out, a: _eig_from(g, P.eigvecs(a)))
 defvjp(P.eigvecs, _eigvecs_vjp)
 defvjp(P.qr_q, lambda g, out, a, mode="reduced": _qr_vjp(g, None, a, mode))
 defvjp(P.qr_r, lambda g, out, a, mode="reduced": _qr_vjp(None, g, a, mode))
@@ -675,9 +769,12 @@ defvjp(P.qr_r, lambda g, out, a, mode="reduced": _qr_vjp(None, g, a, mode))
 
 def _pinv_vjp_from(g: Any, p: Any, a: Any) -> Any:
     # dA+ = -A+ dA A+ + A+ A+^T dA^T (I - A A+) + (I - A+ A) dA^T A+^T A+, transposed
+    # (complex A: the transposes of dA are conjugate transposes, dA^H, so those two terms are
+    # conjugated in autograd's convention)
     pt, gt = _mT(p), _mT(g)
-    x = pt @ (p @ gt)
-    return -(pt @ g @ pt) + (gt - a @ (p @ gt)) @ (p @ pt) + (x - (x @ p) @ a)
+    ph = _cj(pt)
+    x = ph @ (p @ gt)
+    return -(pt @ g @ pt) + _cj((gt - a @ (p @ gt)) @ (p @ ph) + (x - (x @ p) @ a))
 
 
 def _lstsq_da(g: Any, out: Any, a: Any, b: Any, rcond: Any) -> Any:
@@ -1054,7 +1151,8 @@ for _prim in (
     P.maximum, P.minimum, P.fmax, P.fmin, P.clip, P.where,
     P.matmul, P.tensordot, P.dot, P.inner, P.vdot, P.outer, P.einsum, P.trace, P.diagonal,
     P.inv, P.solve, P.det, P.logabsdet, P.logdet, P.fftn, P.ifftn, P.rfftn, P.irfftn,
-    P.eigvals, P.eigvecs,
+    P.eigvals, P.eigw, P.eigvecs, P.cholesky, P.eigvalsh, P.eighvals, P.eigvecsh, P.svd_u,
+    P.svd_s, P.svd_vh, P.qr_q, P.qr_r, P.pinv, P.lstsq_x,
     P.sum_, P.mean, P.amax, P.amin, P.prod, P.var, P.std, P.cumsum, P.cumprod, P.norm,
     P.reshape, P.transpose, P.swapaxes, P.moveaxis, P.broadcast_to, P.astype, P.copy,
     P.identity, P.stop_gradient, P.concatenate, P.stack, P.flip, P.roll, P.tile, P.repeat,

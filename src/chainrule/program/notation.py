@@ -324,6 +324,7 @@ SOURCE: dict[Primitive, Form] = {
     P.qr_q: Form(lambda a, kw, lit: f"numpy.linalg.qr({a[0]}{_qr_mode(kw)})[0]", ATOM, 0),
     P.qr_r: Form(lambda a, kw, lit: f"numpy.linalg.qr({a[0]}{_qr_mode(kw)})[1]", ATOM, 0),
     P.eigvecs: Form(lambda a, kw, lit: f"numpy.linalg.eig({a[0]})[1]", ATOM, 0),
+    P.eigw: Form(lambda a, kw, lit: f"numpy.linalg.eig({a[0]})[0]", ATOM, 0),
     P.svd_s: Form(lambda a, kw, lit: f"numpy.linalg.svd({a[0]}, compute_uv=False)", ATOM, 0),
     P.svd_vh: Form(
         lambda a, kw, lit: f"numpy.linalg.svd({a[0]}, full_matrices={kw.get('full', False)})[2]",

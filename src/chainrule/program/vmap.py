@@ -594,6 +594,7 @@ _RULES: dict[P.Primitive, Callable[..., Any]] = {
     P.qr_q: _stacked,
     P.eigvals: _stacked,
     P.eigvecs: _stacked,
+    P.eigw: _stacked,
     P.qr_r: _stacked,
     P.det: _stacked,
     P.logabsdet: _stacked,

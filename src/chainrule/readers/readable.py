@@ -185,7 +185,7 @@ def _candidates(ln: Line, ex: Any, named: dict[str, Value]) -> list[tuple[str, s
         if tuple(p.shape) != shape or len(shape) != 2:
             continue
         pd = numpy.asarray(_data(p, ex))
-        if not (pd.min() >= 0 and numpy.allclose(pd.sum(axis=1), 1)):
+        if pd.dtype.kind == "c" or not (pd.min() >= 0 and numpy.allclose(pd.sum(axis=1), 1)):
             continue
         for yn, y in data_inputs:
             if numpy.asarray(_data(y, ex)).dtype.kind in "iu" and tuple(y.shape) == shape[:1]:
@@ -201,8 +201,11 @@ def _candidates(ln: Line, ex: Any, named: dict[str, Value]) -> list[tuple[str, s
     for ln_, lp in forward:  # log-softmax: rows of exp(L) sum to 1
         if tuple(lp.shape) != shape or len(shape) != 2:
             continue
+        raw = numpy.asarray(_data(lp, ex))
+        if raw.dtype.kind == "c":  # log-probabilities are real
+            continue
         with numpy.errstate(all="ignore"):
-            ld = numpy.exp(numpy.asarray(_data(lp, ex), dtype=float))
+            ld = numpy.exp(numpy.asarray(raw, dtype=float))
         if not numpy.allclose(ld.sum(axis=1), 1):
             continue
         for yn, y in data_inputs:
