@@ -594,6 +594,71 @@ CASES += [
     ),
 ]
 
+# NumPy 2's array-API names, polynomials and everyday functions (engine/composites_more.py)
+CASES += [
+    Case("matrix_transpose", lambda x: np.matrix_transpose(x) * x[..., :1], [normal(2, 3, 3)]),
+    Case("linalg.matrix_transpose", np.linalg.matrix_transpose, [normal(3, 4)]),
+    Case("vecdot", np.vecdot, [normal(3, 4), normal(4)]),
+    Case(
+        "linalg.vecdot-axis",
+        lambda a, b: np.linalg.vecdot(a, b, axis=0),
+        [normal(3, 4), normal(3, 1)],
+    ),
+    Case("linalg.outer", np.linalg.outer, [normal(3), normal(4)]),
+    Case("linalg.matmul", np.linalg.matmul, [normal(2, 3), normal(3, 4)]),
+    Case(
+        "linalg.tensordot",
+        lambda a, b: np.linalg.tensordot(a, b, axes=1),
+        [normal(2, 3), normal(3, 2)],
+    ),
+    Case("linalg.trace", lambda x: np.linalg.trace(x, offset=1), [normal(2, 3, 4)]),
+    Case("linalg.diagonal", np.linalg.diagonal, [normal(2, 3, 3)]),
+    Case("linalg.cross", np.linalg.cross, [normal(2, 3), normal(2, 3)]),
+    Case("unstack", lambda x: np.unstack(x, axis=1)[2] * np.unstack(x)[0][:1], [normal(3, 4)]),
+    Case(
+        "cumulative_sum",
+        lambda x: np.cumulative_sum(x, axis=1, include_initial=True),
+        [normal(3, 4)],
+    ),
+    Case("cumulative_prod", lambda x: np.cumulative_prod(x, include_initial=True), [signed(5)]),
+    Case("nancumsum", lambda x: np.nancumsum(x + NAN34, axis=0), [normal(3, 4)]),
+    Case("nancumprod", lambda x: np.nancumprod(x + NAN34, axis=1), [signed(3, 4)]),
+    Case("logspace", lambda a, b: np.logspace(a, b, 4, base=3.0), [unit(2), unit(2)]),
+    Case(
+        "block", lambda a, b, c: np.block([[a, b], [c]]), [normal(2, 2), normal(2, 1), normal(1, 3)]
+    ),
+    Case("resize", lambda x: np.resize(x, (3, 5)), [normal(2, 3)]),
+    Case("compress", lambda x: np.compress([True, False, True], x, axis=1), [normal(2, 3)]),
+    Case("extract", lambda x: np.extract(np.arange(6).reshape(2, 3) % 2 == 0, x), [normal(2, 3)]),
+    Case(
+        "choose",
+        lambda a, b: np.choose(np.array([[0, 1, 1], [1, 0, 1]]), [a, b]),
+        [normal(2, 3), normal(3)],
+    ),
+    Case("modf", lambda x: np.modf(x)[0] * 2 + np.modf(x)[1], [positive(3, 4) + 0.03]),
+    Case("divmod", lambda x: np.divmod(x, 0.7)[1], [positive(3, 4) + 0.03]),
+    Case("ldexp", lambda x: np.ldexp(x, np.array([1, -2, 3])), [normal(2, 3)]),
+    Case(
+        "apply_along_axis",
+        lambda x: np.apply_along_axis(lambda r: r * r.sum(), 1, x),
+        [normal(3, 4)],
+    ),
+    Case("apply_along_axis-scalar", lambda x: np.apply_along_axis(np.prod, 0, x), [signed(3, 4)]),
+    Case("vander", lambda x: np.vander(x, 4), [signed(3)]),
+    Case("vander-increasing", lambda x: np.vander(x, increasing=True), [signed(4)]),
+    Case("polyder", lambda p: np.polyder(p, 2), [normal(5)]),
+    Case("polyint", lambda p, k: np.polyint(p, 2, k), [normal(4), normal(2)]),
+    Case("polyadd", np.polyadd, [normal(3), normal(5)]),
+    Case("polysub", np.polysub, [normal(4), normal(2)]),
+    Case("polymul", np.polymul, [normal(3), normal(4)]),
+    Case("poly", np.poly, [distinct(4)]),
+    Case(
+        "roots",
+        lambda p: np.sort(np.roots(p).real),
+        [np.array([1.0, -6.0, 11.0, -6.0]) + normal(4) * 0.01],
+    ),
+]
+
 # The functions whose gradient is zero almost everywhere: they return plain (no-gradient)
 # arrays on tensors, and are listed here so the tests can check that.
 NO_GRADIENT = [

@@ -113,11 +113,18 @@ def test_exported_code_guards_the_recorded_shapes():
         namespace["backward"](numpy.ones((2, 4)), seed.T, *seed.PARAMS.values())
 
 
+VALUE_SHAPED = {"roots"}  # numpy.roots strips zero coefficients, read from the values
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_exported_code_reproduces_every_rule(case):
     """For every function with a gradient rule: record it, export it, run it on new inputs."""
     names = [f"x{i}" for i in range(len(case.inputs))]
     fun = _named(case.fun, names)
+    if case.id in VALUE_SHAPED:  # the result's shape follows the values: refused, loudly
+        with pytest.raises(cr.TracerBoolError, match="values"):
+            cr.explain(fun, *case.inputs)
+        return
     explanation = cr.explain(fun, *case.inputs)
     namespace: dict = {}
     exec(explanation.to_python(), namespace)

@@ -44,6 +44,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 VALUE_DEPENDENT = {"getitem-tensor-mask"}
 # lstsq: its residuals exist only at full rank, a value a trace cannot follow (test_jit.py)
 VALUE_DEPENDENT |= {"lstsq-vector", "lstsq-matrix", "lstsq-residuals", "lstsq-singular-values"}
+VALUE_DEPENDENT |= {"roots"}  # strips zero coefficients: its shape follows the values
 
 # The cases that run on the NumPy backend instead, with the operation and why.
 FALLBACK = {

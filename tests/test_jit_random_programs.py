@@ -19,7 +19,7 @@ from chainrule.nn import functional as F
 
 # Cases whose value depends on a boolean mask computed from values (refused by jit on purpose)
 # and cases with complex outputs (not differentiable by value_and_grad without a cotangent).
-SKIP = {"getitem-tensor-mask", "lstsq-vector", "lstsq-matrix", "lstsq-residuals"}
+SKIP = {"getitem-tensor-mask", "lstsq-vector", "lstsq-matrix", "lstsq-residuals", "roots"}
 SKIP |= {"lstsq-singular-values"}  # lstsq's residuals need the rank's value: refused by jit
 OPS = [c for c in CASES if c.id not in SKIP]
 

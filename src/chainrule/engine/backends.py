@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy
-
+from .primitives import host_copy
 from .pytree import tree_map
 from .tensor import Tensor
 
@@ -21,19 +20,7 @@ __all__ = ["to_host"]
 
 
 def _host(x: Any) -> Any:
-    if isinstance(x, Tensor):
-        x = x._data
-    if type(x) is numpy.ndarray or isinstance(x, numpy.generic):
-        return x
-    get = getattr(x, "get", None)  # CuPy: an explicit copy from the device
-    if callable(get) and hasattr(x, "shape") and not hasattr(x, "dask"):
-        return get()
-    compute = getattr(x, "compute", None)  # Dask: evaluate the graph
-    if callable(compute) and hasattr(x, "dask"):
-        return numpy.asarray(compute())
-    if hasattr(type(x), "__array_function__") or hasattr(x, "__array__"):
-        return numpy.asarray(x)
-    return x
+    return host_copy(x._data if isinstance(x, Tensor) else x)
 
 
 def to_host(tree: Any) -> Any:

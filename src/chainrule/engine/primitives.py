@@ -303,6 +303,9 @@ NONDIFF_FUNCTIONS: dict[Callable[..., Any], Primitive] = {}
 for _f in (
     numpy.argmax,
     numpy.argmin,
+    numpy.nanargmax,
+    numpy.nanargmin,
+    numpy.isin,
     numpy.argsort,
     numpy.argwhere,
     numpy.nonzero,
@@ -454,6 +457,22 @@ def on_host(x: Any) -> bool:
         or not hasattr(type(x), "__array_function__")
         or isinstance(x, numpy.generic)
     )
+
+
+def host_copy(x: Any) -> Any:
+    """``x`` as a NumPy array in host memory: CuPy's ``.get()``, Dask's ``.compute()``; NumPy's
+    own values as they are."""
+    if type(x) is numpy.ndarray or isinstance(x, numpy.generic):
+        return x
+    get = getattr(x, "get", None)  # CuPy: an explicit copy from the device
+    if callable(get) and hasattr(x, "shape") and not hasattr(x, "dask"):
+        return get()
+    compute = getattr(x, "compute", None)  # Dask: evaluate the graph
+    if callable(compute) and hasattr(x, "dask"):
+        return numpy.asarray(compute())
+    if hasattr(type(x), "__array_function__") or hasattr(x, "__array__"):
+        return numpy.asarray(x)
+    return x
 
 
 def zeros_like_backend(shape: tuple[int, ...], dtype: Any, ref: Any) -> Any:

@@ -20,6 +20,7 @@ import numpy
 
 from . import binders as B
 from . import composites as C
+from . import composites_more  # noqa: F401 (registers its compositions in C.COMPOSITES)
 from . import primitives as P
 from .graph import Node, _counter, backward_pass
 from .rules import Size
@@ -657,6 +658,9 @@ class Tensor(Node):
         prim = P.UFUNCS.get(ufunc)
         if prim is not None:
             return _apply(prim, inputs, _EMPTY)
+        composite = C.COMPOSITES.get(ufunc) if method == "__call__" else None
+        if composite is not None:  # a gufunc written with primitives (numpy.vecdot)
+            return composite(*inputs)
         nd = P.NONDIFF_UFUNCS.get(ufunc)
         if nd is not None:
             return _nondiff(nd, inputs, _EMPTY)

@@ -1,0 +1,360 @@
+"""More NumPy functions as compositions of primitives: NumPy 2's array-API names
+(``matrix_transpose``, ``vecdot``, ``linalg.trace``, ``cumulative_sum``, ``unstack``, ...), the
+polynomial helpers (``vander``, ``polyder``, ``polymul``, ``roots``, ...) and everyday ones
+(``block``, ``resize``, ``compress``, ``choose``, ``apply_along_axis``, ``modf``, ...).
+
+Each follows NumPy's definition step by step on tensors, so values are NumPy's and gradients
+come from the primitives' rules (no rule here). Importing the module registers them in
+:data:`chainrule.engine.composites.COMPOSITES`.
+
+Example
+-------
+>>> import numpy, chainrule as cr
+>>> cr.grad(lambda p: numpy.polyval(numpy.polyder(p), 2.0))(numpy.array([1.0, 0.0, 0.0]))
+array([4., 1., 0.])
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import numpy
+
+from .composites import _composite
+from .primitives import _ndim, _shape, const_like, host_copy
+
+__all__: list[str] = []
+
+
+def _values(x: Any) -> numpy.ndarray:
+    """The values of an index-like argument (a mask, integer choices, exponents) on the host: a
+    tensor's values without its gradient (a traced one raises: the result would depend on them)."""
+    if hasattr(x, "_concrete"):
+        x = x._concrete("reading the values of a mask, an index or polynomial coefficients")
+    return numpy.asarray(host_copy(x))
+
+
+# --- NumPy 2's array-API names ------------------------------------------------------------------
+
+
+def _matrix_transpose(x: Any) -> Any:
+    if _ndim(x) < 2:
+        raise ValueError(f"matrix_transpose: needs at least 2 dimensions, got shape {_shape(x)}")
+    return numpy.swapaxes(x, -1, -2)
+
+
+_composite(numpy.matrix_transpose)(_matrix_transpose)
+_composite(numpy.linalg.matrix_transpose)(lambda x: _matrix_transpose(x))
+
+
+@_composite(numpy.vecdot, numpy.linalg.vecdot)
+def _vecdot(x1: Any, x2: Any, /, *, axis: int = -1, **kw: Any) -> Any:
+    if kw:
+        raise TypeError(f"vecdot: {sorted(kw)} are not supported on chainrule tensors")
+    return numpy.sum(numpy.conjugate(x1) * x2, axis=axis)
+
+
+@_composite(numpy.linalg.outer)
+def _linalg_outer(x1: Any, x2: Any, /) -> Any:
+    if _ndim(x1) != 1 or _ndim(x2) != 1:
+        raise ValueError("numpy.linalg.outer: both arguments must be 1-dimensional")
+    return numpy.outer(x1, x2)
+
+
+_composite(numpy.linalg.matmul)(lambda x1, x2, /: numpy.matmul(x1, x2))
+_composite(numpy.linalg.tensordot)(lambda x1, x2, /, *, axes=2: numpy.tensordot(x1, x2, axes))
+_composite(numpy.linalg.cross)(lambda x1, x2, /, *, axis=-1: numpy.cross(x1, x2, axis=axis))
+
+
+@_composite(numpy.linalg.trace)
+def _linalg_trace(x: Any, /, *, offset: int = 0, dtype: Any = None) -> Any:
+    return numpy.trace(x, offset=offset, axis1=-2, axis2=-1, dtype=dtype)
+
+
+@_composite(numpy.linalg.diagonal)
+def _linalg_diagonal(x: Any, /, *, offset: int = 0) -> Any:
+    return numpy.diagonal(x, offset=offset, axis1=-2, axis2=-1)
+
+
+@_composite(numpy.unstack)
+def _unstack(x: Any, /, *, axis: int = 0) -> tuple[Any, ...]:
+    moved = numpy.moveaxis(x, axis, 0)
+    return tuple(moved[i] for i in range(_shape(moved)[0]))
+
+
+def _cumulative(cum: Any, initial: float) -> Any:
+    def run(
+        x: Any, /, *, axis: Any = None, dtype: Any = None, out: Any = None,
+        include_initial: bool = False,
+    ) -> Any:  # fmt: skip
+        if out is not None:
+            raise TypeError(f"numpy.{cum.__name__}: out= is not supported with chainrule tensors")
+        if axis is None:
+            if _ndim(x) > 1:
+                raise ValueError(
+                    f"numpy.{cum.__name__}: axis must be given for a {_ndim(x)}-d array"
+                )
+            axis = 0
+        y = cum(x, axis=axis, dtype=dtype)
+        if include_initial:
+            shape = list(_shape(y))
+            shape[axis] = 1
+            y = numpy.concatenate([const_like(numpy.full(shape, initial, y.dtype), y), y], axis)
+        return y
+
+    run.__name__ = cum.__name__
+    return run
+
+
+_composite(numpy.cumulative_sum)(_cumulative(numpy.cumsum, 0.0))
+_composite(numpy.cumulative_prod)(_cumulative(numpy.cumprod, 1.0))
+_composite(numpy.astype)(lambda x, dtype, /, *, copy=True, device=None: x.astype(dtype))
+
+# --- everyday functions ------------------------------------------------------------------------
+
+_composite(numpy.fix)(lambda x, out=None: numpy.trunc(x))  # fix(x) is trunc(x), NaN and -0 too
+
+
+@_composite(numpy.nancumsum)
+def _nancumsum(a: Any, axis: Any = None, dtype: Any = None, out: Any = None) -> Any:
+    return numpy.cumsum(numpy.where(numpy.isnan(a), 0, a), axis=axis, dtype=dtype)
+
+
+@_composite(numpy.nancumprod)
+def _nancumprod(a: Any, axis: Any = None, dtype: Any = None, out: Any = None) -> Any:
+    return numpy.cumprod(numpy.where(numpy.isnan(a), 1, a), axis=axis, dtype=dtype)
+
+
+@_composite(numpy.logspace)
+def _logspace(
+    start: Any, stop: Any, num: int = 50, endpoint: bool = True, base: Any = 10.0,
+    dtype: Any = None, axis: int = 0,
+) -> Any:  # fmt: skip
+    y = numpy.linspace(start, stop, num=num, endpoint=endpoint, axis=axis)
+    base = numpy.expand_dims(base, axis=axis) if _ndim(base) else base
+    out = numpy.power(base, y)
+    return out if dtype is None else out.astype(dtype)
+
+
+@_composite(numpy.block)
+def _block(arrays: Any) -> Any:
+    def depth(a: Any) -> int:
+        return 1 + depth(a[0]) if isinstance(a, list) and a else 0
+
+    d = depth(arrays)
+    leaves = []
+
+    def collect(a: Any) -> None:
+        if isinstance(a, list):
+            for b in a:
+                collect(b)
+        elif isinstance(a, tuple):
+            raise TypeError("numpy.block: tuples are not lists; use a list of lists")
+        else:
+            leaves.append(a)
+
+    collect(arrays)
+    nd = max([d] + [_ndim(a) for a in leaves])
+
+    def build(a: Any, level: int) -> Any:
+        if not isinstance(a, list):
+            return numpy.reshape(a, (1,) * (nd - _ndim(a)) + _shape(a))
+        return numpy.concatenate([build(b, level + 1) for b in a], axis=level - d)
+
+    return build(arrays, 0)
+
+
+@_composite(numpy.resize)
+def _resize(a: Any, new_shape: Any) -> Any:
+    shape = (new_shape,) if isinstance(new_shape, int) else tuple(new_shape)
+    flat = numpy.ravel(a)
+    size = int(numpy.prod(shape))
+    n = int(numpy.size(flat))
+    if n == 0 or size == 0:
+        return numpy.reshape(numpy.zeros_like(flat, shape=(size,)), shape)
+    repeats = -(-size // n)
+    return numpy.reshape(numpy.concatenate([flat] * repeats)[:size], shape)
+
+
+def _mask(condition: Any, fname: str) -> numpy.ndarray:
+    c = _values(condition)
+    if c.ndim != 1:
+        raise ValueError(f"numpy.{fname}: condition must be a 1-d array")
+    return numpy.nonzero(c)[0]
+
+
+@_composite(numpy.compress)
+def _compress(condition: Any, a: Any, axis: Any = None, out: Any = None) -> Any:
+    idx = _mask(condition, "compress")
+    if axis is None:
+        return numpy.ravel(a)[idx]
+    return numpy.take(a, idx, axis=axis)
+
+
+@_composite(numpy.extract)
+def _extract(condition: Any, arr: Any) -> Any:
+    idx = numpy.nonzero(numpy.ravel(_values(condition)))[0]
+    return numpy.ravel(arr)[idx]
+
+
+@_composite(numpy.choose)
+def _choose(a: Any, choices: Any, out: Any = None, mode: str = "raise") -> Any:
+    index = _values(a)
+    n = len(choices)
+    if mode == "wrap":
+        index = index % n
+    elif mode == "clip":
+        index = numpy.clip(index, 0, n - 1)
+    elif ((index < 0) | (index >= n)).any():
+        raise ValueError("invalid entry in choice array")
+    shape = numpy.broadcast_shapes(index.shape, *(_shape(c) for c in choices))
+    stacked = numpy.stack([numpy.broadcast_to(c, shape) for c in choices])
+    index = numpy.broadcast_to(index, shape)[None]
+    return numpy.take_along_axis(stacked, index, axis=0)[0]
+
+
+@_composite(numpy.modf)
+def _modf(x: Any, out: Any = None) -> tuple[Any, Any]:
+    whole = numpy.trunc(x)
+    # x - trunc(x) is exact; at +-inf NumPy's fractional part is a signed zero
+    frac = numpy.where(numpy.isinf(x), numpy.copysign(0.0, x), x - whole)
+    return frac, whole
+
+
+@_composite(numpy.divmod)
+def _divmod(x1: Any, x2: Any, out: Any = None) -> tuple[Any, Any]:
+    return numpy.floor_divide(x1, x2), numpy.remainder(x1, x2)
+
+
+@_composite(numpy.ldexp)
+def _ldexp(x1: Any, x2: Any, out: Any = None) -> Any:
+    scale = numpy.exp2(_values(x2).astype(float))  # an exact power of two
+    dtype = x1.dtype if hasattr(x1, "dtype") else numpy.result_type(x1, numpy.float16)
+    return x1 * const_like(scale.astype(numpy.result_type(dtype, numpy.float16)), x1)
+
+
+@_composite(numpy.apply_along_axis)
+def _apply_along_axis(func1d: Any, axis: int, arr: Any, *args: Any, **kwargs: Any) -> Any:
+    nd = _ndim(arr)
+    if not -nd <= axis < nd:
+        raise numpy.exceptions.AxisError(axis, nd)
+    axis %= nd
+    moved = numpy.moveaxis(arr, axis, -1)
+    outer = _shape(moved)[:-1]
+    results = [func1d(moved[idx], *args, **kwargs) for idx in itertools.product(*map(range, outer))]
+    if not results:
+        raise ValueError("numpy.apply_along_axis: cannot apply to 0-sized slices")
+    res = numpy.stack(results)
+    rnd = _ndim(res) - 1
+    res = numpy.reshape(res, outer + _shape(res)[1:])
+    # the function's output dimensions go where the axis was (NumPy's layout)
+    order = list(range(axis)) + list(range(len(outer), len(outer) + rnd))
+    order += list(range(axis, len(outer)))
+    return numpy.transpose(res, order)
+
+
+# --- polynomials (coefficients highest power first, as numpy.polyval) ---------------------------
+
+
+def _poly1d(p: Any, fname: str) -> Any:
+    if isinstance(p, numpy.poly1d):
+        raise TypeError(f"numpy.{fname}: give the coefficients as an array, not a numpy.poly1d")
+    if _ndim(p) != 1:
+        raise ValueError(f"numpy.{fname}: needs a 1-d array of coefficients, got {_shape(p)}")
+    return p
+
+
+@_composite(numpy.vander)
+def _vander(x: Any, N: Any = None, increasing: bool = False) -> Any:  # noqa: N803 (NumPy's)
+    if _ndim(x) != 1:
+        raise ValueError("x must be a one-dimensional array or sequence.")
+    n = _shape(x)[0] if N is None else int(N)
+    ones = numpy.ones_like(x, shape=(_shape(x)[0], min(n, 1)))
+    if n <= 1:
+        return ones
+    # NumPy's columns are running products of x (multiply.accumulate), bit for bit
+    powers = numpy.cumprod(numpy.broadcast_to(x[:, None], (_shape(x)[0], n - 1)), axis=1)
+    out = numpy.concatenate([ones, powers], axis=1)
+    return out if increasing else out[:, ::-1]
+
+
+@_composite(numpy.polyder)
+def _polyder(p: Any, m: int = 1) -> Any:
+    p = _poly1d(p, "polyder")
+    if m < 0:
+        raise ValueError("Order of derivative must be positive (see polyint)")
+    for _ in range(m):
+        n = _shape(p)[0] - 1
+        p = p[:-1] * numpy.arange(n, 0, -1)
+    return p
+
+
+@_composite(numpy.polyint)
+def _polyint(p: Any, m: int = 1, k: Any = None) -> Any:
+    p = _poly1d(p, "polyint")
+    if m < 0:
+        raise ValueError("Order of integral must be positive (see polyder)")
+    ks = numpy.zeros(m) if k is None else k
+    if _ndim(ks) == 0:
+        ks = numpy.broadcast_to(ks, (m,))
+    if _shape(ks)[0] < m:
+        raise ValueError("k must be a scalar or a rank-1 array of length 1 or >m.")
+    for i in range(m):
+        p = numpy.concatenate([p / numpy.arange(_shape(p)[0], 0, -1), numpy.reshape(ks[i], (1,))])
+    return p
+
+
+def _padded(a1: Any, a2: Any, fname: str) -> tuple[Any, Any]:
+    a1, a2 = _poly1d(numpy.atleast_1d(a1), fname), _poly1d(numpy.atleast_1d(a2), fname)
+    diff = _shape(a2)[0] - _shape(a1)[0]
+    if diff > 0:
+        a1 = numpy.concatenate([numpy.zeros(diff), a1])
+    elif diff < 0:
+        a2 = numpy.concatenate([numpy.zeros(-diff), a2])
+    return a1, a2
+
+
+_composite(numpy.polyadd)(lambda a1, a2: numpy.add(*_padded(a1, a2, "polyadd")))
+_composite(numpy.polysub)(lambda a1, a2: numpy.subtract(*_padded(a1, a2, "polysub")))
+_composite(numpy.polymul)(lambda a1, a2: numpy.convolve(a1, a2))
+
+
+@_composite(numpy.poly)
+def _poly(seq_of_zeros: Any) -> Any:
+    z = seq_of_zeros
+    if _ndim(z) == 2 and _shape(z)[0] == _shape(z)[1] and _shape(z)[0] != 0:
+        z = numpy.linalg.eigvals(z)  # the characteristic polynomial of a square matrix
+    elif _ndim(z) != 1:
+        raise ValueError("input must be 1d or non-empty square 2d array.")
+    a = numpy.ones(1)
+    for k in range(_shape(z)[0]):
+        a = numpy.convolve(a, numpy.stack([numpy.ones_like(z[k]), -z[k]]))
+    if numpy.iscomplexobj(a):
+        values = _values(z)
+        pos = numpy.sort(values[values.imag > 0])
+        neg = numpy.sort(numpy.conjugate(values[values.imag < 0]))
+        if len(pos) == len(neg) and numpy.all(neg == pos):  # conjugate pairs: a real polynomial
+            a = numpy.real(a)
+    return a
+
+
+@_composite(numpy.roots)
+def _roots(p: Any) -> Any:
+    p = _poly1d(numpy.atleast_1d(p), "roots")
+    nonzero = numpy.nonzero(_values(p))[0]
+    if len(nonzero) == 0:
+        return numpy.array([])
+    trailing = _shape(p)[0] - int(nonzero[-1]) - 1
+    p = p[int(nonzero[0]) : int(nonzero[-1]) + 1]
+    n = _shape(p)[0]
+    if n > 1:
+        # the companion matrix: first row -p[1:] / p[0], ones below the diagonal
+        below = numpy.eye(n - 2, n - 1) if n > 2 else numpy.zeros((0, n - 1))
+        companion = numpy.concatenate([(-p[1:] / p[0])[None, :], const_like(below, p)], axis=0)
+        found = numpy.linalg.eigvals(companion)
+    else:
+        found = numpy.zeros(0)
+    if trailing:
+        found = numpy.concatenate([found, numpy.zeros(trailing, found.dtype)])
+    return found
