@@ -113,7 +113,7 @@ def _capture_locals(fun: Callable[..., Any]) -> tuple[Callable[..., Any], _Seen]
         if owner is not None and isinstance(getattr(owner, "__dict__", None), dict):
             # a model written as a class keeps its values on self (self.h, self.cache)
             items += [(k, v) for k, v in vars(owner).items() if isinstance(v, Tensor)]
-        for name, value in items:
+        for name, value in items + _contents(items):
             if isinstance(value, numpy.ndarray) and not name.startswith("_"):
                 seen.arrays.setdefault(id(value), (name, value))
             if isinstance(value, Tensor) and id(value) not in known and not name.startswith("_"):
@@ -155,6 +155,27 @@ def _capture_locals(fun: Callable[..., Any]) -> tuple[Callable[..., Any], _Seen]
             sys.settrace(None)
 
     return run, seen
+
+
+def _contents(items: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """The arrays a local list, tuple or dict holds, named by how the code reaches them
+    (``hs[3]`` of a list of hidden states, ``model['W1']``, ``cache[0]``), one level deep and
+    only for small containers; their own names come first where they have one."""
+    out: list[tuple[str, Any]] = []
+    for name, value in items:
+        if name.startswith("_"):
+            continue
+        if isinstance(value, (list, tuple)) and len(value) <= _CONTAINED:
+            pairs: list[tuple[Any, Any]] = list(enumerate(value))
+        elif isinstance(value, dict) and len(value) <= _CONTAINED:
+            pairs = [(k, v) for k, v in value.items() if isinstance(k, (str, int))]
+        else:
+            continue
+        out += [(f"{name}[{k!r}]", v) for k, v in pairs if _is_array(v)]
+    return out
+
+
+_CONTAINED = 256  # larger containers are data, not the values of a model
 
 
 def record(

@@ -138,18 +138,22 @@ class Explanation:
         v = self._by_node.get(node)
         return self.program.resolve(v) if v is not None else None
 
-    def forward_lines(self) -> list[str]:
-        """``name = expression`` for every forward statement."""
-        return [line for ln in self.lines if ln.phase == "forward" for line in ln.code]
+    def forward_lines(self, wrap: bool = True) -> list[str]:
+        """``name = expression`` for every forward statement; one longer than ``WRAP``
+        characters continues on indented lines (``wrap=False``: each statement whole)."""
+        out = [line for ln in self.lines if ln.phase == "forward" for line in ln.code]
+        return _wrapped(out) if wrap else out
 
-    def backward_lines(self) -> list[str]:
-        """``dname = expression`` for every backward statement, last operation first."""
+    def backward_lines(self, wrap: bool = True) -> list[str]:
+        """``dname = expression`` for every backward statement, last operation first; one
+        longer than ``WRAP`` characters continues on indented lines (``wrap=False``: each
+        statement whole)."""
         out = [line for ln in self.lines if ln.phase == "backward" for line in ln.code]
         for name, v in zip(self.grad_names, self.program.outputs[1:]):
             text = self._value_text(v)
             if text != name:
                 out.append(f"{name} = {text}")
-        return out
+        return _wrapped(out) if wrap else out
 
     def _value_text(self, v: Value) -> str:
         return self.writer.ref(v)[0]
@@ -190,7 +194,7 @@ class Explanation:
         out += ["", f"Backward pass (the chain rule, from {self.output_name} back to the inputs)"]
         out += [r for c, s in self._shaped(self.lines, "backward") for r in _row(c, s, width)]
         if self.notes:
-            out += ["", "Notes"] + [f"  - {n}" for n in self.notes]
+            out += ["", "Notes"] + [r for n in self.notes for r in _note_rows(n)]
         return "\n".join(out)
 
     def __repr__(self) -> str:
@@ -531,6 +535,30 @@ def _row(code: str, shape: str, width: int) -> list[str]:
     return rows
 
 
+def _wrapped(lines: list[str]) -> list[str]:
+    """Each line longer than ``WRAP`` broken at spaces, its continuation indented."""
+    import textwrap
+
+    out: list[str] = []
+    for line in lines:
+        if len(line) <= WRAP:
+            out.append(line)
+            continue
+        out += textwrap.wrap(
+            line, WRAP, subsequent_indent="    ", break_long_words=False, break_on_hyphens=False
+        )
+    return out
+
+
+def _note_rows(note: str) -> list[str]:
+    """A note as a bullet wrapped at ``WRAP`` characters."""
+    import textwrap
+
+    return textwrap.wrap(
+        note, WRAP, initial_indent="  - ", subsequent_indent="    ", break_long_words=False
+    ) or ["  -"]
+
+
 def _data(rec: Recording, name: str) -> Any:
     for node, n in rec.names.items():
         if n == name:
@@ -733,8 +761,9 @@ def _array_names(
         shown = name
         k = 0
         while shown in taken:
-            shown = f"{name}_{k}"
+            shown = f"{identifier(name)}_{k}"
             k += 1
+        taken.add(shown)  # x of each step of a loop over examples: x, x_0, x_1
         out[key] = (shown, a)
     return out
 
@@ -829,6 +858,15 @@ def _describe_generated(
             second = describe(args[1], depth + 1)
             if second:
                 return f"{first}_minus_{second}"
+        if v.prim is not None and v.prim.nondiff and first:
+            return f"{v.prim.name}_{first}"  # a mask: isnan_x, less_x
+        # the value an activation reads, besides the comparisons that make its mask
+        # (h = W1 @ x; h[h < 0] = 0): its pre-activation
+        diff_uses = [u for u in uses if u.prim is None or not u.prim.nondiff]
+        if len(diff_uses) == 1 and diff_uses[0].prim in {P.where, P.maximum} and len(uses) > 1:
+            c = known(diff_uses[0])
+            if c:
+                return f"z_{identifier(c)}"
         if len(uses) == 1 and uses[0].prim in {P.maximum, P.tanh, P.sigmoid, P.exp} | set(_UNARY):
             c = known(uses[0])
             if c:
@@ -841,6 +879,12 @@ def _describe_generated(
             second = describe(args[1], depth + 1)
             if second and len(first) + len(second) <= 6:
                 return f"{first}{second}"  # X @ w reads as Xw
+        inside = uses and all(u.prim is P.add for u in uses)  # x @ W of x @ W + b
+        if v.phase == "forward" and _linear(v, by_id) and not inside:
+            z = into_name(v)  # a layer's pre-activation, written inline: shown as z_a too
+            if z:
+                extra[v.id] = unique(z)
+                return extra[v.id]
         return None
 
     def downstream(c: Value) -> str | None:
@@ -854,6 +898,34 @@ def _describe_generated(
                 return known(c)
         return None
 
+    def downstream_all(c: Value) -> str | None:
+        """The one named value every forward use of ``c`` leads to, within a few steps."""
+        frontier, found = [c], set()
+        for _ in range(6):
+            nxt = []
+            for x in frontier:
+                for u in consumers.get(x.id, []):
+                    if u.phase != "forward":
+                        continue
+                    if known(u):
+                        found.add(known(u))
+                    else:
+                        nxt.append(u)
+            frontier = nxt
+            if not frontier:
+                break
+        return found.pop() if len(found) == 1 and not frontier else None
+
+    def into_name(v: Value) -> str | None:
+        """``z_a`` for the pre-activation of ``a = 1 / (1 + numpy.exp(-(w @ x + b)))``,
+        ``fn_in`` for the argument of what ``fn`` computes."""
+        into = downstream_all(v)
+        if into is None:
+            return None
+        if _linear(v, by_id):
+            return f"z_{identifier(into)}"
+        return f"{identifier(into)}_in"
+
     def unique(base: str) -> str:
         name, k = base, 1
         while name in taken:
@@ -862,13 +934,12 @@ def _describe_generated(
         taken.add(name)
         return name
 
-    del by_id
     for v in generated:
         if v.id in extra:
             continue
         u = adjoint.get(v.id)
         if v.phase == "backward" and u is not None:
-            base = known(u) or describe(u)
+            base = known(u) or describe(u) or into_name(u)
             if base is None:
                 continue
             if known(u) is None:
@@ -883,9 +954,20 @@ def _describe_generated(
                 extra[v.id] = unique(f"d{identifier(an)}_from_{identifier(cn)}")
             continue
         base = describe(v)
-        if base is not None and len(base) <= 24:
+        if base is not None and len(base) <= 32:
             extra[v.id] = unique(base)
+        elif v.phase == "forward" and into_name(v):  # after the one value it goes into
+            extra[v.id] = unique(str(into_name(v)))
     return extra
+
+
+def _linear(v: Value, by_id: dict[int, Value]) -> bool:
+    """``w @ x`` or ``w @ x + b``: a layer's pre-activation."""
+    if v.prim in (P.matmul, P.dot):
+        return True
+    return v.prim is P.add and any(
+        isinstance(a, Value) and a.prim in (P.matmul, P.dot) for a in v.args
+    )
 
 
 def _SizeOf(n: int, v: Any) -> Any:
