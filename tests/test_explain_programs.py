@@ -388,3 +388,103 @@ def test_numpy_arithmetic_on_data_prints_by_the_data_name():
     pattern = r"\(-(y\w*)\) \* numpy\.log\((a\w*)\) - \(1 - \1\) \* numpy\.log\(1 - \2\)"
     assert re.search(pattern, fwd), fwd
     assert "isnan_" in fwd
+
+
+# --- course code that computes its own gradient beside the loss (CS231n style): the hand-written
+# part writes into plain arrays and into values the loss already read; explain follows the loss
+
+
+def _numeric_grad(f, w, h=1e-6):
+    g = np.zeros_like(w)
+    for i in np.ndindex(w.shape):
+        wp, wm = w.copy(), w.copy()
+        wp[i] += h
+        wm[i] -= h
+        g[i] = (f(wp) - f(wm)) / (2 * h)
+    return g
+
+
+def softmax_with_own_gradient(W, X, y, reg):
+    num_train = X.shape[0]
+    scores = X.dot(W)
+    scores = scores - np.max(scores, axis=1, keepdims=True)
+    probs = np.exp(scores) / np.exp(scores).sum(axis=1, keepdims=True)
+    loss = np.sum(-np.log(probs[np.arange(num_train), y])) / num_train
+    probs[np.arange(num_train), y] -= 1  # the hand-written gradient, after the loss read probs
+    dW = X.T.dot(probs) / num_train
+    loss += reg * np.sum(W * W)
+    dW += 2 * reg * W
+    return loss, dW
+
+
+def svm_with_loops(W, X, y, reg):
+    dW = np.zeros(W.shape)  # a plain array the loop writes the data into
+    loss = 0.0
+    for i in range(X.shape[0]):
+        scores = X[i].dot(W)
+        for j in range(W.shape[1]):
+            if j == y[i]:
+                continue
+            margin = scores[j] - scores[y[i]] + 1
+            if margin > 0:
+                loss += margin
+                dW[:, j] += X[i]
+                dW[:, y[i]] -= X[i]
+    return loss / X.shape[0] + reg * np.sum(W * W), dW / X.shape[0]
+
+
+Xc2 = rng.normal(size=(6, 4))
+yc2 = rng.integers(0, 3, size=6)
+
+
+@pytest.mark.parametrize("fun", [softmax_with_own_gradient, svm_with_loops])
+def test_a_loss_computed_beside_its_own_gradient_is_explained_exactly(fun):
+    W = rng.normal(size=(4, 3)) * 0.5
+
+    def loss(W, X, y):
+        return fun(W, X, y, 0.1)[0]
+
+    e = cr.explain(loss, W, Xc2, yc2, wrt="W")
+    lines = e.forward_lines() + e.backward_lines()
+    assert not [ln for ln in lines if re.search(r"\bt\d+\b", ln)]
+    ns: dict = {}
+    exec(e.to_python(), ns)  # noqa: S102 - our own generated code
+    _, grads = ns["backward"](W, Xc2, yc2)
+    expected = _numeric_grad(lambda w: loss(w, Xc2, yc2), W)
+    np.testing.assert_allclose(grads["W"], expected, rtol=1e-6, atol=1e-8)
+    if fun is svm_with_loops:
+        assert any("plain NumPy arrays" in n and "does not depend" in n for n in e.notes)
+
+
+def test_a_state_written_into_a_plain_array_on_the_way_to_the_loss_is_refused():
+    def rnn_forward(Wx, x):
+        h = np.zeros((x.shape[0], x.shape[1], Wx.shape[1]))
+        prev = np.zeros((x.shape[0], Wx.shape[1]))
+        for t in range(x.shape[1]):
+            prev = np.tanh(x[:, t, :] @ Wx + prev)
+            h[:, t, :] = prev  # NumPy copies the values: the loss below would not see Wx
+        return (h**2).sum()
+
+    with pytest.raises(cr.TracerBoolError, match=r"numpy\.stack"):
+        cr.explain(rnn_forward, rng.normal(size=(3, 2)), rng.normal(size=(2, 4, 3)), wrt="Wx")
+
+
+def test_an_ndarray_method_of_plain_data_is_refused_with_the_fix():
+    data = rng.normal(size=(5, 3))
+
+    def f(W):
+        return (data.dot(W) ** 2).sum()
+
+    with pytest.raises(cr.TracerBoolError, match=r"numpy\.dot\(X, W\)"):
+        cr.explain(f, rng.normal(size=(3, 2)))
+
+
+def test_a_view_read_before_an_in_place_write_is_refused():
+    def f(w):
+        t = w * 2
+        a = t[0:2]  # a view: NumPy shows the write below through it
+        t[0] = 5.0
+        return (a**2).sum() + (t**2).sum()
+
+    with pytest.raises(RuntimeError, match="view"):
+        cr.explain(f, rng.normal(size=4))

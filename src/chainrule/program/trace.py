@@ -17,7 +17,15 @@ import numpy
 
 from chainrule.engine.graph import Node, Step, _counter, backward_pass
 from chainrule.engine.pytree import flatten, leaf_paths, unflatten
-from chainrule.engine.tensor import Tensor, _leaf, _state, enable_grad, tracing
+from chainrule.engine.tensor import (
+    Tensor,
+    TracerBoolError,
+    _leaf,
+    _state,
+    enable_grad,
+    restore_reads,
+    tracing,
+)
 from chainrule.engine.transforms import _param_names
 
 __all__ = ["Recording", "record"]
@@ -43,6 +51,7 @@ class Recording:
     branches: int = 0  # how many times Python's control flow branched on a traced value
     constants: dict[float, str] = dataclasses.field(default_factory=dict)  # 0.1 -> "LAM"
     arrays: dict[int, tuple[str, Any]] = dataclasses.field(default_factory=dict)  # by id()
+    frozen: list[str] = dataclasses.field(default_factory=list)  # traced values made plain
 
 
 def _is_array(x: Any) -> bool:
@@ -185,11 +194,14 @@ def record(
     wrt: Any = None,
     backward: bool = True,
     static_argnums: tuple[int, ...] = (),
+    allow_frozen: bool = False,
 ) -> Recording:
     """Run ``fun(*args, **kwargs)`` once on tensors, recording forward and backward passes.
 
     ``wrt`` selects the differentiated arguments by parameter name or position (default: every
     floating-point array argument).  Python numbers and ``static_argnums`` stay constants.
+    With ``allow_frozen`` a traced value the code copies into a plain array is allowed and
+    listed in ``Recording.frozen`` (the caller checks that the result does not depend on it).
     """
     kwargs = kwargs or {}
     params = _param_names(fun, len(args))
@@ -232,8 +244,15 @@ def record(
     run, seen = _capture_locals(fun)
     since = min((t._seq for t in inputs), default=0) or next(_counter)
     branches_before = _state.branches
+    frozen: list[str] = []
+    previous_frozen = _state.frozen
     with tracing(since), enable_grad():
-        output = run(*call_args, **kwargs)
+        _state.frozen = frozen if allow_frozen else None
+        try:
+            output = run(*call_args, **kwargs)
+        finally:
+            _state.frozen = previous_frozen
+        restore_reads(output)
         branches = _state.branches - branches_before
         _name_locals(seen, names)
         _name_explicit(output, names)
@@ -241,6 +260,15 @@ def record(
         grads: list[Any] = []
         summed = False
         if backward and wrt_idx:
+            if not isinstance(output, Tensor) and frozen:
+                raise TracerBoolError(
+                    f"{getattr(fun, '__name__', 'the function')} turned a traced value into a "
+                    f"plain NumPy array ({frozen[0]}) on the way to its result, which would "
+                    "freeze today's values: use a NumPy function rather than an ndarray method "
+                    "of a plain array (numpy.dot(X, W) or X @ W, not X.dot(W)), or build arrays "
+                    "from tensors (numpy.stack([...]) instead of writing them into "
+                    "numpy.zeros(...))"
+                )
             if not isinstance(output, Tensor):
                 raise TypeError(
                     f"{getattr(fun, '__name__', 'the function')} must return one "
@@ -271,6 +299,7 @@ def record(
         branches,
         {x: n for x, n in seen.constants.items() if x not in seen.ambiguous},
         seen.arrays,
+        frozen,
     )
 
 

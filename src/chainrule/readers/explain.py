@@ -16,7 +16,7 @@ import numpy
 
 from chainrule.engine import primitives as P
 from chainrule.engine.graph import Node
-from chainrule.engine.tensor import Tensor
+from chainrule.engine.tensor import Tensor, TracerBoolError
 from chainrule.program.codegen import Line, Writer, identifier
 from chainrule.program.ir import CONST, INPUT, Program, Value, build, cse, dce, prettify, simplify
 from chainrule.program.notation import Literals, ReadableLiterals
@@ -57,7 +57,63 @@ def explain(fun: Callable[..., Any], *args: Any, wrt: Any = None, **kwargs: Any)
     >>> print(e.backward_lines()[-1])
     dw = x.T @ (dh * (1 - h ** 2))
     """
-    return Explanation(record(fun, args, kwargs, wrt=wrt))
+    ex = Explanation(record(fun, args, kwargs, wrt=wrt, allow_frozen=True))
+    if ex.recording.frozen:
+        _check_frozen(ex, fun, kwargs)
+    return ex
+
+
+def _check_frozen(ex: Explanation, fun: Callable[..., Any], kwargs: dict[str, Any]) -> None:
+    """The user's code copied traced values into plain arrays (``dW = numpy.zeros(...)``,
+    ``dW[:, j] += X[i]``: a hand-written gradient beside the loss). Allowed only if the result
+    does not depend on them: the function itself and the recorded program must agree at a
+    second, nearby point, where a value frozen into the recording would have changed."""
+    from chainrule.engine.pytree import unflatten
+
+    rec = ex.recording
+    rng = numpy.random.default_rng(7)
+    leaves = []
+    for t in rec.inputs:
+        d = numpy.array(t._data, copy=True)
+        if d.dtype.kind == "f":
+            d = (d * (1 + 1e-4 * rng.standard_normal(d.shape))).astype(d.dtype)
+            d = d + (1e-4 * rng.standard_normal(d.shape)).astype(d.dtype)
+        leaves.append(d)
+
+    def arguments() -> list[Any]:
+        args = []
+        for i in range(len(rec.params)):
+            if i in rec.static:
+                args.append(rec.static[i])
+            else:
+                mine = [leaves[j].copy() for j in range(len(leaves)) if rec.input_arg[j] == i]
+                args.append(unflatten(rec.treedefs[i], mine))
+        return args
+
+    ns: dict[str, Any] = {}
+    agree = False
+    try:
+        with numpy.errstate(all="ignore"):
+            exec(ex.to_python(), ns)  # noqa: S102 - the exported code of the user's function
+            recorded, _ = ns["backward"](*arguments())
+            actual = fun(*arguments(), **kwargs)
+        agree = bool(numpy.allclose(recorded, actual, rtol=1e-9, atol=1e-12))
+    except Exception:  # noqa: BLE001, S110 - could not check: refused below
+        pass
+    if not agree:
+        raise TracerBoolError(
+            f"{rec.fun_name} copied a traced value into a plain NumPy array "
+            f"({rec.frozen[0]}), and its result depends on it, so the recording would freeze "
+            "today's values. Keep the computation on tensors: build the array from them "
+            "(numpy.stack([...]) instead of h = numpy.zeros(...); h[:, t] = ...) or use a "
+            "NumPy function rather than an ndarray method of a plain array (numpy.dot(X, W), "
+            "not X.dot(W))"
+        )
+    ex.notes.append(
+        f"{rec.fun_name} copied {len(rec.frozen)} traced value(s) into plain NumPy arrays "
+        "(a hand-written gradient computed beside the result, it seems); the result does "
+        "not depend on them (checked at a second, nearby point), so they are left out."
+    )
 
 
 class Explanation:
