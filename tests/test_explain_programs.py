@@ -385,7 +385,7 @@ def test_numpy_arithmetic_on_data_prints_by_the_data_name():
     fun, args, _ = CASES_REAL["column_net"]
     e = cr.explain(fun, *args)
     fwd = "\n".join(e.forward_lines())
-    pattern = r"\(-(y\w*)\) \* numpy\.log\((a\w*)\) - \(1 - \1\) \* numpy\.log\(1 - \2\)"
+    pattern = r"= -(y\w*) \* numpy\.log\((a\w*)\) - \(1 - \1\) \* numpy\.log\(1 - \2\)"
     assert re.search(pattern, fwd), fwd
     assert "isnan_" in fwd
 

@@ -427,3 +427,22 @@ def test_latex_a_named_scalar_times_an_array_is_cdot_never_odot():
 
     e = cr.explain(f, RNG.normal(size=3), RNG.normal(size=3), wrt="A")
     assert r"\mathrm{d}A &= 2 \cdot (A \odot B) \odot B" in e.to_latex()
+
+
+def test_identities_and_like_terms_inside_expressions():
+    def policy(W, x, took, adv):
+        p = 1 / (1 + numpy.exp(-(x @ W)))
+        return -adv * (took * numpy.log(p) + (1 - took) * numpy.log(1 - p)) + LAM * (W * W).sum()
+
+    W, x = RNG.normal(size=3), RNG.normal(size=3)
+    e = cr.explain(policy, W, x, 1.0, 0.7, wrt="W")
+    fwd, back = e.forward_lines(), e.backward_lines()
+    # took = 1: the (1 - took) term is 0 * log(1 - p), left out of the text; W * W read twice
+    assert any(ln.endswith("= -0.7 * numpy.log(p) + LAM * (W * W).sum()") for ln in fwd), fwd
+    assert any("2 * LAM * W" in ln for ln in back), back
+    assert not [ln for ln in fwd + back if re.search(r"\b0 \*|\+ 0\b|\+ -|--", ln)]
+    ns: dict = {}
+    exec(e.to_python(), ns)  # the exported code keeps the recorded steps, exactly
+    _, grads = ns["backward"](W, x, 1.0, 0.7)
+    p = 1 / (1 + numpy.exp(-(x @ W)))
+    numpy.testing.assert_allclose(grads["W"], -0.7 * (1 - p) * x + 2 * LAM * W, rtol=1e-12)

@@ -104,7 +104,12 @@ def _capture_locals(fun: Callable[..., Any]) -> tuple[Callable[..., Any], _Seen]
         names = [(n, frame.f_globals.get(n)) for n in frame.f_code.co_names]
         local = frame.f_locals
         names += [(n, local.get(n)) for n in frame.f_code.co_freevars]
+        if frame.f_code is not code:  # a helper's parameters: softmax_loss(W, X, y, reg)
+            c = frame.f_code
+            names += [(n, local.get(n)) for n in c.co_varnames[: c.co_argcount]]
         for n, v in names:
+            if isinstance(v, Tensor) and v._prim is None and not v.requires_grad:
+                v = v._data  # data the user made a tensor: shown by its name too
             if isinstance(v, numpy.ndarray) and not n.startswith("_"):
                 seen.arrays.setdefault(id(v), (n, v))
             if isinstance(v, (float, numpy.floating)) and not n.startswith("_"):
@@ -254,7 +259,7 @@ def record(
             _state.frozen = previous_frozen
         restore_reads(output)
         branches = _state.branches - branches_before
-        _name_locals(seen, names)
+        _name_locals(seen, names, _state.versions or {})
         _name_explicit(output, names)
         steps: list[Step] = []
         grads: list[Any] = []
@@ -320,7 +325,9 @@ def _wanted(wrt: Any, params: list[str]) -> set[int] | None:
     return out
 
 
-def _name_locals(seen: _Seen, names: dict[Node, str]) -> None:
+def _name_locals(
+    seen: _Seen, names: dict[Node, str], versions: dict[int, tuple[Any, list[Any]]]
+) -> None:
     """The function's locals at return keep their own names; every other tensor a local
     variable of it or of its helpers held is named after that variable, numbered where the
     name is taken (``h_1``, ``h_2`` for the ``h`` of each step of a loop)."""
@@ -329,7 +336,11 @@ def _name_locals(seen: _Seen, names: dict[Node, str]) -> None:
             names[value] = name
     taken = set(names.values())
     count: dict[str, int] = {}
-    for name, value in seen.bound:
+    bound = []
+    for name, value in seen.bound:  # a value written in place: what it held before, first
+        held, befores = versions.get(id(value), (None, []))
+        bound += [(name, b) for b in befores if held is value] + [(name, value)]
+    for name, value in bound:
         if value in names or value._prim is None:
             continue
         if name in taken:

@@ -22,6 +22,8 @@ from chainrule.program.codegen import Line
 from chainrule.program.ir import CONST, INPUT, Value
 from chainrule.program.notation import PRODUCT, SUM
 
+from .tidy import tidy
+
 __all__ = ["readable_lines"]
 
 MAX_LINES = 400  # longer derivations are shown as recorded (the check costs per statement)
@@ -167,10 +169,17 @@ def _candidates(ln: Line, ex: Any, named: dict[str, Value]) -> list[tuple[str, s
     v, w = ln.value, ex.writer
     shape = tuple(v.shape)
     out: list[tuple[str, str]] = []
+    # data: arguments not differentiated, and the plain arrays the code read by name (labels
+    # kept in a global or a closure), as (name, values)
     data_inputs = [
-        (w.refs[x.id], x)
+        (w.refs[x.id], numpy.asarray(_data(x, ex)))
         for k, x in enumerate(ex.program.inputs)
         if k not in ex.recording.wrt and x.id in w.refs
+    ]
+    data_inputs += [
+        (name, a)
+        for name, a in ex.literals.arrays.values()
+        if name.isidentifier() and isinstance(a, numpy.ndarray)
     ]
     forward = [(n, x) for n, x in named.items() if x.phase == "forward" and x.op != INPUT]
     if len(shape) == 4:  # a convolution, written as one
@@ -188,7 +197,7 @@ def _candidates(ln: Line, ex: Any, named: dict[str, Value]) -> list[tuple[str, s
         if not (pd.min() >= 0 and numpy.allclose(pd.sum(axis=1), 1)):
             continue
         for yn, y in data_inputs:
-            if numpy.asarray(_data(y, ex)).dtype.kind in "iu" and tuple(y.shape) == shape[:1]:
+            if y.dtype.kind in "iu" and tuple(y.shape) == shape[:1]:
                 out.append(
                     (
                         f"({pn} - numpy.eye({pn}.shape[1])[{yn}]) / len({yn})",
@@ -206,7 +215,7 @@ def _candidates(ln: Line, ex: Any, named: dict[str, Value]) -> list[tuple[str, s
         if not numpy.allclose(ld.sum(axis=1), 1):
             continue
         for yn, y in data_inputs:
-            if numpy.asarray(_data(y, ex)).dtype.kind in "iu" and tuple(y.shape) == shape[:1]:
+            if y.dtype.kind in "iu" and tuple(y.shape) == shape[:1]:
                 out.append(
                     (
                         f"(numpy.exp({ln_}) - numpy.eye({ln_}.shape[1])[{yn}]) / len({yn})",
@@ -271,7 +280,11 @@ def readable_lines(ex: Any, lines: list[Line]) -> tuple[list[Line], list[str], l
     shown: list[str] = []
     out: list[Line] = []
     for ln in lines:
-        if len(ln.code) != 1 or (ln.phase != "backward" and len(ln.value.shape) != 4):
+        if len(ln.code) != 1:
+            out.append(ln)
+            continue
+        ln = _tidied(ln, ex, ns, there)  # 0 * x, x + -y, LAM * W + LAM * W, ... anywhere
+        if ln.phase != "backward" and len(ln.value.shape) != 4:
             out.append(ln)
             continue
         want = _data(ln.value, ex)
@@ -320,6 +333,9 @@ def readable_lines(ex: Any, lines: list[Line]) -> tuple[list[Line], list[str], l
                         "does not change when a row is shifted by a constant"
                     )
         if best != ln.expr:
+            text = tidy(best)
+            if text != best and holds(text):
+                best = text
             ex.rewritten[ln.name] = note or "a shorter form of the same value"
             shown.append(f"{ln.name} = {best}")
             if note and note not in notes:
@@ -327,6 +343,20 @@ def readable_lines(ex: Any, lines: list[Line]) -> tuple[list[Line], list[str], l
             ln = Line(ln.value, ln.name, best, [f"{ln.name} = {best}"])
         out.append(ln)
     return [_counted(ln, ns) for ln in _prune(out, ex)], shown, notes
+
+
+def _tidied(ln: Line, ex: Any, ns: dict[str, Any], there: dict[str, Any]) -> Line:
+    """``ln`` with identities applied inside its expression (``readers.tidy``), where the
+    result still evaluates to the statement's value here and at the second point."""
+    text = tidy(ln.expr)
+    if text == ln.expr:
+        return ln
+    want, want_there = _data(ln.value, ex), there.get(ln.name)
+    if want is None or want_there is None:
+        return ln
+    if not (_check(text, ns, want) and _check(text, there, want_there)):
+        return ln
+    return Line(ln.value, ln.name, text, [f"{ln.name} = {text}"])
 
 
 _ROWS = re.compile(r"numpy\.arange\((\d+)\), ([A-Za-z_]\w*)\]")
