@@ -30,34 +30,99 @@ MAX_LINES = 400  # longer derivations are shown as recorded (the check costs per
 MAX_TRIES = 64  # candidate forms evaluated per statement
 
 
-def _conv2d(X: Any, K: Any) -> Any:
-    """``Z[n,o,i,j] = Σ_c,p,q X[n,c,i+p,j+q] · K[o,c,p,q]`` (stride 1, no padding), the
-    cross-correlation deep-learning libraries call convolution: how ``explain`` names it."""
-    win = numpy.lib.stride_tricks.sliding_window_view(X, K.shape[2:], axis=(2, 3))
-    return numpy.einsum("nchwpq,ocpq->nohw", win, K)
+def _padded(X: Any, padding: int) -> Any:
+    p = int(padding)
+    return numpy.pad(X, ((0, 0), (0, 0), (p, p), (p, p))) if p else X
 
 
-def _correlate(X: Any, dZ: Any) -> Any:
-    """``dK[o,c,p,q] = Σ_n,i,j X[n,c,i+p,j+q] · dZ[n,o,i,j]``: a convolution's kernel gradient."""
-    win = numpy.lib.stride_tricks.sliding_window_view(X, dZ.shape[2:], axis=(2, 3))
-    return numpy.einsum("ncpqij,noij->ocpq", win, dZ)
+def _conv2d(X: Any, K: Any, stride: int = 1, padding: int = 0) -> Any:
+    """``Z[n,o,i,j] = Σ_c,p,q Xp[n,c,s·i+p,s·j+q] · K[o,c,p,q]`` (``Xp``: ``X`` with
+    ``padding`` zeros around each image, ``s``: the stride), the cross-correlation
+    deep-learning libraries call convolution: how ``explain`` names it."""
+    win = numpy.lib.stride_tricks.sliding_window_view(_padded(X, padding), K.shape[2:], axis=(2, 3))
+    return numpy.einsum("nchwpq,ocpq->nohw", win[:, :, ::stride, ::stride], K)
 
 
-def _conv_transpose(dZ: Any, K: Any) -> Any:
-    """``dX``: ``dZ`` padded by the kernel size - 1 and correlated with the flipped kernel."""
+def _correlate(X: Any, dZ: Any, stride: int = 1, padding: int = 0, size: Any = None) -> Any:
+    """``dK[o,c,p,q] = Σ_n,i,j Xp[n,c,s·i+p,s·j+q] · dZ[n,o,i,j]``: a convolution's kernel
+    gradient (``size``: the kernel's shape, where the stride leaves it open)."""
+    Xp = _padded(X, padding)
+    ho, wo = dZ.shape[2:]
+    kh = Xp.shape[2] - stride * (ho - 1) if size is None else size[-2]
+    kw = Xp.shape[3] - stride * (wo - 1) if size is None else size[-1]
+    out = numpy.empty((dZ.shape[1], X.shape[1], kh, kw), dtype=numpy.result_type(X, dZ))
+    for p in range(kh):
+        for q in range(kw):
+            part = Xp[
+                :, :, p : p + stride * (ho - 1) + 1 : stride, q : q + stride * (wo - 1) + 1 : stride
+            ]
+            out[:, :, p, q] = numpy.einsum("ncij,noij->oc", part, dZ)
+    return out
+
+
+def _conv_transpose(dZ: Any, K: Any, stride: int = 1, padding: int = 0, size: Any = None) -> Any:
+    """``dX``: each ``dZ[n,o,i,j] · K[o]`` added back where its window was read (``s·i``,
+    ``s·j``), the padding then cut off; with stride 1 and no padding, ``dZ`` padded by the
+    kernel size - 1 and correlated with the flipped kernel (``size``: the input's shape, where
+    the stride leaves it open)."""
     kh, kw = K.shape[2:]
-    padded = numpy.pad(dZ, ((0, 0), (0, 0), (kh - 1, kh - 1), (kw - 1, kw - 1)))
-    win = numpy.lib.stride_tricks.sliding_window_view(padded, (kh, kw), axis=(2, 3))
-    return numpy.einsum("nohwpq,ocpq->nchw", win, K[:, :, ::-1, ::-1])
+    ho, wo = dZ.shape[2:]
+    hp = stride * (ho - 1) + kh if size is None else size[-2] + 2 * padding
+    wp = stride * (wo - 1) + kw if size is None else size[-1] + 2 * padding
+    out = numpy.zeros((dZ.shape[0], K.shape[1], hp, wp), dtype=numpy.result_type(dZ, K))
+    for p in range(kh):
+        for q in range(kw):
+            part = numpy.einsum("noij,oc->ncij", dZ, K[:, :, p, q])
+            out[
+                :, :, p : p + stride * (ho - 1) + 1 : stride, q : q + stride * (wo - 1) + 1 : stride
+            ] += part
+    pad = int(padding)
+    return out[:, :, pad : hp - pad, pad : wp - pad]
+
+
+def _conv_forms(shape: tuple[int, ...], named: dict[str, Any], phase: str) -> list[str]:
+    """``conv2d``/``correlate``/``conv_transpose`` calls whose shapes fit a 4-D statement of
+    shape ``shape``: every stride and padding up to 3 that the sizes allow."""
+    four = [(n, tuple(x.shape)) for n, x in named.items() if len(x.shape) == 4]
+    out = []
+    for (an, a), (bn, b) in ((p, q) for p in four for q in four if p[0] != q[0]):
+        for s_, p_ in ((s_, p_) for s_ in (1, 2, 3) for p_ in (0, 1, 2, 3)):
+            extra = (f", stride={s_}" if s_ != 1 else "") + (f", padding={p_}" if p_ else "")
+            if phase == "forward":  # Z = conv2d(X, K)
+                ok = a[1] == b[1] and shape[:2] == (a[0], b[0])
+                ok = ok and all(
+                    (a[k] + 2 * p_ - b[k]) // s_ + 1 == shape[k] and a[k] + 2 * p_ >= b[k]
+                    for k in (2, 3)
+                )
+                if ok and p_ < b[2]:
+                    out.append(f"conv2d({an}, {bn}{extra})")
+                continue
+            # dK = correlate(X, dZ): X (n, c, h, w), dZ (n, o, ho, wo), dK (o, c, kh, kw)
+            if a[0] == b[0] and shape[:2] == (b[1], a[1]):
+                fits = [(a[k] + 2 * p_ - shape[k]) // s_ + 1 == b[k] for k in (2, 3)]
+                if all(fits) and p_ < shape[2]:
+                    exact = all(a[k] + 2 * p_ - s_ * (b[k] - 1) == shape[k] for k in (2, 3))
+                    size = "" if exact else f", size={shape[2:]}"
+                    out.append(f"correlate({an}, {bn}{extra}{size})")
+            # dX = conv_transpose(dZ, K): dZ (n, o, ho, wo), K (o, c, kh, kw), dX (n, c, h, w)
+            if a[1] == b[0] and shape[:2] == (a[0], b[1]):
+                fits = [(shape[k] + 2 * p_ - b[k]) // s_ + 1 == a[k] for k in (2, 3)]
+                if all(fits) and p_ < b[2]:
+                    exact = all(s_ * (a[k] - 1) + b[k] - 2 * p_ == shape[k] for k in (2, 3))
+                    size = "" if exact else f", size={shape[2:]}"
+                    out.append(f"conv_transpose({an}, {bn}{extra}{size})")
+    return out
 
 
 _CONV_NOTE = (
-    "conv2d(X, K) is the cross-correlation deep-learning libraries call convolution, "
-    "Z[n,o,i,j] = Σ_c,p,q X[n,c,i+p,j+q] · K[o,c,p,q] (stride 1, no padding: the output is "
-    "the input size - the kernel size + 1 per axis); its gradients are dK = correlate(X, dZ), "
-    "dK[o,c,p,q] = Σ_n,i,j X[n,c,i+p,j+q] · dZ[n,o,i,j], and dX = conv_transpose(dZ, K) (dZ "
-    "padded by the kernel size - 1, correlated with the flipped kernel). The recorded steps "
-    "(sliding windows and a tensordot) are what to_python() writes"
+    "conv2d(X, K, stride=s, padding=p) is the cross-correlation deep-learning libraries call "
+    "convolution, Z[n,o,i,j] = Σ_c,p,q Xp[n,c,s·i+p,s·j+q] · K[o,c,p,q] (Xp: X with p zeros "
+    "around each image; the output is (the input size + 2p - the kernel size) // s + 1 per "
+    "axis, stride 1 and no padding when not written); its gradients are dK = correlate(X, dZ), "
+    "dK[o,c,p,q] = Σ_n,i,j Xp[n,c,s·i+p,s·j+q] · dZ[n,o,i,j], and dX = conv_transpose(dZ, K), "
+    "each dZ[n,o,i,j] · K[o] added back on the window it was read from (with stride 1 and no "
+    "padding: dZ padded by the kernel size - 1, correlated with the flipped kernel). The "
+    "recorded steps (sliding windows and a tensordot) are what to_python() writes"
 )
 
 
@@ -183,13 +248,7 @@ def _candidates(ln: Line, ex: Any, named: dict[str, Value]) -> list[tuple[str, s
     ]
     forward = [(n, x) for n, x in named.items() if x.phase == "forward" and x.op != INPUT]
     if len(shape) == 4:  # a convolution, written as one
-        four = [n for n, x in named.items() if len(x.shape) == 4]
-        for an, bn in ((p, q) for p in four for q in four if p != q):
-            if v.phase == "forward":
-                out.append((f"conv2d({an}, {bn})", _CONV_NOTE))
-            else:
-                out.append((f"correlate({an}, {bn})", _CONV_NOTE))
-                out.append((f"conv_transpose({an}, {bn})", _CONV_NOTE))
+        out += [(text, _CONV_NOTE) for text in _conv_forms(shape, named, v.phase)]
     for pn, p in forward:
         if tuple(p.shape) != shape or len(shape) != 2:
             continue
