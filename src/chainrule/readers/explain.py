@@ -245,7 +245,7 @@ class Explanation:
                 for n, t in zip(rec.input_names, rec.inputs)
             )
         )
-        out = head + ["", "Forward pass"]
+        out = _wrapped(head) + ["", "Forward pass"]
         out += [r for c, s in self._shaped(self.lines, "forward") for r in _row(c, s, width)]
         out += ["", f"Backward pass (the chain rule, from {self.output_name} back to the inputs)"]
         out += [r for c, s in self._shaped(self.lines, "backward") for r in _row(c, s, width)]
