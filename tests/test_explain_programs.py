@@ -488,3 +488,15 @@ def test_a_view_read_before_an_in_place_write_is_refused():
 
     with pytest.raises(RuntimeError, match="view"):
         cr.explain(f, rng.normal(size=4))
+
+
+def test_the_header_of_a_model_with_many_parameters_is_wrapped():
+    params = {f"layer{k}_weight": rng.normal(size=(3, 3)) for k in range(10)}
+
+    def deep(params, x):
+        for k in range(10):
+            x = np.tanh(x @ params[f"layer{k}_weight"])
+        return (x**2).sum()
+
+    e = cr.explain(deep, params, rng.normal(size=(2, 3)))
+    assert max(len(ln) for ln in str(e).splitlines()) <= 100
