@@ -159,7 +159,7 @@ def _namespace(ex: Any) -> dict[str, Any]:
     for x, name in ex.recording.constants.items():
         ns.setdefault(name, x)
     for name, a in ex.literals.arrays.values():
-        ns.setdefault(name, a)
+        _bind(ns, name, a)
     return ns
 
 
@@ -199,9 +199,32 @@ def _elsewhere(ex: Any, base: dict[str, Any]) -> dict[str, Any] | None:
         return None
     out = {k: v for k, v in base.items() if not isinstance(v, numpy.ndarray)}
     out.update({name: base[name] for name in ex.recording.constants.values() if name in base})
-    out.update({name: a for name, a in ex.literals.arrays.values()})
+    for name, a in ex.literals.arrays.values():
+        _bind(out, name, a, replace=True)
     out.update(values)
     return out
+
+
+_ITEM = re.compile(r"([A-Za-z_]\w*)\[(.+)\]")
+
+
+def _bind(ns: dict[str, Any], name: str, a: Any, replace: bool = False) -> None:
+    """``ns[name] = a``; for an array the code held in a list or dict (``xs[0]``,
+    ``model['W1']``), the item of a dict bound to the container's name."""
+    m = _ITEM.fullmatch(name)
+    if m is None:
+        if replace or name not in ns:
+            ns[name] = a
+        return
+    import ast
+
+    try:
+        key = ast.literal_eval(m.group(2))
+    except (ValueError, SyntaxError):
+        return
+    held = ns.setdefault(m.group(1), {})
+    if isinstance(held, dict):
+        held[key] = a
 
 
 def _check(text: str, ns: dict[str, Any], want: Any) -> bool:
