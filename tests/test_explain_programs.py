@@ -369,6 +369,11 @@ def test_values_in_lists_and_dicts_are_named_by_how_the_code_reaches_them():
     text = "\n".join(e.forward_lines())
     assert "z_hs_0 = Wxh @ xs[0] + Whh @ hs[-1]" in text
     assert "hs_0 = numpy.tanh(z_hs_0)" in text
+    # Karpathy's backward pass: dy = p - onehot(target), then through tanh as 1 - h ** 2
+    back = e.backward_lines()
+    assert "dys_2 = ps_2 - numpy.eye(len(ps_2))[:, [4]]" in back  # targets[2] = 4
+    assert "dys = ps_0 - numpy.eye(len(ps_0))[:, [3]]" in back  # targets[0] = 3
+    assert "dz_hs_1 = dhs_1 * (1 - hs_1 ** 2)" in back
     assert "ps_2 = " in text
 
 

@@ -289,6 +289,26 @@ def _candidates(ln: Line, ex: Any, named: dict[str, Value]) -> list[tuple[str, s
                         "does not change when a row is shifted by a constant)",
                     )
                 )
+    want = _data(v, ex)
+    for pn, p in forward:  # one step's softmax (a char-RNN): p - onehot(target)
+        if (
+            tuple(p.shape) != shape
+            or want is None
+            or not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1))
+        ):
+            continue
+        pd = numpy.asarray(_data(p, ex), dtype=float)
+        if not (pd.min() >= 0 and numpy.isclose(pd.sum(), 1)):
+            continue
+        k = int(numpy.argmax((pd - numpy.asarray(want, dtype=float)).ravel()))
+        pick = f"[:, [{k}]]" if len(shape) == 2 else f"[{k}]"
+        out.append(
+            (
+                f"{pn} - numpy.eye(len({pn})){pick}",
+                f"softmax and cross-entropy together: d/dy of -log {pn}[k] is {pn} - onehot(k), "
+                f"k the target ({k} here)",
+            )
+        )
     for ln_, lp in forward:  # log-softmax: rows of exp(L) sum to 1
         if tuple(lp.shape) != shape or len(shape) != 2:
             continue
@@ -386,7 +406,8 @@ def readable_lines(ex: Any, lines: list[Line]) -> tuple[list[Line], list[str], l
             return _check(text, ns, want) and _check(text, there, want_there)
 
         for text, why in _candidates(ln, ex, named)[:MAX_TRIES]:  # in order of preference
-            if len(text) < len(best) and holds(text):
+            textbook = why.startswith("softmax and cross-entropy")  # what a course writes
+            if (len(text) < len(best) or textbook) and holds(text):
                 best, note = text, why
                 break
         terms = _sum_terms(ln.value, w)
