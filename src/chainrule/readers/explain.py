@@ -103,8 +103,9 @@ def _check_frozen(ex: Explanation, fun: Callable[..., Any], kwargs: dict[str, An
     if not agree:
         raise TracerBoolError(
             f"{rec.fun_name} copied a traced value into a plain NumPy array "
-            f"({rec.frozen[0]}), and its result depends on it, so the recording would freeze "
-            "today's values. Keep the computation on tensors: build the array from them "
+            f"({rec.frozen[0]}), and its result depends on it (or the function draws new "
+            "random numbers each call, so this could not be checked): the recording would "
+            "freeze today's values. Keep the computation on tensors: build the array from them "
             "(numpy.stack([...]) instead of h = numpy.zeros(...); h[:, t] = ...) or use a "
             "NumPy function rather than an ndarray method of a plain array (numpy.dot(X, W), "
             "not X.dot(W))"
