@@ -505,3 +505,63 @@ def test_the_header_of_a_model_with_many_parameters_is_wrapped():
 
     e = cr.explain(deep, params, rng.normal(size=(2, 3)))
     assert max(len(ln) for ln in str(e).splitlines()) <= 100
+
+
+# --- a network written as layer objects, each keeping its output on itself (self.output)
+
+
+class LayerDense:
+    def __init__(self, n_in, n_out):
+        self.weights = 0.1 * rng.normal(size=(n_in, n_out))
+        self.biases = np.zeros((1, n_out))
+
+    def forward(self, inputs):
+        self.output = np.dot(inputs, self.weights) + self.biases
+
+
+class LayerReLU:
+    def forward(self, inputs):
+        self.output = np.maximum(0, inputs)
+
+
+class SoftmaxCrossEntropy:
+    def forward(self, inputs, y_true):
+        exp_values = np.exp(inputs - np.max(inputs, axis=1, keepdims=True))
+        self.output = exp_values / np.sum(exp_values, axis=1, keepdims=True)
+        return np.mean(-np.log(self.output[range(len(self.output)), y_true]))
+
+
+hidden, activation, head, criterion = (
+    LayerDense(2, 4),
+    LayerReLU(),
+    LayerDense(4, 3),
+    SoftmaxCrossEntropy(),
+)
+Xo, yo = rng.normal(size=(6, 2)), rng.integers(0, 3, size=6)
+
+
+def layered_loss(w1, b1, w2, b2):
+    hidden.weights, hidden.biases, head.weights, head.biases = w1, b1, w2, b2
+    hidden.forward(Xo)
+    activation.forward(hidden.output)
+    head.forward(activation.output)
+    return criterion.forward(head.output, yo)
+
+
+def test_values_kept_on_layer_objects_are_named_by_the_object_and_attribute():
+    args = (hidden.weights, hidden.biases, head.weights, head.biases)
+    e = cr.explain(layered_loss, *args)
+    fwd, back = e.forward_lines(), e.backward_lines()
+    assert fwd[0] == "hidden_output = numpy.dot(Xo, w1) + b1", fwd
+    assert e.output_name == "layered_loss"  # not "forward", the helper that returned it
+    assert (
+        back[0]
+        == "dhead_output = (criterion_output - numpy.eye(criterion_output.shape[1])[yo]) / len(yo)"
+    )
+    assert not [ln for ln in fwd + back if re.search(r"\bt\d+\b|\boutput_\d", ln)]
+    ns: dict = {}
+    exec(e.to_python(), ns)  # noqa: S102 - our own generated code
+    _, grads = ns["backward"](*args)
+    w1 = args[0]
+    expected = _numeric_grad(lambda w: layered_loss(w, *args[1:]), w1)
+    np.testing.assert_allclose(grads["w1"], expected, rtol=1e-6, atol=1e-8)

@@ -75,6 +75,9 @@ class _Seen:
     # argument, h = numpy.zeros(...)), by identity: (name, the array, kept alive)
     arrays: dict[int, tuple[str, Any]] = dataclasses.field(default_factory=dict)
     returned: list[tuple[str, Any]] = dataclasses.field(default_factory=list)  # (helper, value)
+    # objects the function reads or holds (a layer ``dense1``): their array attributes are
+    # named ``dense1.output`` when it returns
+    objects: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 _TRIVIAL = {0.0, 1.0, -1.0, 2.0, 0.5}
@@ -108,6 +111,8 @@ def _capture_locals(fun: Callable[..., Any]) -> tuple[Callable[..., Any], _Seen]
             c = frame.f_code
             names += [(n, local.get(n)) for n in c.co_varnames[: c.co_argcount]]
         for n, v in names:
+            if frame.f_code is code and _is_object(v) and not n.startswith("_"):
+                seen.objects.setdefault(n, v)
             if isinstance(v, Tensor) and v._prim is None and not v.requires_grad:
                 v = v._data  # data the user made a tensor: shown by its name too
             if isinstance(v, numpy.ndarray) and not n.startswith("_"):
@@ -140,6 +145,9 @@ def _capture_locals(fun: Callable[..., Any]) -> tuple[Callable[..., Any], _Seen]
                 note_locals(frame)
             if event == "return" and frame.f_code is code and not seen.final:
                 seen.final.update(frame.f_locals)
+                for n, v in frame.f_locals.items():
+                    if _is_object(v) and not n.startswith("_"):
+                        seen.objects.setdefault(n, v)
             if event == "return" and frame.f_code is not code and isinstance(arg, Tensor):
                 seen.returned.append((frame.f_code.co_name, arg))  # sigmoid(x) -> "sigmoid"
         except Exception:  # noqa: BLE001, S110 - names are a courtesy; the user's code runs on
@@ -169,6 +177,24 @@ def _capture_locals(fun: Callable[..., Any]) -> tuple[Callable[..., Any], _Seen]
             sys.settrace(None)
 
     return run, seen
+
+
+def _is_object(v: Any) -> bool:
+    """An instance of a user's class (a layer, a model), not a module, class or function."""
+    import types
+
+    plain = (
+        type,
+        types.ModuleType,
+        types.FunctionType,
+        types.MethodType,
+        types.BuiltinFunctionType,
+    )
+    return (
+        isinstance(getattr(v, "__dict__", None), dict)
+        and not isinstance(v, plain + (Tensor, numpy.ndarray))
+        and not callable(getattr(v, "__code__", None))
+    )
 
 
 def _contents(items: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
@@ -259,7 +285,7 @@ def record(
             _state.frozen = previous_frozen
         restore_reads(output)
         branches = _state.branches - branches_before
-        _name_locals(seen, names, _state.versions or {})
+        _name_locals(seen, names, _state.versions or {}, output)
         _name_explicit(output, names)
         steps: list[Step] = []
         grads: list[Any] = []
@@ -326,7 +352,10 @@ def _wanted(wrt: Any, params: list[str]) -> set[int] | None:
 
 
 def _name_locals(
-    seen: _Seen, names: dict[Node, str], versions: dict[int, tuple[Any, list[Any]]]
+    seen: _Seen,
+    names: dict[Node, str],
+    versions: dict[int, tuple[Any, list[Any]]],
+    output: Any = None,
 ) -> None:
     """The function's locals at return keep their own names; every other tensor a local
     variable of it or of its helpers held is named after that variable, numbered where the
@@ -334,6 +363,13 @@ def _name_locals(
     for name, value in seen.final.items():
         if isinstance(value, Tensor) and value not in names and not name.startswith("_"):
             names[value] = name
+    for name, obj in seen.objects.items():  # dense1.output, as the code reaches it
+        if name == "self":  # a method's own values keep their short names (Z1, not self.Z1)
+            continue
+        for attr, value in list(vars(obj).items()):
+            if isinstance(value, Tensor) and value not in names and not attr.startswith("_"):
+                if value._prim is not None:
+                    names[value] = f"{name}.{attr}"
     taken = set(names.values())
     count: dict[str, int] = {}
     bound = []
@@ -353,6 +389,8 @@ def _name_locals(
         taken.add(name)
     for helper, value in seen.returned:  # what a helper returned, if nothing named it
         if value in names or value._prim is None or not helper.isidentifier():
+            continue
+        if value is output:  # the function's own result keeps the function's name
             continue
         name, k = helper, 1
         while name in taken:
