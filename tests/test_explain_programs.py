@@ -565,3 +565,37 @@ def test_values_kept_on_layer_objects_are_named_by_the_object_and_attribute():
     w1 = args[0]
     expected = _numeric_grad(lambda w: layered_loss(w, *args[1:]), w1)
     np.testing.assert_allclose(grads["w1"], expected, rtol=1e-6, atol=1e-8)
+
+
+# --- data read row by row in a loop, and a helper called from a generator expression
+
+D = rng.normal(size=(3, 5))
+pairs = [(rng.normal(size=(4, 1)), rng.normal(size=(2, 1))) for _ in range(2)]
+
+
+def rows_loss(w):
+    total = 0.0
+    for i in range(len(D)):
+        total = total + np.tanh(D[i] @ w) ** 2
+    return total
+
+
+def feed(a, W):
+    return np.tanh(W @ a)
+
+
+def genexpr_loss(W):
+    return sum(((feed(x, W) - t) ** 2).sum() for x, t in pairs)
+
+
+def test_rows_of_data_read_in_a_loop_print_as_rows():
+    e = cr.explain(rows_loss, rng.normal(size=5))
+    fwd = "\n".join(e.forward_lines())
+    assert "D[0] @ w" in fwd and "D[2] @ w" in fwd, fwd
+    assert "numpy.array(" not in fwd
+
+
+def test_an_argument_is_named_at_the_call_site():
+    e = cr.explain(genexpr_loss, rng.normal(size=(2, 4)))
+    fwd = "\n".join(e.forward_lines())
+    assert "W @ x" in fwd and "W @ x_0" in fwd, fwd  # the caller's x, not feed's a

@@ -185,6 +185,14 @@ class ReadableLiterals(Literals):
                     return f"(-{name})"
                 if numpy.array_equal(a, 1 - b.astype(a.dtype)):
                     return f"(1 - {name})"
+        if a.size > 1:  # one row of the user's data, read in a loop: X[i]
+            for name, b in self.arrays.values():
+                if b.ndim != a.ndim + 1 or b.shape[1:] != a.shape or b.dtype != a.dtype:
+                    continue
+                rows = (b.reshape(b.shape[0], -1) == a.reshape(1, -1)).all(axis=1)
+                hits = numpy.flatnonzero(rows)
+                if hits.size == 1:
+                    return f"{name}[{int(hits[0])}]"
         return super().array(a)
 
     def number(self, x: float) -> str:

@@ -107,9 +107,10 @@ def _capture_locals(fun: Callable[..., Any]) -> tuple[Callable[..., Any], _Seen]
         names = [(n, frame.f_globals.get(n)) for n in frame.f_code.co_names]
         local = frame.f_locals
         names += [(n, local.get(n)) for n in frame.f_code.co_freevars]
-        if frame.f_code is not code:  # a helper's parameters: softmax_loss(W, X, y, reg)
+        if frame.f_code is not code:  # a helper's number parameters: softmax_loss(..., reg)
             c = frame.f_code
-            names += [(n, local.get(n)) for n in c.co_varnames[: c.co_argcount]]
+            params = [(n, local.get(n)) for n in c.co_varnames[: c.co_argcount]]
+            names += [(n, v) for n, v in params if isinstance(v, (float, numpy.floating))]
         for n, v in names:
             if frame.f_code is code and _is_object(v) and not n.startswith("_"):
                 seen.objects.setdefault(n, v)
@@ -161,6 +162,9 @@ def _capture_locals(fun: Callable[..., Any]) -> tuple[Callable[..., Any], _Seen]
         if c is not code and (c.co_filename.startswith(library) or c.co_filename[:1] == "<"):
             return None  # library code: NumPy, chainrule, the standard library
         try:
+            caller = frame.f_back
+            if c is not code and caller is not None and caller.f_trace is local_tracer:
+                note_locals(caller)  # the call site's names first: f(x) names x, not f's a
             note_constants(frame)
         except Exception:  # noqa: BLE001, S110 - names are a courtesy; the user's code runs on
             pass
