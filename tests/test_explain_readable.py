@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import numpy
+import pytest
 
 import chainrule as cr
 from chainrule.cli import main
@@ -341,7 +342,7 @@ def test_conv2d_is_explained_as_a_convolution():
     back = e.backward_lines()
     assert "dK = correlate(X, dZ)" in back and "dX = conv_transpose(dZ, K)" in back
     assert "sliding_window" not in str(e) and "tensordot" not in "\n".join(back)
-    assert any("stride 1, no padding" in n for n in e.notes)
+    assert any("stride 1 and no padding when not written" in n for n in e.notes)
     # independently: dK by explicit loops over the definition of a convolution
     Z = numpy.zeros((2, 2, 4, 3))
     for o, i, j in numpy.ndindex(2, 4, 3):
@@ -427,3 +428,56 @@ def test_latex_a_named_scalar_times_an_array_is_cdot_never_odot():
 
     e = cr.explain(f, RNG.normal(size=3), RNG.normal(size=3), wrt="A")
     assert r"\mathrm{d}A &= 2 \cdot (A \odot B) \odot B" in e.to_latex()
+
+
+def test_identities_and_like_terms_inside_expressions():
+    def policy(W, x, took, adv):
+        p = 1 / (1 + numpy.exp(-(x @ W)))
+        return -adv * (took * numpy.log(p) + (1 - took) * numpy.log(1 - p)) + LAM * (W * W).sum()
+
+    W, x = RNG.normal(size=3), RNG.normal(size=3)
+    e = cr.explain(policy, W, x, 1.0, 0.7, wrt="W")
+    fwd, back = e.forward_lines(), e.backward_lines()
+    # took = 1: the (1 - took) term is 0 * log(1 - p), left out of the text; W * W read twice
+    assert any(ln.endswith("= -0.7 * numpy.log(p) + LAM * (W * W).sum()") for ln in fwd), fwd
+    assert any("2 * LAM * W" in ln for ln in back), back
+    assert not [ln for ln in fwd + back if re.search(r"\b0 \*|\+ 0\b|\+ -|--", ln)]
+    ns: dict = {}
+    exec(e.to_python(), ns)  # the exported code keeps the recorded steps, exactly
+    _, grads = ns["backward"](W, x, 1.0, 0.7)
+    p = 1 / (1 + numpy.exp(-(x @ W)))
+    numpy.testing.assert_allclose(grads["W"], -0.7 * (1 - p) * x + 2 * LAM * W, rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "stride, padding, size, lines",
+    [
+        (2, 1, 7, ["dK = correlate(X, dZ, stride=2, padding=1)",
+                   "dX = conv_transpose(dZ, K, stride=2, padding=1)"]),
+        # (6 + 2 - 3) // 2 + 1 = 3 windows leave the last row and column of X unread: the
+        # sizes are then written out, since the stride alone leaves them open
+        (2, 1, 6, ["dK = correlate(X, dZ, stride=2, padding=1, size=(3, 3))",
+                   "dX = conv_transpose(dZ, K, stride=2, padding=1, size=(6, 6))"]),
+    ],
+)  # fmt: skip
+def test_a_strided_padded_conv2d_is_explained_as_a_convolution(stride, padding, size, lines):
+    def conv(K, X):
+        Z = cr.nn.functional.conv2d(X, K, stride=stride, padding=padding)
+        return (Z**2).sum()
+
+    K, X = RNG.normal(size=(2, 3, 3, 3)), RNG.normal(size=(2, 3, size, size))
+    e = cr.explain(conv, K, X)
+    assert e.forward_lines()[0] == f"Z = conv2d(X, K, stride={stride}, padding={padding})"
+    back = e.backward_lines()
+    assert all(ln in back for ln in lines), back
+    assert "sliding_window_view" not in str(e) and "tensordot" not in "\n".join(back)
+    ns: dict = {}
+    exec(e.to_python(), ns)  # the exported code keeps the recorded steps, exactly
+    _, grads = ns["backward"](K, X)
+    for name, arr, idx in (("K", K, (1, 2, 0, 1)), ("X", X, (0, 1, size - 1, 2))):
+        plus, minus = arr.copy(), arr.copy()
+        plus[idx] += 1e-6
+        minus[idx] -= 1e-6
+        args = {"K": (plus, X), "X": (K, plus)}[name], {"K": (minus, X), "X": (K, minus)}[name]
+        numeric = (conv(*args[0]) - conv(*args[1])) / 2e-6
+        assert abs(grads[name][idx] - numeric) < 1e-5 * max(1, abs(numeric))

@@ -59,8 +59,8 @@ def _demo(args: argparse.Namespace) -> int:
         if explain:
             ex = _seed_explanation()
             doc["derivation"] = {
-                "forward": ex.forward_lines(),
-                "backward": ex.backward_lines(),
+                "forward": ex.forward_lines(wrap=False),
+                "backward": ex.backward_lines(wrap=False),
                 "why": ex.why(),
                 "notes": ex.notes,
             }

@@ -40,6 +40,12 @@ class _State(threading.local):
     depth = 0  # how many grad/vjp calls are running their function right now
     strict = False  # jit: a traced value may never become a Python value or an index
     branches = 0  # explain: how many times Python branched on a traced value (bool())
+    # explain: traced values the user's code copied into plain arrays (a hand-written gradient
+    # computed beside the loss); None: refused. explain checks that the result ignores them.
+    frozen: list[str] | None = None
+    # while tracing: id(t) -> (t, its values before each in-place write), for reads of a
+    # value that was overwritten later (``restore_reads``)
+    versions: dict[int, tuple[Any, list[Any]]] | None = None
 
 
 _state = _State()
@@ -138,13 +144,54 @@ def tracing(since: int = 0) -> Iterator[None]:
 
     Tensors numbered ``since`` or later (the trace's inputs and what is computed from them)
     are traced values: reading their data would freeze it (``t.data`` raises)."""
-    previous = _state.tracing, _state.trace_since
+    previous = _state.tracing, _state.trace_since, _state.versions
     _state.tracing = True
     _state.trace_since = since
+    _state.versions = {}
     try:
         yield
     finally:
-        _state.tracing, _state.trace_since = previous
+        _state.tracing, _state.trace_since, _state.versions = previous
+
+
+def restore_reads(roots: Any) -> None:
+    """Point every recorded read of a tensor that was written in place *after* the read
+    (``loss = -log(P[i, y]).sum(); P[i, y] -= 1``) at the value it read (its snapshot), so
+    that the backward pass reaches the value that was read, not the one written later.
+
+    A read whose result may share memory with the old value (a view, ``a = t[0:2]``) is
+    refused: NumPy would show the write through the view, the recording would not."""
+    versions = _state.versions
+    if not versions:
+        return
+    from chainrule.engine.graph import ancestors
+
+    for node in ancestors(flatten_tensors(roots)):
+        args = node._args
+        if not args:
+            continue
+        fixed = []
+        for a in args:
+            if isinstance(a, Tensor) and a._seq > node._seq and id(a) in versions:
+                held, befores = versions[id(a)]
+                older = [b for b in befores if b._seq < node._seq] if held is a else []
+                if not older:
+                    raise RuntimeError(_READ_THEN_WRITTEN)
+                b = max(older, key=lambda x: x._seq)
+                if numpy.may_share_memory(node._data, b._data):
+                    raise RuntimeError(
+                        _READ_THEN_WRITTEN + " (here a view of it, which the write changes too)"
+                    )
+                a = b
+            fixed.append(a)
+        node._args = tuple(fixed)
+
+
+_READ_THEN_WRITTEN = (
+    "in-place assignment into a tensor that recorded operations have already read: their "
+    "gradients would be computed from the overwritten values. Assign into a copy first "
+    "(u = t.copy(); u[...] = v) and use u afterwards"
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -700,6 +747,10 @@ class Tensor(Node):
         return _apply(prim, args, params)
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> numpy.ndarray:
+        if _state.tracing and _state.frozen is not None and not _state.strict:
+            _state.frozen.append(f"an array of shape {self._data.shape}")
+            data = numpy.asarray(self._data)
+            return data if dtype is None else data.astype(dtype, copy=False)
         if _state.tracing:
             raise TracerBoolError(
                 "a traced tensor was converted to a plain NumPy array; inside chainrule.jit "
@@ -1066,14 +1117,12 @@ class Tensor(Node):
         readers: list[Tensor] = []
         if self._used and (_state.enabled or _state.tracing):
             readers = _readers_in(self, (value, index))
-            if len(readers) != self._used:  # a reader kept elsewhere: the callers' variables
+            if len(readers) != self._used and _state.versions is None:
+                # eagerly, a reader kept elsewhere: look in the callers' variables (a trace
+                # points the reads it cannot see here at the snapshot when it ends)
                 readers = _readers_in(self, (value, index, _callers_values()))
-            if len(readers) != self._used:
-                raise RuntimeError(
-                    "in-place assignment into a tensor that recorded operations have already "
-                    "read: their gradients would be computed from the overwritten values. "
-                    "Assign into a copy first (u = t.copy(); u[...] = v) and use u afterwards"
-                )
+            if len(readers) != self._used and _state.versions is None:
+                raise RuntimeError(_READ_THEN_WRITTEN)
         recording = (
             self.requires_grad or (isinstance(value, Tensor) and value.requires_grad)
         ) and _state.enabled
@@ -1087,6 +1136,9 @@ class Tensor(Node):
         for r in set(readers):  # every read of the old value now reads the snapshot of it
             r._args = tuple(before if a is self else a for a in r._args or ())
         before._used = len(readers)
+        if len(readers) != self._used and _state.versions is not None:
+            # tracing: the other reads are pointed at ``before`` when the trace ends
+            _state.versions.setdefault(id(self), (self, []))[1].append(before)
         if _state.tracing and _is_mask_of(index, self) and numpy.ndim(_unwrap(value)) == 0:
             # h[h < 0] = 0 under jit/explain: the mask is a traced value, so the write is a
             # where(), which the program can follow for any input (same values as the write)

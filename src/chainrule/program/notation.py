@@ -176,6 +176,23 @@ class ReadableLiterals(Literals):
         for name, b in self.arrays.values():  # a folded transpose of the user's array
             if a.ndim == 2 and b.ndim == 2 and a.dtype == b.dtype and numpy.array_equal(a, b.T):
                 return f"{name}.T"
+        if a.dtype.kind == "f" and a.size > 1:
+            # NumPy arithmetic on the user's data before it met a tensor (-y, 1 - y)
+            for name, b in self.arrays.values():
+                if b.shape != a.shape or b.dtype.kind not in "fiub":
+                    continue
+                if numpy.array_equal(a, -b.astype(a.dtype)):
+                    return f"(-{name})"
+                if numpy.array_equal(a, 1 - b.astype(a.dtype)):
+                    return f"(1 - {name})"
+        if a.size > 1:  # one row of the user's data, read in a loop: X[i]
+            for name, b in self.arrays.values():
+                if b.ndim != a.ndim + 1 or b.shape[1:] != a.shape or b.dtype != a.dtype:
+                    continue
+                rows = (b.reshape(b.shape[0], -1) == a.reshape(1, -1)).all(axis=1)
+                hits = numpy.flatnonzero(rows)
+                if hits.size == 1:
+                    return f"{name}[{int(hits[0])}]"
         return super().array(a)
 
     def number(self, x: float) -> str:

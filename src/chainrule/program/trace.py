@@ -17,7 +17,15 @@ import numpy
 
 from chainrule.engine.graph import Node, Step, _counter, backward_pass
 from chainrule.engine.pytree import flatten, leaf_paths, unflatten
-from chainrule.engine.tensor import Tensor, _leaf, _state, enable_grad, tracing
+from chainrule.engine.tensor import (
+    Tensor,
+    TracerBoolError,
+    _leaf,
+    _state,
+    enable_grad,
+    restore_reads,
+    tracing,
+)
 from chainrule.engine.transforms import _param_names
 
 __all__ = ["Recording", "record"]
@@ -43,6 +51,7 @@ class Recording:
     branches: int = 0  # how many times Python's control flow branched on a traced value
     constants: dict[float, str] = dataclasses.field(default_factory=dict)  # 0.1 -> "LAM"
     arrays: dict[int, tuple[str, Any]] = dataclasses.field(default_factory=dict)  # by id()
+    frozen: list[str] = dataclasses.field(default_factory=list)  # traced values made plain
 
 
 def _is_array(x: Any) -> bool:
@@ -71,6 +80,9 @@ class _Seen:
     # argument, h = numpy.zeros(...)), by identity: (name, the array, kept alive)
     arrays: dict[int, tuple[str, Any]] = dataclasses.field(default_factory=dict)
     returned: list[tuple[str, Any]] = dataclasses.field(default_factory=list)  # (helper, value)
+    # objects the function reads or holds (a layer ``dense1``): their array attributes are
+    # named ``dense1.output`` when it returns
+    objects: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 _TRIVIAL = {0.0, 1.0, -1.0, 2.0, 0.5}
@@ -100,7 +112,15 @@ def _capture_locals(fun: Callable[..., Any]) -> tuple[Callable[..., Any], _Seen]
         names = [(n, frame.f_globals.get(n)) for n in frame.f_code.co_names]
         local = frame.f_locals
         names += [(n, local.get(n)) for n in frame.f_code.co_freevars]
+        if frame.f_code is not code:  # a helper's number parameters: softmax_loss(..., reg)
+            c = frame.f_code
+            params = [(n, local.get(n)) for n in c.co_varnames[: c.co_argcount]]
+            names += [(n, v) for n, v in params if isinstance(v, (float, numpy.floating))]
         for n, v in names:
+            if frame.f_code is code and _is_object(v) and not n.startswith("_"):
+                seen.objects.setdefault(n, v)
+            if isinstance(v, Tensor) and v._prim is None and not v.requires_grad:
+                v = v._data  # data the user made a tensor: shown by its name too
             if isinstance(v, numpy.ndarray) and not n.startswith("_"):
                 seen.arrays.setdefault(id(v), (n, v))
             if isinstance(v, (float, numpy.floating)) and not n.startswith("_"):
@@ -118,7 +138,7 @@ def _capture_locals(fun: Callable[..., Any]) -> tuple[Callable[..., Any], _Seen]
         if owner is not None and isinstance(getattr(owner, "__dict__", None), dict):
             # a model written as a class keeps its values on self (self.h, self.cache)
             items += [(k, v) for k, v in vars(owner).items() if isinstance(v, Tensor)]
-        for name, value in items:
+        for name, value in items + _contents(items):
             if isinstance(value, numpy.ndarray) and not name.startswith("_"):
                 seen.arrays.setdefault(id(value), (name, value))
             if isinstance(value, Tensor) and id(value) not in known and not name.startswith("_"):
@@ -131,6 +151,9 @@ def _capture_locals(fun: Callable[..., Any]) -> tuple[Callable[..., Any], _Seen]
                 note_locals(frame)
             if event == "return" and frame.f_code is code and not seen.final:
                 seen.final.update(frame.f_locals)
+                for n, v in frame.f_locals.items():
+                    if _is_object(v) and not n.startswith("_"):
+                        seen.objects.setdefault(n, v)
             if event == "return" and frame.f_code is not code and isinstance(arg, Tensor):
                 seen.returned.append((frame.f_code.co_name, arg))  # sigmoid(x) -> "sigmoid"
         except Exception:  # noqa: BLE001, S110 - names are a courtesy; the user's code runs on
@@ -144,6 +167,9 @@ def _capture_locals(fun: Callable[..., Any]) -> tuple[Callable[..., Any], _Seen]
         if c is not code and (c.co_filename.startswith(library) or c.co_filename[:1] == "<"):
             return None  # library code: NumPy, chainrule, the standard library
         try:
+            caller = frame.f_back
+            if c is not code and caller is not None and caller.f_trace is local_tracer:
+                note_locals(caller)  # the call site's names first: f(x) names x, not f's a
             note_constants(frame)
         except Exception:  # noqa: BLE001, S110 - names are a courtesy; the user's code runs on
             pass
@@ -162,6 +188,45 @@ def _capture_locals(fun: Callable[..., Any]) -> tuple[Callable[..., Any], _Seen]
     return run, seen
 
 
+def _is_object(v: Any) -> bool:
+    """An instance of a user's class (a layer, a model), not a module, class or function."""
+    import types
+
+    plain = (
+        type,
+        types.ModuleType,
+        types.FunctionType,
+        types.MethodType,
+        types.BuiltinFunctionType,
+    )
+    return (
+        isinstance(getattr(v, "__dict__", None), dict)
+        and not isinstance(v, plain + (Tensor, numpy.ndarray))
+        and not callable(getattr(v, "__code__", None))
+    )
+
+
+def _contents(items: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """The arrays a local list, tuple or dict holds, named by how the code reaches them
+    (``hs[3]`` of a list of hidden states, ``model['W1']``, ``cache[0]``), one level deep and
+    only for small containers; their own names come first where they have one."""
+    out: list[tuple[str, Any]] = []
+    for name, value in items:
+        if name.startswith("_"):
+            continue
+        if isinstance(value, (list, tuple)) and len(value) <= _CONTAINED:
+            pairs: list[tuple[Any, Any]] = list(enumerate(value))
+        elif isinstance(value, dict) and len(value) <= _CONTAINED:
+            pairs = [(k, v) for k, v in value.items() if isinstance(k, (str, int))]
+        else:
+            continue
+        out += [(f"{name}[{k!r}]", v) for k, v in pairs if _is_array(v)]
+    return out
+
+
+_CONTAINED = 256  # larger containers are data, not the values of a model
+
+
 def record(
     fun: Callable[..., Any],
     args: tuple[Any, ...],
@@ -169,6 +234,7 @@ def record(
     wrt: Any = None,
     backward: bool = True,
     static_argnums: tuple[int, ...] = (),
+    allow_frozen: bool = False,
 ) -> Recording:
     """Run ``fun(*args, **kwargs)`` once on tensors, recording forward and backward passes.
 
@@ -176,6 +242,8 @@ def record(
     floating-point array argument).  Python numbers and ``static_argnums`` stay constants, except
     Python floats named by ``wrt`` or, with no ``wrt``, when no argument holds a floating-point
     array (a function of numbers alone is differentiated in them, as ``grad`` does).
+    With ``allow_frozen`` a traced value the code copies into a plain array is allowed and
+    listed in ``Recording.frozen`` (the caller checks that the result does not depend on it).
     """
     kwargs = kwargs or {}
     params = _param_names(fun, len(args))
@@ -225,15 +293,31 @@ def record(
     run, seen = _capture_locals(fun)
     since = min((t._seq for t in inputs), default=0) or next(_counter)
     branches_before = _state.branches
+    frozen: list[str] = []
+    previous_frozen = _state.frozen
     with tracing(since), enable_grad():
-        output = run(*call_args, **kwargs)
+        _state.frozen = frozen if allow_frozen else None
+        try:
+            output = run(*call_args, **kwargs)
+        finally:
+            _state.frozen = previous_frozen
+        restore_reads(output)
         branches = _state.branches - branches_before
-        _name_locals(seen, names)
+        _name_locals(seen, names, _state.versions or {}, output)
         _name_explicit(output, names)
         steps: list[Step] = []
         grads: list[Any] = []
         summed = False
         if backward and wrt_idx:
+            if not isinstance(output, Tensor) and frozen:
+                raise TracerBoolError(
+                    f"{getattr(fun, '__name__', 'the function')} turned a traced value into a "
+                    f"plain NumPy array ({frozen[0]}) on the way to its result, which would "
+                    "freeze today's values: use a NumPy function rather than an ndarray method "
+                    "of a plain array (numpy.dot(X, W) or X @ W, not X.dot(W)), or build arrays "
+                    "from tensors (numpy.stack([...]) instead of writing them into "
+                    "numpy.zeros(...))"
+                )
             if not isinstance(output, Tensor):
                 raise TypeError(
                     f"{getattr(fun, '__name__', 'the function')} must return one "
@@ -264,6 +348,7 @@ def record(
         branches,
         {x: n for x, n in seen.constants.items() if x not in seen.ambiguous},
         seen.arrays,
+        frozen,
     )
 
 
@@ -284,16 +369,32 @@ def _wanted(wrt: Any, params: list[str]) -> set[int] | None:
     return out
 
 
-def _name_locals(seen: _Seen, names: dict[Node, str]) -> None:
+def _name_locals(
+    seen: _Seen,
+    names: dict[Node, str],
+    versions: dict[int, tuple[Any, list[Any]]],
+    output: Any = None,
+) -> None:
     """The function's locals at return keep their own names; every other tensor a local
     variable of it or of its helpers held is named after that variable, numbered where the
     name is taken (``h_1``, ``h_2`` for the ``h`` of each step of a loop)."""
     for name, value in seen.final.items():
         if isinstance(value, Tensor) and value not in names and not name.startswith("_"):
             names[value] = name
+    for name, obj in seen.objects.items():  # dense1.output, as the code reaches it
+        if name == "self":  # a method's own values keep their short names (Z1, not self.Z1)
+            continue
+        for attr, value in list(vars(obj).items()):
+            if isinstance(value, Tensor) and value not in names and not attr.startswith("_"):
+                if value._prim is not None:
+                    names[value] = f"{name}.{attr}"
     taken = set(names.values())
     count: dict[str, int] = {}
-    for name, value in seen.bound:
+    bound = []
+    for name, value in seen.bound:  # a value written in place: what it held before, first
+        held, befores = versions.get(id(value), (None, []))
+        bound += [(name, b) for b in befores if held is value] + [(name, value)]
+    for name, value in bound:
         if value in names or value._prim is None:
             continue
         if name in taken:
@@ -306,6 +407,8 @@ def _name_locals(seen: _Seen, names: dict[Node, str]) -> None:
         taken.add(name)
     for helper, value in seen.returned:  # what a helper returned, if nothing named it
         if value in names or value._prim is None or not helper.isidentifier():
+            continue
+        if value is output:  # the function's own result keeps the function's name
             continue
         name, k = helper, 1
         while name in taken:

@@ -268,7 +268,7 @@ def _first_wrong_line(backward: Callable[..., Any], args: tuple[Any, ...], ex: A
             g = step.grad
             adjoints[name] = numpy.asarray(g._data if isinstance(g, Node) else g)
     correct = {}
-    for line in ex.backward_lines():
+    for line in ex.backward_lines(wrap=False):
         lhs, sep, rhs = line.partition(" = ")
         if sep and lhs.startswith("d") and lhs[1:] in adjoints:
             correct[lhs[1:]] = rhs
@@ -359,7 +359,7 @@ def _normalise(grads: Any, params: list[str], args: tuple[Any, ...] = ()) -> dic
 
 def _backward_order(ex: Explanation) -> dict[str, int]:
     order = {}
-    lines = ex.backward_lines()
+    lines = ex.backward_lines(wrap=False)
     for name in ex.recording.input_names:
         target = f"d{name} ="
         for i, line in enumerate(lines):
@@ -370,7 +370,7 @@ def _backward_order(ex: Explanation) -> dict[str, int]:
 
 def _our_line(ex: Explanation, name: str) -> str:
     """chainrule's line for ``d{name}``, after the lines that define the gradients it reads."""
-    lines = ex.backward_lines()
+    lines = ex.backward_lines(wrap=False)
     defined = {ln.split(" = ", 1)[0]: ln for ln in lines if " = " in ln}
     own = defined.get(f"d{name}")
     if own is None:

@@ -16,7 +16,7 @@ import numpy
 
 from chainrule.engine import primitives as P
 from chainrule.engine.graph import Node
-from chainrule.engine.tensor import Tensor
+from chainrule.engine.tensor import Tensor, TracerBoolError
 from chainrule.program.codegen import Line, Writer, identifier
 from chainrule.program.ir import CONST, INPUT, Program, Value, build, cse, dce, prettify, simplify
 from chainrule.program.notation import Literals, ReadableLiterals
@@ -57,7 +57,64 @@ def explain(fun: Callable[..., Any], *args: Any, wrt: Any = None, **kwargs: Any)
     >>> print(e.backward_lines()[-1])
     dw = x.T @ (dh * (1 - h ** 2))
     """
-    return Explanation(record(fun, args, kwargs, wrt=wrt))
+    ex = Explanation(record(fun, args, kwargs, wrt=wrt, allow_frozen=True))
+    if ex.recording.frozen:
+        _check_frozen(ex, fun, kwargs)
+    return ex
+
+
+def _check_frozen(ex: Explanation, fun: Callable[..., Any], kwargs: dict[str, Any]) -> None:
+    """The user's code copied traced values into plain arrays (``dW = numpy.zeros(...)``,
+    ``dW[:, j] += X[i]``: a hand-written gradient beside the loss). Allowed only if the result
+    does not depend on them: the function itself and the recorded program must agree at a
+    second, nearby point, where a value frozen into the recording would have changed."""
+    from chainrule.engine.pytree import unflatten
+
+    rec = ex.recording
+    rng = numpy.random.default_rng(7)
+    leaves = []
+    for t in rec.inputs:
+        d = numpy.array(t._data, copy=True)
+        if d.dtype.kind == "f":
+            d = (d * (1 + 1e-4 * rng.standard_normal(d.shape))).astype(d.dtype)
+            d = d + (1e-4 * rng.standard_normal(d.shape)).astype(d.dtype)
+        leaves.append(d)
+
+    def arguments() -> list[Any]:
+        args = []
+        for i in range(len(rec.params)):
+            if i in rec.static:
+                args.append(rec.static[i])
+            else:
+                mine = [leaves[j].copy() for j in range(len(leaves)) if rec.input_arg[j] == i]
+                args.append(unflatten(rec.treedefs[i], mine))
+        return args
+
+    ns: dict[str, Any] = {}
+    agree = False
+    try:
+        with numpy.errstate(all="ignore"):
+            exec(ex.to_python(), ns)  # noqa: S102 - the exported code of the user's function
+            recorded, _ = ns["backward"](*arguments())
+            actual = fun(*arguments(), **kwargs)
+        agree = bool(numpy.allclose(recorded, actual, rtol=1e-9, atol=1e-12))
+    except Exception:  # noqa: BLE001, S110 - could not check: refused below
+        pass
+    if not agree:
+        raise TracerBoolError(
+            f"{rec.fun_name} copied a traced value into a plain NumPy array "
+            f"({rec.frozen[0]}), and its result depends on it (or the function draws new "
+            "random numbers each call, so this could not be checked): the recording would "
+            "freeze today's values. Keep the computation on tensors: build the array from them "
+            "(numpy.stack([...]) instead of h = numpy.zeros(...); h[:, t] = ...) or use a "
+            "NumPy function rather than an ndarray method of a plain array (numpy.dot(X, W), "
+            "not X.dot(W))"
+        )
+    ex.notes.append(
+        f"{rec.fun_name} copied {len(rec.frozen)} traced value(s) into plain NumPy arrays "
+        "(a hand-written gradient computed beside the result, it seems); the result does "
+        "not depend on them (checked at a second, nearby point), so they are left out."
+    )
 
 
 class Explanation:
@@ -138,18 +195,22 @@ class Explanation:
         v = self._by_node.get(node)
         return self.program.resolve(v) if v is not None else None
 
-    def forward_lines(self) -> list[str]:
-        """``name = expression`` for every forward statement."""
-        return [line for ln in self.lines if ln.phase == "forward" for line in ln.code]
+    def forward_lines(self, wrap: bool = True) -> list[str]:
+        """``name = expression`` for every forward statement; one longer than ``WRAP``
+        characters continues on indented lines (``wrap=False``: each statement whole)."""
+        out = [line for ln in self.lines if ln.phase == "forward" for line in ln.code]
+        return _wrapped(out) if wrap else out
 
-    def backward_lines(self) -> list[str]:
-        """``dname = expression`` for every backward statement, last operation first."""
+    def backward_lines(self, wrap: bool = True) -> list[str]:
+        """``dname = expression`` for every backward statement, last operation first; one
+        longer than ``WRAP`` characters continues on indented lines (``wrap=False``: each
+        statement whole)."""
         out = [line for ln in self.lines if ln.phase == "backward" for line in ln.code]
         for name, v in zip(self.grad_names, self.program.outputs[1:]):
             text = self._value_text(v)
             if text != name:
                 out.append(f"{name} = {text}")
-        return out
+        return _wrapped(out) if wrap else out
 
     def _value_text(self, v: Value) -> str:
         return self.writer.ref(v)[0]
@@ -185,12 +246,12 @@ class Explanation:
                 for n, t in zip(rec.input_names, rec.inputs)
             )
         )
-        out = head + ["", "Forward pass"]
+        out = _wrapped(head) + ["", "Forward pass"]
         out += [r for c, s in self._shaped(self.lines, "forward") for r in _row(c, s, width)]
         out += ["", f"Backward pass (the chain rule, from {self.output_name} back to the inputs)"]
         out += [r for c, s in self._shaped(self.lines, "backward") for r in _row(c, s, width)]
         if self.notes:
-            out += ["", "Notes"] + [f"  - {n}" for n in self.notes]
+            out += ["", "Notes"] + [r for n in self.notes for r in _note_rows(n)]
         return "\n".join(out)
 
     def __repr__(self) -> str:
@@ -531,6 +592,30 @@ def _row(code: str, shape: str, width: int) -> list[str]:
     return rows
 
 
+def _wrapped(lines: list[str]) -> list[str]:
+    """Each line longer than ``WRAP`` broken at spaces, its continuation indented."""
+    import textwrap
+
+    out: list[str] = []
+    for line in lines:
+        if len(line) <= WRAP:
+            out.append(line)
+            continue
+        out += textwrap.wrap(
+            line, WRAP, subsequent_indent="    ", break_long_words=False, break_on_hyphens=False
+        )
+    return out
+
+
+def _note_rows(note: str) -> list[str]:
+    """A note as a bullet wrapped at ``WRAP`` characters."""
+    import textwrap
+
+    return textwrap.wrap(
+        note, WRAP, initial_indent="  - ", subsequent_indent="    ", break_long_words=False
+    ) or ["  -"]
+
+
 def _data(rec: Recording, name: str) -> Any:
     for node, n in rec.names.items():
         if n == name:
@@ -733,8 +818,9 @@ def _array_names(
         shown = name
         k = 0
         while shown in taken:
-            shown = f"{name}_{k}"
+            shown = f"{identifier(name)}_{k}"
             k += 1
+        taken.add(shown)  # x of each step of a loop over examples: x, x_0, x_1
         out[key] = (shown, a)
     return out
 
@@ -829,6 +915,15 @@ def _describe_generated(
             second = describe(args[1], depth + 1)
             if second:
                 return f"{first}_minus_{second}"
+        if v.prim is not None and v.prim.nondiff and first:
+            return f"{v.prim.name}_{first}"  # a mask: isnan_x, less_x
+        # the value an activation reads, besides the comparisons that make its mask
+        # (h = W1 @ x; h[h < 0] = 0): its pre-activation
+        diff_uses = [u for u in uses if u.prim is None or not u.prim.nondiff]
+        if len(diff_uses) == 1 and diff_uses[0].prim in {P.where, P.maximum} and len(uses) > 1:
+            c = known(diff_uses[0])
+            if c:
+                return f"z_{identifier(c)}"
         if len(uses) == 1 and uses[0].prim in {P.maximum, P.tanh, P.sigmoid, P.exp} | set(_UNARY):
             c = known(uses[0])
             if c:
@@ -841,6 +936,12 @@ def _describe_generated(
             second = describe(args[1], depth + 1)
             if second and len(first) + len(second) <= 6:
                 return f"{first}{second}"  # X @ w reads as Xw
+        inside = uses and all(u.prim is P.add for u in uses)  # x @ W of x @ W + b
+        if v.phase == "forward" and _linear(v, by_id) and not inside:
+            z = into_name(v)  # a layer's pre-activation, written inline: shown as z_a too
+            if z:
+                extra[v.id] = unique(z)
+                return extra[v.id]
         return None
 
     def downstream(c: Value) -> str | None:
@@ -854,6 +955,34 @@ def _describe_generated(
                 return known(c)
         return None
 
+    def downstream_all(c: Value) -> str | None:
+        """The one named value every forward use of ``c`` leads to, within a few steps."""
+        frontier, found = [c], set()
+        for _ in range(6):
+            nxt = []
+            for x in frontier:
+                for u in consumers.get(x.id, []):
+                    if u.phase != "forward":
+                        continue
+                    if known(u):
+                        found.add(known(u))
+                    else:
+                        nxt.append(u)
+            frontier = nxt
+            if not frontier:
+                break
+        return found.pop() if len(found) == 1 and not frontier else None
+
+    def into_name(v: Value) -> str | None:
+        """``z_a`` for the pre-activation of ``a = 1 / (1 + numpy.exp(-(w @ x + b)))``,
+        ``fn_in`` for the argument of what ``fn`` computes."""
+        into = downstream_all(v)
+        if into is None:
+            return None
+        if _linear(v, by_id):
+            return f"z_{identifier(into)}"
+        return f"{identifier(into)}_in"
+
     def unique(base: str) -> str:
         name, k = base, 1
         while name in taken:
@@ -862,13 +991,12 @@ def _describe_generated(
         taken.add(name)
         return name
 
-    del by_id
     for v in generated:
         if v.id in extra:
             continue
         u = adjoint.get(v.id)
         if v.phase == "backward" and u is not None:
-            base = known(u) or describe(u)
+            base = known(u) or describe(u) or into_name(u)
             if base is None:
                 continue
             if known(u) is None:
@@ -883,9 +1011,20 @@ def _describe_generated(
                 extra[v.id] = unique(f"d{identifier(an)}_from_{identifier(cn)}")
             continue
         base = describe(v)
-        if base is not None and len(base) <= 24:
+        if base is not None and len(base) <= 32:
             extra[v.id] = unique(base)
+        elif v.phase == "forward" and into_name(v):  # after the one value it goes into
+            extra[v.id] = unique(str(into_name(v)))
     return extra
+
+
+def _linear(v: Value, by_id: dict[int, Value]) -> bool:
+    """``w @ x`` or ``w @ x + b``: a layer's pre-activation."""
+    if v.prim in (P.matmul, P.dot):
+        return True
+    return v.prim is P.add and any(
+        isinstance(a, Value) and a.prim in (P.matmul, P.dot) for a in v.args
+    )
 
 
 def _SizeOf(n: int, v: Any) -> Any:

@@ -22,40 +22,107 @@ from chainrule.program.codegen import Line
 from chainrule.program.ir import CONST, INPUT, Value
 from chainrule.program.notation import PRODUCT, SUM
 
+from .tidy import tidy
+
 __all__ = ["readable_lines"]
 
 MAX_LINES = 400  # longer derivations are shown as recorded (the check costs per statement)
 MAX_TRIES = 64  # candidate forms evaluated per statement
 
 
-def _conv2d(X: Any, K: Any) -> Any:
-    """``Z[n,o,i,j] = Σ_c,p,q X[n,c,i+p,j+q] · K[o,c,p,q]`` (stride 1, no padding), the
-    cross-correlation deep-learning libraries call convolution: how ``explain`` names it."""
-    win = numpy.lib.stride_tricks.sliding_window_view(X, K.shape[2:], axis=(2, 3))
-    return numpy.einsum("nchwpq,ocpq->nohw", win, K)
+def _padded(X: Any, padding: int) -> Any:
+    p = int(padding)
+    return numpy.pad(X, ((0, 0), (0, 0), (p, p), (p, p))) if p else X
 
 
-def _correlate(X: Any, dZ: Any) -> Any:
-    """``dK[o,c,p,q] = Σ_n,i,j X[n,c,i+p,j+q] · dZ[n,o,i,j]``: a convolution's kernel gradient."""
-    win = numpy.lib.stride_tricks.sliding_window_view(X, dZ.shape[2:], axis=(2, 3))
-    return numpy.einsum("ncpqij,noij->ocpq", win, dZ)
+def _conv2d(X: Any, K: Any, stride: int = 1, padding: int = 0) -> Any:
+    """``Z[n,o,i,j] = Σ_c,p,q Xp[n,c,s·i+p,s·j+q] · K[o,c,p,q]`` (``Xp``: ``X`` with
+    ``padding`` zeros around each image, ``s``: the stride), the cross-correlation
+    deep-learning libraries call convolution: how ``explain`` names it."""
+    win = numpy.lib.stride_tricks.sliding_window_view(_padded(X, padding), K.shape[2:], axis=(2, 3))
+    return numpy.einsum("nchwpq,ocpq->nohw", win[:, :, ::stride, ::stride], K)
 
 
-def _conv_transpose(dZ: Any, K: Any) -> Any:
-    """``dX``: ``dZ`` padded by the kernel size - 1 and correlated with the flipped kernel."""
+def _correlate(X: Any, dZ: Any, stride: int = 1, padding: int = 0, size: Any = None) -> Any:
+    """``dK[o,c,p,q] = Σ_n,i,j Xp[n,c,s·i+p,s·j+q] · dZ[n,o,i,j]``: a convolution's kernel
+    gradient (``size``: the kernel's shape, where the stride leaves it open)."""
+    Xp = _padded(X, padding)
+    ho, wo = dZ.shape[2:]
+    kh = Xp.shape[2] - stride * (ho - 1) if size is None else size[-2]
+    kw = Xp.shape[3] - stride * (wo - 1) if size is None else size[-1]
+    out = numpy.empty((dZ.shape[1], X.shape[1], kh, kw), dtype=numpy.result_type(X, dZ))
+    for p in range(kh):
+        for q in range(kw):
+            part = Xp[
+                :, :, p : p + stride * (ho - 1) + 1 : stride, q : q + stride * (wo - 1) + 1 : stride
+            ]
+            out[:, :, p, q] = numpy.einsum("ncij,noij->oc", part, dZ)
+    return out
+
+
+def _conv_transpose(dZ: Any, K: Any, stride: int = 1, padding: int = 0, size: Any = None) -> Any:
+    """``dX``: each ``dZ[n,o,i,j] · K[o]`` added back where its window was read (``s·i``,
+    ``s·j``), the padding then cut off; with stride 1 and no padding, ``dZ`` padded by the
+    kernel size - 1 and correlated with the flipped kernel (``size``: the input's shape, where
+    the stride leaves it open)."""
     kh, kw = K.shape[2:]
-    padded = numpy.pad(dZ, ((0, 0), (0, 0), (kh - 1, kh - 1), (kw - 1, kw - 1)))
-    win = numpy.lib.stride_tricks.sliding_window_view(padded, (kh, kw), axis=(2, 3))
-    return numpy.einsum("nohwpq,ocpq->nchw", win, K[:, :, ::-1, ::-1])
+    ho, wo = dZ.shape[2:]
+    hp = stride * (ho - 1) + kh if size is None else size[-2] + 2 * padding
+    wp = stride * (wo - 1) + kw if size is None else size[-1] + 2 * padding
+    out = numpy.zeros((dZ.shape[0], K.shape[1], hp, wp), dtype=numpy.result_type(dZ, K))
+    for p in range(kh):
+        for q in range(kw):
+            part = numpy.einsum("noij,oc->ncij", dZ, K[:, :, p, q])
+            out[
+                :, :, p : p + stride * (ho - 1) + 1 : stride, q : q + stride * (wo - 1) + 1 : stride
+            ] += part
+    pad = int(padding)
+    return out[:, :, pad : hp - pad, pad : wp - pad]
+
+
+def _conv_forms(shape: tuple[int, ...], named: dict[str, Any], phase: str) -> list[str]:
+    """``conv2d``/``correlate``/``conv_transpose`` calls whose shapes fit a 4-D statement of
+    shape ``shape``: every stride and padding up to 3 that the sizes allow."""
+    four = [(n, tuple(x.shape)) for n, x in named.items() if len(x.shape) == 4]
+    out = []
+    for (an, a), (bn, b) in ((p, q) for p in four for q in four if p[0] != q[0]):
+        for s_, p_ in ((s_, p_) for s_ in (1, 2, 3) for p_ in (0, 1, 2, 3)):
+            extra = (f", stride={s_}" if s_ != 1 else "") + (f", padding={p_}" if p_ else "")
+            if phase == "forward":  # Z = conv2d(X, K)
+                ok = a[1] == b[1] and shape[:2] == (a[0], b[0])
+                ok = ok and all(
+                    (a[k] + 2 * p_ - b[k]) // s_ + 1 == shape[k] and a[k] + 2 * p_ >= b[k]
+                    for k in (2, 3)
+                )
+                if ok and p_ < b[2]:
+                    out.append(f"conv2d({an}, {bn}{extra})")
+                continue
+            # dK = correlate(X, dZ): X (n, c, h, w), dZ (n, o, ho, wo), dK (o, c, kh, kw)
+            if a[0] == b[0] and shape[:2] == (b[1], a[1]):
+                fits = [(a[k] + 2 * p_ - shape[k]) // s_ + 1 == b[k] for k in (2, 3)]
+                if all(fits) and p_ < shape[2]:
+                    exact = all(a[k] + 2 * p_ - s_ * (b[k] - 1) == shape[k] for k in (2, 3))
+                    size = "" if exact else f", size={shape[2:]}"
+                    out.append(f"correlate({an}, {bn}{extra}{size})")
+            # dX = conv_transpose(dZ, K): dZ (n, o, ho, wo), K (o, c, kh, kw), dX (n, c, h, w)
+            if a[1] == b[0] and shape[:2] == (a[0], b[1]):
+                fits = [(shape[k] + 2 * p_ - b[k]) // s_ + 1 == a[k] for k in (2, 3)]
+                if all(fits) and p_ < b[2]:
+                    exact = all(s_ * (a[k] - 1) + b[k] - 2 * p_ == shape[k] for k in (2, 3))
+                    size = "" if exact else f", size={shape[2:]}"
+                    out.append(f"conv_transpose({an}, {bn}{extra}{size})")
+    return out
 
 
 _CONV_NOTE = (
-    "conv2d(X, K) is the cross-correlation deep-learning libraries call convolution, "
-    "Z[n,o,i,j] = Σ_c,p,q X[n,c,i+p,j+q] · K[o,c,p,q] (stride 1, no padding: the output is "
-    "the input size - the kernel size + 1 per axis); its gradients are dK = correlate(X, dZ), "
-    "dK[o,c,p,q] = Σ_n,i,j X[n,c,i+p,j+q] · dZ[n,o,i,j], and dX = conv_transpose(dZ, K) (dZ "
-    "padded by the kernel size - 1, correlated with the flipped kernel). The recorded steps "
-    "(sliding windows and a tensordot) are what to_python() writes"
+    "conv2d(X, K, stride=s, padding=p) is the cross-correlation deep-learning libraries call "
+    "convolution, Z[n,o,i,j] = Σ_c,p,q Xp[n,c,s·i+p,s·j+q] · K[o,c,p,q] (Xp: X with p zeros "
+    "around each image; the output is (the input size + 2p - the kernel size) // s + 1 per "
+    "axis, stride 1 and no padding when not written); its gradients are dK = correlate(X, dZ), "
+    "dK[o,c,p,q] = Σ_n,i,j Xp[n,c,s·i+p,s·j+q] · dZ[n,o,i,j], and dX = conv_transpose(dZ, K), "
+    "each dZ[n,o,i,j] · K[o] added back on the window it was read from (with stride 1 and no "
+    "padding: dZ padded by the kernel size - 1, correlated with the flipped kernel). The "
+    "recorded steps (sliding windows and a tensordot) are what to_python() writes"
 )
 
 
@@ -92,7 +159,7 @@ def _namespace(ex: Any) -> dict[str, Any]:
     for x, name in ex.recording.constants.items():
         ns.setdefault(name, x)
     for name, a in ex.literals.arrays.values():
-        ns.setdefault(name, a)
+        _bind(ns, name, a)
     return ns
 
 
@@ -132,9 +199,32 @@ def _elsewhere(ex: Any, base: dict[str, Any]) -> dict[str, Any] | None:
         return None
     out = {k: v for k, v in base.items() if not isinstance(v, numpy.ndarray)}
     out.update({name: base[name] for name in ex.recording.constants.values() if name in base})
-    out.update({name: a for name, a in ex.literals.arrays.values()})
+    for name, a in ex.literals.arrays.values():
+        _bind(out, name, a, replace=True)
     out.update(values)
     return out
+
+
+_ITEM = re.compile(r"([A-Za-z_]\w*)\[(.+)\]")
+
+
+def _bind(ns: dict[str, Any], name: str, a: Any, replace: bool = False) -> None:
+    """``ns[name] = a``; for an array the code held in a list or dict (``xs[0]``,
+    ``model['W1']``), the item of a dict bound to the container's name."""
+    m = _ITEM.fullmatch(name)
+    if m is None:
+        if replace or name not in ns:
+            ns[name] = a
+        return
+    import ast
+
+    try:
+        key = ast.literal_eval(m.group(2))
+    except (ValueError, SyntaxError):
+        return
+    held = ns.setdefault(m.group(1), {})
+    if isinstance(held, dict):
+        held[key] = a
 
 
 def _check(text: str, ns: dict[str, Any], want: Any) -> bool:
@@ -167,20 +257,21 @@ def _candidates(ln: Line, ex: Any, named: dict[str, Value]) -> list[tuple[str, s
     v, w = ln.value, ex.writer
     shape = tuple(v.shape)
     out: list[tuple[str, str]] = []
+    # data: arguments not differentiated, and the plain arrays the code read by name (labels
+    # kept in a global or a closure), as (name, values)
     data_inputs = [
-        (w.refs[x.id], x)
+        (w.refs[x.id], numpy.asarray(_data(x, ex)))
         for k, x in enumerate(ex.program.inputs)
         if k not in ex.recording.wrt and x.id in w.refs
     ]
+    data_inputs += [
+        (name, a)
+        for name, a in ex.literals.arrays.values()
+        if name.isidentifier() and isinstance(a, numpy.ndarray)
+    ]
     forward = [(n, x) for n, x in named.items() if x.phase == "forward" and x.op != INPUT]
     if len(shape) == 4:  # a convolution, written as one
-        four = [n for n, x in named.items() if len(x.shape) == 4]
-        for an, bn in ((p, q) for p in four for q in four if p != q):
-            if v.phase == "forward":
-                out.append((f"conv2d({an}, {bn})", _CONV_NOTE))
-            else:
-                out.append((f"correlate({an}, {bn})", _CONV_NOTE))
-                out.append((f"conv_transpose({an}, {bn})", _CONV_NOTE))
+        out += [(text, _CONV_NOTE) for text in _conv_forms(shape, named, v.phase)]
     for pn, p in forward:
         if tuple(p.shape) != shape or len(shape) != 2:
             continue
@@ -188,7 +279,7 @@ def _candidates(ln: Line, ex: Any, named: dict[str, Value]) -> list[tuple[str, s
         if pd.dtype.kind == "c" or not (pd.min() >= 0 and numpy.allclose(pd.sum(axis=1), 1)):
             continue
         for yn, y in data_inputs:
-            if numpy.asarray(_data(y, ex)).dtype.kind in "iu" and tuple(y.shape) == shape[:1]:
+            if y.dtype.kind in "iu" and tuple(y.shape) == shape[:1]:
                 out.append(
                     (
                         f"({pn} - numpy.eye({pn}.shape[1])[{yn}]) / len({yn})",
@@ -198,6 +289,26 @@ def _candidates(ln: Line, ex: Any, named: dict[str, Value]) -> list[tuple[str, s
                         "does not change when a row is shifted by a constant)",
                     )
                 )
+    want = _data(v, ex)
+    for pn, p in forward:  # one step's softmax (a char-RNN): p - onehot(target)
+        if (
+            tuple(p.shape) != shape
+            or want is None
+            or not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1))
+        ):
+            continue
+        pd = numpy.asarray(_data(p, ex), dtype=float)
+        if not (pd.min() >= 0 and numpy.isclose(pd.sum(), 1)):
+            continue
+        k = int(numpy.argmax((pd - numpy.asarray(want, dtype=float)).ravel()))
+        pick = f"[:, [{k}]]" if len(shape) == 2 else f"[{k}]"
+        out.append(
+            (
+                f"{pn} - numpy.eye(len({pn})){pick}",
+                f"softmax and cross-entropy together: d/dy of -log {pn}[k] is {pn} - onehot(k), "
+                f"k the target ({k} here)",
+            )
+        )
     for ln_, lp in forward:  # log-softmax: rows of exp(L) sum to 1
         if tuple(lp.shape) != shape or len(shape) != 2:
             continue
@@ -209,7 +320,7 @@ def _candidates(ln: Line, ex: Any, named: dict[str, Value]) -> list[tuple[str, s
         if not numpy.allclose(ld.sum(axis=1), 1):
             continue
         for yn, y in data_inputs:
-            if numpy.asarray(_data(y, ex)).dtype.kind in "iu" and tuple(y.shape) == shape[:1]:
+            if y.dtype.kind in "iu" and tuple(y.shape) == shape[:1]:
                 out.append(
                     (
                         f"(numpy.exp({ln_}) - numpy.eye({ln_}.shape[1])[{yn}]) / len({yn})",
@@ -274,7 +385,11 @@ def readable_lines(ex: Any, lines: list[Line]) -> tuple[list[Line], list[str], l
     shown: list[str] = []
     out: list[Line] = []
     for ln in lines:
-        if len(ln.code) != 1 or (ln.phase != "backward" and len(ln.value.shape) != 4):
+        if len(ln.code) != 1:
+            out.append(ln)
+            continue
+        ln = _tidied(ln, ex, ns, there)  # 0 * x, x + -y, LAM * W + LAM * W, ... anywhere
+        if ln.phase != "backward" and len(ln.value.shape) != 4:
             out.append(ln)
             continue
         want = _data(ln.value, ex)
@@ -294,7 +409,8 @@ def readable_lines(ex: Any, lines: list[Line]) -> tuple[list[Line], list[str], l
             return _check(text, ns, want) and _check(text, there, want_there)
 
         for text, why in _candidates(ln, ex, named)[:MAX_TRIES]:  # in order of preference
-            if len(text) < len(best) and holds(text):
+            textbook = why.startswith("softmax and cross-entropy")  # what a course writes
+            if (len(text) < len(best) or textbook) and holds(text):
                 best, note = text, why
                 break
         terms = _sum_terms(ln.value, w)
@@ -323,6 +439,9 @@ def readable_lines(ex: Any, lines: list[Line]) -> tuple[list[Line], list[str], l
                         "does not change when a row is shifted by a constant"
                     )
         if best != ln.expr:
+            text = tidy(best)
+            if text != best and holds(text):
+                best = text
             ex.rewritten[ln.name] = note or "a shorter form of the same value"
             shown.append(f"{ln.name} = {best}")
             if note and note not in notes:
@@ -330,6 +449,20 @@ def readable_lines(ex: Any, lines: list[Line]) -> tuple[list[Line], list[str], l
             ln = Line(ln.value, ln.name, best, [f"{ln.name} = {best}"])
         out.append(ln)
     return [_counted(ln, ns) for ln in _prune(out, ex)], shown, notes
+
+
+def _tidied(ln: Line, ex: Any, ns: dict[str, Any], there: dict[str, Any]) -> Line:
+    """``ln`` with identities applied inside its expression (``readers.tidy``), where the
+    result still evaluates to the statement's value here and at the second point."""
+    text = tidy(ln.expr)
+    if text == ln.expr:
+        return ln
+    want, want_there = _data(ln.value, ex), there.get(ln.name)
+    if want is None or want_there is None:
+        return ln
+    if not (_check(text, ns, want) and _check(text, there, want_there)):
+        return ln
+    return Line(ln.value, ln.name, text, [f"{ln.name} = {text}"])
 
 
 _ROWS = re.compile(r"numpy\.arange\((\d+)\), ([A-Za-z_]\w*)\]")
