@@ -290,6 +290,17 @@ def test_eigenvalues_keep_their_order_on_large_matrices():
         ("cholesky", lambda a: numpy.linalg.cholesky(a @ a.conj().T + 3 * numpy.eye(3)), (3, 3)),
         ("inv", numpy.linalg.inv, (3, 3)),
         ("slogdet", lambda a: numpy.linalg.slogdet(a)[1], (3, 3)),
+        ("solve", lambda a: numpy.linalg.solve(a, a[:, ::-1] + 1), (3, 3)),
+        ("det", numpy.linalg.det, (3, 3)),
+        ("matrix_power", lambda a: numpy.linalg.matrix_power(a / 3, 3), (3, 3)),
+        ("multi_dot", lambda a: numpy.linalg.multi_dot([a, a.T, a]), (3, 3)),
+        ("tensorinv", lambda a: numpy.linalg.tensorinv(a.reshape(3, 3, 1), ind=1), (3, 3)),
+        ("tensorsolve", lambda a: numpy.linalg.tensorsolve(a, a[0]), (3, 3)),
+        ("eigvals", lambda a: numpy.linalg.eigvals(a) ** 2, (3, 3)),
+        ("lstsq", lambda a: numpy.linalg.lstsq(a, a[:, 0] + 1, rcond=None)[0], (4, 3)),
+        ("cond", numpy.linalg.cond, (4, 3)),
+        ("norm-fro", numpy.linalg.norm, (3, 4)),
+        ("norm-2", lambda a: numpy.linalg.norm(a, 2), (3, 4)),
     ],
 )
 def test_single_precision_complex_gradients_keep_their_dtype_and_agree(name, f, make):
@@ -360,3 +371,19 @@ def test_vector_norm_over_several_axes_equals_the_norm_of_the_flattened_axes():
     numpy.testing.assert_allclose(numpy.asarray(g), numpy.sign(x) * x**2 / norm**2, rtol=1e-10)
     with pytest.raises(numpy.exceptions.AxisError, match="vector_norm"):
         numpy.linalg.vector_norm(t, axis=3)
+
+
+def test_repeated_values_of_complex_matrices_give_nonfinite_vector_gradients():
+    # as for real matrices (and PyTorch, JAX): e^(0.3i) I has all singular values exactly 1, a
+    # multiple of the identity one repeated eigenvalue; the values keep a gradient
+    q = numpy.exp(0.3j) * numpy.eye(3)
+    weights = numpy.arange(3.0)
+    with numpy.errstate(all="ignore"):
+        g = cr.grad(lambda a: (numpy.abs(numpy.linalg.svd(a)[0]) ** 2 * weights).sum())(q)
+        h = cr.grad(lambda a: (numpy.abs(numpy.linalg.eigh(a)[1]) ** 2 * weights).sum())(
+            2 * numpy.eye(3, dtype=complex)
+        )
+    assert not numpy.all(numpy.isfinite(g)) and not numpy.all(numpy.isfinite(h))
+    # sum of singular values of a unitary matrix: the gradient is conj(U Vh) = conj(q)
+    g = cr.grad(lambda a: numpy.linalg.svd(a, compute_uv=False).sum())(q)
+    numpy.testing.assert_allclose(g, numpy.conj(q), rtol=1e-10, atol=1e-12)
