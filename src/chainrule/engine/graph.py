@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy
 
+from .reduce import add_reduce
+
 if TYPE_CHECKING:  # for the annotations only: primitives does not import graph either
     from .primitives import Primitive
 
@@ -149,7 +151,7 @@ def sum_to(g: Any, shape: tuple[int, ...]) -> Any:
         )
         axes = _SUM_AXES[key] = (found[0] if len(found) == 1 else found) if found else None
     if axes is not None:
-        g = g.sum(axis=axes)
+        g = add_reduce(g, axes) if type(g) is numpy.ndarray else g.sum(axis=axes)
     return g if g.shape == shape else g.reshape(shape)
 
 
