@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy
@@ -69,6 +69,21 @@ def passthrough(g: Any, out: Any, *inputs: Any, **params: Any) -> Any:
     An ordinary rule everywhere; the eager walk recognises it and skips the call.
     """
     return g
+
+
+# primitive -> a function adding its cotangent into an accumulated gradient in place:
+# ``into(buffer, g, out, *inputs, **params)``, the rule of its first input applied as an update
+# (``buffer[index] += g`` for an indexed read rather than zeros of the base's shape per read).
+INPLACE: dict[Any, Callable[..., None]] = {}
+
+
+def definplace(prim: Primitive, into: Callable[..., None]) -> None:
+    """Let the eager walk add ``prim``'s first-input cotangent into a gradient it owns.
+
+    Only :func:`_walk_arrays` uses it, and only when the gradient accumulated for that input
+    is an array the walk made itself (so nobody else holds it); everywhere else the rule runs.
+    """
+    INPLACE[prim] = into
 
 
 def _cast(gi: Any, data: Any, node: Node) -> Any:
@@ -299,6 +314,10 @@ def _walk_arrays(
     pop, push = heapq.heappop, heapq.heappush
     heap = [(-root._seq, root)]
     root._pending = seed
+    # nodes whose accumulated gradient (pending or found) is an array this walk made and handed
+    # to nobody: later terms are added into it in place
+    fresh: set[Node] = set()
+    ndarray = numpy.ndarray
     try:
         while heap:
             node = pop(heap)[1]
@@ -319,6 +338,7 @@ def _walk_arrays(
             elif nv == 1:
                 v0 = vals[0]
             variadic = prim.vjp_argnum
+            into = INPLACE.get(prim)
             # (input, rule) pairs, inputs past the last rule getting no gradient (as in _walk);
             # for a variadic rule, (input, its index)
             if variadic is None:
@@ -328,6 +348,11 @@ def _walk_arrays(
             for a, rule in edges:
                 if rule is None or not isinstance(a, Node) or not a.requires_grad:
                     continue
+                if into is not None and a in fresh and type(g) is ndarray:
+                    buf = found[a] if a._prim is None or a in stop else a._pending
+                    if buf.dtype == g.dtype:
+                        into(buf, g, out, *vals, **kw)
+                        continue
                 if rule is passthrough:
                     gi = g
                 elif variadic is not None:
@@ -350,16 +375,31 @@ def _walk_arrays(
                 if a._prim is None or a in stop:  # a leaf or a target: no further
                     if not to_targets:
                         _accumulate(a, gi, False, stored)
+                        continue
+                    prev = found.get(a)
+                    if prev is None:
+                        found[a] = gi
+                        if into is not None and type(gi) is ndarray:  # a new scatter
+                            fresh.add(a)
+                    elif a in fresh:
+                        prev += gi
                     else:
-                        prev = found.get(a)
-                        found[a] = gi if prev is None else prev + gi
+                        found[a] = total = prev + gi
+                        if type(total) is ndarray:
+                            fresh.add(a)
                     continue
                 prev = a._pending
                 if prev is None:
                     a._pending = gi
                     push(heap, (-a._seq, a))
+                    if into is not None and type(gi) is ndarray:  # a new scatter
+                        fresh.add(a)
+                elif a in fresh:
+                    prev += gi
                 else:
-                    a._pending = prev + gi
+                    a._pending = total = prev + gi
+                    if type(total) is ndarray:
+                        fresh.add(a)
             if free:
                 node._args = node._vals = None
     except BaseException:

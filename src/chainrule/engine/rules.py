@@ -54,7 +54,7 @@ from typing import Any, Literal
 import numpy
 
 from . import primitives as P
-from .graph import passthrough
+from .graph import definplace, passthrough
 from .primitives import Primitive
 
 __all__ = ["defvjp", "defvjp_argnum", "Size"]
@@ -910,6 +910,17 @@ def _is_basic(index: Any) -> bool:
 
 
 defvjp(P.getitem, lambda g, out, x, index: P.scatter_add(g, index, x.shape, _is_basic(index)))
+
+
+def _getitem_into(buf: Any, g: Any, out: Any, x: Any, index: Any) -> None:
+    # the rule above added into the gradient accumulated so far, in place (eager walk only)
+    if _is_basic(index):
+        buf[index] += g
+    else:
+        numpy.add.at(buf, index, g)
+
+
+definplace(P.getitem, _getitem_into)
 def _setitem_dv(g: Any, out: Any, x: Any, v: Any, index: Any) -> Any:
     # Where an advanced index repeats a position, NumPy keeps the last write: only that copy
     # of the value reaches the output, so only it gets the gradient.
