@@ -71,19 +71,15 @@ def passthrough(g: Any, out: Any, *inputs: Any, **params: Any) -> Any:
     return g
 
 
-# primitive -> a function adding its cotangent into an accumulated gradient in place:
-# ``into(buffer, g, out, *inputs, **params)``, the rule of its first input applied as an update
-# (``buffer[index] += g`` for an indexed read rather than zeros of the base's shape per read).
-INPLACE: dict[Any, Callable[..., None]] = {}
-
-
 def definplace(prim: Primitive, into: Callable[..., None]) -> None:
     """Let the eager walk add ``prim``'s first-input cotangent into a gradient it owns.
 
     Only :func:`_walk_arrays` uses it, and only when the gradient accumulated for that input
     is an array the walk made itself (so nobody else holds it); everywhere else the rule runs.
+    ``into(buffer, g, out, *inputs, **params)`` applies the rule as an update: ``buffer[index]
+    += g`` for an indexed read, rather than zeros of the base's shape per read.
     """
-    INPLACE[prim] = into
+    prim.vjp_into = into
 
 
 def _cast(gi: Any, data: Any, node: Node) -> Any:
@@ -338,7 +334,7 @@ def _walk_arrays(
             elif nv == 1:
                 v0 = vals[0]
             variadic = prim.vjp_argnum
-            into = INPLACE.get(prim)
+            into = prim.vjp_into
             # (input, rule) pairs, inputs past the last rule getting no gradient (as in _walk);
             # for a variadic rule, (input, its index)
             if variadic is None:

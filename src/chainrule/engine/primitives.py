@@ -69,6 +69,7 @@ class Primitive:
         "nondiff",
         "custom",
         "complex_ready",
+        "vjp_into",
         "__weakref__",
     )
 
@@ -86,6 +87,9 @@ class Primitive:
         # says which convention, or by defvjp(..., complex_ready=True) for a custom primitive):
         # recording a complex value through any other primitive raises.
         self.complex_ready = False
+        # The first input's rule as an in-place update of an accumulated gradient, for the
+        # eager walk (set by chainrule.engine.graph.definplace; None: the rule runs).
+        self.vjp_into: Callable[..., None] | None = None
 
     def __call__(self, *args: Any, **params: Any) -> Any:
         """Apply the primitive: on plain arrays it computes; on tensors it also records.
