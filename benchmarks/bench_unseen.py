@@ -7,15 +7,26 @@ Workloads (one training step: loss and the gradient of every parameter):
            hidden 32, float64, MSE on the last state's readout;
 * ``gp``   Gaussian-process negative log-likelihood, RBF kernel, 300 points, float64
            (``solve`` and ``slogdet`` of the kernel matrix);
-* ``lj``   Lennard-Jones pair energy of 200 particles, float64.
+* ``lj``   Lennard-Jones pair energy of 200 particles, float64;
+* ``cnn``  small CNN on 8x8 images, batch 64, float32: conv3x3(1->8) + max-pool + relu,
+           conv3x3(8->16) + max-pool + relu, linear(64->10), softmax cross-entropy
+           (``chainrule.nn.functional`` conv2d / max_pool2d / relu / log_softmax);
+* ``attention``  single-head self-attention block with a residual, batch 8, sequence 64,
+           width 64, float32, softmax over the keys, MSE to a target.
 
 Rows: ``numpy`` (forward + backward by hand, the reference), ``eager``
-(``chainrule.value_and_grad``), ``jit`` (``chainrule.jit`` of it, NumPy backend).  Every row's
-loss and gradients are checked against the hand-written ones first (rtol 1e-8).  Each row runs
-in its own process (this file with ``--worker``), 1 BLAS thread; the rows take turns running
-timed blocks, and the table prints the median time per step and its ratio to ``numpy``.
+(``chainrule.value_and_grad``), ``jit`` (``chainrule.jit`` of it, NumPy backend), and the peers
+when they are importable: ``torch`` (PyTorch eager, ``torch.autograd.grad``), ``jax``
+(``jax.jit(jax.value_and_grad)``, 64-bit enabled) and ``autograd`` (HIPS autograd's
+``value_and_grad``); a row whose library is missing prints ``-``.  Every row's loss and
+gradients are checked against the hand-written ones first (rtol 1e-8 in float64, 2e-4 in
+float32); ``--check`` also checks the hand-written gradients against central finite
+differences.  Each row runs in its own process (this file with ``--worker``), 1 BLAS thread;
+the rows take turns running timed blocks, and the table prints the median time per step and
+its ratio to ``numpy``.
 
-Run from the repository root::
+Run from the repository root (the peers from a venv that has them, never a project
+dependency)::
 
     PYTHONPATH=src python3 benchmarks/bench_unseen.py [--rounds 7] [--workloads glm,rnn]
 """
@@ -28,16 +39,20 @@ import statistics
 import subprocess
 import sys
 import time
+import types
 from collections.abc import Callable
 from typing import Any
 
 import numpy
+from numpy.lib.stride_tricks import sliding_window_view
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.normpath(os.path.join(HERE, "..", "src"))
-WORKLOADS = ("glm", "rnn", "gp", "lj")
-IMPLS = ("numpy", "eager", "jit")
+WORKLOADS = ("glm", "rnn", "gp", "lj", "cnn", "attention")
+IMPLS = ("numpy", "eager", "jit", "torch", "jax", "autograd")
+PEERS = ("torch", "jax", "autograd")
 LAM = 1e-3
+F: Any = None  # the nn.functional namespace the forward passes read (set per worker)
 
 
 def data(name: str) -> tuple[list[Any], list[Any]]:
@@ -64,6 +79,17 @@ def data(name: str) -> tuple[list[Any], list[Any]]:
         P = g.reshape(-1, 3)[:200] * 1.12 + 0.03 * rng.standard_normal((200, 3))
         mask = numpy.triu(numpy.ones((200, 200)), 1)
         return [mask, numpy.eye(200)], [P]
+    f4 = numpy.float32
+    if name == "cnn":
+        x = rng.standard_normal((64, 1, 8, 8)).astype(f4)
+        Y = numpy.eye(10, dtype=f4)[rng.integers(0, 10, 64)]
+        shapes = [(8, 1, 3, 3), (8,), (16, 8, 3, 3), (16,), (64, 10), (10,)]
+        scales = [1 / 3, 0.1, 1 / 8.5, 0.1, 1 / 8, 0.1]
+        return [x, Y], [(rng.standard_normal(sh) * c).astype(f4) for sh, c in zip(shapes, scales)]
+    if name == "attention":
+        X = rng.standard_normal((8, 64, 64)).astype(f4)
+        T = rng.standard_normal((8, 64, 64)).astype(f4)
+        return [X, T], [(rng.standard_normal((64, 64)) / 8).astype(f4) for _ in range(4)]
     raise ValueError(name)
 
 
@@ -98,11 +124,27 @@ def lj_loss(P: Any, mask: Any, eye: Any) -> Any:
     return (mask * 4.0 * (inv3 * inv3 - inv3)).sum()
 
 
+def cnn_loss(W1: Any, b1: Any, W2: Any, b2: Any, W3: Any, b3: Any, x: Any, Y: Any) -> Any:
+    a = F.relu(F.max_pool2d(F.conv2d(x, W1, b1, padding=1), 2))
+    a = F.relu(F.max_pool2d(F.conv2d(a, W2, b2, padding=1), 2))
+    logits = numpy.reshape(a, (a.shape[0], -1)) @ W3 + b3
+    return -(Y * F.log_softmax(logits, dim=-1)).sum() / Y.shape[0]
+
+
+def attention_loss(Wq: Any, Wk: Any, Wv: Any, Wo: Any, X: Any, T: Any) -> Any:
+    Q, K, V = X @ Wq, X @ Wk, X @ Wv
+    A = F.softmax((Q @ numpy.swapaxes(K, 1, 2)) * 0.125, dim=-1) @ V
+    R = A @ Wo + X - T
+    return (R * R).mean()
+
+
 FORWARD: dict[str, Callable[..., Any]] = {
     "glm": glm_loss,
     "rnn": rnn_loss,
     "gp": gp_loss,
     "lj": lj_loss,
+    "cnn": cnn_loss,
+    "attention": attention_loss,
 }
 
 
@@ -166,49 +208,256 @@ def lj_numpy(P: Any, mask: Any, eye: Any) -> tuple[Any, list[Any]]:
     return loss, [2.0 * (G.sum(axis=1)[:, None] * P - G @ P)]
 
 
+def _conv_same(x: Any, W: Any) -> Any:
+    """3x3 cross-correlation, padding 1, NCHW x, OIHW W -> NCHW (im2col by a window view)."""
+    win = sliding_window_view(numpy.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1))), (3, 3), (2, 3))
+    return numpy.tensordot(win, W, ([1, 4, 5], [1, 2, 3])).transpose(0, 3, 1, 2), win
+
+
+def _pool_relu(z: Any) -> tuple[Any, Any]:
+    """2x2 max-pool then relu; the mask of the winners that survive the relu."""
+    n, c, h, w = z.shape
+    zr = z.reshape(n, c, h // 2, 2, w // 2, 2)
+    m = zr.max(axis=(3, 5))
+    a = numpy.maximum(m, 0)
+    return a, (zr == m[:, :, :, None, :, None]) & (m > 0)[:, :, :, None, :, None]
+
+
+def _unpool(da: Any, mask: Any) -> Any:
+    n, c, h, _, w, _ = mask.shape
+    return (mask * da[:, :, :, None, :, None]).reshape(n, c, 2 * h, 2 * w)
+
+
+def cnn_numpy(
+    W1: Any, b1: Any, W2: Any, b2: Any, W3: Any, b3: Any, x: Any, Y: Any
+) -> tuple[Any, list[Any]]:
+    z1, win1 = _conv_same(x, W1)
+    a1, m1 = _pool_relu(z1 + b1[:, None, None])
+    z2, win2 = _conv_same(a1, W2)
+    a2, m2 = _pool_relu(z2 + b2[:, None, None])
+    f = a2.reshape(a2.shape[0], -1)
+    logits = f @ W3 + b3
+    mx = logits.max(axis=1, keepdims=True)
+    e = numpy.exp(logits - mx)
+    s = e.sum(axis=1, keepdims=True)
+    n = Y.shape[0]
+    loss = -(Y * (logits - mx - numpy.log(s))).sum() / n
+    dlog = (e / s * Y.sum(axis=1, keepdims=True) - Y) / n
+    df = dlog @ W3.T
+    dz2 = _unpool(df.reshape(a2.shape), m2)
+    da1 = _conv_same(dz2, W2[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))[0]  # full correlation
+    dz1 = _unpool(da1, m1)
+    return loss, [
+        numpy.tensordot(dz1, win1, ([0, 2, 3], [0, 2, 3])),
+        dz1.sum(axis=(0, 2, 3)),
+        numpy.tensordot(dz2, win2, ([0, 2, 3], [0, 2, 3])),
+        dz2.sum(axis=(0, 2, 3)),
+        f.T @ dlog,
+        dlog.sum(axis=0),
+    ]
+
+
+def attention_numpy(Wq: Any, Wk: Any, Wv: Any, Wo: Any, X: Any, T: Any) -> tuple[Any, list[Any]]:
+    Q, K, V = X @ Wq, X @ Wk, X @ Wv
+    S = Q @ K.transpose(0, 2, 1) * numpy.float32(0.125)
+    P = numpy.exp(S - S.max(axis=-1, keepdims=True))
+    P /= P.sum(axis=-1, keepdims=True)
+    A = P @ V
+    R = A @ Wo + X - T
+    loss = (R * R).mean()
+    dR = R * numpy.float32(2.0 / R.size)
+    dA = dR @ Wo.T
+    dP = dA @ V.transpose(0, 2, 1)
+    dS = P * (dP - (dP * P).sum(axis=-1, keepdims=True)) * numpy.float32(0.125)
+    dQ, dK, dV = dS @ K, dS.transpose(0, 2, 1) @ Q, P.transpose(0, 2, 1) @ dA
+    Xf = X.reshape(-1, X.shape[-1]).T
+    d = X.shape[-1]
+    return loss, [
+        Xf @ dQ.reshape(-1, d),
+        Xf @ dK.reshape(-1, d),
+        Xf @ dV.reshape(-1, d),
+        A.reshape(-1, d).T @ dR.reshape(-1, d),
+    ]
+
+
 BY_HAND: dict[str, Callable[..., Any]] = {
     "glm": glm_numpy,
     "rnn": rnn_numpy,
     "gp": gp_numpy,
     "lj": lj_numpy,
+    "cnn": cnn_numpy,
+    "attention": attention_numpy,
 }
 
 
-def step_fn(impl: str, name: str, nparams: int) -> Callable[..., Any]:
-    """One training step of ``impl``: params..., constants... -> (loss, [grads])."""
-    if impl == "numpy":
-        return BY_HAND[name]
-    import chainrule  # noqa: PLC0415 -- workers only
+def _rebind(f: Callable[..., Any], **names: Any) -> Callable[..., Any]:
+    """The same forward source, with ``numpy`` / ``F`` read from another library."""
+    return types.FunctionType(f.__code__, {**f.__globals__, **names}, f.__name__, f.__defaults__)
 
-    vg = chainrule.value_and_grad(FORWARD[name], argnums=tuple(range(nparams)))
+
+def _jax_step(name: str, nparams: int) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    import jax  # noqa: PLC0415 -- peer, workers only
+
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp  # noqa: PLC0415
+
+    def conv2d(x: Any, W: Any, b: Any, padding: int) -> Any:
+        pad = [(padding, padding)] * 2
+        return jax.lax.conv_general_dilated(x, W, (1, 1), pad) + b[:, None, None]
+
+    def max_pool2d(x: Any, k: int) -> Any:
+        n, c, h, w = x.shape
+        return x.reshape(n, c, h // k, k, w // k, k).max(axis=(3, 5))
+
+    JF = types.SimpleNamespace(
+        conv2d=conv2d,
+        max_pool2d=max_pool2d,
+        relu=jax.nn.relu,
+        softmax=lambda x, dim: jax.nn.softmax(x, axis=dim),
+        log_softmax=lambda x, dim: jax.nn.log_softmax(x, axis=dim),
+    )
+    f = _rebind(FORWARD[name], numpy=jnp, F=JF)
+    vg = jax.jit(jax.value_and_grad(f, argnums=tuple(range(nparams))))
+    return (lambda *a: jax.block_until_ready(vg(*a))), (lambda a, _p: jnp.asarray(a))
+
+
+def _autograd_step(name: str, nparams: int) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    import autograd  # noqa: PLC0415 -- peer, workers only
+    import autograd.numpy as anp  # noqa: PLC0415
+    from autograd.scipy.special import logsumexp  # noqa: PLC0415
+
+    def conv2d(x: Any, W: Any, b: Any, padding: int) -> Any:
+        xp = anp.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)), "constant")
+        h, w = xp.shape[2] - W.shape[2] + 1, xp.shape[3] - W.shape[3] + 1
+        out = b[:, None, None]
+        for i in range(W.shape[2]):
+            for j in range(W.shape[3]):
+                out = out + anp.einsum(
+                    "nchw,oc->nohw", xp[:, :, i : i + h, j : j + w], W[:, :, i, j]
+                )
+        return out
+
+    def max_pool2d(x: Any, k: int) -> Any:
+        n, c, h, w = x.shape
+        return anp.max(anp.reshape(x, (n, c, h // k, k, w // k, k)), axis=(3, 5))
+
+    AF = types.SimpleNamespace(
+        conv2d=conv2d,
+        max_pool2d=max_pool2d,
+        relu=lambda x: anp.maximum(x, 0.0),
+        softmax=lambda x, dim: anp.exp(x - logsumexp(x, axis=dim, keepdims=True)),
+        log_softmax=lambda x, dim: x - logsumexp(x, axis=dim, keepdims=True),
+    )
+    f = _rebind(FORWARD[name], numpy=anp, F=AF)
+    vg = autograd.value_and_grad(f, argnum=tuple(range(nparams)))
+    return vg, (lambda a, _p: a)
+
+
+def _torch_step(name: str, nparams: int) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    import torch  # noqa: PLC0415 -- peer, workers only
+
+    torch.set_num_threads(1)
+    tnp = types.SimpleNamespace(
+        maximum=lambda a, b: torch.clamp(a, min=b),
+        eye=lambda n: torch.eye(n, dtype=torch.float64),
+        **{k: getattr(torch, k) for k in ("tanh", "exp", "log1p", "abs", "reshape", "swapaxes")},
+        linalg=torch.linalg,
+    )
+    f = _rebind(FORWARD[name], numpy=tnp, F=torch.nn.functional)
+
+    def step(*a: Any) -> Any:
+        loss = f(*a)
+        return loss.detach(), torch.autograd.grad(loss, a[:nparams])
+
+    return step, (lambda a, p: torch.from_numpy(a).requires_grad_(p))
+
+
+def step_fn(
+    impl: str, name: str, nparams: int
+) -> tuple[Callable[..., Any], Callable[..., Any]] | None:
+    """One training step of ``impl``: params..., constants... -> (loss, [grads]), and the
+    conversion of a NumPy argument (``array, is_param``) to what the step takes; ``None`` when
+    the peer library is not importable."""
+    if impl == "numpy":
+        return BY_HAND[name], (lambda a, _p: a)
+    if impl in PEERS:
+        try:
+            __import__(impl)
+        except ImportError:
+            return None
+        return {"torch": _torch_step, "jax": _jax_step, "autograd": _autograd_step}[impl](
+            name, nparams
+        )
+    import chainrule  # noqa: PLC0415 -- workers only
+    import chainrule.nn.functional  # noqa: PLC0415
+
+    f = _rebind(FORWARD[name], F=chainrule.nn.functional)
+    vg = chainrule.value_and_grad(f, argnums=tuple(range(nparams)))
     if impl == "jit":
         vg = chainrule.jit(vg)
-    return vg
+    return vg, (lambda a, _p: a)
+
+
+def _close(got: Any, ref: Any, what: str) -> None:
+    got = numpy.asarray(got)
+    if ref.dtype == numpy.float32:
+        rtol, atol = 2e-4, 2e-5 * numpy.abs(ref).max()
+    else:
+        rtol, atol = 1e-8, 1e-10 * numpy.abs(ref).max()
+    numpy.testing.assert_allclose(got, ref, rtol=rtol, atol=atol, err_msg=what)
+
+
+def fd_check(name: str) -> None:
+    """The hand-written gradient against central finite differences (in float64)."""
+    consts, params = data(name)
+    c64 = [numpy.asarray(c, numpy.float64) for c in consts]
+    p64 = [numpy.asarray(p, numpy.float64) for p in params]
+    _, grads = BY_HAND[name](*p64, *c64)
+    rng = numpy.random.default_rng(1)
+    for k, (p, g) in enumerate(zip(p64, grads)):
+        for _ in range(5):
+            i = tuple(int(rng.integers(0, s)) for s in p.shape)
+            old = p[i].copy()
+            p[i] = old + 1e-6
+            up = BY_HAND[name](*p64, *c64)[0]
+            p[i] = old - 1e-6
+            down = BY_HAND[name](*p64, *c64)[0]
+            p[i] = old
+            fd = (up - down) / 2e-6
+            scale = max(1e-3, float(numpy.abs(g).max()))
+            if abs(fd - g[i]) > 1e-5 * scale:
+                raise SystemExit(f"{name}: hand-written d/d param {k}{i} = {g[i]}, fd {fd}")
+    print(f"{name}: hand-written gradient agrees with finite differences", flush=True)
 
 
 def worker(impl: str, name: str) -> None:
     """Check, then answer "run N" requests on stdin with the seconds per step."""
     consts, params = data(name)
-    step = step_fn(impl, name, len(params))
-    loss, grads = step(*params, *consts)
+    made = step_fn(impl, name, len(params))
+    if made is None:
+        print("missing", flush=True)
+        return
+    step, convert = made
+    args = [convert(p, True) for p in params] + [convert(c, False) for c in consts]
+    loss, grads = step(*args)
     ref_loss, ref_grads = BY_HAND[name](*params, *consts)
-    numpy.testing.assert_allclose(loss, ref_loss, rtol=1e-8)
-    for g, r in zip(grads, ref_grads):
-        numpy.testing.assert_allclose(g, r, rtol=1e-8, atol=1e-10 * numpy.abs(r).max())
+    _close(loss, numpy.asarray(ref_loss), f"{impl} {name}: loss")
+    for k, (g, r) in enumerate(zip(grads, ref_grads)):
+        _close(g, r, f"{impl} {name}: gradient of parameter {k}")
     t0 = time.perf_counter()
     n = 0
     while time.perf_counter() - t0 < 0.3:
-        step(*params, *consts)
+        step(*args)
         n += 1
     per = (time.perf_counter() - t0) / n
     reps = max(1, int(0.05 / per))
     print(f"ok {reps}", flush=True)
     for _line in sys.stdin:
         for _ in range(2):
-            step(*params, *consts)
+            step(*args)
         t0 = time.perf_counter()
         for _ in range(reps):
-            step(*params, *consts)
+            step(*args)
         print((time.perf_counter() - t0) / reps, flush=True)
 
 
@@ -217,15 +466,20 @@ def main() -> None:
     ap.add_argument("--workloads", default=",".join(WORKLOADS))
     ap.add_argument("--impls", default=",".join(IMPLS))
     ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--check", action="store_true", help="finite-difference the hand-written")
     ap.add_argument("--worker", nargs=2, metavar=("IMPL", "WORKLOAD"))
     a = ap.parse_args()
     if a.worker:
         worker(*a.worker)
         return
+    if a.check:
+        for name in a.workloads.split(","):
+            fd_check(name)
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    env["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
     env["PYTHONPATH"] = SRC + os.pathsep + env.get("PYTHONPATH", "")
     impls = ["numpy"] + [i for i in a.impls.split(",") if i != "numpy"]
-    print(f"{'':8}" + "".join(f"{i:>22}" for i in impls))
+    print(f"{'':10}" + "".join(f"{i:>22}" for i in impls))
     for name in a.workloads.split(","):
         procs = {}
         for impl in impls:
@@ -238,6 +492,9 @@ def main() -> None:
             )
             assert p.stdout is not None and p.stdin is not None
             head = p.stdout.readline()
+            if head.startswith("missing"):
+                p.wait()
+                continue
             if not head.startswith("ok"):
                 raise SystemExit(f"{impl} on {name}: gradient check failed (see above)")
             procs[impl] = p
@@ -255,9 +512,12 @@ def main() -> None:
         base = statistics.median(times["numpy"])
         cells = []
         for impl in impls:
+            if not times[impl]:
+                cells.append("-")
+                continue
             med = statistics.median(times[impl])
             cells.append(f"{med * 1e3:9.3f} ms {med / base:6.2f}x")
-        print(f"{name:8}" + "".join(f"{c:>22}" for c in cells), flush=True)
+        print(f"{name:10}" + "".join(f"{c:>22}" for c in cells), flush=True)
 
 
 if __name__ == "__main__":

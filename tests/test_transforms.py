@@ -163,3 +163,23 @@ def test_forward_mode_through_eig_follows_the_eigenvalue_derivative():
         - numpy.sort(numpy.linalg.eigvals(a - h * d).real)
     ) / (2 * h)
     numpy.testing.assert_allclose(jv, fd, rtol=1e-6)
+
+
+def test_value_and_grad_unused_and_shared_arguments_get_their_own_arrays():
+    # an argument the value does not depend on gets zeros of its shape and dtype; no two
+    # returned gradients share memory, even when the rules hand out one array twice (x + x)
+    a = numpy.array([1.0, 2.0])
+    b = numpy.ones((2, 3), dtype=numpy.float32)
+    c = {"w": numpy.array([3.0])}
+    value, (ga, gb, gc) = cr.value_and_grad(lambda a, b, c: (a + a).sum() * c["w"][0], (0, 1, 2))(
+        a, b, c
+    )
+    assert float(value) == 18.0
+    numpy.testing.assert_array_equal(ga, [6.0, 6.0])
+    assert gb.dtype == numpy.float32 and gb.shape == (2, 3) and not gb.any()
+    numpy.testing.assert_array_equal(gc["w"], [6.0])
+    grads = [ga, gb, gc["w"]]
+    for i, g in enumerate(grads):
+        assert g.flags.writeable
+        for h in grads[i + 1 :]:
+            assert not numpy.shares_memory(g, h)

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy
+
+from .reduce import add_reduce
 
 if TYPE_CHECKING:  # for the annotations only: primitives does not import graph either
     from .primitives import Primitive
@@ -67,6 +69,17 @@ def passthrough(g: Any, out: Any, *inputs: Any, **params: Any) -> Any:
     An ordinary rule everywhere; the eager walk recognises it and skips the call.
     """
     return g
+
+
+def definplace(prim: Primitive, into: Callable[..., None]) -> None:
+    """Let the eager walk add ``prim``'s first-input cotangent into a gradient it owns.
+
+    Only :func:`_walk_arrays` uses it, and only when the gradient accumulated for that input
+    is an array the walk made itself (so nobody else holds it); everywhere else the rule runs.
+    ``into(buffer, g, out, *inputs, **params)`` applies the rule as an update: ``buffer[index]
+    += g`` for an indexed read, rather than zeros of the base's shape per read.
+    """
+    prim.vjp_into = into
 
 
 def _cast(gi: Any, data: Any, node: Node) -> Any:
@@ -149,7 +162,7 @@ def sum_to(g: Any, shape: tuple[int, ...]) -> Any:
         )
         axes = _SUM_AXES[key] = (found[0] if len(found) == 1 else found) if found else None
     if axes is not None:
-        g = g.sum(axis=axes)
+        g = add_reduce(g, axes) if type(g) is numpy.ndarray else g.sum(axis=axes)
     return g if g.shape == shape else g.reshape(shape)
 
 
@@ -297,6 +310,10 @@ def _walk_arrays(
     pop, push = heapq.heappop, heapq.heappush
     heap = [(-root._seq, root)]
     root._pending = seed
+    # nodes whose accumulated gradient (pending or found) is an array this walk made and handed
+    # to nobody: later terms are added into it in place
+    fresh: set[Node] = set()
+    ndarray = numpy.ndarray
     try:
         while heap:
             node = pop(heap)[1]
@@ -317,6 +334,7 @@ def _walk_arrays(
             elif nv == 1:
                 v0 = vals[0]
             variadic = prim.vjp_argnum
+            into = prim.vjp_into
             # (input, rule) pairs, inputs past the last rule getting no gradient (as in _walk);
             # for a variadic rule, (input, its index)
             if variadic is None:
@@ -326,6 +344,11 @@ def _walk_arrays(
             for a, rule in edges:
                 if rule is None or not isinstance(a, Node) or not a.requires_grad:
                     continue
+                if into is not None and a in fresh and type(g) is ndarray:
+                    buf = found[a] if a._prim is None or a in stop else a._pending
+                    if buf.dtype == g.dtype:
+                        into(buf, g, out, *vals, **kw)
+                        continue
                 if rule is passthrough:
                     gi = g
                 elif variadic is not None:
@@ -348,16 +371,31 @@ def _walk_arrays(
                 if a._prim is None or a in stop:  # a leaf or a target: no further
                     if not to_targets:
                         _accumulate(a, gi, False, stored)
+                        continue
+                    prev = found.get(a)
+                    if prev is None:
+                        found[a] = gi
+                        if into is not None and type(gi) is ndarray:  # a new scatter
+                            fresh.add(a)
+                    elif a in fresh:
+                        prev += gi
                     else:
-                        prev = found.get(a)
-                        found[a] = gi if prev is None else prev + gi
+                        found[a] = total = prev + gi
+                        if type(total) is ndarray:
+                            fresh.add(a)
                     continue
                 prev = a._pending
                 if prev is None:
                     a._pending = gi
                     push(heap, (-a._seq, a))
+                    if into is not None and type(gi) is ndarray:  # a new scatter
+                        fresh.add(a)
+                elif a in fresh:
+                    prev += gi
                 else:
-                    a._pending = prev + gi
+                    a._pending = total = prev + gi
+                    if type(total) is ndarray:
+                        fresh.add(a)
             if free:
                 node._args = node._vals = None
     except BaseException:

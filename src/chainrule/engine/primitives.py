@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy
 
+from .reduce import add_reduce
+
 __all__ = [
     "Primitive",
     "primitive",
@@ -67,6 +69,7 @@ class Primitive:
         "nondiff",
         "custom",
         "complex_ready",
+        "vjp_into",
         "__weakref__",
     )
 
@@ -84,6 +87,9 @@ class Primitive:
         # says which convention, or by defvjp(..., complex_ready=True) for a custom primitive):
         # recording a complex value through any other primitive raises.
         self.complex_ready = False
+        # The first input's rule as an in-place update of an accumulated gradient, for the
+        # eager walk (set by chainrule.engine.graph.definplace; None: the rule runs).
+        self.vjp_into: Callable[..., None] | None = None
 
     def __call__(self, *args: Any, **params: Any) -> Any:
         """Apply the primitive: on plain arrays it computes; on tensors it also records.
@@ -347,10 +353,10 @@ def _reduction(name: str, fun: Callable[..., Any]) -> Primitive:
 
 
 def _sum_fun(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
-    # numpy.add.reduce is numpy.sum without its Python overhead; other array libraries (Dask)
-    # implement numpy.sum but not the ufunc method
+    # numpy.add.reduce is numpy.sum without its Python overhead (add_reduce: and without its
+    # slow short loops); other array libraries (Dask) implement numpy.sum but not the ufunc
     if type(x) is numpy.ndarray:
-        return numpy.add.reduce(x, axis=axis, keepdims=keepdims)  # type: ignore[call-overload]
+        return add_reduce(x, axis, keepdims)
     return numpy.sum(x, axis=axis, keepdims=keepdims)
 
 
@@ -371,7 +377,7 @@ def _mean_fun(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     if type(x) is not numpy.ndarray or x.dtype is not _F64:
         return numpy.mean(x, axis=axis, keepdims=keepdims)
     # NumPy's stubs overload reduce on the literal value of keepdims; here it is a runtime bool
-    total = numpy.add.reduce(x, axis=axis, keepdims=keepdims)  # type: ignore[call-overload]
+    total = add_reduce(x, axis, keepdims)
     n = (
         x.size
         if axis is None

@@ -50,6 +50,7 @@ NEP 50); gradients come back in their input's dtype.
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Callable
 from typing import Any, Literal
@@ -57,7 +58,7 @@ from typing import Any, Literal
 import numpy
 
 from . import primitives as P
-from .graph import passthrough
+from .graph import definplace, passthrough
 from .primitives import Primitive
 
 __all__ = ["defvjp", "defvjp_argnum", "Size"]
@@ -587,9 +588,38 @@ def _cholesky_vjp(g: Any, out: Any, a: Any) -> Any:
     half = P.const_like(numpy.tril(numpy.ones((n, n))) - 0.5 * numpy.eye(n), g)
     phi = (_mT(out) @ numpy.tril(g)) * half
     # A complex A = L L^H: the same with L^-1 conjugated, S = L^-T Phi(L^T tril(g)) conj(L)^-1
-    x = numpy.linalg.solve(_mT(out), phi)                       # L^-T Phi
-    s = _mT(numpy.linalg.solve(_cj(_mT(out)), _mT(x)))          # (L^-T Phi) conj(L)^-1
+    x = _solve_lower_t(out, phi)                                # L^-T Phi
+    s = _mT(_solve_lower_t(_cj(out), _mT(x)))                   # (L^-T Phi) conj(L)^-1
     return _lower_triangle(s)
+
+
+def _solve_lower_t(lower: Any, b: Any) -> Any:
+    """L^-T b for a lower-triangular L: numpy.linalg.solve, or (on plain real matrices, where
+    SciPy is installed) SciPy's triangular solve, the same solution at a third of the cost."""
+    tri = _solve_triangular()
+    if (
+        tri is not None
+        and type(lower) is numpy.ndarray
+        and type(b) is numpy.ndarray
+        and lower.ndim == b.ndim == 2
+        and lower.dtype.kind == b.dtype.kind == "f"
+    ):
+        return tri(lower, b, trans=1, lower=True, check_finite=False)
+    return numpy.linalg.solve(_mT(lower), b)
+
+
+_SCIPY: list[Any] = []
+
+
+def _solve_triangular() -> Any:
+    # scipy.linalg.solve_triangular if SciPy is importable (never a dependency), else None
+    if not _SCIPY:
+        try:
+            found = importlib.import_module("scipy.linalg").solve_triangular
+        except ImportError:
+            found = None
+        _SCIPY.append(found)
+    return _SCIPY[0]
 
 
 def _eigvalsh_vjp(g: Any, out: Any, a: Any, UPLO: str = "L") -> Any:  # noqa: N803
@@ -1007,6 +1037,17 @@ def _is_basic(index: Any) -> bool:
 
 
 defvjp(P.getitem, lambda g, out, x, index: P.scatter_add(g, index, x.shape, _is_basic(index)))
+
+
+def _getitem_into(buf: Any, g: Any, out: Any, x: Any, index: Any) -> None:
+    # the rule above added into the gradient accumulated so far, in place (eager walk only)
+    if _is_basic(index):
+        buf[index] += g
+    else:
+        numpy.add.at(buf, index, g)
+
+
+definplace(P.getitem, _getitem_into)
 def _setitem_dv(g: Any, out: Any, x: Any, v: Any, index: Any) -> Any:
     # Where an advanced index repeats a position, NumPy keeps the last write: only that copy
     # of the value reaches the output, so only it gets the gradient.

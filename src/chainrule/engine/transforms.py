@@ -107,14 +107,10 @@ def _trace_call(
     fname: str,
 ) -> tuple[Any, list[list[Tensor]], list[Any], bool]:
     """Call ``fun`` with the ``nums`` arguments made into variables (pytrees flattened)."""
-    new_args = [
-        None
-        if i in nums
-        else _leaf(a, False)
-        if type(a) is numpy.ndarray
-        else tree_map(_constant, a)
-        for i, a in enumerate(args)
-    ]
+    new_args = list(args)
+    for i, a in enumerate(args):
+        if i not in nums:
+            new_args[i] = _leaf(a, False) if type(a) is numpy.ndarray else tree_map(_constant, a)
     variables: list[list[Tensor]] = []
     treedefs: list[Any] = []
     # Inside another transform's function (or a trace), the gradient must stay recorded: the
@@ -206,12 +202,20 @@ def _value_and_grad(
         nums = known.get(len(args))
         if nums is None:
             nums = known[len(args)] = _argnums(argnums, len(args), fname)
-        with enable_grad():
+        enabled = _state.enabled  # enable_grad(), without a context manager object per call
+        _state.enabled = True
+        try:
             result, variables, treedefs, nested = _trace_call(fun, args, kwargs, nums, fname)
             out, aux = _split_aux(result, has_aux, fname)
-            grads = _gradients(out, [v for vs in variables for v in vs], nested, fname)
-        it = iter(grads)
-        per_arg = [unflatten(td, [next(it) for _ in vs]) for td, vs in zip(treedefs, variables)]
+            flat = [v for vs in variables for v in vs]
+            grads = _gradients(out, flat, nested, fname)
+        finally:
+            _state.enabled = enabled
+        if all(td is None for td in treedefs):  # a single array (leaf) per argument
+            per_arg = grads
+        else:
+            it = iter(grads)
+            per_arg = [unflatten(td, [next(it) for _ in vs]) for td, vs in zip(treedefs, variables)]
         structured = per_arg[0] if isinstance(argnums, int) else tuple(per_arg)
         value = out if nested else _plain(out)
         if has_aux:
@@ -266,13 +270,19 @@ def _gradients(out: Any, targets: list[Tensor], nested: bool, fname: str) -> lis
         found = backward_pass(
             out, _leaf(seed, False) if nested else seed, targets, create_graph=nested, prune=nested
         )
+    if nested:
+        return [found.get(t) if t in found else numpy.zeros_like(t._data) for t in targets]
     seen: set[int] = set()
     grads = []
+    ndarray = numpy.ndarray
     for t in targets:
         g = found.get(t)
-        if g is None:
-            g = numpy.zeros_like(t._data)
-        grads.append(g if nested else owned(g, seen))
+        if g is not None:
+            g = owned(g, seen)
+        else:
+            d = t._data  # a new array of zeros: nobody else holds it
+            g = numpy.zeros(d.shape, d.dtype) if type(d) is ndarray else numpy.zeros_like(d)
+        grads.append(g)
     return grads
 
 

@@ -1,0 +1,65 @@
+"""Sums along one axis that NumPy's ``add.reduce`` makes slow.
+
+NumPy reduces with an inner loop over the last axis of its iteration.  When the reduction leaves
+a short contiguous block behind it (summing axis 1 of a (200, 200, 3) array: an inner loop of 3)
+or reduces a short last axis (``(diff * diff).sum(axis=-1)`` over 3 coordinates), that loop runs
+a few elements per call and the sum costs 10-20x its arithmetic.  Such sums arise wherever a
+computation broadcasts over pairs (pairwise distances, energies) and in the backward pass of
+every broadcast against a ``[:, None, :]`` view.  :func:`add_reduce` takes another route there:
+
+* a short last axis (at most 8 entries): the slices added one after the other, which is the
+  order NumPy uses for fewer than 8 entries, so the result is the same to the bit;
+* a short trailing block (fewer than 8 entries after the axis): one reduction per entry of the
+  block, each with the summed axis innermost (NumPy's pairwise summation along it).
+
+Every other case is ``numpy.add.reduce``.  Only plain float arrays of some size take the other
+routes; the dtype and the shape of the result are NumPy's.
+
+Example
+-------
+>>> import numpy
+>>> from chainrule.engine.reduce import add_reduce
+>>> x = numpy.arange(24.0).reshape(2, 4, 3)
+>>> bool((add_reduce(x, 1) == x.sum(axis=1)).all()), add_reduce(x, -1, keepdims=True).shape
+(True, (2, 4, 1))
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy
+
+_SHORT = 8  # NumPy sums fewer than 8 entries one after the other
+_MIN_SIZE = 2048  # below this the call overhead of add.reduce is all there is
+
+
+def add_reduce(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    """``numpy.add.reduce(x, axis, keepdims=keepdims)``, faster where NumPy's loop is short."""
+    if (
+        type(axis) is int
+        and type(x) is numpy.ndarray
+        and x.size >= _MIN_SIZE
+        and x.dtype.kind == "f"
+        and x.flags.c_contiguous
+    ):
+        nd = x.ndim
+        ax = axis + nd if axis < 0 else axis
+        if 0 <= ax < nd:
+            n = x.shape[ax]
+            if ax == nd - 1 and 1 < n <= _SHORT:
+                out = x[..., 0] + x[..., 1]
+                for i in range(2, n):
+                    out += x[..., i]
+                return out[..., None] if keepdims else out
+            block = math.prod(x.shape[ax + 1 :])
+            if 1 < block < _SHORT and n > _SHORT:
+                lead = x.shape[:ax]
+                x3 = x.reshape(math.prod(lead), n, block)
+                out = numpy.empty((x3.shape[0], block), dtype=x.dtype)
+                for j in range(block):
+                    numpy.add.reduce(x3[:, :, j], axis=1, out=out[:, j])
+                shape = lead + ((1,) if keepdims else ()) + x.shape[ax + 1 :]
+                return out.reshape(shape)
+    return numpy.add.reduce(x, axis=axis, keepdims=keepdims)  # type: ignore[call-overload]

@@ -1,0 +1,76 @@
+"""engine.reduce.add_reduce: NumPy's sum along one axis, by other routes where NumPy's loop is
+short; the values are checked against sums in exact (integer-valued) or extended arithmetic."""
+
+from __future__ import annotations
+
+import math
+
+import numpy
+import pytest
+
+import chainrule
+from chainrule.engine.reduce import add_reduce
+
+SHAPES_AXES = [
+    ((200, 200, 3), 1),  # a short trailing block: one reduction per entry of it
+    ((200, 200, 3), -1),  # a short last axis: slices added in order
+    ((200, 200, 3), 2),
+    ((50, 64, 2, 3), 1),
+    ((4000, 7), -1),
+    ((30, 100, 5), 0),  # block of 500: NumPy's own route
+    ((10, 10), 1),  # small: NumPy's own route
+    ((300, 20, 9), 1),  # block of 9: NumPy's own route
+]
+
+
+@pytest.mark.parametrize("shape,axis", SHAPES_AXES)
+@pytest.mark.parametrize("keepdims", [False, True])
+@pytest.mark.parametrize("dtype", [numpy.float64, numpy.float32])
+def test_add_reduce_is_the_sum(shape, axis, keepdims, dtype):
+    rng = numpy.random.default_rng(0)
+    x = rng.integers(-1000, 1000, shape).astype(dtype)  # integers: every order sums exactly
+    got = add_reduce(x, axis, keepdims)
+    want = x.astype(numpy.int64).sum(axis=axis, keepdims=keepdims)
+    assert got.shape == want.shape and got.dtype == x.dtype
+    numpy.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("shape,axis", SHAPES_AXES)
+def test_add_reduce_rounds_like_a_sum(shape, axis):
+    rng = numpy.random.default_rng(1)
+    x = rng.standard_normal(shape)
+    got = add_reduce(x, axis)
+    exact = numpy.apply_along_axis(math.fsum, axis, x)  # correctly rounded
+    numpy.testing.assert_allclose(got, exact, rtol=0, atol=1e-12 * shape[axis])
+
+
+def test_short_last_axis_is_numpys_order_bit_for_bit():
+    x = numpy.random.default_rng(2).standard_normal((500, 40, 3))
+    numpy.testing.assert_array_equal(add_reduce(x, -1), numpy.add.reduce(x, axis=-1))
+
+
+def test_other_arrays_and_axes_go_to_numpy():
+    x = numpy.arange(24.0).reshape(2, 4, 3)
+    assert add_reduce(x, None) == 276.0
+    assert add_reduce(x, (0, 2)).shape == (4,)
+    with pytest.raises(numpy.exceptions.AxisError):
+        add_reduce(numpy.ones((100, 100, 3)), 3)
+    v = numpy.ones((300, 300, 3))[:, ::2]  # not contiguous
+    numpy.testing.assert_array_equal(add_reduce(v, 1), numpy.full((300, 3), 150.0))
+
+
+def test_pair_energy_gradient_through_the_short_sums():
+    # sum(axis=-1) of (n, n, 3) differences forward, summed back over a broadcast axis in the
+    # backward pass: the gradient of sum_ij |p_i - p_j|^2 is 4 (n p_i - sum_j p_j)
+    rng = numpy.random.default_rng(3)
+    P = rng.standard_normal((120, 3))
+
+    def f(P):
+        d = P[:, None, :] - P[None, :, :]
+        return (d * d).sum(axis=-1).sum()
+
+    value, g = chainrule.value_and_grad(f)(P)
+    n = P.shape[0]
+    want = 4.0 * (n * P - P.sum(axis=0))
+    numpy.testing.assert_allclose(g, want, rtol=1e-12, atol=1e-10)
+    numpy.testing.assert_allclose(value, 2.0 * (n * (P * P).sum() - (P.sum(axis=0) ** 2).sum()))
