@@ -29,7 +29,7 @@ from typing import Any
 import numpy
 
 from chainrule.engine import primitives as P
-from chainrule.engine.pytree import flatten
+from chainrule.engine.pytree import flatten, leaf_reader
 from chainrule.engine.tensor import Tensor, _state
 from chainrule.program.ir import Program, Value, build, optimize
 from chainrule.program.notation import Literals
@@ -201,12 +201,24 @@ def jit(
     # (ShapeMismatch) and Numba's dispatcher the dtypes and layouts (TypeError: it compiles
     # nothing new), so a repeated call costs no key at all.
     guard: list[Any] = [None]
+    # Calls whose arguments hold lists, tuples or dicts of arrays: one _Tree per structure.
+    trees: list[_Tree] = []
+    tree_last = [False]  # whether the last call went through ``trees`` (tried first then)
 
     @functools.wraps(fun)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         if not kwargs and not statics:
+            if tree_last[0]:  # the last call had lists/dicts: try its structure first
+                try:
+                    flat = trees[0].read(*args)
+                except TypeError:
+                    pass
+                else:
+                    found = trees[0].find(flat)
+                    if found is not _MISS:
+                        return found
             g = guard[0]
-            if g is not None:
+            if g is not None and not tree_last[0]:
                 try:
                     return g(*args)
                 except _GUARD_ERRORS:
@@ -216,6 +228,7 @@ def jit(
             except TypeError:
                 pass
             else:
+                tree_last[0] = False
                 dtypes = tuple(map(_dtype_of, args))
                 for dts, entry in fast.get(shapes, ()):
                     if dts == dtypes:
@@ -225,14 +238,32 @@ def jit(
                 fast.setdefault(shapes, []).append((dtypes, entry))
                 guard[0] = entry.raw
                 return entry.fun(*args)
+            # Lists, tuples and dicts of arrays: the readers of the structures seen, the
+            # last one used first, then the same lookup on their leaves.
+            for tree in trees:
+                try:
+                    flat = tree.read(*args)
+                except TypeError:  # NotThisTree, or another number of arguments
+                    continue
+                found = tree.find(flat)
+                if found is not _MISS:
+                    if tree is not trees[0]:
+                        trees.remove(tree)
+                        trees.insert(0, tree)
+                    tree_last[0] = True
+                    return found
+                break
         entry = _entry(args, kwargs)
-        flat = [
-            _plain(v)
-            for i, a in enumerate(args)
-            if i not in statics and _traced(a)
-            for v in flatten(a)[0]
-        ]
-        return entry.fun(*flat)
+        leaves = [flatten(a) if i not in statics else ([], None) for i, a in enumerate(args)]
+        plain = [_plain(v) for ls, _ in leaves if _all_arrays(ls) for v in ls]
+        if (
+            not kwargs
+            and not statics
+            and all(type(v) is numpy.ndarray for ls, _ in leaves for v in ls)
+        ):
+            _remember(trees, tuple(td for _, td in leaves), plain, entry)
+            tree_last[0] = True
+        return entry.fun(*plain)
 
     def _entry(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Compiled:
         key = signature(args, kwargs)
@@ -254,6 +285,8 @@ def jit(
     def clear_cache() -> None:
         cache.clear()
         fast.clear()
+        trees.clear()
+        tree_last[0] = False
         guard[0] = None
 
     wrapped.cache_info = cache_info  # type: ignore[attr-defined]  # a function attribute
@@ -272,11 +305,69 @@ def _plain(v: Any) -> Any:
     return v._data if isinstance(v, Tensor) else v
 
 
-def _traced(a: Any) -> bool:
-    leaves = flatten(a)[0]
+def _all_arrays(leaves: list[Any]) -> bool:
     return bool(leaves) and all(
         isinstance(v, (numpy.ndarray, numpy.generic, Tensor)) for v in leaves
     )
+
+
+def _traced(a: Any) -> bool:
+    return _all_arrays(flatten(a)[0])
+
+
+class _Tree:
+    """The compiled programs for calls of one argument structure (lists, tuples, dicts of
+    arrays): ``read`` returns the leaves of such a call (generated code, no recursion), then
+    the leaves are looked up like positional arrays: by their shapes, then their dtypes.
+    Numba: the kernel used last is called first, as for positional arrays."""
+
+    __slots__ = ("tds", "read", "table", "guard")
+
+    def __init__(self, tds: tuple[Any, ...]) -> None:
+        self.tds = tds
+        self.read = leaf_reader(tds)
+        self.table: dict[Any, list[tuple[tuple[Any, ...], Compiled]]] = {}
+        self.guard: Any = None
+
+    def find(self, flat: tuple[Any, ...]) -> Any:
+        """The result of the call on the leaves ``flat``, or ``_MISS`` when no program is
+        known for them (or a leaf is not an ndarray)."""
+        g = self.guard
+        if g is not None:
+            try:
+                return g(*flat)
+            except _GUARD_ERRORS:
+                pass
+        try:
+            shapes = tuple(map(_shape_of, flat))
+        except TypeError:
+            return _MISS
+        dtypes = tuple(map(_dtype_of, flat))
+        for dts, entry in self.table.get(shapes, ()):
+            if dts == dtypes:
+                self.guard = entry.raw
+                return entry.fun(*flat)
+        return _MISS
+
+
+_MISS = object()
+
+
+def _remember(trees: list[_Tree], tds: tuple[Any, ...], flat: list[Any], entry: Compiled) -> None:
+    """File ``entry`` under the argument structure ``tds`` and the shapes and dtypes of the
+    leaves ``flat``, so the next such call finds it without flattening."""
+    tree = next((t for t in trees if t.tds == tds), None)
+    if tree is None:
+        tree = _Tree(tds)
+    else:
+        trees.remove(tree)
+    trees.insert(0, tree)
+    shapes = tuple(map(_shape_of, flat))
+    dtypes = tuple(map(_dtype_of, flat))
+    row = tree.table.setdefault(shapes, [])
+    if not any(dts == dtypes for dts, _ in row):
+        row.append((dtypes, entry))
+    tree.guard = entry.raw
 
 
 def _trace(
