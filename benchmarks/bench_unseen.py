@@ -10,7 +10,9 @@ Workloads (one training step: loss and the gradient of every parameter):
 * ``lj``   Lennard-Jones pair energy of 200 particles, float64.
 
 Rows: ``numpy`` (forward + backward by hand, the reference), ``eager``
-(``chainrule.value_and_grad``), ``jit`` (``chainrule.jit`` of it, NumPy backend).  Every row's
+(``chainrule.value_and_grad``), ``jit`` (``chainrule.jit`` of it, NumPy backend), ``jit-numba``
+and ``jit-auto`` (the Numba backend, and ``backend="auto"``), ``jax`` (``jax.jit`` of
+``jax.value_and_grad`` of the same forward pass in ``jax.numpy``, float64).  Every row's
 loss and gradients are checked against the hand-written ones first (rtol 1e-8).  Each row runs
 in its own process (this file with ``--worker``), 1 BLAS thread; the rows take turns running
 timed blocks, and the table prints the median time per step and its ratio to ``numpy``.
@@ -36,7 +38,7 @@ import numpy
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.normpath(os.path.join(HERE, "..", "src"))
 WORKLOADS = ("glm", "rnn", "gp", "lj")
-IMPLS = ("numpy", "eager", "jit")
+IMPLS = ("numpy", "eager", "jit", "jit-numba", "jit-auto", "jax")
 LAM = 1e-3
 
 
@@ -180,18 +182,73 @@ def step_fn(impl: str, name: str, nparams: int) -> Callable[..., Any]:
         return BY_HAND[name]
     import chainrule  # noqa: PLC0415 -- workers only
 
+    if impl == "jax":
+        return jax_step(name, nparams)
     vg = chainrule.value_and_grad(FORWARD[name], argnums=tuple(range(nparams)))
-    if impl == "jit":
-        vg = chainrule.jit(vg)
+    if impl.startswith("jit"):
+        vg = chainrule.jit(vg, backend={"jit": "numpy"}.get(impl, impl[4:]))
     return vg
+
+
+def jax_step(name: str, nparams: int) -> Callable[..., Any]:
+    """``jax.jit(jax.value_and_grad(...))`` of the same forward pass, written with jax.numpy
+    (float64 enabled); the step waits for its results."""
+    import jax  # noqa: PLC0415 -- the jax worker only
+
+    jax.config.update("jax_enable_x64", True)
+    jnp = jax.numpy
+    if name == "glm":
+
+        def loss(w: Any, X: Any, y: Any) -> Any:
+            z = X @ w
+            nll = jnp.maximum(z, 0) + jnp.log1p(jnp.exp(-jnp.abs(z))) - y * z
+            return nll.mean() + LAM * (w * w).sum()
+
+    elif name == "rnn":
+
+        def loss(Wx: Any, Wh: Any, Wo: Any, X: Any, T: Any) -> Any:
+            h = jnp.tanh(X[0] @ Wx)
+            for t in range(1, X.shape[0]):
+                h = jnp.tanh(X[t] @ Wx + h @ Wh)
+            return ((h @ Wo - T) ** 2).mean()
+
+    elif name == "gp":
+
+        def loss(log_l: Any, log_s: Any, log_n: Any, D2: Any, y: Any) -> Any:
+            n = y.shape[0]
+            K = jnp.exp(log_s) * jnp.exp(-0.5 * D2 * jnp.exp(-2.0 * log_l))
+            K = K + jnp.exp(log_n) * jnp.eye(n)
+            alpha = jnp.linalg.solve(K, y)
+            return 0.5 * (y @ alpha) + 0.5 * jnp.linalg.slogdet(K)[1]
+
+    elif name == "lj":
+
+        def loss(P: Any, mask: Any, eye: Any) -> Any:
+            diff = P[:, None, :] - P[None, :, :]
+            r2 = (diff * diff).sum(axis=-1) + eye
+            inv3 = r2**-3
+            return (mask * 4.0 * (inv3 * inv3 - inv3)).sum()
+
+    else:
+        raise SystemExit(f"no JAX version of {name}")
+    f = jax.jit(jax.value_and_grad(loss, argnums=tuple(range(nparams))))
+
+    def step(*args: Any) -> Any:
+        return jax.block_until_ready(f(*args))
+
+    return step
 
 
 def worker(impl: str, name: str) -> None:
     """Check, then answer "run N" requests on stdin with the seconds per step."""
     consts, params = data(name)
     step = step_fn(impl, name, len(params))
-    loss, grads = step(*params, *consts)
     ref_loss, ref_grads = BY_HAND[name](*params, *consts)
+    if impl == "jax":  # on the device (the CPU) once, as a JAX user keeps them
+        import jax  # noqa: PLC0415 -- the jax worker only
+
+        consts, params = [jax.device_put(c) for c in consts], [jax.device_put(p) for p in params]
+    loss, grads = step(*params, *consts)
     numpy.testing.assert_allclose(loss, ref_loss, rtol=1e-8)
     for g, r in zip(grads, ref_grads):
         numpy.testing.assert_allclose(g, r, rtol=1e-8, atol=1e-10 * numpy.abs(r).max())

@@ -12,9 +12,13 @@ Backends write the same program differently:
 * ``"numba"``: the same program as a ``numba.njit`` kernel (``numba_backend``): one compiled
   function, cached on disk, no per-operation interpreter overhead.  A program with an operation
   Numba cannot express runs on the NumPy backend, with one :class:`JitFallbackWarning`;
-* ``"auto"``: Numba where it wins — programs whose matrix products are small (see
-  :data:`AUTO_NUMBA_MAX_FLOPS`) — and NumPy where BLAS-bound products dominate, or quietly
-  NumPy when Numba is not installed or cannot express the program.
+* ``"auto"``: the faster of the two on the program itself.  Programs whose matrix products
+  are small (see :data:`AUTO_NUMBA_MAX_FLOPS`) are compiled by both, and the first call of the
+  signature times both on its arguments (:data:`AUTO_TIMING_SECONDS`) and keeps the faster
+  (``Compiled.timings``): Numba's fused loops win on small arrays, but its tanh/exp/log are
+  scalar libm calls that NumPy's vectorised loops beat (the Elman RNN).  NumPy where BLAS-bound
+  products dominate (no compilation, which takes seconds there, for a gain within noise), or
+  quietly NumPy when Numba is not installed or cannot express the program.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import time
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -38,7 +43,7 @@ from chainrule.program.trace import record
 from . import numba_backend
 from .numpy_backend import FastWriter, aliases_input
 
-__all__ = ["jit", "Compiled", "JitFallbackWarning", "AUTO_NUMBA_MAX_FLOPS"]
+__all__ = ["jit", "Compiled", "JitFallbackWarning", "AUTO_NUMBA_MAX_FLOPS", "AUTO_TIMING_SECONDS"]
 
 _ids = itertools.count()
 
@@ -63,7 +68,9 @@ BACKENDS = ("numpy", "numba", "auto")
 # library with its own thread pool, which makes the 2-thread figures erratic), Numba's fused
 # elementwise loops save little, and its first compilation of such a program takes ~10 s
 # (cached on disk afterwards).  The 784-512-512-10 MLP of the benchmarks (batch 128, 4.1e8
-# FLOP) measures 0.99-1.09x.  So: Numba up to 1e8, where its advantage is gone.
+# FLOP) measures 0.99-1.09x.  So: Numba is considered up to 1e8, where its advantage is gone;
+# below, the first call measures both backends (elementwise transcendental functions, scalar
+# in Numba, can make NumPy the faster at any size: the Elman RNN of bench_unseen.py).
 AUTO_NUMBA_MAX_FLOPS = 1.0e8
 
 
@@ -104,6 +111,8 @@ class Compiled:
         self.backend = backend
         self.fallback = fallback
         self.raw: Callable[..., Any] | None = None  # numba: the kernel call without checks
+        # backend="auto": the seconds per call of each backend measured at the first call
+        self.timings: dict[str, float] | None = None
 
     def __repr__(self) -> str:
         what = "Numba kernel" if self.backend == "numba" else "straight-line NumPy"
@@ -150,8 +159,10 @@ def jit(
     ``backend``: ``"numpy"`` (straight-line NumPy), ``"numba"`` (the same program compiled by
     Numba, cached on disk in ``$CHAINRULE_CACHE_DIR`` or ``~/.cache/chainrule/numba``; needs
     ``pip install "chainrule[fast]"``; a program Numba cannot express runs on NumPy with one
-    :class:`JitFallbackWarning`), or ``"auto"`` (Numba for programs with small matrix products,
-    NumPy otherwise or when Numba is not installed).
+    :class:`JitFallbackWarning`), or ``"auto"`` (programs with small matrix products are
+    compiled by both and the first call keeps the faster on its arguments; NumPy otherwise or
+    when Numba is not installed).  Parameters passed as lists, tuples or dicts of arrays cost
+    about what positional arrays do: a repeated structure is read by code generated for it.
 
     Example
     -------
@@ -458,6 +469,11 @@ def _compile(
             for v in flatten(a)[0]
         ]
         compiled, reason, op = _compile_numba(prog, out_tree, label, flat)
+        if compiled is not None and backend == "auto":
+            # Numba's per-element transcendental functions (tanh, exp, log: scalar libm) can
+            # lose to NumPy's vectorised loops by more than its fused loops win: run both on
+            # these very arguments and keep the faster.
+            return _faster(compiled, _compile_numpy(prog, out_tree, label), flat)
         if compiled is not None:
             return compiled
         # "auto" chose Numba itself: an operation it cannot express is no news; a failure to
@@ -475,6 +491,34 @@ def _compile(
                     stacklevel=4,
                 )
     return _compile_numpy(prog, out_tree, label, reason)
+
+
+AUTO_TIMING_SECONDS = 0.05
+"""``backend="auto"``: about how long the first call of a signature may spend timing both
+backends (at least one call of each, at most 5 each, alternating; the minimum of each counts)."""
+
+
+def _clock() -> float:
+    return time.perf_counter()
+
+
+def _faster(numba_c: Compiled, numpy_c: Compiled, flat: list[Any]) -> Compiled:
+    """The faster of two compilations of one program, timed on ``flat`` (``timings`` holds
+    the seconds per call of each)."""
+    best = {"numba": math.inf, "numpy": math.inf}
+    spent = 0.0
+    for rep in range(5):
+        for c in (numba_c, numpy_c):
+            t0 = _clock()
+            c.fun(*flat)
+            dt = _clock() - t0
+            best[c.backend] = min(best[c.backend], dt)
+            spent += dt
+        if rep and spent > AUTO_TIMING_SECONDS:
+            break
+    winner = numba_c if best["numba"] < best["numpy"] else numpy_c
+    winner.timings = best
+    return winner
 
 
 def _compile_numba(
