@@ -41,7 +41,7 @@ from chainrule.program.notation import Literals
 from chainrule.program.trace import record
 
 from . import numba_backend
-from .numpy_backend import FastWriter, aliases_input
+from .numpy_backend import FastWriter, aliases_input, sum_last
 
 __all__ = ["jit", "Compiled", "JitFallbackWarning", "AUTO_NUMBA_MAX_FLOPS", "AUTO_TIMING_SECONDS"]
 
@@ -577,7 +577,7 @@ def _compile_numpy(
         # an output must not be (a view of) the caller's array or a cached constant
         outs.append(f"numpy.array({text})" if isinstance(o, Value) and aliases_input(o) else text)
     name = label
-    namespace: dict[str, Any] = {"numpy": numpy, **consts}
+    namespace: dict[str, Any] = {"numpy": numpy, "_sum_last": sum_last, **consts}
     src = "\n".join(
         [f"def {name}({', '.join(params)}):"]
         + [f"    {c}" for c in body]
