@@ -12,10 +12,11 @@ Workloads (one training step: loss and the gradient of every parameter):
 Rows: ``numpy`` (forward + backward by hand, the reference), ``eager``
 (``chainrule.value_and_grad``), ``jit`` (``chainrule.jit`` of it, NumPy backend), ``jit-numba``
 and ``jit-auto`` (the Numba backend, and ``backend="auto"``), ``jax`` (``jax.jit`` of
-``jax.value_and_grad`` of the same forward pass in ``jax.numpy``, float64).  Every row's
-loss and gradients are checked against the hand-written ones first (rtol 1e-8).  Each row runs
-in its own process (this file with ``--worker``), 1 BLAS thread; the rows take turns running
-timed blocks, and the table prints the median time per step and its ratio to ``numpy``.
+``jax.value_and_grad`` of the same forward pass in ``jax.numpy``, float64, one XLA thread).
+Every row's loss and gradients are checked against the hand-written ones first (rtol 1e-8).
+Each row runs in its own process (this file with ``--worker``), 1 BLAS thread; the rows take
+turns running timed blocks, and the table prints the median time per step and its ratio to
+``numpy``.
 
 Run from the repository root::
 
@@ -193,6 +194,11 @@ def step_fn(impl: str, name: str, nparams: int) -> Callable[..., Any]:
 def jax_step(name: str, nparams: int) -> Callable[..., Any]:
     """``jax.jit(jax.value_and_grad(...))`` of the same forward pass, written with jax.numpy
     (float64 enabled); the step waits for its results."""
+    # one thread, as the other rows (XLA's CPU thread pool ignores OPENBLAS_NUM_THREADS)
+    os.environ["XLA_FLAGS"] = (
+        os.environ.get("XLA_FLAGS", "")
+        + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+    )
     import jax  # noqa: PLC0415 -- the jax worker only
 
     jax.config.update("jax_enable_x64", True)
@@ -249,6 +255,9 @@ def worker(impl: str, name: str) -> None:
 
         consts, params = [jax.device_put(c) for c in consts], [jax.device_put(p) for p in params]
     loss, grads = step(*params, *consts)
+    if impl == "jit-auto":
+        (chosen,) = step.cache.values()  # type: ignore[attr-defined]
+        print(f"[{name}: backend='auto' chose {chosen.backend}]", file=sys.stderr, flush=True)
     numpy.testing.assert_allclose(loss, ref_loss, rtol=1e-8)
     for g, r in zip(grads, ref_grads):
         numpy.testing.assert_allclose(g, r, rtol=1e-8, atol=1e-10 * numpy.abs(r).max())

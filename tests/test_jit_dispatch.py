@@ -153,3 +153,30 @@ def test_a_repeated_tree_call_does_not_flatten_or_build_a_signature(backend, mon
     v, g = f(p, x)
     assert v == x.sum() + 12.0
     numpy.testing.assert_array_equal(g["b"], numpy.full(3, 4.0))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_threads_calling_with_alternating_structures_get_their_own_results(backend):
+    import threading
+
+    f = cr.jit(cr.grad(loss), backend=backend)
+    x = numpy.arange(4.0)
+    errors = []
+
+    def work(k):
+        try:
+            for j in range(200):
+                b = numpy.full(3, float(k + j))
+                p = [x + k, b] if (j + k) % 2 else (x + k, b)
+                g = f(p, x)
+                assert type(g) is type(p)
+                numpy.testing.assert_array_equal(g[1], 2 * b)
+        except BaseException as e:  # noqa: BLE001 -- reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[0]

@@ -251,16 +251,15 @@ def jit(
                 return entry.fun(*args)
             # Lists, tuples and dicts of arrays: the readers of the structures seen, the
             # last one used first, then the same lookup on their leaves.
-            for tree in trees:
+            for i, tree in enumerate(trees):
                 try:
                     flat = tree.read(*args)
                 except TypeError:  # NotThisTree, or another number of arguments
                     continue
                 found = tree.find(flat)
                 if found is not _MISS:
-                    if tree is not trees[0]:
-                        trees.remove(tree)
-                        trees.insert(0, tree)
+                    if i:  # first next time (a swap: never raises, even between threads)
+                        trees[0], trees[i] = tree, trees[0]
                     tree_last[0] = True
                     return found
                 break
@@ -367,12 +366,12 @@ _MISS = object()
 def _remember(trees: list[_Tree], tds: tuple[Any, ...], flat: list[Any], entry: Compiled) -> None:
     """File ``entry`` under the argument structure ``tds`` and the shapes and dtypes of the
     leaves ``flat``, so the next such call finds it without flattening."""
-    tree = next((t for t in trees if t.tds == tds), None)
+    i, tree = next(((i, t) for i, t in enumerate(trees) if t.tds == tds), (0, None))
     if tree is None:
         tree = _Tree(tds)
-    else:
-        trees.remove(tree)
-    trees.insert(0, tree)
+        trees.insert(0, tree)
+    elif i:
+        trees[0], trees[i] = tree, trees[0]
     shapes = tuple(map(_shape_of, flat))
     dtypes = tuple(map(_dtype_of, flat))
     row = tree.table.setdefault(shapes, [])
