@@ -494,7 +494,8 @@ def _compile(
 
 AUTO_TIMING_SECONDS = 0.05
 """``backend="auto"``: about how long the first call of a signature may spend timing both
-backends (at least one call of each, at most 5 each, alternating; the minimum of each counts)."""
+backends (calls alternate, at most 5 of each, at least 2 unless one round took over 20 times
+this; the fastest call of each counts)."""
 
 
 def _clock() -> float:
@@ -513,8 +514,8 @@ def _faster(numba_c: Compiled, numpy_c: Compiled, flat: list[Any]) -> Compiled:
             dt = _clock() - t0
             best[c.backend] = min(best[c.backend], dt)
             spent += dt
-        if rep and spent > AUTO_TIMING_SECONDS:
-            break
+        if spent > AUTO_TIMING_SECONDS and (rep or spent > 20 * AUTO_TIMING_SECONDS):
+            break  # two rounds or more, one only when that one took over a second
     winner = numba_c if best["numba"] < best["numpy"] else numpy_c
     winner.timings = best
     return winner
