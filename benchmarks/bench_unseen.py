@@ -26,6 +26,7 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import statistics
 import subprocess
@@ -40,6 +41,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.normpath(os.path.join(HERE, "..", "src"))
 WORKLOADS = ("glm", "rnn", "gp", "lj")
 IMPLS = ("numpy", "eager", "jit", "jit-numba", "jit-auto", "jax")
+JAX_WORKLOADS = ("glm", "rnn", "gp", "lj")  # those with a jax.numpy version (jax_step)
 LAM = 1e-3
 
 
@@ -291,10 +293,15 @@ def main() -> None:
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     env["PYTHONPATH"] = SRC + os.pathsep + env.get("PYTHONPATH", "")
     impls = ["numpy"] + [i for i in a.impls.split(",") if i != "numpy"]
+    if "jax" in impls and importlib.util.find_spec("jax") is None:
+        print("(jax is not installed: no jax row)")
+        impls.remove("jax")
     print(f"{'':8}" + "".join(f"{i:>22}" for i in impls))
     for name in a.workloads.split(","):
         procs = {}
         for impl in impls:
+            if impl == "jax" and name not in JAX_WORKLOADS:
+                continue  # no jax.numpy version of this workload: n/a
             p = subprocess.Popen(
                 [sys.executable, __file__, "--worker", impl, name],
                 stdin=subprocess.PIPE,
@@ -321,6 +328,9 @@ def main() -> None:
         base = statistics.median(times["numpy"])
         cells = []
         for impl in impls:
+            if impl not in procs:
+                cells.append("n/a")
+                continue
             med = statistics.median(times[impl])
             cells.append(f"{med * 1e3:9.3f} ms {med / base:6.2f}x")
         print(f"{name:8}" + "".join(f"{c:>22}" for c in cells), flush=True)
