@@ -15,7 +15,8 @@ Workloads (one training step: loss and the gradient of every parameter):
            width 64, float32, softmax over the keys, MSE to a target.
 
 Rows: ``numpy`` (forward + backward by hand, the reference), ``eager``
-(``chainrule.value_and_grad``), ``jit`` (``chainrule.jit`` of it, NumPy backend), and the peers
+(``chainrule.value_and_grad``), ``jit`` (``chainrule.jit`` of it, NumPy backend), ``jit-numba``
+and ``jit-auto`` (the Numba backend, and ``backend="auto"``, which prints its choice), and the peers
 when they are importable: ``torch`` (PyTorch eager, ``torch.autograd.grad``), ``jax``
 (``jax.jit(jax.value_and_grad)``, 64-bit enabled) and ``autograd`` (HIPS autograd's
 ``value_and_grad``); a row whose library is missing prints ``-``.  Every row's loss and
@@ -49,7 +50,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.normpath(os.path.join(HERE, "..", "src"))
 WORKLOADS = ("glm", "rnn", "gp", "lj", "cnn", "attention")
-IMPLS = ("numpy", "eager", "jit", "torch", "jax", "autograd")
+IMPLS = ("numpy", "eager", "jit", "jit-numba", "jit-auto", "torch", "jax", "autograd")
 PEERS = ("torch", "jax", "autograd")
 LAM = 1e-3
 F: Any = None  # the nn.functional namespace the forward passes read (set per worker)
@@ -393,8 +394,8 @@ def step_fn(
 
     f = _rebind(FORWARD[name], F=chainrule.nn.functional)
     vg = chainrule.value_and_grad(f, argnums=tuple(range(nparams)))
-    if impl == "jit":
-        vg = chainrule.jit(vg)
+    if impl.startswith("jit"):  # jit (the NumPy backend), jit-numba, jit-auto
+        vg = chainrule.jit(vg, backend={"jit": "numpy"}.get(impl, impl[4:]))
     return vg, (lambda a, _p: a)
 
 
@@ -440,6 +441,9 @@ def worker(impl: str, name: str) -> None:
     step, convert = made
     args = [convert(p, True) for p in params] + [convert(c, False) for c in consts]
     loss, grads = step(*args)
+    if impl == "jit-auto":
+        (chosen,) = step.cache.values()  # type: ignore[attr-defined]
+        print(f"[{name}: backend='auto' chose {chosen.backend}]", file=sys.stderr, flush=True)
     ref_loss, ref_grads = BY_HAND[name](*params, *consts)
     _close(loss, numpy.asarray(ref_loss), f"{impl} {name}: loss")
     for k, (g, r) in enumerate(zip(grads, ref_grads)):

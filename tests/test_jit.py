@@ -501,3 +501,22 @@ def test_value_dependent_compositions_follow_their_inputs(name, f, first, second
     batch = [numpy.stack([a, b]) for a, b in zip(first, second)]
     mapped = cr.vmap(f)(*batch)
     numpy.testing.assert_allclose(mapped[1], f(*second), rtol=1e-13)
+
+
+@pytest.mark.parametrize("dtype", [numpy.float64, numpy.float32])
+@pytest.mark.parametrize("k", [2, 3, 4, 7, 8])
+def test_a_sum_over_a_short_last_axis_has_numpys_bits(dtype, k):
+    rng = numpy.random.default_rng(k)
+    x = (rng.standard_normal((30, 20, k)) * rng.lognormal(0, 4, (30, 20, k))).astype(dtype)
+    x[0, 0] = -0.0  # a row of negative zeros sums to -0.0
+    x[0, 1, 0] = numpy.nan
+    x[1, 0, :2] = [numpy.inf, -numpy.inf]
+    f = cr.jit(lambda x: (x.sum(axis=-1), (x * x).sum(axis=2, keepdims=True), x.T.sum(axis=2)))
+    with numpy.errstate(invalid="ignore"):
+        got = f(x)
+        want = (x.sum(axis=-1), (x * x).sum(axis=2, keepdims=True), x.T.sum(axis=2))
+    for g, w in zip(got, want):
+        assert g.dtype == w.dtype and g.shape == w.shape
+        numpy.testing.assert_array_equal(g, w, strict=True)
+    assert numpy.signbit(got[0][0, 0]) == numpy.signbit(want[0][0, 0])  # -0.0 or +0.0 alike
+    assert ("_sum_last" in f.source(x)) == (k <= 7)

@@ -447,8 +447,47 @@ def test_unknown_backend_is_refused():
         cr.jit(lambda x: x, backend="cuda")
 
 
+def _slowed(make, seconds):
+    """``make`` (jit's _compile_numba or _compile_numpy) whose compiled function sleeps first."""
+
+    def slow_make(*a, **k):
+        out = make(*a, **k)
+        c = out[0] if isinstance(out, tuple) else out
+        if c is not None:
+            fun = c.fun
+
+            def slow(*args):
+                time.sleep(seconds)
+                return fun(*args)
+
+            c.fun = slow
+        return out
+
+    return slow_make
+
+
+@pytest.mark.parametrize("slow", ["numba", "numpy"])
+def test_auto_times_both_backends_at_the_first_call_and_keeps_the_faster(
+    slow, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("CHAINRULE_CACHE_DIR", str(tmp_path))
+    name = "_compile_numba" if slow == "numba" else "_compile_numpy"
+    monkeypatch.setattr(jitmod, name, _slowed(getattr(jitmod, name), 0.02))
+    f = cr.jit(cr.grad(lambda w, x: (numpy.tanh(x @ w) ** 2).sum()), backend="auto")
+    w, x = numpy.full(3, 0.1), numpy.ones((2, 3))
+    g = f(w, x)
+    (entry,) = f.cache.values()
+    fast = "numpy" if slow == "numba" else "numba"
+    assert entry.backend == fast
+    assert entry.timings[slow] >= 0.02 > entry.timings[fast]
+    th = numpy.tanh(0.3)
+    numpy.testing.assert_allclose(g, 2 * 2 * th * (1 - th * th) * numpy.ones(3), rtol=1e-12)
+
+
 def test_auto_takes_numba_for_small_products_and_numpy_for_large_ones(tmp_path, monkeypatch):
     monkeypatch.setenv("CHAINRULE_CACHE_DIR", str(tmp_path))
+    # the timing at the first call is not under test here: NumPy made slow, Numba wins it
+    monkeypatch.setattr(jitmod, "_compile_numpy", _slowed(jitmod._compile_numpy, 0.01))
     f = cr.jit(cr.value_and_grad(lambda w, x: ((x @ w) ** 2).sum()), backend="auto")
     small = f(numpy.ones(3), numpy.ones((2, 3)))
     assert f.cache_info()["numba"] == 1

@@ -12,9 +12,13 @@ Backends write the same program differently:
 * ``"numba"``: the same program as a ``numba.njit`` kernel (``numba_backend``): one compiled
   function, cached on disk, no per-operation interpreter overhead.  A program with an operation
   Numba cannot express runs on the NumPy backend, with one :class:`JitFallbackWarning`;
-* ``"auto"``: Numba where it wins — programs whose matrix products are small (see
-  :data:`AUTO_NUMBA_MAX_FLOPS`) — and NumPy where BLAS-bound products dominate, or quietly
-  NumPy when Numba is not installed or cannot express the program.
+* ``"auto"``: the faster of the two on the program itself.  Programs whose matrix products
+  are small (see :data:`AUTO_NUMBA_MAX_FLOPS`) are compiled by both, and the first call of the
+  signature times both on its arguments (:data:`AUTO_TIMING_SECONDS`) and keeps the faster
+  (``Compiled.timings``): Numba's fused loops win on small arrays, but its tanh/exp/log are
+  scalar libm calls that NumPy's vectorised loops beat (the Elman RNN).  NumPy where BLAS-bound
+  products dominate (no compilation, which takes seconds there, for a gain within noise), or
+  quietly NumPy when Numba is not installed or cannot express the program.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import time
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -29,16 +34,16 @@ from typing import Any
 import numpy
 
 from chainrule.engine import primitives as P
-from chainrule.engine.pytree import flatten
+from chainrule.engine.pytree import flatten, leaf_reader
 from chainrule.engine.tensor import Tensor, _state
 from chainrule.program.ir import Program, Value, build, optimize
 from chainrule.program.notation import Literals
 from chainrule.program.trace import record
 
 from . import numba_backend
-from .numpy_backend import FastWriter, aliases_input
+from .numpy_backend import FastWriter, aliases_input, sum_last
 
-__all__ = ["jit", "Compiled", "JitFallbackWarning", "AUTO_NUMBA_MAX_FLOPS"]
+__all__ = ["jit", "Compiled", "JitFallbackWarning", "AUTO_NUMBA_MAX_FLOPS", "AUTO_TIMING_SECONDS"]
 
 _ids = itertools.count()
 
@@ -63,7 +68,9 @@ BACKENDS = ("numpy", "numba", "auto")
 # library with its own thread pool, which makes the 2-thread figures erratic), Numba's fused
 # elementwise loops save little, and its first compilation of such a program takes ~10 s
 # (cached on disk afterwards).  The 784-512-512-10 MLP of the benchmarks (batch 128, 4.1e8
-# FLOP) measures 0.99-1.09x.  So: Numba up to 1e8, where its advantage is gone.
+# FLOP) measures 0.99-1.09x.  So: Numba is considered up to 1e8, where its advantage is gone;
+# below, the first call measures both backends (elementwise transcendental functions, scalar
+# in Numba, can make NumPy the faster at any size: the Elman RNN of bench_unseen.py).
 AUTO_NUMBA_MAX_FLOPS = 1.0e8
 
 
@@ -104,6 +111,8 @@ class Compiled:
         self.backend = backend
         self.fallback = fallback
         self.raw: Callable[..., Any] | None = None  # numba: the kernel call without checks
+        # backend="auto": the seconds per call of each backend measured at the first call
+        self.timings: dict[str, float] | None = None
 
     def __repr__(self) -> str:
         what = "Numba kernel" if self.backend == "numba" else "straight-line NumPy"
@@ -150,8 +159,10 @@ def jit(
     ``backend``: ``"numpy"`` (straight-line NumPy), ``"numba"`` (the same program compiled by
     Numba, cached on disk in ``$CHAINRULE_CACHE_DIR`` or ``~/.cache/chainrule/numba``; needs
     ``pip install "chainrule[fast]"``; a program Numba cannot express runs on NumPy with one
-    :class:`JitFallbackWarning`), or ``"auto"`` (Numba for programs with small matrix products,
-    NumPy otherwise or when Numba is not installed).
+    :class:`JitFallbackWarning`), or ``"auto"`` (programs with small matrix products are
+    compiled by both and the first call keeps the faster on its arguments; NumPy otherwise or
+    when Numba is not installed).  Parameters passed as lists, tuples or dicts of arrays cost
+    about what positional arrays do: a repeated structure is read by code generated for it.
 
     Example
     -------
@@ -201,12 +212,24 @@ def jit(
     # (ShapeMismatch) and Numba's dispatcher the dtypes and layouts (TypeError: it compiles
     # nothing new), so a repeated call costs no key at all.
     guard: list[Any] = [None]
+    # Calls whose arguments hold lists, tuples or dicts of arrays: one _Tree per structure.
+    trees: list[_Tree] = []
+    tree_last = [False]  # whether the last call went through ``trees`` (tried first then)
 
     @functools.wraps(fun)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         if not kwargs and not statics:
+            if tree_last[0]:  # the last call had lists/dicts: try its structure first
+                try:
+                    flat = trees[0].read(*args)
+                except TypeError:
+                    pass
+                else:
+                    found = trees[0].find(flat)
+                    if found is not _MISS:
+                        return found
             g = guard[0]
-            if g is not None:
+            if g is not None and not tree_last[0]:
                 try:
                     return g(*args)
                 except _GUARD_ERRORS:
@@ -216,6 +239,7 @@ def jit(
             except TypeError:
                 pass
             else:
+                tree_last[0] = False
                 dtypes = tuple(map(_dtype_of, args))
                 for dts, entry in fast.get(shapes, ()):
                     if dts == dtypes:
@@ -225,14 +249,31 @@ def jit(
                 fast.setdefault(shapes, []).append((dtypes, entry))
                 guard[0] = entry.raw
                 return entry.fun(*args)
+            # Lists, tuples and dicts of arrays: the readers of the structures seen, the
+            # last one used first, then the same lookup on their leaves.
+            for i, tree in enumerate(trees):
+                try:
+                    flat = tree.read(*args)
+                except TypeError:  # NotThisTree, or another number of arguments
+                    continue
+                found = tree.find(flat)
+                if found is not _MISS:
+                    if i:  # first next time (a swap: never raises, even between threads)
+                        trees[0], trees[i] = tree, trees[0]
+                    tree_last[0] = True
+                    return found
+                break
         entry = _entry(args, kwargs)
-        flat = [
-            _plain(v)
-            for i, a in enumerate(args)
-            if i not in statics and _traced(a)
-            for v in flatten(a)[0]
-        ]
-        return entry.fun(*flat)
+        leaves = [flatten(a) if i not in statics else ([], None) for i, a in enumerate(args)]
+        plain = [_plain(v) for ls, _ in leaves if _all_arrays(ls) for v in ls]
+        if (
+            not kwargs
+            and not statics
+            and all(type(v) is numpy.ndarray for ls, _ in leaves for v in ls)
+        ):
+            _remember(trees, tuple(td for _, td in leaves), plain, entry)
+            tree_last[0] = True
+        return entry.fun(*plain)
 
     def _entry(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Compiled:
         key = signature(args, kwargs)
@@ -254,6 +295,8 @@ def jit(
     def clear_cache() -> None:
         cache.clear()
         fast.clear()
+        trees.clear()
+        tree_last[0] = False
         guard[0] = None
 
     wrapped.cache_info = cache_info  # type: ignore[attr-defined]  # a function attribute
@@ -272,11 +315,69 @@ def _plain(v: Any) -> Any:
     return v._data if isinstance(v, Tensor) else v
 
 
-def _traced(a: Any) -> bool:
-    leaves = flatten(a)[0]
+def _all_arrays(leaves: list[Any]) -> bool:
     return bool(leaves) and all(
         isinstance(v, (numpy.ndarray, numpy.generic, Tensor)) for v in leaves
     )
+
+
+def _traced(a: Any) -> bool:
+    return _all_arrays(flatten(a)[0])
+
+
+class _Tree:
+    """The compiled programs for calls of one argument structure (lists, tuples, dicts of
+    arrays): ``read`` returns the leaves of such a call (generated code, no recursion), then
+    the leaves are looked up like positional arrays: by their shapes, then their dtypes.
+    Numba: the kernel used last is called first, as for positional arrays."""
+
+    __slots__ = ("tds", "read", "table", "guard")
+
+    def __init__(self, tds: tuple[Any, ...]) -> None:
+        self.tds = tds
+        self.read = leaf_reader(tds)
+        self.table: dict[Any, list[tuple[tuple[Any, ...], Compiled]]] = {}
+        self.guard: Any = None
+
+    def find(self, flat: tuple[Any, ...]) -> Any:
+        """The result of the call on the leaves ``flat``, or ``_MISS`` when no program is
+        known for them (or a leaf is not an ndarray)."""
+        g = self.guard
+        if g is not None:
+            try:
+                return g(*flat)
+            except _GUARD_ERRORS:
+                pass
+        try:
+            shapes = tuple(map(_shape_of, flat))
+        except TypeError:
+            return _MISS
+        dtypes = tuple(map(_dtype_of, flat))
+        for dts, entry in self.table.get(shapes, ()):
+            if dts == dtypes:
+                self.guard = entry.raw
+                return entry.fun(*flat)
+        return _MISS
+
+
+_MISS = object()
+
+
+def _remember(trees: list[_Tree], tds: tuple[Any, ...], flat: list[Any], entry: Compiled) -> None:
+    """File ``entry`` under the argument structure ``tds`` and the shapes and dtypes of the
+    leaves ``flat``, so the next such call finds it without flattening."""
+    i, tree = next(((i, t) for i, t in enumerate(trees) if t.tds == tds), (0, None))
+    if tree is None:
+        tree = _Tree(tds)
+        trees.insert(0, tree)
+    elif i:
+        trees[0], trees[i] = tree, trees[0]
+    shapes = tuple(map(_shape_of, flat))
+    dtypes = tuple(map(_dtype_of, flat))
+    row = tree.table.setdefault(shapes, [])
+    if not any(dts == dtypes for dts, _ in row):
+        row.append((dtypes, entry))
+    tree.guard = entry.raw
 
 
 def _trace(
@@ -367,6 +468,11 @@ def _compile(
             for v in flatten(a)[0]
         ]
         compiled, reason, op = _compile_numba(prog, out_tree, label, flat)
+        if compiled is not None and backend == "auto":
+            # Numba's per-element transcendental functions (tanh, exp, log: scalar libm) can
+            # lose to NumPy's vectorised loops by more than its fused loops win: run both on
+            # these very arguments and keep the faster.
+            return _faster(compiled, _compile_numpy(prog, out_tree, label), flat)
         if compiled is not None:
             return compiled
         # "auto" chose Numba itself: an operation it cannot express is no news; a failure to
@@ -384,6 +490,35 @@ def _compile(
                     stacklevel=4,
                 )
     return _compile_numpy(prog, out_tree, label, reason)
+
+
+AUTO_TIMING_SECONDS = 0.05
+"""``backend="auto"``: about how long the first call of a signature may spend timing both
+backends (calls alternate, at most 5 of each, at least 2 unless one round took over 20 times
+this; the fastest call of each counts)."""
+
+
+def _clock() -> float:
+    return time.perf_counter()
+
+
+def _faster(numba_c: Compiled, numpy_c: Compiled, flat: list[Any]) -> Compiled:
+    """The faster of two compilations of one program, timed on ``flat`` (``timings`` holds
+    the seconds per call of each)."""
+    best = {"numba": math.inf, "numpy": math.inf}
+    spent = 0.0
+    for rep in range(5):
+        for c in (numba_c, numpy_c):
+            t0 = _clock()
+            c.fun(*flat)
+            dt = _clock() - t0
+            best[c.backend] = min(best[c.backend], dt)
+            spent += dt
+        if spent > AUTO_TIMING_SECONDS and (rep or spent > 20 * AUTO_TIMING_SECONDS):
+            break  # two rounds or more, one only when that one took over a second
+    winner = numba_c if best["numba"] < best["numpy"] else numpy_c
+    winner.timings = best
+    return winner
 
 
 def _compile_numba(
@@ -442,7 +577,7 @@ def _compile_numpy(
         # an output must not be (a view of) the caller's array or a cached constant
         outs.append(f"numpy.array({text})" if isinstance(o, Value) and aliases_input(o) else text)
     name = label
-    namespace: dict[str, Any] = {"numpy": numpy, **consts}
+    namespace: dict[str, Any] = {"numpy": numpy, "_sum_last": sum_last, **consts}
     src = "\n".join(
         [f"def {name}({', '.join(params)}):"]
         + [f"    {c}" for c in body]

@@ -478,7 +478,17 @@ def _getitem(w: NumbaWriter, v: Value) -> tuple[str, int, str]:
     x = v.args[0]
     index = v.kw["index"]
     if _is_basic(index) and _shape(x) != ():
-        return f"{w.text(x, ATOM)}[{w.lit.index(index)}]", ATOM, "A"
+        # Integers on the leading axes of a C-contiguous array (``X[t]``, ``X[t, i]``) give a
+        # C-contiguous array, and Numba types it so: no copy before a product of it.
+        ints = index if isinstance(index, tuple) else (index,)
+        lay = (
+            "C"
+            if w.layout(x) == "C"
+            and len(ints) < len(_shape(x))
+            and all(isinstance(i, (int, numpy.integer)) and not isinstance(i, bool) for i in ints)
+            else "A"
+        )
+        return f"{w.text(x, ATOM)}[{w.lit.index(index)}]", ATOM, lay
     text, lay = w.gather(x, lambda a: a[index])
     return text, ATOM, lay
 
