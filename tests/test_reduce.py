@@ -74,3 +74,14 @@ def test_pair_energy_gradient_through_the_short_sums():
     want = 4.0 * (n * P - P.sum(axis=0))
     numpy.testing.assert_allclose(g, want, rtol=1e-12, atol=1e-10)
     numpy.testing.assert_allclose(value, 2.0 * (n * (P * P).sum() - (P.sum(axis=0) ** 2).sum()))
+
+
+@pytest.mark.parametrize("k", [2, 3, 7, 8])
+def test_a_short_last_axis_keeps_numpys_bits_and_signed_zeros(k):
+    # below 8 entries NumPy adds them in order from 0.0 (a row of -0.0 sums to +0.0); from 8
+    # on it sums pairwise, which add_reduce leaves to NumPy
+    x = numpy.random.default_rng(k).standard_normal((400, 10, k))
+    x[0, 0] = -0.0
+    got, want = add_reduce(x, -1), numpy.add.reduce(x, axis=-1)
+    numpy.testing.assert_array_equal(got, want, strict=True)
+    assert numpy.signbit(got[0, 0]) == numpy.signbit(want[0, 0])

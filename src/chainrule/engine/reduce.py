@@ -7,7 +7,7 @@ a few elements per call and the sum costs 10-20x its arithmetic.  Such sums aris
 computation broadcasts over pairs (pairwise distances, energies) and in the backward pass of
 every broadcast against a ``[:, None, :]`` view.  :func:`add_reduce` takes another route there:
 
-* a short last axis (at most 8 entries): the slices added one after the other, which is the
+* a short last axis (fewer than 8 entries): the slices added one after the other, which is the
   order NumPy uses for fewer than 8 entries, so the result is the same to the bit;
 * a short trailing block (fewer than 8 entries after the axis): one reduction per entry of the
   block, each with the summed axis innermost (NumPy's pairwise summation along it).
@@ -35,31 +35,48 @@ _SHORT = 8  # NumPy sums fewer than 8 entries one after the other
 _MIN_SIZE = 2048  # below this the call overhead of add.reduce is all there is
 
 
+def own_route(shape: tuple[int, ...], dtype: Any, axis: int) -> bool:
+    """Whether :func:`add_reduce` sums a C-contiguous array of this shape and dtype along
+    ``axis`` otherwise than ``numpy.add.reduce`` (the jit writes the same call there).
+
+    >>> own_route((200, 200, 3), numpy.float64, 1), own_route((4, 3), numpy.float64, 1)
+    (True, False)
+    """
+    nd = len(shape)
+    ax = axis + nd if axis < 0 else axis
+    if not 0 <= ax < nd or numpy.dtype(dtype).kind != "f" or math.prod(shape) < _MIN_SIZE:
+        return False
+    n = shape[ax]
+    if ax == nd - 1:
+        return 1 < n < _SHORT
+    return 1 < math.prod(shape[ax + 1 :]) < _SHORT and n > _SHORT
+
+
 def add_reduce(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     """``numpy.add.reduce(x, axis, keepdims=keepdims)``, faster where NumPy's loop is short."""
     if (
         type(axis) is int
         and type(x) is numpy.ndarray
-        and x.size >= _MIN_SIZE
-        and x.dtype.kind == "f"
         and x.flags.c_contiguous
+        and own_route(x.shape, x.dtype, axis)
     ):
         nd = x.ndim
         ax = axis + nd if axis < 0 else axis
-        if 0 <= ax < nd:
-            n = x.shape[ax]
-            if ax == nd - 1 and 1 < n <= _SHORT:
-                out = x[..., 0] + x[..., 1]
-                for i in range(2, n):
-                    out += x[..., i]
-                return out[..., None] if keepdims else out
-            block = math.prod(x.shape[ax + 1 :])
-            if 1 < block < _SHORT and n > _SHORT:
-                lead = x.shape[:ax]
-                x3 = x.reshape(math.prod(lead), n, block)
-                out = numpy.empty((x3.shape[0], block), dtype=x.dtype)
-                for j in range(block):
-                    numpy.add.reduce(x3[:, :, j], axis=1, out=out[:, j])
-                shape = lead + ((1,) if keepdims else ()) + x.shape[ax + 1 :]
-                return out.reshape(shape)
+        n = x.shape[ax]
+        if ax == nd - 1:
+            out = x[..., 0] + x[..., 1]
+            for i in range(2, n):
+                out += x[..., i]
+            # NumPy's order is ((0.0 + x0) + x1) + ...: never -0.0, where x0 + x1 + ... gives
+            # -0.0 for a row of negative zeros; adding +0.0 last changes only that case
+            out += 0.0
+            return out[..., None] if keepdims else out
+        lead = x.shape[:ax]
+        block = math.prod(x.shape[ax + 1 :])
+        x3 = x.reshape(math.prod(lead), n, block)
+        out = numpy.empty((x3.shape[0], block), dtype=x.dtype)
+        for j in range(block):
+            numpy.add.reduce(x3[:, :, j], axis=1, out=out[:, j])
+        shape = lead + ((1,) if keepdims else ()) + x.shape[ax + 1 :]
+        return out.reshape(shape)
     return numpy.add.reduce(x, axis=axis, keepdims=keepdims)  # type: ignore[call-overload]

@@ -35,13 +35,14 @@ import numpy
 
 from chainrule.engine import primitives as P
 from chainrule.engine.pytree import flatten, leaf_reader
+from chainrule.engine.reduce import add_reduce
 from chainrule.engine.tensor import Tensor, _state
 from chainrule.program.ir import Program, Value, build, optimize
 from chainrule.program.notation import Literals
 from chainrule.program.trace import record
 
 from . import numba_backend
-from .numpy_backend import FastWriter, aliases_input, sum_last
+from .numpy_backend import FastWriter, aliases_input
 
 __all__ = ["jit", "Compiled", "JitFallbackWarning", "AUTO_NUMBA_MAX_FLOPS", "AUTO_TIMING_SECONDS"]
 
@@ -577,7 +578,7 @@ def _compile_numpy(
         # an output must not be (a view of) the caller's array or a cached constant
         outs.append(f"numpy.array({text})" if isinstance(o, Value) and aliases_input(o) else text)
     name = label
-    namespace: dict[str, Any] = {"numpy": numpy, "_sum_last": sum_last, **consts}
+    namespace: dict[str, Any] = {"numpy": numpy, "_add_reduce": add_reduce, **consts}
     src = "\n".join(
         [f"def {name}({', '.join(params)}):"]
         + [f"    {c}" for c in body]

@@ -9,8 +9,8 @@ changes only the spelling, never the arithmetic:
 * ``sum``, ``mean``, ``max`` and ``min`` call ``numpy.add.reduce`` (``maximum.reduce``...)
   directly, skipping the Python layer of the ndarray methods (``mean`` in float64 and
   float32, where ``add.reduce(x) / n`` is exactly what the eager path computes); a sum over
-  axes that all have length 1 is a reshape; a float sum over a short last axis (the 3
-  coordinates of a pairwise difference) adds its columns in order (:func:`sum_last`);
+  axes that all have length 1 is a reshape; a float sum where NumPy's inner loop is short (the 3
+  coordinates of a pairwise difference) is the eager path's ``engine.reduce.add_reduce``;
 * an elementwise ``+ - * /`` whose left operand is a temporary of the result's shape and dtype
   (a fresh matrix product, say) writes into that temporary (``out=``) instead of allocating:
   ``t1 = a0.dot(a2); numpy.add(t1, a5, out=t1)``, and so on down a chain
@@ -36,12 +36,13 @@ from typing import Any
 import numpy
 
 from chainrule.engine import primitives as P
+from chainrule.engine.reduce import own_route
 from chainrule.engine.rules import Size
 from chainrule.program.codegen import Line, Writer
 from chainrule.program.ir import CONST, INPUT, Program, Value, const_value, is_const
 from chainrule.program.notation import ATOM, PRODUCT
 
-__all__ = ["FastWriter", "aliases_input", "hoist_masks", "sum_last", "SHORT_AXIS"]
+__all__ = ["FastWriter", "aliases_input", "hoist_masks"]
 
 _F64 = numpy.dtype(numpy.float64)
 _F32 = numpy.dtype(numpy.float32)
@@ -58,32 +59,6 @@ def _exact_mean(dtype: numpy.dtype[Any], n: int) -> bool:
     ``/ n`` computes, as long as ``n`` itself is exact in float32.
     """
     return n > 0 and (dtype == _F64 or (dtype == _F32 and n <= 1 << 24))
-
-
-SHORT_AXIS = 7
-"""Sums along a last axis of at most this many elements add its columns in order
-(:func:`sum_last`): below 8 elements NumPy adds them one after the other from 0.0, so the bits
-agree (tests/test_jit.py checks them, signed zeros, NaN and infinities included)."""
-
-
-def sum_last(x: numpy.ndarray) -> numpy.ndarray:
-    """``numpy.add.reduce(x, -1)`` for a short last axis, as its columns added in order
-    (NumPy's order below 8 elements, hence the same bits), without NumPy's inner loop of
-    that length for every row.
-
-    Example
-    -------
-    >>> x = numpy.arange(12.0).reshape(4, 3)
-    >>> bool((sum_last(x) == numpy.add.reduce(x, -1)).all())
-    True
-    """
-    r: numpy.ndarray = x[..., 0] + x[..., 1]
-    for i in range(2, x.shape[-1]):
-        r += x[..., i]
-    # NumPy's order is ((0.0 + x0) + x1) + ...: never -0.0, where x0 + x1 + ... gives -0.0
-    # for a row of negative zeros; adding +0.0 last changes only that case
-    r += 0.0
-    return r
 
 
 # Operations whose result is a new array when it has at least one dimension (never a view).
@@ -274,17 +249,11 @@ class FastWriter(Writer):
             if n == 1 and tuple(v.shape) and not aliases_input(x):
                 # nothing is added up: a reshape (a view of a temporary, never of an input)
                 return f"{self._atom(x)}.reshape({tuple(v.shape)!r})", ATOM
-            if (
-                prim is P.sum_
-                and axes == (len(shape) - 1,)
-                and len(shape) >= 2
-                and 2 <= shape[-1] <= SHORT_AXIS
-                and numpy.dtype(x.dtype) in (_F64, _F32)
-            ):
-                # NumPy's reduction along a short contiguous axis runs an inner loop of that
-                # length for every row (13x slower than adding the columns for length 3)
-                text = f"_sum_last({self.ref(x)[0]})"
-                return (f"{text}[..., None]" if keepdims else text), ATOM
+            if prim is P.sum_ and len(axes) == 1 and own_route(tuple(shape), x.dtype, axes[0]):
+                # NumPy's reduction where its inner loop is short (the 3 coordinates of a
+                # pairwise difference): the eager path's add_reduce, so the bits are the same
+                keep = ", True" if keepdims else ""
+                return f"_add_reduce({self.ref(x)[0]}, {axes[0]}{keep})", ATOM
             axis = v.kw.get("axis")
             text = f"numpy.add.reduce({self.ref(x)[0]}, {axis!r}" + (
                 ", keepdims=True)" if keepdims else ")"
