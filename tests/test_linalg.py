@@ -387,3 +387,40 @@ def test_repeated_values_of_complex_matrices_give_nonfinite_vector_gradients():
     # sum of singular values of a unitary matrix: the gradient is conj(U Vh) = conj(q)
     g = cr.grad(lambda a: numpy.linalg.svd(a, compute_uv=False).sum())(q)
     numpy.testing.assert_allclose(g, numpy.conj(q), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.skipif(not hasattr(numpy.linalg, "matrix_transpose"), reason="NumPy 2")
+@pytest.mark.parametrize(
+    "f, shapes",
+    [
+        (lambda a, b: numpy.linalg.matmul(a, b), [(2, 3, 4), (4, 2)]),
+        (lambda a: numpy.linalg.matrix_transpose(a), [(2, 3, 4)]),
+        (lambda a: numpy.linalg.diagonal(a, offset=1), [(2, 3, 4)]),
+        (lambda a: numpy.linalg.trace(a, offset=-1), [(2, 3, 4)]),
+        (lambda a, b: numpy.linalg.outer(a, b), [(3,), (4,)]),
+        (lambda a, b: numpy.linalg.vecdot(a, b, axis=0), [(3, 2), (3, 2)]),
+        (lambda a, b: numpy.linalg.tensordot(a, b, axes=1), [(2, 3), (3, 4)]),
+        (lambda a, b: numpy.linalg.cross(a, b, axis=0), [(3, 2), (3, 2)]),
+    ],
+    ids=[
+        "matmul",
+        "matrix_transpose",
+        "diagonal",
+        "trace",
+        "outer",
+        "vecdot",
+        "tensordot",
+        "cross",
+    ],
+)
+def test_the_array_api_names_in_numpy_linalg_are_numpys_own(f, shapes):
+    # NumPy 2's numpy.linalg.matmul, vecdot (which conjugates its first argument), ...: NumPy's
+    # values, and gradients against finite differences, real and complex
+    for xs in ([rng.standard_normal(s) for s in shapes], [_c(*s) for s in shapes]):
+        got = f(*[cr.tensor(x) for x in xs])
+        want = f(*xs)
+        assert got.dtype == want.dtype
+        numpy.testing.assert_allclose(got.data, want, rtol=1e-12)
+        assert cr.check_grads(f, *xs, order=2).passed
+    with pytest.raises(ValueError, match="numpy.linalg.outer: needs two vectors"):
+        numpy.linalg.outer(cr.tensor(numpy.ones((2, 2))), numpy.ones(2))

@@ -1431,3 +1431,52 @@ def _cond(x: Any, p: Any = None) -> Any:
     _square_stack(x, "cond")
     inv = numpy.linalg.inv(x)
     return numpy.linalg.norm(x, p, axis=(-2, -1)) * numpy.linalg.norm(inv, p, axis=(-2, -1))
+
+
+if hasattr(numpy.linalg, "matrix_transpose"):  # NumPy 2: the array API's names for NumPy's own
+
+    @_composite(numpy.linalg.matmul)
+    def _linalg_matmul(x1: Any, x2: Any, /) -> Any:
+        return numpy.matmul(x1, x2)
+
+    @_composite(numpy.linalg.matrix_transpose)
+    def _matrix_transpose(x: Any, /) -> Any:
+        if _ndim(x) < 2:
+            raise ValueError(
+                f"numpy.linalg.matrix_transpose: needs at least 2 dimensions, got {_shape(x)}"
+            )
+        return numpy.swapaxes(x, -1, -2)
+
+    @_composite(numpy.linalg.diagonal)
+    def _linalg_diagonal(x: Any, /, *, offset: int = 0) -> Any:
+        return numpy.diagonal(x, offset, axis1=-2, axis2=-1)
+
+    @_composite(numpy.linalg.trace)
+    def _linalg_trace(x: Any, /, *, offset: int = 0, dtype: Any = None) -> Any:
+        return numpy.trace(x, offset, axis1=-2, axis2=-1, dtype=dtype)
+
+    @_composite(numpy.linalg.outer)
+    def _linalg_outer(x1: Any, x2: Any, /) -> Any:
+        if _ndim(x1) != 1 or _ndim(x2) != 1:
+            raise ValueError(
+                f"numpy.linalg.outer: needs two vectors, got shapes {_shape(x1)} and {_shape(x2)}"
+            )
+        return numpy.outer(x1, x2)
+
+    @_composite(numpy.linalg.vecdot)
+    def _linalg_vecdot(x1: Any, x2: Any, /, *, axis: int = -1) -> Any:
+        # sum(conj(x1) * x2) along axis, as numpy.vecdot
+        return numpy.sum(numpy.conj(x1) * x2 if numpy.iscomplexobj(x1) else x1 * x2, axis=axis)
+
+    @_composite(numpy.linalg.tensordot)
+    def _linalg_tensordot(x1: Any, x2: Any, /, *, axes: Any = 2) -> Any:
+        return numpy.tensordot(x1, x2, axes=axes)
+
+    @_composite(numpy.linalg.cross)
+    def _linalg_cross(x1: Any, x2: Any, /, *, axis: int = -1) -> Any:
+        if _shape(x1)[axis] != 3 or _shape(x2)[axis] != 3:
+            raise ValueError(
+                "numpy.linalg.cross: both inputs need 3 elements along the axis, got shapes "
+                f"{_shape(x1)} and {_shape(x2)}"
+            )
+        return numpy.cross(x1, x2, axis=axis)
