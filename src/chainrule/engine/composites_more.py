@@ -58,7 +58,9 @@ def _vecdot(x1: Any, x2: Any, /, *, axis: int = -1, **kw: Any) -> Any:
 @_composite(numpy.linalg.outer)
 def _linalg_outer(x1: Any, x2: Any, /) -> Any:
     if _ndim(x1) != 1 or _ndim(x2) != 1:
-        raise ValueError("numpy.linalg.outer: both arguments must be 1-dimensional")
+        raise ValueError(
+            f"numpy.linalg.outer: needs two vectors, got shapes {_shape(x1)} and {_shape(x2)}"
+        )
     return numpy.outer(x1, x2)
 
 
