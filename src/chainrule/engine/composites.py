@@ -1431,4 +1431,3 @@ def _cond(x: Any, p: Any = None) -> Any:
     _square_stack(x, "cond")
     inv = numpy.linalg.inv(x)
     return numpy.linalg.norm(x, p, axis=(-2, -1)) * numpy.linalg.norm(inv, p, axis=(-2, -1))
-
