@@ -73,8 +73,10 @@ FALLBACK = {
     "power-spectrum": ("fft.rfftn", "dtype complex128"),
     "eigvals-power-sum": ("linalg.eigvals", "dtype complex128"),
     "eig-abs-sum": ("linalg.eig.eigenvalues", "dtype complex128"),
-    "eig-vectors-modulus": ("linalg.eig.eigenvectors", "dtype complex128"),
-    "eigvals-stack": ("linalg.eigvals", "dtype complex128"),
+    # eig: no Numba form, and complex values (either is met first, by the program's order)
+    "eig-vectors-modulus": ("linalg.eig.eigenvectors", ("no Numba form", "dtype complex128")),
+    "eigvals-stack": ("linalg.eigvals", ("no Numba form", "dtype complex128")),
+    "eig-vectors-stack": ("linalg.eig.eigenvectors", ("no Numba form", "dtype complex128")),
     # the SVD family, pinv, eigh and the tensor solvers: LAPACK calls Numba does not make here
     **{
         case: (op, "no Numba form")
@@ -91,7 +93,6 @@ FALLBACK = {
             ("svd-low-rank-stack", "linalg.svd.U"),
             ("eigh-vectors-modulus", "linalg.eigh.eigenvectors"),
             ("eigh-upper-projector", "linalg.eigh.eigenvalues"),
-            ("eig-vectors-stack", "linalg.eig.eigenvectors"),
             ("eig-values-stack", "real"),
             ("cholesky-solve", "linalg.cholesky"),
             ("qr-complete-square", "linalg.qr.Q"),
@@ -336,7 +337,8 @@ def test_every_case_is_written_for_numba_or_listed_as_a_fallback(case):
         op, why = FALLBACK[case.id]
         with pytest.raises(numba_backend.Unsupported) as info:
             numba_backend.generate(prog)
-        assert info.value.op == op and why in info.value.reason
+        reasons = why if isinstance(why, tuple) else (why,)
+        assert info.value.op == op and any(r in info.value.reason for r in reasons)
     else:
         source = numba_backend.generate(prog).source
         assert "def kernel(" in source and "chainrule" in source
