@@ -7,6 +7,8 @@ the derivative of a sum of singular values, and the orthogonal Procrustes soluti
 
 from __future__ import annotations
 
+from unittest import mock
+
 import numpy
 import pytest
 
@@ -424,3 +426,26 @@ def test_the_array_api_names_in_numpy_linalg_are_numpys_own(f, shapes):
         assert cr.check_grads(f, *xs, order=2).passed
     with pytest.raises(ValueError, match="numpy.linalg.outer: needs two vectors"):
         numpy.linalg.outer(cr.tensor(numpy.ones((2, 2))), numpy.ones(2))
+
+
+@pytest.mark.parametrize(
+    "name, call, calls",
+    [
+        # the user's own call counts once (it dispatches to chainrule), then NumPy's work
+        ("slogdet", lambda a: numpy.linalg.slogdet(a)[1], 2),
+        ("eigh", lambda a: numpy.linalg.eigh(a + a.T)[1].sum(), 2),
+        ("qr", lambda a: numpy.linalg.qr(a)[0].sum(), 2),
+        ("eig", lambda a: numpy.abs(numpy.linalg.eig(a)[1]).sum(), 2),
+        ("svd", lambda a: numpy.linalg.svd(a)[0].sum(), 3),  # U and Vh: one call; S: its own
+    ],
+)
+def test_the_results_of_one_decomposition_come_from_one_call(name, call, calls):
+    a = numpy.random.default_rng(3).standard_normal((4, 4)) + 4 * numpy.eye(4)
+    with mock.patch.object(numpy.linalg, name, wraps=getattr(numpy.linalg, name)) as spy:
+        t = cr.tensor(a, requires_grad=True)
+        call(t)  # the forward pass alone
+    assert spy.call_count == calls
+    # and the values are NumPy's own, bit for bit
+    numpy.testing.assert_array_equal(
+        numpy.linalg.slogdet(cr.tensor(a))[1], numpy.linalg.slogdet(a)[1]
+    )

@@ -43,6 +43,7 @@ from .primitives import (
     pinv,
     qr_q,
     qr_r,
+    shared_factors,
     svd_s,
     svd_u,
     svd_vh,
@@ -164,7 +165,8 @@ def _eigvalsh(a: Any, UPLO: str = "L") -> Any:  # noqa: N803 (NumPy's name)
 @_composite(numpy.linalg.eigh)
 def _eigh(a: Any, UPLO: str = "L") -> Any:  # noqa: N803 (NumPy's name)
     kw = _uplo(a, "eigh", UPLO)
-    return _EighResult(eighvals(a, **kw), eigvecsh(a, **kw))
+    with shared_factors():  # one eigh for both results
+        return _EighResult(eighvals(a, **kw), eigvecsh(a, **kw))
 
 
 @_composite(numpy.linalg.svd)
@@ -178,8 +180,9 @@ def _svd(
     if not compute_uv:
         return svd_s(a)
     full = bool(full_matrices)
-    u = svd_u(a, full=full)
-    return _SVDResult(u, svd_s(a), svd_vh(a, u, full=full))
+    with shared_factors():  # one svd for U and Vh (S alone is LAPACK's values-only call)
+        u = svd_u(a, full=full)
+        return _SVDResult(u, svd_s(a), svd_vh(a, u, full=full))
 
 
 if hasattr(numpy.linalg, "svdvals"):  # NumPy 2
@@ -230,7 +233,8 @@ def _eigvals(a: Any) -> Any:
 @_composite(numpy.linalg.eig)
 def _eig(a: Any) -> Any:
     _square_stack(a, "eig")
-    return _EigResult(eigw(a), eigvecs(a))
+    with shared_factors():  # one eig for both results
+        return _EigResult(eigw(a), eigvecs(a))
 
 
 @_composite(numpy.linalg.qr)
@@ -244,7 +248,8 @@ def _qr(a: Any, mode: str = "reduced") -> Any:
             f"numpy.linalg.qr: mode={mode!r} has no gradient rule; use 'reduced', 'complete' or 'r'"
         )
     kw = {} if mode == "reduced" else {"mode": mode}
-    return _QRResult(qr_q(a, **kw), qr_r(a, **kw))
+    with shared_factors():  # one qr for both factors
+        return _QRResult(qr_q(a, **kw), qr_r(a, **kw))
 
 
 @_composite(numpy.linalg.pinv)
@@ -318,11 +323,12 @@ def _tensorsolve(a: Any, b: Any, axes: Any = None) -> Any:
 @_composite(numpy.linalg.slogdet)
 def _slogdet(a: Any) -> Any:
     _square_stack(a, "slogdet")
-    if numpy.iscomplexobj(a):  # the sign moves with A: sign = exp(i Im log det A)
-        ld = logdet(a)
-        sign = numpy.where(detsign(a) == 0, 0, numpy.exp(1j * numpy.imag(ld)))
-        return _SlogdetResult(sign, numpy.real(ld))
-    return _SlogdetResult(detsign(a), logabsdet(a))
+    with shared_factors():  # one LU for the sign and log|det|
+        if numpy.iscomplexobj(a):  # the sign moves with A: sign = exp(i Im log det A)
+            ld = logdet(a)
+            sign = numpy.where(detsign(a) == 0, 0, numpy.exp(1j * numpy.imag(ld)))
+            return _SlogdetResult(sign, numpy.real(ld))
+        return _SlogdetResult(detsign(a), logabsdet(a))
 
 
 @_composite(numpy.angle)

@@ -22,9 +22,11 @@ Nothing here knows about tensors; ``tensor.py`` does the dispatching.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import operator
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy
@@ -646,16 +648,67 @@ sliding_window_view = Primitive("sliding_window_view", numpy.lib.stride_tricks.s
 
 # --- solving and inverting (stacks of square matrices, as numpy.linalg takes them) -------------
 
+
+class _Shared(threading.local):
+    memo: dict[Any, tuple[Any, Any]] | None = None
+
+
+_SHARED = _Shared()
+
+
+@contextlib.contextmanager
+def shared_factors() -> Iterator[None]:
+    """Inside, the primitives that are results of one decomposition (slogdet's sign and
+    log|det|, eigh's, eig's and qr's two factors, svd's U and Vh) compute it once for the same
+    input array: the composite that calls them in a row opens it (nothing can change the array
+    in between, and the memo is gone when it closes).
+
+    >>> import numpy
+    >>> with shared_factors():
+    ...     a = numpy.eye(2) * 3
+    ...     float(logabsdet.fun(a)), float(detsign.fun(a))
+    (2.1972245773362196, 1.0)
+    """
+    outer = _SHARED.memo
+    _SHARED.memo = {} if outer is None else outer
+    try:
+        yield
+    finally:
+        _SHARED.memo = outer
+
+
+def _once(compute: Callable[..., Any]) -> Callable[..., Any]:
+    """``compute(a, *args)``, reused inside :func:`shared_factors` for the same array ``a``."""
+
+    def run(a: Any, *args: Any) -> Any:
+        memo = _SHARED.memo
+        if memo is None:
+            return compute(a, *args)
+        key = (compute, id(a), args)
+        hit = memo.get(key)
+        if hit is None or hit[0] is not a:
+            hit = memo[key] = (a, compute(a, *args))
+        return hit[1]
+
+    return run
+
+
+_slogdet = _once(lambda a: numpy.linalg.slogdet(a))
+_eigh = _once(lambda a, uplo: numpy.linalg.eigh(a, uplo))
+_svd = _once(lambda a, full: numpy.linalg.svd(a, full_matrices=full))
+_qr = _once(lambda a, mode: numpy.linalg.qr(a, mode=mode))
+_eig = _once(lambda a: numpy.linalg.eig(a))
+
 inv = Primitive("linalg.inv", numpy.linalg.inv)
 solve = Primitive("linalg.solve", numpy.linalg.solve)
 det = Primitive("linalg.det", numpy.linalg.det)
 # slogdet's two results: log|det| (differentiable) and the sign (piecewise constant).
-logabsdet = Primitive("linalg.logabsdet", lambda a: numpy.linalg.slogdet(a)[1])
-detsign = Primitive("linalg.detsign", lambda a: numpy.linalg.slogdet(a)[0], nondiff=True)
+logabsdet = Primitive("linalg.logabsdet", lambda a: _slogdet(a)[1])
+detsign = Primitive("linalg.detsign", lambda a: _slogdet(a)[0], nondiff=True)
 
 
 def _logdet_fun(a: Any) -> Any:
-    sign, logabs = numpy.linalg.slogdet(a)
+    sign, logabs = _slogdet(a)
     return logabs + numpy.log(sign)
 
 
@@ -671,33 +724,33 @@ cholesky = Primitive("linalg.cholesky", numpy.linalg.cholesky)
 # calling the other primitive, so higher derivatives stay exact).  eigvalsh is a third: LAPACK
 # computes eigenvalues alone differently, so its last bits differ from eigh's.
 eigvalsh = Primitive("linalg.eigvalsh", numpy.linalg.eigvalsh)
-eighvals = Primitive("linalg.eigh.eigenvalues", lambda a, UPLO="L": numpy.linalg.eigh(a, UPLO)[0])
-eigvecsh = Primitive("linalg.eigh.eigenvectors", lambda a, UPLO="L": numpy.linalg.eigh(a, UPLO)[1])
+eighvals = Primitive("linalg.eigh.eigenvalues", lambda a, UPLO="L": _eigh(a, UPLO)[0])
+eigvecsh = Primitive("linalg.eigh.eigenvectors", lambda a, UPLO="L": _eigh(a, UPLO)[1])
 _EighResult = type(numpy.linalg.eigh(numpy.eye(1)))
 
 
 # The thin SVD A = U diag(S) Vh as three primitives (each rule asks for the other factors by
 # calling their primitives, as eigh's do, so higher derivatives stay exact). ``full`` is
 # numpy.linalg.svd's full_matrices; only square or thin factors have a gradient.
-svd_u = Primitive("linalg.svd.U", lambda a, full=False: numpy.linalg.svd(a, full_matrices=full)[0])
+svd_u = Primitive("linalg.svd.U", lambda a, full=False: _svd(a, full)[0])
 svd_s = Primitive("linalg.svd.S", lambda a: numpy.linalg.svd(a, compute_uv=False))
 # Vh also takes U, which it does not read: the phase of each singular pair is shared by U and
 # V, and through this edge the cotangent of Vh tells U's rule its part of that phase, so that
 # the rule can check that the loss does not depend on it (chainrule.engine.rules).
 svd_vh = Primitive(
-    "linalg.svd.Vh", lambda a, u=None, full=False: numpy.linalg.svd(a, full_matrices=full)[2]
+    "linalg.svd.Vh", lambda a, u=None, full=False: _svd(a, full)[2]
 )
 _SVDResult = type(numpy.linalg.svd(numpy.eye(1)))
 # A = Q R (numpy.linalg.qr's 'reduced' and 'complete' modes) as two primitives, as the SVD
-qr_q = Primitive("linalg.qr.Q", lambda a, mode="reduced": numpy.linalg.qr(a, mode=mode)[0])
-qr_r = Primitive("linalg.qr.R", lambda a, mode="reduced": numpy.linalg.qr(a, mode=mode)[1])
+qr_q = Primitive("linalg.qr.Q", lambda a, mode="reduced": _qr(a, mode)[0])
+qr_r = Primitive("linalg.qr.R", lambda a, mode="reduced": _qr(a, mode)[1])
 _QRResult = type(numpy.linalg.qr(numpy.eye(1)))
 # the eigenvalues of a general matrix (complex), alone and as eig's two results (LAPACK orders
 # the eigenvalues it computes alone differently from eig's for larger matrices, so eig's pair
 # comes from one call)
 eigvals = Primitive("linalg.eigvals", numpy.linalg.eigvals)
-eigw = Primitive("linalg.eig.eigenvalues", lambda a: numpy.linalg.eig(a)[0])
-eigvecs = Primitive("linalg.eig.eigenvectors", lambda a: numpy.linalg.eig(a)[1])
+eigw = Primitive("linalg.eig.eigenvalues", lambda a: _eig(a)[0])
+eigvecs = Primitive("linalg.eig.eigenvectors", lambda a: _eig(a)[1])
 _EigResult = type(numpy.linalg.eig(numpy.eye(1)))
 pinv = Primitive("linalg.pinv", lambda a, rcond: numpy.linalg.pinv(a, rcond=rcond))
 lstsq_x = Primitive("linalg.lstsq.x", lambda a, b, rcond: numpy.linalg.lstsq(a, b, rcond=rcond)[0])
