@@ -737,9 +737,7 @@ svd_s = Primitive("linalg.svd.S", lambda a: numpy.linalg.svd(a, compute_uv=False
 # Vh also takes U, which it does not read: the phase of each singular pair is shared by U and
 # V, and through this edge the cotangent of Vh tells U's rule its part of that phase, so that
 # the rule can check that the loss does not depend on it (chainrule.engine.rules).
-svd_vh = Primitive(
-    "linalg.svd.Vh", lambda a, u=None, full=False: _svd(a, full)[2]
-)
+svd_vh = Primitive("linalg.svd.Vh", lambda a, u=None, full=False: _svd(a, full)[2])
 _SVDResult = type(numpy.linalg.svd(numpy.eye(1)))
 # A = Q R (numpy.linalg.qr's 'reduced' and 'complete' modes) as two primitives, as the SVD
 qr_q = Primitive("linalg.qr.Q", lambda a, mode="reduced": _qr(a, mode)[0])
