@@ -599,6 +599,7 @@ CASES += [
     Case("matrix_transpose", lambda x: np.matrix_transpose(x) * x[..., :1], [normal(2, 3, 3)]),
     Case("linalg.matrix_transpose", np.linalg.matrix_transpose, [normal(3, 4)]),
     Case("vecdot", np.vecdot, [normal(3, 4), normal(4)]),
+    Case("vecdot-axis", lambda a, b: np.vecdot(a, b, axis=0), [normal(3, 4), normal(3, 1)]),
     Case(
         "linalg.vecdot-axis",
         lambda a, b: np.linalg.vecdot(a, b, axis=0),

@@ -232,8 +232,9 @@ def _divmod(x1: Any, x2: Any, out: Any = None) -> tuple[Any, Any]:
 @_composite(numpy.ldexp)
 def _ldexp(x1: Any, x2: Any, out: Any = None) -> Any:
     scale = numpy.exp2(_values(x2).astype(float))  # an exact power of two
-    dtype = x1.dtype if hasattr(x1, "dtype") else numpy.result_type(x1, numpy.float16)
-    return x1 * const_like(scale.astype(numpy.result_type(dtype, numpy.float16)), x1)
+    dtype = numpy.result_type(x1.dtype if hasattr(x1, "dtype") else numpy.asarray(x1).dtype,
+                              numpy.float16)  # fmt: skip
+    return x1 * const_like(scale.astype(dtype), x1)
 
 
 @_composite(numpy.apply_along_axis)

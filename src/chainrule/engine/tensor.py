@@ -697,7 +697,7 @@ class Tensor(Node):
             dtype = kwargs.pop("dtype", None)
             if dtype is not None:
                 inputs = tuple(i.astype(dtype) if isinstance(i, Tensor) else i for i in inputs)
-            if kwargs:
+            if kwargs and ufunc not in C.COMPOSITES:
                 raise TypeError(
                     f"numpy.{ufunc.__name__}: {sorted(kwargs)} are not supported "
                     "on chainrule tensors; use numpy.where to mask instead"
@@ -705,9 +705,9 @@ class Tensor(Node):
         prim = P.UFUNCS.get(ufunc)
         if prim is not None:
             return _apply(prim, inputs, _EMPTY)
-        composite = C.COMPOSITES.get(ufunc) if method == "__call__" else None
-        if composite is not None:  # a gufunc written with primitives (numpy.vecdot)
-            return composite(*inputs)
+        composite = C.COMPOSITES.get(ufunc)
+        if composite is not None:  # a gufunc written with primitives (numpy.vecdot, axis=)
+            return composite(*inputs, **kwargs)
         nd = P.NONDIFF_UFUNCS.get(ufunc)
         if nd is not None:
             return _nondiff(nd, inputs, _EMPTY)
