@@ -96,10 +96,15 @@ def test_a_function_without_gradient_given_a_list_is_refused_under_jit_not_froze
 
 
 def test_a_plain_output_warns_that_every_gradient_is_zero():
-    # float() on the way drops the gradient: the true derivative of sum(w^2) is 2w = [2, 4]
+    # float() of a result drops the gradient (the true derivative of sum(w^2) is 2w = [2, 4]):
+    # the argument went into recorded operations, so zero would be wrong, and it raises
+    with pytest.raises(TypeError, match=r"grad: the function computed with its diff.*float\(t\)"):
+        cr.grad(lambda w: float(numpy.sum(w**2)))(numpy.array([1.0, 2.0]))
+    # nothing recorded from the argument (float() of the argument itself): zero, with a
+    # warning naming the usual causes (the true derivative of x + 1 is 1)
     with pytest.warns(UserWarning, match=r"grad: the function returned a plain float.*float\(t\)"):
-        g = cr.grad(lambda w: float(numpy.sum(w**2)))(numpy.array([1.0, 2.0]))
-    numpy.testing.assert_array_equal(g, [0.0, 0.0])
+        g = cr.grad(lambda x: float(x) + 1.0)(2.0)
+    assert float(g) == 0.0
     with pytest.warns(UserWarning, match="value_and_grad: the function returned a plain"):
         cr.value_and_grad(lambda x: 3.0)(1.0)
     # a constant derivative inside another transform, or a recorded constant, is not warned about

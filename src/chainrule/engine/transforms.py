@@ -256,6 +256,18 @@ def _gradients(out: Any, targets: list[Tensor], nested: bool, fname: str) -> lis
         out._data.dtype.kind == "c" if isinstance(out, Tensor) else numpy.iscomplexobj(out)
     ):
         raise TypeError(_complex_output(fname, _dtype(out)))
+    if not isinstance(out, Tensor) and any(t._used for t in targets):
+        # the arguments went into recorded operations, yet the result is a plain value: the
+        # dependence was dropped on the way, and zero would be a wrong gradient
+        read = [t for t in targets if t._used]
+        raise TypeError(
+            f"{fname}: the function computed with its differentiated argument(s) "
+            f"({len(read)} of {len(targets)} arrays) but returned a plain "
+            f"{type(out).__name__}, so the gradient was dropped on the way: float(t) or "
+            "t.item() of a result, a tensor written into a plain NumPy array (make that buffer "
+            "a tensor: chainrule.tensor(numpy.zeros(n))), or numpy.array([...]) of tensors "
+            "(numpy.stack). Return the tensor itself"
+        )
     if not isinstance(out, Tensor) and not nested:
         warnings.warn(
             f"{fname}: the function returned a plain {type(out).__name__}, not a tensor computed "
