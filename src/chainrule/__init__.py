@@ -21,6 +21,7 @@ from chainrule.engine import rules as _rules  # noqa: F401  (completes the gradi
 from chainrule.engine.anomaly import AnomalyError, detect_anomaly, set_detect_anomaly
 from chainrule.engine.backends import to_host
 from chainrule.engine.gradcheck import GradCheckReport, GradientCheckError, check_grads
+from chainrule.engine.memory import keep_freed_memory as _keep_freed_memory
 from chainrule.engine.primitives import Primitive, primitive
 from chainrule.engine.rules import defvjp, defvjp_argnum
 from chainrule.engine.tensor import (
@@ -42,6 +43,7 @@ from chainrule.train.nn.init import manual_seed
 from chainrule.train.trainer import History, Trainer, fit
 
 _moved.install()
+_keep_freed_memory()  # engine/memory.py: freed arrays stay with the process for the next step
 
 __version__ = "0.1.0"
 
