@@ -1545,7 +1545,9 @@ def main(argv: list[str] | None = None) -> int:
         help="steady (default): workers run with MALLOC_MMAP_THRESHOLD_=32 MiB and "
         "MALLOC_TRIM_THRESHOLD_=256 MiB, so glibc keeps freed blocks instead "
         "of unmapping them and faulting them in again next step (which can "
-        "cost any row 10%% on mlp784, by chance); default: glibc as it is",
+        "cost any row 10%% on mlp784, by chance); default: no MALLOC_ variables "
+        "(glibc as it is for the peers; chainrule's rows get what import chainrule "
+        "sets, see docs/guarantees.md)",
     )
     ap.add_argument(
         "--numba-cache",
