@@ -1,0 +1,286 @@
+"""One LU factorisation per matrix, shared by ``solve``, ``slogdet``, ``det`` and ``inv``.
+
+A model that solves with a matrix and takes its log-determinant (a Gaussian process), or
+inverts it and takes its determinant, asks LAPACK to factorise the same matrix several times:
+NumPy's ``solve``, ``slogdet``, ``det`` and ``inv`` each start with their own LU, and the
+gradient rules add more (``solve``'s rule solves with ``A^T``, ``slogdet``'s and ``det``'s read
+``A^-T``).  Where SciPy is importable (never a dependency), these primitives' forward functions
+(:mod:`chainrule.engine.primitives`) come here instead: the first one factorises ``A`` once
+(LAPACK ``getrf``) and keeps the factors; the others reuse them (``getrs``, with
+``trans=1`` for ``A^T``; ``getri`` for the inverse, which is kept too; the determinant from the
+diagonal of ``U`` and the pivots, as NumPy computes it).  Since the rules call the primitives,
+the eager backward pass, higher-order gradients, ``jit`` (its NumPy backend calls these
+functions) and ``vmap`` all share the factors.
+
+Soundness.  An array can change between two calls (a plain array written in place, a tensor
+written with ``t[i] = v``), and its memory can be reused by another array once it is freed, so
+neither its identity nor its address proves anything about its values.  What does: every entry
+keeps a copy of the matrix it factorised, and a lookup compares the array's current bits with
+that copy (one pass over ``n^2`` numbers, about 2% of a factorisation at ``n = 300``).  An
+array that matches has exactly the values that were factorised, whatever object it is; one that
+does not is factorised afresh.  The address only finds the candidate: the entry for ``A`` also
+serves ``A``'s transposed view (the rules' ``A^T``), which has the same address with the last
+two axes' shape and strides swapped.  An entry lives while the array it was made from does (a
+weak reference drops it with the array) and at most :data:`MAX_ENTRIES` live per thread, so no
+large array is kept for long.
+
+Matrices of order below :data:`MIN_ORDER` (where one NumPy call costs less than the
+bookkeeping), arrays that are not plain ``float32``/``float64``/``complex64``/``complex128``
+ndarrays, and everything when SciPy is missing go straight to NumPy, unchanged.  Values agree
+with NumPy's to rounding: the same algorithm (partial pivoting LU, then triangular solves; the
+determinant as ``sign * exp(sum(log|u_ii|))`` accumulated in order), but SciPy's LAPACK build
+may block its loops differently from NumPy's, and ``inv`` comes from ``getri`` rather than
+from solving against the identity.
+
+>>> import numpy
+>>> a = numpy.array([[4.0, 1.0], [2.0, 3.0]])
+>>> solve(a, numpy.array([1.0, 2.0]))
+array([0.1, 0.6])
+>>> float(slogdet(a)[1]) == float(numpy.log(10.0))
+True
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+import weakref
+from collections import OrderedDict
+from typing import Any
+
+import numpy
+
+__all__ = ["solve", "inv", "det", "slogdet", "MIN_ORDER", "MAX_ENTRIES", "scipy_lapack"]
+
+# Below this order NumPy's own call is cheaper than the copy, the comparison and the lookup
+# (measured: benchmarks/bench_factors.py).
+MIN_ORDER = 48
+# At most this many factorisations are kept per thread (oldest dropped first).
+MAX_ENTRIES = 8
+
+_KINDS = {numpy.dtype(t): p for t, p in (("f4", "s"), ("f8", "d"), ("c8", "c"), ("c16", "z"))}
+_UINT = {4: numpy.dtype(numpy.uint32), 8: numpy.dtype(numpy.uint64)}
+_LAPACK: list[Any] = []
+_LWORK: dict[tuple[str, int], int] = {}
+
+
+def scipy_lapack() -> Any:
+    """``scipy.linalg.lapack`` if SciPy is importable, else ``None`` (looked up once).
+
+    >>> scipy_lapack() is None or hasattr(scipy_lapack(), "dgetrf")
+    True
+    """
+    if not _LAPACK:
+        try:
+            found: Any = importlib.import_module("scipy.linalg.lapack")
+        except ImportError:
+            found = None
+        _LAPACK.append(found)
+    return _LAPACK[0]
+
+
+class _Entry:
+    """The factors of one matrix (or stack of them) and what was derived from them."""
+
+    __slots__ = ("snap", "lus", "invs", "ref", "key", "__weakref__")
+
+    def __init__(self, snap: Any, lus: list[Any], key: Any) -> None:
+        self.snap = snap  # a copy of the matrices factorised: what an array must equal
+        self.lus = lus  # per matrix of the stack: (lu, piv, info)
+        self.invs: list[Any] | None = None
+        self.ref: Any = None
+        self.key = key
+
+
+class _Cache(threading.local):
+    def __init__(self) -> None:
+        self.entries: OrderedDict[Any, _Entry] = OrderedDict()
+
+
+_CACHE = _Cache()
+
+
+def _key(a: Any) -> Any:
+    return (a.__array_interface__["data"][0], a.shape, a.strides, a.dtype.str)
+
+
+def _swapped_key(a: Any) -> Any:
+    # the key of a's transpose (last two axes swapped): the same memory read the other way
+    s, t = list(a.shape), list(a.strides)
+    s[-1], s[-2], t[-1], t[-2] = s[-2], s[-1], t[-2], t[-1]
+    return (a.__array_interface__["data"][0], tuple(s), tuple(t), a.dtype.str)
+
+
+def _same(x: Any, snap: Any) -> bool:
+    """Whether ``x`` has exactly the bits of ``snap`` (NaNs and signed zeros included)."""
+    if x.dtype.kind == "c":
+        return _same(x.real, snap.real) and _same(x.imag, snap.imag)
+    u = _UINT[x.dtype.itemsize]
+    return bool((x.view(u) == snap.view(u)).all())
+
+
+def _usable(a: Any) -> bool:
+    return (
+        type(a) is numpy.ndarray
+        and a.ndim >= 2
+        and a.shape[-1] == a.shape[-2] >= MIN_ORDER
+        and a.size > 0
+        and a.dtype in _KINDS
+        and scipy_lapack() is not None
+    )
+
+
+def _lookup(a: Any) -> tuple[_Entry, bool] | None:
+    """The entry whose matrices ``a`` equals (``False``) or equals transposed (``True``)."""
+    entries = _CACHE.entries
+    hit = entries.get(_key(a))
+    if hit is not None and hit.snap.shape == a.shape and _same(a, hit.snap):
+        entries.move_to_end(hit.key)
+        return hit, False
+    hit = entries.get(_swapped_key(a))
+    if hit is not None and hit.snap.shape == a.shape and _same(numpy.swapaxes(a, -1, -2), hit.snap):
+        entries.move_to_end(hit.key)
+        return hit, True
+    return None
+
+
+def _forget(entries: OrderedDict[Any, _Entry], entry: _Entry) -> Any:
+    def drop(_: Any) -> None:
+        if entries.get(entry.key) is entry:
+            entries.pop(entry.key, None)
+
+    return drop
+
+
+def _factors(a: Any) -> tuple[_Entry, bool]:
+    """The LU factors of ``a`` (an :func:`_usable` array), found or computed and kept."""
+    found = _lookup(a)
+    if found is not None:
+        return found
+    n = a.shape[-1]
+    snap = numpy.array(a, order="C")
+    getrf = getattr(scipy_lapack(), _KINDS[a.dtype] + "getrf")
+    lus = [getrf(m) for m in snap.reshape(-1, n, n)]
+    entries = _CACHE.entries
+    entry = _Entry(snap, lus, _key(a))
+    entry.ref = weakref.ref(a, _forget(entries, entry))
+    entries[entry.key] = entry
+    while len(entries) > MAX_ENTRIES:
+        entries.popitem(last=False)
+    return entry, False
+
+
+def _singular() -> numpy.linalg.LinAlgError:
+    return numpy.linalg.LinAlgError("Singular matrix")
+
+
+def solve(a: Any, b: Any) -> Any:
+    """``numpy.linalg.solve(a, b)``, from the shared LU factors of ``a`` where that pays.
+
+    >>> solve(numpy.eye(2) * 2, numpy.array([[2.0], [4.0]]))
+    array([[1.],
+           [2.]])
+    """
+    if not _usable(a):
+        return numpy.linalg.solve(a, b)
+    b = numpy.asarray(b)
+    if b.ndim == 0 or numpy.result_type(a, b) != a.dtype:
+        return numpy.linalg.solve(a, b)
+    n, stack = a.shape[-1], a.shape[:-2]
+    vector = b.ndim == 1
+    if not (vector and b.shape == (n,)) and not (b.ndim == a.ndim and b.shape[:-1] == a.shape[:-1]):
+        return numpy.linalg.solve(a, b)  # broadcasting stacks: NumPy's own loop
+    entry, trans = _factors(a)
+    if any(info > 0 for _, _, info in entry.lus):
+        raise _singular()
+    getrs = getattr(scipy_lapack(), _KINDS[a.dtype] + "getrs")
+    rhs = b.astype(a.dtype, copy=False)
+    if a.ndim == 2:  # a C-ordered result, as NumPy's
+        lu, piv, _ = entry.lus[0]
+        return numpy.array(getrs(lu, piv, rhs, trans=int(trans))[0], order="C")
+    if vector:
+        xs = [getrs(lu, piv, rhs, trans=int(trans))[0] for lu, piv, _ in entry.lus]
+        return numpy.reshape(numpy.stack(xs), (*stack, n))
+    mats = rhs.reshape(-1, n, b.shape[-1])
+    xs = [getrs(lu, piv, m, trans=int(trans))[0] for (lu, piv, _), m in zip(entry.lus, mats)]
+    return numpy.reshape(numpy.stack(xs), b.shape)
+
+
+def inv(a: Any) -> Any:
+    """``numpy.linalg.inv(a)``, from the shared LU factors of ``a`` where that pays (kept for
+    the next call: the rules of ``slogdet`` and ``det`` read ``A^-T``).
+
+    >>> inv(numpy.eye(2) * 4)
+    array([[0.25, 0.  ],
+           [0.  , 0.25]])
+    """
+    if not _usable(a):
+        return numpy.linalg.inv(a)
+    entry, trans = _factors(a)
+    if entry.invs is None:
+        if any(info > 0 for _, _, info in entry.lus):
+            raise _singular()
+        n = a.shape[-1]
+        lapack = scipy_lapack()
+        prefix = _KINDS[a.dtype]
+        getri = getattr(lapack, prefix + "getri")
+        lwork = _LWORK.get((prefix, n))
+        if lwork is None:  # the optimal workspace (LAPACK's query), once per type and order
+            query = getattr(lapack, prefix + "getri_lwork")(n)[0]
+            lwork = _LWORK[prefix, n] = max(int(numpy.real(query)), n)
+        entry.invs = [getri(lu, piv, lwork=lwork)[0] for lu, piv, _ in entry.lus]
+    # a fresh array every time (the caller may write into it; the kept one must not change)
+    if a.ndim == 2:
+        return numpy.array(entry.invs[0].T if trans else entry.invs[0], order="C")
+    return numpy.reshape(numpy.stack([m.T if trans else m for m in entry.invs]), a.shape)
+
+
+def _slogdet_lu(lu: Any, piv: Any, info: int, dtype: numpy.dtype[Any]) -> tuple[Any, Any]:
+    # NumPy's steps (umath_linalg): the sign from the row swaps, then, along U's diagonal in
+    # order, the sign (or phase) of each entry multiplied in and log|u_ii| added up
+    if info > 0:
+        return numpy.zeros((), dtype), numpy.full((), -numpy.inf, dtype.char.lower())
+    d = numpy.diagonal(lu)
+    flips = int(numpy.count_nonzero(piv != numpy.arange(len(piv))))
+    mag = numpy.abs(d)
+    if dtype.kind != "c":
+        flips += int(numpy.count_nonzero(d < 0))
+        sign = numpy.full((), -1 if flips % 2 else 1, dtype)
+    else:
+        unit = numpy.empty_like(d)  # each entry's phase, divided componentwise as NumPy does
+        unit.real, unit.imag = d.real / mag, d.imag / mag
+        unit[0] *= -1 if flips % 2 else 1
+        sign = numpy.multiply.accumulate(unit)[-1]
+    return sign, numpy.add.accumulate(numpy.log(mag))[-1]
+
+
+def slogdet(a: Any) -> tuple[Any, Any]:
+    """``numpy.linalg.slogdet(a)`` as ``(sign, logabsdet)``, from the shared LU factors.
+
+    >>> [float(v) for v in slogdet(numpy.diag([2.0, -3.0]))]
+    [-1.0, 1.791759469228055]
+    """
+    if not _usable(a):
+        sign, logabs = numpy.linalg.slogdet(a)
+        return sign, logabs
+    entry, _ = _factors(a)  # det A^T = det A
+    if a.ndim == 2:
+        lu, piv, info = entry.lus[0]
+        sign, logabs = _slogdet_lu(lu, piv, info, a.dtype)
+        return sign[()], logabs[()]
+    pairs = [_slogdet_lu(lu, piv, info, a.dtype) for lu, piv, info in entry.lus]
+    stack = a.shape[:-2]
+    sign = numpy.reshape(numpy.stack([s for s, _ in pairs]), stack)[()]
+    return sign, numpy.reshape(numpy.stack([v for _, v in pairs]), stack)[()]
+
+
+def det(a: Any) -> Any:
+    """``numpy.linalg.det(a)``: ``sign * exp(logabsdet)``, as NumPy computes it.
+
+    >>> float(det(numpy.diag([2.0, -3.0])))
+    -6.0
+    """
+    if not _usable(a):
+        return numpy.linalg.det(a)
+    sign, logabs = slogdet(a)
+    return sign * numpy.exp(logabs)
