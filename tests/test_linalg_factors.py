@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import gc
 import threading
+import warnings
 
 import numpy
 import pytest
+from op_cases import CASES, FIRST_ORDER_ONLY
 
 import chainrule as cr
 from chainrule.engine import factors
@@ -253,6 +255,17 @@ def test_entries_are_bounded_and_leave_with_their_array(lapack):
     assert len(factors._CACHE.entries) == 0
 
 
+def test_a_byte_budget_keeps_only_the_newest_large_factorisation(lapack, monkeypatch):
+    if lapack == "numpy":
+        pytest.skip("nothing is kept without SciPy")
+    monkeypatch.setattr(factors, "MAX_BYTES", 3 * N * N * 8)
+    first, second, b = _matrix(), _matrix(), rng.standard_normal(N)
+    factors.inv(first)
+    factors.solve(second, b)  # the first entry (copy, LU and inverse) no longer fits
+    assert [e.snap is not None for e in factors._CACHE.entries.values()] == [True]
+    _close(factors.solve(first, b), numpy.linalg.solve(first, b))
+
+
 def test_each_thread_keeps_its_own_factors(lapack):
     a, b = _matrix(), rng.standard_normal(N)
     results = {}
@@ -279,3 +292,27 @@ def test_small_matrices_and_other_types_go_straight_to_numpy(monkeypatch):
     ints = numpy.arange(N * N).reshape(N, N) % 7 + 50 * numpy.eye(N, dtype=int)
     _close(factors.solve(ints, numpy.ones(N)), numpy.linalg.solve(ints, numpy.ones(N)))
     assert len(factors._CACHE.entries) == 0
+
+
+# --- every linalg op case of the suite, through the shared path (the order threshold lowered)
+
+_SHARED_CASES = [c for c in CASES if any(k in c.id for k in ("solve", "inv", "det"))]
+
+
+@pytest.mark.parametrize("kind", ["real", "complex"])
+@pytest.mark.parametrize("case", _SHARED_CASES, ids=[c.id for c in _SHARED_CASES])
+def test_the_op_cases_pass_through_the_shared_factors(case, kind, lapack, monkeypatch):
+    monkeypatch.setattr(factors, "MIN_ORDER", 1)
+    inputs = case.inputs
+    if kind == "complex":
+        z = numpy.random.default_rng(5)
+        inputs = [
+            x + 0.3j * z.standard_normal(x.shape) if x.dtype.kind == "f" else x for x in inputs
+        ]
+    order = 1 if case.id in FIRST_ORDER_ONLY else 2
+    assert cr.check_grads(case.fun, *inputs, order=order).passed
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", numpy.exceptions.ComplexWarning)
+        want = case.fun(*inputs)
+    got = case.fun(*[cr.tensor(x) for x in inputs])
+    _close(numpy.asarray(getattr(got, "data", got)), want)

@@ -21,8 +21,9 @@ array that matches has exactly the values that were factorised, whatever object 
 does not is factorised afresh.  The address only finds the candidate: the entry for ``A`` also
 serves ``A``'s transposed view (the rules' ``A^T``), which has the same address with the last
 two axes' shape and strides swapped.  An entry lives while the array it was made from does (a
-weak reference drops it with the array) and at most :data:`MAX_ENTRIES` live per thread, so no
-large array is kept for long.
+weak reference drops it with the array), and at most :data:`MAX_ENTRIES` entries and
+:data:`MAX_BYTES` bytes (but for the newest entry) live per thread, so no large array is kept
+for long.
 
 Matrices of order below :data:`MIN_ORDER` (where one NumPy call costs less than the
 bookkeeping), arrays that are not plain ``float32``/``float64``/``complex64``/``complex128``
@@ -50,13 +51,24 @@ from typing import Any
 
 import numpy
 
-__all__ = ["solve", "inv", "det", "slogdet", "MIN_ORDER", "MAX_ENTRIES", "scipy_lapack"]
+__all__ = [
+    "solve",
+    "inv",
+    "det",
+    "slogdet",
+    "MIN_ORDER",
+    "MAX_ENTRIES",
+    "MAX_BYTES",
+    "scipy_lapack",
+]
 
 # Below this order NumPy's own call is cheaper than the copy, the comparison and the lookup
 # (measured: benchmarks/bench_factors.py).
 MIN_ORDER = 48
-# At most this many factorisations are kept per thread (oldest dropped first).
+# At most this many factorisations, and (but for the newest) this many bytes of copies,
+# factors and inverses, are kept per thread; the oldest go first.
 MAX_ENTRIES = 8
+MAX_BYTES = 1 << 28
 
 _KINDS = {numpy.dtype(t): p for t, p in (("f4", "s"), ("f8", "d"), ("c8", "c"), ("c16", "z"))}
 _UINT = {4: numpy.dtype(numpy.uint32), 8: numpy.dtype(numpy.uint64)}
@@ -165,9 +177,14 @@ def _factors(a: Any) -> tuple[_Entry, bool]:
     entry = _Entry(snap, lus, _key(a))
     entry.ref = weakref.ref(a, _forget(entries, entry))
     entries[entry.key] = entry
-    while len(entries) > MAX_ENTRIES:
-        entries.popitem(last=False)
+    kept = sum(_nbytes(e) for e in entries.values())
+    while len(entries) > MAX_ENTRIES or (kept > MAX_BYTES and len(entries) > 1):
+        kept -= _nbytes(entries.popitem(last=False)[1])
     return entry, False
+
+
+def _nbytes(entry: _Entry) -> int:
+    return int(entry.snap.nbytes) * (2 if entry.invs is None else 3)
 
 
 def _singular() -> numpy.linalg.LinAlgError:
