@@ -25,7 +25,12 @@ changes only the spelling, never the arithmetic:
 * NumPy's faster loops are chosen where its dispatch would miss them: ``dtype=`` for a float
   times a boolean mask, and a constant row instead of a scalar in ``maximum(0, Z)``.
 
-Every one of these produces the bits the readable spelling produces.
+Every one of these produces the bits the readable spelling produces.  One change of spelling
+is for sharing, not speed of a single call: ``solve``, ``inv``, ``det`` and ``slogdet`` call the
+primitives' own functions (:data:`LINALG_CALLS`), which share one LU factorisation per matrix
+(:mod:`chainrule.engine.factors`); their values are the eager path's, which agree with the
+readable ``numpy.linalg`` spelling to rounding (bit for bit where SciPy is not installed or the
+matrix is small).
 """
 
 from __future__ import annotations
