@@ -30,7 +30,7 @@ def lapack(request, monkeypatch):
         monkeypatch.setattr(factors, "_LAPACK", [None])
     elif factors.scipy_lapack() is None:
         pytest.skip("SciPy is not installed")
-    monkeypatch.setattr(factors._CACHE, "entries", type(factors._CACHE.entries)())
+    monkeypatch.setattr(factors._CACHE, "state", factors._State())
     return request.param
 
 
@@ -234,7 +234,7 @@ def test_the_shared_path_factorises_each_matrix_once(monkeypatch):
     lapack = factors.scipy_lapack()
     if lapack is None:
         pytest.skip("SciPy is not installed")
-    monkeypatch.setattr(factors._CACHE, "entries", type(factors._CACHE.entries)())
+    monkeypatch.setattr(factors._CACHE, "state", factors._State())
     calls = []
     real = lapack.dgetrf
     monkeypatch.setattr(lapack, "dgetrf", lambda a: calls.append(1) or real(a))
@@ -249,10 +249,10 @@ def test_entries_are_bounded_and_leave_with_their_array(lapack):
     mats = [_matrix() for _ in range(factors.MAX_ENTRIES + 3)]
     for m in mats:
         factors.inv(m)
-    assert len(factors._CACHE.entries) == factors.MAX_ENTRIES
+    assert len(factors._CACHE.state.entries) == factors.MAX_ENTRIES
     del mats, m
     gc.collect()
-    assert len(factors._CACHE.entries) == 0
+    assert len(factors._CACHE.state.entries) == 0
 
 
 def test_a_byte_budget_keeps_only_the_newest_large_factorisation(lapack, monkeypatch):
@@ -262,7 +262,7 @@ def test_a_byte_budget_keeps_only_the_newest_large_factorisation(lapack, monkeyp
     first, second, b = _matrix(), _matrix(), rng.standard_normal(N)
     factors.inv(first)
     factors.solve(second, b)  # the first entry (copy, LU and inverse) no longer fits
-    assert [e.snap is not None for e in factors._CACHE.entries.values()] == [True]
+    assert [e.snap is not None for e in factors._CACHE.state.entries.values()] == [True]
     _close(factors.solve(first, b), numpy.linalg.solve(first, b))
 
 
@@ -286,12 +286,12 @@ def test_each_thread_keeps_its_own_factors(lapack):
 
 
 def test_small_matrices_and_other_types_go_straight_to_numpy(monkeypatch):
-    monkeypatch.setattr(factors._CACHE, "entries", type(factors._CACHE.entries)())
+    monkeypatch.setattr(factors._CACHE, "state", factors._State())
     small = _matrix(n=factors.MIN_ORDER - 1)
     factors.solve(small, numpy.ones(len(small)))
     ints = numpy.arange(N * N).reshape(N, N) % 7 + 50 * numpy.eye(N, dtype=int)
     _close(factors.solve(ints, numpy.ones(N)), numpy.linalg.solve(ints, numpy.ones(N)))
-    assert len(factors._CACHE.entries) == 0
+    assert len(factors._CACHE.state.entries) == 0
 
 
 # --- every linalg op case of the suite, through the shared path (the order threshold lowered)
@@ -332,3 +332,22 @@ def test_vmap_of_per_example_gradients_through_the_shared_factors(lapack):
     for g, a in zip(got, stack):
         want = (loss(0.1 + 1e-5, a) - loss(0.1 - 1e-5, a)) / 2e-5
         assert float(g) == pytest.approx(want, rel=1e-6)
+
+
+def test_recycled_buffers_never_show_through(lapack):
+    # each new matrix of the same shape reuses the buffers of the one that died before it: the
+    # answers handed out earlier must not change, and each answer is its own matrix's
+    b = rng.standard_normal(N)
+    handed = []
+    for _ in range(4):
+        a = _matrix()
+        got = (factors.solve(a, b), factors.inv(a.T), factors.slogdet(a)[1], factors.inv(a))
+        want = (numpy.linalg.solve(a, b), numpy.linalg.inv(a.T), numpy.linalg.slogdet(a)[1])
+        for g, w in zip(got, want):
+            _close(g, w)
+        handed.append((got, want))
+        del a
+        gc.collect()
+    for got, want in handed:
+        for g, w in zip(got, want):
+            _close(g, w)

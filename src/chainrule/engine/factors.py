@@ -23,7 +23,10 @@ serves ``A``'s transposed view (the rules' ``A^T``), which has the same address 
 two axes' shape and strides swapped.  An entry lives while the array it was made from does (a
 weak reference drops it with the array), and at most :data:`MAX_ENTRIES` entries and
 :data:`MAX_BYTES` bytes (but for the newest entry) live per thread, so no large array is kept
-for long.
+for long.  When an entry of one matrix goes, its buffers (the copy, the LU, the inverse) are
+kept for the next matrix of its shape and type if they are small (:data:`SPARE_BYTES`): a model
+makes a new matrix every step, and fresh memory costs page faults where the allocator has
+given the old memory back to the system.  Nothing handed out is ever one of these buffers.
 
 Matrices of order below :data:`MIN_ORDER` (where one NumPy call costs less than the
 bookkeeping), arrays that are not plain ``float32``/``float64``/``complex64``/``complex128``
@@ -59,6 +62,7 @@ __all__ = [
     "MIN_ORDER",
     "MAX_ENTRIES",
     "MAX_BYTES",
+    "SPARE_BYTES",
     "scipy_lapack",
 ]
 
@@ -94,19 +98,33 @@ def scipy_lapack() -> Any:
 class _Entry:
     """The factors of one matrix (or stack of them) and what was derived from them."""
 
-    __slots__ = ("snap", "lus", "invs", "ref", "key", "__weakref__")
+    __slots__ = ("snap", "lus", "invs", "spare_inv", "ref", "key", "__weakref__")
 
     def __init__(self, snap: Any, lus: list[Any], key: Any) -> None:
         self.snap = snap  # a copy of the matrices factorised: what an array must equal
         self.lus = lus  # per matrix of the stack: (lu, piv, info)
         self.invs: list[Any] | None = None
+        self.spare_inv: Any = None  # a recycled buffer for the inverse (one matrix only)
         self.ref: Any = None
         self.key = key
 
 
-class _Cache(threading.local):
+class _State:
+    """One thread's entries, newest last, and spare buffers."""
+
+    __slots__ = ("entries", "spare")
+
     def __init__(self) -> None:
         self.entries: OrderedDict[Any, _Entry] = OrderedDict()
+        # the buffers (copy, LU, inverse) of the last dropped entry of one matrix, for the next
+        # matrix of its shape and type: a model makes a new matrix every step, and fresh
+        # memory costs page faults where the allocator has handed the old back to the system
+        self.spare: tuple[Any, Any, Any] | None = None
+
+
+class _Cache(threading.local):
+    def __init__(self) -> None:
+        self.state = _State()
 
 
 _CACHE = _Cache()
@@ -144,7 +162,7 @@ def _usable(a: Any) -> bool:
 
 def _lookup(a: Any) -> tuple[_Entry, bool] | None:
     """The entry whose matrices ``a`` equals (``False``) or equals transposed (``True``)."""
-    entries = _CACHE.entries
+    entries = _CACHE.state.entries
     hit = entries.get(_key(a))
     if hit is not None and hit.snap.shape == a.shape and _same(a, hit.snap):
         entries.move_to_end(hit.key)
@@ -156,12 +174,42 @@ def _lookup(a: Any) -> tuple[_Entry, bool] | None:
     return None
 
 
-def _forget(entries: OrderedDict[Any, _Entry], entry: _Entry) -> Any:
+# Buffers of matrices whose copy has at most this many bytes are recycled (larger ones: the
+# factorisation's n^3 dwarfs the page faults of fresh memory, and nothing large stays behind).
+SPARE_BYTES = 1 << 22
+
+
+def _retire(cache: _State, entry: _Entry) -> None:
+    """``entry`` has left the cache: keep its buffers for the next matrix like it."""
+    snap = entry.snap
+    if snap.ndim == 2 and snap.nbytes <= SPARE_BYTES:
+        inv = entry.invs[0] if entry.invs is not None else entry.spare_inv
+        cache.spare = (snap, entry.lus[0][0], inv)
+
+
+def _forget(cache: _State, entry: _Entry) -> Any:
+    # (the callback may run in any thread: it touches only this state, and retires the entry
+    # only if it is the one that took it out, so no buffer is ever handed out twice)
     def drop(_: Any) -> None:
-        if entries.get(entry.key) is entry:
-            entries.pop(entry.key, None)
+        if cache.entries.get(entry.key) is entry and cache.entries.pop(entry.key, None) is entry:
+            _retire(cache, entry)
 
     return drop
+
+
+def _factorise(a: Any, cache: _State) -> tuple[Any, list[Any], Any]:
+    """A copy of ``a``, the LU factors of each of its matrices, and a buffer for the inverse:
+    in the spare buffers where they fit (LAPACK then factorises in place), else in new ones."""
+    n = a.shape[-1]
+    getrf = getattr(scipy_lapack(), _KINDS[a.dtype] + "getrf")
+    spare, cache.spare = cache.spare, None
+    if spare is not None and spare[0].shape == a.shape and spare[0].dtype == a.dtype:
+        snap, lu, inv = spare
+        numpy.copyto(snap, a)
+        numpy.copyto(lu, a)  # lu is Fortran-ordered: getrf overwrites it in place
+        return snap, [getrf(lu, overwrite_a=1)], inv
+    snap = numpy.array(a, order="C")
+    return snap, [getrf(m) for m in snap.reshape(-1, n, n)], None
 
 
 def _factors(a: Any) -> tuple[_Entry, bool]:
@@ -169,17 +217,21 @@ def _factors(a: Any) -> tuple[_Entry, bool]:
     found = _lookup(a)
     if found is not None:
         return found
-    n = a.shape[-1]
-    snap = numpy.array(a, order="C")
-    getrf = getattr(scipy_lapack(), _KINDS[a.dtype] + "getrf")
-    lus = [getrf(m) for m in snap.reshape(-1, n, n)]
-    entries = _CACHE.entries
+    cache = _CACHE.state
+    snap, lus, spare_inv = _factorise(a, cache)
+    entries = cache.entries
     entry = _Entry(snap, lus, _key(a))
-    entry.ref = weakref.ref(a, _forget(entries, entry))
+    entry.spare_inv = spare_inv
+    entry.ref = weakref.ref(a, _forget(cache, entry))
+    stale = entries.pop(entry.key, None)  # the same memory with other values (written over)
+    if stale is not None:
+        _retire(cache, stale)
     entries[entry.key] = entry
     kept = sum(_nbytes(e) for e in entries.values())
     while len(entries) > MAX_ENTRIES or (kept > MAX_BYTES and len(entries) > 1):
-        kept -= _nbytes(entries.popitem(last=False)[1])
+        old = entries.popitem(last=False)[1]
+        kept -= _nbytes(old)
+        _retire(cache, old)
     return entry, False
 
 
@@ -245,7 +297,13 @@ def inv(a: Any) -> Any:
         if lwork is None:  # the optimal workspace (LAPACK's query), once per type and order
             query = getattr(lapack, prefix + "getri_lwork")(n)[0]
             lwork = _LWORK[prefix, n] = max(int(numpy.real(query)), n)
-        entry.invs = [getri(lu, piv, lwork=lwork)[0] for lu, piv, _ in entry.lus]
+        if entry.spare_inv is not None:  # in the recycled buffer, in place
+            lu, piv, _ = entry.lus[0]
+            numpy.copyto(entry.spare_inv, lu)
+            entry.invs = [getri(entry.spare_inv, piv, lwork=lwork, overwrite_lu=1)[0]]
+            entry.spare_inv = None
+        else:
+            entry.invs = [getri(lu, piv, lwork=lwork)[0] for lu, piv, _ in entry.lus]
     # a fresh array every time (the caller may write into it; the kept one must not change)
     if a.ndim == 2:
         return numpy.array(entry.invs[0].T if trans else entry.invs[0], order="C")
