@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy
 
+from . import factors
 from .reduce import add_reduce
 
 __all__ = [
@@ -693,15 +694,17 @@ def _once(compute: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
-_slogdet = _once(lambda a: numpy.linalg.slogdet(a))
+_slogdet = _once(factors.slogdet)
 _eigh = _once(lambda a, uplo: numpy.linalg.eigh(a, uplo))
 _svd = _once(lambda a, full: numpy.linalg.svd(a, full_matrices=full))
 _qr = _once(lambda a, mode: numpy.linalg.qr(a, mode=mode))
 _eig = _once(lambda a: numpy.linalg.eig(a))
 
-inv = Primitive("linalg.inv", numpy.linalg.inv)
-solve = Primitive("linalg.solve", numpy.linalg.solve)
-det = Primitive("linalg.det", numpy.linalg.det)
+# One LU per matrix, shared across these operations and their rules where SciPy is importable
+# (chainrule.engine.factors; NumPy's own functions otherwise, and for small matrices).
+inv = Primitive("linalg.inv", factors.inv)
+solve = Primitive("linalg.solve", factors.solve)
+det = Primitive("linalg.det", factors.det)
 # slogdet's two results: log|det| (differentiable) and the sign (piecewise constant).
 logabsdet = Primitive("linalg.logabsdet", lambda a: _slogdet(a)[1])
 detsign = Primitive("linalg.detsign", lambda a: _slogdet(a)[0], nondiff=True)

@@ -523,10 +523,11 @@ def _mT(x: Any) -> Any:
 
 
 def _solve_vjp_b(g: Any, out: Any, a: Any, b: Any) -> Any:
-    # dB = A^-T g; b a vector (NumPy 2: only when b.ndim == 1) is solved as a column
+    # dB = A^-T g; b a vector (NumPy 2: only when b.ndim == 1) is solved as a column.  The
+    # primitive, not numpy.linalg.solve: on arrays it reuses the forward's LU of A (factors.py)
     if numpy.ndim(b) == 1:
-        return numpy.linalg.solve(_mT(a), g[..., None])[..., 0]
-    return numpy.linalg.solve(_mT(a), g)
+        return P.solve(_mT(a), g[..., None])[..., 0]
+    return P.solve(_mT(a), g)
 
 
 def _solve_vjp_a(g: Any, out: Any, a: Any, b: Any) -> Any:
@@ -822,9 +823,12 @@ defvjp(P.lstsq_x, _lstsq_da, _lstsq_db)
 
 defvjp(P.inv, lambda g, out, a: -(_mT(out) @ g @ _mT(out)))
 defvjp(P.solve, _solve_vjp_a, _solve_vjp_b)
-defvjp(P.det, lambda g, out, a: (g * out)[..., None, None] * _mT(numpy.linalg.inv(a)))
+# A^-T as inv(A^T), by the primitive (not numpy.linalg.inv): on arrays it reuses the LU of A
+# the forward computed (factors.py: A^T is found as A's transposed view), and hands back a
+# matrix in C order, which the elementwise products after it run fastest on
+defvjp(P.det, lambda g, out, a: (g * out)[..., None, None] * P.inv(_mT(a)))
 def _logdet_vjp(g: Any, out: Any, a: Any) -> Any:
-    return g[..., None, None] * _mT(numpy.linalg.inv(a))
+    return g[..., None, None] * P.inv(_mT(a))
 
 
 # log|det A|, and log det A of a complex A (log|det| + i arg det, holomorphic): one rule

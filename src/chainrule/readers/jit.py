@@ -42,7 +42,7 @@ from chainrule.program.notation import Literals
 from chainrule.program.trace import record
 
 from . import numba_backend
-from .numpy_backend import FastWriter, aliases_input
+from .numpy_backend import LINALG_CALLS, FastWriter, aliases_input
 
 __all__ = ["jit", "Compiled", "JitFallbackWarning", "AUTO_NUMBA_MAX_FLOPS", "AUTO_TIMING_SECONDS"]
 
@@ -579,6 +579,7 @@ def _compile_numpy(
         outs.append(f"numpy.array({text})" if isinstance(o, Value) and aliases_input(o) else text)
     name = label
     namespace: dict[str, Any] = {"numpy": numpy, "_add_reduce": add_reduce, **consts}
+    namespace.update({name: prim.fun for prim, name in LINALG_CALLS.items()})
     src = "\n".join(
         [f"def {name}({', '.join(params)}):"]
         + [f"    {c}" for c in body]

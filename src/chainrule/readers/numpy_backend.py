@@ -25,7 +25,12 @@ changes only the spelling, never the arithmetic:
 * NumPy's faster loops are chosen where its dispatch would miss them: ``dtype=`` for a float
   times a boolean mask, and a constant row instead of a scalar in ``maximum(0, Z)``.
 
-Every one of these produces the bits the readable spelling produces.
+Every one of these produces the bits the readable spelling produces.  One change of spelling
+is for sharing, not speed of a single call: ``solve``, ``inv``, ``det`` and ``slogdet`` call the
+primitives' own functions (:data:`LINALG_CALLS`), which share one LU factorisation per matrix
+(:mod:`chainrule.engine.factors`); their values are the eager path's, which agree with the
+readable ``numpy.linalg`` spelling to rounding (bit for bit where SciPy is not installed or the
+matrix is small).
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ from chainrule.program.codegen import Line, Writer
 from chainrule.program.ir import CONST, INPUT, Program, Value, const_value, is_const
 from chainrule.program.notation import ATOM, PRODUCT
 
-__all__ = ["FastWriter", "aliases_input", "hoist_masks"]
+__all__ = ["FastWriter", "LINALG_CALLS", "aliases_input", "hoist_masks"]
 
 _F64 = numpy.dtype(numpy.float64)
 _F32 = numpy.dtype(numpy.float32)
@@ -108,6 +113,20 @@ def aliases_input(v: Any) -> bool:
 # larger products ``A @ B`` measured 1-5% faster on the development machine (784-512-512-10
 # MLP, batch 128, float32: the whole step 1.2% faster), so the readable spelling stays.
 _SMALL_PRODUCT = 1 << 16
+
+
+# The linear-algebra primitives whose forward functions share one LU factorisation per matrix
+# (chainrule.engine.factors): compiled code calls them by these names (bound in the compiled
+# module's namespace) instead of numpy.linalg's functions, so that a jitted solve, slogdet and
+# their rules factorise the matrix once, as the eager path does.  The values are the eager path's.
+LINALG_CALLS = {
+    P.solve: "_linalg_solve",
+    P.inv: "_linalg_inv",
+    P.det: "_linalg_det",
+    P.logabsdet: "_linalg_logabsdet",
+    P.detsign: "_linalg_detsign",
+    P.logdet: "_linalg_logdet",
+}
 
 
 # Temporaries of at least this many bytes are deleted after their last read (_frees_early).
@@ -224,6 +243,8 @@ class FastWriter(Writer):
 
     def _fast(self, v: Value) -> tuple[str, int] | None:
         prim = v.prim
+        if prim in LINALG_CALLS and not v.kw:
+            return f"{LINALG_CALLS[prim]}({', '.join(self.ref(x)[0] for x in v.args)})", ATOM
         if prim is P.matmul or prim is P.dot:
             a, b = v.args
             sa, sb = _shape(a), _shape(b)

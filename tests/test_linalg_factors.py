@@ -1,0 +1,353 @@
+"""One LU per matrix, shared by solve, slogdet, det, inv and their rules (engine/factors.py).
+
+The expected values come from NumPy's own functions on the current values of the matrix
+(agreement to rounding: SciPy's LAPACK may block its loops differently) and, for gradients,
+from central finite differences along a direction.  Every test runs with SciPy and, through the
+``lapack`` fixture, with its import taken away (NumPy alone).
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+import warnings
+
+import numpy
+import pytest
+from op_cases import CASES, FIRST_ORDER_ONLY
+
+import chainrule as cr
+from chainrule.engine import factors
+
+N = 60  # above factors.MIN_ORDER: the shared path
+rng = numpy.random.default_rng(16)
+
+
+@pytest.fixture(params=["scipy", "numpy"])
+def lapack(request, monkeypatch):
+    """Run with SciPy's LAPACK (if installed) and as if SciPy were not installed."""
+    if request.param == "numpy":
+        monkeypatch.setattr(factors, "_LAPACK", [None])
+    elif factors.scipy_lapack() is None:
+        pytest.skip("SciPy is not installed")
+    monkeypatch.setattr(factors._CACHE, "state", factors._State())
+    return request.param
+
+
+def _matrix(n=N, dtype=numpy.float64, spd=False):
+    a = rng.standard_normal((n, n))
+    if numpy.dtype(dtype).kind == "c":
+        a = a + 1j * rng.standard_normal((n, n))
+    a = a @ numpy.conj(a.T) + n * numpy.eye(n) if spd else a + 3 * numpy.sqrt(n) * numpy.eye(n)
+    return a.astype(dtype)
+
+
+def _close(got, want, rtol=1e-10):
+    numpy.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * numpy.abs(want).max())
+
+
+def test_the_values_are_numpys_to_rounding(lapack):
+    for dtype, rtol in ((numpy.float64, 1e-10), (numpy.complex128, 1e-10), (numpy.float32, 1e-4)):
+        a = _matrix(dtype=dtype)
+        b = rng.standard_normal(N).astype(dtype)
+        bm = rng.standard_normal((N, 3)).astype(dtype)
+        _close(factors.solve(a, b), numpy.linalg.solve(a, b), rtol)
+        _close(factors.solve(a, bm), numpy.linalg.solve(a, bm), rtol)
+        _close(factors.solve(a.T, b), numpy.linalg.solve(a.T, b), rtol)  # the rules' A^T
+        _close(factors.inv(a), numpy.linalg.inv(a), rtol)
+        _close(factors.inv(a.T), numpy.linalg.inv(a.T), rtol)
+        sign, logabs = factors.slogdet(a)
+        want_sign, want_logabs = numpy.linalg.slogdet(a)
+        _close(sign, want_sign, rtol)
+        _close(logabs, want_logabs, rtol)
+        assert numpy.asarray(sign).dtype == numpy.asarray(want_sign).dtype
+        assert numpy.asarray(logabs).dtype == numpy.asarray(want_logabs).dtype
+        unit = a / (3 * numpy.sqrt(N))  # |det| near 1, no overflow in float32
+        _close(factors.det(unit), numpy.linalg.det(unit), rtol * 10)
+        assert factors.solve(a, bm).flags.c_contiguous and factors.inv(a).flags.c_contiguous
+
+
+def test_a_negative_determinant_and_row_swaps_give_numpys_sign(lapack):
+    a = _matrix()
+    a[[0, 5]] = a[[5, 0]]  # one row swap flips the sign
+    assert numpy.linalg.slogdet(a)[0] == -1
+    sign, logabs = factors.slogdet(a)
+    assert sign == -1
+    _close(logabs, numpy.linalg.slogdet(a)[1])
+
+
+def test_stacks_of_matrices(lapack):
+    a = numpy.stack([_matrix(), _matrix(), -_matrix()])
+    b = rng.standard_normal((3, N, 2))
+    _close(factors.solve(a, b), numpy.linalg.solve(a, b))
+    _close(
+        factors.solve(numpy.swapaxes(a, -1, -2), b),
+        numpy.linalg.solve(numpy.swapaxes(a, -1, -2), b),
+    )
+    _close(factors.solve(a, b[0, :, 0]), numpy.linalg.solve(a, b[0, :, 0]))
+    _close(factors.inv(a), numpy.linalg.inv(a))
+    for got, want in zip(factors.slogdet(a), numpy.linalg.slogdet(a)):
+        _close(got, want)
+    assert factors.solve(a, b).shape == (3, N, 2)
+    # a right-hand side that broadcasts against the stack: NumPy's own loop, same answer
+    _close(factors.solve(a, b[:1]), numpy.linalg.solve(a, b[:1]))
+
+
+def test_singular_matrices_raise_as_numpy_and_have_zero_determinant(lapack):
+    a = _matrix()
+    a[:, 3] = a[:, 7]
+    a[3] = 0.0  # an exactly zero pivot
+    with pytest.raises(numpy.linalg.LinAlgError, match="Singular matrix"):
+        numpy.linalg.solve(a, numpy.ones(N))  # what NumPy says
+    with pytest.raises(numpy.linalg.LinAlgError, match="Singular matrix"):
+        factors.solve(a, numpy.ones(N))
+    with pytest.raises(numpy.linalg.LinAlgError, match="Singular matrix"):
+        factors.inv(a)
+    sign, logabs = factors.slogdet(a)
+    assert (sign, logabs) == (0.0, -numpy.inf) == tuple(numpy.linalg.slogdet(a))
+    assert factors.det(a) == 0.0
+
+
+def test_a_matrix_written_in_place_between_two_calls_gives_the_new_answer(lapack):
+    a, b = _matrix(), rng.standard_normal(N)
+    factors.solve(a, b)
+    a[3, 4] += 1.0  # the same object, the same memory, other values
+    _close(factors.solve(a, b), numpy.linalg.solve(a, b))
+    _close(factors.slogdet(a)[1], numpy.linalg.slogdet(a)[1])
+    _close(factors.inv(a.T), numpy.linalg.inv(a.T))
+    a[0, 0] = -0.0 if a[0, 0] == 0 else a[0, 0] * (1 + 1e-15)  # one bit
+    _close(factors.inv(a), numpy.linalg.inv(a))
+    # the transposed view written through the original: the view sees the new values
+    at = a.T
+    factors.solve(at, b)
+    a[1, 2] -= 2.0
+    _close(factors.solve(at, b), numpy.linalg.solve(at, b))
+
+
+def test_another_array_in_the_same_memory_is_not_mistaken_for_the_first(lapack):
+    buf = _matrix()
+    first = buf[:, :]  # a view: the same address, shape and strides as buf
+    b = rng.standard_normal(N)
+    factors.solve(first, b)
+    buf[:] = _matrix()  # new values in that memory, written through another array
+    second = buf[:, :]
+    _close(factors.solve(second, b), numpy.linalg.solve(buf, b))
+    _close(factors.slogdet(second)[1], numpy.linalg.slogdet(buf)[1])
+    del first
+
+
+def test_the_inverse_handed_out_is_a_fresh_array_each_time(lapack):
+    a = _matrix()
+    inv = factors.inv(a)
+    inv[:] = 0.0  # the caller's to write
+    _close(factors.inv(a), numpy.linalg.inv(a))
+
+
+def test_eager_gradients_after_an_in_place_write_use_the_new_matrix(lapack):
+    a, b = _matrix(), rng.standard_normal(N)
+
+    def f(x):
+        return numpy.linalg.solve(a, x).sum() + numpy.linalg.slogdet(a + 0 * x[0])[1]
+
+    cr.grad(f)(b)
+    a[2, 9] += 3.0
+    g = cr.grad(f)(b)
+    _close(g, numpy.linalg.solve(a.T, numpy.ones(N)))
+
+
+def test_jit_after_an_in_place_write_uses_the_new_matrix(lapack):
+    b = rng.standard_normal(N)
+
+    def f(a, x):
+        return numpy.linalg.solve(a, x).sum() + numpy.linalg.slogdet(a)[1]
+
+    jf = cr.jit(cr.value_and_grad(f, argnums=(0, 1)))
+    a = _matrix()
+    jf(a, b)
+    a[5, 1] -= 2.5
+    value, (ga, gb) = jf(a, b)
+    inv = numpy.linalg.inv(a)
+    x = numpy.linalg.solve(a, b)
+    _close(value, x.sum() + numpy.linalg.slogdet(a)[1])
+    _close(gb, inv.T @ numpy.ones(N))
+    _close(ga, -numpy.outer(inv.T @ numpy.ones(N), x) + inv.T)
+
+
+def test_a_tensor_written_in_place_is_factorised_again(lapack):
+    a, b = _matrix(), rng.standard_normal(N)
+    t = cr.tensor(a.copy())
+    numpy.linalg.solve(t, b)
+    t[0, 0] = t[0, 0] + 1.0
+    a[0, 0] += 1.0
+    _close(numpy.asarray(numpy.linalg.solve(t, b).data), numpy.linalg.solve(a, b))
+
+
+# --- gradients of solve, slogdet, inv and det of one matrix, against finite differences -----
+
+_A0, _B, _C = _matrix(), rng.standard_normal((N, N)), rng.standard_normal((N, N))
+_V, _W = rng.standard_normal(N), rng.standard_normal(N)
+_SCALE = 1.0 / abs(numpy.linalg.det(_A0))
+
+
+def _model(s, t):
+    """Every operation reads the same matrix A(s, t)."""
+    a = _A0 + s * _B + t * _C
+    x = numpy.linalg.solve(a, _V)
+    return (
+        x @ _W
+        + numpy.linalg.slogdet(a)[1]
+        + (numpy.linalg.inv(a) @ _W).sum()
+        + numpy.linalg.det(a) * _SCALE
+        + numpy.linalg.solve(a, x) @ _V  # a second solve with the same matrix
+    )
+
+
+def _d(f, s, t, h=1e-5):
+    return (f(s + h, t) - f(s - h, t)) / (2 * h), (f(s, t + h) - f(s, t - h)) / (2 * h)
+
+
+def test_first_order_gradients_against_finite_differences(lapack):
+    got = cr.grad(_model, argnums=(0, 1))(0.3, -0.2)
+    want = _d(_model, 0.3, -0.2)
+    for g, w in zip(got, want):
+        assert float(g) == pytest.approx(w, rel=1e-6)
+    jitted = cr.jit(cr.grad(_model, argnums=(0, 1)))(0.3, -0.2)
+    for g, w in zip(jitted, got):
+        assert float(g) == pytest.approx(float(w), rel=1e-12)
+
+
+def test_second_order_gradients_against_finite_differences(lapack):
+    h = 1e-4
+    s, t = 0.3, -0.2
+    dss = (_model(s + h, t) - 2 * _model(s, t) + _model(s - h, t)) / h**2
+    dst = (
+        _model(s + h, t + h) - _model(s + h, t - h) - _model(s - h, t + h) + _model(s - h, t - h)
+    ) / (4 * h**2)
+    got_ss = cr.grad(cr.grad(_model, argnums=0), argnums=0)(s, t)
+    got_st = cr.grad(cr.grad(_model, argnums=0), argnums=1)(s, t)
+    scale = max(abs(dss), abs(dst))
+    assert abs(float(got_ss) - dss) < 1e-4 * scale
+    assert abs(float(got_st) - dst) < 1e-4 * scale
+
+
+def test_the_shared_path_factorises_each_matrix_once(monkeypatch):
+    lapack = factors.scipy_lapack()
+    if lapack is None:
+        pytest.skip("SciPy is not installed")
+    monkeypatch.setattr(factors._CACHE, "state", factors._State())
+    calls = []
+    real = lapack.dgetrf
+    monkeypatch.setattr(lapack, "dgetrf", lambda a: calls.append(1) or real(a))
+    cr.value_and_grad(_model, argnums=(0, 1))(0.3, -0.2)
+    # two solves, slogdet, inv, det and the rules' A^-T g and inv(A^T): one LU of A
+    assert len(calls) == 1
+
+
+def test_entries_are_bounded_and_leave_with_their_array(lapack):
+    if lapack == "numpy":
+        pytest.skip("nothing is kept without SciPy")
+    mats = [_matrix() for _ in range(factors.MAX_ENTRIES + 3)]
+    for m in mats:
+        factors.inv(m)
+    assert len(factors._CACHE.state.entries) == factors.MAX_ENTRIES
+    del mats, m
+    gc.collect()
+    assert len(factors._CACHE.state.entries) == 0
+
+
+def test_a_byte_budget_keeps_only_the_newest_large_factorisation(lapack, monkeypatch):
+    if lapack == "numpy":
+        pytest.skip("nothing is kept without SciPy")
+    monkeypatch.setattr(factors, "MAX_BYTES", 3 * N * N * 8)
+    first, second, b = _matrix(), _matrix(), rng.standard_normal(N)
+    factors.inv(first)
+    factors.solve(second, b)  # the first entry (copy, LU and inverse) no longer fits
+    assert [e.snap is not None for e in factors._CACHE.state.entries.values()] == [True]
+    _close(factors.solve(first, b), numpy.linalg.solve(first, b))
+
+
+def test_each_thread_keeps_its_own_factors(lapack):
+    a, b = _matrix(), rng.standard_normal(N)
+    results = {}
+
+    def work(k):
+        mine = a + k * numpy.eye(N)
+        for _ in range(20):
+            results[k] = factors.solve(mine, b)
+            mine[0, 0] += 0.0  # unchanged values: the factors stay valid
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    for k in range(4):
+        _close(results[k], numpy.linalg.solve(a + k * numpy.eye(N), b))
+
+
+def test_small_matrices_and_other_types_go_straight_to_numpy(monkeypatch):
+    monkeypatch.setattr(factors._CACHE, "state", factors._State())
+    small = _matrix(n=factors.MIN_ORDER - 1)
+    factors.solve(small, numpy.ones(len(small)))
+    ints = numpy.arange(N * N).reshape(N, N) % 7 + 50 * numpy.eye(N, dtype=int)
+    _close(factors.solve(ints, numpy.ones(N)), numpy.linalg.solve(ints, numpy.ones(N)))
+    assert len(factors._CACHE.state.entries) == 0
+
+
+# --- every linalg op case of the suite, through the shared path (the order threshold lowered)
+
+_SHARED_CASES = [c for c in CASES if any(k in c.id for k in ("solve", "inv", "det"))]
+
+
+@pytest.mark.parametrize("kind", ["real", "complex"])
+@pytest.mark.parametrize("case", _SHARED_CASES, ids=[c.id for c in _SHARED_CASES])
+def test_the_op_cases_pass_through_the_shared_factors(case, kind, lapack, monkeypatch):
+    monkeypatch.setattr(factors, "MIN_ORDER", 1)
+    inputs = case.inputs
+    if kind == "complex":
+        z = numpy.random.default_rng(5)
+        inputs = [
+            x + 0.3j * z.standard_normal(x.shape) if x.dtype.kind == "f" else x for x in inputs
+        ]
+    order = 1 if case.id in FIRST_ORDER_ONLY else 2
+    assert cr.check_grads(case.fun, *inputs, order=order).passed
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", numpy.exceptions.ComplexWarning)
+        want = case.fun(*inputs)
+    got = case.fun(*[cr.tensor(x) for x in inputs])
+    _close(numpy.asarray(getattr(got, "data", got)), want)
+
+
+def test_vmap_of_per_example_gradients_through_the_shared_factors(lapack):
+    # per-example gradients of a GP-like loss over a stack of matrices, against a loop of
+    # finite differences in the scale s of each matrix (A_k(s) = A_k + s B)
+    stack = numpy.stack([_matrix() for _ in range(3)])
+    b = rng.standard_normal(N)
+
+    def loss(s, a):
+        k = a + s * _B
+        return numpy.linalg.solve(k, b) @ b + numpy.linalg.slogdet(k)[1]
+
+    got = cr.vmap(cr.grad(loss), in_axes=(None, 0))(0.1, stack)
+    for g, a in zip(got, stack):
+        want = (loss(0.1 + 1e-5, a) - loss(0.1 - 1e-5, a)) / 2e-5
+        assert float(g) == pytest.approx(want, rel=1e-6)
+
+
+def test_recycled_buffers_never_show_through(lapack):
+    # each new matrix of the same shape reuses the buffers of the one that died before it: the
+    # answers handed out earlier must not change, and each answer is its own matrix's
+    b = rng.standard_normal(N)
+    handed = []
+    for _ in range(4):
+        a = _matrix()
+        got = (factors.solve(a, b), factors.inv(a.T), factors.slogdet(a)[1], factors.inv(a))
+        want = (numpy.linalg.solve(a, b), numpy.linalg.inv(a.T), numpy.linalg.slogdet(a)[1])
+        for g, w in zip(got, want):
+            _close(g, w)
+        handed.append((got, want))
+        del a
+        gc.collect()
+    for got, want in handed:
+        for g, w in zip(got, want):
+            _close(g, w)
