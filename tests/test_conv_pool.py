@@ -84,17 +84,18 @@ def test_filled_like_keeps_the_memory_order():
 # --- max-pooling: ties share the gradient equally --------------------------------------------
 
 
-def pool_grad_by_loops(x, g, k):
-    """d(sum(g * max_pool(x, k)))/dx: each window's g split equally between its maxima."""
+def pool_grad_by_loops(x, g, k, s):
+    """d(sum(g * max_pool(x, k, s)))/dx: each window's g split equally between its maxima
+    (added up where windows overlap)."""
     n, c, h, w = x.shape
     out = numpy.zeros_like(x)
     for a in range(n):
         for q in range(c):
-            for i in range(h // k):
-                for j in range(w // k):
-                    win = x[a, q, i * k : i * k + k, j * k : j * k + k]
+            for i in range((h - k) // s + 1):
+                for j in range((w - k) // s + 1):
+                    win = x[a, q, i * s : i * s + k, j * s : j * s + k]
                     hit = win == win.max()
-                    out[a, q, i * k : i * k + k, j * k : j * k + k] = (
+                    out[a, q, i * s : i * s + k, j * s : j * s + k] += (
                         hit * g[a, q, i, j] / hit.sum()
                     )
     return out
@@ -102,56 +103,91 @@ def pool_grad_by_loops(x, g, k):
 
 @pytest.mark.parametrize("layout", ["C", "CHWN", "strided"])
 @pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64])
-@pytest.mark.parametrize("k", [2, 3])
-def test_max_pool_gradient_shares_ties_equally(layout, dtype, k):
+@pytest.mark.parametrize("k,s", [(2, 2), (3, 3), (3, 2), (2, 1)])
+def test_max_pool_gradient_shares_ties_equally(layout, dtype, k, s):
     base = RNG.integers(0, 3, (32, 4, 3 * k, 3 * k)).astype(dtype)  # most windows tie
-    g = RNG.standard_normal((32, 4, 3, 3)).astype(dtype)
+    ho = (3 * k - k) // s + 1
+    g = RNG.standard_normal((32, 4, ho, ho)).astype(dtype)
     x = layouts(base)[layout]
-    value, (dx,) = cr.value_and_grad(lambda x: (F.max_pool2d(x, k) * g).sum(), argnums=(0,))(x)
+    pool = cr.value_and_grad(lambda x: (F.max_pool2d(x, k, s) * g).sum(), argnums=(0,))
+    value, (dx,) = pool(x)
     assert dx.dtype == dtype
-    want = pool_grad_by_loops(base.astype(numpy.float64), g.astype(numpy.float64), k)
+    want = pool_grad_by_loops(base.astype(numpy.float64), g.astype(numpy.float64), k, s)
     tol = 1e-6 if dtype == numpy.float32 else 1e-14
     numpy.testing.assert_allclose(dx, want, rtol=tol, atol=tol)
-    assert float(value) == pytest.approx(
-        float((base.reshape(32, 4, 3, k, 3, k).max(axis=(3, 5)) * g).sum()), rel=1e-5
-    )
+    win = numpy.lib.stride_tricks.sliding_window_view(base, (k, k), axis=(2, 3))[:, :, ::s, ::s]
+    assert float(value) == pytest.approx(float((win.max(axis=(4, 5)) * g).sum()), rel=1e-5)
 
 
 # --- conv2d: forward by loops, gradients by finite differences -------------------------------
 
 
-def conv2d_loops(x, w, b, stride, pad, dil):
+def conv2d_loops(x, w, b, stride, pad, dil, groups=1):
     n, c, h, wd = x.shape
-    o, _, kh, kw = w.shape
+    o, cg, kh, kw = w.shape
     xp = numpy.zeros((n, c, h + 2 * pad, wd + 2 * pad))
     xp[:, :, pad : pad + h, pad : pad + wd] = x
     ho = (h + 2 * pad - dil * (kh - 1) - 1) // stride + 1
     wo = (wd + 2 * pad - dil * (kw - 1) - 1) // stride + 1
     out = numpy.zeros((n, o, ho, wo)) + b[:, None, None]
-    for i in range(ho):
-        for j in range(wo):
-            for u in range(kh):
-                for v in range(kw):
-                    patch = xp[:, :, i * stride + u * dil, j * stride + v * dil]  # n, c
-                    out[:, :, i, j] += patch @ w[:, :, u, v].T
+    og = o // groups
+    for q in range(o):
+        chans = slice(q // og * cg, (q // og + 1) * cg)
+        for i in range(ho):
+            for j in range(wo):
+                for u in range(kh):
+                    for v in range(kw):
+                        patch = xp[:, chans, i * stride + u * dil, j * stride + v * dil]  # n, cg
+                        out[:, q, i, j] += patch @ w[q, :, u, v]
     return out
 
 
-CONVS = [(1, 1, 1), (2, 1, 1), (1, 0, 2), (2, 2, 1)]  # stride, padding, dilation
+CONVS = [(1, 1, 1, 1), (2, 1, 1, 1), (1, 0, 2, 1), (2, 2, 1, 1), (1, 1, 1, 3), (2, 1, 2, 6)]
 
 
-@pytest.mark.parametrize("stride,pad,dil", CONVS)
+@pytest.mark.parametrize("stride,pad,dil,groups", CONVS)  # stride, padding, dilation, groups
 @pytest.mark.parametrize("layout", ["C", "CHWN"])
-def test_conv2d_equals_the_definition_in_every_layout(stride, pad, dil, layout):
-    x = RNG.standard_normal((40, 3, 7, 6))
-    w, b = RNG.standard_normal((5, 3, 3, 3)), RNG.standard_normal(5)
-    got = F.conv2d(layouts(x)[layout], w, b, stride=stride, padding=pad, dilation=dil)
-    want = conv2d_loops(x, w, b, stride, pad, dil)
+def test_conv2d_equals_the_definition_in_every_layout(stride, pad, dil, groups, layout):
+    x = RNG.standard_normal((40, 6, 7, 6))
+    w, b = RNG.standard_normal((12, 6 // groups, 3, 3)), RNG.standard_normal(12)
+    got = F.conv2d(layouts(x)[layout], w, b, stride, pad, dil, groups)
+    want = conv2d_loops(x, w, b, stride, pad, dil, groups)
     numpy.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
-    f32 = F.conv2d(x.astype(numpy.float32), w.astype(numpy.float32), b.astype(numpy.float32),
-                   stride=stride, padding=pad, dilation=dil)  # fmt: skip
+    args32 = [a.astype(numpy.float32) for a in (x, w, b)]
+    f32 = F.conv2d(*args32, stride, pad, dil, groups)
     assert f32.dtype == numpy.float32
     numpy.testing.assert_allclose(f32, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_grouped_and_1d_convolutions_gradients_equal_finite_differences(groups):
+    x, w = RNG.standard_normal((24, 4, 5, 6)), RNG.standard_normal((6, 4 // groups, 3, 2))
+    b = RNG.standard_normal(6)
+
+    def loss(x, w, b):
+        z = F.conv2d(x, w, b, stride=(2, 1), padding=1, dilation=(1, 2), groups=groups)
+        return (numpy.sin(z) * z).sum()
+
+    check_directions(loss, [x, w, b])
+    x1, w1 = RNG.standard_normal((24, 4, 9)), RNG.standard_normal((6, 4 // groups, 3))
+
+    def loss1(x, w, b):
+        z = F.conv1d(x, w, b, stride=2, padding=1, dilation=2, groups=groups)
+        return (numpy.sin(z) * z).sum()
+
+    check_directions(loss1, [x1, w1, b])
+
+
+def check_directions(f, args, h=1e-6):
+    """Each argument's gradient against a central finite difference along a random direction
+    through the whole array."""
+    _, grads = cr.value_and_grad(f, argnums=tuple(range(len(args))))(*args)
+    for k, (a, g) in enumerate(zip(args, grads)):
+        v = RNG.standard_normal(a.shape)
+        plus, minus = list(args), list(args)
+        plus[k], minus[k] = a + h * v, a - h * v
+        fd = (f(*plus) - f(*minus)) / (2 * h)
+        assert float((g * v).sum()) == pytest.approx(fd, rel=1e-6, abs=1e-8), k
 
 
 def small_cnn(W1, b1, W2, b2, x):
@@ -168,15 +204,7 @@ def cnn_args(dtype=numpy.float64):
 
 
 def test_a_small_cnn_gradients_equal_finite_differences():
-    args = cnn_args()
-    _, grads = cr.value_and_grad(small_cnn, argnums=(0, 1, 2, 3, 4))(*args)
-    h = 1e-6
-    for k, (a, g) in enumerate(zip(args, grads)):
-        v = RNG.standard_normal(a.shape)  # a random direction through the whole array
-        plus, minus = list(args), list(args)
-        plus[k], minus[k] = a + h * v, a - h * v
-        fd = (small_cnn(*plus) - small_cnn(*minus)) / (2 * h)
-        assert float((g * v).sum()) == pytest.approx(fd, rel=1e-6, abs=1e-8), k
+    check_directions(small_cnn, cnn_args())
 
 
 def test_a_small_cnn_second_order_equals_finite_differences_of_the_gradient():
