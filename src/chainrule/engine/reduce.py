@@ -122,17 +122,15 @@ def window_reduce(
         return ufunc.reduce(x, axis=axis, keepdims=keepdims, dtype=dtype)
     nd = x.ndim
     axes = sorted({a % nd for a in ((axis,) if isinstance(axis, int) else axis)})
-    out = None
+    parts = []
     for offsets in numpy.ndindex(*(x.shape[a] for a in axes)):
         index: list[Any] = [slice(None)] * nd
         for a, o in zip(axes, offsets):
             index[a] = o
-        part = x[tuple(index)]
-        if out is None:
-            out = part.astype(dtype or x.dtype, copy=True)
-        else:
-            ufunc(out, part, out=out)
-    assert out is not None
+        parts.append(x[tuple(index)])
+    out = ufunc(parts[0], parts[1], dtype=dtype or x.dtype)  # window_route: 2 entries or more
+    for part in parts[2:]:
+        ufunc(out, part, out=out)
     if keepdims:
         return out.reshape(tuple(1 if a in axes else n for a, n in enumerate(x.shape)))
     return out
