@@ -559,18 +559,19 @@ def filled_like(
     >>> filled_like(numpy.zeros((3, 2)).T, (2, 5)).strides
     (8, 16)
     """
-    order = sorted(
-        range(like.ndim), key=lambda a: -abs(like.strides[a]) if like.shape[a] > 1 else 0
-    )
-    if order == sorted(order) or len(shape) != like.ndim:
-        order = list(range(len(shape)))
-    moved = tuple(shape[a] for a in order)
     dtype = like.dtype if dtype is None else dtype
+    order = None
+    if not like.flags.c_contiguous and len(shape) == like.ndim:
+        strides, sizes = like.strides, like.shape
+        order = sorted(range(like.ndim), key=lambda a: -abs(strides[a]) if sizes[a] > 1 else 0)
+        if order == sorted(order):
+            order = None
+    moved = shape if order is None else tuple(shape[a] for a in order)
     if value == 0 and not numpy.signbit(value):  # -0.0 is filled as itself
         out = numpy.zeros(moved, dtype)
     else:
         out = numpy.full(moved, value, dtype)
-    return out.transpose(numpy.argsort(order)) if order != sorted(order) else out
+    return out if order is None else out.transpose(numpy.argsort(order))
 
 
 def pad_constant(array: Any, pad_width: Any, constant_values: Any = 0) -> Any:
