@@ -15,6 +15,12 @@ every broadcast against a ``[:, None, :]`` view.  :func:`add_reduce` takes anoth
 Every other case is ``numpy.add.reduce``.  Only plain float arrays of some size take the other
 routes; the dtype and the shape of the result are NumPy's.
 
+:func:`window_reduce` does the same for reductions whose result does not depend on the order
+(``maximum``, ``minimum``; ``add`` of booleans, a count) over a few short axes: a max-pooling
+window's 2 x 2 entries, axes (3, 5) of a (n, c, h, 2, w, 2) view.  NumPy loops over the
+window's 2 entries innermost; here the window's entries are combined slice by slice, each
+call running over the whole output.
+
 Example
 -------
 >>> import numpy
@@ -80,3 +86,51 @@ def add_reduce(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
         shape = lead + ((1,) if keepdims else ()) + x.shape[ax + 1 :]
         return out.reshape(shape)
     return numpy.add.reduce(x, axis=axis, keepdims=keepdims)  # type: ignore[call-overload]
+
+
+_FEW = 16  # at most this many entries per reduced window are combined slice by slice
+
+
+def window_route(shape: tuple[int, ...], axis: Any) -> bool:
+    """Whether :func:`window_reduce` combines slices for a reduction of an array of this
+    shape over ``axis`` (a few short axes: at most 16 entries per result, some size).
+
+    >>> window_route((64, 8, 4, 2, 4, 2), (3, 5)), window_route((64, 8, 4, 2, 4, 2), None)
+    (True, False)
+    """
+    if axis is None or math.prod(shape) < _MIN_SIZE:
+        return False
+    nd = len(shape)
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    if not all(-nd <= a < nd for a in axes):
+        return False
+    return 1 < math.prod(int(shape[a]) for a in axes) <= _FEW
+
+
+def window_reduce(
+    ufunc: numpy.ufunc, x: Any, axis: Any, keepdims: bool = False, dtype: Any = None
+) -> Any:
+    """``ufunc.reduce(x, axis, keepdims=keepdims, dtype=dtype)`` for an order-free ``ufunc``
+    (``maximum``, ``minimum``, or ``add`` of booleans): the same values, faster where the
+    reduced axes are few and short (:func:`window_route`).
+
+    >>> x = numpy.arange(32.0).reshape(2, 2, 4, 2)
+    >>> bool((window_reduce(numpy.maximum, x, (1, 3)) == x.max(axis=(1, 3))).all())
+    True
+    """
+    if type(x) is not numpy.ndarray or not window_route(x.shape, axis):
+        return ufunc.reduce(x, axis=axis, keepdims=keepdims, dtype=dtype)
+    nd = x.ndim
+    axes = sorted({a % nd for a in ((axis,) if isinstance(axis, int) else axis)})
+    parts = []
+    for offsets in numpy.ndindex(*(x.shape[a] for a in axes)):
+        index: list[Any] = [slice(None)] * nd
+        for a, o in zip(axes, offsets):
+            index[a] = o
+        parts.append(x[tuple(index)])
+    out = ufunc(parts[0], parts[1], dtype=dtype or x.dtype)  # window_route: 2 entries or more
+    for part in parts[2:]:
+        ufunc(out, part, out=out)
+    if keepdims:
+        return out.reshape(tuple(1 if a in axes else n for a, n in enumerate(x.shape)))
+    return out

@@ -60,6 +60,7 @@ import numpy
 from . import primitives as P
 from .graph import definplace, passthrough
 from .primitives import Primitive
+from .reduce import window_route
 
 __all__ = ["defvjp", "defvjp_argnum", "Size"]
 
@@ -853,6 +854,8 @@ def _extreme_vjp(g: Any, out: Any, x: Any, axis: Any, keepdims: bool) -> Any:
     # Ties share the gradient equally (PyTorch's amax, JAX).  Below float64 the count of ties
     # is taken in x's dtype, so that a float32 gradient is computed in float32 (an integer
     # count would turn the division into float64, then be cast back).
+    if type(x) is numpy.ndarray and type(g) is numpy.ndarray and window_route(x.shape, axis):
+        return _extreme_window(g, out, x, axis, keepdims)
     hit = x == _keep(out, axis, keepdims)
     if x.dtype == numpy.float64:
         ties = numpy.sum(hit, axis=axis, keepdims=True)
@@ -862,6 +865,35 @@ def _extreme_vjp(g: Any, out: Any, x: Any, axis: Any, keepdims: bool) -> Any:
     # bits: where ``hit`` is 0 both orders give a zero of g's sign (or NaN where g is not
     # finite or the slice had no maximum), where it is 1 both give ``g / ties``.
     return _keep(g, axis, keepdims) / ties * hit
+
+
+def _extreme_window(g: Any, out: Any, x: Any, axis: Any, keepdims: bool) -> Any:
+    """``_extreme_vjp`` on arrays over a few short axes (a max-pooling window's entries), one
+    window entry at a time: the same arithmetic, each step a whole-output operation instead
+    of a broadcast over the window's axes (NumPy's loop would run over their 2 entries)."""
+    nd = x.ndim
+    axes = tuple(sorted({a % nd for a in ((axis,) if isinstance(axis, int) else axis)}))
+    if keepdims:
+        out, g = numpy.squeeze(out, axes), numpy.squeeze(g, axes)
+    if g.strides != out.strides:  # one copy into out's memory order: every step below then
+        moved = numpy.empty_like(out, dtype=g.dtype)  # runs in one order, never mixed ones
+        moved[...] = g
+        g = moved
+    entries = []
+    for offsets in numpy.ndindex(*(x.shape[a] for a in axes)):
+        where: list[Any] = [slice(None)] * nd
+        for a, k in zip(axes, offsets):
+            where[a] = k
+        entries.append(tuple(where))
+    hits = [x[index] == out for index in entries]
+    ties = hits[0].astype(numpy.intp if x.dtype == numpy.float64 else x.dtype)
+    for hit in hits[1:]:
+        numpy.add(ties, hit, out=ties)
+    share = g / ties
+    grad = numpy.empty_like(x, dtype=share.dtype)  # in x's memory order, like its slices
+    for index, hit in zip(entries, hits):
+        numpy.multiply(share, hit, out=grad[index])
+    return grad
 
 
 def _extreme_kink(fun: Callable[..., Any]) -> Callable[..., Any]:
@@ -1018,14 +1050,29 @@ def _windows_vjp(g: Any, out: Any, x: Any, window_shape: tuple[int, ...],
                  axis: tuple[int, ...]) -> Any:
     # Each window offset k reads x[..., k : k + n_out, ...] along its axis; the gradient adds
     # g's slice for that offset back there (a loop over the window, never over the data).
+    if type(g) is numpy.ndarray and type(x) is numpy.ndarray:
+        return _windows_add(g, x, window_shape, axis)
     total = None
     for offsets in numpy.ndindex(*window_shape):
         part = g[(Ellipsis,) + offsets]
         width = [(0, 0)] * x.ndim
         for ax, off, w in zip(axis, offsets, window_shape):
             width[ax] = (width[ax][0] + off, width[ax][1] + w - 1 - off)
-        part = numpy.pad(part, tuple(width))
+        part = P.pad(part, pad_width=tuple(width), constant_values=0)
         total = part if total is None else total + part
+    return total
+
+
+def _windows_add(g: Any, x: Any, window_shape: tuple[int, ...], axis: tuple[int, ...]) -> Any:
+    """``_windows_vjp`` on arrays: each offset's slice added in place into one zero array in
+    x's memory order (the same sums in the same order, without a padded copy per offset)."""
+    total = P.filled_like(x, x.shape, 0, g.dtype)
+    for offsets in numpy.ndindex(*window_shape):
+        part = g[(Ellipsis,) + offsets]
+        start = [0] * x.ndim
+        for ax, off in zip(axis, offsets):
+            start[ax] += off
+        total[tuple(slice(s, s + n) for s, n in zip(start, part.shape))] += part
     return total
 
 

@@ -34,8 +34,9 @@ from typing import Any
 import numpy
 
 from chainrule.engine import primitives as P
+from chainrule.engine.primitives import pad_constant
 from chainrule.engine.pytree import flatten, leaf_reader
-from chainrule.engine.reduce import add_reduce
+from chainrule.engine.reduce import add_reduce, window_reduce
 from chainrule.engine.tensor import Tensor, _state
 from chainrule.program.ir import Program, Value, build, optimize
 from chainrule.program.notation import Literals
@@ -578,7 +579,13 @@ def _compile_numpy(
         # an output must not be (a view of) the caller's array or a cached constant
         outs.append(f"numpy.array({text})" if isinstance(o, Value) and aliases_input(o) else text)
     name = label
-    namespace: dict[str, Any] = {"numpy": numpy, "_add_reduce": add_reduce, **consts}
+    namespace: dict[str, Any] = {
+        "numpy": numpy,
+        "_add_reduce": add_reduce,
+        "_window_reduce": window_reduce,
+        "_pad": pad_constant,
+        **consts,
+    }
     namespace.update({name: prim.fun for prim, name in LINALG_CALLS.items()})
     src = "\n".join(
         [f"def {name}({', '.join(params)}):"]

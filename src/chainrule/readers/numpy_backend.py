@@ -41,7 +41,7 @@ from typing import Any
 import numpy
 
 from chainrule.engine import primitives as P
-from chainrule.engine.reduce import own_route
+from chainrule.engine.reduce import own_route, window_route
 from chainrule.engine.rules import Size
 from chainrule.program.codegen import Line, Writer
 from chainrule.program.ir import CONST, INPUT, Program, Value, const_value, is_const
@@ -270,6 +270,18 @@ class FastWriter(Writer):
             if n == 1 and tuple(v.shape) and not aliases_input(x):
                 # nothing is added up: a reshape (a view of a temporary, never of an input)
                 return f"{self._atom(x)}.reshape({tuple(v.shape)!r})", ATOM
+            counted = x.args[0] if x.prim is P.astype else None
+            if (
+                prim is P.sum_
+                and isinstance(counted, Value)
+                and numpy.dtype(counted.dtype) == numpy.bool_
+                and window_route(tuple(shape), v.kw.get("axis"))
+            ):  # a count over a pooling window (max-pooling's ties): exact in any order
+                keep = ", True" if keepdims else ", False"
+                return (
+                    f"_window_reduce(numpy.add, {self.ref(counted)[0]}, {v.kw['axis']!r}{keep}, "
+                    f"numpy.{numpy.dtype(x.dtype).name})"
+                ), ATOM
             if prim is P.sum_ and len(axes) == 1 and own_route(tuple(shape), x.dtype, axes[0]):
                 # NumPy's reduction where its inner loop is short (the 3 coordinates of a
                 # pairwise difference): the eager path's add_reduce, so the bits are the same
@@ -284,12 +296,26 @@ class FastWriter(Writer):
             return self._extreme(v)
         if prim is P.amax or prim is P.amin:
             x = v.args[0]
-            if not _shape(x) or not isinstance(x, Value) or set(v.kw) - {"axis", "keepdims"}:
+            shape = _shape(x)
+            if not shape or not isinstance(x, Value) or set(v.kw) - {"axis", "keepdims"}:
                 return None
             ufunc = "maximum" if prim is P.amax else "minimum"
+            keep = ", True" if v.kw.get("keepdims") else ""
+            if window_route(tuple(shape), v.kw.get("axis")):  # a pooling window: the eager call
+                return (
+                    f"_window_reduce(numpy.{ufunc}, {self.ref(x)[0]}, {v.kw['axis']!r}{keep})",
+                    ATOM,
+                )
             return f"numpy.{ufunc}.reduce({self.ref(x)[0]}, {v.kw.get('axis')!r}" + (
                 ", keepdims=True)" if v.kw.get("keepdims") else ")"
             ), ATOM
+        if prim is P.pad and set(v.kw) == {"pad_width", "constant_values"}:
+            # one filled array and a slice assignment (numpy.pad's Python costs ~20 us a call)
+            x = v.args[0]
+            return (
+                f"_pad({self.ref(x)[0]}, {v.kw['pad_width']!r}, {v.kw['constant_values']!r})",
+                ATOM,
+            )
         return None
 
     def _extreme(self, v: Value) -> tuple[str, int] | None:

@@ -122,7 +122,7 @@ _CONV_NOTE = (
     "dK[o,c,p,q] = Σ_n,i,j Xp[n,c,s·i+p,s·j+q] · dZ[n,o,i,j], and dX = conv_transpose(dZ, K), "
     "each dZ[n,o,i,j] · K[o] added back on the window it was read from (with stride 1 and no "
     "padding: dZ padded by the kernel size - 1, correlated with the flipped kernel). The "
-    "recorded steps (sliding windows and a tensordot) are what to_python() writes"
+    "recorded steps (sliding windows and a matrix product) are what to_python() writes"
 )
 
 
@@ -409,7 +409,8 @@ def readable_lines(ex: Any, lines: list[Line]) -> tuple[list[Line], list[str], l
             return _check(text, ns, want) and _check(text, there, want_there)
 
         for text, why in _candidates(ln, ex, named)[:MAX_TRIES]:  # in order of preference
-            textbook = why.startswith("softmax and cross-entropy")  # what a course writes
+            # what a course writes, even where the recorded steps are as short
+            textbook = why.startswith("softmax and cross-entropy") or why is _CONV_NOTE
             if (len(text) < len(best) or textbook) and holds(text):
                 best, note = text, why
                 break

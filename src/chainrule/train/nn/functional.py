@@ -416,9 +416,9 @@ def conv2d(
 
     ``weight`` has shape (out_channels, in_channels / groups, kh, kw).  ``dilation`` spaces the
     kernel taps; ``groups`` splits the channels into independent groups (``groups =
-    in_channels``: depthwise).  Implemented as ``sliding_window_view`` + ``tensordot`` (an
-    ``einsum`` over the groups): no Python loop over pixels.  Output size per axis:
-    ``(size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1``.
+    in_channels``: depthwise).  Implemented as ``sliding_window_view`` + one matrix product
+    of the patch matrix per group (im2col): no Python loop over pixels.
+    Output size per axis: ``(size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1``.
 
     Example
     -------
@@ -464,17 +464,28 @@ def conv2d(
         win = win[:, :, ::sh, ::sw]
     if dh > 1 or dw > 1:
         win = win[:, :, :, :, ::dh, ::dw]
+    # im2col: one contiguous (C*kh*kw, H'*W'*N) patch matrix per group, so that the forward
+    # product and both products of the backward pass are one matrix product each (no copies
+    # inside tensordot) and the bias gradient one sum along rows.  The batch is the
+    # innermost axis in memory (the output is laid out C, H, W, N, seen as NCHW): images are
+    # small, so a row of them is a short loop for NumPy, while the batch at each pixel runs
+    # the whole row of images at once; the pooling, activations and the next layer's patches
+    # then all run in long loops
+    n, _, ho, wo = _shape(win)[:4]
+    o, cg, kh, kw = ws
     if groups == 1:
-        out = numpy.tensordot(win, weight, axes=([1, 4, 5], [1, 2, 3]))  # N, H', W', O
+        cols = numpy.reshape(numpy.transpose(win, (1, 4, 5, 2, 3, 0)), (cg * kh * kw, ho * wo * n))
+        out = numpy.reshape(weight, (o, -1)) @ cols  # O, H'*W'*N
     else:
-        n, _, ho, wo = _shape(win)[:4]
-        win = numpy.reshape(win, (n, groups, ws[1], ho, wo, ws[2], ws[3]))
-        wg = numpy.reshape(weight, (groups, ws[0] // groups, ws[1], ws[2], ws[3]))
-        out = numpy.einsum("ngchwij,gocij->nhwgo", win, wg)
-        out = numpy.reshape(out, (n, ho, wo, ws[0]))
+        win = numpy.reshape(win, (n, groups, cg, ho, wo, kh, kw))
+        cols = numpy.reshape(
+            numpy.transpose(win, (1, 2, 5, 6, 3, 4, 0)), (groups, cg * kh * kw, ho * wo * n)
+        )
+        wg = numpy.reshape(weight, (groups, o // groups, cg * kh * kw))
+        out = numpy.reshape(wg @ cols, (o, ho * wo * n))  # (G, O/G, H'*W'*N) -> O, H'*W'*N
     if bias is not None:
-        out = out + bias
-    out = numpy.transpose(out, (0, 3, 1, 2))
+        out = out + numpy.reshape(bias, (o, 1))
+    out = numpy.transpose(numpy.reshape(out, (o, ho, wo, n)), (3, 0, 1, 2))
     return out[0] if unbatched else out
 
 
@@ -498,7 +509,8 @@ def _pool_windows(
     ho, wo = (h - kh) // sh + 1, (w - kw) // sw + 1
     if (sh, sw) == (kh, kw):  # non-overlapping: a reshape, no copy
         n, c = _shape(x)[:2]
-        x = x[:, :, : ho * kh, : wo * kw]
+        if (ho * kh, wo * kw) != (h, w):  # rows or columns no window reaches
+            x = x[:, :, : ho * kh, : wo * kw]
         return numpy.reshape(x, (n, c, ho, kh, wo, kw)), True, bool(ph or pw)
     win = sliding_window_view(x, (kh, kw), axis=(2, 3))
     return win[:, :, ::sh, ::sw], False, bool(ph or pw)

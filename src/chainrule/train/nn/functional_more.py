@@ -185,15 +185,18 @@ def conv1d(
             f"conv1d: input length {xs[2]} is too short for kernel {k} with dilation "
             f"{dilation} and padding {padding}"
         )
-    index = numpy.arange(lout)[:, None] * stride + numpy.arange(k)[None, :] * dilation
-    windows = numpy.take(x, index, axis=2)  # (N, C, Lout, K)
-    windows = numpy.reshape(windows, (n, groups, cg, lout, k))
-    windows = numpy.reshape(numpy.transpose(windows, (0, 1, 3, 2, 4)), (n, groups, lout, cg * k))
-    w = numpy.reshape(weight, (groups, o // groups, cg * k))
-    out = numpy.matmul(windows, numpy.transpose(w, (0, 2, 1)))  # (N, G, Lout, O/G)
-    out = numpy.reshape(numpy.transpose(out, (0, 1, 3, 2)), (n, o, lout))
-    if bias is not None:
-        out = out + numpy.reshape(bias, (1, o, 1))
+    from .functional import conv2d
+
+    # a 2-D convolution of images one row high: conv2d's patch matrix and matrix product
+    out = conv2d(
+        numpy.expand_dims(x, 2),
+        numpy.expand_dims(weight, 2),
+        bias,
+        stride=(1, stride),
+        dilation=(1, dilation),
+        groups=groups,
+    )
+    out = numpy.reshape(out, (n, o, lout))
     return out[0] if unbatched else out
 
 
