@@ -297,7 +297,8 @@ def _walk_arrays(
     economies: a node's pending gradient waits in its ``_pending`` slot (None outside a walk)
     instead of a dict; a leaf's (or target's) gradient is added up where it arrives, so
     leaves never enter the heap; :func:`passthrough` rules are not called; rules of one or two
-    inputs are called with positional arguments rather than ``*vals``.
+    inputs are called with positional arguments rather than ``*vals``; a symmetric operation
+    of one value with itself (``x * x``) calls one rule and doubles its result.
     """
     found: dict[Node, Any] = {}
     stored = {id(seed)}  # arrays a leaf holds (and the seed, which may be shared)
@@ -337,8 +338,12 @@ def _walk_arrays(
             into = prim.vjp_into
             # (input, rule) pairs, inputs past the last rule getting no gradient (as in _walk);
             # for a variadic rule, (input, its index)
-            if variadic is None:
-                edges: Any = zip(args, prim.vjps)
+            # x * x, x + x: one rule, its result doubled (bit for bit the sum of both terms)
+            twice = nv == 2 and prim.symmetric and args[0] is args[1]
+            if twice:
+                edges: Any = ((args[0], prim.vjps[0]),)
+            elif variadic is None:
+                edges = zip(args, prim.vjps)
             else:
                 edges = ((a, i) for i, a in enumerate(args))
             for a, rule in edges:
@@ -368,6 +373,8 @@ def _walk_arrays(
                     gi = gi.reshape(data.shape) if gi.size == data.size else sum_to(gi, data.shape)
                 if gi.dtype is not data.dtype and gi.dtype != data.dtype:
                     gi = _cast(gi, data, node)
+                if twice:
+                    gi = _doubled(gi, g, out, v0)
                 if a._prim is None or a in stop:  # a leaf or a target: no further
                     if not to_targets:
                         _accumulate(a, gi, False, stored)
@@ -403,6 +410,21 @@ def _walk_arrays(
             node._pending = None
         raise
     return found
+
+
+def _doubled(gi: Any, g: Any, out: Any, x: Any) -> Any:
+    """``gi + gi``, in place when ``gi`` is an array the rule made (not ``g``, ``out`` or the
+    input ``x`` passed through, not a view): the walk then holds the only reference."""
+    if (
+        type(gi) is numpy.ndarray
+        and gi is not g
+        and gi is not out
+        and gi is not x
+        and gi.flags.owndata
+        and gi.flags.writeable
+    ):
+        return numpy.add(gi, gi, out=gi)
+    return gi + gi
 
 
 class Step:

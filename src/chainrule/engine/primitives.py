@@ -72,6 +72,7 @@ class Primitive:
         "custom",
         "complex_ready",
         "vjp_into",
+        "symmetric",
         "__weakref__",
     )
 
@@ -92,6 +93,10 @@ class Primitive:
         # The first input's rule as an in-place update of an accumulated gradient, for the
         # eager walk (set by chainrule.engine.graph.definplace; None: the rule runs).
         self.vjp_into: Callable[..., None] | None = None
+        # f(x, y) == f(y, x) and the second input's rule is the first's with the inputs
+        # swapped (``+``, ``*``; set by chainrule.engine.rules): for ``x * x`` the eager walk
+        # calls one rule and doubles its result instead of calling both and adding them.
+        self.symmetric = False
 
     def __call__(self, *args: Any, **params: Any) -> Any:
         """Apply the primitive: on plain arrays it computes; on tensors it also records.

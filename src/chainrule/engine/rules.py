@@ -204,6 +204,15 @@ def _power_dx(g: Any, out: Any, x: Any, y: Any) -> Any:
             return g * (2 * x)
         if y == 0:
             return g * (0 * x)
+        if y < 0 and float(y).is_integer() and getattr(x, "dtype", None) is not None \
+                and x.dtype.kind == "f":
+            # x**(y - 1) as x**y / x, a division rather than a second pow (which NumPy has no
+            # fast loop for). For a whole y < 0 it is right everywhere: at 0 and at infinities
+            # the signs follow the exponent's parity as pow's do (+-0 -> +-inf, +-inf -> +-0),
+            # and where x**y overflows or underflows, x**(y - 1) does too. Not for a fractional
+            # y (pow(-0, -0.5) is +inf: the ratio's sign would be wrong), a positive one (0/0 at
+            # 0) or a complex x (overflow gives inf + nan*j).
+            return g * (y * (out / x))
         return g * (y * x ** (y - 1))
     return g * (y * x ** numpy.where(y == 0, 1, y - 1))
 
@@ -1180,6 +1189,10 @@ defvjp(P.conjugate, lambda g, out, x: _cj(g))
 defvjp(P.real, passthrough)     # Re z = x: cotangent g (a real input takes it as it is)
 defvjp(P.imag, lambda g, out, x: g * -1j if x.dtype.kind == "c" else g * 0)  # Im z = y
 # fmt: on
+
+# f(x, y) == f(y, x), and the second input's rule is the first's with the inputs swapped: the
+# eager walk differentiates x * x (x + x) with one rule call, its result doubled.
+P.add.symmetric = P.multiply.symmetric = True
 
 # The rules that hold for complex values under the convention above (the others raise there):
 # the holomorphic operations, the selections and rearrangements (which only move values), and
