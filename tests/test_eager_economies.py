@@ -180,3 +180,108 @@ def test_power_rule_jit_matches_eager_bit_for_bit():
     x = numpy.array([0.5, 1.25, -3.0, 2.0])
     f = cr.grad(lambda x: (x**-3).sum())
     assert cr.jit(f)(x).tobytes() == f(x).tobytes()
+
+
+# ---- gradients the walk made itself: negated and added into in place --------------------------
+
+N = 3000  # above the size where the walk tracks who owns an array
+
+
+def test_the_y_of_x_minus_y_when_x_takes_the_same_gradient():
+    # x's gradient is the incoming one passed through, y's its negation: negating in place
+    # would change x's too
+    rng = numpy.random.default_rng(2)
+    x, y, w = rng.standard_normal((3, N))
+
+    def f(x, y):
+        return (w * numpy.exp(x - y)).sum()
+
+    gx, gy = cr.grad(f, argnums=(0, 1))(x, y)
+    numpy.testing.assert_allclose(gx, w * numpy.exp(x - y), rtol=1e-14)
+    numpy.testing.assert_allclose(gy, -w * numpy.exp(x - y), rtol=1e-14)
+    numpy.testing.assert_array_equal(cr.grad(lambda x: (w * (x - x)).sum())(x), 0.0)
+
+
+def test_chains_of_negations_and_differences_against_a_hand_derivation():
+    # f = sum(w * -(e - e*e)) + sum(v * (e - x)), e = exp(x):
+    # df/dx = -w (e - 2 e^2) + v e - v
+    rng = numpy.random.default_rng(3)
+    x, w, v = rng.standard_normal((3, N))
+
+    def f(x):
+        e = numpy.exp(x)
+        return (w * -(e - e * e)).sum() + (v * (e - x)).sum()
+
+    e = numpy.exp(x)
+    want = -w * (e - 2 * e * e) + v * e - v
+    numpy.testing.assert_allclose(cr.grad(f)(x), want, rtol=1e-12, atol=1e-12)
+    t = cr.tensor(x, requires_grad=True)
+    f(t).backward()
+    numpy.testing.assert_allclose(t.grad, want, rtol=1e-12, atol=1e-12)
+
+
+def test_many_uses_of_one_value_add_up():
+    # every term lands in the first one's array: d/dx sum(a sin x + b cos x + c x^2 + x^-2)
+    rng = numpy.random.default_rng(4)
+    a, b, c = rng.standard_normal((3, N))
+    x = rng.uniform(0.5, 2.0, N)
+
+    def f(x):
+        return (a * numpy.sin(x) + b * numpy.cos(x) + c * (x * x) + x**-2).sum()
+
+    want = a * numpy.cos(x) - b * numpy.sin(x) + 2 * c * x - 2 * x**-3
+    got = cr.grad(f)(x)
+    numpy.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    # the arrays handed out are the caller's own
+    got2 = cr.grad(f)(x)
+    got[:] = 0.0
+    numpy.testing.assert_allclose(got2, want, rtol=1e-12, atol=1e-12)
+
+
+def test_a_pair_energy_against_finite_differences():
+    # the Lennard-Jones form of the benchmark (r**-3 of squared distances, x * x summed over a
+    # short axis, broadcast differences), large enough for the in-place paths
+    rng = numpy.random.default_rng(5)
+    g = numpy.stack(numpy.meshgrid(*[numpy.arange(4.0)] * 3, indexing="ij"), -1)
+    P_ = g.reshape(-1, 3)[:30] * 1.12 + 0.03 * rng.standard_normal((30, 3))
+    mask, eye = numpy.triu(numpy.ones((30, 30)), 1), numpy.eye(30)
+
+    def energy(P_):
+        diff = P_[:, None, :] - P_[None, :, :]
+        r2 = (diff * diff).sum(axis=-1) + eye
+        inv3 = r2**-3
+        return (mask * 4.0 * (inv3 * inv3 - inv3)).sum()
+
+    got = cr.grad(energy)(P_)
+    numpy.testing.assert_allclose(got, fd_grad(energy, P_), rtol=1e-6, atol=1e-6)
+
+
+def test_softmax_gradient_against_finite_differences():
+    rng = numpy.random.default_rng(6)
+    x = rng.standard_normal((3, 5))
+    w = rng.standard_normal((3, 5))
+    from chainrule.nn import functional as F
+
+    def f(x):
+        s = F.softmax(x, dim=-1)
+        return (w * s * s).sum()  # the softmax read twice
+
+    numpy.testing.assert_allclose(cr.grad(f)(x), fd_grad(f, x), rtol=1e-7, atol=1e-9)
+    numpy.testing.assert_allclose(F.softmax(x).sum(-1), 1.0, rtol=1e-15)
+
+
+def test_a_gradient_passed_to_both_inputs_of_a_sum_stays_theirs():
+    # s = a + b hands the same array to a and b; a term that reaches a later (v * a was
+    # recorded before s) must not be added into b's gradient too
+    rng = numpy.random.default_rng(7)
+    x, w, v = rng.standard_normal((3, N))
+
+    def f(x):
+        a, b = numpy.sin(x), numpy.cos(x)
+        t = (v * a).sum()
+        s = a + b
+        return t + (w * numpy.exp(s)).sum()
+
+    e = numpy.exp(numpy.sin(x) + numpy.cos(x))
+    want = (w * e + v) * numpy.cos(x) - w * e * numpy.sin(x)
+    numpy.testing.assert_allclose(cr.grad(f)(x), want, rtol=1e-12, atol=1e-12)

@@ -21,7 +21,16 @@ from .reduce import add_reduce
 if TYPE_CHECKING:  # for the annotations only: primitives does not import graph either
     from .primitives import Primitive
 
-__all__ = ["Node", "Step", "backward_pass", "ancestors", "sum_to", "passthrough", "owned"]
+__all__ = [
+    "Node",
+    "Step",
+    "backward_pass",
+    "ancestors",
+    "sum_to",
+    "passthrough",
+    "negated",
+    "owned",
+]
 
 _counter = itertools.count(1)
 
@@ -69,6 +78,15 @@ def passthrough(g: Any, out: Any, *inputs: Any, **params: Any) -> Any:
     An ordinary rule everywhere; the eager walk recognises it and skips the call.
     """
     return g
+
+
+def negated(g: Any, out: Any, *inputs: Any, **params: Any) -> Any:
+    """The rule of an input that reaches the output negated (``y`` of ``x - y``, ``-x``).
+
+    An ordinary rule everywhere; the eager walk recognises it and negates in place a gradient
+    that it made itself and handed to nobody else, instead of allocating ``-g``.
+    """
+    return -g
 
 
 def definplace(prim: Primitive, into: Callable[..., None]) -> None:
@@ -340,6 +358,8 @@ def _walk_arrays(
             # for a variadic rule, (input, its index)
             # x * x, x + x: one rule, its result doubled (bit for bit the sum of both terms)
             twice = nv == 2 and prim.symmetric and args[0] is args[1]
+            # g is an array this walk made and nobody else holds (until an edge passes it on)
+            mine = node in fresh and type(g) is ndarray
             if twice:
                 edges: Any = ((args[0], prim.vjps[0]),)
             elif variadic is None:
@@ -356,6 +376,9 @@ def _walk_arrays(
                         continue
                 if rule is passthrough:
                     gi = g
+                elif rule is negated:
+                    # in place only as the node's last use of g (y of x - y, the x of -x)
+                    gi = numpy.negative(g, out=g) if mine and a is args[-1] else -g
                 elif variadic is not None:
                     gi = variadic(rule, g, out, *vals, **kw)
                     if gi is None:
@@ -373,34 +396,54 @@ def _walk_arrays(
                     gi = gi.reshape(data.shape) if gi.size == data.size else sum_to(gi, data.shape)
                 if gi.dtype is not data.dtype and gi.dtype != data.dtype:
                     gi = _cast(gi, data, node)
-                if twice:
-                    gi = _doubled(gi, g, out, v0)
+                if mine and (gi is g or type(gi) is ndarray and gi.base is g):
+                    mine = False  # handed on (passed through, or a reshaped view of it)
+                # Below, a term of x * x is added twice where a sum is already waiting (the
+                # bits of the two terms added one by one), and doubled where none is.
                 if a._prim is None or a in stop:  # a leaf or a target: no further
                     if not to_targets:
                         _accumulate(a, gi, False, stored)
+                        if twice:
+                            _accumulate(a, gi, False, stored)
                         continue
                     prev = found.get(a)
                     if prev is None:
+                        if twice:
+                            gi = _doubled(gi, g, out, v0)
                         found[a] = gi
-                        if into is not None and type(gi) is ndarray:  # a new scatter
-                            fresh.add(a)
+                        scatter = into is not None and type(gi) is ndarray
+                        if scatter or _owns(gi, g, prim, out, vals):
+                            fresh.add(a)  # a new scatter, or an array the rule made
                     elif a in fresh:
                         prev += gi
+                        if twice:
+                            prev += gi
                     else:
-                        found[a] = total = prev + gi
+                        total = prev + gi
+                        if twice:
+                            total += gi
+                        found[a] = total
                         if type(total) is ndarray:
                             fresh.add(a)
                     continue
                 prev = a._pending
                 if prev is None:
+                    if twice:
+                        gi = _doubled(gi, g, out, v0)
                     a._pending = gi
                     push(heap, (-a._seq, a))
-                    if into is not None and type(gi) is ndarray:  # a new scatter
-                        fresh.add(a)
+                    scatter = into is not None and type(gi) is ndarray
+                    if scatter or _owns(gi, g, prim, out, vals):
+                        fresh.add(a)  # a new scatter, or an array the rule made
                 elif a in fresh:
                     prev += gi
+                    if twice:
+                        prev += gi
                 else:
-                    a._pending = total = prev + gi
+                    total = prev + gi
+                    if twice:
+                        total += gi
+                    a._pending = total
                     if type(total) is ndarray:
                         fresh.add(a)
             if free:
@@ -410,6 +453,21 @@ def _walk_arrays(
             node._pending = None
         raise
     return found
+
+
+# Below this many elements a new array costs little: the walk does not check who owns it.
+_OWN_MIN = 2048
+
+
+def _owns(gi: Any, g: Any, prim: Primitive, out: Any, vals: tuple[Any, ...]) -> bool:
+    """Whether ``gi`` is a large array that a built-in rule (or the walk) made and no one else
+    holds: writable, not a view, not the incoming gradient, the output or an input handed back
+    (later terms are then added into it in place)."""
+    if type(gi) is not numpy.ndarray or gi.size < _OWN_MIN or gi is g or prim.custom:
+        return False
+    if gi is out or not gi.flags.owndata or not gi.flags.writeable:
+        return False
+    return all(gi is not v for v in vals)
 
 
 def _doubled(gi: Any, g: Any, out: Any, x: Any) -> Any:

@@ -783,7 +783,12 @@ def _logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
 
 
 def _softmax(x: Any, axis: Any) -> Any:
-    e = numpy.exp(x - numpy.max(x, axis=axis, keepdims=True))
+    e = x - numpy.max(x, axis=axis, keepdims=True)
+    if type(e) is numpy.ndarray and e.dtype.kind in "fc":
+        numpy.exp(e, out=e)  # the same operations in one array's memory, not three
+        e /= numpy.sum(e, axis=axis, keepdims=True)
+        return e
+    e = numpy.exp(e)
     return e / numpy.sum(e, axis=axis, keepdims=True)
 
 
