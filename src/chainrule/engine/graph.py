@@ -333,6 +333,7 @@ def _walk_arrays(
     # to nobody: later terms are added into it in place
     fresh: set[Node] = set()
     ndarray = numpy.ndarray
+    own_min = _OWN_MIN
     try:
         while heap:
             node = pop(heap)[1]
@@ -412,7 +413,7 @@ def _walk_arrays(
                             gi = _doubled(gi, g, out, v0)
                         found[a] = gi
                         scatter = into is not None and type(gi) is ndarray
-                        if scatter or _owns(gi, g, prim, out, vals):
+                        if scatter or gi.size >= own_min and _owns(gi, g, prim, out, vals):
                             fresh.add(a)  # a new scatter, or an array the rule made
                     elif a in fresh:
                         prev += gi
@@ -433,7 +434,7 @@ def _walk_arrays(
                     a._pending = gi
                     push(heap, (-a._seq, a))
                     scatter = into is not None and type(gi) is ndarray
-                    if scatter or _owns(gi, g, prim, out, vals):
+                    if scatter or gi.size >= own_min and _owns(gi, g, prim, out, vals):
                         fresh.add(a)  # a new scatter, or an array the rule made
                 elif a in fresh:
                     prev += gi
