@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy
 
-from .reduce import add_reduce
+from .reduce import add_reduce, max_last
 
 __all__ = [
     "Primitive",
@@ -776,14 +776,21 @@ LOG10 = math.log(10.0)
 def _logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     # Shift by the maximum so exp never overflows; nan_to_num turns an infinite maximum into a
     # finite one, so a slice of -inf gives -inf (not nan), as scipy.special.logsumexp.
-    shift = numpy.nan_to_num(numpy.max(x, axis=axis, keepdims=True))
-    return numpy.log(
-        numpy.sum(numpy.exp(x - shift), axis=axis, keepdims=keepdims)
-    ) + numpy.nan_to_num(numpy.max(x, axis=axis, keepdims=keepdims))
+    shift = numpy.nan_to_num(_shift(x, axis))
+    total = numpy.log(numpy.sum(numpy.exp(x - shift), axis=axis, keepdims=keepdims))
+    return total + numpy.reshape(shift, numpy.shape(total))  # the maximum, taken once
+
+
+def _shift(x: Any, axis: Any) -> Any:
+    """The maximum along ``axis`` (kept), the stabilising shift of a softmax: along the last
+    axis of a plain array by :func:`reduce.max_last` (exact, faster for short rows)."""
+    if type(x) is numpy.ndarray and axis == x.ndim - 1:
+        return max_last(x)
+    return numpy.max(x, axis=axis, keepdims=True)
 
 
 def _softmax(x: Any, axis: Any) -> Any:
-    e = x - numpy.max(x, axis=axis, keepdims=True)
+    e = x - _shift(x, axis)
     if type(e) is numpy.ndarray and e.dtype.kind in "fc":
         numpy.exp(e, out=e)  # the same operations in one array's memory, not three
         e /= numpy.sum(e, axis=axis, keepdims=True)
@@ -793,7 +800,7 @@ def _softmax(x: Any, axis: Any) -> Any:
 
 
 def _log_softmax(x: Any, axis: Any) -> Any:
-    shifted = x - numpy.max(x, axis=axis, keepdims=True)
+    shifted = x - _shift(x, axis)
     return shifted - numpy.log(numpy.sum(numpy.exp(shifted), axis=axis, keepdims=True))
 
 
