@@ -333,7 +333,6 @@ def _walk_arrays(
     # to nobody: later terms are added into it in place
     fresh: set[Node] = set()
     ndarray = numpy.ndarray
-    own_min = _OWN_MIN
     try:
         while heap:
             node = pop(heap)[1]
@@ -375,11 +374,13 @@ def _walk_arrays(
                     if buf.dtype == g.dtype:
                         into(buf, g, out, *vals, **kw)
                         continue
+                made = False  # whether gi is an array this walk made (and nobody else holds)
                 if rule is passthrough:
                     gi = g
                 elif rule is negated:
                     # in place only as the node's last use of g (y of x - y, the x of -x)
                     gi = numpy.negative(g, out=g) if mine and a is args[-1] else -g
+                    made = True
                 elif variadic is not None:
                     gi = variadic(rule, g, out, *vals, **kw)
                     if gi is None:
@@ -411,10 +412,10 @@ def _walk_arrays(
                     if prev is None:
                         if twice:
                             gi = _doubled(gi, g, out, v0)
+                            made = True
                         found[a] = gi
-                        scatter = into is not None and type(gi) is ndarray
-                        if scatter or gi.size >= own_min and _owns(gi, g, prim, out, vals):
-                            fresh.add(a)  # a new scatter, or an array the rule made
+                        if (made or into is not None) and type(gi) is ndarray:
+                            fresh.add(a)  # made here, or a new scatter
                     elif a in fresh:
                         prev += gi
                         if twice:
@@ -431,11 +432,11 @@ def _walk_arrays(
                 if prev is None:
                     if twice:
                         gi = _doubled(gi, g, out, v0)
+                        made = True
                     a._pending = gi
                     push(heap, (-a._seq, a))
-                    scatter = into is not None and type(gi) is ndarray
-                    if scatter or gi.size >= own_min and _owns(gi, g, prim, out, vals):
-                        fresh.add(a)  # a new scatter, or an array the rule made
+                    if (made or into is not None) and type(gi) is ndarray:
+                        fresh.add(a)  # made here, or a new scatter
                 elif a in fresh:
                     prev += gi
                     if twice:
@@ -454,21 +455,6 @@ def _walk_arrays(
             node._pending = None
         raise
     return found
-
-
-# Below this many elements a new array costs little: the walk does not check who owns it.
-_OWN_MIN = 2048
-
-
-def _owns(gi: Any, g: Any, prim: Primitive, out: Any, vals: tuple[Any, ...]) -> bool:
-    """Whether ``gi`` is a large array that a built-in rule (or the walk) made and no one else
-    holds: writable, not a view, not the incoming gradient, the output or an input handed back
-    (later terms are then added into it in place)."""
-    if type(gi) is not numpy.ndarray or gi.size < _OWN_MIN or gi is g or prim.custom:
-        return False
-    if gi is out or not gi.flags.owndata or not gi.flags.writeable:
-        return False
-    return all(gi is not v for v in vals)
 
 
 def _doubled(gi: Any, g: Any, out: Any, x: Any) -> Any:
