@@ -285,3 +285,23 @@ def test_a_gradient_passed_to_both_inputs_of_a_sum_stays_theirs():
     e = numpy.exp(numpy.sin(x) + numpy.cos(x))
     want = (w * e + v) * numpy.cos(x) - w * e * numpy.sin(x)
     numpy.testing.assert_allclose(cr.grad(f)(x), want, rtol=1e-12, atol=1e-12)
+
+
+def test_a_negation_in_place_spares_a_reshaped_view_handed_to_the_other_input():
+    # n = a - b reaches its gradient as a reshaped view of an array the walk made (the y of
+    # m = z - n, summed to n's shape only by dropping a length-1 axis); its x-input a takes a
+    # view of that same memory (one more length-1 axis dropped), so b's negation must not
+    # happen in place
+    rng = numpy.random.default_rng(8)
+    a0, b0, z0, w = (rng.standard_normal(s) for s in [(50,), (1, 50), (1, 1, 50), (1, 1, 50)])
+
+    def f(a, b, z):
+        n = a - b
+        m = z - n
+        return (w * numpy.exp(m)).sum()
+
+    e = w * numpy.exp(z0 - (a0 - b0))
+    ga, gb, gz = cr.grad(f, argnums=(0, 1, 2))(a0, b0, z0)
+    numpy.testing.assert_allclose(ga, -e.reshape(50), rtol=1e-14)
+    numpy.testing.assert_allclose(gb, e.reshape(1, 50), rtol=1e-14)
+    numpy.testing.assert_allclose(gz, e, rtol=1e-14)

@@ -398,8 +398,8 @@ def _walk_arrays(
                     gi = gi.reshape(data.shape) if gi.size == data.size else sum_to(gi, data.shape)
                 if gi.dtype is not data.dtype and gi.dtype != data.dtype:
                     gi = _cast(gi, data, node)
-                if mine and (gi is g or type(gi) is ndarray and gi.base is g):
-                    mine = False  # handed on (passed through, or a reshaped view of it)
+                if mine and (gi is g or numpy.may_share_memory(gi, g)):
+                    mine = False  # handed on (passed through, or a view of its memory)
                 # Below, a term of x * x is added twice where a sum is already waiting (the
                 # bits of the two terms added one by one), and doubled where none is.
                 if a._prim is None or a in stop:  # a leaf or a target: no further
