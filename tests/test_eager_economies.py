@@ -305,3 +305,8 @@ def test_a_negation_in_place_spares_a_reshaped_view_handed_to_the_other_input():
     numpy.testing.assert_allclose(ga, -e.reshape(50), rtol=1e-14)
     numpy.testing.assert_allclose(gb, e.reshape(1, 50), rtol=1e-14)
     numpy.testing.assert_allclose(gz, e, rtol=1e-14)
+    # the same through backward(): a keeps the view as its .grad
+    ta, tb, tz = (cr.tensor(v, requires_grad=True) for v in (a0, b0, z0))
+    f(ta, tb, tz).backward()
+    numpy.testing.assert_allclose(ta.grad, -e.reshape(50), rtol=1e-14)
+    numpy.testing.assert_allclose(tb.grad, e.reshape(1, 50), rtol=1e-14)

@@ -357,9 +357,7 @@ def _walk_arrays(
             # (input, rule) pairs, inputs past the last rule getting no gradient (as in _walk);
             # for a variadic rule, (input, its index)
             # x * x, x + x: one rule, its result doubled (bit for bit the sum of both terms)
-            twice = nv == 2 and prim.symmetric and args[0] is args[1]
-            # g is an array this walk made and nobody else holds (until an edge passes it on)
-            mine = node in fresh and type(g) is ndarray
+            twice = nv == 2 and args[0] is args[1] and prim.symmetric
             if twice:
                 edges: Any = ((args[0], prim.vjps[0]),)
             elif variadic is None:
@@ -374,13 +372,21 @@ def _walk_arrays(
                     if buf.dtype == g.dtype:
                         into(buf, g, out, *vals, **kw)
                         continue
-                made = False  # whether gi is an array this walk made (and nobody else holds)
                 if rule is passthrough:
                     gi = g
                 elif rule is negated:
-                    # in place only as the node's last use of g (y of x - y, the x of -x)
-                    gi = numpy.negative(g, out=g) if mine and a is args[-1] else -g
-                    made = True
+                    # In place where g is this walk's own array and this is its last use (the
+                    # x of -x, the y of x - y) unless an earlier input's gradient (x's) holds
+                    # g's memory.
+                    if (
+                        a is args[-1]
+                        and node in fresh
+                        and type(g) is ndarray
+                        and not _holds(args[:-1], g, found)
+                    ):
+                        gi = numpy.negative(g, out=g)
+                    else:
+                        gi = -g
                 elif variadic is not None:
                     gi = variadic(rule, g, out, *vals, **kw)
                     if gi is None:
@@ -398,8 +404,6 @@ def _walk_arrays(
                     gi = gi.reshape(data.shape) if gi.size == data.size else sum_to(gi, data.shape)
                 if gi.dtype is not data.dtype and gi.dtype != data.dtype:
                     gi = _cast(gi, data, node)
-                if mine and (gi is g or numpy.may_share_memory(gi, g)):
-                    mine = False  # handed on (passed through, or a view of its memory)
                 # Below, a term of x * x is added twice where a sum is already waiting (the
                 # bits of the two terms added one by one), and doubled where none is.
                 if a._prim is None or a in stop:  # a leaf or a target: no further
@@ -412,10 +416,10 @@ def _walk_arrays(
                     if prev is None:
                         if twice:
                             gi = _doubled(gi, g, out, v0)
-                            made = True
                         found[a] = gi
-                        if (made or into is not None) and type(gi) is ndarray:
-                            fresh.add(a)  # made here, or a new scatter
+                        # doubled or negated here, or a new scatter: the walk's own array
+                        if (twice or rule is negated or into is not None) and type(gi) is ndarray:
+                            fresh.add(a)
                     elif a in fresh:
                         prev += gi
                         if twice:
@@ -432,11 +436,11 @@ def _walk_arrays(
                 if prev is None:
                     if twice:
                         gi = _doubled(gi, g, out, v0)
-                        made = True
                     a._pending = gi
                     push(heap, (-a._seq, a))
-                    if (made or into is not None) and type(gi) is ndarray:
-                        fresh.add(a)  # made here, or a new scatter
+                    # doubled or negated here, or a new scatter: the walk's own array
+                    if (twice or rule is negated or into is not None) and type(gi) is ndarray:
+                        fresh.add(a)
                 elif a in fresh:
                     prev += gi
                     if twice:
@@ -455,6 +459,17 @@ def _walk_arrays(
             node._pending = None
         raise
     return found
+
+
+def _holds(inputs: tuple[Any, ...], g: numpy.ndarray, found: dict[Node, Any]) -> bool:
+    """Whether the gradient any of ``inputs`` has received so far (pending, found or kept as
+    its ``.grad``) may share memory with ``g``."""
+    for x in inputs:
+        if isinstance(x, Node):
+            for h in (x._pending, found.get(x), x.grad):
+                if type(h) is numpy.ndarray and numpy.may_share_memory(h, g):
+                    return True
+    return False
 
 
 def _doubled(gi: Any, g: Any, out: Any, x: Any) -> Any:
