@@ -9,7 +9,7 @@ import numpy
 import pytest
 
 import chainrule
-from chainrule.engine.reduce import add_reduce
+from chainrule.engine.reduce import add_reduce, max_last
 
 SHAPES_AXES = [
     ((200, 200, 3), 1),  # a short trailing block: one reduction per entry of it
@@ -85,3 +85,50 @@ def test_a_short_last_axis_keeps_numpys_bits_and_signed_zeros(k):
     got, want = add_reduce(x, -1), numpy.add.reduce(x, axis=-1)
     numpy.testing.assert_array_equal(got, want, strict=True)
     assert numpy.signbit(got[0, 0]) == numpy.signbit(want[0, 0])
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [(512, 10), (8, 64, 64), (300, 10), (7, 50, 3), (130, 32), (2, 5, 40), (10, 4), (64, 200)],
+)
+@pytest.mark.parametrize("dtype", [numpy.float64, numpy.float32])
+def test_max_last_is_the_maximum_of_each_row(shape, dtype):
+    # blocks of 64 rows and a tail, short and long rows (NumPy's own route), a small array;
+    # the maximum of each row found by a Python loop, with NaN, infinities and a row of -inf
+    rng = numpy.random.default_rng(1)
+    x = rng.standard_normal(shape).astype(dtype)
+    flat = x.reshape(-1, shape[-1])
+    flat[3, 1] = numpy.nan
+    flat[5, :] = -numpy.inf
+    flat[6, 0] = numpy.inf
+    got = max_last(x)
+    assert got.shape == shape[:-1] + (1,) and got.dtype == dtype
+    want = []
+    for row in flat:
+        m = row[0]
+        for v in row[1:]:
+            if numpy.isnan(v) or numpy.isnan(m):
+                m = numpy.nan
+            elif v > m:
+                m = v
+        want.append(m)
+    numpy.testing.assert_array_equal(got.reshape(-1), numpy.array(want, dtype))
+    # a non-contiguous view: the same
+    numpy.testing.assert_array_equal(max_last(x[..., ::-1]), got)
+
+
+def test_the_stable_primitives_keep_the_textbook_bits():
+    # softmax, log_softmax and logsumexp over short rows take the shift from max_last: their
+    # values are those of the formulas written with numpy.max, bit for bit
+    from chainrule import functions as fn
+
+    rng = numpy.random.default_rng(2)
+    for dtype in (numpy.float32, numpy.float64):
+        x = (rng.standard_normal((300, 10)) * 30).astype(dtype)
+        m = numpy.max(x, axis=-1, keepdims=True)
+        e = numpy.exp(x - m)
+        assert fn.softmax(x).tobytes() == (e / e.sum(axis=-1, keepdims=True)).tobytes()
+        want = (x - m) - numpy.log(numpy.sum(numpy.exp(x - m), axis=-1, keepdims=True))
+        assert fn.log_softmax(x).tobytes() == want.tobytes()
+        want = numpy.log(numpy.sum(numpy.exp(x - m), axis=-1)) + m[:, 0]
+        assert fn.logsumexp(x, axis=-1).tobytes() == want.tobytes()

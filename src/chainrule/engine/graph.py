@@ -21,7 +21,16 @@ from .reduce import add_reduce
 if TYPE_CHECKING:  # for the annotations only: primitives does not import graph either
     from .primitives import Primitive
 
-__all__ = ["Node", "Step", "backward_pass", "ancestors", "sum_to", "passthrough", "owned"]
+__all__ = [
+    "Node",
+    "Step",
+    "backward_pass",
+    "ancestors",
+    "sum_to",
+    "passthrough",
+    "negated",
+    "owned",
+]
 
 _counter = itertools.count(1)
 
@@ -69,6 +78,15 @@ def passthrough(g: Any, out: Any, *inputs: Any, **params: Any) -> Any:
     An ordinary rule everywhere; the eager walk recognises it and skips the call.
     """
     return g
+
+
+def negated(g: Any, out: Any, *inputs: Any, **params: Any) -> Any:
+    """The rule of an input that reaches the output negated (``y`` of ``x - y``, ``-x``).
+
+    An ordinary rule everywhere; the eager walk recognises it and negates in place a gradient
+    that it made itself and handed to nobody else, instead of allocating ``-g``.
+    """
+    return -g
 
 
 def definplace(prim: Primitive, into: Callable[..., None]) -> None:
@@ -297,7 +315,8 @@ def _walk_arrays(
     economies: a node's pending gradient waits in its ``_pending`` slot (None outside a walk)
     instead of a dict; a leaf's (or target's) gradient is added up where it arrives, so
     leaves never enter the heap; :func:`passthrough` rules are not called; rules of one or two
-    inputs are called with positional arguments rather than ``*vals``.
+    inputs are called with positional arguments rather than ``*vals``; a symmetric operation
+    of one value with itself (``x * x``) calls one rule and doubles its result.
     """
     found: dict[Node, Any] = {}
     stored = {id(seed)}  # arrays a leaf holds (and the seed, which may be shared)
@@ -337,8 +356,12 @@ def _walk_arrays(
             into = prim.vjp_into
             # (input, rule) pairs, inputs past the last rule getting no gradient (as in _walk);
             # for a variadic rule, (input, its index)
-            if variadic is None:
-                edges: Any = zip(args, prim.vjps)
+            # x * x, x + x: one rule, its result doubled (bit for bit the sum of both terms)
+            twice = nv == 2 and args[0] is args[1] and prim.symmetric
+            if twice:
+                edges: Any = ((args[0], prim.vjps[0]),)
+            elif variadic is None:
+                edges = zip(args, prim.vjps)
             else:
                 edges = ((a, i) for i, a in enumerate(args))
             for a, rule in edges:
@@ -351,6 +374,19 @@ def _walk_arrays(
                         continue
                 if rule is passthrough:
                     gi = g
+                elif rule is negated:
+                    # In place where g is this walk's own array and this is its last use (the
+                    # x of -x, the y of x - y) unless an earlier input's gradient (x's) holds
+                    # g's memory.
+                    if (
+                        a is args[-1]
+                        and node in fresh
+                        and type(g) is ndarray
+                        and not _holds(args[:-1], g, found)
+                    ):
+                        gi = numpy.negative(g, out=g)
+                    else:
+                        gi = -g
                 elif variadic is not None:
                     gi = variadic(rule, g, out, *vals, **kw)
                     if gi is None:
@@ -368,32 +404,52 @@ def _walk_arrays(
                     gi = gi.reshape(data.shape) if gi.size == data.size else sum_to(gi, data.shape)
                 if gi.dtype is not data.dtype and gi.dtype != data.dtype:
                     gi = _cast(gi, data, node)
+                # Below, a term of x * x is added twice where a sum is already waiting (the
+                # bits of the two terms added one by one), and doubled where none is.
                 if a._prim is None or a in stop:  # a leaf or a target: no further
                     if not to_targets:
                         _accumulate(a, gi, False, stored)
+                        if twice:
+                            _accumulate(a, gi, False, stored)
                         continue
                     prev = found.get(a)
                     if prev is None:
+                        if twice:
+                            gi = _doubled(gi, g, out, v0)
                         found[a] = gi
-                        if into is not None and type(gi) is ndarray:  # a new scatter
+                        # doubled or negated here, or a new scatter: the walk's own array
+                        if (twice or rule is negated or into is not None) and type(gi) is ndarray:
                             fresh.add(a)
                     elif a in fresh:
                         prev += gi
+                        if twice:
+                            prev += gi
                     else:
-                        found[a] = total = prev + gi
+                        total = prev + gi
+                        if twice:
+                            total += gi
+                        found[a] = total
                         if type(total) is ndarray:
                             fresh.add(a)
                     continue
                 prev = a._pending
                 if prev is None:
+                    if twice:
+                        gi = _doubled(gi, g, out, v0)
                     a._pending = gi
                     push(heap, (-a._seq, a))
-                    if into is not None and type(gi) is ndarray:  # a new scatter
+                    # doubled or negated here, or a new scatter: the walk's own array
+                    if (twice or rule is negated or into is not None) and type(gi) is ndarray:
                         fresh.add(a)
                 elif a in fresh:
                     prev += gi
+                    if twice:
+                        prev += gi
                 else:
-                    a._pending = total = prev + gi
+                    total = prev + gi
+                    if twice:
+                        total += gi
+                    a._pending = total
                     if type(total) is ndarray:
                         fresh.add(a)
             if free:
@@ -403,6 +459,32 @@ def _walk_arrays(
             node._pending = None
         raise
     return found
+
+
+def _holds(inputs: tuple[Any, ...], g: numpy.ndarray, found: dict[Node, Any]) -> bool:
+    """Whether the gradient any of ``inputs`` has received so far (pending, found or kept as
+    its ``.grad``) may share memory with ``g``."""
+    for x in inputs:
+        if isinstance(x, Node):
+            for h in (x._pending, found.get(x), x.grad):
+                if type(h) is numpy.ndarray and numpy.may_share_memory(h, g):
+                    return True
+    return False
+
+
+def _doubled(gi: Any, g: Any, out: Any, x: Any) -> Any:
+    """``gi + gi``, in place when ``gi`` is an array the rule made (not ``g``, ``out`` or the
+    input ``x`` passed through, not a view): the walk then holds the only reference."""
+    if (
+        type(gi) is numpy.ndarray
+        and gi is not g
+        and gi is not out
+        and gi is not x
+        and gi.flags.owndata
+        and gi.flags.writeable
+    ):
+        return numpy.add(gi, gi, out=gi)
+    return gi + gi
 
 
 class Step:

@@ -21,6 +21,10 @@ window's 2 x 2 entries, axes (3, 5) of a (n, c, h, 2, w, 2) view.  NumPy loops o
 window's 2 entries innermost; here the window's entries are combined slice by slice, each
 call running over the whole output.
 
+The maximum along a short last axis has the same problem (about 0.1 us per row: the shift of a
+softmax over 10 classes or 64 keys costs more than its exponentials); :func:`max_last` copies
+blocks of rows transposed, so that NumPy's loop runs across the rows.
+
 Example
 -------
 >>> import numpy
@@ -134,3 +138,37 @@ def window_reduce(
     if keepdims:
         return out.reshape(tuple(1 if a in axes else n for a, n in enumerate(x.shape)))
     return out
+
+
+_ROW_BYTES = 256  # rows up to this long: a transposed copy is cheaper than NumPy's row loop
+_BLOCK = 64  # rows transposed together (a block of 16 KiB at most: in the L1 cache)
+
+
+def max_last(x: Any) -> Any:
+    """``numpy.max(x, axis=-1, keepdims=True)``, faster for short rows (up to 256 bytes).
+
+    NumPy's maximum along a contiguous last axis costs about 0.1 us per row, more than the
+    arithmetic of a row of 10 classes or 64 keys (the shift of a softmax).  Here blocks of 64
+    rows are copied transposed, so that NumPy's loop runs along the rows (an elementwise
+    maximum, vectorised).  The maximum is exact, so the route does not change it; NaN
+    propagates as in NumPy, and of +0.0 and -0.0 either may come back (a softmax's shift,
+    where that cannot matter).
+
+    >>> import numpy
+    >>> x = numpy.random.default_rng(0).standard_normal((300, 10))
+    >>> bool((max_last(x) == x.max(axis=-1, keepdims=True)).all())
+    True
+    """
+    n = x.shape[-1] if type(x) is numpy.ndarray and x.ndim >= 2 else 0
+    if n < 2 or x.dtype.kind != "f" or n * x.itemsize > _ROW_BYTES or x.size < 4 * _BLOCK:
+        return numpy.max(x, axis=-1, keepdims=True)
+    rows = x.reshape(-1, n)
+    r = rows.shape[0]
+    full = r - r % _BLOCK
+    out = numpy.empty(r, x.dtype)
+    blocks = rows[:full].reshape(-1, _BLOCK, n)
+    moved = numpy.ascontiguousarray(numpy.swapaxes(blocks, 1, 2))
+    numpy.maximum.reduce(moved, axis=1, out=out[:full].reshape(-1, _BLOCK))
+    if full < r:
+        numpy.maximum.reduce(rows[full:], axis=-1, out=out[full:])
+    return out.reshape(x.shape[:-1] + (1,))

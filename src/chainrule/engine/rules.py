@@ -58,7 +58,7 @@ from typing import Any, Literal
 import numpy
 
 from . import primitives as P
-from .graph import definplace, passthrough
+from .graph import definplace, negated, passthrough
 from .primitives import Primitive
 from .reduce import window_route
 
@@ -188,12 +188,12 @@ def _permute(x: Any, perm: tuple[int, ...]) -> Any:
 
 defvjp(P.add, passthrough, passthrough)
 defvjp(P.subtract, passthrough,
-                   lambda g, out, x, y: -g)
+                   negated)
 defvjp(P.multiply, lambda g, out, x, y: g * y,
                    lambda g, out, x, y: g * x)
 defvjp(P.divide, lambda g, out, x, y: g / y,
                  lambda g, out, x, y: -g * out / y)
-defvjp(P.negative, lambda g, out, x: -g)
+defvjp(P.negative, negated)
 defvjp(P.positive, passthrough)
 
 
@@ -205,6 +205,21 @@ def _power_dx(g: Any, out: Any, x: Any, y: Any) -> Any:
             return g * (2 * x)
         if y == 0:
             return g * (0 * x)
+        if y < 0 and float(y).is_integer() and getattr(x, "dtype", None) is not None \
+                and x.dtype.kind == "f":
+            # x**(y - 1) as x**y / x, a division rather than a second pow (which NumPy has no
+            # fast loop for). For a whole y < 0 it is right everywhere: at 0 and at infinities
+            # the signs follow the exponent's parity as pow's do (+-0 -> +-inf, +-inf -> +-0),
+            # and where x**y overflows or underflows, x**(y - 1) does too. Not for a fractional
+            # y (pow(-0, -0.5) is +inf: the ratio's sign would be wrong), a positive one (0/0 at
+            # 0) or a complex x (overflow gives inf + nan*j).
+            d = out / x
+            if type(d) is numpy.ndarray and type(g) is numpy.ndarray and g.dtype == d.dtype \
+                    and g.shape == d.shape:
+                d *= y                  # plain arrays: the same operations, in d's memory
+                d *= g
+                return d
+            return g * (y * d)
         return g * (y * x ** (y - 1))
     return g * (y * x ** numpy.where(y == 0, 1, y - 1))
 
@@ -1153,8 +1168,19 @@ defvjp(P.sort_unpermute, lambda g, out, v, x, axis: P.sort_permute(g, x, axis=ax
 # relative error of the same size (at x ~ 1e300: gradients 1, 1, 1 instead of 1/3 each).
 defvjp(P.logsumexp, lambda g, out, x, axis, keepdims: _keep(g, axis, keepdims) * P.softmax(
     x, axis=axis))
-defvjp(P.softmax, lambda g, out, x, axis: out * (g - numpy.sum(g * out, axis=axis,
-                                                               keepdims=True)))
+
+
+def _softmax_dx(g: Any, out: Any, x: Any, axis: Any) -> Any:
+    t = g * out
+    s = numpy.sum(t, axis=axis, keepdims=True)
+    if type(t) is numpy.ndarray and t.shape == out.shape:
+        numpy.subtract(g, s, out=t)     # plain arrays: the same operations, in t's memory
+        t *= out
+        return t
+    return out * (g - s)
+
+
+defvjp(P.softmax, _softmax_dx)
 defvjp(P.log_softmax, lambda g, out, x, axis: g - numpy.exp(out) * numpy.sum(
     g, axis=axis, keepdims=True))
 # s * (1 - s), with 1 - s computed as sigmoid(-x): for large x, 1 - s would be 1 minus a number
@@ -1231,6 +1257,10 @@ defvjp(P.conjugate, lambda g, out, x: _cj(g))
 defvjp(P.real, passthrough)     # Re z = x: cotangent g (a real input takes it as it is)
 defvjp(P.imag, lambda g, out, x: g * -1j if x.dtype.kind == "c" else g * 0)  # Im z = y
 # fmt: on
+
+# f(x, y) == f(y, x), and the second input's rule is the first's with the inputs swapped: the
+# eager walk differentiates x * x (x + x) with one rule call, its result doubled.
+P.add.symmetric = P.multiply.symmetric = True
 
 # The rules that hold for complex values under the convention above (the others raise there):
 # the holomorphic operations, the selections and rearrangements (which only move values), and

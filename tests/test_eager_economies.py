@@ -1,0 +1,312 @@
+"""Economies of the eager path (issue 16): ``x * x`` differentiated with one rule call, the power
+rule of a negative whole exponent as a division. Every gradient is checked against a hand
+derivation or finite differences, at the awkward points (zeros of both signs, infinities,
+overflow and underflow) too."""
+
+from __future__ import annotations
+
+import numpy
+import pytest
+
+import chainrule as cr
+from chainrule.engine import primitives as P
+
+
+def fd_grad(f, x, eps=1e-6):
+    g = numpy.zeros_like(x)
+    for i in numpy.ndindex(x.shape):
+        up, down = x.copy(), x.copy()
+        up[i] += eps
+        down[i] -= eps
+        g[i] = (f(up) - f(down)) / (2 * eps)
+    return g
+
+
+def _same_signs(got, want):
+    # allclose does not see the sign of a zero; the rule's conventions do
+    got, want = numpy.asarray(got), numpy.asarray(want)
+    zero = want == 0
+    assert (numpy.signbit(got[zero]) == numpy.signbit(want[zero])).all(), (got, want)
+
+
+# ---- x * x: one rule, doubled ------------------------------------------------------------------
+
+
+def count_multiply_rule_calls(monkeypatch):
+    calls = []
+    rules = P.multiply.vjps
+
+    def counting(i):
+        def rule(*a, **k):
+            calls.append(i)
+            return rules[i](*a, **k)
+
+        return rule
+
+    monkeypatch.setattr(P.multiply, "vjps", (counting(0), counting(1)))
+    return calls
+
+
+@pytest.mark.parametrize("dtype", [numpy.float64, numpy.float32])
+def test_a_square_written_as_a_product_is_differentiated_once(monkeypatch, dtype):
+    calls = count_multiply_rule_calls(monkeypatch)
+    x = numpy.array([[1.5, -2.0, 0.0], [3.0, -0.25, 7.0]], dtype)
+
+    def f(x):
+        s = numpy.sin(x)
+        return (s * s).sum()
+
+    g = cr.grad(f)(x)
+    assert calls == [0]
+    assert g.dtype == dtype
+    want = 2 * numpy.sin(x.astype(float)) * numpy.cos(x.astype(float))  # d sin^2 = 2 sin cos
+    numpy.testing.assert_allclose(g, want, rtol=1e-6 if dtype == numpy.float32 else 1e-14)
+
+
+def test_a_square_beside_another_use_of_the_same_value():
+    # the doubled term meets the other consumer's gradient: d/dx (e^2 + 3e) = (2e + 3) e, e = exp x
+    x = numpy.linspace(-1.0, 1.0, 7)
+
+    def f(x):
+        e = numpy.exp(x)
+        return (e * e + 3.0 * e).sum()
+
+    e = numpy.exp(x)
+    numpy.testing.assert_allclose(cr.grad(f)(x), (2 * e + 3) * e, rtol=1e-14)
+    t = cr.tensor(x, requires_grad=True)  # backward() into .grad: the same numbers
+    f(t).backward()
+    numpy.testing.assert_allclose(t.grad, (2 * e + 3) * e, rtol=1e-14)
+
+
+def test_a_square_of_a_leaf_and_a_broadcast_square():
+    # the leaf itself squared (its gradient is the doubled array, kept as .grad), and a product
+    # whose gradient is summed back over a broadcast axis before it is doubled
+    x = numpy.array([0.5, -1.5, 2.0])
+    numpy.testing.assert_allclose(cr.grad(lambda x: (x * x).sum())(x), 2 * x, rtol=0)
+    P_ = numpy.random.default_rng(0).standard_normal((5, 3))
+
+    def pair_energy(P_):
+        d = P_[:, None, :] - P_[None, :, :]
+        return ((d * d).sum(-1) ** 2).sum()
+
+    numpy.testing.assert_allclose(
+        cr.grad(pair_energy)(P_), fd_grad(pair_energy, P_), rtol=1e-7, atol=1e-7
+    )
+
+
+def test_x_plus_x_and_a_complex_square():
+    x = numpy.array([1.0, -2.0])
+    numpy.testing.assert_array_equal(cr.grad(lambda x: (x + x).sum())(x), [2.0, 2.0])
+    # real loss of complex z: grad is dL/da - i dL/db; L = Re(sum z*z) = a^2 - b^2 -> 2a + 2ib
+    z = numpy.array([1.0 + 2.0j, -0.5 + 0.25j])
+    g = cr.grad(lambda z: numpy.real((z * z).sum()))(z)
+    numpy.testing.assert_allclose(g, 2 * z.real + 2j * z.imag, rtol=1e-15)
+
+
+def test_the_doubled_gradient_is_not_shared():
+    # a 0-d product, and a square whose operand is a gradient seed shared with another leaf:
+    # every leaf receives an array of its own
+    a, b = cr.tensor(3.0, requires_grad=True), cr.tensor(numpy.ones(2), requires_grad=True)
+    (a * a + (b * b).sum()).backward()
+    assert float(a.grad) == 6.0
+    numpy.testing.assert_array_equal(b.grad, [2.0, 2.0])
+    b.grad[0] = 99.0
+    c = cr.tensor(numpy.ones(2), requires_grad=True)
+    (c * c).sum().backward()
+    numpy.testing.assert_array_equal(c.grad, [2.0, 2.0])
+
+
+def test_second_order_through_a_square():
+    # d2/dx2 of sum(sin(x)^2) = 2 cos(2x)
+    x = numpy.array([0.3, -1.2, 2.0])
+
+    def f(x):
+        s = numpy.sin(x)
+        return (s * s).sum()
+
+    h = cr.grad(lambda x: cr.grad(f)(x).sum())(x)
+    numpy.testing.assert_allclose(h, 2 * numpy.cos(2 * x), rtol=1e-13)
+
+
+# ---- power: a negative whole exponent as out / x ---------------------------------------------
+
+AWKWARD = [0.0, -0.0, numpy.inf, -numpy.inf, -2.0, 0.5, 3.0, 1e-110, -1e-110, 1e110, 1e-300, 5e-324]
+# the same kinds of points in float32's range: overflow and underflow of x**y, a subnormal x
+AWKWARD32 = [0.0, -0.0, numpy.inf, -numpy.inf, -2.0, 0.5, 3.0, 1e-12, -1e-12, 1e12, 1e-38, 1e-45]
+
+
+@pytest.mark.parametrize("y", [-1, -2, -3, -3.0, -4.0, -7])
+@pytest.mark.parametrize("dtype", [numpy.float64, numpy.float32])
+def test_power_rule_of_a_negative_whole_exponent(y, dtype):
+    x = numpy.array(AWKWARD if dtype == numpy.float64 else AWKWARD32, dtype)
+    with numpy.errstate(all="ignore"):
+        got = cr.grad(lambda x: (x**y).sum())(x)
+        # hand derivation: y * x**(y - 1), pow of the exponent itself
+        want = y * numpy.power(x, numpy.array(y - 1, dtype))
+    assert got.dtype == dtype
+    numpy.testing.assert_allclose(got, want, rtol=4 * numpy.finfo(dtype).eps, atol=0)
+    _same_signs(got, want)
+
+
+@pytest.mark.parametrize("y", [-0.5, -1.5, 0.5, 1.5, 3, 3.0])
+def test_power_rule_of_other_exponents_is_unchanged(y):
+    # fractional and positive exponents keep pow: at -0, pow(-0, -0.5) is +inf and the ratio
+    # out / x would give the derivative the wrong sign; at 0 a positive exponent's is 0, not 0/0
+    x = numpy.array(AWKWARD)
+    with numpy.errstate(all="ignore"):
+        got = cr.grad(lambda x: (x**y).sum())(x)
+        want = y * numpy.power(x, y - 1)
+    numpy.testing.assert_allclose(got, want, rtol=1e-15, atol=0)
+    _same_signs(got, want)
+
+
+def test_power_rule_against_finite_differences_and_second_order():
+    x = numpy.array([0.7, 1.3, -2.2, 4.0])
+    f = lambda x: (x**-3).sum()  # noqa: E731
+    numpy.testing.assert_allclose(cr.grad(f)(x), fd_grad(f, x), rtol=1e-7)
+    # d2/dx2 x**-3 = 12 x**-5 (the first derivative's division differentiates through out)
+    h = cr.grad(lambda x: cr.grad(f)(x).sum())(x)
+    numpy.testing.assert_allclose(h, 12 * x**-5, rtol=1e-13)
+
+
+def test_power_rule_of_a_complex_base_keeps_pow():
+    # complex z: d/dz z**-2 = -2 z**-3 (holomorphic; the rule is the real one, unconjugated)
+    z = numpy.array([1.0 + 1.0j, -0.5 + 2.0j])
+    g = cr.grad(lambda z: numpy.real((z**-2).sum()))(z)
+    numpy.testing.assert_allclose(g, -2 * z**-3, rtol=1e-14)
+
+
+def test_power_rule_jit_matches_eager_bit_for_bit():
+    x = numpy.array([0.5, 1.25, -3.0, 2.0])
+    f = cr.grad(lambda x: (x**-3).sum())
+    assert cr.jit(f)(x).tobytes() == f(x).tobytes()
+
+
+# ---- gradients the walk made itself: negated and added into in place --------------------------
+
+N = 3000  # above the size where the walk tracks who owns an array
+
+
+def test_the_y_of_x_minus_y_when_x_takes_the_same_gradient():
+    # x's gradient is the incoming one passed through, y's its negation: negating in place
+    # would change x's too
+    rng = numpy.random.default_rng(2)
+    x, y, w = rng.standard_normal((3, N))
+
+    def f(x, y):
+        return (w * numpy.exp(x - y)).sum()
+
+    gx, gy = cr.grad(f, argnums=(0, 1))(x, y)
+    numpy.testing.assert_allclose(gx, w * numpy.exp(x - y), rtol=1e-14)
+    numpy.testing.assert_allclose(gy, -w * numpy.exp(x - y), rtol=1e-14)
+    numpy.testing.assert_array_equal(cr.grad(lambda x: (w * (x - x)).sum())(x), 0.0)
+
+
+def test_chains_of_negations_and_differences_against_a_hand_derivation():
+    # f = sum(w * -(e - e*e)) + sum(v * (e - x)), e = exp(x):
+    # df/dx = -w (e - 2 e^2) + v e - v
+    rng = numpy.random.default_rng(3)
+    x, w, v = rng.standard_normal((3, N))
+
+    def f(x):
+        e = numpy.exp(x)
+        return (w * -(e - e * e)).sum() + (v * (e - x)).sum()
+
+    e = numpy.exp(x)
+    want = -w * (e - 2 * e * e) + v * e - v
+    numpy.testing.assert_allclose(cr.grad(f)(x), want, rtol=1e-12, atol=1e-12)
+    t = cr.tensor(x, requires_grad=True)
+    f(t).backward()
+    numpy.testing.assert_allclose(t.grad, want, rtol=1e-12, atol=1e-12)
+
+
+def test_many_uses_of_one_value_add_up():
+    # every term lands in the first one's array: d/dx sum(a sin x + b cos x + c x^2 + x^-2)
+    rng = numpy.random.default_rng(4)
+    a, b, c = rng.standard_normal((3, N))
+    x = rng.uniform(0.5, 2.0, N)
+
+    def f(x):
+        return (a * numpy.sin(x) + b * numpy.cos(x) + c * (x * x) + x**-2).sum()
+
+    want = a * numpy.cos(x) - b * numpy.sin(x) + 2 * c * x - 2 * x**-3
+    got = cr.grad(f)(x)
+    numpy.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    # the arrays handed out are the caller's own
+    got2 = cr.grad(f)(x)
+    got[:] = 0.0
+    numpy.testing.assert_allclose(got2, want, rtol=1e-12, atol=1e-12)
+
+
+def test_a_pair_energy_against_finite_differences():
+    # the Lennard-Jones form of the benchmark (r**-3 of squared distances, x * x summed over a
+    # short axis, broadcast differences), large enough for the in-place paths
+    rng = numpy.random.default_rng(5)
+    g = numpy.stack(numpy.meshgrid(*[numpy.arange(4.0)] * 3, indexing="ij"), -1)
+    P_ = g.reshape(-1, 3)[:30] * 1.12 + 0.03 * rng.standard_normal((30, 3))
+    mask, eye = numpy.triu(numpy.ones((30, 30)), 1), numpy.eye(30)
+
+    def energy(P_):
+        diff = P_[:, None, :] - P_[None, :, :]
+        r2 = (diff * diff).sum(axis=-1) + eye
+        inv3 = r2**-3
+        return (mask * 4.0 * (inv3 * inv3 - inv3)).sum()
+
+    got = cr.grad(energy)(P_)
+    numpy.testing.assert_allclose(got, fd_grad(energy, P_), rtol=1e-6, atol=1e-6)
+
+
+def test_softmax_gradient_against_finite_differences():
+    rng = numpy.random.default_rng(6)
+    x = rng.standard_normal((3, 5))
+    w = rng.standard_normal((3, 5))
+    from chainrule.nn import functional as F
+
+    def f(x):
+        s = F.softmax(x, dim=-1)
+        return (w * s * s).sum()  # the softmax read twice
+
+    numpy.testing.assert_allclose(cr.grad(f)(x), fd_grad(f, x), rtol=1e-7, atol=1e-9)
+    numpy.testing.assert_allclose(F.softmax(x).sum(-1), 1.0, rtol=1e-15)
+
+
+def test_a_gradient_passed_to_both_inputs_of_a_sum_stays_theirs():
+    # s = a + b hands the same array to a and b; a term that reaches a later (v * a was
+    # recorded before s) must not be added into b's gradient too
+    rng = numpy.random.default_rng(7)
+    x, w, v = rng.standard_normal((3, N))
+
+    def f(x):
+        a, b = numpy.sin(x), numpy.cos(x)
+        t = (v * a).sum()
+        s = a + b
+        return t + (w * numpy.exp(s)).sum()
+
+    e = numpy.exp(numpy.sin(x) + numpy.cos(x))
+    want = (w * e + v) * numpy.cos(x) - w * e * numpy.sin(x)
+    numpy.testing.assert_allclose(cr.grad(f)(x), want, rtol=1e-12, atol=1e-12)
+
+
+def test_a_negation_in_place_spares_a_reshaped_view_handed_to_the_other_input():
+    # n = a - b reaches its gradient as a reshaped view of an array the walk made (the y of
+    # m = z - n, summed to n's shape only by dropping a length-1 axis); its x-input a takes a
+    # view of that same memory (one more length-1 axis dropped), so b's negation must not
+    # happen in place
+    rng = numpy.random.default_rng(8)
+    a0, b0, z0, w = (rng.standard_normal(s) for s in [(50,), (1, 50), (1, 1, 50), (1, 1, 50)])
+
+    def f(a, b, z):
+        n = a - b
+        m = z - n
+        return (w * numpy.exp(m)).sum()
+
+    e = w * numpy.exp(z0 - (a0 - b0))
+    ga, gb, gz = cr.grad(f, argnums=(0, 1, 2))(a0, b0, z0)
+    numpy.testing.assert_allclose(ga, -e.reshape(50), rtol=1e-14)
+    numpy.testing.assert_allclose(gb, e.reshape(1, 50), rtol=1e-14)
+    numpy.testing.assert_allclose(gz, e, rtol=1e-14)
+    # the same through backward(): a keeps the view as its .grad
+    ta, tb, tz = (cr.tensor(v, requires_grad=True) for v in (a0, b0, z0))
+    f(ta, tb, tz).backward()
+    numpy.testing.assert_allclose(ta.grad, -e.reshape(50), rtol=1e-14)
+    numpy.testing.assert_allclose(tb.grad, e.reshape(1, 50), rtol=1e-14)
