@@ -16,6 +16,48 @@ import numpy
 rng = numpy.random.default_rng(1234)
 
 
+def fd_grad(f: Callable[[Any], Any], x: numpy.ndarray, eps: float = 1e-6) -> numpy.ndarray:
+    """Central finite differences of a scalar function ``f`` at ``x``, entry by entry: the
+    independent referee of the tests that check one gradient by hand."""
+    g = numpy.zeros_like(x)
+    for i in numpy.ndindex(x.shape):
+        up, down = x.copy(), x.copy()
+        up[i] += eps
+        down[i] -= eps
+        g[i] = (f(up) - f(down)) / (2 * eps)
+    return g
+
+
+def conv2d_loops(
+    x: numpy.ndarray,
+    w: numpy.ndarray,
+    b: numpy.ndarray,
+    stride: int,
+    pad: int,
+    dil: int = 1,
+    groups: int = 1,
+) -> numpy.ndarray:
+    """A 2-D cross-correlation (NCHW input, OIHW weight, bias) by its definition, in loops:
+    the referee of the convolution layers and of ``nn.functional.conv2d``."""
+    n, c, h, wd = x.shape
+    o, cg, kh, kw = w.shape
+    xp = numpy.zeros((n, c, h + 2 * pad, wd + 2 * pad))
+    xp[:, :, pad : pad + h, pad : pad + wd] = x
+    ho = (h + 2 * pad - dil * (kh - 1) - 1) // stride + 1
+    wo = (wd + 2 * pad - dil * (kw - 1) - 1) // stride + 1
+    out = numpy.zeros((n, o, ho, wo)) + b[:, None, None]
+    og = o // groups
+    for q in range(o):
+        chans = slice(q // og * cg, (q // og + 1) * cg)
+        for i in range(ho):
+            for j in range(wo):
+                for u in range(kh):
+                    for v in range(kw):
+                        patch = xp[:, chans, i * stride + u * dil, j * stride + v * dil]  # n, cg
+                        out[:, q, i, j] += patch @ w[q, :, u, v]
+    return out
+
+
 def normal(*shape: int) -> numpy.ndarray:
     return rng.standard_normal(shape)
 

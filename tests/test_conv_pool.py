@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy
 import pytest
+from op_cases import conv2d_loops
 
 import chainrule as cr
 from chainrule.engine.primitives import filled_like, pad_constant
@@ -120,26 +121,6 @@ def test_max_pool_gradient_shares_ties_equally(layout, dtype, k, s):
 
 
 # --- conv2d: forward by loops, gradients by finite differences -------------------------------
-
-
-def conv2d_loops(x, w, b, stride, pad, dil, groups=1):
-    n, c, h, wd = x.shape
-    o, cg, kh, kw = w.shape
-    xp = numpy.zeros((n, c, h + 2 * pad, wd + 2 * pad))
-    xp[:, :, pad : pad + h, pad : pad + wd] = x
-    ho = (h + 2 * pad - dil * (kh - 1) - 1) // stride + 1
-    wo = (wd + 2 * pad - dil * (kw - 1) - 1) // stride + 1
-    out = numpy.zeros((n, o, ho, wo)) + b[:, None, None]
-    og = o // groups
-    for q in range(o):
-        chans = slice(q // og * cg, (q // og + 1) * cg)
-        for i in range(ho):
-            for j in range(wo):
-                for u in range(kh):
-                    for v in range(kw):
-                        patch = xp[:, chans, i * stride + u * dil, j * stride + v * dil]  # n, cg
-                        out[:, q, i, j] += patch @ w[q, :, u, v]
-    return out
 
 
 CONVS = [(1, 1, 1, 1), (2, 1, 1, 1), (1, 0, 2, 1), (2, 2, 1, 1), (1, 1, 1, 3), (2, 1, 2, 6)]

@@ -12,6 +12,7 @@ import numpy
 import pytest
 import scipy.special
 import scipy.stats
+from op_cases import conv2d_loops
 
 import chainrule as cr
 from chainrule import nn
@@ -385,29 +386,6 @@ def test_summary_lists_layers_shapes_and_frozen_parameters():
 
 
 # --- Conv2d dilation and groups ----------------------------------------------------------------
-
-
-def conv2d_loops(x, w, b, stride, pad, dil, groups):
-    n, c, h, wd = x.shape
-    o, cg, kh, kw = w.shape
-    xp = numpy.zeros((n, c, h + 2 * pad, wd + 2 * pad))
-    xp[:, :, pad : pad + h, pad : pad + wd] = x
-    ho = (h + 2 * pad - dil * (kh - 1) - 1) // stride + 1
-    wo = (wd + 2 * pad - dil * (kw - 1) - 1) // stride + 1
-    out = numpy.zeros((n, o, ho, wo))
-    og = o // groups
-    for q in range(o):
-        g = q // og
-        for i in range(ho):
-            for j in range(wo):
-                for u in range(kh):
-                    for v in range(kw):
-                        patch = xp[
-                            :, g * cg : (g + 1) * cg, i * stride + u * dil, j * stride + v * dil
-                        ]
-                        out[:, q, i, j] += patch @ w[q, :, u, v]
-        out[:, q] += b[q]
-    return out
 
 
 @pytest.mark.parametrize(
