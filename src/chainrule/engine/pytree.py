@@ -74,10 +74,12 @@ class NotThisTree(TypeError):
     """Arguments handed to a :func:`leaf_reader` do not have the structure it was made for."""
 
 
-def leaf_reader(treedefs: tuple[TreeDef, ...]) -> Callable[..., tuple[Any, ...]]:
+def leaf_reader(treedefs: tuple[TreeDef, ...], then: bool = False) -> Callable[..., Any]:
     """A function of positional arguments with the structures ``treedefs`` (one per argument)
     that returns their leaves in :func:`flatten` order, or raises :class:`NotThisTree`
     (a ``TypeError``) when the containers differ in type, length, dict keys or key order.
+    With ``then``, it takes a function first and returns that function of the leaves
+    (``read(f, *args)`` is ``f(*leaves)``, without the tuple in between).
 
     It is generated code with the structure written in (no recursion, no tree definition
     rebuilt), which is what lets ``jit`` find a compiled program for a call whose parameters
@@ -95,6 +97,8 @@ def leaf_reader(treedefs: tuple[TreeDef, ...]) -> Callable[..., tuple[Any, ...]]
     ... except NotThisTree as e:
     ...     print(e)
     not the structure this reader was made for
+    >>> leaf_reader((flatten(params)[1], None), then=True)(max, {"W": [10, 20], "b": 30}, 4)
+    30
     """
     ns: dict[str, Any] = {"NotThisTree": NotThisTree}
     checks: list[str] = []
@@ -133,8 +137,12 @@ def leaf_reader(treedefs: tuple[TreeDef, ...]) -> Callable[..., tuple[Any, ...]]
     if checks:
         body += [f"    if {' or '.join(checks)}:", "        raise NotThisTree(_MSG)"]
     ns["_MSG"] = "not the structure this reader was made for"
-    body.append(f"    return ({', '.join(leaves)}{',' if len(leaves) == 1 else ''})")
-    src = "\n".join([f"def read({', '.join(params)}):", *body, ""])
+    if then:
+        body.append(f"    return _then({', '.join(leaves)})")
+    else:
+        body.append(f"    return ({', '.join(leaves)}{',' if len(leaves) == 1 else ''})")
+    head = ", ".join((["_then"] if then else []) + params)
+    src = "\n".join([f"def read({head}):", *body, ""])
     exec(compile(src, "<chainrule pytree reader>", "exec"), ns)
-    read: Callable[..., tuple[Any, ...]] = ns["read"]
+    read: Callable[..., Any] = ns["read"]
     return read

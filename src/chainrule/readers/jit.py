@@ -222,12 +222,19 @@ def jit(
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         if not kwargs and not statics:
             if tree_last[0]:  # the last call had lists/dicts: try its structure first
+                tree = trees[0]
+                g = tree.guard
+                if g is not None:  # its last program, on the leaves read in one call
+                    try:
+                        return tree.call(g, *args)
+                    except _GUARD_ERRORS:  # NotThisTree is a TypeError too
+                        pass
                 try:
-                    flat = trees[0].read(*args)
+                    flat = tree.read(*args)
                 except TypeError:
                     pass
                 else:
-                    found = trees[0].find(flat)
+                    found = tree.find(flat)
                     if found is not _MISS:
                         return found
             g = guard[0]
@@ -333,11 +340,12 @@ class _Tree:
     the leaves are looked up like positional arrays: by their shapes, then their dtypes.
     Numba: the kernel used last is called first, as for positional arrays."""
 
-    __slots__ = ("tds", "read", "table", "guard")
+    __slots__ = ("tds", "read", "call", "table", "guard")
 
     def __init__(self, tds: tuple[Any, ...]) -> None:
         self.tds = tds
         self.read = leaf_reader(tds)
+        self.call = leaf_reader(tds, then=True)  # call(guard, *args): the guard of the leaves
         self.table: dict[Any, list[tuple[tuple[Any, ...], Compiled]]] = {}
         self.guard: Any = None
 
