@@ -362,16 +362,17 @@ def _walk_arrays(
             out = node._data
             kw: dict[str, Any] = node._kw  # type: ignore[assignment]
             nv = len(vals)
+            # x * x, x + x: one rule, its result doubled (bit for bit the sum of both terms)
+            twice = False
             if nv == 2:
                 v0, v1 = vals
+                twice = args[0] is args[1] and prim.symmetric
             elif nv == 1:
                 v0 = vals[0]
             variadic = prim.vjp_argnum
             into = prim.vjp_into
             # (input, rule) pairs, inputs past the last rule getting no gradient (as in _walk);
             # for a variadic rule, (input, its index)
-            # x * x, x + x: one rule, its result doubled (bit for bit the sum of both terms)
-            twice = nv == 2 and args[0] is args[1] and prim.symmetric
             if twice:
                 edges: Any = ((args[0], prim.vjps[0]),)
             elif variadic is None:

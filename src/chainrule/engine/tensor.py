@@ -279,8 +279,8 @@ def _apply(prim: P.Primitive, args: tuple[Any, ...], kw: dict[str, Any]) -> Tens
     state = _state
     enabled = state.enabled
     if (rg and enabled) or state.tracing:
-        t.requires_grad = rg and enabled and not prim.nondiff
-        if t.requires_grad and not prim.complex_ready:
+        req = t.requires_grad = rg and enabled and not prim.nondiff
+        if req and not prim.complex_ready:
             _refuse_complex(prim, out, vals)
         t._prim = prim
         t._args = args
