@@ -290,7 +290,10 @@ def _gradients(out: Any, targets: list[Tensor], nested: bool, fname: str) -> lis
     for t in targets:
         g = found.get(t)
         if g is not None:
-            g = owned(g, seen)
+            if type(g) is ndarray and g.base is None and id(g) not in seen:
+                seen.add(id(g))  # owned()'s common case, without the call: a new array
+            else:
+                g = owned(g, seen)
         else:
             d = t._data  # a new array of zeros: nobody else holds it
             g = numpy.zeros(d.shape, d.dtype) if type(d) is ndarray else numpy.zeros_like(d)
