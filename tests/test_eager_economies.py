@@ -1,7 +1,7 @@
 """Economies of the eager path (issue 16): ``x * x`` differentiated with one rule call, the power
-rule of a negative whole exponent as a division. Every gradient is checked against a hand
-derivation or finite differences, at the awkward points (zeros of both signs, infinities,
-overflow and underflow) too."""
+rule of a negative whole exponent as a division, the walk's next node kept beside its heap.
+Every gradient is checked against a hand derivation or finite differences, at the awkward points
+(zeros of both signs, infinities, overflow and underflow) too."""
 
 from __future__ import annotations
 
@@ -310,3 +310,28 @@ def test_a_negation_in_place_spares_a_reshaped_view_handed_to_the_other_input():
     f(ta, tb, tz).backward()
     numpy.testing.assert_allclose(ta.grad, -e.reshape(50), rtol=1e-14)
     numpy.testing.assert_allclose(tb.grad, e.reshape(1, 50), rtol=1e-14)
+
+
+# ---- the walk's order: the node a chain hands to waits beside the heap --------------------------
+
+
+@pytest.mark.parametrize("newer_first", [False, True])
+def test_the_newest_waiting_node_goes_first_wherever_it_waits(newer_first):
+    # y = a + b with b computed from a: b (newer) must be differentiated before a, or a's
+    # gradient would miss b's term. One input waits beside the heap and the other in it; both
+    # orders of the arguments. By hand: a = 2x, b = 3a, y = a + b = 8x, dy/dx = 8; and
+    # z = y * c with c = 5x + a (c newer than a, older than b): dz/dx = 8c + 7y at x = 1.5.
+    x = cr.tensor(numpy.array([1.5, -2.0]), requires_grad=True)
+    a = x * 2.0
+    b = a * 3.0
+    y = b + a if newer_first else a + b
+    y.sum().backward(retain_graph=True)
+    numpy.testing.assert_array_equal(x.grad, [8.0, 8.0])
+    x.grad = None
+    c = x * 5.0 + a
+    z = c * y if newer_first else y * c
+    z.sum().backward()
+    xs = numpy.array([1.5, -2.0])
+    want = 8.0 * (7.0 * xs) + 7.0 * (8.0 * xs)  # z = 56 x^2, dz/dx = 112 x
+    numpy.testing.assert_allclose(x.grad, want, rtol=1e-15)
+    numpy.testing.assert_allclose(want, 112.0 * xs, rtol=1e-15)
