@@ -427,19 +427,17 @@ def _walk_arrays(
                             # owned(), inlined for its common case: a new array or a full-size
                             # writable view of one that no other leaf holds
                             base = gi.base
-                            if base is None:
-                                if id(gi) not in stored:
-                                    a.grad = gi
-                                    stored.add(id(gi))
-                                    continue
-                            elif (
-                                type(base) is ndarray
-                                and id(base) not in stored
-                                and base.size == gi.size
-                                and gi.flags.writeable
+                            key = id(gi if base is None else base)
+                            if key not in stored and (
+                                base is None
+                                or (
+                                    type(base) is ndarray
+                                    and base.size == gi.size
+                                    and gi.flags.writeable
+                                )
                             ):
                                 a.grad = gi
-                                stored.add(id(base))
+                                stored.add(key)
                                 continue
                         _accumulate(a, gi, False, stored)
                         if twice:

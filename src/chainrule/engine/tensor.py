@@ -444,7 +444,7 @@ def _ones(data: Any) -> numpy.ndarray:
     Shared between calls, so it must never be handed out: the walk treats the seed as already
     stored (a leaf that would receive it gets a copy).
     """
-    if type(data) is not numpy.ndarray and _foreign(data):
+    if type(data) is not numpy.ndarray and not isinstance(data, numpy.generic) and _foreign(data):
         return numpy.ones_like(data)
     key = (data.shape, data.dtype)
     seed = _ONES.get(key)
