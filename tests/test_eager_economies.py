@@ -335,3 +335,33 @@ def test_the_newest_waiting_node_goes_first_wherever_it_waits(newer_first):
     want = 8.0 * (7.0 * xs) + 7.0 * (8.0 * xs)  # z = 56 x^2, dz/dx = 112 x
     numpy.testing.assert_allclose(x.grad, want, rtol=1e-15)
     numpy.testing.assert_allclose(want, 112.0 * xs, rtol=1e-15)
+
+
+# ---- the seed of a scalar loss ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [numpy.float16, numpy.float32, numpy.float64])
+def test_a_scalar_loss_seeded_with_a_numpy_scalar_gives_owned_arrays(dtype):
+    # mean and sum reduce to a NumPy scalar, so backward()'s seed is one (shared, immutable).
+    # By hand: d/dw mean(w * 3) = 3 / n, d/dw sum(w) = 1; each .grad a writable array of w's
+    # dtype that no other .grad shares, the same on every call.
+    w = cr.tensor(numpy.array([0.5, -1.0, 2.0, 4.0], dtype=dtype), requires_grad=True)
+    v = cr.tensor(numpy.array([1.0, 2.0], dtype=dtype), requires_grad=True)
+    grads = []
+    for _ in range(2):
+        w.grad = v.grad = None
+        loss = (w * 3).mean() + v.sum()
+        assert isinstance(loss._data, numpy.generic)
+        loss.backward()
+        for g, n in ((w.grad, 4), (v.grad, 2)):
+            assert type(g) is numpy.ndarray and g.dtype == dtype and g.flags.writeable
+            assert g.shape == (n,)
+        numpy.testing.assert_array_equal(w.grad, numpy.full(4, dtype(3) / dtype(4), dtype))
+        numpy.testing.assert_array_equal(v.grad, numpy.ones(2, dtype))
+        assert not numpy.may_share_memory(w.grad, v.grad)
+        grads.append((w.grad, v.grad))
+    grads[1][1][...] = 7  # writing into one call's gradient leaves the other's alone
+    numpy.testing.assert_array_equal(grads[0][1], numpy.ones(2, dtype))
+    x = cr.tensor(numpy.float64(3.0), requires_grad=True)  # the loss is the leaf itself
+    x.backward()
+    assert type(x.grad) is numpy.ndarray and x.grad.flags.writeable and float(x.grad) == 1.0
