@@ -1,7 +1,7 @@
 """Economies of the eager path (issue 16): ``x * x`` differentiated with one rule call, the power
-rule of a negative whole exponent as a division. Every gradient is checked against a hand
-derivation or finite differences, at the awkward points (zeros of both signs, infinities,
-overflow and underflow) too."""
+rule of a negative whole exponent as a division, the walk's next node kept beside its heap.
+Every gradient is checked against a hand derivation or finite differences, at the awkward points
+(zeros of both signs, infinities, overflow and underflow) too."""
 
 from __future__ import annotations
 
@@ -301,3 +301,58 @@ def test_a_negation_in_place_spares_a_reshaped_view_handed_to_the_other_input():
     f(ta, tb, tz).backward()
     numpy.testing.assert_allclose(ta.grad, -e.reshape(50), rtol=1e-14)
     numpy.testing.assert_allclose(tb.grad, e.reshape(1, 50), rtol=1e-14)
+
+
+# ---- the walk's order: the node a chain hands to waits beside the heap --------------------------
+
+
+@pytest.mark.parametrize("newer_first", [False, True])
+def test_the_newest_waiting_node_goes_first_wherever_it_waits(newer_first):
+    # y = a + b with b computed from a: b (newer) must be differentiated before a, or a's
+    # gradient would miss b's term. One input waits beside the heap and the other in it; both
+    # orders of the arguments. By hand: a = 2x, b = 3a, y = a + b = 8x, dy/dx = 8; and
+    # z = y * c with c = 5x + a (c newer than a, older than b): dz/dx = 8c + 7y at x = 1.5.
+    x = cr.tensor(numpy.array([1.5, -2.0]), requires_grad=True)
+    a = x * 2.0
+    b = a * 3.0
+    y = b + a if newer_first else a + b
+    y.sum().backward(retain_graph=True)
+    numpy.testing.assert_array_equal(x.grad, [8.0, 8.0])
+    x.grad = None
+    c = x * 5.0 + a
+    z = c * y if newer_first else y * c
+    z.sum().backward()
+    xs = numpy.array([1.5, -2.0])
+    want = 8.0 * (7.0 * xs) + 7.0 * (8.0 * xs)  # z = 56 x^2, dz/dx = 112 x
+    numpy.testing.assert_allclose(x.grad, want, rtol=1e-15)
+    numpy.testing.assert_allclose(want, 112.0 * xs, rtol=1e-15)
+
+
+# ---- the seed of a scalar loss ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [numpy.float16, numpy.float32, numpy.float64])
+def test_a_scalar_loss_seeded_with_a_numpy_scalar_gives_owned_arrays(dtype):
+    # mean and sum reduce to a NumPy scalar, so backward()'s seed is one (shared, immutable).
+    # By hand: d/dw mean(w * 3) = 3 / n, d/dw sum(w) = 1; each .grad a writable array of w's
+    # dtype that no other .grad shares, the same on every call.
+    w = cr.tensor(numpy.array([0.5, -1.0, 2.0, 4.0], dtype=dtype), requires_grad=True)
+    v = cr.tensor(numpy.array([1.0, 2.0], dtype=dtype), requires_grad=True)
+    grads = []
+    for _ in range(2):
+        w.grad = v.grad = None
+        loss = (w * 3).mean() + v.sum()
+        assert isinstance(loss._data, numpy.generic)
+        loss.backward()
+        for g, n in ((w.grad, 4), (v.grad, 2)):
+            assert type(g) is numpy.ndarray and g.dtype == dtype and g.flags.writeable
+            assert g.shape == (n,)
+        numpy.testing.assert_array_equal(w.grad, numpy.full(4, dtype(3) / dtype(4), dtype))
+        numpy.testing.assert_array_equal(v.grad, numpy.ones(2, dtype))
+        assert not numpy.may_share_memory(w.grad, v.grad)
+        grads.append((w.grad, v.grad))
+    grads[1][1][...] = 7  # writing into one call's gradient leaves the other's alone
+    numpy.testing.assert_array_equal(grads[0][1], numpy.ones(2, dtype))
+    x = cr.tensor(numpy.float64(3.0), requires_grad=True)  # the loss is the leaf itself
+    x.backward()
+    assert type(x.grad) is numpy.ndarray and x.grad.flags.writeable and float(x.grad) == 1.0

@@ -183,3 +183,15 @@ def test_value_and_grad_unused_and_shared_arguments_get_their_own_arrays():
         assert g.flags.writeable
         for h in grads[i + 1 :]:
             assert not numpy.shares_memory(g, h)
+
+
+def test_the_gradient_of_an_argument_returned_as_it_is_is_the_callers_own():
+    # d x / d x = 1; backward()'s seed is shared between calls and read-only, so the gradient
+    # handed back must be a copy: writable, and not the array another call received.
+    f = cr.grad(lambda x: x)
+    g1, g2 = f(numpy.array(3.0)), f(numpy.array(5.0))
+    assert float(g1) == 1.0 and float(g2) == 1.0
+    assert g1.flags.writeable and g2.flags.writeable
+    assert not numpy.may_share_memory(g1, g2)
+    g1[...] = 7.0
+    assert float(f(numpy.array(4.0))) == 1.0 and float(g2) == 1.0

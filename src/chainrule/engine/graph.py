@@ -311,10 +311,11 @@ def _walk_arrays(
 ) -> dict[Node, Any]:
     """:func:`_walk` for plain arrays with nothing logged or checked: the eager hot path.
 
-    The same walk with every option that does not apply taken out of the loop, and four
+    The same walk with every option that does not apply taken out of the loop, and these
     economies: a node's pending gradient waits in its ``_pending`` slot (None outside a walk)
-    instead of a dict; a leaf's (or target's) gradient is added up where it arrives, so
-    leaves never enter the heap; :func:`passthrough` rules are not called; rules of one or two
+    instead of a dict; the node a chain hands its gradient to waits beside the heap, not in it;
+    a leaf's (or target's) gradient is added up where it arrives, so leaves never enter the
+    heap; :func:`passthrough` rules are not called; rules of one or two
     inputs are called with positional arguments rather than ``*vals``; a symmetric operation
     of one value with itself (``x * x``) calls one rule and doubles its result.
     """
@@ -327,15 +328,28 @@ def _walk_arrays(
             _accumulate(root, seed, False, stored)
         return found
     pop, push = heapq.heappop, heapq.heappush
-    heap = [(-root._seq, root)]
+    # The nodes waiting for their turn: ``nxt`` (one node, or None) and the heap (the rest).
+    # In a chain each node hands its gradient to one other node, which is next: it waits in
+    # ``nxt`` and never enters the heap. The next node is always the newest of both.
+    heap: list[tuple[int, Node]] = []
+    nxt: Node | None = root
     root._pending = seed
     # nodes whose accumulated gradient (pending or found) is an array this walk made and handed
     # to nobody: later terms are added into it in place
     fresh: set[Node] = set()
     ndarray = numpy.ndarray
+    stopping = bool(stop)
     try:
-        while heap:
-            node = pop(heap)[1]
+        while True:
+            if nxt is not None:
+                if heap and heap[0][0] < -nxt._seq:  # the heap's newest is newer
+                    node = pop(heap)[1]
+                else:
+                    node, nxt = nxt, None
+            elif heap:
+                node = pop(heap)[1]
+            else:
+                break
             g = node._pending
             node._pending = None
             vals = node._vals
@@ -348,16 +362,17 @@ def _walk_arrays(
             out = node._data
             kw: dict[str, Any] = node._kw  # type: ignore[assignment]
             nv = len(vals)
+            # x * x, x + x: one rule, its result doubled (bit for bit the sum of both terms)
+            twice = False
             if nv == 2:
                 v0, v1 = vals
+                twice = args[0] is args[1] and prim.symmetric
             elif nv == 1:
                 v0 = vals[0]
             variadic = prim.vjp_argnum
             into = prim.vjp_into
             # (input, rule) pairs, inputs past the last rule getting no gradient (as in _walk);
             # for a variadic rule, (input, its index)
-            # x * x, x + x: one rule, its result doubled (bit for bit the sum of both terms)
-            twice = nv == 2 and args[0] is args[1] and prim.symmetric
             if twice:
                 edges: Any = ((args[0], prim.vjps[0]),)
             elif variadic is None:
@@ -406,8 +421,24 @@ def _walk_arrays(
                     gi = _cast(gi, data, node)
                 # Below, a term of x * x is added twice where a sum is already waiting (the
                 # bits of the two terms added one by one), and doubled where none is.
-                if a._prim is None or a in stop:  # a leaf or a target: no further
+                if a._prim is None or (stopping and a in stop):  # a leaf or a target
                     if not to_targets:
+                        if not twice and a.grad is None and type(gi) is ndarray:
+                            # owned(), inlined for its common case: a new array or a full-size
+                            # writable view of one that no other leaf holds
+                            base = gi.base
+                            key = id(gi if base is None else base)
+                            if key not in stored and (
+                                base is None
+                                or (
+                                    type(base) is ndarray
+                                    and base.size == gi.size
+                                    and gi.flags.writeable
+                                )
+                            ):
+                                a.grad = gi
+                                stored.add(key)
+                                continue
                         _accumulate(a, gi, False, stored)
                         if twice:
                             _accumulate(a, gi, False, stored)
@@ -437,7 +468,10 @@ def _walk_arrays(
                     if twice:
                         gi = _doubled(gi, g, out, v0)
                     a._pending = gi
-                    push(heap, (-a._seq, a))
+                    if nxt is None:
+                        nxt = a
+                    else:
+                        push(heap, (-a._seq, a))
                     # doubled or negated here, or a new scatter: the walk's own array
                     if (twice or rule is negated or into is not None) and type(gi) is ndarray:
                         fresh.add(a)
@@ -457,6 +491,8 @@ def _walk_arrays(
     except BaseException:
         for _, node in heap:  # no pending gradient may outlive the walk
             node._pending = None
+        if nxt is not None:
+            nxt._pending = None
         raise
     return found
 

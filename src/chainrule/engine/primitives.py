@@ -480,10 +480,10 @@ moveaxis = Primitive("moveaxis", numpy.moveaxis)
 
 def on_host(x: Any) -> bool:
     """Whether ``x`` is NumPy's own (an ndarray, a NumPy scalar, a Python number)."""
-    return (
+    return (  # NumPy's scalars first: a failed hasattr costs more than isinstance
         type(x) is numpy.ndarray
-        or not hasattr(type(x), "__array_function__")
         or isinstance(x, numpy.generic)
+        or not hasattr(type(x), "__array_function__")
     )
 
 

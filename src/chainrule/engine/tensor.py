@@ -279,8 +279,8 @@ def _apply(prim: P.Primitive, args: tuple[Any, ...], kw: dict[str, Any]) -> Tens
     state = _state
     enabled = state.enabled
     if (rg and enabled) or state.tracing:
-        t.requires_grad = rg and enabled and not prim.nondiff
-        if t.requires_grad and not prim.complex_ready:
+        req = t.requires_grad = rg and enabled and not prim.nondiff
+        if req and not prim.complex_ready:
             _refuse_complex(prim, out, vals)
         t._prim = prim
         t._args = args
@@ -435,17 +435,26 @@ def _check_result(out: Any, prim: P.Primitive, args: tuple[Any, ...]) -> None:
     )
 
 
-_ONES: dict[tuple[Any, Any], numpy.ndarray] = {}
+_ONES: dict[tuple[Any, Any], Any] = {}
 
 
-def _ones(data: Any) -> numpy.ndarray:
+def _ones(data: Any) -> Any:
     """A read-only one of ``data``'s (one-element) shape and dtype: the seed of ``backward()``.
 
     Shared between calls, so it must never be handed out: the walk treats the seed as already
-    stored (a leaf that would receive it gets a copy).
+    stored (a leaf that would receive it gets a copy). For a NumPy scalar (a loss reduced by
+    ``mean`` or ``sum``) it is a NumPy scalar too: immutable, and the first rule's arithmetic
+    on it (``g / n``) skips the array machinery.
     """
-    if type(data) is not numpy.ndarray and _foreign(data):
-        return numpy.ones_like(data)
+    if type(data) is not numpy.ndarray:
+        if isinstance(data, numpy.generic):
+            key = (None, data.dtype)
+            seed = _ONES.get(key)
+            if seed is None:
+                seed = _ONES[key] = data.dtype.type(1)
+            return seed
+        if _foreign(data):
+            return numpy.ones_like(data)
     key = (data.shape, data.dtype)
     seed = _ONES.get(key)
     if seed is None:

@@ -276,21 +276,25 @@ def _gradients(out: Any, targets: list[Tensor], nested: bool, fname: str) -> lis
             "written into a plain NumPy array (make that buffer a tensor)",
             stacklevel=_outside_chainrule(),
         )
+    seen: set[int] = set()  # the arrays handed out (ids): a second target gets a copy
     if isinstance(out, Tensor) and out.requires_grad:
         data = out._data
         seed: Any = numpy.ones_like(data) if nested else _ones(data)  # cached, read-only
+        seen.add(id(seed))  # shared between calls: a target that received it gets a copy
         found = backward_pass(
             out, _leaf(seed, False) if nested else seed, targets, create_graph=nested, prune=nested
         )
     if nested:
         return [found.get(t) if t in found else numpy.zeros_like(t._data) for t in targets]
-    seen: set[int] = set()
     grads = []
     ndarray = numpy.ndarray
     for t in targets:
         g = found.get(t)
         if g is not None:
-            g = owned(g, seen)
+            if type(g) is ndarray and g.base is None and id(g) not in seen:
+                seen.add(id(g))  # owned()'s common case, without the call: a new array
+            else:
+                g = owned(g, seen)
         else:
             d = t._data  # a new array of zeros: nobody else holds it
             g = numpy.zeros(d.shape, d.dtype) if type(d) is ndarray else numpy.zeros_like(d)
