@@ -291,8 +291,15 @@ def _gradients(out: Any, targets: list[Tensor], nested: bool, fname: str) -> lis
     for t in targets:
         g = found.get(t)
         if g is not None:
-            if type(g) is ndarray and g.base is None and id(g) not in seen:
-                seen.add(id(g))  # owned()'s common case, without the call: a new array
+            # owned()'s two common cases, without the call: a new array, and a full-size
+            # writable view of one nobody holds (a bias's gradient reshaped from its output's)
+            b = g.base if type(g) is ndarray else g
+            if b is None and id(g) not in seen:
+                seen.add(id(g))
+            elif (
+                type(b) is ndarray and b.size == g.size and id(b) not in seen and g.flags.writeable
+            ):
+                seen.add(id(b))
             else:
                 g = owned(g, seen)
         else:
