@@ -13,6 +13,7 @@ import re
 
 import numpy as np
 import pytest
+from op_cases import fd_grad
 
 import chainrule as cr
 
@@ -399,16 +400,6 @@ def test_numpy_arithmetic_on_data_prints_by_the_data_name():
 # part writes into plain arrays and into values the loss already read; explain follows the loss
 
 
-def _numeric_grad(f, w, h=1e-6):
-    g = np.zeros_like(w)
-    for i in np.ndindex(w.shape):
-        wp, wm = w.copy(), w.copy()
-        wp[i] += h
-        wm[i] -= h
-        g[i] = (f(wp) - f(wm)) / (2 * h)
-    return g
-
-
 def softmax_with_own_gradient(W, X, y, reg):
     num_train = X.shape[0]
     scores = X.dot(W)
@@ -455,7 +446,7 @@ def test_a_loss_computed_beside_its_own_gradient_is_explained_exactly(fun):
     ns: dict = {}
     exec(e.to_python(), ns)  # noqa: S102 - our own generated code
     _, grads = ns["backward"](W, Xc2, yc2)
-    expected = _numeric_grad(lambda w: loss(w, Xc2, yc2), W)
+    expected = fd_grad(lambda w: loss(w, Xc2, yc2), W)
     np.testing.assert_allclose(grads["W"], expected, rtol=1e-6, atol=1e-8)
     if fun is svm_with_loops:
         assert any("plain NumPy arrays" in n and "does not depend" in n for n in e.notes)
@@ -563,7 +554,7 @@ def test_values_kept_on_layer_objects_are_named_by_the_object_and_attribute():
     exec(e.to_python(), ns)  # noqa: S102 - our own generated code
     _, grads = ns["backward"](*args)
     w1 = args[0]
-    expected = _numeric_grad(lambda w: layered_loss(w, *args[1:]), w1)
+    expected = fd_grad(lambda w: layered_loss(w, *args[1:]), w1)
     np.testing.assert_allclose(grads["w1"], expected, rtol=1e-6, atol=1e-8)
 
 
