@@ -107,6 +107,17 @@ def test_a_plain_output_warns_that_every_gradient_is_zero():
     assert float(g) == 0.0
     with pytest.warns(UserWarning, match="value_and_grad: the function returned a plain"):
         cr.value_and_grad(lambda x: 3.0)(1.0)
+    # operations without a gradient (sign, floor) make a plain value that truly has derivative
+    # 0 almost everywhere (by hand: d/dx 3 sign(x) = 0 at x = 1.1; d2/dx2 |x| = 0 at x = 2.1):
+    # zero with the warning, not the error, even after recorded operations (|x|'s inner grad)
+    with pytest.warns(UserWarning, match="grad: the function returned a plain"):
+        assert float(cr.grad(lambda x: 3.0 * numpy.sign(x))(1.1)) == 0.0
+    assert float(cr.grad(cr.grad(numpy.abs))(2.1)) == 0.0  # a recorded constant: no warning
+    with pytest.warns(UserWarning, match="grad: the function returned a plain"):
+        assert float(cr.grad(lambda x: numpy.floor(x * 2.0))(0.3)) == 0.0
+    # item() of a result drops it like float() (d/dw sum(w^2) = 2w): the error
+    with pytest.raises(TypeError, match=r"grad: the function computed with its diff"):
+        cr.grad(lambda w: numpy.sum(w**2).item())(numpy.array([1.0, 2.0]))
     # a constant derivative inside another transform, or a recorded constant, is not warned about
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -46,6 +46,10 @@ class _State(threading.local):
     # while tracing: id(t) -> (t, its values before each in-place write), for reads of a
     # value that was overwritten later (``restore_reads``)
     versions: dict[int, tuple[Any, list[Any]]] | None = None
+    # float(), complex(), item(), tolist() of a tensor that requires grad while recording: each
+    # drops a value from the gradient (a transform whose function then returns a plain value
+    # raises, where a plain value from operations without a gradient, sign or floor, is zero)
+    dropped = 0
 
 
 _state = _State()
@@ -892,13 +896,17 @@ class Tensor(Node):
         return bool(self._concrete("bool()"))
 
     def __float__(self) -> float:
-        if self.requires_grad and _state.enabled and _called_from_item_assignment():
-            raise _written_into_array_error(self)
+        if self.requires_grad and _state.enabled:
+            if _called_from_item_assignment():
+                raise _written_into_array_error(self)
+            _state.dropped += 1
         return float(self._concrete("float()"))
 
     def __complex__(self) -> complex:
-        if self.requires_grad and _state.enabled and _called_from_item_assignment():
-            raise _written_into_array_error(self)
+        if self.requires_grad and _state.enabled:
+            if _called_from_item_assignment():
+                raise _written_into_array_error(self)
+            _state.dropped += 1
         return complex(self._concrete("complex()"))
 
     def __int__(self) -> int:
@@ -909,9 +917,13 @@ class Tensor(Node):
 
     def item(self) -> Any:
         """The value of a one-element tensor as a Python scalar."""
+        if self.requires_grad and _state.enabled:
+            _state.dropped += 1
         return self._concrete("item()").item()
 
     def tolist(self) -> Any:
+        if self.requires_grad and _state.enabled:
+            _state.dropped += 1
         return numpy.asarray(self._concrete("tolist()")).tolist()
 
     def numpy(self) -> numpy.ndarray:

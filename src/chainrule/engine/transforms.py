@@ -204,11 +204,12 @@ def _value_and_grad(
             nums = known[len(args)] = _argnums(argnums, len(args), fname)
         enabled = _state.enabled  # enable_grad(), without a context manager object per call
         _state.enabled = True
+        dropped = _state.dropped
         try:
             result, variables, treedefs, nested = _trace_call(fun, args, kwargs, nums, fname)
             out, aux = _split_aux(result, has_aux, fname)
             flat = [v for vs in variables for v in vs]
-            grads = _gradients(out, flat, nested, fname)
+            grads = _gradients(out, flat, nested, fname, _state.dropped != dropped)
         finally:
             _state.enabled = enabled
         if all(td is None for td in treedefs):  # a single array (leaf) per argument
@@ -244,7 +245,11 @@ def _outside_chainrule() -> int:
 _HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _gradients(out: Any, targets: list[Tensor], nested: bool, fname: str) -> list[Any]:
+def _gradients(
+    out: Any, targets: list[Tensor], nested: bool, fname: str, dropped: bool = True
+) -> list[Any]:
+    """The gradients of scalar ``out`` for ``targets``. ``dropped``: whether the function
+    converted a tensor that requires grad to a Python value (float(), item(), ...)."""
     size = out._data.size if isinstance(out, Tensor) else numpy.size(out)
     if size != 1:
         raise TypeError(
@@ -256,9 +261,10 @@ def _gradients(out: Any, targets: list[Tensor], nested: bool, fname: str) -> lis
         out._data.dtype.kind == "c" if isinstance(out, Tensor) else numpy.iscomplexobj(out)
     ):
         raise TypeError(_complex_output(fname, _dtype(out)))
-    if not isinstance(out, Tensor) and any(t._used for t in targets):
-        # the arguments went into recorded operations, yet the result is a plain value: the
-        # dependence was dropped on the way, and zero would be a wrong gradient
+    if not isinstance(out, Tensor) and dropped and any(t._used for t in targets):
+        # the arguments went into recorded operations and a tensor became a Python value on
+        # the way, yet the result is plain: zero would be a wrong gradient. (A plain result of
+        # operations without a gradient, sign(x) or floor(x), is a true zero: warned below.)
         read = [t for t in targets if t._used]
         raise TypeError(
             f"{fname}: the function computed with its differentiated argument(s) "
