@@ -421,61 +421,31 @@ def _walk_arrays(
                     gi = _cast(gi, data, node)
                 # Below, a term of x * x is added twice where a sum is already waiting (the
                 # bits of the two terms added one by one), and doubled where none is.
-                if a._prim is None or (stopping and a in stop):  # a leaf or a target
-                    if not to_targets:
-                        if not twice and a.grad is None and type(gi) is ndarray:
-                            # owned(), inlined for its common case: a new array or a full-size
-                            # writable view of one that no other leaf holds
-                            base = gi.base
-                            key = id(gi if base is None else base)
-                            if key not in stored and (
-                                base is None
-                                or (
-                                    type(base) is ndarray
-                                    and base.size == gi.size
-                                    and gi.flags.writeable
-                                )
-                            ):
-                                a.grad = gi
-                                stored.add(key)
-                                continue
-                        _accumulate(a, gi, False, stored)
-                        if twice:
-                            _accumulate(a, gi, False, stored)
+                end = a._prim is None or (stopping and a in stop)  # a leaf or a target
+                if end and not to_targets:
+                    if not twice and a.grad is None and keeps(gi, stored):
+                        a.grad = gi  # owned()'s common case: a new array nobody else holds
                         continue
-                    prev = found.get(a)
-                    if prev is None:
-                        if twice:
-                            gi = _doubled(gi, g, out, v0)
-                        found[a] = gi
-                        # doubled or negated here, or a new scatter: the walk's own array
-                        if (twice or rule is negated or into is not None) and type(gi) is ndarray:
-                            fresh.add(a)
-                    elif a in fresh:
-                        prev += gi
-                        if twice:
-                            prev += gi
-                    else:
-                        total = prev + gi
-                        if twice:
-                            total += gi
-                        found[a] = total
-                        if type(total) is ndarray:
-                            fresh.add(a)
+                    _accumulate(a, gi, False, stored)
+                    if twice:
+                        _accumulate(a, gi, False, stored)
                     continue
-                prev = a._pending
+                prev = found.get(a) if end else a._pending
                 if prev is None:
                     if twice:
                         gi = _doubled(gi, g, out, v0)
-                    a._pending = gi
-                    if nxt is None:
-                        nxt = a
+                    if end:
+                        found[a] = gi
                     else:
-                        push(heap, (-a._seq, a))
+                        a._pending = gi
+                        if nxt is None:
+                            nxt = a
+                        else:
+                            push(heap, (-a._seq, a))
                     # doubled or negated here, or a new scatter: the walk's own array
                     if (twice or rule is negated or into is not None) and type(gi) is ndarray:
                         fresh.add(a)
-                elif a in fresh:
+                elif a in fresh:  # the walk's own array: later terms go in place
                     prev += gi
                     if twice:
                         prev += gi
@@ -483,7 +453,10 @@ def _walk_arrays(
                     total = prev + gi
                     if twice:
                         total += gi
-                    a._pending = total
+                    if end:
+                        found[a] = total
+                    else:
+                        a._pending = total
                     if type(total) is ndarray:
                         fresh.add(a)
             if free:
@@ -558,6 +531,31 @@ def _accumulate(leaf: Node, g: Any, create_graph: bool, stored: set[int]) -> Non
     leaf.grad = g if create_graph else owned(g, stored)  # a recorded tensor is never written
 
 
+def keeps(g: Any, stored: set[int]) -> bool:
+    """:func:`owned`'s common case, cheap enough for the walk's hot path: ``g`` is an ndarray
+    that is new, or a full-size writable view of one, whose memory no array in ``stored``
+    shares; then its memory is added to ``stored`` and ``g`` can be kept as it is.
+
+    >>> stored = set()
+    >>> g = numpy.zeros(3)
+    >>> keeps(g, stored), keeps(g, stored)   # the second holder must copy
+    (True, False)
+    """
+    if type(g) is not numpy.ndarray:
+        return False
+    base = g.base
+    if base is None:
+        key = id(g)
+    elif type(base) is numpy.ndarray and base.size == g.size and g.flags.writeable:
+        key = id(base)
+    else:
+        return False
+    if key in stored:
+        return False
+    stored.add(key)
+    return True
+
+
 def owned(g: Any, stored: set[int]) -> numpy.ndarray:
     """``g`` as a writable array whose memory no array in ``stored`` shares (ids of arrays, or
     of the arrays they view), which is then added to ``stored``.
@@ -567,27 +565,16 @@ def owned(g: Any, stored: set[int]) -> numpy.ndarray:
     a NumPy scalar, a read-only view (``broadcast_to``), a view of a larger array, or memory
     already handed out.
     """
-    ndarray = numpy.ndarray
-    if type(g) is not ndarray and not isinstance(g, numpy.generic):
+    if keeps(g, stored):
+        return cast(numpy.ndarray, g)
+    if type(g) is not numpy.ndarray and not isinstance(g, numpy.generic):
         # another library's array (CuPy, Dask): kept on its device, copied there if shared
         if id(g) in stored:
             g = g.copy()
         stored.add(id(g))
         return cast(numpy.ndarray, g)
-    base = g.base if type(g) is ndarray else g
-    if base is None:
-        if id(g) in stored:
-            g = numpy.array(g)
-    elif (
-        type(g) is not ndarray
-        or id(base) in stored
-        or type(base) is not ndarray
-        or base.size != g.size
-        or not g.flags.writeable
-    ):
-        g = numpy.array(g)
-        base = None
-    stored.add(id(g if base is None else base))
+    g = numpy.array(g)  # a scalar, a read-only or partial view, or memory already handed out
+    stored.add(id(g))
     return cast(numpy.ndarray, g)
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy
 
 from . import primitives as P
-from .graph import backward_pass, owned
+from .graph import backward_pass, keeps, owned
 from .pytree import flatten, leaf_paths, tree_map, unflatten
 from .tensor import (
     Tensor,
@@ -296,21 +296,11 @@ def _gradients(
     ndarray = numpy.ndarray
     for t in targets:
         g = found.get(t)
-        if g is not None:
-            # owned()'s two common cases, without the call: a new array, and a full-size
-            # writable view of one nobody holds (a bias's gradient reshaped from its output's)
-            b = g.base if type(g) is ndarray else g
-            if b is None and id(g) not in seen:
-                seen.add(id(g))
-            elif (
-                type(b) is ndarray and b.size == g.size and id(b) not in seen and g.flags.writeable
-            ):
-                seen.add(id(b))
-            else:
-                g = owned(g, seen)
-        else:
+        if g is None:
             d = t._data  # a new array of zeros: nobody else holds it
             g = numpy.zeros(d.shape, d.dtype) if type(d) is ndarray else numpy.zeros_like(d)
+        elif not keeps(g, seen):  # owned()'s common case (a new array), checked cheaply
+            g = owned(g, seen)
         grads.append(g)
     return grads
 
