@@ -115,9 +115,10 @@ def test_a_plain_output_warns_that_every_gradient_is_zero():
     assert float(cr.grad(cr.grad(numpy.abs))(2.1)) == 0.0  # a recorded constant: no warning
     with pytest.warns(UserWarning, match="grad: the function returned a plain"):
         assert float(cr.grad(lambda x: numpy.floor(x * 2.0))(0.3)) == 0.0
-    # item() of a result drops it like float() (d/dw sum(w^2) = 2w): the error
-    with pytest.raises(TypeError, match=r"grad: the function computed with its diff"):
-        cr.grad(lambda w: numpy.sum(w**2).item())(numpy.array([1.0, 2.0]))
+    # item() or .numpy() of a result drops it like float() (d/dw sum(w^2) = 2w): the error
+    for drop in (lambda t: t.item(), lambda t: t.numpy()):
+        with pytest.raises(TypeError, match=r"grad: the function computed with its diff"):
+            cr.grad(lambda w, drop=drop: drop(numpy.sum(w**2)))(numpy.array([1.0, 2.0]))
     # a constant derivative inside another transform, or a recorded constant, is not warned about
     with warnings.catch_warnings():
         warnings.simplefilter("error")

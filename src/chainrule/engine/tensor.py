@@ -46,9 +46,10 @@ class _State(threading.local):
     # while tracing: id(t) -> (t, its values before each in-place write), for reads of a
     # value that was overwritten later (``restore_reads``)
     versions: dict[int, tuple[Any, list[Any]]] | None = None
-    # float(), complex(), item(), tolist() of a tensor that requires grad while recording: each
-    # drops a value from the gradient (a transform whose function then returns a plain value
-    # raises, where a plain value from operations without a gradient, sign or floor, is zero)
+    # float(), complex(), item(), tolist(), .data, .numpy() of a tensor that requires grad while
+    # recording: each drops a value from the gradient (a transform whose function then returns
+    # a plain value raises, where a plain value of operations without a gradient, sign(x) or
+    # floor(x), is a true zero)
     dropped = 0
 
 
@@ -806,6 +807,8 @@ class Tensor(Node):
                 "freeze today's values into the compiled program. Use t.detach() for the values "
                 "without gradient (it is recorded), or compute with NumPy functions on the tensor"
             )
+        if self.requires_grad and _state.enabled:
+            _state.dropped += 1  # t.data, t.numpy(): the values leave the gradient
         return self._data
 
     @property

@@ -269,9 +269,10 @@ def _gradients(
         raise TypeError(
             f"{fname}: the function computed with its differentiated argument(s) "
             f"({len(read)} of {len(targets)} arrays) but returned a plain "
-            f"{type(out).__name__}, so the gradient was dropped on the way: float(t) or "
-            "t.item() of a result, a tensor written into a plain NumPy array (make that buffer "
-            "a tensor: chainrule.tensor(numpy.zeros(n))), or numpy.array([...]) of tensors "
+            f"{type(out).__name__}, so the gradient was dropped on the way: float(t), "
+            "t.item() or t.numpy() of a result, a tensor written into a plain NumPy array "
+            "(make that buffer a tensor: chainrule.tensor(numpy.zeros(n))), or "
+            "numpy.array([...]) of tensors "
             "(numpy.stack). Return the tensor itself"
         )
     if not isinstance(out, Tensor) and not nested:
