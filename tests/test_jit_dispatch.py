@@ -180,3 +180,46 @@ def test_threads_calling_with_alternating_structures_get_their_own_results(backe
     for t in threads:
         t.join()
     assert not errors, errors[0]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_zero_d_leaves_pass_through_outputs_and_odd_layouts_after_a_repeated_call(backend):
+    # The Numba glue reads the leaves of a repeated tree call itself: 0-d leaves are passed as
+    # scalars, an output that is an input comes back as that leaf, and a transposed or
+    # read-only leaf (which the kernel was not compiled for) takes the general path.
+    def f(p):
+        # d/ds = 2 s, d/dw = t (hand-derived); the second output is the leaf w itself
+        return (p["s"] ** 2 + (p["w"] * p["t"]).sum(), p["w"])
+
+    step = cr.jit(cr.value_and_grad(f, has_aux=True), backend=backend)
+    rng = numpy.random.default_rng(1)
+    for layout in ("c", "c", "transposed", "readonly", "c"):
+        s = numpy.array(rng.standard_normal())
+        w, t = rng.standard_normal((3, 2)), rng.standard_normal((3, 2))
+        if layout == "transposed":
+            w, t = numpy.ascontiguousarray(w.T).T, numpy.ascontiguousarray(t.T).T
+        if layout == "readonly":
+            w.flags.writeable = False
+        (v, aux), g = step({"s": s, "w": w, "t": t})
+        numpy.testing.assert_allclose(v, s**2 + (w * t).sum(), rtol=1e-14)
+        numpy.testing.assert_array_equal(aux, w)
+        numpy.testing.assert_allclose(g["s"], 2 * s, rtol=1e-14)
+        numpy.testing.assert_allclose(g["w"], t, rtol=1e-14)
+        numpy.testing.assert_allclose(g["t"], w, rtol=1e-14)
+        assert list(g) == ["s", "w", "t"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_dict_keys_that_are_not_strings_come_back_as_the_same_objects(backend):
+    key = ("layer", 1)  # not written as a literal into the generated code
+
+    def f(p):
+        return (p[key] ** 2).sum() + (p[2] * 3.0).sum()  # d/dp[key] = 2 p[key], d/dp[2] = 3
+
+    step = cr.jit(cr.grad(f), backend=backend)
+    a, b = numpy.arange(3.0), numpy.ones(2)
+    for _ in range(2):
+        g = step({key: a, 2: b})
+        assert list(g) == [key, 2]
+        numpy.testing.assert_array_equal(g[key], 2 * a)
+        numpy.testing.assert_array_equal(g[2], numpy.full(2, 3.0))

@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["flatten", "unflatten", "tree_map", "leaf_paths", "leaf_reader", "NotThisTree"]
+__all__ = [
+    "flatten",
+    "unflatten",
+    "tree_map",
+    "leaf_paths",
+    "leaf_reader",
+    "reader_source",
+    "NotThisTree",
+]
 
 # A tree definition: None for a leaf, else (container type, keys, child definitions).
 TreeDef = Any
@@ -100,7 +108,41 @@ def leaf_reader(treedefs: tuple[TreeDef, ...], then: bool = False) -> Callable[.
     >>> leaf_reader((flatten(params)[1], None), then=True)(max, {"W": [10, 20], "b": 30}, 4)
     30
     """
-    ns: dict[str, Any] = {"NotThisTree": NotThisTree}
+    ns: dict[str, Any] = {"NotThisTree": NotThisTree, "_MSG": _MSG}
+    params, refuse, leaves = reader_source(treedefs, ns)
+    body = [f"    if {refuse}:", "        raise NotThisTree(_MSG)"] if refuse else []
+    if then:
+        body.append(f"    return _then({', '.join(leaves)})")
+    else:
+        body.append(f"    return ({', '.join(leaves)}{',' if len(leaves) == 1 else ''})")
+    head = ", ".join((["_then"] if then else []) + params)
+    src = "\n".join([f"def read({head}):", *body, ""])
+    exec(compile(src, "<chainrule pytree reader>", "exec"), ns)
+    read: Callable[..., Any] = ns["read"]
+    return read
+
+
+_MSG = "not the structure this reader was made for"
+
+
+def reader_source(
+    treedefs: tuple[TreeDef, ...], ns: dict[str, Any], whole: bool = True
+) -> tuple[list[str], str, list[str]]:
+    """The source text of a reader of arguments with the structures ``treedefs``, for code
+    generators that write it into their own function: the parameter names, the condition
+    (an expression; ``""`` when there is nothing to check) that is true when the arguments
+    do not have these structures, and one expression per leaf in :func:`flatten` order.
+    With ``whole``, a container of leaves only is one starred expression (``*a0.values()``);
+    without, every leaf is its own.  Names the text refers to are added to ``ns``.
+
+    Example
+    -------
+    >>> ns = {}
+    >>> reader_source((flatten([1, 2])[1],), ns)
+    (['a0'], 'type(a0) is not _t0 or len(a0) != 2', ['*a0'])
+    >>> reader_source((flatten({"w": 1})[1],), ns, whole=False)[2]
+    ['a0[_k2[0]]']
+    """
     checks: list[str] = []
     leaves: list[str] = []
 
@@ -117,11 +159,11 @@ def leaf_reader(treedefs: tuple[TreeDef, ...], then: bool = False) -> Callable[.
         checks.append(f"type({expr}) is not {name}")
         if kind is dict:  # the keys, in order (so the length too)
             kname = f"_k{len(ns)}"
-            ns[kname] = tuple(keys)
-            checks.append(f"tuple({expr}) != {kname}")
+            ns[kname] = list(keys)
+            checks.append(f"[*{expr}] != {kname}")
         else:
             checks.append(f"len({expr}) != {len(children)}")
-        if children and all(c is None for c in children):  # all leaves: unpacked at once
+        if whole and children and all(c is None for c in children):  # unpacked at once
             leaves.append(f"*{expr}.values()" if kind is dict else f"*{expr}")
         elif kind is dict:
             for i, child in enumerate(children):
@@ -133,16 +175,4 @@ def leaf_reader(treedefs: tuple[TreeDef, ...], then: bool = False) -> Callable[.
     params = [f"a{i}" for i in range(len(treedefs))]
     for td, p in zip(treedefs, params):
         walk(td, p)
-    body = []
-    if checks:
-        body += [f"    if {' or '.join(checks)}:", "        raise NotThisTree(_MSG)"]
-    ns["_MSG"] = "not the structure this reader was made for"
-    if then:
-        body.append(f"    return _then({', '.join(leaves)})")
-    else:
-        body.append(f"    return ({', '.join(leaves)}{',' if len(leaves) == 1 else ''})")
-    head = ", ".join((["_then"] if then else []) + params)
-    src = "\n".join([f"def read({head}):", *body, ""])
-    exec(compile(src, "<chainrule pytree reader>", "exec"), ns)
-    read: Callable[..., Any] = ns["read"]
-    return read
+    return params, " or ".join(checks), leaves

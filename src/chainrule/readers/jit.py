@@ -35,7 +35,7 @@ import numpy
 
 from chainrule.engine import primitives as P
 from chainrule.engine.primitives import pad_constant
-from chainrule.engine.pytree import flatten, leaf_reader
+from chainrule.engine.pytree import flatten, leaf_reader, reader_source
 from chainrule.engine.reduce import add_reduce, window_reduce
 from chainrule.engine.tensor import Tensor, _state
 from chainrule.program.ir import Program, Value, build, optimize
@@ -112,7 +112,7 @@ class Compiled:
         self.n_ops = n_ops
         self.backend = backend
         self.fallback = fallback
-        self.raw: Callable[..., Any] | None = None  # numba: the kernel call without checks
+        self.raw: numba_backend.Runner | None = None  # numba: the kernel call without checks
         # backend="auto": the seconds per call of each backend measured at the first call
         self.timings: dict[str, float] | None = None
 
@@ -224,9 +224,9 @@ def jit(
             if tree_last[0]:  # the last call had lists/dicts: try its structure first
                 tree = trees[0]
                 g = tree.guard
-                if g is not None:  # its last program, on the leaves read in one call
+                if g is not None:  # its last program, reading the leaves itself
                     try:
-                        return tree.call(g, *args)
+                        return g(*args)
                     except _GUARD_ERRORS:  # NotThisTree is a TypeError too
                         pass
                 try:
@@ -338,34 +338,44 @@ class _Tree:
     """The compiled programs for calls of one argument structure (lists, tuples, dicts of
     arrays): ``read`` returns the leaves of such a call (generated code, no recursion), then
     the leaves are looked up like positional arrays: by their shapes, then their dtypes.
-    Numba: the kernel used last is called first, as for positional arrays."""
+    Numba: the kernel used last is called first, as for positional arrays, through glue that
+    reads the leaves itself (``guard(*args)``: one Python call between ``jit`` and Numba)."""
 
-    __slots__ = ("tds", "read", "call", "table", "guard")
+    __slots__ = ("tds", "read", "table", "guard")
 
     def __init__(self, tds: tuple[Any, ...]) -> None:
         self.tds = tds
         self.read = leaf_reader(tds)
-        self.call = leaf_reader(tds, then=True)  # call(guard, *args): the guard of the leaves
-        self.table: dict[Any, list[tuple[tuple[Any, ...], Compiled]]] = {}
+        self.table: dict[Any, list[tuple[tuple[Any, ...], Compiled, Any]]] = {}
         self.guard: Any = None
+
+    def add(self, flat: list[Any], entry: Compiled) -> None:
+        """File ``entry`` under the shapes and dtypes of the leaves ``flat``."""
+        shapes = tuple(map(_shape_of, flat))
+        dtypes = tuple(map(_dtype_of, flat))
+        row = self.table.setdefault(shapes, [])
+        for dts, _, g in row:
+            if dts == dtypes:
+                self.guard = g
+                return
+        g = None
+        if entry.raw is not None:
+            tds = self.tds
+            g = entry.raw.reading(lambda ns, whole: reader_source(tds, ns, whole))
+        row.append((dtypes, entry, g))
+        self.guard = g
 
     def find(self, flat: tuple[Any, ...]) -> Any:
         """The result of the call on the leaves ``flat``, or ``_MISS`` when no program is
         known for them (or a leaf is not an ndarray)."""
-        g = self.guard
-        if g is not None:
-            try:
-                return g(*flat)
-            except _GUARD_ERRORS:
-                pass
         try:
             shapes = tuple(map(_shape_of, flat))
         except TypeError:
             return _MISS
         dtypes = tuple(map(_dtype_of, flat))
-        for dts, entry in self.table.get(shapes, ()):
+        for dts, entry, g in self.table.get(shapes, ()):
             if dts == dtypes:
-                self.guard = entry.raw
+                self.guard = g
                 return entry.fun(*flat)
         return _MISS
 
@@ -382,12 +392,7 @@ def _remember(trees: list[_Tree], tds: tuple[Any, ...], flat: list[Any], entry: 
         trees.insert(0, tree)
     elif i:
         trees[0], trees[i] = tree, trees[0]
-    shapes = tuple(map(_shape_of, flat))
-    dtypes = tuple(map(_dtype_of, flat))
-    row = tree.table.setdefault(shapes, [])
-    if not any(dts == dtypes for dts, _ in row):
-        row.append((dtypes, entry))
-    tree.guard = entry.raw
+    tree.add(flat, entry)
 
 
 def _trace(
@@ -422,6 +427,9 @@ def _tree_text(td: Any, leaves: list[str], ns: dict[str, Any]) -> str:
         if kind is dict:
             names = []
             for k in keys:
+                if type(k) in (str, int):  # a literal: the dict is built with constant keys
+                    names.append(repr(k))
+                    continue
                 names.append(f"_key{len(ns)}")
                 ns[names[-1]] = k
             return "{" + ", ".join(f"{n}: {p}" for n, p in zip(names, parts)) + "}"

@@ -41,6 +41,7 @@ from .common import INLINE_CONST_LIMIT, ShapeMismatch, Unsupported
 from .module import Generated, generate
 from .runtime import (
     INSTALL_HINT,
+    Runner,
     available,
     build,
     cache_dir,
@@ -63,6 +64,7 @@ __all__ = [
     "INSTALL_HINT",
     "INLINE_CONST_LIMIT",
     "Generated",
+    "Runner",
     "compile_errors",
     "describe_failure",
     "load_module",

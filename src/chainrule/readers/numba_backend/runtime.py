@@ -28,6 +28,7 @@ class Runner(Protocol):
     """What :func:`build` returns: ``run(*inputs)``, with the compiled kernel as ``run.kernel``."""
 
     kernel: Any
+    reading: Callable[[Any], Runner]
 
     def __call__(self, *args: Any) -> Any: ...
 
@@ -161,13 +162,39 @@ def build(
 ) -> Runner:
     """Import the generated module and return ``run(*inputs)``: a Python function that calls
     the compiled kernel, puts constants and pass-through inputs in place, and returns
-    ``assemble(output texts, namespace)`` (default: a tuple of the outputs)."""
+    ``assemble(output texts, namespace)`` (default: a tuple of the outputs).
+
+    ``run.reading(read)`` is the same call for arguments that are lists, tuples or dicts of
+    the inputs: ``read(namespace, whole)`` gives the reader's source, as
+    :func:`chainrule.engine.pytree.reader_source` does; the function it returns raises
+    ``NotThisTree`` (a ``TypeError``) for arguments of another structure."""
     require()
-    mod = load_module(gen.source)
-    kernel = getattr(mod, gen.kernel)
+    kernel = getattr(load_module(gen.source), gen.kernel)
+    return _glue(kernel, gen, input_shapes, assemble, None)
+
+
+Read = Callable[[dict[str, Any], bool], tuple[list[str], str, list[str]]]
+
+
+def _glue(
+    kernel: Any,
+    gen: Generated,
+    input_shapes: list[tuple[int, ...]],
+    assemble: Callable[[list[str], dict[str, Any]], str] | None,
+    read: Read | None,
+) -> Runner:
     ns: dict[str, Any] = {"_kernel": kernel}
-    params = [f"a{i}" for i in range(gen.n_inputs)]
-    call = [f"{p}[()]" if s == () else p for p, s in zip(params, input_shapes)]
+    # a pass-through output or a 0-d input needs each leaf by itself
+    whole = all(s != () for s in input_shapes) and all(k != "input" for k, _ in gen.plan)
+    if read is None:
+        params = leaves = [f"a{i}" for i in range(gen.n_inputs)]
+        refuse = ""
+    else:
+        from chainrule.engine.pytree import NotThisTree
+
+        ns["NotThisTree"] = NotThisTree
+        params, refuse, leaves = read(ns, whole)
+    call = [f"{p}[()]" if s == () and not whole else p for p, s in zip(leaves, input_shapes)]
     for i, c in enumerate(gen.arg_consts):
         ns[f"_K{i}"] = c
         call.append(f"_K{i}")
@@ -183,7 +210,7 @@ def build(
                 else f"_C{j}"
             )
         elif kind == "input":
-            outs.append(params[what])
+            outs.append(leaves[what])
         else:
             v = gen.results[what]
             if v.shape == ():
@@ -196,12 +223,15 @@ def build(
         if assemble is not None
         else f"({', '.join(outs)}{',' if len(outs) == 1 else ''})"
     )
+    check = f"    if {refuse}:\n        raise NotThisTree('not the structure of this call')\n"
     src = (
-        f"def run({', '.join(params)}):\n    _r = _kernel({', '.join(call)})\n    return {result}\n"
+        f"def run({', '.join(params)}):\n{check if refuse else ''}"
+        f"    _r = _kernel({', '.join(call)})\n    return {result}\n"
     )
     exec(compile(src, "<chainrule.jit numba glue>", "exec"), ns)
     run: Runner = ns["run"]
     run.kernel = kernel
+    run.reading = lambda r: _glue(kernel, gen, input_shapes, assemble, r)
     return run
 
 
