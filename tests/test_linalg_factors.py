@@ -8,6 +8,7 @@ from central finite differences along a direction.  Every test runs with SciPy a
 
 from __future__ import annotations
 
+import collections
 import gc
 import threading
 import warnings
@@ -351,3 +352,133 @@ def test_recycled_buffers_never_show_through(lapack):
     for got, want in handed:
         for g, w in zip(got, want):
             _close(g, w)
+
+
+# --- symmetric positive definite matrices: one Cholesky factorisation instead of an LU
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """The number of calls of each LAPACK factorisation, with a fresh cache."""
+    lapack = factors.scipy_lapack()
+    if lapack is None:
+        pytest.skip("SciPy is not installed")
+    calls = collections.Counter()
+
+    def counting(name):
+        real = getattr(lapack, name)
+
+        def call(*a, **k):
+            calls[name] += 1
+            return real(*a, **k)
+
+        return call
+
+    for name in ("spotrf", "dpotrf", "sgetrf", "dgetrf"):
+        monkeypatch.setattr(lapack, name, counting(name))
+    monkeypatch.setattr(factors._CACHE, "state", factors._State())
+    return calls
+
+
+@pytest.mark.parametrize("dtype, rtol", [(numpy.float64, 1e-10), (numpy.float32, 1e-4)])
+def test_a_symmetric_positive_definite_matrix_is_factorised_once_by_cholesky(dtype, rtol, counted):
+    a = _matrix(dtype=dtype, spd=True)
+    assert numpy.array_equal(a, a.T)
+    b = rng.standard_normal(N).astype(dtype)
+    bm = rng.standard_normal((N, 3)).astype(dtype)
+    _close(factors.solve(a, b), numpy.linalg.solve(a, b), rtol)
+    _close(factors.solve(a.T, bm), numpy.linalg.solve(a.T, bm), rtol)
+    _close(factors.inv(a), numpy.linalg.inv(a), rtol)
+    _close(factors.inv(a.T), numpy.linalg.inv(a.T), rtol)
+    sign, logabs = factors.slogdet(a)
+    want_sign, want_logabs = numpy.linalg.slogdet(a)
+    assert sign == want_sign == 1
+    _close(logabs, want_logabs, rtol)
+    assert numpy.asarray(sign).dtype == numpy.asarray(want_sign).dtype
+    assert numpy.asarray(logabs).dtype == numpy.asarray(want_logabs).dtype
+    assert factors.inv(a).flags.c_contiguous and factors.solve(a, bm).flags.c_contiguous
+    kind = "d" if dtype == numpy.float64 else "s"
+    assert counted == {f"{kind}potrf": 1}
+
+
+def test_a_matrix_not_exactly_symmetric_is_factorised_by_lu(counted):
+    a, b = _matrix(spd=True), rng.standard_normal(N)
+    a[5, 7] += 0.5  # Cholesky reads one triangle only: it would solve another system
+    _close(factors.solve(a, b), numpy.linalg.solve(a, b))
+    _close(factors.inv(a), numpy.linalg.inv(a))
+    c = _matrix(spd=True)
+    c[20, 10] = numpy.nextafter(c[20, 10], numpy.inf)  # one bit away from symmetric
+    factors.solve(c, b)
+    assert counted == {"dgetrf": 2}
+
+
+def test_a_symmetric_indefinite_matrix_falls_back_to_lu_and_is_remembered(counted):
+    m = rng.standard_normal((N, N))
+    a = m + m.T  # symmetric, eigenvalues of both signs
+    b = rng.standard_normal(N)
+    _close(factors.solve(a, b), numpy.linalg.solve(a, b))
+    for got, want in zip(factors.slogdet(a), numpy.linalg.slogdet(a)):
+        _close(got, want)
+    assert counted == {"dpotrf": 1, "dgetrf": 1}
+    # the next symmetric matrix of this order goes to LU without trying Cholesky
+    factors.solve(_matrix(spd=True), b)
+    assert counted == {"dpotrf": 1, "dgetrf": 2}
+
+
+def _gp(s, t):
+    """A Gaussian process's negative log-likelihood in its two log-scales (K is symmetric
+    bit for bit: the squared distances are)."""
+    k = numpy.exp(s) * _KSE + numpy.exp(t) * numpy.eye(N)
+    return 0.5 * (_V @ numpy.linalg.solve(k, _V)) + 0.5 * numpy.linalg.slogdet(k)[1]
+
+
+_PTS = rng.standard_normal((N, 3))
+_KSE = numpy.exp(-0.5 * ((_PTS[:, None] - _PTS[None]) ** 2).sum(-1))
+
+
+def test_gaussian_process_gradients_through_cholesky_against_finite_differences(counted):
+    got = cr.grad(_gp, argnums=(0, 1))(0.3, -0.2)
+    for g, w in zip(got, _d(_gp, 0.3, -0.2)):
+        assert float(g) == pytest.approx(w, rel=1e-6)
+    assert set(counted) == {"dpotrf"}
+    jitted = cr.jit(cr.grad(_gp, argnums=(0, 1)))(0.3, -0.2)
+    for g, w in zip(jitted, got):
+        assert float(g) == pytest.approx(float(w), rel=1e-12)
+    h = 1e-4
+    dss = (_gp(0.3 + h, -0.2) - 2 * _gp(0.3, -0.2) + _gp(0.3 - h, -0.2)) / h**2
+    got_ss = cr.grad(cr.grad(_gp, argnums=0), argnums=0)(0.3, -0.2)
+    assert float(got_ss) == pytest.approx(dss, rel=1e-4)
+
+
+def test_recycled_buffers_between_cholesky_and_lu_never_show_through(counted):
+    b = rng.standard_normal(N)
+    handed = []
+    for step in range(6):
+        a = _matrix(spd=step % 3 != 2)  # two symmetric positive definite, then a general one
+        got = (factors.solve(a, b), factors.inv(a.T), factors.slogdet(a)[1], factors.inv(a))
+        want = (numpy.linalg.solve(a, b), numpy.linalg.inv(a.T), numpy.linalg.slogdet(a)[1])
+        for g, w in zip(got, want):
+            _close(g, w)
+        handed.append((got, want))
+        del a
+        gc.collect()
+    for got, want in handed:
+        for g, w in zip(got, want):
+            _close(g, w)
+    assert counted == {"dpotrf": 4, "dgetrf": 2}
+
+
+@pytest.mark.parametrize("n", [factors.TRIANGLE_BLOCK + 1, 250])
+@pytest.mark.parametrize("dtype, rtol", [(numpy.float64, 1e-10), (numpy.float32, 1e-4)])
+def test_large_symmetric_positive_definite_inverses_by_halves(n, dtype, rtol, counted):
+    # above TRIANGLE_BLOCK the triangular factor is inverted by halves (uneven ones at 97)
+    a = _matrix(n=n, dtype=dtype, spd=True)
+    _close(factors.inv(a), numpy.linalg.inv(a), rtol)
+    u = numpy.triu(rng.standard_normal((n, n)) + 3 * numpy.sqrt(n) * numpy.eye(n)).astype(dtype)
+    lapack = factors.scipy_lapack()
+    trtri = lapack.dtrtri if dtype == numpy.float64 else lapack.strtri
+    got = factors._upper_inverse(
+        numpy.asfortranarray(u), numpy.full((n, n), numpy.nan, dtype, "F"), trtri
+    )
+    _close(got, numpy.linalg.inv(u), rtol)
+    assert not numpy.tril(got, -1).any()  # the lower triangle written as zeros

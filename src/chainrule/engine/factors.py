@@ -1,4 +1,4 @@
-"""One LU factorisation per matrix, shared by ``solve``, ``slogdet``, ``det`` and ``inv``.
+"""One factorisation per matrix, shared by ``solve``, ``slogdet``, ``det`` and ``inv``.
 
 A model that solves with a matrix and takes its log-determinant (a Gaussian process), or
 inverts it and takes its determinant, asks LAPACK to factorise the same matrix several times:
@@ -6,9 +6,14 @@ NumPy's ``solve``, ``slogdet``, ``det`` and ``inv`` each start with their own LU
 gradient rules add more (``solve``'s rule solves with ``A^T``, ``slogdet``'s and ``det``'s read
 ``A^-T``).  Where SciPy is importable (never a dependency), these primitives' forward functions
 (:mod:`chainrule.engine.primitives`) come here instead: the first one factorises ``A`` once
-(LAPACK ``getrf``) and keeps the factors; the others reuse them (``getrs``, with
-``trans=1`` for ``A^T``; ``getri`` for the inverse, which is kept too; the determinant from the
-diagonal of ``U`` and the pivots, as NumPy computes it).  Since the rules call the primitives,
+and keeps the factors; the others reuse them.  A real matrix that equals its transpose bit for
+bit is tried first by Cholesky (``potrf``, half an LU's work: kernel and covariance matrices);
+if it is not positive definite, or for any other matrix, by LU (``getrf``).  From an LU:
+``getrs`` (``trans=1`` for ``A^T``), ``getri`` for the inverse, the determinant from the
+diagonal of ``U`` and the pivots, as NumPy computes it.  From a Cholesky factor ``A = U^T U``:
+``potrs`` (``A^T`` is ``A``), the inverse as ``U^-1 U^-T`` (``U^-1`` by halves through the
+matrix product, :func:`_upper_inverse`), the log-determinant ``2 sum(log u_ii)``, the sign
+``+1``.  The inverse is kept too.  Since the rules call the primitives,
 the eager backward pass, higher-order gradients, ``jit`` (its NumPy backend calls these
 functions) and ``vmap`` all share the factors.
 
@@ -33,8 +38,9 @@ bookkeeping), arrays that are not plain ``float32``/``float64``/``complex64``/``
 ndarrays, and everything when SciPy is missing go straight to NumPy, unchanged.  Values agree
 with NumPy's to rounding: the same algorithm (partial pivoting LU, then triangular solves; the
 determinant as ``sign * exp(sum(log|u_ii|))`` accumulated in order), but SciPy's LAPACK build
-may block its loops differently from NumPy's, and ``inv`` comes from ``getri`` rather than
-from solving against the identity.
+may block its loops differently from NumPy's, ``inv`` comes from ``getri`` rather than
+from solving against the identity, and a symmetric positive definite matrix is factorised by
+Cholesky, not LU.
 
 >>> import numpy
 >>> a = numpy.array([[4.0, 1.0], [2.0, 3.0]])
@@ -98,11 +104,14 @@ def scipy_lapack() -> Any:
 class _Entry:
     """The factors of one matrix (or stack of them) and what was derived from them."""
 
-    __slots__ = ("snap", "lus", "invs", "spare_inv", "ref", "key", "__weakref__")
+    __slots__ = ("snap", "lus", "chol", "invs", "spare_inv", "ref", "key", "__weakref__")
 
-    def __init__(self, snap: Any, lus: list[Any], key: Any) -> None:
+    def __init__(self, snap: Any, lus: list[Any], key: Any, chol: bool = False) -> None:
         self.snap = snap  # a copy of the matrices factorised: what an array must equal
-        self.lus = lus  # per matrix of the stack: (lu, piv, info)
+        # per matrix of the stack: (lu, piv, info); with ``chol``, one matrix: (U, None, 0),
+        # its Cholesky factor (A = U^T U)
+        self.lus = lus
+        self.chol = chol
         self.invs: list[Any] | None = None
         self.spare_inv: Any = None  # a recycled buffer for the inverse (one matrix only)
         self.ref: Any = None
@@ -112,10 +121,13 @@ class _Entry:
 class _State:
     """One thread's entries, newest last, and spare buffers."""
 
-    __slots__ = ("entries", "spare")
+    __slots__ = ("entries", "spare", "indefinite")
 
     def __init__(self) -> None:
         self.entries: OrderedDict[Any, _Entry] = OrderedDict()
+        # (order, dtype) of symmetric matrices Cholesky refused (not positive definite): LU
+        # from the start for matrices like them, not a wasted attempt every time
+        self.indefinite: set[Any] = set()
         # the buffers (copy, LU, inverse) of the last dropped entry of one matrix, for the next
         # matrix of its shape and type: a model makes a new matrix every step, and fresh
         # memory costs page faults where the allocator has handed the old back to the system
@@ -183,7 +195,8 @@ def _retire(cache: _State, entry: _Entry) -> None:
     """``entry`` has left the cache: keep its buffers for the next matrix like it."""
     snap = entry.snap
     if snap.ndim == 2 and snap.nbytes <= SPARE_BYTES:
-        inv = entry.invs[0] if entry.invs is not None else entry.spare_inv
+        # (a Cholesky entry's inverse is a product; its Fortran-ordered U^-1 is the buffer)
+        inv = entry.invs[0] if entry.invs is not None and not entry.chol else entry.spare_inv
         cache.spare = (snap, entry.lus[0][0], inv)
 
 
@@ -197,19 +210,48 @@ def _forget(cache: _State, entry: _Entry) -> Any:
     return drop
 
 
-def _factorise(a: Any, cache: _State) -> tuple[Any, list[Any], Any]:
-    """A copy of ``a``, the LU factors of each of its matrices, and a buffer for the inverse:
-    in the spare buffers where they fit (LAPACK then factorises in place), else in new ones."""
+def _symmetric(a: Any) -> bool:
+    """Whether the real matrix ``a`` equals its transpose bit for bit (a few entries first:
+    most matrices that are not symmetric are told apart without reading all of them)."""
+    return bool(a[1, 0] == a[0, 1] and a[-1, 0] == a[0, -1] and a[-1, -2] == a[-2, -1]) and _same(
+        a, a.T
+    )
+
+
+def _factorise(a: Any, cache: _State) -> tuple[Any, list[Any], Any, bool]:
+    """A copy of ``a``, the factors of each of its matrices, a buffer for the inverse, and
+    whether the factors are Cholesky's: a real symmetric positive definite matrix is factorised
+    as ``U^T U`` (``potrf``: half the work of an LU), any other by LU (``getrf``).  The spare
+    buffers are used where they fit (LAPACK then factorises in place), else new ones."""
     n = a.shape[-1]
-    getrf = getattr(scipy_lapack(), _KINDS[a.dtype] + "getrf")
+    kind = _KINDS[a.dtype]
+    lapack = scipy_lapack()
     spare, cache.spare = cache.spare, None
-    if spare is not None and spare[0].shape == a.shape and spare[0].dtype == a.dtype:
-        snap, lu, inv = spare
+    if spare is not None and (spare[0].shape != a.shape or spare[0].dtype != a.dtype):
+        spare = None
+    if spare is not None:
+        snap, buf, inv = spare
         numpy.copyto(snap, a)
-        numpy.copyto(lu, a)  # lu is Fortran-ordered: getrf overwrites it in place
-        return snap, [getrf(lu, overwrite_a=1)], inv
-    snap = numpy.array(a, order="C")
-    return snap, [getrf(m) for m in snap.reshape(-1, n, n)], None
+    else:
+        snap, buf, inv = numpy.array(a, order="C"), None, None
+    if a.ndim == 2 and kind in "sd" and (n, a.dtype) not in cache.indefinite and _symmetric(snap):
+        # snap.T is the same matrix, Fortran-ordered: LAPACK reads it without a copy
+        u, info = getattr(lapack, kind + "potrf")(
+            snap.T if buf is None else _into(buf, snap.T), lower=0, overwrite_a=buf is not None
+        )
+        if info == 0:
+            return snap, [(u, None, 0)], inv, True
+        cache.indefinite.add((n, a.dtype))
+    getrf = getattr(lapack, kind + "getrf")
+    if buf is not None:
+        # buf is Fortran-ordered: getrf overwrites it in place
+        return snap, [getrf(_into(buf, snap), overwrite_a=1)], inv, False
+    return snap, [getrf(m) for m in snap.reshape(-1, n, n)], None, False
+
+
+def _into(buf: Any, a: Any) -> Any:
+    numpy.copyto(buf, a)
+    return buf
 
 
 def _factors(a: Any) -> tuple[_Entry, bool]:
@@ -218,9 +260,9 @@ def _factors(a: Any) -> tuple[_Entry, bool]:
     if found is not None:
         return found
     cache = _CACHE.state
-    snap, lus, spare_inv = _factorise(a, cache)
+    snap, lus, spare_inv, chol = _factorise(a, cache)
     entries = cache.entries
-    entry = _Entry(snap, lus, _key(a))
+    entry = _Entry(snap, lus, _key(a), chol)
     entry.spare_inv = spare_inv
     entry.ref = weakref.ref(a, _forget(cache, entry))
     stale = entries.pop(entry.key, None)  # the same memory with other values (written over)
@@ -236,7 +278,8 @@ def _factors(a: Any) -> tuple[_Entry, bool]:
 
 
 def _nbytes(entry: _Entry) -> int:
-    return int(entry.snap.nbytes) * (2 if entry.invs is None else 3)
+    arrays = 2 + (entry.invs is not None) + (entry.spare_inv is not None)
+    return int(entry.snap.nbytes) * arrays
 
 
 def _singular() -> numpy.linalg.LinAlgError:
@@ -262,8 +305,12 @@ def solve(a: Any, b: Any) -> Any:
     entry, trans = _factors(a)
     if any(info > 0 for _, _, info in entry.lus):
         raise _singular()
-    getrs = getattr(scipy_lapack(), _KINDS[a.dtype] + "getrs")
     rhs = b.astype(a.dtype, copy=False)
+    if entry.chol:  # symmetric: A^T = A
+        u = entry.lus[0][0]
+        potrs = getattr(scipy_lapack(), _KINDS[a.dtype] + "potrs")
+        return numpy.array(potrs(u, rhs, lower=0)[0], order="C")
+    getrs = getattr(scipy_lapack(), _KINDS[a.dtype] + "getrs")
     if a.ndim == 2:  # a C-ordered result, as NumPy's
         lu, piv, _ = entry.lus[0]
         return numpy.array(getrs(lu, piv, rhs, trans=int(trans))[0], order="C")
@@ -292,22 +339,66 @@ def inv(a: Any) -> Any:
         n = a.shape[-1]
         lapack = scipy_lapack()
         prefix = _KINDS[a.dtype]
-        getri = getattr(lapack, prefix + "getri")
-        lwork = _LWORK.get((prefix, n))
-        if lwork is None:  # the optimal workspace (LAPACK's query), once per type and order
-            query = getattr(lapack, prefix + "getri_lwork")(n)[0]
-            lwork = _LWORK[prefix, n] = max(int(numpy.real(query)), n)
-        if entry.spare_inv is not None:  # in the recycled buffer, in place
-            lu, piv, _ = entry.lus[0]
-            numpy.copyto(entry.spare_inv, lu)
-            entry.invs = [getri(entry.spare_inv, piv, lwork=lwork, overwrite_lu=1)[0]]
-            entry.spare_inv = None
+        if entry.chol:  # A^-1 = U^-1 U^-T (trtri and one product: less work than potri's)
+            u = entry.lus[0][0]
+            spare, entry.spare_inv = entry.spare_inv, None
+            if spare is None or not spare.flags.f_contiguous:
+                spare = numpy.empty_like(u, order="F")
+            ui = _upper_inverse(u, spare, getattr(lapack, prefix + "trtri"))
+            entry.invs = [ui @ ui.T]
+            entry.spare_inv = ui  # (Fortran-ordered: the buffer recycled for the next one)
         else:
-            entry.invs = [getri(lu, piv, lwork=lwork)[0] for lu, piv, _ in entry.lus]
+            _lu_inverse(entry, n, lapack, prefix)
+    if entry.chol:
+        trans = False  # A^T is A: its inverse, C-ordered, needs no transposed copy
+    invs: list[Any] = entry.invs  # type: ignore[assignment]  # computed just above
     # a fresh array every time (the caller may write into it; the kept one must not change)
     if a.ndim == 2:
-        return numpy.array(entry.invs[0].T if trans else entry.invs[0], order="C")
-    return numpy.reshape(numpy.stack([m.T if trans else m for m in entry.invs]), a.shape)
+        return numpy.array(invs[0].T if trans else invs[0], order="C")
+    return numpy.reshape(numpy.stack([m.T if trans else m for m in invs]), a.shape)
+
+
+# Triangular blocks of at most this order are inverted by LAPACK's trtri; larger ones by halves
+# (measured at n = 300, one thread: OpenBLAS's trtri 710 us, by halves 520 us).
+TRIANGLE_BLOCK = 96
+
+
+def _upper_inverse(u: Any, out: Any, trtri: Any) -> Any:
+    """The inverse of the upper triangular ``u``, written into ``out`` (same shape): by halves,
+    ``[[A, B], [0, C]]^-1 = [[A^-1, -A^-1 B C^-1], [0, C^-1]]``, the two products done by
+    the matrix product (which OpenBLAS runs several times faster than its ``trtri``).
+
+    >>> u = numpy.array([[2.0, 1.0], [0.0, 4.0]])
+    >>> _upper_inverse(u, numpy.empty((2, 2)), scipy_lapack().dtrtri) @ u
+    array([[1., 0.],
+           [0., 1.]])
+    """
+    m = u.shape[0]
+    if m <= TRIANGLE_BLOCK:
+        out[...] = trtri(u, lower=0)[0]
+        return out
+    h = m // 2
+    a_inv = _upper_inverse(u[:h, :h], out[:h, :h], trtri)
+    c_inv = _upper_inverse(u[h:, h:], out[h:, h:], trtri)
+    numpy.matmul(-(a_inv @ u[:h, h:]), c_inv, out=out[:h, h:])
+    out[h:, :h] = 0
+    return out
+
+
+def _lu_inverse(entry: _Entry, n: int, lapack: Any, prefix: str) -> None:
+    """``entry.invs`` from the LU factors (``getri``)."""
+    getri = getattr(lapack, prefix + "getri")
+    lwork = _LWORK.get((prefix, n))
+    if lwork is None:  # the optimal workspace (LAPACK's query), once per type and order
+        query = getattr(lapack, prefix + "getri_lwork")(n)[0]
+        lwork = _LWORK[prefix, n] = max(int(numpy.real(query)), n)
+    if entry.spare_inv is not None:  # in the recycled buffer, in place
+        lu, piv, _ = entry.lus[0]
+        numpy.copyto(entry.spare_inv, lu)
+        entry.invs = [getri(entry.spare_inv, piv, lwork=lwork, overwrite_lu=1)[0]]
+        entry.spare_inv = None
+    else:
+        entry.invs = [getri(lu, piv, lwork=lwork)[0] for lu, piv, _ in entry.lus]
 
 
 def _slogdet_lu(lu: Any, piv: Any, info: int, dtype: numpy.dtype[Any]) -> tuple[Any, Any]:
@@ -339,6 +430,9 @@ def slogdet(a: Any) -> tuple[Any, Any]:
         sign, logabs = numpy.linalg.slogdet(a)
         return sign, logabs
     entry, _ = _factors(a)  # det A^T = det A
+    if entry.chol:  # det A = prod(u_ii)^2 > 0
+        logabs = 2.0 * numpy.add.accumulate(numpy.log(numpy.diagonal(entry.lus[0][0])))[-1]
+        return numpy.ones((), a.dtype)[()], logabs
     if a.ndim == 2:
         lu, piv, info = entry.lus[0]
         sign, logabs = _slogdet_lu(lu, piv, info, a.dtype)
