@@ -244,6 +244,23 @@ def test_the_gradient_of_a_mean_keeps_its_constant_small():
 
 
 @pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64])
+def test_a_negated_mean_seed_is_one_negated_number_and_eagers_bits(dtype):
+    # d/dx mean(y - x) = -1/n everywhere and d/dx mean(y * exp(-x)): the negation of the
+    # spread 1/n is taken of the one number, and what the products compute is eager's, bit
+    # for bit
+    def loss(x, y):
+        return (y - x).mean() + (numpy.abs(y * numpy.exp(-x))).mean()
+
+    rng = numpy.random.default_rng(3)
+    x, y = rng.standard_normal((2, 5000)).astype(dtype)
+    f = cr.jit(cr.grad(loss))
+    got, want = f(x, y), cr.grad(loss)(x, y)
+    numpy.testing.assert_array_equal(got, want, strict=True)
+    src = f.source(x, y)
+    assert "-numpy.broadcast_to" not in src and "negative(numpy.broadcast_to" not in src, src
+
+
+@pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64])
 def test_relu_and_its_mask_are_bit_identical_to_eager_at_special_values(dtype):
     # jit spells maximum(0, Z) with a constant row of zeros and the mask product with dtype=;
     # NaN, infinities and signed zeros must come out exactly as NumPy's own spelling gives

@@ -263,6 +263,30 @@ def _implicit_broadcast(v: Value) -> None:
                 v.args[i] = x.args[0]
 
 
+def _unary_of_broadcast(v: Value) -> None:
+    """``f(broadcast_to(c, s))`` -> ``broadcast_to(f(c), s)`` for a one-input ufunc ``f`` and a
+    constant ``c`` (the negated seed of a mean, ``-broadcast_to(1/n, s)``): ``f`` of one
+    number instead of a full array, and the product that reads it broadcasts again."""
+    if v.kw or len(v.args) != 1:
+        return
+    fun = v.prim.fun if v.prim is not None else None
+    x = v.args[0]
+    if not (
+        isinstance(fun, numpy.ufunc)
+        and fun.nin == 1
+        and fun.nout == 1
+        and isinstance(x, Value)
+        and x.prim is P.broadcast_to
+        and isinstance(x.args[0], Value)
+        and x.args[0].op == CONST
+        and isinstance(x.args[0].const, (numpy.ndarray, numpy.generic))
+    ):
+        return
+    folded = fun(x.args[0].const)
+    if numpy.asarray(folded).dtype == v.dtype:
+        v.op, v.args, v.kw = P.broadcast_to, [folded], {"shape": tuple(v.shape)}
+
+
 def _keepdims_sum(v: Value, uses: dict[int, int]) -> None:
     """``x.sum(axis=k).reshape(kept shape)`` -> ``x.sum(axis=k, keepdims=True)``."""
     if v.prim is not P.reshape:
@@ -298,6 +322,7 @@ def simplify(prog: Program, fold: bool = True, keep_sizes: bool = False) -> Prog
     for v in prog.values:
         v.args = [sub(a) for a in v.args]
         if v.prim is not None:
+            _unary_of_broadcast(v)
             _implicit_broadcast(v)
             _keepdims_sum(v, uses)
             same = _identity_of(v)
