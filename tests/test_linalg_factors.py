@@ -9,6 +9,7 @@ from central finite differences along a direction.  Every test runs with SciPy a
 from __future__ import annotations
 
 import collections
+import functools
 import gc
 import threading
 import warnings
@@ -338,10 +339,16 @@ def test_vmap_of_per_example_gradients_through_the_shared_factors(lapack):
 def test_recycled_buffers_never_show_through(lapack):
     # each new matrix of the same shape reuses the buffers of the one that died before it: the
     # answers handed out earlier must not change, and each answer is its own matrix's
+    _each_answer_its_own_matrixs([_matrix for _ in range(4)])
+
+
+def _each_answer_its_own_matrixs(makers):
+    """Solve, invert and take the log-determinant of one new matrix after another (each made
+    once the last is gone): every answer is right, and stays right afterwards."""
     b = rng.standard_normal(N)
     handed = []
-    for _ in range(4):
-        a = _matrix()
+    for make in makers:
+        a = make()
         got = (factors.solve(a, b), factors.inv(a.T), factors.slogdet(a)[1], factors.inv(a))
         want = (numpy.linalg.solve(a, b), numpy.linalg.inv(a.T), numpy.linalg.slogdet(a)[1])
         for g, w in zip(got, want):
@@ -451,20 +458,9 @@ def test_gaussian_process_gradients_through_cholesky_against_finite_differences(
 
 
 def test_recycled_buffers_between_cholesky_and_lu_never_show_through(counted):
-    b = rng.standard_normal(N)
-    handed = []
-    for step in range(6):
-        a = _matrix(spd=step % 3 != 2)  # two symmetric positive definite, then a general one
-        got = (factors.solve(a, b), factors.inv(a.T), factors.slogdet(a)[1], factors.inv(a))
-        want = (numpy.linalg.solve(a, b), numpy.linalg.inv(a.T), numpy.linalg.slogdet(a)[1])
-        for g, w in zip(got, want):
-            _close(g, w)
-        handed.append((got, want))
-        del a
-        gc.collect()
-    for got, want in handed:
-        for g, w in zip(got, want):
-            _close(g, w)
+    # two symmetric positive definite matrices, then a general one, twice
+    spd = functools.partial(_matrix, spd=True)
+    _each_answer_its_own_matrixs([spd, spd, _matrix] * 2)
     assert counted == {"dpotrf": 4, "dgetrf": 2}
 
 
