@@ -16,6 +16,8 @@ import warnings
 
 import numpy
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from op_cases import CASES, FIRST_ORDER_ONLY
 
 import chainrule as cr
@@ -478,3 +480,69 @@ def test_large_symmetric_positive_definite_inverses_by_halves(n, dtype, rtol, co
     )
     _close(got, numpy.linalg.inv(u), rtol)
     assert not numpy.tril(got, -1).any()  # the lower triangle written as zeros
+
+
+# --- random sequences of calls on matrices of every kind the shared factors tell apart
+
+
+def _kind_matrix(kind, n, seed):
+    r = numpy.random.default_rng(seed)
+    m = r.standard_normal((n, n))
+    if kind == "general":
+        return m + 3 * numpy.sqrt(n) * numpy.eye(n)
+    if kind == "spd":
+        return m @ m.T + n * numpy.eye(n)
+    if kind == "indefinite":  # symmetric, eigenvalues of both signs
+        return m + m.T
+    a = m @ m.T + n * numpy.eye(n)  # "nearly": one entry off symmetric by one bit
+    a[n - 2, 1] = numpy.nextafter(a[n - 2, 1], numpy.inf)
+    return a
+
+
+_CALLS = {
+    "solve": (lambda a, b: factors.solve(a, b), lambda a, b: numpy.linalg.solve(a, b)),
+    "solve_t": (lambda a, b: factors.solve(a.T, b), lambda a, b: numpy.linalg.solve(a.T, b)),
+    "inv": (lambda a, b: factors.inv(a), lambda a, b: numpy.linalg.inv(a)),
+    "inv_t": (lambda a, b: factors.inv(a.T), lambda a, b: numpy.linalg.inv(a.T)),
+    "slogdet": (lambda a, b: factors.slogdet(a), lambda a, b: numpy.linalg.slogdet(a)),
+}
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.sampled_from(["general", "spd", "indefinite", "nearly"]),
+            st.sampled_from([factors.MIN_ORDER, 61, factors.TRIANGLE_BLOCK + 5, 130]),
+            st.lists(st.sampled_from(sorted(_CALLS)), min_size=1, max_size=4),
+            st.booleans(),  # write into the matrix in place before the calls
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    seed=st.integers(0, 2**16),
+)
+def test_random_call_sequences_agree_with_numpy(steps, seed):
+    # matrices of the kinds the cache treats differently (LU, Cholesky, Cholesky refused and
+    # remembered, one bit from symmetric), orders around the thresholds, calls in any order,
+    # some matrices written in place between calls: every answer NumPy's to rounding
+    if factors.scipy_lapack() is None:
+        pytest.skip("SciPy is not installed")
+    previous = factors._CACHE.state
+    factors._CACHE.state = factors._State()
+    try:
+        for i, (kind, n, calls, write) in enumerate(steps):
+            a = _kind_matrix(kind, n, seed + i)
+            b = numpy.random.default_rng(seed - i).standard_normal(n)
+            for j, name in enumerate(calls):
+                if write and j == 1:
+                    a[0, n - 1] += 0.25  # no longer what was factorised (nor symmetric)
+                mine, numpys = _CALLS[name]
+                got, want = mine(a, b), numpys(a, b)
+                for g, w in zip(
+                    numpy.atleast_1d(*got) if name == "slogdet" else [got],
+                    numpy.atleast_1d(*want) if name == "slogdet" else [want],
+                ):
+                    _close(g, w, 1e-8)
+    finally:
+        factors._CACHE.state = previous
