@@ -180,27 +180,6 @@ def _permute(x: Any, perm: tuple[int, ...]) -> Any:
     return x if perm == tuple(range(len(perm))) else numpy.transpose(x, perm)
 
 
-def _times(g: Any, other: Any, x: Any) -> Any:
-    """``g * other``: the gradient of ``x`` in ``x * other``.  Where ``x`` is a scalar
-    and ``other`` a large float64 array of ``g``'s shape, the walk would sum that product
-    to ``x``'s shape at once: ``dot(g, other)`` is that sum, in one pass and no temporary
-    array (float64 only: BLAS accumulates in the arrays' type)."""
-    if (
-        type(g) is numpy.ndarray
-        and type(other) is numpy.ndarray
-        and g.size >= _DOT_SUM_SIZE
-        and g.shape == other.shape
-        and g.dtype == other.dtype == _F8
-        and numpy.ndim(x) == 0
-    ):
-        return numpy.dot(g.ravel(), other.ravel())
-    return g * other
-
-
-_DOT_SUM_SIZE = 4096
-_F8 = numpy.dtype(numpy.float64)
-
-
 # The table below is laid out by hand: one rule per argument, aligned, reads best as a table.
 # fmt: off
 # ---------------------------------------------------------------------------------------------
@@ -210,8 +189,8 @@ _F8 = numpy.dtype(numpy.float64)
 defvjp(P.add, passthrough, passthrough)
 defvjp(P.subtract, passthrough,
                    negated)
-defvjp(P.multiply, lambda g, out, x, y: _times(g, y, x),
-                   lambda g, out, x, y: _times(g, x, y))
+defvjp(P.multiply, lambda g, out, x, y: g * y,
+                   lambda g, out, x, y: g * x)
 defvjp(P.divide, lambda g, out, x, y: g / y,
                  lambda g, out, x, y: -g * out / y)
 defvjp(P.negative, negated)
