@@ -22,9 +22,11 @@ when they are importable: ``torch`` (PyTorch eager, ``torch.autograd.grad``), ``
 ``value_and_grad``); a row whose library is missing prints ``-``.  Every row's loss and
 gradients are checked against the hand-written ones first (rtol 1e-8 in float64, 2e-4 in
 float32); ``--check`` also checks the hand-written gradients against central finite
-differences.  Each row runs in its own process (this file with ``--worker``), 1 BLAS thread;
-the rows take turns running timed blocks, and the table prints the median time per step and
-its ratio to ``numpy``.
+differences.  Each row runs in its own process (this file with ``--worker``), 1 BLAS thread
+(JAX: its CPU client made while the process may use one CPU, as ``harness.py`` does); the rows
+take turns running timed blocks, and the table prints the median time per step and its ratio
+to ``numpy``, and names any row whose CPU time exceeded its wall time by over 15% (a row that
+computed on more than one thread).
 
 Run from the repository root (the peers from a venv that has them, never a project
 dependency)::
@@ -299,6 +301,12 @@ def _rebind(f: Callable[..., Any], **names: Any) -> Callable[..., Any]:
 def _jax_step(name: str, nparams: int) -> tuple[Callable[..., Any], Callable[..., Any]]:
     import jax  # noqa: PLC0415 -- peer, workers only
 
+    sys.path.insert(0, HERE)
+    from harness import _jax_cpu_client  # noqa: PLC0415
+
+    # XLA_FLAGS alone leave jaxlib computing on 2 threads (a matrix-vector product read 1.6
+    # CPU-seconds per second): its pool is sized from the CPUs the process may use
+    _jax_cpu_client(1)
     jax.config.update("jax_enable_x64", True)
     import jax.numpy as jnp  # noqa: PLC0415
 
@@ -459,10 +467,11 @@ def worker(impl: str, name: str) -> None:
     for _line in sys.stdin:
         for _ in range(2):
             step(*args)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for _ in range(reps):
             step(*args)
-        print((time.perf_counter() - t0) / reps, flush=True)
+        wall = time.perf_counter() - t0
+        print(wall / reps, (time.process_time() - c0) / wall, flush=True)
 
 
 def main() -> None:
@@ -503,12 +512,15 @@ def main() -> None:
                 raise SystemExit(f"{impl} on {name}: gradient check failed (see above)")
             procs[impl] = p
         times: dict[str, list[float]] = {i: [] for i in impls}
+        cpu: dict[str, list[float]] = {i: [] for i in impls}  # CPU seconds per wall second
         for _ in range(a.rounds):
             for impl, p in procs.items():
                 assert p.stdin is not None and p.stdout is not None
                 p.stdin.write("run\n")
                 p.stdin.flush()
-                times[impl].append(float(p.stdout.readline()))
+                per_step, busy = map(float, p.stdout.readline().split())
+                times[impl].append(per_step)
+                cpu[impl].append(busy)
         for p in procs.values():
             assert p.stdin is not None
             p.stdin.close()
@@ -522,6 +534,10 @@ def main() -> None:
             med = statistics.median(times[impl])
             cells.append(f"{med * 1e3:9.3f} ms {med / base:6.2f}x")
         print(f"{name:10}" + "".join(f"{c:>22}" for c in cells), flush=True)
+        busy = {i: statistics.median(c) for i, c in cpu.items() if c}
+        over = [f"{i} {b:.2f}" for i, b in busy.items() if b > 1.15]
+        if over:  # a row that computed on more than one thread is not a one-thread figure
+            print(f"{'':10}CPU/wall over 1.15 (more than one thread): {', '.join(over)}")
 
 
 if __name__ == "__main__":
