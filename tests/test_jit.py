@@ -243,6 +243,28 @@ def test_the_gradient_of_a_mean_keeps_its_constant_small():
     ]
 
 
+def test_the_gradient_through_new_axes_is_the_incoming_one_reshaped():
+    # x[:, None, :] keeps every element in order: its gradient is g reshaped (a -0.0 stays
+    # -0.0), eager and jit alike, and the jit's program makes no array of zeros to write it
+    # into
+    x = numpy.array([[1.0, -2.0], [3.0, 0.5]])
+    w = numpy.array([[[0.0, -1.0]], [[2.0, -0.0]]])  # d/dx (x[:, None, :] * w).sum() = w
+
+    def f(x):
+        return (x[:, None, :] * w).sum()
+
+    def f2(x):  # None and ... around the whole array
+        return (x[None, ..., None] * w.reshape(1, 2, 2, 1)).sum()
+
+    want = w.reshape(2, 2)
+    for fun in (f, f2):
+        for g in (cr.grad(fun)(x), cr.jit(cr.grad(fun))(x)):
+            numpy.testing.assert_array_equal(g, want, strict=True)
+            assert numpy.signbit(g[1, 1])
+        src = cr.jit(cr.grad(fun)).source(x)
+        assert "zeros" not in src and "scatter" not in src, src
+
+
 def test_a_gaussian_process_step_on_large_arrays_is_eagers_bit_for_bit():
     # scalar parameters times 90x90 arrays (sums of 8100 products in their gradients), the
     # kernel matrix through solve and slogdet (shared Cholesky factors): the jit's values

@@ -514,6 +514,42 @@ def test_a_float32_mean_of_many_elements_is_as_accurate_as_numpy(tmp_path, monke
         assert abs(got / exact - 1) < 1e-6, got / exact - 1
 
 
+@pytest.mark.parametrize(
+    "shape, axis",
+    [((5, 7, 3), 1), ((4, 6, 5, 2), (1, 2)), ((3, 4, 5, 6), 2), ((2, 9, 4), (1,))],
+)
+def test_sums_over_middle_axes_and_of_negated_arrays_are_numpys_without_copies(
+    shape, axis, tmp_path, monkeypatch
+):
+    # a run of middle axes is summed in place (_rsum_mid), in the order of a sum along a
+    # transposed copy; values, a mean, an integer count, and the gradient of a broadcast (the
+    # sum a pairwise difference x[:, None] - x[None] needs) against NumPy
+    monkeypatch.setenv("CHAINRULE_CACHE_DIR", str(tmp_path))
+    rng = numpy.random.default_rng(4)
+    x = rng.standard_normal(shape)
+    f = cr.jit(
+        lambda x: (x.sum(axis=axis), x.mean(axis=axis), (x > 0).sum(axis=axis)), backend="numba"
+    )
+    for got, want in zip(f(x), (x.sum(axis=axis), x.mean(axis=axis), (x > 0).sum(axis=axis))):
+        assert got.dtype == want.dtype and got.shape == want.shape
+        numpy.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-13)
+    assert "_rsum_mid" in f.source(x)
+    p = rng.standard_normal((6, 3))
+
+    def energy(p):
+        d = p[:, None, :] - p[None, :, :]
+        return ((d * d).sum(axis=-1) ** 2).sum()
+
+    # d/dp energy = sum_j 8 r2_ij (p_i - p_j) (hand-derived: both terms of the pair)
+    d = p[:, None, :] - p[None, :, :]
+    r2 = (d * d).sum(-1)
+    want = 8 * (r2[:, :, None] * d).sum(axis=1)
+    g = cr.jit(cr.grad(energy), backend="numba")
+    numpy.testing.assert_allclose(g(p), want, rtol=1e-12)
+    # p[None]'s share of the gradient is the sum of a negated array: subtracted as it is read
+    assert "_rsum_mid" in g.source(p) and "_rsum_first_neg" in g.source(p)
+
+
 def test_shapes_dtypes_and_layouts_reach_the_right_kernel(tmp_path, monkeypatch):
     monkeypatch.setenv("CHAINRULE_CACHE_DIR", str(tmp_path))
     f = cr.jit(cr.value_and_grad(lambda x: (x * x).sum() * 0.5), backend="numba")

@@ -1102,7 +1102,21 @@ def _is_basic(index: Any) -> bool:
                or (isinstance(i, numpy.integer)) for i in items)
 
 
-defvjp(P.getitem, lambda g, out, x, index: P.scatter_add(g, index, x.shape, _is_basic(index)))
+def _new_axes_only(index: Any) -> bool:
+    """An index of full slices, ``None`` and ``...`` only (``x[:, None]``): it inserts
+    length-1 axes and keeps every element, in order."""
+    items = index if isinstance(index, tuple) else (index,)
+    return all(i is None or i is Ellipsis or (type(i) is slice and i == slice(None))
+               for i in items)
+
+
+def _getitem_vjp(g: Any, out: Any, x: Any, index: Any) -> Any:
+    if _new_axes_only(index):
+        return numpy.reshape(g, x.shape)  # the same elements: no zeros to scatter into
+    return P.scatter_add(g, index, x.shape, _is_basic(index))
+
+
+defvjp(P.getitem, _getitem_vjp)
 
 
 def _getitem_into(buf: Any, g: Any, out: Any, x: Any, index: Any) -> None:

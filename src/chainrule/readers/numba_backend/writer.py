@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy
 
+from chainrule.engine import primitives as P
 from chainrule.engine.rules import Size
 from chainrule.program.codegen import Writer
 from chainrule.program.ir import CONST, INPUT, Program, Value
@@ -273,6 +274,17 @@ class NumbaWriter(Writer):
                 return f"numpy.full({out_shape}, {s})", "C"
             return s, "S"
         outer = math.prod(shape[d] for d in kept)
+        # the sum of a negated float array (the gradient of y in x - y, summed to y's shape):
+        # subtracted as it is read, bit for bit that sum, without the negated array
+        neg = ""
+        if (
+            kind in ("sum", "mean")
+            and isinstance(x, Value)
+            and x.prim is P.negative
+            and xdt.kind == "f"
+            and _dtype(x.args[0]) == xdt
+        ):
+            x, neg = x.args[0], "_neg"
         leading = list(axes) == list(range(len(axes)))
         trailing = list(axes) == list(range(nd - len(axes), nd))
         z = zero if xdt.kind != "b" or kind != "sum" else "numpy.int64(0)"
@@ -282,9 +294,14 @@ class NumbaWriter(Writer):
                 raise Unsupported(kind, "a reduction of booleans")
             if kind == "mean" and xdt.kind != "f":
                 z = "numpy.float64(0)"
+            run = list(axes) == list(range(axes[0], axes[0] + len(axes)))
             if leading and base != "hypot":
                 x2 = f"{self.contig(x)}.reshape(({count}, {outer}))"
-                r = f"{self.helper(f'_r{base}_first')}({x2}, {z})"
+                r = f"{self.helper(f'_r{base}_first{neg}')}({x2}, {z})"
+            elif run and not trailing and base == "sum":  # a run of middle axes: no copy
+                before = math.prod(shape[: axes[0]])
+                x3 = f"{self.contig(x)}.reshape(({before}, {count}, {outer // before}))"
+                r = f"{self.helper(f'_rsum_mid{neg}')}({x3}, {z})"
             else:
                 if trailing:
                     src = self.contig(x)
@@ -292,7 +309,7 @@ class NumbaWriter(Writer):
                     perm = tuple(kept) + tuple(axes)
                     src = f"numpy.ascontiguousarray({self.text(x, ATOM)}.transpose({perm}))"
                 x2 = f"{src}.reshape(({outer}, {count}))"
-                r = f"{self.helper(f'_r{base}_last')}({x2}, {z})"
+                r = f"{self.helper(f'_r{base}_last{neg}')}({x2}, {z})"
             if kind == "mean":
                 r = f"({r} / {self.typed(count, acc if xdt.kind == 'f' else numpy.float64)})"
         elif kind in ("var", "std"):
