@@ -7,9 +7,10 @@ compiles it.  No gradient rule and no tracing lives here: only how each primitiv
 for Numba.  Most spellings are the NumPy ones; the others are:
 
 * reductions over some axes, ``keepdims``, ``ddof``, ``cumsum``/``cumprod``/``sort`` along an
-  axis: small loops over a contiguous 2-D view (rows or columns), written once
-  (``helpers.py``), because Numba's ``sum`` takes one axis at most and its ``max``, ``mean``,
-  ``var``… none;
+  axis: small loops over a contiguous 2-D view (rows or columns), or a 3-D one for a sum over a
+  run of middle axes, written once (``helpers.py``), because Numba's ``sum`` takes one axis at
+  most and its ``max``, ``mean``, ``var``… none; the sum of a negated array subtracts as it
+  reads (the same bits, no negated copy);
 * products: ``tensordot``, N-d ``dot``, ``inner`` become transpose + reshape + ``numpy.dot``
   (what NumPy itself does), batched ``matmul`` a loop of ``numpy.dot``;
 * rearrangements (``flip``, ``roll``, ``tile``, ``repeat``, ``take``, ``take_along_axis``,
