@@ -56,40 +56,6 @@ def _rsum_mid(x, z):
             out[i, k] = s
     return out.reshape(a * c)
 """,
-    # --- the same sums of -x, as ``-=`` (x - y is x + (-y) exactly, signed zeros too): the
-    # negated array is never made
-    "_rsum_last_neg": """
-def _rsum_last_neg(x, z):
-    n, m = x.shape
-    out = numpy.full(n, z)
-    for i in range(n):
-        s = z
-        for j in range(m):
-            s -= x[i, j]
-        out[i] = s
-    return out
-""",
-    "_rsum_first_neg": """
-def _rsum_first_neg(x, z):
-    n, m = x.shape
-    out = numpy.full(m, z)
-    for i in range(n):
-        for j in range(m):
-            out[j] -= x[i, j]
-    return out
-""",
-    "_rsum_mid_neg": """
-def _rsum_mid_neg(x, z):
-    a, b, c = x.shape
-    out = numpy.full((a, c), z)
-    for i in range(a):
-        for k in range(c):
-            s = z
-            for j in range(b):
-                s -= x[i, j, k]
-            out[i, k] = s
-    return out.reshape(a * c)
-""",
     "_rprod_last": """
 def _rprod_last(x, z):
     n, m = x.shape
@@ -301,3 +267,10 @@ def _wrap_index(i, n):
     return out
 """,
 }
+
+# The same sums of -x, subtracting as they read (x - y is x + (-y) exactly, signed zeros too):
+# the gradient of y in x - y summed to y's shape without the negated array being made.
+for _name in ("_rsum_last", "_rsum_first", "_rsum_mid"):
+    _HELPERS[f"{_name}_neg"] = (
+        _HELPERS[_name].replace(f"def {_name}(", f"def {_name}_neg(").replace("+= x[", "-= x[")
+    )
