@@ -115,3 +115,36 @@ def test_large_arrays_take_the_in_place_routes_and_agree_with_small_ones(program
     big = f(numpy.tile(x, (64, 64)), numpy.tile(y, (64, 64)))[1]
     for s, b in zip(small, big):
         numpy.testing.assert_allclose(b, numpy.tile(s, (64, 64)), rtol=1e-12, atol=1e-13)
+
+
+def test_a_weight_read_at_every_step_accumulates_in_backward_like_a_sum():
+    # backward() adds the terms of a weight used at every step of a loop into its .grad (in
+    # place from the third term on); the result is the hand-derived sum, and a .grad the
+    # caller kept from an earlier backward() is never written into
+    rng = numpy.random.default_rng(2)
+    w0 = rng.standard_normal((3, 3)) * 0.5
+    xs = rng.standard_normal((6, 3))
+
+    def run(w):
+        h = cr.tensor(numpy.zeros(3)) if isinstance(w, cr.Tensor) else numpy.zeros(3)
+        total = 0.0
+        for x in xs:
+            h = h * 0.5 + x @ w  # linear in w: d total / d w = sum_t d h_t / d w
+            total = total + h.sum()
+        return total
+
+    # by hand: total = sum_t sum_i h_t[i], h_t = 0.5 h_{t-1} + x_t @ w, so
+    # d total / d w[j, i] = sum_t sum_{s <= t} 0.5**(t - s) x_s[j]
+    want = numpy.zeros((3, 3))
+    for t in range(len(xs)):
+        for s in range(t + 1):
+            want += 0.5 ** (t - s) * xs[s][:, None]
+    w = cr.tensor(w0, requires_grad=True)
+    run(w).backward()
+    numpy.testing.assert_allclose(w.grad, want, rtol=1e-12)
+    kept = w.grad
+    snapshot = kept.copy()
+    run(w).backward()  # accumulates: twice the gradient
+    numpy.testing.assert_allclose(w.grad, 2 * want, rtol=1e-12)
+    numpy.testing.assert_array_equal(kept, snapshot)  # the first result, untouched
+    assert w.grad is not kept

@@ -315,9 +315,11 @@ def _walk_arrays(
     economies: a node's pending gradient waits in its ``_pending`` slot (None outside a walk)
     instead of a dict; the node a chain hands its gradient to waits beside the heap, not in it;
     a leaf's (or target's) gradient is added up where it arrives, so leaves never enter the
-    heap; :func:`passthrough` rules are not called; rules of one or two
-    inputs are called with positional arguments rather than ``*vals``; a symmetric operation
-    of one value with itself (``x * x``) calls one rule and doubles its result.
+    heap (and once the walk has made a leaf's ``.grad`` as a sum, later terms are added into it
+    in place: a weight read at every step of a loop); :func:`passthrough` rules are not
+    called; rules of one or two inputs are called with positional arguments rather than
+    ``*vals``; a symmetric operation of one value with itself (``x * x``) calls one rule and
+    doubles its result.
     """
     found: dict[Node, Any] = {}
     stored = {id(seed)}  # arrays a leaf holds (and the seed, which may be shared)
@@ -337,6 +339,8 @@ def _walk_arrays(
     # nodes whose accumulated gradient (pending or found) is an array this walk made and handed
     # to nobody: later terms are added into it in place
     fresh: set[Node] = set()
+    # leaves whose .grad is a sum this walk made (``grad + term``): later terms go in place
+    summed: set[Node] = set()
     ndarray = numpy.ndarray
     stopping = bool(stop)
     try:
@@ -423,12 +427,20 @@ def _walk_arrays(
                 # bits of the two terms added one by one), and doubled where none is.
                 end = a._prim is None or (stopping and a in stop)  # a leaf or a target
                 if end and not to_targets:
-                    if not twice and a.grad is None and keeps(gi, stored):
+                    before = a.grad
+                    if before is None and not twice and keeps(gi, stored):
                         a.grad = gi  # owned()'s common case: a new array nobody else holds
+                        continue
+                    if a in summed:  # (a weight read at every step of a loop)
+                        numpy.add(before, gi, out=before)
+                        if twice:
+                            numpy.add(before, gi, out=before)
                         continue
                     _accumulate(a, gi, False, stored)
                     if twice:
                         _accumulate(a, gi, False, stored)
+                    if before is not None and type(a.grad) is ndarray and a.grad is not before:
+                        summed.add(a)
                     continue
                 prev = found.get(a) if end else a._pending
                 if prev is None:
