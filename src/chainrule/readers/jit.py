@@ -360,8 +360,7 @@ class _Tree:
                 return
         g = None
         if entry.raw is not None:
-            tds = self.tds
-            g = entry.raw.reading(lambda ns, whole: reader_source(tds, ns, whole))
+            g = entry.raw.reading(functools.partial(reader_source, self.tds))
         row.append((dtypes, entry, g))
         self.guard = g
 

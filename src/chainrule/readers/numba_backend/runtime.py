@@ -17,6 +17,8 @@ from typing import Any, Protocol
 
 import numpy
 
+from chainrule.engine.pytree import NotThisTree
+
 from .module import Generated
 
 INSTALL_HINT = 'pip install "chainrule[fast]"'
@@ -190,8 +192,6 @@ def _glue(
         params = leaves = [f"a{i}" for i in range(gen.n_inputs)]
         refuse = ""
     else:
-        from chainrule.engine.pytree import NotThisTree
-
         ns["NotThisTree"] = NotThisTree
         params, refuse, leaves = read(ns, whole)
     call = [f"{p}[()]" if s == () and not whole else p for p, s in zip(leaves, input_shapes)]

@@ -277,13 +277,8 @@ class NumbaWriter(Writer):
         # the sum of a negated float array (the gradient of y in x - y, summed to y's shape):
         # subtracted as it is read, bit for bit that sum, without the negated array
         neg = ""
-        if (
-            kind in ("sum", "mean")
-            and isinstance(x, Value)
-            and x.prim is P.negative
-            and xdt.kind == "f"
-            and _dtype(x.args[0]) == xdt
-        ):
+        negated = isinstance(x, Value) and x.prim is P.negative
+        if negated and kind in ("sum", "mean") and xdt.kind == "f":
             x, neg = x.args[0], "_neg"
         leading = list(axes) == list(range(len(axes)))
         trailing = list(axes) == list(range(nd - len(axes), nd))
