@@ -38,6 +38,10 @@ _counter = itertools.count(1)
 # gradient, outgoing gradient) when a rule turns a finite gradient into NaN or inf.
 ANOMALY_REPORT: Any = None
 
+# Set by chainrule.engine.plans when it is imported: called as _walk_arrays is, it walks a graph
+# shaped like one walked before with straight-line code, or returns None.
+PLANNER: Any = None
+
 
 class Node:
     """A value in the recorded graph (``chainrule.Tensor`` is the one concrete kind)."""
@@ -109,6 +113,20 @@ def _cast(gi: Any, data: Any, node: Node) -> Any:
         if gi.dtype == data.dtype:
             return gi
     return gi.astype(data.dtype)
+
+
+def fit(gi: Any, data: Any, node: Node) -> Any:
+    """The term ``gi`` for an input whose value is ``data``: summed to its shape (reshaped where
+    only length-1 axes differ) and cast to its dtype (``node``: the operation, for the message).
+
+    >>> fit(numpy.ones((2, 3), numpy.float32), numpy.zeros(3), None)
+    array([2., 2., 2.])
+    """
+    if gi.shape != data.shape:
+        gi = gi.reshape(data.shape) if gi.size == data.size else sum_to(gi, data.shape)
+    if gi.dtype is not data.dtype and gi.dtype != data.dtype:
+        gi = _cast(gi, data, node)
+    return gi
 
 
 def _freed(node: Node) -> RuntimeError:
@@ -319,7 +337,8 @@ def _walk_arrays(
     in place: a weight read at every step of a loop); :func:`passthrough` rules are not
     called; rules of one or two inputs are called with positional arguments rather than
     ``*vals``; a symmetric operation of one value with itself (``x * x``) calls one rule and
-    doubles its result.
+    doubles its result.  A graph shaped like one walked before goes to :data:`PLANNER`
+    (:mod:`chainrule.engine.plans`: this walk written out as straight-line code, the same bits).
     """
     found: dict[Node, Any] = {}
     stored = {id(seed)}  # arrays a leaf holds (and the seed, which may be shared)
@@ -329,6 +348,10 @@ def _walk_arrays(
         else:
             _accumulate(root, seed, False, stored)
         return found
+    if PLANNER is not None:
+        planned = PLANNER(root, seed, stop, to_targets, free)
+        if planned is not None:
+            return cast("dict[Node, Any]", planned)
     pop, push = heapq.heappop, heapq.heappush
     # The nodes waiting for their turn: ``nxt`` (one node, or None) and the heap (the rest).
     # In a chain each node hands its gradient to one other node, which is next: it waits in
@@ -419,41 +442,30 @@ def _walk_arrays(
                 else:
                     gi = rule(g, out, *vals)
                 data = a._data
-                if gi.shape != data.shape:
-                    gi = gi.reshape(data.shape) if gi.size == data.size else sum_to(gi, data.shape)
-                if gi.dtype is not data.dtype and gi.dtype != data.dtype:
-                    gi = _cast(gi, data, node)
+                if gi.shape != data.shape or gi.dtype is not data.dtype:
+                    gi = fit(gi, data, node)
                 # Below, a term of x * x is added twice where a sum is already waiting (the
                 # bits of the two terms added one by one), and doubled where none is.
                 end = a._prim is None or (stopping and a in stop)  # a leaf or a target
-                if end and not to_targets:
-                    before = a.grad
-                    if before is None and not twice and keeps(gi, stored):
-                        a.grad = gi  # owned()'s common case: a new array nobody else holds
-                        continue
-                    if a in summed:  # (a weight read at every step of a loop)
-                        numpy.add(before, gi, out=before)
-                        if twice:
-                            numpy.add(before, gi, out=before)
-                        continue
-                    _accumulate(a, gi, False, stored)
-                    if twice:
-                        _accumulate(a, gi, False, stored)
-                    if before is not None and type(a.grad) is ndarray and a.grad is not before:
-                        summed.add(a)
+                if end:
+                    if not to_targets:
+                        if not twice and a.grad is None and keeps(gi, stored):
+                            a.grad = gi  # owned()'s common case: a new array nobody else holds
+                        else:
+                            leaf_term(a, gi, twice, stored, summed)
+                    else:
+                        made = twice or rule is negated or into is not None
+                        end_term(found, fresh, a, gi, made, twice, g, out, v0 if twice else None)
                     continue
-                prev = found.get(a) if end else a._pending
+                prev = a._pending
                 if prev is None:
                     if twice:
                         gi = _doubled(gi, g, out, v0)
-                    if end:
-                        found[a] = gi
+                    a._pending = gi
+                    if nxt is None:
+                        nxt = a
                     else:
-                        a._pending = gi
-                        if nxt is None:
-                            nxt = a
-                        else:
-                            push(heap, (-a._seq, a))
+                        push(heap, (-a._seq, a))
                     # doubled or negated here, or a new scatter: the walk's own array
                     if (twice or rule is negated or into is not None) and type(gi) is ndarray:
                         fresh.add(a)
@@ -465,10 +477,7 @@ def _walk_arrays(
                     total = prev + gi
                     if twice:
                         total += gi
-                    if end:
-                        found[a] = total
-                    else:
-                        a._pending = total
+                    a._pending = total
                     if type(total) is ndarray:
                         fresh.add(a)
             if free:
@@ -480,6 +489,66 @@ def _walk_arrays(
             nxt._pending = None
         raise
     return found
+
+
+def leaf_term(a: Node, gi: Any, twice: bool, stored: set[int], summed: set[Node]) -> None:
+    """Add the term ``gi`` (twice for ``x * x``) into leaf ``a``'s ``.grad`` (``backward()``),
+    past the common case of a first term kept as it is (:func:`keeps`).
+
+    ``summed`` holds the leaves whose ``.grad`` this walk has made as a sum: later terms are
+    added into it in place (a weight read at every step of a loop); a ``.grad`` kept from an
+    earlier ``backward()`` is never written into.
+    """
+    before = a.grad
+    if a in summed:
+        numpy.add(before, gi, out=before)
+        if twice:
+            numpy.add(before, gi, out=before)
+        return
+    _accumulate(a, gi, False, stored)
+    if twice:
+        _accumulate(a, gi, False, stored)
+    if before is not None and type(a.grad) is numpy.ndarray and a.grad is not before:
+        summed.add(a)
+
+
+def end_term(
+    found: dict[Node, Any],
+    fresh: set[Node],
+    a: Node,
+    gi: Any,
+    made: bool,
+    twice: bool,
+    g: Any,
+    out: Any,
+    x: Any,
+) -> None:
+    """Add the term ``gi`` into ``found[a]``, the gradient of a target (or of a leaf reached on
+    the way to the targets).
+
+    ``made``: the term is an array the walk made (doubled, negated, a scatter), so later terms
+    may go into it in place; ``fresh`` holds the nodes whose gradient is such an array.  For
+    ``x * x`` (``twice``) the term counts twice: doubled as a first term (``g``, ``out`` and the
+    input ``x`` say what it must not be written into), added twice after one.
+    """
+    prev = found.get(a)
+    if prev is None:
+        if twice:
+            gi = _doubled(gi, g, out, x)
+        found[a] = gi
+        if made and type(gi) is numpy.ndarray:
+            fresh.add(a)
+    elif a in fresh:  # the walk's own array: later terms go in place
+        prev += gi
+        if twice:
+            prev += gi
+    else:
+        total = prev + gi
+        if twice:
+            total += gi
+        found[a] = total
+        if type(total) is numpy.ndarray:
+            fresh.add(a)
 
 
 def _holds(inputs: tuple[Any, ...], g: numpy.ndarray, found: dict[Node, Any]) -> bool:

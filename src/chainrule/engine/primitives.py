@@ -45,6 +45,12 @@ __all__ = [
 ]
 
 
+# How many times any primitive's rules were set or changed (a counter in a list, so that it is
+# read where it is defined): chainrule.engine.plans drops its plans when it moves.
+RULE_EDITS = [0]
+_RULE_SLOTS = frozenset({"vjps", "vjp_argnum", "vjp_into", "symmetric"})
+
+
 class Primitive:
     """One recorded operation: a name, a NumPy implementation, and its gradient rules.
 
@@ -98,6 +104,11 @@ class Primitive:
         # swapped (``+``, ``*``; set by chainrule.engine.rules): for ``x * x`` the eager walk
         # calls one rule and doubles its result instead of calling both and adding them.
         self.symmetric = False
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+        if name in _RULE_SLOTS:  # what the eager walk reads of a primitive: plans are stale
+            RULE_EDITS[0] += 1
 
     def __call__(self, *args: Any, **params: Any) -> Any:
         """Apply the primitive: on plain arrays it computes; on tensors it also records.

@@ -20,7 +20,10 @@ import numpy
 
 from . import binders as B
 from . import composites as C
-from . import composites_more  # noqa: F401 (registers its compositions in C.COMPOSITES)
+from . import (
+    composites_more,  # noqa: F401 (registers its compositions in C.COMPOSITES)
+    plans,  # noqa: F401 (installs the backward plans: engine/plans.py)
+)
 from . import primitives as P
 from .graph import Node, _counter, backward_pass
 from .rules import Size

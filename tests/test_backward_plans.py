@@ -1,0 +1,330 @@
+"""Backward plans (engine/plans.py): a graph walked before is walked by straight-line code.
+
+A plan must give the plain walk's gradients bit for bit, and a graph of any other structure must
+never run through it. The plain walk (plans off) is the reference: a separate implementation,
+itself checked against finite differences and hand derivations elsewhere; a few checks here use
+finite differences too.
+"""
+
+from __future__ import annotations
+
+import numpy
+import pytest
+from op_cases import fd_grad
+
+import chainrule as cr
+from chainrule.engine import graph, plans
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """Plans built afresh for this test, and a count of the walks they did."""
+    plans.clear()
+    hits = []
+    planner = plans.walk
+
+    def counting(*args):
+        found = planner(*args)
+        hits.append(found is not None)
+        return found
+
+    monkeypatch.setattr(graph, "PLANNER", counting)
+    yield hits
+    plans.clear()
+
+
+def plain(monkeypatch):
+    monkeypatch.setattr(graph, "PLANNER", None)
+
+
+# --- random programs ----------------------------------------------------------------------------
+
+
+def _program(seed):
+    """A random program over leaves x (3, 4), y (3, 4), b (4,), M (4, 4): a chain of steps, each
+    taking one or two earlier values (so values are read again, sometimes as x * x), with
+    broadcasting, indexing, variadic operations, parameters and constants."""
+    rng = numpy.random.default_rng(seed)
+    steps = []
+    for _ in range(int(rng.integers(4, 12))):
+        steps.append((int(rng.integers(0, 17)), rng.random(), rng.random()))
+    picks = [int(rng.integers(0, 4)) for _ in range(3)]
+
+    def f(x, y, b, M):
+        vals = [x, y]
+        for op, r1, r2 in steps:
+            u = vals[int(r1 * len(vals))]
+            v = vals[int(r2 * len(vals))]
+            if op == 0:
+                z = numpy.tanh(u)
+            elif op == 1:
+                z = -u
+            elif op == 2:
+                z = u * u
+            elif op == 3:
+                z = u * v
+            elif op == 4:
+                z = u - v
+            elif op == 5:
+                z = u + b
+            elif op == 6:
+                z = numpy.maximum(u, 0.1)
+            elif op == 7:
+                z = u[::-1] + v[0]
+            elif op == 8:
+                z = numpy.concatenate([u[:1], v[1:]])
+            elif op == 9:
+                z = numpy.stack([u, v, u]).sum(axis=0)
+            elif op == 10:
+                z = u / (1.0 + v * v)
+            elif op == 11:
+                z = numpy.where(u > 0, u, v)
+            elif op == 12:
+                z = u @ M
+            elif op == 13:
+                z = u - u.mean(axis=0, keepdims=True)
+            elif op == 14:
+                z = u + u
+            elif op == 15:
+                z = u * 0.5 + numpy.exp(0.1 * v)
+            else:
+                z = numpy.einsum("ij,jk->ik", u, M) * 0.1
+            vals.append(z)
+        total = (vals[-1] ** 2).sum()
+        for p in picks:
+            total = total + vals[p % len(vals)].mean()
+        return total
+
+    return f
+
+
+def _inputs(seed):
+    rng = numpy.random.default_rng(1000 + seed)
+    return [
+        rng.standard_normal((3, 4)),
+        rng.standard_normal((3, 4)),
+        rng.standard_normal(4),
+        rng.standard_normal((4, 4)) * 0.5,
+    ]
+
+
+def _backward_grads(f, arrays):
+    ts = [cr.tensor(a, requires_grad=True) for a in arrays]
+    f(*ts).backward()
+    return [t.grad for t in ts]
+
+
+def _same_bits(got, want):
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        if w is None:  # a leaf the program does not read
+            assert g is None
+            continue
+        assert g.dtype == w.dtype and g.shape == w.shape
+        assert numpy.array_equal(g, w), numpy.max(numpy.abs(g - w))
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_plans_give_the_plain_walks_bits_on_random_programs(seed, counted, monkeypatch):
+    f = _program(seed)
+    arrays = _inputs(seed)
+    vg = cr.value_and_grad(f, argnums=(0, 1, 2, 3))
+    with monkeypatch.context() as m:
+        plain(m)
+        want_bw = _backward_grads(f, arrays)
+        want_vg = vg(*arrays)[1]
+    for _ in range(3):  # the second walk of a structure builds its plan, the third reuses it
+        _same_bits(_backward_grads(f, arrays), want_bw)
+        _same_bits(list(vg(*arrays)[1]), list(want_vg))
+    assert counted[-2:] == [True, True]  # the last walks went through plans
+
+
+def test_random_programs_sharing_a_root_never_run_each_others_plans(counted, monkeypatch):
+    # every program ends in a sum: the same plan key; they are walked in turn, so each walk
+    # first meets the plans of the others
+    programs = [(_program(s), _inputs(s)) for s in range(12)]
+    with monkeypatch.context() as m:
+        plain(m)
+        wants = [_backward_grads(f, a) for f, a in programs]
+    for _ in range(3):
+        for (f, a), want in zip(programs, wants):
+            _same_bits(_backward_grads(f, a), want)
+    assert any(counted)
+
+
+def test_a_plan_matches_finite_differences(counted):
+    f = _program(7)
+    x, y, b, M = _inputs(7)
+    for _ in range(3):
+        gx = _backward_grads(f, [x, y, b, M])[0]
+    numpy.testing.assert_allclose(gx, fd_grad(lambda v: f(v, y, b, M), x), rtol=1e-6, atol=1e-8)
+    assert counted[-1]
+
+
+# --- graphs that look alike ---------------------------------------------------------------------
+
+
+def test_a_constant_that_now_requires_grad_gets_its_gradient(counted):
+    x = numpy.arange(3.0)
+    c = numpy.array([2.0, -1.0, 0.5])
+    for _ in range(3):  # a plan for "c is a constant"
+        t = cr.tensor(x, requires_grad=True)
+        (t * cr.tensor(c)).sum().backward()
+    assert counted[-1]
+    t, u = cr.tensor(x, requires_grad=True), cr.tensor(c, requires_grad=True)
+    (t * u).sum().backward()
+    numpy.testing.assert_array_equal(t.grad, c)
+    numpy.testing.assert_array_equal(u.grad, x)
+
+
+def test_a_leaf_that_no_longer_requires_grad_gets_none(counted):
+    x = numpy.arange(3.0)
+    c = numpy.array([2.0, -1.0, 0.5])
+    for _ in range(3):  # a plan for "u is a leaf that requires grad"
+        t, u = cr.tensor(x, requires_grad=True), cr.tensor(c, requires_grad=True)
+        (t * u).sum().backward()
+    assert counted[-1]
+    t, u = cr.tensor(x, requires_grad=True), cr.tensor(c)
+    (t * u).sum().backward()
+    numpy.testing.assert_array_equal(t.grad, c)
+    assert u.grad is None
+
+
+def test_another_operation_in_the_same_place_takes_its_own_plan(counted):
+    x = numpy.array([0.3, -1.2, 2.0])
+    c = numpy.array([1.5, 2.0, -0.5])
+    for _ in range(3):
+        for f, df in ((numpy.sin, numpy.cos), (numpy.cos, lambda v: -numpy.sin(v))):
+            t, u = cr.tensor(x, requires_grad=True), cr.tensor(c, requires_grad=True)
+            (f(t) * u).sum().backward()
+            numpy.testing.assert_array_equal(t.grad, df(x) * c)
+            numpy.testing.assert_array_equal(u.grad, f(x))
+    assert counted[-1]
+
+
+def test_an_operation_with_and_without_parameters_takes_its_own_plan(counted):
+    scaled = cr.primitive(lambda x, factor=1.0: x * factor, name="scaled")
+    cr.defvjp(scaled, lambda g, out, x, factor=1.0: g * (factor + 1.0))  # (a wrong rule:
+    # it tells the calls with and without factor apart by what they return)
+    x = numpy.array([1.0, 2.0])
+    for _ in range(3):  # a plan for the call without parameters, then one for the call with
+        for kw, want in (({}, 2.0), ({"factor": 3.0}, 4.0)):
+            for _ in range(3):
+                t = cr.tensor(x, requires_grad=True)
+                scaled(t, **kw).sum().backward()
+                numpy.testing.assert_array_equal(t.grad, [want, want])
+    assert counted[-1]
+
+
+def test_x_times_x_and_x_times_y_take_their_own_plans(counted):
+    x = numpy.array([1.0, -2.0, 3.0])
+    y = numpy.array([0.5, 4.0, -1.0])
+    for _ in range(3):
+        t, u = cr.tensor(x, requires_grad=True), cr.tensor(y, requires_grad=True)
+        (t * u).sum().backward()
+        numpy.testing.assert_array_equal(t.grad, y)
+        numpy.testing.assert_array_equal(u.grad, x)
+        s = cr.tensor(x, requires_grad=True)
+        (s * s).sum().backward()
+        numpy.testing.assert_array_equal(s.grad, 2 * x)
+    # one tensor passed for both: x * x through the graph of x * y
+    s = cr.tensor(x, requires_grad=True)
+    (s * s).sum().backward()
+    numpy.testing.assert_array_equal(s.grad, 2 * x)
+    assert counted[-1]
+
+
+def test_the_order_of_recording_is_part_of_the_structure(counted, monkeypatch):
+    # one graph recorded in six orders: the walk adds the three terms reaching h in the order
+    # their consumers were recorded (newest first), and so must each plan
+    rng = numpy.random.default_rng(3)
+    x = rng.standard_normal(64)
+    makers = [numpy.sin, numpy.cos, lambda h: h * 3.0e7]
+    orders = [(0, 1, 2), (0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0)]
+
+    def f(order):
+        t = cr.tensor(x, requires_grad=True)
+        h = t * 1.7
+        made = {i: makers[i](h) for i in order}
+        (made[0] + made[1] + made[2]).sum().backward()
+        return t.grad
+
+    with monkeypatch.context() as m:
+        plain(m)
+        wants = [f(o) for o in orders]
+    assert len({w.tobytes() for w in wants}) > 1  # the orders do give other bits
+    for _ in range(3):
+        for o, want in zip(orders, wants):
+            numpy.testing.assert_array_equal(f(o), want)
+    assert sum(counted) >= 4  # (plans are kept for four structures sharing a root)
+
+
+def test_a_freed_graph_still_says_so(counted):
+    x = numpy.arange(1.0, 4.0)
+    for _ in range(3):
+        t = cr.tensor(x, requires_grad=True)
+        loss = (numpy.exp(t) * t).sum()
+        loss.backward()
+    assert counted[-1]
+    with pytest.raises(RuntimeError, match="retain_graph=True"):
+        loss.backward()
+    t = cr.tensor(x, requires_grad=True)
+    loss = (numpy.exp(t) * t).sum()
+    loss.backward(retain_graph=True)
+    loss.backward()
+    numpy.testing.assert_allclose(t.grad, 2 * (numpy.exp(x) * (x + 1)), rtol=1e-15)
+
+
+def test_a_gradient_kept_from_an_earlier_backward_is_not_written_into(counted):
+    x = numpy.array([1.0, 2.0])
+    for _ in range(3):
+        t = cr.tensor(x, requires_grad=True)
+        (t * 3.0).sum().backward()
+        first = t.grad
+        kept = first.copy()
+        h = t * 3.0
+        (h + h * 2.0).sum().backward()
+        numpy.testing.assert_array_equal(first, kept)
+        numpy.testing.assert_array_equal(t.grad, kept + 9.0)
+
+
+def test_an_indexed_read_in_a_loop_is_scattered_once_under_a_plan(counted, monkeypatch):
+    from chainrule.engine import primitives as P
+
+    calls = []
+    scatter = P.scatter_add
+
+    def counting(g, index, shape, unique):
+        calls.append(shape)
+        return scatter(g, index, shape, unique)
+
+    monkeypatch.setattr(P, "scatter_add", counting)
+    H = numpy.random.default_rng(0).standard_normal((6, 2, 3))
+
+    def f(h):
+        total = 0.0
+        for t in range(6):
+            total = total + (h[t] * h[t]).sum()
+        return total
+
+    for _ in range(3):
+        calls.clear()
+        g = cr.grad(lambda h: f(numpy.tanh(h)))(H)
+        numpy.testing.assert_allclose(g, 2 * numpy.tanh(H) * (1 - numpy.tanh(H) ** 2), 1e-14)
+        assert len(calls) <= 1
+    assert counted[-1]
+
+
+def test_a_rule_given_again_is_the_one_used(counted):
+    twice = cr.primitive(lambda x: 2.0 * x, name="twice")
+    cr.defvjp(twice, lambda g, out, x: g * 3.0)  # wrong on purpose: which rule ran shows
+    x = numpy.array([1.0, -1.0])
+    for _ in range(3):
+        t = cr.tensor(x, requires_grad=True)
+        twice(t).sum().backward()
+        numpy.testing.assert_array_equal(t.grad, [3.0, 3.0])
+    assert counted[-1]
+    cr.defvjp(twice, lambda g, out, x: g * 2.0)
+    t = cr.tensor(x, requires_grad=True)
+    twice(t).sum().backward()
+    numpy.testing.assert_array_equal(t.grad, [2.0, 2.0])
