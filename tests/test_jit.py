@@ -7,7 +7,7 @@ import warnings
 
 import numpy
 import pytest
-from op_cases import CASES
+from op_cases import CASES, fd_grad
 
 import chainrule as cr
 from chainrule import seed
@@ -285,6 +285,42 @@ def test_a_gaussian_process_step_on_large_arrays_is_eagers_bit_for_bit():
     assert v == vj
     for a, b in zip(g, gj):
         numpy.testing.assert_array_equal(a, b, strict=True)
+
+
+@pytest.mark.parametrize("batch", [2, 8])  # below and above primitives.ROWS_PRODUCT
+@pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64])
+def test_a_linear_layer_over_a_stack_is_eagers_bits_and_matmuls_values(batch, dtype):
+    # X (batch, 64, 32) @ W (32, 48): one product of a (batch * 64, 32) matrix where the stack
+    # is large, matrix by matrix below; the first-input gradient (g @ W.T) likewise. The jit
+    # computes the same products (eager's bits), the values are NumPy's matmul to rounding,
+    # the gradients finite differences'; a transposed stack (not C-ordered) too
+    rng = numpy.random.default_rng(5)
+    X = rng.standard_normal((batch, 64, 32)).astype(dtype)
+    W = (rng.standard_normal((32, 48)) * 0.2).astype(dtype)
+    V = (rng.standard_normal((48, 32)) * 0.2).astype(dtype)
+
+    def loss(W, V, X):
+        H = numpy.tanh(X @ W) @ V  # the second product's first input requires grad
+        return (H * H).mean() + (numpy.swapaxes(X, 1, 2) @ X[0]).mean()
+
+    step = cr.value_and_grad(loss, argnums=(0, 1))
+    compiled = cr.jit(step)
+    (v, g), (vj, gj) = step(W, V, X), compiled(W, V, X)
+    # X @ W, tanh(.) @ V, g @ V.T and the transposed stack (the function takes either route)
+    assert compiled.source(W, V, X).count("_matmul(") == 4
+    assert v == vj
+    for a, b in zip(g, gj):
+        numpy.testing.assert_array_equal(a, b, strict=True)
+    x64 = [a.astype(numpy.float64) for a in (W, V, X)]
+    tol = 1e-12 if dtype == numpy.float64 else 2e-5
+    numpy.testing.assert_allclose(v, loss(*x64), rtol=tol)
+    want = fd_grad(lambda w: loss(w, x64[1], x64[2]), x64[0])
+    numpy.testing.assert_allclose(
+        g[0],
+        want,
+        rtol=1e-5 if dtype == numpy.float64 else 2e-2,
+        atol=1e-9 if dtype == numpy.float64 else 2e-4,
+    )
 
 
 @pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64])

@@ -270,7 +270,34 @@ minimum = _ufunc(numpy.minimum)
 fmax = _ufunc(numpy.fmax)
 fmin = _ufunc(numpy.fmin)
 hypot = _ufunc(numpy.hypot)
-matmul = _ufunc(numpy.matmul)
+# A stack of matrices times one matrix is one product of a tall matrix from this many
+# multiply-adds on (m * k * n summed over the stack): NumPy multiplies the stack matrix by
+# matrix, and for the stacks of a linear layer over a batch of sequences (8 x 64 x 64 times
+# 64 x 64) one BLAS call is 20-30% faster; below it, the reshapes cost more than they save.
+ROWS_PRODUCT = 1 << 16
+
+
+def _matmul(a: Any, b: Any) -> Any:
+    """``numpy.matmul``; a C-ordered stack of matrices times one matrix as one product.
+
+    >>> a, b = numpy.ones((8, 64, 64)), numpy.ones((64, 3))
+    >>> _matmul(a, b).shape, bool((_matmul(a, b) == numpy.matmul(a, b)).all())
+    ((8, 64, 3), True)
+    """
+    if (
+        type(a) is numpy.ndarray
+        and type(b) is numpy.ndarray
+        and a.ndim > 2
+        and b.ndim == 2
+        and a.size * b.shape[1] >= ROWS_PRODUCT
+        and a.flags.c_contiguous
+    ):
+        return numpy.matmul(a.reshape(-1, a.shape[-1]), b).reshape(a.shape[:-1] + b.shape[1:])
+    return numpy.matmul(a, b)
+
+
+matmul = Primitive("matmul", _matmul)
+UFUNCS[numpy.matmul] = matmul
 remainder = _ufunc(numpy.remainder)
 fmod = _ufunc(numpy.fmod)
 deg2rad = _ufunc(numpy.deg2rad)

@@ -381,7 +381,7 @@ def _matmul_da(g: Any, out: Any, a: Any, b: Any) -> Any:
         return numpy.outer(g, b) if a.ndim == 2 else numpy.expand_dims(g, -1) * b
     if a.ndim == 1:
         return b @ g if b.ndim == 2 else (numpy.expand_dims(g, -2) @ _mT(b))[..., 0, :]
-    return g @ _mT(b)
+    return P.matmul(g, _mT(b))  # (a stack times one matrix: the primitive's one product)
 
 
 def _matmul_db(g: Any, out: Any, a: Any, b: Any) -> Any:

@@ -602,6 +602,7 @@ def _compile_numpy(
         **consts,
     }
     namespace.update({name: prim.fun for prim, name in LINALG_CALLS.items()})
+    namespace["_matmul"] = P.matmul.fun
     src = "\n".join(
         [f"def {name}({', '.join(params)}):"]
         + [f"    {c}" for c in body]

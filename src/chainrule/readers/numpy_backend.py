@@ -248,6 +248,10 @@ class FastWriter(Writer):
         if prim is P.matmul or prim is P.dot:
             a, b = v.args
             sa, sb = _shape(a), _shape(b)
+            stack = sa is not None and sb is not None and len(sa) > 2 and len(sb) == 2
+            if prim is P.matmul and stack:
+                # a stack times one matrix: the primitive's own function (one product)
+                return f"_matmul({self.ref(a)[0]}, {self.ref(b)[0]})", ATOM
             if (
                 sa is not None
                 and sb is not None
