@@ -328,3 +328,20 @@ def test_a_rule_given_again_is_the_one_used(counted):
     t = cr.tensor(x, requires_grad=True)
     twice(t).sum().backward()
     numpy.testing.assert_array_equal(t.grad, [2.0, 2.0])
+
+
+def test_a_plan_keeps_no_tensor_alive(counted):
+    import gc
+    import weakref
+
+    x = numpy.arange(4.0)
+    refs = []
+    for _ in range(3):
+        t = cr.tensor(x, requires_grad=True)
+        h = numpy.tanh(t) * 2.0
+        (h * h).sum().backward()
+        refs += [weakref.ref(t), weakref.ref(h)]
+    assert counted[-1]
+    del t, h
+    gc.collect()
+    assert all(r() is None for r in refs)

@@ -287,15 +287,22 @@ def test_a_gaussian_process_step_on_large_arrays_is_eagers_bit_for_bit():
         numpy.testing.assert_array_equal(a, b, strict=True)
 
 
-@pytest.mark.parametrize("batch", [2, 8])  # below and above primitives.ROWS_PRODUCT
+@pytest.mark.parametrize("threshold", [1 << 16, None])  # one product, or matrix by matrix
 @pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64])
-def test_a_linear_layer_over_a_stack_is_eagers_bits_and_matmuls_values(batch, dtype):
-    # X (batch, 64, 32) @ W (32, 48): one product of a (batch * 64, 32) matrix where the stack
-    # is large, matrix by matrix below; the first-input gradient (g @ W.T) likewise. The jit
+def test_a_linear_layer_over_a_stack_is_eagers_bits_and_matmuls_values(
+    threshold, dtype, monkeypatch
+):
+    # X (8, 64, 32) @ W (32, 48): one product of a (512, 32) matrix where the stack is large
+    # (here: over a lowered threshold), matrix by matrix below; the first-input gradient
+    # (g @ W.T) likewise. The jit
     # computes the same products (eager's bits), the values are NumPy's matmul to rounding,
     # the gradients finite differences'; a transposed stack (not C-ordered) too
+    from chainrule.engine import primitives as P
+
+    if threshold is not None:
+        monkeypatch.setattr(P, "ROWS_PRODUCT", threshold)
     rng = numpy.random.default_rng(5)
-    X = rng.standard_normal((batch, 64, 32)).astype(dtype)
+    X = rng.standard_normal((8, 64, 32)).astype(dtype)
     W = (rng.standard_normal((32, 48)) * 0.2).astype(dtype)
     V = (rng.standard_normal((48, 32)) * 0.2).astype(dtype)
 

@@ -272,17 +272,19 @@ fmin = _ufunc(numpy.fmin)
 hypot = _ufunc(numpy.hypot)
 # A stack of matrices times one matrix is one product of a tall matrix from this many
 # multiply-adds on (m * k * n summed over the stack): NumPy multiplies the stack matrix by
-# matrix, and for the stacks of a linear layer over a batch of sequences (8 x 64 x 64 times
-# 64 x 64) one BLAS call is 20-30% faster; below it, the reshapes cost more than they save.
-ROWS_PRODUCT = 1 << 16
+# matrix, and for a linear layer over a batch of sequences (32 x 128 x 256 times 256 x 256)
+# one BLAS call makes the training step 4-10% faster.  Alone, one call is faster on smaller
+# stacks too (8 x 64 x 64 times 64 x 64: 21 us against 28 us), but inside an attention step
+# of that size the step was 5% slower with it (benchmarks/README.md, fifth round).
+ROWS_PRODUCT = 1 << 24
 
 
 def _matmul(a: Any, b: Any) -> Any:
     """``numpy.matmul``; a C-ordered stack of matrices times one matrix as one product.
 
-    >>> a, b = numpy.ones((8, 64, 64)), numpy.ones((64, 3))
+    >>> a, b = numpy.ones((64, 128, 64)), numpy.ones((64, 32))
     >>> _matmul(a, b).shape, bool((_matmul(a, b) == numpy.matmul(a, b)).all())
-    ((8, 64, 3), True)
+    ((64, 128, 32), True)
     """
     if (
         type(a) is numpy.ndarray
