@@ -287,6 +287,29 @@ def test_a_gaussian_process_step_on_large_arrays_is_eagers_bit_for_bit():
         numpy.testing.assert_array_equal(a, b, strict=True)
 
 
+@pytest.mark.parametrize("shape", [(4, 6, 5), (128, 96, 64), (300, 1, 20)])
+def test_products_in_the_rules_are_the_jits_spelling_and_bits(shape):
+    # small products by ndarray.dot, large ones by @, outer products (inner length 1) by dot
+    # (primitives.dot_is_faster), in the eager rules and in jit's code alike: eager's bits
+    m, k, n = shape
+    rng = numpy.random.default_rng(2)
+    X = rng.standard_normal((m, k)).astype(numpy.float32)
+    W = rng.standard_normal((k, n)).astype(numpy.float32)
+    V = rng.standard_normal((n, 3)).astype(numpy.float32)
+
+    def loss(W, V, X):
+        return (numpy.tanh(X @ W) @ V).sum() + (numpy.tanh(X.dot(W)).dot(V) ** 2).sum()
+
+    step = cr.value_and_grad(loss, argnums=(0, 1))
+    (v, g), (vj, gj) = step(W, V, X), cr.jit(step)(W, V, X)
+    assert v == vj
+    for a, b in zip(g, gj):
+        numpy.testing.assert_array_equal(a, b, strict=True)
+    H = numpy.tanh(X.astype(float) @ W)
+    dH = (1 - H**2) * (V.sum(axis=1) + (2 * (H @ V)) @ V.T)
+    numpy.testing.assert_allclose(g[0], X.T.astype(float) @ dH, rtol=2e-3, atol=2e-3)
+
+
 @pytest.mark.parametrize("threshold", [1 << 16, None])  # one product, or matrix by matrix
 @pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64])
 def test_a_linear_layer_over_a_stack_is_eagers_bits_and_matmuls_values(

@@ -371,8 +371,8 @@ def _plain_2d(g: Any, a: Any, b: Any) -> bool:
 
 
 def _matmul_da(g: Any, out: Any, a: Any, b: Any) -> Any:
-    if _plain_2d(g, a, b):
-        return g.dot(b.T)               # ~0.5 us cheaper than @ on small arrays
+    if _plain_2d(g, a, b):              # the cheaper spelling of the same product
+        return g.dot(b.T) if P.dot_is_faster(g.shape[0], g.shape[1], b.shape[0]) else g @ b.T
     if a.ndim == 2 and b.ndim == 2:
         return g @ b.T
     if b.ndim == 1:
@@ -386,7 +386,7 @@ def _matmul_da(g: Any, out: Any, a: Any, b: Any) -> Any:
 
 def _matmul_db(g: Any, out: Any, a: Any, b: Any) -> Any:
     if _plain_2d(g, a, b):
-        return a.T.dot(g)
+        return a.T.dot(g) if P.dot_is_faster(a.shape[1], a.shape[0], g.shape[1]) else a.T @ g
     if a.ndim == 2 and b.ndim == 2:
         return a.T @ g
     if a.ndim == 1:
@@ -433,7 +433,7 @@ def _dot_axes(a: Any, b: Any) -> tuple[tuple[int, ...], tuple[int, ...]]:
 def _dot_da(g: Any, out: Any, a: Any, b: Any) -> Any:
     nd = numpy.ndarray                  # _plain_2d, inlined: this is the hottest rule
     if type(g) is nd and type(a) is nd and type(b) is nd and a.ndim == 2 and b.ndim == 2:
-        return g.dot(b.T)
+        return g.dot(b.T) if P.dot_is_faster(g.shape[0], g.shape[1], b.shape[0]) else g @ b.T
     if numpy.ndim(a) == 0 or numpy.ndim(b) == 0:  # t.dot(2.0): a product with a scalar
         return g * b
     if a.ndim == 2 and b.ndim == 2:
@@ -446,7 +446,7 @@ def _dot_da(g: Any, out: Any, a: Any, b: Any) -> Any:
 def _dot_db(g: Any, out: Any, a: Any, b: Any) -> Any:
     nd = numpy.ndarray
     if type(g) is nd and type(a) is nd and type(b) is nd and a.ndim == 2 and b.ndim == 2:
-        return a.T.dot(g)
+        return a.T.dot(g) if P.dot_is_faster(a.shape[1], a.shape[0], g.shape[1]) else a.T @ g
     if numpy.ndim(a) == 0 or numpy.ndim(b) == 0:
         return g * a
     if a.ndim == 2 and b.ndim == 2:

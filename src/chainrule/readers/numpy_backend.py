@@ -4,8 +4,9 @@
 Compiled code needs the same values with fewer and cheaper NumPy calls, so :class:`FastWriter`
 changes only the spelling, never the arithmetic:
 
-* a small product of two matrices is ``A.dot(B)`` (the same BLAS call as ``A @ B``; about
-  0.5 us less per call, where the ufunc machinery of ``matmul`` dominates);
+* a small product of two matrices (or an outer product) is ``A.dot(B)``, the same BLAS call
+  as ``A @ B`` with less overhead (:func:`chainrule.engine.primitives.dot_is_faster`, which
+  the eager rules follow too);
 * ``sum``, ``mean``, ``max`` and ``min`` call ``numpy.add.reduce`` (``maximum.reduce``...)
   directly, skipping the Python layer of the ndarray methods (``mean`` in float64 and
   float32, where ``add.reduce(x) / n`` is exactly what the eager path computes); a sum over
@@ -107,12 +108,6 @@ def aliases_input(v: Any) -> bool:
         if x.prim not in _NEW_MEMORY:
             stack.extend(x.args)
     return False
-
-
-# ``A.dot(B)`` only up to this many multiply-adds: there its lower call overhead decides.  On
-# larger products ``A @ B`` measured 1-5% faster on the development machine (784-512-512-10
-# MLP, batch 128, float32: the whole step 1.2% faster), so the readable spelling stays.
-_SMALL_PRODUCT = 1 << 16
 
 
 # The linear-algebra primitives whose forward functions share one LU factorisation per matrix
@@ -257,7 +252,7 @@ class FastWriter(Writer):
                 and sb is not None
                 and len(sa) == 2
                 and len(sb) == 2
-                and sa[0] * sa[1] * sb[1] <= _SMALL_PRODUCT
+                and P.dot_is_faster(sa[0], sa[1], sb[1])
             ):
                 return f"{self._atom(a)}.dot({self.ref(b)[0]})", ATOM
             return None
