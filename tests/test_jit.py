@@ -336,8 +336,9 @@ def test_a_linear_layer_over_a_stack_is_eagers_bits_and_matmuls_values(
     step = cr.value_and_grad(loss, argnums=(0, 1))
     compiled = cr.jit(step)
     (v, g), (vj, gj) = step(W, V, X), compiled(W, V, X)
-    # X @ W, tanh(.) @ V, g @ V.T and the transposed stack (the function takes either route)
-    assert compiled.source(W, V, X).count("_matmul(") == 4
+    # every product of a stack goes through the primitive's function, in eager and in jit
+    src = compiled.source(W, V, X)
+    assert "_matmul(" in src and " @ " not in src
     assert v == vj
     for a, b in zip(g, gj):
         numpy.testing.assert_array_equal(a, b, strict=True)

@@ -396,7 +396,7 @@ def _matmul_db(g: Any, out: Any, a: Any, b: Any) -> Any:
             numpy.expand_dims(a, -1) * numpy.expand_dims(g, -2)
     if b.ndim == 1:
         return a.T @ g if a.ndim == 2 else (_mT(a) @ numpy.expand_dims(g, -1))[..., 0]
-    return _mT(a) @ g
+    return P.matmul(_mT(a), g)
 
 
 defvjp(P.matmul, _matmul_da, _matmul_db)

@@ -243,9 +243,9 @@ class FastWriter(Writer):
         if prim is P.matmul or prim is P.dot:
             a, b = v.args
             sa, sb = _shape(a), _shape(b)
-            stack = sa is not None and sb is not None and len(sa) > 2 and len(sb) == 2
+            stack = sa is not None and sb is not None and max(len(sa), len(sb)) > 2
             if prim is P.matmul and stack:
-                # a stack times one matrix: the primitive's own function (one product)
+                # a stack of products: the primitive's own function (engine.primitives._matmul)
                 return f"_matmul({self.ref(a)[0]}, {self.ref(b)[0]})", ATOM
             if (
                 sa is not None

@@ -1,0 +1,96 @@
+"""Matrix products as the engine computes them (engine/primitives.py): the routes it takes for
+speed (a copy of a small transposed operand, one product for a large stack times a matrix,
+``dot`` or ``@``) give NumPy's own values; the rules' products are checked against finite
+differences."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy
+import pytest
+from op_cases import fd_grad
+
+import chainrule as cr
+from chainrule.engine import primitives as P
+
+LAYOUTS = ["C", "T"]  # a C-ordered operand, or a transposed view of one
+
+
+def _operand(rng, shape, layout, dtype):
+    if layout == "C" or len(shape) < 2:
+        return rng.standard_normal(shape).astype(dtype)
+    swapped = shape[:-2] + (shape[-1], shape[-2])
+    return numpy.swapaxes(rng.standard_normal(swapped).astype(dtype), -1, -2)
+
+
+PAIRS = [
+    ((8, 64, 64), (64, 64)),  # a linear layer over a batch of sequences
+    ((8, 64, 64), (8, 64, 64)),  # attention scores
+    ((2, 3, 16, 32), (32, 8)),  # a 4-d stack
+    ((2, 3, 16, 32), (3, 32, 8)),  # broadcast stacks
+    ((64, 128, 64), (64, 32)),  # one product for the whole stack (over ROWS_PRODUCT)
+    ((4, 128, 256), (256, 128)),  # matrices too large for the transposed copy
+    ((5, 7), (7, 3)),
+    ((6,), (4, 6, 2)),
+]
+
+
+@pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64])
+@pytest.mark.parametrize(("sa", "sb"), PAIRS)
+def test_matmul_has_numpys_values_on_every_layout(sa, sb, dtype):
+    # to rounding: NumPy's own loop for a stack times a transposed operand may add up in
+    # another order than the BLAS product the copy takes (jit and eager share the function)
+    rng = numpy.random.default_rng(len(sa) * 10 + len(sb))
+    for la, lb in itertools.product(LAYOUTS, LAYOUTS):
+        a, b = _operand(rng, sa, la, dtype), _operand(rng, sb, lb, dtype)
+        got = P.matmul.fun(a, b)
+        want = numpy.matmul(a.astype(numpy.float64), b.astype(numpy.float64))
+        assert got.dtype == dtype and got.shape == want.shape
+        tol = 1e-12 if dtype == numpy.float64 else 2e-5
+        numpy.testing.assert_allclose(got, want, rtol=tol, atol=tol * abs(want).max())
+
+
+def test_a_transposed_small_matrix_is_copied_and_a_large_one_is_not(monkeypatch):
+    seen = []
+    copy = numpy.ascontiguousarray
+
+    def counting(x, *args, **kwargs):
+        seen.append(x.shape)
+        return copy(x, *args, **kwargs)
+
+    monkeypatch.setattr(numpy, "ascontiguousarray", counting)
+    rng = numpy.random.default_rng(0)
+    P.matmul.fun(rng.standard_normal((8, 64, 64)), rng.standard_normal((48, 64)).T)
+    assert seen == [(64, 48)]
+    P.matmul.fun(rng.standard_normal((4, 128, 256)), rng.standard_normal((128, 256)).T)
+    assert seen == [(64, 48)]  # 128 * 256 * 128 multiply-adds a matrix: NumPy's own route
+    P.matmul.fun(rng.standard_normal((64, 48)), rng.standard_normal((64, 48)).T)
+    assert seen == [(64, 48)]  # two matrices: BLAS reads the transpose itself
+
+
+def test_gradients_through_transposed_stacks_match_finite_differences():
+    rng = numpy.random.default_rng(4)
+    X = rng.standard_normal((3, 5, 4))
+    W = rng.standard_normal((6, 4)) * 0.5
+
+    def f(X, W):
+        Q = X @ W.T  # a stack times a transposed matrix
+        S = Q @ numpy.swapaxes(Q, 1, 2)  # a stack times a transposed stack
+        return (numpy.tanh(S) @ Q).sum()
+
+    gX, gW = cr.grad(f, argnums=(0, 1))(X, W)
+    numpy.testing.assert_allclose(gX, fd_grad(lambda x: f(x, W), X), rtol=1e-6, atol=1e-8)
+    numpy.testing.assert_allclose(gW, fd_grad(lambda w: f(X, w), W), rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("shape", [(1, 6, 6), (128, 784, 512), (300, 1, 20)])
+def test_the_weight_gradient_of_a_product_in_either_spelling(shape):
+    m, k, n = shape
+    rng = numpy.random.default_rng(1)
+    a, g = rng.standard_normal((m, k)), rng.standard_normal((m, n))
+    # the rule's product is a.T @ g in either spelling
+    (gb,) = cr.grad(lambda b: (cr.tensor(a) @ b * g).sum(), argnums=(0,))(
+        rng.standard_normal((k, n))
+    )
+    numpy.testing.assert_allclose(gb, a.T @ g, rtol=1e-12, atol=1e-12)
