@@ -288,33 +288,6 @@ def test_a_gradient_kept_from_an_earlier_backward_is_not_written_into(counted):
         numpy.testing.assert_array_equal(t.grad, kept + 9.0)
 
 
-def test_an_indexed_read_in_a_loop_is_scattered_once_under_a_plan(counted, monkeypatch):
-    from chainrule.engine import primitives as P
-
-    calls = []
-    scatter = P.scatter_add
-
-    def counting(g, index, shape, unique):
-        calls.append(shape)
-        return scatter(g, index, shape, unique)
-
-    monkeypatch.setattr(P, "scatter_add", counting)
-    H = numpy.random.default_rng(0).standard_normal((6, 2, 3))
-
-    def f(h):
-        total = 0.0
-        for t in range(6):
-            total = total + (h[t] * h[t]).sum()
-        return total
-
-    for _ in range(3):
-        calls.clear()
-        g = cr.grad(lambda h: f(numpy.tanh(h)))(H)
-        numpy.testing.assert_allclose(g, 2 * numpy.tanh(H) * (1 - numpy.tanh(H) ** 2), 1e-14)
-        assert len(calls) <= 1
-    assert counted[-1]
-
-
 def test_a_rule_given_again_is_the_one_used(counted):
     twice = cr.primitive(lambda x: 2.0 * x, name="twice")
     cr.defvjp(twice, lambda g, out, x: g * 3.0)  # wrong on purpose: which rule ran shows

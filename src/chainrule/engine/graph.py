@@ -469,15 +469,8 @@ def _walk_arrays(
                     # doubled or negated here, or a new scatter: the walk's own array
                     if (twice or rule is negated or into is not None) and type(gi) is ndarray:
                         fresh.add(a)
-                elif a in fresh:  # the walk's own array: later terms go in place
-                    prev += gi
-                    if twice:
-                        prev += gi
                 else:
-                    total = prev + gi
-                    if twice:
-                        total += gi
-                    a._pending = total
+                    a._pending = total = _added(prev, gi, twice, a in fresh)
                     if type(total) is ndarray:
                         fresh.add(a)
             if free:
@@ -538,17 +531,24 @@ def end_term(
         found[a] = gi
         if made and type(gi) is numpy.ndarray:
             fresh.add(a)
-    elif a in fresh:  # the walk's own array: later terms go in place
+    else:
+        found[a] = total = _added(prev, gi, twice, a in fresh)
+        if type(total) is numpy.ndarray:
+            fresh.add(a)
+
+
+def _added(prev: Any, gi: Any, twice: bool, own: bool) -> Any:
+    """``prev + gi`` (``+ gi`` once more for ``x * x``), into ``prev`` itself where it is an
+    array the walk made and handed to nobody (``own``)."""
+    if own:
         prev += gi
         if twice:
             prev += gi
-    else:
-        total = prev + gi
-        if twice:
-            total += gi
-        found[a] = total
-        if type(total) is numpy.ndarray:
-            fresh.add(a)
+        return prev
+    total = prev + gi
+    if twice:
+        total += gi
+    return total
 
 
 def _holds(inputs: tuple[Any, ...], g: numpy.ndarray, found: dict[Node, Any]) -> bool:
