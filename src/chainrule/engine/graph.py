@@ -340,18 +340,19 @@ def _walk_arrays(
     doubles its result.  A graph shaped like one walked before goes to :data:`PLANNER`
     (:mod:`chainrule.engine.plans`: this walk written out as straight-line code, the same bits).
     """
+    leaf = root._prim is None or root in stop
+    if PLANNER is not None and not leaf:
+        planned = PLANNER(root, seed, stop, to_targets, free)
+        if planned is not None:
+            return cast("dict[Node, Any]", planned)
     found: dict[Node, Any] = {}
     stored = {id(seed)}  # arrays a leaf holds (and the seed, which may be shared)
-    if root._prim is None or root in stop:
+    if leaf:
         if to_targets:
             found[root] = seed
         else:
             _accumulate(root, seed, False, stored)
         return found
-    if PLANNER is not None:
-        planned = PLANNER(root, seed, stop, to_targets, free)
-        if planned is not None:
-            return cast("dict[Node, Any]", planned)
     pop, push = heapq.heappop, heapq.heappush
     # The nodes waiting for their turn: ``nxt`` (one node, or None) and the heap (the rest).
     # In a chain each node hands its gradient to one other node, which is next: it waits in

@@ -85,15 +85,18 @@ def walk(
     if entry is None:
         entry = _CACHE.setdefault(key, _Entry())
     plans = entry.plans
-    for i, plan in enumerate(plans):
-        found = plan(root, seed, stop)
+    if plans:
+        found = plans[0](root, seed, stop)
         if found is not None:
-            if i:
+            return found
+        for plan in plans[1:]:
+            found = plan(root, seed, stop)
+            if found is not None:
                 with _LOCK:  # the most recently used first
                     if plan in plans:
                         plans.remove(plan)
                         plans.insert(0, plan)
-            return found
+                return found
     entry.misses += 1
     if entry.misses < entry.next_build:
         return None
