@@ -173,6 +173,19 @@ def build(
     The plan is called as ``plan(root, seed, stop)`` and returns what the walk would (the
     gradients found at targets and leaves) or None, having touched nothing, for a graph of
     another structure.
+
+    >>> import numpy, chainrule as cr
+    >>> def loss(x):
+    ...     return (numpy.tanh(x) * 3.0).sum()
+    >>> x = cr.tensor([0.0, 1.0], requires_grad=True)
+    >>> plan = build(loss(x), frozenset(), False, True)
+    >>> y = cr.tensor([0.0, 2.0], requires_grad=True)
+    >>> plan(loss(y), numpy.float64(1.0), frozenset())   # the same structure: walked
+    {}
+    >>> y.grad
+    array([3.        , 0.21195247])
+    >>> plan((y * 3.0).sum(), numpy.float64(1.0), frozenset()) is None   # another structure
+    True
     """
     # The nodes the walk visits, newest first: that is the order the walk visits them in.
     index: dict[Node, int] = {root: 0}
