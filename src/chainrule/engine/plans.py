@@ -188,20 +188,20 @@ def build(
     True
     """
     # The nodes the walk visits, newest first: that is the order the walk visits them in.
-    index: dict[Node, int] = {root: 0}
+    seen = {root}
     order = [root]
     pos = 0
     while pos < len(order):
         node = order[pos]
         pos += 1
-        if node._args is None:
+        if not node._args:  # freed (or rewritten after it was freed)
             return None
         for _, a, _, twice in _edges(node):
             kind = _kind(a, stop)
             if kind is None or (twice and node._prim.vjp_argnum is not None):  # type: ignore[union-attr]
                 return None
-            if kind == _INTERIOR and a not in index:
-                index[a] = -1
+            if kind == _INTERIOR and a not in seen:
+                seen.add(a)
                 order.append(a)
                 if len(order) > MAX_NODES:
                     return None

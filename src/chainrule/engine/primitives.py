@@ -295,14 +295,14 @@ def _matmul(a: Any, b: Any) -> Any:
     >>> _matmul(a, b).shape, bool((_matmul(a, b) == numpy.matmul(a, b)).all())
     ((64, 128, 32), True)
     """
-    if type(a) is numpy.ndarray and type(b) is numpy.ndarray and b.ndim > 1 < a.ndim:
-        if (a.ndim > 2 or b.ndim > 2) and b.strides[-1] != b.itemsize == b.strides[-2]:
-            if a.shape[-2] * a.shape[-1] * b.shape[-1] <= TRANSPOSED_COPY:
-                b = numpy.ascontiguousarray(b)
-        if a.ndim > 2 and b.ndim == 2 and a.size * b.shape[1] >= ROWS_PRODUCT:
-            if a.flags.c_contiguous:
-                k = a.shape[-1]
-                return numpy.matmul(a.reshape(-1, k), b).reshape(a.shape[:-1] + b.shape[1:])
+    if type(a) is not numpy.ndarray or type(b) is not numpy.ndarray or min(a.ndim, b.ndim) < 2:
+        return numpy.matmul(a, b)
+    stacked = a.ndim > 2 or b.ndim > 2
+    transposed = b.strides[-1] != b.itemsize and b.strides[-2] == b.itemsize
+    if stacked and transposed and a.shape[-2] * a.shape[-1] * b.shape[-1] <= TRANSPOSED_COPY:
+        b = numpy.ascontiguousarray(b)
+    if a.ndim > 2 and b.ndim == 2 and a.size * b.shape[1] >= ROWS_PRODUCT and a.flags.c_contiguous:
+        return numpy.matmul(a.reshape(-1, a.shape[-1]), b).reshape(a.shape[:-1] + b.shape[1:])
     return numpy.matmul(a, b)
 
 

@@ -364,9 +364,6 @@ defvjp(P.where, None,
 # ---------------------------------------------------------------------------------------------
 
 
-SMALL_PRODUCT = P.SMALL_PRODUCT
-
-
 def _plain_2d(g: Any, a: Any, b: Any) -> bool:
     """Plain arrays (no recording) and a product of two matrices: ndarray.dot is the cheapest."""
     nd = numpy.ndarray
@@ -375,10 +372,7 @@ def _plain_2d(g: Any, a: Any, b: Any) -> bool:
 
 def _matmul_da(g: Any, out: Any, a: Any, b: Any) -> Any:
     if _plain_2d(g, a, b):              # the cheaper spelling of the same product
-        # primitives.dot_is_faster(m, n, k), inlined: this is the hottest rule
-        if g.size * b.shape[0] <= SMALL_PRODUCT or g.shape[1] == 1:
-            return g.dot(b.T)
-        return g @ b.T
+        return g.dot(b.T) if P.dot_is_faster(g.shape[0], g.shape[1], b.shape[0]) else g @ b.T
     if a.ndim == 2 and b.ndim == 2:
         return g @ b.T
     if b.ndim == 1:
@@ -392,9 +386,7 @@ def _matmul_da(g: Any, out: Any, a: Any, b: Any) -> Any:
 
 def _matmul_db(g: Any, out: Any, a: Any, b: Any) -> Any:
     if _plain_2d(g, a, b):
-        if a.size * g.shape[1] <= SMALL_PRODUCT or a.shape[0] == 1:  # (dot_is_faster(k, m, n))
-            return a.T.dot(g)
-        return a.T @ g
+        return a.T.dot(g) if P.dot_is_faster(a.shape[1], a.shape[0], g.shape[1]) else a.T @ g
     if a.ndim == 2 and b.ndim == 2:
         return a.T @ g
     if a.ndim == 1:
@@ -442,7 +434,7 @@ def _dot_da(g: Any, out: Any, a: Any, b: Any) -> Any:
     nd = numpy.ndarray                  # _plain_2d, inlined: this is the hottest rule
     if type(g) is nd and type(a) is nd and type(b) is nd and a.ndim == 2 and b.ndim == 2:
         # primitives.dot_is_faster(m, n, k), inlined: this is the hottest rule
-        if g.size * b.shape[0] <= SMALL_PRODUCT or g.shape[1] == 1:
+        if g.size * b.shape[0] <= P.SMALL_PRODUCT or g.shape[1] == 1:
             return g.dot(b.T)
         return g @ b.T
     if numpy.ndim(a) == 0 or numpy.ndim(b) == 0:  # t.dot(2.0): a product with a scalar
@@ -457,7 +449,7 @@ def _dot_da(g: Any, out: Any, a: Any, b: Any) -> Any:
 def _dot_db(g: Any, out: Any, a: Any, b: Any) -> Any:
     nd = numpy.ndarray
     if type(g) is nd and type(a) is nd and type(b) is nd and a.ndim == 2 and b.ndim == 2:
-        if a.size * g.shape[1] <= SMALL_PRODUCT or a.shape[0] == 1:  # (dot_is_faster(k, m, n))
+        if a.size * g.shape[1] <= P.SMALL_PRODUCT or a.shape[0] == 1:  # dot_is_faster(k, m, n)
             return a.T.dot(g)
         return a.T @ g
     if numpy.ndim(a) == 0 or numpy.ndim(b) == 0:
