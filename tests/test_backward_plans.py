@@ -288,6 +288,29 @@ def test_a_gradient_kept_from_an_earlier_backward_is_not_written_into(counted):
         numpy.testing.assert_array_equal(t.grad, kept + 9.0)
 
 
+def test_leaves_whose_gradients_are_views_of_one_array_get_their_own_memory(counted):
+    # batch 1: both biases' gradients are the incoming gradient reshaped (a view of it); the
+    # first may keep it, the second must get a copy (else a write into one changes the other),
+    # and a broadcast's read-only view is copied too
+    W = numpy.array([[1.0, -2.0], [0.5, 3.0]])
+    for _ in range(4):
+        x = cr.tensor(numpy.array([[1.0, 2.0]]))
+        b1 = cr.tensor(numpy.array([0.1, 0.2]), requires_grad=True)
+        b2 = cr.tensor(numpy.array([0.3, -0.4]), requires_grad=True)
+        c = cr.tensor(numpy.array(0.5), requires_grad=True)
+        y = numpy.tanh(x @ W + b1 + b2 + numpy.broadcast_to(c, (1, 2)))
+        (y * y).sum().backward()
+        want = 2 * y.detach().numpy()[0] * (1 - y.detach().numpy()[0] ** 2)
+        for b in (b1, b2):
+            numpy.testing.assert_allclose(b.grad, want, rtol=1e-14)
+            assert b.grad.flags.writeable
+        numpy.testing.assert_allclose(c.grad, want.sum(), rtol=1e-14)
+        assert not numpy.shares_memory(b1.grad, b2.grad)
+        b1.grad += 1.0  # an optimizer's in-place update of one leaf's gradient
+        numpy.testing.assert_allclose(b2.grad, want, rtol=1e-14)
+    assert counted[-1]  # the last walks ran through a plan
+
+
 def test_a_rule_given_again_is_the_one_used(counted):
     twice = cr.primitive(lambda x: 2.0 * x, name="twice")
     cr.defvjp(twice, lambda g, out, x: g * 3.0)  # wrong on purpose: which rule ran shows

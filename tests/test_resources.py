@@ -253,6 +253,57 @@ def test_no_grad_in_one_thread_does_not_affect_the_other(fine_switching):
     assert cr.is_grad_enabled()  # the main thread was never switched off
 
 
+def test_a_trace_in_one_thread_does_not_switch_the_other_threads_recording(fine_switching):
+    # the per-operation path reads one process-wide count of threads that have recording off or
+    # a trace running; while a trace runs in one thread, the other still records only what
+    # requires grad, and its gradients are right
+    x = rng.standard_normal(4)
+    barrier = threading.Barrier(2, timeout=30)
+    seen: dict[str, object] = {}
+
+    def traced(w):
+        barrier.wait()  # the other thread computes while this trace is running
+        barrier.wait()
+        return (numpy.sin(w) * w).sum()
+
+    def tracing_thread():
+        f = cr.jit(cr.grad(traced))
+        seen["jit"] = f(x)
+
+    def eager_thread():
+        barrier.wait()
+        c = cr.tensor(x) * 2.0  # a constant's operation: not recorded outside a trace
+        w = cr.tensor(x, requires_grad=True)
+        y = (numpy.sin(w) * w).sum()
+        y.backward()
+        seen["eager"] = (c.requires_grad, c._prim is None, w.grad)
+        barrier.wait()
+
+    _run_threads(tracing_thread, eager_thread)
+    expected = numpy.cos(x) * x + numpy.sin(x)
+    rg, unrecorded, g = seen["eager"]
+    assert (rg, unrecorded) == (False, True)
+    numpy.testing.assert_allclose(g, expected, rtol=1e-14)
+    numpy.testing.assert_allclose(seen["jit"], expected, rtol=1e-14)
+
+
+def test_recording_switches_return_to_the_common_case_after_errors():
+    from chainrule.engine import tensor as T
+
+    w = cr.tensor([1.0, 2.0], requires_grad=True)
+    assert T._unusual == 0
+    with pytest.raises(ZeroDivisionError):
+        with cr.no_grad():
+            with cr.no_grad(), cr.enable_grad():
+                assert (w * 2).requires_grad
+            assert not (w * 2).requires_grad
+            1 / 0  # noqa: B018
+    with pytest.raises(ValueError):
+        cr.jit(lambda v: v.reshape(3))(numpy.ones(2))
+    assert T._unusual == 0  # back to the one-read path
+    assert (w * 2).requires_grad and cr.is_grad_enabled()
+
+
 # ---------------------------------------------------------------------------------------------
 # determinism
 # ---------------------------------------------------------------------------------------------

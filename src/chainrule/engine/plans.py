@@ -35,7 +35,7 @@ from typing import Any
 import numpy
 
 from . import graph as G
-from .graph import Node, _doubled, end_term, fit, leaf_term, negated, passthrough
+from .graph import Node, _doubled, end_term, fit, keeps, leaf_term, negated, passthrough
 from .primitives import RULE_EDITS
 
 __all__ = ["walk", "build", "clear"]
@@ -149,6 +149,7 @@ class _Writer:
             "fit": fit,
             "doubled": _doubled,
             "leaf_term": leaf_term,
+            "keeps": keeps,
             "end_term": end_term,
         }
 
@@ -354,11 +355,14 @@ def _compute(
                 if twice:
                     add = [f"leaf_term({target}, gi, True, stored, summed)"]
                 else:
-                    # keeps()'s commonest case inline: a new array that no leaf holds
+                    # keeps()'s commonest case inline: a new array that no leaf holds; then
+                    # keeps() itself (a bias's gradient reshaped from the incoming one)
                     add = [
                         f"if {target}.grad is None and type(gi) is ndarray and gi.base is None "
                         "and (i := id(gi)) not in stored:",
                         "    stored.add(i)",
+                        f"    {target}.grad = gi",
+                        f"elif {target}.grad is None and keeps(gi, stored):",
                         f"    {target}.grad = gi",
                         "else:",
                         f"    leaf_term({target}, gi, False, stored, summed)",

@@ -31,14 +31,46 @@ from .rules import Size
 __all__ = ["Tensor", "tensor", "no_grad", "enable_grad", "is_grad_enabled", "TracerBoolError"]
 
 _new = object.__new__
+_ndarray = numpy.ndarray
+_generic = numpy.generic
 _EMPTY: dict[str, Any] = {}
+
+
+# How many threads have recording switched off or a trace running: while it is 0 every thread
+# is in the default state (recording on, no trace), which the per-operation path checks with
+# one global read instead of two reads of the thread-local state.  Kept by _State's setters.
+_unusual = 0
+_unusual_lock = threading.Lock()
 
 
 class _State(threading.local):
     """Per-thread switches: is recording on, and is a trace (``explain``/``jit``) running."""
 
-    enabled = True
-    tracing = False
+    _enabled = True
+    _tracing = False
+
+    @property
+    def enabled(self) -> bool:
+        return self._enabled
+
+    @enabled.setter
+    def enabled(self, value: bool) -> None:
+        global _unusual
+        with _unusual_lock:
+            _unusual += (not value) - (not self._enabled)
+            self._enabled = value
+
+    @property
+    def tracing(self) -> bool:
+        return self._tracing
+
+    @tracing.setter
+    def tracing(self, value: bool) -> None:
+        global _unusual
+        with _unusual_lock:
+            _unusual += bool(value) - bool(self._tracing)
+            self._tracing = value
+
     trace_since = 0  # the first recording number of the trace's own values
     depth = 0  # how many grad/vjp calls are running their function right now
     strict = False  # jit: a traced value may never become a Python value or an index
@@ -233,61 +265,72 @@ def _op_error(e: Exception, prim: P.Primitive, vals: Any) -> Exception:
 def _apply(prim: P.Primitive, args: tuple[Any, ...], kw: dict[str, Any]) -> Tensor:
     """Compute ``prim`` on the data of ``args`` and record it when a gradient may flow."""
     # One or two arguments are nearly every call: unrolled, they skip a list and a loop.
+    # ``a``/``b`` end as the tensor arguments (None for others), marked as read if recorded.
     n = len(args)
-    ta = tb = None  # the tensor arguments (marked as read if recorded)
     if n == 2:
         a, b = args
-        rg = False
         if isinstance(a, Tensor):
-            ta = a
             va = a._data
             rg = a.requires_grad
         else:
             va = int(a) if type(a) is Size else a
+            rg = False
+            a = None
         if isinstance(b, Tensor):
-            tb = b
             vb = b._data
-            rg = rg or b.requires_grad
+            if b.requires_grad:
+                rg = True
         else:
             vb = int(b) if type(b) is Size else b
+            b = None
         vals: Any = (va, vb)
+        try:  # positional: cheaper than unpacking *vals
+            out = prim.fun(va, vb, **kw) if kw else prim.fun(va, vb)
+        except (ValueError, TypeError, IndexError) as e:
+            raise _op_error(e, prim, vals) from e
     elif n == 1 and isinstance(args[0], Tensor):
-        ta = args[0]
-        vals = (ta._data,)
-        rg = ta.requires_grad
+        a = args[0]
+        b = None
+        va = a._data
+        vals = (va,)
+        rg = a.requires_grad
+        try:
+            out = prim.fun(va, **kw) if kw else prim.fun(va)
+        except (ValueError, TypeError, IndexError) as e:
+            raise _op_error(e, prim, vals) from e
     else:
         rg = False
         vals = []
-        for a in args:
-            if isinstance(a, Tensor):
-                vals.append(a._data)
-                if a.requires_grad:
+        for x in args:
+            if isinstance(x, Tensor):
+                vals.append(x._data)
+                if x.requires_grad:
                     rg = True
-            elif type(a) is Size:
-                vals.append(int(a))
+            elif type(x) is Size:
+                vals.append(int(x))
             else:
-                vals.append(a)
+                vals.append(x)
         vals = tuple(vals)
         n = 0  # mark the inputs in a loop below
-    try:
-        if kw:
+        a = b = None
+        try:
             out = prim.fun(*vals, **kw)
-        elif n == 2:
-            out = prim.fun(va, vb)  # positional: cheaper than unpacking *vals
-        else:
-            out = prim.fun(*vals)
-    except (ValueError, TypeError, IndexError) as e:
-        raise _op_error(e, prim, vals) from e
-    if type(out) is not numpy.ndarray and not isinstance(out, numpy.generic):
+        except (ValueError, TypeError, IndexError) as e:
+            raise _op_error(e, prim, vals) from e
+    if type(out) is not _ndarray and not isinstance(out, _generic):
         _check_result(out, prim, args)
     t = _new(Tensor)
     t._data = out
     t.grad = t._name = t._pending = None
     t._used = 0
-    state = _state
-    enabled = state.enabled
-    if (rg and enabled) or state.tracing:
-        req = t.requires_grad = rg and enabled and not prim.nondiff
+    if not _unusual:  # this thread records, and traces nothing (the common case)
+        record = rg
+    else:
+        state = _state
+        record = (rg and state.enabled) or state.tracing
+        rg = rg and state.enabled
+    if record:
+        req = t.requires_grad = rg and not prim.nondiff
         if req and not prim.complex_ready:
             _refuse_complex(prim, out, vals)
         t._prim = prim
@@ -295,14 +338,14 @@ def _apply(prim: P.Primitive, args: tuple[Any, ...], kw: dict[str, Any]) -> Tens
         t._vals = vals
         t._kw = kw
         t._seq = next(_counter)
-        if ta is not None:
-            ta._used += 1
-        if tb is not None:
-            tb._used += 1
+        if a is not None:
+            a._used += 1
+        if b is not None:
+            b._used += 1
         if n == 0:
-            for a in args:
-                if isinstance(a, Tensor):
-                    a._used += 1
+            for x in args:
+                if isinstance(x, Tensor):
+                    x._used += 1
     else:
         t.requires_grad = False
         t._prim = t._args = t._vals = t._kw = None
@@ -513,7 +556,7 @@ def _nondiff(prim: P.Primitive, args: tuple[Any, ...], kw: dict[str, Any]) -> An
             "numpy.sign of complex values is z / |z|, which has a gradient (unlike the real "
             "sign): write it as z / numpy.abs(z) (numpy.where(z == 0, 0, ...) at zero)"
         )
-    if _state.tracing:
+    if _unusual and _state.tracing:
         if all(not isinstance(v, (list, tuple, dict)) for v in args):
             return _apply(prim, args, kw)
         if flatten_tensors(args):  # computing it now would freeze today's values
@@ -541,7 +584,7 @@ def _binary(prim: P.Primitive, a: Any, b: Any) -> Any:
 
 
 def _compare(uf: numpy.ufunc, a: Any, b: Any) -> Any:
-    if _state.tracing:
+    if _unusual and _state.tracing:
         return _apply(P.NONDIFF_UFUNCS[uf], (a, b), _EMPTY)
     return uf(a._data if isinstance(a, Tensor) else a, b._data if isinstance(b, Tensor) else b)
 
@@ -768,7 +811,7 @@ class Tensor(Node):
             _state.frozen.append(f"an array of shape {self._data.shape}")
             data = numpy.asarray(self._data)
             return data if dtype is None else data.astype(dtype, copy=False)
-        if _state.tracing:
+        if _unusual and _state.tracing:
             raise TracerBoolError(
                 "a traced tensor was converted to a plain NumPy array; inside chainrule.jit "
                 "or chainrule.explain that would freeze today's values into the recording. "
@@ -885,7 +928,7 @@ class Tensor(Node):
         return f"tensor({body}{extra})"
 
     def _concrete(self, what: str) -> Any:
-        if _state.tracing:
+        if _unusual and _state.tracing:
             raise TracerBoolError(
                 f"{what} of a traced tensor: Python control flow cannot depend on values inside "
                 "chainrule.jit or chainrule.explain (the recording follows one path). Use "
@@ -942,7 +985,7 @@ class Tensor(Node):
         Inside ``jit`` and ``explain`` it is a recorded stop: the values follow new inputs and
         no gradient flows through it.
         """
-        if _state.tracing:
+        if _unusual and _state.tracing:
             return _apply(P.stop_gradient, (self,), _EMPTY)
         return _leaf(self._data, False)
 
@@ -1119,14 +1162,14 @@ class Tensor(Node):
     # fmt: on
 
     def __invert__(self) -> Any:
-        if _state.tracing:
+        if _unusual and _state.tracing:
             return _apply(P.NONDIFF_UFUNCS[numpy.invert], (self,), _EMPTY)
         return ~self._data
 
     # --- indexing ---------------------------------------------------------------------------
 
     def __getitem__(self, index: Any) -> Tensor:
-        if _state.tracing:
+        if _unusual and _state.tracing:
             dynamic = _dynamic_index(index)
             if dynamic is not None:
                 template, arrays = dynamic

@@ -203,7 +203,8 @@ def _value_and_grad(
         if nums is None:
             nums = known[len(args)] = _argnums(argnums, len(args), fname)
         enabled = _state.enabled  # enable_grad(), without a context manager object per call
-        _state.enabled = True
+        if not enabled:
+            _state.enabled = True
         dropped = _state.dropped
         try:
             result, variables, treedefs, nested = _trace_call(fun, args, kwargs, nums, fname)
@@ -211,7 +212,8 @@ def _value_and_grad(
             flat = [v for vs in variables for v in vs]
             grads = _gradients(out, flat, nested, fname, _state.dropped != dropped)
         finally:
-            _state.enabled = enabled
+            if not enabled:
+                _state.enabled = enabled
         if all(td is None for td in treedefs):  # a single array (leaf) per argument
             per_arg = grads
         else:
