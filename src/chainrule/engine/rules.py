@@ -862,6 +862,8 @@ defvjp(P.logdet, _logdet_vjp)
 
 defvjp(P.sum_, lambda g, out, x, axis, keepdims: _unreduce(g, x.shape, axis, keepdims))
 def _size(x: Any, axis: Any) -> int:
+    if axis is None and type(x) is numpy.ndarray:  # the mean of a loss: every element
+        return x.size
     n = _count(x.shape, axis)
     return n if isinstance(x, numpy.ndarray) else Size(n, x, axis)
 

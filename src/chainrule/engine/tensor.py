@@ -33,6 +33,7 @@ __all__ = ["Tensor", "tensor", "no_grad", "enable_grad", "is_grad_enabled", "Tra
 _new = object.__new__
 _ndarray = numpy.ndarray
 _generic = numpy.generic
+_UFUNCS = P.UFUNCS
 _EMPTY: dict[str, Any] = {}
 
 
@@ -719,6 +720,10 @@ class Tensor(Node):
     # --- the NumPy protocols ----------------------------------------------------------------
 
     def __array_ufunc__(self, ufunc: numpy.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        if method == "__call__" and not kwargs:  # numpy.maximum(0, z): the common case first
+            prim = _UFUNCS.get(ufunc)
+            if prim is not None:
+                return _apply(prim, inputs, _EMPTY)
         if method != "__call__":
             f = P.UFUNC_METHODS.get((ufunc, method))
             if f is None:
