@@ -94,3 +94,40 @@ def test_the_weight_gradient_of_a_product_in_either_spelling(shape):
         rng.standard_normal((k, n))
     )
     numpy.testing.assert_allclose(gb, a.T @ g, rtol=1e-12, atol=1e-12)
+
+
+VIEWS = {  # a matrix of shape (r, c) taken from an (r, 2c) array, as a program takes it
+    "C": lambda x: x[:, : x.shape[1] // 2].copy(),
+    "T": lambda x: x[:, : x.shape[1] // 2].copy().T.copy().T,  # (F-ordered)
+    "columns": lambda x: x[:, : x.shape[1] // 2],  # X[:, :k]
+    "strided": lambda x: x[:, ::2],  # X[:, ::2]
+}
+
+
+@pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64])
+@pytest.mark.parametrize(("va", "vb"), list(itertools.product(VIEWS, VIEWS)))
+def test_an_eager_product_of_two_matrices_has_jits_bits_and_the_right_values(va, vb, dtype):
+    # eager a @ b runs the primitive's function, which spells small products as a.dot(b), as
+    # jit's code does; on views neither contiguous way NumPy's matmul may round otherwise, so
+    # the reference is a float64 product (to rounding) and jit (bit for bit)
+    rng = numpy.random.default_rng(7)
+
+    def f(x, y):
+        return VIEWS[va](x) @ VIEWS[vb](y)
+
+    for m, k, n in [(16, 32, 32), (1, 6, 6), (5, 1, 7), (64, 64, 64)]:
+        x = rng.standard_normal((m, 2 * k)).astype(dtype)
+        y = rng.standard_normal((k, 2 * n)).astype(dtype)
+        eager = f(cr.tensor(x), cr.tensor(y)).numpy()
+        jitted = cr.jit(f)(x, y)
+        assert eager.dtype == dtype and eager.shape == (m, n)
+        assert numpy.array_equal(eager, jitted)
+        want = f(x.astype(numpy.float64), y.astype(numpy.float64))
+        tol = 1e-12 if dtype == numpy.float64 else 2e-5
+        numpy.testing.assert_allclose(eager, want, rtol=tol, atol=tol * abs(want).max())
+
+
+def test_a_product_of_mismatched_matrices_says_which_shapes():
+    a, b = cr.tensor(numpy.ones((2, 3)), requires_grad=True), cr.tensor(numpy.ones((4, 5)))
+    with pytest.raises(ValueError, match=r"matmul.*\(2, 3\).*\(4, 5\)"):
+        a @ b

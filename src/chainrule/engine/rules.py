@@ -364,15 +364,36 @@ defvjp(P.where, None,
 # ---------------------------------------------------------------------------------------------
 
 
-def _plain_2d(g: Any, a: Any, b: Any) -> bool:
-    """Plain arrays (no recording) and a product of two matrices: ndarray.dot is the cheapest."""
+def _products(
+    da_rest: Callable[..., Any], db_rest: Callable[..., Any], name: str
+) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """The rules of a product (``matmul``, ``dot``): the case of two plain matrices written
+    once, for both (they are the hottest rules), and the rest of each product's own rules.
+
+    Two matrices: ``g @ b.T`` and ``a.T @ g``, spelled ``.dot`` where that is the faster call
+    (:func:`chainrule.engine.primitives.dot_is_faster`, inlined; jit's code spells it alike).
+    """
     nd = numpy.ndarray
-    return type(g) is nd and type(a) is nd and type(b) is nd and a.ndim == 2 and b.ndim == 2
+
+    def da(g: Any, out: Any, a: Any, b: Any) -> Any:
+        if type(g) is nd and type(a) is nd and type(b) is nd and a.ndim == 2 and b.ndim == 2:
+            if g.size * b.shape[0] <= P.SMALL_PRODUCT or g.shape[1] == 1:  # (m, n, k)
+                return g.dot(b.T)
+            return g @ b.T
+        return da_rest(g, out, a, b)
+
+    def db(g: Any, out: Any, a: Any, b: Any) -> Any:
+        if type(g) is nd and type(a) is nd and type(b) is nd and a.ndim == 2 and b.ndim == 2:
+            if a.size * g.shape[1] <= P.SMALL_PRODUCT or a.shape[0] == 1:  # (k, m, n)
+                return a.T.dot(g)
+            return a.T @ g
+        return db_rest(g, out, a, b)
+
+    da.__name__, db.__name__ = f"_{name}_da", f"_{name}_db"
+    return da, db
 
 
 def _matmul_da(g: Any, out: Any, a: Any, b: Any) -> Any:
-    if _plain_2d(g, a, b):              # the cheaper spelling of the same product
-        return g.dot(b.T) if P.dot_is_faster(g.shape[0], g.shape[1], b.shape[0]) else g @ b.T
     if a.ndim == 2 and b.ndim == 2:
         return g @ b.T
     if b.ndim == 1:
@@ -385,8 +406,6 @@ def _matmul_da(g: Any, out: Any, a: Any, b: Any) -> Any:
 
 
 def _matmul_db(g: Any, out: Any, a: Any, b: Any) -> Any:
-    if _plain_2d(g, a, b):
-        return a.T.dot(g) if P.dot_is_faster(a.shape[1], a.shape[0], g.shape[1]) else a.T @ g
     if a.ndim == 2 and b.ndim == 2:
         return a.T @ g
     if a.ndim == 1:
@@ -399,7 +418,7 @@ def _matmul_db(g: Any, out: Any, a: Any, b: Any) -> Any:
     return P.matmul(_mT(a), g)
 
 
-defvjp(P.matmul, _matmul_da, _matmul_db)
+defvjp(P.matmul, *_products(_matmul_da, _matmul_db, "matmul"))
 
 
 def _tensordot_da(g: Any, out: Any, a: Any, b: Any, axes: Any) -> Any:
@@ -431,37 +450,22 @@ def _dot_axes(a: Any, b: Any) -> tuple[tuple[int, ...], tuple[int, ...]]:
 
 
 def _dot_da(g: Any, out: Any, a: Any, b: Any) -> Any:
-    nd = numpy.ndarray                  # _plain_2d, inlined: this is the hottest rule
-    if type(g) is nd and type(a) is nd and type(b) is nd and a.ndim == 2 and b.ndim == 2:
-        # primitives.dot_is_faster(m, n, k), inlined: this is the hottest rule
-        if g.size * b.shape[0] <= P.SMALL_PRODUCT or g.shape[1] == 1:
-            return g.dot(b.T)
-        return g @ b.T
     if numpy.ndim(a) == 0 or numpy.ndim(b) == 0:  # t.dot(2.0): a product with a scalar
         return g * b
-    if a.ndim == 2 and b.ndim == 2:
-        return g @ b.T
     if a.ndim <= 2 and b.ndim <= 2:
         return _matmul_da(g, out, a, b)
     return _tensordot_da(g, out, a, b, _dot_axes(a, b))
 
 
 def _dot_db(g: Any, out: Any, a: Any, b: Any) -> Any:
-    nd = numpy.ndarray
-    if type(g) is nd and type(a) is nd and type(b) is nd and a.ndim == 2 and b.ndim == 2:
-        if a.size * g.shape[1] <= P.SMALL_PRODUCT or a.shape[0] == 1:  # dot_is_faster(k, m, n)
-            return a.T.dot(g)
-        return a.T @ g
     if numpy.ndim(a) == 0 or numpy.ndim(b) == 0:
         return g * a
-    if a.ndim == 2 and b.ndim == 2:
-        return a.T @ g
     if a.ndim <= 2 and b.ndim <= 2:
         return _matmul_db(g, out, a, b)
     return _tensordot_db(g, out, a, b, _dot_axes(a, b))
 
 
-defvjp(P.dot, _dot_da, _dot_db)
+defvjp(P.dot, *_products(_dot_da, _dot_db, "dot"))
 
 
 def _inner_axes(a: Any, b: Any) -> tuple[tuple[int, ...], tuple[int, ...]]:
