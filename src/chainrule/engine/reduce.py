@@ -54,12 +54,15 @@ def own_route(shape: tuple[int, ...], dtype: Any, axis: int) -> bool:
     """
     nd = len(shape)
     ax = axis + nd if axis < 0 else axis
-    if not 0 <= ax < nd or numpy.dtype(dtype).kind != "f" or math.prod(shape) < _MIN_SIZE:
+    if not 0 <= ax < nd:
         return False
     n = shape[ax]
+    # the shape first: it rules out nearly every call, and is the cheapest to look at
     if ax == nd - 1:
-        return 1 < n < _SHORT
-    return 1 < math.prod(shape[ax + 1 :]) < _SHORT and n > _SHORT
+        short = 1 < n < _SHORT
+    else:
+        short = 1 < math.prod(shape[ax + 1 :]) < _SHORT and n > _SHORT
+    return short and numpy.dtype(dtype).kind == "f" and math.prod(shape) >= _MIN_SIZE
 
 
 def add_reduce(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
@@ -67,8 +70,10 @@ def add_reduce(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     if (
         type(axis) is int
         and type(x) is numpy.ndarray
-        and x.flags.c_contiguous
+        and x.ndim
+        and x.shape[-1] < _SHORT  # (own_route needs a short last axis: the cheap part first)
         and own_route(x.shape, x.dtype, axis)
+        and x.flags.c_contiguous
     ):
         nd = x.ndim
         ax = axis + nd if axis < 0 else axis
