@@ -133,6 +133,20 @@ REFUSED = [
         lambda t: numpy.hsplit(t, 3), (2, 4), ValueError, [r"equal division"], id="hsplit-uneven"
     ),
     pytest.param(
+        lambda t: t.sum(axis=2),
+        (2, 3),
+        numpy.exceptions.AxisError,
+        [r"sum", r"axis 2"],
+        id="sum-method-axis",
+    ),
+    pytest.param(
+        lambda t: t.max(axis=-3),
+        (2, 3),
+        numpy.exceptions.AxisError,
+        [r"max", r"-3"],
+        id="max-method-axis",
+    ),
+    pytest.param(
         lambda t: numpy.rollaxis(t, 0, 4),
         (2, 3),
         numpy.exceptions.AxisError,

@@ -411,6 +411,12 @@ def _diagonal(
 
 
 def _check_shape(shape: Any, fname: str) -> tuple[int, ...]:
+    if type(shape) is tuple:  # the common case: a tuple of ints, checked without exceptions
+        for s in shape:
+            if type(s) is not int:
+                break
+        else:
+            return shape
     try:
         return (operator.index(shape),)
     except TypeError:
@@ -439,7 +445,7 @@ def resolve_shape(old: tuple[int, ...], new: tuple[int, ...]) -> tuple[int, ...]
         known = math.prod(n for n in new if n != -1)
         if new.count(-1) == 1 and known and size % known == 0:
             new = tuple(size // known if n == -1 else n for n in new)
-    if math.prod(new) != size or any(n < 0 for n in new):
+    if math.prod(new) != size or (new and min(new) < 0):
         raise ValueError(
             f"reshape: cannot reshape an array of size {size} (shape {old}) into shape {new}"
         )

@@ -177,6 +177,8 @@ def normalize_axis(axis: Any, ndim: int, fname: str) -> int | tuple[int, ...] | 
     """Return ``axis`` as None, a non-negative int, or a sorted tuple of them."""
     if axis is None:
         return None
+    if type(axis) is int and -ndim <= axis < ndim:  # the common case, without a call
+        return axis % ndim
     if isinstance(axis, (tuple, list)):
         out = tuple(sorted(_one_axis(a, ndim, fname) for a in axis))
         if len(set(out)) != len(out):
@@ -198,11 +200,13 @@ def _one_axis(axis: Any, ndim: int, fname: str) -> int:
 
 
 def _ndim(x: Any) -> int:
-    return numpy.ndim(x._data if hasattr(x, "_prim") else x)
+    d = x._data if hasattr(x, "_prim") else x
+    return d.ndim if type(d) is numpy.ndarray else numpy.ndim(d)  # (numpy.ndim: 0.4 us more)
 
 
 def _shape(x: Any) -> tuple[int, ...]:
-    return tuple(numpy.shape(x._data if hasattr(x, "_prim") else x))
+    d = x._data if hasattr(x, "_prim") else x
+    return d.shape if type(d) is numpy.ndarray else tuple(numpy.shape(d))
 
 
 def _no_out(fname: str, out: Any) -> None:

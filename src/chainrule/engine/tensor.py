@@ -607,6 +607,8 @@ def _dynamic_index(ix: Any) -> tuple[tuple[Any, ...], tuple[Any, ...]] | None:
 
 
 def _index(ix: Any) -> Any:
+    if type(ix) is int or type(ix) is slice:  # x[t], x[a:b]: nothing to unwrap or refuse
+        return ix
     if _state.strict and (
         isinstance(ix, Tensor)
         or (isinstance(ix, (tuple, list)) and any(isinstance(i, Tensor) for i in ix))
@@ -620,7 +622,10 @@ def _index(ix: Any) -> Any:
     if isinstance(ix, Tensor):
         return ix._data
     if isinstance(ix, tuple):
-        return tuple(i._data if isinstance(i, Tensor) else i for i in ix)
+        for i in ix:
+            if isinstance(i, Tensor):
+                return tuple(i._data if isinstance(i, Tensor) else i for i in ix)
+        return ix  # (a, b), (slice, None, ...): nothing to unwrap
     if isinstance(ix, list):
         return numpy.asarray(_unwrap(ix))
     return ix
@@ -1236,8 +1241,10 @@ class Tensor(Node):
         keepdims: bool = False,
         **kw: Any,
     ) -> Tensor:
-        if axis is None and dtype is None and out is None and not kw:  # binder skipped
-            return _apply(P.sum_, (self,), {"axis": None, "keepdims": bool(keepdims)})
+        if (axis is None or type(axis) is int) and dtype is None and out is None and not kw:
+            # the binder skipped (one axis or all of them, nothing else)
+            ax = P.normalize_axis(axis, self._data.ndim, "sum")
+            return _apply(P.sum_, (self,), {"axis": ax, "keepdims": bool(keepdims)})
         return _apply(*B.FUNCTIONS[numpy.sum](self, axis, dtype, out, keepdims, **kw))
 
     def mean(
@@ -1248,8 +1255,10 @@ class Tensor(Node):
         keepdims: bool = False,
         **kw: Any,
     ) -> Tensor:
-        if axis is None and dtype is None and out is None and not kw:  # binder skipped
-            return _apply(P.mean, (self,), {"axis": None, "keepdims": bool(keepdims)})
+        if (axis is None or type(axis) is int) and dtype is None and out is None and not kw:
+            # the binder skipped (one axis or all of them, nothing else)
+            ax = P.normalize_axis(axis, self._data.ndim, "mean")
+            return _apply(P.mean, (self,), {"axis": ax, "keepdims": bool(keepdims)})
         return _apply(*B.FUNCTIONS[numpy.mean](self, axis, dtype, out, keepdims, **kw))
 
     def prod(
@@ -1263,9 +1272,15 @@ class Tensor(Node):
         return _apply(*B.FUNCTIONS[numpy.prod](self, axis, dtype, out, keepdims, **kw))
 
     def max(self, axis: Any = None, out: Any = None, keepdims: bool = False, **kw: Any) -> Tensor:
+        if (axis is None or type(axis) is int) and out is None and not kw:  # binder skipped
+            ax = P.normalize_axis(axis, self._data.ndim, "max")
+            return _apply(P.amax, (self,), {"axis": ax, "keepdims": bool(keepdims)})
         return _apply(*B.FUNCTIONS[numpy.max](self, axis, None, out, keepdims, **kw))
 
     def min(self, axis: Any = None, out: Any = None, keepdims: bool = False, **kw: Any) -> Tensor:
+        if (axis is None or type(axis) is int) and out is None and not kw:  # binder skipped
+            ax = P.normalize_axis(axis, self._data.ndim, "min")
+            return _apply(P.amin, (self,), {"axis": ax, "keepdims": bool(keepdims)})
         return _apply(*B.FUNCTIONS[numpy.min](self, axis, None, out, keepdims, **kw))
 
     def var(
