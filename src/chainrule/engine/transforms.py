@@ -19,6 +19,7 @@ from typing import Any
 import numpy
 
 from . import primitives as P
+from . import tensor as _tensor
 from .graph import backward_pass, keeps, owned
 from .pytree import flatten, leaf_paths, tree_map, unflatten
 from .tensor import (
@@ -117,7 +118,7 @@ def _trace_call(
     # outer level may be differentiating a value this function receives as a constant argument
     # or closes over (grad(lambda x: grad(lambda y: x * y)(2.0))), and a plain array would cut
     # it off. Each level still differentiates only its own variables (explicit targets).
-    nested = _state.depth > 0 or _state.tracing
+    nested = _state.depth > 0 or (_tensor._unusual > 0 and _state.tracing)
     for i in nums:
         a = args[i]
         if type(a) is numpy.ndarray and a.dtype.kind == "f":  # the common case, first
@@ -202,7 +203,9 @@ def _value_and_grad(
         nums = known.get(len(args))
         if nums is None:
             nums = known[len(args)] = _argnums(argnums, len(args), fname)
-        enabled = _state.enabled  # enable_grad(), without a context manager object per call
+        # enable_grad(), without a context manager object per call (and without reading the
+        # thread's switches where no thread has any off)
+        enabled = _tensor._unusual == 0 or _state.enabled
         if not enabled:
             _state.enabled = True
         dropped = _state.dropped
@@ -302,6 +305,8 @@ def _gradients(
         if g is None:
             d = t._data  # a new array of zeros: nobody else holds it
             g = numpy.zeros(d.shape, d.dtype) if type(d) is ndarray else numpy.zeros_like(d)
+        elif type(g) is ndarray and g.base is None and id(g) not in seen:
+            seen.add(id(g))  # keeps()'s commonest case (a new array nobody holds), inline
         elif not keeps(g, seen):  # owned()'s common case (a new array), checked cheaply
             g = owned(g, seen)
         grads.append(g)
