@@ -698,7 +698,11 @@ CASES += [
     Case(
         "roots",
         lambda p: np.sort(np.roots(p).real),
-        [np.array([1.0, -6.0, 11.0, -6.0]) + normal(4) * 0.01],
+        # roots 1, 3 and 6: apart enough that a 5% change of the coefficients (the Hypothesis
+        # tests' perturbation) keeps them simple and the finite differences well conditioned
+        # (roots 1, 2, 3 came within 0.4 of each other there, and second-order differences
+        # missed by 1e-4)
+        [np.array([1.0, -10.0, 27.0, -18.0]) + normal(4) * 0.01],
     ),
 ]
 

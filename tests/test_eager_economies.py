@@ -356,3 +356,36 @@ def test_a_scalar_loss_seeded_with_a_numpy_scalar_gives_owned_arrays(dtype):
     x = cr.tensor(numpy.float64(3.0), requires_grad=True)  # the loss is the leaf itself
     x.backward()
     assert type(x.grad) is numpy.ndarray and x.grad.flags.writeable and float(x.grad) == 1.0
+
+
+# ---- x ** 2 computed by numpy.square ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [numpy.float16, numpy.float32, numpy.float64])
+@pytest.mark.parametrize("two", [2, 2.0])
+def test_a_float_array_squared_has_numpy_powers_values(dtype, two):
+    # the primitive's function takes numpy.square for x ** 2: the same correctly rounded x * x
+    # as numpy.power, at zeros of both signs, infinities, NaN, subnormals and overflow
+    rng = numpy.random.default_rng(3)
+    x = rng.standard_normal(2000) * 10.0 ** rng.integers(-40, 40, 2000)
+    specials = [0.0, -0.0, numpy.inf, -numpy.inf, numpy.nan, 5e-324, -3e-310, 1e200]
+    x = numpy.concatenate([x, specials])
+    with numpy.errstate(all="ignore"):
+        x = x.astype(dtype)
+        want = numpy.power(x, two)
+        got = (cr.tensor(x) ** two).numpy()
+        jitted = cr.jit(lambda v: v**two)(x)
+    assert got.dtype == want.dtype
+    assert numpy.array_equal(got, want, equal_nan=True)
+    assert numpy.array_equal(numpy.signbit(got), numpy.signbit(want))
+    assert numpy.array_equal(jitted, want, equal_nan=True)
+
+
+def test_squares_of_other_kinds_and_under_vmap_still_follow_numpy_power():
+    ints = numpy.array([-3, 0, 7])
+    assert numpy.array_equal((cr.tensor(ints) ** 2).numpy(), numpy.power(ints, 2))
+    z = numpy.array([1 + 2j, -0.5j])
+    assert numpy.array_equal((cr.tensor(z) ** 2).numpy(), numpy.power(z, 2))
+    xs = numpy.random.default_rng(4).standard_normal((5, 3))
+    got = cr.vmap(cr.grad(lambda v: (v**2).sum()))(xs)
+    numpy.testing.assert_allclose(got, 2 * xs, rtol=1e-15)

@@ -240,6 +240,18 @@ divide = _ufunc(numpy.divide)  # numpy.true_divide is the same ufunc object
 negative = _ufunc(numpy.negative)
 positive = _ufunc(numpy.positive)
 power = _ufunc(numpy.power)
+
+
+def _power_fun(x: Any, y: Any) -> Any:
+    # x ** 2 of a float array: numpy.square, the loop NumPy's own ``x ** 2`` takes, 0.2 us
+    # cheaper than numpy.power and the same bits (both are the correctly rounded x * x)
+    if (type(y) is int or type(y) is float) and y == 2 and type(x) is numpy.ndarray:
+        if x.dtype.kind == "f":
+            return numpy.square(x)
+    return numpy.power(x, y)
+
+
+power.fun = _power_fun
 float_power = _ufunc(numpy.float_power)
 square = _ufunc(numpy.square)
 sqrt = _ufunc(numpy.sqrt)

@@ -525,6 +525,7 @@ def _solve(
 
 
 _ELEMENTWISE = {
+    P.power,  # (its function is not the ufunc itself: primitives._power_fun)
     P.where,
     P.clip,
     P.astype,
