@@ -133,6 +133,13 @@ def _keep(v: Any, axis: Any, keepdims: bool) -> Any:
     """Re-insert reduced axes into a reduction's output so it broadcasts against its input."""
     if keepdims or axis is None:
         return v
+    if type(v) is numpy.ndarray:  # numpy.expand_dims's reshape, without its 1 us of Python
+        axes = (axis,) if type(axis) is int else tuple(axis)
+        nd = v.ndim + len(axes)
+        shape = list(v.shape)
+        for a in sorted(a % nd for a in axes):
+            shape.insert(a, 1)
+        return v.reshape(shape)
     return numpy.expand_dims(v, axis)
 
 
@@ -177,7 +184,9 @@ def _inverse(perm: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def _permute(x: Any, perm: tuple[int, ...]) -> Any:
-    return x if perm == tuple(range(len(perm))) else numpy.transpose(x, perm)
+    if perm == tuple(range(len(perm))):
+        return x
+    return x.transpose(perm) if type(x) is numpy.ndarray else numpy.transpose(x, perm)
 
 
 # The table below is laid out by hand: one rule per argument, aligned, reads best as a table.
@@ -544,7 +553,7 @@ defvjp(P.diagonal, _diagonal_vjp)
 # --- solving and inverting: X = A^-1 B, d(det A) = det A * A^-T, d(log|det A|) = A^-T ---------
 
 def _mT(x: Any) -> Any:
-    return numpy.swapaxes(x, -1, -2)
+    return x.swapaxes(-1, -2) if type(x) is numpy.ndarray else numpy.swapaxes(x, -1, -2)
 
 
 def _solve_vjp_b(g: Any, out: Any, a: Any, b: Any) -> Any:
