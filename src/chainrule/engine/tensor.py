@@ -14,7 +14,7 @@ import sys
 import threading
 import types
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import numpy
 
@@ -44,34 +44,29 @@ _unusual = 0
 _unusual_lock = threading.Lock()
 
 
+def _switch(slot: str, default: bool) -> Any:
+    """A per-thread switch (a property of ``_State``) whose setter keeps ``_unusual``, the
+    count of threads that have some switch away from its default."""
+
+    def get(self: Any) -> bool:
+        return cast(bool, getattr(self, slot))
+
+    def put(self: Any, value: bool) -> None:
+        global _unusual
+        with _unusual_lock:
+            _unusual += (bool(value) != default) - (bool(getattr(self, slot)) != default)
+            setattr(self, slot, value)
+
+    return property(get, put)
+
+
 class _State(threading.local):
     """Per-thread switches: is recording on, and is a trace (``explain``/``jit``) running."""
 
     _enabled = True
     _tracing = False
-
-    @property
-    def enabled(self) -> bool:
-        return self._enabled
-
-    @enabled.setter
-    def enabled(self, value: bool) -> None:
-        global _unusual
-        with _unusual_lock:
-            _unusual += (not value) - (not self._enabled)
-            self._enabled = value
-
-    @property
-    def tracing(self) -> bool:
-        return self._tracing
-
-    @tracing.setter
-    def tracing(self, value: bool) -> None:
-        global _unusual
-        with _unusual_lock:
-            _unusual += bool(value) - bool(self._tracing)
-            self._tracing = value
-
+    enabled = _switch("_enabled", True)
+    tracing = _switch("_tracing", False)
     trace_since = 0  # the first recording number of the trace's own values
     depth = 0  # how many grad/vjp calls are running their function right now
     strict = False  # jit: a traced value may never become a Python value or an index
@@ -119,7 +114,7 @@ def is_grad_enabled() -> bool:
     ...     print(cr.is_grad_enabled())
     False
     """
-    return _state.enabled
+    return bool(_state.enabled)
 
 
 class _GradMode(contextlib.ContextDecorator):
