@@ -50,7 +50,9 @@ NEP 50); gradients come back in their input's dtype.
 
 from __future__ import annotations
 
+import functools
 import importlib
+import itertools
 import math
 from collections.abc import Callable
 from typing import Any, Literal
@@ -914,12 +916,7 @@ def _extreme_window(g: Any, out: Any, x: Any, axis: Any, keepdims: bool) -> Any:
         moved = numpy.empty_like(out, dtype=g.dtype)  # runs in one order, never mixed ones
         moved[...] = g
         g = moved
-    entries = []
-    for offsets in numpy.ndindex(*(x.shape[a] for a in axes)):
-        where: list[Any] = [slice(None)] * nd
-        for a, k in zip(axes, offsets):
-            where[a] = k
-        entries.append(tuple(where))
+    entries = _window_entries(nd, axes, tuple(x.shape[a] for a in axes))
     hits = [x[index] == out for index in entries]
     ties = hits[0].astype(numpy.intp if x.dtype == numpy.float64 else x.dtype)
     for hit in hits[1:]:
@@ -929,6 +926,19 @@ def _extreme_window(g: Any, out: Any, x: Any, axis: Any, keepdims: bool) -> Any:
     for index, hit in zip(entries, hits):
         numpy.multiply(share, hit, out=grad[index])
     return grad
+
+
+@functools.lru_cache(maxsize=64)
+def _window_entries(nd: int, axes: tuple[int, ...], sizes: tuple[int, ...]) -> tuple[Any, ...]:
+    """The index of each window entry (``x[:, :, :, 0, :, 1]``), in NumPy's ``ndindex`` order
+    (the last axis fastest); the same few windows recur at every step of a training loop."""
+    entries = []
+    for offsets in itertools.product(*(range(n) for n in sizes)):
+        where: list[Any] = [slice(None)] * nd
+        for a, k in zip(axes, offsets):
+            where[a] = k
+        entries.append(tuple(where))
+    return tuple(entries)
 
 
 def _extreme_kink(fun: Callable[..., Any]) -> Callable[..., Any]:
