@@ -150,6 +150,7 @@ class _Writer:
             "doubled": _doubled,
             "leaf_term": leaf_term,
             "keeps": keeps,
+            "add": numpy.add,
             "end_term": end_term,
         }
 
@@ -357,6 +358,7 @@ def _compute(
                 else:
                     # keeps()'s commonest case inline: a new array that no leaf holds; then
                     # keeps() itself (a bias's gradient reshaped from the incoming one)
+                    # and leaf_term()'s later terms into a sum this walk made, in place
                     add = [
                         f"if {target}.grad is None and type(gi) is ndarray and gi.base is None "
                         "and (i := id(gi)) not in stored:",
@@ -364,12 +366,23 @@ def _compute(
                         f"    {target}.grad = gi",
                         f"elif {target}.grad is None and keeps(gi, stored):",
                         f"    {target}.grad = gi",
+                        f"elif {target} in summed:",
+                        f"    b = {target}.grad",
+                        "    add(b, gi, out=b)",
                         "else:",
                         f"    leaf_term({target}, gi, False, stored, summed)",
                     ]
             elif kind == _LEAF:
                 tail = f"True, g{k}, o, w0" if twice else "False, None, None, None"
                 add = [f"end_term(found, fresh, {target}, gi, {made}, {tail})"]
+                if not twice:  # end_term()'s later terms into an array this walk made, in place
+                    add = [
+                        f"p = found.get({target})",
+                        f"if p is not None and {target} in fresh:",
+                        "    p += gi",
+                        "else:",
+                        "    " + add[0],
+                    ]
             else:
                 add = _interior_term(m, state[m], made, twice, counted[m], k)
             if variadic[k]:
