@@ -767,7 +767,7 @@ class Tensor(Node):
                     f"numpy.{ufunc.__name__}: {sorted(kwargs)} are not supported "
                     "on chainrule tensors; use numpy.where to mask instead"
                 )
-        prim = P.UFUNCS.get(ufunc)
+        prim = _UFUNCS.get(ufunc)
         if prim is not None:
             return _apply(prim, inputs, _EMPTY)
         composite = C.COMPOSITES.get(ufunc)
