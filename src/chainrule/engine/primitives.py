@@ -33,6 +33,7 @@ import numpy
 
 from . import factors
 from .reduce import add_reduce, max_last, window_reduce, window_route
+from .scatter import add_at
 
 __all__ = [
     "Primitive",
@@ -243,12 +244,44 @@ power = _ufunc(numpy.power)
 
 
 def _power_fun(x: Any, y: Any) -> Any:
-    # x ** 2 of a float array: numpy.square, the loop NumPy's own ``x ** 2`` takes, 0.2 us
-    # cheaper than numpy.power and the same bits (both are the correctly rounded x * x)
-    if (type(y) is int or type(y) is float) and y == 2 and type(x) is numpy.ndarray:
-        if x.dtype.kind == "f":
-            return numpy.square(x)
+    """``x ** y``.  Of a float array: ``x ** 2`` is numpy.square, the loop NumPy's own
+    ``x ** 2`` takes (0.2 us cheaper than numpy.power, the same bits: both are the correctly
+    rounded x * x); a whole power ``x ** 3``, ``x ** -2``... is :func:`whole_power`.
+
+    >>> _power_fun(numpy.array([-2.0, 3.0]), 3)
+    array([-8., 27.])
+    """
+    if (type(y) is int or type(y) is float) and type(x) is numpy.ndarray:
+        if y == 2:
+            if x.dtype.kind == "f":
+                return numpy.square(x)
+        elif (y > 2 or y < -1) and (x.dtype.char == "f" or x.dtype.char == "d") and x.ndim:
+            if type(y) is int or y.is_integer():
+                return whole_power(x, y)
     return numpy.power(x, y)
+
+
+def whole_power(x: Any, n: float) -> Any:
+    """``x ** n`` for a float32/float64 array (not 0-d) and a whole ``n`` (not 0, 1, 2, -1), computed
+    from ``|x| ** n``: negated where ``x`` is negative and ``n`` odd.
+
+    Where NumPy computes powers with SVML (x86 CPUs with AVX-512), its loop sends every
+    negative ``x`` to a scalar fallback about 50x slower than the vector code (``h ** 3`` in a
+    GELU of 256k float32 values: 12.7 ms, against 0.3 ms from ``|h|``).  The result is NumPy's
+    own ``|x| ** n`` with the sign that pow gives a whole power: the same bits as NumPy for
+    ``x >= 0``, zeros and infinities of either sign, NaN and every ``x`` where NumPy's pow is
+    odd- or even-symmetric (everywhere without SVML); for negative ``x`` under SVML it can
+    differ from NumPy's fallback in the last bit (both are within one unit in the last place).
+    Overflow and underflow warn as NumPy's ``power`` does.
+
+    >>> whole_power(numpy.array([-2.0, 0.5, -numpy.inf]), -3)
+    array([-0.125,  8.   , -0.   ])
+    """
+    r = numpy.abs(x)
+    numpy.power(r, n, out=r)
+    if n % 2:
+        numpy.copysign(r, x, out=r)
+    return r
 
 
 power.fun = _power_fun
@@ -748,7 +781,7 @@ def _scatter_add(g: Any, index: Any, shape: tuple[int, ...], unique: bool) -> An
         if unique:
             out[index] = g
         else:
-            numpy.add.at(out, index, g)
+            add_at(out, index, g)
     except (TypeError, ValueError, NotImplementedError) as e:
         if on_host(g):
             raise
@@ -813,7 +846,7 @@ def _gather(x: Any, *ix: Any, template: tuple[Any, ...]) -> Any:
 
 def _scatter(g: Any, *ix: Any, template: tuple[Any, ...], shape: tuple[int, ...]) -> Any:
     out = numpy.zeros(shape, dtype=numpy.asarray(g).dtype)
-    numpy.add.at(out, fill_index(template, ix), g)
+    add_at(out, fill_index(template, ix), g)
     return out
 
 

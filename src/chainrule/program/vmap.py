@@ -25,6 +25,7 @@ import numpy
 
 from chainrule.engine import primitives as P
 from chainrule.engine.pytree import flatten, tree_map, unflatten
+from chainrule.engine.scatter import add_at
 from chainrule.engine.tensor import Tensor, _state
 
 from .ir import CONST, INPUT, Program, Value, build, optimize
@@ -497,7 +498,7 @@ def _scatter_dyn(
             return _loop(prim, vals, flags, kw, size)
         g = numpy.asarray(vals[0])
         out = numpy.zeros(shape, dtype=g.dtype)
-        numpy.add.at(out, index, _full(g, flags[0], size) if not flags[0] else g)
+        add_at(out, index, _full(g, flags[0], size) if not flags[0] else g)
         return out
     index = _index_prefix(P.fill_index(kw["template"], tuple(vals[1:])))
     return P._scatter_add(numpy.asarray(vals[0]), index, shape, False)

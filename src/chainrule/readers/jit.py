@@ -37,6 +37,7 @@ from chainrule.engine import primitives as P
 from chainrule.engine.primitives import pad_constant
 from chainrule.engine.pytree import flatten, leaf_reader, reader_source
 from chainrule.engine.reduce import add_reduce, window_reduce
+from chainrule.engine.scatter import add_at
 from chainrule.engine.tensor import Tensor, _state
 from chainrule.program.ir import Program, Value, build, optimize
 from chainrule.program.notation import Literals
@@ -599,10 +600,12 @@ def _compile_numpy(
         "_add_reduce": add_reduce,
         "_window_reduce": window_reduce,
         "_pad": pad_constant,
+        "_add_at": add_at,
         **consts,
     }
     namespace.update({name: prim.fun for prim, name in LINALG_CALLS.items()})
     namespace["_matmul"] = P.matmul.fun
+    namespace["_power"] = P.power.fun
     src = "\n".join(
         [f"def {name}({', '.join(params)}):"]
         + [f"    {c}" for c in body]

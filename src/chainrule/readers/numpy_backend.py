@@ -24,14 +24,19 @@ changes only the spelling, never the arithmetic:
   temporary last is computed as soon as it can be (:func:`hoist_masks`: the ReLU mask right
   after ``Z``, which ``maximum(0, Z)`` then overwrites);
 * NumPy's faster loops are chosen where its dispatch would miss them: ``dtype=`` for a float
-  times a boolean mask, and a constant row instead of a scalar in ``maximum(0, Z)``.
+  times a boolean mask, and a constant row instead of a scalar in ``maximum(0, Z)``; a scatter
+  (the gradient of ``E[tokens]``) calls the eager path's ``engine.scatter.add_at`` instead of
+  ``numpy.add.at``.
 
 Every one of these produces the bits the readable spelling produces.  One change of spelling
 is for sharing, not speed of a single call: ``solve``, ``inv``, ``det`` and ``slogdet`` call the
 primitives' own functions (:data:`LINALG_CALLS`), which share one LU factorisation per matrix
 (:mod:`chainrule.engine.factors`); their values are the eager path's, which agree with the
 readable ``numpy.linalg`` spelling to rounding (bit for bit where SciPy is not installed or the
-matrix is small).
+matrix is small).  Likewise a whole power of a float array (``h ** 3``, ``r2 ** -3``) calls
+the primitive's function (:func:`chainrule.engine.primitives.whole_power`, from ``|h|``: NumPy's
+``**`` is 50x slower on negative values where it computes with SVML), whose values are the eager
+path's; they can differ from the readable ``h ** 3`` in the last bit of negative elements.
 """
 
 from __future__ import annotations
@@ -240,6 +245,18 @@ class FastWriter(Writer):
         prim = v.prim
         if prim in LINALG_CALLS and not v.kw:
             return f"{LINALG_CALLS[prim]}({', '.join(self.ref(x)[0] for x in v.args)})", ATOM
+        if prim is P.power:
+            x, y = v.args
+            n = const_value(y) if is_const(y) and not isinstance(y, Size) else None
+            if (
+                isinstance(x, Value)
+                and type(n) in (int, float)
+                and (n > 2 or n < -1)
+                and float(n).is_integer()
+                and numpy.dtype(x.dtype).char in "fd"
+            ):  # a whole power: the eager path's function (engine.primitives.whole_power)
+                return f"_power({self.ref(x)[0]}, {n!r})", ATOM
+            return None
         if prim is P.matmul or prim is P.dot:
             a, b = v.args
             sa, sb = _shape(a), _shape(b)
@@ -455,7 +472,7 @@ class FastWriter(Writer):
         return found
 
     def lines(self) -> list[Line]:
-        base = super().lines()
+        base = [self._scatter_call(line) for line in super().lines()]
         self._last: dict[int, int] = {}
         self._viewed: set[int] = set()
         for stmt, line in enumerate(base):
@@ -480,6 +497,16 @@ class FastWriter(Writer):
                 code = (code or line.code) + [f"del {', '.join(gone)}"]
             out.append(line if code is None else Line(line.value, line.name, line.expr, code))
         return out
+
+    @staticmethod
+    def _scatter_call(line: Line) -> Line:
+        """A scatter's ``numpy.add.at(...)`` as ``_add_at(...)``
+        (:func:`chainrule.engine.scatter.add_at`: the same sums, on NumPy's fast loop where
+        the index allows, as the eager path computes them)."""
+        if line.value.prim is not P.scatter_add and line.value.prim is not P.scatter:
+            return line
+        code = [c.replace("numpy.add.at(", "_add_at(", 1) for c in line.code]
+        return Line(line.value, line.name, line.expr, code)
 
     def _frees_early(self, v: Value) -> bool:
         """Whether ``v``'s name is deleted right after the statement that reads it last.

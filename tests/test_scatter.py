@@ -1,0 +1,134 @@
+"""The gradient of reading by integer arrays (``E[tokens]``, ``U[users]``, ``logp[rows, y]``):
+``engine.scatter.add_at`` against ``numpy.add.at`` bit for bit, its fall-backs, and gradients
+against sums written out by hand."""
+
+from __future__ import annotations
+
+import numpy
+import pytest
+
+import chainrule as cr
+from chainrule.engine import scatter
+from chainrule.engine.scatter import add_at
+
+RNG = numpy.random.default_rng(11)
+
+
+def _both(shape, index, g, dtype=numpy.float64):
+    base = RNG.standard_normal(shape).astype(dtype)
+    want = base.copy()
+    numpy.add.at(want, index, g)
+    got = base.copy()
+    add_at(got, index, g)
+    return got, want
+
+
+CASES = [
+    # (out shape, index arrays' shapes and ranges) -- rows, rows by a 2-D index, elements by
+    # one array per axis (broadcast against each other), a 3-D array by one and by two arrays
+    ((500, 32), [((4000,), 500)]),
+    ((300, 16), [((40, 30), 300)]),
+    ((64, 40), [((2000,), 64), ((2000,), 40)]),
+    ((64, 40), [((40, 1), 64), ((1, 50), 40)]),
+    ((30, 20, 8), [((700,), 30)]),
+    ((30, 20, 8), [((300,), 30), ((300,), 20)]),
+    ((7, 5000), [((3,), 7)]),  # few rows, each longer than a chunk
+]
+
+
+@pytest.mark.parametrize("dtype", [numpy.float64, numpy.float32, numpy.complex128, numpy.int64])
+@pytest.mark.parametrize("case", range(len(CASES)))
+def test_add_at_is_numpy_add_at_bit_for_bit(case, dtype):
+    shape, spec = CASES[case]
+    # repeats on purpose (few distinct rows), negative indices from the end too
+    index = tuple(RNG.integers(-n, n, s) for s, n in spec)
+    bshape = numpy.broadcast_shapes(*(i.shape for i in index))
+    g = (RNG.standard_normal(bshape + shape[len(index):]) * 100).astype(dtype)
+    assert g.size >= scatter.MIN_SIZE  # the fast route is taken
+    got, want = _both(shape, index if len(index) > 1 else index[0], g, dtype)
+    assert got.tobytes() == want.tobytes()
+
+
+def test_the_order_of_the_terms_is_numpy_add_ats():
+    # terms of very different sizes at one position: any other order rounds differently
+    g = numpy.array([1e16, 1.0, -1e16, 1.0] * 400)[:, None] * numpy.ones((1, 4))
+    index = numpy.zeros(1600, dtype=numpy.intp)
+    got, want = _both((3, 4), index, g)
+    assert got.tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize(
+    "index, g",
+    [
+        ((slice(None), RNG.integers(0, 40, 60)), RNG.standard_normal((50, 60))),  # a slice first
+        (RNG.integers(0, 50, 2000), 1.5),  # a scalar g: broadcast
+        (RNG.integers(0, 50, 100), RNG.standard_normal((1, 40))),  # g broadcast along rows
+        (RNG.random(50) > 0.5, RNG.standard_normal(40)),  # a boolean mask
+        (RNG.integers(0, 50, 2000), RNG.standard_normal((2000, 40)).astype(numpy.float32)),
+    ],
+)
+def test_other_indices_and_values_are_numpy_add_at(index, g):
+    got, want = _both((50, 40), index, g)
+    assert got.tobytes() == want.tobytes()
+
+
+def test_an_index_out_of_range_raises_numpys_error():
+    out = numpy.zeros((50, 40))
+    for bad in (numpy.full(2000, 50), numpy.full(2000, -51)):
+        with pytest.raises(IndexError):
+            add_at(out, bad, numpy.ones((2000, 40)))
+    # one past the end of the last axis would be the next row's first element if not refused
+    for bad in (numpy.full(2000, 40), numpy.full(2000, -41)):
+        with pytest.raises(IndexError):
+            add_at(out, (numpy.zeros(2000, dtype=int), bad), numpy.ones(2000))
+    assert not out.any()
+
+
+def test_gradient_of_an_embedding_read_against_a_sum_by_hand():
+    E = RNG.standard_normal((50, 32))
+    idx = RNG.integers(0, 50, (20, 10))  # 200 reads of 50 rows: repeats
+    W = RNG.standard_normal((20, 10, 32))
+    got = cr.grad(lambda E: (E[idx] * W).sum())(E)
+    want = numpy.zeros_like(E)
+    for k in numpy.ndindex(idx.shape):  # every read's weights added to its row
+        want[idx[k]] += W[k]
+    numpy.testing.assert_allclose(got, want, rtol=1e-14, atol=1e-14)
+
+
+def test_gradient_of_a_factorisation_against_a_sum_by_hand():
+    U, V = RNG.standard_normal((40, 8)), RNG.standard_normal((30, 8))
+    ui, vi, r = RNG.integers(0, 40, 600), RNG.integers(0, 30, 600), RNG.standard_normal(600)
+
+    def loss(U, V):
+        return (((U[ui] * V[vi]).sum(axis=1) - r) ** 2).sum()
+
+    gU, gV = cr.grad(loss, argnums=(0, 1))(U, V)
+    wU, wV = numpy.zeros_like(U), numpy.zeros_like(V)
+    for k in range(600):
+        e = 2 * (U[ui[k]] @ V[vi[k]] - r[k])
+        wU[ui[k]] += e * V[vi[k]]
+        wV[vi[k]] += e * U[ui[k]]
+    numpy.testing.assert_allclose(gU, wU, rtol=1e-12, atol=1e-12)
+    numpy.testing.assert_allclose(gV, wV, rtol=1e-12, atol=1e-12)
+    # jit's code and vmap reach the same function: the eager gradients bit for bit
+    jU, jV = cr.jit(cr.grad(loss, argnums=(0, 1)))(U, V)
+    assert jU.tobytes() == gU.tobytes() and jV.tobytes() == gV.tobytes()
+    Us = numpy.stack([U, 2 * U])
+    vU = cr.vmap(cr.grad(lambda U: loss(U, V)))(Us)
+    assert vU[0].tobytes() == gU.tobytes()
+
+
+def test_pairs_of_index_arrays_with_a_label_gather():
+    # logp[rows, y] (the cross-entropy gather), above the size where the fast route starts
+    logits = RNG.standard_normal((2048, 10))
+    y = RNG.integers(0, 10, 2048)
+    rows = numpy.arange(2048)
+
+    def loss(z):
+        return -(z[rows, y] * 1.5).sum() + (z[rows, y] ** 2).sum()
+
+    z = logits
+    got = cr.grad(loss)(z)
+    want = numpy.zeros_like(z)
+    want[rows, y] = -1.5 + 2 * z[rows, y]  # distinct positions: one term each
+    numpy.testing.assert_allclose(got, want, rtol=1e-15)
