@@ -225,3 +225,37 @@ def test_the_jit_of_a_small_cnn_follows_the_eager_path(backend):
     assert float(jvalue) == pytest.approx(float(value), rel=1e-12)
     for a, b in zip(jgrads, grads):
         numpy.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("mode", ["edge", "reflect", "symmetric", "wrap"])
+@pytest.mark.parametrize("width", [2, ((1, 3), (0, 2)), ((0, 0), (7, 1)), ((4, 0), (0, 0))])
+def test_numpy_pad_copying_modes_values_and_gradients(mode, width):
+    # numpy.pad's modes that copy the array's own elements: NumPy's values bit for bit, the
+    # gradient of each input element the sum of the weights of every copy of it (by hand)
+    x = RNG.standard_normal((4, 5))
+    t = cr.tensor(x, requires_grad=True)
+    y = numpy.pad(t, width, mode=mode)
+    assert y.numpy().tobytes() == numpy.pad(x, width, mode=mode).tobytes()
+    w = RNG.standard_normal(y.shape)
+    (y * w).sum().backward()
+    rows = [numpy.pad(numpy.arange(n), wd, mode=mode)
+            for n, wd in zip(x.shape, numpy.broadcast_to(numpy.asarray(width), (2, 2)))]
+    want = numpy.zeros_like(x)
+    for i, r in enumerate(rows[0]):
+        for j, c in enumerate(rows[1]):
+            want[r, c] += w[i, j]
+    numpy.testing.assert_allclose(t.grad, want, rtol=1e-14, atol=1e-14)
+    # jit and vmap of the same padding agree with the eager gradient
+    f = cr.grad(lambda v: (numpy.pad(v, width, mode=mode) * w).sum())
+    numpy.testing.assert_array_equal(cr.jit(f)(x), t.grad)
+    vs = numpy.stack([x, -x])
+    numpy.testing.assert_allclose(cr.vmap(f)(vs)[1], t.grad, rtol=1e-15)
+
+
+def test_numpy_pad_modes_without_a_rule_say_what_is_supported():
+    t = cr.tensor(numpy.ones((3, 3)), requires_grad=True)
+    for kw in ({"mode": "mean"}, {"mode": "linear_ramp"}, {"mode": "reflect", "reflect_type": "odd"}):
+        with pytest.raises(TypeError, match="'edge', 'reflect', 'symmetric' and 'wrap'"):
+            numpy.pad(t, 1, **kw)
+    with pytest.raises(TypeError, match="unexpected arguments"):
+        numpy.pad(t, 1, mode="edge", constant_values=2.0)

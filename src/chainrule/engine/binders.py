@@ -40,6 +40,7 @@ from .primitives import (
     fftn,
     flip,
     gather,
+    getitem,
     i0,
     ifftn,
     imag,
@@ -603,20 +604,35 @@ def _repeat(
     return repeat, (a,), {"repeats": reps, "axis": _one_axis(axis, _ndim(a), "repeat")}
 
 
+# numpy.pad's modes that copy elements of the array itself: the padded array is the array read
+# at an index (numpy.pad of each axis's positions), so its gradient is indexing's.
+_COPYING_PADS = ("edge", "reflect", "symmetric", "wrap")
+
+
 @_binds(numpy.pad)
 def _pad(
     array: Any, pad_width: Any, mode: str = "constant", **kwargs: Any
 ) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
-    if mode != "constant":
+    if mode != "constant" and (
+        mode not in _COPYING_PADS or kwargs.get("reflect_type", "even") != "even"
+    ):
+        how = f"mode={mode!r}" + (", reflect_type='odd'" if mode in _COPYING_PADS else "")
         raise TypeError(
-            f"numpy.pad: mode={mode!r} has no gradient rule; only "
-            "mode='constant' is supported on chainrule tensors"
+            f"numpy.pad: {how} has no gradient rule in chainrule; the modes 'constant', "
+            "'edge', 'reflect', 'symmetric' and 'wrap' (reflect_type='even') are supported on "
+            "tensors. Pad t.detach() if no gradient should flow through the padding"
         )
     nd = _ndim(array)
     width = tuple(
         tuple(int(w) for w in row)
         for row in numpy.broadcast_to(numpy.asarray(pad_width, dtype=int), (nd, 2))
     )
+    if mode != "constant":
+        extra = sorted(set(kwargs) - {"reflect_type"})
+        if extra:
+            raise TypeError(f"numpy.pad: unexpected arguments {extra} for mode={mode!r}")
+        rows = [numpy.pad(numpy.arange(n), w, mode=mode) for n, w in zip(_shape(array), width)]
+        return getitem, (array,), {"index": numpy.ix_(*rows)}
     cv = kwargs.pop("constant_values", 0)
     if kwargs:
         raise TypeError(f"numpy.pad: unexpected arguments {sorted(kwargs)}")

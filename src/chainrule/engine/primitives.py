@@ -262,8 +262,8 @@ def _power_fun(x: Any, y: Any) -> Any:
 
 
 def whole_power(x: Any, n: float) -> Any:
-    """``x ** n`` for a float32/float64 array (not 0-d) and a whole ``n`` (not 0, 1, 2, -1), computed
-    from ``|x| ** n``: negated where ``x`` is negative and ``n`` odd.
+    """``x ** n`` for a float32/float64 array (not 0-d) and a whole ``n`` (not 0, 1, 2, -1),
+    computed from ``|x| ** n``: negated where ``x`` is negative and ``n`` odd.
 
     Where NumPy computes powers with SVML (x86 CPUs with AVX-512), its loop sends every
     negative ``x`` to a scalar fallback about 50x slower than the vector code (``h ** 3`` in a

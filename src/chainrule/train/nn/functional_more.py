@@ -81,18 +81,17 @@ def pad(input: Any, pad: Any, mode: str = "constant", value: float = 0.0) -> Any
             left, right, n = max(left, 0), max(right, 0), len(keep)
         if left == right == 0:
             continue
-        if mode == "constant":
-            widths = [(0, 0)] * len(shape)
-            widths[axis] = (left, right)
-            out = numpy.pad(out, widths, mode="constant", constant_values=value)
-            continue
         if mode == "reflect" and (left >= n or right >= n):
             raise ValueError(
                 f"pad: reflect padding ({left}, {right}) must be smaller than the axis size {n} "
                 f"(input shape {shape})"
             )
-        index = numpy.pad(numpy.arange(n), (left, right), mode=_MODES[mode])  # type: ignore[call-overload]
-        out = numpy.take(out, index, axis=axis)
+        widths = [(0, 0)] * len(shape)
+        widths[axis] = (left, right)
+        if mode == "constant":
+            out = numpy.pad(out, widths, mode="constant", constant_values=value)
+        else:  # numpy.pad's own modes, differentiated as the reads they are
+            out = numpy.pad(out, widths, mode=_MODES[mode])  # type: ignore[call-overload]
     return out
 
 
