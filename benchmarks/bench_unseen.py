@@ -12,7 +12,12 @@ Workloads (one training step: loss and the gradient of every parameter):
            conv3x3(8->16) + max-pool + relu, linear(64->10), softmax cross-entropy
            (``chainrule.nn.functional`` conv2d / max_pool2d / relu / log_softmax);
 * ``attention``  single-head self-attention block with a residual, batch 8, sequence 64,
-           width 64, float32, softmax over the keys, MSE to a target.
+           width 64, float32, softmax over the keys, MSE to a target;
+* ``embed``  bag-of-embeddings classifier: rows of a 5000x64 table read at 128x20 token ids,
+           averaged, a linear layer to 20 classes, softmax cross-entropy, float32 (the
+           gradient of the table is a scatter-add of 2560 rows);
+* ``gelu``  two-layer MLP with the tanh GELU (``h ** 3``), batch 128, 256-1024-256, float32,
+           MSE to a target (the hand-written step writes the cube as ``h * h * h``).
 
 Rows: ``numpy`` (forward + backward by hand, the reference), ``eager``
 (``chainrule.value_and_grad``), ``jit`` (``chainrule.jit`` of it, NumPy backend), ``jit-numba``
@@ -51,7 +56,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.normpath(os.path.join(HERE, "..", "src"))
-WORKLOADS = ("glm", "rnn", "gp", "lj", "cnn", "attention")
+WORKLOADS = ("glm", "rnn", "gp", "lj", "cnn", "attention", "embed", "gelu")
 IMPLS = ("numpy", "eager", "jit", "jit-numba", "jit-auto", "torch", "jax", "autograd")
 PEERS = ("torch", "jax", "autograd")
 LAM = 1e-3
@@ -93,6 +98,18 @@ def data(name: str) -> tuple[list[Any], list[Any]]:
         X = rng.standard_normal((8, 64, 64)).astype(f4)
         T = rng.standard_normal((8, 64, 64)).astype(f4)
         return [X, T], [(rng.standard_normal((64, 64)) / 8).astype(f4) for _ in range(4)]
+    if name == "embed":
+        E = (rng.standard_normal((5000, 64)) * 0.1).astype(f4)
+        W = (rng.standard_normal((64, 20)) * 0.1).astype(f4)
+        tokens = rng.integers(0, 5000, (128, 20))
+        Y = numpy.eye(20, dtype=f4)[rng.integers(0, 20, 128)]
+        return [tokens, Y], [E, W, numpy.zeros(20, f4)]
+    if name == "gelu":
+        X = rng.standard_normal((128, 256)).astype(f4)
+        T = rng.standard_normal((128, 256)).astype(f4)
+        W1 = (rng.standard_normal((256, 1024)) / 16).astype(f4)
+        W2 = (rng.standard_normal((1024, 256)) / 32).astype(f4)
+        return [X, T], [W1, numpy.zeros(1024, f4), W2, numpy.zeros(256, f4)]
     raise ValueError(name)
 
 
@@ -141,6 +158,21 @@ def attention_loss(Wq: Any, Wk: Any, Wv: Any, Wo: Any, X: Any, T: Any) -> Any:
     return (R * R).mean()
 
 
+def embed_loss(E: Any, W: Any, b: Any, tokens: Any, Y: Any) -> Any:
+    h = E[tokens].mean(axis=1)
+    z = h @ W + b
+    m = numpy.max(z, axis=1, keepdims=True)
+    lse = numpy.log(numpy.exp(z - m).sum(axis=1, keepdims=True)) + m
+    return -((z - lse) * Y).sum() / Y.shape[0]
+
+
+def gelu_loss(W1: Any, b1: Any, W2: Any, b2: Any, X: Any, T: Any) -> Any:
+    H = X @ W1 + b1
+    G = 0.5 * H * (1.0 + numpy.tanh(0.7978845608 * (H + 0.044715 * H**3)))
+    R = G @ W2 + b2 - T
+    return (R * R).mean()
+
+
 FORWARD: dict[str, Callable[..., Any]] = {
     "glm": glm_loss,
     "rnn": rnn_loss,
@@ -148,6 +180,8 @@ FORWARD: dict[str, Callable[..., Any]] = {
     "lj": lj_loss,
     "cnn": cnn_loss,
     "attention": attention_loss,
+    "embed": embed_loss,
+    "gelu": gelu_loss,
 }
 
 
@@ -283,6 +317,35 @@ def attention_numpy(Wq: Any, Wk: Any, Wv: Any, Wo: Any, X: Any, T: Any) -> tuple
     ]
 
 
+def embed_numpy(E: Any, W: Any, b: Any, tokens: Any, Y: Any) -> tuple[Any, list[Any]]:
+    n, k = tokens.shape
+    h = E[tokens].mean(axis=1)
+    z = h @ W + b
+    m = z.max(axis=1, keepdims=True)
+    e = numpy.exp(z - m)
+    s = e.sum(axis=1, keepdims=True)
+    loss = -((z - m - numpy.log(s)) * Y).sum() / n
+    dz = (e / s * Y.sum(axis=1, keepdims=True) - Y) / n
+    dh = (dz @ W.T) / k
+    dE = numpy.zeros_like(E)
+    numpy.add.at(dE, tokens.ravel(), numpy.repeat(dh, k, axis=0))  # one row per token read
+    return loss, [dE, h.T @ dz, dz.sum(axis=0)]
+
+
+def gelu_numpy(W1: Any, b1: Any, W2: Any, b2: Any, X: Any, T: Any) -> tuple[Any, list[Any]]:
+    c, a = numpy.float32(0.7978845608), numpy.float32(0.044715)
+    H = X @ W1 + b1
+    H2 = H * H
+    t = numpy.tanh(c * (H + a * (H2 * H)))
+    G = 0.5 * H * (1.0 + t)
+    R = G @ W2 + b2 - T
+    loss = (R * R).mean()
+    dR = R * numpy.float32(2.0 / R.size)
+    dH = dR @ W2.T
+    dH *= 0.5 * (1.0 + t) + 0.5 * H * (1.0 - t * t) * c * (1.0 + 3.0 * a * H2)
+    return loss, [X.T @ dH, dH.sum(axis=0), G.T @ dR, dR.sum(axis=0)]
+
+
 BY_HAND: dict[str, Callable[..., Any]] = {
     "glm": glm_numpy,
     "rnn": rnn_numpy,
@@ -290,6 +353,8 @@ BY_HAND: dict[str, Callable[..., Any]] = {
     "lj": lj_numpy,
     "cnn": cnn_numpy,
     "attention": attention_numpy,
+    "embed": embed_numpy,
+    "gelu": gelu_numpy,
 }
 
 
@@ -369,7 +434,11 @@ def _torch_step(name: str, nparams: int) -> tuple[Callable[..., Any], Callable[.
     tnp = types.SimpleNamespace(
         maximum=lambda a, b: torch.clamp(a, min=b),
         eye=lambda n: torch.eye(n, dtype=torch.float64),
-        **{k: getattr(torch, k) for k in ("tanh", "exp", "log1p", "abs", "reshape", "swapaxes")},
+        max=lambda x, axis, keepdims: torch.amax(x, dim=axis, keepdim=keepdims),
+        **{
+            k: getattr(torch, k)
+            for k in ("tanh", "exp", "log", "log1p", "abs", "reshape", "swapaxes")
+        },
         linalg=torch.linalg,
     )
     f = _rebind(FORWARD[name], numpy=tnp, F=torch.nn.functional)
@@ -419,7 +488,7 @@ def _close(got: Any, ref: Any, what: str) -> None:
 def fd_check(name: str) -> None:
     """The hand-written gradient against central finite differences (in float64)."""
     consts, params = data(name)
-    c64 = [numpy.asarray(c, numpy.float64) for c in consts]
+    c64 = [c if c.dtype.kind in "iu" else numpy.asarray(c, numpy.float64) for c in consts]
     p64 = [numpy.asarray(p, numpy.float64) for p in params]
     _, grads = BY_HAND[name](*p64, *c64)
     rng = numpy.random.default_rng(1)
