@@ -175,3 +175,45 @@ def test_out_into_a_tensor_is_a_recorded_write():
     y.grad = None
     f.sum().backward()
     numpy.testing.assert_allclose(y.grad, 2 * numpy.array([1.0, 2.0]))  # d/dy y^2
+
+
+# ---- running extremes: numpy.maximum.accumulate / minimum.accumulate --------------------------
+
+
+def _fd(f, x, eps=1e-6):
+    g = numpy.zeros_like(x)
+    for i in numpy.ndindex(x.shape):
+        up, down = x.copy(), x.copy()
+        up[i] += eps
+        down[i] -= eps
+        g[i] = (f(up) - f(down)) / (2 * eps)
+    return g
+
+
+@pytest.mark.parametrize("uf", [numpy.maximum, numpy.minimum])
+@pytest.mark.parametrize("axis", [0, 1, -1])
+def test_running_extremes_values_and_gradients(uf, axis):
+    rng = numpy.random.default_rng(8)
+    x = rng.standard_normal((7, 6))
+    w = rng.standard_normal((7, 6))
+
+    def f(v):
+        return (uf.accumulate(v, axis=axis) * w).sum()
+
+    t = cr.tensor(x, requires_grad=True)
+    y = uf.accumulate(t, axis=axis)
+    assert y.numpy().tobytes() == uf.accumulate(x, axis=axis).tobytes()
+    g = cr.grad(f)(x)
+    numpy.testing.assert_allclose(g, _fd(f, x), rtol=1e-7, atol=1e-9)
+    assert cr.jit(cr.grad(f))(x).tobytes() == g.tobytes()
+    numpy.testing.assert_allclose(cr.vmap(cr.grad(f))(numpy.stack([x, -x]))[1], cr.grad(f)(-x))
+
+
+def test_running_maximum_ties_and_nan_by_hand():
+    # the running value is kept on ties (the first of tied inputs is the maximum) and a NaN
+    # holds from where it appears: out = [1, 3, 3, 3, 5, nan, nan]
+    x = numpy.array([1.0, 3.0, 3.0, 2.0, 5.0, numpy.nan, 7.0])
+    g = cr.grad(lambda v: (numpy.maximum.accumulate(v) * numpy.arange(1.0, 8.0)).sum())(x)
+    numpy.testing.assert_array_equal(g, [1.0, 2 + 3 + 4, 0, 0, 5, 6 + 7, 0])
+    with pytest.raises(TypeError, match="out="):
+        numpy.maximum.accumulate(cr.tensor(x), out=numpy.empty(7))

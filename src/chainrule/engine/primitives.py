@@ -538,6 +538,29 @@ UFUNC_METHODS[numpy.multiply, "accumulate"] = lambda a, axis=0, dtype=None, out=
 )
 
 
+# The running maximum and minimum (numpy.maximum.accumulate): NumPy's own loop computes them;
+# the rule sends each output's gradient to the input where its running extreme was set.
+running_max = Primitive(
+    "maximum.accumulate", lambda x, axis: numpy.maximum.accumulate(x, axis=axis)
+)
+running_min = Primitive(
+    "minimum.accumulate", lambda x, axis: numpy.minimum.accumulate(x, axis=axis)
+)
+
+
+def _running(prim: Primitive, name: str) -> Callable[..., Any]:
+    def accumulate(a: Any, axis: Any = 0, dtype: Any = None, out: Any = None) -> Any:
+        _no_out(name, out)
+        if dtype is not None:
+            a = a.astype(dtype)
+        return prim(a, axis=_one_axis(axis, _ndim(a), name))
+
+    return accumulate
+
+
+UFUNC_METHODS[numpy.maximum, "accumulate"] = _running(running_max, "maximum.accumulate")
+UFUNC_METHODS[numpy.minimum, "accumulate"] = _running(running_min, "minimum.accumulate")
+
 norm = Primitive("linalg.norm", numpy.linalg.norm)
 
 # --- discrete Fourier transforms ----------------------------------------------------------------

@@ -1191,6 +1191,32 @@ def _along(indices: Any, axis: int, shape: tuple[int, ...]) -> tuple[Any, ...]:
 
 defvjp(P.take_along_axis, lambda g, out, x, indices, axis: P.scatter_add(
     g, _along(indices, axis, g.shape), x.shape, False))
+
+
+def _running_vjp(larger: bool) -> Callable[..., Any]:
+    """The rule of ``maximum.accumulate`` (``larger``) or ``minimum.accumulate``: each output's
+    gradient goes to the input where its running extreme was set.  NumPy's loop keeps the
+    running value ``a`` against the next input ``b`` where ``a >= b`` (``a <= b``) or ``a`` is
+    NaN, so among tied inputs the first one is the extreme (as ``maximum``'s own rule gives a
+    tie to its first argument), and a NaN holds from where it appears."""
+
+    def rule(g: Any, out: Any, x: Any, axis: int) -> Any:
+        n = x.shape[axis]
+        before = numpy.take(out, numpy.arange(-1, n - 1), axis=axis)  # position 0: a dummy
+        kept = (before >= x) if larger else (before <= x)
+        kept = kept | numpy.isnan(before)
+        pos = numpy.arange(n).reshape((-1,) + (1,) * (x.ndim - 1 - axis))
+        where_set = numpy.maximum.accumulate(numpy.where(kept, 0, pos), axis=axis)
+        # computed positions: an input of the scatter (a trace follows them, never freezes them)
+        template = tuple(P.Slot(0) if d == axis else numpy.arange(x.shape[d]).reshape(
+            (1,) * d + (-1,) + (1,) * (x.ndim - d - 1)) for d in range(x.ndim))
+        return P.scatter(g, where_set, template=template, shape=x.shape)
+
+    return rule
+
+
+defvjp(P.running_max, _running_vjp(True))
+defvjp(P.running_min, _running_vjp(False))
 defvjp(P.sort, lambda g, out, x, axis, kind: P.sort_unpermute(g, x, axis=axis),
        kink=lambda x, axis, kind: numpy.argsort(x, axis=axis, kind="stable"))
 defvjp(P.sort_permute, lambda g, out, v, x, axis: P.sort_unpermute(g, x, axis=axis), None)
