@@ -238,8 +238,10 @@ def test_numpy_pad_copying_modes_values_and_gradients(mode, width):
     assert y.numpy().tobytes() == numpy.pad(x, width, mode=mode).tobytes()
     w = RNG.standard_normal(y.shape)
     (y * w).sum().backward()
-    rows = [numpy.pad(numpy.arange(n), wd, mode=mode)
-            for n, wd in zip(x.shape, numpy.broadcast_to(numpy.asarray(width), (2, 2)))]
+    rows = [
+        numpy.pad(numpy.arange(n), wd, mode=mode)
+        for n, wd in zip(x.shape, numpy.broadcast_to(numpy.asarray(width), (2, 2)))
+    ]
     want = numpy.zeros_like(x)
     for i, r in enumerate(rows[0]):
         for j, c in enumerate(rows[1]):

@@ -432,19 +432,36 @@ def test_whole_powers_at_the_awkward_points_match_numpy(n, dtype):
     # and signs, and the same warnings (numpy.power's divide by zero / overflow)
     fi = numpy.finfo(dtype)
     x = numpy.array(
-        [0.0, -0.0, numpy.inf, -numpy.inf, numpy.nan, 1.0, -1.0, fi.max, -fi.max,
-         fi.tiny, -fi.tiny, fi.smallest_subnormal, -fi.smallest_subnormal, 1e-3, -1e3],
+        [
+            0.0,
+            -0.0,
+            numpy.inf,
+            -numpy.inf,
+            numpy.nan,
+            1.0,
+            -1.0,
+            fi.max,
+            -fi.max,
+            fi.tiny,
+            -fi.tiny,
+            fi.smallest_subnormal,
+            -fi.smallest_subnormal,
+            1e-3,
+            -1e3,
+        ],
         dtype,
     )
     with numpy.errstate(all="ignore"):
         want = numpy.power(x, n)
         got = (cr.tensor(x) ** n).numpy()
     assert numpy.array_equal(got, want, equal_nan=True)
-    assert numpy.array_equal(numpy.signbit(got[~numpy.isnan(got)]),
-                             numpy.signbit(want[~numpy.isnan(want)]))
+    assert numpy.array_equal(
+        numpy.signbit(got[~numpy.isnan(got)]), numpy.signbit(want[~numpy.isnan(want)])
+    )
     with numpy.errstate(all="raise"), pytest.raises(FloatingPointError):
         cr.tensor(numpy.array([0.0, 2.0], dtype)) ** -3 if n < 0 else (
-            cr.tensor(numpy.array([fi.max], dtype)) ** n)
+            cr.tensor(numpy.array([fi.max], dtype)) ** n
+        )
 
 
 def test_whole_powers_gradients_and_jit_agree_with_eager():

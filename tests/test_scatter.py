@@ -43,7 +43,7 @@ def test_add_at_is_numpy_add_at_bit_for_bit(case, dtype):
     # repeats on purpose (few distinct rows), negative indices from the end too
     index = tuple(RNG.integers(-n, n, s) for s, n in spec)
     bshape = numpy.broadcast_shapes(*(i.shape for i in index))
-    g = (RNG.standard_normal(bshape + shape[len(index):]) * 100).astype(dtype)
+    g = (RNG.standard_normal(bshape + shape[len(index) :]) * 100).astype(dtype)
     assert g.size >= scatter.MIN_SIZE  # the fast route is taken
     got, want = _both(shape, index if len(index) > 1 else index[0], g, dtype)
     assert got.tobytes() == want.tobytes()

@@ -631,7 +631,10 @@ def _pad(
         extra = sorted(set(kwargs) - {"reflect_type"})
         if extra:
             raise TypeError(f"numpy.pad: unexpected arguments {extra} for mode={mode!r}")
-        rows = [numpy.pad(numpy.arange(n), w, mode=mode) for n, w in zip(_shape(array), width)]
+        rows = [
+            numpy.pad(numpy.arange(n), w, mode=mode)  # type: ignore[call-overload]
+            for n, w in zip(_shape(array), width)
+        ]
         return getitem, (array,), {"index": numpy.ix_(*rows)}
     cv = kwargs.pop("constant_values", 0)
     if kwargs:

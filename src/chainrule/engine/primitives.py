@@ -256,7 +256,7 @@ def _power_fun(x: Any, y: Any) -> Any:
             if x.dtype.kind == "f":
                 return numpy.square(x)
         elif (y > 2 or y < -1) and (x.dtype.char == "f" or x.dtype.char == "d") and x.ndim:
-            if type(y) is int or y.is_integer():
+            if type(y) is int or float(y).is_integer():
                 return whole_power(x, y)
     return numpy.power(x, y)
 

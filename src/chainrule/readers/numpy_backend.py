@@ -250,7 +250,7 @@ class FastWriter(Writer):
             n = const_value(y) if is_const(y) and not isinstance(y, Size) else None
             if (
                 isinstance(x, Value)
-                and type(n) in (int, float)
+                and (type(n) is int or type(n) is float)
                 and (n > 2 or n < -1)
                 and float(n).is_integer()
                 and numpy.dtype(x.dtype).char in "fd"
