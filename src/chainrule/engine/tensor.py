@@ -223,6 +223,14 @@ def restore_reads(roots: Any) -> None:
         node._args = tuple(fixed)
 
 
+def restore_before_walk(root: Any) -> None:
+    """:func:`restore_reads` for a backward pass that runs inside a trace (``jit(grad(f))``,
+    ``vmap(grad(f))``): the reads of a value written in place later must reach the value they
+    read before the walk follows them, not only when the trace ends."""
+    if _unusual and _state.versions:
+        restore_reads(root)
+
+
 _READ_THEN_WRITTEN = (
     "in-place assignment into a tensor that recorded operations have already read: their "
     "gradients would be computed from the overwritten values. Assign into a copy first "
@@ -1063,6 +1071,7 @@ class Tensor(Node):
             else:
                 self.grad = seed if create_graph else numpy.array(seed)
             return
+        restore_before_walk(self)
         if not create_graph:
             backward_pass(self, seed, None, False, retain_graph)
             return

@@ -290,6 +290,7 @@ def _gradients(
         )
     seen: set[int] = set()  # the arrays handed out (ids): a second target gets a copy
     if isinstance(out, Tensor) and out.requires_grad:
+        _tensor.restore_before_walk(out)
         data = out._data
         seed: Any = numpy.ones_like(data) if nested else _ones(data)  # cached, read-only
         seen.add(id(seed))  # shared between calls: a target that received it gets a copy
@@ -419,6 +420,7 @@ def jvp(
         us = [_leaf(numpy.zeros_like(_plain(o), dtype=_dtype(o)), True) for o in out_leaves]
         scalar = _inner(out, unflatten(out_tree, us))
         if isinstance(scalar, Tensor) and scalar.requires_grad:
+            _tensor.restore_before_walk(scalar)
             data = scalar._data
             found = backward_pass(
                 scalar,

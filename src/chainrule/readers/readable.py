@@ -504,8 +504,13 @@ def _prune(lines: list[Line], ex: Any) -> list[Line]:
     input)."""
     keep_names = set(ex.grad_names) | {ex.output_name}
     out_id = ex.program.outputs[0].id
+    # a gradient that is another statement's value is shown as ``dx = dy`` after the lines:
+    # what those texts name is read too
+    tails: set[str] = set()
+    for v in ex.program.outputs:
+        tails |= set(re.findall(r"[A-Za-z_]\w*", ex._value_text(v)))
     while True:
-        reads: set[str] = set()
+        reads: set[str] = set(tails)
         for ln in lines:
             for c in ln.code:
                 found = re.findall(r"[A-Za-z_]\w*", c)
