@@ -326,6 +326,33 @@ def test_a_read_before_a_write_under_jit_vmap_and_explain(read):
     numpy.testing.assert_allclose(ns["backward"](x)[1]["x"], g, rtol=1e-15)
 
 
+def test_a_swap_of_slices_is_refused_everywhere_instead_of_hanging():
+    # the reads y[2:], y[:2] are views of y that the writes change: refused eagerly; under
+    # jit and vmap the walk inside the trace used to follow the written value in a cycle
+    import signal
+
+    def f(x):
+        y = x * 1.0
+        y[:2], y[2:] = y[2:] * 1.0, y[:2] * 2.0
+        return (y * numpy.arange(4)).sum()
+
+    def stop(*_):
+        raise TimeoutError("the walk did not end")
+
+    x = numpy.arange(1.0, 5.0)
+    old = signal.signal(signal.SIGALRM, stop)
+    signal.alarm(30)
+    try:
+        for transform in (cr.grad, lambda f: cr.jit(cr.grad(f))):
+            with pytest.raises(RuntimeError, match="already read"):
+                transform(f)(x)
+        with pytest.raises(RuntimeError, match="already read"):
+            cr.vmap(cr.grad(f))(numpy.stack([x, x]))
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
 def test_explain_shows_the_statements_a_gradient_alias_reads():
     # y = x * 1.0 is shown as x, so dx is the statement dy; the lines dy reads must be shown
     def f(x):
