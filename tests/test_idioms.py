@@ -217,3 +217,40 @@ def test_running_maximum_ties_and_nan_by_hand():
     numpy.testing.assert_array_equal(g, [1.0, 2 + 3 + 4, 0, 0, 5, 6 + 7, 0])
     with pytest.raises(TypeError, match="out="):
         numpy.maximum.accumulate(cr.tensor(x), out=numpy.empty(7))
+
+
+# ---- weighted counts ----------------------------------------------------------------------------
+
+
+def test_bincount_weights_have_a_gradient():
+    # d/dw_k of sum_b c_b * bincount(x, w)_b is c at x_k (by hand); NumPy's values bit for bit
+    rng = numpy.random.default_rng(9)
+    x = rng.integers(0, 6, 50)
+    w = rng.standard_normal(50)
+    c = rng.standard_normal(8)
+
+    def f(w):
+        return numpy.bincount(x, weights=w, minlength=8) @ c
+
+    t = cr.tensor(w, requires_grad=True)
+    assert numpy.bincount(x, weights=t, minlength=8).numpy().tobytes() == (
+        numpy.bincount(x, weights=w, minlength=8).tobytes()
+    )
+    g = cr.grad(f)(w)
+    numpy.testing.assert_array_equal(g, c[x])
+    numpy.testing.assert_array_equal(cr.jit(cr.grad(f))(w), g)
+    numpy.testing.assert_array_equal(cr.vmap(cr.grad(f))(numpy.stack([w, 2 * w]))[1], g)
+    # counts alone have no gradient: a plain array, as before
+    assert type(numpy.bincount(cr.tensor(x))) is numpy.ndarray
+    with pytest.raises(ValueError, match="same shape"):
+        numpy.bincount(x, weights=cr.tensor(w[:10], requires_grad=True))
+
+
+def test_histogram_weights_that_require_grad_are_refused_not_silently_zero():
+    w = cr.tensor(numpy.ones(8), requires_grad=True)
+    with pytest.raises(TypeError, match="bincount"):
+        cr.grad(lambda w: numpy.histogram(numpy.arange(8.0), bins=3, weights=w)[0].sum())(
+            numpy.ones(8)
+        )
+    counts, edges = numpy.histogram(numpy.arange(8.0), bins=3, weights=w.detach())
+    numpy.testing.assert_array_equal(counts, [3, 2, 3])

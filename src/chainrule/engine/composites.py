@@ -50,6 +50,10 @@ from .primitives import (
 )
 
 COMPOSITES: dict[Callable[..., Any], Callable[..., Any]] = {}
+# Functions without a gradient in general (numpy.bincount's counts) that have one in some of
+# their arguments (its weights): the composition runs only when an argument requires grad;
+# otherwise the function is computed as the other operations without a gradient are.
+WHEN_DIFFERENTIATED: dict[Callable[..., Any], Callable[..., Any]] = {}
 
 
 def _composite(*funcs: Callable[..., Any]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

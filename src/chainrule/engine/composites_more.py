@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy
 
-from .composites import _composite
-from .primitives import _ndim, _shape, const_like, host_copy
+from .composites import WHEN_DIFFERENTIATED, _composite
+from .primitives import _ndim, _shape, const_like, host_copy, scatter_add
 
 __all__: list[str] = []
 
@@ -361,3 +361,32 @@ def _roots(p: Any) -> Any:
     if trailing:
         found = numpy.concatenate([found, numpy.zeros(trailing, found.dtype)])
     return found
+
+
+# --- weighted counts ----------------------------------------------------------------------------
+
+
+def _bincount(x: Any, /, weights: Any = None, minlength: int = 0) -> Any:
+    """``numpy.bincount`` with weights that require grad: the weights added into zeros at the
+    counted values (NumPy's own sums: in float64, one after the other, in order)."""
+    xs = _values(x)
+    n = len(numpy.bincount(xs, minlength=minlength))  # NumPy's checks, and the length
+    if _shape(weights) != xs.shape:
+        raise ValueError(
+            f"numpy.bincount: weights of shape {_shape(weights)} for {xs.shape} values; "
+            "they must have the same shape"
+        )
+    return scatter_add(weights.astype(numpy.float64), xs.astype(numpy.intp), (n,), False)
+
+
+def _histogram(*args: Any, **kwargs: Any) -> Any:
+    raise TypeError(
+        "numpy.histogram: chainrule gives no gradient through histogram's weights. Write "
+        "the weighted counts as numpy.bincount(idx, weights=w, minlength=len(edges) - 1), with "
+        "edges from numpy.histogram_bin_edges and idx = numpy.searchsorted(edges, a, "
+        "side='right') - 1 (the last edge closes the last bin) for the values in the range"
+    )
+
+
+WHEN_DIFFERENTIATED[numpy.bincount] = _bincount
+WHEN_DIFFERENTIATED[numpy.histogram] = _histogram

@@ -802,6 +802,9 @@ class Tensor(Node):
             return composite(*args, **kwargs)
         nd = P.NONDIFF_FUNCTIONS.get(func)
         if nd is not None:  # recorded while tracing, so argmax & co. are never frozen
+            graded = C.WHEN_DIFFERENTIATED.get(func)
+            if graded is not None and (_needs_grad(args) or _needs_grad(kwargs)):
+                return graded(*args, **kwargs)  # bincount's weights & co.
             return _nondiff(nd, tuple(args), dict(kwargs) if kwargs else _EMPTY)
         if func in _METADATA:
             return func(*_unwrap(args), **_unwrap(kwargs))
