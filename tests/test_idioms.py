@@ -254,3 +254,47 @@ def test_histogram_weights_that_require_grad_are_refused_not_silently_zero():
         )
     counts, edges = numpy.histogram(numpy.arange(8.0), bins=3, weights=w.detach())
     numpy.testing.assert_array_equal(counts, [3, 2, 3])
+
+
+# ---- cumprod's gradient in linear time, zeros included ---------------------------------------
+
+
+@pytest.mark.parametrize("zeros", [[], [0], [5], [59], [5, 17, 40], [0, 1]])
+@pytest.mark.parametrize("dtype", [numpy.float64, numpy.complex128])
+def test_cumprod_gradient_by_hand_with_zeros(zeros, dtype):
+    rng = numpy.random.default_rng(10)
+    n = 60
+    x = (1.0 + 0.3 * rng.standard_normal(n)).astype(dtype)
+    if dtype == numpy.complex128:
+        x = x + 0.2j * rng.standard_normal(n)
+    x[zeros] = 0
+    w = rng.standard_normal(n)
+
+    def f(v):
+        return numpy.real(numpy.cumprod(v) * w).sum()
+
+    got = cr.grad(f)(x)
+    # by hand: d out[j] / d x[i] = prod_{k <= j, k != i} x[k] for j >= i; for complex x the
+    # gradient of the real part, df/dx - i df/dy, is that sum itself (holomorphic)
+    want = numpy.zeros(n, dtype)
+    for i in range(n):
+        for j in range(i, n):
+            want[i] += w[j] * numpy.prod(numpy.delete(x[: j + 1], i))
+    numpy.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    assert cr.jit(cr.grad(f))(x).tobytes() == got.tobytes()
+
+
+def test_cumprod_gradient_of_a_long_axis_takes_linear_memory():
+    # 1e5 entries along the axis: the n x n table it used to build was 75 GB
+    rng = numpy.random.default_rng(11)
+    x = 1.0 + 1e-5 * rng.standard_normal((2, 100_000))
+    x[1, 500] = 0.0
+    g = cr.grad(lambda v: numpy.cumprod(v, axis=1).sum())(x)
+    out = numpy.cumprod(x, axis=1)
+    # the first row by its closed form; the second: after the zero nothing, at it out[499] * ...
+    tail = numpy.cumsum(out[0][::-1])[::-1]
+    numpy.testing.assert_allclose(g[0], tail / x[0], rtol=1e-9)
+    assert not g[1, 501:].any()
+    numpy.testing.assert_allclose(
+        g[1, 500], out[1, 499] * numpy.cumprod(x[1, 501:]).sum() + out[1, 499], rtol=1e-9
+    )

@@ -997,15 +997,25 @@ defvjp(P.cumsum, lambda g, out, x, axis: numpy.flip(
 
 
 def _cumprod_vjp(g: Any, out: Any, x: Any, axis: int) -> Any:
-    # d out[j] / d x[i] = prod_{k <= j, k != i} x[k] for j >= i.  Built as an n-by-n table of
-    # cumulative products with x[i] replaced by 1 in row i: exact with zeros, O(n^2) memory.
+    # d out[j] / d x[i] = prod_{k <= j, k != i} x[k] for j >= i, in O(n) per slice, zeros too:
+    # before a slice's first zero z, sum_{j >= i} g[j] out[j] / x[i] (out[j] holds x[i]);
+    # at z, out[z - 1] * sum_{j >= z} g[j] prod_{z < k <= j} x[k]; after z, 0 (x[z] is a factor).
     n = x.shape[axis]
+    if n == 0:
+        return g * x
     xm = numpy.moveaxis(x, axis, -1)
     gm = numpy.moveaxis(g, axis, -1)
-    table = numpy.cumprod(numpy.where(P.const_like(numpy.eye(n, dtype=bool), x), 1,
-                                      numpy.expand_dims(xm, -2)),
-                          axis=-1)
-    gx = numpy.sum(numpy.triu(table * numpy.expand_dims(gm, -2)), axis=-1)
+    om = numpy.moveaxis(out, axis, -1)
+    zero = xm == 0
+    pos = numpy.arange(n)
+    first = numpy.min(numpy.where(zero, pos, n), axis=-1, keepdims=True)  # n: no zero
+    tail = numpy.flip(numpy.cumsum(numpy.flip(gm * om, axis=-1), axis=-1), axis=-1)
+    gx = numpy.where(pos < first, tail / numpy.where(zero, 1, xm), 0)
+    after = numpy.cumprod(numpy.where(pos > first, xm, 1), axis=-1)
+    at = numpy.sum(numpy.where(pos >= first, gm * after, 0), axis=-1, keepdims=True)
+    before = numpy.concatenate([numpy.ones_like(om[..., :1]), om[..., :-1]], axis=-1)
+    left = numpy.take_along_axis(before, numpy.minimum(first, n - 1), axis=-1)
+    gx = numpy.where(pos == first, left * at, gx)
     return numpy.moveaxis(gx, -1, axis)
 
 
