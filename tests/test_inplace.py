@@ -460,3 +460,50 @@ def test_writing_into_data_is_outside_the_graph_and_rebinding_is_safe():
     x.data = numpy.array([100.0, 100.0])  # rebinding: the recorded array stays
     y.backward()
     numpy.testing.assert_array_equal(w.grad, [1.0, 2.0])
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        lambda y: y[1:].__setitem__(slice(None), 0.0),  # v = y[1:]; v[:] = 0
+        lambda y: y.reshape(2, 2).__setitem__((0, 1), 7.0),
+        lambda y: y.T.__setitem__(0, 1.0),
+        lambda y: numpy.exp(y[:2], out=y[2:]),
+    ],
+)
+def test_a_write_into_a_view_of_a_tensor_is_refused(write):
+    # NumPy's write would change y too; chainrule's functional write would not: refused
+    def f(x):
+        y = x * 1.0
+        write(y)
+        return y.sum()
+
+    with pytest.raises(RuntimeError, match="view of another tensor"):
+        cr.grad(f)(numpy.arange(1.0, 5.0))
+
+
+def test_a_write_into_a_tensor_whose_view_is_used_later_is_refused():
+    def f(x):
+        y = x * 1.0
+        v = y[::2]  # a view: NumPy would show the write through it
+        y[0] = 5.0
+        return v.sum()
+
+    with pytest.raises(RuntimeError, match="a view of it"):
+        cr.grad(f)(numpy.arange(1.0, 5.0))
+
+
+def test_writes_that_no_view_can_observe_still_work():
+    # a copy of the slice, the slice written through the tensor itself, and out[:] += v
+    # (whose view is consumed by the write itself): NumPy's values and gradients
+    def f(x):
+        y = x * 1.0
+        v = y[1:].copy()
+        v[:] = 0.0
+        y[:2] = 2.0 * x[2:]
+        y[:] += x
+        return (y * numpy.arange(4.0)).sum() + v.sum()
+
+    x = numpy.arange(1.0, 5.0)
+    # by hand: y = [2 x2 + x0, 2 x3 + x1, 2 x2, 2 x3], weighted by 0, 1, 2, 3
+    numpy.testing.assert_allclose(cr.grad(f)(x), [0.0, 1.0, 2 * 2, 2 * 1 + 2 * 3])

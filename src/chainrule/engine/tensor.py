@@ -223,6 +223,22 @@ def restore_reads(roots: Any) -> None:
         node._args = tuple(fixed)
 
 
+_VIEW_WRITTEN = (
+    "assignment into a view of another tensor (made by basic indexing, a reshape or a "
+    "transpose of it): NumPy's write would change that tensor too, chainrule records writes "
+    "functionally and would not. Write into the tensor itself (y[1:] = ... rather than "
+    "v = y[1:]; v[:] = ...), or into a copy (v = y[1:].copy())"
+)
+
+
+def _views(a: Tensor, b: Tensor) -> bool:
+    """Whether ``a``'s data is a view of ``b``'s (NumPy arrays that may share memory)."""
+    da, db = a._data, b._data
+    return (
+        type(da) is numpy.ndarray and type(db) is numpy.ndarray and numpy.may_share_memory(da, db)
+    )
+
+
 def restore_before_walk(root: Any) -> None:
     """:func:`restore_reads` for a backward pass that runs inside a trace (``jit(grad(f))``,
     ``vmap(grad(f))``): the reads of a value written in place later must reach the value they
@@ -1201,13 +1217,25 @@ class Tensor(Node):
                 "no longer be about the values you created. Assign into a copy (u = t.copy(); "
                 "u[...] = v) or update the data under chainrule.no_grad()"
             )
+        if self._prim is not None:
+            for a in self._args or ():
+                if isinstance(a, Tensor) and _views(self, a):
+                    # NumPy's write would change the array this one views, chainrule's not
+                    raise RuntimeError(_VIEW_WRITTEN)
         readers: list[Tensor] = []
         if self._used and (_state.enabled or _state.tracing):
             readers = _readers_in(self, (value, index))
             if len(readers) != self._used and _state.versions is None:
                 # eagerly, a reader kept elsewhere: look in the callers' variables (a trace
                 # points the reads it cannot see here at the snapshot when it ends)
-                readers = _readers_in(self, (value, index, _callers_values()))
+                held = _callers_values()
+                readers = _readers_in(self, (value, index, held))
+                ids = {id(h) for h in held}
+                for r in readers:  # a view held in a variable, so read after the write
+                    if id(r) in ids and _views(r, self):
+                        raise RuntimeError(
+                            _READ_THEN_WRITTEN + " (here a view of it, which the write changes too)"
+                        )
             if len(readers) != self._used and _state.versions is None:
                 raise RuntimeError(_READ_THEN_WRITTEN)
         recording = (
