@@ -449,3 +449,15 @@ def test_the_results_of_one_decomposition_come_from_one_call(name, call, calls):
     numpy.testing.assert_array_equal(
         numpy.linalg.slogdet(cr.tensor(a))[1], numpy.linalg.slogdet(a)[1]
     )
+
+
+def test_lstsq_gradient_of_a_tall_matrix_without_a_square_of_its_rows():
+    # 20000 rows: a 20000 x 20000 intermediate would be 3.2 GB; the gradient agrees with the
+    # normal equations' (an independent formulation of the same solution)
+    rng = numpy.random.default_rng(12)
+    X = rng.standard_normal((20000, 5))
+    y = rng.standard_normal(20000)
+    w = rng.standard_normal(5)
+    g = cr.grad(lambda X: numpy.linalg.lstsq(X, y, rcond=None)[0] @ w)(X)
+    want = cr.grad(lambda X: numpy.linalg.solve(X.T @ X, X.T @ y) @ w)(X)
+    numpy.testing.assert_allclose(g, want, rtol=1e-8, atol=1e-12 * numpy.abs(want).max())

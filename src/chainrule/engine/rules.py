@@ -835,6 +835,14 @@ defvjp(P.qr_q, lambda g, out, a, mode="reduced": _qr_vjp(g, None, a, mode))
 defvjp(P.qr_r, lambda g, out, a, mode="reduced": _qr_vjp(None, g, a, mode))
 
 
+def _chain(a: Any, b: Any, c: Any) -> Any:
+    """``a @ b @ c`` multiplied in the cheaper order: for a tall (m, n) matrix, never an
+    (m, m) product in between (a least-squares fit of 1e4 rows: 1.7 s and 0.8 GB otherwise)."""
+    m, k = a.shape[-2:]
+    n, q = b.shape[-1], c.shape[-1]
+    return (a @ b) @ c if m * k * n + m * n * q <= k * n * q + m * k * q else a @ (b @ c)
+
+
 def _pinv_vjp_from(g: Any, p: Any, a: Any) -> Any:
     # dA+ = -A+ dA A+ + A+ A+^T dA^T (I - A A+) + (I - A+ A) dA^T A+^T A+, transposed
     # (complex A: the transposes of dA are conjugate transposes, dA^H, so those two terms are
@@ -842,7 +850,7 @@ def _pinv_vjp_from(g: Any, p: Any, a: Any) -> Any:
     pt, gt = _mT(p), _mT(g)
     ph = _cj(pt)
     x = ph @ (p @ gt)
-    return -(pt @ g @ pt) + _cj((gt - a @ (p @ gt)) @ (p @ ph) + (x - (x @ p) @ a))
+    return -_chain(pt, g, pt) + _cj((gt - a @ (p @ gt)) @ (p @ ph) + (x - _chain(x, p, a)))
 
 
 def _lstsq_da(g: Any, out: Any, a: Any, b: Any, rcond: Any) -> Any:
