@@ -298,3 +298,18 @@ def test_cumprod_gradient_of_a_long_axis_takes_linear_memory():
     numpy.testing.assert_allclose(
         g[1, 500], out[1, 499] * numpy.cumprod(x[1, 501:]).sum() + out[1, 499], rtol=1e-9
     )
+
+
+def test_a_list_operand_under_jit_vmap_and_explain():
+    # x * [1, 2, 3]: NumPy makes an array of the list; the trace writes it as one
+    def f(x):
+        return (x * [1, 2, 3]).sum() + (numpy.maximum(x, (0.5, 0.5, 0.5)) ** 2).sum()
+
+    x = numpy.array([1.0, 0.2, 3.0])
+    want = numpy.array([1.0, 2.0, 3.0]) + 2 * numpy.maximum(x, 0.5) * (x >= 0.5)  # by hand
+    numpy.testing.assert_array_equal(cr.grad(f)(x), want)
+    numpy.testing.assert_array_equal(cr.jit(cr.grad(f))(x), want)
+    numpy.testing.assert_array_equal(cr.vmap(cr.grad(f))(numpy.stack([x, x]))[0], want)
+    ns: dict = {}
+    exec(cr.explain(f, x).to_python(), ns)
+    numpy.testing.assert_array_equal(ns["backward"](x)[1]["x"], want)

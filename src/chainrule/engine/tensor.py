@@ -34,6 +34,7 @@ _new = object.__new__
 _ndarray = numpy.ndarray
 _generic = numpy.generic
 _UFUNCS = P.UFUNCS
+_ELEMENTWISE_PRIMS = frozenset(P.UFUNCS.values())
 _EMPTY: dict[str, Any] = {}
 
 
@@ -349,6 +350,11 @@ def _apply(prim: P.Primitive, args: tuple[Any, ...], kw: dict[str, Any]) -> Tens
         state = _state
         record = (rg and state.enabled) or state.tracing
         rg = rg and state.enabled
+        if state.tracing and prim in _ELEMENTWISE_PRIMS:
+            # a list operand (x * [1, 2, 3]) as the array NumPy makes of it: the program
+            # writes it as an array, which any rule can multiply by a NumPy scalar
+            args = tuple(numpy.asarray(a) if type(a) in (list, tuple) else a for a in args)
+            vals = tuple(numpy.asarray(v) if type(v) in (list, tuple) else v for v in vals)
     if record:
         req = t.requires_grad = rg and not prim.nondiff
         if req and not prim.complex_ready:
