@@ -313,3 +313,24 @@ def test_a_list_operand_under_jit_vmap_and_explain():
     ns: dict = {}
     exec(cr.explain(f, x).to_python(), ns)
     numpy.testing.assert_array_equal(ns["backward"](x)[1]["x"], want)
+
+
+def test_ndarray_methods_a_tensor_lacks_say_what_to_write():
+    t = cr.tensor(numpy.array([3.0, 1.0, 2.0]), requires_grad=True)
+    for name, hint in [
+        ("sort", "numpy.sort"),
+        ("fill", "t\\[...\\] = value"),
+        ("flat", "ravel"),
+        ("view", "astype"),
+        ("tofile", "t.data.tofile"),
+    ]:
+        with pytest.raises(AttributeError, match=hint):
+            getattr(t, name)
+    with pytest.raises(AttributeError, match="no attribute 'no_such'"):
+        t.no_such  # noqa: B018
+    assert getattr(t, "no_such", None) is None
+    assert (t.nbytes, t.itemsize, t.strides) == (24, 8, (8,))
+    # methods that are NumPy functions: ptp's gradient by hand (+1 at the max, -1 at the min)
+    numpy.testing.assert_array_equal(cr.grad(lambda x: x.ptp())(t.detach().numpy()), [1, -1, 0])
+    assert cr.tensor(numpy.array([1.0, 2.0, 3.0])).searchsorted(2.5) == 2
+    numpy.testing.assert_array_equal(t.compress([True, False, True]).numpy(), [3.0, 2.0])

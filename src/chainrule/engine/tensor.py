@@ -9,6 +9,7 @@ primitives directly, without a detour through NumPy's dispatch.
 from __future__ import annotations
 
 import contextlib
+import functools
 import opcode
 import sys
 import threading
@@ -230,6 +231,27 @@ _VIEW_WRITTEN = (
     "functionally and would not. Write into the tensor itself (y[1:] = ... rather than "
     "v = y[1:]; v[:] = ...), or into a copy (v = y[1:].copy())"
 )
+
+
+# ndarray methods without a Tensor method of their own: the NumPy function that is the method
+_AS_FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "ptp": numpy.ptp,
+    "choose": numpy.choose,
+    "searchsorted": numpy.searchsorted,
+    "compress": lambda t, condition, axis=None: numpy.compress(condition, t, axis=axis),
+}
+_FUNCTIONAL = "chainrule records operations as new values, not as changes to an array"
+_IN_PLACE_HINTS = {
+    "sort": f"{_FUNCTIONAL}: write t = numpy.sort(t, axis)",
+    "partition": f"{_FUNCTIONAL}: write t = numpy.partition(t, kth, axis)",
+    "fill": f"{_FUNCTIONAL}: write t[...] = value (or numpy.full_like(t, value))",
+    "put": f"{_FUNCTIONAL}: write t[numpy.unravel_index(indices, t.shape)] = values",
+    "resize": f"{_FUNCTIONAL}: write t = numpy.resize(t, shape)",
+    "itemset": f"{_FUNCTIONAL}: write t[index] = value",
+    "view": "a tensor is not a memory buffer: use t.astype(dtype) for a conversion, or t.data.view "
+    "for the bytes (outside the graph)",
+    "flat": "iterate over t.ravel() (or index t.reshape(-1)[i]) instead",
+}
 
 
 def _views(a: Tensor, b: Tensor) -> bool:
@@ -746,6 +768,22 @@ class Tensor(Node):
     __slots__ = ()
     __hash__ = object.__hash__
     __array_priority__ = 1000.0
+
+    def __getattr__(self, name: str) -> Any:
+        """An ndarray attribute that tensors do not have: what to write instead (never a bare
+        AttributeError for an ndarray method), or the NumPy function that is the method."""
+        if name in _AS_FUNCTIONS:
+            return functools.partial(_AS_FUNCTIONS[name], self)
+        if name.startswith("_") or not hasattr(numpy.ndarray, name):
+            raise AttributeError(f"'Tensor' object has no attribute {name!r}")
+        if name in ("nbytes", "itemsize", "strides", "flags"):
+            return getattr(self._data, name)  # about the memory, not the values
+        hint = _IN_PLACE_HINTS.get(
+            name,
+            f"read it from the values, t.data.{name} (a plain array outside the graph: no "
+            "gradient flows through it)",
+        )
+        raise AttributeError(f"chainrule.Tensor has no ndarray.{name}: {hint}")
 
     # --- the NumPy protocols ----------------------------------------------------------------
 
