@@ -334,3 +334,31 @@ def test_ndarray_methods_a_tensor_lacks_say_what_to_write():
     numpy.testing.assert_array_equal(cr.grad(lambda x: x.ptp())(t.detach().numpy()), [1, -1, 0])
     assert cr.tensor(numpy.array([1.0, 2.0, 3.0])).searchsorted(2.5) == 2
     numpy.testing.assert_array_equal(t.compress([True, False, True]).numpy(), [3.0, 2.0])
+
+
+def test_ufunc_outer_and_add_at_into_a_tensor():
+    x, y = numpy.array([1.0, 2.0, 3.0]), numpy.array([4.0, 5.0])
+    w = numpy.arange(6.0).reshape(3, 2)
+
+    def f(x, y):
+        return (numpy.multiply.outer(x, y) * w).sum() + numpy.subtract.outer(x, y).sum()
+
+    assert numpy.multiply.outer(cr.tensor(x), y).numpy().tobytes() == (
+        numpy.multiply.outer(x, y).tobytes()
+    )
+    gx, gy = cr.grad(f, argnums=(0, 1))(x, y)
+    numpy.testing.assert_array_equal(gx, w @ y + 2)  # by hand
+    numpy.testing.assert_array_equal(gy, x @ w - 3)
+
+    def g(v):
+        d = cr.tensor(numpy.zeros(4))
+        numpy.add.at(d, numpy.array([0, 2, 2, 3]), v * 2.0)  # a repeated position accumulates
+        numpy.subtract.at(d, numpy.array([1]), v[:1])
+        return (d * numpy.arange(1.0, 5.0)).sum()
+
+    v = numpy.array([1.0, 2.0, 3.0, 4.0])
+    # by hand: d = [2 v0, -v0, 2 v1 + 2 v2, 2 v3]
+    numpy.testing.assert_array_equal(cr.grad(g)(v), [0.0, 6.0, 6.0, 8.0])
+    numpy.testing.assert_array_equal(cr.jit(cr.grad(g))(v), [0.0, 6.0, 6.0, 8.0])
+    with pytest.raises(TypeError, match="plain NumPy array"):
+        numpy.add.at(numpy.zeros(3), [0, 1], cr.tensor(numpy.ones(2), requires_grad=True))

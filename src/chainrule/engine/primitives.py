@@ -558,6 +558,20 @@ def _running(prim: Primitive, name: str) -> Callable[..., Any]:
     return accumulate
 
 
+def _outer(uf: numpy.ufunc) -> Callable[..., Any]:
+    def outer(a: Any, b: Any, **kwargs: Any) -> Any:
+        # every pair: a with b's axes appended, broadcast against b (NumPy's values)
+        if kwargs:
+            raise TypeError(f"numpy.{uf.__name__}.outer: {sorted(kwargs)} are not supported")
+        return uf(numpy.reshape(a, _shape(a) + (1,) * _ndim(b)), b)
+
+    return outer
+
+
+for _uf in list(UFUNCS):
+    if _uf.nin == 2:
+        UFUNC_METHODS[_uf, "outer"] = _outer(_uf)
+
 UFUNC_METHODS[numpy.maximum, "accumulate"] = _running(running_max, "maximum.accumulate")
 UFUNC_METHODS[numpy.minimum, "accumulate"] = _running(running_min, "minimum.accumulate")
 

@@ -254,6 +254,33 @@ _IN_PLACE_HINTS = {
 }
 
 
+def _add_at(sign: int) -> Callable[..., None]:
+    """``numpy.add.at(t, index, v)`` (``subtract.at``) into a tensor: recorded as the write
+    ``t[...] = t +- (v added into zeros at index)`` (repeats accumulate; the terms of one
+    position are summed before they are added to t's value, so the result agrees with NumPy's
+    to rounding)."""
+
+    def at(a: Any, indices: Any, b: Any = None, /) -> None:
+        name = "add.at" if sign > 0 else "subtract.at"
+        if not isinstance(a, Tensor):
+            raise TypeError(
+                f"numpy.{name} into a plain NumPy array with a tensor value: NumPy would keep "
+                "only the values and the gradient through them would be lost. Make the array a "
+                "tensor (chainrule.tensor(numpy.zeros(...))), whose writes are recorded"
+            )
+        index = _index(indices)
+        shape = numpy.zeros(a._data.shape, dtype=bool)[index].shape
+        v = numpy.broadcast_to(b, shape).astype(a._data.dtype)
+        spread = P.scatter_add(v, index, a._data.shape, False)
+        a[...] = a + spread if sign > 0 else a - spread
+
+    return at
+
+
+P.UFUNC_METHODS[numpy.add, "at"] = _add_at(1)
+P.UFUNC_METHODS[numpy.subtract, "at"] = _add_at(-1)
+
+
 def _views(a: Tensor, b: Tensor) -> bool:
     """Whether ``a``'s data is a view of ``b``'s (NumPy arrays that may share memory)."""
     da, db = a._data, b._data
