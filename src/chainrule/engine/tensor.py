@@ -9,7 +9,6 @@ primitives directly, without a detour through NumPy's dispatch.
 from __future__ import annotations
 
 import contextlib
-import functools
 import opcode
 import sys
 import threading
@@ -240,6 +239,19 @@ _AS_FUNCTIONS: dict[str, Callable[..., Any]] = {
     "searchsorted": numpy.searchsorted,
     "compress": lambda t, condition, axis=None: numpy.compress(condition, t, axis=axis),
 }
+_MEMORY = ("nbytes", "itemsize", "strides", "flags")  # about the memory, not the values
+_BY_VALUE = (
+    "tofile",
+    "dump",
+    "dumps",
+    "byteswap",
+    "setflags",
+    "ctypes",
+    "base",
+    "getfield",
+    "setfield",
+    "tobytes",
+)
 _FUNCTIONAL = "chainrule records operations as new values, not as changes to an array"
 _IN_PLACE_HINTS = {
     "sort": f"{_FUNCTIONAL}: write t = numpy.sort(t, axis)",
@@ -275,6 +287,41 @@ def _add_at(sign: int) -> Callable[..., None]:
         a[...] = a + spread if sign > 0 else a - spread
 
     return at
+
+
+def _method(f: Callable[..., Any]) -> Callable[..., Any]:
+    return lambda self, *args, **kwargs: f(self, *args, **kwargs)
+
+
+def _lacking(name: str, hint: str) -> property:
+    def missing(self: Tensor) -> Any:
+        raise AttributeError(f"chainrule.Tensor has no ndarray.{name}: {hint}")
+
+    return property(missing)
+
+
+def _ndarray_names() -> None:
+    """The ndarray attributes a tensor has no own version of: the NumPy function that is the
+    method, the memory's metadata, or an AttributeError that says what to write instead.
+    (Set on the class one by one: a ``__getattr__`` would slow down every attribute read.)"""
+    for name, f in _AS_FUNCTIONS.items():
+        setattr(Tensor, name, _method(f))
+    for name in _MEMORY:
+        setattr(Tensor, name, property(lambda self, n=name: getattr(self._data, n)))
+    for name, hint in _IN_PLACE_HINTS.items():
+        setattr(Tensor, name, _lacking(name, hint))
+    for name in _BY_VALUE:
+        if not hasattr(Tensor, name):
+            setattr(
+                Tensor,
+                name,
+                _lacking(
+                    name,
+                    f"read it from the values, t.data.{name} (a "
+                    "plain array outside the graph: no gradient flows "
+                    "through it)",
+                ),
+            )
 
 
 P.UFUNC_METHODS[numpy.add, "at"] = _add_at(1)
@@ -795,22 +842,6 @@ class Tensor(Node):
     __slots__ = ()
     __hash__ = object.__hash__
     __array_priority__ = 1000.0
-
-    def __getattr__(self, name: str) -> Any:
-        """An ndarray attribute that tensors do not have: what to write instead (never a bare
-        AttributeError for an ndarray method), or the NumPy function that is the method."""
-        if name in _AS_FUNCTIONS:
-            return functools.partial(_AS_FUNCTIONS[name], self)
-        if name.startswith("_") or not hasattr(numpy.ndarray, name):
-            raise AttributeError(f"'Tensor' object has no attribute {name!r}")
-        if name in ("nbytes", "itemsize", "strides", "flags"):
-            return getattr(self._data, name)  # about the memory, not the values
-        hint = _IN_PLACE_HINTS.get(
-            name,
-            f"read it from the values, t.data.{name} (a plain array outside the graph: no "
-            "gradient flows through it)",
-        )
-        raise AttributeError(f"chainrule.Tensor has no ndarray.{name}: {hint}")
 
     # --- the NumPy protocols ----------------------------------------------------------------
 
@@ -1598,3 +1629,6 @@ def tensor(data: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
     if requires_grad:
         _check_float(arr, "chainrule.tensor")
     return _leaf(arr, bool(requires_grad))
+
+
+_ndarray_names()
