@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import opcode
+import operator
 import sys
 import threading
 import types
@@ -307,7 +308,7 @@ def _ndarray_names() -> None:
     for name, f in _AS_FUNCTIONS.items():
         setattr(Tensor, name, _method(f))
     for name in _MEMORY:
-        setattr(Tensor, name, property(lambda self, n=name: getattr(self._data, n)))
+        setattr(Tensor, name, property(operator.attrgetter(f"_data.{name}")))
     for name, hint in _IN_PLACE_HINTS.items():
         setattr(Tensor, name, _lacking(name, hint))
     for name in _BY_VALUE:
