@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy
 import pytest
+from op_cases import fd_grad
 
 import chainrule as cr
 
@@ -180,16 +181,6 @@ def test_out_into_a_tensor_is_a_recorded_write():
 # ---- running extremes: numpy.maximum.accumulate / minimum.accumulate --------------------------
 
 
-def _fd(f, x, eps=1e-6):
-    g = numpy.zeros_like(x)
-    for i in numpy.ndindex(x.shape):
-        up, down = x.copy(), x.copy()
-        up[i] += eps
-        down[i] -= eps
-        g[i] = (f(up) - f(down)) / (2 * eps)
-    return g
-
-
 @pytest.mark.parametrize("uf", [numpy.maximum, numpy.minimum])
 @pytest.mark.parametrize("axis", [0, 1, -1])
 def test_running_extremes_values_and_gradients(uf, axis):
@@ -204,7 +195,7 @@ def test_running_extremes_values_and_gradients(uf, axis):
     y = uf.accumulate(t, axis=axis)
     assert y.numpy().tobytes() == uf.accumulate(x, axis=axis).tobytes()
     g = cr.grad(f)(x)
-    numpy.testing.assert_allclose(g, _fd(f, x), rtol=1e-7, atol=1e-9)
+    numpy.testing.assert_allclose(g, fd_grad(f, x), rtol=1e-7, atol=1e-9)
     assert cr.jit(cr.grad(f))(x).tobytes() == g.tobytes()
     numpy.testing.assert_allclose(cr.vmap(cr.grad(f))(numpy.stack([x, -x]))[1], cr.grad(f)(-x))
 
