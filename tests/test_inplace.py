@@ -507,3 +507,16 @@ def test_writes_that_no_view_can_observe_still_work():
     x = numpy.arange(1.0, 5.0)
     # by hand: y = [2 x2 + x0, 2 x3 + x1, 2 x2, 2 x3], weighted by 0, 1, 2, 3
     numpy.testing.assert_allclose(cr.grad(f)(x), [0.0, 1.0, 2 * 2, 2 * 1 + 2 * 3])
+
+
+def test_a_write_into_a_detached_value_under_jit_is_a_write_into_a_new_value():
+    # detach() while tracing records a stop_gradient that holds the same array: not a view the
+    # user made, so the write is allowed there as it is eagerly (d = 2x with d[0] = 5, by hand)
+    def f(x):
+        d = (x * 2.0).detach()
+        d[0] = 5.0
+        return (x * d).sum()
+
+    x = numpy.arange(1.0, 4.0)
+    numpy.testing.assert_array_equal(cr.grad(f)(x), [5.0, 4.0, 6.0])
+    numpy.testing.assert_array_equal(cr.jit(cr.grad(f))(x), [5.0, 4.0, 6.0])

@@ -255,10 +255,19 @@ def _power_fun(x: Any, y: Any) -> Any:
         if y == 2:
             if x.dtype.kind == "f":
                 return numpy.square(x)
-        elif (y > 2 or y < -1) and (x.dtype.char == "f" or x.dtype.char == "d") and x.ndim:
-            if type(y) is int or float(y).is_integer():
-                return whole_power(x, y)
+        elif whole_exponent(y) and (x.dtype.char == "f" or x.dtype.char == "d") and x.ndim:
+            return whole_power(x, y)
     return numpy.power(x, y)
+
+
+def whole_exponent(n: Any) -> bool:
+    """Whether ``n`` is a Python number that :func:`whole_power` takes: whole, not 0, 1, 2, -1
+    (jit's code asks the same question of a constant exponent).
+
+    >>> whole_exponent(3), whole_exponent(-2.0), whole_exponent(2), whole_exponent(0.5)
+    (True, True, False, False)
+    """
+    return (type(n) is int or type(n) is float) and (n > 2 or n < -1) and float(n).is_integer()
 
 
 def whole_power(x: Any, n: float) -> Any:

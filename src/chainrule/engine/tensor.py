@@ -36,6 +36,9 @@ _ndarray = numpy.ndarray
 _generic = numpy.generic
 _UFUNCS = P.UFUNCS
 _ELEMENTWISE_PRIMS = frozenset(P.UFUNCS.values())
+# the same value marked (a differentiated argument, a detached one while tracing), not a view
+# the user made: a write into it is a write into a new value, as into any result
+_MARKERS = frozenset({P.identity, P.stop_gradient})
 _EMPTY: dict[str, Any] = {}
 
 
@@ -217,9 +220,7 @@ def restore_reads(roots: Any) -> None:
                     raise RuntimeError(_READ_THEN_WRITTEN)
                 b = max(older, key=lambda x: x._seq)
                 if numpy.may_share_memory(node._data, b._data):
-                    raise RuntimeError(
-                        _READ_THEN_WRITTEN + " (here a view of it, which the write changes too)"
-                    )
+                    raise RuntimeError(_VIEW_READ_THEN_WRITTEN)
                 a = b
             fixed.append(a)
         node._args = tuple(fixed)
@@ -350,6 +351,7 @@ _READ_THEN_WRITTEN = (
     "gradients would be computed from the overwritten values. Assign into a copy first "
     "(u = t.copy(); u[...] = v) and use u afterwards"
 )
+_VIEW_READ_THEN_WRITTEN = _READ_THEN_WRITTEN + " (here a view of it, which the write changes too)"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1320,7 +1322,7 @@ class Tensor(Node):
                 "no longer be about the values you created. Assign into a copy (u = t.copy(); "
                 "u[...] = v) or update the data under chainrule.no_grad()"
             )
-        if self._prim is not None:
+        if self._prim is not None and self._prim not in _MARKERS:
             for a in self._args or ():
                 if isinstance(a, Tensor) and _views(self, a):
                     # NumPy's write would change the array this one views, chainrule's not
@@ -1336,9 +1338,7 @@ class Tensor(Node):
                 ids = {id(h) for h in held}
                 for r in readers:  # a view held in a variable, so read after the write
                     if id(r) in ids and _views(r, self):
-                        raise RuntimeError(
-                            _READ_THEN_WRITTEN + " (here a view of it, which the write changes too)"
-                        )
+                        raise RuntimeError(_VIEW_READ_THEN_WRITTEN)
             if len(readers) != self._used and _state.versions is None:
                 raise RuntimeError(_READ_THEN_WRITTEN)
         recording = (

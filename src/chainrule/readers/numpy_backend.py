@@ -249,11 +249,7 @@ class FastWriter(Writer):
             x, y = v.args
             n = const_value(y) if is_const(y) and not isinstance(y, Size) else None
             if (
-                isinstance(x, Value)
-                and (type(n) is int or type(n) is float)
-                and (n > 2 or n < -1)
-                and float(n).is_integer()
-                and numpy.dtype(x.dtype).char in "fd"
+                isinstance(x, Value) and P.whole_exponent(n) and numpy.dtype(x.dtype).char in "fd"
             ):  # a whole power: the eager path's function (engine.primitives.whole_power)
                 return f"_power({self.ref(x)[0]}, {n!r})", ATOM
             return None
