@@ -28,6 +28,7 @@ from .primitives import (
     _SlogdetResult,
     _SVDResult,
     const_like,
+    correlate,
     detsign,
     eighvals,
     eigvals,
@@ -1294,49 +1295,32 @@ def _conv_inputs(a: Any, v: Any, fname: str, ndmin: bool) -> tuple[Any, Any]:
     return a, v
 
 
-def _correlate_long(a: Any, v: Any, mode: int) -> Any:
-    """NumPy's correlation of ``a`` with a kernel ``v`` no longer than ``a``:
-    c[k] = sum_j a[k + j - pad] v[j] over the overlaps, ``pad`` zeros each side (m - 1 for
-    'full', m // 2 and m - 1 - m // 2 for 'same', none for 'valid').
+_MODE_NAMES = ("valid", "same", "full")
 
-    Kernels of up to 11 values: the sum of the shifted products, in NumPy's order (its
-    small_correlate), so the full overlaps (all of 'valid') are NumPy's bit for bit; the partial
-    overlaps at the ends, which NumPy sums with BLAS's dot, agree to rounding. Longer kernels:
-    a product of sliding windows with ``v`` (NumPy's BLAS dot sums in an order of its own:
-    equal to rounding)."""
-    n, m = _shape(a)[0], _shape(v)[0]
-    left, right = ((0, 0), (m // 2, m - 1 - m // 2), (m - 1, m - 1))[mode]
-    if left or right:
-        a = numpy.pad(a, (left, right))
-    size = n - m + 1 + left + right
-    if m > 11:
-        windows = numpy.lib.stride_tricks.sliding_window_view(a, m)
-        return windows @ v
-    out = a[0:size] * v[0]
-    for j in range(1, m):
-        out = out + a[j : j + size] * v[j]
-    return out
+
+def _conj_if_complex(x: Any) -> Any:
+    return numpy.conjugate(x) if _dtype_of(x).kind == "c" else x
 
 
 @_composite(numpy.correlate)
 def _correlate(a: Any, v: Any, mode: Any = "valid") -> Any:
-    k = _conv_mode(mode)
+    name = _MODE_NAMES[_conv_mode(mode)]
     a, v = _conv_inputs(a, v, "correlate", False)
-    if _dtype_of(v).kind == "c":  # NumPy: c[k] = sum_n a[n + k] conj(v[n])
-        v = numpy.conj(v)
     if _shape(a)[0] >= _shape(v)[0]:
-        return _correlate_long(a, v, k)
-    # NumPy swaps the arguments when v is the longer one, and reverses the result
-    return numpy.flip(_correlate_long(v, a, k))
+        return correlate(a, v, mode=name)
+    # NumPy swaps the arguments when v is the longer one: c_av[k] = conj(c_va[-k])
+    return _conj_if_complex(numpy.flip(correlate(v, a, mode=name)))
 
 
 @_composite(numpy.convolve)
 def _convolve(a: Any, v: Any, mode: Any = "full") -> Any:
-    k = _conv_mode(mode)
+    # NumPy: the longer one first, then the correlation with the other reversed (no conjugate;
+    # the primitive conjugates its second argument, so a complex kernel is conjugated first)
+    name = _MODE_NAMES[_conv_mode(mode)]
     a, v = _conv_inputs(a, v, "convolve", True)
     if _shape(v)[0] > _shape(a)[0]:
         a, v = v, a
-    return _correlate_long(a, numpy.flip(v), k)
+    return correlate(a, _conj_if_complex(numpy.flip(v)), mode=name)
 
 
 # --- numpy.fft: the Hermitian transforms and the shifts, as NumPy defines them ------------------

@@ -330,7 +330,7 @@ def _poly(seq_of_zeros: Any) -> Any:
         z = numpy.linalg.eigvals(z)  # the characteristic polynomial of a square matrix
     elif _ndim(z) != 1:
         raise ValueError("input must be 1d or non-empty square 2d array.")
-    a = numpy.ones(1)
+    a = numpy.ones_like(z[:1])  # on z's device, of its dtype (NumPy: ones((1,), dtype=z.dtype))
     for k in range(_shape(z)[0]):
         a = numpy.convolve(a, numpy.stack([numpy.ones_like(z[k]), -z[k]]))
     if numpy.iscomplexobj(a):

@@ -638,6 +638,10 @@ einsum = Primitive(
     lambda *ops, subscripts, optimize=False: numpy.einsum(subscripts, *ops, optimize=optimize),
 )
 trace = Primitive("trace", numpy.trace)
+# numpy.correlate itself (its conjugation of ``v`` included) on 1-D ``a`` no shorter than ``v``:
+# NumPy's direct sums, so the values are NumPy's bit for bit; ``numpy.correlate`` and
+# ``numpy.convolve`` on tensors are this one primitive (chainrule.engine.composites)
+correlate = Primitive("correlate", numpy.correlate)
 i0 = Primitive("i0", numpy.i0)  # the modified Bessel function of the first kind, order 0
 diagonal = Primitive("diagonal", numpy.diagonal)
 

@@ -497,6 +497,30 @@ defvjp(P.outer,
        lambda g, out, a, b: numpy.reshape(numpy.reshape(a, (-1,)) @ g, b.shape))
 
 
+
+def _correlate_pads(mode: str, m: int) -> tuple[int, int]:
+    """The zeros numpy.correlate adds before and after ``a`` for a kernel of ``m`` values."""
+    return {"valid": (0, 0), "same": (m // 2, m - 1 - m // 2), "full": (m - 1, m - 1)}[mode]
+
+
+def _correlate_da(g: Any, out: Any, a: Any, v: Any, mode: str) -> Any:
+    # c[k] = sum_j a_padded[k + j] conj(v[j]): each a_padded[i] meets g[k] v[i - k], a full
+    # convolution of g with conj(v), whose padded ends are cut off again
+    left = _correlate_pads(mode, v.shape[0])[0]
+    return numpy.convolve(g, _cj(v))[left : left + a.shape[0]]
+
+
+def _correlate_dv(g: Any, out: Any, a: Any, v: Any, mode: str) -> Any:
+    # conjugate-linear in v: conj(sum_k g[k] a_padded[k + j]), the valid correlation of the
+    # conjugated padded a with g (numpy.correlate conjugates g back)
+    pads = _correlate_pads(mode, v.shape[0])
+    a = _cj(a)
+    return numpy.correlate(numpy.pad(a, pads) if pads[0] or pads[1] else a, g, "valid")
+
+
+defvjp(P.correlate, _correlate_da, _correlate_dv)
+
+
 def _einsum_vjp(argnum: int, g: Any, out: Any, *ops: Any, subscripts: str, optimize: Any) -> Any:
     ins, out_sub = subscripts.split("->")
     terms = ins.split(",")
@@ -1361,6 +1385,7 @@ for _prim in (
     P.arccosh, P.arctanh, P.absolute, P.conjugate, P.real, P.imag,
     P.maximum, P.minimum, P.fmax, P.fmin, P.clip, P.where,
     P.matmul, P.tensordot, P.dot, P.inner, P.vdot, P.outer, P.einsum, P.trace, P.diagonal,
+    P.correlate,
     P.inv, P.solve, P.det, P.logabsdet, P.logdet, P.fftn, P.ifftn, P.rfftn, P.irfftn,
     P.eigvals, P.eigw, P.eigvecs, P.cholesky, P.eigvalsh, P.eighvals, P.eigvecsh, P.svd_u,
     P.svd_s, P.svd_vh, P.qr_q, P.qr_r, P.pinv, P.lstsq_x,

@@ -310,6 +310,23 @@ def _pad(
     )
 
 
+def _correlate(
+    prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any], size: int
+) -> Any:
+    # numpy.correlate(a, v, mode) per example (a no shorter than v): every window of the padded
+    # a against conj(v), one einsum for the batch
+    a, v = vals
+    m = v.shape[-1]
+    left, right = {"valid": (0, 0), "same": (m // 2, m - 1 - m // 2), "full": (m - 1, m - 1)}[
+        kw.get("mode", "valid")
+    ]
+    a = numpy.pad(a, ((0, 0),) * (a.ndim - 1) + ((left, right),))
+    windows = numpy.lib.stride_tricks.sliding_window_view(a, m, axis=-1)
+    v = numpy.conjugate(v) if v.dtype.kind == "c" else v
+    spec = ("bkj," if flags[0] else "kj,") + ("bj" if flags[1] else "j") + "->bk"
+    return numpy.einsum(spec, windows, v)
+
+
 def _tile(
     prim: P.Primitive, vals: list[Any], flags: list[bool], kw: dict[str, Any], size: int
 ) -> Any:
@@ -567,6 +584,7 @@ _RULES: dict[P.Primitive, Callable[..., Any]] = {
     P.concatenate: _joined,
     P.stack: _joined,
     P.pad: _pad,
+    P.correlate: _correlate,
     P.tile: _tile,
     P.roll: _roll,
     P.dot: _product,

@@ -521,6 +521,19 @@ def _pad(w: NumbaWriter, v: Value) -> tuple[str, int, str]:
     return r, ATOM, "C"
 
 
+@_form(P.correlate)
+def _correlate(w: NumbaWriter, v: Value) -> tuple[str, int, str]:
+    # numpy.correlate of real 1-D arrays, a no shorter than the kernel (the composite's order):
+    # the sums over the overlaps, the padded zeros skipped (NumPy's sums, to rounding)
+    a, k = v.args
+    m = _shape(k)[0]
+    left, right = {"valid": (0, 0), "same": (m // 2, m - 1 - m // 2), "full": (m - 1, m - 1)}[
+        v.kw.get("mode", "valid")
+    ]
+    r = f"{w.helper('_correlate_pads')}({w.contig(a)}, {w.contig(k)}, {left}, {right})"
+    return r, ATOM, "C"
+
+
 @_form(P.triu, P.tril)
 def _tri(w: NumbaWriter, v: Value) -> tuple[str, int, str]:
     x = v.args[0]

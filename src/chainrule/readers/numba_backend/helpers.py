@@ -153,6 +153,17 @@ def _rvar_last(x, n_, d_):
         out[i] = q / d_
     return out
 """,
+    "_correlate_pads": """
+def _correlate_pads(a, v, left, right):
+    n, m = a.shape[0], v.shape[0]
+    out = numpy.zeros(n + left + right - m + 1, (a[:1] * v[:1]).dtype)
+    for k in range(out.shape[0]):
+        s = out[k]
+        for j in range(max(0, left - k), min(m, n + left - k)):
+            s += a[k + j - left] * v[j]
+        out[k] = s
+    return out
+""",
     "_cumsum_last": """
 def _cumsum_last(x, z):
     n, m = x.shape
