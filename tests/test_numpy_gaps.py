@@ -129,3 +129,285 @@ def test_quantile_arguments_that_stay_unsupported():
         numpy.quantile(t, 0.5, method="inverted_cdf", weights=numpy.ones(5))
     with pytest.raises(ValueError, match="not a valid method"):
         numpy.quantile(t, 0.5, method="cubic")
+
+
+# --- piecewise ----------------------------------------------------------------------------------
+
+
+def _pieces(t):
+    return numpy.piecewise(t, [t < 0, t >= 0.5], [lambda v: v**2, lambda v: 3 * v, 0.25])
+
+
+def test_piecewise_values_and_gradient_with_functions_and_constants():
+    x = numpy.linspace(-1, 1, 7) + 0.05
+    _same(_pieces(cr.tensor(x)), _pieces(x))
+    g = _check_grad(lambda t: (_pieces(t) * numpy.arange(1.0, 8)).sum(), x)
+    # by hand: 2x (x < 0), 3 (x >= 0.5), 0 (the constant "otherwise"), times the weights
+    want = numpy.where(x < 0, 2 * x, numpy.where(x >= 0.5, 3.0, 0.0)) * numpy.arange(1.0, 8)
+    numpy.testing.assert_allclose(g, want)
+
+    # one condition given alone, extra arguments passed to the functions
+    def f(t):
+        return numpy.piecewise(t, t > 0, [lambda v, k: k * v, lambda v, k: -v], 2.0).sum()
+
+    numpy.testing.assert_array_equal(cr.grad(f)(x), numpy.where(x > 0, 2.0, -1.0))
+
+
+def test_piecewise_refuses_a_function_that_is_not_elementwise_under_jit():
+    def f(t):
+        return numpy.piecewise(t, [t < 0], [lambda v: v[:2], 1.0])
+
+    with pytest.raises(TypeError, match="elementwise"):
+        cr.jit(lambda t: f(t).sum())(numpy.linspace(-1, 1, 4))
+
+
+# --- writes into a tensor: put, put_along_axis, copyto, fill_diagonal ---------------------------
+
+W = numpy.arange(1.0, 7)
+
+
+def _put(t):
+    u = t * 1
+    numpy.put(u, [0, 2, -1], t[:2] * 3)  # values repeated: 3 t0, 3 t1, 3 t0
+    return u
+
+
+def _put_modes(t):
+    u = t * 1
+    numpy.put(u, [7, -9], t[3:5], mode="wrap")
+    numpy.put(u, [40], t[5], mode="clip")
+    return u
+
+
+def _copyto(t):
+    u = t * 1
+    numpy.copyto(u, t**2, where=t > 0)
+    return u
+
+
+def _copyto_all(t):
+    u = numpy.zeros_like(t)
+    numpy.copyto(u, t[::-1])
+    return u
+
+
+def _fill_diagonal(t):
+    u = numpy.reshape(t, (3, 2)) * 1
+    numpy.fill_diagonal(u, t[:2] * 5, wrap=True)
+    return u
+
+
+def _fill_diagonal_3d(t):
+    u = numpy.zeros((2, 2, 2)) * t[0]
+    numpy.fill_diagonal(u, t[1])
+    return u
+
+
+def _put_along_axis(t):
+    u = numpy.reshape(t, (2, 3)) * 1
+    numpy.put_along_axis(u, numpy.array([[2], [0]]), t[:2, None] * 7, axis=1)
+    return u
+
+
+WRITES = [
+    _put,
+    _put_modes,
+    _copyto,
+    _copyto_all,
+    _fill_diagonal,
+    _fill_diagonal_3d,
+    _put_along_axis,
+]
+
+
+@pytest.mark.parametrize("write", WRITES, ids=lambda w: w.__name__)
+def test_writes_into_a_tensor_are_recorded(write):
+    x = numpy.linspace(-1, 1, 6) + 0.05
+    _same(write(cr.tensor(x)), write(x))
+    _check_grad(lambda t: (numpy.ravel(write(t)) * numpy.resize(W, write(x).size)).sum(), x)
+
+
+def test_a_write_of_a_value_that_requires_grad_into_a_plain_array_is_refused():
+    v = cr.tensor([1.0, 2.0], requires_grad=True)
+    for write in (
+        lambda a: numpy.put(a, [0, 1], v),
+        lambda a: numpy.copyto(a, v),
+        lambda a: numpy.fill_diagonal(a.reshape(2, 2), v),
+        lambda a: numpy.put_along_axis(a, numpy.array([0, 1]), v, axis=None),
+    ):
+        with pytest.raises(TypeError, match="plain NumPy array"):
+            write(numpy.zeros(4))
+    a = numpy.zeros(4)  # values that need no gradient: NumPy's own write
+    numpy.put(a, [1], cr.tensor([5.0]))
+    numpy.testing.assert_array_equal(a, [0.0, 5.0, 0.0, 0.0])
+
+
+def test_copyto_follows_numpys_casting_rule():
+    u = cr.tensor(numpy.zeros(3, dtype=numpy.int64))
+    with pytest.raises(TypeError, match="same_kind"):
+        numpy.copyto(u, cr.tensor([1.5, 2.0, 3.0], requires_grad=True))
+
+
+# --- reduceat, logaddexp.reduce -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ufunc", [numpy.add, numpy.multiply, numpy.maximum, numpy.minimum])
+@pytest.mark.parametrize("indices", [[0, 4, 1, 5, 7], [3], [2, 2, 8]])
+def test_reduceat(ufunc, indices):
+    x = RNG.standard_normal(9)
+    _same(ufunc.reduceat(cr.tensor(x), indices), ufunc.reduceat(x, indices))  # bit for bit
+    c = RNG.standard_normal(len(indices))
+    _check_grad(lambda t: (ufunc.reduceat(t, indices) * c).sum(), x)
+    m = RNG.standard_normal((9, 3))
+    for axis, ind in ((0, indices), (1, [0, 2])):
+        want = ufunc.reduceat(m, ind, axis=axis)  # to rounding along a leading axis
+        numpy.testing.assert_allclose(ufunc.reduceat(cr.tensor(m), ind, axis=axis).data, want)
+        c = RNG.standard_normal(want.shape)
+        _check_grad(lambda t, ax=axis, i=ind, c=c: (ufunc.reduceat(t, i, axis=ax) * c).sum(), m)
+
+
+@pytest.mark.parametrize("ufunc", [numpy.logaddexp, numpy.logaddexp2])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},
+        {"axis": 1},
+        {"axis": None},
+        {"axis": (0, 1), "keepdims": True},
+        {"initial": 0.5},
+        {"axis": 1, "where": "mask"},
+    ],  # fmt: skip
+)
+def test_logaddexp_reduce_is_numpys_fold(ufunc, kw):
+    x = RNG.standard_normal((5, 4))
+    if kw.get("where") == "mask":
+        kw = {**kw, "where": numpy.arange(4) % 2 == 0}
+    _same(ufunc.reduce(cr.tensor(x), **kw), numpy.asarray(ufunc.reduce(x, **kw)))
+    _check_grad(lambda t: (ufunc.reduce(t, **kw) ** 2).sum(), x)
+
+
+def test_logaddexp_reduce_of_a_long_axis_is_a_logsumexp():
+    x = RNG.standard_normal((200, 3))
+    for ufunc in (numpy.logaddexp, numpy.logaddexp2):
+        numpy.testing.assert_allclose(ufunc.reduce(cr.tensor(x)).data, ufunc.reduce(x), rtol=1e-13)
+    g = cr.grad(lambda t: numpy.logaddexp.reduce(t, axis=0).sum())(x)
+    numpy.testing.assert_allclose(g, numpy.exp(x - numpy.logaddexp.reduce(x, axis=0)))  # softmax
+
+
+# --- cov, corrcoef, average with weights --------------------------------------------------------
+
+FW = numpy.array([1, 2, 1, 3, 1, 1, 2])
+AW = RNG.random(7) + 0.1
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [{"fweights": FW}, {"aweights": AW}, {"fweights": FW, "aweights": AW},
+     {"aweights": AW, "ddof": 0}, {"fweights": FW, "bias": True}, {"aweights": AW, "ddof": 3}],
+)  # fmt: skip
+def test_cov_with_frequency_and_observation_weights(kw):
+    x = RNG.standard_normal((3, 7))
+    _same(numpy.cov(cr.tensor(x), **kw), numpy.cov(x, **kw))
+    _same(numpy.cov(cr.tensor(x.T), rowvar=False, **kw), numpy.cov(x.T, rowvar=False, **kw))
+    _check_grad(lambda t: (numpy.cov(t, **kw) ** 2).sum(), x)
+    _check_grad(lambda t: numpy.cov(x, **{**kw, "aweights": t}).sum(), AW)
+
+
+def test_corrcoef_and_the_weight_checks():
+    x = RNG.standard_normal((3, 7))
+    _same(numpy.corrcoef(cr.tensor(x)), numpy.corrcoef(x))
+    t = cr.tensor(x, requires_grad=True)
+    with pytest.raises(TypeError, match="fweights must be integer"):
+        numpy.cov(t, fweights=FW + 0.5)
+    with pytest.raises(ValueError, match="aweights cannot be negative"):
+        numpy.cov(t, aweights=-AW)
+    with pytest.raises(RuntimeError, match="incompatible numbers of samples"):
+        numpy.cov(t, aweights=AW[:3])
+
+
+@pytest.mark.parametrize("axis", [1, (0, 2), (2, 0), None, -1])
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_average_with_weights_along_axes(axis, keepdims):
+    a = RNG.standard_normal((4, 5, 3))
+    shape = a.shape if axis is None else tuple(a.shape[i] for i in numpy.atleast_1d(axis))
+    w = RNG.random(shape) + 0.1
+    kw = {"axis": axis, "keepdims": keepdims}
+    want = numpy.average(a, weights=w, returned=True, **kw)
+    got = numpy.average(cr.tensor(a), weights=w, returned=True, **kw)
+    for g_, w_ in zip(got, want):
+        _same(g_, w_)
+    _check_grad(lambda t: (numpy.average(t, weights=w, **kw) ** 2).sum(), a)
+    _check_grad(lambda t: (numpy.average(a, weights=t, **kw) ** 2).sum(), w)
+    with pytest.raises(ZeroDivisionError):
+        numpy.average(cr.tensor(a), weights=numpy.zeros(shape), **kw)
+
+
+# --- order='F', where=, initial= ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("order", ["F", "A"])
+@pytest.mark.parametrize("shape", [(6, 4), (4, 6), (24,), (3, 2, 2, 2)])
+def test_reshape_in_fortran_order(order, shape):
+    y = RNG.standard_normal((2, 3, 4))
+    _same(numpy.reshape(cr.tensor(y), shape, order=order), numpy.reshape(y, shape, order=order))
+    c = RNG.standard_normal(shape)
+    _check_grad(lambda t: (numpy.reshape(t, shape, order=order) * c).sum(), y)
+
+
+def test_ravel_and_flatten_in_every_order():
+    y = RNG.standard_normal((2, 3, 4))
+    for order in ("C", "F", "A", "K"):
+        _same(cr.tensor(y).ravel(order), y.ravel(order))
+        _same(cr.tensor(y).flatten(order), y.flatten(order))
+    for data in (numpy.asfortranarray(y), y.transpose(1, 0, 2)):
+        for order in ("A", "K"):
+            _same(numpy.ravel(cr.tensor(data), order=order), numpy.ravel(data, order=order))
+    c = RNG.standard_normal(24)
+    _check_grad(lambda t: (t.flatten("F") * c).sum(), y)
+    with pytest.raises(ValueError, match="'K' is not permitted"):
+        numpy.reshape(cr.tensor(y), (6, 4), order="K")
+
+
+MASK = numpy.array([[1, 1, 0, 1, 1], [1, 0, 1, 1, 1], [1, 1, 1, 0, 1], [1, 0, 1, 1, 0]], bool)
+REDUCTIONS = {
+    "sum": lambda t, m: numpy.sum(t, axis=1, where=m),
+    "sum-initial": lambda t, m: numpy.sum(t, axis=0, initial=2.5, where=m),
+    "sum-initial-alone": lambda t, m: numpy.sum(t, initial=2.5),
+    "prod": lambda t, m: numpy.prod(t, axis=1, where=m, keepdims=True),
+    "max": lambda t, m: numpy.max(t, axis=1, where=m, initial=-1.0),
+    "max-initial-alone": lambda t, m: numpy.max(t, axis=0, initial=0.2),
+    "min": lambda t, m: numpy.min(t, axis=(0, 1), where=m, initial=5.0),
+    "mean": lambda t, m: numpy.mean(t, axis=1, where=m),
+    "mean-all": lambda t, m: numpy.mean(t, where=m),
+    "mean-column-mask": lambda t, m: numpy.mean(t, axis=0, where=m[:, :1]),
+    "var": lambda t, m: numpy.var(t, axis=1, where=m, ddof=1),
+    "std": lambda t, m: numpy.std(t, axis=0, where=m, keepdims=True),
+    "var-given-mean": lambda t, m: numpy.var(t, axis=1, mean=numpy.mean(t, axis=1, keepdims=True)),
+    "method-sum": lambda t, m: t.sum(axis=1, where=m),
+    "method-max": lambda t, m: t.max(axis=1, where=m, initial=-9.0),
+    "method-mean": lambda t, m: t.mean(axis=0, where=m),
+    "method-std": lambda t, m: t.std(where=m),
+}
+
+
+@pytest.mark.parametrize("name", list(REDUCTIONS))
+def test_reductions_with_where_and_initial(name):
+    fn = REDUCTIONS[name]
+    x = RNG.standard_normal((4, 5))
+    want = numpy.asarray(fn(x, MASK))
+    got = fn(cr.tensor(x), MASK).data
+    assert got.shape == want.shape and got.dtype == want.dtype
+    numpy.testing.assert_allclose(got, want, rtol=1e-14, atol=1e-15)  # sums: to rounding
+    g = _check_grad(lambda t: (fn(t, MASK) ** 2).sum(), x)
+    if "alone" not in name and "given" not in name:
+        assert numpy.all(g[~numpy.broadcast_to(MASK, x.shape) if "column" not in name else
+                           ~numpy.broadcast_to(MASK[:, :1], x.shape)] == 0)  # fmt: skip
+    # the mask traced too: an input of the compiled function
+    numpy.testing.assert_allclose(
+        cr.jit(cr.grad(lambda t, m: (fn(t, m) ** 2).sum()))(x, MASK), g, rtol=1e-12
+    )
+
+
+def test_max_with_where_needs_initial_as_in_numpy():
+    with pytest.raises(ValueError, match="initial"):
+        numpy.max(cr.tensor(numpy.ones(3), requires_grad=True), where=numpy.array([1, 0, 1], bool))

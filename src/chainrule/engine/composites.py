@@ -9,6 +9,7 @@ runs it when the function has no binder. The table is complete once this module 
 from __future__ import annotations
 
 import operator
+import warnings
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -912,8 +913,6 @@ def _cov(
     *,
     dtype: Any = None,
 ) -> Any:
-    if fweights is not None or aweights is not None:
-        raise TypeError("numpy.cov: fweights= and aweights= are not supported on chainrule tensors")
     if ddof is not None and ddof != int(ddof):
         raise ValueError("numpy.cov: ddof must be an integer")
     dt = numpy.dtype(dtype) if dtype is not None else numpy.result_type(_dtype(m), numpy.float64)
@@ -922,13 +921,60 @@ def _cov(
         X = numpy.concatenate([X, _at_least_rows(y, dt, rowvar)], axis=0)
     if ddof is None:
         ddof = 0 if bias else 1
-    fact = _shape(X)[1] - ddof
-    if fact <= 0:
-        fact = 0.0
-    X = X - numpy.mean(X, axis=1)[:, None]
+    n = _shape(X)[1]
+    # NumPy's weights: frequencies (whole numbers) times observation weights, each checked
+    # where its values are known (not while jit or vmap records the program)
+    w = fw = aw = None
+    if fweights is not None:
+        fw = _as_float(fweights)
+        values = _concrete_values(fw)
+        if values is not None and not numpy.all(values == numpy.around(values)):
+            raise TypeError("fweights must be integer")
+        _check_weights(fw, values, n, "fweights")
+        w = fw
+    if aweights is not None:
+        aw = _as_float(aweights)
+        _check_weights(aw, _concrete_values(aw), n, "aweights")
+        w = aw if w is None else w * aw
+    fact: Any
+    if w is None:
+        fact = n - ddof
+        X = X - numpy.mean(X, axis=1)[:, None]
+    else:
+        avg, w_sum = _average(X, axis=1, weights=w, returned=True)
+        w_sum = w_sum[0]
+        if ddof == 0:
+            fact = w_sum
+        elif aw is None:
+            fact = w_sum - ddof
+        else:
+            fact = w_sum - ddof * numpy.sum(w * aw) / w_sum
+        X = X - avg[:, None]
+    if not hasattr(fact, "_prim"):
+        if fact <= 0:
+            warnings.warn("Degrees of freedom <= 0 for slice", RuntimeWarning, stacklevel=3)
+            fact = 0.0
+    else:
+        fact = numpy.where(fact <= 0, 0.0, fact)
     Xt = numpy.conj(X.T) if numpy.iscomplexobj(X) else X.T  # NumPy: X @ X^H
+    if w is not None:
+        Xt = numpy.conj((X * w).T) if numpy.iscomplexobj(X) else (X * w).T
     c = numpy.dot(X, Xt) * numpy.true_divide(1, fact)
     return numpy.squeeze(c)
+
+
+def _as_float(w: Any) -> Any:
+    w = _arrayish(w)
+    return w if _dtype_of(w) == numpy.float64 else w.astype(numpy.float64)
+
+
+def _check_weights(w: Any, values: Any, n: int, name: str) -> None:
+    if _ndim(w) > 1:
+        raise RuntimeError(f"cannot handle multidimensional {name}")
+    if _shape(w)[0] != n:
+        raise RuntimeError(f"incompatible numbers of samples and {name}")
+    if values is not None and numpy.any(values < 0):
+        raise ValueError(f"{name} cannot be negative")
 
 
 def _at_least_rows(m: Any, dt: Any, rowvar: bool) -> Any:
@@ -988,17 +1034,69 @@ def _diff(
 
 @_composite(numpy.average)
 def _average(
-    a: Any, axis: Any = None, weights: Any = None, returned: bool = False, *, keepdims: bool = False
+    a: Any, axis: Any = None, weights: Any = None, returned: bool = False, *, keepdims: Any = False
 ) -> Any:
+    # NumPy's steps: weights of a's shape, or of the shape of a along the axes (broadcast
+    # along the others); sum(a * w) / sum(w) in the promoted dtype; returned: that sum too
+    keepdims = False if keepdims is _NoValue else bool(keepdims)
+    a = _arrayish(a)
+    nd, shape = _ndim(a), _shape(a)
+    axes = None
+    if axis is not None:
+        axes = tuple(
+            _one_axis(x, nd, "average")
+            for x in (axis if isinstance(axis, (tuple, list)) else (axis,))
+        )
+        if len(set(axes)) != len(axes):
+            raise ValueError("numpy.average: repeated axis")
     if weights is None:
-        avg = numpy.mean(a, axis=axis, keepdims=keepdims)
-        if returned:
-            raise TypeError("numpy.average: returned=True is not supported on chainrule tensors")
+        avg = numpy.mean(a, axis=axes, keepdims=keepdims)
+        if not returned:
+            return avg
+        scl = numpy.asarray(int(numpy.prod(shape)) / max(int(numpy.prod(_shape(avg))), 1))
+        return avg, numpy.full(_shape(avg), scl, dtype=_dtype(avg))
+    wgt = _arrayish(weights)
+    if _shape(wgt) != shape:
+        if axes is None:
+            raise TypeError("Axis must be specified when shapes of a and weights differ.")
+        if _shape(wgt) != tuple(shape[x] for x in axes):
+            raise ValueError(
+                "Shape of weights must be consistent with shape of a along specified axis."
+            )
+        perm = tuple(int(p) for p in numpy.argsort(axes))
+        if perm != tuple(range(len(axes))):
+            wgt = numpy.transpose(wgt, perm)
+        wgt = numpy.reshape(wgt, tuple(s if x in axes else 1 for x, s in enumerate(shape)))
+    dta, dtw = numpy.dtype(_dtype(a)), numpy.dtype(_dtype(wgt))
+    if dta.kind in "iub":
+        dt = numpy.result_type(dta, dtw, "f8")
+    else:
+        dt = numpy.result_type(dta, dtw)
+    wgt = wgt if dtw == dt else wgt.astype(dt)
+    scl = numpy.sum(wgt, axis=axes, keepdims=keepdims)
+    zero = _concrete_values(scl)
+    if zero is not None and numpy.any(zero == 0.0):
+        raise ZeroDivisionError("Weights sum to zero, can't be normalized")
+    num = numpy.sum((a if dta == dt else a.astype(dt)) * wgt, axis=axes, keepdims=keepdims)
+    avg = num / scl
+    if not returned:
         return avg
-    if numpy.shape(weights) != numpy.shape(a):
-        raise TypeError("numpy.average: weights must have the shape of a on chainrule tensors")
-    num = numpy.sum(a * weights, axis=axis, keepdims=keepdims)
-    return num / numpy.sum(weights, axis=axis, keepdims=keepdims)
+    if _shape(scl) != _shape(avg):
+        scl = numpy.broadcast_to(scl, _shape(avg)) * 1  # NumPy: a copy
+    return avg, scl
+
+
+def _concrete_values(x: Any) -> Any:
+    """``x``'s values on the host, or None where they are traced (jit, vmap: the values are
+    not known while the program is recorded, so checks on them are skipped)."""
+    if not hasattr(x, "_prim"):
+        return numpy.asarray(x)
+    try:
+        return numpy.asarray(x._concrete("checking the values"))
+    except TypeError as e:
+        if type(e).__name__ != "TracerBoolError":
+            raise
+        return None
 
 
 @_composite(numpy.diag)
