@@ -121,11 +121,11 @@ def test_unsupported_function_without_grad_returns_plain_result(func, values, na
 
 
 def test_unsupported_function_inside_no_grad_works():
-    t = leaf([0.25, 0.5, 4.0])
+    t = leaf([[0.25, 0.5], [4.0, 1.0]])
     with cr.no_grad():
-        out = numpy.unwrap(t)  # the jump of 3.5 > pi becomes 3.5 - 2 pi
+        out = numpy.union1d(t, t)
     assert not isinstance(out, cr.Tensor)
-    numpy.testing.assert_allclose(out, [0.25, 0.5, 4.0 - 2 * numpy.pi], rtol=1e-12)
+    numpy.testing.assert_array_equal(out, [0.25, 0.5, 1.0, 4.0])
 
 
 # NumPy functions written as compositions: what they refuse, and NumPy's own errors

@@ -411,3 +411,19 @@ def test_reductions_with_where_and_initial(name):
 def test_max_with_where_needs_initial_as_in_numpy():
     with pytest.raises(ValueError, match="initial"):
         numpy.max(cr.tensor(numpy.ones(3), requires_grad=True), where=numpy.array([1, 0, 1], bool))
+
+
+# --- unwrap -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kw", [{}, {"discont": 4.0}, {"period": 6.0}, {"axis": 0}, {"period": 1.0, "axis": 1}]
+)
+def test_unwrap_values_and_gradient(kw):
+    x = numpy.cumsum(RNG.standard_normal((4, 6)) * 2.5, axis=1)
+    phase = numpy.mod(x, 2 * numpy.pi)
+    _same(numpy.unwrap(cr.tensor(phase), **kw), numpy.unwrap(phase, **kw))
+    c = RNG.standard_normal(phase.shape)
+    g = _check_grad(lambda t: (numpy.unwrap(t, **kw) * c).sum(), phase)
+    # by hand: the corrections are constants, so each entry's gradient is its weight
+    numpy.testing.assert_array_equal(g, c)

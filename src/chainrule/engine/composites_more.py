@@ -738,3 +738,32 @@ def _logaddexp_reduce(ufunc: numpy.ufunc) -> Any:
 
 UFUNC_METHODS[numpy.logaddexp, "reduce"] = _logaddexp_reduce(numpy.logaddexp)
 UFUNC_METHODS[numpy.logaddexp2, "reduce"] = _logaddexp_reduce(numpy.logaddexp2)
+
+
+@_composite(numpy.unwrap)
+def _unwrap(p: Any, discont: Any = None, axis: int = -1, *, period: float = 2 * numpy.pi) -> Any:
+    """``numpy.unwrap``: NumPy's steps. The corrections are whole multiples of ``period``,
+    constant between jumps, so the gradient passes through unchanged (the correction's rule,
+    ``ddmod - dd``, gives exactly 0)."""
+    if not _is_tensor(p):
+        p = numpy.asarray(p)
+    nd = _ndim(p)
+    ax = _one_axis(axis, nd, "unwrap")
+    dd = numpy.diff(p, axis=ax)
+    if discont is None:
+        discont = period / 2
+    dtype = numpy.result_type(_dtype(dd), period)
+    if numpy.issubdtype(dtype, numpy.integer):
+        high, rem = divmod(period, 2)
+        ambiguous = rem == 0
+    else:
+        high, ambiguous = period / 2, True
+    low = -high
+    ddmod = numpy.mod(dd - low, period) + low
+    if ambiguous:
+        ddmod = numpy.where((ddmod == low) & (dd > 0), high, ddmod)
+    correct = numpy.where(numpy.abs(dd) < discont, 0, ddmod - dd)
+    head = (slice(None),) * ax
+    rest = p[head + (slice(1, None),)] + numpy.cumsum(correct, axis=ax)
+    up = numpy.concatenate([p[head + (slice(0, 1),)], rest], axis=ax)
+    return up if numpy.dtype(_dtype(up)) == dtype else up.astype(dtype)
