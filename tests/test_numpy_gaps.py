@@ -427,3 +427,29 @@ def test_unwrap_values_and_gradient(kw):
     g = _check_grad(lambda t: (numpy.unwrap(t, **kw) * c).sum(), phase)
     # by hand: the corrections are constants, so each entry's gradient is its weight
     numpy.testing.assert_array_equal(g, c)
+
+
+# --- polyfit ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("deg, two_d, weighted", [(2, False, False), (3, False, True),
+                                                  (2, True, False), (1, True, True)])  # fmt: skip
+def test_polyfit_least_squares_in_x_y_and_w(deg, two_d, weighted):
+    x = numpy.linspace(0, 2, 9)
+    y = numpy.sin(x) + 0.1 * RNG.standard_normal(9)
+    if two_d:
+        y = numpy.stack([y, y**2], axis=1)
+    kw = {"w": RNG.random(9) + 0.5} if weighted else {}
+    want = numpy.polyfit(x, y, deg, **kw)
+    _same(numpy.polyfit(cr.tensor(x), cr.tensor(y), deg, **kw), want)
+    c = RNG.standard_normal(want.shape)
+    _check_grad(lambda t: (numpy.polyfit(x, t, deg, **kw) * c).sum(), y)
+    _check_grad(lambda t: (numpy.polyfit(t, y, deg, **kw) * c).sum(), x, atol=1e-5)
+    if weighted:
+        _check_grad(lambda t: (numpy.polyfit(x, y, deg, w=t) * c).sum(), kw["w"])
+
+
+def test_polyfit_full_output_is_refused_with_what_to_write():
+    t = cr.tensor(numpy.arange(5.0), requires_grad=True)
+    with pytest.raises(TypeError, match="full= and cov="):
+        numpy.polyfit(numpy.arange(5.0), t, 1, full=True)

@@ -31,6 +31,7 @@ from .primitives import (
     const_like,
     host_copy,
     logsumexp,
+    lstsq_x,
     scatter_add,
 )
 
@@ -767,3 +768,57 @@ def _unwrap(p: Any, discont: Any = None, axis: int = -1, *, period: float = 2 * 
     rest = p[head + (slice(1, None),)] + numpy.cumsum(correct, axis=ax)
     up = numpy.concatenate([p[head + (slice(0, 1),)], rest], axis=ax)
     return up if numpy.dtype(_dtype(up)) == dtype else up.astype(dtype)
+
+
+@_composite(numpy.polyfit)
+def _polyfit(
+    x: Any,
+    y: Any,
+    deg: int,
+    rcond: Any = None,
+    full: bool = False,
+    w: Any = None,
+    cov: Any = False,
+) -> Any:
+    """``numpy.polyfit`` (least squares): NumPy's steps, the Vandermonde matrix weighted and
+    its columns scaled, then the least-squares solution (differentiable in x, y and w through
+    the pseudo-inverse's rule)."""
+    if full or cov:
+        raise TypeError(
+            "numpy.polyfit: full= and cov= are not supported on chainrule tensors; fit with "
+            "the default and compute residuals from numpy.polyval(p, x) - y"
+        )
+    order = int(deg) + 1
+    x, y = _as_float(x) + 0.0, _as_float(y) + 0.0
+    if deg < 0:
+        raise ValueError("expected deg >= 0")
+    if _ndim(x) != 1:
+        raise TypeError("expected 1D vector for x")
+    if _shape(x)[0] == 0:
+        raise TypeError("expected non-empty vector for x")
+    if _ndim(y) < 1 or _ndim(y) > 2:
+        raise TypeError("expected 1D or 2D array for y")
+    if _shape(x)[0] != _shape(y)[0]:
+        raise TypeError("expected x and y to have same length")
+    if rcond is None:
+        rcond = _shape(x)[0] * numpy.finfo(_dtype(x)).eps
+    lhs = numpy.vander(x, order)
+    rhs = y
+    if w is not None:
+        w = _as_float(w) + 0.0
+        if _ndim(w) != 1:
+            raise TypeError("expected a 1-d array for weights")
+        if _shape(w)[0] != _shape(y)[0]:
+            raise TypeError("expected w and y to have the same length")
+        lhs = lhs * w[:, None]
+        rhs = rhs * (w[:, None] if _ndim(rhs) == 2 else w)
+    scale = numpy.sqrt((lhs * lhs).sum(axis=0))
+    lhs = lhs / scale
+    c = lstsq_x(lhs, rhs, rcond=rcond)
+    return (c.T / scale).T
+
+
+def _as_float(v: Any) -> Any:
+    if _is_tensor(v):
+        return v if _dtype(v).kind in "fc" else v.astype(numpy.float64)
+    return numpy.asarray(v)
