@@ -37,6 +37,7 @@ from .primitives import (
     eigvecsh,
     eigw,
     gather,
+    host_copy,
     logabsdet,
     logdet,
     lstsq_x,
@@ -681,8 +682,6 @@ def _sorted_first(a: Any, axis: Any, fname: str) -> tuple[Any, tuple[int, ...]]:
     arr, kept = _reduced_first(a, axis, fname)
     if _shape(arr)[0] == 0:
         raise ValueError(f"numpy.{fname}: an empty axis has no {fname.removeprefix('nan')}")
-    if numpy.dtype(_dtype(a)).kind == "c":
-        raise TypeError(f"numpy.{fname}: a must be an array of real numbers")
     return numpy.sort(arr, axis=0), kept
 
 
@@ -857,6 +856,8 @@ def _quantile_any(
             else ("Quantiles must be in the range [0, 1]")
         )
         raise ValueError(f"numpy.{fname}: {what}")
+    if numpy.dtype(_dtype(a)).kind == "c":
+        raise TypeError(f"numpy.{fname}: a must be an array of real numbers (not complex)")
     srt, kept = _sorted_first(a, axis, fname)
     mask = _isnan(srt) if nan else None
     count = None if mask is None else numpy.sum(~mask, axis=0)
@@ -1090,9 +1091,9 @@ def _concrete_values(x: Any) -> Any:
     """``x``'s values on the host, or None where they are traced (jit, vmap: the values are
     not known while the program is recorded, so checks on them are skipped)."""
     if not hasattr(x, "_prim"):
-        return numpy.asarray(x)
+        return numpy.asarray(host_copy(x))
     try:
-        return numpy.asarray(x._concrete("checking the values"))
+        return numpy.asarray(host_copy(x._concrete("checking the values")))
     except TypeError as e:
         if type(e).__name__ != "TracerBoolError":
             raise
