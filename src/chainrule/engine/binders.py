@@ -24,6 +24,7 @@ from .primitives import (
     _NoValue,
     _one_axis,
     _shape,
+    add,
     amax,
     amin,
     broadcast_to,
@@ -35,6 +36,7 @@ from .primitives import (
     cumsum,
     det,
     diagonal,
+    divide,
     dot,
     einsum,
     fftn,
@@ -47,7 +49,9 @@ from .primitives import (
     inner,
     inv,
     irfftn,
+    maximum,
     mean,
+    minimum,
     moveaxis,
     multiply,
     norm,
@@ -63,6 +67,7 @@ from .primitives import (
     sliding_window_view,
     solve,
     sort,
+    sqrt,
     stack,
     std,
     sum_,
@@ -93,6 +98,27 @@ def _binds(*funcs: Callable[..., Any]) -> Callable[[Binder], Binder]:
     return register
 
 
+def _masked(a: Any, where: Any, fill: Any) -> Any:
+    """``a`` with the places ``where`` leaves out replaced by ``fill`` (a reduction's identity
+    or ``initial``): NumPy's reductions with ``where=`` skip them; no gradient reaches them."""
+    if where is _NoValue or where is True:
+        return a
+    return numpy.where(where, a, fill)
+
+
+def _identity_of(prim: Primitive, a: Any, initial: Any) -> Any:
+    if prim is sum_:
+        return 0
+    if prim is prod:
+        return 1
+    if initial is _NoValue:
+        raise ValueError(
+            f"reduction operation '{'maximum' if prim is amax else 'minimum'}' does not have an "
+            "identity, so to use a where mask one has to specify 'initial'"
+        )
+    return initial
+
+
 def _reduce_binder(prim: Primitive, fname: str) -> Binder:
     def bind(
         a: Any,
@@ -104,18 +130,30 @@ def _reduce_binder(prim: Primitive, fname: str) -> Binder:
         where: Any = _NoValue,
     ) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
         _no_out(fname, out)
-        if initial is not _NoValue or where is not _NoValue:
-            raise TypeError(
-                f"numpy.{fname}: initial= and where= are not supported on "
-                "chainrule tensors; mask the input first (numpy.where)"
-            )
         if dtype is not None:
             a = a.astype(dtype)
-        return (
-            prim,
-            (a,),
-            {"axis": normalize_axis(axis, _ndim(a), fname), "keepdims": bool(keepdims)},
-        )
+        params = {"axis": normalize_axis(axis, _ndim(a), fname), "keepdims": bool(keepdims)}
+        if initial is _NoValue and (where is _NoValue or where is True):
+            return prim, (a,), params
+        # NumPy's where= and initial=: the left-out places hold the identity (max and min:
+        # initial), and initial takes part in the reduction as one more value
+        a = _masked(a, where, _identity_of(prim, a, initial))
+        if initial is _NoValue:
+            return prim, (a,), params
+        if prim is amax or prim is amin:
+            if where is _NoValue or where is True:
+                # one more value: initial, first (ties between it and the data go to the data)
+                shape = list(_shape(a))
+                ax = params["axis"]
+                axes = range(len(shape)) if ax is None else (ax,) if isinstance(ax, int) else ax
+                for i in axes:
+                    shape[i] = 1
+                first = numpy.full(shape, initial, dtype=a.dtype)
+                both = (maximum if prim is amax else minimum)(a, first)
+                return prim, (both,), params
+            return prim, (a,), params  # the left-out places already hold initial
+        reduced = prim(a, **params)  # NumPy folds initial in first: sum + initial, prod * initial
+        return (add if prim is sum_ else multiply), (reduced, initial), {}
 
     return bind
 
@@ -137,11 +175,23 @@ def _mean(
     where: Any = _NoValue,
 ) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
     _no_out("mean", out)
-    if where is not _NoValue:
-        raise TypeError("numpy.mean: where= is not supported on chainrule tensors")
     if dtype is not None:
         a = a.astype(dtype)
-    return mean, (a,), {"axis": normalize_axis(axis, _ndim(a), "mean"), "keepdims": bool(keepdims)}
+    ax = normalize_axis(axis, _ndim(a), "mean")
+    if where is _NoValue or where is True:
+        return mean, (a,), {"axis": ax, "keepdims": bool(keepdims)}
+    # NumPy's steps: the sum of the places where= keeps over their count
+    if numpy.dtype(a.dtype).kind in "iub":
+        a = a.astype(numpy.float64)
+    total = sum_(_masked(a, where, 0), axis=ax, keepdims=bool(keepdims))
+    return divide, (total, _count(a, where, ax, bool(keepdims))), {}
+
+
+def _count(a: Any, where: Any, axis: Any, keepdims: bool) -> Any:
+    """How many places ``where`` keeps along ``axis``, in ``a``'s float dtype."""
+    mask = numpy.broadcast_to(where, _shape(a))
+    count = numpy.sum(mask, axis=axis, dtype=numpy.intp, keepdims=keepdims)
+    return count.astype(numpy.empty(0, a.dtype).real.dtype)
 
 
 def _moment_binder(prim: Primitive, fname: str) -> Binder:
@@ -158,23 +208,29 @@ def _moment_binder(prim: Primitive, fname: str) -> Binder:
         correction: Any = _NoValue,
     ) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
         _no_out(fname, out)
-        if where is not _NoValue or mean is not _NoValue:
-            raise TypeError(
-                f"numpy.{fname}: where= and mean= are not supported on chainrule tensors"
-            )
         if correction is not _NoValue:
             ddof = correction
         if dtype is not None:
             a = a.astype(dtype)
-        return (
-            prim,
-            (a,),
-            {
-                "axis": normalize_axis(axis, _ndim(a), fname),
-                "ddof": ddof,
-                "keepdims": bool(keepdims),
-            },
-        )
+        ax = normalize_axis(axis, _ndim(a), fname)
+        if (where is _NoValue or where is True) and mean is _NoValue:
+            return prim, (a,), {"axis": ax, "ddof": ddof, "keepdims": bool(keepdims)}
+        # NumPy's steps with where= (or a given mean=): the mean of the kept places, squared
+        # deviations summed over them, divided by max(count - ddof, 0)
+        if numpy.dtype(a.dtype).kind in "iub":
+            a = a.astype(numpy.float64)
+        if mean is _NoValue:
+            centre = sum_(_masked(a, where, 0), axis=ax, keepdims=True) / _count(a, where, ax, True)
+        else:
+            centre = mean
+        dev = a - centre
+        sq = real(dev * numpy.conjugate(dev)) if numpy.dtype(a.dtype).kind == "c" else dev * dev
+        total = sum_(_masked(sq, where, 0), axis=ax, keepdims=bool(keepdims))
+        kept = True if where is _NoValue else where
+        dof = numpy.maximum(_count(a, kept, ax, bool(keepdims)) - ddof, 0)
+        if prim is var:
+            return divide, (total, dof), {}
+        return sqrt, (total / dof,), {}
 
     return bind
 
@@ -433,10 +489,50 @@ def _check_shape(shape: Any, fname: str) -> tuple[int, ...]:
 def _reshape(
     a: Any, shape: Any = None, order: str = "C", *, newshape: Any = None, copy: Any = None
 ) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
-    if order != "C":
-        raise TypeError("numpy.reshape: only order='C' is supported on chainrule tensors")
     shape = newshape if shape is None else shape
-    return reshape, (a,), {"shape": resolve_shape(_shape(a), _check_shape(shape, "reshape"))}
+    new = resolve_shape(_shape(a), _check_shape(shape, "reshape"))
+    if order == "C":
+        return reshape, (a,), {"shape": new}
+    if order == "K":
+        raise ValueError("numpy.reshape: order 'K' is not permitted for reshaping")
+    return _reshape_in(a, new, _layout(a, order, "reshape"))
+
+
+def _layout(a: Any, order: Any, fname: str) -> str:
+    """NumPy's ``order``: 'C', 'F', or for 'A' (and ravel's 'K') the order of ``a``'s memory
+    (read from its values when called; inside jit or vmap, from the traced example's)."""
+    if order is None:
+        return "C"
+    if order not in ("C", "F", "A", "K"):
+        raise ValueError(f"numpy.{fname}: order must be one of 'C', 'F', 'A', or 'K' ({order!r})")
+    if order in ("C", "F"):
+        return str(order)
+    data = a._data if hasattr(a, "_prim") else numpy.asarray(a)
+    flags = data.flags
+    if flags.c_contiguous or (order == "A" and not flags.f_contiguous):
+        return "C"
+    if flags.f_contiguous:
+        return "F"
+    return "K"  # ravel: the axes by their strides, largest first
+
+
+def _reshape_in(
+    a: Any, new: tuple[int, ...], order: str
+) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+    """A reshape that reads and writes the elements in Fortran order (the first index fastest):
+    the axes reversed, a C-order reshape to the reversed shape, the axes reversed back."""
+    if order == "C":
+        return reshape, (a,), {"shape": new}
+    nd = _ndim(a)
+    if order == "K":  # ravel's memory order: the axes sorted by the size of their strides
+        strides = a._data.strides if hasattr(a, "_prim") else numpy.asarray(a).strides
+        perm = sorted(range(nd), key=lambda i: -abs(strides[i]))
+        return reshape, (numpy.transpose(a, perm),), {"shape": new}
+    flipped = numpy.transpose(a) if nd > 1 else a
+    if len(new) <= 1:
+        return reshape, (flipped,), {"shape": new}
+    flat = numpy.reshape(flipped, new[::-1])
+    return transpose, (flat,), {"axes": tuple(range(len(new)))[::-1]}
 
 
 def resolve_shape(old: tuple[int, ...], new: tuple[int, ...]) -> tuple[int, ...]:
@@ -455,7 +551,8 @@ def resolve_shape(old: tuple[int, ...], new: tuple[int, ...]) -> tuple[int, ...]
 
 @_binds(numpy.ravel)
 def _ravel(a: Any, order: str = "C") -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
-    return _reshape(a, (-1,), order)
+    size = math.prod(_shape(a))
+    return _reshape_in(a, (size,), "C" if order == "C" else _layout(a, order, "ravel"))
 
 
 @_binds(numpy.squeeze)

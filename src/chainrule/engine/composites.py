@@ -9,6 +9,7 @@ runs it when the function has no binder. The table is complete once this module 
 from __future__ import annotations
 
 import operator
+import warnings
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -37,9 +38,11 @@ from .primitives import (
     eigvecsh,
     eigw,
     gather,
+    host_copy,
     logabsdet,
     logdet,
     lstsq_x,
+    normalize_axis,
     on_host,
     pinv,
     qr_q,
@@ -660,127 +663,244 @@ def _matrix_power(a: Any, n: int) -> Any:
     return result
 
 
+def _reduced_first(a: Any, axis: Any, fname: str) -> tuple[Any, tuple[int, ...]]:
+    """``a`` with the reduced axes (None: all of them) merged into one axis, first, and the
+    shape ``keepdims=True`` gives (NumPy's _ureduce: several axes are reduced as one)."""
+    nd, shape = _ndim(a), _shape(a)
+    if axis is None:
+        return numpy.ravel(a), (1,) * nd
+    ax = normalize_axis(axis, nd, fname)
+    axes = (ax,) if isinstance(ax, int) else tuple(ax or ())
+    rest = [d for d in range(nd) if d not in axes]
+    order = list(axes) + rest
+    moved = a if order == list(range(nd)) else numpy.transpose(a, order)
+    if len(axes) != 1:
+        moved = numpy.reshape(moved, (-1,) + tuple(shape[d] for d in rest))
+    return moved, tuple(1 if d in axes else shape[d] for d in range(nd))
+
+
+def _sorted_first(a: Any, axis: Any, fname: str) -> tuple[Any, tuple[int, ...]]:
+    arr, kept = _reduced_first(a, axis, fname)
+    if _shape(arr)[0] == 0:
+        raise ValueError(f"numpy.{fname}: an empty axis has no {fname.removeprefix('nan')}")
+    return numpy.sort(arr, axis=0), kept
+
+
 @_composite(numpy.median)
 def _median(
     a: Any, axis: Any = None, out: Any = None, overwrite_input: bool = False, keepdims: bool = False
 ) -> Any:
     _no_out("median", out)
-    if axis is None:
-        a, axis = numpy.ravel(a), 0
-    elif not isinstance(axis, (int, numpy.integer)):
-        raise TypeError("numpy.median: one axis (or None) on chainrule tensors")
-    nd = _ndim(a)
-    ax = _one_axis(axis, nd, "median")
-    n = _shape(a)[ax]
-    if n == 0:
-        raise ValueError("numpy.median: an empty axis has no median")
-    part = numpy.sort(a, axis=ax)
+    part, kept = _sorted_first(a, axis, "median")
+    n = _shape(part)[0]
     mid = slice(n // 2, n // 2 + 1) if n % 2 else slice(n // 2 - 1, n // 2 + 1)
-    rout = numpy.mean(part[(slice(None),) * ax + (mid,)], axis=ax, keepdims=keepdims)
-    if numpy.dtype(_dtype(a)).kind in "fc":
+    rout = numpy.mean(part[mid], axis=0)
+    if numpy.dtype(_dtype(a)).kind == "f":
         # a NaN anywhere in the slice gives NaN, as in NumPy (sorting puts NaNs last)
-        last = part[(slice(None),) * ax + (slice(n - 1, n),)]
-        nan = numpy.isnan(last if keepdims else numpy.squeeze(last, axis=ax))
-        rout = numpy.where(nan, numpy.nan, rout)
-    return rout
+        rout = numpy.where(numpy.isnan(part[-1]), numpy.nan, rout)
+    return numpy.reshape(rout, kept) if keepdims else rout
 
 
-def _quantile_linear(
-    fname: str, a: Any, q: numpy.ndarray, weak: bool, axis: Any, method: str, keepdims: bool
+@_composite(numpy.nanmedian)
+def _nanmedian(
+    a: Any,
+    axis: Any = None,
+    out: Any = None,
+    overwrite_input: bool = False,
+    keepdims: bool = False,
 ) -> Any:
-    """NumPy's quantile with method="linear", step by step, on a sort (which has a gradient):
-    the two neighbouring order statistics and NumPy's own two-sided interpolation formula."""
-    if method != "linear":
-        raise TypeError(
-            f"numpy.{fname}: only method='linear' (the default) is supported on chainrule tensors"
-        )
-    if q.ndim > 1:
-        raise ValueError(f"numpy.{fname}: q must be a scalar or 1d")
-    if not (numpy.all(q >= 0) and numpy.all(q <= 1)):
-        what = (
-            "percentiles must be in [0, 100]"
-            if fname == "percentile"
-            else "quantiles must be in [0, 1]"
-        )
-        raise ValueError(f"numpy.{fname}: {what}")
-    nd = _ndim(a)
-    if axis is None:
-        arr, kept = numpy.ravel(a), (1,) * nd
-    else:
-        if not isinstance(axis, (int, numpy.integer)):
-            raise TypeError(f"numpy.{fname}: one axis (or None) on chainrule tensors")
-        ax = _one_axis(axis, nd, fname)
-        arr = numpy.moveaxis(a, ax, 0) if ax else a
-        kept = _shape(a)[:ax] + (1,) + _shape(a)[ax + 1 :]
-    n = _shape(arr)[0]
-    if n == 0:
-        raise ValueError(f"numpy.{fname}: an empty axis has no quantile")
-    srt = numpy.sort(arr, axis=0)
-    vi = numpy.asarray((n - 1) * q)
-    prev = numpy.floor(vi)
-    nxt = prev + 1
-    prev = numpy.where(vi >= n - 1, -1, numpy.where(vi < 0, 0, prev)).astype(numpy.intp)
-    nxt = numpy.where(vi >= n - 1, -1, numpy.where(vi < 0, 0, nxt)).astype(numpy.intp)
-    lo, hi = srt[prev], srt[nxt]
-    gamma = numpy.asarray(vi - prev, dtype=vi.dtype)
-    diff = hi - lo
-    t: Any
-    if weak:
-        t = float(gamma)
-        res = hi - diff * (1 - t) if t >= 0.5 else lo + diff * t
-    else:
-        t = gamma.reshape(gamma.shape + (1,) * (_ndim(srt) - 1))
-        res = numpy.where(t >= 0.5, hi - diff * (1 - t), lo + diff * t)
-    if numpy.dtype(_dtype(a)).kind == "f":  # a slice with a NaN gives NaN (sorted last)
-        res = numpy.where(numpy.isnan(srt[-1]), numpy.nan, res)
-    return numpy.reshape(res, q.shape + kept) if keepdims else res
+    # NumPy's steps for each slice without its NaNs: the mean of its one or two middle values,
+    # (low + high) / 2 (sorting puts the NaNs last; an all-NaN slice gives NaN)
+    _no_out("nanmedian", out)
+    if _isnan(a) is None:
+        return _median(a, axis, keepdims=keepdims)
+    part, kept = _sorted_first(a, axis, "nanmedian")
+    count = numpy.sum(~numpy.isnan(part), axis=0, keepdims=True)
+    lo = numpy.take_along_axis(part, numpy.maximum((count - 1) // 2, 0), axis=0)
+    hi = numpy.take_along_axis(part, count // 2, axis=0)  # lo again for an odd count
+    rout = numpy.where(count == 0, numpy.nan, (lo + hi) / 2)[0]
+    return numpy.reshape(rout, kept) if keepdims else rout
 
 
-def _quantile_args(fname: str, q: Any, out: Any, weights: Any, interpolation: Any) -> None:
-    _no_out(fname, out)
-    if weights is not None or interpolation is not None:
-        raise TypeError(
-            f"numpy.{fname}: weights= and interpolation= are not supported on chainrule tensors"
+# NumPy's quantile methods (Hyndman and Fan): the virtual index of q among n sorted values;
+# the continuous ones interpolate between its two neighbours, the discrete ones take one value
+_QUANTILE_ALPHA_BETA = {
+    "interpolated_inverted_cdf": (0.0, 1.0),
+    "hazen": (0.5, 0.5),
+    "weibull": (0.0, 0.0),
+    "median_unbiased": (1 / 3.0, 1 / 3.0),
+    "normal_unbiased": (3 / 8.0, 3 / 8.0),
+}
+_QUANTILE_DISCRETE = ("inverted_cdf", "closest_observation", "lower", "higher", "nearest")
+_QUANTILE_METHODS = (
+    "inverted_cdf", "averaged_inverted_cdf", "closest_observation", "interpolated_inverted_cdf",
+    "hazen", "weibull", "linear", "median_unbiased", "normal_unbiased", "lower", "higher",
+    "midpoint", "nearest",
+)  # fmt: skip
+
+
+def _to_boundaries(index: Any, take_previous: Callable[[Any, Any], Any]) -> Any:
+    previous = numpy.floor(index)
+    res = numpy.where(take_previous(index - previous, index), previous, previous + 1)
+    res = res.astype(numpy.intp)
+    return numpy.where(res < 0, 0, res)
+
+
+def _virtual_index(method: str, n: Any, q: Any) -> Any:
+    """NumPy's ``get_virtual_index`` of each method (``n`` an int or an array of counts)."""
+    if method == "linear":
+        return (n - 1) * q
+    if method in _QUANTILE_ALPHA_BETA:
+        alpha, beta = _QUANTILE_ALPHA_BETA[method]
+        return n * q + (alpha + q * (1 - alpha - beta)) - 1
+    if method == "averaged_inverted_cdf":
+        return n * q - 1
+    if method == "inverted_cdf":
+        return _to_boundaries(n * q - 1, lambda gamma, _: gamma == 0)
+    if method == "closest_observation":
+        return _to_boundaries(
+            n * q - 1 - 0.5, lambda gamma, i: (gamma == 0) & (numpy.floor(i) % 2 == 1)
         )
+    if method == "midpoint":
+        return 0.5 * (numpy.floor((n - 1) * q) + numpy.ceil((n - 1) * q))
+    at = (n - 1) * q
+    if method == "lower":
+        return numpy.floor(at).astype(numpy.intp)
+    if method == "higher":
+        return numpy.ceil(at).astype(numpy.intp)
+    return numpy.around(at).astype(numpy.intp)  # nearest
+
+
+def _quantile_of_sorted(
+    srt: Any, q: numpy.ndarray, weak: bool, method: str, count: Any, dtype: Any
+) -> Any:
+    """NumPy's ``_quantile`` on values sorted along axis 0 (NaNs last): ``count`` is None (all
+    ``n`` values count) or, for the NaN-ignoring functions, the number of values that are not
+    NaN in each slice (an array of the slices' shape, computed: it follows the values under
+    jit). The gradient reaches the one or two order statistics each quantile reads."""
+    n = _shape(srt)[0]
+    rest = _shape(srt)[1:]
+    qq = q.reshape(q.shape + (1,) * len(rest)) if count is not None else q
+    cnt = n if count is None else (count.astype(q.dtype) if q.dtype.kind == "f" else count)
+    with numpy.errstate(invalid="ignore"):
+        vi = _virtual_index(method, cnt, qq)
+    integral = method in _QUANTILE_DISCRETE or (
+        method == "linear" and numpy.dtype(_dtype(vi)).kind in "iu"
+    )
+
+    def pick(index: Any) -> Any:
+        if count is None:
+            return srt[index]
+        full = numpy.broadcast_to(index, q.shape + rest)
+        flat = numpy.reshape(full, (-1,) + rest)
+        return numpy.reshape(numpy.take_along_axis(srt, flat, axis=0), q.shape + rest)
+
+    if integral:
+        res = pick(vi)
+    else:
+        # NumPy's _get_indexes: floor and floor + 1, -1 (the last value) at or above the
+        # last index or for a NaN index, 0 below the first
+        last = n - 1 if count is None else count - 1
+        prev = numpy.floor(vi)
+        above = (vi >= last) | numpy.isnan(vi)
+        below = vi < 0
+        prev_i = numpy.where(above, -1, numpy.where(below, 0, prev)).astype(numpy.intp)
+        next_i = numpy.where(above, -1, numpy.where(below, 0, prev + 1)).astype(numpy.intp)
+        if count is not None:  # -1 is the last value that is not NaN
+            prev_at = numpy.where(prev_i < 0, last, prev_i)
+            next_at = numpy.where(next_i < 0, last, next_i)
+        else:
+            prev_at, next_at = prev_i, next_i
+        lo, hi = pick(prev_at), pick(next_at)
+        gamma = (vi - prev_i).astype(_dtype(vi))
+        if method == "averaged_inverted_cdf":
+            gamma = numpy.where(gamma == 0, 0.5, 1.0).astype(_dtype(vi))
+        elif method == "midpoint":
+            gamma = numpy.where(vi % 1 == 0, 0.0, 0.5).astype(_dtype(vi))
+        diff = hi - lo
+        t: Any
+        if weak and count is None:  # a Python q: gamma as a Python float (NumPy's weak_q)
+            t = float(gamma)
+            res = hi - diff * (1 - t) if t >= 0.5 else lo + diff * t
+        else:
+            if count is None:
+                gamma = gamma.reshape(gamma.shape + (1,) * len(rest))
+            omt = 1 - gamma
+            if weak and numpy.dtype(dtype).kind == "f":  # the Python float, per slice
+                gamma, omt = gamma.astype(dtype), omt.astype(dtype)
+            res = numpy.where(gamma >= 0.5, hi - diff * omt, lo + diff * gamma)
+    if numpy.dtype(dtype).kind == "f":  # a slice with a NaN gives NaN (sorted last)
+        bad = numpy.isnan(srt[-1]) if count is None else count == 0
+        res = numpy.where(bad, numpy.nan, res)
+    return res
+
+
+def _quantile_any(
+    fname: str, a: Any, q: Any, axis: Any, method: str, keepdims: bool, nan: bool, scale: float
+) -> Any:
     if hasattr(q, "_prim"):
         raise TypeError(f"numpy.{fname}: q must be plain numbers (no gradient flows to q)")
-
-
-@_composite(numpy.quantile)
-def _quantile(
-    a: Any,
-    q: Any,
-    axis: Any = None,
-    out: Any = None,
-    overwrite_input: bool = False,
-    method: str = "linear",
-    keepdims: bool = False,
-    *,
-    weights: Any = None,
-    interpolation: Any = None,
-) -> Any:
-    _quantile_args("quantile", q, out, weights, interpolation)
+    if method not in _QUANTILE_METHODS:
+        raise ValueError(
+            f"numpy.{fname}: {method!r} is not a valid method. Use one of: {_QUANTILE_METHODS}"
+        )
     weak = type(q) in (int, float)
-    return _quantile_linear("quantile", a, numpy.asanyarray(q), weak, axis, method, keepdims)
+    qa = numpy.asanyarray(q)
+    if scale != 1:
+        qa = numpy.true_divide(qa, scale, out=...)
+    if qa.ndim > 2:
+        raise ValueError(f"numpy.{fname}: q must be a scalar or 1d")
+    if not (numpy.all(qa >= 0) and numpy.all(qa <= 1)):
+        what = (
+            "Percentiles must be in the range [0, 100]"
+            if scale != 1
+            else ("Quantiles must be in the range [0, 1]")
+        )
+        raise ValueError(f"numpy.{fname}: {what}")
+    if numpy.dtype(_dtype(a)).kind == "c":
+        raise TypeError(f"numpy.{fname}: a must be an array of real numbers (not complex)")
+    srt, kept = _sorted_first(a, axis, fname)
+    mask = _isnan(srt) if nan else None
+    count = None if mask is None else numpy.sum(~mask, axis=0)
+    res = _quantile_of_sorted(srt, qa, weak, method, count, _dtype(a))
+    return numpy.reshape(res, qa.shape + kept) if keepdims else res
 
 
-@_composite(numpy.percentile)
-def _percentile(
-    a: Any,
-    q: Any,
-    axis: Any = None,
-    out: Any = None,
-    overwrite_input: bool = False,
-    method: str = "linear",
-    keepdims: bool = False,
-    *,
-    weights: Any = None,
-    interpolation: Any = None,
-) -> Any:
-    _quantile_args("percentile", q, out, weights, interpolation)
-    weak = type(q) in (int, float)
-    q = numpy.true_divide(q, 100, out=...)
-    return _quantile_linear("percentile", a, q, weak, axis, method, keepdims)
+def _quantile_args(fname: str, out: Any, weights: Any, interpolation: Any) -> None:
+    _no_out(fname, out)
+    if weights is not None:
+        raise TypeError(
+            f"numpy.{fname}: weights= is not supported on chainrule tensors; repeat the "
+            "values by their integer weights (numpy.repeat) or call it on t.detach()"
+        )
+    if interpolation is not None:
+        raise TypeError(f"numpy.{fname}: interpolation= is deprecated by NumPy; use method=")
+
+
+def _quantile_function(fname: str, nan: bool, scale: float) -> Callable[..., Any]:
+    def quantile(
+        a: Any,
+        q: Any,
+        axis: Any = None,
+        out: Any = None,
+        overwrite_input: bool = False,
+        method: str = "linear",
+        keepdims: bool = False,
+        *,
+        weights: Any = None,
+        interpolation: Any = None,
+    ) -> Any:
+        _quantile_args(fname, out, weights, interpolation)
+        return _quantile_any(fname, a, q, axis, method, keepdims, nan, scale)
+
+    quantile.__name__ = fname
+    return quantile
+
+
+COMPOSITES[numpy.quantile] = _quantile_function("quantile", False, 1)
+COMPOSITES[numpy.percentile] = _quantile_function("percentile", False, 100)
+COMPOSITES[numpy.nanquantile] = _quantile_function("nanquantile", True, 1)
+COMPOSITES[numpy.nanpercentile] = _quantile_function("nanpercentile", True, 100)
 
 
 @_composite(numpy.cov)
@@ -795,8 +915,6 @@ def _cov(
     *,
     dtype: Any = None,
 ) -> Any:
-    if fweights is not None or aweights is not None:
-        raise TypeError("numpy.cov: fweights= and aweights= are not supported on chainrule tensors")
     if ddof is not None and ddof != int(ddof):
         raise ValueError("numpy.cov: ddof must be an integer")
     dt = numpy.dtype(dtype) if dtype is not None else numpy.result_type(_dtype(m), numpy.float64)
@@ -805,13 +923,60 @@ def _cov(
         X = numpy.concatenate([X, _at_least_rows(y, dt, rowvar)], axis=0)
     if ddof is None:
         ddof = 0 if bias else 1
-    fact = _shape(X)[1] - ddof
-    if fact <= 0:
-        fact = 0.0
-    X = X - numpy.mean(X, axis=1)[:, None]
+    n = _shape(X)[1]
+    # NumPy's weights: frequencies (whole numbers) times observation weights, each checked
+    # where its values are known (not while jit or vmap records the program)
+    w = fw = aw = None
+    if fweights is not None:
+        fw = _as_float(fweights)
+        values = _concrete_values(fw)
+        if values is not None and not numpy.all(values == numpy.around(values)):
+            raise TypeError("fweights must be integer")
+        _check_weights(fw, values, n, "fweights")
+        w = fw
+    if aweights is not None:
+        aw = _as_float(aweights)
+        _check_weights(aw, _concrete_values(aw), n, "aweights")
+        w = aw if w is None else w * aw
+    fact: Any
+    if w is None:
+        fact = n - ddof
+        X = X - numpy.mean(X, axis=1)[:, None]
+    else:
+        avg, w_sum = _average(X, axis=1, weights=w, returned=True)
+        w_sum = w_sum[0]
+        if ddof == 0:
+            fact = w_sum
+        elif aw is None:
+            fact = w_sum - ddof
+        else:
+            fact = w_sum - ddof * numpy.sum(w * aw) / w_sum
+        X = X - avg[:, None]
+    if not hasattr(fact, "_prim"):
+        if fact <= 0:
+            warnings.warn("Degrees of freedom <= 0 for slice", RuntimeWarning, stacklevel=3)
+            fact = 0.0
+    else:
+        fact = numpy.where(fact <= 0, 0.0, fact)
     Xt = numpy.conj(X.T) if numpy.iscomplexobj(X) else X.T  # NumPy: X @ X^H
+    if w is not None:
+        Xt = numpy.conj((X * w).T) if numpy.iscomplexobj(X) else (X * w).T
     c = numpy.dot(X, Xt) * numpy.true_divide(1, fact)
     return numpy.squeeze(c)
+
+
+def _as_float(w: Any) -> Any:
+    w = _arrayish(w)
+    return w if _dtype_of(w) == numpy.float64 else w.astype(numpy.float64)
+
+
+def _check_weights(w: Any, values: Any, n: int, name: str) -> None:
+    if _ndim(w) > 1:
+        raise RuntimeError(f"cannot handle multidimensional {name}")
+    if _shape(w)[0] != n:
+        raise RuntimeError(f"incompatible numbers of samples and {name}")
+    if values is not None and numpy.any(values < 0):
+        raise ValueError(f"{name} cannot be negative")
 
 
 def _at_least_rows(m: Any, dt: Any, rowvar: bool) -> Any:
@@ -871,17 +1036,69 @@ def _diff(
 
 @_composite(numpy.average)
 def _average(
-    a: Any, axis: Any = None, weights: Any = None, returned: bool = False, *, keepdims: bool = False
+    a: Any, axis: Any = None, weights: Any = None, returned: bool = False, *, keepdims: Any = False
 ) -> Any:
+    # NumPy's steps: weights of a's shape, or of the shape of a along the axes (broadcast
+    # along the others); sum(a * w) / sum(w) in the promoted dtype; returned: that sum too
+    keepdims = False if keepdims is _NoValue else bool(keepdims)
+    a = _arrayish(a)
+    nd, shape = _ndim(a), _shape(a)
+    axes = None
+    if axis is not None:
+        axes = tuple(
+            _one_axis(x, nd, "average")
+            for x in (axis if isinstance(axis, (tuple, list)) else (axis,))
+        )
+        if len(set(axes)) != len(axes):
+            raise ValueError("numpy.average: repeated axis")
     if weights is None:
-        avg = numpy.mean(a, axis=axis, keepdims=keepdims)
-        if returned:
-            raise TypeError("numpy.average: returned=True is not supported on chainrule tensors")
+        avg = numpy.mean(a, axis=axes, keepdims=keepdims)
+        if not returned:
+            return avg
+        scl = numpy.asarray(int(numpy.prod(shape)) / max(int(numpy.prod(_shape(avg))), 1))
+        return avg, numpy.full(_shape(avg), scl, dtype=_dtype(avg))
+    wgt = _arrayish(weights)
+    if _shape(wgt) != shape:
+        if axes is None:
+            raise TypeError("Axis must be specified when shapes of a and weights differ.")
+        if _shape(wgt) != tuple(shape[x] for x in axes):
+            raise ValueError(
+                "Shape of weights must be consistent with shape of a along specified axis."
+            )
+        perm = tuple(int(p) for p in numpy.argsort(axes))
+        if perm != tuple(range(len(axes))):
+            wgt = numpy.transpose(wgt, perm)
+        wgt = numpy.reshape(wgt, tuple(s if x in axes else 1 for x, s in enumerate(shape)))
+    dta, dtw = numpy.dtype(_dtype(a)), numpy.dtype(_dtype(wgt))
+    if dta.kind in "iub":
+        dt = numpy.result_type(dta, dtw, "f8")
+    else:
+        dt = numpy.result_type(dta, dtw)
+    wgt = wgt if dtw == dt else wgt.astype(dt)
+    scl = numpy.sum(wgt, axis=axes, keepdims=keepdims)
+    zero = _concrete_values(scl)
+    if zero is not None and numpy.any(zero == 0.0):
+        raise ZeroDivisionError("Weights sum to zero, can't be normalized")
+    num = numpy.sum((a if dta == dt else a.astype(dt)) * wgt, axis=axes, keepdims=keepdims)
+    avg = num / scl
+    if not returned:
         return avg
-    if numpy.shape(weights) != numpy.shape(a):
-        raise TypeError("numpy.average: weights must have the shape of a on chainrule tensors")
-    num = numpy.sum(a * weights, axis=axis, keepdims=keepdims)
-    return num / numpy.sum(weights, axis=axis, keepdims=keepdims)
+    if _shape(scl) != _shape(avg):
+        scl = numpy.broadcast_to(scl, _shape(avg)) * 1  # NumPy: a copy
+    return avg, scl
+
+
+def _concrete_values(x: Any) -> Any:
+    """``x``'s values on the host, or None where they are traced (jit, vmap: the values are
+    not known while the program is recorded, so checks on them are skipped)."""
+    if not hasattr(x, "_prim"):
+        return numpy.asarray(host_copy(x))
+    try:
+        return numpy.asarray(host_copy(x._concrete("checking the values")))
+    except TypeError as e:
+        if type(e).__name__ != "TracerBoolError":
+            raise
+        return None
 
 
 @_composite(numpy.diag)
