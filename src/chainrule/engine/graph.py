@@ -418,10 +418,15 @@ def _walk_arrays(
                 if rule is passthrough:
                     gi = g
                 elif rule is negated:
+                    data = a._data
+                    if g.shape != data.shape or g.dtype is not data.dtype:
+                        # summed to the input's shape first (the b of x - b, broadcast): the
+                        # negation runs on the smaller array, with the same bits
+                        gi = -fit(g, data, node)
                     # In place where g is this walk's own array and this is its last use (the
                     # x of -x, the y of x - y) unless an earlier input's gradient (x's) holds
                     # g's memory.
-                    if (
+                    elif (
                         a is args[-1]
                         and node in fresh
                         and type(g) is ndarray

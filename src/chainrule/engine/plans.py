@@ -341,8 +341,13 @@ def _compute(
             # the rule's result, gi (None from a variadic rule: no gradient for this input)
             if rule is passthrough:
                 call = f"gi = g{k}"
-            elif rule is negated:
-                call = f"gi = -g{k}"
+            elif rule is negated:  # the walk's order: summed to the input's shape, negated
+                call = (
+                    f"d = {target}._data\n"
+                    f"if g{k}.shape != d.shape or g{k}.dtype is not d.dtype: "
+                    f"gi = -fit(g{k}, d, n{k})\n"
+                    f"else: gi = -g{k}"
+                )
             elif variadic[k]:
                 call = f"gi = {w.name(prim.vjp_argnum, 'V')}({i}, g{k}, o, {vals}{kw})"
             else:

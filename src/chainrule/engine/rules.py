@@ -214,7 +214,12 @@ def _power_dx(g: Any, out: Any, x: Any, y: Any) -> Any:
     # the constant 1), so the exponent there is replaced by 1 rather than computing 0 * 0**-1.
     if isinstance(y, (int, float)):
         if y == 2:
-            return g * (2 * x)
+            d = 2 * x
+            if type(d) is numpy.ndarray and type(g) is numpy.ndarray and d.dtype == g.dtype \
+                    and d.shape == g.shape:
+                d *= g  # plain arrays: the same product, in d's memory
+                return d
+            return g * d
         if y == 0:
             return g * (0 * x)
         if y < 0 and float(y).is_integer() and getattr(x, "dtype", None) is not None \

@@ -156,12 +156,13 @@ def _rvar_last(x, n_, d_):
     "_correlate_pads": """
 def _correlate_pads(a, v, left, right):
     n, m = a.shape[0], v.shape[0]
-    out = numpy.zeros(n + left + right - m + 1, (a[:1] * v[:1]).dtype)
-    for k in range(out.shape[0]):
-        s = out[k]
-        for j in range(max(0, left - k), min(m, n + left - k)):
-            s += a[k + j - left] * v[j]
-        out[k] = s
+    size = n + left + right - m + 1
+    out = numpy.zeros(size, (a[:1] * v[:1]).dtype)
+    for j in range(m):
+        vj = v[j]
+        off = j - left
+        for k in range(max(0, -off), min(size, n - off)):
+            out[k] += a[k + off] * vj
     return out
 """,
     "_cumsum_last": """
