@@ -20,7 +20,7 @@ import numpy
 
 from . import graph
 from . import tensor as tensor
-from .primitives import Primitive
+from .primitives import Primitive, qualified_name
 
 __all__ = ["detect_anomaly", "AnomalyError", "set_detect_anomaly"]
 
@@ -107,7 +107,7 @@ def _checked_apply(prim: Primitive, args: tuple[Any, ...], kw: dict[str, Any]) -
             for i, a in enumerate(args)
         )
         raise AnomalyError(
-            f"numpy.{prim.name} produced {'NaN' if numpy.isnan(out._data).any() else 'inf'}"
+            f"{qualified_name(prim)} produced {'NaN' if numpy.isnan(out._data).any() else 'inf'}"
             f"{' in ' + name if name else ''} (shape {numpy.shape(out._data)})\n"
             f"  at {file}:{line}\n    {text}\n  its inputs:\n{inputs}"
         )
@@ -117,7 +117,7 @@ def _checked_apply(prim: Primitive, args: tuple[Any, ...], kw: dict[str, Any]) -
 def _report_gradient(node: Any, argnum: int, parent: Any, g_in: Any, g_out: Any) -> None:
     file, line, text, name = getattr(node, "_site", ("<unknown>", 0, "", None))
     raise AnomalyError(
-        f"the gradient rule of numpy.{node._prim.name}"
+        f"the gradient rule of {qualified_name(node._prim)}"
         f"{' (computing ' + name + ')' if name else ''} turned a finite gradient into "
         f"{'NaN' if numpy.isnan(numpy.asarray(g_out)).any() else 'inf'} for its input "
         f"{argnum} (shape {numpy.shape(parent._data)})\n  recorded at {file}:{line}\n    {text}\n"

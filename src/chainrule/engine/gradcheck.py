@@ -226,7 +226,8 @@ def _kinks_crossed(
     for (name, a), (_, b) in zip(*sides):
         if numpy.shape(a) != numpy.shape(b) or not numpy.array_equal(a, b):
             notes.append(
-                f"the step ±{h:.1e} crosses a kink of numpy.{name} (the branch it "
+                f"the step ±{h:.1e} crosses a kink of "
+                f"{name if name.startswith('scipy.') else 'numpy.' + name} (the branch it "
                 "takes differs on the two sides)"
             )
     return notes

@@ -43,6 +43,7 @@ __all__ = [
     "NONDIFF_FUNCTIONS",
     "UFUNC_METHODS",
     "normalize_axis",
+    "qualified_name",
 ]
 
 
@@ -132,6 +133,17 @@ class Primitive:
 
     def __repr__(self) -> str:
         return f"<primitive {self.name}>"
+
+
+def qualified_name(prim: Primitive) -> str:
+    """How messages name the function of ``prim``: ``numpy.exp``, ``numpy.linalg.norm``, and
+    for the primitives of SciPy's ufuncs (named so) ``scipy.special.expit``.
+
+    >>> qualified_name(exp)
+    'numpy.exp'
+    """
+    name = prim.name
+    return name if name.startswith("scipy.") else f"numpy.{name}"
 
 
 def primitive(fun: Callable[..., Any], name: str | None = None) -> Primitive:

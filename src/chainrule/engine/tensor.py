@@ -367,7 +367,9 @@ def _describe(v: Any) -> str:
 
 def _op_error(e: Exception, prim: P.Primitive, vals: Any) -> Exception:
     where = ", ".join(_describe(v) for v in vals)
-    msg = f"numpy.{prim.name} failed on ({where}): {e}"
+    if prim.name.startswith("scipy.") and any(_is_complex(v) for v in vals):
+        return _complex_error(prim, f" (SciPy: {e})")
+    msg = f"{P.qualified_name(prim)} failed on ({where}): {e}"
     libs = sorted({type(v).__module__.split(".")[0] for v in vals if _foreign(v)})
     if libs:
         msg += (
@@ -378,7 +380,7 @@ def _op_error(e: Exception, prim: P.Primitive, vals: Any) -> Exception:
     if type(e) in (ValueError, TypeError, IndexError):
         return type(e)(msg)
     if hasattr(e, "add_note"):
-        e.add_note(f"while chainrule applied numpy.{prim.name} to ({where})")
+        e.add_note(f"while chainrule applied {P.qualified_name(prim)} to ({where})")
     return e
 
 
@@ -449,7 +451,7 @@ def _apply(prim: P.Primitive, args: tuple[Any, ...], kw: dict[str, Any]) -> Tens
         state = _state
         record = (rg and state.enabled) or state.tracing
         rg = rg and state.enabled
-        if state.tracing and prim in _ELEMENTWISE_PRIMS:
+        if state.tracing and (prim in _ELEMENTWISE_PRIMS or type(prim.fun) is numpy.ufunc):
             # a list operand (x * [1, 2, 3]) as the array NumPy makes of it: the program
             # writes it as an array, which any rule can multiply by a NumPy scalar
             args = tuple(numpy.asarray(a) if type(a) in (list, tuple) else a for a in args)
@@ -492,12 +494,16 @@ def _refuse_complex(prim: P.Primitive, out: Any, vals: Any) -> None:
                 "declared to hold for complex values: if they do under chainrule's convention "
                 "(no conjugation for holomorphic functions), pass complex_ready=True to defvjp"
             )
-        raise TypeError(
-            f"numpy.{prim.name}: chainrule has no gradient rule for complex values of this "
-            "operation (the complex-ready ones are listed in docs/guarantees.md). Write it on "
-            "the real and imaginary parts (z.real, z.imag), or call it on z.detach() if no "
-            "gradient should flow through it"
-        )
+        raise _complex_error(prim)
+
+
+def _complex_error(prim: P.Primitive, detail: str = "") -> TypeError:
+    return TypeError(
+        f"{P.qualified_name(prim)}: chainrule has no gradient rule for complex values of this "
+        "operation (the complex-ready ones are listed in docs/guarantees.md). Write it on "
+        "the real and imaginary parts (z.real, z.imag), or call it on z.detach() if no "
+        f"gradient should flow through it{detail}"
+    )
 
 
 def _write_into(target: Tensor, result: Any, fname: str) -> Tensor:
@@ -595,7 +601,7 @@ def _check_result(out: Any, prim: P.Primitive, args: tuple[Any, ...]) -> None:
     """A result that is neither an ndarray nor the array type of a tensor's data means another
     library's type took the operation over, which would detach the tensor: refuse it."""
     if isinstance(out, (numpy.ndarray, bool, int, float, complex)):
-        _refuse_subclass(out, f"numpy.{prim.name}")
+        _refuse_subclass(out, P.qualified_name(prim))
         return
     if _foreign(out) and any(type(getattr(a, "_data", a)) is type(out) for a in args):
         # the array library (NumPy's protocols in full: Dask, CuPy, ...) of the tensors or of
@@ -605,7 +611,7 @@ def _check_result(out: Any, prim: P.Primitive, args: tuple[Any, ...]) -> None:
         return  # not an array (a dtype, a tuple of them, ...)
     kind = f"{type(out).__module__}.{type(out).__qualname__}"
     raise TypeError(
-        f"numpy.{prim.name}: a {kind} operand took over the result of an operation on a "
+        f"{P.qualified_name(prim)}: a {kind} operand took over the result of an operation on a "
         "chainrule tensor, which would detach it from the gradient. Give chainrule its values "
         "(numpy.asarray(x), or x.values / x.to_numpy()) and wrap the result afterwards"
     )
@@ -686,22 +692,122 @@ def _nondiff(prim: P.Primitive, args: tuple[Any, ...], kw: dict[str, Any]) -> An
             return _apply(prim, args, kw)
         if flatten_tensors(args):  # computing it now would freeze today's values
             raise TracerBoolError(
-                f"numpy.{prim.name} with a list or tuple argument cannot be traced by "
+                f"{P.qualified_name(prim)} with a list or tuple argument cannot be traced by "
                 "chainrule.jit or chainrule.explain: its result would be frozen. Pass arrays "
                 "(numpy.asarray of the list) or compute it outside the jitted function"
             )
     return prim.fun(*_unwrap(args), **_unwrap(kw))
 
 
-def _unsupported(name: str, args: Any, kwargs: Any, call: Callable[..., Any]) -> Any:
+def _unsupported(
+    name: str, args: Any, kwargs: Any, call: Callable[..., Any], module: str | None = "numpy"
+) -> Any:
+    """Call ``call`` on the values, or raise if a gradient would be dropped: ``name`` is the
+    function's name in ``module`` (None: ``name`` is the whole title)."""
     if _needs_grad(args) or _needs_grad(kwargs):
+        title = name if module is None else f"{module}.{name}"
         raise TypeError(
-            f"numpy.{name} has no gradient rule in chainrule, and it was called on a tensor "
+            f"{title} has no gradient rule in chainrule, and it was called on a tensor "
             "that requires grad. If its result needs no gradient, call it on t.detach() (or "
             "inside chainrule.no_grad()); otherwise give it a rule with chainrule.defvjp, or "
             "write it from supported NumPy functions"
         )
     return call(*_unwrap(args), **_unwrap(kwargs))
+
+
+def _ufunc_title(ufunc: numpy.ufunc) -> str:
+    """How messages name a ufunc that has no primitive: ``numpy.<name>``,
+    ``scipy.special.<name>`` (SciPy's special functions are ufuncs), or ``the ufunc '<name>'``."""
+    name = ufunc.__name__
+    if getattr(numpy, name, None) is ufunc:
+        return f"numpy.{name}"
+    if "scipy.special" in sys.modules and any(
+        getattr(sys.modules.get(m), name, None) is ufunc
+        for m in ("scipy.special", "scipy.special._ufuncs")
+    ):
+        return f"scipy.special.{name}"
+    return f"the ufunc {name!r}"
+
+
+# Whether chainrule.engine.scipy_special (the rules of scipy.special's ufuncs) is still to be
+# loaded: the first ufunc that has no primitive while SciPy's special functions are imported
+# loads it (import chainrule never imports SciPy, which is slow).
+_special_pending = True
+
+
+def _load_special() -> bool:
+    """Load chainrule.engine.scipy_special if SciPy's special functions are in use and it is
+    not loaded yet; whether it was loaded now (then the ufunc tables have grown)."""
+    global _special_pending
+    if not _special_pending or "scipy.special" not in sys.modules:
+        return False
+    _special_pending = False
+    from . import scipy_special  # noqa: F401 (registers its primitives in P.UFUNCS)
+
+    return True
+
+
+# SciPy functions that are not ufuncs convert their inputs to NumPy arrays, and with them a
+# tensor: what to write instead, in chainrule's error message.
+_SCIPY_INSTEAD = {
+    "logsumexp": "chainrule.functions.logsumexp(x, axis=..., keepdims=...)",
+    "softmax": "chainrule.functions.softmax(x, axis=...)",
+    "log_softmax": "chainrule.functions.log_softmax(x, axis=...)",
+    "polygamma": (
+        "(-1) ** (n + 1) * math.factorial(n) * scipy.special.zeta(n + 1, x) for n >= 1 "
+        "(scipy.special.digamma(x) for n = 0): scipy.special.zeta and digamma have rules"
+    ),
+    "multigammaln": (
+        "d * (d - 1) / 4 * numpy.log(numpy.pi) + sum(scipy.special.gammaln(a - j / 2) for j "
+        "in range(d)): scipy.special.gammaln has a rule"
+    ),
+}
+
+
+def _scipy_caller() -> str | None:
+    """The SciPy function that is converting a tensor to an array (``numpy.asarray`` inside
+    ``scipy.special.logsumexp``), by its public name where it has one; None when the conversion
+    does not come from SciPy. Read from the calling frames, on the error path only."""
+    try:
+        frame: Any = sys._getframe(2)  # 0: this helper, 1: __array__, 2: who converts
+    except ValueError:
+        return None
+    found = None
+    special = sys.modules.get("scipy.special")
+    while frame is not None:
+        module = frame.f_globals.get("__name__", "") or ""
+        if not module.startswith(("scipy.", "numpy")):
+            break  # left SciPy (and NumPy's Python code between): the user's call
+        if module.startswith("scipy."):
+            name = frame.f_code.co_name
+            if (
+                special is not None
+                and not name.startswith("_")
+                and callable(getattr(special, name, None))
+            ):
+                found = f"scipy.special.{name}"
+            elif found is None or not found.startswith("scipy.special."):
+                found = f"{module}.{name}"
+        frame = frame.f_back
+    return found
+
+
+def _converted_by_scipy(where: str) -> TypeError:
+    name = where.rsplit(".", 1)[-1]
+    instead = _SCIPY_INSTEAD.get(name) if where.startswith("scipy.special.") else None
+    advice = (
+        f"Instead write {instead}."
+        if instead
+        else "chainrule differentiates scipy.special's ufuncs (expit, log_ndtr, gammaln, "
+        "xlogy, ...: see the README) and chainrule.functions (logsumexp, softmax, "
+        "log_softmax, sigmoid, log_sigmoid, softplus, logit, xlogy); write the computation "
+        "with those or with NumPy functions on the tensor."
+    )
+    return TypeError(
+        f"{where} converted a chainrule tensor that requires grad to a plain NumPy array "
+        "(it is not a ufunc, so chainrule cannot record it), which would drop it from the "
+        f"gradient. {advice} For the values alone call it on t.detach()"
+    )
 
 
 def _binary(prim: P.Primitive, a: Any, b: Any) -> Any:
@@ -857,7 +963,7 @@ class Tensor(Node):
             f = P.UFUNC_METHODS.get((ufunc, method))
             if f is None:
                 return _unsupported(
-                    f"{ufunc.__name__}.{method}", inputs, kwargs, getattr(ufunc, method)
+                    f"{_ufunc_title(ufunc)}.{method}", inputs, kwargs, getattr(ufunc, method), None
                 )
             return f(*inputs, **kwargs)
         if kwargs:
@@ -881,19 +987,20 @@ class Tensor(Node):
                     # out= a tensor: the result written into it as a recorded in-place update
                     # (t[...] = result, with the same rules as any write into a tensor)
                     result = self.__array_ufunc__(ufunc, method, *inputs, **kwargs)
-                    return _write_into(out[0], result, f"numpy.{ufunc.__name__}")
+                    return _write_into(out[0], result, _ufunc_title(ufunc))
+                title = _ufunc_title(ufunc)
                 raise TypeError(
-                    f"numpy.{ufunc.__name__}: out= is not supported with chainrule "
+                    f"{title}: out= is not supported with chainrule "
                     "tensors (a write into an existing array cannot be recorded); "
-                    "use the returned value instead: y = numpy."
-                    f"{ufunc.__name__}(...) rather than numpy.{ufunc.__name__}(..., out=y)"
+                    f"use the returned value instead: y = {title}(...) rather than "
+                    f"{title}(..., out=y)"
                 )
             dtype = kwargs.pop("dtype", None)
             if dtype is not None:
                 inputs = tuple(i.astype(dtype) if isinstance(i, Tensor) else i for i in inputs)
             if kwargs and ufunc not in C.COMPOSITES:
                 raise TypeError(
-                    f"numpy.{ufunc.__name__}: {sorted(kwargs)} are not supported "
+                    f"{_ufunc_title(ufunc)}: {sorted(kwargs)} are not supported "
                     "on chainrule tensors; use numpy.where to mask instead"
                 )
         prim = _UFUNCS.get(ufunc)
@@ -905,7 +1012,11 @@ class Tensor(Node):
         nd = P.NONDIFF_UFUNCS.get(ufunc)
         if nd is not None:
             return _nondiff(nd, inputs, _EMPTY)
-        return _unsupported(ufunc.__name__, inputs, {}, ufunc)
+        if _special_pending and _load_special():  # scipy.special's ufuncs: their rules now
+            prim = _UFUNCS.get(ufunc)
+            if prim is not None:
+                return _apply(prim, inputs, _EMPTY)
+        return _unsupported(_ufunc_title(ufunc), inputs, {}, ufunc, None)
 
     def __array_function__(
         self, func: Callable[..., Any], types: Any, args: Any, kwargs: Any
@@ -958,6 +1069,9 @@ class Tensor(Node):
             # (a cast to integers or booleans, numpy.int64(t), has no gradient to drop)
             if _called_from_item_assignment():
                 raise _written_into_array_error(self)
+            caller = _scipy_caller()
+            if caller is not None:
+                raise _converted_by_scipy(caller)
             raise TypeError(
                 "a chainrule tensor that requires grad was converted to a plain NumPy array, "
                 "which would drop it from the gradient. Two idioms do this: (1) a Python list "

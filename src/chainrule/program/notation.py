@@ -521,11 +521,20 @@ STATEMENTS[P.scatter] = _scatter_dyn_lines
 
 
 def source_form(prim: Primitive) -> Form:
-    """The source form of ``prim`` (a NumPy call by name when none is registered)."""
+    """The source form of ``prim`` (a NumPy call by name when none is registered; the
+    primitives of SciPy's ufuncs, named ``scipy.special.<name>``, call SciPy by that name)."""
     form = SOURCE.get(prim)
     if form is not None:
         return form
-    return call(prim.name if prim.custom else f"numpy.{prim.name}")
+    if prim.custom or prim.name.startswith("scipy."):
+        return call(prim.name)
+    return call(f"numpy.{prim.name}")
+
+
+def needs_scipy(prims: Any) -> bool:
+    """Whether code that calls ``prims`` needs ``import scipy.special`` (a SciPy ufunc's
+    primitive among them)."""
+    return any(p is not None and not p.custom and p.name.startswith("scipy.") for p in prims)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from chainrule.engine.graph import Node
 from chainrule.engine.tensor import Tensor, TracerBoolError
 from chainrule.program.codegen import Line, Writer, identifier
 from chainrule.program.ir import CONST, INPUT, Program, Value, build, cse, dce, prettify, simplify
-from chainrule.program.notation import Literals, ReadableLiterals
+from chainrule.program.notation import Literals, ReadableLiterals, needs_scipy
 from chainrule.program.trace import Recording, record
 
 from .readable import readable_lines
@@ -461,8 +461,12 @@ class Explanation:
             if custom
             else []
         )
+        imports = ["import numpy"]
+        if needs_scipy(v.prim for v in self.program.values):
+            imports.append("import scipy.special")
         src = (
-            ["import numpy", ""]
+            imports
+            + [""]
             + needs
             + hoisted
             + ([""] if hoisted else [])

@@ -24,6 +24,7 @@ Backends write the same program differently:
 from __future__ import annotations
 
 import functools
+import importlib
 import itertools
 import math
 import time
@@ -40,7 +41,7 @@ from chainrule.engine.reduce import add_reduce, window_reduce
 from chainrule.engine.scatter import add_at
 from chainrule.engine.tensor import Tensor, _state
 from chainrule.program.ir import Program, Value, build, optimize
-from chainrule.program.notation import Literals
+from chainrule.program.notation import Literals, needs_scipy
 from chainrule.program.trace import record
 
 from . import numba_backend
@@ -614,6 +615,9 @@ def _compile_numpy(
     for v in prog.values:
         if v.prim is not None and v.prim.custom:
             namespace[v.prim.name] = v.prim.fun
+    if needs_scipy(v.prim for v in prog.values):  # scipy.special.expit(...) & co.
+        importlib.import_module("scipy.special")
+        namespace["scipy"] = importlib.import_module("scipy")
     code = compile(src, f"<chainrule.jit {name}>", "exec")
     exec(code, namespace)
     return Compiled(src, namespace[name], out_tree, len(prog.ops()), "numpy", fallback)

@@ -172,6 +172,10 @@ class NumbaWriter(Writer):
             )
         handler = _FORMS.get(prim)
         if handler is None:
+            if prim.name.startswith("scipy."):
+                raise Unsupported(
+                    prim.name, "a SciPy function (Numba cannot call scipy.special's ufuncs)"
+                )
             if prim.name in NUMBA_UFUNCS and isinstance(prim.fun, numpy.ufunc):
                 handler = _ufunc_call
             else:
