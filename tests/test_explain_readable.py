@@ -231,6 +231,26 @@ def test_why_shows_the_index_form_of_the_seeds_product_and_defines_its_notation(
     assert f"dW4[0,0] = {a3[0, 0]:.4f} × {dy[0, 0]:.4f} = {a3[0, 0] * dy[0, 0]:.4f}" in why
 
 
+X_GLOBAL = numpy.random.default_rng(12).standard_normal((5, 3))
+
+
+def test_why_of_a_product_with_a_constant_matrix_names_it_and_brackets_the_gradient():
+    # X is a global constant, not a recorded input: the index form reads its values and name
+    def loss(W):
+        return (numpy.tanh(X_GLOBAL @ W) ** 2).sum()
+
+    W = numpy.full((3, 2), 0.1)
+    why = cr.explain(loss, W).why()
+    assert "dW = X_GLOBALᵀ · (2 · " in why
+    line = next(t for t in why.splitlines() if "index form" in t)
+    assert "Σₙ X_GLOBAL[n,i] · (" in line and ")[n,j]" in line
+    # the worked element, by hand: sum_n X[n,0] * d(tanh^2)/dz[n,0]
+    t = numpy.tanh(X_GLOBAL @ W)
+    g = 2 * t * (1 - t**2)
+    want = float((X_GLOBAL[:, 0] * g[:, 0]).sum())
+    assert f"= {want:.4f}" in why
+
+
 def softmax_ce(W, b, X, y):
     Z = X @ W + b
     Z = Z - Z.max(axis=1, keepdims=True)

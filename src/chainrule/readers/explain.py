@@ -19,10 +19,19 @@ from chainrule.engine.graph import Node
 from chainrule.engine.tensor import Tensor, TracerBoolError
 from chainrule.program.codegen import Line, Writer, identifier
 from chainrule.program.ir import CONST, INPUT, Program, Value, build, cse, dce, prettify, simplify
-from chainrule.program.notation import Literals, ReadableLiterals, needs_scipy
+from chainrule.program.notation import ATOM, Literals, ReadableLiterals, needs_scipy
 from chainrule.program.trace import Recording, record
 
 from .readable import readable_lines
+
+
+class _Plain:
+    """A constant input of a product, read like a recorded one (``._data``)."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Any) -> None:
+        self._data = data
 
 __all__ = ["explain", "Explanation"]
 
@@ -307,6 +316,16 @@ class Explanation:
             lines += [f"Note: {n}" for n in self.notes]
         return "\n".join(lines).rstrip() + "\n"
 
+    def _arg_name(self, consumer: Node, k: int, x: Any) -> str:
+        """The name of input ``k`` of ``consumer``: a recorded value's, or a constant's as the
+        derivation writes it (``X`` for a global array)."""
+        if isinstance(x, Node):
+            return self.recording.names.get(x) or self._label(x)
+        cv = self._by_node.get(consumer)
+        if cv is not None and k < len(cv.args):
+            return self.writer.ref(cv.args[k], "math")[0]
+        return "c"
+
     def _label(self, node: Node) -> str:
         v = self._by_node.get(node)
         if v is None or v.prim is None:
@@ -314,8 +333,13 @@ class Explanation:
         return f"({self.writer.expr(v, 'math')[0]})"
 
     def _grad_text(self, g: Any) -> str:
+        """The incoming gradient as the derivation writes it, parenthesised unless it is one
+        name (it is indexed and multiplied in the index form: ``(2 · z)[n,j]``)."""
         v = self._node_value(g) if isinstance(g, Node) else None
-        return self.writer.ref(v, "math")[0] if isinstance(v, Value) else "g"
+        if not isinstance(v, Value):
+            return "g"
+        text, prec = self.writer.ref(v, "math")
+        return text if prec >= ATOM else f"({text})"
 
     def _index_form(
         self, name: str, consumer: Node, raw: Any, fin: Any, i: int, g: Any
@@ -328,11 +352,10 @@ class Explanation:
         shape = tuple(numpy.shape(fin._data if isinstance(fin, Tensor) else fin))
         gshape = tuple(numpy.shape(g._data if isinstance(g, Tensor) else g))
         if prim in (P.matmul, P.dot) and len(args) == 2:
-            a, w = args
+            a, w = (x if isinstance(x, Node) else _Plain(x) for x in args)
             if not (numpy.ndim(a._data) == 2 and numpy.ndim(w._data) == 2):
                 return []
-            an = self.recording.names.get(a) or self._label(a)
-            wn = self.recording.names.get(w) or self._label(w)
+            an, wn = self._arg_name(consumer, 0, a), self._arg_name(consumer, 1, w)
             gn = self._grad_text(g)
             gd = numpy.asarray(g._data if isinstance(g, Tensor) else g)
             if i == 1:
