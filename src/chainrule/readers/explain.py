@@ -33,6 +33,7 @@ class _Plain:
     def __init__(self, data: Any) -> None:
         self._data = data
 
+
 __all__ = ["explain", "Explanation"]
 
 
