@@ -15,6 +15,7 @@ from collections import namedtuple
 
 import numpy
 import pytest
+from op_cases import fd_grad
 
 import chainrule as cr
 
@@ -1310,3 +1311,21 @@ def test_no_grad_and_enable_grad_as_decorators_nest_and_restore():
         with cr.no_grad():
             raise KeyError("inside")
     assert cr.is_grad_enabled() and (w * 2).requires_grad
+
+
+def test_numpy_array_of_a_tensor_names_the_copy_that_keeps_the_gradient():
+    # u = numpy.array(u0, copy=True): the working-copy idiom of explicit time stepping
+    def loss(u0):
+        u = numpy.array(u0, dtype=float, copy=True)
+        return (u**2).sum()
+
+    with pytest.raises(TypeError, match=r"numpy\.array\(t\).*t\.copy\(\) or numpy\.copy\(t\)"):
+        cr.grad(loss)(numpy.linspace(0, 1, 6))
+
+    def fixed(u0):
+        u = u0.copy()
+        u[1:-1] += 0.1 * (u[2:] - 2 * u[1:-1] + u[:-2])
+        return (u**2).sum()
+
+    x = numpy.linspace(0, 1, 6) ** 2
+    numpy.testing.assert_allclose(cr.grad(fixed)(x), fd_grad(fixed, x), rtol=1e-6)

@@ -230,3 +230,35 @@ def test_a_function_of_python_floats_alone_is_differentiated_in_them():
     assert "dx" not in e2.to_python() and "dw" in e2.to_python()
     e3 = cr.explain(lambda x, w: (x * w**2).sum(), 1.5, numpy.ones(2), wrt="x")
     assert "dx" in e3.to_python()
+
+
+def test_kink_notes_only_for_values_the_gradient_goes_through():
+    # cumprod's rule finds the first zero with a min over integer positions (ties everywhere):
+    # no gradient goes through it, so no note; a max of tied values the gradient does go through
+    x = numpy.array([1.5, 2.0, 2.5, 3.0])
+    assert "tied extreme" not in str(cr.explain(lambda x: numpy.cumprod(x).sum(), x))
+    assert "tied extreme" not in str(cr.explain(lambda x: numpy.vander(x, 3).sum(), x))
+    tied = numpy.array([1.0, 3.0, 3.0])
+    assert "max = max(...) has tied extreme values" in str(cr.explain(lambda x: x.max(), tied))
+
+
+def test_explain_follows_a_loop_count_taken_from_a_value():
+    # range(int(counts[i])) is Python control flow, followed on these inputs as `if` is
+    def loss(w, counts):
+        total = 0.0
+        for i in range(len(counts)):
+            for k in range(int(counts[i])):
+                total = total + numpy.log(k + w**2)
+        return total
+
+    w, counts = numpy.array(1.3), numpy.array([2, 0, 3])
+    e = cr.explain(loss, w, counts, wrt="w")
+    assert "followed the path" in str(e)
+    ns: dict = {}
+    exec(e.to_python(), ns)
+    value, grads = ns["backward"](w, counts)
+    # by hand: d/dw sum log(k + w^2) = sum 2w / (k + w^2) over k < 2 and k < 3
+    want = sum(2 * 1.3 / (k + 1.69) for n in counts for k in range(int(n)))
+    numpy.testing.assert_allclose(grads["w"], want, rtol=1e-12)
+    with pytest.raises(cr.TracerBoolError, match=r"int\(\) of a traced tensor.*chainrule\.jit"):
+        cr.jit(loss)(w, counts)

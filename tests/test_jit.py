@@ -648,3 +648,67 @@ def test_a_sum_over_a_short_last_axis_has_numpys_bits(dtype, k):
         numpy.testing.assert_array_equal(g, w, strict=True)
     assert numpy.signbit(got[0][0, 0]) == numpy.signbit(want[0][0, 0])  # -0.0 or +0.0 alike
     assert ("_add_reduce" in f.source(x)) == (k <= 7)  # the eager path's route, same bits
+
+
+def test_index_helpers_of_the_shape_alone_trace_as_constants():
+    # diag/triu/tril_indices_from depend on the shape only: jit, vmap and explain follow them
+    def f(A, s):
+        K = A @ A.T
+        K[numpy.diag_indices_from(K)] += s**2
+        return numpy.linalg.slogdet(K)[1] + K[numpy.triu_indices_from(K, 1)].sum()
+
+    rng = numpy.random.default_rng(21)
+    A, s = rng.standard_normal((4, 4)), numpy.array(0.5)
+    want = cr.grad(f, argnums=(0, 1))(A, s)
+    got = cr.jit(cr.grad(f, argnums=(0, 1)))(A, s)
+    for g, w in zip(got, want):
+        numpy.testing.assert_allclose(g, w, rtol=1e-12)
+    # d/ds = 2 s trace(K^-1), from the hand derivation of logdet(K + s^2 I)
+    K = A @ A.T + s**2 * numpy.eye(4)
+    numpy.testing.assert_allclose(want[1], 2 * s * numpy.trace(numpy.linalg.inv(K)), rtol=1e-10)
+    batch = cr.vmap(cr.grad(f), in_axes=(0, None))(numpy.stack([A, 2 * A]), s)
+    numpy.testing.assert_allclose(batch[1], cr.grad(f)(2 * A, s), rtol=1e-12)
+    assert "slogdet" in str(cr.explain(f, A, s)) or "logdet" in str(cr.explain(f, A, s))
+
+
+def test_nonzero_under_a_trace_says_what_to_do():
+    A = numpy.random.default_rng(22).standard_normal((3, 3))
+    with pytest.raises(cr.TracerBoolError, match=r"numpy\.nonzero .*lengths depend on the values"):
+        cr.jit(lambda K: K[numpy.nonzero(K > 0)].sum())(A)
+
+
+def test_a_static_array_argument_is_keyed_by_its_values():
+    def loss(w, counts):
+        total = 0.0
+        for i in range(len(counts)):
+            for k in range(int(counts[i])):  # control flow on the static argument's values
+                total = total + numpy.log(k + w**2)
+        return total
+
+    f = cr.jit(loss, static_argnums=(1,))
+    w = numpy.array(1.3)
+    for c in ([2.0, 0.0, 3.0], [1.0, 4.0], [2.0, 0.0, 3.0]):
+        c = numpy.array(c)
+        # by hand: sum over i of sum_{k < c_i} log(k + w^2)
+        want = sum(numpy.log(k + 1.69) for n in c for k in range(int(n)))
+        numpy.testing.assert_allclose(f(w, c), want, rtol=1e-13)
+    assert len(f.cache) == 2  # the third call found the first program again
+    with pytest.raises(TypeError, match=r"static argument 1 \(list\) is not hashable"):
+        cr.jit(loss, static_argnums=(1,))(w, [1.0])
+
+
+def test_add_at_with_an_index_argument_follows_new_indices():
+    # a segment sum (an embedding bag): the index arrays are arguments, traced like x[idx]
+    def bag(W, idx, seg):
+        out = numpy.zeros_like(W[:3])
+        numpy.add.at(out, seg, W[idx])
+        return (numpy.tanh(out) ** 2).sum()
+
+    rng = numpy.random.default_rng(23)
+    W, idx = rng.standard_normal((6, 2)), numpy.array([0, 1, 1, 5, 3])
+    f = cr.jit(cr.value_and_grad(bag))
+    for seg in (numpy.array([0, 0, 1, 2, 2]), numpy.array([2, 1, 1, 0, 0])):
+        value, grad = f(W, idx, seg)
+        numpy.testing.assert_allclose(value, bag(W, idx, seg), rtol=1e-13)
+        want = fd_grad(lambda w, s=seg: bag(w, idx, s), W)
+        numpy.testing.assert_allclose(grad, want, rtol=1e-6)

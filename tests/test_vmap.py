@@ -109,3 +109,25 @@ def test_label_indexing_per_example_and_shared():
     expected = numpy.zeros((4, 3))
     expected[numpy.arange(4), y] = -1
     numpy.testing.assert_array_equal(g, expected)
+
+
+def test_value_dependent_control_flow_runs_each_example_on_its_own_path():
+    # recording the first example and replaying it on the batch would give the second example
+    # the first one's branch, loop count and selection: such functions run example by example
+    def branch(x):
+        if x.sum() > 0:
+            return x * 2
+        return x * -1
+
+    def repeat(x, n):
+        s = 0.0
+        for _ in range(int(n)):
+            s = s + x
+        return s
+
+    xs = numpy.array([[1.0, 2.0], [-3.0, -1.0]])
+    numpy.testing.assert_array_equal(cr.vmap(branch)(xs), [[2.0, 4.0], [3.0, 1.0]])
+    numpy.testing.assert_array_equal(cr.vmap(repeat)(xs, numpy.array([1, 3])), [[1, 2], [-9, -3]])
+    # d/dx of the sum of squares of the positive entries: 2x there, 0 elsewhere (by hand)
+    got = cr.vmap(cr.grad(lambda x: (x[x > 0] ** 2).sum()))(xs)
+    numpy.testing.assert_array_equal(got, [[2.0, 4.0], [0.0, 0.0]])

@@ -472,9 +472,6 @@ for _f in (
     numpy.argpartition,
     numpy.lexsort,
     numpy.histogram,
-    numpy.tril_indices_from,
-    numpy.triu_indices_from,
-    numpy.diag_indices_from,
     numpy.linalg.matrix_rank,
 ):
     NONDIFF_FUNCTIONS[_f] = Primitive(_f.__name__, _f, nondiff=True)

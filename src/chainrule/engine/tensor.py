@@ -282,10 +282,20 @@ def _add_at(sign: int) -> Callable[..., None]:
                 "only the values and the gradient through them would be lost. Make the array a "
                 "tensor (chainrule.tensor(numpy.zeros(...))), whose writes are recorded"
             )
-        index = _index(indices)
-        shape = numpy.zeros(a._data.shape, dtype=bool)[index].shape
-        v = numpy.broadcast_to(b, shape).astype(a._data.dtype)
-        spread = P.scatter_add(v, index, a._data.shape, False)
+        dynamic = _dynamic_index(indices) if _unusual and _state.tracing else None
+        if dynamic is not None:
+            # integer index arrays that are traced values (an argument of the jitted function):
+            # inputs of the scatter, as they are of the gather that reads ``x[idx]``
+            template, arrays = dynamic
+            values = P.fill_index(template, tuple(i._data for i in arrays))
+            shape = numpy.zeros(a._data.shape, dtype=bool)[values].shape
+            v = numpy.broadcast_to(b, shape).astype(a._data.dtype)
+            spread = P.scatter(v, *arrays, template=template, shape=a._data.shape)
+        else:
+            index = _index(indices)
+            shape = numpy.zeros(a._data.shape, dtype=bool)[index].shape
+            v = numpy.broadcast_to(b, shape).astype(a._data.dtype)
+            spread = P.scatter_add(v, index, a._data.shape, False)
         a[...] = a + spread if sign > 0 else a - spread
 
     return at
@@ -689,6 +699,13 @@ def _nondiff(prim: P.Primitive, args: tuple[Any, ...], kw: dict[str, Any]) -> An
         )
     if _unusual and _state.tracing:
         if all(not isinstance(v, (list, tuple, dict)) for v in args):
+            if prim in _TUPLE_RESULTS:
+                raise TracerBoolError(
+                    f"{P.qualified_name(prim)} inside chainrule.jit, vmap or explain: it returns "
+                    "index arrays whose lengths depend on the values, which a recording cannot "
+                    "follow. Select with a mask instead (numpy.where(cond, x, 0), x * cond), "
+                    "or compute the indices outside the transformed function and pass them in"
+                )
             return _apply(prim, args, kw)
         if flatten_tensors(args):  # computing it now would freeze today's values
             raise TracerBoolError(
@@ -697,6 +714,10 @@ def _nondiff(prim: P.Primitive, args: tuple[Any, ...], kw: dict[str, Any]) -> An
                 "(numpy.asarray of the list) or compute it outside the jitted function"
             )
     return prim.fun(*_unwrap(args), **_unwrap(kw))
+
+
+# Operations without gradient whose result is a tuple of arrays of value-dependent lengths
+_TUPLE_RESULTS = {P.NONDIFF_FUNCTIONS[numpy.nonzero]}
 
 
 def _unsupported(
@@ -845,9 +866,11 @@ def _index(ix: Any) -> Any:
     ):
         # integer index arrays became ``gather`` above; what is left selects by value
         raise TracerBoolError(
-            "indexing with an array computed inside chainrule.jit: which elements are selected "
-            "would depend on values, and the compiled code would keep today's selection. Use "
-            "numpy.where(mask, x, 0) instead of x[mask], or index outside the jitted function"
+            "indexing with an array that chainrule.jit traces (computed inside it, or one of "
+            "its arguments): which elements are selected or written would depend on values, "
+            "and the compiled code would keep today's. Use numpy.where(mask, x, 0) instead of "
+            "x[mask]; an integer index argument reads as x[idx] and accumulates with "
+            "numpy.add.at(out, idx, v); or index outside the jitted function"
         )
     if isinstance(ix, Tensor):
         return ix._data
@@ -1074,13 +1097,15 @@ class Tensor(Node):
                 raise _converted_by_scipy(caller)
             raise TypeError(
                 "a chainrule tensor that requires grad was converted to a plain NumPy array, "
-                "which would drop it from the gradient. Two idioms do this: (1) a Python list "
+                "which would drop it from the gradient. Three idioms do this: (1) a Python list "
                 "of tensors given to NumPy (numpy.array([t1, t2]), numpy.r_[...], numpy.c_[...], "
                 "numpy.mean([a, b])): NumPy converts the list itself, so write numpy.stack([t1, "
                 "t2]) (or numpy.concatenate / numpy.column_stack) and apply the function to that, "
                 "or import chainrule.numpy as np, whose np.array, np.r_, ... keep the gradient; "
                 "(2) an ndarray *method* given the tensor, e.g. X.dot(W) with X a plain array: "
-                "make X a tensor too (chainrule.tensor(X)), or write X @ W or numpy.dot(X, W). "
+                "make X a tensor too (chainrule.tensor(X)), or write X @ W or numpy.dot(X, W); "
+                "(3) numpy.array(t) or numpy.asarray(t, dtype=...) for a working copy: write "
+                "t.copy() or numpy.copy(t) (t.astype(dtype) to convert). "
                 "For the values alone use t.detach() or t.numpy()"
             )
         data = numpy.asarray(self._data)
@@ -1179,11 +1204,18 @@ class Tensor(Node):
         return f"tensor({body}{extra})"
 
     def _concrete(self, what: str) -> Any:
+        if _unusual and _state.tracing and not _state.strict:
+            raise TracerBoolError(
+                f"{what} of a traced tensor inside chainrule.explain: the value would be "
+                "frozen into the derivation as a number. Keep it an array (NumPy functions "
+                "on it), or use t.detach() where it is a constant"
+            )
         if _unusual and _state.tracing:
             raise TracerBoolError(
                 f"{what} of a traced tensor: Python control flow cannot depend on values inside "
-                "chainrule.jit or chainrule.explain (the recording follows one path). Use "
-                "numpy.where for value-dependent choices, or mark the argument as static"
+                "chainrule.jit (its compiled program must hold for every value). Use "
+                "numpy.where for value-dependent choices, or mark the argument as static "
+                "(static_argnums)"
             )
         return self._data
 
@@ -1210,9 +1242,15 @@ class Tensor(Node):
         return complex(self._concrete("complex()"))
 
     def __int__(self) -> int:
+        if _state.tracing and not _state.strict and self._data.size == 1:
+            _state.branches += 1  # range(int(n)) under explain: control flow, followed as if
+            return int(self._data)
         return int(self._concrete("int()"))
 
     def __index__(self) -> int:
+        if _state.tracing and not _state.strict and self._data.size == 1:
+            _state.branches += 1
+            return self._data.__index__()  # type: ignore[no-any-return]
         return self._concrete("index").__index__()  # type: ignore[no-any-return]
 
     def item(self) -> Any:
@@ -1657,7 +1695,10 @@ def _like(func: Callable[..., Any], args: Any, kwargs: Any) -> Any:
     return _leaf(func(*_unwrap(args), **_unwrap(kwargs)), False)
 
 
-_METADATA = {
+_METADATA = {  # functions of the shape alone: computed on the values, constants in a trace
+    numpy.tril_indices_from,
+    numpy.triu_indices_from,
+    numpy.diag_indices_from,
     numpy.shape,
     numpy.ndim,
     numpy.size,

@@ -26,7 +26,7 @@ import numpy
 from chainrule.engine import primitives as P
 from chainrule.engine.pytree import flatten, tree_map, unflatten
 from chainrule.engine.scatter import add_at
-from chainrule.engine.tensor import Tensor, _state
+from chainrule.engine.tensor import Tensor, TracerBoolError, _state
 
 from .ir import CONST, INPUT, Program, Value, build, optimize
 from .trace import record
@@ -49,7 +49,7 @@ def vmap(fun: Callable[..., Any], in_axes: Any = 0, out_axes: int = 0) -> Callab
     >>> per_example(numpy.ones(2), numpy.eye(2), numpy.zeros(2)).shape
     (2, 2)
     """
-    cache: dict[Any, tuple[Program, Any]] = {}
+    cache: dict[Any, tuple[Program, Any] | None] = {}  # None: run example by example
 
     @functools.wraps(fun)
     def wrapped(*args: Any) -> Any:
@@ -91,10 +91,24 @@ def vmap(fun: Callable[..., Any], in_axes: Any = 0, out_axes: int = 0) -> Callab
             for v, f in zip(flatten(ex)[0], fl)
         )
         if key not in cache:
-            rec = record(fun, tuple(examples), backward=False)
-            leaves, tree = flatten(rec.output)
-            cache[key] = (optimize(build(rec, outputs=leaves)), (tree, rec))
-        prog, (tree, rec) = cache[key]
+            # strict, as jit records: the program must hold for every example, so Python
+            # control flow on values (if, range(int(n))) or a selection by value is not
+            # followed on the first example; such a function runs example by example instead
+            previous = _state.strict
+            _state.strict = True
+            try:
+                rec = record(fun, tuple(examples), backward=False)
+            except TracerBoolError:
+                cache[key] = None
+            else:
+                leaves, tree = flatten(rec.output)
+                cache[key] = (optimize(build(rec, outputs=leaves)), (tree, rec))
+            finally:
+                _state.strict = previous
+        found = cache[key]
+        if found is None:
+            return _looped(fun, args, axes, out_axes, size)
+        prog, (tree, rec) = found
         env: dict[int, tuple[Any, bool]] = {}
         values = iter(v for i, vs in enumerate(batched_args) if i not in rec.static for v in vs)
         value_flags = iter(f for i, fs in enumerate(flags) if i not in rec.static for f in fs)

@@ -1063,8 +1063,8 @@ def _SizeOf(n: int, v: Any) -> Any:
 
 def _kink_notes(node: Node, rec: Recording) -> list[str]:
     prim = node._prim
-    if prim is None or node._vals is None:
-        return []
+    if prim is None or node._vals is None or not node.requires_grad:
+        return []  # no gradient goes through it (a rule's own index arithmetic): no kink to tell
     name = rec.names.get(node, prim.name)
     vals = node._vals
     if prim in (P.maximum, P.minimum, P.fmax, P.fmin):

@@ -123,6 +123,22 @@ class Compiled:
         return f"<compiled {what}: {self.n_ops} operations>"
 
 
+def _static_key(a: Any, i: int) -> Any:
+    """The cache key of static argument ``i``: the value itself, or a NumPy array's dtype,
+    shape and bytes (a new program for other values, as for any other static value)."""
+    if isinstance(a, numpy.ndarray):
+        return ("ndarray", a.dtype.str, a.shape, a.tobytes())
+    try:
+        hash(a)
+    except TypeError:
+        raise TypeError(
+            f"jit: static argument {i} ({type(a).__name__}) is not hashable; a static "
+            "argument must be a number, string, tuple or NumPy array (keyed by its values): "
+            "pass a tuple instead"
+        ) from None
+    return a
+
+
 def _leaf_key(x: Any) -> Any:
     if isinstance(x, Tensor):
         x = x._data
@@ -190,7 +206,7 @@ def jit(
         parts = []
         for i, a in enumerate(args):
             if i in statics:
-                parts.append(("static", a))
+                parts.append(("static", _static_key(a, i)))
                 continue
             leaves, td = flatten(a)
             arrays = [isinstance(v, (numpy.ndarray, numpy.generic, Tensor)) for v in leaves]
