@@ -171,3 +171,45 @@ def test_a_gradient_named_like_another_but_for_case_is_not_paired_with_it():
     assert report.first_wrong_line is not None and "dz" not in report.first_wrong_line.split(",")[1]
     assert "dW1" in report.first_wrong_line or "dZ" in report.first_wrong_line
     assert "shape (8, 4) where" not in report.first_wrong_line
+
+
+def _rnn_loss(W, xs):
+    total = 0.0
+    for t in range(len(xs)):
+        total = total + numpy.sum(numpy.tanh(W @ xs[t]))
+    return total
+
+
+def _rnn_backward(W, xs):
+    hs = [numpy.tanh(W @ x) for x in xs]
+    dW = numpy.zeros_like(W)
+    for t in range(len(xs)):
+        dz = 1 - hs[t] ** 2
+        dW += numpy.outer(dz, xs[t])
+    return dW
+
+
+def _rnn_backward_wrong(W, xs):
+    hs = [numpy.tanh(W @ x) for x in xs]
+    dW = numpy.zeros_like(W)
+    for t in range(len(xs)):
+        dz = 1 - hs[t]  # the mistake: tanh's derivative is 1 - h ** 2
+        dW += numpy.outer(dz, xs[t])
+    return dW
+
+
+def test_a_gradient_accumulated_in_place_is_judged_by_its_last_line():
+    # dW = zeros_like(W); dW += ... in a loop: the value the zeros line bound keeps changing, so
+    # the line to show is the accumulation, and a correct accumulation passes
+    rng = numpy.random.default_rng(31)
+    W, xs = rng.standard_normal((3, 2)), rng.standard_normal((4, 2))
+    good = cr.check_backward(
+        _rnn_loss, (W, xs), {"W": _rnn_backward(W, xs)}, backward=_rnn_backward
+    )
+    assert good.passed
+    bad = _rnn_backward_wrong
+    report = cr.check_backward(_rnn_loss, (W, xs), {"W": bad(W, xs)}, backward=bad)
+    assert not report.passed
+    assert "dW += numpy.outer(dz, xs[t])" in report.first_wrong_line
+    assert "zeros_like" not in report.first_wrong_line
+    assert "yours:   dW += numpy.outer(dz, xs[t])" in str(report)

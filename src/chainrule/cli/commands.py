@@ -218,7 +218,7 @@ def _map_returned(
         return dict(zip(names, grads)), "matched by --wrt: " + ", ".join(names)
     by_name = []
     for g in grads:
-        bound = [b.name for b in bindings if b.value is g]
+        bound = [b.name for b in bindings if b.bound is g]
         of = next(
             (gradient_of(n, set(floats)) for n in reversed(bound) if gradient_of(n, set(floats))),
             None,
@@ -227,7 +227,7 @@ def _map_returned(
     named = [n for n in by_name if n]
     if len(named) == len(grads) and len(set(named)) == len(named):
         pairs = ", ".join(
-            f"{next(b.name for b in reversed(bindings) if b.value is g)} -> {n}"
+            f"{next(b.name for b in reversed(bindings) if b.bound is g)} -> {n}"
             for g, n in zip(grads, named)
         )
         how = f"matched by the names in your backward function ({pairs})"

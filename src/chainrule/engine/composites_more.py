@@ -631,18 +631,21 @@ _REDUCE: dict[Any, Any] = {
 }
 
 
+def _method_input(name: str, a: Any, out: Any, dtype: Any) -> Any:
+    """The array a ufunc method (``add.reduceat``, ``logaddexp.reduce``) works on: ``out=``
+    refused, a plain input made an array, ``dtype=`` applied."""
+    if out is not None and any(o is not None for o in (out if isinstance(out, tuple) else (out,))):
+        raise TypeError(f"numpy.{name}: out= is not supported on chainrule tensors")
+    if not _is_tensor(a):
+        a = numpy.asarray(a)
+    return a if dtype is None else a.astype(dtype)
+
+
 def _reduceat(ufunc: numpy.ufunc) -> Any:
     name = f"{ufunc.__name__}.reduceat"
 
     def reduceat(a: Any, indices: Any, axis: int = 0, dtype: Any = None, out: Any = None) -> Any:
-        if out is not None and any(
-            o is not None for o in (out if isinstance(out, tuple) else (out,))
-        ):
-            raise TypeError(f"numpy.{name}: out= is not supported on chainrule tensors")
-        if not _is_tensor(a):
-            a = numpy.asarray(a)
-        if dtype is not None:
-            a = a.astype(dtype)
+        a = _method_input(name, a, out, dtype)
         idx = _values(indices)
         if idx.ndim != 1 or (idx.size and idx.dtype.kind not in "iu"):
             raise TypeError(f"numpy.{name}: indices must be a 1-d array of integers")
@@ -700,15 +703,8 @@ def _logaddexp_reduce(ufunc: numpy.ufunc) -> Any:
         initial: Any = _NoValue,
         where: Any = True,
     ) -> Any:
-        if out is not None and any(
-            o is not None for o in (out if isinstance(out, tuple) else (out,))
-        ):
-            raise TypeError(f"numpy.{name}: out= is not supported on chainrule tensors")
-        if not _is_tensor(a):
-            a = numpy.asarray(a)
-        if dtype is not None:
-            a = a.astype(dtype)
-        elif numpy.dtype(_dtype(a)).kind not in "fc":
+        a = _method_input(name, a, out, dtype)
+        if dtype is None and numpy.dtype(_dtype(a)).kind not in "fc":
             a = a.astype(numpy.float64)
         shape = _shape(a)
         if where is not True:

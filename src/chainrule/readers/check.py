@@ -387,7 +387,8 @@ def _their_lines(backward: Callable[..., Any]) -> dict[str, str]:
         return {}
     found = {}
     for line in source.splitlines():
-        m = re.match(r"\s*[dD]_?(\w+)\s*=(?!=)", line)
+        # dW = ... or an accumulation dW += ...: the last such line of each gradient
+        m = re.match(r"\s*[dD]_?(\w+)\s*(?:[-+*/@]|//)?=(?!=)", line)
         if m:
             found[m.group(1).lower()] = line.strip()
     return found

@@ -28,6 +28,15 @@ class Binding:
     value: numpy.ndarray
     lineno: int
     text: str
+    # a later line changed the same array in place (``dW += ...``): this was a partial value
+    superseded: bool = False
+    # the object the name was bound to (``value`` is a copy of it at that line)
+    bound: Any = None
+
+
+# Arrays up to this many elements are copied when bound, so that a later in-place change
+# (``dW += ...`` in a loop) shows as a new binding on the line that made it
+_SNAPSHOT = 1 << 20
 
 
 def run_traced(fun: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, list[Binding]]:
@@ -49,6 +58,7 @@ def run_traced(fun: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, lis
     if code is None or sys.gettrace() is not None or sys.getprofile() is not None:
         return fun(*args), found
     known: dict[str, int] = {}
+    latest: dict[str, int] = {}  # name -> index in found of its latest binding
     last = [code.co_firstlineno]
 
     def note(frame: Any) -> None:
@@ -58,10 +68,23 @@ def run_traced(fun: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, lis
             ):
                 continue
             if known.get(name) == id(value):
-                continue
+                if not isinstance(value, numpy.ndarray) or value.size > _SNAPSHOT:
+                    continue
+                before = found[latest[name]]
+                if before.value.shape == value.shape and numpy.array_equal(
+                    before.value, value, equal_nan=True
+                ):
+                    continue
+                before.superseded = True  # changed in place by the line just run
             known[name] = id(value)
             text = linecache.getline(code.co_filename, last[0]).strip()
-            found.append(Binding(name, numpy.asarray(value), last[0], text))
+            snap = (
+                numpy.array(value, copy=True)
+                if isinstance(value, numpy.ndarray) and value.size <= _SNAPSHOT
+                else numpy.asarray(value)
+            )
+            latest[name] = len(found)
+            found.append(Binding(name, snap, last[0], text, bound=value))
 
     def local(frame: Any, event: str, arg: Any) -> Any:
         if event in ("line", "return"):
@@ -122,7 +145,7 @@ def first_wrong_line(
     exact = {of for b in bindings if (of := gradient_of(b.name, names, exact=True)) is not None}
     for b in bindings:
         of = gradient_of(b.name, names)
-        if of is None:
+        if of is None or b.superseded:
             continue
         ours = adjoints[of]
         if of not in (gradient_of(b.name, names, exact=True),) and (
