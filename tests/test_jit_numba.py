@@ -622,3 +622,26 @@ def _seed_args():
 
 if __name__ == "__main__" and len(sys.argv) > 2 and sys.argv[1] == "--worker":
     _worker(sys.argv[2], sys.argv[3:])
+
+
+def test_rows_read_by_one_index_element_in_a_loop_compile_for_numba():
+    # W[idx[b]]: a 0-d index (Numba reads it as a scalar) for the read and its scatter
+    def loss(W, idx):
+        total = 0.0
+        for b in range(len(idx)):
+            total = total + (W[idx[b]] ** 2).sum()
+        return total
+
+    W, idx = numpy.arange(12.0).reshape(4, 3), numpy.array([2, 0, 2])
+    f = cr.jit(cr.value_and_grad(loss), backend="numba")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", cr.JitFallbackWarning)
+        value, grad = f(W, idx)
+    assert next(iter(f.cache.values())).backend == "numba"
+    # by hand: the sum of squares of rows 2, 0, 2; its gradient 2 W[r] per read of row r
+    assert value == (W[2] ** 2).sum() * 2 + (W[0] ** 2).sum()
+    want = numpy.zeros_like(W)
+    want[2], want[0] = 4 * W[2], 2 * W[0]
+    numpy.testing.assert_array_equal(grad, want)
+    other = numpy.array([-1, 1, 3])  # a negative index wraps as NumPy's does
+    numpy.testing.assert_allclose(f(W, other)[1], cr.grad(loss)(W, other), rtol=1e-15)

@@ -645,13 +645,18 @@ def _lin_text(
         if kind == "slot":
             if _dtype(a).kind not in "iu":
                 raise Unsupported("gather", "a non-integer index array")
-            t = f"{w.helper('_wrap_index')}({w.text(a)}, {n})"
+            at = w.text(a)
+            if _shape(a) == ():  # W[idx[b]]: Numba reads a 0-d index as a scalar
+                at = f"numpy.full(1, {at})"
+            t = f"{w.helper('_wrap_index')}({at}, {n})"
         else:
             a = numpy.where(a < 0, a + n, a)
             if numpy.any((a < 0) | (a >= n)):
                 raise Unsupported("gather", "an index out of bounds")
-            t = w.const_array(a.astype(numpy.intp))
+            t = w.const_array(a.astype(numpy.intp).reshape(a.shape or (1,)))
         terms.append(t if s == 1 else f"{t} * {s}")
     total = " + ".join(terms)
+    if bshape == ():  # every term is one position
+        return f"numpy.ascontiguousarray({total}).reshape((1,))"
     n = math.prod(bshape)
     return f"numpy.ascontiguousarray(numpy.broadcast_to({total}, {bshape})).reshape(({n},))"
