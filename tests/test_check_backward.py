@@ -213,3 +213,31 @@ def test_a_gradient_accumulated_in_place_is_judged_by_its_last_line():
     assert "dW += numpy.outer(dz, xs[t])" in report.first_wrong_line
     assert "zeros_like" not in report.first_wrong_line
     assert "yours:   dW += numpy.outer(dz, xs[t])" in str(report)
+
+
+@pytest.mark.parametrize("keepdims", [True, False])
+def test_batch_norm_statistics_held_constant_are_named_with_or_without_keepdims(keepdims):
+    # CS231n-style batch norm (h.mean(axis=0), no keepdims) and the keepdims spelling: a
+    # backward pass that treats the mean and variance as constants is recognised in both
+    def loss(gamma, W, X, y):
+        h = X @ W
+        mu = h.mean(axis=0, keepdims=keepdims)
+        var = h.var(axis=0, keepdims=keepdims)
+        xhat = (h - mu) / numpy.sqrt(var + 1e-5)
+        return 0.5 * numpy.sum((gamma * xhat - y) ** 2) / X.shape[0]
+
+    rng = numpy.random.default_rng(1)
+    X, y = rng.standard_normal((8, 3)), rng.standard_normal((8, 4))
+    W, gamma = rng.standard_normal((3, 4)), 1 + 0.1 * rng.standard_normal(4)
+    h = X @ W
+    std = numpy.sqrt(h.var(axis=0) + 1e-5)
+    xhat = (h - h.mean(axis=0)) / std
+    dxhat = gamma * (gamma * xhat - y) / len(X)
+    dgamma = ((gamma * xhat - y) * xhat).sum(axis=0) / len(X)
+    wrong = {"gamma": dgamma, "W": X.T @ (dxhat / std)}  # the statistics' terms left out
+    report = cr.check_backward(loss, (gamma, W, X, y), wrong)
+    kinds = {p.name: p.kind for p in report.parameters}
+    assert kinds == {"gamma": "", "W": "stats-constant"}
+    # the full batch-norm backward (the textbook formula) passes
+    dh = (dxhat - dxhat.mean(axis=0) - xhat * (dxhat * xhat).mean(axis=0)) / std
+    assert cr.check_backward(loss, (gamma, W, X, y), {"gamma": dgamma, "W": X.T @ dh}).passed

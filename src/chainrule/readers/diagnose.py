@@ -480,21 +480,43 @@ def _scaling(G: Graph, v: Node, c: float) -> Callable[[], dict[str, Any]]:
     return lambda: G.grads(Hooks(scale={id(v): c}))
 
 
+def _centres_or_scales(G: Graph, c: Node) -> bool:
+    """Whether the statistic ``c`` (a mean or variance along an axis) comes back onto the
+    array it summarises: a keepdims result, or one that (through ``+ eps``, ``sqrt``, a power)
+    is subtracted from or divides a larger array (``h - h.mean(axis=0)``, batch norm)."""
+    if (c._kw or {}).get("keepdims"):
+        return True
+    frontier, seen = [c], 0
+    while frontier and seen < 8:
+        d = frontier.pop()
+        seen += 1
+        for user, i in G.consumers.get(id(d), []):
+            prim = user._prim
+            if prim in (P.subtract, P.divide) and user._args is not None:
+                other = user._args[1 - i]
+                if numpy.ndim(getattr(other, "_data", other)) > numpy.ndim(d._data):
+                    return True
+            elif prim in (P.add, P.sqrt, P.power, P.multiply):
+                frontier.append(user)
+    return False
+
+
 def _path_variants(G: Graph) -> Iterator[Variant]:
     stats = [
         (c, 0)
         for c in G.nodes
         if c._prim in (P.mean, P.var, P.std, P.sum_)
         and (c._kw or {}).get("axis") is not None
-        and (c._kw or {}).get("keepdims")
         and c.requires_grad
+        and _centres_or_scales(G, c)
     ]
     if stats:
         f = Finding(
             "stats-constant",
             "the normalisation statistics are treated as constants: the mean and the "
             "variance depend on the input too, so its gradient has their terms as well "
-            "(dX = (dXhat - mean(dXhat) - Xhat * mean(dXhat * Xhat)) / sigma, per row)",
+            "(dX = (dXhat - mean(dXhat) - Xhat * mean(dXhat * Xhat)) / sigma, the means "
+            "along the normalised axis)",
         )
         yield f, _cutting(G, stats)
         for c, i in stats:
