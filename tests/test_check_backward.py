@@ -241,3 +241,19 @@ def test_batch_norm_statistics_held_constant_are_named_with_or_without_keepdims(
     # the full batch-norm backward (the textbook formula) passes
     dh = (dxhat - dxhat.mean(axis=0) - xhat * (dxhat * xhat).mean(axis=0)) / std
     assert cr.check_backward(loss, (gamma, W, X, y), {"gamma": dgamma, "W": X.T @ dh}).passed
+
+
+def test_a_missing_regulariser_is_named_by_the_parameters_it_penalises():
+    def poisson_nll(beta, X, y):
+        eta = X @ beta
+        return numpy.sum(numpy.exp(eta) - y * eta) / len(y) + 0.05 * numpy.dot(beta, beta)
+
+    rng = numpy.random.default_rng(5)
+    X, y = rng.standard_normal((30, 3)), rng.poisson(2.0, 30).astype(float)
+    b = 0.1 * rng.standard_normal(3)
+    without = X.T @ ((numpy.exp(X @ b) - y) / len(y))  # the penalty's 0.1 * beta left out
+    report = cr.check_backward(poisson_nll, (b, X, y), {"beta": without})
+    (p,) = report.parameters
+    assert p.kind == "regulariser-missing"
+    assert "the penalty on beta" in str(report) and "intermediate value" not in str(report)
+    assert cr.check_backward(poisson_nll, (b, X, y), {"beta": without + 0.1 * b}).passed

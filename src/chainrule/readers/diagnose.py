@@ -501,6 +501,21 @@ def _centres_or_scales(G: Graph, c: Node) -> bool:
     return False
 
 
+def _params_reached(G: Graph, a: Node) -> list[str]:
+    """The names of the parameters ``a`` is computed from (a penalty's ``beta``)."""
+    ids = {id(p): G.name(p) for p in G.params}
+    found, stack, seen = [], [a], set()
+    while stack:
+        m = stack.pop()
+        if id(m) in seen:
+            continue
+        seen.add(id(m))
+        if id(m) in ids and ids[id(m)] not in found:
+            found.append(ids[id(m)])
+        stack.extend(x for x in (m._args or ()) if isinstance(x, Node))
+    return found
+
+
 def _path_variants(G: Graph) -> Iterator[Variant]:
     stats = [
         (c, 0)
@@ -550,10 +565,17 @@ def _path_variants(G: Graph) -> Iterator[Variant]:
             if not isinstance(a, Node) or not a.requires_grad:
                 continue
             if not G.depends_on_data(a):
+                on = _params_reached(G, a)
+                if a in G.names:
+                    what = G.name(a)  # the user's own name for the penalty
+                elif on:
+                    what = f"the penalty on {', '.join(on)}"
+                else:
+                    what = "a penalty"
                 f = Finding(
                     "regulariser-missing",
-                    f"the regulariser's term is missing: {G.name(c)} adds a penalty that "
-                    "depends on the parameters, and its gradient belongs in theirs",
+                    f"the regulariser's term is missing: {what} is added to the loss and "
+                    "depends on the parameters, so its gradient belongs in theirs",
                 )
             elif a in G.names or a._prim is None:
                 f = Finding(
