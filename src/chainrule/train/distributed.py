@@ -10,6 +10,7 @@ Run a script under ``mpiexec -n 4 python train.py``; without ``mpi4py`` (``pip i
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -188,6 +189,11 @@ def shard(n: int, batch: Iterable[int] | None = None) -> numpy.ndarray:
     return part
 
 
+# Seconds between printing a failing process's error and stopping the job (mpiexec's
+# forwarding of that process's stderr must read the line first)
+_ABORT_GRACE = 0.5
+
+
 def abort_on_error(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Wrap ``fn`` so that an exception in any process prints one line (with the process's
     rank) and stops every process, instead of leaving the others waiting in a collective.
@@ -206,6 +212,9 @@ def abort_on_error(fn: Callable[..., Any]) -> Callable[..., Any]:
             comm = _comm()
             print(f"chainrule.distributed: rank {comm.Get_rank()}: {e}", file=sys.stderr)
             sys.stderr.flush()
+            # the launcher forwards each process's output through pipes of its own, and an
+            # abort can stop it before it has read this line: give it a moment to
+            time.sleep(_ABORT_GRACE)
             comm.Abort(1)
             raise
 
