@@ -651,6 +651,17 @@ trace = Primitive("trace", numpy.trace)
 # NumPy's direct sums, so the values are NumPy's bit for bit; ``numpy.correlate`` and
 # ``numpy.convolve`` on tensors are this one primitive (chainrule.engine.composites)
 correlate = Primitive("correlate", numpy.correlate)
+
+
+def correlate_pads(mode: str, m: int) -> tuple[int, int]:
+    """The zeros numpy.correlate adds before and after ``a`` for a kernel of ``m`` values.
+
+    >>> correlate_pads("same", 4), correlate_pads("full", 3)
+    ((2, 1), (2, 2))
+    """
+    return {"valid": (0, 0), "same": (m // 2, m - 1 - m // 2), "full": (m - 1, m - 1)}[mode]
+
+
 i0 = Primitive("i0", numpy.i0)  # the modified Bessel function of the first kind, order 0
 diagonal = Primitive("diagonal", numpy.diagonal)
 

@@ -503,22 +503,17 @@ defvjp(P.outer,
 
 
 
-def _correlate_pads(mode: str, m: int) -> tuple[int, int]:
-    """The zeros numpy.correlate adds before and after ``a`` for a kernel of ``m`` values."""
-    return {"valid": (0, 0), "same": (m // 2, m - 1 - m // 2), "full": (m - 1, m - 1)}[mode]
-
-
 def _correlate_da(g: Any, out: Any, a: Any, v: Any, mode: str) -> Any:
     # c[k] = sum_j a_padded[k + j] conj(v[j]): each a_padded[i] meets g[k] v[i - k], a full
     # convolution of g with conj(v), whose padded ends are cut off again
-    left = _correlate_pads(mode, v.shape[0])[0]
+    left = P.correlate_pads(mode, v.shape[0])[0]
     return numpy.convolve(g, _cj(v))[left : left + a.shape[0]]
 
 
 def _correlate_dv(g: Any, out: Any, a: Any, v: Any, mode: str) -> Any:
     # conjugate-linear in v: conj(sum_k g[k] a_padded[k + j]), the valid correlation of the
     # conjugated padded a with g (numpy.correlate conjugates g back)
-    pads = _correlate_pads(mode, v.shape[0])
+    pads = P.correlate_pads(mode, v.shape[0])
     a = _cj(a)
     return numpy.correlate(numpy.pad(a, pads) if pads[0] or pads[1] else a, g, "valid")
 

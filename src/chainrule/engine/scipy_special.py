@@ -145,17 +145,6 @@ def _zeta_dx(g: Any, out: Any, s: Any, x: Any) -> Any:
     return g * (-s * sc.zeta(s + 1, x))
 
 
-def _xlogy_dx(g: Any, out: Any, x: Any, y: Any) -> Any:
-    # d/dx x log(y) = log(y); 0 where x == 0 and y <= 0 (there xlogy is 0 at x == 0 alone).
-    # The same rules as chainrule.functions.xlogy's.
-    return g * numpy.log(numpy.where((x == 0) & (y <= 0), 1, y))
-
-
-def _xlogy_dy(g: Any, out: Any, x: Any, y: Any) -> Any:
-    # d/dy x log(y) = x / y; exactly 0 where x == 0, y == 0 included
-    return g * (x / numpy.where((x == 0) & (y == 0), 1, y))
-
-
 def _xlog1py_dx(g: Any, out: Any, x: Any, y: Any) -> Any:
     # d/dx x log(1 + y) = log1p(y); 0 where x == 0 and y <= -1
     return g * numpy.log1p(numpy.where((x == 0) & (y <= -1), 0, y))
@@ -275,7 +264,7 @@ def _gammainc_density(a: Any, x: Any) -> Any:
 
 
 # fmt: off
-defvjp(expit, lambda g, out, x: g * (out * sc.expit(-x)))  # s (1 - s), 1 - s as expit(-x)
+defvjp(expit, *P.sigmoid.vjps)  # the logistic function: the table's rule of sigmoid
 defvjp(log_expit, lambda g, out, x: g * sc.expit(-x))      # d/dx log s(x) = 1 - s(x) = s(-x)
 defvjp(logit, lambda g, out, p: g / (p * (1 - p)))          # d/dp log(p / (1 - p))
 defvjp(erf, lambda g, out, x: g * (_2_SQRTPI * numpy.exp(-numpy.square(x))))
@@ -298,7 +287,7 @@ defvjp(rgamma, _rgamma_dx)
 defvjp(digamma, _digamma_dx)
 if zeta is not None:
     defvjp(zeta, _shape_parameter("zeta", "s"), _zeta_dx)
-defvjp(xlogy, _xlogy_dx, _xlogy_dy)
+defvjp(xlogy, *P.xlogy.vjps)  # chainrule.functions.xlogy's rules (its conventions at 0)
 defvjp(xlog1py, _xlog1py_dx, _xlog1py_dy)
 defvjp(entr, _entr_dx)
 defvjp(rel_entr, _rel_entr_dx, _rel_entr_dy)

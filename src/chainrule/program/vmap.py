@@ -331,9 +331,7 @@ def _correlate(
     # a against conj(v), one einsum for the batch
     a, v = vals
     m = v.shape[-1]
-    left, right = {"valid": (0, 0), "same": (m // 2, m - 1 - m // 2), "full": (m - 1, m - 1)}[
-        kw.get("mode", "valid")
-    ]
+    left, right = P.correlate_pads(kw.get("mode", "valid"), m)
     a = numpy.pad(a, ((0, 0),) * (a.ndim - 1) + ((left, right),))
     windows = numpy.lib.stride_tricks.sliding_window_view(a, m, axis=-1)
     v = numpy.conjugate(v) if v.dtype.kind == "c" else v

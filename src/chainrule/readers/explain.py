@@ -24,16 +24,6 @@ from chainrule.program.trace import Recording, record
 
 from .readable import readable_lines
 
-
-class _Plain:
-    """A constant input of a product, read like a recorded one (``._data``)."""
-
-    __slots__ = ("_data",)
-
-    def __init__(self, data: Any) -> None:
-        self._data = data
-
-
 __all__ = ["explain", "Explanation"]
 
 
@@ -353,8 +343,9 @@ class Explanation:
         shape = tuple(numpy.shape(fin._data if isinstance(fin, Tensor) else fin))
         gshape = tuple(numpy.shape(g._data if isinstance(g, Tensor) else g))
         if prim in (P.matmul, P.dot) and len(args) == 2:
-            a, w = (x if isinstance(x, Node) else _Plain(x) for x in args)
-            if not (numpy.ndim(a._data) == 2 and numpy.ndim(w._data) == 2):
+            a, w = args
+            ad, wd = (numpy.asarray(x._data if isinstance(x, Node) else x) for x in args)
+            if not (ad.ndim == 2 and wd.ndim == 2):
                 return []
             an, wn = self._arg_name(consumer, 0, a), self._arg_name(consumer, 1, w)
             gn = self._grad_text(g)
@@ -363,12 +354,11 @@ class Explanation:
                 text = [
                     f"    index form: ∂{out}/∂{wn}[i,j] = Σₙ {an}[n,i] · {gn}[n,j]  "
                     f"⇒  d{identifier(wn)} = {an}ᵀ · {gn}",
-                    f"    shapes: {an}ᵀ is {tuple(reversed(numpy.shape(a._data)))} and {gn} is "
+                    f"    shapes: {an}ᵀ is {tuple(reversed(ad.shape))} and {gn} is "
                     f"{gshape}, so {an}ᵀ · {gn} is {shape}, the shape of {wn}; the sum over n "
                     f"pairs row n of {an} with row n of {gn}, which is what putting {an}ᵀ on "
                     "the left does",
                 ]
-                ad = numpy.asarray(a._data)
                 terms = [(float(ad[n, 0]), float(gd[n, 0])) for n in range(ad.shape[0])]
                 total = sum(x * y for x, y in terms)
                 shown = " + ".join(f"{_num(x)} × {_num(y)}" for x, y in terms[:3])
@@ -381,7 +371,7 @@ class Explanation:
                     f"    index form: ∂{out}/∂{an}[n,i] = Σⱼ {gn}[n,j] · {wn}[i,j]  "
                     f"⇒  d{identifier(an)} = {gn} · {wn}ᵀ",
                     f"    shapes: {gn} is {gshape} and {wn}ᵀ is "
-                    f"{tuple(reversed(numpy.shape(w._data)))}, so {gn} · {wn}ᵀ is {shape}, "
+                    f"{tuple(reversed(wd.shape))}, so {gn} · {wn}ᵀ is {shape}, "
                     f"the shape of {an}",
                 ]
         rshape = tuple(numpy.shape(raw._data if isinstance(raw, Tensor) else raw))

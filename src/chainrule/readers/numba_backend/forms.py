@@ -527,9 +527,7 @@ def _correlate(w: NumbaWriter, v: Value) -> tuple[str, int, str]:
     # the sums over the overlaps, the padded zeros skipped (NumPy's sums, to rounding)
     a, k = v.args
     m = _shape(k)[0]
-    left, right = {"valid": (0, 0), "same": (m // 2, m - 1 - m // 2), "full": (m - 1, m - 1)}[
-        v.kw.get("mode", "valid")
-    ]
+    left, right = P.correlate_pads(v.kw.get("mode", "valid"), m)
     r = f"{w.helper('_correlate_pads')}({w.contig(a)}, {w.contig(k)}, {left}, {right})"
     return r, ATOM, "C"
 
