@@ -49,6 +49,32 @@ def test_add_at_is_numpy_add_at_bit_for_bit(case, dtype):
     assert got.tobytes() == want.tobytes()
 
 
+@pytest.mark.parametrize("dtype", [numpy.float64, numpy.float32, numpy.complex64, numpy.int32])
+@pytest.mark.parametrize(
+    "nrows, reads, width",
+    [
+        (5000, 2560, 64),  # most rows read once: rounds of distinct rows
+        (40, 60, 32),  # about half distinct
+        (3000, 3000, 33),  # some rows read more than MAX_ROUNDS times (below)
+        (10, 4000, 40),  # few distinct rows: add.at's loop
+    ],
+)
+def test_a_gradient_into_zeros_is_numpy_add_at_bit_for_bit(nrows, reads, width, dtype):
+    # ``fresh``: the rows go in rounds of first, second, ... occurrences; the order of the terms
+    # at each position, the sign of a zero, infinities and NaNs must all be add.at's
+    rows = RNG.integers(0, nrows, reads)
+    rows[:200] = 7  # one row read 200 times among the rest
+    g = (RNG.standard_normal((reads, width)) * 1e3).astype(dtype)
+    if dtype != numpy.int32:
+        g[RNG.random(g.shape) < 0.05] = -0.0
+        g[3, :3] = [numpy.inf, -numpy.inf, numpy.nan]
+    want = numpy.zeros((nrows, width), dtype)
+    numpy.add.at(want, rows, g)
+    got = numpy.zeros((nrows, width), dtype)
+    add_at(got, rows, g, fresh=True)
+    assert got.tobytes() == want.tobytes()
+
+
 def test_the_order_of_the_terms_is_numpy_add_ats():
     # terms of very different sizes at one position: any other order rounds differently
     g = numpy.array([1e16, 1.0, -1e16, 1.0] * 400)[:, None] * numpy.ones((1, 4))

@@ -870,7 +870,7 @@ def _scatter_add(g: Any, index: Any, shape: tuple[int, ...], unique: bool) -> An
         if unique:
             out[index] = g
         else:
-            add_at(out, index, g)
+            add_at(out, index, g, fresh=True)
     except (TypeError, ValueError, NotImplementedError) as e:
         if on_host(g):
             raise
@@ -935,7 +935,7 @@ def _gather(x: Any, *ix: Any, template: tuple[Any, ...]) -> Any:
 
 def _scatter(g: Any, *ix: Any, template: tuple[Any, ...], shape: tuple[int, ...]) -> Any:
     out = numpy.zeros(shape, dtype=numpy.asarray(g).dtype)
-    add_at(out, fill_index(template, ix), g)
+    add_at(out, fill_index(template, ix), g, fresh=True)
     return out
 
 

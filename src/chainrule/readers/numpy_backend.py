@@ -496,12 +496,17 @@ class FastWriter(Writer):
 
     @staticmethod
     def _scatter_call(line: Line) -> Line:
-        """A scatter's ``numpy.add.at(...)`` as ``_add_at(...)``
+        """A scatter's ``numpy.add.at(...)`` as ``_add_at(..., fresh=True)``
         (:func:`chainrule.engine.scatter.add_at`: the same sums, on NumPy's fast loop where
-        the index allows, as the eager path computes them)."""
+        the index allows, as the eager path computes them; the line before made the zeros)."""
         if line.value.prim is not P.scatter_add and line.value.prim is not P.scatter:
             return line
-        code = [c.replace("numpy.add.at(", "_add_at(", 1) for c in line.code]
+        code = [
+            "_add_at(" + c[len("numpy.add.at(") : -1] + ", fresh=True)"
+            if c.startswith("numpy.add.at(")
+            else c
+            for c in line.code
+        ]
         return Line(line.value, line.name, line.expr, code)
 
     def _frees_early(self, v: Value) -> bool:
