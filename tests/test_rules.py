@@ -92,6 +92,25 @@ def test_ties_in_max_share_the_gradient():
     numpy.testing.assert_array_equal(g, [0.5, 0.0, 0.5])
 
 
+@pytest.mark.parametrize(
+    "shape, axis", [((2, 2), 1), ((2, 6, 4, 2), (2, 3)), ((2, 900, 2, 2), (2, 3))]
+)
+def test_ties_share_next_to_a_slice_whose_max_is_nan(shape, axis):
+    # one slice has no maximum (NaN: no element equals it) and one has two: as many hits as
+    # slices in all, yet the tie must still be shared -- per slice, not by the total count
+    x = numpy.arange(float(numpy.prod(shape))).reshape(shape)
+    nd = len(shape)
+    first = (0,) * (nd - 1) + (0,)
+    x[first] = numpy.nan
+    second = (1,) + (0,) * (nd - 1)
+    twin = (1,) + (0,) * (nd - 2) + (1,)
+    top = x.max(axis=axis, keepdims=True)[(1,) + (0,) * (nd - 1)]
+    x[second] = x[twin] = top + 1.0  # the second slice's maximum, twice
+    with numpy.errstate(divide="ignore", invalid="ignore"):  # the NaN slice: 0 ties
+        g = cr.grad(lambda x: numpy.max(x, axis=axis).sum())(x)
+    assert g[second] == g[twin] == 0.5
+
+
 def test_abs_and_clip_conventions():
     numpy.testing.assert_array_equal(
         cr.grad(lambda x: numpy.abs(x).sum())(numpy.zeros(2)), [0.0, 0.0]

@@ -113,6 +113,8 @@ def window_route(shape: tuple[int, ...], axis: Any) -> bool:
     axes = (axis,) if isinstance(axis, int) else tuple(axis)
     if not all(-nd <= a < nd for a in axes):
         return False
+    if sorted(a % nd for a in axes) == list(range(len(axes))):
+        return False  # leading axes: NumPy combines whole contiguous blocks already
     return 1 < math.prod(int(shape[a]) for a in axes) <= _FEW
 
 
