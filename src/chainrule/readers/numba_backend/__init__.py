@@ -18,6 +18,10 @@ for Numba.  Most spellings are the NumPy ones; the others are:
   (``scatter_add``, ``setitem``): shapes are static, so NumPy's own function is run once, at
   compile time, on ``arange(size)``; the program gathers (or scatters) through the resulting
   constant index array;
+* a sum or mean over some axes of float elementwise arithmetic (``((X[:, None] - C) ** 2)
+  .sum(-1)``) is one generated loop nest that adds each term as it computes it, in the unfused
+  helpers' order (``fusion.py``); an operation on arrays whose every use ends in such sums is
+  computed again in each loop rather than stored;
 * Python numbers next to float32 arrays are cast to float32 (NumPy's NEP 50 "weak scalar" rule,
   which Numba does not follow), values of shape ``()`` are scalars.
 
@@ -32,7 +36,8 @@ code), small ones are written into the module text, so the hash covers everythin
 
 The package, one job a module: ``common`` (errors, the ufuncs Numba has, small helpers),
 ``writer`` (:class:`NumbaWriter`), ``forms`` and ``statements`` (each primitive's spelling),
-``helpers`` (the small ``njit`` functions a module may need), ``module`` (:func:`generate`) and
+``helpers`` (the small ``njit`` functions a module may need), ``fusion`` (sums of
+elementwise expressions as loops), ``module`` (:func:`generate`) and
 ``runtime`` (Numba itself: availability, the on-disk cache, compiling and running).
 """
 

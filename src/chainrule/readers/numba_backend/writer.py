@@ -27,6 +27,7 @@ from .common import (
     _shape,
 )
 from .forms import _FORMS, _ufunc_call
+from .fusion import fused_sum, recomputable
 from .statements import _LINES
 
 
@@ -38,6 +39,13 @@ class NumbaWriter(Writer):
         self.consts: list[numpy.ndarray] = []
         self.helpers: set[str] = set()
         self.lay: dict[int, str] = {}  # value id -> 'C', 'F', 'A' (any) or 'S' (scalar)
+        self.fused: list[str] = []  # generated functions (fusion.py), in order
+        self.scalar_refs: dict[int, str] = {}  # while writing a fused term: leaf id -> element
+        self.users: dict[int, list[Value]] = {}
+        for v in prog.values:
+            for a in v.args:
+                if isinstance(a, Value):
+                    self.users.setdefault(a.id, []).append(v)
         super().__init__(prog, {}, _Lits(hoist=self._hoist, inline_limit=0), refs=refs)
         for v in prog.values:
             if v.op == INPUT:
@@ -68,12 +76,24 @@ class NumbaWriter(Writer):
         return name
 
     def _needs_statement(self, v: Value) -> bool:
-        return super()._needs_statement(v) or v.prim in _LINES
+        if v.prim in _LINES:
+            return True
+        if self.inline and self.uses.get(v.id, 0) > 1 and recomputable(v, self.users, self.out_ids):
+            return False  # computed again in each fused sum that reads it (fusion.py)
+        return super()._needs_statement(v)
 
     def size(self, s: Size) -> str:
         return str(int(s))
 
+    def fused_helper(self, source: str) -> str:
+        """Add a generated function (``NAME`` in ``source``) to the module; its name."""
+        name = f"_fz{len(self.fused)}"
+        self.fused.append(source.replace("NAME", name, 1))
+        return name
+
     def ref(self, x: Any, style: str = "python") -> tuple[str, int]:
+        if self.scalar_refs and isinstance(x, Value) and x.id in self.scalar_refs:
+            return self.scalar_refs[x.id], ATOM
         if isinstance(x, _Expr):
             return x.text_, x.prec
         return super().ref(x, style)
@@ -294,7 +314,10 @@ class NumbaWriter(Writer):
             if kind == "mean" and xdt.kind != "f":
                 z = "numpy.float64(0)"
             run = list(axes) == list(range(axes[0], axes[0] + len(axes)))
-            if leading and base != "hypot":
+            fused = fused_sum(self, x, list(axes), z, bool(neg)) if base == "sum" else None
+            if fused is not None:  # an elementwise expression: summed as it is computed
+                r = fused
+            elif leading and base != "hypot":
                 x2 = f"{self.contig(x)}.reshape(({count}, {outer}))"
                 r = f"{self.helper(f'_r{base}_first{neg}')}({x2}, {z})"
             elif run and not trailing and base == "sum":  # a run of middle axes: no copy

@@ -1,0 +1,193 @@
+"""Sums of elementwise expressions as one loop nest, without the expression's array.
+
+``((X[:, None, :] - C[None]) ** 2).sum(axis=2)`` written as NumPy text makes Numba evaluate
+the squared differences into a 2000x16x8 array and then sum it.  Here the sum becomes a small
+``njit`` function of the expression's *leaves* (the arrays it reads: named values, inputs,
+constants, anything that is not elementwise arithmetic), looping over the full broadcast
+shape and computing each term where it is added::
+
+    def _fz0(l0, l1, z):
+        out = numpy.full(32000, z)
+        for i0 in range(2000):
+            for i1 in range(16):
+                s = z
+                for i2 in range(8):
+                    s += (l0[i0, 0, i2] - l1[0, i1, i2]) ** 2
+                out[i0 * 16 + i1] = s
+        return out
+
+Each output element receives its terms in the order of the unfused helpers (``_rsum_last``,
+``_rsum_first``, ``_rsum_mid``: one after the other from ``z``, in increasing index of the
+reduced axes), and each term is the same arithmetic on the same values, written by the same
+forms, so the sums are the same to the bit.  A leaf is indexed by the loop counters of the axes
+it spans and by 0 on the axes it is broadcast along.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy
+
+from chainrule.engine import primitives as P
+from chainrule.program.ir import CONST, INPUT, Value
+
+from .common import _INFIX, _axes, _shape
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .writer import NumbaWriter
+
+# Unary and binary float functions a term may apply (their Numba spelling takes scalars too).
+_UFUNCS = frozenset(
+    """exp log log1p expm1 tanh sqrt absolute sin cos maximum minimum square exp2 log2 log10
+    sinh cosh arctan""".split()
+)
+_ARITH = frozenset([P.add, P.subtract, P.multiply, P.divide, P.negative, P.power])
+
+
+def elementwise(v: Any) -> bool:
+    """Whether ``v`` is float arithmetic a term can compute element by element."""
+    if not isinstance(v, Value) or v.op in (INPUT, CONST) or v.kw:
+        return False
+    if numpy.dtype(v.dtype).kind != "f":
+        return False
+    prim = v.prim
+    if prim in _ARITH:
+        if prim is P.power:  # a constant exponent only (x ** 2), never an array of them
+            y = v.args[1]
+            return not isinstance(y, Value) or (y.op == CONST and numpy.ndim(y.const) == 0)
+        return prim in _INFIX or prim is P.negative
+    return (
+        prim is not None
+        and prim.name in _UFUNCS
+        and isinstance(prim.fun, numpy.ufunc)
+        and not prim.custom
+    )
+
+
+def _fusable(w: NumbaWriter, v: Any) -> bool:
+    """Whether ``v`` is written inside the loop (elementwise and not named)."""
+    return elementwise(v) and v.id not in w.names
+
+
+def summed(v: Value) -> bool:
+    """Whether ``v`` is a sum or mean over some (not all) axes of a float array: the
+    reductions :func:`fused_sum` writes as loops."""
+    if v.prim is not P.sum_ and v.prim is not P.mean:
+        return False
+    if set(v.kw) - {"axis", "keepdims"} or v.kw.get("axis") is None:
+        return False
+    x = v.args[0]
+    if not isinstance(x, Value) or numpy.dtype(x.dtype).kind != "f":
+        return False
+    nd = len(_shape(x))
+    return 0 < len(_axes(v.kw["axis"], nd)) < nd
+
+
+def recomputable(v: Value, users: dict[int, list[Value]], outputs: set[int]) -> bool:
+    """Whether ``v`` (one elementwise operation on arrays it reads) may be left unnamed and
+    computed again inside each loop that needs it: every path from it ends in a fused sum
+    (through single-use elementwise values), so no array of it is ever made.  XLA does the
+    same with a broadcast difference that two reductions read."""
+    if not elementwise(v) or v.id in outputs:
+        return False
+    for a in v.args:  # arrays it reads as they are (read again in each loop), or numbers
+        if isinstance(a, Value):
+            if elementwise(a) or numpy.dtype(a.dtype).kind not in "fb":
+                return False
+        elif numpy.ndim(a) > 0:
+            return False
+    todo = list(users.get(v.id, ()))
+    if not todo:
+        return False
+    while todo:
+        u = todo.pop()
+        if summed(u):
+            continue
+        nxt = users.get(u.id, ())
+        if not elementwise(u) or u.id in outputs or len(nxt) != 1:
+            return False
+        todo.append(nxt[0])
+    return True
+
+
+def _leaves(w: NumbaWriter, x: Value) -> list[Any] | None:
+    """The values the fused expression ``x`` reads, in order, or None when a leaf cannot be
+    indexed by the loop (an array whose shape does not broadcast to ``x``'s)."""
+    shape = _shape(x)
+    found: list[Any] = []
+    seen: set[int] = set()
+    stack = [x]
+    while stack:
+        v = stack.pop()
+        for a in reversed(v.args):
+            if not isinstance(a, Value) and numpy.ndim(a) > 0:
+                return None  # an array in the program's text, not a value: not passed in
+            if _fusable(w, a):
+                stack.append(a)
+            elif isinstance(a, Value) and not (a.op == CONST and numpy.ndim(a.const) == 0):
+                s = _shape(a)
+                if len(s) > len(shape) or any(
+                    n not in (1, m) for n, m in zip(s, shape[len(shape) - len(s) :])
+                ):
+                    return None
+                if numpy.dtype(a.dtype).kind not in "fb":
+                    return None
+                if a.id not in seen:
+                    seen.add(a.id)
+                    found.append(a)
+    return found
+
+
+def fused_sum(w: NumbaWriter, x: Any, axes: list[int], z: str, neg: bool) -> str | None:
+    """A call of a generated function that sums ``x`` over ``axes`` into a 1-D array of the
+    kept axes' elements (C order), or None when ``x`` is not elementwise arithmetic."""
+    if not _fusable(w, x):
+        return None
+    leaves = _leaves(w, x)
+    if leaves is None:
+        return None
+    shape = _shape(x)
+    nd = len(shape)
+    kept = [d for d in range(nd) if d not in axes]
+    if not kept or not axes:
+        return None
+    idx = [f"i{d}" for d in range(nd)]
+    args = [w.text(leaf, 0) for leaf in leaves]  # the arrays, written before the override
+    subs: dict[int, str] = {}
+    for k, leaf in enumerate(leaves):
+        s = _shape(leaf)
+        if not s:
+            subs[leaf.id] = f"l{k}"
+            continue
+        off = nd - len(s)
+        at = ", ".join(idx[off + t] if s[t] == shape[off + t] else "0" for t in range(len(s)))
+        subs[leaf.id] = f"l{k}[{at}]"
+    w.scalar_refs = subs
+    try:
+        term = w.expr(x)[0]
+    finally:
+        w.scalar_refs = {}
+    flat = idx[kept[0]]
+    for d in kept[1:]:
+        flat = f"({flat}) * {shape[d]} + {idx[d]}"
+    op = "-=" if neg else "+="
+    params = [f"l{k}" for k in range(len(leaves))] + ["z"]
+    outer = math.prod(shape[d] for d in kept)
+    body = [f"def NAME({', '.join(params)}):", f"    out = numpy.full({outer}, z)"]
+    trailing = axes == list(range(nd - len(axes), nd))
+    depth = 1
+    for d in range(nd):
+        if trailing and d == kept[-1] + 1:
+            body.append("    " * depth + "s = z")
+        body.append("    " * depth + f"for {idx[d]} in range({shape[d]}):")
+        depth += 1
+    if trailing:
+        body.append("    " * depth + f"s {op} {term}")
+        body.append("    " * (len(kept) + 1) + f"out[{flat}] = s")
+    else:
+        body.append("    " * depth + f"out[{flat}] {op} {term}")
+    body.append("    return out")
+    name = w.fused_helper("\n".join(body))
+    return f"{name}({', '.join(args + [z])})"

@@ -1,0 +1,83 @@
+"""jit(backend="numba") writes a sum of an elementwise expression as one loop nest
+(``readers/numba_backend/fusion.py``): the same numbers as the unfused program, bit for bit,
+for every arrangement of summed axes, and a broadcast difference two sums read is never made
+as an array."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy
+import pytest
+
+pytest.importorskip("numba")
+
+import chainrule as cr  # noqa: E402
+from chainrule.readers.numba_backend import writer  # noqa: E402
+
+RNG = numpy.random.default_rng(3)
+
+
+def _loss(X, C, s, mask):
+    # sums over trailing, leading, middle and scattered axes, keepdims and mean, a negated
+    # sum, a scalar and a boolean mask among the leaves, unary functions inside
+    d = X[:, None, :] - C[None, :, :]
+    a = (d**2).sum(axis=2)
+    b = numpy.exp(-0.5 * d * s).sum(axis=(0, 2), keepdims=True)
+    c = (numpy.tanh(d) * mask).mean(axis=1)
+    e = -(numpy.abs(X[:, None, :] * C[None, :, :]) + 1.0).sum(axis=0)
+    f = numpy.log1p(d * d).sum(axis=(0, 1))
+    return (numpy.log(a + 1.0)).sum() + b.sum() + (c**2).sum() + (e * e).sum() + f.sum()
+
+
+def _args(dtype):
+    X = RNG.standard_normal((40, 6)).astype(dtype)
+    C = RNG.standard_normal((5, 6)).astype(dtype)
+    mask = RNG.random((40, 5, 6)) > 0.3
+    return X, C, numpy.asarray(0.7, dtype=dtype), mask
+
+
+def _soft_kmeans(X, C, s, mask):
+    # the squared distances' difference is read only by sums (forward and backward)
+    d = ((X[:, None, :] - C[None, :, :]) ** 2).sum(axis=2)
+    m = numpy.max(-d, axis=1, keepdims=True)
+    return -(numpy.log(numpy.exp(-d - m).sum(axis=1)) + m[:, 0]).mean()
+
+
+def _argnums(loss):
+    return (0, 1, 2) if loss is _loss else (1,)  # soft k-means: the centres' gradient
+
+
+def _run(fused, args, monkeypatch, tmp_path, loss=_loss):
+    monkeypatch.setenv("CHAINRULE_CACHE_DIR", str(tmp_path / ("on" if fused else "off")))
+    if not fused:
+        monkeypatch.setattr(writer, "fused_sum", lambda *a, **k: None)
+    f = cr.jit(cr.value_and_grad(loss, argnums=_argnums(loss)), backend="numba")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a fallback to the NumPy backend would warn
+        value, grads = f(*args)
+    return f, [numpy.asarray(value), *map(numpy.asarray, grads)]
+
+
+@pytest.mark.parametrize("loss", [_loss, _soft_kmeans])
+@pytest.mark.parametrize("dtype", [numpy.float64, numpy.float32])
+def test_fused_sums_are_the_unfused_programs_bit_for_bit(dtype, loss, monkeypatch, tmp_path):
+    args = _args(dtype)
+    f, fused = _run(True, args, monkeypatch, tmp_path, loss)
+    source = f.source(*args)
+    kernel = source[source.index("def kernel") :]
+    if loss is _loss:
+        assert source.count("def _fz") >= 5  # the sums of expressions, forward and backward
+    else:
+        assert source.count("def _fz") == 3
+        # the 40x5x6 difference is never an array: each loop computes it from X and C
+        assert " - a1[None, :, :]" not in kernel and " - a0[None, :, :]" not in kernel
+    with monkeypatch.context() as m:
+        _, unfused = _run(False, args, m, tmp_path, loss)
+    for a, b in zip(fused, unfused):
+        assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
+    # and both are the gradient: eager's, to rounding
+    value, grads = cr.value_and_grad(loss, argnums=_argnums(loss))(*args)
+    tol = 1e-11 if dtype == numpy.float64 else 2e-4
+    for a, b in zip(fused, [value, *grads]):
+        numpy.testing.assert_allclose(a, b, rtol=tol, atol=tol)
