@@ -1,7 +1,8 @@
 """jit(backend="numba") writes a sum of an elementwise expression as one loop nest
 (``readers/numba_backend/fusion.py``): the same numbers as the unfused program, bit for bit,
 for every arrangement of summed axes, and a broadcast difference two sums read is never made
-as an array."""
+as an array.  Likewise the gradient of a mean over rows read by index adds the rows it repeats
+from where they are (``statements._spread_rows``)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 pytest.importorskip("numba")
 
 import chainrule as cr  # noqa: E402
-from chainrule.readers.numba_backend import writer  # noqa: E402
+from chainrule.readers.numba_backend import statements, writer  # noqa: E402
 
 RNG = numpy.random.default_rng(3)
 
@@ -81,3 +82,40 @@ def test_fused_sums_are_the_unfused_programs_bit_for_bit(dtype, loss, monkeypatc
     tol = 1e-11 if dtype == numpy.float64 else 2e-4
     for a, b in zip(fused, [value, *grads]):
         numpy.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+
+
+def _bag(E, W, tokens):
+    # a bag of embeddings: the mean over each row's tokens spreads one gradient row to each
+    return ((E[tokens].mean(axis=1) @ W) ** 2).sum()
+
+
+@pytest.mark.parametrize("dtype", [numpy.float64, numpy.float32])
+def test_a_mean_over_rows_read_by_index_adds_them_in_place(dtype, monkeypatch, tmp_path):
+    E = RNG.standard_normal((50, 8)).astype(dtype)
+    W = RNG.standard_normal((8, 3)).astype(dtype)
+    tokens = RNG.integers(-50, 50, (12, 7))  # repeats and negative indices
+    args = (E, W, tokens)
+
+    def run(tag):
+        monkeypatch.setenv("CHAINRULE_CACHE_DIR", str(tmp_path / tag))
+        f = cr.jit(cr.value_and_grad(_bag, argnums=(0, 1)), backend="numba")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            value, grads = f(*args)
+        return f.source(*args), [numpy.asarray(value), *map(numpy.asarray, grads)]
+
+    source, got = run("on")
+    assert "_add_rows_of(" in source
+    with monkeypatch.context() as m:
+        m.setattr(statements, "_spread_rows", lambda *a: None)
+        plain_source, plain = run("off")
+    assert "_add_rows_of(" not in plain_source
+    for a, b in zip(got, plain):
+        assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
+    # the table's gradient by hand: each read row gets the mean's share of its row's gradient
+    h = E[tokens].mean(axis=1)
+    dh = (2 * (h @ W)) @ W.T / tokens.shape[1]
+    want = numpy.zeros_like(E)
+    numpy.add.at(want, tokens, numpy.repeat(dh[:, None, :], tokens.shape[1], axis=1))
+    tol = 1e-12 if dtype == numpy.float64 else 1e-4
+    numpy.testing.assert_allclose(got[1], want, rtol=tol, atol=tol)

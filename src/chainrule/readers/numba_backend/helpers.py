@@ -263,6 +263,13 @@ def _add_rows(out, lin, g):
         out[lin[j]] += g[j]
     return out
 """,
+    # the same, row j of g being row rows[j] of src (g a broadcast of src: never made)
+    "_add_rows_of": """
+def _add_rows_of(out, lin, src, rows):
+    for j in range(lin.shape[0]):
+        out[lin[j]] += src[rows[j]]
+    return out
+""",
     # an integer index array -> non-negative positions, with NumPy's bounds check
     "_wrap_index": """
 def _wrap_index(i, n):

@@ -84,6 +84,30 @@ def _setitem_lines(w: NumbaWriter, v: Value, name: str) -> tuple[list[str], str]
     return _scatter_into(w, name, base, numpy.asarray(lin), val, True, shape), "C"
 
 
+def _spread_rows(
+    w: NumbaWriter, g: Any, bshape: tuple[int, ...], rest: tuple[int, ...]
+) -> tuple[str, str] | None:
+    """For ``g`` an unnamed ``broadcast_to`` that repeats whole rows of a smaller array (the
+    gradient of a mean over the rows read, ``E[tokens].mean(axis=1)``): that array as
+    (rows, rest) and the constant row each of g's rows copies, so the scatter reads them in
+    place instead of making the repeated array."""
+    if not (isinstance(g, Value) and g.prim is P.broadcast_to and g.id not in w.names):
+        return None
+    src = g.args[0]
+    full = bshape + rest
+    ss = _shape(src)
+    if _shape(g) != full or len(ss) > len(full):
+        return None
+    ss = (1,) * (len(full) - len(ss)) + tuple(ss)
+    if ss[len(bshape) :] != rest:
+        return None
+    lead = ss[: len(bshape)]
+    n = math.prod(lead)
+    rows = numpy.broadcast_to(numpy.arange(n, dtype=numpy.intp).reshape(lead), bshape).ravel()
+    text = f"numpy.ascontiguousarray({w.text(src, ATOM)}).reshape(({n}, {math.prod(rest)}))"
+    return text, w.const_array(rows)
+
+
 @_lines(P.scatter)
 def _scatter_dyn_lines(w: NumbaWriter, v: Value, name: str) -> tuple[list[str], str]:
     g = v.args[0]
@@ -95,6 +119,14 @@ def _scatter_dyn_lines(w: NumbaWriter, v: Value, name: str) -> tuple[list[str], 
     m = math.prod(rest)
     n = math.prod(bshape)
     lin = _lin_text(w, lead, shape[:k], bshape)
+    spread = _spread_rows(w, g, bshape, rest)
+    if spread is not None:  # g repeats rows of a smaller array: read them where they are
+        src, rows = spread
+        return [
+            f"{name} = numpy.zeros(({math.prod(shape[:k])}, {m}), {_dt(v.dtype)})",
+            f"{w.helper('_add_rows_of')}({name}, {lin}, {src}, {rows})",
+            f"{name} = {name}.reshape({shape})",
+        ], "C"
     gt = w.text(g, ATOM)
     if _shape(g) != bshape + rest:
         gt = (
