@@ -44,6 +44,7 @@ _UFUNCS = frozenset(
     sinh cosh arctan""".split()
 )
 _ARITH = frozenset([P.add, P.subtract, P.multiply, P.divide, P.negative, P.power])
+_CHEAP = frozenset([P.add, P.subtract, P.multiply, P.negative])  # computed again, not stored
 
 
 def elementwise(v: Any) -> bool:
@@ -86,12 +87,12 @@ def summed(v: Value) -> bool:
 
 
 def recomputable(v: Value, users: dict[int, list[Value]], outputs: set[int]) -> bool:
-    """Whether ``v`` (one elementwise operation on arrays it reads) may be left unnamed and
+    """Whether ``v`` (one cheap elementwise operation on arrays it reads) may be left unnamed and
     computed again inside each loop that needs it: every path from it ends in a fused sum
     (through single-use elementwise values), so no array of it is ever made.  XLA does the
     same with a broadcast difference that two reductions read."""
-    if not elementwise(v) or v.id in outputs:
-        return False
+    if v.prim not in _CHEAP or not elementwise(v) or v.id in outputs:
+        return False  # (a function like exp costs more to compute again than to read)
     for a in v.args:  # arrays it reads as they are (read again in each loop), or numbers
         if isinstance(a, Value):
             if elementwise(a) or numpy.dtype(a.dtype).kind not in "fb":
