@@ -960,6 +960,9 @@ def _extreme_vjp(g: Any, out: Any, x: Any, axis: Any, keepdims: bool) -> Any:
     # Dividing before spreading (one value per reduced slice, not per element) gives the same
     # bits: where ``hit`` is 0 both orders give a zero of g's sign (or NaN where g is not
     # finite or the slice had no maximum), where it is 1 both give ``g / ties``.
+    if type(ties) is numpy.ndarray:  # a slice whose maximum is NaN has no ties: NaN, unwarned
+        with numpy.errstate(divide="ignore", invalid="ignore"):
+            return _keep(g, axis, keepdims) / ties * hit
     return _keep(g, axis, keepdims) / ties * hit
 
 
@@ -983,10 +986,12 @@ def _extreme_window(g: Any, out: Any, x: Any, axis: Any, keepdims: bool) -> Any:
         ties = hits[0].astype(numpy.intp if x.dtype == numpy.float64 else x.dtype)
         for hit in hits[1:]:
             numpy.add(ties, hit, out=ties)
-        share = g / ties
+        with numpy.errstate(divide="ignore"):  # a window whose maximum is NaN: no ties
+            share = g / ties
     grad = numpy.empty_like(x, dtype=share.dtype)  # in x's memory order, like its slices
-    for index, hit in zip(entries, hits):
-        numpy.multiply(share, hit, out=grad[index])
+    with numpy.errstate(invalid="ignore"):
+        for index, hit in zip(entries, hits):
+            numpy.multiply(share, hit, out=grad[index])
     return grad
 
 
