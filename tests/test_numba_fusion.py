@@ -119,3 +119,16 @@ def test_a_mean_over_rows_read_by_index_adds_them_in_place(dtype, monkeypatch, t
     numpy.add.at(want, tokens, numpy.repeat(dh[:, None, :], tokens.shape[1], axis=1))
     tol = 1e-12 if dtype == numpy.float64 else 1e-4
     numpy.testing.assert_allclose(got[1], want, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", [numpy.float64, numpy.float32])
+def test_exp_of_a_large_array_runs_numpys_own_loop(dtype, monkeypatch, tmp_path):
+    # the gradient of sum(exp(x)) is exp(x): the kernel's must be NumPy's, to the bit
+    monkeypatch.setenv("CHAINRULE_CACHE_DIR", str(tmp_path))
+    x = RNG.standard_normal((64, 40)).astype(dtype)
+    f = cr.jit(cr.value_and_grad(lambda x: numpy.exp(x).sum()), backend="numba")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _, g = f(x)
+    assert "numba.objmode" in f.source(x)
+    assert g.dtype == dtype and g.tobytes() == numpy.exp(x).tobytes()

@@ -48,6 +48,16 @@ def _form(*prims: P.Primitive) -> Callable[[Handler], Handler]:
     return register
 
 
+# Functions whose NumPy loops are vectorised (SVML, or NumPy's own SIMD code) where Numba calls
+# the C library once per element: 2000x16 exp, 21 us in NumPy against 142 us in Numba.  On
+# arrays of at least NUMPY_LOOP_SIZE elements the kernel calls NumPy's (writer.numpy_loop).
+_NUMPY_LOOPS = frozenset(
+    """exp exp2 expm1 log log2 log10 log1p tanh sinh cosh sin cos tan arcsin arccos arctan
+    arcsinh arccosh arctanh""".split()
+)
+NUMPY_LOOP_SIZE = 1024
+
+
 def _ufunc_call(w: NumbaWriter, v: Value) -> tuple[str, int, str]:
     prim = v.prim
     assert prim is not None  # forms are looked up by primitive
@@ -55,6 +65,15 @@ def _ufunc_call(w: NumbaWriter, v: Value) -> tuple[str, int, str]:
     args = ", ".join(w.text(a, 0, ctx) for a in v.args)
     if v.kw:
         raise Unsupported(prim.name, f"keyword arguments {sorted(v.kw)}")
+    if (
+        prim.name in _NUMPY_LOOPS
+        and not w.scalar_refs  # not inside a fused loop's term
+        and len(v.args) == 1
+        and math.prod(v.shape) >= NUMPY_LOOP_SIZE
+        and numpy.dtype(v.dtype).kind == "f"
+        and _dtype(v.args[0]) == numpy.dtype(v.dtype)
+    ):
+        return f"{w.numpy_loop(prim.name, v.dtype, len(v.shape))}({args})", ATOM, "C"
     return f"numpy.{prim.name}({args})", ATOM, "C"
 
 

@@ -34,6 +34,7 @@ from chainrule.engine import primitives as P
 from chainrule.program.ir import CONST, INPUT, Value
 
 from .common import _INFIX, _axes, _shape
+from .forms import _NUMPY_LOOPS, NUMPY_LOOP_SIZE
 
 if TYPE_CHECKING:  # pragma: no cover
     from .writer import NumbaWriter
@@ -64,6 +65,8 @@ def elementwise(v: Any) -> bool:
         and prim.name in _UFUNCS
         and isinstance(prim.fun, numpy.ufunc)
         and not prim.custom
+        # on large arrays NumPy's vectorised loop beats a call per element (forms.py)
+        and not (prim.name in _NUMPY_LOOPS and math.prod(v.shape) >= NUMPY_LOOP_SIZE)
     )
 
 

@@ -39,7 +39,8 @@ class NumbaWriter(Writer):
         self.consts: list[numpy.ndarray] = []
         self.helpers: set[str] = set()
         self.lay: dict[int, str] = {}  # value id -> 'C', 'F', 'A' (any) or 'S' (scalar)
-        self.fused: list[str] = []  # generated functions (fusion.py), in order
+        self.fused: list[str] = []  # generated functions (fusion.py, numpy_loop), in order
+        self.numpy_loops: set[str] = set()
         self.scalar_refs: dict[int, str] = {}  # while writing a fused term: leaf id -> element
         self.users: dict[int, list[Value]] = {}
         for v in prog.values:
@@ -84,6 +85,22 @@ class NumbaWriter(Writer):
 
     def size(self, s: Size) -> str:
         return str(int(s))
+
+    def numpy_loop(self, ufunc: str, dtype: Any, ndim: int) -> str:
+        """A function that runs NumPy's own loop of ``ufunc`` on an array (Numba's object mode
+        for that one call, about 1 us): the same bits as NumPy, vectorised."""
+        dt = numpy.dtype(dtype).name
+        name = f"_np_{ufunc}_{dt}_{ndim}"
+        if name not in self.numpy_loops:
+            self.numpy_loops.add(name)
+            kind = f"{dt}[{', '.join([':'] * (ndim - 1) + ['::1'])}]"
+            self.fused.append(
+                f"def {name}(x):\n"
+                f"    with numba.objmode(r='{kind}'):\n"
+                f"        r = numpy.ascontiguousarray(numpy.{ufunc}(x))\n"
+                "    return r"
+            )
+        return name
 
     def fused_helper(self, source: str) -> str:
         """Add a generated function (``NAME`` in ``source``) to the module; its name."""
