@@ -132,3 +132,22 @@ def test_exp_of_a_large_array_runs_numpys_own_loop(dtype, monkeypatch, tmp_path)
         _, g = f(x)
     assert "numba.objmode" in f.source(x)
     assert g.dtype == dtype and g.tobytes() == numpy.exp(x).tobytes()
+
+
+def test_a_difference_of_a_product_is_stored_not_computed_again(monkeypatch, tmp_path):
+    # X @ W is read once, by the difference: computing the difference again in each sum would
+    # compute the product again too (the same numbers, twice the time), so it is stored
+    monkeypatch.setenv("CHAINRULE_CACHE_DIR", str(tmp_path))
+
+    def loss(W, X, C):
+        d = (((X @ W)[:, None, :] - C[None, :, :]) ** 2).sum(axis=2)
+        return numpy.log(numpy.exp(-d).sum(axis=1)).sum()
+
+    W, X, C = RNG.standard_normal((4, 3)), RNG.standard_normal((30, 4)), RNG.standard_normal((5, 3))
+    f = cr.jit(cr.value_and_grad(loss, argnums=2), backend="numba")
+    value, grads = f(W, X, C)
+    kernel = f.source(W, X, C).split("def kernel")[1]
+    assert "_fz" in kernel and kernel.count("numpy.dot(") == 1
+    want_value, want_grads = cr.value_and_grad(loss, argnums=2)(W, X, C)
+    numpy.testing.assert_allclose(value, want_value, rtol=1e-12)
+    numpy.testing.assert_allclose(grads, want_grads, rtol=1e-11, atol=1e-12)

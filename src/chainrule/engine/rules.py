@@ -960,10 +960,8 @@ def _extreme_vjp(g: Any, out: Any, x: Any, axis: Any, keepdims: bool) -> Any:
     # Dividing before spreading (one value per reduced slice, not per element) gives the same
     # bits: where ``hit`` is 0 both orders give a zero of g's sign (or NaN where g is not
     # finite or the slice had no maximum), where it is 1 both give ``g / ties``.
-    if type(ties) is numpy.ndarray:  # a slice whose maximum is NaN has no ties: NaN, unwarned
-        with numpy.errstate(divide="ignore", invalid="ignore"):
-            return _keep(g, axis, keepdims) / ties * hit
-    return _keep(g, axis, keepdims) / ties * hit
+    with numpy.errstate(divide="ignore", invalid="ignore"):  # a NaN maximum: no ties, NaN
+        return _keep(g, axis, keepdims) / ties * hit
 
 
 def _extreme_window(g: Any, out: Any, x: Any, axis: Any, keepdims: bool) -> Any:

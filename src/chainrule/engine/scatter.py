@@ -11,11 +11,11 @@ against 0.6 ms).
 ``add.at`` adds each element of ``g`` into, in the order it visits them, so every position
 receives its terms in the same order and the sums are the same to the bit.  Wide rows added
 into zeros (a gradient) go faster still in rounds: each row's first occurrence is copied, its
-second added, and so on, each round one fancy-indexed assignment of distinct rows.  The positions of
-whole rows are made a few thousand at a time: one large temporary index array per call costs
-more in fresh memory than the additions themselves.  Anything else (slices among the index,
-booleans, a ``g`` that broadcasts, a cast, another array library, an index out of range, which
-NumPy reports) is ``numpy.add.at`` as it is.
+second added, and so on, each round one fancy-indexed assignment of distinct rows.  The
+positions of whole rows are made a few thousand at a time: one large temporary index array per
+call costs more in fresh memory than the additions themselves.  Anything else (slices among
+the index, booleans, a ``g`` that broadcasts, a cast, another array library, an index out of
+range, which NumPy reports) is ``numpy.add.at`` as it is.
 
 Example
 -------

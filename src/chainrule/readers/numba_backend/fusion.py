@@ -33,7 +33,7 @@ import numpy
 from chainrule.engine import primitives as P
 from chainrule.program.ir import CONST, INPUT, Value
 
-from .common import _INFIX, _axes, _shape
+from .common import _INFIX, _axes, _is_basic, _shape
 from .forms import _NUMPY_LOOPS, NUMPY_LOOP_SIZE
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -89,18 +89,34 @@ def summed(v: Value) -> bool:
     return 0 < len(_axes(v.kw["axis"], nd)) < nd
 
 
-def recomputable(v: Value, users: dict[int, list[Value]], outputs: set[int]) -> bool:
+_VIEWS = frozenset([P.reshape, P.transpose, P.swapaxes, P.broadcast_to, P.getitem])
+
+
+def _stored(a: Any, uses: dict[int, int]) -> bool:
+    """Whether reading ``a`` again costs nothing: a number, an input, a constant, a value the
+    program names (read more than once), or a view of one (``X[:, None, :]``)."""
+    while isinstance(a, Value):
+        if a.op in (INPUT, CONST) or uses.get(a.id, 0) > 1:
+            return True
+        if a.prim not in _VIEWS or (a.prim is P.getitem and not _is_basic(a.kw["index"])):
+            return False
+        a = a.args[0]
+    return numpy.ndim(a) == 0
+
+
+def recomputable(
+    v: Value, users: dict[int, list[Value]], uses: dict[int, int], outputs: set[int]
+) -> bool:
     """Whether ``v`` (one cheap elementwise operation on arrays it reads) may be left unnamed and
     computed again inside each loop that needs it: every path from it ends in a fused sum
     (through single-use elementwise values), so no array of it is ever made.  XLA does the
     same with a broadcast difference that two reductions read."""
     if v.prim not in _CHEAP or not elementwise(v) or v.id in outputs:
         return False  # (a function like exp costs more to compute again than to read)
-    for a in v.args:  # arrays it reads as they are (read again in each loop), or numbers
-        if isinstance(a, Value):
-            if elementwise(a) or numpy.dtype(a.dtype).kind not in "fb":
-                return False
-        elif numpy.ndim(a) > 0:
+    for a in v.args:  # arrays stored or viewed (read again in each loop), or numbers
+        if not _stored(a, uses):
+            return False
+        if isinstance(a, Value) and (elementwise(a) or numpy.dtype(a.dtype).kind not in "fb"):
             return False
     todo = list(users.get(v.id, ()))
     if not todo:

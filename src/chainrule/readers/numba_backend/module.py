@@ -92,7 +92,7 @@ def generate(prog: Program, label: str = "f") -> Generated:
         lines.append("")
     for h in sorted(w.helpers):
         lines.extend(["", _DECORATOR + _HELPERS[h].rstrip(), ""])
-    for f in w.fused:
+    for f in w.generated:
         lines.extend(["", _DECORATOR, f, ""])
     lines.extend(["", _DECORATOR, f"def {kernel}({', '.join(kparams)}):"])
     lines.extend(f"    {c}" for c in prologue + body)

@@ -39,7 +39,9 @@ class NumbaWriter(Writer):
         self.consts: list[numpy.ndarray] = []
         self.helpers: set[str] = set()
         self.lay: dict[int, str] = {}  # value id -> 'C', 'F', 'A' (any) or 'S' (scalar)
-        self.fused: list[str] = []  # generated functions (fusion.py, numpy_loop), in order
+        self.generated: list[
+            str
+        ] = []  # functions written for this program (fused sums, NumPy loops)
         self.numpy_loops: set[str] = set()
         self.scalar_refs: dict[int, str] = {}  # while writing a fused term: leaf id -> element
         self.users: dict[int, list[Value]] = {}
@@ -79,7 +81,11 @@ class NumbaWriter(Writer):
     def _needs_statement(self, v: Value) -> bool:
         if v.prim in _LINES:
             return True
-        if self.inline and self.uses.get(v.id, 0) > 1 and recomputable(v, self.users, self.out_ids):
+        if (
+            self.inline
+            and self.uses.get(v.id, 0) > 1
+            and recomputable(v, self.users, self.uses, self.out_ids)
+        ):
             return False  # computed again in each fused sum that reads it (fusion.py)
         return super()._needs_statement(v)
 
@@ -94,7 +100,7 @@ class NumbaWriter(Writer):
         if name not in self.numpy_loops:
             self.numpy_loops.add(name)
             kind = f"{dt}[{', '.join([':'] * (ndim - 1) + ['::1'])}]"
-            self.fused.append(
+            self.generated.append(
                 f"def {name}(x):\n"
                 f"    with numba.objmode(r='{kind}'):\n"
                 f"        r = numpy.ascontiguousarray(numpy.{ufunc}(x))\n"
@@ -104,8 +110,8 @@ class NumbaWriter(Writer):
 
     def fused_helper(self, source: str) -> str:
         """Add a generated function (``NAME`` in ``source``) to the module; its name."""
-        name = f"_fz{len(self.fused)}"
-        self.fused.append(source.replace("NAME", name, 1))
+        name = f"_fz{len(self.generated)}"
+        self.generated.append(source.replace("NAME", name, 1))
         return name
 
     def ref(self, x: Any, style: str = "python") -> tuple[str, int]:
