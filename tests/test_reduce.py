@@ -20,6 +20,9 @@ SHAPES_AXES = [
     ((30, 100, 5), 0),  # block of 500: NumPy's own route
     ((10, 10), 1),  # small: NumPy's own route
     ((300, 20, 9), 1),  # block of 9: NumPy's own route
+    ((300, 20, 9), -1),  # a last axis of 9: NumPy's pairwise order, slice by slice
+    ((1000, 15), 1),  # 15: eight partial sums and 7 added after them
+    ((600, 16), 1),  # 16: NumPy's own route
 ]
 
 
@@ -59,6 +62,16 @@ def test_other_arrays_and_axes_go_to_numpy():
     numpy.testing.assert_array_equal(add_reduce(v, 1), numpy.full((300, 3), 150.0))
 
 
+def test_float16_is_summed_as_numpy_sums_it():
+    # NumPy adds float16 in float32 and rounds once: adding float16 slices would round each step
+    rng = numpy.random.default_rng(4)
+    for k in (3, 7, 9):
+        x = (rng.standard_normal((4000, k)) * 10.0 ** rng.integers(-3, 3, (4000, k))).astype(
+            numpy.float16
+        )
+        numpy.testing.assert_array_equal(add_reduce(x, -1), numpy.add.reduce(x, axis=-1))
+
+
 def test_pair_energy_gradient_through_the_short_sums():
     # sum(axis=-1) of (n, n, 3) differences forward, summed back over a broadcast axis in the
     # backward pass: the gradient of sum_ij |p_i - p_j|^2 is 4 (n p_i - sum_j p_j)
@@ -76,11 +89,15 @@ def test_pair_energy_gradient_through_the_short_sums():
     numpy.testing.assert_allclose(value, 2.0 * (n * (P * P).sum() - (P.sum(axis=0) ** 2).sum()))
 
 
-@pytest.mark.parametrize("k", [2, 3, 7, 8])
-def test_a_short_last_axis_keeps_numpys_bits_and_signed_zeros(k):
+@pytest.mark.parametrize("k", [2, 3, 7, 8, 9, 12, 15, 16])
+@pytest.mark.parametrize("dtype", [numpy.float64, numpy.float32])
+def test_a_short_last_axis_keeps_numpys_bits_and_signed_zeros(k, dtype):
     # below 8 entries NumPy adds them in order from 0.0 (a row of -0.0 sums to +0.0); from 8
-    # on it sums pairwise, which add_reduce leaves to NumPy
-    x = numpy.random.default_rng(k).standard_normal((400, 10, k))
+    # on it sums pairwise (eight partial sums, then a tree); magnitudes over 12 decades make
+    # any other order round differently
+    rng = numpy.random.default_rng(k)
+    x = rng.standard_normal((400, 10, k)) * 10.0 ** rng.integers(-6, 6, (400, 10, k))
+    x = x.astype(dtype)
     x[0, 0] = -0.0
     got, want = add_reduce(x, -1), numpy.add.reduce(x, axis=-1)
     numpy.testing.assert_array_equal(got, want, strict=True)

@@ -9,11 +9,15 @@ every broadcast against a ``[:, None, :]`` view.  :func:`add_reduce` takes anoth
 
 * a short last axis (fewer than 8 entries): the slices added one after the other, which is the
   order NumPy uses for fewer than 8 entries, so the result is the same to the bit;
+* a last axis of 8 to 15 entries (in an array of 8192 or more): NumPy's own pairwise order,
+  eight partial sums combined as a tree and the rest added in turn, computed slice by slice
+  across the rows (2-7x faster on 2,000 rows or more, the same bits);
 * a short trailing block (fewer than 8 entries after the axis): one reduction per entry of the
   block, each with the summed axis innermost (NumPy's pairwise summation along it).
 
-Every other case is ``numpy.add.reduce``.  Only plain float arrays of some size take the other
-routes; the dtype and the shape of the result are NumPy's.
+Every other case is ``numpy.add.reduce``.  Only plain float32, float64 and long double arrays
+of some size take the other routes (NumPy sums float16 in float32); the dtype and the shape of
+the result are NumPy's.
 
 :func:`window_reduce` does the same for reductions whose result does not depend on the order
 (``maximum``, ``minimum``; ``add`` of booleans, a count) over a few short axes: a max-pooling
@@ -43,6 +47,8 @@ import numpy
 
 _SHORT = 8  # NumPy sums fewer than 8 entries one after the other
 _MIN_SIZE = 2048  # below this the call overhead of add.reduce is all there is
+_PAIRWISE = 16  # last axes shorter than this, from 8 on, are summed in NumPy's pairwise order
+_MIN_PAIRWISE = 8192  # ... in arrays at least this large (2-7x faster; smaller: no gain)
 
 
 def own_route(shape: tuple[int, ...], dtype: Any, axis: int) -> bool:
@@ -59,10 +65,11 @@ def own_route(shape: tuple[int, ...], dtype: Any, axis: int) -> bool:
     n = shape[ax]
     # the shape first: it rules out nearly every call, and is the cheapest to look at
     if ax == nd - 1:
-        short = 1 < n < _SHORT
+        short = 1 < n < _SHORT or (n < _PAIRWISE and math.prod(shape) >= _MIN_PAIRWISE)
     else:
         short = 1 < math.prod(shape[ax + 1 :]) < _SHORT and n > _SHORT
-    return short and numpy.dtype(dtype).kind == "f" and math.prod(shape) >= _MIN_SIZE
+    # float16 is left to NumPy, which sums it in float32 and rounds once
+    return short and numpy.dtype(dtype).char in "fdg" and math.prod(shape) >= _MIN_SIZE
 
 
 def add_reduce(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
@@ -71,7 +78,7 @@ def add_reduce(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
         type(axis) is int
         and type(x) is numpy.ndarray
         and x.ndim
-        and x.shape[-1] < _SHORT  # (own_route needs a short last axis: the cheap part first)
+        and x.shape[-1] < _PAIRWISE  # (own_route needs a short last axis: cheap, and first)
         and own_route(x.shape, x.dtype, axis)
         and x.flags.c_contiguous
     ):
@@ -79,10 +86,8 @@ def add_reduce(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
         ax = axis + nd if axis < 0 else axis
         n = x.shape[ax]
         if ax == nd - 1:
-            out = x[..., 0] + x[..., 1]
-            for i in range(2, n):
-                out += x[..., i]
-            # NumPy's order is ((0.0 + x0) + x1) + ...: never -0.0, where x0 + x1 + ... gives
+            out = _pairwise_last(x) if n >= _SHORT else _in_turn_last(x)
+            # NumPy's sum is 0.0 + (its sum of the row): never -0.0, where x0 + x1 + ... gives
             # -0.0 for a row of negative zeros; adding +0.0 last changes only that case
             out += 0.0
             return out[..., None] if keepdims else out
@@ -95,6 +100,37 @@ def add_reduce(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
         shape = lead + ((1,) if keepdims else ()) + x.shape[ax + 1 :]
         return out.reshape(shape)
     return numpy.add.reduce(x, axis=axis, keepdims=keepdims)  # type: ignore[call-overload]
+
+
+def _in_turn_last(x: Any) -> Any:
+    """The entries of each row (fewer than 8) added one after the other, across the rows."""
+    out = x[..., 0] + x[..., 1]
+    for i in range(2, x.shape[-1]):
+        out += x[..., i]
+    return out
+
+
+def _pairwise_last(x: Any) -> Any:
+    """NumPy's pairwise sum of each row (8 to 128 entries), across the rows: eight partial
+    sums ``r[j]`` of the entries ``j, j + 8, ...`` up to the last whole block of 8, combined
+    as ``((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))``, then the rest added in turn."""
+    n = x.shape[-1]
+    whole = n - n % _SHORT
+    if whole == _SHORT:
+        r = [x[..., j] for j in range(_SHORT)]
+    else:
+        r = [x[..., j] + x[..., j + _SHORT] for j in range(_SHORT)]
+        for i in range(2 * _SHORT, whole, _SHORT):
+            for j in range(_SHORT):
+                r[j] += x[..., i + j]
+    out = r[0] + r[1]
+    out += r[2] + r[3]
+    right = r[4] + r[5]
+    right += r[6] + r[7]
+    out += right
+    for i in range(whole, n):
+        out += x[..., i]
+    return out
 
 
 _FEW = 16  # at most this many entries per reduced window are combined slice by slice

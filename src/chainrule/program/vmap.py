@@ -556,6 +556,7 @@ def _solve(
 
 _ELEMENTWISE = {
     P.power,  # (its function is not the ufunc itself: primitives._power_fun)
+    P.subtract,  # (nor is subtract's: primitives._subtract_fun)
     P.where,
     P.clip,
     P.astype,

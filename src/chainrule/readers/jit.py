@@ -35,6 +35,7 @@ from typing import Any
 import numpy
 
 from chainrule.engine import primitives as P
+from chainrule.engine.broadcast import binary
 from chainrule.engine.primitives import pad_constant
 from chainrule.engine.pytree import flatten, leaf_reader, reader_source
 from chainrule.engine.reduce import add_reduce, window_reduce
@@ -618,6 +619,7 @@ def _compile_numpy(
         "_window_reduce": window_reduce,
         "_pad": pad_constant,
         "_add_at": add_at,
+        "_binary": binary,
         **consts,
     }
     namespace.update({name: prim.fun for prim, name in LINALG_CALLS.items()})

@@ -47,6 +47,7 @@ from typing import Any
 import numpy
 
 from chainrule.engine import primitives as P
+from chainrule.engine.broadcast import route
 from chainrule.engine.reduce import own_route, window_route
 from chainrule.engine.rules import Size
 from chainrule.program.codegen import Line, Writer
@@ -87,6 +88,8 @@ _IN_PLACE = {
     P.fmax: "fmax",
     P.fmin: "fmin",
 }
+# Arithmetic of two arrays broadcast over short rows goes through engine.broadcast.binary.
+_BROADCAST = {P.add: "add", P.subtract: "subtract", P.multiply: "multiply", P.divide: "divide"}
 # maximum/minimum are never swapped: maximum(-0.0, +0.0) is its first operand.
 _COMMUTATIVE = {P.add, P.multiply}
 
@@ -253,6 +256,10 @@ class FastWriter(Writer):
             ):  # a whole power: the eager path's function (engine.primitives.whole_power)
                 return f"_power({self.ref(x)[0]}, {n!r})", ATOM
             return None
+        if prim in _BROADCAST and len(v.args) == 2 and not v.kw and self._broadcast_route(v):
+            # broadcast over short rows (pairwise differences): the eager path's routes
+            ops = ", ".join(self.ref(x)[0] for x in v.args)
+            return f"_binary(numpy.{_BROADCAST[prim]}, {ops})", ATOM
         if prim is P.matmul or prim is P.dot:
             a, b = v.args
             sa, sb = _shape(a), _shape(b)
@@ -427,7 +434,8 @@ class FastWriter(Writer):
         loop = self._loop(v)
         if a is not None:
             first = self._into(a, name, stmt, reads) or [f"{name} = {self.ref(a)[0]}"]
-            return first + [f"numpy.{ufunc}({name}, {self._operands(v)[other]}, out={name}{loop})"]
+            texts = [name, self._operands(v)[other]]  # (swapped only where that is exact)
+            return first + [self._in_place(v, ufunc, texts, name, loop)]
         top = v is reads[-1]
         for x in v.args:
             if (
@@ -437,10 +445,30 @@ class FastWriter(Writer):
             ):
                 texts = self._operands(v)
                 self._taken.add(x.id)  # its name now holds v's result: no del
-                return [
-                    f"{name} = numpy.{ufunc}({texts[0]}, {texts[1]}, out={self.names[x.id]}{loop})"
-                ]
+                return [f"{name} = " + self._in_place(v, ufunc, texts, self.names[x.id], loop)]
         return None
+
+    def _in_place(self, v: Value, ufunc: str, texts: list[str], out: str, loop: str) -> str:
+        """``ufunc`` of the operand texts into ``out``: through engine.broadcast.binary where
+        the operands are broadcast over short rows (as the eager path computes them)."""
+        if not loop and v.prim in _BROADCAST and self._broadcast_route(v):
+            return f"_binary(numpy.{ufunc}, {texts[0]}, {texts[1]}, {out})"
+        return f"numpy.{ufunc}({texts[0]}, {texts[1]}, out={out}{loop})"
+
+    @staticmethod
+    def _broadcast_route(v: Value) -> bool:
+        """Whether ``v``'s two float operands are broadcast over short rows (broadcast.route)."""
+        a, b = v.args
+        sa, sb = _shape(a), _shape(b)
+        return (
+            isinstance(a, Value)
+            and isinstance(b, Value)
+            and sa is not None
+            and sb is not None
+            and numpy.dtype(a.dtype) == numpy.dtype(b.dtype)
+            and numpy.dtype(a.dtype).char in "fd"
+            and route(sa, sb) != 0
+        )
 
     @staticmethod
     def _loop(v: Value) -> str:

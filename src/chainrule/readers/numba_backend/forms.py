@@ -652,6 +652,7 @@ def _lin_text(
 ) -> str:
     """Flat row positions of ``x[i0, i1, ...]`` over the leading ``dims``, shape ``bshape``."""
     terms = []
+    shapes = []
     stride = 1
     strides = []
     for n in reversed(dims):
@@ -666,14 +667,18 @@ def _lin_text(
             if _shape(a) == ():  # W[idx[b]]: Numba reads a 0-d index as a scalar
                 at = f"numpy.full(1, {at})"
             t = f"{w.helper('_wrap_index')}({at}, {n})"
+            shapes.append(_shape(a))
         else:
             a = numpy.where(a < 0, a + n, a)
             if numpy.any((a < 0) | (a >= n)):
                 raise Unsupported("gather", "an index out of bounds")
             t = w.const_array(a.astype(numpy.intp).reshape(a.shape or (1,)))
+            shapes.append(a.shape)
         terms.append(t if s == 1 else f"{t} * {s}")
     total = " + ".join(terms)
     if bshape == ():  # every term is one position
         return f"numpy.ascontiguousarray({total}).reshape((1,))"
     n = math.prod(bshape)
+    if all(tuple(sh) == tuple(bshape) for sh in shapes):  # a new array of the right shape
+        return f"({total}).reshape(({n},))" if len(bshape) > 1 else total
     return f"numpy.ascontiguousarray(numpy.broadcast_to({total}, {bshape})).reshape(({n},))"

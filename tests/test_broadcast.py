@@ -1,0 +1,109 @@
+"""engine.broadcast.binary: elementwise arithmetic of arrays broadcast over short rows, by other
+routes than NumPy's loop; every value is checked against NumPy's own ufunc, bit for bit."""
+
+from __future__ import annotations
+
+import numpy
+import pytest
+
+import chainrule as cr
+from chainrule.engine.broadcast import COPY_FIRST, NONE, PER_ENTRY, binary, route
+
+UFUNCS = [numpy.add, numpy.subtract, numpy.multiply, numpy.divide]
+
+# (x shape, y shape, the route binary takes)
+CASES = [
+    ((200, 1, 3), (1, 200, 3), PER_ENTRY),  # pairwise differences in 3-D
+    ((300, 1, 2), (1, 40, 2), PER_ENTRY),
+    ((40, 1, 2), (300, 2), PER_ENTRY),  # y has fewer dimensions
+    ((200, 200, 1), (200, 200, 3), PER_ENTRY),  # a gradient spread over the coordinates
+    ((2000, 1, 8), (1, 16, 8), COPY_FIRST),  # 8 features: the short operand copied first
+    ((1, 16, 8), (2000, 1, 8), COPY_FIRST),  # ... whichever side it is on
+    ((64, 1, 5), (1, 64, 5), COPY_FIRST),
+    ((500, 40, 1), (500, 40, 12), NONE),  # a column: its copy is as slow as NumPy's loop
+    ((50, 1, 2, 5), (1, 30, 2, 5), NONE),  # NumPy's loop runs over 10
+    ((50, 1, 4, 5), (1, 30, 4, 5), NONE),  # NumPy's loop runs over 20
+    ((2000, 16, 16), (2000, 1, 16), NONE),  # rows of 16: NumPy's loop is long enough
+    ((10, 1, 3), (1, 10, 3), NONE),  # small
+    ((3000, 8), (8,), NONE),  # a matrix and a row: NumPy's loop costs 1 ns an element
+    ((10000, 3), (3,), NONE),
+    ((64, 3), (64, 3), NONE),
+]
+
+
+def _values(shape, dtype, rng):
+    x = rng.standard_normal(shape) * 10.0 ** rng.integers(-3, 3, shape)
+    flat = x.reshape(-1)
+    if flat.size > 4:
+        flat[:4] = [numpy.nan, numpy.inf, -0.0, 0.0]  # special values where they land
+    return x.astype(dtype)
+
+
+@pytest.mark.parametrize("xs,ys,how", CASES)
+@pytest.mark.parametrize("dtype", [numpy.float64, numpy.float32])
+@pytest.mark.parametrize("ufunc", UFUNCS)
+def test_binary_is_the_ufunc_bit_for_bit(xs, ys, how, dtype, ufunc):
+    assert route(xs, ys) == how
+    rng = numpy.random.default_rng(len(xs) + xs[0])
+    x, y = _values(xs, dtype, rng), _values(ys, dtype, rng)
+    with numpy.errstate(all="ignore"):
+        got, want = binary(ufunc, x, y), ufunc(x, y)
+    assert got.dtype == want.dtype
+    numpy.testing.assert_array_equal(got, want, strict=True)
+    assert (numpy.signbit(got) == numpy.signbit(want)).all()  # signed zeros and NaN signs
+
+
+@pytest.mark.parametrize("xs,ys,how", [c for c in CASES if c[2] != NONE])
+@pytest.mark.parametrize("into", [0, 1])
+def test_binary_into_an_operand(xs, ys, how, into):
+    # jit writes into a temporary that dies here: the full-shape operand
+    rng = numpy.random.default_rng(7)
+    shape = numpy.broadcast_shapes(xs, ys)
+    x, y = _values(xs, numpy.float64, rng), _values(ys, numpy.float64, rng)
+    full = [x, y]
+    full[into] = _values(shape, numpy.float64, rng)
+    with numpy.errstate(all="ignore"):
+        want = numpy.subtract(*full)
+        out = full[into]
+        got = binary(numpy.subtract, full[0], full[1], out)
+    assert got is out
+    numpy.testing.assert_array_equal(got, want, strict=True)
+
+
+def test_other_operands_are_the_ufuncs_own_call():
+    x = numpy.arange(3000.0).reshape(1000, 1, 3)
+    y = numpy.ones((1, 50, 3))
+    assert binary(numpy.subtract, x, 1.0).shape == x.shape  # a scalar
+    ints = binary(numpy.subtract, x.astype(int), y.astype(int))  # integers: NumPy's route
+    numpy.testing.assert_array_equal(ints, x.astype(int) - y.astype(int))
+    mixed = binary(numpy.subtract, x.astype(numpy.float32), y)  # mixed dtypes: NumPy's rules
+    assert mixed.dtype == numpy.float64
+    strided = numpy.ones((1000, 2, 3))[:, :1, :]  # not contiguous
+    numpy.testing.assert_array_equal(binary(numpy.subtract, strided, y), strided - y)
+    with pytest.raises(ValueError):
+        binary(numpy.subtract, numpy.ones((200, 1, 3)), numpy.ones((1, 200, 4)))
+
+
+def _pairwise_energy(P, Q):
+    d = P[:, None, :] - Q[None, :, :]
+    return ((d * d).sum(axis=-1) * 0.5).sum()
+
+
+def test_gradient_of_pairwise_differences_eager_and_jit():
+    # sum_ij |p_i - q_j|^2 / 2: the gradient in P is m p_i - sum_j q_j, in Q n q_j - sum_i p_i
+    rng = numpy.random.default_rng(3)
+    P, Q = rng.standard_normal((300, 3)), rng.standard_normal((200, 3))
+    want_p = Q.shape[0] * P - Q.sum(axis=0)
+    want_q = P.shape[0] * Q - P.sum(axis=0)
+    vg = cr.value_and_grad(_pairwise_energy, argnums=(0, 1))
+    value, (gp, gq) = vg(P, Q)
+    numpy.testing.assert_allclose(gp, want_p, rtol=1e-11, atol=1e-9)
+    numpy.testing.assert_allclose(gq, want_q, rtol=1e-11, atol=1e-9)
+    d = P[:, None, :] - Q[None, :, :]
+    numpy.testing.assert_allclose(value, 0.5 * (d * d).sum(), rtol=1e-12)
+    compiled = cr.jit(vg, backend="numpy")
+    assert "_binary(numpy.subtract" in compiled.source(P, Q)
+    cvalue, (cp, cq) = compiled(P, Q)
+    assert cvalue == value  # the eager path's routes: the same bits
+    numpy.testing.assert_array_equal(cp, gp)
+    numpy.testing.assert_array_equal(cq, gq)
