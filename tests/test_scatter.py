@@ -158,3 +158,56 @@ def test_pairs_of_index_arrays_with_a_label_gather():
     want = numpy.zeros_like(z)
     want[rows, y] = -1.5 + 2 * z[rows, y]  # distinct positions: one term each
     numpy.testing.assert_allclose(got, want, rtol=1e-15)
+
+
+TAKE_INDICES = [
+    numpy.array([3, 0, 3, 9, -1, -10]),  # repeats and negative positions
+    numpy.array([[1, 2], [2, 1], [0, 0]]),  # a 2-D index: a (3, 2, ...) result
+    numpy.array([5], dtype=numpy.uint8),
+    (numpy.array([4, 1]), slice(None)),  # followed by a full slice
+    (numpy.array([4, 1]), slice(None), slice(None)),
+    numpy.array(3),  # 0-d: NumPy's integer index (a view), left to NumPy
+    (numpy.array([4, 1]), 2),  # not whole rows: NumPy
+    numpy.array([True] * 10),  # a mask: NumPy
+]
+
+
+@pytest.mark.parametrize("index", TAKE_INDICES, ids=range(len(TAKE_INDICES)))
+def test_take_rows_is_fancy_indexing(index):
+    x = RNG.standard_normal((10, 4, 3))
+    got, want = scatter.take_rows(x, index), x[index]
+    assert got.shape == want.shape and got.dtype == want.dtype
+    numpy.testing.assert_array_equal(got, want)
+    assert numpy.shares_memory(got, x) == numpy.shares_memory(want, x)
+
+
+def test_take_rows_raises_numpys_error_out_of_range():
+    x = numpy.zeros((5, 2))
+    with pytest.raises(IndexError):
+        scatter.take_rows(x, numpy.array([0, 5]))
+    with pytest.raises(IndexError):
+        scatter.take_rows(x, numpy.array([-6]))
+
+
+def test_rows_read_by_take_eager_and_jit():
+    # a factorisation's reads U[i], V[j]: eager (getitem) and jit (gather) read rows by take;
+    # the gradient in U is sum over reads of (p - r) * V[j], written out by hand
+    rng = numpy.random.default_rng(5)
+    U, V = rng.standard_normal((50, 4)), rng.standard_normal((40, 4))
+    i, j = rng.integers(-50, 50, 3000), rng.integers(0, 40, 3000)
+    r = rng.standard_normal(3000)
+
+    def loss(U, V, i, j, r):
+        return (((U[i] * V[j]).sum(axis=1) - r) ** 2).sum() / 2
+
+    want_u = numpy.zeros_like(U)
+    e = (U[i] * V[j]).sum(axis=1) - r
+    for k in range(3000):
+        want_u[i[k]] += e[k] * V[j[k]]
+    vg = cr.value_and_grad(loss, argnums=(0, 1))
+    _, (gu, _) = vg(U, V, i, j, r)
+    numpy.testing.assert_allclose(gu, want_u, rtol=1e-12, atol=1e-12)
+    compiled = cr.jit(vg, backend="numpy")
+    assert "numpy.take(" in compiled.source(U, V, i, j, r)
+    _, (cu, _) = compiled(U, V, i, j, r)
+    numpy.testing.assert_array_equal(cu, gu)

@@ -34,7 +34,7 @@ import numpy
 from . import factors
 from .broadcast import binary
 from .reduce import add_reduce, max_last, window_reduce, window_route
-from .scatter import add_at
+from .scatter import add_at, take_rows
 
 __all__ = [
     "Primitive",
@@ -861,7 +861,7 @@ triu = Primitive("triu", numpy.triu)
 tril = Primitive("tril", numpy.tril)
 where = Primitive("where", numpy.where)
 clip = Primitive("clip", numpy.clip)
-getitem = Primitive("getitem", lambda x, index: x[index])
+getitem = Primitive("getitem", take_rows)  # x[index]: rows read by an integer array, by take
 astype = Primitive("astype", lambda x, dtype: x.astype(dtype))
 copy = Primitive("copy", numpy.copy)
 
@@ -947,7 +947,7 @@ def fill_index(template: tuple[Any, ...], arrays: tuple[Any, ...]) -> tuple[Any,
 
 
 def _gather(x: Any, *ix: Any, template: tuple[Any, ...]) -> Any:
-    return x[fill_index(template, ix)]
+    return take_rows(x, fill_index(template, ix))
 
 
 def _scatter(g: Any, *ix: Any, template: tuple[Any, ...], shape: tuple[int, ...]) -> Any:

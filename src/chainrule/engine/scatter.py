@@ -1,4 +1,5 @@
-"""``numpy.add.at`` on NumPy's fast path: the gradient of reading by integer arrays.
+"""``numpy.add.at`` on NumPy's fast path: the gradient of reading by integer arrays (and the
+reading itself, :func:`take_rows`).
 
 Reading rows by an integer array (``E[tokens]``, ``U[users]``) or single elements by one array
 per axis (``logp[rows, labels]``) differentiates into adding the incoming gradient back at the
@@ -34,7 +35,7 @@ from typing import Any
 
 import numpy
 
-__all__ = ["add_at"]
+__all__ = ["add_at", "take_rows"]
 
 # Below this many elements of g the checks here (about 4 us) cost more than the fast loop saves
 # (about 5 ns per element).
@@ -158,3 +159,30 @@ def _by_rounds(out2: Any, rows: Any, g2: Any) -> bool:
         now = rows[take]
     _flat_rows(out2, now, g2[take])
     return True
+
+
+_ALL = slice(None)
+
+
+def take_rows(x: Any, index: Any) -> Any:
+    """``x[index]``, through ``numpy.take(x, i, axis=0)`` where ``index`` is an integer array
+    ``i`` (alone, or followed by full slices) reading whole rows of an array of 2 or more
+    dimensions: NumPy's fancy indexing runs its general iterator there, ``take`` one copy per
+    row (20,000 rows of 16 float64: 211 -> 70 us).  The same values, shape and errors (an
+    index out of range raises IndexError).
+
+    >>> E = numpy.arange(12.0).reshape(4, 3)
+    >>> take_rows(E, numpy.array([[3, 0], [1, 1]])).shape
+    (2, 2, 3)
+    >>> take_rows(E, (numpy.array([2]), slice(None)))
+    array([[6., 7., 8.]])
+    """
+    if type(x) is numpy.ndarray and x.ndim > 1:
+        ix = index
+        if type(ix) is tuple:
+            if not ix or not all(type(s) is slice and s == _ALL for s in ix[1:]):
+                return x[index]
+            ix = ix[0]
+        if type(ix) is numpy.ndarray and ix.ndim and ix.dtype.kind in "iu":
+            return numpy.take(x, ix, axis=0)
+    return x[index]

@@ -260,6 +260,9 @@ class FastWriter(Writer):
             # broadcast over short rows (pairwise differences): the eager path's routes
             ops = ", ".join(self.ref(x)[0] for x in v.args)
             return f"_binary(numpy.{_BROADCAST[prim]}, {ops})", ATOM
+        if prim is P.gather and self._rows_read(v):
+            x, ix = v.args  # rows read by an integer array: take (engine.scatter.take_rows)
+            return f"numpy.take({self.ref(x)[0]}, {self.ref(ix)[0]}, axis=0)", ATOM
         if prim is P.matmul or prim is P.dot:
             a, b = v.args
             sa, sb = _shape(a), _shape(b)
@@ -454,6 +457,24 @@ class FastWriter(Writer):
         if not loop and v.prim in _BROADCAST and self._broadcast_route(v):
             return f"_binary(numpy.{ufunc}, {texts[0]}, {texts[1]}, {out})"
         return f"numpy.{ufunc}({texts[0]}, {texts[1]}, out={out}{loop})"
+
+    @staticmethod
+    def _rows_read(v: Value) -> bool:
+        """Whether gather ``v`` reads whole rows of an array of 2+ dimensions by one integer
+        array of 1+ dimensions (``E[tokens]``, ``U[i, :]``): the case take_rows takes."""
+        template = v.kw.get("template", ())
+        if len(v.args) != 2 or not template or not isinstance(template[0], P.Slot):
+            return False
+        x, ix = v.args
+        sx, si = _shape(x), _shape(ix)
+        return (
+            sx is not None
+            and len(sx) > 1
+            and bool(si)
+            and isinstance(ix, Value)
+            and numpy.dtype(ix.dtype).kind in "iu"
+            and all(type(t) is slice and t == slice(None) for t in template[1:])
+        )
 
     @staticmethod
     def _broadcast_route(v: Value) -> bool:
