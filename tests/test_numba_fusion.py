@@ -151,3 +151,46 @@ def test_a_difference_of_a_product_is_stored_not_computed_again(monkeypatch, tmp
     want_value, want_grads = cr.value_and_grad(loss, argnums=2)(W, X, C)
     numpy.testing.assert_allclose(value, want_value, rtol=1e-12)
     numpy.testing.assert_allclose(grads, want_grads, rtol=1e-11, atol=1e-12)
+
+
+def _factorisation(U, V, i, j, r):
+    # the gradient in U adds e[:, None] * V[j] (an elementwise product) at rows i
+    e = (U[i] * V[j]).reshape(i.shape + (-1,)).sum(axis=-1) - r
+    return (e * e).sum()
+
+
+@pytest.mark.parametrize("dtype", [numpy.float64, numpy.float32])
+@pytest.mark.parametrize("index_shape,row", [((300,), (4,)), ((30, 7), (4,)), ((300,), (2, 3))])
+def test_a_scatter_of_a_product_computes_it_where_it_adds(
+    dtype, index_shape, row, monkeypatch, tmp_path
+):
+    U = RNG.standard_normal((20,) + row).astype(dtype)
+    V = RNG.standard_normal((15,) + row).astype(dtype)
+    i = RNG.integers(-20, 20, index_shape)  # repeats and negative positions
+    j = RNG.integers(0, 15, index_shape)
+    r = RNG.standard_normal(index_shape).astype(dtype)
+    args = (U, V, i, j, r)
+
+    def run(tag):
+        monkeypatch.setenv("CHAINRULE_CACHE_DIR", str(tmp_path / tag))
+        f = cr.jit(cr.value_and_grad(_factorisation, argnums=(0, 1)), backend="numba")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            value, grads = f(*args)
+        return f.source(*args), [numpy.asarray(value), *map(numpy.asarray, grads)]
+
+    source, got = run("on")
+    kernel = source[source.index("def kernel") :]
+    assert "_add_rows(" not in kernel  # both scatters are fused loops
+    with monkeypatch.context() as m:
+        m.setattr(statements, "fused_scatter", lambda *a: None)
+        plain_source, plain = run("off")
+    assert "_add_rows(" in plain_source
+    for a, b in zip(got, plain):
+        assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
+    # by hand: U's row i[k] gets 2 e_k V[j[k]], one read after another
+    e = (U[i] * V[j]).reshape(i.shape + (-1,)).sum(axis=-1) - r
+    want = numpy.zeros_like(U)
+    numpy.add.at(want, i, 2 * e[(...,) + (None,) * len(row)] * V[j])
+    tol = 1e-12 if dtype == numpy.float64 else 1e-4
+    numpy.testing.assert_allclose(got[1], want, rtol=tol, atol=tol)

@@ -174,21 +174,7 @@ def fused_sum(w: NumbaWriter, x: Any, axes: list[int], z: str, neg: bool) -> str
     if not kept or not axes:
         return None
     idx = [f"i{d}" for d in range(nd)]
-    args = [w.text(leaf, 0) for leaf in leaves]  # the arrays, written before the override
-    subs: dict[int, str] = {}
-    for k, leaf in enumerate(leaves):
-        s = _shape(leaf)
-        if not s:
-            subs[leaf.id] = f"l{k}"
-            continue
-        off = nd - len(s)
-        at = ", ".join(idx[off + t] if s[t] == shape[off + t] else "0" for t in range(len(s)))
-        subs[leaf.id] = f"l{k}[{at}]"
-    w.scalar_refs = subs
-    try:
-        term = w.expr(x)[0]
-    finally:
-        w.scalar_refs = {}
+    args, term = _term(w, x, leaves, idx)
     flat = idx[kept[0]]
     for d in kept[1:]:
         flat = f"({flat}) * {shape[d]} + {idx[d]}"
@@ -211,3 +197,66 @@ def fused_sum(w: NumbaWriter, x: Any, axes: list[int], z: str, neg: bool) -> str
     body.append("    return out")
     name = w.fused_helper("\n".join(body))
     return f"{name}({', '.join(args + [z])})"
+
+
+def _term(w: NumbaWriter, x: Value, leaves: list[Any], idx: list[str]) -> tuple[list[str], str]:
+    """The texts of the leaves (the arrays passed in) and of one element of ``x`` at the loop
+    counters ``idx``: each leaf indexed by the counters of the axes it spans, 0 elsewhere."""
+    shape = _shape(x)
+    nd = len(shape)
+    args = [w.text(leaf, 0) for leaf in leaves]  # the arrays, written before the override
+    subs: dict[int, str] = {}
+    for k, leaf in enumerate(leaves):
+        s = _shape(leaf)
+        if not s:
+            subs[leaf.id] = f"l{k}"
+            continue
+        off = nd - len(s)
+        at = ", ".join(idx[off + t] if s[t] == shape[off + t] else "0" for t in range(len(s)))
+        subs[leaf.id] = f"l{k}[{at}]"
+    w.scalar_refs = subs
+    try:
+        term = w.expr(x)[0]
+    finally:
+        w.scalar_refs = {}
+    return args, term
+
+
+def fused_scatter(w: NumbaWriter, g: Any, lead: int, out: str, lin: str) -> str | None:
+    """A call of a generated function that adds the rows of ``g`` (its first ``lead`` axes
+    index the rows, flattened; the rest is a row) into rows ``lin`` of the 2-D ``out``,
+    computing each element of ``g`` where it is added; None when ``g`` is not elementwise
+    arithmetic.  The additions go in ``_add_rows``' order (numpy.add.at's), so the sums are
+    the same to the bit as adding the array ``g``.
+
+    For ``U[i]``'s gradient ``e[:, None] * V[j]``, ``out[lin[i0], i1] += l0[i0, 0] * l1[i0, i1]``
+    in a loop: no (reads, width) array of the products is made.
+    """
+    if not _fusable(w, g):
+        return None
+    leaves = _leaves(w, g)
+    if leaves is None:
+        return None
+    shape = _shape(g)
+    nd = len(shape)
+    if not 0 < lead < nd:
+        return None
+    idx = [f"i{d}" for d in range(nd)]
+    args, term = _term(w, g, leaves, idx)
+
+    def flat(dims: range) -> str:
+        text = idx[dims[0]]
+        for d in dims[1:]:
+            text = f"({text}) * {shape[d]} + {idx[d]}"
+        return text
+
+    params = ["out", "lin"] + [f"l{k}" for k in range(len(leaves))]
+    body = [f"def NAME({', '.join(params)}):"]
+    for d in range(nd):
+        body.append("    " * (d + 1) + f"for {idx[d]} in range({shape[d]}):")
+        if d == lead - 1:
+            body.append("    " * (d + 2) + f"r = lin[{flat(range(lead))}]")
+    body.append("    " * (nd + 1) + f"out[r, {flat(range(lead, nd))}] += {term}")
+    body.append("    return out")
+    name = w.fused_helper("\n".join(body))
+    return f"{name}({', '.join([out, lin] + args)})"

@@ -16,6 +16,7 @@ from chainrule.program.notation import ATOM, PRODUCT, SUM
 
 from .common import _dt, _dtype, _Expr, _shape
 from .forms import _along_last, _leading_index, _lin_text
+from .fusion import fused_scatter
 
 if TYPE_CHECKING:  # the writer imports this table; the forms only receive one
     from .writer import NumbaWriter
@@ -127,6 +128,14 @@ def _scatter_dyn_lines(w: NumbaWriter, v: Value, name: str) -> tuple[list[str], 
             f"{w.helper('_add_rows_of')}({name}, {lin}, {src}, {rows})",
             f"{name} = {name}.reshape({shape})",
         ], "C"
+    if _shape(g) == bshape + rest and rest:  # g's elements computed where they are added
+        fused = fused_scatter(w, g, len(bshape), name, lin)
+        if fused is not None:
+            return [
+                f"{name} = numpy.zeros(({math.prod(shape[:k])}, {m}), {_dt(v.dtype)})",
+                fused,
+                f"{name} = {name}.reshape({shape})",
+            ], "C"
     gt = w.text(g, ATOM)
     if _shape(g) != bshape + rest:
         gt = (
