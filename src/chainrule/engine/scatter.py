@@ -147,12 +147,12 @@ def _by_rounds(out2: Any, rows: Any, g2: Any) -> bool:
         if r == 0:
             if 2 * target.size < n:
                 return False
-            part = g2[source]
+            part = numpy.take(g2, source, axis=0)  # (rows by take: take_rows)
             if part.dtype.kind in "fc":
                 part += 0.0
             out2[target] = part
         else:
-            out2[target] += g2[source]
+            out2[target] += numpy.take(g2, source, axis=0)
         if target.size == take.size:
             return True
         take = take[~lead]
@@ -179,8 +179,10 @@ def take_rows(x: Any, index: Any) -> Any:
     """
     if type(x) is numpy.ndarray and x.ndim > 1:
         ix = index
-        if type(ix) is tuple:
-            if not ix or not all(type(s) is slice and s == _ALL for s in ix[1:]):
+        if type(ix) is tuple:  # (the cheap test first: most tuples are basic indices)
+            if not ix or type(ix[0]) is not numpy.ndarray:
+                return x[index]
+            if not all(type(s) is slice and s == _ALL for s in ix[1:]):
                 return x[index]
             ix = ix[0]
         if type(ix) is numpy.ndarray and ix.ndim and ix.dtype.kind in "iu":

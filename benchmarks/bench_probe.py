@@ -1,0 +1,329 @@
+"""More models nobody tuned for (issue 16): chainrule against PyTorch eager and JAX jit.
+
+Where ``bench_unseen.py`` times each workload against a hand-written NumPy step, this file
+probes more kinds of NumPy code against the peers directly, each model written once against a
+NumPy-like namespace (NumPy itself for chainrule's tensors, ``torch``, ``jax.numpy``):
+
+* ``lnmlp``    linear, layer norm over 128 features, tanh, linear, MSE; batch 256, float64;
+* ``mog``      a mixture of 8 Gaussians in 2-D: pairwise squared distances of 3000 points,
+               log-sum-exp over the components, in the means, scales and weights;
+* ``mf``       matrix factorisation: 20,000 ratings read as ``U[i]`` and ``V[j]`` from tables
+               of 500 and 400 rows of 16, MSE + L2 (the gradients are scatter-adds);
+* ``springs``  a 2-D spring network of 300 nodes: pairwise distances by broadcasting, a
+               masked sum of squared stretches;
+* ``softreg``  softmax regression, 5000 x 20 inputs, 10 classes;
+* ``vae``      a small variational autoencoder, 100-64-(8+8)-64-100, batch 128, float32,
+               reparameterised with given noise, Bernoulli likelihood + KL;
+* ``poly``     least squares on 6 polynomial features ``stack([x ** k ...])`` of 20,000 points;
+* ``kde``      the bandwidth of a Gaussian kernel density estimate: 400 x 1500 pairwise
+               distances in 3-D, the log of the kernel means.
+
+Rows: ``eager`` (``chainrule.value_and_grad``), ``jit-auto`` (``chainrule.jit`` of it,
+``backend="auto"``), ``torch`` (``loss.backward()``), ``jax`` (``jax.jit(jax.value_and_grad)``,
+64-bit enabled).  Each row runs in its own process with 1 BLAS thread and checks its loss and
+gradients against chainrule's eager ones first (rtol 1e-8 in float64, 2e-4 in float32); the
+rows take turns running timed blocks; the table prints the median time per step, eager over
+PyTorch and jit over JAX (below 1: chainrule is faster).
+
+Run from the repository root (the peers from a venv that has them, never a project
+dependency)::
+
+    PYTHONPATH=src python3 benchmarks/bench_probe.py [--rounds 7] [--models mf,kde]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRC = os.path.normpath(os.path.join(HERE, "..", "src"))
+MODELS = ("lnmlp", "mog", "mf", "springs", "softreg", "vae", "poly", "kde")
+IMPLS = ("eager", "jit-auto", "torch", "jax")
+
+
+def data(name: str) -> tuple[list[Any], list[Any]]:
+    """(constants, parameters) of a model."""
+    rng = numpy.random.default_rng(0)
+    f4 = numpy.float32
+    if name == "lnmlp":
+        X, T = rng.standard_normal((256, 64)), rng.standard_normal((256, 32))
+        W1, W2 = rng.standard_normal((64, 128)) / 8, rng.standard_normal((128, 32)) / 11
+        return [X, T], [W1, numpy.ones(128), numpy.zeros(128), W2]
+    if name == "mog":
+        return [rng.standard_normal((3000, 2)) * 2], [
+            rng.standard_normal((8, 2)),
+            numpy.zeros(8),
+            numpy.zeros(8),
+        ]
+    if name == "mf":
+        i, j = rng.integers(0, 500, 20000), rng.integers(0, 400, 20000)
+        U, V = rng.standard_normal((500, 16)) * 0.1, rng.standard_normal((400, 16)) * 0.1
+        return [i, j, rng.standard_normal(20000)], [U, V]
+    if name == "springs":
+        L = numpy.abs(rng.standard_normal((300, 300))) + 1
+        mask = (rng.random((300, 300)) < 0.05).astype(numpy.float64)
+        return [L, mask], [rng.standard_normal((300, 2)) * 5]
+    if name == "softreg":
+        X, Y = rng.standard_normal((5000, 20)), numpy.eye(10)[rng.integers(0, 10, 5000)]
+        return [X, Y], [rng.standard_normal((20, 10)) * 0.1, numpy.zeros(10)]
+    if name == "vae":
+        X, eps = rng.random((128, 100)).astype(f4), rng.standard_normal((128, 8)).astype(f4)
+        shapes = [(100, 64), (64,), (64, 16), (16,), (8, 64), (64,), (64, 100), (100,)]
+        return [X, eps], [(rng.standard_normal(s) * 0.1).astype(f4) for s in shapes]
+    if name == "poly":
+        x = rng.standard_normal(20000)
+        return [x, numpy.sin(x)], [numpy.zeros(6)]
+    if name == "kde":
+        X, Y = rng.standard_normal((1500, 3)), rng.standard_normal((400, 3))
+        return [X, Y], [numpy.array(0.0)]
+    raise ValueError(name)
+
+
+def loss(name: str, np: Any, ops: Any, params: list[Any], consts: list[Any]) -> Any:
+    """The model's loss, written once: ``np`` is the namespace, ``ops`` the few calls whose
+    spelling differs between NumPy and PyTorch (means and log-sum-exps along an axis, relu)."""
+    if name == "lnmlp":
+        W1, g, b, W2 = params
+        X, T = consts
+        H = X @ W1
+        mu = ops.mean(H, 1)
+        v = ops.mean((H - mu) ** 2, 1)
+        R = np.tanh((H - mu) / np.sqrt(v + 1e-5) * g + b) @ W2 - T
+        return (R * R).mean()
+    if name == "mog":
+        mu, logs, logw = params
+        (X,) = consts
+        d2 = ((X[:, None, :] - mu[None, :, :]) ** 2).sum(axis=2)
+        lp = -0.5 * d2 / np.exp(2 * logs) - 2 * logs + logw - ops.lse(logw, 0)
+        return -ops.lse(lp, 1).mean()
+    if name == "mf":
+        U, V = params
+        i, j, r = consts
+        p = (U[i] * V[j]).sum(axis=1)
+        return ((p - r) ** 2).mean() + 0.01 * ((U * U).sum() + (V * V).sum())
+    if name == "springs":
+        (P,) = params
+        L, mask = consts
+        D = P[:, None, :] - P[None, :, :]
+        d = np.sqrt((D * D).sum(axis=-1) + 1e-9)
+        return (mask * (d - L) ** 2).sum()
+    if name == "softreg":
+        W, b = params
+        X, Y = consts
+        z = X @ W + b
+        return -((z - ops.lse(z, 1)[:, None]) * Y).sum() / X.shape[0]
+    if name == "vae":
+        W1, b1, W2, b2, W3, b3, W4, b4 = params
+        X, eps = consts
+        s = np.tanh(X @ W1 + b1) @ W2 + b2
+        m, lv = s[:, :8], s[:, 8:]
+        z = m + np.exp(0.5 * lv) * eps
+        xl = np.tanh(z @ W3 + b3) @ W4 + b4
+        rec = (ops.relu(xl) - xl * X + np.log(1 + np.exp(-np.abs(xl)))).sum()
+        kl = -0.5 * (1 + lv - m * m - np.exp(lv)).sum()
+        return (rec + kl) / X.shape[0]
+    if name == "poly":
+        (w,) = params
+        x, y = consts
+        F = ops.stack([x**k for k in range(6)])
+        return ((F @ w - y) ** 2).mean()
+    if name == "kde":
+        (logh,) = params
+        X, Y = consts
+        D = Y[:, None, :] - X[None, :, :]
+        h2 = np.exp(2 * logh)
+        K = np.exp(-0.5 * (D * D).sum(axis=2) / h2)
+        return -np.log(K.mean(axis=1) + 1e-12).mean() + 1.5 * np.log(h2)
+    raise ValueError(name)
+
+
+class NumpyOps:
+    """The calls of :func:`loss` that differ between libraries, for NumPy and jax.numpy."""
+
+    def __init__(self, np: Any, stop: Callable[[Any], Any] = lambda x: x) -> None:
+        self.np, self.stop = np, stop
+
+    def mean(self, x: Any, axis: int) -> Any:
+        return x.mean(axis=axis, keepdims=True)
+
+    def lse(self, x: Any, axis: int) -> Any:
+        m = self.stop(x.max(axis=axis, keepdims=True))
+        return (self.np.log(self.np.exp(x - m).sum(axis=axis, keepdims=True)) + m).squeeze(axis)
+
+    def relu(self, x: Any) -> Any:
+        return self.np.maximum(x, 0)
+
+    def stack(self, xs: list[Any]) -> Any:
+        return self.np.stack(xs, axis=1)
+
+
+class TorchOps:
+    def __init__(self, torch: Any) -> None:
+        self.torch = torch
+
+    def mean(self, x: Any, axis: int) -> Any:
+        return x.mean(dim=axis, keepdim=True)
+
+    def lse(self, x: Any, axis: int) -> Any:
+        m = x.max(dim=axis, keepdim=True).values.detach()
+        return (self.torch.log(self.torch.exp(x - m).sum(dim=axis, keepdim=True)) + m).squeeze(axis)
+
+    def relu(self, x: Any) -> Any:
+        return self.torch.relu(x)
+
+    def stack(self, xs: list[Any]) -> Any:
+        return self.torch.stack(xs, dim=1)
+
+
+def step_fn(impl: str, name: str) -> Callable[[], tuple[Any, list[Any]]] | None:
+    """One training step of ``impl`` on model ``name``: () -> (loss, gradients as arrays)."""
+    consts, params = data(name)
+    n = len(params)
+    if impl in ("eager", "jit-auto"):
+        import chainrule as cr  # noqa: PLC0415
+
+        def f(*a: Any) -> Any:
+            return loss(name, numpy, NumpyOps(numpy), list(a[:n]), list(a[n:]))
+
+        vg = cr.value_and_grad(f, argnums=tuple(range(n)))
+        if impl == "jit-auto":
+            vg = cr.jit(vg, backend="auto")
+        return lambda: vg(*params, *consts)
+    try:
+        if impl == "torch":
+            import torch  # noqa: PLC0415
+        else:
+            import jax  # noqa: PLC0415
+    except ImportError:
+        return None
+    if impl == "torch":
+        torch.set_num_threads(1)
+        tc = [torch.from_numpy(c) for c in consts]
+
+        def torch_step() -> tuple[Any, list[Any]]:
+            tp = [torch.from_numpy(p).requires_grad_() for p in params]
+            value = loss(name, torch, TorchOps(torch), tp, tc)
+            value.backward()
+            return value.item(), [p.grad.numpy() for p in tp]  # type: ignore[union-attr]
+
+        return torch_step
+    sys.path.insert(0, HERE)
+    from harness import _jax_cpu_client  # noqa: PLC0415
+
+    _jax_cpu_client(1)  # one compute thread, as harness.py and bench_unseen.py do
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp  # noqa: PLC0415
+
+    ops = NumpyOps(jnp, jax.lax.stop_gradient)
+    vg_jax = jax.jit(jax.value_and_grad(lambda p, c: loss(name, jnp, ops, p, c)))
+    jp, jc = [jnp.asarray(p) for p in params], [jnp.asarray(c) for c in consts]
+
+    def jax_step() -> tuple[Any, list[Any]]:
+        value, grads = vg_jax(jp, jc)
+        jax.block_until_ready(grads)
+        return value, grads
+
+    return jax_step
+
+
+def worker(impl: str, name: str, ref_file: str) -> None:
+    """Check against the reference gradients, then answer "run" with seconds per step."""
+    step = step_fn(impl, name)
+    if step is None:
+        print("missing", flush=True)
+        return
+    value, grads = step()
+    grads = [numpy.asarray(g) for g in grads]
+    if impl == "eager":
+        numpy.savez(ref_file, float(value), *grads)
+    else:
+        ref = numpy.load(ref_file)
+        rtol = 2e-4 if grads[0].dtype == numpy.float32 else 1e-8
+        numpy.testing.assert_allclose(float(value), ref["arr_0"], rtol=rtol)
+        for k, g in enumerate(grads):
+            r = ref[f"arr_{k + 1}"]
+            numpy.testing.assert_allclose(g, r, rtol=rtol, atol=rtol * float(abs(r).max()))
+    t0, n = time.perf_counter(), 0
+    while time.perf_counter() - t0 < 0.3:
+        step()
+        n += 1
+    reps = max(1, int(0.05 * n / (time.perf_counter() - t0)))
+    print(f"ok {reps}", flush=True)
+    for _line in sys.stdin:
+        step()
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            step()
+        print((time.perf_counter() - t0) / reps, flush=True)
+
+
+def _ratio(med: dict[str, float], ours: str, peer: str) -> str:
+    return f"{med[ours] / med[peer]:.2f}x" if ours in med and peer in med else "-"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--worker", nargs=3, metavar=("IMPL", "MODEL", "REF"))
+    a = ap.parse_args()
+    if a.worker:
+        worker(*a.worker)
+        return
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    env["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+    env["PYTHONPATH"] = SRC + os.pathsep + env.get("PYTHONPATH", "")
+    print(f"{'':9}" + "".join(f"{i:>13}" for i in IMPLS) + f"{'eager/torch':>13}{'jit/jax':>10}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in a.models.split(","):
+            ref = os.path.join(tmp, f"{name}.npz")
+            procs = {}
+            for impl in IMPLS:  # eager first: it writes the reference gradients
+                p = subprocess.Popen(
+                    [sys.executable, __file__, "--worker", impl, name, ref],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                    env=env,
+                )
+                assert p.stdout is not None
+                head = p.stdout.readline()
+                if head.startswith("missing"):
+                    p.wait()
+                    continue
+                if not head.startswith("ok"):
+                    raise SystemExit(f"{impl} on {name}: gradient check failed (see above)")
+                procs[impl] = p
+            times: dict[str, list[float]] = {i: [] for i in IMPLS}
+            for _ in range(a.rounds):
+                for impl, p in procs.items():
+                    assert p.stdin is not None and p.stdout is not None
+                    p.stdin.write("run\n")
+                    p.stdin.flush()
+                    times[impl].append(float(p.stdout.readline()))
+            for p in procs.values():
+                assert p.stdin is not None
+                p.stdin.close()
+                p.wait()
+            med = {i: statistics.median(t) for i, t in times.items() if t}
+            cells = [f"{med[i] * 1e3:10.3f} ms" if i in med else "-" for i in IMPLS]
+            print(
+                f"{name:9}"
+                + "".join(f"{c:>13}" for c in cells)
+                + f"{_ratio(med, 'eager', 'torch'):>13}{_ratio(med, 'jit-auto', 'jax'):>10}",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
