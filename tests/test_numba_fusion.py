@@ -194,3 +194,22 @@ def test_a_scatter_of_a_product_computes_it_where_it_adds(
     numpy.add.at(want, i, 2 * e[(...,) + (None,) * len(row)] * V[j])
     tol = 1e-12 if dtype == numpy.float64 else 1e-4
     numpy.testing.assert_allclose(got[1], want, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", [numpy.float64, numpy.float32])
+def test_tanh_of_an_rnn_state_runs_numpys_own_loop(dtype, monkeypatch, tmp_path):
+    # 16 x 32 values: the C library's tanh per element costs more than the object-mode call
+    monkeypatch.setenv("CHAINRULE_CACHE_DIR", str(tmp_path))
+    x = RNG.standard_normal((16, 32)).astype(dtype)
+    W = RNG.standard_normal((32, 32)).astype(dtype) / 6
+    f = cr.jit(cr.value_and_grad(lambda W, x: numpy.tanh(x @ W).sum()), backend="numba")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        value, g = f(W, x)
+    assert "numba.objmode" in f.source(W, x)
+    want_value, want_g = cr.value_and_grad(lambda W, x: numpy.tanh(x @ W).sum())(W, x)
+    tol = 1e-12 if dtype == numpy.float64 else 1e-5
+    numpy.testing.assert_allclose(value, want_value, rtol=tol)
+    numpy.testing.assert_allclose(g, want_g, rtol=tol, atol=tol)
+    small = cr.jit(lambda x: numpy.exp(x), backend="numba")  # 512 values of exp: Numba's own
+    assert "numba.objmode" not in small.source(x)

@@ -21,7 +21,9 @@ for Numba.  Most spellings are the NumPy ones; the others are:
 * a sum or mean over some axes of float elementwise arithmetic (``((X[:, None] - C) ** 2)
   .sum(-1)``) is one generated loop nest that adds each term as it computes it, in the unfused
   helpers' order (``fusion.py``); an operation on arrays whose every use ends in such sums is
-  computed again in each loop rather than stored;
+  computed again in each loop rather than stored; likewise the rows added by a scatter
+  (``U[i]``'s gradient ``e[:, None] * V[j]``) are computed where they are added, in
+  ``numpy.add.at``'s order;
 * ``exp``, ``log``, ``tanh`` and the other transcendental functions of an array of 1024 or
   more elements call NumPy's own (vectorised) loop through Numba's object mode, about 1 us a
   call: Numba calls the C library once per element, 7x slower on 32,000 values;
@@ -39,8 +41,8 @@ code), small ones are written into the module text, so the hash covers everythin
 
 The package, one job a module: ``common`` (errors, the ufuncs Numba has, small helpers),
 ``writer`` (:class:`NumbaWriter`), ``forms`` and ``statements`` (each primitive's spelling),
-``helpers`` (the small ``njit`` functions a module may need), ``fusion`` (sums of
-elementwise expressions as loops), ``module`` (:func:`generate`) and
+``helpers`` (the small ``njit`` functions a module may need), ``fusion`` (sums and scatters
+of elementwise expressions as loops), ``module`` (:func:`generate`) and
 ``runtime`` (Numba itself: availability, the on-disk cache, compiling and running).
 """
 

@@ -34,7 +34,7 @@ from chainrule.engine import primitives as P
 from chainrule.program.ir import CONST, INPUT, Value
 
 from .common import _INFIX, _axes, _is_basic, _shape
-from .forms import _NUMPY_LOOPS, NUMPY_LOOP_SIZE
+from .forms import _NUMPY_LOOPS, numpy_loop_from
 
 if TYPE_CHECKING:  # pragma: no cover
     from .writer import NumbaWriter
@@ -66,7 +66,7 @@ def elementwise(v: Any) -> bool:
         and isinstance(prim.fun, numpy.ufunc)
         and not prim.custom
         # on large arrays NumPy's vectorised loop beats a call per element (forms.py)
-        and not (prim.name in _NUMPY_LOOPS and math.prod(v.shape) >= NUMPY_LOOP_SIZE)
+        and not (prim.name in _NUMPY_LOOPS and math.prod(v.shape) >= numpy_loop_from(prim.name))
     )
 
 
