@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -47,6 +46,9 @@ import numpy
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.normpath(os.path.join(HERE, "..", "src"))
+sys.path.insert(0, HERE)
+from bench_unseen import start_worker  # noqa: E402 -- the worker handshake both files use
+
 MODELS = ("lnmlp", "mog", "mf", "springs", "softreg", "vae", "poly", "kde")
 IMPLS = ("eager", "jit-auto", "torch", "jax")
 
@@ -290,21 +292,10 @@ def main() -> None:
             ref = os.path.join(tmp, f"{name}.npz")
             procs = {}
             for impl in IMPLS:  # eager first: it writes the reference gradients
-                p = subprocess.Popen(
-                    [sys.executable, __file__, "--worker", impl, name, ref],
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    text=True,
-                    env=env,
-                )
-                assert p.stdout is not None
-                head = p.stdout.readline()
-                if head.startswith("missing"):
-                    p.wait()
-                    continue
-                if not head.startswith("ok"):
-                    raise SystemExit(f"{impl} on {name}: gradient check failed (see above)")
-                procs[impl] = p
+                argv = [__file__, "--worker", impl, name, ref]
+                p = start_worker(argv, env, f"{impl} on {name}")
+                if p is not None:
+                    procs[impl] = p
             times: dict[str, list[float]] = {i: [] for i in IMPLS}
             for _ in range(a.rounds):
                 for impl, p in procs.items():

@@ -608,6 +608,22 @@ def worker(impl: str, name: str) -> None:
         print(wall / reps, (time.process_time() - c0) / wall, flush=True)
 
 
+def start_worker(argv: list[str], env: dict[str, str], what: str) -> Any:
+    """A worker process (this interpreter running ``argv``) once it has said "ok" (its
+    gradients checked), or None if it says "missing" (a peer not installed)."""
+    p = subprocess.Popen(
+        [sys.executable, *argv], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+    )
+    assert p.stdout is not None and p.stdin is not None
+    head = p.stdout.readline()
+    if head.startswith("missing"):
+        p.wait()
+        return None
+    if not head.startswith("ok"):
+        raise SystemExit(f"{what}: gradient check failed (see above)")
+    return p
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--workloads", default=",".join(WORKLOADS))
@@ -630,21 +646,9 @@ def main() -> None:
     for name in a.workloads.split(","):
         procs = {}
         for impl in impls:
-            p = subprocess.Popen(
-                [sys.executable, __file__, "--worker", impl, name],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-                env=env,
-            )
-            assert p.stdout is not None and p.stdin is not None
-            head = p.stdout.readline()
-            if head.startswith("missing"):
-                p.wait()
-                continue
-            if not head.startswith("ok"):
-                raise SystemExit(f"{impl} on {name}: gradient check failed (see above)")
-            procs[impl] = p
+            p = start_worker([__file__, "--worker", impl, name], env, f"{impl} on {name}")
+            if p is not None:
+                procs[impl] = p
         times: dict[str, list[float]] = {i: [] for i in impls}
         cpu: dict[str, list[float]] = {i: [] for i in impls}  # CPU seconds per wall second
         for _ in range(a.rounds):

@@ -84,6 +84,17 @@ def test_fused_sums_are_the_unfused_programs_bit_for_bit(dtype, loss, monkeypatc
         numpy.testing.assert_allclose(a, b, rtol=tol, atol=tol)
 
 
+def _compiled(loss, args, monkeypatch, cache):
+    """The Numba program of loss's value and gradient in its first two arguments (no fallback
+    to the NumPy backend: it would warn), its source and its results."""
+    monkeypatch.setenv("CHAINRULE_CACHE_DIR", str(cache))
+    f = cr.jit(cr.value_and_grad(loss, argnums=(0, 1)), backend="numba")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        value, grads = f(*args)
+    return f.source(*args), [numpy.asarray(value), *map(numpy.asarray, grads)]
+
+
 def _bag(E, W, tokens):
     # a bag of embeddings: the mean over each row's tokens spreads one gradient row to each
     return ((E[tokens].mean(axis=1) @ W) ** 2).sum()
@@ -97,12 +108,7 @@ def test_a_mean_over_rows_read_by_index_adds_them_in_place(dtype, monkeypatch, t
     args = (E, W, tokens)
 
     def run(tag):
-        monkeypatch.setenv("CHAINRULE_CACHE_DIR", str(tmp_path / tag))
-        f = cr.jit(cr.value_and_grad(_bag, argnums=(0, 1)), backend="numba")
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
-            value, grads = f(*args)
-        return f.source(*args), [numpy.asarray(value), *map(numpy.asarray, grads)]
+        return _compiled(_bag, args, monkeypatch, tmp_path / tag)
 
     source, got = run("on")
     assert "_add_rows_of(" in source
@@ -172,12 +178,7 @@ def test_a_scatter_of_a_product_computes_it_where_it_adds(
     args = (U, V, i, j, r)
 
     def run(tag):
-        monkeypatch.setenv("CHAINRULE_CACHE_DIR", str(tmp_path / tag))
-        f = cr.jit(cr.value_and_grad(_factorisation, argnums=(0, 1)), backend="numba")
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
-            value, grads = f(*args)
-        return f.source(*args), [numpy.asarray(value), *map(numpy.asarray, grads)]
+        return _compiled(_factorisation, args, monkeypatch, tmp_path / tag)
 
     source, got = run("on")
     kernel = source[source.index("def kernel") :]

@@ -163,9 +163,7 @@ def _leaves(w: NumbaWriter, x: Value) -> list[Any] | None:
 def fused_sum(w: NumbaWriter, x: Any, axes: list[int], z: str, neg: bool) -> str | None:
     """A call of a generated function that sums ``x`` over ``axes`` into a 1-D array of the
     kept axes' elements (C order), or None when ``x`` is not elementwise arithmetic."""
-    if not _fusable(w, x):
-        return None
-    leaves = _leaves(w, x)
+    leaves = _leaves(w, x) if _fusable(w, x) else None
     if leaves is None:
         return None
     shape = _shape(x)
@@ -232,15 +230,11 @@ def fused_scatter(w: NumbaWriter, g: Any, lead: int, out: str, lin: str) -> str 
     For ``U[i]``'s gradient ``e[:, None] * V[j]``, ``out[lin[i0], i1] += l0[i0, 0] * l1[i0, i1]``
     in a loop: no (reads, width) array of the products is made.
     """
-    if not _fusable(w, g):
-        return None
-    leaves = _leaves(w, g)
-    if leaves is None:
+    leaves = _leaves(w, g) if _fusable(w, g) else None
+    nd = len(_shape(g))
+    if leaves is None or not 0 < lead < nd:
         return None
     shape = _shape(g)
-    nd = len(shape)
-    if not 0 < lead < nd:
-        return None
     idx = [f"i{d}" for d in range(nd)]
     args, term = _term(w, g, leaves, idx)
 
