@@ -107,3 +107,26 @@ def test_gradient_of_pairwise_differences_eager_and_jit():
     assert cvalue == value  # the eager path's routes: the same bits
     numpy.testing.assert_array_equal(cp, gp)
     numpy.testing.assert_array_equal(cq, gq)
+
+
+def test_random_broadcasts_are_the_ufunc_bit_for_bit():
+    # shapes drawn at random (3-4 axes, each operand broadcast along a random subset, sometimes
+    # with fewer dimensions), so that every route and its refusals meet shapes nobody chose
+    taken = {NONE: 0, PER_ENTRY: 0, COPY_FIRST: 0}
+    for seed in range(60):
+        rng = numpy.random.default_rng(seed)
+        nd = int(rng.integers(3, 5))
+        lead = [int(n) for n in rng.choice([1, 20, 40, 90], nd - 1)]
+        shape = tuple(lead) + (int(rng.choice([2, 3, 4, 5, 8, 17])),)
+        xs = tuple(n if rng.random() < 0.5 else 1 for n in shape)
+        ys = tuple(n if rng.random() < 0.5 else 1 for n in shape)
+        ys = ys[int(rng.integers(0, 2)) :]
+        taken[route(xs, ys)] += 1
+        dtype = [numpy.float32, numpy.float64][seed % 2]
+        x, y = _values(xs, dtype, rng), _values(ys, dtype, rng)
+        for ufunc in UFUNCS:
+            with numpy.errstate(all="ignore"):
+                got, want = binary(ufunc, x, y), ufunc(x, y)
+            numpy.testing.assert_array_equal(got, want, strict=True)
+            assert (numpy.signbit(got) == numpy.signbit(want)).all()
+    assert taken[PER_ENTRY] and taken[COPY_FIRST]  # both routes were exercised

@@ -2,16 +2,16 @@
 
 NumPy runs an elementwise ufunc as an inner loop over the trailing axes that every operand
 covers evenly.  Where one operand is broadcast across a row of a few entries (the pairwise
-differences ``X[:, None, :] - C[None, :, :]`` of points in 2 to 15 dimensions), that loop
+differences ``X[:, None, :] - C[None, :, :]`` of points in a few dimensions), that loop
 runs a few elements per call and costs 2-6x its arithmetic.  :func:`binary` takes another
 route there; the values are NumPy's to the bit (each element is one operation, whatever the
 order of the loops):
 
 * a last axis of at most 4 entries (coordinates in 2-D and 3-D): one call per entry, each
   running along the rows (``out[..., j] = ufunc(x[..., j], y[..., j])``), 2-5x faster;
-* a last axis of 5 to 8 entries: the operand broadcast over short rows is copied into the
-  result first, and the ufunc runs in place with the other operand, whose rows are long
-  (1.2-1.5x faster).
+* otherwise, rows of at most 8 entries that one operand spans whole: that operand is copied
+  into the result first, and the ufunc runs in place with the other operand, whose rows are
+  long (1.2-1.5x faster).
 
 Only plain float32/float64 arrays of one dtype, C-contiguous, with a result of 4096 elements
 or more take these routes; everything else is the ufunc itself.

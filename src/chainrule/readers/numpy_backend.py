@@ -454,7 +454,7 @@ class FastWriter(Writer):
     def _in_place(self, v: Value, ufunc: str, texts: list[str], out: str, loop: str) -> str:
         """``ufunc`` of the operand texts into ``out``: through engine.broadcast.binary where
         the operands are broadcast over short rows (as the eager path computes them)."""
-        if not loop and v.prim in _BROADCAST and self._broadcast_route(v):
+        if v.prim in _BROADCAST and self._broadcast_route(v):  # (float operands: no loop=)
             return f"_binary(numpy.{ufunc}, {texts[0]}, {texts[1]}, {out})"
         return f"numpy.{ufunc}({texts[0]}, {texts[1]}, out={out}{loop})"
 

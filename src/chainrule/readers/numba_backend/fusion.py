@@ -231,10 +231,10 @@ def fused_scatter(w: NumbaWriter, g: Any, lead: int, out: str, lin: str) -> str 
     in a loop: no (reads, width) array of the products is made.
     """
     leaves = _leaves(w, g) if _fusable(w, g) else None
-    nd = len(_shape(g))
+    shape = _shape(g)
+    nd = len(shape)
     if leaves is None or not 0 < lead < nd:
         return None
-    shape = _shape(g)
     idx = [f"i{d}" for d in range(nd)]
     args, term = _term(w, g, leaves, idx)
 
