@@ -18,6 +18,23 @@ NumPy-like namespace (NumPy itself for chainrule's tensors, ``torch``, ``jax.num
 * ``kde``      the bandwidth of a Gaussian kernel density estimate: 400 x 1500 pairwise
                distances in 3-D, the log of the kernel means.
 
+A second round, written after the first was tuned (issue 16, session 11):
+
+* ``lstm``     an LSTM unrolled over 25 steps in a Python loop, batch 32, 16 inputs, 64 hidden
+               units, gates sliced from one product, float32;
+* ``tblock``   a transformer block: layer norm, 4-head attention by reshape and transpose,
+               residual, layer norm, a tanh-GELU MLP of width 256; batch 4, 32 tokens of 64,
+               float32;
+* ``poisson``  Poisson regression, 50,000 x 20, with a smoothed L1 penalty;
+* ``w2v``      skip-gram with negative sampling: 512 centre words, one context and 5 negatives
+               each, read from two 2000 x 32 tables, float32 (scatter-adds with many repeats);
+* ``cox``      Cox proportional hazards: a reversed cumulative sum of ``exp(X @ w)``, 2000 x 10;
+* ``huber``    robust regression with ``numpy.where`` and ``numpy.clip``, 10,000 x 50;
+* ``bilinear`` a bilinear classifier ``einsum('bi,oij,bj->bo', x, W, y)``, batch 256, 10
+               classes of 32 x 32 weights, softmax cross-entropy;
+* ``pool``     a linear layer, ReLU, 2 x 2 max pooling by reshape and ``max``, softmax
+               cross-entropy, batch 64, float32.
+
 Rows: ``eager`` (``chainrule.value_and_grad``), ``jit-auto`` (``chainrule.jit`` of it,
 ``backend="auto"``), ``torch`` (``loss.backward()``), ``jax`` (``jax.jit(jax.value_and_grad)``,
 64-bit enabled).  Each row runs in its own process with 1 BLAS thread and checks its loss and
@@ -50,6 +67,7 @@ sys.path.insert(0, HERE)
 from bench_unseen import start_worker  # noqa: E402 -- the worker handshake both files use
 
 MODELS = ("lnmlp", "mog", "mf", "springs", "softreg", "vae", "poly", "kde")
+MODELS_2 = ("lstm", "tblock", "poisson", "w2v", "cox", "huber", "bilinear", "pool")
 IMPLS = ("eager", "jit-auto", "torch", "jax")
 
 
@@ -88,6 +106,66 @@ def data(name: str) -> tuple[list[Any], list[Any]]:
     if name == "kde":
         X, Y = rng.standard_normal((1500, 3)), rng.standard_normal((400, 3))
         return [X, Y], [numpy.array(0.0)]
+    return data_2(name)
+
+
+def data_2(name: str) -> tuple[list[Any], list[Any]]:
+    """(constants, parameters) of a second-round model."""
+    rng = numpy.random.default_rng(1)
+    f4 = numpy.float32
+
+    def r(*s, scale=1.0, dt=numpy.float64):
+        return (rng.standard_normal(s) * scale).astype(dt)
+
+    if name == "lstm":
+        return [r(25, 32, 16, dt=f4), r(32, 8, dt=f4)], [
+            r(16, 256, scale=0.2, dt=f4),
+            r(64, 256, scale=0.1, dt=f4),
+            numpy.zeros(256, f4),
+            r(64, 8, scale=0.1, dt=f4),
+        ]
+    if name == "tblock":
+        d = 64
+        return [r(4, 32, d, dt=f4)], [
+            numpy.ones(d, f4),
+            numpy.zeros(d, f4),
+            r(d, 3 * d, scale=0.1, dt=f4),
+            r(d, d, scale=0.1, dt=f4),
+            numpy.ones(d, f4),
+            numpy.zeros(d, f4),
+            r(d, 4 * d, scale=0.1, dt=f4),
+            r(4 * d, d, scale=0.05, dt=f4),
+        ]
+    if name == "poisson":
+        X = r(50000, 20, scale=0.2)
+        y = rng.poisson(numpy.exp(X @ r(20, scale=0.5))).astype(numpy.float64)
+        return [X, y], [numpy.zeros(20)]
+    if name == "rk4":
+        return [numpy.abs(r(64, 2)) + 0.5, numpy.abs(r(64, 2)) + 0.5], [
+            numpy.array([1.0, 0.4, 0.4, 1.0])
+        ]
+    if name == "w2v":
+        c, o, neg = (
+            rng.integers(0, 2000, 512),
+            rng.integers(0, 2000, 512),
+            rng.integers(0, 2000, (512, 5)),
+        )
+        return [c, o, neg], [r(2000, 32, scale=0.1, dt=f4), r(2000, 32, scale=0.1, dt=f4)]
+    if name == "cox":
+        return [r(2000, 10), (rng.random(2000) < 0.7).astype(numpy.float64)], [r(10, scale=0.1)]
+    if name == "huber":
+        X = r(10000, 50)
+        return [X, X @ r(50) + r(10000) * 2], [numpy.zeros(50)]
+    if name == "bilinear":
+        return [r(256, 32), r(256, 32), numpy.eye(10)[rng.integers(0, 10, 256)]], [
+            r(10, 32, 32, scale=0.05),
+            numpy.zeros(10),
+        ]
+    if name == "pool":
+        return [r(64, 64, dt=f4), numpy.eye(10, dtype=f4)[rng.integers(0, 10, 64)]], [
+            r(64, 8 * 256, scale=0.1, dt=f4),
+            r(8 * 64, 10, scale=0.05, dt=f4),
+        ]
     raise ValueError(name)
 
 
@@ -146,6 +224,109 @@ def loss(name: str, np: Any, ops: Any, params: list[Any], consts: list[Any]) -> 
         h2 = np.exp(2 * logh)
         K = np.exp(-0.5 * (D * D).sum(axis=2) / h2)
         return -np.log(K.mean(axis=1) + 1e-12).mean() + 1.5 * np.log(h2)
+    return loss_2(name, np, ops, params, consts)
+
+
+def loss_2(name: str, np: Any, ops: Any, params: list[Any], consts: list[Any]) -> Any:
+    """A second-round model's loss (as :func:`loss`)."""
+    if name == "lstm":
+        Wx, Wh, b, Wo = params
+        X, T = consts
+        h = c = None
+        for t in range(X.shape[0]):
+            z = X[t] @ Wx + b if h is None else X[t] @ Wx + h @ Wh + b
+            i, f, o, u = z[:, :64], z[:, 64:128], z[:, 128:192], z[:, 192:]
+            i, f, o = 1 / (1 + np.exp(-i)), 1 / (1 + np.exp(-f)), 1 / (1 + np.exp(-o))
+            c = i * np.tanh(u) if c is None else f * c + i * np.tanh(u)
+            h = o * np.tanh(c)
+        R = h @ Wo - T
+        return (R * R).mean()
+    if name == "tblock":
+        g1, b1, Wqkv, Wo, g2, b2, W1, W2 = params
+        (X,) = consts
+        B, S, D = X.shape
+
+        def ln(x, g, b):
+            mu = ops.mean(x, -1)
+            v = ops.mean((x - mu) ** 2, -1)
+            return (x - mu) / np.sqrt(v + 1e-5) * g + b
+
+        h = ln(X, g1, b1)
+        qkv = h @ Wqkv
+        q, k, v = (
+            ops.perm(qkv[:, :, i * D : (i + 1) * D].reshape(B, S, 4, D // 4), (0, 2, 1, 3))
+            for i in range(3)
+        )
+        s = q @ ops.perm(k, (0, 1, 3, 2)) / float(numpy.sqrt(D // 4))
+        s = s - ops.amax(s, -1)
+        p = np.exp(s)
+        p = p / ops.sum(p, -1)
+        a = ops.perm(p @ v, (0, 2, 1, 3)).reshape(B, S, D)
+        x = X + a @ Wo
+        u = ln(x, g2, b2) @ W1
+        u = 0.5 * u * (1 + np.tanh(0.7978845608 * (u + 0.044715 * u**3)))
+        y = x + u @ W2
+        return (y * y).mean()
+    if name == "poisson":
+        (w,) = params
+        X, y = consts
+        z = X @ w
+        return (np.exp(z) - y * z).mean() + 0.01 * np.sqrt(w * w + 1e-6).sum()
+    if name == "rk4":
+        (th,) = params
+        y0, target = consts
+
+        def f(y):
+            a, b = y[:, 0:1], y[:, 1:2]
+            return ops.cat([th[0] * a - th[1] * a * b, th[2] * a * b - th[3] * b])
+
+        y = y0
+        dt = 0.02
+        for _ in range(100):
+            k1 = f(y)
+            k2 = f(y + dt / 2 * k1)
+            k3 = f(y + dt / 2 * k2)
+            k4 = f(y + dt * k3)
+            y = y + dt / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+        return ((y - target) ** 2).mean()
+    if name == "w2v":
+        Ein, Eout = params
+        c, o, neg = consts
+        u = Ein[c]
+        pos = (u * Eout[o]).sum(axis=1)
+        ng = (Eout[neg] * u[:, None, :]).sum(axis=2)
+        return (ops.softplus(-pos) + ops.softplus(ng).sum(axis=1)).mean()
+    if name == "cox":
+        (w,) = params
+        X, event = consts
+        r = X @ w
+        lse = np.log(ops.flip(ops.cumsum(ops.flip(np.exp(r)))))
+        return -((r - lse) * event).sum() / event.sum()
+    if name == "huber":
+        (w,) = params
+        X, y = consts
+        r = X @ w - y
+        a = np.abs(r)
+        return (
+            np.where(a < 1.0, 0.5 * r * r, a - 0.5).mean()
+            + 0.1 * (np.clip(w, -1.0, 1.0) ** 2).sum()
+        )
+    if name == "bilinear":
+        W, b = params
+        x, y, Y = consts
+        z = np.einsum("bi,oij,bj->bo", x, W, y) + b
+        m = ops.amax(z, 1)
+        lp = z - m - np.log(ops.sum(np.exp(z - m), 1))
+        return -(lp * Y).sum() / x.shape[0]
+    if name == "pool":
+        W1, W2 = params
+        X, Y = consts
+        H = ops.relu(X @ W1).reshape(64, 8, 16, 16)
+        P = ops.amax(ops.amax(H.reshape(64, 8, 8, 2, 8, 2), 5), 3).reshape(64, 8 * 64)
+        z = P @ W2
+        m = ops.amax(z, 1)
+        lp = z - m - np.log(ops.sum(np.exp(z - m), 1))
+        return -(lp * Y).sum() / X.shape[0]
     raise ValueError(name)
 
 
@@ -169,6 +350,27 @@ class NumpyOps:
     def stack(self, xs: list[Any]) -> Any:
         return self.np.stack(xs, axis=1)
 
+    def sum(self, x: Any, axis: int) -> Any:
+        return x.sum(axis=axis, keepdims=True)
+
+    def amax(self, x: Any, axis: int) -> Any:
+        return x.max(axis=axis, keepdims=True)
+
+    def perm(self, x: Any, p: Any) -> Any:
+        return x.transpose(p)
+
+    def softplus(self, x: Any) -> Any:
+        return self.np.logaddexp(0, x)
+
+    def cat(self, xs: Any) -> Any:
+        return self.np.concatenate(xs, axis=1)
+
+    def flip(self, x: Any) -> Any:
+        return x[::-1]
+
+    def cumsum(self, x: Any) -> Any:
+        return self.np.cumsum(x)
+
 
 class TorchOps:
     def __init__(self, torch: Any) -> None:
@@ -186,6 +388,27 @@ class TorchOps:
 
     def stack(self, xs: list[Any]) -> Any:
         return self.torch.stack(xs, dim=1)
+
+    def sum(self, x: Any, axis: int) -> Any:
+        return x.sum(dim=axis, keepdim=True)
+
+    def amax(self, x: Any, axis: int) -> Any:
+        return x.amax(dim=axis, keepdim=True)
+
+    def perm(self, x: Any, p: Any) -> Any:
+        return x.permute(p)
+
+    def softplus(self, x: Any) -> Any:
+        return self.torch.nn.functional.softplus(x)
+
+    def cat(self, xs: Any) -> Any:
+        return self.torch.cat(xs, dim=1)
+
+    def flip(self, x: Any) -> Any:
+        return self.torch.flip(x, (0,))
+
+    def cumsum(self, x: Any) -> Any:
+        return self.torch.cumsum(x, 0)
 
 
 def step_fn(impl: str, name: str) -> Callable[[], tuple[Any, list[Any]]] | None:
@@ -276,7 +499,7 @@ def _ratio(med: dict[str, float], ours: str, peer: str) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--models", default=",".join(MODELS + MODELS_2))
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--worker", nargs=3, metavar=("IMPL", "MODEL", "REF"))
     a = ap.parse_args()

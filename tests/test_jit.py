@@ -712,3 +712,30 @@ def test_add_at_with_an_index_argument_follows_new_indices():
         numpy.testing.assert_allclose(value, bag(W, idx, seg), rtol=1e-13)
         want = fd_grad(lambda w, s=seg: bag(w, idx, s), W)
         numpy.testing.assert_allclose(grad, want, rtol=1e-6)
+
+
+def test_subtracting_plus_zero_is_dropped_and_minus_zero_kept():
+    # x - 0 is x bit for bit (-0 and NaN included), so the program drops it; x - (-0) turns
+    # -0 into +0, so it stays
+    x = numpy.array([-0.0, 0.0, numpy.nan, -numpy.inf, 1.5])
+    plus = cr.jit(lambda x: (x - 0.0) * 3.0)
+    assert "- 0" not in plus.source(x) and "subtract" not in plus.source(x)
+    numpy.testing.assert_array_equal(numpy.signbit(plus(x)), numpy.signbit((x - 0.0) * 3.0))
+    minus = cr.jit(lambda x: (x - (-0.0)) * 3.0)
+    got = minus(x)
+    assert not numpy.signbit(got[0])  # -0 - (-0) is +0
+    numpy.testing.assert_array_equal(numpy.signbit(got), numpy.signbit((x - (-0.0)) * 3.0))
+
+
+def test_a_returned_scatter_is_not_copied_again():
+    # the gradient of rows read by an index argument is zeros the scatter made itself: not a
+    # view of the index or of any input, so jit returns it as it is
+    def loss(E, i):
+        return (E[i] ** 2).sum()
+
+    E, i = numpy.arange(12.0).reshape(4, 3), numpy.array([0, 2, 2])
+    f = cr.jit(cr.grad(loss))
+    assert "numpy.array(" not in f.source(E, i)
+    want = numpy.zeros_like(E)
+    numpy.add.at(want, i, 2 * E[i])
+    numpy.testing.assert_array_equal(f(E, i), want)

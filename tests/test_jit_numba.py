@@ -502,6 +502,34 @@ def test_auto_takes_numba_for_small_products_and_numpy_for_large_ones(tmp_path, 
     numpy.testing.assert_allclose(big[0], n * n)
 
 
+def test_auto_leaves_long_programs_to_numpy_without_compiling_them(tmp_path, monkeypatch):
+    # Numba's compile time grows faster than the program: past AUTO_NUMBA_MAX_OPS operations
+    # auto does not even try (a 25-step LSTM compiled for 8 minutes)
+    monkeypatch.setenv("CHAINRULE_CACHE_DIR", str(tmp_path))
+
+    def never(*args, **kwargs):
+        raise AssertionError("auto compiled a long program with Numba")
+
+    def loss(w, x):
+        h = x
+        for _ in range(6):  # 6 steps of 3 operations, and their gradients
+            h = numpy.tanh(h * w + 1.0)
+        return h.sum()
+
+    monkeypatch.setattr(jitmod, "_compile_numba", never)
+    monkeypatch.setattr(jitmod, "AUTO_NUMBA_MAX_OPS", 20)
+    f = cr.jit(cr.grad(loss), backend="auto")
+    w, x = numpy.full(4, 0.5), numpy.linspace(-1, 1, 4)
+    g = f(w, x)
+    (entry,) = f.cache.values()
+    assert entry.backend == "numpy" and entry.n_ops > 20
+    numpy.testing.assert_array_equal(g, cr.grad(loss)(w, x))  # the eager path's bits
+    # below the limit auto does try Numba (the guard above then fires)
+    monkeypatch.setattr(jitmod, "AUTO_NUMBA_MAX_OPS", 10_000)
+    with pytest.raises(AssertionError, match="auto compiled"):
+        cr.jit(cr.grad(loss), backend="auto")(w, x)
+
+
 def test_a_float32_mean_of_many_elements_is_as_accurate_as_numpy(tmp_path, monkeypatch):
     # one float32 accumulator along 524,288 squares drifts by ~2e-4 relative; NumPy's pairwise
     # sum stays near 1e-7, and so must the kernel (it accumulates in float64)

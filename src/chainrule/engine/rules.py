@@ -544,8 +544,9 @@ def _einsum_vjp(argnum: int, g: Any, out: Any, *ops: Any, subscripts: str, optim
             extra.append((c, P.const_like(numpy.ones(n, dtype=g.dtype), g)))
             have.add(c)
     spec = ",".join([out_sub] + [t for t, _ in others] + [t for t, _ in extra]) + "->" + new_target
-    return numpy.einsum(spec, g, *(op for _, op in others), *(e for _, e in extra),
-                        optimize=optimize)
+    # the primitive (engine.contract's matrix products), on arrays and on tensors alike
+    return P.einsum(g, *(op for _, op in others), *(e for _, e in extra), subscripts=spec,
+                    optimize=optimize)
 
 
 defvjp_argnum(P.einsum, _einsum_vjp)

@@ -4,7 +4,7 @@
 recording order, each an input, a constant, or a primitive applied to earlier values.  The passes
 rewrite it without changing what it computes:
 
-* exact passes (``simplify``, ``cse``, ``dce``) drop identities (``x * 1``, ``x / 1``,
+* exact passes (``simplify``, ``cse``, ``dce``) drop identities (``x * 1``, ``x / 1``, ``x - 0``,
   reshapes and broadcasts to the same shape, ``astype`` to the same dtype), fold constants,
   share repeated subexpressions (a ReLU mask computed once) and remove what no output needs;
   ``jit`` runs only these, so its results equal the eager ones;
@@ -204,6 +204,23 @@ def _all_ones(x: Any) -> bool:
     return arr.dtype.kind in "fiub" and arr.size > 0 and bool(numpy.all(arr == 1))
 
 
+def _all_plus_zeros(x: Any) -> bool:
+    """Whether constant ``x`` is all +0 (``v - 0`` is ``v`` bit for bit, -0 and NaN included;
+    ``v - (-0)`` is not: it turns -0 into +0)."""
+    if isinstance(x, Size) or isinstance(x, Value):
+        return False
+    try:
+        arr = numpy.asarray(const_value(x))
+    except Exception:  # pragma: no cover - exotic constants
+        return False
+    return (
+        arr.dtype.kind in "fiub"
+        and arr.size > 0
+        and bool(numpy.all(arr == 0))
+        and not bool(numpy.any(numpy.signbit(arr)))
+    )
+
+
 def _shape_of(x: Any) -> tuple[int, ...]:
     return x.shape if isinstance(x, Value) else numpy.shape(const_value(x))
 
@@ -232,6 +249,8 @@ def _identity_of(v: Value) -> Any:
         if _all_ones(a[0]) and same(a[1]):
             return a[1]
     if p is P.divide and _all_ones(a[1]) and same(a[0]):
+        return a[0]
+    if p is P.subtract and _all_plus_zeros(a[1]) and same(a[0]):
         return a[0]
     if p is P.power and _all_ones(a[1]) and same(a[0]):
         return a[0]

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy
 
+from chainrule.engine import contract
 from chainrule.engine import primitives as P
 from chainrule.engine.pytree import flatten, tree_map, unflatten
 from chainrule.engine.scatter import add_at
@@ -368,7 +369,7 @@ def _einsum_batched(spec: str, vals: list[Any], flags: list[bool], optimize: Any
     terms = ins.split(",")
     b = next(c for c in string.ascii_letters if c not in spec)
     terms = [b + t if f else t for t, f in zip(terms, flags)]
-    return numpy.einsum(",".join(terms) + "->" + b + out, *vals, optimize=optimize)
+    return contract.einsum(",".join(terms) + "->" + b + out, *vals, optimize=optimize)
 
 
 def _product_spec(prim: P.Primitive, shapes: list[tuple[int, ...]], kw: dict[str, Any]) -> str:

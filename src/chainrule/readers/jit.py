@@ -17,7 +17,8 @@ Backends write the same program differently:
   signature times both on its arguments (:data:`AUTO_TIMING_SECONDS`) and keeps the faster
   (``Compiled.timings``): Numba's fused loops win on small arrays, but its tanh/exp/log are
   scalar libm calls that NumPy's vectorised loops beat (the Elman RNN).  NumPy where BLAS-bound
-  products dominate (no compilation, which takes seconds there, for a gain within noise), or
+  products dominate (no compilation, which takes seconds there, for a gain within noise) or
+  the program is long (:data:`AUTO_NUMBA_MAX_OPS`: Numba would compile for minutes), or
   quietly NumPy when Numba is not installed or cannot express the program.
 """
 
@@ -34,6 +35,7 @@ from typing import Any
 
 import numpy
 
+from chainrule.engine import contract
 from chainrule.engine import primitives as P
 from chainrule.engine.broadcast import binary
 from chainrule.engine.primitives import pad_constant
@@ -48,7 +50,14 @@ from chainrule.program.trace import record
 from . import numba_backend
 from .numpy_backend import LINALG_CALLS, FastWriter, aliases_input
 
-__all__ = ["jit", "Compiled", "JitFallbackWarning", "AUTO_NUMBA_MAX_FLOPS", "AUTO_TIMING_SECONDS"]
+__all__ = [
+    "jit",
+    "Compiled",
+    "JitFallbackWarning",
+    "AUTO_NUMBA_MAX_FLOPS",
+    "AUTO_NUMBA_MAX_OPS",
+    "AUTO_TIMING_SECONDS",
+]
 
 _ids = itertools.count()
 
@@ -77,6 +86,14 @@ BACKENDS = ("numpy", "numba", "auto")
 # below, the first call measures both backends (elementwise transcendental functions, scalar
 # in Numba, can make NumPy the faster at any size: the Elman RNN of bench_unseen.py).
 AUTO_NUMBA_MAX_FLOPS = 1.0e8
+
+# backend="auto": Numba only for programs of at most this many operations.  Numba's compile
+# time grows faster than the program (LLVM optimises the kernel as one function): the Elman RNN
+# of bench_unseen.py (50 steps, 753 operations) takes about a minute to compile the first time,
+# an LSTM of 25 steps (1,760 operations) about 8 minutes, longer than any training run it would
+# speed up.  Above the limit, auto is the NumPy backend, which compiles in a fraction of a
+# second; backend="numba" still compiles whatever it is given.
+AUTO_NUMBA_MAX_OPS = 1000
 
 
 class JitFallbackWarning(UserWarning):
@@ -181,8 +198,9 @@ def jit(
     Numba, cached on disk in ``$CHAINRULE_CACHE_DIR`` or ``~/.cache/chainrule/numba``; needs
     ``pip install "chainrule[fast]"``; a program Numba cannot express runs on NumPy with one
     :class:`JitFallbackWarning`), or ``"auto"`` (programs with small matrix products are
-    compiled by both and the first call keeps the faster on its arguments; NumPy otherwise or
-    when Numba is not installed).  Parameters passed as lists, tuples or dicts of arrays cost
+    compiled by both and the first call keeps the faster on its arguments; NumPy otherwise,
+    for programs of over 1,000 operations, which Numba takes minutes to compile, or when Numba
+    is not installed).  Parameters passed as lists, tuples or dicts of arrays cost
     about what positional arrays do: a repeated structure is read by code generated for it.
 
     Example
@@ -492,7 +510,11 @@ def _compile(
     if backend == "auto":
         want = (
             "numba"
-            if (numba_backend.available() and matmul_flops(prog) <= AUTO_NUMBA_MAX_FLOPS)
+            if (
+                numba_backend.available()
+                and matmul_flops(prog) <= AUTO_NUMBA_MAX_FLOPS
+                and len(prog.ops()) <= AUTO_NUMBA_MAX_OPS
+            )
             else "numpy"
         )
     reason = None
@@ -625,6 +647,7 @@ def _compile_numpy(
     namespace.update({name: prim.fun for prim, name in LINALG_CALLS.items()})
     namespace["_matmul"] = P.matmul.fun
     namespace["_power"] = P.power.fun
+    namespace["_einsum"] = contract.einsum
     src = "\n".join(
         [f"def {name}({', '.join(params)}):"]
         + [f"    {c}" for c in body]

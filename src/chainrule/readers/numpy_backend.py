@@ -37,6 +37,8 @@ matrix is small).  Likewise a whole power of a float array (``h ** 3``, ``r2 ** 
 the primitive's function (:func:`chainrule.engine.primitives.whole_power`, from ``|h|``: NumPy's
 ``**`` is 50x slower on negative values where it computes with SVML), whose values are the eager
 path's; they can differ from the readable ``h ** 3`` in the last bit of negative elements.
+``einsum`` calls the primitive's function (``_einsum``: :mod:`chainrule.engine.contract`'s
+matrix products), whose values agree with the readable ``numpy.einsum`` to rounding.
 """
 
 from __future__ import annotations
@@ -100,6 +102,8 @@ _ROW = 8
 
 # Operations whose result never shares memory with their operands (new arrays, or NumPy scalars).
 _NEW_MEMORY = _FRESH | {P.sum_, P.mean, P.amax, P.amin, P.prod, P.var, P.std}
+# a scatter adds into zeros it makes itself (never into its index or its values)
+_NEW_MEMORY |= {P.scatter_add, P.scatter}
 
 
 def aliases_input(v: Any) -> bool:
@@ -113,8 +117,8 @@ def aliases_input(v: Any) -> bool:
         seen.add(x.id)
         if x.op in (INPUT, CONST):
             return True
-        if x.prim not in _NEW_MEMORY:
-            stack.extend(x.args)
+        if x.prim not in _NEW_MEMORY and not (x.prim is P.einsum and len(x.args) > 1):
+            stack.extend(x.args)  # (an einsum of two or more operands is a new array)
     return False
 
 
@@ -263,6 +267,9 @@ class FastWriter(Writer):
         if prim is P.gather and self._rows_read(v):
             x, ix = v.args  # rows read by an integer array: take (engine.scatter.take_rows)
             return f"numpy.take({self.ref(x)[0]}, {self.ref(ix)[0]}, axis=0)", ATOM
+        if prim is P.einsum:  # the primitive's function: matrix products (engine.contract)
+            ops = ", ".join(self.ref(x)[0] for x in v.args)
+            return f"_einsum({v.kw['subscripts']!r}, {ops})", ATOM
         if prim is P.matmul or prim is P.dot:
             a, b = v.args
             sa, sb = _shape(a), _shape(b)
