@@ -7,7 +7,7 @@ import numpy
 import pytest
 
 import chainrule as cr
-from chainrule.engine.broadcast import COPY_FIRST, NONE, PER_ENTRY, binary, route
+from chainrule.engine.broadcast import COMPARISONS, COPY_FIRST, NONE, PER_ENTRY, binary, route
 
 UFUNCS = [numpy.add, numpy.subtract, numpy.multiply, numpy.divide]
 
@@ -17,6 +17,9 @@ CASES = [
     ((300, 1, 2), (1, 40, 2), PER_ENTRY),
     ((40, 1, 2), (300, 2), PER_ENTRY),  # y has fewer dimensions
     ((200, 200, 1), (200, 200, 3), PER_ENTRY),  # a gradient spread over the coordinates
+    ((64, 8, 8, 2, 8, 1), (64, 8, 8, 2, 8, 2), PER_ENTRY),  # a 2 x 2 pooling window's entries:
+    # the axes before the last are whole in both, so each entry's loop runs over all of them
+    ((64, 8, 8, 1, 8, 1), (64, 8, 8, 2, 8, 1), NONE),  # broadcast in the middle: loops of 8
     ((2000, 1, 8), (1, 16, 8), COPY_FIRST),  # 8 features: the short operand copied first
     ((1, 16, 8), (2000, 1, 8), COPY_FIRST),  # ... whichever side it is on
     ((64, 1, 5), (1, 64, 5), COPY_FIRST),
@@ -130,3 +133,63 @@ def test_random_broadcasts_are_the_ufunc_bit_for_bit():
             numpy.testing.assert_array_equal(got, want, strict=True)
             assert (numpy.signbit(got) == numpy.signbit(want)).all()
     assert taken[PER_ENTRY] and taken[COPY_FIRST]  # both routes were exercised
+
+
+@pytest.mark.parametrize("xs,ys,how", [c for c in CASES if c[2] == PER_ENTRY])
+@pytest.mark.parametrize("dtype", [numpy.float64, numpy.float32])
+def test_comparisons_per_entry_are_the_ufunc(xs, ys, how, dtype):
+    # x == max over a window: small whole numbers, so that many pairs are equal, and NaN,
+    # infinities and signed zeros where they land
+    rng = numpy.random.default_rng(11)
+    x, y = (rng.integers(-2, 3, s).astype(dtype) for s in (xs, ys))
+    for a in (x, y):
+        a.reshape(-1)[:4] = [numpy.nan, numpy.inf, -0.0, 0.0]
+    for ufunc in sorted(COMPARISONS, key=lambda u: u.__name__):
+        with numpy.errstate(all="ignore"):
+            got, want = binary(ufunc, x, y), ufunc(x, y)
+        assert got.dtype == numpy.bool_
+        numpy.testing.assert_array_equal(got, want, strict=True)
+    assert binary(numpy.equal, x, y).sum() > 0  # some equal pairs were compared
+
+
+@pytest.mark.parametrize("dtype", [numpy.float64, numpy.float32])
+def test_a_float_times_a_broadcast_mask_is_numpys_product(dtype):
+    # the gradient through a max-pooling window: a share per window times the hits, with the
+    # special values NumPy's own cast of the mask gives (inf * False is NaN, -0 stays -0)
+    rng = numpy.random.default_rng(12)
+    share = _values((64, 8, 8, 2, 8, 1), dtype, rng)
+    hits = rng.random((64, 8, 8, 2, 8, 2)) < 0.5
+    for a, b in ((share, hits), (hits, share)):
+        with numpy.errstate(all="ignore"):
+            got, want = binary(numpy.multiply, a, b), numpy.multiply(a, b)
+        assert got.dtype == want.dtype == dtype
+        numpy.testing.assert_array_equal(got, want, strict=True)
+        assert (numpy.signbit(got) == numpy.signbit(want)).all()
+
+
+def _pooled(W, X):
+    H = numpy.maximum(X @ W, 0).reshape(16, 4, 16, 16)
+    P = H.reshape(16, 4, 8, 2, 8, 2).max(axis=5).max(axis=3)
+    return (P * P).sum()
+
+
+def test_max_pooling_compiles_to_per_entry_steps_with_the_eager_gradient():
+    rng = numpy.random.default_rng(13)
+    X = rng.standard_normal((16, 8)).astype(numpy.float32)
+    W = rng.standard_normal((8, 1024)).astype(numpy.float32)
+    W[:, 1::2] = W[:, ::2]  # ties inside the windows: the gradient is shared between them
+    vg = cr.value_and_grad(_pooled)
+    value, grad = vg(W, X)
+    compiled = cr.jit(vg, backend="numpy")
+    text = compiled.source(W, X)
+    assert "_binary(numpy.equal" in text and "_binary(numpy.multiply" in text
+    cvalue, cgrad = compiled(W, X)
+    assert cvalue == value
+    numpy.testing.assert_allclose(cgrad, grad, rtol=1e-6, atol=1e-6)
+    # the gradient by hand: each window's maximum gets 2 * P, split evenly among its ties
+    H = numpy.maximum(X @ W, 0).reshape(16, 4, 8, 2, 8, 2)
+    P = H.max(axis=(3, 5), keepdims=True)
+    hit = H == P
+    dH = (2 * P / hit.sum(axis=(3, 5), keepdims=True) * hit).reshape(16, 1024)
+    want = X.T @ (dH * (X @ W > 0))
+    numpy.testing.assert_allclose(cgrad, want, rtol=1e-5, atol=1e-5)

@@ -739,3 +739,22 @@ def test_a_returned_scatter_is_not_copied_again():
     want = numpy.zeros_like(E)
     numpy.add.at(want, i, 2 * E[i])
     numpy.testing.assert_array_equal(f(E, i), want)
+
+
+def test_the_gradient_of_a_broadcast_subtrahend_is_summed_then_negated_as_eager_does():
+    # d/db of sum(w * (x - b)) is -sum(w, axis=0): the eager walk sums first and negates the
+    # small result, so a column that cancels exactly gives -0; the compiled program must do
+    # the same (negating the large array first would give +0, and cost a pass over it)
+    w = numpy.array([[1.0, 2.0, 0.5], [-1.0, 3.0, -0.5], [0.0, 1.0, 0.0]])
+    x, b = numpy.ones((3, 3)), numpy.zeros(3)
+
+    def loss(b, x, w):
+        return (w * (x - b)).sum()
+
+    eager = cr.grad(loss)(b, x, w)
+    f = cr.jit(cr.grad(loss))
+    compiled = f(b, x, w)
+    numpy.testing.assert_array_equal(compiled, [-0.0, -6.0, -0.0])
+    numpy.testing.assert_array_equal(numpy.signbit(compiled), numpy.signbit(eager))
+    assert numpy.signbit(compiled[0])
+    assert "reduce(-" not in f.source(b, x, w)

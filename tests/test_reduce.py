@@ -9,7 +9,7 @@ import numpy
 import pytest
 
 import chainrule
-from chainrule.engine.reduce import add_reduce, max_last
+from chainrule.engine.reduce import add_reduce, max_last, window_reduce, window_route
 
 SHAPES_AXES = [
     ((200, 200, 3), 1),  # a short trailing block: one reduction per entry of it
@@ -149,3 +149,19 @@ def test_the_stable_primitives_keep_the_textbook_bits():
         assert fn.log_softmax(x).tobytes() == want.tobytes()
         want = numpy.log(numpy.sum(numpy.exp(x - m), axis=-1)) + m[:, 0]
         assert fn.logsumexp(x, axis=-1).tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64, None])
+@pytest.mark.parametrize(
+    "shape,axis",
+    [((64, 8, 8, 2, 8, 2), 5), ((64, 8, 8, 2, 8, 1), 3), ((32, 4, 8, 4, 8, 4), (3, 5))],
+)
+def test_window_counts_of_booleans_are_numpys(shape, axis, dtype):
+    # the ties of a max-pooling window: counted as bytes, then cast once; NumPy's own counts
+    # and dtypes (an integer count where no dtype is asked for)
+    hits = numpy.random.default_rng(5).random(shape) < 0.5
+    assert window_route(shape, axis)
+    got = window_reduce(numpy.add, hits, axis, True, dtype)
+    want = numpy.add.reduce(hits, axis, keepdims=True, dtype=dtype)
+    assert got.dtype == want.dtype
+    numpy.testing.assert_array_equal(got, want, strict=True)

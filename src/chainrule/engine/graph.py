@@ -299,7 +299,12 @@ def _walk(
                 rule = rules[i] if i < len(rules) else None
                 if rule is None:
                     continue
-                gi = rule(g, out, *vals, **kw) if kw else rule(g, out, *vals)
+                if rule is negated and log is None and g.size != a._data.size:
+                    # the b of x - b, broadcast: summed to b's shape first and negated there,
+                    # as the eager walk does (the same bits; the negation on the smaller array)
+                    gi = -sum_to(g, a._data.shape)
+                else:
+                    gi = rule(g, out, *vals, **kw) if kw else rule(g, out, *vals)
             if report is not None and _nonfinite(gi) and not _nonfinite(g):
                 report(node, i, a, g, gi)
             data = a._data

@@ -49,7 +49,7 @@ from typing import Any
 import numpy
 
 from chainrule.engine import primitives as P
-from chainrule.engine.broadcast import route
+from chainrule.engine.broadcast import COMPARISONS, PER_ENTRY, route
 from chainrule.engine.reduce import own_route, window_route
 from chainrule.engine.rules import Size
 from chainrule.program.codegen import Line, Writer
@@ -92,6 +92,8 @@ _IN_PLACE = {
 }
 # Arithmetic of two arrays broadcast over short rows goes through engine.broadcast.binary.
 _BROADCAST = {P.add: "add", P.subtract: "subtract", P.multiply: "multiply", P.divide: "divide"}
+# comparisons of two float arrays broadcast over short rows: broadcast.binary's per-entry route
+_COMPARE = {P.NONDIFF_UFUNCS[u]: u.__name__ for u in COMPARISONS}
 # maximum/minimum are never swapped: maximum(-0.0, +0.0) is its first operand.
 _COMMUTATIVE = {P.add, P.multiply}
 
@@ -264,6 +266,10 @@ class FastWriter(Writer):
             # broadcast over short rows (pairwise differences): the eager path's routes
             ops = ", ".join(self.ref(x)[0] for x in v.args)
             return f"_binary(numpy.{_BROADCAST[prim]}, {ops})", ATOM
+        if prim in _COMPARE and len(v.args) == 2 and not v.kw and self._broadcast_route(v):
+            # x == max over a pooling window: one comparison per window entry
+            ops = ", ".join(self.ref(x)[0] for x in v.args)
+            return f"_binary(numpy.{_COMPARE[prim]}, {ops})", ATOM
         if prim is P.gather and self._rows_read(v):
             x, ix = v.args  # rows read by an integer array: take (engine.scatter.take_rows)
             return f"numpy.take({self.ref(x)[0]}, {self.ref(ix)[0]}, axis=0)", ATOM
@@ -485,18 +491,21 @@ class FastWriter(Writer):
 
     @staticmethod
     def _broadcast_route(v: Value) -> bool:
-        """Whether ``v``'s two float operands are broadcast over short rows (broadcast.route)."""
+        """Whether ``v``'s two float operands (or, for a product, a float and a boolean mask)
+        are broadcast over short rows (broadcast.route; for a comparison, per entry)."""
         a, b = v.args
+        if not isinstance(a, Value) or not isinstance(b, Value):
+            return False
         sa, sb = _shape(a), _shape(b)
-        return (
-            isinstance(a, Value)
-            and isinstance(b, Value)
-            and sa is not None
-            and sb is not None
-            and numpy.dtype(a.dtype) == numpy.dtype(b.dtype)
-            and numpy.dtype(a.dtype).char in "fd"
-            and route(sa, sb) != 0
-        )
+        if sa is None or sb is None:
+            return False
+        da, db = numpy.dtype(a.dtype), numpy.dtype(b.dtype)
+        if v.prim is P.multiply and da != db and {da.char, db.char} in ({"?", "f"}, {"?", "d"}):
+            da = db = numpy.dtype(v.dtype)  # a mask: binary casts it to the float's dtype
+        if da != db or da.char not in "fd":
+            return False
+        how = route(sa, sb)
+        return how == PER_ENTRY if v.prim in _COMPARE else how != 0
 
     @staticmethod
     def _loop(v: Value) -> str:
