@@ -97,7 +97,7 @@ def main() -> None:
     rng = numpy.random.default_rng(0)
     peers = _peers()
     names = ["numpy", "numpy opt", "chainrule", *peers]
-    print(f"{'expression':18} {'':28}" + "".join(f"{n:>17}" for n in names))
+    print(f"{'expression':18} {'':34}" + "".join(f"{n:>17}" for n in names))
     for spec, shapes, what in CASES:
         ops = [rng.standard_normal(s) for s in shapes]
         want = numpy.einsum(spec, *ops)
@@ -111,7 +111,7 @@ def main() -> None:
         times = {n: _best(f) for n, f in calls.items()}
         ours = times["chainrule"]
         cells = [f"{times[n] * 1e6:8.1f} us {times[n] / ours:5.1f}x" for n in names]
-        print(f"{spec:18} {what:28}" + "".join(f"{c:>17}" for c in cells), flush=True)
+        print(f"{spec:18} {what:34}" + "".join(f"{c:>17}" for c in cells), flush=True)
 
 
 if __name__ == "__main__":
