@@ -193,32 +193,28 @@ def const_value(x: Any) -> Any:
     return x
 
 
-def _all_ones(x: Any) -> bool:
-    v = const_value(x)
+def _const_array(x: Any) -> Any:
+    """Constant ``x`` as a numeric array (never a count that remembers what it counts), or
+    None."""
     if isinstance(x, Size):
-        return False
+        return None
     try:
-        arr = numpy.asarray(v)
+        arr = numpy.asarray(const_value(x))
     except Exception:  # pragma: no cover - exotic constants
-        return False
-    return arr.dtype.kind in "fiub" and arr.size > 0 and bool(numpy.all(arr == 1))
+        return None
+    return arr if arr.dtype.kind in "fiub" and arr.size > 0 else None
+
+
+def _all_ones(x: Any) -> bool:
+    arr = _const_array(x)
+    return arr is not None and bool(numpy.all(arr == 1))
 
 
 def _all_plus_zeros(x: Any) -> bool:
     """Whether constant ``x`` is all +0 (``v - 0`` is ``v`` bit for bit, -0 and NaN included;
     ``v - (-0)`` is not: it turns -0 into +0)."""
-    if isinstance(x, Size) or isinstance(x, Value):
-        return False
-    try:
-        arr = numpy.asarray(const_value(x))
-    except Exception:  # pragma: no cover - exotic constants
-        return False
-    return (
-        arr.dtype.kind in "fiub"
-        and arr.size > 0
-        and bool(numpy.all(arr == 0))
-        and not bool(numpy.any(numpy.signbit(arr)))
-    )
+    arr = _const_array(x)
+    return arr is not None and bool(numpy.all(arr == 0)) and not numpy.signbit(arr).any()
 
 
 def _shape_of(x: Any) -> tuple[int, ...]:
