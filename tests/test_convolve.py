@@ -121,3 +121,29 @@ def test_a_long_kernel_costs_a_few_convolutions():
     mv = _matrix(lambda e: numpy.convolve(a, e, "same"), 600)
     numpy.testing.assert_allclose(ga, ma.T @ w, rtol=1e-10, atol=1e-10)
     numpy.testing.assert_allclose(gv, mv.T @ w, rtol=1e-10, atol=1e-10)
+
+
+def test_numba_kernel_gradient_takes_one_dot_per_tap():
+    # a kernel's gradient correlates the (padded) signal with the output's cotangent: 31
+    # outputs of 4096-long sums. The Numba backend writes one BLAS dot per output there (the
+    # loop per kernel tap elsewhere), and both agree with the eager path
+    pytest.importorskip("numba")
+    pytest.importorskip("scipy")
+    rng = numpy.random.default_rng(7)
+    x, k, y = rng.standard_normal(4096), rng.standard_normal(31), rng.standard_normal(4096)
+
+    def loss(x, k):
+        r = numpy.convolve(x, k, "same") - y
+        return (r * r).sum()
+
+    step = cr.value_and_grad(loss, argnums=(0, 1))
+    fast = cr.jit(step, backend="numba")
+    (v0, (gx0, gk0)), (v1, (gx1, gk1)) = step(x, k), fast(x, k)
+    assert "_correlate_dots(" in fast.source(x, k) and "_correlate_pads(" in fast.source(x, k)
+    numpy.testing.assert_allclose(v1, v0, rtol=1e-13)
+    numpy.testing.assert_allclose(gx1, gx0, rtol=1e-12, atol=1e-12)
+    numpy.testing.assert_allclose(gk1, gk0, rtol=1e-12, atol=1e-12)
+    r = numpy.convolve(x, k, "same") - y  # the kernel's gradient by hand: sum_i 2 r_i x_{i+15-j}
+    xp = numpy.pad(x, 15)
+    want = numpy.array([2 * r @ xp[30 - j : 30 - j + 4096] for j in range(31)])
+    numpy.testing.assert_allclose(gk1, want, rtol=1e-10, atol=1e-10)

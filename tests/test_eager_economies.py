@@ -414,14 +414,17 @@ def test_whole_powers_of_negative_values_are_faithful_and_follow_the_sign_rule(n
     x = (rng.standard_normal(400) * 3).astype(dtype)
     with numpy.errstate(all="ignore"):
         got = (cr.tensor(x) ** n).numpy()
-        # NumPy's own values where x >= 0, bit for bit; |x| ** n with pow's sign rule elsewhere
-        pos = x >= 0
-        assert numpy.array_equal(got[pos], numpy.power(x[pos], n))
-        mirrored = numpy.power(-x[~pos], n) * (-1 if int(n) % 2 else 1)
-        assert numpy.array_equal(got[~pos], mirrored.astype(dtype))
-    # within one unit in the last place of the exact power (exact rational arithmetic)
-    exact = [Fraction(float(v)) ** int(n) for v in x]
-    assert _ulps(got, exact, dtype) <= 1.0
+        if dtype is numpy.float64:
+            # NumPy's own values where x >= 0, bit for bit; |x| ** n with pow's sign rule
+            # elsewhere
+            pos = x >= 0
+            assert numpy.array_equal(got[pos], numpy.power(x[pos], n))
+            mirrored = numpy.power(-x[~pos], n) * (-1 if int(n) % 2 else 1)
+            assert numpy.array_equal(got[~pos], mirrored.astype(dtype))
+    exact = [Fraction(float(v)) ** int(n) for v in x]  # exact rational arithmetic
+    # float64: within one unit in the last place of the exact power; float32, computed in
+    # float64 and rounded once: the correctly rounded power
+    assert _ulps(got, exact, dtype) <= (1.0 if dtype is numpy.float64 else 0.5)
     assert got.dtype == dtype
 
 
@@ -454,6 +457,15 @@ def test_whole_powers_at_the_awkward_points_match_numpy(n, dtype):
     with numpy.errstate(all="ignore"):
         want = numpy.power(x, n)
         got = (cr.tensor(x) ** n).numpy()
+    if dtype is numpy.float32:
+        # the finite results that are no power of two: correctly rounded (float32 powers are
+        # multiplied out in float64), where NumPy's pow may be a unit off
+        from fractions import Fraction
+
+        odd = numpy.isfinite(want) & (want != 0) & (numpy.frexp(want)[0] != 0.5)
+        odd &= numpy.abs(want) != 1
+        assert _ulps(got[odd], [Fraction(float(v)) ** n for v in x[odd]], dtype) <= 0.5
+        got, want = got[~odd], want[~odd]
     assert numpy.array_equal(got, want, equal_nan=True)
     assert numpy.array_equal(
         numpy.signbit(got[~numpy.isnan(got)]), numpy.signbit(want[~numpy.isnan(want)])

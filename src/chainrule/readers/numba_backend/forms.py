@@ -4,6 +4,7 @@ precedence, layout of the result)``.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy
 
 from chainrule.engine import primitives as P
-from chainrule.program.ir import Value
+from chainrule.program.ir import CONST, Value
 from chainrule.program.notation import ATOM, COMPARE, POWER, PRODUCT, UNARY
 
 from .common import (
@@ -59,9 +60,14 @@ NUMPY_LOOP_SIZE = 1024
 # ... and from fewer elements for the functions whose C library call costs most (tanh: 10-20 ns
 # an element against NumPy's 2; the object-mode call costs about 3 us): 512 values of tanh (an
 # RNN's 16 x 32 step) take 10.2 us called element by element, 4.4 us through NumPy
-_LOOP_FROM = {"tanh": 256, "cosh": 512, "expm1": 512, "log10": 512, "log1p": 512} | dict.fromkeys(
-    ("sinh", "tan", "arctan", "arcsinh", "arccosh", "arctanh"), 384
-)
+_LOOP_FROM = {
+    "tanh": 256,
+    "power": 512,
+    "cosh": 512,
+    "expm1": 512,
+    "log10": 512,
+    "log1p": 512,
+} | dict.fromkeys(("sinh", "tan", "arctan", "arcsinh", "arccosh", "arctanh"), 384)
 
 
 def numpy_loop_from(name: str) -> int:
@@ -111,8 +117,49 @@ for _p in _INFIX:
     _FORMS[_p] = _infix
 
 
+def _whole_exponent(v: Value) -> int | None:
+    """The exponent of a whole power ``x ** n`` of a float array (primitives.whole_power's
+    case), or None."""
+    x, y = v.args
+    if isinstance(y, Value):
+        if y.op != CONST or numpy.ndim(y.const) != 0:
+            return None
+        y = y.const.item() if isinstance(y.const, numpy.ndarray) else y.const
+    if not P.whole_exponent(y) or numpy.dtype(v.dtype).char not in "fd" or not v.shape:
+        return None
+    return int(y) if _dtype(x) == numpy.dtype(v.dtype) else None
+
+
+def wide_power(v: Value) -> int | None:
+    """The exponent where ``v`` is a float32 whole power that the eager path multiplies out in
+    float64 (``|n| <= primitives.WIDE_POWER_MAX``): the kernel writes the same products, in a
+    fused loop or a loop of its own."""
+    n = _whole_exponent(v)
+    return n if n is not None and v.dtype == numpy.float32 and abs(n) <= P.WIDE_POWER_MAX else None
+
+
+def whole_power_of_array(v: Value) -> int | None:
+    """The exponent where ``v`` is any other whole power (``x ** 3`` of float64) of an array of
+    at least ``numpy_loop_from("power")`` elements, which the kernel leaves to NumPy's
+    vectorised pow as the eager path computes it (:func:`primitives.whole_power`: the same
+    bits, 4x faster than Numba's call of the C library's pow per element); else None."""
+    n = _whole_exponent(v)
+    if n is None or wide_power(v) is not None:
+        return None
+    return n if math.prod(v.shape) >= numpy_loop_from("power") else None
+
+
 @_form(P.power)
 def _power(w: NumbaWriter, v: Value) -> tuple[str, int, str]:
+    n = wide_power(v)
+    if n is not None:
+        if w.scalar_refs:  # a term of a fused loop
+            return f"{w.wide_power(n, False)}({w.text(v.args[0])})", ATOM, "C"
+        return f"{w.wide_power(n, True)}({w.contig(v.args[0])})", ATOM, "C"
+    n = whole_power_of_array(v)
+    if n is not None and not w.scalar_refs:
+        loop = w.numpy_loop("power", v.dtype, len(v.shape), power=n)
+        return f"{loop}({w.text(v.args[0])})", ATOM, "C"
     ctx = w.context(v)
     a = w.text(v.args[0], POWER + 1, ctx)
     b = w.text(v.args[1], POWER, ctx)
@@ -562,7 +609,12 @@ def _correlate(w: NumbaWriter, v: Value) -> tuple[str, int, str]:
     a, k = v.args
     m = _shape(k)[0]
     left, right = P.correlate_pads(v.kw.get("mode", "valid"), m)
-    r = f"{w.helper('_correlate_pads')}({w.contig(a)}, {w.contig(k)}, {left}, {right})"
+    size = _shape(a)[0] + left + right - m + 1
+    # more taps than outputs (a kernel's gradient): a BLAS dot per output beats a loop per tap
+    same = _dtype(a) == _dtype(k) == numpy.dtype(v.dtype)
+    dots = size < m and same and _dtype(a).kind == "f" and importlib.util.find_spec("scipy")
+    helper = "_correlate_dots" if dots else "_correlate_pads"
+    r = f"{w.helper(helper)}({w.contig(a)}, {w.contig(k)}, {left}, {right})"
     return r, ATOM, "C"
 
 

@@ -34,7 +34,7 @@ from chainrule.engine import primitives as P
 from chainrule.program.ir import CONST, INPUT, Value
 
 from .common import _INFIX, _axes, _is_basic, _shape
-from .forms import _NUMPY_LOOPS, numpy_loop_from
+from .forms import _NUMPY_LOOPS, numpy_loop_from, whole_power_of_array
 
 if TYPE_CHECKING:  # pragma: no cover
     from .writer import NumbaWriter
@@ -58,7 +58,8 @@ def elementwise(v: Any) -> bool:
     if prim in _ARITH:
         if prim is P.power:  # a constant exponent only (x ** 2), never an array of them
             y = v.args[1]
-            return not isinstance(y, Value) or (y.op == CONST and numpy.ndim(y.const) == 0)
+            constant = not isinstance(y, Value) or (y.op == CONST and numpy.ndim(y.const) == 0)
+            return constant and whole_power_of_array(v) is None  # large: NumPy's pow (forms.py)
         return prim in _INFIX or prim is P.negative
     return (
         prim is not None

@@ -161,8 +161,25 @@ def _correlate_pads(a, v, left, right):
     for j in range(m):
         vj = v[j]
         off = j - left
-        for k in range(max(0, -off), min(size, n - off)):
-            out[k] += a[k + off] * vj
+        lo, hi = max(0, -off), min(size, n - off)
+        # slices indexed from 0: no negative-index check, so LLVM vectorises the loop (4x)
+        o, s = out[lo:hi], a[lo + off : hi + off]
+        for k in range(hi - lo):
+            o[k] += s[k] * vj
+    return out
+""",
+    "_correlate_dots": """
+def _correlate_dots(a, v, left, right):
+    # few outputs, a long kernel: one BLAS dot per output over its overlap (numpy.correlate's
+    # own way of summing)
+    n, m = a.shape[0], v.shape[0]
+    size = n + left + right - m + 1
+    out = numpy.zeros(size, (a[:1] * v[:1]).dtype)
+    for k in range(size):
+        off = k - left
+        lo, hi = max(0, -off), min(m, n - off)
+        if hi > lo:
+            out[k] = numpy.dot(a[lo + off : hi + off], v[lo:hi])
     return out
 """,
     "_cumsum_last": """

@@ -92,21 +92,55 @@ class NumbaWriter(Writer):
     def size(self, s: Size) -> str:
         return str(int(s))
 
-    def numpy_loop(self, ufunc: str, dtype: Any, ndim: int) -> str:
+    def numpy_loop(self, ufunc: str, dtype: Any, ndim: int, power: int | None = None) -> str:
         """A function that runs NumPy's own loop of ``ufunc`` on an array (Numba's object mode
-        for that one call, about 1 us): the same bits as NumPy, vectorised."""
+        for that one call, about 1 us): the same bits as NumPy, vectorised.  ``power``: the
+        whole power ``x ** power`` as the eager path computes it (primitives.whole_power)."""
         dt = numpy.dtype(dtype).name
-        name = f"_np_{ufunc}_{dt}_{ndim}"
+        tag = ufunc if power is None else f"power{power}".replace("-", "m")
+        name = f"_np_{tag}_{dt}_{ndim}"
         if name not in self.numpy_loops:
             self.numpy_loops.add(name)
             kind = f"{dt}[{', '.join([':'] * (ndim - 1) + ['::1'])}]"
+            if power is None:
+                body = f"r = numpy.ascontiguousarray(numpy.{ufunc}(x))"
+            else:  # |x| ** n, with the sign an odd power gives
+                sign = "\n        numpy.copysign(r, x, out=r)" if power % 2 else ""
+                body = (
+                    f"r = numpy.ascontiguousarray(numpy.abs(x))\n"
+                    f"        numpy.power(r, {power}, out=r){sign}"
+                )
             self.generated.append(
-                f"def {name}(x):\n"
-                f"    with numba.objmode(r='{kind}'):\n"
-                f"        r = numpy.ascontiguousarray(numpy.{ufunc}(x))\n"
-                "    return r"
+                f"def {name}(x):\n    with numba.objmode(r='{kind}'):\n        {body}\n    return r"
             )
         return name
+
+    def wide_power(self, n: int, array: bool) -> str:
+        """A function of a float32 ``x`` that computes ``x ** n`` as the eager path does
+        (primitives.whole_power): multiplied out in float64, left to right, and rounded once;
+        ``array``: its loop over a C-contiguous array."""
+        name = f"_wide_power_{n}".replace("-", "m")
+        if name not in self.numpy_loops:
+            self.numpy_loops.add(name)
+            prod = " * ".join(["d"] * abs(n))
+            r = f"1.0 / ({prod})" if n < 0 else prod
+            self.generated.append(
+                f"def {name}(x):\n    d = numpy.float64(x)\n    return numpy.float32({r})"
+            )
+        if not array:
+            return name
+        loop = name + "_array"
+        if loop not in self.numpy_loops:
+            self.numpy_loops.add(loop)
+            self.generated.append(
+                f"def {loop}(x):\n"
+                "    out = numpy.empty(x.shape, numpy.float32)\n"
+                "    xf, of = x.ravel(), out.ravel()\n"
+                "    for i in range(of.size):\n"
+                f"        of[i] = {name}(xf[i])\n"
+                "    return out"
+            )
+        return loop
 
     def fused_helper(self, source: str) -> str:
         """Add a generated function (``NAME`` in ``source``) to the module; its name."""
