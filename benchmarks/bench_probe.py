@@ -35,6 +35,25 @@ A second round, written after the first was tuned (issue 16, session 11):
 * ``pool``     a linear layer, ReLU, 2 x 2 max pooling by reshape and ``max``, softmax
                cross-entropy, batch 64, float32.
 
+A third round, written after the second was tuned (issue 16, session 12):
+
+* ``bnmlp``    batch normalisation (``mean``/``var`` over the batch), ReLU, softmax
+               cross-entropy read as ``logp[rows, labels]``; batch 256, 32-128-10, float32;
+* ``sinkhorn`` entropic optimal transport between 100 and 120 points in 2-D: 30 Sinkhorn
+               iterations of matrix-vector products, the gradient in the first point cloud;
+* ``spectrum`` a signal of 4096 samples fitted to a magnitude spectrum through
+               ``numpy.fft.rfft`` and ``abs`` (complex intermediate), with a smoothness term;
+* ``nbody``    10 leapfrog steps of 64 gravitating particles in 3-D (pairwise forces by
+               broadcasting, ``r2 ** -1.5``), the gradient in the initial velocities;
+* ``rk4``      Lotka-Volterra integrated by 25 classic Runge-Kutta steps in a Python loop, 64
+               trajectories, the gradient in the 4 rate constants (100 steps: JAX compiles
+               for over 17 minutes);
+* ``conv1d``   a 1-D convolution by ``sliding_window_view`` and ``einsum``, ReLU, mean over
+               time, linear, MSE; batch 32, 8 channels of 256, 16 filters of 5, float32;
+* ``mvn``      a multivariate normal's negative log-likelihood of 2000 points in 5-D, the
+               covariance ``A A^T + 0.1 I`` through ``cholesky``, ``solve`` and the log of
+               its diagonal.
+
 Rows: ``eager`` (``chainrule.value_and_grad``), ``jit-auto`` (``chainrule.jit`` of it,
 ``backend="auto"``), ``torch`` (``loss.backward()``), ``jax`` (``jax.jit(jax.value_and_grad)``,
 64-bit enabled).  Each row runs in its own process with 1 BLAS thread and checks its loss and
@@ -46,6 +65,8 @@ Run from the repository root (the peers from a venv that has them, never a proje
 dependency)::
 
     PYTHONPATH=src python3 benchmarks/bench_probe.py [--rounds 7] [--models mf,kde]
+
+(``--models`` defaults to the first two rounds; ``--round 3`` runs the third.)
 """
 
 from __future__ import annotations
@@ -68,6 +89,7 @@ from bench_unseen import start_worker  # noqa: E402 -- the worker handshake both
 
 MODELS = ("lnmlp", "mog", "mf", "springs", "softreg", "vae", "poly", "kde")
 MODELS_2 = ("lstm", "tblock", "poisson", "w2v", "cox", "huber", "bilinear", "pool")
+MODELS_3 = ("bnmlp", "sinkhorn", "spectrum", "nbody", "rk4", "conv1d", "mvn")
 IMPLS = ("eager", "jit-auto", "torch", "jax")
 
 
@@ -166,6 +188,44 @@ def data_2(name: str) -> tuple[list[Any], list[Any]]:
             r(64, 8 * 256, scale=0.1, dt=f4),
             r(8 * 64, 10, scale=0.05, dt=f4),
         ]
+    return data_3(name)
+
+
+def data_3(name: str) -> tuple[list[Any], list[Any]]:
+    """(constants, parameters) of a third-round model."""
+    rng = numpy.random.default_rng(2)
+    f4 = numpy.float32
+
+    def r(*s, scale=1.0, dt=numpy.float64):
+        return (rng.standard_normal(s) * scale).astype(dt)
+
+    if name == "bnmlp":
+        return [r(256, 32, dt=f4), rng.integers(0, 10, 256), numpy.arange(256)], [
+            r(32, 128, scale=0.2, dt=f4),
+            numpy.ones(128, f4),
+            numpy.zeros(128, f4),
+            r(128, 10, scale=0.1, dt=f4),
+            numpy.zeros(10, f4),
+        ]
+    if name == "sinkhorn":
+        return [r(120, 2) + 1.0, numpy.full(100, 1 / 100), numpy.full(120, 1 / 120)], [r(100, 2)]
+    if name == "spectrum":
+        t = numpy.arange(4096)
+        clean = numpy.sin(0.05 * t) + 0.5 * numpy.sin(0.31 * t)
+        return [numpy.abs(numpy.fft.rfft(clean))], [clean + r(4096, scale=0.3)]
+    if name == "nbody":
+        P0 = r(64, 3, scale=2.0)
+        return [P0, numpy.abs(r(64)) + 0.5, P0 + r(64, 3, scale=0.05)], [r(64, 3, scale=0.3)]
+    if name == "conv1d":
+        return [r(32, 8, 256, dt=f4), r(32, 4, dt=f4)], [
+            r(16, 8, 5, scale=0.15, dt=f4),
+            numpy.zeros(16, f4),
+            r(16, 4, scale=0.25, dt=f4),
+        ]
+    if name == "mvn":
+        A = numpy.eye(5) + r(5, 5, scale=0.2)
+        X = rng.multivariate_normal(numpy.zeros(5), A @ A.T + 0.1 * numpy.eye(5), 2000)
+        return [X + 0.3, numpy.eye(5)], [A, numpy.zeros(5)]
     raise ValueError(name)
 
 
@@ -281,8 +341,8 @@ def loss_2(name: str, np: Any, ops: Any, params: list[Any], consts: list[Any]) -
             return ops.cat([th[0] * a - th[1] * a * b, th[2] * a * b - th[3] * b])
 
         y = y0
-        dt = 0.02
-        for _ in range(100):
+        dt = 0.08
+        for _ in range(25):
             k1 = f(y)
             k2 = f(y + dt / 2 * k1)
             k3 = f(y + dt / 2 * k2)
@@ -327,6 +387,65 @@ def loss_2(name: str, np: Any, ops: Any, params: list[Any], consts: list[Any]) -
         m = ops.amax(z, 1)
         lp = z - m - np.log(ops.sum(np.exp(z - m), 1))
         return -(lp * Y).sum() / X.shape[0]
+    return loss_3(name, np, ops, params, consts)
+
+
+def loss_3(name: str, np: Any, ops: Any, params: list[Any], consts: list[Any]) -> Any:
+    """A third-round model's loss (as :func:`loss`)."""
+    if name == "bnmlp":
+        W1, g, b, W2, b2 = params
+        X, y, rows = consts
+        H = X @ W1
+        mu, var = ops.mean(H, 0), ops.var(H, 0)
+        A = ops.relu((H - mu) / np.sqrt(var + 1e-5) * g + b)
+        z = A @ W2 + b2
+        z = z - ops.amax(z, 1)
+        logp = z - np.log(ops.sum(np.exp(z), 1))
+        return -logp[rows, y].mean()
+    if name == "sinkhorn":
+        (X,) = params
+        Y, a, b = consts
+        C = ((X[:, None, :] - Y[None, :, :]) ** 2).sum(axis=2)
+        K = np.exp(-C / 2.0)
+        v = b * 0 + 1
+        for _ in range(30):
+            u = a / (K @ v)
+            v = b / (K.T @ u)
+        return (u[:, None] * K * v[None, :] * C).sum()
+    if name == "spectrum":
+        (x,) = params
+        (T,) = consts
+        mag = np.abs(ops.rfft(x))
+        return ((mag - T) ** 2).mean() + 0.1 * ((x[1:] - x[:-1]) ** 2).sum()
+    if name == "nbody":
+        (V,) = params
+        P, m, target = consts
+
+        def acc(P):
+            D = P[None, :, :] - P[:, None, :]
+            inv = ((D * D).sum(axis=2) + 0.01) ** -1.5
+            return (D * (inv * m[None, :])[:, :, None]).sum(axis=1)
+
+        dt = 0.01
+        a = acc(P)
+        for _ in range(10):
+            V = V + 0.5 * dt * a
+            P = P + dt * V
+            a = acc(P)
+            V = V + 0.5 * dt * a
+        return ((P - target) ** 2).sum()
+    if name == "conv1d":
+        W, b, W2 = params
+        X, T = consts
+        h = ops.relu(np.einsum("bclk,ock->bol", ops.windows(X, 5), W) + b[None, :, None])
+        R = h.mean(axis=2) @ W2 - T
+        return (R * R).mean()
+    if name == "mvn":
+        A, mu = params
+        X, eye = consts
+        L = ops.cholesky(A @ A.T + 0.1 * eye)
+        Z = ops.solve(L, (X - mu).T)
+        return 0.5 * (Z * Z).sum() / X.shape[0] + np.log(ops.diag(L)).sum()
     raise ValueError(name)
 
 
@@ -371,6 +490,27 @@ class NumpyOps:
     def cumsum(self, x: Any) -> Any:
         return self.np.cumsum(x)
 
+    def var(self, x: Any, axis: int) -> Any:
+        return x.var(axis=axis, keepdims=True)
+
+    def rfft(self, x: Any) -> Any:
+        return self.np.fft.rfft(x)
+
+    def windows(self, x: Any, k: int) -> Any:
+        if self.np is numpy:
+            return numpy.lib.stride_tricks.sliding_window_view(x, k, axis=-1)
+        n = x.shape[-1] - k + 1  # jax.numpy has no sliding_window_view
+        return self.np.stack([x[..., i : i + n] for i in range(k)], axis=-1)
+
+    def cholesky(self, x: Any) -> Any:
+        return self.np.linalg.cholesky(x)
+
+    def solve(self, a: Any, b: Any) -> Any:
+        return self.np.linalg.solve(a, b)
+
+    def diag(self, x: Any) -> Any:
+        return self.np.diagonal(x)
+
 
 class TorchOps:
     def __init__(self, torch: Any) -> None:
@@ -409,6 +549,24 @@ class TorchOps:
 
     def cumsum(self, x: Any) -> Any:
         return self.torch.cumsum(x, 0)
+
+    def var(self, x: Any, axis: int) -> Any:
+        return x.var(dim=axis, keepdim=True, unbiased=False)
+
+    def rfft(self, x: Any) -> Any:
+        return self.torch.fft.rfft(x)
+
+    def windows(self, x: Any, k: int) -> Any:
+        return x.unfold(-1, k, 1)
+
+    def cholesky(self, x: Any) -> Any:
+        return self.torch.linalg.cholesky(x)
+
+    def solve(self, a: Any, b: Any) -> Any:
+        return self.torch.linalg.solve(a, b)
+
+    def diag(self, x: Any) -> Any:
+        return self.torch.diagonal(x)
 
 
 def step_fn(impl: str, name: str) -> Callable[[], tuple[Any, list[Any]]] | None:
@@ -499,13 +657,17 @@ def _ratio(med: dict[str, float], ours: str, peer: str) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--models", default=",".join(MODELS + MODELS_2))
+    ap.add_argument("--models", default=None)
+    ap.add_argument("--round", type=int, choices=(1, 2, 3), default=None)
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--worker", nargs=3, metavar=("IMPL", "MODEL", "REF"))
     a = ap.parse_args()
     if a.worker:
         worker(*a.worker)
         return
+    rounds = {1: MODELS, 2: MODELS_2, 3: MODELS_3}
+    if a.models is None:
+        a.models = ",".join(rounds[a.round] if a.round else MODELS + MODELS_2)
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     env["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
     env["PYTHONPATH"] = SRC + os.pathsep + env.get("PYTHONPATH", "")

@@ -298,6 +298,24 @@ def test_small_matrices_and_other_types_go_straight_to_numpy(monkeypatch):
     assert len(factors._CACHE.state.entries) == 0
 
 
+@pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64, numpy.complex128])
+@pytest.mark.parametrize("rhs", [(), (1,), (7,), (2000,)])
+def test_small_systems_are_solved_by_one_gesv_call(dtype, rhs, lapack):
+    # below MIN_ORDER, nothing is kept: with SciPy one call of its gesv (NumPy's own LAPACK
+    # routine, without NumPy's copies), else NumPy; the values are NumPy's to rounding, a
+    # vector right-hand side stays a vector, a singular matrix raises NumPy's error
+    a = _matrix(n=5, dtype=dtype)
+    b = rng.standard_normal((5, *rhs)).astype(dtype)
+    got = factors.solve(a, b)
+    want = numpy.linalg.solve(a, b)
+    assert got.shape == want.shape and got.dtype == want.dtype and got.flags.c_contiguous
+    _close(got, want, rtol=1e-5 if dtype == numpy.float32 else 1e-12)
+    _close(a @ got, b, rtol=1e-5 if dtype == numpy.float32 else 1e-12)  # it solves the system
+    with pytest.raises(numpy.linalg.LinAlgError, match="Singular matrix"):
+        factors.solve(numpy.zeros((5, 5), dtype), b)
+    assert len(factors._CACHE.state.entries) == 0
+
+
 # --- every linalg op case of the suite, through the shared path (the order threshold lowered)
 
 _SHARED_CASES = [c for c in CASES if any(k in c.id for k in ("solve", "inv", "det"))]

@@ -290,9 +290,9 @@ def whole_power(x: Any, n: float) -> Any:
     float32, ``|n| <= WIDE_POWER_MAX``: multiplied out in float64 (``((x * x) * x)``, then
     ``1 /`` for a negative ``n``) and rounded to float32 once, which is the correctly rounded
     power (the float64 products' error, below ``|n|`` units of 2**-53, can decide a rounding
-    about once in 2**26 values at most).  NumPy's pow is within one unit in the last place, so the two
-    differ in the last bit for about a fifth of the values, and it costs 4x as much (``h ** 3``
-    of a GELU's 128 x 1024 activations: 60 us against 240 us).
+    about once in 2**26 values at most).  NumPy's pow is within one unit in the last place, so
+    the two differ in the last bit for about a fifth of the values, and it costs 4x as much
+    (``h ** 3`` of a GELU's 128 x 1024 activations: 60 us against 240 us).
 
     Otherwise NumPy's ``|x| ** n``, negated where ``x`` is negative and ``n`` odd: where NumPy
     computes powers with SVML (x86 CPUs with AVX-512), its loop sends every negative ``x`` to a

@@ -1391,8 +1391,26 @@ defvjp(P.fftn, lambda g, out, x, s, axes, norm: _fit(
     numpy.fft.fftn(g, axes=axes, norm=norm), axes, _back(x, axes)))
 defvjp(P.ifftn, lambda g, out, x, s, axes, norm: _fit(
     numpy.fft.ifftn(g, axes=axes, norm=norm), axes, _back(x, axes)))
-defvjp(P.rfftn, lambda g, out, x, s, axes, norm: numpy.real(_fit(numpy.fft.fftn(
-    _fit(g, axes[-1:], s[-1:]), axes=axes, norm=norm), axes, _back(x, axes))))
+def _rfftn_vjp(g: Any, out: Any, x: Any, s: tuple[int, ...], axes: tuple[int, ...],
+               norm: Any) -> Any:
+    # Re(fftn(g zero-padded to s along the last axis)), with the last axis's transform done as
+    # an inverse real one: Re(sum_j z_j e^(-2 pi i jk/n)) is n irfft(w * conj(z)), weights 1,
+    # 1/2, ..., 1/2 (, 1) (irfft counts each inner coefficient and its conjugate mirror, and
+    # only the real part of the first and, for even n, the last). Half the work of the complex
+    # transform of the padded array, and no padded copy (x of 4096: 58 -> 28 us).
+    n, last = s[-1], axes[-1]
+    h = numpy.fft.fftn(g, axes=axes[:-1], norm=norm) if len(axes) > 1 else g
+    m = n // 2 + 1
+    w = numpy.full(m, 0.5, dtype=numpy.real(numpy.empty(0, dtype=g.dtype)).dtype)
+    w[0] = 1
+    if n % 2 == 0:
+        w[-1] = 1
+    w = P.const_like(w, g)
+    z = numpy.conjugate(h) * numpy.reshape(w, (m,) + (1,) * (g.ndim - 1 - last))
+    return _fit(numpy.fft.irfft(z, n, axis=last, norm=_SWAP[norm]), axes, _back(x, axes))
+
+
+defvjp(P.rfftn, _rfftn_vjp)
 defvjp(P.irfftn, _irfftn_vjp)
 
 # ---------------------------------------------------------------------------------------------

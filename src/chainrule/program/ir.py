@@ -322,6 +322,24 @@ def _keepdims_sum(v: Value, uses: dict[int, int]) -> None:
         v.op, v.args, v.kw = P.sum_, [x], {"axis": s.kw["axis"], "keepdims": True}
 
 
+def _transposed_outer(v: Value, uses: dict[int, int]) -> None:
+    """``outer(a, b).T`` -> ``outer(b, a)`` for real floats: the same products (a real product
+    commutes exactly), written in the order they are read instead of read through a transposed
+    view (the gradient of ``K.T @ u`` added into ``K``'s: 2x faster)."""
+    if v.prim is not P.transpose or len(v.shape) != 2 or v.kw.get("axes") not in (None, (1, 0)):
+        return
+    o = v.args[0]
+    if (
+        isinstance(o, Value)
+        and o.prim is P.outer
+        and not o.kw
+        and len(o.args) == 2
+        and uses.get(o.id, 0) == 1
+        and numpy.dtype(o.dtype).kind == "f"
+    ):
+        v.op, v.args, v.kw = P.outer, [o.args[1], o.args[0]], {}
+
+
 def simplify(prog: Program, fold: bool = True, keep_sizes: bool = False) -> Program:
     """Drop identity operations and (with ``fold``) evaluate operations on constants."""
     replace = prog.replaced
@@ -340,6 +358,7 @@ def simplify(prog: Program, fold: bool = True, keep_sizes: bool = False) -> Prog
             _unary_of_broadcast(v)
             _implicit_broadcast(v)
             _keepdims_sum(v, uses)
+            _transposed_outer(v, uses)
             same = _identity_of(v)
             if same is not None and not isinstance(same, Value):
                 v.op, v.args, v.kw, v.const = CONST, [], {}, numpy.asarray(const_value(same))
