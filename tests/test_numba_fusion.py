@@ -72,7 +72,8 @@ def test_fused_sums_are_the_unfused_programs_bit_for_bit(dtype, loss, monkeypatc
     else:
         # the distances forward, the centres' gradient backward (summed, then negated: the
         # subtrahend's share, in the eager walk's order)
-        assert source.count("def _fz") == 2
+        sums = [f for f in source.split("@njit") if "def _fz" in f and "+=" in f]
+        assert len(sums) == 2
         # the 40x5x6 difference is never an array: each loop computes it from X and C
         assert " - a1[None, :, :]" not in kernel and " - a0[None, :, :]" not in kernel
     with monkeypatch.context() as m:
@@ -216,3 +217,50 @@ def test_tanh_of_an_rnn_state_runs_numpys_own_loop(dtype, monkeypatch, tmp_path)
     numpy.testing.assert_allclose(g, want_g, rtol=tol, atol=tol)
     small = cr.jit(lambda x: numpy.exp(x), backend="numba")  # 512 values of exp: Numba's own
     assert "numba.objmode" not in small.source(x)
+
+
+def _batchnorm(W, g, X, y_rows, y):
+    # a batch-normalised layer: statements broadcast (1, n) rows over the batch, a ReLU mask,
+    # float32 weak scalars, a (256, 10) softmax with a short last axis (flat loops), and an
+    # elementwise argument of a matrix product (the weight gradient's)
+    H = X @ W
+    mu, var = H.mean(axis=0, keepdims=True), H.var(axis=0, keepdims=True)
+    A = numpy.maximum((H - mu) / numpy.sqrt(var + 1e-5) * g, 0)
+    z = A[:, :10] * 2.0 - 1.0
+    z = z - z.max(axis=1, keepdims=True)
+    logp = z - numpy.log(numpy.exp(z).sum(axis=1, keepdims=True))
+    return -logp[y_rows, y].mean()
+
+
+@pytest.mark.parametrize("dtype", [numpy.float64, numpy.float32])
+def test_elementwise_statements_are_loops_and_the_array_expressions_bit_for_bit(
+    dtype, monkeypatch, tmp_path
+):
+    # Numba's own array expressions run 3x slower than their loops from the third or so in a
+    # kernel; elementwise statements (and elementwise arguments of products) are written as
+    # loop nests instead: the same numbers, bit for bit, as the array expressions
+    rng = numpy.random.default_rng(8)
+    args = (
+        (rng.standard_normal((32, 128)) * 0.2).astype(dtype),
+        numpy.ones(128, dtype),
+        rng.standard_normal((256, 32)).astype(dtype),
+        numpy.arange(256),
+        rng.integers(0, 10, 256),
+    )
+    from chainrule.readers.numba_backend import fusion
+
+    source, looped = _compiled(_batchnorm, args, monkeypatch, tmp_path / "on")
+    kernel = source[source.index("def kernel") :]
+    assert source.count("out[i] = ") >= 2 and source.count("out[i0, i1] = ") >= 3
+    assert "numpy.dot(a2.T, _fz" in kernel  # the weight gradient's argument is a loop too
+    with monkeypatch.context() as m:
+        m.setattr(fusion, "MAP_MIN_SIZE", 10**12)
+        plain_source, plain = _compiled(_batchnorm, args, m, tmp_path / "off")
+    assert "out[i0, i1] = " not in plain_source
+    for a, b in zip(looped, plain):
+        assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
+    # and the gradient is eager's, to rounding
+    value, grads = cr.value_and_grad(_batchnorm, argnums=(0, 1))(*args)
+    tol = 1e-11 if dtype == numpy.float64 else 2e-4
+    for a, b in zip(looped, [value, *grads]):
+        numpy.testing.assert_allclose(a, b, rtol=tol, atol=tol)

@@ -27,7 +27,7 @@ from .common import (
     _shape,
 )
 from .forms import _FORMS, _ufunc_call
-from .fusion import fused_sum, recomputable
+from .fusion import elementwise, fused_map, fused_sum, recomputable, summed
 from .statements import _LINES
 
 
@@ -45,6 +45,7 @@ class NumbaWriter(Writer):
         self.numpy_loops: set[str] = set()
         self.scalar_refs: dict[int, str] = {}  # while writing a fused term: leaf id -> element
         self.users: dict[int, list[Value]] = {}
+        self.mapped: dict[int, str | None] = {}  # inline values written by fused_map
         for v in prog.values:
             for a in v.args:
                 if isinstance(a, Value):
@@ -142,6 +143,15 @@ class NumbaWriter(Writer):
             )
         return loop
 
+    def _array_argument(self, x: Value) -> bool:
+        """Whether the unnamed value ``x`` is read as a whole array by an operation that is not
+        itself elementwise arithmetic nor a fused sum or scatter (a product, a reduction)."""
+        users = self.users.get(x.id, [])
+        if len(users) != 1:
+            return False
+        u = users[0]
+        return not elementwise(u) and not summed(u) and u.prim is not P.scatter_add
+
     def fused_helper(self, source: str) -> str:
         """Add a generated function (``NAME`` in ``source``) to the module; its name."""
         name = f"_fz{len(self.generated)}"
@@ -151,6 +161,22 @@ class NumbaWriter(Writer):
     def ref(self, x: Any, style: str = "python") -> tuple[str, int]:
         if self.scalar_refs and isinstance(x, Value) and x.id in self.scalar_refs:
             return self.scalar_refs[x.id], ATOM
+        if (
+            not self.scalar_refs
+            and isinstance(x, Value)
+            and x.op not in (INPUT, CONST)
+            and x.id not in self.names
+            and self._array_argument(x)
+        ):  # elementwise arithmetic read by a product or a call: one loop nest (fusion.py)
+            if x.id not in self.mapped:
+                fused = fused_map(self, x)
+                if fused is None:
+                    self.mapped[x.id] = None
+                else:
+                    self.mapped[x.id] = fused
+                    self.lay[x.id] = "C"
+            if self.mapped[x.id] is not None:
+                return self.mapped[x.id], ATOM  # type: ignore[return-value]
         if isinstance(x, _Expr):
             return x.text_, x.prec
         return super().ref(x, style)
@@ -280,6 +306,11 @@ class NumbaWriter(Writer):
                 self.lay[v.id] = "S" if v.shape == () else lay
                 out.extend(lines)
                 continue
+            fused = fused_map(self, v)
+            if fused is not None:  # elementwise arithmetic: one loop nest (fusion.py)
+                self.lay[v.id] = "C"
+                out.append(f"{name} = {fused}")
+                continue
             text, _ = self.expr(v)
             out.append(f"{name} = {text}")
         return out
@@ -393,15 +424,17 @@ class NumbaWriter(Writer):
                 r = f"({r} / {self.typed(count, acc if xdt.kind == 'f' else numpy.float64)})"
         elif kind in ("var", "std"):
             perm = tuple(kept) + tuple(axes)
-            src = (
-                self.contig(x)
-                if trailing
-                else f"numpy.ascontiguousarray({self.text(x, ATOM)}.transpose({perm}))"
-            )
-            r = (
-                f"{self.helper('_rvar_last')}({src}.reshape(({outer}, {count})), "
-                f"{self.typed(count, acc)}, {self.typed(max(count - ddof, 0), acc)})"
-            )
+            n_d = f"{self.typed(count, acc)}, {self.typed(max(count - ddof, 0), acc)}"
+            if leading:  # down the columns: no transposed copy
+                x2 = f"{self.contig(x)}.reshape(({count}, {outer}))"
+                r = f"{self.helper('_rvar_first')}({x2}, {n_d})"
+            else:
+                src = (
+                    self.contig(x)
+                    if trailing
+                    else f"numpy.ascontiguousarray({self.text(x, ATOM)}.transpose({perm}))"
+                )
+                r = f"{self.helper('_rvar_last')}({src}.reshape(({outer}, {count})), {n_d})"
             if kind == "std":
                 r = f"numpy.sqrt({r})"
         else:  # pragma: no cover
