@@ -62,7 +62,6 @@ NUMPY_LOOP_SIZE = 1024
 # RNN's 16 x 32 step) take 10.2 us called element by element, 4.4 us through NumPy
 _LOOP_FROM = {
     "tanh": 256,
-    "power": 512,
     "cosh": 512,
     "expm1": 512,
     "log10": 512,
@@ -138,17 +137,6 @@ def wide_power(v: Value) -> int | None:
     return n if n is not None and v.dtype == numpy.float32 and abs(n) <= P.WIDE_POWER_MAX else None
 
 
-def whole_power_of_array(v: Value) -> int | None:
-    """The exponent where ``v`` is any other whole power (``x ** 3`` of float64) of an array of
-    at least ``numpy_loop_from("power")`` elements, which the kernel leaves to NumPy's
-    vectorised pow as the eager path computes it (:func:`primitives.whole_power`: the same
-    bits, 4x faster than Numba's call of the C library's pow per element); else None."""
-    n = _whole_exponent(v)
-    if n is None or wide_power(v) is not None:
-        return None
-    return n if math.prod(v.shape) >= numpy_loop_from("power") else None
-
-
 @_form(P.power)
 def _power(w: NumbaWriter, v: Value) -> tuple[str, int, str]:
     n = wide_power(v)
@@ -156,10 +144,6 @@ def _power(w: NumbaWriter, v: Value) -> tuple[str, int, str]:
         if w.scalar_refs:  # a term of a fused loop
             return f"{w.wide_power(n, False)}({w.text(v.args[0])})", ATOM, "C"
         return f"{w.wide_power(n, True)}({w.contig(v.args[0])})", ATOM, "C"
-    n = whole_power_of_array(v)
-    if n is not None and not w.scalar_refs:
-        loop = w.numpy_loop("power", v.dtype, len(v.shape), power=n)
-        return f"{loop}({w.text(v.args[0])})", ATOM, "C"
     ctx = w.context(v)
     a = w.text(v.args[0], POWER + 1, ctx)
     b = w.text(v.args[1], POWER, ctx)

@@ -37,7 +37,7 @@ from chainrule.engine import primitives as P
 from chainrule.program.ir import CONST, INPUT, Value
 
 from .common import _INFIX, _axes, _is_basic, _shape
-from .forms import _NUMPY_LOOPS, numpy_loop_from, whole_power_of_array
+from .forms import _NUMPY_LOOPS, numpy_loop_from
 
 if TYPE_CHECKING:  # pragma: no cover
     from .writer import NumbaWriter
@@ -61,8 +61,7 @@ def elementwise(v: Any) -> bool:
     if prim in _ARITH:
         if prim is P.power:  # a constant exponent only (x ** 2), never an array of them
             y = v.args[1]
-            constant = not isinstance(y, Value) or (y.op == CONST and numpy.ndim(y.const) == 0)
-            return constant and whole_power_of_array(v) is None  # large: NumPy's pow (forms.py)
+            return not isinstance(y, Value) or (y.op == CONST and numpy.ndim(y.const) == 0)
         return prim in _INFIX or prim is P.negative
     return (
         prim is not None
@@ -201,7 +200,7 @@ def fused_sum(w: NumbaWriter, x: Any, axes: list[int], z: str, neg: bool) -> str
     return f"{name}({', '.join(args + [z])})"
 
 
-MAP_MIN_SIZE = 64
+MAP_MIN_SIZE = 256
 """Elementwise statements of at least this many elements are loops (:func:`fused_map`)."""
 
 

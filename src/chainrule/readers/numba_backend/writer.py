@@ -93,26 +93,19 @@ class NumbaWriter(Writer):
     def size(self, s: Size) -> str:
         return str(int(s))
 
-    def numpy_loop(self, ufunc: str, dtype: Any, ndim: int, power: int | None = None) -> str:
+    def numpy_loop(self, ufunc: str, dtype: Any, ndim: int) -> str:
         """A function that runs NumPy's own loop of ``ufunc`` on an array (Numba's object mode
-        for that one call, about 1 us): the same bits as NumPy, vectorised.  ``power``: the
-        whole power ``x ** power`` as the eager path computes it (primitives.whole_power)."""
+        for that one call, about 1 us): the same bits as NumPy, vectorised."""
         dt = numpy.dtype(dtype).name
-        tag = ufunc if power is None else f"power{power}".replace("-", "m")
-        name = f"_np_{tag}_{dt}_{ndim}"
+        name = f"_np_{ufunc}_{dt}_{ndim}"
         if name not in self.numpy_loops:
             self.numpy_loops.add(name)
             kind = f"{dt}[{', '.join([':'] * (ndim - 1) + ['::1'])}]"
-            if power is None:
-                body = f"r = numpy.ascontiguousarray(numpy.{ufunc}(x))"
-            else:  # |x| ** n, with the sign an odd power gives
-                sign = "\n        numpy.copysign(r, x, out=r)" if power % 2 else ""
-                body = (
-                    f"r = numpy.ascontiguousarray(numpy.abs(x))\n"
-                    f"        numpy.power(r, {power}, out=r){sign}"
-                )
             self.generated.append(
-                f"def {name}(x):\n    with numba.objmode(r='{kind}'):\n        {body}\n    return r"
+                f"def {name}(x):\n"
+                f"    with numba.objmode(r='{kind}'):\n"
+                f"        r = numpy.ascontiguousarray(numpy.{ufunc}(x))\n"
+                "    return r"
             )
         return name
 
