@@ -131,13 +131,20 @@ def data(name: str) -> tuple[list[Any], list[Any]]:
     return data_2(name)
 
 
+def _drawer(rng: Any) -> Callable[..., Any]:
+    """``r(*shape, scale=, dt=)``: normal draws from ``rng``, scaled, in a dtype."""
+
+    def r(*s: int, scale: float = 1.0, dt: Any = numpy.float64) -> Any:
+        return (rng.standard_normal(s) * scale).astype(dt)
+
+    return r
+
+
 def data_2(name: str) -> tuple[list[Any], list[Any]]:
     """(constants, parameters) of a second-round model."""
     rng = numpy.random.default_rng(1)
     f4 = numpy.float32
-
-    def r(*s, scale=1.0, dt=numpy.float64):
-        return (rng.standard_normal(s) * scale).astype(dt)
+    r = _drawer(rng)
 
     if name == "lstm":
         return [r(25, 32, 16, dt=f4), r(32, 8, dt=f4)], [
@@ -195,9 +202,7 @@ def data_3(name: str) -> tuple[list[Any], list[Any]]:
     """(constants, parameters) of a third-round model."""
     rng = numpy.random.default_rng(2)
     f4 = numpy.float32
-
-    def r(*s, scale=1.0, dt=numpy.float64):
-        return (rng.standard_normal(s) * scale).astype(dt)
+    r = _drawer(rng)
 
     if name == "bnmlp":
         return [r(256, 32, dt=f4), rng.integers(0, 10, 256), numpy.arange(256)], [
