@@ -24,7 +24,7 @@ for Numba.  Most spellings are the NumPy ones; the others are:
   computed again in each loop rather than stored; likewise the rows added by a scatter
   (``U[i]``'s gradient ``e[:, None] * V[j]``) are computed where they are added, in
   ``numpy.add.at``'s order;
-* every other elementwise statement of 64 or more elements, and elementwise arithmetic that a
+* every other elementwise statement of 256 or more elements, and elementwise arithmetic that a
   product or a reduction reads, is one generated loop nest too (``fused_map``: a flat loop when
   nothing broadcasts, a loop per axis otherwise), not a Numba array expression: from the third
   or so in a kernel those run 3x slower than the loops they stand for (a batch-normalised
