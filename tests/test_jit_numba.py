@@ -502,6 +502,42 @@ def test_auto_takes_numba_for_small_products_and_numpy_for_large_ones(tmp_path, 
     numpy.testing.assert_allclose(big[0], n * n)
 
 
+def test_auto_times_both_when_large_products_share_the_step_with_elementwise_work(
+    tmp_path, monkeypatch
+):
+    # two 6.7e7-FLOP products around a 128 x 512 chain of tanh and arithmetic: the products
+    # do not dominate (under AUTO_NUMBA_MAX_FLOP_PER_ELEMENT per element), so both are timed
+    monkeypatch.setenv("CHAINRULE_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(jitmod, "_compile_numpy", _slowed(jitmod._compile_numpy, 0.01))
+
+    def loss(w, x):
+        h = x @ w
+        for _ in range(12):
+            h = numpy.tanh(h * 0.5 + 0.25)
+        return (h * h).sum()
+
+    n, m = 512, 128
+    w = numpy.full((n, n), 1.0 / n)
+    x = numpy.ones((m, n))
+    prog, _ = jitmod._trace(cr.value_and_grad(loss), (w, x), {}, ())
+    flops = jitmod.matmul_flops(prog)
+    assert flops > jitmod.AUTO_NUMBA_MAX_FLOPS
+    assert flops <= jitmod.AUTO_NUMBA_MAX_FLOP_PER_ELEMENT * jitmod.other_elements(prog)
+    f = cr.jit(cr.value_and_grad(loss), backend="auto")
+    value, grad = f(w, x)
+    (entry,) = f.cache.values()
+    assert entry.backend == "numba" and set(entry.timings) == {"numba", "numpy"}
+    # against the same chain by hand: h is the same in every element
+    h = 1.0
+    dh = []
+    for _ in range(12):
+        h = numpy.tanh(h * 0.5 + 0.25)
+        dh.append(0.5 * (1 - h * h))
+    numpy.testing.assert_allclose(value, m * n * h * h, rtol=1e-10)
+    d = 2 * h * numpy.prod(dh)  # d loss / d (x @ w) per element; x is ones
+    numpy.testing.assert_allclose(grad, numpy.full((n, n), m * d), rtol=1e-10)
+
+
 def test_auto_leaves_long_programs_to_numpy_without_compiling_them(tmp_path, monkeypatch):
     # Numba's compile time grows faster than the program: past AUTO_NUMBA_MAX_OPS operations
     # auto does not even try (a 25-step LSTM compiled for 8 minutes)

@@ -14,6 +14,19 @@ from chainrule.engine.scatter import add_at
 RNG = numpy.random.default_rng(11)
 
 
+@pytest.fixture(params=["numpy", "numba"])
+def route(request, monkeypatch):
+    """Each bit-for-bit test twice: through NumPy's routes (Numba's loop switched off) and
+    through Numba's loop (taken from the smallest sizes on; skipped without Numba)."""
+    if request.param == "numpy":
+        monkeypatch.setattr(scatter, "_LOOP", [None])
+    else:
+        if scatter.row_loop() is None:
+            pytest.skip("Numba is not installed")
+        monkeypatch.setattr(scatter, "NUMBA_MIN_SIZE", scatter.MIN_SIZE)
+    return request.param
+
+
 def _both(shape, index, g, dtype=numpy.float64):
     base = RNG.standard_normal(shape).astype(dtype)
     want = base.copy()
@@ -38,7 +51,7 @@ CASES = [
 
 @pytest.mark.parametrize("dtype", [numpy.float64, numpy.float32, numpy.complex128, numpy.int64])
 @pytest.mark.parametrize("case", range(len(CASES)))
-def test_add_at_is_numpy_add_at_bit_for_bit(case, dtype):
+def test_add_at_is_numpy_add_at_bit_for_bit(case, dtype, route):
     shape, spec = CASES[case]
     # repeats on purpose (few distinct rows), negative indices from the end too
     index = tuple(RNG.integers(-n, n, s) for s, n in spec)
@@ -59,7 +72,7 @@ def test_add_at_is_numpy_add_at_bit_for_bit(case, dtype):
         (10, 4000, 40),  # few distinct rows: add.at's loop
     ],
 )
-def test_a_gradient_into_zeros_is_numpy_add_at_bit_for_bit(nrows, reads, width, dtype):
+def test_a_gradient_into_zeros_is_numpy_add_at_bit_for_bit(nrows, reads, width, dtype, route):
     # ``fresh``: the rows go in rounds of first, second, ... occurrences; the order of the terms
     # at each position, the sign of a zero, infinities and NaNs must all be add.at's
     rows = RNG.integers(0, nrows, reads)
@@ -75,10 +88,10 @@ def test_a_gradient_into_zeros_is_numpy_add_at_bit_for_bit(nrows, reads, width, 
     assert got.tobytes() == want.tobytes()
 
 
-def test_the_order_of_the_terms_is_numpy_add_ats():
+def test_the_order_of_the_terms_is_numpy_add_ats(route):
     # terms of very different sizes at one position: any other order rounds differently
-    g = numpy.array([1e16, 1.0, -1e16, 1.0] * 400)[:, None] * numpy.ones((1, 4))
-    index = numpy.zeros(1600, dtype=numpy.intp)
+    g = numpy.array([1e16, 1.0, -1e16, 1.0] * 1200)[:, None] * numpy.ones((1, 4))
+    index = numpy.zeros(4800, dtype=numpy.intp)
     got, want = _both((3, 4), index, g)
     assert got.tobytes() == want.tobytes()
 
@@ -211,3 +224,15 @@ def test_rows_read_by_take_eager_and_jit():
     assert "numpy.take(" in compiled.source(U, V, i, j, r)
     _, (cu, _) = compiled(U, V, i, j, r)
     numpy.testing.assert_array_equal(cu, gu)
+
+
+@pytest.mark.parametrize("dtype", [numpy.float64, numpy.float32])
+def test_rows_from_a_strided_gradient_are_numpy_add_at_bit_for_bit(dtype, route):
+    # g a transposed view and a view of every other column: not C-ordered
+    rows = RNG.integers(-60, 60, 3000)
+    for g in (
+        RNG.standard_normal((24, 3000)).astype(dtype).T,
+        RNG.standard_normal((3000, 48)).astype(dtype)[:, ::2],
+    ):
+        got, want = _both((60, 24), rows, g, dtype)
+        assert got.tobytes() == want.tobytes()

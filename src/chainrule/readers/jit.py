@@ -13,7 +13,8 @@ Backends write the same program differently:
   function, cached on disk, no per-operation interpreter overhead.  A program with an operation
   Numba cannot express runs on the NumPy backend, with one :class:`JitFallbackWarning`;
 * ``"auto"``: the faster of the two on the program itself.  Programs whose matrix products
-  are small (see :data:`AUTO_NUMBA_MAX_FLOPS`) are compiled by both, and the first call of the
+  are small (see :data:`AUTO_NUMBA_MAX_FLOPS`), or do not dominate the other operations
+  (:data:`AUTO_NUMBA_MAX_FLOP_PER_ELEMENT`), are compiled by both, and the first call of the
   signature times both on its arguments (:data:`AUTO_TIMING_SECONDS`) and keeps the faster
   (``Compiled.timings``): Numba's fused loops win on small arrays, but its tanh/exp/log are
   scalar libm calls that NumPy's vectorised loops beat (the Elman RNN).  NumPy where BLAS-bound
@@ -55,6 +56,7 @@ __all__ = [
     "Compiled",
     "JitFallbackWarning",
     "AUTO_NUMBA_MAX_FLOPS",
+    "AUTO_NUMBA_MAX_FLOP_PER_ELEMENT",
     "AUTO_NUMBA_MAX_OPS",
     "AUTO_TIMING_SECONDS",
 ]
@@ -86,6 +88,18 @@ BACKENDS = ("numpy", "numba", "auto")
 # below, the first call measures both backends (elementwise transcendental functions, scalar
 # in Numba, can make NumPy the faster at any size: the Elman RNN of bench_unseen.py).
 AUTO_NUMBA_MAX_FLOPS = 1.0e8
+
+# backend="auto": above AUTO_NUMBA_MAX_FLOPS, both backends are still timed when the program's
+# other operations are not negligible next to its products: at most this many product FLOP per
+# element those operations write (``product_share``).  An element of an elementwise operation
+# costs about ten times a product FLOP (NumPy ~0.1 ns, OpenBLAS sgemm ~0.011 ns per FLOP on the
+# development machine), so at 200 the other operations are ~5% of the step, the share Numba's
+# fused loops can win or lose by.  Measured with ``benchmarks/bench_unseen.py`` (1 thread):
+# the tanh-GELU MLP (97 FLOP per element) runs at 0.94-0.97x hand-written NumPy under Numba,
+# 1.02-1.12x under NumPy; the attention block (217) 0.60x under Numba, 0.45x under NumPy; the
+# 784-512-512-10 ReLU MLP (395) within noise of each other, where a 10 s first compilation
+# buys nothing.
+AUTO_NUMBA_MAX_FLOP_PER_ELEMENT = 200.0
 
 # backend="auto": Numba only for programs of at most this many operations.  Numba's compile
 # time grows faster than the program (LLVM optimises the kernel as one function): the Elman RNN
@@ -481,11 +495,30 @@ def _label(fun: Callable[..., Any]) -> str:
     return "".join(c if c.isalnum() or c == "_" else "_" for c in name)
 
 
+_PRODUCTS = (P.dot, P.matmul, P.tensordot, P.inner, P.vdot, P.einsum, P.outer)
+
+
+def other_elements(prog: Program) -> float:
+    """Elements written by the program's operations other than its matrix products."""
+    return float(sum(math.prod(v.shape) for v in prog.ops() if v.prim not in _PRODUCTS))
+
+
+def _race_worth_it(prog: Program) -> bool:
+    """backend="auto": whether the program may gain from Numba enough to compile it."""
+    if len(prog.ops()) > AUTO_NUMBA_MAX_OPS:
+        return False
+    flops = matmul_flops(prog)
+    return (
+        flops <= AUTO_NUMBA_MAX_FLOPS
+        or flops <= AUTO_NUMBA_MAX_FLOP_PER_ELEMENT * other_elements(prog)
+    )
+
+
 def matmul_flops(prog: Program) -> float:
     """Floating-point operations of the program's matrix products (2*m*k*n each)."""
     total = 0.0
     for v in prog.ops():
-        if v.prim in (P.dot, P.matmul, P.tensordot, P.inner, P.vdot, P.einsum, P.outer):
+        if v.prim in _PRODUCTS:
             sizes = [math.prod(a.shape) if isinstance(a, Value) else 1 for a in v.args]
             out = math.prod(v.shape)
             if v.prim is P.outer:
@@ -508,15 +541,7 @@ def _compile(
     label = _label(fun)
     want = backend
     if backend == "auto":
-        want = (
-            "numba"
-            if (
-                numba_backend.available()
-                and matmul_flops(prog) <= AUTO_NUMBA_MAX_FLOPS
-                and len(prog.ops()) <= AUTO_NUMBA_MAX_OPS
-            )
-            else "numpy"
-        )
+        want = "numba" if numba_backend.available() and _race_worth_it(prog) else "numpy"
     reason = None
     if want == "numba":
         flat = [
