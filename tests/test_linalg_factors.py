@@ -22,6 +22,8 @@ from op_cases import CASES, FIRST_ORDER_ONLY
 
 import chainrule as cr
 from chainrule.engine import factors
+from chainrule.engine import primitives as P
+from chainrule.engine.graph import walk_memo
 
 N = 60  # above factors.MIN_ORDER: the shared path
 rng = numpy.random.default_rng(16)
@@ -564,3 +566,40 @@ def test_random_call_sequences_agree_with_numpy(steps, seed):
                     _close(g, w, 1e-8)
     finally:
         factors._CACHE.state = previous
+
+
+def test_solves_rules_solve_for_the_transpose_once(lapack, monkeypatch):
+    # A's rule (-A^-T g X^T) and B's (A^-T g) share A^-T g within a backward pass
+    a, b = _matrix(5), rng.standard_normal((5, 40))
+    calls = []
+    real = P.solve.fun
+    monkeypatch.setattr(P.solve, "fun", lambda *x: calls.append(1) or real(*x))
+    ga, gb = cr.grad(lambda a, b: (numpy.linalg.solve(a, b) ** 2).sum(), argnums=(0, 1))(a, b)
+    assert len(calls) == 2  # the forward solve and one with A^T
+    # against the formulas, each from NumPy: dB = A^-T 2X, dA = -dB X^T
+    x = numpy.linalg.solve(a, b)
+    want_b = numpy.linalg.solve(a.T, 2 * x)
+    _close(gb, want_b)
+    _close(ga, -want_b @ x.T)
+    assert walk_memo() is None  # the memo went with its pass
+
+
+def test_two_solves_reached_by_one_gradient_array_share_nothing_wrongly(lapack):
+    # z = solve(A, B1) + solve(A, B2): the addition hands the same gradient array to both
+    # solves; A's rule of the first must not give the second's B its value (B1 is a constant
+    # here, so the first solve's B rule never takes it)
+    a, b1, b2 = _matrix(6), rng.standard_normal((6, 3)), rng.standard_normal((6, 3))
+    w = rng.standard_normal((6, 3))
+
+    def f(a, b2):
+        return ((numpy.linalg.solve(a, b1) + numpy.linalg.solve(a, b2)) * w).sum()
+
+    ga, gb2 = cr.grad(f, argnums=(0, 1))(a, b2)
+    gsol = numpy.linalg.solve(a.T, w)
+    _close(gb2, gsol)
+    _close(ga, -gsol @ (numpy.linalg.solve(a, b1) + numpy.linalg.solve(a, b2)).T)
+    # and through finite differences along a direction
+    da = rng.standard_normal(a.shape)
+    h = 1e-6
+    fd = (f(a + h * da, b2) - f(a - h * da, b2)) / (2 * h)
+    numpy.testing.assert_allclose((ga * da).sum(), fd, rtol=1e-6)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import threading
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, cast
 
@@ -30,6 +31,7 @@ __all__ = [
     "passthrough",
     "negated",
     "owned",
+    "walk_memo",
 ]
 
 _counter = itertools.count(1)
@@ -41,6 +43,22 @@ ANOMALY_REPORT: Any = None
 # Set by chainrule.engine.plans when it is imported: called as _walk_arrays is, it walks a graph
 # shaped like one walked before with straight-line code, or returns None.
 PLANNER: Any = None
+
+# The current backward pass's memo (walk_memo), per thread.
+_WALK = threading.local()
+
+
+def walk_memo() -> dict[Any, Any] | None:
+    """A dict that lives for the backward pass now running in this thread (None outside one):
+    where the rules of one operation's inputs share a result, as ``linalg.solve``'s two do
+    (both need ``A^-T g``).  Keys should hold the objects they are made of (their ``id`` is
+    then not reused while the pass runs); an entry handed on becomes the taker's, so it is
+    popped, not read.
+
+    >>> walk_memo() is None
+    True
+    """
+    return getattr(_WALK, "memo", None)
 
 
 class Node:
@@ -227,6 +245,23 @@ def backward_pass(
     of a node was recorded after it, so its gradient is complete when it is popped; a node
     enters the heap only when a gradient reaches it.
     """
+    outer = getattr(_WALK, "memo", None)  # (a pass within a pass: a rule's own gradient)
+    _WALK.memo = {}
+    try:
+        return _backward_pass(root, seed, targets, create_graph, retain_graph, log, prune)
+    finally:
+        _WALK.memo = outer
+
+
+def _backward_pass(
+    root: Node,
+    seed: Any,
+    targets: Iterable[Node] | None,
+    create_graph: bool,
+    retain_graph: bool,
+    log: list[Step] | None,
+    prune: bool,
+) -> dict[Node, Any]:
     stop = frozenset(targets) if targets is not None else _NO_STOP
     relevant = None
     if prune and targets is not None:

@@ -60,7 +60,7 @@ from typing import Any, Literal
 import numpy
 
 from . import primitives as P
-from .graph import definplace, negated, passthrough
+from .graph import definplace, negated, passthrough, walk_memo
 from .primitives import Primitive
 from .reduce import window_route
 from .scatter import add_at
@@ -584,17 +584,30 @@ def _mT(x: Any) -> Any:
     return x.swapaxes(-1, -2) if type(x) is numpy.ndarray else numpy.swapaxes(x, -1, -2)
 
 
-def _solve_vjp_b(g: Any, out: Any, a: Any, b: Any) -> Any:
-    # dB = A^-T g; b a vector (NumPy 2: only when b.ndim == 1) is solved as a column.  The
+def _solve_t(g: Any, a: Any, b: Any) -> Any:
+    # A^-T g; b a vector (NumPy 2: only when b.ndim == 1) is solved as a column.  The
     # primitive, not numpy.linalg.solve: on arrays it reuses the forward's LU of A (factors.py)
     if numpy.ndim(b) == 1:
         return P.solve(_mT(a), g[..., None])[..., 0]
     return P.solve(_mT(a), g)
 
 
+def _solve_vjp_b(g: Any, out: Any, a: Any, b: Any) -> Any:
+    # dB = A^-T g: on arrays, the one A's rule (run first) left in the pass's memo, if it did
+    memo = walk_memo()
+    if memo is not None and type(g) is numpy.ndarray:
+        kept = memo.pop(("solve", id(a), id(g)), None)
+        if kept is not None:
+            return kept[2]
+    return _solve_t(g, a, b)
+
+
 def _solve_vjp_a(g: Any, out: Any, a: Any, b: Any) -> Any:
     # dA = -dB X^T, X = out
-    gb = _solve_vjp_b(g, out, a, b)
+    gb = _solve_t(g, a, b)
+    memo = walk_memo()
+    if memo is not None and type(g) is numpy.ndarray and type(gb) is numpy.ndarray:
+        memo["solve", id(a), id(g)] = (a, g, gb)  # for B's rule (a and g held: ids unique)
     if numpy.ndim(b) == 1:
         return -(gb[..., :, None] * out[..., None, :])
     return -(gb @ _mT(out))
