@@ -1146,8 +1146,10 @@ def _log_softmax(x: Any, axis: Any) -> Any:
 
 
 def _sigmoid(x: Any) -> Any:
-    # exp(-softplus(-x)): logaddexp never overflows, exp(-large) underflows quietly to 0.
-    return numpy.exp(-numpy.logaddexp(0, -x))
+    # e^x / (1 + e^x) for x < 0, 1 / (1 + e^-x) for x >= 0: neither exponent is positive, so
+    # nothing overflows; within 3 ulps (exp(-logaddexp(0, -x)) was (|x| + 1) ulps, and 3-8x
+    # slower: NumPy's logaddexp has no vectorised loop).
+    return numpy.exp(numpy.minimum(x, 0)) / (1 + numpy.exp(-numpy.abs(x)))
 
 
 def _xlogy(x: Any, y: Any) -> Any:

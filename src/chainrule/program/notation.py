@@ -719,7 +719,9 @@ SOURCE[P.logsumexp] = Form(lambda a, kw, lit: _lse_text(a[0], kw, lit), SUM, (SU
 SOURCE[P.softmax] = Form(lambda a, kw, lit: _softmax_text(a[0], kw, lit), PRODUCT, (SUM + 1,))
 SOURCE[P.log_softmax] = Form(lambda a, kw, lit: _log_softmax_text(a[0], kw, lit), SUM, (SUM + 1,))
 SOURCE[P.sigmoid] = Form(
-    lambda a, kw, lit: f"numpy.exp(-numpy.logaddexp(0, -{a[0]}))", ATOM, (POWER,)
+    lambda a, kw, lit: f"numpy.exp(numpy.minimum({a[0]}, 0)) / (1 + numpy.exp(-numpy.abs({a[0]})))",
+    PRODUCT,
+    (0, 0),
 )
 SOURCE[P.xlogy] = Form(lambda a, kw, lit: _xlogy_text(a[0], a[1]), ATOM, (PRODUCT + 1, 0))
 SOURCE[P.safe_norm] = Form(

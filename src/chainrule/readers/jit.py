@@ -672,6 +672,7 @@ def _compile_numpy(
     namespace.update({name: prim.fun for prim, name in LINALG_CALLS.items()})
     namespace["_matmul"] = P.matmul.fun
     namespace["_power"] = P.power.fun
+    namespace["_sigmoid"] = P.sigmoid.fun
     namespace["_einsum"] = contract.einsum
     src = "\n".join(
         [f"def {name}({', '.join(params)}):"]

@@ -262,6 +262,8 @@ class FastWriter(Writer):
             ):  # a whole power: the eager path's function (engine.primitives.whole_power)
                 return f"_power({self.ref(x)[0]}, {n!r})", ATOM
             return None
+        if prim is P.sigmoid and not v.kw:  # the primitive's function: its argument once
+            return f"_sigmoid({self.ref(v.args[0])[0]})", ATOM
         if prim in _BROADCAST and len(v.args) == 2 and not v.kw and self._broadcast_route(v):
             # broadcast over short rows (pairwise differences): the eager path's routes
             ops = ", ".join(self.ref(x)[0] for x in v.args)

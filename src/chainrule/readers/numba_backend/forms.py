@@ -658,7 +658,10 @@ def _along_last(
 @_form(P.sigmoid)
 def _sigmoid(w: NumbaWriter, v: Value) -> tuple[str, int, str]:
     x = v.args[0]
-    return f"numpy.exp(-numpy.logaddexp({w.typed(0, v.dtype)}, -{w.text(x, POWER)}))", ATOM, "C"
+    t, z = w.text(x, 0), w.typed(0, v.dtype)
+    one = w.typed(1, v.dtype)
+    text = f"numpy.exp(numpy.minimum({t}, {z})) / ({one} + numpy.exp(-numpy.abs({t})))"
+    return text, PRODUCT, "C"
 
 
 def _leading_index(template: Any, arrays: Any, op: str) -> tuple[list[Any], int, Any]:
