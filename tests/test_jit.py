@@ -746,6 +746,23 @@ def test_a_transposed_outer_product_is_written_the_other_way_round():
     numpy.testing.assert_allclose(got, hand, rtol=1e-13)
 
 
+def test_a_transpose_of_a_transpose_is_the_array_itself():
+    # x.T.T and transposes that undo each other are dropped (Numba copies a view of unknown
+    # layout before each product it enters); other pairs of permutations stay
+    x = numpy.arange(24.0).reshape(2, 3, 4)
+
+    def f(x):
+        y = numpy.transpose(numpy.transpose(x, (1, 2, 0)), (2, 0, 1))  # undoes it
+        z = numpy.transpose(numpy.transpose(x, (1, 2, 0)), (1, 2, 0))  # does not
+        return y * 2.0, z * 3.0, x[0].T.T + 1.0
+
+    g = cr.jit(f)
+    source = g.source(x)
+    assert source.count("transpose") == 2 and ".T.T" not in source and ".T" not in source
+    for got, want in zip(g(x), f(x)):
+        assert got.shape == want.shape and got.tobytes() == want.tobytes()
+
+
 def test_a_returned_scatter_is_not_copied_again():
     # the gradient of rows read by an index argument is zeros the scatter made itself: not a
     # view of the index or of any input, so jit returns it as it is

@@ -264,3 +264,42 @@ def test_elementwise_statements_are_loops_and_the_array_expressions_bit_for_bit(
     tol = 1e-11 if dtype == numpy.float64 else 2e-4
     for a, b in zip(looped, [value, *grads]):
         numpy.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+
+
+def _sinkhorn(X, Y, a, b):
+    C = ((X[:, None, :] - Y[None, :, :]) ** 2).sum(axis=2)
+    K = numpy.exp(-C / 2.0)
+    v = b * 0 + 1
+    for _ in range(6):
+        u = a / (K @ v)
+        v = b / (K.T @ u)
+    return (u[:, None] * K * v[None, :] * C).sum()
+
+
+@pytest.mark.parametrize("dtype", [numpy.float64, numpy.float32])
+def test_outer_products_summed_in_a_loop_multiply_their_vectors_there(dtype, monkeypatch, tmp_path):
+    # K's gradient gathers an outer product per matrix-vector product; the loop that adds them
+    # multiplies u[i0] * g[i1] where it adds instead of reading a (100, 120) array of each,
+    # and K.T.T (K's gradient through K.T) is K, not a copy made before every product
+    rng = numpy.random.default_rng(4)
+    args = (
+        rng.standard_normal((40, 2)).astype(dtype),
+        rng.standard_normal((50, 2)).astype(dtype),
+        numpy.full(40, 1 / 40, dtype),
+        numpy.full(50, 1 / 50, dtype),
+    )
+    from chainrule.readers.numba_backend import fusion
+
+    source, fused = _compiled(_sinkhorn, args, monkeypatch, tmp_path / "on")
+    kernel = source[source.index("def kernel") :]
+    assert source.count("a[i0] * l") >= 6  # (lKa[i0] * lKb[i1]) in the loop
+    assert "numpy.outer" not in kernel and "ascontiguousarray" not in kernel
+    with monkeypatch.context() as m:
+        m.setattr(fusion, "outer_parts", lambda w, leaf: None)
+        _, plain = _compiled(_sinkhorn, args, m, tmp_path / "off")
+    for x, y in zip(fused, plain):
+        assert x.dtype == y.dtype and x.tobytes() == y.tobytes()
+    value, grads = cr.value_and_grad(_sinkhorn, argnums=(0, 1))(*args)
+    tol = 1e-10 if dtype == numpy.float64 else 1e-3
+    for x, y in zip(fused, [value, *grads]):
+        numpy.testing.assert_allclose(x, y, rtol=tol, atol=tol * numpy.abs(y).max())

@@ -239,6 +239,15 @@ def _identity_of(v: Value) -> Any:
         return a[0] if same(a[0]) else None
     if p is P.transpose and tuple(v.kw["axes"]) == tuple(range(len(v.shape))):
         return a[0] if same(a[0]) else None
+    if p is P.transpose and isinstance(a[0], Value) and a[0].prim is P.transpose:
+        # x.T.T: the two permutations compose to the identity (Numba would copy x.T.T, an
+        # array of unknown layout, before each product it enters: Sinkhorn's K.T gradients)
+        inner, outer = a[0].kw.get("axes"), v.kw.get("axes")
+        nd = len(v.shape)
+        inner = tuple(range(nd))[::-1] if inner is None else tuple(inner)
+        outer = tuple(range(nd))[::-1] if outer is None else tuple(outer)
+        if len(inner) == len(outer) == nd and all(inner[outer[i]] == i for i in range(nd)):
+            return a[0].args[0] if same(a[0].args[0]) else None
     if p is P.multiply:
         if _all_ones(a[1]) and same(a[0]):
             return a[0]

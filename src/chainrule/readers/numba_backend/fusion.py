@@ -175,12 +175,12 @@ def fused_sum(w: NumbaWriter, x: Any, axes: list[int], z: str, neg: bool) -> str
     if not kept or not axes:
         return None
     idx = [f"i{d}" for d in range(nd)]
-    args, term = _term(w, x, leaves, idx)
+    args, term, params = _term(w, x, leaves, idx)
     flat = idx[kept[0]]
     for d in kept[1:]:
         flat = f"({flat}) * {shape[d]} + {idx[d]}"
     op = "-=" if neg else "+="
-    params = [f"l{k}" for k in range(len(leaves))] + ["z"]
+    params.append("z")
     outer = math.prod(shape[d] for d in kept)
     body = [f"def NAME({', '.join(params)}):", f"    out = numpy.full({outer}, z)"]
     trailing = axes == list(range(nd - len(axes), nd))
@@ -222,7 +222,7 @@ def fused_map(w: NumbaWriter, v: Value) -> str | None:
         return None
     dt = numpy.dtype(v.dtype).name
     params = [f"l{k}" for k in range(len(leaves))]
-    if all(_shape(leaf) in ((), shape) for leaf in leaves):
+    if all(_shape(leaf) in ((), shape) and outer_parts(w, leaf) is None for leaf in leaves):
         # no broadcasting: one flat loop over contiguous arrays (a short last axis, a row of
         # 10 classes, would otherwise make a short inner loop)
         subs = {leaf.id: f"l{k}[i]" if _shape(leaf) else f"l{k}" for k, leaf in enumerate(leaves)}
@@ -243,7 +243,7 @@ def fused_map(w: NumbaWriter, v: Value) -> str | None:
     elif shape[-1] >= 16:  # broadcast leaves: a loop per axis, long enough to vectorise
         nd = len(shape)
         idx = [f"i{d}" for d in range(nd)]
-        args, term = _term(w, v, leaves, idx)
+        args, term, params = _term(w, v, leaves, idx)
         body = [
             f"def NAME({', '.join(params)}):",
             f"    out = numpy.empty({tuple(shape)}, numpy.{dt})",
@@ -258,27 +258,58 @@ def fused_map(w: NumbaWriter, v: Value) -> str | None:
     return f"{name}({', '.join(args)})"
 
 
-def _term(w: NumbaWriter, x: Value, leaves: list[Any], idx: list[str]) -> tuple[list[str], str]:
-    """The texts of the leaves (the arrays passed in) and of one element of ``x`` at the loop
-    counters ``idx``: each leaf indexed by the counters of the axes it spans, 0 elsewhere."""
+def outer_parts(w: NumbaWriter, leaf: Any) -> tuple[Value, Value] | None:
+    """The two vectors of an unnamed ``outer(a, b)`` of real floats that a loop can multiply
+    element by element (``a[i0] * b[i1]``: numpy.outer's product, the same bits) instead of
+    reading the (m, n) array of them, or None."""
+    if not (
+        isinstance(leaf, Value)
+        and leaf.prim is P.outer
+        and not leaf.kw
+        and leaf.id not in w.names
+        and len(leaf.args) == 2
+        and numpy.dtype(leaf.dtype).kind == "f"
+    ):
+        return None
+    a, b = leaf.args
+    for v in (a, b):
+        if not isinstance(v, Value) or len(_shape(v)) != 1:
+            return None
+        if numpy.dtype(v.dtype) != numpy.dtype(leaf.dtype):
+            return None
+    return a, b
+
+
+def _term(
+    w: NumbaWriter, x: Value, leaves: list[Any], idx: list[str]
+) -> tuple[list[str], str, list[str]]:
+    """The texts of the leaves (the arrays passed in), of one element of ``x`` at the loop
+    counters ``idx`` and the parameter names: each leaf indexed by the counters of the axes it
+    spans, 0 elsewhere; an outer product's two vectors each by the counter of its axis."""
     shape = _shape(x)
     nd = len(shape)
-    args = [w.text(leaf, 0) for leaf in leaves]  # the arrays, written before the override
+    args: list[str] = []
+    params: list[str] = []
     subs: dict[int, str] = {}
     for k, leaf in enumerate(leaves):
         s = _shape(leaf)
-        if not s:
-            subs[leaf.id] = f"l{k}"
-            continue
         off = nd - len(s)
-        at = ", ".join(idx[off + t] if s[t] == shape[off + t] else "0" for t in range(len(s)))
-        subs[leaf.id] = f"l{k}[{at}]"
+        at = [idx[off + t] if s[t] == shape[off + t] else "0" for t in range(len(s))]
+        parts = outer_parts(w, leaf)
+        if parts is not None:  # (the arrays written before the override, as all args)
+            args += [w.text(parts[0], 0), w.text(parts[1], 0)]
+            params += [f"l{k}a", f"l{k}b"]
+            subs[leaf.id] = f"(l{k}a[{at[0]}] * l{k}b[{at[1]}])"
+            continue
+        args.append(w.text(leaf, 0))
+        params.append(f"l{k}")
+        subs[leaf.id] = f"l{k}[{', '.join(at)}]" if s else f"l{k}"
     w.scalar_refs = subs
     try:
         term = w.expr(x)[0]
     finally:
         w.scalar_refs = {}
-    return args, term
+    return args, term, params
 
 
 def fused_scatter(w: NumbaWriter, g: Any, lead: int, out: str, lin: str) -> str | None:
@@ -297,7 +328,7 @@ def fused_scatter(w: NumbaWriter, g: Any, lead: int, out: str, lin: str) -> str 
     if leaves is None or not 0 < lead < nd:
         return None
     idx = [f"i{d}" for d in range(nd)]
-    args, term = _term(w, g, leaves, idx)
+    args, term, lparams = _term(w, g, leaves, idx)
 
     def flat(dims: range) -> str:
         text = idx[dims[0]]
@@ -305,7 +336,7 @@ def fused_scatter(w: NumbaWriter, g: Any, lead: int, out: str, lin: str) -> str 
             text = f"({text}) * {shape[d]} + {idx[d]}"
         return text
 
-    params = ["out", "lin"] + [f"l{k}" for k in range(len(leaves))]
+    params = ["out", "lin", *lparams]
     body = [f"def NAME({', '.join(params)}):"]
     for d in range(nd):
         body.append("    " * (d + 1) + f"for {idx[d]} in range({shape[d]}):")
