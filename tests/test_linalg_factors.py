@@ -318,6 +318,55 @@ def test_small_systems_are_solved_by_one_gesv_call(dtype, rhs, lapack):
     assert len(factors._CACHE.state.entries) == 0
 
 
+@pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64, numpy.complex128])
+@pytest.mark.parametrize("rhs", [(), (1,), (2000,)])
+@pytest.mark.parametrize("side", ["lower", "upper"])
+def test_small_triangular_systems_are_solved_by_substitution(dtype, rhs, side, lapack):
+    # a Cholesky factor (the multivariate normal's whitening) and its transpose (the gradient):
+    # with SciPy, BLAS's trsm, no LU; the values are NumPy's to rounding, in C order; a zero on
+    # the diagonal still raises NumPy's error
+    a = numpy.tril(_matrix(n=6, dtype=dtype))
+    if side == "upper":
+        a = a.T
+    b = rng.standard_normal((6, *rhs)).astype(dtype)
+    got = factors.solve(a, b)
+    want = numpy.linalg.solve(a, b)
+    assert got.shape == want.shape and got.dtype == want.dtype and got.flags.c_contiguous
+    tol = 1e-5 if dtype == numpy.float32 else 1e-12
+    _close(got, want, rtol=tol)
+    _close(a @ got, b, rtol=tol)
+    if lapack == "scipy":  # substitution is exact on a diagonal system with powers of two
+        d = numpy.diag(numpy.array([2.0, 4.0, 0.5, 8.0, 1.0, 0.25], dtype))
+        assert factors._triangle(d) is True and factors._triangle(a) is (side == "lower")
+        x = factors.solve(d, numpy.ones((6, 3), dtype))
+        assert numpy.array_equal(x, numpy.ones((6, 3)) / numpy.diag(d)[:, None])
+    singular = a.copy()
+    singular[2, 2] = 0
+    assert factors._triangle(singular) is None
+    with pytest.raises(numpy.linalg.LinAlgError, match="Singular matrix"):
+        factors.solve(singular, b)
+
+
+def test_the_gradient_through_a_cholesky_factors_solve_against_finite_differences(lapack):
+    # mvn: L = cholesky(A A^T + 0.1 I), Z = solve(L, (X - mu)^T): L and L^T are triangular
+    A, mu = rng.standard_normal((4, 4)), rng.standard_normal(4)
+    X = rng.standard_normal((50, 4))
+
+    def loss(A, mu):
+        L = numpy.linalg.cholesky(A @ A.T + 0.1 * numpy.eye(4))
+        Z = numpy.linalg.solve(L, (X - mu).T)
+        return 0.5 * (Z * Z).sum() / 50 + numpy.log(numpy.diagonal(L)).sum()
+
+    gA, gmu = cr.grad(loss, argnums=(0, 1))(A, mu)
+    for g, arg in ((gA, 0), (gmu, 1)):
+        args = [A, mu]
+        d = rng.standard_normal(args[arg].shape)
+        up = [x + 1e-6 * d if i == arg else x for i, x in enumerate(args)]
+        down = [x - 1e-6 * d if i == arg else x for i, x in enumerate(args)]
+        fd = (loss(*up) - loss(*down)) / 2e-6
+        numpy.testing.assert_allclose((g * d).sum(), fd, rtol=1e-6)
+
+
 # --- every linalg op case of the suite, through the shared path (the order threshold lowered)
 
 _SHARED_CASES = [c for c in CASES if any(k in c.id for k in ("solve", "inv", "det"))]
