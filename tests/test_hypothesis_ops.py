@@ -111,6 +111,26 @@ def _projected(fun, direction):
     return scalar
 
 
+def _fourth_order_agrees(fun, xs, report, rtol=1e-5, h=2e-6):
+    """Whether every element check_grads reported (all of them, none left unreported) agrees
+    with a fourth-order central difference (Richardson: error O(h^4) instead of O(h^2))."""
+    for arg in report.arguments:
+        if arg.bad_count != len(arg.mismatches) or not arg.name.startswith("arg"):
+            return False
+        k = int(arg.name[3:])
+        for m in arg.mismatches:
+
+            def at(t, k=k, index=m.index):
+                ys = [x.copy() for x in xs]
+                ys[k][index] += t
+                return float(numpy.asarray(fun(*ys)).real)
+
+            fd = (8 * (at(h / 2) - at(-h / 2)) - (at(h) - at(-h))) / (6 * h)
+            if abs(m.analytic - fd) > rtol * max(abs(fd), 1.0):
+                return False
+    return True
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 @SETTINGS
 @given(data=st.data())
@@ -131,6 +151,11 @@ def test_gradients_match_finite_differences(case, data):
         if mismatches and all(m.kinks for m in mismatches):
             event("rejected: the finite difference straddles a kink")
             reject()  # the step straddles a kink: no derivative to compare
+        if order == 1 and _fourth_order_agrees(scalar, inputs64, e.report):
+            # a central difference's own error (the function curves fast: eigenvalues close
+            # to each other) and not the gradient's: a fourth-order difference agrees
+            event("central difference inaccurate; fourth-order difference agrees")
+            return
         raise
     if dtype is numpy.float32:
         nums = tuple(range(len(inputs)))

@@ -303,3 +303,42 @@ def test_outer_products_summed_in_a_loop_multiply_their_vectors_there(dtype, mon
     tol = 1e-10 if dtype == numpy.float64 else 1e-3
     for x, y in zip(fused, [value, *grads]):
         numpy.testing.assert_allclose(x, y, rtol=tol, atol=tol * numpy.abs(y).max())
+
+
+def _huber(w, X, y):
+    r = X @ w - y
+    a = numpy.abs(r)
+    fit = numpy.where(a < 1.0, 0.5 * r * r, a - 0.5).mean()
+    return fit + 0.1 * (numpy.clip(w, -1, 1) ** 2).sum()
+
+
+@pytest.mark.parametrize("dtype", [numpy.float64, numpy.float32])
+def test_a_choice_by_a_mask_is_made_inside_the_loop(dtype, monkeypatch, tmp_path):
+    # numpy.where(a < 1, 0.5 * r * r, a - 0.5) and its gradient's where(mask, g, 0): a
+    # conditional expression in the fused loop, not a Numba array expression of each branch;
+    # the same bits as the array expressions
+    rng = numpy.random.default_rng(6)
+    X = rng.standard_normal((2000, 8)).astype(dtype)
+    y = (X @ rng.standard_normal(8) + 2 * rng.standard_normal(2000)).astype(dtype)
+    args = (numpy.full(8, 0.5, dtype), X, y)
+    from chainrule.readers.numba_backend import fusion
+
+    monkeypatch.setenv("CHAINRULE_CACHE_DIR", str(tmp_path / "on"))
+    f = cr.jit(cr.value_and_grad(_huber), backend="numba")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        looped = [numpy.asarray(v) for v in f(*args)]
+    source = f.source(*args)
+    assert " if l" in source and "numpy.where" not in source[source.index("def kernel") :]
+    with monkeypatch.context() as m:
+        m.setenv("CHAINRULE_CACHE_DIR", str(tmp_path / "off"))
+        m.setattr(fusion, "MAP_MIN_SIZE", 10**12)
+        g = cr.jit(cr.value_and_grad(_huber), backend="numba")
+        plain = [numpy.asarray(v) for v in g(*args)]
+        assert "numpy.where" in g.source(*args)
+    for a, b in zip(looped, plain):
+        assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
+    value, grad = cr.value_and_grad(_huber)(*args)
+    tol = 1e-12 if dtype == numpy.float64 else 1e-5
+    numpy.testing.assert_allclose(looped[0], value, rtol=tol)
+    numpy.testing.assert_allclose(looped[1], grad, rtol=tol, atol=tol)

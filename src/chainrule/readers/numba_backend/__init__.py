@@ -30,7 +30,8 @@ for Numba.  Most spellings are the NumPy ones; the others are:
   or so in a kernel those run 3x slower than the loops they stand for (a batch-normalised
   layer's step: 294 -> 160 us), with the same values; an unnamed ``outer(a, b)`` such a loop
   reads is ``a[i0] * b[i1]`` in it (numpy.outer's product), not an array (Sinkhorn's gradient
-  adds 60 of them into K's: 0.8 -> 0.3 ms with ``K.T.T`` no longer copied before each product);
+  adds 60 of them into K's: 0.8 -> 0.3 ms with ``K.T.T`` no longer copied before each product),
+  and ``numpy.where`` by a boolean array is ``x if c else y`` there;
 * ``exp``, ``log``, ``tanh`` and the other transcendental functions of an array of 1024 or
   more elements call NumPy's own (vectorised) loop through Numba's object mode, about 1 us a
   call: Numba calls the C library once per element, 7x slower on 32,000 values;

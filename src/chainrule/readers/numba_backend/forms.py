@@ -190,7 +190,7 @@ def _astype(w: NumbaWriter, v: Value) -> tuple[str, int, str]:
 def _where(w: NumbaWriter, v: Value) -> tuple[str, int, str]:
     c, x, y = v.args
     ctx = w.context(v, [x, y]) or v.dtype
-    if v.shape == ():
+    if v.shape == () or w.scalar_refs:  # (one element of a fused loop: fusion.py)
         # a conditional expression: the loosest binding there is, so readers parenthesise it
         return (
             (

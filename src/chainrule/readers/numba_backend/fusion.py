@@ -58,6 +58,9 @@ def elementwise(v: Any) -> bool:
     if numpy.dtype(v.dtype).kind != "f":
         return False
     prim = v.prim
+    if prim is P.where:  # a choice by a boolean array: `x if c else y` in the loop
+        c = v.args[0] if len(v.args) == 3 else None
+        return isinstance(c, Value) and numpy.dtype(c.dtype).kind == "b"
     if prim in _ARITH:
         if prim is P.power:  # a constant exponent only (x ** 2), never an array of them
             y = v.args[1]
