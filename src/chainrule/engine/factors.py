@@ -365,6 +365,8 @@ def _small_solve(a: Any, b: Any) -> Any:
 def _triangle(a: Any) -> bool | None:
     """True for a lower-triangular ``a``, False for an upper one, with no zero on the diagonal
     (a singular one goes to gesv, which says so); None for any other matrix."""
+    if a.shape[0] > 1 and a[-1, 0] and a[0, -1]:
+        return None  # both far corners set: a general matrix, told apart without a copy
     if not numpy.all(numpy.diagonal(a)):
         return None
     if not numpy.triu(a, 1).any():

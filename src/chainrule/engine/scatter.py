@@ -144,13 +144,13 @@ def add_at(out: Any, index: Any, g: Any, fresh: bool = False) -> None:
             if g.shape == rows.shape + rest:
                 rows = rows.reshape(-1)
                 width = g.size // rows.size if rows.size else 0
-                if (
-                    width > 1
-                    and g.size >= NUMBA_MIN_SIZE
-                    and g.dtype.kind in "fc"
-                    and row_loop() is not None
-                ):  # (one element a row: NumPy's 1-D add.at is as fast)
-                    row_loop()(out.reshape(-1, width), rows, g.reshape(-1, width))
+                loop = (
+                    row_loop()
+                    if width > 1 and g.size >= NUMBA_MIN_SIZE and g.dtype.kind in "fc"
+                    else None
+                )  # (one element a row: NumPy's 1-D add.at is as fast)
+                if loop is not None:
+                    loop(out.reshape(-1, width), rows, g.reshape(-1, width))
                     return
                 if width <= 1:
                     numpy.add.at(out.reshape(-1), rows, g.reshape(-1))

@@ -91,7 +91,7 @@ AUTO_NUMBA_MAX_FLOPS = 1.0e8
 
 # backend="auto": above AUTO_NUMBA_MAX_FLOPS, both backends are still timed when the program's
 # other operations are not negligible next to its products: at most this many product FLOP per
-# element those operations write (``product_share``).  An element of an elementwise operation
+# element those operations write (:func:`other_elements`).  An element of an elementwise operation
 # costs about ten times a product FLOP (NumPy ~0.1 ns, OpenBLAS sgemm ~0.011 ns per FLOP on the
 # development machine), so at 200 the other operations are ~5% of the step, the share Numba's
 # fused loops can win or lose by.  Measured with ``benchmarks/bench_unseen.py`` (1 thread):

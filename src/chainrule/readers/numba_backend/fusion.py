@@ -224,10 +224,10 @@ def fused_map(w: NumbaWriter, v: Value) -> str | None:
     if leaves is None or not any(_shape(leaf) for leaf in leaves):
         return None
     dt = numpy.dtype(v.dtype).name
-    params = [f"l{k}" for k in range(len(leaves))]
     if all(_shape(leaf) in ((), shape) and outer_parts(w, leaf) is None for leaf in leaves):
         # no broadcasting: one flat loop over contiguous arrays (a short last axis, a row of
         # 10 classes, would otherwise make a short inner loop)
+        params = [f"l{k}" for k in range(len(leaves))]
         subs = {leaf.id: f"l{k}[i]" if _shape(leaf) else f"l{k}" for k, leaf in enumerate(leaves)}
         args = [w.flat(leaf) if _shape(leaf) else w.text(leaf, 0) for leaf in leaves]
         w.scalar_refs = subs
