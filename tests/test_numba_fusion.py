@@ -6,6 +6,7 @@ from where they are (``statements._spread_rows``)."""
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy
@@ -292,7 +293,9 @@ def test_outer_products_summed_in_a_loop_multiply_their_vectors_there(dtype, mon
 
     source, fused = _compiled(_sinkhorn, args, monkeypatch, tmp_path / "on")
     kernel = source[source.index("def kernel") :]
-    assert source.count("a[i0] * l") >= 6  # (lKa[i0] * lKb[i1]) in the loop
+    # (lKa[i0] * lKb[i1]) in the loop (lKa[i0] read once per row, before the inner loop)
+    assert len(re.findall(r"l\d+a\[i0\]", source)) >= 6
+    assert len(re.findall(r"l\d+b\[i1\]", source)) >= 6
     assert "numpy.outer" not in kernel and "ascontiguousarray" not in kernel
     with monkeypatch.context() as m:
         m.setattr(fusion, "outer_parts", lambda w, leaf: None)

@@ -16,7 +16,8 @@ shape and computing each term where it is added::
                 out[i0 * 16 + i1] = s
         return out
 
-Each output element receives its terms in the order of the unfused helpers (``_rsum_last``,
+Each output element receives its terms in the order of the unfused helpers (``_rsum_last``:
+NumPy's pairwise order over the last axes, from a row of the terms computed first;
 ``_rsum_first``, ``_rsum_mid``: one after the other from ``z``, in increasing index of the
 reduced axes), and each term is the same arithmetic on the same values, written by the same
 forms, so the sums are the same to the bit.  A leaf is indexed by the loop counters of the axes
@@ -28,6 +29,7 @@ that stores each element (:func:`fused_map`), in place of a Numba array expressi
 
 from __future__ import annotations
 
+import ast
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +40,7 @@ from chainrule.program.ir import CONST, INPUT, Value
 
 from .common import _INFIX, _axes, _is_basic, _shape
 from .forms import _NUMPY_LOOPS, numpy_loop_from
+from .helpers import pairwise_block
 
 if TYPE_CHECKING:  # pragma: no cover
     from .writer import NumbaWriter
@@ -166,9 +169,13 @@ def _leaves(w: NumbaWriter, x: Value) -> list[Any] | None:
     return found
 
 
-def fused_sum(w: NumbaWriter, x: Any, axes: list[int], z: str, neg: bool) -> str | None:
+def fused_sum(
+    w: NumbaWriter, x: Any, axes: list[int], z: str, neg: bool, pairwise: bool
+) -> str | None:
     """A call of a generated function that sums ``x`` over ``axes`` into a 1-D array of the
-    kept axes' elements (C order), or None when ``x`` is not elementwise arithmetic."""
+    kept axes' elements (C order), or None when ``x`` is not elementwise arithmetic.
+    ``pairwise``: the sum has ``x``'s dtype, so a sum over the last axes may take NumPy's
+    pairwise order."""
     leaves = _leaves(w, x) if _fusable(w, x) else None
     if leaves is None:
         return None
@@ -179,6 +186,7 @@ def fused_sum(w: NumbaWriter, x: Any, axes: list[int], z: str, neg: bool) -> str
         return None
     idx = [f"i{d}" for d in range(nd)]
     args, term, params = _term(w, x, leaves, idx)
+    pre, term = hoist(term, idx[-1])
     flat = idx[kept[0]]
     for d in kept[1:]:
         flat = f"({flat}) * {shape[d]} + {idx[d]}"
@@ -187,10 +195,35 @@ def fused_sum(w: NumbaWriter, x: Any, axes: list[int], z: str, neg: bool) -> str
     outer = math.prod(shape[d] for d in kept)
     body = [f"def NAME({', '.join(params)}):", f"    out = numpy.full({outer}, z)"]
     trailing = axes == list(range(nd - len(axes), nd))
+    count = math.prod(shape[d] for d in axes)
+    if trailing and pairwise and count >= 8:
+        # each output's terms into a row, summed in NumPy's pairwise order (the bits of the
+        # sum of the array the expression would make; vectorised, the terms too)
+        dt = numpy.dtype(x.dtype).name
+        body.append(f"    buf = numpy.empty({count}, numpy.{dt})")
+        j = idx[axes[0]]
+        for d in axes[1:]:
+            j = f"({j}) * {shape[d]} + {idx[d]}"
+        for d in range(nd):
+            if d == nd - 1:
+                body += ["    " * (d + 1) + line for line in pre]
+            body.append("    " * (d + 1) + f"for {idx[d]} in range({shape[d]}):")
+        body.append("    " * (nd + 1) + f"buf[{j}] = {term}")
+        pad = "    " * (len(kept) + 1)
+        if count <= 128:
+            body += pairwise_block("buf[{}]", "0", str(count), f"out[{flat}]", neg, pad)
+        else:
+            rows = w.helper("_rsum_last_neg" if neg else "_rsum_last")
+            body.append(pad + f"out[{flat}] = {rows}(buf.reshape((1, {count})), z)[0]")
+        body.append("    return out")
+        name = w.fused_helper("\n".join(body))
+        return f"{name}({', '.join(args + [z])})"
     depth = 1
     for d in range(nd):
         if trailing and d == kept[-1] + 1:
             body.append("    " * depth + "s = z")
+        if d == nd - 1:
+            body += ["    " * depth + line for line in pre]
         body.append("    " * depth + f"for {idx[d]} in range({shape[d]}):")
         depth += 1
     if trailing:
@@ -251,7 +284,10 @@ def fused_map(w: NumbaWriter, v: Value) -> str | None:
             f"def NAME({', '.join(params)}):",
             f"    out = numpy.empty({tuple(shape)}, numpy.{dt})",
         ]
+        pre, term = hoist(term, idx[-1])
         for d in range(nd):
+            if d == nd - 1:
+                body += ["    " * (d + 1) + line for line in pre]
             body.append("    " * (d + 1) + f"for {idx[d]} in range({shape[d]}):")
         body.append("    " * (nd + 1) + f"out[{', '.join(idx)}] = {term}")
         body.append("    return out")
@@ -281,6 +317,43 @@ def outer_parts(w: NumbaWriter, leaf: Any) -> tuple[Value, Value] | None:
         if numpy.dtype(v.dtype) != numpy.dtype(leaf.dtype):
             return None
     return a, b
+
+
+def hoist(term: str, inner: str) -> tuple[list[str], str]:
+    """``term`` (one element of a loop nest) with its parts that read arrays but not the
+    innermost counter ``inner`` taken out as ``h0 = ...``, ``h1 = ...`` lines to write before
+    the innermost loop.  In ``l0[i0, 0] / (2 * l1[i0, 0]) / 128 * l2[i0, i1]`` the quotient
+    is one per row: LLVM cannot move it out itself (the stores to ``out`` might change
+    ``l0``), so it would divide twice per element.  The same operations on the same values in
+    the same order: the same bits.  Branches of a conditional are left where they are.
+
+    >>> hoist("l0[i0, 0] / 2 * l1[i0, i1]", "i1")
+    (['h0 = l0[i0, 0] / 2'], 'h0 * l1[i0, i1]')
+    """
+    lines: list[str] = []
+    names: dict[str, str] = {}
+
+    def free(node: ast.AST) -> bool:  # reads an array, and not at the innermost counter
+        names_in = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+        loads = any(isinstance(n, ast.Subscript) for n in ast.walk(node))
+        return loads and inner not in names_in
+
+    class Hoist(ast.NodeTransformer):
+        def visit(self, node: ast.AST) -> ast.AST:
+            if isinstance(node, ast.expr) and free(node):
+                text = ast.unparse(node)
+                if text not in names:
+                    names[text] = f"h{len(names)}"
+                    lines.append(f"{names[text]} = {text}")
+                return ast.Name(names[text], ast.Load())
+            if isinstance(node, ast.IfExp):
+                return node
+            return super().generic_visit(node)
+
+    tree = Hoist().visit(ast.parse(term, mode="eval"))
+    if not lines:
+        return [], term
+    return lines, ast.unparse(tree)
 
 
 def _term(
@@ -332,6 +405,7 @@ def fused_scatter(w: NumbaWriter, g: Any, lead: int, out: str, lin: str) -> str 
         return None
     idx = [f"i{d}" for d in range(nd)]
     args, term, lparams = _term(w, g, leaves, idx)
+    pre, term = hoist(term, idx[-1])
 
     def flat(dims: range) -> str:
         text = idx[dims[0]]
@@ -342,6 +416,8 @@ def fused_scatter(w: NumbaWriter, g: Any, lead: int, out: str, lin: str) -> str 
     params = ["out", "lin", *lparams]
     body = [f"def NAME({', '.join(params)}):"]
     for d in range(nd):
+        if d == nd - 1:
+            body += ["    " * (d + 1) + line for line in pre]
         body.append("    " * (d + 1) + f"for {idx[d]} in range({shape[d]}):")
         if d == lead - 1:
             body.append("    " * (d + 2) + f"r = lin[{flat(range(lead))}]")

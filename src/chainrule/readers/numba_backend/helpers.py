@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 # ---------------------------------------------------------------------------------------------
 # Helpers written into a generated module when its program uses them
 # ---------------------------------------------------------------------------------------------
@@ -22,8 +24,9 @@ def _rsum_wide(x):
     # --- reductions of a C-contiguous 2-D array: over its rows' elements (``_last``, result
     # per row) or over its rows (``_first``, result per column).  ``z`` is the typed zero of
     # the result (float32 stays float32; bool sums to int64).
-    "_rsum_last": """
-def _rsum_last(x, z):
+    # (integers, booleans and sums into another dtype: one by one from ``z``)
+    "_rsum_last_seq": """
+def _rsum_last_seq(x, z):
     n, m = x.shape
     out = numpy.full(n, z)
     for i in range(n):
@@ -338,9 +341,103 @@ def _wrap_index(i, n):
 """,
 }
 
+
+def pairwise_block(get: str, lo: str, n: str, out: str, neg: bool, pad: str) -> list[str]:
+    """Lines that set ``out`` to NumPy's pairwise sum of ``n`` (8 <= n <= 128) elements
+    ``get.format(k)`` for k = lo, lo + 1, ...: eight running sums over the elements in steps
+    of 8, added as ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7)), then the last n % 8
+    elements one by one (numpy/_core/src/umath/loops_utils.h.src).  The eight sums are
+    independent, so LLVM vectorises them.  ``neg`` sums the negated elements (subtracting,
+    the same bits)."""
+
+    def at(k: Any) -> str:
+        return get.format(k if lo == "0" else lo if k == 0 else f"{lo} + {k}")
+
+    sign, op = ("-", "-=") if neg else ("", "+=")
+    lines = [f"r{k} = {sign}{at(k)}" for k in range(8)]
+    lines += [
+        f"e = {n} - {n} % 8",
+        "for q in range(1, e // 8):",
+        "    p = 8 * q",
+        *(f"    r{k} {op} {at(f'p + {k}' if k else 'p')}" for k in range(8)),
+        "s = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))",
+        f"for p in range(e, {n}):",
+        f"    s {op} {at('p')}",
+        f"{out} = s",
+    ]
+    return [pad + line for line in lines]
+
+
+def _pairwise_rows(name: str, neg: bool) -> str:
+    """``name(x, z)``: the sums of the rows of the C-contiguous 2-D ``x``, each in NumPy's
+    pairwise order (the same bits as ``x.sum(axis=1)``): from ``z`` one by one for rows of
+    fewer than 8, :func:`pairwise_block` for rows of up to 128, and longer rows halved
+    (rounded down to a multiple of 8) until they are, the halves' sums added as NumPy's
+    recursion does, here walked with a stack."""
+    op = "-=" if neg else "+="
+    block = pairwise_block("x[i, {}]", "0", "m", "out[i]", neg, " " * 12)
+    # (the leaf reads a slice from 0: indices LLVM knows are not negative, so no wraparound
+    # check stops it vectorising)
+    leaf = pairwise_block("xs[{}]", "0", "c", "vals[vp]", neg, " " * 16)
+    return "\n".join(
+        [
+            "",
+            f"def {name}(x, z):",
+            "    n, m = x.shape",
+            "    out = numpy.full(n, z)",
+            "    if m < 8:",
+            "        for i in range(n):",
+            "            s = z",
+            "            for j in range(m):",
+            f"                s {op} x[i, j]",
+            "            out[i] = s",
+            "        return out",
+            "    if m <= 128:",
+            "        for i in range(n):",
+            *block,
+            "        return out",
+            "    los = numpy.empty(64, numpy.int64)",
+            "    cs = numpy.empty(64, numpy.int64)",
+            "    sts = numpy.empty(64, numpy.int64)",
+            "    vals = numpy.empty(64, out.dtype)",
+            "    for i in range(n):",
+            "        los[0], cs[0], sts[0] = 0, m, 0",
+            "        sp, vp = 1, 0",
+            "        while sp > 0:",
+            "            lo, c = los[sp - 1], cs[sp - 1]",
+            "            if c <= 128:",
+            "                xs = x[i, lo:]",
+            *leaf,
+            "                vp += 1",
+            "                sp -= 1",
+            "                continue",
+            "            h = c // 2",
+            "            h -= h % 8",
+            "            st = sts[sp - 1]",
+            "            sts[sp - 1] = st + 1",
+            "            if st == 0:",
+            "                los[sp], cs[sp], sts[sp] = lo, h, 0",
+            "                sp += 1",
+            "            elif st == 1:",
+            "                los[sp], cs[sp], sts[sp] = lo + h, c - h, 0",
+            "                sp += 1",
+            "            else:",
+            "                vals[vp - 2] = vals[vp - 2] + vals[vp - 1]",
+            "                vp -= 1",
+            "                sp -= 1",
+            "        out[i] = vals[0]",
+            "    return out",
+            "",
+        ]
+    )
+
+
+_HELPERS["_rsum_last"] = _pairwise_rows("_rsum_last", False)
+_HELPERS["_rsum_last_neg"] = _pairwise_rows("_rsum_last_neg", True)
+
 # The same sums of -x, subtracting as they read (x - y is x + (-y) exactly, signed zeros too):
 # the gradient of y in x - y summed to y's shape without the negated array being made.
-for _name in ("_rsum_last", "_rsum_first", "_rsum_mid"):
+for _name in ("_rsum_last_seq", "_rsum_first", "_rsum_mid"):
     _HELPERS[f"{_name}_neg"] = (
         _HELPERS[_name].replace(f"def {_name}(", f"def {_name}_neg(").replace("+= x[", "-= x[")
     )

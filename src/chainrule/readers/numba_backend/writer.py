@@ -340,10 +340,18 @@ class NumbaWriter(Writer):
         acc = numpy.dtype(odt)
         if not kept:  # over everything: a scalar
             t = self.text(x, ATOM)
-            if kind in ("sum", "mean") and xdt.kind == "f" and xdt.itemsize < 8:
-                # NumPy sums float32 pairwise (error ~ log n); Numba's .sum() runs one float32
-                # accumulator along the array (error ~ n: 2e-4 relative over 524,288 squares).
-                # A float64 accumulator is at least as accurate as NumPy's sum.
+            if kind in ("sum", "mean") and xdt.kind == "f" and xdt.itemsize >= 4 and odt == xdt:
+                # NumPy's pairwise sum (the same bits; Numba's .sum() runs one accumulator along
+                # the array: error ~ n, 2e-4 relative over 524,288 float32 squares, and a
+                # chain of dependent additions LLVM cannot vectorise)
+                s = f"{self.helper('_rsum_last')}({self.flat(x)}.reshape((1, {count})), {zero})[0]"
+                if kind == "mean":
+                    s = f"({s} / {self.typed(count, acc)})"
+                if keepdims:
+                    return f"numpy.full({out_shape}, {s})", "C"
+                return s, "S"
+            if kind in ("sum", "mean") and xdt.kind == "f":
+                # float16: a float64 accumulator, at least as accurate as NumPy's float32 one
                 s = f"{self.helper('_rsum_wide')}({self.flat(x)})"
                 if kind == "mean":
                     s = f"({s} / {count})"
@@ -395,7 +403,11 @@ class NumbaWriter(Writer):
             if kind == "mean" and xdt.kind != "f":
                 z = "numpy.float64(0)"
             run = list(axes) == list(range(axes[0], axes[0] + len(axes)))
-            fused = fused_sum(self, x, list(axes), z, bool(neg)) if base == "sum" else None
+            fused = (
+                fused_sum(self, x, list(axes), z, bool(neg), xdt.kind == "f" and odt == xdt)
+                if base == "sum"
+                else None
+            )
             if fused is not None:  # an elementwise expression: summed as it is computed
                 r = fused
             elif leading and base != "hypot":
@@ -412,7 +424,9 @@ class NumbaWriter(Writer):
                     perm = tuple(kept) + tuple(axes)
                     src = f"numpy.ascontiguousarray({self.text(x, ATOM)}.transpose({perm}))"
                 x2 = f"{src}.reshape(({outer}, {count}))"
-                r = f"{self.helper(f'_r{base}_last{neg}')}({x2}, {z})"
+                # floats in NumPy's pairwise order; integers and booleans one by one (exact)
+                seq = "_seq" if base == "sum" and (xdt.kind != "f" or odt != xdt) else ""
+                r = f"{self.helper(f'_r{base}_last{seq}{neg}')}({x2}, {z})"
             if kind == "mean":
                 r = f"({r} / {self.typed(count, acc if xdt.kind == 'f' else numpy.float64)})"
         elif kind in ("var", "std"):
