@@ -100,3 +100,37 @@ def test_row_constants_of_a_fused_loop_are_computed_once_a_row(dtype, tmp_path, 
     source = g.source(x, s, t)
     assert "h0 = " in source and "h1 = " in source  # taken out of the inner loop
     _same_bits(got, f(x, s, t))
+
+
+@pytest.mark.parametrize("dtype", [numpy.float64, numpy.float32])
+def test_a_linear_layer_on_a_stack_is_one_product_each_way(dtype, tmp_path, monkeypatch):
+    # (batch, seq, features) @ W and W's gradient, mT(h) @ g summed over the batch: one
+    # numpy.dot over the stack's rows each (no product per matrix, no copies of W)
+    def loss(W, V, h):
+        z = numpy.tanh(h @ W) @ V
+        return (z * z).sum()
+
+    h = RNG.standard_normal((4, 12, 8)).astype(dtype)
+    W = (RNG.standard_normal((8, 16)) / 3).astype(dtype)
+    V = (RNG.standard_normal((16, 5)) / 4).astype(dtype)
+    f = cr.value_and_grad(loss, argnums=(0, 1))
+    g, (value, grads) = _numba(f, W, V, h, tmp_path=tmp_path, monkeypatch=monkeypatch)
+    kernel = g.source(W, V, h).split("def kernel")[1]
+    assert "_bmm" not in kernel and "broadcast_to" not in kernel
+    assert "ascontiguousarray" not in kernel  # mT(h) is read as the transpose of a reshape
+    # against finite differences in float64
+    h64, W64, V64 = (a.astype(numpy.float64) for a in (h, W, V))
+    tol = 1e-6 if dtype == numpy.float64 else 2e-3
+    for k, p in enumerate((W64, V64)):
+        num = numpy.zeros_like(p)
+        for i in numpy.ndindex(p.shape):
+            old = p[i]
+            p[i] = old + 1e-6
+            up = loss(W64, V64, h64)
+            p[i] = old - 1e-6
+            down = loss(W64, V64, h64)
+            p[i] = old
+            num[i] = (up - down) / 2e-6
+        scale = numpy.abs(num).max()
+        assert numpy.abs(numpy.asarray(grads[k]) - num).max() <= tol * scale
+    assert abs(float(value) - loss(W64, V64, h64)) <= tol * abs(loss(W64, V64, h64))

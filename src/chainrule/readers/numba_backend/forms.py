@@ -364,6 +364,10 @@ def _matmul(w: NumbaWriter, v: Value) -> tuple[str, int, str]:
         return w.matmul2(a, b, v.dtype), ATOM, "C"
     if numpy.dtype(v.dtype).kind != "f":
         raise Unsupported("matmul", "of integers or booleans")
+    if len(sb) == 2 and len(sa) >= 3:
+        # a stack times one matrix (a linear layer on (batch, seq, features)): one product of
+        # the stack's rows, not a product per matrix of the stack with copies of the matrix
+        return w.tensordot(a, b, [len(sa) - 1], [0], v.dtype, v.shape), ATOM, "C"
     a3 = sa if len(sa) >= 2 else (1,) + sa
     b3 = sb if len(sb) >= 2 else sb + (1,)
     batch = numpy.broadcast_shapes(a3[:-2], b3[:-2])
@@ -473,18 +477,26 @@ def _reshape(w: NumbaWriter, v: Value) -> tuple[str, int, str]:
     return f"{w.contig(x)}.reshape({shape})", ATOM, "C"
 
 
-@_form(P.transpose, P.swapaxes, P.moveaxis)
+TRANSPOSES = (P.transpose, P.swapaxes, P.moveaxis)
+
+
+def permutation(v: Value) -> tuple[int, ...]:
+    """The axes of ``v.args[0]`` that a transpose, swapaxes or moveaxis ``v`` puts in order."""
+    nd = len(_shape(v.args[0]))
+    if v.prim is P.transpose:
+        return tuple(int(a) % nd for a in v.kw["axes"])
+    probe = numpy.empty(tuple(range(2, 2 + nd)))  # distinct sizes name the axes
+    names = ("axis1", "axis2") if v.prim is P.swapaxes else ("source", "destination")
+    fun = P.swapaxes.fun if v.prim is P.swapaxes else P.moveaxis.fun
+    moved = fun(probe, *(v.kw[k] for k in names))
+    return tuple(int(s) - 2 for s in moved.shape)
+
+
+@_form(*TRANSPOSES)
 def _transpose(w: NumbaWriter, v: Value) -> tuple[str, int, str]:
     x = v.args[0]
     nd = len(_shape(x))
-    if v.prim is P.transpose:
-        perm = tuple(int(a) % nd for a in v.kw["axes"])
-    else:
-        probe = numpy.empty(tuple(range(2, 2 + nd)))  # distinct sizes name the axes
-        names = ("axis1", "axis2") if v.prim is P.swapaxes else ("source", "destination")
-        fun = P.swapaxes.fun if v.prim is P.swapaxes else P.moveaxis.fun
-        moved = fun(probe, *(v.kw[k] for k in names))
-        perm = tuple(int(s) - 2 for s in moved.shape)
+    perm = permutation(v)
     if nd <= 1 or perm == tuple(range(nd)):
         return w.text(x, ATOM), ATOM, w.layout(x)
     t = w.text(x, ATOM)

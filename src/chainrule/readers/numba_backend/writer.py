@@ -26,7 +26,7 @@ from .common import (
     _need_scipy,
     _shape,
 )
-from .forms import _FORMS, _ufunc_call
+from .forms import _FORMS, TRANSPOSES, _ufunc_call, permutation
 from .fusion import elementwise, fused_map, fused_sum, recomputable, summed
 from .statements import _LINES
 
@@ -403,8 +403,11 @@ class NumbaWriter(Writer):
             if kind == "mean" and xdt.kind != "f":
                 z = "numpy.float64(0)"
             run = list(axes) == list(range(axes[0], axes[0] + len(axes)))
+            batched = self._summed_stack(x, axes, odt) if base == "sum" and not neg else None
             fused = (
-                fused_sum(self, x, list(axes), z, bool(neg), xdt.kind == "f" and odt == xdt)
+                batched
+                if batched is not None
+                else fused_sum(self, x, list(axes), z, bool(neg), xdt.kind == "f" and odt == xdt)
                 if base == "sum"
                 else None
             )
@@ -506,8 +509,43 @@ class NumbaWriter(Writer):
             return f"{r}[0, 0]"
         return f"{r}.reshape({out_shape})"
 
+    def _summed_stack(self, x: Any, axes: tuple[int, ...], odt: Any) -> str | None:
+        """``(A @ B).sum(axis=batch axes)`` of two stacks of matrices (a weight's gradient
+        through a linear layer on (batch, seq, features): ``mT(h) @ g`` summed over the batch)
+        as one product over the stacks' rows, ``tensordot(A, B, (batch + [k], batch + [k]))``,
+        not a product per matrix then a sum; None for anything else."""
+        if not (isinstance(x, Value) and x.prim is P.matmul and x.id not in self.names):
+            return None
+        a, b = x.args
+        shape = _shape(x)
+        nd = len(shape)
+        if (
+            nd < 3
+            or list(axes) != list(range(nd - 2))
+            or not all(isinstance(t, Value) and _shape(t)[:-2] == shape[:-2] for t in (a, b))
+            or len(_shape(a)) != nd
+            or len(_shape(b)) != nd
+            or numpy.dtype(odt) != numpy.dtype(x.dtype)
+        ):
+            return None
+        batch = list(range(nd - 2))
+        out = (shape[-2] * shape[-1],)
+        return self.tensordot(a, b, batch + [nd - 1], batch + [nd - 2], x.dtype, out)
+
     def _as2d(self, x: Any, perm: list[int], shape2: tuple[int, int]) -> str:
-        nd = len(_shape(x))
+        """``x.transpose(perm).reshape(shape2)`` as BLAS may read it: a view where one is
+        (the axes in order, or a block of trailing axes moved in front of the rest of a
+        C-contiguous array: the transpose of its reshape, F-contiguous), a copy otherwise.
+        An unnamed transpose of an array is seen through (its axes composed with ``perm``)."""
+        if isinstance(x, Value) and x.prim in TRANSPOSES and x.id not in self.names:
+            p = permutation(x)
+            x, perm = x.args[0], [p[q] for q in perm]
+        shape = _shape(x)
+        nd = len(shape)
+        j = perm[0]
+        rotated = 0 < j < nd and perm == list(range(j, nd)) + list(range(j))
+        if rotated and self.layout(x) == "C" and math.prod(shape[j:]) == shape2[0]:
+            return f"{self.text(x, ATOM)}.reshape(({shape2[1]}, {shape2[0]})).T"
         if perm == list(range(nd)):
             src = self.contig(x)
         elif nd == 2 and perm == [1, 0] and self.layout(x) == "C":
