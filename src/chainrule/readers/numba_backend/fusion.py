@@ -204,33 +204,23 @@ def fused_sum(
         j = idx[axes[0]]
         for d in axes[1:]:
             j = f"({j}) * {shape[d]} + {idx[d]}"
-        for d in range(nd):
-            if d == nd - 1:
-                body += ["    " * (d + 1) + line for line in pre]
-            body.append("    " * (d + 1) + f"for {idx[d]} in range({shape[d]}):")
+        body += _nest(idx, shape, pre)
         body.append("    " * (nd + 1) + f"buf[{j}] = {term}")
         pad = "    " * (len(kept) + 1)
         if count <= 128:
-            body += pairwise_block("buf[{}]", "0", str(count), f"out[{flat}]", neg, pad)
+            body += pairwise_block("buf[{}]", str(count), f"out[{flat}]", neg, pad)
         else:
             rows = w.helper("_rsum_last_neg" if neg else "_rsum_last")
             body.append(pad + f"out[{flat}] = {rows}(buf.reshape((1, {count})), z)[0]")
         body.append("    return out")
         name = w.fused_helper("\n".join(body))
         return f"{name}({', '.join(args + [z])})"
-    depth = 1
-    for d in range(nd):
-        if trailing and d == kept[-1] + 1:
-            body.append("    " * depth + "s = z")
-        if d == nd - 1:
-            body += ["    " * depth + line for line in pre]
-        body.append("    " * depth + f"for {idx[d]} in range({shape[d]}):")
-        depth += 1
+    body += _nest(idx, shape, pre, {kept[-1]: "s = z"} if trailing else {})
     if trailing:
-        body.append("    " * depth + f"s {op} {term}")
+        body.append("    " * (nd + 1) + f"s {op} {term}")
         body.append("    " * (len(kept) + 1) + f"out[{flat}] = s")
     else:
-        body.append("    " * depth + f"out[{flat}] {op} {term}")
+        body.append("    " * (nd + 1) + f"out[{flat}] {op} {term}")
     body.append("    return out")
     name = w.fused_helper("\n".join(body))
     return f"{name}({', '.join(args + [z])})"
@@ -285,10 +275,7 @@ def fused_map(w: NumbaWriter, v: Value) -> str | None:
             f"    out = numpy.empty({tuple(shape)}, numpy.{dt})",
         ]
         pre, term = hoist(term, idx[-1])
-        for d in range(nd):
-            if d == nd - 1:
-                body += ["    " * (d + 1) + line for line in pre]
-            body.append("    " * (d + 1) + f"for {idx[d]} in range({shape[d]}):")
+        body += _nest(idx, shape, pre)
         body.append("    " * (nd + 1) + f"out[{', '.join(idx)}] = {term}")
         body.append("    return out")
     else:
@@ -317,6 +304,22 @@ def outer_parts(w: NumbaWriter, leaf: Any) -> tuple[Value, Value] | None:
         if numpy.dtype(v.dtype) != numpy.dtype(leaf.dtype):
             return None
     return a, b
+
+
+def _nest(
+    idx: list[str], shape: tuple[int, ...], pre: list[str], inside: dict[int, str] | None = None
+) -> list[str]:
+    """The headers of a loop per axis (counters ``idx``), ``inside[d]`` first in loop ``d``,
+    and the lines ``pre`` (:func:`hoist`'s) just before the innermost loop."""
+    lines: list[str] = []
+    for d in range(len(idx)):
+        pad = "    " * (d + 1)
+        if d == len(idx) - 1:
+            lines += [pad + line for line in pre]
+        lines.append(pad + f"for {idx[d]} in range({shape[d]}):")
+        if inside and d in inside:
+            lines.append(pad + "    " + inside[d])
+    return lines
 
 
 def hoist(term: str, inner: str) -> tuple[list[str], str]:
@@ -415,12 +418,7 @@ def fused_scatter(w: NumbaWriter, g: Any, lead: int, out: str, lin: str) -> str 
 
     params = ["out", "lin", *lparams]
     body = [f"def NAME({', '.join(params)}):"]
-    for d in range(nd):
-        if d == nd - 1:
-            body += ["    " * (d + 1) + line for line in pre]
-        body.append("    " * (d + 1) + f"for {idx[d]} in range({shape[d]}):")
-        if d == lead - 1:
-            body.append("    " * (d + 2) + f"r = lin[{flat(range(lead))}]")
+    body += _nest(idx, shape, pre, {lead - 1: f"r = lin[{flat(range(lead))}]"})
     body.append("    " * (nd + 1) + f"out[r, {flat(range(lead, nd))}] += {term}")
     body.append("    return out")
     name = w.fused_helper("\n".join(body))

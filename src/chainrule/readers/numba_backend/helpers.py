@@ -4,8 +4,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 # ---------------------------------------------------------------------------------------------
 # Helpers written into a generated module when its program uses them
 # ---------------------------------------------------------------------------------------------
@@ -342,17 +340,14 @@ def _wrap_index(i, n):
 }
 
 
-def pairwise_block(get: str, lo: str, n: str, out: str, neg: bool, pad: str) -> list[str]:
+def pairwise_block(get: str, n: str, out: str, neg: bool, pad: str) -> list[str]:
     """Lines that set ``out`` to NumPy's pairwise sum of ``n`` (8 <= n <= 128) elements
-    ``get.format(k)`` for k = lo, lo + 1, ...: eight running sums over the elements in steps
-    of 8, added as ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7)), then the last n % 8
-    elements one by one (numpy/_core/src/umath/loops_utils.h.src).  The eight sums are
-    independent, so LLVM vectorises them.  ``neg`` sums the negated elements (subtracting,
-    the same bits)."""
-
-    def at(k: Any) -> str:
-        return get.format(k if lo == "0" else lo if k == 0 else f"{lo} + {k}")
-
+    ``get.format(k)``, k = 0, 1, ...: eight running sums over the elements in steps of 8,
+    added as ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7)), then the last n % 8 elements
+    one by one (numpy/_core/src/umath/loops_utils.h.src).  The eight sums are independent, so
+    LLVM vectorises them (its indices count from 0: no wraparound check stops it).  ``neg``
+    sums the negated elements (subtracting, the same bits)."""
+    at = get.format
     sign, op = ("-", "-=") if neg else ("", "+=")
     lines = [f"r{k} = {sign}{at(k)}" for k in range(8)]
     lines += [
@@ -375,10 +370,10 @@ def _pairwise_rows(name: str, neg: bool) -> str:
     (rounded down to a multiple of 8) until they are, the halves' sums added as NumPy's
     recursion does, here walked with a stack."""
     op = "-=" if neg else "+="
-    block = pairwise_block("x[i, {}]", "0", "m", "out[i]", neg, " " * 12)
+    block = pairwise_block("x[i, {}]", "m", "out[i]", neg, " " * 12)
     # (the leaf reads a slice from 0: indices LLVM knows are not negative, so no wraparound
     # check stops it vectorising)
-    leaf = pairwise_block("xs[{}]", "0", "c", "vals[vp]", neg, " " * 16)
+    leaf = pairwise_block("xs[{}]", "c", "vals[vp]", neg, " " * 16)
     return "\n".join(
         [
             "",

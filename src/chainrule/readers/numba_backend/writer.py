@@ -403,15 +403,13 @@ class NumbaWriter(Writer):
             if kind == "mean" and xdt.kind != "f":
                 z = "numpy.float64(0)"
             run = list(axes) == list(range(axes[0], axes[0] + len(axes)))
-            batched = self._summed_stack(x, axes, odt) if base == "sum" and not neg else None
-            fused = (
-                batched
-                if batched is not None
-                else fused_sum(self, x, list(axes), z, bool(neg), xdt.kind == "f" and odt == xdt)
-                if base == "sum"
-                else None
-            )
-            if fused is not None:  # an elementwise expression: summed as it is computed
+            fused = None
+            if base == "sum":  # a product of stacks, or elementwise arithmetic summed as computed
+                fused = None if neg else self._summed_stack(x, axes, odt)
+                if fused is None:
+                    pairwise = xdt.kind == "f" and odt == xdt
+                    fused = fused_sum(self, x, list(axes), z, bool(neg), pairwise)
+            if fused is not None:
                 r = fused
             elif leading and base != "hypot":
                 x2 = f"{self.contig(x)}.reshape(({count}, {outer}))"
@@ -545,11 +543,10 @@ class NumbaWriter(Writer):
         j = perm[0]
         rotated = 0 < j < nd and perm == list(range(j, nd)) + list(range(j))
         if rotated and self.layout(x) == "C" and math.prod(shape[j:]) == shape2[0]:
-            return f"{self.text(x, ATOM)}.reshape(({shape2[1]}, {shape2[0]})).T"
+            t = self.text(x, ATOM)  # F-contiguous: BLAS reads it as is
+            return f"{t}.T" if nd == 2 else f"{t}.reshape(({shape2[1]}, {shape2[0]})).T"
         if perm == list(range(nd)):
             src = self.contig(x)
-        elif nd == 2 and perm == [1, 0] and self.layout(x) == "C":
-            return f"{self.text(x, ATOM)}.T"  # F-contiguous: BLAS reads it as is
         else:
             src = f"numpy.ascontiguousarray({self.text(x, ATOM)}.transpose({tuple(perm)}))"
         if nd == 2 and _shape(x) == shape2 and perm == [0, 1]:
