@@ -54,6 +54,20 @@ A third round, written after the second was tuned (issue 16, session 12):
                covariance ``A A^T + 0.1 I`` through ``cholesky``, ``solve`` and the log of
                its diagonal.
 
+A fourth round, of the issue's kinds, written after the third was tuned (issue 16, session 15):
+
+* ``gru``      a GRU over 20 steps reading ``X[t]``, batch 16, 8 inputs, 32 hidden units, the
+               gates sliced from two products, every state stacked into the output, float64;
+* ``matern``   a Gaussian process's NLL with a Matern-3/2 kernel on 250 points in 2-D
+               (``cholesky``, ``solve``, the log of the factor's diagonal), float64;
+* ``morse``    a Morse potential over the 7140 pairs of 120 particles read by
+               ``triu_indices`` (gathers ``P[i] - P[j]``, scatter-adds back), float64;
+* ``causal``   causal single-head self-attention (``numpy.where`` on a lower-triangular mask),
+               residual, MSE; batch 8, 48 tokens of 32, float32;
+* ``glm32``    logistic regression by ``logaddexp(0, z)``, 40,000 x 32 with an intercept, float32;
+* ``patches``  a 3 x 3 convolution by slicing nine shifted views, ``stack`` and ``einsum``,
+               ReLU, global mean pooling, linear, MSE; batch 32, 3 x 16 x 16, float32.
+
 Rows: ``eager`` (``chainrule.value_and_grad``), ``jit-auto`` (``chainrule.jit`` of it,
 ``backend="auto"``), ``torch`` (``loss.backward()``), ``jax`` (``jax.jit(jax.value_and_grad)``,
 64-bit enabled).  Each row runs in its own process with 1 BLAS thread and checks its loss and
@@ -66,7 +80,8 @@ dependency)::
 
     PYTHONPATH=src python3 benchmarks/bench_probe.py [--rounds 7] [--models mf,kde]
 
-(``--models`` defaults to the first two rounds; ``--round 3`` runs the third.)
+(``--models`` defaults to the first two rounds; ``--round 3`` runs the third, ``--round 4``
+the fourth.)
 """
 
 from __future__ import annotations
@@ -90,6 +105,7 @@ from bench_unseen import start_worker  # noqa: E402 -- the worker handshake both
 MODELS = ("lnmlp", "mog", "mf", "springs", "softreg", "vae", "poly", "kde")
 MODELS_2 = ("lstm", "tblock", "poisson", "w2v", "cox", "huber", "bilinear", "pool")
 MODELS_3 = ("bnmlp", "sinkhorn", "spectrum", "nbody", "rk4", "conv1d", "mvn")
+MODELS_4 = ("gru", "matern", "morse", "causal", "glm32", "patches")
 IMPLS = ("eager", "jit-auto", "torch", "jax")
 
 
@@ -231,6 +247,46 @@ def data_3(name: str) -> tuple[list[Any], list[Any]]:
         A = numpy.eye(5) + r(5, 5, scale=0.2)
         X = rng.multivariate_normal(numpy.zeros(5), A @ A.T + 0.1 * numpy.eye(5), 2000)
         return [X + 0.3, numpy.eye(5)], [A, numpy.zeros(5)]
+    return data_4(name)
+
+
+def data_4(name: str) -> tuple[list[Any], list[Any]]:
+    """(constants, parameters) of a fourth-round model."""
+    rng = numpy.random.default_rng(3)
+    f4 = numpy.float32
+    r = _drawer(rng)
+
+    if name == "gru":
+        return [r(20, 16, 8), r(16, 20, 4), numpy.zeros((16, 32))], [
+            r(8, 96, scale=0.3),
+            r(32, 96, scale=0.15),
+            numpy.zeros(96),
+            r(32, 4, scale=0.2),
+        ]
+    if name == "matern":
+        X = rng.random((250, 2)) * 4
+        D = numpy.sqrt(((X[:, None, :] - X[None, :, :]) ** 2).sum(axis=2))
+        y = numpy.sin(2 * X[:, 0]) * numpy.cos(X[:, 1]) + r(250, scale=0.1)
+        return [D, y, numpy.eye(250)], [numpy.array(0.0), numpy.array(0.0), numpy.array(-2.0)]
+    if name == "morse":
+        i, j = numpy.triu_indices(120, 1)
+        grid = numpy.stack(numpy.meshgrid(*[numpy.arange(5.0)] * 3), -1).reshape(-1, 3)
+        return [i, j], [grid[:120] * 1.1 + r(120, 3, scale=0.05)]
+    if name == "causal":
+        mask = numpy.tril(numpy.ones((48, 48), dtype=bool))
+        return [r(8, 48, 32, dt=f4), r(8, 48, 32, dt=f4), mask], [
+            r(32, 32, scale=0.2, dt=f4) for _ in range(4)
+        ]
+    if name == "glm32":
+        X = r(40000, 32, dt=f4)
+        y = (X @ r(32, dt=f4) + r(40000, dt=f4) > 0).astype(f4)
+        return [X, y], [numpy.zeros(32, f4), numpy.zeros((), f4)]
+    if name == "patches":
+        return [r(32, 3, 16, 16, dt=f4), r(32, 5, dt=f4)], [
+            r(8, 3, 9, scale=0.2, dt=f4),
+            numpy.zeros(8, f4),
+            r(8, 5, scale=0.3, dt=f4),
+        ]
     raise ValueError(name)
 
 
@@ -451,6 +507,57 @@ def loss_3(name: str, np: Any, ops: Any, params: list[Any], consts: list[Any]) -
         L = ops.cholesky(A @ A.T + 0.1 * eye)
         Z = ops.solve(L, (X - mu).T)
         return 0.5 * (Z * Z).sum() / X.shape[0] + np.log(ops.diag(L)).sum()
+    return loss_4(name, np, ops, params, consts)
+
+
+def loss_4(name: str, np: Any, ops: Any, params: list[Any], consts: list[Any]) -> Any:
+    """A fourth-round model's loss (as :func:`loss`)."""
+    if name == "gru":
+        Wx, Wh, b, Wo = params
+        X, T, h = consts
+        hs = []
+        for t in range(X.shape[0]):
+            gx, gh = X[t] @ Wx + b, h @ Wh
+            z = 1 / (1 + np.exp(-(gx[:, :32] + gh[:, :32])))
+            rg = 1 / (1 + np.exp(-(gx[:, 32:64] + gh[:, 32:64])))
+            n = np.tanh(gx[:, 64:] + rg * gh[:, 64:])
+            h = (1 - z) * n + z * h
+            hs.append(h)
+        return ((ops.stack(hs) @ Wo - T) ** 2).mean()
+    if name == "matern":
+        log_l, log_s, log_n = params
+        D, y, eye = consts
+        a = 3**0.5 * D / np.exp(log_l)
+        K = np.exp(2 * log_s) * (1 + a) * np.exp(-a) + (np.exp(log_n) + 1e-6) * eye
+        L = ops.cholesky(K)
+        alpha = ops.solve(L, y)
+        return 0.5 * (alpha * alpha).sum() + np.log(ops.diag(L)).sum()
+    if name == "morse":
+        (P,) = params
+        i, j = consts
+        d = P[i] - P[j]
+        r = np.sqrt((d * d).sum(axis=1))
+        return (2.0 * (1 - np.exp(-1.5 * (r - 1.1))) ** 2 - 2.0).sum()
+    if name == "causal":
+        Wq, Wk, Wv, Wo = params
+        X, T, mask = consts
+        s = (X @ Wq) @ ops.perm(X @ Wk, (0, 2, 1)) / float(numpy.sqrt(32))
+        s = np.where(mask, s, -1e9)
+        p = np.exp(s - ops.amax(s, -1))
+        a = (p / ops.sum(p, -1)) @ (X @ Wv)
+        return (((X + a @ Wo) - T) ** 2).mean()
+    if name == "glm32":
+        w, c = params
+        X, y = consts
+        z = X @ w + c
+        return (ops.softplus(z) - y * z).mean() + 1e-3 * (w * w).sum()
+    if name == "patches":
+        W, b, Wo = params
+        x, T = consts
+        cols = ops.stackl([x[:, :, i : i + 14, j : j + 14] for i in range(3) for j in range(3)])
+        h = ops.relu(np.einsum("bchwk,fck->bfhw", cols, W) + b[None, :, None, None])
+        R = h.mean(axis=(2, 3)) @ Wo - T
+        return (R * R).mean()
     raise ValueError(name)
 
 
@@ -473,6 +580,9 @@ class NumpyOps:
 
     def stack(self, xs: list[Any]) -> Any:
         return self.np.stack(xs, axis=1)
+
+    def stackl(self, xs: list[Any]) -> Any:
+        return self.np.stack(xs, axis=-1)
 
     def sum(self, x: Any, axis: int) -> Any:
         return x.sum(axis=axis, keepdims=True)
@@ -533,6 +643,9 @@ class TorchOps:
 
     def stack(self, xs: list[Any]) -> Any:
         return self.torch.stack(xs, dim=1)
+
+    def stackl(self, xs: list[Any]) -> Any:
+        return self.torch.stack(xs, dim=-1)
 
     def sum(self, x: Any, axis: int) -> Any:
         return x.sum(dim=axis, keepdim=True)
@@ -663,14 +776,14 @@ def _ratio(med: dict[str, float], ours: str, peer: str) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", default=None)
-    ap.add_argument("--round", type=int, choices=(1, 2, 3), default=None)
+    ap.add_argument("--round", type=int, choices=(1, 2, 3, 4), default=None)
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--worker", nargs=3, metavar=("IMPL", "MODEL", "REF"))
     a = ap.parse_args()
     if a.worker:
         worker(*a.worker)
         return
-    rounds = {1: MODELS, 2: MODELS_2, 3: MODELS_3}
+    rounds = {1: MODELS, 2: MODELS_2, 3: MODELS_3, 4: MODELS_4}
     if a.models is None:
         a.models = ",".join(rounds[a.round] if a.round else MODELS + MODELS_2)
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")

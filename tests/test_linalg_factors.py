@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from op_cases import CASES, FIRST_ORDER_ONLY
 
 import chainrule as cr
-from chainrule.engine import factors
+from chainrule.engine import factors, triangular
 from chainrule.engine import primitives as P
 from chainrule.engine.graph import walk_memo
 
@@ -34,6 +34,7 @@ def lapack(request, monkeypatch):
     """Run with SciPy's LAPACK (if installed) and as if SciPy were not installed."""
     if request.param == "numpy":
         monkeypatch.setattr(factors, "_LAPACK", [None])
+        monkeypatch.setattr(triangular, "_BLAS", [None])
     elif factors.scipy_lapack() is None:
         pytest.skip("SciPy is not installed")
     monkeypatch.setattr(factors._CACHE, "state", factors._State())
@@ -337,14 +338,80 @@ def test_small_triangular_systems_are_solved_by_substitution(dtype, rhs, side, l
     _close(a @ got, b, rtol=tol)
     if lapack == "scipy":  # substitution is exact on a diagonal system with powers of two
         d = numpy.diag(numpy.array([2.0, 4.0, 0.5, 8.0, 1.0, 0.25], dtype))
-        assert factors._triangle(d) is True and factors._triangle(a) is (side == "lower")
+        assert triangular.triangle(d) is True and triangular.triangle(a) is (side == "lower")
         x = factors.solve(d, numpy.ones((6, 3), dtype))
         assert numpy.array_equal(x, numpy.ones((6, 3)) / numpy.diag(d)[:, None])
     singular = a.copy()
     singular[2, 2] = 0
-    assert factors._triangle(singular) is None
+    assert triangular.triangle(singular) is None
     with pytest.raises(numpy.linalg.LinAlgError, match="Singular matrix"):
         factors.solve(singular, b)
+
+
+@pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64, numpy.complex128])
+@pytest.mark.parametrize("rhs", [(), (3,), (N,)])
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("side", ["lower", "upper"])
+def test_large_triangular_systems_are_solved_without_a_factorisation(
+    dtype, rhs, order, side, lapack, monkeypatch
+):
+    # solve(L, y) of a Cholesky factor, solve(L^T, g) in the gradient: with SciPy, substitution
+    # (no getrf, nothing kept), NumPy's values to rounding, C-ordered, the operands untouched
+    a = numpy.asarray(numpy.tril(_matrix(dtype=dtype)), order=order)
+    if side == "upper":
+        a = a.T
+    b = rng.standard_normal((N, *rhs)).astype(dtype)
+    a0, b0 = a.copy(), b.copy()
+    if lapack == "scipy":
+        real = factors.scipy_lapack()
+        for name in ("sgetrf", "dgetrf", "zgetrf", "dpotrf"):
+            monkeypatch.setattr(real, name, lambda *x, **k: pytest.fail("factorised"))
+    got = factors.solve(a, b)
+    want = numpy.linalg.solve(a, b)
+    assert got.shape == want.shape and got.dtype == want.dtype and got.flags.c_contiguous
+    tol = 1e-4 if dtype == numpy.float32 else 1e-11
+    _close(got, want, rtol=tol)
+    assert numpy.array_equal(a, a0) and numpy.array_equal(b, b0)
+    assert not factors._CACHE.state.entries
+
+
+def test_a_matrix_triangular_but_for_one_entry_is_not_taken_for_triangular():
+    # every block the check reads: the far corner, the off-diagonal halves, the small diagonal
+    # blocks near the diagonal; and a zero on the diagonal
+    n = 150
+    low = numpy.tril(_matrix(n=n))
+    assert triangular.triangle(low) is True and triangular.triangle(low.T) is False
+    for i, j in [(0, n - 1), (0, 80), (40, 70), (3, 4), (n - 2, n - 1), (100, 140), (75, 76)]:
+        bad = low.copy()
+        bad[i, j] = 1e-300
+        assert triangular.triangle(bad) is None and triangular.triangle(bad.T) is None
+    bad = low.copy()
+    bad[7, 7] = 0
+    assert triangular.triangle(bad) is None
+    nan = low.copy()
+    nan[5, 9] = numpy.nan
+    assert triangular.triangle(nan) is None
+
+
+@pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64, numpy.complex64, numpy.complex128])
+@pytest.mark.parametrize("n", [1, 7, 64, 130])
+def test_cholesky_is_numpys_to_rounding(dtype, n, lapack):
+    a = _matrix(n=n, dtype=dtype, spd=True)
+    want = numpy.linalg.cholesky(a)
+    for x in (a, numpy.asfortranarray(a)):
+        got = factors.cholesky(x)
+        assert got.dtype == want.dtype and got.flags.c_contiguous
+        _close(got, want, rtol=1e-4 if numpy.finfo(dtype).eps > 1e-10 else 1e-12)
+        assert not numpy.triu(got, 1).any()  # the upper triangle is zero, as NumPy's
+
+
+def test_cholesky_refuses_what_numpy_refuses(lapack):
+    with pytest.raises(numpy.linalg.LinAlgError, match="not positive definite"):
+        factors.cholesky(-numpy.eye(70))
+    stack = numpy.stack([_matrix(n=5, spd=True)] * 3)
+    _close(factors.cholesky(stack), numpy.linalg.cholesky(stack))
+    ints = numpy.array([[4, 2], [2, 2]])
+    assert factors.cholesky(ints).dtype == numpy.linalg.cholesky(ints).dtype
 
 
 def test_the_gradient_through_a_cholesky_factors_solve_against_finite_differences(lapack):

@@ -62,8 +62,11 @@ from typing import Any
 
 import numpy
 
+from . import triangular
+
 __all__ = [
     "solve",
+    "cholesky",
     "inv",
     "det",
     "slogdet",
@@ -85,7 +88,6 @@ MAX_BYTES = 1 << 28
 _KINDS = {numpy.dtype(t): p for t, p in (("f4", "s"), ("f8", "d"), ("c8", "c"), ("c16", "z"))}
 _UINT = {4: numpy.dtype(numpy.uint32), 8: numpy.dtype(numpy.uint64)}
 _LAPACK: list[Any] = []
-_BLAS: list[Any] = []
 _LWORK: dict[tuple[str, int], int] = {}
 
 
@@ -305,6 +307,10 @@ def solve(a: Any, b: Any) -> Any:
     vector = b.ndim == 1
     if not (vector and b.shape == (n,)) and not (b.ndim == a.ndim and b.shape[:-1] == a.shape[:-1]):
         return numpy.linalg.solve(a, b)  # broadcasting stacks: NumPy's own loop
+    if a.ndim == 2:
+        lower = triangular.triangle(a)
+        if lower is not None:  # a Cholesky factor, or its transpose: substitution, no LU
+            return triangular.solve(a, b.astype(a.dtype, copy=False), lower)
     entry, trans = _factors(a)
     if any(info > 0 for _, _, info in entry.lus):
         raise _singular()
@@ -346,34 +352,40 @@ def _small_solve(a: Any, b: Any) -> Any:
         or b.size == 0
     ):
         return numpy.linalg.solve(a, b)
-    lower = _triangle(a)
+    lower = triangular.triangle(a)
     if lower is not None:
         # a triangular matrix (a Cholesky factor): substitution, 5x faster than gesv's LU of
-        # it for 2000 right-hand sides; X^T op(A)^T = B^T on the rows of B, in C order
-        if not _BLAS:
-            _BLAS.append(importlib.import_module("scipy.linalg.blas"))  # (SciPy is installed)
-        trsm = getattr(_BLAS[0], _KINDS[a.dtype] + "trsm")
-        cols = b[:, None] if b.ndim == 1 else b
-        x = trsm(1.0, a, cols.T, side=1, lower=int(lower), trans_a=1).T
-        return x[:, 0] if b.ndim == 1 else x
+        # it for 2000 right-hand sides
+        return triangular.solve(a, b, lower)
     x, info = getattr(lapack, _KINDS[a.dtype] + "gesv")(a, b)[2:]
     if info > 0:
         raise _singular()
     return numpy.array(x, order="C")
 
 
-def _triangle(a: Any) -> bool | None:
-    """True for a lower-triangular ``a``, False for an upper one, with no zero on the diagonal
-    (a singular one goes to gesv, which says so); None for any other matrix."""
-    if a.shape[0] > 1 and a[-1, 0] and a[0, -1]:
-        return None  # both far corners set: a general matrix, told apart without a copy
-    if not numpy.all(numpy.diagonal(a)):
-        return None
-    if not numpy.triu(a, 1).any():
-        return True
-    if not numpy.tril(a, -1).any():
-        return False
-    return None
+def cholesky(a: Any) -> Any:
+    """``numpy.linalg.cholesky(a)``, the lower factor: one matrix by SciPy's ``potrf`` (the
+    LAPACK routine NumPy calls, without NumPy's copies in and out: 1.3-2x faster from order 30
+    to 300 in float64, up to 4x in float32), stacks and everything else by NumPy.
+
+    >>> cholesky(numpy.array([[4.0, 2.0], [2.0, 2.0]]))
+    array([[2., 0.],
+           [1., 1.]])
+    """
+    lapack = scipy_lapack()
+    if (
+        lapack is None
+        or type(a) is not numpy.ndarray
+        or a.ndim != 2
+        or a.shape[0] != a.shape[1]
+        or a.size == 0
+        or a.dtype not in _KINDS
+    ):
+        return numpy.linalg.cholesky(a)
+    factor, info = getattr(lapack, _KINDS[a.dtype] + "potrf")(a, lower=1, clean=1)
+    if info > 0:
+        raise numpy.linalg.LinAlgError("Matrix is not positive definite")
+    return numpy.ascontiguousarray(factor)
 
 
 def inv(a: Any) -> Any:

@@ -931,6 +931,24 @@ def _scatter_add(g: Any, index: Any, shape: tuple[int, ...], unique: bool) -> An
 scatter_add = Primitive("scatter_add", _scatter_add)
 
 
+def _scatter_adds(
+    *gs: Any, indices: tuple[Any, ...], shape: tuple[int, ...], covers: bool = False
+) -> Any:
+    out = numpy.zeros(shape, dtype=numpy.result_type(*gs))
+    for g, index in zip(gs, indices):
+        out[index] = g
+    return out
+
+
+# A sum of scatter_adds into disjoint basic indices of one shape (the gradient of ``z`` read as
+# slices ``z[:, :h]``, ``z[:, h:]``): one array, each ``g`` written into its place (zeros
+# elsewhere; ``covers``: there is no elsewhere).  The values of adding the separate scatters,
+# but for the sign of a zero (a -0.0 in ``g`` stays -0.0, as where the eager walk assigns the
+# first cotangent of a slice).  Only jit's NumPy backend writes it
+# (chainrule.program.ir.merge_scatters), in programs already differentiated.
+scatter_adds = Primitive("scatter_adds", _scatter_adds)
+
+
 def _by_sort(v: Any, x: Any, axis: int) -> Any:
     return numpy.take_along_axis(v, numpy.argsort(x, axis=axis, kind="stable"), axis=axis)
 
@@ -1063,7 +1081,7 @@ logdet = Primitive("linalg.logdet", _logdet_fun)
 _SlogdetResult = type(numpy.linalg.slogdet(numpy.eye(1)))
 
 
-cholesky = Primitive("linalg.cholesky", numpy.linalg.cholesky)
+cholesky = Primitive("linalg.cholesky", factors.cholesky)
 
 
 # eigh's two results as two primitives (each rule needs the other result, which it asks for by

@@ -51,7 +51,6 @@ NEP 50); gradients come back in their input's dtype.
 from __future__ import annotations
 
 import functools
-import importlib
 import itertools
 import math
 from collections.abc import Callable
@@ -60,6 +59,7 @@ from typing import Any, Literal
 import numpy
 
 from . import primitives as P
+from . import triangular
 from .graph import definplace, negated, passthrough, walk_memo
 from .primitives import Primitive
 from .reduce import window_route
@@ -621,6 +621,11 @@ def _lower_triangle(s: Any, uplo: str = "L") -> Any:
     (i, j) stands for (i, j) and, conjugated, (j, i), so S^T becomes S^H, and LAPACK reads
     only the real part of the diagonal, whose gradient is therefore real."""
     n = numpy.shape(s)[-1]
+    if _blas_matrices(s):  # the same values, in place of new arrays
+        both = s + numpy.conjugate(s.T) if s.dtype.kind == "c" else s + s.T
+        triangular.zero_upper(both.T if uplo == "U" else both)
+        both.flat[:: n + 1] -= numpy.real(numpy.diagonal(s))
+        return both
     eye = P.const_like(numpy.eye(n), s)
     if s.dtype.kind == "c":
         both = s + numpy.conjugate(_mT(s))
@@ -660,42 +665,47 @@ def _phase_free(g: Any, v: Any, where: str) -> None:
 def _cholesky_vjp(g: Any, out: Any, a: Any) -> Any:
     # A = L L^T.  With Phi(X) = tril(X) with its diagonal halved, the gradient with respect to
     # a symmetric dA is S = L^-T Phi(L^T tril(g)) L^-1 (Murray 2016).
-    n = numpy.shape(out)[-1]
-    half = P.const_like(numpy.tril(numpy.ones((n, n))) - 0.5 * numpy.eye(n), g)
-    phi = (_mT(out) @ numpy.tril(g)) * half
+    phi = _phi(_lower_t_times(out, numpy.tril(g)))
     # A complex A = L L^H: the same with L^-1 conjugated, S = L^-T Phi(L^T tril(g)) conj(L)^-1
     x = _solve_lower_t(out, phi)                                # L^-T Phi
     s = _mT(_solve_lower_t(_cj(out), _mT(x)))                   # (L^-T Phi) conj(L)^-1
     return _lower_triangle(s)
 
 
+def _blas_matrices(*xs: Any) -> bool:
+    """Whether BLAS's triangular routines take these operands (chainrule.engine.triangular):
+    plain matrices of one of LAPACK's types, and SciPy installed."""
+    t = xs[0].dtype if type(xs[0]) is numpy.ndarray else None
+    return (
+        t in triangular.LAPACK_TYPES
+        and all(type(x) is numpy.ndarray and x.ndim == 2 and x.dtype == t for x in xs)
+        and triangular.available()
+    )
+
+
+def _lower_t_times(low: Any, b: Any) -> Any:
+    """L^T @ b for a lower-triangular L: BLAS's trmm on plain matrices (half the work)."""
+    if _blas_matrices(low, b):
+        return triangular.lower_t_times(low, b)
+    return _mT(low) @ b
+
+
+def _phi(x: Any) -> Any:
+    """Phi(X): the lower triangle of X with its diagonal halved (a new plain X is overwritten)."""
+    if _blas_matrices(x):
+        triangular.zero_upper(x)
+        x.flat[:: x.shape[0] + 1] *= 0.5
+        return x
+    n = numpy.shape(x)[-1]
+    return x * P.const_like(numpy.tril(numpy.ones((n, n))) - 0.5 * numpy.eye(n), x)
+
+
 def _solve_lower_t(lower: Any, b: Any) -> Any:
-    """L^-T b for a lower-triangular L: numpy.linalg.solve, or (on plain real matrices, where
-    SciPy is installed) SciPy's triangular solve, the same solution at a third of the cost."""
-    tri = _solve_triangular()
-    if (
-        tri is not None
-        and type(lower) is numpy.ndarray
-        and type(b) is numpy.ndarray
-        and lower.ndim == b.ndim == 2
-        and lower.dtype.kind == b.dtype.kind == "f"
-    ):
-        return tri(lower, b, trans=1, lower=True, check_finite=False)
+    """L^-T b for a lower-triangular L: numpy.linalg.solve, or (on plain matrices, where SciPy
+    is installed) BLAS's triangular solve, the same solution at a third of the cost."""
+    if _blas_matrices(lower, b):
+        return triangular.solve(_mT(lower), b, lower=False)
     return numpy.linalg.solve(_mT(lower), b)
-
-
-_SCIPY: list[Any] = []
-
-
-def _solve_triangular() -> Any:
-    # scipy.linalg.solve_triangular if SciPy is importable (never a dependency), else None
-    if not _SCIPY:
-        try:
-            found = importlib.import_module("scipy.linalg").solve_triangular
-        except ImportError:
-            found = None
-        _SCIPY.append(found)
-    return _SCIPY[0]
 
 
 def _eigvalsh_vjp(g: Any, out: Any, a: Any, UPLO: str = "L") -> Any:  # noqa: N803

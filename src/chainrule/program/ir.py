@@ -349,6 +349,98 @@ def _transposed_outer(v: Value, uses: dict[int, int]) -> None:
         v.op, v.args, v.kw = P.outer, [o.args[1], o.args[0]], {}
 
 
+def _negation_in(x: Any, uses: dict[int, int], dtype: Any) -> list[tuple[Value, int]] | None:
+    """Where a negation sits inside ``x``, a float value read once: ``x`` is ``-y``, or a
+    product or quotient (read once) with such a value as an operand, at most
+    :data:`_NEGATION_DEPTH` levels down.  The path of (value, operand) pairs down to the
+    ``-y``, or None."""
+    if numpy.dtype(dtype).kind not in "fc":
+        return None
+    stack: list[tuple[Any, list[tuple[Value, int]]]] = [(x, [])]
+    while stack:
+        y, path = stack.pop()
+        if not (isinstance(y, Value) and uses.get(y.id, 0) == 1 and y.dtype == dtype):
+            continue
+        if (
+            y.prim is P.negative
+            and _shape_of(y.args[0]) == y.shape
+            and _dtype_of(y.args[0]) == dtype
+        ):
+            return path
+        if y.prim in (P.multiply, P.divide) and len(path) < _NEGATION_DEPTH:
+            stack.extend((y.args[j], [*path, (y, j)]) for j in (1, 0))  # operand 0 first
+    return None
+
+
+# how deep inside products and quotients a negation is looked for (a long chain of products
+# is not searched from every one of its links)
+_NEGATION_DEPTH = 16
+
+
+def _drop_negation(v: Value, i: int, path: list[tuple[Value, int]]) -> None:
+    """Take out the negation :func:`_negation_in` found in operand ``i`` of ``v``: the values
+    on the path (each read only by the next) then compute the negation of what they did."""
+    holder, at = v, i
+    for x, j in path:
+        holder, at = x, j
+    holder.args[at] = holder.args[at].args[0]
+
+
+def _fold_negations(v: Value, uses: dict[int, int]) -> Any:
+    """Negations that cancel or fold into a subtraction, exactly (IEEE negation is exact and
+    rounding is symmetric in sign, so ``-(-a * b / c) == a * b / c`` and
+    ``a + -b * c == a - b * c`` bit for bit, signed zeros and infinities included):
+    ``-(-(x) * t / t * t)``, the chain rule through ``exp(-x)``, is ``x * t / t * t``, one
+    pass over the array instead of three.
+    Floats only (an integer's negation can overflow).  Returns what replaces ``v``, if it
+    becomes one of its operands."""
+    p = v.prim
+    if p is P.negative:
+        path = _negation_in(v.args[0], uses, v.dtype)
+        if path is not None and _shape_of(v.args[0]) == v.shape:
+            _drop_negation(v, 0, path)
+            return v.args[0]  # -(-(w)) is w
+    elif p is P.add:
+        for i in (1, 0):
+            path = _negation_in(v.args[i], uses, v.dtype)
+            if path is not None and _dtype_of(v.args[1 - i]) == v.dtype:
+                _drop_negation(v, i, path)  # a + -b, a + (-b) * c, -b + a: a - b, a - b * c
+                v.op, v.args = P.subtract, [v.args[1 - i], v.args[i]]
+                return None
+    elif p is P.subtract:
+        path = _negation_in(v.args[1], uses, v.dtype)
+        if path is not None and _dtype_of(v.args[0]) == v.dtype:
+            _drop_negation(v, 1, path)  # a - -b, a - (-b) / c: a + b, a + b / c
+            v.op = P.add
+    elif p in (P.multiply, P.divide):
+        paths = [_negation_in(a, uses, v.dtype) for a in v.args]
+        if paths[0] is not None and paths[1] is not None:  # (-a) * (-b): a * b
+            _drop_negation(v, 0, paths[0])
+            _drop_negation(v, 1, paths[1])
+    return None
+
+
+def fold_negations(prog: Program) -> Program:
+    """The negations of ``prog`` that cancel or fold into a subtraction taken out
+    (:func:`_fold_negations`): for compiled code, where each is a pass over an array; ``explain``
+    keeps the rules' own forms, which its textbook patterns read."""
+    uses = prog.uses()
+    kept = []
+    for v in prog.values:
+        v.args = [prog.resolve(a) for a in v.args]
+        if v.prim is not None:
+            same = _fold_negations(v, uses)
+            if same is not None:
+                prog.replaced[v.id] = same
+                # v's readers now read what replaced it (one reader, v, less)
+                uses[same.id] = uses.get(same.id, 0) - 1 + uses.get(v.id, 0)
+                continue
+        kept.append(v)
+    prog.values = kept
+    prog.outputs = [prog.resolve(o) for o in prog.outputs]
+    return dce(prog)
+
+
 def simplify(prog: Program, fold: bool = True, keep_sizes: bool = False) -> Program:
     """Drop identity operations and (with ``fold``) evaluate operations on constants."""
     replace = prog.replaced
@@ -504,9 +596,105 @@ def distinct_positions(index: tuple[Any, ...], shape: tuple[int, ...]) -> bool:
     return False
 
 
+def _positions(index: Any, shape: tuple[int, ...]) -> list[range] | None:
+    """Per axis, the positions a basic index of ints and slices selects (None for another)."""
+    items = index if isinstance(index, tuple) else (index,)
+    if len(items) > len(shape):
+        return None
+    out = []
+    for ix, n in zip(items, shape):
+        if isinstance(ix, slice):
+            out.append(range(*ix.indices(n)))
+        elif isinstance(ix, (int, numpy.integer)) and not isinstance(ix, bool) and -n <= ix < n:
+            out.append(range(int(ix) % n, int(ix) % n + 1))
+        else:
+            return None
+    return out + [range(n) for n in shape[len(items) :]]
+
+
+def _apart(a: range, b: range) -> bool:
+    if not a or not b:
+        return True
+    if abs(a.step) == abs(b.step) == 1:
+        return max(a) < min(b) or max(b) < min(a)
+    return len(a) * len(b) <= 1 << 16 and set(a).isdisjoint(b)
+
+
+def _disjoint(places: list[list[range]]) -> bool:
+    """Whether no position is selected by two of these (each pair apart along some axis)."""
+    return all(
+        any(_apart(x, y) for x, y in zip(places[i], places[j]))
+        for i in range(len(places))
+        for j in range(i)
+    )
+
+
+def merge_scatters(prog: Program) -> Program:
+    """A sum of scatters into disjoint basic indices of one shape (the gradient of ``z`` read
+    as slices, ``z[:, :h]`` and ``z[:, h:]``: each slice's cotangent put into zeros, then the
+    arrays added) as one ``scatter_adds``: one array, each cotangent written into its place;
+    the same values (but that a -0.0 stays -0.0 where the sum made it +0.0), one array instead
+    of one per slice and no additions of whole arrays: a GRU's step 20% faster.  A new
+    program; ``prog``'s values are not changed."""
+    uses = prog.uses()
+
+    def leaves(x: Any, shape: Any, dtype: Any, top: bool) -> list[Value] | None:
+        if not isinstance(x, Value) or x.shape != shape or x.dtype != dtype:
+            return None
+        if x.prim is P.add and (top or uses.get(x.id, 0) == 1):
+            left = leaves(x.args[0], shape, dtype, False)
+            right = leaves(x.args[1], shape, dtype, False) if left is not None else None
+            return None if right is None else left + right
+        if x.prim is P.scatter_add and x.args[3] and _positions(x.args[1], shape) is not None:
+            return [x]
+        return None
+
+    inner = {
+        a.id
+        for v in prog.values
+        if v.prim is P.add
+        for a in v.args
+        if isinstance(a, Value) and a.prim is P.add and uses.get(a.id, 0) == 1
+    }
+    merged: dict[int, list[Value]] = {}
+    for v in prog.values:
+        if v.prim is not P.add or v.id in inner or v.shape is None:
+            continue
+        found = leaves(v, v.shape, v.dtype, True)
+        if found and _disjoint([_positions(x.args[1], v.shape) or [] for x in found]):
+            merged[v.id] = found
+    if not merged:
+        return prog
+    # the merged sums, and every value that reads a changed one (copied with the new operands)
+    changed: dict[int, Value] = {}
+
+    def now(a: Any) -> Any:
+        return changed.get(a.id, a) if isinstance(a, Value) else a
+
+    values = []
+    for v in prog.values:
+        if v.id in merged:
+            w = Value(v.id, P.scatter_adds, [now(x.args[0]) for x in merged[v.id]], {}, v.shape,
+                      v.dtype, None, v.phase, v.node)  # fmt: skip
+            indices = tuple(x.args[1] for x in merged[v.id])
+            written = sum(math.prod(map(len, _positions(ix, v.shape) or [])) for ix in indices)
+            w.kw = {"indices": indices, "shape": tuple(v.shape)}
+            w.kw["covers"] = written == math.prod(v.shape)
+        elif any(isinstance(a, Value) and a.id in changed for a in v.args):
+            w = Value(v.id, v.op, [now(a) for a in v.args], v.kw, v.shape, v.dtype, v.const,
+                      v.phase, v.node)  # fmt: skip
+        else:
+            values.append(v)
+            continue
+        w.name = v.name
+        changed[v.id] = w
+        values.append(w)
+    return dce(Program(values, prog.inputs, [now(o) for o in prog.outputs]))
+
+
 def optimize(prog: Program) -> Program:
     """The exact passes, in order (what ``jit`` runs)."""
-    return dce(cse(simplify(prog)))
+    return dce(cse(fold_negations(simplify(prog))))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -502,7 +502,18 @@ def _unsort_lines(
     ]
 
 
+def _scatter_adds_lines(
+    name: str, a: list[str], kw: dict[str, Any], lit: Literals, raw: list[Any]
+) -> list[str]:
+    dtype = kw["__dtype__"]
+    make = "empty" if kw.get("covers") else "zeros"  # every position is written below
+    lines = [f"{name} = numpy.{make}({lit(tuple(kw['shape']))}, dtype=numpy.{dtype.name})"]
+    lines += [f"{name}[{lit.index(ix)}] = {g}" for g, ix in zip(a, kw["indices"])]
+    return lines
+
+
 STATEMENTS[P.scatter_add] = _scatter_lines
+STATEMENTS[P.scatter_adds] = _scatter_adds_lines
 STATEMENTS[P.sort_unpermute] = _unsort_lines
 STATEMENTS[P.setitem] = _setitem_lines
 

@@ -23,6 +23,9 @@ changes only the spelling, never the arithmetic:
   still in the CPU's caches, is what the next temporary gets; a comparison that reads a large
   temporary last is computed as soon as it can be (:func:`hoist_masks`: the ReLU mask right
   after ``Z``, which ``maximum(0, Z)`` then overwrites);
+* the cotangents of disjoint slices of one array, which the readable program puts each into
+  zeros and adds up, are written into one array (:func:`chainrule.program.ir.merge_scatters`,
+  run on the program before it is written; the same values, but a -0.0 stays -0.0);
 * NumPy's faster loops are chosen where its dispatch would miss them: ``dtype=`` for a float
   times a boolean mask, and a constant row instead of a scalar in ``maximum(0, Z)``; a scatter
   (the gradient of ``E[tokens]``) calls the eager path's ``engine.scatter.add_at`` instead of
@@ -105,7 +108,7 @@ _ROW = 8
 # Operations whose result never shares memory with their operands (new arrays, or NumPy scalars).
 _NEW_MEMORY = _FRESH | {P.sum_, P.mean, P.amax, P.amin, P.prod, P.var, P.std}
 # a scatter adds into zeros it makes itself (never into its index or its values)
-_NEW_MEMORY |= {P.scatter_add, P.scatter}
+_NEW_MEMORY |= {P.scatter_add, P.scatter, P.scatter_adds}
 
 
 def aliases_input(v: Any) -> bool:
@@ -135,6 +138,7 @@ LINALG_CALLS = {
     P.logabsdet: "_linalg_logabsdet",
     P.detsign: "_linalg_detsign",
     P.logdet: "_linalg_logdet",
+    P.cholesky: "_linalg_cholesky",
 }
 
 
