@@ -185,3 +185,18 @@ def test_merged_slices_write_every_position_once():
     g = vg(z)
     numpy.testing.assert_array_equal(g, numpy.where(numpy.arange(4) < 2, 3.0, 2 * z))
     assert "numpy.empty((2, 4)" in _body(vg.source(z))
+
+
+def test_a_long_sum_of_slices_compiles():
+    # thousands of terms added one after another: the passes walk them without recursing
+    def f(x):
+        total = x[0] * 0.0
+        for i in range(3000):
+            total = total + x[i % 4] * float(i % 7)
+        return total
+
+    x = numpy.array([1.0, -2.0, 0.5, 3.0])
+    g = cr.jit(cr.grad(f))(x)
+    numpy.testing.assert_array_equal(g, cr.grad(f)(x))
+    want = [sum(float(i % 7) for i in range(3000) if i % 4 == k) for k in range(4)]
+    numpy.testing.assert_allclose(g, want)

@@ -629,25 +629,36 @@ def _disjoint(places: list[list[range]]) -> bool:
     )
 
 
+# at most this many slices are merged into one array (their pairwise check is quadratic)
+_MAX_MERGED = 64
+
+
 def merge_scatters(prog: Program) -> Program:
     """A sum of scatters into disjoint basic indices of one shape (the gradient of ``z`` read
     as slices, ``z[:, :h]`` and ``z[:, h:]``: each slice's cotangent put into zeros, then the
     arrays added) as one ``scatter_adds``: one array, each cotangent written into its place;
     the same values (but that a -0.0 stays -0.0 where the sum made it +0.0), one array instead
-    of one per slice and no additions of whole arrays: a GRU's step 20% faster.  A new
-    program; ``prog``'s values are not changed."""
+    of one per slice and no additions of whole arrays.  A new program; ``prog``'s values are
+    not changed."""
     uses = prog.uses()
 
-    def leaves(x: Any, shape: Any, dtype: Any, top: bool) -> list[Value] | None:
-        if not isinstance(x, Value) or x.shape != shape or x.dtype != dtype:
-            return None
-        if x.prim is P.add and (top or uses.get(x.id, 0) == 1):
-            left = leaves(x.args[0], shape, dtype, False)
-            right = leaves(x.args[1], shape, dtype, False) if left is not None else None
-            return None if right is None else left + right
-        if x.prim is P.scatter_add and x.args[3] and _positions(x.args[1], shape) is not None:
-            return [x]
-        return None
+    def leaves(top: Value) -> list[Value] | None:
+        # the scatters a tree of additions (each inner one read only by the next) adds up, in
+        # order; None if anything else is added (a loop, not a recursion: sums can be long)
+        found, todo = [], [top]
+        while todo:
+            x = todo.pop()
+            if not isinstance(x, Value) or x.shape != top.shape or x.dtype != top.dtype:
+                return None
+            if x.prim is P.add and (x is top or uses.get(x.id, 0) == 1):
+                todo += [x.args[1], x.args[0]]
+            elif x.prim is P.scatter_add and x.args[3] and _positions(x.args[1], x.shape):
+                found.append(x)
+                if len(found) > _MAX_MERGED:
+                    return None
+            else:
+                return None
+        return found
 
     inner = {
         a.id
@@ -660,7 +671,7 @@ def merge_scatters(prog: Program) -> Program:
     for v in prog.values:
         if v.prim is not P.add or v.id in inner or v.shape is None:
             continue
-        found = leaves(v, v.shape, v.dtype, True)
+        found = leaves(v)
         if found and _disjoint([_positions(x.args[1], v.shape) or [] for x in found]):
             merged[v.id] = found
     if not merged:
