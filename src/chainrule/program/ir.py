@@ -354,7 +354,7 @@ def _negation_in(x: Any, uses: dict[int, int], dtype: Any) -> list[tuple[Value, 
     product or quotient (read once) with such a value as an operand, at most
     :data:`_NEGATION_DEPTH` levels down.  The path of (value, operand) pairs down to the
     ``-y``, or None."""
-    if numpy.dtype(dtype).kind not in "fc":
+    if numpy.dtype(dtype).kind != "f":
         return None
     stack: list[tuple[Any, list[tuple[Value, int]]]] = [(x, [])]
     while stack:
@@ -392,7 +392,8 @@ def _fold_negations(v: Value, uses: dict[int, int]) -> Any:
     ``a + -b * c == a - b * c`` bit for bit, signed zeros and infinities included):
     ``-(-(x) * t / t * t)``, the chain rule through ``exp(-x)``, is ``x * t / t * t``, one
     pass over the array instead of three.
-    Floats only (an integer's negation can overflow).  Returns what replaces ``v``, if it
+    Real floats only (an integer's negation can overflow; NumPy's complex products and
+    quotients are not symmetric in sign bit for bit).  Returns what replaces ``v``, if it
     becomes one of its operands."""
     p = v.prim
     if p is P.negative:
