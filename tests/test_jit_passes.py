@@ -56,7 +56,7 @@ def test_folded_negations_keep_every_bit_of_special_values(dtype):
     def f(x, y):
         n = -x
         folds = [-(-x * y), -(-(x * y) / y * x), x + -y, -x + y, x - (-y), (-x) * (-y)]
-        inside = [x + -(y * x) / y, -(x / y) * y + x, x - (-y) * x]
+        inside = [x + -(y * x) / y, -(x / y) * y + x, x - (-y) * x, x + (-(x * y)).T]
         return [*folds, *inside, numpy.negative(-n)]
 
     with numpy.errstate(all="ignore"):

@@ -351,7 +351,7 @@ def _transposed_outer(v: Value, uses: dict[int, int]) -> None:
 
 def _negation_in(x: Any, uses: dict[int, int], dtype: Any) -> list[tuple[Value, int]] | None:
     """Where a negation sits inside ``x``, a float value read once: ``x`` is ``-y``, or a
-    product or quotient (read once) with such a value as an operand, at most
+    product, quotient or transpose (read once) with such a value as an operand, at most
     :data:`_NEGATION_DEPTH` levels down.  The path of (value, operand) pairs down to the
     ``-y``, or None."""
     if numpy.dtype(dtype).kind != "f":
@@ -369,6 +369,8 @@ def _negation_in(x: Any, uses: dict[int, int], dtype: Any) -> list[tuple[Value, 
             return path
         if y.prim in (P.multiply, P.divide) and len(path) < _NEGATION_DEPTH:
             stack.extend((y.args[j], [*path, (y, j)]) for j in (1, 0))  # operand 0 first
+        elif y.prim is P.transpose and len(path) < _NEGATION_DEPTH:
+            stack.append((y.args[0], [*path, (y, 0)]))  # (-x).T is -(x.T)
     return None
 
 
