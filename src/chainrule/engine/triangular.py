@@ -88,7 +88,7 @@ def _upper_zero(a: Any) -> bool:
     return not a[:h, h:].any() and _upper_zero(a[:h, :h]) and _upper_zero(a[h:, h:])
 
 
-_SMALL = 64
+_SMALL = 128
 # masks of matrices up to this order are kept (at most a few, 4 MB each at the largest)
 _KEPT_MASK = 2048
 
