@@ -645,20 +645,21 @@ def merge_scatters(prog: Program) -> Program:
     not changed."""
     uses = prog.uses()
 
-    def leaves(top: Value) -> list[Value] | None:
+    def leaves(top: Value) -> list[tuple[Value, list[range]]] | None:
         # the scatters a tree of additions (each inner one read only by the next) adds up, in
-        # order; None if anything else is added (a loop, not a recursion: sums can be long)
-        found, todo = [], [top]
+        # order, with the positions each writes; None if anything else is added (a loop, not a
+        # recursion: sums can be long)
+        found: list[tuple[Value, list[range]]] = []
+        todo: list[Any] = [top]
         while todo:
             x = todo.pop()
             if not isinstance(x, Value) or x.shape != top.shape or x.dtype != top.dtype:
                 return None
+            places = _positions(x.args[1], x.shape) if x.prim is P.scatter_add else None
             if x.prim is P.add and (x is top or uses.get(x.id, 0) == 1):
                 todo += [x.args[1], x.args[0]]
-            elif x.prim is P.scatter_add and x.args[3] and _positions(x.args[1], x.shape):
-                found.append(x)
-                if len(found) > _MAX_MERGED:
-                    return None
+            elif places and x.args[3] and len(found) < _MAX_MERGED:
+                found.append((x, places))
             else:
                 return None
         return found
@@ -670,12 +671,12 @@ def merge_scatters(prog: Program) -> Program:
         for a in v.args
         if isinstance(a, Value) and a.prim is P.add and uses.get(a.id, 0) == 1
     }
-    merged: dict[int, list[Value]] = {}
+    merged: dict[int, list[tuple[Value, list[range]]]] = {}
     for v in prog.values:
         if v.prim is not P.add or v.id in inner or v.shape is None:
             continue
         found = leaves(v)
-        if found and _disjoint([_positions(x.args[1], v.shape) or [] for x in found]):
+        if found and _disjoint([places for _, places in found]):
             merged[v.id] = found
     if not merged:
         return prog
@@ -688,12 +689,15 @@ def merge_scatters(prog: Program) -> Program:
     values = []
     for v in prog.values:
         if v.id in merged:
-            w = Value(v.id, P.scatter_adds, [now(x.args[0]) for x in merged[v.id]], {}, v.shape,
+            found = merged[v.id]
+            w = Value(v.id, P.scatter_adds, [now(x.args[0]) for x, _ in found], {}, v.shape,
                       v.dtype, None, v.phase, v.node)  # fmt: skip
-            indices = tuple(x.args[1] for x in merged[v.id])
-            written = sum(math.prod(map(len, _positions(ix, v.shape) or [])) for ix in indices)
-            w.kw = {"indices": indices, "shape": tuple(v.shape)}
-            w.kw["covers"] = written == math.prod(v.shape)
+            written = sum(math.prod(map(len, places)) for _, places in found)
+            w.kw = {
+                "indices": tuple(x.args[1] for x, _ in found),
+                "shape": tuple(v.shape),
+                "covers": written == math.prod(v.shape),  # disjoint: each position once
+            }
         elif any(isinstance(a, Value) and a.id in changed for a in v.args):
             w = Value(v.id, v.op, [now(a) for a in v.args], v.kw, v.shape, v.dtype, v.const,
                       v.phase, v.node)  # fmt: skip
