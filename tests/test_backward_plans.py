@@ -341,3 +341,56 @@ def test_a_plan_keeps_no_tensor_alive(counted):
     del t, h
     gc.collect()
     assert all(r() is None for r in refs)
+
+
+# --- walks to targets (value_and_grad, grad, vjp) -----------------------------------------------
+
+
+def test_gradients_handed_out_through_plans_have_memory_of_their_own(counted):
+    # the same cases as above, through value_and_grad: x + y hands one array to both targets,
+    # batch 1 makes the biases' gradients views of one array, a broadcast's is read-only, and
+    # d(s)/d(s) is the shared read-only seed; each must come back writable and unshared
+    W = numpy.array([[1.0, -2.0], [0.5, 3.0]])
+    x = numpy.array([[1.0, 2.0]])
+
+    def f(b1, b2, c, s):
+        y = numpy.tanh(x @ W + b1 + b2 + numpy.broadcast_to(c, (1, 2)))
+        return (y * y).sum() + s
+
+    vg = cr.value_and_grad(f, argnums=(0, 1, 2, 3))
+    for _ in range(4):
+        b1, b2, c = numpy.array([0.1, 0.2]), numpy.array([0.3, -0.4]), numpy.array(0.5)
+        y = numpy.tanh(x @ W + b1 + b2 + c)[0]
+        want = 2 * y * (1 - y * y)  # by hand: d(tanh(z)^2)/dz
+        _, grads = vg(b1, b2, c, numpy.array(2.0))
+        numpy.testing.assert_allclose(grads[0], want, rtol=1e-14)
+        numpy.testing.assert_allclose(grads[1], want, rtol=1e-14)
+        numpy.testing.assert_allclose(grads[2], want.sum(), rtol=1e-14)
+        assert float(grads[3]) == 1.0
+        for i, g in enumerate(grads):
+            assert g.flags.writeable
+            for h in grads[i + 1 :]:
+                assert not numpy.shares_memory(g, h)
+        for g in grads:
+            g += 100.0  # an optimizer's in-place update: nothing else may change
+    assert counted[-1]  # the last walks ran through a plan
+    _, again = vg(b1, b2, c, numpy.array(2.0))
+    numpy.testing.assert_allclose(again[0], want, rtol=1e-14)
+    assert float(again[3]) == 1.0
+
+
+def test_a_target_reached_twice_in_a_graph_planned_for_two_is_summed(counted):
+    # a plan made for (a * 2 + b * 3).sum() with targets a and b stores each one term as it
+    # comes; the graph (a * 2 + a * 3).sum() has the same structure (the check does not compare
+    # leaves), and its one target must get 2 + 3, not the last term
+    for _ in range(4):
+        a = cr.tensor(numpy.array([1.0, 2.0]), requires_grad=True)
+        b = cr.tensor(numpy.array([3.0, 4.0]), requires_grad=True)
+        out = (a * 2.0 + b * 3.0).sum()
+        found = graph.backward_pass(out, numpy.float64(1.0), [a, b])
+        numpy.testing.assert_array_equal(found[a], [2.0, 2.0])
+        numpy.testing.assert_array_equal(found[b], [3.0, 3.0])
+    assert counted[-1]
+    a = cr.tensor(numpy.array([1.0, 2.0]), requires_grad=True)
+    found = graph.backward_pass((a * 2.0 + a * 3.0).sum(), numpy.float64(1.0), [a])
+    numpy.testing.assert_array_equal(found[a], [5.0, 5.0])

@@ -235,8 +235,10 @@ def backward_pass(
     """Propagate ``seed`` from ``root`` back through the graph.
 
     With ``targets``, return ``{target: gradient}`` for the targets ``root`` depends on (the
-    walk stops there); with ``prune`` also skip every node that leads to no target (worth it
-    when other leaves require grad, as in gradients of gradients).  Without targets, add each
+    walk stops there): without ``create_graph``, arrays the caller may keep and write, each with
+    memory of its own (none shares memory with another, or is ``seed``); with ``prune`` also
+    skip every node that leads to no target (worth it when other leaves require grad, as in
+    gradients of gradients).  Without targets, add each
     leaf's gradient into its ``.grad``.  With ``create_graph`` the rules run on the recorded
     tensors themselves, so the gradients are recorded too and can be differentiated again.
     ``log``, if given, receives one :class:`Step` per node (what ``explain`` prints).
@@ -278,10 +280,17 @@ def _backward_pass(
     stored = {id(seed)}  # arrays a leaf holds; the seed may be shared (backward())
     if report is not None:
         with numpy.errstate(all="ignore"):  # the report says more than a warning
-            return _walk(
+            found = _walk(
                 heap, grads, found, stop, relevant, targets, create_graph, free, stored, log, report
             )
-    return _walk(heap, grads, found, stop, relevant, targets, create_graph, free, stored, log, None)
+    else:
+        found = _walk(
+            heap, grads, found, stop, relevant, targets, create_graph, free, stored, log, None
+        )
+    if targets is not None and not create_graph:
+        for a, g in found.items():
+            found[a] = owned(g, stored)
+    return found
 
 
 def _walk(
@@ -389,7 +398,7 @@ def _walk_arrays(
     stored = {id(seed)}  # arrays a leaf holds (and the seed, which may be shared)
     if leaf:
         if to_targets:
-            found[root] = seed
+            found[root] = owned(seed, stored)
         else:
             _accumulate(root, seed, False, stored)
         return found
@@ -527,6 +536,10 @@ def _walk_arrays(
         if nxt is not None:
             nxt._pending = None
         raise
+    if to_targets:  # each target's gradient an array of its own (a sum the walk made is one)
+        for a, g in found.items():
+            if a not in fresh:
+                found[a] = owned(g, stored)
     return found
 
 

@@ -35,7 +35,17 @@ from typing import Any
 import numpy
 
 from . import graph as G
-from .graph import Node, _doubled, end_term, fit, keeps, leaf_term, negated, passthrough
+from .graph import (
+    Node,
+    _doubled,
+    end_term,
+    fit,
+    keeps,
+    leaf_term,
+    negated,
+    owned,
+    passthrough,
+)
 from .primitives import RULE_EDITS
 
 __all__ = ["walk", "build", "clear"]
@@ -152,6 +162,7 @@ class _Writer:
             "keeps": keeps,
             "add": numpy.add,
             "end_term": end_term,
+            "owned": owned,
         }
 
     def name(self, obj: Any, prefix: str) -> str:
@@ -299,8 +310,25 @@ def _compute(
         missable[m] = all(doubts)
         doubtful[m] = any(doubts)
     counted = [len(s) > 1 for s in sources]  # more than one term: keep a "made here" flag
+    # Targets that one term reaches, certainly (no variadic rule, no missable node on the way):
+    # that term is their gradient, stored as it is. A later graph of the same structure may
+    # reach one target by two of those edges (the check does not compare leaves): then fewer
+    # gradients are found than targets expected and the plan returns None (it has touched
+    # nothing: a walk to targets frees nothing), for the plain walk to add the terms up.
+    single: set[Node] = set()
+    distinct = 0
     if to_targets:
-        w.emit(1, "found = {}\nfresh = set()")
+        reached: dict[Node, int] = {}
+        certain = True
+        for k, node in enumerate(order):
+            for _, a, _, twice in _edges(node):
+                if _kind(a, stop) == _LEAF:
+                    reached[a] = reached.get(a, 0) + (2 if twice else 1)
+                    certain = certain and not (variadic[k] or missable[k])
+        if certain:
+            single = {a for a, count in reached.items() if count == 1}
+            distinct = len(reached)
+        w.emit(1, "found = {}\nfresh = set()\nstored = {id(g0)}")
     else:
         w.emit(1, "found = {}\nstored = {id(g0)}\nsummed = set()")
     for m in range(1, n):
@@ -377,6 +405,24 @@ def _compute(
                         "else:",
                         f"    leaf_term({target}, gi, False, stored, summed)",
                     ]
+            elif kind == _LEAF and a in single and into is None:
+                # the walk's hand-over (graph.owned()) inline for its common cases: a new
+                # array, or a full-size writable view of one (a bias's gradient reshaped),
+                # whose memory nobody was handed
+                add = [
+                    "b = gi.base if type(gi) is ndarray else gi",
+                    "if b is None:",
+                    "    i = id(gi)",
+                    "elif type(b) is ndarray and b.size == gi.size and gi.flags.writeable:",
+                    "    i = id(b)",
+                    "else:",
+                    "    i = None",
+                    "if i is None or i in stored:",
+                    "    gi = owned(gi, stored)",
+                    "else:",
+                    "    stored.add(i)",
+                    f"found[{target}] = gi",
+                ]
             elif kind == _LEAF:
                 tail = f"True, g{k}, o, w0" if twice else "False, None, None, None"
                 add = [f"end_term(found, fresh, {target}, gi, {made}, {tail})"]
@@ -421,6 +467,19 @@ def _compute(
                     state[m] = "maybe"
         if free:
             w.emit(depth, f"n{k}._args = n{k}._vals = None")
+    if single:
+        w.emit(1, f"if len(found) != {distinct}:\n    return None")
+    if to_targets:
+        # the other targets' gradients handed over as the walk hands them (a sum it made is
+        # its own array already)
+        firsts: dict[Node, str] = {}
+        for k, node in enumerate(order):
+            for i, a, _, _ in _edges(node):
+                if _kind(a, stop) == _LEAF and a not in single:
+                    firsts.setdefault(a, _arg(k, i))
+        for x in firsts.values():
+            w.emit(1, f"g = found.get({x})\nif g is not None and {x} not in fresh:")
+            w.emit(2, f"found[{x}] = owned(g, stored)")
     w.emit(1, "return found")
 
 

@@ -20,7 +20,7 @@ import numpy
 
 from . import primitives as P
 from . import tensor as _tensor
-from .graph import backward_pass, keeps, owned
+from .graph import backward_pass
 from .pytree import flatten, leaf_paths, tree_map, unflatten
 from .tensor import (
     Tensor,
@@ -106,12 +106,16 @@ def _trace_call(
     kwargs: dict[str, Any],
     nums: tuple[int, ...],
     fname: str,
+    consts: tuple[int, ...] | list[int] | None = None,
 ) -> tuple[Any, list[list[Tensor]], list[Any], bool]:
-    """Call ``fun`` with the ``nums`` arguments made into variables (pytrees flattened)."""
+    """Call ``fun`` with the ``nums`` arguments made into variables (pytrees flattened);
+    ``consts``: the other arguments' positions, where the caller knows them."""
     new_args = list(args)
-    for i, a in enumerate(args):
-        if i not in nums:
-            new_args[i] = _leaf(a, False) if type(a) is numpy.ndarray else tree_map(_constant, a)
+    if consts is None:
+        consts = [i for i in range(len(args)) if i not in nums]
+    for i in consts:
+        a = args[i]
+        new_args[i] = _leaf(a, False) if type(a) is numpy.ndarray else tree_map(_constant, a)
     variables: list[list[Tensor]] = []
     treedefs: list[Any] = []
     # Inside another transform's function (or a trace), the gradient must stay recorded: the
@@ -196,13 +200,21 @@ def value_and_grad(
 def _value_and_grad(
     fun: Callable[..., Any], argnums: int | tuple[int, ...], has_aux: bool, fname: str
 ) -> Callable[..., Any]:
-    known: dict[int, tuple[int, ...]] = {}  # argnums for each number of arguments seen
+    # for each number of arguments seen: the differentiated positions and the others
+    known: dict[int, tuple[tuple[int, ...], tuple[int, ...]]] = {}
+    one = isinstance(argnums, int)
 
     @functools.wraps(fun)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
-        nums = known.get(len(args))
-        if nums is None:
-            nums = known[len(args)] = _argnums(argnums, len(args), fname)
+        seen = known.get(len(args))
+        if seen is None:
+            nums = _argnums(argnums, len(args), fname)
+            seen = known[len(args)] = (nums, tuple(i for i in range(len(args)) if i not in nums))
+        nums, consts = seen
+        if not (kwargs or has_aux or _tensor._unusual or _state.depth):
+            fast = _plain_call(fun, args, nums, consts, fname)
+            if fast is not None:
+                return fast[0], fast[1][0] if one else tuple(fast[1])
         # enable_grad(), without a context manager object per call (and without reading the
         # thread's switches where no thread has any off)
         enabled = _tensor._unusual == 0 or _state.enabled
@@ -210,7 +222,9 @@ def _value_and_grad(
             _state.enabled = True
         dropped = _state.dropped
         try:
-            result, variables, treedefs, nested = _trace_call(fun, args, kwargs, nums, fname)
+            result, variables, treedefs, nested = _trace_call(
+                fun, args, kwargs, nums, fname, consts
+            )
             out, aux = _split_aux(result, has_aux, fname)
             flat = [v for vs in variables for v in vs]
             grads = _gradients(out, flat, nested, fname, _state.dropped != dropped)
@@ -222,13 +236,54 @@ def _value_and_grad(
         else:
             it = iter(grads)
             per_arg = [unflatten(td, [next(it) for _ in vs]) for td, vs in zip(treedefs, variables)]
-        structured = per_arg[0] if isinstance(argnums, int) else tuple(per_arg)
+        structured = per_arg[0] if one else tuple(per_arg)
         value = out if nested else _plain(out)
         if has_aux:
             return (value, aux if nested else tree_map(_plain, aux)), structured
         return value, structured
 
     return wrapped
+
+
+def _plain_call(
+    fun: Callable[..., Any],
+    args: tuple[Any, ...],
+    nums: tuple[int, ...],
+    consts: tuple[int, ...],
+    fname: str,
+) -> tuple[Any, list[Any]] | None:
+    """``value_and_grad``'s commonest call, without the general path's bookkeeping: a float
+    array for each differentiated argument, no keyword arguments, no aux, outside any other
+    transform or trace and with recording on in every thread (``_unusual`` is 0). Returns
+    ``(value, gradients)``, or None, having called nothing, for any other call."""
+    new_args = list(args)
+    ndarray = numpy.ndarray
+    targets = []
+    for i in nums:
+        a = args[i]
+        if type(a) is not ndarray or a.dtype.kind != "f":
+            return None
+        new_args[i] = v = _leaf(a, True)
+        targets.append(v)
+    for i in consts:
+        a = args[i]
+        new_args[i] = _leaf(a, False) if type(a) is ndarray else tree_map(_constant, a)
+    dropped = _state.dropped
+    _state.depth = 1
+    try:
+        out = fun(*new_args)
+    finally:
+        _state.depth = 0
+    if type(out) is Tensor and out.requires_grad:
+        data = out._data
+        if type(data) is numpy.ndarray or isinstance(data, numpy.generic):
+            if data.size == 1 and data.dtype.kind != "c":  # (else _gradients says what is wrong)
+                if _tensor._unusual:
+                    _tensor.restore_before_walk(out)
+                found = backward_pass(out, _ones(data), targets)  # (ones: cached, read-only)
+                return numpy.asarray(data), _collected(found, targets)
+    # anything else (a plain result: _gradients says whether a conversion dropped it)
+    return _plain(out), _gradients(out, targets, False, fname, _state.dropped != dropped)
 
 
 def _split_aux(result: Any, has_aux: bool, fname: str) -> tuple[Any, Any]:
@@ -288,28 +343,32 @@ def _gradients(
             "written into a plain NumPy array (make that buffer a tensor)",
             stacklevel=_outside_chainrule(),
         )
-    seen: set[int] = set()  # the arrays handed out (ids): a second target gets a copy
     if isinstance(out, Tensor) and out.requires_grad:
         _tensor.restore_before_walk(out)
         data = out._data
         seed: Any = numpy.ones_like(data) if nested else _ones(data)  # cached, read-only
-        seen.add(id(seed))  # shared between calls: a target that received it gets a copy
         found = backward_pass(
             out, _leaf(seed, False) if nested else seed, targets, create_graph=nested, prune=nested
         )
     if nested:
         return [found.get(t) if t in found else numpy.zeros_like(t._data) for t in targets]
+    return _collected(found, targets)
+
+
+def _collected(found: dict[Any, Any], targets: list[Tensor]) -> list[Any]:
+    """Each target's gradient from ``found`` (arrays of their own: see
+    :func:`~chainrule.engine.graph.backward_pass`), zeros where none was found."""
+    if len(found) == len(targets):  # every target reached (the common case)
+        try:
+            return [found[t] for t in targets]
+        except KeyError:  # (another node found: a target computed from another one)
+            pass
     grads = []
-    ndarray = numpy.ndarray
     for t in targets:
         g = found.get(t)
         if g is None:
             d = t._data  # a new array of zeros: nobody else holds it
-            g = numpy.zeros(d.shape, d.dtype) if type(d) is ndarray else numpy.zeros_like(d)
-        elif type(g) is ndarray and g.base is None and id(g) not in seen:
-            seen.add(id(g))  # keeps()'s commonest case (a new array nobody holds), inline
-        elif not keeps(g, seen):  # owned()'s common case (a new array), checked cheaply
-            g = owned(g, seen)
+            g = numpy.zeros(d.shape, d.dtype) if type(d) is numpy.ndarray else numpy.zeros_like(d)
         grads.append(g)
     return grads
 
