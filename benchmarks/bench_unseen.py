@@ -642,6 +642,10 @@ def main() -> None:
     env["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
     env["PYTHONPATH"] = SRC + os.pathsep + env.get("PYTHONPATH", "")
     impls = ["numpy"] + [i for i in a.impls.split(",") if i != "numpy"]
+    sys.path.insert(0, HERE)
+    from harness import blas_name  # noqa: PLC0415
+
+    print(f"NumPy's BLAS: {blas_name()}")
     print(f"{'':10}" + "".join(f"{i:>22}" for i in impls))
     for name in a.workloads.split(","):
         procs = {}

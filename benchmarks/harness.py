@@ -1083,12 +1083,24 @@ def cpu_model() -> str:
 
 
 def blas_name() -> str:
+    """NumPy's BLAS, with the kernels OpenBLAS chose (threadpoolctl's ``architecture``) and
+    ``OPENBLAS_CORETYPE`` where the environment sets it: a machine that pins AVX2 kernels on a
+    CPU with AVX-512 makes every product 1.6x slower than JAX's own code (benchmarks/README)."""
     try:
         cfg = numpy.show_config(mode="dicts")
         d = cfg.get("Build Dependencies", {}).get("blas", {})
-        return f"{d.get('name')} {d.get('version', '')}".strip()
+        name = f"{d.get('name')} {d.get('version', '')}".strip()
     except Exception:  # noqa: BLE001 -- informational
-        return "?"
+        name = "?"
+    with contextlib.suppress(ImportError):
+        import threadpoolctl  # type: ignore[import-not-found]  # noqa: PLC0415
+
+        cores = {p.get("architecture") for p in threadpoolctl.threadpool_info()}
+        cores.discard(None)
+        if cores:
+            name += f", kernels {'/'.join(sorted(cores))}"
+    pinned = os.environ.get("OPENBLAS_CORETYPE")
+    return name + (f", OPENBLAS_CORETYPE={pinned} in the environment" if pinned else "")
 
 
 def dist_version(name: str) -> str | None:

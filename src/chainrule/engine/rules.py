@@ -432,6 +432,10 @@ def _matmul_db(g: Any, out: Any, a: Any, b: Any) -> Any:
             numpy.expand_dims(a, -1) * numpy.expand_dims(g, -2)
     if b.ndim == 1:
         return a.T @ g if a.ndim == 2 else (_mT(a) @ numpy.expand_dims(g, -1))[..., 0]
+    if b.ndim == 2:
+        # a stack of matrices times one matrix (a layer applied to every sequence of a batch):
+        # the sum over the stack of a_i^T g_i is one product of all the stack's rows
+        return P.matmul(a.reshape(-1, a.shape[-1]).T, g.reshape(-1, g.shape[-1]))
     return P.matmul(_mT(a), g)
 
 
