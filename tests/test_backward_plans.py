@@ -394,3 +394,22 @@ def test_a_target_reached_twice_in_a_graph_planned_for_two_is_summed(counted):
     a = cr.tensor(numpy.array([1.0, 2.0]), requires_grad=True)
     found = graph.backward_pass((a * 2.0 + a * 3.0).sum(), numpy.float64(1.0), [a])
     numpy.testing.assert_array_equal(found[a], [5.0, 5.0])
+
+
+def test_a_target_reached_by_a_one_term_edge_and_another_edge_is_summed(counted):
+    # planned for (a * 2 + b * 3 + b * 4).sum(): a is reached by one term, b by two; the graph
+    # (c * 2 + c * 3 + d * 4).sum() has the same structure, c now in a's place and in one of
+    # b's, so as many targets are found as planned and only c's sum says whether a term of
+    # c was overwritten (by hand: dc = 2 + 3, dd = 4)
+    for _ in range(4):
+        a = cr.tensor(numpy.array([1.0, 2.0]), requires_grad=True)
+        b = cr.tensor(numpy.array([3.0, 4.0]), requires_grad=True)
+        found = graph.backward_pass((a * 2.0 + b * 3.0 + b * 4.0).sum(), numpy.float64(1.0), [a, b])
+        numpy.testing.assert_array_equal(found[a], [2.0, 2.0])
+        numpy.testing.assert_array_equal(found[b], [7.0, 7.0])
+    assert counted[-1]
+    c = cr.tensor(numpy.array([1.0, 2.0]), requires_grad=True)
+    d = cr.tensor(numpy.array([3.0, 4.0]), requires_grad=True)
+    found = graph.backward_pass((c * 2.0 + c * 3.0 + d * 4.0).sum(), numpy.float64(1.0), [c, d])
+    numpy.testing.assert_array_equal(found[c], [5.0, 5.0])
+    numpy.testing.assert_array_equal(found[d], [4.0, 4.0])

@@ -310,24 +310,18 @@ def _compute(
         missable[m] = all(doubts)
         doubtful[m] = any(doubts)
     counted = [len(s) > 1 for s in sources]  # more than one term: keep a "made here" flag
-    # Targets that one term reaches, certainly (no variadic rule, no missable node on the way):
-    # that term is their gradient, stored as it is. A later graph of the same structure may
-    # reach one target by two of those edges (the check does not compare leaves): then fewer
-    # gradients are found than targets expected and the plan returns None (it has touched
-    # nothing: a walk to targets frees nothing), for the plain walk to add the terms up.
+    # Targets that one edge reaches: that term is their gradient, stored as it comes. A later
+    # graph of the same structure may reach one target by more edges (the check does not
+    # compare leaves): a term whose target already has a gradient is added to it, as the walk
+    # adds it (end_term).
     single: set[Node] = set()
-    distinct = 0
     if to_targets:
         reached: dict[Node, int] = {}
-        certain = True
-        for k, node in enumerate(order):
+        for node in order:
             for _, a, _, twice in _edges(node):
                 if _kind(a, stop) == _LEAF:
                     reached[a] = reached.get(a, 0) + (2 if twice else 1)
-                    certain = certain and not (variadic[k] or missable[k])
-        if certain:
-            single = {a for a, count in reached.items() if count == 1}
-            distinct = len(reached)
+        single = {a for a, count in reached.items() if count == 1}
         w.emit(1, "found = {}\nfresh = set()\nstored = {id(g0)}")
     else:
         w.emit(1, "found = {}\nstored = {id(g0)}\nsummed = set()")
@@ -410,18 +404,25 @@ def _compute(
                 # array, or a full-size writable view of one (a bias's gradient reshaped),
                 # whose memory nobody was handed
                 add = [
-                    "b = gi.base if type(gi) is ndarray else gi",
-                    "if b is None:",
-                    "    i = id(gi)",
-                    "elif type(b) is ndarray and b.size == gi.size and gi.flags.writeable:",
-                    "    i = id(b)",
+                    f"if {target} in found:",
+                    f"    end_term(found, fresh, {target}, gi, {made}, False, None, None, None)",
                     "else:",
-                    "    i = None",
-                    "if i is None or i in stored:",
-                    "    gi = owned(gi, stored)",
-                    "else:",
-                    "    stored.add(i)",
-                    f"found[{target}] = gi",
+                ] + [
+                    "    " + line
+                    for line in [
+                        "b = gi.base if type(gi) is ndarray else gi",
+                        "if b is None:",
+                        "    i = id(gi)",
+                        "elif type(b) is ndarray and b.size == gi.size and gi.flags.writeable:",
+                        "    i = id(b)",
+                        "else:",
+                        "    i = None",
+                        "if i is None or i in stored:",
+                        "    gi = owned(gi, stored)",
+                        "else:",
+                        "    stored.add(i)",
+                        f"found[{target}] = gi",
+                    ]
                 ]
             elif kind == _LEAF:
                 tail = f"True, g{k}, o, w0" if twice else "False, None, None, None"
@@ -467,8 +468,6 @@ def _compute(
                     state[m] = "maybe"
         if free:
             w.emit(depth, f"n{k}._args = n{k}._vals = None")
-    if single:
-        w.emit(1, f"if len(found) != {distinct}:\n    return None")
     if to_targets:
         # the other targets' gradients handed over as the walk hands them (a sum it made is
         # its own array already)
