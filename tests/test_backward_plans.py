@@ -413,3 +413,27 @@ def test_a_target_reached_by_a_one_term_edge_and_another_edge_is_summed(counted)
     found = graph.backward_pass((c * 2.0 + c * 3.0 + d * 4.0).sum(), numpy.float64(1.0), [c, d])
     numpy.testing.assert_array_equal(found[c], [5.0, 5.0])
     numpy.testing.assert_array_equal(found[d], [4.0, 4.0])
+
+
+@pytest.mark.parametrize("seed", range(0, 40, 4))
+def test_value_and_grads_short_path_gives_the_general_paths_bits(seed, monkeypatch):
+    # the common call (arrays, no aux) takes transforms._plain_call; with has_aux the same
+    # function goes through the general path (pytrees, checks): the same values and gradients,
+    # each an array of its own, through plans and without
+    f = _program(seed)
+    arrays = _inputs(seed)
+    short = cr.value_and_grad(f, argnums=(0, 1, 2, 3))
+    general = cr.value_and_grad(lambda *a: (f(*a), None), argnums=(0, 1, 2, 3), has_aux=True)
+    with monkeypatch.context() as m:
+        plain(m)
+        (want_v, _), want = general(*arrays)
+    for _ in range(3):
+        v, got = short(*arrays)
+        (gv, _), ggot = general(*arrays)
+        assert type(v) is numpy.ndarray and v.shape == () and v == want_v == gv
+        _same_bits(list(got), list(want))
+        _same_bits(list(ggot), list(want))
+        for i, g in enumerate(got):
+            assert g.flags.writeable
+            for h in got[i + 1 :]:
+                assert not numpy.shares_memory(g, h)
