@@ -238,8 +238,8 @@ def backward_pass(
     walk stops there): without ``create_graph``, arrays the caller may keep and write, each with
     memory of its own (none shares memory with another, or is ``seed``); with ``prune`` also
     skip every node that leads to no target (worth it when other leaves require grad, as in
-    gradients of gradients).  Without targets, add each
-    leaf's gradient into its ``.grad``.  With ``create_graph`` the rules run on the recorded
+    gradients of gradients).  Without targets, add each leaf's gradient into its ``.grad``.
+    With ``create_graph`` the rules run on the recorded
     tensors themselves, so the gradients are recorded too and can be differentiated again.
     ``log``, if given, receives one :class:`Step` per node (what ``explain`` prints).
 

@@ -361,7 +361,7 @@ def _collected(found: dict[Any, Any], targets: list[Tensor]) -> list[Any]:
     if len(found) == len(targets):  # every target reached (the common case)
         try:
             return [found[t] for t in targets]
-        except KeyError:  # (another node found: a target computed from another one)
+        except KeyError:  # (a leaf that is no target was reached: a tensor `fun` closes over)
             pass
     grads = []
     for t in targets:
