@@ -437,3 +437,18 @@ def test_value_and_grads_short_path_gives_the_general_paths_bits(seed, monkeypat
             assert g.flags.writeable
             for h in got[i + 1 :]:
                 assert not numpy.shares_memory(g, h)
+
+
+def test_a_tensor_the_function_closes_over_is_reached_but_not_a_target(counted):
+    # w requires grad and is read inside the function: the walk to x's gradient reaches it as
+    # a leaf too (as many leaves found as targets plus one); x's gradient is w (by hand), and
+    # w.grad is not touched
+    w = cr.tensor(numpy.array([2.0, 3.0]), requires_grad=True)
+    vg = cr.value_and_grad(lambda x: (x * w).sum() + (x * x).sum())
+    for _ in range(4):
+        x = numpy.array([1.0, -1.0])
+        v, g = vg(x)
+        assert float(v) == 1.0  # (2 - 3) + (1 + 1)
+        numpy.testing.assert_array_equal(g, [4.0, 1.0])
+        assert w.grad is None
+    assert counted[-1]
