@@ -106,6 +106,7 @@ MODELS = ("lnmlp", "mog", "mf", "springs", "softreg", "vae", "poly", "kde")
 MODELS_2 = ("lstm", "tblock", "poisson", "w2v", "cox", "huber", "bilinear", "pool")
 MODELS_3 = ("bnmlp", "sinkhorn", "spectrum", "nbody", "rk4", "conv1d", "mvn")
 MODELS_4 = ("gru", "matern", "morse", "causal", "glm32", "patches")
+MODELS_5 = ("heat", "phi4", "tsne", "hmm", "eigh", "fftconv", "trimmed")
 IMPLS = ("eager", "jit-auto", "torch", "jax")
 
 
@@ -287,6 +288,38 @@ def data_4(name: str) -> tuple[list[Any], list[Any]]:
             numpy.zeros(8, f4),
             r(8, 5, scale=0.3, dt=f4),
         ]
+    return data_5(name)
+
+
+def data_5(name: str) -> tuple[list[Any], list[Any]]:
+    """(constants, parameters) of a fifth-round model."""
+    rng = numpy.random.default_rng(5)
+    r = _drawer(rng)
+
+    if name == "heat":
+        x = numpy.linspace(0, 1, 256)
+        u0 = numpy.sin(numpy.pi * x[None, :] * numpy.arange(1, 33)[:, None])
+        return [u0 * 0.9], [u0 + r(32, 256, scale=0.01), numpy.full(256, 0.2)]
+    if name == "phi4":
+        return [], [r(128, 128, scale=0.5), numpy.array(0.15), numpy.array(0.5)]
+    if name == "tsne":
+        X = r(400, 10)
+        d2 = ((X[:, None, :] - X[None, :, :]) ** 2).sum(axis=2)
+        P = numpy.exp(-d2 / 10.0) * (1 - numpy.eye(400))
+        return [P / P.sum(), 1 - numpy.eye(400)], [r(400, 2, scale=1e-2)]
+    if name == "hmm":
+        return [r(60, 32) * 2], [r(8, 8, scale=0.1), r(8), numpy.zeros(8)]
+    if name == "eigh":
+        return [r(64, 64)], [r(64, 64, scale=0.1), numpy.ones(64)]
+    if name == "fftconv":
+        X = r(16, 1024)
+        k = numpy.exp(-numpy.arange(1024) / 8.0)
+        Y = numpy.fft.irfft(numpy.fft.rfft(X) * numpy.fft.rfft(k), 1024)
+        return [X, Y + r(16, 1024, scale=0.1)], [r(1024, scale=0.1)]
+    if name == "trimmed":
+        X = r(5000, 20)
+        y = X @ r(20) + r(5000, scale=0.3) + (rng.random(5000) < 0.1) * 20.0
+        return [X, y], [numpy.zeros(20)]
     raise ValueError(name)
 
 
@@ -558,6 +591,54 @@ def loss_4(name: str, np: Any, ops: Any, params: list[Any], consts: list[Any]) -
         h = ops.relu(np.einsum("bchwk,fck->bfhw", cols, W) + b[None, :, None, None])
         R = h.mean(axis=(2, 3)) @ Wo - T
         return (R * R).mean()
+    return loss_5(name, np, ops, params, consts)
+
+
+def loss_5(name: str, np: Any, ops: Any, params: list[Any], consts: list[Any]) -> Any:
+    """A fifth-round model's loss (as :func:`loss`)."""
+    if name == "heat":
+        u, kappa = params
+        (T,) = consts
+        for _ in range(50):
+            lap = u[:, :-2] - 2 * u[:, 1:-1] + u[:, 2:]
+            u = ops.cat([u[:, :1], u[:, 1:-1] + 0.25 * kappa[1:-1] * lap, u[:, -1:]])
+        return ((u - T) ** 2).mean()
+    if name == "phi4":
+        phi, kappa, lam = params
+        hop = phi * (ops.roll(phi, 1, 0) + ops.roll(phi, 1, 1))
+        phi2 = phi * phi
+        return (-2 * kappa * hop + phi2 + lam * (phi2 - 1) ** 2).sum()
+    if name == "tsne":
+        (Y,) = params
+        P, off = consts
+        D = Y[:, None, :] - Y[None, :, :]
+        num = off / (1 + (D * D).sum(axis=2))
+        Q = num / num.sum()
+        return (P * (np.log(P + 1e-12) - np.log(Q + 1e-12))).sum()
+    if name == "hmm":
+        A, mu, pi = params
+        (x,) = consts
+        logA = A - ops.lse(A, 1)[:, None]
+        loge = -0.5 * (x[:, :, None] - mu) ** 2
+        la = pi - ops.lse(pi, 0) + loge[0]
+        for t in range(1, x.shape[0]):
+            la = ops.lse(la[:, :, None] + logA[None], 1) + loge[t]
+        return -ops.lse(la, 1).mean()
+    if name == "eigh":
+        B, d = params
+        (M,) = consts
+        w = ops.eigvalsh(B @ B.T + M @ np.diag(d) @ M.T / 64)
+        return w[:4].sum() + 0.01 * (w * w).mean()
+    if name == "fftconv":
+        (k,) = params
+        X, Y = consts
+        R = ops.irfft(ops.rfft(X) * ops.rfft(k), X.shape[-1]) - Y
+        return (R * R).mean() + 1e-3 * (k * k).sum()
+    if name == "trimmed":
+        (w,) = params
+        X, y = consts
+        r2 = (X @ w - y) ** 2
+        return ops.sort(r2)[:4500].mean()
     raise ValueError(name)
 
 
@@ -626,6 +707,18 @@ class NumpyOps:
     def diag(self, x: Any) -> Any:
         return self.np.diagonal(x)
 
+    def roll(self, x: Any, shift: int, axis: int) -> Any:
+        return self.np.roll(x, shift, axis=axis)
+
+    def eigvalsh(self, x: Any) -> Any:
+        return self.np.linalg.eigh(x)[0]
+
+    def irfft(self, x: Any, n: int) -> Any:
+        return self.np.fft.irfft(x, n)
+
+    def sort(self, x: Any) -> Any:
+        return self.np.sort(x)
+
 
 class TorchOps:
     def __init__(self, torch: Any) -> None:
@@ -685,6 +778,18 @@ class TorchOps:
 
     def diag(self, x: Any) -> Any:
         return self.torch.diagonal(x)
+
+    def roll(self, x: Any, shift: int, axis: int) -> Any:
+        return self.torch.roll(x, shift, axis)
+
+    def eigvalsh(self, x: Any) -> Any:
+        return self.torch.linalg.eigh(x)[0]
+
+    def irfft(self, x: Any, n: int) -> Any:
+        return self.torch.fft.irfft(x, n)
+
+    def sort(self, x: Any) -> Any:
+        return self.torch.sort(x).values
 
 
 def step_fn(impl: str, name: str) -> Callable[[], tuple[Any, list[Any]]] | None:
@@ -776,14 +881,14 @@ def _ratio(med: dict[str, float], ours: str, peer: str) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", default=None)
-    ap.add_argument("--round", type=int, choices=(1, 2, 3, 4), default=None)
+    ap.add_argument("--round", type=int, choices=(1, 2, 3, 4, 5), default=None)
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--worker", nargs=3, metavar=("IMPL", "MODEL", "REF"))
     a = ap.parse_args()
     if a.worker:
         worker(*a.worker)
         return
-    rounds = {1: MODELS, 2: MODELS_2, 3: MODELS_3, 4: MODELS_4}
+    rounds = {1: MODELS, 2: MODELS_2, 3: MODELS_3, 4: MODELS_4, 5: MODELS_5}
     if a.models is None:
         a.models = ",".join(rounds[a.round] if a.round else MODELS + MODELS_2)
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")

@@ -792,7 +792,10 @@ def _sort(
     if axis is None:
         a = ravel_like(a)
         axis = 0
-    return sort, (a,), {"axis": _one_axis(axis, _ndim(a), "sort"), "kind": "stable"}
+    # the values of every kind agree (but for the order of -0.0 and 0.0, which NumPy's own
+    # call decides); the gradient follows the stable order whatever the kind (sorting_order)
+    kind = "stable" if stable else kind
+    return sort, (a,), {"axis": _one_axis(axis, _ndim(a), "sort"), "kind": kind}
 
 
 @_binds(numpy.triu)

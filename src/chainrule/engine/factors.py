@@ -147,8 +147,18 @@ class _Cache(threading.local):
 _CACHE = _Cache()
 
 
-def _key(a: Any) -> Any:
+def array_key(a: Any) -> Any:
+    """Where and how ``a`` lies in memory: its address, shape, strides and dtype (a candidate
+    for a lookup, never a proof of its values: :func:`same_bits` is).
+
+    >>> a = numpy.zeros((2, 3))
+    >>> array_key(a)[1:]
+    ((2, 3), (24, 8), '<f8')
+    """
     return (a.__array_interface__["data"][0], a.shape, a.strides, a.dtype.str)
+
+
+_key = array_key
 
 
 def _swapped_key(a: Any) -> Any:
@@ -158,12 +168,20 @@ def _swapped_key(a: Any) -> Any:
     return (a.__array_interface__["data"][0], tuple(s), tuple(t), a.dtype.str)
 
 
-def _same(x: Any, snap: Any) -> bool:
-    """Whether ``x`` has exactly the bits of ``snap`` (NaNs and signed zeros included)."""
+def same_bits(x: Any, snap: Any) -> bool:
+    """Whether ``x`` has exactly the bits of ``snap``, an array of its shape and dtype (NaNs
+    and signed zeros included; float32/float64 and their complex types).
+
+    >>> same_bits(numpy.array([0.0, numpy.nan]), numpy.array([-0.0, numpy.nan]))
+    False
+    """
     if x.dtype.kind == "c":
-        return _same(x.real, snap.real) and _same(x.imag, snap.imag)
+        return same_bits(x.real, snap.real) and same_bits(x.imag, snap.imag)
     u = _UINT[x.dtype.itemsize]
     return bool((x.view(u) == snap.view(u)).all())
+
+
+_same = same_bits
 
 
 def _usable(a: Any) -> bool:

@@ -26,6 +26,8 @@ import contextlib
 import math
 import operator
 import threading
+import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -949,13 +951,33 @@ def _scatter_adds(
 scatter_adds = Primitive("scatter_adds", _scatter_adds)
 
 
+def sorting_order(x: Any, axis: int) -> Any:
+    """``numpy.argsort(x, axis=axis, kind="stable")``, through NumPy's default argsort
+    (vectorised, 3x faster) where no two entries along ``axis`` compare equal and none is NaN:
+    the permutation that sorts distinct values is unique, so it is the stable one.
+
+    >>> x = numpy.array([3.0, 1.0, 2.0, 1.0])
+    >>> sorting_order(x, 0).tolist(), sorting_order(x[:3], 0).tolist()
+    ([1, 3, 2, 0], [1, 2, 0])
+    """
+    x = numpy.asarray(x)
+    if x.ndim == 0 or x.shape[axis] < 2:
+        return numpy.argsort(x, axis=axis, kind="stable")
+    order = numpy.argsort(x, axis=axis)
+    s = numpy.moveaxis(numpy.take_along_axis(x, order, axis=axis), axis, -1)
+    tied = (s[..., 1:] == s[..., :-1]).any()
+    if tied or (s.dtype.kind in "fc" and numpy.isnan(s[..., -1]).any()):  # NaN sorts last
+        return numpy.argsort(x, axis=axis, kind="stable")
+    return order
+
+
 def _by_sort(v: Any, x: Any, axis: int) -> Any:
-    return numpy.take_along_axis(v, numpy.argsort(x, axis=axis, kind="stable"), axis=axis)
+    return numpy.take_along_axis(v, sorting_order(x, axis), axis=axis)
 
 
 def _undo_sort(v: Any, x: Any, axis: int) -> Any:
     out = numpy.empty_like(v)
-    numpy.put_along_axis(out, numpy.argsort(x, axis=axis, kind="stable"), v, axis=axis)
+    numpy.put_along_axis(out, sorting_order(x, axis), v, axis=axis)
     return out
 
 
@@ -1039,27 +1061,80 @@ def shared_factors() -> Iterator[None]:
         _SHARED.memo = outer
 
 
-def _once(compute: Callable[..., Any]) -> Callable[..., Any]:
-    """``compute(a, *args)``, reused inside :func:`shared_factors` for the same array ``a``."""
+def _once(compute: Callable[..., Any], recent: bool = False) -> Callable[..., Any]:
+    """``compute(a, *args)``, reused inside :func:`shared_factors` for the same array ``a``;
+    with ``recent``, also for a matrix with the bits of one of the last few it decomposed
+    (:class:`_Recent`: a rule asking again for the decomposition its forward call made)."""
 
     def run(a: Any, *args: Any) -> Any:
         memo = _SHARED.memo
         if memo is None:
-            return compute(a, *args)
+            return _RECENT.get(compute, a, args) if recent else compute(a, *args)
         key = (compute, id(a), args)
         hit = memo.get(key)
         if hit is None or hit[0] is not a:
-            hit = memo[key] = (a, compute(a, *args))
+            made = _RECENT.get(compute, a, args) if recent else compute(a, *args)
+            hit = memo[key] = (a, made)
         return hit[1]
 
     return run
 
 
+class _Recent(threading.local):
+    """The last few decompositions (eigh, svd, qr, eig) of matrices of order 16 and more, for
+    the rules that ask for one again: the gradient of ``eigh``'s eigenvalues needs its
+    eigenvectors, of ``svd``'s singular values its vectors, and the forward call had them.
+
+    An entry keeps a copy of the matrix and of the results; a lookup finds a candidate by the
+    array's address, shape, strides and dtype, and serves it only if the array's bits equal the
+    copy's (the array may have been written over, or its memory reused): what is handed out
+    was computed from exactly these values, as a new copy each time.  An entry goes with the
+    array it was made from, and at most :data:`RECENT_ENTRIES` are kept per thread.
+    """
+
+    def __init__(self) -> None:
+        self.entries: OrderedDict[Any, tuple[Any, Any]] = OrderedDict()
+
+    def get(self, compute: Callable[..., Any], a: Any, args: tuple[Any, ...]) -> Any:
+        if (
+            type(a) is not numpy.ndarray
+            or a.ndim < 2
+            or min(a.shape[-2:]) < RECENT_MIN_ORDER
+            or a.nbytes > RECENT_MAX_BYTES
+            or a.dtype.char not in "fdFD"
+        ):
+            return compute(a, *args)
+        key = (compute, args, factors.array_key(a))
+        hit = self.entries.get(key)
+        if hit is not None and hit[0].shape == a.shape and factors.same_bits(a, hit[0]):
+            self.entries.move_to_end(key)
+            return _copies(hit[1])
+        made = compute(a, *args)
+        self.entries[key] = (numpy.array(a), _copies(made))
+        weakref.finalize(a, self.entries.pop, key, None)
+        while len(self.entries) > RECENT_ENTRIES:
+            self.entries.popitem(last=False)
+        return made
+
+
+def _copies(made: Any) -> Any:
+    """A decomposition's results (a named tuple of arrays, or one array) as new arrays."""
+    if isinstance(made, tuple):
+        return type(made)(*(numpy.array(r) for r in made))
+    return numpy.array(made)
+
+
+_RECENT = _Recent()
+RECENT_ENTRIES = 4
+RECENT_MIN_ORDER = 16  # below, a copy and a comparison cost about what the decomposition does
+RECENT_MAX_BYTES = 1 << 22  # larger matrices: nothing large is kept
+
+
 _slogdet = _once(factors.slogdet)
-_eigh = _once(lambda a, uplo: numpy.linalg.eigh(a, uplo))
-_svd = _once(lambda a, full: numpy.linalg.svd(a, full_matrices=full))
-_qr = _once(lambda a, mode: numpy.linalg.qr(a, mode=mode))
-_eig = _once(lambda a: numpy.linalg.eig(a))
+_eigh = _once(lambda a, uplo: numpy.linalg.eigh(a, uplo), recent=True)
+_svd = _once(lambda a, full: numpy.linalg.svd(a, full_matrices=full), recent=True)
+_qr = _once(lambda a, mode: numpy.linalg.qr(a, mode=mode), recent=True)
+_eig = _once(lambda a: numpy.linalg.eig(a), recent=True)
 
 # One LU per matrix, shared across these operations and their rules where SciPy is importable
 # (chainrule.engine.factors; NumPy's own functions otherwise, and for small matrices).
@@ -1097,7 +1172,8 @@ _EighResult = type(numpy.linalg.eigh(numpy.eye(1)))
 # calling their primitives, as eigh's do, so higher derivatives stay exact). ``full`` is
 # numpy.linalg.svd's full_matrices; only square or thin factors have a gradient.
 svd_u = Primitive("linalg.svd.U", lambda a, full=False: _svd(a, full)[0])
-svd_s = Primitive("linalg.svd.S", lambda a: numpy.linalg.svd(a, compute_uv=False))
+_svd_values = _once(lambda a: numpy.linalg.svd(a, compute_uv=False), recent=True)
+svd_s = Primitive("linalg.svd.S", lambda a: _svd_values(a))
 # Vh also takes U, which it does not read: the phase of each singular pair is shared by U and
 # V, and through this edge the cotangent of Vh tells U's rule its part of that phase, so that
 # the rule can check that the loss does not depend on it (chainrule.engine.rules).

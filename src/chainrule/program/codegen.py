@@ -135,6 +135,10 @@ class Writer:
             self.names[v.id] = f"t{counter}"
             taken.add(f"t{counter}")
 
+    def _statement(self, prim: Any) -> Any:
+        """The maker of ``prim``'s statement lines, if it is written as statements."""
+        return STATEMENTS.get(prim)
+
     def _needs_statement(self, v: Value) -> bool:
         if not self.inline:
             return True
@@ -272,7 +276,7 @@ class Writer:
             if code is not None:
                 out.append(Line(v, name, "; ".join(code[1:]), code))
                 continue
-            maker = STATEMENTS.get(v.prim) if v.prim is not None else None
+            maker = self._statement(v.prim) if v.prim is not None else None
             if maker is not None:
                 texts = [self.ref(a)[0] for a in v.args]
                 kw = dict(v.kw, __dtype__=numpy.dtype(v.dtype))

@@ -127,10 +127,13 @@ def aliases_input(v: Any) -> bool:
     return False
 
 
-# The linear-algebra primitives whose forward functions share one LU factorisation per matrix
-# (chainrule.engine.factors): compiled code calls them by these names (bound in the compiled
-# module's namespace) instead of numpy.linalg's functions, so that a jitted solve, slogdet and
-# their rules factorise the matrix once, as the eager path does.  The values are the eager path's.
+# The primitives whose forward functions share work between calls: one LU factorisation per
+# matrix (chainrule.engine.factors), one eigh, svd, qr or eig per matrix for the rules that ask
+# for it again (engine.primitives._Recent), and the stable sorting order by NumPy's faster
+# argsort where that is the same (engine.primitives.sorting_order).  Compiled code calls them
+# by these names (bound in the compiled module's namespace) instead of numpy's functions, so
+# that a jitted solve, slogdet, eigh and their rules decompose the matrix once, as the eager
+# path does.  The values are the eager path's.
 LINALG_CALLS = {
     P.solve: "_linalg_solve",
     P.inv: "_linalg_inv",
@@ -139,7 +142,22 @@ LINALG_CALLS = {
     P.detsign: "_linalg_detsign",
     P.logdet: "_linalg_logdet",
     P.cholesky: "_linalg_cholesky",
+    P.eighvals: "_linalg_eigh_w",
+    P.eigvecsh: "_linalg_eigh_v",
+    P.svd_u: "_linalg_svd_u",
+    P.svd_s: "_linalg_svd_s",
+    P.svd_vh: "_linalg_svd_vh",
+    P.qr_q: "_linalg_qr_q",
+    P.qr_r: "_linalg_qr_r",
+    P.eigw: "_linalg_eig_w",
+    P.eigvecs: "_linalg_eig_v",
+    P.sort_permute: "_sort_permute",
+    P.sort_unpermute: "_sort_unpermute",
 }
+
+
+# keyword values a call above writes as literals (UPLO, full_matrices, mode, axis)
+_PLAIN_KW = (str, bool, int)
 
 
 # Temporaries of at least this many bytes are deleted after their last read (_frees_early).
@@ -243,6 +261,10 @@ class FastWriter(Writer):
     def _needs_statement(self, v: Value) -> bool:
         return v.id in self._hoisted or super()._needs_statement(v)
 
+    def _statement(self, prim: Any) -> Any:
+        # the primitives called by name (sort_unpermute's readable form is two statements)
+        return None if prim in LINALG_CALLS else super()._statement(prim)
+
     def _atom(self, x: Any) -> str:
         text, prec = self.ref(x)
         return text if prec >= ATOM else f"({text})"
@@ -256,8 +278,9 @@ class FastWriter(Writer):
 
     def _fast(self, v: Value) -> tuple[str, int] | None:
         prim = v.prim
-        if prim in LINALG_CALLS and not v.kw:
-            return f"{LINALG_CALLS[prim]}({', '.join(self.ref(x)[0] for x in v.args)})", ATOM
+        if prim in LINALG_CALLS and all(type(k) in _PLAIN_KW for k in v.kw.values()):
+            texts = [self.ref(x)[0] for x in v.args] + [f"{k}={w!r}" for k, w in v.kw.items()]
+            return f"{LINALG_CALLS[prim]}({', '.join(texts)})", ATOM
         if prim is P.power:
             x, y = v.args
             n = const_value(y) if is_const(y) and not isinstance(y, Size) else None
