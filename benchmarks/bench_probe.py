@@ -68,6 +68,20 @@ A fourth round, of the issue's kinds, written after the third was tuned (issue 1
 * ``patches``  a 3 x 3 convolution by slicing nine shifted views, ``stack`` and ``einsum``,
                ReLU, global mean pooling, linear, MSE; batch 32, 3 x 16 x 16, float32.
 
+A fifth round, written after the fourth was tuned (issue 16, session 17):
+
+* ``heat``     the 1-D heat equation by explicit finite differences, 50 steps of slices and
+               ``concatenate`` on 32 rods of 256 points, the gradient in the initial state and
+               the conductivity, float64;
+* ``phi4``     a lattice field's action on 128 x 128 sites, neighbours by ``numpy.roll``;
+* ``tsne``     t-SNE's KL divergence for 400 points in 2-D (Student-t affinities, normalised);
+* ``hmm``      a hidden Markov model's forward algorithm in log space, 60 steps, 32 sequences,
+               8 states (a log-sum-exp over ``la[:, :, None] + logA`` each step);
+* ``eigh``     the 4 smallest eigenvalues of a 64 x 64 symmetric matrix (``numpy.linalg.eigh``);
+* ``fftconv``  a learned circular filter by ``rfft``/``irfft`` on 16 signals of 1024;
+* ``trimmed``  least trimmed squares: the mean of the 4,500 smallest of 5,000 squared residuals
+               by ``numpy.sort``.
+
 Rows: ``eager`` (``chainrule.value_and_grad``), ``jit-auto`` (``chainrule.jit`` of it,
 ``backend="auto"``), ``torch`` (``loss.backward()``), ``jax`` (``jax.jit(jax.value_and_grad)``,
 64-bit enabled).  Each row runs in its own process with 1 BLAS thread and checks its loss and
@@ -81,7 +95,7 @@ dependency)::
     PYTHONPATH=src python3 benchmarks/bench_probe.py [--rounds 7] [--models mf,kde]
 
 (``--models`` defaults to the first two rounds; ``--round 3`` runs the third, ``--round 4``
-the fourth.)
+the fourth, ``--round 5`` the fifth.)
 """
 
 from __future__ import annotations

@@ -960,9 +960,8 @@ def sorting_order(x: Any, axis: int) -> Any:
     >>> sorting_order(x, 0).tolist(), sorting_order(x[:3], 0).tolist()
     ([1, 3, 2, 0], [1, 2, 0])
     """
-    x = numpy.asarray(x)
-    if x.ndim == 0 or x.shape[axis] < 2:
-        return numpy.argsort(x, axis=axis, kind="stable")
+    if type(x) is not numpy.ndarray or x.ndim == 0 or x.shape[axis] < 2:
+        return numpy.argsort(x, axis=axis, kind="stable")  # (another array library's own)
     order = numpy.argsort(x, axis=axis)
     s = numpy.moveaxis(numpy.take_along_axis(x, order, axis=axis), axis, -1)
     tied = (s[..., 1:] == s[..., :-1]).any()
