@@ -193,3 +193,25 @@ def test_max_pooling_compiles_to_per_entry_steps_with_the_eager_gradient():
     dH = (2 * P / hit.sum(axis=(3, 5), keepdims=True) * hit).reshape(16, 1024)
     want = X.T @ (dH * (X @ W > 0))
     numpy.testing.assert_allclose(cgrad, want, rtol=1e-5, atol=1e-5)
+
+
+def test_routes_are_remembered_by_both_shapes(monkeypatch):
+    # route() keeps its answers in a table that starts afresh when full: what it answers must
+    # be what the computation answers, for each pair of shapes, in any order of asking
+    from chainrule.engine import broadcast
+
+    monkeypatch.setattr(broadcast, "_ROUTES", {})
+    monkeypatch.setattr(broadcast, "_MAX_ROUTES", 7)
+    rng = numpy.random.default_rng(5)
+    pairs = []
+    for _ in range(60):
+        shape = tuple(int(n) for n in rng.choice([1, 2, 3, 8, 16, 40], rng.integers(1, 5)))
+        other = tuple(n if rng.random() < 0.5 else 1 for n in shape)
+        pairs += [(shape, other), (other, shape)]
+    for x, y in (((2000, 1, 8), (1, 16, 8)), ((200, 1, 3), (1, 200, 3))):
+        pairs += [(x, y), (x, x), (y, x), (y, y)]  # one shape, other answers
+    want = [broadcast._route(a, b) for a, b in pairs]
+    assert len(set(want)) == 3  # every route appears
+    for order in (range(len(pairs)), reversed(range(len(pairs)))):
+        for k in order:
+            assert broadcast.route(*pairs[k]) == want[k]

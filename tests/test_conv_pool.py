@@ -267,3 +267,20 @@ def test_numpy_pad_modes_without_a_rule_say_what_is_supported():
             numpy.pad(t, 1, **kw)
     with pytest.raises(TypeError, match="unexpected arguments"):
         numpy.pad(t, 1, mode="edge", constant_values=2.0)
+
+
+def test_window_routes_are_remembered_by_shape_and_axes(monkeypatch):
+    from chainrule.engine import reduce
+
+    monkeypatch.setattr(reduce, "_WINDOWS", {})
+    monkeypatch.setattr(reduce, "_MAX_WINDOWS", 5)
+    asks = []
+    for shape in ((64, 8, 4, 2, 4, 2), (32, 8, 8), (1000, 3, 4), (4, 4)):
+        for axis in (None, 1, -1, (3, 5), [3, 5], (0, 1), 2):
+            if axis is None or all(-len(shape) <= a < len(shape) for a in numpy.atleast_1d(axis)):
+                asks.append((shape, axis))
+    want = [reduce._window_route(s, a) if a is not None else False for s, a in asks]
+    assert True in want and False in want
+    for order in (asks, asks[::-1]):
+        for s, a in order:
+            assert window_route(s, a) == want[asks.index((s, a))]

@@ -45,6 +45,10 @@ _COPY = 8  # NumPy's inner loop at most this long: copy the short operand first
 NONE, PER_ENTRY, COPY_FIRST = 0, 1, 2
 
 
+_ROUTES: dict[tuple[Any, Any], int] = {}  # route's answers by shapes (a loop asks again and again)
+_MAX_ROUTES = 4096  # ... at most this many kept; then the table starts afresh
+
+
 def route(xshape: tuple[int, ...], yshape: tuple[int, ...]) -> int:
     """How :func:`binary` computes an elementwise ufunc of C-contiguous float arrays of these
     shapes (one dtype): :data:`NONE` (the ufunc itself), :data:`PER_ENTRY` or
@@ -55,6 +59,16 @@ def route(xshape: tuple[int, ...], yshape: tuple[int, ...]) -> int:
     >>> route((200, 3), (200, 3)), route((3000, 10), (10,)), route((10, 1, 3), (1, 10, 3))
     (0, 0, 0)
     """
+    key = (xshape, yshape)
+    how = _ROUTES.get(key)
+    if how is None:
+        if len(_ROUTES) >= _MAX_ROUTES:
+            _ROUTES.clear()
+        how = _ROUTES[key] = _route(tuple(xshape), tuple(yshape))
+    return how
+
+
+def _route(xshape: tuple[int, ...], yshape: tuple[int, ...]) -> int:
     if xshape == yshape:
         return NONE
     nd = max(len(xshape), len(yshape))

@@ -139,6 +139,10 @@ _FEW = 16  # at most this many entries per reduced window are combined slice by 
 _CALLS_PER_ENTRY = 80  # ... when NumPy's inner loop would run this many times per entry
 
 
+_WINDOWS: dict[tuple[Any, Any], bool] = {}  # window_route's answers by shape and axis
+_MAX_WINDOWS = 4096  # ... at most this many kept; then the table starts afresh
+
+
 def window_route(shape: tuple[int, ...], axis: Any) -> bool:
     """Whether :func:`window_reduce` combines slices for a reduction of an array of this
     shape over ``axis`` (a few short axes: at most 16 entries per result, some size).
@@ -146,7 +150,21 @@ def window_route(shape: tuple[int, ...], axis: Any) -> bool:
     >>> window_route((64, 8, 4, 2, 4, 2), (3, 5)), window_route((64, 8, 4, 2, 4, 2), None)
     (True, False)
     """
-    if axis is None or math.prod(shape) < _MIN_SIZE:
+    if axis is None:
+        return False
+    if type(axis) is list:
+        axis = tuple(axis)
+    key = (shape, axis)
+    found = _WINDOWS.get(key)
+    if found is None:
+        if len(_WINDOWS) >= _MAX_WINDOWS:
+            _WINDOWS.clear()
+        found = _WINDOWS[key] = _window_route(tuple(shape), axis)
+    return found
+
+
+def _window_route(shape: tuple[int, ...], axis: Any) -> bool:
+    if math.prod(shape) < _MIN_SIZE:
         return False
     nd = len(shape)
     axes = (axis,) if isinstance(axis, int) else tuple(axis)
