@@ -161,3 +161,15 @@ def test_jitted_code_decomposes_once_and_gives_the_eager_bits(counted):
     numpy.testing.assert_array_equal(got[1], eager[1])
     fd, d = _fd(f, a)
     numpy.testing.assert_allclose((got[1] * d).sum(), fd, rtol=1e-5)
+
+
+def test_long_lived_matrices_decomposed_again_and_again_collect_no_callbacks():
+    import weakref
+
+    P._RECENT.entries.clear()
+    mats = [_sym() for _ in range(P.RECENT_ENTRIES + 2)]  # more than are kept: each pushed out
+    for _ in range(10):
+        for a in mats:
+            P.eighvals.fun(a)
+    assert max(weakref.getweakrefcount(a) for a in mats) <= 1
+    assert len(P._RECENT.entries) == P.RECENT_ENTRIES

@@ -1092,7 +1092,7 @@ class _Recent(threading.local):
     """
 
     def __init__(self) -> None:
-        self.entries: OrderedDict[Any, tuple[Any, Any]] = OrderedDict()
+        self.entries: OrderedDict[Any, tuple[Any, Any, Any]] = OrderedDict()
 
     def get(self, compute: Callable[..., Any], a: Any, args: tuple[Any, ...]) -> Any:
         if (
@@ -1103,16 +1103,23 @@ class _Recent(threading.local):
             or a.dtype.char not in "fdFD"
         ):
             return compute(a, *args)
+        entries = self.entries
         key = (compute, args, factors.array_key(a))
-        hit = self.entries.get(key)
+        hit = entries.get(key)
         if hit is not None and hit[0].shape == a.shape and factors.same_bits(a, hit[0]):
-            self.entries.move_to_end(key)
+            entries.move_to_end(key)
             return _copies(hit[1])
         made = compute(a, *args)
-        self.entries[key] = (numpy.array(a), _copies(made))
-        weakref.finalize(a, self.entries.pop, key, None)
-        while len(self.entries) > RECENT_ENTRIES:
-            self.entries.popitem(last=False)
+
+        def drop(ref: Any) -> None:  # the array is gone: its entry too, if it is still this one
+            if entries.get(key, (None, None, None))[2] is ref:
+                entries.pop(key, None)
+
+        # (the weak reference lives in the entry: an entry pushed out takes it along, so a
+        # long-lived array decomposed again and again collects no callbacks)
+        entries[key] = (numpy.array(a), _copies(made), weakref.ref(a, drop))
+        while len(entries) > RECENT_ENTRIES:
+            entries.popitem(last=False)
         return made
 
 
