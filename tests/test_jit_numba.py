@@ -765,3 +765,34 @@ def test_whole_powers_equal_the_eager_path_bit_for_bit():
     for g, v in zip(got, x):
         e = Fraction(float(v)) ** 3
         assert abs(Fraction(float(g)) - e) <= Fraction(float(numpy.spacing(numpy.abs(g)))) / 2
+
+
+def test_a_loop_unrolled_in_python_writes_its_fused_helper_once(tmp_path, monkeypatch):
+    # an Elman step repeated 6 times: the same fused loop each step, one function in the module
+    # (Numba compiles each function on its own); the gradients the eager path's and the
+    # NumPy backend's, checked against central differences
+    monkeypatch.setenv("CHAINRULE_CACHE_DIR", str(tmp_path))
+    rng = numpy.random.default_rng(8)
+    X, Wx, Wh = (
+        rng.standard_normal((6, 16, 8)),
+        rng.standard_normal((8, 32)) / 3,
+        rng.standard_normal((32, 32)) / 6,
+    )
+
+    def loss(Wx, Wh):
+        h = numpy.tanh(X[0] @ Wx)
+        for t in range(1, X.shape[0]):
+            h = numpy.tanh(X[t] @ Wx + h @ Wh)
+        return (h * h).sum()
+
+    g = cr.jit(cr.grad(loss, argnums=(0, 1)), backend="numba")
+    got = g(Wx, Wh)
+    src = g.source(Wx, Wh)
+    adds = [line for line in src.splitlines() if line.startswith("def _fz")]
+    assert len(adds) < 6 and src.count("_fz") > 6  # fewer helpers than the steps that call them
+    eager = cr.grad(loss, argnums=(0, 1))(Wx, Wh)
+    for a, b in zip(got, eager):
+        numpy.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    d = rng.standard_normal(Wh.shape)
+    fd = (loss(Wx, Wh + 1e-6 * d) - loss(Wx, Wh - 1e-6 * d)) / 2e-6
+    numpy.testing.assert_allclose((got[1] * d).sum(), fd, rtol=1e-6)

@@ -43,6 +43,7 @@ class NumbaWriter(Writer):
             str
         ] = []  # functions written for this program (fused sums, NumPy loops)
         self.numpy_loops: set[str] = set()
+        self.fused: dict[str, str] = {}  # fused helpers by their source: one function each
         self.scalar_refs: dict[int, str] = {}  # while writing a fused term: leaf id -> element
         self.users: dict[int, list[Value]] = {}
         self.mapped: dict[int, str | None] = {}  # inline values written by fused_map
@@ -147,8 +148,10 @@ class NumbaWriter(Writer):
 
     def fused_helper(self, source: str) -> str:
         """Add a generated function (``NAME`` in ``source``) to the module; its name."""
-        name = f"_fz{len(self.generated)}"
-        self.generated.append(source.replace("NAME", name, 1))
+        name = self.fused.get(source)
+        if name is None:  # (a loop unrolled in Python writes the same helper every step)
+            name = self.fused[source] = f"_fz{len(self.generated)}"
+            self.generated.append(source.replace("NAME", name, 1))
         return name
 
     def ref(self, x: Any, style: str = "python") -> tuple[str, int]:
