@@ -380,7 +380,7 @@ SOURCE: dict[Primitive, Form] = {
     ),
     P.take: call("numpy.take", ["indices", "axis"], positional=("indices",)),
     P.take_along_axis: call("numpy.take_along_axis", ["indices", "axis"], positional=("indices",)),
-    P.sort: call("numpy.sort", ["axis", "kind"]),
+    P.sort: call("numpy.sort", ["axis", "kind"], {"axis": -1, "kind": None}),
     P.triu: call("numpy.triu", ["k"], {"k": 0}),
     P.tril: call("numpy.tril", ["k"], {"k": 0}),
     P.where: call("numpy.where"),

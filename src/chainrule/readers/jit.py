@@ -106,8 +106,8 @@ AUTO_NUMBA_MAX_FLOP_PER_ELEMENT = 200.0
 # of bench_unseen.py (50 steps, 753 operations) takes about 12 s to compile the first time (its
 # steps' fused loops shared; 25 s each step its own), an LSTM of 25 steps (1,760 operations)
 # minutes, a hidden Markov model's 60 steps (2,000 operations) more than 10, longer than most
-# training runs it would speed up.  Above the limit, auto is the NumPy backend, which compiles in a fraction of a
-# second; backend="numba" still compiles whatever it is given.
+# training runs it would speed up.  Above the limit, auto is the NumPy backend, which compiles
+# in a fraction of a second; backend="numba" still compiles whatever it is given.
 AUTO_NUMBA_MAX_OPS = 1000
 
 
