@@ -158,9 +158,6 @@ def array_key(a: Any) -> Any:
     return (a.__array_interface__["data"][0], a.shape, a.strides, a.dtype.str)
 
 
-_key = array_key
-
-
 def _swapped_key(a: Any) -> Any:
     # the key of a's transpose (last two axes swapped): the same memory read the other way
     s, t = list(a.shape), list(a.strides)
@@ -181,9 +178,6 @@ def same_bits(x: Any, snap: Any) -> bool:
     return bool((x.view(u) == snap.view(u)).all())
 
 
-_same = same_bits
-
-
 def _usable(a: Any) -> bool:
     return (
         type(a) is numpy.ndarray
@@ -198,12 +192,16 @@ def _usable(a: Any) -> bool:
 def _lookup(a: Any) -> tuple[_Entry, bool] | None:
     """The entry whose matrices ``a`` equals (``False``) or equals transposed (``True``)."""
     entries = _CACHE.state.entries
-    hit = entries.get(_key(a))
-    if hit is not None and hit.snap.shape == a.shape and _same(a, hit.snap):
+    hit = entries.get(array_key(a))
+    if hit is not None and hit.snap.shape == a.shape and same_bits(a, hit.snap):
         entries.move_to_end(hit.key)
         return hit, False
     hit = entries.get(_swapped_key(a))
-    if hit is not None and hit.snap.shape == a.shape and _same(numpy.swapaxes(a, -1, -2), hit.snap):
+    if (
+        hit is not None
+        and hit.snap.shape == a.shape
+        and same_bits(numpy.swapaxes(a, -1, -2), hit.snap)
+    ):
         entries.move_to_end(hit.key)
         return hit, True
     return None
@@ -236,9 +234,8 @@ def _forget(cache: _State, entry: _Entry) -> Any:
 def _symmetric(a: Any) -> bool:
     """Whether the real matrix ``a`` equals its transpose bit for bit (a few entries first:
     most matrices that are not symmetric are told apart without reading all of them)."""
-    return bool(a[1, 0] == a[0, 1] and a[-1, 0] == a[0, -1] and a[-1, -2] == a[-2, -1]) and _same(
-        a, a.T
-    )
+    corners = a[1, 0] == a[0, 1] and a[-1, 0] == a[0, -1] and a[-1, -2] == a[-2, -1]
+    return bool(corners) and same_bits(a, a.T)
 
 
 def _factorise(a: Any, cache: _State) -> tuple[Any, list[Any], Any, bool]:
@@ -285,7 +282,7 @@ def _factors(a: Any) -> tuple[_Entry, bool]:
     cache = _CACHE.state
     snap, lus, spare_inv, chol = _factorise(a, cache)
     entries = cache.entries
-    entry = _Entry(snap, lus, _key(a), chol)
+    entry = _Entry(snap, lus, array_key(a), chol)
     entry.spare_inv = spare_inv
     entry.ref = weakref.ref(a, _forget(cache, entry))
     stale = entries.pop(entry.key, None)  # the same memory with other values (written over)

@@ -152,8 +152,8 @@ def window_route(shape: tuple[int, ...], axis: Any) -> bool:
     """
     if axis is None:
         return False
-    if type(axis) is list:
-        axis = tuple(axis)
+    if type(axis) is not int and type(axis) is not tuple:
+        return _window_route(tuple(shape), tuple(axis) if type(axis) is list else axis)
     key = (shape, axis)
     found = _WINDOWS.get(key)
     if found is None:
