@@ -82,6 +82,26 @@ A fifth round, written after the fourth was tuned (issue 16, session 17):
 * ``trimmed``  least trimmed squares: the mean of the 4,500 smallest of 5,000 squared residuals
                by ``numpy.sort``.
 
+A sixth round, written after the fifth was tuned (issue 16, session 18):
+
+* ``gcn``      a two-layer graph convolutional network on 600 nodes (a dense normalised
+               adjacency), labels read as ``logp[arange(n), labels]``, the loss over a mask of
+               training nodes by ``numpy.where``; float32;
+* ``contrast`` InfoNCE between two views of 256 points: a projection, rows normalised by
+               ``numpy.linalg.norm``, a 256 x 256 similarity, log-sum-exp minus its diagonal;
+* ``flow``     eight planar normalising-flow layers on 2000 points in 2-D, the parameters read
+               as ``U[k]`` in a Python loop, the log-determinant by ``log(abs(...))``;
+* ``kalman``   a Kalman filter's negative log-likelihood over 40 observations (4 states, 2
+               observed): ``inv``, ``slogdet`` and ``solve`` of 2 x 2 matrices in a loop;
+* ``tv``       total-variation denoising of a 128 x 128 image by ``numpy.diff`` and
+               ``numpy.pad``;
+* ``schrod``   the split-step Fourier method for 8 wave packets on 256 points, 30 steps of
+               ``fft``/``ifft`` and complex exponentials, the gradient in the real potential;
+* ``mdn``      a mixture density network (5 Gaussians) on 1024 points, the outputs sliced from
+               one product; float32;
+* ``ridge``    ridge regression's validation error in the log of its penalty, through
+               ``numpy.linalg.inv`` of a 50 x 50 matrix.
+
 Rows: ``eager`` (``chainrule.value_and_grad``), ``jit-auto`` (``chainrule.jit`` of it,
 ``backend="auto"``), ``torch`` (``loss.backward()``), ``jax`` (``jax.jit(jax.value_and_grad)``,
 64-bit enabled).  Each row runs in its own process with 1 BLAS thread and checks its loss and
@@ -95,7 +115,7 @@ dependency)::
     PYTHONPATH=src python3 benchmarks/bench_probe.py [--rounds 7] [--models mf,kde]
 
 (``--models`` defaults to the first two rounds; ``--round 3`` runs the third, ``--round 4``
-the fourth, ``--round 5`` the fifth.)
+the fourth, ``--round 5`` the fifth, ``--round 6`` the sixth.)
 """
 
 from __future__ import annotations
@@ -121,6 +141,7 @@ MODELS_2 = ("lstm", "tblock", "poisson", "w2v", "cox", "huber", "bilinear", "poo
 MODELS_3 = ("bnmlp", "sinkhorn", "spectrum", "nbody", "rk4", "conv1d", "mvn")
 MODELS_4 = ("gru", "matern", "morse", "causal", "glm32", "patches")
 MODELS_5 = ("heat", "phi4", "tsne", "hmm", "eigh", "fftconv", "trimmed")
+MODELS_6 = ("gcn", "contrast", "flow", "kalman", "tv", "schrod", "mdn", "ridge")
 IMPLS = ("eager", "jit-auto", "torch", "jax")
 
 
@@ -334,6 +355,59 @@ def data_5(name: str) -> tuple[list[Any], list[Any]]:
         X = r(5000, 20)
         y = X @ r(20) + r(5000, scale=0.3) + (rng.random(5000) < 0.1) * 20.0
         return [X, y], [numpy.zeros(20)]
+    return data_6(name)
+
+
+def data_6(name: str) -> tuple[list[Any], list[Any]]:
+    """(constants, parameters) of a sixth-round model."""
+    rng = numpy.random.default_rng(6)
+    r = _drawer(rng)
+    f4 = numpy.float32
+    if name == "gcn":
+        A = (rng.random((600, 600)) < 0.01).astype(numpy.float64)
+        A = numpy.maximum(A, A.T) + numpy.eye(600)
+        d = A.sum(axis=1) ** -0.5
+        mask = rng.random(600) < 0.3
+        labels = rng.integers(0, 7, 600)
+        return [(d[:, None] * A * d[None, :]).astype(f4), r(600, 32, dt=f4), mask, labels], [
+            r(32, 32, scale=0.2, dt=f4),
+            r(32, 7, scale=0.2, dt=f4),
+        ]
+    if name == "contrast":
+        X = r(256, 64, dt=f4)
+        return [X + r(256, 64, scale=0.3, dt=f4), X + r(256, 64, scale=0.3, dt=f4)], [
+            r(64, 32, scale=0.1, dt=f4)
+        ]
+    if name == "flow":
+        return [r(2000, 2)], [r(8, 2, scale=0.5), r(8, 2, scale=0.5), r(8, scale=0.1)]
+    if name == "kalman":
+        H = numpy.array([[1.0, 0, 0, 0], [0, 1.0, 0, 0]])
+        return [H, numpy.cumsum(r(40, 2), axis=0)], [
+            numpy.eye(4) + r(4, 4, scale=0.05),
+            numpy.full(4, -2.0),
+            numpy.full(2, -1.0),
+        ]
+    if name == "tv":
+        f = numpy.kron(rng.random((8, 8)) > 0.5, numpy.ones((16, 16))) + r(128, 128, scale=0.2)
+        return [f], [f.copy()]
+    if name == "schrod":
+        x = numpy.linspace(-10, 10, 256, endpoint=False)
+        k = 2 * numpy.pi * numpy.fft.fftfreq(256, d=x[1] - x[0])
+        psi0 = numpy.exp(-((x[None, :] - numpy.arange(-4, 4)[:, None]) ** 2) + 1j * x)
+        target = numpy.roll(psi0, 8, axis=1)
+        return [psi0, numpy.exp(-0.5j * 0.05 * k**2), target], [0.1 * x**2 / 10]
+    if name == "mdn":
+        x = rng.uniform(-1, 1, (1024, 1))
+        y = numpy.sin(3 * x) + 0.3 * x * rng.standard_normal((1024, 1))
+        return [x.astype(f4), y.astype(f4)], [
+            r(1, 64, dt=f4),
+            numpy.zeros(64, f4),
+            r(64, 15, scale=0.2, dt=f4),
+        ]
+    if name == "ridge":
+        X, Xv = r(500, 50), r(200, 50)
+        w = r(50) * (rng.random(50) < 0.3)
+        return [X, X @ w + r(500), Xv, Xv @ w, numpy.eye(50)], [numpy.array(0.0)]
     raise ValueError(name)
 
 
@@ -653,6 +727,75 @@ def loss_5(name: str, np: Any, ops: Any, params: list[Any], consts: list[Any]) -
         X, y = consts
         r2 = (X @ w - y) ** 2
         return ops.sort(r2)[:4500].mean()
+    return loss_6(name, np, ops, params, consts)
+
+
+def loss_6(name: str, np: Any, ops: Any, params: list[Any], consts: list[Any]) -> Any:
+    """A sixth-round model's loss (as :func:`loss`)."""
+    if name == "gcn":
+        W1, W2 = params
+        A, X, mask, labels = consts
+        h = ops.relu(A @ (X @ W1))
+        z = A @ (h @ W2)
+        logp = z - ops.lse(z, 1)[:, None]
+        picked = logp[np.arange(z.shape[0]), labels]
+        return -np.where(mask, picked, 0).sum() / mask.sum()
+    if name == "contrast":
+        (W,) = params
+        X1, X2 = consts
+        z1, z2 = X1 @ W, X2 @ W
+        z1 = z1 / ops.norm(z1, 1)
+        z2 = z2 / ops.norm(z2, 1)
+        S = z1 @ z2.T / 0.1
+        return (ops.lse(S, 1) - ops.diag(S)).mean()
+    if name == "flow":
+        U, Wf, b = params
+        (z,) = consts
+        logdet = 0.0
+        for k in range(U.shape[0]):
+            t = np.tanh(z @ Wf[k] + b[k])
+            z = z + U[k] * t[:, None]
+            logdet = logdet + np.log(np.abs(1 + (1 - t * t) * (U[k] @ Wf[k])))
+        return (0.5 * (z * z).sum(axis=1) - logdet).mean()
+    if name == "kalman":
+        F, logq, logr = params
+        H, Y = consts
+        x, P = Y[0] @ H, H.T @ H
+        Q, R = np.diag(np.exp(logq)), np.diag(np.exp(logr))
+        nll = 0.0
+        for t in range(1, Y.shape[0]):
+            x, P = F @ x, F @ P @ F.T + Q
+            S = H @ P @ H.T + R
+            v = Y[t] - H @ x
+            K = P @ H.T @ ops.inv(S)
+            nll = nll + 0.5 * (ops.logdet(S) + v @ ops.solve(S, v))
+            x, P = x + K @ v, P - K @ H @ P
+        return nll
+    if name == "tv":
+        (u,) = params
+        (f,) = consts
+        dx = ops.pad(np.diff(u, axis=0), ((0, 1), (0, 0)))
+        dy = ops.pad(np.diff(u, axis=1), ((0, 0), (0, 1)))
+        return 0.5 * ((u - f) ** 2).sum() + 0.1 * np.sqrt(dx * dx + dy * dy + 1e-4).sum()
+    if name == "schrod":
+        (V,) = params
+        psi, kin, target = consts
+        for _ in range(30):
+            psi = ops.ifft(kin * ops.fft(np.exp(-0.05j * V) * psi))
+        return (np.abs(psi - target) ** 2).sum()
+    if name == "mdn":
+        W1, b1, W2 = params
+        x, y = consts
+        out = np.tanh(x @ W1 + b1) @ W2
+        logit, mu, logs = out[:, :5], out[:, 5:10], out[:, 10:]
+        logpi = logit - ops.lse(logit, 1)[:, None]
+        ll = logpi - 0.5 * ((y - mu) / np.exp(logs)) ** 2 - logs - 0.9189385
+        return -ops.lse(ll, 1).mean()
+    if name == "ridge":
+        (loglam,) = params
+        X, y, Xv, yv, eye = consts
+        w = ops.inv(X.T @ X + np.exp(loglam) * eye) @ (X.T @ y)
+        return ((Xv @ w - yv) ** 2).mean()
     raise ValueError(name)
 
 
@@ -733,6 +876,24 @@ class NumpyOps:
     def sort(self, x: Any) -> Any:
         return self.np.sort(x)
 
+    def norm(self, x: Any, axis: int) -> Any:
+        return self.np.linalg.norm(x, axis=axis, keepdims=True)
+
+    def inv(self, x: Any) -> Any:
+        return self.np.linalg.inv(x)
+
+    def logdet(self, x: Any) -> Any:
+        return self.np.linalg.slogdet(x)[1]
+
+    def pad(self, x: Any, widths: Any) -> Any:
+        return self.np.pad(x, widths)
+
+    def fft(self, x: Any) -> Any:
+        return self.np.fft.fft(x)
+
+    def ifft(self, x: Any) -> Any:
+        return self.np.fft.ifft(x)
+
 
 class TorchOps:
     def __init__(self, torch: Any) -> None:
@@ -804,6 +965,25 @@ class TorchOps:
 
     def sort(self, x: Any) -> Any:
         return self.torch.sort(x).values
+
+    def norm(self, x: Any, axis: int) -> Any:
+        return self.torch.linalg.norm(x, dim=axis, keepdim=True)
+
+    def inv(self, x: Any) -> Any:
+        return self.torch.linalg.inv(x)
+
+    def logdet(self, x: Any) -> Any:
+        return self.torch.linalg.slogdet(x)[1]
+
+    def pad(self, x: Any, widths: Any) -> Any:
+        flat = [w for pair in reversed(widths) for w in pair]  # last axis first
+        return self.torch.nn.functional.pad(x, flat)
+
+    def fft(self, x: Any) -> Any:
+        return self.torch.fft.fft(x)
+
+    def ifft(self, x: Any) -> Any:
+        return self.torch.fft.ifft(x)
 
 
 def step_fn(impl: str, name: str) -> Callable[[], tuple[Any, list[Any]]] | None:
@@ -895,14 +1075,14 @@ def _ratio(med: dict[str, float], ours: str, peer: str) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", default=None)
-    ap.add_argument("--round", type=int, choices=(1, 2, 3, 4, 5), default=None)
+    ap.add_argument("--round", type=int, choices=(1, 2, 3, 4, 5, 6), default=None)
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--worker", nargs=3, metavar=("IMPL", "MODEL", "REF"))
     a = ap.parse_args()
     if a.worker:
         worker(*a.worker)
         return
-    rounds = {1: MODELS, 2: MODELS_2, 3: MODELS_3, 4: MODELS_4, 5: MODELS_5}
+    rounds = {1: MODELS, 2: MODELS_2, 3: MODELS_3, 4: MODELS_4, 5: MODELS_5, 6: MODELS_6}
     if a.models is None:
         a.models = ",".join(rounds[a.round] if a.round else MODELS + MODELS_2)
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")

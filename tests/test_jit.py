@@ -181,6 +181,29 @@ def test_static_argnums_and_pytrees():
     numpy.testing.assert_array_equal(g["b"], g2["b"])
 
 
+def test_a_static_mask_selects_inside_a_jitted_gradient():
+    # value_and_grad hands its constant arguments to the function as tensors; a static one
+    # is a constant of the program (one per mask), so indexing and branching on it are fine
+    def loss(w, x, mask, k):
+        scale = 2.0 if mask[0] and int(k) > 1 else 1.0
+        return scale * (x[mask] @ w).sum()
+
+    step = cr.jit(cr.value_and_grad(loss), static_argnums=(2, 3))
+    rng = numpy.random.default_rng(3)
+    w, x = rng.standard_normal(3), rng.standard_normal((6, 3))
+    for mask, k, scale in [
+        (numpy.array([1, 0, 1, 0, 1, 1], bool), numpy.array(2), 2.0),
+        (numpy.array([0, 1, 1, 1, 0, 0], bool), numpy.array(2), 1.0),
+        (numpy.array([1, 0, 1, 0, 1, 1], bool), numpy.array(1), 1.0),
+    ]:
+        value, grad = step(w, x, mask, k)
+        assert value == pytest.approx(scale * (x[mask] @ w).sum(), rel=1e-14)
+        numpy.testing.assert_allclose(grad, scale * x[mask].sum(axis=0), rtol=1e-14)
+    traced = cr.jit(cr.value_and_grad(loss), static_argnums=(3,))  # the mask traced: refused
+    with pytest.raises(cr.TracerBoolError, match="static_argnums"):
+        traced(w, x, numpy.array([1, 0, 1, 0, 1, 1], bool), numpy.array(1))
+
+
 def cross_entropy(W, X, y):
     z = X @ W
     z = z - z.max(axis=1, keepdims=True)

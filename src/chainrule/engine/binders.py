@@ -942,6 +942,11 @@ def _fft1_binder(prim: Primitive, fname: str) -> Binder:
     def bind(
         a: Any, n: Any = None, axis: int = -1, norm: Any = None, out: Any = None
     ) -> tuple[Primitive, tuple[Any, ...], dict[str, Any]]:
+        if n is None and norm is None and out is None and type(axis) is int:
+            shape = _shape(a)  # the usual call, fft(x) or fft(x, axis=k): nothing to check
+            if -len(shape) <= axis < len(shape) and shape[axis]:
+                ax = axis % len(shape)
+                return prim, (a,), {"s": (shape[ax],), "axes": (ax,), "norm": "backward"}
         _no_out(f"fft.{fname}", out)
         s, axes = _fft_plan(a, None if n is None else (n,), (axis,), fname, None)
         return prim, (a,), {"s": s, "axes": axes, "norm": _fft_norm(norm, fname)}

@@ -641,10 +641,25 @@ norm = Primitive("linalg.norm", numpy.linalg.norm)
 # ``s`` (NumPy's zero-padding or truncation) and a ``norm``; hfft/ihfft and the shifts are
 # compositions (chainrule.engine.composites).
 
-fftn = Primitive("fft.fftn", numpy.fft.fftn)
-ifftn = Primitive("fft.ifftn", numpy.fft.ifftn)
-rfftn = Primitive("fft.rfftn", numpy.fft.rfftn)
-irfftn = Primitive("fft.irfftn", numpy.fft.irfftn)
+
+def _over_axes(one: Callable[..., Any], many: Callable[..., Any]) -> Callable[..., Any]:
+    """numpy.fft's n-dimensional transform, through its one-axis form where ``axes`` has one
+    axis: the same transform (``fftn`` calls it axis by axis), without ``fftn``'s handling of
+    ``s`` and ``axes`` (1 us of an 8 us transform of (8, 256))."""
+
+    def transform(a: Any, s: Any = None, axes: Any = None, norm: Any = None) -> Any:
+        if axes is not None and len(axes) == 1:
+            return one(a, None if s is None else s[0], axes[0], norm)
+        return many(a, s, axes, norm)
+
+    transform.__name__ = transform.__qualname__ = many.__name__
+    return transform
+
+
+fftn = Primitive("fft.fftn", _over_axes(numpy.fft.fft, numpy.fft.fftn))
+ifftn = Primitive("fft.ifftn", _over_axes(numpy.fft.ifft, numpy.fft.ifftn))
+rfftn = Primitive("fft.rfftn", _over_axes(numpy.fft.rfft, numpy.fft.rfftn))
+irfftn = Primitive("fft.irfftn", _over_axes(numpy.fft.irfft, numpy.fft.irfftn))
 
 # --- complex parts -------------------------------------------------------------------------------
 
@@ -949,6 +964,29 @@ def _scatter_adds(
 # first cotangent of a slice).  Only jit's NumPy backend writes it
 # (chainrule.program.ir.merge_scatters), in programs already differentiated.
 scatter_adds = Primitive("scatter_adds", _scatter_adds)
+
+
+def _spread_ties(g: Any, hit: Any, m: Any, axis: Any, count: str) -> Any:
+    if (
+        type(hit) is numpy.ndarray
+        and numpy.count_nonzero(hit) == numpy.size(m)
+        and not (numpy.asarray(m).dtype.kind in "fc" and numpy.isnan(m).any())
+    ):  # each slice's extreme is in one place (a NaN extreme is in none): no ties to count
+        return g * hit
+    counted = hit if count == "int" else hit.astype(count)
+    with numpy.errstate(divide="ignore", invalid="ignore"):  # a NaN extreme: NaN, as eager
+        return g / numpy.add.reduce(counted, axis, keepdims=True) * hit
+
+
+# The gradient of a max or min, ``g / ties * hit`` with ``hit = x == m`` (``m`` the extreme of
+# each slice of ``x`` along ``axis``) and ``ties`` the count of ``hit`` in each slice (summed
+# as ``count``: "int", NumPy's sum of booleans, or a float dtype's name): ``g * hit`` where
+# every slice has its extreme in one place, the division only where some slice ties or has a
+# NaN extreme.  The same bits either way (g / 1 is g), without counting per slice in the
+# common case (two full passes over x's shape).  Only jit's NumPy backend writes it
+# (chainrule.program.ir.spread_ties), in programs already differentiated; eager's rule
+# takes the same shortcut itself.
+spread_ties = Primitive("spread_ties", _spread_ties)
 
 
 def sorting_order(x: Any, axis: int) -> Any:

@@ -1414,10 +1414,15 @@ def _irfftn_vjp(g: Any, out: Any, y: Any, s: tuple[int, ...], axes: tuple[int, .
     return _fit(gy, axes, _back(y, axes))
 
 
+def _transform(one: Any, many: Any, g: Any, axes: tuple[int, ...], norm: Any) -> Any:
+    """``many(g, axes=axes)``, by ``one`` over a single axis (the same transform, less setup)."""
+    return one(g, axis=axes[0], norm=norm) if len(axes) == 1 else many(g, axes=axes, norm=norm)
+
+
 defvjp(P.fftn, lambda g, out, x, s, axes, norm: _fit(
-    numpy.fft.fftn(g, axes=axes, norm=norm), axes, _back(x, axes)))
+    _transform(numpy.fft.fft, numpy.fft.fftn, g, axes, norm), axes, _back(x, axes)))
 defvjp(P.ifftn, lambda g, out, x, s, axes, norm: _fit(
-    numpy.fft.ifftn(g, axes=axes, norm=norm), axes, _back(x, axes)))
+    _transform(numpy.fft.ifft, numpy.fft.ifftn, g, axes, norm), axes, _back(x, axes)))
 def _rfftn_vjp(g: Any, out: Any, x: Any, s: tuple[int, ...], axes: tuple[int, ...],
                norm: Any) -> Any:
     # Re(fftn(g zero-padded to s along the last axis)), with the last axis's transform done as

@@ -73,6 +73,7 @@ class _State(threading.local):
     enabled = _switch("_enabled", True)
     tracing = _switch("_tracing", False)
     trace_since = 0  # the first recording number of the trace's own values
+    inputs_end: int | None = None  # one past the trace's inputs' numbers (None: not known)
     depth = 0  # how many grad/vjp calls are running their function right now
     strict = False  # jit: a traced value may never become a Python value or an index
     branches = 0  # explain: how many times Python branched on a traced value (bool())
@@ -180,19 +181,33 @@ def enable_grad() -> _GradMode:
 
 
 @contextlib.contextmanager
-def tracing(since: int = 0) -> Iterator[None]:
+def tracing(since: int = 0, inputs_end: int | None = None) -> Iterator[None]:
     """Record every operation, differentiable or not (used by ``explain`` and ``jit``).
 
     Tensors numbered ``since`` or later (the trace's inputs and what is computed from them)
-    are traced values: reading their data would freeze it (``t.data`` raises)."""
-    previous = _state.tracing, _state.trace_since, _state.versions
+    are traced values: reading their data would freeze it (``t.data`` raises).  The inputs
+    are numbered from ``since`` up to ``inputs_end`` (excluded; None: not known): a leaf made
+    later holds a constant (a static argument, ``zeros_like``), which jit may index with."""
+    previous = _state.tracing, _state.trace_since, _state.inputs_end, _state.versions
     _state.tracing = True
     _state.trace_since = since
+    _state.inputs_end = inputs_end
     _state.versions = {}
     try:
         yield
     finally:
-        _state.tracing, _state.trace_since, _state.versions = previous
+        _state.tracing, _state.trace_since, _state.inputs_end, _state.versions = previous
+
+
+def _constant_leaf(t: Tensor) -> bool:
+    """Inside a trace: is ``t`` a leaf that holds a constant (not an input, not computed)?"""
+    end = _state.inputs_end
+    return (
+        t._prim is None
+        and end is not None
+        and not (_state.trace_since <= t._seq < end)
+        and not t.requires_grad
+    )
 
 
 def restore_reads(roots: Any) -> None:
@@ -461,6 +476,8 @@ def _apply(prim: P.Primitive, args: tuple[Any, ...], kw: dict[str, Any]) -> Tens
         state = _state
         record = (rg and state.enabled) or state.tracing
         rg = rg and state.enabled
+        if record and not rg and state.strict and state.tracing and _folds(args, out):
+            record = False  # jit: computed from constants alone, a constant of the program
         if state.tracing and (prim in _ELEMENTWISE_PRIMS or type(prim.fun) is numpy.ufunc):
             # a list operand (x * [1, 2, 3]) as the array NumPy makes of it: the program
             # writes it as an array, which any rule can multiply by a NumPy scalar
@@ -488,6 +505,20 @@ def _apply(prim: P.Primitive, args: tuple[Any, ...], kw: dict[str, Any]) -> Tens
         t._prim = t._args = t._vals = t._kw = None
         t._seq = 0
     return t
+
+
+def _folds(args: tuple[Any, ...], out: Any) -> bool:
+    """Is ``out`` a constant of the trace: are the tensors among ``args`` all constants (see
+    ``_constant_leaf``), and is it no larger than they are?  (``mask[0]``, ``k > 1``,
+    ``mask & other`` fold; a constant spread to a larger shape stays recorded, so that the
+    program keeps the small constant, not the spread one.)"""
+    largest = 0
+    for x in args:
+        if isinstance(x, Tensor):
+            if not _constant_leaf(x):
+                return False
+            largest = max(largest, numpy.size(x._data))
+    return numpy.size(out) <= largest
 
 
 def _is_complex(v: Any) -> bool:
@@ -861,8 +892,11 @@ def _index(ix: Any) -> Any:
     if type(ix) is int or type(ix) is slice:  # x[t], x[a:b]: nothing to unwrap or refuse
         return ix
     if _state.strict and (
-        isinstance(ix, Tensor)
-        or (isinstance(ix, (tuple, list)) and any(isinstance(i, Tensor) for i in ix))
+        (isinstance(ix, Tensor) and not _constant_leaf(ix))
+        or (
+            isinstance(ix, (tuple, list))
+            and any(isinstance(i, Tensor) and not _constant_leaf(i) for i in ix)
+        )
     ):
         # integer index arrays became ``gather`` above; what is left selects by value
         raise TracerBoolError(
@@ -870,7 +904,8 @@ def _index(ix: Any) -> Any:
             "its arguments): which elements are selected or written would depend on values, "
             "and the compiled code would keep today's. Use numpy.where(mask, x, 0) instead of "
             "x[mask]; an integer index argument reads as x[idx] and accumulates with "
-            "numpy.add.at(out, idx, v); or index outside the jitted function"
+            "numpy.add.at(out, idx, v); a mask that is an argument may be listed in jit's "
+            "static_argnums (a program for each mask); or index outside the jitted function"
         )
     if isinstance(ix, Tensor):
         return ix._data
@@ -1123,7 +1158,7 @@ class Tensor(Node):
         self._data = value if _foreign(value) else numpy.asarray(value)
 
     def _traced_read(self, what: str) -> Any:
-        if _state.tracing and self._seq >= _state.trace_since:
+        if _state.tracing and self._seq >= _state.trace_since and not _constant_leaf(self):
             raise TracerBoolError(
                 f"{what} of a traced tensor inside chainrule.jit or chainrule.explain would "
                 "freeze today's values into the compiled program. Use t.detach() for the values "
@@ -1204,6 +1239,8 @@ class Tensor(Node):
         return f"tensor({body}{extra})"
 
     def _concrete(self, what: str) -> Any:
+        if _unusual and _state.tracing and _constant_leaf(self):
+            return self._data  # a static argument or a constant made inside: not traced
         if _unusual and _state.tracing and not _state.strict:
             raise TracerBoolError(
                 f"{what} of a traced tensor inside chainrule.explain: the value would be "

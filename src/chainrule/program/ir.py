@@ -22,6 +22,7 @@ from typing import Any
 import numpy
 
 from chainrule.engine import primitives as P
+from chainrule.engine.broadcast import route
 from chainrule.engine.graph import Node, ancestors
 from chainrule.engine.primitives import Primitive
 from chainrule.engine.rules import Size
@@ -698,6 +699,114 @@ def merge_scatters(prog: Program) -> Program:
                 "shape": tuple(v.shape),
                 "covers": written == math.prod(v.shape),  # disjoint: each position once
             }
+        elif any(isinstance(a, Value) and a.id in changed for a in v.args):
+            w = Value(v.id, v.op, [now(a) for a in v.args], v.kw, v.shape, v.dtype, v.const,
+                      v.phase, v.node)  # fmt: skip
+        else:
+            values.append(v)
+            continue
+        w.name = v.name
+        changed[v.id] = w
+        values.append(w)
+    return dce(Program(values, prog.inputs, [now(o) for o in prog.outputs]))
+
+
+def _axes(axis: Any, ndim: int) -> frozenset[int] | None:
+    """A reduction's ``axis`` as a set of non-negative axes (None: not one we read)."""
+    if axis is None:
+        return frozenset(range(ndim))
+    if type(axis) is int:
+        axis = (axis,)
+    if type(axis) is not tuple or not all(type(a) is int and -ndim <= a < ndim for a in axis):
+        return None
+    return frozenset(a % ndim for a in axis)
+
+
+def _extreme_compared(hit: Any) -> tuple[Any, frozenset[int]] | None:
+    """If ``hit`` is ``x == m`` with ``m`` the max or min of ``x`` over some axes (kept as
+    length-1 axes, or put back by a reshape): ``m`` and those axes."""
+    if not isinstance(hit, Value) or hit.prim is not P.NONDIFF_UFUNCS[numpy.equal] or hit.kw:
+        return None
+    for x, m in (hit.args, hit.args[::-1]):
+        top = m
+        while isinstance(top, Value) and top.prim is P.reshape:
+            top = top.args[0]
+        if (
+            isinstance(x, Value)
+            and isinstance(top, Value)
+            and top.prim in (P.amax, P.amin)
+            and top.args[0] is x
+            and x.shape is not None
+            and _shape_of(m) == tuple(1 if k in (_axes(top.kw.get("axis"), len(x.shape)) or ())
+                                      else n for k, n in enumerate(x.shape))
+        ):  # fmt: skip
+            axes = _axes(top.kw.get("axis"), len(x.shape))
+            if axes is not None:
+                return m, axes
+    return None
+
+
+def spread_ties(prog: Program) -> Program:
+    """The gradient of a max or min as the eager rule writes it for any values, ``g / ties *
+    hit`` (``hit = x == m``, ``ties`` its count in each slice), as one ``spread_ties``: it
+    counts only where some slice has its extreme in two places (or none: NaN), and is
+    ``g * hit`` otherwise (the same bits: ``g / 1`` is ``g``).  Two passes over x's shape
+    saved per max of a softmax or log-sum-exp.  Left alone where the product broadcasts over
+    short rows (pooling windows: the NumPy writer's per-entry route).  A new program;
+    ``prog``'s values are not changed."""
+    uses = prog.uses()
+    rewrites: dict[int, tuple[Any, Any, Any, frozenset[int], str]] = {}
+    for v in prog.values:
+        if v.prim is not P.multiply or v.kw or len(v.args) != 2:
+            continue
+        for q, hit in (v.args, v.args[::-1]):
+            found = _extreme_compared(hit)
+            if found is None or not isinstance(q, Value) or q.prim is not P.divide or q.kw:
+                continue
+            g, ties = q.args
+            if (
+                uses.get(q.id) != 1
+                or not isinstance(g, Value)
+                or g.dtype != v.dtype
+                or not isinstance(ties, Value)
+                or ties.prim is not P.sum_
+                or uses.get(ties.id) != 1
+                or set(ties.kw) != {"axis", "keepdims"}
+                or not ties.kw["keepdims"]
+                or _axes(ties.kw["axis"], len(hit.shape)) != found[1]
+                or g.shape is None
+                or route(tuple(g.shape), tuple(hit.shape))
+            ):  # (a pooling window's short axes: the writer's per-entry product is faster)
+                continue
+            counted = ties.args[0]
+            if counted is hit:
+                count = "int"
+            elif (
+                isinstance(counted, Value)
+                and counted.prim is P.astype
+                and counted.args[0] is hit
+                and uses.get(counted.id) == 1
+                and numpy.dtype(counted.kw["dtype"]).kind == "f"
+            ):
+                count = numpy.dtype(counted.kw["dtype"]).name
+            else:
+                continue
+            rewrites[v.id] = (g, hit, found[0], found[1], count)
+            break
+    if not rewrites:
+        return prog
+    changed: dict[int, Value] = {}  # the new values, and every value that reads one
+
+    def now(a: Any) -> Any:
+        return changed.get(a.id, a) if isinstance(a, Value) else a
+
+    values = []
+    for v in prog.values:
+        if v.id in rewrites:
+            g, hit, m, axes, count = rewrites[v.id]
+            w = Value(v.id, P.spread_ties, [now(g), now(hit), now(m)],
+                      {"axis": tuple(sorted(axes)), "count": count}, v.shape, v.dtype, None,
+                      v.phase, v.node)  # fmt: skip
         elif any(isinstance(a, Value) and a.id in changed for a in v.args):
             w = Value(v.id, v.op, [now(a) for a in v.args], v.kw, v.shape, v.dtype, v.const,
                       v.phase, v.node)  # fmt: skip

@@ -292,10 +292,11 @@ def record(
     names: dict[Node, str] = {t: n for t, n in zip(inputs, input_names)}
     run, seen = _capture_locals(fun)
     since = min((t._seq for t in inputs), default=0) or next(_counter)
+    inputs_end = max((t._seq for t in inputs), default=since) + 1
     branches_before = _state.branches
     frozen: list[str] = []
     previous_frozen = _state.frozen
-    with tracing(since), enable_grad():
+    with tracing(since, inputs_end), enable_grad():
         _state.frozen = frozen if allow_frozen else None
         try:
             output = run(*call_args, **kwargs)

@@ -44,7 +44,7 @@ from chainrule.engine.pytree import flatten, leaf_reader, reader_source
 from chainrule.engine.reduce import add_reduce, window_reduce
 from chainrule.engine.scatter import add_at
 from chainrule.engine.tensor import Tensor, _state
-from chainrule.program.ir import Program, Value, build, merge_scatters, optimize
+from chainrule.program.ir import Program, Value, build, merge_scatters, optimize, spread_ties
 from chainrule.program.notation import Literals, needs_scipy
 from chainrule.program.trace import record
 
@@ -651,7 +651,7 @@ def _compile_numpy(
         return name
 
     lit = Literals(hoist=hoist, inline_limit=0)
-    prog = merge_scatters(prog)
+    prog = spread_ties(merge_scatters(prog))
     params = [f"a{i}" for i in range(len(prog.inputs))]
     refs = {v.id: p for v, p in zip(prog.inputs, params)}
     writer = FastWriter(prog, {}, lit, refs=refs)

@@ -153,11 +153,17 @@ LINALG_CALLS = {
     P.eigvecs: "_linalg_eig_v",
     P.sort_permute: "_sort_permute",
     P.sort_unpermute: "_sort_unpermute",
+    P.spread_ties: "_spread_ties",
 }
 
 
 # keyword values a call above writes as literals (UPLO, full_matrices, mode, axis)
 _PLAIN_KW = (str, bool, int)
+
+
+def _plain_kw(w: Any) -> bool:
+    """Can a call by name write keyword value ``w`` as a literal (a tuple of ints too)?"""
+    return type(w) in _PLAIN_KW or (type(w) is tuple and all(type(k) is int for k in w))
 
 
 # Temporaries of at least this many bytes are deleted after their last read (_frees_early).
@@ -278,7 +284,7 @@ class FastWriter(Writer):
 
     def _fast(self, v: Value) -> tuple[str, int] | None:
         prim = v.prim
-        if prim in LINALG_CALLS and all(type(k) in _PLAIN_KW for k in v.kw.values()):
+        if prim in LINALG_CALLS and all(_plain_kw(k) for k in v.kw.values()):
             texts = [self.ref(x)[0] for x in v.args] + [f"{k}={w!r}" for k, w in v.kw.items()]
             return f"{LINALG_CALLS[prim]}({', '.join(texts)})", ATOM
         if prim is P.power:
