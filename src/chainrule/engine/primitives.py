@@ -36,7 +36,7 @@ import numpy
 from . import factors
 from .broadcast import binary
 from .contract import einsum as _contract
-from .reduce import add_reduce, max_last, window_reduce, window_route
+from .reduce import accumulate, add_reduce, max_last, window_reduce, window_route
 from .scatter import add_at, take_rows
 
 __all__ = [
@@ -587,8 +587,19 @@ UFUNC_METHODS[numpy.multiply, "reduce"] = numpy.prod
 UFUNC_METHODS[numpy.maximum, "reduce"] = numpy.max
 UFUNC_METHODS[numpy.minimum, "reduce"] = numpy.min
 
-cumsum = Primitive("cumsum", numpy.cumsum)
-cumprod = Primitive("cumprod", numpy.cumprod)
+
+def _cumulative(ufunc: numpy.ufunc, fun: Callable[..., Any]) -> Callable[..., Any]:
+    def run(x: Any, axis: int) -> Any:
+        if type(x) is numpy.ndarray:
+            return accumulate(ufunc, x, axis)  # NumPy's steps, across many slices at once
+        return fun(x, axis=axis)  # (another array library's own)
+
+    run.__name__ = run.__qualname__ = fun.__name__
+    return run
+
+
+cumsum = Primitive("cumsum", _cumulative(numpy.add, numpy.cumsum))
+cumprod = Primitive("cumprod", _cumulative(numpy.multiply, numpy.cumprod))
 UFUNC_METHODS[numpy.add, "accumulate"] = lambda a, axis=0, dtype=None, out=None: numpy.cumsum(
     a, axis=axis, dtype=dtype, out=out
 )

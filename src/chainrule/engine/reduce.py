@@ -31,6 +31,12 @@ The maximum along a short last axis has the same problem (about 0.1 us per row: 
 softmax over 10 classes or 64 keys costs more than its exponentials); :func:`max_last` copies
 blocks of rows transposed, so that NumPy's loop runs across the rows.
 
+Running sums and products (``cumsum``, ``cumprod``) have it worse: NumPy's ``accumulate``
+takes one element per step of its loop, about 3 ns an entry along any axis (a cumulative
+product over 20 time steps of 2,000 rows: 120 us).  :func:`accumulate` runs the same steps
+across all the slices at once where there are many: entry ``k`` is entry ``k - 1`` combined
+with ``x[k]``, NumPy's order, so the same bits (real floats; complex ones keep NumPy's loop).
+
 Example
 -------
 >>> import numpy
@@ -255,3 +261,29 @@ def max_last(x: Any) -> Any:
     if full < r:
         numpy.maximum.reduce(rows[full:], axis=-1, out=out[full:])
     return out.reshape(x.shape[:-1] + (1,))
+
+
+_ACCUMULATE_SLICES = 512  # running sums over at least this many slices: a call per step
+
+
+def accumulate(ufunc: numpy.ufunc, x: Any, axis: int) -> Any:
+    """``ufunc.accumulate(x, axis=axis)`` (``numpy.cumsum``, ``numpy.cumprod``): the same
+    steps in the same order, one ufunc call per step across the slices where there are many
+    (NumPy's loop takes one element at a time).
+
+    >>> x = numpy.random.default_rng(0).random((300, 6))
+    >>> bool((accumulate(numpy.multiply, x, 1) == numpy.cumprod(x, axis=1)).all())
+    True
+    """
+    # real floats only: a complex product's loop across slices rounds otherwise than
+    # accumulate's one-at-a-time loop (its own formula); a real sum or product is one rounding
+    if type(x) is numpy.ndarray and x.ndim >= 2 and x.dtype.kind == "f":
+        n = x.shape[axis]
+        if n > 1 and x.size >= _ACCUMULATE_SLICES * n:
+            out = numpy.empty_like(x)
+            steps, into = numpy.moveaxis(x, axis, 0), numpy.moveaxis(out, axis, 0)
+            into[0] = steps[0]
+            for k in range(1, n):
+                ufunc(into[k - 1], steps[k], out=into[k])
+            return out
+    return ufunc.accumulate(x, axis=axis)

@@ -1084,8 +1084,12 @@ def _std_vjp(g: Any, out: Any, x: Any, axis: Any, ddof: float, keepdims: bool) -
 
 defvjp(P.var, _var_vjp)
 defvjp(P.std, _std_vjp)
-defvjp(P.cumsum, lambda g, out, x, axis: numpy.flip(
-    numpy.cumsum(numpy.flip(g, axis), axis=axis), axis))
+def _cumsum(x: Any, axis: int) -> Any:
+    """``numpy.cumsum(x, axis=axis)``: on a plain array, the primitive's own (faster) steps."""
+    return P.cumsum.fun(x, axis) if type(x) is numpy.ndarray else numpy.cumsum(x, axis=axis)
+
+
+defvjp(P.cumsum, lambda g, out, x, axis: numpy.flip(_cumsum(numpy.flip(g, axis), axis), axis))
 
 
 def _cumprod_vjp(g: Any, out: Any, x: Any, axis: int) -> Any:
@@ -1099,9 +1103,11 @@ def _cumprod_vjp(g: Any, out: Any, x: Any, axis: int) -> Any:
     gm = numpy.moveaxis(g, axis, -1)
     om = numpy.moveaxis(out, axis, -1)
     zero = xm == 0
+    tail = numpy.flip(_cumsum(numpy.flip(gm * om, axis=-1), -1), axis=-1)
+    if type(zero) is numpy.ndarray and not zero.any():  # no zero: what the lines below give
+        return numpy.moveaxis(tail / xm, -1, axis)
     pos = numpy.arange(n)
     first = numpy.min(numpy.where(zero, pos, n), axis=-1, keepdims=True)  # n: no zero
-    tail = numpy.flip(numpy.cumsum(numpy.flip(gm * om, axis=-1), axis=-1), axis=-1)
     gx = numpy.where(pos < first, tail / numpy.where(zero, 1, xm), 0)
     after = numpy.cumprod(numpy.where(pos > first, xm, 1), axis=-1)
     at = numpy.sum(numpy.where(pos >= first, gm * after, 0), axis=-1, keepdims=True)

@@ -130,10 +130,13 @@ def aliases_input(v: Any) -> bool:
 # The primitives whose forward functions share work between calls: one LU factorisation per
 # matrix (chainrule.engine.factors), one eigh, svd, qr or eig per matrix for the rules that ask
 # for it again (engine.primitives._Recent), and the stable sorting order by NumPy's faster
-# argsort where that is the same (engine.primitives.sorting_order).  Compiled code calls them
-# by these names (bound in the compiled module's namespace) instead of numpy's functions, so
-# that a jitted solve, slogdet, eigh and their rules decompose the matrix once, as the eager
-# path does.  The values are the eager path's.
+# argsort where that is the same (engine.primitives.sorting_order); and the primitives whose
+# functions take a faster route to NumPy's values: running sums and products across many
+# slices at once (engine.reduce.accumulate), a max's gradient that counts ties only where
+# there are some (engine.primitives.spread_ties).  Compiled code calls them by these names
+# (bound in the compiled module's namespace) instead of numpy's functions, so that a jitted
+# solve, slogdet, eigh and their rules decompose the matrix once, as the eager path does.
+# The values are the eager path's.
 LINALG_CALLS = {
     P.solve: "_linalg_solve",
     P.inv: "_linalg_inv",
@@ -154,6 +157,8 @@ LINALG_CALLS = {
     P.sort_permute: "_sort_permute",
     P.sort_unpermute: "_sort_unpermute",
     P.spread_ties: "_spread_ties",
+    P.cumsum: "_cumsum",
+    P.cumprod: "_cumprod",
 }
 
 
