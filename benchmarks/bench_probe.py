@@ -143,6 +143,7 @@ MODELS_4 = ("gru", "matern", "morse", "causal", "glm32", "patches")
 MODELS_5 = ("heat", "phi4", "tsne", "hmm", "eigh", "fftconv", "trimmed")
 MODELS_6 = ("gcn", "contrast", "flow", "kalman", "tv", "schrod", "mdn", "ridge")
 MODELS_7 = ("persample", "hazard", "cp", "triplet", "negbin", "gmmfull")
+MODELS_8 = ("mpnn", "splitlstm", "cplx", "kron", "segmean", "jacdet")
 IMPLS = ("eager", "jit-auto", "torch", "jax")
 
 
@@ -441,6 +442,37 @@ def data_7(name: str) -> tuple[list[Any], list[Any]]:
         X = numpy.concatenate([r(500, 3) + 3 * k for k in range(4)])
         L0 = numpy.tile(numpy.eye(3), (4, 1, 1))
         return [X, numpy.tril(numpy.ones((3, 3)))], [r(4, 3, scale=2.0), L0 + r(4, 3, 3, scale=0.1)]
+    return data_8(name)
+
+
+def data_8(name: str) -> tuple[list[Any], list[Any]]:
+    """(constants, parameters) of an eighth-round model."""
+    rng = numpy.random.default_rng(8)
+    r = _drawer(rng)
+    if name == "mpnn":
+        src, dst = rng.integers(0, 500, 3000), rng.integers(0, 500, 3000)
+        return [r(500, 16), src, dst, r(16)], [
+            r(16, 16, scale=0.2),
+            r(16, 16, scale=0.2),
+            r(16, 16, scale=0.2),
+        ]
+    if name == "splitlstm":
+        return [r(20, 32, 8), r(32, 4), numpy.zeros((32, 32))], [
+            r(8, 128, scale=0.2),
+            r(32, 128, scale=0.1),
+            numpy.zeros(128),
+            r(32, 4, scale=0.1),
+        ]
+    if name == "cplx":
+        X = r(512, 32) + 1j * r(512, 32)
+        return [X, r(512, 8)], [r(32, 64, scale=0.1), r(32, 64, scale=0.1), r(64, 8, scale=0.1)]
+    if name == "kron":
+        return [r(16, 16, 64), r(256, 64)], [r(16, 16, scale=0.3), r(16, 16, scale=0.3)]
+    if name == "segmean":
+        ids = rng.integers(0, 50, 20000)
+        return [r(20000, 8), ids, r(50)], [r(8, scale=0.3)]
+    if name == "jacdet":
+        return [r(2000, 3)], [r(3, 3, scale=0.5), r(3, 3, scale=0.5)]
     raise ValueError(name)
 
 
@@ -885,6 +917,55 @@ def loss_7(name: str, np: Any, ops: Any, params: list[Any], consts: list[Any]) -
         logdet = np.log(np.abs(ops.diag3(Lk))).sum(axis=1)
         logp = logdet[:, None] - 0.5 * (z * z).sum(axis=2)
         return -ops.lse(logp, 0).mean()
+    return loss_8(name, np, ops, params, consts)
+
+
+def loss_8(name: str, np: Any, ops: Any, params: list[Any], consts: list[Any]) -> Any:
+    """An eighth-round model's loss (as :func:`loss`)."""
+    if name == "mpnn":
+        Wm, U, Wo = params
+        H, src, dst, y = consts
+        for _ in range(2):  # two rounds of messages along the edges, summed at their targets
+            msg = np.tanh(H[src] @ Wm)
+            agg = ops.segsum(msg, dst, H)
+            H = np.tanh(agg + H @ U)
+        R = H.mean(axis=0) @ Wo - y
+        return (R * R).sum()
+    if name == "splitlstm":
+        Wx, Wh, b, Wo = params
+        X, T, h0 = consts
+        h = c = h0
+        for t in range(X.shape[0]):
+            i, f, o, u = ops.split(X[t] @ Wx + h @ Wh + b, 4)
+            c = ops.expit(f) * c + ops.expit(i) * np.tanh(u)
+            h = ops.expit(o) * np.tanh(c)
+        R = h @ Wo - T
+        return (R * R).mean()
+    if name == "cplx":
+        Wr, Wi, Wo = params
+        X, T = consts
+        Z = X @ (Wr + 1j * Wi)  # a complex layer, its modulus as the activation
+        R = np.abs(Z) @ Wo - T
+        return (R * R).mean()
+    if name == "kron":
+        A, B = params
+        X, Y = consts
+        R = ops.kron(A, B) @ X.reshape(256, 64) - Y
+        return (R * R).mean()
+    if name == "segmean":
+        (w,) = params
+        X, ids, target = consts
+        s = X @ w
+        sums = ops.bincount(ids, s, 50)
+        counts = ops.bincount(ids, None, 50)
+        return ((sums / counts - target) ** 2).sum()
+    if name == "jacdet":
+        A, B = params
+        (X,) = consts
+        # the Jacobian of x -> A tanh(B x) at each point: A diag(1 - tanh^2) B
+        d = 1 - np.tanh(X @ B.T) ** 2
+        J = np.matmul(A[None] * d[:, None, :], B[None])
+        return -ops.logdet(J).mean() + 0.01 * ((A * A).sum() + (B * B).sum())
     raise ValueError(name)
 
 
@@ -1004,6 +1085,34 @@ class NumpyOps:
     def diag3(self, x: Any) -> Any:
         return self.np.diagonal(x, axis1=1, axis2=2)
 
+    def segsum(self, v: Any, ids: Any, like: Any) -> Any:
+        if self.np is numpy:
+            out = numpy.zeros_like(like)  # a tensor where ``like`` is one: writes recorded
+            numpy.add.at(out, ids, v)
+            return out
+        return self.np.zeros(like.shape, like.dtype).at[ids].add(v)
+
+    def split(self, z: Any, k: int) -> Any:
+        return self.np.split(z, k, axis=1)
+
+    def expit(self, x: Any) -> Any:
+        if self.np is numpy:
+            import scipy.special  # noqa: PLC0415
+
+            return scipy.special.expit(x)
+        import jax.nn  # noqa: PLC0415
+
+        return jax.nn.sigmoid(x)
+
+    def kron(self, a: Any, b: Any) -> Any:
+        return self.np.kron(a, b)
+
+    def bincount(self, ids: Any, w: Any, n: int) -> Any:
+        if self.np is numpy:
+            return numpy.bincount(ids, weights=w, minlength=n)
+        w = self.np.ones(ids.shape) if w is None else w
+        return self.np.zeros(n, w.dtype).at[ids].add(w)
+
 
 class TorchOps:
     def __init__(self, torch: Any) -> None:
@@ -1110,6 +1219,22 @@ class TorchOps:
     def diag3(self, x: Any) -> Any:
         return self.torch.diagonal(x, dim1=1, dim2=2)
 
+    def segsum(self, v: Any, ids: Any, like: Any) -> Any:
+        return self.torch.zeros_like(like).index_add(0, ids, v)
+
+    def split(self, z: Any, k: int) -> Any:
+        return self.torch.chunk(z, k, dim=1)
+
+    def expit(self, x: Any) -> Any:
+        return self.torch.sigmoid(x)
+
+    def kron(self, a: Any, b: Any) -> Any:
+        return self.torch.kron(a, b)
+
+    def bincount(self, ids: Any, w: Any, n: int) -> Any:
+        w = self.torch.ones(ids.shape, dtype=self.torch.float64) if w is None else w
+        return self.torch.zeros(n, dtype=w.dtype).index_add(0, ids, w)
+
 
 def step_fn(impl: str, name: str) -> Callable[[], tuple[Any, list[Any]]] | None:
     """One training step of ``impl`` on model ``name``: () -> (loss, gradients as arrays)."""
@@ -1200,14 +1325,14 @@ def _ratio(med: dict[str, float], ours: str, peer: str) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", default=None)
-    ap.add_argument("--round", type=int, choices=(1, 2, 3, 4, 5, 6, 7), default=None)
+    ap.add_argument("--round", type=int, choices=(1, 2, 3, 4, 5, 6, 7, 8), default=None)
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--worker", nargs=3, metavar=("IMPL", "MODEL", "REF"))
     a = ap.parse_args()
     if a.worker:
         worker(*a.worker)
         return
-    every = (MODELS, MODELS_2, MODELS_3, MODELS_4, MODELS_5, MODELS_6, MODELS_7)
+    every = (MODELS, MODELS_2, MODELS_3, MODELS_4, MODELS_5, MODELS_6, MODELS_7, MODELS_8)
     rounds = dict(enumerate(every, 1))
     if a.models is None:
         a.models = ",".join(rounds[a.round] if a.round else MODELS + MODELS_2)
