@@ -355,3 +355,25 @@ def test_ufunc_outer_and_add_at_into_a_tensor():
     numpy.testing.assert_array_equal(cr.jit(cr.grad(g))(v), [0.0, 6.0, 6.0, 8.0])
     with pytest.raises(TypeError, match="plain NumPy array"):
         numpy.add.at(numpy.zeros(3), [0, 1], cr.tensor(numpy.ones(2), requires_grad=True))
+
+
+def test_add_at_of_rows_by_an_index_array():
+    # rows of a 2-D tensor by an integer array (negative ones wrap), values of exactly the
+    # shape the index selects: the same sums as NumPy's, and each row's gradient its own
+    idx = numpy.array([0, -1, 2, 0, 3])
+    rows = numpy.arange(10.0).reshape(5, 2)
+
+    def f(v):
+        out = numpy.zeros_like(v[:4])  # a tensor: its writes are recorded
+        numpy.add.at(out, idx, v * v)
+        return (out * numpy.arange(1.0, 9.0).reshape(4, 2)).sum()
+
+    want = numpy.zeros((4, 2))
+    numpy.add.at(want, idx, rows * rows)
+    value = f(cr.tensor(rows))
+    assert value.numpy() == (want * numpy.arange(1.0, 9.0).reshape(4, 2)).sum()
+    # by hand: d/dv[k] = 2 v[k] * weight[row of idx[k]]
+    weights = numpy.arange(1.0, 9.0).reshape(4, 2)[idx % 4]
+    numpy.testing.assert_array_equal(cr.grad(f)(rows), 2 * rows * weights)
+    with pytest.raises(IndexError, match=r"numpy\.add\.at: index 9 is out of bounds"):
+        numpy.add.at(cr.tensor(numpy.zeros(4)), numpy.array([0, 9]), cr.tensor(numpy.ones(2)))

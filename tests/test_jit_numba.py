@@ -796,3 +796,30 @@ def test_a_loop_unrolled_in_python_writes_its_fused_helper_once(tmp_path, monkey
     d = rng.standard_normal(Wh.shape)
     fd = (loss(Wx, Wh + 1e-6 * d) - loss(Wx, Wh - 1e-6 * d)) / 2e-6
     numpy.testing.assert_allclose((got[1] * d).sum(), fd, rtol=1e-6)
+
+
+def test_messages_gathered_and_summed_at_their_targets_compile_for_numba():
+    # H[src] gathered, numpy.add.at into zeros_like(H), twice: the backward reads a whole
+    # array as x[...], which Numba cannot index with (it is x itself)
+    def loss(W, H, src, dst):
+        for _ in range(2):
+            agg = numpy.zeros_like(H)
+            numpy.add.at(agg, dst, numpy.tanh(H[src] @ W))
+            H = numpy.tanh(agg + H)
+        return (H.mean(axis=0) ** 2).sum()
+
+    rng = numpy.random.default_rng(3)
+    W, H = rng.standard_normal((4, 4)) * 0.3, rng.standard_normal((9, 4))
+    src, dst = rng.integers(0, 9, 20), rng.integers(0, 9, 20)
+    f = cr.jit(cr.value_and_grad(loss), backend="numba")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", cr.JitFallbackWarning)
+        value, grad = f(W, H, src, dst)
+    assert next(iter(f.cache.values())).backend == "numba"
+    want_value, want = cr.value_and_grad(loss)(W, H, src, dst)
+    assert value == pytest.approx(float(want_value), rel=1e-13)
+    numpy.testing.assert_allclose(grad, want, rtol=1e-12, atol=1e-14)
+    e = numpy.zeros_like(W)
+    e[1, 2] = 1e-6  # and one entry by central differences
+    fd = (loss(W + e, H, src, dst) - loss(W - e, H, src, dst)) / 2e-6
+    assert grad[1, 2] == pytest.approx(fd, rel=1e-6)

@@ -308,9 +308,22 @@ def _add_at(sign: int) -> Callable[..., None]:
             spread = P.scatter(v, *arrays, template=template, shape=a._data.shape)
         else:
             index = _index(indices)
-            shape = numpy.zeros(a._data.shape, dtype=bool)[index].shape
-            v = numpy.broadcast_to(b, shape).astype(a._data.dtype)
-            spread = P.scatter_add(v, index, a._data.shape, False)
+            if type(index) is numpy.ndarray and index.dtype.kind in "iu":  # rows: no probe
+                shape = index.shape + a._data.shape[1:]
+            else:
+                shape = numpy.zeros(a._data.shape, dtype=bool)[index].shape
+            if getattr(b, "shape", None) == shape and getattr(b, "dtype", None) == a.dtype:
+                v = b  # already the values to add: no broadcast, no copy
+            else:
+                v = numpy.broadcast_to(b, shape).astype(a._data.dtype)
+            try:
+                spread = P.scatter_add(v, index, a._data.shape, False)
+            except IndexError as failed:
+                try:  # NumPy's own message for the index (out of bounds, too many axes)
+                    numpy.zeros(a._data.shape, dtype=bool)[index]
+                except IndexError as e:
+                    raise IndexError(f"numpy.{name}: {e}") from None
+                raise failed
         a[...] = a + spread if sign > 0 else a - spread
 
     return at

@@ -731,18 +731,19 @@ def _extreme_compared(hit: Any) -> tuple[Any, frozenset[int]] | None:
         top = m
         while isinstance(top, Value) and top.prim is P.reshape:
             top = top.args[0]
-        if (
+        if not (
             isinstance(x, Value)
             and isinstance(top, Value)
             and top.prim in (P.amax, P.amin)
             and top.args[0] is x
             and x.shape is not None
-            and _shape_of(m) == tuple(1 if k in (_axes(top.kw.get("axis"), len(x.shape)) or ())
-                                      else n for k, n in enumerate(x.shape))
-        ):  # fmt: skip
-            axes = _axes(top.kw.get("axis"), len(x.shape))
-            if axes is not None:
-                return m, axes
+        ):
+            continue
+        axes = _axes(top.kw.get("axis"), len(x.shape))
+        if axes is not None and _shape_of(m) == tuple(
+            1 if k in axes else n for k, n in enumerate(x.shape)
+        ):
+            return m, axes
     return None
 
 

@@ -554,6 +554,9 @@ for _p in (
 def _getitem(w: NumbaWriter, v: Value) -> tuple[str, int, str]:
     x = v.args[0]
     index = v.kw["index"]
+    if index is Ellipsis or (type(index) is tuple and len(index) == 1 and index[0] is Ellipsis):
+        # x[...]: x itself (Numba has no getitem with an Ellipsis alone)
+        return w.text(x, ATOM), ATOM, w.layout(x)
     if _is_basic(index) and _shape(x) != ():
         # Integers on the leading axes of a C-contiguous array (``X[t]``, ``X[t, i]``) give a
         # C-contiguous array, and Numba types it so: no copy before a product of it.
