@@ -131,3 +131,53 @@ def test_a_product_of_mismatched_matrices_says_which_shapes():
     a, b = cr.tensor(numpy.ones((2, 3)), requires_grad=True), cr.tensor(numpy.ones((4, 5)))
     with pytest.raises(ValueError, match=r"matmul.*\(2, 3\).*\(4, 5\)"):
         a @ b
+
+
+SMALL_STACKS = [  # a stack of small matrices times one matrix (b may keep axes of length 1)
+    ((2000, 3, 3), (1, 3, 3)),  # 3 x 3 Jacobians times one matrix
+    ((500, 2, 2), (2, 2)),
+    ((40, 16, 4), (4, 16)),
+    ((7, 5, 3, 4), (1, 4, 9)),
+    ((64, 1, 3), (3, 3)),  # single rows: NumPy's own loop (another order)
+]
+
+
+@pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64])
+@pytest.mark.parametrize(("sa", "sb"), SMALL_STACKS)
+def test_a_stack_of_small_matrices_times_one_has_numpys_bits(sa, sb, dtype, monkeypatch):
+    rng = numpy.random.default_rng(sum(sa))
+    a, b = rng.standard_normal(sa).astype(dtype), rng.standard_normal(sb).astype(dtype)
+    products = []
+    real = numpy.matmul
+
+    def counting(x, y, *args, **kwargs):
+        products.append((x.ndim, y.ndim))
+        return real(x, y, *args, **kwargs)
+
+    monkeypatch.setattr(numpy, "matmul", counting)
+    got = P.matmul.fun(a, b)
+    monkeypatch.setattr(numpy, "matmul", real)
+    numpy.testing.assert_array_equal(got, numpy.matmul(a, b))
+    assert got.shape == numpy.matmul(a, b).shape and got.flags.c_contiguous
+    one_product = sa[-2] > 1  # the route this test is about: one product of all the rows
+    assert products == ([(2, 2)] if one_product else [(len(sa), len(sb))])
+
+
+def test_gradients_of_a_stack_of_jacobians_times_a_matrix():
+    # d/dA and d/dB of sum(w * (A_i @ B)) with B kept as a (1, 3, 3) stack: by hand,
+    # dA_i = w_i @ B^T and dB = sum_i A_i^T w_i, and by finite differences
+    rng = numpy.random.default_rng(6)
+    A, B = rng.standard_normal((50, 3, 3)), rng.standard_normal((1, 3, 3))
+    w = rng.standard_normal((50, 3, 3))
+
+    def f(A, B):
+        return (w * numpy.matmul(A, B)).sum()
+
+    gA, gB = cr.grad(f, argnums=(0, 1))(A, B)
+    numpy.testing.assert_allclose(gA, w @ B[0].T, rtol=1e-13)
+    numpy.testing.assert_allclose(gB, numpy.einsum("nki,nkj->ij", A, w)[None], rtol=1e-12)
+    assert gB.shape == (1, 3, 3)
+    numpy.testing.assert_allclose(gB, fd_grad(lambda b: f(A, b), B), rtol=1e-6, atol=1e-8)
+    jA, jB = cr.jit(cr.grad(f, argnums=(0, 1)))(A, B)
+    numpy.testing.assert_array_equal(jA, gA)
+    numpy.testing.assert_array_equal(jB, gB)

@@ -390,6 +390,15 @@ hypot = _ufunc(numpy.hypot)
 ROWS_PRODUCT = 1 << 24
 
 
+# A stack of small matrices (3 x 3 Jacobians, 2 x 2 blocks: rows of at most this many entries,
+# times a matrix of at most its square columns) times one matrix is one product too: NumPy's
+# stacked loop costs about 50 ns per matrix, more than their arithmetic (2,000 products of
+# 3 x 3: 118 us as a stack, 16 us as one product).  With so few terms per entry, two or more
+# rows per matrix (NumPy multiplies a stack of single rows otherwise) and real floats (complex
+# products round otherwise), the products are NumPy's to the bit (tests/test_products.py).
+SMALL_INNER = 4
+
+
 # NumPy multiplies a stack of matrices by a transposed matrix (``W.T``, ``swapaxes(K, 1, 2)``)
 # up to twice as slowly as by a C-ordered one, where the matrices are small (8 x 64 x 64 by
 # 64 x 64: 49 us, 32 us after a copy); from this many multiply-adds per matrix the copy costs
@@ -418,10 +427,26 @@ def _matmul(a: Any, b: Any) -> Any:
         return numpy.matmul(a, b)
     if na < 2 or nb < 2:
         return numpy.matmul(a, b)
+    if na > 2 and 2 < nb <= na and b.size == b.shape[-2] * b.shape[-1]:
+        b = b.reshape(b.shape[-2:])  # one matrix with axes of length 1 before it: that matrix
+        nb = 2
     transposed = b.strides[-1] != b.itemsize and b.strides[-2] == b.itemsize
     if transposed and a.shape[-2] * a.shape[-1] * b.shape[-1] <= TRANSPOSED_COPY:
         b = numpy.ascontiguousarray(b)
-    if na > 2 and nb == 2 and a.size * b.shape[1] >= ROWS_PRODUCT and a.flags.c_contiguous:
+    if (
+        na > 2
+        and nb == 2
+        and a.flags.c_contiguous
+        and (
+            a.size * b.shape[1] >= ROWS_PRODUCT
+            or (
+                a.shape[-2] > 1
+                and a.shape[-1] <= SMALL_INNER
+                and b.shape[1] <= SMALL_INNER**2
+                and a.dtype.kind == b.dtype.kind == "f"
+            )
+        )
+    ):
         return numpy.matmul(a.reshape(-1, a.shape[-1]), b).reshape(a.shape[:-1] + b.shape[1:])
     return numpy.matmul(a, b)
 

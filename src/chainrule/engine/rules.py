@@ -432,10 +432,13 @@ def _matmul_db(g: Any, out: Any, a: Any, b: Any) -> Any:
             numpy.expand_dims(a, -1) * numpy.expand_dims(g, -2)
     if b.ndim == 1:
         return a.T @ g if a.ndim == 2 else (_mT(a) @ numpy.expand_dims(g, -1))[..., 0]
-    if b.ndim == 2:
-        # a stack of matrices times one matrix (a layer applied to every sequence of a batch):
-        # the sum over the stack of a_i^T g_i is one product of all the stack's rows
-        return P.matmul(a.reshape(-1, a.shape[-1]).T, g.reshape(-1, g.shape[-1]))
+    if b.ndim == 2 or (b.ndim <= a.ndim and b.size == b.shape[-2] * b.shape[-1]):
+        # a stack of matrices times one matrix (a layer applied to every sequence of a batch;
+        # b may have axes of length 1 before it): the sum over the stack of a_i^T g_i is one
+        # product of all the stack's rows
+        return numpy.reshape(
+            P.matmul(a.reshape(-1, a.shape[-1]).T, g.reshape(-1, g.shape[-1])), b.shape
+        )
     return P.matmul(_mT(a), g)
 
 
