@@ -410,8 +410,8 @@ TRANSPOSED_COPY = 1 << 18
 def _matmul(a: Any, b: Any) -> Any:
     """``numpy.matmul``'s values: two matrices as ``a.dot(b)`` where that is the faster
     spelling (:func:`dot_is_faster`: NumPy's matmul costs about 0.4 us more per call), a stack
-    times a small transposed matrix after a copy of it, a large C-ordered stack times one
-    matrix as one product.
+    times a small transposed matrix after a copy of it, a large C-ordered stack, or a stack of
+    small matrices (:data:`SMALL_INNER`), times one matrix as one product.
 
     >>> a, b = numpy.ones((64, 128, 64)), numpy.ones((32, 64)).T
     >>> _matmul(a, b).shape, bool((_matmul(a, b) == numpy.matmul(a, b)).all())
