@@ -16,7 +16,7 @@ rewrite it without changing what it computes:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy
@@ -681,7 +681,30 @@ def merge_scatters(prog: Program) -> Program:
             merged[v.id] = found
     if not merged:
         return prog
-    # the merged sums, and every value that reads a changed one (copied with the new operands)
+
+    def merge(v: Value, now: Callable[[Any], Any]) -> Value | None:
+        found = merged.get(v.id)
+        if found is None:
+            return None
+        written = sum(math.prod(map(len, places)) for _, places in found)
+        kw = {
+            "indices": tuple(x.args[1] for x, _ in found),
+            "shape": tuple(v.shape),
+            "covers": written == math.prod(v.shape),  # disjoint: each position once
+        }
+        return Value(v.id, P.scatter_adds, [now(x.args[0]) for x, _ in found], kw, v.shape,
+                     v.dtype, None, v.phase, v.node)  # fmt: skip
+
+    return _replacing(prog, merge)
+
+
+_Make = Callable[[Value, Callable[[Any], Any]], "Value | None"]
+
+
+def _replacing(prog: Program, make: _Make) -> Program:
+    """A new program: each value for which ``make(v, now)`` gives a replacement replaced by it
+    (``now(a)``: what operand ``a`` has become), and every value that reads a replaced one
+    copied with the new operands; ``prog``'s values are not changed."""
     changed: dict[int, Value] = {}
 
     def now(a: Any) -> Any:
@@ -689,22 +712,13 @@ def merge_scatters(prog: Program) -> Program:
 
     values = []
     for v in prog.values:
-        if v.id in merged:
-            found = merged[v.id]
-            w = Value(v.id, P.scatter_adds, [now(x.args[0]) for x, _ in found], {}, v.shape,
-                      v.dtype, None, v.phase, v.node)  # fmt: skip
-            written = sum(math.prod(map(len, places)) for _, places in found)
-            w.kw = {
-                "indices": tuple(x.args[1] for x, _ in found),
-                "shape": tuple(v.shape),
-                "covers": written == math.prod(v.shape),  # disjoint: each position once
-            }
-        elif any(isinstance(a, Value) and a.id in changed for a in v.args):
+        w = make(v, now)
+        if w is None:
+            if not any(isinstance(a, Value) and a.id in changed for a in v.args):
+                values.append(v)
+                continue
             w = Value(v.id, v.op, [now(a) for a in v.args], v.kw, v.shape, v.dtype, v.const,
                       v.phase, v.node)  # fmt: skip
-        else:
-            values.append(v)
-            continue
         w.name = v.name
         changed[v.id] = w
         values.append(w)
@@ -796,28 +810,16 @@ def spread_ties(prog: Program) -> Program:
             break
     if not rewrites:
         return prog
-    changed: dict[int, Value] = {}  # the new values, and every value that reads one
 
-    def now(a: Any) -> Any:
-        return changed.get(a.id, a) if isinstance(a, Value) else a
+    def spread(v: Value, now: Callable[[Any], Any]) -> Value | None:
+        if v.id not in rewrites:
+            return None
+        g, hit, m, axes, count = rewrites[v.id]
+        kw = {"axis": tuple(sorted(axes)), "count": count}
+        return Value(v.id, P.spread_ties, [now(g), now(hit), now(m)], kw, v.shape, v.dtype,
+                     None, v.phase, v.node)  # fmt: skip
 
-    values = []
-    for v in prog.values:
-        if v.id in rewrites:
-            g, hit, m, axes, count = rewrites[v.id]
-            w = Value(v.id, P.spread_ties, [now(g), now(hit), now(m)],
-                      {"axis": tuple(sorted(axes)), "count": count}, v.shape, v.dtype, None,
-                      v.phase, v.node)  # fmt: skip
-        elif any(isinstance(a, Value) and a.id in changed for a in v.args):
-            w = Value(v.id, v.op, [now(a) for a in v.args], v.kw, v.shape, v.dtype, v.const,
-                      v.phase, v.node)  # fmt: skip
-        else:
-            values.append(v)
-            continue
-        w.name = v.name
-        changed[v.id] = w
-        values.append(w)
-    return dce(Program(values, prog.inputs, [now(o) for o in prog.outputs]))
+    return _replacing(prog, spread)
 
 
 def optimize(prog: Program) -> Program:
