@@ -35,7 +35,7 @@ import numpy
 
 from . import primitives as P
 from .primitives import Primitive
-from .rules import defvjp
+from .rules import defvjp, logistic_slope
 
 __all__ = ["PRIMITIVES"]
 
@@ -264,9 +264,7 @@ def _gammainc_density(a: Any, x: Any) -> Any:
 
 
 # fmt: off
-# the logistic function: s'(x) = s(x) s(-x), as the table's rule of sigmoid writes it (1 - s
-# would lose s(-x) to rounding for large x), with SciPy's s: one ufunc call
-defvjp(expit, lambda g, out, x: g * (out * sc.expit(-x)))
+defvjp(expit, lambda g, out, x: g * logistic_slope(x))       # the logistic function: sigmoid's
 defvjp(log_expit, lambda g, out, x: g * sc.expit(-x))      # d/dx log s(x) = 1 - s(x) = s(-x)
 defvjp(logit, lambda g, out, p: g / (p * (1 - p)))          # d/dp log(p / (1 - p))
 defvjp(erf, lambda g, out, x: g * (_2_SQRTPI * numpy.exp(-numpy.square(x))))
