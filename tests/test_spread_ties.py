@@ -101,3 +101,17 @@ def test_a_product_with_an_unrelated_mask_is_left_alone():
     assert v == v_e
     numpy.testing.assert_array_equal(g, g_e)
     assert "_spread_ties(" not in step.source(x, y)
+
+
+def test_pooling_windows_keep_the_per_entry_route():
+    # 2 x 2 max pooling by two maxes over short axes: the NumPy backend counts ties per window
+    # entry (reduce.window_reduce), which is faster there; left as it is, with eager's bits
+    def pooled(x):
+        p = x.reshape(64, 8, 2, 8, 2).max(axis=4, keepdims=True).max(axis=2, keepdims=True)
+        return (p * p).sum()
+
+    x = numpy.random.default_rng(2).standard_normal((64, 16, 16)).astype(numpy.float32)
+    step = cr.jit(cr.grad(pooled), backend="numpy")
+    numpy.testing.assert_array_equal(step(x), cr.grad(pooled)(x))
+    text = step.source(x)
+    assert "_spread_ties(" not in text and "_window_reduce(" in text

@@ -25,6 +25,7 @@ from chainrule.engine import primitives as P
 from chainrule.engine.broadcast import route
 from chainrule.engine.graph import Node, ancestors
 from chainrule.engine.primitives import Primitive
+from chainrule.engine.reduce import window_route
 from chainrule.engine.rules import Size
 
 from .trace import Recording
@@ -766,8 +767,9 @@ def spread_ties(prog: Program) -> Program:
     hit`` (``hit = x == m``, ``ties`` its count in each slice), as one ``spread_ties``: it
     counts only where some slice has its extreme in two places (or none: NaN), and is
     ``g * hit`` otherwise (the same bits: ``g / 1`` is ``g``).  Two passes over x's shape
-    saved per max of a softmax or log-sum-exp.  Left alone where the product broadcasts over
-    short rows (pooling windows: the NumPy writer's per-entry route).  A new program;
+    saved per max of a softmax or log-sum-exp.  Left alone over pooling windows (a product
+    broadcast over short rows, or ties counted window entry by window entry: the NumPy
+    writer's per-entry routes are faster there).  A new program;
     ``prog``'s values are not changed."""
     uses = prog.uses()
     rewrites: dict[int, tuple[Any, Any, Any, frozenset[int], str]] = {}
@@ -791,7 +793,8 @@ def spread_ties(prog: Program) -> Program:
                 or _axes(ties.kw["axis"], len(hit.shape)) != found[1]
                 or g.shape is None
                 or route(tuple(g.shape), tuple(hit.shape))
-            ):  # (a pooling window's short axes: the writer's per-entry product is faster)
+                or window_route(tuple(hit.shape), tuple(sorted(found[1])))
+            ):  # (a pooling window's short axes: the writer's per-entry steps are faster)
                 continue
             counted = ties.args[0]
             if counted is hit:
