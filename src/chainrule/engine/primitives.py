@@ -394,8 +394,8 @@ ROWS_PRODUCT = 1 << 24
 # times a matrix of at most its square columns) times one matrix is one product too: NumPy's
 # stacked loop costs about 50 ns per matrix, more than their arithmetic (2,000 products of
 # 3 x 3: 118 us as a stack, 16 us as one product).  With so few terms per entry, two or more
-# rows per matrix (NumPy multiplies a stack of single rows otherwise) and real floats (complex
-# products round otherwise), the products are NumPy's to the bit (tests/test_products.py).
+# rows per matrix (NumPy multiplies a stack of single rows otherwise) and one real float dtype
+# (complex products round otherwise), the products are NumPy's to the bit (tests/test_products.py).
 SMALL_INNER = 4
 
 
@@ -443,7 +443,8 @@ def _matmul(a: Any, b: Any) -> Any:
                 a.shape[-2] > 1
                 and a.shape[-1] <= SMALL_INNER
                 and b.shape[1] <= SMALL_INNER**2
-                and a.dtype.kind == b.dtype.kind == "f"
+                and a.dtype == b.dtype
+                and a.dtype.kind == "f"
             )
         )
     ):
