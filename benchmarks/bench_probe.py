@@ -130,6 +130,26 @@ An eighth round (issue 16, session 18):
 * ``jacdet``   the log-determinants of 2,000 Jacobians (3 x 3) of a small map, batched
                ``numpy.linalg.slogdet``.
 
+A ninth round (issue 16, session 19):
+
+* ``holt``     Holt's linear-trend exponential smoothing of 8 series over 120 steps in a
+               Python loop (vectors of 8: the cost is the calls), the gradient in the two
+               smoothing constants through a logistic link;
+* ``maml``     one step of model-agnostic meta-learning over 4 tasks: an inner gradient step
+               of a 1-32-1 tanh network taken by the library's own ``grad``, the query loss
+               differentiated through it (second order);
+* ``pose``     a camera's pose from 2,000 points: Rodrigues' rotation by ``numpy.cross``, a
+               pinhole projection, the reprojection error;
+* ``siren``    a sine-activated network 2-64-64-1 fitting a 64 x 64 image, float32;
+* ``moe``      a mixture of 4 experts routed to the top 2 of each of 512 inputs by
+               ``argsort`` and ``take_along_axis``, the experts by one ``einsum``;
+* ``angles``   a bond-angle potential over 1,500 triplets of 500 atoms: ``arccos`` of clipped
+               cosines of gathered bond vectors;
+* ``svdnorm``  matrix completion with a nuclear-norm penalty (``numpy.linalg.svd`` without
+               vectors) on a 60 x 40 matrix;
+* ``deconv1``  deconvolution of a 2,000-sample signal by ``numpy.convolve(.., 'same')`` with
+               a 31-tap kernel and a smoothness term.
+
 Rows: ``eager`` (``chainrule.value_and_grad``), ``jit-auto`` (``chainrule.jit`` of it,
 ``backend="auto"``), ``torch`` (``loss.backward()``), ``jax`` (``jax.jit(jax.value_and_grad)``,
 64-bit enabled).  Each row runs in its own process with 1 BLAS thread and checks its loss and
@@ -143,7 +163,7 @@ dependency)::
     PYTHONPATH=src python3 benchmarks/bench_probe.py [--rounds 7] [--models mf,kde]
 
 (``--models`` defaults to the first two rounds; ``--round 3`` runs the third, ``--round 4``
-the fourth, and so on to ``--round 8``.)
+the fourth, and so on to ``--round 9``.)
 """
 
 from __future__ import annotations
@@ -172,6 +192,7 @@ MODELS_5 = ("heat", "phi4", "tsne", "hmm", "eigh", "fftconv", "trimmed")
 MODELS_6 = ("gcn", "contrast", "flow", "kalman", "tv", "schrod", "mdn", "ridge")
 MODELS_7 = ("persample", "hazard", "cp", "triplet", "negbin", "gmmfull")
 MODELS_8 = ("mpnn", "splitlstm", "cplx", "kron", "segmean", "jacdet")
+MODELS_9 = ("holt", "maml", "pose", "siren", "moe", "angles", "svdnorm", "deconv1")
 IMPLS = ("eager", "jit-auto", "torch", "jax")
 
 
@@ -501,6 +522,54 @@ def data_8(name: str) -> tuple[list[Any], list[Any]]:
         return [r(20000, 8), ids, r(50)], [r(8, scale=0.3)]
     if name == "jacdet":
         return [r(2000, 3)], [r(3, 3, scale=0.5), r(3, 3, scale=0.5)]
+    return data_9(name)
+
+
+def data_9(name: str) -> tuple[list[Any], list[Any]]:
+    """(constants, parameters) of a ninth-round model."""
+    rng = numpy.random.default_rng(9)
+    r = _drawer(rng)
+    if name == "holt":
+        t = numpy.arange(120.0)
+        Y = 0.05 * t[:, None] * rng.random(8) + numpy.sin(t[:, None] / 7) + r(120, 8, scale=0.2)
+        return [Y], [numpy.array(0.0), numpy.array(-1.0)]
+    if name == "maml":
+        xs = rng.uniform(-3, 3, (4, 2, 20, 1))  # 4 tasks: support and query sets
+        amp, phase = rng.uniform(0.5, 2, 4), rng.uniform(0, 3, 4)
+        ys = amp[:, None, None, None] * numpy.sin(xs + phase[:, None, None, None])
+        return [xs, ys], [r(1, 32), numpy.zeros(32), r(32, 1, scale=0.2), numpy.zeros(1)]
+    if name == "pose":
+        P = r(2000, 3) + numpy.array([0.0, 0.0, 8.0])
+        uv = P[:, :2] / P[:, 2:] * 500 + r(2000, 2, scale=2)
+        return [P, uv], [r(3, scale=0.05), r(3, scale=0.1), numpy.array(6.0)]
+    if name == "siren":
+        g = numpy.linspace(-1, 1, 64)
+        C = numpy.stack(numpy.meshgrid(g, g), -1).reshape(-1, 2).astype(numpy.float32)
+        img = numpy.sin(5 * C[:, :1] + 1) * numpy.cos(3 * C[:, 1:] - 0.5) + 0.2 * C[:, :1]
+        u = numpy.float32
+        return [C, img.astype(u)], [
+            rng.uniform(-1, 1, (2, 64)).astype(u) * 15,
+            numpy.zeros(64, u),
+            rng.uniform(-1, 1, (64, 64)).astype(u) * numpy.sqrt(6 / 64).astype(u),
+            numpy.zeros(64, u),
+            rng.uniform(-1, 1, (64, 1)).astype(u) * numpy.sqrt(6 / 64).astype(u),
+        ]
+    if name == "moe":
+        return [r(512, 16), r(512, 16)], [r(16, 4, scale=0.3), r(4, 16, 16, scale=0.25)]
+    if name == "angles":
+        i, j, k = (rng.integers(0, 500, 1500) for _ in range(3))
+        k = numpy.where(k == j, (k + 1) % 500, k)  # no bond of zero length
+        i = numpy.where(i == j, (i + 2) % 500, i)
+        return [i, j, k, rng.uniform(1.5, 2.2, 1500)], [r(500, 3, scale=2.0)]
+    if name == "svdnorm":
+        M = r(60, 4) @ r(4, 40)
+        mask = (rng.random((60, 40)) < 0.3).astype(numpy.float64)
+        return [M * mask, mask], [r(60, 40, scale=0.1)]
+    if name == "deconv1":
+        k = numpy.exp(-0.5 * (numpy.arange(-15, 16) / 4.0) ** 2)
+        k /= k.sum()
+        y = numpy.convolve(numpy.sign(numpy.sin(numpy.arange(2000) / 40)), k, "same")
+        return [y + r(2000, scale=0.05), k], [numpy.zeros(2000)]
     raise ValueError(name)
 
 
@@ -994,6 +1063,87 @@ def loss_8(name: str, np: Any, ops: Any, params: list[Any], consts: list[Any]) -
         d = 1 - np.tanh(X @ B.T) ** 2
         J = np.matmul(A[None] * d[:, None, :], B[None])
         return -ops.logdet(J).mean() + 0.01 * ((A * A).sum() + (B * B).sum())
+    return loss_9(name, np, ops, params, consts)
+
+
+def loss_9(name: str, np: Any, ops: Any, params: list[Any], consts: list[Any]) -> Any:
+    """A ninth-round model's loss (as :func:`loss`)."""
+    if name == "holt":
+        a, b = params
+        (Y,) = consts
+        alpha, beta = 1 / (1 + np.exp(-a)), 1 / (1 + np.exp(-b))
+        level, trend, err = Y[0], Y[1] - Y[0], 0.0
+        for t in range(1, Y.shape[0]):
+            pred = level + trend
+            err = err + ((Y[t] - pred) ** 2).sum()
+            new = alpha * Y[t] + (1 - alpha) * pred
+            trend = beta * (new - level) + (1 - beta) * trend
+            level = new
+        return err / (Y.shape[0] * Y.shape[1])
+    if name == "maml":
+        xs, ys = consts
+
+        def net(p: Any, x: Any) -> Any:
+            return np.tanh(x @ p[0] + p[1]) @ p[2] + p[3]
+
+        def task_loss(p: Any, x: Any, y: Any) -> Any:
+            return ((net(p, x) - y) ** 2).mean()
+
+        total = 0.0
+        for k in range(xs.shape[0]):
+            g = ops.grad(lambda p, x=xs[k, 0], y=ys[k, 0]: task_loss(p, x, y), params)
+            fast = [p - 0.05 * gp for p, gp in zip(params, g)]
+            total = total + task_loss(fast, xs[k, 1], ys[k, 1])
+        return total / xs.shape[0]
+    if name == "pose":
+        w, t, logf = params
+        P, uv = consts
+        theta = np.sqrt((w * w).sum() + 1e-12)
+        k = w / theta
+        kxp = ops.cross(k[None, :], P)
+        Q = P * np.cos(theta) + kxp * np.sin(theta) + k * (P @ k)[:, None] * (1 - np.cos(theta))
+        Q = Q + t
+        proj = Q[:, :2] / Q[:, 2:] * np.exp(logf)
+        R = proj - uv
+        return (R * R).mean()
+    if name == "siren":
+        W1, b1, W2, b2, W3 = params
+        C, img = consts
+        h = np.sin(C @ W1 + b1)
+        h = np.sin(30 * (h @ W2 + b2))
+        R = h @ W3 - img
+        return (R * R).mean()
+    if name == "moe":
+        Wg, E = params
+        X, T = consts
+        logits = X @ Wg
+        top = ops.argsort(logits, 1)[:, -2:]  # the two largest gates of each row
+        sel = ops.along(logits, top, 1)
+        gate = np.exp(sel - ops.amax(sel, 1))
+        gate = gate / ops.sum(gate, 1)
+        outs = ops.einsum("bi,eio->beo", X, E)  # every expert on every row
+        chosen = ops.along(outs, top[:, :, None], 1)
+        Y = (gate[:, :, None] * chosen).sum(axis=1)
+        R = Y - T
+        return (R * R).mean()
+    if name == "angles":
+        (P,) = params
+        i, j, k, theta0 = consts
+        u, v = P[i] - P[j], P[k] - P[j]
+        cos = (u * v).sum(axis=1) / np.sqrt((u * u).sum(axis=1) * (v * v).sum(axis=1))
+        theta = np.arccos(np.clip(cos, -0.999999, 0.999999))
+        return ((theta - theta0) ** 2).sum()
+    if name == "svdnorm":
+        (X,) = params
+        M, mask = consts
+        R = (X - M) * mask
+        return 0.5 * (R * R).sum() + 0.3 * ops.svdvals(X).sum()
+    if name == "deconv1":
+        (x,) = params
+        y, k = consts
+        R = ops.convolve(x, k) - y
+        d = x[1:] - x[:-1]
+        return (R * R).sum() + 0.1 * (d * d).sum()
     raise ValueError(name)
 
 
@@ -1135,6 +1285,30 @@ class NumpyOps:
     def kron(self, a: Any, b: Any) -> Any:
         return self.np.kron(a, b)
 
+    def grad(self, f: Any, params: list[Any]) -> Any:
+        if self.np is numpy:
+            import chainrule  # noqa: PLC0415
+
+            return chainrule.grad(f)(params)
+        import jax  # noqa: PLC0415
+
+        return jax.grad(f)(params)
+
+    def cross(self, a: Any, b: Any) -> Any:
+        return self.np.cross(a, b)
+
+    def argsort(self, x: Any, axis: int) -> Any:
+        return self.np.argsort(x, axis=axis)
+
+    def einsum(self, spec: str, *xs: Any) -> Any:
+        return self.np.einsum(spec, *xs)
+
+    def svdvals(self, x: Any) -> Any:
+        return self.np.linalg.svd(x, compute_uv=False)
+
+    def convolve(self, x: Any, k: Any) -> Any:
+        return self.np.convolve(x, k, "same")
+
 
 class TorchOps:
     def __init__(self, torch: Any) -> None:
@@ -1253,6 +1427,25 @@ class TorchOps:
     def kron(self, a: Any, b: Any) -> Any:
         return self.torch.kron(a, b)
 
+    def grad(self, f: Any, params: list[Any]) -> Any:
+        return self.torch.autograd.grad(f(params), params, create_graph=True)
+
+    def cross(self, a: Any, b: Any) -> Any:
+        return self.torch.linalg.cross(a, b, dim=-1)
+
+    def argsort(self, x: Any, axis: int) -> Any:
+        return self.torch.argsort(x, dim=axis)
+
+    def einsum(self, spec: str, *xs: Any) -> Any:
+        return self.torch.einsum(spec, *xs)
+
+    def svdvals(self, x: Any) -> Any:
+        return self.torch.linalg.svdvals(x)
+
+    def convolve(self, x: Any, k: Any) -> Any:
+        w = self.torch.flip(k, (0,))[None, None]  # numpy.convolve flips its kernel
+        return self.torch.nn.functional.conv1d(x[None, None], w, padding=k.shape[0] // 2)[0, 0]
+
 
 def step_fn(impl: str, name: str) -> Callable[[], tuple[Any, list[Any]]] | None:
     """One training step of ``impl`` on model ``name``: () -> (loss, gradients as arrays)."""
@@ -1343,14 +1536,14 @@ def _ratio(med: dict[str, float], ours: str, peer: str) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", default=None)
-    ap.add_argument("--round", type=int, choices=(1, 2, 3, 4, 5, 6, 7, 8), default=None)
+    ap.add_argument("--round", type=int, choices=(1, 2, 3, 4, 5, 6, 7, 8, 9), default=None)
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--worker", nargs=3, metavar=("IMPL", "MODEL", "REF"))
     a = ap.parse_args()
     if a.worker:
         worker(*a.worker)
         return
-    every = (MODELS, MODELS_2, MODELS_3, MODELS_4, MODELS_5, MODELS_6, MODELS_7, MODELS_8)
+    every = (MODELS, MODELS_2, MODELS_3, MODELS_4, MODELS_5, MODELS_6, MODELS_7, MODELS_8, MODELS_9)
     rounds = dict(enumerate(every, 1))
     if a.models is None:
         a.models = ",".join(rounds[a.round] if a.round else MODELS + MODELS_2)

@@ -165,3 +165,38 @@ def test_window_counts_of_booleans_are_numpys(shape, axis, dtype):
     want = numpy.add.reduce(hits, axis, keepdims=True, dtype=dtype)
     assert got.dtype == want.dtype
     numpy.testing.assert_array_equal(got, want, strict=True)
+
+
+MID_SHAPES = [(512, 2, 16), (512, 4, 3), (2000, 12, 10), (10, 128, 2, 16), (600, 3, 64)]
+
+
+@pytest.mark.parametrize("shape", MID_SHAPES)
+@pytest.mark.parametrize("dtype", [numpy.float64, numpy.float32])
+def test_a_short_middle_axis_is_numpys_sum_bit_for_bit(shape, dtype):
+    # slices added in turn: NumPy's own order over an axis that is not the last
+    from chainrule.engine.reduce import own_route  # noqa: PLC0415
+
+    rng = numpy.random.default_rng(5)
+    x = (rng.standard_normal(shape) * numpy.exp(3 * rng.standard_normal(shape))).astype(dtype)
+    x[0] = -0.0  # NumPy's sum of negative zeros is +0.0
+    x[1, 0, 0] = numpy.inf
+    x[2, 1, 0] = numpy.nan
+    axis = len(shape) - 2
+    assert own_route(shape, dtype, axis)  # the route is taken
+    for keepdims in (False, True):
+        got = add_reduce(x, axis, keepdims)
+        want = numpy.add.reduce(x, axis=axis, keepdims=keepdims)
+        assert got.shape == want.shape and got.tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize("shape", [(512, 2), (256, 4), (1000, 3)])
+def test_short_rows_are_numpys_sum_and_max(shape):
+    from chainrule.engine.reduce import own_route  # noqa: PLC0415
+
+    x = numpy.random.default_rng(6).standard_normal(shape)
+    x[0] = -0.0
+    x[1, 0] = numpy.nan
+    assert own_route(shape, x.dtype, 1) and window_route(shape, 1)
+    assert add_reduce(x, 1).tobytes() == numpy.add.reduce(x, axis=1).tobytes()
+    got, want = window_reduce(numpy.maximum, x, 1, True), x.max(axis=1, keepdims=True)
+    numpy.testing.assert_array_equal(got, want)  # (NaN where NumPy has NaN)

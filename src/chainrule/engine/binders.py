@@ -84,6 +84,7 @@ from .primitives import (
     vdot,
     where,
 )
+from .scatter import axis_range
 
 Binder = Callable[..., "tuple[Primitive, tuple[Any, ...], dict[str, Any]]"]
 FUNCTIONS: dict[Callable[..., Any], Binder] = {}
@@ -774,11 +775,7 @@ def _take_along_axis(
         a_shape, i_shape = _shape(arr), _shape(indices)
         nd = len(a_shape)
         template = tuple(
-            Slot(0)
-            if d == ax
-            else numpy.arange(max(a_shape[d], i_shape[d])).reshape(
-                (1,) * d + (-1,) + (1,) * (nd - d - 1)
-            )
+            Slot(0) if d == ax else axis_range(max(a_shape[d], i_shape[d]), d, nd)
             for d in range(nd)
         )
         return gather, (arr, indices), {"template": template}

@@ -63,7 +63,7 @@ from . import triangular
 from .graph import definplace, negated, passthrough, walk_memo
 from .primitives import Primitive
 from .reduce import window_route
-from .scatter import add_at
+from .scatter import add_at, axis_range
 
 __all__ = ["defvjp", "defvjp_argnum", "Size"]
 
@@ -1296,7 +1296,7 @@ def _along(indices: Any, axis: int, shape: tuple[int, ...]) -> tuple[Any, ...]:
     """The full fancy index that ``take_along_axis(x, indices, axis)`` reads from ``x``."""
     nd = len(shape)
     return tuple(indices if d == axis else
-                 numpy.arange(shape[d]).reshape((1,) * d + (-1,) + (1,) * (nd - d - 1))
+                 axis_range(shape[d], d, nd)
                  for d in range(nd))
 
 

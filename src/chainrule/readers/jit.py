@@ -42,9 +42,17 @@ from chainrule.engine.broadcast import binary
 from chainrule.engine.primitives import pad_constant
 from chainrule.engine.pytree import flatten, leaf_reader, reader_source
 from chainrule.engine.reduce import add_reduce, window_reduce
-from chainrule.engine.scatter import add_at
+from chainrule.engine.scatter import add_at, take_rows
 from chainrule.engine.tensor import Tensor, _state
-from chainrule.program.ir import Program, Value, build, merge_scatters, optimize, spread_ties
+from chainrule.program.ir import (
+    Program,
+    Value,
+    build,
+    merge_products,
+    merge_scatters,
+    optimize,
+    spread_ties,
+)
 from chainrule.program.notation import Literals, needs_scipy
 from chainrule.program.trace import record
 
@@ -651,7 +659,7 @@ def _compile_numpy(
         return name
 
     lit = Literals(hoist=hoist, inline_limit=0)
-    prog = spread_ties(merge_scatters(prog))
+    prog = merge_products(spread_ties(merge_scatters(prog)))
     params = [f"a{i}" for i in range(len(prog.inputs))]
     refs = {v.id: p for v, p in zip(prog.inputs, params)}
     writer = FastWriter(prog, {}, lit, refs=refs)
@@ -668,6 +676,7 @@ def _compile_numpy(
         "_window_reduce": window_reduce,
         "_pad": pad_constant,
         "_add_at": add_at,
+        "_take_rows": take_rows,
         "_binary": binary,
         **consts,
     }

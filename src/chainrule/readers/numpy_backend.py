@@ -57,7 +57,7 @@ from chainrule.engine.reduce import own_route, window_route
 from chainrule.engine.rules import Size
 from chainrule.program.codegen import Line, Writer
 from chainrule.program.ir import CONST, INPUT, Program, Value, const_value, is_const
-from chainrule.program.notation import ATOM, PRODUCT
+from chainrule.program.notation import ATOM, PRODUCT, index_text
 
 __all__ = ["FastWriter", "LINALG_CALLS", "aliases_input", "hoist_masks"]
 
@@ -313,6 +313,10 @@ class FastWriter(Writer):
         if prim is P.gather and self._rows_read(v):
             x, ix = v.args  # rows read by an integer array: take (engine.scatter.take_rows)
             return f"numpy.take({self.ref(x)[0]}, {self.ref(ix)[0]}, axis=0)", ATOM
+        if prim is P.gather and self._elements_read(v):
+            # one integer array per leading axis (take_along_axis): engine.scatter.take_rows
+            a = [self.ref(x)[0] for x in v.args]
+            return f"_take_rows({a[0]}, ({index_text(v.kw['template'], a[1:], self.lit)}))", ATOM
         if prim is P.einsum:  # the primitive's function: matrix products (engine.contract)
             ops = ", ".join(self.ref(x)[0] for x in v.args)
             return f"_einsum({v.kw['subscripts']!r}, {ops})", ATOM
@@ -528,6 +532,23 @@ class FastWriter(Writer):
             and numpy.dtype(ix.dtype).kind in "iu"
             and all(type(t) is slice and t == slice(None) for t in template[1:])
         )
+
+    @staticmethod
+    def _elements_read(v: Value) -> bool:
+        """Whether gather ``v`` reads by integer arrays on (at least) its two leading axes
+        (``logp[rows, labels]``, ``take_along_axis``'s index): the case take_rows reads by
+        rows of the flat positions."""
+        template = v.kw.get("template", ())
+        if len(template) < 2:
+            return False
+        for t in template[:2]:
+            if isinstance(t, P.Slot):
+                ix = v.args[1 + t.k]
+                if not isinstance(ix, Value) or numpy.dtype(ix.dtype).kind not in "iu":
+                    return False
+            elif not (isinstance(t, numpy.ndarray) and t.dtype.kind in "iu"):
+                return False
+        return True
 
     @staticmethod
     def _broadcast_route(v: Value) -> bool:
