@@ -1,7 +1,8 @@
 """jit's NumPy backend merges the matrix products of a traced loop (``ir.merge_products``):
 ``X[t] @ W`` for every step as one product, a weight's gradient summed over the steps as one
-product.  The values agree with the eager path's to rounding; the gradients are checked
-against finite differences and against the eager ones, on loops written in several ways."""
+product; and the sums over the steps of a broadcast parameter's gradient (``ir.merge_sums``).
+The values agree with the eager path's to rounding; the gradients are checked against finite
+differences and against the eager ones, on loops written in several ways."""
 
 from __future__ import annotations
 
@@ -130,3 +131,62 @@ def test_large_products_are_left_one_a_step():
 
     src = cr.jit(cr.grad(f), backend="numpy").source(W, X)
     assert "reshape((1024, 128))" not in src and "concatenate" not in src
+
+
+def holt(a, b, Y):
+    # Holt's smoothing: two scalar constants broadcast over 4 series at every step, so their
+    # gradients are sums of a step's (g * x).sum(axis=0) over the steps, added and subtracted
+    alpha, beta = 1 / (1 + numpy.exp(-a)), 1 / (1 + numpy.exp(-b))
+    level, trend, err = Y[0], Y[1] - Y[0], 0.0
+    for t in range(1, Y.shape[0]):
+        pred = level + trend
+        err = err + ((Y[t] - pred) ** 2).sum()
+        new = alpha * Y[t] + (1 - alpha) * pred
+        trend = beta * (new - level) + (1 - beta) * trend
+        level = new
+    return err / Y.size
+
+
+def test_sums_over_the_steps_are_one_sum_and_give_the_gradient(monkeypatch):
+    Y = numpy.cumsum(RNG.standard_normal((30, 4)), axis=0)
+    a, b = numpy.array(0.3), numpy.array(-0.7)
+    vg = cr.value_and_grad(holt, argnums=(0, 1))
+    jvg = cr.jit(vg, backend="numpy")
+    (value, grads), (jvalue, jgrads) = vg(a, b, Y), jvg(a, b, Y)
+    src = jvg.source(a, b, Y)
+    monkeypatch.setattr(jit_module, "merge_sums", lambda prog: prog)
+    unmerged = cr.jit(vg, backend="numpy").source(a, b, Y)
+    assert src.count("numpy.add.reduce(") < unmerged.count("numpy.add.reduce(") - 50
+    numpy.testing.assert_allclose(jvalue, value, rtol=1e-13)
+    for k, (g, jg) in enumerate(zip(grads, jgrads)):
+        numpy.testing.assert_allclose(jg, g, rtol=1e-11)
+        p = (a, b)[k]
+
+        def f(x, k=k):
+            return holt(*((x, b) if k == 0 else (a, x)), Y)
+
+        numpy.testing.assert_allclose(jg, fd_grad(f, p), rtol=1e-6)
+
+
+def test_a_bias_added_at_every_step():
+    params, X, T = _data(numpy.float64)
+    bias = RNG.standard_normal(6) * 0.1
+
+    def loss(Wx, Wh, bias, X, T):
+        h = numpy.zeros((X.shape[1], 6))
+        total = 0.0
+        for t in range(X.shape[0]):
+            h = numpy.tanh(X[t] @ Wx + h @ Wh + bias)
+            total = total - (h * T[:, :1]).sum() + 0.1 * (h * h).sum()
+        return total
+
+    vg = cr.value_and_grad(loss, argnums=(0, 1, 2))
+    args = (params[0], params[1], bias, X, T)
+    (value, grads), (jvalue, jgrads) = vg(*args), cr.jit(vg, backend="numpy")(*args)
+    assert "concatenate" in cr.jit(vg, backend="numpy").source(*args)
+    numpy.testing.assert_allclose(jvalue, value, rtol=1e-13)
+    for g, jg in zip(grads, jgrads):
+        numpy.testing.assert_allclose(jg, g, rtol=1e-11, atol=1e-13)
+    numpy.testing.assert_allclose(
+        jgrads[2], fd_grad(lambda c: loss(params[0], params[1], c, X, T), bias), rtol=1e-6
+    )

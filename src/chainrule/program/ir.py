@@ -9,8 +9,9 @@ rewrite it without changing what it computes:
   share repeated subexpressions (a ReLU mask computed once) and remove what no output needs;
   ``jit`` runs only these, so its results equal the eager ones;
 * for jit's NumPy backend only: ``merge_scatters`` and ``spread_ties`` (the same values, fewer
-  passes over memory) and ``merge_products`` (a traced loop's independent matrix products as
-  one product: the same values to rounding);
+  passes over memory), ``merge_products`` and ``merge_sums`` (a traced loop's independent
+  matrix products as one product, its sums over the steps as one sum: the same values to
+  rounding);
 * ``prettify`` (for people only) also moves scalar factors to the right and turns
   ``a * (1 / N)`` into ``a / N``, so the seed's first backward line reads
   ``dY = 2 * (Y - T) / Y.size``.
@@ -894,6 +895,133 @@ def merge_products(prog: Program) -> Program:
     if not plans:
         return prog
     return _replacing(prog, lambda v, now: plans[v.id](v, now) if v.id in plans else None)
+
+
+def merge_sums(prog: Program) -> Program:
+    """A sum of many sums over axis 0, ``s + (a_1 * b_1).sum(0) - (a_2 * b_2).sum(0) + ...``
+    (the gradient of a parameter broadcast in every step of a loop: a decay rate, a bias), as
+    one sum over the concatenated ``a`` and ``b`` for the terms added and one for those
+    subtracted, where the sum is complete (the NumPy backend's schedule; a new program).  Two
+    calls a step fewer; the terms are added in another order, so the values agree to
+    rounding."""
+    uses = prog.uses()
+    ids = iter(range(max(v.id for v in prog.values) + 1, 1 << 62))
+    sums = (P.add, P.subtract)
+    inner = {
+        a.id
+        for v in prog.values
+        if v.prim in sums
+        for a in v.args
+        if isinstance(a, Value) and a.prim in sums and uses.get(a.id, 0) == 1
+    }
+    plans: dict[int, list[tuple[int, Any]]] = {}
+    for v in prog.values:
+        if v.prim not in sums or v.id in inner or v.kw or v.shape is None:
+            continue
+        leaves = _signed_leaves(v, uses)
+        if leaves is not None and sum(_summand(x, uses) is not None for _, x in leaves) >= 3:
+            plans[v.id] = leaves
+    if not plans:
+        return prog
+
+    def merge(v: Value, now: Callable[[Any], Any]) -> list[Value] | None:
+        leaves = plans.get(v.id)
+        if leaves is None:
+            return None
+        groups: dict[tuple[Any, ...], list[tuple[int, Value, list[Value]]]] = {}
+        rest: list[tuple[int, Any]] = []
+        for sign, x in leaves:
+            parts = _summand(x, uses)
+            if parts is None:
+                rest.append((sign, now(x)))
+            else:
+                key = (sign, len(parts), tuple(p.shape for p in parts))
+                groups.setdefault(key, []).append((sign, x, [now(p) for p in parts]))
+        out: list[Value] = []
+
+        def new(op: Any, args: list[Any], kw: dict[str, Any], shape: Any) -> Value:
+            w = Value(next(ids), op, args, kw, shape, v.dtype, None, v.phase, v.node)
+            out.append(w)
+            return w
+
+        for (sign, n, shapes), members in groups.items():
+            if len(members) < 2:
+                rest += [(sign, now(x)) for sign, x, _ in members]
+                continue
+            cats = []
+            for j in range(n):
+                rows = sum(parts[j].shape[0] for _, _, parts in members)
+                shape = (rows,) + tuple(shapes[j][1:])
+                cats.append(new(P.concatenate, [parts[j] for _, _, parts in members],
+                                {"axis": 0}, shape))  # fmt: skip
+            body = cats[0] if n == 1 else new(P.multiply, cats, {}, cats[0].shape)
+            rest.append((sign, new(P.sum_, [body], dict(members[0][1].kw), v.shape)))
+        total = None
+        for sign, x in rest:
+            if total is None:
+                total = x if sign > 0 else new(P.negative, [x], {}, v.shape)
+            else:
+                total = new(P.add if sign > 0 else P.subtract, [total, x], {}, v.shape)
+        last = out.pop()  # the root keeps its id
+        assert total is last
+        out.append(Value(v.id, last.op, last.args, last.kw, v.shape, v.dtype, None, v.phase,
+                         v.node))  # fmt: skip
+        return out
+
+    return _replacing(prog, merge)
+
+
+def _signed_leaves(top: Value, uses: dict[int, int]) -> list[tuple[int, Any]] | None:
+    """The terms (with their signs) that a tree of additions and subtractions (each inner one
+    read only by the next) adds up, in order; None where there are too many to walk."""
+    found: list[tuple[int, Any]] = []
+    todo: list[tuple[int, Any]] = [(1, top)]
+    while todo:
+        sign, x = todo.pop()
+        if (
+            isinstance(x, Value)
+            and x.prim in (P.add, P.subtract)
+            and not x.kw
+            and x.shape == top.shape
+            and x.dtype == top.dtype
+            and (x is top or uses.get(x.id, 0) == 1)
+        ):
+            todo += [(-sign if x.prim is P.subtract else sign, x.args[1]), (sign, x.args[0])]
+        elif len(found) >= _MAX_TERMS:
+            return None
+        else:
+            found.append((sign, x))
+    return found
+
+
+_MAX_TERMS = 4096
+
+
+def _summand(x: Any, uses: dict[int, int]) -> list[Value] | None:
+    """``[a, b]`` for a term ``(a * b).sum(axis=0)`` (``[a]`` for ``a.sum(axis=0)``) of
+    float arrays of one shape, read only by the sum; None for any other term."""
+    if not (
+        isinstance(x, Value)
+        and x.prim is P.sum_
+        and uses.get(x.id) == 1
+        and x.kw.get("axis") in (0, (0,))
+        and not x.kw.get("keepdims")
+        and numpy.dtype(x.dtype).char in "fd"
+    ):
+        return None
+    body = x.args[0]
+    if not isinstance(body, Value) or not body.shape or body.dtype != x.dtype:
+        return None
+    if (
+        body.prim is P.multiply
+        and not body.kw
+        and uses.get(body.id) == 1
+        and all(
+            isinstance(a, Value) and a.shape == body.shape and a.dtype == x.dtype for a in body.args
+        )  # fmt: skip
+    ):
+        return list(body.args)
+    return [body]
 
 
 def _product_terms(top: Value, uses: dict[int, int]) -> list[tuple[Value, Value]] | None:

@@ -50,6 +50,7 @@ from chainrule.program.ir import (
     build,
     merge_products,
     merge_scatters,
+    merge_sums,
     optimize,
     spread_ties,
 )
@@ -659,7 +660,7 @@ def _compile_numpy(
         return name
 
     lit = Literals(hoist=hoist, inline_limit=0)
-    prog = merge_products(spread_ties(merge_scatters(prog)))
+    prog = merge_sums(merge_products(spread_ties(merge_scatters(prog))))
     params = [f"a{i}" for i in range(len(prog.inputs))]
     refs = {v.id: p for v, p in zip(prog.inputs, params)}
     writer = FastWriter(prog, {}, lit, refs=refs)
