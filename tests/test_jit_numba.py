@@ -823,3 +823,29 @@ def test_messages_gathered_and_summed_at_their_targets_compile_for_numba():
     e[1, 2] = 1e-6  # and one entry by central differences
     fd = (loss(W + e, H, src, dst) - loss(W - e, H, src, dst)) / 2e-6
     assert grad[1, 2] == pytest.approx(fd, rel=1e-6)
+
+
+def test_a_close_race_at_the_first_call_is_run_longer(monkeypatch):
+    # a fake clock: Numba's first five calls take 1.25 ms (a busy machine), then 1.0 ms;
+    # NumPy's 1.1 ms. Five rounds would keep NumPy; a close race runs on and finds Numba
+    import types  # noqa: PLC0415
+
+    now = [0.0]
+    calls = {"numba": 0, "numpy": 0}
+
+    def timed(backend, cost):
+        def run(*_):
+            calls[backend] += 1
+            now[0] += cost(calls[backend])
+
+        return types.SimpleNamespace(backend=backend, fun=run, timings=None)
+
+    numba_c = timed("numba", lambda k: 1.25e-3 if k <= 5 else 1.0e-3)
+    numpy_c = timed("numpy", lambda k: 1.1e-3)
+    monkeypatch.setattr(jitmod, "_clock", lambda: now[0])
+    winner = jitmod._faster(numba_c, numpy_c, [])
+    assert winner is numba_c and calls["numba"] > 5
+    # a clear winner after five rounds stops there
+    calls.update(numba=0, numpy=0)
+    numba_c = timed("numba", lambda k: 3e-3)
+    assert jitmod._faster(numba_c, numpy_c, []) is numpy_c and calls["numba"] == 5

@@ -588,7 +588,14 @@ def _compile(
 AUTO_TIMING_SECONDS = 0.05
 """``backend="auto"``: about how long the first call of a signature may spend timing both
 backends (calls alternate, at most 5 of each, at least 2 unless one round took over 20 times
-this; the fastest call of each counts)."""
+this; the fastest call of each counts; a close race goes on, see ``AUTO_MAX_ROUNDS``)."""
+
+
+AUTO_MAX_ROUNDS = 20
+AUTO_CLOSE = 1.3
+"""... and up to ``AUTO_MAX_ROUNDS`` rounds (within twice the time) while the faster is less
+than ``AUTO_CLOSE`` times faster than the other: the first calls of a fresh program are noisy
+on a busy machine, and a close race is decided by more of them."""
 
 
 def _clock() -> float:
@@ -600,7 +607,7 @@ def _faster(numba_c: Compiled, numpy_c: Compiled, flat: list[Any]) -> Compiled:
     the seconds per call of each)."""
     best = {"numba": math.inf, "numpy": math.inf}
     spent = 0.0
-    for rep in range(5):
+    for rep in range(AUTO_MAX_ROUNDS):
         for c in (numba_c, numpy_c):
             t0 = _clock()
             c.fun(*flat)
@@ -609,6 +616,9 @@ def _faster(numba_c: Compiled, numpy_c: Compiled, flat: list[Any]) -> Compiled:
             spent += dt
         if spent > AUTO_TIMING_SECONDS and (rep or spent > 20 * AUTO_TIMING_SECONDS):
             break  # two rounds or more, one only when that one took over a second
+        close = max(best.values()) < AUTO_CLOSE * min(best.values())
+        if rep >= 4 and not (close and spent < 2 * AUTO_TIMING_SECONDS):
+            break  # five rounds; up to AUTO_MAX_ROUNDS while the two are close
     winner = numba_c if best["numba"] < best["numpy"] else numpy_c
     winner.timings = best
     return winner
