@@ -134,17 +134,19 @@ def test_large_products_are_left_one_a_step():
 
 
 def holt(a, b, Y):
-    # Holt's smoothing: two scalar constants broadcast over 4 series at every step, so their
-    # gradients are sums of a step's (g * x).sum(axis=0) over the steps, added and subtracted
-    alpha, beta = 1 / (1 + numpy.exp(-a)), 1 / (1 + numpy.exp(-b))
-    level, trend, err = Y[0], Y[1] - Y[0], 0.0
-    for t in range(1, Y.shape[0]):
-        pred = level + trend
-        err = err + ((Y[t] - pred) ** 2).sum()
-        new = alpha * Y[t] + (1 - alpha) * pred
-        trend = beta * (new - level) + (1 - beta) * trend
-        level = new
-    return err / Y.size
+    # damped-trend smoothing: two scalar constants broadcast over 4 series at every step, so
+    # their gradients are sums of a step's (g * x).sum(axis=0) over the steps, some added,
+    # some subtracted
+    alpha = numpy.exp(a) / (1 + numpy.exp(a))
+    beta = numpy.exp(b) / (1 + numpy.exp(b))
+    level, slope, loss = Y[0], 0.5 * (Y[1] - Y[0]), 0.0
+    for row in Y[1:]:
+        guess = level + 0.9 * slope
+        loss = loss + numpy.abs(row - guess).sum() + 0.5 * ((row - guess) ** 2).sum()
+        fresh = (1 - alpha) * guess + alpha * row
+        slope = (1 - beta) * 0.9 * slope + beta * (fresh - level)
+        level = fresh
+    return loss / Y.size
 
 
 def test_sums_over_the_steps_are_one_sum_and_give_the_gradient(monkeypatch):

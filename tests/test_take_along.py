@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import numpy
 import pytest
+from test_scatter import route  # noqa: F401 -- the fixture: NumPy's routes and Numba's loop
 
 import chainrule as cr
-from chainrule.engine import scatter
 from chainrule.engine.scatter import add_at, axis_range, take_along, take_rows
 
 RNG = numpy.random.default_rng(23)
@@ -71,21 +71,10 @@ def test_take_rows_by_index_tuples_is_fancy_indexing(cached):
         numpy.testing.assert_array_equal(got, want)
 
 
-@pytest.fixture(params=["numpy", "numba"])
-def route(request, monkeypatch):
-    """Each scatter twice: through NumPy's routes and through Numba's row loop."""
-    if request.param == "numpy":
-        monkeypatch.setattr(scatter, "_LOOP", [None])
-    else:
-        if scatter.row_loop() is None:
-            pytest.skip("Numba is not installed")
-        monkeypatch.setattr(scatter, "NUMBA_MIN_SIZE", scatter.MIN_SIZE)
-    return request.param
-
-
 @pytest.mark.parametrize("dtype", [numpy.float64, numpy.float32, numpy.complex64])
 @pytest.mark.parametrize("cached", [True, False])
-def test_a_scatter_closed_by_full_ranges_is_numpy_add_at_bit_for_bit(dtype, cached, route):
+@pytest.mark.usefixtures("route")
+def test_a_scatter_closed_by_full_ranges_is_numpy_add_at_bit_for_bit(dtype, cached):
     # take_along_axis's gradient over a middle axis: the index read repeats on purpose
     c0, c2 = (
         (axis_range(512, 0, 3), axis_range(16, 2, 3))

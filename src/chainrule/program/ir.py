@@ -642,6 +642,18 @@ def _disjoint(places: list[list[range]]) -> bool:
 _MAX_MERGED = 64
 
 
+def _inner_sums(prog: Program, uses: dict[int, int], prims: tuple[Any, ...]) -> set[int]:
+    """The values of ``prims`` (additions) read once, by another of ``prims``: the inner
+    nodes of a tree of sums, whose root the merging passes start from."""
+    return {
+        a.id
+        for v in prog.values
+        if v.prim in prims
+        for a in v.args
+        if isinstance(a, Value) and a.prim in prims and uses.get(a.id, 0) == 1
+    }
+
+
 def merge_scatters(prog: Program) -> Program:
     """A sum of scatters into disjoint basic indices of one shape (the gradient of ``z`` read
     as slices, ``z[:, :h]`` and ``z[:, h:]``: each slice's cotangent put into zeros, then the
@@ -670,13 +682,7 @@ def merge_scatters(prog: Program) -> Program:
                 return None
         return found
 
-    inner = {
-        a.id
-        for v in prog.values
-        if v.prim is P.add
-        for a in v.args
-        if isinstance(a, Value) and a.prim is P.add and uses.get(a.id, 0) == 1
-    }
+    inner = _inner_sums(prog, uses, (P.add,))
     merged: dict[int, list[tuple[Value, list[range]]]] = {}
     for v in prog.values:
         if v.prim is not P.add or v.id in inner or v.shape is None:
@@ -830,13 +836,7 @@ def merge_products(prog: Program) -> Program:
             plans[v.id] = before_first
 
     # sums of A_t.T @ B_t
-    inner = {
-        a.id
-        for v in prog.values
-        if v.prim is P.add
-        for a in v.args
-        if isinstance(a, Value) and a.prim is P.add and uses.get(a.id, 0) == 1
-    }
+    inner = _inner_sums(prog, uses, (P.add,))
     for v in prog.values:
         if v.prim is not P.add or v.id in inner or v.kw or not _matrix(v):
             continue
@@ -907,13 +907,7 @@ def merge_sums(prog: Program) -> Program:
     uses = prog.uses()
     ids = iter(range(max(v.id for v in prog.values) + 1, 1 << 62))
     sums = (P.add, P.subtract)
-    inner = {
-        a.id
-        for v in prog.values
-        if v.prim in sums
-        for a in v.args
-        if isinstance(a, Value) and a.prim in sums and uses.get(a.id, 0) == 1
-    }
+    inner = _inner_sums(prog, uses, sums)
     plans: dict[int, list[tuple[int, Any]]] = {}
     for v in prog.values:
         if v.prim not in sums or v.id in inner or v.kw or v.shape is None:
