@@ -137,3 +137,32 @@ def test_gradient_of_a_top_two_routing_eager_and_jit():
     numpy.testing.assert_allclose(cr.grad(f)(E, X), want, rtol=1e-10)
     numpy.testing.assert_allclose(cr.jit(cr.grad(f))(E, X), want, rtol=1e-10)
     assert "_take_rows" in cr.jit(cr.grad(f)).source(E, X)
+
+
+@pytest.mark.parametrize("computed", [False, True])
+def test_a_length_one_axis_is_read_again_for_every_index(computed):
+    # NumPy broadcasts the array's length-1 axes against the indices (and the indices'
+    # against the array's): the gradient adds every read of the one row into it
+    A = RNG.standard_normal((1, 5))
+    B = RNG.standard_normal((4, 5))
+    fixed = numpy.argsort(B, axis=1)[:, :3]
+
+    def f(a, b):
+        idx = numpy.argsort(b, axis=1)[:, :3] if computed else fixed
+        return (numpy.take_along_axis(a, idx, axis=1) ** 2).sum()
+
+    want = numpy.zeros_like(A)  # by loops: d/da of sum over (i, k) of a[0, idx[i, k]] ** 2
+    for i in range(4):
+        for k in range(3):
+            want[0, fixed[i, k]] += 2 * A[0, fixed[i, k]]
+    value = (numpy.take_along_axis(A, fixed, axis=1) ** 2).sum()
+    for vg in (cr.value_and_grad(f), cr.jit(cr.value_and_grad(f))):
+        v, g = vg(A, B)
+        numpy.testing.assert_allclose(v, value, rtol=1e-14)
+        numpy.testing.assert_allclose(g, want, rtol=1e-14)
+    C = RNG.standard_normal((4, 5))  # and the indices broadcast along the rows
+    one = numpy.array([[4, 0]])
+    g = cr.grad(lambda c: (numpy.take_along_axis(c, one, axis=1) * C[:, :2]).sum())(C)
+    want = numpy.zeros_like(C)
+    want[:, 4], want[:, 0] = C[:, 0], C[:, 1]
+    numpy.testing.assert_allclose(g, want, rtol=1e-14)

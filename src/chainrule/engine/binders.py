@@ -772,11 +772,10 @@ def _take_along_axis(
         axis = 0
     ax = _one_axis(axis, _ndim(arr), "take_along_axis")
     if hasattr(indices, "_prim"):  # computed indices: keep them an input (see gather)
-        a_shape, i_shape = _shape(arr), _shape(indices)
+        a_shape = _shape(arr)
         nd = len(a_shape)
-        template = tuple(
-            Slot(0) if d == ax else axis_range(max(a_shape[d], i_shape[d]), d, nd)
-            for d in range(nd)
+        template = tuple(  # NumPy's ranges: broadcast against the indices
+            Slot(0) if d == ax else axis_range(a_shape[d], d, nd) for d in range(nd)
         )
         return gather, (arr, indices), {"template": template}
     return take_along_axis, (arr,), {"indices": _plain_index(indices), "axis": ax}

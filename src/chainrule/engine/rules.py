@@ -1293,7 +1293,9 @@ defvjp(P.take, lambda g, out, x, indices, axis: P.scatter_add(
 
 
 def _along(indices: Any, axis: int, shape: tuple[int, ...]) -> tuple[Any, ...]:
-    """The full fancy index that ``take_along_axis(x, indices, axis)`` reads from ``x``."""
+    """The full fancy index that ``take_along_axis(x, indices, axis)`` reads from ``x`` of
+    ``shape`` (its ranges broadcast against ``indices``, as NumPy builds them: an axis of
+    length 1 in ``x`` is read again for every index there)."""
     nd = len(shape)
     return tuple(indices if d == axis else
                  axis_range(shape[d], d, nd)
@@ -1301,7 +1303,7 @@ def _along(indices: Any, axis: int, shape: tuple[int, ...]) -> tuple[Any, ...]:
 
 
 defvjp(P.take_along_axis, lambda g, out, x, indices, axis: P.scatter_add(
-    g, _along(indices, axis, g.shape), x.shape, False))
+    g, _along(indices, axis, x.shape), x.shape, False))
 
 
 def _running_vjp(larger: bool) -> Callable[..., Any]:
