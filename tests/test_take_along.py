@@ -166,3 +166,28 @@ def test_a_length_one_axis_is_read_again_for_every_index(computed):
     want = numpy.zeros_like(C)
     want[:, 4], want[:, 0] = C[:, 0], C[:, 1]
     numpy.testing.assert_allclose(g, want, rtol=1e-14)
+
+
+ZERO_D = [
+    (numpy.array(1), numpy.array(2)),  # one element
+    (numpy.array([1, 2]), numpy.array(3)),  # 0-d beside 1-d
+    (numpy.array(3), numpy.arange(100)[None, :]),  # 0-d before a full range
+    (numpy.array([[1], [2]]), numpy.array([3, 4, 5])),
+    (numpy.array([-1]), numpy.array([-100])),
+]
+
+
+@pytest.mark.parametrize("index", ZERO_D, ids=range(len(ZERO_D)))
+def test_index_tuples_with_zero_d_arrays_are_numpys(index):
+    x = numpy.arange(4000.0).reshape(40, 100)
+    got, want = take_rows(x, index), x[index]
+    assert numpy.shape(got) == numpy.shape(want)
+    numpy.testing.assert_array_equal(got, want)
+    g = RNG.standard_normal(numpy.shape(want))
+    out, ref = numpy.zeros_like(x), numpy.zeros_like(x)
+    add_at(out, index, g, fresh=True)
+    numpy.add.at(ref, index, g)
+    assert out.tobytes() == ref.tobytes()
+    # and through a tensor: the gradient of the read is the scatter
+    grad = cr.grad(lambda t: (t[index] * g).sum())(x)
+    numpy.testing.assert_array_equal(grad, ref)

@@ -160,6 +160,8 @@ def _peel(shape: tuple[int, ...], items: tuple[Any, ...]) -> tuple[tuple[Any, ..
     width = 1
     while len(items) == len(shape) and len(items) > 1:
         m = numpy.ndim(items[-1])
+        if m == 0:
+            break  # (0-d integer arrays: one element)
         lead = items[:-1]
         if not all(type(ix) is numpy.ndarray and ix.ndim == m and ix.shape[-1] == 1 for ix in lead):
             break
