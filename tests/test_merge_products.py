@@ -192,3 +192,26 @@ def test_a_bias_added_at_every_step():
     numpy.testing.assert_allclose(
         jgrads[2], fd_grad(lambda c: loss(params[0], params[1], c, X, T), bias), rtol=1e-6
     )
+
+
+def test_terms_of_other_shapes_broadcast_in_the_merged_sum():
+    # scalar terms (sums of 1-D rows) beside vector ones (sums of 2-D) in one running total
+    X, Z = RNG.standard_normal((6, 5, 4)), RNG.standard_normal((6, 5))
+
+    def f(c, d):
+        tot = (d * Z[0]).sum(0) + (d * d).sum(0)
+        for t in range(6):
+            tot = tot + (c * X[t]).sum(0) - (d * Z[t]).sum(0)
+        return (tot * tot).sum()
+
+    c, d = RNG.standard_normal(4), RNG.standard_normal(5)
+    vg = cr.value_and_grad(f, argnums=(0, 1))
+    (value, grads), (jvalue, jgrads) = vg(c, d), cr.jit(vg, backend="numpy")(c, d)
+    assert "concatenate" in cr.jit(vg, backend="numpy").source(c, d)
+    numpy.testing.assert_allclose(jvalue, value, rtol=1e-12)
+    for k, (g, jg) in enumerate(zip(grads, jgrads)):
+        numpy.testing.assert_allclose(jg, g, rtol=1e-11)
+        p = (c, d)[k]
+        numpy.testing.assert_allclose(
+            jg, fd_grad(lambda x, k=k: f(*((x, d) if k == 0 else (c, x))), p), rtol=1e-6
+        )

@@ -340,8 +340,8 @@ def _take_elements(x: Any, index: tuple[Any, ...]) -> Any:
     axis, 53 -> 6 us)."""
     if x.size < MIN_SIZE or not x.flags.c_contiguous or len(index) > x.ndim:
         return x[index]
-    found = _rows(x, index)
-    if found is None or any(type(ix) is not numpy.ndarray for ix in index):
+    found = _rows(x, index)  # (None unless every item is an integer array)
+    if found is None:
         return x[index]
     rows, k = found
     return numpy.take(x.reshape((-1,) + x.shape[k:]), rows, axis=0)
@@ -361,6 +361,7 @@ def take_along(arr: Any, indices: Any, axis: int) -> Any:
         or indices.dtype.kind not in "iu"
         or indices.ndim != arr.ndim
         or arr.ndim < 2
+        or not -arr.ndim <= axis < arr.ndim
     ):
         return numpy.take_along_axis(arr, indices, axis=axis)
     nd = arr.ndim

@@ -633,10 +633,13 @@ _MASKED = numpy.ma.MaskedArray
 _MATRIX = numpy.matrix
 
 
-def _refuse_subclass(x: Any, where: str) -> None:
-    """Masked arrays and matrices change what NumPy's operations mean; refuse them loudly."""
+def _refuse_subclass(x: Any, where: str | Callable[[], str]) -> None:
+    """Masked arrays and matrices change what NumPy's operations mean; refuse them loudly
+    (``where``, or its call, made only to refuse, names the place)."""
     if type(x) is numpy.ndarray or not isinstance(x, numpy.ndarray):
         return
+    if callable(where):
+        where = where()
     if isinstance(x, _MASKED):
         raise TypeError(
             f"{where}: a masked array reached a chainrule tensor, and chainrule would compute "
@@ -1781,8 +1784,12 @@ def _complex_output(fname: str, dtype: Any) -> str:
     )
 
 
-def _check_float(arr: numpy.ndarray, where: str) -> None:
+def _check_float(arr: numpy.ndarray, where: str | Callable[[], str]) -> None:
+    """Refuse non-float data for a gradient; ``where`` (or its call, made only to refuse)
+    says which argument."""
     if arr.dtype.kind not in "fc":
+        if callable(where):
+            where = where()
         kind = {"i": "integer", "u": "unsigned integer", "b": "boolean"}.get(
             arr.dtype.kind, str(arr.dtype)
         )

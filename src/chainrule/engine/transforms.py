@@ -68,18 +68,17 @@ def _variable(x: Any, fname: str, where: Callable[[], str]) -> tuple[Tensor, boo
     """A differentiated leaf, and whether it continues an outer recording (``grad(grad)``)."""
     if type(x) is numpy.ndarray and x.dtype.kind == "f":  # the common case, first
         return _leaf(x, True), False
-    if isinstance(x, numpy.ndarray):  # (a subclass: named in the error, which costs a lookup)
-        _refuse_subclass(x, f"{fname}: argument {where()}")
+    _refuse_subclass(x, lambda: f"{fname}: argument {where()}")  # (named only to refuse)
     if isinstance(x, Tensor):
         if (x.requires_grad and _state.enabled and _state.depth) or _state.tracing:
             # Continue the outer recording (grad of grad, or grad inside jit/explain).
             v = _apply(P.identity, (x,), {})
             v.requires_grad = True
             return v, True
-        _float_only(numpy.asarray(x._data), fname, where)
+        _check_float(numpy.asarray(x._data), lambda: f"{fname}: argument {where()}")
         return _leaf(x._data, True), False
     if _foreign(x):  # another library's array (CuPy, Dask): kept as it is, on its device
-        _float_only(x, fname, where)
+        _check_float(x, lambda: f"{fname}: argument {where()}")
         return _leaf(x, True), False
     if isinstance(x, (bool, int, numpy.integer, numpy.bool_)) or (
         isinstance(x, numpy.ndarray) and x.dtype.kind in "iub"
@@ -93,14 +92,8 @@ def _variable(x: Any, fname: str, where: Callable[[], str]) -> tuple[Tensor, boo
         arr = numpy.asarray(x)
     except (ValueError, TypeError) as e:
         raise TypeError(f"{fname}: argument {where()} is not an array ({e})") from None
-    _float_only(arr, fname, where)
+    _check_float(arr, lambda: f"{fname}: argument {where()}")
     return _leaf(arr, True), False
-
-
-def _float_only(arr: Any, fname: str, where: Callable[[], str]) -> None:
-    """_check_float, naming the argument (a signature lookup) only when it refuses."""
-    if arr.dtype.kind not in "fc":
-        _check_float(arr, f"{fname}: argument {where()}")
 
 
 def _kind(x: Any) -> str:

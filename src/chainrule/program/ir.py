@@ -949,13 +949,15 @@ def merge_sums(prog: Program) -> Program:
                 cats.append(new(P.concatenate, [parts[j] for _, _, parts in members],
                                 {"axis": 0}, shape))  # fmt: skip
             body = cats[0] if n == 1 else new(P.multiply, cats, {}, cats[0].shape)
-            rest.append((sign, new(P.sum_, [body], dict(members[0][1].kw), v.shape)))
+            summed = new(P.sum_, [body], dict(members[0][1].kw), members[0][1].shape)
+            rest.append((sign, summed))
         total = None
-        for sign, x in rest:
+        for sign, x in rest:  # (a term may broadcast against the others: its own shape)
             if total is None:
-                total = x if sign > 0 else new(P.negative, [x], {}, v.shape)
+                total = x if sign > 0 else new(P.negative, [x], {}, _shape_of(x))
             else:
-                total = new(P.add if sign > 0 else P.subtract, [total, x], {}, v.shape)
+                shape = numpy.broadcast_shapes(_shape_of(total), _shape_of(x))
+                total = new(P.add if sign > 0 else P.subtract, [total, x], {}, shape)
         last = out.pop()  # the root keeps its id
         assert total is last
         out.append(Value(v.id, last.op, last.args, last.kw, v.shape, v.dtype, None, v.phase,
