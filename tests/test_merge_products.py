@@ -58,19 +58,26 @@ def _products(src):
     return src.count(".dot(") + src.count(" @ ")
 
 
+BACKENDS = ["numpy", "numba"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize(
     "loss,steps", [(elman, 12), (reversed_steps, 12), (some_steps, 6), (batch_first, 12)]
 )
-def test_merged_products_give_the_gradients(loss, steps, monkeypatch):
+def test_merged_products_give_the_gradients(loss, steps, backend, monkeypatch, tmp_path):
+    if backend == "numba":
+        pytest.importorskip("numba")
+        monkeypatch.setenv("CHAINRULE_CACHE_DIR", str(tmp_path))
     params, X, T = _data(numpy.float64)
     vg = cr.value_and_grad(loss, argnums=(0, 1, 2))
-    jvg = cr.jit(vg, backend="numpy")
+    jvg = cr.jit(vg, backend=backend)
     value, grads = vg(*params, X, T)
     jvalue, jgrads = jvg(*params, X, T)
     src = jvg.source(*params, X, T)
     assert "reshape((60, 4))" in src  # X's rows times Wx: one product (X is 12 x 5 x 4)
     monkeypatch.setattr(jit_module, "merge_products", lambda prog: prog)
-    unmerged = cr.jit(vg, backend="numpy").source(*params, X, T)
+    unmerged = cr.jit(vg, backend=backend).source(*params, X, T)
     # one product for the steps' X[t] @ Wx, one for Wx's gradient (a term a step) and one for
     # Wh's (a term a step but the first)
     assert _products(src) <= _products(unmerged) - (steps - 1) - (steps - 1) - (steps - 2)

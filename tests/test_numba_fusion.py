@@ -202,8 +202,10 @@ def test_a_scatter_of_a_product_computes_it_where_it_adds(
 
 
 @pytest.mark.parametrize("dtype", [numpy.float64, numpy.float32])
-def test_tanh_of_an_rnn_state_runs_numpys_own_loop(dtype, monkeypatch, tmp_path):
-    # 16 x 32 values: the C library's tanh per element costs more than the object-mode call
+def test_tanh_of_an_rnn_state_is_computed_in_the_fused_loop(dtype, monkeypatch, tmp_path):
+    # 16 x 32 values: neither the C library's tanh per element nor an object-mode call into
+    # NumPy's loop, but the kernel's own arithmetic (helpers._tanh_source), in the loop that
+    # reads the product
     monkeypatch.setenv("CHAINRULE_CACHE_DIR", str(tmp_path))
     x = RNG.standard_normal((16, 32)).astype(dtype)
     W = RNG.standard_normal((32, 32)).astype(dtype) / 6
@@ -211,13 +213,75 @@ def test_tanh_of_an_rnn_state_runs_numpys_own_loop(dtype, monkeypatch, tmp_path)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         value, g = f(W, x)
-    assert "numba.objmode" in f.source(W, x)
+    src = f.source(W, x)
+    assert "numba.objmode" not in src and "_tanh64(" in src
     want_value, want_g = cr.value_and_grad(lambda W, x: numpy.tanh(x @ W).sum())(W, x)
     tol = 1e-12 if dtype == numpy.float64 else 1e-5
     numpy.testing.assert_allclose(value, want_value, rtol=tol)
     numpy.testing.assert_allclose(g, want_g, rtol=tol, atol=tol)
     small = cr.jit(lambda x: numpy.exp(x), backend="numba")  # 512 values of exp: Numba's own
     assert "numba.objmode" not in small.source(x)
+
+
+def _ulps(got, want):
+    """|got - want| in units in the last place of want (0 where they are equal)."""
+    got, want = numpy.asarray(got, numpy.float64), numpy.asarray(want, numpy.float64)
+    spacing = numpy.spacing(numpy.maximum(numpy.abs(want), numpy.finfo(numpy.float64).tiny))
+    return numpy.where(got == want, 0.0, numpy.abs(got - want) / spacing)
+
+
+def test_the_kernels_tanh_is_within_two_ulp_of_the_true_value(tmp_path, monkeypatch):
+    mpmath = pytest.importorskip("mpmath")
+    monkeypatch.setenv("CHAINRULE_CACHE_DIR", str(tmp_path))
+    rng = numpy.random.default_rng(7)
+    edges = numpy.array(
+        [
+            0.0,
+            -0.0,
+            5e-324,
+            -5e-324,
+            2.2250738585072014e-308,
+            1e-300,
+            1e-8,
+            -1e-8,
+            0.34657359027997264,
+            0.3465735902799727,
+            0.625,
+            19.06,
+            19.07,
+            -19.07,
+            20.0,
+            20.5,
+            1e300,
+            -1e300,
+            700.0,
+        ]  # fmt: skip
+    )
+    x = numpy.concatenate(
+        [
+            edges,
+            rng.standard_normal(3000),
+            rng.uniform(-25, 25, 3000),
+            rng.choice([-1.0, 1.0], 3000) * 10.0 ** rng.uniform(-300, 1.3, 3000),
+        ]
+    )
+    f = cr.jit(lambda x: numpy.tanh(x), backend="numba")
+    got = f(x)
+    assert "_tanh64(" in f.source(x)
+    mpmath.mp.prec = 120
+    want = numpy.array([float(mpmath.tanh(mpmath.mpf(float(v)))) for v in x])
+    assert _ulps(got, want).max() <= 2
+    assert numpy.array_equal(numpy.signbit(got), numpy.signbit(numpy.tanh(x)))  # -0.0 too
+    special = numpy.array([numpy.inf, -numpy.inf, numpy.nan])
+    numpy.testing.assert_array_equal(f(numpy.concatenate([special, x[: x.size - 3]]))[:3],
+                                     [1.0, -1.0, numpy.nan])  # fmt: skip
+    # float32: computed in float64 and rounded once, so within one ulp of float32
+    x32 = x[numpy.abs(x) < 1e30].astype(numpy.float32)
+    got32 = cr.jit(lambda x: numpy.tanh(x), backend="numba")(x32)
+    assert got32.dtype == numpy.float32
+    want32 = numpy.array([float(mpmath.tanh(mpmath.mpf(float(v)))) for v in x32])
+    err = numpy.abs(got32 - want32) / numpy.spacing(numpy.abs(want32).astype(numpy.float32))
+    assert numpy.nanmax(numpy.where(got32 == want32.astype(numpy.float32), 0, err)) <= 1
 
 
 def _batchnorm(W, g, X, y_rows, y):
@@ -345,3 +409,39 @@ def test_a_choice_by_a_mask_is_made_inside_the_loop(dtype, monkeypatch, tmp_path
     tol = 1e-12 if dtype == numpy.float64 else 1e-5
     numpy.testing.assert_allclose(looped[0], value, rtol=tol)
     numpy.testing.assert_allclose(looped[1], grad, rtol=tol, atol=tol)
+
+
+def test_concatenations_and_stacks_copy_each_part_into_its_place(tmp_path, monkeypatch):
+    # one helper call a part (numba_backend.statements: a 50-part concatenate no longer takes
+    # a minute to compile): every axis, mixed dtypes, scalars stacked, views as parts
+    monkeypatch.setenv("CHAINRULE_CACHE_DIR", str(tmp_path))
+    a = RNG.standard_normal((3, 4, 5))
+    b = RNG.standard_normal((3, 2, 5)).astype(numpy.float32)
+    c = numpy.arange(60, dtype=numpy.int64).reshape(3, 4, 5)
+
+    def f(a, b, c):
+        parts = [a[i] for i in range(3)]  # views of the argument
+        return (
+            numpy.concatenate([a, b, a[:, ::-1]], axis=1),
+            numpy.concatenate([a, c, a.T.T], axis=0),
+            numpy.concatenate([a, b[:, :1], c], axis=-2),
+            numpy.concatenate([a, a * 2.0], axis=2),
+            numpy.stack(parts, axis=0),
+            numpy.stack(parts + [a[0] + 1.0], axis=1),
+            numpy.stack(parts, axis=-1),
+            numpy.stack([a.sum(), b.sum(), a.max()]),
+            numpy.concatenate([a[0, :, 0]] * 40),
+        )
+
+    want = f(a, b, c)
+    jf = cr.jit(f, backend="numba")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # (no fallback to the NumPy backend)
+        got = jf(a, b, c)
+    src = jf.source(a, b, c)
+    assert "_put_block(" in src and "_put_flat(" in src and "concatenate" not in src
+    for w, g in zip(want, got):
+        assert g.dtype == w.dtype and g.shape == w.shape
+        numpy.testing.assert_allclose(g, w, rtol=1e-6)  # b.sum() in float32 may round apart
+    for k in (0, 1, 2, 3, 4, 5, 6, 8):  # copies: the same bits
+        assert got[k].tobytes() == want[k].tobytes()

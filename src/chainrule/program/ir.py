@@ -9,9 +9,9 @@ rewrite it without changing what it computes:
   share repeated subexpressions (a ReLU mask computed once) and remove what no output needs;
   ``jit`` runs only these, so its results equal the eager ones;
 * for jit's NumPy backend only: ``merge_scatters`` and ``spread_ties`` (the same values, fewer
-  passes over memory), ``merge_products`` and ``merge_sums`` (a traced loop's independent
-  matrix products as one product, its sums over the steps as one sum: the same values to
-  rounding);
+  passes over memory); for both of jit's backends: ``merge_products`` and ``merge_sums`` (a
+  traced loop's independent matrix products as one product, its sums over the steps as one
+  sum: the same values to rounding);
 * ``prettify`` (for people only) also moves scalar factors to the right and turns
   ``a * (1 / N)`` into ``a / N``, so the seed's first backward line reads
   ``dY = 2 * (Y - T) / Y.size``.
@@ -779,7 +779,7 @@ def _row_read(x: Any) -> tuple[Value, int, int] | None:
 
 def merge_products(prog: Program) -> Program:
     """Matrix products of a loop unrolled by tracing, merged where they are independent (the
-    NumPy backend's schedule; a new program, ``prog``'s values are not changed):
+    schedule of jit's backends; a new program, ``prog``'s values are not changed):
 
     * ``X[t] @ W`` (or ``X[:, t] @ W``) for many ``t`` (an RNN's input products, one small
       product per step) is one product ``X.reshape(-1, m) @ W`` computed before the first of
@@ -901,7 +901,7 @@ def merge_sums(prog: Program) -> Program:
     """A sum of many sums over axis 0, ``s + (a_1 * b_1).sum(0) - (a_2 * b_2).sum(0) + ...``
     (the gradient of a parameter broadcast in every step of a loop: a decay rate, a bias), as
     one sum over the concatenated ``a`` and ``b`` for the terms added and one for those
-    subtracted, where the sum is complete (the NumPy backend's schedule; a new program).  Two
+    subtracted, where the sum is complete (jit's schedule; a new program).  Two
     calls a step fewer; the terms are added in another order, so the values agree to
     rounding."""
     uses = prog.uses()

@@ -95,7 +95,7 @@ BACKENDS = ("numpy", "numba", "auto")
 # (cached on disk afterwards).  The 784-512-512-10 MLP of the benchmarks (batch 128, 4.1e8
 # FLOP) measures 0.99-1.09x.  So: Numba is considered up to 1e8, where its advantage is gone;
 # below, the first call measures both backends (elementwise transcendental functions, scalar
-# in Numba, can make NumPy the faster at any size: the Elman RNN of bench_unseen.py).
+# in Numba but for tanh, can make NumPy the faster at any size).
 AUTO_NUMBA_MAX_FLOPS = 1.0e8
 
 # backend="auto": above AUTO_NUMBA_MAX_FLOPS, both backends are still timed when the program's
@@ -562,7 +562,7 @@ def _compile(
         ]
         compiled, reason, op = _compile_numba(prog, out_tree, label, flat)
         if compiled is not None and backend == "auto":
-            # Numba's per-element transcendental functions (tanh, exp, log: scalar libm) can
+            # Numba's per-element transcendental functions (exp, log: scalar libm) can
             # lose to NumPy's vectorised loops by more than its fused loops win: run both on
             # these very arguments and keep the faster.
             return _faster(compiled, _compile_numpy(prog, out_tree, label), flat)
@@ -629,7 +629,7 @@ def _compile_numba(
 ) -> tuple[Compiled | None, str | None, str | None]:
     """The Numba kernel for ``prog``, or (None, why not, which operation)."""
     try:
-        gen = numba_backend.generate(prog, label)
+        gen = numba_backend.generate(merge_sums(merge_products(prog)), label)
     except numba_backend.Unsupported as e:
         return None, f"Numba cannot compile `{e.op}` ({e.reason})", e.op
     errors = numba_backend.compile_errors()  # imports numba

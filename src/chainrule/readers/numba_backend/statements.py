@@ -152,6 +152,31 @@ def _scatter_dyn_lines(w: NumbaWriter, v: Value, name: str) -> tuple[list[str], 
     return lines, "C"
 
 
+@_lines(P.concatenate, P.stack)
+def _concatenate_lines(w: NumbaWriter, v: Value, name: str) -> tuple[list[str], str]:
+    """One array, each part copied into its place: Numba types ``numpy.concatenate`` of a
+    tuple of n arrays, and a slice assignment, with code that grows with n (the 50 steps of a
+    merged RNN product: a minute of compiling); a call of one helper per part does not."""
+    shape = tuple(v.shape)
+    axis = int(v.kw.get("axis", 0))
+    axis += len(shape) if axis < 0 else 0
+    outer, total, inner = math.prod(shape[:axis]), shape[axis], math.prod(shape[axis + 1 :])
+    lines = [f"{name} = numpy.empty(({outer}, {total}, {inner}), {_dt(v.dtype)})"]
+    at = 0
+    for a in v.args:
+        n = 1 if v.prim is P.stack else _shape(a)[axis]
+        t = w.text(a, ATOM)
+        if _shape(a) == ():  # (a stack of scalars)
+            lines.append(f"{name}[0, {at}, 0] = {t}")
+        elif outer == 1:  # a run of the flat array
+            lines.append(f"{w.helper('_put_flat')}({name}.ravel(), {at * inner}, {t})")
+        else:
+            lines.append(f"{w.helper('_put_block')}({name}, {at}, {n}, {t})")
+        at += n
+    lines.append(f"{name} = {name}.reshape({shape})")
+    return lines, "C"
+
+
 @_lines(P.sort_unpermute)
 def _unsort_lines(w: NumbaWriter, v: Value, name: str) -> tuple[list[str], str]:
     g, x = v.args
