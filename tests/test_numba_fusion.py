@@ -227,7 +227,8 @@ def _ulps(got, want):
     """|got - want| in units in the last place of want (0 where they are equal)."""
     got, want = numpy.asarray(got, numpy.float64), numpy.asarray(want, numpy.float64)
     spacing = numpy.spacing(numpy.maximum(numpy.abs(want), numpy.finfo(numpy.float64).tiny))
-    return numpy.where(got == want, 0.0, numpy.abs(got - want) / spacing)
+    with numpy.errstate(invalid="ignore"):  # (inf - inf where both are inf: equal, 0)
+        return numpy.where(got == want, 0.0, numpy.abs(got - want) / spacing)
 
 
 def test_the_kernels_tanh_is_within_two_ulp_of_the_true_value(tmp_path, monkeypatch):
@@ -445,3 +446,25 @@ def test_concatenations_and_stacks_copy_each_part_into_its_place(tmp_path, monke
         numpy.testing.assert_allclose(g, w, rtol=1e-6)  # b.sum() in float32 may round apart
     for k in (0, 1, 2, 3, 4, 5, 6, 8):  # copies: the same bits
         assert got[k].tobytes() == want[k].tobytes()
+
+
+def test_the_kernels_exp_of_small_arrays_is_within_one_ulp(tmp_path, monkeypatch):
+    # arrays under 1024 values: the kernel's own arithmetic (helpers.VECTORISED), through
+    # overflow, the subnormal results and the special values
+    mpmath = pytest.importorskip("mpmath")
+    monkeypatch.setenv("CHAINRULE_CACHE_DIR", str(tmp_path))
+    rng = numpy.random.default_rng(11)
+    edges = [0.0, -0.0, 1e-300, -5e-324, 709.78, 709.79, -708.39, -708.4, -740.0, -745.1]
+    edges += [-745.2, 0.34657359027997264, -0.34657359027997264, 1.0, -1.0, 50.5]
+    x = numpy.concatenate([edges, rng.standard_normal(500) * 5, rng.uniform(-750, 712, 474)])
+    f = cr.jit(lambda x: numpy.exp(x), backend="numba")
+    with numpy.errstate(over="ignore"):  # (the trace runs NumPy's exp on 709.79)
+        got = f(x)
+        assert "_exp64(" in f.source(x) and "objmode" not in f.source(x)
+    mpmath.mp.prec = 120
+    want = numpy.array([float(mpmath.exp(mpmath.mpf(float(v)))) for v in x])
+    assert _ulps(got, want).max() <= 1
+    special = numpy.array([numpy.inf, -numpy.inf, numpy.nan])
+    numpy.testing.assert_array_equal(
+        f(numpy.concatenate([special, x[3:]]))[:3], [numpy.inf, 0.0, numpy.nan]
+    )

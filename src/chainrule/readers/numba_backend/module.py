@@ -9,7 +9,7 @@ import numpy
 from chainrule.program.ir import CONST, INPUT, Program, Value
 
 from .common import _OK_KINDS, INLINE_CONST_LIMIT, Unsupported
-from .helpers import _DECORATOR, _HELPERS
+from .helpers import _DECORATOR, _HELPERS, decorator
 from .writer import NumbaWriter
 
 # ---------------------------------------------------------------------------------------------
@@ -92,7 +92,7 @@ def generate(prog: Program, label: str = "f") -> Generated:
     if inline:
         lines.append("")
     for h in sorted(w.helpers):
-        lines.extend(["", _DECORATOR + _HELPERS[h].rstrip(), ""])
+        lines.extend(["", decorator(h) + _HELPERS[h].rstrip(), ""])
     for f in w.generated:
         lines.extend(["", _DECORATOR, f, ""])
     lines.extend(["", _DECORATOR, f"def {kernel}({', '.join(kparams)}):"])
