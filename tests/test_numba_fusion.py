@@ -413,25 +413,28 @@ def test_a_choice_by_a_mask_is_made_inside_the_loop(dtype, monkeypatch, tmp_path
 
 
 def test_concatenations_and_stacks_copy_each_part_into_its_place(tmp_path, monkeypatch):
-    # one helper call a part (numba_backend.statements: a 50-part concatenate no longer takes
-    # a minute to compile): every axis, mixed dtypes, scalars stacked, views as parts
+    # of more than a few parts, one helper call a part (numba_backend.statements: a 50-part
+    # concatenate no longer takes a minute to compile); of a few, Numba's own: every axis,
+    # mixed dtypes, scalars stacked, views as parts
     monkeypatch.setenv("CHAINRULE_CACHE_DIR", str(tmp_path))
     a = RNG.standard_normal((3, 4, 5))
     b = RNG.standard_normal((3, 2, 5)).astype(numpy.float32)
     c = numpy.arange(60, dtype=numpy.int64).reshape(3, 4, 5)
 
     def f(a, b, c):
-        parts = [a[i] for i in range(3)]  # views of the argument
+        rows = [a[i % 3] for i in range(9)]  # views of the argument
         return (
-            numpy.concatenate([a, b, a[:, ::-1]], axis=1),
-            numpy.concatenate([a, c, a.T.T], axis=0),
-            numpy.concatenate([a, b[:, :1], c], axis=-2),
-            numpy.concatenate([a, a * 2.0], axis=2),
-            numpy.stack(parts, axis=0),
-            numpy.stack(parts + [a[0] + 1.0], axis=1),
-            numpy.stack(parts, axis=-1),
-            numpy.stack([a.sum(), b.sum(), a.max()]),
+            numpy.concatenate([a, b, a[:, ::-1]] * 3, axis=1),
+            numpy.concatenate([a, c, a.T.T] * 3, axis=0),
+            numpy.concatenate([a, b[:, :1], c] * 3, axis=-2),
+            numpy.concatenate([a, a * 2.0] * 5, axis=2),
+            numpy.stack(rows, axis=0),
+            numpy.stack(rows + [a[0] + 1.0], axis=1),
+            numpy.stack(rows, axis=-1),
+            numpy.stack([a.sum(), b.sum(), a.max()] * 3),
             numpy.concatenate([a[0, :, 0]] * 40),
+            numpy.concatenate([a, b], axis=1),  # a few: numpy.concatenate
+            numpy.stack([a[0], a[1] * 2.0], axis=1),
         )
 
     want = f(a, b, c)
@@ -440,11 +443,12 @@ def test_concatenations_and_stacks_copy_each_part_into_its_place(tmp_path, monke
         warnings.simplefilter("error")  # (no fallback to the NumPy backend)
         got = jf(a, b, c)
     src = jf.source(a, b, c)
-    assert "_put_block(" in src and "_put_flat(" in src and "concatenate" not in src
+    assert "_put_block(" in src and "_put_flat(" in src
+    assert src.count("numpy.concatenate(") == 1 and src.count("numpy.stack(") == 1
     for w, g in zip(want, got):
         assert g.dtype == w.dtype and g.shape == w.shape
         numpy.testing.assert_allclose(g, w, rtol=1e-6)  # b.sum() in float32 may round apart
-    for k in (0, 1, 2, 3, 4, 5, 6, 8):  # copies: the same bits
+    for k in (0, 1, 2, 3, 4, 5, 6, 8, 9, 10):  # copies: the same bits
         assert got[k].tobytes() == want[k].tobytes()
 
 

@@ -31,13 +31,10 @@ def _rsum_wide(x):
         s += x[i]
     return s
 """,
-    # --- reductions of a C-contiguous 2-D array: over its rows' elements (``_last``, result
-    # per row) or over its rows (``_first``, result per column).  ``z`` is the typed zero of
-    # the result (float32 stays float32; bool sums to int64).
-    # (integers, booleans and sums into another dtype: one by one from ``z``)
-    # --- a part of a concatenation copied into its place: ``out`` is the result as (the
-    # axes before the joined one, the joined one, the axes after it), ``part`` n of its
-    # places along the joined axis, any layout, any dtype (cast where it is stored)
+    # --- a part of a concatenation copied into its place: ``_put_block``'s ``out`` is the
+    # result as (the axes before the joined one, the joined one, the axes after it), ``part``
+    # n of its places along the joined axis, any layout, any dtype (cast where it is stored);
+    # ``_put_flat``'s, joined along the first axis, is flat and ``at`` the part's first element
     "_put_flat": """
 def _put_flat(out, at, part):
     src = part.ravel()
@@ -55,6 +52,10 @@ def _put_block(out, at, n, part):
                 out[o, j, i] = src[q]
                 q += 1
 """,
+    # --- reductions of a C-contiguous 2-D array: over its rows' elements (``_last``, result
+    # per row) or over its rows (``_first``, result per column).  ``z`` is the typed zero of
+    # the result (float32 stays float32; bool sums to int64).
+    # (integers, booleans and sums into another dtype: one by one from ``z``)
     "_rsum_last_seq": """
 def _rsum_last_seq(x, z):
     n, m = x.shape

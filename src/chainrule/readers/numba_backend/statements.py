@@ -152,14 +152,27 @@ def _scatter_dyn_lines(w: NumbaWriter, v: Value, name: str) -> tuple[list[str], 
     return lines, "C"
 
 
+_FEW_PARTS = 8
+
+
 @_lines(P.concatenate, P.stack)
 def _concatenate_lines(w: NumbaWriter, v: Value, name: str) -> tuple[list[str], str]:
-    """One array, each part copied into its place: Numba types ``numpy.concatenate`` of a
-    tuple of n arrays, and a slice assignment, with code that grows with n (the 50 steps of a
-    merged RNN product: a minute of compiling); a call of one helper per part does not."""
+    """Numba's ``concatenate`` (``stack``) of a few parts; of more, one array with each part
+    copied into its place: Numba types ``numpy.concatenate`` of a tuple of n arrays, and n
+    slice assignments, with code that grows with n (the 50 steps of a merged RNN product: a
+    minute of compiling); a call of one helper per part does not."""
     shape = tuple(v.shape)
     axis = int(v.kw.get("axis", 0))
     axis += len(shape) if axis < 0 else 0
+    if len(v.args) <= _FEW_PARTS:  # Numba's own: quick to compile, and a copy a row
+        parts = []
+        for a in v.args:
+            t = w.text(a, ATOM)
+            if _shape(a) == ():
+                t = f"numpy.full((), {t})"
+            parts.append(w.to_dtype(t, _dtype(a), v.dtype, False))
+        fn = "concatenate" if v.prim is P.concatenate else "stack"
+        return [f"{name} = numpy.{fn}(({', '.join(parts)},), axis={axis})"], "C"
     outer, total, inner = math.prod(shape[:axis]), shape[axis], math.prod(shape[axis + 1 :])
     lines = [f"{name} = numpy.empty(({outer}, {total}, {inner}), {_dt(v.dtype)})"]
     at = 0
