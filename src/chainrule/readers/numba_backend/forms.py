@@ -80,6 +80,13 @@ def numpy_loop_from(name: str) -> int:
     return _LOOP_FROM.get(name, NUMPY_LOOP_SIZE)
 
 
+def _own(w: NumbaWriter, name: str, element: str, dtype: Any) -> str:
+    """``name`` (one of helpers.VECTORISED) of one element by the kernel's own arithmetic:
+    in float64, rounded once to ``dtype``."""
+    call = f"{w.helper(f'_{name}64')}(numpy.float64({element}))"
+    return w.to_dtype(call, numpy.float64, dtype, True)
+
+
 def _ufunc_call(w: NumbaWriter, v: Value) -> tuple[str, int, str]:
     prim = v.prim
     assert prim is not None  # forms are looked up by primitive
@@ -96,19 +103,12 @@ def _ufunc_call(w: NumbaWriter, v: Value) -> tuple[str, int, str]:
         and _dtype(v.args[0]) == numpy.dtype(v.dtype)
     ):
         return f"{w.numpy_loop(prim.name, v.dtype, len(v.shape))}({args})", ATOM, "C"
-    if (
-        prim.name in VECTORISED
-        and numpy.dtype(v.dtype).kind == "f"
-        and v.dtype == _dtype(v.args[0])
-    ):
+    dt = numpy.dtype(v.dtype)
+    if prim.name in VECTORISED and dt.kind == "f" and _dtype(v.args[0]) == dt:
         # the kernel's own arithmetic (helpers.VECTORISED), in a fused loop as on an array
-        fn = w.helper(f"_{prim.name}64")
         if v.shape == () or w.scalar_refs:
-            return (
-                w.to_dtype(f"{fn}(numpy.float64({args}))", numpy.float64, v.dtype, True),
-                ATOM,
-                "C",
-            )
+            return _own(w, prim.name, args, dt), ATOM, "C"
+        w.helper(f"_{prim.name}64")
         return f"{w.helper(f'_{prim.name}_array')}({args})", ATOM, "C"
     return f"numpy.{prim.name}({args})", ATOM, "C"
 
@@ -683,7 +683,7 @@ def _sigmoid(w: NumbaWriter, v: Value) -> tuple[str, int, str]:
     def exp(a: str) -> str:
         if v.shape != () and not w.scalar_refs:
             return f"numpy.exp({a})"
-        return w.to_dtype(f"{w.helper('_exp64')}(numpy.float64({a}))", numpy.float64, v.dtype, True)
+        return _own(w, "exp", a, v.dtype)
 
     text = f"{exp(f'numpy.minimum({t}, {z})')} / ({one} + {exp(f'-numpy.abs({t})')})"
     return text, PRODUCT, "C"
